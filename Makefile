@@ -1,0 +1,52 @@
+# QKD-enabled GMPLS testbed. `make demo` and `make test` do their own set-up.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEBS := iproute2 tshark frr bird2 nftables tcpdump telnet
+STAMP := $(VENV)/.installed
+
+.PHONY: setup debs venv test test-fast e2e lint demo bench clean down
+
+setup: debs venv
+
+# Debian packages the tests and the demo need, installed only when missing.
+debs:
+	@missing=""; for p in $(DEBS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+venv: $(STAMP)
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest -q -ra
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not netns and not slow"
+
+e2e: setup
+	$(PY) -m pytest -q -ra tests/e2e
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+demo: setup
+	$(VENV)/bin/qkdnet demo topologies/paper.yaml
+
+bench: setup
+	for b in bench/*.py; do $(PY) $$b || exit 1; done
+
+down:
+	-$(VENV)/bin/qkdnet down
+
+clean: down
+	rm -rf $(VENV) run .pytest_cache .mypy_cache .ruff_cache *.egg-info
