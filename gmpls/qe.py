@@ -1,0 +1,99 @@
+"""Quantum-encryption (QE) extensions: the code points and parameter registries of
+DESIGN §3, in one place.
+
+The code points are configuration: a daemon may replace :data:`CODEPOINTS` at start-up
+(for instance to move the ERO subobject out of the way of another experimental use); the
+defaults are the ones the paper used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import IntEnum
+
+
+@dataclass(frozen=True, slots=True)
+class Codepoints:
+    #: RFC 7770 Informational Capabilities bit, numbered from the most significant bit
+    ri_qe_bit: int = 6
+    ri_te_bit: int = 3
+    #: RFC 5440 METRIC object types (DESIGN §3.2)
+    metric_key_length: int = 255
+    metric_enc_layer: int = 254
+    metric_algorithm: int = 253
+    metric_refresh_value: int = 252
+    metric_refresh_type: int = 251
+    #: ERO/RRO subobject type of the QE subobject (DESIGN §3.3)
+    ero_subobject: int = 103
+
+    @property
+    def ri_qe_mask(self) -> int:
+        return 1 << (31 - self.ri_qe_bit)
+
+    @property
+    def ri_te_mask(self) -> int:
+        return 1 << (31 - self.ri_te_bit)
+
+
+#: The code points in force. Replace with :func:`configure`, never mutate.
+CODEPOINTS = Codepoints()
+
+
+def configure(**changes: int) -> Codepoints:
+    """Change code points (e.g. ``configure(ero_subobject=104)``); returns the new set."""
+    global CODEPOINTS
+    CODEPOINTS = replace(CODEPOINTS, **changes)
+    return CODEPOINTS
+
+
+class EncLayer(IntEnum):
+    OPTICAL = 1
+    ETHERNET = 2
+    IP = 3
+
+
+class Algorithm(IntEnum):
+    """Encryption algorithm registry (DESIGN §3.2)."""
+
+    ONE_TIME_PAD = 1
+    TDES_CBC = 3
+    AES_256_GCM = 10
+    AES_128_GCM = 11
+    CHACHA20_POLY1305 = 12
+
+
+class RefreshType(IntEnum):
+    NONE = 0
+    TIME_MS = 1
+    VOLUME_MIB = 2
+
+
+#: Session ID (ETSI 004 key_handle) length in bytes
+SESSION_ID_LEN = 64
+ZERO_SESSION_ID = bytes(SESSION_ID_LEN)
+
+
+@dataclass(frozen=True, slots=True)
+class QeParams:
+    """The parameters of a QE service, as a PCReq carries them in METRIC objects."""
+
+    key_length: int = 32
+    enc_layer: int = EncLayer.ETHERNET
+    algorithm: int = Algorithm.AES_256_GCM
+    refresh_value: int = 1000
+    refresh_type: int = RefreshType.TIME_MS
+
+    def problems(self) -> list[str]:
+        """Why these parameters cannot be served; empty when they can."""
+        out = []
+        if self.enc_layer not in EncLayer._value2member_map_:
+            out.append(f"unknown encryption layer {self.enc_layer}")
+        if self.algorithm not in Algorithm._value2member_map_:
+            out.append(f"unknown encryption algorithm {self.algorithm}")
+        if self.refresh_type not in RefreshType._value2member_map_:
+            out.append(f"unknown key refresh type {self.refresh_type}")
+        if not 1 <= self.key_length <= 0xFFFF:
+            out.append(f"key length {self.key_length} out of range 1..65535")
+        if not 0 <= self.refresh_value <= 0xFFFF:
+            out.append(f"refresh value {self.refresh_value} out of range 0..65535")
+        return out
