@@ -1,0 +1,1 @@
+"""idq3p_emulator."""
