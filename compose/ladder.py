@@ -1,0 +1,163 @@
+"""The message ladder of Fig. 6, read back from a capture by tshark.
+
+The demo captures the control LAN and asks tshark, the independent decoder, what crossed
+it: one row per PCEP and RSVP message (and the OSPF LS Updates carrying the RI LSA when
+asked), with the time relative to the first PCReq. Reading the ladder from the wire rather
+than from the daemons' own logs is the point: it shows what a Wireshark user would see.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+PCEP_MESSAGES = {
+    1: "Open",
+    2: "Keepalive",
+    3: "PCReq",
+    4: "PCRep",
+    5: "PCNtf",
+    6: "PCErr",
+    7: "Close",
+}
+RSVP_MESSAGES = {
+    1: "Path",
+    2: "Resv",
+    3: "PathErr",
+    4: "ResvErr",
+    5: "PathTear",
+    6: "ResvTear",
+    7: "ResvConf",
+    20: "Hello",
+    21: "Notify",
+}
+OSPF_MESSAGES = {1: "Hello", 2: "DB Description", 3: "LS Request", 4: "LS Update", 5: "LS Ack"}
+
+_FIELDS = (
+    "frame.number",
+    "frame.time_epoch",
+    "ip.src",
+    "ip.dst",
+    "pcep.msg",
+    "rsvp.msg",
+    "ospf.msg",
+    "_ws.malformed",
+    "_ws.expert.severity",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Rung:
+    t_ms: float
+    src: str
+    dst: str
+    proto: str
+    msg: str
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """Every PCEP/RSVP/OSPF message tshark found, plus the frames it called malformed."""
+
+    rows: list[tuple[float, Rung]]
+    malformed: list[int]
+
+
+def tshark_path() -> str:
+    path = shutil.which("tshark")
+    if path is None:
+        raise RuntimeError("tshark is not installed (make setup installs it)")
+    return path
+
+
+def decode(pcap: Path | str) -> Decoded:
+    """Run tshark over a capture; one entry per control-plane message, in capture order."""
+    cmd = [
+        tshark_path(),
+        "-n",
+        "-r",
+        str(pcap),
+        "-Y",
+        "pcep || rsvp || ospf || _ws.malformed",
+        "-T",
+        "fields",
+        "-E",
+        "separator=\t",
+        "-E",
+        "occurrence=a",
+        "-E",
+        "aggregator=,",
+    ]
+    for f in _FIELDS:
+        cmd += ["-e", f]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120).stdout
+    rows: list[tuple[float, Rung]] = []
+    malformed: list[int] = []
+    for line in out.splitlines():
+        cols = (line.split("\t") + [""] * len(_FIELDS))[: len(_FIELDS)]
+        num, epoch, src, dst, pcep, rsvp, ospf, bad, _sev = cols
+        if bad:
+            malformed.append(int(num))
+        for proto, values, names in (
+            ("PCEP", pcep, PCEP_MESSAGES),
+            ("RSVP", rsvp, RSVP_MESSAGES),
+            ("OSPF", ospf, OSPF_MESSAGES),
+        ):
+            # one TCP segment may carry several PCEP messages: one rung each
+            for v in filter(None, values.split(",")):
+                rows.append(
+                    (
+                        float(epoch),
+                        Rung(
+                            0.0,
+                            src.split(",")[0],
+                            dst.split(",")[0],
+                            proto,
+                            names.get(int(v), f"type {v}"),
+                        ),
+                    )
+                )
+    return Decoded(rows, malformed)
+
+
+def ladder(
+    pcap: Path | str,
+    include: tuple[str, ...] = (
+        "PCReq",
+        "PCRep",
+        "Path",
+        "Resv",
+        "PathErr",
+        "ResvErr",
+        "PathTear",
+        "ResvTear",
+        "PCErr",
+    ),
+) -> list[Rung]:
+    """The rungs of Fig. 6: the service's PCEP and RSVP messages, timed from the first PCReq."""
+    d = decode(pcap)
+    picked = [(t, r) for t, r in d.rows if r.msg in include]
+    if not picked:
+        return []
+    t0 = next((t for t, r in picked if r.msg == "PCReq"), picked[0][0])
+    return [
+        Rung(round((t - t0) * 1000, 3), r.src, r.dst, r.proto, r.msg) for t, r in picked if t >= t0
+    ]
+
+
+def format_ladder(rungs: list[Rung]) -> str:
+    lines = [f"{'t (ms)':>9}  {'source':<15} {'destination':<15} {'proto':<5} message"]
+    for r in rungs:
+        arrow = f"{r.src:<15} {r.dst:<15}"
+        lines.append(f"{r.t_ms:9.3f}  {arrow} {r.proto:<5} {r.msg}")
+    return "\n".join(lines)
+
+
+def to_json(rungs: list[Rung]) -> str:
+    return json.dumps([r.as_dict() for r in rungs])
