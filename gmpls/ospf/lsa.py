@@ -1,0 +1,372 @@
+"""OSPFv2 LSAs: the 20-byte header with its Fletcher checksum, and the LSA bodies.
+
+RFC 2328 §A.4 (header, Router, Network, Summary, AS-external LSAs) and RFC 5250 (opaque
+LSAs, LS types 9/10/11, whose link state ID is an 8-bit opaque type and a 24-bit opaque
+ID). Bodies are table-driven: :data:`BODIES` maps the LS type to a body class,
+:data:`OPAQUE_BODIES` maps the opaque type (TE = 1, Router Information = 4, registered by
+:mod:`gmpls.ospf.te` and :mod:`gmpls.ospf.ri`) to one. An unknown LS type or opaque type
+decodes to :class:`UnknownBody`, which keeps the raw bytes.
+
+An :class:`LSA` decoded from the wire remembers its exact bytes, so flooding forwards
+exactly what the originator sent (only the age changes), whatever canonical form our own
+encoders would produce.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field, replace
+from ipaddress import IPv4Address
+from typing import Any, ClassVar, Protocol
+
+from gmpls.checksum import fletcher_checksum, fletcher_ok
+from gmpls.errors import DecodeError, EncodeError
+from gmpls.ospf.constants import LSA_HEADER_LEN, MAX_AGE, MAX_AGE_DIFF, OPAQUE_TYPES, LsType
+from gmpls.registry import Registry
+from gmpls.wire import Reader
+
+_HDR = struct.Struct("!HBB4s4siHH")
+
+
+def ip(v: IPv4Address | str | int) -> IPv4Address:
+    """Coerce a value to :class:`IPv4Address` (helper for builders and tests)."""
+    return v if isinstance(v, IPv4Address) else IPv4Address(v)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class LSAKey:
+    """What identifies an LSA instance's LSA (RFC 2328 §12.1): type, ID, advertising router."""
+
+    ls_type: int
+    ls_id: IPv4Address
+    adv_router: IPv4Address
+
+    def __str__(self) -> str:
+        return f"{self.ls_type}/{self.ls_id}/{self.adv_router}"
+
+
+@dataclass(frozen=True, slots=True)
+class LSAHeader:
+    """RFC 2328 §A.4.1. ``seq`` is the signed 32-bit LS sequence number."""
+
+    age: int
+    options: int
+    ls_type: int
+    ls_id: IPv4Address
+    adv_router: IPv4Address
+    seq: int
+    checksum: int
+    length: int
+
+    SIZE: ClassVar[int] = LSA_HEADER_LEN
+
+    @property
+    def key(self) -> LSAKey:
+        return LSAKey(self.ls_type, self.ls_id, self.adv_router)
+
+    @property
+    def opaque_type(self) -> int:
+        return int(self.ls_id) >> 24
+
+    @property
+    def opaque_id(self) -> int:
+        return int(self.ls_id) & 0xFFFFFF
+
+    def encode(self) -> bytes:
+        try:
+            return _HDR.pack(
+                self.age,
+                self.options,
+                self.ls_type,
+                self.ls_id.packed,
+                self.adv_router.packed,
+                self.seq,
+                self.checksum,
+                self.length,
+            )
+        except struct.error as e:
+            raise EncodeError("ospf.lsa.header", str(e)) from e
+
+    @classmethod
+    def decode(cls, r: Reader) -> LSAHeader:
+        age = r.u16("age")
+        options = r.u8("options")
+        ls_type = r.u8("ls_type")
+        ls_id = r.ipv4("ls_id")
+        adv = r.ipv4("adv_router")
+        seq = struct.unpack("!i", r.bytes(4, "seq"))[0]
+        checksum = r.u16("checksum")
+        length = r.u16("length")
+        return cls(age, options, ls_type, ls_id, adv, seq, checksum, length)
+
+
+class LSABody(Protocol):
+    def encode(self) -> bytes: ...
+
+
+BODIES: Registry[Any] = Registry("ospf.lsa.body")
+OPAQUE_BODIES: Registry[Any] = Registry("ospf.lsa.opaque")
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownBody:
+    """A body of an LS type (or opaque type) we do not interpret: kept as raw bytes."""
+
+    raw: bytes
+
+    def encode(self) -> bytes:
+        return self.raw
+
+    @classmethod
+    def decode(cls, r: Reader, ls_id: IPv4Address) -> UnknownBody:
+        return cls(r.rest())
+
+
+@dataclass(frozen=True, slots=True)
+class TosMetric:
+    tos: int
+    metric: int
+
+
+@dataclass(frozen=True, slots=True)
+class RouterLink:
+    """One link of a Router-LSA (RFC 2328 §A.4.2)."""
+
+    link_id: IPv4Address
+    link_data: IPv4Address
+    type: int
+    metric: int
+    tos: tuple[TosMetric, ...] = ()
+
+    def encode(self) -> bytes:
+        out = [
+            self.link_id.packed,
+            self.link_data.packed,
+            struct.pack("!BBH", self.type, len(self.tos), self.metric),
+        ]
+        out += [struct.pack("!BBH", t.tos, 0, t.metric) for t in self.tos]
+        return b"".join(out)
+
+
+@BODIES.register(LsType.ROUTER)
+@dataclass(frozen=True, slots=True)
+class RouterLSA:
+    """RFC 2328 §A.4.2: flags (V, E, B) and the router's links."""
+
+    flags: int
+    links: tuple[RouterLink, ...]
+
+    def encode(self) -> bytes:
+        head = struct.pack("!BBH", self.flags, 0, len(self.links))
+        return head + b"".join(link.encode() for link in self.links)
+
+    @classmethod
+    def decode(cls, r: Reader, ls_id: IPv4Address) -> RouterLSA:
+        flags = r.u8("flags")
+        r.u8("reserved")
+        n = r.u16("links")
+        links = []
+        for _ in range(n):
+            link_id = r.ipv4("link_id")
+            link_data = r.ipv4("link_data")
+            ltype = r.u8("link_type")
+            ntos = r.u8("tos_count")
+            metric = r.u16("metric")
+            tos = []
+            for _ in range(ntos):
+                t = r.u8("tos")
+                r.u8("tos_reserved")
+                tos.append(TosMetric(t, r.u16("tos_metric")))
+            links.append(RouterLink(link_id, link_data, ltype, metric, tuple(tos)))
+        r.expect_end("links")
+        return cls(flags, tuple(links))
+
+
+@BODIES.register(LsType.NETWORK)
+@dataclass(frozen=True, slots=True)
+class NetworkLSA:
+    """RFC 2328 §A.4.3: the network mask and the routers attached to the network."""
+
+    mask: IPv4Address
+    routers: tuple[IPv4Address, ...]
+
+    def encode(self) -> bytes:
+        return self.mask.packed + b"".join(a.packed for a in self.routers)
+
+    @classmethod
+    def decode(cls, r: Reader, ls_id: IPv4Address) -> NetworkLSA:
+        mask = r.ipv4("mask")
+        if r.remaining % 4:
+            raise r.fail("routers", f"{r.remaining} bytes is not a list of addresses")
+        routers = tuple(r.ipv4("router") for _ in range(r.remaining // 4))
+        return cls(mask, routers)
+
+
+@BODIES.register(LsType.SUMMARY_NETWORK, LsType.SUMMARY_ASBR)
+@dataclass(frozen=True, slots=True)
+class SummaryLSA:
+    """RFC 2328 §A.4.4: mask and 24-bit metrics per TOS (TOS 0 first)."""
+
+    mask: IPv4Address
+    metrics: tuple[TosMetric, ...]
+
+    def encode(self) -> bytes:
+        out = [self.mask.packed]
+        for t in self.metrics:
+            if not 0 <= t.metric <= 0xFFFFFF:
+                raise EncodeError("ospf.summary.metric", f"{t.metric} is not 24-bit")
+            out.append(struct.pack("!B", t.tos) + t.metric.to_bytes(3, "big"))
+        return b"".join(out)
+
+    @classmethod
+    def decode(cls, r: Reader, ls_id: IPv4Address) -> SummaryLSA:
+        mask = r.ipv4("mask")
+        if r.remaining % 4:
+            raise r.fail("metrics", f"{r.remaining} bytes is not a list of TOS metrics")
+        metrics = []
+        while not r.at_end():
+            tos = r.u8("tos")
+            metrics.append(TosMetric(tos, r.u24("metric")))
+        return cls(mask, tuple(metrics))
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalMetric:
+    """One TOS entry of an AS-external-LSA (RFC 2328 §A.4.5); ``e_tos`` holds E and TOS."""
+
+    e_tos: int
+    metric: int
+    forwarding: IPv4Address
+    tag: int
+
+
+@BODIES.register(LsType.AS_EXTERNAL, LsType.NSSA)
+@dataclass(frozen=True, slots=True)
+class ASExternalLSA:
+    """RFC 2328 §A.4.5 (and NSSA type 7, RFC 3101, same body)."""
+
+    mask: IPv4Address
+    metrics: tuple[ExternalMetric, ...]
+
+    def encode(self) -> bytes:
+        out = [self.mask.packed]
+        for m in self.metrics:
+            if not 0 <= m.metric <= 0xFFFFFF:
+                raise EncodeError("ospf.external.metric", f"{m.metric} is not 24-bit")
+            out.append(
+                struct.pack("!B", m.e_tos)
+                + m.metric.to_bytes(3, "big")
+                + m.forwarding.packed
+                + struct.pack("!I", m.tag)
+            )
+        return b"".join(out)
+
+    @classmethod
+    def decode(cls, r: Reader, ls_id: IPv4Address) -> ASExternalLSA:
+        mask = r.ipv4("mask")
+        if r.remaining % 12:
+            raise r.fail("metrics", f"{r.remaining} bytes is not a list of external metrics")
+        metrics = []
+        while not r.at_end():
+            e_tos = r.u8("e_tos")
+            metric = r.u24("metric")
+            metrics.append(ExternalMetric(e_tos, metric, r.ipv4("forwarding"), r.u32("tag")))
+        return cls(mask, tuple(metrics))
+
+
+def decode_body(ls_type: int, ls_id: IPv4Address, r: Reader) -> Any:
+    """Decode an LSA body by LS type (and opaque type for RFC 5250 LSAs)."""
+    cls = OPAQUE_BODIES.get(int(ls_id) >> 24) if ls_type in OPAQUE_TYPES else BODIES.get(ls_type)
+    if cls is None:
+        cls = UnknownBody
+    return cls.decode(r, ls_id)
+
+
+@dataclass(frozen=True, slots=True)
+class LSA:
+    """An LSA: header and decoded body.
+
+    ``wire`` holds the exact bytes when the LSA came from the wire (or was built by
+    :meth:`build`); it is not part of equality. :meth:`encode` sends those bytes with the
+    current age, so flooding never changes an LSA's content or checksum.
+    """
+
+    header: LSAHeader
+    body: Any
+    wire: bytes = field(default=b"", compare=False, repr=False)
+
+    @property
+    def key(self) -> LSAKey:
+        return self.header.key
+
+    @classmethod
+    def build(
+        cls,
+        ls_type: int,
+        ls_id: IPv4Address | str | int,
+        adv_router: IPv4Address | str | int,
+        seq: int,
+        body: Any,
+        *,
+        options: int = 0x02,
+        age: int = 0,
+    ) -> LSA:
+        """Make an LSA with its length and Fletcher checksum computed (RFC 2328 §12.1.7)."""
+        payload = body.encode()
+        length = LSA_HEADER_LEN + len(payload)
+        if length > 0xFFFF:
+            raise EncodeError("ospf.lsa.length", f"{length} does not fit 16 bits")
+        h = LSAHeader(age, options, ls_type, ip(ls_id), ip(adv_router), seq, 0, length)
+        raw = h.encode() + payload
+        cks = fletcher_checksum(raw[2:], 14)
+        h = replace(h, checksum=cks)
+        return cls(h, body, h.encode() + payload)
+
+    def with_age(self, age: int) -> LSA:
+        return replace(self, header=replace(self.header, age=min(age, MAX_AGE)))
+
+    def encode(self) -> bytes:
+        w = self.wire
+        if w and len(w) == self.header.length:
+            hdr = self.header.encode()
+            if hdr[2:] == w[2:LSA_HEADER_LEN]:
+                return hdr[:2] + w[2:]
+        return self.header.encode() + self.body.encode()
+
+    @classmethod
+    def decode(cls, data: bytes, *, verify: bool = True) -> LSA:
+        """Decode one LSA occupying all of ``data``; checks length and (by default) checksum."""
+        r = Reader(data, "ospf.lsa")
+        return cls.decode_from(r, verify=verify)
+
+    @classmethod
+    def decode_from(cls, r: Reader, *, verify: bool = True) -> LSA:
+        start = r.pos
+        h = LSAHeader.decode(r)
+        if h.length < LSA_HEADER_LEN:
+            raise r.fail("length", f"{h.length} is shorter than the header")
+        body_r = r.sub(h.length - LSA_HEADER_LEN, f"lsa[{h.key}]")
+        wire = r.data[start : r.pos]
+        if verify and not fletcher_ok(wire[2:]):
+            raise DecodeError(f"{r.where}.checksum", f"bad Fletcher checksum in LSA {h.key}")
+        body = decode_body(h.ls_type, h.ls_id, body_r)
+        body_r.expect_end("body")
+        return cls(h, body, bytes(wire))
+
+
+def compare_instances(a: LSAHeader, b: LSAHeader) -> int:
+    """Which instance is newer (RFC 2328 §13.1): >0 when ``a`` is, <0 when ``b`` is, 0 same.
+
+    Sequence number first, then checksum, then MaxAge, then an age difference of more than
+    MaxAgeDiff (the younger one is newer).
+    """
+    if a.seq != b.seq:
+        return 1 if a.seq > b.seq else -1
+    if a.checksum != b.checksum:
+        return 1 if a.checksum > b.checksum else -1
+    a_max, b_max = a.age >= MAX_AGE, b.age >= MAX_AGE
+    if a_max != b_max:
+        return 1 if a_max else -1
+    if abs(a.age - b.age) > MAX_AGE_DIFF:
+        return 1 if a.age < b.age else -1
+    return 0

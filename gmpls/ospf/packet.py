@@ -1,0 +1,295 @@
+"""OSPFv2 packets: the common header and the five packet types (RFC 2328 §A.3).
+
+:class:`Packet` = header fields + one body. The header checksum is the Internet checksum
+of the whole packet except the 64-bit authentication field (RFC 2328 §D.4.1); it is
+computed by :meth:`Packet.encode` and verified by :func:`decode` (not for cryptographic
+authentication, where it is zero, §D.4.3). Authentication: :class:`Auth` keeps the AuType
+and the 8-byte field; for cryptographic authentication (AuType 2) the key ID, digest
+length and sequence number are read from it and the digest that follows the packet is
+kept in :attr:`Packet.trailer` (so are LLS blocks, RFC 5613). :func:`md5_digest` computes
+the keyed-MD5 digest of §D.4.3.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass, replace
+from ipaddress import IPv4Address
+from typing import Any, ClassVar
+
+from gmpls.checksum import inet_checksum
+from gmpls.errors import DecodeError, EncodeError
+from gmpls.ospf.constants import HEADER_LEN, LSA_HEADER_LEN, VERSION, AuType, PacketType
+from gmpls.ospf.lsa import LSA, LSAHeader, LSAKey
+from gmpls.registry import Registry
+from gmpls.wire import Reader
+
+BODIES: Registry[Any] = Registry("ospf.packet")
+
+_HDR = struct.Struct("!BBH4s4sHH8s")
+
+
+@dataclass(frozen=True, slots=True)
+class Auth:
+    """AuType and the 64-bit authentication field (RFC 2328 §A.3.1, Appendix D)."""
+
+    autype: int = AuType.NULL
+    data: bytes = bytes(8)
+
+    @classmethod
+    def simple(cls, password: bytes) -> Auth:
+        if len(password) > 8:
+            raise EncodeError("ospf.auth.password", "longer than 8 octets")
+        return cls(AuType.SIMPLE, password.ljust(8, b"\x00"))
+
+    @classmethod
+    def cryptographic(cls, key_id: int, seq: int, digest_len: int = 16) -> Auth:
+        return cls(AuType.CRYPTOGRAPHIC, struct.pack("!HBBI", 0, key_id, digest_len, seq))
+
+    @property
+    def key_id(self) -> int:
+        return self.data[2]
+
+    @property
+    def digest_len(self) -> int:
+        return self.data[3]
+
+    @property
+    def crypto_seq(self) -> int:
+        return int.from_bytes(self.data[4:8], "big")
+
+
+@dataclass(frozen=True, slots=True)
+class Packet:
+    """An OSPFv2 packet. ``trailer`` is what follows the packet length on the wire."""
+
+    router_id: IPv4Address
+    area_id: IPv4Address
+    body: Any
+    auth: Auth = Auth()
+    trailer: bytes = b""
+
+    @property
+    def type(self) -> int:
+        return int(self.body.TYPE)
+
+    def encode(self) -> bytes:
+        """Encode with the header length and checksum filled in (RFC 2328 §D.4)."""
+        payload = self.body.encode()
+        length = HEADER_LEN + len(payload)
+        if length > 0xFFFF:
+            raise EncodeError("ospf.header.length", f"{length} does not fit 16 bits")
+        if len(self.auth.data) != 8:
+            raise EncodeError("ospf.header.auth", "authentication field must be 8 octets")
+        head = _HDR.pack(
+            VERSION,
+            self.body.TYPE,
+            length,
+            self.router_id.packed,
+            self.area_id.packed,
+            0,
+            self.auth.autype,
+            bytes(8),
+        )
+        cks = 0
+        if self.auth.autype != AuType.CRYPTOGRAPHIC:
+            cks = inet_checksum(head[:16] + payload)
+        head = head[:12] + struct.pack("!H", cks) + head[14:16] + self.auth.data
+        return head + payload + self.trailer
+
+
+def md5_digest(packet_bytes: bytes, key: bytes) -> bytes:
+    """Keyed MD5 of RFC 2328 §D.4.3: MD5(packet || key padded to 16 octets)."""
+    return hashlib.md5(packet_bytes + key[:16].ljust(16, b"\x00")).digest()
+
+
+def sign_md5(packet: Packet, key_id: int, seq: int, key: bytes) -> bytes:
+    """Encode ``packet`` with cryptographic authentication and append its MD5 digest."""
+    p = replace(packet, auth=Auth.cryptographic(key_id, seq), trailer=b"")
+    raw = p.encode()
+    return raw + md5_digest(raw, key)
+
+
+def verify_md5(data: bytes, key: bytes) -> bool:
+    """Check the keyed-MD5 digest of a received packet (RFC 2328 §D.4.3)."""
+    if len(data) < HEADER_LEN:
+        return False
+    length = int.from_bytes(data[2:4], "big")
+    digest = data[length : length + 16]
+    return len(digest) == 16 and md5_digest(data[:length], key) == digest
+
+
+def decode(data: bytes, *, verify_checksum: bool = True) -> Packet:
+    """Decode one OSPFv2 packet; raise :class:`DecodeError` naming the field if malformed.
+
+    The error field ``ospf.header.checksum`` is a bad checksum, ``ospf.header.version`` a
+    wrong version, anything else a truncated or inconsistent packet.
+    """
+    r = Reader(data, "ospf.header")
+    version = r.u8("version")
+    if version != VERSION:
+        raise r.fail("version", f"{version}, expected {VERSION}")
+    ptype = r.u8("type")
+    length = r.u16("length")
+    if length < HEADER_LEN or length > len(data):
+        raise r.fail("length", f"{length} with {len(data)} bytes received")
+    router_id = r.ipv4("router_id")
+    area_id = r.ipv4("area_id")
+    checksum = r.u16("checksum")
+    autype = r.u16("autype")
+    auth_data = r.bytes(8, "auth")
+    if verify_checksum and autype != AuType.CRYPTOGRAPHIC:
+        calc = inet_checksum(data[:12] + b"\x00\x00" + data[14:16] + data[HEADER_LEN:length])
+        if calc != checksum:
+            raise DecodeError("ospf.header.checksum", f"{checksum:#06x}, computed {calc:#06x}")
+    cls = BODIES.get(ptype)
+    if cls is None:
+        raise r.fail("type", f"unknown OSPF packet type {ptype}")
+    body_r = Reader(data, f"ospf.{cls.__name__}", HEADER_LEN, length)
+    body = cls.decode(body_r)
+    body_r.expect_end("end")
+    return Packet(router_id, area_id, body, Auth(autype, auth_data), bytes(data[length:]))
+
+
+def _lsa_headers(r: Reader) -> tuple[LSAHeader, ...]:
+    if r.remaining % LSA_HEADER_LEN:
+        raise r.fail("lsa_headers", f"{r.remaining} bytes is not a list of LSA headers")
+    return tuple(LSAHeader.decode(r) for _ in range(r.remaining // LSA_HEADER_LEN))
+
+
+@BODIES.register(PacketType.HELLO)
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """RFC 2328 §A.3.2."""
+
+    network_mask: IPv4Address
+    hello_interval: int
+    options: int
+    priority: int
+    dead_interval: int
+    dr: IPv4Address
+    bdr: IPv4Address
+    neighbors: tuple[IPv4Address, ...] = ()
+    TYPE: ClassVar[int] = PacketType.HELLO
+
+    def encode(self) -> bytes:
+        try:
+            head = struct.pack(
+                "!4sHBBI4s4s",
+                self.network_mask.packed,
+                self.hello_interval,
+                self.options,
+                self.priority,
+                self.dead_interval,
+                self.dr.packed,
+                self.bdr.packed,
+            )
+        except struct.error as e:
+            raise EncodeError("ospf.hello", str(e)) from e
+        return head + b"".join(n.packed for n in self.neighbors)
+
+    @classmethod
+    def decode(cls, r: Reader) -> Hello:
+        mask = r.ipv4("network_mask")
+        hello = r.u16("hello_interval")
+        options = r.u8("options")
+        prio = r.u8("priority")
+        dead = r.u32("dead_interval")
+        dr = r.ipv4("dr")
+        bdr = r.ipv4("bdr")
+        if r.remaining % 4:
+            raise r.fail("neighbors", f"{r.remaining} bytes is not a list of router IDs")
+        nbrs = tuple(r.ipv4("neighbor") for _ in range(r.remaining // 4))
+        return cls(mask, hello, options, prio, dead, dr, bdr, nbrs)
+
+
+@BODIES.register(PacketType.DB_DESCRIPTION)
+@dataclass(frozen=True, slots=True)
+class DatabaseDescription:
+    """RFC 2328 §A.3.3: MTU, options, I/M/MS flags, DD sequence number, LSA headers."""
+
+    mtu: int
+    options: int
+    flags: int
+    dd_seq: int
+    headers: tuple[LSAHeader, ...] = ()
+    TYPE: ClassVar[int] = PacketType.DB_DESCRIPTION
+
+    def encode(self) -> bytes:
+        try:
+            head = struct.pack("!HBBI", self.mtu, self.options, self.flags, self.dd_seq)
+        except struct.error as e:
+            raise EncodeError("ospf.dd", str(e)) from e
+        return head + b"".join(h.encode() for h in self.headers)
+
+    @classmethod
+    def decode(cls, r: Reader) -> DatabaseDescription:
+        mtu = r.u16("mtu")
+        options = r.u8("options")
+        flags = r.u8("flags")
+        seq = r.u32("dd_seq")
+        return cls(mtu, options, flags, seq, _lsa_headers(r))
+
+
+@BODIES.register(PacketType.LS_REQUEST)
+@dataclass(frozen=True, slots=True)
+class LSRequest:
+    """RFC 2328 §A.3.4: (LS type, link state ID, advertising router) triples."""
+
+    requests: tuple[LSAKey, ...]
+    TYPE: ClassVar[int] = PacketType.LS_REQUEST
+
+    def encode(self) -> bytes:
+        try:
+            return b"".join(
+                struct.pack("!I", k.ls_type) + k.ls_id.packed + k.adv_router.packed
+                for k in self.requests
+            )
+        except struct.error as e:
+            raise EncodeError("ospf.lsr", str(e)) from e
+
+    @classmethod
+    def decode(cls, r: Reader) -> LSRequest:
+        if r.remaining % 12:
+            raise r.fail("requests", f"{r.remaining} bytes is not a list of requests")
+        out = []
+        for _ in range(r.remaining // 12):
+            t = r.u32("ls_type")
+            out.append(LSAKey(t, r.ipv4("ls_id"), r.ipv4("adv_router")))
+        return cls(tuple(out))
+
+
+@BODIES.register(PacketType.LS_UPDATE)
+@dataclass(frozen=True, slots=True)
+class LSUpdate:
+    """RFC 2328 §A.3.5: a count and that many LSAs."""
+
+    lsas: tuple[LSA, ...]
+    TYPE: ClassVar[int] = PacketType.LS_UPDATE
+
+    def encode(self) -> bytes:
+        return struct.pack("!I", len(self.lsas)) + b"".join(a.encode() for a in self.lsas)
+
+    @classmethod
+    def decode(cls, r: Reader) -> LSUpdate:
+        n = r.u32("count")
+        if n > r.remaining // LSA_HEADER_LEN:
+            raise r.fail("count", f"{n} LSAs cannot fit in {r.remaining} bytes")
+        return cls(tuple(LSA.decode_from(r) for _ in range(n)))
+
+
+@BODIES.register(PacketType.LS_ACK)
+@dataclass(frozen=True, slots=True)
+class LSAck:
+    """RFC 2328 §A.3.6: LSA headers."""
+
+    headers: tuple[LSAHeader, ...]
+    TYPE: ClassVar[int] = PacketType.LS_ACK
+
+    def encode(self) -> bytes:
+        return b"".join(h.encode() for h in self.headers)
+
+    @classmethod
+    def decode(cls, r: Reader) -> LSAck:
+        return cls(_lsa_headers(r))
