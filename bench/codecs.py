@@ -1,0 +1,85 @@
+"""Encode and decode microseconds for the paper's messages, per protocol.
+
+Run: ``.venv/bin/python bench/codecs.py [--quick] [--only ospf]``.
+
+Each protocol contributes a section: a function returning ``{name: (encode_fn,
+decode_fn)}``, where ``encode_fn()`` returns bytes and ``decode_fn(bytes)`` decodes them.
+To add PCEP or RSVP, write ``def pcep_cases() -> Cases`` and add it to :data:`SECTIONS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+Cases = dict[str, tuple[Callable[[], bytes], Callable[[bytes], object]]]
+
+
+def ospf_cases() -> Cases:
+    from gmpls.ospf import examples as ex
+    from gmpls.ospf import lsa, packet
+
+    def pkt(p: packet.Packet) -> tuple[Callable[[], bytes], Callable[[bytes], object]]:
+        return p.encode, packet.decode
+
+    def build_ri() -> bytes:
+        # originate from scratch: body encode + Fletcher checksum
+        return lsa.LSA.build(
+            10, ex.ri_lsa().header.ls_id, ex.TN1, 1, ex.ri_lsa().body, options=0x42
+        ).encode()
+
+    return {
+        "OSPF Hello": pkt(ex.hello()),
+        "OSPF DD (3 headers)": pkt(ex.dd()),
+        "OSPF LS Request": pkt(ex.ls_request()),
+        "OSPF LS Update (RI 0x12 + 3 TE LSAs)": pkt(ex.ls_update()),
+        "OSPF LS Ack": pkt(ex.ls_ack()),
+        "OSPF RI LSA originate/decode": (build_ri, lsa.LSA.decode),
+        "OSPF TE Link LSA": (ex.te_link_lsa().encode, lsa.LSA.decode),
+    }
+
+
+#: protocol name -> function returning its cases; PCEP/RSVP add theirs here
+SECTIONS: dict[str, Callable[[], Cases]] = {
+    "ospf": ospf_cases,
+}
+
+
+def _time(fn: Callable[[], object], budget: float) -> tuple[float, int]:
+    n = 0
+    t0 = time.perf_counter()
+    while True:
+        for _ in range(50):
+            fn()
+        n += 50
+        dt = time.perf_counter() - t0
+        if dt >= budget:
+            return dt / n * 1e6, n
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="0.05 s per measurement")
+    ap.add_argument("--only", choices=sorted(SECTIONS), help="one protocol")
+    args = ap.parse_args(argv)
+    budget = 0.05 if args.quick else 0.5
+    print(f"{'message':44} {'bytes':>6} {'encode us':>10} {'decode us':>10}")
+    for name, section in SECTIONS.items():
+        if args.only and name != args.only:
+            continue
+        for label, (enc, dec) in section().items():
+            raw = enc()
+            dec(raw)  # must decode before we time it
+            e_us, _ = _time(enc, budget)
+            d_us, _ = _time(lambda dec=dec, raw=raw: dec(raw), budget)  # type: ignore[misc]
+            print(f"{label:44} {len(raw):6d} {e_us:10.1f} {d_us:10.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
