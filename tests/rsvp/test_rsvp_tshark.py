@@ -1,0 +1,185 @@
+"""tshark, the independent decoder, reads our RSVP-TE messages as we meant them.
+
+The paper's Path tn1 → tn2 (Fig. 9 ERO minus tn1's own subobjects, tn5's QE subobject
+carrying a filled session ID, generalized label request, IF_ID RSVP_HOP,
+SESSION_ATTRIBUTE, RECORD_ROUTE) and the Resv (STYLE, FLOWSPEC, FILTER_SPEC, generalized
+LABEL), plus one of every other message type, are framed in Ethernet/IPv4 protocol 46
+hop by hop to the neighbour's control address and decoded with ``tshark -T json -x``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gmpls import ero, qe
+from gmpls.pcap import ethernet_frame, ipv4_packet, write_pcap
+from gmpls.rsvp import examples as ex
+
+pytestmark = pytest.mark.interop
+
+TSHARK = shutil.which("tshark")
+NAMES = list(ex.all_examples())
+
+
+class Pairs(list):
+    """A JSON object as its (key, value) pairs: tshark repeats keys (several ERO
+    subobjects of one kind), which a dict would collapse."""
+
+
+def _collect(obj: Any, key: str, out: list[Any] | None = None) -> list[Any]:
+    """Every value of ``key`` anywhere in ``obj``, in document order."""
+    out = [] if out is None else out
+    if isinstance(obj, Pairs):
+        for k, v in obj:
+            if k == key:
+                raw = key.endswith("_raw")
+                many = isinstance(v, list) and not isinstance(v, Pairs) and not raw
+                out.extend(v if many else [v])
+            _collect(v, key, out)
+    elif isinstance(obj, list):
+        for v in obj:
+            _collect(v, key, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def pcap(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    assert TSHARK, "tshark is required for the interop tests (make setup installs it)"
+    pcap = Path(tmp_path_factory.mktemp("rsvp")) / "rsvp.pcap"
+    frames = []
+    for name, m in ex.all_examples().items():
+        src, dst = ex.ADDRESSES[name]
+        frames.append(ethernet_frame(ipv4_packet(src, dst, 46, m.encode(), ttl=m.send_ttl)))
+    write_pcap(str(pcap), frames)
+    return pcap
+
+
+@pytest.fixture(scope="module")
+def decoded(pcap: Path) -> dict[str, Any]:
+    assert TSHARK
+    out = subprocess.run(
+        [TSHARK, "-r", str(pcap), "-T", "json", "-x", "-o", "ip.check_checksum:TRUE"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    frames_json = json.loads(out.stdout, object_pairs_hook=Pairs)
+    assert len(frames_json) == len(NAMES)
+    return {n: dict(dict(f)["_source"])["layers"] for n, f in zip(NAMES, frames_json, strict=True)}
+
+
+def _f(layers: Any, key: str) -> list[str]:
+    return [v for v in _collect(layers, key) if isinstance(v, str)]
+
+
+def test_no_malformed_frame_or_expert_info(decoded: dict[str, Any]) -> None:
+    for name, layers in decoded.items():
+        text = json.dumps(layers)
+        assert "_ws.malformed" not in text and "Malformed" not in text, name
+        experts = _collect(layers, "_ws.expert")
+        if name == "hello":
+            # RFC 3209 §5: Hellos go with TTL 1; tshark's IPv4 dissector notes that
+            assert _f(experts, "_ws.expert.message") == ['"Time To Live" only 1']
+        else:
+            assert experts == [], name
+        assert _f(layers, "frame.protocols") == ["eth:ethertype:ip:rsvp"]
+        assert _f(layers, "ip.proto") == ["46"]
+
+
+def test_checksums_correct(decoded: dict[str, Any], pcap: Path) -> None:
+    assert TSHARK
+    text = subprocess.run(
+        [TSHARK, "-r", str(pcap), "-V", "-O", "rsvp"], capture_output=True, text=True, check=True
+    ).stdout
+    assert text.count("Message Checksum:") == len(NAMES)
+    assert text.count("[correct]") == len(NAMES)
+
+
+def test_message_types(decoded: dict[str, Any]) -> None:
+    for name, layers in decoded.items():
+        assert _f(layers, "rsvp.msg") == [str(ex.all_examples()[name].msg_type)], name
+
+
+def test_path_session_sender_and_hop(decoded: dict[str, Any]) -> None:
+    p = decoded["path"]
+    assert _f(p, "rsvp.session.ip") == ["10.1.1.5"]
+    assert _f(p, "rsvp.session.tunnel_id") == ["1"]
+    assert _f(p, "rsvp.session.ext_tunnel_id") == [str(int(ex.TN[1]))]
+    assert _f(p, "rsvp.sender.ip") == ["10.1.1.1"]
+    assert _f(p, "rsvp.sender.lsp_id") == ["1"]
+    assert _f(p, "rsvp.hop.neighbor_address_ipv4") == ["10.1.1.1"]
+    assert _f(p, "rsvp.ifid_tlv.ipv4_address") == ["10.1.1.1"]
+    assert _f(p, "rsvp.ifid_tlv.interface_id") == ["1"]
+    assert _f(p, "rsvp.label_request.lsp_encoding_type") == ["8"]  # lambda
+    assert _f(p, "rsvp.label_request.switching_type") == ["150"]  # LSC
+    assert _f(p, "rsvp.label_request.g_pid") == ["0x0021"]  # 33 Ethernet
+    assert _f(p, "rsvp.session_attribute.name") == ["qe-tn1-tn5"]
+    assert _f(p, "rsvp.tspec.token_bucket_rate") == ["1.25e+09"]
+
+
+def test_path_ero_is_fig9_minus_tn1(decoded: dict[str, Any]) -> None:
+    p = decoded["path"]
+    route = _collect(p, "rsvp.explicit_route")
+    assert route, "no EXPLICIT_ROUTE decoded"
+    ero_tree = route[0]
+    types = _f(ero_tree, "rsvp.type")
+    assert types == ["4", "3", "4", "3", "4", "3", "1", "103"]
+    assert _f(ero_tree, "rsvp.ero_rro_subobjects.router_id") == ["10.1.1.2", "10.1.1.3", "10.1.1.4"]
+    assert _f(ero_tree, "rsvp.ero_rro_subobjects.interface_id") == ["1", "3", "3"]
+    assert _f(ero_tree, "rsvp.ero_rro_subobjects.label") == [str(ex.LAMBDA)] * 3
+    assert _f(ero_tree, "rsvp.ero_rro_subobjects.ipv4_hop") == ["10.1.1.5"]
+    assert _f(ero_tree, "rsvp.ero_rro_subobjects.prefix_length") == ["32"]
+    assert "Unknown subobject: 103" in json.dumps(ero_tree)
+    # tn1's QE subobject is gone; tn5's carries the filled session ID: read its bytes at
+    # the offset tshark gives for the subobject's type octet
+    type_raws = [v for v in _collect(ero_tree, "rsvp.type_raw") if isinstance(v, list)]
+    qe_type = [v for v in type_raws if v[0] == "67"]
+    assert len(qe_type) == 1
+    offset = qe_type[0][1]
+    frame = bytes.fromhex(_collect(p, "frame_raw")[0][0])
+    sub = frame[offset : offset + 76]
+    assert sub[0] == 103 and sub[1] == 76
+    assert sub[4 : 4 + qe.SESSION_ID_LEN] == ex.SESSION_ID
+    assert sub[4 + qe.SESSION_ID_LEN :] == bytes([2, 10, 0, 32, 1, 0, 0x03, 0xE8])
+
+
+def test_path_label_set_and_record_route(decoded: dict[str, Any]) -> None:
+    p = decoded["path"]
+    assert _f(p, "rsvp.label_set.action") == ["0"]
+    assert _f(p, "rsvp.label_set.subchannel") == [str(ex.LAMBDA)]
+    rro = _collect(p, "rsvp.record_route")[0]
+    assert _f(rro, "rsvp.ero_rro_subobjects.router_id") == ["10.1.1.1"]
+
+
+def test_resv_style_flowspec_filter_label(decoded: dict[str, Any]) -> None:
+    r = decoded["resv"]
+    assert _f(r, "rsvp.style.style") == ["0x000012"]  # SE
+    assert _f(r, "rsvp.flowspec.service_header") == ["5"]  # controlled load
+    assert _f(r, "rsvp.flowspec.token_bucket_rate") == ["1.25e+09"]
+    assert _f(_collect(r, "rsvp.filter"), "rsvp.sender.ip") == ["10.1.1.1"]
+    assert _f(r, "rsvp.label.generalized_label") == [str(ex.LAMBDA)]
+    assert ero.lambda_channel(ex.LAMBDA) == 1
+    assert _f(r, "rsvp.hop.neighbor_address_ipv4") == ["10.1.1.2"]
+    rro = _collect(r, "rsvp.record_route")[0]
+    assert _f(rro, "rsvp.ero_rro_subobjects.router_id") == [f"10.1.1.{i}" for i in (2, 3, 4, 5)]
+    assert _f(rro, "rsvp.rro.flags.global_label") == ["1"] * 4
+
+
+def test_errors_hello_notify(decoded: dict[str, Any]) -> None:
+    pe = decoded["path_err"]
+    assert _f(pe, "rsvp.error.error_code") == ["24"]
+    assert _f(pe, "rsvp.error.error_node_ipv4") == ["10.1.1.3"]
+    re_ = decoded["resv_err"]
+    assert _f(re_, "rsvp.error.error_code") == ["24"]
+    h = decoded["hello"]
+    assert _f(h, "rsvp.hello.source_instance") == ["0x00001234"]
+    assert _f(h, "rsvp.hello.destination_instance") == ["0x00005678"]
+    n = decoded["notify"]
+    assert _f(n, "rsvp.admin_status.reflect") == ["1"]
+    assert _f(n, "rsvp.admin_status.down") == ["1"]
