@@ -35,7 +35,8 @@ from gmpls.wire import Reader, u8, u16, u32
 
 
 class Subobject(Protocol):
-    loose: bool
+    @property
+    def loose(self) -> bool: ...
 
     def encode(self) -> bytes: ...
 

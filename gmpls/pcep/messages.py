@@ -1,0 +1,612 @@
+"""PCEP messages (RFC 5440 §6): the common header and the message grammars.
+
+Common header (§6.1)::
+
+    Ver(3)=1 Flags(5) | Message-Type(8) | Message-Length(16, header included)
+
+A message body is a run of objects (:mod:`gmpls.pcep.objects`); each message class groups
+them following its RBNF grammar (§6.2 to §6.8). The grammars are applied leniently on order
+within a request/response (a PCE accepts an LSPA after the BANDWIDTH) but strictly on
+what is mandatory: a missing RP is (6, 1), a missing END-POINTS (6, 3), an RP or
+END-POINTS without the P flag in a PCReq (10, 1), an Open message without an OPEN object
+(1, 1) — all raised as :class:`~gmpls.errors.DecodeError` with that ``code``. Objects that
+fit nowhere (unknown classes in particular) are kept, in order, in ``others`` so the
+session can apply the P-flag rules (§7.2) and an encoder can re-emit them.
+
+A framing error (bad version, impossible length) raises a ``DecodeError`` without a
+code: the stream cannot be trusted any more and the session closes with reason 3.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar, Protocol
+
+from gmpls.errors import DecodeError, EncodeError
+from gmpls.pcep.constants import (
+    COMMON_HEADER_LEN,
+    ERR_END_POINTS_MISSING,
+    ERR_INVALID_OPEN,
+    ERR_P_FLAG_NOT_SET,
+    ERR_RP_MISSING,
+    MAX_MESSAGE_LEN,
+    VERSION,
+    MsgType,
+)
+from gmpls.pcep.objects import (
+    RP,
+    Bandwidth,
+    CloseObject,
+    EndPointsIpv4,
+    EndPointsIpv6,
+    Ero,
+    ErrorObject,
+    Iro,
+    Lspa,
+    Metric,
+    NoPath,
+    Notification,
+    OpenObject,
+    PcepObject,
+    Rro,
+    Svec,
+    UnknownObject,
+    decode_objects,
+    unprocessable,
+)
+from gmpls.wire import Reader, u8, u16
+
+EndPoints = EndPointsIpv4 | EndPointsIpv6
+
+
+class Message(Protocol):
+    @property
+    def msg_type(self) -> int: ...
+
+    def encode(self) -> bytes: ...
+
+
+def _frame(msg_type: int, body: bytes, flags: int = 0) -> bytes:
+    length = COMMON_HEADER_LEN + len(body)
+    if length > MAX_MESSAGE_LEN:
+        raise EncodeError("pcep.header.length", f"message of {length} bytes > 65535")
+    return u8((VERSION << 5) | (flags & 0x1F)) + u8(msg_type) + u16(length) + body
+
+
+def _enc(objs: tuple[PcepObject | None, ...] | list[PcepObject | None]) -> bytes:
+    return b"".join(o.encode() for o in objs if o is not None)
+
+
+class _Typed:
+    __slots__ = ()
+    TYPE: ClassVar[int]
+
+    @property
+    def msg_type(self) -> int:
+        return self.TYPE
+
+
+# Open, Keepalive, Close ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Open(_Typed):
+    """RFC 5440 §6.2: <Open Message> ::= <Common Header> <OPEN>."""
+
+    TYPE: ClassVar[int] = MsgType.OPEN
+    open: OpenObject = field(default_factory=OpenObject)
+    others: tuple[PcepObject, ...] = ()
+
+    def encode(self) -> bytes:
+        return _frame(self.TYPE, self.open.encode() + _enc(self.others))
+
+    @classmethod
+    def from_objects(cls, objs: list[PcepObject], where: str) -> Open:
+        if not objs or not isinstance(objs[0], OpenObject):
+            raise DecodeError(where, "Open message without an OPEN object", ERR_INVALID_OPEN)
+        return cls(objs[0], tuple(objs[1:]))
+
+
+@dataclass(frozen=True, slots=True)
+class Keepalive(_Typed):
+    """RFC 5440 §6.3: <Keepalive Message> ::= <Common Header>."""
+
+    TYPE: ClassVar[int] = MsgType.KEEPALIVE
+    others: tuple[PcepObject, ...] = ()
+
+    def encode(self) -> bytes:
+        return _frame(self.TYPE, _enc(self.others))
+
+    @classmethod
+    def from_objects(cls, objs: list[PcepObject], where: str) -> Keepalive:
+        return cls(tuple(objs))
+
+
+@dataclass(frozen=True, slots=True)
+class Close(_Typed):
+    """RFC 5440 §6.8: <Close Message> ::= <Common Header> <CLOSE>."""
+
+    TYPE: ClassVar[int] = MsgType.CLOSE
+    close: CloseObject = field(default_factory=CloseObject)
+    others: tuple[PcepObject, ...] = ()
+
+    def encode(self) -> bytes:
+        return _frame(self.TYPE, self.close.encode() + _enc(self.others))
+
+    @classmethod
+    def from_objects(cls, objs: list[PcepObject], where: str) -> Close:
+        if not objs or not isinstance(objs[0], CloseObject):
+            raise DecodeError(where, "Close message without a CLOSE object")
+        return cls(objs[0], tuple(objs[1:]))
+
+
+# PCReq ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """RFC 5440 §6.4::
+
+    <request> ::= <RP> <END-POINTS> [<LSPA>] [<BANDWIDTH>] [<metric-list>]
+                  [<RRO>[<BANDWIDTH>]] [<IRO>] [<LOAD-BALANCING>]
+    """
+
+    rp: RP
+    endpoints: EndPoints
+    lspa: Lspa | None = None
+    bandwidth: Bandwidth | None = None
+    metrics: tuple[Metric, ...] = ()
+    rro: Rro | None = None
+    rro_bandwidth: Bandwidth | None = None
+    iro: Iro | None = None
+    others: tuple[PcepObject, ...] = ()
+
+    def objects(self) -> list[PcepObject | None]:
+        if self.rro_bandwidth is not None and self.rro is None:
+            raise EncodeError("pcep.PCReq.request.rro_bandwidth", "a BANDWIDTH after no RRO")
+        return [
+            self.rp,
+            self.endpoints,
+            self.lspa,
+            self.bandwidth,
+            *self.metrics,
+            self.rro,
+            self.rro_bandwidth,
+            self.iro,
+            *self.others,
+        ]
+
+    def unprocessable(self) -> tuple[int, int] | None:
+        """The PCErr code owed for the first object with P set this PCE cannot process."""
+        for o in self.others:
+            code = unprocessable(o)
+            if code is not None:
+                return code
+        return None
+
+
+def _request(objs: list[PcepObject], where: str) -> Request:
+    rp = objs[0]
+    assert isinstance(rp, RP)
+    if not rp.p:
+        raise DecodeError(f"{where}.RP.p", "RP object without the P flag", ERR_P_FLAG_NOT_SET)
+    endpoints: EndPoints | None = None
+    lspa: Lspa | None = None
+    bw: Bandwidth | None = None
+    rro_bw: Bandwidth | None = None
+    rro: Rro | None = None
+    iro: Iro | None = None
+    metrics: list[Metric] = []
+    others: list[PcepObject] = []
+    for o in objs[1:]:
+        if isinstance(o, (EndPointsIpv4, EndPointsIpv6)) and endpoints is None:
+            endpoints = o
+        elif isinstance(o, Lspa) and lspa is None:
+            lspa = o
+        elif isinstance(o, Bandwidth) and rro is not None and rro_bw is None:
+            rro_bw = o
+        elif isinstance(o, Bandwidth) and rro is None and bw is None:
+            bw = o
+        elif isinstance(o, Metric):
+            metrics.append(o)
+        elif isinstance(o, Rro) and rro is None:
+            rro = o
+        elif isinstance(o, Iro) and iro is None:
+            iro = o
+        else:
+            others.append(o)
+    if endpoints is None:
+        raise DecodeError(
+            f"{where}.END-POINTS",
+            f"request {rp.request_id} without an END-POINTS object",
+            ERR_END_POINTS_MISSING,
+        )
+    if not endpoints.p:
+        raise DecodeError(
+            f"{where}.END-POINTS.p", "END-POINTS object without the P flag", ERR_P_FLAG_NOT_SET
+        )
+    return Request(rp, endpoints, lspa, bw, tuple(metrics), rro, rro_bw, iro, tuple(others))
+
+
+def _split_at_rp(objs: list[PcepObject]) -> tuple[list[PcepObject], list[list[PcepObject]]]:
+    """Objects before the first RP, then one group per RP (the RP first)."""
+    head: list[PcepObject] = []
+    groups: list[list[PcepObject]] = []
+    for o in objs:
+        if isinstance(o, RP):
+            groups.append([o])
+        elif groups:
+            groups[-1].append(o)
+        else:
+            head.append(o)
+    return head, groups
+
+
+@dataclass(frozen=True, slots=True)
+class PCReq(_Typed):
+    """RFC 5440 §6.4: <PCReq Message> ::= <Common Header> [<svec-list>] <request-list>."""
+
+    TYPE: ClassVar[int] = MsgType.PCREQ
+    requests: tuple[Request, ...]
+    svecs: tuple[Svec, ...] = ()
+    others: tuple[PcepObject, ...] = ()
+
+    def encode(self) -> bytes:
+        objs: list[PcepObject | None] = [*self.svecs, *self.others]
+        for req in self.requests:
+            objs.extend(req.objects())
+        return _frame(self.TYPE, _enc(objs))
+
+    @classmethod
+    def from_objects(cls, objs: list[PcepObject], where: str) -> PCReq:
+        head, groups = _split_at_rp(objs)
+        svecs = tuple(o for o in head if isinstance(o, Svec))
+        others = tuple(o for o in head if not isinstance(o, Svec))
+        if not groups:
+            raise DecodeError(f"{where}.RP", "PCReq without an RP object", ERR_RP_MISSING)
+        return cls(tuple(_request(g, where) for g in groups), svecs, others)
+
+
+# PCRep ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Attributes:
+    """RFC 5440 §6.5: <attribute-list> ::= [<LSPA>] [<BANDWIDTH>] [<metric-list>] [<IRO>]."""
+
+    lspa: Lspa | None = None
+    bandwidth: Bandwidth | None = None
+    metrics: tuple[Metric, ...] = ()
+    iro: Iro | None = None
+
+    def objects(self) -> list[PcepObject | None]:
+        return [self.lspa, self.bandwidth, *self.metrics, self.iro]
+
+
+class _AttrBuilder:
+    __slots__ = ("bandwidth", "iro", "lspa", "metrics")
+
+    def __init__(self) -> None:
+        self.lspa: Lspa | None = None
+        self.bandwidth: Bandwidth | None = None
+        self.metrics: list[Metric] = []
+        self.iro: Iro | None = None
+
+    def take(self, o: PcepObject) -> bool:
+        if isinstance(o, Lspa) and self.lspa is None:
+            self.lspa = o
+        elif isinstance(o, Bandwidth) and self.bandwidth is None:
+            self.bandwidth = o
+        elif isinstance(o, Metric):
+            self.metrics.append(o)
+        elif isinstance(o, Iro) and self.iro is None:
+            self.iro = o
+        else:
+            return False
+        return True
+
+    def build(self) -> Attributes:
+        return Attributes(self.lspa, self.bandwidth, tuple(self.metrics), self.iro)
+
+
+@dataclass(frozen=True, slots=True)
+class Path:
+    """RFC 5440 §6.5: <path> ::= <ERO><attribute-list>."""
+
+    ero: Ero
+    attributes: Attributes = field(default_factory=Attributes)
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """RFC 5440 §6.5: <response> ::= <RP> [<NO-PATH>] [<attribute-list>] [<path-list>]."""
+
+    rp: RP
+    no_path: NoPath | None = None
+    attributes: Attributes = field(default_factory=Attributes)
+    paths: tuple[Path, ...] = ()
+    others: tuple[PcepObject, ...] = ()
+
+    def objects(self) -> list[PcepObject | None]:
+        out: list[PcepObject | None] = [self.rp, self.no_path, *self.attributes.objects()]
+        for p in self.paths:
+            out.append(p.ero)
+            out.extend(p.attributes.objects())
+        out.extend(self.others)
+        return out
+
+
+def _response(objs: list[PcepObject]) -> Response:
+    rp = objs[0]
+    assert isinstance(rp, RP)
+    no_path: NoPath | None = None
+    attrs = _AttrBuilder()
+    paths: list[tuple[Ero, _AttrBuilder]] = []
+    others: list[PcepObject] = []
+    for o in objs[1:]:
+        if isinstance(o, NoPath) and no_path is None and not paths:
+            no_path = o
+        elif isinstance(o, Ero):
+            paths.append((o, _AttrBuilder()))
+        elif not (paths[-1][1] if paths else attrs).take(o):
+            others.append(o)
+    return Response(
+        rp, no_path, attrs.build(), tuple(Path(e, a.build()) for e, a in paths), tuple(others)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PCRep(_Typed):
+    """RFC 5440 §6.5: <PCRep Message> ::= <Common Header> <response-list>."""
+
+    TYPE: ClassVar[int] = MsgType.PCREP
+    responses: tuple[Response, ...]
+    others: tuple[PcepObject, ...] = ()
+
+    def encode(self) -> bytes:
+        objs: list[PcepObject | None] = list(self.others)
+        for r in self.responses:
+            objs.extend(r.objects())
+        return _frame(self.TYPE, _enc(objs))
+
+    @classmethod
+    def from_objects(cls, objs: list[PcepObject], where: str) -> PCRep:
+        head, groups = _split_at_rp(objs)
+        if not groups:
+            raise DecodeError(f"{where}.RP", "PCRep without an RP object", ERR_RP_MISSING)
+        return cls(tuple(_response(g) for g in groups), tuple(head))
+
+
+# PCErr and PCNtf -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorBlock:
+    """RFC 5440 §6.7: <error> ::= [<request-id-list>] <error-obj-list>."""
+
+    errors: tuple[ErrorObject, ...]
+    rps: tuple[RP, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PCErr(_Typed):
+    """RFC 5440 §6.7::
+
+    <PCErr Message> ::= <Common Header> ( <error-obj-list> [<Open>] ) | <error> [<error-list>]
+    """
+
+    TYPE: ClassVar[int] = MsgType.PCERR
+    blocks: tuple[ErrorBlock, ...]
+    open: OpenObject | None = None
+    others: tuple[PcepObject, ...] = ()
+
+    @classmethod
+    def of(
+        cls, code: tuple[int, int], rps: tuple[RP, ...] = (), open: OpenObject | None = None
+    ) -> PCErr:
+        """One PCEP-ERROR ``code``, optionally about requests ``rps`` (P flag cleared)."""
+        rps = tuple(RP(r.request_id, r.flags, r.tlvs, p=False) for r in rps)
+        return cls((ErrorBlock((ErrorObject(*code),), rps),), open)
+
+    @property
+    def codes(self) -> list[tuple[int, int]]:
+        return [e.code for b in self.blocks for e in b.errors]
+
+    def encode(self) -> bytes:
+        objs: list[PcepObject | None] = []
+        for n, b in enumerate(self.blocks):
+            if not b.errors:
+                raise EncodeError("pcep.PCErr.errors", "an error block without PCEP-ERROR")
+            if n and not b.rps:
+                raise EncodeError("pcep.PCErr.rps", "only the first error block may lack RPs")
+            objs.extend(b.rps)
+            objs.extend(b.errors)
+        objs.append(self.open)
+        objs.extend(self.others)
+        return _frame(self.TYPE, _enc(objs))
+
+    @classmethod
+    def from_objects(cls, objs: list[PcepObject], where: str) -> PCErr:
+        blocks: list[ErrorBlock] = []
+        rps: list[RP] = []
+        errs: list[ErrorObject] = []
+        open_: OpenObject | None = None
+        others: list[PcepObject] = []
+        for o in objs:
+            if isinstance(o, RP):
+                if errs:
+                    blocks.append(ErrorBlock(tuple(errs), tuple(rps)))
+                    rps, errs = [], []
+                rps.append(o)
+            elif isinstance(o, ErrorObject):
+                errs.append(o)
+            elif isinstance(o, OpenObject) and open_ is None:
+                open_ = o
+            else:
+                others.append(o)
+        if not errs:
+            raise DecodeError(f"{where}.PCEP-ERROR", "PCErr without a PCEP-ERROR object")
+        blocks.append(ErrorBlock(tuple(errs), tuple(rps)))
+        return cls(tuple(blocks), open_, tuple(others))
+
+
+@dataclass(frozen=True, slots=True)
+class Notify:
+    """RFC 5440 §6.6: <notify> ::= [<request-id-list>] <notification-list>."""
+
+    notifications: tuple[Notification, ...]
+    rps: tuple[RP, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PCNtf(_Typed):
+    """RFC 5440 §6.6: <PCNtf Message> ::= <Common Header> <notify-list>."""
+
+    TYPE: ClassVar[int] = MsgType.PCNTF
+    notifies: tuple[Notify, ...]
+    others: tuple[PcepObject, ...] = ()
+
+    def encode(self) -> bytes:
+        objs: list[PcepObject | None] = []
+        for i, n in enumerate(self.notifies):
+            if not n.notifications:
+                raise EncodeError("pcep.PCNtf.notifications", "a notify without NOTIFICATION")
+            if i and not n.rps:
+                raise EncodeError("pcep.PCNtf.rps", "only the first notify may lack RPs")
+            objs.extend(n.rps)
+            objs.extend(n.notifications)
+        objs.extend(self.others)
+        return _frame(self.TYPE, _enc(objs))
+
+    @classmethod
+    def from_objects(cls, objs: list[PcepObject], where: str) -> PCNtf:
+        out: list[Notify] = []
+        rps: list[RP] = []
+        ntfs: list[Notification] = []
+        others: list[PcepObject] = []
+        for o in objs:
+            if isinstance(o, RP):
+                if ntfs:
+                    out.append(Notify(tuple(ntfs), tuple(rps)))
+                    rps, ntfs = [], []
+                rps.append(o)
+            elif isinstance(o, Notification):
+                ntfs.append(o)
+            else:
+                others.append(o)
+        if not ntfs:
+            raise DecodeError(f"{where}.NOTIFICATION", "PCNtf without a NOTIFICATION object")
+        out.append(Notify(tuple(ntfs), tuple(rps)))
+        return cls(tuple(out), tuple(others))
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownMessage:
+    """A message type this codec does not know (RFC 5440 §6.9 counts them per minute)."""
+
+    type: int
+    body: bytes = b""
+
+    @property
+    def msg_type(self) -> int:
+        return self.type
+
+    def encode(self) -> bytes:
+        return _frame(self.type, self.body)
+
+
+_MESSAGES: dict[int, type] = {
+    MsgType.OPEN: Open,
+    MsgType.KEEPALIVE: Keepalive,
+    MsgType.PCREQ: PCReq,
+    MsgType.PCREP: PCRep,
+    MsgType.PCNTF: PCNtf,
+    MsgType.PCERR: PCErr,
+    MsgType.CLOSE: Close,
+}
+
+AnyMessage = Open | Keepalive | PCReq | PCRep | PCNtf | PCErr | Close | UnknownMessage
+
+
+def frame_length(buf: bytes | bytearray) -> int | None:
+    """Length of the message at the start of ``buf`` from its common header, None if
+    fewer than four bytes are there. Raises DecodeError (no code) on a header that cannot
+    start a message (wrong version, length below 4)."""
+    if len(buf) < COMMON_HEADER_LEN:
+        return None
+    version = buf[0] >> 5
+    if version != VERSION:
+        raise DecodeError("pcep.header.version", f"version {version} is not {VERSION}")
+    length = int.from_bytes(buf[2:4], "big")
+    if length < COMMON_HEADER_LEN:
+        raise DecodeError("pcep.header.length", f"{length} < {COMMON_HEADER_LEN}")
+    return length
+
+
+def decode_message(data: bytes) -> AnyMessage:
+    """Decode exactly one PCEP message (RFC 5440 §6)."""
+    length = frame_length(data)
+    if length is None:
+        raise DecodeError("pcep.header", f"truncated: {len(data)} bytes")
+    if length != len(data):
+        raise DecodeError("pcep.header.length", f"says {length}, message has {len(data)} bytes")
+    mtype = data[1]
+    cls = _MESSAGES.get(mtype)
+    if cls is None:
+        return UnknownMessage(mtype, bytes(data[4:]))
+    where = f"pcep.{MsgType(mtype).name}"
+    objs = decode_objects(Reader(bytes(data), where, COMMON_HEADER_LEN))
+    msg: AnyMessage = cls.from_objects(objs, where)  # type: ignore[attr-defined]
+    return msg
+
+
+class Framer:
+    """Splits a TCP byte stream into whole PCEP messages (push bytes, pull frames)."""
+
+    __slots__ = ("_buf",)
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Append ``data``; return the complete frames now available (raw bytes).
+
+        Raises DecodeError (no code) when the stream is no longer framed correctly.
+        """
+        self._buf += data
+        out: list[bytes] = []
+        while True:
+            n = frame_length(self._buf)
+            if n is None or len(self._buf) < n:
+                return out
+            out.append(bytes(self._buf[:n]))
+            del self._buf[:n]
+
+    @property
+    def pending(self) -> int:
+        return len(self._buf)
+
+
+__all__ = [
+    "AnyMessage",
+    "Attributes",
+    "Close",
+    "EndPoints",
+    "ErrorBlock",
+    "Framer",
+    "Keepalive",
+    "Message",
+    "Notify",
+    "Open",
+    "PCErr",
+    "PCNtf",
+    "PCRep",
+    "PCReq",
+    "Path",
+    "Request",
+    "Response",
+    "UnknownMessage",
+    "UnknownObject",
+    "decode_message",
+    "frame_length",
+]

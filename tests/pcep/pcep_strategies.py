@@ -1,0 +1,228 @@
+"""Hypothesis strategies for every PCEP TLV, object and message (RFC 5440)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from hypothesis import strategies as st
+
+from gmpls import ero
+from gmpls.pcep import (
+    RP,
+    Attributes,
+    Bandwidth,
+    Close,
+    CloseObject,
+    EndPointsIpv4,
+    EndPointsIpv6,
+    Ero,
+    ErrorBlock,
+    ErrorObject,
+    Iro,
+    Keepalive,
+    Lspa,
+    Metric,
+    NoPath,
+    NoPathVectorTlv,
+    Notification,
+    Notify,
+    Open,
+    OpenObject,
+    OverloadDurationTlv,
+    Path,
+    PCErr,
+    PCNtf,
+    PCRep,
+    PCReq,
+    ReqMissingTlv,
+    Request,
+    Response,
+    Rro,
+    Svec,
+    UnknownMessage,
+    UnknownObject,
+    UnknownTlv,
+)
+
+u8 = st.integers(0, 0xFF)
+u16 = st.integers(0, 0xFFFF)
+u32 = st.integers(0, 0xFFFFFFFF)
+b = st.booleans()
+ipv4 = st.builds(ipaddress.IPv4Address, u32)
+ipv6 = st.builds(ipaddress.IPv6Address, st.integers(0, (1 << 128) - 1))
+f32 = st.floats(width=32, allow_nan=False)
+aligned = st.integers(0, 8).flatmap(lambda n: st.binary(min_size=4 * n, max_size=4 * n))
+
+tlvs = st.lists(
+    st.one_of(
+        st.builds(NoPathVectorTlv, u32),
+        st.builds(OverloadDurationTlv, u32),
+        st.builds(ReqMissingTlv, u32),
+        st.builds(UnknownTlv, st.integers(4, 0xFFFF), st.binary(max_size=13)),
+    ),
+    max_size=3,
+).map(tuple)
+
+subobjects = st.lists(
+    st.one_of(
+        st.builds(ero.Ipv4Prefix, ipv4, st.integers(0, 32), b, u8),
+        st.builds(ero.Ipv6Prefix, ipv6, st.integers(0, 128), b, u8),
+        st.builds(ero.Label, u32, u8, b, u8),
+        st.builds(ero.Unnumbered, ipv4, u32, b, u8),
+        st.builds(ero.AsNumber, u16, b),
+        st.builds(
+            ero.QeSubobject,
+            st.binary(min_size=64, max_size=64),
+            u8,
+            u8,
+            u16,
+            u8,
+            u16,
+            b,
+            u16,
+        ),
+        st.builds(
+            ero.UnknownSubobject,
+            st.sampled_from([5, 33, 64, 100, 126]),
+            st.integers(0, 5).flatmap(lambda n: st.binary(min_size=4 * n + 2, max_size=4 * n + 2)),
+            b,
+        ),
+    ),
+    max_size=6,
+).map(tuple)
+
+open_obj = st.builds(OpenObject, u8, u8, u8, st.integers(0, 31), tlvs, st.just(1), b, b)
+rp = st.builds(RP, u32, u32, tlvs, st.just(True), b)
+any_rp = st.builds(RP, u32, u32, tlvs, b, b)
+no_path = st.builds(NoPath, u8, u16, tlvs, b, b)
+endpoints = st.one_of(
+    st.builds(EndPointsIpv4, ipv4, ipv4, st.just(True), b),
+    st.builds(EndPointsIpv6, ipv6, ipv6, st.just(True), b),
+)
+bandwidth = st.builds(Bandwidth, f32, st.sampled_from([1, 2]), b, b)
+metric = st.builds(Metric, u8, f32, u8, b, b)
+ero_obj = st.builds(Ero, subobjects, b, b)
+rro_obj = st.builds(Rro, subobjects, b, b)
+iro_obj = st.builds(Iro, subobjects, b, b)
+lspa = st.builds(Lspa, u32, u32, u32, u8, u8, u8, tlvs, b, b)
+svec = st.builds(Svec, st.lists(u32, max_size=5).map(tuple), st.integers(0, 0xFFFFFF), b, b)
+notification = st.builds(Notification, u8, u8, u8, tlvs, b, b)
+error_obj = st.builds(ErrorObject, u8, u8, u8, tlvs, b, b)
+close_obj = st.builds(CloseObject, u8, u8, tlvs, b, b)
+#: classes and types this codec does not implement
+unknown_obj = st.builds(
+    UnknownObject,
+    st.sampled_from([14, 16, 20, 33, 200, 255]),
+    st.integers(0, 15),
+    aligned,
+    b,
+    b,
+) | st.builds(UnknownObject, st.sampled_from([1, 2, 6, 7]), st.integers(2, 15), aligned, b, b)
+
+objects = st.one_of(
+    open_obj,
+    any_rp,
+    no_path,
+    endpoints,
+    bandwidth,
+    metric,
+    ero_obj,
+    rro_obj,
+    iro_obj,
+    lspa,
+    svec,
+    notification,
+    error_obj,
+    close_obj,
+    unknown_obj,
+)
+
+
+@st.composite
+def requests(draw: st.DrawFn) -> Request:
+    rro = draw(st.none() | rro_obj)
+    return Request(
+        draw(rp),
+        draw(endpoints),
+        draw(st.none() | lspa),
+        draw(st.none() | bandwidth),
+        tuple(draw(st.lists(metric, max_size=5))),
+        rro,
+        draw(st.none() | bandwidth) if rro is not None else None,
+        draw(st.none() | iro_obj),
+        tuple(draw(st.lists(unknown_obj, max_size=2))),
+    )
+
+
+attributes = st.builds(
+    Attributes,
+    st.none() | lspa,
+    st.none() | bandwidth,
+    st.lists(metric, max_size=3).map(tuple),
+    st.none() | iro_obj,
+)
+responses = st.builds(
+    Response,
+    rp,
+    st.none() | no_path,
+    attributes,
+    st.lists(st.builds(Path, ero_obj, attributes), max_size=2).map(tuple),
+    st.lists(unknown_obj, max_size=2).map(tuple),
+)
+
+messages = st.one_of(
+    st.builds(Open, open_obj, st.lists(unknown_obj, max_size=1).map(tuple)),
+    st.builds(Keepalive, st.lists(unknown_obj, max_size=1).map(tuple)),
+    st.builds(
+        PCReq,
+        st.lists(requests(), min_size=1, max_size=3).map(tuple),
+        st.lists(svec, max_size=2).map(tuple),
+        st.lists(unknown_obj, max_size=1).map(tuple),
+    ),
+    st.builds(
+        PCRep,
+        st.lists(responses, min_size=1, max_size=3).map(tuple),
+        st.lists(unknown_obj, max_size=1).map(tuple),
+    ),
+    st.builds(
+        PCErr,
+        st.tuples(
+            st.builds(
+                ErrorBlock,
+                st.lists(error_obj, min_size=1, max_size=2).map(tuple),
+                st.lists(any_rp, max_size=2).map(tuple),
+            ),
+            *[
+                st.builds(
+                    ErrorBlock,
+                    st.lists(error_obj, min_size=1, max_size=2).map(tuple),
+                    st.lists(any_rp, min_size=1, max_size=2).map(tuple),
+                )
+            ]
+            * 2,
+        ).flatmap(lambda t: st.integers(1, 3).map(lambda n: t[:n])),
+        st.none() | open_obj,
+        st.lists(unknown_obj, max_size=1).map(tuple),
+    ),
+    st.builds(
+        PCNtf,
+        st.tuples(
+            st.builds(
+                Notify,
+                st.lists(notification, min_size=1, max_size=2).map(tuple),
+                st.lists(any_rp, max_size=2).map(tuple),
+            ),
+            *[
+                st.builds(
+                    Notify,
+                    st.lists(notification, min_size=1, max_size=2).map(tuple),
+                    st.lists(any_rp, min_size=1, max_size=2).map(tuple),
+                )
+            ]
+            * 2,
+        ).flatmap(lambda t: st.integers(1, 3).map(lambda n: t[:n])),
+        st.lists(unknown_obj, max_size=1).map(tuple),
+    ),
+    st.builds(Close, close_obj, st.lists(unknown_obj, max_size=1).map(tuple)),
+    st.builds(UnknownMessage, st.integers(8, 255), aligned),
+)

@@ -1,0 +1,275 @@
+"""tshark, the independent decoder, reads our PCEP messages as we meant them.
+
+A PCEP session on TCP 4189 (handshake, Open both ways, Keepalive, the paper's PCReq with
+the four QE metrics of Fig. 8, the PCRep with the exact Fig. 9 ERO, then a NO-PATH reply,
+a PCErr, a PCNtf and a Close) is written to a pcap and decoded with tshark. Nothing may be
+malformed; the only expert warning allowed is tshark's note that subobject 103 is not
+defined (our QE subobject, DESIGN §3.3).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pcep_framing import conversation  # tests/pcep on sys.path (rootdir-less)
+
+from gmpls import ero
+from gmpls.pcap import write_pcap
+from gmpls.pcep import (
+    RP,
+    Bandwidth,
+    Close,
+    CloseObject,
+    EndPointsIpv4,
+    Iro,
+    Keepalive,
+    Lspa,
+    Metric,
+    NoPath,
+    NoPathVector,
+    NoPathVectorTlv,
+    Notification,
+    Notify,
+    OverloadDurationTlv,
+    PCErr,
+    PCNtf,
+    PCRep,
+    PCReq,
+    Request,
+    Response,
+    Rro,
+    Svec,
+)
+from gmpls.pcep import examples as ex
+
+pytestmark = pytest.mark.interop
+TSHARK = shutil.which("tshark")
+IP = ipaddress.IPv4Address
+
+
+def _extra_pcreq() -> PCReq:
+    """Two synchronised requests using every request object (SVEC, LSPA, BANDWIDTH, RRO,
+    IRO, a TE metric)."""
+    r2 = Request(
+        RP(2, flags=0x3),
+        EndPointsIpv4(IP("10.1.1.2"), IP("10.1.1.4")),
+        lspa=Lspa(setup_priority=3, holding_priority=3),
+        bandwidth=Bandwidth(1.25e9),
+        metrics=(Metric(2, 0.0, flags=0x02),),
+        rro=Rro((ero.Unnumbered(IP("10.1.1.2"), 1), ero.Unnumbered(IP("10.1.1.3"), 3))),
+        rro_bandwidth=Bandwidth(1.0e9, type=2),
+        iro=Iro((ero.Ipv4Prefix(IP("10.1.1.3"), 32),)),
+    )
+    r3 = Request(RP(3), EndPointsIpv4(IP("10.1.1.1"), IP("10.1.1.4")))
+    return PCReq((r2, r3), svecs=(Svec((2, 3), flags=0x02),))
+
+
+MESSAGES: list[tuple[bool, bytes]] = [
+    (True, ex.paper_open(1).encode()),
+    (False, ex.paper_open(2).encode()),
+    (True, Keepalive().encode()),
+    (False, Keepalive().encode()),
+    (True, ex.paper_pcreq().encode()),
+    (False, ex.paper_pcrep().encode()),
+    (True, _extra_pcreq().encode()),
+    (
+        False,
+        PCRep(
+            (
+                Response(
+                    RP(2),
+                    no_path=NoPath(
+                        ni=0,
+                        flags=0x8000,
+                        tlvs=(NoPathVectorTlv(NoPathVector.UNKNOWN_DESTINATION),),
+                    ),
+                ),
+                Response(
+                    RP(3), no_path=NoPath(tlvs=(NoPathVectorTlv(NoPathVector.UNKNOWN_SOURCE),))
+                ),
+            )
+        ).encode(),
+    ),
+    (False, PCErr.of((6, 3), rps=(RP(9),)).encode()),
+    (
+        False,
+        PCNtf((Notify((Notification(2, 1, tlvs=(OverloadDurationTlv(30),)),)),)).encode(),
+    ),
+    (True, Close(CloseObject(reason=1)).encode()),
+]
+N_TCP_ONLY = 3  # handshake
+
+
+@pytest.fixture(scope="module")
+def pcap(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    assert TSHARK, "tshark is required for the interop tests (make setup installs it)"
+    path = Path(tmp_path_factory.mktemp("pcep")) / "pcep.pcap"
+    write_pcap(str(path), conversation(MESSAGES))
+    return path
+
+
+def _tshark(pcap: Path, *args: str) -> str:
+    assert TSHARK
+    out = subprocess.run(
+        [TSHARK, "-r", str(pcap), "-o", "tcp.check_checksum:TRUE", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout
+
+
+def _fields(pcap: Path, flt: str, *fields: str) -> list[list[str]]:
+    args = ["-Y", flt, "-T", "fields", "-E", "separator=|", "-E", "occurrence=a"]
+    for f in fields:
+        args += ["-e", f]
+    return [line.split("|") for line in _tshark(pcap, *args).splitlines()]
+
+
+def test_every_message_decoded_and_none_malformed(pcap: Path) -> None:
+    rows = _fields(pcap, "pcep", "frame.number", "pcep.msg", "_ws.malformed", "frame.protocols")
+    assert [int(r[1]) for r in rows] == [1, 1, 2, 2, 3, 4, 3, 4, 6, 5, 7]
+    for r in rows:
+        assert r[2] == "", f"frame {r[0]} is malformed"
+        assert r[3] == "eth:ethertype:ip:tcp:pcep"
+    assert _tshark(pcap, "-Y", "_ws.malformed") == ""
+
+
+def test_only_expert_note_is_subobject_103(pcap: Path) -> None:
+    rows = _fields(pcap, "_ws.expert", "frame.number", "_ws.expert.message", "_ws.expert.severity")
+    messages = []
+    for r in rows:
+        frame = int(r[0])
+        for msg, sev in zip(r[1].split(","), r[2].split(","), strict=True):
+            if frame <= N_TCP_ONLY and "SYN" in msg:
+                continue  # tshark's Chat-level note on the TCP handshake
+            messages.append((frame, msg, sev))
+    # the PCRep of Fig. 9 (frame 9) carries two QE subobjects, nothing else is flagged
+    warning = "6291456"  # PI_WARN
+    assert messages == [(9, "Non defined subobject (103)", warning)] * 2
+
+
+def test_fig8_metrics(pcap: Path) -> None:
+    (row,) = _fields(
+        pcap,
+        "pcep.msg == 3 && pcep.obj.rp.requested_id_number == 1",
+        "pcep.obj.metric.type",
+        "pcep.obj.metric.metric_value",
+        "pcep.obj.end_point.source_ipv4_address",
+        "pcep.obj.end_point.destination_ipv4_address",
+        "pcep.obj.rp.requested_id_number",
+    )
+    # tshark names both the 4-bit object type and the metric type "pcep.obj.metric.type"
+    assert row[0].split(",") == ["1", "255", "1", "254", "1", "253", "1", "252"]
+    assert [float(v) for v in row[1].split(",")] == [32.0, 2.0, 10.0, 1000.0]
+    assert row[2:] == ["10.1.1.1", "10.1.1.5", "0x00000001"]
+
+
+def test_fig9_ero(pcap: Path) -> None:
+    (row,) = _fields(
+        pcap,
+        "pcep.msg == 4 && pcep.obj.ero",
+        "pcep.subobj",
+        "pcep.subobj.unnumb_interfaceID.router_id",
+        "pcep.subobj.unnumb_interfaceID.interface_id",
+        "pcep.subobj.label_control.label",
+        "pcep.subobj.label_control.c_type",
+        "pcep.subobj.ipv4.ipv4",
+        "pcep.subobj.ipv4.prefix_length",
+        "pcep.non_defined_subobject",
+        "pcep.object_length",
+    )
+    types = [int(t) for t in row[0].split(",")]
+    # tshark lists the types of the subobjects it knows; the two 103s are flagged apart
+    assert types == [4, 3, 4, 3, 4, 3, 4, 3, 1]
+    assert row[7] == "1,1"
+    assert row[1].split(",") == ["10.1.1.1", "10.1.1.2", "10.1.1.3", "10.1.1.4"]
+    assert [int(x, 0) for x in row[2].split(",")] == [1, 1, 3, 3]
+    lam = ero.lambda_label(1)
+    assert [int(x, 16) for x in row[3].split(",")] == [lam] * 4
+    assert row[4].split(",") == ["2"] * 4
+    assert row[5:7] == ["10.1.1.5", "32"]
+    # ERO object length: 4 + 4 x 12 (unnumbered) + 4 x 8 (labels) + 8 (prefix) + 2 x 76 (QE)
+    assert "244" in row[8].split(",")
+
+
+def test_fig9_qe_subobjects_bytes(pcap: Path) -> None:
+    """tshark does not know type 103, so check its bytes as tshark reports the payload."""
+    (payload,) = _fields(pcap, "pcep.msg == 4 && pcep.obj.ero", "tcp.payload")
+    raw = bytes.fromhex(payload[0].replace(":", ""))
+    qe_sub = ero.QeSubobject.from_params(ex.PAPER_QE).encode()
+    assert raw.count(qe_sub) == 2
+    assert qe_sub[:2] == bytes([103, 76]) and qe_sub[4:68] == bytes(64)
+    assert qe_sub[68:] == bytes([2, 10, 0, 32, 1, 0]) + (1000).to_bytes(2, "big")
+
+
+def test_request_objects(pcap: Path) -> None:
+    (row,) = _fields(
+        pcap,
+        "pcep.msg == 3 && pcep.obj.svec",
+        "pcep.obj.svec.request_id_number",
+        "pcep.bandwidth",
+        "pcep.obj.lspa.setup_priority",
+        "pcep.obj.metric.type",
+        "pcep.metric.flags.c",
+        "pcep.obj.rro",
+        "pcep.obj.iro",
+    )
+    assert [int(x, 16) for x in row[0].split(",")] == [2, 3]
+    assert [float(x) for x in row[1].split(",")] == [1.25e9, 1.0e9]
+    assert row[2] == "3" and row[3] == "1,2" and row[4] == "1"
+    assert row[5] and row[6]
+
+
+def test_no_path_error_notification_close(pcap: Path) -> None:
+    rows = _fields(
+        pcap,
+        "pcep.msg == 4 && pcep.obj.nopath",
+        "pcep.no_path_tlvs.unk_dest",
+        "pcep.no_path_tlvs.unk_src",
+        "pcep.no.path.flags.c",
+    )
+    (row,) = rows
+    assert row[0].split(",") == ["1", "0"] and row[1].split(",") == ["0", "1"]
+    (err,) = _fields(pcap, "pcep.msg == 6", "pcep.error.type", "pcep.error.value")
+    assert err == ["6", "3"]
+    (ntf,) = _fields(pcap, "pcep.msg == 5", "pcep.notification.type", "pcep.obj.notification.value")
+    assert ntf == ["2", "0x01"]  # overload (2), value 1
+    (close,) = _fields(pcap, "pcep.msg == 7", "pcep.obj.close.reason")
+    assert close == ["1"]
+
+
+def _pairs_values(obj: Any, key: str, out: list[str]) -> list[str]:
+    """Every value of ``key`` in document order (tshark's JSON repeats keys)."""
+    if isinstance(obj, list):
+        for item in obj:
+            if isinstance(item, tuple):
+                k, v = item
+                if k == key:
+                    out.append(v)
+                _pairs_values(v, key, out)
+            else:
+                _pairs_values(item, key, out)
+    return out
+
+
+def test_json_view_of_the_pcrep(pcap: Path) -> None:
+    """The Fig. 9 PCRep through ``-T json``: hops and lengths in document order."""
+    frames = json.loads(_tshark(pcap, "-Y", "pcep.msg == 4", "-T", "json"), object_pairs_hook=list)
+    first = frames[0]
+    assert _pairs_values(first, "pcep.msg", []) == ["4"]
+    assert _pairs_values(first, "pcep.object_length", []) == ["12", "244"]
+    assert _pairs_values(first, "pcep.subobj.unnumb_interfaceID.router_id", []) == [
+        "10.1.1.1",
+        "10.1.1.2",
+        "10.1.1.3",
+        "10.1.1.4",
+    ]
+    assert _pairs_values(first, "pcep.subobj.ipv4.ipv4", []) == ["10.1.1.5"]
+    assert len(_pairs_values(first, "pcep.non_defined_subobject", [])) == 2
