@@ -1,0 +1,99 @@
+"""The emulator's request handling, sans-I/O: datagram and time in, answer out.
+
+A request repeated with the same (client address, request ID) is answered from a response
+cache with the bytes sent the first time, so a retransmission after a lost answer never
+deletes a second key (docs/idq3p.md §Reliability).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+from gmpls.errors import DecodeError, EncodeError
+from idq3p_emulator import codec
+from idq3p_emulator.cache import ResponseCache
+from idq3p_emulator.store import KeyStore
+
+
+class Idq3pServer:
+    """Serves one :class:`KeyStore`; ``counters`` counts what happened (no key bytes)."""
+
+    def __init__(self, store: KeyStore, cache_size: int = 4096) -> None:
+        self.store = store
+        self.cache = ResponseCache(cache_size)
+        self.counters: dict[str, int] = {
+            "requests": 0,
+            "duplicates": 0,
+            "malformed": 0,
+            "keys_next": 0,
+            "keys_by_id": 0,
+            "insufficient": 0,
+            "unknown_id": 0,
+        }
+
+    def receive(self, data: bytes, addr: Hashable, now: float) -> bytes | None:
+        """Answer one datagram from ``addr``; None when it deserves no answer."""
+        hdr = codec.peek_header(data)
+        if hdr is not None:
+            cached = self.cache.get((addr, hdr[1]))
+            if cached is not None:
+                self.counters["duplicates"] += 1
+                return cached
+        try:
+            msg = codec.decode(data)
+        except DecodeError:
+            self.counters["malformed"] += 1
+            if hdr is None or hdr[0] & 0x80:
+                return None  # no readable header, or an answer sent to us: drop
+            return codec.encode(codec.Error(hdr[1]))
+        self.counters["requests"] += 1
+        try:
+            reply = self._answer(msg, now)
+        except EncodeError:
+            self.counters["malformed"] += 1
+            return codec.encode(codec.Error(msg.request_id))
+        if reply is None:
+            return None
+        out = codec.encode(reply)
+        self.cache.put((addr, msg.request_id), out)
+        return out
+
+    def _answer(self, msg: codec.AnyMessage, now: float) -> codec.AnyMessage | None:
+        if isinstance(msg, codec.GetNextKey):
+            # keep the answer inside one datagram
+            fit = max(1, (codec.MAX_DATAGRAM - 64) // (msg.key_bytes + 8))
+            got = self.store.next_keys(msg.key_bytes, min(msg.count, fit), now)
+            if not got:
+                self.counters["insufficient"] += 1
+                return codec.Keys(msg.request_id, codec.Status.INSUFFICIENT_KEY, msg.key_bytes)
+            self.counters["keys_next"] += len(got)
+            return codec.Keys(
+                msg.request_id,
+                codec.Status.OK,
+                msg.key_bytes,
+                tuple(codec.Key(k, m) for k, m in got),
+            )
+        if isinstance(msg, codec.GetKeyById):
+            keys = []
+            for kid in msg.key_ids[: max(1, (codec.MAX_DATAGRAM - 64) // (msg.key_bytes + 8))]:
+                m = self.store.key_by_id(kid, msg.key_bytes, now)
+                if m is not None:
+                    keys.append(codec.Key(kid, m))
+            self.counters["keys_by_id"] += len(keys)
+            missing = len(msg.key_ids) - len(keys)
+            self.counters["unknown_id"] += missing
+            status = codec.Status.OK if missing == 0 else codec.Status.UNKNOWN_KEY_ID
+            return codec.Keys(msg.request_id, status, msg.key_bytes, tuple(keys))
+        if isinstance(msg, codec.StatusRequest):
+            st = self.store.status(now)
+            return codec.StatusReply(
+                msg.request_id,
+                codec.Status.OK,
+                msg.key_bytes,
+                st.keys_available(msg.key_bytes),
+                st.bits_available,
+                st.rate_bps,
+                st.buffer_bits,
+                st.delivered_keys,
+            )
+        return None  # an answer type sent to the server: ignore

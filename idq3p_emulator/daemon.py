@@ -1,0 +1,166 @@
+"""The IDQ3P emulator daemon: a thin asyncio shell around :class:`Idq3pServer`.
+
+``python -m idq3p_emulator --topology FILE --host NAME`` reads the host (kind idq3p, with
+``pair``) and the topology's ``qkd:`` section, binds UDP 5323 on the host's address and
+serves until SIGTERM/SIGINT. Logs are JSON lines and never contain key bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gmpls import topology
+from idq3p_emulator import codec, model
+from idq3p_emulator.core import Idq3pServer
+from idq3p_emulator.store import FileSource, KeySource, KeyStore, SeedSource
+
+log = logging.getLogger("idq3p_emulator")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and any ``extra`` fields."""
+
+    _STD = set(vars(logging.makeLogRecord({})))
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": round(record.created, 6),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": record.getMessage(),
+        }
+        for k, v in vars(record).items():
+            if k not in self._STD and not k.startswith("_"):
+                out[k] = v if isinstance(v, int | float | str | bool | None) else str(v)
+        return json.dumps(out, separators=(",", ":"))
+
+
+def setup_logging(log_file: str | None, level: int = logging.INFO) -> None:
+    handler: logging.Handler = (
+        logging.FileHandler(log_file) if log_file else logging.StreamHandler()
+    )
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+@dataclass(frozen=True, slots=True)
+class EmulatorConfig:
+    name: str
+    pair: str
+    address: str
+    port: int
+    own_stream: int
+    rate_bps: float
+    buffer_bits: int
+    seed: bytes
+    key_file: Path | None = None
+
+
+def config_from_topology(
+    topo: topology.Topology,
+    host: str,
+    port: int = codec.PORT,
+    key_file: Path | None = None,
+    rate_bps: float | None = None,
+    buffer_bits: int | None = None,
+    bind: str | None = None,
+) -> EmulatorConfig:
+    h = topo.host(host)
+    if h.kind != "idq3p" or h.pair is None:
+        raise ValueError(f"{host} is a {h.kind}, not an idq3p host with a pair")
+    address = bind or str(next(iter(h.interfaces.values())))
+    return EmulatorConfig(
+        name=host,
+        pair=h.pair,
+        address=address,
+        port=port,
+        own_stream=0 if host < h.pair else 1,
+        rate_bps=float(topo.qkd.secret_key_rate_bps if rate_bps is None else rate_bps),
+        buffer_bits=topo.qkd.buffer_bits if buffer_bits is None else buffer_bits,
+        seed=topo.qkd.key_seed.encode(),
+        key_file=key_file,
+    )
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    def __init__(self, server: Idq3pServer) -> None:
+        self.server = server
+        self.transport: asyncio.DatagramTransport | None = None
+        self.loop = asyncio.get_running_loop()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        try:
+            reply = self.server.receive(data, addr, self.loop.time())
+        except Exception:  # never crash on a packet
+            log.exception("request failed", extra={"peer": f"{addr[0]}:{addr[1]}"})
+            return
+        if reply is not None and self.transport is not None:
+            self.transport.sendto(reply, addr)
+
+
+def build_server(cfg: EmulatorConfig, now: float) -> Idq3pServer:
+    source: KeySource
+    if cfg.key_file is not None:
+        source = FileSource.from_file_bytes(cfg.key_file.read_bytes())
+    else:
+        source = SeedSource(cfg.seed)
+    store = KeyStore(source, cfg.own_stream, cfg.rate_bps, cfg.buffer_bits, now)
+    return Idq3pServer(store)
+
+
+async def serve(cfg: EmulatorConfig, state_dir: Path | None = None) -> None:
+    loop = asyncio.get_running_loop()
+    server = build_server(cfg, loop.time())
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: _Protocol(server), local_addr=(cfg.address, cfg.port)
+    )
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info(
+        "listening",
+        extra={
+            "host": cfg.name,
+            "pair": cfg.pair,
+            "addr": f"{cfg.address}:{cfg.port}",
+            "stream": cfg.own_stream,
+            "rate_bps": cfg.rate_bps,
+            "buffer_bits": cfg.buffer_bits,
+            "source": "key-file" if cfg.key_file else "seed",
+            "started_wall": time.time(),
+        },
+    )
+    try:
+        await stop.wait()
+    finally:
+        transport.close()
+        log.info("stopped", extra={"host": cfg.name, **server.counters})
+        if state_dir is not None:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            (state_dir / f"{cfg.name}.counters.json").write_text(json.dumps(server.counters))
+
+
+def link_rate(args: Any) -> float | None:
+    """The rate from the link model when ``--fibre-km`` is given, else None."""
+    if args.fibre_km is None:
+        return None
+    return model.rate_for(
+        args.fibre_km,
+        args.db_per_km,
+        args.extra_loss_db,
+        args.detector_efficiency,
+        args.dark_count,
+    )

@@ -1,0 +1,193 @@
+"""In-memory wiring of the pure cores: two proxies, two IDQ3P emulators, SAEs, a virtual
+clock and a lossy network, with no sockets (STYLE.md: cores wired in memory)."""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import itertools
+import random
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+
+from idq3p_emulator.core import Idq3pServer
+from idq3p_emulator.store import FileSource, KeySource, KeyStore, SeedSource
+from qkd_proxy import codec as etsi
+from qkd_proxy.core import Channel, Datagram, Log, ProxyConfig, ProxyCore, Send, Tick, Timer
+
+SECRET = bytes.fromhex("6a1f0e2c9b3d48a7c5e1f02b7d94a63e0c8b5f21d7e6a49b3c0f18e25d7a9c46")
+TN1 = IPv4Address("10.1.1.1")
+TN5 = IPv4Address("10.1.1.5")
+TN1_QA = "10.2.1.1"
+TN5_QB = "10.2.2.5"
+A_SYNC = ("10.11.1.11", 5626)
+B_SYNC = ("10.11.1.15", 5626)
+IDQ_A = ("10.11.2.2", 5323)
+IDQ_B = ("10.11.3.2", 5323)
+A_SOUTH = ("10.11.2.1", 40000)
+B_SOUTH = ("10.11.3.1", 40000)
+NODES = {
+    IPv4Address("10.1.1.1"): TN1,
+    IPv4Address(TN1_QA): TN1,
+    IPv4Address("10.1.1.5"): TN5,
+    IPv4Address(TN5_QB): TN5,
+}
+
+
+def fingerprint(key: bytes) -> str:
+    return hashlib.sha256(key).hexdigest()[:16]
+
+
+def proxy_configs(**kw: object) -> tuple[ProxyConfig, ProxyConfig]:
+    a = ProxyConfig(
+        name="etsiA",
+        local_node=TN1,
+        local_node_addrs=frozenset({IPv4Address("10.1.1.1"), IPv4Address(TN1_QA)}),
+        peer_node=TN5,
+        node_of_addr=NODES,
+        peer_sync=B_SYNC,
+        idq=IDQ_A,
+        sync_secret=SECRET,
+        wins_tie=True,
+        epoch=1000,
+        **kw,  # type: ignore[arg-type]
+    )
+    b = ProxyConfig(
+        name="etsiB",
+        local_node=TN5,
+        local_node_addrs=frozenset({IPv4Address("10.1.1.5"), IPv4Address(TN5_QB)}),
+        peer_node=TN1,
+        node_of_addr=NODES,
+        peer_sync=A_SYNC,
+        idq=IDQ_B,
+        sync_secret=SECRET,
+        wins_tie=False,
+        epoch=2000,
+        **kw,  # type: ignore[arg-type]
+    )
+    return a, b
+
+
+@dataclass
+class Net:
+    """Virtual clock and network. ``loss`` drops that fraction of every datagram."""
+
+    loss: float = 0.0
+    latency: float = 0.0001
+    seed: int = 1
+    rate_bps: float = 1e9
+    buffer_bits: int = 1 << 30
+    source: KeySource | None = None
+    proxy_kw: dict[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+        self.now = 0.0
+        self._seq = itertools.count()
+        self.queue: list[tuple[float, int, str, object]] = []
+        src = self.source or SeedSource(b"test-seed")
+        self.idq = {
+            "A": Idq3pServer(KeyStore(src, 0, self.rate_bps, self.buffer_bits, 0.0)),
+            "B": Idq3pServer(KeyStore(src, 1, self.rate_bps, self.buffer_bits, 0.0)),
+        }
+        ca, cb = proxy_configs(**self.proxy_kw)
+        rb = random.Random(self.seed + 1)
+        self.proxy = {
+            "A": ProxyCore(ca, lambda n: bytes(rb.getrandbits(8) for _ in range(n)), 0.0),
+            "B": ProxyCore(cb, lambda n: bytes(rb.getrandbits(8) for _ in range(n)), 0.0),
+        }
+        self.timers: dict[str, float | None] = {"A": None, "B": None}
+        self.inbox: dict[tuple[str, int], list[etsi.Reply]] = {}
+        self.logs: list[Log] = []
+        self.wire: list[tuple[Channel, bytes]] = []
+
+    # --- delivery -------------------------------------------------------------------
+    def _post(self, at: float, kind: str, payload: object) -> None:
+        heapq.heappush(self.queue, (at, next(self._seq), kind, payload))
+
+    def _apply(self, side: str, actions: list[object]) -> None:
+        for a in actions:
+            if isinstance(a, Timer):
+                self.timers[side] = a.at
+            elif isinstance(a, Log):
+                self.logs.append(a)
+            elif isinstance(a, Send):
+                self.wire.append((a.channel, a.data))
+                if self.rng.random() < self.loss:
+                    continue
+                self._post(self.now + self.latency, "send", (side, a))
+
+    def _route(self, side: str, a: Send) -> None:
+        other = "B" if side == "A" else "A"
+        if a.channel is Channel.SYNC:
+            src = A_SYNC if side == "A" else B_SYNC
+            self._feed(other, Datagram(Channel.SYNC, a.data, src))
+        elif a.channel is Channel.SOUTH:
+            src = A_SOUTH if side == "A" else B_SOUTH
+            reply = self.idq[side].receive(a.data, src, self.now)
+            if reply is not None and self.rng.random() >= self.loss:
+                self._post(
+                    self.now + self.latency,
+                    "south",
+                    (side, Datagram(Channel.SOUTH, reply, (IDQ_A if side == "A" else IDQ_B))),
+                )
+        else:
+            self.inbox.setdefault(a.addr, []).append(etsi.decode(a.data))  # type: ignore[arg-type]
+
+    def _feed(self, side: str, ev: Datagram | Tick) -> None:
+        self._apply(side, self.proxy[side].handle(ev, self.now))  # type: ignore[arg-type]
+
+    def sae_send(self, side: str, addr: tuple[str, int], msg: etsi.Request) -> None:
+        data = etsi.encode(msg)
+        self.wire.append((Channel.NORTH, data))
+        if self.rng.random() < self.loss:
+            return
+        self._post(self.now + self.latency, "north", (side, Datagram(Channel.NORTH, data, addr)))
+
+    def run(self, until: float) -> None:
+        """Advance the clock to ``until``, delivering datagrams and firing timers."""
+        while True:
+            nxt = self.queue[0][0] if self.queue else None
+            for side, t in self.timers.items():
+                if t is not None and (nxt is None or t < nxt):
+                    nxt = t
+            if nxt is None or nxt > until:
+                break
+            self.now = max(self.now, nxt)
+            if self.queue and self.queue[0][0] <= self.now:
+                _, _, kind, payload = heapq.heappop(self.queue)
+                side, item = payload  # type: ignore[misc]
+                if kind == "send":
+                    self._route(side, item)
+                else:
+                    self._feed(side, item)
+            for side, t in list(self.timers.items()):
+                if t is not None and t <= self.now:
+                    self.timers[side] = None
+                    self._feed(side, Tick())
+        self.now = max(self.now, until)
+
+    # --- an SAE that retransmits ------------------------------------------------------
+    def call(
+        self,
+        side: str,
+        addr: tuple[str, int],
+        msg: etsi.Request,
+        rto: float = 0.05,
+        deadline: float = 30.0,
+    ) -> etsi.Reply:
+        """Send ``msg`` and retransmit it until an answer with its request ID arrives."""
+        end = self.now + deadline
+        while self.now < end:
+            self.sae_send(side, addr, msg)
+            self.run(self.now + rto)
+            for r in self.inbox.get(addr, []):
+                if r.request_id == msg.request_id:
+                    self.inbox[addr].remove(r)
+                    return r
+            rto = min(rto * 2, 0.4)
+        raise TimeoutError(f"no answer to {msg!r}")
+
+
+def file_source(nbytes: int) -> FileSource:
+    return FileSource(bytes(random.Random(7).getrandbits(8) for _ in range(nbytes)))
