@@ -1,0 +1,197 @@
+"""Which daemon runs on which kind of host, and the config files the non-Python ones need.
+
+The table (``PYTHON_KINDS`` and ``plan``):
+
+=========== ====================================================================
+kind        processes
+=========== ====================================================================
+node        ``python -m node_agent``
+pce         ``python -m pce``
+qkd-proxy   ``python -m qkd_proxy``
+idq3p       ``python -m idq3p_emulator``
+client      none (a place to run ``telnet``, ``qkdnet exec``, tests)
+frr         FRR ``zebra`` then ``ospfd``, with generated ``zebra.conf``/``ospfd.conf``
+bird        BIRD 2 ``bird -f``, with a generated ``bird.conf``
+=========== ====================================================================
+
+Python daemons get ``--topology FILE --host NAME --log-file RUN/NAME.log``; their stdout
+and stderr go to ``RUN/NAME.out``. A Python kind whose package has no ``__main__`` module
+yet is skipped with that reason, so the launcher works while daemons are being written.
+
+Config generation for FRR and BIRD is a hook: ``register_config("frr", fn)`` (or
+``Testbed(..., config_generators={"frr": fn})``) replaces the built-in generator, where
+``fn(topology, host, workdir) -> {file name: text}``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gmpls.topology import Host, Topology
+
+PYTHON_KINDS: dict[str, str] = {
+    "node": "node_agent",
+    "pce": "pce",
+    "qkd-proxy": "qkd_proxy",
+    "idq3p": "idq3p_emulator",
+}
+FRR_DIR = Path("/usr/lib/frr")
+
+ConfigGenerator = Callable[[Topology, Host, Path], dict[str, str]]
+CONFIG_GENERATORS: dict[str, ConfigGenerator] = {}
+
+
+def register_config(kind: str, fn: ConfigGenerator | None = None) -> Callable[..., object]:
+    """Set the config generator of ``kind`` ("frr" or "bird"); usable as a decorator."""
+
+    def deco(f: ConfigGenerator) -> ConfigGenerator:
+        CONFIG_GENERATORS[kind] = f
+        return f
+
+    return deco(fn) if fn is not None else deco
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One process to start inside the host's namespace."""
+
+    name: str  # short label: "node_agent", "zebra", "ospfd", "bird"
+    argv: list[str]
+    out: Path  # where its stdout and stderr go
+    log: Path  # the log it writes itself
+    wait_for: Path | None = None  # start only once this path exists (ospfd waits for zebra)
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def has_main(package: str) -> bool:
+    """True when ``python -m package`` would run: the package has a ``__main__`` module.
+    Looks at the files only; the package is not imported."""
+    spec = importlib.util.find_spec(package)
+    if spec is None:
+        return False
+    return any(Path(loc, "__main__.py").exists() for loc in spec.submodule_search_locations or ())
+
+
+def plan(
+    topo: Topology,
+    host: Host,
+    topo_file: Path,
+    run_dir: Path,
+    generators: dict[str, ConfigGenerator] | None = None,
+) -> list[Launch] | str:
+    """The processes to start for ``host``, or a string saying why there are none."""
+    gens = {**CONFIG_GENERATORS, **(generators or {})}
+    name = host.name
+    if host.kind == "client":
+        return "client hosts run no daemon"
+    if host.kind in PYTHON_KINDS:
+        pkg = PYTHON_KINDS[host.kind]
+        if not has_main(pkg):
+            return f"{pkg} has no __main__ module yet"
+        log = run_dir / f"{name}.log"
+        argv = [sys.executable, "-m", pkg, "--topology", str(topo_file), "--host", name]
+        argv += ["--log-file", str(log)]
+        return [Launch(pkg, argv, run_dir / f"{name}.out", log, env={"PYTHONUNBUFFERED": "1"})]
+    workdir = run_dir / f"{host.kind}-{name}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    files = gens[host.kind](topo, host, workdir)
+    for fname, text in files.items():
+        (workdir / fname).write_text(text)
+    if host.kind == "frr":
+        zebra, ospfd = FRR_DIR / "zebra", FRR_DIR / "ospfd"
+        if not (zebra.exists() and ospfd.exists()):
+            return f"FRR is not installed ({zebra}, {ospfd})"
+        zsock = workdir / "zserv.api"
+        out = []
+        for daemon, exe in (("zebra", zebra), ("ospfd", ospfd)):
+            log = run_dir / f"{name}.{daemon}.log"
+            argv = [str(exe), "-f", str(workdir / f"{daemon}.conf")]
+            argv += ["-i", str(workdir / f"{daemon}.pid"), "-z", str(zsock)]
+            argv += ["--vty_socket", str(workdir), "-u", "root", "-g", "root"]
+            argv += ["-A", "127.0.0.1", "-P", "0", "--log", f"file:{log}"]
+            out.append(
+                Launch(
+                    daemon,
+                    argv,
+                    run_dir / f"{name}.{daemon}.out",
+                    log,
+                    wait_for=zsock if daemon == "ospfd" else None,
+                )
+            )
+        return out
+    if host.kind == "bird":
+        bird = shutil.which("bird") or "/usr/sbin/bird"
+        if not Path(bird).exists():
+            return "BIRD is not installed"
+        argv = [bird, "-f", "-c", str(workdir / "bird.conf"), "-s", str(workdir / "bird.ctl")]
+        argv += ["-P", str(workdir / "bird.pid")]
+        return [Launch("bird", argv, run_dir / f"{name}.bird.out", run_dir / f"{name}.bird.log")]
+    return f"no daemon is defined for kind {host.kind}"
+
+
+# --- built-in config generators ---------------------------------------------------------
+
+
+@register_config("frr")
+def frr_config(topo: Topology, host: Host, workdir: Path) -> dict[str, str]:
+    """zebra.conf and ospfd.conf for an FRR peer on the control LAN: OSPFv2 with the
+    topology's timers, opaque LSAs, Router Information (RFC 7770) and TE (RFC 3630)."""
+    cd = topo.control_domain
+    o = topo.ospf
+    rid = host.router_id
+    zebra = (
+        f"hostname {host.name}\n!\ninterface {cd}\n link-params\n  enable\n exit-link-params\n!\n"
+    )
+    ospfd = "\n".join(
+        [
+            f"hostname {host.name}",
+            "!",
+            f"interface {cd}",
+            " ip ospf network broadcast",
+            f" ip ospf hello-interval {o.hello_interval}",
+            f" ip ospf dead-interval {o.dead_interval}",
+            f" ip ospf retransmit-interval {o.retransmit_interval}",
+            f" ip ospf transmit-delay {o.transmit_delay}",
+            f" ip ospf priority {host.ospf_priority}",
+            "!",
+            "router ospf",
+            f" ospf router-id {rid}",
+            f" network {topo.domains[cd].subnet} area {o.area}",
+            " capability opaque",
+            " mpls-te on",
+            f" mpls-te router-address {rid}",
+            " router-info area",
+            "!",
+            "",
+        ]
+    )
+    return {"zebra.conf": zebra, "ospfd.conf": ospfd}
+
+
+@register_config("bird")
+def bird_config(topo: Topology, host: Host, workdir: Path) -> dict[str, str]:
+    """bird.conf for a BIRD 2 OSPFv2 peer on the control LAN with the topology's timers."""
+    o = topo.ospf
+    text = f"""\
+router id {host.router_id};
+log "{workdir.parent / f"{host.name}.bird.log"}" all;
+protocol device {{ }}
+protocol ospf v2 ospf1 {{
+  area {o.area} {{
+    interface "{topo.control_domain}" {{
+      type broadcast;
+      hello {o.hello_interval};
+      dead {o.dead_interval};
+      retransmit {o.retransmit_interval};
+      transmit delay {o.transmit_delay};
+      priority {host.ospf_priority};
+    }};
+  }};
+}}
+"""
+    return {"bird.conf": text}

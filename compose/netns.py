@@ -1,0 +1,861 @@
+"""The embedded testbed backend: one network namespace per host, one bridge per domain.
+
+For a topology with prefix ``qk`` :class:`Testbed` creates, through pyroute2 (netlink):
+
+- a Linux bridge per domain in the root namespace (``qk-ctrl``): no IP address, STP off,
+  forward delay 0 (it forwards at once), multicast snooping off (so OSPF's 224.0.0.5/6 is
+  flooded to every port) and IPv6 off (no link-local chatter in captures);
+- a namespace per host (``qk-tn1``) with ``lo`` up and IPv6 off;
+- a veth pair per (host, domain): the root end (``qk-tn1-ctrl``) is a bridge port, the
+  other end is created directly inside the namespace and named after the domain (``ctrl``),
+  with the host's address and the domain's prefix length.
+
+Nothing routes between bridges, so domains are isolated as in the paper. When the kernel
+passes bridged frames to iptables (``br_netfilter``, as on any host running Docker, whose
+FORWARD policy is DROP), one ACCEPT rule per bridge, commented ``qkdnet:PREFIX``, lets the
+testbed's own traffic through; it is removed with the testbed.
+
+Then the daemons start inside the namespaces (:mod:`compose.daemons`). Every step is written
+to ``RUN/state.json`` before the next begins, so :func:`teardown` can remove everything
+after a crash; it also sweeps anything named ``PREFIX-...`` and every process still inside
+one of the testbed's namespaces.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import shlex
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pyroute2 import IPRoute, NetNS, netns
+from pyroute2.netlink.exceptions import NetlinkError
+
+from compose import cliclient, daemons, names, nsutil
+from compose.state import Daemon, State, forget_index, index_dir, indexed, load_state
+from gmpls.topology import Topology, load
+
+log = logging.getLogger("compose.netns")
+
+#: a Linux bridge has at most this many ports (BR_MAX_PORTS)
+MAX_BRIDGE_PORTS = 1024
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+Progress = Callable[[str], None]
+
+
+class TestbedError(RuntimeError):
+    """A testbed operation that cannot be done; the message says why and what to do."""
+
+    __test__ = False  # not a pytest class, despite the name
+
+
+def _log_progress(line: str) -> None:
+    log.info("%s", line)
+
+
+def default_run_dir(topo: Topology, prefix: str) -> Path:
+    base = Path("run") / topo.name
+    return base if prefix == topo.prefix else base.with_name(f"{topo.name}-{prefix}")
+
+
+# --- firewall (br_netfilter) ------------------------------------------------------------
+
+
+def _bridge_calls_iptables() -> bool:
+    try:
+        return Path("/proc/sys/net/bridge/bridge-nf-call-iptables").read_text().strip() == "1"
+    except OSError:
+        return False
+
+
+def _iptables(args: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["iptables", "-w", *args], capture_output=True, text=True, check=False)
+
+
+def _fw_rule(prefix: str, bridge: str) -> list[str]:
+    return [
+        "FORWARD",
+        "-i",
+        bridge,
+        "-o",
+        bridge,
+        "-m",
+        "comment",
+        "--comment",
+        names.fw_comment(prefix),
+        "-j",
+        "ACCEPT",
+    ]
+
+
+def _fw_sweep(prefix: str) -> list[list[str]]:
+    """Remove every FORWARD rule carrying this prefix's comment; returns what it removed."""
+    if shutil.which("iptables") is None:
+        return []
+    listing = _iptables(["-S", "FORWARD"])
+    removed = []
+    for line in listing.stdout.splitlines():
+        words = shlex.split(line)
+        if words[:1] != ["-A"] or names.fw_comment(prefix) not in words:
+            continue
+        rule = words[1:]
+        if _iptables(["-D", *rule]).returncode == 0:
+            removed.append(rule)
+    return removed
+
+
+# --- sysctl helpers ---------------------------------------------------------------------
+
+
+def _disable_ipv6_root(ifname: str) -> None:
+    with contextlib.suppress(OSError):
+        Path(f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6").write_text("1")
+
+
+# --- teardown (needs no topology: state file plus a sweep by prefix) --------------------
+
+
+def teardown(prefix: str, state: State | None = None, progress: Progress = _log_progress) -> None:
+    """Remove everything a testbed with ``prefix`` created. Idempotent; works from the state
+    file, from a partial one, or from nothing at all (sweep of ``PREFIX-*`` names)."""
+    if state is None:
+        path = indexed().get(prefix)
+        state = load_state(path) if path else None
+    spaces = sorted(
+        set(state.namespaces if state else ())
+        | {n for n in nsutil.list_netns() if names.owns(prefix, n)}
+    )
+    # 1. daemons we recorded, then anything else still running inside our namespaces
+    recorded = {d.pid: d.started for ds in (state.daemons.values() if state else ()) for d in ds}
+    if recorded:
+        live = {p: s for p, s in recorded.items() if nsutil.alive(p, s)}
+        if live:
+            progress(f"[{prefix}] stopping {len(live)} daemon process(es)")
+            killed = nsutil.terminate(live)
+            if killed:
+                progress(f"[{prefix}] SIGKILL for pid(s) {', '.join(map(str, killed))}")
+    strays = nsutil.pids_in_netns(spaces)
+    if strays:
+        progress(f"[{prefix}] stopping {len(strays)} other process(es) inside the namespaces")
+        nsutil.terminate({p: nsutil.start_time(p) for p in strays})
+    # 2. impairments
+    _nft_apply(prefix, {})
+    # 3. links: veth root ends first (each takes its peer with it), then bridges
+    removed_links = 0
+    with IPRoute() as ipr:
+        links = []
+        for link in ipr.get_links():
+            ifname = link.get_attr("IFLA_IFNAME")
+            if ifname and names.owns(prefix, ifname):
+                info = link.get_attr("IFLA_LINKINFO")
+                kind = info.get_attr("IFLA_INFO_KIND") if info else None
+                links.append((kind == "bridge", ifname, link["index"]))
+        for _, _name, index in sorted(links):
+            with contextlib.suppress(NetlinkError):
+                ipr.link("del", index=index)
+                removed_links += 1
+    if removed_links:
+        progress(f"[{prefix}] removed {removed_links} bridge(s) and veth(s)")
+    # 4. namespaces
+    for ns in spaces:
+        with contextlib.suppress(FileNotFoundError, OSError):
+            netns.remove(ns)
+    if spaces:
+        progress(f"[{prefix}] removed {len(spaces)} namespace(s)")
+    # 5. firewall rules
+    rules = _fw_sweep(prefix)
+    if rules:
+        progress(f"[{prefix}] removed {len(rules)} iptables FORWARD rule(s)")
+    # 6. state
+    if state is not None:
+        state.status = "down"
+        state.daemons = {}
+        state.forget()
+    forget_index(prefix)
+    left = leftovers(prefix)
+    if left:
+        raise TestbedError(f"[{prefix}] could not remove: {', '.join(left)}")
+
+
+def leftovers(prefix: str) -> list[str]:
+    """Everything with this prefix that exists now: namespaces, links, nft table, rules."""
+    out = [f"namespace {n}" for n in nsutil.list_netns() if names.owns(prefix, n)]
+    with IPRoute() as ipr:
+        for link in ipr.get_links():
+            ifname = link.get_attr("IFLA_IFNAME")
+            if ifname and names.owns(prefix, ifname):
+                out.append(f"link {ifname}")
+    if _nft_has_table(prefix):
+        out.append(f"nft table bridge {names.nft_table(prefix)}")
+    return out
+
+
+# --- nftables impairments ---------------------------------------------------------------
+
+
+def _nft(script: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["nft", "-f", "-"], input=script, capture_output=True, text=True, check=False
+    )
+
+
+def _nft_has_table(prefix: str) -> bool:
+    if shutil.which("nft") is None:
+        return False
+    r = subprocess.run(
+        ["nft", "list", "table", "bridge", names.nft_table(prefix)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return r.returncode == 0
+
+
+def _nft_apply(prefix: str, loss: dict[str, tuple[float, list[str]]]) -> None:
+    """Replace the prefix's bridge-family table with one drop rule per impaired domain:
+    frames entering the domain's bridge from any of ``ports`` are dropped with the given
+    probability (numgen random, 0.01 % steps). An empty ``loss`` deletes the table."""
+    if shutil.which("nft") is None:
+        if loss:
+            raise TestbedError("nft (nftables) is not installed; packet loss needs it")
+        return
+    table = names.nft_table(prefix)
+    script = f"add table bridge {table}\ndelete table bridge {table}\n"
+    rules = []
+    for domain, (pct, ports) in sorted(loss.items()):
+        if pct <= 0 or not ports:
+            continue
+        threshold = min(10000, round(pct * 100))
+        port_set = ", ".join(f'"{p}"' for p in ports)
+        chance = "" if threshold >= 10000 else f"numgen random mod 10000 < {threshold} "
+        rules.append(
+            f'    iifname {{ {port_set} }} {chance}counter drop comment "loss {domain} {pct:g}%"'
+        )
+    if rules:
+        script += (
+            f"table bridge {table} {{\n  chain forward {{\n"
+            "    type filter hook forward priority 0; policy accept;\n"
+            + "\n".join(rules)
+            + "\n  }\n}\n"
+        )
+    r = _nft(script)
+    if r.returncode != 0:
+        raise TestbedError(f"nft failed: {r.stderr.strip()}")
+
+
+# --- the testbed ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Interface:
+    host: str
+    domain: str
+    address: str
+    prefixlen: int
+    veth: str  # root end
+    inner: str  # name inside the namespace
+
+
+class Testbed:
+    """A topology brought up in network namespaces.
+
+    >>> tb = Testbed("topologies/paper.yaml", "run/paper", prefix="xx")   # doctest: +SKIP
+    >>> tb.up(start_daemons=False); tb.exec("tn1", ["ip", "-br", "addr"]); tb.down()
+
+    ``prefix`` overrides the topology's (a copy of the file with the new prefix is written
+    to the run directory and given to the daemons), so tests never clash with a user's
+    running testbed.
+    """
+
+    __test__ = False
+
+    def __init__(
+        self,
+        topology: Topology | str | os.PathLike[str],
+        run_dir: str | os.PathLike[str] | None = None,
+        *,
+        prefix: str | None = None,
+        progress: Progress | None = None,
+        config_generators: dict[str, daemons.ConfigGenerator] | None = None,
+    ) -> None:
+        topo = topology if isinstance(topology, Topology) else load(Path(topology))
+        if topo.path is None:
+            raise TestbedError("the topology must be loaded from a file (daemons read it)")
+        self.prefix = prefix or topo.prefix
+        self.run_dir = Path(run_dir) if run_dir else default_run_dir(topo, self.prefix)
+        self.run_dir = self.run_dir.resolve()
+        self.progress: Progress = progress or _log_progress
+        self.generators = config_generators or {}
+        if self.prefix != topo.prefix:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            doc = yaml.safe_load(topo.path.read_text())
+            doc["prefix"] = self.prefix
+            copy = self.run_dir / "topology.yaml"
+            copy.write_text(
+                f"# {topo.path} with prefix {self.prefix} (written by qkdnet)\n"
+                + yaml.safe_dump(doc, sort_keys=False)
+            )
+            topo = load(copy)
+        self.topology = topo
+        self.topo_file: Path = topo.path  # type: ignore[assignment]
+        self._procs: dict[int, subprocess.Popen[bytes]] = {}
+        self.state = load_state(self.run_dir / "state.json") or State(
+            self.prefix, topo.name, str(self.topo_file), str(self.run_dir)
+        )
+
+    # --- finding a running testbed ------------------------------------------------------
+    @classmethod
+    def attach(cls, prefix: str, progress: Progress | None = None) -> Testbed:
+        """The testbed that is up with ``prefix`` (from the global index)."""
+        path = indexed().get(prefix)
+        st = load_state(path) if path else None
+        if st is None:
+            raise TestbedError(f"no testbed with prefix {prefix!r} is up (index: {index_dir()})")
+        try:
+            tb = cls(st.topology, st.run_dir, prefix=st.prefix, progress=progress)
+        except Exception as e:  # the topology file is gone or broken
+            raise TestbedError(f"testbed {prefix!r}: cannot load {st.topology}: {e}") from None
+        tb.state = st
+        return tb
+
+    # --- names --------------------------------------------------------------------------
+    def netns(self, host: str) -> str:
+        self.topology.host(host)
+        return names.netns_name(self.prefix, host)
+
+    def bridge(self, domain: str) -> str:
+        if domain not in self.topology.domains:
+            raise TestbedError(f"{self.topology.name}: no domain {domain!r}")
+        return names.bridge_name(self.prefix, domain)
+
+    def interfaces(self) -> list[Interface]:
+        out = []
+        for h in self.topology.hosts.values():
+            for d, addr in h.interfaces.items():
+                plen = self.topology.domains[d].subnet.prefixlen
+                veth = names.veth_name(self.prefix, h.name, d)
+                out.append(Interface(h.name, d, str(addr), plen, veth, d))
+        return out
+
+    def ports(self, domain: str) -> list[str]:
+        """The root veth ends attached to ``domain``'s bridge."""
+        self.bridge(domain)
+        return [i.veth for i in self.interfaces() if i.domain == domain]
+
+    # --- up -----------------------------------------------------------------------------
+    def up(self, start_daemons: bool = True) -> Testbed:
+        """Build bridges, namespaces and veths, then start the daemons. On any failure
+        everything built so far is removed again and the error re-raised."""
+        p = self.prefix
+        left = leftovers(p)
+        if left:
+            raise TestbedError(
+                f"prefix {p!r} is already in use ({', '.join(left[:4])}"
+                f"{', ...' if len(left) > 4 else ''}); run `qkdnet down --prefix {p}` first"
+            )
+        for d in self.topology.domains:
+            n = len(self.ports(d))
+            if n > MAX_BRIDGE_PORTS:
+                raise TestbedError(
+                    f"domain {d} has {n} hosts; a Linux bridge takes at most {MAX_BRIDGE_PORTS}"
+                )
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.state = State(p, self.topology.name, str(self.topo_file), str(self.run_dir))
+        self.state.up_pid = os.getpid()
+        self.state.save()
+        t0 = time.monotonic()
+        try:
+            self._build()
+            if start_daemons:
+                self.start_all()
+            self.state.status = "up"
+            self.state.save()
+        except BaseException as e:
+            self.progress(f"[{p}] failed: {e}; removing what was built")
+            with contextlib.suppress(Exception):
+                self.down()
+            raise
+        self.progress(
+            f"[{p}] up: {len(self.state.namespaces)} namespaces, {len(self.state.bridges)} "
+            f"bridges, {len(self.state.veths)} veths in {time.monotonic() - t0:.2f} s; "
+            f"run dir {self.run_dir}"
+        )
+        return self
+
+    def _build(self) -> None:
+        p, st, topo = self.prefix, self.state, self.topology
+        fw = _bridge_calls_iptables() and shutil.which("iptables") is not None
+        with IPRoute() as ipr:
+            bridge_index: dict[str, int] = {}
+            for d in topo.domains.values():
+                br = names.bridge_name(p, d.name)
+                st.bridges.append(br)
+                st.save()
+                ipr.link(
+                    "add",
+                    ifname=br,
+                    kind="bridge",
+                    br_stp_state=0,
+                    br_forward_delay=0,
+                    br_mcast_snooping=0,
+                )
+                idx = ipr.link_lookup(ifname=br)[0]
+                _disable_ipv6_root(br)
+                ipr.link("set", index=idx, state="up")
+                bridge_index[d.name] = idx
+                extra = ""
+                if fw:
+                    rule = _fw_rule(p, br)
+                    r = _iptables(["-I", *rule])
+                    if r.returncode != 0:
+                        raise TestbedError(f"iptables -I {' '.join(rule)}: {r.stderr.strip()}")
+                    st.fw_rules.append(rule)
+                    st.save()
+                    extra = ", iptables FORWARD accept (br_netfilter)"
+                self.progress(f"[{p}] bridge {br:<13} {d.name} {d.subnet}{extra}")
+            by_host: dict[str, list[Interface]] = {}
+            for i in self.interfaces():
+                by_host.setdefault(i.host, []).append(i)
+            for h in topo.hosts.values():
+                ns = names.netns_name(p, h.name)
+                st.namespaces.append(ns)
+                st.save()
+                netns.create(ns)
+                nsutil.write_sysctl_in(
+                    ns,
+                    {
+                        "net/ipv6/conf/all/disable_ipv6": "1",
+                        "net/ipv6/conf/default/disable_ipv6": "1",
+                    },
+                )
+                for i in by_host.get(h.name, []):
+                    st.veths.append(i.veth)
+                    st.save()
+                    ipr.link(
+                        "add", ifname=i.veth, kind="veth", peer={"ifname": i.inner, "net_ns_fd": ns}
+                    )
+                    idx = ipr.link_lookup(ifname=i.veth)[0]
+                    _disable_ipv6_root(i.veth)
+                    ipr.link("set", index=idx, master=bridge_index[i.domain], state="up")
+                with NetNS(ns) as nsr:
+                    nsr.link("set", index=nsr.link_lookup(ifname="lo")[0], state="up")
+                    for i in by_host.get(h.name, []):
+                        j = nsr.link_lookup(ifname=i.inner)[0]
+                        nsr.addr("add", index=j, address=i.address, prefixlen=i.prefixlen)
+                        nsr.link("set", index=j, state="up")
+                addrs = ", ".join(
+                    f"{i.inner} {i.address}/{i.prefixlen}" for i in by_host.get(h.name, [])
+                )
+                self.progress(f"[{p}] host   {h.name:<8} {h.kind:<9} netns {ns}: {addrs}")
+
+    # --- daemons ------------------------------------------------------------------------
+    def start_all(self) -> None:
+        started = []
+        for h in self.topology.hosts:
+            started += self._start(h)
+        if started:
+            # a daemon that dies at once (bad flag, import error) is reported now, not later
+            time.sleep(0.3)
+            self._check_started(started)
+
+    def _check_started(self, started: list[tuple[str, Daemon]]) -> None:
+        for host, d in started:
+            proc = self._procs.get(d.pid)
+            code = proc.poll() if proc is not None else None
+            if proc is None and not nsutil.alive(d.pid, d.started):
+                code = -1
+            if code is None:
+                continue
+            tail = ""
+            with contextlib.suppress(OSError):
+                lines = Path(self.run_dir, f"{host}.out").read_text().strip().splitlines()
+                tail = f": {lines[-1]}" if lines else ""
+            self.progress(
+                f"[{self.prefix}] daemon {host:<8} {d.name} exited at once ({code}){tail}"
+            )
+            self.state.daemons[host] = [x for x in self.state.daemons.get(host, []) if x is not d]
+            self.state.skipped[host] = f"{d.name} exited with code {code}"
+        self.state.save()
+
+    def _start(self, host: str) -> list[tuple[str, Daemon]]:
+        h = self.topology.host(host)
+        plan = daemons.plan(self.topology, h, self.topo_file, self.run_dir, self.generators)
+        if isinstance(plan, str):
+            self.state.skipped[host] = plan
+            self.state.save()
+            if h.kind != "client":
+                self.progress(f"[{self.prefix}] daemon {host:<8} not started: {plan}")
+            return []
+        self.state.skipped.pop(host, None)
+        out = []
+        for launch in plan:
+            if launch.wait_for is not None:
+                deadline = time.monotonic() + 5.0
+                while not launch.wait_for.exists() and time.monotonic() < deadline:
+                    time.sleep(0.02)
+            proc = self.popen(
+                host,
+                launch.argv,
+                stdout=open(launch.out, "ab"),  # noqa: SIM115 (the child keeps it)
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=self.run_dir,
+                env={**os.environ, **launch.env, **self._pythonpath()},
+            )
+            d = Daemon(
+                launch.name, launch.argv, proc.pid, nsutil.start_time(proc.pid), str(launch.log)
+            )
+            self.state.daemons.setdefault(host, []).append(d)
+            self.state.save()
+            self.progress(
+                f"[{self.prefix}] daemon {host:<8} {launch.name} pid {proc.pid} log {launch.log}"
+            )
+            out.append((host, d))
+        return out
+
+    @staticmethod
+    def _pythonpath() -> dict[str, str]:
+        old = os.environ.get("PYTHONPATH")
+        root = str(PROJECT_ROOT)
+        return {"PYTHONPATH": root if not old else f"{root}{os.pathsep}{old}"}
+
+    def running(self, host: str) -> list[Daemon]:
+        return [d for d in self.state.daemons.get(host, []) if nsutil.alive(d.pid, d.started)]
+
+    def stop(self, host: str) -> list[int]:
+        """Stop the host's daemon (SIGTERM, SIGKILL after 3 s). Returns the pids stopped."""
+        self.topology.host(host)
+        ds = self.state.daemons.get(host, [])
+        pids = {d.pid: d.started for d in ds}
+        nsutil.terminate(pids)
+        for pid in pids:
+            proc = self._procs.pop(pid, None)
+            if proc is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=1)
+        self.state.daemons[host] = []
+        self.state.save()
+        if pids:
+            self.progress(
+                f"[{self.prefix}] daemon {host:<8} stopped (pid {', '.join(map(str, pids))})"
+            )
+        return list(pids)
+
+    def start(self, host: str) -> list[int]:
+        """Start the host's daemon again; an error if it is running."""
+        self.topology.host(host)
+        if self.running(host):
+            raise TestbedError(f"{host}: daemon already running (qkdnet stop {host} first)")
+        started = self._start(host)
+        if started:
+            time.sleep(0.3)
+            self._check_started(started)
+        return [d.pid for _, d in started if nsutil.alive(d.pid, d.started)]
+
+    # --- processes in a host ------------------------------------------------------------
+    def popen(self, host: str, argv: Sequence[str], **kw: Any) -> subprocess.Popen[Any]:
+        """``subprocess.Popen`` inside the host's namespace (extra keywords passed on)."""
+        if "preexec_fn" in kw:
+            raise TypeError("popen sets preexec_fn itself")
+        with nsutil.closing_preexec(self.netns(host)) as enter:
+            proc = subprocess.Popen(list(argv), preexec_fn=enter, **kw)
+        self._procs[proc.pid] = proc
+        return proc
+
+    def exec(self, host: str, argv: Sequence[str], **kw: Any) -> subprocess.CompletedProcess[Any]:
+        """``subprocess.run`` inside the host's namespace (``check``, ``capture_output``,
+        ``text``, ``timeout``... passed on)."""
+        if "preexec_fn" in kw:
+            raise TypeError("exec sets preexec_fn itself")
+        with nsutil.closing_preexec(self.netns(host)) as enter:
+            return subprocess.run(list(argv), preexec_fn=enter, **kw)
+
+    def socket(
+        self,
+        host: str,
+        family: int = socket.AF_INET,
+        type: int = socket.SOCK_STREAM,
+        proto: int = 0,
+    ) -> socket.socket:
+        """A socket living in the host's namespace (the calling thread returns at once)."""
+        return nsutil.socket_in(self.netns(host), family, type, proto)
+
+    def address(self, host_or_ip: str, domain: str | None = None) -> str:
+        """An IP address: a host's address on ``domain`` (default: the control domain, or
+        its only domain), or the argument itself when it is an address already."""
+        if host_or_ip not in self.topology.hosts:
+            socket.inet_aton(host_or_ip)
+            return host_or_ip
+        h = self.topology.host(host_or_ip)
+        if domain is None:
+            domain = (
+                self.topology.control_domain
+                if self.topology.control_domain in h.interfaces
+                else next(iter(h.interfaces))
+            )
+        if domain not in h.interfaces:
+            raise TestbedError(f"{h.name} has no address on {domain}")
+        return str(h.interfaces[domain])
+
+    def ping(self, host: str, target: str, timeout: float = 1.0, count: int = 1) -> bool:
+        """ICMP echo from ``host`` to ``target`` (host name or address); True when any of
+        ``count`` requests is answered within ``timeout`` seconds each."""
+        dst = self.address(target)
+        with self.socket(host, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as s:
+            ident = os.getpid() & 0xFFFF
+            for seq in range(1, count + 1):
+                try:
+                    s.sendto(_echo(ident, seq), (dst, 0))
+                except OSError:  # no route: as unreachable as no answer
+                    return False
+                deadline = time.monotonic() + timeout
+                while (left := deadline - time.monotonic()) > 0:
+                    r, _, _ = select.select([s], [], [], left)
+                    if not r:
+                        break
+                    data, (src, _) = s.recvfrom(2048)
+                    ihl = (data[0] & 0x0F) * 4
+                    typ, _, _, rid, rseq = struct.unpack("!BBHHH", data[ihl : ihl + 8])
+                    if typ == 0 and src == dst and rid == ident and rseq == seq:
+                        return True
+        return False
+
+    def cli(self, host: str, command: str, via: str | None = None, timeout: float = 10.0) -> str:
+        """Send one command to the host's telnet CLI and return its output. The connection
+        is made from ``via`` (a host name; default the host itself) to the host's control
+        address and ``cli_port``."""
+        h = self.topology.host(host)
+        if h.cli_port is None:
+            raise TestbedError(f"{host} has no cli_port")
+        src = via or host
+        sock = self.socket(src, socket.AF_INET, socket.SOCK_STREAM)
+        return cliclient.run_command(sock, (self.address(host), h.cli_port), command, timeout)
+
+    # --- faults -------------------------------------------------------------------------
+    def link(self, host: str, domain: str, up: bool) -> None:
+        """Cut ``host`` off ``domain`` (its bridge port goes down: the host sees no carrier)
+        or reconnect it."""
+        h = self.topology.host(host)
+        if domain not in h.interfaces:
+            raise TestbedError(f"{host} has no interface on {domain}")
+        veth = names.veth_name(self.prefix, host, domain)
+        with IPRoute() as ipr:
+            found = ipr.link_lookup(ifname=veth)
+            if not found:
+                raise TestbedError(f"{veth} does not exist (is the testbed up?)")
+            ipr.link("set", index=found[0], state="up" if up else "down")
+        key = [host, domain]
+        if up and key in self.state.links_down:
+            self.state.links_down.remove(key)
+        elif not up and key not in self.state.links_down:
+            self.state.links_down.append(key)
+        self.state.save()
+        self.progress(f"[{self.prefix}] link {host} {domain} {'up' if up else 'down'} ({veth})")
+
+    def impair(
+        self,
+        domain: str,
+        loss: float | None = None,
+        delay_ms: float | None = None,
+        jitter_ms: float | None = None,
+    ) -> None:
+        """Random loss (percent, nftables) and delay/jitter (ms, netem, where the kernel
+        has it) on every port of ``domain``'s bridge. Delay is applied as frames leave the
+        bridge toward each host, so a frame is delayed once on its way across."""
+        ports = self.ports(domain)
+        if loss is not None and not 0 <= loss <= 100:
+            raise TestbedError(f"--loss {loss} is not a percentage")
+        if jitter_ms and not delay_ms:
+            raise TestbedError("--jitter needs --delay")
+        if delay_ms:
+            self._netem(ports, delay_ms, jitter_ms or 0.0)
+        before = dict(self.state.impairments.get(domain, {}))
+        imp = self.state.impairments.setdefault(domain, {})
+        if loss is not None:
+            imp["loss"] = loss
+        if delay_ms:
+            imp["delay_ms"] = delay_ms
+            imp["jitter_ms"] = jitter_ms or 0.0
+        try:
+            self._apply_loss()
+        except TestbedError:
+            self.state.impairments[domain] = before
+            raise
+        self.state.save()
+        self.progress(f"[{self.prefix}] impair {domain}: {_describe(imp)}")
+
+    def clear_impair(self, domain: str) -> None:
+        ports = self.ports(domain)
+        imp = self.state.impairments.pop(domain, {})
+        if imp.get("delay_ms"):
+            with IPRoute() as ipr:
+                for port in ports:
+                    for idx in ipr.link_lookup(ifname=port):
+                        with contextlib.suppress(NetlinkError):
+                            ipr.tc("del", index=idx, handle="1:0")
+        self._apply_loss()
+        self.state.save()
+        self.progress(f"[{self.prefix}] impair {domain}: cleared")
+
+    def _apply_loss(self) -> None:
+        loss = {
+            d: (float(imp["loss"]), self.ports(d))
+            for d, imp in self.state.impairments.items()
+            if imp.get("loss")
+        }
+        _nft_apply(self.prefix, loss)
+
+    def _netem(self, ports: list[str], delay_ms: float, jitter_ms: float) -> None:
+        if shutil.which("modprobe"):
+            subprocess.run(["modprobe", "-q", "sch_netem"], capture_output=True, check=False)
+        done: list[int] = []
+        with IPRoute() as ipr:
+            for port in ports:
+                idx = ipr.link_lookup(ifname=port)[0]
+                try:
+                    ipr.tc(
+                        "replace",
+                        "netem",
+                        index=idx,
+                        handle="1:0",
+                        delay=int(delay_ms * 1000),
+                        jitter=int(jitter_ms * 1000),
+                    )
+                except NetlinkError as e:
+                    for j in done:
+                        with contextlib.suppress(NetlinkError):
+                            ipr.tc("del", index=j, handle="1:0")
+                    if e.code in (2, 95):  # ENOENT, EOPNOTSUPP: no such qdisc kind
+                        raise TestbedError(
+                            "netem is not available in this kernel (CONFIG_NET_SCH_NETEM is "
+                            "off and no sch_netem module): delay and jitter cannot be applied; "
+                            "packet loss (--loss, nftables) works without it"
+                        ) from None
+                    raise TestbedError(f"tc netem on {port}: {e}") from None
+                done.append(idx)
+
+    # --- status -------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        """What exists and runs now, per host and domain (JSON-serialisable)."""
+        spaces = set(nsutil.list_netns())
+        with IPRoute() as ipr:
+            links = {}
+            for link in ipr.get_links():
+                ifname = link.get_attr("IFLA_IFNAME")
+                if ifname and names.owns(self.prefix, ifname):
+                    links[ifname] = str(link.get_attr("IFLA_OPERSTATE")).lower()
+        hosts = {}
+        for h in self.topology.hosts.values():
+            ns = names.netns_name(self.prefix, h.name)
+            hosts[h.name] = {
+                "kind": h.kind,
+                "netns": ns,
+                "netns_exists": ns in spaces,
+                "interfaces": {
+                    d: {
+                        "address": f"{a}/{self.topology.domains[d].subnet.prefixlen}",
+                        "veth": (v := names.veth_name(self.prefix, h.name, d)),
+                        "state": links.get(v, "absent"),
+                    }
+                    for d, a in h.interfaces.items()
+                },
+                "daemons": [
+                    {
+                        "name": d.name,
+                        "pid": d.pid,
+                        "running": nsutil.alive(d.pid, d.started),
+                        "log": d.log,
+                    }
+                    for d in self.state.daemons.get(h.name, [])
+                ],
+                "note": self.state.skipped.get(h.name, ""),
+            }
+        domains = {
+            d.name: {
+                "subnet": str(d.subnet),
+                "bridge": (b := names.bridge_name(self.prefix, d.name)),
+                "state": links.get(b, "absent"),
+                "impairment": self.state.impairments.get(d.name, {}),
+            }
+            for d in self.topology.domains.values()
+        }
+        return {
+            "prefix": self.prefix,
+            "topology": str(self.topo_file),
+            "name": self.topology.name,
+            "run_dir": str(self.run_dir),
+            "status": self.state.status,
+            "domains": domains,
+            "hosts": hosts,
+            "links_down": self.state.links_down,
+        }
+
+    # --- down ---------------------------------------------------------------------------
+    def down(self) -> None:
+        teardown(self.prefix, self.state, self.progress)
+        for proc in self._procs.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=1)
+        self._procs.clear()
+
+    def __enter__(self) -> Testbed:
+        if self.state.status != "up":
+            self.up()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()
+
+
+def _describe(imp: dict[str, float]) -> str:
+    parts = []
+    if imp.get("loss"):
+        parts.append(f"loss {imp['loss']:g}%")
+    if imp.get("delay_ms"):
+        parts.append(f"delay {imp['delay_ms']:g} ms")
+        if imp.get("jitter_ms"):
+            parts.append(f"jitter {imp['jitter_ms']:g} ms")
+    return ", ".join(parts) or "none"
+
+
+def _echo(ident: int, seq: int) -> bytes:
+    payload = b"qkdnet-ping"
+    hdr = struct.pack("!BBHHH", 8, 0, 0, ident, seq)
+    data = hdr + payload
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total = (total >> 16) + (total & 0xFFFF)
+    total += total >> 16
+    return struct.pack("!BBHHH", 8, 0, ~total & 0xFFFF, ident, seq) + payload
+
+
+@contextlib.contextmanager
+def testbed(
+    topology: str | os.PathLike[str], run_dir: str | os.PathLike[str] | None = None, **kw: Any
+) -> Iterator[Testbed]:
+    """``with testbed("topologies/paper.yaml", prefix="xx", start_daemons=False) as tb:``"""
+    start = kw.pop("start_daemons", True)
+    tb = Testbed(topology, run_dir, **kw)
+    try:
+        yield tb.up(start_daemons=start)
+    finally:
+        tb.down()
+
+
+def main_progress(line: str) -> None:
+    print(line, flush=True, file=sys.stdout)

@@ -1,0 +1,202 @@
+"""Low-level helpers: entering a network namespace, finding and ending its processes.
+
+``setns(2)`` with ``CLONE_NEWNET`` moves only the calling thread, so :func:`in_netns`
+switches the current thread into a namespace and back (sockets opened inside stay in that
+namespace for their whole life), and :func:`preexec` makes a child enter one between
+``fork`` and ``exec`` (what ``ip netns exec`` does, without its ``/sys`` remount).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+NETNS_DIR = Path("/run/netns")
+CLONE_NEWNET = 0x40000000
+
+_libc: ctypes.CDLL | None = None
+
+
+def _setns(fd: int) -> None:
+    global _libc
+    if hasattr(os, "setns"):  # Python >= 3.12
+        os.setns(fd, CLONE_NEWNET)
+        return
+    if _libc is None:
+        _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def netns_path(name: str) -> Path:
+    return NETNS_DIR / name
+
+
+def netns_exists(name: str) -> bool:
+    return netns_path(name).exists()
+
+
+def list_netns() -> list[str]:
+    try:
+        return sorted(os.listdir(NETNS_DIR))
+    except FileNotFoundError:
+        return []
+
+
+@contextlib.contextmanager
+def in_netns(name: str) -> Iterator[None]:
+    """Run the body with the current thread in namespace ``name``, then switch back."""
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    try:
+        target = os.open(netns_path(name), os.O_RDONLY)
+    except FileNotFoundError:
+        os.close(own)
+        raise FileNotFoundError(f"no network namespace {name}") from None
+    try:
+        _setns(target)
+        try:
+            yield
+        finally:
+            _setns(own)
+    finally:
+        os.close(target)
+        os.close(own)
+
+
+def socket_in(
+    name: str, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM, proto: int = 0
+) -> socket.socket:
+    """A socket that lives in namespace ``name``."""
+    with in_netns(name):
+        return socket.socket(family, type, proto)
+
+
+def write_sysctl_in(name: str, settings: dict[str, str]) -> None:
+    """Write ``/proc/sys`` entries (``net/ipv6/conf/all/disable_ipv6``) inside a namespace."""
+    with in_netns(name):
+        for key, value in settings.items():
+            Path("/proc/sys", key).write_text(value)
+
+
+def preexec(name: str) -> Callable[[], None]:
+    """A ``preexec_fn`` that moves the child into namespace ``name``.
+
+    The namespace file is opened in the parent, so a missing namespace fails loudly there
+    and the child does nothing but one system call.
+    """
+    fd = os.open(netns_path(name), os.O_RDONLY)
+
+    def enter() -> None:
+        _setns(fd)
+
+    # the parent's copy is closed by the garbage collector of the closure's owner;
+    # callers use :func:`closing_preexec` to close it deterministically
+    enter.fd = fd  # type: ignore[attr-defined]
+    return enter
+
+
+@contextlib.contextmanager
+def closing_preexec(name: str) -> Iterator[Callable[[], None]]:
+    fn = preexec(name)
+    try:
+        yield fn
+    finally:
+        os.close(fn.fd)  # type: ignore[attr-defined]
+
+
+# --- processes -------------------------------------------------------------------------
+
+
+def start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (``/proc/PID/stat`` field 22),
+    or None when it is gone or a zombie. Together with the pid it names a process uniquely,
+    so a recycled pid is never signalled by mistake."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    rest = stat[stat.rfind(")") + 2 :].split()
+    if rest[0] in ("Z", "X"):
+        return None
+    return int(rest[19])
+
+
+def alive(pid: int, started: int | None = None) -> bool:
+    st = start_time(pid)
+    return st is not None and (started is None or st == started)
+
+
+def pids_in_netns(names: Iterable[str]) -> dict[int, str]:
+    """Every live process whose network namespace is one of ``names``: {pid: namespace}."""
+    inodes: dict[tuple[int, int], str] = {}
+    for n in names:
+        try:
+            st = os.stat(netns_path(n))
+        except FileNotFoundError:
+            continue
+        inodes[(st.st_dev, st.st_ino)] = n
+    found: dict[int, str] = {}
+    if not inodes:
+        return found
+    own = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == own:
+            continue
+        try:
+            st = os.stat(f"/proc/{entry}/ns/net")
+        except (FileNotFoundError, ProcessLookupError, PermissionError, NotADirectoryError):
+            continue
+        key = (st.st_dev, st.st_ino)
+        if key in inodes and start_time(int(entry)) is not None:
+            found[int(entry)] = inodes[key]
+    return found
+
+
+def terminate(pids: dict[int, int | None], grace: float = 3.0, group: bool = True) -> list[int]:
+    """SIGTERM each ``{pid: start_time}`` (its process group when it leads one), wait up to
+    ``grace`` seconds, then SIGKILL what is left. Returns the pids that needed SIGKILL."""
+
+    def signal_all(sig: int, which: Iterable[int]) -> None:
+        for pid in which:
+            if not alive(pid, pids[pid]):
+                continue
+            try:
+                if group and os.getpgid(pid) == pid:
+                    os.killpg(pid, sig)
+                else:
+                    os.kill(pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    live = [p for p in pids if alive(p, pids[p])]
+    signal_all(signal.SIGTERM, live)
+    deadline = time.monotonic() + grace
+    while live and time.monotonic() < deadline:
+        _reap(live)
+        live = [p for p in live if alive(p, pids[p])]
+        if live:
+            time.sleep(0.02)
+    killed = list(live)
+    signal_all(signal.SIGKILL, killed)
+    deadline = time.monotonic() + 2.0
+    while killed and time.monotonic() < deadline:
+        _reap(killed)
+        if not [p for p in killed if alive(p, pids[p])]:
+            break
+        time.sleep(0.02)
+    return killed
+
+
+def _reap(pids: Iterable[int]) -> None:
+    """Collect those of ``pids`` that are our own exited children (no zombies left)."""
+    for pid in pids:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)

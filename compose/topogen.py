@@ -1,0 +1,184 @@
+"""Larger topologies for scale tests: ``qkdnet topo gen ring|grid|random``.
+
+Every generated topology has GMPLS nodes ``tn1``..``tnN`` on one control LAN (router ID =
+control address), a PCE and a client on the same LAN, and TE links between the nodes:
+
+- ``ring``: tn1-tn2-...-tnN-tn1, TE metric 10;
+- ``grid``: row-major on a ceil(sqrt(N))-wide grid, links right and down, TE metric 10;
+- ``random``: a random spanning tree plus random chords up to 1.5 N links (average
+  degree 3), TE metric a random multiple of 10 in 10..100; reproducible with ``--seed``.
+
+The control LAN is 10.1.1.0/24 (nodes .1-.N, PCE .253, client .254) up to 250 nodes and
+10.1.0.0/16 above (node i at 10.1.0.0 + i, PCE 10.1.255.253, client 10.1.255.254). Each
+node numbers its TE interfaces 1, 2, ... in the order its links are listed; each link gets
+``--lambdas`` wavelengths n = 1..L. ``--qe`` adds the paper's QKD side (two ETSI 004
+proxies and two IDQ3P emulators on their own domains) at tn1 and tnN. Note that a Linux
+bridge takes at most 1024 ports, so the namespace backend brings up at most ~1020 nodes.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import random
+from typing import Any
+
+import yaml
+
+SHAPES = ("ring", "grid", "random")
+MAX_NODES = 65000
+
+
+def _edges(shape: str, n: int, rng: random.Random) -> list[tuple[int, int, int]]:
+    """(a, b, metric) with 1-based node numbers."""
+    if shape == "ring":
+        if n == 2:
+            return [(1, 2, 10)]
+        return [(i, i % n + 1, 10) for i in range(1, n + 1)]
+    if shape == "grid":
+        cols = math.ceil(math.sqrt(n))
+        out = []
+        for k in range(n):
+            if k % cols < cols - 1 and k + 1 < n:
+                out.append((k + 1, k + 2, 10))
+            if k + cols < n:
+                out.append((k + 1, k + cols + 1, 10))
+        return out
+    if shape == "random":
+        pairs: set[tuple[int, int]] = set()
+        for i in range(2, n + 1):
+            pairs.add((rng.randint(1, i - 1), i))
+        target = min(round(1.5 * n), n * (n - 1) // 2)
+        while len(pairs) < target:
+            a, b = rng.sample(range(1, n + 1), 2)
+            pairs.add((min(a, b), max(a, b)))
+        return [(a, b, 10 * rng.randint(1, 10)) for a, b in sorted(pairs)]
+    raise ValueError(f"unknown shape {shape!r} (one of {', '.join(SHAPES)})")
+
+
+def generate(
+    shape: str,
+    nodes: int,
+    *,
+    seed: int = 1,
+    lambdas: int = 8,
+    prefix: str = "qk",
+    name: str | None = None,
+    qe: bool = False,
+) -> dict[str, Any]:
+    """The topology document (to be written with :func:`dump`, read by the loader)."""
+    if not 2 <= nodes <= MAX_NODES:
+        raise ValueError(f"--nodes must be 2..{MAX_NODES}, not {nodes}")
+    if not 0 <= lambdas <= 4096:
+        raise ValueError(f"--lambdas must be 0..4096, not {lambdas}")
+    rng = random.Random(seed)
+    if nodes <= 250:
+        net = ipaddress.IPv4Network("10.1.1.0/24")
+
+        def node_ip(i: int) -> str:
+            return str(net.network_address + i)
+
+        pce_ip, client_ip = str(net.network_address + 253), str(net.network_address + 254)
+    else:
+        net = ipaddress.IPv4Network("10.1.0.0/16")
+
+        def node_ip(i: int) -> str:
+            return str(net.network_address + i)
+
+        pce_ip, client_ip = "10.1.255.253", "10.1.255.254"
+
+    domains: dict[str, Any] = {"ctrl": {"subnet": str(net), "description": "GMPLS control plane"}}
+    hosts: dict[str, Any] = {}
+    for i in range(1, nodes + 1):
+        hosts[f"tn{i}"] = {
+            "kind": "node",
+            "router_id": node_ip(i),
+            "interfaces": {"ctrl": node_ip(i)},
+            "cli_port": 23,
+        }
+    hosts["pce"] = {
+        "kind": "pce",
+        "router_id": pce_ip,
+        "interfaces": {"ctrl": pce_ip},
+        "cli_port": 23,
+    }
+    hosts["client"] = {"kind": "client", "interfaces": {"ctrl": client_ip}}
+
+    next_if = dict.fromkeys(range(1, nodes + 1), 1)
+    links = []
+    for a, b, metric in _edges(shape, nodes, rng):
+        links.append(
+            {
+                "a": f"tn{a}",
+                "a_if": next_if[a],
+                "b": f"tn{b}",
+                "b_if": next_if[b],
+                "metric": metric,
+                "bandwidth_mbps": 100000,
+                "lambdas": list(range(1, lambdas + 1)),
+            }
+        )
+        next_if[a] += 1
+        next_if[b] += 1
+
+    doc: dict[str, Any] = {
+        "name": name or f"{shape}{nodes}",
+        "prefix": prefix,
+        "domains": domains,
+        "ospf": {
+            "area": "0.0.0.0",
+            "hello_interval": 1,
+            "dead_interval": 4,
+            "retransmit_interval": 2,
+        },
+        "rsvp": {"refresh_ms": 30000, "keep_multiplier": 3, "hello_ms": 1000},
+        "hosts": hosts,
+    }
+    if qe:
+        last = f"tn{nodes}"
+        domains.update(
+            {
+                "qa": {"subnet": "10.2.1.0/24", "description": "tn1 to ETSI 004 proxy A"},
+                "qb": {"subnet": "10.2.2.0/24", "description": f"{last} to ETSI 004 proxy B"},
+                "ka": {"subnet": "10.11.2.0/24", "description": "proxy A to IDQ3P emulator A"},
+                "kb": {"subnet": "10.11.3.0/24", "description": "proxy B to IDQ3P emulator B"},
+                "sync": {"subnet": "10.11.1.0/24", "description": "proxy synchronisation"},
+            }
+        )
+        hosts["tn1"]["interfaces"]["qa"] = "10.2.1.1"
+        hosts["tn1"]["qe"] = {"capable": True, "proxy": "etsiA"}
+        hosts[last]["interfaces"]["qb"] = "10.2.2.5"
+        hosts[last]["qe"] = {"capable": True, "proxy": "etsiB"}
+        hosts["etsiA"] = {
+            "kind": "qkd-proxy",
+            "interfaces": {"qa": "10.2.1.11", "ka": "10.11.2.1", "sync": "10.11.1.11"},
+            "serves": "tn1",
+            "idq": "idqA",
+            "peer": "etsiB",
+        }
+        hosts["etsiB"] = {
+            "kind": "qkd-proxy",
+            "interfaces": {"qb": "10.2.2.11", "kb": "10.11.3.1", "sync": "10.11.1.15"},
+            "serves": last,
+            "idq": "idqB",
+            "peer": "etsiA",
+        }
+        hosts["idqA"] = {"kind": "idq3p", "interfaces": {"ka": "10.11.2.2"}, "pair": "idqB"}
+        hosts["idqB"] = {"kind": "idq3p", "interfaces": {"kb": "10.11.3.2"}, "pair": "idqA"}
+        doc["qkd"] = {
+            "sync_secret": rng.randbytes(32).hex(),
+            "key_seed": f"{doc['name']}-{seed}",
+            "secret_key_rate_bps": 13700000,
+            "buffer_bits": 67108864,
+        }
+    doc["te_links"] = links
+    return doc
+
+
+def dump(doc: dict[str, Any]) -> str:
+    head = (
+        f"# {doc['name']}: generated by `qkdnet topo gen` "
+        f"({len(doc['te_links'])} TE links); schema in docs/topology.md\n"
+    )
+    body = yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=120)
+    return head + body
