@@ -50,6 +50,28 @@ SECTIONS: dict[str, Callable[[], Cases]] = {
 }
 
 
+def pcep_cases() -> Cases:
+    """PCEP (RFC 5440): the paper's Open, PCReq with the Fig. 8 QE metrics, PCRep with the
+    Fig. 9 ERO, and the QE parameters read back from the metrics."""
+    from gmpls.pcep import PCReq, decode_message, qe_params_from_metrics
+    from gmpls.pcep import examples as ex
+
+    def qe_from_pcreq(raw: bytes) -> object:
+        msg = decode_message(raw)
+        assert isinstance(msg, PCReq)
+        return qe_params_from_metrics(msg.requests[0].metrics)
+
+    return {
+        "PCEP Open": (ex.paper_open().encode, decode_message),
+        "PCEP PCReq (Fig. 8 QE metrics)": (ex.paper_pcreq().encode, decode_message),
+        "PCEP PCReq -> QeParams": (ex.paper_pcreq().encode, qe_from_pcreq),
+        "PCEP PCRep (Fig. 9 ERO)": (ex.paper_pcrep().encode, decode_message),
+    }
+
+
+SECTIONS["pcep"] = pcep_cases
+
+
 def _time(fn: Callable[[], object], budget: float) -> tuple[float, int]:
     n = 0
     t0 = time.perf_counter()

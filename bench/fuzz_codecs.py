@@ -57,6 +57,30 @@ SECTIONS: dict[str, Callable[[], Section]] = {
 }
 
 
+def pcep_section() -> Section:
+    """PCEP (RFC 5440): the paper's Open, PCReq (Fig. 8) and PCRep (Fig. 9), plus a PCErr
+    and a NO-PATH reply; the 4-byte common header is mostly spared."""
+    from gmpls.pcep import RP, NoPath, NoPathVectorTlv, PCErr, PCRep, Response, decode_message
+    from gmpls.pcep import examples as ex
+
+    msgs = [
+        ex.paper_open(),
+        ex.paper_pcreq(),
+        ex.paper_pcrep(),
+        PCErr.of((6, 3), rps=(RP(9),)),
+        PCRep((Response(RP(2), no_path=NoPath(tlvs=(NoPathVectorTlv(2),))),)),
+    ]
+    out: Section = []
+    for m in msgs:
+        raw = m.encode()
+        out.append((raw, decode_message, 4))
+        out.append((raw, lambda b: decode_message(_fix_len(b)), 4))
+    return out
+
+
+SECTIONS["pcep"] = pcep_section
+
+
 def mutate(rng: random.Random, data: bytes, keep: int = 0) -> bytes:
     """Apply 1-4 random edits; most of them after the first ``keep`` bytes (the fixed
     header) so that the decoders get past it and into the TLVs."""
