@@ -1,0 +1,191 @@
+"""The ETSI 004 proxy daemon: a thin asyncio shell around :class:`ProxyCore`.
+
+``python -m qkd_proxy --topology FILE --host NAME`` binds three UDP sockets: northbound
+5424 on the address it shares with the node it serves, east-west 5626 on the address it
+shares with its peer proxy (the sync domain), and an ephemeral port on the address it
+shares with its IDQ3P device (5323). Datagrams and timer ticks go into the core; the
+datagrams it returns go out on the matching socket. JSON-line logs, never a key byte.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import time
+from dataclasses import replace
+from ipaddress import IPv4Address
+from pathlib import Path
+from typing import cast
+
+from gmpls import topology
+from idq3p_emulator import codec as idq
+from qkd_proxy import codec as etsi
+from qkd_proxy import sync
+from qkd_proxy.core import Channel, Datagram, Log, ProxyConfig, ProxyCore, Send, Tick, Timer
+
+log = logging.getLogger("qkd_proxy")
+
+
+def _shared(topo: topology.Topology, a: str, b: str) -> str:
+    d = topo.shared_domain(a, b)
+    if d is None:
+        raise ValueError(f"{a} and {b} share no domain")
+    return d
+
+
+def config_from_topology(
+    topo: topology.Topology,
+    host: str,
+    north_port: int = etsi.PORT,
+    sync_port: int = sync.PORT,
+    peer_sync_port: int | None = None,
+    idq_port: int = idq.PORT,
+) -> tuple[ProxyConfig, tuple[str, int], tuple[str, int], str]:
+    """(core config, northbound bind, sync bind, southbound local address)."""
+    h = topo.host(host)
+    if h.kind != "qkd-proxy" or not (h.serves and h.idq and h.peer):
+        raise ValueError(f"{host} is not a qkd-proxy with serves/idq/peer")
+    served = topo.host(h.serves)
+    peer = topo.host(h.peer)
+    if served.router_id is None or peer.serves is None:
+        raise ValueError(f"{host}: the served node or the peer's node has no router ID")
+    peer_node = topo.host(peer.serves).router_id
+    if peer_node is None:
+        raise ValueError(f"{peer.serves} has no router ID")
+    dn = _shared(topo, host, served.name)
+    ds = _shared(topo, host, peer.name)
+    dk = _shared(topo, host, h.idq)
+    node_of_addr: dict[IPv4Address, IPv4Address] = {}
+    for other in topo.hosts.values():
+        if other.router_id is not None:
+            node_of_addr[other.router_id] = other.router_id
+            for a in other.interfaces.values():
+                node_of_addr[a] = other.router_id
+    my_sync = h.interfaces[ds]
+    peer_sync = peer.interfaces[ds]
+    cfg = ProxyConfig(
+        name=host,
+        local_node=served.router_id,
+        local_node_addrs=frozenset({served.router_id, *served.interfaces.values()}),
+        peer_node=peer_node,
+        node_of_addr=node_of_addr,
+        peer_sync=(str(peer_sync), peer_sync_port or sync_port),
+        idq=(str(topo.host(h.idq).interfaces[dk]), idq_port),
+        sync_secret=topo.qkd.sync_secret,
+        wins_tie=my_sync < peer_sync,
+    )
+    return (
+        cfg,
+        (str(h.interfaces[dn]), north_port),
+        (str(my_sync), sync_port),
+        str(h.interfaces[dk]),
+    )
+
+
+class _Endpoint(asyncio.DatagramProtocol):
+    def __init__(self, shell: Shell, channel: Channel) -> None:
+        self.shell = shell
+        self.channel = channel
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.shell.transports[self.channel] = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.shell.feed(Datagram(self.channel, data, (addr[0], addr[1])))
+
+    def error_received(self, exc: Exception) -> None:
+        log.warning("socket error", extra={"channel": self.channel.value, "error": str(exc)})
+
+
+class Shell:
+    """Feeds the core, sends what it returns, keeps its one timer armed."""
+
+    def __init__(self, core: ProxyCore) -> None:
+        self.core = core
+        self.loop = asyncio.get_running_loop()
+        self.transports: dict[Channel, asyncio.DatagramTransport] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+
+    def feed(self, event: Datagram | Tick) -> None:
+        try:
+            actions = self.core.handle(event, self.loop.time())
+        except Exception:  # never crash on a packet
+            log.exception("event failed", extra={"host": self.core.cfg.name})
+            return
+        for a in actions:
+            if isinstance(a, Send):
+                t = self.transports.get(a.channel)
+                if t is not None:
+                    t.sendto(a.data, a.addr)
+            elif isinstance(a, Log):
+                log.info(a.event, extra={"host": self.core.cfg.name, **a.fields})
+            elif isinstance(a, Timer):
+                self._arm(a.at)
+
+    def _arm(self, at: float | None) -> None:
+        if at == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = at
+        if at is not None:
+            self._timer = self.loop.call_at(at, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self.feed(Tick())
+
+
+async def serve(
+    cfg: ProxyConfig,
+    north: tuple[str, int],
+    sync_bind: tuple[str, int],
+    south_addr: str,
+    state_dir: Path | None = None,
+) -> None:
+    loop = asyncio.get_running_loop()
+    cfg = replace(cfg, epoch=int(time.time()))
+    core = ProxyCore(cfg, os.urandom, loop.time())
+    shell = Shell(core)
+    transports = []
+    for ch, local in (
+        (Channel.NORTH, north),
+        (Channel.SYNC, sync_bind),
+        (Channel.SOUTH, (south_addr, 0)),
+    ):
+        t, _ = await loop.create_datagram_endpoint(
+            lambda ch=ch: _Endpoint(shell, ch), local_addr=local
+        )
+        transports.append(t)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info(
+        "listening",
+        extra={
+            "host": cfg.name,
+            "north": f"{north[0]}:{north[1]}",
+            "sync": f"{sync_bind[0]}:{sync_bind[1]}",
+            "peer_sync": f"{cfg.peer_sync[0]}:{cfg.peer_sync[1]}",
+            "idq": f"{cfg.idq[0]}:{cfg.idq[1]}",
+            "serves": str(cfg.local_node),
+            "peer_node": str(cfg.peer_node),
+        },
+    )
+    try:
+        await stop.wait()
+    finally:
+        shell._arm(None)
+        for t in transports:
+            t.close()
+        counters = core.all_counters()
+        log.info("stopped", extra={"host": cfg.name, **counters})
+        if state_dir is not None:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            (state_dir / f"{cfg.name}.counters.json").write_text(json.dumps(counters))
