@@ -123,6 +123,8 @@ class QeError(IntEnum):
     BAD_PARAMETERS = 3
     #: the node is named as a QE endpoint but is not QE capable
     NOT_QE_CAPABLE = 4
+    #: the QE destination got a QE subobject whose session ID is still zero
+    NO_SESSION_ID = 5
 
 
 class Style(IntEnum):
@@ -160,6 +162,11 @@ class SwitchingType(IntEnum):
 GPID_ETHERNET = 33
 #: G-PID Lambda
 GPID_LAMBDA = 37
+
+#: ERROR_SPEC flags (RFC 2205 App. A.5, RFC 3473 §4.5)
+ES_IN_PLACE = 0x01
+ES_NOT_GUILTY = 0x02
+ES_PATH_STATE_REMOVED = 0x04
 
 #: SESSION_ATTRIBUTE flags (RFC 3209 §4.7.1)
 SA_LOCAL_PROTECTION = 0x01

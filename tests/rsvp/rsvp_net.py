@@ -1,0 +1,156 @@
+"""Several RSVP cores wired in memory under a virtual clock (no sockets, no real time).
+
+``Net`` builds one :class:`RsvpCore` per GMPLS node of topologies/paper.yaml, delivers
+every :class:`Send` to the core that owns the destination control address (in order,
+recording a ladder), answers the QE hooks like a pair of ETSI 004 proxies would (or not,
+on request), and advances time to the cores' next deadlines.
+
+Ladder of the paper topology::
+
+    tn1 -1--2- tn2 -1--2- tn3 -3--2- tn4 -3--1- tn5
+                 \\-3-------(bypass)------1-/
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+from pathlib import Path
+from typing import TypeVar
+
+from gmpls import ero, qe, topology
+from gmpls.rsvp import core as C
+from gmpls.rsvp.message import Message
+
+A = TypeVar("A")
+ROOT = Path(__file__).resolve().parents[2]
+TOPO = topology.load(ROOT / "topologies" / "paper.yaml")
+NODES = ("tn1", "tn2", "tn3", "tn4", "tn5")
+
+
+@dataclass
+class Net:
+    hello_ms: int = 0
+    refresh_ms: int = 30000
+    keep: int = 3
+    #: answer NeedQeSession/QeJoin automatically with QeSessionReady
+    qe_auto: bool = True
+    #: node names whose QE hook fails instead: name -> reason
+    qe_fail: dict[str, str] = field(default_factory=dict)
+    now: float = 0.0
+    down: set[str] = field(default_factory=set)
+    ladder: list[tuple[float, str, str, str]] = field(default_factory=list)
+    actions: dict[str, list[C.Action]] = field(default_factory=dict)
+    sent: list[tuple[str, str, Message]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.cores: dict[str, C.RsvpCore] = {}
+        self.addr: dict[IPv4Address, str] = {}
+        for n in NODES:
+            h = TOPO.host(n)
+            assert h.router_id is not None
+            self.cores[n] = C.RsvpCore(
+                h.router_id,
+                TOPO.control_address(n),
+                TOPO.te_links_of(n),
+                refresh_ms=self.refresh_ms,
+                keep_multiplier=self.keep,
+                hello_ms=self.hello_ms,
+                instance=100 + int(n[2:]),
+                qe_capable=h.qe.capable,
+                name=n,
+            )
+            self.addr[TOPO.control_address(n)] = n
+            self.actions[n] = []
+        self.queue: deque[tuple[str, str, bytes]] = deque()
+        self.handles = 0
+        self.qe_events: deque[tuple[str, C.Event]] = deque()
+
+    # --- plumbing -------------------------------------------------------------------
+
+    def apply(self, name: str, actions: list[C.Action]) -> list[C.Action]:
+        for a in actions:
+            self.actions[name].append(a)
+            if isinstance(a, C.Send):
+                dst = self.addr.get(a.dst)
+                assert dst is not None, f"{name} sent to unknown {a.dst}"
+                self.queue.append((name, dst, a.data))
+                self.sent.append((name, dst, a.message))
+            elif isinstance(a, C.NeedQeSession) and self.qe_auto:
+                if name in self.qe_fail:
+                    self.qe_events.append((name, C.QeFailed(a.lsp, self.qe_fail[name])))
+                else:
+                    self.handles += 1
+                    handle = self.handles.to_bytes(2, "big") * 32
+                    self.qe_events.append((name, C.QeSessionReady(a.lsp, handle)))
+            elif isinstance(a, C.QeJoin) and self.qe_auto:
+                if name in self.qe_fail:
+                    self.qe_events.append((name, C.QeFailed(a.lsp, self.qe_fail[name])))
+                else:
+                    self.qe_events.append((name, C.QeSessionReady(a.lsp, a.key_handle)))
+        return actions
+
+    def run(self) -> None:
+        """Deliver messages and QE answers until nothing is left in flight."""
+        while self.queue or self.qe_events:
+            if self.queue:
+                src, dst, data = self.queue.popleft()
+                if src in self.down or dst in self.down:
+                    continue
+                msg = Message.decode(data)
+                if msg.name != "HELLO":
+                    self.ladder.append((self.now, src, dst, msg.name))
+                ev = C.Received(TOPO.control_address(src), data)
+                self.apply(dst, self.cores[dst].handle(ev, self.now))
+            else:
+                name, qev = self.qe_events.popleft()
+                if name not in self.down:
+                    self.apply(name, self.cores[name].handle(qev, self.now))
+
+    def advance(self, seconds: float) -> None:
+        """Run every timer due within the next ``seconds`` of virtual time."""
+        until = self.now + seconds
+        while True:
+            due = [
+                (d, n)
+                for n, c in self.cores.items()
+                if n not in self.down and (d := c.next_deadline()) is not None
+            ]
+            if not due or min(due)[0] > until:
+                break
+            self.now = max(self.now, min(due)[0])
+            for d, n in sorted(due):
+                if d <= self.now:
+                    self.apply(n, self.cores[n].handle(C.Tick(), self.now))
+            self.run()
+        self.now = until
+
+    # --- helpers for tests ---------------------------------------------------------
+
+    def create(
+        self,
+        name: str,
+        tunnel_id: int,
+        route: list[ero.Subobject],
+        params: qe.QeParams | None,
+        bandwidth_bps: float,
+    ) -> list[C.Action]:
+        core = self.cores[name]
+        acts = self.apply(name, core.create_lsp(tunnel_id, route, params, bandwidth_bps, self.now))
+        self.run()
+        return acts
+
+    def delete(self, name: str, tunnel_id: int) -> list[C.Action]:
+        acts = self.apply(name, self.cores[name].delete_lsp(tunnel_id, self.now))
+        self.run()
+        return acts
+
+    def of(self, name: str, kind: type[A]) -> list[A]:
+        return [a for a in self.actions[name] if isinstance(a, kind)]
+
+    def msgs(self) -> list[tuple[str, str, str]]:
+        return [(s, d, m) for _, s, d, m in self.ladder]
+
+    def free(self, name: str, local_if: int) -> tuple[int, ...]:
+        return self.cores[name].free_lambdas(local_if)

@@ -1,0 +1,449 @@
+"""The RSVP-TE core along the paper chain tn1..tn5, wired in memory (tests/rsvp/rsvp_net.py)
+under a virtual clock: setup with the QE key handle, labels, teardown, errors, Hello
+failure, refresh and timeout."""
+
+from __future__ import annotations
+
+import struct
+from ipaddress import IPv4Address
+
+from rsvp_net import Net
+
+from gmpls import ero, qe
+from gmpls.rsvp import core as C
+from gmpls.rsvp import examples as ex
+from gmpls.rsvp import objects as O
+from gmpls.rsvp.constants import ES_PATH_STATE_REMOVED, MsgType
+from gmpls.rsvp.message import Message
+
+TN = ex.TN
+L1 = ero.lambda_label(1)
+CHAIN = [
+    ("tn1", 1),
+    ("tn2", 2),
+    ("tn2", 1),
+    ("tn3", 2),
+    ("tn3", 3),
+    ("tn4", 2),
+    ("tn4", 3),
+    ("tn5", 1),
+]
+PATH_DOWN = [(f"tn{i}", f"tn{i + 1}", "PATH") for i in range(1, 5)]
+RESV_UP = [(f"tn{i + 1}", f"tn{i}", "RESV") for i in range(4, 0, -1)]
+ALL = tuple(range(1, 9))
+
+
+def _up(net: Net, tunnel: int = 1) -> list[C.Action]:
+    acts = net.create("tn1", tunnel, ex.fig9_ero(), None, 10e9)
+    assert net.of("tn1", C.LspUp), net.of("tn1", C.LspDown)
+    return acts
+
+
+def test_paper_setup_path_and_resv_hop_by_hop() -> None:
+    net = Net()
+    acts = _up(net)
+    need = [a for a in acts if isinstance(a, C.NeedQeSession)]
+    assert len(need) == 1
+    assert need[0].dst_router_id == TN[5]
+    assert need[0].params == qe.QeParams(32, 2, 10, 1000, 1)
+    assert not [a for a in acts if isinstance(a, C.Send) and a.message.name == "PATH"], (
+        "Path must wait for the QE session"
+    )
+    assert net.msgs() == PATH_DOWN + RESV_UP
+    up = net.of("tn1", C.LspUp)[0]
+    # the Resv RECORD_ROUTE: each hop's incoming interface and the label on it
+    assert [str(s) for s in up.route if isinstance(s, ero.Unnumbered)] == [
+        "10.1.1.2:2",
+        "10.1.1.3:2",
+        "10.1.1.4:2",
+        "10.1.1.5:1",
+    ]
+    assert [s.label for s in up.route if isinstance(s, ero.Label)] == [L1] * 4
+    assert net.of("tn5", C.LspUp)[0].role == "tail"
+
+
+def test_qe_handle_reaches_tail_as_head_wrote_it() -> None:
+    net = Net()
+    _up(net)
+    handle = (1).to_bytes(2, "big") * 32
+    # the Path from tn1 carries it in tn5's QE subobject, tn1's own are gone
+    first = next(m for s, d, m in net.sent if (s, d) == ("tn1", "tn2") and m.name == "PATH")
+    route = first.get(O.ExplicitRoute)
+    assert route is not None
+    assert route.subobjects[0] == ero.Unnumbered(TN[2], 1)
+    qes = [s for s in route.subobjects if isinstance(s, ero.QeSubobject)]
+    assert len(qes) == 1 and qes[0].session_id == handle
+    assert first.get(O.LabelSet) == O.LabelSet((L1,))
+    # each node strips its own subobjects: the Path into tn5 holds only tn5's
+    last = next(m for s, d, m in net.sent if (s, d) == ("tn4", "tn5") and m.name == "PATH")
+    assert last.get(O.ExplicitRoute) == O.ExplicitRoute((ero.Ipv4Prefix(TN[5], 32), qes[0]))
+    joins = net.of("tn5", C.QeJoin)
+    assert len(joins) == 1 and joins[0].key_handle == handle
+    assert joins[0].params == qe.QeParams()
+    # the transit nodes never see a QE hook
+    for n in ("tn2", "tn3", "tn4"):
+        assert not net.of(n, C.QeJoin) and not net.of(n, C.NeedQeSession)
+    # the Resv from tn5 waited for the join: it comes after the QE answer
+    assert net.msgs().index(("tn5", "tn4", "RESV")) > net.msgs().index(("tn4", "tn5", "PATH"))
+
+
+def test_labels_reserved_on_each_link_and_advertised() -> None:
+    net = Net()
+    _up(net)
+    for node, local_if in CHAIN:
+        assert net.free(node, local_if) == tuple(range(2, 9)), (node, local_if)
+        changes = [a for a in net.of(node, C.LinkResources) if a.local_if == local_if]
+        assert changes and changes[-1].free_lambdas == tuple(range(2, 9))
+    # the bypass is untouched
+    assert net.free("tn2", 3) == ALL and net.free("tn4", 1) == ALL
+    rows = net.cores["tn3"].lsp_table()
+    assert rows[0]["in_lambda"] == 1 and rows[0]["out_lambda"] == 1
+    assert rows[0]["role"] == "transit" and rows[0]["state"] == "up"
+
+
+def test_teardown_releases_labels_and_closes_keys() -> None:
+    net = Net()
+    _up(net)
+    net.ladder.clear()
+    net.delete("tn1", 1)
+    assert net.msgs() == [(f"tn{i}", f"tn{i + 1}", "PATH_TEAR") for i in range(1, 5)]
+    for node, local_if in CHAIN:
+        assert net.free(node, local_if) == ALL
+        assert net.of(node, C.LinkResources)[-1].free_lambdas == ALL
+        assert not net.cores[node].psbs and not net.cores[node].rsbs
+    handle = (1).to_bytes(2, "big") * 32
+    assert [a.key_handle for a in net.of("tn1", C.QeClose)] == [handle]
+    assert [a.key_handle for a in net.of("tn5", C.QeClose)] == [handle]
+    assert net.of("tn1", C.LspDown)[-1].reason == "deleted"
+
+
+def test_second_lsp_takes_next_lambda_without_explicit_label() -> None:
+    net = Net()
+    _up(net)
+    plain = [s for s in ex.fig9_ero() if not isinstance(s, ero.Label | ero.QeSubobject)]
+    net.create("tn1", 2, plain, None, 10e9)
+    ups = net.of("tn1", C.LspUp)
+    assert len(ups) == 2
+    assert [s.label for s in ups[1].route if isinstance(s, ero.Label)] == [ero.lambda_label(2)] * 4
+    assert net.free("tn3", 3) == tuple(range(3, 9))
+    # no QE subobject: no QE hooks
+    assert len(net.of("tn1", C.NeedQeSession)) == 1
+
+
+def test_busy_explicit_label_gives_path_err_label_set() -> None:
+    net = Net()
+    # tn3 already uses lambda 1 toward tn4
+    net.create(
+        "tn3", 7, [ero.Unnumbered(TN[3], 3), ero.Label(L1), ero.Ipv4Prefix(TN[4], 32)], None, 1e9
+    )
+    assert net.of("tn3", C.LspUp)
+    net.ladder.clear()
+    net.create("tn1", 1, ex.fig9_ero(), None, 10e9)
+    assert net.msgs() == [
+        ("tn1", "tn2", "PATH"),
+        ("tn2", "tn3", "PATH"),
+        ("tn3", "tn2", "PATH_ERR"),
+        ("tn2", "tn1", "PATH_ERR"),
+        ("tn1", "tn2", "PATH_TEAR"),
+        ("tn2", "tn3", "PATH_TEAR"),
+    ]
+    down = net.of("tn1", C.LspDown)[-1]
+    assert down.code == (24, 11) and "10.1.1.3" in down.reason
+    err = next(m for s, d, m in net.sent if m.name == "PATH_ERR")
+    es = err.get(O.ErrorSpecIfId)
+    assert es is not None and (es.code, es.value) == (24, 11) and es.node == TN[3]
+    # everything tn1's LSP held is back; tn3's own LSP keeps its lambda
+    for node, local_if in CHAIN[:4]:
+        assert net.free(node, local_if) == ALL
+    assert net.free("tn3", 3) == tuple(range(2, 9))
+    # the key session opened for it was closed
+    assert net.of("tn1", C.QeClose)
+
+
+def test_busy_label_at_head_fails_locally() -> None:
+    net = Net()
+    _up(net)
+    acts = net.create("tn1", 2, ex.fig9_ero(), None, 10e9)
+    downs = [a for a in acts if isinstance(a, C.LspDown)]
+    assert downs and downs[0].code == (24, 11)
+    assert not [a for a in acts if isinstance(a, C.Send | C.NeedQeSession)]
+
+
+def _path_into_tn4(tunnel: int, label: int) -> bytes:
+    m = ex.paper_path()
+    objs = []
+    for o in m.objects:
+        if isinstance(o, O.SessionLspTunnelV4):
+            o = O.SessionLspTunnelV4(TN[5], tunnel, TN[1])
+        elif isinstance(o, O.RsvpHopIfId):
+            o = O.RsvpHopIfId(TN[3], 3, (O.IfIdTlv.if_index(TN[3], 3),))
+        elif isinstance(o, O.ExplicitRoute):
+            o = O.ExplicitRoute((ero.Unnumbered(TN[4], 3), ero.Ipv4Prefix(TN[5], 32)))
+        elif isinstance(o, O.LabelSet):
+            o = O.LabelSet((label,))
+        objs.append(o)
+    return Message(MsgType.PATH, tuple(objs)).encode()
+
+
+def test_downstream_label_set_busy_gives_path_err() -> None:
+    net = Net()
+    tn4 = net.cores["tn4"]
+    acts = tn4.handle(C.Received(TN[3], _path_into_tn4(1, L1)), 0.0)
+    assert [a.message.name for a in acts if isinstance(a, C.Send)] == ["PATH"]
+    acts = tn4.handle(C.Received(TN[3], _path_into_tn4(2, L1)), 0.0)
+    errs = [a for a in acts if isinstance(a, C.Send)]
+    assert len(errs) == 1 and errs[0].dst == TN[3] and errs[0].message.name == "PATH_ERR"
+    es = errs[0].message.get(O.ErrorSpecIfId)
+    assert es is not None and (es.code, es.value) == (24, 11)
+    assert es.tlvs == (O.IfIdTlv.if_index(TN[4], 2),)
+    # a LABEL_SET whose only label is no lambda of the link: nothing usable -> Label set
+    acts = tn4.handle(C.Received(TN[3], _path_into_tn4(3, 0x12345678)), 0.0)
+    es = next(a for a in acts if isinstance(a, C.Send)).message.get(O.ErrorSpecIfId)
+    assert es is not None and (es.code, es.value) == (24, 11)
+
+
+def test_explicit_label_not_on_link_is_unacceptable() -> None:
+    net = Net()
+    route = ex.fig9_ero()
+    route[2] = ero.Label(ero.lambda_label(40))
+    acts = net.create("tn1", 1, route, None, 10e9)
+    assert [a.code for a in acts if isinstance(a, C.LspDown)] == [(24, 6)]
+
+
+def test_bad_strict_node_in_transit() -> None:
+    net = Net()
+    route = ex.fig9_ero()
+    route[3] = ero.Unnumbered(TN[2], 3)  # tn2's bypass leads to tn4, the ERO says tn3 next
+    net.create("tn1", 1, route, None, 10e9)
+    assert net.of("tn1", C.LspDown)[-1].code == (24, 2)
+    assert net.of("tn2", C.Send)[0].message.name == "PATH_ERR"
+    for node, local_if in CHAIN[:2]:
+        assert net.free(node, local_if) == ALL
+
+
+def test_bad_initial_subobject() -> None:
+    net = Net()
+    acts = net.create("tn1", 1, ex.fig9_ero()[3:], None, 10e9)
+    assert [a.code for a in acts if isinstance(a, C.LspDown)] == [(24, 4)]
+
+
+def test_bypass_route() -> None:
+    net = Net()
+    route: list[ero.Subobject] = [
+        ero.Unnumbered(TN[1], 1),
+        ero.Unnumbered(TN[2], 3),
+        ero.Unnumbered(TN[4], 3),
+        ero.Ipv4Prefix(TN[5], 32),
+    ]
+    net.create("tn1", 1, route, None, 1e9)
+    assert net.msgs() == [
+        ("tn1", "tn2", "PATH"),
+        ("tn2", "tn4", "PATH"),
+        ("tn4", "tn5", "PATH"),
+        ("tn5", "tn4", "RESV"),
+        ("tn4", "tn2", "RESV"),
+        ("tn2", "tn1", "RESV"),
+    ]
+    assert net.free("tn2", 3) == tuple(range(2, 9)) and net.free("tn4", 1) == tuple(range(2, 9))
+    assert net.free("tn2", 1) == ALL
+
+
+def test_qe_failure_at_head() -> None:
+    net = Net(qe_fail={"tn1": "proxy unreachable"})
+    net.create("tn1", 1, ex.fig9_ero(), None, 10e9)
+    down = net.of("tn1", C.LspDown)
+    assert down and down[-1].code == (252, 1) and "proxy unreachable" in down[-1].reason
+    assert net.ladder == []
+    assert net.free("tn1", 1) == ALL and not net.cores["tn1"].psbs
+
+
+def test_qe_failure_at_tail() -> None:
+    net = Net(qe_fail={"tn5": "handle refused"})
+    net.create("tn1", 1, ex.fig9_ero(), None, 10e9)
+    down = net.of("tn1", C.LspDown)[-1]
+    assert down.code == (252, 2)
+    assert ("tn5", "tn4", "PATH_ERR") in net.msgs()
+    assert ("tn5", "tn4", "RESV") not in net.msgs()
+    err = next(m for s, d, m in net.sent if (s, d) == ("tn5", "tn4"))
+    es = err.get(O.ErrorSpecIfId)
+    assert es is not None and es.flags & ES_PATH_STATE_REMOVED
+    for node, local_if in CHAIN:
+        assert net.free(node, local_if) == ALL, node
+        assert not net.cores[node].psbs
+    assert net.of("tn1", C.QeClose)  # the head's session is closed too
+
+
+def test_qe_subobject_with_zero_session_at_tail() -> None:
+    net = Net(qe_auto=False)
+    net.apply("tn1", net.cores["tn1"].create_lsp(1, ex.fig9_ero(), None, 10e9, 0.0))
+    need = net.of("tn1", C.NeedQeSession)[0]
+    # a broken proxy answering with an all-zero handle
+    net.apply("tn1", net.cores["tn1"].handle(C.QeSessionReady(need.lsp, qe.ZERO_SESSION_ID), 0.0))
+    net.run()
+    assert net.of("tn1", C.LspDown)[-1].code == (252, 1)
+    assert net.ladder == []
+
+
+def test_late_qe_answer_after_delete_closes_session() -> None:
+    net = Net(qe_auto=False)
+    net.apply("tn1", net.cores["tn1"].create_lsp(1, ex.fig9_ero(), None, 10e9, 0.0))
+    need = net.of("tn1", C.NeedQeSession)[0]
+    net.delete("tn1", 1)
+    assert net.free("tn1", 1) == ALL
+    acts = net.cores["tn1"].handle(C.QeSessionReady(need.lsp, b"\x07" * 64), 0.0)
+    assert C.QeClose(need.lsp, b"\x07" * 64) in acts
+    assert net.ladder == []
+
+
+def test_refresh_keeps_state_for_ten_minutes() -> None:
+    net = Net(refresh_ms=30000, keep=3)
+    _up(net)
+    net.ladder.clear()
+    net.advance(600.0)
+    assert net.of("tn1", C.LspDown) == []
+    names = net.msgs()
+    # 20 refresh periods: each hop refreshed its Path downstream and Resv upstream
+    assert names.count(("tn1", "tn2", "PATH")) == 20
+    assert names.count(("tn5", "tn4", "RESV")) == 20
+    for node, local_if in CHAIN:
+        assert net.free(node, local_if) == tuple(range(2, 9))
+
+
+def test_state_timeout_without_hello_when_a_node_dies() -> None:
+    net = Net(refresh_ms=30000, keep=3)
+    _up(net)
+    net.down.add("tn3")
+    lifetime = (3 + 0.5) * 1.5 * 30.0
+    net.advance(lifetime - 31.0)
+    assert not net.of("tn1", C.LspDown)
+    net.advance(62.0)
+    down = net.of("tn1", C.LspDown)
+    assert down and down[-1].reason == "ResvTear"
+    assert net.of("tn5", C.LspDown)[-1].reason == "PathTear"
+    assert net.of("tn5", C.QeClose) and net.of("tn1", C.QeClose)
+    for node, local_if in CHAIN:
+        if node != "tn3":
+            assert net.free(node, local_if) == ALL, node
+            assert not net.cores[node].psbs
+
+
+def test_hello_detects_neighbor_failure_and_head_tears_down() -> None:
+    net = Net(hello_ms=1000)
+    net.advance(3.0)
+    assert {a.address for a in net.of("tn2", C.NeighborUp)} == {TN[1], TN[3], TN[4]}
+    _up(net)
+    net.down.add("tn3")
+    t0 = net.now
+    net.advance(5.0)
+    downs = net.of("tn2", C.NeighborDown)
+    assert [d.address for d in downs] == [TN[3]] and downs[0].reason == "Hello timeout"
+    assert [d.address for d in net.of("tn4", C.NeighborDown)] == [TN[3]]
+    head = net.of("tn1", C.LspDown)
+    # tn2 found its next hop dead: PathErr "No route available toward destination"
+    assert head and head[-1].code == (24, 5) and "10.1.1.2" in head[-1].reason
+    assert net.of("tn5", C.LspDown)
+    assert net.of("tn5", C.QeClose)
+    assert net.now - t0 <= 5.0
+    for node, local_if in CHAIN:
+        if node != "tn3":
+            assert net.free(node, local_if) == ALL, node
+    # a new LSP over the bypass comes up while tn3 stays dead
+    net.create(
+        "tn1",
+        2,
+        [
+            ero.Unnumbered(TN[1], 1),
+            ero.QeSubobject(),
+            ero.Unnumbered(TN[2], 3),
+            ero.Unnumbered(TN[4], 3),
+            ero.Ipv4Prefix(TN[5], 32),
+            ero.QeSubobject(),
+        ],
+        None,
+        10e9,
+    )
+    assert net.of("tn1", C.LspUp)[-1].lsp.tunnel_id == 2
+
+
+def test_hello_instance_change_is_a_failure() -> None:
+    net = Net(hello_ms=1000)
+    net.advance(2.0)
+    _up(net)
+    # tn3 restarts: a fresh core with a new instance and no state
+    old = net.cores["tn3"]
+    net.cores["tn3"] = C.RsvpCore(
+        old.router_id, old.control_address, old.links.values(), hello_ms=1000, instance=999
+    )
+    net.advance(1.5)
+    assert net.of("tn2", C.NeighborDown)[0].reason.startswith("neighbour restarted")
+    assert net.of("tn1", C.LspDown)
+
+
+def _raw_obj(class_num: int, c_type: int, body: bytes) -> bytes:
+    return struct.pack("!HBB", 4 + len(body), class_num, c_type) + body
+
+
+def _append(wire: bytes, raw: bytes) -> bytes:
+    w = wire + raw
+    return w[:2] + b"\x00\x00" + w[4:6] + struct.pack("!H", len(w)) + w[8:]
+
+
+def test_malformed_path_answered_with_path_err_code() -> None:
+    net = Net()
+    bad = _append(_path_into_tn4(1, L1), _raw_obj(50, 1, b"abcd"))
+    acts = net.cores["tn4"].handle(C.Received(TN[3], bad), 0.0)
+    sends = [a for a in acts if isinstance(a, C.Send)]
+    assert len(sends) == 1 and sends[0].dst == TN[3] and sends[0].message.name == "PATH_ERR"
+    es = sends[0].message.get(O.ErrorSpecIfId)
+    assert es is not None and (es.code, es.value) == (13, (50 << 8) | 1)
+    assert sends[0].message.get(O.SenderTemplate) == O.SenderTemplate(TN[1], 1)
+    assert net.cores["tn4"].stats["rx_errors"] == 1
+    # garbage is dropped and counted, never raised
+    acts = net.cores["tn4"].handle(C.Received(TN[3], b"\x10\x01garbage"), 0.0)
+    assert not [a for a in acts if isinstance(a, C.Send)]
+    assert net.cores["tn4"].stats["rx_errors"] == 2
+
+
+def test_unknown_11_object_forwarded_unchanged() -> None:
+    net = Net()
+    raw = _raw_obj(0xE5, 3, b"keepme!!")
+    acts = net.cores["tn4"].handle(C.Received(TN[3], _append(_path_into_tn4(1, L1), raw)), 0.0)
+    out = next(a for a in acts if isinstance(a, C.Send))
+    assert out.dst == TN[5] and out.data.endswith(raw)
+    # and 10bbbbbb is dropped, not forwarded
+    acts = net.cores["tn4"].handle(
+        C.Received(
+            TN[3], _append(_path_into_tn4(2, ero.lambda_label(2)), _raw_obj(0x95, 1, b"drop"))
+        ),
+        0.0,
+    )
+    out = next(a for a in acts if isinstance(a, C.Send))
+    assert b"drop" not in out.data
+
+
+def test_resv_without_path_gets_resv_err_no_path_information() -> None:
+    net = Net()
+    acts = net.cores["tn1"].handle(C.Received(TN[2], ex.paper_resv().encode()), 0.0)
+    sends = [a for a in acts if isinstance(a, C.Send)]
+    assert len(sends) == 1 and sends[0].message.name == "RESV_ERR"
+    es = sends[0].message.get(O.ErrorSpecIfId)
+    assert es is not None and es.code == 3
+
+
+def test_tunnel_in_use_is_a_caller_error() -> None:
+    net = Net()
+    _up(net)
+    try:
+        net.cores["tn1"].create_lsp(1, ex.fig9_ero(), None, 1e9, 0.0)
+    except ValueError as e:
+        assert "in use" in str(e)
+    else:
+        raise AssertionError("expected ValueError")
+
+
+def test_next_deadline_is_the_refresh() -> None:
+    net = Net(refresh_ms=30000)
+    _up(net)
+    assert net.cores["tn1"].next_deadline() == 30.0
+    assert Net().cores["tn1"].next_deadline() is None
+    assert net.cores["tn1"].router_id == IPv4Address("10.1.1.1")
