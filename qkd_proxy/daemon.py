@@ -10,6 +10,7 @@ datagrams it returns go out on the matching socket. JSON-line logs, never a key 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -160,7 +161,7 @@ async def serve(
         (Channel.SOUTH, (south_addr, 0)),
     ):
         t, _ = await loop.create_datagram_endpoint(
-            lambda ch=ch: _Endpoint(shell, ch), local_addr=local
+            functools.partial(_Endpoint, shell, ch), local_addr=local
         )
         transports.append(t)
     stop = asyncio.Event()

@@ -148,7 +148,7 @@ class Net:
         """Advance the clock to ``until``, delivering datagrams and firing timers."""
         while True:
             nxt = self.queue[0][0] if self.queue else None
-            for side, t in self.timers.items():
+            for t in self.timers.values():
                 if t is not None and (nxt is None or t < nxt):
                     nxt = t
             if nxt is None or nxt > until:

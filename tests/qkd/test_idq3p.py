@@ -152,7 +152,7 @@ def test_status_reports_keys_bits_rate() -> None:
 
 # --- rate model ----------------------------------------------------------------------------
 def test_model_is_calibrated_on_the_published_point() -> None:
-    label, km, db, rate = model.PUBLISHED[0]
+    _label, km, db, rate = model.PUBLISHED[0]
     assert model.rate_for(km, db) == pytest.approx(rate, rel=1e-9)
 
 

@@ -1,0 +1,155 @@
+"""The issue's namespace proofs on the paper topology's QKD half (prefix ``qq``).
+
+tn1 and tn5 use the command-line client in their own namespaces; the proxies, emulators
+and the five QKD domains are namespaces and bridges made by :class:`QkdLab`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from idq3p_emulator.store import make_keyfile
+from qkd_proxy.nslab import ROOT, QkdLab
+
+pytestmark = [
+    pytest.mark.netns,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces"),
+]
+A, B = "10.2.1.11", "10.2.2.11"
+TN1_RID, TN5_RID = "10.1.1.1", "10.1.1.5"
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QkdLab]:
+    lab = QkdLab(ROOT / "topologies" / "paper.yaml", tmp_path_factory.mktemp("qqlab"))
+    try:
+        lab.up()
+        lab.add_address("tn1", "qa", "10.2.1.99")  # a second SAE address on tn1's side
+        lab.add_address("tn5", "qb", "10.2.2.99")
+        lab.start_daemons()
+        yield lab
+    finally:
+        codes = lab.stop_all()
+        lab.down()
+    assert all(c == 0 for c in codes.values()), codes  # clean SIGTERM shutdown
+
+
+def cli(lab: QkdLab, host: str, *args: str, bind: str | None = None) -> dict:
+    proxy = A if host == "tn1" else B
+    return json.loads(lab.client(host, proxy, *args, bind=bind))
+
+
+def open_pair(lab: QkdLab) -> str:
+    o = cli(lab, "tn1", "open", "--destination", TN5_RID)
+    assert o["status"] == 0
+    return o["key_handle"]
+
+
+def test_tn5_gets_the_same_100_keys_as_tn1(lab: QkdLab) -> None:
+    h = open_pair(lab)
+    a = cli(lab, "tn1", "get", "--handle", h, "--count", "100")
+    assert a["status"] == 0 and "key" not in a["keys"][0]
+    o = cli(lab, "tn5", "open", "--destination", TN1_RID, "--handle", h)
+    assert o == {"status": 0, "key_handle": h}
+    b = cli(lab, "tn5", "get", "--handle", h, "--count", "100")
+    assert b["status"] == 0
+    assert [k["index"] for k in a["keys"]] == list(range(100))
+    assert a["keys"] == b["keys"]
+    assert len({k["fingerprint"] for k in a["keys"]}) == 100
+    assert cli(lab, "tn1", "close", "--handle", h) == {"status": 0}
+    assert cli(lab, "tn5", "close", "--handle", h) == {"status": 0}
+
+
+def test_an_address_that_did_not_open_the_handle_is_refused(lab: QkdLab) -> None:
+    h = open_pair(lab)
+    # another address of the same host, at the proxy that holds the handle
+    r = cli(lab, "tn1", "get", "--handle", h, bind="10.2.1.99")
+    assert r == {"status": 5, "keys": []}
+    # at the peer proxy, only tn5 (the named destination) may join, and then only it
+    cli(lab, "tn5", "open", "--destination", TN1_RID, "--handle", h)
+    r = cli(lab, "tn5", "get", "--handle", h, bind="10.2.2.99")
+    assert r["status"] == 5
+    # the refusals consumed nothing: both owners get index 0
+    a = cli(lab, "tn1", "get", "--handle", h)
+    b = cli(lab, "tn5", "get", "--handle", h)
+    assert a["keys"] == b["keys"] and a["keys"][0]["index"] == 0
+
+
+def test_1000_keys_match_with_20_percent_udp_loss_and_sync_capture_has_no_key(
+    lab: QkdLab,
+) -> None:
+    pcap = lab.workdir / "sync.pcap"
+    dump = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            lab.ns("etsiA"),
+            "tcpdump",
+            "-i",
+            "sync",
+            "-U",
+            "-n",
+            "-w",
+            str(pcap),
+            "udp",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        time.sleep(1.0)  # tcpdump opens the interface
+        lab.set_loss(20)
+        h = open_pair(lab)
+        a = cli(lab, "tn1", "get", "--handle", h, "--count", "1000", "--show-key")
+        cli(lab, "tn5", "open", "--destination", TN1_RID, "--handle", h)
+        b = cli(lab, "tn5", "get", "--handle", h, "--count", "1000", "--show-key")
+        dropped = lab.dropped()
+    finally:
+        lab.set_loss(0)
+        time.sleep(0.3)
+        dump.send_signal(signal.SIGTERM)
+        dump.wait(10)
+    assert dropped > 200  # the loss really happened
+    assert a["status"] == 0 and b["status"] == 0
+    assert [k["index"] for k in a["keys"]] == list(range(1000))  # no gap, no repeat
+    assert a["keys"] == b["keys"]
+    keys = [bytes.fromhex(k["key"]) for k in a["keys"]]
+    assert len(set(keys)) == 1000
+    data = pcap.read_bytes()
+    assert bytes.fromhex(h) in data  # the capture did see the sync channel's sessions
+    assert not [k for k in keys if k in data]
+
+
+def test_exhaustion_returns_insufficient_key_promptly(lab: QkdLab) -> None:
+    # restart the pair on a key file holding 50 keys of 32 bytes per direction
+    keyfile = lab.workdir / "pair.key"
+    keyfile.write_bytes(make_keyfile(os.urandom(2 * 50 * 32)))
+    lab.stop_all()
+    lab.start_daemons(["--key-file", str(keyfile)])
+    h = open_pair(lab)
+    a = cli(lab, "tn1", "get", "--handle", h, "--count", "60")
+    assert a["status"] == 2 and len(a["keys"]) == 50
+    cli(lab, "tn5", "open", "--destination", TN1_RID, "--handle", h)
+    b = cli(lab, "tn5", "get", "--handle", h, "--count", "60")
+    assert b == a
+    # answered at the first transmission: no retransmission needed (first timeout 1 s)
+    script = (
+        "import asyncio,sys\n"
+        "from qkd_proxy.client import Etsi004Client\n"
+        "async def m():\n"
+        f"  async with Etsi004Client(('{A}', 5424), rto=1.0) as c:\n"
+        f"    st, idx, key = await c.get_key(bytes.fromhex('{h}'))\n"
+        "    print(int(st), c.last_attempts)\n"
+        "asyncio.run(m())\n"
+    )
+    p = lab.exec("tn1", sys.executable, "-c", script)
+    assert p.stdout.split() == ["2", "1"], p.stderr
