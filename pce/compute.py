@@ -1,0 +1,394 @@
+"""QE-aware path computation with wavelength assignment (DESIGN §2, §3.3; issue 4).
+
+Steps for one request (source, destination, bandwidth, QE parameters):
+
+1. Resolve the end points to TE nodes of the TED; check the QE constraint: with QE
+   parameters, the source and the QE destination (the END-POINTS destination unless named
+   otherwise) must both advertise the QE bit (RFC 7770 Informational Capabilities bit 6),
+   and the parameters must be known values (:meth:`gmpls.qe.QeParams.problems`).
+2. CSPF: Dijkstra on the TE metric over the usable links (two-way, alive), pruning links
+   whose available bandwidth is below the request, excluded nodes and links, and links
+   with no free wavelength.
+3. Wavelength continuity: the channels free on every link of the path; the lowest one is
+   taken (first fit). When the shortest path has none in common, the next shortest paths
+   (Yen's algorithm, up to ``k`` = 5) are tried in order.
+4. The ERO, exactly Fig. 9: per hop the unnumbered interface (RFC 3477) of the outgoing
+   interface followed by the label subobject (RFC 3473, generalized label) of the RFC 6205
+   lambda chosen, then the destination as an IPv4 /32; a QE subobject (session ID zero,
+   parameters of the request) right after the first subobject naming the source and
+   right after the one naming the QE destination.
+
+Failures come back as a :class:`PathResult` with a :class:`NoPathReason` and a detail
+string (docs/pce.md lists them); the PCEP layer turns them into NO-PATH objects.
+
+The graph is compiled from the TED into integer-indexed arrays once per TED version, so a
+request costs one Dijkstra (plus Yen's spur searches only when wavelengths collide).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import IntEnum
+from ipaddress import IPv4Address
+
+from gmpls import qe
+from gmpls.ero import Ipv4Prefix, Label, QeSubobject, Subobject, Unnumbered, lambda_label
+from pce.ted import Ted, TeLink
+
+
+class NoPathReason(IntEnum):
+    """Why no path was returned (carried in the NO-PATH-REASON TLV, docs/pcep.md)."""
+
+    UNKNOWN_SOURCE = 1
+    UNKNOWN_DESTINATION = 2
+    SOURCE_NOT_QE_CAPABLE = 3
+    QE_DESTINATION_NOT_QE_CAPABLE = 4
+    NO_ROUTE = 5
+    NO_COMMON_WAVELENGTH = 6
+    UNKNOWN_ALGORITHM = 7
+    UNKNOWN_LAYER = 8
+    BAD_QE_PARAMETERS = 9
+    SAME_END_POINTS = 10
+    QE_DESTINATION_NOT_ON_PATH = 11
+    UNSUPPORTED_REQUEST = 12
+
+
+@dataclass(frozen=True, slots=True)
+class PathRequest:
+    source: IPv4Address
+    destination: IPv4Address
+    #: bytes per second, as PCEP BANDWIDTH and OSPF-TE carry it
+    bandwidth: float = 0.0
+    qe: qe.QeParams | None = None
+    #: the node that must decrypt; None = the destination
+    qe_destination: IPv4Address | None = None
+    exclude_nodes: frozenset[IPv4Address] = frozenset()
+    #: (router, local interface id) of links not to use
+    exclude_links: frozenset[tuple[IPv4Address, int]] = frozenset()
+    k: int = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Hop:
+    router: IPv4Address
+    interface: int
+    remote_router: IPv4Address
+    remote_interface: int
+
+
+@dataclass(frozen=True, slots=True)
+class PathResult:
+    hops: tuple[Hop, ...] = ()
+    destination: IPv4Address | None = None
+    channel: int | None = None
+    cost: int = 0
+    ero: tuple[Subobject, ...] = ()
+    reason: NoPathReason | None = None
+    detail: str = ""
+    #: candidate paths examined (1 = the shortest had a free wavelength)
+    candidates: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+    @property
+    def nodes(self) -> tuple[IPv4Address, ...]:
+        if not self.hops:
+            return ()
+        return (*(h.router for h in self.hops), self.hops[-1].remote_router)
+
+
+def _fail(reason: NoPathReason, detail: str, candidates: int = 0) -> PathResult:
+    return PathResult(reason=reason, detail=detail, candidates=candidates)
+
+
+WILDCARD = -1  # a link that advertises no labels constrains no wavelength
+
+
+@dataclass(slots=True)
+class Graph:
+    """The TED compiled to arrays: node i, link j; ``adj[i]`` = [(j, to, metric)]."""
+
+    version: int
+    ids: list[IPv4Address]
+    index: dict[IPv4Address, int]
+    qe: list[bool]
+    adj: list[list[tuple[int, int, int]]]
+    links: list[TeLink]
+    link_from: list[int]
+    link_to: list[int]
+    metric: list[int]
+    bandwidth: list[float]
+    #: free channels as a bitmask (bit i = channel base + i), WILDCARD when unconstrained
+    mask: list[int]
+    base: int
+    link_index: dict[tuple[IPv4Address, int], int] = field(default_factory=dict)
+
+    @classmethod
+    def from_ted(cls, ted: Ted) -> Graph:
+        nodes = ted.nodes()
+        links = sorted(ted.links(), key=lambda lk: (lk.router, lk.local_id))
+        ids = list(nodes)
+        index = {r: i for i, r in enumerate(ids)}
+        chans = [c for lk in links if lk.channels for c in lk.channels]
+        base = min(chans) if chans else 0
+        g = cls(
+            ted.version,
+            ids,
+            index,
+            [nodes[r].qe for r in ids],
+            [[] for _ in ids],
+            links,
+            [],
+            [],
+            [],
+            [],
+            [],
+            base,
+        )
+        for j, lk in enumerate(links):
+            a, b = index[lk.router], index[lk.remote_router]
+            g.link_from.append(a)
+            g.link_to.append(b)
+            g.metric.append(lk.metric)
+            g.bandwidth.append(lk.available_bandwidth)
+            if lk.channels is None:
+                g.mask.append(WILDCARD)
+            else:
+                m = 0
+                for c in lk.channels:
+                    m |= 1 << (c - base)
+                g.mask.append(m)
+            g.adj[a].append((j, b, lk.metric))
+            g.link_index[lk.key] = j
+        return g
+
+    def channel_of(self, mask: int) -> int | None:
+        if mask == 0:
+            return None
+        if mask == WILDCARD:
+            return None
+        return self.base + ((mask & -mask).bit_length() - 1)
+
+
+def dijkstra(
+    g: Graph,
+    src: int,
+    dst: int,
+    usable: list[bool],
+    banned_nodes: set[int] | frozenset[int] = frozenset(),
+    banned_links: set[int] | frozenset[int] = frozenset(),
+) -> tuple[int, list[int]] | None:
+    """Shortest path by TE metric from ``src`` to ``dst`` as (cost, link indices)."""
+    dist: dict[int, int] = {src: 0}
+    prev: dict[int, int] = {}
+    done: set[int] = set()
+    heap = [(0, src)]
+    adj = g.adj
+    while heap:
+        d, u = heapq.heappop(heap)
+        if u in done:
+            continue
+        if u == dst:
+            path: list[int] = []
+            while u != src:
+                j = prev[u]
+                path.append(j)
+                u = g.link_from[j]
+            path.reverse()
+            return d, path
+        done.add(u)
+        for j, v, w in adj[u]:
+            if not usable[j] or v in done or v in banned_nodes or j in banned_links:
+                continue
+            nd = d + w
+            if nd < dist.get(v, 1 << 62):
+                dist[v] = nd
+                prev[v] = j
+                heapq.heappush(heap, (nd, v))
+    return None
+
+
+def common_mask(g: Graph, path: Iterable[int]) -> int:
+    m = WILDCARD
+    for j in path:
+        m &= g.mask[j]
+    return m
+
+
+def yen(
+    g: Graph, src: int, dst: int, usable: list[bool], k: int, first: tuple[int, list[int]]
+) -> Iterable[tuple[int, list[int]]]:
+    """Yen's k shortest loopless paths (1971), lazily, starting with ``first``."""
+    found = [first]
+    yield first
+    candidates: list[tuple[int, list[int]]] = []
+    seen = {tuple(first[1])}
+    while len(found) < k:
+        _, last = found[-1]
+        nodes = [src] + [g.link_to[j] for j in last]
+        for i in range(len(last)):
+            spur = nodes[i]
+            root = last[:i]
+            root_cost = sum(g.metric[j] for j in root)
+            banned_links = {p[i] for c, p in found if p[:i] == root and len(p) > i}
+            banned_nodes = set(nodes[:i])
+            r = dijkstra(g, spur, dst, usable, banned_nodes, banned_links)
+            if r is None:
+                continue
+            total = root + r[1]
+            t = tuple(total)
+            if t in seen:
+                continue
+            seen.add(t)
+            heapq.heappush(candidates, (root_cost + r[0], total))
+        if not candidates:
+            return
+        nxt = heapq.heappop(candidates)
+        found.append(nxt)
+        yield nxt
+
+
+class PathComputer:
+    """Computes paths over a TED, recompiling its graph when the TED changes."""
+
+    def __init__(self, ted: Ted) -> None:
+        self.ted = ted
+        self._graph: Graph | None = None
+
+    @property
+    def graph(self) -> Graph:
+        if self._graph is None or self._graph.version != self.ted.version:
+            self._graph = Graph.from_ted(self.ted)
+        return self._graph
+
+    def compute(self, req: PathRequest) -> PathResult:
+        g = self.graph
+        src_id = self.ted.resolve(req.source) if req.source not in g.index else req.source
+        dst_id = (
+            self.ted.resolve(req.destination) if req.destination not in g.index else req.destination
+        )
+        if src_id is None or src_id not in g.index:
+            return _fail(NoPathReason.UNKNOWN_SOURCE, f"{req.source} is not a TE node in the TED")
+        if dst_id is None or dst_id not in g.index:
+            return _fail(
+                NoPathReason.UNKNOWN_DESTINATION, f"{req.destination} is not a TE node in the TED"
+            )
+        if src_id == dst_id:
+            return _fail(NoPathReason.SAME_END_POINTS, f"source and destination are {src_id}")
+        s, d = g.index[src_id], g.index[dst_id]
+        qe_dst: int | None = None
+        if req.qe is not None:
+            problems = req.qe.problems()
+            if problems:
+                reason = NoPathReason.BAD_QE_PARAMETERS
+                if req.qe.algorithm not in qe.Algorithm._value2member_map_:
+                    reason = NoPathReason.UNKNOWN_ALGORITHM
+                elif req.qe.enc_layer not in qe.EncLayer._value2member_map_:
+                    reason = NoPathReason.UNKNOWN_LAYER
+                return _fail(reason, "; ".join(problems))
+            if not g.qe[s]:
+                return _fail(
+                    NoPathReason.SOURCE_NOT_QE_CAPABLE,
+                    f"source {src_id} does not advertise the QE capability",
+                )
+            qd = req.qe_destination or dst_id
+            qd_id = self.ted.resolve(qd) if qd not in g.index else qd
+            if qd_id is None or qd_id not in g.index:
+                return _fail(
+                    NoPathReason.QE_DESTINATION_NOT_QE_CAPABLE, f"QE destination {qd} is unknown"
+                )
+            qe_dst = g.index[qd_id]
+            if not g.qe[qe_dst]:
+                return _fail(
+                    NoPathReason.QE_DESTINATION_NOT_QE_CAPABLE,
+                    f"QE destination {qd_id} does not advertise the QE capability",
+                )
+        banned_nodes = {g.index[n] for n in req.exclude_nodes if n in g.index}
+        if s in banned_nodes or d in banned_nodes:
+            return _fail(NoPathReason.NO_ROUTE, "an end point is excluded")
+        usable = [g.bandwidth[j] >= req.bandwidth and g.mask[j] != 0 for j in range(len(g.links))]
+        for key in req.exclude_links:
+            j = g.link_index.get(key)
+            if j is not None:
+                usable[j] = False
+        for j in range(len(g.links)) if banned_nodes else ():
+            if g.link_to[j] in banned_nodes or g.link_from[j] in banned_nodes:
+                usable[j] = False
+        first = dijkstra(g, s, d, usable)
+        if first is None:
+            return _fail(
+                NoPathReason.NO_ROUTE,
+                f"no route {src_id} -> {dst_id} with {req.bandwidth * 8:.0f} b/s free",
+            )
+        tried = 0
+        for cost, path in yen(g, s, d, usable, req.k, first):
+            tried += 1
+            m = common_mask(g, path)
+            if m == 0:
+                continue
+            channel = g.channel_of(m)
+            hops = tuple(
+                Hop(
+                    g.links[j].router,
+                    g.links[j].local_id,
+                    g.links[j].remote_router,
+                    g.links[j].remote_id,
+                )
+                for j in path
+            )
+            qe_router = g.ids[qe_dst] if qe_dst is not None else None
+            if qe_router is not None and qe_router not in {h.remote_router for h in hops}:
+                return _fail(
+                    NoPathReason.QE_DESTINATION_NOT_ON_PATH,
+                    f"QE destination {qe_router} is not on the path",
+                    tried,
+                )
+            return PathResult(
+                hops=hops,
+                destination=dst_id,
+                channel=channel,
+                cost=cost,
+                ero=build_ero(hops, dst_id, channel, req.qe, qe_router),
+                candidates=tried,
+            )
+        return _fail(
+            NoPathReason.NO_COMMON_WAVELENGTH,
+            f"none of the {tried} shortest paths {src_id} -> {dst_id} has a wavelength free "
+            "on every link",
+            tried,
+        )
+
+
+def build_ero(
+    hops: tuple[Hop, ...],
+    destination: IPv4Address,
+    channel: int | None,
+    params: qe.QeParams | None,
+    qe_destination: IPv4Address | None = None,
+) -> tuple[Subobject, ...]:
+    """The ERO of DESIGN §3.3 / Fig. 9 for ``hops``.
+
+    Per hop: Unnumbered(router, outgoing interface), then Label(RFC 6205 lambda of
+    ``channel``) when a wavelength was assigned; finally the destination as an IPv4 /32.
+    With QE parameters, a QE subobject (zero session ID) follows the first subobject that
+    names the source and the one that names the QE destination (its Unnumbered hop when
+    it is an intermediate node, the /32 when it is the destination).
+    """
+    sub = QeSubobject.from_params(params) if params is not None else None
+    label = Label(lambda_label(channel)) if channel is not None else None
+    qd = qe_destination if qe_destination is not None else destination
+    out: list[Subobject] = []
+    for i, h in enumerate(hops):
+        out.append(Unnumbered(h.router, h.interface))
+        if sub is not None and (i == 0 or h.router == qd):
+            out.append(sub)
+        if label is not None:
+            out.append(label)
+    out.append(Ipv4Prefix(destination, 32))
+    if sub is not None and qd == destination:
+        out.append(sub)
+    return tuple(out)

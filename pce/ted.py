@@ -1,0 +1,323 @@
+"""The traffic-engineering database (TED) of the PCE, built from OSPF LSAs.
+
+Sources (all area-scope, decoded by :mod:`gmpls.ospf`):
+
+- Router LSAs (RFC 2328 §A.4.2) and Network LSAs (§A.4.3): the control-plane graph. A TE
+  node counts as alive only while it is reachable from the PCE's own router over two-way
+  links (the SPF rule of RFC 2328 §16.1), so a stopped node disappears from path
+  computation as soon as its neighbours' Router LSAs and the DR's Network LSA drop it,
+  without waiting an hour for its own LSAs to age out. With no ``root`` (unit tests,
+  offline use) every node is alive.
+- Router Information LSAs (RFC 7770, opaque type 4): the TE bit and the QE bit of the
+  Informational Capabilities TLV (DESIGN §3.1).
+- TE LSAs (RFC 3630, opaque type 1): the Router Address TLV and Link TLVs with the
+  RFC 4203 link local/remote identifiers, TE metric, maximum/maximum reservable/unreserved
+  bandwidth, switching capability and available wavelengths (RFC 7580-style label set of
+  RFC 6205 DWDM channels, docs/ospf-te.md). Several TLVs per LSA are accepted (FRR).
+
+Updates are incremental: :meth:`Ted.install` and :meth:`Ted.flush` replace or remove one
+LSA's contribution and bump :attr:`Ted.version`; consumers (the path computation's
+compiled graph) rebuild lazily when the version changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+from typing import Any
+
+from gmpls.ospf.constants import MAX_AGE, LsType, OpaqueType, RouterLinkType
+from gmpls.ospf.lsa import LSA, LSAKey, NetworkLSA, RouterLSA
+from gmpls.ospf.ri import RouterInfoLSA
+from gmpls.ospf.te import (
+    AvailableLabels,
+    LinkId,
+    LinkLocalRemoteIds,
+    MaxBandwidth,
+    MaxReservableBandwidth,
+    SwitchingCapability,
+    TeLSA,
+    TeMetric,
+    UnreservedBandwidth,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TeLink:
+    """One direction of a TE link as its advertising router describes it."""
+
+    router: IPv4Address
+    local_id: int
+    remote_router: IPv4Address
+    remote_id: int
+    metric: int
+    max_bandwidth: float  # bytes/s (RFC 3630 §2.5.6)
+    max_reservable: float
+    unreserved: tuple[float, ...] = ()
+    #: available DWDM channel indices n (RFC 6205); None when the link advertises no labels
+    channels: tuple[int, ...] | None = None
+    switching_cap: int | None = None
+
+    @property
+    def key(self) -> tuple[IPv4Address, int]:
+        return (self.router, self.local_id)
+
+    @property
+    def available_bandwidth(self) -> float:
+        """Bandwidth a new LSP may take: unreserved at the lowest priority (7), else the
+        maximum reservable bandwidth."""
+        return self.unreserved[-1] if self.unreserved else self.max_reservable
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "from": f"{self.router}:{self.local_id}",
+            "to": f"{self.remote_router}:{self.remote_id}",
+            "te_metric": self.metric,
+            "max_bandwidth_bps": self.max_bandwidth * 8,
+            "available_bandwidth_bps": self.available_bandwidth * 8,
+            "channels": list(self.channels) if self.channels is not None else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TedNode:
+    router_id: IPv4Address
+    te: bool
+    qe: bool
+    router_address: IPv4Address | None
+    links: tuple[TeLink, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "router_id": str(self.router_id),
+            "te_capable": self.te,
+            "qe_capable": self.qe,
+            "router_address": str(self.router_address) if self.router_address else None,
+            "links": [link.as_json() for link in self.links],
+        }
+
+
+@dataclass(slots=True)
+class _TeContribution:
+    router_address: IPv4Address | None
+    links: list[TeLink] = field(default_factory=list)
+
+
+def te_links_of(lsa: LSA) -> _TeContribution:
+    """The Router Address and TE links one TE LSA carries (RFC 3630 §2.4, RFC 4203 §1)."""
+    body = lsa.body
+    assert isinstance(body, TeLSA)
+    router = lsa.header.adv_router
+    out = _TeContribution(body.router_address)
+    for link in body.links:
+        lid = link.find(LinkId)
+        ids = link.find(LinkLocalRemoteIds)
+        if lid is None or ids is None:
+            continue  # numbered or incomplete links: not part of this unnumbered TE network
+        metric = link.find(TeMetric)
+        maxbw = link.find(MaxBandwidth)
+        maxres = link.find(MaxReservableBandwidth)
+        unres = link.find(UnreservedBandwidth)
+        labels = link.find(AvailableLabels)
+        iscd = link.find(SwitchingCapability)
+        out.links.append(
+            TeLink(
+                router=router,
+                local_id=ids.local_id,
+                remote_router=lid.link_id,
+                remote_id=ids.remote_id,
+                metric=metric.metric if metric is not None else 1,
+                max_bandwidth=maxbw.bandwidth if maxbw is not None else 0.0,
+                max_reservable=maxres.bandwidth
+                if maxres is not None
+                else (maxbw.bandwidth if maxbw else 0.0),
+                unreserved=tuple(unres.bandwidths) if unres is not None else (),
+                channels=labels.channels() if labels is not None else None,
+                switching_cap=iscd.switching_cap if iscd is not None else None,
+            )
+        )
+    return out
+
+
+class Ted:
+    """The TED: fed LSA installs and flushes, asked for alive TE nodes and links."""
+
+    def __init__(self, root: IPv4Address | None = None) -> None:
+        #: the PCE's own OSPF router ID; reachability is computed from it when set
+        self.root = root
+        self.version = 0
+        self._router: dict[IPv4Address, RouterLSA] = {}
+        self._network: dict[LSAKey, NetworkLSA] = {}
+        self._ri: dict[LSAKey, tuple[bool, bool]] = {}
+        self._te: dict[LSAKey, _TeContribution] = {}
+        self._alive: set[IPv4Address] | None = None
+        self._alive_version = -1
+        self.installs = 0
+        self.flushes = 0
+
+    # -- updates -----------------------------------------------------------------------
+
+    def install(self, lsa: LSA) -> bool:
+        """Take in a newly installed LSA instance (a MaxAge one is a flush). Returns True
+        when the TED changed."""
+        h = lsa.header
+        if h.age >= MAX_AGE:
+            return self.flush(lsa.key)
+        body = lsa.body
+        changed = False
+        if h.ls_type == LsType.ROUTER and isinstance(body, RouterLSA):
+            changed = self._router.get(h.adv_router) != body
+            self._router[h.adv_router] = body
+        elif h.ls_type == LsType.NETWORK and isinstance(body, NetworkLSA):
+            changed = self._network.get(lsa.key) != body
+            self._network[lsa.key] = body
+        elif h.ls_type == LsType.OPAQUE_AREA and isinstance(body, RouterInfoLSA):
+            caps = (body.te_capable, body.qe_capable)
+            changed = self._ri.get(lsa.key) != caps
+            self._ri[lsa.key] = caps
+        elif h.ls_type == LsType.OPAQUE_AREA and isinstance(body, TeLSA):
+            contrib = te_links_of(lsa)
+            old = self._te.get(lsa.key)
+            changed = old is None or (old.router_address, old.links) != (
+                contrib.router_address,
+                contrib.links,
+            )
+            self._te[lsa.key] = contrib
+        if changed:
+            self.installs += 1
+            self.version += 1
+        return changed
+
+    def flush(self, key: LSAKey) -> bool:
+        """Remove the contribution of the LSA with ``key`` (flushed or aged out)."""
+        removed: Any = None
+        if key.ls_type == LsType.ROUTER:
+            if key.ls_id == key.adv_router:
+                removed = self._router.pop(key.adv_router, None)
+        elif key.ls_type == LsType.NETWORK:
+            removed = self._network.pop(key, None)
+        elif key.ls_type == LsType.OPAQUE_AREA:
+            otype = int(key.ls_id) >> 24
+            if otype == OpaqueType.RI:
+                removed = self._ri.pop(key, None)
+            elif otype == OpaqueType.TE:
+                removed = self._te.pop(key, None)
+        if removed is None:
+            return False
+        self.flushes += 1
+        self.version += 1
+        return True
+
+    def load(self, lsas: Iterable[LSA]) -> None:
+        for lsa in lsas:
+            self.install(lsa)
+
+    # -- queries -----------------------------------------------------------------------
+
+    def alive(self) -> set[IPv4Address] | None:
+        """Routers reachable from :attr:`root` over two-way links; None = no filtering."""
+        if self.root is None:
+            return None
+        if self._alive_version == self.version and self._alive is not None:
+            return self._alive
+        nets: dict[IPv4Address, set[IPv4Address]] = {}
+        for key, net in self._network.items():
+            nets[key.ls_id] = set(net.routers) | {key.adv_router}
+
+        def neighbours(r: IPv4Address) -> Iterable[IPv4Address]:
+            body = self._router.get(r)
+            if body is None:
+                return
+            for link in body.links:
+                if link.type == RouterLinkType.POINT_TO_POINT:
+                    other = self._router.get(link.link_id)
+                    if other is not None and any(
+                        lk.type == RouterLinkType.POINT_TO_POINT and lk.link_id == r
+                        for lk in other.links
+                    ):
+                        yield link.link_id
+                elif link.type == RouterLinkType.TRANSIT:
+                    members = nets.get(link.link_id)
+                    if members is None or r not in members:
+                        continue
+                    for m in members:
+                        other = self._router.get(m)
+                        if other is not None and any(
+                            lk.type == RouterLinkType.TRANSIT and lk.link_id == link.link_id
+                            for lk in other.links
+                        ):
+                            yield m
+
+        seen = {self.root}
+        todo = [self.root]
+        while todo:
+            r = todo.pop()
+            for n in neighbours(r):
+                if n not in seen:
+                    seen.add(n)
+                    todo.append(n)
+        self._alive = seen
+        self._alive_version = self.version
+        return seen
+
+    def nodes(self) -> dict[IPv4Address, TedNode]:
+        """The alive TE nodes: routers that advertise TE (RI TE bit, or TE LSAs)."""
+        alive = self.alive()
+        caps: dict[IPv4Address, tuple[bool, bool]] = {}
+        for key, (te, qe) in self._ri.items():
+            old = caps.get(key.adv_router, (False, False))
+            caps[key.adv_router] = (old[0] or te, old[1] or qe)
+        addr: dict[IPv4Address, IPv4Address | None] = {}
+        links: dict[IPv4Address, list[TeLink]] = {}
+        for key, contrib in self._te.items():
+            r = key.adv_router
+            if contrib.router_address is not None or r not in addr:
+                addr[r] = contrib.router_address or addr.get(r)
+            links.setdefault(r, []).extend(contrib.links)
+        out: dict[IPv4Address, TedNode] = {}
+        for r in sorted(set(caps) | set(addr)):
+            if alive is not None and r not in alive:
+                continue
+            te, qe = caps.get(r, (False, False))
+            if not (te or r in addr):
+                continue
+            out[r] = TedNode(
+                r,
+                te or r in addr,
+                qe,
+                addr.get(r),
+                tuple(sorted(links.get(r, []), key=lambda lk: lk.local_id)),
+            )
+        return out
+
+    def links(self) -> list[TeLink]:
+        """Usable TE links: both ends alive TE nodes and the reverse direction advertised
+        (the two-way check of RFC 2328 §16.1 (2) applied to TE links)."""
+        nodes = self.nodes()
+        by_key = {lk.key: lk for n in nodes.values() for lk in n.links}
+        out = []
+        for lk in by_key.values():
+            back = by_key.get((lk.remote_router, lk.remote_id))
+            if back is not None and back.remote_router == lk.router and lk.remote_router in nodes:
+                out.append(lk)
+        return out
+
+    def resolve(self, address: IPv4Address) -> IPv4Address | None:
+        """The router ID of the TE node named by a router ID or TE router address."""
+        nodes = self.nodes()
+        if address in nodes:
+            return address
+        for n in nodes.values():
+            if n.router_address == address:
+                return n.router_id
+        return None
+
+    def as_json(self) -> dict[str, Any]:
+        nodes = self.nodes()
+        return {
+            "version": self.version,
+            "nodes": [n.as_json() for n in nodes.values()],
+            "usable_links": len(self.links()),
+            "ospf_routers": len(self._router),
+        }

@@ -1,0 +1,264 @@
+"""The sans-I/O PCEP session (RFC 5440 §6, Appendix A): two sessions wired in memory with a
+virtual clock, and one session fed hand-made bytes."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import pytest
+
+from gmpls.pcep import (
+    RP,
+    Close,
+    CloseObject,
+    EndPointsIpv4,
+    Keepalive,
+    Open,
+    OpenObject,
+    PCErr,
+    PCRep,
+    PCReq,
+    Request,
+    Response,
+    UnknownMessage,
+    UnknownObject,
+    decode_message,
+)
+from gmpls.pcep import examples as ex
+from gmpls.pcep.session import (
+    Action,
+    Deliver,
+    Disconnect,
+    Role,
+    Send,
+    Session,
+    SessionConfig,
+    SessionUp,
+    State,
+)
+
+IP = ipaddress.IPv4Address
+
+
+def sent(actions: list[Action]) -> list[Any]:
+    return [decode_message(a.data) for a in actions if isinstance(a, Send)]
+
+
+def wire(
+    a: Session, b: Session, actions: list[Action], now: float, from_a: bool = True
+) -> list[Action]:
+    """Deliver every Send to the other side until quiet; return all non-Send actions."""
+    others: list[Action] = []
+    queue = [(from_a, x) for x in actions]
+    while queue:
+        frm, act = queue.pop(0)
+        if isinstance(act, Send):
+            dst = b if frm else a
+            queue.extend((not frm, x) for x in dst.receive(act.data, now))
+        else:
+            others.append(act)
+    return others
+
+
+def establish(
+    pcc_cfg: SessionConfig | None = None, pce_cfg: SessionConfig | None = None
+) -> tuple[Session, Session, list[Action]]:
+    pcc = Session(Role.PCC, pcc_cfg, "pce")
+    pce = Session(Role.PCE, pce_cfg, "pcc")
+    acts = [*pcc.connection_made(0.0)]
+    acts2 = pce.connection_made(0.0)
+    others = wire(pcc, pce, acts, 0.0) + wire(pcc, pce, acts2, 0.0, from_a=False)
+    return pcc, pce, others
+
+
+def test_open_keepalive_up() -> None:
+    pcc, pce, others = establish()
+    assert pcc.state is State.UP and pce.state is State.UP
+    ups = [a for a in others if isinstance(a, SessionUp)]
+    assert len(ups) == 2
+
+
+def test_request_reply_and_pending() -> None:
+    pcc, pce, _ = establish()
+    out = wire(pcc, pce, pcc.send(ex.paper_pcreq(5), 1.0), 1.0)
+    (d,) = out
+    assert isinstance(d, Deliver) and d.msg == ex.paper_pcreq(5)
+    assert pcc.pending == {5}
+    out = wire(pce, pcc, pce.send(ex.paper_pcrep(5), 1.0), 1.0)
+    (d,) = out
+    assert isinstance(d, Deliver) and d.msg == ex.paper_pcrep(5)
+    assert pcc.pending == set()
+
+
+def test_keepalive_and_dead_timer() -> None:
+    pcc, pce, _ = establish(SessionConfig(keepalive=10, deadtimer=40))
+    # PCE sends keepalives every 30 s (its own keepalive); PCC its every 10 s
+    assert pcc.next_timer() == 10.0
+    (s,) = pcc.handle_timer(10.0)
+    assert isinstance(s, Send) and isinstance(s.msg, Keepalive)
+    assert pcc.next_timer() == 20.0
+    pce.receive(s.data, 10.0)
+    # the PCE declares the PCC dead 40 s after the last message it heard
+    assert pce.next_timer() == 30.0  # its own keepalive first
+    pce.handle_timer(30.0)
+    acts = pce.handle_timer(50.0)
+    assert [type(m) for m in sent(acts)] == [Close]
+    assert sent(acts)[0].close.reason == 2
+    assert isinstance(acts[-1], Disconnect) and pce.state is State.IDLE
+
+
+def test_open_wait_expiry() -> None:
+    pce = Session(Role.PCE, SessionConfig(open_wait=60))
+    pce.connection_made(0.0)
+    assert pce.next_timer() == 60.0
+    assert pce.handle_timer(59.0) == []
+    acts = pce.handle_timer(60.0)
+    assert [m.codes for m in sent(acts)] == [[(1, 2)]]
+    assert pce.state is State.IDLE
+
+
+def test_keep_wait_expiry() -> None:
+    pce = Session(Role.PCE, SessionConfig(keep_wait=60))
+    pce.connection_made(0.0)
+    pce.receive(ex.paper_open().encode(), 1.0)
+    assert pce.state is State.KEEP_WAIT and pce.next_timer() == 61.0
+    acts = pce.handle_timer(61.0)
+    assert [m.codes for m in sent(acts)] == [[(1, 7)]]
+
+
+def test_negotiation_accepts_proposal() -> None:
+    """The PCC asks for keepalive 0 without deadtimer 0: the PCE proposes 1/4 (PCErr 1,4),
+    the PCC re-opens with it and the session comes up."""
+    pcc, pce, _others = establish(SessionConfig(keepalive=0, deadtimer=10))
+    assert pcc.state is State.UP and pce.state is State.UP
+    assert pcc.local_open.keepalive == 1 and pcc.local_open.deadtimer == 4
+    assert pce.peer_open is not None and pce.peer_open.keepalive == 1
+    assert pce.counters.errors_tx == 1 and pce.open_retry == 1
+
+
+def test_non_negotiable_open() -> None:
+    pce = Session(Role.PCE, SessionConfig(negotiate=False))
+    pce.connection_made(0.0)
+    acts = pce.receive(Open(OpenObject(0, 10)).encode(), 0.0)
+    assert [m.codes for m in sent(acts)] == [[(1, 3)]]
+    assert isinstance(acts[-1], Disconnect)
+
+
+def test_second_unacceptable_open() -> None:
+    pce = Session(Role.PCE)
+    pce.connection_made(0.0)
+    a1 = pce.receive(Open(OpenObject(0, 10)).encode(), 0.0)
+    assert sent(a1)[0].codes == [(1, 4)] and sent(a1)[0].open is not None
+    a2 = pce.receive(Open(OpenObject(0, 10)).encode(), 0.0)
+    assert sent(a2)[0].codes == [(1, 5)]
+    assert pce.state is State.IDLE
+
+
+def test_unacceptable_proposal_from_peer() -> None:
+    pcc = Session(Role.PCC)
+    pcc.connection_made(0.0)
+    proposal = PCErr.of((1, 4), open=OpenObject(10, 5))
+    acts = pcc.receive(proposal.encode(), 0.0)
+    assert sent(acts)[0].codes == [(1, 6)]
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        Keepalive().encode() + ex.paper_pcreq().encode(),  # a PCReq before Open
+        b"\x20\x03\x00\x04",  # PCReq with no body
+        b"garbage-garbage",
+    ],
+)
+def test_non_open_before_up(first: bytes) -> None:
+    pce = Session(Role.PCE)
+    pce.connection_made(0.0)
+    acts = pce.receive(first, 0.0)
+    assert sent(acts)[-1].codes == [(1, 1)]
+    assert pce.state is State.IDLE
+
+
+def test_byte_at_a_time_and_trailing_garbage() -> None:
+    _pcc, pce, _ = establish()
+    raw = ex.paper_pcreq(3).encode()
+    delivered = []
+    for i in range(len(raw)):
+        delivered += pce.receive(raw[i : i + 1], 1.0)
+    assert [type(a) for a in delivered] == [Deliver]
+    acts = pce.receive(b"\x60\x00\x00\x04", 2.0)  # version 3: the stream is lost
+    assert [type(m) for m in sent(acts)] == [Close]
+    assert sent(acts)[0].close.reason == 3
+    assert pce.state is State.IDLE
+
+
+def test_malformed_with_code_gets_pcerr_and_session_stays() -> None:
+    _pcc, pce, _ = establish()
+    no_endpoints = b"\x20\x03\x00\x10" + RP(1).encode()
+    acts = pce.receive(no_endpoints, 1.0)
+    assert [m.codes for m in sent(acts)] == [[(6, 3)]]
+    assert pce.state is State.UP
+    bad_object_length = b"\x20\x03\x00\x0c\x02\x12\x00\x05\x00\x00\x00\x00"
+    acts = pce.receive(bad_object_length, 1.0)
+    assert [type(m) for m in sent(acts)] == [Close] and pce.state is State.IDLE
+
+
+def test_unknown_object_with_p_flag() -> None:
+    _pcc, pce, _ = establish()
+    ep = EndPointsIpv4(IP("10.1.1.1"), IP("10.1.1.5"))
+    bad = Request(RP(1), ep, others=(UnknownObject(200, 1, b"", p=True),))
+    optional = Request(RP(2), ep, others=(UnknownObject(200, 1, b"", p=False),))
+    acts = pce.receive(PCReq((bad, optional)).encode(), 1.0)
+    (err,) = sent(acts)
+    assert err.codes == [(3, 1)]
+    assert err.blocks[0].rps[0].request_id == 1
+    (d,) = [a for a in acts if isinstance(a, Deliver)]
+    assert isinstance(d.msg, PCReq)
+    assert [r.rp.request_id for r in d.msg.requests] == [2]
+
+
+def test_too_many_unknown_requests_closes() -> None:
+    _pcc, pce, _ = establish(pce_cfg=SessionConfig(max_unknown_requests=2))
+    ep = EndPointsIpv4(IP("10.1.1.1"), IP("10.1.1.5"))
+    msg = PCReq((Request(RP(1), ep, others=(UnknownObject(14, 1, bytes(8), p=True),)),))
+    acts: list[Action] = []
+    for t in range(3):
+        acts = pce.receive(msg.encode(), float(t))
+    assert [type(m) for m in sent(acts)] == [PCErr, Close]
+    assert sent(acts)[1].close.reason == 4
+
+
+def test_unknown_messages_limit_per_minute() -> None:
+    _pcc, pce, _ = establish()
+    unk = UnknownMessage(99, b"").encode()
+    for t in range(5):
+        assert pce.receive(unk, float(t)) == []
+    acts = pce.receive(unk, 5.0)
+    assert sent(acts)[0].close.reason == 5
+    # the window is a minute: five more spread over two minutes are fine
+    _pcc2, pce2, _ = establish()
+    for t in range(0, 600, 30):
+        assert pce2.receive(unk, float(t)) == []
+
+
+def test_pcc_unknown_reply() -> None:
+    pcc, _pce, _ = establish()
+    acts = pcc.receive(PCRep((Response(RP(77)),)).encode(), 1.0)
+    assert sent(acts)[0].codes == [(8, 0)]
+    assert not any(isinstance(a, Deliver) for a in acts)
+
+
+def test_close_from_peer_and_local_close() -> None:
+    pcc, pce, _ = establish()
+    acts = pce.receive(Close(CloseObject(reason=1)).encode(), 1.0)
+    assert isinstance(acts[0], Disconnect) and pce.state is State.IDLE
+    acts = pcc.close(1.0)
+    assert [type(m) for m in sent(acts)] == [Close] and pcc.state is State.IDLE
+    with pytest.raises(RuntimeError):
+        pcc.send(ex.paper_pcreq(), 2.0)
+
+
+def test_second_open_in_up_is_unexpected() -> None:
+    _pcc, pce, _ = establish()
+    acts = pce.receive(ex.paper_open().encode(), 1.0)
+    assert acts == [] and pce.counters.unknown_messages == 1
