@@ -1,7 +1,8 @@
 """A client for the daemons' telnet CLI: a line protocol on TCP with a prompt (``tn1# ``).
 
 The client connects, reads until a prompt appears (any last line ending in ``#``, ``>`` or
-``$`` plus optional space; the first one seen is then the exact prompt), sends one command
+``$`` plus optional space, after which the server stays quiet for 50 ms; the first one
+seen is then the exact prompt), sends one command
 line, reads until that prompt comes back, and returns what came in between, without the
 echoed command. Telnet option negotiation (IAC sequences), if the server sends any, is
 refused and stripped; ``\\r\\n`` becomes ``\\n``. A server that closes the connection after
@@ -12,10 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import re
+import select
 import socket
 import time
 
 IAC, DONT, DO, WONT, WILL, SB, SE = 255, 254, 253, 252, 251, 250, 240
+QUIET = 0.05  # seconds without data after a candidate first prompt
 PROMPT = re.compile(r"(?:^|\n)([^\n]*?[#>$] ?)$")
 
 
@@ -58,6 +61,10 @@ class _Conn:
                 i += 2
         return bytes(out)
 
+    def _more_within(self, seconds: float) -> bool:
+        r, _, _ = select.select([self.sock], [], [], seconds)
+        return bool(r)
+
     def read_more(self) -> bool:
         left = self.deadline - time.monotonic()
         if left <= 0:
@@ -84,7 +91,9 @@ class _Conn:
                     return text, prompt
             else:
                 m = PROMPT.search(self.buf)
-                if m:
+                # a candidate prompt counts once the server has gone quiet: a banner line
+                # read only up to a "#" must not be taken for the prompt
+                if m and not self._more_within(QUIET):
                     text = self.buf[: m.start(1)]
                     self.buf = ""
                     return text, m.group(1)

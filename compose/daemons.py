@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from compose.state import index_dir
 from gmpls.topology import Host, Topology
 
 PYTHON_KINDS: dict[str, str] = {
@@ -46,14 +47,9 @@ ConfigGenerator = Callable[[Topology, Host, Path], dict[str, str]]
 CONFIG_GENERATORS: dict[str, ConfigGenerator] = {}
 
 
-def register_config(kind: str, fn: ConfigGenerator | None = None) -> Callable[..., object]:
-    """Set the config generator of ``kind`` ("frr" or "bird"); usable as a decorator."""
-
-    def deco(f: ConfigGenerator) -> ConfigGenerator:
-        CONFIG_GENERATORS[kind] = f
-        return f
-
-    return deco(fn) if fn is not None else deco
+def register_config(kind: str, fn: ConfigGenerator) -> None:
+    """Replace the config generator of ``kind`` ("frr" or "bird") for every testbed."""
+    CONFIG_GENERATORS[kind] = fn
 
 
 @dataclass(frozen=True)
@@ -97,34 +93,13 @@ def plan(
         argv = [sys.executable, "-m", pkg, "--topology", str(topo_file), "--host", name]
         argv += ["--log-file", str(log)]
         return [Launch(pkg, argv, run_dir / f"{name}.out", log, env={"PYTHONUNBUFFERED": "1"})]
-    workdir = run_dir / f"{host.kind}-{name}"
-    workdir.mkdir(parents=True, exist_ok=True)
-    files = gens[host.kind](topo, host, workdir)
-    for fname, text in files.items():
-        (workdir / fname).write_text(text)
     if host.kind == "frr":
-        zebra, ospfd = FRR_DIR / "zebra", FRR_DIR / "ospfd"
-        if not (zebra.exists() and ospfd.exists()):
-            return f"FRR is not installed ({zebra}, {ospfd})"
-        zsock = workdir / "zserv.api"
-        out = []
-        for daemon, exe in (("zebra", zebra), ("ospfd", ospfd)):
-            log = run_dir / f"{name}.{daemon}.log"
-            argv = [str(exe), "-f", str(workdir / f"{daemon}.conf")]
-            argv += ["-i", str(workdir / f"{daemon}.pid"), "-z", str(zsock)]
-            argv += ["--vty_socket", str(workdir), "-u", "root", "-g", "root"]
-            argv += ["-A", "127.0.0.1", "-P", "0", "--log", f"file:{log}"]
-            out.append(
-                Launch(
-                    daemon,
-                    argv,
-                    run_dir / f"{name}.{daemon}.out",
-                    log,
-                    wait_for=zsock if daemon == "ospfd" else None,
-                )
-            )
-        return out
+        return _frr_plan(topo, host, run_dir, gens)
     if host.kind == "bird":
+        workdir = run_dir / f"bird-{name}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        for fname, text in gens["bird"](topo, host, workdir).items():
+            (workdir / fname).write_text(text)
         bird = shutil.which("bird") or "/usr/sbin/bird"
         if not Path(bird).exists():
             return "BIRD is not installed"
@@ -134,10 +109,67 @@ def plan(
     return f"no daemon is defined for kind {host.kind}"
 
 
+def frr_runtime_dir(prefix: str, host: str) -> Path:
+    """Where an FRR host's config, sockets, pid files and logs live.
+
+    FRR drops to the ``frr`` user after start (and refuses to run as root unless root is
+    in the ``frrvty`` group), so these files cannot sit in a run directory the ``frr`` user
+    may not be able to reach (pytest's are 0700). They live under the global index
+    directory instead (``/run/qkdnet/PREFIX/frr-HOST``), with symlinks to the logs and to
+    the directory in the run directory. ``vtysh --vty_socket`` that directory talks to them.
+    """
+    return index_dir() / prefix / f"frr-{host}"
+
+
+def _frr_plan(
+    topo: Topology, host: Host, run_dir: Path, gens: dict[str, ConfigGenerator]
+) -> list[Launch] | str:
+    zebra, ospfd = FRR_DIR / "zebra", FRR_DIR / "ospfd"
+    if not (zebra.exists() and ospfd.exists()):
+        return f"FRR is not installed ({zebra}, {ospfd})"
+    name = host.name
+    rt = frr_runtime_dir(topo.prefix, name)
+    if rt.exists():
+        shutil.rmtree(rt)
+    rt.mkdir(parents=True)
+    for fname, text in gens["frr"](topo, host, rt).items():
+        (rt / fname).write_text(text)
+    _chown_tree(rt, "frr", "frr")
+    link = run_dir / f"frr-{name}"
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(rt)
+    zsock = rt / "zserv.api"
+    out = []
+    for daemon, exe in (("zebra", zebra), ("ospfd", ospfd)):
+        log = rt / f"{daemon}.log"
+        argv = [str(exe), "-f", str(rt / f"{daemon}.conf"), "-i", str(rt / f"{daemon}.pid")]
+        argv += ["-z", str(zsock), "--vty_socket", str(rt), "-A", "127.0.0.1", "-P", "0"]
+        argv += ["--log", f"file:{log}"]
+        out.append(
+            Launch(
+                daemon,
+                argv,
+                run_dir / f"{name}.{daemon}.out",
+                log,
+                wait_for=zsock if daemon == "ospfd" else None,
+            )
+        )
+    return out
+
+
+def _chown_tree(path: Path, user: str, group: str) -> None:
+    try:
+        shutil.chown(path, user, group)
+        for p in path.iterdir():
+            shutil.chown(p, user, group)
+    except (LookupError, PermissionError):
+        pass  # no frr user: FRR is then not installed the Debian way; it will say so
+
+
 # --- built-in config generators ---------------------------------------------------------
 
 
-@register_config("frr")
 def frr_config(topo: Topology, host: Host, workdir: Path) -> dict[str, str]:
     """zebra.conf and ospfd.conf for an FRR peer on the control LAN: OSPFv2 with the
     topology's timers, opaque LSAs, Router Information (RFC 7770) and TE (RFC 3630)."""
@@ -173,7 +205,6 @@ def frr_config(topo: Topology, host: Host, workdir: Path) -> dict[str, str]:
     return {"zebra.conf": zebra, "ospfd.conf": ospfd}
 
 
-@register_config("bird")
 def bird_config(topo: Topology, host: Host, workdir: Path) -> dict[str, str]:
     """bird.conf for a BIRD 2 OSPFv2 peer on the control LAN with the topology's timers."""
     o = topo.ospf
@@ -195,3 +226,6 @@ protocol ospf v2 ospf1 {{
 }}
 """
     return {"bird.conf": text}
+
+
+CONFIG_GENERATORS.update(frr=frr_config, bird=bird_config)

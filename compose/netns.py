@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pyroute2 import IPRoute, NetNS, netns
+from pyroute2 import IPRoute, netns
 from pyroute2.netlink.exceptions import NetlinkError
 
 from compose import cliclient, daemons, names, nsutil
@@ -179,7 +179,9 @@ def teardown(prefix: str, state: State | None = None, progress: Progress = _log_
     rules = _fw_sweep(prefix)
     if rules:
         progress(f"[{prefix}] removed {len(rules)} iptables FORWARD rule(s)")
-    # 6. state
+    # 6. FRR runtime files (kept as copies in the run directory)
+    _collect_runtime(prefix, state)
+    # 7. state
     if state is not None:
         state.status = "down"
         state.daemons = {}
@@ -188,6 +190,22 @@ def teardown(prefix: str, state: State | None = None, progress: Progress = _log_
     left = leftovers(prefix)
     if left:
         raise TestbedError(f"[{prefix}] could not remove: {', '.join(left)}")
+
+
+def _collect_runtime(prefix: str, state: State | None) -> None:
+    """Move FRR's runtime directories (see ``daemons.frr_runtime_dir``) into the run dir."""
+    rt_root = index_dir() / prefix
+    if not rt_root.is_dir():
+        return
+    if state is not None:
+        for d in rt_root.iterdir():
+            dest = Path(state.run_dir) / d.name
+            with contextlib.suppress(OSError):
+                if dest.is_symlink():
+                    dest.unlink()
+                if not dest.exists():
+                    shutil.copytree(d, dest, ignore=shutil.ignore_patterns("*.api", "*.vty"))
+    shutil.rmtree(rt_root, ignore_errors=True)
 
 
 def leftovers(prefix: str) -> list[str]:
@@ -433,7 +451,7 @@ class Testbed:
                 ns = names.netns_name(p, h.name)
                 st.namespaces.append(ns)
                 st.save()
-                netns.create(ns)
+                nsutil.create_netns(ns)
                 nsutil.write_sysctl_in(
                     ns,
                     {
@@ -450,7 +468,7 @@ class Testbed:
                     idx = ipr.link_lookup(ifname=i.veth)[0]
                     _disable_ipv6_root(i.veth)
                     ipr.link("set", index=idx, master=bridge_index[i.domain], state="up")
-                with NetNS(ns) as nsr:
+                with nsutil.iproute_in(ns) as nsr:
                     nsr.link("set", index=nsr.link_lookup(ifname="lo")[0], state="up")
                     for i in by_host.get(h.name, []):
                         j = nsr.link_lookup(ifname=i.inner)[0]

@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+from pyroute2 import IPRoute
+
 NETNS_DIR = Path("/run/netns")
 CLONE_NEWNET = 0x40000000
 
@@ -25,15 +27,10 @@ _libc: ctypes.CDLL | None = None
 
 
 def _setns(fd: int) -> None:
-    global _libc
     if hasattr(os, "setns"):  # Python >= 3.12
         os.setns(fd, CLONE_NEWNET)
         return
-    if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    if _libc.setns(fd, CLONE_NEWNET) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
+    _check(_c().setns(fd, CLONE_NEWNET), "setns")
 
 
 def netns_path(name: str) -> Path:
@@ -69,6 +66,66 @@ def in_netns(name: str) -> Iterator[None]:
     finally:
         os.close(target)
         os.close(own)
+
+
+MS_BIND, MS_REC, MS_SHARED = 0x1000, 0x4000, 0x100000
+_rundir_shared = False
+
+
+def _c() -> ctypes.CDLL:
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    return _libc
+
+
+def _check(rc: int, what: str) -> None:
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def create_netns(name: str) -> None:
+    """Create a named network namespace like ``ip netns add`` does, in-process: the
+    calling thread unshares a new namespace, it is bind-mounted on ``/run/netns/NAME``
+    (a shared mount, so other mount namespaces see it), and the thread switches back."""
+    global _rundir_shared
+    libc = _c()
+    NETNS_DIR.mkdir(parents=True, exist_ok=True)
+    if not _rundir_shared:
+        d = str(NETNS_DIR).encode()
+        if libc.mount(b"", d, b"none", MS_SHARED | MS_REC, None) != 0:
+            _check(libc.mount(d, d, b"none", MS_BIND | MS_REC, None), "bind /run/netns")
+            _check(libc.mount(b"", d, b"none", MS_SHARED | MS_REC, None), "share /run/netns")
+        _rundir_shared = True
+    path = netns_path(name)
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    try:
+        _check(libc.unshare(CLONE_NEWNET), "unshare")
+        try:
+            src = b"/proc/thread-self/ns/net"
+            _check(libc.mount(src, str(path).encode(), b"none", MS_BIND, None), "bind netns")
+        finally:
+            _setns(own)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise
+    finally:
+        os.close(own)
+
+
+@contextlib.contextmanager
+def iproute_in(name: str) -> Iterator[IPRoute]:
+    """A pyroute2 ``IPRoute`` whose netlink socket lives in namespace ``name`` (opened
+    by this thread while inside it; no helper process as with ``NetNS``)."""
+    with in_netns(name):
+        ipr = IPRoute()
+    try:
+        yield ipr
+    finally:
+        ipr.close()
 
 
 def socket_in(

@@ -51,7 +51,7 @@ class Domain:
 
 @dataclass(frozen=True, slots=True)
 class OspfConfig:
-    area: IPv4 = IPv4("0.0.0.0")
+    area: IPv4 = IPv4("0.0.0.0")  # noqa: RUF009 (immutable)
     hello_interval: int = 10
     dead_interval: int = 40
     retransmit_interval: int = 5
@@ -302,6 +302,32 @@ def _hex(v: Any, _: str) -> bytes:
     return b
 
 
+def _or(value: T | None, default: T) -> T:
+    return default if value is None else value
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last
+    silently, so a second ``tn1:`` would replace the first without a word)."""
+
+
+def _no_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if not isinstance(key, str | int | float | bool) or key is None:
+            continue  # unhashable or odd keys are the schema check's business
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
+
+
 def parse(doc: Any, source: str = "<topology>") -> Topology:
     """Validate a parsed YAML document; raises :class:`TopologyError` listing every problem."""
     c = _Checker(source)
@@ -330,7 +356,15 @@ def parse(doc: Any, source: str = "<topology>") -> Topology:
             continue
         dm = c.mapping(d, p, ("subnet", "description"))
         subnet = c.get(dm, "subnet", p, _subnet, required=True)
+        if dname == "lo":
+            c.error(p, "'lo' is the loopback interface inside every host; choose another name")
+            continue
         if subnet is not None:
+            for other in domains.values():
+                if subnet.overlaps(other.subnet):
+                    c.error(
+                        f"{p}.subnet", f"{subnet} overlaps domain {other.name}'s {other.subnet}"
+                    )
             domains[dname] = Domain(dname, subnet, str(dm.get("description", "")))
     if not domains:
         c.error("domains", "at least one domain is required")
@@ -366,9 +400,7 @@ def parse(doc: Any, source: str = "<topology>") -> Topology:
         c.get(rm, "refresh_ms", "rsvp", _int(10, 2**31 - 1), rd.refresh_ms) or rd.refresh_ms,
         c.get(rm, "keep_multiplier", "rsvp", _int(1, 255), rd.keep_multiplier)
         or rd.keep_multiplier,
-        c.get(rm, "hello_ms", "rsvp", _int(0, 2**31 - 1), rd.hello_ms)
-        if "hello_ms" in rm
-        else rd.hello_ms,
+        _or(c.get(rm, "hello_ms", "rsvp", _int(0, 2**31 - 1)), rd.hello_ms),
     )
 
     qm = c.mapping(
@@ -419,18 +451,18 @@ def parse(doc: Any, source: str = "<topology>") -> Topology:
             if dname not in domains:
                 c.error(ip, f"no domain {dname!r} is declared")
                 continue
-            a = c.get({dname: addr}, dname, f"{p}.interfaces", _ipv4)
-            if a is None:
+            ip_addr = c.get({dname: addr}, dname, f"{p}.interfaces", _ipv4)
+            if ip_addr is None:
                 continue
             net = domains[dname].subnet
-            if a not in net:
-                c.error(ip, f"{a} is outside the domain's subnet {net}")
-            elif a in (net.network_address, net.broadcast_address):
-                c.error(ip, f"{a} is the network or broadcast address of {net}")
-            if a in seen_addr:
-                c.error(ip, f"{a} is already used by {seen_addr[a]}")
-            seen_addr[a] = f"hosts.{hname}.interfaces.{dname}"
-            ifaces[dname] = a
+            if ip_addr not in net:
+                c.error(ip, f"{ip_addr} is outside the domain's subnet {net}")
+            elif ip_addr in (net.network_address, net.broadcast_address):
+                c.error(ip, f"{ip_addr} is the network or broadcast address of {net}")
+            if ip_addr in seen_addr:
+                c.error(ip, f"{ip_addr} is already used by {seen_addr[ip_addr]}")
+            seen_addr[ip_addr] = f"hosts.{hname}.interfaces.{dname}"
+            ifaces[dname] = ip_addr
         if not ifaces:
             c.error(f"{p}.interfaces", "a host needs at least one interface")
         rid = c.get(hm, "router_id", p, _ipv4, required=kind in ROUTERS)
@@ -552,7 +584,7 @@ def parse(doc: Any, source: str = "<topology>") -> Topology:
 
         metric = c.get(lm, "metric", p, _int(1, 2**24 - 1), 10) or 10
         bw = c.get(lm, "bandwidth_mbps", p, _num, 100_000.0) or 100_000.0
-        lambdas = c.get(lm, "lambdas", p, lambdas_conv, ()) or ()
+        lambdas: tuple[int, ...] = c.get(lm, "lambdas", p, lambdas_conv) or ()
         if ok and a and b and a_if and b_if:
             links.append(TeLink(a, a_if, b, b_if, metric, bw, lambdas))
 
@@ -565,9 +597,13 @@ def load(path: str | Path) -> Topology:
     """Read and validate a topology file."""
     path = Path(path)
     try:
-        doc = yaml.safe_load(path.read_text())
+        doc = yaml.load(path.read_text(), Loader=_StrictLoader)  # a SafeLoader
     except OSError as e:
         raise TopologyError([f"{path}: cannot read: {e.strerror}"]) from None
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        raise TopologyError([f"{path.name}: {where}{e.problem or e.context}"]) from None
     except yaml.YAMLError as e:
         raise TopologyError([f"{path.name}: not valid YAML: {e}"]) from None
     topo = parse(doc, path.name)

@@ -413,3 +413,50 @@ def test_names_of_a_long_host_use_the_hash_form(tmp_path: Path) -> None:
     finally:
         tb.down()
     assert leftovers("ct7") == []
+
+
+LINE_SERVER = """
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 23)); s.listen(4)
+print("listening", flush=True)
+while True:
+    c, peer = s.accept()
+    f = c.makefile("rwb")
+    f.write(b"tn1# "); f.flush()
+    for line in f:
+        cmd = line.decode().strip()
+        if cmd == "exit":
+            break
+        f.write(f"you are {peer[0]}, you said {cmd}\\r\\n".encode() + b"tn1# "); f.flush()
+    c.close()
+"""
+
+
+def test_cli_command_reaches_the_host_cli(paper: Testbed) -> None:
+    server = paper.popen(
+        "tn1", [sys.executable, "-c", LINE_SERVER, "10.1.1.1"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout is not None and server.stdout.readline() == "listening\n"
+        r = qkdnet("cli", "-p", "ct", "tn1", "show version", "--from", "client")
+        assert r.stdout == "you are 10.1.1.100, you said show version\n"
+        assert paper.cli("tn1", "show qe-service") == "you are 10.1.1.1, you said show qe-service"
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_generated_ring_comes_up(tmp_path: Path) -> None:
+    topo = tmp_path / "ring.yaml"
+    r = qkdnet("topo", "gen", "ring", "--nodes", "40", "--out", str(topo), "--prefix", "ctr")
+    assert "ring of 40 nodes" in r.stdout
+    teardown("ctr", progress=quiet)
+    tb = Testbed(topo, tmp_path / "run", progress=quiet)
+    try:
+        tb.up(start_daemons=False)
+        assert len(tb.state.namespaces) == 42
+        assert tb.ping("tn1", "tn40") and tb.ping("tn40", "pce")
+    finally:
+        tb.down()
+    assert leftovers("ctr") == []

@@ -1,0 +1,181 @@
+"""The kind -> daemon table, the FRR/BIRD config hook, and FRR + BIRD in namespaces."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from compose import daemons
+from compose.daemons import Launch, plan
+from compose.netns import Testbed
+from gmpls.topology import Host, Topology, load
+
+ROOT = Path(__file__).resolve().parents[2]
+PAPER = ROOT / "topologies" / "paper.yaml"
+
+
+@pytest.fixture
+def paper() -> Topology:
+    return load(PAPER)
+
+
+def launches(x: list[Launch] | str) -> list[Launch]:
+    assert isinstance(x, list), x
+    return x
+
+
+def as_kind(t: Topology, name: str, kind: str) -> Host:
+    return dataclasses.replace(t.hosts[name], kind=kind)
+
+
+@pytest.mark.parametrize(
+    ("host", "package"),
+    [("tn1", "node_agent"), ("pce", "pce"), ("etsiA", "qkd_proxy"), ("idqB", "idq3p_emulator")],
+)
+def test_python_kinds(
+    paper: Topology, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, host: str, package: str
+) -> None:
+    monkeypatch.setattr(daemons, "has_main", lambda pkg: pkg == package)
+    (launch,) = launches(plan(paper, paper.hosts[host], PAPER, tmp_path))
+    assert launch.argv == [
+        sys.executable,
+        "-m",
+        package,
+        "--topology",
+        str(PAPER),
+        "--host",
+        host,
+        "--log-file",
+        str(tmp_path / f"{host}.log"),
+    ]
+    assert launch.out == tmp_path / f"{host}.out"
+
+
+def test_missing_main_is_a_reason_not_an_error(
+    paper: Topology, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(daemons, "has_main", lambda pkg: False)
+    assert (
+        plan(paper, paper.hosts["tn3"], PAPER, tmp_path) == "node_agent has no __main__ module yet"
+    )
+    assert plan(paper, paper.hosts["client"], PAPER, tmp_path) == "client hosts run no daemon"
+
+
+def test_has_main_looks_at_files_only() -> None:
+    assert daemons.has_main("compose") is False  # compose has no __main__.py
+    assert daemons.has_main("no_such_package_here") is False
+    assert daemons.has_main("pytest") is True
+
+
+def test_frr_plan_and_config_hook(paper: Topology, tmp_path: Path) -> None:
+    paper = dataclasses.replace(paper, prefix="ct0")  # its runtime dir is /run/qkdnet/ct0
+    h = as_kind(paper, "tn2", "frr")
+    calls = []
+
+    def custom(t: Topology, host: Host, workdir: Path) -> dict[str, str]:
+        calls.append(host.name)
+        return {"zebra.conf": "hostname custom\n", "ospfd.conf": "! from the hook\n"}
+
+    zebra, ospfd = launches(plan(paper, h, PAPER, tmp_path, {"frr": custom}))
+    assert calls == ["tn2"]
+    rt = daemons.frr_runtime_dir("ct0", "tn2")
+    try:
+        assert (rt / "ospfd.conf").read_text() == "! from the hook\n"
+        assert (tmp_path / "frr-tn2").resolve() == rt.resolve()
+        assert zebra.argv[0].endswith("/zebra") and ospfd.wait_for == rt / "zserv.api"
+        assert ["-z", str(rt / "zserv.api")] == ospfd.argv[5:7]
+    finally:
+        shutil.rmtree(rt.parent, ignore_errors=True)
+
+
+def test_builtin_frr_config(paper: Topology, tmp_path: Path) -> None:
+    files = daemons.frr_config(paper, as_kind(paper, "tn2", "frr"), tmp_path)
+    ospfd = files["ospfd.conf"]
+    assert " ospf router-id 10.1.1.2" in ospfd
+    assert " network 10.1.1.0/24 area 0.0.0.0" in ospfd
+    assert " ip ospf hello-interval 1" in ospfd and " ip ospf dead-interval 4" in ospfd
+    assert " capability opaque" in ospfd and " router-info area" in ospfd
+
+
+@pytest.mark.interop
+def test_generated_configs_pass_the_daemons_own_check(paper: Topology, tmp_path: Path) -> None:
+    h = as_kind(paper, "tn2", "frr")
+    for name, text in {
+        **daemons.frr_config(paper, h, tmp_path),
+        **daemons.bird_config(paper, h, tmp_path),
+    }.items():
+        (tmp_path / name).write_text(text)
+    tmp_path.chmod(0o755)
+    for d in ("zebra", "ospfd"):
+        r = subprocess.run(
+            [
+                f"/usr/lib/frr/{d}",
+                "-C",
+                "-f",
+                str(tmp_path / f"{d}.conf"),
+                "-i",
+                str(tmp_path / f"{d}.pid"),
+                "--vty_socket",
+                str(tmp_path),
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert r.returncode == 0, r.stderr
+    r = subprocess.run(
+        ["bird", "-p", "-c", str(tmp_path / "bird.conf")], capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stderr
+
+
+OSPF3 = """\
+name: ospf3
+prefix: ct9
+domains:
+  ctrl: {subnet: 10.1.1.0/24}
+ospf: {hello_interval: 1, dead_interval: 4}
+hosts:
+  r1: {kind: frr, router_id: 10.1.1.1, interfaces: {ctrl: 10.1.1.1}}
+  r2: {kind: frr, router_id: 10.1.1.2, interfaces: {ctrl: 10.1.1.2}}
+  r3: {kind: bird, router_id: 10.1.1.3, interfaces: {ctrl: 10.1.1.3}}
+"""
+
+
+@pytest.mark.netns
+@pytest.mark.interop
+@pytest.mark.slow
+def test_frr_and_bird_hosts_form_ospf_adjacencies(
+    testbed_factory: Callable[..., Testbed], tmp_path: Path
+) -> None:
+    topo = tmp_path / "ospf3.yaml"
+    topo.write_text(OSPF3)
+    tb = testbed_factory(topo, prefix="ct9")
+    assert [d.name for d in tb.running("r1")] == ["zebra", "ospfd"]
+    assert [d.name for d in tb.running("r3")] == ["bird"]
+    vty = str(daemons.frr_runtime_dir("ct9", "r1"))
+    out = ""
+    for _ in range(60):  # adjacencies need the 4 s wait timer, then the exchange
+        out = tb.exec(
+            "r1",
+            ["vtysh", "--vty_socket", vty, "-c", "show ip ospf neighbor"],
+            capture_output=True,
+            text=True,
+        ).stdout
+        if out.count("Full/") == 2:
+            break
+        time.sleep(0.5)
+    assert "10.1.1.2" in out and "10.1.1.3" in out and out.count("Full/") == 2, out
+    bird = tb.exec(
+        "r3",
+        ["birdc", "-s", str(tb.run_dir / "bird-r3" / "bird.ctl"), "show", "ospf", "neighbors"],
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert bird.count("Full/") == 2, bird

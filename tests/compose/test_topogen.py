@@ -1,0 +1,114 @@
+"""``qkdnet topo gen``: generated topologies load, have the promised shape, are reproducible."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import networkx as nx
+import pytest
+
+from compose import topogen
+from gmpls.topology import Topology, load
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def gen(tmp_path: Path, shape: str, n: int, **kw: object) -> Topology:
+    out = tmp_path / f"{shape}{n}.yaml"
+    out.write_text(topogen.dump(topogen.generate(shape, n, **kw)))  # type: ignore[arg-type]
+    return load(out)
+
+
+def graph(t: Topology) -> nx.MultiGraph:
+    g = nx.MultiGraph()
+    g.add_nodes_from(h.name for h in t.of_kind("node"))
+    g.add_edges_from((x.a, x.b) for x in t.te_links)
+    return g
+
+
+@pytest.mark.parametrize("n", [3, 12, 251])
+def test_ring(tmp_path: Path, n: int) -> None:
+    t = gen(tmp_path, "ring", n)
+    g = graph(t)
+    assert len(t.te_links) == n and all(d == 2 for _, d in g.degree())
+    assert nx.is_connected(g)
+    assert all(x.metric == 10 and x.lambdas == tuple(range(1, 9)) for x in t.te_links)
+
+
+def test_grid(tmp_path: Path) -> None:
+    t = gen(tmp_path, "grid", 12)  # 4 wide: rows of 4, 4, 4
+    g = graph(t)
+    assert nx.is_connected(g)
+    assert len(t.te_links) == 3 * 3 + 2 * 4  # 3 links per row, 4 per column pair
+    assert max(d for _, d in g.degree()) == 4
+
+
+@pytest.mark.parametrize("n", [2, 30, 300])
+def test_random_is_connected_and_reproducible(tmp_path: Path, n: int) -> None:
+    a = topogen.generate("random", n, seed=7)
+    b = topogen.generate("random", n, seed=7)
+    c = topogen.generate("random", n, seed=8)
+    assert a == b and (n == 2 or a != c)
+    t = gen(tmp_path, "random", n, seed=7)
+    assert nx.is_connected(graph(t))
+    assert len(t.te_links) == min(round(1.5 * n), n * (n - 1) // 2)
+
+
+def test_control_subnet_grows_past_250_nodes(tmp_path: Path) -> None:
+    small = gen(tmp_path, "ring", 250)
+    big = gen(tmp_path, "ring", 251)
+    assert str(small.domains["ctrl"].subnet) == "10.1.1.0/24"
+    assert str(big.domains["ctrl"].subnet) == "10.1.0.0/16"
+    assert str(big.control_address("tn251")) == "10.1.0.251"
+    assert str(big.control_address("pce")) == "10.1.255.253"
+
+
+def test_interface_ids_are_unique_per_node(tmp_path: Path) -> None:
+    t = gen(tmp_path, "random", 40, seed=3)
+    for node in t.of_kind("node"):
+        ids = [x.local_if for x in t.te_links_of(node.name)]
+        assert ids == list(range(1, len(ids) + 1))
+
+
+def test_qe_option_adds_the_qkd_side(tmp_path: Path) -> None:
+    t = gen(tmp_path, "ring", 10, qe=True, lambdas=4)
+    assert {h.name for h in t.hosts.values() if h.qe.capable} == {"tn1", "tn10"}
+    assert t.hosts["etsiB"].serves == "tn10"
+    assert set(t.domains) == {"ctrl", "qa", "qb", "ka", "kb", "sync"}
+    assert all(len(x.lambdas) == 4 for x in t.te_links)
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="--nodes"):
+        topogen.generate("ring", 1)
+    with pytest.raises(ValueError, match="unknown shape"):
+        topogen.generate("star", 5)
+
+
+def test_cli_topo_gen(tmp_path: Path) -> None:
+    out = tmp_path / "g.yaml"
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "compose.cli",
+            "topo",
+            "gen",
+            "grid",
+            "--nodes",
+            "9",
+            "--out",
+            str(out),
+            "--prefix",
+            "ct",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
+    assert "grid of 9 nodes, 12 TE links" in r.stdout
+    t = load(out)
+    assert t.prefix == "ct" and t.name == "grid9"

@@ -1,0 +1,264 @@
+"""The strict topology loader (gmpls/topology.py): every problem named by file, path, reason."""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from gmpls.topology import TopologyError, load, parse
+
+ROOT = Path(__file__).resolve().parents[2]
+PAPER = ROOT / "topologies" / "paper.yaml"
+
+
+@pytest.fixture
+def doc() -> dict[str, Any]:
+    return yaml.safe_load(PAPER.read_text())
+
+
+def problems(d: Any) -> list[str]:
+    with pytest.raises(TopologyError) as e:
+        parse(d, "t.yaml")
+    assert str(e.value) == "\n".join(e.value.problems)
+    return e.value.problems
+
+
+# --- the paper topology is DESIGN §2 --------------------------------------------------
+
+
+def test_paper_topology_is_the_papers_testbed() -> None:
+    t = load(PAPER)
+    assert t.name == "paper" and t.prefix == "qk" and t.path == PAPER
+    assert {d: str(x.subnet) for d, x in t.domains.items()} == {
+        "ctrl": "10.1.1.0/24",
+        "qa": "10.2.1.0/24",
+        "qb": "10.2.2.0/24",
+        "ka": "10.11.2.0/24",
+        "kb": "10.11.3.0/24",
+        "sync": "10.11.1.0/24",
+    }
+    assert len(t.hosts) == 11
+    assert [str(t.control_address(f"tn{i}")) for i in range(1, 6)] == [
+        f"10.1.1.{i}" for i in range(1, 6)
+    ]
+    assert str(t.control_address("pce")) == "10.1.1.200"
+    assert str(t.control_address("client")) == "10.1.1.100"
+    assert {h.name for h in t.hosts.values() if h.qe.capable} == {"tn1", "tn5"}
+    assert t.hosts["etsiA"].serves == "tn1" and t.hosts["etsiB"].serves == "tn5"
+    assert {str(a) for a in t.hosts["etsiA"].interfaces.values()} == {
+        "10.2.1.11",
+        "10.11.2.1",
+        "10.11.1.11",
+    }
+    assert [(x.local_if, x.remote, x.remote_if) for x in t.te_links_of("tn2")] == [
+        (1, "tn3", 2),
+        (2, "tn1", 1),
+        (3, "tn4", 1),
+    ]
+    assert all(len(x.lambdas) == 8 for x in t.te_links)
+    assert {x.metric for x in t.te_links} == {10, 30}
+    assert len(t.qkd.sync_secret) == 32
+
+
+def test_every_address_is_inside_its_domain_and_unique() -> None:
+    t = load(PAPER)
+    seen = set()
+    for h in t.hosts.values():
+        for d, a in h.interfaces.items():
+            assert a in t.domains[d].subnet
+            assert a not in seen
+            seen.add(a)
+
+
+# --- errors -----------------------------------------------------------------------------
+
+
+def test_unknown_keys_at_every_level(doc: dict[str, Any]) -> None:
+    doc["colour"] = "blue"
+    doc["domains"]["ctrl"]["vlan"] = 7
+    doc["hosts"]["tn2"]["asn"] = 65000
+    doc["te_links"][0]["colour"] = "red"
+    doc["ospf"]["hello"] = 3
+    got = problems(doc)
+    assert "t.yaml: colour: unknown key (allowed: " in got[0]
+    assert any(p.startswith("t.yaml: domains.ctrl.vlan: unknown key") for p in got)
+    assert any(p.startswith("t.yaml: hosts.tn2.asn: unknown key") for p in got)
+    assert any(p.startswith("t.yaml: te_links[0].colour: unknown key") for p in got)
+    assert any(p.startswith("t.yaml: ospf.hello: unknown key") for p in got)
+    assert len(got) == 5
+
+
+def test_duplicate_address(doc: dict[str, Any]) -> None:
+    doc["hosts"]["tn3"]["interfaces"]["ctrl"] = "10.1.1.2"
+    assert problems(doc) == [
+        "t.yaml: hosts.tn3.interfaces.ctrl: 10.1.1.2 is already used by hosts.tn2.interfaces.ctrl"
+    ]
+
+
+def test_duplicate_router_id(doc: dict[str, Any]) -> None:
+    doc["hosts"]["tn3"]["router_id"] = "10.1.1.2"
+    assert problems(doc) == [
+        "t.yaml: hosts.tn3.router_id: 10.1.1.2 is already the router ID of tn2"
+    ]
+
+
+def test_te_link_to_an_undeclared_node(doc: dict[str, Any]) -> None:
+    doc["te_links"][2]["b"] = "tn9"
+    assert problems(doc) == ["t.yaml: te_links[2].b: no host 'tn9' is declared"]
+
+
+def test_te_link_to_a_host_that_is_not_a_node(doc: dict[str, Any]) -> None:
+    doc["te_links"][0]["b"] = "pce"
+    assert problems(doc) == ["t.yaml: te_links[0].b: pce is a pce, not a node or frr or bird"]
+
+
+def test_te_link_interface_used_twice_and_loop(doc: dict[str, Any]) -> None:
+    doc["te_links"].append({"a": "tn1", "a_if": 1, "b": "tn1", "b_if": 9})
+    got = problems(doc)
+    assert "t.yaml: te_links[5].a_if: tn1:1 is already used by te_links[0]" in got
+    assert "t.yaml: te_links[5]: a TE link joins two different nodes, not tn1 to itself" in got
+
+
+def test_address_outside_its_subnet(doc: dict[str, Any]) -> None:
+    doc["hosts"]["tn1"]["interfaces"]["qa"] = "10.2.2.1"
+    assert problems(doc) == [
+        "t.yaml: hosts.tn1.interfaces.qa: 10.2.2.1 is outside the domain's subnet 10.2.1.0/24"
+    ]
+
+
+def test_network_and_broadcast_addresses(doc: dict[str, Any]) -> None:
+    doc["hosts"]["tn2"]["interfaces"]["ctrl"] = "10.1.1.0"
+    doc["hosts"]["tn3"]["interfaces"]["ctrl"] = "10.1.1.255"
+    got = problems(doc)
+    assert len(got) == 2 and all("network or broadcast address of 10.1.1.0/24" in p for p in got)
+
+
+@pytest.mark.parametrize("bad", ["10.1.1", "10.1.1.256", "10.1.1.1/24", "fe80::1", 17, True])
+def test_bad_ipv4(doc: dict[str, Any], bad: Any) -> None:
+    doc["hosts"]["tn3"]["router_id"] = bad
+    assert problems(doc) == [f"t.yaml: hosts.tn3.router_id: {bad!r} is not an IPv4 address"]
+
+
+def test_bad_subnet(doc: dict[str, Any]) -> None:
+    doc["domains"]["sync"]["subnet"] = "10.11.1.1/24"  # host bits set
+    got = problems(doc)
+    assert got[0].startswith("t.yaml: domains.sync.subnet: '10.11.1.1/24' is not an IPv4 subnet")
+
+
+def test_overlapping_domains(doc: dict[str, Any]) -> None:
+    doc["domains"]["sync"]["subnet"] = "10.2.0.0/16"
+    doc["hosts"]["etsiA"]["interfaces"]["sync"] = "10.2.9.11"
+    doc["hosts"]["etsiB"]["interfaces"]["sync"] = "10.2.9.15"
+    got = problems(doc)
+    assert got == [
+        "t.yaml: domains.sync.subnet: 10.2.0.0/16 overlaps domain qa's 10.2.1.0/24",
+        "t.yaml: domains.sync.subnet: 10.2.0.0/16 overlaps domain qb's 10.2.2.0/24",
+    ]
+
+
+def test_missing_references(doc: dict[str, Any]) -> None:
+    doc["hosts"]["tn1"]["qe"]["proxy"] = "etsiC"
+    doc["hosts"]["etsiA"]["idq"] = "idqZ"
+    doc["hosts"]["idqB"]["pair"] = "idqA2"
+    del doc["hosts"]["etsiB"]["peer"]
+    got = problems(doc)
+    assert "t.yaml: hosts.tn1.qe.proxy: no host 'etsiC' is declared" in got
+    assert "t.yaml: hosts.etsiA.idq: no host 'idqZ' is declared" in got
+    assert "t.yaml: hosts.idqB.pair: no host 'idqA2' is declared" in got
+    assert "t.yaml: hosts.etsiB.peer: is required" in got
+    assert "t.yaml: hosts.etsiA.peer: etsiB's peer is None, not etsiA" in got
+
+
+def test_reference_to_the_wrong_kind(doc: dict[str, Any]) -> None:
+    doc["hosts"]["etsiA"]["idq"] = "tn2"
+    got = problems(doc)
+    assert "t.yaml: hosts.etsiA.idq: tn2 is a node, not a idq3p" in got
+
+
+def test_interface_on_an_undeclared_domain(doc: dict[str, Any]) -> None:
+    doc["hosts"]["tn2"]["interfaces"]["data"] = "10.9.9.9"
+    assert problems(doc) == ["t.yaml: hosts.tn2.interfaces.data: no domain 'data' is declared"]
+
+
+def test_router_needs_a_control_address(doc: dict[str, Any]) -> None:
+    doc["hosts"]["tn2"]["interfaces"] = {"qa": "10.2.1.2"}
+    assert problems(doc) == [
+        "t.yaml: hosts.tn2.interfaces: a node needs an address on the control domain ctrl"
+    ]
+
+
+def test_names_and_prefix(doc: dict[str, Any]) -> None:
+    doc["prefix"] = "QK-1"
+    doc["hosts"]["averyverylongname"] = copy.deepcopy(doc["hosts"]["client"])
+    doc["domains"]["lo"] = {"subnet": "10.99.0.0/24"}
+    got = problems(doc)
+    assert got[0].startswith("t.yaml: prefix: 'QK-1' must be 1-4 lowercase letters or digits")
+    assert any(
+        p.startswith("t.yaml: hosts.averyverylongname: 'averyverylongname' is not a name")
+        for p in got
+    )
+    assert (
+        "t.yaml: domains.lo: 'lo' is the loopback interface inside every host; choose another name"
+        in got
+    )
+
+
+def test_every_problem_is_reported_at_once(doc: dict[str, Any]) -> None:
+    doc["hosts"]["tn3"]["router_id"] = "10.1.1"
+    doc["hosts"]["tn4"]["kind"] = "switch"
+    doc["te_links"][1]["metric"] = 0
+    doc["ospf"]["dead_interval"] = 1
+    got = problems(doc)
+    assert "t.yaml: hosts.tn3.router_id: '10.1.1' is not an IPv4 address" in got
+    assert any(p.startswith("t.yaml: hosts.tn4.kind: 'switch' is not a host kind") for p in got)
+    assert "t.yaml: te_links[1].metric: 0 is out of range 1..16777215" in got
+    assert "t.yaml: ospf.dead_interval: 1 must exceed hello_interval 1" in got
+
+
+def test_file_errors(tmp_path: Path) -> None:
+    with pytest.raises(TopologyError, match="cannot read"):
+        load(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(TopologyError, match=r"^bad\.yaml: line \d+: "):
+        load(bad)
+
+
+def test_duplicate_keys_in_the_file_are_errors(tmp_path: Path) -> None:
+    text = PAPER.read_text()
+    i = text.index("  tn2:\n")
+    dup = tmp_path / "dup.yaml"
+    dup.write_text(
+        text[:i] + "  tn2:\n    kind: client\n    interfaces: {ctrl: 10.1.1.77}\n" + text[i:]
+    )
+    with pytest.raises(TopologyError) as e:
+        load(dup)
+    line = text[:i].count("\n") + 4
+    assert e.value.problems == [f"dup.yaml: line {line}: duplicate key 'tn2'"]
+
+
+def test_rsvp_hello_zero_is_kept(doc: dict[str, Any]) -> None:
+    doc["rsvp"]["hello_ms"] = 0
+    assert parse(doc, "t.yaml").rsvp.hello_ms == 0
+
+
+def test_empty_document() -> None:
+    got = problems(None)
+    assert "t.yaml: name: is required" in got
+    assert "t.yaml: domains: at least one domain is required" in got
+
+
+def test_control_address_and_shared_domain() -> None:
+    t = load(PAPER)
+    assert t.shared_domain("tn1", "etsiA") == "qa"
+    assert t.shared_domain("etsiA", "etsiB") == "sync"
+    assert t.shared_domain("tn1", "tn2") == "ctrl"
+    assert t.shared_domain("tn2", "idqA") is None
+    with pytest.raises(KeyError):
+        t.control_address("etsiA")
+    assert t.by_router_id(ipaddress.IPv4Address("10.1.1.3")).name == "tn3"  # type: ignore[union-attr]
