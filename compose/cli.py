@@ -6,6 +6,7 @@ See ``docs/qkdnet.md`` for every command with examples.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -19,6 +20,8 @@ from compose.cliclient import CliError
 from compose.netns import Testbed, TestbedError, teardown
 from compose.state import indexed, load_state
 from gmpls.topology import TopologyError, load
+
+BACKENDS = ("netns", "docker")
 
 
 def _progress(line: str) -> None:
@@ -45,13 +48,39 @@ def _select(args: argparse.Namespace) -> Testbed:
     return Testbed.attach(prefix, progress=_progress)
 
 
+#: modules that add subcommands: each has ``add_parser(subparsers)`` (argparse
+#: sub-parsers action). One that does not exist yet is skipped; any other error shows.
+EXTENSIONS = ("compose.render", "compose.docker", "compose.demo")
+
+
+def _backend(args: argparse.Namespace, command: str) -> int | None:
+    """Run ``command`` on the docker backend when ``--backend docker`` was given: the
+    module ``compose.docker`` provides ``cmd_up``/``cmd_down``/``cmd_status(args)``."""
+    if getattr(args, "backend", "netns") == "netns":
+        return None
+    try:
+        mod = importlib.import_module("compose.docker")
+    except ModuleNotFoundError as e:
+        if e.name != "compose.docker":
+            raise
+        raise TestbedError("the docker backend is not available (no compose.docker)") from None
+    fn = getattr(mod, f"cmd_{command}", None)
+    if fn is None:
+        raise TestbedError(f"the docker backend has no {command} command")
+    return int(fn(args))
+
+
 def cmd_up(args: argparse.Namespace) -> int:
+    if (rc := _backend(args, "up")) is not None:
+        return rc
     tb = Testbed(args.topology_file, args.run_dir, prefix=args.prefix, progress=_progress)
     tb.up(start_daemons=not args.no_daemons)
     return 0
 
 
 def cmd_down(args: argparse.Namespace) -> int:
+    if (rc := _backend(args, "down")) is not None:
+        return rc
     prefixes: list[str] = []
     if args.prefix:
         prefixes = [args.prefix]
@@ -83,6 +112,8 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    if (rc := _backend(args, "status")) is not None:
+        return rc
     if args.all or (not args.prefix and not args.topology and len(indexed()) > 1):
         out = {}
         for p in sorted(indexed()):
@@ -221,17 +252,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--run-dir", help="logs and state (default ./run/NAME)")
     s.add_argument("--no-daemons", action="store_true", help="network only")
     s.add_argument("-p", "--prefix", help="override the topology's name prefix")
+    s.add_argument("--backend", choices=BACKENDS, default="netns")
     s.set_defaults(fn=cmd_up)
 
     s = sub.add_parser("down", help="remove a testbed (idempotent, works after a crash)")
     s.add_argument("topology_file", nargs="?", metavar="TOPOLOGY")
     s.add_argument("-p", "--prefix")
     s.add_argument("--all", action="store_true", help="every testbed in the index")
+    s.add_argument("--backend", choices=BACKENDS, default="netns")
     s.set_defaults(fn=cmd_down)
 
     s = sub.add_parser("status", parents=[sel], help="what exists and runs")
     s.add_argument("--json", action="store_true")
     s.add_argument("--all", action="store_true", help="every testbed that is up")
+    s.add_argument("--backend", choices=BACKENDS, default="netns")
     s.set_defaults(fn=cmd_status)
 
     s = sub.add_parser("exec", parents=[sel], help="run a command inside a host")
@@ -287,6 +321,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--name", help="topology name (default SHAPEN, e.g. ring20)")
     g.add_argument("--qe", action="store_true", help="add the QKD side at the first and last node")
     g.set_defaults(fn=cmd_topo_gen)
+
+    for name in EXTENSIONS:
+        try:
+            mod = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name == name:
+                continue
+            raise
+        mod.add_parser(sub)
     return p
 
 

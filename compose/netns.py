@@ -330,6 +330,7 @@ class Testbed:
         self.topology = topo
         self.topo_file: Path = topo.path  # type: ignore[assignment]
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
+        self._built = False  # up() has run on this object
         self.state = load_state(self.run_dir / "state.json") or State(
             self.prefix, topo.name, str(self.topo_file), str(self.run_dir)
         )
@@ -401,6 +402,7 @@ class Testbed:
                 self.start_all()
             self.state.status = "up"
             self.state.save()
+            self._built = True
         except BaseException as e:
             self.progress(f"[{p}] failed: {e}; removing what was built")
             with contextlib.suppress(Exception):
@@ -831,7 +833,7 @@ class Testbed:
         self._procs.clear()
 
     def __enter__(self) -> Testbed:
-        if self.state.status != "up":
+        if not self._built:
             self.up()
         return self
 
