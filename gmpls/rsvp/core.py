@@ -1126,13 +1126,14 @@ class RsvpCore:
 
     def _rx_hello(self, src: IPv4Address, msg: Message, now: float) -> None:
         h = msg.by_class(22)
-        n = self.neighbors.get(src)
-        if n is None:
-            n = self.neighbors[src] = Neighbor(src, next_hello=now + self.hello)
         assert isinstance(h, O.HelloRequest | O.HelloAck)
         if isinstance(h, O.HelloRequest):
             ack = Message(MsgType.HELLO, (O.HelloAck(self.instance, h.src_instance),), 1)
             self._send(src, ack, ttl=1)
+        n = self.neighbors.get(src)
+        if n is None:
+            # not a TE neighbour: answered, but no state kept for it
+            return
         if h.src_instance == 0:
             return
         if n.their_instance and h.src_instance != n.their_instance:

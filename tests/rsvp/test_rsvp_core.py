@@ -447,3 +447,13 @@ def test_next_deadline_is_the_refresh() -> None:
     assert net.cores["tn1"].next_deadline() == 30.0
     assert Net().cores["tn1"].next_deadline() is None
     assert net.cores["tn1"].router_id == IPv4Address("10.1.1.1")
+
+
+def test_hello_from_a_stranger_is_answered_without_state() -> None:
+    net = Net(hello_ms=1000)
+    hello = Message(MsgType.HELLO, (O.HelloRequest(77, 0),), send_ttl=1)
+    acts = net.cores["tn3"].handle(C.Received(IPv4Address("10.9.9.9"), hello.encode()), 0.0)
+    acks = [a for a in acts if isinstance(a, C.Send) and a.dst == IPv4Address("10.9.9.9")]
+    assert len(acks) == 1 and acks[0].ttl == 1
+    assert acks[0].message.get(O.HelloAck) == O.HelloAck(103, 77)
+    assert IPv4Address("10.9.9.9") not in net.cores["tn3"].neighbors

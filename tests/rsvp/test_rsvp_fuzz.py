@@ -57,3 +57,55 @@ def test_mutated_random_messages(m: Message, pos: int, junk: bytes) -> None:
     p = pos % (len(wire) + 1)
     _decode(wire[:p] + junk + wire[p + len(junk) :])
     _decode(wire[:p])
+
+
+def _seeds() -> list[bytes]:
+    from rsvp_net import Net
+
+    net = Net(hello_ms=1000)
+    net.create("tn1", 1, ex.fig9_ero(), None, 10e9)
+    net.delete("tn1", 1)
+    return [m.encode() for _, _, m in net.sent]
+
+
+SEEDS = _seeds()
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.sampled_from(SEEDS),
+    st.lists(st.tuples(st.integers(8, 400), st.integers(0, 255)), max_size=4),
+    st.sampled_from(["tn1", "tn2", "tn3", "tn4", "tn5"]),
+    st.sampled_from(["10.1.1.1", "10.1.1.2", "10.1.1.3", "10.1.1.4", "10.1.1.5", "10.9.9.9"]),
+    st.sampled_from([0.0, 1.0, 5.0, 31.0]),
+)
+def test_core_never_raises_on_mutated_messages(
+    seed: bytes, flips: list[tuple[int, int]], node: str, src: str, later: float
+) -> None:
+    """Whatever arrives, the core answers with actions (h11-style: bad input is the
+    remote's fault, never an exception), with an LSP up and after time passes."""
+    from ipaddress import IPv4Address
+
+    from rsvp_net import Net
+
+    from gmpls.rsvp import core as C
+
+    net = Net(hello_ms=1000)
+    net.create("tn1", 1, ex.fig9_ero(), None, 10e9)
+    buf = bytearray(_fix_checksum_off(seed))
+    for pos, val in flips:
+        buf[pos % len(buf)] = val
+    net.apply(node, net.cores[node].handle(C.Received(IPv4Address(src), bytes(buf)), net.now))
+    net.run()
+    net.advance(later)
+    # invariant: a lambda is held on a link exactly when some LSP here uses it (no leak)
+    from gmpls import ero
+
+    for n, c in net.cores.items():
+        used: dict[int, set[int]] = {i: set() for i in c.links}
+        for p in c.psbs.values():
+            for i, label in ((p.in_if, p.in_label), (p.out_if, p.out_label)):
+                if i is not None and label is not None:
+                    used[i].add(ero.lambda_channel(label))
+        for i, link in c.links.items():
+            assert set(link.lambdas) - set(c.free_lambdas(i)) == used[i], (n, i)

@@ -1,0 +1,314 @@
+"""The node agent's RSVP-TE shell: the sans-I/O :class:`gmpls.rsvp.core.RsvpCore` on a raw
+IP protocol 46 socket bound to the node's control address (RFC 2205 §3.1: RSVP directly
+over IP; RFC 3473: out-of-band control channel, messages hop by hop to the neighbour's
+control address, so no router alert is needed).
+
+This file is the only place with I/O for RSVP: it feeds datagrams and timer ticks into the
+core and carries out its :class:`Send` actions; every other action (QE hooks, TE link
+resources, LSP and neighbour state) goes to the ``on_action`` callback the daemon gives,
+which answers the QE hooks later through :meth:`RsvpAgent.feed`::
+
+    agent = RsvpAgent.from_topology(topo, "tn1", on_action=daemon.rsvp_action)
+    await agent.start()
+    agent.create_lsp(tunnel_id, ero, None, 10e9)
+    ...
+    agent.feed(QeSessionReady(lsp, key_handle))
+    await agent.stop()          # PathTear for the LSPs this node heads, then close
+
+Time: the core's clock is ``loop.time()`` (monotonic seconds); the shell keeps one timer
+armed at ``core.next_deadline()``. Logs: one line per message and event, with ``node``,
+``peer``, ``msg`` and ``lsp`` as extra fields (JSON in the daemon); key handles appear
+only as an 8-hex-digit prefix, keys never reach this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import socket
+from collections.abc import Callable, Sequence
+from ipaddress import IPv4Address
+
+from gmpls import ero, qe
+from gmpls.rsvp import core as C
+from gmpls.rsvp.constants import IPPROTO_RSVP, MsgType
+from gmpls.rsvp.objects import SessionLspTunnelV4
+from gmpls.topology import Topology
+
+log = logging.getLogger("node_agent.rsvp")
+
+#: IP TOS for RSVP: DSCP CS6 (internetwork control)
+TOS_CS6 = 0xC0
+RECV_SIZE = 65535
+
+
+def _ipv4_payload(packet: bytes) -> tuple[IPv4Address, IPv4Address, bytes] | None:
+    """(source, destination, payload) of a raw IPv4 datagram, or None if it is not one."""
+    if len(packet) < 20 or packet[0] >> 4 != 4:
+        return None
+    ihl = (packet[0] & 0x0F) * 4
+    total = int.from_bytes(packet[2:4], "big")
+    if ihl < 20 or len(packet) < ihl or packet[9] != IPPROTO_RSVP:
+        return None
+    end = total if ihl <= total <= len(packet) else len(packet)
+    return IPv4Address(packet[12:16]), IPv4Address(packet[16:20]), packet[ihl:end]
+
+
+class RsvpAgent:
+    """RSVP-TE on one node: a raw socket, one timer, and the core."""
+
+    def __init__(
+        self,
+        core: C.RsvpCore,
+        *,
+        on_action: Callable[[C.Action], None] | None = None,
+        bind: IPv4Address | None = None,
+        device: str | None = None,
+    ) -> None:
+        self.core = core
+        self.on_action = on_action
+        self.bind = bind or core.control_address
+        self.device = device
+        self.sock: socket.socket | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self.counters: dict[str, int] = {"rx": 0, "tx": 0, "rx_ignored": 0, "tx_errors": 0}
+
+    @classmethod
+    def from_topology(
+        cls,
+        topo: Topology,
+        host: str,
+        *,
+        on_action: Callable[[C.Action], None] | None = None,
+        instance: int = 1,
+    ) -> RsvpAgent:
+        """The agent of ``host``: its router ID, control address, TE links and the
+        topology's RSVP timers (R, K, Hello). ``instance``: the RFC 3209 Hello source
+        instance, which must change when the daemon restarts (e.g. from the start time)."""
+        h = topo.host(host)
+        assert h.router_id is not None, f"{host} has no router ID"
+        core = C.RsvpCore(
+            h.router_id,
+            topo.control_address(host),
+            topo.te_links_of(host),
+            refresh_ms=topo.rsvp.refresh_ms,
+            keep_multiplier=topo.rsvp.keep_multiplier,
+            hello_ms=topo.rsvp.hello_ms,
+            instance=instance,
+            qe_capable=h.qe.capable,
+            name=host,
+        )
+        return cls(core, on_action=on_action)
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        s = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_RSVP)
+        try:
+            s.setblocking(False)
+            if self.device:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, self.device.encode())
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, TOS_CS6)
+            s.bind((str(self.bind), 0))
+        except OSError:
+            s.close()
+            raise
+        self.sock = s
+        self._loop.add_reader(s.fileno(), self._readable)
+        log.info(
+            "rsvp listening",
+            extra={"node": self.core.name, "address": str(self.bind)},
+        )
+        self._apply(self.core.handle(C.Tick(), self._now()))
+
+    async def stop(self, teardown: bool = True) -> None:
+        """Tear down the LSPs this node heads (PathTear goes out), then close."""
+        if teardown and self.sock is not None:
+            for tid in sorted(
+                {p.key.tunnel_id for p in self.core.psbs.values() if p.role == "head"}
+            ):
+                self._apply(self.core.delete_lsp(tid, self._now()))
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.sock is not None:
+            if self._loop is not None:
+                self._loop.remove_reader(self.sock.fileno())
+            self.sock.close()
+            self.sock = None
+
+    # --- API for the daemon -------------------------------------------------------------
+
+    def create_lsp(
+        self,
+        tunnel_id: int,
+        route: Sequence[ero.Subobject],
+        qe_params: qe.QeParams | None,
+        bandwidth_bps: float,
+        *,
+        name: str = "",
+    ) -> list[C.Action]:
+        """Signal an LSP (see :meth:`RsvpCore.create_lsp`); returns the core's actions,
+        already carried out."""
+        return self._apply(
+            self.core.create_lsp(tunnel_id, route, qe_params, bandwidth_bps, self._now(), name=name)
+        )
+
+    def delete_lsp(self, tunnel_id: int) -> list[C.Action]:
+        return self._apply(self.core.delete_lsp(tunnel_id, self._now()))
+
+    def feed(self, event: C.Event) -> list[C.Action]:
+        """Hand the core an event (the QE answers: QeSessionReady, QeFailed)."""
+        return self._apply(self.core.handle(event, self._now()))
+
+    def status(self) -> dict[str, object]:
+        """LSPs and neighbours for ``show mpls lsp`` / ``show rsvp neighbor``."""
+        now = self._now()
+        return {
+            "lsps": self.core.lsp_table(),
+            "neighbors": [
+                {
+                    "address": str(n.address),
+                    "up": n.up,
+                    "instance": n.their_instance,
+                    "last_heard_s": None if n.last_heard is None else round(now - n.last_heard, 3),
+                }
+                for n in sorted(self.core.neighbors.values(), key=lambda n: n.address)
+            ],
+            "counters": {**self.counters, **self.core.stats},
+        }
+
+    # --- plumbing -----------------------------------------------------------------------
+
+    def _now(self) -> float:
+        loop = self._loop or asyncio.get_event_loop()
+        return loop.time()
+
+    def _readable(self) -> None:
+        assert self.sock is not None
+        while True:
+            try:
+                packet, _ = self.sock.recvfrom(RECV_SIZE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                log.warning("rsvp recv failed: %s", e, extra={"node": self.core.name})
+                return
+            parsed = _ipv4_payload(packet)
+            if parsed is None:
+                self.counters["rx_ignored"] += 1
+                continue
+            src, dst, payload = parsed
+            if dst != self.bind or src == self.bind:
+                # a raw socket sees every protocol-46 datagram delivered to this host
+                self.counters["rx_ignored"] += 1
+                continue
+            self.counters["rx"] += 1
+            try:
+                actions = self.core.handle(C.Received(src, payload), self._now())
+            except Exception:  # a bug in the core must not kill the daemon
+                log.exception(
+                    "rsvp core failed on a message from %s",
+                    src,
+                    extra={"node": self.core.name, "peer": str(src)},
+                )
+                continue
+            self._log_rx(src, payload)
+            self._apply(actions)
+
+    def _log_rx(self, src: IPv4Address, payload: bytes) -> None:
+        if len(payload) >= 2 and payload[1] != 20:  # Hellos are not logged one by one
+            log.info(
+                "rsvp rx",
+                extra={"node": self.core.name, "peer": str(src), "msg": _msg_name(payload[1])},
+            )
+
+    def _apply(self, actions: list[C.Action]) -> list[C.Action]:
+        for a in actions:
+            if isinstance(a, C.Send):
+                self._send(a)
+            else:
+                self._log_action(a)
+                if self.on_action is not None:
+                    try:
+                        self.on_action(a)
+                    except Exception:
+                        log.exception("rsvp action handler failed", extra={"node": self.core.name})
+        self._arm()
+        return actions
+
+    def _send(self, a: C.Send) -> None:
+        if self.sock is None:
+            return
+        try:
+            self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, a.ttl)
+            self.sock.sendto(a.data, (str(a.dst), 0))
+            self.counters["tx"] += 1
+        except OSError as e:
+            self.counters["tx_errors"] += 1
+            if e.errno not in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EAGAIN):
+                log.warning("rsvp send to %s failed: %s", a.dst, e, extra={"node": self.core.name})
+            return
+        if a.message.msg_type != 20:
+            lsp = ""
+            with contextlib.suppress(Exception):
+                s = a.message.get(SessionLspTunnelV4)
+                lsp = f"{s.extended_tunnel_id}->{s.tunnel_end}#{s.tunnel_id}" if s else ""
+            log.info(
+                "rsvp tx",
+                extra={
+                    "node": self.core.name,
+                    "peer": str(a.dst),
+                    "msg": a.message.name,
+                    "lsp": lsp,
+                },
+            )
+
+    def _log_action(self, a: C.Action) -> None:
+        extra: dict[str, object] = {"node": self.core.name, "action": type(a).__name__}
+        if isinstance(a, C.LspUp | C.LspDown | C.NeedQeSession | C.QeJoin | C.QeClose):
+            extra["lsp"] = str(a.lsp)
+        if isinstance(a, C.LspDown):
+            extra["reason"] = a.reason
+            extra["code"] = str(a.code)
+        if isinstance(a, C.QeJoin | C.QeClose):
+            extra["key_handle_prefix"] = a.key_handle[:4].hex()
+        if isinstance(a, C.NeighborUp | C.NeighborDown):
+            extra["peer"] = str(a.address)
+        if isinstance(a, C.LinkResources):
+            extra["local_if"] = a.local_if
+            extra["free_lambdas"] = ",".join(map(str, a.free_lambdas))
+        log.info("rsvp %s", type(a).__name__, extra=extra)
+
+    def _arm(self) -> None:
+        if self._loop is None or self.sock is None:
+            return
+        deadline = self.core.next_deadline()
+        if self._timer is not None:
+            if deadline is not None and abs(self._timer.when() - deadline) < 1e-6:
+                return
+            self._timer.cancel()
+            self._timer = None
+        if deadline is not None:
+            self._timer = self._loop.call_at(deadline, self._tick, deadline)
+
+    def _tick(self, deadline: float) -> None:
+        self._timer = None
+        try:
+            # asyncio may run a timer a clock-resolution early: never tell the core less
+            actions = self.core.handle(C.Tick(), max(self._now(), deadline))
+        except Exception:
+            log.exception("rsvp core failed on a timer", extra={"node": self.core.name})
+            actions = []
+        self._apply(actions)
+
+
+def _msg_name(t: int) -> str:
+    try:
+        return MsgType(t).name
+    except ValueError:
+        return str(t)
