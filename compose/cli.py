@@ -48,9 +48,10 @@ def _select(args: argparse.Namespace) -> Testbed:
     return Testbed.attach(prefix, progress=_progress)
 
 
-#: modules that add subcommands: each has ``add_parser(subparsers)`` (argparse
-#: sub-parsers action). One that does not exist yet is skipped; any other error shows.
-EXTENSIONS = ("compose.render", "compose.docker", "compose.demo")
+#: modules that add subcommands through ``add_parser(subparsers)`` (the argparse
+#: sub-parsers action). One that does not exist yet is skipped; one that fails to import
+#: is named on stderr and skipped, so the core commands keep working.
+EXTENSIONS = ("compose.render", "compose.demo")
 
 
 def _backend(args: argparse.Namespace, command: str) -> int | None:
@@ -328,8 +329,13 @@ def build_parser() -> argparse.ArgumentParser:
         except ModuleNotFoundError as e:
             if e.name == name:
                 continue
-            raise
-        mod.add_parser(sub)
+            print(f"qkdnet: {name} not loaded: {e}", file=sys.stderr)
+            continue
+        except Exception as e:
+            print(f"qkdnet: {name} not loaded: {type(e).__name__}: {e}", file=sys.stderr)
+            continue
+        if hasattr(mod, "add_parser"):
+            mod.add_parser(sub)
     return p
 
 
