@@ -109,30 +109,38 @@ class Etsi004Client:
         """Send and retransmit until the answer with this request ID arrives."""
         if self._transport is None:
             await self.start()
-        assert self._transport is not None
+        transport = self._transport
+        assert transport is not None
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[etsi.Reply] = loop.create_future()
-        self._waiting[msg.request_id] = fut
+        rid = msg.request_id
+        self._waiting[rid] = fut
         data = etsi.encode(msg)
         end = loop.time() + self.deadline
-        rto = self.rto
-        attempts = 0
+        state = {"attempts": 1, "rto": self.rto}
+
+        def retransmit() -> None:
+            if fut.done():
+                return
+            now = loop.time()
+            if now >= end:
+                fut.set_exception(TimeoutError(f"no answer from {self.proxy[0]}:{self.proxy[1]}"))
+                return
+            transport.sendto(data)
+            state["attempts"] += 1
+            self.retransmissions += 1
+            state["rto"] = min(state["rto"] * 2, self.rto_max)
+            timer[0] = loop.call_at(min(now + state["rto"], end), retransmit)
+
+        transport.sendto(data)
+        timer = [loop.call_at(min(loop.time() + self.rto, end), retransmit)]
         try:
-            while True:
-                self._transport.sendto(data)
-                attempts += 1
-                left = end - loop.time()
-                if left <= 0:
-                    raise TimeoutError(f"no answer from {self.proxy[0]}:{self.proxy[1]}")
-                try:
-                    reply = await asyncio.wait_for(asyncio.shield(fut), min(rto, left))
-                    self.last_attempts = attempts
-                    return reply
-                except TimeoutError:
-                    self.retransmissions += 1
-                    rto = min(rto * 2, self.rto_max)
+            reply = await fut
+            self.last_attempts = int(state["attempts"])
+            return reply
         finally:
-            self._waiting.pop(msg.request_id, None)
+            timer[0].cancel()
+            self._waiting.pop(rid, None)
 
     # --- the ETSI 004 calls ---------------------------------------------------------
     async def open(

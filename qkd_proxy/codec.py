@@ -346,7 +346,14 @@ def peek_header(data: bytes) -> tuple[int, int] | None:
     return data[1], int.from_bytes(data[4:8], "big")
 
 
+_GET_KEY_LEN = HEADER_LEN + HANDLE_LEN
+_GET_KEY_PREFIX = bytes([VERSION, MsgType.GET_KEY, 0, 0])
+
+
 def decode(data: bytes) -> Message:
+    # fast path for the hot request: a well-formed GET_KEY is exactly header + handle
+    if len(data) == _GET_KEY_LEN and data[:4] == _GET_KEY_PREFIX:
+        return GetKey(int.from_bytes(data[4:8], "big"), bytes(data[8:]))
     r = Reader(bytes(data), "etsi004")
     version = r.u8("version")
     if version != VERSION:

@@ -209,6 +209,7 @@ class ProxyCore:
             "south_malformed": 0,
         }
         self.started = now
+        self._due: float | None = None  # earliest timer, as last returned
 
     # --- the one entry point ----------------------------------------------------------
     def handle(self, event: Event, now: float) -> list[Action]:
@@ -220,9 +221,11 @@ class ProxyCore:
                 self._sync_in(event.data, event.addr, now)
             else:
                 self._south_in(event.data, event.addr, now)
-        self._timers(now)
+        if self._due is not None and now >= self._due:
+            self._timers(now)
         out = self._out
-        out.append(Timer(self.next_timer()))
+        self._due = self.next_timer()
+        out.append(Timer(self._due))
         self._out = []
         return out
 
