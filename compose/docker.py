@@ -1,0 +1,688 @@
+"""The Docker backend: the testbed as a Compose project of ``qkdnet:latest`` containers.
+
+Same shape as :class:`compose.netns.Testbed` (``up``, ``down``, ``exec``, ``stop``,
+``start``, ``kill``, ``status``, ``address``, ``ping``, ``cli``) so that ``qkdnet up
+--backend docker`` and the demo can drive either one.
+
+How it talks to Docker — two tools, each where it is the better one:
+
+- **the Compose CLI** (``docker compose`` when the v2 plugin exists, else Debian's
+  ``docker-compose``; ``$QKDNET_COMPOSE`` overrides) brings the project up and down from
+  the rendered compose file (:mod:`compose.render`), so the backend runs exactly what a user
+  runs by hand, and ``docker compose ps/logs`` work on it;
+- **the Docker SDK** (the ``docker`` package) for everything after that: status, logs,
+  stop/start/kill of one container, files out of containers (captures), and the sweep
+  that makes ``down`` idempotent and crash-proof (containers and networks labelled
+  ``org.qkdnet.prefix=PREFIX``, whatever project created them);
+- ``exec`` runs ``docker exec`` as a subprocess, so it takes the same keywords as
+  ``subprocess.run`` (``capture_output``, ``text``, ``input``, ``timeout``, ``check``) like
+  the namespace backend's ``exec``. A ``timeout`` ends the client, not the process in the
+  container.
+
+The firewall: Docker turns on ``br_netfilter``, so frames crossing a bridge go through
+iptables, and its isolation rule for an internal network drops any packet whose
+destination is outside the subnet: OSPF's multicast 224.0.0.5/6 among them. ``up`` inserts
+one rule per domain bridge in ``DOCKER-USER`` (``-i qk_ctrl -o qk_ctrl -j ACCEPT``, comment
+``qkdnet-docker:PREFIX``): traffic inside a domain passes, nothing crosses domains (in and
+out are the same bridge). ``down`` removes them.
+
+Captures (:meth:`DockerTestbed.capture_start` / :meth:`capture_stop`) come from tcpdump
+inside the containers: on every member of a domain, its outgoing packets only (``-Q out``),
+merged by timestamp into one pcap per domain, so each packet appears once — as the bridge
+would show it, without capturing on the host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import os
+import shlex
+import shutil
+import struct
+import subprocess
+import tarfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from compose import render
+from compose.cliclient import CliError
+from compose.netns import TestbedError
+from gmpls.topology import Topology, load
+
+Progress = Callable[[str], None]
+
+FW_CHAIN = "DOCKER-USER"
+CAPTURE_DIR = "/tmp"  # inside the containers; world-writable (tcpdump may drop to its user)
+_CLI_SCRIPT = (
+    "import socket, sys\n"
+    "from compose.cliclient import CliError, run_command\n"
+    "try:\n"
+    "    print(run_command(socket.socket(), (sys.argv[1], int(sys.argv[2])), sys.argv[3],"
+    " float(sys.argv[4])))\n"
+    "except CliError as e:\n"
+    "    sys.exit(f'cli: {e}')\n"
+)
+
+
+class DockerError(TestbedError):
+    """A Docker testbed operation that cannot be done; the message says why and what to do."""
+
+
+def _quiet(_line: str) -> None:
+    pass
+
+
+def _sdk() -> Any:
+    """The Docker SDK (``docker`` package), imported on first use. Imported by name because
+    the repository's ``docker/`` folder (helper scripts) is a namespace package that type
+    checkers would otherwise take for it; a missing SDK is reported plainly."""
+    sdk = importlib.import_module("docker")
+    if not hasattr(sdk, "from_env"):
+        raise DockerError("the Docker SDK is not installed (pip install docker)")
+    return sdk
+
+
+def _client() -> Any:
+    try:
+        client = _sdk().from_env()
+        client.ping()
+    except DockerError:
+        raise
+    except Exception as e:
+        raise DockerError(f"cannot reach the Docker Engine: {e}") from None
+    return client
+
+
+def _not_found() -> type[Exception]:
+    return importlib.import_module("docker.errors").NotFound
+
+
+def compose_command() -> list[str]:
+    """The Compose CLI: ``$QKDNET_COMPOSE``, else ``docker compose`` (v2 plugin) when it
+    answers, else ``docker-compose`` (v1, Debian's package)."""
+    env = os.environ.get("QKDNET_COMPOSE")
+    if env:
+        return shlex.split(env)
+    if shutil.which("docker"):
+        r = subprocess.run(
+            ["docker", "compose", "version"], capture_output=True, text=True, check=False
+        )
+        if r.returncode == 0:
+            return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    raise DockerError("neither `docker compose` nor `docker-compose` is installed")
+
+
+# --- firewall -------------------------------------------------------------------------
+
+
+def fw_comment(prefix: str) -> str:
+    return f"qkdnet-docker:{prefix}"
+
+
+def _iptables(args: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["iptables", "-w", *args], capture_output=True, text=True, check=False)
+
+
+def _fw_rule(prefix: str, bridge: str) -> list[str]:
+    comment = ["-m", "comment", "--comment", fw_comment(prefix)]
+    return ["-i", bridge, "-o", bridge, *comment, "-j", "ACCEPT"]
+
+
+def firewall_add(topo: Topology) -> list[str]:
+    """Insert the intra-bridge ACCEPT rules of ``topo``'s domains at the top of DOCKER-USER
+    (idempotent). Returns the bridges covered; none when the host has no iptables or Docker
+    does not use it (no DOCKER-USER chain)."""
+    if shutil.which("iptables") is None or _iptables(["-S", FW_CHAIN]).returncode != 0:
+        return []
+    done = []
+    for d in topo.domains:
+        bridge = render.bridge_name(topo.prefix, d)
+        rule = _fw_rule(topo.prefix, bridge)
+        if _iptables(["-C", FW_CHAIN, *rule]).returncode != 0:
+            r = _iptables(["-I", FW_CHAIN, "1", *rule])
+            if r.returncode != 0:
+                raise DockerError(f"iptables -I {FW_CHAIN} for {bridge}: {r.stderr.strip()}")
+        done.append(bridge)
+    return done
+
+
+def firewall_remove(prefix: str) -> int:
+    """Remove every DOCKER-USER rule carrying ``prefix``'s comment; returns how many."""
+    if shutil.which("iptables") is None:
+        return 0
+    listing = _iptables(["-S", FW_CHAIN])
+    n = 0
+    for line in listing.stdout.splitlines():
+        words = shlex.split(line)
+        mine = words[:2] == ["-A", FW_CHAIN] and fw_comment(prefix) in words
+        if mine and _iptables(["-D", *words[1:]]).returncode == 0:
+            n += 1
+    return n
+
+
+def firewall_rules(prefix: str) -> list[str]:
+    """The DOCKER-USER rules of ``prefix`` as ``iptables -S`` prints them."""
+    if shutil.which("iptables") is None:
+        return []
+    listing = _iptables(["-S", FW_CHAIN])
+    return [ln for ln in listing.stdout.splitlines() if fw_comment(prefix) in shlex.split(ln)]
+
+
+# --- pcap merging ---------------------------------------------------------------------
+
+
+def merge_pcaps(blobs: Iterable[bytes]) -> bytes:
+    """Merge classic pcap files (same link type) into one, records ordered by timestamp
+    (stable: equal timestamps keep their file order). Empty inputs are skipped."""
+    header: bytes | None = None
+    linktype: int | None = None
+    records: list[tuple[int, int, int, bytes]] = []
+    for n, blob in enumerate(blobs):
+        if len(blob) < 24:
+            continue
+        magic = blob[:4]
+        if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
+            endian = "<"
+        elif magic in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
+            endian = ">"
+        else:
+            raise ValueError(f"capture {n}: not a pcap file (magic {magic.hex()})")
+        lt = struct.unpack(endian + "I", blob[20:24])[0]
+        if header is None:
+            header, linktype = blob[:24], lt
+        elif lt != linktype or blob[:4] != header[:4]:
+            raise ValueError(f"capture {n}: link type or timestamp format differs")
+        off = 24
+        while off + 16 <= len(blob):
+            sec, frac, incl, _orig = struct.unpack(endian + "IIII", blob[off : off + 16])
+            end = off + 16 + incl
+            if end > len(blob):
+                break  # a record cut short (the capture was killed mid-write)
+            records.append((sec, frac, n, blob[off:end]))
+            off = end
+    if header is None:
+        return b""
+    records.sort(key=lambda r: (r[0], r[1]))  # sort is stable: file order for ties
+    return header + b"".join(r[3] for r in records)
+
+
+# --- the testbed ----------------------------------------------------------------------
+
+
+@dataclass
+class _Capture:
+    host: str
+    domain: str
+    ifname: str
+    path: str  # inside the container
+
+
+class DockerTestbed:
+    """A topology brought up as a Compose project.
+
+    >>> tb = DockerTestbed("topologies/paper.yaml", project="qkdtest")   # doctest: +SKIP
+    >>> tb.up(); tb.exec("tn1", ["ip", "-br", "addr"]); tb.kill("tn3"); tb.down()
+
+    ``compose_file`` is used as it is (the checked-in ``docker-compose.yml``); without it
+    the file is rendered into ``run_dir`` (default ``run/docker-NAME``). Container and
+    bridge names come from the topology's prefix, so one Docker testbed per prefix can run.
+    """
+
+    __test__ = False
+
+    def __init__(
+        self,
+        topology: Topology | str | os.PathLike[str],
+        *,
+        project: str | None = None,
+        compose_file: str | os.PathLike[str] | None = None,
+        run_dir: str | os.PathLike[str] | None = None,
+        image: str = render.IMAGE,
+        progress: Progress | None = None,
+    ) -> None:
+        topo = topology if isinstance(topology, Topology) else load(Path(topology))
+        if topo.path is None:
+            raise DockerError("the topology must be loaded from a file (containers mount it)")
+        self.topology = topo
+        self.prefix = topo.prefix
+        self.project = project or f"qkdnet-{topo.name}"
+        self.run_dir = Path(run_dir or Path("run") / f"docker-{topo.name}").resolve()
+        self.compose_file = Path(compose_file).resolve() if compose_file else None
+        self.image = image
+        self.progress: Progress = progress or _quiet
+        self._captures: list[_Capture] = []
+        self._docker: Any = None
+
+    # --- finding a running testbed ----------------------------------------------------
+    @classmethod
+    def attach(cls, prefix: str, progress: Progress | None = None) -> DockerTestbed:
+        """The Docker testbed that is up with ``prefix``: project, compose file and topology
+        are read back from the containers' labels and mounts."""
+        client = _client()
+        found = client.containers.list(
+            all=True, filters={"label": f"{render.LABEL}.prefix={prefix}"}
+        )
+        if not found:
+            raise DockerError(f"no Docker testbed with prefix {prefix!r} is up")
+        labels = found[0].labels
+        topo_file = None
+        for m in found[0].attrs.get("Mounts", []):
+            if str(m.get("Destination", "")).startswith(render.CONTAINER_TOPOLOGY_DIR + "/"):
+                topo_file = m.get("Source")
+        if topo_file is None or not Path(topo_file).exists():
+            raise DockerError(f"testbed {prefix!r}: its topology file {topo_file} is not readable")
+        files = labels.get("com.docker.compose.project.config_files", "").split(",")
+        tb = cls(
+            topo_file,
+            project=labels.get("com.docker.compose.project"),
+            compose_file=files[0] if files and files[0] else None,
+            progress=progress,
+        )
+        tb._docker = client
+        return tb
+
+    @property
+    def docker(self) -> Any:
+        if self._docker is None:
+            self._docker = _client()
+        return self._docker
+
+    # --- names ------------------------------------------------------------------------
+    def container_name(self, host: str) -> str:
+        self.topology.host(host)
+        return render.container_name(self.prefix, host)
+
+    def bridge(self, domain: str) -> str:
+        if domain not in self.topology.domains:
+            raise DockerError(f"{self.topology.name}: no domain {domain!r}")
+        return render.bridge_name(self.prefix, domain)
+
+    def container(self, host: str) -> Any:
+        try:
+            return self.docker.containers.get(self.container_name(host))
+        except _not_found():
+            raise DockerError(
+                f"{host}: container {self.container_name(host)} does not exist"
+            ) from None
+
+    def leftovers(self) -> list[str]:
+        """Containers, networks and firewall rules of this prefix that exist now."""
+        flt = {"label": f"{render.LABEL}.prefix={self.prefix}"}
+        left = [f"container {c.name}" for c in self.docker.containers.list(all=True, filters=flt)]
+        left += [f"network {n.name}" for n in self.docker.networks.list(filters=flt)]
+        left += [f"rule {r}" for r in firewall_rules(self.prefix)]
+        return left
+
+    def _compose(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        assert self.compose_file is not None
+        argv = [*compose_command(), "-p", self.project, "-f", str(self.compose_file), *args]
+        r = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if check and r.returncode != 0:
+            raise DockerError(f"{shlex.join(argv)} failed:\n{(r.stderr or r.stdout).strip()}")
+        return r
+
+    # --- up ---------------------------------------------------------------------------
+    def up(self, timeout: float = 60.0) -> DockerTestbed:
+        """Render (unless a compose file was given), add the firewall rules, ``compose up
+        -d``, and wait until every container runs. On failure everything is removed again."""
+        p = self.prefix
+        try:
+            self.docker.images.get(self.image)
+        except _not_found():
+            raise DockerError(f"image {self.image} is missing: run `make image`") from None
+        left = [x for x in self.leftovers() if not x.startswith("rule ")]
+        if left:
+            raise DockerError(
+                f"prefix {p!r} is in use ({', '.join(left[:4])}{', ...' if len(left) > 4 else ''});"
+                f" run `qkdnet down --backend docker --prefix {p}` first"
+            )
+        if self.compose_file is None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.compose_file = self.run_dir / "docker-compose.yml"
+            self.compose_file.write_text(render.render(self.topology, self.run_dir, self.image))
+        t0 = time.monotonic()
+        try:
+            bridges = firewall_add(self.topology)
+            if bridges:
+                self.progress(f"[{p}] DOCKER-USER: ACCEPT inside {', '.join(bridges)}")
+            self.progress(f"[{p}] {shlex.join(compose_command())} -p {self.project} up -d")
+            self._compose("up", "-d", "--no-build")
+            self.wait_running(timeout=timeout)
+        except BaseException as e:
+            self.progress(f"[{p}] failed: {e}; removing what was created")
+            with contextlib.suppress(Exception):
+                self.down()
+            raise
+        self.progress(
+            f"[{p}] up: {len(self.topology.hosts)} containers, {len(self.topology.domains)} "
+            f"networks in {time.monotonic() - t0:.1f} s (project {self.project}, "
+            f"{self.compose_file})"
+        )
+        return self
+
+    def wait_running(self, hosts: Iterable[str] | None = None, timeout: float = 60.0) -> None:
+        """Wait until the containers of ``hosts`` (default: all) are running; a container that
+        exits meanwhile is an error carrying its last log lines."""
+        pending = set(hosts or self.topology.hosts)
+        deadline = time.monotonic() + timeout
+        while pending:
+            for h in sorted(pending):
+                c = self.container(h)
+                state = c.attrs["State"]
+                if state.get("Running"):
+                    pending.discard(h)
+                    self.progress(f"[{self.prefix}] {h:<8} running ({self.role(h)})")
+                elif state.get("Status") in ("exited", "dead"):
+                    tail = c.logs(tail=5).decode(errors="replace").strip()
+                    raise DockerError(
+                        f"{h}: container exited with code {state.get('ExitCode')}:\n{tail}"
+                    )
+            if pending:
+                if time.monotonic() > deadline:
+                    raise DockerError(
+                        f"not running after {timeout:.0f} s: {', '.join(sorted(pending))}"
+                    )
+                time.sleep(0.2)
+
+    def role(self, host: str) -> str:
+        """What the container runs: its daemon, ``sleeping (...)`` when the entry script
+        found no ``__main__`` for it, or ``client``."""
+        h = self.topology.host(host)
+        if h.kind == "client":
+            return "client"
+        logs = self.container(host).logs(tail=50).decode(errors="replace")
+        for line in logs.splitlines():
+            if '"event": "no-daemon"' in line:
+                return f"sleeping: {render.command(self.topology, host, '')[2]} has no __main__"
+        return " ".join(render.command(self.topology, host, "")[:3])
+
+    # --- down -------------------------------------------------------------------------
+    def down(self) -> None:
+        """Remove the project: ``compose down``, then a sweep of anything labelled with this
+        prefix (containers, networks) and the firewall rules. Idempotent."""
+        p = self.prefix
+        self._captures = []
+        if self.compose_file is not None and self.compose_file.exists():
+            r = self._compose("down", "--remove-orphans", "-t", "5", check=False)
+            if r.returncode != 0:
+                self.progress(f"[{p}] compose down: {(r.stderr or r.stdout).strip()[:200]}")
+        flt = {"label": f"{render.LABEL}.prefix={p}"}
+        for c in self.docker.containers.list(all=True, filters=flt):
+            with contextlib.suppress(_not_found()):
+                c.remove(force=True)
+                self.progress(f"[{p}] removed container {c.name}")
+        for n in self.docker.networks.list(filters=flt):
+            with contextlib.suppress(_not_found()):
+                n.remove()
+                self.progress(f"[{p}] removed network {n.name}")
+        k = firewall_remove(p)
+        if k:
+            self.progress(f"[{p}] removed {k} DOCKER-USER rule(s)")
+        left = self.leftovers()
+        if left:
+            raise DockerError(f"[{p}] could not remove: {', '.join(left)}")
+        self.progress(f"[{p}] down")
+
+    def __enter__(self) -> DockerTestbed:
+        return self.up()
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()
+
+    # --- processes in a host ----------------------------------------------------------
+    def exec(self, host: str, argv: Sequence[str], **kw: Any) -> subprocess.CompletedProcess[Any]:
+        """``subprocess.run`` of ``docker exec CONTAINER ARGV`` (keywords passed on)."""
+        interactive = ["-i"] if "input" in kw or kw.get("stdin") is not None else []
+        cmd = ["docker", "exec", *interactive, self.container_name(host), *argv]
+        return subprocess.run(cmd, **kw)
+
+    def popen(self, host: str, argv: Sequence[str], **kw: Any) -> subprocess.Popen[Any]:
+        """``subprocess.Popen`` of ``docker exec -i CONTAINER ARGV``."""
+        return subprocess.Popen(["docker", "exec", "-i", self.container_name(host), *argv], **kw)
+
+    def logs(self, host: str) -> str:
+        """Everything the host's container wrote to stdout and stderr (its daemon's log)."""
+        return str(self.container(host).logs().decode(errors="replace"))
+
+    # --- the daemon is the container: stop, start, kill -------------------------------
+    def stop(self, host: str, timeout: int = 5) -> bool:
+        """SIGTERM to the host's daemon (SIGKILL after ``timeout`` s); True if it was up."""
+        c = self.container(host)
+        was = bool(c.attrs["State"].get("Running"))
+        c.stop(timeout=timeout)
+        self.progress(f"[{self.prefix}] {host} stopped")
+        return was
+
+    def start(self, host: str, timeout: float = 30.0) -> None:
+        """Start the host's container again (same addresses) and wait until it runs."""
+        c = self.container(host)
+        c.reload()
+        if c.attrs["State"].get("Running"):
+            raise DockerError(f"{host}: already running (qkdnet stop {host} first)")
+        c.start()
+        self.wait_running([host], timeout=timeout)
+
+    def kill(self, host: str, signal: str = "SIGKILL") -> None:
+        """``docker kill``: the daemon dies at once, as a crashed node would."""
+        self.container(host).kill(signal=signal)
+        self.progress(f"[{self.prefix}] {host} killed ({signal})")
+
+    # --- looking inside ---------------------------------------------------------------
+    def address(self, host_or_ip: str, domain: str | None = None) -> str:
+        """A host's address on ``domain`` (default: the control domain, or its only one), or
+        the argument itself when it is an address."""
+        topo = self.topology
+        if host_or_ip not in topo.hosts:
+            import ipaddress
+
+            return str(ipaddress.IPv4Address(host_or_ip))
+        h = topo.host(host_or_ip)
+        if domain is None:
+            domain = (
+                topo.control_domain
+                if topo.control_domain in h.interfaces
+                else next(iter(h.interfaces))
+            )
+        if domain not in h.interfaces:
+            raise DockerError(f"{h.name} has no address on {domain}")
+        return str(h.interfaces[domain])
+
+    def ping(self, host: str, target: str, timeout: float = 1.0, count: int = 1) -> bool:
+        """ICMP echo (iputils ``ping``) from inside ``host``; True when any reply comes."""
+        dst = self.address(target)
+        w = max(1, round(timeout))
+        r = self.exec(
+            host,
+            ["ping", "-n", "-q", "-c", str(count), "-W", str(w), dst],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=count * (w + 1) + 10,
+        )
+        return r.returncode == 0
+
+    def cli(self, host: str, command: str, via: str | None = None, timeout: float = 10.0) -> str:
+        """One command on the host's telnet CLI, connecting from the container of ``via``
+        (default: the host itself) to the host's control address."""
+        h = self.topology.host(host)
+        if h.cli_port is None:
+            raise DockerError(f"{host} has no cli_port")
+        argv = ["python", "-c", _CLI_SCRIPT, self.address(host), str(h.cli_port), command]
+        r = self.exec(
+            via or host,
+            [*argv, str(timeout)],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout + 15,
+        )
+        if r.returncode != 0:
+            raise CliError(r.stderr.strip().removeprefix("cli: ") or f"exit {r.returncode}")
+        return str(r.stdout).rstrip("\n")
+
+    def interfaces(self, host: str) -> dict[str, str]:
+        """The container's IPv4 addresses and the interface each is on (``ip -o -4 addr``)."""
+        r = self.exec(
+            host, ["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True, check=True
+        )
+        out = {}
+        for line in r.stdout.splitlines():
+            words = line.split()
+            # "12: eth0    inet 10.1.1.1/24 brd 10.1.1.255 scope global eth0..."
+            if len(words) >= 4 and words[2] == "inet":
+                out[words[3].split("/")[0]] = words[1].split("@")[0]
+        return out
+
+    def ifname(self, host: str, domain: str) -> str:
+        """The interface inside ``host``'s container that is on ``domain`` (Docker names them
+        eth0, eth1... in an order of its own)."""
+        addr = self.address(host, domain)
+        found = self.interfaces(host).get(addr)
+        if found is None:
+            raise DockerError(f"{host}: no interface carries {addr} ({domain})")
+        return found
+
+    def status(self) -> dict[str, Any]:
+        """What exists and runs now, per host and domain (JSON-serialisable)."""
+        flt = {"label": f"{render.LABEL}.prefix={self.prefix}"}
+        containers = {c.name: c for c in self.docker.containers.list(all=True, filters=flt)}
+        networks = {
+            n.attrs.get("Labels", {}).get(f"{render.LABEL}.domain"): n
+            for n in self.docker.networks.list(filters=flt)
+        }
+        hosts: dict[str, Any] = {}
+        for h in self.topology.hosts.values():
+            c = containers.get(render.container_name(self.prefix, h.name))
+            state = c.attrs["State"] if c is not None else {}
+            nets = c.attrs["NetworkSettings"]["Networks"] if c is not None else {}
+            actual = {}
+            for net in nets.values():
+                for d, n in networks.items():
+                    if n.id == net.get("NetworkID"):
+                        actual[d] = net.get("IPAddress")
+            hosts[h.name] = {
+                "kind": h.kind,
+                "container": render.container_name(self.prefix, h.name),
+                "state": state.get("Status", "absent"),
+                "exit_code": state.get("ExitCode"),
+                "role": self.role(h.name) if state.get("Running") else None,
+                "interfaces": {
+                    d: {"address": str(a), "actual": actual.get(d) or None}
+                    for d, a in h.interfaces.items()
+                },
+            }
+        domains = {}
+        for d in self.topology.domains.values():
+            n = networks.get(d.name)
+            cfg = (n.attrs.get("IPAM", {}).get("Config") or [{}])[0] if n is not None else {}
+            domains[d.name] = {
+                "subnet": str(d.subnet),
+                "network": n.name if n is not None else None,
+                "bridge": render.bridge_name(self.prefix, d.name),
+                "gateway": cfg.get("Gateway"),
+                "internal": bool(n.attrs.get("Internal")) if n is not None else None,
+                "state": "present" if n is not None else "absent",
+            }
+        running = sum(1 for x in hosts.values() if x["state"] == "running")
+        return {
+            "backend": "docker",
+            "prefix": self.prefix,
+            "name": self.topology.name,
+            "topology": str(self.topology.path),
+            "project": self.project,
+            "compose_file": str(self.compose_file) if self.compose_file else None,
+            "status": "up"
+            if running == len(hosts)
+            else ("down" if not containers else f"partial ({running}/{len(hosts)} running)"),
+            "domains": domains,
+            "hosts": hosts,
+            "firewall": firewall_rules(self.prefix),
+        }
+
+    # --- captures ---------------------------------------------------------------------
+    def capture_start(self, domains: Iterable[str] | None = None, timeout: float = 10.0) -> None:
+        """Start tcpdump in every running member of each domain (default: all), on its
+        interface there, outgoing packets only; returns once every one is listening."""
+        if self._captures:
+            raise DockerError("a capture is already running (capture_stop first)")
+        started: list[_Capture] = []
+        for d in domains or self.topology.domains:
+            self.bridge(d)
+            for h in self.topology.hosts.values():
+                if d not in h.interfaces or not self.container(h.name).attrs["State"].get(
+                    "Running"
+                ):
+                    continue
+                ifname = self.ifname(h.name, d)
+                base = f"{CAPTURE_DIR}/qkdcap-{d}"
+                script = (
+                    f"rm -f {base}.pcap {base}.err; echo $$ > {base}.pid; "
+                    f"exec tcpdump -i {ifname} -Q out -U -n -s 0 -Z root -w {base}.pcap "
+                    f"2> {base}.err"
+                )
+                self.container(h.name).exec_run(["sh", "-c", script], detach=True)
+                started.append(_Capture(h.name, d, ifname, f"{base}.pcap"))
+        self._captures = started
+        deadline = time.monotonic() + timeout
+        for cap in started:
+            err = cap.path.removesuffix(".pcap") + ".err"
+            while True:
+                r = self.container(cap.host).exec_run(["cat", err])
+                if b"listening on" in r.output:
+                    break
+                if time.monotonic() > deadline:
+                    raise DockerError(
+                        f"tcpdump in {cap.host} on {cap.domain} did not start: "
+                        f"{r.output.decode(errors='replace').strip()}"
+                    )
+                time.sleep(0.1)
+        self.progress(f"[{self.prefix}] capturing on {len(started)} interface(s)")
+
+    def capture_stop(self, dest: str | os.PathLike[str]) -> dict[str, Path]:
+        """Stop the captures and write one pcap per domain into ``dest`` (``DOMAIN.pcap``,
+        each packet once, by time). A container that died meanwhile (``kill``) still gives
+        what it captured until then."""
+        out_dir = Path(dest)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        caps, self._captures = self._captures, []
+        for cap in caps:
+            c = self.container(cap.host)
+            if c.attrs["State"].get("Running"):
+                base = cap.path.removesuffix(".pcap")
+                c.exec_run(
+                    [
+                        "sh",
+                        "-c",
+                        f"kill -INT $(cat {base}.pid) 2>/dev/null; "
+                        f"for i in $(seq 50); do kill -0 $(cat {base}.pid) 2>/dev/null || exit 0; "
+                        "sleep 0.1; done",
+                    ]
+                )
+        per_domain: dict[str, list[bytes]] = {}
+        for cap in caps:
+            per_domain.setdefault(cap.domain, []).append(self._read_file(cap.host, cap.path))
+        written = {}
+        for d, blobs in per_domain.items():
+            path = out_dir / f"{d}.pcap"
+            path.write_bytes(merge_pcaps(blobs))
+            written[d] = path
+        self.progress(f"[{self.prefix}] captures: {', '.join(str(p) for p in written.values())}")
+        return written
+
+    def _read_file(self, host: str, path: str) -> bytes:
+        """A file out of the host's container (running or not), via the archive API."""
+        try:
+            stream, _ = self.container(host).get_archive(path)
+        except _not_found():
+            return b""
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = tar.next()
+            f = tar.extractfile(member) if member is not None else None
+            return f.read() if f is not None else b""

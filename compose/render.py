@@ -1,0 +1,266 @@
+"""``qkdnet compose render TOPOLOGY``: the docker-compose.yml of a topology.
+
+One service per host and one network per domain, so that ``docker compose up`` (or
+Debian's ``docker-compose``) runs the same testbed as the namespace backend:
+
+- every service runs the one image (``qkdnet:latest``); the role is the command, by kind
+  (``python -m node_agent --topology /etc/qkdnet/paper.yaml --host tn1``, see
+  :data:`compose.daemons.PYTHON_KINDS`); a client host runs ``sleep infinity`` (it is the
+  place to ``telnet`` from). The topology file is mounted read-only at
+  ``/etc/qkdnet/NAME.yaml`` (the image also carries a copy of ``topologies/``).
+- container ``PREFIX-HOST`` (``qk-tn1``), hostname ``HOST``; GMPLS roles (node, pce) get
+  ``NET_ADMIN`` and ``NET_RAW`` (raw OSPF and RSVP sockets, multicast membership);
+  ``init: true`` so that SIGTERM reaches the daemon and ``docker stop`` is quick; IPv6 off
+  and IP forwarding off in every container (no routing between domains, no link-local
+  chatter in captures).
+- each domain is a bridge network with ``internal: true`` (no NAT, no route out), its
+  subnet fixed through IPAM, its gateway (the host's address on the bridge) the highest
+  address no host uses — Docker would take ``.1``, which is ``tn1`` — and its Linux bridge
+  named ``PREFIX_DOMAIN`` (``qk_ctrl``) so it can be captured on the host. The underscore
+  keeps these names apart from the namespace backend's ``PREFIX-...`` names.
+
+The file uses compose format version ``2.4``: Debian's docker-compose 1.29 accepts IPAM
+gateways, ``init`` and ``sysctls`` in it (its 3.x schemas reject the gateway), and
+``docker compose`` (v2) reads it as the Compose Specification.
+
+On hosts whose kernel hands bridged frames to iptables (``br_netfilter``, which Docker
+turns on), Docker's isolation rule for internal networks drops multicast (OSPF's
+224.0.0.5/6 is not inside the subnet), so the testbed needs one ACCEPT rule per bridge in
+``DOCKER-USER``: ``qkdnet up --backend docker`` adds them; with plain ``docker compose
+up`` run ``qkdnet compose firewall TOPOLOGY`` (see :mod:`compose.docker`, docs/docker.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from compose.daemons import PYTHON_KINDS
+from gmpls.topology import Topology, load
+
+IMAGE = "qkdnet:latest"
+COMPOSE_VERSION = "2.4"
+#: where the topology file is mounted (and where the image keeps its copies)
+CONTAINER_TOPOLOGY_DIR = "/etc/qkdnet"
+#: kinds that open raw sockets (OSPF, IP protocol 89; RSVP, 46) and join multicast groups
+GMPLS_KINDS = ("node", "pce")
+LABEL = "org.qkdnet"
+
+
+class _Flow(list[str]):
+    """A list of scalars written on one line (``[python, -m, node_agent, ...]``)."""
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+_Dumper.add_representer(
+    _Flow, lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True)
+)
+
+
+class RenderError(ValueError):
+    """The topology cannot be expressed as a compose file (the message says why)."""
+
+
+def container_name(prefix: str, host: str) -> str:
+    return f"{prefix}-{host}"
+
+
+def bridge_name(prefix: str, domain: str) -> str:
+    """The Linux bridge Docker creates for ``domain`` (at most 4 + 1 + 8 = 13 bytes)."""
+    return f"{prefix}_{domain}"
+
+
+def gateway(topo: Topology, domain: str) -> ipaddress.IPv4Address:
+    """The highest host address of ``domain``'s subnet that no host of the topology uses."""
+    subnet = topo.domains[domain].subnet
+    used = {h.interfaces[domain] for h in topo.hosts.values() if domain in h.interfaces}
+    # walk down from the last usable address; hosts() would build the whole list
+    addr = subnet.broadcast_address - 1
+    while addr > subnet.network_address:
+        if addr not in used:
+            return addr
+        addr -= 1
+    raise RenderError(f"domain {domain} ({subnet}) has no free address for the Docker gateway")
+
+
+def command(topo: Topology, host: str, topology_in_container: str) -> list[str]:
+    """The container command of ``host``: its daemon by kind (the image's entry script sleeps
+    instead when the package has no ``__main__`` yet)."""
+    h = topo.host(host)
+    if h.kind == "client":
+        return ["sleep", "infinity"]
+    if h.kind in PYTHON_KINDS:
+        pkg = PYTHON_KINDS[h.kind]
+        return ["python", "-m", pkg, "--topology", topology_in_container, "--host", host]
+    raise RenderError(
+        f"hosts.{host}: kind {h.kind} has no container role (the image carries the project's "
+        "daemons only; run FRR/BIRD hosts with the namespace backend)"
+    )
+
+
+def compose_doc(topo: Topology, topology_mount: str, image: str = IMAGE) -> dict[str, Any]:
+    """The compose document as plain data. ``topology_mount`` is the host-side path of the
+    topology file as the compose file names it (relative to the compose file's folder)."""
+    inside = f"{CONTAINER_TOPOLOGY_DIR}/{topo.name}.yaml"
+    services: dict[str, Any] = {}
+    for h in topo.hosts.values():
+        svc: dict[str, Any] = {
+            "image": image,
+            "container_name": container_name(topo.prefix, h.name),
+            "hostname": h.name,
+            "init": True,
+            "command": _Flow(command(topo, h.name, inside)),
+        }
+        if h.kind in GMPLS_KINDS:
+            svc["cap_add"] = _Flow(["NET_ADMIN", "NET_RAW"])
+        svc["sysctls"] = {
+            "net.ipv4.ip_forward": "0",
+            "net.ipv6.conf.all.disable_ipv6": "1",
+            "net.ipv6.conf.default.disable_ipv6": "1",
+        }
+        svc["volumes"] = [f"{topology_mount}:{inside}:ro"]
+        svc["networks"] = {d: {"ipv4_address": str(a)} for d, a in sorted(h.interfaces.items())}
+        svc["labels"] = {
+            f"{LABEL}.topology": topo.name,
+            f"{LABEL}.prefix": topo.prefix,
+            f"{LABEL}.host": h.name,
+            f"{LABEL}.kind": h.kind,
+        }
+        services[h.name] = svc
+    networks: dict[str, Any] = {}
+    for d in topo.domains.values():
+        networks[d.name] = {
+            "driver": "bridge",
+            "internal": True,
+            "driver_opts": {
+                "com.docker.network.bridge.name": bridge_name(topo.prefix, d.name),
+                # no address on the host's side of the bridge: the gateway is a placeholder
+                # that answers nothing, so the host is no way out of a domain either
+                "com.docker.network.bridge.inhibit_ipv4": "true",
+            },
+            "ipam": {
+                "driver": "default",
+                "config": [{"subnet": str(d.subnet), "gateway": str(gateway(topo, d.name))}],
+            },
+            "labels": {
+                f"{LABEL}.topology": topo.name,
+                f"{LABEL}.prefix": topo.prefix,
+                f"{LABEL}.domain": d.name,
+            },
+        }
+    return {"version": COMPOSE_VERSION, "services": services, "networks": networks}
+
+
+def mount_path(topology_file: Path, compose_dir: Path) -> str:
+    """The topology file as the compose file should name it: relative to the compose file's
+    folder (``./topologies/paper.yaml``) when that is possible, else absolute."""
+    try:
+        rel = os.path.relpath(topology_file.resolve(), compose_dir.resolve())
+    except ValueError:
+        return str(topology_file.resolve())
+    return rel if rel.startswith("..") else f"./{rel}"
+
+
+def render(topo: Topology, compose_dir: Path | str = ".", image: str = IMAGE) -> str:
+    """The text of the compose file for ``topo`` (loaded from a file), to be written into
+    ``compose_dir``."""
+    if topo.path is None:
+        raise RenderError("the topology must be loaded from a file (the containers mount it)")
+    mount = mount_path(topo.path, Path(compose_dir))
+    doc = compose_doc(topo, mount, image)
+    shown = mount if not mount.startswith("./") else mount[2:]
+    header = (
+        f"# Generated from the topology {topo.name!r} by\n"
+        f"#   qkdnet compose render {shown} -o docker-compose.yml\n"
+        "# Do not edit: change the topology and render again (a test checks it is current).\n"
+        "# Run it with `qkdnet up --backend docker` (adds the DOCKER-USER rules multicast needs)\n"
+        "# or `docker compose up -d` / `docker-compose up -d` after `qkdnet compose firewall\n"
+        f"# {shown}`; the image comes from `make image`. See docs/docker.md.\n"
+    )
+    body = yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=100)
+    return header + body
+
+
+# --- the CLI: qkdnet compose render | firewall -------------------------------------------
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    topo = load(args.topology_file)
+    out = None if args.output in (None, "-") else Path(args.output)
+    text = render(topo, out.parent if out else Path.cwd(), image=args.image)
+    if out is None:
+        sys.stdout.write(text)
+        return 0
+    if args.check:
+        current = out.read_text() if out.exists() else None
+        if current != text:
+            print(
+                f"{out} is out of date with {args.topology_file}; run `qkdnet compose render "
+                f"{args.topology_file} -o {out}`",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"{out} is up to date")
+        return 0
+    out.write_text(text)
+    print(
+        f"{out}: {len(topo.hosts)} services, {len(topo.domains)} networks "
+        f"(topology {topo.name}, image {args.image})"
+    )
+    return 0
+
+
+def cmd_firewall(args: argparse.Namespace) -> int:
+    from compose.docker import firewall_add, firewall_remove
+
+    topo = load(args.topology_file)
+    if args.remove:
+        n = firewall_remove(topo.prefix)
+        print(f"removed {n} DOCKER-USER rule(s) for prefix {topo.prefix}")
+    else:
+        rules = firewall_add(topo)
+        print(f"DOCKER-USER: intra-bridge ACCEPT for {', '.join(rules) or 'nothing'}")
+    return 0
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``compose render`` and ``compose firewall`` to the ``qkdnet`` command's
+    subparsers (``argparse._SubParsersAction``)."""
+    p = subparsers.add_parser("compose", help="Docker Compose files for a topology")
+    sub = p.add_subparsers(dest="compose_cmd", required=True, metavar="SUBCOMMAND")
+    r = sub.add_parser("render", help="write the docker-compose.yml of a topology")
+    r.add_argument("topology_file", metavar="TOPOLOGY")
+    r.add_argument("-o", "--output", help="file to write (default: standard output)")
+    r.add_argument("--image", default=IMAGE, help=f"image of every service (default {IMAGE})")
+    r.add_argument("--check", action="store_true", help="do not write; exit 1 if OUTPUT differs")
+    r.set_defaults(fn=cmd_render)
+    f = sub.add_parser(
+        "firewall",
+        help="allow traffic inside each domain's bridge (DOCKER-USER; needed for multicast "
+        "when br_netfilter is on)",
+    )
+    f.add_argument("topology_file", metavar="TOPOLOGY")
+    f.add_argument("--remove", action="store_true", help="remove the rules instead")
+    f.set_defaults(fn=cmd_firewall)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m compose.render compose render ...`` until ``qkdnet`` wires it in."""
+    parser = argparse.ArgumentParser(prog="qkdnet")
+    add_parser(parser.add_subparsers(dest="cmd", required=True))
+    args = parser.parse_args(argv)
+    return int(args.fn(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
