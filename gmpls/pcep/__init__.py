@@ -47,7 +47,13 @@ from gmpls.pcep.objects import (
     unprocessable,
 )
 from gmpls.pcep.qemetrics import is_qe_metric, qe_metrics, qe_params_from_metrics
-from gmpls.pcep.tlv import NoPathVectorTlv, OverloadDurationTlv, ReqMissingTlv, UnknownTlv
+from gmpls.pcep.tlv import (
+    NoPathReasonTlv,
+    NoPathVectorTlv,
+    OverloadDurationTlv,
+    ReqMissingTlv,
+    UnknownTlv,
+)
 
 __all__ = [
     "RP",
@@ -69,6 +75,7 @@ __all__ = [
     "Metric",
     "MsgType",
     "NoPath",
+    "NoPathReasonTlv",
     "NoPathVector",
     "NoPathVectorTlv",
     "Notification",

@@ -52,6 +52,8 @@ class TlvType(IntEnum):
     NO_PATH_VECTOR = 1
     OVERLOAD_DURATION = 2
     REQ_MISSING = 3
+    #: this project's NO-PATH reason (experimental range 65504-65535, RFC 8356; docs/pcep.md)
+    NO_PATH_REASON = 65504
 
 
 class ErrorType(IntEnum):

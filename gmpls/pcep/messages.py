@@ -563,20 +563,33 @@ def decode_message(data: bytes) -> AnyMessage:
 class Framer:
     """Splits a TCP byte stream into whole PCEP messages (push bytes, pull frames)."""
 
-    __slots__ = ("_buf",)
+    __slots__ = ("_buf", "error")
 
     def __init__(self) -> None:
         self._buf = bytearray()
+        #: the framing error met after the frames last returned (the stream is lost)
+        self.error: DecodeError | None = None
 
     def feed(self, data: bytes) -> list[bytes]:
         """Append ``data``; return the complete frames now available (raw bytes).
 
-        Raises DecodeError (no code) when the stream is no longer framed correctly.
+        When the stream stops being framed correctly, the frames before the damage are
+        returned first and :attr:`error` is set; the next call raises it. A call that
+        finds the damage before any frame raises DecodeError (no code) at once.
         """
+        if self.error is not None:
+            raise self.error
         self._buf += data
         out: list[bytes] = []
         while True:
-            n = frame_length(self._buf)
+            try:
+                n = frame_length(self._buf)
+            except DecodeError as e:
+                if out:
+                    self.error = e
+                    return out
+                self.error = e
+                raise
             if n is None or len(self._buf) < n:
                 return out
             out.append(bytes(self._buf[:n]))

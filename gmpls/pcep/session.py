@@ -242,6 +242,8 @@ class Session:
                 out.extend(self._bad_message(e, now))
                 continue
             out.extend(self._message(msg, now))
+        if self._framer.error is not None and self.state is not State.IDLE:
+            out.extend(self._malformed(self._framer.error, now))
         return out
 
     def handle_timer(self, now: float) -> list[Action]:

@@ -77,6 +77,31 @@ class ReqMissingTlv:
         return cls(r.u32("request_id"))
 
 
+@_TLVS.register(TlvType.NO_PATH_REASON)
+@dataclass(frozen=True, slots=True)
+class NoPathReasonTlv:
+    """Why the PCE found no path, for people and tools (docs/pcep.md): a reason code
+    (``pce.compute.NoPathReason``) and a UTF-8 explanation. Experimental TLV type 65504
+    (RFC 8356 range); carried in the NO-PATH object next to NO-PATH-VECTOR."""
+
+    TYPE: ClassVar[int] = TlvType.NO_PATH_REASON
+    code: int = 0
+    text: str = ""
+
+    def encode(self) -> bytes:
+        return _tlv(self.TYPE, u32(self.code) + self.text.encode())
+
+    @classmethod
+    def decode_value(cls, r: Reader) -> NoPathReasonTlv:
+        code = r.u32("code")
+        raw = bytes(r.rest())
+        try:
+            text = raw.decode()
+        except UnicodeDecodeError as e:
+            raise r.fail("text", f"not UTF-8: {e.reason}") from None
+        return cls(code, text)
+
+
 @dataclass(frozen=True, slots=True)
 class UnknownTlv:
     """A TLV this codec does not know, kept to be re-encoded unchanged."""

@@ -23,6 +23,7 @@ from gmpls.pcep import (
     Lspa,
     Metric,
     NoPath,
+    NoPathReasonTlv,
     NoPathVectorTlv,
     Notification,
     Notify,
@@ -58,7 +59,8 @@ tlvs = st.lists(
         st.builds(NoPathVectorTlv, u32),
         st.builds(OverloadDurationTlv, u32),
         st.builds(ReqMissingTlv, u32),
-        st.builds(UnknownTlv, st.integers(4, 0xFFFF), st.binary(max_size=13)),
+        st.builds(NoPathReasonTlv, u32, st.text(max_size=20)),
+        st.builds(UnknownTlv, st.integers(4, 0xFFDF), st.binary(max_size=13)),
     ),
     max_size=3,
 ).map(tuple)

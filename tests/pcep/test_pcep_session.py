@@ -262,3 +262,14 @@ def test_second_open_in_up_is_unexpected() -> None:
     _pcc, pce, _ = establish()
     acts = pce.receive(ex.paper_open().encode(), 1.0)
     assert acts == [] and pce.counters.unknown_messages == 1
+
+
+def test_frames_before_garbage_are_processed() -> None:
+    """A Keepalive and garbage in one read: the Keepalive brings the session up, then the
+    garbage closes it with reason 3 (not PCErr (1, 1) as if it came before Up)."""
+    pce = Session(Role.PCE)
+    pce.connection_made(0.0)
+    pce.receive(ex.paper_open().encode(), 0.0)
+    acts = pce.receive(Keepalive().encode() + b"\xff" * 8, 0.0)
+    assert any(isinstance(a, SessionUp) for a in acts)
+    assert [type(m) for m in sent(acts)] == [Close] and sent(acts)[0].close.reason == 3

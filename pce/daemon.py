@@ -1,0 +1,261 @@
+"""The PCE daemon: OSPF listener → TED → path computation, PCEP server, telnet CLI.
+
+``python -m pce --topology FILE --host pce`` reads its host section (router ID, control
+address, CLI port) and the OSPF timers from the topology, then:
+
+- runs the OSPF core (:mod:`gmpls.ospf.router`) on the control LAN through a raw socket
+  (:mod:`pce.ospf_io`), with the TED subscribed to its LSDB (``--ted static`` instead
+  loads the LSAs the topology's nodes would originate, for offline use and benchmarks);
+- serves PCEP on TCP 4189 (:mod:`pce.server`);
+- serves the CLI (:mod:`pce.cli`) on the host's ``cli_port``.
+
+Logs are JSON lines (stdlib logging); SIGTERM/SIGINT shut down cleanly (PCEP Close to
+every peer, sockets closed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import time
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from typing import Any
+
+from gmpls.ospf.lsa import LSA, LSAKey
+from gmpls.pcep.constants import PORT
+from gmpls.pcep.session import SessionConfig
+from gmpls.topology import Topology
+from pce.cli import Cli, render
+from pce.compute import PathComputer
+from pce.server import PcepServer
+from pce.service import PceService
+from pce.synth import topology_lsas
+from pce.ted import Ted
+
+log = logging.getLogger("pce")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and the ``extra`` fields."""
+
+    _STD = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": round(record.created, 6),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for k, v in vars(record).items():
+            if k not in self._STD:
+                out[k] = v
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str)
+
+
+def setup_logging(log_file: str | None, level: int = logging.INFO) -> None:
+    handler: logging.Handler = (
+        logging.FileHandler(log_file) if log_file else logging.StreamHandler()
+    )
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+@dataclass(frozen=True, slots=True)
+class PceConfig:
+    name: str
+    router_id: IPv4Address
+    control_address: IPv4Address
+    pcep_port: int = PORT
+    cli_port: int | None = 23
+    bind: str | None = None
+    ted_source: str = "ospf"  # or "static"
+    one_session_per_peer: bool = True
+    keepalive: int = 30
+    deadtimer: int = 120
+
+
+def config_from_topology(topo: Topology, host: str, **overrides: Any) -> PceConfig:
+    h = topo.host(host)
+    if h.kind != "pce":
+        raise ValueError(f"{host} is a {h.kind}, not a pce")
+    ctrl = topo.control_address(host)
+    kw: dict[str, Any] = {
+        "name": host,
+        "router_id": h.router_id or ctrl,
+        "control_address": ctrl,
+        "cli_port": h.cli_port,
+    }
+    kw.update({k: v for k, v in overrides.items() if v is not None})
+    return PceConfig(**kw)
+
+
+class PceDaemon:
+    def __init__(self, topo: Topology, config: PceConfig) -> None:
+        self.topo = topo
+        self.config = config
+        self.ted = Ted(root=config.router_id if config.ted_source == "ospf" else None)
+        self.computer = PathComputer(self.ted)
+        self.service = PceService(self.computer, clock=time.perf_counter)
+        self.server = PcepServer(
+            self.service,
+            SessionConfig(keepalive=config.keepalive, deadtimer=config.deadtimer),
+            host=config.bind or "0.0.0.0",
+            port=config.pcep_port,
+            one_session_per_peer=config.one_session_per_peer,
+        )
+        self.cli = Cli(f"{config.name}# ", self._commands())
+        self.ospf: Any = None
+        self.started = 0.0
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.started = time.time()
+        if self.config.ted_source == "static":
+            self.ted.load(topology_lsas(self.topo))
+            log.info("static TED", extra={"event": "ted", "nodes": len(self.ted.nodes())})
+        else:
+            self._start_ospf()
+        await self.server.start()
+        if self.config.cli_port is not None:
+            port = await self.cli.start(self.config.bind or "0.0.0.0", self.config.cli_port)
+            log.info("cli listening", extra={"event": "cli", "port": port})
+
+    def _start_ospf(self) -> None:
+        from gmpls.ospf.router import InterfaceConfig, OspfRouter
+        from pce.ospf_io import OspfShell, interface_of
+
+        ifname, address = interface_of(self.config.control_address)
+        o = self.topo.ospf
+        router = OspfRouter(self.config.router_id, o.area, name=self.config.name)
+        router.add_lsdb_listener(self._lsdb_changed)
+        iface = InterfaceConfig(
+            name=ifname,
+            address=address,
+            priority=self.topo.host(self.config.name).ospf_priority,
+            hello_interval=o.hello_interval,
+            dead_interval=o.dead_interval,
+            rxmt_interval=o.retransmit_interval,
+            transmit_delay=o.transmit_delay,
+        )
+        self.ospf = OspfShell(router, iface)
+        self.ospf.start()
+        log.info("ospf started", extra={"event": "ospf", "interface": ifname, "addr": str(address)})
+
+    def _lsdb_changed(self, key: LSAKey, lsa: LSA | None) -> None:
+        changed = self.ted.flush(key) if lsa is None else self.ted.install(lsa)
+        if changed:
+            log.info(
+                "ted updated",
+                extra={
+                    "event": "ted",
+                    "lsa": str(key),
+                    "op": "flush" if lsa is None else "install",
+                    "version": self.ted.version,
+                },
+            )
+
+    async def stop(self) -> None:
+        await self.server.stop()
+        await self.cli.stop()
+        if self.ospf is not None:
+            self.ospf.stop()
+        log.info("pce stopped", extra={"event": "stop"})
+
+    # -- CLI ----------------------------------------------------------------------------
+
+    def _commands(self) -> dict[str, tuple[Any, str]]:
+        return {
+            "show ted": (self._show_ted, "TE nodes, QE capability and TE links"),
+            "show pcep sessions": (self._show_sessions, "PCEP sessions and their counters"),
+            "show pce statistics": (self._show_stats, "requests, replies, no-paths, compute time"),
+        }
+
+    def _show_ted(self, as_json: bool) -> str:
+        return render(self.ted.as_json(), as_json, _ted_text)
+
+    def _show_sessions(self, as_json: bool) -> str:
+        data = {
+            "sessions": self.server.sessions_json(),
+            "accepted": self.server.stats.accepted,
+            "closed": self.server.stats.closed,
+            "rejected_second_session": self.server.stats.rejected_second_session,
+            "close_reasons": self.server.stats.close_reasons,
+        }
+        return render(data, as_json, _sessions_text)
+
+    def _show_stats(self, as_json: bool) -> str:
+        data = self.service.stats.as_json()
+        data["ted_version"] = self.ted.version
+        return render(data, as_json, _stats_text)
+
+
+def _ted_text(d: dict[str, Any]) -> str:
+    lines = [
+        f"TED version {d['version']}: {len(d['nodes'])} TE nodes, {d['usable_links']} usable links"
+    ]
+    lines.append(f"{'router':<16} {'TE':<4} {'QE':<4} links")
+    for n in d["nodes"]:
+        lines.append(
+            f"{n['router_id']:<16} {'yes' if n['te_capable'] else 'no':<4} "
+            f"{'yes' if n['qe_capable'] else 'no':<4} {len(n['links'])}"
+        )
+        for lk in n["links"]:
+            ch = lk["channels"]
+            chs = "-" if ch is None else (f"{len(ch)} ({ch[0]}..{ch[-1]})" if ch else "none")
+            lines.append(
+                f"    {lk['from']:<18} -> {lk['to']:<18} te-metric {lk['te_metric']:<5} "
+                f"bw {lk['max_bandwidth_bps'] / 1e9:g}G lambdas {chs}"
+            )
+    return "\n".join(lines)
+
+
+def _sessions_text(d: dict[str, Any]) -> str:
+    lines = [f"{len(d['sessions'])} PCEP sessions ({d['accepted']} accepted, {d['closed']} closed)"]
+    lines.append(f"{'peer':<22} {'state':<9} {'uptime':>8} {'ka/dt':>7} {'req':>6} {'err':>5}")
+    for s in d["sessions"]:
+        kadt = (
+            f"{s['peer_keepalive']}/{s['peer_deadtimer']}"
+            if s["peer_keepalive"] is not None
+            else "-"
+        )
+        lines.append(
+            f"{s['peer']:<22} {s['state']:<9} {s['uptime_s']:>8} {kadt:>7} "
+            f"{s['requests']:>6} {s['errors_tx']:>5}"
+        )
+    return "\n".join(lines)
+
+
+def _stats_text(d: dict[str, Any]) -> str:
+    c = d["compute_ms"]
+    lines = [
+        f"requests {d['requests']}  replies {d['replies']}  paths {d['paths']}  "
+        f"no-paths {d['no_paths']}  QE requests {d['qe_requests']}",
+        f"compute ms: mean {c['mean']}  p50 {c['p50']}  p99 {c['p99']}  max {c['max']}"
+        f"  (last {c['count']})",
+    ]
+    for reason, n in sorted(d["no_path_reasons"].items()):
+        lines.append(f"  no-path {reason.lower():<32} {n}")
+    return "\n".join(lines)
+
+
+async def run(topo: Topology, config: PceConfig) -> None:
+    daemon = PceDaemon(topo, config)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await daemon.start()
+    log.info("pce up", extra={"event": "up", "router_id": str(config.router_id)})
+    try:
+        await stop.wait()
+    finally:
+        await daemon.stop()

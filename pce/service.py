@@ -1,0 +1,231 @@
+"""The PCE's request handling, pure: PCReq in, PCRep out (RFC 5440 §6.4, §6.5, §7.5).
+
+For each request of a PCReq (the session has already answered those with unprocessable
+objects, RFC 5440 §7.2):
+
+- END-POINTS (IPv4) give source and destination; IPv6 end points are outside this TED
+  (NO-PATH, unknown source/destination bits);
+- BANDWIDTH (type 1) is the bandwidth constraint, in bytes per second;
+- METRIC objects of the QE types (DESIGN §3.2) make it a QE request; a TE-metric (2) or
+  hop-count (3) METRIC with the B flag is an upper bound; with the C flag the computed
+  value is returned;
+- an IRO or LOAD-BALANCING with the P flag cannot be honoured (NO-PATH, reason
+  UNSUPPORTED_REQUEST); without P they are ignored and echoed with the I flag.
+
+A path comes back as <RP><ERO>[BANDWIDTH][METRIC...]; no path as <RP><NO-PATH> with the
+NO-PATH-VECTOR bits RFC 5440 defines (unknown source 0x4 / destination 0x2) and this
+project's NO-PATH-REASON TLV (code and text, docs/pcep.md), the C flag set and the
+unsatisfied constraints (QE metrics, BANDWIDTH) attached when a constraint failed.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from gmpls.errors import DecodeError
+from gmpls.pcep import (
+    RP,
+    Attributes,
+    Bandwidth,
+    EndPointsIpv4,
+    Ero,
+    Metric,
+    NoPath,
+    NoPathReasonTlv,
+    NoPathVector,
+    NoPathVectorTlv,
+    Path,
+    PCRep,
+    PCReq,
+    Request,
+    Response,
+    is_qe_metric,
+    qe_params_from_metrics,
+)
+from gmpls.pcep.constants import METRIC_FLAG_B, METRIC_FLAG_C, NO_PATH_FLAG_C, MetricType
+from pce.compute import NoPathReason, PathComputer, PathRequest, PathResult
+
+_CONSTRAINT_REASONS = {
+    NoPathReason.SOURCE_NOT_QE_CAPABLE,
+    NoPathReason.QE_DESTINATION_NOT_QE_CAPABLE,
+    NoPathReason.NO_ROUTE,
+    NoPathReason.NO_COMMON_WAVELENGTH,
+    NoPathReason.UNKNOWN_ALGORITHM,
+    NoPathReason.UNKNOWN_LAYER,
+    NoPathReason.BAD_QE_PARAMETERS,
+    NoPathReason.QE_DESTINATION_NOT_ON_PATH,
+    NoPathReason.UNSUPPORTED_REQUEST,
+}
+_QE_REASONS = {
+    NoPathReason.SOURCE_NOT_QE_CAPABLE,
+    NoPathReason.QE_DESTINATION_NOT_QE_CAPABLE,
+    NoPathReason.UNKNOWN_ALGORITHM,
+    NoPathReason.UNKNOWN_LAYER,
+    NoPathReason.BAD_QE_PARAMETERS,
+    NoPathReason.QE_DESTINATION_NOT_ON_PATH,
+}
+
+
+@dataclass(slots=True)
+class Statistics:
+    """What ``show pce statistics`` prints."""
+
+    requests: int = 0
+    replies: int = 0
+    paths: int = 0
+    no_paths: int = 0
+    qe_requests: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    #: recent compute times, seconds (the last 10,000)
+    times: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
+
+    def as_json(self) -> dict[str, Any]:
+        ts = sorted(self.times)
+
+        def pct(p: float) -> float | None:
+            return round(ts[min(len(ts) - 1, int(p * len(ts)))] * 1e3, 3) if ts else None
+
+        return {
+            "requests": self.requests,
+            "replies": self.replies,
+            "paths": self.paths,
+            "no_paths": self.no_paths,
+            "qe_requests": self.qe_requests,
+            "no_path_reasons": dict(self.reasons),
+            "compute_ms": {
+                "count": len(ts),
+                "mean": round(statistics.fmean(ts) * 1e3, 3) if ts else None,
+                "p50": pct(0.5),
+                "p99": pct(0.99),
+                "max": round(ts[-1] * 1e3, 3) if ts else None,
+            },
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One request's result, for logs."""
+
+    request_id: int
+    source: str
+    destination: str
+    result: PathResult
+    seconds: float
+
+
+class PceService:
+    """Answers PCReqs from a :class:`PathComputer`; ``clock`` (optional) times them."""
+
+    def __init__(self, computer: PathComputer, clock: Callable[[], float] | None = None) -> None:
+        self.computer = computer
+        self.clock = clock
+        self.stats = Statistics()
+
+    def handle(self, msg: PCReq) -> tuple[PCRep, list[Outcome]]:
+        responses = []
+        outcomes = []
+        for req in msg.requests:
+            resp, outcome = self.answer(req)
+            responses.append(resp)
+            outcomes.append(outcome)
+        self.stats.replies += 1
+        return PCRep(tuple(responses)), outcomes
+
+    def answer(self, req: Request) -> tuple[Response, Outcome]:
+        self.stats.requests += 1
+        t0 = self.clock() if self.clock else 0.0
+        result = self._compute(req)
+        dt = (self.clock() - t0) if self.clock else 0.0
+        self.stats.times.append(dt)
+        rp = RP(req.rp.request_id, req.rp.flags, p=True)
+        ep = req.endpoints
+        outcome = Outcome(req.rp.request_id, str(ep.source), str(ep.destination), result, dt)
+        if result.ok:
+            self.stats.paths += 1
+            return Response(rp, paths=(Path(Ero(result.ero), self._attributes(req, result)),)), (
+                outcome
+            )
+        assert result.reason is not None
+        self.stats.no_paths += 1
+        self.stats.reasons[result.reason.name] += 1
+        return self._no_path(rp, req, result), outcome
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _compute(self, req: Request) -> PathResult:
+        ep = req.endpoints
+        if not isinstance(ep, EndPointsIpv4):
+            return PathResult(
+                reason=NoPathReason.UNKNOWN_SOURCE, detail="IPv6 end points are not in the TED"
+            )
+        try:
+            params = qe_params_from_metrics(req.metrics)
+        except DecodeError as e:
+            return PathResult(reason=NoPathReason.BAD_QE_PARAMETERS, detail=e.reason)
+        if params is not None:
+            self.stats.qe_requests += 1
+        for obj in (req.iro, *req.others):
+            if obj is not None and obj.p:
+                name = type(obj).__name__
+                return PathResult(
+                    reason=NoPathReason.UNSUPPORTED_REQUEST,
+                    detail=f"{name} constraints are not supported by this PCE",
+                )
+        bw = req.bandwidth.bandwidth if req.bandwidth is not None else 0.0
+        preq = PathRequest(ep.source, ep.destination, bandwidth=max(bw, 0.0), qe=params)
+        result = self.computer.compute(preq)
+        if result.ok:
+            for m in req.metrics:
+                if not m.flags & METRIC_FLAG_B:
+                    continue
+                value = _metric_value(m.metric_type, result)
+                if value is not None and value > m.value:
+                    return PathResult(
+                        reason=NoPathReason.NO_ROUTE,
+                        detail=f"metric {m.metric_type} of the best path ({value}) exceeds "
+                        f"the bound {m.value:g}",
+                        candidates=result.candidates,
+                    )
+        return result
+
+    def _attributes(self, req: Request, result: PathResult) -> Attributes:
+        metrics = []
+        for m in req.metrics:
+            if m.flags & METRIC_FLAG_C and not is_qe_metric(m):
+                value = _metric_value(m.metric_type, result)
+                if value is not None:
+                    metrics.append(Metric(m.metric_type, float(value)))
+        bw = Bandwidth(req.bandwidth.bandwidth) if req.bandwidth is not None else None
+        return Attributes(bandwidth=bw, metrics=tuple(metrics))
+
+    def _no_path(self, rp: RP, req: Request, result: PathResult) -> Response:
+        reason = result.reason
+        assert reason is not None
+        vector = 0
+        if reason is NoPathReason.UNKNOWN_SOURCE:
+            vector |= NoPathVector.UNKNOWN_SOURCE
+        elif reason is NoPathReason.UNKNOWN_DESTINATION:
+            vector |= NoPathVector.UNKNOWN_DESTINATION
+        tlvs: tuple[Any, ...] = (
+            NoPathVectorTlv(vector),
+            NoPathReasonTlv(int(reason), f"{reason.name.lower()}: {result.detail}"[:200]),
+        )
+        flags = NO_PATH_FLAG_C if reason in _CONSTRAINT_REASONS else 0
+        attrs = Attributes()
+        if reason in _QE_REASONS:
+            attrs = Attributes(metrics=tuple(m for m in req.metrics if is_qe_metric(m)))
+        elif reason in (NoPathReason.NO_ROUTE, NoPathReason.NO_COMMON_WAVELENGTH):
+            attrs = Attributes(bandwidth=req.bandwidth)
+        return Response(rp, no_path=NoPath(0, flags, tlvs), attributes=attrs)
+
+
+def _metric_value(metric_type: int, result: PathResult) -> int | None:
+    if metric_type == MetricType.TE:
+        return result.cost
+    if metric_type == MetricType.HOP_COUNT:
+        return len(result.hops)
+    return None

@@ -1,0 +1,320 @@
+"""The PCE over real TCP sessions on loopback: the PCC client, many sessions at once,
+hostile input answered as RFC 5440 says while other sessions keep working, the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from ipaddress import IPv4Address
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gmpls import qe
+from gmpls.pcep import (
+    RP,
+    Close,
+    EndPointsIpv4,
+    Framer,
+    Keepalive,
+    Open,
+    OpenObject,
+    PCErr,
+    PCRep,
+    PCReq,
+    Request,
+    UnknownObject,
+    decode_message,
+)
+from gmpls.pcep import examples as ex
+from gmpls.pcep.session import SessionConfig
+from gmpls.topology import load
+from pce.client import PcepClient, PcepError
+from pce.daemon import PceDaemon, config_from_topology
+
+PAPER = Path(__file__).resolve().parents[2] / "topologies" / "paper.yaml"
+TN1, TN2, TN5 = IPv4Address("10.1.1.1"), IPv4Address("10.1.1.2"), IPv4Address("10.1.1.5")
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+async def pce() -> AsyncIterator[PceDaemon]:
+    topo = load(PAPER)
+    cfg = config_from_topology(
+        topo, "pce", pcep_port=0, cli_port=0, bind="127.0.0.1", ted_source="static"
+    )
+    d = PceDaemon(topo, cfg)
+    await d.start()
+    try:
+        yield d
+    finally:
+        await d.stop()
+
+
+def client(d: PceDaemon, n: int, **kw: Any) -> PcepClient:
+    return PcepClient("127.0.0.1", d.server.port, local_address=f"127.0.0.{n}", **kw)
+
+
+class RawPeer:
+    """A hand-driven PCC: raw bytes in and out."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.framer = Framer()
+        self.queue: list[bytes] = []
+
+    @classmethod
+    async def connect(cls, d: PceDaemon, n: int) -> RawPeer:
+        r, w = await asyncio.open_connection(
+            "127.0.0.1", d.server.port, local_addr=(f"127.0.0.{n}", 0)
+        )
+        return cls(r, w)
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def recv(self, timeout: float = 5.0) -> Any:
+        """The next message, or None when the PCE closed the connection."""
+        while not self.queue:
+            data = await asyncio.wait_for(self.reader.read(65536), timeout)
+            if not data:
+                return None
+            self.queue.extend(self.framer.feed(data))
+        return decode_message(self.queue.pop(0))
+
+    async def handshake(self, keepalive: int = 30, deadtimer: int = 120) -> None:
+        await self.send(Open(OpenObject(keepalive, deadtimer, 1)).encode())
+        assert isinstance(await self.recv(), Open)
+        assert isinstance(await self.recv(), Keepalive)
+        await self.send(Keepalive().encode())
+
+    async def closed(self, timeout: float = 5.0) -> bool:
+        with contextlib.suppress(ConnectionError):
+            while (m := await self.recv(timeout)) is not None:
+                if not isinstance(m, (Keepalive, Close, PCErr)):
+                    return False
+        return True
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def test_fig9_path_over_pcep(pce: PceDaemon) -> None:
+    async with client(pce, 2) as pcc:
+        reply = await pcc.request(TN1, TN5, ex.PAPER_QE)
+    assert reply.ok and reply.ero == ex.fig9_ero()
+    assert pce.service.stats.paths == 1 and pce.service.stats.qe_requests == 1
+
+
+async def test_no_path_reasons_over_pcep(pce: PceDaemon) -> None:
+    async with client(pce, 2) as pcc:
+        r1 = await pcc.request(TN2, TN5, ex.PAPER_QE)
+        r2 = await pcc.request(TN1, TN5, qe.QeParams(algorithm=42))
+        r3 = await pcc.request(TN1, IPv4Address("10.9.9.9"))
+    assert not r1.ok and r1.reason.startswith("source_not_qe_capable")
+    assert r1.no_path is not None and r1.no_path.constraints_included
+    assert [m.metric_type for m in r1.response.attributes.metrics] == [255, 254, 253, 252]
+    assert r2.reason.startswith("unknown_algorithm") and "42" in r2.reason
+    assert r3.no_path is not None and r3.no_path.vector == 0x2  # unknown destination
+
+
+async def test_several_requests_in_one_pcreq_and_many_sessions(pce: PceDaemon) -> None:
+    clients = [client(pce, 10 + i) for i in range(20)]
+    for c in clients:
+        await c.start()
+    try:
+        for c in clients:
+            await c.wait_up()
+        reqs = [
+            PcepClient.build_request(1, TN1, TN5, ex.PAPER_QE),
+            PcepClient.build_request(2, TN2, IPv4Address("10.1.1.4")),
+        ]
+        results = await asyncio.gather(*(c.send_requests(tuple(reqs)) for c in clients))
+        for resps in results:
+            assert [r.rp.request_id for r in resps] == [1, 2]
+            assert resps[0].paths[0].ero.subobjects == ex.fig9_ero()
+            assert resps[1].paths and resps[1].no_path is None
+        assert len(pce.server.connections) == 20
+    finally:
+        for c in clients:
+            await c.close()
+
+
+async def test_second_session_from_same_address_refused(pce: PceDaemon) -> None:
+    async with client(pce, 3) as pcc:
+        raw = await RawPeer.connect(pce, 3)
+        msg = await raw.recv()
+        assert isinstance(msg, PCErr) and msg.codes == [(9, 0)]
+        assert await raw.recv() is None
+        raw.close()
+        assert (await pcc.request(TN1, TN5, ex.PAPER_QE)).ok
+
+
+EP = EndPointsIpv4(TN1, TN5)
+
+
+@pytest.mark.parametrize(
+    ("payload", "expect"),
+    [
+        # unknown object class with P set: PCErr (3, 1) naming the request, session stays
+        (
+            PCReq((Request(RP(7), EP, others=(UnknownObject(200, 1, b"", p=True),)),)).encode(),
+            (3, 1),
+        ),
+        # known class, unknown type with P set: (3, 2)
+        (PCReq((Request(RP(7), EP, others=(UnknownObject(6, 9, b"", p=True),)),)).encode(), (3, 2)),
+        # END-POINTS missing: (6, 3)
+        (b"\x20\x03\x00\x10" + RP(7).encode(), (6, 3)),
+        # RP without P flag: (10, 1)
+        (PCReq((Request(RP(7, p=False), EP),)).encode(), (10, 1)),
+        # truncated object (length says 12, message ends): Close, reason 3
+        (b"\x20\x03\x00\x0c\x02\x12\x00\x0c\x00\x00\x00\x00", 3),
+        # object length not a multiple of 4: Close 3
+        (b"\x20\x03\x00\x14\x02\x12\x00\x0d" + bytes(12), 3),
+        # garbage: bad version, the stream is lost: Close 3
+        (b"\xff\xfe\xfd\xfc" * 8, 3),
+    ],
+)
+async def test_hostile_input(pce: PceDaemon, payload: bytes, expect: Any) -> None:
+    async with client(pce, 2) as good:
+        raw = await RawPeer.connect(pce, 5)
+        await raw.handshake()
+        await raw.send(payload)
+        msg = await raw.recv()
+        if isinstance(expect, tuple):
+            assert isinstance(msg, PCErr) and msg.codes == [expect]
+            # the session is still up: a good request on it is answered
+            await raw.send(ex.paper_pcreq(8).encode())
+            rep = await raw.recv()
+            assert isinstance(rep, PCRep) and rep.responses[0].rp.request_id == 8
+        else:
+            assert isinstance(msg, Close) and msg.close.reason == expect
+            assert await raw.recv() is None
+        raw.close()
+        # the other session never noticed
+        assert (await good.request(TN1, TN5, ex.PAPER_QE)).ok
+
+
+async def test_garbage_before_open(pce: PceDaemon) -> None:
+    raw = await RawPeer.connect(pce, 6)
+    assert isinstance(await raw.recv(), Open)  # the PCE opens first
+    await raw.send(b"GET / HTTP/1.1\r\n\r\n")
+    msg = await raw.recv()
+    assert isinstance(msg, PCErr) and msg.codes == [(1, 1)]
+    assert await raw.recv() is None
+    raw.close()
+
+
+async def test_unacceptable_open_negotiated(pce: PceDaemon) -> None:
+    raw = await RawPeer.connect(pce, 6)
+    assert isinstance(await raw.recv(), Open)
+    await raw.send(Open(OpenObject(0, 50)).encode())  # keepalive 0 with a DeadTimer
+    msg = await raw.recv()
+    assert isinstance(msg, PCErr) and msg.codes == [(1, 4)] and msg.open is not None
+    await raw.send(Open(msg.open).encode())
+    assert isinstance(await raw.recv(), Keepalive)
+    raw.close()
+
+
+async def test_dead_timer_closes_silent_peer(pce: PceDaemon) -> None:
+    raw = await RawPeer.connect(pce, 7)
+    await raw.handshake(keepalive=1, deadtimer=2)
+    msg = await raw.recv(timeout=6)
+    while isinstance(msg, Keepalive):
+        msg = await raw.recv(timeout=6)
+    assert isinstance(msg, Close) and msg.close.reason == 2
+    raw.close()
+
+
+async def test_too_many_unknown_messages(pce: PceDaemon) -> None:
+    raw = await RawPeer.connect(pce, 8)
+    await raw.handshake()
+    for _ in range(6):
+        await raw.send(b"\x20\x63\x00\x04")  # message type 99
+    msg = await raw.recv()
+    assert isinstance(msg, Close) and msg.close.reason == 5
+    raw.close()
+
+
+async def test_client_reconnects_with_backoff() -> None:
+    topo = load(PAPER)
+    cfg = config_from_topology(
+        topo, "pce", pcep_port=0, cli_port=None, bind="127.0.0.1", ted_source="static"
+    )
+    d1 = PceDaemon(topo, cfg)
+    await d1.start()
+    port = d1.server.port
+    pcc = PcepClient(
+        "127.0.0.1", port, backoff=(0.05, 0.2), config=SessionConfig(keepalive=1, deadtimer=4)
+    )
+    await pcc.start()
+    try:
+        await pcc.wait_up()
+        await d1.stop()
+        with pytest.raises(PcepError):
+            await pcc.request(TN1, TN5, ex.PAPER_QE, timeout=0.5)
+        cfg2 = config_from_topology(
+            topo, "pce", pcep_port=port, cli_port=None, bind="127.0.0.1", ted_source="static"
+        )
+        d2 = PceDaemon(topo, cfg2)
+        await d2.start()
+        try:
+            await pcc.wait_up(timeout=5)
+            assert (await pcc.request(TN1, TN5, ex.PAPER_QE)).ok
+            assert pcc.connects >= 2
+        finally:
+            await d2.stop()
+    finally:
+        await pcc.close()
+
+
+async def cli(d: PceDaemon, *lines: str) -> list[str]:
+    port = d.cli._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    out = []
+    try:
+        await r.readuntil(b"pce# ")
+        for line in lines:
+            w.write(line.encode() + b"\r\n")
+            out.append((await r.readuntil(b"pce# "))[:-5].decode().replace("\r\n", "\n"))
+    finally:
+        w.close()
+    return out
+
+
+async def test_cli(pce: PceDaemon) -> None:
+    async with client(pce, 2) as pcc:
+        await pcc.request(TN1, TN5, ex.PAPER_QE)
+        await pcc.request(TN2, TN5, ex.PAPER_QE)
+        ted, ted_text, sessions, stats, bad = await cli(
+            pce,
+            "show ted json",
+            "show ted",
+            "show pcep sessions json",
+            "show pce statistics json",
+            "show bogus",
+        )
+    t = json.loads(ted)
+    assert len(t["nodes"]) == 5 and [n["qe_capable"] for n in t["nodes"]] == [
+        True,
+        False,
+        False,
+        False,
+        True,
+    ]
+    assert "10.1.1.2:3" in ted_text and "5 TE nodes" in ted_text
+    s = json.loads(sessions)
+    assert (
+        len(s["sessions"]) == 1
+        and s["sessions"][0]["state"] == "Up"
+        and s["sessions"][0]["requests"] == 2
+    )
+    st = json.loads(stats)
+    assert st["requests"] == 2 and st["paths"] == 1 and st["no_paths"] == 1
+    assert st["no_path_reasons"] == {"SOURCE_NOT_QE_CAPABLE": 1} and st["compute_ms"]["count"] == 2
+    assert bad.startswith("% unknown command")
