@@ -976,6 +976,9 @@ class UnknownObject:
         return self.data
 
 
+_CLASS_NAMES = {c.value: c.name for c in ClassNum}
+
+
 def decode_object(r: Reader, i: int) -> RsvpObject | None:
     """One object from ``r``; ``None`` for an unknown class ``10bbbbbb`` (dropped)."""
     length = r.u16(f"object[{i}].length")
@@ -983,8 +986,8 @@ def decode_object(r: Reader, i: int) -> RsvpObject | None:
     c_type = r.u8(f"object[{i}].c_type")
     if length < 4 or length % 4:
         raise r.fail(f"object[{i}].length", f"{length} is not a multiple of 4 of at least 4")
-    name = ClassNum(class_num).name if class_num in ClassNum._value2member_map_ else class_num
-    body = r.sub(length - 4, f"{name}")
+    name = _CLASS_NAMES.get(class_num) or str(class_num)
+    body = r.sub(length - 4, name)
     cls = _REGISTRY.get((class_num, c_type))
     if cls is not None:
         obj: RsvpObject = cls.decode_body(body)  # type: ignore[attr-defined]
