@@ -929,6 +929,12 @@ class RsvpCore:
             return
         hop = msg.by_class(3)
         phop = hop.address if isinstance(hop, O.RsvpHop | O.RsvpHopIfId) else src
+        rro = msg.get(O.RecordRoute)
+        if rro is not None and any(self._names_me(x) for x in rro.subobjects):
+            # RFC 3209 §4.4.3: our own address in the RRO means a routing loop
+            code = (ErrorCode.ROUTING_PROBLEM, RoutingProblem.RRO_LOOP)
+            self._path_err_to(phop, session, template, tspec, code)
+            return
         old = self.psbs.get(key)
         if old is not None:
             if old.role != HEAD:
@@ -988,7 +994,6 @@ class RsvpCore:
                     RoutingProblem.NO_ROUTE, f"ERO ends here, tunnel ends at {session.tunnel_end}"
                 )
             self._take_route(psb, r)
-            rro = msg.get(O.RecordRoute)
             psb.rro_in = rro.subobjects if rro else ()
             psb.forward = tuple(o for o in msg.objects if isinstance(o, O.UnknownObject))
             if r.own_qe is not None:

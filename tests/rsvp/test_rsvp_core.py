@@ -457,3 +457,23 @@ def test_hello_from_a_stranger_is_answered_without_state() -> None:
     assert len(acks) == 1 and acks[0].ttl == 1
     assert acks[0].message.get(O.HelloAck) == O.HelloAck(103, 77)
     assert IPv4Address("10.9.9.9") not in net.cores["tn3"].neighbors
+
+
+def test_routing_loop_detected_by_record_route() -> None:
+    net = Net()
+    route: list[ero.Subobject] = [
+        ero.Unnumbered(TN[1], 1),
+        ero.Unnumbered(TN[2], 1),
+        ero.Unnumbered(TN[3], 3),
+        ero.Unnumbered(TN[4], 1),  # back to tn2 over the bypass
+        ero.Unnumbered(TN[2], 1),
+        ero.Unnumbered(TN[3], 3),
+        ero.Ipv4Prefix(TN[4], 32),
+    ]
+    net.create("tn1", 1, route, None, 1e9)
+    assert ("tn2", "tn4", "PATH_ERR") in net.msgs()
+    assert net.of("tn1", C.LspDown)[-1].code == (24, 7)
+    for n, c in net.cores.items():
+        assert not c.psbs, n
+        for i in c.links:
+            assert net.free(n, i) == ALL, (n, i)

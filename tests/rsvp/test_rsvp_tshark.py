@@ -183,3 +183,50 @@ def test_errors_hello_notify(decoded: dict[str, Any]) -> None:
     n = decoded["notify"]
     assert _f(n, "rsvp.admin_status.reflect") == ["1"]
     assert _f(n, "rsvp.admin_status.down") == ["1"]
+
+
+def test_core_output_decodes_cleanly(tmp_path: Path) -> None:
+    """Every message the cores of tn1..tn5 actually send for the paper's QE LSP (Hellos,
+    Path, Resv, then the PathTear of its deletion) decodes in tshark with nothing
+    malformed; the Path from tn1 carries the key handle in tn5's QE subobject."""
+    from rsvp_net import TOPO, Net
+
+    assert TSHARK
+    net = Net(hello_ms=1000)
+    net.advance(1.0)
+    net.create("tn1", 1, ex.fig9_ero(), None, 10e9)
+    net.delete("tn1", 1)
+    frames = []
+    for src, dst, m in net.sent:
+        ip = ipv4_packet(
+            TOPO.control_address(src), TOPO.control_address(dst), 46, m.encode(), ttl=m.send_ttl
+        )
+        frames.append(ethernet_frame(ip))
+    pcap = tmp_path / "core.pcap"
+    write_pcap(str(pcap), frames)
+    out = subprocess.run(
+        [TSHARK, "-r", str(pcap), "-T", "json", "-x"], capture_output=True, text=True, check=True
+    )
+    decoded = [dict(f)["_source"] for f in json.loads(out.stdout, object_pairs_hook=Pairs)]
+    assert len(decoded) == len(net.sent)
+    names = []
+    for (_src, _dst, m), src_json in zip(net.sent, decoded, strict=True):
+        layers = dict(src_json)["layers"]
+        assert "Malformed" not in json.dumps(layers)
+        messages = _f(_collect(layers, "_ws.expert"), "_ws.expert.message")
+        assert messages == (['"Time To Live" only 1'] if m.send_ttl == 1 else [])
+        assert _f(layers, "rsvp.msg") == [str(m.msg_type)]
+        names.append(m.name)
+    assert names.count("PATH") == 4 and names.count("RESV") == 4
+    assert names.count("PATH_TEAR") == 4
+    first_path = next(
+        dict(j)["layers"]
+        for (s, _d, m), j in zip(net.sent, decoded, strict=True)
+        if s == "tn1" and m.name == "PATH"
+    )
+    route = _collect(first_path, "rsvp.explicit_route")[0]
+    assert _f(route, "rsvp.type") == ["4", "3", "4", "3", "4", "3", "1", "103"]
+    qe_type = [v for v in _collect(route, "rsvp.type_raw") if v[0] == "67"]
+    frame = bytes.fromhex(_collect(first_path, "frame_raw")[0][0])
+    sub = frame[qe_type[0][1] : qe_type[0][1] + 76]
+    assert sub[4 : 4 + qe.SESSION_ID_LEN] == (1).to_bytes(2, "big") * 32
