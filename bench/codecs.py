@@ -72,6 +72,28 @@ def pcep_cases() -> Cases:
 SECTIONS["pcep"] = pcep_cases
 
 
+def rsvp_cases() -> Cases:
+    """RSVP-TE (gmpls/rsvp): the paper's Path tn1 -> tn2 and Resv, and the other messages."""
+    from gmpls.rsvp import examples as ex
+    from gmpls.rsvp import message
+
+    titles = {
+        "path": "RSVP Path (Fig. 9 ERO, QE session ID)",
+        "resv": "RSVP Resv (SE, FLOWSPEC, LABEL, RRO)",
+        "path_err": "RSVP PathErr (IF_ID ERROR_SPEC)",
+        "resv_err": "RSVP ResvErr",
+        "path_tear": "RSVP PathTear",
+        "resv_tear": "RSVP ResvTear",
+        "resv_conf": "RSVP ResvConf",
+        "hello": "RSVP Hello",
+        "notify": "RSVP Notify",
+    }
+    return {titles[k]: (m.encode, message.decode) for k, m in ex.all_examples().items()}
+
+
+SECTIONS["rsvp"] = rsvp_cases
+
+
 def _time(fn: Callable[[], object], budget: float) -> tuple[float, int]:
     n = 0
     t0 = time.perf_counter()

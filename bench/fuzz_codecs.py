@@ -81,6 +81,31 @@ def pcep_section() -> Section:
 SECTIONS["pcep"] = pcep_section
 
 
+def _rsvp_unchecked(b: bytes) -> bytes:
+    """Checksum zeroed (= none, RFC 2205) and the header length made consistent, so
+    mutations reach the object loops."""
+    if len(b) < 8:
+        return b
+    return b[:2] + b"\x00\x00" + b[4:6] + len(b).to_bytes(2, "big") + b[8:]
+
+
+def rsvp_section() -> Section:
+    from gmpls.rsvp import examples as ex
+    from gmpls.rsvp import message
+
+    out: Section = []
+    for m in ex.all_examples().values():
+        raw = m.encode()
+        out.append((raw, message.decode, 8))
+        # twice: most mutations should get past the checksum into the objects
+        out.append((raw, lambda b: message.decode(_rsvp_unchecked(b)), 8))
+        out.append((raw, lambda b: message.decode(_rsvp_unchecked(b)), 8))
+    return out
+
+
+SECTIONS["rsvp"] = rsvp_section
+
+
 def mutate(rng: random.Random, data: bytes, keep: int = 0) -> bytes:
     """Apply 1-4 random edits; most of them after the first ``keep`` bytes (the fixed
     header) so that the decoders get past it and into the TLVs."""
