@@ -80,7 +80,10 @@ class State:
         """Write state.json and the index entry atomically (rename over the old file)."""
         _atomic_write(self.path, json.dumps(self.to_json(), indent=1) + "\n")
         entry = {"prefix": self.prefix, "name": self.name, "state": str(self.path)}
-        _atomic_write(index_dir() / f"{self.prefix}.json", json.dumps(entry) + "\n")
+        index = index_dir() / f"{self.prefix}.json"
+        if getattr(self, "_indexed", None) != index or not index.exists():
+            _atomic_write(index, json.dumps(entry) + "\n")
+            self._indexed = index
 
     def forget(self) -> None:
         """Remove the state file and the index entry (logs in the run directory stay)."""
