@@ -495,6 +495,13 @@ class Testbed:
 
     # --- daemons ------------------------------------------------------------------------
     def start_all(self) -> None:
+        """Start every host's daemon; the logs of an earlier run in the same run directory
+        are removed first (``qkdnet start HOST`` later appends to the same run's logs)."""
+        for h in self.topology.hosts:
+            for pattern in (f"{h}.log", f"{h}.out", f"{h}.*.log", f"{h}.*.out"):
+                for old in self.run_dir.glob(pattern):
+                    with contextlib.suppress(OSError):
+                        old.unlink()
         started = []
         for h in self.topology.hosts:
             started += self._start(h)
