@@ -1,0 +1,1409 @@
+"""The sans-I/O OSPFv2 speaker: interfaces, neighbors, LSDB, flooding and SPF of one
+router in one area (RFC 2328 with RFC 5250 opaque LSAs).
+
+Inputs (time is always passed in, never read):
+
+- :meth:`OspfRouter.receive` — a packet as received: interface, source and destination
+  addresses, the OSPF bytes (the IP payload), ``now``;
+- :meth:`OspfRouter.handle` — an event: :class:`InterfaceUp`, :class:`InterfaceDown`,
+  :class:`Timer` (call it when the time of the last :class:`SetTimer` has come),
+  :class:`OriginateOpaque`, :class:`FlushOpaque`;
+- convenience wrappers for the same events (``add_interface``, ``originate_opaque`` ...).
+
+Outputs: every call returns a list of actions, the last one always a :class:`SetTimer`
+(the absolute time of the next timer; None when none is armed). :class:`Send` asks the
+shell to transmit bytes on an interface to an address (unicast or 224.0.0.5/6, TTL 1);
+:class:`LsdbChanged`, :class:`NeighborChanged` and :class:`RoutesChanged` report state
+changes. Listeners added with :meth:`OspfRouter.add_lsdb_listener` are also called,
+synchronously, for every LSDB change (the PCE's TED subscribes this way).
+
+Sections of RFC 2328 are cited where each rule is implemented.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from typing import Any
+
+from gmpls.errors import DecodeError
+from gmpls.ospf import packet as P
+from gmpls.ospf import spf
+from gmpls.ospf.constants import (
+    ALL_D_ROUTERS,
+    ALL_SPF_ROUTERS,
+    HEADER_LEN,
+    INITIAL_SEQUENCE,
+    LS_REFRESH_TIME,
+    LSA_HEADER_LEN,
+    MAX_AGE,
+    MAX_SEQUENCE,
+    MIN_LS_ARRIVAL,
+    MIN_LS_INTERVAL,
+    OPAQUE_TYPES,
+    ZERO,
+    AuType,
+    DDFlags,
+    LsType,
+    Options,
+    RouterLinkType,
+)
+from gmpls.ospf.fsm import (
+    IF_TRANSITIONS,
+    NBR_TRANSITIONS,
+    IfAction,
+    IfEvent,
+    IfState,
+    NbrAction,
+    NbrEvent,
+    NbrState,
+)
+from gmpls.ospf.lsa import (
+    LSA,
+    LSAHeader,
+    LSAKey,
+    NetworkLSA,
+    RouterLink,
+    RouterLSA,
+    compare_instances,
+)
+from gmpls.ospf.lsdb import LSDB, Entry
+
+log = logging.getLogger("gmpls.ospf")
+
+IP_HEADER_LEN = 20
+KNOWN_LS_TYPES = frozenset({1, 2, 3, 4, 5, 9, 10, 11})
+
+# ---------------------------------------------------------------- configuration
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    """Interface authentication (RFC 2328 Appendix D): null, simple password or keyed MD5."""
+
+    autype: int = AuType.NULL
+    key: bytes = b""
+    key_id: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceConfig:
+    """One OSPF interface. ``network_type`` is "broadcast" or "point-to-point"."""
+
+    name: str
+    address: IPv4Interface
+    network_type: str = "broadcast"
+    cost: int = 10
+    priority: int = 1
+    hello_interval: int = 10
+    dead_interval: int = 40
+    rxmt_interval: int = 5
+    transmit_delay: int = 1
+    mtu: int = 1500
+    auth: AuthConfig = AuthConfig()
+    passive: bool = False  # advertised as a stub network, no Hellos
+
+
+# ---------------------------------------------------------------- events and actions
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceUp:
+    config: InterfaceConfig
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceDown:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """The time of the last :class:`SetTimer` has come."""
+
+
+@dataclass(frozen=True, slots=True)
+class OriginateOpaque:
+    """Originate (or change) one of our opaque LSAs; the core keeps its sequence number,
+    refreshes it every LSRefreshTime and honours MinLSInterval."""
+
+    ls_type: int
+    ls_id: IPv4Address
+    body: Any
+    options: int = Options.E | Options.O
+
+
+@dataclass(frozen=True, slots=True)
+class FlushOpaque:
+    ls_type: int
+    ls_id: IPv4Address
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Transmit ``data`` (an OSPF packet, the IP payload) on ``ifname`` to ``dst``."""
+
+    ifname: str
+    dst: IPv4Address
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SetTimer:
+    """Call ``handle(Timer(), now)`` at ``at`` (absolute; None = no timer armed)."""
+
+    at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class LsdbChanged:
+    """LSAs installed, replaced or removed (removed: the key is no longer in the LSDB)."""
+
+    keys: tuple[LSAKey, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NeighborChanged:
+    ifname: str
+    router_id: IPv4Address
+    address: IPv4Address
+    old: NbrState
+    new: NbrState
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceChanged:
+    ifname: str
+    old: IfState
+    new: IfState
+    dr: IPv4Address
+    bdr: IPv4Address
+
+
+@dataclass(frozen=True, slots=True)
+class RoutesChanged:
+    routes: dict[IPv4Network, spf.Route]
+
+
+Action = Send | SetTimer | LsdbChanged | NeighborChanged | InterfaceChanged | RoutesChanged
+Event = InterfaceUp | InterfaceDown | Timer | OriginateOpaque | FlushOpaque
+LsdbListener = Callable[[LSAKey, LSA | None], None]
+
+# ---------------------------------------------------------------- per-peer state
+
+
+@dataclass(eq=False)
+class Neighbor:
+    """The neighbor data structure of RFC 2328 §10."""
+
+    router_id: IPv4Address
+    address: IPv4Address
+    state: NbrState = NbrState.DOWN
+    priority: int = 0
+    options: int = 0  # from its Hellos
+    dd_options: int | None = None  # from the DD that settled master/slave (RFC 5250 O bit)
+    dr: IPv4Address = ZERO
+    bdr: IPv4Address = ZERO
+    master: bool = True  # True: WE are master of the exchange
+    dd_seq: int = 0
+    last_rcvd: tuple[int, int, int] | None = None  # (flags, options, seq) of the last DD
+    last_sent: bytes | None = None  # the last DD packet we sent (for retransmission)
+    last_sent_more: bool = True
+    summary: list[LSAHeader] = field(default_factory=list)
+    requests: dict[LSAKey, LSAHeader] = field(default_factory=dict)
+    requests_sent: set[LSAKey] = field(default_factory=set)
+    rxmt: dict[LSAKey, LSA] = field(default_factory=dict)
+    inactivity_at: float | None = None
+    dd_rxmt_at: float | None = None
+    lsr_rxmt_at: float | None = None
+    lsu_rxmt_at: float | None = None
+    crypto_seq: int = 0
+    last_change: float = 0.0
+
+
+@dataclass(eq=False)
+class Interface:
+    """The interface data structure of RFC 2328 §9, with drop counters."""
+
+    config: InterfaceConfig
+    state: IfState = IfState.DOWN
+    dr: IPv4Address = ZERO
+    bdr: IPv4Address = ZERO
+    neighbors: dict[IPv4Address, Neighbor] = field(default_factory=dict)
+    hello_at: float | None = None
+    wait_at: float | None = None
+    acks: list[LSAHeader] = field(default_factory=list)
+    ack_at: float | None = None
+    counters: dict[str, int] = field(default_factory=dict)
+    crypto_seq: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def ip(self) -> IPv4Address:
+        return self.config.address.ip
+
+    @property
+    def p2p(self) -> bool:
+        return self.config.network_type == "point-to-point"
+
+    def count(self, what: str) -> None:
+        self.counters[what] = self.counters.get(what, 0) + 1
+
+
+COUNTERS = (
+    "rx_packets",
+    "tx_packets",
+    "bad_checksum",
+    "bad_lsa_checksum",
+    "bad_version",
+    "wrong_area",
+    "auth_mismatch",
+    "truncated",
+    "malformed",
+    "hello_mismatch",
+    "mtu_mismatch",
+    "bad_source",
+    "unknown_neighbor",
+    "not_dr",
+    "own_packet",
+)
+
+
+def _elect(
+    me: tuple[IPv4Address, IPv4Address, int, IPv4Address, IPv4Address],
+    others: list[tuple[IPv4Address, IPv4Address, int, IPv4Address, IPv4Address]],
+) -> tuple[IPv4Address, IPv4Address]:
+    """RFC 2328 §9.4 steps 2-4. Candidates are (router id, address, priority, declared DR,
+    declared BDR); returns (DR address, BDR address). Routers with priority 0 are not
+    candidates; the highest (priority, router id) wins each tie."""
+
+    def run(
+        cands: list[tuple[IPv4Address, IPv4Address, int, IPv4Address, IPv4Address]],
+    ) -> tuple[IPv4Address, IPv4Address]:
+        elig = [c for c in cands if c[2] > 0]
+        # step 2: BDR among the routers not declaring themselves DR
+        not_dr = [c for c in elig if c[3] != c[1]]
+        declaring_bdr = [c for c in not_dr if c[4] == c[1]]
+        pool = declaring_bdr or not_dr
+        bdr = max(pool, key=lambda c: (c[2], int(c[0])))[1] if pool else ZERO
+        # step 3: DR among the routers declaring themselves DR, else the new BDR
+        declaring_dr = [c for c in elig if c[3] == c[1]]
+        dr = max(declaring_dr, key=lambda c: (c[2], int(c[0])))[1] if declaring_dr else bdr
+        return dr, bdr
+
+    dr, bdr = run([me, *others])
+    rid, addr, prio, my_dr, my_bdr = me
+    was_dr, was_bdr = my_dr == addr, my_bdr == addr
+    is_dr, is_bdr = dr == addr, bdr == addr
+    if (was_dr, was_bdr) != (is_dr, is_bdr):
+        # step 4: our own role changed: repeat steps 2 and 3 with our new declaration
+        dr, bdr = run([(rid, addr, prio, dr, bdr), *others])
+    return dr, bdr
+
+
+# ---------------------------------------------------------------- the router
+
+
+class OspfRouter:
+    """One OSPFv2 router in one area. See the module docstring for the API."""
+
+    def __init__(
+        self,
+        router_id: IPv4Address | str,
+        area: IPv4Address | str = "0.0.0.0",
+        *,
+        stub_networks: tuple[tuple[IPv4Network, int], ...] = (),
+        name: str = "",
+    ) -> None:
+        self.router_id = IPv4Address(router_id)
+        self.area = IPv4Address(area)
+        self.name = name or str(self.router_id)
+        self.options = Options.E | Options.O
+        self.stub_networks = stub_networks
+        self.interfaces: dict[str, Interface] = {}
+        self.lsdb = LSDB()
+        self.routes: dict[IPv4Network, spf.Route] = {}
+        self._wanted: dict[LSAKey, tuple[Any, int]] = {}
+        self._originated_at: dict[LSAKey, float] = {}
+        self._pending: dict[LSAKey, float] = {}
+        self._out: list[Action] = []
+        self._changed: list[LSAKey] = []
+        self._if_events: list[tuple[Interface, IfEvent]] = []
+        self._listeners: list[LsdbListener] = []
+        self._spf_dirty = False
+        self._router_lsa_dirty = False
+        self._next_age_check: float | None = None
+        self.spf_runs = 0
+
+    # ------------------------------------------------------------ public API
+
+    def add_lsdb_listener(self, fn: LsdbListener) -> None:
+        """Call ``fn(key, lsa)`` for every installed LSA, ``fn(key, None)`` on removal."""
+        self._listeners.append(fn)
+
+    def handle(self, event: Event, now: float) -> list[Action]:
+        if isinstance(event, InterfaceUp):
+            self._interface_up(event.config, now)
+        elif isinstance(event, InterfaceDown):
+            iface = self.interfaces.get(event.name)
+            if iface is not None:
+                self._if_event(iface, IfEvent.INTERFACE_DOWN, now)
+        elif isinstance(event, Timer):
+            self._timers(now)
+        elif isinstance(event, OriginateOpaque):
+            key = LSAKey(event.ls_type, IPv4Address(event.ls_id), self.router_id)
+            if event.ls_type not in OPAQUE_TYPES:
+                raise ValueError(f"LS type {event.ls_type} is not an opaque type")
+            self._originate(key, event.body, event.options, now)
+        elif isinstance(event, FlushOpaque):
+            self._flush_own(LSAKey(event.ls_type, IPv4Address(event.ls_id), self.router_id), now)
+        return self._finish(now)
+
+    def add_interface(self, config: InterfaceConfig, now: float) -> list[Action]:
+        return self.handle(InterfaceUp(config), now)
+
+    def originate_opaque(
+        self, ls_type: int, ls_id: IPv4Address, body: Any, now: float
+    ) -> list[Action]:
+        return self.handle(OriginateOpaque(ls_type, ls_id, body), now)
+
+    def flush_opaque(self, ls_type: int, ls_id: IPv4Address, now: float) -> list[Action]:
+        return self.handle(FlushOpaque(ls_type, ls_id), now)
+
+    def receive(
+        self,
+        ifname: str,
+        data: bytes,
+        src: IPv4Address | str,
+        now: float,
+        dst: IPv4Address | str = ALL_SPF_ROUTERS,
+    ) -> list[Action]:
+        """Process one received OSPF packet (the IP payload). Never raises on bad input:
+        the packet is dropped and counted on the interface (RFC 2328 §8.2)."""
+        iface = self.interfaces.get(ifname)
+        if iface is None or iface.state in (IfState.DOWN, IfState.LOOPBACK) or iface.config.passive:
+            return self._finish(now)
+        self._receive(iface, bytes(data), IPv4Address(src), IPv4Address(dst), now)
+        return self._finish(now)
+
+    def next_timer(self) -> float | None:
+        times: list[float] = []
+        for iface in self.interfaces.values():
+            times += [t for t in (iface.hello_at, iface.wait_at, iface.ack_at) if t is not None]
+            for n in iface.neighbors.values():
+                times += [
+                    t
+                    for t in (n.inactivity_at, n.dd_rxmt_at, n.lsr_rxmt_at, n.lsu_rxmt_at)
+                    if t is not None
+                ]
+        times += self._pending.values()
+        times += [t + LS_REFRESH_TIME for t in self._originated_at.values()]
+        if self._next_age_check is not None:
+            times.append(self._next_age_check)
+        return min(times) if times else None
+
+    # read-only views for CLIs and tests
+
+    def neighbors(self) -> list[tuple[Interface, Neighbor]]:
+        return [(i, n) for i in self.interfaces.values() for n in i.neighbors.values()]
+
+    def lsas(self, now: float) -> list[LSA]:
+        return self.lsdb.lsas(now)
+
+    def own(self, key: LSAKey) -> bool:
+        return self._self_originated(key)
+
+    # ------------------------------------------------------------ plumbing
+
+    def _finish(self, now: float) -> list[Action]:
+        for _ in range(100):
+            if not self._if_events:
+                break
+            events, self._if_events = self._if_events, []
+            for iface, ev in events:
+                self._if_event(iface, ev, now)
+        if self._router_lsa_dirty:
+            self._router_lsa_dirty = False
+            self._originate_router_lsa(now)
+            for iface in self.interfaces.values():
+                self._update_network_lsa(iface, now)
+        if self._spf_dirty:
+            self._spf_dirty = False
+            self._run_spf()
+        if self._changed:
+            keys = tuple(dict.fromkeys(self._changed))
+            self._changed = []
+            self._out.append(LsdbChanged(keys))
+            self._next_age_check = self._age_check_time(now)
+        out = self._out
+        self._out = []
+        out.append(SetTimer(self.next_timer()))
+        return out
+
+    def _age_check_time(self, now: float) -> float | None:
+        """When the LSDB next needs attention: an LSA reaching MaxAge, or (one second from
+        now) MaxAge LSAs waiting to be removed (§14)."""
+        t = self.lsdb.next_expiry()
+        if any(e.lsa.header.age >= MAX_AGE for _, e in self.lsdb.entries()):
+            t = now + 1.0 if t is None else min(t, now + 1.0)
+        return t
+
+    def _send(self, iface: Interface, dst: IPv4Address, body: Any) -> None:
+        pkt = P.Packet(self.router_id, self.area, body)
+        auth = iface.config.auth
+        if auth.autype == AuType.SIMPLE:
+            data = P.Packet(self.router_id, self.area, body, P.Auth.simple(auth.key)).encode()
+        elif auth.autype == AuType.CRYPTOGRAPHIC:
+            iface.crypto_seq += 1
+            data = P.sign_md5(pkt, auth.key_id, iface.crypto_seq, auth.key)
+        else:
+            data = pkt.encode()
+        iface.count("tx_packets")
+        self._out.append(Send(iface.name, dst, data))
+
+    def _flood_dst(self, iface: Interface) -> IPv4Address:
+        """§13.3 (5): AllSPFRouters from the DR/BDR and on p2p, else AllDRouters."""
+        if iface.p2p or iface.state in (IfState.DR, IfState.BACKUP):
+            return ALL_SPF_ROUTERS
+        return ALL_D_ROUTERS
+
+    def _notify(self, key: LSAKey) -> None:
+        self._changed.append(key)
+        e = self.lsdb.get(key)
+        for fn in self._listeners:
+            fn(key, e.lsa if e else None)
+
+    def _install(self, lsa: LSA, now: float) -> None:
+        """§13.2: install, note whether the routing table must be recalculated."""
+        if self.lsdb.install(lsa, now) and lsa.header.ls_type in (1, 2):
+            self._spf_dirty = True
+        self._notify(lsa.key)
+
+    def _remove(self, key: LSAKey) -> None:
+        e = self.lsdb.remove(key)
+        if e is not None:
+            if key.ls_type in (1, 2):
+                self._spf_dirty = True
+            self._notify(key)
+
+    # ------------------------------------------------------------ interface FSM (§9.3)
+
+    def _interface_up(self, config: InterfaceConfig, now: float) -> None:
+        if config.name in self.interfaces:
+            self._if_event(self.interfaces[config.name], IfEvent.INTERFACE_DOWN, now)
+        iface = Interface(config)
+        iface.counters = dict.fromkeys(COUNTERS, 0)
+        self.interfaces[config.name] = iface
+        self._if_event(iface, IfEvent.INTERFACE_UP, now)
+
+    def _set_if_state(self, iface: Interface, new: IfState) -> None:
+        old = iface.state
+        if old != new:
+            iface.state = new
+            log.info(
+                "%s ospf interface %s %s -> %s (DR %s BDR %s)",
+                self.name,
+                iface.name,
+                old.name,
+                new.name,
+                iface.dr,
+                iface.bdr,
+            )
+            self._out.append(InterfaceChanged(iface.name, old, new, iface.dr, iface.bdr))
+            self._router_lsa_dirty = True
+
+    def _if_event(self, iface: Interface, ev: IfEvent, now: float) -> None:
+        entry = IF_TRANSITIONS.get((iface.state, ev))
+        if entry is None:
+            log.debug(
+                "%s interface %s: event %s ignored in %s",
+                self.name,
+                iface.name,
+                ev.name,
+                iface.state.name,
+            )
+            return
+        action, nxt = entry
+        if action == IfAction.START:
+            if iface.config.passive:
+                self._set_if_state(
+                    iface, IfState.DROTHER if not iface.p2p else IfState.POINT_TO_POINT
+                )
+                return
+            iface.hello_at = now
+            if iface.p2p:
+                self._set_if_state(iface, IfState.POINT_TO_POINT)
+            elif iface.config.priority == 0:
+                self._set_if_state(iface, IfState.DROTHER)
+            else:
+                iface.wait_at = now + iface.config.dead_interval
+                self._set_if_state(iface, IfState.WAITING)
+        elif action == IfAction.ELECT:
+            iface.wait_at = None
+            self._elect(iface, now)
+        elif action == IfAction.RESET:
+            for n in list(iface.neighbors.values()):
+                self._nbr_event(iface, n, NbrEvent.KILL_NBR, now)
+            iface.hello_at = iface.wait_at = iface.ack_at = None
+            iface.dr = iface.bdr = ZERO
+            iface.acks.clear()
+            if nxt is not None:
+                self._set_if_state(iface, nxt)
+            self._router_lsa_dirty = True
+        elif nxt is not None:
+            self._set_if_state(iface, nxt)
+
+    def _elect(self, iface: Interface, now: float) -> None:
+        """§9.4 on a broadcast network; then AdjOK? if the DR or BDR changed (step 7)."""
+        me = (self.router_id, iface.ip, iface.config.priority, iface.dr, iface.bdr)
+        others = [
+            (n.router_id, n.address, n.priority, n.dr, n.bdr)
+            for n in iface.neighbors.values()
+            if n.state >= NbrState.TWO_WAY
+        ]
+        old = (iface.dr, iface.bdr)
+        iface.dr, iface.bdr = _elect(me, others)
+        if iface.dr == iface.ip:
+            self._set_if_state(iface, IfState.DR)
+        elif iface.bdr == iface.ip:
+            self._set_if_state(iface, IfState.BACKUP)
+        else:
+            self._set_if_state(iface, IfState.DROTHER)
+        if (iface.dr, iface.bdr) != old:
+            log.info(
+                "%s ospf interface %s elected DR %s BDR %s",
+                self.name,
+                iface.name,
+                iface.dr,
+                iface.bdr,
+            )
+            self._out.append(
+                InterfaceChanged(iface.name, iface.state, iface.state, iface.dr, iface.bdr)
+            )
+            self._router_lsa_dirty = True
+            for n in list(iface.neighbors.values()):
+                if n.state >= NbrState.TWO_WAY:
+                    self._nbr_event(iface, n, NbrEvent.ADJ_OK, now)
+
+    # ------------------------------------------------------------ neighbor FSM (§10.3)
+
+    def _adjacency_ok(self, iface: Interface, n: Neighbor) -> bool:
+        """§10.4: form an adjacency on p2p, or when either end is the DR or BDR."""
+        if iface.p2p:
+            return True
+        return (
+            iface.dr == iface.ip
+            or iface.bdr == iface.ip
+            or n.address == iface.dr
+            or n.address == iface.bdr
+        )
+
+    def _set_nbr_state(self, iface: Interface, n: Neighbor, new: NbrState, now: float) -> None:
+        old = n.state
+        if old == new:
+            return
+        n.state = new
+        n.last_change = now
+        log.info(
+            "%s ospf neighbor %s (%s) on %s %s -> %s",
+            self.name,
+            n.router_id,
+            n.address,
+            iface.name,
+            old.name,
+            new.name,
+        )
+        self._out.append(NeighborChanged(iface.name, n.router_id, n.address, old, new))
+        two_way = NbrState.TWO_WAY
+        if (old >= two_way) != (new >= two_way):
+            self._if_events.append((iface, IfEvent.NEIGHBOR_CHANGE))
+        if (old == NbrState.FULL) != (new == NbrState.FULL):
+            self._router_lsa_dirty = True
+
+    def _nbr_event(self, iface: Interface, n: Neighbor, ev: NbrEvent, now: float) -> None:
+        entry = NBR_TRANSITIONS.get((n.state, ev))
+        if entry is None:
+            log.debug(
+                "%s neighbor %s: event %s ignored in %s",
+                self.name,
+                n.router_id,
+                ev.name,
+                n.state.name,
+            )
+            return
+        action, nxt = entry
+        dead = iface.config.dead_interval
+        if (
+            action in (NbrAction.START_INACTIVITY, NbrAction.RESTART_INACTIVITY)
+            or action == NbrAction.SEND_HELLO
+        ):
+            n.inactivity_at = now + dead
+        elif action == NbrAction.DECIDE_ADJACENCY:
+            if self._adjacency_ok(iface, n):
+                self._set_nbr_state(iface, n, NbrState.EXSTART, now)
+                self._start_exchange(iface, n, now)
+            else:
+                self._set_nbr_state(iface, n, NbrState.TWO_WAY, now)
+            return
+        elif action == NbrAction.NEGOTIATED:
+            self._set_nbr_state(iface, n, NbrState.EXCHANGE, now)
+            self._build_summary(iface, n, now)
+            return
+        elif action == NbrAction.EXCHANGE_DONE:
+            n.dd_rxmt_at = None
+            if n.requests:
+                self._set_nbr_state(iface, n, NbrState.LOADING, now)
+                self._send_lsr(iface, n, now)
+            else:
+                self._set_nbr_state(iface, n, NbrState.FULL, now)
+            return
+        elif action == NbrAction.RESTART_EXCHANGE:
+            self._clear_lists(n)
+            self._set_nbr_state(iface, n, NbrState.EXSTART, now)
+            self._start_exchange(iface, n, now)
+            return
+        elif action == NbrAction.REEVALUATE:
+            ok = self._adjacency_ok(iface, n)
+            if n.state == NbrState.TWO_WAY and ok:
+                self._set_nbr_state(iface, n, NbrState.EXSTART, now)
+                self._start_exchange(iface, n, now)
+            elif n.state >= NbrState.EXSTART and not ok:
+                self._clear_lists(n)
+                n.dd_rxmt_at = n.lsr_rxmt_at = n.lsu_rxmt_at = None
+                self._set_nbr_state(iface, n, NbrState.TWO_WAY, now)
+            return
+        elif action == NbrAction.CLEAR_LISTS:
+            self._clear_lists(n)
+            n.dd_rxmt_at = n.lsr_rxmt_at = n.lsu_rxmt_at = None
+        elif action == NbrAction.KILL:
+            self._clear_lists(n)
+            n.inactivity_at = n.dd_rxmt_at = n.lsr_rxmt_at = n.lsu_rxmt_at = None
+            self._set_nbr_state(iface, n, NbrState.DOWN, now)
+            iface.neighbors.pop(n.router_id, None)
+            return
+        if nxt is not None:
+            self._set_nbr_state(iface, n, nxt, now)
+
+    def _clear_lists(self, n: Neighbor) -> None:
+        n.summary.clear()
+        n.requests.clear()
+        n.requests_sent.clear()
+        n.rxmt.clear()
+        n.last_sent = None
+        n.last_rcvd = None
+
+    # ------------------------------------------------------------ receive (§8.2)
+
+    def _receive(
+        self, iface: Interface, data: bytes, src: IPv4Address, dst: IPv4Address, now: float
+    ) -> None:
+        iface.count("rx_packets")
+        try:
+            pkt = P.decode(data)
+        except DecodeError as e:
+            if e.field == "ospf.header.checksum":
+                iface.count("bad_checksum")
+            elif e.field == "ospf.header.version":
+                iface.count("bad_version")
+            elif e.field.endswith("checksum"):
+                iface.count("bad_lsa_checksum")
+            elif "truncated" in e.reason or "length" in e.field:
+                iface.count("truncated")
+            else:
+                iface.count("malformed")
+            log.debug("%s dropped packet from %s on %s: %s", self.name, src, iface.name, e)
+            return
+        if pkt.router_id == self.router_id or src == iface.ip:
+            iface.count("own_packet")
+            return
+        if pkt.area_id != self.area:
+            iface.count("wrong_area")
+            return
+        if dst == ALL_D_ROUTERS and iface.state not in (IfState.DR, IfState.BACKUP):
+            iface.count("not_dr")
+            return
+        if not self._auth_ok(iface, pkt, data):
+            iface.count("auth_mismatch")
+            return
+        if not iface.p2p and src not in iface.config.address.network:
+            iface.count("bad_source")
+            return
+        body = pkt.body
+        if isinstance(body, P.Hello):
+            self._recv_hello(iface, pkt.router_id, src, body, now)
+            return
+        n = iface.neighbors.get(pkt.router_id)
+        if n is None:
+            iface.count("unknown_neighbor")
+            return
+        if isinstance(body, P.DatabaseDescription):
+            self._recv_dd(iface, n, body, now)
+        elif isinstance(body, P.LSRequest):
+            self._recv_lsr(iface, n, body, now)
+        elif isinstance(body, P.LSUpdate):
+            self._recv_lsu(iface, n, body, now)
+        elif isinstance(body, P.LSAck):
+            self._recv_ack(iface, n, body, now)
+
+    def _auth_ok(self, iface: Interface, pkt: P.Packet, data: bytes) -> bool:
+        """RFC 2328 Appendix D: the AuType must match; simple password compared; keyed
+        MD5 digest verified (the cryptographic sequence number is not checked)."""
+        cfg = iface.config.auth
+        if pkt.auth.autype != cfg.autype:
+            return False
+        if cfg.autype == AuType.SIMPLE:
+            return pkt.auth.data == cfg.key[:8].ljust(8, b"\x00")
+        if cfg.autype == AuType.CRYPTOGRAPHIC:
+            return pkt.auth.key_id == cfg.key_id and P.verify_md5(data, cfg.key)
+        return True
+
+    # ------------------------------------------------------------ Hello (§9.5, §10.5)
+
+    def _send_hello(self, iface: Interface) -> None:
+        nbrs = tuple(
+            sorted(
+                (n.router_id for n in iface.neighbors.values() if n.state >= NbrState.INIT),
+                key=int,
+            )
+        )
+        mask = IPv4Address(int(iface.config.address.netmask))
+        hello = P.Hello(
+            mask,
+            iface.config.hello_interval,
+            self.options,
+            iface.config.priority,
+            iface.config.dead_interval,
+            iface.dr,
+            iface.bdr,
+            nbrs,
+        )
+        self._send(iface, ALL_SPF_ROUTERS, hello)
+
+    def _recv_hello(
+        self, iface: Interface, rid: IPv4Address, src: IPv4Address, h: P.Hello, now: float
+    ) -> None:
+        cfg = iface.config
+        if not iface.p2p and h.network_mask != IPv4Address(int(cfg.address.netmask)):
+            iface.count("hello_mismatch")
+            return
+        if h.hello_interval != cfg.hello_interval or h.dead_interval != cfg.dead_interval:
+            iface.count("hello_mismatch")
+            return
+        if (h.options & Options.E) != (self.options & Options.E):
+            iface.count("hello_mismatch")
+            return
+        n = iface.neighbors.get(rid)
+        if n is None:
+            n = Neighbor(rid, src, last_change=now)
+            iface.neighbors[rid] = n
+        n.address = src
+        old_prio, old_dr, old_bdr = n.priority, n.dr, n.bdr
+        n.priority, n.options = h.priority, h.options
+        n.dr, n.bdr = (ZERO, ZERO) if iface.p2p else (h.dr, h.bdr)
+        self._nbr_event(iface, n, NbrEvent.HELLO_RECEIVED, now)
+        if self.router_id in h.neighbors:
+            self._nbr_event(iface, n, NbrEvent.TWO_WAY_RECEIVED, now)
+        else:
+            self._nbr_event(iface, n, NbrEvent.ONE_WAY_RECEIVED, now)
+            return
+        if iface.p2p:
+            return
+        if old_prio != n.priority:
+            self._if_events.append((iface, IfEvent.NEIGHBOR_CHANGE))
+        if h.dr == src and h.bdr == ZERO and iface.state == IfState.WAITING:
+            self._if_events.append((iface, IfEvent.BACKUP_SEEN))
+        elif (h.dr == src) != (old_dr == src):
+            self._if_events.append((iface, IfEvent.NEIGHBOR_CHANGE))
+        if h.bdr == src and iface.state == IfState.WAITING:
+            self._if_events.append((iface, IfEvent.BACKUP_SEEN))
+        elif (h.bdr == src) != (old_bdr == src):
+            self._if_events.append((iface, IfEvent.NEIGHBOR_CHANGE))
+
+    # ------------------------------------------------------------ DD exchange (§10.6, §10.8)
+
+    def _start_exchange(self, iface: Interface, n: Neighbor, now: float) -> None:
+        """Entering ExStart: increment the DD sequence number, claim to be master and send
+        an empty DD with I, M and MS set, retransmitted every RxmtInterval."""
+        n.dd_seq = (int(now * 1000) + int(self.router_id)) & 0xFFFFFFFF or 1
+        n.master = True
+        n.last_rcvd = None
+        n.last_sent_more = True
+        n.dd_options = None
+        dd = P.DatabaseDescription(
+            iface.config.mtu, self.options, DDFlags.I | DDFlags.M | DDFlags.MS, n.dd_seq
+        )
+        self._send_dd(iface, n, dd, now)
+
+    def _send_dd(
+        self, iface: Interface, n: Neighbor, dd: P.DatabaseDescription, now: float
+    ) -> None:
+        n.last_sent = P.Packet(self.router_id, self.area, dd).encode()
+        self._send(iface, n.address, dd)
+        n.dd_rxmt_at = now + iface.config.rxmt_interval if n.master else None
+
+    def _build_summary(self, iface: Interface, n: Neighbor, now: float) -> None:
+        """§10.3 NegotiationDone: the database summary list; MaxAge LSAs go to the
+        retransmission list instead. Opaque LSAs only to opaque-capable neighbors."""
+        n.summary = []
+        for key, e in self.lsdb.entries():
+            if key.ls_type in OPAQUE_TYPES and not _opaque_capable(n):
+                continue
+            if e.age(now) >= MAX_AGE:
+                n.rxmt[key] = e.lsa
+                if n.lsu_rxmt_at is None:
+                    n.lsu_rxmt_at = now + iface.config.rxmt_interval
+            else:
+                n.summary.append(e.header(now))
+
+    def _next_dd(self, iface: Interface, n: Neighbor, flags: int) -> P.DatabaseDescription:
+        room = (iface.config.mtu - IP_HEADER_LEN - HEADER_LEN - 8) // LSA_HEADER_LEN
+        chunk, n.summary = n.summary[:room], n.summary[room:]
+        n.last_sent_more = bool(n.summary)
+        if n.last_sent_more:
+            flags |= DDFlags.M
+        return P.DatabaseDescription(iface.config.mtu, self.options, flags, n.dd_seq, tuple(chunk))
+
+    def _recv_dd(
+        self, iface: Interface, n: Neighbor, dd: P.DatabaseDescription, now: float
+    ) -> None:
+        if dd.mtu > iface.config.mtu:
+            iface.count("mtu_mismatch")
+            return
+        if n.state == NbrState.INIT:
+            self._nbr_event(iface, n, NbrEvent.TWO_WAY_RECEIVED, now)
+        if n.state in (NbrState.DOWN, NbrState.ATTEMPT, NbrState.INIT, NbrState.TWO_WAY):
+            return
+        this = (dd.flags, dd.options, dd.dd_seq)
+        dup = this == n.last_rcvd
+        i_bit, m_bit, ms_bit = (
+            bool(dd.flags & DDFlags.I),
+            bool(dd.flags & DDFlags.M),
+            bool(dd.flags & DDFlags.MS),
+        )
+        if n.state == NbrState.EXSTART:
+            if (
+                i_bit
+                and m_bit
+                and ms_bit
+                and not dd.headers
+                and int(n.router_id) > int(self.router_id)
+            ):
+                # the neighbor is master: we are slave and adopt its sequence number
+                n.master = False
+                n.dd_seq = dd.dd_seq
+                n.dd_options = dd.options
+                n.dd_rxmt_at = None
+                self._nbr_event(iface, n, NbrEvent.NEGOTIATION_DONE, now)
+                n.last_rcvd = this
+                self._send_dd(iface, n, self._next_dd(iface, n, 0), now)
+                return
+            if (
+                not i_bit
+                and not ms_bit
+                and dd.dd_seq == n.dd_seq
+                and int(n.router_id) < int(self.router_id)
+            ):
+                n.master = True
+                n.dd_options = dd.options
+                self._nbr_event(iface, n, NbrEvent.NEGOTIATION_DONE, now)
+            else:
+                return
+        elif n.state == NbrState.EXCHANGE:
+            if dup:
+                if not n.master and n.last_sent is not None:
+                    self._resend_dd(iface, n)
+                return
+            if ms_bit == n.master or i_bit or dd.options != n.dd_options:
+                self._nbr_event(iface, n, NbrEvent.SEQ_NUMBER_MISMATCH, now)
+                return
+            expected = n.dd_seq if n.master else (n.dd_seq + 1) & 0xFFFFFFFF
+            if dd.dd_seq != expected:
+                self._nbr_event(iface, n, NbrEvent.SEQ_NUMBER_MISMATCH, now)
+                return
+        else:  # Loading or Full
+            if dup:
+                if not n.master and n.last_sent is not None:
+                    self._resend_dd(iface, n)
+                return
+            self._nbr_event(iface, n, NbrEvent.SEQ_NUMBER_MISMATCH, now)
+            return
+        # the packet is accepted (§10.6, "the next packet in the sequence")
+        n.last_rcvd = this
+        for h in dd.headers:
+            if h.ls_type not in KNOWN_LS_TYPES:
+                self._nbr_event(iface, n, NbrEvent.SEQ_NUMBER_MISMATCH, now)
+                return
+            e = self.lsdb.get(h.key)
+            if e is None or _newer(h, e.header(now)):
+                n.requests[h.key] = h
+        if n.master:
+            n.dd_seq = (n.dd_seq + 1) & 0xFFFFFFFF
+            if not n.last_sent_more and not m_bit:
+                self._nbr_event(iface, n, NbrEvent.EXCHANGE_DONE, now)
+            else:
+                self._send_dd(iface, n, self._next_dd(iface, n, DDFlags.MS), now)
+        else:
+            n.dd_seq = dd.dd_seq
+            self._send_dd(iface, n, self._next_dd(iface, n, 0), now)
+            if not m_bit and not n.last_sent_more:
+                self._nbr_event(iface, n, NbrEvent.EXCHANGE_DONE, now)
+        if n.state == NbrState.EXCHANGE and n.requests and not n.requests_sent:
+            self._send_lsr(iface, n, now)
+
+    def _resend_dd(self, iface: Interface, n: Neighbor) -> None:
+        assert n.last_sent is not None
+        pkt = P.decode(n.last_sent)
+        self._send(iface, n.address, pkt.body)
+
+    # ------------------------------------------------------------ LS Request (§10.7, §10.9)
+
+    def _send_lsr(self, iface: Interface, n: Neighbor, now: float) -> None:
+        room = (iface.config.mtu - IP_HEADER_LEN - HEADER_LEN) // 12
+        keys = list(n.requests)[:room]
+        n.requests_sent = set(keys)
+        if not keys:
+            n.lsr_rxmt_at = None
+            return
+        self._send(iface, n.address, P.LSRequest(tuple(keys)))
+        n.lsr_rxmt_at = now + iface.config.rxmt_interval
+
+    def _recv_lsr(self, iface: Interface, n: Neighbor, lsr: P.LSRequest, now: float) -> None:
+        if n.state < NbrState.EXCHANGE:
+            return
+        lsas = []
+        for key in lsr.requests:
+            e = self.lsdb.get(key)
+            if e is None:
+                self._nbr_event(iface, n, NbrEvent.BAD_LS_REQ, now)
+                return
+            lsas.append(self._aged_for_send(iface, e, now))
+        self._send_lsus(iface, n.address, lsas)
+
+    def _aged_for_send(self, iface: Interface, e: Entry, now: float) -> LSA:
+        """The LSA with its age incremented by InfTransDelay (§13.3 (5))."""
+        return e.lsa.with_age(min(MAX_AGE, e.age(now) + iface.config.transmit_delay))
+
+    def _send_lsus(self, iface: Interface, dst: IPv4Address, lsas: list[LSA]) -> None:
+        room = iface.config.mtu - IP_HEADER_LEN - HEADER_LEN - 4
+        batch: list[LSA] = []
+        size = 0
+        for a in lsas:
+            if batch and size + a.header.length > room:
+                self._send(iface, dst, P.LSUpdate(tuple(batch)))
+                batch, size = [], 0
+            batch.append(a)
+            size += a.header.length
+        if batch:
+            self._send(iface, dst, P.LSUpdate(tuple(batch)))
+
+    # ------------------------------------------------------------ LS Update (§13)
+
+    def _any_exchanging(self) -> bool:
+        return any(n.state in (NbrState.EXCHANGE, NbrState.LOADING) for _, n in self.neighbors())
+
+    def _recv_lsu(self, iface: Interface, n: Neighbor, lsu: P.LSUpdate, now: float) -> None:
+        if n.state < NbrState.EXCHANGE:
+            return
+        direct_acks: list[LSAHeader] = []
+        for lsa in lsu.lsas:
+            h = lsa.header
+            key = h.key
+            if h.ls_type not in KNOWN_LS_TYPES:
+                continue  # (2) unknown LS type
+            e = self.lsdb.get(key)
+            # (4) MaxAge, not in the database, nobody exchanging: acknowledge and discard
+            if h.age >= MAX_AGE and e is None and not self._any_exchanging():
+                direct_acks.append(h)
+                continue
+            cur = e.header(now) if e is not None else None
+            if cur is None or _newer(h, cur):
+                # (5)(a) MinLSArrival
+                if e is not None and now - e.installed < MIN_LS_ARRIVAL:
+                    continue
+                # (5)(b) flood, (c) remove the old copy from retransmission lists, (d) install
+                flooded_back = self._flood(lsa, iface, n, now)
+                for _, m in self.neighbors():
+                    m.rxmt.pop(key, None)
+                self._install(lsa, now)
+                # (5)(e) acknowledge (§13.5): delayed ack unless flooded back out
+                if not flooded_back:
+                    self._delayed_ack(iface, h, now)
+                # (5)(f) a self-originated LSA (§13.4)
+                if self._self_originated(key):
+                    self._self_originated_received(lsa, now)
+                continue
+            # (6) an instance we requested but older or equal: BadLSReq
+            if key in n.requests:
+                self._nbr_event(iface, n, NbrEvent.BAD_LS_REQ, now)
+                return
+            if not _newer(cur, h):
+                # (7) the same instance: implied acknowledgment or direct ack
+                if key in n.rxmt:
+                    del n.rxmt[key]
+                    if iface.state == IfState.BACKUP and n.address == iface.dr:
+                        self._delayed_ack(iface, h, now)
+                else:
+                    direct_acks.append(h)
+                continue
+            # (8) the database copy is more recent: send it back (unless MaxAge/MaxSeq)
+            assert e is not None
+            if cur.age >= MAX_AGE and cur.seq == MAX_SEQUENCE:
+                continue
+            if now - e.installed >= MIN_LS_ARRIVAL:
+                self._send_lsus(iface, n.address, [self._aged_for_send(iface, e, now)])
+        if direct_acks:
+            self._send(iface, n.address, P.LSAck(tuple(direct_acks)))
+        self._check_loading(iface, n, now)
+
+    def _check_loading(self, iface: Interface, n: Neighbor, now: float) -> None:
+        if n.state not in (NbrState.EXCHANGE, NbrState.LOADING):
+            return
+        n.requests_sent &= set(n.requests)
+        if n.state == NbrState.LOADING and not n.requests:
+            n.lsr_rxmt_at = None
+            self._nbr_event(iface, n, NbrEvent.LOADING_DONE, now)
+        elif n.requests and not n.requests_sent:
+            self._send_lsr(iface, n, now)
+
+    def _flood(
+        self, lsa: LSA, from_iface: Interface | None, from_nbr: Neighbor | None, now: float
+    ) -> bool:
+        """§13.3: put ``lsa`` on the retransmission list of every adjacency that should
+        get it and send it; True if it went back out of the receiving interface."""
+        key = lsa.key
+        flooded_back = False
+        for iface in self.interfaces.values():
+            if iface.state in (IfState.DOWN, IfState.LOOPBACK) or iface.config.passive:
+                continue
+            added = False
+            for m in list(iface.neighbors.values()):
+                if m.state < NbrState.EXCHANGE:
+                    continue
+                if key.ls_type in OPAQUE_TYPES and not _opaque_capable(m):
+                    continue
+                if m.state in (NbrState.EXCHANGE, NbrState.LOADING) and key in m.requests:
+                    req = m.requests[key]
+                    if _newer(req, lsa.header):
+                        continue
+                    del m.requests[key]
+                    self._check_loading(iface, m, now)
+                    if not _newer(lsa.header, req):
+                        continue
+                if m is from_nbr:
+                    continue
+                m.rxmt[key] = lsa
+                if m.lsu_rxmt_at is None:
+                    m.lsu_rxmt_at = now + iface.config.rxmt_interval
+                added = True
+            if not added:
+                continue
+            if iface is from_iface and from_nbr is not None:
+                if not iface.p2p and from_nbr.address in (iface.dr, iface.bdr):
+                    continue
+                if iface.state == IfState.BACKUP:
+                    continue
+                flooded_back = True
+            self._send(
+                iface,
+                self._flood_dst(iface),
+                P.LSUpdate(
+                    (lsa.with_age(min(MAX_AGE, lsa.header.age + iface.config.transmit_delay)),)
+                ),
+            )
+        return flooded_back
+
+    def _delayed_ack(self, iface: Interface, h: LSAHeader, now: float) -> None:
+        iface.acks.append(h)
+        if iface.ack_at is None:
+            iface.ack_at = now + min(1.0, iface.config.rxmt_interval / 2)
+
+    def _recv_ack(self, iface: Interface, n: Neighbor, ack: P.LSAck, now: float) -> None:
+        """§13.7: remove acknowledged instances from the retransmission list."""
+        if n.state < NbrState.EXCHANGE:
+            return
+        for h in ack.headers:
+            mine = n.rxmt.get(h.key)
+            if mine is not None and not _newer(h, mine.header) and not _newer(mine.header, h):
+                del n.rxmt[h.key]
+        if not n.rxmt:
+            n.lsu_rxmt_at = None
+
+    # ------------------------------------------------------------ origination (§12.4, §13.4)
+
+    def _self_originated(self, key: LSAKey) -> bool:
+        if key.adv_router == self.router_id:
+            return True
+        return key.ls_type == LsType.NETWORK and any(
+            i.ip == key.ls_id for i in self.interfaces.values()
+        )
+
+    def _self_originated_received(self, lsa: LSA, now: float) -> None:
+        """§13.4: a newer instance of our own LSA came back: re-originate what we want
+        with a higher sequence number, or flush what we no longer originate."""
+        key = lsa.key
+        wanted = self._wanted.get(key)
+        if wanted is not None and key.adv_router == self.router_id:
+            self._originated_at.pop(key, None)  # no MinLSInterval wait for this one
+            self._originate(key, wanted[0], wanted[1], now, force=True)
+        elif lsa.header.age < MAX_AGE:
+            self._premature_age(key, now)
+
+    def _originate(
+        self, key: LSAKey, body: Any, options: int, now: float, force: bool = False
+    ) -> None:
+        self._wanted[key] = (body, options)
+        e = self.lsdb.get(key)
+        if (
+            e is not None
+            and not force
+            and e.age(now) < MAX_AGE
+            and e.lsa.body == body
+            and e.lsa.header.options == options
+        ):
+            self._pending.pop(key, None)
+            return
+        last = self._originated_at.get(key)
+        if last is not None and now - last < MIN_LS_INTERVAL:
+            self._pending[key] = last + MIN_LS_INTERVAL  # §12.4: at most once per MinLSInterval
+            return
+        self._pending.pop(key, None)
+        seq = INITIAL_SEQUENCE
+        if e is not None:
+            seq = e.lsa.header.seq + 1
+            if seq > MAX_SEQUENCE:
+                seq = INITIAL_SEQUENCE  # wrap (§12.1.6 premature aging is not done first)
+        lsa = LSA.build(key.ls_type, key.ls_id, key.adv_router, seq, body, options=options)
+        self._originated_at[key] = now
+        for _, m in self.neighbors():
+            m.rxmt.pop(key, None)
+        self._install(lsa, now)
+        self._flood(lsa, None, None, now)
+
+    def _premature_age(self, key: LSAKey, now: float) -> None:
+        """§14.1: flush an LSA by flooding it with age MaxAge."""
+        e = self.lsdb.get(key)
+        if e is None or e.age(now) >= MAX_AGE:
+            return
+        lsa = e.lsa.with_age(MAX_AGE)
+        for _, m in self.neighbors():
+            m.rxmt.pop(key, None)
+        self._install(lsa, now)
+        self._flood(lsa, None, None, now)
+
+    def _flush_own(self, key: LSAKey, now: float) -> None:
+        self._wanted.pop(key, None)
+        self._pending.pop(key, None)
+        self._originated_at.pop(key, None)
+        self._premature_age(key, now)
+
+    def _router_lsa_body(self) -> RouterLSA:
+        """§12.4.1: one link per interface state."""
+        links: list[RouterLink] = []
+        for iface in self.interfaces.values():
+            cfg = iface.config
+            net = cfg.address.network
+            stub = RouterLink(
+                net.network_address, IPv4Address(int(net.netmask)), RouterLinkType.STUB, cfg.cost
+            )
+            if iface.state == IfState.DOWN:
+                continue
+            if cfg.passive or iface.state == IfState.LOOPBACK:
+                links.append(stub)
+            elif iface.p2p:
+                for n in iface.neighbors.values():
+                    if n.state == NbrState.FULL:
+                        links.append(
+                            RouterLink(
+                                n.router_id, iface.ip, RouterLinkType.POINT_TO_POINT, cfg.cost
+                            )
+                        )
+                links.append(stub)
+            elif iface.state == IfState.WAITING:
+                links.append(stub)
+            else:
+                full_dr = any(
+                    n.state == NbrState.FULL and n.address == iface.dr
+                    for n in iface.neighbors.values()
+                )
+                me_dr_adjacent = iface.state == IfState.DR and any(
+                    n.state == NbrState.FULL for n in iface.neighbors.values()
+                )
+                if full_dr or me_dr_adjacent:
+                    links.append(RouterLink(iface.dr, iface.ip, RouterLinkType.TRANSIT, cfg.cost))
+                else:
+                    links.append(stub)
+        for prefix, cost in self.stub_networks:
+            links.append(
+                RouterLink(
+                    prefix.network_address,
+                    IPv4Address(int(prefix.netmask)),
+                    RouterLinkType.STUB,
+                    cost,
+                )
+            )
+        return RouterLSA(0, tuple(links))
+
+    def _originate_router_lsa(self, now: float) -> None:
+        key = LSAKey(LsType.ROUTER, self.router_id, self.router_id)
+        self._originate(key, self._router_lsa_body(), Options.E, now)
+
+    def _update_network_lsa(self, iface: Interface, now: float) -> None:
+        """§12.4.2: the DR originates a Network LSA when fully adjacent to some router."""
+        key = LSAKey(LsType.NETWORK, iface.ip, self.router_id)
+        full = sorted(
+            (n.router_id for n in iface.neighbors.values() if n.state == NbrState.FULL), key=int
+        )
+        if iface.state == IfState.DR and full and not iface.p2p:
+            body = NetworkLSA(
+                IPv4Address(int(iface.config.address.netmask)), (self.router_id, *full)
+            )
+            self._originate(key, body, Options.E, now)
+        elif key in self._wanted or (
+            (e := self.lsdb.get(key)) is not None and e.age(now) < MAX_AGE
+        ):
+            self._flush_own(key, now)
+
+    # ------------------------------------------------------------ timers
+
+    def _timers(self, now: float) -> None:
+        for iface in list(self.interfaces.values()):
+            if iface.hello_at is not None and iface.hello_at <= now:
+                self._send_hello(iface)
+                iface.hello_at = now + iface.config.hello_interval
+            if iface.wait_at is not None and iface.wait_at <= now:
+                iface.wait_at = None
+                self._if_event(iface, IfEvent.WAIT_TIMER, now)
+            if iface.ack_at is not None and iface.ack_at <= now:
+                iface.ack_at = None
+                acks, iface.acks = iface.acks, []
+                if acks:
+                    room = (iface.config.mtu - IP_HEADER_LEN - HEADER_LEN) // LSA_HEADER_LEN
+                    for i in range(0, len(acks), room):
+                        self._send(
+                            iface, self._flood_dst(iface), P.LSAck(tuple(acks[i : i + room]))
+                        )
+            for n in list(iface.neighbors.values()):
+                if n.inactivity_at is not None and n.inactivity_at <= now:
+                    self._nbr_event(iface, n, NbrEvent.INACTIVITY_TIMER, now)
+                    continue
+                if n.dd_rxmt_at is not None and n.dd_rxmt_at <= now:
+                    if (
+                        n.master
+                        and n.state in (NbrState.EXSTART, NbrState.EXCHANGE)
+                        and n.last_sent
+                    ):
+                        self._resend_dd(iface, n)
+                        n.dd_rxmt_at = now + iface.config.rxmt_interval
+                    else:
+                        n.dd_rxmt_at = None
+                if n.lsr_rxmt_at is not None and n.lsr_rxmt_at <= now:
+                    n.requests_sent.clear()
+                    self._send_lsr(iface, n, now)
+                if n.lsu_rxmt_at is not None and n.lsu_rxmt_at <= now:
+                    self._retransmit(iface, n, now)
+        # LSDB: MinLSInterval-deferred originations, refresh, aging (§12.4, §14)
+        for key, at in list(self._pending.items()):
+            if at <= now:
+                del self._pending[key]
+                if key in self._wanted:
+                    body, options = self._wanted[key]
+                    self._originate(key, body, options, now)
+        for key, at in list(self._originated_at.items()):
+            if at + LS_REFRESH_TIME <= now:
+                if key in self._wanted:
+                    body, options = self._wanted[key]
+                    self._originate(key, body, options, now, force=True)
+                else:
+                    del self._originated_at[key]
+        self._age(now)
+
+    def _retransmit(self, iface: Interface, n: Neighbor, now: float) -> None:
+        if not n.rxmt or n.state < NbrState.EXCHANGE:
+            n.lsu_rxmt_at = None
+            return
+        lsas = []
+        for key, lsa in n.rxmt.items():
+            e = self.lsdb.get(key)
+            if e is not None and e.lsa.header.seq == lsa.header.seq:
+                lsas.append(self._aged_for_send(iface, e, now))
+            else:
+                lsas.append(lsa)
+        self._send_lsus(iface, n.address, lsas)
+        n.lsu_rxmt_at = now + iface.config.rxmt_interval
+
+    def _age(self, now: float) -> None:
+        """§14: LSAs reaching MaxAge are flooded; MaxAge LSAs no longer on any
+        retransmission list are removed once no neighbor is exchanging databases."""
+        exchanging = self._any_exchanging()
+        for key, e in self.lsdb.entries():
+            if e.lsa.header.age < MAX_AGE and e.age(now) >= MAX_AGE:
+                lsa = e.lsa.with_age(MAX_AGE)
+                self._install(lsa, now)
+                self._flood(lsa, None, None, now)
+            elif (
+                e.lsa.header.age >= MAX_AGE
+                and not exchanging
+                and not any(key in m.rxmt for _, m in self.neighbors())
+            ):
+                self._remove(key)
+                if key not in self._wanted:
+                    self._originated_at.pop(key, None)
+        self._next_age_check = self._age_check_time(now)
+
+    # ------------------------------------------------------------ SPF (§16)
+
+    def _neighbor_address(self, ifname: str, rid: IPv4Address) -> IPv4Address | None:
+        iface = self.interfaces.get(ifname)
+        n = iface.neighbors.get(rid) if iface else None
+        return n.address if n else None
+
+    def _run_spf(self) -> None:
+        self.spf_runs += 1
+        ifs = [
+            (i.name, i.config.address)
+            for i in self.interfaces.values()
+            if i.state not in (IfState.DOWN, IfState.LOOPBACK)
+        ]
+        entries = [e.lsa for _, e in self.lsdb.entries()]
+        routes = spf.compute(entries, self.router_id, ifs, self._neighbor_address, self.area)
+        if routes != self.routes:
+            self.routes = routes
+            self._out.append(RoutesChanged(routes))
+
+
+def _opaque_capable(n: Neighbor) -> bool:
+    """RFC 5250 §3: the O bit of the neighbor's Database Description (or Hello)."""
+    opts = n.dd_options if n.dd_options is not None else n.options
+    return bool(opts & Options.O)
+
+
+def _newer(a: LSAHeader, b: LSAHeader) -> bool:
+    """True when ``a`` is a more recent instance than ``b`` (RFC 2328 §13.1)."""
+    return compare_instances(a, b) > 0
+
+
+__all__ = [
+    "Action",
+    "AuthConfig",
+    "Event",
+    "FlushOpaque",
+    "Interface",
+    "InterfaceChanged",
+    "InterfaceConfig",
+    "InterfaceDown",
+    "InterfaceUp",
+    "LsdbChanged",
+    "Neighbor",
+    "NeighborChanged",
+    "OriginateOpaque",
+    "OspfRouter",
+    "RoutesChanged",
+    "Send",
+    "SetTimer",
+    "Timer",
+]
