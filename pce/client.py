@@ -145,6 +145,8 @@ class PcepClient:
             self._task = asyncio.create_task(self._run(), name=f"pcc-{self.host}")
 
     async def wait_up(self, timeout: float = 10.0) -> None:
+        if self._up.is_set():
+            return
         try:
             await asyncio.wait_for(self._up.wait(), timeout)
         except TimeoutError:
@@ -225,7 +227,8 @@ class PcepClient:
                 self._pending.pop(r.rp.request_id, None)
             raise PcepError(str(e)) from None
         try:
-            return list(await asyncio.wait_for(asyncio.gather(*futs), timeout))
+            async with asyncio.timeout(timeout):
+                return [await f for f in futs]
         except TimeoutError:
             raise PcepError(f"no reply from {self.host} within {timeout} s") from None
         finally:
@@ -269,11 +272,11 @@ class PcepClient:
         try:
             self._apply(session.connection_made(loop.time()))
             while session.state is not State.IDLE:
-                await writer.drain()
-                deadline = session.next_timer()
-                timeout = None if deadline is None else max(0.0, deadline - loop.time())
+                if writer.transport.get_write_buffer_size() > 65536:
+                    await writer.drain()
                 try:
-                    data = await asyncio.wait_for(reader.read(65536), timeout)
+                    async with asyncio.timeout_at(session.next_timer()):
+                        data = await reader.read(65536)
                 except TimeoutError:
                     self._apply(session.handle_timer(loop.time()))
                     continue

@@ -117,6 +117,8 @@ class Graph:
     index: dict[IPv4Address, int]
     qe: list[bool]
     adj: list[list[tuple[int, int, int]]]
+    #: reverse adjacency: ``radj[i]`` = [(j, from, metric)] of the links into i
+    radj: list[list[tuple[int, int, int]]]
     links: list[TeLink]
     link_from: list[int]
     link_to: list[int]
@@ -126,6 +128,8 @@ class Graph:
     mask: list[int]
     base: int
     link_index: dict[tuple[IPv4Address, int], int] = field(default_factory=dict)
+    #: links with at least one free wavelength (or none advertised)
+    usable: list[bool] = field(default_factory=list)
 
     @classmethod
     def from_ted(cls, ted: Ted) -> Graph:
@@ -140,6 +144,7 @@ class Graph:
             ids,
             index,
             [nodes[r].qe for r in ids],
+            [[] for _ in ids],
             [[] for _ in ids],
             links,
             [],
@@ -163,7 +168,9 @@ class Graph:
                     m |= 1 << (c - base)
                 g.mask.append(m)
             g.adj[a].append((j, b, lk.metric))
+            g.radj[b].append((j, a, lk.metric))
             g.link_index[lk.key] = j
+        g.usable = [m != 0 for m in g.mask]
         return g
 
     def channel_of(self, mask: int) -> int | None:
@@ -174,6 +181,9 @@ class Graph:
         return self.base + ((mask & -mask).bit_length() - 1)
 
 
+INF = 1 << 62
+
+
 def dijkstra(
     g: Graph,
     src: int,
@@ -181,35 +191,72 @@ def dijkstra(
     usable: list[bool],
     banned_nodes: set[int] | frozenset[int] = frozenset(),
     banned_links: set[int] | frozenset[int] = frozenset(),
+    h: list[int] | None = None,
 ) -> tuple[int, list[int]] | None:
-    """Shortest path by TE metric from ``src`` to ``dst`` as (cost, link indices)."""
-    dist: dict[int, int] = {src: 0}
-    prev: dict[int, int] = {}
-    done: set[int] = set()
-    heap = [(0, src)]
+    """Shortest path by TE metric from ``src`` to ``dst`` as (cost, link indices).
+
+    With ``h`` (each node's exact distance to ``dst`` on the unrestricted graph, from
+    :func:`distances_to`) it is A*: the heuristic is consistent, so the first time ``dst``
+    is popped its distance is final, and nodes that cannot reach ``dst`` are never pushed.
+    """
+    n = len(g.ids)
+    dist = [INF] * n
+    dist[src] = 0
+    prev = [-1] * n
+    done = bytearray(n)
+    for b in banned_nodes:
+        done[b] = 1  # never entered
+    heap = [(h[src] if h else 0, 0, src)]
     adj = g.adj
+    push, pop = heapq.heappush, heapq.heappop
     while heap:
-        d, u = heapq.heappop(heap)
-        if u in done:
+        _, d, u = pop(heap)
+        if done[u]:
             continue
         if u == dst:
             path: list[int] = []
+            link_from = g.link_from
             while u != src:
                 j = prev[u]
                 path.append(j)
-                u = g.link_from[j]
+                u = link_from[j]
             path.reverse()
             return d, path
-        done.add(u)
+        done[u] = 1
         for j, v, w in adj[u]:
-            if not usable[j] or v in done or v in banned_nodes or j in banned_links:
+            if done[v] or not usable[j] or (banned_links and j in banned_links):
                 continue
             nd = d + w
-            if nd < dist.get(v, 1 << 62):
+            if nd < dist[v]:
+                if h is None:
+                    f = nd
+                else:
+                    hv = h[v]
+                    if hv >= INF:
+                        continue
+                    f = nd + hv
                 dist[v] = nd
                 prev[v] = j
-                heapq.heappush(heap, (nd, v))
+                push(heap, (f, nd, v))
     return None
+
+
+def distances_to(g: Graph, dst: int, usable: list[bool]) -> list[int]:
+    """Every node's shortest TE-metric distance to ``dst`` over usable links (INF if
+    none): one reverse Dijkstra, the A* heuristic of Yen's spur searches."""
+    dist = [INF] * len(g.ids)
+    dist[dst] = 0
+    heap = [(0, dst)]
+    radj = g.radj
+    while heap:
+        d, v = heapq.heappop(heap)
+        if d > dist[v]:
+            continue
+        for j, u, w in radj[v]:
+            if usable[j] and d + w < dist[u]:
+                dist[u] = d + w
+                heapq.heappush(heap, (d + w, u))
+    return dist
 
 
 def common_mask(g: Graph, path: Iterable[int]) -> int:
@@ -222,9 +269,11 @@ def common_mask(g: Graph, path: Iterable[int]) -> int:
 def yen(
     g: Graph, src: int, dst: int, usable: list[bool], k: int, first: tuple[int, list[int]]
 ) -> Iterable[tuple[int, list[int]]]:
-    """Yen's k shortest loopless paths (1971), lazily, starting with ``first``."""
+    """Yen's k shortest loopless paths (1971), lazily, starting with ``first``; the spur
+    searches are A* guided by the exact distances to ``dst``."""
     found = [first]
     yield first
+    h: list[int] | None = None
     candidates: list[tuple[int, list[int]]] = []
     seen = {tuple(first[1])}
     while len(found) < k:
@@ -236,7 +285,9 @@ def yen(
             root_cost = sum(g.metric[j] for j in root)
             banned_links = {p[i] for c, p in found if p[:i] == root and len(p) > i}
             banned_nodes = set(nodes[:i])
-            r = dijkstra(g, spur, dst, usable, banned_nodes, banned_links)
+            if h is None:
+                h = distances_to(g, dst, usable)
+            r = dijkstra(g, spur, dst, usable, banned_nodes, banned_links, h)
             if r is None:
                 continue
             total = root + r[1]
@@ -310,7 +361,12 @@ class PathComputer:
         banned_nodes = {g.index[n] for n in req.exclude_nodes if n in g.index}
         if s in banned_nodes or d in banned_nodes:
             return _fail(NoPathReason.NO_ROUTE, "an end point is excluded")
-        usable = [g.bandwidth[j] >= req.bandwidth and g.mask[j] != 0 for j in range(len(g.links))]
+        if req.bandwidth <= 0 and not req.exclude_links and not banned_nodes:
+            usable = g.usable  # shared, never modified
+        else:
+            usable = [
+                u and bw >= req.bandwidth for u, bw in zip(g.usable, g.bandwidth, strict=True)
+            ]
         for key in req.exclude_links:
             j = g.link_index.get(key)
             if j is not None:

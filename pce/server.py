@@ -173,16 +173,18 @@ class PcepServer:
         try:
             self._apply(conn, session.connection_made(loop.time()))
             while session.state is not State.IDLE:
-                try:
-                    await asyncio.wait_for(writer.drain(), self.drain_timeout)
-                except TimeoutError:
-                    conn.closed_reason = "peer does not read its replies"
-                    session.connection_lost()
-                    break
+                if writer.transport.get_write_buffer_size() > 65536:
+                    try:
+                        async with asyncio.timeout(self.drain_timeout):
+                            await writer.drain()
+                    except TimeoutError:
+                        conn.closed_reason = "peer does not read its replies"
+                        session.connection_lost()
+                        break
                 deadline = session.next_timer()
-                timeout = None if deadline is None else max(0.0, deadline - loop.time())
                 try:
-                    data = await asyncio.wait_for(reader.read(65536), timeout)
+                    async with asyncio.timeout_at(deadline):
+                        data = await reader.read(65536)
                 except TimeoutError:
                     self._apply(conn, session.handle_timer(loop.time()))
                     continue
