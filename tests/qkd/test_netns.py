@@ -42,6 +42,26 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QkdLab]:
     assert all(c == 0 for c in codes.values()), codes  # clean SIGTERM shutdown
 
 
+def udp_payloads(pcap: bytes) -> list[tuple[str, str, int, bytes]]:
+    """(source, destination, destination port, payload) of the IPv4/UDP frames of an
+    Ethernet pcap (tcpdump -w)."""
+    out = []
+    pos = 24
+    while pos + 16 <= len(pcap):
+        n = int.from_bytes(pcap[pos + 8 : pos + 12], "little")
+        frame = pcap[pos + 16 : pos + 16 + n]
+        pos += 16 + n
+        if len(frame) < 42 or frame[12:14] != b"\x08\x00" or frame[23] != 17:
+            continue
+        ihl = (frame[14] & 0x0F) * 4
+        udp = frame[14 + ihl :]
+        src = ".".join(str(b) for b in frame[26:30])
+        dst = ".".join(str(b) for b in frame[30:34])
+        length = int.from_bytes(udp[4:6], "big")
+        out.append((src, dst, int.from_bytes(udp[2:4], "big"), udp[8:length]))
+    return out
+
+
 def cli(lab: QkdLab, host: str, *args: str, bind: str | None = None) -> dict:
     proxy = A if host == "tn1" else B
     return json.loads(lab.client(host, proxy, *args, bind=bind))
@@ -83,7 +103,7 @@ def test_an_address_that_did_not_open_the_handle_is_refused(lab: QkdLab) -> None
     assert a["keys"] == b["keys"] and a["keys"][0]["index"] == 0
 
 
-def test_1000_keys_match_with_20_percent_udp_loss_and_sync_capture_has_no_key(
+def test_1000_keys_match_with_20_percent_loss_capture_has_no_key_replays_rejected(
     lab: QkdLab,
 ) -> None:
     pcap = lab.workdir / "sync.pcap"
@@ -127,6 +147,40 @@ def test_1000_keys_match_with_20_percent_udp_loss_and_sync_capture_has_no_key(
     data = pcap.read_bytes()
     assert bytes.fromhex(h) in data  # the capture did see the sync channel's sessions
     assert not [k for k in keys if k in data]
+
+    # replay captured frames of etsiB, from etsiB's own address, and one forged frame
+    frames = [
+        p
+        for src, dst, port, p in udp_payloads(data)
+        if (src, dst, port) == ("10.11.1.15", "10.11.1.11", 5626)
+    ]
+    assert len(frames) > 10
+    forged = bytearray(frames[-1])
+    forged[20] ^= 0xFF
+    # each frame twice: a frame the loss rule dropped before etsiA saw it is new to it the
+    # first time (anti-replay rejects what was seen, RFC 4303 §3.4.3), never the second
+    replay = [*frames[:5], *frames[:5], bytes(forged)]
+    script = (
+        "import socket,sys\n"
+        "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(('10.11.1.15',0))\n"
+        "for h in sys.argv[1:]: s.sendto(bytes.fromhex(h),('10.11.1.11',5626))\n"
+    )
+    lab.exec("etsiB", sys.executable, "-c", script, *[f.hex() for f in replay])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        rejected = [
+            json.loads(line)["error"]
+            for line in (lab.workdir / "etsiA.log").read_text().splitlines()
+            if '"sync frame rejected"' in line
+        ]
+        if (
+            sum("does not verify" in e for e in rejected)
+            and sum("replayed" in e for e in rejected) >= 5
+        ):
+            break
+        time.sleep(0.1)
+    assert 5 <= sum("replayed or too old" in e for e in rejected) <= 10
+    assert sum("does not verify" in e for e in rejected) == 1
 
 
 def test_exhaustion_returns_insufficient_key_promptly(lab: QkdLab) -> None:
