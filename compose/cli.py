@@ -28,9 +28,15 @@ def _progress(line: str) -> None:
     print(line, flush=True)
 
 
+def _need_root() -> None:
+    if os.geteuid() != 0:
+        raise TestbedError("needs root (network namespaces, bridges, nftables)")
+
+
 def _select(args: argparse.Namespace) -> Testbed:
     """The running testbed the command is about: --topology, --prefix, $QKDNET_PREFIX, or
     the only one that is up."""
+    _need_root()
     prefix = getattr(args, "prefix", None)
     topo_arg = getattr(args, "topology", None)
     if topo_arg and not prefix:
@@ -74,6 +80,7 @@ def _backend(args: argparse.Namespace, command: str) -> int | None:
 def cmd_up(args: argparse.Namespace) -> int:
     if (rc := _backend(args, "up")) is not None:
         return rc
+    _need_root()
     tb = Testbed(args.topology_file, args.run_dir, prefix=args.prefix, progress=_progress)
     tb.up(start_daemons=not args.no_daemons)
     return 0
@@ -82,6 +89,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_down(args: argparse.Namespace) -> int:
     if (rc := _backend(args, "down")) is not None:
         return rc
+    _need_root()
     prefixes: list[str] = []
     if args.prefix:
         prefixes = [args.prefix]

@@ -460,3 +460,40 @@ def test_generated_ring_comes_up(tmp_path: Path) -> None:
     finally:
         tb.down()
     assert leftovers("ctr") == []
+
+
+def test_commands_without_a_prefix_use_the_only_testbed_up(tmp_path: Path) -> None:
+    """With a private index (``$QKDNET_INDEX``) nothing else is up, so ``status`` and
+    ``down`` need no argument; with two testbeds up they refuse to guess."""
+    env = {**os.environ, "QKDNET_INDEX": str(tmp_path / "index")}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*QKDNET, *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=60
+        )
+
+    for p in ("cta", "ctb"):
+        teardown(p, progress=quiet)
+    try:
+        assert (
+            run(
+                "up", str(PAPER), "-p", "cta", "--run-dir", str(tmp_path / "a"), "--no-daemons"
+            ).returncode
+            == 0
+        )
+        assert json.loads(run("status", "--json").stdout)["prefix"] == "cta"
+        assert run("exec", "tn1", "--", "true").returncode == 0
+        assert (
+            run(
+                "up", str(PAPER), "-p", "ctb", "--run-dir", str(tmp_path / "b"), "--no-daemons"
+            ).returncode
+            == 0
+        )
+        r = run("down")
+        assert r.returncode == 1 and "several testbeds are up (cta, ctb)" in r.stderr
+        assert run("down", "--all").returncode == 0
+        assert run("down").stdout == "no testbed is up\n"
+    finally:
+        for p in ("cta", "ctb"):
+            teardown(p, progress=quiet)
+    assert leftovers("cta") == [] and leftovers("ctb") == []
