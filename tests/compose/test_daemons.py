@@ -69,7 +69,7 @@ def test_missing_main_is_a_reason_not_an_error(
 
 
 def test_has_main_looks_at_files_only() -> None:
-    assert daemons.has_main("compose") is False  # compose has no __main__.py
+    assert daemons.has_main("yaml") is False  # PyYAML has no __main__.py
     assert daemons.has_main("no_such_package_here") is False
     assert daemons.has_main("pytest") is True
 
