@@ -23,6 +23,8 @@ class MsgType(IntEnum):
     PATH_TEAR = 5
     RESV_TEAR = 6
     RESV_CONF = 7
+    #: RFC 2961 §4.4: acknowledges MESSAGE_IDs
+    ACK = 13
     HELLO = 20
     NOTIFY = 21
 

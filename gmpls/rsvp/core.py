@@ -83,6 +83,13 @@ log = logging.getLogger("gmpls.rsvp.core")
 
 #: RFC 3209 §5.3: a neighbour is declared down after 3.5 missed Hello intervals
 HELLO_DEAD_FACTOR = 3.5
+#: RFC 2961 §6.2 rapid retransmission: first interval Rf (s), delta 1 (doubling), limit Rl
+RETX_FIRST = 0.5
+RETX_LIMIT = 3
+#: MESSAGE_ID flag ACK_Desired (RFC 2961 §4.1); common header flag "refresh (overhead)
+#: reduction capable" (RFC 2961 §2)
+ACK_DESIRED = 0x01
+RR_CAPABLE = 0x01
 
 
 class TeLinkLike(Protocol):
@@ -300,6 +307,19 @@ class Neighbor:
     next_hello: float = 0.0
 
 
+@dataclass(slots=True)
+class _Pending:
+    """A trigger message waiting for its MESSAGE_ID_ACK (RFC 2961 §6)."""
+
+    dst: IPv4Address
+    lsp: LspKey | None
+    data: bytes
+    message: Message
+    next_at: float
+    interval: float
+    left: int
+
+
 class _Fail(Exception):
     """An RSVP error detected while processing a message: (code, value) and why."""
 
@@ -347,6 +367,7 @@ class RsvpCore:
         hello_ms: int = 1000,
         instance: int = 1,
         qe_capable: bool = True,
+        reliable: bool = True,
         name: str = "",
     ) -> None:
         self.router_id = IPv4Address(router_id)
@@ -372,6 +393,13 @@ class RsvpCore:
             "path_err_sent": 0,
             "resv_err_sent": 0,
         }
+        #: RFC 2961 reliable delivery of trigger messages (MESSAGE_ID + Ack)
+        self.reliable = reliable
+        self.epoch = self.instance & 0xFFFFFF
+        self.pending: dict[int, _Pending] = {}
+        self._next_msg_id = 1
+        self._now = 0.0
+        self.stats.update({"retransmits": 0, "retransmit_give_up": 0, "acks_rx": 0})
         self._next_lsp_id = 1
         self._dirty: set[int] = set()
         self._out: list[Action] = []
@@ -459,7 +487,7 @@ class RsvpCore:
 
     def next_deadline(self) -> float | None:
         """When :class:`Tick` is next due (None: nothing pending)."""
-        times: list[float] = []
+        times: list[float] = [p.next_at for p in self.pending.values()]
         for p in self.psbs.values():
             times += [t for t in (p.expires, p.next_refresh) if t is not None]
         for r in self.rsbs.values():
@@ -501,6 +529,7 @@ class RsvpCore:
     # --- plumbing ---------------------------------------------------------------------
 
     def _begin(self, now: float) -> None:
+        self._now = now
         if not self._started:
             self._started = True
             for n in self.neighbors.values():
@@ -518,8 +547,49 @@ class RsvpCore:
         self._out.append(a)
 
     def _send(self, dst: IPv4Address, msg: Message, ttl: int = 255) -> None:
+        if self.reliable and not msg.flags & RR_CAPABLE:
+            msg = replace(msg, flags=msg.flags | RR_CAPABLE)
         self.stats["tx"] += 1
         self._emit(Send(dst, msg.encode(), msg, ttl))
+
+    def _trigger(self, dst: IPv4Address, msg: Message) -> None:
+        """Send a trigger message (Path, Resv, Tear, Err: new state, not a refresh).
+
+        With ``reliable`` it carries a MESSAGE_ID with ACK_Desired and is retransmitted
+        after Rf, 2Rf, 4Rf until acknowledged (RFC 2961 §6.2); a newer trigger for the
+        same LSP and neighbour supersedes the older one."""
+        objs = tuple(o for o in msg.objects if not isinstance(o, O.MessageId))
+        if not self.reliable:
+            self._send(dst, replace(msg, objects=objs))
+            return
+        lsp = _msg_key(msg)
+        if lsp is not None:
+            self._cancel(lsp, dst)
+        mid = self._next_msg_id
+        self._next_msg_id = self._next_msg_id % 0xFFFFFFFF + 1
+        msg = Message(
+            msg.msg_type,
+            (O.MessageId(mid, self.epoch, ACK_DESIRED), *objs),
+            msg.send_ttl,
+            msg.flags | RR_CAPABLE,
+        )
+        self._send(dst, msg)
+        data = self._out[-1].data  # type: ignore[union-attr]
+        self.pending[mid] = _Pending(
+            dst, lsp, data, msg, self._now + RETX_FIRST, RETX_FIRST, RETX_LIMIT
+        )
+
+    def _cancel(
+        self, lsp: LspKey, dst: IPv4Address | None = None, types: tuple[int, ...] = ()
+    ) -> None:
+        """Stop retransmitting the pending triggers of ``lsp`` (to ``dst``, of ``types``)."""
+        for mid, p in list(self.pending.items()):
+            if (
+                p.lsp == lsp
+                and (dst is None or p.dst == dst)
+                and (not types or p.message.msg_type in types)
+            ):
+                del self.pending[mid]
 
     def _hop(self, lih: int | None) -> O.RsvpHopIfId:
         i = lih or 0
@@ -728,7 +798,7 @@ class RsvpCore:
         psb.state = "path-sent"
         psb.path_msg = self._path_message(psb)
         psb.next_refresh = now + self.refresh
-        self._send(psb.nhop, psb.path_msg)
+        self._trigger(psb.nhop, psb.path_msg)
 
     def _resv_message(self, psb: Psb, rsb: Rsb) -> Message:
         style = (
@@ -767,7 +837,7 @@ class RsvpCore:
         rsb.resv_msg = self._resv_message(psb, rsb)
         rsb.next_refresh = now + self.refresh
         psb.state = "up"
-        self._send(psb.phop, rsb.resv_msg)
+        self._trigger(psb.phop, rsb.resv_msg)
         if first and psb.role == TAIL:
             self._emit(LspUp(psb.key, TAIL, ()))
 
@@ -790,7 +860,7 @@ class RsvpCore:
         objs: list[O.RsvpObject] = [session, self._error_spec(code, flags, local_if)]
         objs += [o for o in (template, tspec) if o is not None]
         self.stats["path_err_sent"] += 1
-        self._send(dst, Message(MsgType.PATH_ERR, tuple(objs)))
+        self._trigger(dst, Message(MsgType.PATH_ERR, tuple(objs)))
 
     def _path_err(
         self, psb: Psb, code: tuple[int, int], reason: str, state_removed: bool = False
@@ -818,7 +888,7 @@ class RsvpCore:
         if filt is not None:
             objs.append(filt)
         self.stats["resv_err_sent"] += 1
-        self._send(dst, Message(MsgType.RESV_ERR, tuple(objs)))
+        self._trigger(dst, Message(MsgType.RESV_ERR, tuple(objs)))
 
     def _teardown(
         self,
@@ -833,6 +903,8 @@ class RsvpCore:
         key = psb.key
         self.psbs.pop(key, None)
         self.rsbs.pop(key, None)
+        # the LSP's Path and Resv are void; errors already sent keep being retransmitted
+        self._cancel(key, types=(MsgType.PATH, MsgType.RESV))
         self._release(psb.in_if, psb.in_label)
         self._release(psb.out_if, psb.out_label)
         if psb.key_handle is not None and psb.qe_params is not None and not psb.qe_pending:
@@ -842,7 +914,7 @@ class RsvpCore:
                 MsgType.PATH_TEAR,
                 (psb.session, self._hop(psb.out_if), psb.template),
             )
-            self._send(psb.nhop, msg)
+            self._trigger(psb.nhop, msg)
         if resv_tear and psb.phop is not None:
             msg = Message(
                 MsgType.RESV_TEAR,
@@ -853,7 +925,7 @@ class RsvpCore:
                     O.FilterSpec(psb.template.sender, psb.template.lsp_id),
                 ),
             )
-            self._send(psb.phop, msg)
+            self._trigger(psb.phop, msg)
         self._emit(LspDown(key, psb.role, reason, code))
 
     # --- messages in ------------------------------------------------------------------
@@ -869,7 +941,13 @@ class RsvpCore:
                 self._answer_malformed(src, data, e.code)
             return
         t = msg.msg_type
-        if t == MsgType.HELLO:
+        mid = msg.get(O.MessageId)
+        if mid is not None and mid.flags & ACK_DESIRED:
+            ack = Message(MsgType.ACK, (O.MessageIdAck(mid.message_id, mid.epoch),))
+            self._send(src, ack)
+        if t == MsgType.ACK:
+            self._rx_ack(src, msg)
+        elif t == MsgType.HELLO:
             self._rx_hello(src, msg, now)
         elif t == MsgType.PATH:
             self._rx_path(src, msg, now)
@@ -898,6 +976,13 @@ class RsvpCore:
         elif data[1] == MsgType.RESV:
             filt = found.get("filter")
             self._resv_err_to(src, session, filt if isinstance(filt, O.FilterSpec) else None, code)
+
+    def _rx_ack(self, src: IPv4Address, msg: Message) -> None:
+        for a in msg.all(O.MessageIdAck):
+            p = self.pending.get(a.message_id)
+            if p is not None and p.dst == src and a.epoch == self.epoch:
+                del self.pending[a.message_id]
+                self.stats["acks_rx"] += 1
 
     def _key(self, msg: Message, sender: O.FilterSpec | O.SenderTemplate | None) -> LspKey | None:
         s = msg.get(O.SessionLspTunnelV4)
@@ -1093,7 +1178,7 @@ class RsvpCore:
             self._teardown(psb, f"PathErr {code} from {node}", code, send_tear=True)
         elif psb.phop is not None:
             self.stats["path_err_sent"] += 1
-            self._send(psb.phop, msg)
+            self._trigger(psb.phop, msg)
 
     def _rx_resv_err(self, src: IPv4Address, msg: Message, now: float) -> None:
         key = self._key(msg, msg.get(O.FilterSpec))
@@ -1102,7 +1187,7 @@ class RsvpCore:
             self.stats["rx_dropped"] += 1
             return
         if psb.nhop is not None:
-            self._send(psb.nhop, msg)
+            self._trigger(psb.nhop, msg)
         else:
             es = msg.by_class(6)
             code = (es.code, es.value) if isinstance(es, O.ErrorSpec | O.ErrorSpecIfId) else None
@@ -1156,6 +1241,9 @@ class RsvpCore:
         n.last_heard = None
         n.their_instance = 0
         self._emit(NeighborDown(n.address, reason))
+        for mid, p in list(self.pending.items()):
+            if p.dst == n.address:
+                del self.pending[mid]
         code = (ErrorCode.ROUTING_PROBLEM, RoutingProblem.NO_ROUTE)
         for psb in list(self.psbs.values()):
             if psb.nhop == n.address:
@@ -1169,6 +1257,20 @@ class RsvpCore:
     # --- timers -----------------------------------------------------------------------
 
     def _timers(self, now: float) -> None:
+        for mid, p in list(self.pending.items()):
+            if now < p.next_at:
+                continue
+            if p.left <= 0:
+                del self.pending[mid]
+                self.stats["retransmit_give_up"] += 1
+                log.info("%s: no Ack for %s to %s", self.name, p.message.name, p.dst)
+                continue
+            p.left -= 1
+            p.interval *= 2
+            p.next_at = now + p.interval
+            self.stats["retransmits"] += 1
+            self.stats["tx"] += 1
+            self._emit(Send(p.dst, p.data, p.message))
         if self.hello > 0:
             for n in list(self.neighbors.values()):
                 if (
@@ -1234,6 +1336,14 @@ def _qe_destination(route: Sequence[ero.Subobject]) -> tuple[IPv4Address, int] |
         elif isinstance(s, ero.QeSubobject):
             return (last, i) if last is not None else None
     return None
+
+
+def _msg_key(msg: Message) -> LspKey | None:
+    s = msg.get(O.SessionLspTunnelV4)
+    sender = msg.get(O.SenderTemplate) or msg.get(O.FilterSpec)
+    if s is None or sender is None:
+        return None
+    return LspKey(s.tunnel_end, s.tunnel_id, s.extended_tunnel_id, sender.sender, sender.lsp_id)
 
 
 def _hop_addr(msg: Message) -> IPv4Address | None:

@@ -33,6 +33,7 @@ from gmpls.rsvp.objects import (
     IfIdTlv,
     LabelSet,
     MessageId,
+    MessageIdAck,
     RecordRoute,
     ResvConfirm,
     RsvpHopIfId,
@@ -219,6 +220,11 @@ def notify() -> Message:
     )
 
 
+def ack() -> Message:
+    """RFC 2961 §4.4: tn2 acknowledges the Path tn1 sent with MESSAGE_ID 1."""
+    return Message(MsgType.ACK, (MessageIdAck(1, 101),), flags=1)
+
+
 def all_examples() -> dict[str, Message]:
     return {
         "path": paper_path(),
@@ -230,6 +236,7 @@ def all_examples() -> dict[str, Message]:
         "resv_conf": resv_conf(),
         "hello": hello(),
         "notify": notify(),
+        "ack": ack(),
     }
 
 
@@ -244,4 +251,5 @@ ADDRESSES: dict[str, tuple[IPv4Address, IPv4Address]] = {
     "resv_conf": (TN[1], TN[2]),
     "hello": (TN[1], TN[2]),
     "notify": (TN[3], TN[1]),
+    "ack": (TN[2], TN[1]),
 }

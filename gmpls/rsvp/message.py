@@ -46,6 +46,7 @@ MANDATORY: dict[int, tuple[int, ...]] = {
         ClassNum.RESV_CONFIRM,
         ClassNum.STYLE,
     ),
+    MsgType.ACK: (ClassNum.MESSAGE_ID_ACK,),
     MsgType.HELLO: (ClassNum.HELLO,),
     MsgType.NOTIFY: (ClassNum.ERROR_SPEC,),
 }

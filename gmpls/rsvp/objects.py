@@ -823,6 +823,21 @@ class MessageIdAck(_MsgId):
         return cls(r.u32("message_id"), epoch, flags)
 
 
+@_reg(24, 2)
+@dataclass(frozen=True, slots=True)
+class MessageIdNack(_MsgId):
+    """MESSAGE_ID_NACK (RFC 2961 §4.3)."""
+
+    class_num: ClassVar[int] = ClassNum.MESSAGE_ID_ACK
+    c_type: ClassVar[int] = 2
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> MessageIdNack:
+        flags = r.u8("flags")
+        epoch = r.u24("epoch")
+        return cls(r.u32("message_id"), epoch, flags)
+
+
 # --- NOTIFY_REQUEST (195), ADMIN_STATUS (196), SESSION_ATTRIBUTE (207) -------------------
 
 

@@ -14,6 +14,7 @@ Ladder of the paper topology::
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -43,6 +44,9 @@ class Net:
     ladder: list[tuple[float, str, str, str]] = field(default_factory=list)
     actions: dict[str, list[C.Action]] = field(default_factory=dict)
     sent: list[tuple[str, str, Message]] = field(default_factory=list)
+    #: loss model: drop a message when drop(src, dst, message) is true
+    drop: Callable[[str, str, Message], bool] | None = None
+    dropped: list[tuple[str, str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.cores: dict[str, C.RsvpCore] = {}
@@ -100,7 +104,10 @@ class Net:
                 if src in self.down or dst in self.down:
                     continue
                 msg = Message.decode(data)
-                if msg.name != "HELLO":
+                if self.drop is not None and self.drop(src, dst, msg):
+                    self.dropped.append((src, dst, msg.name))
+                    continue
+                if msg.name not in ("HELLO", "ACK"):
                     self.ladder.append((self.now, src, dst, msg.name))
                 ev = C.Received(TOPO.control_address(src), data)
                 self.apply(dst, self.cores[dst].handle(ev, self.now))

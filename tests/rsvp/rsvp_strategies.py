@@ -85,6 +85,7 @@ OBJECTS: dict[type, st.SearchStrategy] = {
     O.HelloAck: st.builds(O.HelloAck, u32, u32),
     O.MessageId: st.builds(O.MessageId, u32, u24, u8),
     O.MessageIdAck: st.builds(O.MessageIdAck, u32, u24, u8),
+    O.MessageIdNack: st.builds(O.MessageIdNack, u32, u24, u8),
     O.NotifyRequest: st.builds(O.NotifyRequest, ipv4),
     O.AdminStatus: st.builds(O.AdminStatus, u32),
     O.SessionAttribute: st.builds(O.SessionAttribute, name, u8, u8, u8),

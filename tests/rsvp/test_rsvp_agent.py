@@ -146,7 +146,7 @@ async def test_paper_lsp_over_raw_sockets(nodes: dict[str, Node], capture: Path)
             "-r",
             str(capture),
             "-Y",
-            "rsvp.msg != 20",
+            "rsvp.msg != 20",  # no Hellos
             "-T",
             "fields",
             "-e",
@@ -162,7 +162,11 @@ async def test_paper_lsp_over_raw_sockets(nodes: dict[str, Node], capture: Path)
         text=True,
         check=True,
     ).stdout.split("\n")
-    ladder = [tuple(line.split("\t")[:3]) for line in out if line]
+    rows = [tuple(line.split("\t")[:3]) for line in out if line]
+    # every trigger message was acknowledged (RFC 2961 MESSAGE_ID_ACK), hop by hop
+    acks = [r for r in rows if r[2] == "13"]
+    ladder = [r for r in rows if r[2] != "13"]
+    assert sorted((a[1], a[0]) for a in acks) == sorted(r[:2] for r in ladder)
     chain = [f"127.0.1.{i}" for i in range(1, 6)]
     path = [(chain[i], chain[i + 1], "1") for i in range(4)]
     resv = [(chain[i + 1], chain[i], "2") for i in range(3, -1, -1)]

@@ -51,7 +51,7 @@ def test_paper_messages_roundtrip_and_layout() -> None:
     for m in ex.all_examples().values():
         wire = m.encode()
         assert decode(wire) == m
-        assert wire[0] == 0x10 and wire[1] == m.msg_type
+        assert wire[0] == 0x10 | m.flags and wire[1] == m.msg_type
         assert struct.unpack("!H", wire[6:8])[0] == len(wire)
     path = ex.paper_path().encode()
     # SESSION first: length 16, class 1, C-Type 7, endpoint 10.1.1.5, tunnel 1, ext 10.1.1.1

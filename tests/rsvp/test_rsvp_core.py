@@ -4,7 +4,9 @@ failure, refresh and timeout."""
 
 from __future__ import annotations
 
+import random
 import struct
+from collections.abc import Callable
 from ipaddress import IPv4Address
 
 from rsvp_net import Net
@@ -216,7 +218,7 @@ def test_bad_strict_node_in_transit() -> None:
     route[3] = ero.Unnumbered(TN[2], 3)  # tn2's bypass leads to tn4, the ERO says tn3 next
     net.create("tn1", 1, route, None, 10e9)
     assert net.of("tn1", C.LspDown)[-1].code == (24, 2)
-    assert net.of("tn2", C.Send)[0].message.name == "PATH_ERR"
+    assert [a.message.name for a in net.of("tn2", C.Send)][:2] == ["ACK", "PATH_ERR"]
     for node, local_if in CHAIN[:2]:
         assert net.free(node, local_if) == ALL
 
@@ -264,7 +266,7 @@ def test_qe_failure_at_tail() -> None:
     assert down.code == (252, 2)
     assert ("tn5", "tn4", "PATH_ERR") in net.msgs()
     assert ("tn5", "tn4", "RESV") not in net.msgs()
-    err = next(m for s, d, m in net.sent if (s, d) == ("tn5", "tn4"))
+    err = next(m for s, d, m in net.sent if (s, d) == ("tn5", "tn4") and m.name == "PATH_ERR")
     es = err.get(O.ErrorSpecIfId)
     assert es is not None and es.flags & ES_PATH_STATE_REMOVED
     for node, local_if in CHAIN:
@@ -477,3 +479,99 @@ def test_routing_loop_detected_by_record_route() -> None:
         assert not c.psbs, n
         for i in c.links:
             assert net.free(n, i) == ALL, (n, i)
+
+
+# --- RFC 2961 reliable delivery ----------------------------------------------------------
+
+
+def _drop_first(src: str, dst: str, name: str) -> Callable[[str, str, Message], bool]:
+    done: list[bool] = []
+
+    def drop(s: str, d: str, m: Message) -> bool:
+        if not done and (s, d, m.name) == (src, dst, name):
+            done.append(True)
+            return True
+        return False
+
+    return drop
+
+
+def test_lost_path_is_retransmitted_after_rf() -> None:
+    net = Net(drop=_drop_first("tn2", "tn3", "PATH"))
+    net.create("tn1", 1, ex.fig9_ero(), None, 10e9)
+    assert net.dropped == [("tn2", "tn3", "PATH")]
+    assert not net.of("tn1", C.LspUp)
+    net.advance(0.4)
+    assert not net.of("tn1", C.LspUp)
+    net.advance(0.2)  # Rf = 0.5 s
+    assert net.of("tn1", C.LspUp)
+    assert net.cores["tn2"].stats["retransmits"] == 1
+    assert not any(c.pending for c in net.cores.values())  # everything acknowledged
+
+
+def test_lost_ack_retransmission_is_harmless() -> None:
+    net = Net(drop=_drop_first("tn3", "tn2", "ACK"))
+    net.create("tn1", 1, ex.fig9_ero(), None, 10e9)
+    assert net.of("tn1", C.LspUp)
+    net.advance(1.0)
+    assert net.cores["tn2"].stats["retransmits"] == 1
+    assert len(net.of("tn1", C.LspUp)) == 1 and len(net.cores["tn3"].psbs) == 1
+    assert net.free("tn3", 2) == tuple(range(2, 9))
+
+
+def test_path_tear_supersedes_a_lost_path() -> None:
+    net = Net(drop=_drop_first("tn1", "tn2", "PATH"))
+    net.create("tn1", 1, ex.fig9_ero(), None, 10e9)
+    net.delete("tn1", 1)
+    net.advance(5.0)
+    assert not any(c.psbs for c in net.cores.values())
+    # the PathTear (acknowledged, though tn2 never had the LSP) cancelled the Path's
+    # retransmission
+    assert net.cores["tn1"].stats["retransmits"] == 0
+    assert all(n == "PATH_TEAR" for s, d, n in net.msgs() if s == "tn1")
+    for node, local_if in CHAIN:
+        assert net.free(node, local_if) == ALL
+
+
+def test_gives_up_after_rl_retransmissions_then_refresh_recovers() -> None:
+    lost: list[int] = []
+
+    def drop(s: str, d: str, m: Message) -> bool:
+        if (s, d, m.name) == ("tn3", "tn4", "PATH") and len(lost) < 4:
+            lost.append(1)
+            return True
+        return False
+
+    net = Net(drop=drop)
+    net.create("tn1", 1, ex.fig9_ero(), None, 10e9)
+    net.advance(8.0)  # at 0.5, 1.5, 3.5 s: three retransmissions, all lost; 7.5 s: give up
+    assert len(lost) == 4 and net.cores["tn3"].stats["retransmit_give_up"] == 1
+    assert not net.of("tn1", C.LspUp)
+    net.advance(30.0)  # the refresh (R = 30 s) carries it
+    assert net.of("tn1", C.LspUp)
+
+
+def test_random_loss_every_lsp_comes_up_and_nothing_leaks() -> None:
+    rng = random.Random(7)
+    net = Net(drop=lambda s, d, m: rng.random() < 0.2)
+    plain = [s for s in ex.fig9_ero() if not isinstance(s, ero.Label)]
+    for t in range(1, 6):
+        net.create("tn1", t, plain, None, 1e9)
+        net.advance(10.0)
+    assert {u.lsp.tunnel_id for u in net.of("tn1", C.LspUp)} == {1, 2, 3, 4, 5}
+    assert net.dropped
+    for t in range(1, 6):
+        net.delete("tn1", t)
+    net.advance(200.0)  # what a lost tear left behind times out
+    for node, local_if in CHAIN:
+        assert net.free(node, local_if) == ALL, (node, local_if)
+    assert not any(c.psbs or c.pending for c in net.cores.values())
+
+
+def test_unreliable_mode_sends_no_message_id() -> None:
+    net = Net()
+    for c in net.cores.values():
+        c.reliable = False
+    net.create("tn1", 1, ex.fig9_ero(), None, 10e9)
+    assert net.of("tn1", C.LspUp)
+    assert all(m.get(O.MessageId) is None and m.name != "ACK" for _, _, m in net.sent)

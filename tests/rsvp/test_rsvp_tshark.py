@@ -185,6 +185,12 @@ def test_errors_hello_notify(decoded: dict[str, Any]) -> None:
     assert _f(n, "rsvp.admin_status.down") == ["1"]
 
 
+def test_ack(decoded: dict[str, Any]) -> None:
+    a = decoded["ack"]
+    assert _f(a, "rsvp.message_id_ack.message_id") == ["1"]
+    assert _f(a, "rsvp.message_id_ack.epoch") == ["101"]
+
+
 def test_core_output_decodes_cleanly(tmp_path: Path) -> None:
     """Every message the cores of tn1..tn5 actually send for the paper's QE LSP (Hellos,
     Path, Resv, then the PathTear of its deletion) decodes in tshark with nothing
