@@ -50,3 +50,26 @@ down:
 
 clean: down
 	rm -rf $(VENV) run .pytest_cache .mypy_cache .ruff_cache *.egg-info
+
+# --- Docker (docs/docker.md): one image for every role, built without pulling anything ---
+IMAGE ?= qkdnet:latest
+BASE_IMAGE ?= debian:bookworm-slim
+.PHONY: base-image wheels image docker-e2e
+
+# debian:bookworm-slim, made locally with debootstrap when it is not there (no registry).
+base-image:
+	@docker image inspect $(BASE_IMAGE) >/dev/null 2>&1 || { \
+	  command -v debootstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; \
+	  docker/make-base-image.sh $(BASE_IMAGE); }
+
+# The project and its runtime dependencies as wheels, at the venv's versions.
+wheels: venv
+	@rm -rf build/wheels && mkdir -p build/wheels
+	@$(PY) -m pip freeze --exclude-editable > build/constraints.txt
+	$(PY) -m pip wheel -q . -c build/constraints.txt -w build/wheels
+
+image: base-image wheels
+	docker build -q --build-arg BASE=$(BASE_IMAGE) -t $(IMAGE) .
+
+docker-e2e: setup image
+	$(PY) -m pytest -q -ra -m docker tests/docker

@@ -49,6 +49,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from compose import render
 from compose.cliclient import CliError
 from compose.netns import TestbedError
@@ -232,7 +234,10 @@ class DockerTestbed:
 
     ``compose_file`` is used as it is (the checked-in ``docker-compose.yml``); without it
     the file is rendered into ``run_dir`` (default ``run/docker-NAME``). Container and
-    bridge names come from the topology's prefix, so one Docker testbed per prefix can run.
+    bridge names come from the topology's prefix; ``prefix`` overrides it (a copy of the
+    topology is written to ``run_dir``), so tests never touch a user's ``qk`` testbed. Two
+    testbeds of one topology cannot run at once all the same: Docker refuses networks with
+    overlapping subnets.
     """
 
     __test__ = False
@@ -245,15 +250,29 @@ class DockerTestbed:
         compose_file: str | os.PathLike[str] | None = None,
         run_dir: str | os.PathLike[str] | None = None,
         image: str = render.IMAGE,
+        prefix: str | None = None,
         progress: Progress | None = None,
     ) -> None:
         topo = topology if isinstance(topology, Topology) else load(Path(topology))
         if topo.path is None:
             raise DockerError("the topology must be loaded from a file (containers mount it)")
-        self.topology = topo
-        self.prefix = topo.prefix
         self.project = project or f"qkdnet-{topo.name}"
         self.run_dir = Path(run_dir or Path("run") / f"docker-{topo.name}").resolve()
+        if prefix is not None and prefix != topo.prefix:
+            if compose_file is not None:
+                raise DockerError("give either a compose file or a prefix to render one with")
+            # a copy of the topology with the new prefix, which the containers then mount
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            doc = yaml.safe_load(topo.path.read_text())
+            doc["prefix"] = prefix
+            copy = self.run_dir / f"{topo.name}.yaml"
+            copy.write_text(
+                f"# {topo.path} with prefix {prefix} (written by qkdnet)\n"
+                + yaml.safe_dump(doc, sort_keys=False)
+            )
+            topo = load(copy)
+        self.topology = topo
+        self.prefix = topo.prefix
         self.compose_file = Path(compose_file).resolve() if compose_file else None
         self.image = image
         self.progress: Progress = progress or _quiet
@@ -508,13 +527,21 @@ class DockerTestbed:
         )
         return r.returncode == 0
 
-    def cli(self, host: str, command: str, via: str | None = None, timeout: float = 10.0) -> str:
+    def cli(
+        self,
+        host: str,
+        command: str,
+        via: str | None = None,
+        timeout: float = 10.0,
+        port: int | None = None,
+    ) -> str:
         """One command on the host's telnet CLI, connecting from the container of ``via``
-        (default: the host itself) to the host's control address."""
-        h = self.topology.host(host)
-        if h.cli_port is None:
+        (default: the host itself) to the host's control address and ``cli_port`` (or
+        ``port``)."""
+        port = port or self.topology.host(host).cli_port
+        if port is None:
             raise DockerError(f"{host} has no cli_port")
-        argv = ["python", "-c", _CLI_SCRIPT, self.address(host), str(h.cli_port), command]
+        argv = ["python", "-c", _CLI_SCRIPT, self.address(host), str(port), command]
         r = self.exec(
             via or host,
             [*argv, str(timeout)],
@@ -609,7 +636,11 @@ class DockerTestbed:
     # --- captures ---------------------------------------------------------------------
     def capture_start(self, domains: Iterable[str] | None = None, timeout: float = 10.0) -> None:
         """Start tcpdump in every running member of each domain (default: all), on its
-        interface there, outgoing packets only; returns once every one is listening."""
+        interface there, outgoing packets only; returns once every one is listening.
+
+        ``--immediate-mode`` matters: with libpcap's default TPACKET_V3 ring, packets wait
+        in a block until it fills or times out, and the ones still waiting when tcpdump is
+        stopped are lost; ``-U`` then writes each packet to the file as it comes."""
         if self._captures:
             raise DockerError("a capture is already running (capture_stop first)")
         started: list[_Capture] = []
@@ -624,7 +655,8 @@ class DockerTestbed:
                 base = f"{CAPTURE_DIR}/qkdcap-{d}"
                 script = (
                     f"rm -f {base}.pcap {base}.err; echo $$ > {base}.pid; "
-                    f"exec tcpdump -i {ifname} -Q out -U -n -s 0 -Z root -w {base}.pcap "
+                    f"exec tcpdump -i {ifname} -Q out --immediate-mode -U -n -s 0 -Z root "
+                    f"-w {base}.pcap "
                     f"2> {base}.err"
                 )
                 self.container(h.name).exec_run(["sh", "-c", script], detach=True)

@@ -1,0 +1,150 @@
+"""``qkdnet compose render``: the checked-in docker-compose.yml is current and says what the
+paper's testbed needs. No Docker Engine needed (only the Compose CLI for its own check)."""
+
+from __future__ import annotations
+
+import ipaddress
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from compose import render
+from compose.docker import merge_pcaps
+from gmpls.topology import load
+
+ROOT = Path(__file__).resolve().parents[2]
+PAPER = ROOT / "topologies" / "paper.yaml"
+CHECKED_IN = ROOT / "docker-compose.yml"
+
+
+@pytest.fixture(scope="module")
+def doc() -> dict:
+    return yaml.safe_load(CHECKED_IN.read_text())
+
+
+def test_checked_in_compose_file_is_current() -> None:
+    fresh = render.render(load(PAPER), ROOT)
+    assert CHECKED_IN.read_text() == fresh, (
+        "docker-compose.yml is out of date: "
+        "run `qkdnet compose render topologies/paper.yaml -o docker-compose.yml`"
+    )
+
+
+def test_cli_check_flag(tmp_path: Path) -> None:
+    run = [sys.executable, "-m", "compose.render", "compose", "render", str(PAPER)]
+    ok = subprocess.run([*run, "-o", str(CHECKED_IN), "--check"], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    stale = tmp_path / "docker-compose.yml"
+    stale.write_text(CHECKED_IN.read_text().replace("10.1.1.5", "10.1.1.55"))
+    bad = subprocess.run([*run, "-o", str(stale), "--check"], capture_output=True, text=True)
+    assert bad.returncode == 1 and "out of date" in bad.stderr
+    written = subprocess.run([*run, "-o", str(stale)], capture_output=True, text=True, check=True)
+    assert "11 services, 6 networks" in written.stdout
+    # rendered elsewhere, the topology is mounted by a path relative to the new folder
+    mounts = {
+        v for s in yaml.safe_load(stale.read_text())["services"].values() for v in s["volumes"]
+    }
+    (mount,) = mounts
+    host_side = mount.split(":")[0]
+    assert (stale.parent / host_side).resolve() == PAPER.resolve()
+
+
+def test_one_service_per_host_with_its_static_addresses(doc: dict) -> None:
+    topo = load(PAPER)
+    assert doc["version"] == "2.4"
+    assert set(doc["services"]) == set(topo.hosts) and len(doc["services"]) == 11
+    for name, h in topo.hosts.items():
+        svc = doc["services"][name]
+        assert svc["image"] == "qkdnet:latest"
+        assert svc["container_name"] == f"qk-{name}" and svc["hostname"] == name
+        assert svc["init"] is True
+        assert svc["networks"] == {d: {"ipv4_address": str(a)} for d, a in h.interfaces.items()}
+        assert svc["volumes"] == ["./topologies/paper.yaml:/etc/qkdnet/paper.yaml:ro"]
+        assert svc["sysctls"]["net.ipv4.ip_forward"] == "0"
+
+
+def test_commands_and_capabilities_by_kind(doc: dict) -> None:
+    s = doc["services"]
+    topo_args = ["--topology", "/etc/qkdnet/paper.yaml"]
+    assert s["tn1"]["command"] == ["python", "-m", "node_agent", *topo_args, "--host", "tn1"]
+    assert s["pce"]["command"] == ["python", "-m", "pce", *topo_args, "--host", "pce"]
+    assert s["etsiB"]["command"] == ["python", "-m", "qkd_proxy", *topo_args, "--host", "etsiB"]
+    assert s["idqA"]["command"] == ["python", "-m", "idq3p_emulator", *topo_args, "--host", "idqA"]
+    assert s["client"]["command"] == ["sleep", "infinity"]
+    for name in ("tn1", "tn2", "tn3", "tn4", "tn5", "pce"):
+        assert s[name]["cap_add"] == ["NET_ADMIN", "NET_RAW"], name
+    for name in ("client", "etsiA", "etsiB", "idqA", "idqB"):
+        assert "cap_add" not in s[name], name
+
+
+def test_networks_are_internal_bridges_with_an_unused_gateway(doc: dict) -> None:
+    topo = load(PAPER)
+    used = {a for h in topo.hosts.values() for a in h.interfaces.values()}
+    assert set(doc["networks"]) == set(topo.domains)
+    for name, d in topo.domains.items():
+        net = doc["networks"][name]
+        assert net["driver"] == "bridge" and net["internal"] is True
+        assert net["driver_opts"]["com.docker.network.bridge.name"] == f"qk_{name}"
+        assert net["driver_opts"]["com.docker.network.bridge.inhibit_ipv4"] == "true"
+        (cfg,) = net["ipam"]["config"]
+        assert ipaddress.IPv4Network(cfg["subnet"]) == d.subnet
+        gw = ipaddress.IPv4Address(cfg["gateway"])
+        assert gw in d.subnet and gw not in used
+    assert doc["networks"]["ctrl"]["ipam"]["config"][0]["gateway"] == "10.1.1.254"
+
+
+def test_gateway_skips_addresses_in_use(tmp_path: Path) -> None:
+    text = PAPER.read_text().replace("ka: 10.11.2.2}", "ka: 10.11.2.254}")
+    f = tmp_path / "paper.yaml"
+    f.write_text(text)
+    topo = load(f)
+    assert render.gateway(topo, "ka") == ipaddress.IPv4Address("10.11.2.253")
+    assert render.gateway(topo, "ctrl") == ipaddress.IPv4Address("10.1.1.254")
+
+
+def test_kinds_without_a_container_role_are_refused(tmp_path: Path) -> None:
+    text = PAPER.read_text().replace("  tn3:\n    kind: node", "  tn3:\n    kind: frr")
+    f = tmp_path / "paper.yaml"
+    f.write_text(text)
+    with pytest.raises(render.RenderError, match="tn3: kind frr"):
+        render.render(load(f), tmp_path)
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose not installed")
+def test_debian_docker_compose_accepts_it() -> None:
+    r = subprocess.run(
+        ["docker-compose", "-f", str(CHECKED_IN), "-p", "qkdcheck", "config", "-q"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert r.returncode == 0, r.stderr
+
+
+def _pcap(records: list[tuple[int, int, bytes]]) -> bytes:
+    head = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1)
+    body = b"".join(struct.pack("<IIII", s, us, len(p), len(p)) + p for s, us, p in records)
+    return head + body
+
+
+def test_merge_pcaps_orders_by_time_and_keeps_every_record() -> None:
+    a = _pcap([(10, 5, b"a1"), (12, 0, b"a2")])
+    b = _pcap([(10, 1, b"b1"), (11, 999999, b"b2"), (12, 0, b"b3")])
+    merged = merge_pcaps([a, b, b""])
+    assert merged[:24] == a[:24]
+    off, got = 24, []
+    while off < len(merged):
+        _, _, n, _ = struct.unpack("<IIII", merged[off : off + 16])
+        got.append(merged[off + 16 : off + 16 + n])
+        off += 16 + n
+    assert got == [b"b1", b"a1", b"b2", b"a2", b"b3"]  # ties keep file order
+    assert merge_pcaps([]) == b""
+    cut = a[:-1]  # last record cut short: dropped, the rest kept
+    assert merge_pcaps([cut]) == a[: 24 + 16 + 2]
+    with pytest.raises(ValueError, match="not a pcap"):
+        merge_pcaps([b"\0" * 24])

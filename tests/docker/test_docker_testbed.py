@@ -1,0 +1,294 @@
+"""The paper topology as Docker containers (needs Docker Engine; builds the image).
+
+The project ``qkdtest`` (prefix ``qkt``) is shared by the read-only checks of this module
+and taken down by the fixture whatever happens; the tests that stop or kill a container put
+it back as it was.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from compose.docker import DockerTestbed, firewall_rules
+from compose.render import bridge_name
+
+pytestmark = pytest.mark.docker
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKER_RUN_D = ("docker", "run", "-d", "--init", "--network", "none")
+
+
+def _run(image: str, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["docker", "run", "--rm", "--network", "none", image, *argv],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+    )
+
+
+# --- the image --------------------------------------------------------------------------
+
+
+def test_image_has_python_311_the_project_and_the_tools(image: str) -> None:
+    r = _run(
+        image,
+        "python",
+        "-c",
+        "import sys, yaml, cryptography, pyroute2, docker, asyncio_dgram, gmpls, compose, "
+        "node_agent, pce, qkd_proxy, idq3p_emulator; print(sys.version_info[:2], sys.prefix)",
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "(3, 11) /opt/qkdnet"
+    names = ("tcpdump", "ip", "nft", "ping", "telnet", "ps", "pip")
+    tools = _run(image, "sh", "-c", f"for t in {' '.join(names)}; do command -v $t || exit 1; done")
+    assert tools.returncode == 0, tools.stdout + tools.stderr
+    assert [Path(p).name for p in tools.stdout.split()] == list(names)
+
+
+def test_image_dependencies_match_the_venv(image: str) -> None:
+    """The wheels were built at the venv's versions, so the image runs what the tests ran."""
+    venv = subprocess.run(
+        [str(ROOT / ".venv/bin/python"), "-m", "pip", "freeze", "--exclude-editable"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    inside = _run(image, "pip", "freeze").stdout
+    pins = {line.split("==")[0].lower(): line for line in venv.splitlines() if "==" in line}
+    got = [line for line in inside.splitlines() if "==" in line]
+    assert got, inside
+    for line in got:
+        name = line.split("==")[0].lower()
+        if name != "qkdnet":
+            assert pins.get(name) == line, f"image has {line}, venv {pins.get(name)}"
+
+
+def test_entry_script_sleeps_when_a_role_has_no_main(image: str) -> None:
+    name = "qkdtest-entry"
+    subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
+    try:
+        subprocess.run(
+            [*DOCKER_RUN_D, "--name", name, image, "python", "-m", "gmpls", "--host", "x"],
+            capture_output=True,
+            check=True,
+        )
+        deadline = time.monotonic() + 20
+        logs = ""
+        while '"no-daemon"' not in logs and time.monotonic() < deadline:
+            time.sleep(0.2)
+            logs = subprocess.run(
+                ["docker", "logs", name], capture_output=True, text=True, check=False
+            ).stderr
+        line = json.loads(logs.strip().splitlines()[-1])
+        assert line["event"] == "no-daemon" and line["module"] == "gmpls"
+        state = subprocess.run(
+            ["docker", "inspect", "--format", "{{.State.Running}}", name],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert state.stdout.strip() == "true"
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
+    # any other command runs as it is, with its exit status
+    r = _run(image, "python", "-c", "import sys; print('ran'); sys.exit(3)")
+    assert (r.returncode, r.stdout) == (3, "ran\n")
+
+
+# --- the compose project ------------------------------------------------------------------
+
+
+def test_all_eleven_containers_run(paper_docker: DockerTestbed) -> None:
+    st = paper_docker.status()
+    assert st["status"] == "up"
+    assert len(st["hosts"]) == 11
+    for h, info in st["hosts"].items():
+        assert info["container"] == f"qkt-{h}"
+        assert info["state"] == "running", (h, info)
+    assert st["hosts"]["client"]["role"] == "client"
+
+
+def test_static_addresses_inside_the_containers(paper_docker: DockerTestbed) -> None:
+    topo = paper_docker.topology
+    for h in topo.hosts.values():
+        expected = {str(a) for a in h.interfaces.values()}
+        assert set(paper_docker.interfaces(h.name)) - {"127.0.0.1"} == expected, h.name
+        info = paper_docker.status()["hosts"][h.name]["interfaces"]
+        assert {d: i["actual"] for d, i in info.items()} == {
+            d: str(a) for d, a in h.interfaces.items()
+        }
+
+
+def test_networks_are_internal_with_an_unused_gateway_and_no_host_address(
+    paper_docker: DockerTestbed,
+) -> None:
+    st = paper_docker.status()
+    used = {a for h in paper_docker.topology.hosts.values() for a in h.interfaces.values()}
+    for d, info in st["domains"].items():
+        assert info["state"] == "present" and info["internal"] is True
+        assert info["network"] == f"qkdtest_{d}"
+        gw = ipaddress.IPv4Address(info["gateway"])
+        assert gw in ipaddress.IPv4Network(info["subnet"]) and gw not in used
+        addrs = subprocess.run(
+            ["ip", "-4", "-o", "addr", "show", "dev", bridge_name("qkt", d)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert addrs.stdout == "", f"the host has an address on {d}: {addrs.stdout}"
+
+
+def test_tn1_reaches_tn5_over_the_control_lan(paper_docker: DockerTestbed) -> None:
+    assert paper_docker.ping("tn1", "tn5")
+    for h in ("tn2", "tn3", "tn4", "pce", "client"):
+        assert paper_docker.ping("tn1", h), h
+
+
+def test_qkd_side_domains(paper_docker: DockerTestbed) -> None:
+    assert paper_docker.ping("etsiA", "idqA")
+    assert paper_docker.ping("etsiB", "idqB")
+    assert paper_docker.ping("etsiA", "10.11.1.15")  # sync channel to etsiB
+    assert paper_docker.ping("tn1", "10.2.1.11")
+    assert paper_docker.ping("tn5", "10.2.2.11")
+
+
+def test_domains_are_isolated(paper_docker: DockerTestbed) -> None:
+    assert not paper_docker.ping("etsiA", "10.1.1.2")  # tn2 on ctrl
+    assert not paper_docker.ping("etsiA", "10.1.1.1")  # tn1 is on qa too, but does not route
+    assert not paper_docker.ping("tn1", "10.11.2.2")  # idqA
+    assert not paper_docker.ping("tn1", "10.2.2.11")  # etsiB
+    assert not paper_docker.ping("client", "10.1.1.254")  # the gateway is a placeholder
+
+
+def test_multicast_crosses_the_control_bridge(paper_docker: DockerTestbed) -> None:
+    """OSPF's 224.0.0.5 from tn1 reaches tn5: the DOCKER-USER rule lets intra-bridge
+    traffic past Docker's isolation rule (br_netfilter)."""
+    rules = firewall_rules("qkt")
+    assert any("qkt_ctrl" in r for r in rules) or not _br_netfilter()
+    listen = (
+        "import socket\n"
+        "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        "s.bind(('224.0.0.5', 5999))\n"
+        "s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,"
+        " socket.inet_aton('224.0.0.5') + socket.inet_aton('10.1.1.5'))\n"
+        "s.settimeout(10)\n"
+        "print('ready', flush=True)\n"
+        "print(s.recvfrom(100)[0].decode(), flush=True)\n"
+    )
+    rx = paper_docker.popen(
+        "tn5", ["python", "-u", "-c", listen], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert rx.stdout is not None and rx.stdout.readline().strip() == "ready"
+        send = (
+            "import socket, time\n"
+            "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            "s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)\n"
+            "s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton('10.1.1.1'))\n"
+            "for _ in range(20):\n"
+            "    s.sendto(b'hello-ospf', ('224.0.0.5', 5999)); time.sleep(0.1)\n"
+        )
+        paper_docker.exec("tn1", ["python", "-c", send], check=True, timeout=30)
+        out, _ = rx.communicate(timeout=30)
+        assert out.strip() == "hello-ospf"
+    finally:
+        rx.kill()
+        rx.wait()
+
+
+def _br_netfilter() -> bool:
+    try:
+        return Path("/proc/sys/net/bridge/bridge-nf-call-iptables").read_text().strip() == "1"
+    except OSError:
+        return False
+
+
+def test_captures_show_each_packet_once(paper_docker: DockerTestbed, tmp_path: Path) -> None:
+    paper_docker.capture_start(["ctrl", "qa"])
+    try:
+        assert paper_docker.ping("tn2", "tn4", count=3)
+        assert paper_docker.ping("tn1", "etsiA")
+    finally:
+        caps = paper_docker.capture_stop(tmp_path)
+    assert set(caps) == {"ctrl", "qa"}
+    ctrl = _icmp(caps["ctrl"])
+    assert ctrl.count(("10.1.1.2", "10.1.1.4", "echo request")) == 3
+    assert ctrl.count(("10.1.1.4", "10.1.1.2", "echo reply")) == 3
+    assert ("10.2.1.1", "10.2.1.11", "echo request") not in ctrl
+    assert _icmp(caps["qa"]).count(("10.2.1.1", "10.2.1.11", "echo request")) == 1
+
+
+def _icmp(pcap: Path) -> list[tuple[str, str, str]]:
+    r = subprocess.run(["tcpdump", "-nr", str(pcap), "icmp"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    out = []
+    for line in r.stdout.splitlines():
+        # "07:06:59.370474 IP 10.1.1.2 > 10.1.1.4: ICMP echo request, id 1, seq 1, length 64"
+        words = line.split()
+        kind = "echo request" if "request," in words else "echo reply"
+        out.append((words[2], words[4].rstrip(":"), kind))
+    return out
+
+
+def test_cli_connects_from_the_client_container(paper_docker: DockerTestbed) -> None:
+    """The telnet path: a TCP server in tn1 on its CLI port, the client container connects
+    to tn1's control address (the node agent's CLI replaces this server once it exists)."""
+    server = (
+        "import socket\n"
+        "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+        "s.bind(('10.1.1.1', 2323)); s.listen(1); print('ready', flush=True)\n"
+        "c, peer = s.accept(); c.sendall(b'tn1> ')\n"
+        "cmd = c.recv(100).decode().strip()\n"
+        "c.sendall(f'{cmd} from {peer[0]}\\r\\ntn1> '.encode()); c.recv(100); c.close()\n"
+    )
+    srv = paper_docker.popen(
+        "tn1", ["python", "-u", "-c", server], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert srv.stdout is not None and srv.stdout.readline().strip() == "ready"
+        out = paper_docker.cli("tn1", "show version", via="client", timeout=10, port=2323)
+        assert out == "show version from 10.1.1.100"
+    finally:
+        srv.kill()
+        srv.wait()
+
+
+def test_kill_then_start_keeps_the_addresses(paper_docker: DockerTestbed) -> None:
+    paper_docker.kill("tn3")
+    st = paper_docker.status()["hosts"]["tn3"]
+    assert st["state"] == "exited" and st["exit_code"] == 137
+    assert not paper_docker.ping("tn2", "tn3")
+    paper_docker.start("tn3")
+    assert paper_docker.status()["hosts"]["tn3"]["state"] == "running"
+    assert paper_docker.ping("tn2", "tn3")
+    assert paper_docker.stop("tn4") is True
+    assert paper_docker.status()["hosts"]["tn4"]["state"] == "exited"
+    paper_docker.start("tn4")
+    assert paper_docker.interfaces("tn4").get("10.1.1.4") is not None
+
+
+def test_attach_finds_the_running_testbed(paper_docker: DockerTestbed) -> None:
+    again = DockerTestbed.attach("qkt")
+    assert again.project == "qkdtest"
+    assert again.compose_file == paper_docker.compose_file
+    assert again.topology.path == paper_docker.topology.path
+    assert again.ping("tn1", "tn5")
+
+
+def test_second_up_is_refused_while_the_prefix_is_in_use(paper_docker: DockerTestbed) -> None:
+    from compose.docker import DockerError
+
+    other = DockerTestbed(
+        paper_docker.topology, project="qkdtest2", compose_file=paper_docker.compose_file
+    )
+    with pytest.raises(DockerError, match="is in use"):
+        other.up()
+    assert paper_docker.status()["status"] == "up"  # untouched
