@@ -896,6 +896,8 @@ class ProxyCore:
             s.open_waiter = None
             self._drop(s)
             self._reply(addr, etsi.OpenReply(rid, Status.NO_QKD_CONNECTION, s.handle, qos))
+            # the peer may have made its side and only the answers were lost: undo it
+            self._sync_send(sync.Close(self._next_txid(), s.handle))
         elif tx.kind == "alloc":
             s.alloc_tx = None
             self._fail_waiting(s, Status.NO_QKD_CONNECTION)

@@ -9,6 +9,7 @@ import itertools
 import random
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
+from typing import Any
 
 from idq3p_emulator.core import Idq3pServer
 from idq3p_emulator.store import FileSource, KeySource, KeyStore, SeedSource
@@ -84,7 +85,7 @@ class Net:
         self.rng = random.Random(self.seed)
         self.now = 0.0
         self._seq = itertools.count()
-        self.queue: list[tuple[float, int, str, object]] = []
+        self.queue: list[tuple[float, int, str, tuple[str, Any]]] = []
         src = self.source or SeedSource(b"test-seed")
         self.idq = {
             "A": Idq3pServer(KeyStore(src, 0, self.rate_bps, self.buffer_bits, 0.0)),
@@ -102,7 +103,7 @@ class Net:
         self.wire: list[tuple[Channel, bytes]] = []
 
     # --- delivery -------------------------------------------------------------------
-    def _post(self, at: float, kind: str, payload: object) -> None:
+    def _post(self, at: float, kind: str, payload: tuple[str, Any]) -> None:
         heapq.heappush(self.queue, (at, next(self._seq), kind, payload))
 
     def _apply(self, side: str, actions: list[object]) -> None:
@@ -156,7 +157,7 @@ class Net:
             self.now = max(self.now, nxt)
             if self.queue and self.queue[0][0] <= self.now:
                 _, _, kind, payload = heapq.heappop(self.queue)
-                side, item = payload  # type: ignore[misc]
+                side, item = payload
                 if kind == "send":
                     self._route(side, item)
                 else:

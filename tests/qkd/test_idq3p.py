@@ -17,7 +17,7 @@ from idq3p_emulator.store import (
     parse_keyfile,
 )
 
-MSGS = [
+MSGS: list[codec.AnyMessage] = [
     codec.GetNextKey(1, 32, 10),
     codec.GetKeyById(2, 16, (0, key_id(1, 64), 5)),
     codec.StatusRequest(3, 32),

@@ -12,10 +12,10 @@ from gmpls.errors import DecodeError
 from qkd_proxy import codec as etsi
 from qkd_proxy import sync
 from qkd_proxy.codec import Status
-from qkd_proxy.core import Channel, Datagram, Tick
+from qkd_proxy.core import Channel, Datagram, Send, Tick
 
 H = bytes(range(64))
-ETSI_MSGS = [
+ETSI_MSGS: list[etsi.Message] = [
     etsi.Open(1, IPv4Address("10.1.1.5"), etsi.QoS(32, 1000, 2, 500)),
     etsi.Open(2, IPv4Address("10.1.1.1"), etsi.QoS(), H),
     etsi.ConnectNonblock(3, H),
@@ -250,7 +250,9 @@ def _open_lossy(net: Net) -> etsi.OpenReply | None:
     )
     actions = net.proxy["A"].handle(Tick(), 100.0)
     assert not net.proxy["A"].sessions
-    replies = [etsi.decode(a.data) for a in actions if getattr(a, "channel", None) is Channel.NORTH]
+    replies = [
+        etsi.decode(a.data) for a in actions if isinstance(a, Send) and a.channel is Channel.NORTH
+    ]
     return replies[0] if replies else None  # type: ignore[return-value]
 
 
