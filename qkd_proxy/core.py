@@ -607,7 +607,9 @@ class ProxyCore:
         limit = s.next_index + 4 * self.cfg.bind_block
         todo = []
         while i < limit and i in s.bindings:
-            todo.append((i, s.bindings[i]))
+            kid = s.bindings[i]
+            if i not in s.keys and kid not in s.fetching:
+                todo.append((i, kid))
             i += 1
         s.fetch_from = i
         step = min(max(1, (idq.MAX_DATAGRAM - 64) // (s.key_length + 8)), idq.MAX_KEYS)

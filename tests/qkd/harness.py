@@ -101,6 +101,7 @@ class Net:
         self.inbox: dict[tuple[str, int], list[etsi.Reply]] = {}
         self.logs: list[Log] = []
         self.wire: list[tuple[Channel, bytes]] = []
+        self.device_down: set[str] = set()  # sides whose IDQ3P device is unreachable
 
     # --- delivery -------------------------------------------------------------------
     def _post(self, at: float, kind: str, payload: tuple[str, Any]) -> None:
@@ -124,6 +125,8 @@ class Net:
             src = A_SYNC if side == "A" else B_SYNC
             self._feed(other, Datagram(Channel.SYNC, a.data, src))
         elif a.channel is Channel.SOUTH:
+            if side in self.device_down:
+                return
             src = A_SOUTH if side == "A" else B_SOUTH
             reply = self.idq[side].receive(a.data, src, self.now)
             if reply is not None and self.rng.random() >= self.loss:

@@ -328,3 +328,15 @@ def test_garbage_on_every_channel_never_raises() -> None:
         core.handle(Datagram(ch, bytes(base), src[ch]), net.now)
     assert core.sync.counters["bad_mac"] > 0
     assert _get(net, "A", A1, h)[0] == Status.SUCCESSFUL
+
+
+def test_device_unreachable_gives_no_qkd_connection_then_recovers_without_gap() -> None:
+    net = Net()
+    h = _open(net, A1)
+    _open(net, B1, h, side="B")
+    net.device_down.add("B")  # B's IDQ3P box cannot be reached
+    a = [_get(net, "A", A1, h) for _ in range(3)]  # the BIND reaches B, its fetch fails
+    assert _get(net, "B", B1, h)[0] == Status.NO_QKD_CONNECTION
+    net.device_down.clear()
+    b = [_get(net, "B", B1, h) for _ in range(3)]
+    assert [(i, k) for _, i, k in b] == [(i, k) for _, i, k in a]
