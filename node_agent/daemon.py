@@ -1,0 +1,172 @@
+"""The node agent daemon: builds the pieces of one GMPLS node and runs them.
+
+Pieces: the OSPF-TE speaker (:mod:`node_agent.ospf`), the telnet CLI
+(:mod:`node_agent.cli`) on the host's ``cli_port``, and any extension: every module of
+this package named ``ext_*.py`` with a ``setup(daemon)`` function is imported and called
+at build time (RSVP-TE and the QE service plug in this way, without editing this file).
+An extension typically::
+
+    def setup(daemon: NodeDaemon) -> None:
+        agent = RsvpAgent.from_topology(daemon.topo, daemon.host, ...)
+        daemon.add_component(agent)                     # async start()/stop()
+        daemon.cli.register("show rsvp neighbor", ...)  # CLI commands with json forms
+        daemon.ospf_listeners.append(fn)                # OSPF actions (LSDB changes ...)
+        daemon.ospf.set_link_resources(local_if, ...)   # re-advertise a TE link
+
+Components start in the order they were added (OSPF first) and stop in reverse order.
+SIGTERM or SIGINT stops the daemon cleanly. Logs are JSON lines (stdlib logging): one
+per event, with the node name and the event's fields; no key material is ever logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import json
+import logging
+import pkgutil
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from gmpls.ospf.router import Action
+from gmpls.topology import Topology
+from node_agent.cli import CliServer, CommandTable
+from node_agent.ospf import OspfAgent, register_commands
+
+log = logging.getLogger("node_agent")
+
+_STD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and the record's extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        d: dict[str, Any] = {
+            "ts": round(record.created, 6),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for k, v in vars(record).items():
+            if k not in _STD and not k.startswith("_"):
+                d[k] = v
+        if record.exc_info:
+            d["exc"] = self.formatException(record.exc_info)
+        return json.dumps(d, default=str)
+
+
+def setup_logging(log_file: str | None, level: int = logging.INFO) -> None:
+    handler: logging.Handler = (
+        logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
+    )
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+class Component(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+class NodeDaemon:
+    """One GMPLS node: OSPF-TE, the CLI, and the extensions."""
+
+    def __init__(
+        self,
+        topo: Topology,
+        host: str,
+        *,
+        cli_port: int | None = None,
+        cli_bind: str = "0.0.0.0",
+        state_dir: Path | None = None,
+        ospf: OspfAgent | None = None,
+        load_extensions: bool = True,
+    ) -> None:
+        self.topo = topo
+        self.host = host
+        self.state_dir = state_dir
+        h = topo.host(host)
+        self.cli_port = cli_port if cli_port is not None else h.cli_port
+        self.cli_bind = cli_bind
+        self.cli = CommandTable()
+        self.cli_server = CliServer(self.cli, host)
+        #: callables fed every OSPF action other than Send/SetTimer (LSDB/neighbor changes)
+        self.ospf_listeners: list[Callable[[Action], None]] = []
+        self.ospf = ospf or OspfAgent.from_topology(topo, host, on_action=self._ospf_action)
+        self.ospf.on_action = self._ospf_action
+        self.components: list[Component] = [self.ospf]
+        self.started_at = time.time()
+        register_commands(self.cli, self.ospf)
+        self.cli.register("show version", lambda args: self._version(), "daemon and node")
+        if load_extensions:
+            self._load_extensions()
+
+    def add_component(self, c: Component) -> None:
+        self.components.append(c)
+
+    def _version(self) -> dict[str, Any]:
+        h = self.topo.host(self.host)
+        return {
+            "node": self.host,
+            "routerId": str(h.router_id),
+            "qeCapable": h.qe.capable,
+            "uptimeSecs": round(time.time() - self.started_at, 1),
+            "components": [type(c).__name__ for c in self.components],
+        }
+
+    def _ospf_action(self, a: Action) -> None:
+        for fn in self.ospf_listeners:
+            try:
+                fn(a)
+            except Exception:
+                log.exception("ospf listener failed", extra={"node": self.host})
+
+    def _load_extensions(self) -> None:
+        pkg = sys.modules["node_agent"]
+        for m in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+            if not m.name.startswith("ext_"):
+                continue
+            mod = importlib.import_module(f"node_agent.{m.name}")
+            setup = getattr(mod, "setup", None)
+            if callable(setup):
+                setup(self)
+                log.info("extension loaded", extra={"node": self.host, "extension": m.name})
+
+    async def start(self) -> None:
+        for c in self.components:
+            await c.start()
+        if self.cli_port is not None:
+            port = await self.cli_server.start(self.cli_bind, self.cli_port)
+            log.info("cli listening", extra={"node": self.host, "event": "cli", "port": port})
+
+    async def stop(self) -> None:
+        await self.cli_server.stop()
+        for c in reversed(self.components):
+            try:
+                await c.stop()
+            except Exception:
+                log.exception("component stop failed", extra={"node": self.host})
+
+
+async def run(daemon: NodeDaemon) -> None:
+    """Start, wait for SIGTERM/SIGINT, stop."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    await daemon.start()
+    log.info("node agent running", extra={"node": daemon.host, "event": "start"})
+    try:
+        await stop.wait()
+    finally:
+        log.info("node agent stopping", extra={"node": daemon.host, "event": "stop"})
+        await daemon.stop()

@@ -1,0 +1,494 @@
+"""The node agent's OSPF-TE shell: the sans-I/O :class:`gmpls.ospf.router.OspfRouter` on a
+raw IP protocol 89 socket bound to the control interface (DESIGN §3.1, issue 3).
+
+- Socket: SO_BINDTODEVICE to the control interface, member of AllSPFRouters (224.0.0.5),
+  and of AllDRouters (224.0.0.6) only while this router is DR or Backup (RFC 2328 §8.1);
+  TTL 1, TOS 0xC0 (internetwork control), no multicast loopback. Datagrams arrive with
+  their IP header; source and destination go to the core with the OSPF payload.
+- Timers: one ``loop.call_at`` re-armed from each :class:`SetTimer`.
+- Originations: the Router LSA and (as DR) the Network LSA come from the core; this shell
+  adds the Router Information LSA (TE bit, and the QE bit when the topology says
+  ``qe.capable``: capabilities 0x12000000) and one TE LSA per TE link of the topology
+  (RFC 3630 + RFC 4203 sub-TLVs + available wavelengths, docs/ospf-te.md) plus the TE
+  Router Address LSA.
+- :meth:`OspfAgent.set_link_resources` changes a TE link's advertised resources
+  (RSVP calls it when it reserves or frees a wavelength) and re-originates its TE LSA.
+
+Nothing here may raise on a packet: the core counts and drops bad input, and an
+unexpected exception from it is logged and the packet dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import socket
+import struct
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from typing import Any
+
+from gmpls.ospf.constants import ALL_D_ROUTERS, ALL_SPF_ROUTERS, IP_PROTO_OSPF, LsType
+from gmpls.ospf.fsm import IfState
+from gmpls.ospf.lsa import LSA, LSAKey
+from gmpls.ospf.ri import RouterInfoLSA, capabilities, ri_lsa_id
+from gmpls.ospf.router import (
+    Action,
+    InterfaceChanged,
+    InterfaceConfig,
+    LsdbChanged,
+    NeighborChanged,
+    OspfRouter,
+    RoutesChanged,
+    Send,
+    SetTimer,
+    Timer,
+)
+from gmpls.ospf.te import RouterAddress, TeLinkParams, TeLSA, link_tlv, te_lsa_id
+from gmpls.topology import Topology
+
+log = logging.getLogger("node_agent.ospf")
+
+SIOCGIFADDR = 0x8915
+SIOCGIFNETMASK = 0x891B
+SIOCGIFMTU = 0x8921
+TOS_CS6 = 0xC0
+
+
+def find_interface(address: IPv4Address) -> tuple[str, IPv4Interface, int]:
+    """(name, address/prefix, MTU) of the local interface holding ``address``."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for _, name in socket.if_nameindex():
+            req = struct.pack("256s", name.encode()[:15])
+            try:
+                addr = IPv4Address(fcntl.ioctl(s.fileno(), SIOCGIFADDR, req)[20:24])
+                if addr != address:
+                    continue
+                mask = IPv4Address(fcntl.ioctl(s.fileno(), SIOCGIFNETMASK, req)[20:24])
+                mtu = struct.unpack("i", fcntl.ioctl(s.fileno(), SIOCGIFMTU, req)[16:20])[0]
+            except OSError:
+                continue
+            return name, IPv4Interface(f"{addr}/{mask}"), mtu
+    finally:
+        s.close()
+    raise LookupError(f"no interface has address {address}")
+
+
+@dataclass(frozen=True, slots=True)
+class TeLinkState:
+    """What we advertise about one TE link (DESIGN §2); bandwidths in bytes per second."""
+
+    local_if: int
+    remote_router: IPv4Address
+    remote_if: int
+    metric: int
+    max_bandwidth: float
+    max_reservable: float
+    unreserved: tuple[float, ...]
+    lambdas: tuple[int, ...]  # available DWDM channels (RFC 6205 n)
+
+    def params(self) -> TeLinkParams:
+        return TeLinkParams(
+            local_id=self.local_if,
+            remote_id=self.remote_if,
+            remote_router=self.remote_router,
+            te_metric=self.metric,
+            max_bandwidth=self.max_bandwidth,
+            max_reservable=self.max_reservable,
+            unreserved=self.unreserved,
+            channels=self.lambdas,
+        )
+
+
+class OspfAgent:
+    """OSPF-TE on one node's control interface."""
+
+    def __init__(
+        self,
+        router: OspfRouter,
+        iface: InterfaceConfig,
+        *,
+        qe_capable: bool = False,
+        te_links: Sequence[TeLinkState] = (),
+        on_action: Callable[[Action], None] | None = None,
+    ) -> None:
+        self.router = router
+        self.iface = iface
+        self.qe_capable = qe_capable
+        self.te_links: dict[int, TeLinkState] = {t.local_if: t for t in te_links}
+        self.on_action = on_action
+        self.sock: socket.socket | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._in_alldrouters = False
+        self.counters = {"rx": 0, "tx": 0, "tx_errors": 0, "core_errors": 0}
+        self.started_at = 0.0
+
+    @classmethod
+    def from_topology(
+        cls,
+        topo: Topology,
+        host: str,
+        *,
+        interface: tuple[str, IPv4Interface, int] | None = None,
+        on_action: Callable[[Action], None] | None = None,
+    ) -> OspfAgent:
+        """The agent of ``host``: router ID, the control interface (looked up by its
+        address unless given), the topology's OSPF timers, QE capability, TE links; the
+        host's other interfaces are advertised as stub networks (RFC 2328 §12.4.1.4)."""
+        h = topo.host(host)
+        assert h.router_id is not None, f"{host} has no router ID"
+        ctrl = topo.control_address(host)
+        name, addr, mtu = interface or find_interface(ctrl)
+        o = topo.ospf
+        stubs = tuple(
+            (IPv4Network(f"{a}/{topo.domains[d].subnet.prefixlen}", strict=False), 10)
+            for d, a in sorted(h.interfaces.items())
+            if d != topo.control_domain
+        )
+        router = OspfRouter(h.router_id, o.area, stub_networks=stubs, name=host)
+        cfg = InterfaceConfig(
+            name=name,
+            address=addr,
+            priority=h.ospf_priority,
+            hello_interval=o.hello_interval,
+            dead_interval=o.dead_interval,
+            rxmt_interval=o.retransmit_interval,
+            transmit_delay=o.transmit_delay,
+            mtu=mtu,
+        )
+        links = []
+        for t in topo.te_links_of(host):
+            bw = t.bandwidth_mbps * 1e6 / 8
+            links.append(
+                TeLinkState(
+                    t.local_if,
+                    t.remote_router_id,
+                    t.remote_if,
+                    t.metric,
+                    bw,
+                    bw,
+                    (bw,) * 8,
+                    tuple(t.lambdas),
+                )
+            )
+        return cls(router, cfg, qe_capable=h.qe.capable, te_links=links, on_action=on_action)
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.started_at = self._loop.time()
+        s = socket.socket(socket.AF_INET, socket.SOCK_RAW, IP_PROTO_OSPF)
+        try:
+            s.setblocking(False)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, self.iface.name.encode())
+            local = self.iface.address.ip.packed
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, local)
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 1)
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, TOS_CS6)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
+            self._membership(s, ALL_SPF_ROUTERS, True)
+        except OSError:
+            s.close()
+            raise
+        self.sock = s
+        self._loop.add_reader(s.fileno(), self._readable)
+        log.info(
+            "ospf started",
+            extra={
+                "node": self.router.name,
+                "event": "ospf_start",
+                "interface": self.iface.name,
+                "address": str(self.iface.address),
+                "router_id": str(self.router.router_id),
+            },
+        )
+        now = self._now()
+        self._apply(self.router.add_interface(self.iface, now))
+        self._originate_ri(now)
+        self._apply(
+            self.router.originate_opaque(
+                LsType.OPAQUE_AREA,
+                te_lsa_id(0),
+                TeLSA((RouterAddress(self.router.router_id),)),
+                now,
+            )
+        )
+        for local_if in sorted(self.te_links):
+            self._originate_te(local_if, now)
+
+    async def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.sock is not None:
+            if self._loop is not None:
+                with contextlib.suppress(Exception):
+                    self._loop.remove_reader(self.sock.fileno())
+            self.sock.close()
+            self.sock = None
+        log.info("ospf stopped", extra={"node": self.router.name, "event": "ospf_stop"})
+
+    # --- API ----------------------------------------------------------------------------
+
+    def set_link_resources(
+        self,
+        local_if: int,
+        *,
+        max_reservable: float | None = None,
+        unreserved: Sequence[float] | None = None,
+        available_lambdas: Sequence[int] | None = None,
+        metric: int | None = None,
+    ) -> None:
+        """Change what the TE LSA of link ``local_if`` says and re-originate it (with the
+        next sequence number, no sooner than MinLSInterval after the last one).
+        Bandwidths in bytes per second (RFC 3630); ``available_lambdas`` are the free
+        DWDM channel indices."""
+        t = self.te_links.get(local_if)
+        if t is None:
+            raise KeyError(f"no TE link with local interface ID {local_if}")
+        if unreserved is not None and len(unreserved) != 8:
+            raise ValueError("unreserved bandwidth needs 8 priorities")
+        t = replace(
+            t,
+            max_reservable=t.max_reservable if max_reservable is None else float(max_reservable),
+            unreserved=t.unreserved if unreserved is None else tuple(float(x) for x in unreserved),
+            lambdas=t.lambdas if available_lambdas is None else tuple(sorted(available_lambdas)),
+            metric=t.metric if metric is None else metric,
+        )
+        self.te_links[local_if] = t
+        log.info(
+            "te link resources",
+            extra={
+                "node": self.router.name,
+                "event": "te_link",
+                "local_if": local_if,
+                "lambdas": list(t.lambdas),
+                "max_reservable": t.max_reservable,
+            },
+        )
+        self._originate_te(local_if, self._now())
+
+    def set_qe_capable(self, capable: bool) -> None:
+        self.qe_capable = capable
+        self._originate_ri(self._now())
+
+    def lsas(self) -> list[LSA]:
+        return self.router.lsas(self._now())
+
+    def now(self) -> float:
+        return self._now()
+
+    # --- originations ------------------------------------------------------------------
+
+    def _originate_ri(self, now: float) -> None:
+        body = RouterInfoLSA((capabilities(te=True, qe_capable=self.qe_capable),))
+        self._apply(self.router.originate_opaque(LsType.OPAQUE_AREA, ri_lsa_id(0), body, now))
+
+    def _originate_te(self, local_if: int, now: float) -> None:
+        t = self.te_links[local_if]
+        body = TeLSA((link_tlv(t.params()),))
+        self._apply(
+            self.router.originate_opaque(LsType.OPAQUE_AREA, te_lsa_id(local_if), body, now)
+        )
+
+    def te_lsa_key(self, local_if: int) -> LSAKey:
+        return LSAKey(LsType.OPAQUE_AREA, te_lsa_id(local_if), self.router.router_id)
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    def _now(self) -> float:
+        loop = self._loop or asyncio.get_event_loop()
+        return loop.time()
+
+    def _membership(self, s: socket.socket, group: IPv4Address, join: bool) -> None:
+        ifindex = socket.if_nametoindex(self.iface.name)
+        mreqn = struct.pack("4s4si", group.packed, self.iface.address.ip.packed, ifindex)
+        opt = socket.IP_ADD_MEMBERSHIP if join else socket.IP_DROP_MEMBERSHIP
+        s.setsockopt(socket.IPPROTO_IP, opt, mreqn)
+
+    def _readable(self) -> None:
+        assert self.sock is not None
+        for _ in range(256):
+            try:
+                pkt, _ = self.sock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                log.warning("ospf receive error: %s", e, extra={"node": self.router.name})
+                return
+            if len(pkt) < 20 or pkt[0] >> 4 != 4:
+                continue
+            ihl = (pkt[0] & 0x0F) * 4
+            total = int.from_bytes(pkt[2:4], "big")
+            end = total if ihl <= total <= len(pkt) else len(pkt)
+            src, dst = IPv4Address(pkt[12:16]), IPv4Address(pkt[16:20])
+            if src == self.iface.address.ip:
+                continue
+            self.counters["rx"] += 1
+            try:
+                acts = self.router.receive(self.iface.name, pkt[ihl:end], src, self._now(), dst)
+            except Exception:  # the core promises not to raise; a packet must never kill us
+                self.counters["core_errors"] += 1
+                log.exception("ospf core failed on a packet", extra={"node": self.router.name})
+                continue
+            self._apply(acts)
+
+    def _tick(self) -> None:
+        self._timer = None
+        try:
+            acts = self.router.handle(Timer(), self._now())
+        except Exception:
+            self.counters["core_errors"] += 1
+            log.exception("ospf core failed on a timer", extra={"node": self.router.name})
+            acts = [SetTimer(self._now() + 1.0)]
+        self._apply(acts)
+
+    def _apply(self, actions: Sequence[Action]) -> list[Action]:
+        loop = self._loop
+        for a in actions:
+            if isinstance(a, Send):
+                if self.sock is None:
+                    continue
+                try:
+                    self.sock.sendto(a.data, (str(a.dst), 0))
+                    self.counters["tx"] += 1
+                except OSError as e:
+                    self.counters["tx_errors"] += 1
+                    log.warning(
+                        "ospf send to %s failed: %s", a.dst, e, extra={"node": self.router.name}
+                    )
+            elif isinstance(a, SetTimer):
+                if self._timer is not None:
+                    self._timer.cancel()
+                    self._timer = None
+                if a.at is not None and loop is not None:
+                    self._timer = loop.call_at(a.at, self._tick)
+            else:
+                self._log_action(a)
+                if isinstance(a, InterfaceChanged):
+                    self._update_membership(a)
+                if self.on_action is not None:
+                    try:
+                        self.on_action(a)
+                    except Exception:
+                        log.exception(
+                            "ospf action handler failed", extra={"node": self.router.name}
+                        )
+        return list(actions)
+
+    def _update_membership(self, a: InterfaceChanged) -> None:
+        want = a.new in (IfState.DR, IfState.BACKUP)
+        if self.sock is None or want == self._in_alldrouters:
+            return
+        try:
+            self._membership(self.sock, ALL_D_ROUTERS, want)
+            self._in_alldrouters = want
+        except OSError as e:
+            log.warning("AllDRouters membership: %s", e, extra={"node": self.router.name})
+
+    def _log_action(self, a: Any) -> None:
+        node = self.router.name
+        if isinstance(a, NeighborChanged):
+            log.info(
+                "ospf neighbor %s %s -> %s",
+                a.router_id,
+                a.old.name,
+                a.new.name,
+                extra={
+                    "node": node,
+                    "event": "ospf_neighbor",
+                    "peer": str(a.router_id),
+                    "address": str(a.address),
+                    "old": a.old.name,
+                    "new": a.new.name,
+                },
+            )
+        elif isinstance(a, InterfaceChanged):
+            log.info(
+                "ospf interface %s %s (DR %s BDR %s)",
+                a.ifname,
+                a.new.name,
+                a.dr,
+                a.bdr,
+                extra={
+                    "node": node,
+                    "event": "ospf_interface",
+                    "state": a.new.name,
+                    "dr": str(a.dr),
+                    "bdr": str(a.bdr),
+                },
+            )
+        elif isinstance(a, LsdbChanged):
+            log.debug(
+                "ospf lsdb changed: %d LSAs",
+                len(a.keys),
+                extra={"node": node, "event": "ospf_lsdb", "lsas": [str(k) for k in a.keys]},
+            )
+        elif isinstance(a, RoutesChanged):
+            log.info(
+                "ospf routes: %d",
+                len(a.routes),
+                extra={"node": node, "event": "ospf_routes", "count": len(a.routes)},
+            )
+
+
+def register_commands(table: Any, agent: OspfAgent) -> None:
+    """Register the ``show ip ospf ...`` commands (each with a ``json`` form) into a
+    :class:`node_agent.cli.CommandTable`."""
+    from gmpls.ospf import show
+
+    r = agent.router
+    table.register(
+        "show ip ospf neighbor",
+        lambda args: show.neighbors(r, agent.now()),
+        "OSPF neighbors: state, role, dead time, list lengths",
+        text=show.neighbors_text,
+    )
+    table.register(
+        "show ip ospf interface",
+        lambda args: show.interfaces(r, agent.now()),
+        "OSPF interfaces: state, DR/BDR, timers, drop counters",
+        text=show.interfaces_text,
+    )
+    table.register(
+        "show ip ospf database",
+        lambda args: show.database(r, agent.now()),
+        "LSDB summary (all LS types)",
+        text=show.database_text,
+    )
+    table.register(
+        "show ip ospf database opaque-area",
+        lambda args: show.opaque(r, agent.now()),
+        "area-local opaque LSAs decoded (Router Information, TE)",
+        text=show.opaque_text,
+    )
+    table.register(
+        "show ip ospf route",
+        lambda args: show.routes(r),
+        "OSPF routing table (SPF result)",
+        text=show.routes_text,
+    )
+    table.register(
+        "show ip ospf te-link",
+        lambda args: {
+            str(t.local_if): {
+                "remoteRouter": str(t.remote_router),
+                "remoteInterfaceId": t.remote_if,
+                "teMetric": t.metric,
+                "maxBandwidth": t.max_bandwidth,
+                "maxReservableBandwidth": t.max_reservable,
+                "unreservedBandwidth": list(t.unreserved),
+                "availableLambdas": list(t.lambdas),
+            }
+            for t in agent.te_links.values()
+        },
+        "this node's TE links as advertised",
+    )

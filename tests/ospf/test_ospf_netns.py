@@ -1,0 +1,231 @@
+"""Our OSPF-TE daemons in network namespaces: the paper's five nodes on 10.1.1.0/24."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from oa_net import OaLan
+
+ROOT = Path(__file__).resolve().parents[2]
+PAPER = ROOT / "topologies" / "paper.yaml"
+NODES = ["tn1", "tn2", "tn3", "tn4", "tn5"]
+
+pytestmark = [pytest.mark.netns, pytest.mark.slow]
+
+
+@pytest.fixture
+def lan(tmp_path: Path) -> Iterator[OaLan]:
+    if os.geteuid() != 0:
+        pytest.fail("network namespace tests need root")
+    lab = OaLan("p", tmp_path)
+    try:
+        yield lab
+    finally:
+        lab.close()
+
+
+def start_nodes(lan: OaLan, tmp_path: Path) -> None:
+    for i, n in enumerate(NODES, 1):
+        lan.add_host(n, f"10.1.1.{i}/24")
+    for n in NODES:
+        lan.spawn(
+            n,
+            [
+                sys.executable,
+                "-m",
+                "node_agent",
+                "--topology",
+                str(PAPER),
+                "--host",
+                n,
+                "--log-file",
+                str(tmp_path / f"{n}.log"),
+            ],
+            "node_agent",
+        )
+
+
+def cli_json(lan: OaLan, host: str, cmd: str) -> Any:
+    return json.loads(lan.cli(host, cmd + " json"))
+
+
+def wait_for(pred: Any, timeout: float, what: str, extra: Any = lambda: "") -> None:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if pred():
+                return
+        except (OSError, ValueError, KeyError) as e:
+            last = e
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what} ({last}) {extra()}")
+
+
+def lsdb_digest(lan: OaLan, host: str) -> set[tuple[str, ...]]:
+    db = cli_json(lan, host, "show ip ospf database")
+    out = set()
+    for sec, entries in db["areas"]["0.0.0.0"].items():
+        for e in entries:
+            out.add((sec, e["lsId"], e["advertisedRouter"], e["sequenceNumber"], e["checksum"]))
+    return out
+
+
+def test_paper_nodes_full_dr_bdr_identical_lsdbs(lan: OaLan, tmp_path: Path) -> None:
+    pcap = tmp_path / "ctrl.pcap"
+    start_nodes(lan, tmp_path)
+    lan.capture("tn1", pcap)
+
+    def full() -> bool:
+        for n in NODES:
+            nb = cli_json(lan, n, "show ip ospf neighbor")["neighbors"]
+            if len(nb) != 4:
+                return False
+            for rid, (e,) in nb.items():
+                adj = n in ("tn4", "tn5") or rid in ("10.1.1.4", "10.1.1.5")
+                if e["nbrState"] != ("Full" if adj else "2-Way"):
+                    return False
+        return True
+
+    wait_for(full, 40, "all adjacencies")
+
+    diff: list[Any] = []
+
+    def synced() -> bool:
+        ds = {n: lsdb_digest(lan, n) for n in NODES}
+        every = set().union(*ds.values())
+        diff[:] = [(k, [n for n in NODES if k in ds[n]]) for k in sorted(every)]
+        diff[:] = [d for d in diff if len(d[1]) != len(NODES)]
+        return not diff
+
+    wait_for(synced, 30, "identical LSDBs", lambda: diff)
+    assert not diff
+    # DR and BDR: equal priorities, highest router IDs
+    for n in NODES:
+        i = cli_json(lan, n, "show ip ospf interface")["interfaces"]["ctrl"]
+        assert (i["drAddress"], i["bdrAddress"]) == ("10.1.1.5", "10.1.1.4")
+        assert i["counters"]["bad_checksum"] == 0 and i["counters"]["malformed"] == 0
+    db = lsdb_digest(lan, "tn3")
+    secs = sorted({d[0] for d in db})
+    assert secs == ["networkLinkStates", "opaqueAreaLinkStates", "routerLinkStates"]
+    # RI LSAs: tn1 and tn5 QE capable (0x12000000), the others TE only
+    opq = cli_json(lan, "tn3", "show ip ospf database opaque-area")
+    ri = {
+        e["advertisedRouter"]: e["routerInformation"]
+        for e in opq["areas"]["0.0.0.0"]["opaqueAreaLinkStates"]
+        if e["opaqueType"] == 4
+    }
+    assert {r: v["tlvs"][0]["informationalCapabilities"] for r, v in ri.items()} == {
+        "10.1.1.1": "0x12000000",
+        "10.1.1.2": "0x10000000",
+        "10.1.1.3": "0x10000000",
+        "10.1.1.4": "0x10000000",
+        "10.1.1.5": "0x12000000",
+    }
+    # TE LSAs: one per TE link end (10 ends) plus one Router Address LSA per node
+    te = [e for e in opq["areas"]["0.0.0.0"]["opaqueAreaLinkStates"] if e["opaqueType"] == 1]
+    links = [t["link"] for e in te for t in e["trafficEngineering"] if "link" in t]
+    assert len(links) == 10 and len(te) == 15
+    l12 = next(
+        lk
+        for e in te
+        for t in e["trafficEngineering"]
+        if "link" in (lk := t) and e["advertisedRouter"] == "10.1.1.1"
+    )["link"]
+    assert l12["linkId"] == "10.1.1.2" and l12["localInterfaceId"] == 1
+    assert l12["remoteInterfaceId"] == 2 and l12["teMetric"] == 10
+    assert l12["switchingCapability"] == "LSC" and l12["availableLambdas"] == list(range(1, 9))
+    # routes: the control LAN directly attached; tn1's qa and tn5's qb stubs via the LAN
+    wait_for(
+        lambda: len(cli_json(lan, "tn3", "show ip ospf route")) == 3, 20, "three routes at tn3"
+    )
+    rt = cli_json(lan, "tn3", "show ip ospf route")
+    assert rt["10.1.1.0/24"]["nexthops"][0]["directlyAttachedTo"] == "ctrl"
+    assert rt["10.2.1.0/24"]["nexthops"][0]["ip"] == "10.1.1.1"
+    assert rt["10.2.2.0/24"]["nexthops"][0]["ip"] == "10.1.1.5"
+    # text forms work too
+    assert "Full/DR" in lan.cli("tn1", "show ip ospf neighbor")
+    time.sleep(1)
+    if shutil.which("tshark"):
+        out = subprocess.run(
+            [
+                "tshark",
+                "-r",
+                str(pcap),
+                "-Y",
+                "_ws.malformed || _ws.expert.severity >= warning",
+                "-T",
+                "fields",
+                "-e",
+                "frame.number",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        assert out == []
+        count = subprocess.run(
+            ["tshark", "-r", str(pcap), "-Y", "ospf", "-T", "fields", "-e", "frame.number"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        assert len(count) > 20
+
+
+def test_set_link_resources_reoriginates_te_lsa(lan: OaLan, tmp_path: Path) -> None:
+    """A running node changes a link's wavelengths (what RSVP will do) through the API;
+    checked here through a second agent in-process is not possible, so the CLI shows the
+    LSDB of another node picking up the new TE LSA."""
+    # two nodes suffice: tn1 and tn2
+    for i, n in enumerate(["tn1", "tn2"], 1):
+        lan.add_host(n, f"10.1.1.{i}/24")
+    script = tmp_path / "agent.py"
+    script.write_text(
+        "import asyncio, sys\n"
+        "from gmpls.topology import load\n"
+        "from node_agent.daemon import NodeDaemon, setup_logging\n"
+        "async def main():\n"
+        f"    setup_logging({str(tmp_path / 'tn1.log')!r})\n"
+        f"    d = NodeDaemon(load({str(PAPER)!r}), 'tn1')\n"
+        "    await d.start()\n"
+        "    await asyncio.sleep(8)\n"
+        "    d.ospf.set_link_resources(1, available_lambdas=[2, 3, 5], max_reservable=1e9)\n"
+        "    await asyncio.sleep(60)\n"
+        "asyncio.run(main())\n"
+    )
+    lan.spawn("tn1", [sys.executable, str(script)], "agent")
+    lan.spawn(
+        "tn2",
+        [
+            sys.executable,
+            "-m",
+            "node_agent",
+            "--topology",
+            str(PAPER),
+            "--host",
+            "tn2",
+            "--log-file",
+            str(tmp_path / "tn2.log"),
+        ],
+        "node_agent",
+    )
+
+    def link_lambdas() -> list[int]:
+        opq = cli_json(lan, "tn2", "show ip ospf database opaque-area")
+        for e in opq["areas"]["0.0.0.0"]["opaqueAreaLinkStates"]:
+            if e["advertisedRouter"] == "10.1.1.1" and e["lsId"] == "1.0.0.1":
+                return list(e["trafficEngineering"][0]["link"]["availableLambdas"])
+        return []
+
+    wait_for(lambda: link_lambdas() == list(range(1, 9)), 30, "tn1's TE LSA at tn2")
+    wait_for(lambda: link_lambdas() == [2, 3, 5], 30, "the re-originated TE LSA")
