@@ -1,0 +1,290 @@
+"""The QE service (node_agent/qe_service.py) on the five paper nodes wired in memory.
+
+The RSVP cores, the PCE computation and the CLI command tables are the real ones; the
+wire is a dict (tests/e2e/memlab.py) and the ETSI 004 proxy pair is an in-memory model.
+The same properties are proven over real sockets in namespaces by test_paper_netns.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from ipaddress import IPv4Address
+from pathlib import Path
+
+import pytest
+import yaml
+from memlab import PAPER, MemLab, qe_subobject_of
+
+from gmpls import qe
+from gmpls.rsvp import decode
+from gmpls.rsvp import objects as O
+from node_agent.qe_service import QeServiceError, parse_create
+
+TN1, TN5 = IPv4Address("10.1.1.1"), IPv4Address("10.1.1.5")
+PAPER_CREATE = "qe-service create dst 10.1.1.5 key-length 32 layer 2 algorithm 10 refresh time 1000"
+
+
+@pytest.fixture
+async def lab() -> AsyncIterator[MemLab]:
+    lab = MemLab()
+    await lab.start()
+    try:
+        yield lab
+    finally:
+        await lab.stop()
+
+
+async def create(lab: MemLab, line: str = PAPER_CREATE, node: str = "tn1") -> dict:
+    out = json.loads(await lab.cli(node, line + " wait json"))
+    return out["services"][0]
+
+
+async def show(lab: MemLab, node: str) -> list[dict]:
+    return json.loads(await lab.cli(node, "show qe-service json"))["services"]
+
+
+def tail_of(lab: MemLab, head: dict) -> dict:
+    svc = lab.services["tn5"]
+    for s in svc.services():
+        if s.key_handle is not None and s.key_handle[:4].hex() == head["key_handle_prefix"]:
+            return s.as_json(0.0)
+    raise AssertionError("no tail service with the head's key handle")
+
+
+async def test_paper_workflow_ladder_handle_and_equal_keys(lab: MemLab) -> None:
+    s = await create(lab)
+    assert s["state"] == "up", s
+    assert s["path"] == ["10.1.1.1", "10.1.1.2", "10.1.1.3", "10.1.1.4", "10.1.1.5"]
+    assert s["key_index"] == 0 and s["fingerprint"]
+    t = tail_of(lab, s)
+    assert t["state"] == "up" and t["role"] == "tail"
+    assert t["fingerprint"] == s["fingerprint"] and t["key_index"] == 0
+    assert t["path"] == s["path"]
+    # the Fig. 6 order: Path 1→2→3→4→5, then Resv 5→4→3→2→1
+    rsvp = [x for x in lab.net.ladder() if x.split()[0] in ("Path", "Resv")]
+    assert rsvp == [
+        "Path 10.1.1.1->10.1.1.2",
+        "Path 10.1.1.2->10.1.1.3",
+        "Path 10.1.1.3->10.1.1.4",
+        "Path 10.1.1.4->10.1.1.5",
+        "Resv 10.1.1.5->10.1.1.4",
+        "Resv 10.1.1.4->10.1.1.3",
+        "Resv 10.1.1.3->10.1.1.2",
+        "Resv 10.1.1.2->10.1.1.1",
+    ]
+    # the transit nodes hold the LSP with a lambda on each side, and told OSPF
+    lsps = json.loads(await lab.cli("tn3", "show mpls lsp json"))["lsps"]
+    assert [x["role"] for x in lsps] == ["transit"] and lsps[0]["in_lambda"] == 1
+    assert ("tn3", 3, (2, 3, 4, 5, 6, 7, 8)) in lab.link_changes
+    nb = json.loads(await lab.cli("tn1", "show rsvp neighbor json"))
+    assert [n["address"] for n in nb["neighbors"]] == ["10.1.1.2"]
+
+
+async def test_path_from_tn1_carries_the_handle_in_tn5s_qe_subobject(lab: MemLab) -> None:
+    paths: list[bytes] = []
+    deliver = lab.net.deliver
+
+    def spy(src: IPv4Address, dst: IPv4Address, data: bytes) -> None:
+        if src == TN1 and data[1] == 1:
+            paths.append(data)
+        deliver(src, dst, data)
+
+    lab.net.deliver = spy  # type: ignore[method-assign]
+    s = await create(lab)
+    assert s["state"] == "up"
+    msg = decode(paths[0])
+    route = msg.get(O.ExplicitRoute)
+    assert route is not None
+    sub = qe_subobject_of(route.subobjects, TN5)
+    assert sub.has_session and sub.session_id[:4].hex() == s["key_handle_prefix"]
+    assert sub.params() == qe.QeParams(32, 2, 10, 1000, 1)
+    # tn1's own QE subobject and subobjects are gone from the ERO it sends (RFC 3209 §4.3.4)
+    with pytest.raises(LookupError):
+        qe_subobject_of(route.subobjects, TN1)
+
+
+async def test_time_refresh_keeps_both_ends_in_step(lab: MemLab) -> None:
+    s = await create(lab, PAPER_CREATE.replace("refresh time 1000", "refresh time 40"))
+    await asyncio.sleep(0.4)
+    head = lab.services["tn1"].find(s["id"])
+    tail = next(x for x in lab.services["tn5"].services() if x.key_handle == head.key_handle)
+    assert head.refresh_count >= 5 and tail.refresh_count >= 5
+    # every index both ends hold is the same key at both ends
+    h, t = dict(head.history), dict(tail.history)
+    common = set(h) & set(t)
+    assert len(common) >= 5 and all(h[i] == t[i] for i in common)
+    assert abs((head.key_index or 0) - (tail.key_index or 0)) <= 1
+
+
+async def test_volume_refresh_counts_traffic_at_both_ends(lab: MemLab) -> None:
+    s = await create(lab, PAPER_CREATE.replace("refresh time 1000", "refresh volume 1"))
+    tail = tail_of(lab, s)
+    for node, sid in (("tn1", s["id"]), ("tn5", tail["id"])):
+        await lab.cli(node, f"qe-service traffic {sid} {512 * 1024}")
+        await lab.cli(node, f"qe-service traffic {sid} {3 * 1024 * 1024}")
+    await asyncio.sleep(0.05)
+    h = lab.services["tn1"].find(s["id"])
+    t = lab.services["tn5"].find(tail["id"])
+    assert h.key_index == t.key_index == 3
+    assert h.refresh_count == t.refresh_count == 3
+    assert h.fingerprint == t.fingerprint
+
+
+async def test_delete_tears_down_and_closes_both_sessions(lab: MemLab) -> None:
+    s = await create(lab)
+    assert len(lab.qkd.open_sessions()) == 2
+    out = json.loads(await lab.cli("tn1", f"qe-service delete {s['id']} json"))
+    await asyncio.sleep(0.05)
+    assert out["services"][0]["state"] == "down"
+    assert lab.qkd.open_sessions() == []
+    assert "PathTear 10.1.1.4->10.1.1.5" in lab.net.ladder()
+    for node in ("tn1", "tn2", "tn3", "tn4", "tn5"):
+        assert json.loads(await lab.cli(node, "show mpls lsp json"))["lsps"] == []
+        core = lab.agent(node).core
+        assert all(set(core.free[i]) == set(core.links[i].lambdas) for i in core.links)
+    assert tail_of(lab, s)["state"] == "down"
+
+
+async def test_no_key_at_head_fails_252_1_and_nothing_is_left_open(lab: MemLab) -> None:
+    lab.qkd.no_key = True
+    s = await create(lab)
+    assert s["state"] == "failed" and s["code"] == [252, 1]
+    assert "GK_INSUFFICIENT_KEY_AVAILABLE" in s["error"]
+    assert lab.qkd.open_sessions() == []
+    assert not [x for x in lab.net.ladder() if x.startswith("Path ")]
+
+
+async def test_proxy_unreachable_at_head_fails_252_1(lab: MemLab) -> None:
+    lab.qkd.unreachable.add("tn1")
+    s = await create(lab)
+    assert s["state"] == "failed" and s["code"] == [252, 1]
+    assert "unreachable" in s["error"]
+
+
+async def test_handle_refused_at_tail_is_patherr_252_2_and_everything_closes(lab: MemLab) -> None:
+    lab.qkd.refuse_join = True
+    s = await create(lab)
+    assert s["state"] == "failed" and s["code"] == [252, 2], s
+    await asyncio.sleep(0.05)
+    assert "PathErr 10.1.1.5->10.1.1.4" in lab.net.ladder()
+    assert lab.qkd.open_sessions() == []
+    for node in ("tn1", "tn2", "tn3", "tn4", "tn5"):
+        assert lab.agent(node).core.psbs == {}
+
+
+async def test_tail_proxy_unreachable_is_patherr_252_2(lab: MemLab) -> None:
+    lab.qkd.unreachable.add("tn5")
+    s = await create(lab)
+    assert s["state"] == "failed" and s["code"] == [252, 2]
+    await asyncio.sleep(0.05)
+    assert lab.qkd.open_sessions() == []
+
+
+async def test_busy_explicit_label_is_retried_with_local_labels(lab: MemLab) -> None:
+    # the in-memory PCE never learns the lambdas in use: its second ERO names lambda 1 again
+    a = await create(lab)
+    b = await create(lab)
+    assert a["state"] == b["state"] == "up"
+    assert a["labels"] == "pce" and b["labels"] == "local"
+    assert a["key_handle_prefix"] != b["key_handle_prefix"]
+    lsps = json.loads(await lab.cli("tn3", "show mpls lsp json"))["lsps"]
+    assert sorted(x["out_lambda"] for x in lsps) == [1, 2]
+    assert lab.services["tn1"].counters["label_retries"] == 1
+    assert len(lab.qkd.open_sessions()) == 4
+
+
+async def test_pce_no_path_reason_reaches_the_cli(lab: MemLab) -> None:
+    s = await create(lab, "qe-service create dst 10.1.1.5 algorithm 99")
+    assert s["state"] == "failed" and "NO-PATH" in s["error"] and "99" in s["error"]
+    s = await create(lab, "qe-service create dst 10.1.1.3")
+    assert s["state"] == "failed" and "NO-PATH" in s["error"]
+
+
+async def test_cli_text_forms_and_errors(lab: MemLab) -> None:
+    s = await create(lab)
+    text = await lab.cli("tn1", "show qe-service")
+    assert s["fingerprint"] in text and "up" in text and s["key_handle_prefix"] in text
+    assert "10.1.1.2" in await lab.cli("tn1", "show rsvp neighbor")
+    assert "head" in await lab.cli("tn1", "show mpls lsp")
+    assert "% error" in await lab.cli("tn1", "qe-service create dst 10.1.1")
+    assert "% error" in await lab.cli("tn1", "qe-service delete 999")
+    assert "% error" in await lab.cli("tn5", f"qe-service delete {tail_of(lab, s)['id']}")
+    # no key byte is ever shown: only the 16-hex fingerprint
+    key = lab.services["tn1"].find(s["id"]).key
+    assert key is not None and key.hex() not in text + await lab.cli("tn1", "show qe-service json")
+
+
+def test_parse_create() -> None:
+    dst, p, bw, wait = parse_create(
+        _words(
+            "dst 10.1.1.5 key-length 64 layer 3 algorithm 12 refresh volume 5 bandwidth 10G wait"
+        )
+    )
+    assert dst == TN5 and bw == 10e9 and wait
+    assert p == qe.QeParams(64, 3, 12, 5, qe.RefreshType.VOLUME_MIB)
+    assert parse_create(["dst", "10.1.1.5"])[1] == qe.QeParams()
+    assert parse_create(_words("dst 10.1.1.5 refresh none"))[1].refresh_type == 0
+    for bad in ("dst", "dst x", "key-length x dst 10.1.1.5", "dst 10.1.1.5 bogus 1", ""):
+        with pytest.raises(QeServiceError):
+            parse_create(_words(bad))
+
+
+async def test_dead_transit_node_tears_down_closes_keys_and_bypass_is_used() -> None:
+    lab = MemLab(hello_ms=50)
+    await lab.start()
+    try:
+        await asyncio.sleep(0.2)  # Hellos: neighbours up
+        s = await create(lab)
+        assert s["state"] == "up" and "10.1.1.3" in s["path"]
+        lab.agent("tn3").kill()
+        svc = lab.services["tn1"]
+        await asyncio.wait_for(_until(lambda: svc.find(s["id"]).state != "up"), 2.0)
+        h = svc.find(s["id"])
+        assert h.state == "failed" and h.code == (24, 5), (h.state, h.code, h.error)
+        await asyncio.sleep(0.05)
+        assert lab.qkd.open_sessions() == []
+        # OSPF would now tell the PCE that tn3 is gone; the in-memory TED forgets it
+        for key in [k for k in list(lab.pcc.ted._te) if str(k.adv_router) == "10.1.1.3"]:
+            lab.pcc.ted.flush(key)
+        s2 = await create(lab)
+        assert s2["state"] == "up", s2
+        assert s2["path"] == ["10.1.1.1", "10.1.1.2", "10.1.1.4", "10.1.1.5"]
+        assert tail_of(lab, s2)["fingerprint"] == s2["fingerprint"]
+    finally:
+        await lab.stop()
+
+
+async def test_fifty_at_once_distinct_handles_equal_keys(tmp_path: Path) -> None:
+    lab = MemLab(wide_topology(tmp_path, 64))
+    await lab.start()
+    try:
+        svc = lab.services["tn1"]
+        made = [svc.create(TN5, qe.QeParams()) for _ in range(50)]
+        await asyncio.gather(*(svc.wait(s.id, 10.0) for s in made))
+        assert [s.state for s in made] == ["up"] * 50, [(s.state, s.error) for s in made]
+        assert len({s.key_handle for s in made}) == 50
+        tails = {t.key_handle: t for t in lab.services["tn5"].services()}
+        assert all(tails[s.key_handle].fingerprint == s.fingerprint for s in made)
+    finally:
+        await lab.stop()
+
+
+def wide_topology(tmp_path: Path, lambdas: int, src: Path = PAPER) -> Path:
+    """The paper topology with ``lambdas`` wavelengths on every TE link (RFC 6205 n = 1..)."""
+    doc = yaml.safe_load(src.read_text())
+    for link in doc["te_links"]:
+        link["lambdas"] = list(range(1, lambdas + 1))
+    out = tmp_path / f"paper-{lambdas}.yaml"
+    out.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return out
+
+
+async def _until(cond: object, step: float = 0.01) -> None:
+    while not cond():  # type: ignore[operator]
+        await asyncio.sleep(step)
+
+
+def _words(line: str) -> list[str]:
+    return line.split()
