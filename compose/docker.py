@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
+import json
 import os
 import shlex
 import shutil
@@ -59,6 +60,8 @@ from gmpls.topology import Topology, load
 Progress = Callable[[str], None]
 
 FW_CHAIN = "DOCKER-USER"
+_PROJECT_LABEL = "com.docker.compose.project"
+_FILES_LABEL = "com.docker.compose.project.config_files"
 CAPTURE_DIR = "/tmp"  # inside the containers; world-writable (tcpdump may drop to its user)
 _CLI_SCRIPT = (
     "import socket, sys\n"
@@ -177,6 +180,76 @@ def firewall_rules(prefix: str) -> list[str]:
     return [ln for ln in listing.stdout.splitlines() if fw_comment(prefix) in shlex.split(ln)]
 
 
+# --- finding and removing testbeds (needs no topology) -------------------------------
+
+
+def _by_prefix(prefix: str) -> dict[str, str]:
+    return {"label": f"{render.LABEL}.prefix={prefix}"}
+
+
+def running_prefixes() -> dict[str, str]:
+    """The prefixes of the Docker testbeds that exist (any container labelled with one),
+    each with its Compose project."""
+    out: dict[str, str] = {}
+    for c in _client().containers.list(all=True, filters={"label": f"{render.LABEL}.prefix"}):
+        out.setdefault(c.labels[f"{render.LABEL}.prefix"], c.labels.get(_PROJECT_LABEL, ""))
+    return out
+
+
+def leftovers(prefix: str) -> list[str]:
+    """Containers, networks and firewall rules of ``prefix`` that exist now."""
+    client = _client()
+    flt = _by_prefix(prefix)
+    left = [f"container {c.name}" for c in client.containers.list(all=True, filters=flt)]
+    left += [f"network {n.name}" for n in client.networks.list(filters=flt)]
+    left += [f"rule {r}" for r in firewall_rules(prefix)]
+    return left
+
+
+def teardown(
+    prefix: str,
+    project: str | None = None,
+    compose_file: Path | None = None,
+    progress: Progress = _quiet,
+) -> None:
+    """Remove everything of the Docker testbed ``prefix``: ``compose down`` when the compose
+    file is known (given, or read from the containers' labels), then every container and
+    network labelled ``org.qkdnet.prefix=PREFIX`` whichever project made it, then the
+    firewall rules. Idempotent; works after a crash and without the topology."""
+    client = _client()
+    flt = _by_prefix(prefix)
+    containers = client.containers.list(all=True, filters=flt)
+    if compose_file is None and containers:
+        files = containers[0].labels.get(_FILES_LABEL, "").split(",")
+        compose_file = Path(files[0]) if files[0] else None
+        project = project or containers[0].labels.get(_PROJECT_LABEL)
+    if compose_file is not None and compose_file.exists() and project:
+        argv = [*compose_command(), "-p", project, "-f", str(compose_file)]
+        r = subprocess.run(
+            [*argv, "down", "--remove-orphans", "-t", "5"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if r.returncode != 0:
+            progress(f"[{prefix}] compose down: {(r.stderr or r.stdout).strip()[:300]}")
+    for c in client.containers.list(all=True, filters=flt):
+        with contextlib.suppress(_not_found()):
+            c.remove(force=True)
+            progress(f"[{prefix}] removed container {c.name}")
+    for n in client.networks.list(filters=flt):
+        with contextlib.suppress(_not_found()):
+            n.remove()
+            progress(f"[{prefix}] removed network {n.name}")
+    k = firewall_remove(prefix)
+    if k:
+        progress(f"[{prefix}] removed {k} DOCKER-USER rule(s)")
+    left = leftovers(prefix)
+    if left:
+        raise DockerError(f"[{prefix}] could not remove: {', '.join(left)}")
+    progress(f"[{prefix}] down")
+
+
 # --- pcap merging ---------------------------------------------------------------------
 
 
@@ -251,13 +324,14 @@ class DockerTestbed:
         run_dir: str | os.PathLike[str] | None = None,
         image: str = render.IMAGE,
         prefix: str | None = None,
+        daemons: bool = True,
         progress: Progress | None = None,
     ) -> None:
         topo = topology if isinstance(topology, Topology) else load(Path(topology))
         if topo.path is None:
             raise DockerError("the topology must be loaded from a file (containers mount it)")
-        self.project = project or f"qkdnet-{topo.name}"
-        self.run_dir = Path(run_dir or Path("run") / f"docker-{topo.name}").resolve()
+        default_dir = f"docker-{topo.name}" + (f"-{prefix}" if prefix else "")
+        self.run_dir = Path(run_dir or Path("run") / default_dir).resolve()
         if prefix is not None and prefix != topo.prefix:
             if compose_file is not None:
                 raise DockerError("give either a compose file or a prefix to render one with")
@@ -273,7 +347,9 @@ class DockerTestbed:
             topo = load(copy)
         self.topology = topo
         self.prefix = topo.prefix
+        self.project = project or f"qkdnet-{self.prefix}"
         self.compose_file = Path(compose_file).resolve() if compose_file else None
+        self.daemons = daemons
         self.image = image
         self.progress: Progress = progress or _quiet
         self._captures: list[_Capture] = []
@@ -297,10 +373,10 @@ class DockerTestbed:
                 topo_file = m.get("Source")
         if topo_file is None or not Path(topo_file).exists():
             raise DockerError(f"testbed {prefix!r}: its topology file {topo_file} is not readable")
-        files = labels.get("com.docker.compose.project.config_files", "").split(",")
+        files = labels.get(_FILES_LABEL, "").split(",")
         tb = cls(
             topo_file,
-            project=labels.get("com.docker.compose.project"),
+            project=labels.get(_PROJECT_LABEL),
             compose_file=files[0] if files and files[0] else None,
             progress=progress,
         )
@@ -333,11 +409,7 @@ class DockerTestbed:
 
     def leftovers(self) -> list[str]:
         """Containers, networks and firewall rules of this prefix that exist now."""
-        flt = {"label": f"{render.LABEL}.prefix={self.prefix}"}
-        left = [f"container {c.name}" for c in self.docker.containers.list(all=True, filters=flt)]
-        left += [f"network {n.name}" for n in self.docker.networks.list(filters=flt)]
-        left += [f"rule {r}" for r in firewall_rules(self.prefix)]
-        return left
+        return leftovers(self.prefix)
 
     def _compose(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         assert self.compose_file is not None
@@ -365,7 +437,8 @@ class DockerTestbed:
         if self.compose_file is None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self.compose_file = self.run_dir / "docker-compose.yml"
-            self.compose_file.write_text(render.render(self.topology, self.run_dir, self.image))
+            text = render.render(self.topology, self.run_dir, self.image, daemons=self.daemons)
+            self.compose_file.write_text(text)
         t0 = time.monotonic()
         try:
             bridges = firewall_add(self.topology)
@@ -424,30 +497,9 @@ class DockerTestbed:
 
     # --- down -------------------------------------------------------------------------
     def down(self) -> None:
-        """Remove the project: ``compose down``, then a sweep of anything labelled with this
-        prefix (containers, networks) and the firewall rules. Idempotent."""
-        p = self.prefix
+        """Remove the project (:func:`teardown`). Idempotent."""
         self._captures = []
-        if self.compose_file is not None and self.compose_file.exists():
-            r = self._compose("down", "--remove-orphans", "-t", "5", check=False)
-            if r.returncode != 0:
-                self.progress(f"[{p}] compose down: {(r.stderr or r.stdout).strip()[:200]}")
-        flt = {"label": f"{render.LABEL}.prefix={p}"}
-        for c in self.docker.containers.list(all=True, filters=flt):
-            with contextlib.suppress(_not_found()):
-                c.remove(force=True)
-                self.progress(f"[{p}] removed container {c.name}")
-        for n in self.docker.networks.list(filters=flt):
-            with contextlib.suppress(_not_found()):
-                n.remove()
-                self.progress(f"[{p}] removed network {n.name}")
-        k = firewall_remove(p)
-        if k:
-            self.progress(f"[{p}] removed {k} DOCKER-USER rule(s)")
-        left = self.leftovers()
-        if left:
-            raise DockerError(f"[{p}] could not remove: {', '.join(left)}")
-        self.progress(f"[{p}] down")
+        teardown(self.prefix, self.project, self.compose_file, self.progress)
 
     def __enter__(self) -> DockerTestbed:
         return self.up()
@@ -718,3 +770,140 @@ class DockerTestbed:
             member = tar.next()
             f = tar.extractfile(member) if member is not None else None
             return f.read() if f is not None else b""
+
+
+# --- the qkdnet commands with --backend docker (dispatched by compose/cli.py) ---------------
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
+def _prefix_of(args: Any) -> str:
+    """The testbed a command is about: --prefix, the topology's prefix, $QKDNET_PREFIX, or
+    the only Docker testbed that exists."""
+    prefix = getattr(args, "prefix", None)
+    topo = getattr(args, "topology", None) or getattr(args, "topology_file", None)
+    if not prefix and topo:
+        prefix = load(topo).prefix
+    prefix = prefix or os.environ.get("QKDNET_PREFIX")
+    if prefix:
+        return str(prefix)
+    up = running_prefixes()
+    if not up:
+        raise DockerError("no Docker testbed is up (qkdnet up --backend docker TOPOLOGY)")
+    if len(up) > 1:
+        raise DockerError(f"several Docker testbeds are up ({', '.join(sorted(up))}); use --prefix")
+    return next(iter(up))
+
+
+def cmd_up(args: Any) -> int:
+    """``qkdnet up --backend docker TOPOLOGY [--prefix P] [--run-dir D] [--no-daemons]``."""
+    tb = DockerTestbed(
+        args.topology_file,
+        prefix=getattr(args, "prefix", None),
+        run_dir=getattr(args, "run_dir", None),
+        daemons=not getattr(args, "no_daemons", False),
+        progress=_print,
+    )
+    tb.up()
+    return 0
+
+
+def cmd_down(args: Any) -> int:
+    """``qkdnet down --backend docker [TOPOLOGY | --prefix P | --all]``."""
+    if getattr(args, "all", False):
+        prefixes = sorted(running_prefixes())
+    else:
+        try:
+            prefixes = [_prefix_of(args)]
+        except DockerError:
+            if running_prefixes():
+                raise
+            print("no Docker testbed is up")
+            return 0
+    for p in prefixes:
+        teardown(p, progress=_print)
+    return 0
+
+
+def cmd_status(args: Any) -> int:
+    """``qkdnet status --backend docker [--prefix P | -t TOPOLOGY | --all] [--json]``."""
+    prefixes = sorted(running_prefixes()) if getattr(args, "all", False) else [_prefix_of(args)]
+    out = {p: DockerTestbed.attach(p).status() for p in prefixes}
+    if getattr(args, "json", False):
+        print(json.dumps(out if getattr(args, "all", False) else out[prefixes[0]], indent=1))
+        return 0
+    for st in out.values():
+        print(format_status(st))
+    return 0
+
+
+def format_status(st: dict[str, Any]) -> str:
+    """The status as a table, like the namespace backend's."""
+    lines = [
+        f"testbed {st['name']} prefix {st['prefix']}: {st['status']}  (docker project "
+        f"{st['project']}, {st['compose_file']})",
+        f"  {'DOMAIN':<8} {'SUBNET':<16} {'BRIDGE':<10} {'GATEWAY':<14} NETWORK",
+    ]
+    for d, info in st["domains"].items():
+        lines.append(
+            f"  {d:<8} {info['subnet']:<16} {info['bridge']:<10} {info['gateway'] or '-':<14} "
+            f"{info['network'] or 'absent'}"
+        )
+    lines.append(
+        f"  {'HOST':<8} {'KIND':<9} {'CONTAINER':<12} {'STATE':<8} {'INTERFACES':<40} ROLE"
+    )
+    for h, info in st["hosts"].items():
+        ifs = ", ".join(
+            f"{d} {i['address']}" + ("" if i["actual"] == i["address"] else f" [{i['actual']}]")
+            for d, i in info["interfaces"].items()
+        )
+        state = info["state"] + (f" {info['exit_code']}" if info["state"] == "exited" else "")
+        lines.append(
+            f"  {h:<8} {info['kind']:<9} {info['container']:<12} {state:<8} {ifs:<40} "
+            f"{info['role'] or '-'}"
+        )
+    if st["firewall"]:
+        lines.append(f"  DOCKER-USER: {len(st['firewall'])} intra-bridge ACCEPT rule(s)")
+    return "\n".join(lines)
+
+
+def cmd_exec(args: Any) -> int:
+    """``qkdnet exec --backend docker HOST -- CMD...``: interactive when stdin is a tty."""
+    argv = list(args.argv)
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    if not argv:
+        raise DockerError("nothing to run: qkdnet exec HOST -- CMD [ARGS...]")
+    tb = DockerTestbed.attach(_prefix_of(args))
+    tty = ["-it"] if os.isatty(0) else ["-i"]
+    return subprocess.run(["docker", "exec", *tty, tb.container_name(args.host), *argv]).returncode
+
+
+def cmd_stop(args: Any) -> int:
+    DockerTestbed.attach(_prefix_of(args), progress=_print).stop(args.host)
+    return 0
+
+
+def cmd_start(args: Any) -> int:
+    DockerTestbed.attach(_prefix_of(args), progress=_print).start(args.host)
+    return 0
+
+
+def cmd_kill(args: Any) -> int:
+    DockerTestbed.attach(_prefix_of(args), progress=_print).kill(args.host)
+    return 0
+
+
+def cmd_cli(args: Any) -> int:
+    tb = DockerTestbed.attach(_prefix_of(args))
+    print(tb.cli(args.host, args.command, via=args.via, timeout=args.timeout))
+    return 0
+
+
+def cmd_ping(args: Any) -> int:
+    tb = DockerTestbed.attach(_prefix_of(args))
+    ok = tb.ping(args.host, args.target, timeout=args.timeout, count=args.count)
+    print(f"{args.host} -> {tb.address(args.target)}: {'reachable' if ok else 'no reply'}")
+    return 0 if ok else 1

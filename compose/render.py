@@ -107,9 +107,12 @@ def command(topo: Topology, host: str, topology_in_container: str) -> list[str]:
     )
 
 
-def compose_doc(topo: Topology, topology_mount: str, image: str = IMAGE) -> dict[str, Any]:
+def compose_doc(
+    topo: Topology, topology_mount: str, image: str = IMAGE, daemons: bool = True
+) -> dict[str, Any]:
     """The compose document as plain data. ``topology_mount`` is the host-side path of the
-    topology file as the compose file names it (relative to the compose file's folder)."""
+    topology file as the compose file names it (relative to the compose file's folder).
+    Without ``daemons`` every container sleeps (the network only, like ``up --no-daemons``)."""
     inside = f"{CONTAINER_TOPOLOGY_DIR}/{topo.name}.yaml"
     services: dict[str, Any] = {}
     for h in topo.hosts.values():
@@ -118,7 +121,7 @@ def compose_doc(topo: Topology, topology_mount: str, image: str = IMAGE) -> dict
             "container_name": container_name(topo.prefix, h.name),
             "hostname": h.name,
             "init": True,
-            "command": _Flow(command(topo, h.name, inside)),
+            "command": _Flow(command(topo, h.name, inside) if daemons else ["sleep", "infinity"]),
         }
         if h.kind in GMPLS_KINDS:
             svc["cap_add"] = _Flow(["NET_ADMIN", "NET_RAW"])
@@ -170,13 +173,15 @@ def mount_path(topology_file: Path, compose_dir: Path) -> str:
     return rel if rel.startswith("..") else f"./{rel}"
 
 
-def render(topo: Topology, compose_dir: Path | str = ".", image: str = IMAGE) -> str:
+def render(
+    topo: Topology, compose_dir: Path | str = ".", image: str = IMAGE, daemons: bool = True
+) -> str:
     """The text of the compose file for ``topo`` (loaded from a file), to be written into
     ``compose_dir``."""
     if topo.path is None:
         raise RenderError("the topology must be loaded from a file (the containers mount it)")
     mount = mount_path(topo.path, Path(compose_dir))
-    doc = compose_doc(topo, mount, image)
+    doc = compose_doc(topo, mount, image, daemons)
     shown = mount if not mount.startswith("./") else mount[2:]
     header = (
         f"# Generated from the topology {topo.name!r} by\n"

@@ -292,3 +292,27 @@ def test_second_up_is_refused_while_the_prefix_is_in_use(paper_docker: DockerTes
     with pytest.raises(DockerError, match="is in use"):
         other.up()
     assert paper_docker.status()["status"] == "up"  # untouched
+
+
+def test_daemons_run_and_ospf_reaches_full_in_containers(paper_docker: DockerTestbed) -> None:
+    """With the real daemons in the image: every role runs (none fell back to sleeping) and
+    tn1 reaches FULL with a neighbour over the control bridge — OSPF's multicast and unicast
+    both cross Docker's bridge. The deadline only bounds the wait; it is no speed claim."""
+    st = paper_docker.status()["hosts"]
+    for h, info in st.items():
+        assert info["state"] == "running", (h, info)
+        assert not str(info["role"]).startswith("sleeping"), (h, info["role"])
+    deadline = time.monotonic() + 60
+    full: set[str] = set()
+    while not full:
+        for line in paper_docker.logs("tn1").splitlines():
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                continue
+            if ev.get("event") == "ospf_neighbor" and ev.get("new") == "FULL":
+                full.add(str(ev.get("peer")))
+        if not full:
+            assert time.monotonic() < deadline, paper_docker.logs("tn1")[-2000:]
+            time.sleep(1)
+    assert full <= {"10.1.1.2", "10.1.1.3", "10.1.1.4", "10.1.1.5", "10.1.1.200"}
