@@ -46,6 +46,7 @@ _FIELDS = (
     "ospf.msg",
     "_ws.malformed",
     "_ws.expert.severity",
+    "ospf.ri.options",
 )
 
 
@@ -101,7 +102,7 @@ def decode(pcap: Path | str) -> Decoded:
     malformed: list[int] = []
     for line in out.splitlines():
         cols = (line.split("\t") + [""] * len(_FIELDS))[: len(_FIELDS)]
-        num, epoch, src, dst, pcep, rsvp, ospf, bad, _sev = cols
+        num, epoch, src, dst, pcep, rsvp, ospf, bad, _sev, ri = cols
         if bad:
             malformed.append(int(num))
         for proto, values, names in (
@@ -111,6 +112,9 @@ def decode(pcap: Path | str) -> Decoded:
         ):
             # one TCP segment may carry several PCEP messages: one rung each
             for v in filter(None, values.split(",")):
+                name = names.get(int(v), f"type {v}")
+                if proto == "OSPF" and name == "LS Update" and ri:
+                    name = "LS Update (RI)"  # carries a Router Information LSA (RFC 7770)
                 rows.append(
                     (
                         float(epoch),
@@ -119,7 +123,7 @@ def decode(pcap: Path | str) -> Decoded:
                             src.split(",")[0],
                             dst.split(",")[0],
                             proto,
-                            names.get(int(v), f"type {v}"),
+                            name,
                         ),
                     )
                 )
@@ -139,16 +143,42 @@ def ladder(
         "ResvTear",
         "PCErr",
     ),
+    *,
+    ri_from: str | None = None,
+    decoded: Decoded | None = None,
 ) -> list[Rung]:
-    """The rungs of Fig. 6: the service's PCEP and RSVP messages, timed from the first PCReq."""
-    d = decode(pcap)
+    """The rungs of Fig. 6: the service's PCEP and RSVP messages, timed from the first PCReq.
+
+    ``ri_from`` (a control address, e.g. the QE destination's) puts first, as Fig. 6 does,
+    the last OSPF LS Update from that address carrying a Router Information LSA before
+    the PCReq (negative time). ``decoded``: a :func:`decode` result to reuse."""
+    d = decoded if decoded is not None else decode(pcap)
     picked = [(t, r) for t, r in d.rows if r.msg in include]
     if not picked:
         return []
     t0 = next((t for t, r in picked if r.msg == "PCReq"), picked[0][0])
-    return [
+    out = [
         Rung(round((t - t0) * 1000, 3), r.src, r.dst, r.proto, r.msg) for t, r in picked if t >= t0
     ]
+    if ri_from is not None:
+        ri = [(t, r) for t, r in d.rows if r.msg == "LS Update (RI)" and r.src == ri_from]
+        before = [(t, r) for t, r in ri if t < t0]
+        if before:
+            t, r = before[-1]
+            out.insert(0, Rung(round((t - t0) * 1000, 3), r.src, r.dst, r.proto, r.msg))
+    return out
+
+
+def setup_ms(rungs: list[Rung], head: str) -> float | None:
+    """From the first PCReq to the last Resv of the ladder, the one that reached ``head``
+    (the service is up then): the paper's "around 300 ms" figure."""
+    starts = [r.t_ms for r in rungs if r.msg == "PCReq"]
+    if not starts:
+        return None
+    ends = [r.t_ms for r in rungs if r.msg == "Resv" and r.dst == head and r.t_ms >= starts[0]]
+    if not ends:
+        return None
+    return round(ends[0] - starts[0], 3)
 
 
 def format_ladder(rungs: list[Rung]) -> str:
