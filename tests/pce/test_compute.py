@@ -3,6 +3,7 @@ paths, the QE constraint, and the Fig. 9 ERO golden bytes."""
 
 from __future__ import annotations
 
+import itertools
 import random
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -231,3 +232,33 @@ def test_yen_matches_networkx(seed: int, n: int) -> None:
         for _, p in zip(range(5), nx.shortest_simple_paths(G, 1, n, "weight"), strict=False)
     ]
     assert ours == theirs
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10_000), st.integers(2, 30), st.floats(0.0, 0.3))
+def test_bidirectional_matches_dijkstra(seed: int, n: int, holes: float) -> None:
+    """Same cost as one-way Dijkstra (and a valid path) on random graphs, some links
+    unusable."""
+    from pce.compute import bidirectional
+
+    rng = random.Random(seed)
+    links = []
+    ifs = dict.fromkeys(range(1, n + 1), 0)
+    for _ in range(n * 2):
+        a, b = rng.sample(range(1, n + 1), 2)
+        ifs[a] += 1
+        ifs[b] += 1
+        links.append((a, ifs[a], b, ifs[b], rng.randint(1, 9), [1]))
+    g = Graph.from_ted(graph(dict.fromkeys(range(1, n + 1), True), links))
+    usable = [rng.random() >= holes for _ in g.links]
+    for _ in range(5):
+        a, b = rng.sample(sorted(g.index.values()), 2)
+        one = dijkstra(g, a, b, usable)
+        two = bidirectional(g, a, b, usable)
+        assert (one is None) == (two is None)
+        if one is not None and two is not None:
+            assert one[0] == two[0]
+            path = two[1]
+            assert g.link_from[path[0]] == a and g.link_to[path[-1]] == b
+            assert all(g.link_to[x] == g.link_from[y] for x, y in itertools.pairwise(path))
+            assert all(usable[j] for j in path) and sum(g.metric[j] for j in path) == two[0]
