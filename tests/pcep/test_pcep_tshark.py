@@ -32,6 +32,7 @@ from gmpls.pcep import (
     Lspa,
     Metric,
     NoPath,
+    NoPathReasonTlv,
     NoPathVector,
     NoPathVectorTlv,
     Notification,
@@ -87,7 +88,10 @@ MESSAGES: list[tuple[bool, bytes]] = [
                     no_path=NoPath(
                         ni=0,
                         flags=0x8000,
-                        tlvs=(NoPathVectorTlv(NoPathVector.UNKNOWN_DESTINATION),),
+                        tlvs=(
+                            NoPathVectorTlv(NoPathVector.UNKNOWN_DESTINATION),
+                            NoPathReasonTlv(2, "unknown_destination: 10.1.1.4 is not a TE node"),
+                        ),
                     ),
                 ),
                 Response(
