@@ -41,7 +41,8 @@ def opaque_lsas_from_pcap(pcap: Path) -> list[LSA]:
     Ethernet), newest instance of each."""
     data = pcap.read_bytes()
     linktype = int.from_bytes(data[20:24], "little")
-    pos, out = 24, {}
+    pos = 24
+    out: dict[Any, LSA] = {}
     while pos + 16 <= len(data):
         incl = int.from_bytes(data[pos + 8 : pos + 12], "little")
         frame = data[pos + 16 : pos + 16 + incl]
