@@ -20,6 +20,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--state-dir", type=Path, help="where extensions may keep state")
     p.add_argument("--cli-port", type=int, help="default: the host's cli_port")
     p.add_argument("--cli-bind", default="0.0.0.0")
+    p.add_argument(
+        "--no-extensions",
+        action="store_true",
+        help="run OSPF-TE and the CLI only (no node_agent/ext_* plug-ins: RSVP, QE service)",
+    )
     p.add_argument("--debug", action="store_true")
     a = p.parse_args(argv)
     from node_agent.daemon import NodeDaemon, run, setup_logging
@@ -31,7 +36,12 @@ def main(argv: list[str] | None = None) -> int:
         if h.kind != "node":
             raise ValueError(f"{a.host} is a {h.kind}, not a node")
         daemon = NodeDaemon(
-            topo, a.host, cli_port=a.cli_port, cli_bind=a.cli_bind, state_dir=a.state_dir
+            topo,
+            a.host,
+            cli_port=a.cli_port,
+            cli_bind=a.cli_bind,
+            state_dir=a.state_dir,
+            load_extensions=not a.no_extensions,
         )
     except (TopologyError, KeyError, ValueError, LookupError, OSError) as e:
         print(f"node_agent: {e}", file=sys.stderr)

@@ -103,6 +103,8 @@ class NodeDaemon:
         self.ospf = ospf or OspfAgent.from_topology(topo, host, on_action=self._ospf_action)
         self.ospf.on_action = self._ospf_action
         self.components: list[Component] = [self.ospf]
+        #: components whose start() raised: (name, error); the rest keep running
+        self.failed: list[tuple[str, str]] = []
         self.started_at = time.time()
         register_commands(self.cli, self.ospf)
         self.cli.register("show version", lambda args: self._version(), "daemon and node")
@@ -120,6 +122,7 @@ class NodeDaemon:
             "qeCapable": h.qe.capable,
             "uptimeSecs": round(time.time() - self.started_at, 1),
             "components": [type(c).__name__ for c in self.components],
+            "failedComponents": [{"component": n, "error": e} for n, e in self.failed],
         }
 
     def _ospf_action(self, a: Action) -> None:
@@ -141,15 +144,34 @@ class NodeDaemon:
                 log.info("extension loaded", extra={"node": self.host, "extension": m.name})
 
     async def start(self) -> None:
-        for c in self.components:
-            await c.start()
+        """Start every component; OSPF (the first) must start, an extension that fails
+        is logged, listed by ``show version`` and left out, so the node still routes."""
+        for i, c in enumerate(self.components):
+            if i == 0:
+                await c.start()
+                continue
+            try:
+                await c.start()
+            except Exception as e:
+                self.failed.append((type(c).__name__, str(e)))
+                log.exception(
+                    "component failed to start",
+                    extra={
+                        "node": self.host,
+                        "event": "component_failed",
+                        "component": type(c).__name__,
+                    },
+                )
         if self.cli_port is not None:
             port = await self.cli_server.start(self.cli_bind, self.cli_port)
             log.info("cli listening", extra={"node": self.host, "event": "cli", "port": port})
 
     async def stop(self) -> None:
         await self.cli_server.stop()
+        failed = {n for n, _ in self.failed}
         for c in reversed(self.components):
+            if type(c).__name__ in failed:
+                continue
             try:
                 await c.stop()
             except Exception:

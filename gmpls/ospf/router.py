@@ -1025,11 +1025,21 @@ class OspfRouter:
                 # (5)(a) MinLSArrival
                 if e is not None and now - e.installed < MIN_LS_ARRIVAL:
                     continue
-                # (5)(b) flood, (c) remove the old copy from retransmission lists, (d) install
-                flooded_back = self._flood(lsa, iface, n, now)
+                # (5)(c) remove the old copy from the retransmission lists (done first: the
+                # lists are keyed by LSA, so (b) puts the new instance in its place),
+                # (b) flood the new one, (d) install it
                 for _, m in self.neighbors():
                     m.rxmt.pop(key, None)
+                flooded_back = self._flood(lsa, iface, n, now)
                 self._install(lsa, now)
+                log.debug(
+                    "%s installed %s seq %x from %s (flooded back: %s)",
+                    self.name,
+                    key,
+                    h.seq & 0xFFFFFFFF,
+                    n.router_id,
+                    flooded_back,
+                )
                 # (5)(e) acknowledge (§13.5): delayed ack unless flooded back out
                 if not flooded_back:
                     self._delayed_ack(iface, h, now)

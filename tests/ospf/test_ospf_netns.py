@@ -49,6 +49,7 @@ def start_nodes(lan: OaLan, tmp_path: Path) -> None:
                 n,
                 "--log-file",
                 str(tmp_path / f"{n}.log"),
+                "--no-extensions",
             ],
             "node_agent",
         )
@@ -162,7 +163,7 @@ def test_paper_nodes_full_dr_bdr_identical_lsdbs(lan: OaLan, tmp_path: Path) -> 
                 "-r",
                 str(pcap),
                 "-Y",
-                "_ws.malformed || _ws.expert.severity >= warning",
+                "_ws.malformed || _ws.expert.severity >= 6291456",
                 "-T",
                 "fields",
                 "-e",
@@ -196,7 +197,7 @@ def test_set_link_resources_reoriginates_te_lsa(lan: OaLan, tmp_path: Path) -> N
         "from node_agent.daemon import NodeDaemon, setup_logging\n"
         "async def main():\n"
         f"    setup_logging({str(tmp_path / 'tn1.log')!r})\n"
-        f"    d = NodeDaemon(load({str(PAPER)!r}), 'tn1')\n"
+        f"    d = NodeDaemon(load({str(PAPER)!r}), 'tn1', load_extensions=False)\n"
         "    await d.start()\n"
         "    await asyncio.sleep(8)\n"
         "    d.ospf.set_link_resources(1, available_lambdas=[2, 3, 5], max_reservable=1e9)\n"
@@ -216,6 +217,7 @@ def test_set_link_resources_reoriginates_te_lsa(lan: OaLan, tmp_path: Path) -> N
             "tn2",
             "--log-file",
             str(tmp_path / "tn2.log"),
+            "--no-extensions",
         ],
         "node_agent",
     )

@@ -1,0 +1,323 @@
+"""Interop: our OSPF-TE speakers beside FRR ospfd (zebra + ospfd, opaque, router-info,
+mpls-te, link-params) and BIRD 2 on one LAN, in ``oa`` namespaces of our own.
+
+tn1 (priority 10) becomes DR, BIRD (highest router ID of the rest) BDR; everyone is Full
+with both, tn2 and FRR are 2-Way with each other. Checked: adjacencies; FRR's opaque-area
+database lists our RI LSAs (0x12: TE + QE) and TE LSAs and decodes their TLVs; our LSDB
+holds FRR's TE and RI LSAs (FRR's Router Address and Link TLVs in one LSA); all four
+LSDBs are identical; our routing table agrees with FRR's; stopping BIRD takes its
+adjacency down after the dead interval and its stub route disappears everywhere; tshark
+finds no malformed OSPF packet in the capture.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from oa_interop import QKD_DOMAINS, MixedLab
+from oa_net import OaLan
+
+pytestmark = [pytest.mark.interop, pytest.mark.netns, pytest.mark.slow]
+
+HOSTS: dict[str, dict[str, Any]] = {
+    "tn1": {
+        "kind": "node",
+        "router_id": "10.1.1.1",
+        "interfaces": {"ctrl": "10.1.1.1", "qa": "10.2.1.1"},
+        "qe": "etsiA",
+        "priority": 10,
+    },
+    "tn2": {
+        "kind": "node",
+        "router_id": "10.1.1.2",
+        "interfaces": {"ctrl": "10.1.1.2", "qb": "10.2.2.2"},
+        "qe": "etsiB",
+    },
+    "fr1": {
+        "kind": "frr",
+        "router_id": "10.1.1.3",
+        "interfaces": {"ctrl": "10.1.1.3"},
+        "stubs": ["10.30.0.1/24"],
+    },
+    "bd1": {
+        "kind": "bird",
+        "router_id": "10.1.1.4",
+        "interfaces": {"ctrl": "10.1.1.4"},
+        "stubs": ["10.40.0.1/24"],
+    },
+}
+TE_LINKS = [
+    {
+        "a": "tn1",
+        "a_if": 1,
+        "b": "tn2",
+        "b_if": 2,
+        "metric": 10,
+        "bandwidth_mbps": 100000,
+        "lambdas": "[1, 2, 3, 4, 5, 6, 7, 8]",
+    }
+]
+
+
+def wait_for(pred: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            r = pred()
+            if r is True:
+                return
+            last = r
+        except (OSError, ValueError, KeyError, subprocess.SubprocessError) as e:
+            last = e
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}: {last}")
+
+
+@pytest.fixture
+def mixed(tmp_path: Path) -> Iterator[MixedLab]:
+    if os.geteuid() != 0:
+        pytest.fail("interop tests need root (namespaces)")
+    for tool in ("tshark", "tcpdump", "bird", "birdc", "vtysh"):
+        assert shutil.which(tool), f"{tool} is required (make setup installs it)"
+    lan = OaLan("i", tmp_path)
+    m = MixedLab(lan, tmp_path, HOSTS, TE_LINKS, QKD_DOMAINS)
+    try:
+        m.build()
+        yield m
+    finally:
+        lan.close()
+        m.close()
+
+
+def ours_nbrs(m: MixedLab, host: str) -> dict[str, str]:
+    nb = m.ours_json(host, "show ip ospf neighbor")["neighbors"]
+    return {rid: e[0]["nbrState"] for rid, e in nb.items()}
+
+
+def frr_nbrs(m: MixedLab) -> dict[str, str]:
+    nb = m.vtysh_json("fr1", "show ip ospf neighbor")["neighbors"]
+    return {rid: e[0]["nbrState"].split("/")[0] for rid, e in nb.items()}
+
+
+def bird_nbrs(m: MixedLab) -> dict[str, str]:
+    out = {}
+    for line in m.birdc("bd1", "show", "ospf", "neighbors").splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[0].count(".") == 3:
+            out[parts[0]] = parts[2].split("/")[0]
+    return out
+
+
+def lsdb_ours(m: MixedLab, host: str) -> set[tuple[str, str, str, str]]:
+    db = m.ours_json(host, "show ip ospf database")["areas"]["0.0.0.0"]
+    types = {"routerLinkStates": "1", "networkLinkStates": "2", "opaqueAreaLinkStates": "10"}
+    return {
+        (types[sec], e["lsId"], e["advertisedRouter"], e["sequenceNumber"] + "/" + e["checksum"])
+        for sec, entries in db.items()
+        for e in entries
+    }
+
+
+def lsdb_frr(m: MixedLab) -> set[tuple[str, str, str, str]]:
+    """FRR's LSDB: router and network LSAs from ``show ip ospf database json``, opaque
+    ones from ``show ip ospf database opaque-area json``."""
+    area = m.vtysh_json("fr1", "show ip ospf database")["areas"]["0.0.0.0"]
+    opq = m.vtysh_json("fr1", "show ip ospf database opaque-area")
+    entries: list[tuple[str, dict[str, Any]]] = []
+    for sec, items in area.items():
+        low = sec.lower()
+        if isinstance(items, list) and ("router" in low or "network" in low or "net" in low):
+            t = "1" if "router" in low else "2"
+            entries += [(t, e) for e in items]
+    entries += [("10", e) for e in opq["areaLocalOpaqueLsa"]["areas"]["0.0.0.0"]]
+    out = set()
+    for t, e in entries:
+        lsid = e.get("lsId") or e.get("linkStateId")
+        adv = e.get("advertisedRouter") or e.get("advertisingRouter")
+        seq = (e.get("sequenceNumber") or e.get("lsaSeqNumber", "")).lower()
+        out.add((t, lsid, adv, f"{seq}/{e['checksum']}"))
+    return out
+
+
+def lsdb_bird(m: MixedLab) -> set[tuple[str, str, str, str]]:
+    out = set()
+    for line in m.birdc("bd1", "show", "ospf", "lsadb").splitlines():
+        p = line.split()
+        if len(p) == 6 and p[0].startswith("000"):
+            out.add((str(int(p[0], 16)), p[1], p[2], f"{p[3].lower()}/{p[5]}"))
+    return out
+
+
+def test_ours_frr_bird_on_one_lan(mixed: MixedLab, tmp_path: Path) -> None:
+    m = mixed
+    pcap = tmp_path / "ctrl.pcap"
+    m.lan.capture("tn2", pcap)
+    time.sleep(0.5)
+    m.start_all()
+
+    want_tn1 = {"10.1.1.2": "Full", "10.1.1.3": "Full", "10.1.1.4": "Full"}
+    want_tn2 = {"10.1.1.1": "Full", "10.1.1.3": "2-Way", "10.1.1.4": "Full"}
+    want_frr = {"10.1.1.1": "Full", "10.1.1.2": "2-Way", "10.1.1.4": "Full"}
+    want_bird = {"10.1.1.1": "Full", "10.1.1.2": "Full", "10.1.1.3": "Full"}
+
+    def adjacencies() -> Any:
+        got = (ours_nbrs(m, "tn1"), ours_nbrs(m, "tn2"), frr_nbrs(m), bird_nbrs(m))
+        return got == (want_tn1, want_tn2, want_frr, want_bird) or got
+
+    wait_for(adjacencies, 60, "all adjacencies")
+    i1 = m.ours_json("tn1", "show ip ospf interface")["interfaces"]["ctrl"]
+    assert (i1["state"], i1["drAddress"], i1["bdrAddress"]) == ("DR", "10.1.1.1", "10.1.1.4")
+
+    # identical LSDBs everywhere (BIRD stores and floods opaque LSAs too)
+    def synced() -> Any:
+        dbs = [lsdb_ours(m, "tn1"), lsdb_ours(m, "tn2"), lsdb_frr(m), lsdb_bird(m)]
+        return (all(d == dbs[0] for d in dbs) and len(dbs[0]) == 13) or dbs
+
+    wait_for(synced, 40, "identical LSDBs")
+
+    # FRR lists our RI LSAs with TE+QE (first octet 0x12) and our TE LSAs
+    opq = m.vtysh_json("fr1", "show ip ospf database opaque-area")
+    lsas = opq["areaLocalOpaqueLsa"]["areas"]["0.0.0.0"]
+    ri = {e["advertisingRouter"]: e["opaqueData"] for e in lsas if e["linkStateId"] == "4.0.0.0"}
+    assert ri["10.1.1.1"] == "0001000412000000"
+    assert ri["10.1.1.2"] == "0001000412000000"
+    assert ri["10.1.1.3"][:8] == "00010004" and int(ri["10.1.1.3"][8:10], 16) & 0x10
+    te_ours = sorted(
+        (e["advertisingRouter"], e["linkStateId"])
+        for e in lsas
+        if e["opaqueType"] == "Traffic Engineering LSA" and e["advertisingRouter"] != "10.1.1.3"
+    )
+    assert te_ours == [
+        ("10.1.1.1", "1.0.0.0"),
+        ("10.1.1.1", "1.0.0.1"),
+        ("10.1.1.2", "1.0.0.0"),
+        ("10.1.1.2", "1.0.0.2"),
+    ]
+    # FRR's own decoding of our TE Link TLV (text form)
+    text = m.vtysh("fr1", "show ip ospf database opaque-area adv-router 10.1.1.1")
+    assert "Opaque-Type 4" in text or "Router Information" in text
+    assert "Link-ID: 10.1.1.2" in text or "Link ID: 10.1.1.2" in text, text
+    assert "Traffic Engineering Metric: 10" in text, text
+
+    # our LSDB holds FRR's TE and RI LSAs, decoded (Router Address + Link in one LSA)
+    ours = m.ours_json("tn1", "show ip ospf database opaque-area")["areas"]["0.0.0.0"]
+    frr_lsas = [e for e in ours["opaqueAreaLinkStates"] if e["advertisedRouter"] == "10.1.1.3"]
+    frr_ri = next(e for e in frr_lsas if e["opaqueType"] == 4)
+    assert frr_ri["routerInformation"]["teCapable"] is True
+    assert frr_ri["routerInformation"]["qeCapable"] is False
+    frr_te = next(e for e in frr_lsas if e["opaqueType"] == 1)
+    tlvs = frr_te["trafficEngineering"]
+    assert tlvs[0] == {"routerAddress": "10.1.1.3"}
+    link = tlvs[1]["link"]
+    assert link["linkType"] == "Multiaccess" and link["linkId"] == "10.1.1.1"
+    assert link["teMetric"] == 20 and link["maxBandwidth"] == pytest.approx(1.25e9)
+    assert link["localAddresses"] == ["10.1.1.3"] and link["adminGroup"] == "0x00000001"
+
+    # routing tables agree (network routes; FRR also lists router routes, "R ")
+    def routes_agree() -> Any:
+        frr = {
+            p: r
+            for p, r in m.vtysh_json("fr1", "show ip ospf route").items()
+            if r["routeType"] == "N"
+        }
+        ours = m.ours_json("tn2", "show ip ospf route")
+        if set(frr) != set(ours) or len(ours) != 5:
+            return (sorted(frr), sorted(ours))
+        for p in ours:
+            hop_f = {h["ip"].strip() or "direct" for h in frr[p]["nexthops"]}
+            hop_o = {h["ip"].strip() or "direct" for h in ours[p]["nexthops"]}
+            # a prefix attached to one of the two is direct there and via it at the other
+            if p == "10.30.0.0/24":
+                ok = hop_f == {"direct"} and hop_o == {"10.1.1.3"}
+            elif p == "10.2.2.0/24":
+                ok = hop_o == {"direct"} and hop_f == {"10.1.1.2"}
+            else:
+                ok = hop_f == hop_o and frr[p]["cost"] == ours[p]["cost"]
+            if not ok:
+                return (p, frr[p], ours[p])
+        return True
+
+    wait_for(routes_agree, 20, "routing tables to agree")
+    ours_rt = m.ours_json("tn2", "show ip ospf route")
+    assert ours_rt["10.40.0.0/24"]["cost"] == 20
+    assert ours_rt["10.40.0.0/24"]["nexthops"] == [{"ip": "10.1.1.4", "via": "ctrl"}]
+
+    # stop BIRD: its adjacency goes after the dead interval (4 s), its stub route goes
+    t0 = time.monotonic()
+    m.lan.stop("bd1")
+
+    def bird_gone() -> Any:
+        a = ours_nbrs(m, "tn1")
+        rt = m.ours_json("tn2", "show ip ospf route")
+        frr = m.vtysh_json("fr1", "show ip ospf route")
+        return ("10.1.1.4" not in a and "10.40.0.0/24" not in rt and "10.40.0.0/24" not in frr) or (
+            a,
+            sorted(rt),
+        )
+
+    wait_for(bird_gone, 30, "BIRD's adjacency and routes to go")
+    assert time.monotonic() - t0 >= 3.0  # not before the dead interval
+    i2 = m.ours_json("tn2", "show ip ospf interface")["interfaces"]["ctrl"]
+    wait_for(
+        lambda: (
+            m.ours_json("tn2", "show ip ospf interface")["interfaces"]["ctrl"]["bdrAddress"]
+            == "10.1.1.3"
+        ),
+        20,
+        "FRR to become BDR",
+    )
+    assert i2["counters"]["bad_checksum"] == 0 and i2["counters"]["malformed"] == 0
+
+    # tshark: no malformed OSPF packet in the capture; ours carry no expert warning
+    time.sleep(1)
+    bad = subprocess.run(
+        [
+            "tshark",
+            "-r",
+            str(pcap),
+            "-Y",
+            "ospf && _ws.malformed",
+            "-T",
+            "fields",
+            "-e",
+            "frame.number",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert bad == []
+    warn = subprocess.run(
+        [
+            "tshark",
+            "-r",
+            str(pcap),
+            "-Y",
+            "ospf && ip.src in {10.1.1.1, 10.1.1.2} && _ws.expert.severity >= warning",
+            "-T",
+            "fields",
+            "-e",
+            "frame.number",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert warn == []
+    n = subprocess.run(
+        ["tshark", "-r", str(pcap), "-Y", "ospf", "-T", "fields", "-e", "ip.src"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert {"10.1.1.1", "10.1.1.2", "10.1.1.3", "10.1.1.4"} <= set(n)
+    json.dumps(n)  # keep the capture summary serialisable for debugging
