@@ -38,7 +38,13 @@ class Segment:
 
 
 class Lab:
-    def __init__(self, delay: float = 0.001, **if_defaults: Any) -> None:
+    def __init__(
+        self, delay: float = 0.001, loss: float = 0.0, seed: int = 1, **if_defaults: Any
+    ) -> None:
+        import random
+
+        self.rng = random.Random(seed)
+        self.loss = loss  # probability that one delivery (one receiver) is lost
         self.now = 0.0
         self.delay = delay
         self.if_defaults = {"hello_interval": 1, "dead_interval": 4, "rxmt_interval": 2}
@@ -99,6 +105,8 @@ class Lab:
             if p.router is r:
                 continue
             if not s.dst.is_multicast and p.address.ip != s.dst:
+                continue
+            if self.loss and self.rng.random() < self.loss:
                 continue
             item = (p.router, p.ifname, s.data, src, s.dst)
             heapq.heappush(self._queue, (self.now + self.delay, next(self._seq), item))

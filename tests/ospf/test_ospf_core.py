@@ -365,3 +365,17 @@ def test_restart_of_a_router_resynchronises(n: int) -> None:
     lab.run_until_converged(lab.now + 60)
     after = rs[-1].lsdb.get(key).lsa.header.seq  # type: ignore[union-attr]
     assert after > before
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_lossy_lan_converges_by_retransmission(seed: int) -> None:
+    """20% of deliveries lost: DD, LSR and LSU retransmissions still synchronise every
+    LSDB, including opaque LSAs that DROthers only get through the DR."""
+    lab, rs = lan_lab(5, loss=0.2, seed=seed)
+    lab.start()
+    for r in rs:
+        lab._apply(
+            r, r.originate_opaque(10, ri_lsa_id(0), RouterInfoLSA((capabilities(),)), lab.now)
+        )
+    lab.run_until_converged(300)
+    assert all(len(r.lsdb) == 11 for r in rs)  # 5 router, 1 network, 5 RI
