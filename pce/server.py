@@ -239,7 +239,7 @@ class PcepServer:
                 conn.closed_reason = a.reason
 
     def _answer(self, conn: Connection, msg: PCReq, now: float) -> list[Action]:
-        rep, outcomes = self.service.handle(msg)
+        rep, errors, outcomes = self.service.handle(msg)
         for o in outcomes:
             r = o.result
             log.info(
@@ -259,7 +259,12 @@ class PcepServer:
             )
         if conn.session.state is not State.UP:
             return []
-        return conn.session.send(rep, now)
+        out: list[Action] = []
+        for err in errors:
+            out.extend(conn.session.send(err, now))
+        if rep is not None:
+            out.extend(conn.session.send(rep, now))
+        return out
 
 
 def perf_clock() -> float:

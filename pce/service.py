@@ -24,6 +24,7 @@ import statistics
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address
 from typing import Any
 
 from gmpls.errors import DecodeError
@@ -33,20 +34,33 @@ from gmpls.pcep import (
     Bandwidth,
     EndPointsIpv4,
     Ero,
+    ErrorBlock,
+    ErrorObject,
     Metric,
     NoPath,
     NoPathReasonTlv,
     NoPathVector,
     NoPathVectorTlv,
     Path,
+    PCErr,
     PCRep,
     PCReq,
+    ReqMissingTlv,
     Request,
     Response,
+    Svec,
     is_qe_metric,
     qe_params_from_metrics,
 )
-from gmpls.pcep.constants import METRIC_FLAG_B, METRIC_FLAG_C, NO_PATH_FLAG_C, MetricType
+from gmpls.pcep.constants import (
+    ERR_SVEC_REQUEST_MISSING,
+    METRIC_FLAG_B,
+    METRIC_FLAG_C,
+    NO_PATH_FLAG_C,
+    SVEC_FLAG_L,
+    SVEC_FLAG_N,
+    MetricType,
+)
 from pce.compute import NoPathReason, PathComputer, PathRequest, PathResult
 
 _CONSTRAINT_REASONS = {
@@ -125,20 +139,76 @@ class PceService:
         self.clock = clock
         self.stats = Statistics()
 
-    def handle(self, msg: PCReq) -> tuple[PCRep, list[Outcome]]:
+    def handle(self, msg: PCReq) -> tuple[PCRep | None, list[PCErr], list[Outcome]]:
+        """Answer a PCReq: one PCRep with a response per request, and PCErrs for SVECs
+        whose requests are not all in this message (RFC 5440 §7.13.2: Error-Type 7 with a
+        REQ-MISSING TLV per missing request; the present ones are named by their RPs and
+        not computed). Requests of a complete SVEC with the L or N flag are computed in
+        SVEC order, each avoiding the links (L) or transit nodes (N) of those before it:
+        sequential diverse routing, not a joint optimum."""
+        by_id = {r.rp.request_id: r for r in msg.requests}
+        errors: list[PCErr] = []
+        skipped: set[int] = set()
+        diverse: dict[int, Svec] = {}
+        for sv in msg.svecs:
+            missing = [i for i in sv.request_ids if i not in by_id]
+            if missing:
+                present = tuple(by_id[i].rp for i in sv.request_ids if i in by_id)
+                errors.append(
+                    PCErr(
+                        (
+                            ErrorBlock(
+                                tuple(
+                                    ErrorObject(*ERR_SVEC_REQUEST_MISSING, tlvs=(ReqMissingTlv(i),))
+                                    for i in missing
+                                ),
+                                tuple(RP(r.request_id, r.flags, p=False) for r in present),
+                            ),
+                        )
+                    )
+                )
+                skipped.update(sv.request_ids)
+            elif sv.flags & (SVEC_FLAG_L | SVEC_FLAG_N):
+                for i in sv.request_ids:
+                    diverse[i] = sv
         responses = []
         outcomes = []
+        avoid_links: dict[int, set[tuple[IPv4Address, int]]] = {}
+        avoid_nodes: dict[int, set[IPv4Address]] = {}
         for req in msg.requests:
-            resp, outcome = self.answer(req)
+            rid = req.rp.request_id
+            if rid in skipped:
+                continue
+            group = diverse.get(rid)
+            key = id(group)
+            resp, outcome = self.answer(
+                req,
+                exclude_links=frozenset(avoid_links.get(key, ())) if group else frozenset(),
+                exclude_nodes=frozenset(avoid_nodes.get(key, ())) if group else frozenset(),
+            )
             responses.append(resp)
             outcomes.append(outcome)
+            if group is not None and outcome.result.ok:
+                hops = outcome.result.hops
+                if group.flags & SVEC_FLAG_L:
+                    links = avoid_links.setdefault(key, set())
+                    for h in hops:
+                        links.add((h.router, h.interface))
+                        links.add((h.remote_router, h.remote_interface))
+                if group.flags & SVEC_FLAG_N:
+                    avoid_nodes.setdefault(key, set()).update(h.remote_router for h in hops[:-1])
         self.stats.replies += 1
-        return PCRep(tuple(responses)), outcomes
+        return (PCRep(tuple(responses)) if responses else None), errors, outcomes
 
-    def answer(self, req: Request) -> tuple[Response, Outcome]:
+    def answer(
+        self,
+        req: Request,
+        exclude_links: frozenset[tuple[IPv4Address, int]] = frozenset(),
+        exclude_nodes: frozenset[IPv4Address] = frozenset(),
+    ) -> tuple[Response, Outcome]:
         self.stats.requests += 1
         t0 = self.clock() if self.clock else 0.0
-        result = self._compute(req)
+        result = self._compute(req, exclude_links, exclude_nodes)
         dt = (self.clock() - t0) if self.clock else 0.0
         self.stats.times.append(dt)
         rp = RP(req.rp.request_id, req.rp.flags, p=True)
@@ -156,7 +226,12 @@ class PceService:
 
     # -- internals ----------------------------------------------------------------------
 
-    def _compute(self, req: Request) -> PathResult:
+    def _compute(
+        self,
+        req: Request,
+        exclude_links: frozenset[tuple[IPv4Address, int]] = frozenset(),
+        exclude_nodes: frozenset[IPv4Address] = frozenset(),
+    ) -> PathResult:
         ep = req.endpoints
         if not isinstance(ep, EndPointsIpv4):
             return PathResult(
@@ -176,7 +251,14 @@ class PceService:
                     detail=f"{name} constraints are not supported by this PCE",
                 )
         bw = req.bandwidth.bandwidth if req.bandwidth is not None else 0.0
-        preq = PathRequest(ep.source, ep.destination, bandwidth=max(bw, 0.0), qe=params)
+        preq = PathRequest(
+            ep.source,
+            ep.destination,
+            bandwidth=max(bw, 0.0),
+            qe=params,
+            exclude_nodes=exclude_nodes,
+            exclude_links=exclude_links,
+        )
         result = self.computer.compute(preq)
         if result.ok:
             for m in req.metrics:
