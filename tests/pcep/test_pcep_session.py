@@ -7,6 +7,8 @@ import ipaddress
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gmpls.pcep import (
     RP,
@@ -273,3 +275,42 @@ def test_frames_before_garbage_are_processed() -> None:
     acts = pce.receive(Keepalive().encode() + b"\xff" * 8, 0.0)
     assert any(isinstance(a, SessionUp) for a in acts)
     assert [type(m) for m in sent(acts)] == [Close] and sent(acts)[0].close.reason == 3
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.binary(max_size=40),
+            st.sampled_from(
+                [
+                    ex.paper_pcreq().encode(),
+                    ex.paper_pcrep().encode(),
+                    ex.paper_open().encode(),
+                    Keepalive().encode(),
+                    Close().encode(),
+                    PCErr.of((1, 4), open=OpenObject(0, 0)).encode(),
+                    b"\x20\x63\x00\x04",
+                ]
+            ),
+        ),
+        max_size=8,
+    ),
+    st.sampled_from([Role.PCC, Role.PCE]),
+    st.booleans(),
+)
+def test_session_never_raises(chunks: list[bytes], role: Role, up_first: bool) -> None:
+    """Any byte sequence, in any state, gives actions, never an exception (h11-style)."""
+    if up_first:
+        pcc, pce, _ = establish()
+        s = pcc if role is Role.PCC else pce
+    else:
+        s = Session(role)
+        s.connection_made(0.0)
+    t = 1.0
+    for c in chunks:
+        for a in s.receive(c, t):
+            assert isinstance(a, (Send, Deliver, SessionUp, Disconnect))
+        s.handle_timer(t)
+        t += 7.0
+    assert s.next_timer() is None or s.state is not State.IDLE
