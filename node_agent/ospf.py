@@ -110,21 +110,27 @@ class OspfAgent:
     def __init__(
         self,
         router: OspfRouter,
-        iface: InterfaceConfig,
+        iface: InterfaceConfig | Sequence[InterfaceConfig],
         *,
         qe_capable: bool = False,
         te_links: Sequence[TeLinkState] = (),
         on_action: Callable[[Action], None] | None = None,
     ) -> None:
         self.router = router
-        self.iface = iface
+        #: the OSPF interfaces (the daemon has one, the control LAN; benchmarks use more)
+        self.ifaces: dict[str, InterfaceConfig] = (
+            {iface.name: iface}
+            if isinstance(iface, InterfaceConfig)
+            else {i.name: i for i in iface}
+        )
+        self.iface = next(iter(self.ifaces.values()))
         self.qe_capable = qe_capable
         self.te_links: dict[int, TeLinkState] = {t.local_if: t for t in te_links}
         self.on_action = on_action
-        self.sock: socket.socket | None = None
+        self.socks: dict[str, socket.socket] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._in_alldrouters = False
+        self._in_alldrouters: set[str] = set()
         self.counters = {"rx": 0, "tx": 0, "tx_errors": 0, "core_errors": 0}
         self.started_at = 0.0
 
@@ -180,38 +186,50 @@ class OspfAgent:
 
     # --- lifecycle --------------------------------------------------------------------
 
-    async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self.started_at = self._loop.time()
+    @property
+    def sock(self) -> socket.socket | None:
+        """The socket of the first interface (None before start / after stop)."""
+        return self.socks.get(self.iface.name)
+
+    def _open(self, cfg: InterfaceConfig) -> socket.socket:
         s = socket.socket(socket.AF_INET, socket.SOCK_RAW, IP_PROTO_OSPF)
         try:
             s.setblocking(False)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, self.iface.name.encode())
-            local = self.iface.address.ip.packed
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, cfg.name.encode())
+            local = cfg.address.ip.packed
             s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, local)
             s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
             s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
             s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 1)
             s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, TOS_CS6)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
-            self._membership(s, ALL_SPF_ROUTERS, True)
+            self._membership(s, cfg, ALL_SPF_ROUTERS, True)
         except OSError:
             s.close()
             raise
-        self.sock = s
-        self._loop.add_reader(s.fileno(), self._readable)
+        return s
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.started_at = self._loop.time()
+        for name, cfg in self.ifaces.items():
+            if cfg.passive:
+                continue
+            s = self._open(cfg)
+            self.socks[name] = s
+            self._loop.add_reader(s.fileno(), self._readable, name)
         log.info(
             "ospf started",
             extra={
                 "node": self.router.name,
                 "event": "ospf_start",
-                "interface": self.iface.name,
-                "address": str(self.iface.address),
+                "interfaces": {n: str(c.address) for n, c in self.ifaces.items()},
                 "router_id": str(self.router.router_id),
             },
         )
         now = self._now()
-        self._apply(self.router.add_interface(self.iface, now))
+        for cfg in self.ifaces.values():
+            self._apply(self.router.add_interface(cfg, now))
         self._originate_ri(now)
         self._apply(
             self.router.originate_opaque(
@@ -228,12 +246,12 @@ class OspfAgent:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self.sock is not None:
+        for s in self.socks.values():
             if self._loop is not None:
                 with contextlib.suppress(Exception):
-                    self._loop.remove_reader(self.sock.fileno())
-            self.sock.close()
-            self.sock = None
+                    self._loop.remove_reader(s.fileno())
+            s.close()
+        self.socks.clear()
         log.info("ospf stopped", extra={"node": self.router.name, "event": "ospf_stop"})
 
     # --- API ----------------------------------------------------------------------------
@@ -308,17 +326,22 @@ class OspfAgent:
         loop = self._loop or asyncio.get_event_loop()
         return loop.time()
 
-    def _membership(self, s: socket.socket, group: IPv4Address, join: bool) -> None:
-        ifindex = socket.if_nametoindex(self.iface.name)
-        mreqn = struct.pack("4s4si", group.packed, self.iface.address.ip.packed, ifindex)
+    def _membership(
+        self, s: socket.socket, cfg: InterfaceConfig, group: IPv4Address, join: bool
+    ) -> None:
+        ifindex = socket.if_nametoindex(cfg.name)
+        mreqn = struct.pack("4s4si", group.packed, cfg.address.ip.packed, ifindex)
         opt = socket.IP_ADD_MEMBERSHIP if join else socket.IP_DROP_MEMBERSHIP
         s.setsockopt(socket.IPPROTO_IP, opt, mreqn)
 
-    def _readable(self) -> None:
-        assert self.sock is not None
+    def _readable(self, ifname: str) -> None:
+        sock = self.socks.get(ifname)
+        if sock is None:
+            return
+        own = self.ifaces[ifname].address.ip
         for _ in range(256):
             try:
-                pkt, _ = self.sock.recvfrom(65535)
+                pkt, _ = sock.recvfrom(65535)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as e:
@@ -330,11 +353,11 @@ class OspfAgent:
             total = int.from_bytes(pkt[2:4], "big")
             end = total if ihl <= total <= len(pkt) else len(pkt)
             src, dst = IPv4Address(pkt[12:16]), IPv4Address(pkt[16:20])
-            if src == self.iface.address.ip:
+            if src == own:
                 continue
             self.counters["rx"] += 1
             try:
-                acts = self.router.receive(self.iface.name, pkt[ihl:end], src, self._now(), dst)
+                acts = self.router.receive(ifname, pkt[ihl:end], src, self._now(), dst)
             except Exception:  # the core promises not to raise; a packet must never kill us
                 self.counters["core_errors"] += 1
                 log.exception("ospf core failed on a packet", extra={"node": self.router.name})
@@ -355,10 +378,11 @@ class OspfAgent:
         loop = self._loop
         for a in actions:
             if isinstance(a, Send):
-                if self.sock is None:
+                sock = self.socks.get(a.ifname)
+                if sock is None:
                     continue
                 try:
-                    self.sock.sendto(a.data, (str(a.dst), 0))
+                    sock.sendto(a.data, (str(a.dst), 0))
                     self.counters["tx"] += 1
                 except OSError as e:
                     self.counters["tx_errors"] += 1
@@ -385,12 +409,18 @@ class OspfAgent:
         return list(actions)
 
     def _update_membership(self, a: InterfaceChanged) -> None:
+        """Join AllDRouters while DR or Backup on the interface (RFC 2328 §8.1)."""
         want = a.new in (IfState.DR, IfState.BACKUP)
-        if self.sock is None or want == self._in_alldrouters:
+        sock = self.socks.get(a.ifname)
+        cfg = self.ifaces.get(a.ifname)
+        if sock is None or cfg is None or want == (a.ifname in self._in_alldrouters):
             return
         try:
-            self._membership(self.sock, ALL_D_ROUTERS, want)
-            self._in_alldrouters = want
+            self._membership(sock, cfg, ALL_D_ROUTERS, want)
+            if want:
+                self._in_alldrouters.add(a.ifname)
+            else:
+                self._in_alldrouters.discard(a.ifname)
         except OSError as e:
             log.warning("AllDRouters membership: %s", e, extra={"node": self.router.name})
 
