@@ -143,6 +143,15 @@ class Close(_Typed):
 # PCReq ---------------------------------------------------------------------------------
 
 
+class RequestError(DecodeError):
+    """A DecodeError about one request of a PCReq: ``rp`` is its RP object, so the PCErr
+    can name the request (RFC 5440 §6.7 <request-id-list>)."""
+
+    def __init__(self, field: str, reason: str, code: tuple[int, int] | None, rp: RP) -> None:
+        super().__init__(field, reason, code)
+        self.rp = rp
+
+
 @dataclass(frozen=True, slots=True)
 class Request:
     """RFC 5440 §6.4::
@@ -189,7 +198,7 @@ def _request(objs: list[PcepObject], where: str) -> Request:
     rp = objs[0]
     assert isinstance(rp, RP)
     if not rp.p:
-        raise DecodeError(f"{where}.RP.p", "RP object without the P flag", ERR_P_FLAG_NOT_SET)
+        raise RequestError(f"{where}.RP.p", "RP object without the P flag", ERR_P_FLAG_NOT_SET, rp)
     endpoints: EndPoints | None = None
     lspa: Lspa | None = None
     bw: Bandwidth | None = None
@@ -216,14 +225,15 @@ def _request(objs: list[PcepObject], where: str) -> Request:
         else:
             others.append(o)
     if endpoints is None:
-        raise DecodeError(
+        raise RequestError(
             f"{where}.END-POINTS",
             f"request {rp.request_id} without an END-POINTS object",
             ERR_END_POINTS_MISSING,
+            rp,
         )
     if not endpoints.p:
-        raise DecodeError(
-            f"{where}.END-POINTS.p", "END-POINTS object without the P flag", ERR_P_FLAG_NOT_SET
+        raise RequestError(
+            f"{where}.END-POINTS.p", "END-POINTS object without the P flag", ERR_P_FLAG_NOT_SET, rp
         )
     return Request(rp, endpoints, lspa, bw, tuple(metrics), rro, rro_bw, iro, tuple(others))
 
@@ -617,6 +627,7 @@ __all__ = [
     "PCReq",
     "Path",
     "Request",
+    "RequestError",
     "Response",
     "UnknownMessage",
     "UnknownObject",

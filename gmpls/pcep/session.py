@@ -65,6 +65,7 @@ from gmpls.pcep.messages import (
     PCErr,
     PCRep,
     PCReq,
+    RequestError,
     UnknownMessage,
     decode_message,
 )
@@ -337,7 +338,8 @@ class Session:
             return self._malformed(e, now)
         self.counters.malformed += 1
         self._rx_alive(now)
-        return [self._send(PCErr.of(e.code), now)]
+        rps = (e.rp,) if isinstance(e, RequestError) else ()
+        return [self._send(PCErr.of(e.code, rps=rps), now)]
 
     def _rx_alive(self, now: float) -> None:
         self.counters.rx += 1

@@ -199,6 +199,7 @@ def test_malformed_with_code_gets_pcerr_and_session_stays() -> None:
     no_endpoints = b"\x20\x03\x00\x10" + RP(1).encode()
     acts = pce.receive(no_endpoints, 1.0)
     assert [m.codes for m in sent(acts)] == [[(6, 3)]]
+    assert [rp.request_id for rp in sent(acts)[0].blocks[0].rps] == [1]  # names the request
     assert pce.state is State.UP
     bad_object_length = b"\x20\x03\x00\x0c\x02\x12\x00\x05\x00\x00\x00\x00"
     acts = pce.receive(bad_object_length, 1.0)
