@@ -81,6 +81,10 @@ ETSI_STATUS = {
     7: "OC_QOS_NOT_SATISFIABLE",
 }
 LABEL_BUSY = (ErrorCode.ROUTING_PROBLEM, RoutingProblem.LABEL_SET)
+#: a Resv label the head offered but meanwhile held for another LSP (RFC 3209 §4.1.1 sense)
+LABEL_TAKEN = (ErrorCode.ROUTING_PROBLEM, RoutingProblem.UNACCEPTABLE_LABEL)
+#: signalling attempts per service when labels collide (the PCE's, then local ones)
+LABEL_ATTEMPTS = 4
 
 #: service states
 COMPUTING, KEYING, SIGNALLING, UP, FAILED, DOWN = (
@@ -821,14 +825,15 @@ class QeService:
             return
         if (
             a.role == "head"
-            and a.code == LABEL_BUSY
+            and a.code in (LABEL_BUSY, LABEL_TAKEN)
             and self.retry_busy_label
-            and s.labels == "pce"
+            and s.attempts < LABEL_ATTEMPTS
             and not s.deleted
             and s.tunnel_id in self._routes
         ):
-            # the PCE's explicit label is in use (its TED lags our OSPF re-origination):
-            # once more without label subobjects, each hop picking from the Label_Set
+            # the PCE's explicit label is in use (its TED lags our OSPF re-origination),
+            # or a label offered in a Label_Set was taken meanwhile by a concurrent LSP:
+            # again without label subobjects, each hop picking from the Label_Set
             route = tuple(x for x in self._routes[s.tunnel_id] if not isinstance(x, ero.Label))
             s.labels = "local"
             s.key_handle = None
@@ -836,7 +841,13 @@ class QeService:
             self.counters["label_retries"] += 1
             log.info(
                 "qe service retry without explicit labels",
-                extra={"node": self.name, "event": "retry", "service": s.id, "why": a.reason},
+                extra={
+                    "node": self.name,
+                    "event": "retry",
+                    "service": s.id,
+                    "why": a.reason,
+                    "attempt": s.attempts + 1,
+                },
             )
             loop = self._loop or asyncio.get_event_loop()
             loop.call_soon(self._signal, s, route)

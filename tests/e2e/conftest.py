@@ -1,98 +1,13 @@
-"""The paper testbed in namespaces for the end-to-end tests, shared by a module.
-
-:func:`paper_lab` brings a topology up under a prefix of ours (``e2``, ``e2w``...: never
-``qk``), starts tcpdump on every domain's bridge *before* the daemons (so the captures
-hold everything from the first OSPF Hello on), starts the daemons, and waits like
-``qkdnet demo`` does until the PCE's TED lists every node with tn1/tn5 QE capable and
-tn1's PCEP session is up. Captures stop and everything is taken down afterwards, also
-when a test failed.
-"""
+"""Module fixtures for the end-to-end tests: the paper testbed in namespaces under our own
+prefixes (``e2``, ``e2w``: never ``qk``), see :mod:`e2elab`."""
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-PAPER = ROOT / "topologies" / "paper.yaml"
-# pytest puts tests/ on sys.path, where tests/pce (no __init__.py) would be imported as a
-# namespace package "pce" ahead of the editable install's finder; then the launcher's
-# has_main("pce") is False and no PCE starts. The repository root goes first.
-if sys.path[:1] != [str(ROOT)]:
-    sys.path.insert(0, str(ROOT))
-
-
-@dataclass
-class Lab:
-    tb: Any  # compose.netns.Testbed
-    roles: Any  # compose.demo.Roles
-    capture: Any  # compose.demo.BridgeCapture
-    run_dir: Path
-    state: dict[str, Any]
-
-    def cli(self, host: str, command: str, timeout: float = 30.0) -> str:
-        """One command on a node's telnet CLI, from the client host (as a user would)."""
-        return str(self.tb.cli(host, command, via="client", timeout=timeout))
-
-    def cli_json(self, host: str, command: str, timeout: float = 30.0) -> Any:
-        out = self.cli(host, f"{command} json", timeout)
-        data = json.loads(out)
-        if isinstance(data, dict) and set(data) == {"error"}:
-            raise AssertionError(f"{host} {command!r}: {data['error']}")
-        return data
-
-    def pcap(self, domain: str) -> Path:
-        return Path(self.capture.files[domain])
-
-    def etsi(self, node: str, *args: str) -> dict[str, Any]:
-        """``python -m qkd_proxy.client`` inside ``node``'s namespace toward its proxy."""
-        topo = self.tb.topology
-        proxy = topo.host(node).qe.proxy
-        dom = topo.shared_domain(node, proxy)
-        addr = str(topo.host(proxy).interfaces[dom])
-        r = self.tb.exec(
-            node,
-            [sys.executable, "-m", "qkd_proxy.client", "--proxy", addr, "--deadline", "3", *args],
-            capture_output=True,
-            text=True,
-            timeout=20,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
-        return dict(json.loads(r.stdout))
-
-
-def start_lab(topology: Path, prefix: str, run_dir: Path) -> Lab:
-    from compose.demo import BridgeCapture, Roles, wait_for_control_plane
-    from compose.netns import Testbed, teardown
-
-    teardown(prefix, progress=lambda _line: None)  # leftovers of a crashed earlier run
-    tb = Testbed(topology, run_dir, prefix=prefix, progress=lambda _line: None)
-    roles = Roles.of(tb.topology)
-    tb.up(start_daemons=False)
-    cap = BridgeCapture({d: tb.bridge(d) for d in tb.topology.domains}, run_dir / "capture")
-    lab = Lab(tb, roles, cap, run_dir, {})
-    try:
-        cap.start()
-        tb.start_all()
-        wait_for_control_plane(tb, roles, lambda _line: None, timeout=90)
-    except BaseException:
-        stop_lab(lab)
-        raise
-    return lab
-
-
-def stop_lab(lab: Lab) -> None:
-    try:
-        lab.capture.stop()
-    finally:
-        lab.tb.down()
+from e2elab import PAPER, Lab, start_lab, stop_lab, wide_topology
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +15,19 @@ def paper_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     if os.geteuid() != 0:
         pytest.skip("network namespace tests need root")
     lab = start_lab(PAPER, "e2", tmp_path_factory.mktemp("e2-run"))
+    try:
+        yield lab
+    finally:
+        stop_lab(lab)
+
+
+@pytest.fixture(scope="module")
+def wide_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """The paper topology with 64 lambdas per TE link (prefix ``e2w``)."""
+    if os.geteuid() != 0:
+        pytest.skip("network namespace tests need root")
+    run = tmp_path_factory.mktemp("e2w-run")
+    lab = start_lab(wide_topology(run, 64), "e2w", run)
     try:
         yield lab
     finally:

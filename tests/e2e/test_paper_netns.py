@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Lab
+from e2elab import Lab
 from pcaplib import delivered_keys, opened_handles, qe_session_ids, rsvp_messages
 
 from compose import ladder as L

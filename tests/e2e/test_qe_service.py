@@ -14,8 +14,8 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
-import yaml
-from memlab import PAPER, MemLab, qe_subobject_of
+from e2elab import wide_topology
+from memlab import MemLab, qe_subobject_of
 
 from gmpls import qe
 from gmpls.rsvp import decode
@@ -269,16 +269,6 @@ async def test_fifty_at_once_distinct_handles_equal_keys(tmp_path: Path) -> None
         assert all(tails[s.key_handle].fingerprint == s.fingerprint for s in made)
     finally:
         await lab.stop()
-
-
-def wide_topology(tmp_path: Path, lambdas: int, src: Path = PAPER) -> Path:
-    """The paper topology with ``lambdas`` wavelengths on every TE link (RFC 6205 n = 1..)."""
-    doc = yaml.safe_load(src.read_text())
-    for link in doc["te_links"]:
-        link["lambdas"] = list(range(1, lambdas + 1))
-    out = tmp_path / f"paper-{lambdas}.yaml"
-    out.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return out
 
 
 async def _until(cond: object, step: float = 0.01) -> None:
