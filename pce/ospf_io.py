@@ -1,9 +1,10 @@
 """The PCE's OSPF shell: the sans-I/O :class:`gmpls.ospf.router.OspfRouter` on one raw IP
 socket (protocol 89) of the control LAN, so the PCE hears the LSAs the nodes flood.
 
-Receiving: a raw socket bound to the interface (SO_BINDTODEVICE) that joined
-AllSPFRouters and AllDRouters (224.0.0.5/6); each datagram arrives with its IP header,
-whose source and destination are passed to the router with the OSPF payload. Sending:
+Receiving: a raw socket bound to the interface (SO_BINDTODEVICE), member of AllSPFRouters
+(224.0.0.5), and of AllDRouters (224.0.0.6) while DR or Backup (RFC 2328 §8.1); each
+datagram arrives with its IP header, whose source and destination are passed to the
+router with the OSPF payload. Sending:
 the kernel builds the IP header (TTL 1 for multicast, TOS 0xC0). Timers: one
 ``loop.call_at`` re-armed from the router's :class:`SetTimer` actions. The router's LSDB
 listener feeds the TED.
@@ -21,7 +22,15 @@ from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv4Interface
 
 from gmpls.ospf.constants import ALL_D_ROUTERS, ALL_SPF_ROUTERS, IP_PROTO_OSPF
-from gmpls.ospf.router import InterfaceConfig, OspfRouter, Send, SetTimer, Timer
+from gmpls.ospf.fsm import IfState
+from gmpls.ospf.router import (
+    InterfaceChanged,
+    InterfaceConfig,
+    OspfRouter,
+    Send,
+    SetTimer,
+    Timer,
+)
 
 log = logging.getLogger("pce.ospf")
 
@@ -56,6 +65,7 @@ class OspfShell:
         self.rx = 0
         self.tx = 0
         self.errors = 0
+        self.in_alldrouters = False
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -67,8 +77,8 @@ class OspfShell:
         s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
         s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
         s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0xC0)
-        for group in (ALL_SPF_ROUTERS, ALL_D_ROUTERS):
-            s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, group.packed + local)
+        # AllDRouters only while DR or Backup (RFC 2328 §8.1): see _membership
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, ALL_SPF_ROUTERS.packed + local)
         self.sock = s
         loop.add_reader(s.fileno(), self._readable)
         self._apply(self.router.add_interface(self.iface, loop.time()))
@@ -109,6 +119,20 @@ class OspfShell:
                 continue
             self._apply(acts)
 
+    def _membership(self, want: bool) -> None:
+        """Join or leave AllDRouters (224.0.0.6) on the interface."""
+        if self.sock is None or want == self.in_alldrouters:
+            return
+        opt = socket.IP_ADD_MEMBERSHIP if want else socket.IP_DROP_MEMBERSHIP
+        try:
+            self.sock.setsockopt(
+                socket.IPPROTO_IP, opt, ALL_D_ROUTERS.packed + self.iface.address.ip.packed
+            )
+            self.in_alldrouters = want
+        except OSError as e:
+            self.errors += 1
+            log.warning("AllDRouters membership", extra={"event": "ospf_mcast", "error": str(e)})
+
     def _tick(self) -> None:
         self._timer = None
         loop = asyncio.get_running_loop()
@@ -126,6 +150,12 @@ class OspfShell:
                     log.warning(
                         "ospf send error", extra={"event": "ospf_tx_error", "error": str(e)}
                     )
+            elif isinstance(a, InterfaceChanged):
+                self._membership(a.new in (IfState.DR, IfState.BACKUP))
+                log.info(
+                    "ospf interface state",
+                    extra={"event": "ospf_if", "state": a.new.name, "dr": str(a.dr)},
+                )
             elif isinstance(a, SetTimer):
                 if self._timer is not None:
                     self._timer.cancel()
