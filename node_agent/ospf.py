@@ -115,8 +115,11 @@ class OspfAgent:
         qe_capable: bool = False,
         te_links: Sequence[TeLinkState] = (),
         on_action: Callable[[Action], None] | None = None,
+        originate_te: bool = True,
     ) -> None:
         self.router = router
+        #: originate the RI and TE LSAs (False: plain OSPF, e.g. for benchmarks)
+        self.originate_te = originate_te
         #: the OSPF interfaces (the daemon has one, the control LAN; benchmarks use more)
         self.ifaces: dict[str, InterfaceConfig] = (
             {iface.name: iface}
@@ -230,6 +233,8 @@ class OspfAgent:
         now = self._now()
         for cfg in self.ifaces.values():
             self._apply(self.router.add_interface(cfg, now))
+        if not self.originate_te:
+            return
         self._originate_ri(now)
         self._apply(
             self.router.originate_opaque(
