@@ -212,10 +212,19 @@ def teardown(
     compose_file: Path | None = None,
     progress: Progress = _quiet,
 ) -> None:
-    """Remove everything of the Docker testbed ``prefix``: ``compose down`` when the compose
-    file is known (given, or read from the containers' labels), then every container and
-    network labelled ``org.qkdnet.prefix=PREFIX`` whichever project made it, then the
-    firewall rules. Idempotent; works after a crash and without the topology."""
+    """Remove everything of the Docker testbed ``prefix``. Idempotent; works after a crash
+    and without the topology.
+
+    1. every container is disconnected from the testbed's networks, **one endpoint at a
+       time**: Docker 20.10 loses endpoint-count updates when many endpoints of one network
+       go at once (parallel stops in ``compose down``), and a network whose count never
+       returns to 0 "has active endpoints" with nothing attached until dockerd restarts;
+    2. ``compose down`` when the compose file is known (given, or read from the labels);
+    3. every container and network labelled ``org.qkdnet.prefix=PREFIX`` whichever project
+       made it (network removal retried briefly, as Docker releases endpoints
+       asynchronously);
+    4. the firewall rules.
+    """
     client = _client()
     flt = _by_prefix(prefix)
     containers = client.containers.list(all=True, filters=flt)
@@ -223,6 +232,13 @@ def teardown(
         files = containers[0].labels.get(_FILES_LABEL, "").split(",")
         compose_file = Path(files[0]) if files[0] else None
         project = project or containers[0].labels.get(_PROJECT_LABEL)
+    api_error = importlib.import_module("docker.errors").APIError
+    for n in client.networks.list(filters=flt):
+        with contextlib.suppress(_not_found()):
+            n.reload()
+            for cid in n.attrs.get("Containers") or {}:
+                with contextlib.suppress(api_error):
+                    n.disconnect(cid, force=True)
     if compose_file is not None and compose_file.exists() and project:
         argv = [*compose_command(), "-p", project, "-f", str(compose_file)]
         r = subprocess.run(
@@ -238,16 +254,50 @@ def teardown(
             c.remove(force=True)
             progress(f"[{prefix}] removed container {c.name}")
     for n in client.networks.list(filters=flt):
-        with contextlib.suppress(_not_found()):
-            n.remove()
-            progress(f"[{prefix}] removed network {n.name}")
+        for attempt in range(10):
+            try:
+                n.remove()
+                progress(f"[{prefix}] removed network {n.name}")
+                break
+            except _not_found():
+                break
+            except api_error as e:
+                if "active endpoints" not in str(e) or attempt == 9:
+                    progress(f"[{prefix}] network {n.name}: {e}")
+                    break
+                time.sleep(0.5)
     k = firewall_remove(prefix)
     if k:
         progress(f"[{prefix}] removed {k} DOCKER-USER rule(s)")
     left = leftovers(prefix)
     if left:
-        raise DockerError(f"[{prefix}] could not remove: {', '.join(left)}")
+        stuck = [x for x in left if x.startswith("network ")]
+        hint = (
+            "; a network that 'has active endpoints' with no container attached is Docker "
+            "20.10's lost endpoint count, which only a restart of dockerd clears"
+            if stuck
+            else ""
+        )
+        raise DockerError(f"[{prefix}] could not remove: {', '.join(left)}{hint}")
     progress(f"[{prefix}] down")
+
+
+def subnet_conflicts(topo: Topology) -> list[str]:
+    """Docker networks (of other testbeds or anything else) whose subnets overlap the
+    topology's domains: Docker refuses to create a network over them."""
+    import ipaddress
+
+    out = []
+    for n in _client().networks.list():
+        for cfg in (n.attrs.get("IPAM") or {}).get("Config") or []:
+            try:
+                net = ipaddress.ip_network(cfg.get("Subnet", ""), strict=False)
+            except ValueError:
+                continue
+            for d in topo.domains.values():
+                if net.version == 4 and net.overlaps(d.subnet):
+                    out.append(f"{d.name} {d.subnet} overlaps Docker network {n.name} ({net})")
+    return out
 
 
 # --- pcap merging ---------------------------------------------------------------------
@@ -429,6 +479,12 @@ class DockerTestbed:
         except _not_found():
             raise DockerError(f"image {self.image} is missing: run `make image`") from None
         left = [x for x in self.leftovers() if not x.startswith("rule ")]
+        clash = subnet_conflicts(self.topology)
+        if clash and not left:
+            raise DockerError(
+                "subnets taken: " + "; ".join(clash) + " (another testbed of this topology is"
+                " up, or a stale network: `docker network rm` it)"
+            )
         if left:
             raise DockerError(
                 f"prefix {p!r} is in use ({', '.join(left[:4])}{', ...' if len(left) > 4 else ''});"
@@ -484,16 +540,19 @@ class DockerTestbed:
                 time.sleep(0.2)
 
     def role(self, host: str) -> str:
-        """What the container runs: its daemon, ``sleeping (...)`` when the entry script
-        found no ``__main__`` for it, or ``client``."""
-        h = self.topology.host(host)
-        if h.kind == "client":
+        """What the container runs: ``client``; ``idle`` (``up --no-daemons``); ``sleeping:
+        PKG has no __main__`` when the entry script found no daemon to run; else the
+        daemon's command (``python -m node_agent``)."""
+        if self.topology.host(host).kind == "client":
             return "client"
-        logs = self.container(host).logs(tail=50).decode(errors="replace")
-        for line in logs.splitlines():
+        c = self.container(host)
+        cmd = list(c.attrs["Config"].get("Cmd") or [])
+        if cmd[:2] == ["sleep", "infinity"]:
+            return "idle"
+        for line in c.logs(tail=50).decode(errors="replace").splitlines():
             if '"event": "no-daemon"' in line:
-                return f"sleeping: {render.command(self.topology, host, '')[2]} has no __main__"
-        return " ".join(render.command(self.topology, host, "")[:3])
+                return f"sleeping: {cmd[2] if len(cmd) > 2 else '?'} has no __main__"
+        return " ".join(cmd[:3])
 
     # --- down -------------------------------------------------------------------------
     def down(self) -> None:

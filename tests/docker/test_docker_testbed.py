@@ -155,17 +155,20 @@ def test_tn1_reaches_tn5_over_the_control_lan(paper_docker: DockerTestbed) -> No
 def test_qkd_side_domains(paper_docker: DockerTestbed) -> None:
     assert paper_docker.ping("etsiA", "idqA")
     assert paper_docker.ping("etsiB", "idqB")
-    assert paper_docker.ping("etsiA", "10.11.1.15")  # sync channel to etsiB
-    assert paper_docker.ping("tn1", "10.2.1.11")
-    assert paper_docker.ping("tn5", "10.2.2.11")
+    tb = paper_docker
+    assert tb.ping("etsiA", tb.address("etsiB", "sync"))  # the sync channel
+    assert tb.ping("tn1", tb.address("etsiA", "qa"))
+    assert tb.ping("tn5", tb.address("etsiB", "qb"))
 
 
 def test_domains_are_isolated(paper_docker: DockerTestbed) -> None:
-    assert not paper_docker.ping("etsiA", "10.1.1.2")  # tn2 on ctrl
-    assert not paper_docker.ping("etsiA", "10.1.1.1")  # tn1 is on qa too, but does not route
-    assert not paper_docker.ping("tn1", "10.11.2.2")  # idqA
-    assert not paper_docker.ping("tn1", "10.2.2.11")  # etsiB
-    assert not paper_docker.ping("client", "10.1.1.254")  # the gateway is a placeholder
+    tb = paper_docker
+    assert not tb.ping("etsiA", tb.address("tn2"))  # tn2 on ctrl
+    assert not tb.ping("etsiA", tb.address("tn1", "ctrl"))  # tn1 is on qa too, but no routing
+    assert not tb.ping("tn1", tb.address("idqA"))
+    assert not tb.ping("tn1", tb.address("etsiB", "qb"))
+    gateway = tb.status()["domains"]["ctrl"]["gateway"]
+    assert not tb.ping("client", gateway)  # the gateway is a placeholder
 
 
 def test_multicast_crosses_the_control_bridge(paper_docker: DockerTestbed) -> None:
@@ -178,7 +181,7 @@ def test_multicast_crosses_the_control_bridge(paper_docker: DockerTestbed) -> No
         "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
         "s.bind(('224.0.0.5', 5999))\n"
         "s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,"
-        " socket.inet_aton('224.0.0.5') + socket.inet_aton('10.1.1.5'))\n"
+        f" socket.inet_aton('224.0.0.5') + socket.inet_aton('{paper_docker.address('tn5')}'))\n"
         "s.settimeout(10)\n"
         "print('ready', flush=True)\n"
         "print(s.recvfrom(100)[0].decode(), flush=True)\n"
@@ -192,7 +195,8 @@ def test_multicast_crosses_the_control_bridge(paper_docker: DockerTestbed) -> No
             "import socket, time\n"
             "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
             "s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)\n"
-            "s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton('10.1.1.1'))\n"
+            "s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF,"
+            f" socket.inet_aton('{paper_docker.address('tn1')}'))\n"
             "for _ in range(20):\n"
             "    s.sendto(b'hello-ospf', ('224.0.0.5', 5999)); time.sleep(0.1)\n"
         )
@@ -219,11 +223,13 @@ def test_captures_show_each_packet_once(paper_docker: DockerTestbed, tmp_path: P
     finally:
         caps = paper_docker.capture_stop(tmp_path)
     assert set(caps) == {"ctrl", "qa"}
+    tn2, tn4 = paper_docker.address("tn2"), paper_docker.address("tn4")
+    tn1_qa, etsia = paper_docker.address("tn1", "qa"), paper_docker.address("etsiA", "qa")
     ctrl = _icmp(caps["ctrl"])
-    assert ctrl.count(("10.1.1.2", "10.1.1.4", "echo request")) == 3
-    assert ctrl.count(("10.1.1.4", "10.1.1.2", "echo reply")) == 3
-    assert ("10.2.1.1", "10.2.1.11", "echo request") not in ctrl
-    assert _icmp(caps["qa"]).count(("10.2.1.1", "10.2.1.11", "echo request")) == 1
+    assert ctrl.count((tn2, tn4, "echo request")) == 3
+    assert ctrl.count((tn4, tn2, "echo reply")) == 3
+    assert (tn1_qa, etsia, "echo request") not in ctrl
+    assert _icmp(caps["qa"]).count((tn1_qa, etsia, "echo request")) == 1
 
 
 def _icmp(pcap: Path) -> list[tuple[str, str, str]]:
@@ -244,7 +250,7 @@ def test_cli_connects_from_the_client_container(paper_docker: DockerTestbed) -> 
     server = (
         "import socket\n"
         "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-        "s.bind(('10.1.1.1', 2323)); s.listen(1); print('ready', flush=True)\n"
+        f"s.bind(('{paper_docker.address('tn1')}', 2323)); s.listen(1); print('ready', flush=True)\n"
         "c, peer = s.accept(); c.sendall(b'tn1> ')\n"
         "cmd = c.recv(100).decode().strip()\n"
         "c.sendall(f'{cmd} from {peer[0]}\\r\\ntn1> '.encode()); c.recv(100); c.close()\n"
@@ -255,7 +261,7 @@ def test_cli_connects_from_the_client_container(paper_docker: DockerTestbed) -> 
     try:
         assert srv.stdout is not None and srv.stdout.readline().strip() == "ready"
         out = paper_docker.cli("tn1", "show version", via="client", timeout=10, port=2323)
-        assert out == "show version from 10.1.1.100"
+        assert out == f"show version from {paper_docker.address('client')}"
     finally:
         srv.kill()
         srv.wait()
@@ -272,7 +278,9 @@ def test_kill_then_start_keeps_the_addresses(paper_docker: DockerTestbed) -> Non
     assert paper_docker.stop("tn4") is True
     assert paper_docker.status()["hosts"]["tn4"]["state"] == "exited"
     paper_docker.start("tn4")
-    assert paper_docker.interfaces("tn4").get("10.1.1.4") is not None
+    assert paper_docker.interfaces("tn4").get(paper_docker.address("tn4")) == paper_docker.ifname(
+        "tn4", "ctrl"
+    )
 
 
 def test_attach_finds_the_running_testbed(paper_docker: DockerTestbed) -> None:
@@ -315,4 +323,5 @@ def test_daemons_run_and_ospf_reaches_full_in_containers(paper_docker: DockerTes
         if not full:
             assert time.monotonic() < deadline, paper_docker.logs("tn1")[-2000:]
             time.sleep(1)
-    assert full <= {"10.1.1.2", "10.1.1.3", "10.1.1.4", "10.1.1.5", "10.1.1.200"}
+    routers = {str(h.router_id) for h in paper_docker.topology.of_kind("node", "pce")}
+    assert full <= routers - {paper_docker.address("tn1")}
