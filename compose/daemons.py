@@ -66,7 +66,11 @@ class Launch:
 
 def has_main(package: str) -> bool:
     """True when ``python -m package`` would run: the package has a ``__main__`` module.
-    Looks at the files only; the package is not imported."""
+    Looks at the files only; the package is not imported. The project's own checkout is
+    looked at first: under pytest a ``tests/<package>`` folder can shadow the package as
+    a namespace package ahead of an editable install's finder."""
+    if (Path(__file__).resolve().parents[1] / package / "__main__.py").exists():
+        return True
     spec = importlib.util.find_spec(package)
     if spec is None:
         return False

@@ -491,7 +491,7 @@ def parse(doc: Any, source: str = "<topology>") -> Topology:
             rid,
             qe_cfg,
             c.get(hm, "cli_port", p, _int(1, 65535)),
-            c.get(hm, "ospf_priority", p, _int(0, 255), 1) or 0 if "ospf_priority" in hm else 1,
+            _or(c.get(hm, "ospf_priority", p, _int(0, 255)), 1),
             c.get(hm, "serves", p, _name),
             c.get(hm, "idq", p, _name),
             c.get(hm, "peer", p, _name),

@@ -8,6 +8,7 @@ can read past its buffer or loop without advancing. The push half is plain ``str
 
 from __future__ import annotations
 
+import builtins
 import ipaddress
 import struct
 
@@ -82,11 +83,11 @@ class Reader:
         p = self._need(16, field)
         return ipaddress.IPv6Address(self.data[p : p + 16])
 
-    def bytes(self, n: int, field: str) -> bytes:
+    def bytes(self, n: int, field: str) -> builtins.bytes:
         p = self._need(n, field)
         return self.data[p : p + n]
 
-    def rest(self) -> bytes:
+    def rest(self) -> builtins.bytes:
         p = self.pos
         self.pos = self.end
         return self.data[p : self.end]
