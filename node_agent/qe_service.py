@@ -256,6 +256,7 @@ class Service:
             if self.up_at is None
             else round((self.up_at - self.created) * 1000, 3),
             "age_s": round(now - self.created, 3),
+            "created_at": round(self.created_wall, 6),
             "error": self.error or None,
             "code": list(self.code) if self.code else None,
         }
@@ -301,6 +302,7 @@ class QeService:
             "failed": 0,
             "deleted": 0,
             "label_retries": 0,
+            "labels_local": 0,
             "etsi_open": 0,
             "etsi_close": 0,
             "etsi_errors": 0,
@@ -558,7 +560,29 @@ class QeService:
             return
         route = tuple(reply.ero)
         s.path = _route_nodes(route)
+        if self.retry_busy_label and not self._own_label_free(route):
+            # the PCE chose a lambda we hold already on our own link (its TED lags our
+            # OSPF re-origination): the same ERO without labels, each hop choosing
+            route = tuple(x for x in route if not isinstance(x, ero.Label))
+            s.labels = "local"
+            self.counters["labels_local"] += 1
         self._signal(s, route)
+
+    def _own_label_free(self, route: Sequence[ero.Subobject]) -> bool:
+        """Whether the explicit label the ERO gives for this node's outgoing interface
+        (the Label subobject right after our Unnumbered subobject) is free here."""
+        core = self.rsvp.core
+        out_if: int | None = None
+        for x in route:
+            if isinstance(x, ero.Unnumbered):
+                if x.router_id != self.router_id:
+                    break
+                out_if = x.interface_id
+            elif isinstance(x, ero.Label) and out_if is not None and not x.upstream:
+                return ero.lambda_channel(x.label) in core.free.get(out_if, set())
+            elif not isinstance(x, ero.QeSubobject | ero.Label):
+                break
+        return True
 
     def _signal(self, s: Service, route: tuple[ero.Subobject, ...]) -> None:
         s.attempts += 1
@@ -629,12 +653,7 @@ class QeService:
             if int(st) != ETSI_OK:
                 handle = None
                 raise _EtsiFailure("QKD_OPEN", int(st))
-            st = await self._etsi("QKD_CONNECT_NONBLOCK", self.etsi.connect(handle))
-            if int(st) not in (ETSI_OK, ETSI_PEER_NOT_CONNECTED):
-                raise _EtsiFailure("QKD_CONNECT_NONBLOCK", int(st))
-            st, idx, key = await self._etsi("QKD_GET_KEY", self.etsi.get_key(handle))
-            if int(st) != ETSI_OK:
-                raise _EtsiFailure("QKD_GET_KEY", int(st))
+            idx, key = await self._connect_and_get(handle)
         except _EtsiFailure as e:
             self.counters["etsi_errors"] += 1
             if handle is not None:
@@ -703,12 +722,7 @@ class QeService:
             if int(st) != ETSI_OK:
                 raise _EtsiFailure("QKD_OPEN", int(st))
             opened = True
-            st = await self._etsi("QKD_CONNECT_NONBLOCK", self.etsi.connect(a.key_handle))
-            if int(st) not in (ETSI_OK, ETSI_PEER_NOT_CONNECTED):
-                raise _EtsiFailure("QKD_CONNECT_NONBLOCK", int(st))
-            st, idx, key = await self._etsi("QKD_GET_KEY", self.etsi.get_key(a.key_handle))
-            if int(st) != ETSI_OK:
-                raise _EtsiFailure("QKD_GET_KEY", int(st))
+            idx, key = await self._connect_and_get(a.key_handle)
         except _EtsiFailure as e:
             self.counters["etsi_errors"] += 1
             if opened:
@@ -739,6 +753,28 @@ class QeService:
             },
         )
         self._feed(C.QeSessionReady(a.lsp, a.key_handle))
+
+    async def _connect_and_get(self, handle: bytes) -> tuple[int, bytes]:
+        """QKD_CONNECT_NONBLOCK and QKD_GET_KEY, pipelined (the proxy serves GET_KEY on an
+        open handle whether or not the peer has connected, docs/etsi004.md): one round
+        trip to the proxy instead of two. Status 1 (peer not connected yet) is fine for
+        CONNECT at the head: the tail opens only when the Path reaches it."""
+        assert self.etsi is not None
+        results: tuple[Any, ...] = await asyncio.gather(
+            self._etsi("QKD_CONNECT_NONBLOCK", self.etsi.connect(handle)),
+            self._etsi("QKD_GET_KEY", self.etsi.get_key(handle)),
+            return_exceptions=True,
+        )
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
+        conn, got = results
+        if int(conn) not in (ETSI_OK, ETSI_PEER_NOT_CONNECTED):
+            raise _EtsiFailure("QKD_CONNECT_NONBLOCK", int(conn))
+        st, idx, key = got
+        if int(st) != ETSI_OK:
+            raise _EtsiFailure("QKD_GET_KEY", int(st))
+        return int(idx), bytes(key)
 
     async def _etsi(self, call: str, aw: Awaitable[Any]) -> Any:
         try:

@@ -182,7 +182,7 @@ async def test_tail_proxy_unreachable_is_patherr_252_2(lab: MemLab) -> None:
     assert lab.qkd.open_sessions() == []
 
 
-async def test_busy_explicit_label_is_retried_with_local_labels(lab: MemLab) -> None:
+async def test_pce_label_busy_at_the_head_is_not_used(lab: MemLab) -> None:
     # the in-memory PCE never learns the lambdas in use: its second ERO names lambda 1 again
     a = await create(lab)
     b = await create(lab)
@@ -191,8 +191,23 @@ async def test_busy_explicit_label_is_retried_with_local_labels(lab: MemLab) -> 
     assert a["key_handle_prefix"] != b["key_handle_prefix"]
     lsps = json.loads(await lab.cli("tn3", "show mpls lsp json"))["lsps"]
     assert sorted(x["out_lambda"] for x in lsps) == [1, 2]
-    assert lab.services["tn1"].counters["label_retries"] == 1
+    counters = lab.services["tn1"].counters
+    assert counters["labels_local"] == 1 and counters["label_retries"] == 0
     assert len(lab.qkd.open_sessions()) == 4
+
+
+async def test_busy_label_downstream_is_retried_with_local_labels(lab: MemLab) -> None:
+    # lambda 1 of tn3's link to tn4 is taken by something the PCE does not know about
+    lab.agent("tn3").core.free[3].discard(1)
+    s = await create(lab)
+    assert s["state"] == "up" and s["labels"] == "local", s
+    assert "PathErr 10.1.1.3->10.1.1.2" in lab.net.ladder()
+    assert lab.services["tn1"].counters["label_retries"] == 1
+    lsps = json.loads(await lab.cli("tn3", "show mpls lsp json"))["lsps"]
+    assert [x["out_lambda"] for x in lsps] == [2]
+    await asyncio.sleep(0.05)
+    # the first attempt's key session was closed at the head; the tail never opened it
+    assert len(lab.qkd.open_sessions()) == 2
 
 
 async def test_pce_no_path_reason_reaches_the_cli(lab: MemLab) -> None:

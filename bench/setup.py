@@ -1,0 +1,222 @@
+"""QE service setup time on the paper testbed in network namespaces (issue 6).
+
+``python bench/setup.py [--quick] [--n N] [--json]`` (root) brings the paper topology up
+(prefix ``e2b``), waits for OSPF and the PCE like ``qkdnet demo``, and from the client
+host over one telnet session to tn1:
+
+* **sequential**: N times ``qe-service create dst 10.1.1.5 <paper parameters> wait``
+  then ``qe-service delete``; paper topology (8 lambdas per TE link);
+* **concurrent**: N ``qe-service create`` lines sent back to back (each returns at once),
+  then polled until every service is up; the same topology with enough lambdas per TE
+  link for N LSPs at once (one LSP holds one lambda per link: 8 would cap it at 8).
+
+Setup time is what tn1 measures for each service: from the CLI command (PCReq) to the
+Resv that makes it up (PCEP + ETSI 004 keying at both ends + RSVP Path/Resv over four
+hops). setups/s: services up divided by the time from the first create to the last one
+up. The paper measured about 300 ms for one setup; the goal here is p50 <= 10 ms, p99 <=
+30 ms and >= 200 setups/s. Figures depend on the machine (and on what else runs on it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from compose.demo import Roles, wait_for_control_plane  # noqa: E402
+from compose.netns import Testbed, teardown  # noqa: E402
+
+PAPER = ROOT / "topologies" / "paper.yaml"
+CREATE = "qe-service create dst 10.1.1.5 key-length 32 layer 2 algorithm 10 refresh time 1000"
+PREFIX = "e2b"
+
+
+class Telnet:
+    """One CLI session to a node, kept open (a prompt-terminated line protocol)."""
+
+    def __init__(self, tb: Testbed, via: str, host: str) -> None:
+        self.sock = tb.socket(via, socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.connect((tb.address(host), tb.topology.host(host).cli_port or 23))
+        self.prompt = f"{host}# ".encode()
+        self.buf = b""
+        self._until_prompt(30)
+
+    def _until_prompt(self, timeout: float) -> bytes:
+        self.sock.settimeout(timeout)
+        while self.prompt not in self.buf:
+            data = self.sock.recv(1 << 20)
+            if not data:
+                raise ConnectionError("CLI closed the connection")
+            self.buf += data
+        out, _, self.buf = self.buf.partition(self.prompt)
+        return out
+
+    def json(self, command: str, timeout: float = 60) -> Any:
+        self.sock.sendall(command.encode() + b" json\n")
+        return json.loads(self._until_prompt(timeout).decode().replace("\r\n", "\n"))
+
+    def send(self, command: str) -> None:
+        self.sock.sendall(command.encode() + b" json\n")
+
+    def read(self, timeout: float = 60) -> Any:
+        return json.loads(self._until_prompt(timeout).decode().replace("\r\n", "\n"))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def pct(xs: list[float], p: float) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(p * len(s)))]
+
+
+def summary(name: str, setups: list[float], span: float, failed: int, retries: int) -> dict:
+    return {
+        "run": name,
+        "services": len(setups) + failed,
+        "up": len(setups),
+        "failed": failed,
+        "label_retries": retries,
+        "setup_ms": {
+            "p50": round(pct(setups, 0.5), 2),
+            "p99": round(pct(setups, 0.99), 2),
+            "mean": round(statistics.fmean(setups), 2),
+            "min": round(min(setups), 2),
+            "max": round(max(setups), 2),
+        }
+        if setups
+        else None,
+        "setups_per_s": round(len(setups) / span, 1) if span > 0 else None,
+    }
+
+
+def lab(topo: Path, run_dir: Path) -> Testbed:
+    teardown(PREFIX, progress=lambda _l: None)
+    tb = Testbed(topo, run_dir, prefix=PREFIX, progress=lambda _l: None)
+    tb.up()
+    try:
+        wait_for_control_plane(tb, Roles.of(tb.topology), lambda line: print(line, flush=True))
+    except BaseException:
+        tb.down()
+        raise
+    return tb
+
+
+def sequential(tb: Testbed, n: int) -> dict:
+    cli = Telnet(tb, "client", "tn1")
+    setups: list[float] = []
+    failed = 0
+    t_busy = 0.0
+    try:
+        for _ in range(n):
+            t = time.monotonic()
+            s = cli.json(f"{CREATE} wait")["services"][0]
+            t_busy += time.monotonic() - t
+            if s["state"] == "up":
+                setups.append(float(s["setup_ms"]))
+            else:
+                failed += 1
+            cli.json(f"qe-service delete {s['id']}")
+        retries = cli.json("show qe-service")["counters"]["label_retries"]
+    finally:
+        cli.close()
+    return summary("sequential", setups, t_busy, failed, retries)
+
+
+def concurrent(tb: Testbed, n: int) -> dict:
+    cli = Telnet(tb, "client", "tn1")
+    try:
+        for _ in range(n):
+            cli.send(CREATE)
+        ids = [cli.read()["services"][0]["id"] for _ in range(n)]
+        deadline = time.monotonic() + 60
+        while True:
+            st = cli.json("show qe-service")
+            mine = [s for s in st["services"] if s["id"] in set(ids) and s["role"] == "head"]
+            if all(s["state"] in ("up", "failed", "down") for s in mine) or (
+                time.monotonic() > deadline
+            ):
+                break
+            time.sleep(0.2)
+        up = [s for s in mine if s["state"] == "up"]
+        setups = [float(s["setup_ms"]) for s in up]
+        start = min(s["created_at"] for s in mine)
+        end = max(s["created_at"] + s["setup_ms"] / 1000 for s in up) if up else start
+        out = summary(
+            "concurrent", setups, end - start, n - len(up), st["counters"]["label_retries"]
+        )
+        errors = sorted({s["error"] for s in mine if s["state"] != "up"})
+        if errors:
+            out["errors"] = errors[:5]
+        for s in mine:
+            cli.json(f"qe-service delete {s['id']}")
+    finally:
+        cli.close()
+    return out
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="30 services per run")
+    p.add_argument("--n", type=int, help="services per run (default 200)")
+    p.add_argument("--json", action="store_true")
+    a = p.parse_args()
+    if os.geteuid() != 0:
+        print("bench/setup.py needs root (network namespaces)", file=sys.stderr)
+        return 2
+    n = a.n or (30 if a.quick else 200)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-setup-") as tmp:
+        tb = lab(PAPER, Path(tmp) / "seq")
+        try:
+            results.append(sequential(tb, n))
+        finally:
+            tb.down()
+        doc = yaml.safe_load(PAPER.read_text())
+        lambdas = max(8, n + 16)
+        for link in doc["te_links"]:
+            link["lambdas"] = list(range(1, lambdas + 1))
+        wide = Path(tmp) / f"paper-{lambdas}.yaml"
+        wide.write_text(yaml.safe_dump(doc, sort_keys=False))
+        tb = lab(wide, Path(tmp) / "conc")
+        try:
+            r = concurrent(tb, n)
+            r["lambdas_per_link"] = lambdas
+            results.append(r)
+        finally:
+            tb.down()
+    if a.json:
+        print(json.dumps(results, indent=2))
+    else:
+        print(f"\nQE service setup on the paper testbed (namespaces), {n} services per run")
+        print(
+            f"{'run':<11} {'up':>5} {'failed':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
+            f"{'setups/s':>9} {'retries':>8}"
+        )
+        for r in results:
+            s = r["setup_ms"] or {}
+            print(
+                f"{r['run']:<11} {r['up']:>5} {r['failed']:>6} {s.get('p50', '-'):>8} "
+                f"{s.get('p99', '-'):>8} {s.get('max', '-'):>8} {r['setups_per_s'] or '-':>9} "
+                f"{r['label_retries']:>8}"
+            )
+            for e in r.get("errors", []):
+                print(f"    error: {e}")
+        print("goal: p50 <= 10 ms, p99 <= 30 ms, >= 200 setups/s (the paper: ~300 ms)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
