@@ -319,6 +319,8 @@ class OspfRouter:
         *,
         stub_networks: tuple[tuple[IPv4Network, int], ...] = (),
         name: str = "",
+        spf_delay: float = 0.0,
+        spf_hold: float = 0.05,
     ) -> None:
         self.router_id = IPv4Address(router_id)
         self.area = IPv4Address(area)
@@ -339,6 +341,12 @@ class OspfRouter:
         self._router_lsa_dirty = False
         self._next_age_check: float | None = None
         self.spf_runs = 0
+        #: SPF throttling (like FRR's "timers throttle spf"): the first run comes
+        #: ``spf_delay`` after a change, the next no sooner than ``spf_hold`` after it
+        self.spf_delay = spf_delay
+        self.spf_hold = spf_hold
+        self._spf_at: float | None = None
+        self._last_spf = float("-inf")
 
     # ------------------------------------------------------------ public API
 
@@ -405,6 +413,8 @@ class OspfRouter:
         times += [t + LS_REFRESH_TIME for t in self._originated_at.values()]
         if self._next_age_check is not None:
             times.append(self._next_age_check)
+        if self._spf_at is not None:
+            times.append(self._spf_at)
         return min(times) if times else None
 
     # read-only views for CLIs and tests
@@ -433,8 +443,13 @@ class OspfRouter:
             for iface in self.interfaces.values():
                 self._update_network_lsa(iface, now)
         if self._spf_dirty:
-            self._spf_dirty = False
-            self._run_spf()
+            if self._spf_at is None:
+                self._spf_at = max(now + self.spf_delay, self._last_spf + self.spf_hold)
+            if now >= self._spf_at:
+                self._spf_dirty = False
+                self._spf_at = None
+                self._last_spf = now
+                self._run_spf()
         if self._changed:
             keys = tuple(dict.fromkeys(self._changed))
             self._changed = []
