@@ -279,6 +279,7 @@ class QeService:
         link_resources: Callable[[int, tuple[int, ...]], None] | None = None,
         pcep_timeout: float = 10.0,
         retry_busy_label: bool = True,
+        link_batch: float = 0.02,
     ) -> None:
         self.name = name
         self.router_id = IPv4Address(router_id)
@@ -288,6 +289,8 @@ class QeService:
         self.link_resources = link_resources
         self.pcep_timeout = pcep_timeout
         self.retry_busy_label = retry_busy_label
+        self.link_batch = link_batch
+        self._link_pending: dict[int, tuple[int, ...]] = {}
         self.heads: dict[int, Service] = {}  # by tunnel ID
         self.tails: dict[C.LspKey, Service] = {}
         #: the ERO each head service was signalled on (for the busy-label retry)
@@ -380,11 +383,16 @@ class QeService:
         log.info("qe service started", extra={"node": self.name, "event": "qe_start"})
 
     async def stop(self) -> None:
-        """Tear down the services this node heads (PathTear, QKD_CLOSE), then stop."""
+        """Tear down the services this node heads (PathTear, QKD_CLOSE), close the key
+        sessions of those it ends (its neighbours learn of its going by Hello), then stop."""
         for s in list(self.heads.values()):
             if s.state not in FINISHED:
                 with contextlib.suppress(Exception):
                     self.delete(s.id)
+        for s in list(self.tails.values()):
+            if s.state not in FINISHED and s.key_handle is not None:
+                self._spawn(self._close_handle(s.key_handle, s.lsp), f"close {s.id}")
+                self._finish(s, DOWN, "node agent stopping")
         # let the QKD_CLOSEs go out (bounded)
         pending = [t for t in self._tasks if not t.done()]
         if pending:
@@ -612,8 +620,7 @@ class QeService:
     def on_rsvp_action(self, a: C.Action) -> None:
         """The RSVP shell's ``on_action``: QE hooks, LSP state, TE link resources."""
         if isinstance(a, C.LinkResources):
-            if self.link_resources is not None:
-                self.link_resources(a.local_if, a.free_lambdas)
+            self._link_changed(a.local_if, a.free_lambdas)
         elif isinstance(a, C.NeedQeSession):
             s = self._head_of(a.lsp)
             if s is not None:
@@ -628,6 +635,27 @@ class QeService:
             self._on_up(a)
         elif isinstance(a, C.LspDown):
             self._on_down(a)
+
+    def _link_changed(self, local_if: int, free: tuple[int, ...]) -> None:
+        """Hand the free lambdas of a TE link to OSPF, coalesced: the last value within
+        ``link_batch`` seconds is re-advertised once (OSPF re-originates a TE LSA at most
+        every MinLSInterval anyway), so signalling never waits on LSA origination."""
+        if self.link_resources is None:
+            return
+        first = local_if not in self._link_pending
+        self._link_pending[local_if] = free
+        if first:
+            loop = self._loop or asyncio.get_event_loop()
+            loop.call_later(self.link_batch, self._link_flush, local_if)
+
+    def _link_flush(self, local_if: int) -> None:
+        free = self._link_pending.pop(local_if, None)
+        if free is None or self.link_resources is None:
+            return
+        try:
+            self.link_resources(local_if, free)
+        except Exception:
+            log.exception("link resources update failed", extra={"node": self.name})
 
     def _head_of(self, lsp: C.LspKey) -> Service | None:
         if lsp.ext_tunnel_id != self.router_id:

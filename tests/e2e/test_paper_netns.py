@@ -184,6 +184,26 @@ def test_delete_closes_both_etsi_sessions_and_frees_the_wavelength(
     _until("the PCE's TED shows every wavelength free again", all_free, 20)
 
 
+def test_pcc_reconnects_after_the_pce_restarts(paper_lab: Lab) -> None:
+    lab = paper_lab
+
+    def pcep() -> str:
+        return str(lab.cli_json("tn1", "show qe-service")["pcep"])
+
+    lab.tb.stop("pce")
+    _until("tn1 sees its PCEP session down", lambda: pcep() == "down", 10)
+    assert lab.tb.start("pce")
+    # backoff 0.5 s doubling (jittered): a few seconds at most here
+    _until("tn1's PCEP session up again", lambda: pcep() == "up", 20)
+    from compose.demo import wait_for_control_plane
+
+    wait_for_control_plane(lab.tb, lab.roles, lambda _line: None, timeout=60)
+    s = create(lab)
+    assert s["state"] == "up" and s["path"] == PAPER_PATH, s
+    lab.state["fingerprints"].add(s["fingerprint"])
+    lab.cli_json("tn1", f"qe-service delete {s['id']}")
+
+
 def test_dead_tn3_is_noticed_keys_closed_and_the_bypass_is_used(paper_lab: Lab) -> None:
     lab = paper_lab
     s = create(lab)

@@ -74,7 +74,8 @@ async def test_paper_workflow_ladder_handle_and_equal_keys(lab: MemLab) -> None:
         "Resv 10.1.1.3->10.1.1.2",
         "Resv 10.1.1.2->10.1.1.1",
     ]
-    # the transit nodes hold the LSP with a lambda on each side, and told OSPF
+    # the transit nodes hold the LSP with a lambda on each side, and told OSPF (batched)
+    await asyncio.sleep(0.05)
     lsps = json.loads(await lab.cli("tn3", "show mpls lsp json"))["lsps"]
     assert [x["role"] for x in lsps] == ["transit"] and lsps[0]["in_lambda"] == 1
     assert ("tn3", 3, (2, 3, 4, 5, 6, 7, 8)) in lab.link_changes
