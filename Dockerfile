@@ -11,6 +11,8 @@ ARG BASE=debian:bookworm-slim
 # --- runtime: Debian's Python 3.11 and the tools a network engineer expects inside ----------
 FROM ${BASE} AS runtime
 ARG DEBIAN_FRONTEND=noninteractive
+# every stage carries it: `make image` prunes the dangling images of earlier builds by it
+LABEL org.qkdnet.image="qkdnet"
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
         python3 python3-venv iproute2 iputils-ping tcpdump nftables procps telnet \

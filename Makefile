@@ -68,8 +68,12 @@ wheels: venv
 	@$(PY) -m pip freeze --exclude-editable > build/constraints.txt
 	$(PY) -m pip wheel -q . -c build/constraints.txt -w build/wheels
 
+# The build stage is tagged too (qkdnet-build), so that the layer cache survives the prune of
+# the previous builds' dangling images (only images labelled org.qkdnet.image).
 image: base-image wheels
+	docker build -q --build-arg BASE=$(BASE_IMAGE) --target build -t qkdnet-build:latest .
 	docker build -q --build-arg BASE=$(BASE_IMAGE) -t $(IMAGE) .
+	@docker image prune -f --filter label=org.qkdnet.image >/dev/null
 
 docker-e2e: setup image
 	$(PY) -m pytest -q -ra -m docker tests/docker
