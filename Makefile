@@ -62,11 +62,13 @@ base-image:
 	  command -v debootstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; \
 	  docker/make-base-image.sh $(BASE_IMAGE); }
 
-# The project and its runtime dependencies as wheels, at the venv's versions.
+# The project and its runtime dependencies as wheels, at the venv's versions. A fixed
+# SOURCE_DATE_EPOCH makes the project's wheel byte-identical while the sources are, so
+# Docker's layer cache holds across `make image` runs.
 wheels: venv
 	@rm -rf build/wheels && mkdir -p build/wheels
 	@$(PY) -m pip freeze --exclude-editable > build/constraints.txt
-	$(PY) -m pip wheel -q . -c build/constraints.txt -w build/wheels
+	SOURCE_DATE_EPOCH=315532800 $(PY) -m pip wheel -q . -c build/constraints.txt -w build/wheels
 
 # The build stage is tagged too (qkdnet-build), so that the layer cache survives the prune of
 # the previous builds' dangling images (only images labelled org.qkdnet.image).
