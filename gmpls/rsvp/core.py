@@ -283,6 +283,8 @@ class Psb:
     expires: float | None = None  # None: never (head)
     next_refresh: float | None = None
     path_msg: Message | None = None
+    #: head: when an LSP still without Resv is given up (setup timeout)
+    setup_deadline: float | None = None
 
 
 @dataclass(slots=True)
@@ -305,6 +307,8 @@ class Neighbor:
     last_heard: float | None = None
     up: bool = False
     next_hello: float = 0.0
+    #: declared down by Hello and not heard since: no Path is sent toward it
+    failed: bool = False
 
 
 @dataclass(slots=True)
@@ -458,6 +462,7 @@ class RsvpCore:
             self._emit(LspDown(key, HEAD, f.reason, f.code))
             return self._end()
         self.psbs[key] = psb
+        psb.setup_deadline = now + self.lifetime
         if psb.qe_pending:
             psb.state = "qe-wait"
             assert psb.qe_dst is not None and psb.qe_params is not None
@@ -489,7 +494,7 @@ class RsvpCore:
         """When :class:`Tick` is next due (None: nothing pending)."""
         times: list[float] = [p.next_at for p in self.pending.values()]
         for p in self.psbs.values():
-            times += [t for t in (p.expires, p.next_refresh) if t is not None]
+            times += [t for t in (p.expires, p.next_refresh, p.setup_deadline) if t is not None]
         for r in self.rsbs.values():
             times += [t for t in (r.expires, r.next_refresh) if t is not None]
         if self.hello > 0:
@@ -688,6 +693,11 @@ class RsvpCore:
     def _take_route(self, psb: Psb, r: _Route) -> None:
         psb.ero_out = tuple(r.rest)
         if r.link is not None:
+            n = self.neighbors.get(r.link.remote_control)
+            if n is not None and n.failed:
+                raise _rp(
+                    RoutingProblem.NO_ROUTE, f"next hop {r.link.remote_control} is down (Hello)"
+                )
             psb.out_if = r.out_if
             psb.nhop = r.link.remote_control
         if r.down_label is not None:
@@ -1159,6 +1169,7 @@ class RsvpCore:
         self.rsbs[key] = rsb
         if psb.role == HEAD:
             psb.state = "up"
+            psb.setup_deadline = None
             self._emit(LspUp(key, HEAD, rsb.route))
         elif not psb.qe_pending:
             self._send_resv_up(psb, rsb, now)
@@ -1232,12 +1243,14 @@ class RsvpCore:
             return
         n.their_instance = h.src_instance
         n.last_heard = now
+        n.failed = False
         if not n.up:
             n.up = True
             self._emit(NeighborUp(src))
 
     def _neighbor_failed(self, n: Neighbor, reason: str) -> None:
         n.up = False
+        n.failed = True
         n.last_heard = None
         n.their_instance = 0
         self._emit(NeighborDown(n.address, reason))
@@ -1287,6 +1300,10 @@ class RsvpCore:
                     n.next_hello = now + self.hello
         for psb in list(self.psbs.values()):
             if psb.key not in self.psbs:
+                continue
+            if psb.setup_deadline is not None and now >= psb.setup_deadline:
+                # no Resv within the state lifetime L: give the setup up
+                self._teardown(psb, "setup timeout: no Resv", None, send_tear=True)
                 continue
             if psb.expires is not None and now >= psb.expires:
                 # RFC 2205 §3.7: path state timed out; tell downstream

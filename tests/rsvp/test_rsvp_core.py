@@ -575,3 +575,33 @@ def test_unreliable_mode_sends_no_message_id() -> None:
     net.create("tn1", 1, ex.fig9_ero(), None, 10e9)
     assert net.of("tn1", C.LspUp)
     assert all(m.get(O.MessageId) is None and m.name != "ACK" for _, _, m in net.sent)
+
+
+def test_setup_without_resv_times_out_at_the_head() -> None:
+    net = Net(refresh_ms=30000)
+    net.down.add("tn3")
+    plain = [s for s in ex.fig9_ero() if not isinstance(s, ero.Label)]
+    net.create("tn1", 1, plain, None, 1e9)
+    assert not net.of("tn1", C.LspDown)
+    net.advance((3 + 0.5) * 1.5 * 30.0 + 1)
+    down = net.of("tn1", C.LspDown)
+    assert down and down[-1].reason == "setup timeout: no Resv"
+    assert not net.cores["tn1"].psbs and not net.cores["tn2"].psbs
+    assert net.free("tn1", 1) == ALL and net.free("tn2", 2) == ALL
+
+
+def test_no_path_toward_a_neighbour_hello_declared_down() -> None:
+    net = Net(hello_ms=1000)
+    net.advance(2.0)
+    net.down.add("tn3")
+    net.advance(5.0)
+    net.ladder.clear()
+    net.create("tn1", 1, ex.fig9_ero(), None, 10e9)
+    assert ("tn2", "tn3", "PATH") not in net.msgs()
+    assert ("tn2", "tn1", "PATH_ERR") in net.msgs()
+    assert net.of("tn1", C.LspDown)[-1].code == (24, 5)
+    # and the head refuses at once when its own next hop is down
+    net.down.add("tn2")
+    net.advance(5.0)
+    acts = net.create("tn1", 2, ex.fig9_ero(), None, 10e9)
+    assert [a.code for a in acts if isinstance(a, C.LspDown)] == [(24, 5)]
