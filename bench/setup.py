@@ -135,8 +135,23 @@ def sequential(tb: Testbed, n: int) -> dict:
     return summary("sequential", setups, t_busy, failed, retries)
 
 
+def cpu_seconds(tb: Testbed) -> dict[str, float]:
+    """CPU time (user + system) used so far by each host's daemon."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for host in tb.topology.hosts:
+        for d in tb.running(host):
+            try:
+                f = Path(f"/proc/{d.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            out[host] = out.get(host, 0.0) + (int(f[11]) + int(f[12])) / tick
+    return out
+
+
 def concurrent(tb: Testbed, n: int) -> dict:
     cli = Telnet(tb, "client", "tn1")
+    cpu0 = cpu_seconds(tb)
     try:
         for _ in range(n):
             cli.send(CREATE)
@@ -150,6 +165,7 @@ def concurrent(tb: Testbed, n: int) -> dict:
             ):
                 break
             time.sleep(0.2)
+        cpu1 = cpu_seconds(tb)
         up = [s for s in mine if s["state"] == "up"]
         setups = [float(s["setup_ms"]) for s in up]
         start = min(s["created_at"] for s in mine)
@@ -157,6 +173,10 @@ def concurrent(tb: Testbed, n: int) -> dict:
         out = summary(
             "concurrent", setups, end - start, n - len(up), st["counters"]["label_retries"]
         )
+        out["cpu_s"] = {
+            h: round(cpu1[h] - cpu0.get(h, 0.0), 2)
+            for h in sorted(cpu1, key=lambda h: cpu0.get(h, 0.0) - cpu1[h])
+        }
         errors = sorted({s["error"] for s in mine if s["state"] != "up"})
         if errors:
             out["errors"] = errors[:5]
@@ -172,6 +192,7 @@ def main() -> int:
     p.add_argument("--quick", action="store_true", help="30 services per run")
     p.add_argument("--n", type=int, help="services per run (default 200)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--only", choices=("sequential", "concurrent"), help="one of the two runs")
     a = p.parse_args()
     if os.geteuid() != 0:
         print("bench/setup.py needs root (network namespaces)", file=sys.stderr)
@@ -179,24 +200,26 @@ def main() -> int:
     n = a.n or (30 if a.quick else 200)
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-setup-") as tmp:
-        tb = lab(PAPER, Path(tmp) / "seq")
-        try:
-            results.append(sequential(tb, n))
-        finally:
-            tb.down()
+        if a.only != "concurrent":
+            tb = lab(PAPER, Path(tmp) / "seq")
+            try:
+                results.append(sequential(tb, n))
+            finally:
+                tb.down()
         doc = yaml.safe_load(PAPER.read_text())
         lambdas = max(8, n + 16)
         for link in doc["te_links"]:
             link["lambdas"] = list(range(1, lambdas + 1))
         wide = Path(tmp) / f"paper-{lambdas}.yaml"
         wide.write_text(yaml.safe_dump(doc, sort_keys=False))
-        tb = lab(wide, Path(tmp) / "conc")
-        try:
-            r = concurrent(tb, n)
-            r["lambdas_per_link"] = lambdas
-            results.append(r)
-        finally:
-            tb.down()
+        if a.only != "sequential":
+            tb = lab(wide, Path(tmp) / "conc")
+            try:
+                r = concurrent(tb, n)
+                r["lambdas_per_link"] = lambdas
+                results.append(r)
+            finally:
+                tb.down()
     if a.json:
         print(json.dumps(results, indent=2))
     else:
@@ -214,6 +237,11 @@ def main() -> int:
             )
             for e in r.get("errors", []):
                 print(f"    error: {e}")
+            if "cpu_s" in r:
+                print(
+                    "    CPU seconds per daemon during the run: "
+                    + ", ".join(f"{h} {v}" for h, v in r["cpu_s"].items())
+                )
         print("goal: p50 <= 10 ms, p99 <= 30 ms, >= 200 setups/s (the paper: ~300 ms)")
     return 0
 

@@ -280,6 +280,7 @@ class QeService:
         pcep_timeout: float = 10.0,
         retry_busy_label: bool = True,
         link_batch: float = 0.02,
+        max_keying: int = 16,
     ) -> None:
         self.name = name
         self.router_id = IPv4Address(router_id)
@@ -290,6 +291,7 @@ class QeService:
         self.pcep_timeout = pcep_timeout
         self.retry_busy_label = retry_busy_label
         self.link_batch = link_batch
+        self._keying = asyncio.Semaphore(max_keying)
         self._link_pending: dict[int, tuple[int, ...]] = {}
         self.heads: dict[int, Service] = {}  # by tunnel ID
         self.tails: dict[C.LspKey, Service] = {}
@@ -323,7 +325,7 @@ class QeService:
         *,
         link_resources: Callable[[int, tuple[int, ...]], None] | None = None,
         instance: int | None = None,
-        etsi_deadline: float = 4.0,
+        etsi_deadline: float = 6.0,
         pce_backoff: tuple[float, float] = (0.5, 30.0),
     ) -> QeService:
         """The QE service of ``host`` with its RSVP shell, PCC and ETSI 004 client.
@@ -626,9 +628,9 @@ class QeService:
             if s is not None:
                 s.lsp = a.lsp
                 s.key_handle = None
-            self._spawn(self._open_head(a, s), f"open {a.lsp}")
+            self._spawn(self._keyed(self._open_head(a, s)), f"open {a.lsp}")
         elif isinstance(a, C.QeJoin):
-            self._spawn(self._join_tail(a), f"join {a.lsp}")
+            self._spawn(self._keyed(self._join_tail(a)), f"join {a.lsp}")
         elif isinstance(a, C.QeClose):
             self._on_close(a)
         elif isinstance(a, C.LspUp):
@@ -667,6 +669,13 @@ class QeService:
 
     def _feed(self, ev: C.Event) -> None:
         self.rsvp.feed(ev)
+
+    async def _keyed(self, coro: Awaitable[None]) -> None:
+        """At most ``max_keying`` key sessions being opened or joined at once: a burst of
+        services queues here instead of flooding the proxy (whose answers would then
+        come after the ETSI client's deadline)."""
+        async with self._keying:
+            await coro
 
     async def _open_head(self, a: C.NeedQeSession, s: Service | None) -> None:
         if self.etsi is None:
