@@ -87,8 +87,11 @@ def rsvp_cases() -> Cases:
         "resv_conf": "RSVP ResvConf",
         "hello": "RSVP Hello",
         "notify": "RSVP Notify",
+        "ack": "RSVP Ack (RFC 2961)",
     }
-    return {titles[k]: (m.encode, message.decode) for k, m in ex.all_examples().items()}
+    return {
+        titles.get(k, f"RSVP {k}"): (m.encode, message.decode) for k, m in ex.all_examples().items()
+    }
 
 
 SECTIONS["rsvp"] = rsvp_cases
