@@ -419,7 +419,8 @@ class QeService:
         for s in [*self.heads.values(), *self.tails.values()]:
             s.key = None
         log.info(
-            "qe service stopped", extra={"node": self.name, "event": "qe_stop", **self.counters}
+            "qe service stopped",
+            extra={"node": self.name, "event": "qe_stop", "counters": dict(self.counters)},
         )
 
     def _now(self) -> float:

@@ -354,3 +354,16 @@ def test_logs_show_handles_only_as_prefixes(paper_lab: Lab) -> None:
         assert re.search(handle[:4].hex(), text), node
         for line in text.splitlines():
             json.loads(line)  # JSON lines, every one
+
+
+def test_node_agents_stop_cleanly(paper_lab: Lab) -> None:
+    """SIGTERM: the QE service stops (PathTear for what it heads, QKD_CLOSE) without an
+    error line in the log."""
+    for node in ("tn1", "tn5"):
+        paper_lab.tb.stop(node)
+        lines = [
+            json.loads(x) for x in (paper_lab.run_dir / f"{node}.log").read_text().splitlines()
+        ]
+        assert any(x.get("event") == "qe_stop" for x in lines), node
+        errors = [x for x in lines if x["level"] in ("error", "critical")]
+        assert errors == [], errors[:2]
