@@ -171,6 +171,8 @@ def _print_status(st: dict[str, Any]) -> None:
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
+    if (rc := _backend(args, "exec")) is not None:
+        return rc
     argv = list(args.argv)
     if argv[:1] == ["--"]:
         argv = argv[1:]
@@ -185,6 +187,8 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
+    if (rc := _backend(args, "stop")) is not None:
+        return rc
     tb = _select(args)
     if not tb.stop(args.host):
         print(f"{args.host}: no daemon was running")
@@ -192,16 +196,22 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
+    if (rc := _backend(args, "start")) is not None:
+        return rc
     tb = _select(args)
     return 0 if tb.start(args.host) or tb.topology.host(args.host).kind == "client" else 1
 
 
 def cmd_link(args: argparse.Namespace) -> int:
+    if getattr(args, "backend", "netns") != "netns":
+        raise TestbedError("link is only available on the netns backend (docker: use docker network disconnect / tc inside the container)")
     _select(args).link(args.host, args.domain, args.state == "up")
     return 0
 
 
 def cmd_impair(args: argparse.Namespace) -> int:
+    if getattr(args, "backend", "netns") != "netns":
+        raise TestbedError("impair is only available on the netns backend (docker: use docker network disconnect / tc inside the container)")
     tb = _select(args)
     if args.clear:
         tb.clear_impair(args.domain)
@@ -213,12 +223,16 @@ def cmd_impair(args: argparse.Namespace) -> int:
 
 
 def cmd_cli(args: argparse.Namespace) -> int:
+    if (rc := _backend(args, "cli")) is not None:
+        return rc
     tb = _select(args)
     print(tb.cli(args.host, args.command, via=args.via, timeout=args.timeout))
     return 0
 
 
 def cmd_ping(args: argparse.Namespace) -> int:
+    if (rc := _backend(args, "ping")) is not None:
+        return rc
     tb = _select(args)
     dst = tb.address(args.target)
     ok = tb.ping(args.host, args.target, timeout=args.timeout, count=args.count)
@@ -255,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     sel = argparse.ArgumentParser(add_help=False)
     sel.add_argument("-p", "--prefix", help="the testbed's prefix (default: the only one up)")
     sel.add_argument("-t", "--topology", help="the testbed's topology file (for its prefix)")
+    sel.add_argument("--backend", choices=BACKENDS, default="netns")
 
     s = sub.add_parser("up", help="build the testbed and start its daemons")
     s.add_argument("topology_file", metavar="TOPOLOGY")
@@ -274,7 +289,6 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("status", parents=[sel], help="what exists and runs")
     s.add_argument("--json", action="store_true")
     s.add_argument("--all", action="store_true", help="every testbed that is up")
-    s.add_argument("--backend", choices=BACKENDS, default="netns")
     s.set_defaults(fn=cmd_status)
 
     s = sub.add_parser("exec", parents=[sel], help="run a command inside a host")

@@ -3,12 +3,14 @@ checksum of ISO 8473 that OSPF puts in LSA headers (RFC 2328 §12.1.7, Appendix 
 
 from __future__ import annotations
 
+import struct
+
 
 def inet_checksum(data: bytes) -> int:
     """One's-complement sum of 16-bit words, complemented. Odd lengths are zero-padded."""
     if len(data) % 2:
         data += b"\x00"
-    s = sum(int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2))
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
     while s >> 16:
         s = (s & 0xFFFF) + (s >> 16)
     return ~s & 0xFFFF
