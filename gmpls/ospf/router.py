@@ -346,6 +346,7 @@ class OspfRouter:
         self.spf_delay = spf_delay
         self.spf_hold = spf_hold
         self._spf_at: float | None = None
+        self._flood_queue: dict[tuple[str, IPv4Address], list[LSA]] = {}
         self._last_spf = float("-inf")
 
     # ------------------------------------------------------------ public API
@@ -442,6 +443,12 @@ class OspfRouter:
             self._originate_router_lsa(now)
             for iface in self.interfaces.values():
                 self._update_network_lsa(iface, now)
+        if self._flood_queue:
+            queue, self._flood_queue = self._flood_queue, {}
+            for (ifname, dst), lsas in queue.items():
+                iface = self.interfaces.get(ifname)
+                if iface is not None and iface.state not in (IfState.DOWN, IfState.LOOPBACK):
+                    self._send_lsus(iface, dst, lsas)
         if self._spf_dirty:
             if self._spf_at is None:
                 self._spf_at = max(now + self.spf_delay, self._last_spf + self.spf_hold)
@@ -454,7 +461,18 @@ class OspfRouter:
             keys = tuple(dict.fromkeys(self._changed))
             self._changed = []
             self._out.append(LsdbChanged(keys))
-            self._next_age_check = self._age_check_time(now)
+            # incremental: the earliest expiry can only move earlier by these installs (a
+            # stale, too early value just makes _age() look and recompute it)
+            t = self._next_age_check
+            for k in keys:
+                e = self.lsdb.get(k)
+                if e is None:
+                    continue
+                x = e.expires_at()
+                if x is None:
+                    x = now + 1.0  # a MaxAge LSA waiting for removal (§14)
+                t = x if t is None else min(t, x)
+            self._next_age_check = t
         out = self._out
         self._out = []
         out.append(SetTimer(self.next_timer()))
@@ -1133,12 +1151,10 @@ class OspfRouter:
                 if iface.state == IfState.BACKUP:
                     continue
                 flooded_back = True
-            self._send(
-                iface,
-                self._flood_dst(iface),
-                P.LSUpdate(
-                    (lsa.with_age(min(MAX_AGE, lsa.header.age + iface.config.transmit_delay)),)
-                ),
+            # queued: the LSAs flooded while handling one input leave in as few LS
+            # Updates as the MTU allows (sent by _finish)
+            self._flood_queue.setdefault((iface.name, self._flood_dst(iface)), []).append(
+                lsa.with_age(min(MAX_AGE, lsa.header.age + iface.config.transmit_delay))
             )
         return flooded_back
 

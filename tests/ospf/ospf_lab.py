@@ -58,6 +58,7 @@ class Lab:
         self.dead: set[IPv4Address] = set()
         self.sent: list[tuple[float, IPv4Address, Send]] = []
         self.record = False
+        self.packets = 0
 
     def router(self, rid: str, **kw: Any) -> OspfRouter:
         r = OspfRouter(rid, **kw)
@@ -92,6 +93,7 @@ class Lab:
             if isinstance(a, SetTimer):
                 self._timers[r.router_id] = a.at
             elif isinstance(a, Send):
+                self.packets += 1
                 if self.record:
                     self.sent.append((self.now, r.router_id, a))
                 self._deliver(r, a)
