@@ -183,16 +183,18 @@ class MemQkd:
 
     def __init__(self) -> None:
         self.sessions: dict[bytes, _Session] = {}
-        self.keys: list[bytes] = []  # index -> key, shared by the pair
+        self.keys: dict[tuple[bytes, int], bytes] = {}  # (handle, index) -> key
         self.no_key = False
         self.unreachable: set[str] = set()
         self.refuse_join = False
         self.calls: list[tuple[str, str, int]] = []
 
-    def key(self, index: int, length: int) -> bytes:
-        while len(self.keys) <= index:
-            self.keys.append(os.urandom(length))
-        return self.keys[index]
+    def key(self, handle: bytes, index: int, length: int) -> bytes:
+        """Key ``index`` of session ``handle``: drawn once, the same for both ends."""
+        k = self.keys.get((handle, index))
+        if k is None:
+            k = self.keys[(handle, index)] = os.urandom(length)
+        return k
 
     def client(self, side: str, node: IPv4Address) -> MemEtsi:
         return MemEtsi(self, side, IPv4Address(node))
@@ -206,7 +208,7 @@ class MemQkd:
         ]
 
     def delivered(self) -> Iterator[bytes]:
-        return iter(self.keys)
+        return iter(self.keys.values())
 
 
 class MemEtsi:
@@ -271,9 +273,7 @@ class MemEtsi:
             return 2, 0, b""
         i = s.next_index[self.side]
         s.next_index[self.side] = i + 1
-        # a global index space per session: offset by a per-session base
-        base = list(self.qkd.sessions).index(key_handle) * 1000
-        return 0, i, self.qkd.key(base + i, s.key_length)
+        return 0, i, self.qkd.key(key_handle, i, s.key_length)
 
     async def close(self, key_handle: bytes) -> int:
         await self._hop("close")
