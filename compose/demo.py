@@ -11,7 +11,8 @@
 4. prints the message ladder of the control LAN as tshark reads it from the capture
    (Fig. 6), the setup time from the PCReq to the last Resv, the path, and the key
    fingerprints at both ends (SHA-256, 16 hex digits: the keys never leave the nodes);
-5. deletes the service and takes the testbed down (unless ``--keep``).
+5. deletes the service and takes the testbed down (``--keep``: neither; the service
+   stays up, refreshing its key every second, for ``qkdnet cli`` and Wireshark).
 
 ``--json`` prints one object instead: ``{"setup_ms", "path", "ladder": [{"t_ms", "src",
 "dst", "proto", "msg"}], "fingerprints": {"tn1", "tn5"}, "captures": {DOMAIN: FILE}}``
@@ -328,8 +329,9 @@ def _demo_netns(args: argparse.Namespace, progress: Progress) -> tuple[Result, R
         tb.start_all()
         ctrl = cap.files[tb.topology.control_domain]
         result = run_demo(tb, roles, progress, lambda: ctrl, timeout=args.timeout)
-        delete_service(tb, roles, result.service, progress)
-        time.sleep(0.3)
+        if not args.keep:
+            delete_service(tb, roles, result.service, progress)
+            time.sleep(0.3)
     finally:
         files = cap.stop()
         if result is not None:
@@ -337,7 +339,11 @@ def _demo_netns(args: argparse.Namespace, progress: Progress) -> tuple[Result, R
         if not args.keep:
             tb.down()
         else:
-            progress(f"[demo] testbed {tb.prefix} kept up (qkdnet down --prefix {tb.prefix})")
+            progress(
+                f"[demo] testbed {tb.prefix} and service {result.service.get('id') if result else '?'}"
+                f" kept up: qkdnet cli tn1 'show qe-service' --prefix {tb.prefix}; "
+                f"qkdnet down --prefix {tb.prefix}"
+            )
     assert result is not None
     return result, roles
 
@@ -369,7 +375,8 @@ def _demo_docker(args: argparse.Namespace, progress: Progress) -> tuple[Result, 
 
         result = run_demo(tb, roles, progress, ctrl, timeout=args.timeout)
         result.captures = {d: str(p) for d, p in files.items()} if keep_caps else {}
-        delete_service(tb, roles, result.service, progress)
+        if not args.keep:
+            delete_service(tb, roles, result.service, progress)
     finally:
         if capturing:
             with contextlib.suppress(Exception):
