@@ -1,0 +1,70 @@
+"""``qkdnet demo`` as a user runs it (``make demo`` runs the same with the default
+prefix): the command, in a subprocess, with ``--json --capture``, under our prefix
+``e2d``. It must print the issue's JSON with the Fig. 6 ladder and equal fingerprints,
+exit 0, keep one pcap per domain, and leave nothing behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.netns, pytest.mark.interop, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+PREFIX = "e2d"
+LADDER = [
+    ("10.1.1.1", "10.1.1.200", "PCReq"),
+    ("10.1.1.200", "10.1.1.1", "PCRep"),
+    ("10.1.1.1", "10.1.1.2", "Path"),
+    ("10.1.1.2", "10.1.1.3", "Path"),
+    ("10.1.1.3", "10.1.1.4", "Path"),
+    ("10.1.1.4", "10.1.1.5", "Path"),
+    ("10.1.1.5", "10.1.1.4", "Resv"),
+    ("10.1.1.4", "10.1.1.3", "Resv"),
+    ("10.1.1.3", "10.1.1.2", "Resv"),
+    ("10.1.1.2", "10.1.1.1", "Resv"),
+]
+
+
+def test_qkdnet_demo_json(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("network namespace tests need root")
+    from compose.netns import leftovers, teardown
+
+    teardown(PREFIX, progress=lambda _line: None)
+    caps = tmp_path / "caps"
+    argv = [sys.executable, "-m", "compose.cli", "demo", str(ROOT / "topologies" / "paper.yaml")]
+    argv += ["--prefix", PREFIX, "--json", "--capture", str(caps)]
+    argv += ["--run-dir", str(tmp_path / "run")]
+    try:
+        r = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=240,
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+    finally:
+        teardown(PREFIX, progress=lambda _line: None)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout)
+    assert {"setup_ms", "path", "ladder", "fingerprints", "captures"} <= set(out)
+    rungs = [(x["src"], x["dst"], x["msg"]) for x in out["ladder"] if x["msg"] != "LS Update (RI)"]
+    assert rungs == LADDER
+    assert set(out["ladder"][0]) == {"t_ms", "src", "dst", "proto", "msg"}
+    assert out["setup_ms"] > 0 and out["path"] == [f"10.1.1.{i}" for i in range(1, 6)]
+    fp = out["fingerprints"]
+    assert len(fp["tn1"]) == 16 and fp["tn1"] == fp["tn5"]
+    assert set(out["captures"]) == {"ctrl", "qa", "qb", "ka", "kb", "sync"}
+    for path in out["captures"].values():
+        assert Path(path).parent == caps and Path(path).stat().st_size > 24
+    assert out["malformed_frames"] == []
+    # progress went to stderr, the service was deleted, nothing is left
+    assert "PCE TED: 5/5 nodes" in r.stderr and "qe-service delete" in r.stderr
+    assert leftovers(PREFIX) == []
