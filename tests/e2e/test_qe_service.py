@@ -132,6 +132,20 @@ async def test_volume_refresh_counts_traffic_at_both_ends(lab: MemLab) -> None:
     assert h.fingerprint == t.fingerprint
 
 
+async def test_volume_refresh_with_a_simulated_rate(lab: MemLab) -> None:
+    s = await create(lab, PAPER_CREATE.replace("refresh time 1000", "refresh volume 1"))
+    tail = tail_of(lab, s)
+    for node, sid in (("tn1", s["id"]), ("tn5", tail["id"])):
+        out = json.loads(await lab.cli(node, f"qe-service traffic {sid} rate 160M json"))
+        assert "error" not in out, out
+    h = lab.services["tn1"].find(s["id"])
+    t = lab.services["tn5"].find(tail["id"])
+    await settle(lambda: min(h.key_index or 0, t.key_index or 0) >= 3)
+    hk, tk = dict(h.history), dict(t.history)
+    assert all(hk[i] == tk[i] for i in range(4))
+    assert "% error" in await lab.cli("tn1", f"qe-service traffic {s['id']} rate fast")
+
+
 async def test_delete_tears_down_and_closes_both_sessions(lab: MemLab) -> None:
     s = await create(lab)
     assert len(lab.qkd.open_sessions()) == 2
