@@ -3,7 +3,7 @@
     .venv/bin/python bench/keys.py [--quick]
 
 Builds the QKD half of topologies/paper.yaml in namespaces (prefix ``qq``, the same as
-tests/qkd/test_netns.py: do not run both at once), starts both IDQ3P emulators and both
+tests/qkd/test_qkd_netns.py: do not run both at once), starts both IDQ3P emulators and both
 proxies, then from tn1's namespace: (1) sequential QKD_GET_KEY of 32-byte keys, one at a
 time through ``Etsi004Client`` (what the node agents use), and prints the latency p50/p99;
 (2) 32 requests in flight at once from a lean UDP sender, and prints the keys per second; and

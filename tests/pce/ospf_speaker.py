@@ -5,7 +5,7 @@ the same raw-socket shell the PCE uses. Run inside the node's namespace::
     python tests/pce/ospf_speaker.py TOPOLOGY HOST
 
 It exists so the PCE's OSPF side can be proven before the node agent daemon lands; the
-namespace tests use the real node agents when they can (see test_netns.py).
+namespace tests use the real node agents when they can (see test_pce_netns.py).
 """
 
 from __future__ import annotations
