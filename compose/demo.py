@@ -25,6 +25,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -114,11 +115,14 @@ class BridgeCapture:
     """tcpdump on each domain's bridge in the root namespace: every frame crossing the
     domain once. ``--immediate-mode -U``: each packet reaches the file as it is seen."""
 
-    def __init__(self, bridges: dict[str, str], out_dir: Path) -> None:
+    def __init__(self, bridges: dict[str, str], out_dir: Path, buffer_kib: int = 32768) -> None:
         self.bridges = bridges
         self.out_dir = out_dir
+        self.buffer_kib = buffer_kib
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.files: dict[str, Path] = {}
+        #: frames the kernel dropped per domain (tcpdump's count when it stopped)
+        self.dropped: dict[str, int] = {}
 
     def start(self, timeout: float = 10.0) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -128,6 +132,7 @@ class BridgeCapture:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
             argv = ["tcpdump", "-i", br, "-n", "-s", "0", "-U", "--immediate-mode", "-Z", "root"]
+            argv += ["-B", str(self.buffer_kib)]  # a loaded machine must not drop frames
             argv += ["-w", str(path)]
             self.procs[domain] = subprocess.Popen(
                 argv,
@@ -158,8 +163,11 @@ class BridgeCapture:
                 proc.kill()
                 proc.wait()
         for domain in self.procs:
+            err = self.out_dir / f".{domain}.tcpdump.err"
             with contextlib.suppress(FileNotFoundError):
-                (self.out_dir / f".{domain}.tcpdump.err").unlink()
+                m = re.search(r"(\d+) packets? dropped by kernel", err.read_text(errors="replace"))
+                self.dropped[domain] = int(m.group(1)) if m else 0
+                err.unlink()
         self.procs.clear()
         return dict(self.files)
 
@@ -334,6 +342,9 @@ def _demo_netns(args: argparse.Namespace, progress: Progress) -> tuple[Result, R
             time.sleep(0.3)
     finally:
         files = cap.stop()
+        lost = {d: n for d, n in cap.dropped.items() if n}
+        if lost:
+            progress(f"[demo] tcpdump: frames dropped by the kernel: {lost}")
         if result is not None:
             result.captures = {d: str(p) for d, p in files.items()} if keep_caps else {}
         if not args.keep:
