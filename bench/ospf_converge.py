@@ -127,6 +127,7 @@ def links_up(ifs: dict[int, list[tuple[str, str]]]) -> None:
 def start_ours(i: int, ifaces: list[tuple[str, str]], log_dir: Path) -> subprocess.Popen[bytes]:
     spec = ",".join(f"{n}={c}" for n, c in ifaces)
     out = open(log_dir / f"ours{i}.out", "wb")  # noqa: SIM115
+    env = {**os.environ, "OA_BENCH_LOG": str(log_dir / f"ours{i}.log")}
     return subprocess.Popen(
         [
             "ip",
@@ -143,6 +144,7 @@ def start_ours(i: int, ifaces: list[tuple[str, str]], log_dir: Path) -> subproce
         ],
         stdout=out,
         stderr=subprocess.STDOUT,
+        env=env,
     )
 
 
@@ -215,6 +217,11 @@ async def serve(rid_s: str, spec: str, hello: int, dead: int) -> None:
                 rxmt_interval=2,
             )
         )
+    log_file = os.environ.get("OA_BENCH_LOG")
+    if log_file:
+        from node_agent.daemon import setup_logging
+
+        setup_logging(log_file)
     router = OspfRouter(rid_s, name=rid_s)
     agent = OspfAgent(router, ifaces, originate_te=False)
     table = CommandTable()

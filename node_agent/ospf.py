@@ -371,6 +371,10 @@ class OspfAgent:
 
     def _tick(self) -> None:
         self._timer = None
+        # read what is waiting first: a timer that fires late (a busy host) must not
+        # declare a neighbor dead whose Hello already sits in the socket buffer
+        for name in list(self.socks):
+            self._readable(name)
         try:
             acts = self.router.handle(Timer(), self._now())
         except Exception:
