@@ -200,6 +200,9 @@ def main() -> int:
     n = a.n or (30 if a.quick else 200)
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-setup-") as tmp:
+        # an index of our own: `qkdnet down` elsewhere cannot take the bench's testbed away
+        os.environ["QKDNET_INDEX"] = str(Path(tmp) / "index")
+        Path(tmp, "index").mkdir()
         if a.only != "concurrent":
             tb = lab(PAPER, Path(tmp) / "seq")
             try:

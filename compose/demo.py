@@ -239,6 +239,15 @@ def tail_service(bed: Bed, roles: Roles, head_svc: dict) -> dict | None:
     return None
 
 
+def fingerprint_at(svc: dict, index: int | None) -> str | None:
+    """The fingerprint of key ``index`` at an end (from its recent keys): the two ends
+    change keys a few ms apart at each refresh, so keys are compared index by index."""
+    for k in svc.get("keys", []):
+        if k["index"] == index:
+            return str(k["fingerprint"])
+    return svc.get("fingerprint") if svc.get("key_index") == index else None
+
+
 def read_ladder(pcap: Path, roles: Roles, topo: Topology) -> tuple[list[L.Rung], list[int]]:
     decoded = L.decode(pcap)
     tail_addr = str(topo.control_address(roles.tail))
@@ -294,7 +303,7 @@ def run_demo(
         ladder=rungs,
         fingerprints={
             roles.head: svc["fingerprint"],
-            roles.tail: tail["fingerprint"] if tail else None,
+            roles.tail: fingerprint_at(tail, svc["key_index"]) if tail else None,
         },
         captures={},
         service=svc,

@@ -7,18 +7,23 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from e2elab import PAPER, Lab, start_lab, stop_lab, wide_topology
+from e2elab import PAPER, Lab, private_index, restore_index, start_lab, stop_lab, wide_topology
 
 
 @pytest.fixture(scope="module")
 def paper_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     if os.geteuid() != 0:
         pytest.skip("network namespace tests need root")
-    lab = start_lab(PAPER, "e2", tmp_path_factory.mktemp("e2-run"))
+    run = tmp_path_factory.mktemp("e2-run")
+    old = private_index(run)
     try:
-        yield lab
+        lab = start_lab(PAPER, "e2", run)
+        try:
+            yield lab
+        finally:
+            stop_lab(lab)
     finally:
-        stop_lab(lab)
+        restore_index(old)
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +32,12 @@ def wide_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     if os.geteuid() != 0:
         pytest.skip("network namespace tests need root")
     run = tmp_path_factory.mktemp("e2w-run")
-    lab = start_lab(wide_topology(run, 64), "e2w", run)
+    old = private_index(run)
     try:
-        yield lab
+        lab = start_lab(wide_topology(run, 64), "e2w", run)
+        try:
+            yield lab
+        finally:
+            stop_lab(lab)
     finally:
-        stop_lab(lab)
+        restore_index(old)

@@ -66,6 +66,24 @@ class Lab:
         return dict(json.loads(r.stdout))
 
 
+def private_index(run_dir: Path) -> str | None:
+    """Record our testbeds in an index of our own (``$QKDNET_INDEX``), so that a
+    ``qkdnet down`` typed elsewhere on the machine (which takes down *the* testbed when
+    only one is up) cannot take ours away mid-test. Returns the previous value."""
+    old = os.environ.get("QKDNET_INDEX")
+    index = run_dir / "index"
+    index.mkdir(parents=True, exist_ok=True)
+    os.environ["QKDNET_INDEX"] = str(index)
+    return old
+
+
+def restore_index(old: str | None) -> None:
+    if old is None:
+        os.environ.pop("QKDNET_INDEX", None)
+    else:
+        os.environ["QKDNET_INDEX"] = old
+
+
 def start_lab(topology: Path, prefix: str, run_dir: Path) -> Lab:
     from compose.demo import BridgeCapture, Roles, wait_for_control_plane
     from compose.netns import Testbed, teardown
@@ -108,3 +126,12 @@ def wide_topology(out_dir: Path, lambdas: int, src: Path = PAPER) -> Path:
         f"# {src.name} with {lambdas} lambdas per TE link\n" + yaml.safe_dump(doc, sort_keys=False)
     )
     return path
+
+
+def same_keys(head: dict[str, Any], tail: dict[str, Any]) -> bool:
+    """Both ends hold the same key at every index both list, index 0 among them (the ends
+    change keys a few ms apart at each refresh: current fingerprints may differ then)."""
+    h = {k["index"]: k["fingerprint"] for k in head["keys"]}
+    t = {k["index"]: k["fingerprint"] for k in tail["keys"]}
+    common = set(h) & set(t)
+    return 0 in common and all(h[i] == t[i] for i in common)

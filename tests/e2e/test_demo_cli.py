@@ -31,11 +31,15 @@ LADDER = [
 ]
 
 
-def test_qkdnet_demo_json(tmp_path: Path) -> None:
+def test_qkdnet_demo_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     if os.geteuid() != 0:
         pytest.skip("network namespace tests need root")
     from compose.netns import leftovers, teardown
 
+    # an index of our own: a `qkdnet down` elsewhere on the machine cannot take it away
+    index = tmp_path / "index"
+    index.mkdir()
+    monkeypatch.setenv("QKDNET_INDEX", str(index))
     teardown(PREFIX, progress=lambda _line: None)
     caps = tmp_path / "caps"
     argv = [sys.executable, "-m", "compose.cli", "demo", str(ROOT / "topologies" / "paper.yaml")]

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2elab import Lab
+from e2elab import Lab, same_keys
 from pcaplib import delivered_keys, opened_handles, qe_session_ids, rsvp_messages
 
 from compose import ladder as L
@@ -137,7 +137,7 @@ def test_fingerprints_equal_and_stay_equal_across_five_refreshes(
     paper_lab: Lab, service: dict[str, Any]
 ) -> None:
     tail = tail_of(paper_lab, service)
-    assert tail["fingerprint"] == service["fingerprint"] and tail["state"] == "up"
+    assert tail["state"] == "up" and same_keys(service, tail)
 
     def refreshed() -> tuple[dict, dict] | None:
         h = paper_lab.cli_json("tn1", f"show qe-service {service['id']}")["services"][0]
@@ -236,7 +236,7 @@ def test_dead_tn3_is_noticed_keys_closed_and_the_bypass_is_used(paper_lab: Lab) 
     _until("the PCE's TED drops tn3 (OSPF dead interval)", without_tn3, 30)
     s2 = create(lab)
     assert s2["state"] == "up" and s2["path"] == BYPASS_PATH, s2
-    assert tail_of(lab, s2)["fingerprint"] == s2["fingerprint"]
+    assert same_keys(s2, tail_of(lab, s2))
     lab.state["fingerprints"].add(s2["fingerprint"])
     lab.cli_json("tn1", f"qe-service delete {s2['id']}")
     _until(
@@ -307,15 +307,22 @@ def test_no_key_in_any_log_or_control_capture(paper_lab: Lab) -> None:
     of the control LAN and the sync channel are searched for them (raw, hex)."""
     lab = paper_lab
     time.sleep(0.3)
-    keys = {k for _, _, _, k in delivered_keys(lab.pcap("qa"))}
+    keys_a = {k for _, _, _, k in delivered_keys(lab.pcap("qa"))}
     keys_b = {k for _, _, _, k in delivered_keys(lab.pcap("qb"))}
-    assert len(keys) >= 8 and keys_b
+    assert len(keys_a) >= 8 and len(keys_b) >= 8
+    # (the sets differ by a few: at a refresh the ends fetch their next key a few ms
+    # apart, and a teardown in between leaves one end a key ahead)
+    keys = keys_a | keys_b
     # the fingerprints the CLIs showed are fingerprints of these keys: we search for the
     # right bytes
     shown = lab.state["fingerprints"]
-    assert shown and shown <= {fingerprint(k) for k in keys | keys_b}
-    # index i is the same key at both ends: tn5 got only keys tn1 got
-    assert keys_b <= keys
+    assert shown and shown <= {fingerprint(k) for k in keys}
+
+    def found(path: Path) -> list[bytes]:
+        data = path.read_bytes()
+        low = data.lower()
+        return [k for k in keys if k in data or k.hex().encode() in low]
+
     files = sorted(
         p
         for p in lab.run_dir.rglob("*")
@@ -323,17 +330,10 @@ def test_no_key_in_any_log_or_control_capture(paper_lab: Lab) -> None:
     )
     files += [lab.pcap("ctrl"), lab.pcap("sync")]
     assert any(f.name == "tn1.log" for f in files) and any(f.name == "tn5.log" for f in files)
-    hits = []
-    for f in files:
-        data = f.read_bytes()
-        low = data.lower()
-        for k in keys:
-            if k in data or k.hex().encode() in low:
-                hits.append(f.name)
-    assert hits == [], f"key bytes found in {sorted(set(hits))}"
-    # the scan would find them: the northbound captures do carry them
-    qa = lab.pcap("qa").read_bytes()
-    assert all(k in qa for k in keys)
+    hits = sorted(f.name for f in files if found(f))
+    assert hits == [], f"key bytes found in {hits}"
+    # the scan does find keys where they are: the ETSI 004 captures of both nodes
+    assert set(found(lab.pcap("qb"))) == keys_b and set(found(lab.pcap("qa"))) >= keys_a
 
 
 def test_tshark_finds_nothing_malformed(paper_lab: Lab) -> None:
