@@ -1321,8 +1321,6 @@ def setup(daemon: Any) -> QeService:
     commands, and every ``LinkResources`` action of the RSVP core re-originates the TE
     LSA of that link with its free wavelengths (so the PCE's TED shows what is in use)."""
 
-    _guard_rsvp_logging()
-
     def link_resources(local_if: int, free: tuple[int, ...]) -> None:
         daemon.ospf.set_link_resources(local_if, available_lambdas=free)
 
@@ -1330,26 +1328,3 @@ def setup(daemon: Any) -> QeService:
     svc.register(daemon.cli)
     daemon.add_component(svc)
     return svc
-
-
-class _NoReservedExtras(logging.LoggerAdapter):
-    """Renames ``extra`` keys that clash with LogRecord attributes (``msg``): logging
-    raises KeyError for them once INFO is enabled, which in node_agent/rsvp.py (``"msg":
-    message name``) aborted the shell's action loop after every sent message."""
-
-    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        extra = kwargs.get("extra")
-        if extra and ("msg" in extra or "message" in extra):
-            extra = dict(extra)
-            for k in ("msg", "message"):
-                if k in extra:
-                    extra[f"rsvp_{k}"] = extra.pop(k)
-            kwargs["extra"] = extra
-        return msg, kwargs
-
-
-def _guard_rsvp_logging() -> None:
-    from node_agent import rsvp
-
-    if not isinstance(rsvp.log, logging.LoggerAdapter):
-        rsvp.log = _NoReservedExtras(rsvp.log, {})  # type: ignore[assignment]

@@ -224,7 +224,7 @@ class RsvpAgent:
         if len(payload) >= 2 and payload[1] != 20:  # Hellos are not logged one by one
             log.info(
                 "rsvp rx",
-                extra={"node": self.core.name, "peer": str(src), "msg": _msg_name(payload[1])},
+                extra={"node": self.core.name, "peer": str(src), "rsvp_msg": _msg_name(payload[1])},
             )
 
     def _apply(self, actions: list[C.Action]) -> list[C.Action]:
@@ -263,7 +263,7 @@ class RsvpAgent:
                 extra={
                     "node": self.core.name,
                     "peer": str(a.dst),
-                    "msg": a.message.name,
+                    "rsvp_msg": a.message.name,
                     "lsp": lsp,
                 },
             )

@@ -318,7 +318,11 @@ class ReplayWindow:
     def update(self, seq: int) -> None:
         if seq > self.highest:
             shift = seq - self.highest
-            self._bits = ((self._bits << shift) | 1) & ((1 << self.size) - 1)
+            # a jump past the whole window (a restarted peer: new epoch in the high
+            # 32 bits) starts a fresh window instead of shifting by ~2**32 bits
+            self._bits = (
+                1 if shift >= self.size else ((self._bits << shift) | 1) & ((1 << self.size) - 1)
+            )
             self.highest = seq
         else:
             self._bits |= 1 << (self.highest - seq)
