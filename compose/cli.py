@@ -204,14 +204,18 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 def cmd_link(args: argparse.Namespace) -> int:
     if getattr(args, "backend", "netns") != "netns":
-        raise TestbedError("link is only available on the netns backend (docker: use docker network disconnect / tc inside the container)")
+        raise TestbedError(
+            "link is only available on the netns backend (docker: use docker network disconnect / tc inside the container)"
+        )
     _select(args).link(args.host, args.domain, args.state == "up")
     return 0
 
 
 def cmd_impair(args: argparse.Namespace) -> int:
     if getattr(args, "backend", "netns") != "netns":
-        raise TestbedError("impair is only available on the netns backend (docker: use docker network disconnect / tc inside the container)")
+        raise TestbedError(
+            "impair is only available on the netns backend (docker: use docker network disconnect / tc inside the container)"
+        )
     tb = _select(args)
     if args.clear:
         tb.clear_impair(args.domain)

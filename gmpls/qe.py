@@ -69,8 +69,8 @@ class RefreshType(IntEnum):
 
 
 #: Session ID (ETSI 004 key_handle) length in bytes
-SESSION_ID_LEN = 64
-ZERO_SESSION_ID = bytes(SESSION_ID_LEN)
+SESSION_ID_LEN: int = 64
+ZERO_SESSION_ID: bytes = bytes(SESSION_ID_LEN)
 
 
 @dataclass(frozen=True, slots=True)
