@@ -21,6 +21,7 @@ unexpected exception from it is logged and the packet dropped.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import fcntl
 import logging
@@ -56,6 +57,8 @@ SIOCGIFADDR = 0x8915
 SIOCGIFNETMASK = 0x891B
 SIOCGIFMTU = 0x8921
 TOS_CS6 = 0xC0
+#: non-Hello packets processed per event-loop turn (see OspfAgent._readable)
+BACKLOG_SLICE = 16
 
 
 def find_interface(address: IPv4Address) -> tuple[str, IPv4Interface, int]:
@@ -134,6 +137,10 @@ class OspfAgent:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._in_alldrouters: set[str] = set()
+        self._backlog: collections.deque[tuple[str, bytes, IPv4Address, IPv4Address]] = (
+            collections.deque()
+        )
+        self._working = False
         self.counters = {"rx": 0, "tx": 0, "tx_errors": 0, "core_errors": 0}
         self.started_at = 0.0
 
@@ -340,18 +347,21 @@ class OspfAgent:
         s.setsockopt(socket.IPPROTO_IP, opt, mreqn)
 
     def _readable(self, ifname: str) -> None:
+        """Drain the socket. Hellos are handled at once; other packets wait in a backlog
+        worked off in small slices, so that under load (many routers on few CPUs) Hellos
+        are neither received nor sent late: a busy router keeps its adjacencies."""
         sock = self.socks.get(ifname)
         if sock is None:
             return
         own = self.ifaces[ifname].address.ip
-        for _ in range(256):
+        for _ in range(4096):
             try:
                 pkt, _ = sock.recvfrom(65535)
             except (BlockingIOError, InterruptedError):
-                return
+                break
             except OSError as e:
                 log.warning("ospf receive error: %s", e, extra={"node": self.router.name})
-                return
+                break
             if len(pkt) < 20 or pkt[0] >> 4 != 4:
                 continue
             ihl = (pkt[0] & 0x0F) * 4
@@ -361,18 +371,41 @@ class OspfAgent:
             if src == own:
                 continue
             self.counters["rx"] += 1
-            try:
-                acts = self.router.receive(ifname, pkt[ihl:end], src, self._now(), dst)
-            except Exception:  # the core promises not to raise; a packet must never kill us
-                self.counters["core_errors"] += 1
-                log.exception("ospf core failed on a packet", extra={"node": self.router.name})
-                continue
-            self._apply(acts)
+            item = (ifname, pkt[ihl:end], src, dst)
+            if len(pkt) > ihl + 1 and pkt[ihl + 1] == 1:  # OSPF type 1: Hello
+                self._process(item)
+            else:
+                self._backlog.append(item)
+        if self._backlog and not self._working and self._loop is not None:
+            self._working = True
+            self._loop.call_soon(self._work)
+
+    def _work(self) -> None:
+        """Process a slice of the backlog, then let timers and Hellos run."""
+        self._working = False
+        for _ in range(BACKLOG_SLICE):
+            if not self._backlog:
+                return
+            self._process(self._backlog.popleft())
+        if self._backlog and self._loop is not None:
+            self._working = True
+            self._loop.call_soon(self._work)
+
+    def _process(self, item: tuple[str, bytes, IPv4Address, IPv4Address]) -> None:
+        ifname, data, src, dst = item
+        try:
+            acts = self.router.receive(ifname, data, src, self._now(), dst)
+        except Exception:  # the core promises not to raise; a packet must never kill us
+            self.counters["core_errors"] += 1
+            log.exception("ospf core failed on a packet", extra={"node": self.router.name})
+            return
+        self._apply(acts)
 
     def _tick(self) -> None:
         self._timer = None
-        # read what is waiting first: a timer that fires late (a busy host) must not
-        # declare a neighbor dead whose Hello already sits in the socket buffer
+        # read what is waiting first (Hellos are handled at once): a timer that fires
+        # late on a busy host must not declare a neighbor dead whose Hello already sits
+        # in the socket buffer
         for name in list(self.socks):
             self._readable(name)
         try:
