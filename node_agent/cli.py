@@ -12,7 +12,8 @@ A handler receives the words after the command (``args``) and returns data (rend
 coroutine function. The longest registered command that prefixes the line wins, so a
 command can take arguments (``show ip ospf database opaque-area``). A failing handler
 answers ``% error: ...``; it never takes the CLI down. Telnet negotiation from the client
-(IAC sequences) is stripped, never answered.
+(IAC sequences) is stripped, never answered. The PCE's CLI (:mod:`pce.daemon`) is this
+same table and server.
 """
 
 from __future__ import annotations
@@ -63,10 +64,14 @@ class Command:
 
 
 class CommandTable:
-    """Word-sequence -> handler. Registering the same words twice is an error."""
+    """Word-sequence -> handler. Registering the same words twice is an error.
 
-    def __init__(self) -> None:
+    ``unknown`` starts the answer to a line no command prefixes (FRR's wording by default).
+    """
+
+    def __init__(self, *, unknown: str = "% Unknown command") -> None:
         self._cmds: dict[tuple[str, ...], Command] = {}
+        self.unknown = unknown
 
     def register(
         self, words: str, handler: Handler, help: str, *, text: Renderer | None = None
@@ -105,7 +110,7 @@ class CommandTable:
             words = words[:-1]
         found = self.lookup(words)
         if found is None:
-            return f"% Unknown command: {line.strip()} (try 'help')"
+            return f"{self.unknown}: {line.strip()} (try 'help')"
         cmd, args = found
         try:
             result = cmd.handler(args)

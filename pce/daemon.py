@@ -7,7 +7,8 @@ address, CLI port) and the OSPF timers from the topology, then:
   (:mod:`pce.ospf_io`), with the TED subscribed to its LSDB (``--ted static`` instead
   loads the LSAs the topology's nodes would originate, for offline use and benchmarks);
 - serves PCEP on TCP 4189 (:mod:`pce.server`);
-- serves the CLI (:mod:`pce.cli`) on the host's ``cli_port``.
+- serves the CLI on the host's ``cli_port``: the node agent's command table and telnet
+  server (:mod:`node_agent.cli`), with this daemon's ``show`` commands registered in it.
 
 Logs are JSON lines (stdlib logging); SIGTERM/SIGINT shut down cleanly (PCEP Close to
 every peer, sockets closed).
@@ -28,7 +29,7 @@ from gmpls.ospf.lsa import LSA, LSAKey
 from gmpls.pcep.constants import PORT
 from gmpls.pcep.session import SessionConfig
 from gmpls.topology import Topology
-from pce.cli import Cli, render
+from node_agent.cli import CliServer, CommandTable
 from pce.compute import PathComputer
 from pce.server import PcepServer
 from pce.service import PceService
@@ -111,7 +112,9 @@ class PceDaemon:
             port=config.pcep_port,
             one_session_per_peer=config.one_session_per_peer,
         )
-        self.cli = Cli(f"{config.name}# ", self._commands())
+        self.cli = CommandTable(unknown="% unknown command")
+        self.cli_server = CliServer(self.cli, config.name)
+        self._register_commands()
         self.ospf: Any = None
         self.started = 0.0
 
@@ -126,7 +129,7 @@ class PceDaemon:
             self._start_ospf()
         await self.server.start()
         if self.config.cli_port is not None:
-            port = await self.cli.start(self.config.bind or "0.0.0.0", self.config.cli_port)
+            port = await self.cli_server.start(self.config.bind or "0.0.0.0", self.config.cli_port)
             log.info("cli listening", extra={"event": "cli", "port": port})
 
     def _start_ospf(self) -> None:
@@ -165,37 +168,48 @@ class PceDaemon:
 
     async def stop(self) -> None:
         await self.server.stop()
-        await self.cli.stop()
+        await self.cli_server.stop()
         if self.ospf is not None:
             self.ospf.stop()
         log.info("pce stopped", extra={"event": "stop"})
 
     # -- CLI ----------------------------------------------------------------------------
 
-    def _commands(self) -> dict[str, tuple[Any, str]]:
+    def _register_commands(self) -> None:
+        """``show ted``, ``show pcep sessions``, ``show pce statistics``, each with a
+        ``json`` form (the table renders data with the ``text`` function or as JSON)."""
+        self.cli.register(
+            "show ted",
+            lambda args: self.ted.as_json(),
+            "TE nodes, QE capability and TE links",
+            text=_ted_text,
+        )
+        self.cli.register(
+            "show pcep sessions",
+            lambda args: self._sessions(),
+            "PCEP sessions and their counters",
+            text=_sessions_text,
+        )
+        self.cli.register(
+            "show pce statistics",
+            lambda args: self._stats(),
+            "requests, replies, no-paths, compute time",
+            text=_stats_text,
+        )
+
+    def _sessions(self) -> dict[str, Any]:
         return {
-            "show ted": (self._show_ted, "TE nodes, QE capability and TE links"),
-            "show pcep sessions": (self._show_sessions, "PCEP sessions and their counters"),
-            "show pce statistics": (self._show_stats, "requests, replies, no-paths, compute time"),
-        }
-
-    def _show_ted(self, as_json: bool) -> str:
-        return render(self.ted.as_json(), as_json, _ted_text)
-
-    def _show_sessions(self, as_json: bool) -> str:
-        data = {
             "sessions": self.server.sessions_json(),
             "accepted": self.server.stats.accepted,
             "closed": self.server.stats.closed,
             "rejected_second_session": self.server.stats.rejected_second_session,
             "close_reasons": self.server.stats.close_reasons,
         }
-        return render(data, as_json, _sessions_text)
 
-    def _show_stats(self, as_json: bool) -> str:
+    def _stats(self) -> dict[str, Any]:
         data = self.service.stats.as_json()
         data["ted_version"] = self.ted.version
-        return render(data, as_json, _stats_text)
+        return data
 
 
 def _ted_text(d: dict[str, Any]) -> str:

@@ -274,7 +274,7 @@ async def test_client_reconnects_with_backoff() -> None:
 
 
 async def cli(d: PceDaemon, *lines: str) -> list[str]:
-    port = d.cli._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port = d.cli_server._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     r, w = await asyncio.open_connection("127.0.0.1", port)
     out = []
     try:
