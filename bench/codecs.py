@@ -27,11 +27,11 @@ def ospf_cases() -> Cases:
     def pkt(p: packet.Packet) -> tuple[Callable[[], bytes], Callable[[bytes], object]]:
         return p.encode, packet.decode
 
+    ri = ex.ri_lsa()
+
     def build_ri() -> bytes:
         # originate from scratch: body encode + Fletcher checksum
-        return lsa.LSA.build(
-            10, ex.ri_lsa().header.ls_id, ex.TN1, 1, ex.ri_lsa().body, options=0x42
-        ).encode()
+        return lsa.LSA.build(10, ri.header.ls_id, ex.TN1, 1, ri.body, options=0x42).encode()
 
     return {
         "OSPF Hello": pkt(ex.hello()),
