@@ -15,8 +15,9 @@ import sys
 from pathlib import Path
 
 from gmpls import topology
+from gmpls.logfmt import setup_logging
 from idq3p_emulator import codec
-from idq3p_emulator.daemon import config_from_topology, link_rate, serve, setup_logging
+from idq3p_emulator.daemon import config_from_topology, link_rate, serve
 from idq3p_emulator.store import make_keyfile
 
 

@@ -24,34 +24,6 @@ from idq3p_emulator.store import FileSource, KeySource, KeyStore, SeedSource
 log = logging.getLogger("idq3p_emulator")
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message and any ``extra`` fields."""
-
-    _STD = set(vars(logging.makeLogRecord({})))
-
-    def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {
-            "ts": round(record.created, 6),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "event": record.getMessage(),
-        }
-        for k, v in vars(record).items():
-            if k not in self._STD and not k.startswith("_"):
-                out[k] = v if isinstance(v, int | float | str | bool | None) else str(v)
-        return json.dumps(out, separators=(",", ":"))
-
-
-def setup_logging(log_file: str | None, level: int = logging.INFO) -> None:
-    handler: logging.Handler = (
-        logging.FileHandler(log_file) if log_file else logging.StreamHandler()
-    )
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-
-
 @dataclass(frozen=True, slots=True)
 class EmulatorConfig:
     name: str

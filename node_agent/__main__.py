@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--debug", action="store_true")
     a = p.parse_args(argv)
-    from node_agent.daemon import NodeDaemon, run, setup_logging
+    from gmpls.logfmt import setup_logging
+    from node_agent.daemon import NodeDaemon, run
 
     setup_logging(a.log_file, logging.DEBUG if a.debug else logging.INFO)
     try:

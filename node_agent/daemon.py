@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
-import json
 import logging
 import pkgutil
 import signal
@@ -33,42 +32,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from gmpls.logfmt import setup_logging as setup_logging  # kept importable from here
 from gmpls.ospf.router import Action
 from gmpls.topology import Topology
 from node_agent.cli import CliServer, CommandTable
 from node_agent.ospf import OspfAgent, register_commands
 
 log = logging.getLogger("node_agent")
-
-_STD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message and the record's extras."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        d: dict[str, Any] = {
-            "ts": round(record.created, 6),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        for k, v in vars(record).items():
-            if k not in _STD and not k.startswith("_"):
-                d[k] = v
-        if record.exc_info:
-            d["exc"] = self.formatException(record.exc_info)
-        return json.dumps(d, default=str)
-
-
-def setup_logging(log_file: str | None, level: int = logging.INFO) -> None:
-    handler: logging.Handler = (
-        logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
-    )
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
 
 
 class Component(Protocol):

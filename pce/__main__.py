@@ -7,8 +7,9 @@ import asyncio
 import sys
 from pathlib import Path
 
+from gmpls.logfmt import setup_logging
 from gmpls.topology import TopologyError, load
-from pce.daemon import config_from_topology, run, setup_logging
+from pce.daemon import config_from_topology, run
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from gmpls import topology
+from gmpls.logfmt import setup_logging
 from idq3p_emulator import codec as idq
-from idq3p_emulator.daemon import setup_logging
 from qkd_proxy import codec as etsi
 from qkd_proxy import sync
 from qkd_proxy.daemon import config_from_topology, serve
