@@ -102,9 +102,9 @@ def summary(name: str, setups: list[float], span: float, failed: int, retries: i
     }
 
 
-def lab(topo: Path, run_dir: Path) -> Testbed:
-    teardown(PREFIX, progress=lambda _l: None)
-    tb = Testbed(topo, run_dir, prefix=PREFIX, progress=lambda _l: None)
+def lab(topo: Path, run_dir: Path, prefix: str = PREFIX) -> Testbed:
+    teardown(prefix, progress=lambda _l: None)
+    tb = Testbed(topo, run_dir, prefix=prefix, progress=lambda _l: None)
     tb.up()
     try:
         wait_for_control_plane(tb, Roles.of(tb.topology), lambda line: print(line, flush=True))
@@ -193,6 +193,7 @@ def main() -> int:
     p.add_argument("--n", type=int, help="services per run (default 200)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--only", choices=("sequential", "concurrent"), help="one of the two runs")
+    p.add_argument("--prefix", default=PREFIX, help=f"testbed name prefix (default {PREFIX})")
     a = p.parse_args()
     if os.geteuid() != 0:
         print("bench/setup.py needs root (network namespaces)", file=sys.stderr)
@@ -204,7 +205,7 @@ def main() -> int:
         os.environ["QKDNET_INDEX"] = str(Path(tmp) / "index")
         Path(tmp, "index").mkdir()
         if a.only != "concurrent":
-            tb = lab(PAPER, Path(tmp) / "seq")
+            tb = lab(PAPER, Path(tmp) / "seq", a.prefix)
             try:
                 results.append(sequential(tb, n))
             finally:
@@ -216,7 +217,7 @@ def main() -> int:
         wide = Path(tmp) / f"paper-{lambdas}.yaml"
         wide.write_text(yaml.safe_dump(doc, sort_keys=False))
         if a.only != "sequential":
-            tb = lab(wide, Path(tmp) / "conc")
+            tb = lab(wide, Path(tmp) / "conc", a.prefix)
             try:
                 r = concurrent(tb, n)
                 r["lambdas_per_link"] = lambdas

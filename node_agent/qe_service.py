@@ -542,10 +542,7 @@ class QeService:
         for _ in range(0xFFFF):
             tid = self._next_tunnel
             self._next_tunnel = self._next_tunnel % 0xFFFF + 1
-            if tid not in self.heads and not any(
-                k.tunnel_id == tid and k.ext_tunnel_id == self.router_id
-                for k in self.rsvp.core.psbs
-            ):
+            if tid not in self.heads and not self.rsvp.core.tunnel_in_use(tid):
                 return tid
         raise QeServiceError("no free tunnel ID")
 

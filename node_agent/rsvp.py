@@ -74,6 +74,7 @@ class RsvpAgent:
         self.sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._ttl: int | None = None  # the socket's IP_TTL now (set only when it changes)
         self.counters: dict[str, int] = {"rx": 0, "tx": 0, "rx_ignored": 0, "tx_errors": 0}
 
     @classmethod
@@ -217,8 +218,7 @@ class RsvpAgent:
                     extra={"node": self.core.name, "peer": str(src)},
                 )
                 continue
-            self._log_rx(src, payload)
-            self._apply(actions)
+            self._apply(actions, rx=(src, payload))
 
     def _log_rx(self, src: IPv4Address, payload: bytes) -> None:
         if len(payload) >= 2 and payload[1] != 20:  # Hellos are not logged one by one
@@ -227,32 +227,52 @@ class RsvpAgent:
                 extra={"node": self.core.name, "peer": str(src), "rsvp_msg": _msg_name(payload[1])},
             )
 
-    def _apply(self, actions: list[C.Action]) -> list[C.Action]:
+    def _apply(
+        self, actions: list[C.Action], rx: tuple[IPv4Address, bytes] | None = None
+    ) -> list[C.Action]:
+        """Carry out the core's actions: the messages first (those that carry signalling
+        on before the Acks, which only stop a retransmission 0.5 s away), then the other
+        actions in order, then the log lines of the received and sent messages, so
+        neither an Ack nor a log line delays the next hop."""
+        sent: list[C.Send] = []
+        acks: list[C.Send] = []
         for a in actions:
             if isinstance(a, C.Send):
-                self._send(a)
-            else:
+                (acks if a.message.msg_type == MsgType.ACK else sent).append(a)
+        sent = [a for a in sent if self._send(a)]
+        sent += [a for a in acks if self._send(a)]
+        for a in actions:
+            if not isinstance(a, C.Send):
                 self._log_action(a)
                 if self.on_action is not None:
                     try:
                         self.on_action(a)
                     except Exception:
                         log.exception("rsvp action handler failed", extra={"node": self.core.name})
+        if rx is not None:
+            self._log_rx(*rx)
+        for a in sent:
+            self._log_tx(a)
         self._arm()
         return actions
 
-    def _send(self, a: C.Send) -> None:
+    def _send(self, a: C.Send) -> bool:
         if self.sock is None:
-            return
+            return False
         try:
-            self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, a.ttl)
+            if a.ttl != self._ttl:
+                self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, a.ttl)
+                self._ttl = a.ttl
             self.sock.sendto(a.data, (str(a.dst), 0))
             self.counters["tx"] += 1
         except OSError as e:
             self.counters["tx_errors"] += 1
             if e.errno not in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EAGAIN):
                 log.warning("rsvp send to %s failed: %s", a.dst, e, extra={"node": self.core.name})
-            return
+            return False
+        return True
+
+    def _log_tx(self, a: C.Send) -> None:
         if a.message.msg_type != 20:
             lsp = ""
             with contextlib.suppress(Exception):

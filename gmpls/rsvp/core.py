@@ -54,6 +54,7 @@ Procedures and their sources:
 
 from __future__ import annotations
 
+import heapq
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -405,6 +406,14 @@ class RsvpCore:
         self._now = 0.0
         self.stats.update({"retransmits": 0, "retransmit_give_up": 0, "acks_rx": 0})
         self._next_lsp_id = 1
+        #: O(1) indexes over ``psbs``: (ext tunnel ID, tunnel ID) -> its LSPs; insertion
+        #: order (the order ``psbs`` iterates in); per-LSP timers in a heap of (deadline,
+        #: seq, key) whose entry for a key is live while ``_sched[key]`` holds its deadline
+        self._tunnels: dict[tuple[IPv4Address, int], set[LspKey]] = {}
+        self._order: dict[LspKey, int] = {}
+        self._seq = 0
+        self._due: list[tuple[float, int, LspKey]] = []
+        self._sched: dict[LspKey, float] = {}
         self._dirty: set[int] = set()
         self._out: list[Action] = []
         self._started = False
@@ -428,9 +437,8 @@ class RsvpCore:
         starts the QE procedure. Errors found in the ERO end in :class:`LspDown` with
         the RSVP code, no message is sent. Raises ValueError for a tunnel ID in use.
         """
-        for k in self.psbs:
-            if k.ext_tunnel_id == self.router_id and k.tunnel_id == tunnel_id:
-                raise ValueError(f"tunnel {tunnel_id} is in use")
+        if self.tunnel_in_use(tunnel_id):
+            raise ValueError(f"tunnel {tunnel_id} is in use")
         self._begin(now)
         lsp_id = self._next_lsp_id
         self._next_lsp_id = self._next_lsp_id % 0xFFFF + 1
@@ -461,8 +469,9 @@ class RsvpCore:
         except _Fail as f:
             self._emit(LspDown(key, HEAD, f.reason, f.code))
             return self._end()
-        self.psbs[key] = psb
+        self._add_psb(psb)
         psb.setup_deadline = now + self.lifetime
+        self._schedule(key)
         if psb.qe_pending:
             psb.state = "qe-wait"
             assert psb.qe_dst is not None and psb.qe_params is not None
@@ -474,10 +483,16 @@ class RsvpCore:
     def delete_lsp(self, tunnel_id: int, now: float) -> list[Action]:
         """Head: tear down tunnel ``tunnel_id`` (PathTear, labels and key released)."""
         self._begin(now)
-        for key, psb in list(self.psbs.items()):
-            if psb.role == HEAD and key.tunnel_id == tunnel_id:
+        keys = self._tunnels.get((self.router_id, tunnel_id), set())
+        for key in sorted(keys, key=self._order.__getitem__):
+            psb = self.psbs.get(key)
+            if psb is not None and psb.role == HEAD:
                 self._teardown(psb, "deleted", None, send_tear=True)
         return self._end()
+
+    def tunnel_in_use(self, tunnel_id: int) -> bool:
+        """Whether this node heads (or holds state of) an LSP of its tunnel ``tunnel_id``."""
+        return bool(self._tunnels.get((self.router_id, tunnel_id)))
 
     def handle(self, event: Event, now: float) -> list[Action]:
         self._begin(now)
@@ -493,10 +508,13 @@ class RsvpCore:
     def next_deadline(self) -> float | None:
         """When :class:`Tick` is next due (None: nothing pending)."""
         times: list[float] = [p.next_at for p in self.pending.values()]
-        for p in self.psbs.values():
-            times += [t for t in (p.expires, p.next_refresh, p.setup_deadline) if t is not None]
-        for r in self.rsbs.values():
-            times += [t for t in (r.expires, r.next_refresh) if t is not None]
+        top = self._top()
+        if top is not None:
+            times.append(top)
+        for key, r in self.rsbs.items():
+            # an RSB without its PSB (none is ever left so, but its timers still count)
+            if key not in self.psbs:
+                times += [t for t in (r.expires, r.next_refresh) if t is not None]
         if self.hello > 0:
             for n in self.neighbors.values():
                 times.append(n.next_hello)
@@ -550,6 +568,66 @@ class RsvpCore:
 
     def _emit(self, a: Action) -> None:
         self._out.append(a)
+
+    # --- indexes: tunnels and per-LSP timers ------------------------------------------
+
+    def _add_psb(self, psb: Psb) -> None:
+        key = psb.key
+        self.psbs[key] = psb
+        self._seq += 1
+        self._order[key] = self._seq
+        self._tunnels.setdefault((key.ext_tunnel_id, key.tunnel_id), set()).add(key)
+
+    def _drop_psb(self, key: LspKey) -> None:
+        if self.psbs.pop(key, None) is None:
+            return
+        self._order.pop(key, None)
+        t = (key.ext_tunnel_id, key.tunnel_id)
+        keys = self._tunnels.get(t)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._tunnels[t]
+
+    def _deadline(self, key: LspKey) -> float | None:
+        """The earliest timer of one LSP (Path/Resv refresh, state timeout, setup)."""
+        p = self.psbs.get(key)
+        if p is None:
+            return None
+        times = [t for t in (p.expires, p.next_refresh, p.setup_deadline) if t is not None]
+        r = self.rsbs.get(key)
+        if r is not None:
+            times += [t for t in (r.expires, r.next_refresh) if t is not None]
+        return min(times) if times else None
+
+    def _schedule(self, key: LspKey) -> None:
+        """(Re)enter the LSP's earliest timer in the heap (after a timer moved earlier;
+        a timer that moved later is corrected when its old entry comes to the top)."""
+        t = self._deadline(key)
+        if t is None:
+            self._sched.pop(key, None)
+        elif self._sched.get(key) != t:
+            self._sched[key] = t
+            self._seq += 1
+            heapq.heappush(self._due, (t, self._seq, key))
+
+    def _top(self) -> float | None:
+        """The earliest LSP timer: stale heap entries (LSP gone, timer moved) are dropped
+        or re-entered at their LSP's real deadline until the top one is right."""
+        due = self._due
+        while due:
+            t, _, key = due[0]
+            if self._sched.get(key) != t:
+                heapq.heappop(due)
+                continue
+            real = self._deadline(key)
+            if real == t:
+                return t
+            heapq.heappop(due)
+            del self._sched[key]
+            if real is not None:
+                self._schedule(key)
+        return None
 
     def _send(self, dst: IPv4Address, msg: Message, ttl: int = 255) -> None:
         if self.reliable and not msg.flags & RR_CAPABLE:
@@ -808,6 +886,7 @@ class RsvpCore:
         psb.state = "path-sent"
         psb.path_msg = self._path_message(psb)
         psb.next_refresh = now + self.refresh
+        self._schedule(psb.key)
         self._trigger(psb.nhop, psb.path_msg)
 
     def _resv_message(self, psb: Psb, rsb: Rsb) -> Message:
@@ -846,6 +925,7 @@ class RsvpCore:
         first = psb.state != "up"
         rsb.resv_msg = self._resv_message(psb, rsb)
         rsb.next_refresh = now + self.refresh
+        self._schedule(psb.key)
         psb.state = "up"
         self._trigger(psb.phop, rsb.resv_msg)
         if first and psb.role == TAIL:
@@ -911,8 +991,9 @@ class RsvpCore:
         """Remove the LSP's state here: labels back, key session closed, PathTear
         downstream (``send_tear``) and/or ResvTear upstream (``resv_tear``)."""
         key = psb.key
-        self.psbs.pop(key, None)
+        self._drop_psb(key)
         self.rsbs.pop(key, None)
+        self._sched.pop(key, None)
         # the LSP's Path and Resv are void; errors already sent keep being retransmitted
         self._cancel(key, types=(MsgType.PATH, MsgType.RESV))
         self._release(psb.in_if, psb.in_label)
@@ -1100,7 +1181,8 @@ class RsvpCore:
             log.info("%s: Path %s refused: %s", self.name, key, f.reason)
             self._path_err_to(phop, session, template, tspec, f.code, 0, psb.in_if)
             return
-        self.psbs[key] = psb
+        self._add_psb(psb)
+        self._schedule(key)
         if psb.role == TAIL:
             if psb.qe_pending:
                 psb.state = "resv-wait-qe"
@@ -1167,6 +1249,7 @@ class RsvpCore:
             now + self.lifetime,
         )
         self.rsbs[key] = rsb
+        self._schedule(key)
         if psb.role == HEAD:
             psb.state = "up"
             psb.setup_deadline = None
@@ -1298,34 +1381,53 @@ class RsvpCore:
                     )
                     self._send(n.address, req, ttl=1)
                     n.next_hello = now + self.hello
-        for psb in list(self.psbs.values()):
+        for psb in self._due_psbs(now):
             if psb.key not in self.psbs:
                 continue
-            if psb.setup_deadline is not None and now >= psb.setup_deadline:
-                # no Resv within the state lifetime L: give the setup up
-                self._teardown(psb, "setup timeout: no Resv", None, send_tear=True)
-                continue
-            if psb.expires is not None and now >= psb.expires:
-                # RFC 2205 §3.7: path state timed out; tell downstream
-                self._teardown(psb, "path state timeout", None, send_tear=True)
-                continue
-            rsb = self.rsbs.get(psb.key)
-            if rsb is not None and rsb.expires is not None and now >= rsb.expires:
-                self._teardown(psb, "resv state timeout", None, send_tear=True, resv_tear=True)
-                continue
-            if psb.next_refresh is not None and now >= psb.next_refresh and psb.path_msg:
-                assert psb.nhop is not None
-                self._send(psb.nhop, psb.path_msg)
-                psb.next_refresh = now + self.refresh
-            if (
-                rsb is not None
-                and rsb.resv_msg is not None
-                and rsb.next_refresh is not None
-                and now >= rsb.next_refresh
-                and psb.phop is not None
-            ):
-                self._send(psb.phop, rsb.resv_msg)
-                rsb.next_refresh = now + self.refresh
+            self._lsp_timers(psb, now)
+            if psb.key in self.psbs:
+                self._schedule(psb.key)
+
+    def _due_psbs(self, now: float) -> list[Psb]:
+        """The LSPs with a timer due at ``now``, in ``psbs`` order (as a scan would)."""
+        keys: list[LspKey] = []
+        while True:
+            t = self._top()
+            if t is None or t > now:
+                break
+            _, _, key = heapq.heappop(self._due)
+            del self._sched[key]
+            keys.append(key)
+        keys.sort(key=self._order.__getitem__)
+        return [self.psbs[k] for k in keys]
+
+    def _lsp_timers(self, psb: Psb, now: float) -> None:
+        """One LSP's timers (RFC 2205 §3.7): setup timeout, state timeouts, refreshes."""
+        if psb.setup_deadline is not None and now >= psb.setup_deadline:
+            # no Resv within the state lifetime L: give the setup up
+            self._teardown(psb, "setup timeout: no Resv", None, send_tear=True)
+            return
+        if psb.expires is not None and now >= psb.expires:
+            # RFC 2205 §3.7: path state timed out; tell downstream
+            self._teardown(psb, "path state timeout", None, send_tear=True)
+            return
+        rsb = self.rsbs.get(psb.key)
+        if rsb is not None and rsb.expires is not None and now >= rsb.expires:
+            self._teardown(psb, "resv state timeout", None, send_tear=True, resv_tear=True)
+            return
+        if psb.next_refresh is not None and now >= psb.next_refresh and psb.path_msg:
+            assert psb.nhop is not None
+            self._send(psb.nhop, psb.path_msg)
+            psb.next_refresh = now + self.refresh
+        if (
+            rsb is not None
+            and rsb.resv_msg is not None
+            and rsb.next_refresh is not None
+            and now >= rsb.next_refresh
+            and psb.phop is not None
+        ):
+            self._send(psb.phop, rsb.resv_msg)
+            rsb.next_refresh = now + self.refresh
 
 
 # --- helpers -----------------------------------------------------------------------------
