@@ -17,6 +17,7 @@ from gmpls.errors import DecodeError
 _U8 = struct.Struct("!B")
 _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
+_U64 = struct.Struct("!Q")
 _F32 = struct.Struct("!f")
 
 
@@ -72,6 +73,9 @@ class Reader:
     def u32(self, field: str) -> int:
         return int(_U32.unpack_from(self.data, self._need(4, field))[0])
 
+    def u64(self, field: str) -> int:
+        return int(_U64.unpack_from(self.data, self._need(8, field))[0])
+
     def f32(self, field: str) -> float:
         return float(_F32.unpack_from(self.data, self._need(4, field))[0])
 
@@ -116,6 +120,10 @@ def u24(v: int) -> bytes:
 
 def u32(v: int) -> bytes:
     return _U32.pack(v)
+
+
+def u64(v: int) -> bytes:
+    return _U64.pack(v)
 
 
 def f32(v: float) -> bytes:

@@ -19,14 +19,13 @@ no I/O; decode raises :class:`~gmpls.errors.DecodeError` naming the field.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, ClassVar, Protocol
 
 from gmpls.errors import EncodeError
 from gmpls.registry import Registry
-from gmpls.wire import Reader, u8, u16, u32
+from gmpls.wire import Reader, u8, u16, u32, u64
 
 MAGIC = b"IQ"
 VERSION = 1
@@ -37,8 +36,6 @@ MAX_KEY_BYTES = 1024
 #: most keys one request may carry: keeps an answer under a 64 KiB datagram
 MAX_KEYS = 1024
 MAX_DATAGRAM = 65000
-
-_U64 = struct.Struct("!Q")
 
 
 class Status(IntEnum):
@@ -59,14 +56,6 @@ class MsgType(IntEnum):
     ERROR = 0xFF
 
 
-def _u64(v: int) -> bytes:
-    return _U64.pack(v)
-
-
-def _read_u64(r: Reader, field: str) -> int:
-    return int(_U64.unpack(r.bytes(8, field))[0])
-
-
 class Message(Protocol):
     TYPE: ClassVar[MsgType]
     request_id: int
@@ -80,6 +69,21 @@ REGISTRY: Registry[Any] = Registry("idq3p.message")
 def _check_key_bytes(n: int, field: str) -> None:
     if not 1 <= n <= MAX_KEY_BYTES:
         raise EncodeError(field, f"{n} is not in 1..{MAX_KEY_BYTES}")
+
+
+def _read_key_bytes(r: Reader) -> int:
+    n = r.u16("key_bytes")
+    if not 1 <= n <= MAX_KEY_BYTES:
+        raise r.fail("key_bytes", f"{n} is not in 1..{MAX_KEY_BYTES}")
+    return n
+
+
+def _read_count(r: Reader) -> int:
+    """A request's count of keys: 1..MAX_KEYS."""
+    count = r.u16("count")
+    if not 1 <= count <= MAX_KEYS:
+        raise r.fail("count", f"{count} is not in 1..{MAX_KEYS}")
+    return count
 
 
 @REGISTRY.register(MsgType.GET_NEXT_KEY)
@@ -101,12 +105,8 @@ class GetNextKey:
 
     @classmethod
     def decode_body(cls, rid: int, r: Reader) -> GetNextKey:
-        n = r.u16("key_bytes")
-        count = r.u16("count")
-        if not 1 <= n <= MAX_KEY_BYTES:
-            raise r.fail("key_bytes", f"{n} is not in 1..{MAX_KEY_BYTES}")
-        if not 1 <= count <= MAX_KEYS:
-            raise r.fail("count", f"{count} is not in 1..{MAX_KEYS}")
+        n = _read_key_bytes(r)
+        count = _read_count(r)
         r.expect_end("end")
         return cls(rid, n, count)
 
@@ -125,19 +125,13 @@ class GetKeyById:
         _check_key_bytes(self.key_bytes, "idq3p.GET_KEY_BY_ID.key_bytes")
         if not 1 <= len(self.key_ids) <= MAX_KEYS:
             raise EncodeError("idq3p.GET_KEY_BY_ID.count", f"{len(self.key_ids)} IDs")
-        return (
-            u16(self.key_bytes) + u16(len(self.key_ids)) + b"".join(_u64(k) for k in self.key_ids)
-        )
+        return u16(self.key_bytes) + u16(len(self.key_ids)) + b"".join(u64(k) for k in self.key_ids)
 
     @classmethod
     def decode_body(cls, rid: int, r: Reader) -> GetKeyById:
-        n = r.u16("key_bytes")
-        count = r.u16("count")
-        if not 1 <= n <= MAX_KEY_BYTES:
-            raise r.fail("key_bytes", f"{n} is not in 1..{MAX_KEY_BYTES}")
-        if not 1 <= count <= MAX_KEYS:
-            raise r.fail("count", f"{count} is not in 1..{MAX_KEYS}")
-        ids = tuple(_read_u64(r, f"key_id[{i}]") for i in range(count))
+        n = _read_key_bytes(r)
+        count = _read_count(r)
+        ids = tuple(r.u64(f"key_id[{i}]") for i in range(count))
         r.expect_end("end")
         return cls(rid, n, ids)
 
@@ -157,9 +151,7 @@ class StatusRequest:
 
     @classmethod
     def decode_body(cls, rid: int, r: Reader) -> StatusRequest:
-        n = r.u16("key_bytes")
-        if not 1 <= n <= MAX_KEY_BYTES:
-            raise r.fail("key_bytes", f"{n} is not in 1..{MAX_KEY_BYTES}")
+        n = _read_key_bytes(r)
         r.expect_end("end")
         return cls(rid, n)
 
@@ -192,22 +184,19 @@ class Keys:
         for k in self.keys:
             if len(k.material) != self.key_bytes:
                 raise EncodeError("idq3p.KEYS.key", f"{len(k.material)} != {self.key_bytes}")
-            out.append(_u64(k.key_id) + k.material)
+            out.append(u64(k.key_id) + k.material)
         return b"".join(out)
 
     @classmethod
     def decode_body(cls, rid: int, r: Reader) -> Keys:
         status = _status(r)
         r.u8("reserved")
-        n = r.u16("key_bytes")
-        if not 1 <= n <= MAX_KEY_BYTES:
-            raise r.fail("key_bytes", f"{n} is not in 1..{MAX_KEY_BYTES}")
+        n = _read_key_bytes(r)
         count = r.u16("count")
         if count > MAX_KEYS:
             raise r.fail("count", f"{count} > {MAX_KEYS}")
         keys = tuple(
-            Key(_read_u64(r, f"key[{i}].id"), r.bytes(n, f"key[{i}].material"))
-            for i in range(count)
+            Key(r.u64(f"key[{i}].id"), r.bytes(n, f"key[{i}].material")) for i in range(count)
         )
         r.expect_end("end")
         return cls(rid, status, n, keys)
@@ -234,10 +223,10 @@ class StatusReply:
             + u8(0)
             + u16(self.key_bytes)
             + u32(min(self.keys_available, 0xFFFFFFFF))
-            + _u64(self.bits_available)
-            + _u64(self.rate_bps)
-            + _u64(self.buffer_bits)
-            + _u64(self.delivered_keys)
+            + u64(self.bits_available)
+            + u64(self.rate_bps)
+            + u64(self.buffer_bits)
+            + u64(self.delivered_keys)
         )
 
     @classmethod
@@ -250,10 +239,10 @@ class StatusReply:
             status,
             n,
             r.u32("keys_available"),
-            _read_u64(r, "bits_available"),
-            _read_u64(r, "rate_bps"),
-            _read_u64(r, "buffer_bits"),
-            _read_u64(r, "delivered_keys"),
+            r.u64("bits_available"),
+            r.u64("rate_bps"),
+            r.u64("buffer_bits"),
+            r.u64("delivered_keys"),
         )
         r.expect_end("end")
         return out

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import struct
 from dataclasses import dataclass
 from enum import IntEnum
 from ipaddress import IPv4Address
@@ -30,7 +29,7 @@ from typing import Any, ClassVar
 
 from gmpls.errors import DecodeError, EncodeError
 from gmpls.registry import Registry
-from gmpls.wire import Reader, u8, u16, u32
+from gmpls.wire import Reader, u8, u16, u32, u64
 
 MAGIC = b"QS"
 VERSION = 1
@@ -39,7 +38,6 @@ HEADER_LEN = 12
 MAC_LEN = 32
 HANDLE_LEN = 64
 MAX_IDS = 4096
-_U64 = struct.Struct("!Q")
 
 
 class SyncType(IntEnum):
@@ -68,14 +66,6 @@ class Result(IntEnum):
 REGISTRY: Registry[Any] = Registry("sync.message")
 
 
-def _u64(v: int) -> bytes:
-    return _U64.pack(v)
-
-
-def _r64(r: Reader, field: str) -> int:
-    return int(_U64.unpack(r.bytes(8, field))[0])
-
-
 def _result(r: Reader) -> Result:
     v = r.u8("result")
     try:
@@ -88,13 +78,13 @@ def _ids(r: Reader) -> tuple[int, ...]:
     n = r.u16("count")
     if n > MAX_IDS:
         raise r.fail("count", f"{n} > {MAX_IDS}")
-    return tuple(_r64(r, f"key_id[{i}]") for i in range(n))
+    return tuple(r.u64(f"key_id[{i}]") for i in range(n))
 
 
 def _enc_ids(ids: tuple[int, ...], field: str) -> bytes:
     if len(ids) > MAX_IDS:
         raise EncodeError(field, f"{len(ids)} IDs > {MAX_IDS}")
-    return u16(len(ids)) + b"".join(_u64(i) for i in ids)
+    return u16(len(ids)) + b"".join(u64(i) for i in ids)
 
 
 def _h(h: bytes, field: str) -> bytes:
@@ -344,7 +334,7 @@ class SyncCodec:
 
     def seal(self, msg: SyncMessage) -> bytes:
         self._seq += 1
-        head = MAGIC + u8(VERSION) + u8(msg.TYPE) + _u64(self._seq)
+        head = MAGIC + u8(VERSION) + u8(msg.TYPE) + u64(self._seq)
         data = head + msg.encode_body()
         self.counters["sent"] += 1
         return data + self._mac(data)
@@ -365,7 +355,7 @@ class SyncCodec:
             if r.u8("version") != VERSION:
                 raise r.fail("version", "unsupported")
             mtype = r.u8("type")
-            seq = _r64(r, "sequence")
+            seq = r.u64("sequence")
             cls = REGISTRY.get(mtype)
             if cls is None:
                 raise r.fail("type", f"unknown sync message type {mtype}")
