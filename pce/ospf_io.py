@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
 import socket
-import struct
 from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv4Interface
 
@@ -31,29 +29,15 @@ from gmpls.ospf.router import (
     SetTimer,
     Timer,
 )
+from node_agent.ospf import find_interface
 
 log = logging.getLogger("pce.ospf")
 
-SIOCGIFADDR = 0x8915
-SIOCGIFNETMASK = 0x891B
-
 
 def interface_of(address: IPv4Address) -> tuple[str, IPv4Interface]:
-    """The interface holding ``address`` and its prefix (ioctl SIOCGIFADDR/NETMASK)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        for _, name in socket.if_nameindex():
-            req = struct.pack("256s", name.encode()[:15])
-            try:
-                addr = IPv4Address(fcntl.ioctl(s.fileno(), SIOCGIFADDR, req)[20:24])
-                mask = IPv4Address(fcntl.ioctl(s.fileno(), SIOCGIFNETMASK, req)[20:24])
-            except OSError:
-                continue
-            if addr == address:
-                return name, IPv4Interface(f"{addr}/{mask}")
-    finally:
-        s.close()
-    raise LookupError(f"no interface has address {address}")
+    """The interface holding ``address`` and its prefix (the node agent's lookup)."""
+    name, iface, _mtu = find_interface(address)
+    return name, iface
 
 
 class OspfShell:
