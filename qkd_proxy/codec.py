@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 from ipaddress import IPv4Address
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from gmpls.errors import DecodeError, EncodeError
 from gmpls.registry import Registry
@@ -250,12 +250,12 @@ class _StatusHandleReply:
     def encode_body(self) -> bytes:
         return u32(self.status) + _check_handle(self.key_handle, "etsi004.reply.key_handle")
 
-
-def _decode_status_handle(cls: type, rid: int, r: Reader) -> object:
-    s = _status(r)
-    h = _handle(r)
-    r.expect_end("end")
-    return cls(rid, s, h)
+    @classmethod
+    def decode_body(cls, rid: int, r: Reader) -> Self:
+        s = _status(r)
+        h = _handle(r)
+        r.expect_end("end")
+        return cls(rid, s, h)
 
 
 @REGISTRY.register(MsgType.CONNECT_NONBLOCK_REPLY)
@@ -263,35 +263,17 @@ def _decode_status_handle(cls: type, rid: int, r: Reader) -> object:
 class ConnectNonblockReply(_StatusHandleReply):
     TYPE: ClassVar[MsgType] = MsgType.CONNECT_NONBLOCK_REPLY
 
-    @classmethod
-    def decode_body(cls, rid: int, r: Reader) -> ConnectNonblockReply:
-        out = _decode_status_handle(cls, rid, r)
-        assert isinstance(out, cls)
-        return out
-
 
 @REGISTRY.register(MsgType.CONNECT_BLOCKING_REPLY)
 @dataclass(frozen=True, slots=True)
 class ConnectBlockingReply(_StatusHandleReply):
     TYPE: ClassVar[MsgType] = MsgType.CONNECT_BLOCKING_REPLY
 
-    @classmethod
-    def decode_body(cls, rid: int, r: Reader) -> ConnectBlockingReply:
-        out = _decode_status_handle(cls, rid, r)
-        assert isinstance(out, cls)
-        return out
-
 
 @REGISTRY.register(MsgType.CLOSE_REPLY)
 @dataclass(frozen=True, slots=True)
 class CloseReply(_StatusHandleReply):
     TYPE: ClassVar[MsgType] = MsgType.CLOSE_REPLY
-
-    @classmethod
-    def decode_body(cls, rid: int, r: Reader) -> CloseReply:
-        out = _decode_status_handle(cls, rid, r)
-        assert isinstance(out, cls)
-        return out
 
 
 @REGISTRY.register(MsgType.GET_KEY_REPLY)

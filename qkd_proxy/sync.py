@@ -25,7 +25,7 @@ import hmac
 from dataclasses import dataclass
 from enum import IntEnum
 from ipaddress import IPv4Address
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from gmpls.errors import DecodeError, EncodeError
 from gmpls.registry import Registry
@@ -149,6 +149,10 @@ class _TxHandle:
     def encode_body(self) -> bytes:
         return u32(self.txid) + _h(self.key_handle, "sync.key_handle")
 
+    @classmethod
+    def decode_body(cls, r: Reader) -> Self:
+        return cls(r.u32("txid"), r.bytes(HANDLE_LEN, "key_handle"))
+
 
 @REGISTRY.register(SyncType.OPENED)
 @dataclass(frozen=True, slots=True)
@@ -157,10 +161,6 @@ class Opened(_TxHandle):
 
     TYPE: ClassVar[SyncType] = SyncType.OPENED
 
-    @classmethod
-    def decode_body(cls, r: Reader) -> Opened:
-        return cls(r.u32("txid"), r.bytes(HANDLE_LEN, "key_handle"))
-
 
 @REGISTRY.register(SyncType.CLOSE)
 @dataclass(frozen=True, slots=True)
@@ -168,10 +168,6 @@ class Close(_TxHandle):
     """The sender's application closed the session."""
 
     TYPE: ClassVar[SyncType] = SyncType.CLOSE
-
-    @classmethod
-    def decode_body(cls, r: Reader) -> Close:
-        return cls(r.u32("txid"), r.bytes(HANDLE_LEN, "key_handle"))
 
 
 @REGISTRY.register(SyncType.BIND)
