@@ -136,23 +136,32 @@ class Open:
         return cls(rid, dest, qos, h)
 
 
-@REGISTRY.register(MsgType.CONNECT_NONBLOCK)
 @dataclass(frozen=True, slots=True)
-class ConnectNonblock:
-    """QKD_CONNECT_NONBLOCK(key_handle): is the peer application there yet?"""
+class _HandleRequest:
+    """A request whose body is the key_handle alone."""
 
-    TYPE: ClassVar[MsgType] = MsgType.CONNECT_NONBLOCK
+    TYPE: ClassVar[MsgType]
     request_id: int
     key_handle: bytes
 
     def encode_body(self) -> bytes:
-        return _check_handle(self.key_handle, "etsi004.CONNECT_NONBLOCK.key_handle")
+        if len(self.key_handle) == HANDLE_LEN:  # hot path (GET_KEY): no field name to build
+            return self.key_handle
+        return _check_handle(self.key_handle, f"etsi004.{self.TYPE.name}.key_handle")
 
     @classmethod
-    def decode_body(cls, rid: int, r: Reader) -> ConnectNonblock:
+    def decode_body(cls, rid: int, r: Reader) -> Self:
         h = _handle(r)
         r.expect_end("end")
         return cls(rid, h)
+
+
+@REGISTRY.register(MsgType.CONNECT_NONBLOCK)
+@dataclass(frozen=True, slots=True)
+class ConnectNonblock(_HandleRequest):
+    """QKD_CONNECT_NONBLOCK(key_handle): is the peer application there yet?"""
+
+    TYPE: ClassVar[MsgType] = MsgType.CONNECT_NONBLOCK
 
 
 @REGISTRY.register(MsgType.CONNECT_BLOCKING)
@@ -180,40 +189,18 @@ class ConnectBlocking:
 
 @REGISTRY.register(MsgType.GET_KEY)
 @dataclass(frozen=True, slots=True)
-class GetKey:
+class GetKey(_HandleRequest):
     """QKD_GET_KEY(key_handle): the next key of the session."""
 
     TYPE: ClassVar[MsgType] = MsgType.GET_KEY
-    request_id: int
-    key_handle: bytes
-
-    def encode_body(self) -> bytes:
-        return _check_handle(self.key_handle, "etsi004.GET_KEY.key_handle")
-
-    @classmethod
-    def decode_body(cls, rid: int, r: Reader) -> GetKey:
-        h = _handle(r)
-        r.expect_end("end")
-        return cls(rid, h)
 
 
 @REGISTRY.register(MsgType.CLOSE)
 @dataclass(frozen=True, slots=True)
-class Close:
+class Close(_HandleRequest):
     """QKD_CLOSE(key_handle)."""
 
     TYPE: ClassVar[MsgType] = MsgType.CLOSE
-    request_id: int
-    key_handle: bytes
-
-    def encode_body(self) -> bytes:
-        return _check_handle(self.key_handle, "etsi004.CLOSE.key_handle")
-
-    @classmethod
-    def decode_body(cls, rid: int, r: Reader) -> Close:
-        h = _handle(r)
-        r.expect_end("end")
-        return cls(rid, h)
 
 
 @REGISTRY.register(MsgType.OPEN_REPLY)
