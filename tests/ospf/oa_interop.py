@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from oa_net import OaLan
+from oa_net import OaLan, node_agent_argv
 
 FRR = Path("/usr/lib/frr")
 RUN = Path("/run/oa-ospf")
@@ -181,20 +180,7 @@ class MixedLab:
         prio = h.get("priority", 1)
         if h["kind"] == "node":
             self.lan.spawn(
-                name,
-                [
-                    sys.executable,
-                    "-m",
-                    "node_agent",
-                    "--topology",
-                    str(self.topo),
-                    "--host",
-                    name,
-                    "--log-file",
-                    str(self.tmp / f"{name}.log"),
-                    "--no-extensions",
-                ],
-                "node_agent",
+                name, node_agent_argv(self.topo, name, self.tmp / f"{name}.log"), "node_agent"
             )
         elif h["kind"] == "frr":
             d = RUN / f"{self.lan.tag}-{name}"

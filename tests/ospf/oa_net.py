@@ -11,8 +11,11 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pyroute2.netns import popns, pushns
 
@@ -35,6 +38,51 @@ def cleanup_all() -> None:
             with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(pid), signal.SIGKILL)
         sh("ip", "netns", "del", ns, check=False)
+
+
+def wait_for(
+    pred: Callable[[], Any], timeout: float, what: str, extra: Callable[[], Any] = lambda: ""
+) -> None:
+    """Poll ``pred`` every 0.5 s until it returns True; what it returned last (a value or
+    an error from a CLI/subprocess call) goes into the failure message with ``extra()``."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            r = pred()
+            if r is True:
+                return
+            last = r
+        except (OSError, ValueError, KeyError, subprocess.SubprocessError) as e:
+            last = e
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}: {last} {extra()}")
+
+
+def tshark_fields(pcap: Path, display_filter: str, field: str) -> list[str]:
+    """The values of ``field`` in the packets of ``pcap`` that ``display_filter`` matches."""
+    return subprocess.run(
+        ["tshark", "-r", str(pcap), "-Y", display_filter, "-T", "fields", "-e", field],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+
+
+def node_agent_argv(topology: Path, host: str, log: Path) -> list[str]:
+    """``python -m node_agent`` for ``host``: OSPF-TE and its CLI only (no extensions)."""
+    return [
+        sys.executable,
+        "-m",
+        "node_agent",
+        "--topology",
+        str(topology),
+        "--host",
+        host,
+        "--log-file",
+        str(log),
+        "--no-extensions",
+    ]
 
 
 class OaLan:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 
 import pytest
 from oa_interop import QKD_DOMAINS, MixedLab
-from oa_net import OaLan
+from oa_net import OaLan, tshark_fields, wait_for
 
 pytestmark = [pytest.mark.interop, pytest.mark.netns, pytest.mark.slow]
 
@@ -65,21 +64,6 @@ TE_LINKS = [
         "lambdas": "[1, 2, 3, 4, 5, 6, 7, 8]",
     }
 ]
-
-
-def wait_for(pred: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            r = pred()
-            if r is True:
-                return
-            last = r
-        except (OSError, ValueError, KeyError, subprocess.SubprocessError) as e:
-            last = e
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}: {last}")
 
 
 @pytest.fixture
@@ -279,45 +263,14 @@ def test_ours_frr_bird_on_one_lan(mixed: MixedLab, tmp_path: Path) -> None:
 
     # tshark: no malformed OSPF packet in the capture; ours carry no expert warning
     time.sleep(1)
-    bad = subprocess.run(
-        [
-            "tshark",
-            "-r",
-            str(pcap),
-            "-Y",
-            "ospf && _ws.malformed",
-            "-T",
-            "fields",
-            "-e",
-            "frame.number",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
+    bad = tshark_fields(pcap, "ospf && _ws.malformed", "frame.number")
     assert bad == []
-    warn = subprocess.run(
-        [
-            "tshark",
-            "-r",
-            str(pcap),
-            "-Y",
-            "ospf && ip.src in {10.1.1.1, 10.1.1.2} && _ws.expert.severity >= warning",
-            "-T",
-            "fields",
-            "-e",
-            "frame.number",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
+    warn = tshark_fields(
+        pcap,
+        "ospf && ip.src in {10.1.1.1, 10.1.1.2} && _ws.expert.severity >= warning",
+        "frame.number",
+    )
     assert warn == []
-    n = subprocess.run(
-        ["tshark", "-r", str(pcap), "-Y", "ospf", "-T", "fields", "-e", "ip.src"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
+    n = tshark_fields(pcap, "ospf", "ip.src")
     assert {"10.1.1.1", "10.1.1.2", "10.1.1.3", "10.1.1.4"} <= set(n)
     json.dumps(n)  # keep the capture summary serialisable for debugging

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -13,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from oa_net import OaLan
+from oa_net import OaLan, node_agent_argv, tshark_fields, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PAPER = ROOT / "topologies" / "paper.yaml"
@@ -37,44 +36,16 @@ def start_nodes(lan: OaLan, tmp_path: Path) -> None:
     for i, n in enumerate(NODES, 1):
         lan.add_host(n, f"10.1.1.{i}/24")
     for n in NODES:
-        lan.spawn(
-            n,
-            [
-                sys.executable,
-                "-m",
-                "node_agent",
-                "--topology",
-                str(PAPER),
-                "--host",
-                n,
-                "--log-file",
-                str(tmp_path / f"{n}.log"),
-                "--no-extensions",
-            ],
-            "node_agent",
-        )
+        lan.spawn(n, node_agent_argv(PAPER, n, tmp_path / f"{n}.log"), "node_agent")
 
 
 def cli_json(lan: OaLan, host: str, cmd: str) -> Any:
     return json.loads(lan.cli(host, cmd + " json"))
 
 
-def wait_for(pred: Any, timeout: float, what: str, extra: Any = lambda: "") -> None:
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            if pred():
-                return
-        except (OSError, ValueError, KeyError) as e:
-            last = e
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what} ({last}) {extra()}")
-
-
 def lsdb_digest(lan: OaLan, host: str) -> set[tuple[str, ...]]:
     db = cli_json(lan, host, "show ip ospf database")
-    out = set()
+    out: set[tuple[str, ...]] = set()
     for sec, entries in db["areas"]["0.0.0.0"].items():
         for e in entries:
             out.add((sec, e["lsId"], e["advertisedRouter"], e["sequenceNumber"], e["checksum"]))
@@ -157,29 +128,9 @@ def test_paper_nodes_full_dr_bdr_identical_lsdbs(lan: OaLan, tmp_path: Path) -> 
     assert "Full/DR" in lan.cli("tn1", "show ip ospf neighbor")
     time.sleep(1)
     if shutil.which("tshark"):
-        out = subprocess.run(
-            [
-                "tshark",
-                "-r",
-                str(pcap),
-                "-Y",
-                "_ws.malformed || _ws.expert.severity >= 6291456",
-                "-T",
-                "fields",
-                "-e",
-                "frame.number",
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.split()
+        out = tshark_fields(pcap, "_ws.malformed || _ws.expert.severity >= 6291456", "frame.number")
         assert out == []
-        count = subprocess.run(
-            ["tshark", "-r", str(pcap), "-Y", "ospf", "-T", "fields", "-e", "frame.number"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.split()
+        count = tshark_fields(pcap, "ospf", "frame.number")
         assert len(count) > 20
 
 
@@ -205,22 +156,7 @@ def test_set_link_resources_reoriginates_te_lsa(lan: OaLan, tmp_path: Path) -> N
         "asyncio.run(main())\n"
     )
     lan.spawn("tn1", [sys.executable, str(script)], "agent")
-    lan.spawn(
-        "tn2",
-        [
-            sys.executable,
-            "-m",
-            "node_agent",
-            "--topology",
-            str(PAPER),
-            "--host",
-            "tn2",
-            "--log-file",
-            str(tmp_path / "tn2.log"),
-            "--no-extensions",
-        ],
-        "node_agent",
-    )
+    lan.spawn("tn2", node_agent_argv(PAPER, "tn2", tmp_path / "tn2.log"), "node_agent")
 
     def link_lambdas() -> list[int]:
         opq = cli_json(lan, "tn2", "show ip ospf database opaque-area")
