@@ -18,7 +18,10 @@ which answers the QE hooks later through :meth:`RsvpAgent.feed`::
 Time: the core's clock is ``loop.time()`` (monotonic seconds); the shell keeps one timer
 armed at ``core.next_deadline()``. Logs: one line per message and event, with ``node``,
 ``peer``, ``msg`` and ``lsp`` as extra fields (JSON in the daemon); key handles appear
-only as an 8-hex-digit prefix, keys never reach this module.
+only as an 8-hex-digit prefix, keys never reach this module. The per-message lines
+("rsvp rx", "rsvp tx") and the LinkResources lines are DEBUG (``--debug``): at INFO they
+were most of a node's log volume and a good part of its CPU per LSP; states, QE hooks and
+neighbour changes stay at INFO.
 """
 
 from __future__ import annotations
@@ -222,7 +225,7 @@ class RsvpAgent:
 
     def _log_rx(self, src: IPv4Address, payload: bytes) -> None:
         if len(payload) >= 2 and payload[1] != 20:  # Hellos are not logged one by one
-            log.info(
+            log.debug(
                 "rsvp rx",
                 extra={"node": self.core.name, "peer": str(src), "rsvp_msg": _msg_name(payload[1])},
             )
@@ -249,10 +252,11 @@ class RsvpAgent:
                         self.on_action(a)
                     except Exception:
                         log.exception("rsvp action handler failed", extra={"node": self.core.name})
-        if rx is not None:
-            self._log_rx(*rx)
-        for a in sent:
-            self._log_tx(a)
+        if log.isEnabledFor(logging.DEBUG):
+            if rx is not None:
+                self._log_rx(*rx)
+            for a in sent:
+                self._log_tx(a)
         self._arm()
         return actions
 
@@ -278,7 +282,7 @@ class RsvpAgent:
             with contextlib.suppress(Exception):
                 s = a.message.get(SessionLspTunnelV4)
                 lsp = f"{s.extended_tunnel_id}->{s.tunnel_end}#{s.tunnel_id}" if s else ""
-            log.info(
+            log.debug(
                 "rsvp tx",
                 extra={
                     "node": self.core.name,
@@ -289,6 +293,11 @@ class RsvpAgent:
             )
 
     def _log_action(self, a: C.Action) -> None:
+        # a TE link's free lambdas change twice per LSP and hop: DEBUG (the QE service
+        # logs the coalesced update it hands to OSPF)
+        level = logging.DEBUG if isinstance(a, C.LinkResources) else logging.INFO
+        if not log.isEnabledFor(level):
+            return
         extra: dict[str, object] = {"node": self.core.name, "action": type(a).__name__}
         if isinstance(a, C.LspUp | C.LspDown | C.NeedQeSession | C.QeJoin | C.QeClose):
             extra["lsp"] = str(a.lsp)
@@ -302,7 +311,7 @@ class RsvpAgent:
         if isinstance(a, C.LinkResources):
             extra["local_if"] = a.local_if
             extra["free_lambdas"] = ",".join(map(str, a.free_lambdas))
-        log.info("rsvp %s", type(a).__name__, extra=extra)
+        log.log(level, "rsvp %s", type(a).__name__, extra=extra)
 
     def _arm(self) -> None:
         if self._loop is None or self.sock is None:

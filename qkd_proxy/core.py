@@ -210,6 +210,9 @@ class ProxyCore:
         }
         self.started = now
         self._due: float | None = None  # earliest timer, as last returned
+        #: handles of the sessions that may have GET_KEY or CONNECT_BLOCKING waiters (the
+        #: only sessions with a timer): next_timer looks at these, not at every session
+        self._watch: set[bytes] = set()
 
     # --- the one entry point ----------------------------------------------------------
     def handle(self, event: Event, now: float) -> list[Action]:
@@ -238,7 +241,11 @@ class ProxyCore:
     def next_timer(self) -> float | None:
         times = [t.next_at for t in self.sync_tx.values()]
         times += [t.next_at for t in self.south_tx.values()]
-        for s in self.sessions.values():
+        for h in list(self._watch):
+            s = self.sessions.get(h)
+            if s is None or not (s.waiting or s.connect_waiters):
+                self._watch.discard(h)
+                continue
             if s.waiting:
                 times.append(s.waiting[0].deadline)
             times += [w.deadline for w in s.connect_waiters]
@@ -416,6 +423,7 @@ class ProxyCore:
         elif isinstance(msg, etsi.ConnectBlocking) and msg.timeout_ms > 0:
             self.pending_north.add((addr, msg.request_id))
             s.connect_waiters.append(_Waiter(addr, msg.request_id, now + msg.timeout_ms / 1000))
+            self._watch.add(h)
         elif blocking:
             self._reply(addr, rcls(msg.request_id, Status.TIMEOUT, h))
         else:
@@ -450,6 +458,7 @@ class ProxyCore:
             return
         self.pending_north.add((addr, msg.request_id))
         s.waiting.append(_Waiter(addr, msg.request_id, now + self.cfg.get_deadline))
+        self._watch.add(s.handle)
         self._pump(s, now)
 
     def _deliver(self, s: Session, addr: Addr, rid: int, now: float) -> bool:

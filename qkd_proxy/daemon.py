@@ -117,15 +117,18 @@ class Shell:
         except Exception:  # never crash on a packet
             log.exception("event failed", extra={"host": self.core.cfg.name})
             return
+        logs: list[Log] = []
         for a in actions:
             if isinstance(a, Send):
                 t = self.transports.get(a.channel)
                 if t is not None:
                     t.sendto(a.data, a.addr)
             elif isinstance(a, Log):
-                log.info(a.event, extra={"host": self.core.cfg.name, **a.fields})
+                logs.append(a)  # written once the answers are out
             elif isinstance(a, Timer):
                 self._arm(a.at)
+        for a in logs:
+            log.info(a.event, extra={"host": self.core.cfg.name, **a.fields})
 
     def _arm(self, at: float | None) -> None:
         if at == self._timer_at:

@@ -125,6 +125,19 @@ class LspKey:
     def __str__(self) -> str:
         return f"{self.ext_tunnel_id}->{self.tunnel_end}#{self.tunnel_id}/{self.lsp_id}"
 
+    def __hash__(self) -> int:
+        # the addresses as integers: IPv4Address.__hash__ formats a hex string each time,
+        # and LspKey is the key of every per-LSP dict (equal keys still hash equal)
+        return hash(
+            (
+                int(self.tunnel_end),
+                self.tunnel_id,
+                int(self.ext_tunnel_id),
+                int(self.sender),
+                self.lsp_id,
+            )
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Received:
@@ -385,6 +398,9 @@ class RsvpCore:
         self.qe_capable = qe_capable
         self.name = name or str(router_id)
         self.free: dict[int, set[int]] = {i: set(link.lambdas) for i, link in self.links.items()}
+        self._lambdas: dict[int, frozenset[int]] = {
+            i: frozenset(link.lambdas) for i, link in self.links.items()
+        }
         self.psbs: dict[LspKey, Psb] = {}
         self.rsbs: dict[LspKey, Rsb] = {}
         self.neighbors: dict[IPv4Address, Neighbor] = {}
@@ -508,13 +524,9 @@ class RsvpCore:
     def next_deadline(self) -> float | None:
         """When :class:`Tick` is next due (None: nothing pending)."""
         times: list[float] = [p.next_at for p in self.pending.values()]
-        top = self._top()
+        top = self._top()  # every RSB has its PSB: the heap holds the timers of both
         if top is not None:
             times.append(top)
-        for key, r in self.rsbs.items():
-            # an RSB without its PSB (none is ever left so, but its timers still count)
-            if key not in self.psbs:
-                times += [t for t in (r.expires, r.next_refresh) if t is not None]
         if self.hello > 0:
             for n in self.neighbors.values():
                 times.append(n.next_hello)
@@ -683,7 +695,7 @@ class RsvpCore:
 
     def _valid_label(self, local_if: int, label: int) -> bool:
         n = ero.lambda_channel(label)
-        return n in self.links[local_if].lambdas and ero.lambda_label(n) == label
+        return n in self._lambdas[local_if] and ero.lambda_label(n) == label
 
     def _hold(self, local_if: int, label: int) -> bool:
         n = ero.lambda_channel(label)
