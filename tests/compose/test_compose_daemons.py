@@ -172,10 +172,15 @@ def test_frr_and_bird_hosts_form_ospf_adjacencies(
             break
         time.sleep(0.5)
     assert "10.1.1.2" in out and "10.1.1.3" in out and out.count("Full/") == 2, out
-    bird = tb.exec(
-        "r3",
-        ["birdc", "-s", str(tb.run_dir / "bird-r3" / "bird.ctl"), "show", "ospf", "neighbors"],
-        capture_output=True,
-        text=True,
-    ).stdout
+    bird = ""
+    for _ in range(60):  # BIRD's view may still be exchanging with the other FRR router
+        bird = tb.exec(
+            "r3",
+            ["birdc", "-s", str(tb.run_dir / "bird-r3" / "bird.ctl"), "show", "ospf", "neighbors"],
+            capture_output=True,
+            text=True,
+        ).stdout
+        if bird.count("Full/") == 2:
+            break
+        time.sleep(0.5)
     assert bird.count("Full/") == 2, bird
