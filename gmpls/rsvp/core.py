@@ -1157,13 +1157,21 @@ class RsvpCore:
             # the label on the incoming link: first free one of the offered set
             offered = msg.get(O.LabelSet)
             if offered is not None and offered.action == 0:
-                usable = [x for x in offered.labels if self._valid_label(in_if, x)]
+                # the first usable label that is free (one pass, stops at it)
+                free_here = self.free[in_if]
+                usable = False
+                found: int | None = None
+                for x in offered.labels:
+                    if self._valid_label(in_if, x):
+                        usable = True
+                        if ero.lambda_channel(x) in free_here:
+                            found = x
+                            break
                 if not usable:
                     raise _rp(RoutingProblem.LABEL_SET, "no label of the LABEL_SET is usable")
-                free = [x for x in usable if ero.lambda_channel(x) in self.free[in_if]]
-                if not free:
+                if found is None:
                     raise _rp(RoutingProblem.LABEL_SET, "every label of the LABEL_SET is in use")
-                label = free[0]
+                label = found
             else:
                 lambdas = self.free_lambdas(in_if)
                 if not lambdas:
