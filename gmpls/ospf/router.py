@@ -446,9 +446,9 @@ class OspfRouter:
         if self._flood_queue:
             queue, self._flood_queue = self._flood_queue, {}
             for (ifname, dst), lsas in queue.items():
-                out = self.interfaces.get(ifname)
-                if out is not None and out.state not in (IfState.DOWN, IfState.LOOPBACK):
-                    self._send_lsus(out, dst, lsas)
+                target = self.interfaces.get(ifname)
+                if target is not None and target.state not in (IfState.DOWN, IfState.LOOPBACK):
+                    self._send_lsus(target, dst, lsas)
         if self._spf_dirty:
             if self._spf_at is None:
                 self._spf_at = max(now + self.spf_delay, self._last_spf + self.spf_hold)
