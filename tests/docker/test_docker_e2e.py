@@ -36,17 +36,10 @@ PREFIX = "qkt"
 PARAMS = "key-length 32 layer 2 algorithm 10 refresh time 1000"
 
 
-def _demo_supports_docker() -> bool:
-    r = subprocess.run([*QKDNET, "demo", "--help"], capture_output=True, text=True, cwd=ROOT)
-    return r.returncode == 0 and "--backend" in r.stdout and "docker" in r.stdout
-
-
 @pytest.fixture(scope="module")
 def demo(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[dict[str, Any], Path, DockerTestbed]]:
-    if not _demo_supports_docker():
-        pytest.skip("`qkdnet demo --backend docker` does not exist yet (issues 6 and 7)")
     request.getfixturevalue("image")  # built (or found in the cache) only when needed
     relocate: Callable[..., Path] = request.getfixturevalue("relocate")
     run_dir = tmp_path_factory.mktemp("docker-demo")
