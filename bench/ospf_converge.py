@@ -200,7 +200,8 @@ class OursPoller:
 
 async def serve(rid_s: str, spec: str, hello: int, dead: int) -> None:
     from gmpls.ospf.constants import LsType
-    from gmpls.ospf.router import InterfaceConfig, OspfRouter
+    from gmpls.ospf.events import InterfaceConfig
+    from gmpls.ospf.router import OspfRouter
     from node_agent.cli import CliServer, CommandTable
     from node_agent.ospf import OspfAgent, register_commands
 

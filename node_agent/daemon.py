@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from gmpls.logfmt import setup_logging as setup_logging  # kept importable from here
-from gmpls.ospf.router import Action
+from gmpls.ospf.events import Action
 from gmpls.topology import Topology
 from node_agent.cli import CliServer, CommandTable
 from node_agent.ospf import OspfAgent, register_commands
@@ -68,7 +68,7 @@ class NodeDaemon:
         self.cli_bind = cli_bind
         self.cli = CommandTable()
         self.cli_server = CliServer(self.cli, host)
-        #: callables fed every OSPF action other than Send/SetTimer (LSDB/neighbor changes)
+        #: callables fed every OSPF action other than Send (LSDB/neighbor changes)
         self.ospf_listeners: list[Callable[[Action], None]] = []
         self.ospf = ospf or OspfAgent.from_topology(topo, host, on_action=self._ospf_action)
         self.ospf.on_action = self._ospf_action

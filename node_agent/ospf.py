@@ -5,7 +5,7 @@ raw IP protocol 89 socket bound to the control interface (DESIGN §3.1, issue 3)
   and of AllDRouters (224.0.0.6) only while this router is DR or Backup (RFC 2328 §8.1);
   TTL 1, TOS 0xC0 (internetwork control), no multicast loopback. Datagrams arrive with
   their IP header; source and destination go to the core with the OSPF payload.
-- Timers: one ``loop.call_at`` re-armed from each :class:`SetTimer`.
+- Timers: one ``loop.call_at`` re-armed at the core's ``next_timer()`` after every call.
 - Originations: the Router LSA and (as DR) the Network LSA come from the core; this shell
   adds the Router Information LSA (TE bit, and the QE bit when the topology says
   ``qe.capable``: capabilities 0x12000000) and one TE LSA per TE link of the topology
@@ -32,22 +32,24 @@ from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any
 
+from gmpls.core import Tick
 from gmpls.ospf.constants import ALL_D_ROUTERS, ALL_SPF_ROUTERS, IP_PROTO_OSPF, LsType
-from gmpls.ospf.fsm import IfState
-from gmpls.ospf.lsa import LSA, LSAKey
-from gmpls.ospf.ri import RouterInfoLSA, capabilities, ri_lsa_id
-from gmpls.ospf.router import (
+from gmpls.ospf.events import (
     Action,
     InterfaceChanged,
     InterfaceConfig,
+    InterfaceUp,
     LsdbChanged,
     NeighborChanged,
-    OspfRouter,
+    OriginateOpaque,
+    Received,
     RoutesChanged,
     Send,
-    SetTimer,
-    Timer,
 )
+from gmpls.ospf.fsm import IfState
+from gmpls.ospf.lsa import LSA, LSAKey
+from gmpls.ospf.ri import RouterInfoLSA, capabilities, ri_lsa_id
+from gmpls.ospf.router import OspfRouter
 from gmpls.ospf.te import RouterAddress, TeLinkParams, TeLSA, link_tlv, te_lsa_id
 from gmpls.topology import Topology
 
@@ -243,15 +245,15 @@ class OspfAgent:
         )
         now = self._now()
         for cfg in self.ifaces.values():
-            self._apply(self.router.add_interface(cfg, now))
+            self._apply(self.router.handle(InterfaceUp(cfg), now))
         if not self.originate_te:
             return
         self._originate_ri(now)
         self._apply(
-            self.router.originate_opaque(
-                LsType.OPAQUE_AREA,
-                te_lsa_id(0),
-                TeLSA((RouterAddress(self.router.router_id),)),
+            self.router.handle(
+                OriginateOpaque(
+                    LsType.OPAQUE_AREA, te_lsa_id(0), TeLSA((RouterAddress(self.router.router_id),))
+                ),
                 now,
             )
         )
@@ -315,7 +317,7 @@ class OspfAgent:
         self._originate_ri(self._now())
 
     def lsas(self) -> list[LSA]:
-        return self.router.lsas(self._now())
+        return self.router.lsdb.lsas(self._now())
 
     def now(self) -> float:
         return self._now()
@@ -324,13 +326,15 @@ class OspfAgent:
 
     def _originate_ri(self, now: float) -> None:
         body = RouterInfoLSA((capabilities(te=True, qe_capable=self.qe_capable),))
-        self._apply(self.router.originate_opaque(LsType.OPAQUE_AREA, ri_lsa_id(0), body, now))
+        self._apply(
+            self.router.handle(OriginateOpaque(LsType.OPAQUE_AREA, ri_lsa_id(0), body), now)
+        )
 
     def _originate_te(self, local_if: int, now: float) -> None:
         t = self.te_links[local_if]
         body = TeLSA((link_tlv(t.params()),))
         self._apply(
-            self.router.originate_opaque(LsType.OPAQUE_AREA, te_lsa_id(local_if), body, now)
+            self.router.handle(OriginateOpaque(LsType.OPAQUE_AREA, te_lsa_id(local_if), body), now)
         )
 
     def te_lsa_key(self, local_if: int) -> LSAKey:
@@ -398,7 +402,7 @@ class OspfAgent:
     def _process(self, item: tuple[str, bytes, IPv4Address, IPv4Address]) -> None:
         ifname, data, src, dst = item
         try:
-            acts = self.router.receive(ifname, data, src, self._now(), dst)
+            acts = self.router.handle(Received(ifname, data, src, dst), self._now())
         except Exception:  # the core promises not to raise; a packet must never kill us
             self.counters["core_errors"] += 1
             log.exception("ospf core failed on a packet", extra={"node": self.router.name})
@@ -413,15 +417,23 @@ class OspfAgent:
         for name in list(self.socks):
             self._readable(name)
         try:
-            acts = self.router.handle(Timer(), self._now())
+            acts = self.router.handle(Tick(), self._now())
         except Exception:
             self.counters["core_errors"] += 1
             log.exception("ospf core failed on a timer", extra={"node": self.router.name})
-            acts = [SetTimer(self._now() + 1.0)]
+            self._arm(self._now() + 1.0)
+            return
         self._apply(acts)
 
+    def _arm(self, at: float | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if at is not None and self._loop is not None:
+            self._timer = self._loop.call_at(at, self._tick)
+
     def _apply(self, actions: Sequence[Action]) -> list[Action]:
-        loop = self._loop
+        """Carry out what the core returned, then re-arm the one timer."""
         for a in actions:
             if isinstance(a, Send):
                 sock = self.socks.get(a.ifname)
@@ -435,12 +447,6 @@ class OspfAgent:
                     log.warning(
                         "ospf send to %s failed: %s", a.dst, e, extra={"node": self.router.name}
                     )
-            elif isinstance(a, SetTimer):
-                if self._timer is not None:
-                    self._timer.cancel()
-                    self._timer = None
-                if a.at is not None and loop is not None:
-                    self._timer = loop.call_at(a.at, self._tick)
             else:
                 self._log_action(a)
                 if isinstance(a, InterfaceChanged):
@@ -452,6 +458,7 @@ class OspfAgent:
                         log.exception(
                             "ospf action handler failed", extra={"node": self.router.name}
                         )
+        self._arm(self.router.next_timer())
         return list(actions)
 
     def _update_membership(self, a: InterfaceChanged) -> None:

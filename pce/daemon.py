@@ -102,7 +102,8 @@ class PceDaemon:
             log.info("cli listening", extra={"event": "cli", "port": port})
 
     def _start_ospf(self) -> None:
-        from gmpls.ospf.router import InterfaceConfig, OspfRouter
+        from gmpls.ospf.events import InterfaceConfig
+        from gmpls.ospf.router import OspfRouter
         from pce.ospf_io import OspfShell, interface_of
 
         ifname, address = interface_of(self.config.control_address)

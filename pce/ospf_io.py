@@ -6,7 +6,7 @@ Receiving: a raw socket bound to the interface (SO_BINDTODEVICE), member of AllS
 datagram arrives with its IP header, whose source and destination are passed to the
 router with the OSPF payload. Sending:
 the kernel builds the IP header (TTL 1 for multicast, TOS 0xC0). Timers: one
-``loop.call_at`` re-armed from the router's :class:`SetTimer` actions. The router's LSDB
+``loop.call_at`` re-armed at the router's ``next_timer()`` after every call. The router's LSDB
 listener feeds the TED.
 """
 
@@ -19,16 +19,11 @@ import socket
 from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv4Interface
 
+from gmpls.core import Tick
 from gmpls.ospf.constants import ALL_D_ROUTERS, ALL_SPF_ROUTERS, IP_PROTO_OSPF
+from gmpls.ospf.events import InterfaceChanged, InterfaceConfig, InterfaceUp, Received, Send
 from gmpls.ospf.fsm import IfState
-from gmpls.ospf.router import (
-    InterfaceChanged,
-    InterfaceConfig,
-    OspfRouter,
-    Send,
-    SetTimer,
-    Timer,
-)
+from gmpls.ospf.router import OspfRouter
 from node_agent.ospf import find_interface
 
 log = logging.getLogger("pce.ospf")
@@ -65,7 +60,7 @@ class OspfShell:
         s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, ALL_SPF_ROUTERS.packed + local)
         self.sock = s
         loop.add_reader(s.fileno(), self._readable)
-        self._apply(self.router.add_interface(self.iface, loop.time()))
+        self._apply(self.router.handle(InterfaceUp(self.iface), loop.time()))
 
     def stop(self) -> None:
         if self._timer is not None:
@@ -96,7 +91,9 @@ class OspfShell:
                 continue
             self.rx += 1
             try:
-                acts = self.router.receive(self.iface.name, pkt[ihl:], src, loop.time(), dst)
+                acts = self.router.handle(
+                    Received(self.iface.name, pkt[ihl:], src, dst), loop.time()
+                )
             except Exception:  # the core promises not to raise; never let a packet kill us
                 self.errors += 1
                 log.exception("ospf core failed on a packet", extra={"event": "ospf_bug"})
@@ -120,7 +117,7 @@ class OspfShell:
     def _tick(self) -> None:
         self._timer = None
         loop = asyncio.get_running_loop()
-        self._apply(self.router.handle(Timer(), loop.time()))
+        self._apply(self.router.handle(Tick(), loop.time()))
 
     def _apply(self, actions: Sequence[object]) -> None:
         loop = asyncio.get_running_loop()
@@ -140,9 +137,9 @@ class OspfShell:
                     "ospf interface state",
                     extra={"event": "ospf_if", "state": a.new.name, "dr": str(a.dr)},
                 )
-            elif isinstance(a, SetTimer):
-                if self._timer is not None:
-                    self._timer.cancel()
-                    self._timer = None
-                if a.at is not None:
-                    self._timer = loop.call_at(a.at, self._tick)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        at = self.router.next_timer()
+        if at is not None:
+            self._timer = loop.call_at(at, self._tick)

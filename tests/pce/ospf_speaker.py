@@ -17,7 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from gmpls.ospf.router import InterfaceConfig, OspfRouter
+from gmpls.ospf.events import InterfaceConfig, OriginateOpaque
+from gmpls.ospf.router import OspfRouter
 from gmpls.topology import load
 from pce.ospf_io import OspfShell, interface_of
 from pce.synth import node_lsas
@@ -43,7 +44,9 @@ async def main(topology: str, host: str) -> None:
     loop = asyncio.get_running_loop()
     for lsa in node_lsas(topo, host):
         shell._apply(
-            router.originate_opaque(lsa.header.ls_type, lsa.header.ls_id, lsa.body, loop.time())
+            router.handle(
+                OriginateOpaque(lsa.header.ls_type, lsa.header.ls_id, lsa.body), loop.time()
+            )
         )
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
