@@ -57,8 +57,9 @@ from ipaddress import IPv4Address
 from typing import Any, Protocol
 
 from gmpls import ero, qe
-from gmpls.rsvp import core as C
+from gmpls.rsvp import events as E
 from gmpls.rsvp.constants import ErrorCode, QeError, RoutingProblem
+from gmpls.rsvp.core import RsvpCore
 from gmpls.topology import Topology
 
 log = logging.getLogger("node_agent.qe_service")
@@ -107,7 +108,7 @@ def fingerprint(key: bytes) -> str:
 
 
 class RsvpLike(Protocol):
-    core: C.RsvpCore
+    core: RsvpCore
 
     def create_lsp(
         self,
@@ -117,9 +118,9 @@ class RsvpLike(Protocol):
         bandwidth_bps: float,
         *,
         name: str = "",
-    ) -> list[C.Action]: ...
-    def delete_lsp(self, tunnel_id: int) -> list[C.Action]: ...
-    def feed(self, event: C.Event) -> list[C.Action]: ...
+    ) -> list[E.Action]: ...
+    def delete_lsp(self, tunnel_id: int) -> list[E.Action]: ...
+    def feed(self, event: E.Event) -> list[E.Action]: ...
     def status(self) -> dict[str, object]: ...
 
 
@@ -188,7 +189,7 @@ class Service:
     bandwidth_bps: float = 0.0
     tunnel_id: int = 0
     state: str = COMPUTING
-    lsp: C.LspKey | None = None
+    lsp: E.LspKey | None = None
     path: list[str] = field(default_factory=list)
     key_handle: bytes | None = None
     key: bytes | None = field(default=None, repr=False)
@@ -294,7 +295,7 @@ class QeService:
         self._keying = asyncio.Semaphore(max_keying)
         self._link_pending: dict[int, tuple[int, ...]] = {}
         self.heads: dict[int, Service] = {}  # by tunnel ID
-        self.tails: dict[C.LspKey, Service] = {}
+        self.tails: dict[E.LspKey, Service] = {}
         #: the ERO each head service was signalled on (for the busy-label retry)
         self._routes: dict[int, tuple[ero.Subobject, ...]] = {}
         self.finished: deque[Service] = deque(maxlen=KEEP_FINISHED)
@@ -617,23 +618,23 @@ class QeService:
 
     # --- RSVP actions -----------------------------------------------------------------
 
-    def on_rsvp_action(self, a: C.Action) -> None:
+    def on_rsvp_action(self, a: E.Action) -> None:
         """The RSVP shell's ``on_action``: QE hooks, LSP state, TE link resources."""
-        if isinstance(a, C.LinkResources):
+        if isinstance(a, E.LinkResources):
             self._link_changed(a.local_if, a.free_lambdas)
-        elif isinstance(a, C.NeedQeSession):
+        elif isinstance(a, E.NeedQeSession):
             s = self._head_of(a.lsp)
             if s is not None:
                 s.lsp = a.lsp
                 s.key_handle = None
             self._spawn(self._keyed(self._open_head(a, s)), f"open {a.lsp}")
-        elif isinstance(a, C.QeJoin):
+        elif isinstance(a, E.QeJoin):
             self._spawn(self._keyed(self._join_tail(a)), f"join {a.lsp}")
-        elif isinstance(a, C.QeClose):
+        elif isinstance(a, E.QeClose):
             self._on_close(a)
-        elif isinstance(a, C.LspUp):
+        elif isinstance(a, E.LspUp):
             self._on_up(a)
-        elif isinstance(a, C.LspDown):
+        elif isinstance(a, E.LspDown):
             self._on_down(a)
 
     def _link_changed(self, local_if: int, free: tuple[int, ...]) -> None:
@@ -657,7 +658,7 @@ class QeService:
         except Exception:
             log.exception("link resources update failed", extra={"node": self.name})
 
-    def _head_of(self, lsp: C.LspKey) -> Service | None:
+    def _head_of(self, lsp: E.LspKey) -> Service | None:
         if lsp.ext_tunnel_id != self.router_id:
             return None
         s = self.heads.get(lsp.tunnel_id)
@@ -665,7 +666,7 @@ class QeService:
             return s
         return None
 
-    def _feed(self, ev: C.Event) -> None:
+    def _feed(self, ev: E.Event) -> None:
         self.rsvp.feed(ev)
 
     async def _keyed(self, coro: Awaitable[None]) -> None:
@@ -675,9 +676,9 @@ class QeService:
         async with self._keying:
             await coro
 
-    async def _open_head(self, a: C.NeedQeSession, s: Service | None) -> None:
+    async def _open_head(self, a: E.NeedQeSession, s: Service | None) -> None:
         if self.etsi is None:
-            self._feed(C.QeFailed(a.lsp, "this node has no ETSI 004 proxy"))
+            self._feed(E.QeFailed(a.lsp, "this node has no ETSI 004 proxy"))
             return
         handle: bytes | None = None
         try:
@@ -699,13 +700,13 @@ class QeService:
                 "qe key session failed",
                 extra={"node": self.name, "event": "qe_fail", "lsp": str(a.lsp), "why": str(e)},
             )
-            self._feed(C.QeFailed(a.lsp, str(e)))
+            self._feed(E.QeFailed(a.lsp, str(e)))
             return
         self.counters["keys"] += 1
         live = self._head_of(a.lsp)
         if live is None or live.lsp != a.lsp:
             # the service went away meanwhile: the core answers QeSessionReady with QeClose
-            self._feed(C.QeSessionReady(a.lsp, handle))
+            self._feed(E.QeSessionReady(a.lsp, handle))
             return
         live.key_handle = handle
         live.take_key(idx, key)
@@ -722,9 +723,9 @@ class QeService:
                 "key_index": idx,
             },
         )
-        self._feed(C.QeSessionReady(a.lsp, handle))
+        self._feed(E.QeSessionReady(a.lsp, handle))
 
-    async def _join_tail(self, a: C.QeJoin) -> None:
+    async def _join_tail(self, a: E.QeJoin) -> None:
         old = self.tails.get(a.lsp)
         s = Service(
             f"{a.lsp.ext_tunnel_id}:{a.lsp.tunnel_id}",
@@ -745,7 +746,7 @@ class QeService:
             s.path = [*_rro_nodes(psb.rro_in), str(self.router_id)]
         self.tails[a.lsp] = s
         if self.etsi is None:
-            self._feed(C.QeFailed(a.lsp, "this node has no ETSI 004 proxy"))
+            self._feed(E.QeFailed(a.lsp, "this node has no ETSI 004 proxy"))
             self._finish(s, FAILED, "no ETSI 004 proxy", (ErrorCode.QE_ERROR, 2))
             return
         opened = False
@@ -767,11 +768,11 @@ class QeService:
                 extra={"node": self.name, "event": "qe_fail", "lsp": str(a.lsp), "why": str(e)},
             )
             self._finish(s, FAILED, f"ETSI 004 {e}", (ErrorCode.QE_ERROR, 2))
-            self._feed(C.QeFailed(a.lsp, str(e)))
+            self._feed(E.QeFailed(a.lsp, str(e)))
             return
         self.counters["keys"] += 1
         if s.state in FINISHED or self.tails.get(a.lsp) is not s:
-            self._feed(C.QeSessionReady(a.lsp, a.key_handle))  # the core answers QeClose
+            self._feed(E.QeSessionReady(a.lsp, a.key_handle))  # the core answers QeClose
             return
         s.take_key(idx, key)
         s.state = SIGNALLING
@@ -787,7 +788,7 @@ class QeService:
                 "key_index": idx,
             },
         )
-        self._feed(C.QeSessionReady(a.lsp, a.key_handle))
+        self._feed(E.QeSessionReady(a.lsp, a.key_handle))
 
     async def _connect_and_get(self, handle: bytes) -> tuple[int, bytes]:
         """QKD_CONNECT_NONBLOCK and QKD_GET_KEY, pipelined (the proxy serves GET_KEY on an
@@ -819,7 +820,7 @@ class QeService:
         except OSError as e:
             raise _EtsiFailure(call, None, f"proxy unreachable ({e})") from None
 
-    async def _close_handle(self, handle: bytes, lsp: C.LspKey | None) -> None:
+    async def _close_handle(self, handle: bytes, lsp: E.LspKey | None) -> None:
         if self.etsi is None:
             return
         try:
@@ -847,14 +848,14 @@ class QeService:
                 },
             )
 
-    def _on_close(self, a: C.QeClose) -> None:
+    def _on_close(self, a: E.QeClose) -> None:
         s = self._service_of(a.lsp)
         if s is not None and s.key_handle == a.key_handle:
             self._stop_refresh(s)
             s.key = None
         self._spawn(self._close_handle(a.key_handle, a.lsp), f"close {a.lsp}")
 
-    def _service_of(self, lsp: C.LspKey) -> Service | None:
+    def _service_of(self, lsp: E.LspKey) -> Service | None:
         s = self.tails.get(lsp)
         if s is not None:
             return s
@@ -865,7 +866,7 @@ class QeService:
             return h
         return None
 
-    def _on_up(self, a: C.LspUp) -> None:
+    def _on_up(self, a: E.LspUp) -> None:
         s = self._service_of(a.lsp) if a.role in ("head", "tail") else None
         if s is None or s.state in FINISHED:
             return
@@ -890,7 +891,7 @@ class QeService:
         self._start_refresh(s)
         s.touch()
 
-    def _on_down(self, a: C.LspDown) -> None:
+    def _on_down(self, a: E.LspDown) -> None:
         s = self._service_of(a.lsp)
         if s is None or s.state in FINISHED:
             return

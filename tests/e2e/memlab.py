@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from gmpls import ero, qe
-from gmpls.rsvp import core as C
+from gmpls.core import Tick
+from gmpls.rsvp import events as E
+from gmpls.rsvp.core import RsvpCore
 from gmpls.topology import Topology, load
 from node_agent.cli import CommandTable
 from node_agent.qe_service import QeService
@@ -40,7 +42,7 @@ PAPER = ROOT / "topologies" / "paper.yaml"
 class MemAgent:
     """An RSVP shell whose wire is a dict of cores."""
 
-    def __init__(self, core: C.RsvpCore, net: MemNet) -> None:
+    def __init__(self, core: RsvpCore, net: MemNet) -> None:
         self.core = core
         self.net = net
         self.on_action: Any = None
@@ -58,15 +60,14 @@ class MemAgent:
         bandwidth_bps: float,
         *,
         name: str = "",
-    ) -> list[C.Action]:
-        return self._apply(
-            self.core.create_lsp(tunnel_id, route, qe_params, bandwidth_bps, self._now(), name=name)
-        )
+    ) -> list[E.Action]:
+        event = E.CreateLsp(tunnel_id, route, qe_params, bandwidth_bps, name)
+        return self._apply(self.core.handle(event, self._now()))
 
-    def delete_lsp(self, tunnel_id: int) -> list[C.Action]:
-        return self._apply(self.core.delete_lsp(tunnel_id, self._now()))
+    def delete_lsp(self, tunnel_id: int) -> list[E.Action]:
+        return self._apply(self.core.handle(E.DeleteLsp(tunnel_id), self._now()))
 
-    def feed(self, event: C.Event) -> list[C.Action]:
+    def feed(self, event: E.Event) -> list[E.Action]:
         if self.down:
             return []
         return self._apply(self.core.handle(event, self._now()))
@@ -86,10 +87,10 @@ class MemAgent:
             "counters": dict(self.core.stats),
         }
 
-    def _apply(self, actions: list[C.Action]) -> list[C.Action]:
+    def _apply(self, actions: list[E.Action]) -> list[E.Action]:
         loop = asyncio.get_running_loop()
         for a in actions:
-            if isinstance(a, C.Send):
+            if isinstance(a, E.Send):
                 self.net.sent.append((self.core.control_address, a.dst, a.message.name))
                 loop.call_soon(self.net.deliver, self.core.control_address, a.dst, a.data)
             elif self.on_action is not None:
@@ -101,14 +102,14 @@ class MemAgent:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        d = self.core.next_deadline()
+        d = self.core.next_timer()
         if d is not None and not self.down:
             self._timer = asyncio.get_running_loop().call_at(d, self._tick, d)
 
     def _tick(self, d: float) -> None:
         self._timer = None
         if not self.down:
-            self._apply(self.core.handle(C.Tick(), max(self._now(), d)))
+            self._apply(self.core.handle(Tick(), max(self._now(), d)))
 
     def kill(self) -> None:
         """The node dies: no more messages in or out, no timers."""
@@ -126,7 +127,7 @@ class MemNet:
         a = self.agents.get(dst)
         if a is None or a.down or self.agents[src].down:
             return
-        a._apply(a.core.handle(C.Received(src, data), a._now()))
+        a._apply(a.core.handle(E.Received(src, data), a._now()))
 
     def ladder(self) -> list[str]:
         names = {
@@ -297,7 +298,7 @@ class MemLab:
         self.link_changes: list[tuple[str, int, tuple[int, ...]]] = []
         for h in self.topo.of_kind("node"):
             assert h.router_id is not None
-            core = C.RsvpCore(
+            core = RsvpCore(
                 h.router_id,
                 self.topo.control_address(h.name),
                 self.topo.te_links_of(h.name),
@@ -334,7 +335,7 @@ class MemLab:
         for s in self.services.values():
             await s.start()
         for a in self.net.agents.values():
-            a._apply(a.core.handle(C.Tick(), a._now()))
+            a._apply(a.core.handle(Tick(), a._now()))
 
     async def stop(self) -> None:
         for s in self.services.values():
