@@ -274,6 +274,8 @@ class OspfRouter:
             self._originate(key, event.body, event.options, now)
         elif isinstance(event, FlushOpaque):
             self._flush_own(LSAKey(event.ls_type, IPv4Address(event.ls_id), self.router_id), now)
+        else:
+            raise TypeError(f"not an OSPF event: {event!r}")
         return self._finish(now)
 
     def next_timer(self) -> float | None:
