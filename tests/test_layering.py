@@ -47,7 +47,18 @@ def _pure_files() -> list[Path]:
             p
             for p in (ROOT / pkg).glob("*.py")
             if p.stem
-            in {"codec", "core", "session", "store", "sync", "wire", "messages", "cache", "model"}
+            in {
+                "codec",
+                "core",
+                "events",
+                "session",
+                "store",
+                "sync",
+                "wire",
+                "messages",
+                "cache",
+                "model",
+            }
         ]
     return sorted(files)
 
