@@ -304,6 +304,8 @@ class RsvpCore:
     # --- the one entry point ----------------------------------------------------------
 
     def handle(self, event: Event, now: float) -> list[Action]:
+        # the head's CreateLsp and DeleteLsp answer with what they caused alone; every
+        # other event also runs the timers due at ``now``
         if isinstance(event, CreateLsp):
             if self.tunnel_in_use(event.tunnel_id):
                 raise ValueError(f"tunnel {event.tunnel_id} is in use")
