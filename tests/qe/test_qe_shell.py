@@ -39,7 +39,15 @@ class Pcc:
         ted.load(topology_lsas(TOPO))
         self.pce = PceService(PathComputer(ted))
 
-    async def request(self, src, dst, qe_params=None, bandwidth=0.0, *, timeout=10.0):  # type: ignore[no-untyped-def]
+    async def request(
+        self,
+        src: IPv4Address,
+        dst: IPv4Address,
+        qe_params: qe.QeParams | None = None,
+        bandwidth: float = 0.0,
+        *,
+        timeout: float = 10.0,
+    ) -> Reply:
         await asyncio.sleep(0.001)
         req = PcepClient.build_request(1, src, dst, qe_params, bandwidth)
         return Reply(1, self.pce.answer(req)[0])
@@ -58,20 +66,22 @@ class Etsi:
         if self.unreachable:
             raise TimeoutError("no answer from 10.2.1.11:5424")
 
-    async def open(self, destination, key_handle=None, key_length=32, *a):  # type: ignore[no-untyped-def]
+    async def open(
+        self, destination: IPv4Address, key_handle: bytes | None = None, key_length: int = 32
+    ) -> tuple[int, bytes]:
         await self._hop()
         return 0, HANDLE
 
-    async def connect(self, key_handle, timeout_ms=None):  # type: ignore[no-untyped-def]
+    async def connect(self, key_handle: bytes, timeout_ms: int | None = None) -> int:
         await self._hop()
         return 1
 
-    async def get_key(self, key_handle):  # type: ignore[no-untyped-def]
+    async def get_key(self, key_handle: bytes) -> tuple[int, int, bytes]:
         await self._hop()
         self.index += 1
         return 0, self.index - 1, bytes([self.index]) * 32
 
-    async def close(self, key_handle):  # type: ignore[no-untyped-def]
+    async def close(self, key_handle: bytes) -> int:
         await self._hop()
         self.closed.append(key_handle)
         return 0
