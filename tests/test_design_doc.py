@@ -15,8 +15,8 @@ from gmpls.rsvp.constants import ErrorCode, QeError
 from pce.compute import NoPathReason
 
 ROOT = Path(__file__).resolve().parents[1]
-DESIGN = ROOT / "docs" / "design.md"
-TEXT = DESIGN.read_text()
+DOC = ROOT / "docs" / "design.md"
+TEXT = DOC.read_text()
 
 
 def _anchor(heading: str) -> str:
@@ -71,6 +71,13 @@ def test_links_to_the_document_resolve() -> None:
 
 def test_no_reference_to_files_outside_the_repository() -> None:
     assert not re.search(r"DESIGN|paper\.txt|\.\./shared", TEXT)
+    docs = [
+        ROOT / "README.md",
+        *(ROOT / "docs").glob("*.md"),
+        *(ROOT / "topologies").glob("*.yaml"),
+    ]
+    stale = [p.name for p in docs if re.search(r"DESIGN(\.md)?\s*§|DESIGN\.md", p.read_text())]
+    assert stale == []
 
 
 def test_metric_types_and_subobject_match_the_code() -> None:
