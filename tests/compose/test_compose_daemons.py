@@ -14,7 +14,7 @@ import pytest
 
 from compose import daemons
 from compose.daemons import Launch, plan
-from compose.netns import Testbed
+from compose.netns import NetnsTestbed
 from gmpls.topology import Host, Topology, load
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -152,7 +152,7 @@ hosts:
 @pytest.mark.interop
 @pytest.mark.slow
 def test_frr_and_bird_hosts_form_ospf_adjacencies(
-    testbed_factory: Callable[..., Testbed], tmp_path: Path
+    testbed_factory: Callable[..., NetnsTestbed], tmp_path: Path
 ) -> None:
     topo = tmp_path / "ospf3.yaml"
     topo.write_text(OSPF3)
