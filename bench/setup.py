@@ -33,11 +33,10 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from compose.demo import Roles, wait_for_control_plane
+from compose.netns import NetnsTestbed, teardown
 
-from compose.demo import Roles, wait_for_control_plane  # noqa: E402
-from compose.netns import NetnsTestbed, teardown  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 PAPER = ROOT / "topologies" / "paper.yaml"
 CREATE = "qe-service create dst 10.1.1.5 key-length 32 layer 2 algorithm 10 refresh time 1000"

@@ -246,6 +246,8 @@ def cmd_topo_gen(args: argparse.Namespace) -> int:
         prefix=args.prefix,
         name=args.name,
         qe=args.qe,
+        kind=args.kind,
+        p2p=args.p2p,
     )
     text = topogen.dump(doc)
     out = Path(args.out)
@@ -384,6 +386,10 @@ def _add_file_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     g.add_argument("--prefix", default="qk")
     g.add_argument("--name", help="topology name (default SHAPEN, e.g. ring20)")
     g.add_argument("--qe", action="store_true", help="add the QKD side at the first and last node")
+    g.add_argument("--kind", choices=topogen.KINDS, default="node", help="what the routers run")
+    g.add_argument(
+        "--p2p", action="store_true", help="also one /30 domain per link (point-to-point IP links)"
+    )
     g.set_defaults(fn=cmd_topo_gen)
 
 
