@@ -5,7 +5,7 @@ host, one Linux bridge per domain; the default) and :class:`compose.docker.Docke
 (one container per host, one Docker network per domain). ``compose/cli.py`` picks one by
 ``--backend`` and talks to this interface only; so does ``compose/demo.py``.
 
-A testbed is made from a topology file (``Testbed(topology, run_dir, prefix=...)``) and
+A testbed is made from a topology file (``Backend(topology, run_dir, prefix=...)``) and
 brought up with :meth:`Testbed.up`, or found while it runs with :meth:`Testbed.attach`.
 Every name it creates starts with the topology's prefix; ``prefix`` overrides it (a copy of
 the topology with the new prefix is written to the run directory: see :func:`with_prefix`).

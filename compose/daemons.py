@@ -19,7 +19,7 @@ and stderr go to ``RUN/NAME.out``. A Python kind whose package has no ``__main__
 yet is skipped with that reason, so the launcher works while daemons are being written.
 
 Config generation for FRR and BIRD is a hook: ``register_config("frr", fn)`` (or
-``Testbed(..., config_generators={"frr": fn})``) replaces the built-in generator, where
+``NetnsTestbed(..., config_generators={"frr": fn})``) replaces the built-in generator, where
 ``fn(topology, host, workdir) -> {file name: text}``.
 """
 
