@@ -32,11 +32,9 @@ LABEL org.opencontainers.image.title="qkdnet" \
       org.opencontainers.image.description="QKD-enabled GMPLS control plane testbed (one image, the role is the command)" \
       org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=build /opt/qkdnet /opt/qkdnet
-COPY docker/entry.sh /usr/local/bin/qkdnet-entry
 COPY topologies/ /etc/qkdnet/
 ENV PATH=/opt/qkdnet/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /var/lib/qkdnet
-ENTRYPOINT ["/usr/local/bin/qkdnet-entry"]
 CMD ["bash"]

@@ -60,7 +60,7 @@ BASE_IMAGE ?= debian:bookworm-slim
 base-image:
 	@docker image inspect $(BASE_IMAGE) >/dev/null 2>&1 || { \
 	  command -v debootstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; \
-	  docker/make-base-image.sh $(BASE_IMAGE); }
+	  image/make-base-image.sh $(BASE_IMAGE); }
 
 # The project and its runtime dependencies as wheels, at the venv's versions. A fixed
 # SOURCE_DATE_EPOCH makes the project's wheel byte-identical while the sources are, so

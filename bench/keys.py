@@ -2,9 +2,9 @@
 
     .venv/bin/python bench/keys.py [--quick]
 
-Builds the QKD half of topologies/paper.yaml in namespaces (prefix ``qq``, the same as
-tests/qkd/test_qkd_netns.py: do not run both at once), starts both IDQ3P emulators and both
-proxies, then from tn1's namespace: (1) sequential QKD_GET_KEY of 32-byte keys, one at a
+Brings topologies/paper.yaml up in namespaces with compose's builder (prefix ``qq``, the
+same as tests/qkd/test_qkd_netns.py: do not run both at once), starts both IDQ3P emulators
+and both proxies only, then from tn1's namespace: (1) sequential QKD_GET_KEY of 32-byte keys, one at a
 time through ``Etsi004Client`` (what the node agents use), and prints the latency p50/p99;
 (2) 32 requests in flight at once from a lean UDP sender, and prints the keys per second; and
 the CPU time each daemon used. Goal (issue 5): p50 <= 1 ms and >= 10,000 keys/s. Needs root.
@@ -22,11 +22,13 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from compose.backend import quiet
+from compose.netns import NetnsTestbed, teardown
+from qkd_proxy import codec as etsi
+from qkd_proxy.client import Etsi004Client
 
-from qkd_proxy import codec as etsi  # noqa: E402
-from qkd_proxy.client import Etsi004Client  # noqa: E402
+PAPER = Path(__file__).resolve().parents[1] / "topologies" / "paper.yaml"
+QKD_DAEMONS = ("idqA", "idqB", "etsiA", "etsiB")
 
 
 def pipelined(proxy: str, handle: bytes, n: int, window: int) -> tuple[int, float]:
@@ -92,8 +94,20 @@ async def inner(proxy: str, n_seq: int, n_tput: int, window: int) -> dict[str, f
     }
 
 
+def wait_listening(tb: NetnsTestbed, hosts: tuple[str, ...], timeout: float = 20.0) -> None:
+    """Until each daemon's log says it listens."""
+    deadline = time.monotonic() + timeout
+    for h in hosts:
+        log = tb.run_dir / f"{h}.log"
+        while not (log.exists() and '"listening"' in log.read_text()):
+            if not tb.running(h) or time.monotonic() > deadline:
+                out = (tb.run_dir / f"{h}.out").read_text(errors="replace")
+                raise RuntimeError(f"{h} is not listening: {out[-2000:]}")
+            time.sleep(0.05)
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (``ip netns exec`` execs the daemon itself)."""
+    """User + system CPU time of a process."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
@@ -113,14 +127,13 @@ def main() -> int:
     if os.geteuid() != 0:
         print("bench/keys.py needs root (network namespaces)", file=sys.stderr)
         return 1
-    from qkd_proxy.nslab import QkdLab
-
     with tempfile.TemporaryDirectory(prefix="qqbench") as tmp:
-        lab = QkdLab(ROOT / "topologies" / "paper.yaml", Path(tmp))
+        teardown("qq", progress=quiet)  # leftovers of a crashed earlier run
+        tb = NetnsTestbed(PAPER, tmp, prefix="qq", progress=quiet)
         try:
-            lab.up()
-            lab.start_daemons()
-            time.sleep(0.5)
+            tb.up(start_daemons=False)
+            tb.start_all(QKD_DAEMONS)
+            wait_listening(tb, QKD_DAEMONS)
             args = [
                 sys.executable,
                 str(Path(__file__).resolve()),
@@ -131,17 +144,16 @@ def main() -> int:
             ]
             if a.quick:
                 args.append("--quick")
-            pids = {n: p.pid for n, p in lab.procs.items()}
+            pids = {h: d.pid for h in QKD_DAEMONS for d in tb.running(h)}
             cpu0 = {n: cpu_seconds(pid) for n, pid in pids.items()}
-            r = lab.exec("tn1", *args, timeout=900)
+            r = tb.exec("tn1", args, capture_output=True, text=True, timeout=900)
             cpu = {n: cpu_seconds(pid) - cpu0[n] for n, pid in pids.items()}
             if r.returncode != 0:
                 print(r.stdout, r.stderr, file=sys.stderr)
                 return 1
             res = json.loads(r.stdout)
         finally:
-            lab.stop_all()
-            lab.down()
+            tb.down()
     print(f"GET_KEY 32-byte keys through etsiA (tn1 namespace), {res['sequential']} sequential:")
     print(
         f"  latency p50 {res['p50_ms']:.3f} ms   p99 {res['p99_ms']:.3f} ms   "

@@ -3,171 +3,131 @@
 Run (root): ``.venv/bin/python bench/ospf_converge.py [--quick] [--sizes 20,50,100]
 [--shapes ring,grid] [--impls ours,frr]``. ``--quick``: ring and grid of 20 only.
 
-For each shape and size, one network namespace per router (``oa-bN``), one veth pair per
-link (numbered /30s from 10.128.0.0/10, OSPF point-to-point), the same timers for both
-implementations (hello 1 s, dead 4 s, retransmit 2 s; both use MinLSInterval 5 s and
-MinLSArrival 1 s). Every router is started with its links down; once all are ready the
-links are brought up (t0) and each router's LSDB is polled (ours: a digest command on the
-node agent CLI; FRR: ``show ip ospf database json`` over ospfd's vty socket) until every
-router holds the same router LSAs (sequence numbers and checksums) for all N routers, each
-describing all of its adjacencies. Printed: the time from t0, per implementation, and the
-ratio ours/FRR. Polling is the same for both and costs a little CPU, as does running N
-routers on the few cores of this machine: the figures are for comparison, not absolutes.
+For each shape and size, compose/topogen.py writes the topology (``qkdnet topo gen SHAPE
+--nodes N --p2p --kind frr|node``: routers tn1..tnN, one /30 domain per link) into the log
+directory and compose's namespace builder brings it up (prefix ``ob``): one namespace per
+router, one bridge per link. OSPF runs point-to-point on the link domains only, with the
+same timers for both implementations (hello 1 s, dead 4 s, retransmit 2 s; both use
+MinLSInterval 5 s and MinLSArrival 1 s). FRR routers are launched by the builder (kind
+``frr``, with this benchmark's ospfd.conf through the config hook); ours are started in
+their namespaces by the benchmark (``--serve``, below). Every router is started with its
+links down (no carrier: the bridge ports are down); once all are ready the links are
+brought up (t0) and each router's LSDB is polled (ours: a digest command on the CLI; FRR:
+``show ip ospf database json`` over ospfd's vty socket) until every router holds the same
+router LSAs (sequence numbers and checksums) for all N routers, each describing all of
+its adjacencies. Printed: the time from t0, per implementation, and the ratio ours/FRR.
+Polling is the same for both and costs a little CPU, as does running N routers on the few
+cores of this machine: the figures are for comparison, not absolutes.
 
-``--serve`` is the per-router mode of our implementation (started by the benchmark in
-each namespace): the node agent's OSPF speaker (node_agent/ospf.py) on the given
-point-to-point interfaces plus its CLI.
+``--serve`` is the per-router mode of our implementation: the node agent's OSPF speaker
+(node_agent/ospf.py) on the given point-to-point interfaces plus its CLI.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import hashlib
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Interface
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from compose import daemons, topogen
+from compose.backend import quiet
+from compose.netns import NetnsTestbed, teardown
+from gmpls.topology import Host, Topology, load
 
-NS = "oa-b"
-FRR = Path("/usr/lib/frr")
-RUN = Path("/run/oa-ospf/bench")
+PREFIX = "ob"
 CLI_PORT = 2601
 
 
-# ---------------------------------------------------------------- topologies
+# ---------------------------------------------------------------- the lab
 
 
-def ring(n: int) -> list[tuple[int, int]]:
-    return [(i, (i + 1) % n) for i in range(n)]
+def topology(shape: str, n: int, impl: str, hello: int, dead: int, out_dir: Path) -> Path:
+    """The generated topology file of one run."""
+    doc = topogen.generate(
+        shape, n, prefix=PREFIX, kind="frr" if impl == "frr" else "node", p2p=True
+    )
+    doc["ospf"].update(hello_interval=hello, dead_interval=dead, retransmit_interval=2)
+    path = out_dir / f"{shape}{n}-{impl}.yaml"
+    path.write_text(topogen.dump(doc))
+    return path
 
 
-def grid(n: int) -> list[tuple[int, int]]:
-    rows = max(r for r in range(1, int(n**0.5) + 1) if n % r == 0)
-    cols = n // rows
-    edges = []
-    for r in range(rows):
-        for c in range(cols):
-            i = r * cols + c
-            if c + 1 < cols:
-                edges.append((i, i + 1))
-            if r + 1 < rows:
-                edges.append((i, i + cols))
-    return edges
+def routers(topo: Topology) -> list[str]:
+    return [h.name for h in topo.hosts.values() if h.router_id and h.kind in ("node", "frr")]
 
 
-def rid(i: int) -> str:
-    return f"10.0.{i // 250}.{i % 250 + 1}"
+def links(topo: Topology, host: str) -> dict[str, str]:
+    """The router's point-to-point interfaces: {domain: address/30}."""
+    h = topo.host(host)
+    return {
+        d: f"{a}/{topo.domains[d].subnet.prefixlen}"
+        for d, a in h.interfaces.items()
+        if d != topo.control_domain
+    }
 
 
-def link_addrs(k: int) -> tuple[str, str]:
-    base = int(IPv4Address("10.128.0.0")) + 4 * k
-    return f"{IPv4Address(base + 1)}/30", f"{IPv4Address(base + 2)}/30"
-
-
-# ---------------------------------------------------------------- namespaces
-
-
-def sh(*args: str, input: str | None = None, check: bool = True) -> None:
-    subprocess.run(list(args), input=input, text=True, check=check, capture_output=True)
-
-
-def cleanup() -> None:
-    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    for ln in out.splitlines():
-        ns = ln.split()[0] if ln.strip() else ""
-        if ns.startswith(NS):
-            pids = subprocess.run(
-                ["ip", "netns", "pids", ns], capture_output=True, text=True
-            ).stdout.split()
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError, ValueError):
-                    os.kill(int(pid), signal.SIGKILL)
-            sh("ip", "netns", "del", ns, check=False)
-    shutil.rmtree(RUN, ignore_errors=True)
-
-
-def build(n: int, edges: list[tuple[int, int]]) -> dict[int, list[tuple[str, str]]]:
-    """Namespaces and veths (down); returns router -> [(ifname, cidr)]."""
-    ifs: dict[int, list[tuple[str, str]]] = {i: [] for i in range(n)}
-    batch = [f"netns add {NS}{i}" for i in range(n)]
-    for k, (a, b) in enumerate(edges):
-        ia, ib = f"l{k}a", f"l{k}b"
-        batch.append(f"link add {ia} netns {NS}{a} type veth peer name {ib} netns {NS}{b}")
-        ca, cb = link_addrs(k)
-        ifs[a].append((ia, ca))
-        ifs[b].append((ib, cb))
-    sh("ip", "-batch", "-", input="\n".join(batch) + "\n")
-    for i in range(n):
-        lines = ["link set lo up"] + [f"addr add {c} dev {name}" for name, c in ifs[i]]
-        sh("ip", "-n", f"{NS}{i}", "-batch", "-", input="\n".join(lines) + "\n")
-    return ifs
-
-
-def links_up(ifs: dict[int, list[tuple[str, str]]]) -> None:
-    for i, lst in ifs.items():
-        lines = [f"link set {name} up" for name, _ in lst]
-        sh("ip", "-n", f"{NS}{i}", "-batch", "-", input="\n".join(lines) + "\n")
+def frr_p2p_config(topo: Topology, host: Host, workdir: Path) -> dict[str, str]:
+    """zebra.conf and ospfd.conf: OSPF point-to-point on the link domains only."""
+    o = topo.ospf
+    conf = [f"hostname {host.name}"]
+    for name in links(topo, host.name):
+        conf += [
+            f"interface {name}",
+            " ip ospf network point-to-point",
+            f" ip ospf hello-interval {o.hello_interval}",
+            f" ip ospf dead-interval {o.dead_interval}",
+            f" ip ospf retransmit-interval {o.retransmit_interval}",
+            "!",
+        ]
+    conf += ["router ospf", f" ospf router-id {host.router_id}"]
+    conf += [f" network {topogen.P2P_SPACE} area {o.area}", ""]
+    return {"zebra.conf": f"hostname {host.name}\n", "ospfd.conf": "\n".join(conf)}
 
 
 # ---------------------------------------------------------------- ours
 
 
-def start_ours(i: int, ifaces: list[tuple[str, str]], log_dir: Path) -> subprocess.Popen[bytes]:
-    spec = ",".join(f"{n}={c}" for n, c in ifaces)
-    out = open(log_dir / f"ours{i}.out", "wb")  # noqa: SIM115
-    env = {**os.environ, "OA_BENCH_LOG": str(log_dir / f"ours{i}.log")}
-    return subprocess.Popen(
-        [
-            "ip",
-            "netns",
-            "exec",
-            f"{NS}{i}",
-            sys.executable,
-            str(Path(__file__).resolve()),
-            "--serve",
-            "--rid",
-            rid(i),
-            "--ifaces",
-            spec,
-        ],
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
+def start_ours(tb: NetnsTestbed, host: str, log_dir: Path) -> subprocess.Popen[bytes]:
+    topo = tb.topology
+    spec = ",".join(f"{d}={c}" for d, c in links(topo, host).items())
+    o = topo.ospf
+    argv = [sys.executable, str(Path(__file__).resolve()), "--serve"]
+    argv += ["--rid", str(topo.host(host).router_id), "--ifaces", spec]
+    argv += ["--hello", str(o.hello_interval), "--dead", str(o.dead_interval)]
+    env = {**os.environ, "OA_BENCH_LOG": str(log_dir / f"{host}.log")}
+    with open(log_dir / f"{host}.out", "wb") as out:
+        return tb.popen(host, argv, stdout=out, stderr=subprocess.STDOUT, env=env)
 
 
 class OursPoller:
-    def __init__(self, n: int) -> None:
-        from pyroute2.netns import popns, pushns
+    def __init__(self, tb: NetnsTestbed) -> None:
+        self.tb = tb
+        self.conns: dict[str, socket.socket] = {}
 
-        self.conns: dict[int, socket.socket] = {}
-        self.n = n
-        self._push, self._pop = pushns, popns
-
-    def _conn(self, i: int) -> socket.socket:
-        s = self.conns.get(i)
+    def _conn(self, host: str) -> socket.socket:
+        s = self.conns.get(host)
         if s is not None:
             return s
-        self._push(f"{NS}{i}")
+        s = self.tb.socket(host)
         try:
-            s = socket.create_connection(("127.0.0.1", CLI_PORT), timeout=5)
-        finally:
-            self._pop()
-        s.settimeout(30)
-        self._read_prompt(s)
-        self.conns[i] = s
+            s.settimeout(5)
+            s.connect(("127.0.0.1", CLI_PORT))
+            s.settimeout(30)
+            self._read_prompt(s)
+        except BaseException:
+            s.close()
+            raise
+        self.conns[host] = s
         return s
 
     @staticmethod
@@ -180,15 +140,15 @@ class OursPoller:
             buf += c
         return buf
 
-    def ready(self, i: int) -> bool:
+    def ready(self, host: str) -> bool:
         try:
-            self._conn(i)
+            self._conn(host)
             return True
         except OSError:
             return False
 
-    def digest(self, i: int) -> dict[str, Any]:
-        s = self._conn(i)
+    def digest(self, host: str) -> dict[str, Any]:
+        s = self._conn(host)
         s.sendall(b"bench digest json\r\n")
         text = self._read_prompt(s).decode().replace("\r\n", "\n")
         return dict(json.loads(text[: text.rindex("}") + 1]))
@@ -258,72 +218,26 @@ async def serve(rid_s: str, spec: str, hello: int, dead: int) -> None:
 # ---------------------------------------------------------------- FRR
 
 
-def start_frr(
-    i: int, ifaces: list[tuple[str, str]], hello: int, dead: int, log_dir: Path
-) -> list[subprocess.Popen[bytes]]:
-    d = RUN / f"b{i}"
-    d.mkdir(parents=True, exist_ok=True)
-    (d / "zebra.conf").write_text(f"hostname b{i}\n")
-    conf = [f"hostname b{i}"]
-    for name, _ in ifaces:
-        conf += [
-            f"interface {name}",
-            " ip ospf network point-to-point",
-            f" ip ospf hello-interval {hello}",
-            f" ip ospf dead-interval {dead}",
-            " ip ospf retransmit-interval 2",
-            "!",
-        ]
-    conf += ["router ospf", f" ospf router-id {rid(i)}", " network 10.128.0.0/10 area 0", ""]
-    (d / "ospfd.conf").write_text("\n".join(conf))
-    shutil.chown(d, "frr", "frr")
-    for f in d.iterdir():
-        shutil.chown(f, "frr", "frr")
-    common = [
-        "-z",
-        str(d / "zserv.api"),
-        "--vty_socket",
-        str(d),
-        "-A",
-        "127.0.0.1",
-        "-P",
-        "0",
-        "--log",
-        f"file:{d}/log",
-    ]
-    ns = ["ip", "netns", "exec", f"{NS}{i}"]
-    out = open(log_dir / f"frr{i}.out", "wb")  # noqa: SIM115
-    z = subprocess.Popen(
-        [*ns, str(FRR / "zebra"), "-f", str(d / "zebra.conf"), "-i", str(d / "zebra.pid"), *common],
-        stdout=out,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 20
-    while not (d / "zserv.api").exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    o = subprocess.Popen(
-        [*ns, str(FRR / "ospfd"), "-f", str(d / "ospfd.conf"), "-i", str(d / "ospfd.pid"), *common],
-        stdout=out,
-        stderr=subprocess.STDOUT,
-    )
-    return [z, o]
-
-
 class FrrPoller:
-    def __init__(self, n: int) -> None:
-        self.conns: dict[int, socket.socket] = {}
+    def __init__(self, tb: NetnsTestbed) -> None:
+        self.prefix = tb.prefix
+        self.conns: dict[str, socket.socket] = {}
 
-    def _conn(self, i: int) -> socket.socket:
-        s = self.conns.get(i)
+    def _conn(self, host: str) -> socket.socket:
+        s = self.conns.get(host)
         if s is None:
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             s.settimeout(10)
-            s.connect(str(RUN / f"b{i}" / "ospfd.vty"))
-            self.conns[i] = s
+            try:
+                s.connect(str(daemons.frr_runtime_dir(self.prefix, host) / "ospfd.vty"))
+            except OSError:
+                s.close()
+                raise
+            self.conns[host] = s
         return s
 
-    def _cmd(self, i: int, cmd: str) -> str:
-        s = self._conn(i)
+    def _cmd(self, host: str, cmd: str) -> str:
+        s = self._conn(host)
         s.sendall(cmd.encode() + b"\0")
         buf = b""
         while not (len(buf) >= 4 and buf[-4:-1] == b"\0\0\0"):
@@ -333,16 +247,16 @@ class FrrPoller:
             buf += c
         return buf[:-4].decode()
 
-    def ready(self, i: int) -> bool:
+    def ready(self, host: str) -> bool:
         try:
-            self._cmd(i, "show ip ospf")
+            self._cmd(host, "show ip ospf")
             return True
         except OSError:
-            self.conns.pop(i, None)
+            self.conns.pop(host, None)
             return False
 
-    def digest(self, i: int) -> dict[str, Any]:
-        d = json.loads(self._cmd(i, "show ip ospf database router json"))
+    def digest(self, host: str) -> dict[str, Any]:
+        d = json.loads(self._cmd(host, "show ip ospf database router json"))
         items = []
         for area in d.get("routerLinkStates", {}).get("areas", {}).values():
             for e in area:
@@ -369,38 +283,41 @@ class FrrPoller:
 
 def run_one(
     impl: str, shape: str, n: int, hello: int, dead: int, timeout: float, log_dir: Path
-) -> float | None:
-    edges = ring(n) if shape == "ring" else grid(n)
-    deg = {i: 0 for i in range(n)}
-    for a, b in edges:
-        deg[a] += 1
-        deg[b] += 1
-    cleanup()
-    procs: list[subprocess.Popen[bytes]] = []
-    poller: Any = None
+) -> tuple[float | None, int]:
+    """Seconds from links up to convergence (None: not within ``timeout``), and the number
+    of links."""
+    run_dir = log_dir / f"{impl}-{shape}{n}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    topo = load(topology(shape, n, impl, hello, dead, log_dir))
+    names = routers(topo)
+    ends = [(h, d) for h in names for d in links(topo, h)]
+    teardown(PREFIX, progress=quiet)
+    tb = NetnsTestbed(topo, run_dir, progress=quiet, config_generators={"frr": frr_p2p_config})
+    poller: OursPoller | FrrPoller | None = None
     try:
-        ifs = build(n, edges)
+        tb.up(start_daemons=False)
+        tb.set_links(ends, up=False)
         if impl == "ours":
-            poller = OursPoller(n)
-            procs = [start_ours(i, ifs[i], log_dir) for i in range(n)]
+            poller = OursPoller(tb)
+            for h in names:
+                start_ours(tb, h, run_dir)
         else:
-            poller = FrrPoller(n)
-            for i in range(n):
-                procs += start_frr(i, ifs[i], hello, dead, log_dir)
+            poller = FrrPoller(tb)
+            tb.start_all(names)
         deadline = time.monotonic() + 120
-        pending = set(range(n))
+        pending = set(names)
         while pending and time.monotonic() < deadline:
-            pending = {i for i in pending if not poller.ready(i)}
+            pending = {h for h in pending if not poller.ready(h)}
             time.sleep(0.1)
         if pending:
             print(f"  {impl}: routers {sorted(pending)[:5]} never became ready", flush=True)
-            return None
+            return None, len(topo.te_links)
+        want_links = {str(topo.host(h).router_id): 2 * len(links(topo, h)) for h in names}
         t0 = time.monotonic()
-        links_up(ifs)
-        want_links = {rid(i): 2 * deg[i] for i in range(n)}
+        tb.set_links(ends, up=True)
         while time.monotonic() - t0 < timeout:
             try:
-                ds = [poller.digest(i) for i in range(n)]
+                ds = [poller.digest(h) for h in names]
             except OSError:  # a busy router did not answer in time: ask again
                 poller.close()
                 poller.conns.clear()
@@ -409,21 +326,13 @@ def run_one(
                 all(d["count"] == n and d["digest"] == ds[0]["digest"] for d in ds)
                 and ds[0]["links"] == want_links
             ):
-                return time.monotonic() - t0
+                return time.monotonic() - t0, len(topo.te_links)
             time.sleep(0.1)
-        return None
+        return None, len(topo.te_links)
     finally:
         if poller is not None:
             poller.close()
-        for p in procs:
-            with contextlib.suppress(ProcessLookupError):
-                p.terminate()
-        for p in procs:
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        cleanup()
+        tb.down()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -461,10 +370,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     for shape in a.shapes.split(","):
         for n in sizes:
-            res = {}
+            res: dict[str, float | None] = {}
+            nl = 0
             for impl in impls:
-                res[impl] = run_one(impl, shape, n, a.hello, a.dead, a.timeout, log_dir)
-            nl = len(ring(n) if shape == "ring" else grid(n))
+                res[impl], nl = run_one(impl, shape, n, a.hello, a.dead, a.timeout, log_dir)
             cells = "".join(
                 f"{res[i]:>10.2f}" if res[i] is not None else f"{'timeout':>10}" for i in impls
             )

@@ -33,11 +33,10 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from compose.demo import Roles, wait_for_control_plane
+from compose.netns import NetnsTestbed, teardown
 
-from compose.demo import Roles, wait_for_control_plane  # noqa: E402
-from compose.netns import Testbed, teardown  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 PAPER = ROOT / "topologies" / "paper.yaml"
 CREATE = "qe-service create dst 10.1.1.5 key-length 32 layer 2 algorithm 10 refresh time 1000"
@@ -47,7 +46,7 @@ PREFIX = "e2b"
 class Telnet:
     """One CLI session to a node, kept open (a prompt-terminated line protocol)."""
 
-    def __init__(self, tb: Testbed, via: str, host: str) -> None:
+    def __init__(self, tb: NetnsTestbed, via: str, host: str) -> None:
         self.sock = tb.socket(via, socket.AF_INET, socket.SOCK_STREAM)
         self.sock.connect((tb.address(host), tb.topology.host(host).cli_port or 23))
         self.prompt = f"{host}# ".encode()
@@ -103,9 +102,9 @@ def summary(name: str, setups: list[float], span: float, failed: int, retries: i
     }
 
 
-def lab(topo: Path, run_dir: Path, prefix: str = PREFIX) -> Testbed:
+def lab(topo: Path, run_dir: Path, prefix: str = PREFIX) -> NetnsTestbed:
     teardown(prefix, progress=lambda _l: None)
-    tb = Testbed(topo, run_dir, prefix=prefix, progress=lambda _l: None)
+    tb = NetnsTestbed(topo, run_dir, prefix=prefix, progress=lambda _l: None)
     tb.up()
     try:
         wait_for_control_plane(tb, Roles.of(tb.topology), lambda line: print(line, flush=True))
@@ -115,7 +114,7 @@ def lab(topo: Path, run_dir: Path, prefix: str = PREFIX) -> Testbed:
     return tb
 
 
-def sequential(tb: Testbed, n: int) -> dict:
+def sequential(tb: NetnsTestbed, n: int) -> dict:
     cli = Telnet(tb, "client", "tn1")
     setups: list[float] = []
     failed = 0
@@ -136,7 +135,7 @@ def sequential(tb: Testbed, n: int) -> dict:
     return summary("sequential", setups, t_busy, failed, retries)
 
 
-def cpu_seconds(tb: Testbed) -> dict[str, float]:
+def cpu_seconds(tb: NetnsTestbed) -> dict[str, float]:
     """CPU time (user + system) used so far by each host's daemon."""
     tick = os.sysconf("SC_CLK_TCK")
     out: dict[str, float] = {}
@@ -150,7 +149,7 @@ def cpu_seconds(tb: Testbed) -> dict[str, float]:
     return out
 
 
-def concurrent(tb: Testbed, n: int) -> dict:
+def concurrent(tb: NetnsTestbed, n: int) -> dict:
     cli = Telnet(tb, "client", "tn1")
     cpu0 = cpu_seconds(tb)
     try:

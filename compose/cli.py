@@ -1,95 +1,75 @@
 """``qkdnet``: bring the testbed up and down, look inside it, break it on purpose.
 
-See ``docs/qkdnet.md`` for every command with examples.
+One argparse tree for every command; the testbed commands talk to a backend through
+:class:`compose.backend.Testbed` only, chosen by ``--backend`` (``netns``, the default, or
+``docker``). See ``docs/qkdnet.md`` for every command with examples.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from compose import netns as nsbackend
-from compose import topogen
+from compose import demo, render, topogen
+from compose.backend import Testbed, TestbedError
 from compose.cliclient import CliError
-from compose.netns import Testbed, TestbedError, teardown
-from compose.state import indexed, load_state
+from compose.docker import DockerTestbed, firewall_add, firewall_remove
+from compose.netns import NetnsTestbed
 from gmpls.topology import TopologyError, load
 
-BACKENDS = ("netns", "docker")
+BACKENDS: dict[str, type[Testbed]] = {"netns": NetnsTestbed, "docker": DockerTestbed}
 
 
 def _progress(line: str) -> None:
     print(line, flush=True)
 
 
-def _need_root() -> None:
-    if os.geteuid() != 0:
-        raise TestbedError("needs root (network namespaces, bridges, nftables)")
+def _backend(args: argparse.Namespace) -> type[Testbed]:
+    return BACKENDS[args.backend]
+
+
+def _several(cls: type[Testbed], up: list[str], hint: str) -> TestbedError:
+    return TestbedError(f"several {cls.label}s are up ({', '.join(up)}); {hint}")
+
+
+def _prefix(args: argparse.Namespace, cls: type[Testbed]) -> str:
+    """The testbed a command is about: --prefix, the prefix of --topology, $QKDNET_PREFIX,
+    or the only one that is up."""
+    prefix = args.prefix
+    if not prefix and args.topology:
+        prefix = load(args.topology).prefix
+    prefix = prefix or os.environ.get("QKDNET_PREFIX")
+    if prefix:
+        return str(prefix)
+    up = cls.prefixes_up()
+    if not up:
+        raise TestbedError(f"no {cls.label} is up (qkdnet up{cls.option} TOPOLOGY)")
+    if len(up) > 1:
+        raise _several(cls, up, "choose one with --prefix")
+    return up[0]
 
 
 def _select(args: argparse.Namespace) -> Testbed:
-    """The running testbed the command is about: --topology, --prefix, $QKDNET_PREFIX, or
-    the only one that is up."""
-    _need_root()
-    prefix = getattr(args, "prefix", None)
-    topo_arg = getattr(args, "topology", None)
-    if topo_arg and not prefix:
-        prefix = load(topo_arg).prefix
-    prefix = prefix or os.environ.get("QKDNET_PREFIX")
-    if not prefix:
-        up = indexed()
-        if not up:
-            raise TestbedError("no testbed is up (qkdnet up TOPOLOGY)")
-        if len(up) > 1:
-            raise TestbedError(
-                f"several testbeds are up ({', '.join(sorted(up))}); choose one with --prefix"
-            )
-        prefix = next(iter(up))
-    return Testbed.attach(prefix, progress=_progress)
+    cls = _backend(args)
+    return cls.attach(_prefix(args, cls), progress=_progress)
 
 
-#: modules that add subcommands through ``add_parser(subparsers)`` (the argparse
-#: sub-parsers action). One that does not exist yet is skipped; one that fails to import
-#: is named on stderr and skipped, so the core commands keep working.
-EXTENSIONS = ("compose.render", "compose.demo")
-
-
-def _backend(args: argparse.Namespace, command: str) -> int | None:
-    """Run ``command`` on the docker backend when ``--backend docker`` was given: the
-    module ``compose.docker`` provides ``cmd_up``/``cmd_down``/``cmd_status(args)``."""
-    if getattr(args, "backend", "netns") == "netns":
-        return None
-    try:
-        mod = importlib.import_module("compose.docker")
-    except ModuleNotFoundError as e:
-        if e.name != "compose.docker":
-            raise
-        raise TestbedError("the docker backend is not available (no compose.docker)") from None
-    fn = getattr(mod, f"cmd_{command}", None)
-    if fn is None:
-        raise TestbedError(f"the docker backend has no {command} command")
-    return int(fn(args))
+# --- the testbed commands ---------------------------------------------------------------
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    if (rc := _backend(args, "up")) is not None:
-        return rc
-    _need_root()
-    tb = Testbed(args.topology_file, args.run_dir, prefix=args.prefix, progress=_progress)
+    cls = _backend(args)
+    tb = cls(args.topology_file, args.run_dir, prefix=args.prefix, progress=_progress)
     tb.up(start_daemons=not args.no_daemons)
     return 0
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    if (rc := _backend(args, "down")) is not None:
-        return rc
-    _need_root()
+    cls = _backend(args)
     prefixes: list[str] = []
     if args.prefix:
         prefixes = [args.prefix]
@@ -101,78 +81,41 @@ def cmd_down(args: argparse.Namespace) -> int:
                 f"{e}\n(use --prefix to take down a testbed by its prefix)"
             ) from None
     else:
-        up = indexed()
+        up = cls.prefixes_up()
         if args.all or len(up) == 1:
-            prefixes = sorted(up)
+            prefixes = up
         elif not up:
-            print("no testbed is up")
+            print(f"no {cls.label} is up")
             return 0
         else:
-            raise TestbedError(
-                f"several testbeds are up ({', '.join(sorted(up))}); "
-                "name one (TOPOLOGY or --prefix) or use --all"
-            )
+            raise _several(cls, up, "name one (TOPOLOGY or --prefix) or use --all")
     for p in prefixes:
-        path = indexed().get(p)
-        state = load_state(path) if path else None
-        teardown(p, state, _progress)
+        cls.remove(p, _progress)
         print(f"[{p}] down", flush=True)
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    if (rc := _backend(args, "status")) is not None:
-        return rc
-    if args.all or (not args.prefix and not args.topology and len(indexed()) > 1):
+    cls = _backend(args)
+    if args.all or (not args.prefix and not args.topology and len(cls.prefixes_up()) > 1):
         out = {}
-        for p in sorted(indexed()):
+        for p in cls.prefixes_up():
             try:
-                out[p] = Testbed.attach(p).status()
+                out[p] = cls.attach(p).status()
             except TestbedError as e:
                 out[p] = {"prefix": p, "error": str(e)}
         if args.json:
             print(json.dumps(out, indent=1))
         else:
             for st in out.values():
-                _print_status(st)
+                print(f"[{st['prefix']}] {st['error']}" if "error" in st else cls.format_status(st))
         return 0
     st = _select(args).status()
-    if args.json:
-        print(json.dumps(st, indent=1))
-    else:
-        _print_status(st)
+    print(json.dumps(st, indent=1) if args.json else cls.format_status(st))
     return 0
 
 
-def _print_status(st: dict[str, Any]) -> None:
-    if "error" in st:
-        print(f"[{st['prefix']}] {st['error']}")
-        return
-    print(f"testbed {st['name']} prefix {st['prefix']}: {st['status']}  (run dir {st['run_dir']})")
-    print(f"  {'DOMAIN':<8} {'SUBNET':<16} {'BRIDGE':<14} {'STATE':<8} IMPAIRMENT")
-    for d, info in st["domains"].items():
-        imp = nsbackend._describe(info["impairment"]) if info["impairment"] else ""
-        print(f"  {d:<8} {info['subnet']:<16} {info['bridge']:<14} {info['state']:<8} {imp}")
-    print(f"  {'HOST':<8} {'KIND':<9} {'NETNS':<13} {'INTERFACES':<40} DAEMON")
-    for h, info in st["hosts"].items():
-        if info["daemons"]:
-            daemon = ", ".join(
-                f"{d['name']} pid {d['pid']}{'' if d['running'] else ' (dead)'}"
-                for d in info["daemons"]
-            )
-        else:
-            daemon = "-" if info["kind"] == "client" else f"none ({info['note'] or 'stopped'})"
-        ifs = ", ".join(
-            f"{dn} {i['address']}{'' if i['state'] == 'up' else ' [' + i['state'] + ']'}"
-            for dn, i in info["interfaces"].items()
-        )
-        ns = info["netns"] if info["netns_exists"] else f"{info['netns']}?"
-        print(f"  {h:<8} {info['kind']:<9} {ns:<13} {ifs:<40} {daemon}")
-
-
 def cmd_exec(args: argparse.Namespace) -> int:
-    if (rc := _backend(args, "exec")) is not None:
-        return rc
     argv = list(args.argv)
     if argv[:1] == ["--"]:
         argv = argv[1:]
@@ -180,42 +123,29 @@ def cmd_exec(args: argparse.Namespace) -> int:
         raise TestbedError("nothing to run: qkdnet exec HOST -- CMD [ARGS...]")
     tb = _select(args)
     try:
-        return tb.exec(args.host, argv).returncode
+        return tb.interact(args.host, argv)
     except FileNotFoundError:
         print(f"qkdnet exec: {argv[0]}: command not found", file=sys.stderr)
         return 127
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    if (rc := _backend(args, "stop")) is not None:
-        return rc
-    tb = _select(args)
-    if not tb.stop(args.host):
+    if not _select(args).stop(args.host):
         print(f"{args.host}: no daemon was running")
     return 0
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    if (rc := _backend(args, "start")) is not None:
-        return rc
     tb = _select(args)
     return 0 if tb.start(args.host) or tb.topology.host(args.host).kind == "client" else 1
 
 
 def cmd_link(args: argparse.Namespace) -> int:
-    if getattr(args, "backend", "netns") != "netns":
-        raise TestbedError(
-            "link is only available on the netns backend (docker: use docker network disconnect / tc inside the container)"
-        )
     _select(args).link(args.host, args.domain, args.state == "up")
     return 0
 
 
 def cmd_impair(args: argparse.Namespace) -> int:
-    if getattr(args, "backend", "netns") != "netns":
-        raise TestbedError(
-            "impair is only available on the netns backend (docker: use docker network disconnect / tc inside the container)"
-        )
     tb = _select(args)
     if args.clear:
         tb.clear_impair(args.domain)
@@ -227,21 +157,84 @@ def cmd_impair(args: argparse.Namespace) -> int:
 
 
 def cmd_cli(args: argparse.Namespace) -> int:
-    if (rc := _backend(args, "cli")) is not None:
-        return rc
-    tb = _select(args)
-    print(tb.cli(args.host, args.command, via=args.via, timeout=args.timeout))
+    print(_select(args).cli(args.host, args.command, via=args.via, timeout=args.timeout))
     return 0
 
 
 def cmd_ping(args: argparse.Namespace) -> int:
-    if (rc := _backend(args, "ping")) is not None:
-        return rc
     tb = _select(args)
     dst = tb.address(args.target)
     ok = tb.ping(args.host, args.target, timeout=args.timeout, count=args.count)
     print(f"{args.host} -> {dst}: {'reachable' if ok else 'no reply'}")
     return 0 if ok else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    out = sys.stderr if args.json else sys.stdout
+
+    def progress(line: str) -> None:
+        print(line, file=out, flush=True)
+
+    load(args.topology_file)  # a bad file is reported before anything is built
+    cls = _backend(args)
+    bed = cls(args.topology_file, args.run_dir, prefix=args.prefix, progress=progress)
+    try:
+        result, roles = demo.run(
+            bed,
+            progress,
+            capture_dir=Path(args.capture) if args.capture is not None else None,
+            keep=args.keep,
+            timeout=args.timeout,
+        )
+    except demo.DemoError as e:
+        print(f"qkdnet demo: {e}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result.as_json(), indent=2))
+    else:
+        print(demo.render(result, roles), flush=True)
+    fps = list(result.fingerprints.values())
+    return 0 if fps and None not in fps and len(set(fps)) == 1 else 1
+
+
+# --- files: compose render | firewall, topo gen -------------------------------------------
+
+
+def cmd_compose_render(args: argparse.Namespace) -> int:
+    topo = load(args.topology_file)
+    out = None if args.output in (None, "-") else Path(args.output)
+    text = render.render(topo, out.parent if out else Path.cwd(), image=args.image)
+    if out is None:
+        sys.stdout.write(text)
+        return 0
+    if args.check:
+        current = out.read_text() if out.exists() else None
+        if current != text:
+            print(
+                f"{out} is out of date with {args.topology_file}; run `qkdnet compose render "
+                f"{args.topology_file} -o {out}`",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"{out} is up to date")
+        return 0
+    out.write_text(text)
+    print(
+        f"{out}: {len(topo.hosts)} services, {len(topo.domains)} networks "
+        f"(topology {topo.name}, image {args.image})"
+    )
+    return 0
+
+
+def cmd_compose_firewall(args: argparse.Namespace) -> int:
+    topo = load(args.topology_file)
+    if args.remove:
+        n = firewall_remove(topo.prefix)
+        print(f"removed {n} DOCKER-USER rule(s) for prefix {topo.prefix}")
+    else:
+        rules = firewall_add(topo)
+        print(f"DOCKER-USER: intra-bridge ACCEPT for {', '.join(rules) or 'nothing'}")
+    return 0
 
 
 def cmd_topo_gen(args: argparse.Namespace) -> int:
@@ -253,6 +246,8 @@ def cmd_topo_gen(args: argparse.Namespace) -> int:
         prefix=args.prefix,
         name=args.name,
         qe=args.qe,
+        kind=args.kind,
+        p2p=args.p2p,
     )
     text = topogen.dump(doc)
     out = Path(args.out)
@@ -265,15 +260,20 @@ def cmd_topo_gen(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="qkdnet", description="QKD-enabled GMPLS testbed in network namespaces"
-    )
-    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+# --- the parser ------------------------------------------------------------------------------
+
+
+def _testbed_options() -> argparse.ArgumentParser:
+    """The options of every command that acts on a running testbed."""
     sel = argparse.ArgumentParser(add_help=False)
     sel.add_argument("-p", "--prefix", help="the testbed's prefix (default: the only one up)")
     sel.add_argument("-t", "--topology", help="the testbed's topology file (for its prefix)")
     sel.add_argument("--backend", choices=BACKENDS, default="netns")
+    return sel
+
+
+def _add_testbed_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    sel = _testbed_options()
 
     s = sub.add_parser("up", help="build the testbed and start its daemons")
     s.add_argument("topology_file", metavar="TOPOLOGY")
@@ -336,6 +336,45 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--timeout", type=float, default=1.0)
     s.set_defaults(fn=cmd_ping)
 
+    s = sub.add_parser(
+        "demo",
+        help="the paper's workflow end to end: QE service tn1 -> tn5, ladder, fingerprints",
+        description=demo.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    s.add_argument("topology_file", metavar="TOPOLOGY")
+    s.add_argument("--backend", choices=BACKENDS, default="netns")
+    s.add_argument("--capture", metavar="DIR", help="keep one pcap per domain in DIR")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.add_argument("--keep", action="store_true", help="leave the testbed up afterwards")
+    s.add_argument("-p", "--prefix", help="override the topology's name prefix")
+    s.add_argument("--run-dir", help="logs and state (default ./run/NAME)")
+    s.add_argument(
+        "--timeout", type=float, default=90.0, help="seconds to wait for OSPF and the PCE"
+    )
+    s.set_defaults(fn=cmd_demo)
+
+
+def _add_file_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("compose", help="Docker Compose files for a topology")
+    csub = p.add_subparsers(dest="compose_cmd", required=True, metavar="SUBCOMMAND")
+    r = csub.add_parser("render", help="write the docker-compose.yml of a topology")
+    r.add_argument("topology_file", metavar="TOPOLOGY")
+    r.add_argument("-o", "--output", help="file to write (default: standard output)")
+    r.add_argument(
+        "--image", default=render.IMAGE, help=f"image of every service (default {render.IMAGE})"
+    )
+    r.add_argument("--check", action="store_true", help="do not write; exit 1 if OUTPUT differs")
+    r.set_defaults(fn=cmd_compose_render)
+    f = csub.add_parser(
+        "firewall",
+        help="allow traffic inside each domain's bridge (DOCKER-USER; needed for multicast "
+        "when br_netfilter is on)",
+    )
+    f.add_argument("topology_file", metavar="TOPOLOGY")
+    f.add_argument("--remove", action="store_true", help="remove the rules instead")
+    f.set_defaults(fn=cmd_compose_firewall)
+
     s = sub.add_parser("topo", help="topology tools")
     tsub = s.add_subparsers(dest="topo_cmd", required=True, metavar="SUBCOMMAND")
     g = tsub.add_parser("gen", help="write a larger topology (control LAN + TE links)")
@@ -347,21 +386,20 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--prefix", default="qk")
     g.add_argument("--name", help="topology name (default SHAPEN, e.g. ring20)")
     g.add_argument("--qe", action="store_true", help="add the QKD side at the first and last node")
+    g.add_argument("--kind", choices=topogen.KINDS, default="node", help="what the routers run")
+    g.add_argument(
+        "--p2p", action="store_true", help="also one /30 domain per link (point-to-point IP links)"
+    )
     g.set_defaults(fn=cmd_topo_gen)
 
-    for name in EXTENSIONS:
-        try:
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name == name:
-                continue
-            print(f"qkdnet: {name} not loaded: {e}", file=sys.stderr)
-            continue
-        except Exception as e:
-            print(f"qkdnet: {name} not loaded: {type(e).__name__}: {e}", file=sys.stderr)
-            continue
-        if hasattr(mod, "add_parser"):
-            mod.add_parser(sub)
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="qkdnet", description="QKD-enabled GMPLS testbed in network namespaces or containers"
+    )
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    _add_testbed_commands(sub)
+    _add_file_commands(sub)
     return p
 
 

@@ -19,7 +19,7 @@ and stderr go to ``RUN/NAME.out``. A Python kind whose package has no ``__main__
 yet is skipped with that reason, so the launcher works while daemons are being written.
 
 Config generation for FRR and BIRD is a hook: ``register_config("frr", fn)`` (or
-``Testbed(..., config_generators={"frr": fn})``) replaces the built-in generator, where
+``NetnsTestbed(..., config_generators={"frr": fn})``) replaces the built-in generator, where
 ``fn(topology, host, workdir) -> {file name: text}``.
 """
 
@@ -28,7 +28,7 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -174,15 +174,29 @@ def _chown_tree(path: Path, user: str, group: str) -> None:
 # --- built-in config generators ---------------------------------------------------------
 
 
-def frr_config(topo: Topology, host: Host, workdir: Path) -> dict[str, str]:
+def _stubs(topo: Topology, host: Host) -> list[str]:
+    """The host's domains other than the control domain: OSPF stub networks (advertised,
+    no adjacency), as the node agent advertises its own."""
+    return [d for d in host.interfaces if d != topo.control_domain]
+
+
+def frr_config(
+    topo: Topology, host: Host, workdir: Path, *, link_params: Sequence[str] = ()
+) -> dict[str, str]:
     """zebra.conf and ospfd.conf for an FRR peer on the control LAN: OSPFv2 with the
-    topology's timers, opaque LSAs, Router Information (RFC 7770) and TE (RFC 3630)."""
+    topology's timers, opaque LSAs, Router Information (RFC 7770) and TE (RFC 3630); its
+    other domains are passive stub networks. ``link_params`` are more ``link-params``
+    lines of the control interface (``metric 20``, ``max-bw 1.25e+09``...), for a
+    generator that wraps this one (``functools.partial``)."""
     cd = topo.control_domain
     o = topo.ospf
     rid = host.router_id
+    params = "".join(f"  {line}\n" for line in link_params)
     zebra = (
-        f"hostname {host.name}\n!\ninterface {cd}\n link-params\n  enable\n exit-link-params\n!\n"
+        f"hostname {host.name}\n!\ninterface {cd}\n link-params\n  enable\n{params}"
+        " exit-link-params\n!\n"
     )
+    stubs = _stubs(topo, host)
     ospfd = "\n".join(
         [
             f"hostname {host.name}",
@@ -198,6 +212,8 @@ def frr_config(topo: Topology, host: Host, workdir: Path) -> dict[str, str]:
             "router ospf",
             f" ospf router-id {rid}",
             f" network {topo.domains[cd].subnet} area {o.area}",
+            *[f" network {topo.domains[d].subnet} area {o.area}" for d in stubs],
+            *[f" passive-interface {d}" for d in stubs],
             " capability opaque",
             " mpls-te on",
             f" mpls-te router-address {rid}",
@@ -210,13 +226,16 @@ def frr_config(topo: Topology, host: Host, workdir: Path) -> dict[str, str]:
 
 
 def bird_config(topo: Topology, host: Host, workdir: Path) -> dict[str, str]:
-    """bird.conf for a BIRD 2 OSPFv2 peer on the control LAN with the topology's timers."""
+    """bird.conf for a BIRD 2 OSPFv2 peer on the control LAN with the topology's timers;
+    its other domains are stub interfaces."""
     o = topo.ospf
+    stubs = "".join(f'    interface "{d}" {{ stub yes; }};\n' for d in _stubs(topo, host))
     text = f"""\
 router id {host.router_id};
 log "{workdir.parent / f"{host.name}.bird.log"}" all;
-protocol device {{ }}
+protocol device {{ scan time 1; }}
 protocol ospf v2 ospf1 {{
+  ipv4 {{ import all; export none; }};
   area {o.area} {{
     interface "{topo.control_domain}" {{
       type broadcast;
@@ -226,7 +245,7 @@ protocol ospf v2 ospf1 {{
       transmit delay {o.transmit_delay};
       priority {host.ospf_priority};
     }};
-  }};
+{stubs}  }};
 }}
 """
     return {"bird.conf": text}

@@ -1,8 +1,9 @@
-"""``qkdnet demo TOPOLOGY``: the paper's workflow end to end (DESIGN §1, Fig. 6).
+"""``qkdnet demo TOPOLOGY``: the paper's workflow end to end (DESIGN §1, Fig. 6), on any
+backend (:class:`compose.backend.Testbed`).
 
 1. bring the topology up (network namespaces, or ``--backend docker``) with captures
-   running before any daemon starts (tcpdump on each domain's bridge in the root
-   namespace; with ``--capture DIR`` one pcap per domain is kept there);
+   running from as early as the backend can (the namespace backend: before any daemon
+   starts; with ``--capture DIR`` one pcap per domain is kept there);
 2. wait, with progress, until OSPF has told the PCE about every node (``show ted json``:
    all GMPLS nodes, the QE-capable ones flagged) and the head's PCEP session is up;
 3. the **client** host telnets to the head (tn1) and asks for the QE service with the
@@ -21,24 +22,17 @@
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import json
-import os
-import re
-import signal
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from compose import ladder as L
+from compose.backend import Capture, Testbed
 from compose.cliclient import CliError
-from gmpls.topology import Topology, load
+from gmpls.topology import Topology
 
 #: the paper's QE service (Fig. 8): key length 32, layer 2, AES-256-GCM (10), refresh 1000 ms
 PAPER_PARAMS = "key-length 32 layer 2 algorithm 10 refresh time 1000"
@@ -48,18 +42,6 @@ Progress = Callable[[str], None]
 
 class DemoError(RuntimeError):
     pass
-
-
-class Bed(Protocol):
-    """What the demo needs from a testbed backend (compose.netns.Testbed fits, and the
-    Docker one through :class:`_DockerBed`)."""
-
-    topology: Topology
-    prefix: str
-
-    def cli(
-        self, host: str, command: str, via: str | None = None, timeout: float = 10.0
-    ) -> str: ...
 
 
 @dataclass
@@ -108,75 +90,11 @@ class Result:
         }
 
 
-# --- captures on the root-namespace bridges (netns backend) ------------------------------
-
-
-class BridgeCapture:
-    """tcpdump on each domain's bridge in the root namespace: every frame crossing the
-    domain once. ``--immediate-mode -U``: each packet reaches the file as it is seen."""
-
-    def __init__(self, bridges: dict[str, str], out_dir: Path, buffer_kib: int = 32768) -> None:
-        self.bridges = bridges
-        self.out_dir = out_dir
-        self.buffer_kib = buffer_kib
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.files: dict[str, Path] = {}
-        #: frames the kernel dropped per domain (tcpdump's count when it stopped)
-        self.dropped: dict[str, int] = {}
-
-    def start(self, timeout: float = 10.0) -> None:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        for domain, br in self.bridges.items():
-            path = self.out_dir / f"{domain}.pcap"
-            err = self.out_dir / f".{domain}.tcpdump.err"
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-            argv = ["tcpdump", "-i", br, "-n", "-s", "0", "-U", "--immediate-mode", "-Z", "root"]
-            argv += ["-B", str(self.buffer_kib)]  # a loaded machine must not drop frames
-            argv += ["-w", str(path)]
-            self.procs[domain] = subprocess.Popen(
-                argv,
-                stdout=subprocess.DEVNULL,
-                stderr=open(err, "wb"),  # noqa: SIM115 (tcpdump keeps it)
-                stdin=subprocess.DEVNULL,
-            )
-            self.files[domain] = path
-        deadline = time.monotonic() + timeout
-        for domain, proc in self.procs.items():
-            err = self.out_dir / f".{domain}.tcpdump.err"
-            while b"listening on" not in err.read_bytes():
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise DemoError(
-                        f"tcpdump on {self.bridges[domain]} did not start: "
-                        f"{err.read_text(errors='replace').strip()}"
-                    )
-                time.sleep(0.02)
-
-    def stop(self) -> dict[str, Path]:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        for domain in self.procs:
-            err = self.out_dir / f".{domain}.tcpdump.err"
-            with contextlib.suppress(FileNotFoundError):
-                m = re.search(r"(\d+) packets? dropped by kernel", err.read_text(errors="replace"))
-                self.dropped[domain] = int(m.group(1)) if m else 0
-                err.unlink()
-        self.procs.clear()
-        return dict(self.files)
-
-
 # --- the steps -----------------------------------------------------------------------------
 
 
 def wait_for_control_plane(
-    bed: Bed, roles: Roles, progress: Progress, timeout: float = 90.0
+    bed: Testbed, roles: Roles, progress: Progress, timeout: float = 90.0
 ) -> dict[str, Any]:
     """Until the PCE's TED has every node (QE-capable ones flagged) and the head's PCEP
     session is up; progress on every change. Returns the TED."""
@@ -213,7 +131,7 @@ def wait_for_control_plane(
         time.sleep(0.5)
 
 
-def create_service(bed: Bed, roles: Roles, progress: Progress, timeout: float = 30.0) -> dict:
+def create_service(bed: Testbed, roles: Roles, progress: Progress, timeout: float = 30.0) -> dict:
     """The client telnets to the head and creates the paper's QE service; waits for it."""
     dst = bed.topology.host(roles.tail).router_id
     cmd = f"qe-service create dst {dst} {PAPER_PARAMS}"
@@ -231,7 +149,7 @@ def create_service(bed: Bed, roles: Roles, progress: Progress, timeout: float = 
     return svc
 
 
-def tail_service(bed: Bed, roles: Roles, head_svc: dict) -> dict | None:
+def tail_service(bed: Testbed, roles: Roles, head_svc: dict) -> dict | None:
     out = json.loads(bed.cli(roles.tail, "show qe-service json", via=roles.client))
     for s in out.get("services", []):
         if s["key_handle_prefix"] == head_svc["key_handle_prefix"] and s["role"] == "tail":
@@ -282,7 +200,7 @@ def render(result: Result, roles: Roles) -> str:
 
 
 def run_demo(
-    bed: Bed,
+    bed: Testbed,
     roles: Roles,
     progress: Progress,
     ctrl_pcap: Callable[[], Path],
@@ -311,7 +229,7 @@ def run_demo(
     )
 
 
-def delete_service(bed: Bed, roles: Roles, svc: dict, progress: Progress) -> None:
+def delete_service(bed: Testbed, roles: Roles, svc: dict, progress: Progress) -> None:
     out = json.loads(bed.cli(roles.head, f"qe-service delete {svc['id']} json", via=roles.client))
     state = out["services"][0]["state"] if "services" in out else out.get("error")
     progress(
@@ -319,136 +237,45 @@ def delete_service(bed: Bed, roles: Roles, svc: dict, progress: Progress) -> Non
     )
 
 
-# --- backends ------------------------------------------------------------------------------
+# --- the whole demo ------------------------------------------------------------------------
 
 
-def _demo_netns(args: argparse.Namespace, progress: Progress) -> tuple[Result, Roles]:
-    from compose.netns import Testbed, TestbedError, leftovers
-
-    if os.geteuid() != 0:
-        raise TestbedError("needs root (network namespaces, bridges, tcpdump)")
-    tb = Testbed(args.topology_file, args.run_dir, prefix=args.prefix, progress=progress)
-    roles = Roles.of(tb.topology)
-    if leftovers(tb.prefix):
-        raise TestbedError(
-            f"a testbed with prefix {tb.prefix!r} is already up; take it down first "
-            f"(qkdnet down --prefix {tb.prefix}) or give the demo another --prefix"
-        )
-    keep_caps = args.capture is not None
-    cap_dir = Path(args.capture).resolve() if keep_caps else tb.run_dir / "capture"
-    domains = list(tb.topology.domains) if keep_caps else [tb.topology.control_domain]
-    tb.up(start_daemons=False)
-    cap = BridgeCapture({d: tb.bridge(d) for d in domains}, cap_dir)
+def run(
+    bed: Testbed,
+    progress: Progress,
+    *,
+    capture_dir: Path | None = None,
+    keep: bool = False,
+    timeout: float = 90.0,
+) -> tuple[Result, Roles]:
+    """Steps 1-5 on a testbed that is not up yet. With ``capture_dir`` every domain is
+    captured there (and the files named in the result); else the control LAN only, into
+    the run directory."""
+    roles = Roles.of(bed.topology)
+    topo = bed.topology
+    domains = list(topo.domains) if capture_dir is not None else [topo.control_domain]
+    cap_dir = capture_dir.resolve() if capture_dir is not None else bed.run_dir / "capture"
+    bed.up(capture=Capture(domains, cap_dir))
     result: Result | None = None
     try:
-        cap.start()
-        progress(f"[demo] capturing {', '.join(domains)} into {cap_dir}")
-        tb.start_all()
-        ctrl = cap.files[tb.topology.control_domain]
-        result = run_demo(tb, roles, progress, lambda: ctrl, timeout=args.timeout)
-        if not args.keep:
-            delete_service(tb, roles, result.service, progress)
+        result = run_demo(
+            bed, roles, progress, lambda: bed.capture_file(topo.control_domain), timeout=timeout
+        )
+        if not keep:
+            delete_service(bed, roles, result.service, progress)
             time.sleep(0.3)
     finally:
-        files = cap.stop()
-        lost = {d: n for d, n in cap.dropped.items() if n}
-        if lost:
-            progress(f"[demo] tcpdump: frames dropped by the kernel: {lost}")
-        if result is not None:
-            result.captures = {d: str(p) for d, p in files.items()} if keep_caps else {}
-        if not args.keep:
-            tb.down()
+        files = bed.capture_stop()
+        if result is not None and capture_dir is not None:
+            result.captures = {d: str(p) for d, p in files.items()}
+        if not keep:
+            bed.down()
         else:
+            svc = result.service.get("id") if result else "?"
+            opt = f"--prefix {bed.prefix}{bed.option}"
             progress(
-                f"[demo] testbed {tb.prefix} and service {result.service.get('id') if result else '?'}"
-                f" kept up: qkdnet cli tn1 'show qe-service' --prefix {tb.prefix}; "
-                f"qkdnet down --prefix {tb.prefix}"
+                f"[demo] testbed {bed.prefix} and service {svc} kept up: "
+                f"qkdnet cli {roles.head} 'show qe-service' {opt}; qkdnet down {opt}"
             )
     assert result is not None
     return result, roles
-
-
-def _demo_docker(args: argparse.Namespace, progress: Progress) -> tuple[Result, Roles]:
-    from compose.docker import DockerTestbed
-
-    tb = DockerTestbed(
-        args.topology_file, prefix=args.prefix, run_dir=args.run_dir, progress=progress
-    )
-    roles = Roles.of(tb.topology)
-    keep_caps = args.capture is not None
-    cap_dir = Path(args.capture).resolve() if keep_caps else Path(tempfile.mkdtemp("-qkdcap"))
-    domains = list(tb.topology.domains) if keep_caps else [tb.topology.control_domain]
-    tb.up()
-    result: Result | None = None
-    capturing = False
-    try:
-        # the containers start their daemons at once: the first OSPF packets may be missed
-        tb.capture_start(domains)
-        capturing = True
-        files: dict[str, Path] = {}
-
-        def ctrl() -> Path:
-            nonlocal capturing
-            files.update(tb.capture_stop(cap_dir))
-            capturing = False
-            return files[tb.topology.control_domain]
-
-        result = run_demo(tb, roles, progress, ctrl, timeout=args.timeout)
-        result.captures = {d: str(p) for d, p in files.items()} if keep_caps else {}
-        if not args.keep:
-            delete_service(tb, roles, result.service, progress)
-    finally:
-        if capturing:
-            with contextlib.suppress(Exception):
-                tb.capture_stop(cap_dir)
-        if not args.keep:
-            tb.down()
-        else:
-            progress(f"[demo] project {tb.project} kept up (qkdnet down --backend docker)")
-    assert result is not None
-    return result, roles
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    out = sys.stderr if args.json else sys.stdout
-
-    def progress(line: str) -> None:
-        print(line, file=out, flush=True)
-
-    load(args.topology_file)  # a bad file is reported before anything is built
-    try:
-        if args.backend == "docker":
-            result, roles = _demo_docker(args, progress)
-        else:
-            result, roles = _demo_netns(args, progress)
-    except DemoError as e:
-        print(f"qkdnet demo: {e}", file=sys.stderr)
-        return 1
-    if args.json:
-        print(json.dumps(result.as_json(), indent=2))
-    else:
-        print(render(result, roles), flush=True)
-    fps = list(result.fingerprints.values())
-    return 0 if fps and None not in fps and len(set(fps)) == 1 else 1
-
-
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """``qkdnet demo`` (loaded by compose/cli.py through its EXTENSIONS)."""
-    s: argparse.ArgumentParser = subparsers.add_parser(
-        "demo",
-        help="the paper's workflow end to end: QE service tn1 -> tn5, ladder, fingerprints",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    s.add_argument("topology_file", metavar="TOPOLOGY")
-    s.add_argument("--backend", choices=("netns", "docker"), default="netns")
-    s.add_argument("--capture", metavar="DIR", help="keep one pcap per domain in DIR")
-    s.add_argument("--json", action="store_true", help="print one JSON object")
-    s.add_argument("--keep", action="store_true", help="leave the testbed up afterwards")
-    s.add_argument("-p", "--prefix", help="override the topology's name prefix")
-    s.add_argument("--run-dir", help="logs and state (default ./run/NAME)")
-    s.add_argument(
-        "--timeout", type=float, default=90.0, help="seconds to wait for OSPF and the PCE"
-    )
-    s.set_defaults(fn=cmd_demo)
-    return s

@@ -1,8 +1,8 @@
 """The Docker backend: the testbed as a Compose project of ``qkdnet:latest`` containers.
 
-Same shape as :class:`compose.netns.Testbed` (``up``, ``down``, ``exec``, ``stop``,
-``start``, ``kill``, ``status``, ``address``, ``ping``, ``cli``) so that ``qkdnet up
---backend docker`` and the demo can drive either one.
+:class:`DockerTestbed` implements :class:`compose.backend.Testbed`, so that ``qkdnet ...
+--backend docker`` and the demo drive it as they drive the namespace backend. Faults on
+links and domains (``link``, ``impair``) are the namespace backend's only.
 
 How it talks to Docker — two tools, each where it is the better one:
 
@@ -35,9 +35,8 @@ would show it, without capturing on the host.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import io
-import json
+import ipaddress
 import os
 import shlex
 import shutil
@@ -45,23 +44,31 @@ import struct
 import subprocess
 import tarfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-import yaml
+import docker
+from docker.errors import APIError, NotFound
 
 from compose import render
+from compose.backend import (
+    Capture,
+    Progress,
+    Testbed,
+    TestbedError,
+    load_topology,
+    quiet,
+    with_prefix,
+)
 from compose.cliclient import CliError
-from compose.netns import TestbedError
-from gmpls.topology import Topology, load
-
-Progress = Callable[[str], None]
+from gmpls.topology import Topology
 
 FW_CHAIN = "DOCKER-USER"
 _PROJECT_LABEL = "com.docker.compose.project"
 _FILES_LABEL = "com.docker.compose.project.config_files"
+_FAULTS_HINT = " (docker: use docker network disconnect / tc inside the container)"
 CAPTURE_DIR = "/tmp"  # inside the containers; world-writable (tcpdump may drop to its user)
 _CLI_SCRIPT = (
     "import socket, sys\n"
@@ -78,33 +85,13 @@ class DockerError(TestbedError):
     """A Docker testbed operation that cannot be done; the message says why and what to do."""
 
 
-def _quiet(_line: str) -> None:
-    pass
-
-
-def _sdk() -> Any:
-    """The Docker SDK (``docker`` package), imported on first use. Imported by name because
-    the repository's ``docker/`` folder (helper scripts) is a namespace package that type
-    checkers would otherwise take for it; a missing SDK is reported plainly."""
-    sdk = importlib.import_module("docker")
-    if not hasattr(sdk, "from_env"):
-        raise DockerError("the Docker SDK is not installed (pip install docker)")
-    return sdk
-
-
-def _client() -> Any:
+def _client() -> docker.DockerClient:
     try:
-        client = _sdk().from_env()
+        client = docker.from_env()
         client.ping()
-    except DockerError:
-        raise
     except Exception as e:
         raise DockerError(f"cannot reach the Docker Engine: {e}") from None
     return client
-
-
-def _not_found() -> type[Exception]:
-    return importlib.import_module("docker.errors").NotFound
 
 
 def compose_command() -> list[str]:
@@ -210,7 +197,7 @@ def teardown(
     prefix: str,
     project: str | None = None,
     compose_file: Path | None = None,
-    progress: Progress = _quiet,
+    progress: Progress = quiet,
 ) -> None:
     """Remove everything of the Docker testbed ``prefix``. Idempotent; works after a crash
     and without the topology.
@@ -232,12 +219,11 @@ def teardown(
         files = containers[0].labels.get(_FILES_LABEL, "").split(",")
         compose_file = Path(files[0]) if files[0] else None
         project = project or containers[0].labels.get(_PROJECT_LABEL)
-    api_error = importlib.import_module("docker.errors").APIError
     for n in client.networks.list(filters=flt):
-        with contextlib.suppress(_not_found()):
+        with contextlib.suppress(NotFound):
             n.reload()
             for cid in n.attrs.get("Containers") or {}:
-                with contextlib.suppress(api_error):
+                with contextlib.suppress(APIError):
                     n.disconnect(cid, force=True)
     if compose_file is not None and compose_file.exists() and project:
         argv = [*compose_command(), "-p", project, "-f", str(compose_file)]
@@ -250,7 +236,7 @@ def teardown(
         if r.returncode != 0:
             progress(f"[{prefix}] compose down: {(r.stderr or r.stdout).strip()[:300]}")
     for c in client.containers.list(all=True, filters=flt):
-        with contextlib.suppress(_not_found()):
+        with contextlib.suppress(NotFound):
             c.remove(force=True)
             progress(f"[{prefix}] removed container {c.name}")
     for n in client.networks.list(filters=flt):
@@ -259,9 +245,9 @@ def teardown(
                 n.remove()
                 progress(f"[{prefix}] removed network {n.name}")
                 break
-            except _not_found():
+            except NotFound:
                 break
-            except api_error as e:
+            except APIError as e:
                 if "active endpoints" not in str(e) or attempt == 9:
                     progress(f"[{prefix}] network {n.name}: {e}")
                     break
@@ -279,14 +265,11 @@ def teardown(
             else ""
         )
         raise DockerError(f"[{prefix}] could not remove: {', '.join(left)}{hint}")
-    progress(f"[{prefix}] down")
 
 
 def subnet_conflicts(topo: Topology) -> list[str]:
     """Docker networks (of other testbeds or anything else) whose subnets overlap the
     topology's domains: Docker refuses to create a network over them."""
-    import ipaddress
-
     out = []
     for n in _client().networks.list():
         for cfg in (n.attrs.get("IPAM") or {}).get("Config") or []:
@@ -349,7 +332,7 @@ class _Capture:
     path: str  # inside the container
 
 
-class DockerTestbed:
+class DockerTestbed(Testbed):
     """A topology brought up as a Compose project.
 
     >>> tb = DockerTestbed("topologies/paper.yaml", project="qkdtest")   # doctest: +SKIP
@@ -363,49 +346,40 @@ class DockerTestbed:
     overlapping subnets.
     """
 
-    __test__ = False
+    backend: ClassVar[str] = "docker"
+    label: ClassVar[str] = "Docker testbed"
+    option: ClassVar[str] = " --backend docker"
 
     def __init__(
         self,
         topology: Topology | str | os.PathLike[str],
+        run_dir: str | os.PathLike[str] | None = None,
         *,
+        prefix: str | None = None,
+        progress: Progress | None = None,
         project: str | None = None,
         compose_file: str | os.PathLike[str] | None = None,
-        run_dir: str | os.PathLike[str] | None = None,
         image: str = render.IMAGE,
-        prefix: str | None = None,
-        daemons: bool = True,
-        progress: Progress | None = None,
     ) -> None:
-        topo = topology if isinstance(topology, Topology) else load(Path(topology))
-        if topo.path is None:
-            raise DockerError("the topology must be loaded from a file (containers mount it)")
+        topo = load_topology(topology)
         default_dir = f"docker-{topo.name}" + (f"-{prefix}" if prefix else "")
         self.run_dir = Path(run_dir or Path("run") / default_dir).resolve()
         if prefix is not None and prefix != topo.prefix:
             if compose_file is not None:
                 raise DockerError("give either a compose file or a prefix to render one with")
             # a copy of the topology with the new prefix, which the containers then mount
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            doc = yaml.safe_load(topo.path.read_text())
-            doc["prefix"] = prefix
-            copy = self.run_dir / f"{topo.name}.yaml"
-            copy.write_text(
-                f"# {topo.path} with prefix {prefix} (written by qkdnet)\n"
-                + yaml.safe_dump(doc, sort_keys=False)
-            )
-            topo = load(copy)
+            topo = with_prefix(topo, prefix, self.run_dir / f"{topo.name}.yaml")
         self.topology = topo
         self.prefix = topo.prefix
         self.project = project or f"qkdnet-{self.prefix}"
         self.compose_file = Path(compose_file).resolve() if compose_file else None
-        self.daemons = daemons
         self.image = image
-        self.progress: Progress = progress or _quiet
+        self.progress: Progress = progress or quiet
         self._captures: list[_Capture] = []
-        self._docker: Any = None
+        self._capture_dir: Path | None = None
+        self._docker: docker.DockerClient | None = None
 
-    # --- finding a running testbed ----------------------------------------------------
+    # --- finding testbeds -------------------------------------------------------------
     @classmethod
     def attach(cls, prefix: str, progress: Progress | None = None) -> DockerTestbed:
         """The Docker testbed that is up with ``prefix``: project, compose file and topology
@@ -433,8 +407,17 @@ class DockerTestbed:
         tb._docker = client
         return tb
 
+    @classmethod
+    def prefixes_up(cls) -> list[str]:
+        """The prefixes of the Docker testbeds with any container (:func:`running_prefixes`)."""
+        return sorted(running_prefixes())
+
+    @classmethod
+    def remove(cls, prefix: str, progress: Progress = quiet) -> None:
+        teardown(prefix, progress=progress)
+
     @property
-    def docker(self) -> Any:
+    def docker(self) -> docker.DockerClient:
         if self._docker is None:
             self._docker = _client()
         return self._docker
@@ -452,7 +435,7 @@ class DockerTestbed:
     def container(self, host: str) -> Any:
         try:
             return self.docker.containers.get(self.container_name(host))
-        except _not_found():
+        except NotFound:
             raise DockerError(
                 f"{host}: container {self.container_name(host)} does not exist"
             ) from None
@@ -470,13 +453,18 @@ class DockerTestbed:
         return r
 
     # --- up ---------------------------------------------------------------------------
-    def up(self, timeout: float = 60.0) -> DockerTestbed:
+    def up(
+        self, start_daemons: bool = True, capture: Capture | None = None, timeout: float = 60.0
+    ) -> DockerTestbed:
         """Render (unless a compose file was given), add the firewall rules, ``compose up
-        -d``, and wait until every container runs. On failure everything is removed again."""
+        -d``, and wait until every container runs; then start the captures (the containers
+        run their daemons from the start, so the first packets may be missed). Without
+        ``start_daemons`` every container sleeps (a rendered file only). On failure
+        everything is removed again."""
         p = self.prefix
         try:
             self.docker.images.get(self.image)
-        except _not_found():
+        except NotFound:
             raise DockerError(f"image {self.image} is missing: run `make image`") from None
         left = [x for x in self.leftovers() if not x.startswith("rule ")]
         clash = subnet_conflicts(self.topology)
@@ -493,7 +481,7 @@ class DockerTestbed:
         if self.compose_file is None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self.compose_file = self.run_dir / "docker-compose.yml"
-            text = render.render(self.topology, self.run_dir, self.image, daemons=self.daemons)
+            text = render.render(self.topology, self.run_dir, self.image, daemons=start_daemons)
             self.compose_file.write_text(text)
         t0 = time.monotonic()
         try:
@@ -503,6 +491,8 @@ class DockerTestbed:
             self.progress(f"[{p}] {shlex.join(compose_command())} -p {self.project} up -d")
             self._compose("up", "-d", "--no-build")
             self.wait_running(timeout=timeout)
+            if capture is not None:
+                self.capture_start(capture.domains, capture.out_dir)
         except BaseException as e:
             self.progress(f"[{p}] failed: {e}; removing what was created")
             with contextlib.suppress(Exception):
@@ -540,18 +530,13 @@ class DockerTestbed:
                 time.sleep(0.2)
 
     def role(self, host: str) -> str:
-        """What the container runs: ``client``; ``idle`` (``up --no-daemons``); ``sleeping:
-        PKG has no __main__`` when the entry script found no daemon to run; else the
+        """What the container runs: ``client``; ``idle`` (``up --no-daemons``); else the
         daemon's command (``python -m node_agent``)."""
         if self.topology.host(host).kind == "client":
             return "client"
-        c = self.container(host)
-        cmd = list(c.attrs["Config"].get("Cmd") or [])
+        cmd = list(self.container(host).attrs["Config"].get("Cmd") or [])
         if cmd[:2] == ["sleep", "infinity"]:
             return "idle"
-        for line in c.logs(tail=50).decode(errors="replace").splitlines():
-            if '"event": "no-daemon"' in line:
-                return f"sleeping: {cmd[2] if len(cmd) > 2 else '?'} has no __main__"
         return " ".join(cmd[:3])
 
     # --- down -------------------------------------------------------------------------
@@ -559,12 +544,6 @@ class DockerTestbed:
         """Remove the project (:func:`teardown`). Idempotent."""
         self._captures = []
         teardown(self.prefix, self.project, self.compose_file, self.progress)
-
-    def __enter__(self) -> DockerTestbed:
-        return self.up()
-
-    def __exit__(self, *exc: object) -> None:
-        self.down()
 
     # --- processes in a host ----------------------------------------------------------
     def exec(self, host: str, argv: Sequence[str], **kw: Any) -> subprocess.CompletedProcess[Any]:
@@ -577,53 +556,62 @@ class DockerTestbed:
         """``subprocess.Popen`` of ``docker exec -i CONTAINER ARGV``."""
         return subprocess.Popen(["docker", "exec", "-i", self.container_name(host), *argv], **kw)
 
+    def interact(self, host: str, argv: Sequence[str]) -> int:
+        """``docker exec -it`` (``-i`` when this is no terminal); the command's status."""
+        tty = ["-it"] if os.isatty(0) else ["-i"]
+        return subprocess.run(["docker", "exec", *tty, self.container_name(host), *argv]).returncode
+
     def logs(self, host: str) -> str:
         """Everything the host's container wrote to stdout and stderr (its daemon's log)."""
         return str(self.container(host).logs().decode(errors="replace"))
 
     # --- the daemon is the container: stop, start, kill -------------------------------
-    def stop(self, host: str, timeout: int = 5) -> bool:
-        """SIGTERM to the host's daemon (SIGKILL after ``timeout`` s); True if it was up."""
+    def stop(self, host: str, timeout: int = 5) -> dict[int, int | None]:
+        """SIGTERM to the host's daemon (SIGKILL after ``timeout`` s): {pid: exit code} of
+        the container's process when it was running."""
         c = self.container(host)
-        was = bool(c.attrs["State"].get("Running"))
+        pid = int(c.attrs["State"].get("Pid") or 0) if c.attrs["State"].get("Running") else 0
         c.stop(timeout=timeout)
         self.progress(f"[{self.prefix}] {host} stopped")
-        return was
+        if not pid:
+            return {}
+        c.reload()
+        return {pid: c.attrs["State"].get("ExitCode")}
 
-    def start(self, host: str, timeout: float = 30.0) -> None:
-        """Start the host's container again (same addresses) and wait until it runs."""
+    def start(self, host: str, timeout: float = 30.0) -> list[int]:
+        """Start the host's container again (same addresses) and wait until it runs; the
+        pid of its process."""
         c = self.container(host)
         c.reload()
         if c.attrs["State"].get("Running"):
             raise DockerError(f"{host}: already running (qkdnet stop {host} first)")
         c.start()
         self.wait_running([host], timeout=timeout)
+        c.reload()
+        return [int(c.attrs["State"]["Pid"])]
 
     def kill(self, host: str, signal: str = "SIGKILL") -> None:
         """``docker kill``: the daemon dies at once, as a crashed node would."""
         self.container(host).kill(signal=signal)
         self.progress(f"[{self.prefix}] {host} killed ({signal})")
 
+    # --- faults: the namespace backend's only ----------------------------------------
+    def link(self, host: str, domain: str, up: bool) -> None:
+        raise DockerError(f"link is only available on the netns backend{_FAULTS_HINT}")
+
+    def impair(
+        self,
+        domain: str,
+        loss: float | None = None,
+        delay_ms: float | None = None,
+        jitter_ms: float | None = None,
+    ) -> None:
+        raise DockerError(f"impair is only available on the netns backend{_FAULTS_HINT}")
+
+    def clear_impair(self, domain: str) -> None:
+        raise DockerError(f"impair is only available on the netns backend{_FAULTS_HINT}")
+
     # --- looking inside ---------------------------------------------------------------
-    def address(self, host_or_ip: str, domain: str | None = None) -> str:
-        """A host's address on ``domain`` (default: the control domain, or its only one), or
-        the argument itself when it is an address."""
-        topo = self.topology
-        if host_or_ip not in topo.hosts:
-            import ipaddress
-
-            return str(ipaddress.IPv4Address(host_or_ip))
-        h = topo.host(host_or_ip)
-        if domain is None:
-            domain = (
-                topo.control_domain
-                if topo.control_domain in h.interfaces
-                else next(iter(h.interfaces))
-            )
-        if domain not in h.interfaces:
-            raise DockerError(f"{h.name} has no address on {domain}")
-        return str(h.interfaces[domain])
-
     def ping(self, host: str, target: str, timeout: float = 1.0, count: int = 1) -> bool:
         """ICMP echo (iputils ``ping``) from inside ``host``; True when any reply comes."""
         dst = self.address(target)
@@ -744,10 +732,40 @@ class DockerTestbed:
             "firewall": firewall_rules(self.prefix),
         }
 
+    @staticmethod
+    def format_status(st: dict[str, Any]) -> str:
+        lines = [
+            f"testbed {st['name']} prefix {st['prefix']}: {st['status']}  (docker project "
+            f"{st['project']}, {st['compose_file']})",
+            f"  {'DOMAIN':<8} {'SUBNET':<16} {'BRIDGE':<10} {'GATEWAY':<14} NETWORK",
+        ]
+        for d, info in st["domains"].items():
+            lines.append(
+                f"  {d:<8} {info['subnet']:<16} {info['bridge']:<10} {info['gateway'] or '-':<14} "
+                f"{info['network'] or 'absent'}"
+            )
+        lines.append(
+            f"  {'HOST':<8} {'KIND':<9} {'CONTAINER':<12} {'STATE':<8} {'INTERFACES':<40} ROLE"
+        )
+        for h, info in st["hosts"].items():
+            ifs = ", ".join(
+                f"{d} {i['address']}" + ("" if i["actual"] == i["address"] else f" [{i['actual']}]")
+                for d, i in info["interfaces"].items()
+            )
+            state = info["state"] + (f" {info['exit_code']}" if info["state"] == "exited" else "")
+            lines.append(
+                f"  {h:<8} {info['kind']:<9} {info['container']:<12} {state:<8} {ifs:<40} "
+                f"{info['role'] or '-'}"
+            )
+        if st["firewall"]:
+            lines.append(f"  DOCKER-USER: {len(st['firewall'])} intra-bridge ACCEPT rule(s)")
+        return "\n".join(lines)
+
     # --- captures ---------------------------------------------------------------------
-    def capture_start(self, domains: Iterable[str] | None = None, timeout: float = 10.0) -> None:
-        """Start tcpdump in every running member of each domain (default: all), on its
-        interface there, outgoing packets only; returns once every one is listening.
+    def capture_start(self, domains: Sequence[str], out_dir: Path, timeout: float = 10.0) -> None:
+        """Start tcpdump in every running member of each domain, on its interface there,
+        outgoing packets only; returns once every one is listening. The pcaps are merged
+        into ``OUT_DIR/DOMAIN.pcap`` by :meth:`capture_file` and :meth:`capture_stop`.
 
         ``--immediate-mode`` matters: with libpcap's default TPACKET_V3 ring, packets wait
         in a block until it fills or times out, and the ones still waiting when tcpdump is
@@ -755,7 +773,8 @@ class DockerTestbed:
         if self._captures:
             raise DockerError("a capture is already running (capture_stop first)")
         started: list[_Capture] = []
-        for d in domains or self.topology.domains:
+        self._capture_dir = Path(out_dir)
+        for d in domains:
             self.bridge(d)
             for h in self.topology.hosts.values():
                 if d not in h.interfaces or not self.container(h.name).attrs["State"].get(
@@ -788,13 +807,21 @@ class DockerTestbed:
                 time.sleep(0.1)
         self.progress(f"[{self.prefix}] capturing on {len(started)} interface(s)")
 
-    def capture_stop(self, dest: str | os.PathLike[str]) -> dict[str, Path]:
-        """Stop the captures and write one pcap per domain into ``dest`` (``DOMAIN.pcap``,
-        each packet once, by time). A container that died meanwhile (``kill``) still gives
-        what it captured until then."""
-        out_dir = Path(dest)
-        out_dir.mkdir(parents=True, exist_ok=True)
+    def capture_file(self, domain: str) -> Path:
+        """What the members of ``domain`` captured so far, merged into ``OUT_DIR/DOMAIN.pcap``
+        (tcpdump writes each packet as it goes: ``-U``)."""
+        caps = [cap for cap in self._captures if cap.domain == domain]
+        if not caps or self._capture_dir is None:
+            raise DockerError(f"no capture is running on {domain}")
+        return self._merge(domain, caps)
+
+    def capture_stop(self) -> dict[str, Path]:
+        """Stop the captures and write one pcap per domain (``OUT_DIR/DOMAIN.pcap``, each
+        packet once, by time). A container that died meanwhile (``kill``) still gives what
+        it captured until then."""
         caps, self._captures = self._captures, []
+        if not caps:
+            return {}
         for cap in caps:
             c = self.container(cap.host)
             if c.attrs["State"].get("Running"):
@@ -808,161 +835,26 @@ class DockerTestbed:
                         "sleep 0.1; done",
                     ]
                 )
-        per_domain: dict[str, list[bytes]] = {}
-        for cap in caps:
-            per_domain.setdefault(cap.domain, []).append(self._read_file(cap.host, cap.path))
         written = {}
-        for d, blobs in per_domain.items():
-            path = out_dir / f"{d}.pcap"
-            path.write_bytes(merge_pcaps(blobs))
-            written[d] = path
+        for d in dict.fromkeys(cap.domain for cap in caps):
+            written[d] = self._merge(d, [cap for cap in caps if cap.domain == d])
         self.progress(f"[{self.prefix}] captures: {', '.join(str(p) for p in written.values())}")
         return written
+
+    def _merge(self, domain: str, caps: list[_Capture]) -> Path:
+        assert self._capture_dir is not None
+        self._capture_dir.mkdir(parents=True, exist_ok=True)
+        path = self._capture_dir / f"{domain}.pcap"
+        path.write_bytes(merge_pcaps(self._read_file(cap.host, cap.path) for cap in caps))
+        return path
 
     def _read_file(self, host: str, path: str) -> bytes:
         """A file out of the host's container (running or not), via the archive API."""
         try:
             stream, _ = self.container(host).get_archive(path)
-        except _not_found():
+        except NotFound:
             return b""
         with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
             member = tar.next()
             f = tar.extractfile(member) if member is not None else None
             return f.read() if f is not None else b""
-
-
-# --- the qkdnet commands with --backend docker (dispatched by compose/cli.py) ---------------
-
-
-def _print(line: str) -> None:
-    print(line, flush=True)
-
-
-def _prefix_of(args: Any) -> str:
-    """The testbed a command is about: --prefix, the topology's prefix, $QKDNET_PREFIX, or
-    the only Docker testbed that exists."""
-    prefix = getattr(args, "prefix", None)
-    topo = getattr(args, "topology", None) or getattr(args, "topology_file", None)
-    if not prefix and topo:
-        prefix = load(topo).prefix
-    prefix = prefix or os.environ.get("QKDNET_PREFIX")
-    if prefix:
-        return str(prefix)
-    up = running_prefixes()
-    if not up:
-        raise DockerError("no Docker testbed is up (qkdnet up --backend docker TOPOLOGY)")
-    if len(up) > 1:
-        raise DockerError(f"several Docker testbeds are up ({', '.join(sorted(up))}); use --prefix")
-    return next(iter(up))
-
-
-def cmd_up(args: Any) -> int:
-    """``qkdnet up --backend docker TOPOLOGY [--prefix P] [--run-dir D] [--no-daemons]``."""
-    tb = DockerTestbed(
-        args.topology_file,
-        prefix=getattr(args, "prefix", None),
-        run_dir=getattr(args, "run_dir", None),
-        daemons=not getattr(args, "no_daemons", False),
-        progress=_print,
-    )
-    tb.up()
-    return 0
-
-
-def cmd_down(args: Any) -> int:
-    """``qkdnet down --backend docker [TOPOLOGY | --prefix P | --all]``."""
-    if getattr(args, "all", False):
-        prefixes = sorted(running_prefixes())
-    else:
-        try:
-            prefixes = [_prefix_of(args)]
-        except DockerError:
-            if running_prefixes():
-                raise
-            print("no Docker testbed is up")
-            return 0
-    for p in prefixes:
-        teardown(p, progress=_print)
-    return 0
-
-
-def cmd_status(args: Any) -> int:
-    """``qkdnet status --backend docker [--prefix P | -t TOPOLOGY | --all] [--json]``."""
-    prefixes = sorted(running_prefixes()) if getattr(args, "all", False) else [_prefix_of(args)]
-    out = {p: DockerTestbed.attach(p).status() for p in prefixes}
-    if getattr(args, "json", False):
-        print(json.dumps(out if getattr(args, "all", False) else out[prefixes[0]], indent=1))
-        return 0
-    for st in out.values():
-        print(format_status(st))
-    return 0
-
-
-def format_status(st: dict[str, Any]) -> str:
-    """The status as a table, like the namespace backend's."""
-    lines = [
-        f"testbed {st['name']} prefix {st['prefix']}: {st['status']}  (docker project "
-        f"{st['project']}, {st['compose_file']})",
-        f"  {'DOMAIN':<8} {'SUBNET':<16} {'BRIDGE':<10} {'GATEWAY':<14} NETWORK",
-    ]
-    for d, info in st["domains"].items():
-        lines.append(
-            f"  {d:<8} {info['subnet']:<16} {info['bridge']:<10} {info['gateway'] or '-':<14} "
-            f"{info['network'] or 'absent'}"
-        )
-    lines.append(
-        f"  {'HOST':<8} {'KIND':<9} {'CONTAINER':<12} {'STATE':<8} {'INTERFACES':<40} ROLE"
-    )
-    for h, info in st["hosts"].items():
-        ifs = ", ".join(
-            f"{d} {i['address']}" + ("" if i["actual"] == i["address"] else f" [{i['actual']}]")
-            for d, i in info["interfaces"].items()
-        )
-        state = info["state"] + (f" {info['exit_code']}" if info["state"] == "exited" else "")
-        lines.append(
-            f"  {h:<8} {info['kind']:<9} {info['container']:<12} {state:<8} {ifs:<40} "
-            f"{info['role'] or '-'}"
-        )
-    if st["firewall"]:
-        lines.append(f"  DOCKER-USER: {len(st['firewall'])} intra-bridge ACCEPT rule(s)")
-    return "\n".join(lines)
-
-
-def cmd_exec(args: Any) -> int:
-    """``qkdnet exec --backend docker HOST -- CMD...``: interactive when stdin is a tty."""
-    argv = list(args.argv)
-    if argv[:1] == ["--"]:
-        argv = argv[1:]
-    if not argv:
-        raise DockerError("nothing to run: qkdnet exec HOST -- CMD [ARGS...]")
-    tb = DockerTestbed.attach(_prefix_of(args))
-    tty = ["-it"] if os.isatty(0) else ["-i"]
-    return subprocess.run(["docker", "exec", *tty, tb.container_name(args.host), *argv]).returncode
-
-
-def cmd_stop(args: Any) -> int:
-    DockerTestbed.attach(_prefix_of(args), progress=_print).stop(args.host)
-    return 0
-
-
-def cmd_start(args: Any) -> int:
-    DockerTestbed.attach(_prefix_of(args), progress=_print).start(args.host)
-    return 0
-
-
-def cmd_kill(args: Any) -> int:
-    DockerTestbed.attach(_prefix_of(args), progress=_print).kill(args.host)
-    return 0
-
-
-def cmd_cli(args: Any) -> int:
-    tb = DockerTestbed.attach(_prefix_of(args))
-    print(tb.cli(args.host, args.command, via=args.via, timeout=args.timeout))
-    return 0
-
-
-def cmd_ping(args: Any) -> int:
-    tb = DockerTestbed.attach(_prefix_of(args))
-    ok = tb.ping(args.host, args.target, timeout=args.timeout, count=args.count)
-    print(f"{args.host} -> {tb.address(args.target)}: {'reachable' if ok else 'no reply'}")
-    return 0 if ok else 1

@@ -1,6 +1,7 @@
-"""The embedded testbed backend: one network namespace per host, one bridge per domain.
+"""The namespace backend: one network namespace per host, one bridge per domain.
 
-For a topology with prefix ``qk`` :class:`Testbed` creates, through pyroute2 (netlink):
+:class:`NetnsTestbed` implements :class:`compose.backend.Testbed`. For a topology with
+prefix ``qk`` it creates, through pyroute2 (netlink):
 
 - a Linux bridge per domain in the root namespace (``qk-ctrl``): no IP address, STP off,
   forward delay 0 (it forwards at once), multicast snooping off (so OSPF's 224.0.0.5/6 is
@@ -24,28 +25,30 @@ one of the testbed's namespaces.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
+import re
 import select
 import shlex
 import shutil
+import signal
 import socket
 import struct
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-import yaml
 from pyroute2 import IPRoute, netns
 from pyroute2.netlink.exceptions import NetlinkError
 
 from compose import cliclient, daemons, names, nsutil
+from compose.backend import Capture, Progress, Testbed, TestbedError, load_topology, with_prefix
 from compose.state import Daemon, State, forget_index, index_dir, indexed, load_state
-from gmpls.topology import Topology, load
+from gmpls.topology import Topology
 
 log = logging.getLogger("compose.netns")
 
@@ -53,13 +56,10 @@ log = logging.getLogger("compose.netns")
 MAX_BRIDGE_PORTS = 1024
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-Progress = Callable[[str], None]
 
-
-class TestbedError(RuntimeError):
-    """A testbed operation that cannot be done; the message says why and what to do."""
-
-    __test__ = False  # not a pytest class, despite the name
+def _need_root() -> None:
+    if os.geteuid() != 0:
+        raise TestbedError("needs root (network namespaces, bridges, nftables)")
 
 
 def _log_progress(line: str) -> None:
@@ -299,18 +299,21 @@ class Interface:
     inner: str  # name inside the namespace
 
 
-class Testbed:
+class NetnsTestbed(Testbed):
     """A topology brought up in network namespaces.
 
-    >>> tb = Testbed("topologies/paper.yaml", "run/paper", prefix="xx")   # doctest: +SKIP
+    >>> tb = NetnsTestbed("topologies/paper.yaml", "run/paper", prefix="xx")  # doctest: +SKIP
     >>> tb.up(start_daemons=False); tb.exec("tn1", ["ip", "-br", "addr"]); tb.down()
 
     ``prefix`` overrides the topology's (a copy of the file with the new prefix is written
     to the run directory and given to the daemons), so tests never clash with a user's
-    running testbed.
+    running testbed. ``config_generators`` replaces the FRR/BIRD config generators of
+    :mod:`compose.routers` for this testbed.
     """
 
-    __test__ = False
+    backend: ClassVar[str] = "netns"
+    label: ClassVar[str] = "testbed"
+    option: ClassVar[str] = ""
 
     def __init__(
         self,
@@ -321,36 +324,27 @@ class Testbed:
         progress: Progress | None = None,
         config_generators: dict[str, daemons.ConfigGenerator] | None = None,
     ) -> None:
-        topo = topology if isinstance(topology, Topology) else load(Path(topology))
-        if topo.path is None:
-            raise TestbedError("the topology must be loaded from a file (daemons read it)")
+        topo = load_topology(topology)
         self.prefix = prefix or topo.prefix
         self.run_dir = Path(run_dir) if run_dir else default_run_dir(topo, self.prefix)
         self.run_dir = self.run_dir.resolve()
         self.progress: Progress = progress or _log_progress
         self.generators = config_generators or {}
         if self.prefix != topo.prefix:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            doc = yaml.safe_load(topo.path.read_text())
-            doc["prefix"] = self.prefix
-            copy = self.run_dir / "topology.yaml"
-            copy.write_text(
-                f"# {topo.path} with prefix {self.prefix} (written by qkdnet)\n"
-                + yaml.safe_dump(doc, sort_keys=False)
-            )
-            topo = load(copy)
+            topo = with_prefix(topo, self.prefix, self.run_dir / "topology.yaml")
         self.topology = topo
         self.topo_file: Path = topo.path  # type: ignore[assignment]
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
-        self._built = False  # up() has run on this object
+        self._capture: _BridgeCapture | None = None
         self.state = load_state(self.run_dir / "state.json") or State(
             self.prefix, topo.name, str(self.topo_file), str(self.run_dir)
         )
 
-    # --- finding a running testbed ------------------------------------------------------
+    # --- finding testbeds ---------------------------------------------------------------
     @classmethod
-    def attach(cls, prefix: str, progress: Progress | None = None) -> Testbed:
+    def attach(cls, prefix: str, progress: Progress | None = None) -> NetnsTestbed:
         """The testbed that is up with ``prefix`` (from the global index)."""
+        _need_root()
         path = indexed().get(prefix)
         st = load_state(path) if path else None
         if st is None:
@@ -361,6 +355,17 @@ class Testbed:
             raise TestbedError(f"testbed {prefix!r}: cannot load {st.topology}: {e}") from None
         tb.state = st
         return tb
+
+    @classmethod
+    def prefixes_up(cls) -> list[str]:
+        """The prefixes in the global index (:func:`compose.state.indexed`)."""
+        return sorted(indexed())
+
+    @classmethod
+    def remove(cls, prefix: str, progress: Progress = _log_progress) -> None:
+        _need_root()
+        path = indexed().get(prefix)
+        teardown(prefix, load_state(path) if path else None, progress)
 
     # --- names --------------------------------------------------------------------------
     def netns(self, host: str) -> str:
@@ -387,9 +392,11 @@ class Testbed:
         return [i.veth for i in self.interfaces() if i.domain == domain]
 
     # --- up -----------------------------------------------------------------------------
-    def up(self, start_daemons: bool = True) -> Testbed:
-        """Build bridges, namespaces and veths, then start the daemons. On any failure
-        everything built so far is removed again and the error re-raised."""
+    def up(self, start_daemons: bool = True, capture: Capture | None = None) -> NetnsTestbed:
+        """Build bridges, namespaces and veths, start the captures (tcpdump on the bridges,
+        before any daemon: they hold everything from the first packet on), then the daemons.
+        On any failure everything built so far is removed again and the error re-raised."""
+        _need_root()
         p = self.prefix
         left = leftovers(p)
         if left:
@@ -410,11 +417,12 @@ class Testbed:
         t0 = time.monotonic()
         try:
             self._build()
+            if capture is not None:
+                self.capture_start(capture.domains, capture.out_dir)
             if start_daemons:
                 self.start_all()
             self.state.status = "up"
             self.state.save()
-            self._built = True
         except BaseException as e:
             self.progress(f"[{p}] failed: {e}; removing what was built")
             with contextlib.suppress(Exception):
@@ -494,16 +502,19 @@ class Testbed:
                 self.progress(f"[{p}] host   {h.name:<8} {h.kind:<9} netns {ns}: {addrs}")
 
     # --- daemons ------------------------------------------------------------------------
-    def start_all(self) -> None:
-        """Start every host's daemon; the logs of an earlier run in the same run directory
-        are removed first (``qkdnet start HOST`` later appends to the same run's logs)."""
-        for h in self.topology.hosts:
+    def start_all(self, hosts: Iterable[str] | None = None) -> None:
+        """Start the daemons of ``hosts`` (default: every host); their logs of an earlier
+        run in the same run directory are removed first (``qkdnet start HOST`` later appends
+        to the same run's logs)."""
+        chosen = list(self.topology.hosts if hosts is None else hosts)
+        for h in chosen:
+            self.topology.host(h)
             for pattern in (f"{h}.log", f"{h}.out", f"{h}.*.log", f"{h}.*.out"):
                 for old in self.run_dir.glob(pattern):
                     with contextlib.suppress(OSError):
                         old.unlink()
         started = []
-        for h in self.topology.hosts:
+        for h in chosen:
             started += self._start(h)
         if started:
             # a daemon that dies at once (bad flag, import error) is reported now, not later
@@ -529,7 +540,7 @@ class Testbed:
             self.state.skipped[host] = f"{d.name} exited with code {code}"
         self.state.save()
 
-    def _start(self, host: str) -> list[tuple[str, Daemon]]:
+    def _start(self, host: str, extra_args: Sequence[str] = ()) -> list[tuple[str, Daemon]]:
         h = self.topology.host(host)
         plan = daemons.plan(self.topology, h, self.topo_file, self.run_dir, self.generators)
         if isinstance(plan, str):
@@ -545,9 +556,10 @@ class Testbed:
                 deadline = time.monotonic() + 5.0
                 while not launch.wait_for.exists() and time.monotonic() < deadline:
                     time.sleep(0.02)
+            argv = [*launch.argv, *extra_args]
             proc = self.popen(
                 host,
-                launch.argv,
+                argv,
                 stdout=open(launch.out, "ab"),  # noqa: SIM115 (the child keeps it)
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -555,9 +567,7 @@ class Testbed:
                 cwd=self.run_dir,
                 env={**os.environ, **launch.env, **self._pythonpath()},
             )
-            d = Daemon(
-                launch.name, launch.argv, proc.pid, nsutil.start_time(proc.pid), str(launch.log)
-            )
+            d = Daemon(launch.name, argv, proc.pid, nsutil.start_time(proc.pid), str(launch.log))
             self.state.daemons.setdefault(host, []).append(d)
             self.state.save()
             self.progress(
@@ -575,31 +585,35 @@ class Testbed:
     def running(self, host: str) -> list[Daemon]:
         return [d for d in self.state.daemons.get(host, []) if nsutil.alive(d.pid, d.started)]
 
-    def stop(self, host: str) -> list[int]:
-        """Stop the host's daemon (SIGTERM, SIGKILL after 3 s). Returns the pids stopped."""
+    def stop(self, host: str) -> dict[int, int | None]:
+        """Stop the host's daemon (SIGTERM, SIGKILL after 3 s): {pid: exit status} of the
+        processes stopped; the status is known for those this object started."""
         self.topology.host(host)
         ds = self.state.daemons.get(host, [])
         pids = {d.pid: d.started for d in ds}
         nsutil.terminate(pids)
+        out: dict[int, int | None] = {}
         for pid in pids:
             proc = self._procs.pop(pid, None)
+            out[pid] = None
             if proc is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=1)
+                    out[pid] = proc.wait(timeout=1)
         self.state.daemons[host] = []
         self.state.save()
         if pids:
             self.progress(
                 f"[{self.prefix}] daemon {host:<8} stopped (pid {', '.join(map(str, pids))})"
             )
-        return list(pids)
+        return out
 
-    def start(self, host: str) -> list[int]:
-        """Start the host's daemon again; an error if it is running."""
+    def start(self, host: str, extra_args: Sequence[str] = ()) -> list[int]:
+        """Start the host's daemon again, its command line followed by ``extra_args``; an
+        error if it is running. Returns the pids running now."""
         self.topology.host(host)
         if self.running(host):
             raise TestbedError(f"{host}: daemon already running (qkdnet stop {host} first)")
-        started = self._start(host)
+        started = self._start(host, extra_args)
         if started:
             time.sleep(0.3)
             self._check_started(started)
@@ -623,6 +637,10 @@ class Testbed:
         with nsutil.closing_preexec(self.netns(host)) as enter:
             return subprocess.run(list(argv), preexec_fn=enter, **kw)
 
+    def interact(self, host: str, argv: Sequence[str]) -> int:
+        """Run ``argv`` inside the host's namespace, this terminal attached; its status."""
+        return self.exec(host, argv).returncode
+
     def socket(
         self,
         host: str,
@@ -632,23 +650,6 @@ class Testbed:
     ) -> socket.socket:
         """A socket living in the host's namespace (the calling thread returns at once)."""
         return nsutil.socket_in(self.netns(host), family, type, proto)
-
-    def address(self, host_or_ip: str, domain: str | None = None) -> str:
-        """An IP address: a host's address on ``domain`` (default: the control domain, or
-        its only domain), or the argument itself when it is an address already."""
-        if host_or_ip not in self.topology.hosts:
-            socket.inet_aton(host_or_ip)
-            return host_or_ip
-        h = self.topology.host(host_or_ip)
-        if domain is None:
-            domain = (
-                self.topology.control_domain
-                if self.topology.control_domain in h.interfaces
-                else next(iter(h.interfaces))
-            )
-        if domain not in h.interfaces:
-            raise TestbedError(f"{h.name} has no address on {domain}")
-        return str(h.interfaces[domain])
 
     def ping(self, host: str, target: str, timeout: float = 1.0, count: int = 1) -> bool:
         """ICMP echo from ``host`` to ``target`` (host name or address); True when any of
@@ -688,22 +689,35 @@ class Testbed:
     def link(self, host: str, domain: str, up: bool) -> None:
         """Cut ``host`` off ``domain`` (its bridge port goes down: the host sees no carrier)
         or reconnect it."""
-        h = self.topology.host(host)
-        if domain not in h.interfaces:
-            raise TestbedError(f"{host} has no interface on {domain}")
-        veth = names.veth_name(self.prefix, host, domain)
+        self.set_links([(host, domain)], up)
+
+    def set_links(self, ends: Iterable[tuple[str, str]], up: bool) -> None:
+        """:meth:`link` for many (host, domain) pairs at once (one netlink socket, one
+        state write): what a benchmark uses to bring every link up at one instant."""
+        ends = list(ends)
+        veths = []
+        for host, domain in ends:
+            if domain not in self.topology.host(host).interfaces:
+                raise TestbedError(f"{host} has no interface on {domain}")
+            veths.append(names.veth_name(self.prefix, host, domain))
         with IPRoute() as ipr:
-            found = ipr.link_lookup(ifname=veth)
-            if not found:
-                raise TestbedError(f"{veth} does not exist (is the testbed up?)")
-            ipr.link("set", index=found[0], state="up" if up else "down")
-        key = [host, domain]
-        if up and key in self.state.links_down:
-            self.state.links_down.remove(key)
-        elif not up and key not in self.state.links_down:
-            self.state.links_down.append(key)
+            for veth in veths:
+                found = ipr.link_lookup(ifname=veth)
+                if not found:
+                    raise TestbedError(f"{veth} does not exist (is the testbed up?)")
+                ipr.link("set", index=found[0], state="up" if up else "down")
+        for host, domain in ends:
+            key = [host, domain]
+            if up and key in self.state.links_down:
+                self.state.links_down.remove(key)
+            elif not up and key not in self.state.links_down:
+                self.state.links_down.append(key)
         self.state.save()
-        self.progress(f"[{self.prefix}] link {host} {domain} {'up' if up else 'down'} ({veth})")
+        word = "up" if up else "down"
+        if len(ends) == 1:
+            self.progress(f"[{self.prefix}] link {ends[0][0]} {ends[0][1]} {word} ({veths[0]})")
+        else:
+            self.progress(f"[{self.prefix}] {len(ends)} links {word}")
 
     def impair(
         self,
@@ -749,6 +763,31 @@ class Testbed:
         self._apply_loss()
         self.state.save()
         self.progress(f"[{self.prefix}] impair {domain}: cleared")
+
+    def dropped(self) -> dict[str, int]:
+        """Frames dropped by each domain's loss impairment since impairments last changed
+        (the counters of the nftables rules, which are rewritten on every change)."""
+        if not _nft_has_table(self.prefix):
+            return {}
+        table = names.nft_table(self.prefix)
+        r = subprocess.run(
+            ["nft", "-j", "list", "table", "bridge", table],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if r.returncode != 0:
+            raise TestbedError(f"nft list table bridge {table}: {r.stderr.strip()}")
+        out: dict[str, int] = {}
+        for item in json.loads(r.stdout).get("nftables", []):
+            rule = item.get("rule") or {}
+            words = str(rule.get("comment", "")).split()
+            if words[:1] != ["loss"] or len(words) < 2:
+                continue
+            for expr in rule.get("expr", []):
+                if "counter" in expr:
+                    out[words[1]] = out.get(words[1], 0) + int(expr["counter"]["packets"])
+        return out
 
     def _apply_loss(self) -> None:
         loss = {
@@ -843,21 +882,132 @@ class Testbed:
             "links_down": self.state.links_down,
         }
 
+    @staticmethod
+    def format_status(st: dict[str, Any]) -> str:
+        lines = [
+            f"testbed {st['name']} prefix {st['prefix']}: {st['status']}  "
+            f"(run dir {st['run_dir']})",
+            f"  {'DOMAIN':<8} {'SUBNET':<16} {'BRIDGE':<14} {'STATE':<8} IMPAIRMENT",
+        ]
+        for d, info in st["domains"].items():
+            imp = _describe(info["impairment"]) if info["impairment"] else ""
+            lines.append(
+                f"  {d:<8} {info['subnet']:<16} {info['bridge']:<14} {info['state']:<8} {imp}"
+            )
+        lines.append(f"  {'HOST':<8} {'KIND':<9} {'NETNS':<13} {'INTERFACES':<40} DAEMON")
+        for h, info in st["hosts"].items():
+            if info["daemons"]:
+                daemon = ", ".join(
+                    f"{d['name']} pid {d['pid']}{'' if d['running'] else ' (dead)'}"
+                    for d in info["daemons"]
+                )
+            else:
+                daemon = "-" if info["kind"] == "client" else f"none ({info['note'] or 'stopped'})"
+            ifs = ", ".join(
+                f"{dn} {i['address']}{'' if i['state'] == 'up' else ' [' + i['state'] + ']'}"
+                for dn, i in info["interfaces"].items()
+            )
+            ns = info["netns"] if info["netns_exists"] else f"{info['netns']}?"
+            lines.append(f"  {h:<8} {info['kind']:<9} {ns:<13} {ifs:<40} {daemon}")
+        return "\n".join(lines)
+
+    # --- captures -----------------------------------------------------------------------
+    def capture_start(self, domains: Sequence[str], out_dir: Path) -> None:
+        """tcpdump on each domain's bridge in the root namespace: every frame crossing the
+        domain, once."""
+        if self._capture is not None:
+            raise TestbedError("a capture is already running (capture_stop first)")
+        cap = _BridgeCapture({d: self.bridge(d) for d in domains}, Path(out_dir))
+        cap.start()
+        self._capture = cap
+        self.progress(f"[{self.prefix}] capturing {', '.join(domains)} into {out_dir}")
+
+    def capture_file(self, domain: str) -> Path:
+        """The live pcap of ``domain`` (tcpdump writes each packet as it sees it)."""
+        if self._capture is None or domain not in self._capture.files:
+            raise TestbedError(f"no capture is running on {domain}")
+        return self._capture.files[domain]
+
+    def capture_stop(self) -> dict[str, Path]:
+        cap, self._capture = self._capture, None
+        if cap is None:
+            return {}
+        files = cap.stop()
+        lost = {d: n for d, n in cap.dropped.items() if n}
+        if lost:
+            self.progress(f"[{self.prefix}] tcpdump: frames dropped by the kernel: {lost}")
+        return files
+
     # --- down ---------------------------------------------------------------------------
     def down(self) -> None:
-        teardown(self.prefix, self.state, self.progress)
-        for proc in self._procs.values():
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=1)
-        self._procs.clear()
+        try:
+            self.capture_stop()
+        finally:
+            teardown(self.prefix, self.state, self.progress)
+            for proc in self._procs.values():
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=1)
+            self._procs.clear()
 
-    def __enter__(self) -> Testbed:
-        if not self._built:
-            self.up()
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.down()
+class _BridgeCapture:
+    """tcpdump on each domain's bridge in the root namespace. ``--immediate-mode -U``: each
+    packet reaches the file as it is seen."""
+
+    def __init__(self, bridges: dict[str, str], out_dir: Path, buffer_kib: int = 32768) -> None:
+        self.bridges = bridges
+        self.out_dir = out_dir
+        self.buffer_kib = buffer_kib
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.files: dict[str, Path] = {}
+        #: frames the kernel dropped per domain (tcpdump's count when it stopped)
+        self.dropped: dict[str, int] = {}
+
+    def _err(self, domain: str) -> Path:
+        return self.out_dir / f".{domain}.tcpdump.err"
+
+    def start(self, timeout: float = 10.0) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        for domain, br in self.bridges.items():
+            path = self.out_dir / f"{domain}.pcap"
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            argv = ["tcpdump", "-i", br, "-n", "-s", "0", "-U", "--immediate-mode", "-Z", "root"]
+            argv += ["-B", str(self.buffer_kib)]  # a loaded machine must not drop frames
+            argv += ["-w", str(path)]
+            with open(self._err(domain), "wb") as errf:
+                self.procs[domain] = subprocess.Popen(
+                    argv, stdout=subprocess.DEVNULL, stderr=errf, stdin=subprocess.DEVNULL
+                )
+            self.files[domain] = path
+        deadline = time.monotonic() + timeout
+        for domain, proc in self.procs.items():
+            err = self._err(domain)
+            while b"listening on" not in err.read_bytes():
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    why = err.read_text(errors="replace").strip()
+                    self.stop()
+                    raise TestbedError(f"tcpdump on {self.bridges[domain]} did not start: {why}")
+                time.sleep(0.02)
+
+    def stop(self) -> dict[str, Path]:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for domain in self.procs:
+            err = self._err(domain)
+            with contextlib.suppress(FileNotFoundError):
+                m = re.search(r"(\d+) packets? dropped by kernel", err.read_text(errors="replace"))
+                self.dropped[domain] = int(m.group(1)) if m else 0
+                err.unlink()
+        self.procs.clear()
+        return dict(self.files)
 
 
 def _describe(imp: dict[str, float]) -> str:
@@ -881,20 +1031,3 @@ def _echo(ident: int, seq: int) -> bytes:
     total = (total >> 16) + (total & 0xFFFF)
     total += total >> 16
     return struct.pack("!BBHHH", 8, 0, ~total & 0xFFFF, ident, seq) + payload
-
-
-@contextlib.contextmanager
-def testbed(
-    topology: str | os.PathLike[str], run_dir: str | os.PathLike[str] | None = None, **kw: Any
-) -> Iterator[Testbed]:
-    """``with testbed("topologies/paper.yaml", prefix="xx", start_daemons=False) as tb:``"""
-    start = kw.pop("start_daemons", True)
-    tb = Testbed(topology, run_dir, **kw)
-    try:
-        yield tb.up(start_daemons=start)
-    finally:
-        tb.down()
-
-
-def main_progress(line: str) -> None:
-    print(line, flush=True, file=sys.stdout)

@@ -32,17 +32,15 @@ up`` run ``qkdnet compose firewall TOPOLOGY`` (see :mod:`compose.docker`, docs/d
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from compose.daemons import PYTHON_KINDS
-from gmpls.topology import Topology, load
+from gmpls.topology import Topology
 
 IMAGE = "qkdnet:latest"
 COMPOSE_VERSION = "2.4"
@@ -93,8 +91,7 @@ def gateway(topo: Topology, domain: str) -> ipaddress.IPv4Address:
 
 
 def command(topo: Topology, host: str, topology_in_container: str) -> list[str]:
-    """The container command of ``host``: its daemon by kind (the image's entry script sleeps
-    instead when the package has no ``__main__`` yet)."""
+    """The container command of ``host``: its daemon by kind."""
     h = topo.host(host)
     if h.kind == "client":
         return ["sleep", "infinity"]
@@ -193,79 +190,3 @@ def render(
     )
     body = yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=100)
     return header + body
-
-
-# --- the CLI: qkdnet compose render | firewall -------------------------------------------
-
-
-def cmd_render(args: argparse.Namespace) -> int:
-    topo = load(args.topology_file)
-    out = None if args.output in (None, "-") else Path(args.output)
-    text = render(topo, out.parent if out else Path.cwd(), image=args.image)
-    if out is None:
-        sys.stdout.write(text)
-        return 0
-    if args.check:
-        current = out.read_text() if out.exists() else None
-        if current != text:
-            print(
-                f"{out} is out of date with {args.topology_file}; run `qkdnet compose render "
-                f"{args.topology_file} -o {out}`",
-                file=sys.stderr,
-            )
-            return 1
-        print(f"{out} is up to date")
-        return 0
-    out.write_text(text)
-    print(
-        f"{out}: {len(topo.hosts)} services, {len(topo.domains)} networks "
-        f"(topology {topo.name}, image {args.image})"
-    )
-    return 0
-
-
-def cmd_firewall(args: argparse.Namespace) -> int:
-    from compose.docker import firewall_add, firewall_remove
-
-    topo = load(args.topology_file)
-    if args.remove:
-        n = firewall_remove(topo.prefix)
-        print(f"removed {n} DOCKER-USER rule(s) for prefix {topo.prefix}")
-    else:
-        rules = firewall_add(topo)
-        print(f"DOCKER-USER: intra-bridge ACCEPT for {', '.join(rules) or 'nothing'}")
-    return 0
-
-
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``compose render`` and ``compose firewall`` to the ``qkdnet`` command's
-    subparsers (``argparse._SubParsersAction``)."""
-    p = subparsers.add_parser("compose", help="Docker Compose files for a topology")
-    sub = p.add_subparsers(dest="compose_cmd", required=True, metavar="SUBCOMMAND")
-    r = sub.add_parser("render", help="write the docker-compose.yml of a topology")
-    r.add_argument("topology_file", metavar="TOPOLOGY")
-    r.add_argument("-o", "--output", help="file to write (default: standard output)")
-    r.add_argument("--image", default=IMAGE, help=f"image of every service (default {IMAGE})")
-    r.add_argument("--check", action="store_true", help="do not write; exit 1 if OUTPUT differs")
-    r.set_defaults(fn=cmd_render)
-    f = sub.add_parser(
-        "firewall",
-        help="allow traffic inside each domain's bridge (DOCKER-USER; needed for multicast "
-        "when br_netfilter is on)",
-    )
-    f.add_argument("topology_file", metavar="TOPOLOGY")
-    f.add_argument("--remove", action="store_true", help="remove the rules instead")
-    f.set_defaults(fn=cmd_firewall)
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m compose.render compose render ...`` until ``qkdnet`` wires it in."""
-    parser = argparse.ArgumentParser(prog="qkdnet")
-    add_parser(parser.add_subparsers(dest="cmd", required=True))
-    args = parser.parse_args(argv)
-    return int(args.fn(args))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -14,6 +14,11 @@ node numbers its TE interfaces 1, 2, ... in the order its links are listed; each
 ``--lambdas`` wavelengths n = 1..L. ``--qe`` adds the paper's QKD side (two ETSI 004
 proxies and two IDQ3P emulators on their own domains) at tn1 and tnN. Note that a Linux
 bridge takes at most 1024 ports, so the namespace backend brings up at most ~1020 nodes.
+
+``--kind frr`` (or ``bird``) makes the routers FRR (BIRD) hosts instead of our node agents.
+``--p2p`` also makes every link an IP link: a domain ``pK`` of its own (K = 1, 2, ... in
+link order) with a /30 from 10.128.0.0/10, both ends on it (``.1`` for ``a``, ``.2`` for
+``b``): what bench/ospf_converge.py runs point-to-point OSPF over.
 """
 
 from __future__ import annotations
@@ -26,7 +31,10 @@ from typing import Any
 import yaml
 
 SHAPES = ("ring", "grid", "random")
+KINDS = ("node", "frr", "bird")
 MAX_NODES = 65000
+#: where the point-to-point /30s of ``--p2p`` come from
+P2P_SPACE = ipaddress.IPv4Network("10.128.0.0/10")
 
 
 def _edges(shape: str, n: int, rng: random.Random) -> list[tuple[int, int, int]]:
@@ -65,12 +73,18 @@ def generate(
     prefix: str = "qk",
     name: str | None = None,
     qe: bool = False,
+    kind: str = "node",
+    p2p: bool = False,
 ) -> dict[str, Any]:
     """The topology document (to be written with :func:`dump`, read by the loader)."""
     if not 2 <= nodes <= MAX_NODES:
         raise ValueError(f"--nodes must be 2..{MAX_NODES}, not {nodes}")
     if not 0 <= lambdas <= 4096:
         raise ValueError(f"--lambdas must be 0..4096, not {lambdas}")
+    if kind not in KINDS:
+        raise ValueError(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    if qe and kind != "node":
+        raise ValueError("--qe needs routers of kind node (QE capability is ours)")
     rng = random.Random(seed)
     if nodes <= 250:
         net = ipaddress.IPv4Network("10.1.1.0/24")
@@ -91,11 +105,12 @@ def generate(
     hosts: dict[str, Any] = {}
     for i in range(1, nodes + 1):
         hosts[f"tn{i}"] = {
-            "kind": "node",
+            "kind": kind,
             "router_id": node_ip(i),
             "interfaces": {"ctrl": node_ip(i)},
-            "cli_port": 23,
         }
+        if kind == "node":
+            hosts[f"tn{i}"]["cli_port"] = 23
     hosts["pce"] = {
         "kind": "pce",
         "router_id": pce_ip,
@@ -106,7 +121,10 @@ def generate(
 
     next_if = dict.fromkeys(range(1, nodes + 1), 1)
     links = []
-    for a, b, metric in _edges(shape, nodes, rng):
+    edges = _edges(shape, nodes, rng)
+    if p2p:
+        _p2p_domains(edges, domains, hosts)
+    for a, b, metric in edges:
         links.append(
             {
                 "a": f"tn{a}",
@@ -173,6 +191,21 @@ def generate(
         }
     doc["te_links"] = links
     return doc
+
+
+def _p2p_domains(
+    edges: list[tuple[int, int, int]], domains: dict[str, Any], hosts: dict[str, Any]
+) -> None:
+    """One /30 domain per link, ``a`` at .1 and ``b`` at .2."""
+    if len(edges) > P2P_SPACE.num_addresses // 4:
+        raise ValueError(f"--p2p: {len(edges)} links do not fit in {P2P_SPACE}")
+    base = P2P_SPACE.network_address
+    for k, (a, b, _) in enumerate(edges):
+        name = f"p{k + 1}"
+        net = ipaddress.IPv4Network((base + 4 * k, 30))
+        domains[name] = {"subnet": str(net), "description": f"tn{a} - tn{b}"}
+        hosts[f"tn{a}"]["interfaces"][name] = str(net.network_address + 1)
+        hosts[f"tn{b}"]["interfaces"][name] = str(net.network_address + 2)
 
 
 def dump(doc: dict[str, Any]) -> str:

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def testbed_factory(tmp_path: Path) -> Iterator[Callable[..., Any]]:
     if os.geteuid() != 0:
         pytest.skip("network namespace tests need root")
-    from compose.netns import Testbed, teardown
+    from compose.netns import NetnsTestbed, teardown
 
     made: list[Any] = []
 
@@ -45,12 +45,12 @@ def testbed_factory(tmp_path: Path) -> Iterator[Callable[..., Any]]:
         start_daemons: bool = True,
         run_dir: str | os.PathLike[str] | None = None,
         **kw: Any,
-    ) -> Testbed:
+    ) -> NetnsTestbed:
         path = Path(topology)
         if not path.is_absolute() and not path.exists():
             path = ROOT / path
         teardown(prefix, progress=lambda _line: None)  # leftovers of a crashed earlier run
-        tb = Testbed(path, run_dir or tmp_path / f"run-{prefix}", prefix=prefix, **kw)
+        tb = NetnsTestbed(path, run_dir or tmp_path / f"run-{prefix}", prefix=prefix, **kw)
         made.append(tb)
         tb.up(start_daemons=start_daemons)
         return tb

@@ -14,7 +14,7 @@ import pytest
 
 from compose import daemons
 from compose.daemons import Launch, plan
-from compose.netns import Testbed
+from compose.netns import NetnsTestbed
 from gmpls.topology import Host, Topology, load
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,13 +102,25 @@ def test_builtin_frr_config(paper: Topology, tmp_path: Path) -> None:
     assert " network 10.1.1.0/24 area 0.0.0.0" in ospfd
     assert " ip ospf hello-interval 1" in ospfd and " ip ospf dead-interval 4" in ospfd
     assert " capability opaque" in ospfd and " router-info area" in ospfd
+    assert "passive-interface" not in ospfd  # tn2 has the control LAN only
+
+
+def test_builtin_configs_make_the_other_domains_stubs(paper: Topology, tmp_path: Path) -> None:
+    """tn1 is also on qa: a passive stub network for FRR, a stub interface for BIRD."""
+    h = as_kind(paper, "tn1", "frr")
+    files = daemons.frr_config(paper, h, tmp_path, link_params=["metric 20"])
+    assert " network 10.2.1.0/24 area 0.0.0.0" in files["ospfd.conf"]
+    assert " passive-interface qa" in files["ospfd.conf"]
+    assert "  enable\n  metric 20\n exit-link-params" in files["zebra.conf"]
+    bird = daemons.bird_config(paper, h, tmp_path)["bird.conf"]
+    assert 'interface "qa" { stub yes; };' in bird and 'interface "ctrl" {' in bird
 
 
 @pytest.mark.interop
 def test_generated_configs_pass_the_daemons_own_check(paper: Topology, tmp_path: Path) -> None:
-    h = as_kind(paper, "tn2", "frr")
+    h = as_kind(paper, "tn1", "frr")  # with a stub domain (qa) and link parameters
     for name, text in {
-        **daemons.frr_config(paper, h, tmp_path),
+        **daemons.frr_config(paper, h, tmp_path, link_params=["metric 20", "admin-grp 0x1"]),
         **daemons.bird_config(paper, h, tmp_path),
     }.items():
         (tmp_path / name).write_text(text)
@@ -152,7 +164,7 @@ hosts:
 @pytest.mark.interop
 @pytest.mark.slow
 def test_frr_and_bird_hosts_form_ospf_adjacencies(
-    testbed_factory: Callable[..., Testbed], tmp_path: Path
+    testbed_factory: Callable[..., NetnsTestbed], tmp_path: Path
 ) -> None:
     topo = tmp_path / "ospf3.yaml"
     topo.write_text(OSPF3)

@@ -21,7 +21,8 @@ import pytest
 from pyroute2 import IPRoute, NetNS
 
 from compose import daemons, names, nsutil
-from compose.netns import Testbed, TestbedError, leftovers, teardown
+from compose.backend import TestbedError
+from compose.netns import NetnsTestbed, leftovers, teardown
 from compose.state import index_dir, indexed
 
 pytestmark = pytest.mark.netns
@@ -36,11 +37,11 @@ def quiet(_line: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def paper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
+def paper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetnsTestbed]:
     if os.geteuid() != 0:
         pytest.skip("network namespace tests need root")
     teardown("ct", progress=quiet)
-    tb = Testbed(PAPER, tmp_path_factory.mktemp("run-ct"), prefix="ct", progress=quiet)
+    tb = NetnsTestbed(PAPER, tmp_path_factory.mktemp("run-ct"), prefix="ct", progress=quiet)
     try:
         tb.up(start_daemons=False)
         yield tb
@@ -58,7 +59,7 @@ def qkdnet(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 # --- what up builds ---------------------------------------------------------------------
 
 
-def test_up_builds_namespaces_bridges_and_veths(paper: Testbed) -> None:
+def test_up_builds_namespaces_bridges_and_veths(paper: NetnsTestbed) -> None:
     topo = paper.topology
     assert {f"ct-{h}" for h in topo.hosts} <= set(nsutil.list_netns())
     with IPRoute() as ipr:
@@ -81,7 +82,7 @@ def test_up_builds_namespaces_bridges_and_veths(paper: Testbed) -> None:
         assert got == {("lo", "127.0.0.1", 8), ("ctrl", "10.1.1.1", 24), ("qa", "10.2.1.1", 24)}
 
 
-def test_state_file_and_index_record_everything(paper: Testbed) -> None:
+def test_state_file_and_index_record_everything(paper: NetnsTestbed) -> None:
     st = json.loads((paper.run_dir / "state.json").read_text())
     assert st["prefix"] == "ct" and st["status"] == "up"
     assert sorted(st["namespaces"]) == sorted(f"ct-{h}" for h in paper.topology.hosts)
@@ -93,13 +94,13 @@ def test_state_file_and_index_record_everything(paper: Testbed) -> None:
 # --- reachability -----------------------------------------------------------------------
 
 
-def test_control_lan_reaches_every_router(paper: Testbed) -> None:
+def test_control_lan_reaches_every_router(paper: NetnsTestbed) -> None:
     assert paper.ping("tn1", "tn5")
     for h in ("tn2", "tn3", "tn4", "pce", "client"):
         assert paper.ping("tn1", h), h
 
 
-def test_qkd_side_domains(paper: Testbed) -> None:
+def test_qkd_side_domains(paper: NetnsTestbed) -> None:
     assert paper.ping("etsiA", "idqA")
     assert paper.ping("etsiB", "idqB")
     assert paper.ping("etsiA", "10.11.1.15")  # sync channel to etsiB
@@ -107,7 +108,7 @@ def test_qkd_side_domains(paper: Testbed) -> None:
     assert paper.ping("tn5", "10.2.2.11")
 
 
-def test_domains_are_isolated(paper: Testbed) -> None:
+def test_domains_are_isolated(paper: NetnsTestbed) -> None:
     assert not paper.ping("etsiA", "tn2")  # no route at all
     assert not paper.ping("tn1", "idqA")
     # a route does not help: bridges do not leak into each other (ARP for 10.1.1.2 on qa
@@ -125,7 +126,7 @@ def test_domains_are_isolated(paper: Testbed) -> None:
             ns.route("del", dst="10.1.1.3/32", gateway="10.2.1.1")
 
 
-def test_ospf_multicast_is_flooded_on_the_control_lan(paper: Testbed) -> None:
+def test_ospf_multicast_is_flooded_on_the_control_lan(paper: NetnsTestbed) -> None:
     group, port = "224.0.0.5", 5999
     receivers = {}
     for h in ("tn2", "tn5", "pce"):
@@ -153,7 +154,7 @@ def test_ospf_multicast_is_flooded_on_the_control_lan(paper: Testbed) -> None:
 # --- exec, status -----------------------------------------------------------------------
 
 
-def test_exec_runs_inside_the_host(paper: Testbed) -> None:
+def test_exec_runs_inside_the_host(paper: NetnsTestbed) -> None:
     out = paper.exec("tn5", ["ip", "-4", "-o", "addr"], capture_output=True, text=True, check=True)
     assert "10.2.2.5/24" in out.stdout and "10.1.1.5/24" in out.stdout
     assert "10.1.1.1/" not in out.stdout
@@ -161,7 +162,7 @@ def test_exec_runs_inside_the_host(paper: Testbed) -> None:
     assert r.returncode == 7 and "10.11.1.15/24" in r.stdout
 
 
-def test_popen_process_lives_in_the_namespace(paper: Testbed) -> None:
+def test_popen_process_lives_in_the_namespace(paper: NetnsTestbed) -> None:
     proc = paper.popen("idqB", ["sleep", "30"])
     try:
         assert os.stat(f"/proc/{proc.pid}/ns/net").st_ino == os.stat("/run/netns/ct-idqB").st_ino
@@ -170,7 +171,7 @@ def test_popen_process_lives_in_the_namespace(paper: Testbed) -> None:
         proc.wait()
 
 
-def test_status_json(paper: Testbed) -> None:
+def test_status_json(paper: NetnsTestbed) -> None:
     st = json.loads(qkdnet("status", "-p", "ct", "--json").stdout)
     assert st["prefix"] == "ct" and st["status"] == "up"
     assert st["domains"]["ctrl"]["bridge"] == "ct-ctrl"
@@ -185,7 +186,7 @@ def test_status_json(paper: Testbed) -> None:
 # --- faults -----------------------------------------------------------------------------
 
 
-def test_link_down_isolates_a_host_and_up_restores_it(paper: Testbed) -> None:
+def test_link_down_isolates_a_host_and_up_restores_it(paper: NetnsTestbed) -> None:
     assert paper.ping("tn1", "tn3")
     qkdnet("link", "-p", "ct", "tn3", "ctrl", "down")
     try:
@@ -198,7 +199,7 @@ def test_link_down_isolates_a_host_and_up_restores_it(paper: Testbed) -> None:
     assert paper.ping("tn1", "tn3", timeout=2)
 
 
-def test_impair_total_loss_and_clear(paper: Testbed) -> None:
+def test_impair_total_loss_and_clear(paper: NetnsTestbed) -> None:
     qkdnet("impair", "-p", "ct", "ctrl", "--loss", "100")
     try:
         assert not paper.ping("tn1", "tn5", timeout=0.5, count=2)
@@ -217,7 +218,7 @@ def test_impair_total_loss_and_clear(paper: Testbed) -> None:
     )
 
 
-def test_impair_partial_loss_rule(paper: Testbed) -> None:
+def test_impair_partial_loss_rule(paper: NetnsTestbed) -> None:
     paper.impair("ka", loss=25.5)
     try:
         table = subprocess.run(
@@ -230,7 +231,7 @@ def test_impair_partial_loss_rule(paper: Testbed) -> None:
         paper.clear_impair("ka")
 
 
-def test_impair_delay_uses_netem_or_says_it_is_missing(paper: Testbed) -> None:
+def test_impair_delay_uses_netem_or_says_it_is_missing(paper: NetnsTestbed) -> None:
     try:
         paper.impair("kb", delay_ms=20, jitter_ms=5)
     except TestbedError as e:
@@ -270,7 +271,7 @@ def test_daemons_start_stop_start_and_down(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setattr(daemons, "plan", plan)
     teardown("ct1", progress=quiet)
     lines: list[str] = []
-    tb = Testbed(PAPER, tmp_path, prefix="ct1", progress=lines.append)
+    tb = NetnsTestbed(PAPER, tmp_path, prefix="ct1", progress=lines.append)
     try:
         tb.up()
         assert any("daemon idqA" in ln and "pid" in ln for ln in lines)
@@ -281,7 +282,7 @@ def test_daemons_start_stop_start_and_down(tmp_path: Path, monkeypatch: pytest.M
                 break
             time.sleep(0.05)
         assert int(marker.read_text()) == os.stat("/run/netns/ct1-idqA").st_ino
-        assert tb.stop("idqA") == [d.pid]
+        assert list(tb.stop("idqA")) == [d.pid]
         assert not nsutil.alive(d.pid)
         assert tb.running("idqA") == []
         (new,) = tb.start("idqA")
@@ -307,7 +308,7 @@ def test_daemon_that_dies_at_once_is_reported(
     monkeypatch.setattr(daemons, "plan", plan)
     teardown("ct2", progress=quiet)
     lines: list[str] = []
-    tb = Testbed(PAPER, tmp_path, prefix="ct2", progress=lines.append)
+    tb = NetnsTestbed(PAPER, tmp_path, prefix="ct2", progress=lines.append)
     try:
         tb.up()
         assert any(
@@ -374,7 +375,7 @@ def test_down_after_kill_9_of_up_midway(tmp_path: Path) -> None:
 
 def test_down_without_state_file_sweeps_by_prefix(tmp_path: Path) -> None:
     teardown("ct5", progress=quiet)
-    tb = Testbed(PAPER, tmp_path, prefix="ct5", progress=quiet)
+    tb = NetnsTestbed(PAPER, tmp_path, prefix="ct5", progress=quiet)
     try:
         tb.up(start_daemons=False)
         stray = tb.popen("tn2", ["sleep", "60"], start_new_session=True)
@@ -389,7 +390,7 @@ def test_down_without_state_file_sweeps_by_prefix(tmp_path: Path) -> None:
     assert leftovers("ct5") == []
 
 
-def test_down_never_touches_other_prefixes(paper: Testbed, tmp_path: Path) -> None:
+def test_down_never_touches_other_prefixes(paper: NetnsTestbed, tmp_path: Path) -> None:
     teardown("ct6", progress=quiet)  # ct6 is a prefix that shares "ct" as a string prefix
     assert "ct-tn1" in nsutil.list_netns()
     assert leftovers("ct6") == []
@@ -401,7 +402,7 @@ def test_names_of_a_long_host_use_the_hash_form(tmp_path: Path) -> None:
     topo_file = tmp_path / "long.yaml"
     topo_file.write_text(text)
     teardown("ct7", progress=quiet)
-    tb = Testbed(topo_file, tmp_path / "run", progress=quiet)
+    tb = NetnsTestbed(topo_file, tmp_path / "run", progress=quiet)
     assert tb.prefix == "ct7"
     try:
         tb.up(start_daemons=False)
@@ -433,7 +434,7 @@ while True:
 """
 
 
-def test_cli_command_reaches_the_host_cli(paper: Testbed) -> None:
+def test_cli_command_reaches_the_host_cli(paper: NetnsTestbed) -> None:
     server = paper.popen(
         "tn1", [sys.executable, "-c", LINE_SERVER, "10.1.1.1"], stdout=subprocess.PIPE, text=True
     )
@@ -452,7 +453,7 @@ def test_generated_ring_comes_up(tmp_path: Path) -> None:
     r = qkdnet("topo", "gen", "ring", "--nodes", "40", "--out", str(topo), "--prefix", "ctr")
     assert "ring of 40 nodes" in r.stdout
     teardown("ctr", progress=quiet)
-    tb = Testbed(topo, tmp_path / "run", progress=quiet)
+    tb = NetnsTestbed(topo, tmp_path / "run", progress=quiet)
     try:
         tb.up(start_daemons=False)
         assert len(tb.state.namespaces) == 42

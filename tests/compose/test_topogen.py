@@ -80,11 +80,32 @@ def test_qe_option_adds_the_qkd_side(tmp_path: Path) -> None:
     assert all(len(x.lambdas) == 4 for x in t.te_links)
 
 
+def test_p2p_links_are_domains_of_their_own(tmp_path: Path) -> None:
+    """--p2p --kind frr (bench/ospf_converge.py): every link is also a /30 with its two
+    ends on it, and the routers are FRR hosts."""
+    t = gen(tmp_path, "grid", 9, kind="frr", p2p=True)
+    assert {h.kind for h in t.hosts.values() if h.name.startswith("tn")} == {"frr"}
+    p2p = {d: x for d, x in t.domains.items() if d.startswith("p")}
+    assert len(p2p) == len(t.te_links) == 12
+    for k, link in enumerate(t.te_links, 1):
+        net = t.domains[f"p{k}"].subnet
+        assert net.prefixlen == 30 and net.subnet_of(topogen.P2P_SPACE)
+        members = {
+            h.name: h.interfaces[f"p{k}"] for h in t.hosts.values() if f"p{k}" in h.interfaces
+        }
+        assert members == {link.a: net.network_address + 1, link.b: net.network_address + 2}
+    assert gen(tmp_path, "ring", 5).domains.keys() == {"ctrl"}  # not without --p2p
+
+
 def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="--nodes"):
         topogen.generate("ring", 1)
     with pytest.raises(ValueError, match="unknown shape"):
         topogen.generate("star", 5)
+    with pytest.raises(ValueError, match="--kind"):
+        topogen.generate("ring", 5, kind="quagga")
+    with pytest.raises(ValueError, match="--qe needs"):
+        topogen.generate("ring", 5, kind="frr", qe=True)
 
 
 def test_cli_topo_gen(tmp_path: Path) -> None:

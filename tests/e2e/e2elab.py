@@ -29,9 +29,8 @@ if sys.path[:1] != [str(ROOT)]:
 
 @dataclass
 class Lab:
-    tb: Any  # compose.netns.Testbed
+    tb: Any  # compose.netns.NetnsTestbed, capturing every domain
     roles: Any  # compose.demo.Roles
-    capture: Any  # compose.demo.BridgeCapture
     run_dir: Path
     state: dict[str, Any]
 
@@ -47,7 +46,7 @@ class Lab:
         return data
 
     def pcap(self, domain: str) -> Path:
-        return Path(self.capture.files[domain])
+        return Path(self.tb.capture_file(domain))
 
     def etsi(self, node: str, *args: str) -> dict[str, Any]:
         """``python -m qkd_proxy.client`` inside ``node``'s namespace toward its proxy."""
@@ -85,18 +84,16 @@ def restore_index(old: str | None) -> None:
 
 
 def start_lab(topology: Path, prefix: str, run_dir: Path) -> Lab:
-    from compose.demo import BridgeCapture, Roles, wait_for_control_plane
-    from compose.netns import Testbed, teardown
+    from compose.backend import Capture
+    from compose.demo import Roles, wait_for_control_plane
+    from compose.netns import NetnsTestbed, teardown
 
     teardown(prefix, progress=lambda _line: None)  # leftovers of a crashed earlier run
-    tb = Testbed(topology, run_dir, prefix=prefix, progress=lambda _line: None)
+    tb = NetnsTestbed(topology, run_dir, prefix=prefix, progress=lambda _line: None)
     roles = Roles.of(tb.topology)
-    tb.up(start_daemons=False)
-    cap = BridgeCapture({d: tb.bridge(d) for d in tb.topology.domains}, run_dir / "capture")
-    lab = Lab(tb, roles, cap, run_dir, {})
+    tb.up(capture=Capture(list(tb.topology.domains), run_dir / "capture"))
+    lab = Lab(tb, roles, run_dir, {})
     try:
-        cap.start()
-        tb.start_all()
         wait_for_control_plane(tb, roles, lambda _line: None, timeout=90)
     except BaseException:
         stop_lab(lab)
@@ -105,10 +102,7 @@ def start_lab(topology: Path, prefix: str, run_dir: Path) -> Lab:
 
 
 def stop_lab(lab: Lab) -> None:
-    try:
-        lab.capture.stop()
-    finally:
-        lab.tb.down()
+    lab.tb.down()
 
 
 def wide_topology(out_dir: Path, lambdas: int, src: Path = PAPER) -> Path:

@@ -1,5 +1,6 @@
 """Interop: our OSPF-TE speakers beside FRR ospfd (zebra + ospfd, opaque, router-info,
-mpls-te, link-params) and BIRD 2 on one LAN, in ``oa`` namespaces of our own.
+mpls-te, link-params) and BIRD 2 on one LAN: tests/ospf/interop.yaml brought up by
+compose's namespace builder (prefix ``oi``), which also launches FRR and BIRD.
 
 tn1 (priority 10) becomes DR, BIRD (highest router ID of the rest) BDR; everyone is Full
 with both, tn2 and FRR are 2-Way with each other. Checked: adjacencies; FRR's opaque-area
@@ -12,97 +13,100 @@ finds no malformed OSPF packet in the capture.
 
 from __future__ import annotations
 
+import functools
 import json
-import os
 import shutil
+import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from oa_interop import QKD_DOMAINS, MixedLab
-from oa_net import OaLan, tshark_fields, wait_for
+from netns_util import tshark_fields, wait_for
+
+from compose import daemons
+from compose.netns import NetnsTestbed
 
 pytestmark = [pytest.mark.interop, pytest.mark.netns, pytest.mark.slow]
 
-HOSTS: dict[str, dict[str, Any]] = {
-    "tn1": {
-        "kind": "node",
-        "router_id": "10.1.1.1",
-        "interfaces": {"ctrl": "10.1.1.1", "qa": "10.2.1.1"},
-        "qe": "etsiA",
-        "priority": 10,
-    },
-    "tn2": {
-        "kind": "node",
-        "router_id": "10.1.1.2",
-        "interfaces": {"ctrl": "10.1.1.2", "qb": "10.2.2.2"},
-        "qe": "etsiB",
-    },
-    "fr1": {
-        "kind": "frr",
-        "router_id": "10.1.1.3",
-        "interfaces": {"ctrl": "10.1.1.3"},
-        "stubs": ["10.30.0.1/24"],
-    },
-    "bd1": {
-        "kind": "bird",
-        "router_id": "10.1.1.4",
-        "interfaces": {"ctrl": "10.1.1.4"},
-        "stubs": ["10.40.0.1/24"],
-    },
-}
-TE_LINKS = [
-    {
-        "a": "tn1",
-        "a_if": 1,
-        "b": "tn2",
-        "b_if": 2,
-        "metric": 10,
-        "bandwidth_mbps": 100000,
-        "lambdas": "[1, 2, 3, 4, 5, 6, 7, 8]",
-    }
+TOPOLOGY = Path(__file__).resolve().parent / "interop.yaml"
+#: FRR's TE link on the control LAN, with parameters our decoder must read back
+FRR_LINK_PARAMS = [
+    "metric 20",
+    "max-bw 1.25e+09",
+    "max-rsv-bw 1.25e+09",
+    "unrsv-bw 0 1.25e+09",
+    "admin-grp 0x1",
 ]
 
 
 @pytest.fixture
-def mixed(tmp_path: Path) -> Iterator[MixedLab]:
-    if os.geteuid() != 0:
-        pytest.fail("interop tests need root (namespaces)")
+def lab(testbed_factory: Any) -> NetnsTestbed:
+    """The lab of tests/ospf/interop.yaml, network only (prefix ``oi``)."""
     for tool in ("tshark", "tcpdump", "bird", "birdc", "vtysh"):
         assert shutil.which(tool), f"{tool} is required (make setup installs it)"
-    lan = OaLan("i", tmp_path)
-    m = MixedLab(lan, tmp_path, HOSTS, TE_LINKS, QKD_DOMAINS)
-    try:
-        m.build()
-        yield m
-    finally:
-        lan.close()
-        m.close()
+    frr = functools.partial(daemons.frr_config, link_params=FRR_LINK_PARAMS)
+    tb: NetnsTestbed = testbed_factory(
+        TOPOLOGY, prefix="oi", start_daemons=False, config_generators={"frr": frr}
+    )
+    return tb
 
 
-def ours_nbrs(m: MixedLab, host: str) -> dict[str, str]:
-    nb = m.ours_json(host, "show ip ospf neighbor")["neighbors"]
+def start_all(tb: NetnsTestbed) -> None:
+    """Our node agents with OSPF-TE and the CLI only (no RSVP, no QE service), FRR, BIRD."""
+    for h in ("tn1", "tn2"):
+        assert tb.start(h, extra_args=["--no-extensions"]), h
+    for h in ("fr1", "bd1"):
+        assert tb.start(h), h
+
+
+def ours_json(tb: NetnsTestbed, host: str, cmd: str) -> Any:
+    return json.loads(tb.cli(host, cmd + " json"))
+
+
+def vtysh(tb: NetnsTestbed, cmd: str) -> str:
+    vty = daemons.frr_runtime_dir(tb.prefix, "fr1")
+    return subprocess.run(
+        ["vtysh", "--vty_socket", str(vty), "-c", cmd],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=20,
+    ).stdout
+
+
+def vtysh_json(tb: NetnsTestbed, cmd: str) -> Any:
+    return json.loads(vtysh(tb, cmd + " json"))
+
+
+def birdc(tb: NetnsTestbed, *cmd: str) -> str:
+    ctl = tb.run_dir / "bird-bd1" / "bird.ctl"
+    return subprocess.run(
+        ["birdc", "-s", str(ctl), *cmd], capture_output=True, text=True, check=True, timeout=20
+    ).stdout
+
+
+def ours_nbrs(tb: NetnsTestbed, host: str) -> dict[str, str]:
+    nb = ours_json(tb, host, "show ip ospf neighbor")["neighbors"]
     return {rid: e[0]["nbrState"] for rid, e in nb.items()}
 
 
-def frr_nbrs(m: MixedLab) -> dict[str, str]:
-    nb = m.vtysh_json("fr1", "show ip ospf neighbor")["neighbors"]
+def frr_nbrs(tb: NetnsTestbed) -> dict[str, str]:
+    nb = vtysh_json(tb, "show ip ospf neighbor")["neighbors"]
     return {rid: e[0]["nbrState"].split("/")[0] for rid, e in nb.items()}
 
 
-def bird_nbrs(m: MixedLab) -> dict[str, str]:
+def bird_nbrs(tb: NetnsTestbed) -> dict[str, str]:
     out = {}
-    for line in m.birdc("bd1", "show", "ospf", "neighbors").splitlines():
+    for line in birdc(tb, "show", "ospf", "neighbors").splitlines():
         parts = line.split()
         if len(parts) >= 3 and parts[0].count(".") == 3:
             out[parts[0]] = parts[2].split("/")[0]
     return out
 
 
-def lsdb_ours(m: MixedLab, host: str) -> set[tuple[str, str, str, str]]:
-    db = m.ours_json(host, "show ip ospf database")["areas"]["0.0.0.0"]
+def lsdb_ours(tb: NetnsTestbed, host: str) -> set[tuple[str, str, str, str]]:
+    db = ours_json(tb, host, "show ip ospf database")["areas"]["0.0.0.0"]
     types = {"routerLinkStates": "1", "networkLinkStates": "2", "opaqueAreaLinkStates": "10"}
     return {
         (types[sec], e["lsId"], e["advertisedRouter"], e["sequenceNumber"] + "/" + e["checksum"])
@@ -111,11 +115,11 @@ def lsdb_ours(m: MixedLab, host: str) -> set[tuple[str, str, str, str]]:
     }
 
 
-def lsdb_frr(m: MixedLab) -> set[tuple[str, str, str, str]]:
+def lsdb_frr(tb: NetnsTestbed) -> set[tuple[str, str, str, str]]:
     """FRR's LSDB: router and network LSAs from ``show ip ospf database json``, opaque
     ones from ``show ip ospf database opaque-area json``."""
-    area = m.vtysh_json("fr1", "show ip ospf database")["areas"]["0.0.0.0"]
-    opq = m.vtysh_json("fr1", "show ip ospf database opaque-area")
+    area = vtysh_json(tb, "show ip ospf database")["areas"]["0.0.0.0"]
+    opq = vtysh_json(tb, "show ip ospf database opaque-area")
     entries: list[tuple[str, dict[str, Any]]] = []
     for sec, items in area.items():
         low = sec.lower()
@@ -128,25 +132,31 @@ def lsdb_frr(m: MixedLab) -> set[tuple[str, str, str, str]]:
         lsid = e.get("lsId") or e.get("linkStateId")
         adv = e.get("advertisedRouter") or e.get("advertisingRouter")
         seq = (e.get("sequenceNumber") or e.get("lsaSeqNumber", "")).lower()
-        out.add((t, lsid, adv, f"{seq}/{e['checksum']}"))
+        # FRR prints the checksum without leading zeros ("778"), we and BIRD with ("0778")
+        out.add((t, lsid, adv, f"{seq}/{int(e['checksum'], 16):04x}"))
     return out
 
 
-def lsdb_bird(m: MixedLab) -> set[tuple[str, str, str, str]]:
+def lsdb_bird(tb: NetnsTestbed) -> set[tuple[str, str, str, str]]:
     out = set()
-    for line in m.birdc("bd1", "show", "ospf", "lsadb").splitlines():
+    for line in birdc(tb, "show", "ospf", "lsadb").splitlines():
         p = line.split()
         if len(p) == 6 and p[0].startswith("000"):
             out.add((str(int(p[0], 16)), p[1], p[2], f"{p[3].lower()}/{p[5]}"))
     return out
 
 
-def test_ours_frr_bird_on_one_lan(mixed: MixedLab, tmp_path: Path) -> None:
-    m = mixed
+def test_ours_frr_bird_on_one_lan(lab: NetnsTestbed, tmp_path: Path) -> None:
+    tb = lab
     pcap = tmp_path / "ctrl.pcap"
-    m.lan.capture("tn2", pcap)
+    tb.popen(
+        "tn2",
+        ["tcpdump", "-i", "ctrl", "-U", "-w", str(pcap), "ip proto 89"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     time.sleep(0.5)
-    m.start_all()
+    start_all(tb)
 
     want_tn1 = {"10.1.1.2": "Full", "10.1.1.3": "Full", "10.1.1.4": "Full"}
     want_tn2 = {"10.1.1.1": "Full", "10.1.1.3": "2-Way", "10.1.1.4": "Full"}
@@ -154,22 +164,22 @@ def test_ours_frr_bird_on_one_lan(mixed: MixedLab, tmp_path: Path) -> None:
     want_bird = {"10.1.1.1": "Full", "10.1.1.2": "Full", "10.1.1.3": "Full"}
 
     def adjacencies() -> Any:
-        got = (ours_nbrs(m, "tn1"), ours_nbrs(m, "tn2"), frr_nbrs(m), bird_nbrs(m))
+        got = (ours_nbrs(tb, "tn1"), ours_nbrs(tb, "tn2"), frr_nbrs(tb), bird_nbrs(tb))
         return got == (want_tn1, want_tn2, want_frr, want_bird) or got
 
     wait_for(adjacencies, 60, "all adjacencies")
-    i1 = m.ours_json("tn1", "show ip ospf interface")["interfaces"]["ctrl"]
+    i1 = ours_json(tb, "tn1", "show ip ospf interface")["interfaces"]["ctrl"]
     assert (i1["state"], i1["drAddress"], i1["bdrAddress"]) == ("DR", "10.1.1.1", "10.1.1.4")
 
     # identical LSDBs everywhere (BIRD stores and floods opaque LSAs too)
     def synced() -> Any:
-        dbs = [lsdb_ours(m, "tn1"), lsdb_ours(m, "tn2"), lsdb_frr(m), lsdb_bird(m)]
+        dbs = [lsdb_ours(tb, "tn1"), lsdb_ours(tb, "tn2"), lsdb_frr(tb), lsdb_bird(tb)]
         return (all(d == dbs[0] for d in dbs) and len(dbs[0]) == 13) or dbs
 
     wait_for(synced, 40, "identical LSDBs")
 
     # FRR lists our RI LSAs with TE+QE (first octet 0x12) and our TE LSAs
-    opq = m.vtysh_json("fr1", "show ip ospf database opaque-area")
+    opq = vtysh_json(tb, "show ip ospf database opaque-area")
     lsas = opq["areaLocalOpaqueLsa"]["areas"]["0.0.0.0"]
     ri = {e["advertisingRouter"]: e["opaqueData"] for e in lsas if e["linkStateId"] == "4.0.0.0"}
     assert ri["10.1.1.1"] == "0001000412000000"
@@ -187,13 +197,13 @@ def test_ours_frr_bird_on_one_lan(mixed: MixedLab, tmp_path: Path) -> None:
         ("10.1.1.2", "1.0.0.2"),
     ]
     # FRR's own decoding of our TE Link TLV (text form)
-    text = m.vtysh("fr1", "show ip ospf database opaque-area adv-router 10.1.1.1")
+    text = vtysh(tb, "show ip ospf database opaque-area adv-router 10.1.1.1")
     assert "Opaque-Type 4" in text or "Router Information" in text
     assert "Link-ID: 10.1.1.2" in text or "Link ID: 10.1.1.2" in text, text
     assert "Traffic Engineering Metric: 10" in text, text
 
     # our LSDB holds FRR's TE and RI LSAs, decoded (Router Address + Link in one LSA)
-    ours = m.ours_json("tn1", "show ip ospf database opaque-area")["areas"]["0.0.0.0"]
+    ours = ours_json(tb, "tn1", "show ip ospf database opaque-area")["areas"]["0.0.0.0"]
     frr_lsas = [e for e in ours["opaqueAreaLinkStates"] if e["advertisedRouter"] == "10.1.1.3"]
     frr_ri = next(e for e in frr_lsas if e["opaqueType"] == 4)
     assert frr_ri["routerInformation"]["teCapable"] is True
@@ -209,11 +219,9 @@ def test_ours_frr_bird_on_one_lan(mixed: MixedLab, tmp_path: Path) -> None:
     # routing tables agree (network routes; FRR also lists router routes, "R ")
     def routes_agree() -> Any:
         frr = {
-            p: r
-            for p, r in m.vtysh_json("fr1", "show ip ospf route").items()
-            if r["routeType"] == "N"
+            p: r for p, r in vtysh_json(tb, "show ip ospf route").items() if r["routeType"] == "N"
         }
-        ours = m.ours_json("tn2", "show ip ospf route")
+        ours = ours_json(tb, "tn2", "show ip ospf route")
         if set(frr) != set(ours) or len(ours) != 5:
             return (sorted(frr), sorted(ours))
         for p in ours:
@@ -231,18 +239,18 @@ def test_ours_frr_bird_on_one_lan(mixed: MixedLab, tmp_path: Path) -> None:
         return True
 
     wait_for(routes_agree, 20, "routing tables to agree")
-    ours_rt = m.ours_json("tn2", "show ip ospf route")
+    ours_rt = ours_json(tb, "tn2", "show ip ospf route")
     assert ours_rt["10.40.0.0/24"]["cost"] == 20
     assert ours_rt["10.40.0.0/24"]["nexthops"] == [{"ip": "10.1.1.4", "via": "ctrl"}]
 
     # stop BIRD: its adjacency goes after the dead interval (4 s), its stub route goes
     t0 = time.monotonic()
-    m.lan.stop("bd1")
+    tb.stop("bd1")
 
     def bird_gone() -> Any:
-        a = ours_nbrs(m, "tn1")
-        rt = m.ours_json("tn2", "show ip ospf route")
-        frr = m.vtysh_json("fr1", "show ip ospf route")
+        a = ours_nbrs(tb, "tn1")
+        rt = ours_json(tb, "tn2", "show ip ospf route")
+        frr = vtysh_json(tb, "show ip ospf route")
         return ("10.1.1.4" not in a and "10.40.0.0/24" not in rt and "10.40.0.0/24" not in frr) or (
             a,
             sorted(rt),
@@ -250,10 +258,10 @@ def test_ours_frr_bird_on_one_lan(mixed: MixedLab, tmp_path: Path) -> None:
 
     wait_for(bird_gone, 30, "BIRD's adjacency and routes to go")
     assert time.monotonic() - t0 >= 3.0  # not before the dead interval
-    i2 = m.ours_json("tn2", "show ip ospf interface")["interfaces"]["ctrl"]
+    i2 = ours_json(tb, "tn2", "show ip ospf interface")["interfaces"]["ctrl"]
     wait_for(
         lambda: (
-            m.ours_json("tn2", "show ip ospf interface")["interfaces"]["ctrl"]["bdrAddress"]
+            ours_json(tb, "tn2", "show ip ospf interface")["interfaces"]["ctrl"]["bdrAddress"]
             == "10.1.1.3"
         ),
         20,

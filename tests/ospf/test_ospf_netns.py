@@ -1,49 +1,52 @@
-"""Our OSPF-TE daemons in network namespaces: the paper's five nodes on 10.1.1.0/24."""
+"""Our OSPF-TE daemons in network namespaces: the paper's five nodes on 10.1.1.0/24
+(topologies/paper.yaml brought up by compose's namespace builder, prefix ``op``; only the
+five node agents run, with OSPF-TE and the CLI)."""
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
+import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from oa_net import OaLan, node_agent_argv, tshark_fields, wait_for
+from netns_util import tshark_fields, wait_for
+
+from compose.netns import NetnsTestbed
 
 ROOT = Path(__file__).resolve().parents[2]
 PAPER = ROOT / "topologies" / "paper.yaml"
 NODES = ["tn1", "tn2", "tn3", "tn4", "tn5"]
+#: OSPF-TE and the CLI only: no RSVP, no QE service (no PCE or proxies run here)
+OSPF_ONLY = ["--no-extensions"]
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
 
 @pytest.fixture
-def lan(tmp_path: Path) -> Iterator[OaLan]:
-    if os.geteuid() != 0:
-        pytest.fail("network namespace tests need root")
-    lab = OaLan("p", tmp_path)
-    try:
-        yield lab
-    finally:
-        lab.close()
+def lan(testbed_factory: Any) -> NetnsTestbed:
+    tb: NetnsTestbed = testbed_factory(PAPER, prefix="op", start_daemons=False)
+    return tb
 
 
-def start_nodes(lan: OaLan, tmp_path: Path) -> None:
-    for i, n in enumerate(NODES, 1):
-        lan.add_host(n, f"10.1.1.{i}/24")
-    for n in NODES:
-        lan.spawn(n, node_agent_argv(PAPER, n, tmp_path / f"{n}.log"), "node_agent")
+def capture(tb: NetnsTestbed, host: str, pcap: Path) -> None:
+    """OSPF on the host's control interface into ``pcap`` until the testbed goes down."""
+    tb.popen(
+        host,
+        ["tcpdump", "-i", "ctrl", "-U", "-w", str(pcap), "ip proto 89"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
-def cli_json(lan: OaLan, host: str, cmd: str) -> Any:
+def cli_json(lan: NetnsTestbed, host: str, cmd: str) -> Any:
     return json.loads(lan.cli(host, cmd + " json"))
 
 
-def lsdb_digest(lan: OaLan, host: str) -> set[tuple[str, ...]]:
+def lsdb_digest(lan: NetnsTestbed, host: str) -> set[tuple[str, ...]]:
     db = cli_json(lan, host, "show ip ospf database")
     out: set[tuple[str, ...]] = set()
     for sec, entries in db["areas"]["0.0.0.0"].items():
@@ -52,10 +55,11 @@ def lsdb_digest(lan: OaLan, host: str) -> set[tuple[str, ...]]:
     return out
 
 
-def test_paper_nodes_full_dr_bdr_identical_lsdbs(lan: OaLan, tmp_path: Path) -> None:
+def test_paper_nodes_full_dr_bdr_identical_lsdbs(lan: NetnsTestbed, tmp_path: Path) -> None:
     pcap = tmp_path / "ctrl.pcap"
-    start_nodes(lan, tmp_path)
-    lan.capture("tn1", pcap)
+    for n in NODES:
+        assert lan.start(n, extra_args=OSPF_ONLY), n
+    capture(lan, "tn1", pcap)
 
     def full() -> bool:
         for n in NODES:
@@ -134,13 +138,11 @@ def test_paper_nodes_full_dr_bdr_identical_lsdbs(lan: OaLan, tmp_path: Path) -> 
         assert len(count) > 20
 
 
-def test_set_link_resources_reoriginates_te_lsa(lan: OaLan, tmp_path: Path) -> None:
+def test_set_link_resources_reoriginates_te_lsa(lan: NetnsTestbed, tmp_path: Path) -> None:
     """A running node changes a link's wavelengths (what RSVP will do) through the API;
     checked here through a second agent in-process is not possible, so the CLI shows the
     LSDB of another node picking up the new TE LSA."""
     # two nodes suffice: tn1 and tn2
-    for i, n in enumerate(["tn1", "tn2"], 1):
-        lan.add_host(n, f"10.1.1.{i}/24")
     script = tmp_path / "agent.py"
     script.write_text(
         "import asyncio, sys\n"
@@ -155,8 +157,9 @@ def test_set_link_resources_reoriginates_te_lsa(lan: OaLan, tmp_path: Path) -> N
         "    await asyncio.sleep(60)\n"
         "asyncio.run(main())\n"
     )
-    lan.spawn("tn1", [sys.executable, str(script)], "agent")
-    lan.spawn("tn2", node_agent_argv(PAPER, "tn2", tmp_path / "tn2.log"), "node_agent")
+    with open(tmp_path / "tn1.agent.out", "wb") as out:
+        lan.popen("tn1", [sys.executable, str(script)], stdout=out, stderr=subprocess.STDOUT)
+    assert lan.start("tn2", extra_args=OSPF_ONLY)
 
     def link_lambdas() -> list[int]:
         opq = cli_json(lan, "tn2", "show ip ospf database opaque-area")

@@ -1,7 +1,8 @@
 """The issue's namespace proofs on the paper topology's QKD half (prefix ``qq``).
 
-tn1 and tn5 use the command-line client in their own namespaces; the proxies, emulators
-and the five QKD domains are namespaces and bridges made by :class:`QkdLab`.
+topologies/paper.yaml is brought up by compose's namespace builder with only the QKD
+daemons running (both IDQ3P emulators, both proxies); tn1 and tn5 use the command-line
+client in their own namespaces.
 """
 
 from __future__ import annotations
@@ -12,33 +13,75 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import pytest
 
+from compose.backend import quiet
+from compose.netns import NetnsTestbed, teardown
 from idq3p_emulator.store import make_keyfile
-from qkd_proxy.nslab import ROOT, QkdLab
 
 pytestmark = [
     pytest.mark.netns,
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces"),
 ]
+PAPER = Path(__file__).resolve().parents[2] / "topologies" / "paper.yaml"
+EMULATORS, PROXIES = ("idqA", "idqB"), ("etsiA", "etsiB")
+QKD_DOMAINS = ("qa", "qb", "ka", "kb", "sync")
 A, B = "10.2.1.11", "10.2.2.11"
 TN1_RID, TN5_RID = "10.1.1.1", "10.1.1.5"
 
 
+def wait_listening(tb: NetnsTestbed, since: dict[str, int], timeout: float = 20.0) -> None:
+    """Until each daemon's log says it listens, after ``since`` (the log's size before it
+    started: a restarted daemon appends to the same log)."""
+    deadline = time.monotonic() + timeout
+    for host, offset in since.items():
+        log = tb.run_dir / f"{host}.log"
+        while not (log.exists() and b'"listening"' in log.read_bytes()[offset:]):
+            if not tb.running(host):
+                out = (tb.run_dir / f"{host}.out").read_text(errors="replace")
+                raise RuntimeError(f"{host} is not running: {out[-2000:]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{host}: not listening after {timeout:g} s")
+            time.sleep(0.05)
+
+
+def start_qkd(tb: NetnsTestbed, emulator_args: Sequence[str] = ()) -> None:
+    """The two IDQ3P emulators (with ``emulator_args``), then the two proxies; waits until
+    they listen."""
+    since = {}
+    for h in (*EMULATORS, *PROXIES):
+        log = tb.run_dir / f"{h}.log"
+        since[h] = log.stat().st_size if log.exists() else 0
+    for h in EMULATORS:
+        assert tb.start(h, extra_args=emulator_args), h
+    for h in PROXIES:
+        assert tb.start(h), h
+    wait_listening(tb, since)
+
+
+def stop_qkd(tb: NetnsTestbed) -> dict[str, int | None]:
+    """SIGTERM to the four daemons; each one's exit status."""
+    return {h: code for h in (*EMULATORS, *PROXIES) for code in tb.stop(h).values()}
+
+
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QkdLab]:
-    lab = QkdLab(ROOT / "topologies" / "paper.yaml", tmp_path_factory.mktemp("qqlab"))
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetnsTestbed]:
+    teardown("qq", progress=quiet)  # leftovers of a crashed earlier run
+    tb = NetnsTestbed(PAPER, tmp_path_factory.mktemp("qqlab"), prefix="qq", progress=quiet)
+    codes: dict[str, int | None] = {}
     try:
-        lab.up()
-        lab.add_address("tn1", "qa", "10.2.1.99")  # a second SAE address on tn1's side
-        lab.add_address("tn5", "qb", "10.2.2.99")
-        lab.start_daemons()
-        yield lab
+        tb.up(start_daemons=False)
+        # a second SAE address on each end's side
+        tb.exec("tn1", ["ip", "addr", "add", "10.2.1.99/24", "dev", "qa"], check=True)
+        tb.exec("tn5", ["ip", "addr", "add", "10.2.2.99/24", "dev", "qb"], check=True)
+        start_qkd(tb)
+        yield tb
     finally:
-        codes = lab.stop_all()
-        lab.down()
+        codes = stop_qkd(tb)
+        tb.down()
     assert all(c == 0 for c in codes.values()), codes  # clean SIGTERM shutdown
 
 
@@ -62,18 +105,24 @@ def udp_payloads(pcap: bytes) -> list[tuple[str, str, int, bytes]]:
     return out
 
 
-def cli(lab: QkdLab, host: str, *args: str, bind: str | None = None) -> dict:
+def cli(lab: NetnsTestbed, host: str, *args: str, bind: str | None = None) -> dict:
+    """``python -m qkd_proxy.client`` in ``host``'s namespace toward its proxy."""
     proxy = A if host == "tn1" else B
-    return json.loads(lab.client(host, proxy, *args, bind=bind))
+    extra = ["--bind", bind] if bind else []
+    argv = [sys.executable, "-m", "qkd_proxy.client", "--proxy", proxy, *extra, *args]
+    p = lab.exec(host, argv, capture_output=True, text=True, timeout=300)
+    if p.returncode not in (0, 1):
+        raise RuntimeError(f"client failed ({p.returncode}): {p.stdout} {p.stderr}")
+    return dict(json.loads(p.stdout))
 
 
-def open_pair(lab: QkdLab) -> str:
+def open_pair(lab: NetnsTestbed) -> str:
     o = cli(lab, "tn1", "open", "--destination", TN5_RID)
     assert o["status"] == 0
     return o["key_handle"]
 
 
-def test_tn5_gets_the_same_100_keys_as_tn1(lab: QkdLab) -> None:
+def test_tn5_gets_the_same_100_keys_as_tn1(lab: NetnsTestbed) -> None:
     h = open_pair(lab)
     a = cli(lab, "tn1", "get", "--handle", h, "--count", "100")
     assert a["status"] == 0 and "key" not in a["keys"][0]
@@ -88,7 +137,7 @@ def test_tn5_gets_the_same_100_keys_as_tn1(lab: QkdLab) -> None:
     assert cli(lab, "tn5", "close", "--handle", h) == {"status": 0}
 
 
-def test_an_address_that_did_not_open_the_handle_is_refused(lab: QkdLab) -> None:
+def test_an_address_that_did_not_open_the_handle_is_refused(lab: NetnsTestbed) -> None:
     h = open_pair(lab)
     # another address of the same host, at the proxy that holds the handle
     r = cli(lab, "tn1", "get", "--handle", h, bind="10.2.1.99")
@@ -104,37 +153,27 @@ def test_an_address_that_did_not_open_the_handle_is_refused(lab: QkdLab) -> None
 
 
 def test_1000_keys_match_with_20_percent_loss_capture_has_no_key_replays_rejected(
-    lab: QkdLab,
+    lab: NetnsTestbed,
 ) -> None:
-    pcap = lab.workdir / "sync.pcap"
-    dump = subprocess.Popen(
-        [
-            "ip",
-            "netns",
-            "exec",
-            lab.ns("etsiA"),
-            "tcpdump",
-            "-i",
-            "sync",
-            "-U",
-            "-n",
-            "-w",
-            str(pcap),
-            "udp",
-        ],
+    pcap = lab.run_dir / "sync.pcap"
+    dump = lab.popen(
+        "etsiA",
+        ["tcpdump", "-i", "sync", "-U", "-n", "-w", str(pcap), "udp"],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
     try:
         time.sleep(1.0)  # tcpdump opens the interface
-        lab.set_loss(20)
+        for d in QKD_DOMAINS:  # 20 % of the frames crossing any QKD domain are dropped
+            lab.impair(d, loss=20)
         h = open_pair(lab)
         a = cli(lab, "tn1", "get", "--handle", h, "--count", "1000", "--show-key")
         cli(lab, "tn5", "open", "--destination", TN1_RID, "--handle", h)
         b = cli(lab, "tn5", "get", "--handle", h, "--count", "1000", "--show-key")
-        dropped = lab.dropped()
+        dropped = sum(lab.dropped().values())
     finally:
-        lab.set_loss(0)
+        for d in QKD_DOMAINS:
+            lab.clear_impair(d)
         time.sleep(0.3)
         dump.send_signal(signal.SIGTERM)
         dump.wait(10)
@@ -165,12 +204,12 @@ def test_1000_keys_match_with_20_percent_loss_capture_has_no_key_replays_rejecte
         "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(('10.11.1.15',0))\n"
         "for h in sys.argv[1:]: s.sendto(bytes.fromhex(h),('10.11.1.11',5626))\n"
     )
-    lab.exec("etsiB", sys.executable, "-c", script, *[f.hex() for f in replay])
+    lab.exec("etsiB", [sys.executable, "-c", script, *[f.hex() for f in replay]], timeout=60)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         rejected = [
             json.loads(line)["error"]
-            for line in (lab.workdir / "etsiA.log").read_text().splitlines()
+            for line in (lab.run_dir / "etsiA.log").read_text().splitlines()
             if '"sync frame rejected"' in line
         ]
         if (
@@ -183,12 +222,12 @@ def test_1000_keys_match_with_20_percent_loss_capture_has_no_key_replays_rejecte
     assert sum("does not verify" in e for e in rejected) == 1
 
 
-def test_exhaustion_returns_insufficient_key_promptly(lab: QkdLab) -> None:
+def test_exhaustion_returns_insufficient_key_promptly(lab: NetnsTestbed) -> None:
     # restart the pair on a key file holding 50 keys of 32 bytes per direction
-    keyfile = lab.workdir / "pair.key"
+    keyfile = lab.run_dir / "pair.key"
     keyfile.write_bytes(make_keyfile(os.urandom(2 * 50 * 32)))
-    lab.stop_all()
-    lab.start_daemons(["--key-file", str(keyfile)])
+    stop_qkd(lab)
+    start_qkd(lab, ["--key-file", str(keyfile)])
     h = open_pair(lab)
     a = cli(lab, "tn1", "get", "--handle", h, "--count", "60")
     assert a["status"] == 2 and len(a["keys"]) == 50
@@ -205,5 +244,5 @@ def test_exhaustion_returns_insufficient_key_promptly(lab: QkdLab) -> None:
         "    print(int(st), c.last_attempts)\n"
         "asyncio.run(m())\n"
     )
-    p = lab.exec("tn1", sys.executable, "-c", script)
+    p = lab.exec("tn1", [sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert p.stdout.split() == ["2", "1"], p.stderr

@@ -4,7 +4,7 @@
 # uses on this host, trim it the way the official slim image is trimmed (no docs, man
 # pages or locales; dpkg keeps them out of later installs too), and `docker import` it.
 #
-# Usage: docker/make-base-image.sh [TAG]     (default TAG: debian:bookworm-slim)
+# Usage: image/make-base-image.sh [TAG]     (default TAG: debian:bookworm-slim)
 # Environment: MIRROR=URL overrides the mirror read from /etc/apt; SUITE (bookworm);
 #              FORCE=1 rebuilds even if TAG exists.
 set -euo pipefail

@@ -1,0 +1,234 @@
+"""The testbed interface: what ``qkdnet`` and the demo ask of a backend.
+
+Two backends implement it: :class:`compose.netns.NetnsTestbed` (one network namespace per
+host, one Linux bridge per domain; the default) and :class:`compose.docker.DockerTestbed`
+(one container per host, one Docker network per domain). ``compose/cli.py`` picks one by
+``--backend`` and talks to this interface only; so does ``compose/demo.py``.
+
+A testbed is made from a topology file (``Backend(topology, run_dir, prefix=...)``) and
+brought up with :meth:`Testbed.up`, or found while it runs with :meth:`Testbed.attach`.
+Every name it creates starts with the topology's prefix; ``prefix`` overrides it (a copy of
+the topology with the new prefix is written to the run directory: see :func:`with_prefix`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import subprocess
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, NamedTuple, Self
+
+import yaml
+
+from gmpls.topology import Topology, load
+
+Progress = Callable[[str], None]
+
+
+class TestbedError(RuntimeError):
+    """A testbed operation that cannot be done; the message says why and what to do."""
+
+    __test__ = False  # not a pytest class, despite the name
+
+
+class Capture(NamedTuple):
+    """What :meth:`Testbed.up` captures: one pcap per domain, ``OUT_DIR/DOMAIN.pcap``."""
+
+    domains: Sequence[str]
+    out_dir: Path
+
+
+def quiet(_line: str) -> None:
+    """A progress callback that says nothing."""
+
+
+def load_topology(topology: Topology | str | os.PathLike[str]) -> Topology:
+    """The topology itself, or loaded from its file; it must come from a file (daemons and
+    containers read that file)."""
+    topo = topology if isinstance(topology, Topology) else load(Path(topology))
+    if topo.path is None:
+        raise TestbedError("the topology must be loaded from a file (daemons read it)")
+    return topo
+
+
+def with_prefix(topo: Topology, prefix: str, copy: Path) -> Topology:
+    """``topo`` under another prefix: a copy of its file with ``prefix`` is written to
+    ``copy`` and loaded (what the daemons are then given)."""
+    assert topo.path is not None
+    doc = yaml.safe_load(topo.path.read_text())
+    doc["prefix"] = prefix
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    copy.write_text(
+        f"# {topo.path} with prefix {prefix} (written by qkdnet)\n"
+        + yaml.safe_dump(doc, sort_keys=False)
+    )
+    return load(copy)
+
+
+class Testbed(ABC):
+    """A topology brought up by one backend.
+
+    ``run_dir`` holds logs and state (default ``run/...``); ``progress`` is called with
+    one line per step.
+    """
+
+    __test__ = False
+
+    #: the ``--backend`` value
+    backend: ClassVar[str]
+    #: what the messages call one testbed of this backend ("testbed", "Docker testbed")
+    label: ClassVar[str]
+    #: the option that selects this backend on the command line ("" for the default)
+    option: ClassVar[str]
+
+    topology: Topology
+    prefix: str
+    run_dir: Path
+    progress: Progress
+
+    @abstractmethod
+    def __init__(
+        self,
+        topology: Topology | str | os.PathLike[str],
+        run_dir: str | os.PathLike[str] | None = None,
+        *,
+        prefix: str | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        """Only loads the topology (and writes its copy under ``prefix``): nothing is
+        built before :meth:`up`."""
+
+    # --- finding testbeds (no topology needed) ------------------------------------------
+    @classmethod
+    @abstractmethod
+    def attach(cls, prefix: str, progress: Progress | None = None) -> Self:
+        """The testbed that is up with ``prefix``."""
+
+    @classmethod
+    @abstractmethod
+    def prefixes_up(cls) -> list[str]:
+        """The prefixes of this backend's testbeds that exist now, sorted."""
+
+    @classmethod
+    @abstractmethod
+    def remove(cls, prefix: str, progress: Progress = quiet) -> None:
+        """Remove everything of the testbed ``prefix``; idempotent, works after a crash."""
+
+    # --- up and down ----------------------------------------------------------------------
+    @abstractmethod
+    def up(self, start_daemons: bool = True, capture: Capture | None = None) -> Self:
+        """Build the testbed and start its daemons (``start_daemons=False``: the network
+        only). With ``capture``, packets are captured on those domains from as early as the
+        backend can (see :meth:`capture_start`). On failure everything is removed again."""
+
+    @abstractmethod
+    def down(self) -> None:
+        """Stop any capture and remove the testbed. Idempotent."""
+
+    def __enter__(self) -> Self:
+        return self.up()
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()
+
+    # --- looking at it ----------------------------------------------------------------------
+    @abstractmethod
+    def status(self) -> dict[str, Any]:
+        """What exists and runs now, per host and domain (JSON-serialisable)."""
+
+    @staticmethod
+    @abstractmethod
+    def format_status(st: dict[str, Any]) -> str:
+        """:meth:`status` as the table ``qkdnet status`` prints."""
+
+    @abstractmethod
+    def bridge(self, domain: str) -> str:
+        """The Linux bridge that carries ``domain`` (where a host-side capture would run)."""
+
+    def address(self, host_or_ip: str, domain: str | None = None) -> str:
+        """An IP address: a host's address on ``domain`` (default: the control domain, or
+        its only domain), or the argument itself when it is an address already."""
+        topo = self.topology
+        if host_or_ip not in topo.hosts:
+            try:
+                return str(ipaddress.IPv4Address(host_or_ip))
+            except ValueError:
+                raise TestbedError(f"{host_or_ip!r} is neither a host nor an address") from None
+        h = topo.host(host_or_ip)
+        if domain is None:
+            domain = (
+                topo.control_domain
+                if topo.control_domain in h.interfaces
+                else next(iter(h.interfaces))
+            )
+        if domain not in h.interfaces:
+            raise TestbedError(f"{h.name} has no address on {domain}")
+        return str(h.interfaces[domain])
+
+    # --- processes in a host ------------------------------------------------------------------
+    @abstractmethod
+    def exec(self, host: str, argv: Sequence[str], **kw: Any) -> subprocess.CompletedProcess[Any]:
+        """``subprocess.run`` of ``argv`` inside the host (keywords passed on)."""
+
+    @abstractmethod
+    def popen(self, host: str, argv: Sequence[str], **kw: Any) -> subprocess.Popen[Any]:
+        """``subprocess.Popen`` of ``argv`` inside the host (keywords passed on)."""
+
+    @abstractmethod
+    def interact(self, host: str, argv: Sequence[str]) -> int:
+        """Run ``argv`` inside the host with this terminal attached; its exit status."""
+
+    # --- the host's daemon ------------------------------------------------------------------
+    @abstractmethod
+    def stop(self, host: str) -> Mapping[int, int | None]:
+        """Stop the host's daemon: {pid: exit status, None when unknown} of what stopped
+        (empty when nothing ran)."""
+
+    @abstractmethod
+    def start(self, host: str) -> list[int]:
+        """Start the host's daemon again; the pids running now. An error if it runs."""
+
+    # --- faults -----------------------------------------------------------------------------
+    @abstractmethod
+    def link(self, host: str, domain: str, up: bool) -> None:
+        """Cut ``host`` off ``domain`` or reconnect it."""
+
+    @abstractmethod
+    def impair(
+        self,
+        domain: str,
+        loss: float | None = None,
+        delay_ms: float | None = None,
+        jitter_ms: float | None = None,
+    ) -> None:
+        """Random loss (percent) and delay/jitter (ms) on ``domain``."""
+
+    @abstractmethod
+    def clear_impair(self, domain: str) -> None:
+        """Remove ``domain``'s impairments."""
+
+    # --- talking to it ----------------------------------------------------------------------
+    @abstractmethod
+    def cli(self, host: str, command: str, via: str | None = None, timeout: float = 10.0) -> str:
+        """One command on the host's telnet CLI, connecting from ``via`` (default: the host
+        itself) to the host's control address and ``cli_port``; the output."""
+
+    @abstractmethod
+    def ping(self, host: str, target: str, timeout: float = 1.0, count: int = 1) -> bool:
+        """ICMP echo from ``host`` to ``target`` (host name or address); True on a reply."""
+
+    # --- captures ---------------------------------------------------------------------------
+    @abstractmethod
+    def capture_start(self, domains: Sequence[str], out_dir: Path) -> None:
+        """Capture every packet crossing each of ``domains`` once; returns when listening."""
+
+    @abstractmethod
+    def capture_file(self, domain: str) -> Path:
+        """The pcap of ``domain`` holding what was captured so far (capture still running)."""
+
+    @abstractmethod
+    def capture_stop(self) -> dict[str, Path]:
+        """Stop capturing; the pcap of each domain (``OUT_DIR/DOMAIN.pcap``)."""
