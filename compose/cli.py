@@ -335,7 +335,10 @@ def _add_testbed_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     s.add_argument("-c", "--count", type=int, default=3)
     s.add_argument("--timeout", type=float, default=1.0)
     s.set_defaults(fn=cmd_ping)
+    _add_demo_command(sub)
 
+
+def _add_demo_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s = sub.add_parser(
         "demo",
         help="the paper's workflow end to end: QE service tn1 -> tn5, ladder, fingerprints",
