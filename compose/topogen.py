@@ -77,68 +77,12 @@ def generate(
     p2p: bool = False,
 ) -> dict[str, Any]:
     """The topology document (to be written with :func:`dump`, read by the loader)."""
-    if not 2 <= nodes <= MAX_NODES:
-        raise ValueError(f"--nodes must be 2..{MAX_NODES}, not {nodes}")
-    if not 0 <= lambdas <= 4096:
-        raise ValueError(f"--lambdas must be 0..4096, not {lambdas}")
-    if kind not in KINDS:
-        raise ValueError(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
-    if qe and kind != "node":
-        raise ValueError("--qe needs routers of kind node (QE capability is ours)")
+    _check(nodes, lambdas, kind, qe)
     rng = random.Random(seed)
-    if nodes <= 250:
-        net = ipaddress.IPv4Network("10.1.1.0/24")
-
-        def node_ip(i: int) -> str:
-            return str(net.network_address + i)
-
-        pce_ip, client_ip = str(net.network_address + 253), str(net.network_address + 254)
-    else:
-        net = ipaddress.IPv4Network("10.1.0.0/16")
-
-        def node_ip(i: int) -> str:
-            return str(net.network_address + i)
-
-        pce_ip, client_ip = "10.1.255.253", "10.1.255.254"
-
-    domains: dict[str, Any] = {"ctrl": {"subnet": str(net), "description": "GMPLS control plane"}}
-    hosts: dict[str, Any] = {}
-    for i in range(1, nodes + 1):
-        hosts[f"tn{i}"] = {
-            "kind": kind,
-            "router_id": node_ip(i),
-            "interfaces": {"ctrl": node_ip(i)},
-        }
-        if kind == "node":
-            hosts[f"tn{i}"]["cli_port"] = 23
-    hosts["pce"] = {
-        "kind": "pce",
-        "router_id": pce_ip,
-        "interfaces": {"ctrl": pce_ip},
-        "cli_port": 23,
-    }
-    hosts["client"] = {"kind": "client", "interfaces": {"ctrl": client_ip}}
-
-    next_if = dict.fromkeys(range(1, nodes + 1), 1)
-    links = []
+    domains, hosts = _control_plane(nodes, kind)
     edges = _edges(shape, nodes, rng)
     if p2p:
         _p2p_domains(edges, domains, hosts)
-    for a, b, metric in edges:
-        links.append(
-            {
-                "a": f"tn{a}",
-                "a_if": next_if[a],
-                "b": f"tn{b}",
-                "b_if": next_if[b],
-                "metric": metric,
-                "bandwidth_mbps": 100000,
-                "lambdas": list(range(1, lambdas + 1)),
-            }
-        )
-        next_if[a] += 1
-        next_if[b] += 1
-
     doc: dict[str, Any] = {
         "name": name or f"{shape}{nodes}",
         "prefix": prefix,
@@ -153,44 +97,107 @@ def generate(
         "hosts": hosts,
     }
     if qe:
-        last = f"tn{nodes}"
-        domains.update(
+        _add_qkd(doc, f"tn{nodes}", rng, seed)
+    doc["te_links"] = _te_links(edges, nodes, lambdas)
+    return doc
+
+
+def _check(nodes: int, lambdas: int, kind: str, qe: bool) -> None:
+    if not 2 <= nodes <= MAX_NODES:
+        raise ValueError(f"--nodes must be 2..{MAX_NODES}, not {nodes}")
+    if not 0 <= lambdas <= 4096:
+        raise ValueError(f"--lambdas must be 0..4096, not {lambdas}")
+    if kind not in KINDS:
+        raise ValueError(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    if qe and kind != "node":
+        raise ValueError("--qe needs routers of kind node (QE capability is ours)")
+
+
+def _control_plane(nodes: int, kind: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The control domain (a /24 up to 250 routers, else a /16) with the routers, the PCE
+    and the client on it."""
+    if nodes <= 250:
+        net = ipaddress.IPv4Network("10.1.1.0/24")
+        pce_ip, client_ip = str(net.network_address + 253), str(net.network_address + 254)
+    else:
+        net = ipaddress.IPv4Network("10.1.0.0/16")
+        pce_ip, client_ip = "10.1.255.253", "10.1.255.254"
+    domains: dict[str, Any] = {"ctrl": {"subnet": str(net), "description": "GMPLS control plane"}}
+    hosts: dict[str, Any] = {}
+    for i in range(1, nodes + 1):
+        ip = str(net.network_address + i)
+        hosts[f"tn{i}"] = {"kind": kind, "router_id": ip, "interfaces": {"ctrl": ip}}
+        if kind == "node":
+            hosts[f"tn{i}"]["cli_port"] = 23
+    hosts["pce"] = {
+        "kind": "pce",
+        "router_id": pce_ip,
+        "interfaces": {"ctrl": pce_ip},
+        "cli_port": 23,
+    }
+    hosts["client"] = {"kind": "client", "interfaces": {"ctrl": client_ip}}
+    return domains, hosts
+
+
+def _te_links(edges: list[tuple[int, int, int]], nodes: int, lambdas: int) -> list[Any]:
+    """One TE link per edge, interface IDs numbered from 1 at each router."""
+    next_if = dict.fromkeys(range(1, nodes + 1), 1)
+    links = []
+    for a, b, metric in edges:
+        links.append(
             {
-                "qa": {"subnet": "10.2.1.0/24", "description": "tn1 to ETSI 004 proxy A"},
-                "qb": {"subnet": "10.2.2.0/24", "description": f"{last} to ETSI 004 proxy B"},
-                "ka": {"subnet": "10.11.2.0/24", "description": "proxy A to IDQ3P emulator A"},
-                "kb": {"subnet": "10.11.3.0/24", "description": "proxy B to IDQ3P emulator B"},
-                "sync": {"subnet": "10.11.1.0/24", "description": "proxy synchronisation"},
+                "a": f"tn{a}",
+                "a_if": next_if[a],
+                "b": f"tn{b}",
+                "b_if": next_if[b],
+                "metric": metric,
+                "bandwidth_mbps": 100000,
+                "lambdas": list(range(1, lambdas + 1)),
             }
         )
-        hosts["tn1"]["interfaces"]["qa"] = "10.2.1.1"
-        hosts["tn1"]["qe"] = {"capable": True, "proxy": "etsiA"}
-        hosts[last]["interfaces"]["qb"] = "10.2.2.5"
-        hosts[last]["qe"] = {"capable": True, "proxy": "etsiB"}
-        hosts["etsiA"] = {
-            "kind": "qkd-proxy",
-            "interfaces": {"qa": "10.2.1.11", "ka": "10.11.2.1", "sync": "10.11.1.11"},
-            "serves": "tn1",
-            "idq": "idqA",
-            "peer": "etsiB",
+        next_if[a] += 1
+        next_if[b] += 1
+    return links
+
+
+def _add_qkd(doc: dict[str, Any], last: str, rng: random.Random, seed: int) -> None:
+    """The paper's QKD side between tn1 and ``last``: two proxies, two emulators."""
+    domains, hosts = doc["domains"], doc["hosts"]
+    domains.update(
+        {
+            "qa": {"subnet": "10.2.1.0/24", "description": "tn1 to ETSI 004 proxy A"},
+            "qb": {"subnet": "10.2.2.0/24", "description": f"{last} to ETSI 004 proxy B"},
+            "ka": {"subnet": "10.11.2.0/24", "description": "proxy A to IDQ3P emulator A"},
+            "kb": {"subnet": "10.11.3.0/24", "description": "proxy B to IDQ3P emulator B"},
+            "sync": {"subnet": "10.11.1.0/24", "description": "proxy synchronisation"},
         }
-        hosts["etsiB"] = {
-            "kind": "qkd-proxy",
-            "interfaces": {"qb": "10.2.2.11", "kb": "10.11.3.1", "sync": "10.11.1.15"},
-            "serves": last,
-            "idq": "idqB",
-            "peer": "etsiA",
-        }
-        hosts["idqA"] = {"kind": "idq3p", "interfaces": {"ka": "10.11.2.2"}, "pair": "idqB"}
-        hosts["idqB"] = {"kind": "idq3p", "interfaces": {"kb": "10.11.3.2"}, "pair": "idqA"}
-        doc["qkd"] = {
-            "sync_secret": rng.randbytes(32).hex(),
-            "key_seed": f"{doc['name']}-{seed}",
-            "secret_key_rate_bps": 13700000,
-            "buffer_bits": 67108864,
-        }
-    doc["te_links"] = links
-    return doc
+    )
+    hosts["tn1"]["interfaces"]["qa"] = "10.2.1.1"
+    hosts["tn1"]["qe"] = {"capable": True, "proxy": "etsiA"}
+    hosts[last]["interfaces"]["qb"] = "10.2.2.5"
+    hosts[last]["qe"] = {"capable": True, "proxy": "etsiB"}
+    hosts["etsiA"] = {
+        "kind": "qkd-proxy",
+        "interfaces": {"qa": "10.2.1.11", "ka": "10.11.2.1", "sync": "10.11.1.11"},
+        "serves": "tn1",
+        "idq": "idqA",
+        "peer": "etsiB",
+    }
+    hosts["etsiB"] = {
+        "kind": "qkd-proxy",
+        "interfaces": {"qb": "10.2.2.11", "kb": "10.11.3.1", "sync": "10.11.1.15"},
+        "serves": last,
+        "idq": "idqB",
+        "peer": "etsiA",
+    }
+    hosts["idqA"] = {"kind": "idq3p", "interfaces": {"ka": "10.11.2.2"}, "pair": "idqB"}
+    hosts["idqB"] = {"kind": "idq3p", "interfaces": {"kb": "10.11.3.2"}, "pair": "idqA"}
+    doc["qkd"] = {
+        "sync_secret": rng.randbytes(32).hex(),
+        "key_seed": f"{doc['name']}-{seed}",
+        "secret_key_rate_bps": 13700000,
+        "buffer_bits": 67108864,
+    }
 
 
 def _p2p_domains(

@@ -22,7 +22,6 @@ _REASON = re.compile(r"^\s*# long: \S")
 # that no longer exists or is no longer too long). Never add to it; write `# long: <reason>`
 # above a function that must stay long.
 ALLOWED = {
-    "compose/topogen.py:generate",  # 117
     "gmpls/ospf/router.py:OspfRouter._recv_dd",  # 86
     "gmpls/ospf/spf.py:compute",  # 146
     "gmpls/rsvp/core.py:RsvpCore._rx_path",  # 106
