@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from qkd_proxy import codec as etsi  # noqa: E402
+from gmpls.qkd import etsi004 as etsi  # noqa: E402
 from qkd_proxy.client import Etsi004Client  # noqa: E402
 
 

@@ -27,8 +27,8 @@ import sys
 from ipaddress import IPv4Address
 from typing import Any, cast
 
-from qkd_proxy import codec as etsi
-from qkd_proxy.codec import Status
+from gmpls.qkd import etsi004 as etsi
+from gmpls.qkd.etsi004 import Status
 
 
 def fingerprint(key: bytes) -> str:

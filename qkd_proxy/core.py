@@ -4,7 +4,7 @@ One :class:`ProxyCore` is one proxy of a QKD link (DESIGN §4). It takes datagra
 three channels and time, and returns datagrams to send, log events and its next timer:
 
 * NORTH: ETSI 004 requests from applications (SAEs), answered per request ID from a
-  response cache so a retransmission never consumes a second key (qkd_proxy.codec);
+  response cache so a retransmission never consumes a second key (gmpls.qkd.etsi004);
 * SYNC: the authenticated channel to the peer proxy (qkd_proxy.sync): sessions are
   created and confirmed, and the proxy that *allocates* a session's keys tells the other
   which key ID goes with which index (BIND); the other asks for indexes it lacks (ALLOC);
@@ -29,11 +29,11 @@ from ipaddress import IPv4Address
 from typing import Any
 
 from gmpls.errors import DecodeError, EncodeError
+from gmpls.qkd import etsi004 as etsi
+from gmpls.qkd.etsi004 import Status
 from idq3p_emulator import codec as idq
 from idq3p_emulator.cache import ResponseCache
-from qkd_proxy import codec as etsi
 from qkd_proxy import sync
-from qkd_proxy.codec import Status
 
 Addr = tuple[str, int]
 

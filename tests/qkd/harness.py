@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import Any
 
+from gmpls.qkd import etsi004 as etsi
 from idq3p_emulator.core import Idq3pServer
 from idq3p_emulator.store import FileSource, KeySource, KeyStore, SeedSource
-from qkd_proxy import codec as etsi
 from qkd_proxy.core import Channel, Datagram, Log, ProxyConfig, ProxyCore, Send, Tick, Timer
 
 SECRET = bytes.fromhex("6a1f0e2c9b3d48a7c5e1f02b7d94a63e0c8b5f21d7e6a49b3c0f18e25d7a9c46")

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gmpls.errors import DecodeError
+from gmpls.qkd import etsi004 as etsi
 from idq3p_emulator import codec as idq
-from qkd_proxy import codec as etsi
 from qkd_proxy import sync
 
 u32 = st.integers(0, 0xFFFFFFFF)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from qkd_proxy import codec as etsi
+from gmpls.qkd import etsi004 as etsi
 from qkd_proxy.client import Etsi004Client, fingerprint
 
 HERE = Path(__file__).parent
