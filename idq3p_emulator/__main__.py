@@ -16,7 +16,7 @@ from pathlib import Path
 
 from gmpls import topology
 from gmpls.logfmt import setup_logging
-from idq3p_emulator import codec
+from gmpls.qkd import idq3p as codec
 from idq3p_emulator.daemon import config_from_topology, link_rate, serve
 from idq3p_emulator.store import make_keyfile
 

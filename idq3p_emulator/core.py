@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 
 from gmpls.errors import DecodeError, EncodeError
-from idq3p_emulator import codec
+from gmpls.qkd import idq3p as codec
 from idq3p_emulator.cache import ResponseCache
 from idq3p_emulator.store import KeyStore
 

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, cast
 
 from gmpls import topology
-from idq3p_emulator import codec, model
+from gmpls.qkd import idq3p as codec
+from idq3p_emulator import model
 from idq3p_emulator.core import Idq3pServer
 from idq3p_emulator.store import FileSource, KeySource, KeyStore, SeedSource
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from gmpls import topology
 from gmpls.logfmt import setup_logging
 from gmpls.qkd import etsi004 as etsi
-from idq3p_emulator import codec as idq
+from gmpls.qkd import idq3p as idq
 from qkd_proxy import sync
 from qkd_proxy.daemon import config_from_topology, serve
 

@@ -8,7 +8,7 @@ three channels and time, and returns datagrams to send, log events and its next 
 * SYNC: the authenticated channel to the peer proxy (qkd_proxy.sync): sessions are
   created and confirmed, and the proxy that *allocates* a session's keys tells the other
   which key ID goes with which index (BIND); the other asks for indexes it lacks (ALLOC);
-* SOUTH: the IDQ3P device (idq3p_emulator.codec): the allocating proxy takes fresh keys
+* SOUTH: the IDQ3P device (gmpls.qkd.idq3p): the allocating proxy takes fresh keys
   in batches (GET_NEXT_KEY, prefetched into a pool per key length), the other fetches the
   bound key IDs (GET_KEY_BY_ID) as soon as the BIND arrives, so GET_KEY rarely waits.
 
@@ -30,8 +30,8 @@ from typing import Any
 
 from gmpls.errors import DecodeError, EncodeError
 from gmpls.qkd import etsi004 as etsi
+from gmpls.qkd import idq3p as idq
 from gmpls.qkd.etsi004 import Status
-from idq3p_emulator import codec as idq
 from idq3p_emulator.cache import ResponseCache
 from qkd_proxy import sync
 

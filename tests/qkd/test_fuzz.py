@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from gmpls.errors import DecodeError
 from gmpls.qkd import etsi004 as etsi
-from idq3p_emulator import codec as idq
+from gmpls.qkd import idq3p as idq
 from qkd_proxy import sync
 
 u32 = st.integers(0, 0xFFFFFFFF)
