@@ -11,7 +11,7 @@ from gmpls import topology
 from gmpls.logfmt import setup_logging
 from gmpls.qkd import etsi004 as etsi
 from gmpls.qkd import idq3p as idq
-from qkd_proxy import sync
+from gmpls.qkd import sync
 from qkd_proxy.daemon import config_from_topology, serve
 
 

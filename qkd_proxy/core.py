@@ -5,7 +5,7 @@ three channels and time, and returns datagrams to send, log events and its next 
 
 * NORTH: ETSI 004 requests from applications (SAEs), answered per request ID from a
   response cache so a retransmission never consumes a second key (gmpls.qkd.etsi004);
-* SYNC: the authenticated channel to the peer proxy (qkd_proxy.sync): sessions are
+* SYNC: the authenticated channel to the peer proxy (gmpls.qkd.sync): sessions are
   created and confirmed, and the proxy that *allocates* a session's keys tells the other
   which key ID goes with which index (BIND); the other asks for indexes it lacks (ALLOC);
 * SOUTH: the IDQ3P device (gmpls.qkd.idq3p): the allocating proxy takes fresh keys
@@ -31,9 +31,9 @@ from typing import Any
 from gmpls.errors import DecodeError, EncodeError
 from gmpls.qkd import etsi004 as etsi
 from gmpls.qkd import idq3p as idq
+from gmpls.qkd import sync
 from gmpls.qkd.etsi004 import Status
 from idq3p_emulator.cache import ResponseCache
-from qkd_proxy import sync
 
 Addr = tuple[str, int]
 

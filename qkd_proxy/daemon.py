@@ -24,7 +24,7 @@ from typing import cast
 from gmpls import topology
 from gmpls.qkd import etsi004 as etsi
 from gmpls.qkd import idq3p as idq
-from qkd_proxy import sync
+from gmpls.qkd import sync
 from qkd_proxy.core import Channel, Datagram, Log, ProxyConfig, ProxyCore, Send, Tick, Timer
 
 log = logging.getLogger("qkd_proxy")

@@ -10,8 +10,8 @@ from harness import TN1, TN1_QA, TN5, TN5_QB, Net, file_source, fingerprint
 
 from gmpls.errors import DecodeError
 from gmpls.qkd import etsi004 as etsi
+from gmpls.qkd import sync
 from gmpls.qkd.etsi004 import Status
-from qkd_proxy import sync
 from qkd_proxy.core import Channel, Datagram, Send, Tick
 
 H = bytes(range(64))
