@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 
+from gmpls.cache import ResponseCache
 from gmpls.errors import DecodeError, EncodeError
 from gmpls.qkd import idq3p as codec
-from idq3p_emulator.cache import ResponseCache
 from idq3p_emulator.store import KeyStore
 
 

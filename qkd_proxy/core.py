@@ -28,12 +28,12 @@ from enum import Enum
 from ipaddress import IPv4Address
 from typing import Any
 
+from gmpls.cache import ResponseCache
 from gmpls.errors import DecodeError, EncodeError
 from gmpls.qkd import etsi004 as etsi
 from gmpls.qkd import idq3p as idq
 from gmpls.qkd import sync
 from gmpls.qkd.etsi004 import Status
-from idq3p_emulator.cache import ResponseCache
 
 Addr = tuple[str, int]
 
