@@ -199,9 +199,9 @@ class OursPoller:
 
 
 async def serve(rid_s: str, spec: str, hello: int, dead: int) -> None:
+    from daemonkit.cli import CliServer, CommandTable
     from gmpls.ospf.constants import LsType
     from gmpls.ospf.router import InterfaceConfig, OspfRouter
-    from node_agent.cli import CliServer, CommandTable
     from node_agent.ospf import OspfAgent, register_commands
 
     ifaces = []

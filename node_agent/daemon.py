@@ -1,7 +1,7 @@
 """The node agent daemon: builds the pieces of one GMPLS node and runs them.
 
 Pieces: the OSPF-TE speaker (:mod:`node_agent.ospf`), the telnet CLI
-(:mod:`node_agent.cli`) on the host's ``cli_port``, and any extension: every module of
+(:mod:`daemonkit.cli`) on the host's ``cli_port``, and any extension: every module of
 this package named ``ext_*.py`` with a ``setup(daemon)`` function is imported and called
 at build time (RSVP-TE and the QE service plug in this way, without editing this file).
 An extension typically::
@@ -32,10 +32,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from daemonkit.cli import CliServer, CommandTable
 from gmpls.logfmt import setup_logging as setup_logging  # kept importable from here
 from gmpls.ospf.router import Action
 from gmpls.topology import Topology
-from node_agent.cli import CliServer, CommandTable
 from node_agent.ospf import OspfAgent, register_commands
 
 log = logging.getLogger("node_agent")

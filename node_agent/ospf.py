@@ -518,7 +518,7 @@ class OspfAgent:
 
 def register_commands(table: Any, agent: OspfAgent) -> None:
     """Register the ``show ip ospf ...`` commands (each with a ``json`` form) into a
-    :class:`node_agent.cli.CommandTable`."""
+    :class:`daemonkit.cli.CommandTable`."""
     from gmpls.ospf import show
 
     r = agent.router

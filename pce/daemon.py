@@ -8,7 +8,7 @@ address, CLI port) and the OSPF timers from the topology, then:
   loads the LSAs the topology's nodes would originate, for offline use and benchmarks);
 - serves PCEP on TCP 4189 (:mod:`pce.server`);
 - serves the CLI on the host's ``cli_port``: the node agent's command table and telnet
-  server (:mod:`node_agent.cli`), with this daemon's ``show`` commands registered in it.
+  server (:mod:`daemonkit.cli`), with this daemon's ``show`` commands registered in it.
 
 Logs are JSON lines (stdlib logging); SIGTERM/SIGINT shut down cleanly (PCEP Close to
 every peer, sockets closed).
@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Any
 
+from daemonkit.cli import CliServer, CommandTable
 from gmpls.ospf.lsa import LSA, LSAKey
 from gmpls.pcep.constants import PORT
 from gmpls.pcep.session import SessionConfig
 from gmpls.topology import Topology
-from node_agent.cli import CliServer, CommandTable
 from pce.compute import PathComputer
 from pce.server import PcepServer
 from pce.service import PceService

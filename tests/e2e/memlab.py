@@ -22,10 +22,10 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
+from daemonkit.cli import CommandTable
 from gmpls import ero, qe
 from gmpls.rsvp import core as C
 from gmpls.topology import Topology, load
-from node_agent.cli import CommandTable
 from node_agent.qe_service import QeService
 from pce.client import PcepClient, Reply
 from pce.compute import PathComputer
