@@ -332,8 +332,8 @@ class QeService:
 
         ``instance`` is the RSVP Hello source instance (default: from the wall clock, so a
         restarted daemon is seen as new, RFC 3209 §5.2)."""
+        from daemonkit.pcep import PcepClient
         from node_agent.rsvp import RsvpAgent
-        from pce.client import PcepClient
         from qkd_proxy.client import Etsi004Client
 
         h = topo.host(host)

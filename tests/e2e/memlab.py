@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from daemonkit.cli import CommandTable
+from daemonkit.pcep import PcepClient, Reply
 from gmpls import ero, qe
 from gmpls.rsvp import core as C
 from gmpls.topology import Topology, load
 from node_agent.qe_service import QeService
-from pce.client import PcepClient, Reply
 from pce.compute import PathComputer
 from pce.service import PceService
 from pce.synth import topology_lsas
