@@ -1,4 +1,5 @@
-"""An asyncio PCC (RFC 5440): the client node agents and tests use to ask the PCE.
+"""An asyncio PCC (RFC 5440): the client node agents, tests and ``python -m pce.client``
+use to ask the PCE.
 
 ``PcepClient`` keeps one PCEP session to the PCE up: it connects, exchanges Open and
 Keepalive (through the sans-I/O :class:`gmpls.pcep.session.Session`), sends keepalives,
@@ -56,7 +57,7 @@ from gmpls.pcep.session import (
 )
 from gmpls.pcep.tlv import find_tlv
 
-log = logging.getLogger("pce.client")
+log = logging.getLogger("daemonkit.pcep")
 
 
 class PcepError(RuntimeError):
@@ -334,81 +335,3 @@ class PcepClient:
         for fut in self._pending.values():
             if not fut.done():
                 fut.set_exception(PcepError(f"session down: {why}"))
-
-
-def _subobject_text(s: Subobject) -> str:
-    from gmpls.ero import Ipv4Prefix, Label, QeSubobject, Unnumbered, lambda_channel
-
-    if isinstance(s, Unnumbered):
-        return f"{s.router_id}:{s.interface_id}"
-    if isinstance(s, Label):
-        return f"label 0x{s.label:08x} (n={lambda_channel(s.label)})"
-    if isinstance(s, Ipv4Prefix):
-        return f"{s.address}/{s.prefix_len}"
-    if isinstance(s, QeSubobject):
-        sid = "zero" if not s.has_session else s.session_id.hex()[:16] + "..."
-        return (
-            f"QE(layer={s.enc_layer}, alg={s.algorithm}, key={s.key_length}B, "
-            f"refresh={s.refresh_value}/{s.refresh_type}, session {sid})"
-        )
-    return type(s).__name__
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m pce.client --pce ADDR --src A --dst B [--qe] [--json]``: one request."""
-    import argparse
-    import json
-    import sys
-
-    p = argparse.ArgumentParser(prog="python -m pce.client", description=main.__doc__)
-    p.add_argument("--pce", required=True, help="PCE address")
-    p.add_argument("--port", type=int, default=PORT)
-    p.add_argument("--src", required=True)
-    p.add_argument("--dst", required=True)
-    p.add_argument("--qe", action="store_true", help="QE service with the paper's parameters")
-    p.add_argument("--algorithm", type=int, help="QE algorithm code (DESIGN §3.2)")
-    p.add_argument("--bandwidth", type=float, default=0.0, help="bytes per second")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--timeout", type=float, default=10.0)
-    a = p.parse_args(argv)
-    params = None
-    if a.qe or a.algorithm is not None:
-        params = qe.QeParams() if a.algorithm is None else qe.QeParams(algorithm=a.algorithm)
-
-    async def go() -> Reply:
-        client = PcepClient(a.pce, a.port, reconnect=False)
-        await client.start()
-        try:
-            await client.wait_up(a.timeout)
-            return await client.request(a.src, a.dst, params, a.bandwidth, timeout=a.timeout)
-        finally:
-            await client.close()
-
-    try:
-        reply = asyncio.run(go())
-    except PcepError as e:
-        print(f"pcc: {e}", file=sys.stderr)
-        return 2
-    ero = [_subobject_text(s) for s in reply.ero]
-    if a.json:
-        from gmpls.ero import encode_subobjects
-
-        print(
-            json.dumps(
-                {
-                    "ok": reply.ok,
-                    "ero": ero,
-                    "ero_hex": encode_subobjects(reply.ero).hex(),
-                    "reason": reply.reason,
-                }
-            )
-        )
-    elif reply.ok:
-        print("\n".join(ero))
-    else:
-        print(f"NO-PATH: {reply.reason}")
-    return 0 if reply.ok else 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
