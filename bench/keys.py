@@ -25,8 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from daemonkit.etsi004 import Etsi004Client  # noqa: E402
 from gmpls.qkd import etsi004 as etsi  # noqa: E402
-from qkd_proxy.client import Etsi004Client  # noqa: E402
 
 
 def pipelined(proxy: str, handle: bytes, n: int, window: int) -> tuple[int, float]:

@@ -332,9 +332,9 @@ class QeService:
 
         ``instance`` is the RSVP Hello source instance (default: from the wall clock, so a
         restarted daemon is seen as new, RFC 3209 §5.2)."""
+        from daemonkit.etsi004 import Etsi004Client
         from daemonkit.pcep import PcepClient
         from node_agent.rsvp import RsvpAgent
-        from qkd_proxy.client import Etsi004Client
 
         h = topo.host(host)
         assert h.router_id is not None, f"{host} has no router ID"
