@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from daemonkit.etsi004 import Etsi004Client, fingerprint
+from daemonkit.etsi004 import Etsi004Client
 from gmpls.qkd import etsi004 as etsi
+from qkd_proxy.client import fingerprint
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
@@ -109,7 +110,7 @@ async def test_client_pair_gets_matching_keys(daemons: Path) -> None:
 def test_cli_sessions_outlive_the_command(daemons: Path) -> None:
     def cli(*args: str) -> dict:
         p = subprocess.run(
-            [sys.executable, "-m", "daemonkit.etsi004", "--port", str(NORTH), *args],
+            [sys.executable, "-m", "qkd_proxy.client", "--port", str(NORTH), *args],
             capture_output=True,
             text=True,
             cwd=ROOT,

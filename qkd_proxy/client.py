@@ -1,0 +1,107 @@
+"""The ETSI GS QKD 004 command line: one call per invocation, one JSON object printed::
+
+    python -m qkd_proxy.client --proxy 10.2.1.11 open --destination 10.1.1.5
+    {"status": 0, "key_handle": "9f..."}
+    python -m qkd_proxy.client --proxy 10.2.1.11 get --handle 9f... --count 2
+    {"status": 0, "keys": [{"index": 0, "fingerprint": "..."}, {"index": 1, ...}]}
+    python -m qkd_proxy.client --proxy 10.2.1.11 close --handle 9f...
+    {"status": 0}
+
+It speaks through :class:`daemonkit.etsi004.Etsi004Client`, which retransmits a request
+with the same request ID until the proxy answers. A fingerprint is the first 16 hex
+digits of the key's SHA-256; the key itself is printed only with ``--show-key``. A
+session belongs to the caller's address and key_handle, so separate invocations from one
+host continue it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import sys
+from typing import Any
+
+from daemonkit.etsi004 import Etsi004Client
+from gmpls.qkd import etsi004 as etsi
+from gmpls.qkd.etsi004 import Status
+
+
+def fingerprint(key: bytes) -> str:
+    return hashlib.sha256(key).hexdigest()[:16]
+
+
+def _addr(s: str, port: int) -> tuple[str, int]:
+    host, _, p = s.rpartition(":") if s.count(":") == 1 else (s, "", "")
+    return (host, int(p)) if p else (s, port)
+
+
+def _handle(s: str) -> bytes:
+    h = bytes.fromhex(s)
+    if len(h) != etsi.HANDLE_LEN:
+        raise argparse.ArgumentTypeError(f"a key_handle is {etsi.HANDLE_LEN} bytes (128 hex)")
+    return h
+
+
+async def _run(a: argparse.Namespace) -> tuple[dict[str, Any], int]:
+    local = (a.bind, 0) if a.bind else None
+    async with Etsi004Client(_addr(a.proxy, a.port), local, deadline=a.deadline) as c:
+        if a.cmd == "open":
+            st, h = await c.open(a.destination, a.handle, a.key_length)
+            return {"status": int(st), "key_handle": h.hex()}, int(st)
+        if a.cmd == "connect":
+            st = await c.connect(a.handle, a.timeout_ms)
+            return {"status": int(st)}, int(st)
+        if a.cmd == "get":
+            keys = []
+            st = Status.SUCCESSFUL
+            for _ in range(a.count):
+                st, idx, key = await c.get_key(a.handle)
+                if st != Status.SUCCESSFUL:
+                    break
+                k: dict[str, Any] = {"index": idx, "fingerprint": fingerprint(key)}
+                if a.show_key:
+                    k["key"] = key.hex()
+                keys.append(k)
+            return {"status": int(st), "keys": keys}, int(st)
+        st = await c.close(a.handle)
+        return {"status": int(st)}, int(st)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m qkd_proxy.client",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--proxy", required=True, help="proxy address[:port]")
+    p.add_argument("--port", type=int, default=etsi.PORT, help="proxy port (default 5424)")
+    p.add_argument("--bind", help="local address to send from")
+    p.add_argument("--deadline", type=float, default=15.0, help="seconds per request")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    o = sub.add_parser("open", help="QKD_OPEN")
+    o.add_argument("--destination", required=True, help="the far node's router ID")
+    o.add_argument("--handle", type=_handle, help="key_handle (hex) to join; default: new")
+    o.add_argument("--key-length", type=int, default=32)
+    c = sub.add_parser("connect", help="QKD_CONNECT_NONBLOCK / _BLOCKING (with --timeout-ms)")
+    c.add_argument("--handle", type=_handle, required=True)
+    c.add_argument("--timeout-ms", type=int)
+    g = sub.add_parser("get", help="QKD_GET_KEY, --count times")
+    g.add_argument("--handle", type=_handle, required=True)
+    g.add_argument("--count", type=int, default=1)
+    g.add_argument("--show-key", action="store_true", help="print the key bytes too")
+    x = sub.add_parser("close", help="QKD_CLOSE")
+    x.add_argument("--handle", type=_handle, required=True)
+    a = p.parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        out, st = asyncio.run(_run(a))
+    except TimeoutError as e:
+        print(json.dumps({"status": None, "error": str(e)}))
+        return 2
+    print(json.dumps(out))
+    return 0 if st == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
