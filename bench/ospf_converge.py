@@ -200,9 +200,9 @@ class OursPoller:
 
 async def serve(rid_s: str, spec: str, hello: int, dead: int) -> None:
     from daemonkit.cli import CliServer, CommandTable
+    from daemonkit.ospf import OspfAgent, register_commands
     from gmpls.ospf.constants import LsType
     from gmpls.ospf.router import InterfaceConfig, OspfRouter
-    from node_agent.ospf import OspfAgent, register_commands
 
     ifaces = []
     for item in spec.split(","):

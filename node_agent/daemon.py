@@ -33,10 +33,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from daemonkit.cli import CliServer, CommandTable
+from daemonkit.ospf import OspfAgent, register_commands
 from gmpls.logfmt import setup_logging as setup_logging  # kept importable from here
 from gmpls.ospf.router import Action
 from gmpls.topology import Topology
-from node_agent.ospf import OspfAgent, register_commands
 
 log = logging.getLogger("node_agent")
 

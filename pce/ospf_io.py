@@ -19,6 +19,7 @@ import socket
 from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv4Interface
 
+from daemonkit.ospf import find_interface
 from gmpls.ospf.constants import ALL_D_ROUTERS, ALL_SPF_ROUTERS, IP_PROTO_OSPF
 from gmpls.ospf.fsm import IfState
 from gmpls.ospf.router import (
@@ -29,7 +30,6 @@ from gmpls.ospf.router import (
     SetTimer,
     Timer,
 )
-from node_agent.ospf import find_interface
 
 log = logging.getLogger("pce.ospf")
 
