@@ -15,8 +15,8 @@ ratio ours/FRR. Polling is the same for both and costs a little CPU, as does run
 routers on the few cores of this machine: the figures are for comparison, not absolutes.
 
 ``--serve`` is the per-router mode of our implementation (started by the benchmark in
-each namespace): the node agent's OSPF speaker (node_agent/ospf.py) on the given
-point-to-point interfaces plus its CLI.
+each namespace): the OSPF speaker of the node agent and the PCE (daemonkit/ospf.py) on
+the given point-to-point interfaces plus its CLI.
 """
 
 from __future__ import annotations
@@ -200,7 +200,7 @@ class OursPoller:
 
 async def serve(rid_s: str, spec: str, hello: int, dead: int) -> None:
     from daemonkit.cli import CliServer, CommandTable
-    from daemonkit.ospf import OspfAgent, register_commands
+    from daemonkit.ospf import OspfSpeaker, register_commands
     from gmpls.ospf.constants import LsType
     from gmpls.ospf.router import InterfaceConfig, OspfRouter
 
@@ -223,7 +223,7 @@ async def serve(rid_s: str, spec: str, hello: int, dead: int) -> None:
 
         setup_logging(log_file)
     router = OspfRouter(rid_s, name=rid_s)
-    agent = OspfAgent(router, ifaces, originate_te=False)
+    agent = OspfSpeaker(router, ifaces)
     table = CommandTable()
     register_commands(table, agent)
 

@@ -1,6 +1,6 @@
 """The node agent daemon: builds the pieces of one GMPLS node and runs them.
 
-Pieces: the OSPF-TE speaker (:mod:`node_agent.ospf`), the telnet CLI
+Pieces: the OSPF-TE speaker (:mod:`node_agent.ospf_te` on :mod:`daemonkit.ospf`), the telnet CLI
 (:mod:`daemonkit.cli`) on the host's ``cli_port``, and any extension: every module of
 this package named ``ext_*.py`` with a ``setup(daemon)`` function is imported and called
 at build time (RSVP-TE and the QE service plug in this way, without editing this file).
@@ -33,10 +33,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from daemonkit.cli import CliServer, CommandTable
-from daemonkit.ospf import OspfAgent, register_commands
+from daemonkit.ospf import register_commands
 from gmpls.logfmt import setup_logging as setup_logging  # kept importable from here
 from gmpls.ospf.router import Action
 from gmpls.topology import Topology
+from node_agent.ospf_te import OspfTeAgent, register_te_commands
 
 log = logging.getLogger("node_agent")
 
@@ -57,7 +58,7 @@ class NodeDaemon:
         cli_port: int | None = None,
         cli_bind: str = "0.0.0.0",
         state_dir: Path | None = None,
-        ospf: OspfAgent | None = None,
+        ospf: OspfTeAgent | None = None,
         load_extensions: bool = True,
     ) -> None:
         self.topo = topo
@@ -70,13 +71,14 @@ class NodeDaemon:
         self.cli_server = CliServer(self.cli, host)
         #: callables fed every OSPF action other than Send/SetTimer (LSDB/neighbor changes)
         self.ospf_listeners: list[Callable[[Action], None]] = []
-        self.ospf = ospf or OspfAgent.from_topology(topo, host, on_action=self._ospf_action)
+        self.ospf = ospf or OspfTeAgent.from_topology(topo, host, on_action=self._ospf_action)
         self.ospf.on_action = self._ospf_action
         self.components: list[Component] = [self.ospf]
         #: components whose start() raised: (name, error); the rest keep running
         self.failed: list[tuple[str, str]] = []
         self.started_at = time.time()
         register_commands(self.cli, self.ospf)
+        register_te_commands(self.cli, self.ospf)
         self.cli.register("show version", lambda args: self._version(), "daemon and node")
         if load_extensions:
             self._load_extensions()
