@@ -3,12 +3,14 @@
 ``python -m pce --topology FILE --host pce`` reads its host section (router ID, control
 address, CLI port) and the OSPF timers from the topology, then:
 
-- runs the OSPF core (:mod:`gmpls.ospf.router`) on the control LAN through a raw socket
-  (:mod:`pce.ospf_io`), with the TED subscribed to its LSDB (``--ted static`` instead
-  loads the LSAs the topology's nodes would originate, for offline use and benchmarks);
+- runs the OSPF core (:mod:`gmpls.ospf.router`) on the control LAN through the raw-socket
+  speaker the node agents run too (:mod:`daemonkit.ospf`), with the TED subscribed to its
+  LSDB (``--ted static`` instead loads the LSAs the topology's nodes would originate, for
+  offline use and benchmarks);
 - serves PCEP on TCP 4189 (:mod:`pce.server`);
-- serves the CLI on the host's ``cli_port``: the node agent's command table and telnet
-  server (:mod:`daemonkit.cli`), with this daemon's ``show`` commands registered in it.
+- serves the CLI on the host's ``cli_port``: the shared command table and telnet server
+  (:mod:`daemonkit.cli`), with this daemon's ``show`` commands and (with OSPF) the
+  ``show ip ospf ...`` commands registered in it.
 
 Logs are JSON lines (stdlib logging); SIGTERM/SIGINT shut down cleanly (PCEP Close to
 every peer, sockets closed).
@@ -25,7 +27,9 @@ from ipaddress import IPv4Address
 from typing import Any
 
 from daemonkit.cli import CliServer, CommandTable
+from daemonkit.ospf import OspfSpeaker, control_interface, register_commands
 from gmpls.ospf.lsa import LSA, LSAKey
+from gmpls.ospf.router import OspfRouter
 from gmpls.pcep.constants import PORT
 from gmpls.pcep.session import SessionConfig
 from gmpls.topology import Topology
@@ -84,7 +88,7 @@ class PceDaemon:
         self.cli = CommandTable(unknown="% unknown command")
         self.cli_server = CliServer(self.cli, config.name)
         self._register_commands()
-        self.ospf: Any = None
+        self.ospf: OspfSpeaker | None = None
         self.started = 0.0
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -95,32 +99,18 @@ class PceDaemon:
             self.ted.load(topology_lsas(self.topo))
             log.info("static TED", extra={"event": "ted", "nodes": len(self.ted.nodes())})
         else:
-            self._start_ospf()
+            await self._start_ospf()
         await self.server.start()
         if self.config.cli_port is not None:
             port = await self.cli_server.start(self.config.bind or "0.0.0.0", self.config.cli_port)
             log.info("cli listening", extra={"event": "cli", "port": port})
 
-    def _start_ospf(self) -> None:
-        from gmpls.ospf.router import InterfaceConfig, OspfRouter
-        from pce.ospf_io import OspfShell, interface_of
-
-        ifname, address = interface_of(self.config.control_address)
-        o = self.topo.ospf
-        router = OspfRouter(self.config.router_id, o.area, name=self.config.name)
+    async def _start_ospf(self) -> None:
+        router = OspfRouter(self.config.router_id, self.topo.ospf.area, name=self.config.name)
         router.add_lsdb_listener(self._lsdb_changed)
-        iface = InterfaceConfig(
-            name=ifname,
-            address=address,
-            priority=self.topo.host(self.config.name).ospf_priority,
-            hello_interval=o.hello_interval,
-            dead_interval=o.dead_interval,
-            rxmt_interval=o.retransmit_interval,
-            transmit_delay=o.transmit_delay,
-        )
-        self.ospf = OspfShell(router, iface)
-        self.ospf.start()
-        log.info("ospf started", extra={"event": "ospf", "interface": ifname, "addr": str(address)})
+        self.ospf = OspfSpeaker(router, control_interface(self.topo, self.config.name))
+        await self.ospf.start()
+        register_commands(self.cli, self.ospf)
 
     def _lsdb_changed(self, key: LSAKey, lsa: LSA | None) -> None:
         changed = self.ted.flush(key) if lsa is None else self.ted.install(lsa)
@@ -139,7 +129,7 @@ class PceDaemon:
         await self.server.stop()
         await self.cli_server.stop()
         if self.ospf is not None:
-            self.ospf.stop()
+            await self.ospf.stop()
         log.info("pce stopped", extra={"event": "stop"})
 
     # -- CLI ----------------------------------------------------------------------------
