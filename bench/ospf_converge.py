@@ -219,7 +219,7 @@ async def serve(rid_s: str, spec: str, hello: int, dead: int) -> None:
         )
     log_file = os.environ.get("OA_BENCH_LOG")
     if log_file:
-        from node_agent.daemon import setup_logging
+        from gmpls.logfmt import setup_logging
 
         setup_logging(log_file)
     router = OspfRouter(rid_s, name=rid_s)

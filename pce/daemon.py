@@ -12,15 +12,14 @@ address, CLI port) and the OSPF timers from the topology, then:
   (:mod:`daemonkit.cli`), with this daemon's ``show`` commands and (with OSPF) the
   ``show ip ospf ...`` commands registered in it.
 
-Logs are JSON lines (stdlib logging); SIGTERM/SIGINT shut down cleanly (PCEP Close to
-every peer, sockets closed).
+``python -m pce`` runs it with the daemon skeleton (:mod:`daemonkit.daemon`): logs are
+JSON lines (stdlib logging); SIGTERM/SIGINT shut down cleanly (PCEP Close to every peer,
+sockets closed).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 import time
 from dataclasses import dataclass
 from ipaddress import IPv4Address
@@ -88,29 +87,29 @@ class PceDaemon:
         self.cli = CommandTable(unknown="% unknown command")
         self.cli_server = CliServer(self.cli, config.name)
         self._register_commands()
+        #: the OSPF speaker on the control LAN (its interface is looked up now); None
+        #: with a static TED
         self.ospf: OspfSpeaker | None = None
+        if config.ted_source == "ospf":
+            router = OspfRouter(config.router_id, topo.ospf.area, name=config.name)
+            router.add_lsdb_listener(self._lsdb_changed)
+            self.ospf = OspfSpeaker(router, control_interface(topo, config.name))
+            register_commands(self.cli, self.ospf)
         self.started = 0.0
 
     # -- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
         self.started = time.time()
-        if self.config.ted_source == "static":
+        if self.ospf is None:
             self.ted.load(topology_lsas(self.topo))
             log.info("static TED", extra={"event": "ted", "nodes": len(self.ted.nodes())})
         else:
-            await self._start_ospf()
+            await self.ospf.start()
         await self.server.start()
         if self.config.cli_port is not None:
             port = await self.cli_server.start(self.config.bind or "0.0.0.0", self.config.cli_port)
             log.info("cli listening", extra={"event": "cli", "port": port})
-
-    async def _start_ospf(self) -> None:
-        router = OspfRouter(self.config.router_id, self.topo.ospf.area, name=self.config.name)
-        router.add_lsdb_listener(self._lsdb_changed)
-        self.ospf = OspfSpeaker(router, control_interface(self.topo, self.config.name))
-        await self.ospf.start()
-        register_commands(self.cli, self.ospf)
 
     def _lsdb_changed(self, key: LSAKey, lsa: LSA | None) -> None:
         changed = self.ted.flush(key) if lsa is None else self.ted.install(lsa)
@@ -218,17 +217,3 @@ def _stats_text(d: dict[str, Any]) -> str:
     for reason, n in sorted(d["no_path_reasons"].items()):
         lines.append(f"  no-path {reason.lower():<32} {n}")
     return "\n".join(lines)
-
-
-async def run(topo: Topology, config: PceConfig) -> None:
-    daemon = PceDaemon(topo, config)
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await daemon.start()
-    log.info("pce up", extra={"event": "up", "router_id": str(config.router_id)})
-    try:
-        await stop.wait()
-    finally:
-        await daemon.stop()
