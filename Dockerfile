@@ -24,7 +24,7 @@ FROM runtime AS build
 COPY build/wheels/ /tmp/wheels/
 RUN python3 -m venv /opt/qkdnet \
  && /opt/qkdnet/bin/pip install --no-cache-dir --no-index --find-links /tmp/wheels qkdnet \
- && /opt/qkdnet/bin/python -c "import yaml, cryptography, pyroute2, docker, asyncio_dgram, gmpls, compose"
+ && /opt/qkdnet/bin/python -c "import yaml, cryptography, pyroute2, docker, asyncio_dgram, gmpls, daemonkit, compose"
 
 # --- final: runtime + the venv, without the wheels ---------------------------------------
 FROM runtime
@@ -32,11 +32,9 @@ LABEL org.opencontainers.image.title="qkdnet" \
       org.opencontainers.image.description="QKD-enabled GMPLS control plane testbed (one image, the role is the command)" \
       org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=build /opt/qkdnet /opt/qkdnet
-COPY docker/entry.sh /usr/local/bin/qkdnet-entry
 COPY topologies/ /etc/qkdnet/
 ENV PATH=/opt/qkdnet/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /var/lib/qkdnet
-ENTRYPOINT ["/usr/local/bin/qkdnet-entry"]
 CMD ["bash"]

@@ -540,8 +540,7 @@ class DockerTestbed:
                 time.sleep(0.2)
 
     def role(self, host: str) -> str:
-        """What the container runs: ``client``; ``idle`` (``up --no-daemons``); ``sleeping:
-        PKG has no __main__`` when the entry script found no daemon to run; else the
+        """What the container runs: ``client``; ``idle`` (``up --no-daemons``); else the
         daemon's command (``python -m node_agent``)."""
         if self.topology.host(host).kind == "client":
             return "client"
@@ -549,9 +548,6 @@ class DockerTestbed:
         cmd = list(c.attrs["Config"].get("Cmd") or [])
         if cmd[:2] == ["sleep", "infinity"]:
             return "idle"
-        for line in c.logs(tail=50).decode(errors="replace").splitlines():
-            if '"event": "no-daemon"' in line:
-                return f"sleeping: {cmd[2] if len(cmd) > 2 else '?'} has no __main__"
         return " ".join(cmd[:3])
 
     # --- down -------------------------------------------------------------------------

@@ -93,8 +93,7 @@ def gateway(topo: Topology, domain: str) -> ipaddress.IPv4Address:
 
 
 def command(topo: Topology, host: str, topology_in_container: str) -> list[str]:
-    """The container command of ``host``: its daemon by kind (the image's entry script sleeps
-    instead when the package has no ``__main__`` yet)."""
+    """The container command of ``host``: its daemon by kind."""
     h = topo.host(host)
     if h.kind == "client":
         return ["sleep", "infinity"]

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from compose.daemons import PYTHON_KINDS
 from compose.docker import DockerTestbed, firewall_rules
 from compose.render import bridge_name
 
 pytestmark = pytest.mark.docker
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCKER_RUN_D = ("docker", "run", "-d", "--init", "--network", "none")
 
 
 def _run(image: str, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -42,8 +42,9 @@ def test_image_has_python_311_the_project_and_the_tools(image: str) -> None:
         image,
         "python",
         "-c",
-        "import sys, yaml, cryptography, pyroute2, docker, asyncio_dgram, gmpls, compose, "
-        "node_agent, pce, qkd_proxy, idq3p_emulator; print(sys.version_info[:2], sys.prefix)",
+        "import sys, yaml, cryptography, pyroute2, docker, asyncio_dgram, gmpls, daemonkit, "
+        "compose, node_agent, pce, qkd_proxy, idq3p_emulator; "
+        "print(sys.version_info[:2], sys.prefix)",
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "(3, 11) /opt/qkdnet"
@@ -71,33 +72,11 @@ def test_image_dependencies_match_the_venv(image: str) -> None:
             assert pins.get(name) == line, f"image has {line}, venv {pins.get(name)}"
 
 
-def test_entry_script_sleeps_when_a_role_has_no_main(image: str) -> None:
-    name = "qkdtest-entry"
-    subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
-    try:
-        subprocess.run(
-            [*DOCKER_RUN_D, "--name", name, image, "python", "-m", "gmpls", "--host", "x"],
-            capture_output=True,
-            check=True,
-        )
-        deadline = time.monotonic() + 20
-        logs = ""
-        while '"no-daemon"' not in logs and time.monotonic() < deadline:
-            time.sleep(0.2)
-            logs = subprocess.run(
-                ["docker", "logs", name], capture_output=True, text=True, check=False
-            ).stderr
-        line = json.loads(logs.strip().splitlines()[-1])
-        assert line["event"] == "no-daemon" and line["module"] == "gmpls"
-        state = subprocess.run(
-            ["docker", "inspect", "--format", "{{.State.Running}}", name],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        assert state.stdout.strip() == "true"
-    finally:
-        subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
+def test_a_daemon_that_cannot_run_says_why_in_one_line(image: str) -> None:
+    r = _run(image, "python", "-m", "node_agent", "--topology", "/etc/qkdnet/paper.yaml",
+             "--host", "nosuch")  # fmt: skip
+    assert r.returncode == 2
+    assert r.stderr == "node_agent: paper: no host 'nosuch'\n"
     # any other command runs as it is, with its exit status
     r = _run(image, "python", "-c", "import sys; print('ran'); sys.exit(3)")
     assert (r.returncode, r.stdout) == (3, "ran\n")
@@ -303,13 +282,15 @@ def test_second_up_is_refused_while_the_prefix_is_in_use(paper_docker: DockerTes
 
 
 def test_daemons_run_and_ospf_reaches_full_in_containers(paper_docker: DockerTestbed) -> None:
-    """With the real daemons in the image: every role runs (none fell back to sleeping) and
-    tn1 reaches FULL with a neighbour over the control bridge — OSPF's multicast and unicast
-    both cross Docker's bridge. The deadline only bounds the wait; it is no speed claim."""
+    """With the real daemons in the image: every role runs its daemon and tn1 reaches FULL
+    with a neighbour over the control bridge — OSPF's multicast and unicast both cross
+    Docker's bridge. The deadline only bounds the wait; it is no speed claim."""
     st = paper_docker.status()["hosts"]
     for h, info in st.items():
         assert info["state"] == "running", (h, info)
-        assert not str(info["role"]).startswith("sleeping"), (h, info["role"])
+        kind = paper_docker.topology.host(h).kind
+        want = "client" if kind == "client" else f"python -m {PYTHON_KINDS[kind]}"
+        assert info["role"] == want, (h, info["role"])
     deadline = time.monotonic() + 60
     full: set[str] = set()
     while not full:
