@@ -19,12 +19,10 @@ How it talks to Docker — two tools, each where it is the better one:
   the namespace backend's ``exec``. A ``timeout`` ends the client, not the process in the
   container.
 
-The firewall: Docker turns on ``br_netfilter``, so frames crossing a bridge go through
-iptables, and its isolation rule for an internal network drops any packet whose
-destination is outside the subnet: OSPF's multicast 224.0.0.5/6 among them. ``up`` inserts
-one rule per domain bridge in ``DOCKER-USER`` (``-i qk_ctrl -o qk_ctrl -j ACCEPT``, comment
-``qkdnet-docker:PREFIX``): traffic inside a domain passes, nothing crosses domains (in and
-out are the same bridge). ``down`` removes them.
+The firewall (:mod:`compose.firewall`): Docker's isolation rule for an internal network
+drops OSPF's multicast on the bridges, so ``up`` inserts one ACCEPT rule per domain bridge
+in ``DOCKER-USER`` (traffic inside a domain passes, nothing crosses domains) and ``down``
+removes them.
 
 Captures (:meth:`DockerTestbed.capture_start` / :meth:`capture_stop`) come from tcpdump
 inside the containers: on every member of a domain, its outgoing packets only (``-Q out``),
@@ -54,12 +52,12 @@ import yaml
 
 from compose import render
 from compose.cliclient import CliError
+from compose.firewall import firewall_add, firewall_remove, firewall_rules
 from compose.netns import TestbedError
 from gmpls.topology import Topology, load
 
 Progress = Callable[[str], None]
 
-FW_CHAIN = "DOCKER-USER"
 _PROJECT_LABEL = "com.docker.compose.project"
 _FILES_LABEL = "com.docker.compose.project.config_files"
 CAPTURE_DIR = "/tmp"  # inside the containers; world-writable (tcpdump may drop to its user)
@@ -122,62 +120,6 @@ def compose_command() -> list[str]:
     if shutil.which("docker-compose"):
         return ["docker-compose"]
     raise DockerError("neither `docker compose` nor `docker-compose` is installed")
-
-
-# --- firewall -------------------------------------------------------------------------
-
-
-def fw_comment(prefix: str) -> str:
-    return f"qkdnet-docker:{prefix}"
-
-
-def _iptables(args: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["iptables", "-w", *args], capture_output=True, text=True, check=False)
-
-
-def _fw_rule(prefix: str, bridge: str) -> list[str]:
-    comment = ["-m", "comment", "--comment", fw_comment(prefix)]
-    return ["-i", bridge, "-o", bridge, *comment, "-j", "ACCEPT"]
-
-
-def firewall_add(topo: Topology) -> list[str]:
-    """Insert the intra-bridge ACCEPT rules of ``topo``'s domains at the top of DOCKER-USER
-    (idempotent). Returns the bridges covered; none when the host has no iptables or Docker
-    does not use it (no DOCKER-USER chain)."""
-    if shutil.which("iptables") is None or _iptables(["-S", FW_CHAIN]).returncode != 0:
-        return []
-    done = []
-    for d in topo.domains:
-        bridge = render.bridge_name(topo.prefix, d)
-        rule = _fw_rule(topo.prefix, bridge)
-        if _iptables(["-C", FW_CHAIN, *rule]).returncode != 0:
-            r = _iptables(["-I", FW_CHAIN, "1", *rule])
-            if r.returncode != 0:
-                raise DockerError(f"iptables -I {FW_CHAIN} for {bridge}: {r.stderr.strip()}")
-        done.append(bridge)
-    return done
-
-
-def firewall_remove(prefix: str) -> int:
-    """Remove every DOCKER-USER rule carrying ``prefix``'s comment; returns how many."""
-    if shutil.which("iptables") is None:
-        return 0
-    listing = _iptables(["-S", FW_CHAIN])
-    n = 0
-    for line in listing.stdout.splitlines():
-        words = shlex.split(line)
-        mine = words[:2] == ["-A", FW_CHAIN] and fw_comment(prefix) in words
-        if mine and _iptables(["-D", *words[1:]]).returncode == 0:
-            n += 1
-    return n
-
-
-def firewall_rules(prefix: str) -> list[str]:
-    """The DOCKER-USER rules of ``prefix`` as ``iptables -S`` prints them."""
-    if shutil.which("iptables") is None:
-        return []
-    listing = _iptables(["-S", FW_CHAIN])
-    return [ln for ln in listing.stdout.splitlines() if fw_comment(prefix) in shlex.split(ln)]
 
 
 # --- finding and removing testbeds (needs no topology) -------------------------------
@@ -497,7 +439,7 @@ class DockerTestbed:
             self.compose_file.write_text(text)
         t0 = time.monotonic()
         try:
-            bridges = firewall_add(self.topology)
+            bridges = firewall_add(self.topology.prefix, render.bridges(self.topology))
             if bridges:
                 self.progress(f"[{p}] DOCKER-USER: ACCEPT inside {', '.join(bridges)}")
             self.progress(f"[{p}] {shlex.join(compose_command())} -p {self.project} up -d")

@@ -27,7 +27,7 @@ On hosts whose kernel hands bridged frames to iptables (``br_netfilter``, which 
 turns on), Docker's isolation rule for internal networks drops multicast (OSPF's
 224.0.0.5/6 is not inside the subnet), so the testbed needs one ACCEPT rule per bridge in
 ``DOCKER-USER``: ``qkdnet up --backend docker`` adds them; with plain ``docker compose
-up`` run ``qkdnet compose firewall TOPOLOGY`` (see :mod:`compose.docker`, docs/docker.md).
+up`` run ``qkdnet compose firewall TOPOLOGY`` (see :mod:`compose.firewall`, docs/docker.md).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from typing import Any
 import yaml
 
 from compose.daemons import PYTHON_KINDS
+from compose.firewall import firewall_add, firewall_remove
 from gmpls.topology import Topology, load
 
 IMAGE = "qkdnet:latest"
@@ -77,6 +78,11 @@ def container_name(prefix: str, host: str) -> str:
 def bridge_name(prefix: str, domain: str) -> str:
     """The Linux bridge Docker creates for ``domain`` (at most 4 + 1 + 8 = 13 bytes)."""
     return f"{prefix}_{domain}"
+
+
+def bridges(topo: Topology) -> list[str]:
+    """The Linux bridges of ``topo``'s domains."""
+    return [bridge_name(topo.prefix, d) for d in topo.domains]
 
 
 def gateway(topo: Topology, domain: str) -> ipaddress.IPv4Address:
@@ -224,14 +230,12 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_firewall(args: argparse.Namespace) -> int:
-    from compose.docker import firewall_add, firewall_remove
-
     topo = load(args.topology_file)
     if args.remove:
         n = firewall_remove(topo.prefix)
         print(f"removed {n} DOCKER-USER rule(s) for prefix {topo.prefix}")
     else:
-        rules = firewall_add(topo)
+        rules = firewall_add(topo.prefix, bridges(topo))
         print(f"DOCKER-USER: intra-bridge ACCEPT for {', '.join(rules) or 'nothing'}")
     return 0
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from compose.daemons import PYTHON_KINDS
-from compose.docker import DockerTestbed, firewall_rules
+from compose.docker import DockerTestbed
+from compose.firewall import firewall_rules
 from compose.render import bridge_name
 
 pytestmark = pytest.mark.docker
