@@ -6,7 +6,6 @@ See ``docs/qkdnet.md`` for every command with examples.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
@@ -14,8 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from compose import demo, render, topogen
+from compose import docker as dockerbackend
 from compose import netns as nsbackend
-from compose import topogen
 from compose.cliclient import CliError
 from compose.netns import Testbed, TestbedError, teardown
 from compose.state import indexed, load_state
@@ -54,24 +54,12 @@ def _select(args: argparse.Namespace) -> Testbed:
     return Testbed.attach(prefix, progress=_progress)
 
 
-#: modules that add subcommands through ``add_parser(subparsers)`` (the argparse
-#: sub-parsers action). One that does not exist yet is skipped; one that fails to import
-#: is named on stderr and skipped, so the core commands keep working.
-EXTENSIONS = ("compose.render", "compose.demo")
-
-
 def _backend(args: argparse.Namespace, command: str) -> int | None:
     """Run ``command`` on the docker backend when ``--backend docker`` was given: the
     module ``compose.docker`` provides ``cmd_up``/``cmd_down``/``cmd_status(args)``."""
     if getattr(args, "backend", "netns") == "netns":
         return None
-    try:
-        mod = importlib.import_module("compose.docker")
-    except ModuleNotFoundError as e:
-        if e.name != "compose.docker":
-            raise
-        raise TestbedError("the docker backend is not available (no compose.docker)") from None
-    fn = getattr(mod, f"cmd_{command}", None)
+    fn = getattr(dockerbackend, f"cmd_{command}", None)
     if fn is None:
         raise TestbedError(f"the docker backend has no {command} command")
     return int(fn(args))
@@ -349,19 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--qe", action="store_true", help="add the QKD side at the first and last node")
     g.set_defaults(fn=cmd_topo_gen)
 
-    for name in EXTENSIONS:
-        try:
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name == name:
-                continue
-            print(f"qkdnet: {name} not loaded: {e}", file=sys.stderr)
-            continue
-        except Exception as e:
-            print(f"qkdnet: {name} not loaded: {type(e).__name__}: {e}", file=sys.stderr)
-            continue
-        if hasattr(mod, "add_parser"):
-            mod.add_parser(sub)
+    render.add_parser(sub)  # compose render | firewall
+    demo.add_parser(sub)
     return p
 
 

@@ -260,15 +260,3 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     f.add_argument("--remove", action="store_true", help="remove the rules instead")
     f.set_defaults(fn=cmd_firewall)
     return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m compose.render compose render ...`` until ``qkdnet`` wires it in."""
-    parser = argparse.ArgumentParser(prog="qkdnet")
-    add_parser(parser.add_subparsers(dest="cmd", required=True))
-    args = parser.parse_args(argv)
-    return int(args.fn(args))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -36,7 +36,7 @@ def test_checked_in_compose_file_is_current() -> None:
 
 
 def test_cli_check_flag(tmp_path: Path) -> None:
-    run = [sys.executable, "-m", "compose.render", "compose", "render", str(PAPER)]
+    run = [sys.executable, "-m", "compose.cli", "compose", "render", str(PAPER)]
     ok = subprocess.run([*run, "-o", str(CHECKED_IN), "--check"], capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     stale = tmp_path / "docker-compose.yml"
