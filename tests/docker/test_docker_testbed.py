@@ -43,8 +43,8 @@ def test_image_has_python_311_the_project_and_the_tools(image: str) -> None:
         image,
         "python",
         "-c",
-        "import sys, yaml, cryptography, pyroute2, docker, asyncio_dgram, gmpls, daemonkit, "
-        "compose, node_agent, pce, qkd_proxy, idq3p_emulator; "
+        "import sys, yaml, cryptography, pyroute2, docker, gmpls, daemonkit, compose, "
+        "node_agent, pce, qkd_proxy, idq3p_emulator; "
         "print(sys.version_info[:2], sys.prefix)",
     )
     assert r.returncode == 0, r.stderr
