@@ -433,7 +433,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """``qkdnet demo`` (loaded by compose/cli.py through its EXTENSIONS)."""
+    """Add ``qkdnet demo`` to the ``qkdnet`` command's subparsers (compose/cli.py)."""
     s: argparse.ArgumentParser = subparsers.add_parser(
         "demo",
         help="the paper's workflow end to end: QE service tn1 -> tn5, ladder, fingerprints",

@@ -2,7 +2,7 @@
 
 One :class:`Session` per TCP connection, for either role (PCC or PCE). It is fed bytes and
 timer ticks with the time passed in, and returns :class:`Action` lists; it never touches
-a socket or a clock. The asyncio shells (``pce/server.py``, ``pce/client.py``) write the
+a socket or a clock. The asyncio shells (``pce/server.py``, ``daemonkit/pcep.py``) write the
 :class:`Send` bytes, close the connection on :class:`Disconnect`, hand :class:`Deliver`
 messages to the application, and call :meth:`Session.handle_timer` at
 :meth:`Session.next_timer`.
