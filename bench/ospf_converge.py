@@ -202,7 +202,8 @@ async def serve(rid_s: str, spec: str, hello: int, dead: int) -> None:
     from daemonkit.cli import CliServer, CommandTable
     from daemonkit.ospf import OspfSpeaker, register_commands
     from gmpls.ospf.constants import LsType
-    from gmpls.ospf.router import InterfaceConfig, OspfRouter
+    from gmpls.ospf.events import InterfaceConfig
+    from gmpls.ospf.router import OspfRouter
 
     ifaces = []
     for item in spec.split(","):

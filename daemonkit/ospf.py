@@ -12,7 +12,7 @@ run it.
 - Hellos first: a readable socket is drained at once; Hellos are handled as they come,
   other packets wait in a backlog worked off in slices, so a busy router keeps its
   adjacencies. A timer that fires reads what is waiting before it runs.
-- Timers: one ``loop.call_at`` re-armed from each :class:`SetTimer`.
+- Timers: one ``loop.call_at`` re-armed at the core's ``next_timer()`` after every call.
 - Originations: :meth:`OspfSpeaker.originate_opaque` hands an opaque LSA body to the core
   and sends what it returns; the Router LSA and (as DR) the Network LSA come from the core.
 
@@ -33,21 +33,23 @@ from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address, IPv4Interface
 from typing import Any
 
+from gmpls.core import Tick
 from gmpls.ospf.constants import ALL_D_ROUTERS, ALL_SPF_ROUTERS, IP_PROTO_OSPF
-from gmpls.ospf.fsm import IfState
-from gmpls.ospf.lsa import LSA
-from gmpls.ospf.router import (
+from gmpls.ospf.events import (
     Action,
     InterfaceChanged,
     InterfaceConfig,
+    InterfaceUp,
     LsdbChanged,
     NeighborChanged,
-    OspfRouter,
+    OriginateOpaque,
+    Received,
     RoutesChanged,
     Send,
-    SetTimer,
-    Timer,
 )
+from gmpls.ospf.fsm import IfState
+from gmpls.ospf.lsa import LSA
+from gmpls.ospf.router import OspfRouter
 from gmpls.topology import Topology
 
 log = logging.getLogger("daemonkit.ospf")
@@ -103,7 +105,7 @@ def control_interface(
 
 class OspfSpeaker:
     """An OSPF router on raw sockets: one per interface, one timer, the core's actions
-    applied (``on_action`` gets every action other than Send and SetTimer)."""
+    applied (``on_action`` gets every action other than Send)."""
 
     def __init__(
         self,
@@ -180,7 +182,7 @@ class OspfSpeaker:
         )
         now = self._now()
         for cfg in self.ifaces.values():
-            self._apply(self.router.add_interface(cfg, now))
+            self._apply(self.router.handle(InterfaceUp(cfg), now))
 
     async def stop(self) -> None:
         if self._timer is not None:
@@ -197,14 +199,14 @@ class OspfSpeaker:
     # --- API ----------------------------------------------------------------------------
 
     def lsas(self) -> list[LSA]:
-        return self.router.lsas(self._now())
+        return self.router.lsdb.lsas(self._now())
 
     def now(self) -> float:
         return self._now()
 
     def originate_opaque(self, ls_type: int, ls_id: IPv4Address, body: Any) -> None:
         """Originate (or re-originate) one of our opaque LSAs and flood it."""
-        self._apply(self.router.originate_opaque(ls_type, ls_id, body, self._now()))
+        self._apply(self.router.handle(OriginateOpaque(ls_type, ls_id, body), self._now()))
 
     # --- plumbing ------------------------------------------------------------------------
 
@@ -268,7 +270,7 @@ class OspfSpeaker:
     def _process(self, item: tuple[str, bytes, IPv4Address, IPv4Address]) -> None:
         ifname, data, src, dst = item
         try:
-            acts = self.router.receive(ifname, data, src, self._now(), dst)
+            acts = self.router.handle(Received(ifname, data, src, dst), self._now())
         except Exception:  # the core promises not to raise; a packet must never kill us
             self.counters["core_errors"] += 1
             log.exception("ospf core failed on a packet", extra={"node": self.router.name})
@@ -283,15 +285,23 @@ class OspfSpeaker:
         for name in list(self.socks):
             self._readable(name)
         try:
-            acts = self.router.handle(Timer(), self._now())
+            acts = self.router.handle(Tick(), self._now())
         except Exception:
             self.counters["core_errors"] += 1
             log.exception("ospf core failed on a timer", extra={"node": self.router.name})
-            acts = [SetTimer(self._now() + 1.0)]
+            self._arm(self._now() + 1.0)
+            return
         self._apply(acts)
 
+    def _arm(self, at: float | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if at is not None and self._loop is not None:
+            self._timer = self._loop.call_at(at, self._tick)
+
     def _apply(self, actions: Sequence[Action]) -> list[Action]:
-        loop = self._loop
+        """Carry out what the core returned, then re-arm the one timer."""
         for a in actions:
             if isinstance(a, Send):
                 sock = self.socks.get(a.ifname)
@@ -305,12 +315,6 @@ class OspfSpeaker:
                     log.warning(
                         "ospf send to %s failed: %s", a.dst, e, extra={"node": self.router.name}
                     )
-            elif isinstance(a, SetTimer):
-                if self._timer is not None:
-                    self._timer.cancel()
-                    self._timer = None
-                if a.at is not None and loop is not None:
-                    self._timer = loop.call_at(a.at, self._tick)
             else:
                 self._log_action(a)
                 if isinstance(a, InterfaceChanged):
@@ -322,6 +326,7 @@ class OspfSpeaker:
                         log.exception(
                             "ospf action handler failed", extra={"node": self.router.name}
                         )
+        self._arm(self.router.next_timer())
         return list(actions)
 
     def _update_membership(self, a: InterfaceChanged) -> None:

@@ -29,6 +29,7 @@ from ipaddress import IPv4Address
 from types import TracebackType
 
 from gmpls import qe
+from gmpls.core import Tick
 from gmpls.ero import Subobject
 from gmpls.pcep import (
     RP,
@@ -44,17 +45,19 @@ from gmpls.pcep import (
     qe_metrics,
 )
 from gmpls.pcep.constants import PORT
-from gmpls.pcep.session import (
+from gmpls.pcep.events import (
     Action,
+    CloseSession,
+    ConnectionLost,
+    ConnectionMade,
     Deliver,
     Disconnect,
-    Role,
+    Received,
     Send,
-    Session,
-    SessionConfig,
+    SendMessage,
     SessionUp,
-    State,
 )
+from gmpls.pcep.session import Role, Session, SessionConfig, State
 from gmpls.pcep.tlv import find_tlv
 
 log = logging.getLogger("daemonkit.pcep")
@@ -163,7 +166,7 @@ class PcepClient:
         self._closing = True
         loop = asyncio.get_running_loop()
         if self.session is not None and self.session.state is not State.IDLE:
-            self._apply(self.session.close(loop.time()))
+            self._apply(self.session.handle(CloseSession(), loop.time()))
             if self._writer is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self._writer.drain(), 1.0)
@@ -222,7 +225,7 @@ class PcepClient:
             futs.append(fut)
         assert self.session is not None
         try:
-            self._apply(self.session.send(PCReq(requests), loop.time()))
+            self._apply(self.session.handle(SendMessage(PCReq(requests)), loop.time()))
         except RuntimeError as e:
             for r in requests:
                 self._pending.pop(r.rp.request_id, None)
@@ -271,7 +274,7 @@ class PcepClient:
         self._writer = writer
         self.session = session = Session(Role.PCC, self.config, peer=f"{self.host}:{self.port}")
         try:
-            self._apply(session.connection_made(loop.time()))
+            self._apply(session.handle(ConnectionMade(), loop.time()))
             while session.state is not State.IDLE:
                 if writer.transport.get_write_buffer_size() > 65536:
                     await writer.drain()
@@ -279,13 +282,13 @@ class PcepClient:
                     async with asyncio.timeout_at(session.next_timer()):
                         data = await reader.read(65536)
                 except TimeoutError:
-                    self._apply(session.handle_timer(loop.time()))
+                    self._apply(session.handle(Tick(), loop.time()))
                     continue
                 if not data:
-                    session.connection_lost()
+                    session.handle(ConnectionLost(), loop.time())
                     self.last_error = "PCE closed the connection"
                     break
-                self._apply(session.receive(data, loop.time()))
+                self._apply(session.handle(Received(data), loop.time()))
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.drain(), 1.0)
         finally:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 EventT_contra = TypeVar("EventT_contra", contravariant=True)
-ActionT_co = TypeVar("ActionT_co", covariant=True)
+ActionT = TypeVar("ActionT")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,10 +27,10 @@ class Tick:
     """Event: time has passed; run whatever is due at ``now``."""
 
 
-class Core(Protocol[EventT_contra, ActionT_co]):
+class Core(Protocol[EventT_contra, ActionT]):
     """What a shell may rely on: one entry point for events and one timer to pull."""
 
-    def handle(self, event: EventT_contra, now: float) -> list[ActionT_co]:
+    def handle(self, event: EventT_contra, now: float) -> list[ActionT]:
         """Process ``event`` at time ``now``; return the actions to carry out, in order."""
         ...
 

@@ -18,11 +18,10 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
 
-T = TypeVar("T")
 IPv4 = ipaddress.IPv4Address
 
 KINDS = ("node", "pce", "client", "qkd-proxy", "idq3p", "frr", "bird")
@@ -186,62 +185,85 @@ class Topology:
         return [h for h in self.hosts.values() if h.kind in kinds]
 
 
-# --- loading ---------------------------------------------------------------------------
-
-
-class _Checker:
-    """Walks the parsed YAML, converting values and collecting every problem."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.problems: list[str] = []
-
-    def error(self, path: str, reason: str) -> None:
-        self.problems.append(f"{self.source}: {path}: {reason}")
-
-    def mapping(
-        self, value: Any, path: str, allowed: tuple[str, ...] | None = None
-    ) -> dict[str, Any]:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            self.error(path, f"must be a mapping, not {type(value).__name__}")
-            return {}
-        if allowed is not None:
-            for k in value:
-                if k not in allowed:
-                    self.error(
-                        f"{path}.{k}" if path else str(k),
-                        f"unknown key (allowed: {', '.join(allowed)})",
-                    )
-        return value
-
-    def get(
-        self,
-        m: dict[str, Any],
-        key: str,
-        path: str,
-        conv: Callable[[Any, str], T],
-        default: T | None = None,
-        required: bool = False,
-    ) -> T | None:
-        p = f"{path}.{key}" if path else key
-        if key not in m or m[key] is None:
-            if required:
-                self.error(p, "is required")
-            return default
-        try:
-            return conv(m[key], p)
-        except _Bad as e:
-            self.error(p, str(e))
-            return default
+# --- loading: the schema ---------------------------------------------------------------
+#
+# Loading runs in two passes. The schema tables below say, for every mapping in the file,
+# which keys it may hold, how each value is converted, which keys are required (for which
+# host kinds), and what the mapping is built into; ``_Checker.load`` walks the document
+# with them. The cross checks that need more than one value (addresses inside their
+# domain, unique addresses, references between hosts, TE link ends) run on the loaded
+# values afterwards. Both passes report every problem as ``FILE: PATH: REASON``.
 
 
 class _Bad(Exception):
-    pass
+    """A value a converter refuses; the message is the reason."""
 
 
-def _ipv4(v: Any, _: str) -> IPv4:
+_Conv = Callable[[Any], Any]
+"""A converter: a YAML value in, the loaded value out, or :class:`_Bad`."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Key:
+    """One key of a mapping.
+
+    ``only`` names the host kinds that may give it (empty: any mapping may); with ``only``,
+    ``required`` means required for those kinds, and ``refused`` is the reason when another
+    kind gives it.
+    """
+
+    name: str
+    spec: _Spec
+    required: bool = False
+    only: tuple[str, ...] = ()
+    refused: str = "only a {only} host has {key}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Record:
+    """A mapping with fixed keys, built by ``make(**loaded values)``; ``check`` then sees
+    the raw mapping and the result, for the rules that join several keys."""
+
+    keys: tuple[_Key, ...]
+    make: Callable[..., Any] = dict
+    check: Callable[[_Checker, str, dict[str, Any], Any], None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _MapOf:
+    """A mapping from names (checked by ``key``, when given) to ``item`` values."""
+
+    item: _Spec
+    key: _Conv | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _ListOf:
+    item: _Spec
+
+
+_Spec = _Record | _MapOf | _ListOf | Callable[[Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Doc:
+    """The file after the schema pass: values converted, nothing cross-checked yet."""
+
+    name: str = "topology"
+    prefix: str = "qk"
+    control_domain: str = "ctrl"
+    domains: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    ospf: OspfConfig = OspfConfig()
+    rsvp: RsvpConfig = RsvpConfig()
+    hosts: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    qkd: QkdConfig = QkdConfig()
+    te_links: tuple[dict[str, Any], ...] = ()
+
+
+# --- converters --------------------------------------------------------------------------
+
+
+def _ipv4(v: Any) -> IPv4:
     try:
         if isinstance(v, bool) or not isinstance(v, str):
             raise ValueError
@@ -250,15 +272,15 @@ def _ipv4(v: Any, _: str) -> IPv4:
         raise _Bad(f"{v!r} is not an IPv4 address") from None
 
 
-def _subnet(v: Any, _: str) -> ipaddress.IPv4Network:
+def _subnet(v: Any) -> ipaddress.IPv4Network:
     try:
         return ipaddress.IPv4Network(str(v), strict=True)
     except ValueError as e:
         raise _Bad(f"{v!r} is not an IPv4 subnet ({e})") from None
 
 
-def _int(lo: int, hi: int) -> Callable[[Any, str], int]:
-    def conv(v: Any, _: str) -> int:
+def _int(lo: int, hi: int) -> _Conv:
+    def conv(v: Any) -> int:
         if isinstance(v, bool) or not isinstance(v, int):
             raise _Bad(f"{v!r} is not an integer")
         if not lo <= v <= hi:
@@ -268,31 +290,43 @@ def _int(lo: int, hi: int) -> Callable[[Any, str], int]:
     return conv
 
 
-def _num(v: Any, _: str) -> float:
+def _num(v: Any) -> float:
     if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
         raise _Bad(f"{v!r} is not a positive number")
     return float(v)
 
 
-def _str(v: Any, _: str) -> str:
+def _str(v: Any) -> str:
     if not isinstance(v, str) or not v:
         raise _Bad(f"{v!r} is not a non-empty string")
     return v
 
 
-def _bool(v: Any, _: str) -> bool:
+def _bool(v: Any) -> bool:
     if not isinstance(v, bool):
         raise _Bad(f"{v!r} is not true or false")
     return v
 
 
-def _name(v: Any, _: str) -> str:
+def _name(v: Any) -> str:
     if not isinstance(v, str) or not _NAME.match(v):
         raise _Bad(f"{v!r} is not a name (a letter, then up to 7 letters, digits or _)")
     return v
 
 
-def _hex(v: Any, _: str) -> bytes:
+def _prefix(v: Any) -> str:
+    if not isinstance(v, str) or not _PREFIX.match(v):
+        raise _Bad(f"{v!r} must be 1-4 lowercase letters or digits, starting with a letter")
+    return v
+
+
+def _kind(v: Any) -> str:
+    if v not in KINDS:
+        raise _Bad(f"{v!r} is not a host kind ({', '.join(KINDS)})")
+    return str(v)
+
+
+def _hex(v: Any) -> bytes:
     try:
         b = bytes.fromhex(str(v))
     except ValueError:
@@ -302,8 +336,359 @@ def _hex(v: Any, _: str) -> bytes:
     return b
 
 
-def _or(value: T | None, default: T) -> T:
-    return default if value is None else value
+def _lambdas(v: Any) -> tuple[int, ...]:
+    if not isinstance(v, list) or not all(
+        isinstance(x, int) and not isinstance(x, bool) and -(2**15) <= x < 2**15 for x in v
+    ):
+        raise _Bad("must be a list of DWDM channel numbers n (16-bit signed)")
+    if len(set(v)) != len(v):
+        raise _Bad("lists a channel twice")
+    return tuple(v)
+
+
+# --- the tables --------------------------------------------------------------------------
+
+
+def _dead_after_hello(c: _Checker, path: str, raw: dict[str, Any], ospf: OspfConfig) -> None:
+    if ospf.dead_interval <= ospf.hello_interval:
+        c.error(
+            f"{path}.dead_interval",
+            f"{ospf.dead_interval} must exceed hello_interval {ospf.hello_interval}",
+        )
+
+
+def _given(v: Any) -> bool:
+    """A key set to null (``~``) or to an empty mapping counts as left out."""
+    return v is not None and v != {}
+
+
+def _kind_keys(c: _Checker, path: str, raw: dict[str, Any], host: dict[str, Any]) -> None:
+    """The keys only some kinds of host may (and then must) give."""
+    kind = host.get("kind")
+    if kind is None:
+        return  # the kind itself is wrong or missing, and already reported
+    for key in _HOST.keys:
+        if not key.only:
+            continue
+        if _given(raw.get(key.name)) and kind not in key.only:
+            c.error(
+                f"{path}.{key.name}",
+                key.refused.format(kind=kind, only=" or ".join(key.only), key=key.name),
+            )
+        if key.required and kind in key.only and raw.get(key.name) is None:
+            c.error(f"{path}.{key.name}", "is required")
+
+
+_PROXY = ("qkd-proxy",)
+_IDQ = ("idq3p",)
+_PORT = _int(1, 65535)
+_INT32 = _int(1, 2**31 - 1)
+_IF_ID = _int(1, 2**32 - 1)
+_NO_ROUTER_ID = "a {kind} host has no router ID"
+_NOT_QE = "only a node can be QE capable, this is a {kind}"
+
+_OSPF = _Record(
+    (
+        _Key("area", _ipv4),
+        _Key("hello_interval", _PORT),
+        _Key("dead_interval", _INT32),
+        _Key("retransmit_interval", _int(1, 3600)),
+        _Key("transmit_delay", _int(1, 3600)),
+    ),
+    OspfConfig,
+    _dead_after_hello,
+)
+_RSVP = _Record(
+    (
+        _Key("refresh_ms", _int(10, 2**31 - 1)),
+        _Key("keep_multiplier", _int(1, 255)),
+        _Key("hello_ms", _int(0, 2**31 - 1)),
+    ),
+    RsvpConfig,
+)
+_QKD = _Record(
+    (
+        _Key("sync_secret", _hex),
+        _Key("key_seed", _str),
+        _Key("secret_key_rate_bps", _int(1, 10**12)),
+        _Key("buffer_bits", _int(8, 2**40)),
+    ),
+    QkdConfig,
+)
+_DOMAIN = _Record((_Key("subnet", _subnet, required=True), _Key("description", str)))
+_QE = _Record((_Key("capable", _bool), _Key("proxy", _name)), QeConfig)
+_HOST = _Record(
+    (
+        _Key("kind", _kind, required=True),
+        _Key("router_id", _ipv4, required=True, only=ROUTERS, refused=_NO_ROUTER_ID),
+        _Key("interfaces", _MapOf(_ipv4)),  # domain names: checked against the domains
+        _Key("qe", _QE, only=("node",), refused=_NOT_QE),
+        _Key("cli_port", _PORT),
+        _Key("ospf_priority", _int(0, 255)),
+        _Key("serves", _name, required=True, only=_PROXY),
+        _Key("idq", _name, required=True, only=_PROXY),
+        _Key("peer", _name, required=True, only=_PROXY),
+        _Key("pair", _name, required=True, only=_IDQ),
+    ),
+    check=_kind_keys,
+)
+_TE_LINK = _Record(
+    (
+        _Key("a", _name, required=True),
+        _Key("a_if", _IF_ID, required=True),
+        _Key("b", _name, required=True),
+        _Key("b_if", _IF_ID, required=True),
+        _Key("metric", _int(1, 2**24 - 1)),
+        _Key("bandwidth_mbps", _num),
+        _Key("lambdas", _lambdas),
+    )
+)
+_TOP = _Record(
+    (
+        _Key("name", _str, required=True),
+        _Key("prefix", _prefix),
+        _Key("control_domain", _name),
+        _Key("domains", _MapOf(_DOMAIN, _name)),
+        _Key("ospf", _OSPF),
+        _Key("rsvp", _RSVP),
+        _Key("hosts", _MapOf(_HOST, _name)),
+        _Key("qkd", _QKD),
+        _Key("te_links", _ListOf(_TE_LINK)),
+    ),
+    _Doc,
+)
+
+
+# --- the schema pass ---------------------------------------------------------------------
+
+
+def _join(path: str, key: Any) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+class _Checker:
+    """Walks the parsed YAML with a schema, converting values and collecting problems."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.problems: list[str] = []
+
+    def error(self, path: str, reason: str) -> None:
+        where = f"{path}: " if path else ""  # the document itself has no path
+        self.problems.append(f"{self.source}: {where}{reason}")
+
+    def load(self, spec: _Spec, value: Any, path: str) -> Any:
+        """The loaded value, or None when there is none (left out, or refused and reported).
+
+        A mapping or list left out loads as an empty one (a record: all its defaults)."""
+        if isinstance(spec, _Record):
+            return self.record(spec, value, path)
+        if isinstance(spec, _MapOf):
+            return self.map_of(spec, value, path)
+        if isinstance(spec, _ListOf):
+            return self.list_of(spec, value, path)
+        return None if value is None else self.convert(spec, value, path)
+
+    def convert(self, conv: _Conv, value: Any, path: str) -> Any:
+        try:
+            return conv(value)
+        except _Bad as e:
+            self.error(path, str(e))
+            return None
+
+    def mapping(self, value: Any, path: str, allowed: tuple[str, ...] = ()) -> dict[Any, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.error(path, f"must be a mapping, not {type(value).__name__}")
+            return {}
+        for k in value:
+            if allowed and k not in allowed:
+                self.error(_join(path, k), f"unknown key (allowed: {', '.join(allowed)})")
+        return value
+
+    def record(self, spec: _Record, value: Any, path: str) -> Any:
+        raw = self.mapping(value, path, tuple(k.name for k in spec.keys))
+        loaded = {}
+        for key in spec.keys:
+            p = _join(path, key.name)
+            if raw.get(key.name) is None and key.required and not key.only:
+                self.error(p, "is required")
+            v = self.load(key.spec, raw.get(key.name), p)
+            if v is not None:
+                loaded[key.name] = v
+        built = spec.make(**loaded)
+        if spec.check is not None:
+            spec.check(self, path, raw, built)
+        return built
+
+    def map_of(self, spec: _MapOf, value: Any, path: str) -> dict[Any, Any]:
+        """Every entry whose name is good; a value that did not load is kept as None."""
+        out = {}
+        for name, item in self.mapping(value, path).items():
+            p = f"{path}.{name}"
+            if spec.key is not None and self.convert(spec.key, name, p) is None:
+                continue
+            out[name] = self.load(spec.item, item, p)
+        return out
+
+    def list_of(self, spec: _ListOf, value: Any, path: str) -> tuple[Any, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            self.error(path, "must be a list")
+            return ()
+        return tuple(self.load(spec.item, v, f"{path}[{i}]") for i, v in enumerate(value))
+
+
+# --- the cross checks --------------------------------------------------------------------
+
+
+def _domains(c: _Checker, doc: _Doc) -> dict[str, Domain]:
+    domains: dict[str, Domain] = {}
+    for name, raw in doc.domains.items():
+        p = f"domains.{name}"
+        if name == "lo":
+            c.error(p, "'lo' is the loopback interface inside every host; choose another name")
+            continue
+        subnet = raw.get("subnet")
+        if subnet is None:
+            continue
+        for other in domains.values():
+            if subnet.overlaps(other.subnet):
+                c.error(f"{p}.subnet", f"{subnet} overlaps domain {other.name}'s {other.subnet}")
+        domains[name] = Domain(name, **raw)
+    if not domains:
+        c.error("domains", "at least one domain is required")
+    elif doc.control_domain not in domains:
+        c.error("control_domain", f"{doc.control_domain!r} is not a declared domain")
+    return domains
+
+
+def _interfaces(
+    c: _Checker,
+    host: str,
+    raw: Mapping[Any, IPv4 | None],
+    domains: Mapping[str, Domain],
+    seen: dict[IPv4, str],
+) -> dict[str, IPv4]:
+    """A host's interfaces inside their domains, at addresses no other interface uses."""
+    ifaces: dict[str, IPv4] = {}
+    for dname, addr in raw.items():
+        p = f"hosts.{host}.interfaces.{dname}"
+        if dname not in domains:
+            c.error(p, f"no domain {dname!r} is declared")
+            continue
+        if addr is None:
+            continue  # left out, or not an address (reported)
+        net = domains[dname].subnet
+        if addr not in net:
+            c.error(p, f"{addr} is outside the domain's subnet {net}")
+        elif addr in (net.network_address, net.broadcast_address):
+            c.error(p, f"{addr} is the network or broadcast address of {net}")
+        if addr in seen:
+            c.error(p, f"{addr} is already used by {seen[addr]}")
+        seen[addr] = p
+        ifaces[dname] = addr
+    if not ifaces:
+        c.error(f"hosts.{host}.interfaces", "a host needs at least one interface")
+    return ifaces
+
+
+def _hosts(c: _Checker, doc: _Doc, domains: Mapping[str, Domain]) -> dict[str, Host]:
+    hosts: dict[str, Host] = {}
+    seen_addr: dict[IPv4, str] = {}
+    seen_rid: dict[IPv4, str] = {}
+    for name, raw in doc.hosts.items():
+        p = f"hosts.{name}"
+        kind = raw.get("kind")
+        ifaces = _interfaces(c, name, raw["interfaces"], domains, seen_addr)
+        rid = raw.get("router_id")
+        if rid is not None:
+            if rid in seen_rid:
+                c.error(f"{p}.router_id", f"{rid} is already the router ID of {seen_rid[rid]}")
+            seen_rid[rid] = name
+            if kind in ROUTERS and doc.control_domain not in ifaces:
+                c.error(
+                    f"{p}.interfaces",
+                    f"a {kind} needs an address on the control domain {doc.control_domain}",
+                )
+        rest = {k: v for k, v in raw.items() if k not in ("kind", "interfaces")}
+        # a host whose kind is wrong stays, as a node, so that references to it still check
+        hosts[name] = Host(name, kind or "node", ifaces, **rest)
+    return hosts
+
+
+def _ref(
+    c: _Checker, hosts: Mapping[str, Host], path: str, target: str | None, kinds: tuple[str, ...]
+) -> Host | None:
+    """The host ``target`` names, if it is declared and of one of these kinds."""
+    if target is None:
+        return None
+    t = hosts.get(target)
+    if t is None:
+        c.error(path, f"no host {target!r} is declared")
+    elif t.kind not in kinds:
+        c.error(path, f"{target} is a {t.kind}, not a {' or '.join(kinds)}")
+        return None
+    return t
+
+
+def _shares_domain(c: _Checker, path: str, h: Host, other: Host | None) -> None:
+    if other is not None and not set(other.interfaces) & set(h.interfaces):
+        c.error(path, f"{other.name} shares no domain with {h.name}")
+
+
+def _check_references(c: _Checker, hosts: Mapping[str, Host]) -> None:
+    """Every name a host gives points at the right kind of host, and back when it must."""
+    for h in hosts.values():
+        p = f"hosts.{h.name}"
+        proxy = _ref(c, hosts, f"{p}.qe.proxy", h.qe.proxy, _PROXY)
+        _shares_domain(c, f"{p}.qe.proxy", h, proxy)
+        if h.qe.capable and h.qe.proxy is None:
+            c.error(f"{p}.qe.proxy", "a QE capable node needs the ETSI 004 proxy that serves it")
+        served = _ref(c, hosts, f"{p}.serves", h.serves, ("node",))
+        if served is not None and served.qe.proxy != h.name:
+            c.error(f"{p}.serves", f"{served.name}'s qe.proxy is {served.qe.proxy}, not {h.name}")
+        _shares_domain(c, f"{p}.idq", h, _ref(c, hosts, f"{p}.idq", h.idq, _IDQ))
+        peer = _ref(c, hosts, f"{p}.peer", h.peer, _PROXY)
+        if peer is not None and peer.peer != h.name:
+            c.error(f"{p}.peer", f"{peer.name}'s peer is {peer.peer}, not {h.name}")
+        _shares_domain(c, f"{p}.peer", h, peer)
+        pair = _ref(c, hosts, f"{p}.pair", h.pair, _IDQ)
+        if pair is not None and pair.pair != h.name:
+            c.error(f"{p}.pair", f"{pair.name}'s pair is {pair.pair}, not {h.name}")
+
+
+def _te_links(
+    c: _Checker, raw_links: tuple[dict[str, Any], ...], hosts: Mapping[str, Host]
+) -> tuple[TeLink, ...]:
+    """The TE links whose two ends are different declared routers, each interface ID of an
+    end used once."""
+    links: list[TeLink] = []
+    used: dict[tuple[str, int], str] = {}
+    for i, raw in enumerate(raw_links):
+        p = f"te_links[{i}]"
+        ok = True
+        for key in ("a", "b"):
+            end, end_if = raw.get(key), raw.get(f"{key}_if")
+            if end is None or end_if is None:
+                ok = False
+                continue
+            if _ref(c, hosts, f"{p}.{key}", end, TE_KINDS) is None:
+                ok = False
+            if (end, end_if) in used:
+                c.error(f"{p}.{key}_if", f"{end}:{end_if} is already used by {used[(end, end_if)]}")
+            used[(end, end_if)] = p
+        if raw.get("a") is not None and raw.get("a") == raw.get("b"):
+            c.error(p, f"a TE link joins two different nodes, not {raw['a']} to itself")
+            ok = False
+        if ok:
+            links.append(TeLink(**raw))
+    return tuple(links)
+
+
+# --- the entry points --------------------------------------------------------------------
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -331,266 +716,16 @@ _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _n
 def parse(doc: Any, source: str = "<topology>") -> Topology:
     """Validate a parsed YAML document; raises :class:`TopologyError` listing every problem."""
     c = _Checker(source)
-    top = c.mapping(
-        doc,
-        "",
-        ("name", "prefix", "control_domain", "domains", "ospf", "rsvp", "hosts", "qkd", "te_links"),
-    )
-    name = c.get(top, "name", "", _str, "topology", required=True) or "topology"
-
-    def prefix_conv(v: Any, p: str) -> str:
-        if not isinstance(v, str) or not _PREFIX.match(v):
-            raise _Bad(f"{v!r} must be 1-4 lowercase letters or digits, starting with a letter")
-        return v
-
-    prefix = c.get(top, "prefix", "", prefix_conv, "qk") or "qk"
-    control_domain = c.get(top, "control_domain", "", _name, "ctrl") or "ctrl"
-
-    domains: dict[str, Domain] = {}
-    for dname, d in c.mapping(top.get("domains"), "domains").items():
-        p = f"domains.{dname}"
-        try:
-            _name(dname, p)
-        except _Bad as e:
-            c.error(p, str(e))
-            continue
-        dm = c.mapping(d, p, ("subnet", "description"))
-        subnet = c.get(dm, "subnet", p, _subnet, required=True)
-        if dname == "lo":
-            c.error(p, "'lo' is the loopback interface inside every host; choose another name")
-            continue
-        if subnet is not None:
-            for other in domains.values():
-                if subnet.overlaps(other.subnet):
-                    c.error(
-                        f"{p}.subnet", f"{subnet} overlaps domain {other.name}'s {other.subnet}"
-                    )
-            domains[dname] = Domain(dname, subnet, str(dm.get("description", "")))
-    if not domains:
-        c.error("domains", "at least one domain is required")
-    elif control_domain not in domains:
-        c.error("control_domain", f"{control_domain!r} is not a declared domain")
-
-    om = c.mapping(
-        top.get("ospf"),
-        "ospf",
-        ("area", "hello_interval", "dead_interval", "retransmit_interval", "transmit_delay"),
-    )
-    dflt = OspfConfig()
-    ospf = OspfConfig(
-        c.get(om, "area", "ospf", _ipv4, dflt.area) or dflt.area,
-        c.get(om, "hello_interval", "ospf", _int(1, 65535), dflt.hello_interval)
-        or dflt.hello_interval,
-        c.get(om, "dead_interval", "ospf", _int(1, 2**31 - 1), dflt.dead_interval)
-        or dflt.dead_interval,
-        c.get(om, "retransmit_interval", "ospf", _int(1, 3600), dflt.retransmit_interval)
-        or dflt.retransmit_interval,
-        c.get(om, "transmit_delay", "ospf", _int(1, 3600), dflt.transmit_delay)
-        or dflt.transmit_delay,
-    )
-    if ospf.dead_interval <= ospf.hello_interval:
-        c.error(
-            "ospf.dead_interval",
-            f"{ospf.dead_interval} must exceed hello_interval {ospf.hello_interval}",
-        )
-
-    rm = c.mapping(top.get("rsvp"), "rsvp", ("refresh_ms", "keep_multiplier", "hello_ms"))
-    rd = RsvpConfig()
-    rsvp = RsvpConfig(
-        c.get(rm, "refresh_ms", "rsvp", _int(10, 2**31 - 1), rd.refresh_ms) or rd.refresh_ms,
-        c.get(rm, "keep_multiplier", "rsvp", _int(1, 255), rd.keep_multiplier)
-        or rd.keep_multiplier,
-        _or(c.get(rm, "hello_ms", "rsvp", _int(0, 2**31 - 1)), rd.hello_ms),
-    )
-
-    qm = c.mapping(
-        top.get("qkd"), "qkd", ("sync_secret", "key_seed", "secret_key_rate_bps", "buffer_bits")
-    )
-    qd = QkdConfig()
-    qkd = QkdConfig(
-        c.get(qm, "sync_secret", "qkd", _hex, qd.sync_secret) or qd.sync_secret,
-        c.get(qm, "key_seed", "qkd", _str, qd.key_seed) or qd.key_seed,
-        c.get(qm, "secret_key_rate_bps", "qkd", _int(1, 10**12), qd.secret_key_rate_bps)
-        or qd.secret_key_rate_bps,
-        c.get(qm, "buffer_bits", "qkd", _int(8, 2**40), qd.buffer_bits) or qd.buffer_bits,
-    )
-
-    hosts: dict[str, Host] = {}
-    seen_addr: dict[IPv4, str] = {}
-    seen_rid: dict[IPv4, str] = {}
-    host_keys = (
-        "kind",
-        "router_id",
-        "interfaces",
-        "qe",
-        "cli_port",
-        "ospf_priority",
-        "serves",
-        "idq",
-        "peer",
-        "pair",
-    )
-    for hname, h in c.mapping(top.get("hosts"), "hosts").items():
-        p = f"hosts.{hname}"
-        try:
-            _name(hname, p)
-        except _Bad as e:
-            c.error(p, str(e))
-            continue
-        hm = c.mapping(h, p, host_keys)
-
-        def kind_conv(v: Any, _: str) -> str:
-            if v not in KINDS:
-                raise _Bad(f"{v!r} is not a host kind ({', '.join(KINDS)})")
-            return str(v)
-
-        kind = c.get(hm, "kind", p, kind_conv, required=True)
-        ifaces: dict[str, IPv4] = {}
-        for dname, addr in c.mapping(hm.get("interfaces"), f"{p}.interfaces").items():
-            ip = f"{p}.interfaces.{dname}"
-            if dname not in domains:
-                c.error(ip, f"no domain {dname!r} is declared")
-                continue
-            ip_addr = c.get({dname: addr}, dname, f"{p}.interfaces", _ipv4)
-            if ip_addr is None:
-                continue
-            net = domains[dname].subnet
-            if ip_addr not in net:
-                c.error(ip, f"{ip_addr} is outside the domain's subnet {net}")
-            elif ip_addr in (net.network_address, net.broadcast_address):
-                c.error(ip, f"{ip_addr} is the network or broadcast address of {net}")
-            if ip_addr in seen_addr:
-                c.error(ip, f"{ip_addr} is already used by {seen_addr[ip_addr]}")
-            seen_addr[ip_addr] = f"hosts.{hname}.interfaces.{dname}"
-            ifaces[dname] = ip_addr
-        if not ifaces:
-            c.error(f"{p}.interfaces", "a host needs at least one interface")
-        rid = c.get(hm, "router_id", p, _ipv4, required=kind in ROUTERS)
-        if rid is not None:
-            if kind not in ROUTERS:
-                c.error(f"{p}.router_id", f"a {kind} host has no router ID")
-            if rid in seen_rid:
-                c.error(f"{p}.router_id", f"{rid} is already the router ID of {seen_rid[rid]}")
-            seen_rid[rid] = hname
-            if kind in ROUTERS and control_domain not in ifaces:
-                c.error(
-                    f"{p}.interfaces",
-                    f"a {kind} needs an address on the control domain {control_domain}",
-                )
-        qmap = c.mapping(hm.get("qe"), f"{p}.qe", ("capable", "proxy"))
-        qe_cfg = QeConfig(
-            bool(c.get(qmap, "capable", f"{p}.qe", _bool, False)),
-            c.get(qmap, "proxy", f"{p}.qe", _name),
-        )
-        if qmap and kind != "node":
-            c.error(f"{p}.qe", f"only a node can be QE capable, this is a {kind}")
-        hosts[hname] = Host(
-            hname,
-            kind or "node",
-            ifaces,
-            rid,
-            qe_cfg,
-            c.get(hm, "cli_port", p, _int(1, 65535)),
-            _or(c.get(hm, "ospf_priority", p, _int(0, 255)), 1),
-            c.get(hm, "serves", p, _name),
-            c.get(hm, "idq", p, _name),
-            c.get(hm, "peer", p, _name),
-            c.get(hm, "pair", p, _name),
-        )
-        for key, kinds in (
-            ("serves", ("qkd-proxy",)),
-            ("idq", ("qkd-proxy",)),
-            ("peer", ("qkd-proxy",)),
-            ("pair", ("idq3p",)),
-        ):
-            if key in hm and kind not in kinds:
-                c.error(f"{p}.{key}", f"only a {' or '.join(kinds)} host has {key}")
-            if kind in kinds and key not in hm:
-                c.error(f"{p}.{key}", "is required")
-
-    # cross references, once every host is known
-    def ref(path: str, target: str | None, kinds: tuple[str, ...]) -> Host | None:
-        if target is None:
-            return None
-        t = hosts.get(target)
-        if t is None:
-            c.error(path, f"no host {target!r} is declared")
-        elif t.kind not in kinds:
-            c.error(path, f"{target} is a {t.kind}, not a {' or '.join(kinds)}")
-            return None
-        return t
-
-    for h in hosts.values():
-        p = f"hosts.{h.name}"
-        if h.qe.proxy is not None:
-            proxy = ref(f"{p}.qe.proxy", h.qe.proxy, ("qkd-proxy",))
-            if proxy is not None and not set(proxy.interfaces) & set(h.interfaces):
-                c.error(f"{p}.qe.proxy", f"{proxy.name} shares no domain with {h.name}")
-        if h.qe.capable and h.qe.proxy is None:
-            c.error(f"{p}.qe.proxy", "a QE capable node needs the ETSI 004 proxy that serves it")
-        served = ref(f"{p}.serves", h.serves, ("node",))
-        if served is not None and served.qe.proxy != h.name:
-            c.error(f"{p}.serves", f"{served.name}'s qe.proxy is {served.qe.proxy}, not {h.name}")
-        idq = ref(f"{p}.idq", h.idq, ("idq3p",))
-        if idq is not None and not set(idq.interfaces) & set(h.interfaces):
-            c.error(f"{p}.idq", f"{idq.name} shares no domain with {h.name}")
-        peer = ref(f"{p}.peer", h.peer, ("qkd-proxy",))
-        if peer is not None:
-            if peer.peer != h.name:
-                c.error(f"{p}.peer", f"{peer.name}'s peer is {peer.peer}, not {h.name}")
-            if not set(peer.interfaces) & set(h.interfaces):
-                c.error(f"{p}.peer", f"{peer.name} shares no domain with {h.name}")
-        pair = ref(f"{p}.pair", h.pair, ("idq3p",))
-        if pair is not None and pair.pair != h.name:
-            c.error(f"{p}.pair", f"{pair.name}'s pair is {pair.pair}, not {h.name}")
-
-    links: list[TeLink] = []
-    used_if: dict[tuple[str, int], str] = {}
-    raw_links = top.get("te_links") or []
-    if not isinstance(raw_links, list):
-        c.error("te_links", "must be a list")
-        raw_links = []
-    for i, lk in enumerate(raw_links):
-        p = f"te_links[{i}]"
-        lm = c.mapping(lk, p, ("a", "a_if", "b", "b_if", "metric", "bandwidth_mbps", "lambdas"))
-        a = c.get(lm, "a", p, _name, required=True)
-        b = c.get(lm, "b", p, _name, required=True)
-        a_if = c.get(lm, "a_if", p, _int(1, 2**32 - 1), required=True)
-        b_if = c.get(lm, "b_if", p, _int(1, 2**32 - 1), required=True)
-        ok = True
-        for end, end_if, key in ((a, a_if, "a"), (b, b_if, "b")):
-            if end is None or end_if is None:
-                ok = False
-                continue
-            if ref(f"{p}.{key}", end, TE_KINDS) is None:
-                ok = False
-            if (end, end_if) in used_if:
-                c.error(
-                    f"{p}.{key}_if", f"{end}:{end_if} is already used by {used_if[(end, end_if)]}"
-                )
-            used_if[(end, end_if)] = p
-        if a is not None and a == b:
-            c.error(p, f"a TE link joins two different nodes, not {a} to itself")
-            ok = False
-
-        def lambdas_conv(v: Any, lp: str) -> tuple[int, ...]:
-            if not isinstance(v, list) or not all(
-                isinstance(x, int) and not isinstance(x, bool) and -(2**15) <= x < 2**15 for x in v
-            ):
-                raise _Bad("must be a list of DWDM channel numbers n (16-bit signed)")
-            if len(set(v)) != len(v):
-                raise _Bad("lists a channel twice")
-            return tuple(v)
-
-        metric = c.get(lm, "metric", p, _int(1, 2**24 - 1), 10) or 10
-        bw = c.get(lm, "bandwidth_mbps", p, _num, 100_000.0) or 100_000.0
-        lambdas: tuple[int, ...] = c.get(lm, "lambdas", p, lambdas_conv) or ()
-        if ok and a and b and a_if and b_if:
-            links.append(TeLink(a, a_if, b, b_if, metric, bw, lambdas))
-
+    d: _Doc = c.load(_TOP, doc, "")
+    domains = _domains(c, d)
+    hosts = _hosts(c, d, domains)
+    _check_references(c, hosts)
+    links = _te_links(c, d.te_links, hosts)
     if c.problems:
         raise TopologyError(c.problems)
-    return Topology(name, prefix, domains, hosts, tuple(links), control_domain, ospf, rsvp, qkd)
+    return Topology(
+        d.name, d.prefix, domains, hosts, links, d.control_domain, d.ospf, d.rsvp, d.qkd
+    )
 
 
 def load(path: str | Path) -> Topology:

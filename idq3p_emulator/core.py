@@ -1,5 +1,8 @@
 """The emulator's request handling, sans-I/O: datagram and time in, answer out.
 
+:class:`Idq3pServer` keeps the contract of :mod:`gmpls.core`: ``handle(Datagram(data,
+addr), now)`` returns the answer as a :class:`~idq3p_emulator.events.Send` (or nothing),
+and ``next_timer()`` is always None (the key store is a function of time, not a timer).
 A request repeated with the same (client address, request ID) is answered from a response
 cache with the bytes sent the first time, so a retransmission after a lost answer never
 deletes a second key (docs/idq3p.md §Reliability).
@@ -7,11 +10,11 @@ deletes a second key (docs/idq3p.md §Reliability).
 
 from __future__ import annotations
 
-from collections.abc import Hashable
-
 from gmpls.cache import ResponseCache
+from gmpls.core import Tick
 from gmpls.errors import DecodeError, EncodeError
 from gmpls.qkd import idq3p as codec
+from idq3p_emulator.events import Action, Addr, Datagram, Event, Send
 from idq3p_emulator.store import KeyStore
 
 
@@ -31,7 +34,20 @@ class Idq3pServer:
             "unknown_id": 0,
         }
 
-    def receive(self, data: bytes, addr: Hashable, now: float) -> bytes | None:
+    def handle(self, event: Event, now: float) -> list[Action]:
+        """Answer a :class:`Datagram`; a :class:`~gmpls.core.Tick` has nothing to do."""
+        if isinstance(event, Datagram):
+            reply = self._receive(event.data, event.addr, now)
+            return [] if reply is None else [Send(reply, event.addr)]
+        if isinstance(event, Tick):
+            return []
+        raise TypeError(f"not an IDQ3P server event: {event!r}")
+
+    def next_timer(self) -> float | None:
+        """Never: the server only answers."""
+        return None
+
+    def _receive(self, data: bytes, addr: Addr, now: float) -> bytes | None:
         """Answer one datagram from ``addr``; None when it deserves no answer."""
         hdr = codec.peek_header(data)
         if hdr is not None:

@@ -20,6 +20,7 @@ from gmpls import topology
 from gmpls.qkd import idq3p as codec
 from idq3p_emulator import model
 from idq3p_emulator.core import Idq3pServer
+from idq3p_emulator.events import Datagram
 from idq3p_emulator.store import FileSource, KeySource, KeyStore, SeedSource
 
 log = logging.getLogger("idq3p_emulator")
@@ -75,12 +76,13 @@ class _Protocol(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         try:
-            reply = self.server.receive(data, addr, self.loop.time())
+            actions = self.server.handle(Datagram(data, addr), self.loop.time())
         except Exception:  # never crash on a packet
             log.exception("request failed", extra={"peer": f"{addr[0]}:{addr[1]}"})
             return
-        if reply is not None and self.transport is not None:
-            self.transport.sendto(reply, addr)
+        for a in actions:
+            if self.transport is not None:
+                self.transport.sendto(a.data, a.addr)
 
 
 def key_source(cfg: EmulatorConfig) -> KeySource:

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from daemonkit.cli import CliServer, CommandTable
 from daemonkit.ospf import register_commands
-from gmpls.ospf.router import Action
+from gmpls.ospf.events import Action
 from gmpls.topology import Topology
 from node_agent.ext_qe_service import setup as setup_qe_service
 from node_agent.ospf_te import OspfTeAgent, register_te_commands
@@ -63,7 +63,7 @@ class NodeDaemon:
         self.cli_bind = cli_bind
         self.cli = CommandTable()
         self.cli_server = CliServer(self.cli, host)
-        #: callables fed every OSPF action other than Send/SetTimer (LSDB/neighbor changes)
+        #: callables fed every OSPF action other than Send (LSDB/neighbor changes)
         self.ospf_listeners: list[Callable[[Action], None]] = []
         self.ospf = ospf or OspfTeAgent.from_topology(topo, host, on_action=self._ospf_action)
         self.ospf.on_action = self._ospf_action

@@ -19,9 +19,10 @@ from typing import Any
 
 from daemonkit.ospf import OspfSpeaker, control_interface
 from gmpls.ospf.constants import LsType
+from gmpls.ospf.events import Action, InterfaceConfig
 from gmpls.ospf.lsa import LSAKey
 from gmpls.ospf.ri import RouterInfoLSA, capabilities, ri_lsa_id
-from gmpls.ospf.router import Action, InterfaceConfig, OspfRouter
+from gmpls.ospf.router import OspfRouter
 from gmpls.ospf.te import RouterAddress, TeLinkParams, TeLSA, link_tlv, te_lsa_id
 from gmpls.topology import Topology
 

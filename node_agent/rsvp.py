@@ -16,7 +16,7 @@ which answers the QE hooks later through :meth:`RsvpAgent.feed`::
     await agent.stop()          # PathTear for the LSPs this node heads, then close
 
 Time: the core's clock is ``loop.time()`` (monotonic seconds); the shell keeps one timer
-armed at ``core.next_deadline()``. Logs: one line per message and event, with ``node``,
+armed at ``core.next_timer()``. Logs: one line per message and event, with ``node``,
 ``peer``, ``msg`` and ``lsp`` as extra fields (JSON in the daemon); key handles appear
 only as an 8-hex-digit prefix, keys never reach this module. The per-message lines
 ("rsvp rx", "rsvp tx") and the LinkResources lines are DEBUG (``--debug``): at INFO they
@@ -35,8 +35,10 @@ from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address
 
 from gmpls import ero, qe
-from gmpls.rsvp import core as C
+from gmpls.core import Tick
+from gmpls.rsvp import events as E
 from gmpls.rsvp.constants import IPPROTO_RSVP, MsgType
+from gmpls.rsvp.core import RsvpCore
 from gmpls.rsvp.objects import SessionLspTunnelV4
 from gmpls.topology import Topology
 
@@ -64,9 +66,9 @@ class RsvpAgent:
 
     def __init__(
         self,
-        core: C.RsvpCore,
+        core: RsvpCore,
         *,
-        on_action: Callable[[C.Action], None] | None = None,
+        on_action: Callable[[E.Action], None] | None = None,
         bind: IPv4Address | None = None,
         device: str | None = None,
     ) -> None:
@@ -86,7 +88,7 @@ class RsvpAgent:
         topo: Topology,
         host: str,
         *,
-        on_action: Callable[[C.Action], None] | None = None,
+        on_action: Callable[[E.Action], None] | None = None,
         instance: int = 1,
     ) -> RsvpAgent:
         """The agent of ``host``: its router ID, control address, TE links and the
@@ -94,7 +96,7 @@ class RsvpAgent:
         instance, which must change when the daemon restarts (e.g. from the start time)."""
         h = topo.host(host)
         assert h.router_id is not None, f"{host} has no router ID"
-        core = C.RsvpCore(
+        core = RsvpCore(
             h.router_id,
             topo.control_address(host),
             topo.te_links_of(host),
@@ -127,7 +129,7 @@ class RsvpAgent:
             "rsvp listening",
             extra={"node": self.core.name, "address": str(self.bind)},
         )
-        self._apply(self.core.handle(C.Tick(), self._now()))
+        self._apply(self.core.handle(Tick(), self._now()))
 
     async def stop(self, teardown: bool = True) -> None:
         """Tear down the LSPs this node heads (PathTear goes out), then close."""
@@ -135,7 +137,7 @@ class RsvpAgent:
             for tid in sorted(
                 {p.key.tunnel_id for p in self.core.psbs.values() if p.role == "head"}
             ):
-                self._apply(self.core.delete_lsp(tid, self._now()))
+                self._apply(self.core.handle(E.DeleteLsp(tid), self._now()))
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -155,18 +157,17 @@ class RsvpAgent:
         bandwidth_bps: float,
         *,
         name: str = "",
-    ) -> list[C.Action]:
-        """Signal an LSP (see :meth:`RsvpCore.create_lsp`); returns the core's actions,
-        already carried out."""
-        return self._apply(
-            self.core.create_lsp(tunnel_id, route, qe_params, bandwidth_bps, self._now(), name=name)
-        )
+    ) -> list[E.Action]:
+        """Signal an LSP (see :class:`~gmpls.rsvp.events.CreateLsp`); returns the core's
+        actions, already carried out."""
+        return self.feed(E.CreateLsp(tunnel_id, route, qe_params, bandwidth_bps, name))
 
-    def delete_lsp(self, tunnel_id: int) -> list[C.Action]:
-        return self._apply(self.core.delete_lsp(tunnel_id, self._now()))
+    def delete_lsp(self, tunnel_id: int) -> list[E.Action]:
+        return self.feed(E.DeleteLsp(tunnel_id))
 
-    def feed(self, event: C.Event) -> list[C.Action]:
-        """Hand the core an event (the QE answers: QeSessionReady, QeFailed)."""
+    def feed(self, event: E.Event) -> list[E.Action]:
+        """Hand the core an event (the QE answers QeSessionReady and QeFailed, CreateLsp,
+        DeleteLsp)."""
         return self._apply(self.core.handle(event, self._now()))
 
     def status(self) -> dict[str, object]:
@@ -213,7 +214,7 @@ class RsvpAgent:
                 continue
             self.counters["rx"] += 1
             try:
-                actions = self.core.handle(C.Received(src, payload), self._now())
+                actions = self.core.handle(E.Received(src, payload), self._now())
             except Exception:  # a bug in the core must not kill the daemon
                 log.exception(
                     "rsvp core failed on a message from %s",
@@ -231,21 +232,21 @@ class RsvpAgent:
             )
 
     def _apply(
-        self, actions: list[C.Action], rx: tuple[IPv4Address, bytes] | None = None
-    ) -> list[C.Action]:
+        self, actions: list[E.Action], rx: tuple[IPv4Address, bytes] | None = None
+    ) -> list[E.Action]:
         """Carry out the core's actions: the messages first (those that carry signalling
         on before the Acks, which only stop a retransmission 0.5 s away), then the other
         actions in order, then the log lines of the received and sent messages, so
         neither an Ack nor a log line delays the next hop."""
-        sent: list[C.Send] = []
-        acks: list[C.Send] = []
+        sent: list[E.Send] = []
+        acks: list[E.Send] = []
         for a in actions:
-            if isinstance(a, C.Send):
+            if isinstance(a, E.Send):
                 (acks if a.message.msg_type == MsgType.ACK else sent).append(a)
         sent = [a for a in sent if self._send(a)]
         sent += [a for a in acks if self._send(a)]
         for a in actions:
-            if not isinstance(a, C.Send):
+            if not isinstance(a, E.Send):
                 self._log_action(a)
                 if self.on_action is not None:
                     try:
@@ -260,7 +261,7 @@ class RsvpAgent:
         self._arm()
         return actions
 
-    def _send(self, a: C.Send) -> bool:
+    def _send(self, a: E.Send) -> bool:
         if self.sock is None:
             return False
         try:
@@ -276,7 +277,7 @@ class RsvpAgent:
             return False
         return True
 
-    def _log_tx(self, a: C.Send) -> None:
+    def _log_tx(self, a: E.Send) -> None:
         if a.message.msg_type != 20:
             lsp = ""
             with contextlib.suppress(Exception):
@@ -292,23 +293,23 @@ class RsvpAgent:
                 },
             )
 
-    def _log_action(self, a: C.Action) -> None:
+    def _log_action(self, a: E.Action) -> None:
         # a TE link's free lambdas change twice per LSP and hop: DEBUG (the QE service
         # logs the coalesced update it hands to OSPF)
-        level = logging.DEBUG if isinstance(a, C.LinkResources) else logging.INFO
+        level = logging.DEBUG if isinstance(a, E.LinkResources) else logging.INFO
         if not log.isEnabledFor(level):
             return
         extra: dict[str, object] = {"node": self.core.name, "action": type(a).__name__}
-        if isinstance(a, C.LspUp | C.LspDown | C.NeedQeSession | C.QeJoin | C.QeClose):
+        if isinstance(a, E.LspUp | E.LspDown | E.NeedQeSession | E.QeJoin | E.QeClose):
             extra["lsp"] = str(a.lsp)
-        if isinstance(a, C.LspDown):
+        if isinstance(a, E.LspDown):
             extra["reason"] = a.reason
             extra["code"] = str(a.code)
-        if isinstance(a, C.QeJoin | C.QeClose):
+        if isinstance(a, E.QeJoin | E.QeClose):
             extra["key_handle_prefix"] = a.key_handle[:4].hex()
-        if isinstance(a, C.NeighborUp | C.NeighborDown):
+        if isinstance(a, E.NeighborUp | E.NeighborDown):
             extra["peer"] = str(a.address)
-        if isinstance(a, C.LinkResources):
+        if isinstance(a, E.LinkResources):
             extra["local_if"] = a.local_if
             extra["free_lambdas"] = ",".join(map(str, a.free_lambdas))
         log.log(level, "rsvp %s", type(a).__name__, extra=extra)
@@ -316,7 +317,7 @@ class RsvpAgent:
     def _arm(self) -> None:
         if self._loop is None or self.sock is None:
             return
-        deadline = self.core.next_deadline()
+        deadline = self.core.next_timer()
         if self._timer is not None:
             if deadline is not None and abs(self._timer.when() - deadline) < 1e-6:
                 return
@@ -329,7 +330,7 @@ class RsvpAgent:
         self._timer = None
         try:
             # asyncio may run a timer a clock-resolution early: never tell the core less
-            actions = self.core.handle(C.Tick(), max(self._now(), deadline))
+            actions = self.core.handle(Tick(), max(self._now(), deadline))
         except Exception:
             log.exception("rsvp core failed on a timer", extra={"node": self.core.name})
             actions = []

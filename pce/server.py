@@ -20,19 +20,22 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from gmpls.core import Tick
 from gmpls.pcep import PCErr, PCReq
 from gmpls.pcep.constants import ERR_SECOND_SESSION, PORT
-from gmpls.pcep.session import (
+from gmpls.pcep.events import (
     Action,
+    CloseSession,
+    ConnectionLost,
+    ConnectionMade,
     Deliver,
     Disconnect,
-    Role,
+    Received,
     Send,
-    Session,
-    SessionConfig,
+    SendMessage,
     SessionUp,
-    State,
 )
+from gmpls.pcep.session import Role, Session, SessionConfig, State
 from pce.service import PceService
 
 log = logging.getLogger("pce.server")
@@ -116,7 +119,7 @@ class PcepServer:
         loop = asyncio.get_running_loop()
         for conn in list(self.connections.values()):
             if conn.session.state is not State.IDLE:
-                self._apply(conn, conn.session.close(loop.time()))
+                self._apply(conn, conn.session.handle(CloseSession(), loop.time()))
         for t in list(self._tasks):
             t.cancel()
         for t in list(self._tasks):
@@ -171,7 +174,7 @@ class PcepServer:
         self.stats.accepted += 1
         log.info("tcp connected", extra={"event": "connect", "peer": conn.session.peer})
         try:
-            self._apply(conn, session.connection_made(loop.time()))
+            self._apply(conn, session.handle(ConnectionMade(), loop.time()))
             while session.state is not State.IDLE:
                 if writer.transport.get_write_buffer_size() > 65536:
                     try:
@@ -179,24 +182,24 @@ class PcepServer:
                             await writer.drain()
                     except TimeoutError:
                         conn.closed_reason = "peer does not read its replies"
-                        session.connection_lost()
+                        session.handle(ConnectionLost(), loop.time())
                         break
                 deadline = session.next_timer()
                 try:
                     async with asyncio.timeout_at(deadline):
                         data = await reader.read(65536)
                 except TimeoutError:
-                    self._apply(conn, session.handle_timer(loop.time()))
+                    self._apply(conn, session.handle(Tick(), loop.time()))
                     continue
                 if not data:
-                    session.connection_lost()
+                    session.handle(ConnectionLost(), loop.time())
                     conn.closed_reason = "peer closed the TCP connection"
                     break
-                self._apply(conn, session.receive(data, loop.time()))
+                self._apply(conn, session.handle(Received(data), loop.time()))
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.drain(), 1.0)
         except (ConnectionError, OSError) as e:
-            session.connection_lost()
+            session.handle(ConnectionLost(), loop.time())
             conn.closed_reason = f"TCP error: {e}"
         finally:
             self.connections.pop(conn.id, None)
@@ -261,9 +264,9 @@ class PcepServer:
             return []
         out: list[Action] = []
         for err in errors:
-            out.extend(conn.session.send(err, now))
+            out.extend(conn.session.handle(SendMessage(err), now))
         if rep is not None:
-            out.extend(conn.session.send(rep, now))
+            out.extend(conn.session.handle(SendMessage(rep), now))
         return out
 
 

@@ -1,7 +1,9 @@
 """The ETSI GS QKD 004 proxy, sans-I/O: ``handle(event, now) -> actions``.
 
-One :class:`ProxyCore` is one proxy of a QKD link (DESIGN §4). It takes datagrams from
-three channels and time, and returns datagrams to send, log events and its next timer:
+One :class:`ProxyCore` is one proxy of a QKD link (DESIGN §4). It keeps the contract of
+:mod:`gmpls.core`: it takes datagrams from three channels and :class:`~gmpls.core.Tick`
+(the events of :mod:`qkd_proxy.events`) with the time, returns datagrams to send and log
+events, and tells its next timer through :meth:`ProxyCore.next_timer`:
 
 * NORTH: ETSI 004 requests from applications (SAEs), answered per request ID from a
   response cache so a retransmission never consumes a second key (gmpls.qkd.etsi004);
@@ -24,66 +26,17 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
 from ipaddress import IPv4Address
 from typing import Any
 
 from gmpls.cache import ResponseCache
+from gmpls.core import Tick
 from gmpls.errors import DecodeError, EncodeError
 from gmpls.qkd import etsi004 as etsi
 from gmpls.qkd import idq3p as idq
 from gmpls.qkd import sync
 from gmpls.qkd.etsi004 import Status
-
-Addr = tuple[str, int]
-
-
-class Channel(Enum):
-    NORTH = "north"
-    SYNC = "sync"
-    SOUTH = "south"
-
-
-@dataclass(frozen=True, slots=True)
-class Datagram:
-    """Event: a datagram arrived on ``channel`` from ``addr``."""
-
-    channel: Channel
-    data: bytes
-    addr: Addr
-
-
-@dataclass(frozen=True, slots=True)
-class Tick:
-    """Event: the timer fired (or any time passed)."""
-
-
-Event = Datagram | Tick
-
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    channel: Channel
-    data: bytes
-    addr: Addr
-
-
-@dataclass(frozen=True, slots=True)
-class Log:
-    """Something worth one log line; ``fields`` never hold key bytes."""
-
-    event: str
-    fields: Mapping[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Timer:
-    """Call :meth:`ProxyCore.handle` with :class:`Tick` at ``at`` (None: no timer)."""
-
-    at: float | None
-
-
-Action = Send | Log | Timer
+from qkd_proxy.events import Action, Addr, Channel, Datagram, Event, Log, Send
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +162,7 @@ class ProxyCore:
             "south_malformed": 0,
         }
         self.started = now
-        self._due: float | None = None  # earliest timer, as last returned
+        self._due: float | None = None  # earliest timer, as computed after the last event
         #: handles of the sessions that may have GET_KEY or CONNECT_BLOCKING waiters (the
         #: only sessions with a timer): next_timer looks at these, not at every session
         self._watch: set[bytes] = set()
@@ -224,11 +177,12 @@ class ProxyCore:
                 self._sync_in(event.data, event.addr, now)
             else:
                 self._south_in(event.data, event.addr, now)
+        elif not isinstance(event, Tick):
+            raise TypeError(f"not a proxy event: {event!r}")
         if self._due is not None and now >= self._due:
             self._timers(now)
         out = self._out
-        self._due = self.next_timer()
-        out.append(Timer(self._due))
+        self._due = self._earliest()
         self._out = []
         return out
 
@@ -239,6 +193,10 @@ class ProxyCore:
         return out
 
     def next_timer(self) -> float | None:
+        """When :class:`~gmpls.core.Tick` is next due (None: no timer)."""
+        return self._due
+
+    def _earliest(self) -> float | None:
         times = [t.next_at for t in self.sync_tx.values()]
         times += [t.next_at for t in self.south_tx.values()]
         for h in list(self._watch):

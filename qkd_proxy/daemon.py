@@ -22,10 +22,12 @@ from pathlib import Path
 from typing import cast
 
 from gmpls import topology
+from gmpls.core import Tick
 from gmpls.qkd import etsi004 as etsi
 from gmpls.qkd import idq3p as idq
 from gmpls.qkd import sync
-from qkd_proxy.core import Channel, Datagram, Log, ProxyConfig, ProxyCore, Send, Tick, Timer
+from qkd_proxy.core import ProxyConfig, ProxyCore
+from qkd_proxy.events import Channel, Datagram, Event, Log, Send
 
 log = logging.getLogger("qkd_proxy")
 
@@ -111,7 +113,7 @@ class Shell:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
 
-    def feed(self, event: Datagram | Tick) -> None:
+    def feed(self, event: Event) -> None:
         try:
             actions = self.core.handle(event, self.loop.time())
         except Exception:  # never crash on a packet
@@ -125,8 +127,7 @@ class Shell:
                     t.sendto(a.data, a.addr)
             elif isinstance(a, Log):
                 logs.append(a)  # written once the answers are out
-            elif isinstance(a, Timer):
-                self._arm(a.at)
+        self._arm(self.core.next_timer())
         for a in logs:
             log.info(a.event, extra={"host": self.core.cfg.name, **a.fields})
 

@@ -51,7 +51,9 @@ IO_MODULES = frozenset(
 #: the sans-I/O modules of the daemon packages; every module of gmpls is pure too
 PURE_IN_DAEMONS = (
     "qkd_proxy/core.py",
+    "qkd_proxy/events.py",
     "idq3p_emulator/core.py",
+    "idq3p_emulator/events.py",
     "idq3p_emulator/store.py",
     "idq3p_emulator/model.py",
     "pce/compute.py",

@@ -1,21 +1,13 @@
 """The sans-I/O OSPFv2 speaker: interfaces, neighbors, LSDB, flooding and SPF of one
 router in one area (RFC 2328 with RFC 5250 opaque LSAs).
 
-Inputs (time is always passed in, never read):
-
-- :meth:`OspfRouter.receive` — a packet as received: interface, source and destination
-  addresses, the OSPF bytes (the IP payload), ``now``;
-- :meth:`OspfRouter.handle` — an event: :class:`InterfaceUp`, :class:`InterfaceDown`,
-  :class:`Timer` (call it when the time of the last :class:`SetTimer` has come),
-  :class:`OriginateOpaque`, :class:`FlushOpaque`;
-- convenience wrappers for the same events (``add_interface``, ``originate_opaque`` ...).
-
-Outputs: every call returns a list of actions, the last one always a :class:`SetTimer`
-(the absolute time of the next timer; None when none is armed). :class:`Send` asks the
-shell to transmit bytes on an interface to an address (unicast or 224.0.0.5/6, TTL 1);
-:class:`LsdbChanged`, :class:`NeighborChanged` and :class:`RoutesChanged` report state
-changes. Listeners added with :meth:`OspfRouter.add_lsdb_listener` are also called,
-synchronously, for every LSDB change (the PCE's TED subscribes this way).
+It keeps the contract of :mod:`gmpls.core`: every input is an event of
+:mod:`gmpls.ospf.events` fed to :meth:`OspfRouter.handle` with the current time (a
+received packet, an interface coming up or going down, an opaque LSA to originate or
+flush, :class:`~gmpls.core.Tick` when the time of :meth:`OspfRouter.next_timer` has
+come); every call returns the actions to carry out, in order. Listeners added with
+:meth:`OspfRouter.add_lsdb_listener` are also called, synchronously, for every LSDB
+change (the PCE's TED subscribes this way).
 
 Sections of RFC 2328 are cited where each rule is implemented.
 """
@@ -25,9 +17,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
+from gmpls.core import Tick
 from gmpls.errors import DecodeError
 from gmpls.ospf import packet as P
 from gmpls.ospf import spf
@@ -49,6 +42,21 @@ from gmpls.ospf.constants import (
     LsType,
     Options,
     RouterLinkType,
+)
+from gmpls.ospf.events import (
+    Action,
+    Event,
+    FlushOpaque,
+    InterfaceChanged,
+    InterfaceConfig,
+    InterfaceDown,
+    InterfaceUp,
+    LsdbChanged,
+    NeighborChanged,
+    OriginateOpaque,
+    Received,
+    RoutesChanged,
+    Send,
 )
 from gmpls.ospf.fsm import (
     IF_TRANSITIONS,
@@ -76,119 +84,9 @@ log = logging.getLogger("gmpls.ospf")
 IP_HEADER_LEN = 20
 KNOWN_LS_TYPES = frozenset({1, 2, 3, 4, 5, 9, 10, 11})
 
-# ---------------------------------------------------------------- configuration
+#: interface states in which received packets are dropped
+_SILENT = (IfState.DOWN, IfState.LOOPBACK)
 
-
-@dataclass(frozen=True, slots=True)
-class AuthConfig:
-    """Interface authentication (RFC 2328 Appendix D): null, simple password or keyed MD5."""
-
-    autype: int = AuType.NULL
-    key: bytes = b""
-    key_id: int = 1
-
-
-@dataclass(frozen=True, slots=True)
-class InterfaceConfig:
-    """One OSPF interface. ``network_type`` is "broadcast" or "point-to-point"."""
-
-    name: str
-    address: IPv4Interface
-    network_type: str = "broadcast"
-    cost: int = 10
-    priority: int = 1
-    hello_interval: int = 10
-    dead_interval: int = 40
-    rxmt_interval: int = 5
-    transmit_delay: int = 1
-    mtu: int = 1500
-    auth: AuthConfig = AuthConfig()
-    passive: bool = False  # advertised as a stub network, no Hellos
-
-
-# ---------------------------------------------------------------- events and actions
-
-
-@dataclass(frozen=True, slots=True)
-class InterfaceUp:
-    config: InterfaceConfig
-
-
-@dataclass(frozen=True, slots=True)
-class InterfaceDown:
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class Timer:
-    """The time of the last :class:`SetTimer` has come."""
-
-
-@dataclass(frozen=True, slots=True)
-class OriginateOpaque:
-    """Originate (or change) one of our opaque LSAs; the core keeps its sequence number,
-    refreshes it every LSRefreshTime and honours MinLSInterval."""
-
-    ls_type: int
-    ls_id: IPv4Address
-    body: Any
-    options: int = Options.E | Options.O
-
-
-@dataclass(frozen=True, slots=True)
-class FlushOpaque:
-    ls_type: int
-    ls_id: IPv4Address
-
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    """Transmit ``data`` (an OSPF packet, the IP payload) on ``ifname`` to ``dst``."""
-
-    ifname: str
-    dst: IPv4Address
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class SetTimer:
-    """Call ``handle(Timer(), now)`` at ``at`` (absolute; None = no timer armed)."""
-
-    at: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class LsdbChanged:
-    """LSAs installed, replaced or removed (removed: the key is no longer in the LSDB)."""
-
-    keys: tuple[LSAKey, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class NeighborChanged:
-    ifname: str
-    router_id: IPv4Address
-    address: IPv4Address
-    old: NbrState
-    new: NbrState
-
-
-@dataclass(frozen=True, slots=True)
-class InterfaceChanged:
-    ifname: str
-    old: IfState
-    new: IfState
-    dr: IPv4Address
-    bdr: IPv4Address
-
-
-@dataclass(frozen=True, slots=True)
-class RoutesChanged:
-    routes: dict[IPv4Network, spf.Route]
-
-
-Action = Send | SetTimer | LsdbChanged | NeighborChanged | InterfaceChanged | RoutesChanged
-Event = InterfaceUp | InterfaceDown | Timer | OriginateOpaque | FlushOpaque
 LsdbListener = Callable[[LSAKey, LSA | None], None]
 
 # ---------------------------------------------------------------- per-peer state
@@ -356,14 +254,19 @@ class OspfRouter:
         self._listeners.append(fn)
 
     def handle(self, event: Event, now: float) -> list[Action]:
-        if isinstance(event, InterfaceUp):
+        if isinstance(event, Received):
+            iface = self.interfaces.get(event.ifname)
+            if iface is not None and iface.state not in _SILENT and not iface.config.passive:
+                src, dst = IPv4Address(event.src), IPv4Address(event.dst)
+                self._receive(iface, bytes(event.data), src, dst, now)
+        elif isinstance(event, Tick):
+            self._timers(now)
+        elif isinstance(event, InterfaceUp):
             self._interface_up(event.config, now)
         elif isinstance(event, InterfaceDown):
             iface = self.interfaces.get(event.name)
             if iface is not None:
                 self._if_event(iface, IfEvent.INTERFACE_DOWN, now)
-        elif isinstance(event, Timer):
-            self._timers(now)
         elif isinstance(event, OriginateOpaque):
             key = LSAKey(event.ls_type, IPv4Address(event.ls_id), self.router_id)
             if event.ls_type not in OPAQUE_TYPES:
@@ -371,33 +274,8 @@ class OspfRouter:
             self._originate(key, event.body, event.options, now)
         elif isinstance(event, FlushOpaque):
             self._flush_own(LSAKey(event.ls_type, IPv4Address(event.ls_id), self.router_id), now)
-        return self._finish(now)
-
-    def add_interface(self, config: InterfaceConfig, now: float) -> list[Action]:
-        return self.handle(InterfaceUp(config), now)
-
-    def originate_opaque(
-        self, ls_type: int, ls_id: IPv4Address, body: Any, now: float
-    ) -> list[Action]:
-        return self.handle(OriginateOpaque(ls_type, ls_id, body), now)
-
-    def flush_opaque(self, ls_type: int, ls_id: IPv4Address, now: float) -> list[Action]:
-        return self.handle(FlushOpaque(ls_type, ls_id), now)
-
-    def receive(
-        self,
-        ifname: str,
-        data: bytes,
-        src: IPv4Address | str,
-        now: float,
-        dst: IPv4Address | str = ALL_SPF_ROUTERS,
-    ) -> list[Action]:
-        """Process one received OSPF packet (the IP payload). Never raises on bad input:
-        the packet is dropped and counted on the interface (RFC 2328 §8.2)."""
-        iface = self.interfaces.get(ifname)
-        if iface is None or iface.state in (IfState.DOWN, IfState.LOOPBACK) or iface.config.passive:
-            return self._finish(now)
-        self._receive(iface, bytes(data), IPv4Address(src), IPv4Address(dst), now)
+        else:
+            raise TypeError(f"not an OSPF event: {event!r}")
         return self._finish(now)
 
     def next_timer(self) -> float | None:
@@ -422,9 +300,6 @@ class OspfRouter:
 
     def neighbors(self) -> list[tuple[Interface, Neighbor]]:
         return [(i, n) for i in self.interfaces.values() for n in i.neighbors.values()]
-
-    def lsas(self, now: float) -> list[LSA]:
-        return self.lsdb.lsas(now)
 
     def own(self, key: LSAKey) -> bool:
         return self._self_originated(key)
@@ -475,7 +350,6 @@ class OspfRouter:
             self._next_age_check = t
         out = self._out
         self._out = []
-        out.append(SetTimer(self.next_timer()))
         return out
 
     def _age_check_time(self, now: float) -> float | None:
@@ -1429,22 +1303,9 @@ def _newer(a: LSAHeader, b: LSAHeader) -> bool:
 
 
 __all__ = [
-    "Action",
-    "AuthConfig",
-    "Event",
-    "FlushOpaque",
+    "COUNTERS",
     "Interface",
-    "InterfaceChanged",
-    "InterfaceConfig",
-    "InterfaceDown",
-    "InterfaceUp",
-    "LsdbChanged",
+    "LsdbListener",
     "Neighbor",
-    "NeighborChanged",
-    "OriginateOpaque",
     "OspfRouter",
-    "RoutesChanged",
-    "Send",
-    "SetTimer",
-    "Timer",
 ]

@@ -201,7 +201,7 @@ _SECTIONS: dict[int, str] = {
 
 def database(r: OspfRouter, now: float) -> dict[str, Any]:
     area: dict[str, list[dict[str, Any]]] = {}
-    for a in r.lsas(now):
+    for a in r.lsdb.lsas(now):
         sec = _SECTIONS.get(a.header.ls_type, f"type{a.header.ls_type}LinkStates")
         e = _hdr(a)
         if isinstance(a.body, RouterLSA):
@@ -280,7 +280,7 @@ def _tlv(t: Any) -> dict[str, Any]:
 def opaque(r: OspfRouter, now: float, ls_type: int = LsType.OPAQUE_AREA) -> dict[str, Any]:
     """``show ip ospf database opaque-area json``: opaque LSAs decoded."""
     out = []
-    for a in r.lsas(now):
+    for a in r.lsdb.lsas(now):
         if a.header.ls_type != ls_type:
             continue
         e = _hdr(a)

@@ -1,11 +1,13 @@
 """The PCEP session, sans-I/O (RFC 5440 §6.2-§6.9, §7.3, Appendix A).
 
-One :class:`Session` per TCP connection, for either role (PCC or PCE). It is fed bytes and
-timer ticks with the time passed in, and returns :class:`Action` lists; it never touches
-a socket or a clock. The asyncio shells (``pce/server.py``, ``daemonkit/pcep.py``) write the
-:class:`Send` bytes, close the connection on :class:`Disconnect`, hand :class:`Deliver`
-messages to the application, and call :meth:`Session.handle_timer` at
-:meth:`Session.next_timer`.
+One :class:`Session` per TCP connection, for either role (PCC or PCE). It keeps the
+contract of :mod:`gmpls.core`: every input is an event of :mod:`gmpls.pcep.events` fed to
+:meth:`Session.handle` with the time passed in (TCP up or down, received bytes, the
+application's messages and close, :class:`~gmpls.core.Tick`), and it returns action
+lists; it never touches a socket or a clock. The asyncio shells (``pce/server.py``,
+``daemonkit/pcep.py``) write the :class:`Send` bytes, close the connection on
+:class:`Disconnect`, hand :class:`Deliver` messages to the application, and feed
+:class:`~gmpls.core.Tick` at :meth:`Session.next_timer`.
 
 The state machine of Appendix A, as a table (state, event) -> next state; the action is
 the method named in the middle column::
@@ -30,8 +32,8 @@ the method named in the middle column::
     UP          too_many_unknown     close_4 / close_5   -> IDLE
     any         tcp_closed           -                   -> IDLE
 
-TCPPending (the PCC's connect in progress) lives in the shell, which calls
-:meth:`Session.connection_made` when TCP is up. In every state a decode error carrying a
+TCPPending (the PCC's connect in progress) lives in the shell, which feeds
+:class:`ConnectionMade` when TCP is up. In every state a decode error carrying a
 PCEP error code is answered with that PCErr (and, before UP, the session is closed);
 one without a code means the byte stream cannot be trusted: Close (reason 3) in UP,
 PCErr (1, 1) before it.
@@ -44,6 +46,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from gmpls.core import Tick
 from gmpls.errors import DecodeError
 from gmpls.pcep.constants import (
     ERR_INVALID_OPEN,
@@ -55,6 +58,19 @@ from gmpls.pcep.constants import (
     ERR_SECOND_OPEN_UNACCEPTABLE,
     ERR_UNKNOWN_REQUEST,
     CloseReason,
+)
+from gmpls.pcep.events import (
+    Action,
+    CloseSession,
+    ConnectionLost,
+    ConnectionMade,
+    Deliver,
+    Disconnect,
+    Event,
+    Received,
+    Send,
+    SendMessage,
+    SessionUp,
 )
 from gmpls.pcep.messages import (
     AnyMessage,
@@ -82,38 +98,6 @@ class State(enum.Enum):
 class Role(enum.Enum):
     PCC = "pcc"
     PCE = "pce"
-
-
-# actions ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    data: bytes
-    msg: AnyMessage
-
-
-@dataclass(frozen=True, slots=True)
-class Deliver:
-    """A message for the application (PCReq at a PCE, PCRep/PCNtf/PCErr at a PCC...)."""
-
-    msg: AnyMessage
-
-
-@dataclass(frozen=True, slots=True)
-class SessionUp:
-    local: OpenObject
-    peer: OpenObject
-
-
-@dataclass(frozen=True, slots=True)
-class Disconnect:
-    """Close the TCP connection; ``reason`` says why, for logs and statistics."""
-
-    reason: str
-
-
-Action = Send | Deliver | SessionUp | Disconnect
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,9 +193,46 @@ class Session:
         self.pending: set[int] = set()
         self.up_since: float | None = None
 
-    # -- inputs ---------------------------------------------------------------------------
+    # -- the one entry point ----------------------------------------------------------------
 
-    def connection_made(self, now: float) -> list[Action]:
+    def handle(self, event: Event, now: float) -> list[Action]:
+        """Process ``event`` at ``now``; return what to do, in order."""
+        if isinstance(event, Received):
+            return self._receive(event.data, now)
+        if isinstance(event, Tick):
+            return self._timers(now)
+        if isinstance(event, SendMessage):
+            return self._send_message(event.msg, now)
+        if isinstance(event, ConnectionMade):
+            return self._connection_made(now)
+        if isinstance(event, ConnectionLost):
+            if self.state is not State.IDLE:
+                self._to_idle("TCP connection lost")
+            return []
+        if isinstance(event, CloseSession):
+            if self.state is State.IDLE:
+                return []
+            return self._close(event.reason, now, "closed locally")
+        raise TypeError(f"not a PCEP session event: {event!r}")
+
+    def next_timer(self) -> float | None:
+        """When :class:`~gmpls.core.Tick` is next due (None: no timer running)."""
+        if self.state is State.OPEN_WAIT:
+            return self._open_wait_at
+        if self.state is State.KEEP_WAIT:
+            return self._keep_wait_at
+        if self.state is State.UP:
+            ts = [t for t in (self._dead_at, self._keepalive_at) if t is not None]
+            return min(ts) if ts else None
+        return None
+
+    @property
+    def is_up(self) -> bool:
+        return self.state is State.UP
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _connection_made(self, now: float) -> list[Action]:
         """TCP is established (RFC 5440 §6.2): send Open, start the OpenWait timer."""
         if self.state is not State.IDLE:
             return []
@@ -219,14 +240,8 @@ class Session:
         self._open_wait_at = now + self.config.open_wait
         return [self._send(Open(self.local_open), now)]
 
-    def connection_lost(self) -> list[Action]:
-        if self.state is State.IDLE:
-            return []
-        self._to_idle("TCP connection lost")
-        return []
-
-    def receive(self, data: bytes, now: float) -> list[Action]:
-        """Bytes from TCP; any split. Returns what to do."""
+    def _receive(self, data: bytes, now: float) -> list[Action]:
+        """Bytes from TCP; any split."""
         if self.state is State.IDLE:
             return []
         try:
@@ -247,7 +262,7 @@ class Session:
             out.extend(self._malformed(self._framer.error, now))
         return out
 
-    def handle_timer(self, now: float) -> list[Action]:
+    def _timers(self, now: float) -> list[Action]:
         """Run the timers that are due at ``now``."""
         out: list[Action] = []
         if self.state is State.OPEN_WAIT and _due(self._open_wait_at, now):
@@ -263,38 +278,13 @@ class Session:
                 out.append(self._send(Keepalive(), now))
         return out
 
-    def next_timer(self) -> float | None:
-        """When :meth:`handle_timer` must next be called (None: no timer running)."""
-        if self.state is State.OPEN_WAIT:
-            return self._open_wait_at
-        if self.state is State.KEEP_WAIT:
-            return self._keep_wait_at
-        if self.state is State.UP:
-            ts = [t for t in (self._dead_at, self._keepalive_at) if t is not None]
-            return min(ts) if ts else None
-        return None
-
-    # -- API for the application ----------------------------------------------------------
-
-    def send(self, msg: AnyMessage, now: float) -> list[Action]:
-        """Send an application message (PCReq, PCRep, PCNtf, PCErr) on an Up session."""
+    def _send_message(self, msg: AnyMessage, now: float) -> list[Action]:
+        """An application message (PCReq, PCRep, PCNtf, PCErr) on an Up session."""
         if self.state is not State.UP:
             raise RuntimeError(f"PCEP session with {self.peer} is {self.state.value}, not Up")
         if isinstance(msg, PCReq):
             self.pending.update(r.rp.request_id for r in msg.requests)
         return [self._send(msg, now)]
-
-    def close(self, now: float, reason: int = CloseReason.NO_EXPLANATION) -> list[Action]:
-        """Close the session (RFC 5440 §6.8)."""
-        if self.state is State.IDLE:
-            return []
-        return self._close(reason, now, "closed locally")
-
-    @property
-    def is_up(self) -> bool:
-        return self.state is State.UP
-
-    # -- internals ------------------------------------------------------------------------
 
     def _send(self, msg: AnyMessage, now: float) -> Send:
         self.counters.tx += 1
@@ -560,14 +550,9 @@ _TABLE: dict[tuple[State, str], Handler] = {
 }
 
 __all__ = [
-    "Action",
     "Counters",
-    "Deliver",
-    "Disconnect",
     "Role",
-    "Send",
     "Session",
     "SessionConfig",
-    "SessionUp",
     "State",
 ]

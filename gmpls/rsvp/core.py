@@ -1,12 +1,13 @@
 """The sans-I/O RSVP-TE signalling core of one GMPLS node (RFC 2205, 3209, 3473, 3477).
 
-Inputs are events, outputs are actions; time is always passed in (seconds, float) and the
-core never reads a clock, opens a socket or sleeps::
+It keeps the contract of :mod:`gmpls.core`: inputs are events of :mod:`gmpls.rsvp.events`,
+outputs are actions; time is always passed in (seconds, float) and the core never reads a
+clock, opens a socket or sleeps::
 
     core = RsvpCore(router_id, control_address, te_links, refresh_ms=30000)
-    actions = core.create_lsp(tunnel_id, ero, qe_params, bandwidth_bps, now)
+    actions = core.handle(CreateLsp(tunnel_id, ero, qe_params, bandwidth_bps), now)
     actions = core.handle(Received(src, data), now)
-    actions = core.handle(Tick(), now)          # at core.next_deadline()
+    actions = core.handle(Tick(), now)          # at core.next_timer()
     actions = core.handle(QeSessionReady(lsp, key_handle), now)
 
 Actions: :class:`Send` (bytes to a neighbour's control address), :class:`LinkResources`
@@ -57,11 +58,12 @@ from __future__ import annotations
 import heapq
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from ipaddress import IPv4Address
 from typing import Protocol
 
 from gmpls import ero, qe
+from gmpls.core import Tick
 from gmpls.errors import DecodeError
 from gmpls.rsvp import objects as O
 from gmpls.rsvp.constants import (
@@ -76,6 +78,25 @@ from gmpls.rsvp.constants import (
     RoutingProblem,
     Style,
     SwitchingType,
+)
+from gmpls.rsvp.events import (
+    Action,
+    CreateLsp,
+    DeleteLsp,
+    Event,
+    LinkResources,
+    LspDown,
+    LspKey,
+    LspUp,
+    NeedQeSession,
+    NeighborDown,
+    NeighborUp,
+    QeClose,
+    QeFailed,
+    QeJoin,
+    QeSessionReady,
+    Received,
+    Send,
 )
 from gmpls.rsvp.message import Message
 from gmpls.wire import Reader
@@ -106,160 +127,6 @@ class TeLinkLike(Protocol):
     def remote_control(self) -> IPv4Address: ...
     @property
     def lambdas(self) -> tuple[int, ...]: ...
-
-
-# --- events ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class LspKey:
-    """An LSP: its SESSION (tunnel end, tunnel ID, extended tunnel ID) and its sender
-    (SENDER_TEMPLATE / FILTER_SPEC: address, LSP ID)."""
-
-    tunnel_end: IPv4Address
-    tunnel_id: int
-    ext_tunnel_id: IPv4Address
-    sender: IPv4Address
-    lsp_id: int
-
-    def __str__(self) -> str:
-        return f"{self.ext_tunnel_id}->{self.tunnel_end}#{self.tunnel_id}/{self.lsp_id}"
-
-    def __hash__(self) -> int:
-        # the addresses as integers: IPv4Address.__hash__ formats a hex string each time,
-        # and LspKey is the key of every per-LSP dict (equal keys still hash equal)
-        return hash(
-            (
-                int(self.tunnel_end),
-                self.tunnel_id,
-                int(self.ext_tunnel_id),
-                int(self.sender),
-                self.lsp_id,
-            )
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Received:
-    """An RSVP message (the IP payload) from ``src`` (the IP source address)."""
-
-    src: IPv4Address
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Tick:
-    """Time has passed: run the timers due at ``now``."""
-
-
-@dataclass(frozen=True, slots=True)
-class QeSessionReady:
-    """The ETSI 004 session of ``lsp`` is open (head) or joined (tail)."""
-
-    lsp: LspKey
-    key_handle: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class QeFailed:
-    lsp: LspKey
-    reason: str
-
-
-Event = Received | Tick | QeSessionReady | QeFailed
-
-
-# --- actions -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    """Send ``data`` (RSVP, IP protocol 46) to ``dst`` with IP TTL ``ttl``."""
-
-    dst: IPv4Address
-    data: bytes
-    message: Message = field(compare=False, repr=False)
-    ttl: int = 255
-
-
-@dataclass(frozen=True, slots=True)
-class LinkResources:
-    """The free lambdas (RFC 6205 channel indices) of TE link ``local_if`` changed."""
-
-    local_if: int
-    free_lambdas: tuple[int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class NeedQeSession:
-    """Head: open an ETSI 004 session toward ``dst_router_id``; answer with
-    :class:`QeSessionReady` (64-byte key handle) or :class:`QeFailed`."""
-
-    lsp: LspKey
-    dst_router_id: IPv4Address
-    params: qe.QeParams
-
-
-@dataclass(frozen=True, slots=True)
-class QeJoin:
-    """QE destination: join the ETSI 004 session ``key_handle``; answer with
-    :class:`QeSessionReady` or :class:`QeFailed`."""
-
-    lsp: LspKey
-    key_handle: bytes
-    params: qe.QeParams
-
-
-@dataclass(frozen=True, slots=True)
-class QeClose:
-    """The LSP is gone: close the ETSI 004 session ``key_handle``."""
-
-    lsp: LspKey
-    key_handle: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class LspUp:
-    """Head: Resv arrived, the LSP is up; ``route`` is the Resv's RECORD_ROUTE. Tail:
-    Resv sent."""
-
-    lsp: LspKey
-    role: str
-    route: tuple[ero.Subobject, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class LspDown:
-    """The LSP failed or was torn down here; ``code`` is the RSVP (code, value)."""
-
-    lsp: LspKey
-    role: str
-    reason: str
-    code: tuple[int, int] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class NeighborUp:
-    address: IPv4Address
-
-
-@dataclass(frozen=True, slots=True)
-class NeighborDown:
-    address: IPv4Address
-    reason: str
-
-
-Action = (
-    Send
-    | LinkResources
-    | NeedQeSession
-    | QeJoin
-    | QeClose
-    | LspUp
-    | LspDown
-    | NeighborUp
-    | NeighborDown
-)
 
 
 # --- state -------------------------------------------------------------------------------
@@ -434,95 +301,34 @@ class RsvpCore:
         self._out: list[Action] = []
         self._started = False
 
-    # --- public API -----------------------------------------------------------------
-
-    def create_lsp(
-        self,
-        tunnel_id: int,
-        route: Sequence[ero.Subobject],
-        qe_params: qe.QeParams | None,
-        bandwidth_bps: float,
-        now: float,
-        *,
-        name: str = "",
-    ) -> list[Action]:
-        """Head: signal an LSP along ``route`` (the PCE's ERO, this node first).
-
-        ``qe_params`` None means: take them from the QE subobject behind this node in
-        ``route`` (the PCE put them there); a QE subobject there with a zero session ID
-        starts the QE procedure. Errors found in the ERO end in :class:`LspDown` with
-        the RSVP code, no message is sent. Raises ValueError for a tunnel ID in use.
-        """
-        if self.tunnel_in_use(tunnel_id):
-            raise ValueError(f"tunnel {tunnel_id} is in use")
-        self._begin(now)
-        lsp_id = self._next_lsp_id
-        self._next_lsp_id = self._next_lsp_id % 0xFFFF + 1
-        end = _route_end(route)
-        key = LspKey(end or IPv4Address(0), tunnel_id, self.router_id, self.router_id, lsp_id)
-        tb = O.TokenBucket.for_bandwidth(bandwidth_bps / 8.0)
-        psb = Psb(
-            key,
-            HEAD,
-            "path-sent",
-            O.SessionLspTunnelV4(key.tunnel_end, tunnel_id, self.router_id),
-            O.SenderTemplate(self.router_id, lsp_id),
-            O.SenderTspec(tb),
-            O.GeneralizedLabelRequest(LspEncoding.LAMBDA, SwitchingType.LSC, GPID_ETHERNET),
-            O.SessionAttribute(name or f"lsp-{tunnel_id}", 7, 7, SA_LABEL_RECORDING | SA_SE_STYLE),
-        )
-        try:
-            if end is None:
-                raise _rp(RoutingProblem.BAD_EXPLICIT_ROUTE, "the ERO names no destination")
-            r = self._process_ero(list(route), head=True)
-            if r.tail:
-                raise _rp(RoutingProblem.BAD_EXPLICIT_ROUTE, "the ERO leads nowhere past us")
-            self._take_route(psb, r)
-            if r.own_qe is not None:
-                params = qe_params or r.own_qe.params()
-                self._qe_head(psb, r.own_qe, params)
-            self._check_out_label(psb)
-        except _Fail as f:
-            self._emit(LspDown(key, HEAD, f.reason, f.code))
-            return self._end()
-        self._add_psb(psb)
-        psb.setup_deadline = now + self.lifetime
-        self._schedule(key)
-        if psb.qe_pending:
-            psb.state = "qe-wait"
-            assert psb.qe_dst is not None and psb.qe_params is not None
-            self._emit(NeedQeSession(key, psb.qe_dst, psb.qe_params))
-        else:
-            self._send_path_first(psb, now)
-        return self._end()
-
-    def delete_lsp(self, tunnel_id: int, now: float) -> list[Action]:
-        """Head: tear down tunnel ``tunnel_id`` (PathTear, labels and key released)."""
-        self._begin(now)
-        keys = self._tunnels.get((self.router_id, tunnel_id), set())
-        for key in sorted(keys, key=self._order.__getitem__):
-            psb = self.psbs.get(key)
-            if psb is not None and psb.role == HEAD:
-                self._teardown(psb, "deleted", None, send_tear=True)
-        return self._end()
-
-    def tunnel_in_use(self, tunnel_id: int) -> bool:
-        """Whether this node heads (or holds state of) an LSP of its tunnel ``tunnel_id``."""
-        return bool(self._tunnels.get((self.router_id, tunnel_id)))
+    # --- the one entry point ----------------------------------------------------------
 
     def handle(self, event: Event, now: float) -> list[Action]:
+        # the head's CreateLsp and DeleteLsp answer with what they caused alone; every
+        # other event also runs the timers due at ``now``
+        if isinstance(event, CreateLsp):
+            if self.tunnel_in_use(event.tunnel_id):
+                raise ValueError(f"tunnel {event.tunnel_id} is in use")
+            self._begin(now)
+            self._create_lsp(event, now)
+            return self._end()
         self._begin(now)
+        if isinstance(event, DeleteLsp):
+            self._delete_lsp(event.tunnel_id)
+            return self._end()
         if isinstance(event, Received):
             self._receive(event.src, event.data, now)
         elif isinstance(event, QeSessionReady):
             self._qe_ready(event, now)
         elif isinstance(event, QeFailed):
             self._qe_failed(event, now)
+        elif not isinstance(event, Tick):
+            raise TypeError(f"not an RSVP core event: {event!r}")
         self._timers(now)
         return self._end()
 
-    def next_deadline(self) -> float | None:
-        """When :class:`Tick` is next due (None: nothing pending)."""
+    def next_timer(self) -> float | None:
+        """When :class:`~gmpls.core.Tick` is next due (None: nothing pending)."""
         times: list[float] = [p.next_at for p in self.pending.values()]
         top = self._top()  # every RSB has its PSB: the heap holds the timers of both
         if top is not None:
@@ -533,6 +339,10 @@ class RsvpCore:
                 if n.up and n.last_heard is not None:
                     times.append(n.last_heard + HELLO_DEAD_FACTOR * self.hello)
         return min(times) if times else None
+
+    def tunnel_in_use(self, tunnel_id: int) -> bool:
+        """Whether this node heads (or holds state of) an LSP of its tunnel ``tunnel_id``."""
+        return bool(self._tunnels.get((self.router_id, tunnel_id)))
 
     def free_lambdas(self, local_if: int) -> tuple[int, ...]:
         return tuple(sorted(self.free.get(local_if, ())))
@@ -560,6 +370,58 @@ class RsvpCore:
                 }
             )
         return out
+
+    # --- head: create and delete LSPs -------------------------------------------------
+
+    def _create_lsp(self, ev: CreateLsp, now: float) -> None:
+        """See :class:`~gmpls.rsvp.events.CreateLsp`."""
+        tunnel_id, route, name = ev.tunnel_id, ev.route, ev.name
+        lsp_id = self._next_lsp_id
+        self._next_lsp_id = self._next_lsp_id % 0xFFFF + 1
+        end = _route_end(route)
+        key = LspKey(end or IPv4Address(0), tunnel_id, self.router_id, self.router_id, lsp_id)
+        tb = O.TokenBucket.for_bandwidth(ev.bandwidth_bps / 8.0)
+        psb = Psb(
+            key,
+            HEAD,
+            "path-sent",
+            O.SessionLspTunnelV4(key.tunnel_end, tunnel_id, self.router_id),
+            O.SenderTemplate(self.router_id, lsp_id),
+            O.SenderTspec(tb),
+            O.GeneralizedLabelRequest(LspEncoding.LAMBDA, SwitchingType.LSC, GPID_ETHERNET),
+            O.SessionAttribute(name or f"lsp-{tunnel_id}", 7, 7, SA_LABEL_RECORDING | SA_SE_STYLE),
+        )
+        try:
+            if end is None:
+                raise _rp(RoutingProblem.BAD_EXPLICIT_ROUTE, "the ERO names no destination")
+            r = self._process_ero(list(route), head=True)
+            if r.tail:
+                raise _rp(RoutingProblem.BAD_EXPLICIT_ROUTE, "the ERO leads nowhere past us")
+            self._take_route(psb, r)
+            if r.own_qe is not None:
+                params = ev.qe_params or r.own_qe.params()
+                self._qe_head(psb, r.own_qe, params)
+            self._check_out_label(psb)
+        except _Fail as f:
+            self._emit(LspDown(key, HEAD, f.reason, f.code))
+            return
+        self._add_psb(psb)
+        psb.setup_deadline = now + self.lifetime
+        self._schedule(key)
+        if psb.qe_pending:
+            psb.state = "qe-wait"
+            assert psb.qe_dst is not None and psb.qe_params is not None
+            self._emit(NeedQeSession(key, psb.qe_dst, psb.qe_params))
+        else:
+            self._send_path_first(psb, now)
+
+    def _delete_lsp(self, tunnel_id: int) -> None:
+        """Head: tear down tunnel ``tunnel_id`` (PathTear, labels and key released)."""
+        keys = self._tunnels.get((self.router_id, tunnel_id), set())
+        for key in sorted(keys, key=self._order.__getitem__):
+            psb = self.psbs.get(key)
+            if psb is not None and psb.role == HEAD:
+                self._teardown(psb, "deleted", None, send_tear=True)
 
     # --- plumbing ---------------------------------------------------------------------
 

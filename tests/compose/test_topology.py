@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+import re
 from pathlib import Path
 from typing import Any
 
@@ -251,6 +252,204 @@ def test_empty_document() -> None:
     got = problems(None)
     assert "t.yaml: name: is required" in got
     assert "t.yaml: domains: at least one domain is required" in got
+
+
+_GONE = object()  # as a value in an edit: delete the key
+
+
+def edit(d: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """Set (or, with _GONE, delete) the value at a dotted path; ``[i]`` picks a list item."""
+    *parents, last = path.replace("[", ".[").split(".")
+    node: Any = d
+    for key in parents:
+        node = node[int(key[1:-1])] if key.startswith("[") else node[key]
+    k: Any = int(last[1:-1]) if last.startswith("[") else last
+    if value is _GONE:
+        del node[k]
+    else:
+        node[k] = value
+    return d
+
+
+# Each problem the loader can report that the tests above do not: one edit of the paper
+# topology, and every line it must give (nothing more).
+EDITS: list[tuple[str, Any, list[str]]] = [
+    ("ospf", [1], ["ospf: must be a mapping, not list"]),
+    (
+        "hosts.client",
+        "x",
+        [
+            "hosts.client: must be a mapping, not str",
+            "hosts.client.kind: is required",
+            "hosts.client.interfaces: a host needs at least one interface",
+        ],
+    ),
+    ("name", "", ["name: '' is not a non-empty string"]),
+    ("te_links[0].bandwidth_mbps", -5, ["te_links[0].bandwidth_mbps: -5 is not a positive number"]),
+    ("hosts.tn1.qe.capable", "yes", ["hosts.tn1.qe.capable: 'yes' is not true or false"]),
+    ("hosts.tn1.qe.key", 1, ["hosts.tn1.qe.key: unknown key (allowed: capable, proxy)"]),
+    ("qkd.sync_secret", "zz", ["qkd.sync_secret: 'zz' is not a hex string"]),
+    ("qkd.sync_secret", "00ff", ["qkd.sync_secret: must be at least 16 bytes (32 hex digits)"]),
+    ("rsvp.refresh_ms", "30s", ["rsvp.refresh_ms: '30s' is not an integer"]),
+    (
+        "te_links[0].lambdas",
+        [1, 2**15],
+        ["te_links[0].lambdas: must be a list of DWDM channel numbers n (16-bit signed)"],
+    ),
+    ("te_links[0].lambdas", [1, 1], ["te_links[0].lambdas: lists a channel twice"]),
+    ("te_links", {"a": "tn1"}, ["te_links: must be a list"]),
+    ("te_links[0].a_if", _GONE, ["te_links[0].a_if: is required"]),
+    (
+        "domains.sync.subnet",
+        _GONE,
+        [
+            "domains.sync.subnet: is required",
+            "hosts.etsiA.interfaces.sync: no domain 'sync' is declared",
+            "hosts.etsiB.interfaces.sync: no domain 'sync' is declared",
+            "hosts.etsiA.peer: etsiB shares no domain with etsiA",
+            "hosts.etsiB.peer: etsiA shares no domain with etsiB",
+        ],
+    ),
+    (
+        "control_domain",
+        "qa",
+        [
+            f"hosts.{h}.interfaces: a {k} needs an address on the control domain qa"
+            for h, k in [
+                ("tn2", "node"),
+                ("tn3", "node"),
+                ("tn4", "node"),
+                ("tn5", "node"),
+                ("pce", "pce"),
+            ]
+        ],
+    ),
+    (
+        "control_domain",
+        "mgmt",
+        [
+            "control_domain: 'mgmt' is not a declared domain",
+            *(
+                f"hosts.{h}.interfaces: a {k} needs an address on the control domain mgmt"
+                for h, k in [
+                    ("tn1", "node"),
+                    ("tn2", "node"),
+                    ("tn3", "node"),
+                    ("tn4", "node"),
+                    ("tn5", "node"),
+                    ("pce", "pce"),
+                ]
+            ),
+        ],
+    ),
+    (
+        "hosts.client.interfaces",
+        {},
+        ["hosts.client.interfaces: a host needs at least one interface"],
+    ),
+    ("hosts.client.kind", _GONE, ["hosts.client.kind: is required"]),
+    ("hosts.tn2.router_id", _GONE, ["hosts.tn2.router_id: is required"]),
+    (
+        "hosts.client.router_id",
+        "10.1.1.99",
+        ["hosts.client.router_id: a client host has no router ID"],
+    ),
+    (
+        "hosts.pce.qe",
+        {"capable": False},
+        ["hosts.pce.qe: only a node can be QE capable, this is a pce"],
+    ),
+    (
+        "hosts.idqA.peer",
+        "etsiB",
+        [
+            "hosts.idqA.peer: only a qkd-proxy host has peer",
+            "hosts.idqA.peer: etsiB's peer is etsiA, not idqA",
+            "hosts.idqA.peer: etsiB shares no domain with idqA",
+        ],
+    ),
+    ("hosts.etsiA.serves", None, ["hosts.etsiA.serves: is required"]),  # null is left out
+    (
+        "hosts.idqB.pair",
+        _GONE,
+        [
+            "hosts.idqB.pair: is required",
+            "hosts.idqA.pair: idqB's pair is None, not idqA",
+        ],
+    ),
+    (
+        "hosts.tn1.qe.proxy",
+        _GONE,
+        [
+            "hosts.tn1.qe.proxy: a QE capable node needs the ETSI 004 proxy that serves it",
+            "hosts.etsiA.serves: tn1's qe.proxy is None, not etsiA",
+        ],
+    ),
+    ("hosts.etsiB.serves", "tn1", ["hosts.etsiB.serves: tn1's qe.proxy is etsiA, not etsiB"]),
+    ("hosts.etsiA.idq", "idqB", ["hosts.etsiA.idq: idqB shares no domain with etsiA"]),
+    ("hosts.idqA.pair", "idqA", ["hosts.idqB.pair: idqA's pair is idqA, not idqB"]),
+    # a host whose kind is wrong gets that one problem, not others that depend on its kind
+    (
+        "hosts.tn4.kind",
+        "switch",
+        [
+            "hosts.tn4.kind: 'switch' is not a host kind"
+            " (node, pce, client, qkd-proxy, idq3p, frr, bird)"
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "expected"), EDITS, ids=[e[0] for e in EDITS])
+def test_each_problem_is_named_exactly(
+    doc: dict[str, Any], path: str, value: Any, expected: list[str]
+) -> None:
+    assert sorted(problems(edit(doc, path, value))) == sorted(f"t.yaml: {p}" for p in expected)
+
+
+def test_a_document_that_is_not_a_mapping() -> None:
+    assert problems([1, 2]) == [
+        "t.yaml: must be a mapping, not list",
+        "t.yaml: name: is required",
+        "t.yaml: domains: at least one domain is required",
+    ]
+
+
+def test_null_is_the_same_as_left_out(doc: dict[str, Any]) -> None:
+    """``key: ~`` means the default, wherever it stands (but a required key stays required)."""
+    for path in (
+        "prefix",
+        "ospf",
+        "rsvp.hello_ms",
+        "hosts.tn2.cli_port",
+        "hosts.client.qe",
+        "hosts.tn2.serves",
+        "te_links[0].lambdas",
+        "domains.ctrl.description",
+    ):
+        edit(doc, path, None)
+    t = parse(doc, "t.yaml")
+    assert t.prefix == "qk" and t.ospf.hello_interval == 10 and t.rsvp.hello_ms == 1000
+    assert t.hosts["tn2"].cli_port is None and t.hosts["tn2"].serves is None
+    assert t.te_links[0].lambdas == () and t.domains["ctrl"].description == ""
+
+
+def test_every_key_of_the_schema_is_documented() -> None:
+    """docs/topology.md names every key the loader's schema tables accept."""
+    from gmpls import topology as tp
+
+    text = (ROOT / "docs" / "topology.md").read_text()
+
+    def keys(spec: Any) -> set[str]:
+        if isinstance(spec, tp._Record):
+            return {k.name for k in spec.keys}.union(*(keys(k.spec) for k in spec.keys))
+        if isinstance(spec, tp._MapOf | tp._ListOf):
+            return keys(spec.item)
+        return set()
+
+    documented = set(re.findall(r"`([a-z_.]+)`", text))
+    documented |= {part for name in documented for part in name.split(".")}
+    assert keys(tp._TOP) - documented == set()
 
 
 def test_control_address_and_shared_domain() -> None:

@@ -1,75 +1,169 @@
-"""The QE service of the five paper nodes wired in memory, on the real asyncio loop.
+"""The paper testbed wired in memory on one virtual clock: every protocol piece is the
+real one, only the wires and the clock are not.
 
-- :class:`MemAgent` is :class:`node_agent.rsvp.RsvpAgent` without the socket: a ``Send``
-  action is handed to the destination's core with ``loop.call_soon`` (so messages cross
-  in order but never re-enter a core), one ``loop.call_at`` timer per core;
-- :class:`MemPcc` answers PCReqs with the real PCE computation (:class:`pce.service.
-  PceService` over a TED of the topology's LSAs, :func:`pce.synth.topology_lsas`) — the
-  Fig. 9 ERO with zero session IDs;
-- :class:`MemQkd` is an ETSI 004 proxy pair in memory with the proxies' session rules
-  that matter here (a zero handle opens a new session, the named destination joins it,
-  index *i* is the same key at both ends, a closed handle is refused, a stranger gets
-  status 5) and switches to inject faults (no key, unreachable, refuse joins).
+- the QE service of each node is the node agent's shell (:class:`node_agent.qe_service.
+  QeService`, around the real :class:`gmpls.qe_service.core.QeServiceCore`) with its
+  I/O seams replaced (:class:`MemNode`): time is :class:`Sim`'s, the PCReq is answered
+  by the real PCE computation (:class:`MemPce`: :class:`pce.service.PceService` over a
+  TED of the topology's LSAs), the ETSI 004 calls go as encoded datagrams to a proxy core
+  (:class:`MemEtsi`);
+- RSVP-TE is the real :class:`gmpls.rsvp.core.RsvpCore` of every node (:class:`MemRsvp`):
+  a ``Send`` reaches the destination's core after :data:`LATENCY`, in order;
+- the QKD plane (:class:`MemQkd`) is the topology's two ETSI 004 proxy cores
+  (:class:`qkd_proxy.core.ProxyCore`) and two IDQ3P emulator cores
+  (:class:`idq3p_emulator.core.Idq3pServer` with their key stores), configured from the
+  topology like the daemons are, passing their encoded datagrams to each other: north
+  (node ↔ proxy, ETSI 004 codec), sync (proxy ↔ proxy), south (proxy ↔ IDQ3P device).
+  Faults: a node's proxy unreachable, devices without key, proxies refusing joins.
+
+Nothing here reads a clock or opens a socket: a test runs in milliseconds whatever the
+machine's load, and :meth:`MemLab.settle` waits in virtual time.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+import heapq
+import itertools
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
 from daemonkit.cli import CommandTable
 from daemonkit.pcep import PcepClient, Reply
-from gmpls import ero, qe
-from gmpls.rsvp import core as C
+from gmpls import ero
+from gmpls.core import Tick
+from gmpls.qe_service import events as E
+from gmpls.qe_service.model import FINISHED, UP, Service
+from gmpls.qkd import etsi004 as etsi
+from gmpls.rsvp import events as RE
+from gmpls.rsvp.core import RsvpCore
 from gmpls.topology import Topology, load
+from idq3p_emulator.core import Idq3pServer
+from idq3p_emulator.daemon import EmulatorConfig, build_server
+from idq3p_emulator.daemon import config_from_topology as idq_config
+from idq3p_emulator.events import Datagram as IdqDatagram
+from node_agent import qe_cli
 from node_agent.qe_service import QeService
 from pce.compute import PathComputer
 from pce.service import PceService
 from pce.synth import topology_lsas
 from pce.ted import Ted
+from qkd_proxy.core import ProxyCore
+from qkd_proxy.daemon import config_from_topology as proxy_config
+from qkd_proxy.events import Channel, Datagram, Log, Send
 
 ROOT = Path(__file__).resolve().parents[2]
 PAPER = ROOT / "topologies" / "paper.yaml"
+#: one-way delay of every in-memory wire (s)
+LATENCY = 0.0001
+#: the PCE's computation time (s)
+PCE_DELAY = 0.001
+#: the node's ETSI 004 client gives up after this long (s), as the node agent's does
+ETSI_DEADLINE = 6.0
+Addr = tuple[str, int]
 
 
-class MemAgent:
-    """An RSVP shell whose wire is a dict of cores."""
+# --- the virtual clock -----------------------------------------------------------------
 
-    def __init__(self, core: C.RsvpCore, net: MemNet) -> None:
+
+@dataclass(order=True)
+class _Due:
+    at: float
+    seq: int
+    fn: Callable[[], None] = field(compare=False)
+    cancelled: bool = field(default=False, compare=False)
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Sim:
+    """Callbacks at virtual times, run in time order (in the order given at equal times)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._due: list[_Due] = []
+        self._seq = itertools.count()
+
+    def call_at(self, at: float, fn: Callable[[], None]) -> _Due:
+        d = _Due(max(at, self.now), next(self._seq), fn)
+        heapq.heappush(self._due, d)
+        return d
+
+    def call_later(self, delay: float, fn: Callable[[], None]) -> _Due:
+        return self.call_at(self.now + delay, fn)
+
+    def run_until(self, cond: Callable[[], bool], timeout: float) -> bool:
+        """Run callbacks until ``cond()`` holds (True) or ``timeout`` virtual seconds pass
+        (False, the clock then stands at the end)."""
+        end = self.now + timeout
+        while not cond():
+            while self._due and self._due[0].cancelled:
+                heapq.heappop(self._due)
+            if not self._due or self._due[0].at > end:
+                self.now = end
+                return False
+            d = heapq.heappop(self._due)
+            self.now = d.at
+            d.fn()
+        return True
+
+    def run(self, seconds: float) -> None:
+        self.run_until(lambda: False, seconds)
+
+
+# --- the adapters to the protocol cores' timer APIs (one place each) -------------------
+
+
+def _rsvp_next_timer(core: RsvpCore) -> float | None:
+    return core.next_timer()
+
+
+def _rsvp_tick(core: RsvpCore, now: float) -> list[RE.Action]:
+    return core.handle(Tick(), now)
+
+
+def _proxy_tick(core: ProxyCore, now: float) -> list[Any]:
+    return core.handle(Tick(), now)
+
+
+def _idq3p_answer(server: Idq3pServer, data: bytes, src: Addr, now: float) -> bytes | None:
+    sends = server.handle(IdqDatagram(data, src), now)
+    return sends[0].data if sends else None
+
+
+# --- RSVP-TE ------------------------------------------------------------------------------
+
+
+class MemRsvp:
+    """One node's RSVP core on the in-memory wire (the node agent's RsvpAgent without the
+    socket); every action other than Send goes to ``on_action`` (the QE service)."""
+
+    def __init__(self, lab: MemLab, core: RsvpCore) -> None:
+        self.lab = lab
         self.core = core
-        self.net = net
-        self.on_action: Any = None
-        self._timer: asyncio.TimerHandle | None = None
+        self.on_action: Callable[[RE.Action], None] | None = None
         self.down = False
-
-    def _now(self) -> float:
-        return asyncio.get_running_loop().time()
+        self._timer: _Due | None = None
 
     def create_lsp(
-        self,
-        tunnel_id: int,
-        route: Any,
-        qe_params: qe.QeParams | None,
-        bandwidth_bps: float,
-        *,
-        name: str = "",
-    ) -> list[C.Action]:
-        return self._apply(
-            self.core.create_lsp(tunnel_id, route, qe_params, bandwidth_bps, self._now(), name=name)
+        self, tunnel_id: int, route: Any, qe_params: Any, bandwidth_bps: float, *, name: str = ""
+    ) -> list[RE.Action]:
+        now = self.lab.sim.now
+        return self.apply(
+            self.core.handle(RE.CreateLsp(tunnel_id, route, qe_params, bandwidth_bps, name), now)
         )
 
-    def delete_lsp(self, tunnel_id: int) -> list[C.Action]:
-        return self._apply(self.core.delete_lsp(tunnel_id, self._now()))
+    def delete_lsp(self, tunnel_id: int) -> list[RE.Action]:
+        return self.apply(self.core.handle(RE.DeleteLsp(tunnel_id), self.lab.sim.now))
 
-    def feed(self, event: C.Event) -> list[C.Action]:
+    def feed(self, event: RE.Event) -> list[RE.Action]:
         if self.down:
             return []
-        return self._apply(self.core.handle(event, self._now()))
+        return self.apply(self.core.handle(event, self.lab.sim.now))
 
     def status(self) -> dict[str, object]:
         return {
@@ -86,29 +180,33 @@ class MemAgent:
             "counters": dict(self.core.stats),
         }
 
-    def _apply(self, actions: list[C.Action]) -> list[C.Action]:
-        loop = asyncio.get_running_loop()
+    def apply(self, actions: list[RE.Action]) -> list[RE.Action]:
         for a in actions:
-            if isinstance(a, C.Send):
-                self.net.sent.append((self.core.control_address, a.dst, a.message.name))
-                loop.call_soon(self.net.deliver, self.core.control_address, a.dst, a.data)
+            if isinstance(a, RE.Send):
+                self.lab.send_rsvp(self.core.control_address, a)
             elif self.on_action is not None:
                 self.on_action(a)
         self._arm()
         return actions
 
+    def receive(self, src: IPv4Address, data: bytes) -> None:
+        if not self.down:
+            self.apply(self.core.handle(RE.Received(src, data), self.lab.sim.now))
+
     def _arm(self) -> None:
+        at = None if self.down else _rsvp_next_timer(self.core)
+        if self._timer is not None and not self._timer.cancelled and self._timer.at == at:
+            return
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        d = self.core.next_deadline()
-        if d is not None and not self.down:
-            self._timer = asyncio.get_running_loop().call_at(d, self._tick, d)
+        if at is not None:
+            self._timer = self.lab.sim.call_at(at, lambda: self._tick(at))
 
-    def _tick(self, d: float) -> None:
+    def _tick(self, at: float) -> None:
         self._timer = None
         if not self.down:
-            self._apply(self.core.handle(C.Tick(), max(self._now(), d)))
+            self.apply(_rsvp_tick(self.core, max(self.lab.sim.now, at)))
 
     def kill(self) -> None:
         """The node dies: no more messages in or out, no timers."""
@@ -117,16 +215,315 @@ class MemAgent:
             self._timer.cancel()
 
 
-@dataclass
-class MemNet:
-    agents: dict[IPv4Address, MemAgent] = field(default_factory=dict)
-    sent: list[tuple[IPv4Address, IPv4Address, str]] = field(default_factory=list)
+# --- PCE ----------------------------------------------------------------------------------
 
-    def deliver(self, src: IPv4Address, dst: IPv4Address, data: bytes) -> None:
-        a = self.agents.get(dst)
-        if a is None or a.down or self.agents[src].down:
+
+class MemPce:
+    """A PCE computed in memory from the topology's LSAs (the real computation)."""
+
+    def __init__(self, topo: Topology) -> None:
+        self.ted = Ted()
+        self.ted.load(topology_lsas(topo))
+        self.service = PceService(PathComputer(self.ted))
+        self.is_up = True
+        self.requests = 0
+        self._ids = itertools.count(1)
+
+    def answer(self, a: E.RequestPath) -> E.PathReply:
+        self.requests += 1
+        req = PcepClient.build_request(next(self._ids), a.src, a.dst, a.params, a.bandwidth)
+        resp, _ = self.service.answer(req)
+        reply = Reply(req.rp.request_id, resp)
+        return E.PathReply(a.cid, reply.ok, tuple(reply.ero), reply.reason)
+
+
+# --- the QKD plane: ETSI 004 proxies and IDQ3P devices --------------------------------------
+
+
+class MemEtsi:
+    """A node's ETSI 004 client: each call is one encoded request to the proxy, answered
+    by the proxy core's encoded reply, or by nobody within :data:`ETSI_DEADLINE`."""
+
+    def __init__(self, lab: MemLab, node: str, addr: Addr, proxy: str) -> None:
+        self.lab = lab
+        self.node = node
+        self.addr = addr
+        self.proxy = proxy
+        self._rid = itertools.count(1)
+        self._pending: dict[int, tuple[E.EtsiCall, Callable[[E.EtsiReply], None], _Due]] = {}
+
+    def call(self, a: E.EtsiCall, answer: Callable[[E.EtsiReply], None]) -> None:
+        rid = next(self._rid)
+        timer = self.lab.sim.call_later(ETSI_DEADLINE, lambda: self._no_answer(rid))
+        self._pending[rid] = (a, answer, timer)
+        self.lab.qkd.north(self, etsi.encode(_etsi_request(rid, a)))
+
+    def receive(self, data: bytes) -> None:
+        msg = etsi.decode(data)
+        entry = self._pending.pop(msg.request_id, None)
+        if entry is None:
             return
-        a._apply(a.core.handle(C.Received(src, data), a._now()))
+        a, answer, timer = entry
+        timer.cancel()
+        if isinstance(msg, etsi.GetKeyReply) and msg.key:
+            self.lab.qkd.delivered.append(msg.key)
+        answer(_etsi_reply(a.cid, msg))
+
+    def _no_answer(self, rid: int) -> None:
+        entry = self._pending.pop(rid, None)
+        if entry is not None:
+            a, answer, _ = entry
+            answer(
+                E.EtsiReply(a.cid, None, error=f"proxy unreachable (no answer from {self.proxy})")
+            )
+
+
+def _etsi_request(rid: int, a: E.EtsiCall) -> etsi.Request:
+    if isinstance(a, E.EtsiOpen):
+        qos = etsi.QoS(a.key_length, 0, 0, 0)
+        return etsi.Open(rid, a.destination, qos, a.key_handle or etsi.ZERO_HANDLE)
+    if isinstance(a, E.EtsiConnect):
+        return etsi.ConnectNonblock(rid, a.key_handle)
+    if isinstance(a, E.EtsiGetKey):
+        return etsi.GetKey(rid, a.key_handle)
+    return etsi.Close(rid, a.key_handle)
+
+
+def _etsi_reply(cid: int, msg: Any) -> E.EtsiReply:
+    if isinstance(msg, etsi.OpenReply):
+        return E.EtsiReply(cid, int(msg.status), key_handle=msg.key_handle)
+    if isinstance(msg, etsi.GetKeyReply):
+        return E.EtsiReply(cid, int(msg.status), key_index=msg.index, key=msg.key)
+    return E.EtsiReply(cid, int(msg.status))
+
+
+@dataclass
+class _Proxy:
+    core: ProxyCore
+    north: Addr
+    sync: Addr
+    south: Addr
+    timer: _Due | None = None
+
+
+class MemQkd:
+    """The topology's ETSI 004 proxies and IDQ3P devices, wired in memory."""
+
+    def __init__(self, lab: MemLab, topo: Topology) -> None:
+        self.lab = lab
+        rng = random.Random(7)
+        self.proxies: dict[str, _Proxy] = {}
+        for h in topo.of_kind("qkd-proxy"):
+            cfg, north, sync, south = proxy_config(topo, h.name)
+            core = ProxyCore(cfg, rng.randbytes, lab.sim.now)
+            self.proxies[h.name] = _Proxy(core, north, sync, (south, 40000))
+        self.device_cfg: dict[str, EmulatorConfig] = {
+            h.name: idq_config(topo, h.name) for h in topo.of_kind("idq3p")
+        }
+        self.devices = {n: build_server(c, lab.sim.now) for n, c in self.device_cfg.items()}
+        self.clients: dict[Addr, MemEtsi] = {}
+        #: nodes whose proxy is cut off (no datagram either way)
+        self.unreachable: set[str] = set()
+        #: every key a proxy delivered to a node
+        self.delivered: list[bytes] = []
+
+    # --- faults -----------------------------------------------------------------------
+
+    def no_key(self) -> None:
+        """The devices have no key from now on (secret-key rate 0, buffer empty)."""
+        for name, cfg in self.device_cfg.items():
+            dry = replace(cfg, rate_bps=0.0, buffer_bits=0)
+            self.devices[name] = build_server(dry, self.lab.sim.now)
+
+    def refuse_joins(self) -> None:
+        """The proxies no longer know their node's addresses: a join is refused (5)."""
+        for p in self.proxies.values():
+            p.core.cfg = replace(p.core.cfg, local_node_addrs=frozenset())
+
+    # --- what the proxies hold ---------------------------------------------------------
+
+    def open_sessions(self) -> list[tuple[str, bytes]]:
+        """(proxy, key_handle) of every session a node has open at its proxy."""
+        return [
+            (name, h)
+            for name, p in self.proxies.items()
+            for h, s in p.core.sessions.items()
+            if s.owner is not None and not s.local_closed
+        ]
+
+    # --- the wires ----------------------------------------------------------------------
+
+    def north(self, client: MemEtsi, data: bytes) -> None:
+        self.clients[client.addr] = client
+        if client.node in self.unreachable:
+            return
+        p = self.proxies[client.proxy]
+        ev = Datagram(Channel.NORTH, data, client.addr)
+        self.lab.sim.call_later(LATENCY, lambda: self._feed(p, ev))
+
+    def _feed(self, p: _Proxy, ev: Datagram | Tick) -> None:
+        now = self.lab.sim.now
+        actions = _proxy_tick(p.core, now) if isinstance(ev, Tick) else p.core.handle(ev, now)
+        for a in actions:
+            if isinstance(a, Send):
+                self._route(p, a)
+            elif isinstance(a, Log):
+                self.lab.logs.append((p.core.cfg.name, a.event, dict(a.fields)))
+        self._arm(p, p.core.next_timer())
+
+    def _arm(self, p: _Proxy, at: float | None) -> None:
+        if p.timer is not None:
+            p.timer.cancel()
+            p.timer = None
+        if at is not None:
+            p.timer = self.lab.sim.call_at(at, lambda: self._feed(p, Tick()))
+
+    def _route(self, p: _Proxy, a: Send) -> None:
+        sim = self.lab.sim
+        if a.channel is Channel.NORTH:
+            client = self.clients.get(a.addr)
+            if client is not None and client.node not in self.unreachable:
+                sim.call_later(LATENCY, lambda: client.receive(a.data))
+        elif a.channel is Channel.SYNC:
+            peer = next(q for q in self.proxies.values() if q.sync == a.addr)
+            ev = Datagram(Channel.SYNC, a.data, p.sync)
+            sim.call_later(LATENCY, lambda: self._feed(peer, ev))
+        else:
+            sim.call_later(LATENCY, lambda: self._device(p, a.addr, a.data))
+
+    def _device(self, p: _Proxy, addr: Addr, data: bytes) -> None:
+        cfg = next(c for c in self.device_cfg.values() if (c.address, c.port) == addr)
+        reply = _idq3p_answer(self.devices[cfg.name], data, p.south, self.lab.sim.now)
+        if reply is not None:
+            ev = Datagram(Channel.SOUTH, reply, addr)
+            self.lab.sim.call_later(LATENCY, lambda: self._feed(p, ev))
+
+
+# --- the nodes' QE services ----------------------------------------------------------------
+
+
+class MemNode(QeService):
+    """The node agent's QE shell with its I/O seams on the lab: virtual time, the PCE and
+    the ETSI 004 proxy in memory."""
+
+    def __init__(self, lab: MemLab, name: str, rsvp: MemRsvp, etsi: MemEtsi | None) -> None:
+        self.lab = lab
+        self.etsi_client = etsi
+        self._sim_timer: _Due | None = None
+
+        def changed(local_if: int, free: tuple[int, ...]) -> None:
+            lab.link_changes.append((name, local_if, free))
+
+        super().__init__(
+            name=name,
+            router_id=rsvp.core.router_id,
+            rsvp=rsvp,
+            pcc=lab.pce,  # type: ignore[arg-type]
+            etsi=etsi,  # type: ignore[arg-type]
+            link_resources=changed,
+        )
+
+    def now(self) -> float:
+        return self.lab.sim.now
+
+    def arm_timer(self) -> None:
+        at = self.core.next_timer()
+        if self._sim_timer is not None:
+            if not self._sim_timer.cancelled and self._sim_timer.at == at:
+                return
+            self._sim_timer.cancel()
+            self._sim_timer = None
+        if at is not None:
+            self._sim_timer = self.lab.sim.call_at(at, lambda: self._due(at))
+
+    def _due(self, at: float) -> None:
+        self._sim_timer = None
+        self.feed(E.Tick(), at)
+
+    def request_path(self, a: E.RequestPath) -> None:
+        self.lab.sim.call_later(PCE_DELAY, lambda: self.feed(self.lab.pce.answer(a)))
+
+    def call_etsi(self, a: E.EtsiCall) -> None:
+        assert self.etsi_client is not None
+        self.etsi_client.call(a, self.feed)
+
+    async def wait(self, sid: str, timeout: float = 30.0) -> Service:
+        s = self.core.find(sid)
+        self.lab.sim.run_until(lambda: s.state in (UP, *FINISHED), timeout)
+        return s
+
+    def _log(self, a: E.Log) -> None:
+        self.lab.logs.append((self.name, a.message, dict(a.fields)))
+        super()._log(a)
+
+
+# --- the lab --------------------------------------------------------------------------------
+
+
+class MemLab:
+    """The topology's nodes (tn1..tn5 in the paper's), PCE, proxies and devices in memory."""
+
+    def __init__(self, topo_path: Path = PAPER, *, hello_ms: int | None = None) -> None:
+        self.topo = load(topo_path)
+        self.sim = Sim()
+        self.pce = MemPce(self.topo)
+        self.qkd = MemQkd(self, self.topo)
+        self.rsvp: dict[str, MemRsvp] = {}
+        self._by_addr: dict[IPv4Address, MemRsvp] = {}
+        self.nodes: dict[str, MemNode] = {}
+        self.tables: dict[str, CommandTable] = {}
+        #: every RSVP message sent: (source, destination, message name, bytes)
+        self.rsvp_sent: list[tuple[IPv4Address, IPv4Address, str, bytes]] = []
+        self.link_changes: list[tuple[str, int, tuple[int, ...]]] = []
+        #: every log line of the QE services and the proxies: (who, message, fields)
+        self.logs: list[tuple[str, str, dict[str, Any]]] = []
+        for h in self.topo.of_kind("node"):
+            self._add_node(h.name, hello_ms)
+
+    def _add_node(self, name: str, hello_ms: int | None) -> None:
+        h = self.topo.host(name)
+        assert h.router_id is not None
+        core = RsvpCore(
+            h.router_id,
+            self.topo.control_address(name),
+            self.topo.te_links_of(name),
+            refresh_ms=self.topo.rsvp.refresh_ms,
+            keep_multiplier=self.topo.rsvp.keep_multiplier,
+            hello_ms=self.topo.rsvp.hello_ms if hello_ms is None else hello_ms,
+            instance=100 + len(self.nodes),
+            qe_capable=h.qe.capable,
+            name=name,
+        )
+        rsvp = MemRsvp(self, core)
+        etsi_client = None
+        if h.qe.capable and h.qe.proxy:
+            dom = self.topo.shared_domain(name, h.qe.proxy)
+            assert dom is not None
+            etsi_client = MemEtsi(self, name, (str(h.interfaces[dom]), 40000), h.qe.proxy)
+        node = MemNode(self, name, rsvp, etsi_client)
+        rsvp.on_action = node.on_rsvp_action
+        table = CommandTable()
+        qe_cli.register(table, node)
+        self.rsvp[name] = rsvp
+        self._by_addr[core.control_address] = rsvp
+        self.nodes[name] = node
+        self.tables[name] = table
+
+    def start(self, warm_up: float = 1.0) -> None:
+        """Start the RSVP cores (first Hellos) and let ``warm_up`` virtual seconds pass:
+        neighbours come up, the QKD devices gather key."""
+        for r in self.rsvp.values():
+            r.apply(_rsvp_tick(r.core, self.sim.now))
+        self.sim.run(warm_up)
+
+    def send_rsvp(self, src: IPv4Address, a: RE.Send) -> None:
+        sender = self._by_addr[src]
+        if sender.down:
+            return
+        self.rsvp_sent.append((src, a.dst, a.message.name, a.data))
+        dst = self._by_addr.get(a.dst)
+        if dst is not None:
+            self.sim.call_later(LATENCY, lambda: dst.receive(src, a.data))
 
     def ladder(self) -> list[str]:
         names = {
@@ -137,218 +534,20 @@ class MemNet:
             "PATH_TEAR": "PathTear",
             "RESV_TEAR": "ResvTear",
         }
-        return [f"{names[m]} {s}->{d}" for s, d, m in self.sent if m in names]
+        return [f"{names[m]} {s}->{d}" for s, d, m, _ in self.rsvp_sent if m in names]
 
+    def kill(self, node: str) -> None:
+        self.rsvp[node].kill()
 
-class MemPcc:
-    """A PCC whose PCE is computed in memory from the topology's LSAs."""
-
-    def __init__(self, topo: Topology) -> None:
-        ted = Ted()
-        ted.load(topology_lsas(topo))
-        self.service = PceService(PathComputer(ted))
-        self.ted = ted
-        self.is_up = True
-        self.requests = 0
-        self._ids = iter(range(1, 1 << 30))
-
-    async def request(
-        self,
-        src: IPv4Address | str,
-        dst: IPv4Address | str,
-        qe_params: qe.QeParams | None = None,
-        bandwidth: float = 0.0,
-        *,
-        timeout: float = 10.0,
-    ) -> Reply:
-        self.requests += 1
-        await asyncio.sleep(0)
-        req = PcepClient.build_request(next(self._ids), src, dst, qe_params, bandwidth)
-        resp, _ = self.service.answer(req)
-        return Reply(req.rp.request_id, resp)
-
-
-@dataclass
-class _Session:
-    handle: bytes
-    opener: IPv4Address
-    destination: IPv4Address
-    key_length: int
-    owners: dict[str, str] = field(default_factory=dict)  # side -> "open" / "closed"
-    next_index: dict[str, int] = field(default_factory=dict)
-
-
-class MemQkd:
-    """An ETSI 004 proxy pair in memory; :meth:`client` gives one node's client."""
-
-    def __init__(self) -> None:
-        self.sessions: dict[bytes, _Session] = {}
-        self.keys: dict[tuple[bytes, int], bytes] = {}  # (handle, index) -> key
-        self.no_key = False
-        self.unreachable: set[str] = set()
-        self.refuse_join = False
-        self.calls: list[tuple[str, str, int]] = []
-
-    def key(self, handle: bytes, index: int, length: int) -> bytes:
-        """Key ``index`` of session ``handle``: drawn once, the same for both ends."""
-        k = self.keys.get((handle, index))
-        if k is None:
-            k = self.keys[(handle, index)] = os.urandom(length)
-        return k
-
-    def client(self, side: str, node: IPv4Address) -> MemEtsi:
-        return MemEtsi(self, side, IPv4Address(node))
-
-    def open_sessions(self) -> list[tuple[str, bytes]]:
-        return [
-            (side, s.handle)
-            for s in self.sessions.values()
-            for side, st in s.owners.items()
-            if st == "open"
-        ]
-
-    def delivered(self) -> Iterator[bytes]:
-        return iter(self.keys.values())
-
-
-class MemEtsi:
-    def __init__(self, qkd: MemQkd, side: str, node: IPv4Address) -> None:
-        self.qkd = qkd
-        self.side = side
-        self.node = node
-
-    async def _hop(self, call: str, st: int = 0) -> None:
-        await asyncio.sleep(0)
-        if self.side in self.qkd.unreachable:
-            raise TimeoutError(f"no answer from the proxy of {self.side}")
-        self.qkd.calls.append((self.side, call, st))
-
-    async def open(
-        self,
-        destination: IPv4Address | str,
-        key_handle: bytes | None = None,
-        key_length: int = 32,
-        max_bps: int = 0,
-        priority: int = 0,
-        timeout_ms: int = 0,
-    ) -> tuple[int, bytes]:
-        await self._hop("open")
-        q = self.qkd
-        if not key_handle or key_handle == bytes(64):
-            h = os.urandom(64)
-            q.sessions[h] = _Session(h, self.node, IPv4Address(destination), key_length)
-            q.sessions[h].owners[self.side] = "open"
-            q.sessions[h].next_index[self.side] = 0
-            return 0, h
-        s = q.sessions.get(key_handle)
-        if s is None or q.refuse_join:
-            return 5 if s is not None else 4, key_handle
-        if s.destination != self.node or IPv4Address(destination) != s.opener:
-            return 5, key_handle
-        if self.side in s.owners:
-            return 5, key_handle
-        s.owners[self.side] = "open"
-        s.next_index[self.side] = 0
-        return 0, key_handle
-
-    def _own(self, h: bytes) -> _Session | None:
-        s = self.qkd.sessions.get(h)
-        if s is None or s.owners.get(self.side) != "open":
-            return None
-        return s
-
-    async def connect(self, key_handle: bytes, timeout_ms: int | None = None) -> int:
-        await self._hop("connect")
-        s = self._own(key_handle)
-        if s is None:
-            return 4
-        return 0 if len(s.owners) == 2 else 1
-
-    async def get_key(self, key_handle: bytes) -> tuple[int, int, bytes]:
-        await self._hop("get_key")
-        s = self._own(key_handle)
-        if s is None:
-            return 4, 0, b""
-        if self.qkd.no_key:
-            return 2, 0, b""
-        i = s.next_index[self.side]
-        s.next_index[self.side] = i + 1
-        return 0, i, self.qkd.key(key_handle, i, s.key_length)
-
-    async def close(self, key_handle: bytes) -> int:
-        await self._hop("close")
-        s = self._own(key_handle)
-        if s is None:
-            return 4
-        s.owners[self.side] = "closed"
-        return 0
-
-
-class MemLab:
-    """Five QE services (tn1..tn5) on cores wired in memory."""
-
-    def __init__(self, topo_path: Path = PAPER, *, hello_ms: int | None = None) -> None:
-        self.topo = load(topo_path)
-        self.net = MemNet()
-        self.pcc = MemPcc(self.topo)
-        self.qkd = MemQkd()
-        self.services: dict[str, QeService] = {}
-        self.tables: dict[str, CommandTable] = {}
-        self.link_changes: list[tuple[str, int, tuple[int, ...]]] = []
-        for h in self.topo.of_kind("node"):
-            assert h.router_id is not None
-            core = C.RsvpCore(
-                h.router_id,
-                self.topo.control_address(h.name),
-                self.topo.te_links_of(h.name),
-                refresh_ms=self.topo.rsvp.refresh_ms,
-                keep_multiplier=self.topo.rsvp.keep_multiplier,
-                hello_ms=self.topo.rsvp.hello_ms if hello_ms is None else hello_ms,
-                instance=100 + len(self.services),
-                qe_capable=h.qe.capable,
-                name=h.name,
-            )
-            agent = MemAgent(core, self.net)
-            self.net.agents[core.control_address] = agent
-            etsi = self.qkd.client(h.name, h.router_id) if h.qe.capable else None
-            name = h.name
-
-            def changed(local_if: int, free: tuple[int, ...], name: str = name) -> None:
-                self.link_changes.append((name, local_if, free))
-
-            svc = QeService(
-                name=h.name,
-                router_id=h.router_id,
-                rsvp=agent,
-                pcc=self.pcc,
-                etsi=etsi,
-                link_resources=changed,
-            )
-            agent.on_action = svc.on_rsvp_action
-            table = CommandTable()
-            svc.register(table)
-            self.services[h.name] = svc
-            self.tables[h.name] = table
-
-    async def start(self) -> None:
-        for s in self.services.values():
-            await s.start()
-        for a in self.net.agents.values():
-            a._apply(a.core.handle(C.Tick(), a._now()))
-
-    async def stop(self) -> None:
-        for s in self.services.values():
-            await s.stop()
-        for a in self.net.agents.values():
-            a.kill()
+    def settle(self, cond: Callable[[], bool], timeout: float = 10.0) -> None:
+        """Run the lab until ``cond()`` holds; fail after ``timeout`` virtual seconds."""
+        if not self.sim.run_until(cond, timeout):
+            raise AssertionError(f"not settled within {timeout} s (virtual)")
 
     async def cli(self, node: str, line: str) -> str:
         out = await self.tables[node].run(line)
         assert out is not None
         return out
-
-    def agent(self, node: str) -> MemAgent:
-        return self.net.agents[self.topo.control_address(node)]
 
 
 def qe_subobject_of(route: tuple[ero.Subobject, ...], router: IPv4Address) -> ero.QeSubobject:

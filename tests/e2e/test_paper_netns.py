@@ -24,8 +24,8 @@ from e2elab import Lab, same_keys
 from pcaplib import delivered_keys, opened_handles, qe_session_ids, rsvp_messages
 
 from compose import ladder as L
+from gmpls.qe_service.model import fingerprint
 from gmpls.rsvp import objects as O
-from node_agent.qe_service import fingerprint
 
 pytestmark = [pytest.mark.netns, pytest.mark.interop, pytest.mark.slow]
 

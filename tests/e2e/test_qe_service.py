@@ -1,15 +1,16 @@
-"""The QE service (node_agent/qe_service.py) on the five paper nodes wired in memory.
+"""The QE service (gmpls/qe_service, node_agent/qe_service.py, node_agent/qe_cli.py) on
+the five paper nodes wired in memory on one virtual clock (tests/e2e/memlab.py).
 
-The RSVP cores, the PCE computation and the CLI command tables are the real ones; the
-wire is a dict (tests/e2e/memlab.py) and the ETSI 004 proxy pair is an in-memory model.
-The same properties are proven over real sockets in namespaces by test_paper_netns.py.
+Everything is the real code: the QE cores and their shells, the RSVP cores, the PCE
+computation, the CLI command tables, the two ETSI 004 proxy cores and the two IDQ3P
+emulator cores with their key stores; only the wires and the clock are in memory. The
+same properties are proven over real sockets in namespaces by test_paper_netns.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Iterator
 from ipaddress import IPv4Address
 from pathlib import Path
 
@@ -18,22 +19,26 @@ from e2elab import wide_topology
 from memlab import MemLab, qe_subobject_of
 
 from gmpls import qe
+from gmpls.qe_service.events import Create
+from gmpls.qe_service.model import QeServiceError
 from gmpls.rsvp import decode
 from gmpls.rsvp import objects as O
-from node_agent.qe_service import QeServiceError, parse_create
+from node_agent.qe_cli import created, parse_create
 
 TN1, TN5 = IPv4Address("10.1.1.1"), IPv4Address("10.1.1.5")
 PAPER_CREATE = "qe-service create dst 10.1.1.5 key-length 32 layer 2 algorithm 10 refresh time 1000"
 
 
 @pytest.fixture
-async def lab() -> AsyncIterator[MemLab]:
+def lab() -> Iterator[MemLab]:
     lab = MemLab()
-    await lab.start()
-    try:
-        yield lab
-    finally:
-        await lab.stop()
+    lab.start()
+    yield lab
+    # no key delivered is in any log line of the QE services or the proxies
+    keys = {k.hex() for k in lab.qkd.delivered} | {repr(k) for k in lab.qkd.delivered}
+    for who, message, fields in lab.logs:
+        text = f"{message} {fields!r}"
+        assert not any(k in text for k in keys), (who, message)
 
 
 async def create(lab: MemLab, line: str = PAPER_CREATE, node: str = "tn1") -> dict:
@@ -46,8 +51,7 @@ async def show(lab: MemLab, node: str) -> list[dict]:
 
 
 def tail_of(lab: MemLab, head: dict) -> dict:
-    svc = lab.services["tn5"]
-    for s in svc.services():
+    for s in lab.nodes["tn5"].core.services():
         if s.key_handle is not None and s.key_handle[:4].hex() == head["key_handle_prefix"]:
             return s.as_json(0.0)
     raise AssertionError("no tail service with the head's key handle")
@@ -63,7 +67,7 @@ async def test_paper_workflow_ladder_handle_and_equal_keys(lab: MemLab) -> None:
     assert t["fingerprint"] == s["fingerprint"] and t["key_index"] == 0
     assert t["path"] == s["path"]
     # the Fig. 6 order: Path 1→2→3→4→5, then Resv 5→4→3→2→1
-    rsvp = [x for x in lab.net.ladder() if x.split()[0] in ("Path", "Resv")]
+    rsvp = [x for x in lab.ladder() if x.split()[0] in ("Path", "Resv")]
     assert rsvp == [
         "Path 10.1.1.1->10.1.1.2",
         "Path 10.1.1.2->10.1.1.3",
@@ -75,7 +79,7 @@ async def test_paper_workflow_ladder_handle_and_equal_keys(lab: MemLab) -> None:
         "Resv 10.1.1.2->10.1.1.1",
     ]
     # the transit nodes hold the LSP with a lambda on each side, and told OSPF (batched)
-    await settle(lambda: ("tn3", 3, (2, 3, 4, 5, 6, 7, 8)) in lab.link_changes)
+    lab.settle(lambda: ("tn3", 3, (2, 3, 4, 5, 6, 7, 8)) in lab.link_changes)
     lsps = json.loads(await lab.cli("tn3", "show mpls lsp json"))["lsps"]
     assert [x["role"] for x in lsps] == ["transit"] and lsps[0]["in_lambda"] == 1
     assert ("tn3", 3, (2, 3, 4, 5, 6, 7, 8)) in lab.link_changes
@@ -84,17 +88,9 @@ async def test_paper_workflow_ladder_handle_and_equal_keys(lab: MemLab) -> None:
 
 
 async def test_path_from_tn1_carries_the_handle_in_tn5s_qe_subobject(lab: MemLab) -> None:
-    paths: list[bytes] = []
-    deliver = lab.net.deliver
-
-    def spy(src: IPv4Address, dst: IPv4Address, data: bytes) -> None:
-        if src == TN1 and data[1] == 1:
-            paths.append(data)
-        deliver(src, dst, data)
-
-    lab.net.deliver = spy  # type: ignore[method-assign]
     s = await create(lab)
     assert s["state"] == "up"
+    paths = [data for src, _, name, data in lab.rsvp_sent if src == TN1 and name == "PATH"]
     msg = decode(paths[0])
     route = msg.get(O.ExplicitRoute)
     assert route is not None
@@ -108,9 +104,9 @@ async def test_path_from_tn1_carries_the_handle_in_tn5s_qe_subobject(lab: MemLab
 
 async def test_time_refresh_keeps_both_ends_in_step(lab: MemLab) -> None:
     s = await create(lab, PAPER_CREATE.replace("refresh time 1000", "refresh time 40"))
-    head = lab.services["tn1"].find(s["id"])
-    tail = next(x for x in lab.services["tn5"].services() if x.key_handle == head.key_handle)
-    await settle(lambda: head.refresh_count >= 5 and tail.refresh_count >= 5)
+    head = lab.nodes["tn1"].core.find(s["id"])
+    tail = next(x for x in lab.nodes["tn5"].core.services() if x.key_handle == head.key_handle)
+    lab.settle(lambda: head.refresh_count >= 5 and tail.refresh_count >= 5)
     # every index both ends hold is the same key at both ends
     h, t = dict(head.history), dict(tail.history)
     common = set(h) & set(t)
@@ -124,9 +120,9 @@ async def test_volume_refresh_counts_traffic_at_both_ends(lab: MemLab) -> None:
     for node, sid in (("tn1", s["id"]), ("tn5", tail["id"])):
         await lab.cli(node, f"qe-service traffic {sid} {512 * 1024}")
         await lab.cli(node, f"qe-service traffic {sid} {3 * 1024 * 1024}")
-    h = lab.services["tn1"].find(s["id"])
-    t = lab.services["tn5"].find(tail["id"])
-    await settle(lambda: h.key_index == t.key_index == 3)
+    h = lab.nodes["tn1"].core.find(s["id"])
+    t = lab.nodes["tn5"].core.find(tail["id"])
+    lab.settle(lambda: h.key_index == t.key_index == 3)
     assert h.key_index == t.key_index == 3
     assert h.refresh_count == t.refresh_count == 3
     assert h.fingerprint == t.fingerprint
@@ -138,9 +134,9 @@ async def test_volume_refresh_with_a_simulated_rate(lab: MemLab) -> None:
     for node, sid in (("tn1", s["id"]), ("tn5", tail["id"])):
         out = json.loads(await lab.cli(node, f"qe-service traffic {sid} rate 160M json"))
         assert "error" not in out, out
-    h = lab.services["tn1"].find(s["id"])
-    t = lab.services["tn5"].find(tail["id"])
-    await settle(lambda: min(h.key_index or 0, t.key_index or 0) >= 3)
+    h = lab.nodes["tn1"].core.find(s["id"])
+    t = lab.nodes["tn5"].core.find(tail["id"])
+    lab.settle(lambda: min(h.key_index or 0, t.key_index or 0) >= 3)
     hk, tk = dict(h.history), dict(t.history)
     assert all(hk[i] == tk[i] for i in range(4))
     assert "% error" in await lab.cli("tn1", f"qe-service traffic {s['id']} rate fast")
@@ -151,22 +147,22 @@ async def test_delete_tears_down_and_closes_both_sessions(lab: MemLab) -> None:
     assert len(lab.qkd.open_sessions()) == 2
     out = json.loads(await lab.cli("tn1", f"qe-service delete {s['id']} json"))
     assert out["services"][0]["state"] == "down"
-    await settle(lambda: lab.qkd.open_sessions() == [])
-    assert "PathTear 10.1.1.4->10.1.1.5" in lab.net.ladder()
+    lab.settle(lambda: lab.qkd.open_sessions() == [])
+    assert "PathTear 10.1.1.4->10.1.1.5" in lab.ladder()
     for node in ("tn1", "tn2", "tn3", "tn4", "tn5"):
         assert json.loads(await lab.cli(node, "show mpls lsp json"))["lsps"] == []
-        core = lab.agent(node).core
+        core = lab.rsvp[node].core
         assert all(set(core.free[i]) == set(core.links[i].lambdas) for i in core.links)
     assert tail_of(lab, s)["state"] == "down"
 
 
 async def test_no_key_at_head_fails_252_1_and_nothing_is_left_open(lab: MemLab) -> None:
-    lab.qkd.no_key = True
+    lab.qkd.no_key()
     s = await create(lab)
     assert s["state"] == "failed" and s["code"] == [252, 1]
     assert "GK_INSUFFICIENT_KEY_AVAILABLE" in s["error"]
     assert lab.qkd.open_sessions() == []
-    assert not [x for x in lab.net.ladder() if x.startswith("Path ")]
+    assert not [x for x in lab.ladder() if x.startswith("Path ")]
 
 
 async def test_proxy_unreachable_at_head_fails_252_1(lab: MemLab) -> None:
@@ -177,20 +173,20 @@ async def test_proxy_unreachable_at_head_fails_252_1(lab: MemLab) -> None:
 
 
 async def test_handle_refused_at_tail_is_patherr_252_2_and_everything_closes(lab: MemLab) -> None:
-    lab.qkd.refuse_join = True
+    lab.qkd.refuse_joins()
     s = await create(lab)
     assert s["state"] == "failed" and s["code"] == [252, 2], s
-    await settle(lambda: lab.qkd.open_sessions() == [])
-    assert "PathErr 10.1.1.5->10.1.1.4" in lab.net.ladder()
-    for node in ("tn1", "tn2", "tn3", "tn4", "tn5"):
-        assert lab.agent(node).core.psbs == {}
+    lab.settle(lambda: lab.qkd.open_sessions() == [])
+    assert "PathErr 10.1.1.5->10.1.1.4" in lab.ladder()
+    # the head's PathTear takes a few hops (virtual microseconds) to clear the path
+    lab.settle(lambda: all(r.core.psbs == {} for r in lab.rsvp.values()), 1.0)
 
 
 async def test_tail_proxy_unreachable_is_patherr_252_2(lab: MemLab) -> None:
     lab.qkd.unreachable.add("tn5")
     s = await create(lab)
     assert s["state"] == "failed" and s["code"] == [252, 2]
-    await settle(lambda: lab.qkd.open_sessions() == [])
+    lab.settle(lambda: lab.qkd.open_sessions() == [])
 
 
 async def test_pce_label_busy_at_the_head_is_not_used(lab: MemLab) -> None:
@@ -202,22 +198,22 @@ async def test_pce_label_busy_at_the_head_is_not_used(lab: MemLab) -> None:
     assert a["key_handle_prefix"] != b["key_handle_prefix"]
     lsps = json.loads(await lab.cli("tn3", "show mpls lsp json"))["lsps"]
     assert sorted(x["out_lambda"] for x in lsps) == [1, 2]
-    counters = lab.services["tn1"].counters
+    counters = lab.nodes["tn1"].core.counters
     assert counters["labels_local"] == 1 and counters["label_retries"] == 0
     assert len(lab.qkd.open_sessions()) == 4
 
 
 async def test_busy_label_downstream_is_retried_with_local_labels(lab: MemLab) -> None:
     # lambda 1 of tn3's link to tn4 is taken by something the PCE does not know about
-    lab.agent("tn3").core.free[3].discard(1)
+    lab.rsvp["tn3"].core.free[3].discard(1)
     s = await create(lab)
     assert s["state"] == "up" and s["labels"] == "local", s
-    assert "PathErr 10.1.1.3->10.1.1.2" in lab.net.ladder()
-    assert lab.services["tn1"].counters["label_retries"] == 1
+    assert "PathErr 10.1.1.3->10.1.1.2" in lab.ladder()
+    assert lab.nodes["tn1"].core.counters["label_retries"] == 1
     lsps = json.loads(await lab.cli("tn3", "show mpls lsp json"))["lsps"]
     assert [x["out_lambda"] for x in lsps] == [2]
     # the first attempt's key session was closed at the head; the tail never opened it
-    await settle(lambda: len(lab.qkd.open_sessions()) == 2)
+    lab.settle(lambda: len(lab.qkd.open_sessions()) == 2)
 
 
 async def test_pce_no_path_reason_reaches_the_cli(lab: MemLab) -> None:
@@ -237,7 +233,7 @@ async def test_cli_text_forms_and_errors(lab: MemLab) -> None:
     assert "% error" in await lab.cli("tn1", "qe-service delete 999")
     assert "% error" in await lab.cli("tn5", f"qe-service delete {tail_of(lab, s)['id']}")
     # no key byte is ever shown: only the 16-hex fingerprint
-    key = lab.services["tn1"].find(s["id"]).key
+    key = lab.nodes["tn1"].core.find(s["id"]).key
     assert key is not None and key.hex() not in text + await lab.cli("tn1", "show qe-service json")
 
 
@@ -258,49 +254,35 @@ def test_parse_create() -> None:
 
 async def test_dead_transit_node_tears_down_closes_keys_and_bypass_is_used() -> None:
     lab = MemLab(hello_ms=50)
-    await lab.start()
-    try:
-        await settle(lambda: all(n.up for n in lab.agent("tn2").core.neighbors.values()))
-        s = await create(lab)
-        assert s["state"] == "up" and "10.1.1.3" in s["path"]
-        lab.agent("tn3").kill()
-        svc = lab.services["tn1"]
-        await settle(lambda: svc.find(s["id"]).state != "up")
-        h = svc.find(s["id"])
-        assert h.state == "failed" and h.code == (24, 5), (h.state, h.code, h.error)
-        await settle(lambda: lab.qkd.open_sessions() == [])
-        # OSPF would now tell the PCE that tn3 is gone; the in-memory TED forgets it
-        for key in [k for k in list(lab.pcc.ted._te) if str(k.adv_router) == "10.1.1.3"]:
-            lab.pcc.ted.flush(key)
-        s2 = await create(lab)
-        assert s2["state"] == "up", s2
-        assert s2["path"] == ["10.1.1.1", "10.1.1.2", "10.1.1.4", "10.1.1.5"]
-        assert tail_of(lab, s2)["fingerprint"] == s2["fingerprint"]
-    finally:
-        await lab.stop()
+    lab.start()
+    lab.settle(lambda: all(n.up for n in lab.rsvp["tn2"].core.neighbors.values()))
+    s = await create(lab)
+    assert s["state"] == "up" and "10.1.1.3" in s["path"]
+    lab.kill("tn3")
+    core = lab.nodes["tn1"].core
+    lab.settle(lambda: core.find(s["id"]).state != "up")
+    h = core.find(s["id"])
+    assert h.state == "failed" and h.code == (24, 5), (h.state, h.code, h.error)
+    lab.settle(lambda: lab.qkd.open_sessions() == [])
+    # OSPF would now tell the PCE that tn3 is gone; the in-memory TED forgets it
+    for key in [k for k in list(lab.pce.ted._te) if str(k.adv_router) == "10.1.1.3"]:
+        lab.pce.ted.flush(key)
+    s2 = await create(lab)
+    assert s2["state"] == "up", s2
+    assert s2["path"] == ["10.1.1.1", "10.1.1.2", "10.1.1.4", "10.1.1.5"]
+    assert tail_of(lab, s2)["fingerprint"] == s2["fingerprint"]
 
 
 async def test_fifty_at_once_distinct_handles_equal_keys(tmp_path: Path) -> None:
     lab = MemLab(wide_topology(tmp_path, 64))
-    await lab.start()
-    try:
-        svc = lab.services["tn1"]
-        made = [svc.create(TN5, qe.QeParams()) for _ in range(50)]
-        await asyncio.gather(*(svc.wait(s.id, 60.0) for s in made))
-        assert [s.state for s in made] == ["up"] * 50, [(s.state, s.error) for s in made]
-        assert len({s.key_handle for s in made}) == 50
-        tails = {t.key_handle: t for t in lab.services["tn5"].services()}
-        assert all(tails[s.key_handle].fingerprint == s.fingerprint for s in made)
-    finally:
-        await lab.stop()
-
-
-async def settle(cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Until ``cond()`` holds: the in-memory wire and timers run on the real loop, so a
-    loaded machine only makes this take longer (``timeout`` is a hang guard)."""
-    async with asyncio.timeout(timeout):
-        while not cond():
-            await asyncio.sleep(0.005)
+    lab.start()
+    node = lab.nodes["tn1"]
+    made = [node.core.find(created(node.feed(Create(TN5, qe.QeParams())))) for _ in range(50)]
+    lab.settle(lambda: all(s.state in ("up", "failed", "down") for s in made), 60.0)
+    assert [s.state for s in made] == ["up"] * 50, [(s.state, s.error) for s in made]
+    assert len({s.key_handle for s in made}) == 50
+    tails = {t.key_handle: t for t in lab.nodes["tn5"].core.services()}
+    assert all(tails[s.key_handle].fingerprint == s.fingerprint for s in made)
 
 
 def _words(line: str) -> list[str]:

@@ -2,7 +2,7 @@
 
 Segments are broadcast LANs or point-to-point links. A :class:`Send` to a multicast
 address reaches every other interface on the segment, a unicast one the interface with
-that address; delivery takes ``delay`` virtual seconds. Each router's :class:`SetTimer`
+that address; delivery takes ``delay`` virtual seconds. Each router's ``next_timer()``
 is honoured exactly. ``kill`` silences a router (a crash: no goodbye).
 """
 
@@ -14,13 +14,9 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
 from typing import Any
 
-from gmpls.ospf.router import (
-    InterfaceConfig,
-    OspfRouter,
-    Send,
-    SetTimer,
-    Timer,
-)
+from gmpls.core import Tick
+from gmpls.ospf.events import InterfaceConfig, InterfaceUp, Received, Send
+from gmpls.ospf.router import OspfRouter
 
 
 @dataclass
@@ -81,7 +77,7 @@ class Lab:
     def start(self, router: OspfRouter | None = None) -> None:
         for r in [router] if router else list(self.routers.values()):
             for conf in getattr(r, "_lab_pending", []):
-                self._apply(r, r.add_interface(conf, self.now))
+                self._apply(r, r.handle(InterfaceUp(conf), self.now))
             r._lab_pending = []  # type: ignore[attr-defined]
 
     def kill(self, router: OspfRouter) -> None:
@@ -90,13 +86,12 @@ class Lab:
 
     def _apply(self, r: OspfRouter, actions: list[Any]) -> None:
         for a in actions:
-            if isinstance(a, SetTimer):
-                self._timers[r.router_id] = a.at
-            elif isinstance(a, Send):
+            if isinstance(a, Send):
                 self.packets += 1
                 if self.record:
                     self.sent.append((self.now, r.router_id, a))
                 self._deliver(r, a)
+        self._timers[r.router_id] = r.next_timer()
 
     def _deliver(self, r: OspfRouter, s: Send) -> None:
         seg = self._seg_of[(r.router_id, s.ifname)]
@@ -114,7 +109,8 @@ class Lab:
             heapq.heappush(self._queue, (self.now + self.delay, next(self._seq), item))
 
     def inject(self, router: OspfRouter, ifname: str, data: bytes, src: str, dst: str) -> None:
-        self._apply(router, router.receive(ifname, data, src, self.now, dst))
+        event = Received(ifname, data, IPv4Address(src), IPv4Address(dst))
+        self._apply(router, router.handle(event, self.now))
 
     def run_until(self, t: float) -> None:
         while True:
@@ -130,13 +126,13 @@ class Lab:
                 self.now = max(self.now, at)
                 if router.router_id in self.dead:
                     continue
-                self._apply(router, router.receive(ifname, data, src, self.now, dst))
+                self._apply(router, router.handle(Received(ifname, data, src, dst), self.now))
             else:
                 assert nxt_t is not None
                 at, rid = nxt_t
                 self.now = max(self.now, at)
                 self._timers[rid] = None
-                self._apply(self.routers[rid], self.routers[rid].handle(Timer(), self.now))
+                self._apply(self.routers[rid], self.routers[rid].handle(Tick(), self.now))
 
     def alive(self) -> list[OspfRouter]:
         return [r for rid, r in self.routers.items() if rid not in self.dead]

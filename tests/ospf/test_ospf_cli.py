@@ -11,6 +11,7 @@ from ospf_lab import Lab
 from daemonkit.cli import CommandTable, strip_telnet
 from gmpls.ospf import examples as ex
 from gmpls.ospf import show
+from gmpls.ospf.events import OriginateOpaque
 
 
 def run(table: CommandTable, line: str) -> str | None:
@@ -51,11 +52,14 @@ def test_views_of_a_converged_lan() -> None:
         rs.append(r)
     lab.start()
     lab._apply(
-        rs[0], rs[0].originate_opaque(10, ex.ri_lsa().header.ls_id, ex.ri_lsa().body, lab.now)
+        rs[0],
+        rs[0].handle(OriginateOpaque(10, ex.ri_lsa().header.ls_id, ex.ri_lsa().body), lab.now),
     )
     lab._apply(
         rs[0],
-        rs[0].originate_opaque(10, ex.te_link_lsa().header.ls_id, ex.te_link_lsa().body, lab.now),
+        rs[0].handle(
+            OriginateOpaque(10, ex.te_link_lsa().header.ls_id, ex.te_link_lsa().body), lab.now
+        ),
     )
     lab.run_until_converged(60)
     r = rs[1]

@@ -10,15 +10,11 @@ from ospf_lab import Lab
 
 from gmpls.ospf import examples as ex
 from gmpls.ospf.constants import INITIAL_SEQUENCE, LS_REFRESH_TIME, MAX_AGE, LsType
+from gmpls.ospf.events import AuthConfig, FlushOpaque, LsdbChanged, OriginateOpaque
 from gmpls.ospf.fsm import IfState, NbrState
 from gmpls.ospf.lsa import LSAKey
 from gmpls.ospf.ri import RouterInfoLSA, capabilities, ri_lsa_id
-from gmpls.ospf.router import (
-    AuthConfig,
-    LsdbChanged,
-    OspfRouter,
-    _elect,
-)
+from gmpls.ospf.router import OspfRouter, _elect
 
 
 def lan_lab(n: int, prios: list[int] | None = None, **kw: object) -> tuple[Lab, list[OspfRouter]]:
@@ -73,10 +69,12 @@ def test_opaque_lsas_flood_to_everyone() -> None:
     lab.start()
     lab.run_until_converged(60)
     body = RouterInfoLSA((capabilities(te=True, qe_capable=True),))
-    lab._apply(rs[0], rs[0].originate_opaque(10, ri_lsa_id(0), body, lab.now))
+    lab._apply(rs[0], rs[0].handle(OriginateOpaque(10, ri_lsa_id(0), body), lab.now))
     lab._apply(
         rs[1],
-        rs[1].originate_opaque(10, ex.te_link_lsa().header.ls_id, ex.te_link_lsa().body, lab.now),
+        rs[1].handle(
+            OriginateOpaque(10, ex.te_link_lsa().header.ls_id, ex.te_link_lsa().body), lab.now
+        ),
     )
     lab.run_until_converged(lab.now + 30)
     key = LSAKey(10, ri_lsa_id(0), rs[0].router_id)
@@ -148,8 +146,9 @@ def test_newer_sequence_replaces_old_everywhere() -> None:
     key = LSAKey(10, ri_lsa_id(0), origin.router_id)
     lab._apply(
         origin,
-        origin.originate_opaque(
-            10, ri_lsa_id(0), RouterInfoLSA((capabilities(qe_capable=False),)), lab.now
+        origin.handle(
+            OriginateOpaque(10, ri_lsa_id(0), RouterInfoLSA((capabilities(qe_capable=False),))),
+            lab.now,
         ),
     )
     lab.run_until_converged(lab.now + 30)
@@ -158,8 +157,9 @@ def test_newer_sequence_replaces_old_everywhere() -> None:
     lab.run_until(lab.now + 6)  # beyond MinLSInterval
     lab._apply(
         origin,
-        origin.originate_opaque(
-            10, ri_lsa_id(0), RouterInfoLSA((capabilities(qe_capable=True),)), lab.now
+        origin.handle(
+            OriginateOpaque(10, ri_lsa_id(0), RouterInfoLSA((capabilities(qe_capable=True),))),
+            lab.now,
         ),
     )
     lab.run_until_converged(lab.now + 30)
@@ -178,16 +178,18 @@ def test_min_ls_interval_defers_a_second_origination() -> None:
     key = LSAKey(10, ri_lsa_id(0), r.router_id)
     lab._apply(
         r,
-        r.originate_opaque(
-            10, ri_lsa_id(0), RouterInfoLSA((capabilities(qe_capable=False),)), lab.now
+        r.handle(
+            OriginateOpaque(10, ri_lsa_id(0), RouterInfoLSA((capabilities(qe_capable=False),))),
+            lab.now,
         ),
     )
     t0 = lab.now
     lab.run_until(t0 + 1)
     lab._apply(
         r,
-        r.originate_opaque(
-            10, ri_lsa_id(0), RouterInfoLSA((capabilities(qe_capable=True),)), lab.now
+        r.handle(
+            OriginateOpaque(10, ri_lsa_id(0), RouterInfoLSA((capabilities(qe_capable=True),))),
+            lab.now,
         ),
     )
     assert rs[0].lsdb.get(key).lsa.header.seq == INITIAL_SEQUENCE  # type: ignore[union-attr]
@@ -204,7 +206,8 @@ def test_maxage_flush_removes_everywhere() -> None:
     origin = rs[1]
     key = LSAKey(10, ri_lsa_id(0), origin.router_id)
     lab._apply(
-        origin, origin.originate_opaque(10, ri_lsa_id(0), RouterInfoLSA((capabilities(),)), lab.now)
+        origin,
+        origin.handle(OriginateOpaque(10, ri_lsa_id(0), RouterInfoLSA((capabilities(),))), lab.now),
     )
     lab.run_until_converged(lab.now + 30)
     assert all(key in r.lsdb for r in rs)
@@ -213,7 +216,7 @@ def test_maxage_flush_removes_everywhere() -> None:
         r.add_lsdb_listener(
             lambda k, lsa, r=r: removed.append(r.router_id) if lsa is None and k == key else None
         )
-    lab._apply(origin, origin.flush_opaque(10, ri_lsa_id(0), lab.now))
+    lab._apply(origin, origin.handle(FlushOpaque(10, ri_lsa_id(0)), lab.now))
     lab.run_until(lab.now + 10)
     assert all(key not in r.lsdb for r in rs)
     assert sorted(removed) == sorted(r.router_id for r in rs)
@@ -355,7 +358,7 @@ def test_restart_of_a_router_resynchronises(n: int) -> None:
         for c in fresh._lab_pending
         if c.name == "dummy"  # type: ignore[attr-defined]
     ]
-    from gmpls.ospf.router import InterfaceConfig
+    from gmpls.ospf.events import InterfaceConfig
 
     fresh._lab_pending.insert(  # type: ignore[attr-defined]
         0, InterfaceConfig("ctrl", victim.interfaces["ctrl"].config.address, **lab.if_defaults)
@@ -375,7 +378,8 @@ def test_lossy_lan_converges_by_retransmission(seed: int) -> None:
     lab.start()
     for r in rs:
         lab._apply(
-            r, r.originate_opaque(10, ri_lsa_id(0), RouterInfoLSA((capabilities(),)), lab.now)
+            r,
+            r.handle(OriginateOpaque(10, ri_lsa_id(0), RouterInfoLSA((capabilities(),))), lab.now),
         )
     lab.run_until_converged(300)
     assert all(len(r.lsdb) == 11 for r in rs)  # 5 router, 1 network, 5 RI

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gmpls.core import Tick
 from gmpls.pcep import (
     RP,
     Close,
@@ -28,17 +29,18 @@ from gmpls.pcep import (
     decode_message,
 )
 from gmpls.pcep import examples as ex
-from gmpls.pcep.session import (
+from gmpls.pcep.events import (
     Action,
+    CloseSession,
+    ConnectionMade,
     Deliver,
     Disconnect,
-    Role,
+    Received,
     Send,
-    Session,
-    SessionConfig,
+    SendMessage,
     SessionUp,
-    State,
 )
+from gmpls.pcep.session import Role, Session, SessionConfig, State
 
 IP = ipaddress.IPv4Address
 
@@ -57,7 +59,7 @@ def wire(
         frm, act = queue.pop(0)
         if isinstance(act, Send):
             dst = b if frm else a
-            queue.extend((not frm, x) for x in dst.receive(act.data, now))
+            queue.extend((not frm, x) for x in dst.handle(Received(act.data), now))
         else:
             others.append(act)
     return others
@@ -68,8 +70,8 @@ def establish(
 ) -> tuple[Session, Session, list[Action]]:
     pcc = Session(Role.PCC, pcc_cfg, "pce")
     pce = Session(Role.PCE, pce_cfg, "pcc")
-    acts = [*pcc.connection_made(0.0)]
-    acts2 = pce.connection_made(0.0)
+    acts = [*pcc.handle(ConnectionMade(), 0.0)]
+    acts2 = pce.handle(ConnectionMade(), 0.0)
     others = wire(pcc, pce, acts, 0.0) + wire(pcc, pce, acts2, 0.0, from_a=False)
     return pcc, pce, others
 
@@ -83,11 +85,11 @@ def test_open_keepalive_up() -> None:
 
 def test_request_reply_and_pending() -> None:
     pcc, pce, _ = establish()
-    out = wire(pcc, pce, pcc.send(ex.paper_pcreq(5), 1.0), 1.0)
+    out = wire(pcc, pce, pcc.handle(SendMessage(ex.paper_pcreq(5)), 1.0), 1.0)
     (d,) = out
     assert isinstance(d, Deliver) and d.msg == ex.paper_pcreq(5)
     assert pcc.pending == {5}
-    out = wire(pce, pcc, pce.send(ex.paper_pcrep(5), 1.0), 1.0)
+    out = wire(pce, pcc, pce.handle(SendMessage(ex.paper_pcrep(5)), 1.0), 1.0)
     (d,) = out
     assert isinstance(d, Deliver) and d.msg == ex.paper_pcrep(5)
     assert pcc.pending == set()
@@ -97,14 +99,14 @@ def test_keepalive_and_dead_timer() -> None:
     pcc, pce, _ = establish(SessionConfig(keepalive=10, deadtimer=40))
     # PCE sends keepalives every 30 s (its own keepalive); PCC its every 10 s
     assert pcc.next_timer() == 10.0
-    (s,) = pcc.handle_timer(10.0)
+    (s,) = pcc.handle(Tick(), 10.0)
     assert isinstance(s, Send) and isinstance(s.msg, Keepalive)
     assert pcc.next_timer() == 20.0
-    pce.receive(s.data, 10.0)
+    pce.handle(Received(s.data), 10.0)
     # the PCE declares the PCC dead 40 s after the last message it heard
     assert pce.next_timer() == 30.0  # its own keepalive first
-    pce.handle_timer(30.0)
-    acts = pce.handle_timer(50.0)
+    pce.handle(Tick(), 30.0)
+    acts = pce.handle(Tick(), 50.0)
     assert [type(m) for m in sent(acts)] == [Close]
     assert sent(acts)[0].close.reason == 2
     assert isinstance(acts[-1], Disconnect) and pce.state is State.IDLE
@@ -112,20 +114,20 @@ def test_keepalive_and_dead_timer() -> None:
 
 def test_open_wait_expiry() -> None:
     pce = Session(Role.PCE, SessionConfig(open_wait=60))
-    pce.connection_made(0.0)
+    pce.handle(ConnectionMade(), 0.0)
     assert pce.next_timer() == 60.0
-    assert pce.handle_timer(59.0) == []
-    acts = pce.handle_timer(60.0)
+    assert pce.handle(Tick(), 59.0) == []
+    acts = pce.handle(Tick(), 60.0)
     assert [m.codes for m in sent(acts)] == [[(1, 2)]]
     assert pce.state is State.IDLE
 
 
 def test_keep_wait_expiry() -> None:
     pce = Session(Role.PCE, SessionConfig(keep_wait=60))
-    pce.connection_made(0.0)
-    pce.receive(ex.paper_open().encode(), 1.0)
+    pce.handle(ConnectionMade(), 0.0)
+    pce.handle(Received(ex.paper_open().encode()), 1.0)
     assert pce.state is State.KEEP_WAIT and pce.next_timer() == 61.0
-    acts = pce.handle_timer(61.0)
+    acts = pce.handle(Tick(), 61.0)
     assert [m.codes for m in sent(acts)] == [[(1, 7)]]
 
 
@@ -141,27 +143,27 @@ def test_negotiation_accepts_proposal() -> None:
 
 def test_non_negotiable_open() -> None:
     pce = Session(Role.PCE, SessionConfig(negotiate=False))
-    pce.connection_made(0.0)
-    acts = pce.receive(Open(OpenObject(0, 10)).encode(), 0.0)
+    pce.handle(ConnectionMade(), 0.0)
+    acts = pce.handle(Received(Open(OpenObject(0, 10)).encode()), 0.0)
     assert [m.codes for m in sent(acts)] == [[(1, 3)]]
     assert isinstance(acts[-1], Disconnect)
 
 
 def test_second_unacceptable_open() -> None:
     pce = Session(Role.PCE)
-    pce.connection_made(0.0)
-    a1 = pce.receive(Open(OpenObject(0, 10)).encode(), 0.0)
+    pce.handle(ConnectionMade(), 0.0)
+    a1 = pce.handle(Received(Open(OpenObject(0, 10)).encode()), 0.0)
     assert sent(a1)[0].codes == [(1, 4)] and sent(a1)[0].open is not None
-    a2 = pce.receive(Open(OpenObject(0, 10)).encode(), 0.0)
+    a2 = pce.handle(Received(Open(OpenObject(0, 10)).encode()), 0.0)
     assert sent(a2)[0].codes == [(1, 5)]
     assert pce.state is State.IDLE
 
 
 def test_unacceptable_proposal_from_peer() -> None:
     pcc = Session(Role.PCC)
-    pcc.connection_made(0.0)
+    pcc.handle(ConnectionMade(), 0.0)
     proposal = PCErr.of((1, 4), open=OpenObject(10, 5))
-    acts = pcc.receive(proposal.encode(), 0.0)
+    acts = pcc.handle(Received(proposal.encode()), 0.0)
     assert sent(acts)[0].codes == [(1, 6)]
 
 
@@ -175,8 +177,8 @@ def test_unacceptable_proposal_from_peer() -> None:
 )
 def test_non_open_before_up(first: bytes) -> None:
     pce = Session(Role.PCE)
-    pce.connection_made(0.0)
-    acts = pce.receive(first, 0.0)
+    pce.handle(ConnectionMade(), 0.0)
+    acts = pce.handle(Received(first), 0.0)
     assert sent(acts)[-1].codes == [(1, 1)]
     assert pce.state is State.IDLE
 
@@ -186,9 +188,9 @@ def test_byte_at_a_time_and_trailing_garbage() -> None:
     raw = ex.paper_pcreq(3).encode()
     delivered = []
     for i in range(len(raw)):
-        delivered += pce.receive(raw[i : i + 1], 1.0)
+        delivered += pce.handle(Received(raw[i : i + 1]), 1.0)
     assert [type(a) for a in delivered] == [Deliver]
-    acts = pce.receive(b"\x60\x00\x00\x04", 2.0)  # version 3: the stream is lost
+    acts = pce.handle(Received(b"\x60\x00\x00\x04"), 2.0)  # version 3: the stream is lost
     assert [type(m) for m in sent(acts)] == [Close]
     assert sent(acts)[0].close.reason == 3
     assert pce.state is State.IDLE
@@ -197,12 +199,12 @@ def test_byte_at_a_time_and_trailing_garbage() -> None:
 def test_malformed_with_code_gets_pcerr_and_session_stays() -> None:
     _pcc, pce, _ = establish()
     no_endpoints = b"\x20\x03\x00\x10" + RP(1).encode()
-    acts = pce.receive(no_endpoints, 1.0)
+    acts = pce.handle(Received(no_endpoints), 1.0)
     assert [m.codes for m in sent(acts)] == [[(6, 3)]]
     assert [rp.request_id for rp in sent(acts)[0].blocks[0].rps] == [1]  # names the request
     assert pce.state is State.UP
     bad_object_length = b"\x20\x03\x00\x0c\x02\x12\x00\x05\x00\x00\x00\x00"
-    acts = pce.receive(bad_object_length, 1.0)
+    acts = pce.handle(Received(bad_object_length), 1.0)
     assert [type(m) for m in sent(acts)] == [Close] and pce.state is State.IDLE
 
 
@@ -211,7 +213,7 @@ def test_unknown_object_with_p_flag() -> None:
     ep = EndPointsIpv4(IP("10.1.1.1"), IP("10.1.1.5"))
     bad = Request(RP(1), ep, others=(UnknownObject(200, 1, b"", p=True),))
     optional = Request(RP(2), ep, others=(UnknownObject(200, 1, b"", p=False),))
-    acts = pce.receive(PCReq((bad, optional)).encode(), 1.0)
+    acts = pce.handle(Received(PCReq((bad, optional)).encode()), 1.0)
     (err,) = sent(acts)
     assert err.codes == [(3, 1)]
     assert err.blocks[0].rps[0].request_id == 1
@@ -226,7 +228,7 @@ def test_too_many_unknown_requests_closes() -> None:
     msg = PCReq((Request(RP(1), ep, others=(UnknownObject(14, 1, bytes(8), p=True),)),))
     acts: list[Action] = []
     for t in range(3):
-        acts = pce.receive(msg.encode(), float(t))
+        acts = pce.handle(Received(msg.encode()), float(t))
     assert [type(m) for m in sent(acts)] == [PCErr, Close]
     assert sent(acts)[1].close.reason == 4
 
@@ -235,35 +237,35 @@ def test_unknown_messages_limit_per_minute() -> None:
     _pcc, pce, _ = establish()
     unk = UnknownMessage(99, b"").encode()
     for t in range(5):
-        assert pce.receive(unk, float(t)) == []
-    acts = pce.receive(unk, 5.0)
+        assert pce.handle(Received(unk), float(t)) == []
+    acts = pce.handle(Received(unk), 5.0)
     assert sent(acts)[0].close.reason == 5
     # the window is a minute: five more spread over two minutes are fine
     _pcc2, pce2, _ = establish()
     for t in range(0, 600, 30):
-        assert pce2.receive(unk, float(t)) == []
+        assert pce2.handle(Received(unk), float(t)) == []
 
 
 def test_pcc_unknown_reply() -> None:
     pcc, _pce, _ = establish()
-    acts = pcc.receive(PCRep((Response(RP(77)),)).encode(), 1.0)
+    acts = pcc.handle(Received(PCRep((Response(RP(77)),)).encode()), 1.0)
     assert sent(acts)[0].codes == [(8, 0)]
     assert not any(isinstance(a, Deliver) for a in acts)
 
 
 def test_close_from_peer_and_local_close() -> None:
     pcc, pce, _ = establish()
-    acts = pce.receive(Close(CloseObject(reason=1)).encode(), 1.0)
+    acts = pce.handle(Received(Close(CloseObject(reason=1)).encode()), 1.0)
     assert isinstance(acts[0], Disconnect) and pce.state is State.IDLE
-    acts = pcc.close(1.0)
+    acts = pcc.handle(CloseSession(), 1.0)
     assert [type(m) for m in sent(acts)] == [Close] and pcc.state is State.IDLE
     with pytest.raises(RuntimeError):
-        pcc.send(ex.paper_pcreq(), 2.0)
+        pcc.handle(SendMessage(ex.paper_pcreq()), 2.0)
 
 
 def test_second_open_in_up_is_unexpected() -> None:
     _pcc, pce, _ = establish()
-    acts = pce.receive(ex.paper_open().encode(), 1.0)
+    acts = pce.handle(Received(ex.paper_open().encode()), 1.0)
     assert acts == [] and pce.counters.unknown_messages == 1
 
 
@@ -271,9 +273,9 @@ def test_frames_before_garbage_are_processed() -> None:
     """A Keepalive and garbage in one read: the Keepalive brings the session up, then the
     garbage closes it with reason 3 (not PCErr (1, 1) as if it came before Up)."""
     pce = Session(Role.PCE)
-    pce.connection_made(0.0)
-    pce.receive(ex.paper_open().encode(), 0.0)
-    acts = pce.receive(Keepalive().encode() + b"\xff" * 8, 0.0)
+    pce.handle(ConnectionMade(), 0.0)
+    pce.handle(Received(ex.paper_open().encode()), 0.0)
+    acts = pce.handle(Received(Keepalive().encode() + b"\xff" * 8), 0.0)
     assert any(isinstance(a, SessionUp) for a in acts)
     assert [type(m) for m in sent(acts)] == [Close] and sent(acts)[0].close.reason == 3
 
@@ -307,11 +309,11 @@ def test_session_never_raises(chunks: list[bytes], role: Role, up_first: bool) -
         s = pcc if role is Role.PCC else pce
     else:
         s = Session(role)
-        s.connection_made(0.0)
+        s.handle(ConnectionMade(), 0.0)
     t = 1.0
     for c in chunks:
-        for a in s.receive(c, t):
+        for a in s.handle(Received(c), t):
             assert isinstance(a, (Send, Deliver, SessionUp, Disconnect))
-        s.handle_timer(t)
+        s.handle(Tick(), t)
         t += 7.0
     assert s.next_timer() is None or s.state is not State.IDLE

@@ -11,10 +11,13 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import Any
 
+from gmpls.core import Tick
 from gmpls.qkd import etsi004 as etsi
+from idq3p_emulator import events as idq_events
 from idq3p_emulator.core import Idq3pServer
 from idq3p_emulator.store import FileSource, KeySource, KeyStore, SeedSource
-from qkd_proxy.core import Channel, Datagram, Log, ProxyConfig, ProxyCore, Send, Tick, Timer
+from qkd_proxy.core import ProxyConfig, ProxyCore
+from qkd_proxy.events import Channel, Datagram, Event, Log, Send
 
 SECRET = bytes.fromhex("6a1f0e2c9b3d48a7c5e1f02b7d94a63e0c8b5f21d7e6a49b3c0f18e25d7a9c46")
 TN1 = IPv4Address("10.1.1.1")
@@ -109,15 +112,14 @@ class Net:
 
     def _apply(self, side: str, actions: list[object]) -> None:
         for a in actions:
-            if isinstance(a, Timer):
-                self.timers[side] = a.at
-            elif isinstance(a, Log):
+            if isinstance(a, Log):
                 self.logs.append(a)
             elif isinstance(a, Send):
                 self.wire.append((a.channel, a.data))
                 if self.rng.random() < self.loss:
                     continue
                 self._post(self.now + self.latency, "send", (side, a))
+        self.timers[side] = self.proxy[side].next_timer()
 
     def _route(self, side: str, a: Send) -> None:
         other = "B" if side == "A" else "A"
@@ -128,17 +130,17 @@ class Net:
             if side in self.device_down:
                 return
             src = A_SOUTH if side == "A" else B_SOUTH
-            reply = self.idq[side].receive(a.data, src, self.now)
-            if reply is not None and self.rng.random() >= self.loss:
-                self._post(
-                    self.now + self.latency,
-                    "south",
-                    (side, Datagram(Channel.SOUTH, reply, (IDQ_A if side == "A" else IDQ_B))),
-                )
+            for r in self.idq[side].handle(idq_events.Datagram(a.data, src), self.now):
+                if self.rng.random() >= self.loss:
+                    self._post(
+                        self.now + self.latency,
+                        "south",
+                        (side, Datagram(Channel.SOUTH, r.data, (IDQ_A if side == "A" else IDQ_B))),
+                    )
         else:
             self.inbox.setdefault(a.addr, []).append(etsi.decode(a.data))  # type: ignore[arg-type]
 
-    def _feed(self, side: str, ev: Datagram | Tick) -> None:
+    def _feed(self, side: str, ev: Event) -> None:
         self._apply(side, self.proxy[side].handle(ev, self.now))  # type: ignore[arg-type]
 
     def sae_send(self, side: str, addr: tuple[str, int], msg: etsi.Request) -> None:

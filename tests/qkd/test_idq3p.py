@@ -8,6 +8,7 @@ from gmpls.errors import DecodeError
 from gmpls.qkd import idq3p as codec
 from idq3p_emulator import model
 from idq3p_emulator.core import Idq3pServer
+from idq3p_emulator.events import Addr, Datagram
 from idq3p_emulator.store import (
     FileSource,
     IntervalSet,
@@ -123,30 +124,37 @@ def test_interval_set_merges() -> None:
     assert not s.overlaps(0, 10)
 
 
+def answer(srv: Idq3pServer, data: bytes, addr: Addr, now: float) -> bytes | None:
+    """The server's one answer to ``data`` from ``addr`` (None: no answer)."""
+    actions = srv.handle(Datagram(data, addr), now)
+    assert len(actions) <= 1 and all(a.addr == addr for a in actions)
+    return actions[0].data if actions else None
+
+
 def test_server_answers_a_repeat_from_its_cache() -> None:
     srv = Idq3pServer(KeyStore(SeedSource(b"s"), 0, 1e6, 1 << 20, 0.0))
     req = codec.encode(codec.GetNextKey(9, 32, 3))
-    first = srv.receive(req, ("10.0.0.1", 1), 1.0)
-    again = srv.receive(req, ("10.0.0.1", 1), 1.0)
+    first = answer(srv, req, ("10.0.0.1", 1), 1.0)
+    again = answer(srv, req, ("10.0.0.1", 1), 1.0)
     assert first == again
     assert srv.counters["duplicates"] == 1 and srv.store.delivered_keys == 3
-    other = srv.receive(req, ("10.0.0.2", 1), 1.0)  # another client, same ID: new keys
+    other = answer(srv, req, ("10.0.0.2", 1), 1.0)  # another client, same ID: new keys
     assert other != first and srv.store.delivered_keys == 6
 
 
 def test_server_answers_insufficient_and_bad_requests() -> None:
     srv = Idq3pServer(KeyStore(SeedSource(b"s"), 0, 0.0, 1 << 20, 0.0))
-    r = codec.decode(srv.receive(codec.encode(codec.GetNextKey(1, 32)), ("a", 1), 5.0) or b"")
+    r = codec.decode(answer(srv, codec.encode(codec.GetNextKey(1, 32)), ("a", 1), 5.0) or b"")
     assert isinstance(r, codec.Keys) and r.status == codec.Status.INSUFFICIENT_KEY
-    bad = srv.receive(b"IQ\x01\x01\x00\x00\x00\x02\x00", ("a", 1), 5.0)
+    bad = answer(srv, b"IQ\x01\x01\x00\x00\x00\x02\x00", ("a", 1), 5.0)
     assert codec.decode(bad or b"") == codec.Error(2)
-    assert srv.receive(b"garbage", ("a", 1), 5.0) is None
+    assert answer(srv, b"garbage", ("a", 1), 5.0) is None
     assert srv.counters["malformed"] == 2
 
 
 def test_status_reports_keys_bits_rate() -> None:
     srv = Idq3pServer(KeyStore(SeedSource(b"s"), 0, 8000, 1 << 20, 0.0))
-    r = codec.decode(srv.receive(codec.encode(codec.StatusRequest(1, 32)), ("a", 1), 2.0) or b"")
+    r = codec.decode(answer(srv, codec.encode(codec.StatusRequest(1, 32)), ("a", 1), 2.0) or b"")
     assert isinstance(r, codec.StatusReply)
     assert (r.keys_available, r.bits_available, r.rate_bps) == (31, 8000, 4000)
 

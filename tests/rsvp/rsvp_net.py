@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import TypeVar
 
 from gmpls import ero, qe, topology
-from gmpls.rsvp import core as C
+from gmpls.core import Tick
+from gmpls.rsvp import events as E
+from gmpls.rsvp.core import RsvpCore
 from gmpls.rsvp.message import Message
 
 A = TypeVar("A")
@@ -42,19 +44,19 @@ class Net:
     now: float = 0.0
     down: set[str] = field(default_factory=set)
     ladder: list[tuple[float, str, str, str]] = field(default_factory=list)
-    actions: dict[str, list[C.Action]] = field(default_factory=dict)
+    actions: dict[str, list[E.Action]] = field(default_factory=dict)
     sent: list[tuple[str, str, Message]] = field(default_factory=list)
     #: loss model: drop a message when drop(src, dst, message) is true
     drop: Callable[[str, str, Message], bool] | None = None
     dropped: list[tuple[str, str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.cores: dict[str, C.RsvpCore] = {}
+        self.cores: dict[str, RsvpCore] = {}
         self.addr: dict[IPv4Address, str] = {}
         for n in NODES:
             h = TOPO.host(n)
             assert h.router_id is not None
-            self.cores[n] = C.RsvpCore(
+            self.cores[n] = RsvpCore(
                 h.router_id,
                 TOPO.control_address(n),
                 TOPO.te_links_of(n),
@@ -69,31 +71,31 @@ class Net:
             self.actions[n] = []
         self.queue: deque[tuple[str, str, bytes]] = deque()
         self.handles = 0
-        self.qe_events: deque[tuple[str, C.Event]] = deque()
+        self.qe_events: deque[tuple[str, E.Event]] = deque()
 
     # --- plumbing -------------------------------------------------------------------
 
-    def apply(self, name: str, actions: list[C.Action]) -> list[C.Action]:
+    def apply(self, name: str, actions: list[E.Action]) -> list[E.Action]:
         for a in actions:
             self.actions[name].append(a)
-            if isinstance(a, C.Send):
+            if isinstance(a, E.Send):
                 dst = self.addr.get(a.dst)
                 if dst is None:  # an answer to a stranger: nobody there
                     continue
                 self.queue.append((name, dst, a.data))
                 self.sent.append((name, dst, a.message))
-            elif isinstance(a, C.NeedQeSession) and self.qe_auto:
+            elif isinstance(a, E.NeedQeSession) and self.qe_auto:
                 if name in self.qe_fail:
-                    self.qe_events.append((name, C.QeFailed(a.lsp, self.qe_fail[name])))
+                    self.qe_events.append((name, E.QeFailed(a.lsp, self.qe_fail[name])))
                 else:
                     self.handles += 1
                     handle = self.handles.to_bytes(2, "big") * 32
-                    self.qe_events.append((name, C.QeSessionReady(a.lsp, handle)))
-            elif isinstance(a, C.QeJoin) and self.qe_auto:
+                    self.qe_events.append((name, E.QeSessionReady(a.lsp, handle)))
+            elif isinstance(a, E.QeJoin) and self.qe_auto:
                 if name in self.qe_fail:
-                    self.qe_events.append((name, C.QeFailed(a.lsp, self.qe_fail[name])))
+                    self.qe_events.append((name, E.QeFailed(a.lsp, self.qe_fail[name])))
                 else:
-                    self.qe_events.append((name, C.QeSessionReady(a.lsp, a.key_handle)))
+                    self.qe_events.append((name, E.QeSessionReady(a.lsp, a.key_handle)))
         return actions
 
     def run(self) -> None:
@@ -109,7 +111,7 @@ class Net:
                     continue
                 if msg.name not in ("HELLO", "ACK"):
                     self.ladder.append((self.now, src, dst, msg.name))
-                ev = C.Received(TOPO.control_address(src), data)
+                ev = E.Received(TOPO.control_address(src), data)
                 self.apply(dst, self.cores[dst].handle(ev, self.now))
             else:
                 name, qev = self.qe_events.popleft()
@@ -123,14 +125,14 @@ class Net:
             due = [
                 (d, n)
                 for n, c in self.cores.items()
-                if n not in self.down and (d := c.next_deadline()) is not None
+                if n not in self.down and (d := c.next_timer()) is not None
             ]
             if not due or min(due)[0] > until:
                 break
             self.now = max(self.now, min(due)[0])
             for d, n in sorted(due):
                 if d <= self.now:
-                    self.apply(n, self.cores[n].handle(C.Tick(), self.now))
+                    self.apply(n, self.cores[n].handle(Tick(), self.now))
             self.run()
         self.now = until
 
@@ -143,14 +145,16 @@ class Net:
         route: list[ero.Subobject],
         params: qe.QeParams | None,
         bandwidth_bps: float,
-    ) -> list[C.Action]:
+    ) -> list[E.Action]:
         core = self.cores[name]
-        acts = self.apply(name, core.create_lsp(tunnel_id, route, params, bandwidth_bps, self.now))
+        acts = self.apply(
+            name, core.handle(E.CreateLsp(tunnel_id, route, params, bandwidth_bps), self.now)
+        )
         self.run()
         return acts
 
-    def delete(self, name: str, tunnel_id: int) -> list[C.Action]:
-        acts = self.apply(name, self.cores[name].delete_lsp(tunnel_id, self.now))
+    def delete(self, name: str, tunnel_id: int) -> list[E.Action]:
+        acts = self.apply(name, self.cores[name].handle(E.DeleteLsp(tunnel_id), self.now))
         self.run()
         return acts
 

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from gmpls.rsvp import core as C
+from gmpls.rsvp import events as E
 from gmpls.rsvp import examples as ex
+from gmpls.rsvp.core import RsvpCore
 from gmpls.topology import LocalTeLink
 from node_agent.rsvp import RsvpAgent, _ipv4_payload
 
@@ -48,22 +49,22 @@ def te_links(name: str) -> list[LocalTeLink]:
 class Node:
     def __init__(self, name: str) -> None:
         self.name = name
-        self.actions: list[C.Action] = []
+        self.actions: list[E.Action] = []
         self.changed = asyncio.Event()
-        core = C.RsvpCore(rid(name), ctrl(name), te_links(name), hello_ms=200, name=name)
+        core = RsvpCore(rid(name), ctrl(name), te_links(name), hello_ms=200, name=name)
         self.agent = RsvpAgent(core, on_action=self.on_action)
 
-    def on_action(self, a: C.Action) -> None:
+    def on_action(self, a: E.Action) -> None:
         self.actions.append(a)
         self.changed.set()
         loop = asyncio.get_running_loop()
-        if isinstance(a, C.NeedQeSession):
-            loop.call_soon(self.agent.feed, C.QeSessionReady(a.lsp, b"\x5a" * 64))
-        elif isinstance(a, C.QeJoin):
-            loop.call_soon(self.agent.feed, C.QeSessionReady(a.lsp, a.key_handle))
+        if isinstance(a, E.NeedQeSession):
+            loop.call_soon(self.agent.feed, E.QeSessionReady(a.lsp, b"\x5a" * 64))
+        elif isinstance(a, E.QeJoin):
+            loop.call_soon(self.agent.feed, E.QeSessionReady(a.lsp, a.key_handle))
 
-    async def wait_for(self, kind: type, timeout: float = 10.0) -> C.Action:
-        async def _wait() -> C.Action:
+    async def wait_for(self, kind: type, timeout: float = 10.0) -> E.Action:
+        async def _wait() -> E.Action:
             while True:
                 for a in self.actions:
                     if isinstance(a, kind):
@@ -117,17 +118,17 @@ def capture(tmp_path: Path) -> Iterator[Path]:
 
 async def test_paper_lsp_over_raw_sockets(nodes: dict[str, Node], capture: Path) -> None:
     head, tail = nodes["tn1"], nodes["tn5"]
-    await nodes["tn2"].wait_for(C.NeighborUp)
+    await nodes["tn2"].wait_for(E.NeighborUp)
     head.agent.create_lsp(1, ex.fig9_ero(), None, 10e9)
-    up = await head.wait_for(C.LspUp)
-    assert isinstance(up, C.LspUp) and len(up.route) == 8
-    join = await tail.wait_for(C.QeJoin)
-    assert isinstance(join, C.QeJoin) and join.key_handle == b"\x5a" * 64
+    up = await head.wait_for(E.LspUp)
+    assert isinstance(up, E.LspUp) and len(up.route) == 8
+    join = await tail.wait_for(E.QeJoin)
+    assert isinstance(join, E.QeJoin) and join.key_handle == b"\x5a" * 64
     for name in ("tn2", "tn3", "tn4"):
         assert nodes[name].agent.core.lsp_table()[0]["state"] == "up"
     head.agent.delete_lsp(1)
-    await tail.wait_for(C.LspDown)
-    await tail.wait_for(C.QeClose)
+    await tail.wait_for(E.LspDown)
+    await tail.wait_for(E.QeClose)
     for n in nodes.values():
         assert not n.agent.core.psbs
         for link in te_links(n.name):

@@ -88,14 +88,14 @@ def test_core_never_raises_on_mutated_messages(
 
     from rsvp_net import Net
 
-    from gmpls.rsvp import core as C
+    from gmpls.rsvp import events as E
 
     net = Net(hello_ms=1000)
     net.create("tn1", 1, ex.fig9_ero(), None, 10e9)
     buf = bytearray(_fix_checksum_off(seed))
     for pos, val in flips:
         buf[pos % len(buf)] = val
-    net.apply(node, net.cores[node].handle(C.Received(IPv4Address(src), bytes(buf)), net.now))
+    net.apply(node, net.cores[node].handle(E.Received(IPv4Address(src), bytes(buf)), net.now))
     net.run()
     net.advance(later)
     # invariant: a lambda is held on a link exactly when some LSP here uses it (no leak)

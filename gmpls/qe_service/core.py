@@ -1,0 +1,863 @@
+"""The QE service of one node, sans-I/O: the paper's end-to-end workflow (docs/qe-service.md).
+
+:class:`QeServiceCore` keeps the contract of :mod:`gmpls.core`: ``handle(event, now) ->
+actions`` and ``next_timer()``. It never awaits, reads a clock or opens a socket; its
+shell (``node_agent/qe_service.py``) carries out the actions — a PCReq, ETSI GS QKD 004
+calls, RSVP commands, an OSPF re-advertisement — and feeds back their answers and the
+RSVP core's actions as events (:mod:`gmpls.qe_service.events`).
+
+At the head (``Create``):
+
+1. :class:`RequestPath` (PCReq with the QE METRIC objects) → :class:`PathReply` with the
+   Fig. 9 ERO; NO-PATH fails the service with the PCE's reason;
+2. :class:`CreateLsp`: the RSVP core finds our QE subobject with a zero session ID and
+   asks for a key session (``NeedQeSession``);
+3. QKD_OPEN(destination = the QE destination's router ID) → key_handle, then
+   QKD_CONNECT_NONBLOCK and QKD_GET_KEY together (one round trip; CONNECT status 1
+   "peer not connected" is expected at the head) → key index 0; ``QeSessionReady``
+   (:class:`ToRsvp`): the RSVP core writes the handle into the ERO and sends Path;
+4. at the tail the RSVP core finds its QE subobject with that handle (``QeJoin``, fed as
+   :class:`TailJoin`): QKD_OPEN(the head's router ID, the same handle) / CONNECT /
+   GET_KEY → key index 0, the same bytes; ``QeSessionReady`` → Resv;
+5. ``LspUp`` at the head: the service is up.
+
+Key refresh (no signalling): refresh *k* makes an end hold key index *k* — every
+``refresh`` ms (type 1, from when the service came up at that end) or every ``V`` MiB
+counted (type 2: :class:`AddTraffic`, :class:`SetRate`, given at both ends). A refresh
+that fails is counted and made up at the next one: the end fetches until it holds the
+target index, so both ends' indices stay in step.
+
+Failures: the head cannot get a key session → ``QeFailed`` (the RSVP core: LspDown
+252/1, nothing sent); the tail cannot join → ``QeFailed`` (PathErr 252/2, the head tears
+down); whatever was opened is closed first. An explicit label found busy (24/11: the
+PCE's TED lags our OSPF re-origination) or taken meanwhile (24/6) is retried with the
+label subobjects removed, each hop choosing from the Label_Set (RFC 3473 §2.6), up to
+:data:`LABEL_ATTEMPTS` attempts. At most ``max_keying`` key sessions are opened or
+joined at once; the others queue. The last :data:`KEEP_FINISHED` finished services stay
+listed.
+
+Keys live only in :class:`gmpls.qe_service.model.Service` objects; the :class:`Log`
+actions carry the key index, an 8-hex-digit handle prefix, never key bytes. This node is
+assumed to be the only one heading LSPs on its RSVP core (tunnel IDs are allocated here).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from typing import Any
+
+from gmpls import ero
+from gmpls.qe import QeParams, RefreshType
+from gmpls.qe_service.events import (
+    Action,
+    AddTraffic,
+    AdvertiseLink,
+    Create,
+    CreateLsp,
+    CreateLspFailed,
+    Delete,
+    DeleteLsp,
+    EtsiClose,
+    EtsiConnect,
+    EtsiGetKey,
+    EtsiOpen,
+    EtsiReply,
+    Event,
+    LinkResources,
+    Log,
+    LspDown,
+    LspKey,
+    LspUp,
+    NeedQeSession,
+    NeighborDown,
+    NeighborUp,
+    PathReply,
+    PcepFailed,
+    QeClose,
+    QeFailed,
+    QeSessionReady,
+    RequestPath,
+    ServiceChanged,
+    SetRate,
+    Shutdown,
+    TailJoin,
+    Tick,
+    ToRsvp,
+)
+from gmpls.qe_service.model import (
+    COMPUTING,
+    DOWN,
+    FAILED,
+    KEYING,
+    MIB,
+    SIGNALLING,
+    UP,
+    QeServiceError,
+    Service,
+    route_nodes,
+)
+from gmpls.rsvp.constants import ErrorCode, QeError, RoutingProblem
+
+#: finished services kept for ``show qe-service`` (the newest)
+KEEP_FINISHED = 64
+#: ETSI 004 status values (docs/etsi004.md)
+ETSI_OK, ETSI_PEER_NOT_CONNECTED = 0, 1
+ETSI_STATUS = {
+    0: "SUCCESSFUL",
+    1: "PEER_NOT_CONNECTED",
+    2: "GK_INSUFFICIENT_KEY_AVAILABLE",
+    3: "GK_PEER_NOT_CONNECTED",
+    4: "NO_QKD_CONNECTION_AVAILABLE",
+    5: "OPEN_CONNECT_FAILED_KSID_ALREADY_IN_USE",
+    6: "TIMEOUT_ERROR",
+    7: "OC_QOS_NOT_SATISFIABLE",
+}
+#: an explicit label in use, or no free label in the Label_Set (RFC 3473 §2.6)
+LABEL_BUSY = (ErrorCode.ROUTING_PROBLEM, RoutingProblem.LABEL_SET)
+#: a Resv label the head offered but meanwhile held for another LSP (RFC 3209 §4.1.1 sense)
+LABEL_TAKEN = (ErrorCode.ROUTING_PROBLEM, RoutingProblem.UNACCEPTABLE_LABEL)
+#: signalling attempts per service when labels collide (the PCE's, then local ones)
+LABEL_ATTEMPTS = 4
+TAIL_JOIN_FAILED = (ErrorCode.QE_ERROR, QeError.TAIL_JOIN_FAILED)
+#: a simulated traffic rate is counted every RATE_TICK seconds
+RATE_TICK = 0.1
+NO_PROXY = "this node has no ETSI 004 proxy"
+
+
+def etsi_failure(call: str, reply: EtsiReply) -> str:
+    """``QKD_GET_KEY status 2 GK_INSUFFICIENT_KEY_AVAILABLE``, or why there was no answer."""
+    if reply.status is None:
+        return f"{call}: {reply.error}"
+    return f"{call} status {reply.status} {ETSI_STATUS.get(reply.status, str(reply.status))}"
+
+
+@dataclass(slots=True)
+class _Keying:
+    """A key session being opened (head) or joined (tail)."""
+
+    lsp: LspKey
+    head: bool
+    destination: IPv4Address
+    params: QeParams
+    service: Service | None = None
+    handle: bytes | None = None  # head: once opened; tail: the handle to join
+    recorded_route: tuple[ero.Subobject, ...] = ()
+    opened: bool = False
+    connect: EtsiReply | None = None
+    got: EtsiReply | None = None
+    failure: str = ""
+
+
+@dataclass(slots=True)
+class _Call:
+    """An outstanding call the shell carries out for us (by correlation ID)."""
+
+    kind: str  # "path", "open", "connect", "get_key", "refresh", "close"
+    service: Service | None = None
+    job: _Keying | None = None
+    lsp: LspKey | None = None
+    handle: bytes = b""
+
+
+class QeServiceCore:
+    """The QE services of one node (see the module docstring).
+
+    ``free_lambdas``: this node's TE links and their free lambdas now (kept up to date
+    from the RSVP core's ``LinkResources``); ``has_pce`` / ``has_proxy``: whether the
+    node has a PCE to ask and an ETSI 004 proxy to call; ``wall_offset``: wall-clock time
+    minus the ``now`` clock, for the ``created_at`` the CLI shows."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        router_id: IPv4Address,
+        free_lambdas: Mapping[int, Iterable[int]] | None = None,
+        has_pce: bool = True,
+        has_proxy: bool = True,
+        wall_offset: float = 0.0,
+        pcep_timeout: float = 10.0,
+        retry_busy_label: bool = True,
+        link_batch: float = 0.02,
+        max_keying: int = 16,
+    ) -> None:
+        self.name = name
+        self.router_id = IPv4Address(router_id)
+        self.has_pce = has_pce
+        self.has_proxy = has_proxy
+        self.wall_offset = wall_offset
+        self.pcep_timeout = pcep_timeout
+        self.retry_busy_label = retry_busy_label
+        self.link_batch = link_batch
+        self.max_keying = max_keying
+        self.free: dict[int, frozenset[int]] = {
+            i: frozenset(f) for i, f in (free_lambdas or {}).items()
+        }
+        self.heads: dict[int, Service] = {}  # by tunnel ID
+        self.tails: dict[LspKey, Service] = {}
+        self.finished: deque[Service] = deque(maxlen=KEEP_FINISHED)
+        #: the ERO each head service was signalled on (for the busy-label retry)
+        self._routes: dict[int, tuple[ero.Subobject, ...]] = {}
+        self._next_tunnel = 1
+        self._calls: dict[int, _Call] = {}
+        self._cid = 0
+        self._keying: deque[_Keying] = deque()
+        self._keying_active = 0
+        #: TE links whose free lambdas go to OSPF: local_if -> (when, free lambdas)
+        self._links_due: dict[int, tuple[float, tuple[int, ...]]] = {}
+        self._now = 0.0
+        self._out: list[Action] = []
+        self.counters: dict[str, int] = {
+            "created": 0,
+            "up": 0,
+            "failed": 0,
+            "deleted": 0,
+            "label_retries": 0,
+            "labels_local": 0,
+            "etsi_open": 0,
+            "etsi_close": 0,
+            "etsi_errors": 0,
+            "keys": 0,
+            "refreshes": 0,
+        }
+        self._on: dict[type, Callable[[Any], None]] = {
+            Create: self._create,
+            Delete: self._delete,
+            AddTraffic: self._add_traffic,
+            SetRate: self._set_rate,
+            Shutdown: self._shutdown,
+            PathReply: self._path_reply,
+            PcepFailed: self._pcep_failed,
+            EtsiReply: self._etsi_reply,
+            CreateLspFailed: self._create_lsp_failed,
+            NeedQeSession: self._need_session,
+            TailJoin: self._tail_join,
+            QeClose: self._on_close,
+            LspUp: self._on_up,
+            LspDown: self._on_down,
+            LinkResources: self._link_changed,
+            NeighborUp: _ignore,
+            NeighborDown: _ignore,
+            Tick: _ignore,
+        }
+
+    # --- the contract of gmpls.core -------------------------------------------------
+
+    def handle(self, event: Event, now: float) -> list[Action]:
+        """Process ``event`` at ``now``. A CLI request that cannot be carried out raises
+        :class:`QeServiceError` and changes nothing."""
+        self._now = now
+        self._out = []
+        self._on[type(event)](event)
+        self._timers(now)
+        out, self._out = self._out, []
+        return out
+
+    def next_timer(self) -> float | None:
+        times = [due for due, _ in self._links_due.values()]
+        for s in self._live():
+            times += [t for t in (s.refresh_at, s.rate_at) if t is not None]
+        return min(times) if times else None
+
+    # --- queries (the CLI's) --------------------------------------------------------
+
+    def find(self, sid: str) -> Service:
+        for s in (*self.heads.values(), *self.tails.values(), *reversed(self.finished)):
+            if s.id == sid:
+                return s
+        raise QeServiceError(f"no QE service {sid}")
+
+    def services(self) -> list[Service]:
+        live = self._live()
+        ids = {id(s) for s in live}
+        return live + [s for s in self.finished if id(s) not in ids]
+
+    def _live(self) -> list[Service]:
+        return [*self.heads.values(), *self.tails.values()]
+
+    # --- plumbing -------------------------------------------------------------------
+
+    def _log(self, message: str, warning: bool = False, **fields: Any) -> None:
+        self._out.append(Log(message, fields, warning))
+
+    def _changed(self, s: Service) -> None:
+        self._out.append(ServiceChanged(s.id, s.state))
+
+    def _call(self, make: Callable[[int], Action], call: _Call) -> None:
+        self._cid += 1
+        self._calls[self._cid] = call
+        self._out.append(make(self._cid))
+
+    def _timers(self, now: float) -> None:
+        for local_if, (due, free) in list(self._links_due.items()):
+            if due <= now:
+                del self._links_due[local_if]
+                self._out.append(AdvertiseLink(local_if, free))
+        for s in self._live():
+            while s.refresh_at is not None and s.refresh_at <= now:
+                self._refresh_due(s)
+            while s.rate_at is not None and s.rate_at <= now:
+                self._rate_tick(s)
+
+    # --- the CLI's requests ---------------------------------------------------------
+
+    def _create(self, ev: Create) -> None:
+        if not self.has_pce:
+            raise QeServiceError("no PCE in the topology: cannot compute a path")
+        tid = self._allocate_tunnel()
+        p = ev.params
+        s = Service(
+            str(tid),
+            "head",
+            IPv4Address(ev.destination),
+            p,
+            ev.bandwidth_bps,
+            tunnel_id=tid,
+            created=self._now,
+            created_wall=self._now + self.wall_offset,
+        )
+        self.heads[tid] = s
+        self.counters["created"] += 1
+        self._log(
+            "qe service create",
+            event="create",
+            service=s.id,
+            dst=str(s.peer),
+            key_length=p.key_length,
+            layer=p.enc_layer,
+            algorithm=p.algorithm,
+            refresh_type=p.refresh_type,
+            refresh_value=p.refresh_value,
+        )
+        self._changed(s)
+        bw = s.bandwidth_bps / 8.0
+        self._call(
+            lambda cid: RequestPath(cid, self.router_id, s.peer, p, bw, self.pcep_timeout),
+            _Call("path", service=s),
+        )
+
+    def _allocate_tunnel(self) -> int:
+        for _ in range(0xFFFF):
+            tid = self._next_tunnel
+            self._next_tunnel = self._next_tunnel % 0xFFFF + 1
+            if tid not in self.heads:
+                return tid
+        raise QeServiceError("no free tunnel ID")
+
+    def _delete(self, ev: Delete) -> None:
+        s = self.find(ev.service_id)
+        if s.role != "head":
+            raise QeServiceError(f"service {s.id} is headed by {s.peer}: delete it there")
+        if s.finished:
+            return
+        s.deleted = True
+        self._log("qe service delete", event="delete", service=s.id)
+        if s.state == COMPUTING:
+            self._finish(s, DOWN, "deleted before the PCE answered")
+        else:
+            self._out.append(DeleteLsp(s.tunnel_id))
+            self._finish(s, DOWN, "deleted")
+        self.counters["deleted"] += 1
+
+    def _add_traffic(self, ev: AddTraffic) -> None:
+        s = self.find(ev.service_id)
+        if ev.nbytes < 0:
+            raise QeServiceError("traffic cannot be negative")
+        s.bytes_counted += ev.nbytes
+        self._volume_check(s)
+
+    def _set_rate(self, ev: SetRate) -> None:
+        s = self.find(ev.service_id)
+        s.rate_bps = max(0.0, ev.rate_bps)
+        if s.rate_bps and s.state == UP and s.rate_at is None:
+            s.rate_at = self._now + RATE_TICK
+
+    def _shutdown(self, ev: Shutdown) -> None:
+        """Delete the services this node heads (PathTear, QKD_CLOSE), close the key
+        sessions of those it ends (its neighbours learn of its going by Hello)."""
+        for s in list(self.heads.values()):
+            if not s.finished:
+                self._delete(Delete(s.id))
+        for s in list(self.tails.values()):
+            if not s.finished and s.key_handle is not None:
+                self._close(s.key_handle, s.lsp)
+                self._finish(s, DOWN, "node agent stopping")
+        for s in self._live():
+            self._stop_refresh(s)
+            s.key = None
+
+    # --- head: PCReq → create_lsp ---------------------------------------------------
+
+    def _path_reply(self, ev: PathReply) -> None:
+        call = self._calls.pop(ev.cid, None)
+        s = call.service if call is not None else None
+        if s is None or s.finished:
+            return  # deleted meanwhile
+        if not ev.ok:
+            self._finish(s, FAILED, f"NO-PATH: {ev.reason}")
+            return
+        route = tuple(ev.ero)
+        s.path = route_nodes(route)
+        if self.retry_busy_label and not self._own_label_free(route):
+            # the PCE chose a lambda we hold already on our own link (its TED lags our
+            # OSPF re-origination): the same ERO without labels, each hop choosing
+            route = _without_labels(route)
+            s.labels = "local"
+            self.counters["labels_local"] += 1
+        self._signal(s, route)
+
+    def _pcep_failed(self, ev: PcepFailed) -> None:
+        call = self._calls.pop(ev.cid, None)
+        if call is not None and call.service is not None:
+            self._finish(call.service, FAILED, f"PCEP: {ev.error}")
+
+    def _own_label_free(self, route: Sequence[ero.Subobject]) -> bool:
+        """Whether the explicit label the ERO gives for this node's outgoing interface
+        (the Label subobject right after our Unnumbered subobject) is free here."""
+        out_if: int | None = None
+        for x in route:
+            if isinstance(x, ero.Unnumbered):
+                if x.router_id != self.router_id:
+                    break
+                out_if = x.interface_id
+            elif isinstance(x, ero.Label) and out_if is not None and not x.upstream:
+                return ero.lambda_channel(x.label) in self.free.get(out_if, frozenset())
+            elif not isinstance(x, ero.QeSubobject | ero.Label):
+                break
+        return True
+
+    def _signal(self, s: Service, route: tuple[ero.Subobject, ...]) -> None:
+        s.attempts += 1
+        s.state = KEYING
+        self._changed(s)
+        self._log(
+            "qe service signal",
+            event="signal",
+            service=s.id,
+            path=" ".join(s.path),
+            labels=s.labels,
+        )
+        s.lsp = None
+        self._routes[s.tunnel_id] = route
+        self._out.append(CreateLsp(s.tunnel_id, route, s.bandwidth_bps, f"qe-{self.name}-{s.id}"))
+
+    def _create_lsp_failed(self, ev: CreateLspFailed) -> None:
+        s = self.heads.get(ev.tunnel_id)
+        if s is not None:
+            self._finish(s, FAILED, f"RSVP: {ev.reason}")
+
+    # --- key sessions: opened at the head, joined at the tail -----------------------
+
+    def _need_session(self, a: NeedQeSession) -> None:
+        s = self._head_of(a.lsp)
+        if s is not None:
+            s.lsp = a.lsp
+            s.key_handle = None
+        job = _Keying(a.lsp, True, a.dst_router_id, a.params, service=s)
+        self._queue_keying(job)
+
+    def _tail_join(self, ev: TailJoin) -> None:
+        a = ev.join
+        job = _Keying(
+            a.lsp,
+            False,
+            a.lsp.sender,
+            a.params,
+            handle=a.key_handle,
+            recorded_route=ev.recorded_route,
+        )
+        self._queue_keying(job)
+
+    def _queue_keying(self, job: _Keying) -> None:
+        """At most ``max_keying`` key sessions being opened or joined at once: a burst of
+        services queues here instead of flooding the proxy (whose answers would then
+        come after the ETSI client's deadline)."""
+        self._keying.append(job)
+        self._next_keying()
+
+    def _keying_done(self) -> None:
+        self._keying_active -= 1
+        self._next_keying()
+
+    def _next_keying(self) -> None:
+        while self._keying and self._keying_active < self.max_keying:
+            self._keying_active += 1
+            self._start_keying(self._keying.popleft())
+
+    def _start_keying(self, job: _Keying) -> None:
+        if not job.head:
+            job.service = self._new_tail(job)
+        if not self.has_proxy:
+            if job.service is not None and not job.head:
+                self._finish(job.service, FAILED, "no ETSI 004 proxy", TAIL_JOIN_FAILED)
+            self._out.append(ToRsvp(QeFailed(job.lsp, NO_PROXY)))
+            self._keying_done()
+            return
+        handle = None if job.head else job.handle
+        self._call(
+            lambda cid: EtsiOpen(cid, job.destination, handle, job.params.key_length),
+            _Call("open", job=job),
+        )
+
+    def _new_tail(self, job: _Keying) -> Service:
+        lsp = job.lsp
+        assert job.handle is not None
+        s = Service(
+            f"{lsp.ext_tunnel_id}:{lsp.tunnel_id}",
+            "tail",
+            lsp.sender,
+            job.params,
+            tunnel_id=lsp.tunnel_id,
+            state=KEYING,
+            lsp=lsp,
+            key_handle=job.handle,
+            created=self._now,
+            created_wall=self._now + self.wall_offset,
+        )
+        old = self.tails.get(lsp)
+        if old is not None and not old.finished:
+            self._finish(old, DOWN, "replaced by a new Path")
+        s.path = [*reversed(route_nodes(job.recorded_route)), str(self.router_id)]
+        self.tails[lsp] = s
+        return s
+
+    def _etsi_reply(self, r: EtsiReply) -> None:
+        call = self._calls.pop(r.cid, None)
+        if call is None:
+            return
+        if call.kind == "refresh":
+            assert call.service is not None
+            self._refreshed(call.service, r)
+        elif call.kind == "close":
+            self._closed(call, r)
+        else:
+            assert call.job is not None
+            self._keying_reply(call.kind, call.job, r)
+
+    def _keying_reply(self, kind: str, job: _Keying, r: EtsiReply) -> None:
+        if kind == "open":
+            self._opened(job, r)
+            return
+        if kind == "connect":
+            job.connect = r
+        else:
+            job.got = r
+        if job.connect is None or job.got is None:
+            return
+        c, g = job.connect, job.got
+        # the failures in the order the calls went out: CONNECT, then GET_KEY
+        if c.status is None:
+            self._keying_failed(job, etsi_failure("QKD_CONNECT_NONBLOCK", c))
+        elif g.status is None:
+            self._keying_failed(job, etsi_failure("QKD_GET_KEY", g))
+        elif c.status not in (ETSI_OK, ETSI_PEER_NOT_CONNECTED):
+            self._keying_failed(job, etsi_failure("QKD_CONNECT_NONBLOCK", c))
+        elif g.status != ETSI_OK:
+            self._keying_failed(job, etsi_failure("QKD_GET_KEY", g))
+        else:
+            self._keyed(job, g.key_index, g.key)
+
+    def _opened(self, job: _Keying, r: EtsiReply) -> None:
+        if r.status is None:
+            self._keying_failed(job, etsi_failure("QKD_OPEN", r))
+            return
+        self.counters["etsi_open"] += 1
+        if r.status != ETSI_OK:
+            self._keying_failed(job, etsi_failure("QKD_OPEN", r))
+            return
+        if job.head:
+            job.handle = r.key_handle
+        job.opened = True
+        handle = job.handle
+        assert handle is not None
+        # CONNECT and GET_KEY pipelined: the proxy serves GET_KEY on an open handle
+        # whether or not the peer has connected (docs/etsi004.md), so one round trip
+        self._call(lambda cid: EtsiConnect(cid, handle), _Call("connect", job=job))
+        self._call(lambda cid: EtsiGetKey(cid, handle), _Call("get_key", job=job))
+
+    def _keying_failed(self, job: _Keying, why: str) -> None:
+        self.counters["etsi_errors"] += 1
+        job.failure = why
+        if job.opened and job.handle is not None:
+            self._close(job.handle, job.lsp, job)  # then _keying_gave_up
+        else:
+            self._keying_gave_up(job)
+
+    def _keying_gave_up(self, job: _Keying) -> None:
+        why = job.failure
+        fields = {"event": "qe_fail", "lsp": str(job.lsp), "why": why}
+        if job.head:
+            if job.service is not None:
+                job.service.error = f"ETSI 004 {why}"
+            self._log("qe key session failed", warning=True, **fields)
+        else:
+            self._log("qe join failed", warning=True, **fields)
+            assert job.service is not None
+            self._finish(job.service, FAILED, f"ETSI 004 {why}", TAIL_JOIN_FAILED)
+        self._out.append(ToRsvp(QeFailed(job.lsp, why)))
+        self._keying_done()
+
+    def _keyed(self, job: _Keying, index: int, key: bytes) -> None:
+        self.counters["keys"] += 1
+        assert job.handle is not None
+        s = self._head_of(job.lsp) if job.head else job.service
+        live = s is not None and (
+            s.lsp == job.lsp if job.head else not s.finished and self.tails.get(job.lsp) is s
+        )
+        if s is not None and live:
+            s.key_handle = job.handle
+            s.take_key(index, key)
+            s.state = SIGNALLING
+            self._changed(s)
+            self._log(
+                "qe key session open" if job.head else "qe key session joined",
+                event="qe_open" if job.head else "qe_join",
+                service=s.id,
+                lsp=str(job.lsp),
+                key_handle_prefix=job.handle[:4].hex(),
+                key_index=index,
+            )
+        # a service gone meanwhile: the RSVP core answers QeSessionReady with QeClose
+        self._out.append(ToRsvp(QeSessionReady(job.lsp, job.handle)))
+        self._keying_done()
+
+    def _close(self, handle: bytes, lsp: LspKey | None, job: _Keying | None = None) -> None:
+        if not self.has_proxy:
+            return
+        self._call(
+            lambda cid: EtsiClose(cid, handle), _Call("close", job=job, lsp=lsp, handle=handle)
+        )
+
+    def _closed(self, call: _Call, r: EtsiReply) -> None:
+        prefix = call.handle[:4].hex()
+        if r.status is None:
+            self.counters["etsi_errors"] += 1
+            self._log(
+                "QKD_CLOSE failed",
+                warning=True,
+                event="qe_close_fail",
+                key_handle_prefix=prefix,
+                why=r.error,
+            )
+        else:
+            self.counters["etsi_close"] += 1
+            self._log(
+                "qe key session closed",
+                event="qe_close",
+                lsp=str(call.lsp) if call.lsp else "",
+                key_handle_prefix=prefix,
+                status=r.status,
+            )
+        if call.job is not None:
+            self._keying_gave_up(call.job)
+
+    # --- RSVP: the LSP's life -------------------------------------------------------
+
+    def _head_of(self, lsp: LspKey) -> Service | None:
+        if lsp.ext_tunnel_id != self.router_id:
+            return None
+        s = self.heads.get(lsp.tunnel_id)
+        return s if s is not None and not s.finished else None
+
+    def _service_of(self, lsp: LspKey) -> Service | None:
+        s = self.tails.get(lsp)
+        if s is not None:
+            return s
+        h = self.heads.get(lsp.tunnel_id) if lsp.ext_tunnel_id == self.router_id else None
+        if h is not None and h.lsp is None:
+            h.lsp = lsp  # the first action of a new LSP (e.g. a local failure in create)
+        return h if h is not None and h.lsp == lsp else None
+
+    def _on_close(self, a: QeClose) -> None:
+        s = self._service_of(a.lsp)
+        if s is not None and s.key_handle == a.key_handle:
+            self._stop_refresh(s)
+            s.key = None
+        self._close(a.key_handle, a.lsp)
+
+    def _on_up(self, a: LspUp) -> None:
+        s = self._service_of(a.lsp) if a.role in ("head", "tail") else None
+        if s is None or s.finished:
+            return
+        s.state = UP
+        s.up_at = self._now
+        if a.role == "head":
+            self.counters["up"] += 1
+            if a.route:
+                s.path = [str(self.router_id), *route_nodes(a.route)]
+        self._log(
+            "qe service up",
+            event="up",
+            service=s.id,
+            role=a.role,
+            lsp=str(a.lsp),
+            path=" ".join(s.path),
+            setup_ms=round((s.up_at - s.created) * 1000, 3),
+        )
+        self._start_refresh(s)
+        self._changed(s)
+
+    def _on_down(self, a: LspDown) -> None:
+        s = self._service_of(a.lsp)
+        if s is None or s.finished:
+            return
+        if a.role == "head" and a.code in (LABEL_BUSY, LABEL_TAKEN) and self._may_retry(s):
+            # the PCE's explicit label is in use (its TED lags our OSPF re-origination),
+            # or a label offered in a Label_Set was taken meanwhile by a concurrent LSP:
+            # again without label subobjects, each hop picking from the Label_Set
+            s.labels = "local"
+            s.key_handle = None
+            s.key = None
+            self.counters["label_retries"] += 1
+            self._log(
+                "qe service retry without explicit labels",
+                event="retry",
+                service=s.id,
+                why=a.reason,
+                attempt=s.attempts + 1,
+            )
+            self._signal(s, _without_labels(self._routes[s.tunnel_id]))
+            return
+        state = DOWN if a.code is None or s.deleted else FAILED
+        self._finish(s, state, a.reason, a.code)
+
+    def _may_retry(self, s: Service) -> bool:
+        return (
+            self.retry_busy_label
+            and s.attempts < LABEL_ATTEMPTS
+            and not s.deleted
+            and s.tunnel_id in self._routes
+        )
+
+    def _finish(
+        self, s: Service, state: str, reason: str, code: tuple[int, int] | None = None
+    ) -> None:
+        if s.finished:
+            return
+        self._stop_refresh(s)
+        s.state = state
+        if state == FAILED:
+            self.counters["failed"] += 1
+            s.error = f"{s.error}; {reason}" if s.error and s.error not in reason else reason
+            s.code = code or s.code
+        elif not s.error:
+            s.error = "" if reason in ("deleted", "PathTear") else reason
+        s.key = None
+        if s.role == "head":
+            self._routes.pop(s.tunnel_id, None)
+            if self.heads.get(s.tunnel_id) is s:
+                del self.heads[s.tunnel_id]
+        elif s.lsp is not None and self.tails.get(s.lsp) is s:
+            del self.tails[s.lsp]
+        self.finished.append(s)
+        self._log(
+            "qe service finished",
+            event=state,
+            service=s.id,
+            role=s.role,
+            reason=reason,
+            code=str(code) if code else "",
+        )
+        self._changed(s)
+
+    def _link_changed(self, a: LinkResources) -> None:
+        """Note a TE link's free lambdas and hand them to OSPF, coalesced: the last value
+        within ``link_batch`` seconds is re-advertised once (OSPF re-originates a TE LSA
+        at most every MinLSInterval anyway), so signalling never waits on an LSA."""
+        self.free[a.local_if] = frozenset(a.free_lambdas)
+        due = self._links_due.get(a.local_if, (self._now + self.link_batch, ()))[0]
+        self._links_due[a.local_if] = (due, a.free_lambdas)
+
+    # --- key refresh (no signalling) ------------------------------------------------
+
+    def _start_refresh(self, s: Service) -> None:
+        p = s.params
+        s.refresh_anchor = self._now
+        s.target_index = s.key_index or 0
+        if p.refresh_type == RefreshType.TIME_MS and p.refresh_value > 0:
+            self._arm_refresh(s)
+        elif p.refresh_type == RefreshType.VOLUME_MIB and s.rate_bps and s.rate_at is None:
+            s.rate_at = self._now + RATE_TICK
+
+    def _arm_refresh(self, s: Service) -> None:
+        period = s.params.refresh_value / 1000.0
+        s.refresh_at = s.refresh_anchor + (s.target_index + 1) * period
+
+    def _refresh_due(self, s: Service) -> None:
+        s.refresh_at = None
+        if s.state != UP:
+            return
+        s.target_index += 1
+        self._arm_refresh(s)
+        self._catch_up(s)
+
+    def _stop_refresh(self, s: Service) -> None:
+        s.refresh_at = None
+        s.rate_at = None
+
+    def _rate_tick(self, s: Service) -> None:
+        assert s.rate_at is not None
+        if s.state != UP or s.rate_bps <= 0:
+            s.rate_at = None
+            return
+        s.rate_at += RATE_TICK
+        s.bytes_counted += int(s.rate_bps / 8 * RATE_TICK)
+        self._volume_check(s)
+
+    def _volume_check(self, s: Service) -> None:
+        p = s.params
+        if p.refresh_type != RefreshType.VOLUME_MIB or p.refresh_value <= 0 or s.state != UP:
+            return
+        target = s.bytes_counted // (p.refresh_value * MIB)
+        if target > s.target_index:
+            s.target_index = int(target)
+            self._catch_up(s)
+
+    def _catch_up(self, s: Service) -> None:
+        """Fetch keys under the service's handle until it holds index ``target_index``,
+        one GET_KEY at a time (a catch-up asked for meanwhile runs after it)."""
+        if s.fetching:
+            s.fetch_again = True
+            return
+        s.fetch_again = False
+        handle = s.key_handle
+        if (
+            s.state == UP
+            and handle is not None
+            and self.has_proxy
+            and (s.key_index is None or s.key_index < s.target_index)
+        ):
+            s.fetching = True
+            self._call(lambda cid: EtsiGetKey(cid, handle), _Call("refresh", service=s))
+
+    def _refreshed(self, s: Service, r: EtsiReply) -> None:
+        s.fetching = False
+        if r.status != ETSI_OK:
+            s.refresh_failures += 1
+            why = etsi_failure("QKD_GET_KEY", r)
+            self._log(
+                "qe key refresh failed", warning=True, event="refresh_fail", service=s.id, why=why
+            )
+            if s.fetch_again:  # made up now; otherwise at the next refresh
+                self._catch_up(s)
+            return
+        if s.state != UP:
+            return
+        s.take_key(r.key_index, r.key)
+        s.refresh_count += 1
+        self.counters["refreshes"] += 1
+        self._log("qe key refreshed", event="refresh", service=s.id, key_index=r.key_index)
+        self._changed(s)
+        self._catch_up(s)
+
+
+def _ignore(event: object) -> None:
+    """Events the QE service has nothing to do with (neighbours: RSVP tears the LSPs
+    through them down and says so with LspDown)."""
+
+
+def _without_labels(route: Sequence[ero.Subobject]) -> tuple[ero.Subobject, ...]:
+    return tuple(x for x in route if not isinstance(x, ero.Label))

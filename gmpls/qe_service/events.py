@@ -1,0 +1,336 @@
+"""What goes into the QE service core and what comes out of it (see :mod:`.core`).
+
+Events in: the CLI's requests (:class:`Create`, :class:`Delete`, :class:`AddTraffic`,
+:class:`SetRate`), the node agent stopping (:class:`Shutdown`), the answers to what the
+core asked for (:class:`PathReply` / :class:`PcepFailed` for a PCReq, :class:`EtsiReply`
+for an ETSI GS QKD 004 call, :class:`CreateLspFailed` when RSVP refuses an LSP), the
+RSVP core's actions passed on by the shell (:data:`RsvpEvent`), and
+:class:`gmpls.core.Tick`.
+
+Actions out: a PCReq (:class:`RequestPath`), ETSI 004 calls (:class:`EtsiOpen`,
+:class:`EtsiConnect`, :class:`EtsiGetKey`, :class:`EtsiClose`), RSVP commands
+(:class:`CreateLsp`, :class:`DeleteLsp`, :class:`ToRsvp`), a TE link's free lambdas for
+OSPF (:class:`AdvertiseLink`), and what the node reports (:class:`ServiceChanged`,
+:class:`Log`). Every call the shell carries out for the core has a correlation ID
+(``cid``) that its answer repeats.
+
+Key bytes travel in one place only: :attr:`EtsiReply.key` (kept out of ``repr``). No
+action carries a key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+from typing import Any
+
+from gmpls import ero, qe
+from gmpls.core import Tick
+from gmpls.rsvp.core import RsvpCore
+from gmpls.rsvp.events import (
+    LinkResources,
+    LspDown,
+    LspKey,
+    LspUp,
+    NeedQeSession,
+    NeighborDown,
+    NeighborUp,
+    QeClose,
+    QeFailed,
+    QeJoin,
+    QeSessionReady,
+)
+
+# --- events: the CLI and the node agent -----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Create:
+    """``qe-service create``: a new QE service from this node to ``destination``."""
+
+    destination: IPv4Address
+    params: qe.QeParams
+    bandwidth_bps: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    """``qe-service delete ID`` (head only)."""
+
+    service_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AddTraffic:
+    """``qe-service traffic ID BYTES``: bytes encrypted under the service's key."""
+
+    service_id: str
+    nbytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class SetRate:
+    """``qe-service traffic ID rate BPS``: a constant simulated traffic rate (bit/s)."""
+
+    service_id: str
+    rate_bps: float
+
+
+@dataclass(frozen=True, slots=True)
+class Shutdown:
+    """The node agent stops: delete the services it heads, close those it ends."""
+
+
+# --- events: answers to the core's calls ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PathReply:
+    """The PCE's answer to :class:`RequestPath` ``cid``: an ERO, or NO-PATH and why."""
+
+    cid: int
+    ok: bool
+    ero: tuple[ero.Subobject, ...] = ()
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PcepFailed:
+    """No answer to :class:`RequestPath` ``cid`` (session down, timeout)."""
+
+    cid: int
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class EtsiReply:
+    """The proxy's answer to ETSI 004 call ``cid``. ``status`` None: no answer at all
+    (``error`` says why, e.g. the proxy is unreachable). ``key_handle`` answers
+    QKD_OPEN; ``key_index`` and ``key`` answer QKD_GET_KEY."""
+
+    cid: int
+    status: int | None
+    key_handle: bytes = b""
+    key_index: int = 0
+    key: bytes = field(default=b"", repr=False)
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CreateLspFailed:
+    """RSVP refused :class:`CreateLsp` for ``tunnel_id`` outright (e.g. tunnel in use)."""
+
+    tunnel_id: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class TailJoin:
+    """RSVP's :class:`QeJoin` with the RECORD_ROUTE the Path brought to this node (the
+    route a tail service shows)."""
+
+    join: QeJoin
+    recorded_route: tuple[ero.Subobject, ...] = ()
+
+
+#: what the RSVP core emits and the shell passes on (QeJoin arrives as :class:`TailJoin`)
+RsvpEvent = (
+    NeedQeSession | TailJoin | QeClose | LspUp | LspDown | LinkResources | NeighborUp | NeighborDown
+)
+
+Event = (
+    Create
+    | Delete
+    | AddTraffic
+    | SetRate
+    | Shutdown
+    | PathReply
+    | PcepFailed
+    | EtsiReply
+    | CreateLspFailed
+    | RsvpEvent
+    | Tick
+)
+
+# --- actions ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RequestPath:
+    """Send a PCReq ``src`` → ``dst`` with the QE METRIC objects; ``bandwidth`` in
+    bytes/s (0: no BANDWIDTH object). Answer: :class:`PathReply` or :class:`PcepFailed`."""
+
+    cid: int
+    src: IPv4Address
+    dst: IPv4Address
+    params: qe.QeParams
+    bandwidth: float
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class EtsiOpen:
+    """QKD_OPEN toward ``destination``: a new session (``key_handle`` None) or join one."""
+
+    cid: int
+    destination: IPv4Address
+    key_handle: bytes | None
+    key_length: int
+
+
+@dataclass(frozen=True, slots=True)
+class EtsiConnect:
+    """QKD_CONNECT_NONBLOCK."""
+
+    cid: int
+    key_handle: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EtsiGetKey:
+    """QKD_GET_KEY: the next key of the session."""
+
+    cid: int
+    key_handle: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EtsiClose:
+    """QKD_CLOSE."""
+
+    cid: int
+    key_handle: bytes
+
+
+EtsiCall = EtsiOpen | EtsiConnect | EtsiGetKey | EtsiClose
+
+
+@dataclass(frozen=True, slots=True)
+class CreateLsp:
+    """RSVP: signal tunnel ``tunnel_id`` along ``route`` (the QE parameters are in its QE
+    subobjects). Refused outright: answer :class:`CreateLspFailed`."""
+
+    tunnel_id: int
+    route: tuple[ero.Subobject, ...]
+    bandwidth_bps: float
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteLsp:
+    """RSVP: tear tunnel ``tunnel_id`` down."""
+
+    tunnel_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ToRsvp:
+    """Feed the RSVP core the answer to its QE hook."""
+
+    event: QeSessionReady | QeFailed
+
+
+@dataclass(frozen=True, slots=True)
+class AdvertiseLink:
+    """OSPF: re-originate TE link ``local_if``'s LSA with these free lambdas (coalesced:
+    the last value within the core's ``link_batch`` seconds)."""
+
+    local_if: int
+    free_lambdas: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceChanged:
+    """Service ``service_id`` changed (state, key, counters): wake whoever waits on it."""
+
+    service_id: str
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class Log:
+    """One log line: ``message`` and ``fields`` (never key bytes); ``warning`` or info."""
+
+    message: str
+    fields: Mapping[str, Any]
+    warning: bool = False
+
+
+Action = (
+    RequestPath
+    | EtsiOpen
+    | EtsiConnect
+    | EtsiGetKey
+    | EtsiClose
+    | CreateLsp
+    | DeleteLsp
+    | ToRsvp
+    | AdvertiseLink
+    | ServiceChanged
+    | Log
+)
+
+__all__ = [
+    "Action",
+    "AddTraffic",
+    "AdvertiseLink",
+    "Create",
+    "CreateLsp",
+    "CreateLspFailed",
+    "Delete",
+    "DeleteLsp",
+    "EtsiCall",
+    "EtsiClose",
+    "EtsiConnect",
+    "EtsiGetKey",
+    "EtsiOpen",
+    "EtsiReply",
+    "Event",
+    "LinkResources",
+    "Log",
+    "LspDown",
+    "LspKey",
+    "LspUp",
+    "NeedQeSession",
+    "NeighborDown",
+    "NeighborUp",
+    "PathReply",
+    "PcepFailed",
+    "QeClose",
+    "QeFailed",
+    "QeJoin",
+    "QeSessionReady",
+    "RequestPath",
+    "RsvpEvent",
+    "ServiceChanged",
+    "SetRate",
+    "Shutdown",
+    "TailJoin",
+    "Tick",
+    "ToRsvp",
+    "rsvp_event",
+]
+
+
+def rsvp_event(rsvp: RsvpCore, action: object) -> RsvpEvent | None:
+    """The event the QE core takes for an action of this node's RSVP core (None: not its
+    business, e.g. Send). QeJoin becomes :class:`TailJoin` with the RECORD_ROUTE of the
+    LSP's Path state: the one place that reads the RSVP core's state."""
+    if isinstance(action, QeJoin):
+        psb = rsvp.psbs.get(action.lsp)
+        return TailJoin(action, psb.rro_in if psb is not None else ())
+    if isinstance(action, _RSVP_PASSED_ON):
+        return action
+    return None
+
+
+_RSVP_PASSED_ON = (
+    NeedQeSession,
+    QeClose,
+    LspUp,
+    LspDown,
+    LinkResources,
+    NeighborUp,
+    NeighborDown,
+)

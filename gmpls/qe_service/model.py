@@ -1,0 +1,144 @@
+"""One QE service as a node holds it (:class:`Service`), and the names the core and the
+CLI share. Keys live only in :attr:`Service.key`, in memory; everything shown or logged
+is the key index, the SHA-256 fingerprint (16 hex digits) or an 8-hex-digit prefix of
+the key_handle."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+from typing import Any
+
+from gmpls import ero, qe
+from gmpls.qe_service.events import LspKey
+
+MIB = 1 << 20
+#: how many (index, fingerprint) pairs a service remembers for ``show qe-service``
+HISTORY = 32
+
+#: service states
+COMPUTING, KEYING, SIGNALLING, UP, FAILED, DOWN = (
+    "computing",
+    "keying",
+    "signalling",
+    "up",
+    "failed",
+    "down",
+)
+FINISHED = (FAILED, DOWN)
+
+
+class QeServiceError(RuntimeError):
+    """A request that cannot be carried out (bad arguments, unknown service): the
+    caller's fault, nothing changed."""
+
+
+def fingerprint(key: bytes) -> str:
+    """The first 16 hex digits of the key's SHA-256 (what the CLI shows; never the key)."""
+    return hashlib.sha256(key).hexdigest()[:16]
+
+
+def refresh_type_name(t: int) -> str:
+    return {0: "none", 1: "time", 2: "volume"}.get(t, str(t))
+
+
+@dataclass(eq=False)
+class Service:
+    """One QE service at this node (head or tail). ``key`` stays in memory only."""
+
+    id: str
+    role: str  # "head" or "tail"
+    peer: IPv4Address  # head: the destination; tail: the head
+    params: qe.QeParams
+    bandwidth_bps: float = 0.0
+    tunnel_id: int = 0
+    state: str = COMPUTING
+    lsp: LspKey | None = None
+    path: list[str] = field(default_factory=list)
+    key_handle: bytes | None = None
+    key: bytes | None = field(default=None, repr=False)
+    key_index: int | None = None
+    refresh_count: int = 0
+    refresh_failures: int = 0
+    target_index: int = 0
+    bytes_counted: int = 0
+    rate_bps: float = 0.0
+    error: str = ""
+    code: tuple[int, int] | None = None
+    labels: str = "pce"  # "pce": the PCE's explicit labels; "local": chosen hop by hop
+    attempts: int = 0
+    created: float = 0.0
+    created_wall: float = 0.0
+    up_at: float | None = None
+    history: deque[tuple[int, str]] = field(default_factory=lambda: deque(maxlen=HISTORY))
+    deleted: bool = False
+    #: time refresh: key ``target_index + 1`` is due at ``refresh_at``
+    refresh_at: float | None = None
+    refresh_anchor: float = 0.0
+    #: simulated rate: the next 100 ms of traffic is counted at ``rate_at``
+    rate_at: float | None = None
+    #: a catch-up GET_KEY is out; another catch-up was asked for meanwhile
+    fetching: bool = False
+    fetch_again: bool = False
+
+    @property
+    def fingerprint(self) -> str | None:
+        return fingerprint(self.key) if self.key is not None else None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED
+
+    def take_key(self, index: int, key: bytes) -> None:
+        self.key = key
+        self.key_index = index
+        self.history.append((index, fingerprint(key)))
+
+    def as_json(self, now: float) -> dict[str, Any]:
+        p = self.params
+        return {
+            "id": self.id,
+            "role": self.role,
+            "state": self.state,
+            "destination" if self.role == "head" else "source": str(self.peer),
+            "tunnel_id": self.tunnel_id,
+            "lsp": str(self.lsp) if self.lsp else None,
+            "path": self.path,
+            "key_length": p.key_length,
+            "layer": p.enc_layer,
+            "algorithm": p.algorithm,
+            "refresh": {"type": refresh_type_name(p.refresh_type), "value": p.refresh_value},
+            "bandwidth_bps": self.bandwidth_bps,
+            "key_handle_prefix": self.key_handle[:4].hex() if self.key_handle else None,
+            "key_index": self.key_index,
+            "fingerprint": self.fingerprint,
+            "refresh_count": self.refresh_count,
+            "refresh_failures": self.refresh_failures,
+            "keys": [{"index": i, "fingerprint": f} for i, f in self.history],
+            "bytes": self.bytes_counted,
+            "labels": self.labels,
+            "setup_ms": None
+            if self.up_at is None
+            else round((self.up_at - self.created) * 1000, 3),
+            "age_s": round(now - self.created, 3),
+            "created_at": round(self.created_wall, 6),
+            "error": self.error or None,
+            "code": list(self.code) if self.code else None,
+        }
+
+
+def route_nodes(route: Sequence[ero.Subobject]) -> list[str]:
+    """The router IDs an ERO (or RRO) names, in order, each once."""
+    out: list[str] = []
+    for s in route:
+        rid = None
+        if isinstance(s, ero.Unnumbered):
+            rid = str(s.router_id)
+        elif isinstance(s, ero.Ipv4Prefix):
+            rid = str(s.address)
+        if rid is not None and (not out or out[-1] != rid):
+            out.append(rid)
+    return out

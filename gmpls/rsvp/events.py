@@ -1,0 +1,213 @@
+"""The events an :class:`~gmpls.rsvp.core.RsvpCore` takes and the actions it returns (the
+contract of :mod:`gmpls.core`: ``handle(event, now) -> list[Action]``).
+
+Events: :class:`Received` (an RSVP message from a neighbour), :class:`CreateLsp` and
+:class:`DeleteLsp` (the head's calls), :class:`QeSessionReady` / :class:`QeFailed` (the
+answers to the QKD hooks) and :class:`gmpls.core.Tick` (the time of ``next_timer()`` has
+come). Actions: :class:`Send`, :class:`LinkResources`, :class:`NeedQeSession`,
+:class:`QeJoin`, :class:`QeClose`, :class:`LspUp` / :class:`LspDown`,
+:class:`NeighborUp` / :class:`NeighborDown` (see :mod:`gmpls.rsvp.core`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+
+from gmpls import ero, qe
+from gmpls.core import Tick
+from gmpls.rsvp.message import Message
+
+# --- events ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LspKey:
+    """An LSP: its SESSION (tunnel end, tunnel ID, extended tunnel ID) and its sender
+    (SENDER_TEMPLATE / FILTER_SPEC: address, LSP ID)."""
+
+    tunnel_end: IPv4Address
+    tunnel_id: int
+    ext_tunnel_id: IPv4Address
+    sender: IPv4Address
+    lsp_id: int
+
+    def __str__(self) -> str:
+        return f"{self.ext_tunnel_id}->{self.tunnel_end}#{self.tunnel_id}/{self.lsp_id}"
+
+    def __hash__(self) -> int:
+        # the addresses as integers: IPv4Address.__hash__ formats a hex string each time,
+        # and LspKey is the key of every per-LSP dict (equal keys still hash equal)
+        return hash(
+            (
+                int(self.tunnel_end),
+                self.tunnel_id,
+                int(self.ext_tunnel_id),
+                int(self.sender),
+                self.lsp_id,
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """An RSVP message (the IP payload) from ``src`` (the IP source address)."""
+
+    src: IPv4Address
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class QeSessionReady:
+    """The ETSI 004 session of ``lsp`` is open (head) or joined (tail)."""
+
+    lsp: LspKey
+    key_handle: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class QeFailed:
+    lsp: LspKey
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CreateLsp:
+    """Head: signal an LSP along ``route`` (the PCE's ERO, this node first).
+
+    ``qe_params`` None means: take them from the QE subobject behind this node in
+    ``route`` (the PCE put them there); a QE subobject there with a zero session ID
+    starts the QE procedure. Errors found in the ERO end in :class:`LspDown` with the
+    RSVP code, no message is sent. :meth:`~gmpls.rsvp.core.RsvpCore.handle` raises
+    ValueError for a tunnel ID in use.
+    """
+
+    tunnel_id: int
+    route: Sequence[ero.Subobject]
+    qe_params: qe.QeParams | None = None
+    bandwidth_bps: float = 0.0
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteLsp:
+    """Head: tear down tunnel ``tunnel_id`` (PathTear, labels and key released)."""
+
+    tunnel_id: int
+
+
+Event = Received | QeSessionReady | QeFailed | CreateLsp | DeleteLsp | Tick
+
+
+# --- actions -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send ``data`` (RSVP, IP protocol 46) to ``dst`` with IP TTL ``ttl``."""
+
+    dst: IPv4Address
+    data: bytes
+    message: Message = field(compare=False, repr=False)
+    ttl: int = 255
+
+
+@dataclass(frozen=True, slots=True)
+class LinkResources:
+    """The free lambdas (RFC 6205 channel indices) of TE link ``local_if`` changed."""
+
+    local_if: int
+    free_lambdas: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NeedQeSession:
+    """Head: open an ETSI 004 session toward ``dst_router_id``; answer with
+    :class:`QeSessionReady` (64-byte key handle) or :class:`QeFailed`."""
+
+    lsp: LspKey
+    dst_router_id: IPv4Address
+    params: qe.QeParams
+
+
+@dataclass(frozen=True, slots=True)
+class QeJoin:
+    """QE destination: join the ETSI 004 session ``key_handle``; answer with
+    :class:`QeSessionReady` or :class:`QeFailed`."""
+
+    lsp: LspKey
+    key_handle: bytes
+    params: qe.QeParams
+
+
+@dataclass(frozen=True, slots=True)
+class QeClose:
+    """The LSP is gone: close the ETSI 004 session ``key_handle``."""
+
+    lsp: LspKey
+    key_handle: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class LspUp:
+    """Head: Resv arrived, the LSP is up; ``route`` is the Resv's RECORD_ROUTE. Tail:
+    Resv sent."""
+
+    lsp: LspKey
+    role: str
+    route: tuple[ero.Subobject, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LspDown:
+    """The LSP failed or was torn down here; ``code`` is the RSVP (code, value)."""
+
+    lsp: LspKey
+    role: str
+    reason: str
+    code: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NeighborUp:
+    address: IPv4Address
+
+
+@dataclass(frozen=True, slots=True)
+class NeighborDown:
+    address: IPv4Address
+    reason: str
+
+
+Action = (
+    Send
+    | LinkResources
+    | NeedQeSession
+    | QeJoin
+    | QeClose
+    | LspUp
+    | LspDown
+    | NeighborUp
+    | NeighborDown
+)
+
+__all__ = [
+    "Action",
+    "CreateLsp",
+    "DeleteLsp",
+    "Event",
+    "LinkResources",
+    "LspDown",
+    "LspKey",
+    "LspUp",
+    "NeedQeSession",
+    "NeighborDown",
+    "NeighborUp",
+    "QeClose",
+    "QeFailed",
+    "QeJoin",
+    "QeSessionReady",
+    "Received",
+    "Send",
+]

@@ -1,0 +1,464 @@
+"""The QE service core (gmpls/qe_service/core.py) alone: events in, actions out, time
+passed in. No sockets, no asyncio, no other core: every answer the shell would bring back
+(PCRep, ETSI 004 replies, RSVP's actions) is written here by hand."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+from typing import Any, TypeVar
+
+import pytest
+
+from gmpls import ero, qe
+from gmpls.qe_service.core import NO_PROXY, QeServiceCore
+from gmpls.qe_service.events import (
+    Action,
+    AddTraffic,
+    AdvertiseLink,
+    Create,
+    CreateLsp,
+    CreateLspFailed,
+    Delete,
+    DeleteLsp,
+    EtsiClose,
+    EtsiConnect,
+    EtsiGetKey,
+    EtsiOpen,
+    EtsiReply,
+    Event,
+    LinkResources,
+    Log,
+    LspDown,
+    LspKey,
+    LspUp,
+    NeedQeSession,
+    PathReply,
+    PcepFailed,
+    QeClose,
+    QeFailed,
+    QeJoin,
+    QeSessionReady,
+    RequestPath,
+    ServiceChanged,
+    SetRate,
+    Shutdown,
+    TailJoin,
+    Tick,
+    ToRsvp,
+)
+from gmpls.qe_service.model import MIB, QeServiceError
+
+TN1, TN2, TN5 = IPv4Address("10.1.1.1"), IPv4Address("10.1.1.2"), IPv4Address("10.1.1.5")
+HANDLE = bytes(range(1, 65))
+PARAMS = qe.QeParams()
+A = TypeVar("A")
+
+
+def key(i: int) -> bytes:
+    return bytes([0xA0 + i]) * 32
+
+
+def route(label: int | None = 1) -> tuple[ero.Subobject, ...]:
+    """tn1:1 [label] QE tn2:2 tn5:1 QE (an ERO as the PCE gives it, shortened)."""
+    lab: tuple[ero.Subobject, ...] = () if label is None else (ero.Label(ero.lambda_label(label)),)
+    qe_sub = ero.QeSubobject.from_params(PARAMS)
+    return (
+        ero.Unnumbered(TN1, 1),
+        *lab,
+        qe_sub,
+        ero.Unnumbered(TN2, 2),
+        ero.Unnumbered(TN5, 1),
+        qe_sub,
+    )
+
+
+def lsp(tunnel: int = 1, lsp_id: int = 1) -> LspKey:
+    return LspKey(TN5, tunnel, TN1, TN1, lsp_id)
+
+
+class Node:
+    """One core and its clock; ``node(event)`` feeds it at the current time."""
+
+    def __init__(self, router_id: IPv4Address = TN1, **kw: Any) -> None:
+        kw.setdefault("free_lambdas", {1: range(1, 9)})
+        self.core = QeServiceCore(name="tn1", router_id=router_id, **kw)
+        self.now = 100.0
+        self.log: list[Action] = []
+
+    def __call__(self, event: Event, at: float | None = None) -> list[Action]:
+        if at is not None:
+            self.now = at
+        out = self.core.handle(event, self.now)
+        self.log += out
+        return out
+
+    def tick(self) -> list[Action]:
+        at = self.core.next_timer()
+        assert at is not None
+        return self(Tick(), at)
+
+
+def of(actions: list[Action], cls: type[A]) -> list[A]:
+    return [a for a in actions if isinstance(a, cls)]
+
+
+def one(actions: list[Action], cls: type[A]) -> A:
+    found = of(actions, cls)
+    assert len(found) == 1, (cls.__name__, actions)
+    return found[0]
+
+
+def head_up(
+    n: Node, params: qe.QeParams = PARAMS, tunnel: int = 1
+) -> tuple[str, LspKey, list[Action]]:
+    """Create → PCRep → NeedQeSession → OPEN/CONNECT/GET_KEY → LspUp: the head is up."""
+    out = n(Create(TN5, params, 10e9))
+    sid = one(out, ServiceChanged).service_id
+    n(PathReply(one(out, RequestPath).cid, True, route()))
+    out = n(NeedQeSession(lsp(tunnel), TN5, params))
+    out = n(EtsiReply(one(out, EtsiOpen).cid, 0, key_handle=HANDLE))
+    n(EtsiReply(one(out, EtsiConnect).cid, 1))
+    n(EtsiReply(one(out, EtsiGetKey).cid, 0, key_index=0, key=key(0)))
+    return sid, lsp(tunnel), n(LspUp(lsp(tunnel), "head", route()))
+
+
+# --- the head ----------------------------------------------------------------------------
+
+
+def test_head_workflow_pcreq_create_lsp_key_session_then_path() -> None:
+    n = Node()
+    out = n(Create(TN5, PARAMS, 10e9))
+    req = one(out, RequestPath)
+    assert (req.src, req.dst, req.params, req.bandwidth) == (TN1, TN5, PARAMS, 10e9 / 8)
+    s = n.core.find(one(out, ServiceChanged).service_id)
+    assert (s.id, s.role, s.state) == ("1", "head", "computing")
+
+    out = n(PathReply(req.cid, True, route()))
+    assert one(out, CreateLsp) == CreateLsp(1, route(), 10e9, "qe-tn1-1")
+    assert s.state == "keying" and s.labels == "pce"
+    assert s.path == ["10.1.1.1", "10.1.1.2", "10.1.1.5"]
+
+    out = n(NeedQeSession(lsp(), TN5, PARAMS))
+    op = one(out, EtsiOpen)
+    assert (op.destination, op.key_handle, op.key_length) == (TN5, None, 32)
+    out = n(EtsiReply(op.cid, 0, key_handle=HANDLE))
+    # CONNECT and GET_KEY go out together, on the handle the proxy gave
+    assert [type(a) for a in out] == [EtsiConnect, EtsiGetKey]
+    assert {a.key_handle for a in of(out, EtsiConnect) + of(out, EtsiGetKey)} == {HANDLE}
+    conn, get = one(out, EtsiConnect), one(out, EtsiGetKey)
+    assert n(EtsiReply(get.cid, 0, key_index=0, key=key(0))) == []  # CONNECT still out
+    out = n(EtsiReply(conn.cid, 1))  # "peer not connected": expected at the head
+    assert one(out, ToRsvp).event == QeSessionReady(lsp(), HANDLE)
+    assert (s.state, s.key_index, s.key, s.key_handle) == ("signalling", 0, key(0), HANDLE)
+
+    out = n(LspUp(lsp(), "head", (ero.Unnumbered(TN2, 1), ero.Unnumbered(TN5, 2))))
+    assert s.state == "up" and s.up_at == n.now
+    assert s.path == ["10.1.1.1", "10.1.1.2", "10.1.1.5"]
+    assert one(out, ServiceChanged).state == "up"
+    assert n.core.counters["up"] == 1 and n.core.counters["keys"] == 1
+    assert n.core.next_timer() == pytest.approx(n.now + 1.0)  # refresh time 1000 ms
+
+
+def test_no_key_byte_in_any_action() -> None:
+    n = Node()
+    head_up(n)
+    for i in (1, 2, 3):
+        out = n.tick()
+        n(EtsiReply(one(out, EtsiGetKey).cid, 0, key_index=i, key=key(i)))
+    assert n.core.find("1").key_index == 3
+    keys = {key(i) for i in range(4)}
+    for a in n.log:
+        text = repr(a)
+        assert not any(k.hex() in text or repr(k) in text for k in keys), a
+    assert of(n.log, Log)
+
+
+def test_pce_no_path_and_pcep_failure_fail_the_service() -> None:
+    n = Node()
+    out = n(Create(TN5, PARAMS))
+    n(PathReply(one(out, RequestPath).cid, False, reason="unknown algorithm 99"))
+    s = n.core.find("1")
+    assert (s.state, s.error) == ("failed", "NO-PATH: unknown algorithm 99")
+    out = n(Create(TN5, PARAMS))
+    n(PcepFailed(one(out, RequestPath).cid, "session down"))
+    assert n.core.find("2").error == "PCEP: session down"
+    assert n.core.counters["failed"] == 2
+
+
+def test_cli_requests_the_core_refuses_change_nothing() -> None:
+    with pytest.raises(QeServiceError, match="no PCE"):
+        Node(has_pce=False)(Create(TN5, PARAMS))
+    n = Node()
+    for bad in (Delete("7"), AddTraffic("7", 1), SetRate("7", 1.0)):
+        with pytest.raises(QeServiceError, match="no QE service 7"):
+            n(bad)
+    n(Create(TN5, PARAMS))
+    with pytest.raises(QeServiceError, match="negative"):
+        n(AddTraffic("1", -1))
+    assert n.core.find("1").bytes_counted == 0
+
+
+# --- key refresh -------------------------------------------------------------------------
+
+
+def test_time_refresh_k_at_anchor_plus_k_periods_and_a_failure_is_made_up() -> None:
+    n = Node()
+    p = qe.QeParams(refresh_value=100)
+    sid, _, _ = head_up(n, p)
+    s = n.core.find(sid)
+    anchor = n.now
+    assert n.core.next_timer() == pytest.approx(anchor + 0.1)
+    out = n.tick()  # refresh 1: no key yet
+    n(EtsiReply(one(out, EtsiGetKey).cid, 2))
+    assert (s.key_index, s.refresh_failures, s.target_index) == (0, 1, 1)
+    assert n.core.next_timer() == pytest.approx(anchor + 0.2)
+    out = n.tick()  # refresh 2: index 1, then at once index 2 (made up)
+    out = n(EtsiReply(one(out, EtsiGetKey).cid, 0, key_index=1, key=key(1)))
+    out = n(EtsiReply(one(out, EtsiGetKey).cid, 0, key_index=2, key=key(2)))
+    assert of(out, EtsiGetKey) == []
+    assert (s.key_index, s.key, s.refresh_count) == (2, key(2), 2)
+    assert [i for i, _ in s.history] == [0, 1, 2]
+
+
+def test_refresh_due_while_a_get_key_is_out_runs_after_it() -> None:
+    n = Node()
+    sid, _, _ = head_up(n, qe.QeParams(refresh_value=100))
+    s = n.core.find(sid)
+    first = one(n.tick(), EtsiGetKey)
+    assert of(n.tick(), EtsiGetKey) == []  # one GET_KEY at a time
+    out = n(EtsiReply(first.cid, 2))  # failed, but a catch-up waits: again at once
+    out = n(EtsiReply(one(out, EtsiGetKey).cid, 0, key_index=1, key=key(1)))
+    n(EtsiReply(one(out, EtsiGetKey).cid, 0, key_index=2, key=key(2)))
+    assert (s.key_index, s.refresh_failures) == (2, 1)
+
+
+def test_volume_refresh_by_bytes_counted_and_by_rate() -> None:
+    n = Node()
+    sid, _, _ = head_up(n, qe.QeParams(refresh_type=2, refresh_value=1))
+    s = n.core.find(sid)
+    assert n.core.next_timer() is None
+    assert of(n(AddTraffic(sid, MIB // 2)), EtsiGetKey) == []
+    out = n(AddTraffic(sid, 3 * MIB))  # 3.5 MiB: key 3 is due
+    for i in (1, 2, 3):
+        out = n(EtsiReply(one(out, EtsiGetKey).cid, 0, key_index=i, key=key(i)))
+    assert s.key_index == 3 and of(out, EtsiGetKey) == []
+    n(SetRate(sid, 8 * MIB * 10))  # 1 MiB per 100 ms tick
+    start = n.now
+    out = n.tick()
+    assert n.now == pytest.approx(start + 0.1) and s.bytes_counted == 4 * MIB + MIB // 2
+    n(EtsiReply(one(out, EtsiGetKey).cid, 0, key_index=4, key=key(4)))
+    n(SetRate(sid, 0))
+    n.tick()
+    assert n.core.next_timer() is None and s.key_index == 4
+
+
+# --- failures ----------------------------------------------------------------------------
+
+
+def test_no_key_at_the_head_closes_the_session_then_fails_252_1() -> None:
+    n = Node()
+    out = n(Create(TN5, PARAMS))
+    n(PathReply(one(out, RequestPath).cid, True, route()))
+    out = n(NeedQeSession(lsp(), TN5, PARAMS))
+    out = n(EtsiReply(one(out, EtsiOpen).cid, 0, key_handle=HANDLE))
+    n(EtsiReply(one(out, EtsiConnect).cid, 1))
+    out = n(EtsiReply(one(out, EtsiGetKey).cid, 2))
+    # what was opened is closed first; RSVP hears of the failure after the close
+    assert of(out, ToRsvp) == [] and one(out, EtsiClose).key_handle == HANDLE
+    out = n(EtsiReply(one(out, EtsiClose).cid, 0))
+    why = "QKD_GET_KEY status 2 GK_INSUFFICIENT_KEY_AVAILABLE"
+    assert one(out, ToRsvp).event == QeFailed(lsp(), why)
+    n(LspDown(lsp(), "head", f"QE: {why}", (252, 1)))
+    s = n.core.find("1")
+    assert (s.state, s.code) == ("failed", (252, 1)) and "GK_INSUFFICIENT" in s.error
+    assert n.core.counters["etsi_errors"] == 1 and n.core.counters["etsi_close"] == 1
+
+
+def test_proxy_unreachable_at_open_fails_without_a_close() -> None:
+    n = Node()
+    n(Create(TN5, PARAMS))
+    out = n(NeedQeSession(lsp(), TN5, PARAMS))
+    out = n(EtsiReply(one(out, EtsiOpen).cid, None, error="proxy unreachable (timeout)"))
+    assert of(out, EtsiClose) == []
+    assert one(out, ToRsvp).event == QeFailed(lsp(), "QKD_OPEN: proxy unreachable (timeout)")
+
+
+def test_no_proxy_at_all() -> None:
+    n = Node(has_proxy=False)
+    out = n(NeedQeSession(lsp(), TN5, PARAMS))
+    assert one(out, ToRsvp).event == QeFailed(lsp(), NO_PROXY)
+
+
+def test_rsvp_refusing_the_lsp_fails_the_service() -> None:
+    n = Node()
+    out = n(Create(TN5, PARAMS))
+    out = n(PathReply(one(out, RequestPath).cid, True, route()))
+    n(CreateLspFailed(one(out, CreateLsp).tunnel_id, "tunnel 1 is in use"))
+    assert n.core.find("1").error == "RSVP: tunnel 1 is in use"
+
+
+# --- the tail ----------------------------------------------------------------------------
+
+
+def tail_node() -> Node:
+    return Node(TN5, free_lambdas={1: range(1, 9)})
+
+
+def test_tail_joins_the_heads_session_and_refreshes_from_its_own_up() -> None:
+    n = tail_node()
+    rro = (ero.Unnumbered(TN2, 2), ero.Unnumbered(TN1, 1))  # most recent hop first
+    out = n(TailJoin(QeJoin(lsp(), HANDLE, qe.QeParams(refresh_value=100)), rro))
+    op = one(out, EtsiOpen)
+    assert (op.destination, op.key_handle) == (TN1, HANDLE)
+    s = n.core.find("10.1.1.1:1")
+    assert (s.role, s.state, s.peer) == ("tail", "keying", TN1)
+    assert s.path == ["10.1.1.1", "10.1.1.2", "10.1.1.5"]
+    out = n(EtsiReply(op.cid, 0, key_handle=HANDLE))
+    n(EtsiReply(one(out, EtsiConnect).cid, 0))
+    out = n(EtsiReply(one(out, EtsiGetKey).cid, 0, key_index=0, key=key(0)))
+    assert one(out, ToRsvp).event == QeSessionReady(lsp(), HANDLE)
+    n(LspUp(lsp(), "tail"), at=200.0)
+    assert s.state == "up" and n.core.next_timer() == pytest.approx(200.1)
+    assert n.core.counters["up"] == 0  # counted at the head only
+
+
+def test_tail_refused_is_252_2_and_nothing_to_close() -> None:
+    n = tail_node()
+    out = n(TailJoin(QeJoin(lsp(), HANDLE, PARAMS)))
+    out = n(EtsiReply(one(out, EtsiOpen).cid, 5, key_handle=HANDLE))
+    assert of(out, EtsiClose) == []
+    why = "QKD_OPEN status 5 OPEN_CONNECT_FAILED_KSID_ALREADY_IN_USE"
+    assert one(out, ToRsvp).event == QeFailed(lsp(), why)
+    s = n.core.find("10.1.1.1:1")
+    assert (s.state, s.code, s.error) == ("failed", (252, 2), f"ETSI 004 {why}")
+
+
+def test_tail_without_key_closes_then_fails() -> None:
+    n = tail_node()
+    out = n(TailJoin(QeJoin(lsp(), HANDLE, PARAMS)))
+    out = n(EtsiReply(one(out, EtsiOpen).cid, 0, key_handle=HANDLE))
+    n(EtsiReply(one(out, EtsiConnect).cid, 0))
+    out = n(EtsiReply(one(out, EtsiGetKey).cid, None, error="proxy unreachable (t)"))
+    assert of(out, ToRsvp) == [] and n.core.find("10.1.1.1:1").state == "keying"
+    out = n(EtsiReply(one(out, EtsiClose).cid, 0))
+    assert isinstance(one(out, ToRsvp).event, QeFailed)
+    assert n.core.find("10.1.1.1:1").code == (252, 2)
+
+
+# --- labels ------------------------------------------------------------------------------
+
+
+def test_a_pce_label_held_here_is_dropped_before_signalling() -> None:
+    n = Node()
+    n(LinkResources(1, (2, 3, 4, 5, 6, 7, 8)), at=100.0)  # lambda 1 is in use here
+    out = n(Create(TN5, PARAMS))
+    out = n(PathReply(one(out, RequestPath).cid, True, route(label=1)))
+    assert one(out, CreateLsp).route == route(label=None)
+    assert n.core.find("1").labels == "local" and n.core.counters["labels_local"] == 1
+    out = n(Create(TN5, PARAMS))
+    out = n(PathReply(one(out, RequestPath).cid, True, route(label=2)))
+    assert one(out, CreateLsp).route == route(label=2)
+
+
+def test_label_busy_downstream_is_retried_without_labels_up_to_four_attempts() -> None:
+    n = Node()
+    out = n(Create(TN5, PARAMS))
+    out = n(PathReply(one(out, RequestPath).cid, True, route()))
+    s = n.core.find("1")
+    for attempt in (2, 3, 4):
+        lsp_id = attempt - 1
+        n(NeedQeSession(lsp(lsp_id=lsp_id), TN5, PARAMS))
+        n(QeClose(lsp(lsp_id=lsp_id), HANDLE))
+        out = n(LspDown(lsp(lsp_id=lsp_id), "head", "label set", (24, 11)))
+        assert one(out, CreateLsp).route == route(label=None), attempt
+        assert (s.attempts, s.labels, s.state, s.key) == (attempt, "local", "keying", None)
+    out = n(LspDown(lsp(lsp_id=4), "head", "label set", (24, 11)))
+    assert of(out, CreateLsp) == []
+    assert (s.state, s.code) == ("failed", (24, 11))
+    assert n.core.counters["label_retries"] == 3
+
+
+# --- teardown ----------------------------------------------------------------------------
+
+
+def test_delete_tears_down_and_the_close_follows_rsvp() -> None:
+    n = Node()
+    sid, key_lsp, _ = head_up(n)
+    out = n(Delete(sid))
+    assert one(out, DeleteLsp).tunnel_id == 1
+    s = n.core.find(sid)
+    assert (s.state, s.error, s.key) == ("down", "", None) and n.core.next_timer() is None
+    # RSVP's teardown: QeClose, then LspDown (ignored: the service is over)
+    assert one(n(QeClose(key_lsp, HANDLE)), EtsiClose).key_handle == HANDLE
+    assert n(LspDown(key_lsp, "head", "deleted")) == []
+    assert n(Delete(sid)) == []  # again: nothing
+    with pytest.raises(QeServiceError, match="headed by"):
+        t = tail_node()
+        t(TailJoin(QeJoin(lsp(), HANDLE, PARAMS)))
+        t(Delete("10.1.1.1:1"))
+
+
+def test_delete_before_the_pce_answers() -> None:
+    n = Node()
+    out = n(Create(TN5, PARAMS))
+    n(Delete("1"))
+    assert n.core.find("1").state == "down"
+    assert n(PathReply(one(out, RequestPath).cid, True, route())) == []
+
+
+def test_a_key_session_ready_after_its_service_went_is_handed_back() -> None:
+    n = Node()
+    out = n(Create(TN5, PARAMS))
+    n(PathReply(one(out, RequestPath).cid, True, route()))
+    out = n(NeedQeSession(lsp(), TN5, PARAMS))
+    n(Delete("1"))
+    out = n(EtsiReply(one(out, EtsiOpen).cid, 0, key_handle=HANDLE))
+    n(EtsiReply(one(out, EtsiConnect).cid, 1))
+    out = n(EtsiReply(one(out, EtsiGetKey).cid, 0, key_index=0, key=key(0)))
+    # RSVP has no such LSP any more and answers with QeClose; the service stays down
+    assert one(out, ToRsvp).event == QeSessionReady(lsp(), HANDLE)
+    s = n.core.find("1")
+    assert (s.state, s.key) == ("down", None)
+
+
+def test_shutdown_deletes_heads_and_closes_tails() -> None:
+    n = Node()
+    head_up(n)
+    out = n(TailJoin(QeJoin(LspKey(TN1, 9, TN5, TN5, 1), HANDLE[::-1], PARAMS)))
+    out = n(EtsiReply(one(out, EtsiOpen).cid, 0, key_handle=HANDLE[::-1]))
+    n(EtsiReply(one(out, EtsiConnect).cid, 0))
+    n(EtsiReply(one(out, EtsiGetKey).cid, 0, key_index=0, key=key(0)))
+    out = n(Shutdown())
+    assert one(out, DeleteLsp).tunnel_id == 1
+    assert one(out, EtsiClose).key_handle == HANDLE[::-1]
+    assert all(s.state == "down" and s.key is None for s in n.core.services())
+
+
+def test_finished_services_stay_listed_the_newest_64() -> None:
+    n = Node()
+    for _ in range(70):
+        out = n(Create(TN5, PARAMS))
+        n(PcepFailed(one(out, RequestPath).cid, "down"))
+    ids = [s.id for s in n.core.services()]
+    assert ids == [str(i) for i in range(7, 71)]
+
+
+# --- concurrency and TE links ------------------------------------------------------------
+
+
+def test_at_most_max_keying_sessions_are_opened_at_once() -> None:
+    n = Node(max_keying=2)
+    opens = [of(n(NeedQeSession(lsp(t), TN5, PARAMS)), EtsiOpen) for t in (1, 2, 3)]
+    assert [len(o) for o in opens] == [1, 1, 0]
+    out = n(EtsiReply(opens[0][0].cid, 4))  # the first fails: the third starts
+    assert isinstance(one(out, ToRsvp).event, QeFailed)
+    assert one(out, EtsiOpen).cid not in (opens[0][0].cid, opens[1][0].cid)
+
+
+def test_link_resources_are_coalesced_for_ospf() -> None:
+    n = Node(link_batch=0.02)
+    assert n(LinkResources(1, (2, 3)), at=10.0) == []
+    assert n(LinkResources(1, (3,)), at=10.01) == []
+    assert n.core.next_timer() == pytest.approx(10.02)
+    assert n.tick() == [AdvertiseLink(1, (3,))]
+    assert n.core.next_timer() is None and n.core.free[1] == frozenset({3})
