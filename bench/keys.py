@@ -24,8 +24,8 @@ from pathlib import Path
 
 from compose.backend import quiet
 from compose.netns import NetnsTestbed, teardown
-from qkd_proxy import codec as etsi
-from qkd_proxy.client import Etsi004Client
+from daemonkit.etsi004 import Etsi004Client
+from gmpls.qkd import etsi004 as etsi
 
 PAPER = Path(__file__).resolve().parents[1] / "topologies" / "paper.yaml"
 QKD_DAEMONS = ("idqA", "idqB", "etsiA", "etsiB")

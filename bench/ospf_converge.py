@@ -19,8 +19,9 @@ its adjacencies. Printed: the time from t0, per implementation, and the ratio ou
 Polling is the same for both and costs a little CPU, as does running N routers on the few
 cores of this machine: the figures are for comparison, not absolutes.
 
-``--serve`` is the per-router mode of our implementation: the node agent's OSPF speaker
-(node_agent/ospf.py) on the given point-to-point interfaces plus its CLI.
+``--serve`` is the per-router mode of our implementation (started by the benchmark in
+each namespace): the OSPF speaker of the node agent and the PCE (daemonkit/ospf.py) on
+the given point-to-point interfaces plus its CLI.
 """
 
 from __future__ import annotations
@@ -159,11 +160,11 @@ class OursPoller:
 
 
 async def serve(rid_s: str, spec: str, hello: int, dead: int) -> None:
+    from daemonkit.cli import CliServer, CommandTable
+    from daemonkit.ospf import OspfSpeaker, register_commands
     from gmpls.ospf.constants import LsType
     from gmpls.ospf.events import InterfaceConfig
     from gmpls.ospf.router import OspfRouter
-    from node_agent.cli import CliServer, CommandTable
-    from node_agent.ospf import OspfAgent, register_commands
 
     ifaces = []
     for item in spec.split(","):
@@ -180,11 +181,11 @@ async def serve(rid_s: str, spec: str, hello: int, dead: int) -> None:
         )
     log_file = os.environ.get("OA_BENCH_LOG")
     if log_file:
-        from node_agent.daemon import setup_logging
+        from gmpls.logfmt import setup_logging
 
         setup_logging(log_file)
     router = OspfRouter(rid_s, name=rid_s)
-    agent = OspfAgent(router, ifaces, originate_te=False)
+    agent = OspfSpeaker(router, ifaces)
     table = CommandTable()
     register_commands(table, agent)
 

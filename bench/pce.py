@@ -124,8 +124,8 @@ def pct(xs: list[float], p: float) -> float:
 async def pcep_rate(
     pc: PathComputer, pairs: list[tuple[IPv4Address, IPv4Address]], seconds: float
 ) -> tuple[float, float, int]:
+    from daemonkit.pcep import PcepClient
     from gmpls.pcep.session import SessionConfig
-    from pce.client import PcepClient
     from pce.server import PcepServer
     from pce.service import PceService
 

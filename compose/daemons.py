@@ -14,9 +14,8 @@ frr         FRR ``zebra`` then ``ospfd``, with generated ``zebra.conf``/``ospfd.
 bird        BIRD 2 ``bird -f``, with a generated ``bird.conf``
 =========== ====================================================================
 
-Python daemons get ``--topology FILE --host NAME --log-file RUN/NAME.log``; their stdout
-and stderr go to ``RUN/NAME.out``. A Python kind whose package has no ``__main__`` module
-yet is skipped with that reason, so the launcher works while daemons are being written.
+Python daemons get ``--topology FILE --host NAME --log-file RUN/NAME.log`` (the common
+flags of :mod:`daemonkit.daemon`); their stdout and stderr go to ``RUN/NAME.out``.
 
 Config generation for FRR and BIRD is a hook: ``register_config("frr", fn)`` (or
 ``NetnsTestbed(..., config_generators={"frr": fn})``) replaces the built-in generator, where
@@ -25,7 +24,6 @@ Config generation for FRR and BIRD is a hook: ``register_config("frr", fn)`` (or
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import sys
 from collections.abc import Callable, Sequence
@@ -64,19 +62,6 @@ class Launch:
     env: dict[str, str] = field(default_factory=dict)
 
 
-def has_main(package: str) -> bool:
-    """True when ``python -m package`` would run: the package has a ``__main__`` module.
-    Looks at the files only; the package is not imported. The project's own checkout is
-    looked at first: under pytest a ``tests/<package>`` folder can shadow the package as
-    a namespace package ahead of an editable install's finder."""
-    if (Path(__file__).resolve().parents[1] / package / "__main__.py").exists():
-        return True
-    spec = importlib.util.find_spec(package)
-    if spec is None:
-        return False
-    return any(Path(loc, "__main__.py").exists() for loc in spec.submodule_search_locations or ())
-
-
 def plan(
     topo: Topology,
     host: Host,
@@ -91,8 +76,6 @@ def plan(
         return "client hosts run no daemon"
     if host.kind in PYTHON_KINDS:
         pkg = PYTHON_KINDS[host.kind]
-        if not has_main(pkg):
-            return f"{pkg} has no __main__ module yet"
         log = run_dir / f"{name}.log"
         argv = [sys.executable, "-m", pkg, "--topology", str(topo_file), "--host", name]
         argv += ["--log-file", str(log)]

@@ -7,8 +7,7 @@ JSON cannot hold are written with ``str``), and ``exc`` with the traceback of
 it is given.
 
 Pure: stdlib :mod:`logging` and :mod:`json` only, so it sits in ``gmpls/`` below the
-daemons, which all use it; the asyncio side of a daemon (signals, sockets) stays in the
-daemon.
+daemons; the daemon skeleton (:mod:`daemonkit.daemon`) sets it up for all four.
 """
 
 from __future__ import annotations

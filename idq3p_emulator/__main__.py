@@ -1,4 +1,6 @@
-"""``python -m idq3p_emulator``: the daemon, or ``keygen`` for a pair's shared material.
+"""``python -m idq3p_emulator``: the daemon (see :mod:`idq3p_emulator.daemon`; the common
+flags and exit statuses are those of :mod:`daemonkit.daemon`), or ``keygen`` for a pair's
+shared material.
 
 python -m idq3p_emulator --topology topologies/paper.yaml --host idqA
 python -m idq3p_emulator keygen --seed                # a fresh qkd.key_seed
@@ -8,16 +10,16 @@ python -m idq3p_emulator keygen --out pair.key --bytes 1048576
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import secrets
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
-from gmpls import topology
-from gmpls.logfmt import setup_logging
-from idq3p_emulator import codec
-from idq3p_emulator.daemon import config_from_topology, link_rate, serve
+from daemonkit import daemon
+from gmpls.qkd import idq3p as codec
+from gmpls.topology import Topology
+from idq3p_emulator.daemon import EmulatorDaemon, config_from_topology, link_rate
 from idq3p_emulator.store import make_keyfile
 
 
@@ -41,15 +43,7 @@ def keygen(argv: list[str]) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["keygen"]:
-        return keygen(argv[1:])
-    p = argparse.ArgumentParser(prog="python -m idq3p_emulator", description=__doc__)
-    p.add_argument("--topology", required=True, type=Path)
-    p.add_argument("--host", required=True)
-    p.add_argument("--log-file")
-    p.add_argument("--state-dir", type=Path)
+def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=codec.PORT)
     p.add_argument("--bind", help="address to bind (default: the host's address)")
     p.add_argument("--key-file", type=Path, help="shared key file instead of qkd.key_seed")
@@ -61,15 +55,23 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--extra-loss-db", type=float, default=0.0)
     m.add_argument("--detector-efficiency", type=float)
     m.add_argument("--dark-count", type=float)
-    a = p.parse_args(argv)
-    setup_logging(a.log_file)
-    topo = topology.load(a.topology)
+
+
+def _build(a: argparse.Namespace, topo: Topology) -> EmulatorDaemon:
     rate = link_rate(a)
     if rate is None:
         rate = a.rate_bps
     cfg = config_from_topology(topo, a.host, a.port, a.key_file, rate, a.buffer_bits, a.bind)
-    asyncio.run(serve(cfg, a.state_dir))
-    return 0
+    return EmulatorDaemon(cfg, a.state_dir)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["keygen"]:
+        return keygen(argv[1:])
+    return daemon.main(
+        "idq3p_emulator", "idq3p", _build, argv, description=__doc__, add_arguments=_arguments
+    )
 
 
 if __name__ == "__main__":

@@ -10,10 +10,10 @@ deletes a second key (docs/idq3p.md §Reliability).
 
 from __future__ import annotations
 
+from gmpls.cache import ResponseCache
 from gmpls.core import Tick
 from gmpls.errors import DecodeError, EncodeError
-from idq3p_emulator import codec
-from idq3p_emulator.cache import ResponseCache
+from gmpls.qkd import idq3p as codec
 from idq3p_emulator.events import Action, Addr, Datagram, Event, Send
 from idq3p_emulator.store import KeyStore
 

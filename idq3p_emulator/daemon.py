@@ -1,6 +1,7 @@
 """The IDQ3P emulator daemon: a thin asyncio shell around :class:`Idq3pServer`.
 
-``python -m idq3p_emulator --topology FILE --host NAME`` reads the host (kind idq3p, with
+``python -m idq3p_emulator --topology FILE --host NAME`` (the daemon skeleton of
+:mod:`daemonkit.daemon` around :class:`EmulatorDaemon`) reads the host (kind idq3p, with
 ``pair``) and the topology's ``qkd:`` section, binds UDP 5323 on the host's address and
 serves until SIGTERM/SIGINT. Logs are JSON lines and never contain key bytes.
 """
@@ -10,14 +11,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
 from gmpls import topology
-from idq3p_emulator import codec, model
+from gmpls.qkd import idq3p as codec
+from idq3p_emulator import model
 from idq3p_emulator.core import Idq3pServer
 from idq3p_emulator.events import Datagram
 from idq3p_emulator.store import FileSource, KeySource, KeyStore, SeedSource
@@ -84,46 +85,62 @@ class _Protocol(asyncio.DatagramProtocol):
                 self.transport.sendto(a.data, a.addr)
 
 
-def build_server(cfg: EmulatorConfig, now: float) -> Idq3pServer:
-    source: KeySource
+def key_source(cfg: EmulatorConfig) -> KeySource:
+    """The key material: the key file (``OSError``/``ValueError`` when it cannot be read
+    or is not one) or the topology's seed."""
     if cfg.key_file is not None:
-        source = FileSource.from_file_bytes(cfg.key_file.read_bytes())
-    else:
-        source = SeedSource(cfg.seed)
-    store = KeyStore(source, cfg.own_stream, cfg.rate_bps, cfg.buffer_bits, now)
+        return FileSource.from_file_bytes(cfg.key_file.read_bytes())
+    return SeedSource(cfg.seed)
+
+
+def build_server(cfg: EmulatorConfig, now: float, source: KeySource | None = None) -> Idq3pServer:
+    store = KeyStore(source or key_source(cfg), cfg.own_stream, cfg.rate_bps, cfg.buffer_bits, now)
     return Idq3pServer(store)
 
 
-async def serve(cfg: EmulatorConfig, state_dir: Path | None = None) -> None:
-    loop = asyncio.get_running_loop()
-    server = build_server(cfg, loop.time())
-    transport, _ = await loop.create_datagram_endpoint(
-        lambda: _Protocol(server), local_addr=(cfg.address, cfg.port)
-    )
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    log.info(
-        "listening",
-        extra={
-            "host": cfg.name,
-            "pair": cfg.pair,
-            "addr": f"{cfg.address}:{cfg.port}",
-            "stream": cfg.own_stream,
-            "rate_bps": cfg.rate_bps,
-            "buffer_bits": cfg.buffer_bits,
-            "source": "key-file" if cfg.key_file else "seed",
-            "started_wall": time.time(),
-        },
-    )
-    try:
-        await stop.wait()
-    finally:
-        transport.close()
-        log.info("stopped", extra={"host": cfg.name, **server.counters})
-        if state_dir is not None:
-            state_dir.mkdir(parents=True, exist_ok=True)
-            (state_dir / f"{cfg.name}.counters.json").write_text(json.dumps(server.counters))
+class EmulatorDaemon:
+    """One emulated device: its UDP socket around an :class:`Idq3pServer`, started and
+    stopped by the daemon skeleton (:mod:`daemonkit.daemon`). Stopping logs the counters
+    and writes them to ``STATE_DIR/NAME.counters.json``."""
+
+    def __init__(self, cfg: EmulatorConfig, state_dir: Path | None = None) -> None:
+        self.cfg = cfg
+        self.state_dir = state_dir
+        self.source = key_source(cfg)  # read now: a bad key file is a config error
+        self.server: Idq3pServer | None = None
+        self.transport: asyncio.BaseTransport | None = None
+
+    async def start(self) -> None:
+        cfg = self.cfg
+        loop = asyncio.get_running_loop()
+        self.server = server = build_server(cfg, loop.time(), self.source)
+        self.transport, _ = await loop.create_datagram_endpoint(
+            lambda: _Protocol(server), local_addr=(cfg.address, cfg.port)
+        )
+        log.info(
+            "listening",
+            extra={
+                "host": cfg.name,
+                "pair": cfg.pair,
+                "addr": f"{cfg.address}:{cfg.port}",
+                "stream": cfg.own_stream,
+                "rate_bps": cfg.rate_bps,
+                "buffer_bits": cfg.buffer_bits,
+                "source": "key-file" if cfg.key_file else "seed",
+                "started_wall": time.time(),
+            },
+        )
+
+    async def stop(self) -> None:
+        if self.server is None:
+            return
+        if self.transport is not None:
+            self.transport.close()
+        counters = self.server.counters
+        log.info("stopped", extra={"host": self.cfg.name, **counters})
+        if self.state_dir is not None:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            (self.state_dir / f"{self.cfg.name}.counters.json").write_text(json.dumps(counters))
 
 
 def link_rate(args: Any) -> float | None:

@@ -1,10 +1,9 @@
 """The node agent daemon: builds the pieces of one GMPLS node and runs them.
 
-Pieces: the OSPF-TE speaker (:mod:`node_agent.ospf`), the telnet CLI
-(:mod:`node_agent.cli`) on the host's ``cli_port``, and any extension: every module of
-this package named ``ext_*.py`` with a ``setup(daemon)`` function is imported and called
-at build time (RSVP-TE and the QE service plug in this way, without editing this file).
-An extension typically::
+Pieces: the OSPF-TE speaker (:mod:`node_agent.ospf_te` on :mod:`daemonkit.ospf`), the
+telnet CLI (:mod:`daemonkit.cli`) on the host's ``cli_port``, and the extensions, unless
+``load_extensions`` is false: RSVP-TE and the QE service (``setup(daemon)`` of
+:mod:`node_agent.ext_qe_service`). An extension plugs in through the daemon::
 
     def setup(daemon: NodeDaemon) -> None:
         agent = RsvpAgent.from_topology(daemon.topo, daemon.host, ...)
@@ -14,29 +13,25 @@ An extension typically::
         daemon.ospf.set_link_resources(local_if, ...)   # re-advertise a TE link
 
 Components start in the order they were added (OSPF first) and stop in reverse order.
-SIGTERM or SIGINT stops the daemon cleanly. Logs are JSON lines (stdlib logging): one
-per event, with the node name and the event's fields; no key material is ever logged.
+``python -m node_agent`` runs it with the daemon skeleton (:mod:`daemonkit.daemon`):
+SIGTERM or SIGINT stops it cleanly. Logs are JSON lines (stdlib logging): one per event,
+with the node name and the event's fields; no key material is ever logged.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import importlib
 import logging
-import pkgutil
-import signal
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from gmpls.logfmt import setup_logging as setup_logging  # kept importable from here
+from daemonkit.cli import CliServer, CommandTable
+from daemonkit.ospf import register_commands
 from gmpls.ospf.events import Action
 from gmpls.topology import Topology
-from node_agent.cli import CliServer, CommandTable
-from node_agent.ospf import OspfAgent, register_commands
+from node_agent.ext_qe_service import setup as setup_qe_service
+from node_agent.ospf_te import OspfTeAgent, register_te_commands
 
 log = logging.getLogger("node_agent")
 
@@ -57,7 +52,7 @@ class NodeDaemon:
         cli_port: int | None = None,
         cli_bind: str = "0.0.0.0",
         state_dir: Path | None = None,
-        ospf: OspfAgent | None = None,
+        ospf: OspfTeAgent | None = None,
         load_extensions: bool = True,
     ) -> None:
         self.topo = topo
@@ -70,16 +65,17 @@ class NodeDaemon:
         self.cli_server = CliServer(self.cli, host)
         #: callables fed every OSPF action other than Send (LSDB/neighbor changes)
         self.ospf_listeners: list[Callable[[Action], None]] = []
-        self.ospf = ospf or OspfAgent.from_topology(topo, host, on_action=self._ospf_action)
+        self.ospf = ospf or OspfTeAgent.from_topology(topo, host, on_action=self._ospf_action)
         self.ospf.on_action = self._ospf_action
         self.components: list[Component] = [self.ospf]
         #: components whose start() raised: (name, error); the rest keep running
         self.failed: list[tuple[str, str]] = []
         self.started_at = time.time()
         register_commands(self.cli, self.ospf)
+        register_te_commands(self.cli, self.ospf)
         self.cli.register("show version", lambda args: self._version(), "daemon and node")
         if load_extensions:
-            self._load_extensions()
+            setup_qe_service(self)
 
     def add_component(self, c: Component) -> None:
         self.components.append(c)
@@ -101,17 +97,6 @@ class NodeDaemon:
                 fn(a)
             except Exception:
                 log.exception("ospf listener failed", extra={"node": self.host})
-
-    def _load_extensions(self) -> None:
-        pkg = sys.modules["node_agent"]
-        for m in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
-            if not m.name.startswith("ext_"):
-                continue
-            mod = importlib.import_module(f"node_agent.{m.name}")
-            setup = getattr(mod, "setup", None)
-            if callable(setup):
-                setup(self)
-                log.info("extension loaded", extra={"node": self.host, "extension": m.name})
 
     async def start(self) -> None:
         """Start every component; OSPF (the first) must start, an extension that fails
@@ -146,19 +131,3 @@ class NodeDaemon:
                 await c.stop()
             except Exception:
                 log.exception("component stop failed", extra={"node": self.host})
-
-
-async def run(daemon: NodeDaemon) -> None:
-    """Start, wait for SIGTERM/SIGINT, stop."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    await daemon.start()
-    log.info("node agent running", extra={"node": daemon.host, "event": "start"})
-    try:
-        await stop.wait()
-    finally:
-        log.info("node agent stopping", extra={"node": daemon.host, "event": "stop"})
-        await daemon.stop()

@@ -51,7 +51,7 @@ class QeNode(Protocol):
 
 
 class CommandRegistry(Protocol):
-    """A CLI command table (``node_agent.cli.CommandTable`` fits)."""
+    """A CLI command table (``daemonkit.cli.CommandTable`` fits)."""
 
     def register(
         self,

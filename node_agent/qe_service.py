@@ -5,10 +5,10 @@ on asyncio (the workflow itself is there and in docs/qe-service.md).
 what comes back:
 
 * :class:`~gmpls.qe_service.events.RequestPath` → a task awaiting the **PCC**
-  (:class:`pce.client.PcepClient`, one PCEP session to the PCE, kept up with backoff),
+  (:class:`daemonkit.pcep.PcepClient`, one PCEP session to the PCE, kept up with backoff),
   whose answer is fed back as ``PathReply`` / ``PcepFailed``;
 * the ETSI 004 calls → a task awaiting the **ETSI GS QKD 004 client**
-  (:class:`qkd_proxy.client.Etsi004Client`) toward the node's key proxy, answered with
+  (:class:`daemonkit.etsi004.Etsi004Client`) toward the node's key proxy, answered with
   ``EtsiReply`` (an exception becomes a reply without status);
 * ``CreateLsp`` / ``DeleteLsp`` / ``ToRsvp`` → the **RSVP-TE shell**
   (:class:`node_agent.rsvp.RsvpAgent`), whose actions come back through
@@ -174,9 +174,9 @@ class QeService:
 
         ``instance`` is the RSVP Hello source instance (default: from the wall clock, so a
         restarted daemon is seen as new, RFC 3209 §5.2)."""
+        from daemonkit.etsi004 import Etsi004Client
+        from daemonkit.pcep import PcepClient
         from node_agent.rsvp import RsvpAgent
-        from pce.client import PcepClient
-        from qkd_proxy.client import Etsi004Client
 
         h = topo.host(host)
         assert h.router_id is not None, f"{host} has no router ID"

@@ -1,23 +1,17 @@
-"""``python -m pce --topology FILE --host pce``: the PCE daemon (see pce.daemon)."""
+"""``python -m pce --topology FILE --host pce``: the PCE daemon (see :mod:`pce.daemon`).
+The common flags and exit statuses are those of :mod:`daemonkit.daemon`."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import sys
-from pathlib import Path
+from collections.abc import Sequence
 
-from gmpls.logfmt import setup_logging
-from gmpls.topology import TopologyError, load
-from pce.daemon import config_from_topology, run
+from daemonkit import daemon
+from gmpls.topology import Topology
+from pce.daemon import PceDaemon, config_from_topology
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m pce", description=__doc__)
-    p.add_argument("--topology", required=True, type=Path)
-    p.add_argument("--host", required=True, help="this host's name in the topology")
-    p.add_argument("--log-file")
-    p.add_argument("--state-dir", type=Path, help="unused: the PCE keeps no state on disk")
+def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pcep-port", type=int, help="default 4189")
     p.add_argument("--cli-port", type=int, help="default: the host's cli_port")
     p.add_argument("--bind", help="listen address (default all)")
@@ -32,24 +26,23 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="accept more than one PCEP session from one address (RFC 5440 §6.2 says no)",
     )
-    a = p.parse_args(argv)
-    setup_logging(a.log_file)
-    try:
-        topo = load(a.topology)
-        cfg = config_from_topology(
-            topo,
-            a.host,
-            pcep_port=a.pcep_port,
-            cli_port=a.cli_port,
-            bind=a.bind,
-            ted_source=a.ted,
-            one_session_per_peer=not a.allow_several_sessions_per_peer,
-        )
-    except (TopologyError, KeyError, ValueError, OSError) as e:
-        print(f"pce: {e}", file=sys.stderr)
-        return 2
-    asyncio.run(run(topo, cfg))
-    return 0
+
+
+def _build(a: argparse.Namespace, topo: Topology) -> PceDaemon:
+    cfg = config_from_topology(
+        topo,
+        a.host,
+        pcep_port=a.pcep_port,
+        cli_port=a.cli_port,
+        bind=a.bind,
+        ted_source=a.ted,
+        one_session_per_peer=not a.allow_several_sessions_per_peer,
+    )
+    return PceDaemon(topo, cfg)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return daemon.main("pce", "pce", _build, argv, description=__doc__, add_arguments=_arguments)
 
 
 if __name__ == "__main__":

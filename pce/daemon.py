@@ -3,32 +3,35 @@
 ``python -m pce --topology FILE --host pce`` reads its host section (router ID, control
 address, CLI port) and the OSPF timers from the topology, then:
 
-- runs the OSPF core (:mod:`gmpls.ospf.router`) on the control LAN through a raw socket
-  (:mod:`pce.ospf_io`), with the TED subscribed to its LSDB (``--ted static`` instead
-  loads the LSAs the topology's nodes would originate, for offline use and benchmarks);
+- runs the OSPF core (:mod:`gmpls.ospf.router`) on the control LAN through the raw-socket
+  speaker the node agents run too (:mod:`daemonkit.ospf`), with the TED subscribed to its
+  LSDB (``--ted static`` instead loads the LSAs the topology's nodes would originate, for
+  offline use and benchmarks);
 - serves PCEP on TCP 4189 (:mod:`pce.server`);
-- serves the CLI on the host's ``cli_port``: the node agent's command table and telnet
-  server (:mod:`node_agent.cli`), with this daemon's ``show`` commands registered in it.
+- serves the CLI on the host's ``cli_port``: the shared command table and telnet server
+  (:mod:`daemonkit.cli`), with this daemon's ``show`` commands and (with OSPF) the
+  ``show ip ospf ...`` commands registered in it.
 
-Logs are JSON lines (stdlib logging); SIGTERM/SIGINT shut down cleanly (PCEP Close to
-every peer, sockets closed).
+``python -m pce`` runs it with the daemon skeleton (:mod:`daemonkit.daemon`): logs are
+JSON lines (stdlib logging); SIGTERM/SIGINT shut down cleanly (PCEP Close to every peer,
+sockets closed).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 import time
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Any
 
+from daemonkit.cli import CliServer, CommandTable
+from daemonkit.ospf import OspfSpeaker, control_interface, register_commands
 from gmpls.ospf.lsa import LSA, LSAKey
+from gmpls.ospf.router import OspfRouter
 from gmpls.pcep.constants import PORT
 from gmpls.pcep.session import SessionConfig
 from gmpls.topology import Topology
-from node_agent.cli import CliServer, CommandTable
 from pce.compute import PathComputer
 from pce.server import PcepServer
 from pce.service import PceService
@@ -84,44 +87,29 @@ class PceDaemon:
         self.cli = CommandTable(unknown="% unknown command")
         self.cli_server = CliServer(self.cli, config.name)
         self._register_commands()
-        self.ospf: Any = None
+        #: the OSPF speaker on the control LAN (its interface is looked up now); None
+        #: with a static TED
+        self.ospf: OspfSpeaker | None = None
+        if config.ted_source == "ospf":
+            router = OspfRouter(config.router_id, topo.ospf.area, name=config.name)
+            router.add_lsdb_listener(self._lsdb_changed)
+            self.ospf = OspfSpeaker(router, control_interface(topo, config.name))
+            register_commands(self.cli, self.ospf)
         self.started = 0.0
 
     # -- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
         self.started = time.time()
-        if self.config.ted_source == "static":
+        if self.ospf is None:
             self.ted.load(topology_lsas(self.topo))
             log.info("static TED", extra={"event": "ted", "nodes": len(self.ted.nodes())})
         else:
-            self._start_ospf()
+            await self.ospf.start()
         await self.server.start()
         if self.config.cli_port is not None:
             port = await self.cli_server.start(self.config.bind or "0.0.0.0", self.config.cli_port)
             log.info("cli listening", extra={"event": "cli", "port": port})
-
-    def _start_ospf(self) -> None:
-        from gmpls.ospf.events import InterfaceConfig
-        from gmpls.ospf.router import OspfRouter
-        from pce.ospf_io import OspfShell, interface_of
-
-        ifname, address = interface_of(self.config.control_address)
-        o = self.topo.ospf
-        router = OspfRouter(self.config.router_id, o.area, name=self.config.name)
-        router.add_lsdb_listener(self._lsdb_changed)
-        iface = InterfaceConfig(
-            name=ifname,
-            address=address,
-            priority=self.topo.host(self.config.name).ospf_priority,
-            hello_interval=o.hello_interval,
-            dead_interval=o.dead_interval,
-            rxmt_interval=o.retransmit_interval,
-            transmit_delay=o.transmit_delay,
-        )
-        self.ospf = OspfShell(router, iface)
-        self.ospf.start()
-        log.info("ospf started", extra={"event": "ospf", "interface": ifname, "addr": str(address)})
 
     def _lsdb_changed(self, key: LSAKey, lsa: LSA | None) -> None:
         changed = self.ted.flush(key) if lsa is None else self.ted.install(lsa)
@@ -140,7 +128,7 @@ class PceDaemon:
         await self.server.stop()
         await self.cli_server.stop()
         if self.ospf is not None:
-            self.ospf.stop()
+            await self.ospf.stop()
         log.info("pce stopped", extra={"event": "stop"})
 
     # -- CLI ----------------------------------------------------------------------------
@@ -229,17 +217,3 @@ def _stats_text(d: dict[str, Any]) -> str:
     for reason, n in sorted(d["no_path_reasons"].items()):
         lines.append(f"  no-path {reason.lower():<32} {n}")
     return "\n".join(lines)
-
-
-async def run(topo: Topology, config: PceConfig) -> None:
-    daemon = PceDaemon(topo, config)
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await daemon.start()
-    log.info("pce up", extra={"event": "up", "router_id": str(config.router_id)})
-    try:
-        await stop.wait()
-    finally:
-        await daemon.stop()

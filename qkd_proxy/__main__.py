@@ -1,39 +1,37 @@
-"""``python -m qkd_proxy --topology FILE --host NAME``: one ETSI GS QKD 004 proxy."""
+"""``python -m qkd_proxy --topology FILE --host NAME``: one ETSI GS QKD 004 proxy (see
+:mod:`qkd_proxy.daemon`). The common flags and exit statuses are those of
+:mod:`daemonkit.daemon`."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import sys
-from pathlib import Path
+from collections.abc import Sequence
 
-from gmpls import topology
-from gmpls.logfmt import setup_logging
-from idq3p_emulator import codec as idq
-from qkd_proxy import codec as etsi
-from qkd_proxy import sync
-from qkd_proxy.daemon import config_from_topology, serve
+from daemonkit import daemon
+from gmpls.qkd import etsi004, idq3p, sync
+from gmpls.topology import Topology
+from qkd_proxy.daemon import ProxyDaemon, config_from_topology
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m qkd_proxy", description=__doc__)
-    p.add_argument("--topology", required=True, type=Path)
-    p.add_argument("--host", required=True)
-    p.add_argument("--log-file")
-    p.add_argument("--state-dir", type=Path)
-    p.add_argument("--north-port", type=int, default=etsi.PORT)
+def _arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--north-port", type=int, default=etsi004.PORT)
     p.add_argument("--sync-port", type=int, default=sync.PORT)
     p.add_argument("--peer-sync-port", type=int, help="default: --sync-port")
-    p.add_argument("--idq-port", type=int, default=idq.PORT)
-    a = p.parse_args(sys.argv[1:] if argv is None else argv)
-    setup_logging(a.log_file)
-    topo = topology.load(a.topology)
+    p.add_argument("--idq-port", type=int, default=idq3p.PORT)
+
+
+def _build(a: argparse.Namespace, topo: Topology) -> ProxyDaemon:
     cfg, north, sync_bind, south = config_from_topology(
         topo, a.host, a.north_port, a.sync_port, a.peer_sync_port, a.idq_port
     )
-    asyncio.run(serve(cfg, north, sync_bind, south, a.state_dir))
-    return 0
+    return ProxyDaemon(cfg, north, sync_bind, south, a.state_dir)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return daemon.main(
+        "qkd_proxy", "qkd-proxy", _build, argv, description=__doc__, add_arguments=_arguments
+    )
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -1,8 +1,4 @@
-"""ETSI GS QKD 004 clients: :class:`Etsi004Client` (asyncio) and a command line.
-
-The client retransmits every request with the same request ID and a doubling timeout
-until the proxy answers, so a lost request or answer never costs or skips a key (the
-proxy answers a repeat from its cache). The command prints one JSON object::
+"""The ETSI GS QKD 004 command line: one call per invocation, one JSON object printed::
 
     python -m qkd_proxy.client --proxy 10.2.1.11 open --destination 10.1.1.5
     {"status": 0, "key_handle": "9f..."}
@@ -11,9 +7,11 @@ proxy answers a repeat from its cache). The command prints one JSON object::
     python -m qkd_proxy.client --proxy 10.2.1.11 close --handle 9f...
     {"status": 0}
 
-A fingerprint is the first 16 hex digits of the key's SHA-256; the key itself is printed
-only with ``--show-key``. A session belongs to the caller's address and key_handle, so
-separate invocations from one host continue it.
+It speaks through :class:`daemonkit.etsi004.Etsi004Client`, which retransmits a request
+with the same request ID until the proxy answers. A fingerprint is the first 16 hex
+digits of the key's SHA-256; the key itself is printed only with ``--show-key``. A
+session belongs to the caller's address and key_handle, so separate invocations from one
+host continue it.
 """
 
 from __future__ import annotations
@@ -22,173 +20,18 @@ import argparse
 import asyncio
 import hashlib
 import json
-import secrets
 import sys
-from ipaddress import IPv4Address
-from typing import Any, cast
+from typing import Any
 
-from qkd_proxy import codec as etsi
-from qkd_proxy.codec import Status
+from daemonkit.etsi004 import Etsi004Client
+from gmpls.qkd import etsi004 as etsi
+from gmpls.qkd.etsi004 import Status
 
 
 def fingerprint(key: bytes) -> str:
     return hashlib.sha256(key).hexdigest()[:16]
 
 
-class _Proto(asyncio.DatagramProtocol):
-    def __init__(self, client: Etsi004Client) -> None:
-        self.client = client
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.client._received(data)
-
-    def error_received(self, exc: Exception) -> None:
-        pass  # e.g. ICMP port unreachable while the proxy starts: retransmission copes
-
-
-class Etsi004Client:
-    """One UDP socket to one proxy; requests may run concurrently.
-
-    ``rto`` is the first retransmission timeout (doubling up to ``rto_max``); a call that
-    gets no answer within ``deadline`` seconds raises :class:`TimeoutError`.
-    """
-
-    def __init__(
-        self,
-        proxy: tuple[str, int],
-        local: tuple[str, int] | None = None,
-        rto: float = 0.05,
-        rto_max: float = 0.4,
-        deadline: float = 15.0,
-    ) -> None:
-        self.proxy = proxy
-        self.local = local
-        self.rto = rto
-        self.rto_max = rto_max
-        self.deadline = deadline
-        self._transport: asyncio.DatagramTransport | None = None
-        self._waiting: dict[int, asyncio.Future[etsi.Reply]] = {}
-        self._rid = secrets.randbits(32)
-        #: transmissions of the last completed request (1 = no retransmission)
-        self.last_attempts = 0
-        self.retransmissions = 0
-
-    async def __aenter__(self) -> Etsi004Client:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.close_socket()
-
-    async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        t, _ = await loop.create_datagram_endpoint(
-            lambda: _Proto(self), local_addr=self.local, remote_addr=self.proxy
-        )
-        self._transport = cast(asyncio.DatagramTransport, t)
-
-    def close_socket(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
-
-    def _received(self, data: bytes) -> None:
-        try:
-            msg = etsi.decode(data)
-        except etsi.DecodeError:
-            return
-        fut = self._waiting.get(msg.request_id)
-        if fut is not None and not fut.done():
-            fut.set_result(msg)  # type: ignore[arg-type]
-
-    def next_request_id(self) -> int:
-        self._rid = (self._rid + 1) & 0xFFFFFFFF
-        return self._rid
-
-    async def request(self, msg: etsi.Request) -> etsi.Reply:
-        """Send and retransmit until the answer with this request ID arrives."""
-        if self._transport is None:
-            await self.start()
-        transport = self._transport
-        assert transport is not None
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[etsi.Reply] = loop.create_future()
-        rid = msg.request_id
-        self._waiting[rid] = fut
-        data = etsi.encode(msg)
-        end = loop.time() + self.deadline
-        state = {"attempts": 1, "rto": self.rto}
-
-        def retransmit() -> None:
-            if fut.done():
-                return
-            now = loop.time()
-            if now >= end:
-                fut.set_exception(TimeoutError(f"no answer from {self.proxy[0]}:{self.proxy[1]}"))
-                return
-            transport.sendto(data)
-            state["attempts"] += 1
-            self.retransmissions += 1
-            state["rto"] = min(state["rto"] * 2, self.rto_max)
-            timer[0] = loop.call_at(min(now + state["rto"], end), retransmit)
-
-        transport.sendto(data)
-        timer = [loop.call_at(min(loop.time() + self.rto, end), retransmit)]
-        try:
-            reply = await fut
-            self.last_attempts = int(state["attempts"])
-            return reply
-        finally:
-            timer[0].cancel()
-            self._waiting.pop(rid, None)
-
-    # --- the ETSI 004 calls ---------------------------------------------------------
-    async def open(
-        self,
-        destination: IPv4Address | str,
-        key_handle: bytes | None = None,
-        key_length: int = 32,
-        max_bps: int = 0,
-        priority: int = 0,
-        timeout_ms: int = 0,
-    ) -> tuple[Status, bytes]:
-        """QKD_OPEN: (status, key_handle)."""
-        r = await self.request(
-            etsi.Open(
-                self.next_request_id(),
-                IPv4Address(destination),
-                etsi.QoS(key_length, max_bps, priority, timeout_ms),
-                key_handle or etsi.ZERO_HANDLE,
-            )
-        )
-        assert isinstance(r, etsi.OpenReply)
-        return r.status, r.key_handle
-
-    async def connect(self, key_handle: bytes, timeout_ms: int | None = None) -> Status:
-        """QKD_CONNECT_NONBLOCK, or QKD_CONNECT_BLOCKING when ``timeout_ms`` is given."""
-        msg: etsi.Request
-        if timeout_ms is None:
-            msg = etsi.ConnectNonblock(self.next_request_id(), key_handle)
-        else:
-            msg = etsi.ConnectBlocking(self.next_request_id(), key_handle, timeout_ms)
-        r = await self.request(msg)
-        assert isinstance(r, etsi.ConnectNonblockReply | etsi.ConnectBlockingReply)
-        return r.status
-
-    async def get_key(self, key_handle: bytes) -> tuple[Status, int, bytes]:
-        """QKD_GET_KEY: (status, index, key)."""
-        r = await self.request(etsi.GetKey(self.next_request_id(), key_handle))
-        assert isinstance(r, etsi.GetKeyReply)
-        return r.status, r.index, r.key
-
-    async def close(self, key_handle: bytes) -> Status:
-        """QKD_CLOSE."""
-        r = await self.request(etsi.Close(self.next_request_id(), key_handle))
-        assert isinstance(r, etsi.CloseReply)
-        return r.status
-
-
-# --- command line ---------------------------------------------------------------------
 def _addr(s: str, port: int) -> tuple[str, int]:
     host, _, p = s.rpartition(":") if s.count(":") == 1 else (s, "", "")
     return (host, int(p)) if p else (s, port)

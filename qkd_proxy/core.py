@@ -6,11 +6,11 @@ One :class:`ProxyCore` is one proxy of a QKD link (DESIGN §4). It keeps the con
 events, and tells its next timer through :meth:`ProxyCore.next_timer`:
 
 * NORTH: ETSI 004 requests from applications (SAEs), answered per request ID from a
-  response cache so a retransmission never consumes a second key (qkd_proxy.codec);
-* SYNC: the authenticated channel to the peer proxy (qkd_proxy.sync): sessions are
+  response cache so a retransmission never consumes a second key (gmpls.qkd.etsi004);
+* SYNC: the authenticated channel to the peer proxy (gmpls.qkd.sync): sessions are
   created and confirmed, and the proxy that *allocates* a session's keys tells the other
   which key ID goes with which index (BIND); the other asks for indexes it lacks (ALLOC);
-* SOUTH: the IDQ3P device (idq3p_emulator.codec): the allocating proxy takes fresh keys
+* SOUTH: the IDQ3P device (gmpls.qkd.idq3p): the allocating proxy takes fresh keys
   in batches (GET_NEXT_KEY, prefetched into a pool per key length), the other fetches the
   bound key IDs (GET_KEY_BY_ID) as soon as the BIND arrives, so GET_KEY rarely waits.
 
@@ -29,13 +29,13 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import Any
 
+from gmpls.cache import ResponseCache
 from gmpls.core import Tick
 from gmpls.errors import DecodeError, EncodeError
-from idq3p_emulator import codec as idq
-from idq3p_emulator.cache import ResponseCache
-from qkd_proxy import codec as etsi
-from qkd_proxy import sync
-from qkd_proxy.codec import Status
+from gmpls.qkd import etsi004 as etsi
+from gmpls.qkd import idq3p as idq
+from gmpls.qkd import sync
+from gmpls.qkd.etsi004 import Status
 from qkd_proxy.events import Action, Addr, Channel, Datagram, Event, Log, Send
 
 

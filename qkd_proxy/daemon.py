@@ -1,6 +1,7 @@
 """The ETSI 004 proxy daemon: a thin asyncio shell around :class:`ProxyCore`.
 
-``python -m qkd_proxy --topology FILE --host NAME`` binds three UDP sockets: northbound
+``python -m qkd_proxy --topology FILE --host NAME`` (the daemon skeleton of
+:mod:`daemonkit.daemon` around :class:`ProxyDaemon`) binds three UDP sockets: northbound
 5424 on the address it shares with the node it serves, east-west 5626 on the address it
 shares with its peer proxy (the sync domain), and an ephemeral port on the address it
 shares with its IDQ3P device (5323). Datagrams and timer ticks go into the core; the
@@ -14,7 +15,6 @@ import functools
 import json
 import logging
 import os
-import signal
 import time
 from dataclasses import replace
 from ipaddress import IPv4Address
@@ -23,9 +23,9 @@ from typing import cast
 
 from gmpls import topology
 from gmpls.core import Tick
-from idq3p_emulator import codec as idq
-from qkd_proxy import codec as etsi
-from qkd_proxy import sync
+from gmpls.qkd import etsi004 as etsi
+from gmpls.qkd import idq3p as idq
+from gmpls.qkd import sync
 from qkd_proxy.core import ProxyConfig, ProxyCore
 from qkd_proxy.events import Channel, Datagram, Event, Log, Send
 
@@ -147,50 +147,62 @@ class Shell:
         self.feed(Tick())
 
 
-async def serve(
-    cfg: ProxyConfig,
-    north: tuple[str, int],
-    sync_bind: tuple[str, int],
-    south_addr: str,
-    state_dir: Path | None = None,
-) -> None:
-    loop = asyncio.get_running_loop()
-    cfg = replace(cfg, epoch=int(time.time()))
-    core = ProxyCore(cfg, os.urandom, loop.time())
-    shell = Shell(core)
-    transports = []
-    for ch, local in (
-        (Channel.NORTH, north),
-        (Channel.SYNC, sync_bind),
-        (Channel.SOUTH, (south_addr, 0)),
-    ):
-        t, _ = await loop.create_datagram_endpoint(
-            functools.partial(_Endpoint, shell, ch), local_addr=local
+class ProxyDaemon:
+    """One proxy: its three sockets around a :class:`Shell` and its core, started and
+    stopped by the daemon skeleton (:mod:`daemonkit.daemon`). Stopping logs the counters
+    and writes them to ``STATE_DIR/NAME.counters.json``."""
+
+    def __init__(
+        self,
+        cfg: ProxyConfig,
+        north: tuple[str, int],
+        sync_bind: tuple[str, int],
+        south_addr: str,
+        state_dir: Path | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.north = north
+        self.sync_bind = sync_bind
+        self.south_addr = south_addr
+        self.state_dir = state_dir
+        self.shell: Shell | None = None
+        self.transports: list[asyncio.BaseTransport] = []
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        cfg = replace(self.cfg, epoch=int(time.time()))
+        self.shell = shell = Shell(ProxyCore(cfg, os.urandom, loop.time()))
+        north, sync_bind = self.north, self.sync_bind
+        for ch, local in (
+            (Channel.NORTH, north),
+            (Channel.SYNC, sync_bind),
+            (Channel.SOUTH, (self.south_addr, 0)),
+        ):
+            t, _ = await loop.create_datagram_endpoint(
+                functools.partial(_Endpoint, shell, ch), local_addr=local
+            )
+            self.transports.append(t)
+        log.info(
+            "listening",
+            extra={
+                "host": cfg.name,
+                "north": f"{north[0]}:{north[1]}",
+                "sync": f"{sync_bind[0]}:{sync_bind[1]}",
+                "peer_sync": f"{cfg.peer_sync[0]}:{cfg.peer_sync[1]}",
+                "idq": f"{cfg.idq[0]}:{cfg.idq[1]}",
+                "serves": str(cfg.local_node),
+                "peer_node": str(cfg.peer_node),
+            },
         )
-        transports.append(t)
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    log.info(
-        "listening",
-        extra={
-            "host": cfg.name,
-            "north": f"{north[0]}:{north[1]}",
-            "sync": f"{sync_bind[0]}:{sync_bind[1]}",
-            "peer_sync": f"{cfg.peer_sync[0]}:{cfg.peer_sync[1]}",
-            "idq": f"{cfg.idq[0]}:{cfg.idq[1]}",
-            "serves": str(cfg.local_node),
-            "peer_node": str(cfg.peer_node),
-        },
-    )
-    try:
-        await stop.wait()
-    finally:
-        shell._arm(None)
-        for t in transports:
+
+    async def stop(self) -> None:
+        if self.shell is None:
+            return
+        self.shell._arm(None)
+        for t in self.transports:
             t.close()
-        counters = core.all_counters()
-        log.info("stopped", extra={"host": cfg.name, **counters})
-        if state_dir is not None:
-            state_dir.mkdir(parents=True, exist_ok=True)
-            (state_dir / f"{cfg.name}.counters.json").write_text(json.dumps(counters))
+        counters = self.shell.core.all_counters()
+        log.info("stopped", extra={"host": self.cfg.name, **counters})
+        if self.state_dir is not None:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            (self.state_dir / f"{self.cfg.name}.counters.json").write_text(json.dumps(counters))

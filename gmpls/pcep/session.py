@@ -5,7 +5,7 @@ contract of :mod:`gmpls.core`: every input is an event of :mod:`gmpls.pcep.event
 :meth:`Session.handle` with the time passed in (TCP up or down, received bytes, the
 application's messages and close, :class:`~gmpls.core.Tick`), and it returns action
 lists; it never touches a socket or a clock. The asyncio shells (``pce/server.py``,
-``pce/client.py``) write the :class:`Send` bytes, close the connection on
+``daemonkit/pcep.py``) write the :class:`Send` bytes, close the connection on
 :class:`Disconnect`, hand :class:`Deliver` messages to the application, and feed
 :class:`~gmpls.core.Tick` at :meth:`Session.next_timer`.
 

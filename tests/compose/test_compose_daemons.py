@@ -39,10 +39,7 @@ def as_kind(t: Topology, name: str, kind: str) -> Host:
     ("host", "package"),
     [("tn1", "node_agent"), ("pce", "pce"), ("etsiA", "qkd_proxy"), ("idqB", "idq3p_emulator")],
 )
-def test_python_kinds(
-    paper: Topology, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, host: str, package: str
-) -> None:
-    monkeypatch.setattr(daemons, "has_main", lambda pkg: pkg == package)
+def test_python_kinds(paper: Topology, tmp_path: Path, host: str, package: str) -> None:
     (launch,) = launches(plan(paper, paper.hosts[host], PAPER, tmp_path))
     assert launch.argv == [
         sys.executable,
@@ -58,20 +55,8 @@ def test_python_kinds(
     assert launch.out == tmp_path / f"{host}.out"
 
 
-def test_missing_main_is_a_reason_not_an_error(
-    paper: Topology, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(daemons, "has_main", lambda pkg: False)
-    assert (
-        plan(paper, paper.hosts["tn3"], PAPER, tmp_path) == "node_agent has no __main__ module yet"
-    )
+def test_client_hosts_run_no_daemon(paper: Topology, tmp_path: Path) -> None:
     assert plan(paper, paper.hosts["client"], PAPER, tmp_path) == "client hosts run no daemon"
-
-
-def test_has_main_looks_at_files_only() -> None:
-    assert daemons.has_main("yaml") is False  # PyYAML has no __main__.py
-    assert daemons.has_main("no_such_package_here") is False
-    assert daemons.has_main("pytest") is True
 
 
 def test_frr_plan_and_config_hook(paper: Topology, tmp_path: Path) -> None:

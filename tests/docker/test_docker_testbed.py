@@ -22,7 +22,6 @@ from compose.render import bridge_name
 pytestmark = pytest.mark.docker
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCKER_RUN_D = ("docker", "run", "-d", "--init", "--network", "none")
 
 
 def _run(image: str, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -43,8 +42,9 @@ def test_image_has_python_311_the_project_and_the_tools(image: str) -> None:
         image,
         "python",
         "-c",
-        "import sys, yaml, cryptography, pyroute2, docker, asyncio_dgram, gmpls, compose, "
-        "node_agent, pce, qkd_proxy, idq3p_emulator; print(sys.version_info[:2], sys.prefix)",
+        "import sys, yaml, cryptography, pyroute2, docker, gmpls, daemonkit, compose, "
+        "node_agent, pce, qkd_proxy, idq3p_emulator; "
+        "print(sys.version_info[:2], sys.prefix)",
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "(3, 11) /opt/qkdnet"
@@ -76,6 +76,13 @@ def test_a_role_that_cannot_start_exits_with_the_cause(image: str) -> None:
     """No entry script: the command is the role, its failure the container's exit status."""
     r = _run(image, "python", "-m", "gmpls", "--host", "x")
     assert r.returncode == 1 and "No module named gmpls.__main__" in r.stderr, r.stderr
+
+
+def test_a_daemon_that_cannot_run_says_why_in_one_line(image: str) -> None:
+    r = _run(image, "python", "-m", "node_agent", "--topology", "/etc/qkdnet/paper.yaml",
+             "--host", "nosuch")  # fmt: skip
+    assert r.returncode == 2
+    assert r.stderr == "node_agent: paper: no host 'nosuch'\n"
     # any other command runs as it is, with its exit status
     r = _run(image, "python", "-c", "import sys; print('ran'); sys.exit(3)")
     assert (r.returncode, r.stdout) == (3, "ran\n")

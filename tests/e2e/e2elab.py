@@ -20,9 +20,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 PAPER = ROOT / "topologies" / "paper.yaml"
-# pytest puts tests/ on sys.path, where tests/pce (no __init__.py) would be imported as a
-# namespace package "pce" ahead of the editable install's finder; then the launcher's
-# has_main("pce") is False and no PCE starts. The repository root goes first.
+# pytest puts tests/ on sys.path, where tests/pce and tests/compose (no __init__.py) would
+# be imported as namespace packages "pce" and "compose" ahead of the editable install's
+# finder. The repository root goes first.
 if sys.path[:1] != [str(ROOT)]:
     sys.path.insert(0, str(ROOT))
 

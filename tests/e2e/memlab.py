@@ -31,10 +31,13 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
+from daemonkit.cli import CommandTable
+from daemonkit.pcep import PcepClient, Reply
 from gmpls import ero
 from gmpls.core import Tick
 from gmpls.qe_service import events as E
 from gmpls.qe_service.model import FINISHED, UP, Service
+from gmpls.qkd import etsi004 as etsi
 from gmpls.rsvp import events as RE
 from gmpls.rsvp.core import RsvpCore
 from gmpls.topology import Topology, load
@@ -43,14 +46,11 @@ from idq3p_emulator.daemon import EmulatorConfig, build_server
 from idq3p_emulator.daemon import config_from_topology as idq_config
 from idq3p_emulator.events import Datagram as IdqDatagram
 from node_agent import qe_cli
-from node_agent.cli import CommandTable
 from node_agent.qe_service import QeService
-from pce.client import PcepClient, Reply
 from pce.compute import PathComputer
 from pce.service import PceService
 from pce.synth import topology_lsas
 from pce.ted import Ted
-from qkd_proxy import codec as etsi
 from qkd_proxy.core import ProxyCore
 from qkd_proxy.daemon import config_from_topology as proxy_config
 from qkd_proxy.events import Channel, Datagram, Log, Send

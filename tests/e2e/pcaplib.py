@@ -13,10 +13,10 @@ from pathlib import Path
 
 from gmpls import ero
 from gmpls.errors import DecodeError
+from gmpls.qkd import etsi004 as etsi
 from gmpls.rsvp import decode as rsvp_decode
 from gmpls.rsvp import objects as O
 from gmpls.rsvp.message import Message
-from qkd_proxy import codec as etsi
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,10 +8,10 @@ import json
 import pytest
 from ospf_lab import Lab
 
+from daemonkit.cli import CommandTable, strip_telnet
 from gmpls.ospf import examples as ex
 from gmpls.ospf import show
 from gmpls.ospf.events import OriginateOpaque
-from node_agent.cli import CommandTable, strip_telnet
 
 
 def run(table: CommandTable, line: str) -> str | None:

@@ -147,7 +147,8 @@ def test_set_link_resources_reoriginates_te_lsa(lan: NetnsTestbed, tmp_path: Pat
     script.write_text(
         "import asyncio, sys\n"
         "from gmpls.topology import load\n"
-        "from node_agent.daemon import NodeDaemon, setup_logging\n"
+        "from gmpls.logfmt import setup_logging\n"
+        "from node_agent.daemon import NodeDaemon\n"
         "async def main():\n"
         f"    setup_logging({str(tmp_path / 'tn1.log')!r})\n"
         f"    d = NodeDaemon(load({str(PAPER)!r}), 'tn1', load_extensions=False)\n"

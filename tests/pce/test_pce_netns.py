@@ -108,8 +108,8 @@ def scenario(tb: Any, stop_tn3: Callable[[], None], tmp_path: Path) -> None:
 
 
 def start_pce(tb: Any, tmp_path: Path) -> subprocess.Popen[bytes]:
-    """The PCE daemon exactly as ``qkdnet up`` starts it (compose.daemons.plan), started
-    here because under pytest ``compose.daemons.has_main("pce")`` sees tests/pce first."""
+    """The PCE daemon exactly as ``qkdnet up`` starts it (compose.daemons.plan), started by
+    the test itself: the testbed comes up without daemons, the nodes' speakers follow."""
     argv = [sys.executable, "-m", "pce", "--topology", str(tb.topo_file), "--host", "pce"]
     argv += ["--log-file", str(tmp_path / "pce.log")]
     with open(tmp_path / "pce.out", "wb") as out:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from daemonkit.pcep import PcepClient, PcepError
 from gmpls import qe
 from gmpls.pcep import (
     RP,
@@ -32,7 +33,6 @@ from gmpls.pcep import (
 from gmpls.pcep import examples as ex
 from gmpls.pcep.session import SessionConfig
 from gmpls.topology import load
-from pce.client import PcepClient, PcepError
 from pce.daemon import PceDaemon, config_from_topology
 
 PAPER = Path(__file__).resolve().parents[2] / "topologies" / "paper.yaml"

@@ -9,15 +9,15 @@ import asyncio
 from ipaddress import IPv4Address
 from pathlib import Path
 
+from daemonkit.cli import CommandTable
+from daemonkit.pcep import PcepClient, Reply
 from gmpls import qe
 from gmpls.qe_service.events import Create
 from gmpls.rsvp import events as RE
 from gmpls.topology import load
-from node_agent.cli import CommandTable
 from node_agent.qe_cli import created, register
 from node_agent.qe_service import QeService
 from node_agent.rsvp import RsvpAgent
-from pce.client import PcepClient, Reply
 from pce.compute import PathComputer
 from pce.service import PceService
 from pce.synth import topology_lsas

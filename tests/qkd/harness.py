@@ -12,10 +12,10 @@ from ipaddress import IPv4Address
 from typing import Any
 
 from gmpls.core import Tick
+from gmpls.qkd import etsi004 as etsi
 from idq3p_emulator import events as idq_events
 from idq3p_emulator.core import Idq3pServer
 from idq3p_emulator.store import FileSource, KeySource, KeyStore, SeedSource
-from qkd_proxy import codec as etsi
 from qkd_proxy.core import ProxyConfig, ProxyCore
 from qkd_proxy.events import Channel, Datagram, Event, Log, Send
 

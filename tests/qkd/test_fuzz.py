@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gmpls.errors import DecodeError
-from idq3p_emulator import codec as idq
-from qkd_proxy import codec as etsi
-from qkd_proxy import sync
+from gmpls.qkd import etsi004 as etsi
+from gmpls.qkd import idq3p as idq
+from gmpls.qkd import sync
 
 u32 = st.integers(0, 0xFFFFFFFF)
 handles = st.binary(min_size=64, max_size=64)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from gmpls.errors import DecodeError
-from idq3p_emulator import codec, model
+from gmpls.qkd import idq3p as codec
+from idq3p_emulator import model
 from idq3p_emulator.core import Idq3pServer
 from idq3p_emulator.events import Addr, Datagram
 from idq3p_emulator.store import (

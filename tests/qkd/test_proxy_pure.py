@@ -10,9 +10,9 @@ from harness import TN1, TN1_QA, TN5, TN5_QB, Net, file_source, fingerprint
 
 from gmpls.core import Tick
 from gmpls.errors import DecodeError
-from qkd_proxy import codec as etsi
-from qkd_proxy import sync
-from qkd_proxy.codec import Status
+from gmpls.qkd import etsi004 as etsi
+from gmpls.qkd import sync
+from gmpls.qkd.etsi004 import Status
 from qkd_proxy.events import Channel, Datagram, Send
 
 H = bytes(range(64))

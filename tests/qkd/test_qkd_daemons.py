@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from qkd_proxy import codec as etsi
-from qkd_proxy.client import Etsi004Client, fingerprint
+from daemonkit.etsi004 import Etsi004Client
+from gmpls.qkd import etsi004 as etsi
+from qkd_proxy.client import fingerprint
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]

@@ -237,7 +237,7 @@ def test_exhaustion_returns_insufficient_key_promptly(lab: NetnsTestbed) -> None
     # answered at the first transmission: no retransmission needed (first timeout 1 s)
     script = (
         "import asyncio,sys\n"
-        "from qkd_proxy.client import Etsi004Client\n"
+        "from daemonkit.etsi004 import Etsi004Client\n"
         "async def m():\n"
         f"  async with Etsi004Client(('{A}', 5424), rto=1.0) as c:\n"
         f"    st, idx, key = await c.get_key(bytes.fromhex('{h}'))\n"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qkd_proxy.sync import ReplayWindow
+from gmpls.qkd.sync import ReplayWindow
 
 
 def test_restarted_peer_starts_a_fresh_window() -> None:

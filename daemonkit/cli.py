@@ -1,8 +1,8 @@
-"""The node agent's telnet CLI, in FRR's style: a line protocol on TCP with a prompt
+"""The daemons' telnet CLI, in FRR's style: a line protocol on TCP with a prompt
 (``tn1# ``), one command per line, ``exit``/``quit`` to leave.
 
-Commands live in a :class:`CommandTable` that any part of the daemon can register into
-(OSPF now; RSVP and the QE service later), each with a ``json`` form: a trailing
+Commands live in a :class:`CommandTable` that any part of a daemon can register into
+(OSPF, RSVP, the QE service, the PCE's TED ...), each with a ``json`` form: a trailing
 ``json`` word gives the handler's data as JSON instead of text::
 
     table.register("show ip ospf neighbor", handler, "OSPF neighbors", text=render_fn)
@@ -12,8 +12,7 @@ A handler receives the words after the command (``args``) and returns data (rend
 coroutine function. The longest registered command that prefixes the line wins, so a
 command can take arguments (``show ip ospf database opaque-area``). A failing handler
 answers ``% error: ...``; it never takes the CLI down. Telnet negotiation from the client
-(IAC sequences) is stripped, never answered. The PCE's CLI (:mod:`pce.daemon`) is this
-same table and server.
+(IAC sequences) is stripped, never answered. The node agent and the PCE both serve it.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-log = logging.getLogger("node_agent.cli")
+log = logging.getLogger("daemonkit.cli")
 
 Handler = Callable[[list[str]], Any | Awaitable[Any]]
 Renderer = Callable[[Any], str]

@@ -1,18 +1,20 @@
-"""The node agent's OSPF-TE shell: the sans-I/O :class:`gmpls.ospf.router.OspfRouter` on a
-raw IP protocol 89 socket bound to the control interface (DESIGN §3.1, issue 3).
+"""The OSPF speaker: the sans-I/O :class:`gmpls.ospf.router.OspfRouter` on raw IP protocol
+89 sockets, one per interface. The node agent (with its TE originations,
+:mod:`node_agent.ospf_te`) and the PCE (listening for the LSAs its TED is built from) both
+run it.
 
-- Socket: SO_BINDTODEVICE to the control interface, member of AllSPFRouters (224.0.0.5),
-  and of AllDRouters (224.0.0.6) only while this router is DR or Backup (RFC 2328 §8.1);
-  TTL 1, TOS 0xC0 (internetwork control), no multicast loopback. Datagrams arrive with
-  their IP header; source and destination go to the core with the OSPF payload.
+- Socket: SO_BINDTODEVICE to the interface, member of AllSPFRouters (224.0.0.5), and of
+  AllDRouters (224.0.0.6) only while this router is DR or Backup (RFC 2328 §8.1); TTL 1,
+  TOS 0xC0 (internetwork control), no multicast loopback, a 4 MiB receive buffer
+  (SO_RCVBUFFORCE when root may exceed ``net.core.rmem_max``). Datagrams arrive with
+  their IP header: an IPv4 header is checked (version, header and total length) and its
+  source and destination go to the core with the OSPF payload.
+- Hellos first: a readable socket is drained at once; Hellos are handled as they come,
+  other packets wait in a backlog worked off in slices, so a busy router keeps its
+  adjacencies. A timer that fires reads what is waiting before it runs.
 - Timers: one ``loop.call_at`` re-armed at the core's ``next_timer()`` after every call.
-- Originations: the Router LSA and (as DR) the Network LSA come from the core; this shell
-  adds the Router Information LSA (TE bit, and the QE bit when the topology says
-  ``qe.capable``: capabilities 0x12000000) and one TE LSA per TE link of the topology
-  (RFC 3630 + RFC 4203 sub-TLVs + available wavelengths, docs/ospf-te.md) plus the TE
-  Router Address LSA.
-- :meth:`OspfAgent.set_link_resources` changes a TE link's advertised resources
-  (RSVP calls it when it reserves or frees a wavelength) and re-originates its TE LSA.
+- Originations: :meth:`OspfSpeaker.originate_opaque` hands an opaque LSA body to the core
+  and sends what it returns; the Router LSA and (as DR) the Network LSA come from the core.
 
 Nothing here may raise on a packet: the core counts and drops bad input, and an
 unexpected exception from it is logged and the packet dropped.
@@ -28,12 +30,11 @@ import logging
 import socket
 import struct
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface
 from typing import Any
 
 from gmpls.core import Tick
-from gmpls.ospf.constants import ALL_D_ROUTERS, ALL_SPF_ROUTERS, IP_PROTO_OSPF, LsType
+from gmpls.ospf.constants import ALL_D_ROUTERS, ALL_SPF_ROUTERS, IP_PROTO_OSPF
 from gmpls.ospf.events import (
     Action,
     InterfaceChanged,
@@ -47,20 +48,18 @@ from gmpls.ospf.events import (
     Send,
 )
 from gmpls.ospf.fsm import IfState
-from gmpls.ospf.lsa import LSA, LSAKey
-from gmpls.ospf.ri import RouterInfoLSA, capabilities, ri_lsa_id
+from gmpls.ospf.lsa import LSA
 from gmpls.ospf.router import OspfRouter
-from gmpls.ospf.te import RouterAddress, TeLinkParams, TeLSA, link_tlv, te_lsa_id
 from gmpls.topology import Topology
 
-log = logging.getLogger("node_agent.ospf")
+log = logging.getLogger("daemonkit.ospf")
 
 SIOCGIFADDR = 0x8915
 SIOCGIFNETMASK = 0x891B
 SIOCGIFMTU = 0x8921
 TOS_CS6 = 0xC0
 SO_RCVBUFFORCE = 33
-#: non-Hello packets processed per event-loop turn (see OspfAgent._readable)
+#: non-Hello packets processed per event-loop turn (see OspfSpeaker._readable)
 BACKLOG_SLICE = 16
 
 
@@ -84,57 +83,45 @@ def find_interface(address: IPv4Address) -> tuple[str, IPv4Interface, int]:
     raise LookupError(f"no interface has address {address}")
 
 
-@dataclass(frozen=True, slots=True)
-class TeLinkState:
-    """What we advertise about one TE link (DESIGN §2); bandwidths in bytes per second."""
-
-    local_if: int
-    remote_router: IPv4Address
-    remote_if: int
-    metric: int
-    max_bandwidth: float
-    max_reservable: float
-    unreserved: tuple[float, ...]
-    lambdas: tuple[int, ...]  # available DWDM channels (RFC 6205 n)
-
-    def params(self) -> TeLinkParams:
-        return TeLinkParams(
-            local_id=self.local_if,
-            remote_id=self.remote_if,
-            remote_router=self.remote_router,
-            te_metric=self.metric,
-            max_bandwidth=self.max_bandwidth,
-            max_reservable=self.max_reservable,
-            unreserved=self.unreserved,
-            channels=self.lambdas,
-        )
+def control_interface(
+    topo: Topology, host: str, interface: tuple[str, IPv4Interface, int] | None = None
+) -> InterfaceConfig:
+    """The OSPF interface of ``host`` on the control LAN: the local interface holding its
+    control address (looked up unless ``interface`` gives it), with the topology's OSPF
+    timers and the host's priority."""
+    name, addr, mtu = interface or find_interface(topo.control_address(host))
+    o = topo.ospf
+    return InterfaceConfig(
+        name=name,
+        address=addr,
+        priority=topo.host(host).ospf_priority,
+        hello_interval=o.hello_interval,
+        dead_interval=o.dead_interval,
+        rxmt_interval=o.retransmit_interval,
+        transmit_delay=o.transmit_delay,
+        mtu=mtu,
+    )
 
 
-class OspfAgent:
-    """OSPF-TE on one node's control interface."""
+class OspfSpeaker:
+    """An OSPF router on raw sockets: one per interface, one timer, the core's actions
+    applied (``on_action`` gets every action other than Send)."""
 
     def __init__(
         self,
         router: OspfRouter,
         iface: InterfaceConfig | Sequence[InterfaceConfig],
         *,
-        qe_capable: bool = False,
-        te_links: Sequence[TeLinkState] = (),
         on_action: Callable[[Action], None] | None = None,
-        originate_te: bool = True,
     ) -> None:
         self.router = router
-        #: originate the RI and TE LSAs (False: plain OSPF, e.g. for benchmarks)
-        self.originate_te = originate_te
-        #: the OSPF interfaces (the daemon has one, the control LAN; benchmarks use more)
+        #: the OSPF interfaces (the daemons have one, the control LAN; benchmarks use more)
         self.ifaces: dict[str, InterfaceConfig] = (
             {iface.name: iface}
             if isinstance(iface, InterfaceConfig)
             else {i.name: i for i in iface}
         )
         self.iface = next(iter(self.ifaces.values()))
-        self.qe_capable = qe_capable
-        self.te_links: dict[int, TeLinkState] = {t.local_if: t for t in te_links}
         self.on_action = on_action
         self.socks: dict[str, socket.socket] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -146,56 +133,6 @@ class OspfAgent:
         self._working = False
         self.counters = {"rx": 0, "tx": 0, "tx_errors": 0, "core_errors": 0}
         self.started_at = 0.0
-
-    @classmethod
-    def from_topology(
-        cls,
-        topo: Topology,
-        host: str,
-        *,
-        interface: tuple[str, IPv4Interface, int] | None = None,
-        on_action: Callable[[Action], None] | None = None,
-    ) -> OspfAgent:
-        """The agent of ``host``: router ID, the control interface (looked up by its
-        address unless given), the topology's OSPF timers, QE capability, TE links; the
-        host's other interfaces are advertised as stub networks (RFC 2328 §12.4.1.4)."""
-        h = topo.host(host)
-        assert h.router_id is not None, f"{host} has no router ID"
-        ctrl = topo.control_address(host)
-        name, addr, mtu = interface or find_interface(ctrl)
-        o = topo.ospf
-        stubs = tuple(
-            (IPv4Network(f"{a}/{topo.domains[d].subnet.prefixlen}", strict=False), 10)
-            for d, a in sorted(h.interfaces.items())
-            if d != topo.control_domain
-        )
-        router = OspfRouter(h.router_id, o.area, stub_networks=stubs, name=host)
-        cfg = InterfaceConfig(
-            name=name,
-            address=addr,
-            priority=h.ospf_priority,
-            hello_interval=o.hello_interval,
-            dead_interval=o.dead_interval,
-            rxmt_interval=o.retransmit_interval,
-            transmit_delay=o.transmit_delay,
-            mtu=mtu,
-        )
-        links = []
-        for t in topo.te_links_of(host):
-            bw = t.bandwidth_mbps * 1e6 / 8
-            links.append(
-                TeLinkState(
-                    t.local_if,
-                    t.remote_router_id,
-                    t.remote_if,
-                    t.metric,
-                    bw,
-                    bw,
-                    (bw,) * 8,
-                    tuple(t.lambdas),
-                )
-            )
-        return cls(router, cfg, qe_capable=h.qe.capable, te_links=links, on_action=on_action)
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -246,19 +183,6 @@ class OspfAgent:
         now = self._now()
         for cfg in self.ifaces.values():
             self._apply(self.router.handle(InterfaceUp(cfg), now))
-        if not self.originate_te:
-            return
-        self._originate_ri(now)
-        self._apply(
-            self.router.handle(
-                OriginateOpaque(
-                    LsType.OPAQUE_AREA, te_lsa_id(0), TeLSA((RouterAddress(self.router.router_id),))
-                ),
-                now,
-            )
-        )
-        for local_if in sorted(self.te_links):
-            self._originate_te(local_if, now)
 
     async def stop(self) -> None:
         if self._timer is not None:
@@ -274,71 +198,15 @@ class OspfAgent:
 
     # --- API ----------------------------------------------------------------------------
 
-    def set_link_resources(
-        self,
-        local_if: int,
-        *,
-        max_reservable: float | None = None,
-        unreserved: Sequence[float] | None = None,
-        available_lambdas: Sequence[int] | None = None,
-        metric: int | None = None,
-    ) -> None:
-        """Change what the TE LSA of link ``local_if`` says and re-originate it (with the
-        next sequence number, no sooner than MinLSInterval after the last one).
-        Bandwidths in bytes per second (RFC 3630); ``available_lambdas`` are the free
-        DWDM channel indices."""
-        t = self.te_links.get(local_if)
-        if t is None:
-            raise KeyError(f"no TE link with local interface ID {local_if}")
-        if unreserved is not None and len(unreserved) != 8:
-            raise ValueError("unreserved bandwidth needs 8 priorities")
-        t = replace(
-            t,
-            max_reservable=t.max_reservable if max_reservable is None else float(max_reservable),
-            unreserved=t.unreserved if unreserved is None else tuple(float(x) for x in unreserved),
-            lambdas=t.lambdas if available_lambdas is None else tuple(sorted(available_lambdas)),
-            metric=t.metric if metric is None else metric,
-        )
-        self.te_links[local_if] = t
-        log.info(
-            "te link resources",
-            extra={
-                "node": self.router.name,
-                "event": "te_link",
-                "local_if": local_if,
-                "lambdas": list(t.lambdas),
-                "max_reservable": t.max_reservable,
-            },
-        )
-        self._originate_te(local_if, self._now())
-
-    def set_qe_capable(self, capable: bool) -> None:
-        self.qe_capable = capable
-        self._originate_ri(self._now())
-
     def lsas(self) -> list[LSA]:
         return self.router.lsdb.lsas(self._now())
 
     def now(self) -> float:
         return self._now()
 
-    # --- originations ------------------------------------------------------------------
-
-    def _originate_ri(self, now: float) -> None:
-        body = RouterInfoLSA((capabilities(te=True, qe_capable=self.qe_capable),))
-        self._apply(
-            self.router.handle(OriginateOpaque(LsType.OPAQUE_AREA, ri_lsa_id(0), body), now)
-        )
-
-    def _originate_te(self, local_if: int, now: float) -> None:
-        t = self.te_links[local_if]
-        body = TeLSA((link_tlv(t.params()),))
-        self._apply(
-            self.router.handle(OriginateOpaque(LsType.OPAQUE_AREA, te_lsa_id(local_if), body), now)
-        )
-
-    def te_lsa_key(self, local_if: int) -> LSAKey:
-        return LSAKey(LsType.OPAQUE_AREA, te_lsa_id(local_if), self.router.router_id)
+    def originate_opaque(self, ls_type: int, ls_id: IPv4Address, body: Any) -> None:
+        """Originate (or re-originate) one of our opaque LSAs and flood it."""
+        self._apply(self.router.handle(OriginateOpaque(ls_type, ls_id, body), self._now()))
 
     # --- plumbing ------------------------------------------------------------------------
 
@@ -523,9 +391,9 @@ class OspfAgent:
             )
 
 
-def register_commands(table: Any, agent: OspfAgent) -> None:
+def register_commands(table: Any, agent: OspfSpeaker) -> None:
     """Register the ``show ip ospf ...`` commands (each with a ``json`` form) into a
-    :class:`node_agent.cli.CommandTable`."""
+    :class:`daemonkit.cli.CommandTable`."""
     from gmpls.ospf import show
 
     r = agent.router
@@ -558,20 +426,4 @@ def register_commands(table: Any, agent: OspfAgent) -> None:
         lambda args: show.routes(r),
         "OSPF routing table (SPF result)",
         text=show.routes_text,
-    )
-    table.register(
-        "show ip ospf te-link",
-        lambda args: {
-            str(t.local_if): {
-                "remoteRouter": str(t.remote_router),
-                "remoteInterfaceId": t.remote_if,
-                "teMetric": t.metric,
-                "maxBandwidth": t.max_bandwidth,
-                "maxReservableBandwidth": t.max_reservable,
-                "unreservedBandwidth": list(t.unreserved),
-                "availableLambdas": list(t.lambdas),
-            }
-            for t in agent.te_links.values()
-        },
-        "this node's TE links as advertised",
     )

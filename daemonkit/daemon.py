@@ -1,0 +1,149 @@
+"""The daemon skeleton: what ``python -m node_agent``, ``pce``, ``qkd_proxy`` and
+``idq3p_emulator`` share.
+
+Every daemon takes the same flags, plus its own (``add_arguments``)::
+
+    --topology FILE   the topology file (docs/topology.md)
+    --host NAME       this daemon's host in it, of the daemon's kind
+    --log-file FILE   the JSON-lines log (default: stderr)
+    --state-dir DIR   where the daemon may leave state (the proxy and the emulator write
+                      their counters there when they stop)
+    --debug           log DEBUG records too
+
+:func:`main` parses them, loads the topology, checks the host's kind, sets up logging
+(:func:`gmpls.logfmt.setup_logging`) and builds the daemon (``build``). Anything wrong
+until then — a bad flag, a topology that does not load, an unknown host, a host of
+another kind, a value the daemon rejects (:class:`ConfigError`, ``ValueError``,
+``LookupError``, ``OSError``) — is one line on stderr and exit status 2, never a
+traceback. Then the daemon starts, runs until SIGTERM or SIGINT, stops and the process
+exits 0. A daemon that cannot start (a socket it cannot open ...) is stopped, the cause
+is logged and said in one line on stderr, exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NoReturn, Protocol
+
+from gmpls.logfmt import setup_logging
+from gmpls.topology import Topology, TopologyError, load
+
+log = logging.getLogger("daemonkit.daemon")
+
+#: exit status of a bad topology, host, flag or config
+EXIT_CONFIG = 2
+#: exit status of a daemon that could not start
+EXIT_START = 1
+
+
+class ConfigError(Exception):
+    """The daemon cannot be built from its flags and topology (the message says why)."""
+
+
+class Daemon(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+class StartError(Exception):
+    """``Daemon.start`` failed; the cause is chained."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with a usage error in one line (``PROG: error: ...``) and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_CONFIG, f"{self.prog}: error: {message}\n")
+
+
+def one_line(e: BaseException) -> str:
+    """``e`` as one line: the first problem of a :class:`TopologyError` (with how many
+    more there are), a ``KeyError``'s message without its quotes."""
+    if isinstance(e, TopologyError) and len(e.problems) > 1:
+        more = len(e.problems) - 1
+        return f"{e.problems[0]} (and {more} more problem{'s' if more > 1 else ''})"
+    msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+    lines = str(msg).splitlines()
+    return lines[0] if lines else type(e).__name__
+
+
+def parser(name: str, description: str | None = None) -> ArgumentParser:
+    """The parser with the common flags; ``prog`` is ``python -m NAME``."""
+    p = ArgumentParser(
+        prog=f"python -m {name}",
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--topology", required=True, type=Path, help="the topology file")
+    p.add_argument("--host", required=True, help="this daemon's host in the topology")
+    p.add_argument("--log-file", help="JSON-lines log (default: stderr)")
+    p.add_argument("--state-dir", type=Path, help="where the daemon may leave state")
+    p.add_argument("--debug", action="store_true", help="log DEBUG records too")
+    return p
+
+
+def main(
+    name: str,
+    kind: str,
+    build: Callable[[argparse.Namespace, Topology], Daemon],
+    argv: Sequence[str] | None = None,
+    *,
+    description: str | None = None,
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> int:
+    """Run the daemon ``name`` (its package) for a host of ``kind``; the exit status."""
+    p = parser(name, description)
+    if add_arguments is not None:
+        add_arguments(p)
+    a = p.parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        topo = load(a.topology)
+        host = topo.host(a.host)
+        if host.kind != kind:
+            raise ConfigError(f"host {a.host} is of kind {host.kind}, not {kind}")
+        setup_logging(a.log_file, logging.DEBUG if a.debug else logging.INFO)
+        daemon = build(a, topo)
+    except (ConfigError, ValueError, LookupError, OSError) as e:
+        print(f"{name}: {one_line(e)}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        asyncio.run(run(daemon, a.host))
+    except StartError as e:
+        cause = e.__cause__ or e
+        log.error(
+            "cannot start: %s",
+            cause,
+            extra={"host": a.host, "event": "start_failed", "error": f"{cause!r}"},
+        )
+        print(f"{name}: cannot start: {one_line(cause)}", file=sys.stderr)
+        return EXIT_START
+    return 0
+
+
+async def run(daemon: Daemon, host: str) -> None:
+    """Start ``daemon``, wait for SIGTERM or SIGINT, stop it. A failing start stops what
+    started and raises :class:`StartError`."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await daemon.start()
+    except Exception as e:
+        with contextlib.suppress(Exception):
+            await daemon.stop()
+        raise StartError(str(e)) from e
+    log.info("running", extra={"host": host, "event": "start"})
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping", extra={"host": host, "event": "stop"})
+        await daemon.stop()

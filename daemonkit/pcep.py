@@ -1,0 +1,340 @@
+"""An asyncio PCC (RFC 5440): the client node agents, tests and ``python -m pce.client``
+use to ask the PCE.
+
+``PcepClient`` keeps one PCEP session to the PCE up: it connects, exchanges Open and
+Keepalive (through the sans-I/O :class:`gmpls.pcep.session.Session`), sends keepalives,
+and reconnects with exponential backoff when the session drops. :meth:`PcepClient.request`
+sends one PCReq and waits for its PCRep::
+
+    async with PcepClient("10.1.1.200") as pcc:
+        reply = await pcc.request(src, dst, qe_params, bandwidth=0.0)
+        if reply.ok:
+            ero = reply.ero        # the Fig. 9 subobjects
+        else:
+            print(reply.reason)    # NO-PATH: vector bits and the PCE's reason text
+
+A request in flight when the session drops fails with :class:`PcepError`; the client
+does not resend it (path computation is cheap; the caller decides).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import random
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from types import TracebackType
+
+from gmpls import qe
+from gmpls.core import Tick
+from gmpls.ero import Subobject
+from gmpls.pcep import (
+    RP,
+    Bandwidth,
+    EndPointsIpv4,
+    NoPath,
+    NoPathReasonTlv,
+    PCErr,
+    PCRep,
+    PCReq,
+    Request,
+    Response,
+    qe_metrics,
+)
+from gmpls.pcep.constants import PORT
+from gmpls.pcep.events import (
+    Action,
+    CloseSession,
+    ConnectionLost,
+    ConnectionMade,
+    Deliver,
+    Disconnect,
+    Received,
+    Send,
+    SendMessage,
+    SessionUp,
+)
+from gmpls.pcep.session import Role, Session, SessionConfig, State
+from gmpls.pcep.tlv import find_tlv
+
+log = logging.getLogger("daemonkit.pcep")
+
+
+class PcepError(RuntimeError):
+    """The request could not be answered: session down, PCErr, or timeout."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """The answer to one request: an ERO, or a NO-PATH with its reasons."""
+
+    request_id: int
+    response: Response
+
+    @property
+    def ok(self) -> bool:
+        return self.response.no_path is None and bool(self.response.paths)
+
+    @property
+    def ero(self) -> tuple[Subobject, ...]:
+        return self.response.paths[0].ero.subobjects if self.response.paths else ()
+
+    @property
+    def no_path(self) -> NoPath | None:
+        return self.response.no_path
+
+    @property
+    def reason(self) -> str:
+        """The PCE's explanation (NO-PATH-REASON TLV) or the NO-PATH-VECTOR bits."""
+        np = self.response.no_path
+        if np is None:
+            return "" if self.ok else "empty reply"
+        t = find_tlv(np.tlvs, NoPathReasonTlv)
+        if isinstance(t, NoPathReasonTlv):
+            return t.text
+        return f"no path (vector 0x{np.vector:x})"
+
+
+class PcepClient:
+    """One PCC session to a PCE, kept up with reconnection and backoff."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int = PORT,
+        *,
+        config: SessionConfig | None = None,
+        local_address: str | None = None,
+        backoff: tuple[float, float] = (0.5, 30.0),
+        connect_timeout: float = 5.0,
+        reconnect: bool = True,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.config = config or SessionConfig(keepalive=30, deadtimer=120)
+        self.local_address = local_address
+        self.backoff = backoff
+        self.connect_timeout = connect_timeout
+        self.reconnect = reconnect
+        self.session: Session | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._up = asyncio.Event()
+        self._pending: dict[int, asyncio.Future[Response]] = {}
+        self._ids = itertools.count(1)
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.connects = 0
+        self.last_error = ""
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def __aenter__(self) -> PcepClient:
+        await self.start()
+        await self.wait_up()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"pcc-{self.host}")
+
+    async def wait_up(self, timeout: float = 10.0) -> None:
+        if self._up.is_set():
+            return
+        try:
+            await asyncio.wait_for(self._up.wait(), timeout)
+        except TimeoutError:
+            raise PcepError(
+                f"no PCEP session with {self.host}:{self.port} ({self.last_error})"
+            ) from None
+
+    @property
+    def is_up(self) -> bool:
+        return self._up.is_set()
+
+    async def close(self) -> None:
+        self._closing = True
+        loop = asyncio.get_running_loop()
+        if self.session is not None and self.session.state is not State.IDLE:
+            self._apply(self.session.handle(CloseSession(), loop.time()))
+            if self._writer is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._writer.drain(), 1.0)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+        self._fail_pending("client closed")
+
+    # -- requests -----------------------------------------------------------------------
+
+    async def request(
+        self,
+        src: IPv4Address | str,
+        dst: IPv4Address | str,
+        qe_params: qe.QeParams | None = None,
+        bandwidth: float = 0.0,
+        *,
+        timeout: float = 10.0,
+    ) -> Reply:
+        """Ask for a path ``src`` → ``dst`` (bandwidth in bytes/s; QE metrics when
+        ``qe_params`` is given) and wait for the reply."""
+        req = self.build_request(next(self._ids), src, dst, qe_params, bandwidth)
+        (resp,) = await self.send_requests((req,), timeout=timeout)
+        return Reply(req.rp.request_id, resp)
+
+    @staticmethod
+    def build_request(
+        request_id: int,
+        src: IPv4Address | str,
+        dst: IPv4Address | str,
+        qe_params: qe.QeParams | None = None,
+        bandwidth: float = 0.0,
+    ) -> Request:
+        return Request(
+            RP(request_id & 0xFFFFFFFF or 1),
+            EndPointsIpv4(IPv4Address(src), IPv4Address(dst)),
+            bandwidth=Bandwidth(bandwidth) if bandwidth else None,
+            metrics=qe_metrics(qe_params) if qe_params is not None else (),
+        )
+
+    def next_request_id(self) -> int:
+        return next(self._ids)
+
+    async def send_requests(
+        self, requests: tuple[Request, ...], *, timeout: float = 10.0
+    ) -> list[Response]:
+        """Send one PCReq with ``requests``; wait for a response to each."""
+        await self.wait_up(timeout)
+        loop = asyncio.get_running_loop()
+        futs = []
+        for r in requests:
+            fut: asyncio.Future[Response] = loop.create_future()
+            self._pending[r.rp.request_id] = fut
+            futs.append(fut)
+        assert self.session is not None
+        try:
+            self._apply(self.session.handle(SendMessage(PCReq(requests)), loop.time()))
+        except RuntimeError as e:
+            for r in requests:
+                self._pending.pop(r.rp.request_id, None)
+            raise PcepError(str(e)) from None
+        try:
+            async with asyncio.timeout(timeout):
+                return [await f for f in futs]
+        except TimeoutError:
+            raise PcepError(f"no reply from {self.host} within {timeout} s") from None
+        finally:
+            for r in requests:
+                self._pending.pop(r.rp.request_id, None)
+
+    # -- the connection loop ------------------------------------------------------------
+
+    async def _run(self) -> None:
+        delay = self.backoff[0]
+        while not self._closing:
+            try:
+                up_before = self.connects
+                await self._connect_and_serve()
+                if self.connects > up_before and self._was_up:
+                    delay = self.backoff[0]
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                self.last_error = f"{type(e).__name__}: {e}"
+                log.info("pcep connect failed", extra={"event": "retry", "error": self.last_error})
+            self._up.clear()
+            self._fail_pending(self.last_error or "session down")
+            if self._closing or not self.reconnect:
+                return
+            await asyncio.sleep(delay * (0.8 + 0.4 * random.random()))
+            delay = min(delay * 2, self.backoff[1])
+
+    _was_up = False
+
+    async def _connect_and_serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._was_up = False
+        local = (self.local_address, 0) if self.local_address else None
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(self.host, self.port, local_addr=local), self.connect_timeout
+        )
+        self.connects += 1
+        self._writer = writer
+        self.session = session = Session(Role.PCC, self.config, peer=f"{self.host}:{self.port}")
+        try:
+            self._apply(session.handle(ConnectionMade(), loop.time()))
+            while session.state is not State.IDLE:
+                if writer.transport.get_write_buffer_size() > 65536:
+                    await writer.drain()
+                try:
+                    async with asyncio.timeout_at(session.next_timer()):
+                        data = await reader.read(65536)
+                except TimeoutError:
+                    self._apply(session.handle(Tick(), loop.time()))
+                    continue
+                if not data:
+                    session.handle(ConnectionLost(), loop.time())
+                    self.last_error = "PCE closed the connection"
+                    break
+                self._apply(session.handle(Received(data), loop.time()))
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.drain(), 1.0)
+        finally:
+            self._up.clear()
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 1.0)
+            self._writer = None
+
+    def _apply(self, actions: list[Action]) -> None:
+        for a in actions:
+            if isinstance(a, Send):
+                if self._writer is not None:
+                    self._writer.write(a.data)
+            elif isinstance(a, SessionUp):
+                self._was_up = True
+                self._up.set()
+                log.info(
+                    "pcep session up",
+                    extra={"event": "up", "peer": self.host, "keepalive": a.peer.keepalive},
+                )
+            elif isinstance(a, Deliver):
+                self._deliver(a)
+            elif isinstance(a, Disconnect):
+                self.last_error = a.reason
+                self._up.clear()
+
+    def _deliver(self, a: Deliver) -> None:
+        msg = a.msg
+        if isinstance(msg, PCRep):
+            for resp in msg.responses:
+                fut = self._pending.get(resp.rp.request_id)
+                if fut is not None and not fut.done():
+                    fut.set_result(resp)
+        elif isinstance(msg, PCErr):
+            for block in msg.blocks:
+                codes = [e.code for e in block.errors]
+                ids = [rp.request_id for rp in block.rps] or list(self._pending)
+                for rid in ids:
+                    fut = self._pending.get(rid)
+                    if fut is not None and not fut.done():
+                        fut.set_exception(PcepError(f"PCErr {codes} for request {rid}"))
+        else:
+            log.info("pcep message", extra={"event": "rx", "msg": type(msg).__name__})
+
+    def _fail_pending(self, why: str) -> None:
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.set_exception(PcepError(f"session down: {why}"))
