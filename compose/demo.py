@@ -1,5 +1,5 @@
-"""``qkdnet demo TOPOLOGY``: the paper's workflow end to end (DESIGN §1, Fig. 6), on any
-backend (:class:`compose.backend.Testbed`).
+"""``qkdnet demo TOPOLOGY``: the paper's workflow end to end (docs/design.md#the-workflow,
+the paper's Fig. 6), on any backend (:class:`compose.backend.Testbed`).
 
 1. bring the topology up (network namespaces, or ``--backend docker``) with captures
    running from as early as the backend can (the namespace backend: before any daemon

@@ -1,7 +1,7 @@
 """A bounded response cache keyed by (client address, request ID).
 
 Servers on UDP answer a retransmitted request with the bytes they sent the first time,
-so a lost answer never makes them act twice (DESIGN §4). Oldest entries go first.
+so a lost answer never makes them act twice (docs/design.md#the-qkd-side). Oldest entries go first.
 """
 
 from __future__ import annotations

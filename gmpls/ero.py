@@ -12,7 +12,7 @@ type    subobject                       body
 3       Label (RFC 3473 §5.1.1)          U|reserved(1) C-Type(1) label(4)
 4       Unnumbered interface (RFC 3477)  flags(1) reserved(1) router-id(4) if-id(4)
 32      AS number (RFC 3209 §4.3.3.5)    AS(2)
-103     QE (DESIGN §3.3)                 reserved(2) session-id(64) layer(1) alg(1)
+103     QE (docs/design.md)              reserved(2) session-id(64) layer(1) alg(1)
                                           key-length(2) refresh-type(1) reserved(1)
                                           refresh-value(2)
 ======  ==============================  =========================================
@@ -169,7 +169,8 @@ class AsNumber:
 
 @dataclass(frozen=True, slots=True)
 class QeSubobject:
-    """The QE subobject of DESIGN §3.3; its type code is ``qe.CODEPOINTS.ero_subobject``."""
+    """The QE subobject of docs/design.md#the-qe-ero-subobject; its type code is
+    ``qe.CODEPOINTS.ero_subobject``."""
 
     LENGTH: ClassVar[int] = 76
     session_id: bytes = qe.ZERO_SESSION_ID

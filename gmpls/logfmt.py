@@ -3,7 +3,8 @@
 One JSON object per line: ``ts`` (Unix time), ``level``, ``logger``, ``msg``, then the
 record's ``extra`` fields as given (``node``/``host``, ``peer``, ``event`` ...; values
 JSON cannot hold are written with ``str``), and ``exc`` with the traceback of
-``log.exception``. Callers never pass key bytes (DESIGN.md §6): the formatter writes what
+``log.exception``. Callers never pass key bytes (docs/design.md#where-keys-live): the formatter
+writes what
 it is given.
 
 Pure: stdlib :mod:`logging` and :mod:`json` only, so it sits in ``gmpls/`` below the

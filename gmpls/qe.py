@@ -1,5 +1,5 @@
 """Quantum-encryption (QE) extensions: the code points and parameter registries of
-DESIGN §3, in one place.
+docs/design.md#code-points, in one place.
 
 The code points are configuration: a daemon may replace :data:`CODEPOINTS` at start-up
 (for instance to move the ERO subobject out of the way of another experimental use); the
@@ -17,13 +17,13 @@ class Codepoints:
     #: RFC 7770 Informational Capabilities bit, numbered from the most significant bit
     ri_qe_bit: int = 6
     ri_te_bit: int = 3
-    #: RFC 5440 METRIC object types (DESIGN §3.2)
+    #: RFC 5440 METRIC object types (docs/design.md#qe-metric-types)
     metric_key_length: int = 255
     metric_enc_layer: int = 254
     metric_algorithm: int = 253
     metric_refresh_value: int = 252
     metric_refresh_type: int = 251
-    #: ERO/RRO subobject type of the QE subobject (DESIGN §3.3)
+    #: ERO/RRO subobject type of the QE subobject (docs/design.md#the-qe-ero-subobject)
     ero_subobject: int = 103
 
     @property
@@ -53,7 +53,7 @@ class EncLayer(IntEnum):
 
 
 class Algorithm(IntEnum):
-    """Encryption algorithm registry (DESIGN §3.2)."""
+    """Encryption algorithm registry (docs/design.md#qe-parameter-registries)."""
 
     ONE_TIME_PAD = 1
     TDES_CBC = 3

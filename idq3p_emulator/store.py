@@ -1,4 +1,5 @@
-"""Key material of an emulated Clavis2 pair, released at a secret-key rate (DESIGN §4).
+"""Key material of an emulated Clavis2 pair, released at a secret-key rate
+(docs/design.md#the-qkd-side).
 
 Both devices of a pair hold the same material: two byte streams derived from a shared
 seed (AES-256-CTR keyed by SHA-256 of the seed and the stream number, so any offset can

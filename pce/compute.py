@@ -1,4 +1,5 @@
-"""QE-aware path computation with wavelength assignment (DESIGN §2, §3.3; issue 4).
+"""QE-aware path computation with wavelength assignment (docs/design.md#the-testbed,
+docs/design.md#the-qe-ero-subobject; issue 4).
 
 Steps for one request (source, destination, bandwidth, QE parameters):
 
@@ -481,7 +482,7 @@ def build_ero(
     params: qe.QeParams | None,
     qe_destination: IPv4Address | None = None,
 ) -> tuple[Subobject, ...]:
-    """The ERO of DESIGN §3.3 / Fig. 9 for ``hops``.
+    """The ERO of docs/design.md#the-qe-ero-subobject / the paper's Fig. 9 for ``hops``.
 
     Per hop: Unnumbered(router, outgoing interface), then Label(RFC 6205 lambda of
     ``channel``) when a wavelength was assigned; finally the destination as an IPv4 /32.

@@ -6,7 +6,8 @@ objects, RFC 5440 §7.2):
 - END-POINTS (IPv4) give source and destination; IPv6 end points are outside this TED
   (NO-PATH, unknown source/destination bits);
 - BANDWIDTH (type 1) is the bandwidth constraint, in bytes per second;
-- METRIC objects of the QE types (DESIGN §3.2) make it a QE request; a TE-metric (2) or
+- METRIC objects of the QE types (docs/design.md#qe-metric-types) make it a QE request; a
+  TE-metric (2) or
   hop-count (3) METRIC with the B flag is an upper bound; with the C flag the computed
   value is returned;
 - an IRO or LOAD-BALANCING with the P flag cannot be honoured (NO-PATH, reason

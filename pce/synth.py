@@ -1,6 +1,7 @@
 """The LSAs the GMPLS nodes of a topology originate, synthesised offline.
 
-What a node agent advertises for itself (DESIGN §3.1): a Router Information LSA with the
+What a node agent advertises for itself (docs/design.md#router-information-capability-bits): a
+Router Information LSA with the
 TE bit and, when QE capable, the QE bit; a TE LSA with its Router Address TLV; one TE LSA
 per TE link (RFC 3630 Link TLV with the RFC 4203 unnumbered identifiers, TE metric,
 bandwidths, and the available DWDM channels). Used by tests, by ``bench/pce.py`` on

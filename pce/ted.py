@@ -9,7 +9,7 @@ Sources (all area-scope, decoded by :mod:`gmpls.ospf`):
   without waiting an hour for its own LSAs to age out. With no ``root`` (unit tests,
   offline use) every node is alive.
 - Router Information LSAs (RFC 7770, opaque type 4): the TE bit and the QE bit of the
-  Informational Capabilities TLV (DESIGN §3.1).
+  Informational Capabilities TLV (docs/design.md#router-information-capability-bits).
 - TE LSAs (RFC 3630, opaque type 1): the Router Address TLV and Link TLVs with the
   RFC 4203 link local/remote identifiers, TE metric, maximum/maximum reservable/unreserved
   bandwidth, switching capability and available wavelengths (RFC 7580-style label set of

@@ -1,6 +1,7 @@
 """The ETSI GS QKD 004 proxy, sans-I/O: ``handle(event, now) -> actions``.
 
-One :class:`ProxyCore` is one proxy of a QKD link (DESIGN §4). It keeps the contract of
+One :class:`ProxyCore` is one proxy of a QKD link (docs/design.md#the-qkd-side). It keeps the
+contract of
 :mod:`gmpls.core`: it takes datagrams from three channels and :class:`~gmpls.core.Tick`
 (the events of :mod:`qkd_proxy.events`) with the time, returns datagrams to send and log
 events, and tells its next timer through :meth:`ProxyCore.next_timer`:

@@ -1,4 +1,4 @@
-"""The shared ERO/RRO subobject codec and the QE subobject (DESIGN §3.3)."""
+"""The shared ERO/RRO subobject codec and the QE subobject (docs/design.md#the-qe-ero-subobject)."""
 
 from __future__ import annotations
 

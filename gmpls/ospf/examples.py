@@ -1,4 +1,5 @@
-"""The paper's OSPF messages (DESIGN §2, §3.1), built once for tests, benchmarks and docs.
+"""The paper's OSPF messages (docs/design.md#the-testbed,
+docs/design.md#router-information-capability-bits), built once for tests, benchmarks and docs.
 
 tn1 (10.1.1.1) is TE and QE capable: its RI LSA carries informational capabilities
 0x12000000 (TE bit 3, QE bit 6; the paper's Fig. 7). Its TE link 1 goes to tn2's

@@ -5,7 +5,8 @@ bits are numbered from the most significant bit of the first octet (bit 0 = 0x80
 Other TLVs (FRR's hostname TLV 7, PCE discovery TLV 6, SR TLVs ...) are kept as
 :class:`~gmpls.ospf.tlv.UnknownTLV` and re-encoded unchanged.
 
-The QE capability bit (DESIGN §3.1) and the TE bit are configuration:
+The QE capability bit (docs/design.md#router-information-capability-bits) and the TE bit are
+configuration:
 ``gmpls.qe.CODEPOINTS.ri_qe_bit`` / ``ri_te_bit``, read when a capability word is built.
 """
 
@@ -120,7 +121,8 @@ class RouterInfoLSA:
 
     @property
     def qe_capable(self) -> bool:
-        """The QE bit of DESIGN §3.1 (bit ``CODEPOINTS.ri_qe_bit``, default 6)."""
+        """The QE bit of docs/design.md#router-information-capability-bits (bit
+        ``CODEPOINTS.ri_qe_bit``, default 6)."""
         i = self.informational
         return i is not None and i.has(qe.CODEPOINTS.ri_qe_bit)
 

@@ -4,7 +4,7 @@
 - :mod:`gmpls.pcep.tlv` — TLVs (NO-PATH-VECTOR, OVERLOAD-DURATION, REQ-MISSING, unknown)
 - :mod:`gmpls.pcep.objects` — objects (§7), P-flag rules (:func:`unprocessable`)
 - :mod:`gmpls.pcep.messages` — messages and their grammars (§6), stream framing
-- :mod:`gmpls.pcep.qemetrics` — the QE METRIC objects of DESIGN §3.2
+- :mod:`gmpls.pcep.qemetrics` — the QE METRIC objects of docs/design.md#qe-metric-types
 """
 
 from gmpls.pcep.constants import CloseReason, MsgType, NoPathVector, ObjClass

@@ -4,7 +4,8 @@ benchmarks and the demo's documentation.
 - :func:`paper_pcreq` — tn1 (10.1.1.1) asks for a QE service to tn5 (10.1.1.5) with the
   four QE metrics of Fig. 8: key length 32 (255), layer 2 Ethernet (254), algorithm 10
   AES-256-GCM (253), refresh value 1000 (252; refresh type absent = time, ms).
-- :func:`fig9_ero` — the ERO of Fig. 9 (DESIGN §3.3): each hop's outgoing unnumbered
+- :func:`fig9_ero` — the ERO of Fig. 9 (docs/design.md#the-qe-ero-subobject): each hop's
+  outgoing unnumbered
   interface followed by the label subobject of the lambda used on that link (RFC 6205,
   channel 1 on the 100 GHz grid: the first fit on the paper's eight free lambdas), the
   destination as 10.1.1.5/32, and a QE subobject (session ID zero) right after the source's

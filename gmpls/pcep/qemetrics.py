@@ -1,4 +1,4 @@
-"""The QE service request in PCEP METRIC objects (DESIGN §3.2).
+"""The QE service request in PCEP METRIC objects (docs/design.md#qe-metric-types).
 
 A PCReq for a quantum-encrypted service carries, besides RP and END-POINTS, one METRIC
 object (RFC 5440 §7.8, class 6 type 1, float32 value) per QE parameter:

@@ -2,7 +2,7 @@
 
 The two ETSI 004 proxies of a QKD link agree here on sessions (key_handle, endpoints,
 key length) and on which key ID goes with which (key_handle, index). Key IDs cross this
-channel; key bytes never do (DESIGN §4).
+channel; key bytes never do (docs/design.md#the-qkd-side).
 
 Every frame is authenticated with HMAC-SHA256 under the pair's shared secret (topology
 ``qkd.sync_secret``) and carries a 64-bit sequence number: ``epoch << 32 | counter``,

@@ -45,7 +45,8 @@ Procedures and their sources:
   reply; a neighbour heard once and then silent for 3.5 intervals, or whose source
   instance changes, has failed: the LSPs through it are torn down, upstream learns by a
   PathErr (24/5, Path_State_Removed), downstream by a PathTear.
-* QE (DESIGN §3.4): the head whose own subobjects are followed by a QE subobject with a
+* QE (docs/design.md#signalling-and-key-synchronisation): the head whose own subobjects are
+  followed by a QE subobject with a
   zero session ID emits :class:`NeedQeSession` and sends Path once it has the key handle,
   written into the QE subobject of the QE destination (the next QE subobject of the
   ERO). A node that finds its own QE subobject with a non-zero session ID emits

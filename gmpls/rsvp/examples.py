@@ -1,4 +1,5 @@
-"""The paper's RSVP-TE messages (DESIGN §3.4): the Path tn1 sends to tn2 for the QE LSP
+"""The paper's RSVP-TE messages (docs/design.md#signalling-and-key-synchronisation): the Path
+tn1 sends to tn2 for the QE LSP
 tn1 → tn5 over the Fig. 9 ERO, and the Resv tn2 returns. Used by the tshark tests, the
 benchmarks and the fuzzer as golden seeds.
 """

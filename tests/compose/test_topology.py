@@ -29,7 +29,7 @@ def problems(d: Any) -> list[str]:
     return e.value.problems
 
 
-# --- the paper topology is DESIGN §2 --------------------------------------------------
+# --- the paper topology is docs/design.md#the-testbed ---------------------------------
 
 
 def test_paper_topology_is_the_papers_testbed() -> None:

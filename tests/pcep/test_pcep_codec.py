@@ -275,7 +275,7 @@ def test_unprocessable(obj: object, code: tuple[int, int] | None) -> None:
     assert unprocessable(obj) == code  # type: ignore[arg-type]
 
 
-# QE metrics (DESIGN §3.2) ----------------------------------------------------------------
+# QE metrics (docs/design.md#qe-metric-types) ---------------------------------------------
 
 
 @given(

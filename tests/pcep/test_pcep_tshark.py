@@ -4,7 +4,7 @@ A PCEP session on TCP 4189 (handshake, Open both ways, Keepalive, the paper's PC
 the four QE metrics of Fig. 8, the PCRep with the exact Fig. 9 ERO, then a NO-PATH reply,
 a PCErr, a PCNtf and a Close) is written to a pcap and decoded with tshark. Nothing may be
 malformed; the only expert warning allowed is tshark's note that subobject 103 is not
-defined (our QE subobject, DESIGN §3.3).
+defined (our QE subobject, docs/design.md#the-qe-ero-subobject).
 """
 
 from __future__ import annotations
