@@ -16,7 +16,7 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cli-port", type=int, help="default: the host's cli_port")
     p.add_argument("--cli-bind", default="0.0.0.0")
     p.add_argument(
-        "--no-extensions",
+        "--ospf-only",
         action="store_true",
         help="run OSPF-TE and the CLI only (no RSVP-TE, no QE service)",
     )
@@ -29,7 +29,7 @@ def _build(a: argparse.Namespace, topo: Topology) -> NodeDaemon:
         cli_port=a.cli_port,
         cli_bind=a.cli_bind,
         state_dir=a.state_dir,
-        load_extensions=not a.no_extensions,
+        ospf_only=a.ospf_only,
     )
 
 

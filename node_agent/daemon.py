@@ -1,9 +1,9 @@
 """The node agent daemon: builds the pieces of one GMPLS node and runs them.
 
 Pieces: the OSPF-TE speaker (:mod:`node_agent.ospf_te` on :mod:`daemonkit.ospf`), the
-telnet CLI (:mod:`daemonkit.cli`) on the host's ``cli_port``, and the extensions, unless
-``load_extensions`` is false: RSVP-TE and the QE service (``setup(daemon)`` of
-:mod:`node_agent.ext_qe_service`). An extension plugs in through the daemon::
+telnet CLI (:mod:`daemonkit.cli`) on the host's ``cli_port``, and, unless ``ospf_only``,
+RSVP-TE and the QE service (``setup(daemon)`` of :mod:`node_agent.qe_service`), which plug
+in through the daemon::
 
     def setup(daemon: NodeDaemon) -> None:
         agent = RsvpAgent.from_topology(daemon.topo, daemon.host, ...)
@@ -12,7 +12,8 @@ telnet CLI (:mod:`daemonkit.cli`) on the host's ``cli_port``, and the extensions
         daemon.ospf_listeners.append(fn)                # OSPF actions (LSDB changes ...)
         daemon.ospf.set_link_resources(local_if, ...)   # re-advertise a TE link
 
-Components start in the order they were added (OSPF first) and stop in reverse order.
+Components start in the order they were added (OSPF first) and stop in reverse order; one
+that cannot start stops the daemon with its cause.
 ``python -m node_agent`` runs it with the daemon skeleton (:mod:`daemonkit.daemon`):
 SIGTERM or SIGINT stops it cleanly. Logs are JSON lines (stdlib logging): one per event,
 with the node name and the event's fields; no key material is ever logged.
@@ -20,6 +21,7 @@ with the node name and the event's fields; no key material is ever logged.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -30,8 +32,8 @@ from daemonkit.cli import CliServer, CommandTable
 from daemonkit.ospf import register_commands
 from gmpls.ospf.events import Action
 from gmpls.topology import Topology
-from node_agent.ext_qe_service import setup as setup_qe_service
 from node_agent.ospf_te import OspfTeAgent, register_te_commands
+from node_agent.qe_service import setup as setup_qe_service
 
 log = logging.getLogger("node_agent")
 
@@ -42,7 +44,7 @@ class Component(Protocol):
 
 
 class NodeDaemon:
-    """One GMPLS node: OSPF-TE, the CLI, and the extensions."""
+    """One GMPLS node: OSPF-TE, the CLI, RSVP-TE and the QE service."""
 
     def __init__(
         self,
@@ -53,7 +55,7 @@ class NodeDaemon:
         cli_bind: str = "0.0.0.0",
         state_dir: Path | None = None,
         ospf: OspfTeAgent | None = None,
-        load_extensions: bool = True,
+        ospf_only: bool = False,
     ) -> None:
         self.topo = topo
         self.host = host
@@ -68,13 +70,11 @@ class NodeDaemon:
         self.ospf = ospf or OspfTeAgent.from_topology(topo, host, on_action=self._ospf_action)
         self.ospf.on_action = self._ospf_action
         self.components: list[Component] = [self.ospf]
-        #: components whose start() raised: (name, error); the rest keep running
-        self.failed: list[tuple[str, str]] = []
         self.started_at = time.time()
         register_commands(self.cli, self.ospf)
         register_te_commands(self.cli, self.ospf)
         self.cli.register("show version", lambda args: self._version(), "daemon and node")
-        if load_extensions:
+        if not ospf_only:
             setup_qe_service(self)
 
     def add_component(self, c: Component) -> None:
@@ -88,7 +88,6 @@ class NodeDaemon:
             "qeCapable": h.qe.capable,
             "uptimeSecs": round(time.time() - self.started_at, 1),
             "components": [type(c).__name__ for c in self.components],
-            "failedComponents": [{"component": n, "error": e} for n, e in self.failed],
         }
 
     def _ospf_action(self, a: Action) -> None:
@@ -99,34 +98,25 @@ class NodeDaemon:
                 log.exception("ospf listener failed", extra={"node": self.host})
 
     async def start(self) -> None:
-        """Start every component; OSPF (the first) must start, an extension that fails
-        is logged, listed by ``show version`` and left out, so the node still routes."""
-        for i, c in enumerate(self.components):
-            if i == 0:
-                await c.start()
-                continue
+        """Start every component in order; one that cannot start stops those already
+        started and raises, naming itself and the cause (the daemon exits with it)."""
+        started: list[Component] = []
+        for c in self.components:
             try:
                 await c.start()
             except Exception as e:
-                self.failed.append((type(c).__name__, str(e)))
-                log.exception(
-                    "component failed to start",
-                    extra={
-                        "node": self.host,
-                        "event": "component_failed",
-                        "component": type(c).__name__,
-                    },
-                )
+                for done in reversed(started):
+                    with contextlib.suppress(Exception):
+                        await done.stop()
+                raise RuntimeError(f"{type(c).__name__} cannot start: {e}") from e
+            started.append(c)
         if self.cli_port is not None:
             port = await self.cli_server.start(self.cli_bind, self.cli_port)
             log.info("cli listening", extra={"node": self.host, "event": "cli", "port": port})
 
     async def stop(self) -> None:
         await self.cli_server.stop()
-        failed = {n for n, _ in self.failed}
         for c in reversed(self.components):
-            if type(c).__name__ in failed:
-                continue
             try:
                 await c.stop()
             except Exception:

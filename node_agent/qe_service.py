@@ -424,7 +424,7 @@ async def _etsi(etsi: EtsiLike | None, a: E.EtsiCall) -> E.EtsiReply:
 
 def setup(daemon: Any) -> QeService:
     """Wire RSVP-TE and the QE service into a :class:`node_agent.daemon.NodeDaemon`
-    (called through its ``ext_*`` extension hook, node_agent/ext_qe_service.py):
+    (unless it runs ``--ospf-only``):
     the RSVP shell and the QE service become a component, the CLI gets the QE and RSVP
     commands, and every ``LinkResources`` action of the RSVP core re-originates the TE
     LSA of that link with its free wavelengths (so the PCE's TED shows what is in use)."""

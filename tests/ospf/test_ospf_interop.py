@@ -55,7 +55,7 @@ def lab(testbed_factory: Any) -> NetnsTestbed:
 def start_all(tb: NetnsTestbed) -> None:
     """Our node agents with OSPF-TE and the CLI only (no RSVP, no QE service), FRR, BIRD."""
     for h in ("tn1", "tn2"):
-        assert tb.start(h, extra_args=["--no-extensions"]), h
+        assert tb.start(h, extra_args=["--ospf-only"]), h
     for h in ("fr1", "bd1"):
         assert tb.start(h), h
 

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PAPER = ROOT / "topologies" / "paper.yaml"
 NODES = ["tn1", "tn2", "tn3", "tn4", "tn5"]
 #: OSPF-TE and the CLI only: no RSVP, no QE service (no PCE or proxies run here)
-OSPF_ONLY = ["--no-extensions"]
+OSPF_ONLY = ["--ospf-only"]
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -151,7 +151,7 @@ def test_set_link_resources_reoriginates_te_lsa(lan: NetnsTestbed, tmp_path: Pat
         "from node_agent.daemon import NodeDaemon\n"
         "async def main():\n"
         f"    setup_logging({str(tmp_path / 'tn1.log')!r})\n"
-        f"    d = NodeDaemon(load({str(PAPER)!r}), 'tn1', load_extensions=False)\n"
+        f"    d = NodeDaemon(load({str(PAPER)!r}), 'tn1', ospf_only=True)\n"
         "    await d.start()\n"
         "    await asyncio.sleep(8)\n"
         "    d.ospf.set_link_resources(1, available_lambdas=[2, 3, 5], max_reservable=1e9)\n"
