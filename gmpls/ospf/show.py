@@ -36,7 +36,7 @@ from gmpls.ospf.te import (
     TeMetric,
     UnreservedBandwidth,
 )
-from gmpls.ospf.tlv import UnknownTLV
+from gmpls.tlv import UnknownTlv
 
 SWITCHING = {
     1: "PSC-1",
@@ -272,8 +272,8 @@ def _tlv(t: Any) -> dict[str, Any]:
         return {"informationalCapabilities": f"0x{t.flags:0{t.octets * 2}x}"}
     if isinstance(t, FunctionalCapabilities):
         return {"functionalCapabilities": f"0x{t.flags:0{t.octets * 2}x}"}
-    if isinstance(t, UnknownTLV):
-        return {f"unknownTlv{t.type}": t.raw.hex()}
+    if isinstance(t, UnknownTlv):
+        return {f"unknownTlv{t.type}": t.value.hex()}
     return {"tlv": repr(t)}
 
 
