@@ -20,6 +20,10 @@ the wire order need not be the constructor order. A variable-length last part is
 argument naming its field: a :class:`Tail` that reads to the end of the body
 (:class:`Repeat`, :class:`Records`, :data:`REST`, or a protocol's own, such as its TLVs).
 
+A class that checks more than its layout says overrides ``decode_body`` and calls
+``cls.WIRE.decode(cls, r, **extra)`` (not ``super()``: a method defined in a slotted
+dataclass cannot use the zero-argument form, the class it was compiled in is replaced).
+
 Errors follow :mod:`gmpls.wire`: a short body raises :class:`DecodeError` naming the first
 field that is not there, with the reader's protocol error code; a value that does not fit
 its field raises :class:`EncodeError` naming it. Trailing bytes after a layout without a
