@@ -30,7 +30,7 @@ from typing import Any, ClassVar, Protocol, Self
 
 from gmpls import qe
 from gmpls.errors import DecodeError, EncodeError
-from gmpls.layout import Wired, layout
+from gmpls.layout import Tail, Wired, layout
 from gmpls.registry import Registry
 from gmpls.wire import Reader, u8
 
@@ -217,6 +217,17 @@ def decode_subobjects(
 
 def encode_subobjects(subobjects: list[Subobject] | tuple[Subobject, ...]) -> bytes:
     return b"".join(s.encode() for s in subobjects)
+
+
+def subobjects(code: tuple[int, int] | None = None) -> Tail:
+    """Subobjects to the end of a body, as the tail of a layout (the route objects of PCEP
+    and RSVP-TE); a malformed one raises with ``code``, by default the reader's."""
+
+    def decode(r: Reader, name: str) -> tuple[Subobject, ...]:
+        where, why = f"{r.where}.{name}", code or r.code
+        return tuple(decode_subobjects(r.rest(), where, why))
+
+    return Tail(encode_subobjects, decode)
 
 
 # RFC 6205 lambda labels -----------------------------------------------------------------

@@ -47,6 +47,9 @@ class UnknownTlv:
         return _frame(self.type, self.value)
 
 
+AnyTlv = Tlv | UnknownTlv
+
+
 def encode_tlvs(tlvs: tuple[Any, ...]) -> bytes:
     return b"".join(t.encode() for t in tlvs)
 
