@@ -11,7 +11,8 @@ metric, 6 maximum bandwidth, 7 maximum reservable bandwidth, 8 unreserved bandwi
 administrative group (RFC 3630 §2.5); 11 link local/remote identifiers, 14 link
 protection type, 15 interface switching capability descriptor, 16 SRLG (RFC 4203 §1);
 35 available labels (RFC 7580 style, a list of RFC 7579 label set fields carrying RFC 6205
-DWDM labels). Bandwidths are IEEE float32 in bytes per second.
+DWDM labels). Bandwidths are IEEE float32 in bytes per second; switching capabilities and
+encodings are the RFC 3471 code points RSVP-TE signals (:mod:`gmpls.rsvp.constants`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from gmpls.layout import REST, Repeat, Tail, Wired, layout
 from gmpls.ospf.constants import OpaqueType
 from gmpls.ospf.lsa import OPAQUE_BODIES
 from gmpls.registry import Registry
+from gmpls.rsvp.constants import LspEncoding, SwitchingType
 from gmpls.tlv import Tlv, tlvs
 from gmpls.wire import Reader
 
@@ -40,31 +42,6 @@ AVAILABLE_LABELS_TYPE = 35
 class LinkTypeValue:
     POINT_TO_POINT = 1
     MULTI_ACCESS = 2
-
-
-class SwitchingCap:
-    """Interface switching capability values (RFC 4203 §1.4, RFC 3471 §3.1.2)."""
-
-    PSC1 = 1
-    PSC2 = 2
-    PSC3 = 3
-    PSC4 = 4
-    L2SC = 51
-    TDM = 100
-    LSC = 150
-    FSC = 200
-
-
-class Encoding:
-    """LSP encoding types (RFC 3471 §3.1.1)."""
-
-    PACKET = 1
-    ETHERNET = 2
-    SDH = 5
-    DIGITAL_WRAPPER = 7
-    LAMBDA = 8
-    FIBER = 9
-    FIBER_CHANNEL = 11
 
 
 # ---------------------------------------------------------------- Link sub-TLVs
@@ -358,8 +335,8 @@ class TeLinkParams:
     max_reservable: float
     unreserved: tuple[float, ...]
     channels: tuple[int, ...] = ()
-    switching_cap: int = SwitchingCap.LSC
-    encoding: int = Encoding.LAMBDA
+    switching_cap: int = SwitchingType.LSC
+    encoding: int = LspEncoding.LAMBDA
     link_type: int = LinkTypeValue.POINT_TO_POINT
 
 
