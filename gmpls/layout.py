@@ -3,15 +3,9 @@
 Most TLVs, objects and subobjects of OSPF-TE, PCEP and RSVP-TE are a fixed run of
 big-endian fields, sometimes followed by one variable-length part (TLVs, subobjects, a
 list). Instead of writing ``encode`` and ``decode`` by hand for each, a class says what is
-on the wire, in wire order, and :class:`Layout` does both::
-
-    @OBJECTS.register((ClassNum.ERROR_SPEC, 1))
-    @layout("node:ipv4 flags:u8 code:u8 value:u16")
-    class ErrorSpec(RsvpBody):
-        node: IPv4Address
-        code: int
-        value: int = 0
-        flags: int = 0
+on the wire, in wire order, and :class:`Layout` does both. RSVP's ERROR_SPEC, for one,
+is ``@layout("node:ipv4 flags:u8 code:u8 value:u16")`` on a class whose fields are
+``node, code, value, flags`` (:mod:`gmpls.rsvp.objects`).
 
 The spec is ``name:kind`` pairs. Kinds: ``u8 u16 u24 u32 u64 i32 f32 ipv4 ipv6``, ``bN``
 (N raw bytes), ``xN`` (N reserved bytes: zero on encode, ignored on decode; the name only
