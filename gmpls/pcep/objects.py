@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, Self
+from typing import Any, ClassVar, Self
 
 from gmpls import ero as ero_codec
 from gmpls.errors import EncodeError
@@ -34,23 +34,6 @@ from gmpls.registry import Registry
 from gmpls.tlv import AnyTlv, decode_tlvs, encode_tlvs
 from gmpls.wire import Reader, u8, u16
 
-
-class PcepObject(Protocol):
-    @property
-    def p(self) -> bool: ...
-
-    @property
-    def i(self) -> bool: ...
-
-    @property
-    def object_class(self) -> int: ...
-
-    @property
-    def object_type(self) -> int: ...
-
-    def encode(self) -> bytes: ...
-
-
 _OBJECTS: Registry[type] = Registry("PCEP object", attrs=("CLASS", "TYPE"))
 
 #: object classes RFC 5440 defines but this codec does not implement (→ "not supported")
@@ -66,9 +49,9 @@ def _object(oclass: int, otype: int, p: bool, i: bool, body: bytes) -> bytes:
     return u8(oclass) + u8((otype << 4) | (2 if p else 0) | (1 if i else 0)) + u16(length) + body
 
 
-class _Object(Wired):
-    """Base of the registered object classes: the common header around the body; the
-    P and I flags are the last fields of every class."""
+class PcepObject(Wired):
+    """Base of every object class: the common header around the body. The registry sets
+    ``CLASS`` and ``TYPE``; the P and I flags are the last fields of every class."""
 
     __slots__ = ()
     CLASS: ClassVar[int]
@@ -90,7 +73,7 @@ class _Object(Wired):
 
 @_OBJECTS.register((ObjClass.OPEN, 1))
 @dataclass(frozen=True, slots=True)
-class OpenObject(_Object):
+class OpenObject(PcepObject):
     """RFC 5440 §7.3: Ver(3) Flags(5) | Keepalive | DeadTimer | SID, then TLVs."""
 
     keepalive: int = 30
@@ -121,7 +104,7 @@ class OpenObject(_Object):
 
 @_OBJECTS.register((ObjClass.RP, 1))
 @layout("flags:u32 request_id:u32", tlvs=TLV_TAIL)
-class RP(_Object):
+class RP(PcepObject):
     """RFC 5440 §7.4: Flags(32: ... O B R Pri(3)) | Request-ID-number(32), then TLVs."""
 
     request_id: int
@@ -137,7 +120,7 @@ class RP(_Object):
 
 @_OBJECTS.register((ObjClass.NO_PATH, 1))
 @layout("ni:u8 flags:u16 reserved:x1", tlvs=TLV_TAIL)
-class NoPath(_Object):
+class NoPath(PcepObject):
     """RFC 5440 §7.5: NI(8) | Flags(16, C=0x8000) | Reserved(8), then TLVs
     (NO-PATH-VECTOR)."""
 
@@ -160,7 +143,7 @@ class NoPath(_Object):
 
 @_OBJECTS.register((ObjClass.END_POINTS, 1))
 @layout("source:ipv4 destination:ipv4")
-class EndPointsIpv4(_Object):
+class EndPointsIpv4(PcepObject):
     """RFC 5440 §7.6, object type 1: source and destination IPv4 addresses."""
 
     source: ipaddress.IPv4Address
@@ -171,7 +154,7 @@ class EndPointsIpv4(_Object):
 
 @_OBJECTS.register((ObjClass.END_POINTS, 2))
 @layout("source:ipv6 destination:ipv6")
-class EndPointsIpv6(_Object):
+class EndPointsIpv6(PcepObject):
     """RFC 5440 §7.6, object type 2: source and destination IPv6 addresses."""
 
     source: ipaddress.IPv6Address
@@ -182,7 +165,7 @@ class EndPointsIpv6(_Object):
 
 @_OBJECTS.register((ObjClass.BANDWIDTH, 1), (ObjClass.BANDWIDTH, 2))
 @layout("bandwidth:f32")
-class Bandwidth(_Object):
+class Bandwidth(PcepObject):
     """RFC 5440 §7.7: bandwidth in bytes per second, IEEE-754 float32.
 
     Object type 1 is the requested bandwidth, 2 the bandwidth of an existing LSP being
@@ -202,12 +185,12 @@ class Bandwidth(_Object):
     def encode(self) -> bytes:
         if self.type not in (1, 2):
             raise EncodeError("pcep.BANDWIDTH.type", f"{self.type} is not 1 or 2")
-        return _Object.encode(self)
+        return PcepObject.encode(self)
 
 
 @_OBJECTS.register((ObjClass.METRIC, 1))
 @layout("reserved:x2 flags:u8 metric_type:u8 value:f32")
-class Metric(_Object):
+class Metric(PcepObject):
     """RFC 5440 §7.8: Reserved(16) | Flags(8: C, B) | T(8) | metric value (float32)."""
 
     metric_type: int
@@ -218,7 +201,7 @@ class Metric(_Object):
 
 
 @layout(subobjects=ero_codec.subobjects())
-class _Route(_Object):
+class _Route(PcepObject):
     subobjects: tuple[ero_codec.Subobject, ...] = ()
     p: bool = False
     i: bool = False
@@ -251,7 +234,7 @@ class Iro(_Route):
     " flags:u8 reserved:x1",
     tlvs=TLV_TAIL,
 )
-class Lspa(_Object):
+class Lspa(PcepObject):
     """RFC 5440 §7.11: Exclude-any | Include-any | Include-all (32 each) |
     Setup Prio(8) | Holding Prio(8) | Flags(8, L) | Reserved(8), then TLVs."""
 
@@ -268,7 +251,7 @@ class Lspa(_Object):
 
 @_OBJECTS.register((ObjClass.SVEC, 1))
 @layout("reserved:x1 flags:u24", request_ids=Repeat("u32"))
-class Svec(_Object):
+class Svec(PcepObject):
     """RFC 5440 §7.13.2: Reserved(8) | Flags(24: S N L) | Request-ID-number #1..#m."""
 
     request_ids: tuple[int, ...] = ()
@@ -279,7 +262,7 @@ class Svec(_Object):
 
 @_OBJECTS.register((ObjClass.NOTIFICATION, 1))
 @layout("reserved:x1 flags:u8 nt:u8 nv:u8", tlvs=TLV_TAIL)
-class Notification(_Object):
+class Notification(PcepObject):
     """RFC 5440 §7.14: Reserved(8) | Flags(8) | Notification-type | Notification-value,
     then TLVs (OVERLOAD-DURATION)."""
 
@@ -293,7 +276,7 @@ class Notification(_Object):
 
 @_OBJECTS.register((ObjClass.PCEP_ERROR, 1))
 @layout("reserved:x1 flags:u8 error_type:u8 error_value:u8", tlvs=TLV_TAIL)
-class ErrorObject(_Object):
+class ErrorObject(PcepObject):
     """RFC 5440 §7.15 PCEP-ERROR: Reserved(8) | Flags(8) | Error-Type | Error-value,
     then TLVs (REQ-MISSING)."""
 
@@ -311,7 +294,7 @@ class ErrorObject(_Object):
 
 @_OBJECTS.register((ObjClass.CLOSE, 1))
 @layout("reserved:x2 flags:u8 reason:u8", tlvs=TLV_TAIL)
-class CloseObject(_Object):
+class CloseObject(PcepObject):
     """RFC 5440 §7.17: Reserved(16) | Flags(8) | Reason(8), then TLVs."""
 
     reason: int = 1
@@ -322,7 +305,7 @@ class CloseObject(_Object):
 
 
 @dataclass(frozen=True, slots=True)
-class UnknownObject:
+class UnknownObject(PcepObject):
     """An object whose (class, type) this codec does not implement; the body is kept."""
 
     oclass: int
@@ -339,8 +322,8 @@ class UnknownObject:
     def object_type(self) -> int:
         return self.otype
 
-    def encode(self) -> bytes:
-        return _object(self.oclass, self.otype, self.p, self.i, self.body)
+    def encode_body(self) -> bytes:
+        return self.body
 
 
 def unprocessable(obj: PcepObject) -> tuple[int, int] | None:
