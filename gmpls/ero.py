@@ -26,21 +26,13 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, Self
+from typing import Any, ClassVar, Self
 
 from gmpls import qe
 from gmpls.errors import DecodeError, EncodeError
 from gmpls.layout import Tail, Wired, layout
 from gmpls.registry import Registry
 from gmpls.wire import Reader, u8
-
-
-class Subobject(Protocol):
-    @property
-    def loose(self) -> bool: ...
-
-    def encode(self) -> bytes: ...
-
 
 _REGISTRY: Registry[type] = Registry("ERO subobject", attrs=("TYPE",))
 
@@ -54,8 +46,9 @@ def _header(loose: bool, type_: int, body: bytes) -> bytes:
     return u8((0x80 if loose else 0) | type_) + u8(length) + body
 
 
-class _Subobject(Wired):
-    """Base of the subobject classes: the L bit and the type in front of the body."""
+class Subobject(Wired):
+    """Base of every subobject class: the L bit and the type in front of the body (the
+    registry sets ``TYPE``)."""
 
     __slots__ = ()
     TYPE: ClassVar[int]
@@ -65,7 +58,7 @@ class _Subobject(Wired):
         return _header(self.loose, self.TYPE, self.encode_body())
 
 
-class _Prefix(_Subobject):
+class _Prefix(Subobject):
     __slots__ = ()
     address: ipaddress.IPv4Address | ipaddress.IPv6Address
     prefix_len: int
@@ -98,7 +91,7 @@ class Ipv6Prefix(_Prefix):
 
 @_REGISTRY.register(3)
 @layout("flags:u8 ctype:u8 label:u32")
-class Label(_Subobject):
+class Label(Subobject):
     """A label subobject; ``ctype`` 2 is the generalized label of RFC 3473.
 
     In an ERO ``flags`` & 0x80 is the U (upstream) bit; in an RRO ``flags`` are the
@@ -117,7 +110,7 @@ class Label(_Subobject):
 
 @_REGISTRY.register(4)
 @layout("flags:u8 reserved:x1 router_id:ipv4 interface_id:u32")
-class Unnumbered(_Subobject):
+class Unnumbered(Subobject):
     """An unnumbered interface, router-id:interface-id (RFC 3477 §4)."""
 
     router_id: ipaddress.IPv4Address
@@ -131,7 +124,7 @@ class Unnumbered(_Subobject):
 
 @_REGISTRY.register(32)
 @layout("asn:u16")
-class AsNumber(_Subobject):
+class AsNumber(Subobject):
     asn: int
     loose: bool = False
 
@@ -140,7 +133,7 @@ class AsNumber(_Subobject):
     f"reserved:u16 session_id:b{qe.SESSION_ID_LEN} enc_layer:u8 algorithm:u8 key_length:u16"
     " refresh_type:u8 reserved2:x1 refresh_value:u16"
 )
-class QeSubobject(_Subobject):
+class QeSubobject(Subobject):
     """The QE subobject of DESIGN §3.3; its type code is ``qe.CODEPOINTS.ero_subobject``."""
 
     LENGTH: ClassVar[int] = 76
@@ -180,7 +173,7 @@ class QeSubobject(_Subobject):
 
 
 @dataclass(frozen=True, slots=True)
-class UnknownSubobject:
+class UnknownSubobject(Subobject):
     """A subobject of a type this codec does not know, kept to be forwarded unchanged."""
 
     type: int
