@@ -65,6 +65,10 @@ _KINDS: dict[str, tuple[str, Convert | None, Convert | None]] = {
 }
 
 
+#: conversions the compiled encoder writes inline rather than calls
+_INLINE = {_packed: "{}.packed", _u24_out: "{}.to_bytes(3, 'big')"}
+
+
 def _exactly(n: int) -> Convert:
     def check(v: bytes) -> bytes:
         if len(v) != n:
@@ -245,7 +249,9 @@ class Layout:
                 packs.append(f"*{get}")
                 reads[f.name] = "(" + "".join(f"v{n + i}, " for i in range(f.count)) + ")"
             else:
-                packs.append(get if f.out is None else f"out{k}({get})")
+                packs.append(
+                    get if f.out is None else _INLINE.get(f.out, f"out{k}({{}})").format(get)
+                )
                 reads[f.name] = f"v{n}" if f.inn is None else f"in{k}(v{n})"
             n += f.count
         encode = f"st.pack({', '.join(packs)})"
@@ -298,7 +304,12 @@ class Layout:
 
 
 class Wired:
-    """Base of the classes :func:`layout` makes: their body is their :class:`Layout`."""
+    """Base of the classes :func:`layout` makes: their body is their :class:`Layout`.
+
+    These two methods say what every such class does; :func:`layout` puts the compiled
+    ``WIRE.encode``/``WIRE.decode`` in their place on the class itself (one call less per
+    object), unless the class writes its own.
+    """
 
     __slots__ = ()
     WIRE: ClassVar[Layout]
@@ -325,7 +336,13 @@ def layout(spec: str = "", **tail: Tail) -> Callable[[type[W]], type[W]]:
 
     def make(cls: type[W]) -> type[W]:
         made = dataclasses.dataclass(frozen=True, slots=True)(cls)
-        made.WIRE = Layout(made, spec, **tail)
+        made.WIRE = wire = Layout(made, spec, **tail)
+        # where the class keeps Wired's methods, the compiled ones take their place: the
+        # same code, one call less on every object encoded or decoded
+        if made.encode_body is Wired.encode_body:
+            made.encode_body = wire.encode  # type: ignore[method-assign,assignment]
+        if made.decode_body.__func__ is Wired.decode_body.__func__:  # type: ignore[attr-defined]
+            made.decode_body = classmethod(wire.decode)  # type: ignore[method-assign,assignment]
         return made
 
     return make

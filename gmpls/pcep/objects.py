@@ -68,7 +68,7 @@ class PcepObject(Wired):
         return self.TYPE
 
     def encode(self) -> bytes:
-        return _object(self.object_class, self.object_type, self.p, self.i, self.encode_body())
+        return _object(self.CLASS, self.TYPE, self.p, self.i, self.encode_body())
 
 
 @_OBJECTS.register((ObjClass.OPEN, 1))
@@ -185,7 +185,7 @@ class Bandwidth(PcepObject):
     def encode(self) -> bytes:
         if self.type not in (1, 2):
             raise EncodeError("pcep.BANDWIDTH.type", f"{self.type} is not 1 or 2")
-        return PcepObject.encode(self)
+        return _object(self.CLASS, self.type, self.p, self.i, self.encode_body())
 
 
 @_OBJECTS.register((ObjClass.METRIC, 1))
@@ -324,6 +324,9 @@ class UnknownObject(PcepObject):
 
     def encode_body(self) -> bytes:
         return self.body
+
+    def encode(self) -> bytes:
+        return _object(self.oclass, self.otype, self.p, self.i, self.body)
 
 
 def unprocessable(obj: PcepObject) -> tuple[int, int] | None:
