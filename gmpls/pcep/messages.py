@@ -51,7 +51,6 @@ from gmpls.pcep.objects import (
     PcepObject,
     Rro,
     Svec,
-    UnknownObject,
     decode_objects,
     unprocessable,
 )
@@ -624,7 +623,6 @@ __all__ = [
     "RequestError",
     "Response",
     "UnknownMessage",
-    "UnknownObject",
     "decode_message",
     "frame_length",
 ]
