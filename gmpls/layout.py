@@ -254,10 +254,11 @@ class Layout:
                 )
                 reads[f.name] = f"v{n}" if f.inn is None else f"in{k}(v{n})"
             n += f.count
-        encode = f"st.pack({', '.join(packs)})"
+        parts = [f"st.pack({', '.join(packs)})"] if self._fields else []
         if self.tail is not None:
-            encode += f" + tail.encode(obj.{self.tail_name})"
+            parts.append(f"tail.encode(obj.{self.tail_name})")
             reads[self.tail_name] = f"tail.decode(r, {self.tail_name!r})"
+        encode = " + ".join(parts) or 'b""'
         args: list[str] = []  # positional up to the first field not on the wire, then named
         for name in init:
             if name not in reads:
@@ -266,6 +267,13 @@ class Layout:
         args += [f"{name}={value}" for name, value in reads.items()]
         args.append("**extra")
         unpack = f"    {''.join(f'v{i}, ' for i in range(n))}= st.unpack_from(r.data, pos)\n"
+        fixed = (  # read the fixed fields, if any
+            "    pos = r.pos\n"
+            f"    if r.end - pos < {self.size}:\n"
+            "        raise short(r)\n"
+            f"{unpack if n else ''}"
+            f"    r.pos = pos + {self.size}\n"
+        )
         return (
             "def encode(obj):\n"
             "    try:\n"
@@ -274,11 +282,7 @@ class Layout:
             "        raise bad_value(obj, e) from None\n"
             "\n"
             "def decode(cls, r, **extra):\n"
-            "    pos = r.pos\n"
-            f"    if r.end - pos < {self.size}:\n"
-            "        raise short(r)\n"
-            f"{unpack if n else ''}"
-            f"    r.pos = pos + {self.size}\n"
+            f"{fixed if self._fields else ''}"
             f"    return cls({', '.join(args)})\n"
         )
 

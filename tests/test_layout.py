@@ -116,3 +116,19 @@ def test_a_layout_field_must_be_a_field_of_the_class() -> None:
         @layout("a:u8 nope:u8")
         class Bad(Wired):
             a: int
+
+
+def test_reserved_only_and_empty_layouts() -> None:
+    @layout("reserved:x4")
+    class Pad(Wired):
+        pass
+
+    @layout()
+    class Nothing(Wired):
+        pass
+
+    assert Pad().encode_body() == bytes(4) and Nothing().encode_body() == b""
+    assert Pad.decode_body(Reader(b"\xff" * 4, "t")) == Pad()
+    assert Nothing.decode_body(Reader(b"", "t")) == Nothing()
+    with pytest.raises(DecodeError):
+        Pad.decode_body(Reader(bytes(3), "t"))
