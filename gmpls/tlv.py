@@ -11,19 +11,24 @@ consumes the header, exactly ``length`` bytes and the padding, or raises.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from gmpls.errors import EncodeError
 from gmpls.layout import Tail, Wired
 from gmpls.registry import Registry
-from gmpls.wire import Reader, pad4, u16
+from gmpls.wire import Reader, pad4
+
+_HEAD = struct.Struct("!HH")
+_PADDING = (b"", b"\x00\x00\x00", b"\x00\x00", b"\x00")
 
 
 def _frame(type_: int, value: bytes) -> bytes:
-    if len(value) > 0xFFFF or not 0 <= type_ <= 0xFFFF:
+    n = len(value)
+    if n > 0xFFFF or not 0 <= type_ <= 0xFFFF:
         raise EncodeError(f"tlv[{type_}]", "type or length does not fit 16 bits")
-    return u16(type_) + u16(len(value)) + value + bytes(pad4(len(value)))
+    return _HEAD.pack(type_, n) + value + _PADDING[n % 4]
 
 
 class Tlv(Wired):
