@@ -165,7 +165,7 @@ class Records(Tail):
             raise ValueError(f"{cls.__name__}: a record has a fixed size")
 
         def encode(values: tuple[Any, ...]) -> bytes:
-            return b"".join(rec.encode(v) for v in values)
+            return b"".join(map(rec.encode, values))
 
         def decode(r: Reader, name: str) -> tuple[Any, ...]:
             if (r.end - r.pos) % rec.size:
