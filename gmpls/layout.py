@@ -139,8 +139,9 @@ class Repeat(Tail):
         size = struct.calcsize("!" + code)
 
         def encode(values: tuple[Any, ...]) -> bytes:
-            items = values if out is None else [out(v) for v in values]
-            return struct.pack("!" + code * len(items), *items)
+            if out is not None:  # each value converts to its bytes
+                return b"".join(map(out, values))
+            return struct.pack(f"!{len(values)}{code}", *values)
 
         def decode(r: Reader, name: str) -> tuple[Any, ...]:
             n, odd = divmod(r.end - r.pos, size)
