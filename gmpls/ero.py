@@ -26,22 +26,15 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Self
 
 from gmpls import qe
 from gmpls.errors import DecodeError, EncodeError
+from gmpls.layout import Tail, Wired, layout
 from gmpls.registry import Registry
-from gmpls.wire import Reader, u8, u16, u32
+from gmpls.wire import Reader, u8
 
-
-class Subobject(Protocol):
-    @property
-    def loose(self) -> bool: ...
-
-    def encode(self) -> bytes: ...
-
-
-_REGISTRY: Registry[type] = Registry("ERO subobject")
+_REGISTRY: Registry[type] = Registry("ERO subobject", attrs=("TYPE",))
 
 
 def _header(loose: bool, type_: int, body: bytes) -> bytes:
@@ -53,58 +46,58 @@ def _header(loose: bool, type_: int, body: bytes) -> bytes:
     return u8((0x80 if loose else 0) | type_) + u8(length) + body
 
 
+class Subobject(Wired):
+    """Base of every subobject class: the L bit and the type in front of the body (the
+    registry sets ``TYPE``)."""
+
+    __slots__ = ()
+    TYPE: ClassVar[int]
+    loose: bool
+
+    def encode(self) -> bytes:
+        return _header(self.loose, self.TYPE, self.encode_body())
+
+
+class _Prefix(Subobject):
+    __slots__ = ()
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address
+    prefix_len: int
+
+    @classmethod
+    def decode_body(cls, r: Reader, **extra: Any) -> Self:
+        p = super().decode_body(r, **extra)
+        if p.prefix_len > p.address.max_prefixlen:
+            raise r.fail("prefix_length", f"{p.prefix_len} > {p.address.max_prefixlen}")
+        return p
+
+
 @_REGISTRY.register(1)
-@dataclass(frozen=True, slots=True)
-class Ipv4Prefix:
-    TYPE: ClassVar[int] = 1
+@layout("address:ipv4 prefix_len:u8 flags:u8")
+class Ipv4Prefix(_Prefix):
     address: ipaddress.IPv4Address
     prefix_len: int = 32
     loose: bool = False
     flags: int = 0
 
-    def encode(self) -> bytes:
-        return _header(self.loose, 1, self.address.packed + u8(self.prefix_len) + u8(self.flags))
-
-    @classmethod
-    def decode_body(cls, r: Reader, loose: bool) -> Ipv4Prefix:
-        addr = r.ipv4("address")
-        plen = r.u8("prefix_length")
-        if plen > 32:
-            raise r.fail("prefix_length", f"{plen} > 32")
-        return cls(addr, plen, loose, r.u8("flags"))
-
 
 @_REGISTRY.register(2)
-@dataclass(frozen=True, slots=True)
-class Ipv6Prefix:
-    TYPE: ClassVar[int] = 2
+@layout("address:ipv6 prefix_len:u8 flags:u8")
+class Ipv6Prefix(_Prefix):
     address: ipaddress.IPv6Address
     prefix_len: int = 128
     loose: bool = False
     flags: int = 0
 
-    def encode(self) -> bytes:
-        return _header(self.loose, 2, self.address.packed + u8(self.prefix_len) + u8(self.flags))
-
-    @classmethod
-    def decode_body(cls, r: Reader, loose: bool) -> Ipv6Prefix:
-        addr = r.ipv6("address")
-        plen = r.u8("prefix_length")
-        if plen > 128:
-            raise r.fail("prefix_length", f"{plen} > 128")
-        return cls(addr, plen, loose, r.u8("flags"))
-
 
 @_REGISTRY.register(3)
-@dataclass(frozen=True, slots=True)
-class Label:
+@layout("flags:u8 ctype:u8 label:u32")
+class Label(Subobject):
     """A label subobject; ``ctype`` 2 is the generalized label of RFC 3473.
 
     In an ERO ``flags`` & 0x80 is the U (upstream) bit; in an RRO ``flags`` are the
     RRO label flags (0x01 global label).
     """
 
-    TYPE: ClassVar[int] = 3
     label: int
     ctype: int = 2
     loose: bool = False
@@ -114,61 +107,33 @@ class Label:
     def upstream(self) -> bool:
         return bool(self.flags & 0x80)
 
-    def encode(self) -> bytes:
-        return _header(self.loose, 3, u8(self.flags) + u8(self.ctype) + u32(self.label))
-
-    @classmethod
-    def decode_body(cls, r: Reader, loose: bool) -> Label:
-        flags = r.u8("flags")
-        ctype = r.u8("c_type")
-        if r.remaining != 4:
-            raise r.fail("label", f"expected a 4-byte label, got {r.remaining} bytes")
-        return cls(r.u32("label"), ctype, loose, flags)
-
 
 @_REGISTRY.register(4)
-@dataclass(frozen=True, slots=True)
-class Unnumbered:
+@layout("flags:u8 reserved:x1 router_id:ipv4 interface_id:u32")
+class Unnumbered(Subobject):
     """An unnumbered interface, router-id:interface-id (RFC 3477 §4)."""
 
-    TYPE: ClassVar[int] = 4
     router_id: ipaddress.IPv4Address
     interface_id: int
     loose: bool = False
     flags: int = 0
-
-    def encode(self) -> bytes:
-        return _header(
-            self.loose, 4, u8(self.flags) + b"\x00" + self.router_id.packed + u32(self.interface_id)
-        )
-
-    @classmethod
-    def decode_body(cls, r: Reader, loose: bool) -> Unnumbered:
-        flags = r.u8("flags")
-        r.u8("reserved")
-        return cls(r.ipv4("router_id"), r.u32("interface_id"), loose, flags)
 
     def __str__(self) -> str:
         return f"{self.router_id}:{self.interface_id}"
 
 
 @_REGISTRY.register(32)
-@dataclass(frozen=True, slots=True)
-class AsNumber:
-    TYPE: ClassVar[int] = 32
+@layout("asn:u16")
+class AsNumber(Subobject):
     asn: int
     loose: bool = False
 
-    def encode(self) -> bytes:
-        return _header(self.loose, 32, u16(self.asn))
 
-    @classmethod
-    def decode_body(cls, r: Reader, loose: bool) -> AsNumber:
-        return cls(r.u16("as_number"), loose)
-
-
-@dataclass(frozen=True, slots=True)
-class QeSubobject:
+@layout(
+    f"reserved:u16 session_id:b{qe.SESSION_ID_LEN} enc_layer:u8 algorithm:u8 key_length:u16"
+    " refresh_type:u8 reserved2:x1 refresh_value:u16"
+)
+class QeSubobject(Subobject):
     """The QE subobject of docs/design.md#the-qe-ero-subobject; its type code is
     ``qe.CODEPOINTS.ero_subobject``."""
 
@@ -198,36 +163,18 @@ class QeSubobject:
         )
 
     def encode(self) -> bytes:
-        if len(self.session_id) != qe.SESSION_ID_LEN:
-            raise EncodeError("ero.qe.session_id", f"must be {qe.SESSION_ID_LEN} bytes")
-        body = (
-            u16(self.reserved)
-            + self.session_id
-            + u8(self.enc_layer)
-            + u8(self.algorithm)
-            + u16(self.key_length)
-            + u8(self.refresh_type)
-            + b"\x00"
-            + u16(self.refresh_value)
-        )
-        return _header(self.loose, qe.CODEPOINTS.ero_subobject, body)
+        return _header(self.loose, qe.CODEPOINTS.ero_subobject, self.encode_body())
 
     @classmethod
-    def decode_body(cls, r: Reader, loose: bool) -> QeSubobject:
+    def decode_body(cls, r: Reader, **extra: Any) -> Self:
         if r.remaining != cls.LENGTH - 2:
             raise r.fail("length", f"QE subobject must be {cls.LENGTH} bytes, is {r.remaining + 2}")
-        reserved = r.u16("reserved")
-        sid = r.bytes(qe.SESSION_ID_LEN, "session_id")
-        layer = r.u8("enc_layer")
-        alg = r.u8("algorithm")
-        klen = r.u16("key_length")
-        rtype = r.u8("refresh_type")
-        r.u8("reserved2")
-        return cls(sid, layer, alg, klen, rtype, r.u16("refresh_value"), loose, reserved)
+        qe_subobject: Self = cls.WIRE.decode(cls, r, **extra)
+        return qe_subobject
 
 
 @dataclass(frozen=True, slots=True)
-class UnknownSubobject:
+class UnknownSubobject(Subobject):
     """A subobject of a type this codec does not know, kept to be forwarded unchanged."""
 
     type: int
@@ -252,21 +199,29 @@ def decode_subobjects(
             raise r.fail(f"[{i}].length", f"{length} is not a multiple of 4 of at least 4")
         body = r.sub(length - 2, f"[{i}]")
         loose, type_ = bool(first & 0x80), first & 0x7F
-        if type_ == qe.CODEPOINTS.ero_subobject:
-            out.append(QeSubobject.decode_body(body, loose))
+        cls = QeSubobject if type_ == qe.CODEPOINTS.ero_subobject else _REGISTRY.get(type_)
+        if cls is None:
+            out.append(UnknownSubobject(type_, body.rest(), loose))
         else:
-            cls = _REGISTRY.get(type_)
-            if cls is None:
-                out.append(UnknownSubobject(type_, body.rest(), loose))
-            else:
-                out.append(cls.decode_body(body, loose))  # type: ignore[attr-defined]
-                body.expect_end("length")
+            out.append(cls.decode_body(body, loose=loose))  # type: ignore[attr-defined]
+            body.expect_end("length")
         i += 1
     return out
 
 
 def encode_subobjects(subobjects: list[Subobject] | tuple[Subobject, ...]) -> bytes:
     return b"".join(s.encode() for s in subobjects)
+
+
+def subobjects(code: tuple[int, int] | None = None) -> Tail:
+    """Subobjects to the end of a body, as the tail of a layout (the route objects of PCEP
+    and RSVP-TE); a malformed one raises with ``code``, by default the reader's."""
+
+    def decode(r: Reader, name: str) -> tuple[Subobject, ...]:
+        where, why = f"{r.where}.{name}", code or r.code
+        return tuple(decode_subobjects(r.rest(), where, why))
+
+    return Tail(encode_subobjects, decode)
 
 
 # RFC 6205 lambda labels -----------------------------------------------------------------

@@ -2,7 +2,11 @@
 
 As in ExaBGP, a class registers itself for its code; registering a code twice is an
 error at import time, and a code with no class decodes to the codec's generic "unknown"
-class, which keeps the raw bytes so they can be re-encoded unchanged.
+class, which keeps the raw bytes so they can be re-encoded unchanged. The code is written
+once, in the decorator: a registry made with ``attrs`` sets those class attributes from
+it (``Registry("PCEP object", attrs=("CLASS", "TYPE"))`` and ``register((6, 1))`` give
+``CLASS = 6`` and ``TYPE = 1``) when a class registers one code; a class registered under
+several codes carries its code in its instances instead.
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, attrs: tuple[str, ...] = ()) -> None:
         self.name = name
+        self.attrs = attrs
         self._by_code: dict[Hashable, T] = {}
 
     def register(self, *codes: Hashable) -> Callable[[T], T]:
@@ -27,6 +32,10 @@ class Registry(Generic[T]):
                         f"({self._by_code[code]!r} and {cls!r})"
                     )
                 self._by_code[code] = cls
+            if self.attrs and len(codes) == 1:
+                values = codes[0] if isinstance(codes[0], tuple) else (codes[0],)
+                for attr, value in zip(self.attrs, values, strict=True):
+                    setattr(cls, attr, value)
             return cls
 
         return deco

@@ -2,7 +2,8 @@
 
 RFC 2328 §A.4 (header, Router, Network, Summary, AS-external LSAs) and RFC 5250 (opaque
 LSAs, LS types 9/10/11, whose link state ID is an 8-bit opaque type and a 24-bit opaque
-ID). Bodies are table-driven: :data:`BODIES` maps the LS type to a body class,
+ID). Bodies are table-driven: :data:`BODIES` maps the LS type to a body class (its
+``encode_body``/``decode_body``, most of them a :func:`~gmpls.layout.layout`),
 :data:`OPAQUE_BODIES` maps the opaque type (TE = 1, Router Information = 4, registered by
 :mod:`gmpls.ospf.te` and :mod:`gmpls.ospf.ri`) to one. An unknown LS type or opaque type
 decodes to :class:`UnknownBody`, which keeps the raw bytes.
@@ -17,15 +18,14 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, Self
 
 from gmpls.checksum import fletcher_checksum, fletcher_ok
 from gmpls.errors import DecodeError, EncodeError
+from gmpls.layout import REST, Records, Repeat, Wired, layout
 from gmpls.ospf.constants import LSA_HEADER_LEN, MAX_AGE, MAX_AGE_DIFF, OPAQUE_TYPES, LsType
 from gmpls.registry import Registry
 from gmpls.wire import Reader
-
-_HDR = struct.Struct("!HBB4s4siHH")
 
 
 def ip(v: IPv4Address | str | int) -> IPv4Address:
@@ -45,8 +45,8 @@ class LSAKey:
         return f"{self.ls_type}/{self.ls_id}/{self.adv_router}"
 
 
-@dataclass(frozen=True, slots=True)
-class LSAHeader:
+@layout("age:u16 options:u8 ls_type:u8 ls_id:ipv4 adv_router:ipv4 seq:i32 checksum:u16 length:u16")
+class LSAHeader(Wired):
     """RFC 2328 §A.4.1. ``seq`` is the signed 32-bit LS sequence number."""
 
     age: int
@@ -73,53 +73,26 @@ class LSAHeader:
         return int(self.ls_id) & 0xFFFFFF
 
     def encode(self) -> bytes:
-        try:
-            return _HDR.pack(
-                self.age,
-                self.options,
-                self.ls_type,
-                self.ls_id.packed,
-                self.adv_router.packed,
-                self.seq,
-                self.checksum,
-                self.length,
-            )
-        except struct.error as e:
-            raise EncodeError("ospf.lsa.header", str(e)) from e
+        return self.WIRE.encode(self)
 
     @classmethod
-    def decode(cls, r: Reader) -> LSAHeader:
-        age = r.u16("age")
-        options = r.u8("options")
-        ls_type = r.u8("ls_type")
-        ls_id = r.ipv4("ls_id")
-        adv = r.ipv4("adv_router")
-        seq = struct.unpack("!i", r.bytes(4, "seq"))[0]
-        checksum = r.u16("checksum")
-        length = r.u16("length")
-        return cls(age, options, ls_type, ls_id, adv, seq, checksum, length)
+    def decode(cls, r: Reader) -> Self:
+        return cls.decode_body(r)
 
 
 class LSABody(Protocol):
-    def encode(self) -> bytes: ...
+    def encode_body(self) -> bytes: ...
 
 
 BODIES: Registry[Any] = Registry("ospf.lsa.body")
 OPAQUE_BODIES: Registry[Any] = Registry("ospf.lsa.opaque")
 
 
-@dataclass(frozen=True, slots=True)
-class UnknownBody:
+@layout(raw=REST)
+class UnknownBody(Wired):
     """A body of an LS type (or opaque type) we do not interpret: kept as raw bytes."""
 
     raw: bytes
-
-    def encode(self) -> bytes:
-        return self.raw
-
-    @classmethod
-    def decode(cls, r: Reader, ls_id: IPv4Address) -> UnknownBody:
-        return cls(r.rest())
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,12 +129,12 @@ class RouterLSA:
     flags: int
     links: tuple[RouterLink, ...]
 
-    def encode(self) -> bytes:
+    def encode_body(self) -> bytes:
         head = struct.pack("!BBH", self.flags, 0, len(self.links))
         return head + b"".join(link.encode() for link in self.links)
 
     @classmethod
-    def decode(cls, r: Reader, ls_id: IPv4Address) -> RouterLSA:
+    def decode_body(cls, r: Reader) -> RouterLSA:
         flags = r.u8("flags")
         r.u8("reserved")
         n = r.u16("links")
@@ -183,51 +156,21 @@ class RouterLSA:
 
 
 @BODIES.register(LsType.NETWORK)
-@dataclass(frozen=True, slots=True)
-class NetworkLSA:
+@layout("mask:ipv4", routers=Repeat("ipv4"))
+class NetworkLSA(Wired):
     """RFC 2328 §A.4.3: the network mask and the routers attached to the network."""
 
     mask: IPv4Address
     routers: tuple[IPv4Address, ...]
 
-    def encode(self) -> bytes:
-        return self.mask.packed + b"".join(a.packed for a in self.routers)
-
-    @classmethod
-    def decode(cls, r: Reader, ls_id: IPv4Address) -> NetworkLSA:
-        mask = r.ipv4("mask")
-        if r.remaining % 4:
-            raise r.fail("routers", f"{r.remaining} bytes is not a list of addresses")
-        routers = tuple(r.ipv4("router") for _ in range(r.remaining // 4))
-        return cls(mask, routers)
-
 
 @BODIES.register(LsType.SUMMARY_NETWORK, LsType.SUMMARY_ASBR)
-@dataclass(frozen=True, slots=True)
-class SummaryLSA:
+@layout("mask:ipv4", metrics=Records(TosMetric, "tos:u8 metric:u24"))
+class SummaryLSA(Wired):
     """RFC 2328 §A.4.4: mask and 24-bit metrics per TOS (TOS 0 first)."""
 
     mask: IPv4Address
     metrics: tuple[TosMetric, ...]
-
-    def encode(self) -> bytes:
-        out = [self.mask.packed]
-        for t in self.metrics:
-            if not 0 <= t.metric <= 0xFFFFFF:
-                raise EncodeError("ospf.summary.metric", f"{t.metric} is not 24-bit")
-            out.append(struct.pack("!B", t.tos) + t.metric.to_bytes(3, "big"))
-        return b"".join(out)
-
-    @classmethod
-    def decode(cls, r: Reader, ls_id: IPv4Address) -> SummaryLSA:
-        mask = r.ipv4("mask")
-        if r.remaining % 4:
-            raise r.fail("metrics", f"{r.remaining} bytes is not a list of TOS metrics")
-        metrics = []
-        while not r.at_end():
-            tos = r.u8("tos")
-            metrics.append(TosMetric(tos, r.u24("metric")))
-        return cls(mask, tuple(metrics))
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,37 +184,15 @@ class ExternalMetric:
 
 
 @BODIES.register(LsType.AS_EXTERNAL, LsType.NSSA)
-@dataclass(frozen=True, slots=True)
-class ASExternalLSA:
+@layout(
+    "mask:ipv4",
+    metrics=Records(ExternalMetric, "e_tos:u8 metric:u24 forwarding:ipv4 tag:u32"),
+)
+class ASExternalLSA(Wired):
     """RFC 2328 §A.4.5 (and NSSA type 7, RFC 3101, same body)."""
 
     mask: IPv4Address
     metrics: tuple[ExternalMetric, ...]
-
-    def encode(self) -> bytes:
-        out = [self.mask.packed]
-        for m in self.metrics:
-            if not 0 <= m.metric <= 0xFFFFFF:
-                raise EncodeError("ospf.external.metric", f"{m.metric} is not 24-bit")
-            out.append(
-                struct.pack("!B", m.e_tos)
-                + m.metric.to_bytes(3, "big")
-                + m.forwarding.packed
-                + struct.pack("!I", m.tag)
-            )
-        return b"".join(out)
-
-    @classmethod
-    def decode(cls, r: Reader, ls_id: IPv4Address) -> ASExternalLSA:
-        mask = r.ipv4("mask")
-        if r.remaining % 12:
-            raise r.fail("metrics", f"{r.remaining} bytes is not a list of external metrics")
-        metrics = []
-        while not r.at_end():
-            e_tos = r.u8("e_tos")
-            metric = r.u24("metric")
-            metrics.append(ExternalMetric(e_tos, metric, r.ipv4("forwarding"), r.u32("tag")))
-        return cls(mask, tuple(metrics))
 
 
 def decode_body(ls_type: int, ls_id: IPv4Address, r: Reader) -> Any:
@@ -279,7 +200,7 @@ def decode_body(ls_type: int, ls_id: IPv4Address, r: Reader) -> Any:
     cls = OPAQUE_BODIES.get(int(ls_id) >> 24) if ls_type in OPAQUE_TYPES else BODIES.get(ls_type)
     if cls is None:
         cls = UnknownBody
-    return cls.decode(r, ls_id)
+    return cls.decode_body(r)
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,7 +233,7 @@ class LSA:
         age: int = 0,
     ) -> LSA:
         """Make an LSA with its length and Fletcher checksum computed (RFC 2328 §12.1.7)."""
-        payload = body.encode()
+        payload = body.encode_body()
         length = LSA_HEADER_LEN + len(payload)
         if length > 0xFFFF:
             raise EncodeError("ospf.lsa.length", f"{length} does not fit 16 bits")
@@ -331,7 +252,7 @@ class LSA:
             hdr = self.header.encode()
             if hdr[2:] == w[2:LSA_HEADER_LEN]:
                 return hdr[:2] + w[2:]
-        return self.header.encode() + self.body.encode()
+        return self.header.encode() + self.body.encode_body()
 
     @classmethod
     def decode(cls, data: bytes, *, verify: bool = True) -> LSA:

@@ -16,16 +16,17 @@ import hashlib
 import struct
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address
-from typing import Any, ClassVar
+from typing import Any
 
 from gmpls.checksum import inet_checksum
 from gmpls.errors import DecodeError, EncodeError
+from gmpls.layout import Records, Repeat, Wired, layout
 from gmpls.ospf.constants import HEADER_LEN, LSA_HEADER_LEN, VERSION, AuType, PacketType
 from gmpls.ospf.lsa import LSA, LSAHeader, LSAKey
 from gmpls.registry import Registry
 from gmpls.wire import Reader
 
-BODIES: Registry[Any] = Registry("ospf.packet")
+BODIES: Registry[Any] = Registry("ospf.packet", attrs=("TYPE",))
 
 _HDR = struct.Struct("!BBH4s4sHH8s")
 
@@ -76,7 +77,7 @@ class Packet:
 
     def encode(self) -> bytes:
         """Encode with the header length and checksum filled in (RFC 2328 §D.4)."""
-        payload = self.body.encode()
+        payload = self.body.encode_body()
         length = HEADER_LEN + len(payload)
         if length > 0xFFFF:
             raise EncodeError("ospf.header.length", f"{length} does not fit 16 bits")
@@ -147,20 +148,18 @@ def decode(data: bytes, *, verify_checksum: bool = True) -> Packet:
     if cls is None:
         raise r.fail("type", f"unknown OSPF packet type {ptype}")
     body_r = Reader(data, f"ospf.{cls.__name__}", HEADER_LEN, length)
-    body = cls.decode(body_r)
+    body = cls.decode_body(body_r)
     body_r.expect_end("end")
     return Packet(router_id, area_id, body, Auth(autype, auth_data), bytes(data[length:]))
 
 
-def _lsa_headers(r: Reader) -> tuple[LSAHeader, ...]:
-    if r.remaining % LSA_HEADER_LEN:
-        raise r.fail("lsa_headers", f"{r.remaining} bytes is not a list of LSA headers")
-    return tuple(LSAHeader.decode(r) for _ in range(r.remaining // LSA_HEADER_LEN))
-
-
 @BODIES.register(PacketType.HELLO)
-@dataclass(frozen=True, slots=True)
-class Hello:
+@layout(
+    "network_mask:ipv4 hello_interval:u16 options:u8 priority:u8 dead_interval:u32 dr:ipv4"
+    " bdr:ipv4",
+    neighbors=Repeat("ipv4"),
+)
+class Hello(Wired):
     """RFC 2328 §A.3.2."""
 
     network_mask: IPv4Address
@@ -171,42 +170,11 @@ class Hello:
     dr: IPv4Address
     bdr: IPv4Address
     neighbors: tuple[IPv4Address, ...] = ()
-    TYPE: ClassVar[int] = PacketType.HELLO
-
-    def encode(self) -> bytes:
-        try:
-            head = struct.pack(
-                "!4sHBBI4s4s",
-                self.network_mask.packed,
-                self.hello_interval,
-                self.options,
-                self.priority,
-                self.dead_interval,
-                self.dr.packed,
-                self.bdr.packed,
-            )
-        except struct.error as e:
-            raise EncodeError("ospf.hello", str(e)) from e
-        return head + b"".join(n.packed for n in self.neighbors)
-
-    @classmethod
-    def decode(cls, r: Reader) -> Hello:
-        mask = r.ipv4("network_mask")
-        hello = r.u16("hello_interval")
-        options = r.u8("options")
-        prio = r.u8("priority")
-        dead = r.u32("dead_interval")
-        dr = r.ipv4("dr")
-        bdr = r.ipv4("bdr")
-        if r.remaining % 4:
-            raise r.fail("neighbors", f"{r.remaining} bytes is not a list of router IDs")
-        nbrs = tuple(r.ipv4("neighbor") for _ in range(r.remaining // 4))
-        return cls(mask, hello, options, prio, dead, dr, bdr, nbrs)
 
 
 @BODIES.register(PacketType.DB_DESCRIPTION)
-@dataclass(frozen=True, slots=True)
-class DatabaseDescription:
+@layout("mtu:u16 options:u8 flags:u8 dd_seq:u32", headers=Records(LSAHeader))
+class DatabaseDescription(Wired):
     """RFC 2328 §A.3.3: MTU, options, I/M/MS flags, DD sequence number, LSA headers."""
 
     mtu: int
@@ -214,50 +182,14 @@ class DatabaseDescription:
     flags: int
     dd_seq: int
     headers: tuple[LSAHeader, ...] = ()
-    TYPE: ClassVar[int] = PacketType.DB_DESCRIPTION
-
-    def encode(self) -> bytes:
-        try:
-            head = struct.pack("!HBBI", self.mtu, self.options, self.flags, self.dd_seq)
-        except struct.error as e:
-            raise EncodeError("ospf.dd", str(e)) from e
-        return head + b"".join(h.encode() for h in self.headers)
-
-    @classmethod
-    def decode(cls, r: Reader) -> DatabaseDescription:
-        mtu = r.u16("mtu")
-        options = r.u8("options")
-        flags = r.u8("flags")
-        seq = r.u32("dd_seq")
-        return cls(mtu, options, flags, seq, _lsa_headers(r))
 
 
 @BODIES.register(PacketType.LS_REQUEST)
-@dataclass(frozen=True, slots=True)
-class LSRequest:
+@layout(requests=Records(LSAKey, "ls_type:u32 ls_id:ipv4 adv_router:ipv4"))
+class LSRequest(Wired):
     """RFC 2328 §A.3.4: (LS type, link state ID, advertising router) triples."""
 
     requests: tuple[LSAKey, ...]
-    TYPE: ClassVar[int] = PacketType.LS_REQUEST
-
-    def encode(self) -> bytes:
-        try:
-            return b"".join(
-                struct.pack("!I", k.ls_type) + k.ls_id.packed + k.adv_router.packed
-                for k in self.requests
-            )
-        except struct.error as e:
-            raise EncodeError("ospf.lsr", str(e)) from e
-
-    @classmethod
-    def decode(cls, r: Reader) -> LSRequest:
-        if r.remaining % 12:
-            raise r.fail("requests", f"{r.remaining} bytes is not a list of requests")
-        out = []
-        for _ in range(r.remaining // 12):
-            t = r.u32("ls_type")
-            out.append(LSAKey(t, r.ipv4("ls_id"), r.ipv4("adv_router")))
-        return cls(tuple(out))
 
 
 @BODIES.register(PacketType.LS_UPDATE)
@@ -266,13 +198,12 @@ class LSUpdate:
     """RFC 2328 §A.3.5: a count and that many LSAs."""
 
     lsas: tuple[LSA, ...]
-    TYPE: ClassVar[int] = PacketType.LS_UPDATE
 
-    def encode(self) -> bytes:
+    def encode_body(self) -> bytes:
         return struct.pack("!I", len(self.lsas)) + b"".join(a.encode() for a in self.lsas)
 
     @classmethod
-    def decode(cls, r: Reader) -> LSUpdate:
+    def decode_body(cls, r: Reader) -> LSUpdate:
         n = r.u32("count")
         if n > r.remaining // LSA_HEADER_LEN:
             raise r.fail("count", f"{n} LSAs cannot fit in {r.remaining} bytes")
@@ -280,16 +211,8 @@ class LSUpdate:
 
 
 @BODIES.register(PacketType.LS_ACK)
-@dataclass(frozen=True, slots=True)
-class LSAck:
+@layout(headers=Records(LSAHeader))
+class LSAck(Wired):
     """RFC 2328 §A.3.6: LSA headers."""
 
     headers: tuple[LSAHeader, ...]
-    TYPE: ClassVar[int] = PacketType.LS_ACK
-
-    def encode(self) -> bytes:
-        return b"".join(h.encode() for h in self.headers)
-
-    @classmethod
-    def decode(cls, r: Reader) -> LSAck:
-        return cls(_lsa_headers(r))

@@ -3,7 +3,7 @@
 TLVs: Informational Capabilities (1) and Functional Capabilities (2), bit fields whose
 bits are numbered from the most significant bit of the first octet (bit 0 = 0x80000000).
 Other TLVs (FRR's hostname TLV 7, PCE discovery TLV 6, SR TLVs ...) are kept as
-:class:`~gmpls.ospf.tlv.UnknownTLV` and re-encoded unchanged.
+:class:`~gmpls.tlv.UnknownTlv` and re-encoded unchanged.
 
 The QE capability bit (docs/design.md#router-information-capability-bits) and the TE bit are
 configuration:
@@ -14,17 +14,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from ipaddress import IPv4Address
-from typing import Any, ClassVar
+from typing import Any, Self
 
 from gmpls import qe
 from gmpls.errors import EncodeError
+from gmpls.layout import Wired, layout
 from gmpls.ospf.constants import OpaqueType
 from gmpls.ospf.lsa import OPAQUE_BODIES
-from gmpls.ospf.tlv import decode_tlvs, encode_tlvs
 from gmpls.registry import Registry
+from gmpls.tlv import Tlv, tlvs
 from gmpls.wire import Reader
 
-RI_TLVS: Registry[Any] = Registry("ospf.ri.tlv")
+RI_TLVS: Registry[Any] = Registry("ospf.ri.tlv", attrs=("TYPE",))
 
 
 class InfoCap:
@@ -44,13 +45,13 @@ def bit_mask(bit: int, octets: int = 4) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class _Capabilities:
+class _Capabilities(Tlv):
     """A capability bit field, 4 octets or a multiple of 4 (RFC 7770 §2.3, §2.4)."""
 
     flags: int
     octets: int = 4
 
-    def value(self) -> bytes:
+    def encode_body(self) -> bytes:
         if self.octets <= 0 or self.octets % 4:
             raise EncodeError("ospf.ri.capabilities", f"{self.octets} octets: not 4k, k >= 1")
         try:
@@ -58,54 +59,37 @@ class _Capabilities:
         except OverflowError as e:
             raise EncodeError("ospf.ri.capabilities", str(e)) from e
 
-    def has(self, bit: int) -> bool:
-        return bit < self.octets * 8 and bool(self.flags & bit_mask(bit, self.octets))
-
     @classmethod
-    def _read(cls, r: Reader) -> tuple[int, int]:
+    def decode_body(cls, r: Reader, **extra: Any) -> Self:
         n = r.remaining
         if n == 0 or n % 4:
             raise r.fail("capabilities", f"length {n} is not a positive multiple of 4")
-        return int.from_bytes(r.bytes(n, "capabilities"), "big"), n
+        return cls(int.from_bytes(r.bytes(n, "capabilities"), "big"), n)
+
+    def has(self, bit: int) -> bool:
+        return bit < self.octets * 8 and bool(self.flags & bit_mask(bit, self.octets))
 
 
 @RI_TLVS.register(1)
-@dataclass(frozen=True, slots=True)
 class InformationalCapabilities(_Capabilities):
     """RFC 7770 §2.3 (TLV 1)."""
 
-    TYPE: ClassVar[int] = 1
-
-    @classmethod
-    def from_value(cls, r: Reader) -> InformationalCapabilities:
-        return cls(*cls._read(r))
+    __slots__ = ()
 
 
 @RI_TLVS.register(2)
-@dataclass(frozen=True, slots=True)
 class FunctionalCapabilities(_Capabilities):
     """RFC 7770 §2.5 (TLV 2)."""
 
-    TYPE: ClassVar[int] = 2
-
-    @classmethod
-    def from_value(cls, r: Reader) -> FunctionalCapabilities:
-        return cls(*cls._read(r))
+    __slots__ = ()
 
 
 @OPAQUE_BODIES.register(OpaqueType.RI)
-@dataclass(frozen=True, slots=True)
-class RouterInfoLSA:
+@layout(tlvs=tlvs(RI_TLVS, "ri.tlv"))
+class RouterInfoLSA(Wired):
     """The body of a Router Information LSA: TLVs, in order (RFC 7770 §2)."""
 
     tlvs: tuple[Any, ...]
-
-    def encode(self) -> bytes:
-        return encode_tlvs(self.tlvs)
-
-    @classmethod
-    def decode(cls, r: Reader, ls_id: IPv4Address) -> RouterInfoLSA:
-        return cls(decode_tlvs(r, RI_TLVS, "ri.tlv"))
 
     @property
     def informational(self) -> InformationalCapabilities | None:

@@ -36,18 +36,11 @@ from gmpls.ospf.te import (
     TeMetric,
     UnreservedBandwidth,
 )
-from gmpls.ospf.tlv import UnknownTLV
+from gmpls.rsvp.constants import SwitchingType
+from gmpls.tlv import UnknownTlv
 
-SWITCHING = {
-    1: "PSC-1",
-    2: "PSC-2",
-    3: "PSC-3",
-    4: "PSC-4",
-    51: "L2SC",
-    100: "TDM",
-    150: "LSC",
-    200: "FSC",
-}
+#: switching capability names as FRR shows them ("PSC-1", "LSC")
+SWITCHING = {int(t): t.name.replace("PSC", "PSC-") for t in SwitchingType}
 LINK_TYPES = {1: "p2p", 2: "transit", 3: "stub", 4: "virtual"}
 
 
@@ -272,8 +265,8 @@ def _tlv(t: Any) -> dict[str, Any]:
         return {"informationalCapabilities": f"0x{t.flags:0{t.octets * 2}x}"}
     if isinstance(t, FunctionalCapabilities):
         return {"functionalCapabilities": f"0x{t.flags:0{t.octets * 2}x}"}
-    if isinstance(t, UnknownTLV):
-        return {f"unknownTlv{t.type}": t.raw.hex()}
+    if isinstance(t, UnknownTlv):
+        return {f"unknownTlv{t.type}": t.value.hex()}
     return {"tlv": repr(t)}
 
 

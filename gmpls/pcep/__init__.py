@@ -52,8 +52,8 @@ from gmpls.pcep.tlv import (
     NoPathVectorTlv,
     OverloadDurationTlv,
     ReqMissingTlv,
-    UnknownTlv,
 )
+from gmpls.tlv import UnknownTlv
 
 __all__ = [
     "RP",

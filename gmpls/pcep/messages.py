@@ -19,8 +19,9 @@ code: the stream cannot be trusted any more and the session closes with reason 3
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 from gmpls.errors import DecodeError, EncodeError
 from gmpls.pcep.constants import (
@@ -50,7 +51,6 @@ from gmpls.pcep.objects import (
     PcepObject,
     Rro,
     Svec,
-    UnknownObject,
     decode_objects,
     unprocessable,
 )
@@ -390,6 +390,47 @@ class PCRep(_Typed):
 # PCErr and PCNtf -----------------------------------------------------------------------
 
 
+def _encode_groups(
+    groups: Iterable[tuple[tuple[RP, ...], tuple[PcepObject, ...]]], where: str, kind: str
+) -> list[PcepObject | None]:
+    """The objects of a list of ``[<request-id-list>] <kind-list>`` groups (PCErr §6.7,
+    PCNtf §6.6): every group has a ``kind`` object, only the first may lack RPs."""
+    objs: list[PcepObject | None] = []
+    for n, (rps, items) in enumerate(groups):
+        if not items:
+            raise EncodeError(f"{where}.{kind}", f"a group without {kind}")
+        if n and not rps:
+            raise EncodeError(f"{where}.rps", "only the first group may lack RPs")
+        objs.extend(rps)
+        objs.extend(items)
+    return objs
+
+
+def _decode_groups(
+    objs: list[PcepObject], kind: type, where: str, name: str
+) -> tuple[list[tuple[tuple[RP, ...], tuple[Any, ...]]], list[PcepObject]]:
+    """The ``(RPs, kind objects)`` groups of a PCErr or PCNtf, and the objects that are
+    neither; a message without a ``kind`` object is an error."""
+    groups: list[tuple[tuple[RP, ...], tuple[Any, ...]]] = []
+    rps: list[RP] = []
+    items: list[PcepObject] = []
+    rest: list[PcepObject] = []
+    for o in objs:
+        if isinstance(o, RP):
+            if items:
+                groups.append((tuple(rps), tuple(items)))
+                rps, items = [], []
+            rps.append(o)
+        elif isinstance(o, kind):
+            items.append(o)
+        else:
+            rest.append(o)
+    if not items:
+        raise DecodeError(f"{where}.{name}", f"{where} without a {name} object")
+    groups.append((tuple(rps), tuple(items)))
+    return groups, rest
+
+
 @dataclass(frozen=True, slots=True)
 class ErrorBlock:
     """RFC 5440 §6.7: <error> ::= [<request-id-list>] <error-obj-list>."""
@@ -423,41 +464,16 @@ class PCErr(_Typed):
         return [e.code for b in self.blocks for e in b.errors]
 
     def encode(self) -> bytes:
-        objs: list[PcepObject | None] = []
-        for n, b in enumerate(self.blocks):
-            if not b.errors:
-                raise EncodeError("pcep.PCErr.errors", "an error block without PCEP-ERROR")
-            if n and not b.rps:
-                raise EncodeError("pcep.PCErr.rps", "only the first error block may lack RPs")
-            objs.extend(b.rps)
-            objs.extend(b.errors)
-        objs.append(self.open)
-        objs.extend(self.others)
-        return _frame(self.TYPE, _enc(objs))
+        groups = ((b.rps, b.errors) for b in self.blocks)
+        objs = _encode_groups(groups, "pcep.PCErr", "PCEP-ERROR")
+        return _frame(self.TYPE, _enc([*objs, self.open, *self.others]))
 
     @classmethod
     def from_objects(cls, objs: list[PcepObject], where: str) -> PCErr:
-        blocks: list[ErrorBlock] = []
-        rps: list[RP] = []
-        errs: list[ErrorObject] = []
-        open_: OpenObject | None = None
-        others: list[PcepObject] = []
-        for o in objs:
-            if isinstance(o, RP):
-                if errs:
-                    blocks.append(ErrorBlock(tuple(errs), tuple(rps)))
-                    rps, errs = [], []
-                rps.append(o)
-            elif isinstance(o, ErrorObject):
-                errs.append(o)
-            elif isinstance(o, OpenObject) and open_ is None:
-                open_ = o
-            else:
-                others.append(o)
-        if not errs:
-            raise DecodeError(f"{where}.PCEP-ERROR", "PCErr without a PCEP-ERROR object")
-        blocks.append(ErrorBlock(tuple(errs), tuple(rps)))
-        return cls(tuple(blocks), open_, tuple(others))
+        groups, rest = _decode_groups(objs, ErrorObject, where, "PCEP-ERROR")
+        open_ = next((o for o in rest if isinstance(o, OpenObject)), None)
+        others = tuple(o for o in rest if o is not open_)
+        return cls(tuple(ErrorBlock(errs, rps) for rps, errs in groups), open_, others)
 
 
 @dataclass(frozen=True, slots=True)
@@ -477,37 +493,14 @@ class PCNtf(_Typed):
     others: tuple[PcepObject, ...] = ()
 
     def encode(self) -> bytes:
-        objs: list[PcepObject | None] = []
-        for i, n in enumerate(self.notifies):
-            if not n.notifications:
-                raise EncodeError("pcep.PCNtf.notifications", "a notify without NOTIFICATION")
-            if i and not n.rps:
-                raise EncodeError("pcep.PCNtf.rps", "only the first notify may lack RPs")
-            objs.extend(n.rps)
-            objs.extend(n.notifications)
-        objs.extend(self.others)
-        return _frame(self.TYPE, _enc(objs))
+        groups = ((n.rps, n.notifications) for n in self.notifies)
+        objs = _encode_groups(groups, "pcep.PCNtf", "NOTIFICATION")
+        return _frame(self.TYPE, _enc([*objs, *self.others]))
 
     @classmethod
     def from_objects(cls, objs: list[PcepObject], where: str) -> PCNtf:
-        out: list[Notify] = []
-        rps: list[RP] = []
-        ntfs: list[Notification] = []
-        others: list[PcepObject] = []
-        for o in objs:
-            if isinstance(o, RP):
-                if ntfs:
-                    out.append(Notify(tuple(ntfs), tuple(rps)))
-                    rps, ntfs = [], []
-                rps.append(o)
-            elif isinstance(o, Notification):
-                ntfs.append(o)
-            else:
-                others.append(o)
-        if not ntfs:
-            raise DecodeError(f"{where}.NOTIFICATION", "PCNtf without a NOTIFICATION object")
-        out.append(Notify(tuple(ntfs), tuple(rps)))
-        return cls(tuple(out), tuple(others))
+        groups, rest = _decode_groups(objs, Notification, where, "NOTIFICATION")
+        return cls(tuple(Notify(ntfs, rps) for rps, ntfs in groups), tuple(rest))
 
 
 @dataclass(frozen=True, slots=True)
@@ -630,7 +623,6 @@ __all__ = [
     "RequestError",
     "Response",
     "UnknownMessage",
-    "UnknownObject",
     "decode_message",
     "frame_length",
 ]

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Self
 
 from gmpls import ero as ero_codec
 from gmpls.errors import EncodeError
+from gmpls.layout import Repeat, Wired, layout
 from gmpls.pcep.constants import (
     ERR_INVALID_OPEN,
     ERR_UNKNOWN_CLASS,
@@ -28,28 +29,12 @@ from gmpls.pcep.constants import (
     VERSION,
     ObjClass,
 )
-from gmpls.pcep.tlv import NoPathVectorTlv, Tlv, decode_tlvs, encode_tlvs, find_tlv
+from gmpls.pcep.tlv import TLV_TAIL, TLVS, NoPathVectorTlv, find_tlv
 from gmpls.registry import Registry
-from gmpls.wire import Reader, f32, u8, u16, u32
+from gmpls.tlv import AnyTlv, decode_tlvs, encode_tlvs
+from gmpls.wire import Reader, u8, u16
 
-
-class PcepObject(Protocol):
-    @property
-    def p(self) -> bool: ...
-
-    @property
-    def i(self) -> bool: ...
-
-    @property
-    def object_class(self) -> int: ...
-
-    @property
-    def object_type(self) -> int: ...
-
-    def encode(self) -> bytes: ...
-
-
-_OBJECTS: Registry[type] = Registry("PCEP object")
+_OBJECTS: Registry[type] = Registry("PCEP object", attrs=("CLASS", "TYPE"))
 
 #: object classes RFC 5440 defines but this codec does not implement (→ "not supported")
 UNSUPPORTED_CLASSES = frozenset({ObjClass.LOAD_BALANCING})
@@ -64,12 +49,15 @@ def _object(oclass: int, otype: int, p: bool, i: bool, body: bytes) -> bytes:
     return u8(oclass) + u8((otype << 4) | (2 if p else 0) | (1 if i else 0)) + u16(length) + body
 
 
-class _Fixed:
-    """Mixin giving registered classes their class/type properties."""
+class PcepObject(Wired):
+    """Base of every object class: the common header around the body. The registry sets
+    ``CLASS`` and ``TYPE``; the P and I flags are the last fields of every class."""
 
     __slots__ = ()
     CLASS: ClassVar[int]
     TYPE: ClassVar[int]
+    p: bool
+    i: bool
 
     @property
     def object_class(self) -> int:
@@ -79,54 +67,49 @@ class _Fixed:
     def object_type(self) -> int:
         return self.TYPE
 
+    def encode(self) -> bytes:
+        return _object(self.CLASS, self.TYPE, self.p, self.i, self.encode_body())
+
 
 @_OBJECTS.register((ObjClass.OPEN, 1))
 @dataclass(frozen=True, slots=True)
-class OpenObject(_Fixed):
+class OpenObject(PcepObject):
     """RFC 5440 §7.3: Ver(3) Flags(5) | Keepalive | DeadTimer | SID, then TLVs."""
 
-    CLASS: ClassVar[int] = ObjClass.OPEN
-    TYPE: ClassVar[int] = 1
     keepalive: int = 30
     deadtimer: int = 120
     sid: int = 0
     flags: int = 0
-    tlvs: tuple[Tlv, ...] = ()
+    tlvs: tuple[AnyTlv, ...] = ()
     version: int = VERSION
     p: bool = False
     i: bool = False
 
-    def encode(self) -> bytes:
-        body = (
-            u8((self.version << 5) | (self.flags & 0x1F))
-            + u8(self.keepalive)
-            + u8(self.deadtimer)
-            + u8(self.sid)
-            + encode_tlvs(self.tlvs)
+    def encode_body(self) -> bytes:
+        first = u8((self.version << 5) | (self.flags & 0x1F))
+        return (
+            first + u8(self.keepalive) + u8(self.deadtimer) + u8(self.sid) + encode_tlvs(self.tlvs)
         )
-        return _object(self.CLASS, self.TYPE, self.p, self.i, body)
 
     @classmethod
-    def decode_body(cls, r: Reader, p: bool, i: bool) -> OpenObject:
+    def decode_body(cls, r: Reader, **extra: Any) -> Self:
         first = r.u8("version")
         version = first >> 5
         if version != VERSION:
             r.code = ERR_INVALID_OPEN
             raise r.fail("version", f"PCEP version {version} not supported")
         ka, dt, sid = r.u8("keepalive"), r.u8("deadtimer"), r.u8("sid")
-        return cls(ka, dt, sid, first & 0x1F, decode_tlvs(r), version, p, i)
+        return cls(ka, dt, sid, first & 0x1F, decode_tlvs(r, TLVS), version, **extra)
 
 
 @_OBJECTS.register((ObjClass.RP, 1))
-@dataclass(frozen=True, slots=True)
-class RP(_Fixed):
+@layout("flags:u32 request_id:u32", tlvs=TLV_TAIL)
+class RP(PcepObject):
     """RFC 5440 §7.4: Flags(32: ... O B R Pri(3)) | Request-ID-number(32), then TLVs."""
 
-    CLASS: ClassVar[int] = ObjClass.RP
-    TYPE: ClassVar[int] = 1
     request_id: int
     flags: int = 0
-    tlvs: tuple[Tlv, ...] = ()
+    tlvs: tuple[AnyTlv, ...] = ()
     p: bool = True
     i: bool = False
 
@@ -134,27 +117,16 @@ class RP(_Fixed):
     def priority(self) -> int:
         return self.flags & 0x07
 
-    def encode(self) -> bytes:
-        body = u32(self.flags) + u32(self.request_id) + encode_tlvs(self.tlvs)
-        return _object(self.CLASS, self.TYPE, self.p, self.i, body)
-
-    @classmethod
-    def decode_body(cls, r: Reader, p: bool, i: bool) -> RP:
-        flags = r.u32("flags")
-        return cls(r.u32("request_id"), flags, decode_tlvs(r), p, i)
-
 
 @_OBJECTS.register((ObjClass.NO_PATH, 1))
-@dataclass(frozen=True, slots=True)
-class NoPath(_Fixed):
+@layout("ni:u8 flags:u16 reserved:x1", tlvs=TLV_TAIL)
+class NoPath(PcepObject):
     """RFC 5440 §7.5: NI(8) | Flags(16, C=0x8000) | Reserved(8), then TLVs
     (NO-PATH-VECTOR)."""
 
-    CLASS: ClassVar[int] = ObjClass.NO_PATH
-    TYPE: ClassVar[int] = 1
     ni: int = 0
     flags: int = 0
-    tlvs: tuple[Tlv, ...] = ()
+    tlvs: tuple[AnyTlv, ...] = ()
     p: bool = False
     i: bool = False
 
@@ -168,66 +140,36 @@ class NoPath(_Fixed):
     def constraints_included(self) -> bool:
         return bool(self.flags & NO_PATH_FLAG_C)
 
-    def encode(self) -> bytes:
-        body = u8(self.ni) + u16(self.flags) + b"\x00" + encode_tlvs(self.tlvs)
-        return _object(self.CLASS, self.TYPE, self.p, self.i, body)
-
-    @classmethod
-    def decode_body(cls, r: Reader, p: bool, i: bool) -> NoPath:
-        ni = r.u8("ni")
-        flags = r.u16("flags")
-        r.u8("reserved")
-        return cls(ni, flags, decode_tlvs(r), p, i)
-
 
 @_OBJECTS.register((ObjClass.END_POINTS, 1))
-@dataclass(frozen=True, slots=True)
-class EndPointsIpv4(_Fixed):
+@layout("source:ipv4 destination:ipv4")
+class EndPointsIpv4(PcepObject):
     """RFC 5440 §7.6, object type 1: source and destination IPv4 addresses."""
 
-    CLASS: ClassVar[int] = ObjClass.END_POINTS
-    TYPE: ClassVar[int] = 1
     source: ipaddress.IPv4Address
     destination: ipaddress.IPv4Address
     p: bool = True
     i: bool = False
 
-    def encode(self) -> bytes:
-        body = self.source.packed + self.destination.packed
-        return _object(self.CLASS, self.TYPE, self.p, self.i, body)
-
-    @classmethod
-    def decode_body(cls, r: Reader, p: bool, i: bool) -> EndPointsIpv4:
-        return cls(r.ipv4("source"), r.ipv4("destination"), p, i)
-
 
 @_OBJECTS.register((ObjClass.END_POINTS, 2))
-@dataclass(frozen=True, slots=True)
-class EndPointsIpv6(_Fixed):
+@layout("source:ipv6 destination:ipv6")
+class EndPointsIpv6(PcepObject):
     """RFC 5440 §7.6, object type 2: source and destination IPv6 addresses."""
 
-    CLASS: ClassVar[int] = ObjClass.END_POINTS
-    TYPE: ClassVar[int] = 2
     source: ipaddress.IPv6Address
     destination: ipaddress.IPv6Address
     p: bool = True
     i: bool = False
 
-    def encode(self) -> bytes:
-        body = self.source.packed + self.destination.packed
-        return _object(self.CLASS, self.TYPE, self.p, self.i, body)
 
-    @classmethod
-    def decode_body(cls, r: Reader, p: bool, i: bool) -> EndPointsIpv6:
-        return cls(r.ipv6("source"), r.ipv6("destination"), p, i)
-
-
-@dataclass(frozen=True, slots=True)
-class Bandwidth:
+@_OBJECTS.register((ObjClass.BANDWIDTH, 1), (ObjClass.BANDWIDTH, 2))
+@layout("bandwidth:f32")
+class Bandwidth(PcepObject):
     """RFC 5440 §7.7: bandwidth in bytes per second, IEEE-754 float32.
 
     Object type 1 is the requested bandwidth, 2 the bandwidth of an existing LSP being
-    re-optimised.
+    re-optimised: registered for both, the instance carries its type.
     """
 
     CLASS: ClassVar[int] = ObjClass.BANDWIDTH
@@ -237,216 +179,111 @@ class Bandwidth:
     i: bool = False
 
     @property
-    def object_class(self) -> int:
-        return self.CLASS
-
-    @property
     def object_type(self) -> int:
         return self.type
 
     def encode(self) -> bytes:
         if self.type not in (1, 2):
             raise EncodeError("pcep.BANDWIDTH.type", f"{self.type} is not 1 or 2")
-        return _object(self.CLASS, self.type, self.p, self.i, f32(self.bandwidth))
-
-    @classmethod
-    def decode_body(cls, r: Reader, p: bool, i: bool, otype: int = 1) -> Bandwidth:
-        return cls(r.f32("bandwidth"), otype, p, i)
-
-
-_OBJECTS.register((ObjClass.BANDWIDTH, 1), (ObjClass.BANDWIDTH, 2))(Bandwidth)
+        return _object(self.CLASS, self.type, self.p, self.i, self.encode_body())
 
 
 @_OBJECTS.register((ObjClass.METRIC, 1))
-@dataclass(frozen=True, slots=True)
-class Metric(_Fixed):
+@layout("reserved:x2 flags:u8 metric_type:u8 value:f32")
+class Metric(PcepObject):
     """RFC 5440 §7.8: Reserved(16) | Flags(8: C, B) | T(8) | metric value (float32)."""
 
-    CLASS: ClassVar[int] = ObjClass.METRIC
-    TYPE: ClassVar[int] = 1
     metric_type: int
     value: float
     flags: int = 0
     p: bool = False
     i: bool = False
 
-    def encode(self) -> bytes:
-        body = b"\x00\x00" + u8(self.flags) + u8(self.metric_type) + f32(self.value)
-        return _object(self.CLASS, self.TYPE, self.p, self.i, body)
 
-    @classmethod
-    def decode_body(cls, r: Reader, p: bool, i: bool) -> Metric:
-        r.u16("reserved")
-        flags = r.u8("flags")
-        mtype = r.u8("type")
-        return cls(mtype, r.f32("value"), flags, p, i)
-
-
-class _RouteObject(_Fixed):
-    __slots__ = ()
-    subobjects: tuple[ero_codec.Subobject, ...]
-    p: bool
-    i: bool
-
-    def encode(self) -> bytes:
-        body = ero_codec.encode_subobjects(self.subobjects)
-        return _object(self.CLASS, self.TYPE, self.p, self.i, body)
+@layout(subobjects=ero_codec.subobjects())
+class _Route(PcepObject):
+    subobjects: tuple[ero_codec.Subobject, ...] = ()
+    p: bool = False
+    i: bool = False
 
 
 @_OBJECTS.register((ObjClass.ERO, 1))
-@dataclass(frozen=True, slots=True)
-class Ero(_RouteObject):
+class Ero(_Route):
     """RFC 5440 §7.9: explicit route, subobjects of RFC 3209/3473/3477 and the QE one."""
 
-    CLASS: ClassVar[int] = ObjClass.ERO
-    TYPE: ClassVar[int] = 1
-    subobjects: tuple[ero_codec.Subobject, ...] = ()
-    p: bool = False
-    i: bool = False
-
-    @classmethod
-    def decode_body(cls, r: Reader, p: bool, i: bool) -> Ero:
-        subs = ero_codec.decode_subobjects(r.rest(), f"{r.where}.subobjects", r.code)
-        return cls(tuple(subs), p, i)
+    __slots__ = ()
 
 
 @_OBJECTS.register((ObjClass.RRO, 1))
-@dataclass(frozen=True, slots=True)
-class Rro(_RouteObject):
+class Rro(_Route):
     """RFC 5440 §7.10: recorded route."""
 
-    CLASS: ClassVar[int] = ObjClass.RRO
-    TYPE: ClassVar[int] = 1
-    subobjects: tuple[ero_codec.Subobject, ...] = ()
-    p: bool = False
-    i: bool = False
-
-    @classmethod
-    def decode_body(cls, r: Reader, p: bool, i: bool) -> Rro:
-        subs = ero_codec.decode_subobjects(r.rest(), f"{r.where}.subobjects", r.code)
-        return cls(tuple(subs), p, i)
+    __slots__ = ()
 
 
 @_OBJECTS.register((ObjClass.IRO, 1))
-@dataclass(frozen=True, slots=True)
-class Iro(_RouteObject):
+class Iro(_Route):
     """RFC 5440 §7.12: include route — network elements the path must traverse."""
 
-    CLASS: ClassVar[int] = ObjClass.IRO
-    TYPE: ClassVar[int] = 1
-    subobjects: tuple[ero_codec.Subobject, ...] = ()
-    p: bool = False
-    i: bool = False
-
-    @classmethod
-    def decode_body(cls, r: Reader, p: bool, i: bool) -> Iro:
-        subs = ero_codec.decode_subobjects(r.rest(), f"{r.where}.subobjects", r.code)
-        return cls(tuple(subs), p, i)
+    __slots__ = ()
 
 
 @_OBJECTS.register((ObjClass.LSPA, 1))
-@dataclass(frozen=True, slots=True)
-class Lspa(_Fixed):
+@layout(
+    "exclude_any:u32 include_any:u32 include_all:u32 setup_priority:u8 holding_priority:u8"
+    " flags:u8 reserved:x1",
+    tlvs=TLV_TAIL,
+)
+class Lspa(PcepObject):
     """RFC 5440 §7.11: Exclude-any | Include-any | Include-all (32 each) |
     Setup Prio(8) | Holding Prio(8) | Flags(8, L) | Reserved(8), then TLVs."""
 
-    CLASS: ClassVar[int] = ObjClass.LSPA
-    TYPE: ClassVar[int] = 1
     exclude_any: int = 0
     include_any: int = 0
     include_all: int = 0
     setup_priority: int = 7
     holding_priority: int = 7
     flags: int = 0
-    tlvs: tuple[Tlv, ...] = ()
+    tlvs: tuple[AnyTlv, ...] = ()
     p: bool = False
     i: bool = False
 
-    def encode(self) -> bytes:
-        body = (
-            u32(self.exclude_any)
-            + u32(self.include_any)
-            + u32(self.include_all)
-            + u8(self.setup_priority)
-            + u8(self.holding_priority)
-            + u8(self.flags)
-            + b"\x00"
-            + encode_tlvs(self.tlvs)
-        )
-        return _object(self.CLASS, self.TYPE, self.p, self.i, body)
-
-    @classmethod
-    def decode_body(cls, r: Reader, p: bool, i: bool) -> Lspa:
-        ex, ia, il = r.u32("exclude_any"), r.u32("include_any"), r.u32("include_all")
-        sp, hp, fl = r.u8("setup_priority"), r.u8("holding_priority"), r.u8("flags")
-        r.u8("reserved")
-        return cls(ex, ia, il, sp, hp, fl, decode_tlvs(r), p, i)
-
 
 @_OBJECTS.register((ObjClass.SVEC, 1))
-@dataclass(frozen=True, slots=True)
-class Svec(_Fixed):
+@layout("reserved:x1 flags:u24", request_ids=Repeat("u32"))
+class Svec(PcepObject):
     """RFC 5440 §7.13.2: Reserved(8) | Flags(24: S N L) | Request-ID-number #1..#m."""
 
-    CLASS: ClassVar[int] = ObjClass.SVEC
-    TYPE: ClassVar[int] = 1
     request_ids: tuple[int, ...] = ()
     flags: int = 0
     p: bool = False
     i: bool = False
 
-    def encode(self) -> bytes:
-        body = b"\x00" + self.flags.to_bytes(3, "big") + b"".join(u32(x) for x in self.request_ids)
-        return _object(self.CLASS, self.TYPE, self.p, self.i, body)
-
-    @classmethod
-    def decode_body(cls, r: Reader, p: bool, i: bool) -> Svec:
-        r.u8("reserved")
-        flags = r.u24("flags")
-        ids: list[int] = []
-        while not r.at_end():
-            ids.append(r.u32(f"request_id[{len(ids)}]"))
-        return cls(tuple(ids), flags, p, i)
-
 
 @_OBJECTS.register((ObjClass.NOTIFICATION, 1))
-@dataclass(frozen=True, slots=True)
-class Notification(_Fixed):
+@layout("reserved:x1 flags:u8 nt:u8 nv:u8", tlvs=TLV_TAIL)
+class Notification(PcepObject):
     """RFC 5440 §7.14: Reserved(8) | Flags(8) | Notification-type | Notification-value,
     then TLVs (OVERLOAD-DURATION)."""
 
-    CLASS: ClassVar[int] = ObjClass.NOTIFICATION
-    TYPE: ClassVar[int] = 1
     nt: int
     nv: int
     flags: int = 0
-    tlvs: tuple[Tlv, ...] = ()
+    tlvs: tuple[AnyTlv, ...] = ()
     p: bool = False
     i: bool = False
 
-    def encode(self) -> bytes:
-        body = b"\x00" + u8(self.flags) + u8(self.nt) + u8(self.nv) + encode_tlvs(self.tlvs)
-        return _object(self.CLASS, self.TYPE, self.p, self.i, body)
-
-    @classmethod
-    def decode_body(cls, r: Reader, p: bool, i: bool) -> Notification:
-        r.u8("reserved")
-        flags, nt, nv = r.u8("flags"), r.u8("nt"), r.u8("nv")
-        return cls(nt, nv, flags, decode_tlvs(r), p, i)
-
 
 @_OBJECTS.register((ObjClass.PCEP_ERROR, 1))
-@dataclass(frozen=True, slots=True)
-class ErrorObject(_Fixed):
+@layout("reserved:x1 flags:u8 error_type:u8 error_value:u8", tlvs=TLV_TAIL)
+class ErrorObject(PcepObject):
     """RFC 5440 §7.15 PCEP-ERROR: Reserved(8) | Flags(8) | Error-Type | Error-value,
     then TLVs (REQ-MISSING)."""
 
-    CLASS: ClassVar[int] = ObjClass.PCEP_ERROR
-    TYPE: ClassVar[int] = 1
     error_type: int
     error_value: int
     flags: int = 0
-    tlvs: tuple[Tlv, ...] = ()
+    tlvs: tuple[AnyTlv, ...] = ()
     p: bool = False
     i: bool = False
 
@@ -454,49 +291,21 @@ class ErrorObject(_Fixed):
     def code(self) -> tuple[int, int]:
         return (self.error_type, self.error_value)
 
-    def encode(self) -> bytes:
-        body = (
-            b"\x00"
-            + u8(self.flags)
-            + u8(self.error_type)
-            + u8(self.error_value)
-            + encode_tlvs(self.tlvs)
-        )
-        return _object(self.CLASS, self.TYPE, self.p, self.i, body)
-
-    @classmethod
-    def decode_body(cls, r: Reader, p: bool, i: bool) -> ErrorObject:
-        r.u8("reserved")
-        flags, et, ev = r.u8("flags"), r.u8("error_type"), r.u8("error_value")
-        return cls(et, ev, flags, decode_tlvs(r), p, i)
-
 
 @_OBJECTS.register((ObjClass.CLOSE, 1))
-@dataclass(frozen=True, slots=True)
-class CloseObject(_Fixed):
+@layout("reserved:x2 flags:u8 reason:u8", tlvs=TLV_TAIL)
+class CloseObject(PcepObject):
     """RFC 5440 §7.17: Reserved(16) | Flags(8) | Reason(8), then TLVs."""
 
-    CLASS: ClassVar[int] = ObjClass.CLOSE
-    TYPE: ClassVar[int] = 1
     reason: int = 1
     flags: int = 0
-    tlvs: tuple[Tlv, ...] = ()
+    tlvs: tuple[AnyTlv, ...] = ()
     p: bool = False
     i: bool = False
 
-    def encode(self) -> bytes:
-        body = b"\x00\x00" + u8(self.flags) + u8(self.reason) + encode_tlvs(self.tlvs)
-        return _object(self.CLASS, self.TYPE, self.p, self.i, body)
-
-    @classmethod
-    def decode_body(cls, r: Reader, p: bool, i: bool) -> CloseObject:
-        r.u16("reserved")
-        flags = r.u8("flags")
-        return cls(r.u8("reason"), flags, decode_tlvs(r), p, i)
-
 
 @dataclass(frozen=True, slots=True)
-class UnknownObject:
+class UnknownObject(PcepObject):
     """An object whose (class, type) this codec does not implement; the body is kept."""
 
     oclass: int
@@ -512,6 +321,9 @@ class UnknownObject:
     @property
     def object_type(self) -> int:
         return self.otype
+
+    def encode_body(self) -> bytes:
+        return self.body
 
     def encode(self) -> bytes:
         return _object(self.oclass, self.otype, self.p, self.i, self.body)
@@ -551,8 +363,8 @@ def decode_objects(r: Reader) -> list[PcepObject]:
             out.append(UnknownObject(oclass, otype, body.rest(), p, i))
             continue
         if cls is Bandwidth:
-            out.append(Bandwidth.decode_body(body, p, i, otype))
+            out.append(Bandwidth.decode_body(body, type=otype, p=p, i=i))
         else:
-            out.append(cls.decode_body(body, p, i))  # type: ignore[attr-defined]
+            out.append(cls.decode_body(body, p=p, i=i))  # type: ignore[attr-defined]
         body.expect_end("length")
     return out

@@ -138,7 +138,8 @@ class Style(IntEnum):
 
 
 class LspEncoding(IntEnum):
-    """LSP encoding types (RFC 3471 §3.1.1)."""
+    """LSP encoding types (RFC 3471 §3.1.1), also in OSPF-TE's Interface Switching
+    Capability Descriptor (RFC 4203 §1.4)."""
 
     PACKET = 1
     ETHERNET = 2
@@ -151,9 +152,12 @@ class LspEncoding(IntEnum):
 
 
 class SwitchingType(IntEnum):
-    """Switching types (RFC 3471 §3.1.1, RFC 4203)."""
+    """Switching types (RFC 3471 §3.1.1), OSPF-TE's switching capabilities (RFC 4203 §1.4)."""
 
     PSC1 = 1
+    PSC2 = 2
+    PSC3 = 3
+    PSC4 = 4
     L2SC = 51
     TDM = 100
     LSC = 150

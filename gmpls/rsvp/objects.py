@@ -1,8 +1,10 @@
 """RSVP-TE objects (RFC 2205 §3.1.2 and App. A, RFC 3209 §4, RFC 3473 §2-§9).
 
 Every object is ``Length(2) Class-Num(1) C-Type(1)`` then a body; the length counts the
-4-byte header and is a multiple of four. One frozen dataclass per (class, C-Type), each
-with ``body()`` and ``decode_body(reader)`` side by side, registered by ``(class, ctype)``.
+4-byte header and is a multiple of four. One frozen dataclass per (class, C-Type),
+registered by ``(class, C-Type)``, which sets its ``class_num`` and ``c_type``; its body is
+its :func:`~gmpls.layout.layout` (the IntServ objects write ``encode_body`` and
+``decode_body`` side by side).
 
 Unknown objects follow RFC 2205 §3.10, by the two top bits of the class number:
 
@@ -26,15 +28,15 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, Self
 
 from gmpls import ero
 from gmpls.errors import DecodeError, EncodeError
+from gmpls.layout import Repeat, Tail, Wired, layout
 from gmpls.registry import Registry
 from gmpls.rsvp.constants import ClassNum, ErrorCode, RoutingProblem, TrafficControlError
-from gmpls.wire import Reader, f32, pad4, u8, u16, u24, u32
+from gmpls.wire import Reader, f32, pad4, u8, u16, u32
 
 IPv4 = ipaddress.IPv4Address
 IPv6 = ipaddress.IPv6Address
@@ -47,19 +49,15 @@ class RsvpObject(Protocol):
     @property
     def c_type(self) -> int: ...
 
-    def body(self) -> bytes: ...
+    def encode_body(self) -> bytes: ...
 
 
-_REGISTRY: Registry[type] = Registry("RSVP object")
+_REGISTRY: Registry[type] = Registry("RSVP object", attrs=("class_num", "c_type"))
 _ZERO = IPv4(0)
 #: classes carried opaquely (any C-Type accepted, bytes kept)
 OPAQUE_CLASSES = frozenset(
     {ClassNum.INTEGRITY, ClassNum.SCOPE, ClassNum.ADSPEC, ClassNum.POLICY_DATA}
 )
-
-
-def _reg(class_num: int, c_type: int) -> Callable[[type], type]:
-    return _REGISTRY.register((class_num, c_type))
 
 
 def known_class(class_num: int) -> bool:
@@ -72,7 +70,7 @@ def _codes() -> list[tuple[int, int]]:
 
 def encode_object(obj: RsvpObject) -> bytes:
     """Header + body; the body must already be a multiple of four bytes."""
-    body = obj.body()
+    body = obj.encode_body()
     length = 4 + len(body)
     if length % 4 or length > 0xFFFF:
         raise EncodeError(
@@ -88,50 +86,36 @@ def _check_float(r: Reader, v: float, name: str, code: tuple[int, int]) -> float
     return v
 
 
+class _Object(Wired):
+    """Base of the registered object classes; the registry sets ``class_num``/``c_type``."""
+
+    __slots__ = ()
+    class_num: ClassVar[int]
+    c_type: ClassVar[int]
+
+
 # --- SESSION (class 1) ------------------------------------------------------------------
 
 
-@_reg(1, 7)
-@dataclass(frozen=True, slots=True)
-class SessionLspTunnelV4:
+@_REGISTRY.register((ClassNum.SESSION, 7))
+@layout("tunnel_end:ipv4 reserved:x2 tunnel_id:u16 extended_tunnel_id:ipv4")
+class SessionLspTunnelV4(_Object):
     """SESSION LSP_TUNNEL_IPv4 (RFC 3209 §4.6.1.1): endpoint, tunnel ID, extended ID."""
 
-    class_num: ClassVar[int] = ClassNum.SESSION
-    c_type: ClassVar[int] = 7
     tunnel_end: IPv4
     tunnel_id: int
     extended_tunnel_id: IPv4 = _ZERO
 
-    def body(self) -> bytes:
-        return (
-            self.tunnel_end.packed + u16(0) + u16(self.tunnel_id) + self.extended_tunnel_id.packed
-        )
 
-    @classmethod
-    def decode_body(cls, r: Reader) -> SessionLspTunnelV4:
-        end = r.ipv4("tunnel_end")
-        r.u16("reserved")
-        return cls(end, r.u16("tunnel_id"), r.ipv4("extended_tunnel_id"))
-
-
-@_reg(1, 1)
-@dataclass(frozen=True, slots=True)
-class SessionIpv4:
+@_REGISTRY.register((ClassNum.SESSION, 1))
+@layout("destination:ipv4 protocol:u8 flags:u8 dst_port:u16")
+class SessionIpv4(_Object):
     """SESSION IPv4/UDP (RFC 2205 App. A.1)."""
 
-    class_num: ClassVar[int] = ClassNum.SESSION
-    c_type: ClassVar[int] = 1
     destination: IPv4
     protocol: int
     flags: int = 0
     dst_port: int = 0
-
-    def body(self) -> bytes:
-        return self.destination.packed + u8(self.protocol) + u8(self.flags) + u16(self.dst_port)
-
-    @classmethod
-    def decode_body(cls, r: Reader) -> SessionIpv4:
-        return cls(r.ipv4("destination"), r.u8("protocol"), r.u8("flags"), r.u16("dst_port"))
 
 
 # --- IF_ID TLVs (RFC 3471 §9.1.1), in RSVP_HOP and ERROR_SPEC C-Type 3 -------------------
@@ -202,52 +186,38 @@ class IfIdTlv:
         return cls(t, raw=v.rest())
 
 
-def _decode_tlvs(r: Reader) -> tuple[IfIdTlv, ...]:
+def _decode_tlvs(r: Reader, name: str) -> tuple[IfIdTlv, ...]:
     out: list[IfIdTlv] = []
     while not r.at_end():
         out.append(IfIdTlv.decode(r, len(out)))
     return tuple(out)
 
 
+#: the IF_ID TLVs that end an IF_ID RSVP_HOP or ERROR_SPEC
+IF_ID_TLVS = Tail(lambda tlvs: b"".join(t.encode() for t in tlvs), _decode_tlvs)
+
+
 # --- RSVP_HOP (class 3) ------------------------------------------------------------------
 
 
-@_reg(3, 1)
-@dataclass(frozen=True, slots=True)
-class RsvpHop:
+@_REGISTRY.register((ClassNum.RSVP_HOP, 1))
+@layout("address:ipv4 lih:u32")
+class RsvpHop(_Object):
     """RSVP_HOP IPv4 (RFC 2205 App. A.2): previous/next hop address and LIH."""
 
-    class_num: ClassVar[int] = ClassNum.RSVP_HOP
-    c_type: ClassVar[int] = 1
     address: IPv4
     lih: int = 0
 
-    def body(self) -> bytes:
-        return self.address.packed + u32(self.lih)
 
-    @classmethod
-    def decode_body(cls, r: Reader) -> RsvpHop:
-        return cls(r.ipv4("address"), r.u32("lih"))
-
-
-@_reg(3, 3)
-@dataclass(frozen=True, slots=True)
-class RsvpHopIfId:
+@_REGISTRY.register((ClassNum.RSVP_HOP, 3))
+@layout("address:ipv4 lih:u32", tlvs=IF_ID_TLVS)
+class RsvpHopIfId(_Object):
     """IF_ID RSVP_HOP IPv4 (RFC 3473 §8.1.1): the control-channel hop address and LIH,
     then TLVs naming the data interface (IF_INDEX for an unnumbered interface)."""
 
-    class_num: ClassVar[int] = ClassNum.RSVP_HOP
-    c_type: ClassVar[int] = 3
     address: IPv4
     lih: int = 0
     tlvs: tuple[IfIdTlv, ...] = ()
-
-    def body(self) -> bytes:
-        return self.address.packed + u32(self.lih) + b"".join(t.encode() for t in self.tlvs)
-
-    @classmethod
-    def decode_body(cls, r: Reader) -> RsvpHopIfId:
-        return cls(r.ipv4("address"), r.u32("lih"), _decode_tlvs(r))
 
     def data_interface(self) -> tuple[IPv4, int] | None:
         """(router ID, interface ID) of the first IF_INDEX TLV, if any."""
@@ -261,99 +231,51 @@ class RsvpHopIfId:
 # --- TIME_VALUES (class 5) ---------------------------------------------------------------
 
 
-@_reg(5, 1)
-@dataclass(frozen=True, slots=True)
-class TimeValues:
+@_REGISTRY.register((ClassNum.TIME_VALUES, 1))
+@layout("refresh_ms:u32")
+class TimeValues(_Object):
     """TIME_VALUES (RFC 2205 App. A.4): the refresh period R in milliseconds."""
 
-    class_num: ClassVar[int] = ClassNum.TIME_VALUES
-    c_type: ClassVar[int] = 1
     refresh_ms: int
-
-    def body(self) -> bytes:
-        return u32(self.refresh_ms)
-
-    @classmethod
-    def decode_body(cls, r: Reader) -> TimeValues:
-        return cls(r.u32("refresh_ms"))
 
 
 # --- ERROR_SPEC (class 6) ----------------------------------------------------------------
 
 
-@_reg(6, 1)
-@dataclass(frozen=True, slots=True)
-class ErrorSpec:
+@_REGISTRY.register((ClassNum.ERROR_SPEC, 1))
+@layout("node:ipv4 flags:u8 code:u8 value:u16")
+class ErrorSpec(_Object):
     """ERROR_SPEC IPv4 (RFC 2205 App. A.5): node, flags (0x01 InPlace, 0x02 NotGuilty,
     RFC 3473 0x04 Path_State_Removed), error code and value."""
 
-    class_num: ClassVar[int] = ClassNum.ERROR_SPEC
-    c_type: ClassVar[int] = 1
     node: IPv4
     code: int
     value: int = 0
     flags: int = 0
 
-    def body(self) -> bytes:
-        return self.node.packed + u8(self.flags) + u8(self.code) + u16(self.value)
 
-    @classmethod
-    def decode_body(cls, r: Reader) -> ErrorSpec:
-        node = r.ipv4("node")
-        flags = r.u8("flags")
-        return cls(node, r.u8("code"), r.u16("value"), flags)
-
-
-@_reg(6, 3)
-@dataclass(frozen=True, slots=True)
-class ErrorSpecIfId:
+@_REGISTRY.register((ClassNum.ERROR_SPEC, 3))
+@layout("node:ipv4 flags:u8 code:u8 value:u16", tlvs=IF_ID_TLVS)
+class ErrorSpecIfId(_Object):
     """IF_ID ERROR_SPEC IPv4 (RFC 3473 §8.2): as C-Type 1, then IF_ID TLVs."""
 
-    class_num: ClassVar[int] = ClassNum.ERROR_SPEC
-    c_type: ClassVar[int] = 3
     node: IPv4
     code: int
     value: int = 0
     flags: int = 0
     tlvs: tuple[IfIdTlv, ...] = ()
 
-    def body(self) -> bytes:
-        return (
-            self.node.packed
-            + u8(self.flags)
-            + u8(self.code)
-            + u16(self.value)
-            + b"".join(t.encode() for t in self.tlvs)
-        )
-
-    @classmethod
-    def decode_body(cls, r: Reader) -> ErrorSpecIfId:
-        node = r.ipv4("node")
-        flags = r.u8("flags")
-        code = r.u8("code")
-        return cls(node, code, r.u16("value"), flags, _decode_tlvs(r))
-
 
 # --- STYLE (class 8) ---------------------------------------------------------------------
 
 
-@_reg(8, 1)
-@dataclass(frozen=True, slots=True)
-class StyleObj:
+@_REGISTRY.register((ClassNum.STYLE, 1))
+@layout("flags:u8 option:u24")
+class StyleObj(_Object):
     """STYLE (RFC 2205 App. A.7): flags and the 24-bit option vector (FF 0x0A, SE 0x12)."""
 
-    class_num: ClassVar[int] = ClassNum.STYLE
-    c_type: ClassVar[int] = 1
     option: int
     flags: int = 0
-
-    def body(self) -> bytes:
-        return u8(self.flags) + u24(self.option)
-
-    @classmethod
-    def decode_body(cls, r: Reader) -> StyleObj:
-        flags = r.u8("flags")
-        return cls(r.u24("option_vector"), flags)
 
 
 # --- IntServ SENDER_TSPEC / FLOWSPEC (RFC 2210 §3.1, §3.2, §3.3) ---------------------------
@@ -424,20 +346,18 @@ def _intserv_open(r: Reader, code: tuple[int, int]) -> tuple[int, int]:
     return service, words
 
 
-@_reg(12, 2)
+@_REGISTRY.register((ClassNum.SENDER_TSPEC, 2))
 @dataclass(frozen=True, slots=True)
-class SenderTspec:
+class SenderTspec(_Object):
     """IntServ SENDER_TSPEC (RFC 2210 §3.1): service 1 (default), token bucket."""
 
-    class_num: ClassVar[int] = ClassNum.SENDER_TSPEC
-    c_type: ClassVar[int] = 2
     tspec: TokenBucket
 
-    def body(self) -> bytes:
+    def encode_body(self) -> bytes:
         return _intserv_header(1, 6) + self.tspec.encode()
 
     @classmethod
-    def decode_body(cls, r: Reader) -> SenderTspec:
+    def decode_body(cls, r: Reader, **extra: Any) -> Self:
         code = (ErrorCode.TRAFFIC_CONTROL_ERROR, TrafficControlError.BAD_TSPEC)
         service, words = _intserv_open(r, code)
         if service != 1 or words != 6:
@@ -445,14 +365,12 @@ class SenderTspec:
         return cls(TokenBucket.decode(r, code))
 
 
-@_reg(9, 2)
+@_REGISTRY.register((ClassNum.FLOWSPEC, 2))
 @dataclass(frozen=True, slots=True)
-class Flowspec:
+class Flowspec(_Object):
     """IntServ FLOWSPEC (RFC 2210 §3.2/§3.3): Controlled-Load (service 5) with its
     token bucket, or Guaranteed (service 2) with the token bucket and RSpec (R, S)."""
 
-    class_num: ClassVar[int] = ClassNum.FLOWSPEC
-    c_type: ClassVar[int] = 2
     tspec: TokenBucket
     service: int = 5
     rspec_rate: float = 0.0
@@ -461,7 +379,7 @@ class Flowspec:
     CONTROLLED_LOAD: ClassVar[int] = 5
     GUARANTEED: ClassVar[int] = 2
 
-    def body(self) -> bytes:
+    def encode_body(self) -> bytes:
         if self.service == self.CONTROLLED_LOAD:
             return _intserv_header(5, 6) + self.tspec.encode()
         if self.service == self.GUARANTEED:
@@ -477,7 +395,7 @@ class Flowspec:
         raise EncodeError("rsvp.FLOWSPEC.service", f"unsupported service {self.service}")
 
     @classmethod
-    def decode_body(cls, r: Reader) -> Flowspec:
+    def decode_body(cls, r: Reader, **extra: Any) -> Self:
         code = (ErrorCode.TRAFFIC_CONTROL_ERROR, TrafficControlError.BAD_FLOWSPEC)
         service, words = _intserv_open(r, code)
         if service == cls.CONTROLLED_LOAD and words == 6:
@@ -501,384 +419,212 @@ class Flowspec:
 # --- FILTER_SPEC / SENDER_TEMPLATE LSP_TUNNEL_IPv4 (classes 10, 11) ----------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _LspTunnelSender:
+@layout("sender:ipv4 reserved:x2 lsp_id:u16")
+class _LspTunnelSender(_Object):
     sender: IPv4
     lsp_id: int
 
-    def body(self) -> bytes:
-        return self.sender.packed + u16(0) + u16(self.lsp_id)
 
-
-@_reg(10, 7)
-@dataclass(frozen=True, slots=True)
+@_REGISTRY.register((ClassNum.FILTER_SPEC, 7))
 class FilterSpec(_LspTunnelSender):
     """FILTER_SPEC LSP_TUNNEL_IPv4 (RFC 3209 §4.6.2.1): sender address and LSP ID."""
 
-    class_num: ClassVar[int] = ClassNum.FILTER_SPEC
-    c_type: ClassVar[int] = 7
-
-    @classmethod
-    def decode_body(cls, r: Reader) -> FilterSpec:
-        s = r.ipv4("sender")
-        r.u16("reserved")
-        return cls(s, r.u16("lsp_id"))
+    __slots__ = ()
 
 
-@_reg(11, 7)
-@dataclass(frozen=True, slots=True)
+@_REGISTRY.register((ClassNum.SENDER_TEMPLATE, 7))
 class SenderTemplate(_LspTunnelSender):
     """SENDER_TEMPLATE LSP_TUNNEL_IPv4 (RFC 3209 §4.6.2.1)."""
 
-    class_num: ClassVar[int] = ClassNum.SENDER_TEMPLATE
-    c_type: ClassVar[int] = 7
-
-    @classmethod
-    def decode_body(cls, r: Reader) -> SenderTemplate:
-        s = r.ipv4("sender")
-        r.u16("reserved")
-        return cls(s, r.u16("lsp_id"))
+    __slots__ = ()
 
 
 # --- RESV_CONFIRM (class 15) -------------------------------------------------------------
 
 
-@_reg(15, 1)
-@dataclass(frozen=True, slots=True)
-class ResvConfirm:
+@_REGISTRY.register((ClassNum.RESV_CONFIRM, 1))
+@layout("receiver:ipv4")
+class ResvConfirm(_Object):
     """RESV_CONFIRM IPv4 (RFC 2205 App. A.11): the receiver asking for confirmation."""
 
-    class_num: ClassVar[int] = ClassNum.RESV_CONFIRM
-    c_type: ClassVar[int] = 1
     receiver: IPv4
-
-    def body(self) -> bytes:
-        return self.receiver.packed
-
-    @classmethod
-    def decode_body(cls, r: Reader) -> ResvConfirm:
-        return cls(r.ipv4("receiver"))
 
 
 # --- labels (classes 16, 35, 129, 36) ----------------------------------------------------
 
 
-@_reg(16, 1)
-@dataclass(frozen=True, slots=True)
-class MplsLabel:
+@_REGISTRY.register((ClassNum.LABEL, 1))
+@layout("label:u32")
+class MplsLabel(_Object):
     """LABEL C-Type 1 (RFC 3209 §4.1): a 20-bit MPLS label, right aligned."""
 
-    class_num: ClassVar[int] = ClassNum.LABEL
-    c_type: ClassVar[int] = 1
     label: int
 
-    def body(self) -> bytes:
-        return u32(self.label)
+
+@layout("label:u32")
+class _GenLabel(_Object):
+    label: int
 
     @classmethod
-    def decode_body(cls, r: Reader) -> MplsLabel:
-        return cls(r.u32("label"))
+    def decode_body(cls, r: Reader, **extra: Any) -> Self:
+        if r.remaining != 4:
+            raise r.fail(
+                "label",
+                f"generalized label of {r.remaining} bytes; only 32-bit labels are supported",
+            )
+        label: Self = cls.WIRE.decode(cls, r, **extra)
+        return label
 
 
-@dataclass(frozen=True, slots=True)
-class _GenLabel:
-    label: int
-
-    def body(self) -> bytes:
-        return u32(self.label)
-
-
-def _gen_label_value(r: Reader) -> int:
-    if r.remaining != 4:
-        raise r.fail(
-            "label",
-            f"generalized label of {r.remaining} bytes; only 32-bit labels are supported",
-        )
-    return r.u32("label")
-
-
-@_reg(16, 2)
-@dataclass(frozen=True, slots=True)
+@_REGISTRY.register((ClassNum.LABEL, 2))
 class GeneralizedLabel(_GenLabel):
     """Generalized LABEL (RFC 3473 §2.3): here a 32-bit RFC 6205 lambda label."""
 
-    class_num: ClassVar[int] = ClassNum.LABEL
-    c_type: ClassVar[int] = 2
-
-    @classmethod
-    def decode_body(cls, r: Reader) -> GeneralizedLabel:
-        return cls(_gen_label_value(r))
+    __slots__ = ()
 
 
-@_reg(35, 2)
-@dataclass(frozen=True, slots=True)
+@_REGISTRY.register((ClassNum.UPSTREAM_LABEL, 2))
 class UpstreamLabel(_GenLabel):
     """UPSTREAM_LABEL, generalized (RFC 3473 §3.1): the label for the reverse direction."""
 
-    class_num: ClassVar[int] = ClassNum.UPSTREAM_LABEL
-    c_type: ClassVar[int] = 2
-
-    @classmethod
-    def decode_body(cls, r: Reader) -> UpstreamLabel:
-        return cls(_gen_label_value(r))
+    __slots__ = ()
 
 
-@_reg(129, 2)
-@dataclass(frozen=True, slots=True)
+@_REGISTRY.register((ClassNum.SUGGESTED_LABEL, 2))
 class SuggestedLabel(_GenLabel):
     """SUGGESTED_LABEL, generalized (RFC 3473 §2.4)."""
 
-    class_num: ClassVar[int] = ClassNum.SUGGESTED_LABEL
-    c_type: ClassVar[int] = 2
-
-    @classmethod
-    def decode_body(cls, r: Reader) -> SuggestedLabel:
-        return cls(_gen_label_value(r))
+    __slots__ = ()
 
 
-@_reg(36, 1)
-@dataclass(frozen=True, slots=True)
-class LabelSet:
+@_REGISTRY.register((ClassNum.LABEL_SET, 1))
+@layout("action:u8 reserved:x1 label_type:u16", labels=Repeat("u32"))
+class LabelSet(_Object):
     """LABEL_SET (RFC 3473 §2.6): action (0 inclusive list, 1 exclusive list, 2 inclusive
     range, 3 exclusive range), label type, labels. An explicit label of an ERO Label
     subobject reaches the next hop as an inclusive list of one (RFC 3473 §5.1.1)."""
 
-    class_num: ClassVar[int] = ClassNum.LABEL_SET
-    c_type: ClassVar[int] = 1
     labels: tuple[int, ...]
     action: int = 0
     label_type: int = 2
-
-    def body(self) -> bytes:
-        return (
-            u8(self.action) + u8(0) + u16(self.label_type) + b"".join(u32(x) for x in self.labels)
-        )
-
-    @classmethod
-    def decode_body(cls, r: Reader) -> LabelSet:
-        action = r.u8("action")
-        r.u8("reserved")
-        lt = r.u16("label_type")
-        labels: list[int] = []
-        while not r.at_end():
-            labels.append(r.u32(f"label[{len(labels)}]"))
-        return cls(tuple(labels), action, lt)
 
 
 # --- LABEL_REQUEST (class 19) ------------------------------------------------------------
 
 
-@_reg(19, 4)
-@dataclass(frozen=True, slots=True)
-class GeneralizedLabelRequest:
+@_REGISTRY.register((ClassNum.LABEL_REQUEST, 4))
+@layout("encoding:u8 switching:u8 gpid:u16")
+class GeneralizedLabelRequest(_Object):
     """Generalized LABEL_REQUEST (RFC 3473 §2.1): LSP encoding type, switching type,
     G-PID (RFC 3471 §3.1.1)."""
 
-    class_num: ClassVar[int] = ClassNum.LABEL_REQUEST
-    c_type: ClassVar[int] = 4
     encoding: int
     switching: int
     gpid: int
 
-    def body(self) -> bytes:
-        return u8(self.encoding) + u8(self.switching) + u16(self.gpid)
 
-    @classmethod
-    def decode_body(cls, r: Reader) -> GeneralizedLabelRequest:
-        return cls(r.u8("lsp_encoding"), r.u8("switching_type"), r.u16("gpid"))
-
-
-@_reg(19, 1)
-@dataclass(frozen=True, slots=True)
-class LabelRequest:
+@_REGISTRY.register((ClassNum.LABEL_REQUEST, 1))
+@layout("reserved:x2 l3pid:u16")
+class LabelRequest(_Object):
     """LABEL_REQUEST without label range (RFC 3209 §4.2.1): L3PID."""
 
-    class_num: ClassVar[int] = ClassNum.LABEL_REQUEST
-    c_type: ClassVar[int] = 1
     l3pid: int = 0x0800
-
-    def body(self) -> bytes:
-        return u16(0) + u16(self.l3pid)
-
-    @classmethod
-    def decode_body(cls, r: Reader) -> LabelRequest:
-        r.u16("reserved")
-        return cls(r.u16("l3pid"))
 
 
 # --- EXPLICIT_ROUTE / RECORD_ROUTE (classes 20, 21) --------------------------------------
 
 
-@_reg(20, 1)
-@dataclass(frozen=True, slots=True)
-class ExplicitRoute:
+@_REGISTRY.register((ClassNum.EXPLICIT_ROUTE, 1))
+@layout(subobjects=ero.subobjects((ErrorCode.ROUTING_PROBLEM, RoutingProblem.BAD_EXPLICIT_ROUTE)))
+class ExplicitRoute(_Object):
     """EXPLICIT_ROUTE (RFC 3209 §4.3), subobjects from :mod:`gmpls.ero` (the QE
     subobject included). A malformed one is (24, 1) "Bad EXPLICIT_ROUTE object"."""
 
-    class_num: ClassVar[int] = ClassNum.EXPLICIT_ROUTE
-    c_type: ClassVar[int] = 1
     subobjects: tuple[ero.Subobject, ...]
 
-    def body(self) -> bytes:
-        return ero.encode_subobjects(self.subobjects)
 
-    @classmethod
-    def decode_body(cls, r: Reader) -> ExplicitRoute:
-        code = (ErrorCode.ROUTING_PROBLEM, RoutingProblem.BAD_EXPLICIT_ROUTE)
-        return cls(tuple(ero.decode_subobjects(r.rest(), f"{r.where}.subobjects", code)))
-
-
-@_reg(21, 1)
-@dataclass(frozen=True, slots=True)
-class RecordRoute:
+@_REGISTRY.register((ClassNum.RECORD_ROUTE, 1))
+@layout(subobjects=ero.subobjects())
+class RecordRoute(_Object):
     """RECORD_ROUTE (RFC 3209 §4.4, RFC 3473 §5.2 label subobjects)."""
 
-    class_num: ClassVar[int] = ClassNum.RECORD_ROUTE
-    c_type: ClassVar[int] = 1
     subobjects: tuple[ero.Subobject, ...]
-
-    def body(self) -> bytes:
-        return ero.encode_subobjects(self.subobjects)
-
-    @classmethod
-    def decode_body(cls, r: Reader) -> RecordRoute:
-        return cls(tuple(ero.decode_subobjects(r.rest(), f"{r.where}.subobjects")))
 
 
 # --- HELLO (class 22), MESSAGE_ID (23, 24) -----------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Hello:
+@layout("src_instance:u32 dst_instance:u32")
+class _Hello(_Object):
     src_instance: int
     dst_instance: int
 
-    def body(self) -> bytes:
-        return u32(self.src_instance) + u32(self.dst_instance)
 
-
-@_reg(22, 1)
-@dataclass(frozen=True, slots=True)
+@_REGISTRY.register((ClassNum.HELLO, 1))
 class HelloRequest(_Hello):
     """HELLO REQUEST (RFC 3209 §5.2): source and destination instances."""
 
-    class_num: ClassVar[int] = ClassNum.HELLO
-    c_type: ClassVar[int] = 1
-
-    @classmethod
-    def decode_body(cls, r: Reader) -> HelloRequest:
-        return cls(r.u32("src_instance"), r.u32("dst_instance"))
+    __slots__ = ()
 
 
-@_reg(22, 2)
-@dataclass(frozen=True, slots=True)
+@_REGISTRY.register((ClassNum.HELLO, 2))
 class HelloAck(_Hello):
     """HELLO ACK (RFC 3209 §5.3)."""
 
-    class_num: ClassVar[int] = ClassNum.HELLO
-    c_type: ClassVar[int] = 2
-
-    @classmethod
-    def decode_body(cls, r: Reader) -> HelloAck:
-        return cls(r.u32("src_instance"), r.u32("dst_instance"))
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class _MsgId:
+@layout("flags:u8 epoch:u24 message_id:u32")
+class _MsgId(_Object):
     message_id: int
     epoch: int = 0
     flags: int = 0
 
-    def body(self) -> bytes:
-        return u8(self.flags) + u24(self.epoch) + u32(self.message_id)
 
-
-@_reg(23, 1)
-@dataclass(frozen=True, slots=True)
+@_REGISTRY.register((ClassNum.MESSAGE_ID, 1))
 class MessageId(_MsgId):
     """MESSAGE_ID (RFC 2961 §4.1): flags (0x01 ACK_Desired), epoch, message ID."""
 
-    class_num: ClassVar[int] = ClassNum.MESSAGE_ID
-    c_type: ClassVar[int] = 1
-
-    @classmethod
-    def decode_body(cls, r: Reader) -> MessageId:
-        flags = r.u8("flags")
-        epoch = r.u24("epoch")
-        return cls(r.u32("message_id"), epoch, flags)
+    __slots__ = ()
 
 
-@_reg(24, 1)
-@dataclass(frozen=True, slots=True)
+@_REGISTRY.register((ClassNum.MESSAGE_ID_ACK, 1))
 class MessageIdAck(_MsgId):
     """MESSAGE_ID_ACK (RFC 2961 §4.2)."""
 
-    class_num: ClassVar[int] = ClassNum.MESSAGE_ID_ACK
-    c_type: ClassVar[int] = 1
-
-    @classmethod
-    def decode_body(cls, r: Reader) -> MessageIdAck:
-        flags = r.u8("flags")
-        epoch = r.u24("epoch")
-        return cls(r.u32("message_id"), epoch, flags)
+    __slots__ = ()
 
 
-@_reg(24, 2)
-@dataclass(frozen=True, slots=True)
+@_REGISTRY.register((ClassNum.MESSAGE_ID_ACK, 2))
 class MessageIdNack(_MsgId):
     """MESSAGE_ID_NACK (RFC 2961 §4.3)."""
 
-    class_num: ClassVar[int] = ClassNum.MESSAGE_ID_ACK
-    c_type: ClassVar[int] = 2
-
-    @classmethod
-    def decode_body(cls, r: Reader) -> MessageIdNack:
-        flags = r.u8("flags")
-        epoch = r.u24("epoch")
-        return cls(r.u32("message_id"), epoch, flags)
+    __slots__ = ()
 
 
 # --- NOTIFY_REQUEST (195), ADMIN_STATUS (196), SESSION_ATTRIBUTE (207) -------------------
 
 
-@_reg(195, 1)
-@dataclass(frozen=True, slots=True)
-class NotifyRequest:
+@_REGISTRY.register((ClassNum.NOTIFY_REQUEST, 1))
+@layout("notify_node:ipv4")
+class NotifyRequest(_Object):
     """NOTIFY_REQUEST IPv4 (RFC 3473 §4.2.1): where to send Notify messages."""
 
-    class_num: ClassVar[int] = ClassNum.NOTIFY_REQUEST
-    c_type: ClassVar[int] = 1
     notify_node: IPv4
 
-    def body(self) -> bytes:
-        return self.notify_node.packed
 
-    @classmethod
-    def decode_body(cls, r: Reader) -> NotifyRequest:
-        return cls(r.ipv4("notify_node"))
-
-
-@_reg(196, 1)
-@dataclass(frozen=True, slots=True)
-class AdminStatus:
+@_REGISTRY.register((ClassNum.ADMIN_STATUS, 1))
+@layout("bits:u32")
+class AdminStatus(_Object):
     """ADMIN_STATUS (RFC 3473 §7.1): R (reflect, 0x80000000), T testing (4),
     A administratively down (2), D deletion in progress (1)."""
 
-    class_num: ClassVar[int] = ClassNum.ADMIN_STATUS
-    c_type: ClassVar[int] = 1
     bits: int = 0
 
     REFLECT: ClassVar[int] = 0x80000000
     TESTING: ClassVar[int] = 0x4
     ADMIN_DOWN: ClassVar[int] = 0x2
     DELETION: ClassVar[int] = 0x1
-
-    def body(self) -> bytes:
-        return u32(self.bits)
-
-    @classmethod
-    def decode_body(cls, r: Reader) -> AdminStatus:
-        return cls(r.u32("bits"))
 
 
 def _name_body(name: str) -> bytes:
@@ -888,52 +634,40 @@ def _name_body(name: str) -> bytes:
     return u8(len(raw)) + raw + bytes(pad4(len(raw)))
 
 
-def _name_decode(r: Reader) -> str:
+def _name_decode(r: Reader, field: str) -> str:
     """Name length, name, then NUL padding to the next 4-byte boundary (the fields before
     the name are a multiple of four bytes minus one in both C-Types)."""
     n = r.u8("name_length")
-    raw = r.bytes(n, "name")
+    raw = r.bytes(n, field)
     padding = r.rest()
     if len(padding) != pad4(n):
-        raise r.fail("name", f"{len(padding)} padding bytes after a {n}-byte name")
+        raise r.fail(field, f"{len(padding)} padding bytes after a {n}-byte name")
     return raw.decode("latin-1")
 
 
-@_reg(207, 7)
-@dataclass(frozen=True, slots=True)
-class SessionAttribute:
+#: SESSION_ATTRIBUTE's session name, the tail of both C-Types
+_NAME = Tail(_name_body, _name_decode)
+
+
+@_REGISTRY.register((ClassNum.SESSION_ATTRIBUTE, 7))
+@layout("setup_priority:u8 hold_priority:u8 flags:u8", name=_NAME)
+class SessionAttribute(_Object):
     """SESSION_ATTRIBUTE without resource affinities (RFC 3209 §4.7.1)."""
 
-    class_num: ClassVar[int] = ClassNum.SESSION_ATTRIBUTE
-    c_type: ClassVar[int] = 7
     name: str
     setup_priority: int = 7
     hold_priority: int = 7
     flags: int = 0
 
-    def body(self) -> bytes:
-        return (
-            u8(self.setup_priority)
-            + u8(self.hold_priority)
-            + u8(self.flags)
-            + _name_body(self.name)
-        )
 
-    @classmethod
-    def decode_body(cls, r: Reader) -> SessionAttribute:
-        sp = r.u8("setup_priority")
-        hp = r.u8("hold_priority")
-        fl = r.u8("flags")
-        return cls(_name_decode(r), sp, hp, fl)
-
-
-@_reg(207, 1)
-@dataclass(frozen=True, slots=True)
-class SessionAttributeRa:
+@_REGISTRY.register((ClassNum.SESSION_ATTRIBUTE, 1))
+@layout(
+    "exclude_any:u32 include_any:u32 include_all:u32 setup_priority:u8 hold_priority:u8 flags:u8",
+    name=_NAME,
+)
+class SessionAttributeRa(_Object):
     """SESSION_ATTRIBUTE with resource affinities (RFC 3209 §4.7.2)."""
 
-    class_num: ClassVar[int] = ClassNum.SESSION_ATTRIBUTE
-    c_type: ClassVar[int] = 1
     name: str
     exclude_any: int = 0
     include_any: int = 0
@@ -942,53 +676,32 @@ class SessionAttributeRa:
     hold_priority: int = 7
     flags: int = 0
 
-    def body(self) -> bytes:
-        return (
-            u32(self.exclude_any)
-            + u32(self.include_any)
-            + u32(self.include_all)
-            + u8(self.setup_priority)
-            + u8(self.hold_priority)
-            + u8(self.flags)
-            + _name_body(self.name)
-        )
-
-    @classmethod
-    def decode_body(cls, r: Reader) -> SessionAttributeRa:
-        ex, ia, il = r.u32("exclude_any"), r.u32("include_any"), r.u32("include_all")
-        sp = r.u8("setup_priority")
-        hp = r.u8("hold_priority")
-        fl = r.u8("flags")
-        return cls(_name_decode(r), ex, ia, il, sp, hp, fl)
-
 
 # --- generic objects ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class OpaqueObject:
+class _RawObject:
+    class_num: int
+    c_type: int
+    data: bytes = field(default=b"")
+
+    def encode_body(self) -> bytes:
+        return self.data
+
+
+class OpaqueObject(_RawObject):
     """An object of a class carried without interpretation (INTEGRITY, SCOPE, ADSPEC,
     POLICY_DATA): any C-Type, bytes kept."""
 
-    class_num: int
-    c_type: int
-    data: bytes = field(default=b"")
-
-    def body(self) -> bytes:
-        return self.data
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class UnknownObject:
+class UnknownObject(_RawObject):
     """An object of unknown class ``11bbbbbb``: ignored, forwarded unchanged (RFC 2205
     §3.10)."""
 
-    class_num: int
-    c_type: int
-    data: bytes = field(default=b"")
-
-    def body(self) -> bytes:
-        return self.data
+    __slots__ = ()
 
 
 _CLASS_NAMES = {c.value: c.name for c in ClassNum}

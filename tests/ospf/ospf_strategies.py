@@ -11,7 +11,7 @@ from gmpls.ospf import lsa as L
 from gmpls.ospf import packet as P
 from gmpls.ospf import ri as R
 from gmpls.ospf import te as T
-from gmpls.ospf.tlv import UnknownTLV
+from gmpls.tlv import UnknownTlv
 
 u8 = st.integers(0, 0xFF)
 u16 = st.integers(0, 0xFFFF)
@@ -30,8 +30,8 @@ def words(max_words: int = 6) -> st.SearchStrategy[bytes]:
     return st.integers(0, max_words).flatmap(lambda n: st.binary(min_size=4 * n, max_size=4 * n))
 
 
-def unknown_tlv(known: list[Any]) -> st.SearchStrategy[UnknownTLV]:
-    return st.builds(UnknownTLV, u16.filter(lambda t: t not in known), raw())
+def unknown_tlv(known: list[Any]) -> st.SearchStrategy[UnknownTlv]:
+    return st.builds(UnknownTlv, u16.filter(lambda t: t not in known), raw())
 
 
 label_set = st.builds(T.LabelSet, st.integers(0, 15), st.integers(0, 0xFFF), u32, words())

@@ -10,7 +10,7 @@ import ospf_strategies as S
 import pytest
 from hypothesis import given, settings
 
-from gmpls import qe
+from gmpls import ero, qe
 from gmpls.checksum import fletcher_ok
 from gmpls.errors import DecodeError
 from gmpls.ospf import examples as ex
@@ -18,7 +18,7 @@ from gmpls.ospf import lsa as L
 from gmpls.ospf import packet as P
 from gmpls.ospf import ri as R
 from gmpls.ospf import te as T
-from gmpls.ospf.tlv import UnknownTLV, decode_tlvs, encode_tlv
+from gmpls.tlv import UnknownTlv, decode_tlvs
 from gmpls.wire import Reader
 
 
@@ -45,19 +45,19 @@ def test_lsa_header_round_trip(h: L.LSAHeader) -> None:
 @settings(max_examples=300)
 @given(S.link_subtlv)
 def test_link_subtlv_round_trip(s: object) -> None:
-    wire = encode_tlv(s)
+    wire = s.encode()
     assert len(wire) % 4 == 0
     assert decode_tlvs(Reader(wire, "t"), T.LINK_SUBTLVS, "s") == (s,)
 
 
 @given(S.te_tlv)
 def test_te_tlv_round_trip(t: object) -> None:
-    assert decode_tlvs(Reader(encode_tlv(t), "t"), T.TE_TLVS, "s") == (t,)
+    assert decode_tlvs(Reader(t.encode(), "t"), T.TE_TLVS, "s") == (t,)
 
 
 @given(S.ri_tlv)
 def test_ri_tlv_round_trip(t: object) -> None:
-    assert decode_tlvs(Reader(encode_tlv(t), "t"), R.RI_TLVS, "s") == (t,)
+    assert decode_tlvs(Reader(t.encode(), "t"), R.RI_TLVS, "s") == (t,)
 
 
 @given(S.label_set)
@@ -124,15 +124,15 @@ def test_hello_golden_bytes() -> None:
 
 def test_frr_style_te_lsa_several_top_level_tlvs() -> None:
     """Router Address and Link TLVs in one LSA, plus unknown TLVs at both levels."""
-    link = T.Link((T.LinkType(2), UnknownTLV(32770, b"\x01\x02\x03"), T.TeMetric(7)))
-    body = T.TeLSA((T.RouterAddress(IPv4Address("10.0.0.9")), link, UnknownTLV(32768, b"xyz!")))
+    link = T.Link((T.LinkType(2), UnknownTlv(32770, b"\x01\x02\x03"), T.TeMetric(7)))
+    body = T.TeLSA((T.RouterAddress(IPv4Address("10.0.0.9")), link, UnknownTlv(32768, b"xyz!")))
     a = L.LSA.build(10, T.te_lsa_id(3), "10.0.0.9", 5, body)
     b = L.LSA.decode(a.encode())
     assert b == a
     assert b.body.router_address == IPv4Address("10.0.0.9")
     assert b.body.links[0].find(T.TeMetric) == T.TeMetric(7)
     # the unknown sub-TLV was padded to 4 octets and is kept as it was
-    assert b.body.links[0].subtlvs[1] == UnknownTLV(32770, b"\x01\x02\x03")
+    assert b.body.links[0].subtlvs[1] == UnknownTlv(32770, b"\x01\x02\x03")
 
 
 def test_wire_bytes_forwarded_unchanged_even_if_non_canonical() -> None:
@@ -154,17 +154,16 @@ def test_available_labels_dwdm_bitmap() -> None:
     assert al.channels() == (1, 2, 3, 5, 8)
     s = al.label_sets[0]
     assert s.action == T.LabelAction.BITMAP and s.num_labels == 8
-    lbl = T.DwdmLabel.parse(s.base_label)
-    assert (lbl.grid, lbl.channel_spacing, lbl.n) == (1, 1, 1)
-    assert lbl.frequency_thz == pytest.approx(193.2)
+    assert s.base_label == ero.lambda_label(1, grid=1, cs=1)  # DWDM, 100 GHz, n = 1
+    assert ero.lambda_frequency_thz(s.base_label) == pytest.approx(193.2)
     assert s.encode().hex() == "4008000c22000001e9000000"
-    assert T.DwdmLabel.parse(T.dwdm_label(-3)).n == -3
+    assert ero.lambda_channel(ero.lambda_label(-3)) == -3
 
 
 def test_label_set_lists_and_ranges() -> None:
-    inc = T.LabelSet(0, 2, T.dwdm_label(4), struct.pack("!I", T.dwdm_label(6)))
+    inc = T.LabelSet(0, 2, ero.lambda_label(4), struct.pack("!I", ero.lambda_label(6)))
     assert inc.channels() == (4, 6)
-    rng = T.LabelSet(2, 0, T.dwdm_label(2), struct.pack("!I", T.dwdm_label(5)))
+    rng = T.LabelSet(2, 0, ero.lambda_label(2), struct.pack("!I", ero.lambda_label(5)))
     assert rng.channels() == (2, 3, 4, 5)
 
 
@@ -193,7 +192,7 @@ def test_truncation_is_a_decode_error(cut: int) -> None:
 
 def test_zero_length_tlvs_advance() -> None:
     r = Reader(b"\x00\x63\x00\x00" * 3, "t")
-    assert decode_tlvs(r, T.TE_TLVS, "x") == (UnknownTLV(0x63, b""),) * 3
+    assert decode_tlvs(r, T.TE_TLVS, "x") == (UnknownTlv(0x63, b""),) * 3
 
 
 def test_tlv_longer_than_its_container_is_rejected() -> None:

@@ -43,7 +43,8 @@ from gmpls.pcep import (
 )
 from gmpls.pcep import examples as ex
 from gmpls.pcep.objects import decode_objects
-from gmpls.pcep.tlv import decode_tlvs, encode_tlvs
+from gmpls.pcep.tlv import TLVS
+from gmpls.tlv import decode_tlvs, encode_tlvs
 from gmpls.wire import Reader
 
 IP = ipaddress.IPv4Address
@@ -56,7 +57,7 @@ IP = ipaddress.IPv4Address
 def test_tlvs_round_trip(t: tuple[Any, ...]) -> None:
     raw = encode_tlvs(t)
     assert len(raw) % 4 == 0
-    assert decode_tlvs(Reader(raw, "t")) == t
+    assert decode_tlvs(Reader(raw, "t"), TLVS) == t
 
 
 @given(objects)
@@ -210,14 +211,14 @@ def test_length_mismatch_and_framer_errors() -> None:
 
 
 def test_tlv_zero_length_advances_and_padding_is_checked() -> None:
-    assert decode_tlvs(Reader(bytes.fromhex("0007000000080000"), "t")) == (
-        decode_tlvs(Reader(bytes.fromhex("00070000"), "t"))[0],
-        decode_tlvs(Reader(bytes.fromhex("00080000"), "t"))[0],
+    assert decode_tlvs(Reader(bytes.fromhex("0007000000080000"), "t"), TLVS) == (
+        decode_tlvs(Reader(bytes.fromhex("00070000"), "t"), TLVS)[0],
+        decode_tlvs(Reader(bytes.fromhex("00080000"), "t"), TLVS)[0],
     )
     with pytest.raises(DecodeError):
-        decode_tlvs(Reader(bytes.fromhex("00070001aa"), "t"))  # padding missing
+        decode_tlvs(Reader(bytes.fromhex("00070001aa"), "t"), TLVS)  # padding missing
     with pytest.raises(DecodeError):
-        decode_tlvs(Reader(bytes.fromhex("00010002aaaa"), "t"))  # NO-PATH-VECTOR too short
+        decode_tlvs(Reader(bytes.fromhex("00010002aaaa"), "t"), TLVS)  # NO-PATH-VECTOR too short
 
 
 def test_request_order_lenient_and_others_kept() -> None:
