@@ -6,7 +6,6 @@ from ipaddress import IPv4Address, IPv4Network
 
 import networkx as nx
 import pytest
-from ospf_lab import Lab
 
 from gmpls.ospf import examples as ex
 from gmpls.ospf.constants import INITIAL_SEQUENCE, LS_REFRESH_TIME, MAX_AGE, LsType
@@ -15,6 +14,7 @@ from gmpls.ospf.fsm import IfState, NbrState
 from gmpls.ospf.lsa import LSAKey
 from gmpls.ospf.ri import RouterInfoLSA, capabilities, ri_lsa_id
 from gmpls.ospf.router import OspfRouter, _elect
+from tests.support.ospf_lab import Lab
 
 
 def lan_lab(n: int, prios: list[int] | None = None, **kw: object) -> tuple[Lab, list[OspfRouter]]:

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pcep_framing import conversation  # tests/pcep on sys.path (rootdir-less)
 
 from gmpls import ero
 from gmpls.pcap import write_pcap
@@ -48,6 +47,7 @@ from gmpls.pcep import (
     Svec,
 )
 from gmpls.pcep import examples as ex
+from tests.support.pcep_framing import conversation
 
 pytestmark = pytest.mark.interop
 TSHARK = shutil.which("tshark")

@@ -6,7 +6,6 @@ import random
 from ipaddress import IPv4Address
 
 import pytest
-from harness import TN1, TN1_QA, TN5, TN5_QB, Net, file_source, fingerprint
 
 from gmpls.core import Tick
 from gmpls.errors import DecodeError
@@ -14,6 +13,7 @@ from gmpls.qkd import etsi004 as etsi
 from gmpls.qkd import sync
 from gmpls.qkd.etsi004 import Status
 from qkd_proxy.events import Channel, Datagram, Send
+from tests.support.qkd_net import TN1, TN1_QA, TN5, TN5_QB, Net, file_source, fingerprint
 
 H = bytes(range(64))
 ETSI_MSGS: list[etsi.Message] = [

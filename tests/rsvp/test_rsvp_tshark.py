@@ -195,7 +195,7 @@ def test_core_output_decodes_cleanly(tmp_path: Path) -> None:
     """Every message the cores of tn1..tn5 actually send for the paper's QE LSP (Hellos,
     Path, Resv, then the PathTear of its deletion) decodes in tshark with nothing
     malformed; the Path from tn1 carries the key handle in tn5's QE subobject."""
-    from rsvp_net import TOPO, Net
+    from tests.support.rsvp_net import TOPO, Net
 
     assert TSHARK
     net = Net(hello_ms=1000)
