@@ -13,10 +13,10 @@ import pytest
 
 from compose import ladder as L
 from gmpls.ospf import examples as ospf_ex
-from gmpls.pcap import ethernet_frame, ipv4_packet, tcp_segment, write_pcap
 from gmpls.pcep import examples as pcep_ex
 from gmpls.rsvp import examples as rsvp_ex
 from tests.support.captures import qe_session_ids, rsvp_messages
+from tests.support.pcap import ethernet_frame, ipv4_packet, tcp_segment, write_pcap
 
 pytestmark = [
     pytest.mark.interop,
@@ -32,7 +32,7 @@ def _frame(src: str, dst: str, proto: int, payload: bytes) -> bytes:
 
 
 def paper_capture(path: Path) -> None:
-    """Fig. 6, one frame per millisecond (gmpls.pcap spaces them 1 ms apart)."""
+    """Fig. 6, one frame per millisecond (tests.support.pcap spaces them 1 ms apart)."""
     frames = [_frame(TN[4], "224.0.0.5", 89, ospf_ex.ls_update(IPv4Address(TN[4])).encode())]
     frames.append(_frame(TN[0], TN[1], 46, rsvp_ex.hello().encode()))
     req, rep = pcep_ex.paper_pcreq().encode(), pcep_ex.paper_pcrep().encode()

@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 
 from gmpls import ero
-from gmpls.pcap import write_pcap
 from gmpls.pcep import (
     RP,
     Bandwidth,
@@ -47,6 +46,7 @@ from gmpls.pcep import (
     Svec,
 )
 from gmpls.pcep import examples as ex
+from tests.support.pcap import write_pcap
 from tests.support.pcep_framing import conversation
 
 pytestmark = pytest.mark.interop
