@@ -19,9 +19,6 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gmpls.errors import DecodeError
 

@@ -22,7 +22,7 @@ is handling another. The CLI commands are in :mod:`node_agent.qe_cli`.
 
 The shell's I/O seams are :meth:`QeService.now`, :meth:`~QeService.arm_timer`,
 :meth:`~QeService.request_path`, :meth:`~QeService.call_etsi` and
-:meth:`~QeService.wait`: tests/e2e/memlab.py replaces those five to run this same shell,
+:meth:`~QeService.wait`: tests/support/memlab.py replaces those five to run this same shell,
 and the real PCE computation, RSVP, proxy and IDQ3P cores, on one virtual clock.
 """
 

@@ -4,7 +4,7 @@ What a node agent advertises for itself (docs/design.md#router-information-capab
 Router Information LSA with the
 TE bit and, when QE capable, the QE bit; a TE LSA with its Router Address TLV; one TE LSA
 per TE link (RFC 3630 Link TLV with the RFC 4203 unnumbered identifiers, TE metric,
-bandwidths, and the available DWDM channels). Used by tests, by ``bench/pce.py`` on
+bandwidths, and the available DWDM channels). Used by tests, by ``bench/pce_speed.py`` on
 generated topologies, and by ``python -m pce --static-ted`` (no OSPF) for offline use.
 """
 

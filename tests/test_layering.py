@@ -18,6 +18,7 @@ and a cycle.
 from __future__ import annotations
 
 import ast
+import tomllib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -210,10 +211,14 @@ def test_no_import_cycle_between_modules() -> None:
 
 
 def test_every_package_of_the_product_has_a_layer() -> None:
-    pyproject = (ROOT / "pyproject.toml").read_text()
-    packages = sorted(p.parent.name for p in ROOT.glob("*/__init__.py"))
-    product = [p for p in packages if f'"{p}' in pyproject]
+    """The packages pyproject.toml installs are those with a layer; the only other package
+    at the root is the tests'."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    include = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+    product = sorted(p.removesuffix("*") for p in include)
     assert sorted(LAYER) == product
+    packages = sorted(p.parent.name for p in ROOT.glob("*/__init__.py"))
+    assert packages == sorted([*product, "tests"])
 
 
 # --- the checker catches what it must ---------------------------------------------------

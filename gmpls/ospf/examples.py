@@ -11,7 +11,7 @@ from __future__ import annotations
 from ipaddress import IPv4Address
 
 from gmpls.ospf.constants import INITIAL_SEQUENCE, DDFlags, LsType, Options, RouterLinkType
-from gmpls.ospf.lsa import LSA, NetworkLSA, RouterLink, RouterLSA
+from gmpls.ospf.lsa import LSA, RouterLink, RouterLSA
 from gmpls.ospf.packet import (
     DatabaseDescription,
     Hello,
@@ -70,11 +70,6 @@ def te_combined_lsa(router: IPv4Address = TN1) -> LSA:
 def router_lsa(router: IPv4Address = TN1, dr: IPv4Address = TN1) -> LSA:
     body = RouterLSA(0, (RouterLink(dr, router, RouterLinkType.TRANSIT, 10),))
     return LSA.build(LsType.ROUTER, router, router, INITIAL_SEQUENCE, body, options=OPTS)
-
-
-def network_lsa(dr: IPv4Address = TN1) -> LSA:
-    body = NetworkLSA(MASK24, (TN1, TN2))
-    return LSA.build(LsType.NETWORK, dr, dr, INITIAL_SEQUENCE, body, options=OPTS)
 
 
 def hello(router: IPv4Address = TN1) -> Packet:

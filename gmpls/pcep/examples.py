@@ -25,7 +25,6 @@ from gmpls.pcep.qemetrics import qe_metrics
 
 TN1 = IPv4Address("10.1.1.1")
 TN5 = IPv4Address("10.1.1.5")
-PCE = IPv4Address("10.1.1.200")
 
 #: the service of Fig. 8
 PAPER_QE = qe.QeParams(

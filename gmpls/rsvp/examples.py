@@ -239,18 +239,3 @@ def all_examples() -> dict[str, Message]:
         "notify": notify(),
         "ack": ack(),
     }
-
-
-#: (source, destination) control addresses of each example on the wire
-ADDRESSES: dict[str, tuple[IPv4Address, IPv4Address]] = {
-    "path": (TN[1], TN[2]),
-    "resv": (TN[2], TN[1]),
-    "path_err": (TN[3], TN[2]),
-    "resv_err": (TN[1], TN[2]),
-    "path_tear": (TN[1], TN[2]),
-    "resv_tear": (TN[2], TN[1]),
-    "resv_conf": (TN[1], TN[2]),
-    "hello": (TN[1], TN[2]),
-    "notify": (TN[3], TN[1]),
-    "ack": (TN[2], TN[1]),
-}

@@ -1,5 +1,5 @@
 """Module fixtures for the end-to-end tests: the paper testbed in namespaces under our own
-prefixes (``e2``, ``e2w``: never ``qk``), see :mod:`e2elab`."""
+prefixes (``e2``, ``e2w``: never ``qk``), see :mod:`tests.support.e2elab`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,16 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from e2elab import PAPER, Lab, private_index, restore_index, start_lab, stop_lab, wide_topology
+
+from tests.support.e2elab import (
+    PAPER,
+    Lab,
+    private_index,
+    restore_index,
+    start_lab,
+    stop_lab,
+    wide_topology,
+)
 
 
 @pytest.fixture(scope="module")

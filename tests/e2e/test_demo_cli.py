@@ -52,7 +52,6 @@ def test_qkdnet_demo_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
             text=True,
             timeout=240,
             cwd=tmp_path,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
     finally:
         teardown(PREFIX, progress=lambda _line: None)

@@ -1,6 +1,6 @@
 """compose/ladder.py against tshark on a capture we build from the golden messages (the
 paper's PCReq/PCRep, Path, Resv, an RI LS Update, plus a Hello and an RSVP Ack that the
-ladder must leave out), and tests/e2e/pcaplib.py reading the same capture back."""
+ladder must leave out), and tests/support/captures.py reading the same capture back."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
-from pcaplib import qe_session_ids, rsvp_messages
 
 from compose import ladder as L
 from gmpls.ospf import examples as ospf_ex
-from gmpls.pcap import ethernet_frame, ipv4_packet, tcp_segment, write_pcap
 from gmpls.pcep import examples as pcep_ex
 from gmpls.rsvp import examples as rsvp_ex
+from tests.support.captures import qe_session_ids, rsvp_messages
+from tests.support.pcap import ethernet_frame, ipv4_packet, tcp_segment, write_pcap
 
 pytestmark = [
     pytest.mark.interop,
@@ -32,7 +32,7 @@ def _frame(src: str, dst: str, proto: int, payload: bytes) -> bytes:
 
 
 def paper_capture(path: Path) -> None:
-    """Fig. 6, one frame per millisecond (gmpls.pcap spaces them 1 ms apart)."""
+    """Fig. 6, one frame per millisecond (tests.support.pcap spaces them 1 ms apart)."""
     frames = [_frame(TN[4], "224.0.0.5", 89, ospf_ex.ls_update(IPv4Address(TN[4])).encode())]
     frames.append(_frame(TN[0], TN[1], 46, rsvp_ex.hello().encode()))
     req, rep = pcep_ex.paper_pcreq().encode(), pcep_ex.paper_pcrep().encode()
@@ -89,7 +89,7 @@ def test_ladder_without_ri_update_and_setup_without_resv(tmp_path: Path) -> None
     assert L.setup_ms(rungs, "10.9.9.9") is None
 
 
-def test_pcaplib_reads_the_handle_back(tmp_path: Path) -> None:
+def test_captures_read_the_handle_back(tmp_path: Path) -> None:
     pcap = tmp_path / "fig6.pcap"
     paper_capture(pcap)
     paths = [(p, m) for p, m in rsvp_messages(pcap) if m.msg_type == 1]

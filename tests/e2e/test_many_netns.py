@@ -10,10 +10,10 @@ from ipaddress import IPv4Address
 from typing import Any
 
 import pytest
-from e2elab import Lab, same_keys
-from pcaplib import opened_handles, qe_session_ids, rsvp_messages
 
 from gmpls.rsvp import objects as O
+from tests.support.captures import opened_handles, qe_session_ids, rsvp_messages
+from tests.support.e2elab import Lab, same_keys
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2elab import Lab, same_keys
-from pcaplib import delivered_keys, opened_handles, qe_session_ids, rsvp_messages
 
 from compose import ladder as L
 from gmpls.qe_service.model import fingerprint
 from gmpls.rsvp import objects as O
+from tests.support.captures import delivered_keys, opened_handles, qe_session_ids, rsvp_messages
+from tests.support.e2elab import Lab, same_keys
 
 pytestmark = [pytest.mark.netns, pytest.mark.interop, pytest.mark.slow]
 
@@ -272,7 +272,6 @@ def test_key_exhaustion_at_idqA_fails_with_252_1_and_leaves_nothing_open(paper_l
         ],
         stdout=open(lab.run_dir / "idqA.empty.out", "wb"),  # noqa: SIM115
         stderr=-2,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
         start_new_session=True,
     )
     time.sleep(0.5)

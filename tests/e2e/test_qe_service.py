@@ -1,5 +1,5 @@
 """The QE service (gmpls/qe_service, node_agent/qe_service.py, node_agent/qe_cli.py) on
-the five paper nodes wired in memory on one virtual clock (tests/e2e/memlab.py).
+the five paper nodes wired in memory on one virtual clock (tests/support/memlab.py).
 
 Everything is the real code: the QE cores and their shells, the RSVP cores, the PCE
 computation, the CLI command tables, the two ETSI 004 proxy cores and the two IDQ3P
@@ -15,8 +15,6 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
-from e2elab import wide_topology
-from memlab import MemLab, qe_subobject_of
 
 from gmpls import qe
 from gmpls.qe_service.events import Create
@@ -24,6 +22,8 @@ from gmpls.qe_service.model import QeServiceError
 from gmpls.rsvp import decode
 from gmpls.rsvp import objects as O
 from node_agent.qe_cli import created, parse_create
+from tests.support.e2elab import wide_topology
+from tests.support.memlab import MemLab, qe_subobject_of
 
 TN1, TN5 = IPv4Address("10.1.1.1"), IPv4Address("10.1.1.5")
 PAPER_CREATE = "qe-service create dst 10.1.1.5 key-length 32 layer 2 algorithm 10 refresh time 1000"

@@ -6,12 +6,12 @@ import asyncio
 import json
 
 import pytest
-from ospf_lab import Lab
 
 from daemonkit.cli import CommandTable, strip_telnet
 from gmpls.ospf import examples as ex
 from gmpls.ospf import show
 from gmpls.ospf.events import OriginateOpaque
+from tests.support.ospf_lab import Lab
 
 
 def run(table: CommandTable, line: str) -> str | None:

@@ -6,7 +6,6 @@ import struct
 from dataclasses import replace
 from ipaddress import IPv4Address
 
-import ospf_strategies as S
 import pytest
 from hypothesis import given, settings
 
@@ -20,6 +19,7 @@ from gmpls.ospf import ri as R
 from gmpls.ospf import te as T
 from gmpls.tlv import UnknownTlv, decode_tlvs
 from gmpls.wire import Reader
+from tests.support import ospf_strategies as S
 
 
 @given(S.packet)

@@ -6,7 +6,6 @@ from ipaddress import IPv4Address, IPv4Network
 
 import networkx as nx
 import pytest
-from ospf_lab import Lab
 
 from gmpls.ospf import examples as ex
 from gmpls.ospf.constants import INITIAL_SEQUENCE, LS_REFRESH_TIME, MAX_AGE, LsType
@@ -15,6 +14,7 @@ from gmpls.ospf.fsm import IfState, NbrState
 from gmpls.ospf.lsa import LSAKey
 from gmpls.ospf.ri import RouterInfoLSA, capabilities, ri_lsa_id
 from gmpls.ospf.router import OspfRouter, _elect
+from tests.support.ospf_lab import Lab
 
 
 def lan_lab(n: int, prios: list[int] | None = None, **kw: object) -> tuple[Lab, list[OspfRouter]]:
@@ -124,7 +124,7 @@ def test_dr_loss_bdr_takes_over() -> None:
     lab.run_until_converged(60)
     dr = rs[4]
     lab.kill(dr)
-    lab.run_until(lab.now + 5)  # dead interval 4 s
+    lab.sim.run(5)  # dead interval 4 s
     lab.run_until_converged(lab.now + 60)
     for r in rs[:4]:
         assert iface(r).dr == ip("10.1.1.4") and iface(r).bdr == ip("10.1.1.3")
@@ -154,7 +154,7 @@ def test_newer_sequence_replaces_old_everywhere() -> None:
     lab.run_until_converged(lab.now + 30)
     seqs = {r.lsdb.get(key).lsa.header.seq for r in rs}  # type: ignore[union-attr]
     assert seqs == {INITIAL_SEQUENCE}
-    lab.run_until(lab.now + 6)  # beyond MinLSInterval
+    lab.sim.run(6)  # beyond MinLSInterval
     lab._apply(
         origin,
         origin.handle(
@@ -183,8 +183,7 @@ def test_min_ls_interval_defers_a_second_origination() -> None:
             lab.now,
         ),
     )
-    t0 = lab.now
-    lab.run_until(t0 + 1)
+    lab.sim.run(1)  # 1 s after the first origination
     lab._apply(
         r,
         r.handle(
@@ -193,9 +192,9 @@ def test_min_ls_interval_defers_a_second_origination() -> None:
         ),
     )
     assert rs[0].lsdb.get(key).lsa.header.seq == INITIAL_SEQUENCE  # type: ignore[union-attr]
-    lab.run_until(t0 + 4.9)
+    lab.sim.run(3.9)  # 4.9 s after it
     assert rs[1].lsdb.get(key).lsa.header.seq == INITIAL_SEQUENCE  # type: ignore[union-attr]
-    lab.run_until(t0 + 5.5)
+    lab.sim.run(0.6)  # 5.5 s after it
     assert rs[1].lsdb.get(key).lsa.header.seq == INITIAL_SEQUENCE + 1  # type: ignore[union-attr]
 
 
@@ -217,7 +216,7 @@ def test_maxage_flush_removes_everywhere() -> None:
             lambda k, lsa, r=r: removed.append(r.router_id) if lsa is None and k == key else None
         )
     lab._apply(origin, origin.handle(FlushOpaque(10, ri_lsa_id(0)), lab.now))
-    lab.run_until(lab.now + 10)
+    lab.sim.run(10)
     assert all(key not in r.lsdb for r in rs)
     assert sorted(removed) == sorted(r.router_id for r in rs)
 
@@ -230,12 +229,12 @@ def test_lsas_of_a_dead_router_age_out_and_own_lsas_are_refreshed() -> None:
     own_key = LSAKey(1, rs[1].router_id, rs[1].router_id)
     seq0 = rs[1].lsdb.get(own_key).lsa.header.seq  # type: ignore[union-attr]
     lab.kill(dead)
-    lab.run_until(lab.now + LS_REFRESH_TIME + 10)
+    lab.sim.run(LS_REFRESH_TIME + 10)
     # refreshed at LSRefreshTime with the next sequence number (at least once)
     assert rs[2].lsdb.get(own_key).lsa.header.seq > seq0  # type: ignore[union-attr]
     dead_key = LSAKey(1, dead.router_id, dead.router_id)
     assert dead_key in rs[1].lsdb
-    lab.run_until(lab.now + MAX_AGE)
+    lab.sim.run(MAX_AGE)
     assert dead_key not in rs[1].lsdb and dead_key not in rs[2].lsdb
     assert lab.synchronised()
 
@@ -298,7 +297,7 @@ def test_bad_input_is_counted_never_raised() -> None:
     assert c["wrong_area"] == 1
     assert c["auth_mismatch"] == 1
     assert c["bad_version"] == 1
-    lab.run_until(lab.now + 5)
+    lab.sim.run(5)
     assert lab.all_full()
 
 
@@ -311,7 +310,7 @@ def test_md5_authentication_between_cores() -> None:
     other = lab.router("10.1.1.9")
     lab.connect("ctrl", other, "10.1.1.9/24", auth=AuthConfig(autype=2, key=b"classic", key_id=7))
     lab.start(other)
-    lab.run_until(lab.now + 10)
+    lab.sim.run(10)
     assert not other.neighbors()
     assert iface(rs[0]).counters["auth_mismatch"] > 0
 
@@ -344,7 +343,7 @@ def test_restart_of_a_router_resynchronises(n: int) -> None:
     key = LSAKey(1, victim.router_id, victim.router_id)
     before = rs[-1].lsdb.get(key).lsa.header.seq  # type: ignore[union-attr]
     lab.kill(victim)
-    lab.run_until(lab.now + 1)
+    lab.sim.run(1)
     fresh = OspfRouter(victim.router_id)
     lab.routers[fresh.router_id] = fresh
     lab.dead.discard(fresh.router_id)

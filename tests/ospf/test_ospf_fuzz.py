@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 
-import ospf_strategies as S
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +14,7 @@ from gmpls.errors import DecodeError
 from gmpls.ospf import examples as ex
 from gmpls.ospf import lsa as L
 from gmpls.ospf import packet as P
+from tests.support import ospf_strategies as S
 
 VALID = [p.encode() for p in (ex.hello(), ex.dd(), ex.ls_request(), ex.ls_update(), ex.ls_ack())]
 

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from netns_util import tshark_fields, wait_for
 
 from compose import daemons
 from compose.netns import NetnsTestbed
+from tests.support.netns_util import tshark_fields, wait_for
 
 pytestmark = [pytest.mark.interop, pytest.mark.netns, pytest.mark.slow]
 

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from netns_util import tshark_fields, wait_for
 
 from compose.netns import NetnsTestbed
+from tests.support.netns_util import tshark_fields, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PAPER = ROOT / "topologies" / "paper.yaml"

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from gmpls.ospf import examples as ex
-from gmpls.pcap import ethernet_frame, ipv4_packet, write_pcap
+from tests.support.pcap import ethernet_frame, ipv4_packet, write_pcap
 
 pytestmark = pytest.mark.interop
 

@@ -12,7 +12,6 @@ import networkx as nx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pce_graphs import graph, rid
 
 from gmpls import qe
 from gmpls.ero import Ipv4Prefix, Label, QeSubobject, Unnumbered, lambda_label
@@ -23,6 +22,7 @@ from gmpls.topology import load
 from pce.compute import Graph, NoPathReason, PathComputer, PathRequest, dijkstra, yen
 from pce.synth import topology_lsas
 from pce.ted import Ted
+from tests.support.pce_graphs import graph, rid
 
 PAPER = Path(__file__).resolve().parents[2] / "topologies" / "paper.yaml"
 TN = {i: IPv4Address(f"10.1.1.{i}") for i in range(1, 6)}

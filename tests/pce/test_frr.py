@@ -30,10 +30,9 @@ from gmpls.ospf.te import TeLSA
 from pce.ted import Ted
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
 DATA = HERE / "data"
 FRR_IDS = [IPv4Address("10.1.1.21"), IPv4Address("10.1.1.22")]
-ENV = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
 def opaque_lsas_from_pcap(pcap: Path) -> list[LSA]:

@@ -6,7 +6,7 @@ control plane forgets it (dead interval, then the DR's Network LSA), the same re
 takes the bypass tn1-tn2-tn4-tn5. tcpdump in the PCE's namespace records the PCEP session
 and tshark decodes it.
 
-``test_pce_with_ospf_speakers`` runs stand-in nodes (tests/pce/ospf_speaker.py: the same
+``test_pce_with_ospf_speakers`` runs stand-in nodes (tests/support/ospf_speaker.py: the same
 OSPF core and raw-socket shell, originating the LSAs a node agent would);
 ``test_pce_with_node_agents`` runs the real node agent daemons once they exist.
 """
@@ -34,7 +34,7 @@ pytestmark = [pytest.mark.netns, pytest.mark.slow, pytest.mark.timeout(240)]
 
 ROOT = Path(__file__).resolve().parents[2]
 NODES = ["tn1", "tn2", "tn3", "tn4", "tn5"]
-ENV = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
 def wait_for(what: str, fn: Callable[[], Any], timeout: float = 60.0) -> Any:
@@ -142,8 +142,8 @@ def test_pce_with_ospf_speakers(testbed_factory: Callable[..., Any], tmp_path: P
         with open(tmp_path / f"{n}.err", "w") as err:
             speakers[n] = tb.popen(
                 n,
-                [sys.executable, str(ROOT / "tests" / "pce" / "ospf_speaker.py"), str(tb.topo_file), n],
-                env=ENV, stdout=subprocess.DEVNULL, stderr=err,
+                [sys.executable, "-m", "tests.support.ospf_speaker", str(tb.topo_file), n],
+                env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err,
             )  # fmt: skip
     try:
 

@@ -7,7 +7,6 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
-from pce_graphs import OPTS, graph, lan, ri, rid, te_link
 
 from gmpls.ospf import examples as oex
 from gmpls.ospf.constants import INITIAL_SEQUENCE, MAX_AGE, LsType
@@ -16,6 +15,7 @@ from gmpls.ospf.te import Link, LinkId, LinkType, RouterAddress, TeLSA, TeMetric
 from gmpls.topology import load
 from pce.synth import topology_lsas
 from pce.ted import Ted
+from tests.support.pce_graphs import OPTS, graph, lan, ri, rid, te_link
 
 PAPER = Path(__file__).resolve().parents[2] / "topologies" / "paper.yaml"
 

@@ -8,13 +8,6 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pcep_strategies import (  # tests/pcep on sys.path (rootdir-less)
-    messages,
-    objects,
-    requests,
-    subobjects,
-    tlvs,
-)
 
 from gmpls import ero, qe
 from gmpls.errors import DecodeError, EncodeError
@@ -46,6 +39,13 @@ from gmpls.pcep.objects import decode_objects
 from gmpls.pcep.tlv import TLVS
 from gmpls.tlv import decode_tlvs, encode_tlvs
 from gmpls.wire import Reader
+from tests.support.pcep_strategies import (
+    messages,
+    objects,
+    requests,
+    subobjects,
+    tlvs,
+)
 
 IP = ipaddress.IPv4Address
 

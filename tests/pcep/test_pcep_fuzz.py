@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 
-import pcep_strategies as S
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +14,7 @@ from gmpls.errors import DecodeError
 from gmpls.pcep import Framer, decode_message, qe_params_from_metrics
 from gmpls.pcep import examples as ex
 from gmpls.pcep.messages import PCReq
+from tests.support import pcep_strategies as S
 
 VALID = [
     m.encode() for m in (ex.paper_open(), ex.paper_pcreq(), ex.paper_pcrep(), ex.paper_pcreq(7))

@@ -17,10 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pcep_framing import conversation  # tests/pcep on sys.path (rootdir-less)
 
 from gmpls import ero
-from gmpls.pcap import write_pcap
 from gmpls.pcep import (
     RP,
     Bandwidth,
@@ -48,6 +46,8 @@ from gmpls.pcep import (
     Svec,
 )
 from gmpls.pcep import examples as ex
+from tests.support.pcap import write_pcap
+from tests.support.pcep_framing import conversation
 
 pytestmark = pytest.mark.interop
 TSHARK = shutil.which("tshark")

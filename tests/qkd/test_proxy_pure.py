@@ -6,7 +6,6 @@ import random
 from ipaddress import IPv4Address
 
 import pytest
-from harness import TN1, TN1_QA, TN5, TN5_QB, Net, file_source, fingerprint
 
 from gmpls.core import Tick
 from gmpls.errors import DecodeError
@@ -14,6 +13,7 @@ from gmpls.qkd import etsi004 as etsi
 from gmpls.qkd import sync
 from gmpls.qkd.etsi004 import Status
 from qkd_proxy.events import Channel, Datagram, Send
+from tests.support.qkd_net import TN1, TN1_QA, TN5, TN5_QB, Net, file_source, fingerprint
 
 H = bytes(range(64))
 ETSI_MSGS: list[etsi.Message] = [
@@ -174,15 +174,15 @@ def test_session_lifecycle_and_connect_statuses() -> None:
     # a blocking connect is answered when the peer application opens
     rid = next(RID)
     net.sae_send("A", A1, etsi.ConnectBlocking(rid, h, 5000))
-    net.run(net.now + 0.01)
+    net.sim.run(0.01)
     _open(net, B1, h, side="B")
-    net.run(net.now + 0.05)
+    net.sim.run(0.05)
     (answer,) = [m for m in net.inbox[A1] if m.request_id == rid]
     assert answer.status == Status.SUCCESSFUL
     assert net.call("B", B1, etsi.ConnectNonblock(next(RID), h)).status == Status.SUCCESSFUL
     assert net.call("A", A1, etsi.Close(next(RID), h)).status == Status.SUCCESSFUL
     assert net.call("B", B1, etsi.Close(next(RID), h)).status == Status.SUCCESSFUL
-    net.run(net.now + 1)
+    net.sim.run(1)
     assert h not in net.proxy["A"].sessions and h not in net.proxy["B"].sessions
     assert _get(net, "A", A1, h)[0] == Status.NO_QKD_CONNECTION
 
@@ -276,7 +276,7 @@ def test_peer_closed_before_binding_gives_get_key_peer_not_connected() -> None:
     h = _open(net, A1)
     _open(net, B1, h, side="B")
     assert net.call("A", A1, etsi.Close(next(RID), h)).status == Status.SUCCESSFUL
-    net.run(net.now + 0.5)
+    net.sim.run(0.5)
     # B already holds the first bound block (the BIND came with A's first keys: none yet)
     st = _get(net, "B", B1, h)[0]
     assert st == Status.GET_KEY_PEER_NOT_CONNECTED
@@ -300,7 +300,7 @@ def test_simultaneous_open_of_one_chosen_handle() -> None:
     ra, rb = next(RID), next(RID)
     net.sae_send("A", A1, etsi.Open(ra, TN5, etsi.QoS(32), h))
     net.sae_send("B", B1, etsi.Open(rb, TN1, etsi.QoS(32), h))
-    net.run(net.now + 0.5)
+    net.sim.run(0.5)
     assert [m.status for m in net.inbox[A1]] == [Status.SUCCESSFUL]
     assert [m.status for m in net.inbox[B1]] == [Status.SUCCESSFUL]
     assert net.proxy["A"].sessions[h].master != net.proxy["B"].sessions[h].master

@@ -7,7 +7,6 @@ import struct
 from ipaddress import IPv4Address
 
 import pytest
-import rsvp_strategies as S
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +18,7 @@ from gmpls.rsvp import objects as O
 from gmpls.rsvp.constants import ClassNum, MsgType
 from gmpls.rsvp.message import Message, decode
 from gmpls.wire import Reader
+from tests.support import rsvp_strategies as S
 
 
 def _obj_roundtrip(obj: O.RsvpObject) -> None:

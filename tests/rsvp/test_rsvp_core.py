@@ -1,4 +1,4 @@
-"""The RSVP-TE core along the paper chain tn1..tn5, wired in memory (tests/rsvp/rsvp_net.py)
+"""The RSVP-TE core along the paper chain tn1..tn5, wired in memory (tests/support/rsvp_net.py)
 under a virtual clock: setup with the QE key handle, labels, teardown, errors, Hello
 failure, refresh and timeout."""
 
@@ -9,8 +9,6 @@ import struct
 from collections.abc import Callable
 from ipaddress import IPv4Address
 
-from rsvp_net import Net
-
 from gmpls import ero, qe
 from gmpls.rsvp import events as E
 from gmpls.rsvp import examples as ex
@@ -18,6 +16,7 @@ from gmpls.rsvp import objects as O
 from gmpls.rsvp.constants import ES_PATH_STATE_REMOVED, MsgType
 from gmpls.rsvp.core import RsvpCore
 from gmpls.rsvp.message import Message
+from tests.support.rsvp_net import Net
 
 TN = ex.TN
 L1 = ero.lambda_label(1)

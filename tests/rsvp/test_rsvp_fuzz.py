@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import contextlib
 
-import rsvp_strategies as S
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gmpls.errors import DecodeError
 from gmpls.rsvp import examples as ex
 from gmpls.rsvp.message import Message, decode
+from tests.support import rsvp_strategies as S
 
 VALID = [m.encode() for m in ex.all_examples().values()]
 
@@ -60,7 +60,7 @@ def test_mutated_random_messages(m: Message, pos: int, junk: bytes) -> None:
 
 
 def _seeds() -> list[bytes]:
-    from rsvp_net import Net
+    from tests.support.rsvp_net import Net
 
     net = Net(hello_ms=1000)
     net.create("tn1", 1, ex.fig9_ero(), None, 10e9)
@@ -86,9 +86,8 @@ def test_core_never_raises_on_mutated_messages(
     remote's fault, never an exception), with an LSP up and after time passes."""
     from ipaddress import IPv4Address
 
-    from rsvp_net import Net
-
     from gmpls.rsvp import events as E
+    from tests.support.rsvp_net import Net
 
     net = Net(hello_ms=1000)
     net.create("tn1", 1, ex.fig9_ero(), None, 10e9)

@@ -10,10 +10,10 @@ import random
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-from rsvp_net import NODES, TOPO, Net
 
 from gmpls import ero
 from gmpls.rsvp import examples as ex
+from tests.support.rsvp_net import NODES, TOPO, Net
 
 TN = ex.TN
 ROUTES: list[list[ero.Subobject]] = [

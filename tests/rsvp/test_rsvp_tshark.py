@@ -12,19 +12,33 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gmpls import ero, qe
-from gmpls.pcap import ethernet_frame, ipv4_packet, write_pcap
 from gmpls.rsvp import examples as ex
+from tests.support.pcap import ethernet_frame, ipv4_packet, write_pcap
 
 pytestmark = pytest.mark.interop
 
 TSHARK = shutil.which("tshark")
 NAMES = list(ex.all_examples())
+#: (source, destination) control addresses of each example on the wire
+ADDRESSES: dict[str, tuple[IPv4Address, IPv4Address]] = {
+    "path": (ex.TN[1], ex.TN[2]),
+    "resv": (ex.TN[2], ex.TN[1]),
+    "path_err": (ex.TN[3], ex.TN[2]),
+    "resv_err": (ex.TN[1], ex.TN[2]),
+    "path_tear": (ex.TN[1], ex.TN[2]),
+    "resv_tear": (ex.TN[2], ex.TN[1]),
+    "resv_conf": (ex.TN[1], ex.TN[2]),
+    "hello": (ex.TN[1], ex.TN[2]),
+    "notify": (ex.TN[3], ex.TN[1]),
+    "ack": (ex.TN[2], ex.TN[1]),
+}
 
 
 class Pairs(list):
@@ -54,7 +68,7 @@ def pcap(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pcap = Path(tmp_path_factory.mktemp("rsvp")) / "rsvp.pcap"
     frames = []
     for name, m in ex.all_examples().items():
-        src, dst = ex.ADDRESSES[name]
+        src, dst = ADDRESSES[name]
         frames.append(ethernet_frame(ipv4_packet(src, dst, 46, m.encode(), ttl=m.send_ttl)))
     write_pcap(str(pcap), frames)
     return pcap
@@ -195,7 +209,7 @@ def test_core_output_decodes_cleanly(tmp_path: Path) -> None:
     """Every message the cores of tn1..tn5 actually send for the paper's QE LSP (Hellos,
     Path, Resv, then the PathTear of its deletion) decodes in tshark with nothing
     malformed; the Path from tn1 carries the key handle in tn5's QE subobject."""
-    from rsvp_net import TOPO, Net
+    from tests.support.rsvp_net import TOPO, Net
 
     assert TSHARK
     net = Net(hello_ms=1000)

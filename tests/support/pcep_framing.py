@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from gmpls.pcap import ethernet_frame, ipv4_packet, tcp_segment
+from tests.support.pcap import ethernet_frame, ipv4_packet, tcp_segment
 
 PCC_ADDR = "10.1.1.1"
 PCE_ADDR = "10.1.1.200"

@@ -1,6 +1,6 @@
 """PCE benchmark: path computation time and PCEP throughput on generated topologies.
 
-Run: ``.venv/bin/python bench/pce.py [--quick] [--sizes 100,1000] [--lambdas 8,80]``.
+Run: ``.venv/bin/python bench/pce_speed.py [--quick] [--sizes 100,1000] [--lambdas 8,80]``.
 
 For each topology (N nodes on a ring plus N/2 random chords, so about 3 TE links per
 node, TE metrics 1..100, 100 Gb/s, each of the W DWDM channels free on a link with
@@ -26,12 +26,8 @@ import asyncio
 import itertools
 import random
 import statistics
-import sys
 import time
 from ipaddress import IPv4Address
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import networkx as nx
 

@@ -1,9 +1,10 @@
 """Several RSVP cores wired in memory under a virtual clock (no sockets, no real time).
 
 ``Net`` builds one :class:`RsvpCore` per GMPLS node of topologies/paper.yaml, delivers
-every :class:`Send` to the core that owns the destination control address (in order,
-recording a ladder), answers the QE hooks like a pair of ETSI 004 proxies would (or not,
-on request), and advances time to the cores' next deadlines.
+every :class:`Send` to the core that owns the destination control address (at once, in
+order, recording a ladder), answers the QE hooks like a pair of ETSI 004 proxies would (or
+not, on request), and fires each core's next deadline, all on one virtual clock
+(:class:`tests.support.sim.Sim`).
 
 Ladder of the paper topology::
 
@@ -13,7 +14,6 @@ Ladder of the paper topology::
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
@@ -25,6 +25,7 @@ from gmpls.core import Tick
 from gmpls.rsvp import events as E
 from gmpls.rsvp.core import RsvpCore
 from gmpls.rsvp.message import Message
+from tests.support.sim import Alarm, Sim
 
 A = TypeVar("A")
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,7 +42,6 @@ class Net:
     qe_auto: bool = True
     #: node names whose QE hook fails instead: name -> reason
     qe_fail: dict[str, str] = field(default_factory=dict)
-    now: float = 0.0
     down: set[str] = field(default_factory=set)
     ladder: list[tuple[float, str, str, str]] = field(default_factory=list)
     actions: dict[str, list[E.Action]] = field(default_factory=dict)
@@ -51,8 +51,10 @@ class Net:
     dropped: list[tuple[str, str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.sim = Sim()
         self.cores: dict[str, RsvpCore] = {}
         self.addr: dict[IPv4Address, str] = {}
+        self.alarms: dict[str, Alarm] = {}
         for n in NODES:
             h = TOPO.host(n)
             assert h.router_id is not None
@@ -69,72 +71,82 @@ class Net:
             )
             self.addr[TOPO.control_address(n)] = n
             self.actions[n] = []
-        self.queue: deque[tuple[str, str, bytes]] = deque()
+            self.alarms[n] = Alarm(self.sim, lambda _at, n=n: self._tick(n))
         self.handles = 0
-        self.qe_events: deque[tuple[str, E.Event]] = deque()
+
+    @property
+    def now(self) -> float:
+        return self.sim.now
 
     # --- plumbing -------------------------------------------------------------------
 
     def apply(self, name: str, actions: list[E.Action]) -> list[E.Action]:
+        """Record ``name``'s actions, put its messages and the QE answers on the clock (due
+        at once, in order) and move its timer."""
         for a in actions:
             self.actions[name].append(a)
             if isinstance(a, E.Send):
                 dst = self.addr.get(a.dst)
                 if dst is None:  # an answer to a stranger: nobody there
                     continue
-                self.queue.append((name, dst, a.data))
+                self.sim.call_later(
+                    0, lambda src=name, dst=dst, data=a.data: self._deliver(src, dst, data)
+                )
                 self.sent.append((name, dst, a.message))
             elif isinstance(a, E.NeedQeSession) and self.qe_auto:
                 if name in self.qe_fail:
-                    self.qe_events.append((name, E.QeFailed(a.lsp, self.qe_fail[name])))
+                    self._answer(name, E.QeFailed(a.lsp, self.qe_fail[name]))
                 else:
                     self.handles += 1
                     handle = self.handles.to_bytes(2, "big") * 32
-                    self.qe_events.append((name, E.QeSessionReady(a.lsp, handle)))
+                    self._answer(name, E.QeSessionReady(a.lsp, handle))
             elif isinstance(a, E.QeJoin) and self.qe_auto:
                 if name in self.qe_fail:
-                    self.qe_events.append((name, E.QeFailed(a.lsp, self.qe_fail[name])))
+                    self._answer(name, E.QeFailed(a.lsp, self.qe_fail[name]))
                 else:
-                    self.qe_events.append((name, E.QeSessionReady(a.lsp, a.key_handle)))
+                    self._answer(name, E.QeSessionReady(a.lsp, a.key_handle))
+        self._arm(name)
         return actions
 
+    def _answer(self, name: str, event: E.Event) -> None:
+        self.sim.call_later(0, lambda: self._feed(name, event))
+
+    def _feed(self, name: str, event: E.Event) -> None:
+        if name not in self.down:
+            self.apply(name, self.cores[name].handle(event, self.now))
+
+    def _deliver(self, src: str, dst: str, data: bytes) -> None:
+        if src in self.down or dst in self.down:
+            return
+        msg = Message.decode(data)
+        if self.drop is not None and self.drop(src, dst, msg):
+            self.dropped.append((src, dst, msg.name))
+            return
+        if msg.name not in ("HELLO", "ACK"):
+            self.ladder.append((self.now, src, dst, msg.name))
+        self._feed(dst, E.Received(TOPO.control_address(src), data))
+
+    def _arm(self, name: str) -> None:
+        self.alarms[name].set(None if name in self.down else self.cores[name].next_timer())
+
+    def _tick(self, name: str) -> None:
+        self._feed(name, Tick())
+
+    def _rearm(self) -> None:
+        """Tests feed cores directly and take nodes down or up: every timer anew."""
+        for n in self.cores:
+            self._arm(n)
+
     def run(self) -> None:
-        """Deliver messages and QE answers until nothing is left in flight."""
-        while self.queue or self.qe_events:
-            if self.queue:
-                src, dst, data = self.queue.popleft()
-                if src in self.down or dst in self.down:
-                    continue
-                msg = Message.decode(data)
-                if self.drop is not None and self.drop(src, dst, msg):
-                    self.dropped.append((src, dst, msg.name))
-                    continue
-                if msg.name not in ("HELLO", "ACK"):
-                    self.ladder.append((self.now, src, dst, msg.name))
-                ev = E.Received(TOPO.control_address(src), data)
-                self.apply(dst, self.cores[dst].handle(ev, self.now))
-            else:
-                name, qev = self.qe_events.popleft()
-                if name not in self.down:
-                    self.apply(name, self.cores[name].handle(qev, self.now))
+        """Deliver messages and QE answers (and fire timers due) until nothing is left in
+        flight now."""
+        self._rearm()
+        self.sim.run(0)
 
     def advance(self, seconds: float) -> None:
-        """Run every timer due within the next ``seconds`` of virtual time."""
-        until = self.now + seconds
-        while True:
-            due = [
-                (d, n)
-                for n, c in self.cores.items()
-                if n not in self.down and (d := c.next_timer()) is not None
-            ]
-            if not due or min(due)[0] > until:
-                break
-            self.now = max(self.now, min(due)[0])
-            for d, n in sorted(due):
-                if d <= self.now:
-                    self.apply(n, self.cores[n].handle(Tick(), self.now))
-            self.run()
-        self.now = until
+        """Run every message and timer due within the next ``seconds`` of virtual time."""
+        self._rearm()
+        self.sim.run(seconds)
 
     # --- helpers for tests ---------------------------------------------------------
 

@@ -3,7 +3,8 @@ real one, only the wires and the clock are not.
 
 - the QE service of each node is the node agent's shell (:class:`node_agent.qe_service.
   QeService`, around the real :class:`gmpls.qe_service.core.QeServiceCore`) with its
-  I/O seams replaced (:class:`MemNode`): time is :class:`Sim`'s, the PCReq is answered
+  I/O seams replaced (:class:`MemNode`): time is the lab's virtual clock
+  (:class:`tests.support.sim.Sim`), the PCReq is answered
   by the real PCE computation (:class:`MemPce`: :class:`pce.service.PceService` over a
   TED of the topology's LSAs), the ETSI 004 calls go as encoded datagrams to a proxy core
   (:class:`MemEtsi`);
@@ -22,11 +23,10 @@ machine's load, and :meth:`MemLab.settle` waits in virtual time.
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,6 @@ from gmpls.qkd import etsi004 as etsi
 from gmpls.rsvp import events as RE
 from gmpls.rsvp.core import RsvpCore
 from gmpls.topology import Topology, load
-from idq3p_emulator.core import Idq3pServer
 from idq3p_emulator.daemon import EmulatorConfig, build_server
 from idq3p_emulator.daemon import config_from_topology as idq_config
 from idq3p_emulator.events import Datagram as IdqDatagram
@@ -54,6 +53,7 @@ from pce.ted import Ted
 from qkd_proxy.core import ProxyCore
 from qkd_proxy.daemon import config_from_topology as proxy_config
 from qkd_proxy.events import Channel, Datagram, Log, Send
+from tests.support.sim import Alarm, Sim, Timer
 
 ROOT = Path(__file__).resolve().parents[2]
 PAPER = ROOT / "topologies" / "paper.yaml"
@@ -64,75 +64,6 @@ PCE_DELAY = 0.001
 #: the node's ETSI 004 client gives up after this long (s), as the node agent's does
 ETSI_DEADLINE = 6.0
 Addr = tuple[str, int]
-
-
-# --- the virtual clock -----------------------------------------------------------------
-
-
-@dataclass(order=True)
-class _Due:
-    at: float
-    seq: int
-    fn: Callable[[], None] = field(compare=False)
-    cancelled: bool = field(default=False, compare=False)
-
-    def cancel(self) -> None:
-        self.cancelled = True
-
-
-class Sim:
-    """Callbacks at virtual times, run in time order (in the order given at equal times)."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self._due: list[_Due] = []
-        self._seq = itertools.count()
-
-    def call_at(self, at: float, fn: Callable[[], None]) -> _Due:
-        d = _Due(max(at, self.now), next(self._seq), fn)
-        heapq.heappush(self._due, d)
-        return d
-
-    def call_later(self, delay: float, fn: Callable[[], None]) -> _Due:
-        return self.call_at(self.now + delay, fn)
-
-    def run_until(self, cond: Callable[[], bool], timeout: float) -> bool:
-        """Run callbacks until ``cond()`` holds (True) or ``timeout`` virtual seconds pass
-        (False, the clock then stands at the end)."""
-        end = self.now + timeout
-        while not cond():
-            while self._due and self._due[0].cancelled:
-                heapq.heappop(self._due)
-            if not self._due or self._due[0].at > end:
-                self.now = end
-                return False
-            d = heapq.heappop(self._due)
-            self.now = d.at
-            d.fn()
-        return True
-
-    def run(self, seconds: float) -> None:
-        self.run_until(lambda: False, seconds)
-
-
-# --- the adapters to the protocol cores' timer APIs (one place each) -------------------
-
-
-def _rsvp_next_timer(core: RsvpCore) -> float | None:
-    return core.next_timer()
-
-
-def _rsvp_tick(core: RsvpCore, now: float) -> list[RE.Action]:
-    return core.handle(Tick(), now)
-
-
-def _proxy_tick(core: ProxyCore, now: float) -> list[Any]:
-    return core.handle(Tick(), now)
-
-
-def _idq3p_answer(server: Idq3pServer, data: bytes, src: Addr, now: float) -> bytes | None:
-    sends = server.handle(IdqDatagram(data, src), now)
-    return sends[0].data if sends else None
 
 
 # --- RSVP-TE ------------------------------------------------------------------------------
@@ -147,7 +78,7 @@ class MemRsvp:
         self.core = core
         self.on_action: Callable[[RE.Action], None] | None = None
         self.down = False
-        self._timer: _Due | None = None
+        self.alarm = Alarm(lab.sim, self._tick)
 
     def create_lsp(
         self, tunnel_id: int, route: Any, qe_params: Any, bandwidth_bps: float, *, name: str = ""
@@ -194,25 +125,16 @@ class MemRsvp:
             self.apply(self.core.handle(RE.Received(src, data), self.lab.sim.now))
 
     def _arm(self) -> None:
-        at = None if self.down else _rsvp_next_timer(self.core)
-        if self._timer is not None and not self._timer.cancelled and self._timer.at == at:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if at is not None:
-            self._timer = self.lab.sim.call_at(at, lambda: self._tick(at))
+        self.alarm.set(None if self.down else self.core.next_timer())
 
-    def _tick(self, at: float) -> None:
-        self._timer = None
+    def _tick(self, _at: float) -> None:
         if not self.down:
-            self.apply(_rsvp_tick(self.core, max(self.lab.sim.now, at)))
+            self.apply(self.core.handle(Tick(), self.lab.sim.now))
 
     def kill(self) -> None:
         """The node dies: no more messages in or out, no timers."""
         self.down = True
-        if self._timer is not None:
-            self._timer.cancel()
+        self.alarm.set(None)
 
 
 # --- PCE ----------------------------------------------------------------------------------
@@ -250,7 +172,7 @@ class MemEtsi:
         self.addr = addr
         self.proxy = proxy
         self._rid = itertools.count(1)
-        self._pending: dict[int, tuple[E.EtsiCall, Callable[[E.EtsiReply], None], _Due]] = {}
+        self._pending: dict[int, tuple[E.EtsiCall, Callable[[E.EtsiReply], None], Timer]] = {}
 
     def call(self, a: E.EtsiCall, answer: Callable[[E.EtsiReply], None]) -> None:
         rid = next(self._rid)
@@ -303,7 +225,7 @@ class _Proxy:
     north: Addr
     sync: Addr
     south: Addr
-    timer: _Due | None = None
+    alarm: Alarm
 
 
 class MemQkd:
@@ -316,7 +238,8 @@ class MemQkd:
         for h in topo.of_kind("qkd-proxy"):
             cfg, north, sync, south = proxy_config(topo, h.name)
             core = ProxyCore(cfg, rng.randbytes, lab.sim.now)
-            self.proxies[h.name] = _Proxy(core, north, sync, (south, 40000))
+            alarm = Alarm(lab.sim, lambda _at, name=h.name: self._feed(self.proxies[name], Tick()))
+            self.proxies[h.name] = _Proxy(core, north, sync, (south, 40000), alarm)
         self.device_cfg: dict[str, EmulatorConfig] = {
             h.name: idq_config(topo, h.name) for h in topo.of_kind("idq3p")
         }
@@ -362,21 +285,12 @@ class MemQkd:
         self.lab.sim.call_later(LATENCY, lambda: self._feed(p, ev))
 
     def _feed(self, p: _Proxy, ev: Datagram | Tick) -> None:
-        now = self.lab.sim.now
-        actions = _proxy_tick(p.core, now) if isinstance(ev, Tick) else p.core.handle(ev, now)
-        for a in actions:
+        for a in p.core.handle(ev, self.lab.sim.now):
             if isinstance(a, Send):
                 self._route(p, a)
             elif isinstance(a, Log):
                 self.lab.logs.append((p.core.cfg.name, a.event, dict(a.fields)))
-        self._arm(p, p.core.next_timer())
-
-    def _arm(self, p: _Proxy, at: float | None) -> None:
-        if p.timer is not None:
-            p.timer.cancel()
-            p.timer = None
-        if at is not None:
-            p.timer = self.lab.sim.call_at(at, lambda: self._feed(p, Tick()))
+        p.alarm.set(p.core.next_timer())
 
     def _route(self, p: _Proxy, a: Send) -> None:
         sim = self.lab.sim
@@ -393,9 +307,9 @@ class MemQkd:
 
     def _device(self, p: _Proxy, addr: Addr, data: bytes) -> None:
         cfg = next(c for c in self.device_cfg.values() if (c.address, c.port) == addr)
-        reply = _idq3p_answer(self.devices[cfg.name], data, p.south, self.lab.sim.now)
-        if reply is not None:
-            ev = Datagram(Channel.SOUTH, reply, addr)
+        sends = self.devices[cfg.name].handle(IdqDatagram(data, p.south), self.lab.sim.now)
+        if sends:
+            ev = Datagram(Channel.SOUTH, sends[0].data, addr)
             self.lab.sim.call_later(LATENCY, lambda: self._feed(p, ev))
 
 
@@ -409,7 +323,7 @@ class MemNode(QeService):
     def __init__(self, lab: MemLab, name: str, rsvp: MemRsvp, etsi: MemEtsi | None) -> None:
         self.lab = lab
         self.etsi_client = etsi
-        self._sim_timer: _Due | None = None
+        self._alarm = Alarm(lab.sim, self._due)
 
         def changed(local_if: int, free: tuple[int, ...]) -> None:
             lab.link_changes.append((name, local_if, free))
@@ -427,17 +341,9 @@ class MemNode(QeService):
         return self.lab.sim.now
 
     def arm_timer(self) -> None:
-        at = self.core.next_timer()
-        if self._sim_timer is not None:
-            if not self._sim_timer.cancelled and self._sim_timer.at == at:
-                return
-            self._sim_timer.cancel()
-            self._sim_timer = None
-        if at is not None:
-            self._sim_timer = self.lab.sim.call_at(at, lambda: self._due(at))
+        self._alarm.set(self.core.next_timer())
 
     def _due(self, at: float) -> None:
-        self._sim_timer = None
         self.feed(E.Tick(), at)
 
     def request_path(self, a: E.RequestPath) -> None:
@@ -513,7 +419,7 @@ class MemLab:
         """Start the RSVP cores (first Hellos) and let ``warm_up`` virtual seconds pass:
         neighbours come up, the QKD devices gather key."""
         for r in self.rsvp.values():
-            r.apply(_rsvp_tick(r.core, self.sim.now))
+            r.apply(r.core.handle(Tick(), self.sim.now))
         self.sim.run(warm_up)
 
     def send_rsvp(self, src: IPv4Address, a: RE.Send) -> None:

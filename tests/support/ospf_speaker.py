@@ -2,10 +2,10 @@
 LAN that originates the RI and TE LSAs a node agent would (pce.synth.node_lsas), through
 the same raw-socket speaker the PCE uses (daemonkit.ospf). Run inside the node's namespace::
 
-    python tests/pce/ospf_speaker.py TOPOLOGY HOST
+    python -m tests.support.ospf_speaker TOPOLOGY HOST     # from the repository root
 
-It exists so the PCE's OSPF side can be proven before the node agent daemon lands; the
-namespace tests use the real node agents when they can (see test_pce_netns.py).
+It proves the PCE's OSPF side on its own; tests/pce/test_pce_netns.py runs the same
+scenario once with these speakers and once with the real node agents.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ import asyncio
 import signal
 import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from daemonkit.ospf import OspfSpeaker, control_interface
 from gmpls.ospf.router import OspfRouter

@@ -1,15 +1,13 @@
-"""In-memory wiring of the pure cores: two proxies, two IDQ3P emulators, SAEs, a virtual
-clock and a lossy network, with no sockets (STYLE.md: cores wired in memory)."""
+"""In-memory wiring of the pure cores: two proxies, two IDQ3P emulators, SAEs and a lossy
+network on a virtual clock (:class:`tests.support.sim.Sim`), with no sockets."""
 
 from __future__ import annotations
 
 import hashlib
-import heapq
-import itertools
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
-from typing import Any
 
 from gmpls.core import Tick
 from gmpls.qkd import etsi004 as etsi
@@ -18,6 +16,7 @@ from idq3p_emulator.core import Idq3pServer
 from idq3p_emulator.store import FileSource, KeySource, KeyStore, SeedSource
 from qkd_proxy.core import ProxyConfig, ProxyCore
 from qkd_proxy.events import Channel, Datagram, Event, Log, Send
+from tests.support.sim import Alarm, Sim
 
 SECRET = bytes.fromhex("6a1f0e2c9b3d48a7c5e1f02b7d94a63e0c8b5f21d7e6a49b3c0f18e25d7a9c46")
 TN1 = IPv4Address("10.1.1.1")
@@ -86,9 +85,7 @@ class Net:
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
-        self.now = 0.0
-        self._seq = itertools.count()
-        self.queue: list[tuple[float, int, str, tuple[str, Any]]] = []
+        self.sim = Sim()
         src = self.source or SeedSource(b"test-seed")
         self.idq = {
             "A": Idq3pServer(KeyStore(src, 0, self.rate_bps, self.buffer_bits, 0.0)),
@@ -100,15 +97,21 @@ class Net:
             "A": ProxyCore(ca, lambda n: bytes(rb.getrandbits(8) for _ in range(n)), 0.0),
             "B": ProxyCore(cb, lambda n: bytes(rb.getrandbits(8) for _ in range(n)), 0.0),
         }
-        self.timers: dict[str, float | None] = {"A": None, "B": None}
+        self.alarms = {
+            side: Alarm(self.sim, lambda _at, s=side: self._feed(s, Tick())) for side in "AB"
+        }
         self.inbox: dict[tuple[str, int], list[etsi.Reply]] = {}
         self.logs: list[Log] = []
         self.wire: list[tuple[Channel, bytes]] = []
         self.device_down: set[str] = set()  # sides whose IDQ3P device is unreachable
 
+    @property
+    def now(self) -> float:
+        return self.sim.now
+
     # --- delivery -------------------------------------------------------------------
-    def _post(self, at: float, kind: str, payload: tuple[str, Any]) -> None:
-        heapq.heappush(self.queue, (at, next(self._seq), kind, payload))
+    def _later(self, fn: Callable[[], None]) -> None:
+        self.sim.call_later(self.latency, fn)
 
     def _apply(self, side: str, actions: list[object]) -> None:
         for a in actions:
@@ -118,8 +121,8 @@ class Net:
                 self.wire.append((a.channel, a.data))
                 if self.rng.random() < self.loss:
                     continue
-                self._post(self.now + self.latency, "send", (side, a))
-        self.timers[side] = self.proxy[side].next_timer()
+                self._later(lambda a=a: self._route(side, a))
+        self.alarms[side].set(self.proxy[side].next_timer())
 
     def _route(self, side: str, a: Send) -> None:
         other = "B" if side == "A" else "A"
@@ -130,13 +133,11 @@ class Net:
             if side in self.device_down:
                 return
             src = A_SOUTH if side == "A" else B_SOUTH
+            idq = IDQ_A if side == "A" else IDQ_B
             for r in self.idq[side].handle(idq_events.Datagram(a.data, src), self.now):
                 if self.rng.random() >= self.loss:
-                    self._post(
-                        self.now + self.latency,
-                        "south",
-                        (side, Datagram(Channel.SOUTH, r.data, (IDQ_A if side == "A" else IDQ_B))),
-                    )
+                    ev = Datagram(Channel.SOUTH, r.data, idq)
+                    self._later(lambda ev=ev: self._feed(side, ev))
         else:
             self.inbox.setdefault(a.addr, []).append(etsi.decode(a.data))  # type: ignore[arg-type]
 
@@ -148,30 +149,8 @@ class Net:
         self.wire.append((Channel.NORTH, data))
         if self.rng.random() < self.loss:
             return
-        self._post(self.now + self.latency, "north", (side, Datagram(Channel.NORTH, data, addr)))
-
-    def run(self, until: float) -> None:
-        """Advance the clock to ``until``, delivering datagrams and firing timers."""
-        while True:
-            nxt = self.queue[0][0] if self.queue else None
-            for t in self.timers.values():
-                if t is not None and (nxt is None or t < nxt):
-                    nxt = t
-            if nxt is None or nxt > until:
-                break
-            self.now = max(self.now, nxt)
-            if self.queue and self.queue[0][0] <= self.now:
-                _, _, kind, payload = heapq.heappop(self.queue)
-                side, item = payload
-                if kind == "send":
-                    self._route(side, item)
-                else:
-                    self._feed(side, item)
-            for side, t in list(self.timers.items()):
-                if t is not None and t <= self.now:
-                    self.timers[side] = None
-                    self._feed(side, Tick())
-        self.now = max(self.now, until)
+        ev = Datagram(Channel.NORTH, data, addr)
+        self._later(lambda: self._feed(side, ev))
 
     # --- an SAE that retransmits ------------------------------------------------------
     def call(
@@ -186,7 +165,7 @@ class Net:
         end = self.now + deadline
         while self.now < end:
             self.sae_send(side, addr, msg)
-            self.run(self.now + rto)
+            self.sim.run(rto)
             for r in self.inbox.get(addr, []):
                 if r.request_id == msg.request_id:
                     self.inbox[addr].remove(r)

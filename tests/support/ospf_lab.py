@@ -1,4 +1,5 @@
-"""N OSPF cores wired in memory under a virtual clock (no sockets, no real time).
+"""N OSPF cores wired in memory on a virtual clock (:class:`tests.support.sim.Sim`: no
+sockets, no real time).
 
 Segments are broadcast LANs or point-to-point links. A :class:`Send` to a multicast
 address reaches every other interface on the segment, a unicast one the interface with
@@ -8,8 +9,6 @@ is honoured exactly. ``kill`` silences a router (a crash: no goodbye).
 
 from __future__ import annotations
 
-import heapq
-import itertools
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from gmpls.core import Tick
 from gmpls.ospf.events import InterfaceConfig, InterfaceUp, Received, Send
 from gmpls.ospf.router import OspfRouter
+from tests.support.sim import Alarm, Sim
 
 
 @dataclass
@@ -41,20 +41,23 @@ class Lab:
 
         self.rng = random.Random(seed)
         self.loss = loss  # probability that one delivery (one receiver) is lost
-        self.now = 0.0
+        self.sim = Sim()
         self.delay = delay
         self.if_defaults = {"hello_interval": 1, "dead_interval": 4, "rxmt_interval": 2}
         self.if_defaults.update(if_defaults)
         self.routers: dict[IPv4Address, OspfRouter] = {}
         self.segments: dict[str, Segment] = {}
         self._seg_of: dict[tuple[IPv4Address, str], Segment] = {}
-        self._timers: dict[IPv4Address, float | None] = {}
-        self._queue: list[tuple[float, int, Any]] = []
-        self._seq = itertools.count()
+        #: each router's next_timer(), by router ID (a restarted router takes it over)
+        self._alarms: dict[IPv4Address, Alarm] = {}
         self.dead: set[IPv4Address] = set()
         self.sent: list[tuple[float, IPv4Address, Send]] = []
         self.record = False
         self.packets = 0
+
+    @property
+    def now(self) -> float:
+        return self.sim.now
 
     def router(self, rid: str, **kw: Any) -> OspfRouter:
         r = OspfRouter(rid, **kw)
@@ -82,7 +85,16 @@ class Lab:
 
     def kill(self, router: OspfRouter) -> None:
         self.dead.add(router.router_id)
-        self._timers[router.router_id] = None
+        self._alarm(router.router_id).set(None)
+
+    def _alarm(self, rid: IPv4Address) -> Alarm:
+        if rid not in self._alarms:
+            self._alarms[rid] = Alarm(self.sim, lambda _at: self._tick(rid))
+        return self._alarms[rid]
+
+    def _tick(self, rid: IPv4Address) -> None:
+        r = self.routers[rid]
+        self._apply(r, r.handle(Tick(), self.now))
 
     def _apply(self, r: OspfRouter, actions: list[Any]) -> None:
         for a in actions:
@@ -91,7 +103,7 @@ class Lab:
                 if self.record:
                     self.sent.append((self.now, r.router_id, a))
                 self._deliver(r, a)
-        self._timers[r.router_id] = r.next_timer()
+        self._alarm(r.router_id).set(r.next_timer())
 
     def _deliver(self, r: OspfRouter, s: Send) -> None:
         seg = self._seg_of[(r.router_id, s.ifname)]
@@ -105,34 +117,16 @@ class Lab:
                 continue
             if self.loss and self.rng.random() < self.loss:
                 continue
-            item = (p.router, p.ifname, s.data, src, s.dst)
-            heapq.heappush(self._queue, (self.now + self.delay, next(self._seq), item))
+            event = Received(p.ifname, s.data, src, s.dst)
+            self.sim.call_later(self.delay, lambda to=p.router, ev=event: self._receive(to, ev))
+
+    def _receive(self, router: OspfRouter, event: Received) -> None:
+        if router.router_id not in self.dead:
+            self._apply(router, router.handle(event, self.now))
 
     def inject(self, router: OspfRouter, ifname: str, data: bytes, src: str, dst: str) -> None:
         event = Received(ifname, data, IPv4Address(src), IPv4Address(dst))
         self._apply(router, router.handle(event, self.now))
-
-    def run_until(self, t: float) -> None:
-        while True:
-            nxt_q = self._queue[0][0] if self._queue else None
-            timers = [(at, rid) for rid, at in self._timers.items() if at is not None]
-            nxt_t = min(timers) if timers else None
-            cands = [x for x in (nxt_q, nxt_t[0] if nxt_t else None) if x is not None]
-            if not cands or min(cands) > t:
-                self.now = t
-                return
-            if nxt_q is not None and (nxt_t is None or nxt_q <= nxt_t[0]):
-                at, _, (router, ifname, data, src, dst) = heapq.heappop(self._queue)
-                self.now = max(self.now, at)
-                if router.router_id in self.dead:
-                    continue
-                self._apply(router, router.handle(Received(ifname, data, src, dst), self.now))
-            else:
-                assert nxt_t is not None
-                at, rid = nxt_t
-                self.now = max(self.now, at)
-                self._timers[rid] = None
-                self._apply(self.routers[rid], self.routers[rid].handle(Tick(), self.now))
 
     def alive(self) -> list[OspfRouter]:
         return [r for rid, r in self.routers.items() if rid not in self.dead]
@@ -163,7 +157,7 @@ class Lab:
         stay so for two hello intervals); return the time it happened."""
         t_conv: float | None = None
         while self.now < limit:
-            self.run_until(self.now + step)
+            self.sim.run(step)
             if self.all_full() and self.synchronised() and not self._pending_work():
                 if t_conv is None:
                     t_conv = self.now

@@ -1,5 +1,5 @@
 """The paper testbed in namespaces for the end-to-end tests (tests/e2e/conftest.py makes
-it a module fixture; bench/setup.py reuses it).
+it a module fixture).
 
 :func:`paper_lab` brings a topology up under a prefix of ours (``e2``, ``e2w``...: never
 ``qk``), starts tcpdump on every domain's bridge *before* the daemons (so the captures
@@ -20,11 +20,6 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 PAPER = ROOT / "topologies" / "paper.yaml"
-# pytest puts tests/ on sys.path, where tests/pce and tests/compose (no __init__.py) would
-# be imported as namespace packages "pce" and "compose" ahead of the editable install's
-# finder. The repository root goes first.
-if sys.path[:1] != [str(ROOT)]:
-    sys.path.insert(0, str(ROOT))
 
 
 @dataclass
@@ -60,7 +55,6 @@ class Lab:
             capture_output=True,
             text=True,
             timeout=20,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
         return dict(json.loads(r.stdout))
 

@@ -1,6 +1,6 @@
 """Encode and decode microseconds for the paper's messages, per protocol.
 
-Run: ``.venv/bin/python bench/codecs.py [--quick] [--only ospf]``.
+Run: ``.venv/bin/python bench/codec_speed.py [--quick] [--only ospf]``.
 
 Each protocol contributes a section: a function returning ``{name: (encode_fn,
 decode_fn)}``, where ``encode_fn()`` returns bytes and ``decode_fn(bytes)`` decodes them.
@@ -10,12 +10,8 @@ To add PCEP or RSVP, write ``def pcep_cases() -> Cases`` and add it to :data:`SE
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 Cases = dict[str, tuple[Callable[[], bytes], Callable[[bytes], object]]]
 

@@ -1,8 +1,0 @@
-"""tests/qkd: make the in-memory harness importable as ``harness``."""
-
-from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).parent))
