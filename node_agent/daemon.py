@@ -21,7 +21,6 @@ with the node name and the event's fields; no key material is ever logged.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -98,18 +97,13 @@ class NodeDaemon:
                 log.exception("ospf listener failed", extra={"node": self.host})
 
     async def start(self) -> None:
-        """Start every component in order; one that cannot start stops those already
-        started and raises, naming itself and the cause (the daemon exits with it)."""
-        started: list[Component] = []
+        """Start every component in order; one that cannot start raises, naming itself and
+        the cause (the skeleton then stops the daemon and exits with it)."""
         for c in self.components:
             try:
                 await c.start()
             except Exception as e:
-                for done in reversed(started):
-                    with contextlib.suppress(Exception):
-                        await done.stop()
-                raise RuntimeError(f"{type(c).__name__} cannot start: {e}") from e
-            started.append(c)
+                raise RuntimeError(f"{type(c).__name__}: {e}") from e
         if self.cli_port is not None:
             port = await self.cli_server.start(self.cli_bind, self.cli_port)
             log.info("cli listening", extra={"node": self.host, "event": "cli", "port": port})
