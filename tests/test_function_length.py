@@ -25,7 +25,6 @@ ALLOWED = {
     "compose/cli.py:build_parser",  # 98 lines
     "compose/topogen.py:generate",  # 117
     "gmpls/ospf/router.py:OspfRouter._recv_dd",  # 86
-    "gmpls/ospf/spf.py:compute",  # 146
     "gmpls/rsvp/core.py:RsvpCore._rx_path",  # 106
     "pce/compute.py:PathComputer.compute",  # 101
 }
