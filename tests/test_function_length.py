@@ -24,7 +24,6 @@ _REASON = re.compile(r"^\s*# long: \S")
 ALLOWED = {
     "compose/cli.py:build_parser",  # 98 lines
     "compose/topogen.py:generate",  # 117
-    "pce/compute.py:PathComputer.compute",  # 101
 }
 
 
