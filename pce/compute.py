@@ -373,106 +373,163 @@ class PathComputer:
         return self._graph
 
     def compute(self, req: PathRequest) -> PathResult:
+        """One request, steps 1-4 of the module docstring: the end points and the QE
+        constraint, CSPF, wavelength assignment (first fit, Yen's next paths when the
+        shortest has no free wavelength in common) and the ERO."""
         g = self.graph
-        src_id = self.ted.resolve(req.source) if req.source not in g.index else req.source
-        dst_id = (
-            self.ted.resolve(req.destination) if req.destination not in g.index else req.destination
-        )
-        if src_id is None or src_id not in g.index:
-            return _fail(NoPathReason.UNKNOWN_SOURCE, f"{req.source} is not a TE node in the TED")
-        if dst_id is None or dst_id not in g.index:
-            return _fail(
-                NoPathReason.UNKNOWN_DESTINATION, f"{req.destination} is not a TE node in the TED"
-            )
-        if src_id == dst_id:
-            return _fail(NoPathReason.SAME_END_POINTS, f"source and destination are {src_id}")
+        ends = self._end_points(g, req)
+        if isinstance(ends, PathResult):
+            return ends
+        src_id, dst_id = ends
         s, d = g.index[src_id], g.index[dst_id]
-        qe_dst: int | None = None
-        if req.qe is not None:
-            problems = req.qe.problems()
-            if problems:
-                reason = NoPathReason.BAD_QE_PARAMETERS
-                if req.qe.algorithm not in qe.Algorithm._value2member_map_:
-                    reason = NoPathReason.UNKNOWN_ALGORITHM
-                elif req.qe.enc_layer not in qe.EncLayer._value2member_map_:
-                    reason = NoPathReason.UNKNOWN_LAYER
-                return _fail(reason, "; ".join(problems))
-            if not g.qe[s]:
-                return _fail(
-                    NoPathReason.SOURCE_NOT_QE_CAPABLE,
-                    f"source {src_id} does not advertise the QE capability",
-                )
-            qd = req.qe_destination or dst_id
-            qd_id = self.ted.resolve(qd) if qd not in g.index else qd
-            if qd_id is None or qd_id not in g.index:
-                return _fail(
-                    NoPathReason.QE_DESTINATION_NOT_QE_CAPABLE, f"QE destination {qd} is unknown"
-                )
-            qe_dst = g.index[qd_id]
-            if not g.qe[qe_dst]:
-                return _fail(
-                    NoPathReason.QE_DESTINATION_NOT_QE_CAPABLE,
-                    f"QE destination {qd_id} does not advertise the QE capability",
-                )
+        qe_dst = self._qe_destination(g, req, s, dst_id)
+        if isinstance(qe_dst, PathResult):
+            return qe_dst
         banned_nodes = {g.index[n] for n in req.exclude_nodes if n in g.index}
         if s in banned_nodes or d in banned_nodes:
             return _fail(NoPathReason.NO_ROUTE, "an end point is excluded")
-        if req.bandwidth <= 0 and not req.exclude_links and not banned_nodes:
-            usable = g.usable  # shared, never modified
-        else:
-            usable = [
-                u and bw >= req.bandwidth for u, bw in zip(g.usable, g.bandwidth, strict=True)
-            ]
-        for key in req.exclude_links:
-            j = g.link_index.get(key)
-            if j is not None:
-                usable[j] = False
-        for j in range(len(g.links)) if banned_nodes else ():
-            if g.link_to[j] in banned_nodes or g.link_from[j] in banned_nodes:
-                usable[j] = False
+        usable = _usable_links(g, req, banned_nodes)
         first = bidirectional(g, s, d, usable)
         if first is None:
             return _fail(
                 NoPathReason.NO_ROUTE,
                 f"no route {src_id} -> {dst_id} with {req.bandwidth * 8:.0f} b/s free",
             )
-        tried = 0
-        for cost, path in yen(g, s, d, usable, req.k, first):
-            tried += 1
-            m = common_mask(g, path)
-            if m == 0:
-                continue
-            channel = g.channel_of(m)
-            hops = tuple(
-                Hop(
-                    g.links[j].router,
-                    g.links[j].local_id,
-                    g.links[j].remote_router,
-                    g.links[j].remote_id,
-                )
-                for j in path
+        return _assign_wavelength(g, req, usable, first, s, d, qe_dst)
+
+    def _end_points(
+        self, g: Graph, req: PathRequest
+    ) -> tuple[IPv4Address, IPv4Address] | PathResult:
+        """Step 1: the source and destination as TE nodes (router IDs), or the failure."""
+        src_id = self._resolve(g, req.source)
+        dst_id = self._resolve(g, req.destination)
+        if src_id is None:
+            return _fail(NoPathReason.UNKNOWN_SOURCE, f"{req.source} is not a TE node in the TED")
+        if dst_id is None:
+            return _fail(
+                NoPathReason.UNKNOWN_DESTINATION, f"{req.destination} is not a TE node in the TED"
             )
-            qe_router = g.ids[qe_dst] if qe_dst is not None else None
-            if qe_router is not None and qe_router not in {h.remote_router for h in hops}:
-                return _fail(
-                    NoPathReason.QE_DESTINATION_NOT_ON_PATH,
-                    f"QE destination {qe_router} is not on the path",
-                    tried,
-                )
-            return PathResult(
-                hops=hops,
-                destination=dst_id,
-                channel=channel,
-                cost=cost,
-                ero=build_ero(hops, dst_id, channel, req.qe, qe_router),
-                candidates=tried,
+        if src_id == dst_id:
+            return _fail(NoPathReason.SAME_END_POINTS, f"source and destination are {src_id}")
+        return src_id, dst_id
+
+    def _resolve(self, g: Graph, address: IPv4Address) -> IPv4Address | None:
+        """The router ID of the TE node of the graph that ``address`` names (its router ID
+        or its TE router address), None if none."""
+        rid = self.ted.resolve(address) if address not in g.index else address
+        return rid if rid is not None and rid in g.index else None
+
+    def _qe_destination(
+        self, g: Graph, req: PathRequest, s: int, dst_id: IPv4Address
+    ) -> int | PathResult | None:
+        """Step 1, the QE constraint: the node index of the QE destination (None without
+        QE parameters), or the failure: parameters of unknown values, a source or QE
+        destination that does not advertise the QE capability."""
+        if req.qe is None:
+            return None
+        problems = req.qe.problems()
+        if problems:
+            reason = NoPathReason.BAD_QE_PARAMETERS
+            if req.qe.algorithm not in qe.Algorithm._value2member_map_:
+                reason = NoPathReason.UNKNOWN_ALGORITHM
+            elif req.qe.enc_layer not in qe.EncLayer._value2member_map_:
+                reason = NoPathReason.UNKNOWN_LAYER
+            return _fail(reason, "; ".join(problems))
+        if not g.qe[s]:
+            return _fail(
+                NoPathReason.SOURCE_NOT_QE_CAPABLE,
+                f"source {g.ids[s]} does not advertise the QE capability",
             )
+        qd = req.qe_destination or dst_id
+        qd_id = self._resolve(g, qd)
+        if qd_id is None:
+            return _fail(
+                NoPathReason.QE_DESTINATION_NOT_QE_CAPABLE, f"QE destination {qd} is unknown"
+            )
+        qe_dst = g.index[qd_id]
+        if not g.qe[qe_dst]:
+            return _fail(
+                NoPathReason.QE_DESTINATION_NOT_QE_CAPABLE,
+                f"QE destination {qd_id} does not advertise the QE capability",
+            )
+        return qe_dst
+
+
+def _usable_links(g: Graph, req: PathRequest, banned_nodes: set[int]) -> list[bool]:
+    """Step 2's pruning: the links CSPF may use — those with a free wavelength (or none
+    advertised) and the bandwidth asked for, neither excluded nor touching an excluded
+    node. The graph's own list when nothing is pruned beyond it (shared: never modify)."""
+    if req.bandwidth <= 0 and not req.exclude_links and not banned_nodes:
+        return g.usable
+    usable = [u and bw >= req.bandwidth for u, bw in zip(g.usable, g.bandwidth, strict=True)]
+    for key in req.exclude_links:
+        j = g.link_index.get(key)
+        if j is not None:
+            usable[j] = False
+    for j in range(len(g.links)) if banned_nodes else ():
+        if g.link_to[j] in banned_nodes or g.link_from[j] in banned_nodes:
+            usable[j] = False
+    return usable
+
+
+def _assign_wavelength(
+    g: Graph,
+    req: PathRequest,
+    usable: list[bool],
+    first: tuple[int, list[int]],
+    s: int,
+    d: int,
+    qe_dst: int | None,
+) -> PathResult:
+    """Step 3: the shortest path (``first``), then the next shortest (Yen, up to
+    ``req.k``), until one has a wavelength free on every link: the lowest is taken (first
+    fit) and the result built (step 4)."""
+    tried = 0
+    for cost, path in yen(g, s, d, usable, req.k, first):
+        tried += 1
+        m = common_mask(g, path)
+        if m == 0:
+            continue
+        return _path_result(g, req, path, cost, g.channel_of(m), g.ids[d], qe_dst, tried)
+    return _fail(
+        NoPathReason.NO_COMMON_WAVELENGTH,
+        f"none of the {tried} shortest paths {g.ids[s]} -> {g.ids[d]} has a wavelength free "
+        "on every link",
+        tried,
+    )
+
+
+def _path_result(
+    g: Graph,
+    req: PathRequest,
+    path: list[int],
+    cost: int,
+    channel: int | None,
+    dst_id: IPv4Address,
+    qe_dst: int | None,
+    tried: int,
+) -> PathResult:
+    """Step 4: the hops of ``path`` and their ERO, or the failure when the QE destination
+    is not on the path."""
+    hops = tuple(
+        Hop(g.links[j].router, g.links[j].local_id, g.links[j].remote_router, g.links[j].remote_id)
+        for j in path
+    )
+    qe_router = g.ids[qe_dst] if qe_dst is not None else None
+    if qe_router is not None and qe_router not in {h.remote_router for h in hops}:
         return _fail(
-            NoPathReason.NO_COMMON_WAVELENGTH,
-            f"none of the {tried} shortest paths {src_id} -> {dst_id} has a wavelength free "
-            "on every link",
+            NoPathReason.QE_DESTINATION_NOT_ON_PATH,
+            f"QE destination {qe_router} is not on the path",
             tried,
         )
+    return PathResult(
+        hops=hops,
+        destination=dst_id,
+        channel=channel,
+        cost=cost,
+        ero=build_ero(hops, dst_id, channel, req.qe, qe_router),
+        candidates=tried,
+    )
 
 
 def build_ero(

@@ -17,17 +17,6 @@ PACKAGES = ("gmpls", "daemonkit", "node_agent", "pce", "qkd_proxy", "idq3p_emula
 LIMIT = 80
 _REASON = re.compile(r"^\s*# long: \S")
 
-# The functions too long today, each "path:qualified name". This list may only shrink:
-# split a function, then remove its entry (the test fails while an entry names a function
-# that no longer exists or is no longer too long). Never add to it; write `# long: <reason>`
-# above a function that must stay long.
-ALLOWED = {
-    "gmpls/ospf/router.py:OspfRouter._recv_dd",  # 86
-    "gmpls/ospf/spf.py:compute",  # 146
-    "gmpls/rsvp/core.py:RsvpCore._rx_path",  # 106
-    "pce/compute.py:PathComputer.compute",  # 101
-}
-
 
 def _functions(
     tree: ast.AST, prefix: str = ""
@@ -71,17 +60,11 @@ def test_no_function_is_long_without_a_reason() -> None:
     too_long = {
         f"{key} ({length} lines)"
         for key, (length, reason) in _measure().items()
-        if length > LIMIT and not reason and key not in ALLOWED
+        if length > LIMIT and not reason
     }
     assert not too_long, (
         f"longer than {LIMIT} lines, split them or write `# long: <reason>`: {sorted(too_long)}"
     )
-
-
-def test_the_allowed_list_is_not_stale() -> None:
-    measured = _measure()
-    stale = {key for key in ALLOWED if key not in measured or measured[key][0] <= LIMIT}
-    assert not stale, f"no longer too long (or gone), remove from ALLOWED: {sorted(stale)}"
 
 
 def test_the_marker_is_seen() -> None:

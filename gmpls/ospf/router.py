@@ -778,68 +778,110 @@ class OspfRouter:
     def _recv_dd(
         self, iface: Interface, n: Neighbor, dd: P.DatabaseDescription, now: float
     ) -> None:
+        """Receiving a Database Description packet (§10.6), by the neighbor's state."""
         if dd.mtu > iface.config.mtu:
             iface.count("mtu_mismatch")
             return
         if n.state == NbrState.INIT:
             self._nbr_event(iface, n, NbrEvent.TWO_WAY_RECEIVED, now)
         if n.state in (NbrState.DOWN, NbrState.ATTEMPT, NbrState.INIT, NbrState.TWO_WAY):
-            return
+            return  # Down, Attempt: rejected; 2-Way (Init with no adjacency to form): ignored
         this = (dd.flags, dd.options, dd.dd_seq)
-        dup = this == n.last_rcvd
-        i_bit, m_bit, ms_bit = (
-            bool(dd.flags & DDFlags.I),
-            bool(dd.flags & DDFlags.M),
-            bool(dd.flags & DDFlags.MS),
-        )
         if n.state == NbrState.EXSTART:
-            if (
-                i_bit
-                and m_bit
-                and ms_bit
-                and not dd.headers
-                and int(n.router_id) > int(self.router_id)
-            ):
-                # the neighbor is master: we are slave and adopt its sequence number
-                n.master = False
-                n.dd_seq = dd.dd_seq
-                n.dd_options = dd.options
-                n.dd_rxmt_at = None
-                self._nbr_event(iface, n, NbrEvent.NEGOTIATION_DONE, now)
-                n.last_rcvd = this
-                self._send_dd(iface, n, self._next_dd(iface, n, 0), now)
-                return
-            if (
-                not i_bit
-                and not ms_bit
-                and dd.dd_seq == n.dd_seq
-                and int(n.router_id) < int(self.router_id)
-            ):
-                n.master = True
-                n.dd_options = dd.options
-                self._nbr_event(iface, n, NbrEvent.NEGOTIATION_DONE, now)
-            else:
-                return
+            accepted = self._dd_exstart(iface, n, dd, this, now)
         elif n.state == NbrState.EXCHANGE:
-            if dup:
-                if not n.master and n.last_sent is not None:
-                    self._resend_dd(iface, n)
-                return
-            if ms_bit == n.master or i_bit or dd.options != n.dd_options:
-                self._nbr_event(iface, n, NbrEvent.SEQ_NUMBER_MISMATCH, now)
-                return
-            expected = n.dd_seq if n.master else (n.dd_seq + 1) & 0xFFFFFFFF
-            if dd.dd_seq != expected:
-                self._nbr_event(iface, n, NbrEvent.SEQ_NUMBER_MISMATCH, now)
-                return
-        else:  # Loading or Full
-            if dup:
-                if not n.master and n.last_sent is not None:
-                    self._resend_dd(iface, n)
-                return
+            accepted = self._dd_exchange(iface, n, dd, this, now)
+        else:
+            self._dd_loading_or_full(iface, n, this, now)
+            accepted = False
+        if accepted:
+            self._dd_accept(iface, n, dd, this, now)
+
+    def _dd_exstart(
+        self,
+        iface: Interface,
+        n: Neighbor,
+        dd: P.DatabaseDescription,
+        this: tuple[int, int, int],
+        now: float,
+    ) -> bool:
+        """ExStart: the master/slave negotiation (§10.6). True when this router is master
+        and the packet is to be accepted as the first of the exchange."""
+        i_bit, m_bit, ms_bit = _dd_bits(dd)
+        if i_bit and m_bit and ms_bit and not dd.headers and int(n.router_id) > int(self.router_id):
+            # the neighbor is master: we are slave and adopt its sequence number
+            n.master = False
+            n.dd_seq = dd.dd_seq
+            n.dd_options = dd.options
+            n.dd_rxmt_at = None
+            self._nbr_event(iface, n, NbrEvent.NEGOTIATION_DONE, now)
+            n.last_rcvd = this
+            self._send_dd(iface, n, self._next_dd(iface, n, 0), now)
+            return False
+        if (
+            not i_bit
+            and not ms_bit
+            and dd.dd_seq == n.dd_seq
+            and int(n.router_id) < int(self.router_id)
+        ):
+            # the neighbor is slave: it acknowledges our sequence number
+            n.master = True
+            n.dd_options = dd.options
+            self._nbr_event(iface, n, NbrEvent.NEGOTIATION_DONE, now)
+            return True
+        return False
+
+    def _dd_exchange(
+        self,
+        iface: Interface,
+        n: Neighbor,
+        dd: P.DatabaseDescription,
+        this: tuple[int, int, int],
+        now: float,
+    ) -> bool:
+        """Exchange (§10.6): a duplicate is answered (slave) or discarded (master); a wrong
+        MS bit, an I bit, changed options or an unexpected sequence number is
+        SeqNumberMismatch. True when the packet is the next one in the sequence."""
+        if this == n.last_rcvd:
+            self._dd_duplicate(iface, n)
+            return False
+        i_bit, _, ms_bit = _dd_bits(dd)
+        if ms_bit == n.master or i_bit or dd.options != n.dd_options:
             self._nbr_event(iface, n, NbrEvent.SEQ_NUMBER_MISMATCH, now)
+            return False
+        expected = n.dd_seq if n.master else (n.dd_seq + 1) & 0xFFFFFFFF
+        if dd.dd_seq != expected:
+            self._nbr_event(iface, n, NbrEvent.SEQ_NUMBER_MISMATCH, now)
+            return False
+        return True
+
+    def _dd_loading_or_full(
+        self, iface: Interface, n: Neighbor, this: tuple[int, int, int], now: float
+    ) -> None:
+        """Loading or Full (§10.6): only a duplicate is expected (answered by the slave);
+        anything else is SeqNumberMismatch."""
+        if this == n.last_rcvd:
+            self._dd_duplicate(iface, n)
             return
-        # the packet is accepted (§10.6, "the next packet in the sequence")
+        self._nbr_event(iface, n, NbrEvent.SEQ_NUMBER_MISMATCH, now)
+
+    def _dd_duplicate(self, iface: Interface, n: Neighbor) -> None:
+        """A duplicate DD: the slave sends its last DD again, the master discards it."""
+        if not n.master and n.last_sent is not None:
+            self._resend_dd(iface, n)
+
+    def _dd_accept(
+        self,
+        iface: Interface,
+        n: Neighbor,
+        dd: P.DatabaseDescription,
+        this: tuple[int, int, int],
+        now: float,
+    ) -> None:
+        """The packet is accepted (§10.6, "the next packet in the sequence"): an unknown LS
+        type is SeqNumberMismatch, the LSA headers newer than our copies go to the request
+        list; then the master sends the next DD or ends the exchange, and the slave answers
+        with its next DD (sent as §10.8 says)."""
         n.last_rcvd = this
         for h in dd.headers:
             if h.ls_type not in KNOWN_LS_TYPES:
@@ -848,6 +890,7 @@ class OspfRouter:
             e = self.lsdb.get(h.key)
             if e is None or _newer(h, e.header(now)):
                 n.requests[h.key] = h
+        m_bit = bool(dd.flags & DDFlags.M)
         if n.master:
             n.dd_seq = (n.dd_seq + 1) & 0xFFFFFFFF
             if not n.last_sent_more and not m_bit:
@@ -1295,6 +1338,11 @@ def _opaque_capable(n: Neighbor) -> bool:
     """RFC 5250 §3: the O bit of the neighbor's Database Description (or Hello)."""
     opts = n.dd_options if n.dd_options is not None else n.options
     return bool(opts & Options.O)
+
+
+def _dd_bits(dd: P.DatabaseDescription) -> tuple[bool, bool, bool]:
+    """The I (init), M (more) and MS (master) bits of a Database Description packet."""
+    return bool(dd.flags & DDFlags.I), bool(dd.flags & DDFlags.M), bool(dd.flags & DDFlags.MS)
 
 
 def _newer(a: LSAHeader, b: LSAHeader) -> bool:

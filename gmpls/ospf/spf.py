@@ -56,6 +56,24 @@ def compute(
     ``interfaces`` are the root's OSPF interfaces (name, address/prefix);
     ``neighbor_address(ifname, router_id)`` gives a point-to-point neighbour's address.
     """
+    routers, networks = _usable_lsas(lsas)
+    ifaces = list(interfaces)
+    if root not in routers:
+        return {}
+    spf = _Spf(routers, networks, ("R", root), ifaces, neighbor_address)
+    spf.shortest_path_tree()
+    table = _Table(area)
+    spf.add_transit_networks(table)
+    spf.add_stub_networks(table)
+    return table.routes
+
+
+def _usable_lsas(
+    lsas: Iterable[LSA],
+) -> tuple[dict[IPv4Address, RouterLSA], dict[IPv4Address, NetworkLSA]]:
+    """The router-LSAs (by router ID) and network-LSAs (by DR address) the calculation
+    looks at: MaxAge LSAs are left out (§16.1), and so is a router-LSA whose Link State ID
+    is not its Advertising Router."""
     routers: dict[IPv4Address, RouterLSA] = {}
     networks: dict[IPv4Address, NetworkLSA] = {}
     for a in lsas:
@@ -66,20 +84,76 @@ def compute(
                 routers[a.header.adv_router] = a.body
         elif a.header.ls_type == LsType.NETWORK and isinstance(a.body, NetworkLSA):
             networks[a.header.ls_id] = a.body
-    ifaces = list(interfaces)
+    return routers, networks
 
-    def iface_for(addr: IPv4Address) -> str | None:
-        for name, ifa in ifaces:
+
+class _Table:
+    """The routing table being built: the cheapest route per prefix, equal-cost next
+    hops merged."""
+
+    __slots__ = ("area", "routes")
+
+    def __init__(self, area: IPv4Address) -> None:
+        self.area = area
+        self.routes: dict[IPv4Network, Route] = {}
+
+    def add(self, prefix: IPv4Network, cost: int, nh: Iterable[NextHop]) -> None:
+        cur = self.routes.get(prefix)
+        nhs = frozenset(nh)
+        if cur is None or cost < cur.cost:
+            self.routes[prefix] = Route(prefix, cost, nhs, self.area)
+        elif cost == cur.cost:
+            self.routes[prefix] = Route(prefix, cost, cur.next_hops | nhs, self.area)
+
+
+class _Spf:
+    """One run of §16.1 over an area's router- and network-LSAs, rooted at the
+    calculating router (``root``, a router vertex present in ``routers``)."""
+
+    __slots__ = (
+        "dist",
+        "hops",
+        "ifaces",
+        "neighbor_address",
+        "networks",
+        "parent_root",
+        "root",
+        "routers",
+    )
+
+    def __init__(
+        self,
+        routers: dict[IPv4Address, RouterLSA],
+        networks: dict[IPv4Address, NetworkLSA],
+        root: Vertex,
+        ifaces: list[tuple[str, IPv4Interface]],
+        neighbor_address: Callable[[str, IPv4Address], IPv4Address | None],
+    ) -> None:
+        self.routers = routers
+        self.networks = networks
+        self.root = root
+        self.ifaces = ifaces
+        self.neighbor_address = neighbor_address
+        #: the shortest-path tree: each vertex's distance from the root and next hops
+        self.dist: dict[Vertex, int] = {}
+        self.hops: dict[Vertex, set[NextHop]] = {}
+        #: the transit networks directly attached to the root
+        self.parent_root: dict[Vertex, bool] = {}
+
+    def iface_for(self, addr: IPv4Address) -> str | None:
+        """The root's interface with address ``addr``, else the first one on its subnet."""
+        for name, ifa in self.ifaces:
             if ifa.ip == addr:
                 return name
-        for name, ifa in ifaces:
+        for name, ifa in self.ifaces:
             if addr in ifa.network:
                 return name
         return None
 
-    def links_back(w: Vertex, v: Vertex) -> bool:
+    def links_back(self, w: Vertex, v: Vertex) -> bool:
+        """§16.1 (2b): the LSA of ``w`` has a link back to ``v``."""
         if w[0] == "R":
-            r = routers.get(w[1])
+            r = self.routers.get(w[1])
             if r is None:
                 return False
             if v[0] == "R":
@@ -88,105 +162,107 @@ def compute(
                     for lk in r.links
                 )
             return any(lk.type == RouterLinkType.TRANSIT and lk.link_id == v[1] for lk in r.links)
-        n = networks.get(w[1])
+        n = self.networks.get(w[1])
         return n is not None and v[0] == "R" and v[1] in n.routers
 
-    dist: dict[Vertex, int] = {}
-    hops: dict[Vertex, set[NextHop]] = {}
-    parent_root: dict[Vertex, bool] = {}  # vertex is a network directly attached to the root
-    rootv: Vertex = ("R", root)
-    if root not in routers:
-        return {}
-    best: dict[Vertex, int] = {rootv: 0}
-    cand_hops: dict[Vertex, set[NextHop]] = {rootv: set()}
-    heap: list[tuple[int, int, Vertex]] = [(0, 0, rootv)]
-    while heap:
-        d, _, v = heapq.heappop(heap)
-        if v in dist:
-            continue
-        dist[v] = d
-        hops[v] = cand_hops.get(v, set())
+    def edges(self, v: Vertex) -> list[tuple[Vertex, int, IPv4Address | None]]:
+        """§16.1 (2): the vertices the LSA of ``v`` links to, with the link's cost and its
+        Link Data (a router's interface address; None from a network)."""
         edges: list[tuple[Vertex, int, IPv4Address | None]] = []
         if v[0] == "R":
-            for lk in routers[v[1]].links:
+            for lk in self.routers[v[1]].links:
                 if lk.type == RouterLinkType.POINT_TO_POINT:
                     edges.append((("R", lk.link_id), lk.metric, lk.link_data))
                 elif lk.type == RouterLinkType.TRANSIT:
                     edges.append((("N", lk.link_id), lk.metric, lk.link_data))
         else:
-            for rid in networks[v[1]].routers:
+            for rid in self.networks[v[1]].routers:
                 edges.append((("R", rid), 0, None))
-        for w, cost, link_data in edges:
-            if w in dist:
+        return edges
+
+    def next_hops(self, v: Vertex, w: Vertex, link_data: IPv4Address | None) -> set[NextHop] | None:
+        """§16.1.1: the next hops of ``w`` reached through its parent ``v``; None when the
+        root has no interface for the link (``w`` is not reached this way)."""
+        if v == self.root:
+            ifname = self.iface_for(link_data) if link_data is not None else None
+            if ifname is None:
+                return None
+            if w[0] == "N":
+                self.parent_root[w] = True
+                return {NextHop(ifname)}
+            return {NextHop(ifname, self.neighbor_address(ifname, w[1]))}
+        if v[0] == "N" and self.parent_root.get(v):
+            # a router on a network directly attached to the root: its address there
+            ifname = next(iter(self.hops[v])).ifname
+            addr = None
+            for lk in self.routers[w[1]].links:
+                if lk.type == RouterLinkType.TRANSIT and lk.link_id == v[1]:
+                    addr = lk.link_data
+                    break
+            return {NextHop(ifname, addr)}
+        return set(self.hops[v])
+
+    def shortest_path_tree(self) -> None:
+        """Stage 1 (§16.1 (1)-(3)): Dijkstra over router and transit-network vertices,
+        a link used only when the far end links back (2b), equal-cost paths merged (2d),
+        networks taken before routers at equal distance (3)."""
+        dist, hops = self.dist, self.hops
+        best: dict[Vertex, int] = {self.root: 0}
+        cand_hops: dict[Vertex, set[NextHop]] = {self.root: set()}
+        heap: list[tuple[int, int, Vertex]] = [(0, 0, self.root)]
+        while heap:
+            d, _, v = heapq.heappop(heap)
+            if v in dist:
                 continue
-            if w[0] == "R" and w[1] not in routers:
-                continue
-            if w[0] == "N" and w[1] not in networks:
-                continue
-            if not links_back(w, v):
-                continue
-            nd = d + cost
-            # next hops, §16.1.1
-            nh: set[NextHop]
-            if v == rootv:
-                ifname = iface_for(link_data) if link_data is not None else None
-                if ifname is None:
+            dist[v] = d
+            hops[v] = cand_hops.get(v, set())
+            for w, cost, link_data in self.edges(v):
+                if w in dist:
                     continue
-                if w[0] == "N":
-                    nh = {NextHop(ifname)}
-                    parent_root[w] = True
-                else:
-                    nh = {NextHop(ifname, neighbor_address(ifname, w[1]))}
-            elif v[0] == "N" and parent_root.get(v):
-                # a router on a network directly attached to the root: its address there
-                ifname = next(iter(hops[v])).ifname
-                addr = None
-                for lk in routers[w[1]].links:
-                    if lk.type == RouterLinkType.TRANSIT and lk.link_id == v[1]:
-                        addr = lk.link_data
-                        break
-                nh = {NextHop(ifname, addr)}
-            else:
-                nh = set(hops[v])
-            old = best.get(w)
-            if old is None or nd < old:
-                best[w] = nd
-                cand_hops[w] = nh
-                # networks before routers at equal distance (§16.1 (3))
-                heapq.heappush(heap, (nd, 0 if w[0] == "N" else 1, w))
-            elif nd == old:
-                cand_hops[w] = cand_hops[w] | nh
-    routes: dict[IPv4Network, Route] = {}
+                if w[0] == "R" and w[1] not in self.routers:
+                    continue
+                if w[0] == "N" and w[1] not in self.networks:
+                    continue
+                if not self.links_back(w, v):
+                    continue
+                nd = d + cost
+                nh = self.next_hops(v, w, link_data)
+                if nh is None:
+                    continue
+                old = best.get(w)
+                if old is None or nd < old:
+                    best[w] = nd
+                    cand_hops[w] = nh
+                    heapq.heappush(heap, (nd, 0 if w[0] == "N" else 1, w))
+                elif nd == old:
+                    cand_hops[w] = cand_hops[w] | nh
 
-    def add(prefix: IPv4Network, cost: int, nh: Iterable[NextHop]) -> None:
-        cur = routes.get(prefix)
-        nhs = frozenset(nh)
-        if cur is None or cost < cur.cost:
-            routes[prefix] = Route(prefix, cost, nhs, area)
-        elif cost == cur.cost:
-            routes[prefix] = Route(prefix, cost, cur.next_hops | nhs, area)
+    def add_transit_networks(self, table: _Table) -> None:
+        """§16.1 (4): a route to each transit network of the tree (its DR's address under
+        the network-LSA's mask)."""
+        for v, d in self.dist.items():
+            if v[0] == "N":
+                n = self.networks[v[1]]
+                prefix = IPv4Network((int(v[1]) & int(n.mask), str(n.mask)), strict=False)
+                table.add(prefix, d, self.hops[v])
 
-    for v, d in dist.items():
-        if v[0] == "N":
-            n = networks[v[1]]
-            prefix = IPv4Network((int(v[1]) & int(n.mask), str(n.mask)), strict=False)
-            add(prefix, d, hops[v])
-    # stage 2: stub networks (§16.1 (2) second stage)
-    for v, d in dist.items():
-        if v[0] != "R":
-            continue
-        for lk in routers[v[1]].links:
-            if lk.type != RouterLinkType.STUB:
+    def add_stub_networks(self, table: _Table) -> None:
+        """Stage 2 (§16.1, second stage): the stub networks of each router of the tree, at
+        the router's distance plus the link's cost, through the router's next hops."""
+        for v, d in self.dist.items():
+            if v[0] != "R":
                 continue
-            try:
-                prefix = IPv4Network(
-                    (int(lk.link_id) & int(lk.link_data), str(lk.link_data)), strict=False
-                )
-            except ValueError:
-                continue  # a mask that is not a prefix length: ignore the link
-            if v == rootv:
-                ifname = iface_for(prefix.network_address) or ""
-                add(prefix, d + lk.metric, {NextHop(ifname)})
-            else:
-                add(prefix, d + lk.metric, hops[v])
-    return routes
+            for lk in self.routers[v[1]].links:
+                if lk.type != RouterLinkType.STUB:
+                    continue
+                try:
+                    prefix = IPv4Network(
+                        (int(lk.link_id) & int(lk.link_data), str(lk.link_data)), strict=False
+                    )
+                except ValueError:
+                    continue  # a mask that is not a prefix length: ignore the link
+                if v == self.root:
+                    ifname = self.iface_for(prefix.network_address) or ""
+                    table.add(prefix, d + lk.metric, {NextHop(ifname)})
+                else:
+                    table.add(prefix, d + lk.metric, self.hops[v])

@@ -223,6 +223,19 @@ def _qe_fail(value: int, reason: str) -> _Fail:
     return _Fail(ErrorCode.QE_ERROR, value, reason)
 
 
+def _lambda_label_request(msg: Message) -> O.GeneralizedLabelRequest:
+    """The Path's generalized LABEL_REQUEST (RFC 3473 §2.1), which must ask for a lambda
+    LSP: switching type LSC, encoding Lambda."""
+    lr = msg.get(O.GeneralizedLabelRequest)
+    if lr is None:
+        raise _rp(RoutingProblem.SWITCHING_TYPE, "no generalized LABEL_REQUEST")
+    if lr.switching != SwitchingType.LSC:
+        raise _rp(RoutingProblem.SWITCHING_TYPE, f"switching type {lr.switching}")
+    if lr.encoding != LspEncoding.LAMBDA:
+        raise _rp(RoutingProblem.UNSUPPORTED_ENCODING, f"encoding {lr.encoding}")
+    return lr
+
+
 @dataclass(slots=True)
 class _Route:
     """The result of processing the ERO at this node."""
@@ -971,6 +984,9 @@ class RsvpCore:
         return None
 
     def _rx_path(self, src: IPv4Address, msg: Message, now: float) -> None:
+        """A Path message (RFC 2205 §3.1.3): the PSB of a known LSP is refreshed; a new
+        LSP is admitted (:meth:`_admit_path`) and its PSB installed, or refused with a
+        PathErr to the previous hop."""
         template = msg.get(O.SenderTemplate)
         tspec = msg.get(O.SenderTspec)
         session = msg.get(O.SessionLspTunnelV4)
@@ -988,6 +1004,7 @@ class RsvpCore:
             return
         old = self.psbs.get(key)
         if old is not None:
+            # a refresh: the state lives on (the head's never times out)
             if old.role != HEAD:
                 old.expires = now + self.lifetime
             return
@@ -1003,69 +1020,76 @@ class RsvpCore:
             phop=phop,
             expires=now + self.lifetime,
         )
-        held_in: tuple[int, int] | None = None
         try:
-            lr = msg.get(O.GeneralizedLabelRequest)
-            if lr is None:
-                raise _rp(RoutingProblem.SWITCHING_TYPE, "no generalized LABEL_REQUEST")
-            if lr.switching != SwitchingType.LSC:
-                raise _rp(RoutingProblem.SWITCHING_TYPE, f"switching type {lr.switching}")
-            if lr.encoding != LspEncoding.LAMBDA:
-                raise _rp(RoutingProblem.UNSUPPORTED_ENCODING, f"encoding {lr.encoding}")
-            psb.label_request = lr
-            in_if = self._in_link(src, hop)
-            if in_if is None:
-                raise _rp(RoutingProblem.BAD_STRICT_NODE, f"no TE link from {phop}")
-            psb.in_if = in_if
-            # the label on the incoming link: first free one of the offered set
-            offered = msg.get(O.LabelSet)
-            if offered is not None and offered.action == 0:
-                # the first usable label that is free (one pass, stops at it)
-                free_here = self.free[in_if]
-                usable = False
-                found: int | None = None
-                for x in offered.labels:
-                    if self._valid_label(in_if, x):
-                        usable = True
-                        if ero.lambda_channel(x) in free_here:
-                            found = x
-                            break
-                if not usable:
-                    raise _rp(RoutingProblem.LABEL_SET, "no label of the LABEL_SET is usable")
-                if found is None:
-                    raise _rp(RoutingProblem.LABEL_SET, "every label of the LABEL_SET is in use")
-                label = found
-            else:
-                lambdas = self.free_lambdas(in_if)
-                if not lambdas:
-                    raise _rp(RoutingProblem.LABEL_ALLOCATION_FAILURE, "no free lambda")
-                label = ero.lambda_label(lambdas[0])
-            self._hold(in_if, label)
-            held_in = (in_if, label)
-            psb.in_label = label
-            route_obj = msg.get(O.ExplicitRoute)
-            if route_obj is None:
-                raise _rp(RoutingProblem.BAD_EXPLICIT_ROUTE, "no EXPLICIT_ROUTE")
-            r = self._process_ero(list(route_obj.subobjects))
-            psb.role = TAIL if r.tail else TRANSIT
-            if r.tail and session.tunnel_end not in (self.router_id, self.control_address):
-                raise _rp(
-                    RoutingProblem.NO_ROUTE, f"ERO ends here, tunnel ends at {session.tunnel_end}"
-                )
-            self._take_route(psb, r)
-            psb.rro_in = rro.subobjects if rro else ()
-            psb.forward = tuple(o for o in msg.objects if isinstance(o, O.UnknownObject))
-            if r.own_qe is not None:
-                self._qe_join(psb, r.own_qe)
-            self._check_out_label(psb)
+            self._admit_path(psb, src, hop, msg, rro)
         except _Fail as f:
-            if held_in is not None:
-                self._release(*held_in)
+            self._release(psb.in_if, psb.in_label)  # the incoming label, if already held
             log.info("%s: Path %s refused: %s", self.name, key, f.reason)
             self._path_err_to(phop, session, template, tspec, f.code, 0, psb.in_if)
             return
+        self._install_psb(psb, now)
+
+    def _admit_path(
+        self,
+        psb: Psb,
+        src: IPv4Address,
+        hop: O.RsvpObject | None,
+        msg: Message,
+        rro: O.RecordRoute | None,
+    ) -> None:
+        """A new LSP's Path, step by step; raises :class:`_Fail` at the first problem: the
+        generalized label request (RFC 3473 §2.1), the incoming TE link and its label
+        (held), the ERO (RFC 3209 §4.3.4) and the node's role, a QE subobject of this node
+        (joined), the label on the outgoing link."""
+        psb.label_request = _lambda_label_request(msg)
+        in_if = self._in_link(src, hop)
+        if in_if is None:
+            raise _rp(RoutingProblem.BAD_STRICT_NODE, f"no TE link from {psb.phop}")
+        psb.in_if = in_if
+        label = self._in_label(in_if, msg.get(O.LabelSet))
+        self._hold(in_if, label)
+        psb.in_label = label
+        route_obj = msg.get(O.ExplicitRoute)
+        if route_obj is None:
+            raise _rp(RoutingProblem.BAD_EXPLICIT_ROUTE, "no EXPLICIT_ROUTE")
+        r = self._process_ero(list(route_obj.subobjects))
+        psb.role = TAIL if r.tail else TRANSIT
+        tunnel_end = psb.session.tunnel_end
+        if r.tail and tunnel_end not in (self.router_id, self.control_address):
+            raise _rp(RoutingProblem.NO_ROUTE, f"ERO ends here, tunnel ends at {tunnel_end}")
+        self._take_route(psb, r)
+        psb.rro_in = rro.subobjects if rro else ()
+        psb.forward = tuple(o for o in msg.objects if isinstance(o, O.UnknownObject))
+        if r.own_qe is not None:
+            self._qe_join(psb, r.own_qe)
+        self._check_out_label(psb)
+
+    def _in_label(self, in_if: int, offered: O.LabelSet | None) -> int:
+        """The label of the incoming link (RFC 3473 §2.6): the first label of the
+        upstream LABEL_SET that is a lambda of the link and free here, else (no set) the
+        first free lambda."""
+        if offered is not None and offered.action == 0:
+            # the first usable label that is free (one pass, stops at it)
+            free_here = self.free[in_if]
+            usable = False
+            for x in offered.labels:
+                if self._valid_label(in_if, x):
+                    usable = True
+                    if ero.lambda_channel(x) in free_here:
+                        return x
+            if not usable:
+                raise _rp(RoutingProblem.LABEL_SET, "no label of the LABEL_SET is usable")
+            raise _rp(RoutingProblem.LABEL_SET, "every label of the LABEL_SET is in use")
+        lambdas = self.free_lambdas(in_if)
+        if not lambdas:
+            raise _rp(RoutingProblem.LABEL_ALLOCATION_FAILURE, "no free lambda")
+        return ero.lambda_label(lambdas[0])
+
+    def _install_psb(self, psb: Psb, now: float) -> None:
+        """Install an admitted LSP's PSB: the tail answers with Resv (once its QE session
+        is joined), a transit node sends Path on; a pending QE join is asked for."""
         self._add_psb(psb)
-        self._schedule(key)
+        self._schedule(psb.key)
         if psb.role == TAIL:
             if psb.qe_pending:
                 psb.state = "resv-wait-qe"
@@ -1075,7 +1099,7 @@ class RsvpCore:
             self._send_path_first(psb, now)
         if psb.qe_pending:
             assert psb.key_handle is not None and psb.qe_params is not None
-            self._emit(QeJoin(key, psb.key_handle, psb.qe_params))
+            self._emit(QeJoin(psb.key, psb.key_handle, psb.qe_params))
 
     def _qe_join(self, psb: Psb, own: ero.QeSubobject) -> None:
         if not self.qe_capable:
