@@ -28,9 +28,9 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import NoReturn, Protocol
+from typing import Any, NoReturn, Protocol
 
 from gmpls.logfmt import setup_logging
 from gmpls.topology import Topology, TopologyError, load
@@ -147,3 +147,14 @@ async def run(daemon: Daemon, host: str) -> None:
     finally:
         log.info("stopping", extra={"host": host, "event": "stop"})
         await daemon.stop()
+
+
+async def cancel(tasks: Iterable[asyncio.Future[Any]]) -> None:
+    """Cancel ``tasks`` and wait until each has ended, whatever it raised (what a server's
+    or a client's ``stop`` does with the tasks it started)."""
+    tasks = list(tasks)
+    for t in tasks:
+        t.cancel()
+    for t in tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await t

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from types import TracebackType
 
+from daemonkit.daemon import cancel
 from gmpls import qe
 from gmpls.core import Tick
 from gmpls.ero import Subobject
@@ -44,19 +45,8 @@ from gmpls.pcep import (
     Response,
     qe_metrics,
 )
+from gmpls.pcep import events as E
 from gmpls.pcep.constants import PORT
-from gmpls.pcep.events import (
-    Action,
-    CloseSession,
-    ConnectionLost,
-    ConnectionMade,
-    Deliver,
-    Disconnect,
-    Received,
-    Send,
-    SendMessage,
-    SessionUp,
-)
 from gmpls.pcep.session import Role, Session, SessionConfig, State
 from gmpls.pcep.tlv import find_tlv
 
@@ -166,14 +156,12 @@ class PcepClient:
         self._closing = True
         loop = asyncio.get_running_loop()
         if self.session is not None and self.session.state is not State.IDLE:
-            self._apply(self.session.handle(CloseSession(), loop.time()))
+            self._apply(self.session.handle(E.CloseSession(), loop.time()))
             if self._writer is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self._writer.drain(), 1.0)
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+            await cancel([self._task])
             self._task = None
         self._fail_pending("client closed")
 
@@ -225,7 +213,7 @@ class PcepClient:
             futs.append(fut)
         assert self.session is not None
         try:
-            self._apply(self.session.handle(SendMessage(PCReq(requests)), loop.time()))
+            self._apply(self.session.handle(E.SendMessage(PCReq(requests)), loop.time()))
         except RuntimeError as e:
             for r in requests:
                 self._pending.pop(r.rp.request_id, None)
@@ -274,7 +262,7 @@ class PcepClient:
         self._writer = writer
         self.session = session = Session(Role.PCC, self.config, peer=f"{self.host}:{self.port}")
         try:
-            self._apply(session.handle(ConnectionMade(), loop.time()))
+            self._apply(session.handle(E.ConnectionMade(), loop.time()))
             while session.state is not State.IDLE:
                 if writer.transport.get_write_buffer_size() > 65536:
                     await writer.drain()
@@ -285,10 +273,10 @@ class PcepClient:
                     self._apply(session.handle(Tick(), loop.time()))
                     continue
                 if not data:
-                    session.handle(ConnectionLost(), loop.time())
+                    session.handle(E.ConnectionLost(), loop.time())
                     self.last_error = "PCE closed the connection"
                     break
-                self._apply(session.handle(Received(data), loop.time()))
+                self._apply(session.handle(E.Received(data), loop.time()))
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.drain(), 1.0)
         finally:
@@ -298,25 +286,25 @@ class PcepClient:
                 await asyncio.wait_for(writer.wait_closed(), 1.0)
             self._writer = None
 
-    def _apply(self, actions: list[Action]) -> None:
+    def _apply(self, actions: list[E.Action]) -> None:
         for a in actions:
-            if isinstance(a, Send):
+            if isinstance(a, E.Send):
                 if self._writer is not None:
                     self._writer.write(a.data)
-            elif isinstance(a, SessionUp):
+            elif isinstance(a, E.SessionUp):
                 self._was_up = True
                 self._up.set()
                 log.info(
                     "pcep session up",
                     extra={"event": "up", "peer": self.host, "keepalive": a.peer.keepalive},
                 )
-            elif isinstance(a, Deliver):
+            elif isinstance(a, E.Deliver):
                 self._deliver(a)
-            elif isinstance(a, Disconnect):
+            elif isinstance(a, E.Disconnect):
                 self.last_error = a.reason
                 self._up.clear()
 
-    def _deliver(self, a: Deliver) -> None:
+    def _deliver(self, a: E.Deliver) -> None:
         msg = a.msg
         if isinstance(msg, PCRep):
             for resp in msg.responses:

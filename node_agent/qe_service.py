@@ -37,6 +37,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from ipaddress import IPv4Address
 from typing import Any, Protocol
 
+from daemonkit.daemon import cancel
 from gmpls import ero, qe
 from gmpls.qe_service import events as E
 from gmpls.qe_service.core import QeServiceCore
@@ -232,11 +233,7 @@ class QeService:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        for t in list(self._tasks):
-            t.cancel()
-        for t in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        await cancel(self._tasks)
         stop = getattr(self.rsvp, "stop", None)
         if stop is not None:
             await stop(teardown=False)
