@@ -12,7 +12,8 @@ run it.
 - Hellos first: a readable socket is drained at once; Hellos are handled as they come,
   other packets wait in a backlog worked off in slices, so a busy router keeps its
   adjacencies. A timer that fires reads what is waiting before it runs.
-- Timers: one ``loop.call_at`` re-armed at the core's ``next_timer()`` after every call.
+- Timers: one :class:`~daemonkit.timer.CoreTimer` re-armed at the core's ``next_timer()``
+  after every call.
 - Originations: :meth:`OspfSpeaker.originate_opaque` hands an opaque LSA body to the core
   and sends what it returns; the Router LSA and (as DR) the Network LSA come from the core.
 
@@ -33,6 +34,7 @@ from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address, IPv4Interface
 from typing import Any
 
+from daemonkit.timer import CoreTimer
 from gmpls.core import Tick
 from gmpls.ospf.constants import ALL_D_ROUTERS, ALL_SPF_ROUTERS, IP_PROTO_OSPF
 from gmpls.ospf.events import (
@@ -125,7 +127,7 @@ class OspfSpeaker:
         self.on_action = on_action
         self.socks: dict[str, socket.socket] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer = CoreTimer(self._tick)
         self._in_alldrouters: set[str] = set()
         self._backlog: collections.deque[tuple[str, bytes, IPv4Address, IPv4Address]] = (
             collections.deque()
@@ -164,6 +166,7 @@ class OspfSpeaker:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._timer.start(self._loop)
         self.started_at = self._loop.time()
         for name, cfg in self.ifaces.items():
             if cfg.passive:
@@ -185,9 +188,7 @@ class OspfSpeaker:
             self._apply(self.router.handle(InterfaceUp(cfg), now))
 
     async def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._timer.cancel()
         for s in self.socks.values():
             if self._loop is not None:
                 with contextlib.suppress(Exception):
@@ -277,8 +278,7 @@ class OspfSpeaker:
             return
         self._apply(acts)
 
-    def _tick(self) -> None:
-        self._timer = None
+    def _tick(self, at: float) -> None:
         # read what is waiting first (Hellos are handled at once): a timer that fires
         # late on a busy host must not declare a neighbor dead whose Hello already sits
         # in the socket buffer
@@ -289,16 +289,9 @@ class OspfSpeaker:
         except Exception:
             self.counters["core_errors"] += 1
             log.exception("ospf core failed on a timer", extra={"node": self.router.name})
-            self._arm(self._now() + 1.0)
+            self._timer.arm(self._now() + 1.0)
             return
         self._apply(acts)
-
-    def _arm(self, at: float | None) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if at is not None and self._loop is not None:
-            self._timer = self._loop.call_at(at, self._tick)
 
     def _apply(self, actions: Sequence[Action]) -> list[Action]:
         """Carry out what the core returned, then re-arm the one timer."""
@@ -326,7 +319,7 @@ class OspfSpeaker:
                         log.exception(
                             "ospf action handler failed", extra={"node": self.router.name}
                         )
-        self._arm(self.router.next_timer())
+        self._timer.arm(self.router.next_timer())
         return list(actions)
 
     def _update_membership(self, a: InterfaceChanged) -> None:

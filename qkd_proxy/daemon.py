@@ -21,6 +21,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import cast
 
+from daemonkit.timer import CoreTimer
 from gmpls import topology
 from gmpls.core import Tick
 from gmpls.qkd import etsi004 as etsi
@@ -110,8 +111,8 @@ class Shell:
         self.core = core
         self.loop = asyncio.get_running_loop()
         self.transports: dict[Channel, asyncio.DatagramTransport] = {}
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
+        self.timer = CoreTimer(lambda at: self.feed(Tick()))
+        self.timer.start(self.loop)
 
     def feed(self, event: Event) -> None:
         try:
@@ -127,24 +128,9 @@ class Shell:
                     t.sendto(a.data, a.addr)
             elif isinstance(a, Log):
                 logs.append(a)  # written once the answers are out
-        self._arm(self.core.next_timer())
+        self.timer.arm(self.core.next_timer())
         for a in logs:
             log.info(a.event, extra={"host": self.core.cfg.name, **a.fields})
-
-    def _arm(self, at: float | None) -> None:
-        if at == self._timer_at:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_at = at
-        if at is not None:
-            self._timer = self.loop.call_at(at, self._fire)
-
-    def _fire(self) -> None:
-        self._timer = None
-        self._timer_at = None
-        self.feed(Tick())
 
 
 class ProxyDaemon:
@@ -198,7 +184,7 @@ class ProxyDaemon:
     async def stop(self) -> None:
         if self.shell is None:
             return
-        self.shell._arm(None)
+        self.shell.timer.cancel()
         for t in self.transports:
             t.close()
         counters = self.shell.core.all_counters()
