@@ -36,19 +36,8 @@ from typing import Any
 
 from daemonkit.timer import CoreTimer
 from gmpls.core import Tick
+from gmpls.ospf import events as E
 from gmpls.ospf.constants import ALL_D_ROUTERS, ALL_SPF_ROUTERS, IP_PROTO_OSPF
-from gmpls.ospf.events import (
-    Action,
-    InterfaceChanged,
-    InterfaceConfig,
-    InterfaceUp,
-    LsdbChanged,
-    NeighborChanged,
-    OriginateOpaque,
-    Received,
-    RoutesChanged,
-    Send,
-)
 from gmpls.ospf.fsm import IfState
 from gmpls.ospf.lsa import LSA
 from gmpls.ospf.router import OspfRouter
@@ -87,13 +76,13 @@ def find_interface(address: IPv4Address) -> tuple[str, IPv4Interface, int]:
 
 def control_interface(
     topo: Topology, host: str, interface: tuple[str, IPv4Interface, int] | None = None
-) -> InterfaceConfig:
+) -> E.InterfaceConfig:
     """The OSPF interface of ``host`` on the control LAN: the local interface holding its
     control address (looked up unless ``interface`` gives it), with the topology's OSPF
     timers and the host's priority."""
     name, addr, mtu = interface or find_interface(topo.control_address(host))
     o = topo.ospf
-    return InterfaceConfig(
+    return E.InterfaceConfig(
         name=name,
         address=addr,
         priority=topo.host(host).ospf_priority,
@@ -112,15 +101,15 @@ class OspfSpeaker:
     def __init__(
         self,
         router: OspfRouter,
-        iface: InterfaceConfig | Sequence[InterfaceConfig],
+        iface: E.InterfaceConfig | Sequence[E.InterfaceConfig],
         *,
-        on_action: Callable[[Action], None] | None = None,
+        on_action: Callable[[E.Action], None] | None = None,
     ) -> None:
         self.router = router
         #: the OSPF interfaces (the daemons have one, the control LAN; benchmarks use more)
-        self.ifaces: dict[str, InterfaceConfig] = (
+        self.ifaces: dict[str, E.InterfaceConfig] = (
             {iface.name: iface}
-            if isinstance(iface, InterfaceConfig)
+            if isinstance(iface, E.InterfaceConfig)
             else {i.name: i for i in iface}
         )
         self.iface = next(iter(self.ifaces.values()))
@@ -143,7 +132,7 @@ class OspfSpeaker:
         """The socket of the first interface (None before start / after stop)."""
         return self.socks.get(self.iface.name)
 
-    def _open(self, cfg: InterfaceConfig) -> socket.socket:
+    def _open(self, cfg: E.InterfaceConfig) -> socket.socket:
         s = socket.socket(socket.AF_INET, socket.SOCK_RAW, IP_PROTO_OSPF)
         try:
             s.setblocking(False)
@@ -185,7 +174,7 @@ class OspfSpeaker:
         )
         now = self._now()
         for cfg in self.ifaces.values():
-            self._apply(self.router.handle(InterfaceUp(cfg), now))
+            self._apply(self.router.handle(E.InterfaceUp(cfg), now))
 
     async def stop(self) -> None:
         self._timer.cancel()
@@ -207,7 +196,7 @@ class OspfSpeaker:
 
     def originate_opaque(self, ls_type: int, ls_id: IPv4Address, body: Any) -> None:
         """Originate (or re-originate) one of our opaque LSAs and flood it."""
-        self._apply(self.router.handle(OriginateOpaque(ls_type, ls_id, body), self._now()))
+        self._apply(self.router.handle(E.OriginateOpaque(ls_type, ls_id, body), self._now()))
 
     # --- plumbing ------------------------------------------------------------------------
 
@@ -216,7 +205,7 @@ class OspfSpeaker:
         return loop.time()
 
     def _membership(
-        self, s: socket.socket, cfg: InterfaceConfig, group: IPv4Address, join: bool
+        self, s: socket.socket, cfg: E.InterfaceConfig, group: IPv4Address, join: bool
     ) -> None:
         ifindex = socket.if_nametoindex(cfg.name)
         mreqn = struct.pack("4s4si", group.packed, cfg.address.ip.packed, ifindex)
@@ -271,7 +260,7 @@ class OspfSpeaker:
     def _process(self, item: tuple[str, bytes, IPv4Address, IPv4Address]) -> None:
         ifname, data, src, dst = item
         try:
-            acts = self.router.handle(Received(ifname, data, src, dst), self._now())
+            acts = self.router.handle(E.Received(ifname, data, src, dst), self._now())
         except Exception:  # the core promises not to raise; a packet must never kill us
             self.counters["core_errors"] += 1
             log.exception("ospf core failed on a packet", extra={"node": self.router.name})
@@ -293,10 +282,10 @@ class OspfSpeaker:
             return
         self._apply(acts)
 
-    def _apply(self, actions: Sequence[Action]) -> list[Action]:
+    def _apply(self, actions: Sequence[E.Action]) -> list[E.Action]:
         """Carry out what the core returned, then re-arm the one timer."""
         for a in actions:
-            if isinstance(a, Send):
+            if isinstance(a, E.Send):
                 sock = self.socks.get(a.ifname)
                 if sock is None:
                     continue
@@ -310,7 +299,7 @@ class OspfSpeaker:
                     )
             else:
                 self._log_action(a)
-                if isinstance(a, InterfaceChanged):
+                if isinstance(a, E.InterfaceChanged):
                     self._update_membership(a)
                 if self.on_action is not None:
                     try:
@@ -322,7 +311,7 @@ class OspfSpeaker:
         self._timer.arm(self.router.next_timer())
         return list(actions)
 
-    def _update_membership(self, a: InterfaceChanged) -> None:
+    def _update_membership(self, a: E.InterfaceChanged) -> None:
         """Join AllDRouters while DR or Backup on the interface (RFC 2328 §8.1)."""
         want = a.new in (IfState.DR, IfState.BACKUP)
         sock = self.socks.get(a.ifname)
@@ -340,7 +329,7 @@ class OspfSpeaker:
 
     def _log_action(self, a: Any) -> None:
         node = self.router.name
-        if isinstance(a, NeighborChanged):
+        if isinstance(a, E.NeighborChanged):
             log.info(
                 "ospf neighbor %s %s -> %s",
                 a.router_id,
@@ -355,7 +344,7 @@ class OspfSpeaker:
                     "new": a.new.name,
                 },
             )
-        elif isinstance(a, InterfaceChanged):
+        elif isinstance(a, E.InterfaceChanged):
             log.info(
                 "ospf interface %s %s (DR %s BDR %s)",
                 a.ifname,
@@ -370,13 +359,13 @@ class OspfSpeaker:
                     "bdr": str(a.bdr),
                 },
             )
-        elif isinstance(a, LsdbChanged):
+        elif isinstance(a, E.LsdbChanged):
             log.debug(
                 "ospf lsdb changed: %d LSAs",
                 len(a.keys),
                 extra={"node": node, "event": "ospf_lsdb", "lsas": [str(k) for k in a.keys]},
             )
-        elif isinstance(a, RoutesChanged):
+        elif isinstance(a, E.RoutesChanged):
             log.info(
                 "ospf routes: %d",
                 len(a.routes),
