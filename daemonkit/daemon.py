@@ -74,13 +74,19 @@ def one_line(e: BaseException) -> str:
     return lines[0] if lines else type(e).__name__
 
 
-def parser(name: str, description: str | None = None) -> ArgumentParser:
-    """The parser with the common flags; ``prog`` is ``python -m NAME``."""
-    p = ArgumentParser(
+def command_parser(name: str, description: str | None = None) -> ArgumentParser:
+    """The parser of ``python -m NAME``, a daemon or a command-line client: the
+    ``description`` (its module's doc) as written, a usage error in one line."""
+    return ArgumentParser(
         prog=f"python -m {name}",
         description=description,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+
+
+def parser(name: str, description: str | None = None) -> ArgumentParser:
+    """The daemon's parser (:func:`command_parser`) with the common flags."""
+    p = command_parser(name, description)
     p.add_argument("--topology", required=True, type=Path, help="the topology file")
     p.add_argument("--host", required=True, help="this daemon's host in the topology")
     p.add_argument("--log-file", help="JSON-lines log (default: stderr)")
