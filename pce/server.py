@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import time
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from daemonkit.daemon import cancel
-from gmpls.core import Tick
+from daemonkit.pcep import serve_session
 from gmpls.pcep import PCErr, PCReq
 from gmpls.pcep import events as E
 from gmpls.pcep.constants import ERR_SECOND_SESSION, PORT
@@ -160,30 +161,11 @@ class PcepServer:
         self.stats.accepted += 1
         log.info("tcp connected", extra={"event": "connect", "peer": conn.session.peer})
         try:
-            self._apply(conn, session.handle(E.ConnectionMade(), loop.time()))
-            while session.state is not State.IDLE:
-                if writer.transport.get_write_buffer_size() > 65536:
-                    try:
-                        async with asyncio.timeout(self.drain_timeout):
-                            await writer.drain()
-                    except TimeoutError:
-                        conn.closed_reason = "peer does not read its replies"
-                        session.handle(E.ConnectionLost(), loop.time())
-                        break
-                deadline = session.next_timer()
-                try:
-                    async with asyncio.timeout_at(deadline):
-                        data = await reader.read(65536)
-                except TimeoutError:
-                    self._apply(conn, session.handle(Tick(), loop.time()))
-                    continue
-                if not data:
-                    session.handle(E.ConnectionLost(), loop.time())
-                    conn.closed_reason = "peer closed the TCP connection"
-                    break
-                self._apply(conn, session.handle(E.Received(data), loop.time()))
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer.drain(), 1.0)
+            ended = await serve_session(
+                session, reader, writer, functools.partial(self._apply, conn), self.drain_timeout
+            )
+            if ended:
+                conn.closed_reason = ended
         except (ConnectionError, OSError) as e:
             session.handle(E.ConnectionLost(), loop.time())
             conn.closed_reason = f"TCP error: {e}"
