@@ -25,10 +25,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
@@ -153,6 +154,17 @@ async def run(daemon: Daemon, host: str) -> None:
     finally:
         log.info("stopping", extra={"host": host, "event": "stop"})
         await daemon.stop()
+
+
+def stopped(
+    logger: logging.Logger, name: str, counters: Mapping[str, int], state_dir: Path | None
+) -> None:
+    """What a daemon with counters does when it stops: log them, and with ``--state-dir``
+    leave them in ``STATE_DIR/NAME.counters.json``."""
+    logger.info("stopped", extra={"host": name, **counters})
+    if state_dir is not None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        (state_dir / f"{name}.counters.json").write_text(json.dumps(counters))
 
 
 async def cancel(tasks: Iterable[asyncio.Future[Any]]) -> None:

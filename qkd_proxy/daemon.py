@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 import os
 import time
@@ -21,6 +20,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import cast
 
+from daemonkit.daemon import stopped
 from daemonkit.timer import CoreTimer
 from gmpls import topology
 from gmpls.core import Tick
@@ -187,8 +187,4 @@ class ProxyDaemon:
         self.shell.timer.cancel()
         for t in self.transports:
             t.close()
-        counters = self.shell.core.all_counters()
-        log.info("stopped", extra={"host": self.cfg.name, **counters})
-        if self.state_dir is not None:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-            (self.state_dir / f"{self.cfg.name}.counters.json").write_text(json.dumps(counters))
+        stopped(log, self.cfg.name, self.shell.core.all_counters(), self.state_dir)
