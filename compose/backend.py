@@ -13,11 +13,12 @@ the topology with the new prefix is written to the run directory: see :func:`wit
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import subprocess
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple, Self
 
@@ -139,6 +140,18 @@ class Testbed(ABC):
     @abstractmethod
     def down(self) -> None:
         """Stop any capture and remove the testbed. Idempotent."""
+
+    @contextlib.contextmanager
+    def _building(self) -> Iterator[None]:
+        """Around what :meth:`up` builds: on any failure, all of it is removed again (by
+        :meth:`down`) and the error raised on."""
+        try:
+            yield
+        except BaseException as e:
+            self.progress(f"[{self.prefix}] failed: {e}; removing what was built")
+            with contextlib.suppress(Exception):
+                self.down()
+            raise
 
     def __enter__(self) -> Self:
         return self.up()

@@ -457,7 +457,7 @@ class DockerTestbed(Testbed):
             text = render.render(self.topology, self.run_dir, self.image, daemons=start_daemons)
             self.compose_file.write_text(text)
         t0 = time.monotonic()
-        try:
+        with self._building():
             bridges = firewall_add(self.topology)
             if bridges:
                 self.progress(f"[{p}] DOCKER-USER: ACCEPT inside {', '.join(bridges)}")
@@ -466,11 +466,6 @@ class DockerTestbed(Testbed):
             self.wait_running(timeout=timeout)
             if capture is not None:
                 self.capture_start(capture.domains, capture.out_dir)
-        except BaseException as e:
-            self.progress(f"[{p}] failed: {e}; removing what was created")
-            with contextlib.suppress(Exception):
-                self.down()
-            raise
         self.progress(
             f"[{p}] up: {len(self.topology.hosts)} containers, {len(self.topology.domains)} "
             f"networks in {time.monotonic() - t0:.1f} s (project {self.project}, "

@@ -366,7 +366,7 @@ class NetnsTestbed(Testbed):
         self.state.up_pid = os.getpid()
         self.state.save()
         t0 = time.monotonic()
-        try:
+        with self._building():
             self._build()
             if capture is not None:
                 self.capture_start(capture.domains, capture.out_dir)
@@ -374,11 +374,6 @@ class NetnsTestbed(Testbed):
                 self.start_all()
             self.state.status = "up"
             self.state.save()
-        except BaseException as e:
-            self.progress(f"[{p}] failed: {e}; removing what was built")
-            with contextlib.suppress(Exception):
-                self.down()
-            raise
         self.progress(
             f"[{p}] up: {len(self.state.namespaces)} namespaces, {len(self.state.bridges)} "
             f"bridges, {len(self.state.veths)} veths in {time.monotonic() - t0:.2f} s; "
