@@ -143,14 +143,18 @@ class _Field:
 
     def _typed(self, typ: FieldType) -> None:
         name = self.name
+        if not self.count or self.inn or self.out:
+            raise ValueError(f"{name}: only numbers have a type")
         if isinstance(typ, type) and dataclasses.is_dataclass(typ):
             names = tuple(f.name for f in dataclasses.fields(typ) if f.init)
-            if self.count != len(names) or self.count < 2:
-                raise ValueError(f"{name}: {typ.__name__} needs a kind*{len(names)}")
+            if self.count != len(names):
+                raise ValueError(
+                    f"{name}: {typ.__name__} is {len(names)} numbers, not {self.count}"
+                )
             self.record = (typ, names)
             return
-        if self.count != 1 or self.inn or self.out:
-            raise ValueError(f"{name}: only a single number has an enum or a range")
+        if self.count != 1:
+            raise ValueError(f"{name}: an enum or a range is of a single number")
         if isinstance(typ, range):
             allowed, bounds = typ, f"{typ.start}..{typ.stop - 1}"
 
@@ -178,7 +182,7 @@ class _Field:
         if self.allowed is not None and v not in self.allowed:
             raise OverflowError("not one of its values")
         if self.record is not None:
-            v = [getattr(v, n) for n in self.record[1]]
+            return [getattr(v, n) for n in self.record[1]]
         if self.count == 1:
             return [v if self.out is None else self.out(v)]
         if len(v) != self.count:
@@ -263,6 +267,8 @@ class Counted(Tail):
         count: str = "u16",
         names: tuple[str, str] = ("count", "item"),
     ) -> None:
+        if count not in ("u8", "u16", "u32"):
+            raise ValueError(f"a count is u8, u16 or u32, not {count}")
         raw = kind == "bytes"
         code, inn, out = ("s", None, None) if raw else _kind(kind)
         size = 1 if raw else struct.calcsize("!" + code)
