@@ -13,11 +13,12 @@ the topology with the new prefix is written to the run directory: see :func:`wit
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import subprocess
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple, Self
 
@@ -83,13 +84,15 @@ class Testbed(ABC):
     label: ClassVar[str]
     #: the option that selects this backend on the command line ("" for the default)
     option: ClassVar[str]
+    #: the default run directory of topology NAME is ``run/`` this, with ``-PREFIX`` under
+    #: another prefix than the topology's
+    run_name: ClassVar[str] = "{name}"
 
     topology: Topology
     prefix: str
     run_dir: Path
     progress: Progress
 
-    @abstractmethod
     def __init__(
         self,
         topology: Topology | str | os.PathLike[str],
@@ -98,8 +101,18 @@ class Testbed(ABC):
         prefix: str | None = None,
         progress: Progress | None = None,
     ) -> None:
-        """Only loads the topology (and writes its copy under ``prefix``): nothing is
-        built before :meth:`up`."""
+        """Only loads the topology (and under another ``prefix`` writes its copy to the run
+        directory, ``topology.yaml``): nothing is built before :meth:`up`."""
+        topo = load_topology(topology)
+        self.prefix = prefix or topo.prefix
+        if run_dir is None:
+            name = self.run_name.format(name=topo.name)
+            run_dir = Path("run", name if self.prefix == topo.prefix else f"{name}-{self.prefix}")
+        self.run_dir = Path(run_dir).resolve()
+        self.progress = progress or quiet
+        if self.prefix != topo.prefix:
+            topo = with_prefix(topo, self.prefix, self.run_dir / "topology.yaml")
+        self.topology = topo
 
     # --- finding testbeds (no topology needed) ------------------------------------------
     @classmethod
@@ -127,6 +140,18 @@ class Testbed(ABC):
     @abstractmethod
     def down(self) -> None:
         """Stop any capture and remove the testbed. Idempotent."""
+
+    @contextlib.contextmanager
+    def _building(self) -> Iterator[None]:
+        """Around what :meth:`up` builds: on any failure, all of it is removed again (by
+        :meth:`down`) and the error raised on."""
+        try:
+            yield
+        except BaseException as e:
+            self.progress(f"[{self.prefix}] failed: {e}; removing what was built")
+            with contextlib.suppress(Exception):
+                self.down()
+            raise
 
     def __enter__(self) -> Self:
         return self.up()
@@ -191,12 +216,14 @@ class Testbed(ABC):
     def start(self, host: str) -> list[int]:
         """Start the host's daemon again; the pids running now. An error if it runs."""
 
-    # --- faults -----------------------------------------------------------------------------
-    @abstractmethod
+    # --- faults: optional, a backend without them says how to make them by hand ------------
+    #: that hint ("" on a backend with faults)
+    faults_hint: ClassVar[str] = ""
+
     def link(self, host: str, domain: str, up: bool) -> None:
         """Cut ``host`` off ``domain`` or reconnect it."""
+        raise self._no_faults("link")
 
-    @abstractmethod
     def impair(
         self,
         domain: str,
@@ -205,10 +232,16 @@ class Testbed(ABC):
         jitter_ms: float | None = None,
     ) -> None:
         """Random loss (percent) and delay/jitter (ms) on ``domain``."""
+        raise self._no_faults("impair")
 
-    @abstractmethod
     def clear_impair(self, domain: str) -> None:
         """Remove ``domain``'s impairments."""
+        raise self._no_faults("impair")
+
+    def _no_faults(self, what: str) -> TestbedError:
+        return TestbedError(
+            f"{what} is not available on the {self.backend} backend{self.faults_hint}"
+        )
 
     # --- talking to it ----------------------------------------------------------------------
     @abstractmethod

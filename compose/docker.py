@@ -52,7 +52,7 @@ from typing import Any, ClassVar
 import docker
 from docker.errors import APIError, NotFound
 
-from compose import render
+from compose import firewall, render
 from compose.backend import (
     Capture,
     Progress,
@@ -60,7 +60,6 @@ from compose.backend import (
     TestbedError,
     load_topology,
     quiet,
-    with_prefix,
 )
 from compose.cliclient import CliError
 from gmpls.topology import Topology
@@ -68,7 +67,6 @@ from gmpls.topology import Topology
 FW_CHAIN = "DOCKER-USER"
 _PROJECT_LABEL = "com.docker.compose.project"
 _FILES_LABEL = "com.docker.compose.project.config_files"
-_FAULTS_HINT = " (docker: use docker network disconnect / tc inside the container)"
 CAPTURE_DIR = "/tmp"  # inside the containers; world-writable (tcpdump may drop to its user)
 _CLI_SCRIPT = (
     "import socket, sys\n"
@@ -118,27 +116,18 @@ def fw_comment(prefix: str) -> str:
     return f"qkdnet-docker:{prefix}"
 
 
-def _iptables(args: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["iptables", "-w", *args], capture_output=True, text=True, check=False)
-
-
-def _fw_rule(prefix: str, bridge: str) -> list[str]:
-    comment = ["-m", "comment", "--comment", fw_comment(prefix)]
-    return ["-i", bridge, "-o", bridge, *comment, "-j", "ACCEPT"]
-
-
 def firewall_add(topo: Topology) -> list[str]:
     """Insert the intra-bridge ACCEPT rules of ``topo``'s domains at the top of DOCKER-USER
     (idempotent). Returns the bridges covered; none when the host has no iptables or Docker
     does not use it (no DOCKER-USER chain)."""
-    if shutil.which("iptables") is None or _iptables(["-S", FW_CHAIN]).returncode != 0:
+    if shutil.which("iptables") is None or firewall.iptables(["-S", FW_CHAIN]).returncode != 0:
         return []
     done = []
     for d in topo.domains:
         bridge = render.bridge_name(topo.prefix, d)
-        rule = _fw_rule(topo.prefix, bridge)
-        if _iptables(["-C", FW_CHAIN, *rule]).returncode != 0:
-            r = _iptables(["-I", FW_CHAIN, "1", *rule])
+        rule = firewall.accept_within(bridge, fw_comment(topo.prefix))
+        if firewall.iptables(["-C", FW_CHAIN, *rule]).returncode != 0:
+            r = firewall.iptables(["-I", FW_CHAIN, "1", *rule])
             if r.returncode != 0:
                 raise DockerError(f"iptables -I {FW_CHAIN} for {bridge}: {r.stderr.strip()}")
         done.append(bridge)
@@ -147,24 +136,12 @@ def firewall_add(topo: Topology) -> list[str]:
 
 def firewall_remove(prefix: str) -> int:
     """Remove every DOCKER-USER rule carrying ``prefix``'s comment; returns how many."""
-    if shutil.which("iptables") is None:
-        return 0
-    listing = _iptables(["-S", FW_CHAIN])
-    n = 0
-    for line in listing.stdout.splitlines():
-        words = shlex.split(line)
-        mine = words[:2] == ["-A", FW_CHAIN] and fw_comment(prefix) in words
-        if mine and _iptables(["-D", *words[1:]]).returncode == 0:
-            n += 1
-    return n
+    return len(firewall.remove(FW_CHAIN, fw_comment(prefix)))
 
 
 def firewall_rules(prefix: str) -> list[str]:
     """The DOCKER-USER rules of ``prefix`` as ``iptables -S`` prints them."""
-    if shutil.which("iptables") is None:
-        return []
-    listing = _iptables(["-S", FW_CHAIN])
-    return [ln for ln in listing.stdout.splitlines() if fw_comment(prefix) in shlex.split(ln)]
+    return firewall.listing(FW_CHAIN, fw_comment(prefix))
 
 
 # --- finding and removing testbeds (needs no topology) -------------------------------
@@ -349,6 +326,8 @@ class DockerTestbed(Testbed):
     backend: ClassVar[str] = "docker"
     label: ClassVar[str] = "Docker testbed"
     option: ClassVar[str] = " --backend docker"
+    run_name: ClassVar[str] = "docker-{name}"
+    faults_hint: ClassVar[str] = " (use docker network disconnect / tc inside the container)"
 
     def __init__(
         self,
@@ -362,19 +341,13 @@ class DockerTestbed(Testbed):
         image: str = render.IMAGE,
     ) -> None:
         topo = load_topology(topology)
-        default_dir = f"docker-{topo.name}" + (f"-{prefix}" if prefix else "")
-        self.run_dir = Path(run_dir or Path("run") / default_dir).resolve()
-        if prefix is not None and prefix != topo.prefix:
-            if compose_file is not None:
-                raise DockerError("give either a compose file or a prefix to render one with")
-            # a copy of the topology with the new prefix, which the containers then mount
-            topo = with_prefix(topo, prefix, self.run_dir / f"{topo.name}.yaml")
-        self.topology = topo
-        self.prefix = topo.prefix
+        if compose_file is not None and prefix not in (None, topo.prefix):
+            raise DockerError("give either a compose file or a prefix to render one with")
+        # under another prefix the containers mount the copy of the topology it writes
+        super().__init__(topo, run_dir, prefix=prefix, progress=progress)
         self.project = project or f"qkdnet-{self.prefix}"
         self.compose_file = Path(compose_file).resolve() if compose_file else None
         self.image = image
-        self.progress: Progress = progress or quiet
         self._captures: list[_Capture] = []
         self._capture_dir: Path | None = None
         self._docker: docker.DockerClient | None = None
@@ -484,7 +457,7 @@ class DockerTestbed(Testbed):
             text = render.render(self.topology, self.run_dir, self.image, daemons=start_daemons)
             self.compose_file.write_text(text)
         t0 = time.monotonic()
-        try:
+        with self._building():
             bridges = firewall_add(self.topology)
             if bridges:
                 self.progress(f"[{p}] DOCKER-USER: ACCEPT inside {', '.join(bridges)}")
@@ -493,11 +466,6 @@ class DockerTestbed(Testbed):
             self.wait_running(timeout=timeout)
             if capture is not None:
                 self.capture_start(capture.domains, capture.out_dir)
-        except BaseException as e:
-            self.progress(f"[{p}] failed: {e}; removing what was created")
-            with contextlib.suppress(Exception):
-                self.down()
-            raise
         self.progress(
             f"[{p}] up: {len(self.topology.hosts)} containers, {len(self.topology.domains)} "
             f"networks in {time.monotonic() - t0:.1f} s (project {self.project}, "
@@ -594,22 +562,6 @@ class DockerTestbed(Testbed):
         """``docker kill``: the daemon dies at once, as a crashed node would."""
         self.container(host).kill(signal=signal)
         self.progress(f"[{self.prefix}] {host} killed ({signal})")
-
-    # --- faults: the namespace backend's only ----------------------------------------
-    def link(self, host: str, domain: str, up: bool) -> None:
-        raise DockerError(f"link is only available on the netns backend{_FAULTS_HINT}")
-
-    def impair(
-        self,
-        domain: str,
-        loss: float | None = None,
-        delay_ms: float | None = None,
-        jitter_ms: float | None = None,
-    ) -> None:
-        raise DockerError(f"impair is only available on the netns backend{_FAULTS_HINT}")
-
-    def clear_impair(self, domain: str) -> None:
-        raise DockerError(f"impair is only available on the netns backend{_FAULTS_HINT}")
 
     # --- looking inside ---------------------------------------------------------------
     def ping(self, host: str, target: str, timeout: float = 1.0, count: int = 1) -> bool:

@@ -30,7 +30,6 @@ import logging
 import os
 import re
 import select
-import shlex
 import shutil
 import signal
 import socket
@@ -45,8 +44,8 @@ from typing import Any, ClassVar
 from pyroute2 import IPRoute, netns
 from pyroute2.netlink.exceptions import NetlinkError
 
-from compose import cliclient, daemons, names, nsutil
-from compose.backend import Capture, Progress, Testbed, TestbedError, load_topology, with_prefix
+from compose import cliclient, daemons, firewall, names, nsutil
+from compose.backend import Capture, Progress, Testbed, TestbedError
 from compose.state import Daemon, State, forget_index, index_dir, indexed, load_state
 from gmpls.topology import Topology
 
@@ -66,11 +65,6 @@ def _log_progress(line: str) -> None:
     log.info("%s", line)
 
 
-def default_run_dir(topo: Topology, prefix: str) -> Path:
-    base = Path("run") / topo.name
-    return base if prefix == topo.prefix else base.with_name(f"{topo.name}-{prefix}")
-
-
 # --- firewall (br_netfilter) ------------------------------------------------------------
 
 
@@ -79,42 +73,6 @@ def _bridge_calls_iptables() -> bool:
         return Path("/proc/sys/net/bridge/bridge-nf-call-iptables").read_text().strip() == "1"
     except OSError:
         return False
-
-
-def _iptables(args: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["iptables", "-w", *args], capture_output=True, text=True, check=False)
-
-
-def _fw_rule(prefix: str, bridge: str) -> list[str]:
-    return [
-        "FORWARD",
-        "-i",
-        bridge,
-        "-o",
-        bridge,
-        "-m",
-        "comment",
-        "--comment",
-        names.fw_comment(prefix),
-        "-j",
-        "ACCEPT",
-    ]
-
-
-def _fw_sweep(prefix: str) -> list[list[str]]:
-    """Remove every FORWARD rule carrying this prefix's comment; returns what it removed."""
-    if shutil.which("iptables") is None:
-        return []
-    listing = _iptables(["-S", "FORWARD"])
-    removed = []
-    for line in listing.stdout.splitlines():
-        words = shlex.split(line)
-        if words[:1] != ["-A"] or names.fw_comment(prefix) not in words:
-            continue
-        rule = words[1:]
-        if _iptables(["-D", *rule]).returncode == 0:
-            removed.append(rule)
-    return removed
 
 
 # --- sysctl helpers ---------------------------------------------------------------------
@@ -177,7 +135,7 @@ def teardown(prefix: str, state: State | None = None, progress: Progress = _log_
     if removed_links:
         progress(f"[{prefix}] removed {removed_links} bridge(s) and stray veth(s)")
     # 5. firewall rules
-    rules = _fw_sweep(prefix)
+    rules = firewall.remove("FORWARD", names.fw_comment(prefix))
     if rules:
         progress(f"[{prefix}] removed {len(rules)} iptables FORWARD rule(s)")
     # 6. FRR runtime files (kept as copies in the run directory)
@@ -324,20 +282,13 @@ class NetnsTestbed(Testbed):
         progress: Progress | None = None,
         config_generators: dict[str, daemons.ConfigGenerator] | None = None,
     ) -> None:
-        topo = load_topology(topology)
-        self.prefix = prefix or topo.prefix
-        self.run_dir = Path(run_dir) if run_dir else default_run_dir(topo, self.prefix)
-        self.run_dir = self.run_dir.resolve()
-        self.progress: Progress = progress or _log_progress
+        super().__init__(topology, run_dir, prefix=prefix, progress=progress or _log_progress)
         self.generators = config_generators or {}
-        if self.prefix != topo.prefix:
-            topo = with_prefix(topo, self.prefix, self.run_dir / "topology.yaml")
-        self.topology = topo
-        self.topo_file: Path = topo.path  # type: ignore[assignment]
+        self.topo_file: Path = self.topology.path  # type: ignore[assignment]
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
         self._capture: _BridgeCapture | None = None
         self.state = load_state(self.run_dir / "state.json") or State(
-            self.prefix, topo.name, str(self.topo_file), str(self.run_dir)
+            self.prefix, self.topology.name, str(self.topo_file), str(self.run_dir)
         )
 
     # --- finding testbeds ---------------------------------------------------------------
@@ -415,7 +366,7 @@ class NetnsTestbed(Testbed):
         self.state.up_pid = os.getpid()
         self.state.save()
         t0 = time.monotonic()
-        try:
+        with self._building():
             self._build()
             if capture is not None:
                 self.capture_start(capture.domains, capture.out_dir)
@@ -423,11 +374,6 @@ class NetnsTestbed(Testbed):
                 self.start_all()
             self.state.status = "up"
             self.state.save()
-        except BaseException as e:
-            self.progress(f"[{p}] failed: {e}; removing what was built")
-            with contextlib.suppress(Exception):
-                self.down()
-            raise
         self.progress(
             f"[{p}] up: {len(self.state.namespaces)} namespaces, {len(self.state.bridges)} "
             f"bridges, {len(self.state.veths)} veths in {time.monotonic() - t0:.2f} s; "
@@ -458,8 +404,8 @@ class NetnsTestbed(Testbed):
                 bridge_index[d.name] = idx
                 extra = ""
                 if fw:
-                    rule = _fw_rule(p, br)
-                    r = _iptables(["-I", *rule])
+                    rule = ["FORWARD", *firewall.accept_within(br, names.fw_comment(p))]
+                    r = firewall.iptables(["-I", *rule])
                     if r.returncode != 0:
                         raise TestbedError(f"iptables -I {' '.join(rule)}: {r.stderr.strip()}")
                     st.fw_rules.append(rule)

@@ -26,6 +26,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from daemonkit.daemon import cancel
+
 log = logging.getLogger("daemonkit.cli")
 
 Handler = Callable[[list[str]], Any | Awaitable[Any]]
@@ -147,11 +149,7 @@ class CliServer:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
-        for t in list(self._tasks):
-            t.cancel()
-        for t in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        await cancel(self._tasks)
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()

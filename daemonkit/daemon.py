@@ -25,12 +25,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import NoReturn, Protocol
+from typing import Any, NoReturn, Protocol
 
 from gmpls.logfmt import setup_logging
 from gmpls.topology import Topology, TopologyError, load
@@ -74,13 +75,19 @@ def one_line(e: BaseException) -> str:
     return lines[0] if lines else type(e).__name__
 
 
-def parser(name: str, description: str | None = None) -> ArgumentParser:
-    """The parser with the common flags; ``prog`` is ``python -m NAME``."""
-    p = ArgumentParser(
+def command_parser(name: str, description: str | None = None) -> ArgumentParser:
+    """The parser of ``python -m NAME``, a daemon or a command-line client: the
+    ``description`` (its module's doc) as written, a usage error in one line."""
+    return ArgumentParser(
         prog=f"python -m {name}",
         description=description,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+
+
+def parser(name: str, description: str | None = None) -> ArgumentParser:
+    """The daemon's parser (:func:`command_parser`) with the common flags."""
+    p = command_parser(name, description)
     p.add_argument("--topology", required=True, type=Path, help="the topology file")
     p.add_argument("--host", required=True, help="this daemon's host in the topology")
     p.add_argument("--log-file", help="JSON-lines log (default: stderr)")
@@ -147,3 +154,25 @@ async def run(daemon: Daemon, host: str) -> None:
     finally:
         log.info("stopping", extra={"host": host, "event": "stop"})
         await daemon.stop()
+
+
+def stopped(
+    logger: logging.Logger, name: str, counters: Mapping[str, int], state_dir: Path | None
+) -> None:
+    """What a daemon with counters does when it stops: log them, and with ``--state-dir``
+    leave them in ``STATE_DIR/NAME.counters.json``."""
+    logger.info("stopped", extra={"host": name, **counters})
+    if state_dir is not None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        (state_dir / f"{name}.counters.json").write_text(json.dumps(counters))
+
+
+async def cancel(tasks: Iterable[asyncio.Future[Any]]) -> None:
+    """Cancel ``tasks`` and wait until each has ended, whatever it raised (what a server's
+    or a client's ``stop`` does with the tasks it started)."""
+    tasks = list(tasks)
+    for t in tasks:
+        t.cancel()
+    for t in tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await t

@@ -12,7 +12,8 @@ run it.
 - Hellos first: a readable socket is drained at once; Hellos are handled as they come,
   other packets wait in a backlog worked off in slices, so a busy router keeps its
   adjacencies. A timer that fires reads what is waiting before it runs.
-- Timers: one ``loop.call_at`` re-armed at the core's ``next_timer()`` after every call.
+- Timers: one :class:`~daemonkit.timer.CoreTimer` re-armed at the core's ``next_timer()``
+  after every call.
 - Originations: :meth:`OspfSpeaker.originate_opaque` hands an opaque LSA body to the core
   and sends what it returns; the Router LSA and (as DR) the Network LSA come from the core.
 
@@ -33,20 +34,10 @@ from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address, IPv4Interface
 from typing import Any
 
+from daemonkit.timer import CoreTimer
 from gmpls.core import Tick
+from gmpls.ospf import events as E
 from gmpls.ospf.constants import ALL_D_ROUTERS, ALL_SPF_ROUTERS, IP_PROTO_OSPF
-from gmpls.ospf.events import (
-    Action,
-    InterfaceChanged,
-    InterfaceConfig,
-    InterfaceUp,
-    LsdbChanged,
-    NeighborChanged,
-    OriginateOpaque,
-    Received,
-    RoutesChanged,
-    Send,
-)
 from gmpls.ospf.fsm import IfState
 from gmpls.ospf.lsa import LSA
 from gmpls.ospf.router import OspfRouter
@@ -85,13 +76,13 @@ def find_interface(address: IPv4Address) -> tuple[str, IPv4Interface, int]:
 
 def control_interface(
     topo: Topology, host: str, interface: tuple[str, IPv4Interface, int] | None = None
-) -> InterfaceConfig:
+) -> E.InterfaceConfig:
     """The OSPF interface of ``host`` on the control LAN: the local interface holding its
     control address (looked up unless ``interface`` gives it), with the topology's OSPF
     timers and the host's priority."""
     name, addr, mtu = interface or find_interface(topo.control_address(host))
     o = topo.ospf
-    return InterfaceConfig(
+    return E.InterfaceConfig(
         name=name,
         address=addr,
         priority=topo.host(host).ospf_priority,
@@ -110,22 +101,22 @@ class OspfSpeaker:
     def __init__(
         self,
         router: OspfRouter,
-        iface: InterfaceConfig | Sequence[InterfaceConfig],
+        iface: E.InterfaceConfig | Sequence[E.InterfaceConfig],
         *,
-        on_action: Callable[[Action], None] | None = None,
+        on_action: Callable[[E.Action], None] | None = None,
     ) -> None:
         self.router = router
         #: the OSPF interfaces (the daemons have one, the control LAN; benchmarks use more)
-        self.ifaces: dict[str, InterfaceConfig] = (
+        self.ifaces: dict[str, E.InterfaceConfig] = (
             {iface.name: iface}
-            if isinstance(iface, InterfaceConfig)
+            if isinstance(iface, E.InterfaceConfig)
             else {i.name: i for i in iface}
         )
         self.iface = next(iter(self.ifaces.values()))
         self.on_action = on_action
         self.socks: dict[str, socket.socket] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer = CoreTimer(self._tick)
         self._in_alldrouters: set[str] = set()
         self._backlog: collections.deque[tuple[str, bytes, IPv4Address, IPv4Address]] = (
             collections.deque()
@@ -141,7 +132,7 @@ class OspfSpeaker:
         """The socket of the first interface (None before start / after stop)."""
         return self.socks.get(self.iface.name)
 
-    def _open(self, cfg: InterfaceConfig) -> socket.socket:
+    def _open(self, cfg: E.InterfaceConfig) -> socket.socket:
         s = socket.socket(socket.AF_INET, socket.SOCK_RAW, IP_PROTO_OSPF)
         try:
             s.setblocking(False)
@@ -164,6 +155,7 @@ class OspfSpeaker:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._timer.start(self._loop)
         self.started_at = self._loop.time()
         for name, cfg in self.ifaces.items():
             if cfg.passive:
@@ -182,12 +174,10 @@ class OspfSpeaker:
         )
         now = self._now()
         for cfg in self.ifaces.values():
-            self._apply(self.router.handle(InterfaceUp(cfg), now))
+            self._apply(self.router.handle(E.InterfaceUp(cfg), now))
 
     async def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._timer.cancel()
         for s in self.socks.values():
             if self._loop is not None:
                 with contextlib.suppress(Exception):
@@ -206,7 +196,7 @@ class OspfSpeaker:
 
     def originate_opaque(self, ls_type: int, ls_id: IPv4Address, body: Any) -> None:
         """Originate (or re-originate) one of our opaque LSAs and flood it."""
-        self._apply(self.router.handle(OriginateOpaque(ls_type, ls_id, body), self._now()))
+        self._apply(self.router.handle(E.OriginateOpaque(ls_type, ls_id, body), self._now()))
 
     # --- plumbing ------------------------------------------------------------------------
 
@@ -215,7 +205,7 @@ class OspfSpeaker:
         return loop.time()
 
     def _membership(
-        self, s: socket.socket, cfg: InterfaceConfig, group: IPv4Address, join: bool
+        self, s: socket.socket, cfg: E.InterfaceConfig, group: IPv4Address, join: bool
     ) -> None:
         ifindex = socket.if_nametoindex(cfg.name)
         mreqn = struct.pack("4s4si", group.packed, cfg.address.ip.packed, ifindex)
@@ -270,15 +260,14 @@ class OspfSpeaker:
     def _process(self, item: tuple[str, bytes, IPv4Address, IPv4Address]) -> None:
         ifname, data, src, dst = item
         try:
-            acts = self.router.handle(Received(ifname, data, src, dst), self._now())
+            acts = self.router.handle(E.Received(ifname, data, src, dst), self._now())
         except Exception:  # the core promises not to raise; a packet must never kill us
             self.counters["core_errors"] += 1
             log.exception("ospf core failed on a packet", extra={"node": self.router.name})
             return
         self._apply(acts)
 
-    def _tick(self) -> None:
-        self._timer = None
+    def _tick(self, at: float) -> None:
         # read what is waiting first (Hellos are handled at once): a timer that fires
         # late on a busy host must not declare a neighbor dead whose Hello already sits
         # in the socket buffer
@@ -289,21 +278,14 @@ class OspfSpeaker:
         except Exception:
             self.counters["core_errors"] += 1
             log.exception("ospf core failed on a timer", extra={"node": self.router.name})
-            self._arm(self._now() + 1.0)
+            self._timer.arm(self._now() + 1.0)
             return
         self._apply(acts)
 
-    def _arm(self, at: float | None) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if at is not None and self._loop is not None:
-            self._timer = self._loop.call_at(at, self._tick)
-
-    def _apply(self, actions: Sequence[Action]) -> list[Action]:
+    def _apply(self, actions: Sequence[E.Action]) -> list[E.Action]:
         """Carry out what the core returned, then re-arm the one timer."""
         for a in actions:
-            if isinstance(a, Send):
+            if isinstance(a, E.Send):
                 sock = self.socks.get(a.ifname)
                 if sock is None:
                     continue
@@ -317,7 +299,7 @@ class OspfSpeaker:
                     )
             else:
                 self._log_action(a)
-                if isinstance(a, InterfaceChanged):
+                if isinstance(a, E.InterfaceChanged):
                     self._update_membership(a)
                 if self.on_action is not None:
                     try:
@@ -326,10 +308,10 @@ class OspfSpeaker:
                         log.exception(
                             "ospf action handler failed", extra={"node": self.router.name}
                         )
-        self._arm(self.router.next_timer())
+        self._timer.arm(self.router.next_timer())
         return list(actions)
 
-    def _update_membership(self, a: InterfaceChanged) -> None:
+    def _update_membership(self, a: E.InterfaceChanged) -> None:
         """Join AllDRouters while DR or Backup on the interface (RFC 2328 §8.1)."""
         want = a.new in (IfState.DR, IfState.BACKUP)
         sock = self.socks.get(a.ifname)
@@ -347,7 +329,7 @@ class OspfSpeaker:
 
     def _log_action(self, a: Any) -> None:
         node = self.router.name
-        if isinstance(a, NeighborChanged):
+        if isinstance(a, E.NeighborChanged):
             log.info(
                 "ospf neighbor %s %s -> %s",
                 a.router_id,
@@ -362,7 +344,7 @@ class OspfSpeaker:
                     "new": a.new.name,
                 },
             )
-        elif isinstance(a, InterfaceChanged):
+        elif isinstance(a, E.InterfaceChanged):
             log.info(
                 "ospf interface %s %s (DR %s BDR %s)",
                 a.ifname,
@@ -377,13 +359,13 @@ class OspfSpeaker:
                     "bdr": str(a.bdr),
                 },
             )
-        elif isinstance(a, LsdbChanged):
+        elif isinstance(a, E.LsdbChanged):
             log.debug(
                 "ospf lsdb changed: %d LSAs",
                 len(a.keys),
                 extra={"node": node, "event": "ospf_lsdb", "lsas": [str(k) for k in a.keys]},
             )
-        elif isinstance(a, RoutesChanged):
+        elif isinstance(a, E.RoutesChanged):
             log.info(
                 "ospf routes: %d",
                 len(a.routes),

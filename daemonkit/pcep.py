@@ -15,6 +15,9 @@ sends one PCReq and waits for its PCRep::
 
 A request in flight when the session drops fails with :class:`PcepError`; the client
 does not resend it (path computation is cheap; the caller decides).
+
+:func:`serve_session` runs a session over one TCP connection: the client's, and each of
+the PCE server's (``pce/server.py``).
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ import contextlib
 import itertools
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from types import TracebackType
 
+from daemonkit.daemon import cancel
 from gmpls import qe
 from gmpls.core import Tick
 from gmpls.ero import Subobject
@@ -44,19 +49,8 @@ from gmpls.pcep import (
     Response,
     qe_metrics,
 )
+from gmpls.pcep import events as E
 from gmpls.pcep.constants import PORT
-from gmpls.pcep.events import (
-    Action,
-    CloseSession,
-    ConnectionLost,
-    ConnectionMade,
-    Deliver,
-    Disconnect,
-    Received,
-    Send,
-    SendMessage,
-    SessionUp,
-)
 from gmpls.pcep.session import Role, Session, SessionConfig, State
 from gmpls.pcep.tlv import find_tlv
 
@@ -166,14 +160,12 @@ class PcepClient:
         self._closing = True
         loop = asyncio.get_running_loop()
         if self.session is not None and self.session.state is not State.IDLE:
-            self._apply(self.session.handle(CloseSession(), loop.time()))
+            self._apply(self.session.handle(E.CloseSession(), loop.time()))
             if self._writer is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self._writer.drain(), 1.0)
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+            await cancel([self._task])
             self._task = None
         self._fail_pending("client closed")
 
@@ -225,7 +217,7 @@ class PcepClient:
             futs.append(fut)
         assert self.session is not None
         try:
-            self._apply(self.session.handle(SendMessage(PCReq(requests)), loop.time()))
+            self._apply(self.session.handle(E.SendMessage(PCReq(requests)), loop.time()))
         except RuntimeError as e:
             for r in requests:
                 self._pending.pop(r.rp.request_id, None)
@@ -264,7 +256,6 @@ class PcepClient:
     _was_up = False
 
     async def _connect_and_serve(self) -> None:
-        loop = asyncio.get_running_loop()
         self._was_up = False
         local = (self.local_address, 0) if self.local_address else None
         reader, writer = await asyncio.wait_for(
@@ -274,23 +265,9 @@ class PcepClient:
         self._writer = writer
         self.session = session = Session(Role.PCC, self.config, peer=f"{self.host}:{self.port}")
         try:
-            self._apply(session.handle(ConnectionMade(), loop.time()))
-            while session.state is not State.IDLE:
-                if writer.transport.get_write_buffer_size() > 65536:
-                    await writer.drain()
-                try:
-                    async with asyncio.timeout_at(session.next_timer()):
-                        data = await reader.read(65536)
-                except TimeoutError:
-                    self._apply(session.handle(Tick(), loop.time()))
-                    continue
-                if not data:
-                    session.handle(ConnectionLost(), loop.time())
-                    self.last_error = "PCE closed the connection"
-                    break
-                self._apply(session.handle(Received(data), loop.time()))
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer.drain(), 1.0)
+            ended = await serve_session(session, reader, writer, self._apply)
+            if ended:
+                self.last_error = ended
         finally:
             self._up.clear()
             writer.close()
@@ -298,25 +275,25 @@ class PcepClient:
                 await asyncio.wait_for(writer.wait_closed(), 1.0)
             self._writer = None
 
-    def _apply(self, actions: list[Action]) -> None:
+    def _apply(self, actions: list[E.Action]) -> None:
         for a in actions:
-            if isinstance(a, Send):
+            if isinstance(a, E.Send):
                 if self._writer is not None:
                     self._writer.write(a.data)
-            elif isinstance(a, SessionUp):
+            elif isinstance(a, E.SessionUp):
                 self._was_up = True
                 self._up.set()
                 log.info(
                     "pcep session up",
                     extra={"event": "up", "peer": self.host, "keepalive": a.peer.keepalive},
                 )
-            elif isinstance(a, Deliver):
+            elif isinstance(a, E.Deliver):
                 self._deliver(a)
-            elif isinstance(a, Disconnect):
+            elif isinstance(a, E.Disconnect):
                 self.last_error = a.reason
                 self._up.clear()
 
-    def _deliver(self, a: Deliver) -> None:
+    def _deliver(self, a: E.Deliver) -> None:
         msg = a.msg
         if isinstance(msg, PCRep):
             for resp in msg.responses:
@@ -338,3 +315,39 @@ class PcepClient:
         for fut in self._pending.values():
             if not fut.done():
                 fut.set_exception(PcepError(f"session down: {why}"))
+
+
+async def serve_session(
+    session: Session,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    apply: Callable[[list[E.Action]], object],
+    drain_timeout: float | None = None,
+) -> str:
+    """Run ``session`` over its TCP connection until it is Idle: the connection's bytes and
+    the timer's ticks in, its actions to ``apply`` (which writes its Sends). Returns why the
+    connection ended it ("" when the session closed itself): the peer closed it, or does not
+    read what is written (still more than 64 KiB after ``drain_timeout`` s; None: wait)."""
+    loop = asyncio.get_running_loop()
+    apply(session.handle(E.ConnectionMade(), loop.time()))
+    while session.state is not State.IDLE:
+        if writer.transport.get_write_buffer_size() > 65536:
+            try:
+                async with asyncio.timeout(drain_timeout):
+                    await writer.drain()
+            except TimeoutError:
+                session.handle(E.ConnectionLost(), loop.time())
+                return "peer does not read its replies"
+        try:
+            async with asyncio.timeout_at(session.next_timer()):
+                data = await reader.read(65536)
+        except TimeoutError:
+            apply(session.handle(Tick(), loop.time()))
+            continue
+        if not data:
+            session.handle(E.ConnectionLost(), loop.time())
+            return "peer closed the TCP connection"
+        apply(session.handle(E.Received(data), loop.time()))
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(writer.drain(), 1.0)
+    return ""

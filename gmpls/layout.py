@@ -12,7 +12,18 @@ The spec is ``name:kind`` pairs. Kinds: ``u8 u16 u24 u32 u64 i32 f32 ipv4 ipv6``
 labels errors) and ``kind*N`` (a tuple of N numbers). The names are the class's fields, so
 the wire order need not be the constructor order. A variable-length last part is a keyword
 argument naming its field: a :class:`Tail` that reads to the end of the body
-(:class:`Repeat`, :class:`Records`, :data:`REST`, or a protocol's own, such as its TLVs).
+(:class:`Repeat`, :class:`Records`, :data:`REST`, or a protocol's own, such as its TLVs),
+or a counted list (:class:`Counted`), whose trailing bytes are the caller's to reject.
+
+A keyword naming a fixed field says what its value is beyond its kind:
+
+- an ``IntEnum`` class: the field decodes to the member, and a value that is not one is a
+  :class:`DecodeError` naming the field (ETSI 004's ``status=Status``);
+- a ``range``: the values the field may take (``key_bytes=range(1, 1025)``);
+- a dataclass: the ``kind*N`` numbers are its N fields, in order (ETSI 004's
+  ``qos:u32*4`` with ``qos=QoS``).
+
+Enums and ranges are checked on encode too (an :class:`EncodeError` naming the field).
 
 A class that checks more than its layout says overrides ``decode_body`` and calls
 ``cls.WIRE.decode(cls, r, **extra)`` (not ``super()``: a method defined in a slotted
@@ -29,7 +40,8 @@ from __future__ import annotations
 import dataclasses
 import linecache
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Container
+from enum import IntEnum
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any, ClassVar, Self, TypeVar, dataclass_transform
 
@@ -37,6 +49,8 @@ from gmpls.errors import EncodeError
 from gmpls.wire import Reader
 
 Convert = Callable[[Any], Any]
+#: what a keyword may say of a fixed field (see the module doc)
+FieldType = type | range
 
 
 def _packed(v: IPv4Address | IPv6Address) -> bytes:
@@ -87,15 +101,33 @@ def _kind(kind: str) -> tuple[str, Convert | None, Convert | None]:
 
 
 class _Field:
-    """One named field; ``count`` is N for ``kind*N``, 1 for a single value, 0 for ``xN``."""
+    """One named field; ``count`` is N for ``kind*N``, 1 for a single value, 0 for ``xN``.
 
-    __slots__ = ("code", "count", "inn", "name", "offset", "out", "size")
+    A typed field (see the module doc) has ``allowed`` values and a ``check(value, reader)``
+    that makes the value from the wire (an enum's member) or raises the reader's error, or
+    is a ``record``: (class, the names of its fields)."""
 
-    def __init__(self, name: str, kind: str, offset: int) -> None:
+    __slots__ = (
+        "allowed",
+        "check",
+        "code",
+        "count",
+        "inn",
+        "name",
+        "offset",
+        "out",
+        "record",
+        "size",
+    )
+
+    def __init__(self, name: str, kind: str, offset: int, typ: FieldType | None = None) -> None:
         self.name = name
         self.offset = offset
         self.inn: Convert | None = None
         self.out: Convert | None = None
+        self.allowed: Container[Any] | None = None
+        self.check: Callable[[Any, Reader], Any] | None = None
+        self.record: tuple[type, tuple[str, ...]] | None = None
         if kind[:1] == "x" and kind[1:].isdigit():
             self.code, self.count = f"{kind[1:]}x", 0
         else:
@@ -106,9 +138,51 @@ class _Field:
                 raise ValueError(f"{name}: only numbers repeat in a fixed field")
             self.code = code if self.count == 1 else f"{self.count}{code}"
         self.size = struct.calcsize("!" + self.code)
+        if typ is not None:
+            self._typed(typ)
+
+    def _typed(self, typ: FieldType) -> None:
+        name = self.name
+        if not self.count or self.inn or self.out:
+            raise ValueError(f"{name}: only numbers have a type")
+        if isinstance(typ, type) and dataclasses.is_dataclass(typ):
+            names = tuple(f.name for f in dataclasses.fields(typ) if f.init)
+            if self.count != len(names):
+                raise ValueError(
+                    f"{name}: {typ.__name__} is {len(names)} numbers, not {self.count}"
+                )
+            self.record = (typ, names)
+            return
+        if self.count != 1:
+            raise ValueError(f"{name}: an enum or a range is of a single number")
+        if isinstance(typ, range):
+            allowed, bounds = typ, f"{typ.start}..{typ.stop - 1}"
+
+            def check(v: int, r: Reader) -> int:
+                if v in allowed:
+                    return v
+                raise r.fail(name, f"{v} is not in {bounds}")
+
+            self.allowed, self.check = allowed, check
+        elif isinstance(typ, type) and issubclass(typ, IntEnum):
+            members: dict[int, IntEnum] = {m.value: m for m in typ}
+
+            def member(v: int, r: Reader) -> IntEnum:
+                try:
+                    return members[v]
+                except KeyError:
+                    raise r.fail(name, f"unknown {name} {v}") from None
+
+            self.allowed, self.check = members, member
+        else:
+            raise TypeError(f"{name}: {typ!r} is not an IntEnum, a range or a dataclass")
 
     def to_wire(self, v: Any) -> list[Any]:
         """The struct values of ``v`` (for naming the field a bad value is in)."""
+        if self.allowed is not None and v not in self.allowed:
+            raise OverflowError("not one of its values")
+        if self.record is not None:
+            return [getattr(v, n) for n in self.record[1]]
         if self.count == 1:
             return [v if self.out is None else self.out(v)]
         if len(v) != self.count:
@@ -179,6 +253,58 @@ class Records(Tail):
         super().__init__(encode, decode)
 
 
+class Counted(Tail):
+    """A count, then that many values of one fixed-size kind (a tuple), or that many bytes
+    (kind ``bytes``). ``allowed`` bounds the count both ways, ``count`` is its kind, and
+    ``names`` label the errors: the count, and the bytes or an item (``key_id[3]``)."""
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        kind: str,
+        allowed: range,
+        count: str = "u16",
+        names: tuple[str, str] = ("count", "item"),
+    ) -> None:
+        if count not in ("u8", "u16", "u32"):
+            raise ValueError(f"a count is u8, u16 or u32, not {count}")
+        raw = kind == "bytes"
+        code, inn, out = ("s", None, None) if raw else _kind(kind)
+        size = 1 if raw else struct.calcsize("!" + code)
+        head = struct.Struct("!" + _KINDS[count][0])
+        read_count = getattr(Reader, count)
+        count_name, item = names
+        bounds = f"{allowed.start}..{allowed.stop - 1}"
+
+        def encode(values: Any) -> bytes:
+            n = len(values)
+            if n not in allowed:
+                raise OverflowError(f"{n} is not in {bounds}")
+            if raw:
+                return head.pack(n) + values
+            if out is not None:
+                return head.pack(n) + b"".join(map(out, values))
+            return head.pack(n) + struct.pack(f"!{n}{code}", *values)
+
+        def decode(r: Reader, name: str) -> Any:
+            n = read_count(r, count_name)
+            if n not in allowed:
+                raise r.fail(count_name, f"{n} is not in {bounds}")
+            left = r.end - r.pos
+            if left < n * size:
+                at, need = (item, n) if raw else (f"{item}[{left // size}]", size)
+                raise r.fail(at, f"truncated: needs {need} bytes, {left % need} left")
+            p = r.pos
+            r.pos = p + n * size
+            if raw:
+                return r.data[p : r.pos]
+            vals = struct.unpack_from(f"!{n}{code}", r.data, p)
+            return vals if inn is None else tuple(map(inn, vals))
+
+        super().__init__(encode, decode)
+
+
 def _rest(r: Reader, name: str) -> bytes:
     return r.rest()
 
@@ -197,16 +323,20 @@ class Layout:
 
     __slots__ = ("_fields", "decode", "encode", "size", "source", "spec", "tail", "tail_name")
 
-    def __init__(self, cls: type, spec: str = "", **tail: Tail) -> None:
+    def __init__(self, cls: type, spec: str = "", **parts: Tail | FieldType) -> None:
+        tail = {k: v for k, v in parts.items() if isinstance(v, Tail)}
         if len(tail) > 1:
             raise ValueError("a layout has at most one tail")
+        types = {k: v for k, v in parts.items() if not isinstance(v, Tail)}
         self.spec = spec
         fields: list[_Field] = []
         offset = 0
         for item in spec.split():
             name, _, kind = item.partition(":")
-            fields.append(_Field(name, kind, offset))
+            fields.append(_Field(name, kind, offset, types.pop(name, None)))
             offset += fields[-1].size
+        if types:
+            raise TypeError(f"{cls.__name__}: {', '.join(types)} is not a field of the layout")
         self._fields = tuple(fields)
         self.size = offset
         self.tail_name: str = next(iter(tail), "")
@@ -224,6 +354,8 @@ class Layout:
         }
         for k, f in enumerate(fields):
             scope[f"in{k}"], scope[f"out{k}"] = f.inn, f.out
+            scope[f"allowed{k}"], scope[f"check{k}"] = f.allowed, f.check
+            scope[f"record{k}"] = f.record[0] if f.record else None
         self.source = self._source(init)
         filename = f"<layout of {cls.__module__}.{cls.__qualname__}>"
         linecache.cache[filename] = (len(self.source), None, self.source.splitlines(True), filename)
@@ -241,14 +373,25 @@ class Layout:
         """``encode(obj)`` and ``decode(cls, r, **extra)`` as Python source."""
         packs: list[str] = []  # the struct's arguments, in wire order
         reads: dict[str, str] = {}  # field name -> its value from the unpacked v0, v1...
+        checks: list[str] = []  # encode: the fields whose values are a set
         n = 0
         for k, f in enumerate(self._fields):
             if not f.count:
                 continue
             get = f"obj.{f.name}"
-            if f.count > 1:
+            values = "".join(f"v{n + i}, " for i in range(f.count))
+            if f.record is not None:
+                packs += [f"{get}.{name}" for name in f.record[1]]
+                reads[f.name] = f"record{k}({values})"
+            elif f.count > 1:
                 packs.append(f"*{get}")
-                reads[f.name] = "(" + "".join(f"v{n + i}, " for i in range(f.count)) + ")"
+                reads[f.name] = f"({values})"
+            elif f.check is not None:
+                checks.append(
+                    f"        if {get} not in allowed{k}:\n            raise OverflowError\n"
+                )
+                packs.append(get)
+                reads[f.name] = f"check{k}(v{n}, r)"
             else:
                 packs.append(
                     get if f.out is None else _INLINE.get(f.out, f"out{k}({{}})").format(get)
@@ -278,6 +421,7 @@ class Layout:
         return (
             "def encode(obj):\n"
             "    try:\n"
+            f"{''.join(checks)}"
             f"        return {encode}\n"
             "    except (struct_error, OverflowError, TypeError, AttributeError) as e:\n"
             "        raise bad_value(obj, e) from None\n"
@@ -305,7 +449,9 @@ class Layout:
                 struct.pack("!" + f.code, *f.to_wire(v))
             except (struct.error, OverflowError, TypeError, AttributeError) as e:
                 return EncodeError(f"{where}.{f.name}", f"{v!r} does not fit {f.code}: {e}")
-        return err  # the tail's own
+        if self.tail is not None:  # the fixed fields fit: the tail's value did not
+            return EncodeError(f"{where}.{self.tail_name}", str(err))
+        return err
 
 
 class Wired:
@@ -334,14 +480,14 @@ W = TypeVar("W", bound=Wired)
 
 
 @dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field,))
-def layout(spec: str = "", **tail: Tail) -> Callable[[type[W]], type[W]]:
-    """Make the class a frozen, slotted dataclass whose body is ``Layout(cls, spec, **tail)``
+def layout(spec: str = "", **parts: Tail | FieldType) -> Callable[[type[W]], type[W]]:
+    """Make the class a frozen, slotted dataclass whose body is ``Layout(cls, spec, **parts)``
     (a subclass without fields of its own shares it). A name in the layout that is not a
     field of the class is an error at import time."""
 
     def make(cls: type[W]) -> type[W]:
         made = dataclasses.dataclass(frozen=True, slots=True)(cls)
-        made.WIRE = wire = Layout(made, spec, **tail)
+        made.WIRE = wire = Layout(made, spec, **parts)
         # where the class keeps Wired's methods, the compiled ones take their place: the
         # same code, one call less on every object encoded or decoded
         if made.encode_body is Wired.encode_body:

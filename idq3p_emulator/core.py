@@ -106,7 +106,7 @@ class Idq3pServer:
                 msg.request_id,
                 codec.Status.OK,
                 msg.key_bytes,
-                st.keys_available(msg.key_bytes),
+                min(st.keys_available(msg.key_bytes), 0xFFFFFFFF),  # a u32: saturates
                 st.bits_available,
                 st.rate_bps,
                 st.buffer_bits,

@@ -9,13 +9,13 @@ serves until SIGTERM/SIGINT. Logs are JSON lines and never contain key bytes.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from daemonkit.daemon import stopped
 from gmpls import topology
 from gmpls.qkd import idq3p as codec
 from idq3p_emulator import model
@@ -136,11 +136,7 @@ class EmulatorDaemon:
             return
         if self.transport is not None:
             self.transport.close()
-        counters = self.server.counters
-        log.info("stopped", extra={"host": self.cfg.name, **counters})
-        if self.state_dir is not None:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-            (self.state_dir / f"{self.cfg.name}.counters.json").write_text(json.dumps(counters))
+        stopped(log, self.cfg.name, self.server.counters, self.state_dir)
 
 
 def link_rate(args: Any) -> float | None:

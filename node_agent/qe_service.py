@@ -33,10 +33,12 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from ipaddress import IPv4Address
 from typing import Any, Protocol
 
+from daemonkit.daemon import cancel
+from daemonkit.timer import CoreTimer
 from gmpls import ero, qe
 from gmpls.qe_service import events as E
 from gmpls.qe_service.core import QeServiceCore
@@ -55,16 +57,6 @@ log = logging.getLogger("node_agent.qe_service")
 class RsvpLike(Protocol):
     core: RsvpCore
 
-    def create_lsp(
-        self,
-        tunnel_id: int,
-        route: Sequence[ero.Subobject],
-        qe_params: qe.QeParams | None,
-        bandwidth_bps: float,
-        *,
-        name: str = "",
-    ) -> list[RE.Action]: ...
-    def delete_lsp(self, tunnel_id: int) -> list[RE.Action]: ...
     def feed(self, event: RE.Event) -> list[RE.Action]: ...
     def status(self) -> dict[str, object]: ...
 
@@ -79,30 +71,28 @@ class ReplyLike(Protocol):
 
 
 class PccLike(Protocol):
+    """What the shell asks of the PCC (:class:`daemonkit.pcep.PcepClient`)."""
+
     @property
     def is_up(self) -> bool: ...
     async def request(
         self,
-        src: IPv4Address | str,
-        dst: IPv4Address | str,
-        qe_params: qe.QeParams | None = None,
-        bandwidth: float = 0.0,
+        src: IPv4Address,
+        dst: IPv4Address,
+        qe_params: qe.QeParams,
+        bandwidth: float,
         *,
-        timeout: float = 10.0,
+        timeout: float,
     ) -> ReplyLike: ...
 
 
 class EtsiLike(Protocol):
+    """What the shell asks of the ETSI 004 client (:class:`daemonkit.etsi004.Etsi004Client`)."""
+
     async def open(
-        self,
-        destination: IPv4Address | str,
-        key_handle: bytes | None = None,
-        key_length: int = 32,
-        max_bps: int = 0,
-        priority: int = 0,
-        timeout_ms: int = 0,
+        self, destination: IPv4Address, key_handle: bytes | None, key_length: int
     ) -> tuple[Any, bytes]: ...
-    async def connect(self, key_handle: bytes, timeout_ms: int | None = None) -> Any: ...
+    async def connect(self, key_handle: bytes) -> Any: ...
     async def get_key(self, key_handle: bytes) -> tuple[Any, int, bytes]: ...
     async def close(self, key_handle: bytes) -> Any: ...
 
@@ -139,8 +129,7 @@ class QeService:
         self._queue: deque[E.Event] = deque()
         self._feeding = False
         self._last = 0.0
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
+        self._timer = CoreTimer(self._fire)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._do: dict[type, Callable[[Any], object]] = {
@@ -150,7 +139,7 @@ class QeService:
             E.EtsiGetKey: self.call_etsi,
             E.EtsiClose: self.call_etsi,
             E.CreateLsp: self._create_lsp,
-            E.DeleteLsp: lambda a: self.rsvp.delete_lsp(a.tunnel_id),
+            E.DeleteLsp: lambda a: self.rsvp.feed(RE.DeleteLsp(a.tunnel_id)),
             E.ToRsvp: lambda a: self.rsvp.feed(a.event),
             E.AdvertiseLink: self._advertise,
             E.ServiceChanged: self._wake,
@@ -215,6 +204,7 @@ class QeService:
     async def start(self) -> None:
         """Start the RSVP shell (when it has a ``start``), the PCC and the ETSI client."""
         self._loop = asyncio.get_running_loop()
+        self._timer.start(self._loop)
         for part in (self.rsvp, self.pcc, self.etsi):
             start = getattr(part, "start", None)
             if start is not None:
@@ -229,14 +219,8 @@ class QeService:
         pending = [t for t in self._tasks if not t.done()]
         if pending:  # let the QKD_CLOSEs go out (bounded)
             await asyncio.wait(pending, timeout=2.0)
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        for t in list(self._tasks):
-            t.cancel()
-        for t in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        self._timer.cancel()
+        await cancel(self._tasks)
         stop = getattr(self.rsvp, "stop", None)
         if stop is not None:
             await stop(teardown=False)
@@ -327,7 +311,7 @@ class QeService:
 
     def _create_lsp(self, a: E.CreateLsp) -> None:
         try:
-            self.rsvp.create_lsp(a.tunnel_id, a.route, None, a.bandwidth_bps, name=a.name)
+            self.rsvp.feed(RE.CreateLsp(a.tunnel_id, a.route, None, a.bandwidth_bps, a.name))
         except ValueError as e:
             self._queue.append(E.CreateLspFailed(a.tunnel_id, str(e)))
 
@@ -386,21 +370,9 @@ class QeService:
     # --- the one timer ------------------------------------------------------------------
 
     def arm_timer(self) -> None:
-        if self._loop is None:
-            return
-        at = self.core.next_timer()
-        if at == self._timer_at and (at is None or self._timer is not None):
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_at = at
-        if at is not None:
-            self._timer = self._loop.call_at(at, self._fire, at)
+        self._timer.arm(self.core.next_timer())
 
     def _fire(self, at: float) -> None:
-        self._timer = None
-        self._timer_at = None
         # asyncio may run a timer a clock-resolution early: never tell the core less
         self.feed(E.Tick(), max(self.now(), at))
 

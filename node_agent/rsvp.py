@@ -34,6 +34,7 @@ import socket
 from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address
 
+from daemonkit.timer import CoreTimer
 from gmpls import ero, qe
 from gmpls.core import Tick
 from gmpls.rsvp import events as E
@@ -78,7 +79,7 @@ class RsvpAgent:
         self.device = device
         self.sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer = CoreTimer(self._tick)
         self._ttl: int | None = None  # the socket's IP_TTL now (set only when it changes)
         self.counters: dict[str, int] = {"rx": 0, "tx": 0, "rx_ignored": 0, "tx_errors": 0}
 
@@ -113,6 +114,7 @@ class RsvpAgent:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._timer.start(self._loop)
         s = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_RSVP)
         try:
             s.setblocking(False)
@@ -138,9 +140,7 @@ class RsvpAgent:
                 {p.key.tunnel_id for p in self.core.psbs.values() if p.role == "head"}
             ):
                 self._apply(self.core.handle(E.DeleteLsp(tid), self._now()))
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._timer.cancel()
         if self.sock is not None:
             if self._loop is not None:
                 self._loop.remove_reader(self.sock.fileno())
@@ -315,19 +315,10 @@ class RsvpAgent:
         log.log(level, "rsvp %s", type(a).__name__, extra=extra)
 
     def _arm(self) -> None:
-        if self._loop is None or self.sock is None:
-            return
-        deadline = self.core.next_timer()
-        if self._timer is not None:
-            if deadline is not None and abs(self._timer.when() - deadline) < 1e-6:
-                return
-            self._timer.cancel()
-            self._timer = None
-        if deadline is not None:
-            self._timer = self._loop.call_at(deadline, self._tick, deadline)
+        if self.sock is not None:
+            self._timer.arm(self.core.next_timer())
 
     def _tick(self, deadline: float) -> None:
-        self._timer = None
         try:
             # asyncio may run a timer a clock-resolution early: never tell the core less
             actions = self.core.handle(Tick(), max(self._now(), deadline))

@@ -9,11 +9,11 @@ the PCE cannot be reached or answers with an error.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import sys
 
+from daemonkit.daemon import command_parser
 from daemonkit.pcep import PcepClient, PcepError, Reply
 from gmpls import qe
 from gmpls.ero import (
@@ -46,11 +46,7 @@ def _subobject_text(s: Subobject) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """One PCReq to the PCE; print its answer (see the module docstring)."""
-    p = argparse.ArgumentParser(
-        prog="python -m pce.client",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = command_parser("pce.client", __doc__)
     p.add_argument("--pce", required=True, help="PCE address")
     p.add_argument("--port", type=int, default=PORT)
     p.add_argument("--src", required=True)

@@ -14,27 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from gmpls.core import Tick
+from daemonkit.daemon import cancel
+from daemonkit.pcep import serve_session
 from gmpls.pcep import PCErr, PCReq
+from gmpls.pcep import events as E
 from gmpls.pcep.constants import ERR_SECOND_SESSION, PORT
-from gmpls.pcep.events import (
-    Action,
-    CloseSession,
-    ConnectionLost,
-    ConnectionMade,
-    Deliver,
-    Disconnect,
-    Received,
-    Send,
-    SendMessage,
-    SessionUp,
-)
 from gmpls.pcep.session import Role, Session, SessionConfig, State
 from pce.service import PceService
 
@@ -119,12 +110,8 @@ class PcepServer:
         loop = asyncio.get_running_loop()
         for conn in list(self.connections.values()):
             if conn.session.state is not State.IDLE:
-                self._apply(conn, conn.session.handle(CloseSession(), loop.time()))
-        for t in list(self._tasks):
-            t.cancel()
-        for t in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+                self._apply(conn, conn.session.handle(E.CloseSession(), loop.time()))
+        await cancel(self._tasks)
         if self._server is not None:
             await self._server.wait_closed()
 
@@ -174,32 +161,13 @@ class PcepServer:
         self.stats.accepted += 1
         log.info("tcp connected", extra={"event": "connect", "peer": conn.session.peer})
         try:
-            self._apply(conn, session.handle(ConnectionMade(), loop.time()))
-            while session.state is not State.IDLE:
-                if writer.transport.get_write_buffer_size() > 65536:
-                    try:
-                        async with asyncio.timeout(self.drain_timeout):
-                            await writer.drain()
-                    except TimeoutError:
-                        conn.closed_reason = "peer does not read its replies"
-                        session.handle(ConnectionLost(), loop.time())
-                        break
-                deadline = session.next_timer()
-                try:
-                    async with asyncio.timeout_at(deadline):
-                        data = await reader.read(65536)
-                except TimeoutError:
-                    self._apply(conn, session.handle(Tick(), loop.time()))
-                    continue
-                if not data:
-                    session.handle(ConnectionLost(), loop.time())
-                    conn.closed_reason = "peer closed the TCP connection"
-                    break
-                self._apply(conn, session.handle(Received(data), loop.time()))
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer.drain(), 1.0)
+            ended = await serve_session(
+                session, reader, writer, functools.partial(self._apply, conn), self.drain_timeout
+            )
+            if ended:
+                conn.closed_reason = ended
         except (ConnectionError, OSError) as e:
-            session.handle(ConnectionLost(), loop.time())
+            session.handle(E.ConnectionLost(), loop.time())
             conn.closed_reason = f"TCP error: {e}"
         finally:
             self.connections.pop(conn.id, None)
@@ -211,12 +179,12 @@ class PcepServer:
                 "session closed", extra={"event": "close", "peer": session.peer, "reason": reason}
             )
 
-    def _apply(self, conn: Connection, actions: list[Action]) -> None:
+    def _apply(self, conn: Connection, actions: list[E.Action]) -> None:
         loop = asyncio.get_running_loop()
         for a in actions:
-            if isinstance(a, Send):
+            if isinstance(a, E.Send):
                 conn.writer.write(a.data)
-            elif isinstance(a, Deliver):
+            elif isinstance(a, E.Deliver):
                 if isinstance(a.msg, PCReq):
                     self._apply(conn, self._answer(conn, a.msg, loop.time()))
                 else:
@@ -228,7 +196,7 @@ class PcepServer:
                             "msg": type(a.msg).__name__,
                         },
                     )
-            elif isinstance(a, SessionUp):
+            elif isinstance(a, E.SessionUp):
                 log.info(
                     "session up",
                     extra={
@@ -238,10 +206,10 @@ class PcepServer:
                         "deadtimer": a.peer.deadtimer,
                     },
                 )
-            elif isinstance(a, Disconnect):
+            elif isinstance(a, E.Disconnect):
                 conn.closed_reason = a.reason
 
-    def _answer(self, conn: Connection, msg: PCReq, now: float) -> list[Action]:
+    def _answer(self, conn: Connection, msg: PCReq, now: float) -> list[E.Action]:
         rep, errors, outcomes = self.service.handle(msg)
         for o in outcomes:
             r = o.result
@@ -262,11 +230,11 @@ class PcepServer:
             )
         if conn.session.state is not State.UP:
             return []
-        out: list[Action] = []
+        out: list[E.Action] = []
         for err in errors:
-            out.extend(conn.session.handle(SendMessage(err), now))
+            out.extend(conn.session.handle(E.SendMessage(err), now))
         if rep is not None:
-            out.extend(conn.session.handle(SendMessage(rep), now))
+            out.extend(conn.session.handle(E.SendMessage(rep), now))
         return out
 
 

@@ -23,6 +23,7 @@ import json
 import sys
 from typing import Any
 
+from daemonkit.daemon import command_parser
 from daemonkit.etsi004 import Etsi004Client
 from gmpls.qkd import etsi004 as etsi
 from gmpls.qkd.etsi004 import Status
@@ -70,11 +71,7 @@ async def _run(a: argparse.Namespace) -> tuple[dict[str, Any], int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m qkd_proxy.client",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = command_parser("qkd_proxy.client", __doc__)
     p.add_argument("--proxy", required=True, help="proxy address[:port]")
     p.add_argument("--port", type=int, default=etsi.PORT, help="proxy port (default 5424)")
     p.add_argument("--bind", help="local address to send from")

@@ -229,27 +229,28 @@ class ProxyCore:
         self._out.append(Send(Channel.SYNC, self.sync.seal(msg), self.cfg.peer_sync))
 
     def _sync_request(self, msg: sync.SyncMessage, now: float, **kw: Any) -> None:
-        self.sync_tx[msg.txid] = _Tx(
-            Channel.SYNC,
-            msg,
-            now + self.cfg.sync_rto,
-            self.cfg.sync_rto,
-            now + self.cfg.sync_deadline,
-            **kw,
+        rto, deadline = self.cfg.sync_rto, now + self.cfg.sync_deadline
+        self._request(
+            self.sync_tx, msg.txid, _Tx(Channel.SYNC, msg, now + rto, rto, deadline, **kw)
         )
-        self._sync_send(msg)
 
     def _south_request(self, msg: idq.AnyMessage, now: float, **kw: Any) -> None:
+        rto, deadline = self.cfg.south_rto, now + self.cfg.south_deadline
         data = idq.encode(msg)
-        self.south_tx[msg.request_id] = _Tx(
-            Channel.SOUTH,
-            data,
-            now + self.cfg.south_rto,
-            self.cfg.south_rto,
-            now + self.cfg.south_deadline,
-            **kw,
+        self._request(
+            self.south_tx, msg.request_id, _Tx(Channel.SOUTH, data, now + rto, rto, deadline, **kw)
         )
-        self._out.append(Send(Channel.SOUTH, data, self.cfg.idq))
+
+    def _request(self, table: dict[int, _Tx], key: int, tx: _Tx) -> None:
+        """Send ``tx`` and keep it under ``key`` (its answer's ID) to retransmit until answered."""
+        table[key] = tx
+        self._send_tx(tx)
+
+    def _send_tx(self, tx: _Tx) -> None:
+        if tx.channel is Channel.SYNC:
+            self._sync_send(tx.msg)  # sealed each time: a new sequence number
+        else:
+            self._out.append(Send(Channel.SOUTH, tx.msg, self.cfg.idq))
 
     def _next_rid(self) -> int:
         self._rid = (self._rid + 1) & 0xFFFFFFFF
@@ -820,28 +821,8 @@ class ProxyCore:
 
     # --- timers -----------------------------------------------------------------------
     def _timers(self, now: float) -> None:
-        for txid, tx in list(self.sync_tx.items()):
-            if tx.next_at > now:
-                continue
-            if now >= tx.deadline:
-                del self.sync_tx[txid]
-                self._sync_failed(tx, now)
-                continue
-            self.counters["sync_retransmits"] += 1
-            self._sync_send(tx.msg)
-            tx.rto = min(tx.rto * 2, self.cfg.sync_rto_max)
-            tx.next_at = now + tx.rto
-        for rid, tx in list(self.south_tx.items()):
-            if tx.next_at > now:
-                continue
-            if now >= tx.deadline:
-                del self.south_tx[rid]
-                self._south_failed(tx, now)
-                continue
-            self.counters["south_retransmits"] += 1
-            self._out.append(Send(Channel.SOUTH, tx.msg, self.cfg.idq))
-            tx.rto = min(tx.rto * 2, self.cfg.south_rto_max)
-            tx.next_at = now + tx.rto
+        self._retransmit(self.sync_tx, now, self.cfg.sync_rto_max)
+        self._retransmit(self.south_tx, now, self.cfg.south_rto_max)
         for s in list(self.sessions.values()):
             while s.waiting and s.waiting[0].deadline <= now:
                 w = s.waiting.popleft()
@@ -855,6 +836,22 @@ class ProxyCore:
                 else:
                     keep.append(w)
             s.connect_waiters = keep
+
+    def _retransmit(self, table: dict[int, _Tx], now: float, rto_max: float) -> None:
+        """Resend the requests of ``table`` (sync or south) that are due, each time after
+        twice the wait (at most ``rto_max``); one past its deadline has failed."""
+        for key, tx in list(table.items()):
+            if tx.next_at > now:
+                continue
+            sync_channel = tx.channel is Channel.SYNC
+            if now >= tx.deadline:
+                del table[key]
+                (self._sync_failed if sync_channel else self._south_failed)(tx, now)
+                continue
+            self.counters[f"{tx.channel.value}_retransmits"] += 1
+            self._send_tx(tx)
+            tx.rto = min(tx.rto * 2, rto_max)
+            tx.next_at = now + tx.rto
 
     def _sync_failed(self, tx: _Tx, now: float) -> None:
         self._log("peer proxy unreachable", kind=tx.kind)

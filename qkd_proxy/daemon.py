@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 import os
 import time
@@ -21,6 +20,8 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import cast
 
+from daemonkit.daemon import stopped
+from daemonkit.timer import CoreTimer
 from gmpls import topology
 from gmpls.core import Tick
 from gmpls.qkd import etsi004 as etsi
@@ -110,8 +111,8 @@ class Shell:
         self.core = core
         self.loop = asyncio.get_running_loop()
         self.transports: dict[Channel, asyncio.DatagramTransport] = {}
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
+        self.timer = CoreTimer(lambda at: self.feed(Tick()))
+        self.timer.start(self.loop)
 
     def feed(self, event: Event) -> None:
         try:
@@ -127,24 +128,9 @@ class Shell:
                     t.sendto(a.data, a.addr)
             elif isinstance(a, Log):
                 logs.append(a)  # written once the answers are out
-        self._arm(self.core.next_timer())
+        self.timer.arm(self.core.next_timer())
         for a in logs:
             log.info(a.event, extra={"host": self.core.cfg.name, **a.fields})
-
-    def _arm(self, at: float | None) -> None:
-        if at == self._timer_at:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_at = at
-        if at is not None:
-            self._timer = self.loop.call_at(at, self._fire)
-
-    def _fire(self) -> None:
-        self._timer = None
-        self._timer_at = None
-        self.feed(Tick())
 
 
 class ProxyDaemon:
@@ -198,11 +184,7 @@ class ProxyDaemon:
     async def stop(self) -> None:
         if self.shell is None:
             return
-        self.shell._arm(None)
+        self.shell.timer.cancel()
         for t in self.transports:
             t.close()
-        counters = self.shell.core.all_counters()
-        log.info("stopped", extra={"host": self.cfg.name, **counters})
-        if self.state_dir is not None:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-            (self.state_dir / f"{self.cfg.name}.counters.json").write_text(json.dumps(counters))
+        stopped(log, self.cfg.name, self.shell.core.all_counters(), self.state_dir)

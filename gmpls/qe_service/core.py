@@ -51,42 +51,7 @@ from typing import Any
 
 from gmpls import ero
 from gmpls.qe import QeParams, RefreshType
-from gmpls.qe_service.events import (
-    Action,
-    AddTraffic,
-    AdvertiseLink,
-    Create,
-    CreateLsp,
-    CreateLspFailed,
-    Delete,
-    DeleteLsp,
-    EtsiClose,
-    EtsiConnect,
-    EtsiGetKey,
-    EtsiOpen,
-    EtsiReply,
-    Event,
-    LinkResources,
-    Log,
-    LspDown,
-    LspKey,
-    LspUp,
-    NeedQeSession,
-    NeighborDown,
-    NeighborUp,
-    PathReply,
-    PcepFailed,
-    QeClose,
-    QeFailed,
-    QeSessionReady,
-    RequestPath,
-    ServiceChanged,
-    SetRate,
-    Shutdown,
-    TailJoin,
-    Tick,
-    ToRsvp,
-)
+from gmpls.qe_service import events as E
 from gmpls.qe_service.model import (
     COMPUTING,
     DOWN,
@@ -99,6 +64,7 @@ from gmpls.qe_service.model import (
     Service,
     route_nodes,
 )
+from gmpls.rsvp import events as RE
 from gmpls.rsvp.constants import ErrorCode, QeError, RoutingProblem
 
 #: finished services kept for ``show qe-service`` (the newest)
@@ -127,7 +93,7 @@ RATE_TICK = 0.1
 NO_PROXY = "this node has no ETSI 004 proxy"
 
 
-def etsi_failure(call: str, reply: EtsiReply) -> str:
+def etsi_failure(call: str, reply: E.EtsiReply) -> str:
     """``QKD_GET_KEY status 2 GK_INSUFFICIENT_KEY_AVAILABLE``, or why there was no answer."""
     if reply.status is None:
         return f"{call}: {reply.error}"
@@ -138,7 +104,7 @@ def etsi_failure(call: str, reply: EtsiReply) -> str:
 class _Keying:
     """A key session being opened (head) or joined (tail)."""
 
-    lsp: LspKey
+    lsp: RE.LspKey
     head: bool
     destination: IPv4Address
     params: QeParams
@@ -146,8 +112,8 @@ class _Keying:
     handle: bytes | None = None  # head: once opened; tail: the handle to join
     recorded_route: tuple[ero.Subobject, ...] = ()
     opened: bool = False
-    connect: EtsiReply | None = None
-    got: EtsiReply | None = None
+    connect: E.EtsiReply | None = None
+    got: E.EtsiReply | None = None
     failure: str = ""
 
 
@@ -158,7 +124,7 @@ class _Call:
     kind: str  # "path", "open", "connect", "get_key", "refresh", "close"
     service: Service | None = None
     job: _Keying | None = None
-    lsp: LspKey | None = None
+    lsp: RE.LspKey | None = None
     handle: bytes = b""
 
 
@@ -197,7 +163,7 @@ class QeServiceCore:
             i: frozenset(f) for i, f in (free_lambdas or {}).items()
         }
         self.heads: dict[int, Service] = {}  # by tunnel ID
-        self.tails: dict[LspKey, Service] = {}
+        self.tails: dict[RE.LspKey, Service] = {}
         self.finished: deque[Service] = deque(maxlen=KEEP_FINISHED)
         #: the ERO each head service was signalled on (for the busy-label retry)
         self._routes: dict[int, tuple[ero.Subobject, ...]] = {}
@@ -209,7 +175,7 @@ class QeServiceCore:
         #: TE links whose free lambdas go to OSPF: local_if -> (when, free lambdas)
         self._links_due: dict[int, tuple[float, tuple[int, ...]]] = {}
         self._now = 0.0
-        self._out: list[Action] = []
+        self._out: list[E.Action] = []
         self.counters: dict[str, int] = {
             "created": 0,
             "up": 0,
@@ -224,29 +190,29 @@ class QeServiceCore:
             "refreshes": 0,
         }
         self._on: dict[type, Callable[[Any], None]] = {
-            Create: self._create,
-            Delete: self._delete,
-            AddTraffic: self._add_traffic,
-            SetRate: self._set_rate,
-            Shutdown: self._shutdown,
-            PathReply: self._path_reply,
-            PcepFailed: self._pcep_failed,
-            EtsiReply: self._etsi_reply,
-            CreateLspFailed: self._create_lsp_failed,
-            NeedQeSession: self._need_session,
-            TailJoin: self._tail_join,
-            QeClose: self._on_close,
-            LspUp: self._on_up,
-            LspDown: self._on_down,
-            LinkResources: self._link_changed,
-            NeighborUp: _ignore,
-            NeighborDown: _ignore,
-            Tick: _ignore,
+            E.Create: self._create,
+            E.Delete: self._delete,
+            E.AddTraffic: self._add_traffic,
+            E.SetRate: self._set_rate,
+            E.Shutdown: self._shutdown,
+            E.PathReply: self._path_reply,
+            E.PcepFailed: self._pcep_failed,
+            E.EtsiReply: self._etsi_reply,
+            E.CreateLspFailed: self._create_lsp_failed,
+            RE.NeedQeSession: self._need_session,
+            E.TailJoin: self._tail_join,
+            RE.QeClose: self._on_close,
+            RE.LspUp: self._on_up,
+            RE.LspDown: self._on_down,
+            RE.LinkResources: self._link_changed,
+            RE.NeighborUp: _ignore,
+            RE.NeighborDown: _ignore,
+            E.Tick: _ignore,
         }
 
     # --- the contract of gmpls.core -------------------------------------------------
 
-    def handle(self, event: Event, now: float) -> list[Action]:
+    def handle(self, event: E.Event, now: float) -> list[E.Action]:
         """Process ``event`` at ``now``. A CLI request that cannot be carried out raises
         :class:`QeServiceError` and changes nothing."""
         self._now = now
@@ -281,12 +247,12 @@ class QeServiceCore:
     # --- plumbing -------------------------------------------------------------------
 
     def _log(self, message: str, warning: bool = False, **fields: Any) -> None:
-        self._out.append(Log(message, fields, warning))
+        self._out.append(E.Log(message, fields, warning))
 
     def _changed(self, s: Service) -> None:
-        self._out.append(ServiceChanged(s.id, s.state))
+        self._out.append(E.ServiceChanged(s.id, s.state))
 
-    def _call(self, make: Callable[[int], Action], call: _Call) -> None:
+    def _call(self, make: Callable[[int], E.Action], call: _Call) -> None:
         self._cid += 1
         self._calls[self._cid] = call
         self._out.append(make(self._cid))
@@ -295,7 +261,7 @@ class QeServiceCore:
         for local_if, (due, free) in list(self._links_due.items()):
             if due <= now:
                 del self._links_due[local_if]
-                self._out.append(AdvertiseLink(local_if, free))
+                self._out.append(E.AdvertiseLink(local_if, free))
         for s in self._live():
             while s.refresh_at is not None and s.refresh_at <= now:
                 self._refresh_due(s)
@@ -304,7 +270,7 @@ class QeServiceCore:
 
     # --- the CLI's requests ---------------------------------------------------------
 
-    def _create(self, ev: Create) -> None:
+    def _create(self, ev: E.Create) -> None:
         if not self.has_pce:
             raise QeServiceError("no PCE in the topology: cannot compute a path")
         tid = self._allocate_tunnel()
@@ -335,7 +301,7 @@ class QeServiceCore:
         self._changed(s)
         bw = s.bandwidth_bps / 8.0
         self._call(
-            lambda cid: RequestPath(cid, self.router_id, s.peer, p, bw, self.pcep_timeout),
+            lambda cid: E.RequestPath(cid, self.router_id, s.peer, p, bw, self.pcep_timeout),
             _Call("path", service=s),
         )
 
@@ -347,7 +313,7 @@ class QeServiceCore:
                 return tid
         raise QeServiceError("no free tunnel ID")
 
-    def _delete(self, ev: Delete) -> None:
+    def _delete(self, ev: E.Delete) -> None:
         s = self.find(ev.service_id)
         if s.role != "head":
             raise QeServiceError(f"service {s.id} is headed by {s.peer}: delete it there")
@@ -358,29 +324,29 @@ class QeServiceCore:
         if s.state == COMPUTING:
             self._finish(s, DOWN, "deleted before the PCE answered")
         else:
-            self._out.append(DeleteLsp(s.tunnel_id))
+            self._out.append(E.DeleteLsp(s.tunnel_id))
             self._finish(s, DOWN, "deleted")
         self.counters["deleted"] += 1
 
-    def _add_traffic(self, ev: AddTraffic) -> None:
+    def _add_traffic(self, ev: E.AddTraffic) -> None:
         s = self.find(ev.service_id)
         if ev.nbytes < 0:
             raise QeServiceError("traffic cannot be negative")
         s.bytes_counted += ev.nbytes
         self._volume_check(s)
 
-    def _set_rate(self, ev: SetRate) -> None:
+    def _set_rate(self, ev: E.SetRate) -> None:
         s = self.find(ev.service_id)
         s.rate_bps = max(0.0, ev.rate_bps)
         if s.rate_bps and s.state == UP and s.rate_at is None:
             s.rate_at = self._now + RATE_TICK
 
-    def _shutdown(self, ev: Shutdown) -> None:
+    def _shutdown(self, ev: E.Shutdown) -> None:
         """Delete the services this node heads (PathTear, QKD_CLOSE), close the key
         sessions of those it ends (its neighbours learn of its going by Hello)."""
         for s in list(self.heads.values()):
             if not s.finished:
-                self._delete(Delete(s.id))
+                self._delete(E.Delete(s.id))
         for s in list(self.tails.values()):
             if not s.finished and s.key_handle is not None:
                 self._close(s.key_handle, s.lsp)
@@ -391,7 +357,7 @@ class QeServiceCore:
 
     # --- head: PCReq → create_lsp ---------------------------------------------------
 
-    def _path_reply(self, ev: PathReply) -> None:
+    def _path_reply(self, ev: E.PathReply) -> None:
         call = self._calls.pop(ev.cid, None)
         s = call.service if call is not None else None
         if s is None or s.finished:
@@ -409,7 +375,7 @@ class QeServiceCore:
             self.counters["labels_local"] += 1
         self._signal(s, route)
 
-    def _pcep_failed(self, ev: PcepFailed) -> None:
+    def _pcep_failed(self, ev: E.PcepFailed) -> None:
         call = self._calls.pop(ev.cid, None)
         if call is not None and call.service is not None:
             self._finish(call.service, FAILED, f"PCEP: {ev.error}")
@@ -442,16 +408,16 @@ class QeServiceCore:
         )
         s.lsp = None
         self._routes[s.tunnel_id] = route
-        self._out.append(CreateLsp(s.tunnel_id, route, s.bandwidth_bps, f"qe-{self.name}-{s.id}"))
+        self._out.append(E.CreateLsp(s.tunnel_id, route, s.bandwidth_bps, f"qe-{self.name}-{s.id}"))
 
-    def _create_lsp_failed(self, ev: CreateLspFailed) -> None:
+    def _create_lsp_failed(self, ev: E.CreateLspFailed) -> None:
         s = self.heads.get(ev.tunnel_id)
         if s is not None:
             self._finish(s, FAILED, f"RSVP: {ev.reason}")
 
     # --- key sessions: opened at the head, joined at the tail -----------------------
 
-    def _need_session(self, a: NeedQeSession) -> None:
+    def _need_session(self, a: RE.NeedQeSession) -> None:
         s = self._head_of(a.lsp)
         if s is not None:
             s.lsp = a.lsp
@@ -459,7 +425,7 @@ class QeServiceCore:
         job = _Keying(a.lsp, True, a.dst_router_id, a.params, service=s)
         self._queue_keying(job)
 
-    def _tail_join(self, ev: TailJoin) -> None:
+    def _tail_join(self, ev: E.TailJoin) -> None:
         a = ev.join
         job = _Keying(
             a.lsp,
@@ -493,12 +459,12 @@ class QeServiceCore:
         if not self.has_proxy:
             if job.service is not None and not job.head:
                 self._finish(job.service, FAILED, "no ETSI 004 proxy", TAIL_JOIN_FAILED)
-            self._out.append(ToRsvp(QeFailed(job.lsp, NO_PROXY)))
+            self._out.append(E.ToRsvp(RE.QeFailed(job.lsp, NO_PROXY)))
             self._keying_done()
             return
         handle = None if job.head else job.handle
         self._call(
-            lambda cid: EtsiOpen(cid, job.destination, handle, job.params.key_length),
+            lambda cid: E.EtsiOpen(cid, job.destination, handle, job.params.key_length),
             _Call("open", job=job),
         )
 
@@ -524,7 +490,7 @@ class QeServiceCore:
         self.tails[lsp] = s
         return s
 
-    def _etsi_reply(self, r: EtsiReply) -> None:
+    def _etsi_reply(self, r: E.EtsiReply) -> None:
         call = self._calls.pop(r.cid, None)
         if call is None:
             return
@@ -537,7 +503,7 @@ class QeServiceCore:
             assert call.job is not None
             self._keying_reply(call.kind, call.job, r)
 
-    def _keying_reply(self, kind: str, job: _Keying, r: EtsiReply) -> None:
+    def _keying_reply(self, kind: str, job: _Keying, r: E.EtsiReply) -> None:
         if kind == "open":
             self._opened(job, r)
             return
@@ -560,7 +526,7 @@ class QeServiceCore:
         else:
             self._keyed(job, g.key_index, g.key)
 
-    def _opened(self, job: _Keying, r: EtsiReply) -> None:
+    def _opened(self, job: _Keying, r: E.EtsiReply) -> None:
         if r.status is None:
             self._keying_failed(job, etsi_failure("QKD_OPEN", r))
             return
@@ -575,8 +541,8 @@ class QeServiceCore:
         assert handle is not None
         # CONNECT and GET_KEY pipelined: the proxy serves GET_KEY on an open handle
         # whether or not the peer has connected (docs/etsi004.md), so one round trip
-        self._call(lambda cid: EtsiConnect(cid, handle), _Call("connect", job=job))
-        self._call(lambda cid: EtsiGetKey(cid, handle), _Call("get_key", job=job))
+        self._call(lambda cid: E.EtsiConnect(cid, handle), _Call("connect", job=job))
+        self._call(lambda cid: E.EtsiGetKey(cid, handle), _Call("get_key", job=job))
 
     def _keying_failed(self, job: _Keying, why: str) -> None:
         self.counters["etsi_errors"] += 1
@@ -597,7 +563,7 @@ class QeServiceCore:
             self._log("qe join failed", warning=True, **fields)
             assert job.service is not None
             self._finish(job.service, FAILED, f"ETSI 004 {why}", TAIL_JOIN_FAILED)
-        self._out.append(ToRsvp(QeFailed(job.lsp, why)))
+        self._out.append(E.ToRsvp(RE.QeFailed(job.lsp, why)))
         self._keying_done()
 
     def _keyed(self, job: _Keying, index: int, key: bytes) -> None:
@@ -621,17 +587,17 @@ class QeServiceCore:
                 key_index=index,
             )
         # a service gone meanwhile: the RSVP core answers QeSessionReady with QeClose
-        self._out.append(ToRsvp(QeSessionReady(job.lsp, job.handle)))
+        self._out.append(E.ToRsvp(RE.QeSessionReady(job.lsp, job.handle)))
         self._keying_done()
 
-    def _close(self, handle: bytes, lsp: LspKey | None, job: _Keying | None = None) -> None:
+    def _close(self, handle: bytes, lsp: RE.LspKey | None, job: _Keying | None = None) -> None:
         if not self.has_proxy:
             return
         self._call(
-            lambda cid: EtsiClose(cid, handle), _Call("close", job=job, lsp=lsp, handle=handle)
+            lambda cid: E.EtsiClose(cid, handle), _Call("close", job=job, lsp=lsp, handle=handle)
         )
 
-    def _closed(self, call: _Call, r: EtsiReply) -> None:
+    def _closed(self, call: _Call, r: E.EtsiReply) -> None:
         prefix = call.handle[:4].hex()
         if r.status is None:
             self.counters["etsi_errors"] += 1
@@ -656,13 +622,13 @@ class QeServiceCore:
 
     # --- RSVP: the LSP's life -------------------------------------------------------
 
-    def _head_of(self, lsp: LspKey) -> Service | None:
+    def _head_of(self, lsp: RE.LspKey) -> Service | None:
         if lsp.ext_tunnel_id != self.router_id:
             return None
         s = self.heads.get(lsp.tunnel_id)
         return s if s is not None and not s.finished else None
 
-    def _service_of(self, lsp: LspKey) -> Service | None:
+    def _service_of(self, lsp: RE.LspKey) -> Service | None:
         s = self.tails.get(lsp)
         if s is not None:
             return s
@@ -671,14 +637,14 @@ class QeServiceCore:
             h.lsp = lsp  # the first action of a new LSP (e.g. a local failure in create)
         return h if h is not None and h.lsp == lsp else None
 
-    def _on_close(self, a: QeClose) -> None:
+    def _on_close(self, a: RE.QeClose) -> None:
         s = self._service_of(a.lsp)
         if s is not None and s.key_handle == a.key_handle:
             self._stop_refresh(s)
             s.key = None
         self._close(a.key_handle, a.lsp)
 
-    def _on_up(self, a: LspUp) -> None:
+    def _on_up(self, a: RE.LspUp) -> None:
         s = self._service_of(a.lsp) if a.role in ("head", "tail") else None
         if s is None or s.finished:
             return
@@ -700,7 +666,7 @@ class QeServiceCore:
         self._start_refresh(s)
         self._changed(s)
 
-    def _on_down(self, a: LspDown) -> None:
+    def _on_down(self, a: RE.LspDown) -> None:
         s = self._service_of(a.lsp)
         if s is None or s.finished:
             return
@@ -763,7 +729,7 @@ class QeServiceCore:
         )
         self._changed(s)
 
-    def _link_changed(self, a: LinkResources) -> None:
+    def _link_changed(self, a: RE.LinkResources) -> None:
         """Note a TE link's free lambdas and hand them to OSPF, coalesced: the last value
         within ``link_batch`` seconds is re-advertised once (OSPF re-originates a TE LSA
         at most every MinLSInterval anyway), so signalling never waits on an LSA."""
@@ -831,9 +797,9 @@ class QeServiceCore:
             and (s.key_index is None or s.key_index < s.target_index)
         ):
             s.fetching = True
-            self._call(lambda cid: EtsiGetKey(cid, handle), _Call("refresh", service=s))
+            self._call(lambda cid: E.EtsiGetKey(cid, handle), _Call("refresh", service=s))
 
-    def _refreshed(self, s: Service, r: EtsiReply) -> None:
+    def _refreshed(self, s: Service, r: E.EtsiReply) -> None:
         s.fetching = False
         if r.status != ETSI_OK:
             s.refresh_failures += 1

@@ -27,20 +27,8 @@ from typing import Any
 
 from gmpls import ero, qe
 from gmpls.core import Tick
+from gmpls.rsvp import events as RE
 from gmpls.rsvp.core import RsvpCore
-from gmpls.rsvp.events import (
-    LinkResources,
-    LspDown,
-    LspKey,
-    LspUp,
-    NeedQeSession,
-    NeighborDown,
-    NeighborUp,
-    QeClose,
-    QeFailed,
-    QeJoin,
-    QeSessionReady,
-)
 
 # --- events: the CLI and the node agent -----------------------------------------------
 
@@ -130,13 +118,20 @@ class TailJoin:
     """RSVP's :class:`QeJoin` with the RECORD_ROUTE the Path brought to this node (the
     route a tail service shows)."""
 
-    join: QeJoin
+    join: RE.QeJoin
     recorded_route: tuple[ero.Subobject, ...] = ()
 
 
 #: what the RSVP core emits and the shell passes on (QeJoin arrives as :class:`TailJoin`)
 RsvpEvent = (
-    NeedQeSession | TailJoin | QeClose | LspUp | LspDown | LinkResources | NeighborUp | NeighborDown
+    RE.NeedQeSession
+    | TailJoin
+    | RE.QeClose
+    | RE.LspUp
+    | RE.LspDown
+    | RE.LinkResources
+    | RE.NeighborUp
+    | RE.NeighborDown
 )
 
 Event = (
@@ -228,7 +223,7 @@ class DeleteLsp:
 class ToRsvp:
     """Feed the RSVP core the answer to its QE hook."""
 
-    event: QeSessionReady | QeFailed
+    event: RE.QeSessionReady | RE.QeFailed
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,20 +282,9 @@ __all__ = [
     "EtsiOpen",
     "EtsiReply",
     "Event",
-    "LinkResources",
     "Log",
-    "LspDown",
-    "LspKey",
-    "LspUp",
-    "NeedQeSession",
-    "NeighborDown",
-    "NeighborUp",
     "PathReply",
     "PcepFailed",
-    "QeClose",
-    "QeFailed",
-    "QeJoin",
-    "QeSessionReady",
     "RequestPath",
     "RsvpEvent",
     "ServiceChanged",
@@ -317,7 +301,7 @@ def rsvp_event(rsvp: RsvpCore, action: object) -> RsvpEvent | None:
     """The event the QE core takes for an action of this node's RSVP core (None: not its
     business, e.g. Send). QeJoin becomes :class:`TailJoin` with the RECORD_ROUTE of the
     LSP's Path state: the one place that reads the RSVP core's state."""
-    if isinstance(action, QeJoin):
+    if isinstance(action, RE.QeJoin):
         psb = rsvp.psbs.get(action.lsp)
         return TailJoin(action, psb.rro_in if psb is not None else ())
     if isinstance(action, _RSVP_PASSED_ON):
@@ -326,11 +310,11 @@ def rsvp_event(rsvp: RsvpCore, action: object) -> RsvpEvent | None:
 
 
 _RSVP_PASSED_ON = (
-    NeedQeSession,
-    QeClose,
-    LspUp,
-    LspDown,
-    LinkResources,
-    NeighborUp,
-    NeighborDown,
+    RE.NeedQeSession,
+    RE.QeClose,
+    RE.LspUp,
+    RE.LspDown,
+    RE.LinkResources,
+    RE.NeighborUp,
+    RE.NeighborDown,
 )

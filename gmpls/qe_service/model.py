@@ -13,7 +13,7 @@ from ipaddress import IPv4Address
 from typing import Any
 
 from gmpls import ero, qe
-from gmpls.qe_service.events import LspKey
+from gmpls.rsvp.events import LspKey
 
 MIB = 1 << 20
 #: how many (index, fingerprint) pairs a service remembers for ``show qe-service``

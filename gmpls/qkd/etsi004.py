@@ -17,14 +17,17 @@ Requests have types 1..5; their answers the same type with 0x80 set, and start w
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from enum import IntEnum
 from ipaddress import IPv4Address
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 from gmpls.errors import DecodeError, EncodeError
+from gmpls.layout import Counted, layout
+from gmpls.qkd.message import QkdMessage, decode_body
 from gmpls.registry import Registry
-from gmpls.wire import Reader, u8, u16, u32
+from gmpls.wire import Reader
 
 VERSION = 1
 HEADER_LEN = 8
@@ -60,215 +63,118 @@ class MsgType(IntEnum):
     CLOSE_REPLY = 0x85
 
 
-REGISTRY: Registry[Any] = Registry("etsi004.message")
-
-
-def _handle(r: Reader) -> bytes:
-    return r.bytes(HANDLE_LEN, "key_handle")
-
-
-def _check_handle(h: bytes, field: str) -> bytes:
-    if len(h) != HANDLE_LEN:
-        raise EncodeError(field, f"key_handle is {len(h)} bytes, not {HANDLE_LEN}")
-    return h
-
-
-def _status(r: Reader) -> Status:
-    v = r.u32("status")
-    try:
-        return Status(v)
-    except ValueError:
-        raise r.fail("status", f"unknown status {v}") from None
+REGISTRY: Registry[Any] = Registry("etsi004.message", attrs=("TYPE",))
+_HEADER = struct.Struct("!BBxxI")  # version, type, reserved, request ID
 
 
 @dataclass(frozen=True, slots=True)
 class QoS:
     """QKD_OPEN's QoS structure (V1.1.1 §6.1): key chunk length in bytes, max bit rate,
-    priority and timeout (ms)."""
+    priority and timeout (ms); on the wire four 32-bit numbers in this order."""
 
     requested_length: int = 32
     max_bps: int = 0
     priority: int = 0
     timeout_ms: int = 0
 
-    def encode(self) -> bytes:
-        return (
-            u32(self.requested_length)
-            + u32(self.max_bps)
-            + u32(self.priority)
-            + u32(self.timeout_ms)
-        )
 
-    @classmethod
-    def decode(cls, r: Reader) -> QoS:
-        return cls(
-            r.u32("qos.requested_length"),
-            r.u32("qos.max_bps"),
-            r.u32("qos.priority"),
-            r.u32("qos.timeout"),
-        )
+class _Message(QkdMessage):
+    """Every message: the request ID (from the header), then its body."""
+
+    __slots__ = ()
+    TYPE: ClassVar[MsgType]
 
 
 @REGISTRY.register(MsgType.OPEN)
-@dataclass(frozen=True, slots=True)
-class Open:
+@layout("destination:ipv4 qos:u32*4 key_handle:b64", qos=QoS)
+class Open(_Message):
     """QKD_OPEN(destination, QoS, key_handle): all-zero handle = allocate one."""
 
-    TYPE: ClassVar[MsgType] = MsgType.OPEN
     request_id: int
     destination: IPv4Address
     qos: QoS
     key_handle: bytes = ZERO_HANDLE
 
-    def encode_body(self) -> bytes:
-        return (
-            self.destination.packed
-            + self.qos.encode()
-            + _check_handle(self.key_handle, "etsi004.OPEN.key_handle")
-        )
 
-    @classmethod
-    def decode_body(cls, rid: int, r: Reader) -> Open:
-        dest = r.ipv4("destination")
-        qos = QoS.decode(r)
-        h = _handle(r)
-        r.expect_end("end")
-        return cls(rid, dest, qos, h)
-
-
-@dataclass(frozen=True, slots=True)
-class _HandleRequest:
+@layout("key_handle:b64")
+class _HandleRequest(_Message):
     """A request whose body is the key_handle alone."""
 
-    TYPE: ClassVar[MsgType]
     request_id: int
     key_handle: bytes
 
-    def encode_body(self) -> bytes:
-        if len(self.key_handle) == HANDLE_LEN:  # hot path (GET_KEY): no field name to build
-            return self.key_handle
-        return _check_handle(self.key_handle, f"etsi004.{self.TYPE.name}.key_handle")
-
-    @classmethod
-    def decode_body(cls, rid: int, r: Reader) -> Self:
-        h = _handle(r)
-        r.expect_end("end")
-        return cls(rid, h)
-
 
 @REGISTRY.register(MsgType.CONNECT_NONBLOCK)
-@dataclass(frozen=True, slots=True)
 class ConnectNonblock(_HandleRequest):
     """QKD_CONNECT_NONBLOCK(key_handle): is the peer application there yet?"""
 
-    TYPE: ClassVar[MsgType] = MsgType.CONNECT_NONBLOCK
+    __slots__ = ()
 
 
 @REGISTRY.register(MsgType.CONNECT_BLOCKING)
-@dataclass(frozen=True, slots=True)
-class ConnectBlocking:
+@layout("key_handle:b64 timeout_ms:u32")
+class ConnectBlocking(_Message):
     """QKD_CONNECT_BLOCKING(key_handle, timeout): wait (ms) until the peer is there."""
 
-    TYPE: ClassVar[MsgType] = MsgType.CONNECT_BLOCKING
     request_id: int
     key_handle: bytes
     timeout_ms: int
 
-    def encode_body(self) -> bytes:
-        return _check_handle(self.key_handle, "etsi004.CONNECT_BLOCKING.key_handle") + u32(
-            self.timeout_ms
-        )
-
-    @classmethod
-    def decode_body(cls, rid: int, r: Reader) -> ConnectBlocking:
-        h = _handle(r)
-        t = r.u32("timeout")
-        r.expect_end("end")
-        return cls(rid, h, t)
-
 
 @REGISTRY.register(MsgType.GET_KEY)
-@dataclass(frozen=True, slots=True)
 class GetKey(_HandleRequest):
     """QKD_GET_KEY(key_handle): the next key of the session."""
 
-    TYPE: ClassVar[MsgType] = MsgType.GET_KEY
+    __slots__ = ()
 
 
 @REGISTRY.register(MsgType.CLOSE)
-@dataclass(frozen=True, slots=True)
 class Close(_HandleRequest):
     """QKD_CLOSE(key_handle)."""
 
-    TYPE: ClassVar[MsgType] = MsgType.CLOSE
+    __slots__ = ()
 
 
 @REGISTRY.register(MsgType.OPEN_REPLY)
-@dataclass(frozen=True, slots=True)
-class OpenReply:
-    TYPE: ClassVar[MsgType] = MsgType.OPEN_REPLY
+@layout("status:u32 key_handle:b64 qos:u32*4", status=Status, qos=QoS)
+class OpenReply(_Message):
     request_id: int
     status: Status
     key_handle: bytes = ZERO_HANDLE
     qos: QoS = QoS()
 
-    def encode_body(self) -> bytes:
-        return (
-            u32(self.status)
-            + _check_handle(self.key_handle, "etsi004.OPEN_REPLY.key_handle")
-            + self.qos.encode()
-        )
 
-    @classmethod
-    def decode_body(cls, rid: int, r: Reader) -> OpenReply:
-        s = _status(r)
-        h = _handle(r)
-        q = QoS.decode(r)
-        r.expect_end("end")
-        return cls(rid, s, h, q)
-
-
-@dataclass(frozen=True, slots=True)
-class _StatusHandleReply:
+@layout("status:u32 key_handle:b64", status=Status)
+class _StatusHandleReply(_Message):
     request_id: int
     status: Status
     key_handle: bytes
 
-    def encode_body(self) -> bytes:
-        return u32(self.status) + _check_handle(self.key_handle, "etsi004.reply.key_handle")
-
-    @classmethod
-    def decode_body(cls, rid: int, r: Reader) -> Self:
-        s = _status(r)
-        h = _handle(r)
-        r.expect_end("end")
-        return cls(rid, s, h)
-
 
 @REGISTRY.register(MsgType.CONNECT_NONBLOCK_REPLY)
-@dataclass(frozen=True, slots=True)
 class ConnectNonblockReply(_StatusHandleReply):
-    TYPE: ClassVar[MsgType] = MsgType.CONNECT_NONBLOCK_REPLY
+    __slots__ = ()
 
 
 @REGISTRY.register(MsgType.CONNECT_BLOCKING_REPLY)
-@dataclass(frozen=True, slots=True)
 class ConnectBlockingReply(_StatusHandleReply):
-    TYPE: ClassVar[MsgType] = MsgType.CONNECT_BLOCKING_REPLY
+    __slots__ = ()
 
 
 @REGISTRY.register(MsgType.CLOSE_REPLY)
-@dataclass(frozen=True, slots=True)
 class CloseReply(_StatusHandleReply):
-    TYPE: ClassVar[MsgType] = MsgType.CLOSE_REPLY
+    __slots__ = ()
 
 
 @REGISTRY.register(MsgType.GET_KEY_REPLY)
-@dataclass(frozen=True, slots=True)
-class GetKeyReply:
+@layout(
+    "status:u32 index:u32",
+    status=Status,
+    key=Counted("bytes", range(MAX_KEY_BYTES + 1), names=("key_length", "key")),
+)
+class GetKeyReply(_Message):
     """Status, the key's index in the session (0, 1, ...) and the key (empty on error)."""
 
-    TYPE: ClassVar[MsgType] = MsgType.GET_KEY_REPLY
     request_id: int
     status: Status
     index: int = 0
@@ -280,22 +186,6 @@ class GetKeyReply:
             f"index={self.index}, key=<{len(self.key)} bytes>)"
         )
 
-    def encode_body(self) -> bytes:
-        if len(self.key) > MAX_KEY_BYTES:
-            raise EncodeError("etsi004.GET_KEY_REPLY.key", f"{len(self.key)} bytes")
-        return u32(self.status) + u32(self.index) + u16(len(self.key)) + self.key
-
-    @classmethod
-    def decode_body(cls, rid: int, r: Reader) -> GetKeyReply:
-        s = _status(r)
-        idx = r.u32("index")
-        n = r.u16("key_length")
-        if n > MAX_KEY_BYTES:
-            raise r.fail("key_length", f"{n} > {MAX_KEY_BYTES}")
-        key = r.bytes(n, "key")
-        r.expect_end("end")
-        return cls(rid, s, idx, key)
-
 
 Request = Open | ConnectNonblock | ConnectBlocking | GetKey | Close
 Reply = OpenReply | ConnectNonblockReply | ConnectBlockingReply | GetKeyReply | CloseReply
@@ -303,9 +193,11 @@ Message = Request | Reply
 
 
 def encode(msg: Message) -> bytes:
-    if not 0 <= msg.request_id <= 0xFFFFFFFF:
-        raise EncodeError("etsi004.request_id", f"{msg.request_id} does not fit 32 bits")
-    return u8(VERSION) + u8(msg.TYPE) + u16(0) + u32(msg.request_id) + msg.encode_body()
+    try:
+        head = _HEADER.pack(VERSION, msg.TYPE, msg.request_id)
+    except struct.error:
+        raise EncodeError("etsi004.request_id", f"{msg.request_id} does not fit 32 bits") from None
+    return head + msg.encode_body()
 
 
 def peek_header(data: bytes) -> tuple[int, int] | None:
@@ -330,10 +222,7 @@ def decode(data: bytes) -> Message:
     mtype = r.u8("type")
     r.u16("reserved")
     rid = r.u32("request_id")
-    cls = REGISTRY.get(mtype)
-    if cls is None:
-        raise r.fail("type", f"unknown message type {mtype:#04x}")
-    msg: Message = cls.decode_body(rid, r.sub(r.remaining, MsgType(mtype).name))
+    msg: Message = decode_body(REGISTRY, mtype, r, request_id=rid)
     return msg
 
 

@@ -19,13 +19,16 @@ no I/O; decode raises :class:`~gmpls.errors.DecodeError` naming the field.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Self
 
 from gmpls.errors import EncodeError
+from gmpls.layout import Counted, Tail, layout
+from gmpls.qkd.message import QkdMessage, decode_body
 from gmpls.registry import Registry
-from gmpls.wire import Reader, u8, u16, u32, u64
+from gmpls.wire import Reader
 
 MAGIC = b"IQ"
 VERSION = 1
@@ -36,6 +39,9 @@ MAX_KEY_BYTES = 1024
 #: most keys one request may carry: keeps an answer under a 64 KiB datagram
 MAX_KEYS = 1024
 MAX_DATAGRAM = 65000
+#: the key lengths a request may ask for, and how many keys
+KEY_BYTES = range(1, MAX_KEY_BYTES + 1)
+KEY_COUNT = range(1, MAX_KEYS + 1)
 
 
 class Status(IntEnum):
@@ -56,104 +62,49 @@ class MsgType(IntEnum):
     ERROR = 0xFF
 
 
-class Message(Protocol):
+REGISTRY: Registry[Any] = Registry("idq3p.message", attrs=("TYPE",))
+_HEADER = struct.Struct("!2sBBI")  # magic, version, type, request ID
+
+
+class Message(QkdMessage):
+    """Every message: the request ID (from the header), then its body."""
+
+    __slots__ = ()
     TYPE: ClassVar[MsgType]
-    request_id: int
-
-    def encode_body(self) -> bytes: ...
-
-
-REGISTRY: Registry[Any] = Registry("idq3p.message")
-
-
-def _check_key_bytes(n: int, field: str) -> None:
-    if not 1 <= n <= MAX_KEY_BYTES:
-        raise EncodeError(field, f"{n} is not in 1..{MAX_KEY_BYTES}")
-
-
-def _read_key_bytes(r: Reader) -> int:
-    n = r.u16("key_bytes")
-    if not 1 <= n <= MAX_KEY_BYTES:
-        raise r.fail("key_bytes", f"{n} is not in 1..{MAX_KEY_BYTES}")
-    return n
-
-
-def _read_count(r: Reader) -> int:
-    """A request's count of keys: 1..MAX_KEYS."""
-    count = r.u16("count")
-    if not 1 <= count <= MAX_KEYS:
-        raise r.fail("count", f"{count} is not in 1..{MAX_KEYS}")
-    return count
 
 
 @REGISTRY.register(MsgType.GET_NEXT_KEY)
-@dataclass(frozen=True, slots=True)
-class GetNextKey:
+@layout("key_bytes:u16 count:u16", key_bytes=KEY_BYTES, count=KEY_COUNT)
+class GetNextKey(Message):
     """Deliver up to ``count`` fresh keys of ``key_bytes`` bytes each (at least one, or
     INSUFFICIENT_KEY); each is deleted from the emulator once delivered."""
 
-    TYPE: ClassVar[MsgType] = MsgType.GET_NEXT_KEY
     request_id: int
     key_bytes: int
     count: int = 1
 
-    def encode_body(self) -> bytes:
-        _check_key_bytes(self.key_bytes, "idq3p.GET_NEXT_KEY.key_bytes")
-        if not 1 <= self.count <= MAX_KEYS:
-            raise EncodeError("idq3p.GET_NEXT_KEY.count", f"{self.count} not in 1..{MAX_KEYS}")
-        return u16(self.key_bytes) + u16(self.count)
-
-    @classmethod
-    def decode_body(cls, rid: int, r: Reader) -> GetNextKey:
-        n = _read_key_bytes(r)
-        count = _read_count(r)
-        r.expect_end("end")
-        return cls(rid, n, count)
-
 
 @REGISTRY.register(MsgType.GET_KEY_BY_ID)
-@dataclass(frozen=True, slots=True)
-class GetKeyById:
+@layout(
+    "key_bytes:u16",
+    key_bytes=KEY_BYTES,
+    key_ids=Counted("u64", KEY_COUNT, names=("count", "key_id")),
+)
+class GetKeyById(Message):
     """Deliver the keys with these IDs (the pair device handed them out by GET_NEXT_KEY)."""
 
-    TYPE: ClassVar[MsgType] = MsgType.GET_KEY_BY_ID
     request_id: int
     key_bytes: int
     key_ids: tuple[int, ...]
 
-    def encode_body(self) -> bytes:
-        _check_key_bytes(self.key_bytes, "idq3p.GET_KEY_BY_ID.key_bytes")
-        if not 1 <= len(self.key_ids) <= MAX_KEYS:
-            raise EncodeError("idq3p.GET_KEY_BY_ID.count", f"{len(self.key_ids)} IDs")
-        return u16(self.key_bytes) + u16(len(self.key_ids)) + b"".join(u64(k) for k in self.key_ids)
-
-    @classmethod
-    def decode_body(cls, rid: int, r: Reader) -> GetKeyById:
-        n = _read_key_bytes(r)
-        count = _read_count(r)
-        ids = tuple(r.u64(f"key_id[{i}]") for i in range(count))
-        r.expect_end("end")
-        return cls(rid, n, ids)
-
 
 @REGISTRY.register(MsgType.STATUS)
-@dataclass(frozen=True, slots=True)
-class StatusRequest:
+@layout("key_bytes:u16", key_bytes=KEY_BYTES)
+class StatusRequest(Message):
     """Ask how much key is available (counted in keys of ``key_bytes``)."""
 
-    TYPE: ClassVar[MsgType] = MsgType.STATUS
     request_id: int
     key_bytes: int = 32
-
-    def encode_body(self) -> bytes:
-        _check_key_bytes(self.key_bytes, "idq3p.STATUS.key_bytes")
-        return u16(self.key_bytes)
-
-    @classmethod
-    def decode_body(cls, rid: int, r: Reader) -> StatusRequest:
-        n = _read_key_bytes(r)
-        r.expect_end("end")
-        return cls(rid, n)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,49 +116,76 @@ class Key:
         return f"Key(key_id={self.key_id:#x}, {len(self.material)} bytes)"
 
 
+_KEY_ID = struct.Struct("!Q")
+_COUNT = struct.Struct("!H")
+
+
+def _keys_encode(keys: tuple[Key, ...]) -> bytes:
+    if len(keys) > MAX_KEYS:
+        raise OverflowError(f"{len(keys)} > {MAX_KEYS}")
+    return _COUNT.pack(len(keys)) + b"".join(_KEY_ID.pack(k.key_id) + k.material for k in keys)
+
+
+def _keys_decode(r: Reader, name: str) -> tuple[Key, ...]:
+    """The count, then the keys: all of one length, which :class:`Keys` checks against
+    its ``key_bytes``."""
+    count = r.u16("count")
+    if count > MAX_KEYS:
+        raise r.fail("count", f"{count} > {MAX_KEYS}")
+    if not count:
+        return ()
+    size, odd = divmod(r.remaining, count)
+    if odd or size <= _KEY_ID.size:
+        raise r.fail(name, f"{r.remaining} bytes is not {count} keys")
+    data, p = r.data, r.pos
+    r.pos = r.end
+    return tuple(
+        Key(_KEY_ID.unpack_from(data, i)[0], data[i + 8 : i + size])
+        for i in range(p, p + count * size, size)
+    )
+
+
 @REGISTRY.register(MsgType.KEYS)
-@dataclass(frozen=True, slots=True)
-class Keys:
+@layout(
+    "status:u8 reserved:x1 key_bytes:u16",
+    status=Status,
+    key_bytes=KEY_BYTES,
+    keys=Tail(_keys_encode, _keys_decode),
+)
+class Keys(Message):
     """Answer to GET_NEXT_KEY / GET_KEY_BY_ID: the keys delivered (all ``key_bytes`` long)."""
 
-    TYPE: ClassVar[MsgType] = MsgType.KEYS
     request_id: int
     status: Status
     key_bytes: int
     keys: tuple[Key, ...] = ()
 
     def encode_body(self) -> bytes:
-        _check_key_bytes(self.key_bytes, "idq3p.KEYS.key_bytes")
-        if len(self.keys) > MAX_KEYS:
-            raise EncodeError("idq3p.KEYS.count", f"{len(self.keys)} > {MAX_KEYS}")
-        out = [u8(self.status), u8(0), u16(self.key_bytes), u16(len(self.keys))]
         for k in self.keys:
             if len(k.material) != self.key_bytes:
                 raise EncodeError("idq3p.KEYS.key", f"{len(k.material)} != {self.key_bytes}")
-            out.append(u64(k.key_id) + k.material)
-        return b"".join(out)
+        return self.WIRE.encode(self)
 
     @classmethod
-    def decode_body(cls, rid: int, r: Reader) -> Keys:
-        status = _status(r)
-        r.u8("reserved")
-        n = _read_key_bytes(r)
-        count = r.u16("count")
-        if count > MAX_KEYS:
-            raise r.fail("count", f"{count} > {MAX_KEYS}")
-        keys = tuple(
-            Key(r.u64(f"key[{i}].id"), r.bytes(n, f"key[{i}].material")) for i in range(count)
-        )
-        r.expect_end("end")
-        return cls(rid, status, n, keys)
+    def decode_body(cls, r: Reader, **extra: Any) -> Self:
+        keys: Self = cls.WIRE.decode(cls, r, **extra)
+        if keys.keys and len(keys.keys[0].material) != keys.key_bytes:
+            raise r.fail(
+                "keys", f"keys of {len(keys.keys[0].material)} bytes, not {keys.key_bytes}"
+            )
+        return keys
 
 
 @REGISTRY.register(MsgType.STATUS_REPLY)
-@dataclass(frozen=True, slots=True)
-class StatusReply:
-    """Key available to GET_NEXT_KEY now, the rate it grows at and its ceiling."""
+@layout(
+    "status:u8 reserved:x1 key_bytes:u16 keys_available:u32 bits_available:u64 rate_bps:u64"
+    " buffer_bits:u64 delivered_keys:u64",
+    status=Status,
+)
+class StatusReply(Message):
+    """Key available to GET_NEXT_KEY now (in keys of ``key_bytes``: a u32 on the wire, the
+    sender saturates it), the rate it grows at and its ceiling."""
 
-    TYPE: ClassVar[MsgType] = MsgType.STATUS_REPLY
     request_id: int
     status: Status
     key_bytes: int
@@ -217,72 +195,26 @@ class StatusReply:
     buffer_bits: int
     delivered_keys: int
 
-    def encode_body(self) -> bytes:
-        return (
-            u8(self.status)
-            + u8(0)
-            + u16(self.key_bytes)
-            + u32(min(self.keys_available, 0xFFFFFFFF))
-            + u64(self.bits_available)
-            + u64(self.rate_bps)
-            + u64(self.buffer_bits)
-            + u64(self.delivered_keys)
-        )
-
-    @classmethod
-    def decode_body(cls, rid: int, r: Reader) -> StatusReply:
-        status = _status(r)
-        r.u8("reserved")
-        n = r.u16("key_bytes")
-        out = cls(
-            rid,
-            status,
-            n,
-            r.u32("keys_available"),
-            r.u64("bits_available"),
-            r.u64("rate_bps"),
-            r.u64("buffer_bits"),
-            r.u64("delivered_keys"),
-        )
-        r.expect_end("end")
-        return out
-
 
 @REGISTRY.register(MsgType.ERROR)
-@dataclass(frozen=True, slots=True)
-class Error:
+@layout("status:u8", status=Status)
+class Error(Message):
     """Answer to a request the emulator could not decode (its header was readable)."""
 
-    TYPE: ClassVar[MsgType] = MsgType.ERROR
     request_id: int
     status: Status = Status.BAD_REQUEST
-
-    def encode_body(self) -> bytes:
-        return u8(self.status)
-
-    @classmethod
-    def decode_body(cls, rid: int, r: Reader) -> Error:
-        status = _status(r)
-        r.expect_end("end")
-        return cls(rid, status)
 
 
 AnyMessage = GetNextKey | GetKeyById | StatusRequest | Keys | StatusReply | Error
 
 
-def _status(r: Reader) -> Status:
-    v = r.u8("status")
-    try:
-        return Status(v)
-    except ValueError:
-        raise r.fail("status", f"unknown status {v}") from None
-
-
 def encode(msg: AnyMessage) -> bytes:
     """Header plus body; raises :class:`EncodeError` for values that do not fit."""
-    if not 0 <= msg.request_id <= 0xFFFFFFFF:
-        raise EncodeError("idq3p.request_id", f"{msg.request_id} does not fit 32 bits")
-    data = MAGIC + u8(VERSION) + u8(msg.TYPE) + u32(msg.request_id) + msg.encode_body()
+    try:
+        head = _HEADER.pack(MAGIC, VERSION, msg.TYPE, msg.request_id)
+    except struct.error:
+        raise EncodeError("idq3p.request_id", f"{msg.request_id} does not fit 32 bits") from None
+    data = head + msg.encode_body()
     if len(data) > MAX_DATAGRAM:
         raise EncodeError("idq3p.length", f"{len(data)} bytes exceed one datagram")
     return data
@@ -306,9 +238,5 @@ def decode(data: bytes) -> AnyMessage:
         raise r.fail("version", f"unsupported version {version}")
     mtype = r.u8("type")
     rid = r.u32("request_id")
-    cls = REGISTRY.get(mtype)
-    if cls is None:
-        raise r.fail("type", f"unknown message type {mtype:#04x}")
-    body = r.sub(r.remaining, MsgType(mtype).name)
-    msg: AnyMessage = cls.decode_body(rid, body)
+    msg: AnyMessage = decode_body(REGISTRY, mtype, r, request_id=rid)
     return msg

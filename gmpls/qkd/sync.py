@@ -22,21 +22,22 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass
+import struct
 from enum import IntEnum
 from ipaddress import IPv4Address
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
-from gmpls.errors import DecodeError, EncodeError
+from gmpls.errors import DecodeError
+from gmpls.layout import Counted, layout
+from gmpls.qkd.message import QkdMessage, decode_body
 from gmpls.registry import Registry
-from gmpls.wire import Reader, u8, u16, u32, u64
+from gmpls.wire import Reader
 
 MAGIC = b"QS"
 VERSION = 1
 PORT = 5626
 HEADER_LEN = 12
 MAC_LEN = 32
-HANDLE_LEN = 64
 MAX_IDS = 4096
 
 
@@ -63,167 +64,88 @@ class Result(IntEnum):
     NOT_AUTHORIZED = 6
 
 
-REGISTRY: Registry[Any] = Registry("sync.message")
+REGISTRY: Registry[Any] = Registry("sync.message", attrs=("TYPE",))
+_HEADER = struct.Struct("!2sBBQ")  # magic, version, type, sequence number
+#: a list of key IDs: a 16-bit count, then the 64-bit IDs
+KEY_IDS = Counted("u64", range(MAX_IDS + 1), names=("count", "key_id"))
 
 
-def _result(r: Reader) -> Result:
-    v = r.u8("result")
-    try:
-        return Result(v)
-    except ValueError:
-        raise r.fail("result", f"unknown result {v}") from None
+class _Message(QkdMessage):
+    """Every message starts with the transaction ID and the session's key_handle."""
 
-
-def _ids(r: Reader) -> tuple[int, ...]:
-    n = r.u16("count")
-    if n > MAX_IDS:
-        raise r.fail("count", f"{n} > {MAX_IDS}")
-    return tuple(r.u64(f"key_id[{i}]") for i in range(n))
-
-
-def _enc_ids(ids: tuple[int, ...], field: str) -> bytes:
-    if len(ids) > MAX_IDS:
-        raise EncodeError(field, f"{len(ids)} IDs > {MAX_IDS}")
-    return u16(len(ids)) + b"".join(u64(i) for i in ids)
-
-
-def _h(h: bytes, field: str) -> bytes:
-    if len(h) != HANDLE_LEN:
-        raise EncodeError(field, f"{len(h)} bytes, not {HANDLE_LEN}")
-    return h
+    __slots__ = ()
+    TYPE: ClassVar[SyncType]
 
 
 @REGISTRY.register(SyncType.CREATE)
-@dataclass(frozen=True, slots=True)
-class Create:
+@layout("txid:u32 key_handle:b64 opener:ipv4 destination:ipv4 key_length:u16")
+class Create(_Message):
     """A session: the node that opened it at the sender, the destination node, key length."""
 
-    TYPE: ClassVar[SyncType] = SyncType.CREATE
     txid: int
     key_handle: bytes
     opener: IPv4Address
     destination: IPv4Address
     key_length: int
 
-    def encode_body(self) -> bytes:
-        return (
-            u32(self.txid)
-            + _h(self.key_handle, "sync.CREATE.key_handle")
-            + self.opener.packed
-            + self.destination.packed
-            + u16(self.key_length)
-        )
-
-    @classmethod
-    def decode_body(cls, r: Reader) -> Create:
-        return cls(
-            r.u32("txid"),
-            r.bytes(HANDLE_LEN, "key_handle"),
-            r.ipv4("opener"),
-            r.ipv4("destination"),
-            r.u16("key_length"),
-        )
-
 
 @REGISTRY.register(SyncType.CREATE_RESP)
-@dataclass(frozen=True, slots=True)
-class CreateResp:
-    TYPE: ClassVar[SyncType] = SyncType.CREATE_RESP
+@layout("txid:u32 key_handle:b64 result:u8", result=Result)
+class CreateResp(_Message):
     txid: int
     key_handle: bytes
     result: Result
 
-    def encode_body(self) -> bytes:
-        return u32(self.txid) + _h(self.key_handle, "sync.CREATE_RESP.key_handle") + u8(self.result)
 
-    @classmethod
-    def decode_body(cls, r: Reader) -> CreateResp:
-        return cls(r.u32("txid"), r.bytes(HANDLE_LEN, "key_handle"), _result(r))
-
-
-@dataclass(frozen=True, slots=True)
-class _TxHandle:
+@layout("txid:u32 key_handle:b64")
+class _TxHandle(_Message):
     txid: int
     key_handle: bytes
 
-    def encode_body(self) -> bytes:
-        return u32(self.txid) + _h(self.key_handle, "sync.key_handle")
-
-    @classmethod
-    def decode_body(cls, r: Reader) -> Self:
-        return cls(r.u32("txid"), r.bytes(HANDLE_LEN, "key_handle"))
-
 
 @REGISTRY.register(SyncType.OPENED)
-@dataclass(frozen=True, slots=True)
 class Opened(_TxHandle):
     """The sender's application (the named destination) opened the session."""
 
-    TYPE: ClassVar[SyncType] = SyncType.OPENED
+    __slots__ = ()
 
 
 @REGISTRY.register(SyncType.CLOSE)
-@dataclass(frozen=True, slots=True)
 class Close(_TxHandle):
     """The sender's application closed the session."""
 
-    TYPE: ClassVar[SyncType] = SyncType.CLOSE
+    __slots__ = ()
 
 
 @REGISTRY.register(SyncType.BIND)
-@dataclass(frozen=True, slots=True)
-class Bind:
+@layout("txid:u32 key_handle:b64 start_index:u32 key_length:u16", key_ids=KEY_IDS)
+class Bind(_Message):
     """Indexes start, start+1, ... of the session go with these key IDs (of key_length)."""
 
-    TYPE: ClassVar[SyncType] = SyncType.BIND
     txid: int
     key_handle: bytes
     start_index: int
     key_length: int
     key_ids: tuple[int, ...]
 
-    def encode_body(self) -> bytes:
-        return (
-            u32(self.txid)
-            + _h(self.key_handle, "sync.BIND.key_handle")
-            + u32(self.start_index)
-            + u16(self.key_length)
-            + _enc_ids(self.key_ids, "sync.BIND.count")
-        )
-
-    @classmethod
-    def decode_body(cls, r: Reader) -> Bind:
-        return cls(
-            r.u32("txid"),
-            r.bytes(HANDLE_LEN, "key_handle"),
-            r.u32("start_index"),
-            r.u16("key_length"),
-            _ids(r),
-        )
-
 
 @REGISTRY.register(SyncType.ALLOC)
-@dataclass(frozen=True, slots=True)
-class Alloc:
+@layout("txid:u32 key_handle:b64 index:u32")
+class Alloc(_Message):
     """Ask the allocating proxy for the key IDs of ``index`` and after."""
 
-    TYPE: ClassVar[SyncType] = SyncType.ALLOC
     txid: int
     key_handle: bytes
     index: int
 
-    def encode_body(self) -> bytes:
-        return u32(self.txid) + _h(self.key_handle, "sync.ALLOC.key_handle") + u32(self.index)
-
-    @classmethod
-    def decode_body(cls, r: Reader) -> Alloc:
-        return cls(r.u32("txid"), r.bytes(HANDLE_LEN, "key_handle"), r.u32("index"))
-
 
 @REGISTRY.register(SyncType.ALLOC_RESP)
-@dataclass(frozen=True, slots=True)
-class AllocResp:
-    TYPE: ClassVar[SyncType] = SyncType.ALLOC_RESP
+@layout(
+    "txid:u32 key_handle:b64 result:u8 start_index:u32 key_length:u16",
+    result=Result,
+    key_ids=KEY_IDS,
+)
+class AllocResp(_Message):
     txid: int
     key_handle: bytes
     result: Result
@@ -231,42 +153,13 @@ class AllocResp:
     key_length: int = 0
     key_ids: tuple[int, ...] = ()
 
-    def encode_body(self) -> bytes:
-        return (
-            u32(self.txid)
-            + _h(self.key_handle, "sync.ALLOC_RESP.key_handle")
-            + u8(self.result)
-            + u32(self.start_index)
-            + u16(self.key_length)
-            + _enc_ids(self.key_ids, "sync.ALLOC_RESP.count")
-        )
-
-    @classmethod
-    def decode_body(cls, r: Reader) -> AllocResp:
-        return cls(
-            r.u32("txid"),
-            r.bytes(HANDLE_LEN, "key_handle"),
-            _result(r),
-            r.u32("start_index"),
-            r.u16("key_length"),
-            _ids(r),
-        )
-
 
 @REGISTRY.register(SyncType.ACK)
-@dataclass(frozen=True, slots=True)
-class Ack:
-    TYPE: ClassVar[SyncType] = SyncType.ACK
+@layout("txid:u32 key_handle:b64 result:u8", result=Result)
+class Ack(_Message):
     txid: int
     key_handle: bytes
     result: Result = Result.OK
-
-    def encode_body(self) -> bytes:
-        return u32(self.txid) + _h(self.key_handle, "sync.ACK.key_handle") + u8(self.result)
-
-    @classmethod
-    def decode_body(cls, r: Reader) -> Ack:
-        return cls(r.u32("txid"), r.bytes(HANDLE_LEN, "key_handle"), _result(r))
 
 
 SyncMessage = Create | CreateResp | Opened | Bind | Alloc | AllocResp | Close | Ack
@@ -330,8 +223,7 @@ class SyncCodec:
 
     def seal(self, msg: SyncMessage) -> bytes:
         self._seq += 1
-        head = MAGIC + u8(VERSION) + u8(msg.TYPE) + u64(self._seq)
-        data = head + msg.encode_body()
+        data = _HEADER.pack(MAGIC, VERSION, msg.TYPE, self._seq) + msg.encode_body()
         self.counters["sent"] += 1
         return data + self._mac(data)
 
@@ -352,11 +244,7 @@ class SyncCodec:
                 raise r.fail("version", "unsupported")
             mtype = r.u8("type")
             seq = r.u64("sequence")
-            cls = REGISTRY.get(mtype)
-            if cls is None:
-                raise r.fail("type", f"unknown sync message type {mtype}")
-            msg: SyncMessage = cls.decode_body(r)
-            r.expect_end("end")
+            msg: SyncMessage = decode_body(REGISTRY, mtype, r)
         except DecodeError:
             self.counters["malformed"] += 1
             raise

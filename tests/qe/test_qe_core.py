@@ -26,18 +26,9 @@ from gmpls.qe_service.events import (
     EtsiOpen,
     EtsiReply,
     Event,
-    LinkResources,
     Log,
-    LspDown,
-    LspKey,
-    LspUp,
-    NeedQeSession,
     PathReply,
     PcepFailed,
-    QeClose,
-    QeFailed,
-    QeJoin,
-    QeSessionReady,
     RequestPath,
     ServiceChanged,
     SetRate,
@@ -47,6 +38,17 @@ from gmpls.qe_service.events import (
     ToRsvp,
 )
 from gmpls.qe_service.model import MIB, QeServiceError
+from gmpls.rsvp.events import (
+    LinkResources,
+    LspDown,
+    LspKey,
+    LspUp,
+    NeedQeSession,
+    QeClose,
+    QeFailed,
+    QeJoin,
+    QeSessionReady,
+)
 
 TN1, TN2, TN5 = IPv4Address("10.1.1.1"), IPv4Address("10.1.1.2"), IPv4Address("10.1.1.5")
 HANDLE = bytes(range(1, 65))
