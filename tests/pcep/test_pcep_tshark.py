@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +22,12 @@ from gmpls.pcep import examples as ex
 from gmpls.pcep import messages as M
 from gmpls.pcep import objects as O
 from gmpls.pcep import tlv as T
+from tests.support import tshark
 from tests.support.pcap import write_pcap
 from tests.support.pcep_framing import conversation
+from tests.support.tshark import REQUIRED, TSHARK
 
 pytestmark = pytest.mark.interop
-TSHARK = shutil.which("tshark")
 IP = ipaddress.IPv4Address
 
 
@@ -91,21 +90,14 @@ N_TCP_ONLY = 3  # handshake
 
 @pytest.fixture(scope="module")
 def pcap(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    assert TSHARK, "tshark is required for the interop tests (make setup installs it)"
+    assert TSHARK, REQUIRED
     path = Path(tmp_path_factory.mktemp("pcep")) / "pcep.pcap"
     write_pcap(str(path), conversation(MESSAGES))
     return path
 
 
 def _tshark(pcap: Path, *args: str) -> str:
-    assert TSHARK
-    out = subprocess.run(
-        [TSHARK, "-r", str(pcap), "-o", "tcp.check_checksum:TRUE", *args],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout
+    return tshark.run(pcap, "-o", "tcp.check_checksum:TRUE", *args)
 
 
 def _fields(pcap: Path, flt: str, *fields: str) -> list[list[str]]:
