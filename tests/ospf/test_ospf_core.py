@@ -28,6 +28,11 @@ def lan_lab(n: int, prios: list[int] | None = None, **kw: object) -> tuple[Lab, 
     return lab, rs
 
 
+def _ri(**caps: bool) -> OriginateOpaque:
+    """The origination of a router information LSA (instance 0) with these capabilities."""
+    return OriginateOpaque(10, ri_lsa_id(0), RouterInfoLSA((capabilities(**caps),)))
+
+
 def iface(r: OspfRouter, name: str = "ctrl"):  # type: ignore[no-untyped-def]
     return r.interfaces[name]
 
@@ -69,13 +74,8 @@ def test_opaque_lsas_flood_to_everyone() -> None:
     lab.start()
     lab.run_until_converged(60)
     body = RouterInfoLSA((capabilities(te=True, qe_capable=True),))
-    lab._apply(rs[0], rs[0].handle(OriginateOpaque(10, ri_lsa_id(0), body), lab.now))
-    lab._apply(
-        rs[1],
-        rs[1].handle(
-            OriginateOpaque(10, ex.te_link_lsa().header.ls_id, ex.te_link_lsa().body), lab.now
-        ),
-    )
+    lab.feed(rs[0], OriginateOpaque(10, ri_lsa_id(0), body))
+    lab.feed(rs[1], OriginateOpaque(10, ex.te_link_lsa().header.ls_id, ex.te_link_lsa().body))
     lab.run_until_converged(lab.now + 30)
     key = LSAKey(10, ri_lsa_id(0), rs[0].router_id)
     for r in rs:
@@ -144,24 +144,12 @@ def test_newer_sequence_replaces_old_everywhere() -> None:
     lab.run_until_converged(60)
     origin = rs[2]
     key = LSAKey(10, ri_lsa_id(0), origin.router_id)
-    lab._apply(
-        origin,
-        origin.handle(
-            OriginateOpaque(10, ri_lsa_id(0), RouterInfoLSA((capabilities(qe_capable=False),))),
-            lab.now,
-        ),
-    )
+    lab.feed(origin, _ri(qe_capable=False))
     lab.run_until_converged(lab.now + 30)
     seqs = {r.lsdb.get(key).lsa.header.seq for r in rs}  # type: ignore[union-attr]
     assert seqs == {INITIAL_SEQUENCE}
     lab.sim.run(6)  # beyond MinLSInterval
-    lab._apply(
-        origin,
-        origin.handle(
-            OriginateOpaque(10, ri_lsa_id(0), RouterInfoLSA((capabilities(qe_capable=True),))),
-            lab.now,
-        ),
-    )
+    lab.feed(origin, _ri(qe_capable=True))
     lab.run_until_converged(lab.now + 30)
     for r in rs:
         e = r.lsdb.get(key)
@@ -176,21 +164,9 @@ def test_min_ls_interval_defers_a_second_origination() -> None:
     lab.run_until_converged(60)
     r = rs[0]
     key = LSAKey(10, ri_lsa_id(0), r.router_id)
-    lab._apply(
-        r,
-        r.handle(
-            OriginateOpaque(10, ri_lsa_id(0), RouterInfoLSA((capabilities(qe_capable=False),))),
-            lab.now,
-        ),
-    )
+    lab.feed(r, _ri(qe_capable=False))
     lab.sim.run(1)  # 1 s after the first origination
-    lab._apply(
-        r,
-        r.handle(
-            OriginateOpaque(10, ri_lsa_id(0), RouterInfoLSA((capabilities(qe_capable=True),))),
-            lab.now,
-        ),
-    )
+    lab.feed(r, _ri(qe_capable=True))
     assert rs[0].lsdb.get(key).lsa.header.seq == INITIAL_SEQUENCE  # type: ignore[union-attr]
     lab.sim.run(3.9)  # 4.9 s after it
     assert rs[1].lsdb.get(key).lsa.header.seq == INITIAL_SEQUENCE  # type: ignore[union-attr]
@@ -204,10 +180,7 @@ def test_maxage_flush_removes_everywhere() -> None:
     lab.run_until_converged(60)
     origin = rs[1]
     key = LSAKey(10, ri_lsa_id(0), origin.router_id)
-    lab._apply(
-        origin,
-        origin.handle(OriginateOpaque(10, ri_lsa_id(0), RouterInfoLSA((capabilities(),))), lab.now),
-    )
+    lab.feed(origin, _ri())
     lab.run_until_converged(lab.now + 30)
     assert all(key in r.lsdb for r in rs)
     removed: list[IPv4Address] = []
@@ -215,7 +188,7 @@ def test_maxage_flush_removes_everywhere() -> None:
         r.add_lsdb_listener(
             lambda k, lsa, r=r: removed.append(r.router_id) if lsa is None and k == key else None
         )
-    lab._apply(origin, origin.handle(FlushOpaque(10, ri_lsa_id(0)), lab.now))
+    lab.feed(origin, FlushOpaque(10, ri_lsa_id(0)))
     lab.sim.run(10)
     assert all(key not in r.lsdb for r in rs)
     assert sorted(removed) == sorted(r.router_id for r in rs)
@@ -376,9 +349,6 @@ def test_lossy_lan_converges_by_retransmission(seed: int) -> None:
     lab, rs = lan_lab(5, loss=0.2, seed=seed)
     lab.start()
     for r in rs:
-        lab._apply(
-            r,
-            r.handle(OriginateOpaque(10, ri_lsa_id(0), RouterInfoLSA((capabilities(),))), lab.now),
-        )
+        lab.feed(r, _ri())
     lab.run_until_converged(300)
     assert all(len(r.lsdb) == 11 for r in rs)  # 5 router, 1 network, 5 RI
