@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
 
 from hypothesis import strategies as st
 
@@ -139,59 +140,28 @@ responses = st.builds(
     st.lists(unknown_obj, max_size=2).map(tuple),
 )
 
+
+def _tuples(elements: st.SearchStrategy[Any], min_size: int = 0, max_size: int = 1) -> Any:
+    return st.lists(elements, min_size=min_size, max_size=max_size).map(tuple)
+
+
+def _blocks(block: Any, items: st.SearchStrategy[Any]) -> Any:
+    """One to three ``block(items, rps)`` (PCErr's error blocks, PCNtf's notify blocks):
+    only the first may have no RP (it then concerns the session)."""
+    first = st.builds(block, _tuples(items, 1, 2), _tuples(any_rp, 0, 2))
+    rest = st.builds(block, _tuples(items, 1, 2), _tuples(any_rp, 1, 2))
+    return st.tuples(first, rest, rest).flatmap(lambda t: st.integers(1, 3).map(lambda n: t[:n]))
+
+
 messages = st.one_of(
-    st.builds(M.Open, open_obj, st.lists(unknown_obj, max_size=1).map(tuple)),
-    st.builds(M.Keepalive, st.lists(unknown_obj, max_size=1).map(tuple)),
+    st.builds(M.Open, open_obj, _tuples(unknown_obj)),
+    st.builds(M.Keepalive, _tuples(unknown_obj)),
+    st.builds(M.PCReq, _tuples(requests(), 1, 3), _tuples(svec, 0, 2), _tuples(unknown_obj)),
+    st.builds(M.PCRep, _tuples(responses, 1, 3), _tuples(unknown_obj)),
     st.builds(
-        M.PCReq,
-        st.lists(requests(), min_size=1, max_size=3).map(tuple),
-        st.lists(svec, max_size=2).map(tuple),
-        st.lists(unknown_obj, max_size=1).map(tuple),
+        M.PCErr, _blocks(M.ErrorBlock, error_obj), st.none() | open_obj, _tuples(unknown_obj)
     ),
-    st.builds(
-        M.PCRep,
-        st.lists(responses, min_size=1, max_size=3).map(tuple),
-        st.lists(unknown_obj, max_size=1).map(tuple),
-    ),
-    st.builds(
-        M.PCErr,
-        st.tuples(
-            st.builds(
-                M.ErrorBlock,
-                st.lists(error_obj, min_size=1, max_size=2).map(tuple),
-                st.lists(any_rp, max_size=2).map(tuple),
-            ),
-            *[
-                st.builds(
-                    M.ErrorBlock,
-                    st.lists(error_obj, min_size=1, max_size=2).map(tuple),
-                    st.lists(any_rp, min_size=1, max_size=2).map(tuple),
-                )
-            ]
-            * 2,
-        ).flatmap(lambda t: st.integers(1, 3).map(lambda n: t[:n])),
-        st.none() | open_obj,
-        st.lists(unknown_obj, max_size=1).map(tuple),
-    ),
-    st.builds(
-        M.PCNtf,
-        st.tuples(
-            st.builds(
-                M.Notify,
-                st.lists(notification, min_size=1, max_size=2).map(tuple),
-                st.lists(any_rp, max_size=2).map(tuple),
-            ),
-            *[
-                st.builds(
-                    M.Notify,
-                    st.lists(notification, min_size=1, max_size=2).map(tuple),
-                    st.lists(any_rp, min_size=1, max_size=2).map(tuple),
-                )
-            ]
-            * 2,
-        ).flatmap(lambda t: st.integers(1, 3).map(lambda n: t[:n])),
-        st.lists(unknown_obj, max_size=1).map(tuple),
-    ),
-    st.builds(M.Close, close_obj, st.lists(unknown_obj, max_size=1).map(tuple)),
+    st.builds(M.PCNtf, _blocks(M.Notify, notification), _tuples(unknown_obj)),
+    st.builds(M.Close, close_obj, _tuples(unknown_obj)),
     st.builds(M.UnknownMessage, st.integers(8, 255), aligned),
 )
