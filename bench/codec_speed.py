@@ -49,8 +49,9 @@ SECTIONS: dict[str, Callable[[], Cases]] = {
 def pcep_cases() -> Cases:
     """PCEP (RFC 5440): the paper's Open, PCReq with the Fig. 8 QE metrics, PCRep with the
     Fig. 9 ERO, and the QE parameters read back from the metrics."""
-    from gmpls.pcep import PCReq, decode_message, qe_params_from_metrics
     from gmpls.pcep import examples as ex
+    from gmpls.pcep.messages import PCReq, decode_message
+    from gmpls.pcep.qemetrics import qe_params_from_metrics
 
     def qe_from_pcreq(raw: bytes) -> object:
         msg = decode_message(raw)

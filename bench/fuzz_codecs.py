@@ -57,8 +57,10 @@ SECTIONS: dict[str, Callable[[], Section]] = {
 def pcep_section() -> Section:
     """PCEP (RFC 5440): the paper's Open, PCReq (Fig. 8) and PCRep (Fig. 9), plus a PCErr
     and a NO-PATH reply; the 4-byte common header is mostly spared."""
-    from gmpls.pcep import RP, NoPath, NoPathVectorTlv, PCErr, PCRep, Response, decode_message
     from gmpls.pcep import examples as ex
+    from gmpls.pcep.messages import PCErr, PCRep, Response, decode_message
+    from gmpls.pcep.objects import RP, NoPath
+    from gmpls.pcep.tlv import NoPathVectorTlv
 
     msgs = [
         ex.paper_open(),

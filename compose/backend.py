@@ -20,13 +20,17 @@ import subprocess
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, NamedTuple, Self
+from typing import Any, ClassVar, NamedTuple, Self, TypedDict, Unpack
 
 import yaml
 
 from gmpls.topology import Topology, load
 
 Progress = Callable[[str], None]
+#: what a testbed is made from: a loaded topology or its file
+TopologySource = Topology | str | os.PathLike[str]
+#: where a testbed keeps its logs and state (None: the backend's default under ``run/``)
+RunDir = str | os.PathLike[str] | None
 
 
 class TestbedError(RuntimeError):
@@ -46,7 +50,7 @@ def quiet(_line: str) -> None:
     """A progress callback that says nothing."""
 
 
-def load_topology(topology: Topology | str | os.PathLike[str]) -> Topology:
+def load_topology(topology: TopologySource) -> Topology:
     """The topology itself, or loaded from its file; it must come from a file (daemons and
     containers read that file)."""
     topo = topology if isinstance(topology, Topology) else load(Path(topology))
@@ -67,6 +71,14 @@ def with_prefix(topo: Topology, prefix: str, copy: Path) -> Topology:
         + yaml.safe_dump(doc, sort_keys=False)
     )
     return load(copy)
+
+
+class TestbedOptions(TypedDict, total=False):
+    """The keywords every backend takes: ``prefix`` (default: the topology's) and
+    ``progress`` (default: the backend's)."""
+
+    prefix: str | None
+    progress: Progress | None
 
 
 class Testbed(ABC):
@@ -94,22 +106,18 @@ class Testbed(ABC):
     progress: Progress
 
     def __init__(
-        self,
-        topology: Topology | str | os.PathLike[str],
-        run_dir: str | os.PathLike[str] | None = None,
-        *,
-        prefix: str | None = None,
-        progress: Progress | None = None,
+        self, topology: TopologySource, run_dir: RunDir = None, **options: Unpack[TestbedOptions]
     ) -> None:
         """Only loads the topology (and under another ``prefix`` writes its copy to the run
-        directory, ``topology.yaml``): nothing is built before :meth:`up`."""
+        directory, ``topology.yaml``): nothing is built before :meth:`up`. A backend's own
+        keywords come before ``**options``, which it passes on here."""
         topo = load_topology(topology)
-        self.prefix = prefix or topo.prefix
+        self.prefix = options.get("prefix") or topo.prefix
         if run_dir is None:
             name = self.run_name.format(name=topo.name)
             run_dir = Path("run", name if self.prefix == topo.prefix else f"{name}-{self.prefix}")
         self.run_dir = Path(run_dir).resolve()
-        self.progress = progress or quiet
+        self.progress = options.get("progress") or quiet
         if self.prefix != topo.prefix:
             topo = with_prefix(topo, self.prefix, self.run_dir / "topology.yaml")
         self.topology = topo

@@ -47,7 +47,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Unpack
 
 import docker
 from docker.errors import APIError, NotFound
@@ -56,8 +56,11 @@ from compose import firewall, render
 from compose.backend import (
     Capture,
     Progress,
+    RunDir,
     Testbed,
     TestbedError,
+    TestbedOptions,
+    TopologySource,
     load_topology,
     quiet,
 )
@@ -331,20 +334,19 @@ class DockerTestbed(Testbed):
 
     def __init__(
         self,
-        topology: Topology | str | os.PathLike[str],
-        run_dir: str | os.PathLike[str] | None = None,
+        topology: TopologySource,
+        run_dir: RunDir = None,
         *,
-        prefix: str | None = None,
-        progress: Progress | None = None,
         project: str | None = None,
         compose_file: str | os.PathLike[str] | None = None,
         image: str = render.IMAGE,
+        **options: Unpack[TestbedOptions],
     ) -> None:
         topo = load_topology(topology)
-        if compose_file is not None and prefix not in (None, topo.prefix):
+        if compose_file is not None and options.get("prefix") not in (None, topo.prefix):
             raise DockerError("give either a compose file or a prefix to render one with")
         # under another prefix the containers mount the copy of the topology it writes
-        super().__init__(topo, run_dir, prefix=prefix, progress=progress)
+        super().__init__(topo, run_dir, **options)
         self.project = project or f"qkdnet-{self.prefix}"
         self.compose_file = Path(compose_file).resolve() if compose_file else None
         self.image = image

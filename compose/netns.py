@@ -39,15 +39,22 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Unpack
 
 from pyroute2 import IPRoute, netns
 from pyroute2.netlink.exceptions import NetlinkError
 
 from compose import cliclient, daemons, firewall, names, nsutil
-from compose.backend import Capture, Progress, Testbed, TestbedError
+from compose.backend import (
+    Capture,
+    Progress,
+    RunDir,
+    Testbed,
+    TestbedError,
+    TestbedOptions,
+    TopologySource,
+)
 from compose.state import Daemon, State, forget_index, index_dir, indexed, load_state
-from gmpls.topology import Topology
 
 log = logging.getLogger("compose.netns")
 
@@ -275,14 +282,14 @@ class NetnsTestbed(Testbed):
 
     def __init__(
         self,
-        topology: Topology | str | os.PathLike[str],
-        run_dir: str | os.PathLike[str] | None = None,
+        topology: TopologySource,
+        run_dir: RunDir = None,
         *,
-        prefix: str | None = None,
-        progress: Progress | None = None,
         config_generators: dict[str, daemons.ConfigGenerator] | None = None,
+        **options: Unpack[TestbedOptions],
     ) -> None:
-        super().__init__(topology, run_dir, prefix=prefix, progress=progress or _log_progress)
+        options["progress"] = options.get("progress") or _log_progress
+        super().__init__(topology, run_dir, **options)
         self.generators = config_generators or {}
         self.topo_file: Path = self.topology.path  # type: ignore[assignment]
         self._procs: dict[int, subprocess.Popen[bytes]] = {}

@@ -36,23 +36,13 @@ from daemonkit.daemon import cancel
 from gmpls import qe
 from gmpls.core import Tick
 from gmpls.ero import Subobject
-from gmpls.pcep import (
-    RP,
-    Bandwidth,
-    EndPointsIpv4,
-    NoPath,
-    NoPathReasonTlv,
-    PCErr,
-    PCRep,
-    PCReq,
-    Request,
-    Response,
-    qe_metrics,
-)
 from gmpls.pcep import events as E
 from gmpls.pcep.constants import PORT
+from gmpls.pcep.messages import PCErr, PCRep, PCReq, Request, Response
+from gmpls.pcep.objects import RP, Bandwidth, EndPointsIpv4, NoPath
+from gmpls.pcep.qemetrics import qe_metrics
 from gmpls.pcep.session import Role, Session, SessionConfig, State
-from gmpls.pcep.tlv import find_tlv
+from gmpls.pcep.tlv import NoPathReasonTlv, find_tlv
 
 log = logging.getLogger("daemonkit.pcep")
 

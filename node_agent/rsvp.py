@@ -31,7 +31,7 @@ import contextlib
 import errno
 import logging
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from ipaddress import IPv4Address
 
 from daemonkit.timer import CoreTimer
@@ -60,6 +60,26 @@ def _ipv4_payload(packet: bytes) -> tuple[IPv4Address, IPv4Address, bytes] | Non
         return None
     end = total if ihl <= total <= len(packet) else len(packet)
     return IPv4Address(packet[12:16]), IPv4Address(packet[16:20]), packet[ihl:end]
+
+
+def status_of(
+    core: RsvpCore, now: float, counters: Mapping[str, int] | None = None
+) -> dict[str, object]:
+    """LSPs, neighbours and counters (``counters`` and the core's) for ``show mpls lsp`` /
+    ``show rsvp neighbor``, neighbours' silence measured at ``now``; no key material."""
+    return {
+        "lsps": core.lsp_table(),
+        "neighbors": [
+            {
+                "address": str(n.address),
+                "up": n.up,
+                "instance": n.their_instance,
+                "last_heard_s": None if n.last_heard is None else round(now - n.last_heard, 3),
+            }
+            for n in sorted(core.neighbors.values(), key=lambda n: n.address)
+        ],
+        "counters": {**(counters or {}), **core.stats},
+    }
 
 
 class RsvpAgent:
@@ -171,21 +191,8 @@ class RsvpAgent:
         return self._apply(self.core.handle(event, self._now()))
 
     def status(self) -> dict[str, object]:
-        """LSPs and neighbours for ``show mpls lsp`` / ``show rsvp neighbor``."""
-        now = self._now()
-        return {
-            "lsps": self.core.lsp_table(),
-            "neighbors": [
-                {
-                    "address": str(n.address),
-                    "up": n.up,
-                    "instance": n.their_instance,
-                    "last_heard_s": None if n.last_heard is None else round(now - n.last_heard, 3),
-                }
-                for n in sorted(self.core.neighbors.values(), key=lambda n: n.address)
-            ],
-            "counters": {**self.counters, **self.core.stats},
-        }
+        """:func:`status_of` the core, with the socket's counters."""
+        return status_of(self.core, self._now(), self.counters)
 
     # --- plumbing -----------------------------------------------------------------------
 

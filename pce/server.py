@@ -23,9 +23,9 @@ from typing import Any
 
 from daemonkit.daemon import cancel
 from daemonkit.pcep import serve_session
-from gmpls.pcep import PCErr, PCReq
 from gmpls.pcep import events as E
 from gmpls.pcep.constants import ERR_SECOND_SESSION, PORT
+from gmpls.pcep.messages import PCErr, PCReq
 from gmpls.pcep.session import Role, Session, SessionConfig, State
 from pce.service import PceService
 

@@ -29,30 +29,6 @@ from ipaddress import IPv4Address
 from typing import Any
 
 from gmpls.errors import DecodeError
-from gmpls.pcep import (
-    RP,
-    Attributes,
-    Bandwidth,
-    EndPointsIpv4,
-    Ero,
-    ErrorBlock,
-    ErrorObject,
-    Metric,
-    NoPath,
-    NoPathReasonTlv,
-    NoPathVector,
-    NoPathVectorTlv,
-    Path,
-    PCErr,
-    PCRep,
-    PCReq,
-    ReqMissingTlv,
-    Request,
-    Response,
-    Svec,
-    is_qe_metric,
-    qe_params_from_metrics,
-)
 from gmpls.pcep.constants import (
     ERR_SVEC_REQUEST_MISSING,
     METRIC_FLAG_B,
@@ -61,7 +37,12 @@ from gmpls.pcep.constants import (
     SVEC_FLAG_L,
     SVEC_FLAG_N,
     MetricType,
+    NoPathVector,
 )
+from gmpls.pcep.messages import Attributes, ErrorBlock, Path, PCErr, PCRep, PCReq, Request, Response
+from gmpls.pcep.objects import RP, Bandwidth, EndPointsIpv4, Ero, ErrorObject, Metric, NoPath, Svec
+from gmpls.pcep.qemetrics import is_qe_metric, qe_params_from_metrics
+from gmpls.pcep.tlv import NoPathReasonTlv, NoPathVectorTlv, ReqMissingTlv
 from pce.compute import NoPathReason, PathComputer, PathRequest, PathResult
 
 _CONSTRAINT_REASONS = {

@@ -15,10 +15,11 @@ Sections of RFC 2328 are cited where each rule is implemented.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from ipaddress import IPv4Address, IPv4Network
-from typing import Any
+from typing import Any, TypeVar
 
 from gmpls.core import Tick
 from gmpls.errors import DecodeError
@@ -425,15 +426,8 @@ class OspfRouter:
             self._router_lsa_dirty = True
 
     def _if_event(self, iface: Interface, ev: IfEvent, now: float) -> None:
-        entry = IF_TRANSITIONS.get((iface.state, ev))
+        entry = _transition(IF_TRANSITIONS, iface.state, ev, self.name, "interface", iface.name)
         if entry is None:
-            log.debug(
-                "%s interface %s: event %s ignored in %s",
-                self.name,
-                iface.name,
-                ev.name,
-                iface.state.name,
-            )
             return
         action, nxt = entry
         if action == IfAction.START:
@@ -533,15 +527,8 @@ class OspfRouter:
             self._router_lsa_dirty = True
 
     def _nbr_event(self, iface: Interface, n: Neighbor, ev: NbrEvent, now: float) -> None:
-        entry = NBR_TRANSITIONS.get((n.state, ev))
+        entry = _transition(NBR_TRANSITIONS, n.state, ev, self.name, "neighbor", n.router_id)
         if entry is None:
-            log.debug(
-                "%s neighbor %s: event %s ignored in %s",
-                self.name,
-                n.router_id,
-                ev.name,
-                n.state.name,
-            )
             return
         action, nxt = entry
         dead = iface.config.dead_interval
@@ -1332,6 +1319,26 @@ class OspfRouter:
         if routes != self.routes:
             self.routes = routes
             self._out.append(RoutesChanged(routes))
+
+
+_S = TypeVar("_S", bound=Enum)
+_E = TypeVar("_E", bound=Enum)
+
+
+def _transition(
+    table: Mapping[tuple[_S, _E], tuple[str, _S | None]],
+    state: _S,
+    ev: _E,
+    router: str,
+    kind: str,
+    who: object,
+) -> tuple[str, _S | None] | None:
+    """The (action, next state) of an FSM table (:mod:`gmpls.ospf.fsm`) for ``ev`` in
+    ``state``; None, logged, where the table has no entry (the event is ignored there)."""
+    entry = table.get((state, ev))
+    if entry is None:
+        log.debug("%s %s %s: event %s ignored in %s", router, kind, who, ev.name, state.name)
+    return entry
 
 
 def _opaque_capable(n: Neighbor) -> bool:

@@ -9,17 +9,7 @@ from __future__ import annotations
 from ipaddress import IPv4Address
 
 from gmpls import ero, qe
-from gmpls.rsvp.constants import (
-    GPID_ETHERNET,
-    SA_LABEL_RECORDING,
-    SA_SE_STYLE,
-    ErrorCode,
-    LspEncoding,
-    MsgType,
-    RoutingProblem,
-    Style,
-    SwitchingType,
-)
+from gmpls.rsvp import constants as C
 from gmpls.rsvp.message import Message
 from gmpls.rsvp.objects import (
     AdminStatus,
@@ -82,15 +72,15 @@ def paper_path() -> Message:
     label for its link) removed, the label carried as a one-label LABEL_SET."""
     route = fig9_ero(SESSION_ID)[3:]
     return Message(
-        MsgType.PATH,
+        C.MsgType.PATH,
         (
             SessionLspTunnelV4(TN[5], TUNNEL_ID, TN[1]),
             RsvpHopIfId(TN[1], 1, (IfIdTlv.if_index(TN[1], 1),)),
             TimeValues(30000),
             ExplicitRoute(tuple(route)),
-            GeneralizedLabelRequest(LspEncoding.LAMBDA, SwitchingType.LSC, GPID_ETHERNET),
+            GeneralizedLabelRequest(C.LspEncoding.LAMBDA, C.SwitchingType.LSC, C.GPID_ETHERNET),
             LabelSet((LAMBDA,)),
-            SessionAttribute("qe-tn1-tn5", 7, 7, SA_LABEL_RECORDING | SA_SE_STYLE),
+            SessionAttribute("qe-tn1-tn5", 7, 7, C.SA_LABEL_RECORDING | C.SA_SE_STYLE),
             SenderTemplate(TN[1], LSP_ID),
             SenderTspec(TokenBucket.for_bandwidth(BANDWIDTH)),
             RecordRoute((ero.Unnumbered(TN[1], 1),)),
@@ -101,12 +91,12 @@ def paper_path() -> Message:
 def paper_resv() -> Message:
     """The Resv tn2 → tn1 granting the lambda on link tn1:1 - tn2:2."""
     return Message(
-        MsgType.RESV,
+        C.MsgType.RESV,
         (
             SessionLspTunnelV4(TN[5], TUNNEL_ID, TN[1]),
             RsvpHopIfId(TN[2], 2, (IfIdTlv.if_index(TN[2], 2),)),
             TimeValues(30000),
-            StyleObj(Style.SE),
+            StyleObj(C.Style.SE),
             Flowspec(TokenBucket.for_bandwidth(BANDWIDTH)),
             FilterSpec(TN[1], LSP_ID),
             GeneralizedLabel(LAMBDA),
@@ -133,13 +123,13 @@ def _session() -> SessionLspTunnelV4:
 def path_err() -> Message:
     """tn3 → tn2: the explicit label is busy on its link (24/11 Routing problem/Label set)."""
     return Message(
-        MsgType.PATH_ERR,
+        C.MsgType.PATH_ERR,
         (
             _session(),
             ErrorSpecIfId(
                 TN[3],
-                ErrorCode.ROUTING_PROBLEM,
-                RoutingProblem.LABEL_SET,
+                C.ErrorCode.ROUTING_PROBLEM,
+                C.RoutingProblem.LABEL_SET,
                 0,
                 (IfIdTlv.if_index(TN[3], 2),),
             ),
@@ -152,12 +142,12 @@ def path_err() -> Message:
 def resv_err() -> Message:
     """tn1 → tn2: the label in the Resv is not acceptable (24/6)."""
     return Message(
-        MsgType.RESV_ERR,
+        C.MsgType.RESV_ERR,
         (
             _session(),
             RsvpHopIfId(TN[1], 1, (IfIdTlv.if_index(TN[1], 1),)),
-            ErrorSpec(TN[1], ErrorCode.ROUTING_PROBLEM, RoutingProblem.UNACCEPTABLE_LABEL),
-            StyleObj(Style.SE),
+            ErrorSpec(TN[1], C.ErrorCode.ROUTING_PROBLEM, C.RoutingProblem.UNACCEPTABLE_LABEL),
+            StyleObj(C.Style.SE),
             Flowspec(TokenBucket.for_bandwidth(BANDWIDTH)),
             FilterSpec(TN[1], LSP_ID),
         ),
@@ -166,7 +156,7 @@ def resv_err() -> Message:
 
 def path_tear() -> Message:
     return Message(
-        MsgType.PATH_TEAR,
+        C.MsgType.PATH_TEAR,
         (
             _session(),
             RsvpHopIfId(TN[1], 1, (IfIdTlv.if_index(TN[1], 1),)),
@@ -177,11 +167,11 @@ def path_tear() -> Message:
 
 def resv_tear() -> Message:
     return Message(
-        MsgType.RESV_TEAR,
+        C.MsgType.RESV_TEAR,
         (
             _session(),
             RsvpHopIfId(TN[2], 2, (IfIdTlv.if_index(TN[2], 2),)),
-            StyleObj(Style.SE),
+            StyleObj(C.Style.SE),
             FilterSpec(TN[1], LSP_ID),
         ),
     )
@@ -189,12 +179,12 @@ def resv_tear() -> Message:
 
 def resv_conf() -> Message:
     return Message(
-        MsgType.RESV_CONF,
+        C.MsgType.RESV_CONF,
         (
             _session(),
             ErrorSpec(TN[1], 0, 0),
             ResvConfirm(TN[5]),
-            StyleObj(Style.SE),
+            StyleObj(C.Style.SE),
             Flowspec(TokenBucket.for_bandwidth(BANDWIDTH)),
             FilterSpec(TN[1], LSP_ID),
         ),
@@ -203,16 +193,16 @@ def resv_conf() -> Message:
 
 def hello() -> Message:
     """RFC 3209 §5: a Hello REQUEST, sent with TTL 1."""
-    return Message(MsgType.HELLO, (HelloRequest(0x1234, 0x5678),), send_ttl=1)
+    return Message(C.MsgType.HELLO, (HelloRequest(0x1234, 0x5678),), send_ttl=1)
 
 
 def notify() -> Message:
     """RFC 3473 §4.3: tn3 tells the head tn1 its LSP is administratively down."""
     return Message(
-        MsgType.NOTIFY,
+        C.MsgType.NOTIFY,
         (
             MessageId(7, 1, 0),
-            ErrorSpec(TN[3], ErrorCode.NOTIFY_ERROR, 3),
+            ErrorSpec(TN[3], C.ErrorCode.NOTIFY_ERROR, 3),
             _session(),
             AdminStatus(AdminStatus.REFLECT | AdminStatus.ADMIN_DOWN),
             SenderTemplate(TN[1], LSP_ID),
@@ -223,7 +213,7 @@ def notify() -> Message:
 
 def ack() -> Message:
     """RFC 2961 §4.4: tn2 acknowledges the Path tn1 sent with MESSAGE_ID 1."""
-    return Message(MsgType.ACK, (MessageIdAck(1, 101),), flags=1)
+    return Message(C.MsgType.ACK, (MessageIdAck(1, 101),), flags=1)
 
 
 def all_examples() -> dict[str, Message]:

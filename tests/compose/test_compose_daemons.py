@@ -145,6 +145,17 @@ hosts:
 """
 
 
+def _output_until(tb: NetnsTestbed, host: str, argv: list[str], done: Callable[[str], bool]) -> str:
+    """What ``argv`` prints in ``host``, run every 0.5 s (60 times at most) until ``done``."""
+    out = ""
+    for _ in range(60):
+        out = tb.exec(host, argv, capture_output=True, text=True).stdout
+        if done(out):
+            break
+        time.sleep(0.5)
+    return out
+
+
 @pytest.mark.netns
 @pytest.mark.interop
 @pytest.mark.slow
@@ -157,27 +168,11 @@ def test_frr_and_bird_hosts_form_ospf_adjacencies(
     assert [d.name for d in tb.running("r1")] == ["zebra", "ospfd"]
     assert [d.name for d in tb.running("r3")] == ["bird"]
     vty = str(daemons.frr_runtime_dir("ct9", "r1"))
-    out = ""
-    for _ in range(60):  # adjacencies need the 4 s wait timer, then the exchange
-        out = tb.exec(
-            "r1",
-            ["vtysh", "--vty_socket", vty, "-c", "show ip ospf neighbor"],
-            capture_output=True,
-            text=True,
-        ).stdout
-        if out.count("Full/") == 2:
-            break
-        time.sleep(0.5)
+    # adjacencies need the 4 s wait timer, then the exchange
+    ospf = ["vtysh", "--vty_socket", vty, "-c", "show ip ospf neighbor"]
+    out = _output_until(tb, "r1", ospf, lambda text: text.count("Full/") == 2)
     assert "10.1.1.2" in out and "10.1.1.3" in out and out.count("Full/") == 2, out
-    bird = ""
-    for _ in range(60):  # BIRD's view may still be exchanging with the other FRR router
-        bird = tb.exec(
-            "r3",
-            ["birdc", "-s", str(tb.run_dir / "bird-r3" / "bird.ctl"), "show", "ospf", "neighbors"],
-            capture_output=True,
-            text=True,
-        ).stdout
-        if bird.count("Full/") == 2:
-            break
-        time.sleep(0.5)
+    # BIRD's view may still be exchanging with the other FRR router
+    birdc = ["birdc", "-s", str(tb.run_dir / "bird-r3" / "bird.ctl"), "show", "ospf", "neighbors"]
+    bird = _output_until(tb, "r3", birdc, lambda text: text.count("Full/") == 2)
     assert bird.count("Full/") == 2, bird

@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pyroute2 import IPRoute, NetNS
@@ -260,6 +261,17 @@ while True:
 """
 
 
+def _planned_testbed(
+    monkeypatch: pytest.MonkeyPatch, run_dir: Path, prefix: str, plan: Any
+) -> tuple[NetnsTestbed, list[str]]:
+    """The paper testbed under ``prefix`` (not up yet, nothing left of an earlier run) whose
+    daemons ``plan`` decides, and the list its progress lines go to."""
+    monkeypatch.setattr(daemons, "plan", plan)
+    teardown(prefix, progress=quiet)
+    lines: list[str] = []
+    return NetnsTestbed(PAPER, run_dir, prefix=prefix, progress=lines.append), lines
+
+
 def test_daemons_start_stop_start_and_down(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def plan(topo, host, topo_file, run_dir, generators=None):
         if host.kind != "idq3p":
@@ -268,10 +280,7 @@ def test_daemons_start_stop_start_and_down(tmp_path: Path, monkeypatch: pytest.M
         argv = [sys.executable, "-c", FAKE, str(marker)]
         return [daemons.Launch("fake", argv, run_dir / f"{host.name}.out", marker)]
 
-    monkeypatch.setattr(daemons, "plan", plan)
-    teardown("ct1", progress=quiet)
-    lines: list[str] = []
-    tb = NetnsTestbed(PAPER, tmp_path, prefix="ct1", progress=lines.append)
+    tb, lines = _planned_testbed(monkeypatch, tmp_path, "ct1", plan)
     try:
         tb.up()
         assert any("daemon idqA" in ln and "pid" in ln for ln in lines)
@@ -305,10 +314,7 @@ def test_daemon_that_dies_at_once_is_reported(
         argv = [sys.executable, "-c", "import sys; print('bad flag --frobnicate'); sys.exit(2)"]
         return [daemons.Launch("pce", argv, run_dir / "pce.out", run_dir / "pce.log")]
 
-    monkeypatch.setattr(daemons, "plan", plan)
-    teardown("ct2", progress=quiet)
-    lines: list[str] = []
-    tb = NetnsTestbed(PAPER, tmp_path, prefix="ct2", progress=lines.append)
+    tb, lines = _planned_testbed(monkeypatch, tmp_path, "ct2", plan)
     try:
         tb.up()
         assert any(

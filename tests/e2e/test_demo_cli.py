@@ -13,22 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.e2elab import LADDER, PAPER
+
 pytestmark = [pytest.mark.netns, pytest.mark.interop, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "e2d"
-LADDER = [
-    ("10.1.1.1", "10.1.1.200", "PCReq"),
-    ("10.1.1.200", "10.1.1.1", "PCRep"),
-    ("10.1.1.1", "10.1.1.2", "Path"),
-    ("10.1.1.2", "10.1.1.3", "Path"),
-    ("10.1.1.3", "10.1.1.4", "Path"),
-    ("10.1.1.4", "10.1.1.5", "Path"),
-    ("10.1.1.5", "10.1.1.4", "Resv"),
-    ("10.1.1.4", "10.1.1.3", "Resv"),
-    ("10.1.1.3", "10.1.1.2", "Resv"),
-    ("10.1.1.2", "10.1.1.1", "Resv"),
-]
 
 
 def test_qkdnet_demo_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -42,7 +31,7 @@ def test_qkdnet_demo_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("QKDNET_INDEX", str(index))
     teardown(PREFIX, progress=lambda _line: None)
     caps = tmp_path / "caps"
-    argv = [sys.executable, "-m", "compose.cli", "demo", str(ROOT / "topologies" / "paper.yaml")]
+    argv = [sys.executable, "-m", "compose.cli", "demo", str(PAPER)]
     argv += ["--prefix", PREFIX, "--json", "--capture", str(caps)]
     argv += ["--run-dir", str(tmp_path / "run")]
     try:

@@ -25,7 +25,7 @@ from compose import ladder as L
 from gmpls.qe_service.model import fingerprint
 from gmpls.rsvp import objects as O
 from tests.support.captures import delivered_keys, opened_handles, qe_session_ids, rsvp_messages
-from tests.support.e2elab import Lab, same_keys
+from tests.support.e2elab import LADDER, Lab, same_keys
 
 pytestmark = [pytest.mark.netns, pytest.mark.interop, pytest.mark.slow]
 
@@ -33,19 +33,6 @@ TN1, TN5 = IPv4Address("10.1.1.1"), IPv4Address("10.1.1.5")
 CREATE = "qe-service create dst 10.1.1.5 key-length 32 layer 2 algorithm 10 refresh time 1000"
 PAPER_PATH = ["10.1.1.1", "10.1.1.2", "10.1.1.3", "10.1.1.4", "10.1.1.5"]
 BYPASS_PATH = ["10.1.1.1", "10.1.1.2", "10.1.1.4", "10.1.1.5"]
-#: Fig. 6 on the control LAN
-LADDER = [
-    ("10.1.1.1", "10.1.1.200", "PCReq"),
-    ("10.1.1.200", "10.1.1.1", "PCRep"),
-    ("10.1.1.1", "10.1.1.2", "Path"),
-    ("10.1.1.2", "10.1.1.3", "Path"),
-    ("10.1.1.3", "10.1.1.4", "Path"),
-    ("10.1.1.4", "10.1.1.5", "Path"),
-    ("10.1.1.5", "10.1.1.4", "Resv"),
-    ("10.1.1.4", "10.1.1.3", "Resv"),
-    ("10.1.1.3", "10.1.1.2", "Resv"),
-    ("10.1.1.2", "10.1.1.1", "Resv"),
-]
 #: ETSI 004 status NO_QKD_CONNECTION_AVAILABLE: unknown or closed handle (docs/etsi004.md)
 NO_CONNECTION = 4
 

@@ -51,16 +51,8 @@ def test_views_of_a_converged_lan() -> None:
         lab.connect("ctrl", r, f"10.1.1.{i}/24")
         rs.append(r)
     lab.start()
-    lab._apply(
-        rs[0],
-        rs[0].handle(OriginateOpaque(10, ex.ri_lsa().header.ls_id, ex.ri_lsa().body), lab.now),
-    )
-    lab._apply(
-        rs[0],
-        rs[0].handle(
-            OriginateOpaque(10, ex.te_link_lsa().header.ls_id, ex.te_link_lsa().body), lab.now
-        ),
-    )
+    lab.feed(rs[0], OriginateOpaque(10, ex.ri_lsa().header.ls_id, ex.ri_lsa().body))
+    lab.feed(rs[0], OriginateOpaque(10, ex.te_link_lsa().header.ls_id, ex.te_link_lsa().body))
     lab.run_until_converged(60)
     r = rs[1]
     nb = show.neighbors(r, lab.now)

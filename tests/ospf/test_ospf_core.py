@@ -28,6 +28,21 @@ def lan_lab(n: int, prios: list[int] | None = None, **kw: object) -> tuple[Lab, 
     return lab, rs
 
 
+def converged_lan(
+    n: int, prios: list[int] | None = None, **kw: object
+) -> tuple[Lab, list[OspfRouter]]:
+    """:func:`lan_lab` started and run until every LSDB is the same (within 60 s)."""
+    lab, rs = lan_lab(n, prios, **kw)
+    lab.start()
+    lab.run_until_converged(60)
+    return lab, rs
+
+
+def _ri(**caps: bool) -> OriginateOpaque:
+    """The origination of a router information LSA (instance 0) with these capabilities."""
+    return OriginateOpaque(10, ri_lsa_id(0), RouterInfoLSA((capabilities(**caps),)))
+
+
 def iface(r: OspfRouter, name: str = "ctrl"):  # type: ignore[no-untyped-def]
     return r.interfaces[name]
 
@@ -65,17 +80,10 @@ def test_paper_lan_reaches_full_with_dr_and_bdr() -> None:
 
 
 def test_opaque_lsas_flood_to_everyone() -> None:
-    lab, rs = lan_lab(4)
-    lab.start()
-    lab.run_until_converged(60)
+    lab, rs = converged_lan(4)
     body = RouterInfoLSA((capabilities(te=True, qe_capable=True),))
-    lab._apply(rs[0], rs[0].handle(OriginateOpaque(10, ri_lsa_id(0), body), lab.now))
-    lab._apply(
-        rs[1],
-        rs[1].handle(
-            OriginateOpaque(10, ex.te_link_lsa().header.ls_id, ex.te_link_lsa().body), lab.now
-        ),
-    )
+    lab.feed(rs[0], OriginateOpaque(10, ri_lsa_id(0), body))
+    lab.feed(rs[1], OriginateOpaque(10, ex.te_link_lsa().header.ls_id, ex.te_link_lsa().body))
     lab.run_until_converged(lab.now + 30)
     key = LSAKey(10, ri_lsa_id(0), rs[0].router_id)
     for r in rs:
@@ -87,9 +95,7 @@ def test_opaque_lsas_flood_to_everyone() -> None:
 def test_dr_bdr_tie_breaks() -> None:
     ip = IPv4Address
     # priority beats router ID; priority 0 is never elected
-    lab, rs = lan_lab(4, prios=[3, 2, 0, 1])
-    lab.start()
-    lab.run_until_converged(60)
+    lab, rs = converged_lan(4, prios=[3, 2, 0, 1])
     for r in rs:
         assert (iface(r).dr, iface(r).bdr) == (ip("10.1.1.1"), ip("10.1.1.2"))
     assert iface(rs[2]).state == IfState.DROTHER
@@ -119,9 +125,7 @@ def test_election_function_equal_priorities_and_declarations() -> None:
 
 def test_dr_loss_bdr_takes_over() -> None:
     ip = IPv4Address
-    lab, rs = lan_lab(5)
-    lab.start()
-    lab.run_until_converged(60)
+    lab, rs = converged_lan(5)
     dr = rs[4]
     lab.kill(dr)
     lab.sim.run(5)  # dead interval 4 s
@@ -139,29 +143,15 @@ def test_dr_loss_bdr_takes_over() -> None:
 
 
 def test_newer_sequence_replaces_old_everywhere() -> None:
-    lab, rs = lan_lab(4)
-    lab.start()
-    lab.run_until_converged(60)
+    lab, rs = converged_lan(4)
     origin = rs[2]
     key = LSAKey(10, ri_lsa_id(0), origin.router_id)
-    lab._apply(
-        origin,
-        origin.handle(
-            OriginateOpaque(10, ri_lsa_id(0), RouterInfoLSA((capabilities(qe_capable=False),))),
-            lab.now,
-        ),
-    )
+    lab.feed(origin, _ri(qe_capable=False))
     lab.run_until_converged(lab.now + 30)
     seqs = {r.lsdb.get(key).lsa.header.seq for r in rs}  # type: ignore[union-attr]
     assert seqs == {INITIAL_SEQUENCE}
     lab.sim.run(6)  # beyond MinLSInterval
-    lab._apply(
-        origin,
-        origin.handle(
-            OriginateOpaque(10, ri_lsa_id(0), RouterInfoLSA((capabilities(qe_capable=True),))),
-            lab.now,
-        ),
-    )
+    lab.feed(origin, _ri(qe_capable=True))
     lab.run_until_converged(lab.now + 30)
     for r in rs:
         e = r.lsdb.get(key)
@@ -171,26 +161,12 @@ def test_newer_sequence_replaces_old_everywhere() -> None:
 
 
 def test_min_ls_interval_defers_a_second_origination() -> None:
-    lab, rs = lan_lab(2)
-    lab.start()
-    lab.run_until_converged(60)
+    lab, rs = converged_lan(2)
     r = rs[0]
     key = LSAKey(10, ri_lsa_id(0), r.router_id)
-    lab._apply(
-        r,
-        r.handle(
-            OriginateOpaque(10, ri_lsa_id(0), RouterInfoLSA((capabilities(qe_capable=False),))),
-            lab.now,
-        ),
-    )
+    lab.feed(r, _ri(qe_capable=False))
     lab.sim.run(1)  # 1 s after the first origination
-    lab._apply(
-        r,
-        r.handle(
-            OriginateOpaque(10, ri_lsa_id(0), RouterInfoLSA((capabilities(qe_capable=True),))),
-            lab.now,
-        ),
-    )
+    lab.feed(r, _ri(qe_capable=True))
     assert rs[0].lsdb.get(key).lsa.header.seq == INITIAL_SEQUENCE  # type: ignore[union-attr]
     lab.sim.run(3.9)  # 4.9 s after it
     assert rs[1].lsdb.get(key).lsa.header.seq == INITIAL_SEQUENCE  # type: ignore[union-attr]
@@ -199,15 +175,10 @@ def test_min_ls_interval_defers_a_second_origination() -> None:
 
 
 def test_maxage_flush_removes_everywhere() -> None:
-    lab, rs = lan_lab(4)
-    lab.start()
-    lab.run_until_converged(60)
+    lab, rs = converged_lan(4)
     origin = rs[1]
     key = LSAKey(10, ri_lsa_id(0), origin.router_id)
-    lab._apply(
-        origin,
-        origin.handle(OriginateOpaque(10, ri_lsa_id(0), RouterInfoLSA((capabilities(),))), lab.now),
-    )
+    lab.feed(origin, _ri())
     lab.run_until_converged(lab.now + 30)
     assert all(key in r.lsdb for r in rs)
     removed: list[IPv4Address] = []
@@ -215,16 +186,14 @@ def test_maxage_flush_removes_everywhere() -> None:
         r.add_lsdb_listener(
             lambda k, lsa, r=r: removed.append(r.router_id) if lsa is None and k == key else None
         )
-    lab._apply(origin, origin.handle(FlushOpaque(10, ri_lsa_id(0)), lab.now))
+    lab.feed(origin, FlushOpaque(10, ri_lsa_id(0)))
     lab.sim.run(10)
     assert all(key not in r.lsdb for r in rs)
     assert sorted(removed) == sorted(r.router_id for r in rs)
 
 
 def test_lsas_of_a_dead_router_age_out_and_own_lsas_are_refreshed() -> None:
-    lab, rs = lan_lab(3)
-    lab.start()
-    lab.run_until_converged(60)
+    lab, rs = converged_lan(3)
     dead = rs[0]
     own_key = LSAKey(1, rs[1].router_id, rs[1].router_id)
     seq0 = rs[1].lsdb.get(own_key).lsa.header.seq  # type: ignore[union-attr]
@@ -273,9 +242,7 @@ def test_point_to_point_ring_spf_matches_networkx() -> None:
 
 
 def test_bad_input_is_counted_never_raised() -> None:
-    lab, rs = lan_lab(2)
-    lab.start()
-    lab.run_until_converged(60)
+    lab, rs = converged_lan(2)
     r = rs[0]
     good = ex.hello(IPv4Address("10.1.1.2")).encode()
     lab.inject(r, "ctrl", good[:30], "10.1.1.2", "224.0.0.5")
@@ -303,9 +270,7 @@ def test_bad_input_is_counted_never_raised() -> None:
 
 def test_md5_authentication_between_cores() -> None:
     auth = AuthConfig(autype=2, key=b"quantum", key_id=7)
-    lab, rs = lan_lab(3, auth=auth)
-    lab.start()
-    lab.run_until_converged(60)
+    lab, rs = converged_lan(3, auth=auth)
     # a router with another key cannot join
     other = lab.router("10.1.1.9")
     lab.connect("ctrl", other, "10.1.1.9/24", auth=AuthConfig(autype=2, key=b"classic", key_id=7))
@@ -336,9 +301,7 @@ def test_lsdb_changed_actions_report_keys() -> None:
 def test_restart_of_a_router_resynchronises(n: int) -> None:
     """A router that restarts (empty LSDB, sequence numbers from scratch) catches up and
     bumps its own LSAs over the stale copies the others still hold (§13.4)."""
-    lab, rs = lan_lab(n)
-    lab.start()
-    lab.run_until_converged(60)
+    lab, rs = converged_lan(n)
     victim = rs[0]
     key = LSAKey(1, victim.router_id, victim.router_id)
     before = rs[-1].lsdb.get(key).lsa.header.seq  # type: ignore[union-attr]
@@ -376,9 +339,6 @@ def test_lossy_lan_converges_by_retransmission(seed: int) -> None:
     lab, rs = lan_lab(5, loss=0.2, seed=seed)
     lab.start()
     for r in rs:
-        lab._apply(
-            r,
-            r.handle(OriginateOpaque(10, ri_lsa_id(0), RouterInfoLSA((capabilities(),))), lab.now),
-        )
+        lab.feed(r, _ri())
     lab.run_until_converged(300)
     assert all(len(r.lsdb) == 11 for r in rs)  # 5 router, 1 network, 5 RI

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from gmpls import qe
 from gmpls.ero import Ipv4Prefix, Label, QeSubobject, Unnumbered, lambda_label
 from gmpls.ospf.lsa import LSA
-from gmpls.pcep import Ero
 from gmpls.pcep import examples as ex
+from gmpls.pcep.objects import Ero
 from gmpls.topology import load
 from pce.compute import Graph, NoPathReason, PathComputer, PathRequest, dijkstra, yen
 from pce.synth import topology_lsas

@@ -15,22 +15,9 @@ import pytest
 
 from daemonkit.pcep import PcepClient, PcepError
 from gmpls import qe
-from gmpls.pcep import (
-    RP,
-    Close,
-    EndPointsIpv4,
-    Framer,
-    Keepalive,
-    Open,
-    OpenObject,
-    PCErr,
-    PCRep,
-    PCReq,
-    Request,
-    UnknownObject,
-    decode_message,
-)
 from gmpls.pcep import examples as ex
+from gmpls.pcep import messages as M
+from gmpls.pcep import objects as O
 from gmpls.pcep.session import SessionConfig
 from gmpls.topology import load
 from pce.daemon import PceDaemon, config_from_topology
@@ -64,7 +51,7 @@ class RawPeer:
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
-        self.framer = Framer()
+        self.framer = M.Framer()
         self.queue: list[bytes] = []
 
     @classmethod
@@ -85,18 +72,18 @@ class RawPeer:
             if not data:
                 return None
             self.queue.extend(self.framer.feed(data))
-        return decode_message(self.queue.pop(0))
+        return M.decode_message(self.queue.pop(0))
 
     async def handshake(self, keepalive: int = 30, deadtimer: int = 120) -> None:
-        await self.send(Open(OpenObject(keepalive, deadtimer, 1)).encode())
-        assert isinstance(await self.recv(), Open)
-        assert isinstance(await self.recv(), Keepalive)
-        await self.send(Keepalive().encode())
+        await self.send(M.Open(O.OpenObject(keepalive, deadtimer, 1)).encode())
+        assert isinstance(await self.recv(), M.Open)
+        assert isinstance(await self.recv(), M.Keepalive)
+        await self.send(M.Keepalive().encode())
 
     async def closed(self, timeout: float = 5.0) -> bool:
         with contextlib.suppress(ConnectionError):
             while (m := await self.recv(timeout)) is not None:
-                if not isinstance(m, (Keepalive, Close, PCErr)):
+                if not isinstance(m, (M.Keepalive, M.Close, M.PCErr)):
                     return False
         return True
 
@@ -149,13 +136,13 @@ async def test_second_session_from_same_address_refused(pce: PceDaemon) -> None:
     async with client(pce, 3) as pcc:
         raw = await RawPeer.connect(pce, 3)
         msg = await raw.recv()
-        assert isinstance(msg, PCErr) and msg.codes == [(9, 0)]
+        assert isinstance(msg, M.PCErr) and msg.codes == [(9, 0)]
         assert await raw.recv() is None
         raw.close()
         assert (await pcc.request(TN1, TN5, ex.PAPER_QE)).ok
 
 
-EP = EndPointsIpv4(TN1, TN5)
+EP = O.EndPointsIpv4(TN1, TN5)
 
 
 @pytest.mark.parametrize(
@@ -163,15 +150,22 @@ EP = EndPointsIpv4(TN1, TN5)
     [
         # unknown object class with P set: PCErr (3, 1) naming the request, session stays
         (
-            PCReq((Request(RP(7), EP, others=(UnknownObject(200, 1, b"", p=True),)),)).encode(),
+            M.PCReq(
+                (M.Request(O.RP(7), EP, others=(O.UnknownObject(200, 1, b"", p=True),)),)
+            ).encode(),
             (3, 1),
         ),
         # known class, unknown type with P set: (3, 2)
-        (PCReq((Request(RP(7), EP, others=(UnknownObject(6, 9, b"", p=True),)),)).encode(), (3, 2)),
+        (
+            M.PCReq(
+                (M.Request(O.RP(7), EP, others=(O.UnknownObject(6, 9, b"", p=True),)),)
+            ).encode(),
+            (3, 2),
+        ),
         # END-POINTS missing: (6, 3)
-        (b"\x20\x03\x00\x10" + RP(7).encode(), (6, 3)),
+        (b"\x20\x03\x00\x10" + O.RP(7).encode(), (6, 3)),
         # RP without P flag: (10, 1)
-        (PCReq((Request(RP(7, p=False), EP),)).encode(), (10, 1)),
+        (M.PCReq((M.Request(O.RP(7, p=False), EP),)).encode(), (10, 1)),
         # truncated object (length says 12, message ends): Close, reason 3
         (b"\x20\x03\x00\x0c\x02\x12\x00\x0c\x00\x00\x00\x00", 3),
         # object length not a multiple of 4: Close 3
@@ -187,13 +181,13 @@ async def test_hostile_input(pce: PceDaemon, payload: bytes, expect: Any) -> Non
         await raw.send(payload)
         msg = await raw.recv()
         if isinstance(expect, tuple):
-            assert isinstance(msg, PCErr) and msg.codes == [expect]
+            assert isinstance(msg, M.PCErr) and msg.codes == [expect]
             # the session is still up: a good request on it is answered
             await raw.send(ex.paper_pcreq(8).encode())
             rep = await raw.recv()
-            assert isinstance(rep, PCRep) and rep.responses[0].rp.request_id == 8
+            assert isinstance(rep, M.PCRep) and rep.responses[0].rp.request_id == 8
         else:
-            assert isinstance(msg, Close) and msg.close.reason == expect
+            assert isinstance(msg, M.Close) and msg.close.reason == expect
             assert await raw.recv() is None
         raw.close()
         # the other session never noticed
@@ -202,22 +196,22 @@ async def test_hostile_input(pce: PceDaemon, payload: bytes, expect: Any) -> Non
 
 async def test_garbage_before_open(pce: PceDaemon) -> None:
     raw = await RawPeer.connect(pce, 6)
-    assert isinstance(await raw.recv(), Open)  # the PCE opens first
+    assert isinstance(await raw.recv(), M.Open)  # the PCE opens first
     await raw.send(b"GET / HTTP/1.1\r\n\r\n")
     msg = await raw.recv()
-    assert isinstance(msg, PCErr) and msg.codes == [(1, 1)]
+    assert isinstance(msg, M.PCErr) and msg.codes == [(1, 1)]
     assert await raw.recv() is None
     raw.close()
 
 
 async def test_unacceptable_open_negotiated(pce: PceDaemon) -> None:
     raw = await RawPeer.connect(pce, 6)
-    assert isinstance(await raw.recv(), Open)
-    await raw.send(Open(OpenObject(0, 50)).encode())  # keepalive 0 with a DeadTimer
+    assert isinstance(await raw.recv(), M.Open)
+    await raw.send(M.Open(O.OpenObject(0, 50)).encode())  # keepalive 0 with a DeadTimer
     msg = await raw.recv()
-    assert isinstance(msg, PCErr) and msg.codes == [(1, 4)] and msg.open is not None
-    await raw.send(Open(msg.open).encode())
-    assert isinstance(await raw.recv(), Keepalive)
+    assert isinstance(msg, M.PCErr) and msg.codes == [(1, 4)] and msg.open is not None
+    await raw.send(M.Open(msg.open).encode())
+    assert isinstance(await raw.recv(), M.Keepalive)
     raw.close()
 
 
@@ -225,9 +219,9 @@ async def test_dead_timer_closes_silent_peer(pce: PceDaemon) -> None:
     raw = await RawPeer.connect(pce, 7)
     await raw.handshake(keepalive=1, deadtimer=2)
     msg = await raw.recv(timeout=6)
-    while isinstance(msg, Keepalive):
+    while isinstance(msg, M.Keepalive):
         msg = await raw.recv(timeout=6)
-    assert isinstance(msg, Close) and msg.close.reason == 2
+    assert isinstance(msg, M.Close) and msg.close.reason == 2
     raw.close()
 
 
@@ -237,7 +231,7 @@ async def test_too_many_unknown_messages(pce: PceDaemon) -> None:
     for _ in range(6):
         await raw.send(b"\x20\x63\x00\x04")  # message type 99
     msg = await raw.recv()
-    assert isinstance(msg, Close) and msg.close.reason == 5
+    assert isinstance(msg, M.Close) and msg.close.reason == 5
     raw.close()
 
 

@@ -7,20 +7,10 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 from gmpls.ospf.lsa import LSA
-from gmpls.pcep import (
-    RP,
-    Bandwidth,
-    EndPointsIpv4,
-    Iro,
-    Metric,
-    NoPathReasonTlv,
-    PCReq,
-    ReqMissingTlv,
-    Request,
-    Svec,
-    decode_message,
-)
 from gmpls.pcep import examples as ex
+from gmpls.pcep import messages as M
+from gmpls.pcep import objects as O
+from gmpls.pcep import tlv as T
 from gmpls.pcep.tlv import find_tlv
 from gmpls.topology import load
 from pce.compute import PathComputer
@@ -39,72 +29,72 @@ def service() -> PceService:
     return PceService(PathComputer(ted))
 
 
-def req(rid: int, a: int, b: int, **kw: object) -> Request:
-    return Request(RP(rid), EndPointsIpv4(TN[a], TN[b]), **kw)  # type: ignore[arg-type]
+def req(rid: int, a: int, b: int, **kw: object) -> M.Request:
+    return M.Request(O.RP(rid), O.EndPointsIpv4(TN[a], TN[b]), **kw)  # type: ignore[arg-type]
 
 
 def test_paper_reply_and_computed_metrics() -> None:
     s = service()
     metrics = (
         *ex.paper_pcreq().requests[0].metrics,
-        Metric(2, 0.0, flags=0x02),
-        Metric(3, 0.0, flags=0x02),
+        O.Metric(2, 0.0, flags=0x02),
+        O.Metric(3, 0.0, flags=0x02),
     )
     rep, errors, outcomes = s.handle(
-        PCReq((req(1, 1, 5, metrics=metrics, bandwidth=Bandwidth(1e9)),))
+        M.PCReq((req(1, 1, 5, metrics=metrics, bandwidth=O.Bandwidth(1e9)),))
     )
     assert rep is not None and errors == []
     (r,) = rep.responses
     assert r.paths[0].ero.subobjects == ex.fig9_ero()
-    assert r.paths[0].attributes.metrics == (Metric(2, 40.0), Metric(3, 4.0))
-    assert r.paths[0].attributes.bandwidth == Bandwidth(1e9)
-    assert decode_message(rep.encode()) == rep
+    assert r.paths[0].attributes.metrics == (O.Metric(2, 40.0), O.Metric(3, 4.0))
+    assert r.paths[0].attributes.bandwidth == O.Bandwidth(1e9)
+    assert M.decode_message(rep.encode()) == rep
     assert outcomes[0].result.ok
 
 
 def test_metric_bound_and_iro() -> None:
     s = service()
     rep, _, _ = s.handle(
-        PCReq(
+        M.PCReq(
             (
-                req(1, 1, 5, metrics=(Metric(2, 39.0, flags=0x01),)),
-                req(2, 1, 5, iro=Iro((), p=True)),
+                req(1, 1, 5, metrics=(O.Metric(2, 39.0, flags=0x01),)),
+                req(2, 1, 5, iro=O.Iro((), p=True)),
             )
         )
     )
     assert rep is not None
     r1, r2 = rep.responses
-    assert r1.no_path is not None and "bound" in find_tlv(r1.no_path.tlvs, NoPathReasonTlv).text  # type: ignore[union-attr]
-    t2 = find_tlv(r2.no_path.tlvs, NoPathReasonTlv)  # type: ignore[union-attr]
-    assert isinstance(t2, NoPathReasonTlv) and t2.code == 12
+    assert r1.no_path is not None and "bound" in find_tlv(r1.no_path.tlvs, T.NoPathReasonTlv).text  # type: ignore[union-attr]
+    t2 = find_tlv(r2.no_path.tlvs, T.NoPathReasonTlv)  # type: ignore[union-attr]
+    assert isinstance(t2, T.NoPathReasonTlv) and t2.code == 12
 
 
 def test_svec_link_diverse() -> None:
     """Two link-diverse requests tn2 -> tn4: the second avoids the first's links."""
     s = service()
-    msg = PCReq((req(1, 2, 4), req(2, 2, 4)), svecs=(Svec((1, 2), flags=0x01),))
+    msg = M.PCReq((req(1, 2, 4), req(2, 2, 4)), svecs=(O.Svec((1, 2), flags=0x01),))
     rep, errors, outcomes = s.handle(msg)
     assert rep is not None and errors == []
     assert outcomes[0].result.nodes == (TN[2], TN[3], TN[4])
     assert outcomes[1].result.nodes == (TN[2], TN[4])
     # without the SVEC both take the shortest
-    _, _, plain = s.handle(PCReq((req(1, 2, 4), req(2, 2, 4))))
+    _, _, plain = s.handle(M.PCReq((req(1, 2, 4), req(2, 2, 4))))
     assert plain[0].result.nodes == plain[1].result.nodes
 
 
 def test_svec_node_diverse_impossible() -> None:
     s = service()
-    msg = PCReq((req(1, 1, 5), req(2, 1, 5)), svecs=(Svec((1, 2), flags=0x02),))
+    msg = M.PCReq((req(1, 1, 5), req(2, 1, 5)), svecs=(O.Svec((1, 2), flags=0x02),))
     _, _, outcomes = s.handle(msg)
     assert outcomes[0].result.ok and not outcomes[1].result.ok  # tn2 and tn4 are cut points
 
 
 def test_svec_missing_request() -> None:
     s = service()
-    rep, errors, outcomes = s.handle(PCReq((req(1, 1, 5), req(3, 2, 4)), svecs=(Svec((1, 2)),)))
+    rep, errors, outcomes = s.handle(M.PCReq((req(1, 1, 5), req(3, 2, 4)), svecs=(O.Svec((1, 2)),)))
     (err,) = errors
     assert err.codes == [(7, 0)]
-    assert err.blocks[0].errors[0].tlvs == (ReqMissingTlv(2),)
+    assert err.blocks[0].errors[0].tlvs == (T.ReqMissingTlv(2),)
     assert [rp.request_id for rp in err.blocks[0].rps] == [1]
     assert rep is not None and [r.rp.request_id for r in rep.responses] == [3]
     assert len(outcomes) == 1

@@ -11,30 +11,11 @@ from hypothesis import strategies as st
 
 from gmpls import ero, qe
 from gmpls.errors import DecodeError, EncodeError
-from gmpls.pcep import (
-    RP,
-    Close,
-    EndPointsIpv4,
-    Ero,
-    Framer,
-    Keepalive,
-    Metric,
-    NoPath,
-    NoPathVectorTlv,
-    Open,
-    OpenObject,
-    PCErr,
-    PCRep,
-    PCReq,
-    Request,
-    UnknownMessage,
-    UnknownObject,
-    decode_message,
-    qe_metrics,
-    qe_params_from_metrics,
-    unprocessable,
-)
 from gmpls.pcep import examples as ex
+from gmpls.pcep import messages as M
+from gmpls.pcep import objects as O
+from gmpls.pcep import qemetrics as Q
+from gmpls.pcep import tlv as T
 from gmpls.pcep.objects import decode_objects
 from gmpls.pcep.tlv import TLVS
 from gmpls.tlv import decode_tlvs, encode_tlvs
@@ -69,25 +50,25 @@ def test_objects_round_trip(obj: object) -> None:
 
 @given(subobjects)
 def test_route_subobjects_round_trip(subs: tuple[Any, ...]) -> None:
-    e = Ero(subs)
+    e = O.Ero(subs)
     assert decode_objects(Reader(e.encode(), "o")) == [e]
 
 
 @given(messages)
 def test_messages_round_trip(msg: object) -> None:
     raw = msg.encode()  # type: ignore[attr-defined]
-    assert decode_message(raw) == msg
-    assert decode_message(raw).encode() == raw
+    assert M.decode_message(raw) == msg
+    assert M.decode_message(raw).encode() == raw
 
 
 @given(st.lists(messages, min_size=1, max_size=4), st.integers(1, 64))
 def test_framer_reassembles_any_split(msgs: list[Any], chunk: int) -> None:
     stream = b"".join(m.encode() for m in msgs)
-    f = Framer()
+    f = M.Framer()
     frames: list[bytes] = []
     for i in range(0, len(stream), chunk):
         frames.extend(f.feed(stream[i : i + chunk]))
-    assert [decode_message(x) for x in frames] == msgs
+    assert [M.decode_message(x) for x in frames] == msgs
     assert f.pending == 0
 
 
@@ -95,11 +76,11 @@ def test_framer_reassembles_any_split(msgs: list[Any], chunk: int) -> None:
 
 
 def test_open_golden() -> None:
-    assert Open(OpenObject(30, 120, 1)).encode() == bytes.fromhex("2001000c01100008201e7801")
+    assert M.Open(O.OpenObject(30, 120, 1)).encode() == bytes.fromhex("2001000c01100008201e7801")
 
 
 def test_keepalive_golden() -> None:
-    assert Keepalive().encode() == bytes.fromhex("20020004")
+    assert M.Keepalive().encode() == bytes.fromhex("20020004")
 
 
 def test_paper_pcreq_golden() -> None:
@@ -153,7 +134,7 @@ def _frame(mtype: int, body: bytes) -> bytes:
     return bytes([0x20, mtype]) + (4 + len(body)).to_bytes(2, "big") + body
 
 
-EP = EndPointsIpv4(IP("10.1.1.1"), IP("10.1.1.5"))
+EP = O.EndPointsIpv4(IP("10.1.1.1"), IP("10.1.1.5"))
 
 
 @pytest.mark.parametrize(
@@ -161,19 +142,23 @@ EP = EndPointsIpv4(IP("10.1.1.1"), IP("10.1.1.5"))
     [
         (3, EP.encode(), (6, 1)),  # PCReq without RP
         (3, b"", (6, 1)),
-        (3, RP(1).encode(), (6, 3)),  # without END-POINTS
-        (3, RP(1).encode() + Metric(2, 1.0).encode(), (6, 3)),
-        (3, RP(1, p=False).encode() + EP.encode(), (10, 1)),
-        (3, RP(1).encode() + EndPointsIpv4(EP.source, EP.destination, p=False).encode(), (10, 1)),
-        (4, NoPath().encode(), (6, 1)),  # PCRep without RP
+        (3, O.RP(1).encode(), (6, 3)),  # without END-POINTS
+        (3, O.RP(1).encode() + O.Metric(2, 1.0).encode(), (6, 3)),
+        (3, O.RP(1, p=False).encode() + EP.encode(), (10, 1)),
+        (
+            3,
+            O.RP(1).encode() + O.EndPointsIpv4(EP.source, EP.destination, p=False).encode(),
+            (10, 1),
+        ),
+        (4, O.NoPath().encode(), (6, 1)),  # PCRep without RP
         (1, b"", (1, 1)),  # Open without OPEN
-        (1, RP(1).encode(), (1, 1)),
+        (1, O.RP(1).encode(), (1, 1)),
         (1, bytes.fromhex("01100008401e7801"), (1, 1)),  # OPEN with version 2
     ],
 )
 def test_mandatory_objects(mtype: int, body: bytes, code: tuple[int, int]) -> None:
     with pytest.raises(DecodeError) as e:
-        decode_message(_frame(mtype, body))
+        M.decode_message(_frame(mtype, body))
     assert e.value.code == code
 
 
@@ -189,25 +174,25 @@ def test_mandatory_objects(mtype: int, body: bytes, code: tuple[int, int]) -> No
         b"\x20\x02\x00\x08\x01\x10\x00\x0c",  # object longer than message
         b"\x20\x02\x00\x05\x00",  # trailing byte no object
         _frame(6, b""),  # PCErr without PCEP-ERROR
-        _frame(5, RP(1).encode()),  # PCNtf without NOTIFICATION
+        _frame(5, O.RP(1).encode()),  # PCNtf without NOTIFICATION
         _frame(7, b""),  # Close without CLOSE
-        _frame(3, RP(1).encode()[:-4] + EP.encode()),  # RP shortened: body too short
+        _frame(3, O.RP(1).encode()[:-4] + EP.encode()),  # RP shortened: body too short
         # RP whose TLV claims 8 bytes with none left in the object
         _frame(3, bytes.fromhex("02120010") + bytes(8) + bytes.fromhex("00010008") + EP.encode()),
         # ERO with a subobject of length 2
-        _frame(4, RP(1).encode() + bytes.fromhex("07100008") + bytes.fromhex("04020000")),
+        _frame(4, O.RP(1).encode() + bytes.fromhex("07100008") + bytes.fromhex("04020000")),
     ],
 )
 def test_malformed_raises_decode_error(raw: bytes) -> None:
     with pytest.raises(DecodeError):
-        decode_message(raw)
+        M.decode_message(raw)
 
 
 def test_length_mismatch_and_framer_errors() -> None:
     with pytest.raises(DecodeError):
-        decode_message(Keepalive().encode() + b"\x00")
+        M.decode_message(M.Keepalive().encode() + b"\x00")
     with pytest.raises(DecodeError):
-        Framer().feed(b"\x60\x02\x00\x04")
+        M.Framer().feed(b"\x60\x02\x00\x04")
 
 
 def test_tlv_zero_length_advances_and_padding_is_checked() -> None:
@@ -222,41 +207,41 @@ def test_tlv_zero_length_advances_and_padding_is_checked() -> None:
 
 
 def test_request_order_lenient_and_others_kept() -> None:
-    unk = UnknownObject(200, 1, b"abcd", p=True)
-    body = RP(7).encode() + Metric(2, 3.0).encode() + unk.encode() + EP.encode()
-    msg = decode_message(_frame(3, body))
-    assert isinstance(msg, PCReq)
+    unk = O.UnknownObject(200, 1, b"abcd", p=True)
+    body = O.RP(7).encode() + O.Metric(2, 3.0).encode() + unk.encode() + EP.encode()
+    msg = M.decode_message(_frame(3, body))
+    assert isinstance(msg, M.PCReq)
     (req,) = msg.requests
-    assert req.endpoints == EP and req.metrics == (Metric(2, 3.0),) and req.others == (unk,)
+    assert req.endpoints == EP and req.metrics == (O.Metric(2, 3.0),) and req.others == (unk,)
     assert req.unprocessable() == (3, 1)
 
 
 def test_pcrep_attributes_go_to_the_right_path() -> None:
     body = (
-        RP(1).encode()
-        + NoPath(tlvs=(NoPathVectorTlv(2),)).encode()
-        + Metric(2, 5.0).encode()
-        + Ero(()).encode()
-        + Metric(2, 7.0).encode()
+        O.RP(1).encode()
+        + O.NoPath(tlvs=(T.NoPathVectorTlv(2),)).encode()
+        + O.Metric(2, 5.0).encode()
+        + O.Ero(()).encode()
+        + O.Metric(2, 7.0).encode()
     )
-    msg = decode_message(_frame(4, body))
-    assert isinstance(msg, PCRep)
+    msg = M.decode_message(_frame(4, body))
+    assert isinstance(msg, M.PCRep)
     r = msg.responses[0]
     assert r.no_path is not None and r.no_path.vector == 2
-    assert r.attributes.metrics == (Metric(2, 5.0),)
-    assert r.paths[0].attributes.metrics == (Metric(2, 7.0),)
+    assert r.attributes.metrics == (O.Metric(2, 5.0),)
+    assert r.paths[0].attributes.metrics == (O.Metric(2, 7.0),)
 
 
 def test_unknown_message_kept() -> None:
     raw = _frame(12, b"\x01\x02\x03\x04")
-    assert decode_message(raw) == UnknownMessage(12, b"\x01\x02\x03\x04")
+    assert M.decode_message(raw) == M.UnknownMessage(12, b"\x01\x02\x03\x04")
 
 
 def test_pcerr_of_clears_p_flag_and_close() -> None:
-    e = PCErr.of((6, 3), rps=(RP(9),))
+    e = M.PCErr.of((6, 3), rps=(O.RP(9),))
     assert e.blocks[0].rps[0].p is False and e.codes == [(6, 3)]
-    assert decode_message(e.encode()) == e
-    assert decode_message(Close().encode()) == Close()
+    assert M.decode_message(e.encode()) == e
+    assert M.decode_message(M.Close().encode()) == M.Close()
 
 
 # P-flag rules (RFC 5440 §7.2) ------------------------------------------------------------
@@ -265,15 +250,15 @@ def test_pcerr_of_clears_p_flag_and_close() -> None:
 @pytest.mark.parametrize(
     ("obj", "code"),
     [
-        (UnknownObject(200, 1, b"", p=True), (3, 1)),  # unknown class
-        (UnknownObject(6, 5, b"", p=True), (3, 2)),  # known class (METRIC), unknown type
-        (UnknownObject(14, 1, bytes(8), p=True), (4, 1)),  # LOAD-BALANCING: not supported
-        (UnknownObject(200, 1, b"", p=False), None),  # optional: ignored
-        (Metric(2, 1.0, p=True), None),
+        (O.UnknownObject(200, 1, b"", p=True), (3, 1)),  # unknown class
+        (O.UnknownObject(6, 5, b"", p=True), (3, 2)),  # known class (METRIC), unknown type
+        (O.UnknownObject(14, 1, bytes(8), p=True), (4, 1)),  # LOAD-BALANCING: not supported
+        (O.UnknownObject(200, 1, b"", p=False), None),  # optional: ignored
+        (O.Metric(2, 1.0, p=True), None),
     ],
 )
 def test_unprocessable(obj: object, code: tuple[int, int] | None) -> None:
-    assert unprocessable(obj) == code  # type: ignore[arg-type]
+    assert O.unprocessable(obj) == code  # type: ignore[arg-type]
 
 
 # QE metrics (docs/design.md#qe-metric-types) ---------------------------------------------
@@ -291,46 +276,54 @@ def test_unprocessable(obj: object, code: tuple[int, int] | None) -> None:
     st.booleans(),
 )
 def test_qe_metrics_round_trip(p: qe.QeParams, always: bool) -> None:
-    ms = qe_metrics(p, always_refresh_type=always)
-    assert qe_params_from_metrics([Metric(2, 10.0), *ms]) == p
+    ms = Q.qe_metrics(p, always_refresh_type=always)
+    assert Q.qe_params_from_metrics([O.Metric(2, 10.0), *ms]) == p
 
 
 def test_qe_metrics_paper_and_absent() -> None:
-    assert [m.metric_type for m in qe_metrics(ex.PAPER_QE)] == [255, 254, 253, 252]
-    assert qe_params_from_metrics(qe_metrics(ex.PAPER_QE)) == ex.PAPER_QE
-    assert qe_params_from_metrics([Metric(2, 1.0)]) is None
+    assert [m.metric_type for m in Q.qe_metrics(ex.PAPER_QE)] == [255, 254, 253, 252]
+    assert Q.qe_params_from_metrics(Q.qe_metrics(ex.PAPER_QE)) == ex.PAPER_QE
+    assert Q.qe_params_from_metrics([O.Metric(2, 1.0)]) is None
 
 
 @pytest.mark.parametrize(
     "ms",
     [
-        [Metric(255, 32.5), Metric(254, 2), Metric(253, 10), Metric(252, 1)],
-        [Metric(255, -1), Metric(254, 2), Metric(253, 10), Metric(252, 1)],
-        [Metric(255, float("inf")), Metric(254, 2), Metric(253, 10), Metric(252, 1)],
-        [Metric(255, 32), Metric(255, 32), Metric(254, 2), Metric(253, 10), Metric(252, 1)],
-        [Metric(255, 32), Metric(253, 10), Metric(252, 1)],  # no layer
-        [Metric(255, 32), Metric(254, 2), Metric(253, 10)],  # no refresh value
+        [O.Metric(255, 32.5), O.Metric(254, 2), O.Metric(253, 10), O.Metric(252, 1)],
+        [O.Metric(255, -1), O.Metric(254, 2), O.Metric(253, 10), O.Metric(252, 1)],
+        [O.Metric(255, float("inf")), O.Metric(254, 2), O.Metric(253, 10), O.Metric(252, 1)],
+        [
+            O.Metric(255, 32),
+            O.Metric(255, 32),
+            O.Metric(254, 2),
+            O.Metric(253, 10),
+            O.Metric(252, 1),
+        ],
+        [O.Metric(255, 32), O.Metric(253, 10), O.Metric(252, 1)],  # no layer
+        [O.Metric(255, 32), O.Metric(254, 2), O.Metric(253, 10)],  # no refresh value
     ],
 )
-def test_qe_metrics_invalid(ms: list[Metric]) -> None:
+def test_qe_metrics_invalid(ms: list[O.Metric]) -> None:
     with pytest.raises(DecodeError):
-        qe_params_from_metrics(ms)
+        Q.qe_params_from_metrics(ms)
 
 
 def test_qe_refresh_none_needs_no_value() -> None:
-    p = qe_params_from_metrics([Metric(255, 32), Metric(254, 1), Metric(253, 1), Metric(251, 0)])
+    p = Q.qe_params_from_metrics(
+        [O.Metric(255, 32), O.Metric(254, 1), O.Metric(253, 1), O.Metric(251, 0)]
+    )
     assert p == qe.QeParams(32, 1, 1, 0, 0)
 
 
 def test_encode_errors() -> None:
     with pytest.raises(EncodeError):
-        Request(RP(1), EP, rro_bandwidth=__import__("gmpls.pcep").pcep.Bandwidth(1.0)).objects()
+        M.Request(O.RP(1), EP, rro_bandwidth=O.Bandwidth(1.0)).objects()
     with pytest.raises(EncodeError):
-        UnknownObject(200, 1, b"abc").encode()
+        O.UnknownObject(200, 1, b"abc").encode()
     with pytest.raises(EncodeError):
-        UnknownObject(200, 16, b"").encode()
+        O.UnknownObject(200, 16, b"").encode()
 
 
 @given(requests())
-def test_request_objects_p_flags(req: Request) -> None:
+def test_request_objects_p_flags(req: M.Request) -> None:
     assert req.rp.p and req.endpoints.p

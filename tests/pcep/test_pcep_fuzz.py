@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gmpls.errors import DecodeError
-from gmpls.pcep import Framer, decode_message, qe_params_from_metrics
 from gmpls.pcep import examples as ex
-from gmpls.pcep.messages import PCReq
+from gmpls.pcep.messages import Framer, PCReq, decode_message
+from gmpls.pcep.qemetrics import qe_params_from_metrics
 from tests.support import pcep_strategies as S
 
 VALID = [

@@ -11,24 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gmpls.core import Tick
-from gmpls.pcep import (
-    RP,
-    Close,
-    CloseObject,
-    EndPointsIpv4,
-    Keepalive,
-    Open,
-    OpenObject,
-    PCErr,
-    PCRep,
-    PCReq,
-    Request,
-    Response,
-    UnknownMessage,
-    UnknownObject,
-    decode_message,
-)
 from gmpls.pcep import examples as ex
+from gmpls.pcep import messages as M
+from gmpls.pcep import objects as O
 from gmpls.pcep.events import (
     Action,
     CloseSession,
@@ -46,7 +31,7 @@ IP = ipaddress.IPv4Address
 
 
 def sent(actions: list[Action]) -> list[Any]:
-    return [decode_message(a.data) for a in actions if isinstance(a, Send)]
+    return [M.decode_message(a.data) for a in actions if isinstance(a, Send)]
 
 
 def wire(
@@ -100,14 +85,14 @@ def test_keepalive_and_dead_timer() -> None:
     # PCE sends keepalives every 30 s (its own keepalive); PCC its every 10 s
     assert pcc.next_timer() == 10.0
     (s,) = pcc.handle(Tick(), 10.0)
-    assert isinstance(s, Send) and isinstance(s.msg, Keepalive)
+    assert isinstance(s, Send) and isinstance(s.msg, M.Keepalive)
     assert pcc.next_timer() == 20.0
     pce.handle(Received(s.data), 10.0)
     # the PCE declares the PCC dead 40 s after the last message it heard
     assert pce.next_timer() == 30.0  # its own keepalive first
     pce.handle(Tick(), 30.0)
     acts = pce.handle(Tick(), 50.0)
-    assert [type(m) for m in sent(acts)] == [Close]
+    assert [type(m) for m in sent(acts)] == [M.Close]
     assert sent(acts)[0].close.reason == 2
     assert isinstance(acts[-1], Disconnect) and pce.state is State.IDLE
 
@@ -144,7 +129,7 @@ def test_negotiation_accepts_proposal() -> None:
 def test_non_negotiable_open() -> None:
     pce = Session(Role.PCE, SessionConfig(negotiate=False))
     pce.handle(ConnectionMade(), 0.0)
-    acts = pce.handle(Received(Open(OpenObject(0, 10)).encode()), 0.0)
+    acts = pce.handle(Received(M.Open(O.OpenObject(0, 10)).encode()), 0.0)
     assert [m.codes for m in sent(acts)] == [[(1, 3)]]
     assert isinstance(acts[-1], Disconnect)
 
@@ -152,9 +137,9 @@ def test_non_negotiable_open() -> None:
 def test_second_unacceptable_open() -> None:
     pce = Session(Role.PCE)
     pce.handle(ConnectionMade(), 0.0)
-    a1 = pce.handle(Received(Open(OpenObject(0, 10)).encode()), 0.0)
+    a1 = pce.handle(Received(M.Open(O.OpenObject(0, 10)).encode()), 0.0)
     assert sent(a1)[0].codes == [(1, 4)] and sent(a1)[0].open is not None
-    a2 = pce.handle(Received(Open(OpenObject(0, 10)).encode()), 0.0)
+    a2 = pce.handle(Received(M.Open(O.OpenObject(0, 10)).encode()), 0.0)
     assert sent(a2)[0].codes == [(1, 5)]
     assert pce.state is State.IDLE
 
@@ -162,7 +147,7 @@ def test_second_unacceptable_open() -> None:
 def test_unacceptable_proposal_from_peer() -> None:
     pcc = Session(Role.PCC)
     pcc.handle(ConnectionMade(), 0.0)
-    proposal = PCErr.of((1, 4), open=OpenObject(10, 5))
+    proposal = M.PCErr.of((1, 4), open=O.OpenObject(10, 5))
     acts = pcc.handle(Received(proposal.encode()), 0.0)
     assert sent(acts)[0].codes == [(1, 6)]
 
@@ -170,7 +155,7 @@ def test_unacceptable_proposal_from_peer() -> None:
 @pytest.mark.parametrize(
     "first",
     [
-        Keepalive().encode() + ex.paper_pcreq().encode(),  # a PCReq before Open
+        M.Keepalive().encode() + ex.paper_pcreq().encode(),  # a PCReq before Open
         b"\x20\x03\x00\x04",  # PCReq with no body
         b"garbage-garbage",
     ],
@@ -191,51 +176,51 @@ def test_byte_at_a_time_and_trailing_garbage() -> None:
         delivered += pce.handle(Received(raw[i : i + 1]), 1.0)
     assert [type(a) for a in delivered] == [Deliver]
     acts = pce.handle(Received(b"\x60\x00\x00\x04"), 2.0)  # version 3: the stream is lost
-    assert [type(m) for m in sent(acts)] == [Close]
+    assert [type(m) for m in sent(acts)] == [M.Close]
     assert sent(acts)[0].close.reason == 3
     assert pce.state is State.IDLE
 
 
 def test_malformed_with_code_gets_pcerr_and_session_stays() -> None:
     _pcc, pce, _ = establish()
-    no_endpoints = b"\x20\x03\x00\x10" + RP(1).encode()
+    no_endpoints = b"\x20\x03\x00\x10" + O.RP(1).encode()
     acts = pce.handle(Received(no_endpoints), 1.0)
     assert [m.codes for m in sent(acts)] == [[(6, 3)]]
     assert [rp.request_id for rp in sent(acts)[0].blocks[0].rps] == [1]  # names the request
     assert pce.state is State.UP
     bad_object_length = b"\x20\x03\x00\x0c\x02\x12\x00\x05\x00\x00\x00\x00"
     acts = pce.handle(Received(bad_object_length), 1.0)
-    assert [type(m) for m in sent(acts)] == [Close] and pce.state is State.IDLE
+    assert [type(m) for m in sent(acts)] == [M.Close] and pce.state is State.IDLE
 
 
 def test_unknown_object_with_p_flag() -> None:
     _pcc, pce, _ = establish()
-    ep = EndPointsIpv4(IP("10.1.1.1"), IP("10.1.1.5"))
-    bad = Request(RP(1), ep, others=(UnknownObject(200, 1, b"", p=True),))
-    optional = Request(RP(2), ep, others=(UnknownObject(200, 1, b"", p=False),))
-    acts = pce.handle(Received(PCReq((bad, optional)).encode()), 1.0)
+    ep = O.EndPointsIpv4(IP("10.1.1.1"), IP("10.1.1.5"))
+    bad = M.Request(O.RP(1), ep, others=(O.UnknownObject(200, 1, b"", p=True),))
+    optional = M.Request(O.RP(2), ep, others=(O.UnknownObject(200, 1, b"", p=False),))
+    acts = pce.handle(Received(M.PCReq((bad, optional)).encode()), 1.0)
     (err,) = sent(acts)
     assert err.codes == [(3, 1)]
     assert err.blocks[0].rps[0].request_id == 1
     (d,) = [a for a in acts if isinstance(a, Deliver)]
-    assert isinstance(d.msg, PCReq)
+    assert isinstance(d.msg, M.PCReq)
     assert [r.rp.request_id for r in d.msg.requests] == [2]
 
 
 def test_too_many_unknown_requests_closes() -> None:
     _pcc, pce, _ = establish(pce_cfg=SessionConfig(max_unknown_requests=2))
-    ep = EndPointsIpv4(IP("10.1.1.1"), IP("10.1.1.5"))
-    msg = PCReq((Request(RP(1), ep, others=(UnknownObject(14, 1, bytes(8), p=True),)),))
+    ep = O.EndPointsIpv4(IP("10.1.1.1"), IP("10.1.1.5"))
+    msg = M.PCReq((M.Request(O.RP(1), ep, others=(O.UnknownObject(14, 1, bytes(8), p=True),)),))
     acts: list[Action] = []
     for t in range(3):
         acts = pce.handle(Received(msg.encode()), float(t))
-    assert [type(m) for m in sent(acts)] == [PCErr, Close]
+    assert [type(m) for m in sent(acts)] == [M.PCErr, M.Close]
     assert sent(acts)[1].close.reason == 4
 
 
 def test_unknown_messages_limit_per_minute() -> None:
     _pcc, pce, _ = establish()
-    unk = UnknownMessage(99, b"").encode()
+    unk = M.UnknownMessage(99, b"").encode()
     for t in range(5):
         assert pce.handle(Received(unk), float(t)) == []
     acts = pce.handle(Received(unk), 5.0)
@@ -248,17 +233,17 @@ def test_unknown_messages_limit_per_minute() -> None:
 
 def test_pcc_unknown_reply() -> None:
     pcc, _pce, _ = establish()
-    acts = pcc.handle(Received(PCRep((Response(RP(77)),)).encode()), 1.0)
+    acts = pcc.handle(Received(M.PCRep((M.Response(O.RP(77)),)).encode()), 1.0)
     assert sent(acts)[0].codes == [(8, 0)]
     assert not any(isinstance(a, Deliver) for a in acts)
 
 
 def test_close_from_peer_and_local_close() -> None:
     pcc, pce, _ = establish()
-    acts = pce.handle(Received(Close(CloseObject(reason=1)).encode()), 1.0)
+    acts = pce.handle(Received(M.Close(O.CloseObject(reason=1)).encode()), 1.0)
     assert isinstance(acts[0], Disconnect) and pce.state is State.IDLE
     acts = pcc.handle(CloseSession(), 1.0)
-    assert [type(m) for m in sent(acts)] == [Close] and pcc.state is State.IDLE
+    assert [type(m) for m in sent(acts)] == [M.Close] and pcc.state is State.IDLE
     with pytest.raises(RuntimeError):
         pcc.handle(SendMessage(ex.paper_pcreq()), 2.0)
 
@@ -275,9 +260,9 @@ def test_frames_before_garbage_are_processed() -> None:
     pce = Session(Role.PCE)
     pce.handle(ConnectionMade(), 0.0)
     pce.handle(Received(ex.paper_open().encode()), 0.0)
-    acts = pce.handle(Received(Keepalive().encode() + b"\xff" * 8), 0.0)
+    acts = pce.handle(Received(M.Keepalive().encode() + b"\xff" * 8), 0.0)
     assert any(isinstance(a, SessionUp) for a in acts)
-    assert [type(m) for m in sent(acts)] == [Close] and sent(acts)[0].close.reason == 3
+    assert [type(m) for m in sent(acts)] == [M.Close] and sent(acts)[0].close.reason == 3
 
 
 @settings(max_examples=300, deadline=None)
@@ -290,9 +275,9 @@ def test_frames_before_garbage_are_processed() -> None:
                     ex.paper_pcreq().encode(),
                     ex.paper_pcrep().encode(),
                     ex.paper_open().encode(),
-                    Keepalive().encode(),
-                    Close().encode(),
-                    PCErr.of((1, 4), open=OpenObject(0, 0)).encode(),
+                    M.Keepalive().encode(),
+                    M.Close().encode(),
+                    M.PCErr.of((1, 4), open=O.OpenObject(0, 0)).encode(),
                     b"\x20\x63\x00\x04",
                 ]
             ),

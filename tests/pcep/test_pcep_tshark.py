@@ -11,122 +11,93 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gmpls import ero
-from gmpls.pcep import (
-    RP,
-    Bandwidth,
-    Close,
-    CloseObject,
-    EndPointsIpv4,
-    Iro,
-    Keepalive,
-    Lspa,
-    Metric,
-    NoPath,
-    NoPathReasonTlv,
-    NoPathVector,
-    NoPathVectorTlv,
-    Notification,
-    Notify,
-    OverloadDurationTlv,
-    PCErr,
-    PCNtf,
-    PCRep,
-    PCReq,
-    Request,
-    Response,
-    Rro,
-    Svec,
-)
+from gmpls.pcep import constants as C
 from gmpls.pcep import examples as ex
+from gmpls.pcep import messages as M
+from gmpls.pcep import objects as O
+from gmpls.pcep import tlv as T
+from tests.support import tshark
 from tests.support.pcap import write_pcap
 from tests.support.pcep_framing import conversation
+from tests.support.tshark import REQUIRED, TSHARK
 
 pytestmark = pytest.mark.interop
-TSHARK = shutil.which("tshark")
 IP = ipaddress.IPv4Address
 
 
-def _extra_pcreq() -> PCReq:
+def _extra_pcreq() -> M.PCReq:
     """Two synchronised requests using every request object (SVEC, LSPA, BANDWIDTH, RRO,
     IRO, a TE metric)."""
-    r2 = Request(
-        RP(2, flags=0x3),
-        EndPointsIpv4(IP("10.1.1.2"), IP("10.1.1.4")),
-        lspa=Lspa(setup_priority=3, holding_priority=3),
-        bandwidth=Bandwidth(1.25e9),
-        metrics=(Metric(2, 0.0, flags=0x02),),
-        rro=Rro((ero.Unnumbered(IP("10.1.1.2"), 1), ero.Unnumbered(IP("10.1.1.3"), 3))),
-        rro_bandwidth=Bandwidth(1.0e9, type=2),
-        iro=Iro((ero.Ipv4Prefix(IP("10.1.1.3"), 32),)),
+    r2 = M.Request(
+        O.RP(2, flags=0x3),
+        O.EndPointsIpv4(IP("10.1.1.2"), IP("10.1.1.4")),
+        lspa=O.Lspa(setup_priority=3, holding_priority=3),
+        bandwidth=O.Bandwidth(1.25e9),
+        metrics=(O.Metric(2, 0.0, flags=0x02),),
+        rro=O.Rro((ero.Unnumbered(IP("10.1.1.2"), 1), ero.Unnumbered(IP("10.1.1.3"), 3))),
+        rro_bandwidth=O.Bandwidth(1.0e9, type=2),
+        iro=O.Iro((ero.Ipv4Prefix(IP("10.1.1.3"), 32),)),
     )
-    r3 = Request(RP(3), EndPointsIpv4(IP("10.1.1.1"), IP("10.1.1.4")))
-    return PCReq((r2, r3), svecs=(Svec((2, 3), flags=0x02),))
+    r3 = M.Request(O.RP(3), O.EndPointsIpv4(IP("10.1.1.1"), IP("10.1.1.4")))
+    return M.PCReq((r2, r3), svecs=(O.Svec((2, 3), flags=0x02),))
 
 
 MESSAGES: list[tuple[bool, bytes]] = [
     (True, ex.paper_open(1).encode()),
     (False, ex.paper_open(2).encode()),
-    (True, Keepalive().encode()),
-    (False, Keepalive().encode()),
+    (True, M.Keepalive().encode()),
+    (False, M.Keepalive().encode()),
     (True, ex.paper_pcreq().encode()),
     (False, ex.paper_pcrep().encode()),
     (True, _extra_pcreq().encode()),
     (
         False,
-        PCRep(
+        M.PCRep(
             (
-                Response(
-                    RP(2),
-                    no_path=NoPath(
+                M.Response(
+                    O.RP(2),
+                    no_path=O.NoPath(
                         ni=0,
                         flags=0x8000,
                         tlvs=(
-                            NoPathVectorTlv(NoPathVector.UNKNOWN_DESTINATION),
-                            NoPathReasonTlv(2, "unknown_destination: 10.1.1.4 is not a TE node"),
+                            T.NoPathVectorTlv(C.NoPathVector.UNKNOWN_DESTINATION),
+                            T.NoPathReasonTlv(2, "unknown_destination: 10.1.1.4 is not a TE node"),
                         ),
                     ),
                 ),
-                Response(
-                    RP(3), no_path=NoPath(tlvs=(NoPathVectorTlv(NoPathVector.UNKNOWN_SOURCE),))
+                M.Response(
+                    O.RP(3),
+                    no_path=O.NoPath(tlvs=(T.NoPathVectorTlv(C.NoPathVector.UNKNOWN_SOURCE),)),
                 ),
             )
         ).encode(),
     ),
-    (False, PCErr.of((6, 3), rps=(RP(9),)).encode()),
+    (False, M.PCErr.of((6, 3), rps=(O.RP(9),)).encode()),
     (
         False,
-        PCNtf((Notify((Notification(2, 1, tlvs=(OverloadDurationTlv(30),)),)),)).encode(),
+        M.PCNtf((M.Notify((O.Notification(2, 1, tlvs=(T.OverloadDurationTlv(30),)),)),)).encode(),
     ),
-    (True, Close(CloseObject(reason=1)).encode()),
+    (True, M.Close(O.CloseObject(reason=1)).encode()),
 ]
 N_TCP_ONLY = 3  # handshake
 
 
 @pytest.fixture(scope="module")
 def pcap(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    assert TSHARK, "tshark is required for the interop tests (make setup installs it)"
+    assert TSHARK, REQUIRED
     path = Path(tmp_path_factory.mktemp("pcep")) / "pcep.pcap"
     write_pcap(str(path), conversation(MESSAGES))
     return path
 
 
 def _tshark(pcap: Path, *args: str) -> str:
-    assert TSHARK
-    out = subprocess.run(
-        [TSHARK, "-r", str(pcap), "-o", "tcp.check_checksum:TRUE", *args],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout
+    return tshark.run(pcap, "-o", "tcp.check_checksum:TRUE", *args)
 
 
 def _fields(pcap: Path, flt: str, *fields: str) -> list[list[str]]:

@@ -34,44 +34,18 @@ TN1, TN5 = "127.55.2.1", "127.55.3.5"
 def daemons(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     d = tmp_path_factory.mktemp("qqloop")
     procs: dict[str, subprocess.Popen[bytes]] = {}
-    common = ["--topology", str(TOPO), "--state-dir", str(d)]
+
+    def spawn(package: str, host: str, *ports: str) -> None:
+        argv = [sys.executable, "-m", package, "--topology", str(TOPO), "--state-dir", str(d)]
+        argv += ["--host", host, *ports, "--log-file", str(d / f"{host}.log")]
+        procs[host] = subprocess.Popen(argv, cwd=ROOT)
+
     try:
         for h in ("idqA", "idqB"):
-            procs[h] = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "idq3p_emulator",
-                    *common,
-                    "--host",
-                    h,
-                    "--port",
-                    str(IDQ),
-                    "--log-file",
-                    str(d / f"{h}.log"),
-                ],
-                cwd=ROOT,
-            )
+            spawn("idq3p_emulator", h, "--port", str(IDQ))
         for h in ("etsiA", "etsiB"):
-            procs[h] = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "qkd_proxy",
-                    *common,
-                    "--host",
-                    h,
-                    "--north-port",
-                    str(NORTH),
-                    "--sync-port",
-                    str(SYNC),
-                    "--idq-port",
-                    str(IDQ),
-                    "--log-file",
-                    str(d / f"{h}.log"),
-                ],
-                cwd=ROOT,
-            )
+            ports = ["--north-port", str(NORTH), "--sync-port", str(SYNC), "--idq-port", str(IDQ)]
+            spawn("qkd_proxy", h, *ports)
         for h in procs:
             end = time.monotonic() + 20
             while '"listening"' not in _read(d / f"{h}.log"):

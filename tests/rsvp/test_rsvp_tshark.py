@@ -10,8 +10,6 @@ hop by hop to the neighbour's control address and decoded with ``tshark -T json 
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
@@ -20,11 +18,12 @@ import pytest
 
 from gmpls import ero, qe
 from gmpls.rsvp import examples as ex
+from tests.support import tshark
 from tests.support.pcap import ethernet_frame, ipv4_packet, write_pcap
+from tests.support.tshark import REQUIRED, TSHARK, collect
 
 pytestmark = pytest.mark.interop
 
-TSHARK = shutil.which("tshark")
 NAMES = list(ex.all_examples())
 #: (source, destination) control addresses of each example on the wire
 ADDRESSES: dict[str, tuple[IPv4Address, IPv4Address]] = {
@@ -41,30 +40,9 @@ ADDRESSES: dict[str, tuple[IPv4Address, IPv4Address]] = {
 }
 
 
-class Pairs(list):
-    """A JSON object as its (key, value) pairs: tshark repeats keys (several ERO
-    subobjects of one kind), which a dict would collapse."""
-
-
-def _collect(obj: Any, key: str, out: list[Any] | None = None) -> list[Any]:
-    """Every value of ``key`` anywhere in ``obj``, in document order."""
-    out = [] if out is None else out
-    if isinstance(obj, Pairs):
-        for k, v in obj:
-            if k == key:
-                raw = key.endswith("_raw")
-                many = isinstance(v, list) and not isinstance(v, Pairs) and not raw
-                out.extend(v if many else [v])
-            _collect(v, key, out)
-    elif isinstance(obj, list):
-        for v in obj:
-            _collect(v, key, out)
-    return out
-
-
 @pytest.fixture(scope="module")
 def pcap(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    assert TSHARK, "tshark is required for the interop tests (make setup installs it)"
+    assert TSHARK, REQUIRED
     pcap = Path(tmp_path_factory.mktemp("rsvp")) / "rsvp.pcap"
     frames = []
     for name, m in ex.all_examples().items():
@@ -76,27 +54,20 @@ def pcap(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def decoded(pcap: Path) -> dict[str, Any]:
-    assert TSHARK
-    out = subprocess.run(
-        [TSHARK, "-r", str(pcap), "-T", "json", "-x", "-o", "ip.check_checksum:TRUE"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    frames_json = json.loads(out.stdout, object_pairs_hook=Pairs)
-    assert len(frames_json) == len(NAMES)
-    return {n: dict(dict(f)["_source"])["layers"] for n, f in zip(NAMES, frames_json, strict=True)}
+    decoded = tshark.layers(pcap, "-x")
+    assert len(decoded) == len(NAMES)
+    return dict(zip(NAMES, decoded, strict=True))
 
 
 def _f(layers: Any, key: str) -> list[str]:
-    return [v for v in _collect(layers, key) if isinstance(v, str)]
+    return [v for v in collect(layers, key) if isinstance(v, str)]
 
 
 def test_no_malformed_frame_or_expert_info(decoded: dict[str, Any]) -> None:
     for name, layers in decoded.items():
         text = json.dumps(layers)
         assert "_ws.malformed" not in text and "Malformed" not in text, name
-        experts = _collect(layers, "_ws.expert")
+        experts = collect(layers, "_ws.expert")
         if name == "hello":
             # RFC 3209 §5: Hellos go with TTL 1; tshark's IPv4 dissector notes that
             assert _f(experts, "_ws.expert.message") == ['"Time To Live" only 1']
@@ -107,10 +78,7 @@ def test_no_malformed_frame_or_expert_info(decoded: dict[str, Any]) -> None:
 
 
 def test_checksums_correct(decoded: dict[str, Any], pcap: Path) -> None:
-    assert TSHARK
-    text = subprocess.run(
-        [TSHARK, "-r", str(pcap), "-V", "-O", "rsvp"], capture_output=True, text=True, check=True
-    ).stdout
+    text = tshark.run(pcap, "-V", "-O", "rsvp")
     assert text.count("Message Checksum:") == len(NAMES)
     assert text.count("[correct]") == len(NAMES)
 
@@ -139,7 +107,7 @@ def test_path_session_sender_and_hop(decoded: dict[str, Any]) -> None:
 
 def test_path_ero_is_fig9_minus_tn1(decoded: dict[str, Any]) -> None:
     p = decoded["path"]
-    route = _collect(p, "rsvp.explicit_route")
+    route = collect(p, "rsvp.explicit_route")
     assert route, "no EXPLICIT_ROUTE decoded"
     ero_tree = route[0]
     types = _f(ero_tree, "rsvp.type")
@@ -152,11 +120,11 @@ def test_path_ero_is_fig9_minus_tn1(decoded: dict[str, Any]) -> None:
     assert "Unknown subobject: 103" in json.dumps(ero_tree)
     # tn1's QE subobject is gone; tn5's carries the filled session ID: read its bytes at
     # the offset tshark gives for the subobject's type octet
-    type_raws = [v for v in _collect(ero_tree, "rsvp.type_raw") if isinstance(v, list)]
+    type_raws = [v for v in collect(ero_tree, "rsvp.type_raw") if isinstance(v, list)]
     qe_type = [v for v in type_raws if v[0] == "67"]
     assert len(qe_type) == 1
     offset = qe_type[0][1]
-    frame = bytes.fromhex(_collect(p, "frame_raw")[0][0])
+    frame = bytes.fromhex(collect(p, "frame_raw")[0][0])
     sub = frame[offset : offset + 76]
     assert sub[0] == 103 and sub[1] == 76
     assert sub[4 : 4 + qe.SESSION_ID_LEN] == ex.SESSION_ID
@@ -167,7 +135,7 @@ def test_path_label_set_and_record_route(decoded: dict[str, Any]) -> None:
     p = decoded["path"]
     assert _f(p, "rsvp.label_set.action") == ["0"]
     assert _f(p, "rsvp.label_set.subchannel") == [str(ex.LAMBDA)]
-    rro = _collect(p, "rsvp.record_route")[0]
+    rro = collect(p, "rsvp.record_route")[0]
     assert _f(rro, "rsvp.ero_rro_subobjects.router_id") == ["10.1.1.1"]
 
 
@@ -176,11 +144,11 @@ def test_resv_style_flowspec_filter_label(decoded: dict[str, Any]) -> None:
     assert _f(r, "rsvp.style.style") == ["0x000012"]  # SE
     assert _f(r, "rsvp.flowspec.service_header") == ["5"]  # controlled load
     assert _f(r, "rsvp.flowspec.token_bucket_rate") == ["1.25e+09"]
-    assert _f(_collect(r, "rsvp.filter"), "rsvp.sender.ip") == ["10.1.1.1"]
+    assert _f(collect(r, "rsvp.filter"), "rsvp.sender.ip") == ["10.1.1.1"]
     assert _f(r, "rsvp.label.generalized_label") == [str(ex.LAMBDA)]
     assert ero.lambda_channel(ex.LAMBDA) == 1
     assert _f(r, "rsvp.hop.neighbor_address_ipv4") == ["10.1.1.2"]
-    rro = _collect(r, "rsvp.record_route")[0]
+    rro = collect(r, "rsvp.record_route")[0]
     assert _f(rro, "rsvp.ero_rro_subobjects.router_id") == [f"10.1.1.{i}" for i in (2, 3, 4, 5)]
     assert _f(rro, "rsvp.rro.flags.global_label") == ["1"] * 4
 
@@ -224,16 +192,13 @@ def test_core_output_decodes_cleanly(tmp_path: Path) -> None:
         frames.append(ethernet_frame(ip))
     pcap = tmp_path / "core.pcap"
     write_pcap(str(pcap), frames)
-    out = subprocess.run(
-        [TSHARK, "-r", str(pcap), "-T", "json", "-x"], capture_output=True, text=True, check=True
-    )
-    decoded = [dict(f)["_source"] for f in json.loads(out.stdout, object_pairs_hook=Pairs)]
+    decoded = [dict(f)["_source"] for f in tshark.frames(pcap, "-x")]
     assert len(decoded) == len(net.sent)
     names = []
     for (_src, _dst, m), src_json in zip(net.sent, decoded, strict=True):
         layers = dict(src_json)["layers"]
         assert "Malformed" not in json.dumps(layers)
-        messages = _f(_collect(layers, "_ws.expert"), "_ws.expert.message")
+        messages = _f(collect(layers, "_ws.expert"), "_ws.expert.message")
         assert messages == (['"Time To Live" only 1'] if m.send_ttl == 1 else [])
         assert _f(layers, "rsvp.msg") == [str(m.msg_type)]
         names.append(m.name)
@@ -244,9 +209,9 @@ def test_core_output_decodes_cleanly(tmp_path: Path) -> None:
         for (s, _d, m), j in zip(net.sent, decoded, strict=True)
         if s == "tn1" and m.name == "PATH"
     )
-    route = _collect(first_path, "rsvp.explicit_route")[0]
+    route = collect(first_path, "rsvp.explicit_route")[0]
     assert _f(route, "rsvp.type") == ["4", "3", "4", "3", "4", "3", "1", "103"]
-    qe_type = [v for v in _collect(route, "rsvp.type_raw") if v[0] == "67"]
-    frame = bytes.fromhex(_collect(first_path, "frame_raw")[0][0])
+    qe_type = [v for v in collect(route, "rsvp.type_raw") if v[0] == "67"]
+    frame = bytes.fromhex(collect(first_path, "frame_raw")[0][0])
     sub = frame[qe_type[0][1] : qe_type[0][1] + 76]
     assert sub[4 : 4 + qe.SESSION_ID_LEN] == (1).to_bytes(2, "big") * 32

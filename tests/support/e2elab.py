@@ -20,6 +20,20 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 PAPER = ROOT / "topologies" / "paper.yaml"
+#: Fig. 6 on the paper's control LAN: (source, destination, message) of the QE service's
+#: set-up
+LADDER = [
+    ("10.1.1.1", "10.1.1.200", "PCReq"),
+    ("10.1.1.200", "10.1.1.1", "PCRep"),
+    ("10.1.1.1", "10.1.1.2", "Path"),
+    ("10.1.1.2", "10.1.1.3", "Path"),
+    ("10.1.1.3", "10.1.1.4", "Path"),
+    ("10.1.1.4", "10.1.1.5", "Path"),
+    ("10.1.1.5", "10.1.1.4", "Resv"),
+    ("10.1.1.4", "10.1.1.3", "Resv"),
+    ("10.1.1.3", "10.1.1.2", "Resv"),
+    ("10.1.1.2", "10.1.1.1", "Resv"),
+]
 
 
 @dataclass

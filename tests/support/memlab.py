@@ -46,6 +46,7 @@ from idq3p_emulator.daemon import config_from_topology as idq_config
 from idq3p_emulator.events import Datagram as IdqDatagram
 from node_agent import qe_cli
 from node_agent.qe_service import QeService
+from node_agent.rsvp import status_of
 from pce.compute import PathComputer
 from pce.service import PceService
 from pce.synth import topology_lsas
@@ -80,36 +81,13 @@ class MemRsvp:
         self.down = False
         self.alarm = Alarm(lab.sim, self._tick)
 
-    def create_lsp(
-        self, tunnel_id: int, route: Any, qe_params: Any, bandwidth_bps: float, *, name: str = ""
-    ) -> list[RE.Action]:
-        now = self.lab.sim.now
-        return self.apply(
-            self.core.handle(RE.CreateLsp(tunnel_id, route, qe_params, bandwidth_bps, name), now)
-        )
-
-    def delete_lsp(self, tunnel_id: int) -> list[RE.Action]:
-        return self.apply(self.core.handle(RE.DeleteLsp(tunnel_id), self.lab.sim.now))
-
     def feed(self, event: RE.Event) -> list[RE.Action]:
         if self.down:
             return []
         return self.apply(self.core.handle(event, self.lab.sim.now))
 
     def status(self) -> dict[str, object]:
-        return {
-            "lsps": self.core.lsp_table(),
-            "neighbors": [
-                {
-                    "address": str(n.address),
-                    "up": n.up,
-                    "instance": n.their_instance,
-                    "last_heard_s": None,
-                }
-                for n in self.core.neighbors.values()
-            ],
-            "counters": dict(self.core.stats),
-        }
+        return status_of(self.core, self.lab.sim.now)
 
     def apply(self, actions: list[RE.Action]) -> list[RE.Action]:
         for a in actions:

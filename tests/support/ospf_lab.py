@@ -80,7 +80,7 @@ class Lab:
     def start(self, router: OspfRouter | None = None) -> None:
         for r in [router] if router else list(self.routers.values()):
             for conf in getattr(r, "_lab_pending", []):
-                self._apply(r, r.handle(InterfaceUp(conf), self.now))
+                self.feed(r, InterfaceUp(conf))
             r._lab_pending = []  # type: ignore[attr-defined]
 
     def kill(self, router: OspfRouter) -> None:
@@ -94,7 +94,11 @@ class Lab:
 
     def _tick(self, rid: IPv4Address) -> None:
         r = self.routers[rid]
-        self._apply(r, r.handle(Tick(), self.now))
+        self.feed(r, Tick())
+
+    def feed(self, r: OspfRouter, event: Any) -> None:
+        """Hand ``r`` an event now and carry out its actions."""
+        self._apply(r, r.handle(event, self.now))
 
     def _apply(self, r: OspfRouter, actions: list[Any]) -> None:
         for a in actions:
@@ -122,11 +126,11 @@ class Lab:
 
     def _receive(self, router: OspfRouter, event: Received) -> None:
         if router.router_id not in self.dead:
-            self._apply(router, router.handle(event, self.now))
+            self.feed(router, event)
 
     def inject(self, router: OspfRouter, ifname: str, data: bytes, src: str, dst: str) -> None:
         event = Received(ifname, data, IPv4Address(src), IPv4Address(dst))
-        self._apply(router, router.handle(event, self.now))
+        self.feed(router, event)
 
     def alive(self) -> list[OspfRouter]:
         return [r for rid, r in self.routers.items() if rid not in self.dead]

@@ -3,47 +3,15 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
 
 from hypothesis import strategies as st
 
 from gmpls import ero
-from gmpls.pcep import (
-    RP,
-    Attributes,
-    Bandwidth,
-    Close,
-    CloseObject,
-    EndPointsIpv4,
-    EndPointsIpv6,
-    Ero,
-    ErrorBlock,
-    ErrorObject,
-    Iro,
-    Keepalive,
-    Lspa,
-    Metric,
-    NoPath,
-    NoPathReasonTlv,
-    NoPathVectorTlv,
-    Notification,
-    Notify,
-    Open,
-    OpenObject,
-    OverloadDurationTlv,
-    Path,
-    PCErr,
-    PCNtf,
-    PCRep,
-    PCReq,
-    ReqMissingTlv,
-    Request,
-    Response,
-    Rro,
-    Svec,
-    UnknownMessage,
-    UnknownObject,
-    UnknownTlv,
-)
+from gmpls.pcep import messages as M
+from gmpls.pcep import objects as O
+from gmpls.pcep import tlv as T
+from gmpls.tlv import UnknownTlv
 
 u8 = st.integers(0, 0xFF)
 u16 = st.integers(0, 0xFFFF)
@@ -56,10 +24,10 @@ aligned = st.integers(0, 8).flatmap(lambda n: st.binary(min_size=4 * n, max_size
 
 tlvs = st.lists(
     st.one_of(
-        st.builds(NoPathVectorTlv, u32),
-        st.builds(OverloadDurationTlv, u32),
-        st.builds(ReqMissingTlv, u32),
-        st.builds(NoPathReasonTlv, u32, st.text(max_size=20)),
+        st.builds(T.NoPathVectorTlv, u32),
+        st.builds(T.OverloadDurationTlv, u32),
+        st.builds(T.ReqMissingTlv, u32),
+        st.builds(T.NoPathReasonTlv, u32, st.text(max_size=20)),
         st.builds(UnknownTlv, st.integers(4, 0xFFDF), st.binary(max_size=13)),
     ),
     max_size=3,
@@ -93,33 +61,33 @@ subobjects = st.lists(
     max_size=6,
 ).map(tuple)
 
-open_obj = st.builds(OpenObject, u8, u8, u8, st.integers(0, 31), tlvs, st.just(1), b, b)
-rp = st.builds(RP, u32, u32, tlvs, st.just(True), b)
-any_rp = st.builds(RP, u32, u32, tlvs, b, b)
-no_path = st.builds(NoPath, u8, u16, tlvs, b, b)
+open_obj = st.builds(O.OpenObject, u8, u8, u8, st.integers(0, 31), tlvs, st.just(1), b, b)
+rp = st.builds(O.RP, u32, u32, tlvs, st.just(True), b)
+any_rp = st.builds(O.RP, u32, u32, tlvs, b, b)
+no_path = st.builds(O.NoPath, u8, u16, tlvs, b, b)
 endpoints = st.one_of(
-    st.builds(EndPointsIpv4, ipv4, ipv4, st.just(True), b),
-    st.builds(EndPointsIpv6, ipv6, ipv6, st.just(True), b),
+    st.builds(O.EndPointsIpv4, ipv4, ipv4, st.just(True), b),
+    st.builds(O.EndPointsIpv6, ipv6, ipv6, st.just(True), b),
 )
-bandwidth = st.builds(Bandwidth, f32, st.sampled_from([1, 2]), b, b)
-metric = st.builds(Metric, u8, f32, u8, b, b)
-ero_obj = st.builds(Ero, subobjects, b, b)
-rro_obj = st.builds(Rro, subobjects, b, b)
-iro_obj = st.builds(Iro, subobjects, b, b)
-lspa = st.builds(Lspa, u32, u32, u32, u8, u8, u8, tlvs, b, b)
-svec = st.builds(Svec, st.lists(u32, max_size=5).map(tuple), st.integers(0, 0xFFFFFF), b, b)
-notification = st.builds(Notification, u8, u8, u8, tlvs, b, b)
-error_obj = st.builds(ErrorObject, u8, u8, u8, tlvs, b, b)
-close_obj = st.builds(CloseObject, u8, u8, tlvs, b, b)
+bandwidth = st.builds(O.Bandwidth, f32, st.sampled_from([1, 2]), b, b)
+metric = st.builds(O.Metric, u8, f32, u8, b, b)
+ero_obj = st.builds(O.Ero, subobjects, b, b)
+rro_obj = st.builds(O.Rro, subobjects, b, b)
+iro_obj = st.builds(O.Iro, subobjects, b, b)
+lspa = st.builds(O.Lspa, u32, u32, u32, u8, u8, u8, tlvs, b, b)
+svec = st.builds(O.Svec, st.lists(u32, max_size=5).map(tuple), st.integers(0, 0xFFFFFF), b, b)
+notification = st.builds(O.Notification, u8, u8, u8, tlvs, b, b)
+error_obj = st.builds(O.ErrorObject, u8, u8, u8, tlvs, b, b)
+close_obj = st.builds(O.CloseObject, u8, u8, tlvs, b, b)
 #: classes and types this codec does not implement
 unknown_obj = st.builds(
-    UnknownObject,
+    O.UnknownObject,
     st.sampled_from([14, 16, 20, 33, 200, 255]),
     st.integers(0, 15),
     aligned,
     b,
     b,
-) | st.builds(UnknownObject, st.sampled_from([1, 2, 6, 7]), st.integers(2, 15), aligned, b, b)
+) | st.builds(O.UnknownObject, st.sampled_from([1, 2, 6, 7]), st.integers(2, 15), aligned, b, b)
 
 objects = st.one_of(
     open_obj,
@@ -141,9 +109,9 @@ objects = st.one_of(
 
 
 @st.composite
-def requests(draw: st.DrawFn) -> Request:
+def requests(draw: st.DrawFn) -> M.Request:
     rro = draw(st.none() | rro_obj)
-    return Request(
+    return M.Request(
         draw(rp),
         draw(endpoints),
         draw(st.none() | lspa),
@@ -157,74 +125,43 @@ def requests(draw: st.DrawFn) -> Request:
 
 
 attributes = st.builds(
-    Attributes,
+    M.Attributes,
     st.none() | lspa,
     st.none() | bandwidth,
     st.lists(metric, max_size=3).map(tuple),
     st.none() | iro_obj,
 )
 responses = st.builds(
-    Response,
+    M.Response,
     rp,
     st.none() | no_path,
     attributes,
-    st.lists(st.builds(Path, ero_obj, attributes), max_size=2).map(tuple),
+    st.lists(st.builds(M.Path, ero_obj, attributes), max_size=2).map(tuple),
     st.lists(unknown_obj, max_size=2).map(tuple),
 )
 
+
+def _tuples(elements: st.SearchStrategy[Any], min_size: int = 0, max_size: int = 1) -> Any:
+    return st.lists(elements, min_size=min_size, max_size=max_size).map(tuple)
+
+
+def _blocks(block: Any, items: st.SearchStrategy[Any]) -> Any:
+    """One to three ``block(items, rps)`` (PCErr's error blocks, PCNtf's notify blocks):
+    only the first may have no RP (it then concerns the session)."""
+    first = st.builds(block, _tuples(items, 1, 2), _tuples(any_rp, 0, 2))
+    rest = st.builds(block, _tuples(items, 1, 2), _tuples(any_rp, 1, 2))
+    return st.tuples(first, rest, rest).flatmap(lambda t: st.integers(1, 3).map(lambda n: t[:n]))
+
+
 messages = st.one_of(
-    st.builds(Open, open_obj, st.lists(unknown_obj, max_size=1).map(tuple)),
-    st.builds(Keepalive, st.lists(unknown_obj, max_size=1).map(tuple)),
+    st.builds(M.Open, open_obj, _tuples(unknown_obj)),
+    st.builds(M.Keepalive, _tuples(unknown_obj)),
+    st.builds(M.PCReq, _tuples(requests(), 1, 3), _tuples(svec, 0, 2), _tuples(unknown_obj)),
+    st.builds(M.PCRep, _tuples(responses, 1, 3), _tuples(unknown_obj)),
     st.builds(
-        PCReq,
-        st.lists(requests(), min_size=1, max_size=3).map(tuple),
-        st.lists(svec, max_size=2).map(tuple),
-        st.lists(unknown_obj, max_size=1).map(tuple),
+        M.PCErr, _blocks(M.ErrorBlock, error_obj), st.none() | open_obj, _tuples(unknown_obj)
     ),
-    st.builds(
-        PCRep,
-        st.lists(responses, min_size=1, max_size=3).map(tuple),
-        st.lists(unknown_obj, max_size=1).map(tuple),
-    ),
-    st.builds(
-        PCErr,
-        st.tuples(
-            st.builds(
-                ErrorBlock,
-                st.lists(error_obj, min_size=1, max_size=2).map(tuple),
-                st.lists(any_rp, max_size=2).map(tuple),
-            ),
-            *[
-                st.builds(
-                    ErrorBlock,
-                    st.lists(error_obj, min_size=1, max_size=2).map(tuple),
-                    st.lists(any_rp, min_size=1, max_size=2).map(tuple),
-                )
-            ]
-            * 2,
-        ).flatmap(lambda t: st.integers(1, 3).map(lambda n: t[:n])),
-        st.none() | open_obj,
-        st.lists(unknown_obj, max_size=1).map(tuple),
-    ),
-    st.builds(
-        PCNtf,
-        st.tuples(
-            st.builds(
-                Notify,
-                st.lists(notification, min_size=1, max_size=2).map(tuple),
-                st.lists(any_rp, max_size=2).map(tuple),
-            ),
-            *[
-                st.builds(
-                    Notify,
-                    st.lists(notification, min_size=1, max_size=2).map(tuple),
-                    st.lists(any_rp, min_size=1, max_size=2).map(tuple),
-                )
-            ]
-            * 2,
-        ).flatmap(lambda t: st.integers(1, 3).map(lambda n: t[:n])),
-        st.lists(unknown_obj, max_size=1).map(tuple),
-    ),
-    st.builds(Close, close_obj, st.lists(unknown_obj, max_size=1).map(tuple)),
-    st.builds(UnknownMessage, st.integers(8, 255), aligned),
+    st.builds(M.PCNtf, _blocks(M.Notify, notification), _tuples(unknown_obj)),
+    st.builds(M.Close, close_obj, _tuples(unknown_obj)),
+    st.builds(M.UnknownMessage, st.integers(8, 255), aligned),
 )

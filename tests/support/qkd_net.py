@@ -8,6 +8,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
+from typing import Any
 
 from gmpls.core import Tick
 from gmpls.qkd import etsi004 as etsi
@@ -42,31 +43,28 @@ def fingerprint(key: bytes) -> str:
 
 
 def proxy_configs(**kw: object) -> tuple[ProxyConfig, ProxyConfig]:
+    common: dict[str, Any] = {"node_of_addr": NODES, "sync_secret": SECRET, **kw}
     a = ProxyConfig(
         name="etsiA",
         local_node=TN1,
         local_node_addrs=frozenset({IPv4Address("10.1.1.1"), IPv4Address(TN1_QA)}),
         peer_node=TN5,
-        node_of_addr=NODES,
         peer_sync=B_SYNC,
         idq=IDQ_A,
-        sync_secret=SECRET,
         wins_tie=True,
         epoch=1000,
-        **kw,  # type: ignore[arg-type]
+        **common,
     )
     b = ProxyConfig(
         name="etsiB",
         local_node=TN5,
         local_node_addrs=frozenset({IPv4Address("10.1.1.5"), IPv4Address(TN5_QB)}),
         peer_node=TN1,
-        node_of_addr=NODES,
         peer_sync=A_SYNC,
         idq=IDQ_B,
-        sync_secret=SECRET,
         wins_tie=False,
         epoch=2000,
-        **kw,  # type: ignore[arg-type]
+        **common,
     )
     return a, b
 
