@@ -46,13 +46,12 @@ def keygen(argv: list[str]) -> int:
 def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=codec.PORT)
     p.add_argument("--bind", help="address to bind (default: the host's address)")
-    k = p.add_mutually_exclusive_group()
-    k.add_argument(
+    p.add_argument(
         "--seed-file",
         type=Path,
         help="the pair's seed (raw bytes, at least 16; `qkdnet up` makes it)",
     )
-    k.add_argument("--key-file", type=Path, help="the pair's shared key file instead of a seed")
+    p.add_argument("--key-file", type=Path, help="the pair's shared key file (used, not the seed)")
     p.add_argument("--rate-bps", type=float, help="override qkd.secret_key_rate_bps")
     p.add_argument("--buffer-bits", type=int, help="override qkd.buffer_bits")
     m = p.add_argument_group("link model (docs/qkd-rate-model.md), used when --fibre-km is set")
