@@ -61,6 +61,8 @@ def write(topo: Topology, folder: Path) -> list[Path]:
     out = []
     for name in sorted({f for _, f in files(topo).values()}):
         path = folder / name
+        if path.is_dir():  # what Docker leaves when it bind-mounts a file that is missing
+            path.rmdir()
         tmp = folder / f".{name}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.fchmod(fd, 0o600)

@@ -162,3 +162,12 @@ def test_two_bring_ups_give_equal_keys_at_both_ends_and_other_keys_each_time(
     second = bring_up(unpinned, tmp_path / "run2")
     assert first[0] == first[1] and second[0] == second[1]
     assert first[0] != second[0]
+
+
+def test_a_directory_docker_left_in_place_of_a_secret_is_replaced(tmp_path: Path) -> None:
+    """A plain `docker compose up` before `qkdnet compose secrets` leaves an empty directory
+    where each mounted file should be; making the secrets afterwards replaces it."""
+    topo = load(ROOT / "topologies" / "paper.yaml")
+    (tmp_path / "idqA-idqB.seed").mkdir()
+    made = keyfiles.write(topo, tmp_path)
+    assert all(p.is_file() and len(p.read_bytes()) == keyfiles.SIZE for p in made)
