@@ -24,6 +24,7 @@ from typing import Any, ClassVar, NamedTuple, Self, TypedDict, Unpack
 
 import yaml
 
+from compose import keyfiles
 from gmpls.topology import Topology, load
 
 Progress = Callable[[str], None]
@@ -160,6 +161,16 @@ class Testbed(ABC):
             with contextlib.suppress(Exception):
                 self.down()
             raise
+
+    def make_secrets(self) -> Path:
+        """Fresh key material for this bring-up in ``RUN/secrets/`` (:mod:`compose.keyfiles`:
+        a random seed per emulator pair, a sync key per proxy pair; folder 0700, files
+        0600), which the daemons are given by file; the folder."""
+        folder = self.run_dir / keyfiles.FOLDER
+        made = keyfiles.write(self.topology, folder)
+        if made:
+            self.progress(f"[{self.prefix}] secrets: {len(made)} fresh files in {folder}")
+        return folder
 
     def __enter__(self) -> Self:
         return self.up()

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from compose import demo, render, topogen
+from compose import demo, keyfiles, render, topogen
 from compose.backend import Testbed, TestbedError
 from compose.cliclient import CliError
 from compose.docker import DockerTestbed, firewall_add, firewall_remove
@@ -226,6 +226,14 @@ def cmd_compose_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compose_secrets(args: argparse.Namespace) -> int:
+    topo = load(args.topology_file)
+    out = Path(args.output)
+    made = keyfiles.write(topo, out)
+    print(f"{out}: {len(made)} fresh secret files (mode 0600) for {topo.name}")
+    return 0
+
+
 def cmd_compose_firewall(args: argparse.Namespace) -> int:
     topo = load(args.topology_file)
     if args.remove:
@@ -369,6 +377,19 @@ def _add_file_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     r.add_argument("--check", action="store_true", help="do not write; exit 1 if OUTPUT differs")
     r.set_defaults(fn=cmd_compose_render)
+    k = csub.add_parser(
+        "secrets",
+        help="fresh key material for a plain `docker compose up` (a seed per emulator pair, "
+        "a sync key per proxy pair)",
+    )
+    k.add_argument("topology_file", metavar="TOPOLOGY")
+    k.add_argument(
+        "-o",
+        "--output",
+        default=keyfiles.FOLDER,
+        help="folder (default ./secrets, next to the compose file)",
+    )
+    k.set_defaults(fn=cmd_compose_secrets)
     f = csub.add_parser(
         "firewall",
         help="allow traffic inside each domain's bridge (DOCKER-USER; needed for multicast "

@@ -15,7 +15,9 @@ bird        BIRD 2 ``bird -f``, with a generated ``bird.conf``
 =========== ====================================================================
 
 Python daemons get ``--topology FILE --host NAME --log-file RUN/NAME.log`` (the common
-flags of :mod:`daemonkit.daemon`); their stdout and stderr go to ``RUN/NAME.out``.
+flags of :mod:`daemonkit.daemon`); their stdout and stderr go to ``RUN/NAME.out``. Emulators
+and proxies also get their pair's secret file in ``RUN/secrets/`` (``--seed-file``,
+``--sync-key-file``: see :mod:`compose.keyfiles`).
 
 Config generation for FRR and BIRD is a hook: ``register_config("frr", fn)`` (or
 ``NetnsTestbed(..., config_generators={"frr": fn})``) replaces the built-in generator, where
@@ -30,6 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from compose import keyfiles
 from compose.state import index_dir
 from gmpls.topology import Host, Topology
 
@@ -79,6 +82,7 @@ def plan(
         log = run_dir / f"{name}.log"
         argv = [sys.executable, "-m", pkg, "--topology", str(topo_file), "--host", name]
         argv += ["--log-file", str(log)]
+        argv += keyfiles.daemon_args(topo, name, run_dir / keyfiles.FOLDER)
         return [Launch(pkg, argv, run_dir / f"{name}.out", log, env={"PYTHONUNBUFFERED": "1"})]
     if host.kind == "frr":
         return _frr_plan(topo, host, run_dir, gens)

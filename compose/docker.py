@@ -455,6 +455,7 @@ class DockerTestbed(Testbed):
             )
         if self.compose_file is None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.make_secrets()
             self.compose_file = self.run_dir / "docker-compose.yml"
             text = render.render(self.topology, self.run_dir, self.image, daemons=start_daemons)
             self.compose_file.write_text(text)

@@ -374,6 +374,7 @@ class NetnsTestbed(Testbed):
         self.state.save()
         t0 = time.monotonic()
         with self._building():
+            self.make_secrets()
             self._build()
             if capture is not None:
                 self.capture_start(capture.domains, capture.out_dir)

@@ -8,6 +8,12 @@ Debian's ``docker-compose``) runs the same testbed as the namespace backend:
   :data:`compose.daemons.PYTHON_KINDS`); a client host runs ``sleep infinity`` (it is the
   place to ``telnet`` from). The topology file is mounted read-only at
   ``/etc/qkdnet/NAME.yaml`` (the image also carries a copy of ``topologies/``).
+- the key material is no part of the file: each emulator and proxy mounts read-only its
+  pair's secret file only (``./secrets/A-B.seed`` or ``.sync`` next to the compose file, at
+  ``/run/qkdnet/secrets/``) and is given it by ``--seed-file``/``--sync-key-file`` (see
+  :mod:`compose.keyfiles`). ``qkdnet up --backend docker`` writes fresh files there; before
+  a plain ``docker compose up`` run ``qkdnet compose secrets TOPOLOGY`` (without them the
+  emulators and proxies exit with status 2 and one line).
 - container ``PREFIX-HOST`` (``qk-tn1``), hostname ``HOST``; GMPLS roles (node, pce) get
   ``NET_ADMIN`` and ``NET_RAW`` (raw OSPF and RSVP sockets, multicast membership);
   ``init: true`` so that SIGTERM reaches the daemon and ``docker stop`` is quick; IPv6 off
@@ -39,6 +45,7 @@ from typing import Any
 
 import yaml
 
+from compose import keyfiles
 from compose.daemons import PYTHON_KINDS
 from gmpls.topology import Topology
 
@@ -46,6 +53,8 @@ IMAGE = "qkdnet:latest"
 COMPOSE_VERSION = "2.4"
 #: where the topology file is mounted (and where the image keeps its copies)
 CONTAINER_TOPOLOGY_DIR = "/etc/qkdnet"
+#: where an emulator or proxy finds its secret file
+CONTAINER_SECRETS_DIR = "/run/qkdnet/secrets"
 #: kinds that open raw sockets (OSPF, IP protocol 89; RSVP, 46) and join multicast groups
 GMPLS_KINDS = ("node", "pce")
 LABEL = "org.qkdnet"
@@ -97,7 +106,8 @@ def command(topo: Topology, host: str, topology_in_container: str) -> list[str]:
         return ["sleep", "infinity"]
     if h.kind in PYTHON_KINDS:
         pkg = PYTHON_KINDS[h.kind]
-        return ["python", "-m", pkg, "--topology", topology_in_container, "--host", host]
+        argv = ["python", "-m", pkg, "--topology", topology_in_container, "--host", host]
+        return argv + keyfiles.daemon_args(topo, host, CONTAINER_SECRETS_DIR)
     raise RenderError(
         f"hosts.{host}: kind {h.kind} has no container role (the image carries the project's "
         "daemons only; run FRR/BIRD hosts with the namespace backend)"
@@ -105,13 +115,19 @@ def command(topo: Topology, host: str, topology_in_container: str) -> list[str]:
 
 
 def compose_doc(
-    topo: Topology, topology_mount: str, image: str = IMAGE, daemons: bool = True
+    topo: Topology,
+    topology_mount: str,
+    image: str = IMAGE,
+    daemons: bool = True,
+    secrets_mount: str = f"./{keyfiles.FOLDER}",
 ) -> dict[str, Any]:
     """The compose document as plain data. ``topology_mount`` is the host-side path of the
     topology file as the compose file names it (relative to the compose file's folder).
-    Without ``daemons`` every container sleeps (the network only, like ``up --no-daemons``)."""
+    Without ``daemons`` every container sleeps (the network only, like ``up --no-daemons``).
+    ``secrets_mount`` is the host-side folder of the secret files, named the same way."""
     inside = f"{CONTAINER_TOPOLOGY_DIR}/{topo.name}.yaml"
     services: dict[str, Any] = {}
+    secret_files = keyfiles.files(topo) if daemons else {}
     for h in topo.hosts.values():
         svc: dict[str, Any] = {
             "image": image,
@@ -128,6 +144,9 @@ def compose_doc(
             "net.ipv6.conf.default.disable_ipv6": "1",
         }
         svc["volumes"] = [f"{topology_mount}:{inside}:ro"]
+        if h.name in secret_files:
+            f = secret_files[h.name][1]
+            svc["volumes"].append(f"{secrets_mount}/{f}:{CONTAINER_SECRETS_DIR}/{f}:ro")
         svc["networks"] = {d: {"ipv4_address": str(a)} for d, a in sorted(h.interfaces.items())}
         svc["labels"] = {
             f"{LABEL}.topology": topo.name,
@@ -174,7 +193,7 @@ def render(
     topo: Topology, compose_dir: Path | str = ".", image: str = IMAGE, daemons: bool = True
 ) -> str:
     """The text of the compose file for ``topo`` (loaded from a file), to be written into
-    ``compose_dir``."""
+    ``compose_dir`` (its secret files in ``compose_dir/secrets``)."""
     if topo.path is None:
         raise RenderError("the topology must be loaded from a file (the containers mount it)")
     mount = mount_path(topo.path, Path(compose_dir))
@@ -186,7 +205,8 @@ def render(
         "# Do not edit: change the topology and render again (a test checks it is current).\n"
         "# Run it with `qkdnet up --backend docker` (adds the DOCKER-USER rules multicast needs)\n"
         "# or `docker compose up -d` / `docker-compose up -d` after `qkdnet compose firewall\n"
-        f"# {shown}`; the image comes from `make image`. See docs/docker.md.\n"
+        f"# {shown}` and `qkdnet compose secrets {shown}` (fresh key\n"
+        "# material in ./secrets/); the image comes from `make image`. See docs/docker.md.\n"
     )
     body = yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=100)
     return header + body

@@ -97,7 +97,7 @@ def generate(
         "hosts": hosts,
     }
     if qe:
-        _add_qkd(doc, f"tn{nodes}", rng, seed)
+        _add_qkd(doc, f"tn{nodes}")
     doc["te_links"] = _te_links(edges, nodes, lambdas)
     return doc
 
@@ -160,7 +160,7 @@ def _te_links(edges: list[tuple[int, int, int]], nodes: int, lambdas: int) -> li
     return links
 
 
-def _add_qkd(doc: dict[str, Any], last: str, rng: random.Random, seed: int) -> None:
+def _add_qkd(doc: dict[str, Any], last: str) -> None:
     """The paper's QKD side between tn1 and ``last``: two proxies, two emulators."""
     domains, hosts = doc["domains"], doc["hosts"]
     domains.update(
@@ -192,9 +192,8 @@ def _add_qkd(doc: dict[str, Any], last: str, rng: random.Random, seed: int) -> N
     }
     hosts["idqA"] = {"kind": "idq3p", "interfaces": {"ka": "10.11.2.2"}, "pair": "idqB"}
     hosts["idqB"] = {"kind": "idq3p", "interfaces": {"kb": "10.11.3.2"}, "pair": "idqA"}
+    # no key material: `qkdnet up` makes it fresh for every bring-up (compose.keyfiles)
     doc["qkd"] = {
-        "sync_secret": rng.randbytes(32).hex(),
-        "key_seed": f"{doc['name']}-{seed}",
         "secret_key_rate_bps": 13700000,
         "buffer_bits": 67108864,
     }

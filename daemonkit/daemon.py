@@ -42,6 +42,8 @@ log = logging.getLogger("daemonkit.daemon")
 EXIT_CONFIG = 2
 #: exit status of a daemon that could not start
 EXIT_START = 1
+#: the least a secret file (``--seed-file``, ``--sync-key-file``) must hold, in bytes
+MIN_SECRET = 16
 
 
 class ConfigError(Exception):
@@ -73,6 +75,16 @@ def one_line(e: BaseException) -> str:
     msg = e.args[0] if isinstance(e, KeyError) and e.args else e
     lines = str(msg).splitlines()
     return lines[0] if lines else type(e).__name__
+
+
+def read_secret(path: Path) -> bytes:
+    """The key material in a secret file (what ``qkdnet up`` writes, mode 0600): its raw
+    bytes, at least :data:`MIN_SECRET` of them (``ValueError`` otherwise; ``OSError`` when
+    it cannot be read). The bytes are never logged; errors name the file only."""
+    data = path.read_bytes()
+    if len(data) < MIN_SECRET:
+        raise ValueError(f"{path}: holds {len(data)} bytes, a secret needs at least {MIN_SECRET}")
+    return data
 
 
 def command_parser(name: str, description: str | None = None) -> ArgumentParser:

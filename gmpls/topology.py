@@ -71,9 +71,21 @@ class QeConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DeterministicKeys:
+    """``qkd.deterministic``: key material pinned in the topology. Insecure (anyone with
+    the file can compute every key), for reproducible tests only; without it the daemons
+    take fresh random material from files (``--seed-file``, ``--sync-key-file``) that
+    ``qkdnet up`` makes."""
+
+    #: both emulators of a pair derive the same key stream from it
+    seed: bytes = field(default=b"", repr=False)
+    #: HMAC key of the proxy pair's sync channel
+    sync_key: bytes = field(default=b"", repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class QkdConfig:
-    sync_secret: bytes = b""
-    key_seed: str = ""
+    deterministic: DeterministicKeys = DeterministicKeys()
     secret_key_rate_bps: int = 13_700_000
     buffer_bits: int = 1 << 26
 
@@ -227,6 +239,8 @@ class _Record:
     keys: tuple[_Key, ...]
     make: Callable[..., Any] = dict
     check: Callable[[_Checker, str, dict[str, Any], Any], None] | None = None
+    #: keys this mapping no longer takes, each with the reason (what replaces it)
+    removed: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,6 +350,10 @@ def _hex(v: Any) -> bytes:
     return b
 
 
+def _seed(v: Any) -> bytes:
+    return _str(v).encode()
+
+
 def _lambdas(v: Any) -> tuple[int, ...]:
     if not isinstance(v, list) or not all(
         isinstance(x, int) and not isinstance(x, bool) and -(2**15) <= x < 2**15 for x in v
@@ -406,14 +424,25 @@ _RSVP = _Record(
     ),
     RsvpConfig,
 )
+_INSECURE = (
+    "removed: keys come from fresh random files that `qkdnet up` makes; "
+    "to pin {what} for reproducible tests use qkd.deterministic.{key} (insecure)"
+)
+_DETERMINISTIC = _Record(
+    (_Key("seed", _seed), _Key("sync_key", _hex)),
+    DeterministicKeys,
+)
 _QKD = _Record(
     (
-        _Key("sync_secret", _hex),
-        _Key("key_seed", _str),
+        _Key("deterministic", _DETERMINISTIC),
         _Key("secret_key_rate_bps", _int(1, 10**12)),
         _Key("buffer_bits", _int(8, 2**40)),
     ),
     QkdConfig,
+    removed={
+        "key_seed": _INSECURE.format(what="a key seed", key="seed"),
+        "sync_secret": _INSECURE.format(what="a sync key", key="sync_key"),
+    },
 )
 _DOMAIN = _Record((_Key("subnet", _subnet, required=True), _Key("description", str)))
 _QE = _Record((_Key("capable", _bool), _Key("proxy", _name)), QeConfig)
@@ -496,19 +525,27 @@ class _Checker:
             self.error(path, str(e))
             return None
 
-    def mapping(self, value: Any, path: str, allowed: tuple[str, ...] = ()) -> dict[Any, Any]:
+    def mapping(
+        self,
+        value: Any,
+        path: str,
+        allowed: tuple[str, ...] = (),
+        removed: Mapping[str, str] | None = None,
+    ) -> dict[Any, Any]:
         if value is None:
             return {}
         if not isinstance(value, dict):
             self.error(path, f"must be a mapping, not {type(value).__name__}")
             return {}
         for k in value:
-            if allowed and k not in allowed:
+            if removed and k in removed:
+                self.error(_join(path, k), removed[k])
+            elif allowed and k not in allowed:
                 self.error(_join(path, k), f"unknown key (allowed: {', '.join(allowed)})")
         return value
 
     def record(self, spec: _Record, value: Any, path: str) -> Any:
-        raw = self.mapping(value, path, tuple(k.name for k in spec.keys))
+        raw = self.mapping(value, path, tuple(k.name for k in spec.keys), spec.removed)
         loaded = {}
         for key in spec.keys:
             p = _join(path, key.name)

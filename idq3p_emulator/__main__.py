@@ -2,8 +2,8 @@
 flags and exit statuses are those of :mod:`daemonkit.daemon`), or ``keygen`` for a pair's
 shared material.
 
-python -m idq3p_emulator --topology topologies/paper.yaml --host idqA
-python -m idq3p_emulator keygen --seed                # a fresh qkd.key_seed
+python -m idq3p_emulator --topology topologies/paper.yaml --host idqA --seed-file idqA-idqB.seed
+python -m idq3p_emulator keygen --seed                # a fresh random seed, in hex
 python -m idq3p_emulator keygen --out pair.key --bytes 1048576
 """
 
@@ -26,7 +26,7 @@ from idq3p_emulator.store import make_keyfile
 def keygen(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m idq3p_emulator keygen")
     g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--seed", action="store_true", help="print a fresh random key seed")
+    g.add_argument("--seed", action="store_true", help="print a fresh random seed (hex)")
     g.add_argument("--out", type=Path, help="write a key file for both devices of a pair")
     p.add_argument("--bytes", type=int, default=1 << 20, help="material in the key file")
     a = p.parse_args(argv)
@@ -46,7 +46,12 @@ def keygen(argv: list[str]) -> int:
 def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=codec.PORT)
     p.add_argument("--bind", help="address to bind (default: the host's address)")
-    p.add_argument("--key-file", type=Path, help="shared key file instead of qkd.key_seed")
+    p.add_argument(
+        "--seed-file",
+        type=Path,
+        help="the pair's seed (raw bytes, at least 16; `qkdnet up` makes it)",
+    )
+    p.add_argument("--key-file", type=Path, help="the pair's shared key file (used, not the seed)")
     p.add_argument("--rate-bps", type=float, help="override qkd.secret_key_rate_bps")
     p.add_argument("--buffer-bits", type=int, help="override qkd.buffer_bits")
     m = p.add_argument_group("link model (docs/qkd-rate-model.md), used when --fibre-km is set")
@@ -61,7 +66,10 @@ def _build(a: argparse.Namespace, topo: Topology) -> EmulatorDaemon:
     rate = link_rate(a)
     if rate is None:
         rate = a.rate_bps
-    cfg = config_from_topology(topo, a.host, a.port, a.key_file, rate, a.buffer_bits, a.bind)
+    seed = daemon.read_secret(a.seed_file) if a.seed_file is not None else None
+    cfg = config_from_topology(
+        topo, a.host, a.port, a.key_file, rate, a.buffer_bits, a.bind, seed=seed
+    )
     return EmulatorDaemon(cfg, a.state_dir)
 
 

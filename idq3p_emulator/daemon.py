@@ -1,9 +1,13 @@
 """The IDQ3P emulator daemon: a thin asyncio shell around :class:`Idq3pServer`.
 
-``python -m idq3p_emulator --topology FILE --host NAME`` (the daemon skeleton of
-:mod:`daemonkit.daemon` around :class:`EmulatorDaemon`) reads the host (kind idq3p, with
-``pair``) and the topology's ``qkd:`` section, binds UDP 5323 on the host's address and
-serves until SIGTERM/SIGINT. Logs are JSON lines and never contain key bytes.
+``python -m idq3p_emulator --topology FILE --host NAME --seed-file FILE`` (the daemon
+skeleton of :mod:`daemonkit.daemon` around :class:`EmulatorDaemon`) reads the host (kind
+idq3p, with ``pair``) and the topology's ``qkd:`` section, binds UDP 5323 on the host's
+address and serves until SIGTERM/SIGINT. The key material is the pair's seed file (both
+emulators of a pair get the same one; ``qkdnet up`` makes it fresh), a shared key file
+(``--key-file``), or the seed pinned in the topology (``qkd.deterministic.seed``, insecure,
+for reproducible tests); with none of them the daemon refuses to start (exit status 2).
+Logs are JSON lines and never contain key bytes or the seed.
 """
 
 from __future__ import annotations
@@ -11,11 +15,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from daemonkit.daemon import stopped
+from daemonkit.daemon import ConfigError, stopped
 from gmpls import topology
 from gmpls.qkd import idq3p as codec
 from idq3p_emulator import model
@@ -35,7 +39,7 @@ class EmulatorConfig:
     own_stream: int
     rate_bps: float
     buffer_bits: int
-    seed: bytes
+    seed: bytes = field(repr=False)
     key_file: Path | None = None
 
 
@@ -47,7 +51,10 @@ def config_from_topology(
     rate_bps: float | None = None,
     buffer_bits: int | None = None,
     bind: str | None = None,
+    seed: bytes | None = None,
 ) -> EmulatorConfig:
+    """The emulator of ``host``; ``seed`` (the pair's seed file) replaces the topology's
+    ``qkd.deterministic.seed``."""
     h = topo.host(host)
     if h.kind != "idq3p" or h.pair is None:
         raise ValueError(f"{host} is a {h.kind}, not an idq3p host with a pair")
@@ -60,7 +67,7 @@ def config_from_topology(
         own_stream=0 if host < h.pair else 1,
         rate_bps=float(topo.qkd.secret_key_rate_bps if rate_bps is None else rate_bps),
         buffer_bits=topo.qkd.buffer_bits if buffer_bits is None else buffer_bits,
-        seed=topo.qkd.key_seed.encode(),
+        seed=topo.qkd.deterministic.seed if seed is None else seed,
         key_file=key_file,
     )
 
@@ -85,11 +92,20 @@ class _Protocol(asyncio.DatagramProtocol):
                 self.transport.sendto(a.data, a.addr)
 
 
+#: why an emulator without key material does not start
+NO_KEY_MATERIAL = (
+    "no key material: give --seed-file FILE (`qkdnet up` makes one per pair) or --key-file "
+    "FILE, or pin qkd.deterministic.seed in the topology (insecure, for tests only)"
+)
+
+
 def key_source(cfg: EmulatorConfig) -> KeySource:
     """The key material: the key file (``OSError``/``ValueError`` when it cannot be read
-    or is not one) or the topology's seed."""
+    or is not one), else the seed; :class:`ConfigError` when there is neither."""
     if cfg.key_file is not None:
         return FileSource.from_file_bytes(cfg.key_file.read_bytes())
+    if not cfg.seed:
+        raise ConfigError(NO_KEY_MATERIAL)
     return SeedSource(cfg.seed)
 
 

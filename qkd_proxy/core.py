@@ -52,7 +52,7 @@ class ProxyConfig:
     node_of_addr: Mapping[IPv4Address, IPv4Address]
     peer_sync: Addr
     idq: Addr
-    sync_secret: bytes
+    sync_secret: bytes = field(repr=False)
     #: this proxy allocates when both open one handle at once (lower sync address)
     wins_tie: bool
     epoch: int = 0

@@ -1,7 +1,9 @@
 """The ETSI 004 proxy daemon: a thin asyncio shell around :class:`ProxyCore`.
 
-``python -m qkd_proxy --topology FILE --host NAME`` (the daemon skeleton of
-:mod:`daemonkit.daemon` around :class:`ProxyDaemon`) binds three UDP sockets: northbound
+``python -m qkd_proxy --topology FILE --host NAME --sync-key-file FILE`` (the daemon
+skeleton of :mod:`daemonkit.daemon` around :class:`ProxyDaemon`; the sync key is the proxy
+pair's file that ``qkdnet up`` makes fresh, or ``qkd.deterministic.sync_key`` pinned in the
+topology, insecure; with neither the daemon refuses to start, exit status 2) binds three UDP sockets: northbound
 5424 on the address it shares with the node it serves, east-west 5626 on the address it
 shares with its peer proxy (the sync domain), and an ephemeral port on the address it
 shares with its IDQ3P device (5323). Datagrams and timer ticks go into the core; the
@@ -20,7 +22,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import cast
 
-from daemonkit.daemon import stopped
+from daemonkit.daemon import ConfigError, stopped
 from daemonkit.timer import CoreTimer
 from gmpls import topology
 from gmpls.core import Tick
@@ -31,6 +33,13 @@ from qkd_proxy.core import ProxyConfig, ProxyCore
 from qkd_proxy.events import Channel, Datagram, Event, Log, Send
 
 log = logging.getLogger("qkd_proxy")
+
+
+#: why a proxy without a sync key does not start
+NO_SYNC_KEY = (
+    "no sync key: give --sync-key-file FILE (`qkdnet up` makes one per proxy pair) or pin "
+    "qkd.deterministic.sync_key in the topology (insecure, for tests only)"
+)
 
 
 def _shared(topo: topology.Topology, a: str, b: str) -> str:
@@ -47,8 +56,14 @@ def config_from_topology(
     sync_port: int = sync.PORT,
     peer_sync_port: int | None = None,
     idq_port: int = idq.PORT,
+    sync_key: bytes | None = None,
 ) -> tuple[ProxyConfig, tuple[str, int], tuple[str, int], str]:
-    """(core config, northbound bind, sync bind, southbound local address)."""
+    """(core config, northbound bind, sync bind, southbound local address). ``sync_key``
+    (the pair's sync key file) replaces the topology's ``qkd.deterministic.sync_key``;
+    :class:`ConfigError` when there is neither."""
+    key = topo.qkd.deterministic.sync_key if sync_key is None else sync_key
+    if not key:
+        raise ConfigError(NO_SYNC_KEY)
     h = topo.host(host)
     if h.kind != "qkd-proxy" or not (h.serves and h.idq and h.peer):
         raise ValueError(f"{host} is not a qkd-proxy with serves/idq/peer")
@@ -78,7 +93,7 @@ def config_from_topology(
         node_of_addr=node_of_addr,
         peer_sync=(str(peer_sync), peer_sync_port or sync_port),
         idq=(str(topo.host(h.idq).interfaces[dk]), idq_port),
-        sync_secret=topo.qkd.sync_secret,
+        sync_secret=key,
         wins_tie=my_sync < peer_sync,
     )
     return (

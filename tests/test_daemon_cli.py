@@ -91,6 +91,39 @@ def test_a_bad_key_file_is_a_config_error(tmp_path: Path) -> None:
     assert one_line(p) == "idq3p_emulator: not an IDQ3P key file (magic IDQ3PKEY missing)"
 
 
+@pytest.mark.parametrize(
+    ("package", "needs"),
+    [
+        ("idq3p_emulator", "no key material: give --seed-file FILE"),
+        ("qkd_proxy", "no sync key: give --sync-key-file FILE"),
+    ],
+)
+def test_without_key_material_the_daemon_refuses_to_start(
+    package: str, needs: str, tmp_path: Path
+) -> None:
+    """The paper topology pins no key: an emulator or a proxy given no secret file is a
+    config error (one line, status 2), never a daemon serving predictable keys."""
+    p = run(package, "--topology", str(PAPER), "--host", DAEMONS[package], cwd=tmp_path)
+    assert p.returncode == 2
+    assert one_line(p).startswith(f"{package}: {needs}")
+
+
+@pytest.mark.parametrize(
+    ("package", "flag"), [("idq3p_emulator", "--seed-file"), ("qkd_proxy", "--sync-key-file")]
+)
+def test_a_short_or_missing_secret_file_is_a_config_error(
+    package: str, flag: str, tmp_path: Path
+) -> None:
+    (tmp_path / "short").write_bytes(b"0123456789")
+    base = ["--topology", str(PAPER), "--host", DAEMONS[package], flag]
+    p = run(package, *base, "short", cwd=tmp_path)
+    assert p.returncode == 2
+    assert one_line(p) == f"{package}: short: holds 10 bytes, a secret needs at least 16"
+    p = run(package, *base, "absent", cwd=tmp_path)
+    assert p.returncode == 2
+    assert one_line(p).startswith(f"{package}: [Errno 2] No such file or directory")
+
+
 # --- the skeleton in process -------------------------------------------------------------
 
 

@@ -4,11 +4,12 @@ The two ETSI 004 proxies of a QKD link agree here on sessions (key_handle, endpo
 key length) and on which key ID goes with which (key_handle, index). Key IDs cross this
 channel; key bytes never do (docs/design.md#the-qkd-side).
 
-Every frame is authenticated with HMAC-SHA256 under the pair's shared secret (topology
-``qkd.sync_secret``) and carries a 64-bit sequence number: ``epoch << 32 | counter``,
-where the epoch (wall-clock seconds at start, passed in) keeps a restarted proxy's numbers
-above its old ones. The receiver keeps a sliding replay window (RFC 4303 §3.4.3 style):
-a frame older than the window or already seen is rejected and counted::
+Every frame is authenticated with HMAC-SHA256 under the pair's shared sync key (a fresh
+random file per bring-up, or ``qkd.deterministic.sync_key`` in a test topology) and carries
+a 64-bit sequence number: ``epoch << 32 | counter``, where the epoch (wall-clock seconds
+at start, passed in) keeps a restarted proxy's numbers above its old ones. The receiver
+keeps a sliding replay window (RFC 4303 §3.4.3 style): a frame older than the window or
+already seen is rejected and counted::
 
     0      2       3      4                              12
     +------+-------+------+------------------------------+---- body ----+--- 32 ---+

@@ -36,11 +36,21 @@ def as_kind(t: Topology, name: str, kind: str) -> Host:
 
 
 @pytest.mark.parametrize(
-    ("host", "package"),
-    [("tn1", "node_agent"), ("pce", "pce"), ("etsiA", "qkd_proxy"), ("idqB", "idq3p_emulator")],
+    ("host", "package", "secret"),
+    [
+        ("tn1", "node_agent", []),
+        ("pce", "pce", []),
+        ("etsiA", "qkd_proxy", ["--sync-key-file", "secrets/etsiA-etsiB.sync"]),
+        ("idqB", "idq3p_emulator", ["--seed-file", "secrets/idqA-idqB.seed"]),
+    ],
 )
-def test_python_kinds(paper: Topology, tmp_path: Path, host: str, package: str) -> None:
+def test_python_kinds(
+    paper: Topology, tmp_path: Path, host: str, package: str, secret: list[str]
+) -> None:
+    """Emulators and proxies get their pair's secret file in the run directory."""
     (launch,) = launches(plan(paper, paper.hosts[host], PAPER, tmp_path))
+    if secret:
+        secret = [secret[0], str(tmp_path / secret[1])]
     assert launch.argv == [
         sys.executable,
         "-m",
@@ -51,6 +61,7 @@ def test_python_kinds(paper: Topology, tmp_path: Path, host: str, package: str) 
         host,
         "--log-file",
         str(tmp_path / f"{host}.log"),
+        *secret,
     ]
     assert launch.out == tmp_path / f"{host}.out"
 

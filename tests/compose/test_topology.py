@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from gmpls.topology import TopologyError, load, parse
+from gmpls.topology import DeterministicKeys, TopologyError, load, parse
 
 ROOT = Path(__file__).resolve().parents[2]
 PAPER = ROOT / "topologies" / "paper.yaml"
@@ -63,7 +63,7 @@ def test_paper_topology_is_the_papers_testbed() -> None:
     ]
     assert all(len(x.lambdas) == 8 for x in t.te_links)
     assert {x.metric for x in t.te_links} == {10, 30}
-    assert len(t.qkd.sync_secret) == 32
+    assert t.qkd.deterministic == DeterministicKeys()  # no key material shipped
 
 
 def test_every_address_is_inside_its_domain_and_unique() -> None:
@@ -288,8 +288,33 @@ EDITS: list[tuple[str, Any, list[str]]] = [
     ("te_links[0].bandwidth_mbps", -5, ["te_links[0].bandwidth_mbps: -5 is not a positive number"]),
     ("hosts.tn1.qe.capable", "yes", ["hosts.tn1.qe.capable: 'yes' is not true or false"]),
     ("hosts.tn1.qe.key", 1, ["hosts.tn1.qe.key: unknown key (allowed: capable, proxy)"]),
-    ("qkd.sync_secret", "zz", ["qkd.sync_secret: 'zz' is not a hex string"]),
-    ("qkd.sync_secret", "00ff", ["qkd.sync_secret: must be at least 16 bytes (32 hex digits)"]),
+    (
+        "qkd.deterministic",
+        {"sync_key": "zz"},
+        ["qkd.deterministic.sync_key: 'zz' is not a hex string"],
+    ),
+    (
+        "qkd.deterministic",
+        {"sync_key": "00ff"},
+        ["qkd.deterministic.sync_key: must be at least 16 bytes (32 hex digits)"],
+    ),
+    ("qkd.deterministic", {"seed": ""}, ["qkd.deterministic.seed: '' is not a non-empty string"]),
+    (
+        "qkd.key_seed",
+        "paper-testbed-2017",
+        [
+            "qkd.key_seed: removed: keys come from fresh random files that `qkdnet up` makes; "
+            "to pin a key seed for reproducible tests use qkd.deterministic.seed (insecure)"
+        ],
+    ),
+    (
+        "qkd.sync_secret",
+        "00" * 32,
+        [
+            "qkd.sync_secret: removed: keys come from fresh random files that `qkdnet up` makes; "
+            "to pin a sync key for reproducible tests use qkd.deterministic.sync_key (insecure)"
+        ],
+    ),
     ("rsvp.refresh_ms", "30s", ["rsvp.refresh_ms: '30s' is not an integer"]),
     (
         "te_links[0].lambdas",
@@ -450,6 +475,13 @@ def test_every_key_of_the_schema_is_documented() -> None:
     documented = set(re.findall(r"`([a-z_.]+)`", text))
     documented |= {part for name in documented for part in name.split(".")}
     assert keys(tp._TOP) - documented == set()
+
+
+def test_deterministic_keys_load_as_bytes(doc: dict[str, Any]) -> None:
+    doc["qkd"]["deterministic"] = {"seed": "test-seed", "sync_key": "0f" * 32}
+    det = parse(doc, "t.yaml").qkd.deterministic
+    assert det == DeterministicKeys(seed=b"test-seed", sync_key=bytes([15]) * 32)
+    assert "test-seed" not in repr(det) and "0f0f" not in repr(det)
 
 
 def test_control_address_and_shared_domain() -> None:

@@ -47,7 +47,10 @@ def test_cli_check_flag(tmp_path: Path) -> None:
     assert "11 services, 6 networks" in written.stdout
     # rendered elsewhere, the topology is mounted by a path relative to the new folder
     mounts = {
-        v for s in yaml.safe_load(stale.read_text())["services"].values() for v in s["volumes"]
+        v
+        for s in yaml.safe_load(stale.read_text())["services"].values()
+        for v in s["volumes"]
+        if v.endswith(":/etc/qkdnet/paper.yaml:ro")
     }
     (mount,) = mounts
     host_side = mount.split(":")[0]
@@ -64,7 +67,7 @@ def test_one_service_per_host_with_its_static_addresses(doc: dict) -> None:
         assert svc["container_name"] == f"qk-{name}" and svc["hostname"] == name
         assert svc["init"] is True
         assert svc["networks"] == {d: {"ipv4_address": str(a)} for d, a in h.interfaces.items()}
-        assert svc["volumes"] == ["./topologies/paper.yaml:/etc/qkdnet/paper.yaml:ro"]
+        assert svc["volumes"][0] == "./topologies/paper.yaml:/etc/qkdnet/paper.yaml:ro"
         assert svc["sysctls"]["net.ipv4.ip_forward"] == "0"
 
 
@@ -73,13 +76,35 @@ def test_commands_and_capabilities_by_kind(doc: dict) -> None:
     topo_args = ["--topology", "/etc/qkdnet/paper.yaml"]
     assert s["tn1"]["command"] == ["python", "-m", "node_agent", *topo_args, "--host", "tn1"]
     assert s["pce"]["command"] == ["python", "-m", "pce", *topo_args, "--host", "pce"]
-    assert s["etsiB"]["command"] == ["python", "-m", "qkd_proxy", *topo_args, "--host", "etsiB"]
-    assert s["idqA"]["command"] == ["python", "-m", "idq3p_emulator", *topo_args, "--host", "idqA"]
+    sync = ["--sync-key-file", "/run/qkdnet/secrets/etsiA-etsiB.sync"]
+    seed = ["--seed-file", "/run/qkdnet/secrets/idqA-idqB.seed"]
+    assert s["etsiB"]["command"] == [
+        *["python", "-m", "qkd_proxy", *topo_args, "--host", "etsiB", *sync]
+    ]
+    assert s["idqA"]["command"] == [
+        *["python", "-m", "idq3p_emulator", *topo_args, "--host", "idqA", *seed]
+    ]
     assert s["client"]["command"] == ["sleep", "infinity"]
     for name in ("tn1", "tn2", "tn3", "tn4", "tn5", "pce"):
         assert s[name]["cap_add"] == ["NET_ADMIN", "NET_RAW"], name
     for name in ("client", "etsiA", "etsiB", "idqA", "idqB"):
         assert "cap_add" not in s[name], name
+
+
+def test_each_container_mounts_only_its_own_secret_read_only(doc: dict) -> None:
+    """The key material is no part of the file: an emulator or a proxy mounts its pair's
+    secret file from ./secrets (what `qkdnet compose secrets` or `qkdnet up` writes),
+    read-only; no other container mounts any."""
+    own = {
+        "etsiA": "etsiA-etsiB.sync",
+        "etsiB": "etsiA-etsiB.sync",
+        "idqA": "idqA-idqB.seed",
+        "idqB": "idqA-idqB.seed",
+    }
+    for name, svc in doc["services"].items():
+        secret = [v for v in svc["volumes"] if "secrets" in v]
+        f = own.get(name)
+        assert secret == ([f"./secrets/{f}:/run/qkdnet/secrets/{f}:ro"] if f else []), name
 
 
 def test_networks_are_internal_bridges_with_an_unused_gateway(doc: dict) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from compose import keyfiles
 from compose import ladder as L
 from gmpls.qe_service.model import fingerprint
 from gmpls.rsvp import objects as O
@@ -256,6 +257,7 @@ def test_key_exhaustion_at_idqA_fails_with_252_1_and_leaves_nothing_open(paper_l
             str(lab.run_dir / "idqA.empty.log"),
             "--rate-bps",
             "0",
+            *keyfiles.daemon_args(tb.topology, "idqA", tb.run_dir / keyfiles.FOLDER),
         ],
         stdout=open(lab.run_dir / "idqA.empty.out", "wb"),  # noqa: SIM115
         stderr=-2,

@@ -246,3 +246,40 @@ def test_exhaustion_returns_insufficient_key_promptly(lab: NetnsTestbed) -> None
     )
     p = lab.exec("tn1", [sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert p.stdout.split() == ["2", "1"], p.stderr
+
+
+def test_two_bring_ups_make_private_secrets_and_other_keys(tmp_path: Path) -> None:
+    """``up`` writes fresh secret files (folder 0700, files 0600) that the emulators and
+    proxies are given; each bring-up's key 0 is equal at tn1 and tn5, and differs from the
+    other bring-up's (prefix ``qr``)."""
+    fps, secrets = [], []
+    for i in range(2):
+        teardown("qr", progress=quiet)
+        tb = NetnsTestbed(PAPER, tmp_path / f"run{i}", prefix="qr", progress=quiet)
+        codes: dict[str, int | None] = {}
+        try:
+            tb.up(start_daemons=False)
+            folder = tb.run_dir / "secrets"
+            assert folder.stat().st_mode & 0o777 == 0o700
+            files = sorted(folder.iterdir())
+            assert [f.name for f in files] == ["etsiA-etsiB.sync", "idqA-idqB.seed"]
+            assert all(f.stat().st_mode & 0o777 == 0o600 for f in files)
+            secrets.append([f.read_bytes() for f in files])
+            start_qkd(tb)
+            h = open_pair(tb)
+            a = cli(tb, "tn1", "get", "--handle", h)
+            assert cli(tb, "tn5", "open", "--destination", TN1_RID, "--handle", h)["status"] == 0
+            b = cli(tb, "tn5", "get", "--handle", h)
+            assert a["keys"][0]["index"] == b["keys"][0]["index"] == 0
+            assert a["keys"][0]["fingerprint"] == b["keys"][0]["fingerprint"]
+            fps.append(a["keys"][0]["fingerprint"])
+            logs = b"".join(f.read_bytes() for f in tb.run_dir.glob("*.log"))
+            logs += b"".join(f.read_bytes() for f in tb.run_dir.glob("*.out"))
+            for s in secrets[-1]:
+                assert s not in logs and s.hex().encode() not in logs
+        finally:
+            codes = stop_qkd(tb)
+            tb.down()
+        assert all(c == 0 for c in codes.values()), codes
+    assert fps[0] != fps[1]
+    assert all(x != y for x, y in zip(secrets[0], secrets[1], strict=True))

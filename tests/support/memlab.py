@@ -212,14 +212,16 @@ class MemQkd:
     def __init__(self, lab: MemLab, topo: Topology) -> None:
         self.lab = lab
         rng = random.Random(7)
+        # what `qkdnet up` hands the daemons by file: one seed, one sync key (one pair)
+        sync_key, seed = rng.randbytes(32), rng.randbytes(32)
         self.proxies: dict[str, _Proxy] = {}
         for h in topo.of_kind("qkd-proxy"):
-            cfg, north, sync, south = proxy_config(topo, h.name)
+            cfg, north, sync, south = proxy_config(topo, h.name, sync_key=sync_key)
             core = ProxyCore(cfg, rng.randbytes, lab.sim.now)
             alarm = Alarm(lab.sim, lambda _at, name=h.name: self._feed(self.proxies[name], Tick()))
             self.proxies[h.name] = _Proxy(core, north, sync, (south, 40000), alarm)
         self.device_cfg: dict[str, EmulatorConfig] = {
-            h.name: idq_config(topo, h.name) for h in topo.of_kind("idq3p")
+            h.name: idq_config(topo, h.name, seed=seed) for h in topo.of_kind("idq3p")
         }
         self.devices = {n: build_server(c, lab.sim.now) for n, c in self.device_cfg.items()}
         self.clients: dict[Addr, MemEtsi] = {}
