@@ -16,7 +16,8 @@ the method named in the middle column::
     OPEN_WAIT   open_ok              send_keepalive      -> KEEP_WAIT | UP (LocalOK)
     OPEN_WAIT   open_negotiable      pcerr_1_4           -> OPEN_WAIT  (OpenRetry)
     OPEN_WAIT   open_unacceptable    pcerr_and_close     -> IDLE
-    OPEN_WAIT   keepalive            remember_local_ok   -> OPEN_WAIT
+    OPEN_WAIT   keepalive            remember_local_ok   -> OPEN_WAIT  (after the peer's Open)
+    OPEN_WAIT   keepalive            pcerr_1_1_close     -> IDLE       (before the peer's Open)
     OPEN_WAIT   pcerr_negotiation    renegotiate         -> OPEN_WAIT | IDLE
     OPEN_WAIT   other_message        pcerr_1_1_close     -> IDLE
     OPEN_WAIT   open_wait_expired    pcerr_1_2_close     -> IDLE
@@ -109,11 +110,12 @@ class SessionConfig:
     sid: int = 0
     open_wait: float = 60.0
     keep_wait: float = 60.0
-    #: acceptable peer Keepalive range; a peer keepalive of 0 (none) is accepted when
-    #: ``accept_no_keepalive`` and its DeadTimer is 0 too
+    #: acceptable peer Keepalive range; a peer keepalive of 0 (it sends none) is accepted
+    #: when ``accept_no_keepalive``, whatever its DeadTimer (RFC 5440 §7.3: then no
+    #: Keepalive is expected and no DeadTimer runs)
     min_peer_keepalive: int = 1
     max_peer_keepalive: int = 255
-    accept_no_keepalive: bool = False
+    accept_no_keepalive: bool = True
     #: propose acceptable values with PCErr (1, 4) rather than refuse with (1, 3)
     negotiate: bool = True
     #: RFC 5440 §6.9 MAX-UNKNOWN-MESSAGES / MAX-UNKNOWN-REQUESTS, per minute
@@ -125,7 +127,7 @@ class SessionConfig:
 
     def acceptable(self, peer: OpenObject) -> bool:
         if peer.keepalive == 0:
-            return self.accept_no_keepalive and peer.deadtimer == 0
+            return self.accept_no_keepalive
         return (
             self.min_peer_keepalive <= peer.keepalive <= self.max_peer_keepalive
             and peer.deadtimer >= peer.keepalive
@@ -333,8 +335,14 @@ class Session:
 
     def _rx_alive(self, now: float) -> None:
         self.counters.rx += 1
-        if self.state is State.UP and self.peer_open is not None and self.peer_open.deadtimer:
-            self._dead_at = now + self.peer_open.deadtimer
+        if self.state is State.UP and self._peer_deadtimer():
+            self._dead_at = now + self._peer_deadtimer()
+
+    def _peer_deadtimer(self) -> int:
+        """The peer's DeadTimer, 0 (none runs) when it sends no Keepalives: RFC 5440 §7.3
+        ignores the DeadTimer of an Open whose Keepalive is 0."""
+        peer = self.peer_open
+        return peer.deadtimer if peer is not None and peer.keepalive else 0
 
     def _message(self, msg: AnyMessage, now: float) -> list[Action]:
         handler = _TABLE.get((self.state, _event_of(msg)))
@@ -396,6 +404,14 @@ class Session:
             self._keep_wait_at = now + self.config.keep_wait
         return out
 
+    def _on_keepalive_open_wait(self, msg: AnyMessage, now: float) -> list[Action]:
+        """A Keepalive in OpenWait acknowledges our Open only once the peer's own Open came
+        (it was unacceptable and we proposed other values, §6.2): before that the peer
+        broke the order of Appendix A, PCErr (1, 1) and close."""
+        if self.open_retry == 0:
+            return self._unexpected(msg, now)
+        return self._on_keepalive_wait(msg, now)
+
     def _on_keepalive_wait(self, msg: AnyMessage, now: float) -> list[Action]:
         self.counters.rx += 1
         self.counters.keepalives_rx += 1
@@ -411,9 +427,7 @@ class Session:
         self.counters.errors_rx += 1
         if ERR_NEGOTIABLE in msg.codes and msg.open is not None and not self.local_ok:
             proposal = msg.open
-            if (proposal.keepalive and proposal.deadtimer >= proposal.keepalive) or (
-                proposal.keepalive == 0 and proposal.deadtimer == 0
-            ):
+            if proposal.keepalive == 0 or proposal.deadtimer >= proposal.keepalive:
                 self.local_open = replace(
                     self.local_open, keepalive=proposal.keepalive, deadtimer=proposal.deadtimer
                 )
@@ -432,8 +446,8 @@ class Session:
         self.state = State.UP
         self.up_since = now
         self._open_wait_at = self._keep_wait_at = None
-        if self.peer_open.deadtimer:
-            self._dead_at = now + self.peer_open.deadtimer
+        if self._peer_deadtimer():
+            self._dead_at = now + self._peer_deadtimer()
         if self.local_open.keepalive:
             self._keepalive_at = now + self.local_open.keepalive
         return [SessionUp(self.local_open, self.peer_open)]
@@ -536,7 +550,7 @@ Handler = Callable[[Session, AnyMessage, float], list[Action]]
 #: (PCErr (1, 1) and close before Up; counted as unrecognised in Up, §6.9).
 _TABLE: dict[tuple[State, str], Handler] = {
     (State.OPEN_WAIT, "Open"): Session._on_open,
-    (State.OPEN_WAIT, "Keepalive"): Session._on_keepalive_wait,
+    (State.OPEN_WAIT, "Keepalive"): Session._on_keepalive_open_wait,
     (State.OPEN_WAIT, "PCErr"): Session._on_pcerr_wait,
     (State.KEEP_WAIT, "Keepalive"): Session._on_keepalive_wait,
     (State.KEEP_WAIT, "PCErr"): Session._on_pcerr_wait,

@@ -207,7 +207,7 @@ async def test_garbage_before_open(pce: PceDaemon) -> None:
 async def test_unacceptable_open_negotiated(pce: PceDaemon) -> None:
     raw = await RawPeer.connect(pce, 6)
     assert isinstance(await raw.recv(), M.Open)
-    await raw.send(M.Open(O.OpenObject(0, 50)).encode())  # keepalive 0 with a DeadTimer
+    await raw.send(M.Open(O.OpenObject(30, 10)).encode())  # a DeadTimer below the keepalive
     msg = await raw.recv()
     assert isinstance(msg, M.PCErr) and msg.codes == [(1, 4)] and msg.open is not None
     await raw.send(M.Open(msg.open).encode())

@@ -4,6 +4,7 @@ virtual clock, and one session fed hand-made bytes."""
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -35,11 +36,17 @@ def sent(actions: list[Action]) -> list[Any]:
 
 
 def wire(
-    a: Session, b: Session, actions: list[Action], now: float, from_a: bool = True
+    a: Session,
+    b: Session,
+    actions: list[Action],
+    now: float,
+    from_a: bool = True,
+    from_b: Sequence[Action] = (),
 ) -> list[Action]:
-    """Deliver every Send to the other side until quiet; return all non-Send actions."""
+    """Deliver every Send to the other side until quiet, in the order sent (``actions``
+    from one side, then ``from_b`` from the other); return all non-Send actions."""
     others: list[Action] = []
-    queue = [(from_a, x) for x in actions]
+    queue = [(from_a, x) for x in actions] + [(not from_a, x) for x in from_b]
     while queue:
         frm, act = queue.pop(0)
         if isinstance(act, Send):
@@ -57,7 +64,7 @@ def establish(
     pce = Session(Role.PCE, pce_cfg, "pcc")
     acts = [*pcc.handle(ConnectionMade(), 0.0)]
     acts2 = pce.handle(ConnectionMade(), 0.0)
-    others = wire(pcc, pce, acts, 0.0) + wire(pcc, pce, acts2, 0.0, from_a=False)
+    others = wire(pcc, pce, acts, 0.0, from_b=acts2)  # both Opens go out before any reply
     return pcc, pce, others
 
 
@@ -117,19 +124,61 @@ def test_keep_wait_expiry() -> None:
 
 
 def test_negotiation_accepts_proposal() -> None:
-    """The PCC asks for keepalive 0 without deadtimer 0: the PCE proposes 1/4 (PCErr 1,4),
-    the PCC re-opens with it and the session comes up."""
-    pcc, pce, _others = establish(SessionConfig(keepalive=0, deadtimer=10))
+    """The PCC asks for keepalive 0, which this PCE refuses by configuration: the PCE
+    proposes 1/4 (PCErr 1,4), the PCC re-opens with it and the session comes up."""
+    pcc, pce, _others = establish(
+        SessionConfig(keepalive=0, deadtimer=10), SessionConfig(accept_no_keepalive=False)
+    )
     assert pcc.state is State.UP and pce.state is State.UP
     assert pcc.local_open.keepalive == 1 and pcc.local_open.deadtimer == 4
     assert pce.peer_open is not None and pce.peer_open.keepalive == 1
     assert pce.counters.errors_tx == 1 and pce.open_retry == 1
 
 
+def test_keepalive_zero_with_deadtimer_accepted() -> None:
+    """RFC 5440 §7.3: an Open with Keepalive 0 says the peer sends no Keepalives, and its
+    DeadTimer is then ignored: accepted as it is, and no DeadTimer runs for that peer."""
+    pcc, pce, _others = establish(SessionConfig(keepalive=0, deadtimer=10))
+    assert pcc.state is State.UP and pce.state is State.UP
+    assert pce.counters.errors_tx == 0
+    assert pce.peer_open is not None and (pce.peer_open.keepalive, pce.peer_open.deadtimer) == (
+        0,
+        10,
+    )
+    # only the PCE's own keepalive timer runs: the silent PCC is never declared dead
+    assert pce.next_timer() == 30.0
+    for t in (30.0, 60.0, 90.0, 1000.0):
+        assert [type(m) for m in sent(pce.handle(Tick(), t))] == [M.Keepalive]
+    assert pce.state is State.UP
+    # and the PCC, which sends none, has no keepalive timer but watches the PCE's DeadTimer
+    assert pcc.next_timer() == 120.0
+
+
+def test_keepalive_before_peer_open_is_refused() -> None:
+    """Appendix A: a Keepalive before the peer's Open is PCErr (1, 1) and close."""
+    pce = Session(Role.PCE)
+    pce.handle(ConnectionMade(), 0.0)
+    acts = pce.handle(Received(M.Keepalive().encode()), 0.0)
+    assert [m.codes for m in sent(acts)] == [[(1, 1)]]
+    assert isinstance(acts[-1], Disconnect) and pce.state is State.IDLE
+
+
+def test_keepalive_after_unacceptable_open_counts() -> None:
+    """Negotiation (§6.2): the peer acknowledges our Open while we refused its own; that
+    Keepalive, after the peer's Open, is kept and the session comes up after its new Open."""
+    pce = Session(Role.PCE, SessionConfig(accept_no_keepalive=False))
+    pce.handle(ConnectionMade(), 0.0)
+    a1 = pce.handle(Received(M.Open(O.OpenObject(0, 0)).encode()), 0.0)
+    assert sent(a1)[0].codes == [(1, 4)]
+    assert pce.handle(Received(M.Keepalive().encode()), 0.0) == []
+    a2 = pce.handle(Received(M.Open(O.OpenObject(1, 4)).encode()), 0.0)
+    assert [type(m) for m in sent(a2)] == [M.Keepalive] and pce.state is State.UP
+
+
 def test_non_negotiable_open() -> None:
     pce = Session(Role.PCE, SessionConfig(negotiate=False))
     pce.handle(ConnectionMade(), 0.0)
-    acts = pce.handle(Received(M.Open(O.OpenObject(0, 10)).encode()), 0.0)
+    acts = pce.handle(Received(M.Open(O.OpenObject(30, 10)).encode()), 0.0)
     assert [m.codes for m in sent(acts)] == [[(1, 3)]]
     assert isinstance(acts[-1], Disconnect)
 
@@ -137,9 +186,9 @@ def test_non_negotiable_open() -> None:
 def test_second_unacceptable_open() -> None:
     pce = Session(Role.PCE)
     pce.handle(ConnectionMade(), 0.0)
-    a1 = pce.handle(Received(M.Open(O.OpenObject(0, 10)).encode()), 0.0)
+    a1 = pce.handle(Received(M.Open(O.OpenObject(30, 10)).encode()), 0.0)
     assert sent(a1)[0].codes == [(1, 4)] and sent(a1)[0].open is not None
-    a2 = pce.handle(Received(M.Open(O.OpenObject(0, 10)).encode()), 0.0)
+    a2 = pce.handle(Received(M.Open(O.OpenObject(30, 10)).encode()), 0.0)
     assert sent(a2)[0].codes == [(1, 5)]
     assert pce.state is State.IDLE
 
