@@ -7,9 +7,10 @@ Common header (§6.1)::
 A message body is a run of objects (:mod:`gmpls.pcep.objects`); each message class groups
 them following its RBNF grammar (§6.2 to §6.8). The grammars are applied leniently on order
 within a request/response (a PCE accepts an LSPA after the BANDWIDTH) but strictly on
-what is mandatory: a missing RP is (6, 1), a missing END-POINTS (6, 3), an RP or
-END-POINTS without the P flag in a PCReq (10, 1), an Open message without an OPEN object
-(1, 1) — all raised as :class:`~gmpls.errors.DecodeError` with that ``code``. Objects that
+what is mandatory: a missing RP is (6, 1), an Open message without an OPEN object
+(1, 1) — raised as :class:`~gmpls.errors.DecodeError` with that ``code``; a request of a
+PCReq without END-POINTS (6, 3) or with an RP or END-POINTS lacking the P flag (10, 1) is
+set aside in :attr:`PCReq.rejected` with that code, the other requests decoded. Objects that
 fit nowhere (unknown classes in particular) are kept, in order, in ``others`` so the
 session can apply the P-flag rules (§7.2) and an encoder can re-emit them.
 
@@ -253,13 +254,28 @@ def _split_at_rp(objs: list[PcepObject]) -> tuple[list[PcepObject], list[list[Pc
 
 
 @dataclass(frozen=True, slots=True)
+class RejectedRequest:
+    """A request of a received PCReq that breaks its grammar (no END-POINTS, P flag
+    cleared): its RP and the PCErr code owed for it (RFC 5440 §6.7 names it by its RP)."""
+
+    rp: RP
+    code: tuple[int, int]
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class PCReq(_Typed):
-    """RFC 5440 §6.4: <PCReq Message> ::= <Common Header> [<svec-list>] <request-list>."""
+    """RFC 5440 §6.4: <PCReq Message> ::= <Common Header> [<svec-list>] <request-list>.
+
+    One malformed request does not spoil the others: the decoder keeps the well-formed
+    requests in ``requests`` and the others in ``rejected`` (never encoded), so the PCE
+    answers the first ones and sends a PCErr naming each of the second."""
 
     TYPE: ClassVar[int] = MsgType.PCREQ
     requests: tuple[Request, ...]
     svecs: tuple[Svec, ...] = ()
     others: tuple[PcepObject, ...] = ()
+    rejected: tuple[RejectedRequest, ...] = ()
 
     def encode(self) -> bytes:
         objs: list[PcepObject | None] = [*self.svecs, *self.others]
@@ -274,7 +290,15 @@ class PCReq(_Typed):
         others = tuple(o for o in head if not isinstance(o, Svec))
         if not groups:
             raise DecodeError(f"{where}.RP", "PCReq without an RP object", ERR_RP_MISSING)
-        return cls(tuple(_request(g, where) for g in groups), svecs, others)
+        requests: list[Request] = []
+        rejected: list[RejectedRequest] = []
+        for g in groups:
+            try:
+                requests.append(_request(g, where))
+            except RequestError as e:
+                assert e.code is not None
+                rejected.append(RejectedRequest(e.rp, e.code, str(e)))
+        return cls(tuple(requests), svecs, others, tuple(rejected))
 
 
 # PCRep ---------------------------------------------------------------------------------
@@ -619,6 +643,7 @@ __all__ = [
     "PCRep",
     "PCReq",
     "Path",
+    "RejectedRequest",
     "Request",
     "RequestError",
     "Response",

@@ -466,14 +466,18 @@ class Session:
         return [Disconnect(self.close_reason)]
 
     def _on_pcreq(self, msg: AnyMessage, now: float) -> list[Action]:
-        """PCE: answer requests with unprocessable objects (P set, RFC 5440 §7.2) with a
-        PCErr naming their RP; deliver the others."""
+        """PCE: answer malformed requests (no END-POINTS, P flag cleared) and requests with
+        unprocessable objects (P set, RFC 5440 §7.2) with a PCErr naming their RP; deliver
+        the others, so one bad request does not leave the good ones unanswered."""
         assert isinstance(msg, PCReq)
         self._rx_alive(now)
         if self.role is not Role.PCE:
             return self._unexpected_counted(now)
-        self.counters.requests_rx += len(msg.requests)
+        self.counters.requests_rx += len(msg.requests) + len(msg.rejected)
         out: list[Action] = []
+        for bad in msg.rejected:
+            self.counters.malformed += 1
+            out.append(self._send(PCErr.of(bad.code, rps=(bad.rp,)), now))
         good = []
         for req in msg.requests:
             code = req.unprocessable()
@@ -485,7 +489,7 @@ class Session:
             if self.state is State.IDLE:
                 return out
         if good:
-            out.append(Deliver(replace(msg, requests=tuple(good))))
+            out.append(Deliver(replace(msg, requests=tuple(good), rejected=())))
         return out
 
     def _on_pcrep(self, msg: AnyMessage, now: float) -> list[Action]:

@@ -138,18 +138,31 @@ EP = O.EndPointsIpv4(IP("10.1.1.1"), IP("10.1.1.5"))
 
 
 @pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (O.RP(1).encode(), (6, 3)),  # without END-POINTS
+        (O.RP(1).encode() + O.Metric(2, 1.0).encode(), (6, 3)),
+        (O.RP(1, p=False).encode() + EP.encode(), (10, 1)),
+        (O.RP(1).encode() + O.EndPointsIpv4(EP.source, EP.destination, p=False).encode(), (10, 1)),
+    ],
+    ids=["no-end-points", "metric-no-end-points", "rp-without-p", "end-points-without-p"],
+)
+def test_malformed_request_set_aside(body: bytes, code: tuple[int, int]) -> None:
+    """A request that breaks the grammar is set aside with its code and its RP; the
+    well-formed request after it is decoded (RFC 5440 §6.4, one PCReq, two requests)."""
+    good = O.RP(2).encode() + EP.encode()
+    msg = M.decode_message(_frame(3, body + good))
+    assert isinstance(msg, M.PCReq)
+    assert [(r.rp.request_id, r.code) for r in msg.rejected] == [(1, code)]
+    assert [r.rp.request_id for r in msg.requests] == [2]
+    assert msg.requests[0].endpoints == EP
+
+
+@pytest.mark.parametrize(
     ("mtype", "body", "code"),
     [
         (3, EP.encode(), (6, 1)),  # PCReq without RP
         (3, b"", (6, 1)),
-        (3, O.RP(1).encode(), (6, 3)),  # without END-POINTS
-        (3, O.RP(1).encode() + O.Metric(2, 1.0).encode(), (6, 3)),
-        (3, O.RP(1, p=False).encode() + EP.encode(), (10, 1)),
-        (
-            3,
-            O.RP(1).encode() + O.EndPointsIpv4(EP.source, EP.destination, p=False).encode(),
-            (10, 1),
-        ),
         (4, O.NoPath().encode(), (6, 1)),  # PCRep without RP
         (1, b"", (1, 1)),  # Open without OPEN
         (1, O.RP(1).encode(), (1, 1)),

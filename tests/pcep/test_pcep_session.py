@@ -242,6 +242,28 @@ def test_malformed_with_code_gets_pcerr_and_session_stays() -> None:
     assert [type(m) for m in sent(acts)] == [M.Close] and pce.state is State.IDLE
 
 
+def test_one_malformed_request_does_not_spoil_the_others() -> None:
+    """A PCReq of three requests, the second without END-POINTS: PCErr (6, 3) naming
+    request 2, and requests 1 and 3 delivered to the PCE to be answered."""
+    _pcc, pce, _ = establish()
+    ep = O.EndPointsIpv4(IP("10.1.1.1"), IP("10.1.1.5"))
+    raw = (
+        O.RP(1).encode()
+        + ep.encode()
+        + O.RP(2).encode()
+        + O.Bandwidth(1e6).encode()
+        + O.RP(3).encode()
+        + ep.encode()
+    )
+    acts = pce.handle(Received(b"\x20\x03" + (4 + len(raw)).to_bytes(2, "big") + raw), 1.0)
+    (err,) = sent(acts)
+    assert err.codes == [(6, 3)] and [rp.request_id for rp in err.blocks[0].rps] == [2]
+    (d,) = [a for a in acts if isinstance(a, Deliver)]
+    assert isinstance(d.msg, M.PCReq) and d.msg.rejected == ()
+    assert [r.rp.request_id for r in d.msg.requests] == [1, 3]
+    assert pce.state is State.UP and pce.counters.malformed == 1
+
+
 def test_unknown_object_with_p_flag() -> None:
     _pcc, pce, _ = establish()
     ep = O.EndPointsIpv4(IP("10.1.1.1"), IP("10.1.1.5"))
