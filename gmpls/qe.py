@@ -25,6 +25,10 @@ class Codepoints:
     metric_refresh_type: int = 251
     #: ERO/RRO subobject type of the QE subobject (docs/design.md#the-qe-ero-subobject)
     ero_subobject: int = 103
+    #: not a code point but set the same way: the P flag (RFC 5440 §7.2) of the QE METRIC
+    #: objects a PCC sends. Set, a PCE must take them into account or refuse the request;
+    #: cleared, a standard PCE may ignore them and return a plain, unencrypted path.
+    metric_p_flag: bool = True
 
     @property
     def ri_qe_mask(self) -> int:
@@ -40,7 +44,8 @@ CODEPOINTS = Codepoints()
 
 
 def configure(**changes: int) -> Codepoints:
-    """Change code points (e.g. ``configure(ero_subobject=104)``); returns the new set."""
+    """Change code points (e.g. ``configure(ero_subobject=104)``, or
+    ``configure(metric_p_flag=False)``); returns the new set."""
     global CODEPOINTS
     CODEPOINTS = replace(CODEPOINTS, **changes)
     return CODEPOINTS

@@ -13,7 +13,9 @@ type    meaning                                     Fig. 8
 251     key refresh type: 0 none, 1 ms, 2 MiB        absent = 1
 ======  ==========================================  ==========
 
-The type codes come from :data:`gmpls.qe.CODEPOINTS` (configuration).
+The type codes come from :data:`gmpls.qe.CODEPOINTS` (configuration), and so does the P
+flag they are sent with (set by default, RFC 5440 §7.2: a PCE that cannot honour them
+must refuse the request rather than return a plain path).
 """
 
 from __future__ import annotations
@@ -43,16 +45,18 @@ def is_qe_metric(m: Metric) -> bool:
 
 def qe_metrics(params: qe.QeParams, *, always_refresh_type: bool = False) -> tuple[Metric, ...]:
     """The METRIC objects that ask for ``params`` (types 255, 254, 253, 252 and, when the
-    refresh type is not the default "time" or ``always_refresh_type``, 251)."""
+    refresh type is not the default "time" or ``always_refresh_type``, 251), with the P
+    flag of :data:`gmpls.qe.CODEPOINTS` (set by default: a PCE must not ignore them)."""
     c = qe.CODEPOINTS
+    p = c.metric_p_flag
     out = [
-        Metric(c.metric_key_length, float(params.key_length)),
-        Metric(c.metric_enc_layer, float(params.enc_layer)),
-        Metric(c.metric_algorithm, float(params.algorithm)),
-        Metric(c.metric_refresh_value, float(params.refresh_value)),
+        Metric(c.metric_key_length, float(params.key_length), p=p),
+        Metric(c.metric_enc_layer, float(params.enc_layer), p=p),
+        Metric(c.metric_algorithm, float(params.algorithm), p=p),
+        Metric(c.metric_refresh_value, float(params.refresh_value), p=p),
     ]
     if always_refresh_type or params.refresh_type != qe.RefreshType.TIME_MS:
-        out.append(Metric(c.metric_refresh_type, float(params.refresh_type)))
+        out.append(Metric(c.metric_refresh_type, float(params.refresh_type), p=p))
     return tuple(out)
 
 

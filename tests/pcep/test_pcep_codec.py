@@ -84,7 +84,8 @@ def test_keepalive_golden() -> None:
 
 
 def test_paper_pcreq_golden() -> None:
-    """RP(1, P) + END-POINTS 10.1.1.1 → 10.1.1.5 + four float32 QE metrics (Fig. 8)."""
+    """RP(1, P) + END-POINTS 10.1.1.1 → 10.1.1.5 + four float32 QE metrics (Fig. 8), each
+    with the P flag set (0x12: object type 1, P)."""
     raw = ex.paper_pcreq().encode()
     assert raw == bytes.fromhex(
         "2003004c"
@@ -94,16 +95,16 @@ def test_paper_pcreq_golden() -> None:
         "0412000c"
         "0a010101"
         "0a010105"
-        "0610000c"
+        "0612000c"
         "000000ff"
         "42000000"  # 255 key length 32.0
-        "0610000c"
+        "0612000c"
         "000000fe"
         "40000000"  # 254 layer 2.0
-        "0610000c"
+        "0612000c"
         "000000fd"
         "41200000"  # 253 algorithm 10.0
-        "0610000c"
+        "0612000c"
         "000000fc"
         "447a0000"  # 252 refresh 1000.0
     )
@@ -291,6 +292,17 @@ def test_unprocessable(obj: object, code: tuple[int, int] | None) -> None:
 def test_qe_metrics_round_trip(p: qe.QeParams, always: bool) -> None:
     ms = Q.qe_metrics(p, always_refresh_type=always)
     assert Q.qe_params_from_metrics([O.Metric(2, 10.0), *ms]) == p
+
+
+def test_qe_metrics_p_flag_configurable() -> None:
+    """The QE METRIC objects go out with the P flag (a PCE must not ignore them, RFC 5440
+    §7.2) unless configured off in gmpls.qe."""
+    assert all(m.p for m in Q.qe_metrics(ex.PAPER_QE))
+    try:
+        qe.configure(metric_p_flag=False)
+        assert not any(m.p for m in Q.qe_metrics(ex.PAPER_QE))
+    finally:
+        qe.configure(metric_p_flag=True)
 
 
 def test_qe_metrics_paper_and_absent() -> None:

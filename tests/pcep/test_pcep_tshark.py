@@ -139,11 +139,14 @@ def test_fig8_metrics(pcap: Path) -> None:
         "pcep.obj.end_point.source_ipv4_address",
         "pcep.obj.end_point.destination_ipv4_address",
         "pcep.obj.rp.requested_id_number",
+        "pcep.obj.hdr.flags.p",
     )
     # tshark names both the 4-bit object type and the metric type "pcep.obj.metric.type"
     assert row[0].split(",") == ["1", "255", "1", "254", "1", "253", "1", "252"]
     assert [float(v) for v in row[1].split(",")] == [32.0, 2.0, 10.0, 1000.0]
-    assert row[2:] == ["10.1.1.1", "10.1.1.5", "0x00000001"]
+    assert row[2:5] == ["10.1.1.1", "10.1.1.5", "0x00000001"]
+    # RP, END-POINTS and the four QE METRIC objects all with the P flag (gmpls.qe default)
+    assert row[5].split(",") == ["1"] * 6
 
 
 def test_fig9_ero(pcap: Path) -> None:
