@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from enum import IntEnum
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +44,7 @@ class Codepoints:
 CODEPOINTS = Codepoints()
 
 
-def configure(**changes: int) -> Codepoints:
+def configure(**changes: Any) -> Codepoints:
     """Change code points (e.g. ``configure(ero_subobject=104)``, or
     ``configure(metric_p_flag=False)``); returns the new set."""
     global CODEPOINTS

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from ipaddress import IPv4Address
 
@@ -69,6 +69,41 @@ class PathRequest:
     #: (router, local interface id) of links not to use
     exclude_links: frozenset[tuple[IPv4Address, int]] = frozenset()
     k: int = 5
+    #: resource affinities (RFC 3209 §4.7.4, PCEP LSPA): a link is pruned when it has a
+    #: group of ``exclude_any``, none of a non-zero ``include_any``, or lacks one of
+    #: ``include_all``; links that advertise no Administrative Group have groups 0
+    exclude_any: int = 0
+    include_any: int = 0
+    include_all: int = 0
+    #: setup priority 0..7: the bandwidth is checked against the link's unreserved
+    #: bandwidth at this priority (RFC 3630 §2.5.8)
+    setup_priority: int = 7
+    #: local protection asked (LSPA L flag): no TE link advertises it, so no path has it
+    local_protection: bool = False
+    #: bidirectional LSP (RP B flag): the reverse of every link must meet the constraints
+    #: too, with the same wavelength free in both directions
+    bidirectional: bool = False
+    #: upper bounds (METRIC objects with the B flag) on the path's TE metric, hop count and
+    #: IGP metric; None = no bound
+    max_te: float | None = None
+    max_hops: float | None = None
+    max_igp: float | None = None
+    #: IRO subobjects (RFC 5440 §7.12, an ordered list, RFC 7896): IPv4 /32 nodes (router
+    #: ID or TE router address) to pass and unnumbered interfaces (RFC 3477) whose link to
+    #: take, in this order; the L bit has no meaning in an IRO
+    include: tuple[Subobject, ...] = ()
+
+    @property
+    def affinities(self) -> bool:
+        return bool(self.exclude_any or self.include_any or self.include_all)
+
+    def admits(self, groups: int) -> bool:
+        """Whether a link of administrative ``groups`` meets the affinities."""
+        return (
+            not groups & self.exclude_any
+            and (not self.include_any or bool(groups & self.include_any))
+            and groups & self.include_all == self.include_all
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +125,8 @@ class PathResult:
     detail: str = ""
     #: candidate paths examined (1 = the shortest had a free wavelength)
     candidates: int = 0
+    #: the path's IGP metric: the OSPF costs of its links (None when a link has none)
+    igp: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -131,6 +168,11 @@ class Graph:
     link_index: dict[tuple[IPv4Address, int], int] = field(default_factory=dict)
     #: links with at least one free wavelength (or none advertised)
     usable: list[bool] = field(default_factory=list)
+    #: per link: administrative groups, IGP metric (None: no adjacency over it), the index
+    #: of the reverse direction (-1: none)
+    groups: list[int] = field(default_factory=list)
+    igp: list[int | None] = field(default_factory=list)
+    reverse: list[int] = field(default_factory=list)
 
     @classmethod
     def from_ted(cls, ted: Ted) -> Graph:
@@ -172,7 +214,25 @@ class Graph:
             g.radj[b].append((j, a, lk.metric))
             g.link_index[lk.key] = j
         g.usable = [m != 0 for m in g.mask]
+        costs = ted.igp_costs()
+        g.groups = [lk.admin_groups for lk in links]
+        g.igp = [costs.get((lk.router, lk.remote_router)) for lk in links]
+        g.reverse = [g.link_index.get((lk.remote_router, lk.remote_id), -1) for lk in links]
         return g
+
+    def bandwidth_at(self, j: int, priority: int) -> float:
+        """Link ``j``'s bandwidth free for a new LSP of setup ``priority``."""
+        unreserved = self.links[j].unreserved
+        return unreserved[priority] if priority < len(unreserved) else self.bandwidth[j]
+
+    def path_igp(self, path: Iterable[int]) -> int | None:
+        total = 0
+        for j in path:
+            cost = self.igp[j]
+            if cost is None:
+                return None
+            total += cost
+        return total
 
     def channel_of(self, mask: int) -> int | None:
         if mask == 0:
@@ -388,14 +448,61 @@ class PathComputer:
         banned_nodes = {g.index[n] for n in req.exclude_nodes if n in g.index}
         if s in banned_nodes or d in banned_nodes:
             return _fail(NoPathReason.NO_ROUTE, "an end point is excluded")
+        if req.local_protection:
+            return _fail(NoPathReason.NO_ROUTE, "local protection asked: no TE link advertises it")
         usable = _usable_links(g, req, banned_nodes)
+        if req.include:
+            return self._through_iro(g, req, usable, s, d, qe_dst)
         first = bidirectional(g, s, d, usable)
         if first is None:
             return _fail(
                 NoPathReason.NO_ROUTE,
-                f"no route {src_id} -> {dst_id} with {req.bandwidth * 8:.0f} b/s free",
+                f"no route {src_id} -> {dst_id} with {req.bandwidth * 8:.0f} b/s free"
+                + _constraints_text(req),
             )
         return _assign_wavelength(g, req, usable, first, s, d, qe_dst)
+
+    def _through_iro(
+        self, g: Graph, req: PathRequest, usable: list[bool], s: int, d: int, qe_dst: int | None
+    ) -> PathResult:
+        """Steps 2-3 with an IRO: the shortest path through the IRO's nodes and links in
+        order (each segment the shortest that avoids the nodes already on the path, so the
+        path stays loopless), then its wavelength: one candidate, no k-shortest search."""
+        waypoints = self._waypoints(g, req)
+        if isinstance(waypoints, PathResult):
+            return waypoints
+        found = _through(g, usable, s, d, waypoints)
+        if found is None:
+            names = ", ".join(str(x) for x in req.include)
+            return _fail(
+                NoPathReason.NO_ROUTE,
+                f"no route {g.ids[s]} -> {g.ids[d]} through the IRO {names}"
+                + _constraints_text(req),
+            )
+        return _assign_wavelength(g, replace(req, k=1), usable, found, s, d, qe_dst)
+
+    def _waypoints(self, g: Graph, req: PathRequest) -> list[tuple[int, int]] | PathResult:
+        """The IRO as (node, link) steps: a node to pass (link -1), or a link to take (its
+        head node and index); the failure for a subobject naming nothing of this TED."""
+        out: list[tuple[int, int]] = []
+        for sub in req.include:
+            if isinstance(sub, Ipv4Prefix) and sub.prefix_len == 32:
+                rid = self._resolve(g, sub.address)
+                if rid is None:
+                    return _fail(NoPathReason.NO_ROUTE, f"IRO node {sub.address} is not in the TED")
+                out.append((g.index[rid], -1))
+            elif isinstance(sub, Unnumbered):
+                j = g.link_index.get((sub.router_id, sub.interface_id))
+                if j is None:
+                    return _fail(NoPathReason.NO_ROUTE, f"IRO link {sub} is not in the TED")
+                out.append((g.link_from[j], j))
+            else:
+                return _fail(
+                    NoPathReason.UNSUPPORTED_REQUEST,
+                    f"IRO subobject {sub} names no node or link of this TED (IPv4 /32 and "
+                    "unnumbered interfaces only)",
+                )
+        return out
 
     def _end_points(
         self, g: Graph, req: PathRequest
@@ -455,13 +562,32 @@ class PathComputer:
         return qe_dst
 
 
+def _constraints_text(req: PathRequest) -> str:
+    parts = []
+    if req.affinities:
+        parts.append(
+            f"affinities exclude-any 0x{req.exclude_any:x} include-any 0x{req.include_any:x}"
+            f" include-all 0x{req.include_all:x}"
+        )
+    if req.bidirectional:
+        parts.append("both directions")
+    return "".join(f", {p}" for p in parts)
+
+
 def _usable_links(g: Graph, req: PathRequest, banned_nodes: set[int]) -> list[bool]:
     """Step 2's pruning: the links CSPF may use — those with a free wavelength (or none
-    advertised) and the bandwidth asked for, neither excluded nor touching an excluded
-    node. The graph's own list when nothing is pruned beyond it (shared: never modify)."""
-    if req.bandwidth <= 0 and not req.exclude_links and not banned_nodes:
+    advertised), the bandwidth asked for at the setup priority, the affinities, neither
+    excluded nor touching an excluded node; for a bidirectional request, only links whose
+    reverse is usable too. The graph's own list when nothing is pruned beyond it (shared:
+    never modify)."""
+    plain = not (req.exclude_links or banned_nodes or req.affinities or req.bidirectional)
+    if req.bandwidth <= 0 and plain:
         return g.usable
-    usable = [u and bw >= req.bandwidth for u, bw in zip(g.usable, g.bandwidth, strict=True)]
+    prio = req.setup_priority
+    usable = [
+        u and g.bandwidth_at(j, prio) >= req.bandwidth and req.admits(g.groups[j])
+        for j, u in enumerate(g.usable)
+    ]
     for key in req.exclude_links:
         j = g.link_index.get(key)
         if j is not None:
@@ -469,7 +595,50 @@ def _usable_links(g: Graph, req: PathRequest, banned_nodes: set[int]) -> list[bo
     for j in range(len(g.links)) if banned_nodes else ():
         if g.link_to[j] in banned_nodes or g.link_from[j] in banned_nodes:
             usable[j] = False
+    if req.bidirectional:
+        usable = [u and g.reverse[j] >= 0 and usable[g.reverse[j]] for j, u in enumerate(usable)]
     return usable
+
+
+def _through(
+    g: Graph, usable: list[bool], s: int, d: int, waypoints: list[tuple[int, int]]
+) -> tuple[int, list[int]] | None:
+    """The path ``s`` -> ``d`` through ``waypoints`` (see :meth:`PathComputer._waypoints`)
+    as (TE cost, links), each segment the shortest avoiding the nodes already on the path;
+    None when some segment has no route."""
+    cost, path, at, visited = 0, [], s, {s}
+    for node, link in [*waypoints, (d, -1)]:
+        if node != at:
+            seg = dijkstra(g, at, node, usable, visited - {at})
+            if seg is None:
+                return None
+            cost += seg[0]
+            path += seg[1]
+            visited.update(g.link_to[j] for j in seg[1])
+            at = node
+        if link >= 0:
+            if not usable[link] or g.link_to[link] in visited:
+                return None
+            cost += g.metric[link]
+            path.append(link)
+            at = g.link_to[link]
+            visited.add(at)
+    return cost, path
+
+
+def _bound_missed(g: Graph, req: PathRequest, cost: int, path: list[int]) -> str:
+    """Which METRIC bound ``path`` (of TE metric ``cost``) exceeds; "" when none."""
+    if req.max_te is not None and cost > req.max_te:
+        return f"TE metric {cost} exceeds the bound {req.max_te:g}"
+    if req.max_hops is not None and len(path) > req.max_hops:
+        return f"hop count {len(path)} exceeds the bound {req.max_hops:g}"
+    if req.max_igp is not None:
+        igp = g.path_igp(path)
+        if igp is None:
+            return f"IGP metric bound {req.max_igp:g}: a link of the path has no IGP metric"
+        if igp > req.max_igp:
+            return f"IGP metric {igp} exceeds the bound {req.max_igp:g}"
+    return ""
 
 
 def _assign_wavelength(
@@ -482,15 +651,27 @@ def _assign_wavelength(
     qe_dst: int | None,
 ) -> PathResult:
     """Step 3: the shortest path (``first``), then the next shortest (Yen, up to
-    ``req.k``), until one has a wavelength free on every link: the lowest is taken (first
-    fit) and the result built (step 4)."""
+    ``req.k``), until one within the METRIC bounds has a wavelength free on every link (and
+    on every reverse link when bidirectional): the lowest is taken (first fit) and the
+    result built (step 4)."""
     tried = 0
+    missed = ""
     for cost, path in yen(g, s, d, usable, req.k, first):
         tried += 1
+        missed_here = _bound_missed(g, req, cost, path)
+        if missed_here:
+            missed = missed or missed_here
+            if req.max_te is not None and cost > req.max_te:
+                break  # the next paths cost more still
+            continue
         m = common_mask(g, path)
+        if req.bidirectional:
+            m &= common_mask(g, (g.reverse[j] for j in path))
         if m == 0:
             continue
         return _path_result(g, req, path, cost, g.channel_of(m), g.ids[d], qe_dst, tried)
+    if missed:
+        return _fail(NoPathReason.NO_ROUTE, f"{missed} (best of {tried} paths)", tried)
     return _fail(
         NoPathReason.NO_COMMON_WAVELENGTH,
         f"none of the {tried} shortest paths {g.ids[s]} -> {g.ids[d]} has a wavelength free "
@@ -529,6 +710,7 @@ def _path_result(
         cost=cost,
         ero=build_ero(hops, dst_id, channel, req.qe, qe_router),
         candidates=tried,
+        igp=g.path_igp(path),
     )
 
 

@@ -6,12 +6,17 @@ objects, RFC 5440 §7.2):
 - END-POINTS (IPv4) give source and destination; IPv6 end points are outside this TED
   (NO-PATH, unknown source/destination bits);
 - BANDWIDTH (type 1) is the bandwidth constraint, in bytes per second;
-- METRIC objects of the QE types (docs/design.md#qe-metric-types) make it a QE request; a
-  TE-metric (2) or
-  hop-count (3) METRIC with the B flag is an upper bound; with the C flag the computed
-  value is returned;
-- an IRO or LOAD-BALANCING with the P flag cannot be honoured (NO-PATH, reason
-  UNSUPPORTED_REQUEST); without P they are ignored and echoed with the I flag.
+- METRIC objects of the QE types (docs/design.md#qe-metric-types) make it a QE request; an
+  IGP (1), TE (2) or hop-count (3) METRIC with the B flag is an upper bound; with the C
+  flag the computed value is returned;
+- the LSPA's affinities and setup priority prune links; its L flag (local protection)
+  with P cannot be met (no TE link advertises protection): NO-PATH;
+- the RP B flag (bidirectional) asks for a path whose reverse links meet the constraints
+  too, with the same wavelength free both ways;
+- an IRO's nodes and links are passed in order (docs/pce.md);
+- LOAD-BALANCING or an unknown object with the P flag never gets here (the session
+  answers PCErr, RFC 5440 §7.2); another object with P out of place gets NO-PATH, reason
+  UNSUPPORTED_REQUEST.
 
 A path comes back as <RP><ERO>[BANDWIDTH][METRIC...]; no path as <RP><NO-PATH> with the
 NO-PATH-VECTOR bits RFC 5440 defines (unknown source 0x4 / destination 0x2) and this
@@ -31,9 +36,11 @@ from typing import Any
 from gmpls.errors import DecodeError
 from gmpls.pcep.constants import (
     ERR_SVEC_REQUEST_MISSING,
+    LSPA_FLAG_L,
     METRIC_FLAG_B,
     METRIC_FLAG_C,
     NO_PATH_FLAG_C,
+    RP_FLAG_B,
     SVEC_FLAG_L,
     SVEC_FLAG_N,
     MetricType,
@@ -225,8 +232,8 @@ class PceService:
             return PathResult(reason=NoPathReason.BAD_QE_PARAMETERS, detail=e.reason)
         if params is not None:
             self.stats.qe_requests += 1
-        for obj in (req.iro, *req.others):
-            if obj is not None and obj.p:
+        for obj in req.others:
+            if obj.p:
                 name = type(obj).__name__
                 return PathResult(
                     reason=NoPathReason.UNSUPPORTED_REQUEST,
@@ -240,21 +247,9 @@ class PceService:
             qe=params,
             exclude_nodes=exclude_nodes,
             exclude_links=exclude_links,
+            **_constraints(req),
         )
-        result = self.computer.compute(preq)
-        if result.ok:
-            for m in req.metrics:
-                if not m.flags & METRIC_FLAG_B:
-                    continue
-                value = _metric_value(m.metric_type, result)
-                if value is not None and value > m.value:
-                    return PathResult(
-                        reason=NoPathReason.NO_ROUTE,
-                        detail=f"metric {m.metric_type} of the best path ({value}) exceeds "
-                        f"the bound {m.value:g}",
-                        candidates=result.candidates,
-                    )
-        return result
+        return self.computer.compute(preq)
 
     def _attributes(self, req: Request, result: PathResult) -> Attributes:
         metrics = []
@@ -283,13 +278,46 @@ class PceService:
         if reason in _QE_REASONS:
             attrs = Attributes(metrics=tuple(m for m in req.metrics if is_qe_metric(m)))
         elif reason in (NoPathReason.NO_ROUTE, NoPathReason.NO_COMMON_WAVELENGTH):
-            attrs = Attributes(bandwidth=req.bandwidth)
+            bounds = tuple(m for m in req.metrics if m.flags & METRIC_FLAG_B)
+            attrs = Attributes(req.lspa, req.bandwidth, bounds, req.iro)
         return Response(rp, no_path=NoPath(0, flags, tlvs), attributes=attrs)
 
 
 def _metric_value(metric_type: int, result: PathResult) -> int | None:
+    if metric_type == MetricType.IGP:
+        return result.igp
     if metric_type == MetricType.TE:
         return result.cost
     if metric_type == MetricType.HOP_COUNT:
         return len(result.hops)
     return None
+
+
+_BOUNDS: dict[int, str] = {
+    MetricType.IGP: "max_igp",
+    MetricType.TE: "max_te",
+    MetricType.HOP_COUNT: "max_hops",
+}
+
+
+def _constraints(req: Request) -> dict[str, Any]:
+    """The request's constraints as :class:`PathRequest` fields: the LSPA (affinities and
+    setup priority always; the L flag only with P, having no protected links), the RP B
+    flag, METRIC bounds (B flag; the tightest of repeated ones) and the IRO."""
+    out: dict[str, Any] = {"bidirectional": bool(req.rp.flags & RP_FLAG_B)}
+    if req.lspa is not None:
+        a = req.lspa
+        out.update(
+            exclude_any=a.exclude_any,
+            include_any=a.include_any,
+            include_all=a.include_all,
+            setup_priority=min(a.setup_priority, 7),
+            local_protection=a.p and bool(a.flags & LSPA_FLAG_L),
+        )
+    for m in req.metrics:
+        name = _BOUNDS.get(m.metric_type)
+        if name is not None and m.flags & METRIC_FLAG_B:
+            out[name] = min(out.get(name, m.value), m.value)
+    if req.iro is not None:
+        out["include"] = req.iro.subobjects
+    return out

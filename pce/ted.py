@@ -31,6 +31,7 @@ from gmpls.ospf.constants import MAX_AGE, LsType, OpaqueType, RouterLinkType
 from gmpls.ospf.lsa import LSA, LSAKey, NetworkLSA, RouterLSA
 from gmpls.ospf.ri import RouterInfoLSA
 from gmpls.ospf.te import (
+    AdminGroup,
     AvailableLabels,
     LinkId,
     LinkLocalRemoteIds,
@@ -58,6 +59,8 @@ class TeLink:
     #: available DWDM channel indices n (RFC 6205); None when the link advertises no labels
     channels: tuple[int, ...] | None = None
     switching_cap: int | None = None
+    #: RFC 3630 §2.5.9 administrative group bit mask (0 when not advertised)
+    admin_groups: int = 0
 
     @property
     def key(self) -> tuple[IPv4Address, int]:
@@ -121,6 +124,7 @@ def te_links_of(lsa: LSA) -> _TeContribution:
         unres = link.find(UnreservedBandwidth)
         labels = link.find(AvailableLabels)
         iscd = link.find(SwitchingCapability)
+        groups = link.find(AdminGroup)
         out.links.append(
             TeLink(
                 router=router,
@@ -135,6 +139,7 @@ def te_links_of(lsa: LSA) -> _TeContribution:
                 unreserved=tuple(unres.bandwidths) if unres is not None else (),
                 channels=labels.channels() if labels is not None else None,
                 switching_cap=iscd.switching_cap if iscd is not None else None,
+                admin_groups=groups.groups if groups is not None else 0,
             )
         )
     return out
@@ -301,6 +306,18 @@ class Ted:
             back = by_key.get((lk.remote_router, lk.remote_id))
             if back is not None and back.remote_router == lk.router and lk.remote_router in nodes:
                 out.append(lk)
+        return out
+
+    def igp_costs(self) -> dict[tuple[IPv4Address, IPv4Address], int]:
+        """The OSPF cost from a router to a point-to-point neighbour (RFC 2328 §A.4.2, the
+        lowest of parallel links): the IGP metric of the TE links between the two, when
+        the IGP runs over them. TE links over which no adjacency runs have none."""
+        out: dict[tuple[IPv4Address, IPv4Address], int] = {}
+        for r, body in self._router.items():
+            for link in body.links:
+                if link.type == RouterLinkType.POINT_TO_POINT:
+                    key = (r, link.link_id)
+                    out[key] = min(out.get(key, link.metric), link.metric)
         return out
 
     def resolve(self, address: IPv4Address) -> IPv4Address | None:
