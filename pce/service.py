@@ -15,7 +15,8 @@ objects, RFC 5440 §7.2):
   too, with the same wavelength free both ways;
 - an IRO's nodes and links are passed in order (docs/pce.md);
 - LOAD-BALANCING or an unknown object with the P flag never gets here (the session
-  answers PCErr, RFC 5440 §7.2); another object with P out of place gets NO-PATH, reason
+  answers PCErr, RFC 5440 §7.2); a METRIC with P of an unknown type or asking to optimise
+  another metric than TE, or another object with P out of place, gets NO-PATH, reason
   UNSUPPORTED_REQUEST.
 
 A path comes back as <RP><ERO>[BANDWIDTH][METRIC...]; no path as <RP><NO-PATH> with the
@@ -232,13 +233,9 @@ class PceService:
             return PathResult(reason=NoPathReason.BAD_QE_PARAMETERS, detail=e.reason)
         if params is not None:
             self.stats.qe_requests += 1
-        for obj in req.others:
-            if obj.p:
-                name = type(obj).__name__
-                return PathResult(
-                    reason=NoPathReason.UNSUPPORTED_REQUEST,
-                    detail=f"{name} constraints are not supported by this PCE",
-                )
+        unsupported = _unsupported(req)
+        if unsupported:
+            return PathResult(reason=NoPathReason.UNSUPPORTED_REQUEST, detail=unsupported)
         bw = req.bandwidth.bandwidth if req.bandwidth is not None else 0.0
         preq = PathRequest(
             ep.source,
@@ -291,6 +288,23 @@ def _metric_value(metric_type: int, result: PathResult) -> int | None:
     if metric_type == MetricType.HOP_COUNT:
         return len(result.hops)
     return None
+
+
+def _unsupported(req: Request) -> str:
+    """Why the request holds an object with the P flag this PCE cannot honour ("" when
+    none): a METRIC of a type it does not know, or one without B asking to optimise
+    another metric than the TE metric (RFC 5440 §7.8), or an object out of place."""
+    for m in req.metrics:
+        if not m.p or is_qe_metric(m) or m.metric_type == MetricType.TE:
+            continue
+        if m.metric_type not in _BOUNDS:
+            return f"METRIC type {m.metric_type} is not supported by this PCE"
+        if not m.flags & METRIC_FLAG_B:
+            return f"this PCE optimises the TE metric only, not METRIC type {m.metric_type}"
+    for obj in req.others:
+        if obj.p:
+            return f"{type(obj).__name__} constraints are not supported by this PCE"
+    return ""
 
 
 _BOUNDS: dict[int, str] = {

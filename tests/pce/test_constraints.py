@@ -12,6 +12,7 @@ from gmpls.ero import Ipv4Prefix, Unnumbered
 from gmpls.ospf.constants import INITIAL_SEQUENCE, LsType, RouterLinkType
 from gmpls.ospf.lsa import LSA, RouterLink, RouterLSA
 from gmpls.ospf.te import AdminGroup, Link, TeLinkParams, TeLSA, link_tlv, te_lsa_id
+from gmpls.pcep import examples as ex
 from gmpls.pcep import messages as M
 from gmpls.pcep import objects as O
 from gmpls.pcep import tlv as T
@@ -226,3 +227,20 @@ def test_iro_order_and_unknown_node() -> None:
     assert r.attributes.iro == order
     unknown = O.Iro((Ipv4Prefix(rid(9), 32),), p=True)
     assert "not in the TED" in reason(answer(ted(), request(iro=unknown)))[1]
+
+
+# METRIC objects the PCE cannot honour ---------------------------------------------------
+
+
+def test_metric_with_p_not_honoured_is_refused() -> None:
+    """With P, a METRIC of an unknown type, or an objective (no B) other than the TE
+    metric, gets NO-PATH unsupported_request; without P it is ignored. The QE metrics (P
+    by default) and a TE objective are served."""
+    for m in (O.Metric(200, 1.0, p=True), O.Metric(3, 0.0, flags=METRIC_FLAG_C, p=True)):
+        code, text = reason(answer(ted(), request(metrics=(m,))))
+        assert code == NoPathReason.UNSUPPORTED_REQUEST and "METRIC type" in text
+        assert nodes(answer(ted(), request(metrics=(O.Metric(m.metric_type, 1.0),)))) == SHORT
+    te = O.Metric(2, 0.0, flags=METRIC_FLAG_C, p=True)
+    assert (
+        nodes(answer(ted(), request(metrics=(te, *ex.paper_pcreq().requests[0].metrics)))) == SHORT
+    )
