@@ -787,7 +787,7 @@ class RsvpCore:
         if psb.in_if is not None:
             rec.append(ero.Unnumbered(self.router_id, psb.in_if))
         if psb.in_label is not None:
-            rec.append(ero.Label(psb.in_label, flags=0x01))
+            rec.append(ero.Label(psb.in_label))  # per-link label: not global
         objs: list[O.RsvpObject] = [
             psb.session,
             self._hop(psb.in_if),
@@ -1172,6 +1172,12 @@ class RsvpCore:
         if psb is None or key is None:
             self.stats["rx_dropped"] += 1
             return
+        if src != psb.nhop:
+            # a PathErr travels upstream only: from anyone but our next hop it is bogus
+            # (relaying it would bounce it between two nodes)
+            self.stats["rx_dropped"] += 1
+            log.info("%s: PathErr for %s from %s, not our next hop", self.name, key, src)
+            return
         es = msg.by_class(6)
         code = (es.code, es.value) if isinstance(es, O.ErrorSpec | O.ErrorSpecIfId) else None
         node = es.node if isinstance(es, O.ErrorSpec | O.ErrorSpecIfId) else src
@@ -1179,7 +1185,7 @@ class RsvpCore:
             self._teardown(psb, f"PathErr {code} from {node}", code, send_tear=True)
         elif psb.phop is not None:
             self.stats["path_err_sent"] += 1
-            self._trigger(psb.phop, msg)
+            self._trigger(psb.phop, _state_kept(msg))
 
     def _rx_resv_err(self, src: IPv4Address, msg: Message, now: float) -> None:
         key = self._key(msg, msg.get(O.FilterSpec))
@@ -1370,6 +1376,18 @@ def _msg_key(msg: Message) -> LspKey | None:
     if s is None or sender is None:
         return None
     return LspKey(s.tunnel_end, s.tunnel_id, s.extended_tunnel_id, sender.sender, sender.lsp_id)
+
+
+def _state_kept(msg: Message) -> Message:
+    """A PathErr as a node that keeps its Path state relays it: Path_State_Removed
+    cleared (RFC 3473 §4.5; the head's PathTear removes the state)."""
+    objs = tuple(
+        replace(o, flags=o.flags & ~ES_PATH_STATE_REMOVED)
+        if isinstance(o, O.ErrorSpec | O.ErrorSpecIfId)
+        else o
+        for o in msg.objects
+    )
+    return replace(msg, objects=objs)
 
 
 def _hop_addr(msg: Message) -> IPv4Address | None:
