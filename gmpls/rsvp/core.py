@@ -874,10 +874,9 @@ class RsvpCore:
         reason: str,
         code: tuple[int, int] | None,
         send_tear: bool,
-        resv_tear: bool = False,
     ) -> None:
         """Remove the LSP's state here: labels back, key session closed, PathTear
-        downstream (``send_tear``) and/or ResvTear upstream (``resv_tear``)."""
+        downstream (``send_tear``)."""
         key = psb.key
         self._drop_psb(key)
         self.rsbs.pop(key, None)
@@ -894,17 +893,6 @@ class RsvpCore:
                 (psb.session, self._hop(psb.out_if), psb.template),
             )
             self._trigger(psb.nhop, msg)
-        if resv_tear and psb.phop is not None:
-            msg = Message(
-                MsgType.RESV_TEAR,
-                (
-                    psb.session,
-                    self._hop(psb.in_if),
-                    O.StyleObj(Style.SE),
-                    O.FilterSpec(psb.template.sender, psb.template.lsp_id),
-                ),
-            )
-            self._trigger(psb.phop, msg)
         self._emit(LspDown(key, psb.role, reason, code))
 
     # --- messages in ------------------------------------------------------------------
@@ -1214,10 +1202,34 @@ class RsvpCore:
         if psb is None or psb.nhop not in (src, _hop_addr(msg)):
             self.stats["rx_dropped"] += 1
             return
+        self._resv_gone(psb, "ResvTear")
+
+    def _resv_gone(self, psb: Psb, reason: str) -> None:
+        """The reservation from downstream is gone (ResvTear, Resv state timeout). RFC
+        2205 §3.1.6, §3.7: only the Resv state is removed and a ResvTear goes upstream;
+        the Path state (and the labels held with it) stays, so a new Resv can restore
+        the LSP. The head, whose service is down without a reservation, tears the LSP
+        down (our choice: the RFCs leave the sender's reaction to it)."""
         if psb.role == HEAD:
-            self._teardown(psb, "ResvTear", None, send_tear=True)
-        else:
-            self._teardown(psb, "ResvTear", None, send_tear=True, resv_tear=True)
+            self._teardown(psb, reason, None, send_tear=True)
+            return
+        if self.rsbs.pop(psb.key, None) is None:
+            return
+        self._cancel(psb.key, types=(MsgType.RESV,))
+        psb.state = "path-sent"
+        self._schedule(psb.key)
+        if psb.phop is not None:
+            tear = Message(
+                MsgType.RESV_TEAR,
+                (
+                    psb.session,
+                    self._hop(psb.in_if),
+                    O.StyleObj(Style.SE),
+                    O.FilterSpec(psb.template.sender, psb.template.lsp_id),
+                ),
+            )
+            self._trigger(psb.phop, tear)
+        log.info("%s: Resv state of %s removed: %s", self.name, psb.key, reason)
 
     # --- Hello (RFC 3209 §5) ----------------------------------------------------------
 
@@ -1326,8 +1338,10 @@ class RsvpCore:
             return
         rsb = self.rsbs.get(psb.key)
         if rsb is not None and rsb.expires is not None and now >= rsb.expires:
-            self._teardown(psb, "resv state timeout", None, send_tear=True, resv_tear=True)
-            return
+            self._resv_gone(psb, "resv state timeout")
+            if psb.role == HEAD:
+                return
+            rsb = None
         if psb.next_refresh is not None and now >= psb.next_refresh and psb.path_msg:
             assert psb.nhop is not None
             self._send(psb.nhop, psb.path_msg)

@@ -76,3 +76,51 @@ def test_resv_record_route_labels_are_not_global() -> None:
         for s in ex.paper_resv().get(O.RecordRoute).subobjects  # type: ignore[union-attr]
         if isinstance(s, ero.Label)
     )
+
+
+# --- ResvTear and Resv state timeout remove the reservation only -----------------------
+
+
+def test_resv_tear_in_transit_removes_resv_state_only() -> None:
+    net = Net()
+    _up(net)
+    tn3 = net.cores["tn3"]
+    resv_from_tn4 = next(m for s, d, m in net.sent if (s, d, m.name) == ("tn4", "tn3", "RESV"))
+    acts = tn3.handle(E.Received(TN[4], ex.resv_tear().encode()), net.now)
+    # RFC 2205 §3.1.6: the RSB goes, a ResvTear goes upstream; nothing goes downstream
+    assert [(a.dst, a.message.name) for a in acts if isinstance(a, E.Send)] == [
+        (TN[2], "RESV_TEAR")
+    ]
+    assert not tn3.rsbs and len(tn3.psbs) == 1
+    assert not [a for a in acts if isinstance(a, E.LspDown)]
+    # the Path state keeps its lambdas on both links
+    assert net.free("tn3", 2) == tuple(range(2, 9)) and net.free("tn3", 3) == tuple(range(2, 9))
+    # a new Resv from downstream restores the reservation
+    acts = tn3.handle(E.Received(TN[4], resv_from_tn4.encode()), net.now)
+    assert [a.dst for a in _sends(acts, "RESV")] == [TN[2]]
+    assert len(tn3.rsbs) == 1
+
+
+def test_resv_state_timeout_in_transit_keeps_path_state() -> None:
+    net = Net(refresh_ms=30000, keep=3)
+    _up(net)
+    net.drop = lambda s, d, m: (s, d, m.name) == ("tn4", "tn3", "RESV")
+    net.ladder.clear()
+    net.advance((3 + 0.5) * 1.5 * 30.0 + 1.0)
+    tears = [x for x in net.msgs() if x[2] != "PATH" and x[2] != "RESV"]
+    # tn3 removes only its Resv state and tells upstream; the head, whose LSP lost its
+    # reservation, tears it down from the top
+    assert tears == [
+        ("tn3", "tn2", "RESV_TEAR"),
+        ("tn2", "tn1", "RESV_TEAR"),
+        ("tn1", "tn2", "PATH_TEAR"),
+        ("tn2", "tn3", "PATH_TEAR"),
+        ("tn3", "tn4", "PATH_TEAR"),
+        ("tn4", "tn5", "PATH_TEAR"),
+    ]
+    assert net.of("tn1", E.LspDown)[-1].reason == "ResvTear"
+    assert not [d for d in net.of("tn3", E.LspDown) if d.reason == "resv state timeout"]
+    for n, c in net.cores.items():
+        assert not c.psbs, n
+        for i in c.links:
+            assert net.free(n, i) == ALL, (n, i)
