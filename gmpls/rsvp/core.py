@@ -1034,7 +1034,7 @@ class RsvpCore:
         if in_if is None:
             raise _rp(RoutingProblem.BAD_STRICT_NODE, f"no TE link from {psb.phop}")
         psb.in_if = in_if
-        label = self._in_label(in_if, msg.get(O.LabelSet))
+        label = self._in_label(in_if, msg.all(O.LabelSet))
         self._hold(in_if, label)
         psb.in_label = label
         route_obj = msg.get(O.ExplicitRoute)
@@ -1052,19 +1052,16 @@ class RsvpCore:
             self._qe_join(psb, r.own_qe)
         self._check_out_label(psb)
 
-    def _in_label(self, in_if: int, offered: O.LabelSet | None) -> int:
+    def _in_label(self, in_if: int, sets: Sequence[O.LabelSet]) -> int:
         """The label of the incoming link (RFC 3473 §2.6): the first label of the
-        upstream LABEL_SET that is a lambda of the link and free here, else (no set) the
+        upstream's Label_Set (:func:`_label_set`) that is free here, else (no set) the
         first free lambda."""
-        if offered is not None and offered.action == 0:
-            # the first usable label that is free (one pass, stops at it)
+        if sets:
             free_here = self.free[in_if]
-            usable = False
-            for x in offered.labels:
-                if self._valid_label(in_if, x):
-                    usable = True
-                    if ero.lambda_channel(x) in free_here:
-                        return x
+            usable = _label_set(sets, sorted(self._lambdas[in_if]))
+            for x in usable:
+                if ero.lambda_channel(x) in free_here:
+                    return x
             if not usable:
                 raise _rp(RoutingProblem.LABEL_SET, "no label of the LABEL_SET is usable")
             raise _rp(RoutingProblem.LABEL_SET, "every label of the LABEL_SET is in use")
@@ -1402,6 +1399,43 @@ def _state_kept(msg: Message) -> Message:
         for o in msg.objects
     )
     return replace(msg, objects=objs)
+
+
+def _label_set(sets: Sequence[O.LabelSet], channels: Sequence[int]) -> list[int]:
+    """The lambda labels of a link (its ``channels``) that a Label_Set allows, in order
+    of preference (RFC 3473 §2.6.1, RFC 3471 §3.5): the labels of the inclusive lists
+    (action 0) in their order, then the link's lambdas in the inclusive ranges (action
+    2); with no inclusive object every lambda of the link; minus the exclusive lists
+    (1) and ranges (3). A range is two labels, start and end, of the same RFC 6205
+    grid, spacing and identifier; the channel indices between them are in it. A
+    Label_Set we cannot parse (unknown action, range not of two such labels) is
+    "Routing problem/Label Set" (24/11)."""
+    ranges: dict[int, list[tuple[int, int, int]]] = {2: [], 3: []}
+    for s in sets:
+        if s.action in (2, 3):
+            if len(s.labels) != 2 or s.labels[0] >> 16 != s.labels[1] >> 16:
+                raise _rp(RoutingProblem.LABEL_SET, f"bad LABEL_SET range {s.labels}")
+            lo, hi = (ero.lambda_channel(x) for x in s.labels)
+            ranges[s.action].append((s.labels[0] >> 16, lo, hi))
+        elif s.action not in (0, 1):
+            raise _rp(RoutingProblem.LABEL_SET, f"unknown LABEL_SET action {s.action}")
+    link = [ero.lambda_label(n) for n in channels]
+
+    def in_ranges(x: int, action: int) -> bool:
+        n = ero.lambda_channel(x)
+        return any(x >> 16 == top and lo <= n <= hi for top, lo, hi in ranges[action])
+
+    listed = [x for s in sets if s.action == 0 for x in s.labels]
+    if listed or ranges[2]:
+        wanted = [x for x in listed if x in link] + [x for x in link if in_ranges(x, 2)]
+    else:
+        wanted = link
+    excluded = {x for s in sets if s.action == 1 for x in s.labels}
+    out: list[int] = []
+    for x in wanted:
+        if x not in excluded and not in_ranges(x, 3) and x not in out:
+            out.append(x)
+    return out
 
 
 def _hop_addr(msg: Message) -> IPv4Address | None:

@@ -24,6 +24,30 @@ def _up(net: Net, tunnel: int = 1) -> None:
     assert net.of("tn1", E.LspUp), net.of("tn1", E.LspDown)
 
 
+def _path_into_tn4(
+    tunnel: int, *extra: O.RsvpObject, route: tuple[ero.Subobject, ...] = ()
+) -> bytes:
+    """The paper's Path as tn3 would send it to tn4 (tunnel ``tunnel``), its LABEL_SET
+    replaced by ``extra`` objects, its ERO by ``route`` if given."""
+    objs: list[O.RsvpObject] = []
+    for o in ex.paper_path().objects:
+        if isinstance(o, O.SessionLspTunnelV4):
+            o = O.SessionLspTunnelV4(TN[5], tunnel, TN[1])
+        elif isinstance(o, O.RsvpHopIfId):
+            o = O.RsvpHopIfId(TN[3], 3, (O.IfIdTlv.if_index(TN[3], 3),))
+        elif isinstance(o, O.ExplicitRoute):
+            o = O.ExplicitRoute(route or (ero.Unnumbered(TN[4], 3), ero.Ipv4Prefix(TN[5], 32)))
+        elif isinstance(o, O.LabelSet):
+            objs += extra
+            continue
+        objs.append(o)
+    return Message(MsgType.PATH, tuple(objs)).encode()
+
+
+def _lam(n: int) -> int:
+    return ero.lambda_label(n)
+
+
 def _sends(acts: list[E.Action], name: str) -> list[E.Send]:
     return [a for a in acts if isinstance(a, E.Send) and a.message.name == name]
 
@@ -124,3 +148,57 @@ def test_resv_state_timeout_in_transit_keeps_path_state() -> None:
         assert not c.psbs, n
         for i in c.links:
             assert net.free(n, i) == ALL, (n, i)
+
+
+# --- LABEL_SET actions (RFC 3473 §2.6) ----------------------------------------------------
+
+
+def _in_lambda(net: Net, node: str, tunnel: int) -> int | None:
+    rows = [r for r in net.cores[node].lsp_table() if r["tunnel_id"] == tunnel]
+    return rows[0]["in_lambda"] if rows else None  # type: ignore[return-value]
+
+
+def _path_err_code(acts: list[E.Action]) -> tuple[int, int] | None:
+    errs = _sends(acts, "PATH_ERR")
+    es = errs[0].message.get(O.ErrorSpecIfId) if errs else None
+    return (es.code, es.value) if es else None
+
+
+def test_label_set_exclusive_list_and_ranges_are_honoured() -> None:
+    net = Net()
+    tn4 = net.cores["tn4"]
+    cases = [
+        (1, [O.LabelSet((_lam(1), _lam(2)), action=1)], 3),  # exclusive list
+        (2, [O.LabelSet((_lam(5), _lam(7)), action=2)], 5),  # inclusive range
+        (3, [O.LabelSet((_lam(1), _lam(6)), action=3)], 7),  # exclusive range
+        # inclusive range minus an exclusive list; 5 is taken by tunnel 2 meanwhile
+        (4, [O.LabelSet((_lam(4), _lam(8)), action=2), O.LabelSet((_lam(4),), action=1)], 6),
+        # an inclusive list keeps its order of preference
+        (5, [O.LabelSet((_lam(8), _lam(1)))], 8),
+    ]
+    for tunnel, sets, want in cases:
+        acts = tn4.handle(E.Received(TN[3], _path_into_tn4(tunnel, *sets)), net.now)
+        assert _path_err_code(acts) is None, tunnel
+        assert _in_lambda(net, "tn4", tunnel) == want, tunnel
+    assert net.free("tn4", 2) == (1, 2, 4)
+
+
+def test_label_set_with_no_allowed_free_label_is_label_set_error() -> None:
+    net = Net()
+    tn4 = net.cores["tn4"]
+    bad = [
+        [O.LabelSet((_lam(1), _lam(8)), action=3)],  # every lambda excluded
+        [O.LabelSet((_lam(20), _lam(30)), action=2)],  # a range off the link
+        [O.LabelSet((_lam(1), _lam(2), _lam(3)), action=2)],  # a range of three labels
+        [O.LabelSet((_lam(1),), action=5)],  # unknown action
+    ]
+    for tunnel, sets in enumerate(bad, 1):
+        acts = tn4.handle(E.Received(TN[3], _path_into_tn4(tunnel, *sets)), net.now)
+        assert _path_err_code(acts) == (24, 11), tunnel
+        assert not tn4.psbs
+    # the only allowed lambda in use: 24/11 as well
+    only_one = O.LabelSet((_lam(2), _lam(2)), action=2)
+    tn4.handle(E.Received(TN[3], _path_into_tn4(10, only_one)), net.now)
+    acts = tn4.handle(E.Received(TN[3], _path_into_tn4(11, only_one)), net.now)
+    assert _path_err_code(acts) == (24, 11)
+    assert net.free("tn4", 2) == (1, *range(3, 9))
