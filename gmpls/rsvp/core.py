@@ -155,6 +155,10 @@ class Psb:
     out_labels: tuple[int, ...] = ()  # labels offered downstream (LABEL_SET)
     out_label: int | None = None  # label held on the outgoing link
     out_explicit: bool = False
+    #: bidirectional LSP (RFC 3473 §3): the upstream labels held on each link
+    bidir: bool = False
+    in_up_label: int | None = None
+    out_up_label: int | None = None
     ero_out: tuple[ero.Subobject, ...] = ()
     rro_in: tuple[ero.Subobject, ...] = ()
     forward: tuple[O.RsvpObject, ...] = ()  # unknown 11bbbbbb objects, forwarded
@@ -246,6 +250,8 @@ class _Route:
     rest: list[ero.Subobject]
     down_label: int | None
     own_qe: ero.QeSubobject | None
+    #: the explicit upstream label (ERO Label subobject with the U bit, RFC 3473 §5.1.1)
+    up_label: int | None = None
 
 
 # --- the core ----------------------------------------------------------------------------
@@ -378,6 +384,9 @@ class RsvpCore:
                     "in_lambda": None if p.in_label is None else ero.lambda_channel(p.in_label),
                     "out_if": p.out_if,
                     "out_lambda": None if p.out_label is None else ero.lambda_channel(p.out_label),
+                    "bidirectional": p.bidir,
+                    "in_up_lambda": _channel(p.in_up_label),
+                    "out_up_lambda": _channel(p.out_up_label),
                     "qe": p.qe_params is not None,
                     "key_handle_prefix": p.key_handle[:4].hex() if p.key_handle else None,
                     "route": [str(s) for s in rsb.route] if rsb else [],
@@ -408,7 +417,8 @@ class RsvpCore:
         try:
             if end is None:
                 raise _rp(RoutingProblem.BAD_EXPLICIT_ROUTE, "the ERO names no destination")
-            r = self._process_ero(list(route), head=True)
+            psb.bidir = ev.bidirectional
+            r = self._process_ero(list(route), head=True, bidir=psb.bidir)
             if r.tail:
                 raise _rp(RoutingProblem.BAD_EXPLICIT_ROUTE, "the ERO leads nowhere past us")
             self._take_route(psb, r)
@@ -416,7 +426,9 @@ class RsvpCore:
                 params = ev.qe_params or r.own_qe.params()
                 self._qe_head(psb, r.own_qe, params)
             self._check_out_label(psb)
+            self._out_upstream_label(psb, r.up_label)
         except _Fail as f:
+            self._release_labels(psb)
             self._emit(LspDown(key, HEAD, f.reason, f.code))
             return
         self._add_psb(psb)
@@ -589,16 +601,61 @@ class RsvpCore:
             self.free[local_if].add(n)
             self._dirty.add(local_if)
 
+    def _release_labels(self, psb: Psb) -> None:
+        """Give back every label the LSP holds here (both directions, both links)."""
+        self._release(psb.in_if, psb.in_label)
+        self._release(psb.out_if, psb.out_label)
+        self._release(psb.in_if, psb.in_up_label)
+        self._release(psb.out_if, psb.out_up_label)
+
+    def _in_upstream_label(self, in_if: int, label: int) -> int:
+        """The UPSTREAM_LABEL of a bidirectional Path (RFC 3473 §3.2): a lambda of the
+        incoming link free here, then held; else "Unacceptable label value" (24/6)."""
+        if not self._valid_label(in_if, label) or not self._hold(in_if, label):
+            raise _rp(
+                RoutingProblem.UNACCEPTABLE_LABEL,
+                f"upstream lambda {ero.lambda_channel(label)} unusable on link {in_if}",
+            )
+        return label
+
+    def _out_upstream_label(self, psb: Psb, explicit: int | None) -> None:
+        """A bidirectional LSP's upstream label on the outgoing link (RFC 3473 §3.2):
+        the ERO's explicit upstream label (24/6 if in use), else the first free lambda
+        (24/9 if none), which leaves the Label_Set offered downstream; held, sent as
+        UPSTREAM_LABEL."""
+        if not psb.bidir or psb.out_if is None:
+            return
+        if explicit is None:
+            spare = self.free_lambdas(psb.out_if)
+            if not spare:
+                raise _rp(RoutingProblem.LABEL_ALLOCATION_FAILURE, "no upstream lambda")
+            explicit = ero.lambda_label(spare[0])
+        if not self._hold(psb.out_if, explicit):
+            raise _rp(
+                RoutingProblem.UNACCEPTABLE_LABEL,
+                f"upstream lambda {ero.lambda_channel(explicit)} of link {psb.out_if} in use",
+            )
+        psb.out_up_label = explicit
+        if not psb.out_explicit:
+            psb.out_labels = tuple(x for x in psb.out_labels if x != explicit)
+            if not psb.out_labels:
+                raise _rp(RoutingProblem.LABEL_SET, f"no free lambda on link {psb.out_if}")
+
     # --- ERO (RFC 3209 §4.3.4, RFC 3477, RFC 3473 §5.1.1) ------------------------------
 
     def _names_me(self, s: ero.Subobject) -> bool:
+        """Whether ``s`` names this node: an Unnumbered interface of ours, or an IPv4
+        prefix containing our router ID or control address — a /32, or an abstract node
+        such as a /24 this node is part of (RFC 3209 §4.3.4.1)."""
         if isinstance(s, ero.Unnumbered):
             return s.router_id == self.router_id
         if isinstance(s, ero.Ipv4Prefix):
-            return s.prefix_len == 32 and s.address in (self.router_id, self.control_address)
+            return _in_prefix(self.router_id, s) or _in_prefix(self.control_address, s)
         return False
 
-    def _process_ero(self, route: list[ero.Subobject], head: bool = False) -> _Route:
+    def _process_ero(
+        self, route: list[ero.Subobject], head: bool = False, bidir: bool = False
+    ) -> _Route:
         if not route:
             raise _rp(RoutingProblem.BAD_EXPLICIT_ROUTE, "empty EXPLICIT_ROUTE")
         if not self._names_me(route[0]):
@@ -607,54 +664,43 @@ class RsvpCore:
             raise _rp(RoutingProblem.BAD_INITIAL_SUBOBJECT, f"first subobject {route[0]}")
         i = 0
         out_if: int | None = None
-        down_label: int | None = None
-        own_qe: ero.QeSubobject | None = None
+        own: list[ero.Subobject] = []
         while i < len(route) and self._names_me(route[i]):
             s = route[i]
             if isinstance(s, ero.Unnumbered):
                 out_if = s.interface_id
             i += 1
             while i < len(route) and isinstance(route[i], ero.Label | ero.QeSubobject):
-                t = route[i]
-                if isinstance(t, ero.QeSubobject):
-                    if own_qe is not None:
-                        raise _rp(RoutingProblem.BAD_EXPLICIT_ROUTE, "two QE subobjects")
-                    own_qe = t
-                elif isinstance(t, ero.Label) and not t.upstream:
-                    if t.loose:
-                        raise _rp(RoutingProblem.BAD_EXPLICIT_ROUTE, "loose label subobject")
-                    down_label = t.label
+                own.append(route[i])
                 i += 1
+        down_label, up_label, own_qe = _own_subobjects(own, bidir)
         rest = route[i:]
         if not rest:
-            if down_label is not None:
+            if down_label is not None or up_label is not None:
                 raise _rp(RoutingProblem.BAD_EXPLICIT_ROUTE, "label with no outgoing link")
             return _Route(True, None, None, [], None, own_qe)
         nxt = rest[0]
         if nxt.loose:
             raise _rp(RoutingProblem.BAD_LOOSE_NODE, f"loose next hop {nxt}")
-        if isinstance(nxt, ero.Unnumbered):
-            nrid = nxt.router_id
-        elif isinstance(nxt, ero.Ipv4Prefix):
-            nrid = nxt.address
-        else:
+        if not isinstance(nxt, ero.Unnumbered | ero.Ipv4Prefix):
             raise _rp(RoutingProblem.BAD_EXPLICIT_ROUTE, f"next subobject {nxt!r} is no node")
         if out_if is not None:
             link = self.links.get(out_if)
-            if link is None or link.remote_router_id != nrid:
-                raise _rp(RoutingProblem.BAD_STRICT_NODE, f"no TE link {out_if} to {nrid}")
+            if link is None or not _in_node(link.remote_router_id, nxt):
+                raise _rp(RoutingProblem.BAD_STRICT_NODE, f"no TE link {out_if} to {nxt}")
         else:
-            cands = [lk for lk in self.links.values() if lk.remote_router_id == nrid]
+            cands = [lk for lk in self.links.values() if _in_node(lk.remote_router_id, nxt)]
             if not cands:
-                raise _rp(RoutingProblem.BAD_STRICT_NODE, f"{nrid} is not a TE neighbour")
+                raise _rp(RoutingProblem.BAD_STRICT_NODE, f"{nxt} is not a TE neighbour")
             link = cands[0]
             out_if = link.local_if
-        if down_label is not None and not self._valid_label(out_if, down_label):
-            raise _rp(
-                RoutingProblem.UNACCEPTABLE_LABEL,
-                f"label 0x{down_label:08x} is not a lambda of link {out_if}",
-            )
-        return _Route(False, out_if, link, list(rest), down_label, own_qe)
+        for label in (down_label, up_label):
+            if label is not None and not self._valid_label(out_if, label):
+                raise _rp(
+                    RoutingProblem.UNACCEPTABLE_LABEL,
+                    f"label 0x{label:08x} is not a lambda of link {out_if}",
+                )
+        return _Route(False, out_if, link, list(rest), down_label, own_qe, up_label)
 
     def _take_route(self, psb: Psb, r: _Route) -> None:
         psb.ero_out = tuple(r.rest)
@@ -766,6 +812,8 @@ class RsvpCore:
         if psb.out_if is not None:
             rec.append(ero.Unnumbered(self.router_id, psb.out_if))
         objs.append(O.RecordRoute((*rec, *psb.rro_in)))
+        if psb.out_up_label is not None:
+            objs.append(O.UpstreamLabel(psb.out_up_label))
         objs += psb.forward
         return Message(MsgType.PATH, tuple(objs))
 
@@ -883,8 +931,7 @@ class RsvpCore:
         self._sched.pop(key, None)
         # the LSP's Path and Resv are void; errors already sent keep being retransmitted
         self._cancel(key, types=(MsgType.PATH, MsgType.RESV))
-        self._release(psb.in_if, psb.in_label)
-        self._release(psb.out_if, psb.out_label)
+        self._release_labels(psb)
         if psb.key_handle is not None and psb.qe_params is not None and not psb.qe_pending:
             self._emit(QeClose(key, psb.key_handle))
         if send_tear and psb.nhop is not None and psb.state != "qe-wait":
@@ -1011,7 +1058,7 @@ class RsvpCore:
         try:
             self._admit_path(psb, src, hop, msg, rro)
         except _Fail as f:
-            self._release(psb.in_if, psb.in_label)  # the incoming label, if already held
+            self._release_labels(psb)  # what it already held
             log.info("%s: Path %s refused: %s", self.name, key, f.reason)
             self._path_err_to(phop, session, template, tspec, f.code, 0, psb.in_if)
             return
@@ -1034,13 +1081,17 @@ class RsvpCore:
         if in_if is None:
             raise _rp(RoutingProblem.BAD_STRICT_NODE, f"no TE link from {psb.phop}")
         psb.in_if = in_if
+        up = msg.get(O.UpstreamLabel)
+        if up is not None:
+            psb.bidir = True
+            psb.in_up_label = self._in_upstream_label(in_if, up.label)
         label = self._in_label(in_if, msg.all(O.LabelSet))
         self._hold(in_if, label)
         psb.in_label = label
         route_obj = msg.get(O.ExplicitRoute)
         if route_obj is None:
             raise _rp(RoutingProblem.BAD_EXPLICIT_ROUTE, "no EXPLICIT_ROUTE")
-        r = self._process_ero(list(route_obj.subobjects))
+        r = self._process_ero(list(route_obj.subobjects), bidir=psb.bidir)
         psb.role = TAIL if r.tail else TRANSIT
         tunnel_end = psb.session.tunnel_end
         if r.tail and tunnel_end not in (self.router_id, self.control_address):
@@ -1051,6 +1102,7 @@ class RsvpCore:
         if r.own_qe is not None:
             self._qe_join(psb, r.own_qe)
         self._check_out_label(psb)
+        self._out_upstream_label(psb, r.up_label)
 
     def _in_label(self, in_if: int, sets: Sequence[O.LabelSet]) -> int:
         """The label of the incoming link (RFC 3473 §2.6): the first label of the
@@ -1436,6 +1488,54 @@ def _label_set(sets: Sequence[O.LabelSet], channels: Sequence[int]) -> list[int]
         if x not in excluded and not in_ranges(x, 3) and x not in out:
             out.append(x)
     return out
+
+
+def _channel(label: int | None) -> int | None:
+    return None if label is None else ero.lambda_channel(label)
+
+
+def _in_prefix(addr: IPv4Address, s: ero.Ipv4Prefix) -> bool:
+    if not 0 <= s.prefix_len <= 32:
+        return False
+    shift = 32 - s.prefix_len
+    return int(addr) >> shift == int(s.address) >> shift
+
+
+def _in_node(router_id: IPv4Address, s: ero.Unnumbered | ero.Ipv4Prefix) -> bool:
+    """Whether router ``router_id`` is (part of) the node ``s`` names."""
+    if isinstance(s, ero.Unnumbered):
+        return s.router_id == router_id
+    return _in_prefix(router_id, s)
+
+
+def _own_subobjects(
+    own: Sequence[ero.Subobject], bidir: bool
+) -> tuple[int | None, int | None, ero.QeSubobject | None]:
+    """(downstream label, upstream label, QE subobject) from the Label and QE
+    subobjects behind this node's own subobjects. RFC 3473 §5.1.1: at most one label
+    per direction, an upstream label (U bit) only on a bidirectional LSP, no loose
+    label; otherwise "Bad EXPLICIT_ROUTE object" (24/1). One QE subobject at most."""
+    down: int | None = None
+    up: int | None = None
+    own_qe: ero.QeSubobject | None = None
+    for t in own:
+        if isinstance(t, ero.QeSubobject):
+            if own_qe is not None:
+                raise _rp(RoutingProblem.BAD_EXPLICIT_ROUTE, "two QE subobjects")
+            own_qe = t
+            continue
+        assert isinstance(t, ero.Label)
+        if t.loose:
+            raise _rp(RoutingProblem.BAD_EXPLICIT_ROUTE, "loose label subobject")
+        if t.upstream and not bidir:
+            raise _rp(RoutingProblem.BAD_EXPLICIT_ROUTE, "upstream label, unidirectional LSP")
+        if (up if t.upstream else down) is not None:
+            raise _rp(RoutingProblem.BAD_EXPLICIT_ROUTE, "two labels for one direction")
+        if t.upstream:
+            up = t.label
+        else:
+            down = t.label
+    return down, up, own_qe
 
 
 def _hop_addr(msg: Message) -> IPv4Address | None:

@@ -6,6 +6,8 @@ Cores wired in memory (tests/support/rsvp_net.py) on a virtual clock."""
 
 from __future__ import annotations
 
+from ipaddress import IPv4Address
+
 from gmpls import ero
 from gmpls.rsvp import events as E
 from gmpls.rsvp import examples as ex
@@ -202,3 +204,115 @@ def test_label_set_with_no_allowed_free_label_is_label_set_error() -> None:
     acts = tn4.handle(E.Received(TN[3], _path_into_tn4(11, only_one)), net.now)
     assert _path_err_code(acts) == (24, 11)
     assert net.free("tn4", 2) == (1, *range(3, 9))
+
+
+# --- UPSTREAM_LABEL: bidirectional LSPs (RFC 3473 §3) ---------------------------------------
+
+PLAIN = [s for s in ex.fig9_ero() if not isinstance(s, ero.Label | ero.QeSubobject)]
+LINKS = [("tn1", 1), ("tn2", 2), ("tn2", 1), ("tn3", 2), ("tn3", 3), ("tn4", 2), ("tn4", 3)]
+
+
+def _create(net: Net, tunnel: int, route: list[ero.Subobject], bidir: bool) -> list[E.Action]:
+    ev = E.CreateLsp(tunnel, route, None, 1e9, bidirectional=bidir)
+    acts = net.apply("tn1", net.cores["tn1"].handle(ev, net.now))
+    net.run()
+    return acts
+
+
+def test_bidirectional_lsp_holds_an_upstream_lambda_on_every_link() -> None:
+    net = Net()
+    _create(net, 1, PLAIN, True)
+    up = net.of("tn1", E.LspUp)
+    assert up, net.of("tn1", E.LspDown)
+    # upstream lambda 1 on each link (chosen first), downstream lambda 2 from the set
+    assert [s.label for s in up[0].route if isinstance(s, ero.Label)] == [_lam(2)] * 4
+    for node, local_if in [*LINKS, ("tn5", 1)]:
+        assert net.free(node, local_if) == tuple(range(3, 9)), (node, local_if)
+    paths = [m for s, d, m in net.sent if m.name == "PATH"]
+    assert [m.get(O.UpstreamLabel) for m in paths] == [O.UpstreamLabel(_lam(1))] * 4
+    assert all(_lam(1) not in m.get(O.LabelSet).labels for m in paths)  # type: ignore[union-attr]
+    row = net.cores["tn3"].lsp_table()[0]
+    assert (row["in_up_lambda"], row["out_up_lambda"], row["bidirectional"]) == (1, 1, True)
+    net.delete("tn1", 1)
+    for node, local_if in [*LINKS, ("tn5", 1)]:
+        assert net.free(node, local_if) == ALL, (node, local_if)
+
+
+def test_explicit_upstream_label_in_the_ero_is_used() -> None:
+    net = Net()
+    route: list[ero.Subobject] = [
+        ero.Unnumbered(TN[1], 1),
+        ero.Label(_lam(1)),
+        ero.Label(_lam(6), flags=0x80),  # U bit: the upstream lambda on tn1-tn2
+        ero.Unnumbered(TN[2], 3),
+        ero.Unnumbered(TN[4], 3),
+        ero.Label(_lam(7), flags=0x80),
+        ero.Ipv4Prefix(TN[5], 32),
+    ]
+    _create(net, 1, route, True)
+    assert net.of("tn1", E.LspUp), net.of("tn1", E.LspDown)
+    assert net.free("tn1", 1) == (2, 3, 4, 5, 7, 8) == net.free("tn2", 2)
+    assert net.free("tn4", 3) == (2, 3, 4, 5, 6, 8) == net.free("tn5", 1)
+    # the bypass link tn2-tn4: upstream lambda picked by tn2, downstream from the set
+    assert net.free("tn2", 3) == tuple(range(3, 9)) == net.free("tn4", 1)
+
+
+def test_unacceptable_upstream_label_is_path_err_24_6() -> None:
+    net = Net()
+    tn4 = net.cores["tn4"]
+    # not a lambda of the link
+    acts = tn4.handle(E.Received(TN[3], _path_into_tn4(1, O.UpstreamLabel(_lam(40)))), 0.0)
+    assert _path_err_code(acts) == (24, 6)
+    # in use on the link
+    acts = tn4.handle(E.Received(TN[3], _path_into_tn4(2, O.UpstreamLabel(_lam(3)))), 0.0)
+    assert _path_err_code(acts) is None
+    assert (tn4.lsp_table()[0]["in_up_lambda"], tn4.lsp_table()[0]["in_lambda"]) == (3, 1)
+    acts = tn4.handle(E.Received(TN[3], _path_into_tn4(3, O.UpstreamLabel(_lam(3)))), 0.0)
+    assert _path_err_code(acts) == (24, 6)
+    assert len(tn4.psbs) == 1
+    # tn4 picked an upstream lambda toward tn5 too and sent it on
+    acts = tn4.handle(E.Received(TN[3], _path_into_tn4(4, O.UpstreamLabel(_lam(5)))), 0.0)
+    (out,) = _sends(acts, "PATH")
+    assert out.message.get(O.UpstreamLabel) == O.UpstreamLabel(_lam(2))
+    assert net.free("tn4", 2) == (4, 6, 7, 8)
+
+
+# --- ERO: abstract nodes and label subobjects (RFC 3209 §4.3.4.1, RFC 3473 §5.1.1) --------
+
+
+def test_abstract_node_prefix_containing_this_node_names_it() -> None:
+    net = Net()
+    tn4 = net.cores["tn4"]
+    route = (ero.Ipv4Prefix(IPv4Address("10.1.1.0"), 24), ero.Ipv4Prefix(TN[5], 32))
+    acts = tn4.handle(E.Received(TN[3], _path_into_tn4(1, O.LabelSet((L1,)), route=route)), 0.0)
+    assert _path_err_code(acts) is None
+    assert [a.dst for a in _sends(acts, "PATH")] == [TN[5]]
+    # a prefix we are not part of is still a bad initial subobject
+    other = (ero.Ipv4Prefix(IPv4Address("10.1.2.0"), 24), ero.Ipv4Prefix(TN[5], 32))
+    acts = tn4.handle(
+        E.Received(TN[3], _path_into_tn4(2, O.LabelSet((_lam(2),)), route=other)), 0.0
+    )
+    assert _path_err_code(acts) == (24, 4)
+
+
+def test_ero_label_subobjects_checked() -> None:
+    net = Net()
+    tn4 = net.cores["tn4"]
+    me, tail = ero.Unnumbered(TN[4], 3), ero.Ipv4Prefix(TN[5], 32)
+    bad = [
+        # an upstream label on a unidirectional LSP (no UPSTREAM_LABEL in the Path)
+        (me, ero.Label(_lam(2), flags=0x80), tail),
+        # two downstream labels for one link
+        (me, ero.Label(_lam(2)), ero.Label(_lam(3)), tail),
+    ]
+    for tunnel, route in enumerate(bad, 1):
+        acts = tn4.handle(
+            E.Received(TN[3], _path_into_tn4(tunnel, O.LabelSet((L1,)), route=route)), 0.0
+        )
+        assert _path_err_code(acts) == (24, 1), tunnel
+    assert not tn4.psbs and net.free("tn4", 2) == ALL and net.free("tn4", 3) == ALL
+    # at the head: refused locally
+    route = [ero.Unnumbered(TN[1], 1), ero.Label(_lam(2), flags=0x80), *PLAIN[1:]]
+    acts = _create(net, 1, route, False)
+    assert [a.code for a in acts if isinstance(a, E.LspDown)] == [(24, 1)]
+    assert net.free("tn1", 1) == ALL
