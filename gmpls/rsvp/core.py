@@ -184,6 +184,8 @@ class Rsb:
     expires: float | None
     resv_msg: Message | None = None  # the Resv this node sends upstream
     next_refresh: float | None = None
+    #: 11bbbbbb objects of the Resv (ADMIN_STATUS...), forwarded upstream
+    forward: tuple[O.RsvpObject, ...] = ()
 
 
 @dataclass(slots=True)
@@ -334,7 +336,7 @@ class RsvpCore:
             return self._end()
         self._begin(now)
         if isinstance(event, DeleteLsp):
-            self._delete_lsp(event.tunnel_id)
+            self._delete_lsp(event.tunnel_id, event.graceful)
             return self._end()
         if isinstance(event, Received):
             self._receive(event.src, event.data, now)
@@ -441,13 +443,34 @@ class RsvpCore:
         else:
             self._send_path_first(psb, now)
 
-    def _delete_lsp(self, tunnel_id: int) -> None:
-        """Head: tear down tunnel ``tunnel_id`` (PathTear, labels and key released)."""
+    def _delete_lsp(self, tunnel_id: int, graceful: bool = False) -> None:
+        """Head: tear down tunnel ``tunnel_id`` (PathTear, labels and key released), an
+        LSP that is up first gracefully if asked (:meth:`_delete_gracefully`)."""
         keys = self._tunnels.get((self.router_id, tunnel_id), set())
         for key in sorted(keys, key=self._order.__getitem__):
             psb = self.psbs.get(key)
-            if psb is not None and psb.role == HEAD:
+            if psb is None or psb.role != HEAD:
+                continue
+            if graceful and psb.nhop is not None and psb.state in ("up", "deleting"):
+                self._delete_gracefully(psb)
+            else:
                 self._teardown(psb, "deleted", None, send_tear=True)
+
+    def _delete_gracefully(self, psb: Psb) -> None:
+        """RFC 3473 §7.2.1 ingress-initiated deletion: a Path with ADMIN_STATUS R and D
+        tells every node the LSP is going (no alarms); the tail echoes it in its Resv,
+        and that Resv makes the head send PathTear (:meth:`_resv_update`). Without the
+        echo within one refresh period R the PathTear goes anyway."""
+        if psb.state == "deleting":
+            return
+        assert psb.nhop is not None
+        psb.state = "deleting"
+        admin = O.AdminStatus(O.AdminStatus.REFLECT | O.AdminStatus.DELETION)
+        psb.forward = (*(o for o in psb.forward if not isinstance(o, O.AdminStatus)), admin)
+        psb.path_msg = self._path_message(psb)
+        psb.setup_deadline = self._now + self.refresh
+        self._schedule(psb.key)
+        self._trigger(psb.nhop, psb.path_msg)
 
     # --- plumbing ---------------------------------------------------------------------
 
@@ -847,6 +870,7 @@ class RsvpCore:
         if psb.in_label is not None:
             objs.append(O.GeneralizedLabel(psb.in_label))
         objs.append(O.RecordRoute((*rec, *rsb.route)))
+        objs += _reflected(psb.forward) if psb.role == TAIL else rsb.forward
         return Message(MsgType.RESV, tuple(objs))
 
     def _tail_rsb(self, psb: Psb) -> Rsb:
@@ -1042,6 +1066,7 @@ class RsvpCore:
             # a refresh: the state lives on (the head's never times out)
             if old.role != HEAD:
                 old.expires = now + self.lifetime
+                self._path_update(old, msg, now)
             return
         psb = Psb(
             key,
@@ -1098,7 +1123,7 @@ class RsvpCore:
             raise _rp(RoutingProblem.NO_ROUTE, f"ERO ends here, tunnel ends at {tunnel_end}")
         self._take_route(psb, r)
         psb.rro_in = rro.subobjects if rro else ()
-        psb.forward = tuple(o for o in msg.objects if isinstance(o, O.UnknownObject))
+        psb.forward = _forwarded(msg)
         if r.own_qe is not None:
             self._qe_join(psb, r.own_qe)
         self._check_out_label(psb)
@@ -1165,6 +1190,7 @@ class RsvpCore:
         rsb = self.rsbs.get(key)
         if rsb is not None:
             rsb.expires = now + self.lifetime
+            self._resv_update(psb, rsb, msg, now)
             return
         glabel = msg.get(O.GeneralizedLabel)
         label = glabel.label if glabel is not None else None
@@ -1191,6 +1217,7 @@ class RsvpCore:
             rro.subobjects if rro else (),
             msg.get(O.Flowspec),
             now + self.lifetime,
+            forward=_forwarded(msg),
         )
         self.rsbs[key] = rsb
         self._schedule(key)
@@ -1252,6 +1279,35 @@ class RsvpCore:
             self.stats["rx_dropped"] += 1
             return
         self._resv_gone(psb, "ResvTear")
+
+    def _path_update(self, psb: Psb, msg: Message, now: float) -> None:
+        """A Path refresh whose 11bbbbbb objects changed (ADMIN_STATUS, RFC 3473 §7.2):
+        new state, so it goes downstream at once (a trigger); the tail answers with a
+        Resv reflecting the new ADMIN_STATUS."""
+        forward = _forwarded(msg)
+        if forward == psb.forward:
+            return
+        psb.forward = forward
+        if psb.nhop is not None and psb.path_msg is not None:
+            psb.path_msg = self._path_message(psb)
+            self._trigger(psb.nhop, psb.path_msg)
+        elif psb.role == TAIL and psb.state == "up":
+            self._send_resv_up(psb, self._tail_rsb(psb), now)
+
+    def _resv_update(self, psb: Psb, rsb: Rsb, msg: Message, now: float) -> None:
+        """A Resv refresh whose 11bbbbbb objects changed: forwarded upstream at once;
+        at the head an ADMIN_STATUS with the D bit (deletion, RFC 3473 §7.2) ends the
+        LSP with a PathTear."""
+        forward = _forwarded(msg)
+        if forward == rsb.forward:
+            return
+        rsb.forward = forward
+        if psb.role == HEAD:
+            admin = msg.get(O.AdminStatus)
+            if admin is not None and admin.bits & O.AdminStatus.DELETION:
+                self._teardown(psb, "deleted", None, send_tear=True)
+        elif psb.state == "up":
+            self._send_resv_up(psb, rsb, now)
 
     def _resv_gone(self, psb: Psb, reason: str) -> None:
         """The reservation from downstream is gone (ResvTear, Resv state timeout). RFC
@@ -1379,7 +1435,8 @@ class RsvpCore:
         """One LSP's timers (RFC 2205 §3.7): setup timeout, state timeouts, refreshes."""
         if psb.setup_deadline is not None and now >= psb.setup_deadline:
             # no Resv within the state lifetime L: give the setup up
-            self._teardown(psb, "setup timeout: no Resv", None, send_tear=True)
+            why = "deleted" if psb.state == "deleting" else "setup timeout: no Resv"
+            self._teardown(psb, why, None, send_tear=True)
             return
         if psb.expires is not None and now >= psb.expires:
             # RFC 2205 §3.7: path state timed out; tell downstream
@@ -1488,6 +1545,27 @@ def _label_set(sets: Sequence[O.LabelSet], channels: Sequence[int]) -> list[int]
         if x not in excluded and not in_ranges(x, 3) and x not in out:
             out.append(x)
     return out
+
+
+def _forwarded(msg: Message) -> tuple[O.RsvpObject, ...]:
+    """The objects a node passes on unchanged (RFC 2205 §3.10: class 11bbbbbb): the
+    unknown ones, NOTIFY_REQUEST (we send no Notify) and ADMIN_STATUS (RFC 3473 §7.2);
+    SESSION_ATTRIBUTE, also 11bbbbbb, is kept and re-sent by the PSB itself."""
+    return tuple(
+        o
+        for o in msg.objects
+        if o.class_num >> 6 == 0b11 and o.class_num != O.SessionAttribute.class_num
+    )
+
+
+def _reflected(forward: Sequence[O.RsvpObject]) -> tuple[O.RsvpObject, ...]:
+    """What the tail echoes in its Resv: an ADMIN_STATUS of the Path with the R bit, R
+    cleared (RFC 3473 §7.2)."""
+    return tuple(
+        O.AdminStatus(o.bits & ~O.AdminStatus.REFLECT)
+        for o in forward
+        if isinstance(o, O.AdminStatus) and o.bits & O.AdminStatus.REFLECT
+    )
 
 
 def _channel(label: int | None) -> int | None:

@@ -95,9 +95,14 @@ class CreateLsp:
 
 @dataclass(frozen=True, slots=True)
 class DeleteLsp:
-    """Head: tear down tunnel ``tunnel_id`` (PathTear, labels and key released)."""
+    """Head: tear down tunnel ``tunnel_id`` (PathTear, labels and key released).
+
+    ``graceful``: RFC 3473 §7.2 deletion of an LSP that is up: first a Path with
+    ADMIN_STATUS R and D (deletion in progress), then the PathTear once the Resv echoes
+    the D bit, or after one refresh period without it."""
 
     tunnel_id: int
+    graceful: bool = False
 
 
 Event = Received | QeSessionReady | QeFailed | CreateLsp | DeleteLsp | Tick

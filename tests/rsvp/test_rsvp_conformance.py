@@ -213,10 +213,7 @@ LINKS = [("tn1", 1), ("tn2", 2), ("tn2", 1), ("tn3", 2), ("tn3", 3), ("tn4", 2),
 
 
 def _create(net: Net, tunnel: int, route: list[ero.Subobject], bidir: bool) -> list[E.Action]:
-    ev = E.CreateLsp(tunnel, route, None, 1e9, bidirectional=bidir)
-    acts = net.apply("tn1", net.cores["tn1"].handle(ev, net.now))
-    net.run()
-    return acts
+    return net.create("tn1", tunnel, route, None, 1e9, bidirectional=bidir)
 
 
 def test_bidirectional_lsp_holds_an_upstream_lambda_on_every_link() -> None:
@@ -316,3 +313,54 @@ def test_ero_label_subobjects_checked() -> None:
     acts = _create(net, 1, route, False)
     assert [a.code for a in acts if isinstance(a, E.LspDown)] == [(24, 1)]
     assert net.free("tn1", 1) == ALL
+
+
+# --- ADMIN_STATUS, NOTIFY_REQUEST: forwarded; graceful deletion (RFC 3473 §7.2) ----------
+
+
+def test_transit_forwards_admin_status_and_notify_request_unchanged() -> None:
+    net = Net()
+    objs = (O.LabelSet((L1,)), O.NotifyRequest(TN[1]), O.AdminStatus(O.AdminStatus.TESTING))
+    acts = net.cores["tn4"].handle(E.Received(TN[3], _path_into_tn4(1, *objs)), 0.0)
+    (out,) = _sends(acts, "PATH")
+    assert out.dst == TN[5]
+    assert out.message.get(O.NotifyRequest) == O.NotifyRequest(TN[1])
+    assert out.message.get(O.AdminStatus) == O.AdminStatus(O.AdminStatus.TESTING)
+
+
+def test_graceful_deletion_path_d_bit_resv_echo_then_path_tear() -> None:
+    net = Net()
+    _up(net)
+    net.ladder.clear()
+    net.apply("tn1", net.cores["tn1"].handle(E.DeleteLsp(1, graceful=True), net.now))
+    net.run()
+    assert net.msgs() == [
+        *[(f"tn{i}", f"tn{i + 1}", "PATH") for i in range(1, 5)],
+        *[(f"tn{i + 1}", f"tn{i}", "RESV") for i in range(4, 0, -1)],
+        *[(f"tn{i}", f"tn{i + 1}", "PATH_TEAR") for i in range(1, 5)],
+    ]
+    rd = O.AdminStatus(O.AdminStatus.REFLECT | O.AdminStatus.DELETION)
+    paths = [m for s, d, m in net.sent if m.name == "PATH" and m.get(O.AdminStatus)]
+    resvs = [m for s, d, m in net.sent if m.name == "RESV" and m.get(O.AdminStatus)]
+    assert [m.get(O.AdminStatus) for m in paths] == [rd] * 4
+    assert [m.get(O.AdminStatus) for m in resvs] == [O.AdminStatus(O.AdminStatus.DELETION)] * 4
+    assert net.of("tn1", E.LspDown)[-1].reason == "deleted"
+    for n, c in net.cores.items():
+        assert not c.psbs, n
+        for i in c.links:
+            assert net.free(n, i) == ALL, (n, i)
+
+
+def test_graceful_deletion_without_echo_tears_down_after_one_refresh() -> None:
+    net = Net(refresh_ms=30000)
+    _up(net)
+    net.drop = lambda s, d, m: (s, d, m.name) == ("tn5", "tn4", "RESV")
+    net.ladder.clear()
+    net.apply("tn1", net.cores["tn1"].handle(E.DeleteLsp(1, graceful=True), net.now))
+    net.run()
+    assert net.cores["tn1"].lsp_table()[0]["state"] == "deleting"
+    assert not [x for x in net.msgs() if x[2] == "PATH_TEAR"]
+    net.advance(30.0)
+    assert ("tn1", "tn2", "PATH_TEAR") in net.msgs()
+    assert net.of("tn1", E.LspDown)[-1].reason == "deleted"
+    assert not net.cores["tn1"].psbs and net.free("tn1", 1) == ALL
