@@ -24,8 +24,9 @@ Procedures and their sources:
 
 * ERO (RFC 3209 §4.3.4, RFC 3477, RFC 3473 §5.1.1): the node removes the leading
   subobjects that name it (an Unnumbered subobject with its router ID — its outgoing
-  interface — or its /32 prefix) together with the Label and QE subobjects right behind
-  them. The next subobject names the next hop; the node's outgoing interface must lead
+  interface — or an IPv4 prefix it is part of: its /32 or an abstract node) together with
+  the Label and QE subobjects right behind them (one label per direction; an upstream
+  label only on a bidirectional LSP; else 24/1). The next subobject names the next hop; the node's outgoing interface must lead
   there over a TE link (else 24/2 "Bad strict node"); a first subobject that is not this
   node is 24/4 "Bad initial subobject"; loose hops are not routed (24/3).
 * Labels: lambda labels (RFC 6205). The explicit label behind a node's outgoing interface
@@ -34,13 +35,19 @@ Procedures and their sources:
   the first label of the set that is free on its side and returns it in the Resv LABEL.
   A label not on the link is 24/6 "Unacceptable label value"; an explicit label in use,
   or a LABEL_SET with no free label, is 24/11 "Routing problem / Label set"
-  (RFC 3473 §2.6, §5.1.1); a Resv label the upstream node did not offer is 24/6 (ResvErr).
+  (RFC 3473 §2.6, §5.1.1; all four actions: lists and ranges, inclusive and exclusive);
+  a Resv label the upstream node did not offer is 24/6 (ResvErr). A bidirectional LSP
+  (RFC 3473 §3) also holds an upstream lambda on each link, sent as UPSTREAM_LABEL and
+  checked and held downstream (24/6 when unusable).
 * Soft state (RFC 2205 §3.7): Path and Resv are refreshed every R ms (no jitter: the
   core is deterministic); state not refreshed for L = (K + 0.5) * 1.5 * R times out.
-* Errors and teardown (RFC 2205 §3.6-3.9): PathErr goes upstream hop by hop to the head,
-  which reports :class:`LspDown` and sends PathTear; ResvErr goes downstream; PathTear
-  removes state downstream, ResvTear removes Resv state upstream and makes the head
-  tear the LSP down.
+* Errors and teardown (RFC 2205 §3.6-3.9): PathErr goes upstream hop by hop (taken from
+  the next hop only; relayed with Path_State_Removed cleared, RFC 3473 §4.5) to the
+  head, which reports :class:`LspDown` and sends PathTear; ResvErr goes downstream;
+  PathTear removes state downstream; ResvTear (and a Resv state timeout) removes only
+  the Resv state, hop by hop upstream, and makes the head tear the LSP down. Objects of
+  class 11bbbbbb (ADMIN_STATUS, NOTIFY_REQUEST, unknown) are passed on unchanged;
+  ADMIN_STATUS D gives the graceful deletion of RFC 3473 §7.2.
 * Hello (RFC 3209 §5): REQUEST every hello interval to every TE neighbour, ACK in
   reply; a neighbour heard once and then silent for 3.5 intervals, or whose source
   instance changes, has failed: the LSPs through it are torn down, upstream learns by a
