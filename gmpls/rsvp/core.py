@@ -26,9 +26,10 @@ Procedures and their sources:
   subobjects that name it (an Unnumbered subobject with its router ID — its outgoing
   interface — or an IPv4 prefix it is part of: its /32 or an abstract node) together with
   the Label and QE subobjects right behind them (one label per direction; an upstream
-  label only on a bidirectional LSP; else 24/1). The next subobject names the next hop; the node's outgoing interface must lead
-  there over a TE link (else 24/2 "Bad strict node"); a first subobject that is not this
-  node is 24/4 "Bad initial subobject"; loose hops are not routed (24/3).
+  label only on a bidirectional LSP; else 24/1). The next subobject names the next hop;
+  the node's outgoing interface must lead there over a TE link (else 24/2 "Bad strict
+  node"); a first subobject that is not this node is 24/4 "Bad initial subobject"; loose
+  hops are not routed (24/3).
 * Labels: lambda labels (RFC 6205). The explicit label behind a node's outgoing interface
   is checked and held on that link and sent to the next node as a one-label LABEL_SET;
   with no explicit label the node offers all its free lambdas. The downstream node picks
@@ -168,7 +169,7 @@ class Psb:
     out_up_label: int | None = None
     ero_out: tuple[ero.Subobject, ...] = ()
     rro_in: tuple[ero.Subobject, ...] = ()
-    forward: tuple[O.RsvpObject, ...] = ()  # unknown 11bbbbbb objects, forwarded
+    forward: tuple[O.RsvpObject, ...] = ()  # 11bbbbbb objects (ADMIN_STATUS...), forwarded
     qe_params: qe.QeParams | None = None
     qe_dst: IPv4Address | None = None
     key_handle: bytes | None = None
