@@ -177,13 +177,16 @@ class RsvpAgent:
         bandwidth_bps: float,
         *,
         name: str = "",
+        bidirectional: bool = False,
     ) -> list[E.Action]:
         """Signal an LSP (see :class:`~gmpls.rsvp.events.CreateLsp`); returns the core's
         actions, already carried out."""
-        return self.feed(E.CreateLsp(tunnel_id, route, qe_params, bandwidth_bps, name))
+        ev = E.CreateLsp(tunnel_id, route, qe_params, bandwidth_bps, name, bidirectional)
+        return self.feed(ev)
 
-    def delete_lsp(self, tunnel_id: int) -> list[E.Action]:
-        return self.feed(E.DeleteLsp(tunnel_id))
+    def delete_lsp(self, tunnel_id: int, *, graceful: bool = False) -> list[E.Action]:
+        """Tear the LSP down (see :class:`~gmpls.rsvp.events.DeleteLsp`)."""
+        return self.feed(E.DeleteLsp(tunnel_id, graceful))
 
     def feed(self, event: E.Event) -> list[E.Action]:
         """Hand the core an event (the QE answers QeSessionReady and QeFailed, CreateLsp,

@@ -24,23 +24,31 @@ Procedures and their sources:
 
 * ERO (RFC 3209 §4.3.4, RFC 3477, RFC 3473 §5.1.1): the node removes the leading
   subobjects that name it (an Unnumbered subobject with its router ID — its outgoing
-  interface — or its /32 prefix) together with the Label and QE subobjects right behind
-  them. The next subobject names the next hop; the node's outgoing interface must lead
-  there over a TE link (else 24/2 "Bad strict node"); a first subobject that is not this
-  node is 24/4 "Bad initial subobject"; loose hops are not routed (24/3).
+  interface — or an IPv4 prefix it is part of: its /32 or an abstract node) together with
+  the Label and QE subobjects right behind them (one label per direction; an upstream
+  label only on a bidirectional LSP; else 24/1). The next subobject names the next hop;
+  the node's outgoing interface must lead there over a TE link (else 24/2 "Bad strict
+  node"); a first subobject that is not this node is 24/4 "Bad initial subobject"; loose
+  hops are not routed (24/3).
 * Labels: lambda labels (RFC 6205). The explicit label behind a node's outgoing interface
   is checked and held on that link and sent to the next node as a one-label LABEL_SET;
   with no explicit label the node offers all its free lambdas. The downstream node picks
   the first label of the set that is free on its side and returns it in the Resv LABEL.
   A label not on the link is 24/6 "Unacceptable label value"; an explicit label in use,
   or a LABEL_SET with no free label, is 24/11 "Routing problem / Label set"
-  (RFC 3473 §2.6, §5.1.1); a Resv label the upstream node did not offer is 24/6 (ResvErr).
+  (RFC 3473 §2.6, §5.1.1; all four actions: lists and ranges, inclusive and exclusive);
+  a Resv label the upstream node did not offer is 24/6 (ResvErr). A bidirectional LSP
+  (RFC 3473 §3) also holds an upstream lambda on each link, sent as UPSTREAM_LABEL and
+  checked and held downstream (24/6 when unusable).
 * Soft state (RFC 2205 §3.7): Path and Resv are refreshed every R ms (no jitter: the
   core is deterministic); state not refreshed for L = (K + 0.5) * 1.5 * R times out.
-* Errors and teardown (RFC 2205 §3.6-3.9): PathErr goes upstream hop by hop to the head,
-  which reports :class:`LspDown` and sends PathTear; ResvErr goes downstream; PathTear
-  removes state downstream, ResvTear removes Resv state upstream and makes the head
-  tear the LSP down.
+* Errors and teardown (RFC 2205 §3.6-3.9): PathErr goes upstream hop by hop (taken from
+  the next hop only; relayed with Path_State_Removed cleared, RFC 3473 §4.5) to the
+  head, which reports :class:`LspDown` and sends PathTear; ResvErr goes downstream;
+  PathTear removes state downstream; ResvTear (and a Resv state timeout) removes only
+  the Resv state, hop by hop upstream, and makes the head tear the LSP down. Objects of
+  class 11bbbbbb (ADMIN_STATUS, NOTIFY_REQUEST, unknown) are passed on unchanged;
+  ADMIN_STATUS D gives the graceful deletion of RFC 3473 §7.2.
 * Hello (RFC 3209 §5): REQUEST every hello interval to every TE neighbour, ACK in
   reply; a neighbour heard once and then silent for 3.5 intervals, or whose source
   instance changes, has failed: the LSPs through it are torn down, upstream learns by a
@@ -155,9 +163,13 @@ class Psb:
     out_labels: tuple[int, ...] = ()  # labels offered downstream (LABEL_SET)
     out_label: int | None = None  # label held on the outgoing link
     out_explicit: bool = False
+    #: bidirectional LSP (RFC 3473 §3): the upstream labels held on each link
+    bidir: bool = False
+    in_up_label: int | None = None
+    out_up_label: int | None = None
     ero_out: tuple[ero.Subobject, ...] = ()
     rro_in: tuple[ero.Subobject, ...] = ()
-    forward: tuple[O.RsvpObject, ...] = ()  # unknown 11bbbbbb objects, forwarded
+    forward: tuple[O.RsvpObject, ...] = ()  # 11bbbbbb objects (ADMIN_STATUS...), forwarded
     qe_params: qe.QeParams | None = None
     qe_dst: IPv4Address | None = None
     key_handle: bytes | None = None
@@ -180,6 +192,8 @@ class Rsb:
     expires: float | None
     resv_msg: Message | None = None  # the Resv this node sends upstream
     next_refresh: float | None = None
+    #: 11bbbbbb objects of the Resv (ADMIN_STATUS...), forwarded upstream
+    forward: tuple[O.RsvpObject, ...] = ()
 
 
 @dataclass(slots=True)
@@ -246,6 +260,8 @@ class _Route:
     rest: list[ero.Subobject]
     down_label: int | None
     own_qe: ero.QeSubobject | None
+    #: the explicit upstream label (ERO Label subobject with the U bit, RFC 3473 §5.1.1)
+    up_label: int | None = None
 
 
 # --- the core ----------------------------------------------------------------------------
@@ -328,7 +344,7 @@ class RsvpCore:
             return self._end()
         self._begin(now)
         if isinstance(event, DeleteLsp):
-            self._delete_lsp(event.tunnel_id)
+            self._delete_lsp(event.tunnel_id, event.graceful)
             return self._end()
         if isinstance(event, Received):
             self._receive(event.src, event.data, now)
@@ -378,6 +394,9 @@ class RsvpCore:
                     "in_lambda": None if p.in_label is None else ero.lambda_channel(p.in_label),
                     "out_if": p.out_if,
                     "out_lambda": None if p.out_label is None else ero.lambda_channel(p.out_label),
+                    "bidirectional": p.bidir,
+                    "in_up_lambda": _channel(p.in_up_label),
+                    "out_up_lambda": _channel(p.out_up_label),
                     "qe": p.qe_params is not None,
                     "key_handle_prefix": p.key_handle[:4].hex() if p.key_handle else None,
                     "route": [str(s) for s in rsb.route] if rsb else [],
@@ -408,7 +427,8 @@ class RsvpCore:
         try:
             if end is None:
                 raise _rp(RoutingProblem.BAD_EXPLICIT_ROUTE, "the ERO names no destination")
-            r = self._process_ero(list(route), head=True)
+            psb.bidir = ev.bidirectional
+            r = self._process_ero(list(route), head=True, bidir=psb.bidir)
             if r.tail:
                 raise _rp(RoutingProblem.BAD_EXPLICIT_ROUTE, "the ERO leads nowhere past us")
             self._take_route(psb, r)
@@ -416,7 +436,9 @@ class RsvpCore:
                 params = ev.qe_params or r.own_qe.params()
                 self._qe_head(psb, r.own_qe, params)
             self._check_out_label(psb)
+            self._out_upstream_label(psb, r.up_label)
         except _Fail as f:
+            self._release_labels(psb)
             self._emit(LspDown(key, HEAD, f.reason, f.code))
             return
         self._add_psb(psb)
@@ -429,13 +451,34 @@ class RsvpCore:
         else:
             self._send_path_first(psb, now)
 
-    def _delete_lsp(self, tunnel_id: int) -> None:
-        """Head: tear down tunnel ``tunnel_id`` (PathTear, labels and key released)."""
+    def _delete_lsp(self, tunnel_id: int, graceful: bool = False) -> None:
+        """Head: tear down tunnel ``tunnel_id`` (PathTear, labels and key released), an
+        LSP that is up first gracefully if asked (:meth:`_delete_gracefully`)."""
         keys = self._tunnels.get((self.router_id, tunnel_id), set())
         for key in sorted(keys, key=self._order.__getitem__):
             psb = self.psbs.get(key)
-            if psb is not None and psb.role == HEAD:
+            if psb is None or psb.role != HEAD:
+                continue
+            if graceful and psb.nhop is not None and psb.state in ("up", "deleting"):
+                self._delete_gracefully(psb)
+            else:
                 self._teardown(psb, "deleted", None, send_tear=True)
+
+    def _delete_gracefully(self, psb: Psb) -> None:
+        """RFC 3473 §7.2.1 ingress-initiated deletion: a Path with ADMIN_STATUS R and D
+        tells every node the LSP is going (no alarms); the tail echoes it in its Resv,
+        and that Resv makes the head send PathTear (:meth:`_resv_update`). Without the
+        echo within one refresh period R the PathTear goes anyway."""
+        if psb.state == "deleting":
+            return
+        assert psb.nhop is not None
+        psb.state = "deleting"
+        admin = O.AdminStatus(O.AdminStatus.REFLECT | O.AdminStatus.DELETION)
+        psb.forward = (*(o for o in psb.forward if not isinstance(o, O.AdminStatus)), admin)
+        psb.path_msg = self._path_message(psb)
+        psb.setup_deadline = self._now + self.refresh
+        self._schedule(psb.key)
+        self._trigger(psb.nhop, psb.path_msg)
 
     # --- plumbing ---------------------------------------------------------------------
 
@@ -589,16 +632,61 @@ class RsvpCore:
             self.free[local_if].add(n)
             self._dirty.add(local_if)
 
+    def _release_labels(self, psb: Psb) -> None:
+        """Give back every label the LSP holds here (both directions, both links)."""
+        self._release(psb.in_if, psb.in_label)
+        self._release(psb.out_if, psb.out_label)
+        self._release(psb.in_if, psb.in_up_label)
+        self._release(psb.out_if, psb.out_up_label)
+
+    def _in_upstream_label(self, in_if: int, label: int) -> int:
+        """The UPSTREAM_LABEL of a bidirectional Path (RFC 3473 §3.2): a lambda of the
+        incoming link free here, then held; else "Unacceptable label value" (24/6)."""
+        if not self._valid_label(in_if, label) or not self._hold(in_if, label):
+            raise _rp(
+                RoutingProblem.UNACCEPTABLE_LABEL,
+                f"upstream lambda {ero.lambda_channel(label)} unusable on link {in_if}",
+            )
+        return label
+
+    def _out_upstream_label(self, psb: Psb, explicit: int | None) -> None:
+        """A bidirectional LSP's upstream label on the outgoing link (RFC 3473 §3.2):
+        the ERO's explicit upstream label (24/6 if in use), else the first free lambda
+        (24/9 if none), which leaves the Label_Set offered downstream; held, sent as
+        UPSTREAM_LABEL."""
+        if not psb.bidir or psb.out_if is None:
+            return
+        if explicit is None:
+            spare = self.free_lambdas(psb.out_if)
+            if not spare:
+                raise _rp(RoutingProblem.LABEL_ALLOCATION_FAILURE, "no upstream lambda")
+            explicit = ero.lambda_label(spare[0])
+        if not self._hold(psb.out_if, explicit):
+            raise _rp(
+                RoutingProblem.UNACCEPTABLE_LABEL,
+                f"upstream lambda {ero.lambda_channel(explicit)} of link {psb.out_if} in use",
+            )
+        psb.out_up_label = explicit
+        if not psb.out_explicit:
+            psb.out_labels = tuple(x for x in psb.out_labels if x != explicit)
+            if not psb.out_labels:
+                raise _rp(RoutingProblem.LABEL_SET, f"no free lambda on link {psb.out_if}")
+
     # --- ERO (RFC 3209 §4.3.4, RFC 3477, RFC 3473 §5.1.1) ------------------------------
 
     def _names_me(self, s: ero.Subobject) -> bool:
+        """Whether ``s`` names this node: an Unnumbered interface of ours, or an IPv4
+        prefix containing our router ID or control address — a /32, or an abstract node
+        such as a /24 this node is part of (RFC 3209 §4.3.4.1)."""
         if isinstance(s, ero.Unnumbered):
             return s.router_id == self.router_id
         if isinstance(s, ero.Ipv4Prefix):
-            return s.prefix_len == 32 and s.address in (self.router_id, self.control_address)
+            return _in_prefix(self.router_id, s) or _in_prefix(self.control_address, s)
         return False
 
-    def _process_ero(self, route: list[ero.Subobject], head: bool = False) -> _Route:
+    def _process_ero(
+        self, route: list[ero.Subobject], head: bool = False, bidir: bool = False
+    ) -> _Route:
         if not route:
             raise _rp(RoutingProblem.BAD_EXPLICIT_ROUTE, "empty EXPLICIT_ROUTE")
         if not self._names_me(route[0]):
@@ -607,54 +695,43 @@ class RsvpCore:
             raise _rp(RoutingProblem.BAD_INITIAL_SUBOBJECT, f"first subobject {route[0]}")
         i = 0
         out_if: int | None = None
-        down_label: int | None = None
-        own_qe: ero.QeSubobject | None = None
+        own: list[ero.Subobject] = []
         while i < len(route) and self._names_me(route[i]):
             s = route[i]
             if isinstance(s, ero.Unnumbered):
                 out_if = s.interface_id
             i += 1
             while i < len(route) and isinstance(route[i], ero.Label | ero.QeSubobject):
-                t = route[i]
-                if isinstance(t, ero.QeSubobject):
-                    if own_qe is not None:
-                        raise _rp(RoutingProblem.BAD_EXPLICIT_ROUTE, "two QE subobjects")
-                    own_qe = t
-                elif isinstance(t, ero.Label) and not t.upstream:
-                    if t.loose:
-                        raise _rp(RoutingProblem.BAD_EXPLICIT_ROUTE, "loose label subobject")
-                    down_label = t.label
+                own.append(route[i])
                 i += 1
+        down_label, up_label, own_qe = _own_subobjects(own, bidir)
         rest = route[i:]
         if not rest:
-            if down_label is not None:
+            if down_label is not None or up_label is not None:
                 raise _rp(RoutingProblem.BAD_EXPLICIT_ROUTE, "label with no outgoing link")
             return _Route(True, None, None, [], None, own_qe)
         nxt = rest[0]
         if nxt.loose:
             raise _rp(RoutingProblem.BAD_LOOSE_NODE, f"loose next hop {nxt}")
-        if isinstance(nxt, ero.Unnumbered):
-            nrid = nxt.router_id
-        elif isinstance(nxt, ero.Ipv4Prefix):
-            nrid = nxt.address
-        else:
+        if not isinstance(nxt, ero.Unnumbered | ero.Ipv4Prefix):
             raise _rp(RoutingProblem.BAD_EXPLICIT_ROUTE, f"next subobject {nxt!r} is no node")
         if out_if is not None:
             link = self.links.get(out_if)
-            if link is None or link.remote_router_id != nrid:
-                raise _rp(RoutingProblem.BAD_STRICT_NODE, f"no TE link {out_if} to {nrid}")
+            if link is None or not _in_node(link.remote_router_id, nxt):
+                raise _rp(RoutingProblem.BAD_STRICT_NODE, f"no TE link {out_if} to {nxt}")
         else:
-            cands = [lk for lk in self.links.values() if lk.remote_router_id == nrid]
+            cands = [lk for lk in self.links.values() if _in_node(lk.remote_router_id, nxt)]
             if not cands:
-                raise _rp(RoutingProblem.BAD_STRICT_NODE, f"{nrid} is not a TE neighbour")
+                raise _rp(RoutingProblem.BAD_STRICT_NODE, f"{nxt} is not a TE neighbour")
             link = cands[0]
             out_if = link.local_if
-        if down_label is not None and not self._valid_label(out_if, down_label):
-            raise _rp(
-                RoutingProblem.UNACCEPTABLE_LABEL,
-                f"label 0x{down_label:08x} is not a lambda of link {out_if}",
-            )
-        return _Route(False, out_if, link, list(rest), down_label, own_qe)
+        for label in (down_label, up_label):
+            if label is not None and not self._valid_label(out_if, label):
+                raise _rp(
+                    RoutingProblem.UNACCEPTABLE_LABEL,
+                    f"label 0x{label:08x} is not a lambda of link {out_if}",
+                )
+        return _Route(False, out_if, link, list(rest), down_label, own_qe, up_label)
 
     def _take_route(self, psb: Psb, r: _Route) -> None:
         psb.ero_out = tuple(r.rest)
@@ -766,6 +843,8 @@ class RsvpCore:
         if psb.out_if is not None:
             rec.append(ero.Unnumbered(self.router_id, psb.out_if))
         objs.append(O.RecordRoute((*rec, *psb.rro_in)))
+        if psb.out_up_label is not None:
+            objs.append(O.UpstreamLabel(psb.out_up_label))
         objs += psb.forward
         return Message(MsgType.PATH, tuple(objs))
 
@@ -787,7 +866,7 @@ class RsvpCore:
         if psb.in_if is not None:
             rec.append(ero.Unnumbered(self.router_id, psb.in_if))
         if psb.in_label is not None:
-            rec.append(ero.Label(psb.in_label, flags=0x01))
+            rec.append(ero.Label(psb.in_label))  # per-link label: not global
         objs: list[O.RsvpObject] = [
             psb.session,
             self._hop(psb.in_if),
@@ -799,6 +878,7 @@ class RsvpCore:
         if psb.in_label is not None:
             objs.append(O.GeneralizedLabel(psb.in_label))
         objs.append(O.RecordRoute((*rec, *rsb.route)))
+        objs += _reflected(psb.forward) if psb.role == TAIL else rsb.forward
         return Message(MsgType.RESV, tuple(objs))
 
     def _tail_rsb(self, psb: Psb) -> Rsb:
@@ -874,18 +954,16 @@ class RsvpCore:
         reason: str,
         code: tuple[int, int] | None,
         send_tear: bool,
-        resv_tear: bool = False,
     ) -> None:
         """Remove the LSP's state here: labels back, key session closed, PathTear
-        downstream (``send_tear``) and/or ResvTear upstream (``resv_tear``)."""
+        downstream (``send_tear``)."""
         key = psb.key
         self._drop_psb(key)
         self.rsbs.pop(key, None)
         self._sched.pop(key, None)
         # the LSP's Path and Resv are void; errors already sent keep being retransmitted
         self._cancel(key, types=(MsgType.PATH, MsgType.RESV))
-        self._release(psb.in_if, psb.in_label)
-        self._release(psb.out_if, psb.out_label)
+        self._release_labels(psb)
         if psb.key_handle is not None and psb.qe_params is not None and not psb.qe_pending:
             self._emit(QeClose(key, psb.key_handle))
         if send_tear and psb.nhop is not None and psb.state != "qe-wait":
@@ -894,17 +972,6 @@ class RsvpCore:
                 (psb.session, self._hop(psb.out_if), psb.template),
             )
             self._trigger(psb.nhop, msg)
-        if resv_tear and psb.phop is not None:
-            msg = Message(
-                MsgType.RESV_TEAR,
-                (
-                    psb.session,
-                    self._hop(psb.in_if),
-                    O.StyleObj(Style.SE),
-                    O.FilterSpec(psb.template.sender, psb.template.lsp_id),
-                ),
-            )
-            self._trigger(psb.phop, msg)
         self._emit(LspDown(key, psb.role, reason, code))
 
     # --- messages in ------------------------------------------------------------------
@@ -1007,6 +1074,7 @@ class RsvpCore:
             # a refresh: the state lives on (the head's never times out)
             if old.role != HEAD:
                 old.expires = now + self.lifetime
+                self._path_update(old, msg, now)
             return
         psb = Psb(
             key,
@@ -1023,7 +1091,7 @@ class RsvpCore:
         try:
             self._admit_path(psb, src, hop, msg, rro)
         except _Fail as f:
-            self._release(psb.in_if, psb.in_label)  # the incoming label, if already held
+            self._release_labels(psb)  # what it already held
             log.info("%s: Path %s refused: %s", self.name, key, f.reason)
             self._path_err_to(phop, session, template, tspec, f.code, 0, psb.in_if)
             return
@@ -1046,37 +1114,39 @@ class RsvpCore:
         if in_if is None:
             raise _rp(RoutingProblem.BAD_STRICT_NODE, f"no TE link from {psb.phop}")
         psb.in_if = in_if
-        label = self._in_label(in_if, msg.get(O.LabelSet))
+        up = msg.get(O.UpstreamLabel)
+        if up is not None:
+            psb.bidir = True
+            psb.in_up_label = self._in_upstream_label(in_if, up.label)
+        label = self._in_label(in_if, msg.all(O.LabelSet))
         self._hold(in_if, label)
         psb.in_label = label
         route_obj = msg.get(O.ExplicitRoute)
         if route_obj is None:
             raise _rp(RoutingProblem.BAD_EXPLICIT_ROUTE, "no EXPLICIT_ROUTE")
-        r = self._process_ero(list(route_obj.subobjects))
+        r = self._process_ero(list(route_obj.subobjects), bidir=psb.bidir)
         psb.role = TAIL if r.tail else TRANSIT
         tunnel_end = psb.session.tunnel_end
         if r.tail and tunnel_end not in (self.router_id, self.control_address):
             raise _rp(RoutingProblem.NO_ROUTE, f"ERO ends here, tunnel ends at {tunnel_end}")
         self._take_route(psb, r)
         psb.rro_in = rro.subobjects if rro else ()
-        psb.forward = tuple(o for o in msg.objects if isinstance(o, O.UnknownObject))
+        psb.forward = _forwarded(msg)
         if r.own_qe is not None:
             self._qe_join(psb, r.own_qe)
         self._check_out_label(psb)
+        self._out_upstream_label(psb, r.up_label)
 
-    def _in_label(self, in_if: int, offered: O.LabelSet | None) -> int:
+    def _in_label(self, in_if: int, sets: Sequence[O.LabelSet]) -> int:
         """The label of the incoming link (RFC 3473 §2.6): the first label of the
-        upstream LABEL_SET that is a lambda of the link and free here, else (no set) the
+        upstream's Label_Set (:func:`_label_set`) that is free here, else (no set) the
         first free lambda."""
-        if offered is not None and offered.action == 0:
-            # the first usable label that is free (one pass, stops at it)
+        if sets:
             free_here = self.free[in_if]
-            usable = False
-            for x in offered.labels:
-                if self._valid_label(in_if, x):
-                    usable = True
-                    if ero.lambda_channel(x) in free_here:
-                        return x
+            usable = _label_set(sets, sorted(self._lambdas[in_if]))
+            for x in usable:
+                if ero.lambda_channel(x) in free_here:
+                    return x
             if not usable:
                 raise _rp(RoutingProblem.LABEL_SET, "no label of the LABEL_SET is usable")
             raise _rp(RoutingProblem.LABEL_SET, "every label of the LABEL_SET is in use")
@@ -1128,6 +1198,7 @@ class RsvpCore:
         rsb = self.rsbs.get(key)
         if rsb is not None:
             rsb.expires = now + self.lifetime
+            self._resv_update(psb, rsb, msg, now)
             return
         glabel = msg.get(O.GeneralizedLabel)
         label = glabel.label if glabel is not None else None
@@ -1154,6 +1225,7 @@ class RsvpCore:
             rro.subobjects if rro else (),
             msg.get(O.Flowspec),
             now + self.lifetime,
+            forward=_forwarded(msg),
         )
         self.rsbs[key] = rsb
         self._schedule(key)
@@ -1172,6 +1244,12 @@ class RsvpCore:
         if psb is None or key is None:
             self.stats["rx_dropped"] += 1
             return
+        if src != psb.nhop:
+            # a PathErr travels upstream only: from anyone but our next hop it is bogus
+            # (relaying it would bounce it between two nodes)
+            self.stats["rx_dropped"] += 1
+            log.info("%s: PathErr for %s from %s, not our next hop", self.name, key, src)
+            return
         es = msg.by_class(6)
         code = (es.code, es.value) if isinstance(es, O.ErrorSpec | O.ErrorSpecIfId) else None
         node = es.node if isinstance(es, O.ErrorSpec | O.ErrorSpecIfId) else src
@@ -1179,7 +1257,7 @@ class RsvpCore:
             self._teardown(psb, f"PathErr {code} from {node}", code, send_tear=True)
         elif psb.phop is not None:
             self.stats["path_err_sent"] += 1
-            self._trigger(psb.phop, msg)
+            self._trigger(psb.phop, _state_kept(msg))
 
     def _rx_resv_err(self, src: IPv4Address, msg: Message, now: float) -> None:
         key = self._key(msg, msg.get(O.FilterSpec))
@@ -1208,10 +1286,63 @@ class RsvpCore:
         if psb is None or psb.nhop not in (src, _hop_addr(msg)):
             self.stats["rx_dropped"] += 1
             return
+        self._resv_gone(psb, "ResvTear")
+
+    def _path_update(self, psb: Psb, msg: Message, now: float) -> None:
+        """A Path refresh whose 11bbbbbb objects changed (ADMIN_STATUS, RFC 3473 §7.2):
+        new state, so it goes downstream at once (a trigger); the tail answers with a
+        Resv reflecting the new ADMIN_STATUS."""
+        forward = _forwarded(msg)
+        if forward == psb.forward:
+            return
+        psb.forward = forward
+        if psb.nhop is not None and psb.path_msg is not None:
+            psb.path_msg = self._path_message(psb)
+            self._trigger(psb.nhop, psb.path_msg)
+        elif psb.role == TAIL and psb.state == "up":
+            self._send_resv_up(psb, self._tail_rsb(psb), now)
+
+    def _resv_update(self, psb: Psb, rsb: Rsb, msg: Message, now: float) -> None:
+        """A Resv refresh whose 11bbbbbb objects changed: forwarded upstream at once;
+        at the head an ADMIN_STATUS with the D bit (deletion, RFC 3473 §7.2) ends the
+        LSP with a PathTear."""
+        forward = _forwarded(msg)
+        if forward == rsb.forward:
+            return
+        rsb.forward = forward
         if psb.role == HEAD:
-            self._teardown(psb, "ResvTear", None, send_tear=True)
-        else:
-            self._teardown(psb, "ResvTear", None, send_tear=True, resv_tear=True)
+            admin = msg.get(O.AdminStatus)
+            if admin is not None and admin.bits & O.AdminStatus.DELETION:
+                self._teardown(psb, "deleted", None, send_tear=True)
+        elif psb.state == "up":
+            self._send_resv_up(psb, rsb, now)
+
+    def _resv_gone(self, psb: Psb, reason: str) -> None:
+        """The reservation from downstream is gone (ResvTear, Resv state timeout). RFC
+        2205 §3.1.6, §3.7: only the Resv state is removed and a ResvTear goes upstream;
+        the Path state (and the labels held with it) stays, so a new Resv can restore
+        the LSP. The head, whose service is down without a reservation, tears the LSP
+        down (our choice: the RFCs leave the sender's reaction to it)."""
+        if psb.role == HEAD:
+            self._teardown(psb, reason, None, send_tear=True)
+            return
+        if self.rsbs.pop(psb.key, None) is None:
+            return
+        self._cancel(psb.key, types=(MsgType.RESV,))
+        psb.state = "path-sent"
+        self._schedule(psb.key)
+        if psb.phop is not None:
+            tear = Message(
+                MsgType.RESV_TEAR,
+                (
+                    psb.session,
+                    self._hop(psb.in_if),
+                    O.StyleObj(Style.SE),
+                    O.FilterSpec(psb.template.sender, psb.template.lsp_id),
+                ),
+            )
+            self._trigger(psb.phop, tear)
+        log.info("%s: Resv state of %s removed: %s", self.name, psb.key, reason)
 
     # --- Hello (RFC 3209 §5) ----------------------------------------------------------
 
@@ -1312,7 +1443,8 @@ class RsvpCore:
         """One LSP's timers (RFC 2205 §3.7): setup timeout, state timeouts, refreshes."""
         if psb.setup_deadline is not None and now >= psb.setup_deadline:
             # no Resv within the state lifetime L: give the setup up
-            self._teardown(psb, "setup timeout: no Resv", None, send_tear=True)
+            why = "deleted" if psb.state == "deleting" else "setup timeout: no Resv"
+            self._teardown(psb, why, None, send_tear=True)
             return
         if psb.expires is not None and now >= psb.expires:
             # RFC 2205 §3.7: path state timed out; tell downstream
@@ -1320,8 +1452,10 @@ class RsvpCore:
             return
         rsb = self.rsbs.get(psb.key)
         if rsb is not None and rsb.expires is not None and now >= rsb.expires:
-            self._teardown(psb, "resv state timeout", None, send_tear=True, resv_tear=True)
-            return
+            self._resv_gone(psb, "resv state timeout")
+            if psb.role == HEAD:
+                return
+            rsb = None
         if psb.next_refresh is not None and now >= psb.next_refresh and psb.path_msg:
             assert psb.nhop is not None
             self._send(psb.nhop, psb.path_msg)
@@ -1370,6 +1504,124 @@ def _msg_key(msg: Message) -> LspKey | None:
     if s is None or sender is None:
         return None
     return LspKey(s.tunnel_end, s.tunnel_id, s.extended_tunnel_id, sender.sender, sender.lsp_id)
+
+
+def _state_kept(msg: Message) -> Message:
+    """A PathErr as a node that keeps its Path state relays it: Path_State_Removed
+    cleared (RFC 3473 §4.5; the head's PathTear removes the state)."""
+    objs = tuple(
+        replace(o, flags=o.flags & ~ES_PATH_STATE_REMOVED)
+        if isinstance(o, O.ErrorSpec | O.ErrorSpecIfId)
+        else o
+        for o in msg.objects
+    )
+    return replace(msg, objects=objs)
+
+
+def _label_set(sets: Sequence[O.LabelSet], channels: Sequence[int]) -> list[int]:
+    """The lambda labels of a link (its ``channels``) that a Label_Set allows, in order
+    of preference (RFC 3473 §2.6.1, RFC 3471 §3.5): the labels of the inclusive lists
+    (action 0) in their order, then the link's lambdas in the inclusive ranges (action
+    2); with no inclusive object every lambda of the link; minus the exclusive lists
+    (1) and ranges (3). A range is two labels, start and end, of the same RFC 6205
+    grid, spacing and identifier; the channel indices between them are in it. A
+    Label_Set we cannot parse (unknown action, range not of two such labels) is
+    "Routing problem/Label Set" (24/11)."""
+    ranges: dict[int, list[tuple[int, int, int]]] = {2: [], 3: []}
+    for s in sets:
+        if s.action in (2, 3):
+            if len(s.labels) != 2 or s.labels[0] >> 16 != s.labels[1] >> 16:
+                raise _rp(RoutingProblem.LABEL_SET, f"bad LABEL_SET range {s.labels}")
+            lo, hi = (ero.lambda_channel(x) for x in s.labels)
+            ranges[s.action].append((s.labels[0] >> 16, lo, hi))
+        elif s.action not in (0, 1):
+            raise _rp(RoutingProblem.LABEL_SET, f"unknown LABEL_SET action {s.action}")
+    link = [ero.lambda_label(n) for n in channels]
+
+    def in_ranges(x: int, action: int) -> bool:
+        n = ero.lambda_channel(x)
+        return any(x >> 16 == top and lo <= n <= hi for top, lo, hi in ranges[action])
+
+    listed = [x for s in sets if s.action == 0 for x in s.labels]
+    if listed or ranges[2]:
+        wanted = [x for x in listed if x in link] + [x for x in link if in_ranges(x, 2)]
+    else:
+        wanted = link
+    excluded = {x for s in sets if s.action == 1 for x in s.labels}
+    out: list[int] = []
+    for x in wanted:
+        if x not in excluded and not in_ranges(x, 3) and x not in out:
+            out.append(x)
+    return out
+
+
+def _forwarded(msg: Message) -> tuple[O.RsvpObject, ...]:
+    """The objects a node passes on unchanged (RFC 2205 §3.10: class 11bbbbbb): the
+    unknown ones, NOTIFY_REQUEST (we send no Notify) and ADMIN_STATUS (RFC 3473 §7.2);
+    SESSION_ATTRIBUTE, also 11bbbbbb, is kept and re-sent by the PSB itself."""
+    return tuple(
+        o
+        for o in msg.objects
+        if o.class_num >> 6 == 0b11 and o.class_num != O.SessionAttribute.class_num
+    )
+
+
+def _reflected(forward: Sequence[O.RsvpObject]) -> tuple[O.RsvpObject, ...]:
+    """What the tail echoes in its Resv: an ADMIN_STATUS of the Path with the R bit, R
+    cleared (RFC 3473 §7.2)."""
+    return tuple(
+        O.AdminStatus(o.bits & ~O.AdminStatus.REFLECT)
+        for o in forward
+        if isinstance(o, O.AdminStatus) and o.bits & O.AdminStatus.REFLECT
+    )
+
+
+def _channel(label: int | None) -> int | None:
+    return None if label is None else ero.lambda_channel(label)
+
+
+def _in_prefix(addr: IPv4Address, s: ero.Ipv4Prefix) -> bool:
+    if not 0 <= s.prefix_len <= 32:
+        return False
+    shift = 32 - s.prefix_len
+    return int(addr) >> shift == int(s.address) >> shift
+
+
+def _in_node(router_id: IPv4Address, s: ero.Unnumbered | ero.Ipv4Prefix) -> bool:
+    """Whether router ``router_id`` is (part of) the node ``s`` names."""
+    if isinstance(s, ero.Unnumbered):
+        return s.router_id == router_id
+    return _in_prefix(router_id, s)
+
+
+def _own_subobjects(
+    own: Sequence[ero.Subobject], bidir: bool
+) -> tuple[int | None, int | None, ero.QeSubobject | None]:
+    """(downstream label, upstream label, QE subobject) from the Label and QE
+    subobjects behind this node's own subobjects. RFC 3473 §5.1.1: at most one label
+    per direction, an upstream label (U bit) only on a bidirectional LSP, no loose
+    label; otherwise "Bad EXPLICIT_ROUTE object" (24/1). One QE subobject at most."""
+    down: int | None = None
+    up: int | None = None
+    own_qe: ero.QeSubobject | None = None
+    for t in own:
+        if isinstance(t, ero.QeSubobject):
+            if own_qe is not None:
+                raise _rp(RoutingProblem.BAD_EXPLICIT_ROUTE, "two QE subobjects")
+            own_qe = t
+            continue
+        assert isinstance(t, ero.Label)
+        if t.loose:
+            raise _rp(RoutingProblem.BAD_EXPLICIT_ROUTE, "loose label subobject")
+        if t.upstream and not bidir:
+            raise _rp(RoutingProblem.BAD_EXPLICIT_ROUTE, "upstream label, unidirectional LSP")
+        if (up if t.upstream else down) is not None:
+            raise _rp(RoutingProblem.BAD_EXPLICIT_ROUTE, "two labels for one direction")
+        if t.upstream:
+            up = t.label
+        else:
+            down = t.label
+    return down, up, own_qe
 
 
 def _hop_addr(msg: Message) -> IPv4Address | None:

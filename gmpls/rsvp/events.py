@@ -78,7 +78,8 @@ class CreateLsp:
 
     ``qe_params`` None means: take them from the QE subobject behind this node in
     ``route`` (the PCE put them there); a QE subobject there with a zero session ID
-    starts the QE procedure. Errors found in the ERO end in :class:`LspDown` with the
+    starts the QE procedure. ``bidirectional`` asks for a lambda in each direction
+    (UPSTREAM_LABEL); an ERO Label subobject with the U bit names the upstream lambda. Errors found in the ERO end in :class:`LspDown` with the
     RSVP code, no message is sent. :meth:`~gmpls.rsvp.core.RsvpCore.handle` raises
     ValueError for a tunnel ID in use.
     """
@@ -88,13 +89,20 @@ class CreateLsp:
     qe_params: qe.QeParams | None = None
     bandwidth_bps: float = 0.0
     name: str = ""
+    #: a bidirectional LSP (RFC 3473 §3): an upstream lambda too, on every link
+    bidirectional: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class DeleteLsp:
-    """Head: tear down tunnel ``tunnel_id`` (PathTear, labels and key released)."""
+    """Head: tear down tunnel ``tunnel_id`` (PathTear, labels and key released).
+
+    ``graceful``: RFC 3473 §7.2 deletion of an LSP that is up: first a Path with
+    ADMIN_STATUS R and D (deletion in progress), then the PathTear once the Resv echoes
+    the D bit, or after one refresh period without it."""
 
     tunnel_id: int
+    graceful: bool = False
 
 
 Event = Received | QeSessionReady | QeFailed | CreateLsp | DeleteLsp | Tick

@@ -103,13 +103,13 @@ def paper_resv() -> Message:
             RecordRoute(
                 (
                     ero.Unnumbered(TN[2], 2),
-                    ero.Label(LAMBDA, flags=0x01),
+                    ero.Label(LAMBDA),
                     ero.Unnumbered(TN[3], 2),
-                    ero.Label(LAMBDA, flags=0x01),
+                    ero.Label(LAMBDA),
                     ero.Unnumbered(TN[4], 2),
-                    ero.Label(LAMBDA, flags=0x01),
+                    ero.Label(LAMBDA),
                     ero.Unnumbered(TN[5], 1),
-                    ero.Label(LAMBDA, flags=0x01),
+                    ero.Label(LAMBDA),
                 )
             ),
         ),

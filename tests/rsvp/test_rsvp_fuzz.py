@@ -103,7 +103,12 @@ def test_core_never_raises_on_mutated_messages(
     for n, c in net.cores.items():
         used: dict[int, set[int]] = {i: set() for i in c.links}
         for p in c.psbs.values():
-            for i, label in ((p.in_if, p.in_label), (p.out_if, p.out_label)):
+            for i, label in (
+                (p.in_if, p.in_label),
+                (p.out_if, p.out_label),
+                (p.in_if, p.in_up_label),
+                (p.out_if, p.out_up_label),
+            ):
                 if i is not None and label is not None:
                     used[i].add(ero.lambda_channel(label))
         for i, link in c.links.items():

@@ -1,7 +1,8 @@
-"""Stateful property test of the wired cores: random creates, deletes, lossy periods, node
-deaths and time, then checks that the lambdas held at each node are exactly those its LSPs
-use, and — once the network is quiet — that both ends of every TE link agree on what is
-in use and that every LSP the head believes up exists on every node of its path."""
+"""Stateful property test of the wired cores: random creates (uni- or bidirectional),
+deletes, lossy periods, node deaths and time, then checks that the lambdas held at each
+node are exactly those its LSPs use, and — once the network is quiet — that both ends of
+every TE link agree on what is in use and that every LSP the head believes up exists on
+every node of its path."""
 
 from __future__ import annotations
 
@@ -49,15 +50,15 @@ class WiredCores(RuleBasedStateMachine):
         self.tunnels: dict[int, str] = {}
         self.next_tunnel = 1
 
-    @rule(route=st.integers(0, len(ROUTES) - 1))
-    def create(self, route: int) -> None:
+    @rule(route=st.integers(0, len(ROUTES) - 1), bidir=st.booleans())
+    def create(self, route: int, bidir: bool) -> None:
         r = ROUTES[route]
         head = next(n for n in NODES if self.net.cores[n]._names_me(r[0]))
         if head in self.net.down:
             return
         t = self.next_tunnel
         self.next_tunnel += 1
-        self.net.create(head, t, list(r), None, 1e9)
+        self.net.create(head, t, list(r), None, 1e9, bidirectional=bidir)
         self.tunnels[t] = head
 
     @precondition(lambda self: bool(self.tunnels))
@@ -86,7 +87,12 @@ class WiredCores(RuleBasedStateMachine):
         for n, c in self.net.cores.items():
             used: dict[int, set[int]] = {i: set() for i in c.links}
             for p in c.psbs.values():
-                for i, label in ((p.in_if, p.in_label), (p.out_if, p.out_label)):
+                for i, label in (
+                    (p.in_if, p.in_label),
+                    (p.out_if, p.out_label),
+                    (p.in_if, p.in_up_label),
+                    (p.out_if, p.out_up_label),
+                ):
                     if i is not None and label is not None:
                         assert ero.lambda_channel(label) not in used[i], (n, i, "twice")
                         used[i].add(ero.lambda_channel(label))

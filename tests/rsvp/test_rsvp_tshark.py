@@ -150,7 +150,7 @@ def test_resv_style_flowspec_filter_label(decoded: dict[str, Any]) -> None:
     assert _f(r, "rsvp.hop.neighbor_address_ipv4") == ["10.1.1.2"]
     rro = collect(r, "rsvp.record_route")[0]
     assert _f(rro, "rsvp.ero_rro_subobjects.router_id") == [f"10.1.1.{i}" for i in (2, 3, 4, 5)]
-    assert _f(rro, "rsvp.rro.flags.global_label") == ["1"] * 4
+    assert _f(rro, "rsvp.rro.flags.global_label") == ["0"] * 4  # per-link lambdas
 
 
 def test_errors_hello_notify(decoded: dict[str, Any]) -> None:

@@ -157,11 +157,11 @@ class Net:
         route: list[ero.Subobject],
         params: qe.QeParams | None,
         bandwidth_bps: float,
+        bidirectional: bool = False,
     ) -> list[E.Action]:
         core = self.cores[name]
-        acts = self.apply(
-            name, core.handle(E.CreateLsp(tunnel_id, route, params, bandwidth_bps), self.now)
-        )
+        ev = E.CreateLsp(tunnel_id, route, params, bandwidth_bps, bidirectional=bidirectional)
+        acts = self.apply(name, core.handle(ev, self.now))
         self.run()
         return acts
 
