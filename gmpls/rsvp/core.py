@@ -36,7 +36,13 @@ Procedures and their sources:
   or a LABEL_SET with no free label, is 24/11 "Routing problem / Label set"
   (RFC 3473 §2.6, §5.1.1); a Resv label the upstream node did not offer is 24/6 (ResvErr).
 * Soft state (RFC 2205 §3.7): Path and Resv are refreshed every R ms (no jitter: the
-  core is deterministic); state not refreshed for L = (K + 0.5) * 1.5 * R times out.
+  core is deterministic); state not refreshed for L = (K + 0.5) * 1.5 * R times out, R
+  being the refresh period the neighbour that sent it put in its TIME_VALUES.
+* Refresh reduction (RFC 2961): a refresh toward a neighbour that is refresh-reduction
+  capable and acknowledged the message goes as its Message ID in a Srefresh; Srefresh
+  received refreshes per Message ID and NACKs the unknown ones; a NACK makes the full
+  message go again; Bundles received are processed sub-message by sub-message; a
+  MESSAGE_ID_ACK counts in any message.
 * Errors and teardown (RFC 2205 §3.6-3.9): PathErr goes upstream hop by hop to the head,
   which reports :class:`LspDown` and sends PathTear; ResvErr goes downstream; PathTear
   removes state downstream, ResvTear removes Resv state upstream and makes the head
@@ -115,7 +121,7 @@ ACK_DESIRED = 0x01
 RR_CAPABLE = 0x01
 #: Message IDs per Srefresh or per Ack of NACKs: 8 + 8 + 4 x 360 bytes fit an Ethernet MTU
 MAX_IDS = 360
-#: the Message_Identifier space (RFC 2961 §4.3: compared as 32-bit serial numbers)
+#: the Message_Identifier space (RFC 2961 §4.5: compared as 32-bit serial numbers)
 ID_SPACE = 1 << 32
 #: the MESSAGE_ID_LIST C-Types a Srefresh may carry (RFC 2961 §5.1)
 ID_LISTS = (O.MessageIdList, O.MessageIdSrcList, O.MessageIdMcastList)
@@ -972,7 +978,7 @@ class RsvpCore:
 
     def _process(self, src: IPv4Address, msg: Message, now: float) -> None:
         """One decoded message: its MESSAGE_ID acknowledged, the MESSAGE_ID_ACK/NACK
-        objects it carries processed whatever its type (RFC 2961 §4.5), then the message."""
+        objects it carries processed whatever its type (RFC 2961 §4.6), then the message."""
         n = self.neighbors.get(src)
         if n is not None:
             n.rr_capable = bool(msg.flags & RR_CAPABLE)
@@ -1017,7 +1023,7 @@ class RsvpCore:
             self._resv_err_to(src, session, filt if isinstance(filt, O.FilterSpec) else None, code)
 
     def _rx_ack(self, src: IPv4Address, msg: Message) -> None:
-        """The MESSAGE_ID_ACK and MESSAGE_ID_NACK objects of any message (RFC 2961 §4.5)."""
+        """The MESSAGE_ID_ACK and MESSAGE_ID_NACK objects of any message (RFC 2961 §4.6)."""
         for a in msg.all(O.MessageIdAck):
             p = self.pending.get(a.message_id)
             if p is not None and p.dst == src and a.epoch == self.epoch:
@@ -1078,7 +1084,7 @@ class RsvpCore:
 
     def _note_rx_id(self, src: IPv4Address, t: int, msg: Message, mid: O.MessageId) -> None:
         """Remember the Message ID of the Path or Resv that installed or refreshed state
-        from ``src``, unless an older one (out of order, RFC 2961 §4.3): a Srefresh
+        from ``src``, unless an older one (out of order, RFC 2961 §4.5): a Srefresh
         naming it refreshes that state."""
         key = _msg_key(msg)
         psb = self.psbs.get(key) if key is not None else None
@@ -1101,7 +1107,7 @@ class RsvpCore:
         return self.rsbs.get(key)
 
     def _rx_srefresh(self, src: IPv4Address, msg: Message, now: float) -> None:
-        """A Srefresh (RFC 2961 §5.4): each listed Message ID refreshes the state ``src``
+        """A Srefresh (RFC 2961 §5.3, §5.4): each listed Message ID refreshes the state ``src``
         installed with it as a full refresh would; the IDs of no state here (or of another
         epoch) are answered with MESSAGE_ID_NACKs, so ``src`` sends those messages whole."""
         self.stats["srefresh_rx"] += 1
@@ -1556,7 +1562,7 @@ def _nacked(acked: tuple[int, tuple[O.RsvpObject, ...]] | None, nacks: set[int])
 
 
 def _newer(a: int, b: int) -> bool:
-    """Message ID ``a`` came after ``b`` (32-bit serial number order, RFC 2961 §4.3)."""
+    """Message ID ``a`` came after ``b`` (32-bit serial number order, RFC 2961 §4.5)."""
     return 0 < (a - b) % ID_SPACE < ID_SPACE // 2
 
 

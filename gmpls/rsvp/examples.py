@@ -220,7 +220,7 @@ def ack() -> Message:
 
 def srefresh() -> Message:
     """RFC 2961 §5: tn1 refreshes the state it sent tn2 with Message IDs 1, 3 and 4 in one
-    summary refresh, acknowledging tn2's Message ID 2 on the way (§4.5)."""
+    summary refresh, acknowledging tn2's Message ID 2 on the way (§4.6)."""
     return Message(
         C.MsgType.SREFRESH, (MessageIdAck(2, 102), MessageIdList((1, 3, 4), 101)), flags=1
     )

@@ -12,7 +12,7 @@
 A :class:`Message` is the type plus its objects in wire order; the checksum is computed on
 encode (0 is sent as 0xFFFF, since 0 means "no checksum") and verified on decode unless
 zero. The per-type mandatory objects (RFC 2205 §3.1.2-3.1.8, RFC 3209 §5.1, RFC 3473
-§4.3, RFC 2961 §4.4, §5.1) are checked on decode; a message missing one is malformed and,
+§4.3, RFC 2961 §4.4, §5.2) are checked on decode; a message missing one is malformed and,
 per RFC 2205 §3.10, discarded (its :class:`DecodeError` has no RSVP code). Unknown objects
 are handled per :func:`gmpls.rsvp.objects.decode_object`.
 

@@ -280,7 +280,7 @@ def test_a_bad_sub_message_is_answered_alone_and_a_nested_bundle_dropped() -> No
     assert tn2.stats["rx_errors"] == 2  # the bad Path, then the empty Bundle
 
 
-# --- MESSAGE_ID_ACK piggy-backed (RFC 2961 §4.5) -----------------------------------------
+# --- MESSAGE_ID_ACK piggy-backed (RFC 2961 §4.6) -----------------------------------------
 
 
 def test_an_ack_piggybacked_on_a_resv_stops_the_retransmission() -> None:

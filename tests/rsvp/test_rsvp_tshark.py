@@ -19,6 +19,7 @@ import pytest
 from gmpls import ero, qe
 from gmpls.checksum import inet_checksum
 from gmpls.rsvp import examples as ex
+from gmpls.rsvp import objects as O
 from gmpls.rsvp.message import Message
 from tests.support import tshark
 from tests.support.pcap import ethernet_frame, ipv4_packet, write_pcap
@@ -244,3 +245,38 @@ def test_core_output_decodes_cleanly(tmp_path: Path) -> None:
     frame = bytes.fromhex(collect(first_path, "frame_raw")[0][0])
     sub = frame[qe_type[0][1] : qe_type[0][1] + 76]
     assert sub[4 : 4 + qe.SESSION_ID_LEN] == (1).to_bytes(2, "big") * 32
+
+
+def test_core_srefresh_and_nacks_decode_cleanly(tmp_path: Path) -> None:
+    """What the cores send once the LSP is up: a period of summary refreshes, then tn2
+    restarts and NACKs what it no longer knows. tshark reads every Srefresh's
+    MESSAGE_ID_LIST and every NACK, nothing malformed."""
+    from tests.support.rsvp_net import TOPO, Net
+
+    net = Net()
+    net.create("tn1", 1, ex.fig9_ero(), None, 10e9)
+    net.sent.clear()
+    net.advance(30.0)
+    net.restart("tn2")
+    net.advance(30.0)
+    frames = [
+        ethernet_frame(
+            ipv4_packet(TOPO.control_address(s), TOPO.control_address(d), 46, m.encode(), ttl=255)
+        )
+        for s, d, m in net.sent
+    ]
+    pcap = tmp_path / "srefresh.pcap"
+    write_pcap(str(pcap), frames)
+    decoded = tshark.layers(pcap)
+    assert len(decoded) == len(net.sent)
+    ids, nacks = [], []
+    for (_s, _d, m), layers in zip(net.sent, decoded, strict=True):
+        assert "Malformed" not in json.dumps(layers) and not collect(layers, "_ws.expert")
+        assert _f(layers, "rsvp.msg") == [str(m.msg_type)]
+        ids += _f(layers, "rsvp.message_id_list.message_id")
+        if "2" in _f(layers, "rsvp.ctype.message_id_ack"):
+            nacks += _f(layers, "rsvp.message_id_ack.message_id")
+    sent_ids = [i for _, _, m in net.sent for o in m.all(O.MessageIdList) for i in o.message_ids]
+    assert ids == [str(i) for i in sent_ids] and len(ids) >= 8
+    sent_nacks = [o.message_id for _, _, m in net.sent for o in m.all(O.MessageIdNack)]
+    assert nacks == [str(i) for i in sent_nacks] and nacks
