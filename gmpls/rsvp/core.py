@@ -1135,7 +1135,8 @@ class RsvpCore:
 
     def _rx_nacks(self, src: IPv4Address, nacks: set[int]) -> None:
         """``src`` has no state of these Message IDs of our Srefresh (RFC 2961 §5.4): the
-        Path or Resv goes whole again, as a trigger with a new Message ID."""
+        Path or Resv goes whole again, as a trigger with a new Message ID. One pass over
+        the LSPs per message: NACKs come only after a neighbour lost state."""
         self.stats["nacks_rx"] += len(nacks)
         for psb in list(self.psbs.values()):
             rsb = self.rsbs.get(psb.key)
