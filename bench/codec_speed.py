@@ -85,6 +85,8 @@ def rsvp_cases() -> Cases:
         "hello": "RSVP Hello",
         "notify": "RSVP Notify",
         "ack": "RSVP Ack (RFC 2961)",
+        "srefresh": "RSVP Srefresh (ACK, MESSAGE_ID_LIST of 3)",
+        "bundle": "RSVP Bundle (Resv + Ack with a NACK)",
     }
     return {
         titles.get(k, f"RSVP {k}"): (m.encode, message.decode) for k, m in ex.all_examples().items()

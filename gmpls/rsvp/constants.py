@@ -23,8 +23,12 @@ class MsgType(IntEnum):
     PATH_TEAR = 5
     RESV_TEAR = 6
     RESV_CONF = 7
+    #: RFC 2961 §3: several messages to one neighbour in one IP datagram
+    BUNDLE = 12
     #: RFC 2961 §4.4: acknowledges MESSAGE_IDs
     ACK = 13
+    #: RFC 2961 §5: summary refresh, the Message IDs of unchanged state
+    SREFRESH = 15
     HELLO = 20
     NOTIFY = 21
 
@@ -53,6 +57,7 @@ class ClassNum(IntEnum):
     HELLO = 22
     MESSAGE_ID = 23
     MESSAGE_ID_ACK = 24
+    MESSAGE_ID_LIST = 25
     UPSTREAM_LABEL = 35
     LABEL_SET = 36
     SUGGESTED_LABEL = 129

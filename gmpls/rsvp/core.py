@@ -41,7 +41,13 @@ Procedures and their sources:
   (RFC 3473 §3) also holds an upstream lambda on each link, sent as UPSTREAM_LABEL and
   checked and held downstream (24/6 when unusable).
 * Soft state (RFC 2205 §3.7): Path and Resv are refreshed every R ms (no jitter: the
-  core is deterministic); state not refreshed for L = (K + 0.5) * 1.5 * R times out.
+  core is deterministic); state not refreshed for L = (K + 0.5) * 1.5 * R times out, R
+  being the refresh period the neighbour that sent it put in its TIME_VALUES.
+* Refresh reduction (RFC 2961): a refresh toward a neighbour that is refresh-reduction
+  capable and acknowledged the message goes as its Message ID in a Srefresh; Srefresh
+  received refreshes per Message ID and NACKs the unknown ones; a NACK makes the full
+  message go again; Bundles received are processed sub-message by sub-message; a
+  MESSAGE_ID_ACK counts in any message.
 * Errors and teardown (RFC 2205 §3.6-3.9): PathErr goes upstream hop by hop (taken from
   the next hop only; relayed with Path_State_Removed cleared, RFC 3473 §4.5) to the
   head, which reports :class:`LspDown` and sends PathTear; ResvErr goes downstream;
@@ -67,7 +73,7 @@ from __future__ import annotations
 import heapq
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address
 from typing import Protocol
 
@@ -107,7 +113,7 @@ from gmpls.rsvp.events import (
     Received,
     Send,
 )
-from gmpls.rsvp.message import Message
+from gmpls.rsvp.message import Message, bundle_parts
 from gmpls.wire import Reader
 
 log = logging.getLogger("gmpls.rsvp.core")
@@ -121,6 +127,12 @@ RETX_LIMIT = 3
 #: reduction capable" (RFC 2961 §2)
 ACK_DESIRED = 0x01
 RR_CAPABLE = 0x01
+#: Message IDs per Srefresh or per Ack of NACKs: 8 + 8 + 4 x 360 bytes fit an Ethernet MTU
+MAX_IDS = 360
+#: the Message_Identifier space (RFC 2961 §4.5: compared as 32-bit serial numbers)
+ID_SPACE = 1 << 32
+#: the MESSAGE_ID_LIST C-Types a Srefresh may carry (RFC 2961 §5.1)
+ID_LISTS = (O.MessageIdList, O.MessageIdSrcList, O.MessageIdMcastList)
 
 
 class TeLinkLike(Protocol):
@@ -175,8 +187,15 @@ class Psb:
     key_handle: bytes | None = None
     qe_pending: bool = False
     expires: float | None = None  # None: never (head)
+    #: RFC 2205 §3.7 lifetime L of the Path state, from the upstream's refresh period
+    lifetime: float = 0.0
     next_refresh: float | None = None
     path_msg: Message | None = None
+    #: RFC 2961 refresh reduction: (Message ID, objects) of the Path the next hop
+    #: acknowledged, and per message type (PATH, RESV) the (neighbour, epoch, Message ID)
+    #: that installed the Path state from upstream and the Resv state from downstream
+    path_acked: tuple[int, tuple[O.RsvpObject, ...]] | None = None
+    rx_ids: dict[int, tuple[IPv4Address, int, int]] = field(default_factory=dict)
     #: head: when an LSP still without Resv is given up (setup timeout)
     setup_deadline: float | None = None
 
@@ -194,6 +213,10 @@ class Rsb:
     next_refresh: float | None = None
     #: 11bbbbbb objects of the Resv (ADMIN_STATUS...), forwarded upstream
     forward: tuple[O.RsvpObject, ...] = ()
+    #: RFC 2205 §3.7 lifetime L, from the downstream's refresh period
+    lifetime: float = 0.0
+    #: (Message ID, objects) of the Resv the previous hop acknowledged (RFC 2961 §5)
+    resv_acked: tuple[int, tuple[O.RsvpObject, ...]] | None = None
 
 
 @dataclass(slots=True)
@@ -205,6 +228,8 @@ class Neighbor:
     next_hello: float = 0.0
     #: declared down by Hello and not heard since: no Path is sent toward it
     failed: bool = False
+    #: its last message had the refresh-reduction-capable flag (RFC 2961 §2)
+    rr_capable: bool = False
 
 
 @dataclass(slots=True)
@@ -289,6 +314,7 @@ class RsvpCore:
         self.control_address = IPv4Address(control_address)
         self.links: dict[int, TeLinkLike] = {link.local_if: link for link in te_links}
         self.refresh = refresh_ms / 1000.0
+        self.keep = keep_multiplier
         self.lifetime = (keep_multiplier + 0.5) * 1.5 * self.refresh
         self.hello = hello_ms / 1000.0
         self.instance = instance or 1
@@ -318,6 +344,12 @@ class RsvpCore:
         self._next_msg_id = 1
         self._now = 0.0
         self.stats.update({"retransmits": 0, "retransmit_give_up": 0, "acks_rx": 0})
+        self.stats.update({"bundles_rx": 0, "srefresh_rx": 0, "srefresh_tx": 0})
+        self.stats.update({"nacks_rx": 0, "nacks_tx": 0})
+        #: RFC 2961 §5: (neighbour, Message ID) -> (PATH or RESV, LSP) of the state that
+        #: neighbour installed here with it; the Message IDs to summary-refresh, per neighbour
+        self._rx_ids: dict[tuple[IPv4Address, int], tuple[int, LspKey]] = {}
+        self._srefresh_due: dict[IPv4Address, list[int]] = {}
         self._next_lsp_id = 1
         #: O(1) indexes over ``psbs``: (ext tunnel ID, tunnel ID) -> its LSPs; insertion
         #: order (the order ``psbs`` iterates in); per-LSP timers in a heap of (deadline,
@@ -510,8 +542,11 @@ class RsvpCore:
         self._tunnels.setdefault((key.ext_tunnel_id, key.tunnel_id), set()).add(key)
 
     def _drop_psb(self, key: LspKey) -> None:
-        if self.psbs.pop(key, None) is None:
+        psb = self.psbs.pop(key, None)
+        if psb is None:
             return
+        for src, _, mid in psb.rx_ids.values():
+            self._rx_ids.pop((src, mid), None)
         self._order.pop(key, None)
         t = (key.ext_tunnel_id, key.tunnel_id)
         keys = self._tunnels.get(t)
@@ -978,6 +1013,9 @@ class RsvpCore:
 
     def _receive(self, src: IPv4Address, data: bytes, now: float) -> None:
         self.stats["rx"] += 1
+        if data[1:2] == bytes([MsgType.BUNDLE]):
+            self._rx_bundle(src, data, now)
+            return
         try:
             msg = Message.decode(data)
         except DecodeError as e:
@@ -986,13 +1024,39 @@ class RsvpCore:
             if e.code is not None:
                 self._answer_malformed(src, data, e.code)
             return
+        self._process(src, msg, now)
+
+    def _rx_bundle(self, src: IPv4Address, data: bytes, now: float) -> None:
+        """A Bundle (RFC 2961 §3.4): each sub-message is processed as if it had come
+        alone from ``src`` (a bad one is answered or dropped on its own); a Bundle inside
+        a Bundle is dropped."""
+        try:
+            parts = bundle_parts(data)
+        except DecodeError as e:
+            self.stats["rx_errors"] += 1
+            log.info("%s: bad RSVP Bundle from %s: %s", self.name, src, e)
+            return
+        self.stats["bundles_rx"] += 1
+        for part in parts:
+            if part[1] == MsgType.BUNDLE:
+                self.stats["rx_dropped"] += 1
+            else:
+                self._receive(src, part, now)
+
+    def _process(self, src: IPv4Address, msg: Message, now: float) -> None:
+        """One decoded message: its MESSAGE_ID acknowledged, the MESSAGE_ID_ACK/NACK
+        objects it carries processed whatever its type (RFC 2961 §4.6), then the message."""
+        n = self.neighbors.get(src)
+        if n is not None:
+            n.rr_capable = bool(msg.flags & RR_CAPABLE)
         t = msg.msg_type
         mid = msg.get(O.MessageId)
         if mid is not None and mid.flags & ACK_DESIRED:
             ack = Message(MsgType.ACK, (O.MessageIdAck(mid.message_id, mid.epoch),))
             self._send(src, ack)
-        if t == MsgType.ACK:
-            self._rx_ack(src, msg)
+        self._rx_ack(src, msg)
+        if t == MsgType.SREFRESH:
+            self._rx_srefresh(src, msg, now)
         elif t == MsgType.HELLO:
             self._rx_hello(src, msg, now)
         elif t == MsgType.PATH:
@@ -1007,8 +1071,10 @@ class RsvpCore:
             self._rx_path_tear(src, msg, now)
         elif t == MsgType.RESV_TEAR:
             self._rx_resv_tear(src, msg, now)
-        else:
+        elif t != MsgType.ACK:  # an Ack is its MESSAGE_ID_ACK/NACK objects: done above
             self.stats["rx_dropped"] += 1
+        if mid is not None and t in (MsgType.PATH, MsgType.RESV):
+            self._note_rx_id(src, t, msg, mid)
 
     def _answer_malformed(self, src: IPv4Address, data: bytes, code: tuple[int, int]) -> None:
         """A Path or Resv the codec rejected with an RSVP code: answer with PathErr or
@@ -1024,11 +1090,129 @@ class RsvpCore:
             self._resv_err_to(src, session, filt if isinstance(filt, O.FilterSpec) else None, code)
 
     def _rx_ack(self, src: IPv4Address, msg: Message) -> None:
+        """The MESSAGE_ID_ACK and MESSAGE_ID_NACK objects of any message (RFC 2961 §4.6)."""
         for a in msg.all(O.MessageIdAck):
             p = self.pending.get(a.message_id)
             if p is not None and p.dst == src and a.epoch == self.epoch:
                 del self.pending[a.message_id]
                 self.stats["acks_rx"] += 1
+                self._acked(p, a.message_id)
+        nacks = {n.message_id for n in msg.all(O.MessageIdNack) if n.epoch == self.epoch}
+        if nacks:
+            self._rx_nacks(src, nacks)
+
+    # --- refresh reduction (RFC 2961 §5) and state lifetime (RFC 2205 §3.7) -------------
+
+    def _renew(self, state: Psb | Rsb, msg: Message, now: float) -> None:
+        """Path or Resv state from a neighbour lives L = (K + 0.5) x 1.5 x R, R the
+        neighbour's refresh period from the message's TIME_VALUES (RFC 2205 §3.7); a
+        TIME_VALUES of 0 counts as our own R."""
+        tv = msg.get(O.TimeValues)
+        r = tv.refresh_ms / 1000.0 if tv is not None and tv.refresh_ms else self.refresh
+        state.lifetime = (self.keep + 0.5) * 1.5 * r
+        state.expires = now + state.lifetime
+
+    def _acked(self, p: _Pending, mid: int) -> None:
+        """The neighbour acknowledged a Path or Resv trigger: from now on that message is
+        refreshed by its Message ID while it stays the same (RFC 2961 §5)."""
+        psb = self.psbs.get(p.lsp) if p.lsp is not None else None
+        if psb is None:
+            return
+        sent = (mid, tuple(o for o in p.message.objects if not isinstance(o, O.MessageId)))
+        rsb = self.rsbs.get(psb.key)
+        if p.message.msg_type == MsgType.PATH and p.dst == psb.nhop:
+            psb.path_acked = sent
+        elif p.message.msg_type == MsgType.RESV and p.dst == psb.phop and rsb is not None:
+            rsb.resv_acked = sent
+
+    def _refresh(
+        self,
+        dst: IPv4Address,
+        msg: Message,
+        acked: tuple[int, tuple[O.RsvpObject, ...]] | None,
+    ) -> None:
+        """Refresh the Path or Resv ``msg`` sent to ``dst``: by its Message ID in the next
+        Srefresh when ``dst`` is refresh-reduction capable and acknowledged this very
+        message, else by sending it whole (RFC 2961 §5)."""
+        n = self.neighbors.get(dst)
+        if acked is not None and acked[1] == msg.objects and n is not None and n.rr_capable:
+            self._srefresh_due.setdefault(dst, []).append(acked[0])
+        else:
+            self._send(dst, msg)
+
+    def _send_srefresh(self) -> None:
+        """The Srefresh messages of the refreshes due now, one MESSAGE_ID_LIST each."""
+        for dst, ids in self._srefresh_due.items():
+            for i in range(0, len(ids), MAX_IDS):
+                lst = O.MessageIdList(tuple(ids[i : i + MAX_IDS]), self.epoch)
+                self.stats["srefresh_tx"] += 1
+                self._send(dst, Message(MsgType.SREFRESH, (lst,)))
+        self._srefresh_due.clear()
+
+    def _note_rx_id(self, src: IPv4Address, t: int, msg: Message, mid: O.MessageId) -> None:
+        """Remember the Message ID of the Path or Resv that installed or refreshed state
+        from ``src``, unless an older one (out of order, RFC 2961 §4.5): a Srefresh
+        naming it refreshes that state."""
+        key = _msg_key(msg)
+        psb = self.psbs.get(key) if key is not None else None
+        if key is None or psb is None or self._rx_state(t, key) is None:
+            return
+        old = psb.rx_ids.get(t)
+        if old is not None:
+            if old[:2] == (src, mid.epoch) and not _newer(mid.message_id, old[2]):
+                return
+            self._rx_ids.pop((old[0], old[2]), None)
+        psb.rx_ids[t] = (src, mid.epoch, mid.message_id)
+        self._rx_ids[(src, mid.message_id)] = (t, key)
+
+    def _rx_state(self, t: int, key: LspKey) -> Psb | Rsb | None:
+        """The state a neighbour installs here with a Path (a PSB, not the head's own) or
+        a Resv (an RSB)."""
+        if t == MsgType.PATH:
+            psb = self.psbs.get(key)
+            return psb if psb is not None and psb.role != HEAD else None
+        return self.rsbs.get(key)
+
+    def _rx_srefresh(self, src: IPv4Address, msg: Message, now: float) -> None:
+        """A Srefresh (RFC 2961 §5.3, §5.4): each listed Message ID refreshes the state ``src``
+        installed with it as a full refresh would; the IDs of no state here (or of another
+        epoch) are answered with MESSAGE_ID_NACKs, so ``src`` sends those messages whole."""
+        self.stats["srefresh_rx"] += 1
+        nacks: list[O.RsvpObject] = []
+        for lst in (o for o in msg.objects if isinstance(o, ID_LISTS)):
+            for mid in lst.message_ids:
+                if not self._refresh_id(src, lst.epoch, mid, now):
+                    nacks.append(O.MessageIdNack(mid, lst.epoch))
+        self.stats["nacks_tx"] += len(nacks)
+        for i in range(0, len(nacks), MAX_IDS):
+            self._send(src, Message(MsgType.ACK, tuple(nacks[i : i + MAX_IDS])))
+
+    def _refresh_id(self, src: IPv4Address, epoch: int, mid: int, now: float) -> bool:
+        """Refresh the state ``src`` installed with Message ID ``mid``; False if none."""
+        entry = self._rx_ids.get((src, mid))
+        if entry is None:
+            return False
+        t, key = entry
+        state, psb = self._rx_state(t, key), self.psbs.get(key)
+        if state is None or psb is None or psb.rx_ids.get(t) != (src, epoch, mid):
+            return False
+        if state.expires is not None:
+            state.expires = now + state.lifetime
+        return True
+
+    def _rx_nacks(self, src: IPv4Address, nacks: set[int]) -> None:
+        """``src`` has no state of these Message IDs of our Srefresh (RFC 2961 §5.4): the
+        Path or Resv goes whole again, as a trigger with a new Message ID. One pass over
+        the LSPs per message: NACKs come only after a neighbour lost state."""
+        self.stats["nacks_rx"] += len(nacks)
+        for psb in list(self.psbs.values()):
+            rsb = self.rsbs.get(psb.key)
+            if psb.nhop == src and _nacked(psb.path_acked, nacks) and psb.path_msg:
+                psb.path_acked = None
+                self._trigger(src, psb.path_msg)
+            if rsb and psb.phop == src and _nacked(rsb.resv_acked, nacks) and rsb.resv_msg:
+                rsb.resv_acked = None
+                self._trigger(src, rsb.resv_msg)
 
     def _key(self, msg: Message, sender: O.FilterSpec | O.SenderTemplate | None) -> LspKey | None:
         s = msg.get(O.SessionLspTunnelV4)
@@ -1073,7 +1257,7 @@ class RsvpCore:
         if old is not None:
             # a refresh: the state lives on (the head's never times out)
             if old.role != HEAD:
-                old.expires = now + self.lifetime
+                self._renew(old, msg, now)
                 self._path_update(old, msg, now)
             return
         psb = Psb(
@@ -1086,8 +1270,8 @@ class RsvpCore:
             O.GeneralizedLabelRequest(0, 0, 0),
             msg.get(O.SessionAttribute) or msg.get(O.SessionAttributeRa),
             phop=phop,
-            expires=now + self.lifetime,
         )
+        self._renew(psb, msg, now)
         try:
             self._admit_path(psb, src, hop, msg, rro)
         except _Fail as f:
@@ -1197,7 +1381,7 @@ class RsvpCore:
             return
         rsb = self.rsbs.get(key)
         if rsb is not None:
-            rsb.expires = now + self.lifetime
+            self._renew(rsb, msg, now)
             self._resv_update(psb, rsb, msg, now)
             return
         glabel = msg.get(O.GeneralizedLabel)
@@ -1224,9 +1408,10 @@ class RsvpCore:
             label,
             rro.subobjects if rro else (),
             msg.get(O.Flowspec),
-            now + self.lifetime,
+            None,
             forward=_forwarded(msg),
         )
+        self._renew(rsb, msg, now)
         self.rsbs[key] = rsb
         self._schedule(key)
         if psb.role == HEAD:
@@ -1425,6 +1610,7 @@ class RsvpCore:
             self._lsp_timers(psb, now)
             if psb.key in self.psbs:
                 self._schedule(psb.key)
+        self._send_srefresh()
 
     def _due_psbs(self, now: float) -> list[Psb]:
         """The LSPs with a timer due at ``now``, in ``psbs`` order (as a scan would)."""
@@ -1458,7 +1644,7 @@ class RsvpCore:
             rsb = None
         if psb.next_refresh is not None and now >= psb.next_refresh and psb.path_msg:
             assert psb.nhop is not None
-            self._send(psb.nhop, psb.path_msg)
+            self._refresh(psb.nhop, psb.path_msg, psb.path_acked)
             psb.next_refresh = now + self.refresh
         if (
             rsb is not None
@@ -1467,7 +1653,7 @@ class RsvpCore:
             and now >= rsb.next_refresh
             and psb.phop is not None
         ):
-            self._send(psb.phop, rsb.resv_msg)
+            self._refresh(psb.phop, rsb.resv_msg, rsb.resv_acked)
             rsb.next_refresh = now + self.refresh
 
 
@@ -1622,6 +1808,15 @@ def _own_subobjects(
         else:
             down = t.label
     return down, up, own_qe
+
+
+def _nacked(acked: tuple[int, tuple[O.RsvpObject, ...]] | None, nacks: set[int]) -> bool:
+    return acked is not None and acked[0] in nacks
+
+
+def _newer(a: int, b: int) -> bool:
+    """Message ID ``a`` came after ``b`` (32-bit serial number order, RFC 2961 §4.5)."""
+    return 0 < (a - b) % ID_SPACE < ID_SPACE // 2
 
 
 def _hop_addr(msg: Message) -> IPv4Address | None:

@@ -25,6 +25,8 @@ from gmpls.rsvp.objects import (
     LabelSet,
     MessageId,
     MessageIdAck,
+    MessageIdList,
+    MessageIdNack,
     RecordRoute,
     ResvConfirm,
     RsvpHopIfId,
@@ -216,6 +218,21 @@ def ack() -> Message:
     return Message(C.MsgType.ACK, (MessageIdAck(1, 101),), flags=1)
 
 
+def srefresh() -> Message:
+    """RFC 2961 §5: tn1 refreshes the state it sent tn2 with Message IDs 1, 3 and 4 in one
+    summary refresh, acknowledging tn2's Message ID 2 on the way (§4.6)."""
+    return Message(
+        C.MsgType.SREFRESH, (MessageIdAck(2, 102), MessageIdList((1, 3, 4), 101)), flags=1
+    )
+
+
+def bundle() -> Message:
+    """RFC 2961 §3: tn2 bundles its Resv and an Ack that NACKs tn1's Message ID 9 (§5.4:
+    no state of that ID here, send the full message)."""
+    nack = Message(C.MsgType.ACK, (MessageIdNack(9, 101),), flags=1)
+    return Message(C.MsgType.BUNDLE, (), flags=1, parts=(paper_resv(), nack))
+
+
 def all_examples() -> dict[str, Message]:
     return {
         "path": paper_path(),
@@ -228,4 +245,6 @@ def all_examples() -> dict[str, Message]:
         "hello": hello(),
         "notify": notify(),
         "ack": ack(),
+        "srefresh": srefresh(),
+        "bundle": bundle(),
     }

@@ -12,9 +12,14 @@
 A :class:`Message` is the type plus its objects in wire order; the checksum is computed on
 encode (0 is sent as 0xFFFF, since 0 means "no checksum") and verified on decode unless
 zero. The per-type mandatory objects (RFC 2205 §3.1.2-3.1.8, RFC 3209 §5.1, RFC 3473
-§4.3) are checked on decode; a message missing one is malformed and, per RFC 2205 §3.10,
-discarded (its :class:`DecodeError` has no RSVP code). Unknown objects are handled per
-:func:`gmpls.rsvp.objects.decode_object`.
+§4.3, RFC 2961 §4.4, §5.2) are checked on decode; a message missing one is malformed and,
+per RFC 2205 §3.10, discarded (its :class:`DecodeError` has no RSVP code). Unknown objects
+are handled per :func:`gmpls.rsvp.objects.decode_object`.
+
+A Bundle (RFC 2961 §3.1) has no objects: its body is one or more whole RSVP messages
+(``parts``), each with its own header, none of them a Bundle. :func:`bundle_parts` cuts
+a Bundle into the bytes of its sub-messages without decoding them, so that a receiver can
+process the good ones and answer a bad one as if it had come alone (RFC 2961 §3.4).
 """
 
 from __future__ import annotations
@@ -46,7 +51,9 @@ MANDATORY: dict[int, tuple[int, ...]] = {
         ClassNum.RESV_CONFIRM,
         ClassNum.STYLE,
     ),
+    MsgType.BUNDLE: (),
     MsgType.ACK: (ClassNum.MESSAGE_ID_ACK,),
+    MsgType.SREFRESH: (ClassNum.MESSAGE_ID_LIST,),
     MsgType.HELLO: (ClassNum.HELLO,),
     MsgType.NOTIFY: (ClassNum.ERROR_SPEC,),
 }
@@ -55,12 +62,14 @@ MANDATORY: dict[int, tuple[int, ...]] = {
 @dataclass(frozen=True, slots=True)
 class Message:
     """One RSVP message: ``msg_type`` (:class:`MsgType`), its objects in order, the
-    Send_TTL and the 4 header flag bits (RFC 2961 0x1 refresh-reduction capable)."""
+    Send_TTL and the 4 header flag bits (RFC 2961 0x1 refresh-reduction capable); a Bundle
+    has its sub-messages in ``parts`` and no objects."""
 
     msg_type: int
     objects: tuple[RsvpObject, ...]
     send_ttl: int = 255
     flags: int = 0
+    parts: tuple[Message, ...] = ()
 
     def get(self, cls: type[Obj]) -> Obj | None:
         """The first object of class ``cls`` (a dataclass from gmpls.rsvp.objects)."""
@@ -88,7 +97,16 @@ class Message:
     def encode(self) -> bytes:
         if self.msg_type not in MsgType._value2member_map_:
             raise EncodeError("rsvp.msg_type", f"unknown message type {self.msg_type}")
-        body = b"".join(encode_object(o) for o in self.objects)
+        if self.msg_type == MsgType.BUNDLE:
+            if self.objects or not self.parts:
+                raise EncodeError("rsvp.BUNDLE", "a Bundle is sub-messages and no objects")
+            if any(p.msg_type == MsgType.BUNDLE for p in self.parts):
+                raise EncodeError("rsvp.BUNDLE", "a Bundle inside a Bundle")
+            body = b"".join(p.encode() for p in self.parts)
+        elif self.parts:
+            raise EncodeError("rsvp.parts", f"a {self.name} message has no sub-messages")
+        else:
+            body = b"".join(encode_object(o) for o in self.objects)
         length = HEADER_LEN + len(body)
         if length > 0xFFFF:
             raise EncodeError("rsvp.length", f"{length} bytes is too long")
@@ -99,23 +117,9 @@ class Message:
 
     @classmethod
     def decode(cls, data: bytes) -> Message:
-        r = Reader(data, "rsvp")
-        vf = r.u8("version")
-        if vf >> 4 != RSVP_VERSION:
-            raise r.fail("version", f"version {vf >> 4}, expected {RSVP_VERSION}")
-        msg_type = r.u8("msg_type")
-        if msg_type not in MsgType._value2member_map_:
-            raise r.fail("msg_type", f"unknown message type {msg_type}")
-        cks = r.u16("checksum")
-        ttl = r.u8("send_ttl")
-        r.u8("reserved")
-        length = r.u16("length")
-        if length != len(data):
-            raise r.fail("length", f"header says {length} bytes, message has {len(data)}")
-        if cks:
-            calc = inet_checksum(data[:2] + b"\x00\x00" + data[4:]) or 0xFFFF
-            if calc != cks:
-                raise r.fail("checksum", f"0x{cks:04x} != computed 0x{calc:04x}")
+        msg_type, ttl, flags = _header(data)
+        if msg_type == MsgType.BUNDLE:
+            return cls(msg_type, (), ttl, flags, tuple(map(_sub_message, _split(data))))
         name = MsgType(msg_type).name
         objs: list[RsvpObject] = []
         i = 0
@@ -129,7 +133,64 @@ class Message:
         for c in MANDATORY[msg_type]:
             if c not in present:
                 raise DecodeError(f"rsvp.{name}", f"missing mandatory {ClassNum(c).name} object")
-        return cls(msg_type, tuple(objs), ttl, vf & 0xF)
+        return cls(msg_type, tuple(objs), ttl, flags)
+
+
+def _header(data: bytes) -> tuple[int, int, int]:
+    """(message type, Send_TTL, flags) of the common header, checked: version, known
+    type, length equal to the message's, checksum (unless zero)."""
+    r = Reader(data, "rsvp")
+    vf = r.u8("version")
+    if vf >> 4 != RSVP_VERSION:
+        raise r.fail("version", f"version {vf >> 4}, expected {RSVP_VERSION}")
+    msg_type = r.u8("msg_type")
+    if msg_type not in MsgType._value2member_map_:
+        raise r.fail("msg_type", f"unknown message type {msg_type}")
+    cks = r.u16("checksum")
+    ttl = r.u8("send_ttl")
+    r.u8("reserved")
+    length = r.u16("length")
+    if length != len(data):
+        raise r.fail("length", f"header says {length} bytes, message has {len(data)}")
+    if cks:
+        calc = inet_checksum(data[:2] + b"\x00\x00" + data[4:]) or 0xFFFF
+        if calc != cks:
+            raise r.fail("checksum", f"0x{cks:04x} != computed 0x{calc:04x}")
+    return msg_type, ttl, vf & 0xF
+
+
+def _split(data: bytes) -> list[bytes]:
+    """The sub-messages of a Bundle whose header is checked: each is framed by the length
+    in its own header."""
+    r = Reader(data, "rsvp.BUNDLE", HEADER_LEN)
+    parts: list[bytes] = []
+    while not r.at_end():
+        start, field = r.pos, f"part[{len(parts)}]"
+        head = r.sub(HEADER_LEN, field)
+        head.bytes(6, "header")
+        length = head.u16("length")
+        if length < HEADER_LEN or length % 4:
+            raise r.fail(f"{field}.length", f"{length} is not a multiple of 4 of at least 8")
+        r.sub(length - HEADER_LEN, field)
+        parts.append(data[start : start + length])
+    if not parts:
+        raise r.fail("parts", "a Bundle without sub-messages")
+    return parts
+
+
+def _sub_message(data: bytes) -> Message:
+    if data[1] == MsgType.BUNDLE:
+        raise DecodeError("rsvp.BUNDLE", "a Bundle inside a Bundle")
+    return Message.decode(data)
+
+
+def bundle_parts(data: bytes) -> list[bytes]:
+    """The bytes of each sub-message of the Bundle ``data`` (its header checked, the
+    sub-messages not decoded); :class:`DecodeError` if ``data`` is no well-framed Bundle."""
+    msg_type, _, _ = _header(data)
+    if msg_type != MsgType.BUNDLE:
+        raise DecodeError("rsvp.msg_type", f"{MsgType(msg_type).name} is not a Bundle")
+    return _split(data)
 
 
 def decode(data: bytes) -> Message:

@@ -33,7 +33,7 @@ from typing import Any, ClassVar, Protocol, Self
 
 from gmpls import ero
 from gmpls.errors import DecodeError, EncodeError
-from gmpls.layout import Repeat, Tail, Wired, layout
+from gmpls.layout import Records, Repeat, Tail, Wired, layout
 from gmpls.registry import Registry
 from gmpls.rsvp.constants import ClassNum, ErrorCode, RoutingProblem, TrafficControlError
 from gmpls.wire import Reader, f32, pad4, u8, u16, u32
@@ -551,7 +551,7 @@ class RecordRoute(_Object):
     subobjects: tuple[ero.Subobject, ...]
 
 
-# --- HELLO (class 22), MESSAGE_ID (23, 24) -----------------------------------------------
+# --- HELLO (class 22), MESSAGE_ID (23), MESSAGE_ID_ACK/NACK (24) ------------------------
 
 
 @layout("src_instance:u32 dst_instance:u32")
@@ -600,6 +600,68 @@ class MessageIdNack(_MsgId):
     """MESSAGE_ID_NACK (RFC 2961 §4.3)."""
 
     __slots__ = ()
+
+
+# --- MESSAGE_ID_LIST (class 25): the Srefresh lists (RFC 2961 §5.1) ----------------------
+
+
+@_REGISTRY.register((ClassNum.MESSAGE_ID_LIST, 1))
+@layout("flags:u8 epoch:u24", message_ids=Repeat("u32"))
+class MessageIdList(_Object):
+    """MESSAGE_ID_LIST (RFC 2961 §5.1): the sender's epoch, then the Message IDs of the
+    Path and Resv state it refreshes (no flags are defined)."""
+
+    message_ids: tuple[int, ...]
+    epoch: int = 0
+    flags: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SrcListEntry:
+    """One entry of a MESSAGE_ID SRC_LIST: a Message ID and the Path's source address."""
+
+    message_id: int
+    source: IPv4
+
+
+@dataclass(frozen=True, slots=True)
+class McastListEntry:
+    """One entry of a MESSAGE_ID MCAST_LIST: Message ID, Path source and destination."""
+
+    message_id: int
+    source: IPv4
+    destination: IPv4
+
+
+@_REGISTRY.register((ClassNum.MESSAGE_ID_LIST, 2))
+@layout("flags:u8 epoch:u24", entries=Records(SrcListEntry, "message_id:u32 source:ipv4"))
+class MessageIdSrcList(_Object):
+    """IPv4 MESSAGE_ID SRC_LIST (RFC 2961 §5.1): (Message ID, source address) pairs."""
+
+    entries: tuple[SrcListEntry, ...]
+    epoch: int = 0
+    flags: int = 0
+
+    @property
+    def message_ids(self) -> tuple[int, ...]:
+        return tuple(e.message_id for e in self.entries)
+
+
+@_REGISTRY.register((ClassNum.MESSAGE_ID_LIST, 4))
+@layout(
+    "flags:u8 epoch:u24",
+    entries=Records(McastListEntry, "message_id:u32 source:ipv4 destination:ipv4"),
+)
+class MessageIdMcastList(_Object):
+    """IPv4 MESSAGE_ID MCAST_LIST (RFC 2961 §5.1): (Message ID, source, destination)."""
+
+    entries: tuple[McastListEntry, ...]
+    epoch: int = 0
+    flags: int = 0
+
+    @property
+    def message_ids(self) -> tuple[int, ...]:
+        return tuple(e.message_id for e in self.entries)
 
 
 # --- NOTIFY_REQUEST (195), ADMIN_STATUS (196), SESSION_ATTRIBUTE (207) -------------------

@@ -304,9 +304,11 @@ def test_refresh_keeps_state_for_ten_minutes() -> None:
     net.advance(600.0)
     assert net.of("tn1", E.LspDown) == []
     names = net.msgs()
-    # 20 refresh periods: each hop refreshed its Path downstream and Resv upstream
-    assert names.count(("tn1", "tn2", "PATH")) == 20
-    assert names.count(("tn5", "tn4", "RESV")) == 20
+    # 20 refresh periods: each hop refreshed its Path downstream and Resv upstream, by
+    # Srefresh (RFC 2961 §5: every neighbour is refresh-reduction capable)
+    assert names.count(("tn1", "tn2", "SREFRESH")) == 20
+    assert names.count(("tn5", "tn4", "SREFRESH")) == 20
+    assert not [n for n in names if n[2] in ("PATH", "RESV")]
     for node, local_if in CHAIN:
         assert net.free(node, local_if) == tuple(range(2, 9))
 

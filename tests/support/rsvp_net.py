@@ -37,6 +37,8 @@ NODES = ("tn1", "tn2", "tn3", "tn4", "tn5")
 class Net:
     hello_ms: int = 0
     refresh_ms: int = 30000
+    #: nodes whose refresh period R differs from ``refresh_ms``: name -> R (ms)
+    refresh_of: dict[str, int] = field(default_factory=dict)
     keep: int = 3
     #: answer NeedQeSession/QeJoin automatically with QeSessionReady
     qe_auto: bool = True
@@ -56,23 +58,31 @@ class Net:
         self.addr: dict[IPv4Address, str] = {}
         self.alarms: dict[str, Alarm] = {}
         for n in NODES:
-            h = TOPO.host(n)
-            assert h.router_id is not None
-            self.cores[n] = RsvpCore(
-                h.router_id,
-                TOPO.control_address(n),
-                TOPO.te_links_of(n),
-                refresh_ms=self.refresh_ms,
-                keep_multiplier=self.keep,
-                hello_ms=self.hello_ms,
-                instance=100 + int(n[2:]),
-                qe_capable=h.qe.capable,
-                name=n,
-            )
+            self.cores[n] = self._core(n, 100 + int(n[2:]))
             self.addr[TOPO.control_address(n)] = n
             self.actions[n] = []
             self.alarms[n] = Alarm(self.sim, lambda _at, n=n: self._tick(n))
         self.handles = 0
+
+    def _core(self, n: str, instance: int) -> RsvpCore:
+        h = TOPO.host(n)
+        assert h.router_id is not None
+        return RsvpCore(
+            h.router_id,
+            TOPO.control_address(n),
+            TOPO.te_links_of(n),
+            refresh_ms=self.refresh_of.get(n, self.refresh_ms),
+            keep_multiplier=self.keep,
+            hello_ms=self.hello_ms,
+            instance=instance,
+            qe_capable=h.qe.capable,
+            name=n,
+        )
+
+    def restart(self, name: str) -> None:
+        """``name`` restarts at once: a new core (a new instance and epoch), no state."""
+        old = self.cores[name]
+        self.cores[name] = self._core(name, old.instance + 1000)
 
     @property
     def now(self) -> float:

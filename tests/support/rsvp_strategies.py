@@ -86,6 +86,19 @@ OBJECTS: dict[type, st.SearchStrategy] = {
     O.MessageId: st.builds(O.MessageId, u32, u24, u8),
     O.MessageIdAck: st.builds(O.MessageIdAck, u32, u24, u8),
     O.MessageIdNack: st.builds(O.MessageIdNack, u32, u24, u8),
+    O.MessageIdList: st.builds(O.MessageIdList, st.lists(u32, max_size=8).map(tuple), u24, u8),
+    O.MessageIdSrcList: st.builds(
+        O.MessageIdSrcList,
+        st.lists(st.builds(O.SrcListEntry, u32, ipv4), max_size=4).map(tuple),
+        u24,
+        u8,
+    ),
+    O.MessageIdMcastList: st.builds(
+        O.MessageIdMcastList,
+        st.lists(st.builds(O.McastListEntry, u32, ipv4, ipv4), max_size=4).map(tuple),
+        u24,
+        u8,
+    ),
     O.NotifyRequest: st.builds(O.NotifyRequest, ipv4),
     O.AdminStatus: st.builds(O.AdminStatus, u32),
     O.SessionAttribute: st.builds(O.SessionAttribute, name, u8, u8, u8),
@@ -111,6 +124,10 @@ for _cls, _s in OBJECTS.items():
 @st.composite
 def message(draw: st.DrawFn, msg_type: int | None = None) -> Message:
     t = draw(st.sampled_from(list(MsgType))) if msg_type is None else msg_type
+    if t == MsgType.BUNDLE:
+        inner = st.sampled_from([m for m in MsgType if m != MsgType.BUNDLE]).flatmap(message)
+        parts = tuple(draw(st.lists(inner, min_size=1, max_size=3)))
+        return Message(t, (), draw(u8), draw(st.integers(0, 15)), parts)
     objs = [draw(st.one_of(*_BY_CLASS[c])) for c in MANDATORY[t]]
     objs += draw(st.lists(any_object, max_size=6))
     objs = draw(st.permutations(objs))
