@@ -69,7 +69,7 @@ from gmpls.rsvp.constants import ErrorCode, QeError, RoutingProblem
 
 #: finished services kept for ``show qe-service`` (the newest)
 KEEP_FINISHED = 64
-#: ETSI 004 status values (docs/etsi004.md)
+#: ETSI 004 V1.1.1 status values (docs/etsi004.md)
 ETSI_OK, ETSI_PEER_NOT_CONNECTED = 0, 1
 ETSI_STATUS = {
     0: "SUCCESSFUL",
@@ -79,7 +79,6 @@ ETSI_STATUS = {
     4: "NO_QKD_CONNECTION_AVAILABLE",
     5: "OPEN_CONNECT_FAILED_KSID_ALREADY_IN_USE",
     6: "TIMEOUT_ERROR",
-    7: "OC_QOS_NOT_SATISFIABLE",
 }
 #: an explicit label in use, or no free label in the Label_Set (RFC 3473 §2.6)
 LABEL_BUSY = (ErrorCode.ROUTING_PROBLEM, RoutingProblem.LABEL_SET)
