@@ -24,10 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gmpls.qkd import etsi004 as etsi  # noqa: E402
-from qkd_proxy.core import ProxyCore  # noqa: E402
-from qkd_proxy.events import Channel, Datagram, Event  # noqa: E402
-from tests.support.qkd_net import TN1_QA, TN5, Net  # noqa: E402
+from gmpls.qkd import etsi004 as etsi
+from qkd_proxy.core import ProxyCore
+from qkd_proxy.events import Channel, Datagram, Event
+from tests.support.qkd_net import TN1_QA, TN5, Net
 
 A1 = (TN1_QA, 1000)
 
@@ -52,9 +52,12 @@ class Timed:
         t0 = time.perf_counter()
         out = self.inner(ev, now)
         dt = time.perf_counter() - t0
-        if isinstance(ev, Datagram) and ev.channel is Channel.NORTH:
-            if ev.data[1:2] == bytes([etsi.MsgType.GET_KEY]):
-                self.get_key.append(dt)
+        if (
+            isinstance(ev, Datagram)
+            and ev.channel is Channel.NORTH
+            and ev.data[1:2] == bytes([etsi.MsgType.GET_KEY])
+        ):
+            self.get_key.append(dt)
         return out
 
 
