@@ -6,8 +6,11 @@ contract of
 (the events of :mod:`qkd_proxy.events`) with the time, returns datagrams to send and log
 events, and tells its next timer through :meth:`ProxyCore.next_timer`:
 
-* NORTH: ETSI 004 requests from applications (SAEs), answered per request ID from a
-  response cache so a retransmission never consumes a second key (gmpls.qkd.etsi004);
+* NORTH: ETSI 004 requests from applications (SAEs) of the node this proxy serves (any
+  other address is refused, status 4, and nothing kept), a repeat answered from a
+  per-client response cache (qkd_proxy.replies) so a retransmission never consumes a
+  second key (gmpls.qkd.etsi004); GET_KEY and CONNECT_BLOCKING waits and idle sessions
+  in one deadline heap;
 * SYNC: the authenticated channel to the peer proxy (gmpls.qkd.sync): sessions are
   created and confirmed, and the proxy that *allocates* a session's keys tells the other
   which key ID goes with which index (BIND); the other asks for indexes it lacks (ALLOC);
@@ -19,7 +22,9 @@ Session rules (docs/etsi004.md §Sessions): the proxy where a session was opened
 allocates (simultaneous opens of one handle: the lower sync address allocates); only the
 SAE address that opened a handle may use it, and at the peer only an address of the
 named destination node may open it. Every SAE of a session gets indexes 0, 1, 2, ... in
-order; index i is the same key at both ends. Nothing here reads a clock or does I/O.
+order; index i is the same key at both ends (a GET_KEY waits until the peer has
+confirmed the session, so a simultaneous open cannot serve keys the follower would not
+have). Keys are bound when asked for, a few first. Nothing here reads a clock or does I/O.
 """
 
 from __future__ import annotations
@@ -953,7 +958,8 @@ class ProxyCore:
             self._sync_send(sync.CreateResp(msg.txid, h, R.JOINED))
             self._peer_connected(s)
         elif mirror and s.master:
-            # both opened this handle at once and the peer allocates: follow it
+            # both opened this handle at once and the peer allocates: follow it (nothing
+            # is bound here: GET_KEYs wait until the peer confirms, then ask it)
             s.master = False
             s.peer_connected = True
             self._sync_send(sync.CreateResp(msg.txid, h, R.OK))
