@@ -4,7 +4,10 @@ QE service, the command line ``python -m qkd_proxy.client``, tests and benchmark
 The client retransmits every request with the same request ID and a doubling timeout
 until the proxy answers, so a lost request or answer never costs or skips a key (the
 proxy answers a repeat from its cache). A session belongs to the caller's address and
-key_handle, so separate clients from one address continue it.
+key_handle, so separate clients from one address continue it. A caller that knows which
+key index it needs says so (``get_key(handle, expect_index=i)``): a key with any other
+index raises :class:`KeyIndexError` and is never returned, so the two ends cannot use
+different keys as "the same" one.
 """
 
 from __future__ import annotations
@@ -16,6 +19,15 @@ from typing import cast
 
 from gmpls.qkd import etsi004 as etsi
 from gmpls.qkd.etsi004 import Status
+
+
+class KeyIndexError(Exception):
+    """QKD_GET_KEY answered with a key of another index than the one expected."""
+
+    def __init__(self, got: int, expected: int) -> None:
+        super().__init__(f"key index {got}, expected {expected}")
+        self.got = got
+        self.expected = expected
 
 
 class _Proto(asyncio.DatagramProtocol):
@@ -158,10 +170,15 @@ class Etsi004Client:
         assert isinstance(r, etsi.ConnectNonblockReply | etsi.ConnectBlockingReply)
         return r.status
 
-    async def get_key(self, key_handle: bytes) -> tuple[Status, int, bytes]:
-        """QKD_GET_KEY: (status, index, key)."""
+    async def get_key(
+        self, key_handle: bytes, expect_index: int | None = None
+    ) -> tuple[Status, int, bytes]:
+        """QKD_GET_KEY: (status, index, key); with ``expect_index``, a key of another
+        index raises :class:`KeyIndexError`."""
         r = await self.request(etsi.GetKey(self.next_request_id(), key_handle))
         assert isinstance(r, etsi.GetKeyReply)
+        if expect_index is not None and r.status == Status.SUCCESSFUL and r.index != expect_index:
+            raise KeyIndexError(r.index, expect_index)
         return r.status, r.index, r.key
 
     async def close(self, key_handle: bytes) -> Status:

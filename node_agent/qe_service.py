@@ -93,7 +93,9 @@ class EtsiLike(Protocol):
         self, destination: IPv4Address, key_handle: bytes | None, key_length: int
     ) -> tuple[Any, bytes]: ...
     async def connect(self, key_handle: bytes) -> Any: ...
-    async def get_key(self, key_handle: bytes) -> tuple[Any, int, bytes]: ...
+    async def get_key(
+        self, key_handle: bytes, expect_index: int | None = None
+    ) -> tuple[Any, int, bytes]: ...
     async def close(self, key_handle: bytes) -> Any: ...
 
 
@@ -386,7 +388,7 @@ async def _etsi(etsi: EtsiLike | None, a: E.EtsiCall) -> E.EtsiReply:
     if isinstance(a, E.EtsiConnect):
         return E.EtsiReply(a.cid, int(await etsi.connect(a.key_handle)))
     if isinstance(a, E.EtsiGetKey):
-        st, idx, key = await etsi.get_key(a.key_handle)
+        st, idx, key = await etsi.get_key(a.key_handle, a.index)
         return E.EtsiReply(a.cid, int(st), key_index=int(idx), key=bytes(key))
     return E.EtsiReply(a.cid, int(await etsi.close(a.key_handle)))
 

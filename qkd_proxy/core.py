@@ -6,8 +6,11 @@ contract of
 (the events of :mod:`qkd_proxy.events`) with the time, returns datagrams to send and log
 events, and tells its next timer through :meth:`ProxyCore.next_timer`:
 
-* NORTH: ETSI 004 requests from applications (SAEs), answered per request ID from a
-  response cache so a retransmission never consumes a second key (gmpls.qkd.etsi004);
+* NORTH: ETSI 004 requests from applications (SAEs) of the node this proxy serves (any
+  other address is refused, status 4, and nothing kept), a repeat answered from a
+  per-client response cache (qkd_proxy.replies) so a retransmission never consumes a
+  second key (gmpls.qkd.etsi004); GET_KEY and CONNECT_BLOCKING waits and idle sessions
+  in one deadline heap;
 * SYNC: the authenticated channel to the peer proxy (gmpls.qkd.sync): sessions are
   created and confirmed, and the proxy that *allocates* a session's keys tells the other
   which key ID goes with which index (BIND); the other asks for indexes it lacks (ALLOC);
@@ -19,18 +22,21 @@ Session rules (docs/etsi004.md §Sessions): the proxy where a session was opened
 allocates (simultaneous opens of one handle: the lower sync address allocates); only the
 SAE address that opened a handle may use it, and at the peer only an address of the
 named destination node may open it. Every SAE of a session gets indexes 0, 1, 2, ... in
-order; index i is the same key at both ends. Nothing here reads a clock or does I/O.
+order; index i is the same key at both ends (a GET_KEY waits until the peer has
+confirmed the session, so a simultaneous open cannot serve keys the follower would not
+have). Keys are bound when asked for, a few first. Nothing here reads a clock or does I/O.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import Any
 
-from gmpls.cache import ResponseCache
 from gmpls.core import Tick
 from gmpls.errors import DecodeError, EncodeError
 from gmpls.qkd import etsi004 as etsi
@@ -38,6 +44,7 @@ from gmpls.qkd import idq3p as idq
 from gmpls.qkd import sync
 from gmpls.qkd.etsi004 import Status
 from qkd_proxy.events import Action, Addr, Channel, Datagram, Event, Log, Send
+from qkd_proxy.replies import ReplyCache
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +64,10 @@ class ProxyConfig:
     wins_tie: bool
     epoch: int = 0
     default_key_length: int = 32
+    #: keys bound to a session at once, at most; a session's first binding is
+    #: ``bind_first`` keys, doubling with each binding up to ``bind_block``
     bind_block: int = 64
+    bind_first: int = 4
     prefetch: int = 512
     sync_rto: float = 0.02
     sync_rto_max: float = 0.2
@@ -66,14 +76,27 @@ class ProxyConfig:
     south_rto_max: float = 0.25
     south_deadline: float = 2.0
     get_deadline: float = 8.0
-    cache_size: int = 65536
+    #: the longest QKD_CONNECT_BLOCKING wait (s); a session's QoS timeout may shorten it
+    connect_max_wait: float = 30.0
+    #: answers kept per client address to answer retransmissions (docs/etsi004.md)
+    cache_per_client: int = 4096
+    #: sessions one client address may hold at once
+    max_sessions_per_client: int = 256
+    #: a session not open at both ends is closed after this long without a request (s)
+    session_idle: float = 120.0
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Waiter:
+    """A GET_KEY or QKD_CONNECT_BLOCKING not answered yet (in the timer heap until
+    ``deadline``; ``done`` once answered)."""
+
     addr: Addr
     request_id: int
     deadline: float
+    handle: bytes
+    blocking: bool = False  # QKD_CONNECT_BLOCKING, else QKD_GET_KEY
+    done: bool = False
 
 
 @dataclass(slots=True)
@@ -84,6 +107,10 @@ class Session:
     destination: IPv4Address
     key_length: int
     owner: str | None = None
+    #: the QoS timeout of the owner's QKD_OPEN (s; 0: none): bounds its calls' waits
+    timeout: float = 0.0
+    last_used: float = 0.0  # the last request of its SAE (or its creation)
+    bind_ahead: int = 0  # master: keys the next binding takes at least (0: bind_first)
     confirmed: bool = False
     peer_connected: bool = False
     local_closed: bool = False
@@ -100,7 +127,8 @@ class Session:
     alloc_tx: int | None = None  # responder: outstanding ALLOC
     pending_allocs: list[tuple[int, int]] = field(default_factory=list)  # master: (txid, index)
     waiting: deque[_Waiter] = field(default_factory=deque)  # GET_KEYs not yet answered
-    connect_waiters: list[_Waiter] = field(default_factory=list)
+    #: QKD_CONNECT_BLOCKINGs not yet answered (an ordered set)
+    connect_waiters: dict[_Waiter, None] = field(default_factory=dict)
     open_waiter: tuple[Addr, int, etsi.QoS] | None = None
 
     def __repr__(self) -> str:
@@ -142,8 +170,11 @@ class ProxyCore:
         self.random_bytes = random_bytes
         self.sync = sync.SyncCodec(cfg.sync_secret, cfg.epoch)
         self.sessions: dict[bytes, Session] = {}
-        self.cache = ResponseCache(cfg.cache_size)
-        self.pending_north: set[tuple[Addr, int]] = set()
+        self._served: tuple[ProxyConfig, frozenset[str]] = (cfg, frozenset())
+        self.cache = ReplyCache(cfg.cache_per_client)
+        #: (client, request ID) -> the request, until it is answered
+        self.pending_north: dict[tuple[Addr, int], bytes] = {}
+        self.sessions_of: dict[str, int] = {}  # client address -> sessions it holds
         self.pools: dict[int, _Pool] = {}
         self.sync_tx: dict[int, _Tx] = {}
         self.south_tx: dict[int, _Tx] = {}
@@ -156,6 +187,8 @@ class ProxyCore:
             "north_malformed": 0,
             "keys_delivered": 0,
             "refused": 0,
+            "session_limit": 0,
+            "sessions_expired": 0,
             "insufficient": 0,
             "sync_foreign": 0,
             "sync_retransmits": 0,
@@ -164,9 +197,11 @@ class ProxyCore:
         }
         self.started = now
         self._due: float | None = None  # earliest timer, as computed after the last event
-        #: handles of the sessions that may have GET_KEY or CONNECT_BLOCKING waiters (the
-        #: only sessions with a timer): next_timer looks at these, not at every session
-        self._watch: set[bytes] = set()
+        #: the north timers, a heap of (time, sequence, item): a waiter's deadline or a
+        #: session's idle check; answered waiters stay until they come up (``done``)
+        self._timeq: list[tuple[float, int, _Waiter | Session]] = []
+        self._tseq = itertools.count()
+        self._compact_at = 1024
 
     # --- the one entry point ----------------------------------------------------------
     def handle(self, event: Event, now: float) -> list[Action]:
@@ -200,14 +235,11 @@ class ProxyCore:
     def _earliest(self) -> float | None:
         times = [t.next_at for t in self.sync_tx.values()]
         times += [t.next_at for t in self.south_tx.values()]
-        for h in list(self._watch):
-            s = self.sessions.get(h)
-            if s is None or not (s.waiting or s.connect_waiters):
-                self._watch.discard(h)
-                continue
-            if s.waiting:
-                times.append(s.waiting[0].deadline)
-            times += [w.deadline for w in s.connect_waiters]
+        q = self._timeq
+        while q and isinstance(q[0][2], _Waiter) and q[0][2].done:
+            heapq.heappop(q)
+        if q:
+            times.append(q[0][0])
         return min(times) if times else None
 
     # --- small helpers ----------------------------------------------------------------
@@ -216,9 +248,9 @@ class ProxyCore:
 
     def _reply(self, addr: Addr, msg: etsi.Reply) -> None:
         data = etsi.encode(msg)
-        key = (addr, msg.request_id)
-        self.cache.put(key, data)
-        self.pending_north.discard(key)
+        request = self.pending_north.pop((addr, msg.request_id), None)
+        if request is not None:
+            self.cache.put(addr, request, data)
         self._out.append(Send(Channel.NORTH, data, addr))
 
     def _next_txid(self) -> int:
@@ -263,30 +295,33 @@ class ProxyCore:
         return p
 
     # --- northbound -------------------------------------------------------------------
+    def served(self) -> frozenset[str]:
+        """The addresses that may use this proxy: those of the node it serves."""
+        cfg, addrs = self._served
+        if cfg is not self.cfg or not addrs:
+            addrs = frozenset(str(a) for a in self.cfg.local_node_addrs)
+            self._served = (self.cfg, addrs)
+        return addrs
+
     def _north(self, data: bytes, addr: Addr, now: float) -> None:
+        if addr[0] not in self.served():
+            self._refuse_stranger(data, addr)
+            return
         hdr = etsi.peek_header(data)
         if hdr is not None:
-            key = (addr, hdr[1])
-            cached = self.cache.get(key)
+            cached = self.cache.get(addr, data)
             if cached is not None:
                 self.counters["north_duplicates"] += 1
                 self._out.append(Send(Channel.NORTH, cached, addr))
                 return
-            if key in self.pending_north:
+            if (addr, hdr[1]) in self.pending_north:
                 self.counters["north_duplicates"] += 1
                 return  # still working on it; the answer will come
-        try:
-            msg = etsi.decode(data)
-        except DecodeError as e:
-            self.counters["north_malformed"] += 1
-            self._log("malformed request", peer=f"{addr[0]}:{addr[1]}", error=str(e))
-            return
-        if not isinstance(
-            msg, etsi.Open | etsi.ConnectNonblock | etsi.ConnectBlocking | etsi.GetKey | etsi.Close
-        ):
-            self.counters["north_malformed"] += 1
+        msg = self._decode_request(data, addr)
+        if msg is None:
             return
         self.counters["north_requests"] += 1
+        self.pending_north[(addr, msg.request_id)] = data
         if isinstance(msg, etsi.GetKey):
             self._get_key(msg, addr, now)
         elif isinstance(msg, etsi.Open):
@@ -296,129 +331,196 @@ class ProxyCore:
         else:
             self._close(msg, addr, now)
 
-    def _owned(self, h: bytes, addr: Addr, reply: Callable[[Status], etsi.Reply]) -> Session | None:
-        """The session if ``addr`` may use it; otherwise answer with an error status."""
-        s = self.sessions.get(h)
+    def _decode_request(self, data: bytes, addr: Addr) -> etsi.Request | None:
+        try:
+            msg = etsi.decode(data)
+        except DecodeError as e:
+            self.counters["north_malformed"] += 1
+            self._log("malformed request", peer=f"{addr[0]}:{addr[1]}", error=str(e))
+            return None
+        if not isinstance(
+            msg, etsi.Open | etsi.ConnectNonblock | etsi.ConnectBlocking | etsi.GetKey | etsi.Close
+        ):
+            self.counters["north_malformed"] += 1
+            return None
+        return msg
+
+    def _refuse_stranger(self, data: bytes, addr: Addr) -> None:
+        """A request from an address of a node this proxy does not serve: status 4 ("no
+        QKD connection available") to any call, counted; nothing is kept, not even the
+        answer (a repeat is refused again, at no cost)."""
+        msg = self._decode_request(data, addr)
+        if msg is None:
+            return
+        self.counters["refused"] += 1
+        self._log("refused", peer=addr[0], why="not served")
+        reply = etsi.status_reply(msg, Status.NO_QKD_CONNECTION)
+        self._out.append(Send(Channel.NORTH, etsi.encode(reply), addr))
+
+    def _owned(self, msg: etsi.Request, addr: Addr, now: float) -> Session | None:
+        """The session of ``msg`` if ``addr`` may use it; otherwise answer status 4 (5 is
+        OPEN's alone in ETSI 004: an address that does not own the handle has no QKD
+        connection under it)."""
+        s = self.sessions.get(msg.key_handle)
         if s is None or s.local_closed:
-            self._reply(addr, reply(Status.NO_QKD_CONNECTION))
+            self._reply(addr, etsi.status_reply(msg, Status.NO_QKD_CONNECTION))
             return None
         if s.owner != addr[0]:
             self.counters["refused"] += 1
-            self._log("refused", peer=addr[0], handle=handle_hex(h), owner=s.owner or "")
-            self._reply(addr, reply(Status.HANDLE_IN_USE))
+            self._log("refused", peer=addr[0], handle=handle_hex(s.handle), owner=s.owner or "")
+            self._reply(addr, etsi.status_reply(msg, Status.NO_QKD_CONNECTION))
             return None
+        s.last_used = now
         return s
 
     def _open(self, msg: etsi.Open, addr: Addr, now: float) -> None:
-        rid = msg.request_id
         qos = msg.qos
         length = qos.requested_length or self.cfg.default_key_length
-
-        def fail(st: Status) -> None:
-            self._reply(addr, etsi.OpenReply(rid, st, msg.key_handle, qos))
-
-        if length > idq.MAX_KEY_BYTES:
-            fail(Status.QOS_NOT_MET)
-            return
         granted = etsi.QoS(length, qos.max_bps, qos.priority, qos.timeout_ms)
+        if length > idq.MAX_KEY_BYTES:
+            # V1.1.1 has no "QoS not satisfiable" (V2.1.1's 7): no connection for this QoS
+            self._reply(addr, etsi.status_reply(msg, Status.NO_QKD_CONNECTION))
+            return
         if msg.destination != self.cfg.peer_node:
             self._log("no route", peer=addr[0], destination=str(msg.destination))
-            fail(Status.NO_QKD_CONNECTION)
+            self._reply(addr, etsi.status_reply(msg, Status.NO_QKD_CONNECTION))
             return
-        ip = IPv4Address(addr[0])
         h = msg.key_handle
         s = self.sessions.get(h) if h != etsi.ZERO_HANDLE else None
-        if s is not None:
-            if s.owner == addr[0] and not s.local_closed:
-                self._reply(addr, etsi.OpenReply(rid, Status.SUCCESSFUL, h, granted))
-                return
-            if s.owner is not None or s.master:
-                self.counters["refused"] += 1
-                self._log("refused", peer=addr[0], handle=handle_hex(h), why="in use")
-                fail(Status.HANDLE_IN_USE)
-                return
-            # a session the peer created: only the named destination joins it
-            if ip not in self.cfg.local_node_addrs or msg.destination != s.opener:
-                self.counters["refused"] += 1
-                self._log("refused", peer=addr[0], handle=handle_hex(h), why="not destination")
-                fail(Status.HANDLE_IN_USE)
-                return
-            if s.key_length != length:
-                fail(Status.QOS_NOT_MET)
-                return
-            s.owner = addr[0]
-            self._sync_request(sync.Opened(self._next_txid(), h), now, kind="opened")
-            self._log("session joined", peer=addr[0], handle=handle_hex(h))
-            self._reply(addr, etsi.OpenReply(rid, Status.SUCCESSFUL, h, granted))
-            self._pump(s, now)
+        if s is not None and s.owner == addr[0] and not s.local_closed:
+            s.last_used = now
+            self._reply(addr, etsi.OpenReply(msg.request_id, Status.SUCCESSFUL, h, granted))
+        elif s is not None and (s.owner is not None or s.master):
+            self._refuse_open(msg, addr, "in use")
+        elif self.sessions_of.get(addr[0], 0) >= self.cfg.max_sessions_per_client:
+            self.counters["session_limit"] += 1
+            self._log("refused", peer=addr[0], why="session limit")
+            self._reply(addr, etsi.status_reply(msg, Status.NO_QKD_CONNECTION))
+        elif s is not None:
+            self._join(s, msg, addr, granted, now)
+        else:
+            self._create(msg, addr, granted, now)
+
+    def _refuse_open(self, msg: etsi.Open, addr: Addr, why: str) -> None:
+        self.counters["refused"] += 1
+        self._log("refused", peer=addr[0], handle=handle_hex(msg.key_handle), why=why)
+        self._reply(addr, etsi.status_reply(msg, Status.HANDLE_IN_USE))
+
+    def _own(self, s: Session, addr: Addr, qos: etsi.QoS, now: float) -> None:
+        s.owner = addr[0]
+        s.timeout = qos.timeout_ms / 1000
+        s.last_used = now
+        self.sessions_of[addr[0]] = self.sessions_of.get(addr[0], 0) + 1
+
+    def _join(self, s: Session, msg: etsi.Open, addr: Addr, granted: etsi.QoS, now: float) -> None:
+        """OPEN of a session the peer created: only its named destination joins it."""
+        if msg.destination != s.opener:
+            self._refuse_open(msg, addr, "not destination")
             return
+        if s.key_length != granted.requested_length:
+            self._reply(addr, etsi.status_reply(msg, Status.NO_QKD_CONNECTION))
+            return
+        h = s.handle
+        self._own(s, addr, granted, now)
+        self._sync_request(sync.Opened(self._next_txid(), h), now, kind="opened")
+        self._log("session joined", peer=addr[0], handle=handle_hex(h))
+        self._reply(addr, etsi.OpenReply(msg.request_id, Status.SUCCESSFUL, h, granted))
+        self._pump(s, now)
+
+    def _create(self, msg: etsi.Open, addr: Addr, granted: etsi.QoS, now: float) -> None:
+        """OPEN of a new session: this proxy allocates; answered when the peer confirms.
+        Nothing is drawn from the device or bound until a GET_KEY asks."""
+        h = msg.key_handle
         if h == etsi.ZERO_HANDLE:
             h = self.random_bytes(etsi.HANDLE_LEN)
             while h in self.sessions or h == etsi.ZERO_HANDLE:
                 h = self.random_bytes(etsi.HANDLE_LEN)
-        opener = self.cfg.node_of_addr.get(ip, self.cfg.local_node)
-        s = Session(h, True, opener, msg.destination, length, owner=addr[0])
-        s.open_waiter = (addr, rid, granted)
+        opener = self.cfg.node_of_addr.get(IPv4Address(addr[0]), self.cfg.local_node)
+        s = Session(h, True, opener, msg.destination, granted.requested_length)
+        self._own(s, addr, granted, now)
+        s.open_waiter = (addr, msg.request_id, granted)
         self.sessions[h] = s
-        self.pending_north.add((addr, rid))
+        self._arm_idle(s, now + self.cfg.session_idle)
         self._sync_request(
-            sync.Create(self._next_txid(), h, opener, msg.destination, length),
+            sync.Create(self._next_txid(), h, opener, msg.destination, s.key_length),
             now,
             kind="create",
             handle=h,
         )
-        self._warm(length, now)
+
+    def _max_wait(self, s: Session, limit: float) -> float:
+        """``limit`` (s), shortened to the session's QoS timeout if it has one."""
+        return min(limit, s.timeout) if s.timeout > 0 else limit
 
     def _connect(
         self, msg: etsi.ConnectNonblock | etsi.ConnectBlocking, addr: Addr, now: float
     ) -> None:
-        blocking = isinstance(msg, etsi.ConnectBlocking)
-        rcls = etsi.ConnectBlockingReply if blocking else etsi.ConnectNonblockReply
-        h = msg.key_handle
-        s = self._owned(h, addr, lambda st: rcls(msg.request_id, st, h))
+        s = self._owned(msg, addr, now)
         if s is None:
             return
+        blocking = isinstance(msg, etsi.ConnectBlocking)
         if s.peer_connected:
-            self._reply(addr, rcls(msg.request_id, Status.SUCCESSFUL, h))
+            self._reply(addr, etsi.status_reply(msg, Status.SUCCESSFUL))
         elif isinstance(msg, etsi.ConnectBlocking) and msg.timeout_ms > 0:
-            self.pending_north.add((addr, msg.request_id))
-            s.connect_waiters.append(_Waiter(addr, msg.request_id, now + msg.timeout_ms / 1000))
-            self._watch.add(h)
+            wait = min(msg.timeout_ms / 1000, self._max_wait(s, self.cfg.connect_max_wait))
+            w = _Waiter(addr, msg.request_id, now + wait, s.handle, blocking=True)
+            s.connect_waiters[w] = None
+            self._wait(w)
         elif blocking:
-            self._reply(addr, rcls(msg.request_id, Status.TIMEOUT, h))
+            self._reply(addr, etsi.status_reply(msg, Status.TIMEOUT))
         else:
-            self._reply(addr, rcls(msg.request_id, Status.PEER_NOT_CONNECTED, h))
+            self._reply(addr, etsi.status_reply(msg, Status.PEER_NOT_CONNECTED))
 
     def _close(self, msg: etsi.Close, addr: Addr, now: float) -> None:
-        h = msg.key_handle
-        s = self._owned(h, addr, lambda st: etsi.CloseReply(msg.request_id, st, h))
+        s = self._owned(msg, addr, now)
         if s is None:
             return
+        self._end(s, now)
+        self._reply(addr, etsi.status_reply(msg, Status.SUCCESSFUL))
+        self._log("session closed", peer=addr[0], handle=handle_hex(s.handle), keys=s.next_index)
+
+    def _end(self, s: Session, now: float) -> None:
+        """The local SAE is done with ``s`` (QKD_CLOSE, or idle): its waiters are
+        answered (status 4), the peer is told."""
         s.local_closed = True
-        for w in s.waiting:
-            self._reply(w.addr, etsi.GetKeyReply(w.request_id, Status.NO_QKD_CONNECTION))
-        s.waiting.clear()
+        self._answer_waiters(s, Status.NO_QKD_CONNECTION)
+        h = s.handle
         self._sync_request(sync.Close(self._next_txid(), h), now, kind="close", handle=h)
-        self._reply(addr, etsi.CloseReply(msg.request_id, Status.SUCCESSFUL, h))
-        self._log("session closed", peer=addr[0], handle=handle_hex(h), keys=s.next_index)
         if s.peer_closed or not s.confirmed:
             self._drop(s)
 
     def _drop(self, s: Session) -> None:
-        self.sessions.pop(s.handle, None)
+        """Forget ``s``; whatever still waits on it is answered (status 4)."""
+        if self.sessions.get(s.handle) is not s:
+            return
+        del self.sessions[s.handle]
+        if s.owner is not None:
+            n = self.sessions_of.get(s.owner, 0) - 1
+            if n > 0:
+                self.sessions_of[s.owner] = n
+            else:
+                self.sessions_of.pop(s.owner, None)
         for p in self.pools.values():
             p.starving.discard(s.handle)
+        self._answer_waiters(s, Status.NO_QKD_CONNECTION)
+        if s.open_waiter is not None:
+            addr, rid, qos = s.open_waiter
+            s.open_waiter = None
+            self._reply(addr, etsi.OpenReply(rid, Status.NO_QKD_CONNECTION, s.handle, qos))
         s.keys.clear()
 
     def _get_key(self, msg: etsi.GetKey, addr: Addr, now: float) -> None:
-        s = self._owned(msg.key_handle, addr, lambda st: etsi.GetKeyReply(msg.request_id, st))
+        s = self._owned(msg, addr, now)
         if s is None:
             return
-        if not s.waiting and self._deliver(s, addr, msg.request_id, now):
+        # until the peer confirms the session a GET_KEY waits: in a simultaneous OPEN of
+        # one handle, which end allocates (and so which key is index 0) is not known yet
+        if s.confirmed and not s.waiting and self._deliver(s, addr, msg.request_id, now):
             return
-        self.pending_north.add((addr, msg.request_id))
-        s.waiting.append(_Waiter(addr, msg.request_id, now + self.cfg.get_deadline))
-        self._watch.add(s.handle)
+        deadline = now + self._max_wait(s, self.cfg.get_deadline)
+        w = _Waiter(addr, msg.request_id, deadline, s.handle)
+        s.waiting.append(w)
+        self._wait(w)
         self._pump(s, now)
 
     def _deliver(self, s: Session, addr: Addr, rid: int, now: float) -> bool:
@@ -431,8 +533,8 @@ class ProxyCore:
         self._reply(addr, etsi.GetKeyReply(rid, Status.SUCCESSFUL, idx, key))
         if s.master:
             self._prune(s)
-            if s.bound_upto - s.next_index < self.cfg.bind_block // 2:
-                self._bind_more(s, s.next_index + self.cfg.bind_block - 1, now)
+            if s.bound_upto - s.next_index < s.bind_ahead // 2:
+                self._bind_more(s, s.bound_upto, now)
         else:
             s.bindings.pop(idx, None)
             if s.fetch_from - s.next_index < 2 * self.cfg.bind_block:
@@ -442,18 +544,23 @@ class ProxyCore:
     def _serve_waiting(self, s: Session, now: float) -> None:
         while s.waiting:
             w = s.waiting[0]
-            if not self._deliver(s, w.addr, w.request_id, now):
-                break
+            if not w.done:
+                if not self._deliver(s, w.addr, w.request_id, now):
+                    break
+                w.done = True
             s.waiting.popleft()
 
     def _pump(self, s: Session, now: float) -> None:
-        """Answer waiting GET_KEYs in order while keys are here; otherwise get more."""
+        """Answer waiting GET_KEYs in order while keys are here; otherwise get more (a
+        session not confirmed yet waits for its confirmation)."""
+        if not s.confirmed:
+            return
         self._serve_waiting(s, now)
         if not s.waiting:
             return
         idx = s.next_index
         if s.master:
-            self._bind_more(s, idx + self.cfg.bind_block - 1, now)
+            self._bind_more(s, idx, now)
             self._serve_waiting(s, now)
             if s.waiting:
                 self._starve(s, now)
@@ -467,11 +574,96 @@ class ProxyCore:
             self._sync_request(sync.Alloc(txid, s.handle, idx), now, kind="alloc", handle=s.handle)
 
     def _fail_waiting(self, s: Session, st: Status) -> None:
-        if st is Status.INSUFFICIENT_KEY:
-            self.counters["insufficient"] += len(s.waiting)
-        for w in s.waiting:
-            self._reply(w.addr, etsi.GetKeyReply(w.request_id, st))
+        """Answer every waiting GET_KEY of ``s`` with ``st``."""
+        live = [w for w in s.waiting if not w.done]
         s.waiting.clear()
+        if st is Status.INSUFFICIENT_KEY:
+            self.counters["insufficient"] += len(live)
+        for w in live:
+            w.done = True
+            self._reply(w.addr, etsi.GetKeyReply(w.request_id, st))
+
+    def _answer_waiters(self, s: Session, st: Status) -> None:
+        """Answer every GET_KEY and QKD_CONNECT_BLOCKING waiting on ``s`` with ``st``."""
+        self._fail_waiting(s, st)
+        self._answer_connect(s, st)
+
+    def _answer_connect(self, s: Session, st: Status) -> None:
+        waiters = list(s.connect_waiters)
+        s.connect_waiters.clear()
+        for w in waiters:
+            w.done = True
+            self._reply(w.addr, etsi.ConnectBlockingReply(w.request_id, st, s.handle))
+
+    # --- north timers: waiters' deadlines and idle sessions, one heap -----------------
+    def _wait(self, w: _Waiter) -> None:
+        heapq.heappush(self._timeq, (w.deadline, next(self._tseq), w))
+        if len(self._timeq) >= self._compact_at:
+            self._compact()
+
+    def _arm_idle(self, s: Session, at: float) -> None:
+        heapq.heappush(self._timeq, (at, next(self._tseq), s))
+
+    def _compact(self) -> None:
+        """Drop the heap entries of answered waiters and forgotten sessions (amortized:
+        the heap is rebuilt when it has doubled since the last time)."""
+        q = [e for e in self._timeq if self._live(e[2])]
+        heapq.heapify(q)
+        self._timeq = q
+        self._compact_at = max(1024, 2 * len(q))
+
+    def _live(self, item: _Waiter | Session) -> bool:
+        if isinstance(item, Session):
+            return self.sessions.get(item.handle) is item
+        return not item.done
+
+    def _expire(self, now: float) -> None:
+        q = self._timeq
+        while q and q[0][0] <= now:
+            _, _, item = heapq.heappop(q)
+            if isinstance(item, Session):
+                self._idle_check(item, now)
+            elif not item.done:
+                self._time_out(item)
+
+    def _time_out(self, w: _Waiter) -> None:
+        w.done = True
+        s = self.sessions.get(w.handle)
+        if w.blocking:
+            if s is not None:
+                s.connect_waiters.pop(w, None)
+            self._reply(w.addr, etsi.ConnectBlockingReply(w.request_id, Status.TIMEOUT, w.handle))
+            return
+        if s is not None:
+            while s.waiting and s.waiting[0].done:
+                s.waiting.popleft()
+        self._reply(w.addr, etsi.GetKeyReply(w.request_id, Status.TIMEOUT))
+
+    def _idle_check(self, s: Session, now: float) -> None:
+        """A session not open at both ends and unused for ``session_idle`` is closed here
+        (as by QKD_CLOSE) and the peer told; one open at both ends lives until closed."""
+        if self.sessions.get(s.handle) is not s:
+            return
+        idle = self.cfg.session_idle
+        due = s.last_used + idle
+        if due > now:
+            self._arm_idle(s, due)
+            return
+        both = s.owner is not None and s.peer_connected and not s.peer_closed
+        busy = s.waiting or s.connect_waiters or s.open_waiter is not None
+        if (both and not s.local_closed) or busy:
+            self._arm_idle(s, now + idle)
+            return
+        self.counters["sessions_expired"] += 1
+        self._log("session expired", handle=handle_hex(s.handle), owner=s.owner or "")
+        if s.owner is not None and not s.local_closed:
+            self._end(s, now)
+            self._arm_idle(s, now + idle)  # forgotten when the peer answers, or then
+            return
+        self._drop(s)
+        if not s.peer_closed:
+            h = s.handle
+            self._sync_request(sync.Close(self._next_txid(), h), now, kind="close", handle=h)
 
     # --- master: key pool and binding -------------------------------------------------
     def _warm(self, length: int, now: float) -> None:
@@ -494,13 +686,17 @@ class ProxyCore:
         )
 
     def _bind_more(self, s: Session, upto: int, now: float) -> bool:
-        """Bind indexes up to ``upto`` (at least) from the pool; True if ``upto`` is bound."""
+        """Bind indexes up to ``upto`` from the pool, and at least ``bind_ahead`` of them
+        (``bind_first`` for a session's first binding, doubling to ``bind_block``: a
+        bounded prefetch); True if ``upto`` is bound."""
         if s.bound_upto > upto:
             return True
         p = self._pool(s.key_length)
-        want = max(upto + 1 - s.bound_upto, self.cfg.bind_block)
+        ahead = s.bind_ahead or self.cfg.bind_first
+        want = max(upto + 1 - s.bound_upto, ahead)
         n = min(want, len(p.keys), sync.MAX_IDS)
         if n > 0:
+            s.bind_ahead = min(2 * ahead, self.cfg.bind_block)
             start = s.bound_upto
             ids = []
             for i in range(start, start + n):
@@ -737,10 +933,11 @@ class ProxyCore:
             if msg.destination != self.cfg.local_node:
                 self._sync_send(sync.CreateResp(msg.txid, h, R.NO_ROUTE))
                 return
-            s = Session(h, False, msg.opener, msg.destination, msg.key_length)
+            s = Session(h, False, msg.opener, msg.destination, msg.key_length, last_used=now)
             s.confirmed = True
             s.peer_connected = True
             self.sessions[h] = s
+            self._arm_idle(s, now + self.cfg.session_idle)
             self._log("session created by peer", handle=handle_hex(h), opener=str(msg.opener))
             self._sync_send(sync.CreateResp(msg.txid, h, R.OK))
             return
@@ -761,7 +958,8 @@ class ProxyCore:
             self._sync_send(sync.CreateResp(msg.txid, h, R.JOINED))
             self._peer_connected(s)
         elif mirror and s.master:
-            # both opened this handle at once and the peer allocates: follow it
+            # both opened this handle at once and the peer allocates: follow it (nothing
+            # is bound here: GET_KEYs wait until the peer confirms, then ask it)
             s.master = False
             s.peer_connected = True
             self._sync_send(sync.CreateResp(msg.txid, h, R.OK))
@@ -788,9 +986,7 @@ class ProxyCore:
                 destination=str(s.destination),
             )
             self._reply(addr, etsi.OpenReply(rid, Status.SUCCESSFUL, s.handle, qos))
-            if s.master:
-                self._warm(s.key_length, now)
-                self._bind_more(s, self.cfg.bind_block - 1, now)
+            self._pump(s, now)  # the GET_KEYs held until now; keys are bound as asked
             return
         st = Status.NO_QKD_CONNECTION if msg.result == R.NO_ROUTE else Status.HANDLE_IN_USE
         self._log("open refused by peer", handle=handle_hex(s.handle), result=msg.result.name)
@@ -813,29 +1009,13 @@ class ProxyCore:
 
     def _peer_connected(self, s: Session) -> None:
         s.peer_connected = True
-        for w in s.connect_waiters:
-            self._reply(
-                w.addr, etsi.ConnectBlockingReply(w.request_id, Status.SUCCESSFUL, s.handle)
-            )
-        s.connect_waiters.clear()
+        self._answer_connect(s, Status.SUCCESSFUL)
 
     # --- timers -----------------------------------------------------------------------
     def _timers(self, now: float) -> None:
         self._retransmit(self.sync_tx, now, self.cfg.sync_rto_max)
         self._retransmit(self.south_tx, now, self.cfg.south_rto_max)
-        for s in list(self.sessions.values()):
-            while s.waiting and s.waiting[0].deadline <= now:
-                w = s.waiting.popleft()
-                self._reply(w.addr, etsi.GetKeyReply(w.request_id, Status.TIMEOUT))
-            keep = []
-            for w in s.connect_waiters:
-                if w.deadline <= now:
-                    self._reply(
-                        w.addr, etsi.ConnectBlockingReply(w.request_id, Status.TIMEOUT, s.handle)
-                    )
-                else:
-                    keep.append(w)
-            s.connect_waiters = keep
+        self._expire(now)
 
     def _retransmit(self, table: dict[int, _Tx], now: float, rto_max: float) -> None:
         """Resend the requests of ``table`` (sync or south) that are due, each time after

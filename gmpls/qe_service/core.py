@@ -69,7 +69,7 @@ from gmpls.rsvp.constants import ErrorCode, QeError, RoutingProblem
 
 #: finished services kept for ``show qe-service`` (the newest)
 KEEP_FINISHED = 64
-#: ETSI 004 status values (docs/etsi004.md)
+#: ETSI 004 V1.1.1 status values (docs/etsi004.md)
 ETSI_OK, ETSI_PEER_NOT_CONNECTED = 0, 1
 ETSI_STATUS = {
     0: "SUCCESSFUL",
@@ -79,7 +79,6 @@ ETSI_STATUS = {
     4: "NO_QKD_CONNECTION_AVAILABLE",
     5: "OPEN_CONNECT_FAILED_KSID_ALREADY_IN_USE",
     6: "TIMEOUT_ERROR",
-    7: "OC_QOS_NOT_SATISFIABLE",
 }
 #: an explicit label in use, or no free label in the Label_Set (RFC 3473 §2.6)
 LABEL_BUSY = (ErrorCode.ROUTING_PROBLEM, RoutingProblem.LABEL_SET)
@@ -98,6 +97,11 @@ def etsi_failure(call: str, reply: E.EtsiReply) -> str:
     if reply.status is None:
         return f"{call}: {reply.error}"
     return f"{call} status {reply.status} {ETSI_STATUS.get(reply.status, str(reply.status))}"
+
+
+def index_failure(reply: E.EtsiReply, want: int) -> str:
+    """A key with another index than the one asked for: the two ends would disagree."""
+    return f"QKD_GET_KEY index {reply.key_index}, expected {want}"
 
 
 @dataclass(slots=True)
@@ -123,6 +127,7 @@ class _Call:
 
     kind: str  # "path", "open", "connect", "get_key", "refresh", "close"
     service: Service | None = None
+    index: int = 0  # get_key, refresh: the key index asked for
     job: _Keying | None = None
     lsp: RE.LspKey | None = None
     handle: bytes = b""
@@ -496,7 +501,7 @@ class QeServiceCore:
             return
         if call.kind == "refresh":
             assert call.service is not None
-            self._refreshed(call.service, r)
+            self._refreshed(call.service, r, call.index)
         elif call.kind == "close":
             self._closed(call, r)
         else:
@@ -523,6 +528,8 @@ class QeServiceCore:
             self._keying_failed(job, etsi_failure("QKD_CONNECT_NONBLOCK", c))
         elif g.status != ETSI_OK:
             self._keying_failed(job, etsi_failure("QKD_GET_KEY", g))
+        elif g.key_index != 0:
+            self._keying_failed(job, index_failure(g, 0))
         else:
             self._keyed(job, g.key_index, g.key)
 
@@ -542,7 +549,7 @@ class QeServiceCore:
         # CONNECT and GET_KEY pipelined: the proxy serves GET_KEY on an open handle
         # whether or not the peer has connected (docs/etsi004.md), so one round trip
         self._call(lambda cid: E.EtsiConnect(cid, handle), _Call("connect", job=job))
-        self._call(lambda cid: E.EtsiGetKey(cid, handle), _Call("get_key", job=job))
+        self._call(lambda cid: E.EtsiGetKey(cid, handle, 0), _Call("get_key", job=job))
 
     def _keying_failed(self, job: _Keying, why: str) -> None:
         self.counters["etsi_errors"] += 1
@@ -797,13 +804,19 @@ class QeServiceCore:
             and (s.key_index is None or s.key_index < s.target_index)
         ):
             s.fetching = True
-            self._call(lambda cid: E.EtsiGetKey(cid, handle), _Call("refresh", service=s))
+            want = 0 if s.key_index is None else s.key_index + 1
+            call = _Call("refresh", service=s, index=want)
+            self._call(lambda cid: E.EtsiGetKey(cid, handle, want), call)
 
-    def _refreshed(self, s: Service, r: E.EtsiReply) -> None:
+    def _refreshed(self, s: Service, r: E.EtsiReply, want: int) -> None:
         s.fetching = False
-        if r.status != ETSI_OK:
+        if r.status != ETSI_OK or r.key_index != want:
             s.refresh_failures += 1
-            why = etsi_failure("QKD_GET_KEY", r)
+            if r.status == ETSI_OK:  # a key, but not the one asked for: never taken
+                self.counters["etsi_errors"] += 1
+                why = index_failure(r, want)
+            else:
+                why = etsi_failure("QKD_GET_KEY", r)
             self._log(
                 "qe key refresh failed", warning=True, event="refresh_fail", service=s.id, why=why
             )

@@ -184,10 +184,12 @@ class EtsiConnect:
 
 @dataclass(frozen=True, slots=True)
 class EtsiGetKey:
-    """QKD_GET_KEY: the next key of the session."""
+    """QKD_GET_KEY: the next key of the session, which must be key ``index`` (the answer
+    with another index is an error, not a key)."""
 
     cid: int
     key_handle: bytes
+    index: int = 0
 
 
 @dataclass(frozen=True, slots=True)

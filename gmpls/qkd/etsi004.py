@@ -38,16 +38,17 @@ MAX_KEY_BYTES = 1024
 
 
 class Status(IntEnum):
-    """Status values of ETSI GS QKD 004 (docs/etsi004.md §Status codes)."""
+    """Status values of ETSI GS QKD 004 V1.1.1 (docs/etsi004.md §Status codes): 0-6 only.
+    V2.1.1's 7 (QoS not satisfiable) and 8 (metadata) are not V1 values: never sent, and
+    a reply carrying them does not decode."""
 
     SUCCESSFUL = 0
     PEER_NOT_CONNECTED = 1  # successful connection, but peer not connected
     INSUFFICIENT_KEY = 2  # GET_KEY failed because insufficient key available
     GET_KEY_PEER_NOT_CONNECTED = 3  # GET_KEY failed because peer application not connected
     NO_QKD_CONNECTION = 4  # no QKD connection available
-    HANDLE_IN_USE = 5  # OPEN failed because the key_handle (KSID) is already in use
+    HANDLE_IN_USE = 5  # OPEN_CONNECT failed because the key_handle (KSID) is already in use
     TIMEOUT = 6  # the call failed because the specified timeout occurred
-    QOS_NOT_MET = 7  # OPEN failed because the requested QoS could not be met
 
 
 class MsgType(IntEnum):
@@ -230,6 +231,20 @@ def reply_type(request_type: int) -> int:
     return request_type | 0x80
 
 
+def status_reply(request: Request, status: Status) -> Reply:
+    """The answer to ``request`` that carries ``status`` alone (and echoes its handle)."""
+    rid = request.request_id
+    if isinstance(request, Open):
+        return OpenReply(rid, status, request.key_handle, request.qos)
+    if isinstance(request, GetKey):
+        return GetKeyReply(rid, status)
+    if isinstance(request, ConnectNonblock):
+        return ConnectNonblockReply(rid, status, request.key_handle)
+    if isinstance(request, ConnectBlocking):
+        return ConnectBlockingReply(rid, status, request.key_handle)
+    return CloseReply(rid, status, request.key_handle)
+
+
 __all__ = [
     "HANDLE_LEN",
     "PORT",
@@ -252,4 +267,5 @@ __all__ = [
     "Status",
     "decode",
     "encode",
+    "status_reply",
 ]

@@ -76,7 +76,9 @@ class Etsi:
         await self._hop()
         return 1
 
-    async def get_key(self, key_handle: bytes) -> tuple[int, int, bytes]:
+    async def get_key(
+        self, key_handle: bytes, expect_index: int | None = None
+    ) -> tuple[int, int, bytes]:
         await self._hop()
         self.index += 1
         return 0, self.index - 1, bytes([self.index]) * 32

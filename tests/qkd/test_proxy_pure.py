@@ -216,24 +216,29 @@ def test_duplicate_request_is_answered_from_cache_without_a_second_key() -> None
 def test_only_the_opener_and_the_named_destination_may_use_a_handle() -> None:
     net = Net()
     h = _open(net, A1)
+    # an address of tn1 that did not open the handle: status 5 is OPEN's alone (V1.1.1)
+    other = ("10.1.1.1", 1000)
+    assert _get(net, "A", other, h)[0] == Status.NO_QKD_CONNECTION
+    assert net.call("A", other, etsi.Close(next(RID), h)).status == Status.NO_QKD_CONNECTION
+    _open(net, other, h, expect=Status.HANDLE_IN_USE)
+    # an address the proxy does not serve: status 4 to anything
     intruder = ("10.2.1.99", 1000)
-    assert _get(net, "A", intruder, h)[0] == Status.HANDLE_IN_USE
-    assert net.call("A", intruder, etsi.Close(next(RID), h)).status == Status.HANDLE_IN_USE
-    _open(net, intruder, h, expect=Status.HANDLE_IN_USE)
+    assert _get(net, "A", intruder, h)[0] == Status.NO_QKD_CONNECTION
+    _open(net, intruder, h, expect=Status.NO_QKD_CONNECTION)
     # at the peer, only an address of tn5 (the destination) may join
-    _open(net, ("10.2.2.77", 5), h, side="B", expect=Status.HANDLE_IN_USE)
+    _open(net, ("10.2.2.77", 5), h, side="B", expect=Status.NO_QKD_CONNECTION)
     _open(net, B1, h, side="B", dest=IPv4Address("10.1.1.3"), expect=Status.NO_QKD_CONNECTION)
     _open(net, B1, h, side="B")
-    assert _get(net, "B", ("10.2.2.77", 5), h)[0] == Status.HANDLE_IN_USE
+    assert _get(net, "B", ("10.1.1.5", 5), h)[0] == Status.NO_QKD_CONNECTION
     assert _get(net, "A", A1, h)[:2] == (Status.SUCCESSFUL, 0)  # the refusals cost nothing
-    assert net.proxy["A"].counters["refused"] == 3
+    assert net.proxy["A"].counters["refused"] == 5
 
 
 def test_no_qkd_connection_qos_and_unknown_handle() -> None:
     net = Net()
     _open(net, A1, dest=IPv4Address("10.1.1.3"), expect=Status.NO_QKD_CONNECTION)
     _open(net, A1, dest=TN1, expect=Status.NO_QKD_CONNECTION)  # not across the link
-    _open(net, A1, length=4096, expect=Status.QOS_NOT_MET)
+    _open(net, A1, length=4096, expect=Status.NO_QKD_CONNECTION)  # V1.1.1 has no 7
     assert _get(net, "A", A1, bytes([9]) * 64)[0] == Status.NO_QKD_CONNECTION
 
 

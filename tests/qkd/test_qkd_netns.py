@@ -139,13 +139,16 @@ def test_tn5_gets_the_same_100_keys_as_tn1(lab: NetnsTestbed) -> None:
 
 def test_an_address_that_did_not_open_the_handle_is_refused(lab: NetnsTestbed) -> None:
     h = open_pair(lab)
-    # another address of the same host, at the proxy that holds the handle
+    # an address that is no node's (10.2.1.99, on tn1's host): the proxy does not serve
+    # it, whatever it asks: status 4, no session, nothing kept
     r = cli(lab, "tn1", "get", "--handle", h, bind="10.2.1.99")
-    assert r == {"status": 5, "keys": []}
+    assert r == {"status": 4, "keys": []}
+    r = cli(lab, "tn1", "open", "--destination", TN5_RID, bind="10.2.1.99")
+    assert r["status"] == 4
     # at the peer proxy, only tn5 (the named destination) may join, and then only it
     cli(lab, "tn5", "open", "--destination", TN1_RID, "--handle", h)
     r = cli(lab, "tn5", "get", "--handle", h, bind="10.2.2.99")
-    assert r["status"] == 5
+    assert r["status"] == 4
     # the refusals consumed nothing: both owners get index 0
     a = cli(lab, "tn1", "get", "--handle", h)
     b = cli(lab, "tn5", "get", "--handle", h)

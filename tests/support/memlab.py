@@ -238,10 +238,10 @@ class MemQkd:
             dry = replace(cfg, rate_bps=0.0, buffer_bits=0)
             self.devices[name] = build_server(dry, self.lab.sim.now)
 
-    def refuse_joins(self) -> None:
-        """The proxies no longer know their node's addresses: a join is refused (5)."""
-        for p in self.proxies.values():
-            p.core.cfg = replace(p.core.cfg, local_node_addrs=frozenset())
+    def refuse_joins(self, proxy: str = "etsiB") -> None:
+        """The tail's proxy no longer knows its node's addresses: a join is refused (4)."""
+        p = self.proxies[proxy]
+        p.core.cfg = replace(p.core.cfg, local_node_addrs=frozenset())
 
     # --- what the proxies hold ---------------------------------------------------------
 
