@@ -293,7 +293,10 @@ class PcepClient:
         elif isinstance(msg, PCErr):
             for block in msg.blocks:
                 codes = [e.code for e in block.errors]
-                ids = [rp.request_id for rp in block.rps] or list(self._pending)
+                rps = [r for r in block.rps if isinstance(r, RP)]
+                if block.rps and not rps:
+                    continue  # about stateful requests (SRP objects), not path requests
+                ids = [rp.request_id for rp in rps] or list(self._pending)
                 for rid in ids:
                     fut = self._pending.get(rid)
                     if fut is not None and not fut.done():

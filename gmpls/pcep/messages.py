@@ -28,9 +28,12 @@ from gmpls.errors import DecodeError, EncodeError
 from gmpls.pcep.constants import (
     COMMON_HEADER_LEN,
     ERR_END_POINTS_MISSING,
+    ERR_ERO_MISSING,
     ERR_INVALID_OPEN,
+    ERR_LSP_MISSING,
     ERR_P_FLAG_NOT_SET,
     ERR_RP_MISSING,
+    ERR_SRP_MISSING,
     MAX_MESSAGE_LEN,
     VERSION,
     MsgType,
@@ -45,12 +48,14 @@ from gmpls.pcep.objects import (
     ErrorObject,
     Iro,
     Lspa,
+    LspObject,
     Metric,
     NoPath,
     Notification,
     OpenObject,
     PcepObject,
     Rro,
+    Srp,
     Svec,
     decode_objects,
     unprocessable,
@@ -415,7 +420,7 @@ class PCRep(_Typed):
 
 
 def _encode_groups(
-    groups: Iterable[tuple[tuple[RP, ...], tuple[PcepObject, ...]]], where: str, kind: str
+    groups: Iterable[tuple[tuple[PcepObject, ...], tuple[PcepObject, ...]]], where: str, kind: str
 ) -> list[PcepObject | None]:
     """The objects of a list of ``[<request-id-list>] <kind-list>`` groups (PCErr §6.7,
     PCNtf §6.6): every group has a ``kind`` object, only the first may lack RPs."""
@@ -432,15 +437,16 @@ def _encode_groups(
 
 def _decode_groups(
     objs: list[PcepObject], kind: type, where: str, name: str
-) -> tuple[list[tuple[tuple[RP, ...], tuple[Any, ...]]], list[PcepObject]]:
+) -> tuple[list[tuple[tuple[Any, ...], tuple[Any, ...]]], list[PcepObject]]:
     """The ``(RPs, kind objects)`` groups of a PCErr or PCNtf, and the objects that are
-    neither; a message without a ``kind`` object is an error."""
-    groups: list[tuple[tuple[RP, ...], tuple[Any, ...]]] = []
-    rps: list[RP] = []
+    neither; a message without a ``kind`` object is an error. SRP objects name stateful
+    requests the way RPs name requests (RFC 8231 §6.3 <stateful-request-id-list>)."""
+    groups: list[tuple[tuple[Any, ...], tuple[Any, ...]]] = []
+    rps: list[PcepObject] = []
     items: list[PcepObject] = []
     rest: list[PcepObject] = []
     for o in objs:
-        if isinstance(o, RP):
+        if isinstance(o, (RP, Srp)):
             if items:
                 groups.append((tuple(rps), tuple(items)))
                 rps, items = [], []
@@ -457,10 +463,11 @@ def _decode_groups(
 
 @dataclass(frozen=True, slots=True)
 class ErrorBlock:
-    """RFC 5440 §6.7: <error> ::= [<request-id-list>] <error-obj-list>."""
+    """RFC 5440 §6.7: <error> ::= [<request-id-list>] <error-obj-list>; RFC 8231 §6.3 adds
+    [<stateful-request-id-list>] (SRP objects) in place of the RPs."""
 
     errors: tuple[ErrorObject, ...]
-    rps: tuple[RP, ...] = ()
+    rps: tuple[RP | Srp, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -527,6 +534,160 @@ class PCNtf(_Typed):
         return cls(tuple(Notify(ntfs, rps) for rps, ntfs in groups), tuple(rest))
 
 
+# PCRpt, PCUpd, PCInitiate (RFC 8231 §6.1, §6.2, RFC 8281 §5.1) ----------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LspEntry:
+    """One LSP of a stateful message, the three grammars in one shape::
+
+        <state-report>   ::= [<SRP>] <LSP> <path>                          (PCRpt)
+        <update-request> ::= <SRP> <LSP> <path>                            (PCUpd)
+        <PCE-initiated-lsp-request> ::= <SRP> <LSP> [<END-POINTS>] <ERO>
+                                        [<attribute-list>] | <SRP> <LSP>   (PCInitiate)
+        <path> ::= <intended-path> [<actual-attribute-list> <actual-path>]
+                   <intended-attribute-list>
+
+    The intended path is the ERO, the actual path the RRO, the attribute lists those of
+    RFC 5440 (:class:`Attributes`); ``actual`` is the list before the RRO. Each message
+    checks which parts it requires (:meth:`PCRpt.from_objects` and the others)."""
+
+    lsp: LspObject
+    srp: Srp | None = None
+    ero: Ero | None = None
+    attributes: Attributes = field(default_factory=Attributes)
+    rro: Rro | None = None
+    actual: Attributes = field(default_factory=Attributes)
+    endpoints: EndPoints | None = None
+    others: tuple[PcepObject, ...] = ()
+
+    def objects(self) -> list[PcepObject | None]:
+        out: list[PcepObject | None] = [self.srp, self.lsp, self.endpoints, self.ero]
+        if self.rro is not None:
+            out += [*self.actual.objects(), self.rro]
+        return [*out, *self.attributes.objects(), *self.others]
+
+
+def _lsp_entry(objs: list[PcepObject]) -> LspEntry | None:
+    """The entry of one group of :func:`_split_lsp_entries`; None without an LSP object."""
+    srp = objs[0] if isinstance(objs[0], Srp) else None
+    lsp = next((o for o in objs if isinstance(o, LspObject)), None)
+    if lsp is None:
+        return None
+    ero: Ero | None = None
+    rro: Rro | None = None
+    endpoints: EndPoints | None = None
+    actual = Attributes()
+    attrs = _AttrBuilder()
+    others: list[PcepObject] = []
+    for o in objs:
+        if o is srp or o is lsp:
+            continue
+        if isinstance(o, Ero) and ero is None:
+            ero = o
+        elif isinstance(o, Rro) and rro is None:
+            rro, actual, attrs = o, attrs.build(), _AttrBuilder()
+        elif isinstance(o, (EndPointsIpv4, EndPointsIpv6)) and endpoints is None and ero is None:
+            endpoints = o
+        elif not attrs.take(o):
+            others.append(o)
+    return LspEntry(lsp, srp, ero, attrs.build(), rro, actual, endpoints, tuple(others))
+
+
+def _split_lsp_entries(
+    objs: list[PcepObject], where: str
+) -> tuple[list[PcepObject], list[LspEntry]]:
+    """Objects before the first SRP or LSP, then the entries: an SRP opens one, an LSP
+    opens one unless it follows the SRP that opened the current one. A group without an
+    LSP object is (6, 8) (RFC 8231 §8.5)."""
+    head: list[PcepObject] = []
+    groups: list[list[PcepObject]] = []
+    for o in objs:
+        opens = isinstance(o, Srp) or (
+            isinstance(o, LspObject)
+            and (not groups or any(isinstance(x, LspObject) for x in groups[-1]))
+        )
+        if opens:
+            groups.append([o])
+        elif groups:
+            groups[-1].append(o)
+        else:
+            head.append(o)
+    entries = []
+    for g in groups:
+        entry = _lsp_entry(g)
+        if entry is None:
+            raise DecodeError(f"{where}.LSP", f"{where} without an LSP object", ERR_LSP_MISSING)
+        entries.append(entry)
+    if not entries:
+        raise DecodeError(f"{where}.LSP", f"{where} without an LSP object", ERR_LSP_MISSING)
+    return head, entries
+
+
+def _require(entries: list[LspEntry], where: str, srp: bool, ero: bool) -> None:
+    """RFC 8231 §8.5 mandatory objects: SRP (6, 10), ERO (6, 9); RFC 8281 §5.1: a
+    PCInitiate deletion (SRP R flag) has no ERO."""
+    for e in entries:
+        if srp and e.srp is None:
+            raise DecodeError(f"{where}.SRP", f"{where} without an SRP object", ERR_SRP_MISSING)
+        removal = e.srp is not None and e.srp.remove
+        if ero and e.ero is None and not removal:
+            raise DecodeError(f"{where}.ERO", f"{where} without an ERO object", ERR_ERO_MISSING)
+
+
+class _Stateful(_Typed):
+    """A message that is a list of :class:`LspEntry` (PCRpt, PCUpd, PCInitiate)."""
+
+    __slots__ = ()
+    #: whether every entry needs an SRP object
+    NEEDS_SRP: ClassVar[bool]
+    entries: tuple[LspEntry, ...]
+    others: tuple[PcepObject, ...]
+
+    def encode(self) -> bytes:
+        objs: list[PcepObject | None] = list(self.others)
+        for e in self.entries:
+            objs.extend(e.objects())
+        return _frame(self.TYPE, _enc(objs))
+
+    @classmethod
+    def from_objects(cls, objs: list[PcepObject], where: str) -> Any:
+        head, entries = _split_lsp_entries(objs, where)
+        _require(entries, where, cls.NEEDS_SRP, ero=True)
+        return cls(tuple(entries), tuple(head))  # type: ignore[call-arg]
+
+
+@dataclass(frozen=True, slots=True)
+class PCRpt(_Stateful):
+    """RFC 8231 §6.1: <PCRpt Message> ::= <Common Header> <state-report-list>."""
+
+    TYPE: ClassVar[int] = MsgType.PCRPT
+    NEEDS_SRP: ClassVar[bool] = False
+    entries: tuple[LspEntry, ...]
+    others: tuple[PcepObject, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PCUpd(_Stateful):
+    """RFC 8231 §6.2: <PCUpd Message> ::= <Common Header> <update-request-list>."""
+
+    TYPE: ClassVar[int] = MsgType.PCUPD
+    NEEDS_SRP: ClassVar[bool] = True
+    entries: tuple[LspEntry, ...]
+    others: tuple[PcepObject, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PCInitiate(_Stateful):
+    """RFC 8281 §5.1: <PCInitiate Message> ::= <Common Header>
+    <PCE-initiated-lsp-list>."""
+
+    TYPE: ClassVar[int] = MsgType.PCINITIATE
+    NEEDS_SRP: ClassVar[bool] = True
+    entries: tuple[LspEntry, ...]
+    others: tuple[PcepObject, ...] = ()
+
+
 @dataclass(frozen=True, slots=True)
 class UnknownMessage:
     """A message type this codec does not know (RFC 5440 §6.9 counts them per minute)."""
@@ -550,9 +711,24 @@ _MESSAGES: dict[int, type] = {
     MsgType.PCNTF: PCNtf,
     MsgType.PCERR: PCErr,
     MsgType.CLOSE: Close,
+    MsgType.PCRPT: PCRpt,
+    MsgType.PCUPD: PCUpd,
+    MsgType.PCINITIATE: PCInitiate,
 }
 
-AnyMessage = Open | Keepalive | PCReq | PCRep | PCNtf | PCErr | Close | UnknownMessage
+AnyMessage = (
+    Open
+    | Keepalive
+    | PCReq
+    | PCRep
+    | PCNtf
+    | PCErr
+    | Close
+    | PCRpt
+    | PCUpd
+    | PCInitiate
+    | UnknownMessage
+)
 
 
 def frame_length(buf: bytes | bytearray) -> int | None:
@@ -635,13 +811,17 @@ __all__ = [
     "ErrorBlock",
     "Framer",
     "Keepalive",
+    "LspEntry",
     "Message",
     "Notify",
     "Open",
     "PCErr",
+    "PCInitiate",
     "PCNtf",
     "PCRep",
     "PCReq",
+    "PCRpt",
+    "PCUpd",
     "Path",
     "RejectedRequest",
     "Request",

@@ -25,11 +25,29 @@ from gmpls.pcep.constants import (
     ERR_UNKNOWN_CLASS,
     ERR_UNKNOWN_TYPE,
     ERR_UNSUPPORTED_CLASS,
+    LSP_FLAG_A,
+    LSP_FLAG_C,
+    LSP_FLAG_D,
+    LSP_FLAG_R,
+    LSP_FLAG_S,
+    LSP_O_MASK,
+    LSP_O_SHIFT,
     NO_PATH_FLAG_C,
+    SRP_FLAG_R,
     VERSION,
+    LspState,
     ObjClass,
+    PathSetupType,
 )
-from gmpls.pcep.tlv import TLV_TAIL, TLVS, NoPathVectorTlv, find_tlv
+from gmpls.pcep.tlv import (
+    TLV_TAIL,
+    TLVS,
+    Ipv4LspIdentifiersTlv,
+    NoPathVectorTlv,
+    PathSetupTypeTlv,
+    SymbolicPathNameTlv,
+    find_tlv,
+)
 from gmpls.registry import Registry
 from gmpls.tlv import AnyTlv, decode_tlvs, encode_tlvs
 from gmpls.wire import Reader, u8, u16
@@ -302,6 +320,116 @@ class CloseObject(PcepObject):
     tlvs: tuple[AnyTlv, ...] = ()
     p: bool = False
     i: bool = False
+
+
+def _pst(tlvs: tuple[AnyTlv, ...]) -> int:
+    t = find_tlv(tlvs, PathSetupTypeTlv)
+    return t.pst if isinstance(t, PathSetupTypeTlv) else PathSetupType.RSVP_TE
+
+
+@_OBJECTS.register((ObjClass.SRP, 1))
+@layout("flags:u32 srp_id:u32", tlvs=TLV_TAIL)
+class Srp(PcepObject):
+    """RFC 8231 §7.2 SRP (Stateful PCE Request Parameters): Flags(32, RFC 8281 R = remove)
+    | SRP-ID-number(32), then TLVs (PATH-SETUP-TYPE). It ties a PCUpd or PCInitiate to the
+    PCRpt and PCErr that answer it."""
+
+    srp_id: int
+    flags: int = 0
+    tlvs: tuple[AnyTlv, ...] = ()
+    p: bool = False
+    i: bool = False
+
+    @property
+    def remove(self) -> bool:
+        return bool(self.flags & SRP_FLAG_R)
+
+    @property
+    def pst(self) -> int:
+        """The path setup type (RFC 8408 §4: PST 0 when the TLV is absent)."""
+        return _pst(self.tlvs)
+
+
+@_OBJECTS.register((ObjClass.LSP, 1))
+@dataclass(frozen=True, slots=True)
+class LspObject(PcepObject):
+    """RFC 8231 §7.3 LSP: PLSP-ID(20) | Flags(12: ... C(RFC 8281) O(3) A R S D), then TLVs
+    (IPV4-LSP-IDENTIFIERS, SYMBOLIC-PATH-NAME, LSP-ERROR-CODE). PLSP-ID 0 is reserved:
+    with S clear it marks the end of a state synchronisation (§5.6)."""
+
+    plsp_id: int = 0
+    flags: int = 0
+    tlvs: tuple[AnyTlv, ...] = ()
+    p: bool = False
+    i: bool = False
+
+    def encode_body(self) -> bytes:
+        if not 0 <= self.plsp_id < 1 << 20 or not 0 <= self.flags < 1 << 12:
+            raise EncodeError(
+                "pcep.LSP", f"PLSP-ID {self.plsp_id} or flags {self.flags:#x} do not fit 20/12 bits"
+            )
+        return ((self.plsp_id << 12) | self.flags).to_bytes(4, "big") + encode_tlvs(self.tlvs)
+
+    @classmethod
+    def decode_body(cls, r: Reader, **extra: Any) -> Self:
+        word = r.u32("plsp_id")
+        return cls(word >> 12, word & 0xFFF, decode_tlvs(r, TLVS), **extra)
+
+    @property
+    def delegated(self) -> bool:
+        return bool(self.flags & LSP_FLAG_D)
+
+    @property
+    def sync(self) -> bool:
+        return bool(self.flags & LSP_FLAG_S)
+
+    @property
+    def remove(self) -> bool:
+        return bool(self.flags & LSP_FLAG_R)
+
+    @property
+    def create(self) -> bool:
+        return bool(self.flags & LSP_FLAG_C)
+
+    @property
+    def state(self) -> LspState | int:
+        o = (self.flags & LSP_O_MASK) >> LSP_O_SHIFT
+        return LspState(o) if o in LspState._value2member_map_ else o
+
+    @property
+    def end_of_sync(self) -> bool:
+        """RFC 8231 §5.6: the marker closing a state synchronisation."""
+        return self.plsp_id == 0 and not self.sync
+
+    @property
+    def name(self) -> str:
+        t = find_tlv(self.tlvs, SymbolicPathNameTlv)
+        return t.text if isinstance(t, SymbolicPathNameTlv) else ""
+
+    @property
+    def identifiers(self) -> Ipv4LspIdentifiersTlv | None:
+        t = find_tlv(self.tlvs, Ipv4LspIdentifiersTlv)
+        return t if isinstance(t, Ipv4LspIdentifiersTlv) else None
+
+
+def lsp_flags(
+    *,
+    delegate: bool = False,
+    sync: bool = False,
+    remove: bool = False,
+    admin: bool = False,
+    state: int = LspState.DOWN,
+    create: bool = False,
+) -> int:
+    """The 12 flag bits of an LSP object (RFC 8231 §7.3, RFC 8281 §5.3.1)."""
+    return (
+        (LSP_FLAG_D if delegate else 0)
+        | (LSP_FLAG_S if sync else 0)
+        | (LSP_FLAG_R if remove else 0)
+        | (LSP_FLAG_A if admin else 0)
+        | ((state << LSP_O_SHIFT) & LSP_O_MASK)
+        | (LSP_FLAG_C if create else 0)
+    )
 
 
 @dataclass(frozen=True, slots=True)

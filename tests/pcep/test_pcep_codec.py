@@ -247,8 +247,8 @@ def test_pcrep_attributes_go_to_the_right_path() -> None:
 
 
 def test_unknown_message_kept() -> None:
-    raw = _frame(12, b"\x01\x02\x03\x04")
-    assert M.decode_message(raw) == M.UnknownMessage(12, b"\x01\x02\x03\x04")
+    raw = _frame(13, b"\x01\x02\x03\x04")  # StartTLS (RFC 8253): not implemented
+    assert M.decode_message(raw) == M.UnknownMessage(13, b"\x01\x02\x03\x04")
 
 
 def test_pcerr_of_clears_p_flag_and_close() -> None:

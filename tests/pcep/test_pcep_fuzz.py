@@ -17,7 +17,17 @@ from gmpls.pcep.qemetrics import qe_params_from_metrics
 from tests.support import pcep_strategies as S
 
 VALID = [
-    m.encode() for m in (ex.paper_open(), ex.paper_pcreq(), ex.paper_pcrep(), ex.paper_pcreq(7))
+    m.encode()
+    for m in (
+        ex.paper_open(),
+        ex.paper_pcreq(),
+        ex.paper_pcrep(),
+        ex.paper_pcreq(7),
+        ex.stateful_open(),
+        ex.paper_pcrpt(),
+        ex.paper_pcupd(),
+        ex.paper_pcinitiate(),
+    )
 ]
 
 
@@ -46,7 +56,7 @@ def test_random_bytes(data: bytes) -> None:
 @settings(max_examples=300)
 @given(st.binary(max_size=200))
 def test_random_objects_behind_a_valid_header(tail: bytes) -> None:
-    for mtype in range(0, 9):
+    for mtype in range(0, 14):
         _decode_all(_fix_len(bytes([0x20, mtype, 0, 0]) + tail))
 
 

@@ -251,3 +251,89 @@ def test_json_view_of_the_pcrep(pcap: Path) -> None:
     ]
     assert _pairs_values(first, "pcep.subobj.ipv4.ipv4", []) == ["10.1.1.5"]
     assert len(_pairs_values(first, "pcep.non_defined_subobject", [])) == 2
+
+
+# stateful PCEP (RFC 8231, 8281, 8408) -----------------------------------------------------
+
+#: a PCC's Open as FRR's pathd sends it: stateful (U), PSTs 0 and 1 with SR-PCE-CAPABILITY
+PCC_STATEFUL_OPEN = M.Open(
+    O.OpenObject(
+        30,
+        120,
+        1,
+        tlvs=(
+            T.StatefulCapabilityTlv(C.STATEFUL_FLAG_U),
+            T.PathSetupTypeCapabilityTlv((0, 1), (T.SrPceCapabilityTlv(0, 10),)),
+        ),
+    )
+)
+STATEFUL: list[tuple[bool, bytes]] = [
+    (True, PCC_STATEFUL_OPEN.encode()),
+    (False, ex.stateful_open(2).encode()),
+    (True, M.Keepalive().encode()),
+    (False, M.Keepalive().encode()),
+    (True, ex.paper_pcrpt(sync=True).encode()),
+    (True, ex.end_of_sync().encode()),
+    (False, ex.paper_pcupd().encode()),
+    (True, ex.paper_pcrpt().encode()),
+    (False, ex.paper_pcinitiate().encode()),
+    (False, ex.paper_release().encode()),
+    (False, M.PCErr((M.ErrorBlock((O.ErrorObject(19, 3),), (O.Srp(9),)),)).encode()),
+    (False, M.PCErr.of((21, 1), rps=(O.RP(4, tlvs=(T.PathSetupTypeTlv(1),)),)).encode()),
+]
+
+
+@pytest.fixture(scope="module")
+def stateful_pcap(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    assert TSHARK, REQUIRED
+    path = Path(tmp_path_factory.mktemp("pcep")) / "stateful.pcap"
+    write_pcap(str(path), conversation(STATEFUL))
+    return path
+
+
+def test_stateful_messages_decoded_and_none_malformed(stateful_pcap: Path) -> None:
+    rows = _fields(stateful_pcap, "pcep", "frame.number", "pcep.msg", "_ws.malformed")
+    assert [int(r[1]) for r in rows] == [1, 1, 2, 2, 10, 10, 11, 10, 12, 12, 6, 6]
+    assert all(r[2] == "" for r in rows)
+    assert _tshark(stateful_pcap, "-Y", "_ws.malformed") == ""
+    notes = _fields(stateful_pcap, "_ws.expert && pcep", "_ws.expert.message")
+    # only our QE subobject (type 103) is flagged, twice in each ERO of the Fig. 9 path
+    assert {m for r in notes for m in r[0].split(",")} == {"Non defined subobject (103)"}
+
+
+def test_stateful_open_capabilities(stateful_pcap: Path) -> None:
+    rows = _fields(
+        stateful_pcap,
+        "pcep.msg == 1",
+        "pcep.stateful-pce-capability.lsp-update",
+        "pcep.stateful-pce-capability.lsp-instantiation",
+        "pcep.pst_capability.pst",
+        "pcep.sub-tlv.sr-pce-capability.msd",
+    )
+    assert rows[0] == ["1", "0", "0,1", "10"]  # pathd's
+    assert rows[1] == ["1", "1", "0", ""]  # ours: U and I, RSVP-TE only
+
+
+def test_stateful_lsp_and_srp_fields(stateful_pcap: Path) -> None:
+    (sync, eos) = _fields(
+        stateful_pcap,
+        "pcep.msg == 10 && (pcep.obj.lsp.flags.sync == 1 || pcep.obj.lsp.plsp-id == 0)",
+        "pcep.obj.lsp.plsp-id",
+        "pcep.obj.lsp.flags.sync",
+        "pcep.obj.lsp.flags.operational",
+        "pcep.tlv.symbolic-path-name",
+    )
+    assert sync[:3] == ["1", "1", "1"] and sync[3] == "qe-tn1-tn5"
+    assert eos[:2] == ["0", "0"]
+    (upd,) = _fields(
+        stateful_pcap, "pcep.msg == 11", "pcep.obj.srp.id-number", "pcep.obj.lsp.plsp-id"
+    )
+    assert upd == ["1", "1"]
+    inits = _fields(
+        stateful_pcap,
+        "pcep.msg == 12",
+        "pcep.obj.srp.flags.remove",
+        "pcep.obj.lsp.flags.create",
+        "pcep.obj.end_point.destination_ipv4_address",
+    )
+    assert inits == [["0", "1", "10.1.1.5"], ["1", "0", ""]]

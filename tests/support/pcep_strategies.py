@@ -1,4 +1,5 @@
-"""Hypothesis strategies for every PCEP TLV, object and message (RFC 5440)."""
+"""Hypothesis strategies for every PCEP TLV, object and message (RFC 5440, and the
+stateful ones of RFC 8231, 8281 and 8408)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,22 @@ tlvs = st.lists(
         st.builds(T.OverloadDurationTlv, u32),
         st.builds(T.ReqMissingTlv, u32),
         st.builds(T.NoPathReasonTlv, u32, st.text(max_size=20)),
-        st.builds(UnknownTlv, st.integers(4, 0xFFDF), st.binary(max_size=13)),
+        st.builds(T.StatefulCapabilityTlv, u32),
+        st.builds(T.SymbolicPathNameTlv, st.binary(min_size=1, max_size=17)),
+        st.builds(T.Ipv4LspIdentifiersTlv, ipv4, u16, u16, ipv4, ipv4),
+        st.builds(T.LspErrorCodeTlv, u32),
+        st.builds(T.PathSetupTypeTlv, u8),
+        st.builds(T.SrPceCapabilityTlv, u8, u8),
+        st.builds(
+            T.PathSetupTypeCapabilityTlv,
+            st.lists(u8, min_size=1, max_size=6).map(tuple),
+            st.lists(st.builds(T.SrPceCapabilityTlv, u8, u8), max_size=1).map(tuple),
+        ),
+        st.builds(
+            UnknownTlv,
+            st.integers(4, 0xFFDF).filter(lambda t: t not in T.TLVS),
+            st.binary(max_size=13),
+        ),
     ),
     max_size=3,
 ).map(tuple)
@@ -79,15 +95,19 @@ svec = st.builds(O.Svec, st.lists(u32, max_size=5).map(tuple), st.integers(0, 0x
 notification = st.builds(O.Notification, u8, u8, u8, tlvs, b, b)
 error_obj = st.builds(O.ErrorObject, u8, u8, u8, tlvs, b, b)
 close_obj = st.builds(O.CloseObject, u8, u8, tlvs, b, b)
+srp = st.builds(O.Srp, u32, u32, tlvs, b, b)
+lsp_obj = st.builds(O.LspObject, st.integers(0, (1 << 20) - 1), st.integers(0, 0xFFF), tlvs, b, b)
 #: classes and types this codec does not implement
 unknown_obj = st.builds(
     O.UnknownObject,
-    st.sampled_from([14, 16, 20, 33, 200, 255]),
+    st.sampled_from([14, 16, 20, 34, 200, 255]),
     st.integers(0, 15),
     aligned,
     b,
     b,
-) | st.builds(O.UnknownObject, st.sampled_from([1, 2, 6, 7]), st.integers(2, 15), aligned, b, b)
+) | st.builds(
+    O.UnknownObject, st.sampled_from([1, 2, 6, 7, 32, 33]), st.integers(2, 15), aligned, b, b
+)
 
 objects = st.one_of(
     open_obj,
@@ -104,6 +124,8 @@ objects = st.one_of(
     notification,
     error_obj,
     close_obj,
+    srp,
+    lsp_obj,
     unknown_obj,
 )
 
@@ -141,6 +163,23 @@ responses = st.builds(
 )
 
 
+@st.composite
+def lsp_entries(draw: st.DrawFn, need_srp: bool) -> M.LspEntry:
+    """An LSP entry in the canonical order its decoder reads back (an ERO always; the
+    actual attribute list only with an RRO)."""
+    rro = draw(st.none() | rro_obj)
+    return M.LspEntry(
+        draw(lsp_obj),
+        draw(srp if need_srp else st.none() | srp),
+        draw(ero_obj),
+        draw(attributes),
+        rro,
+        draw(attributes) if rro is not None else M.Attributes(),
+        draw(st.none() | endpoints),
+        tuple(draw(st.lists(unknown_obj, max_size=1))),
+    )
+
+
 def _tuples(elements: st.SearchStrategy[Any], min_size: int = 0, max_size: int = 1) -> Any:
     return st.lists(elements, min_size=min_size, max_size=max_size).map(tuple)
 
@@ -163,5 +202,10 @@ messages = st.one_of(
     ),
     st.builds(M.PCNtf, _blocks(M.Notify, notification), _tuples(unknown_obj)),
     st.builds(M.Close, close_obj, _tuples(unknown_obj)),
-    st.builds(M.UnknownMessage, st.integers(8, 255), aligned),
+    st.builds(M.PCRpt, _tuples(lsp_entries(False), 1, 3), _tuples(unknown_obj)),
+    st.builds(M.PCUpd, _tuples(lsp_entries(True), 1, 2), _tuples(unknown_obj)),
+    st.builds(M.PCInitiate, _tuples(lsp_entries(True), 1, 2), _tuples(unknown_obj)),
+    st.builds(
+        M.UnknownMessage, st.integers(8, 255).filter(lambda t: t not in (10, 11, 12)), aligned
+    ),
 )
