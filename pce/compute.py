@@ -234,6 +234,19 @@ class Graph:
             total += cost
         return total
 
+    def without(self, held: dict[tuple[IPv4Address, int], set[int]]) -> Graph:
+        """A copy of the graph whose links no longer offer the ``held`` lambdas (in use or
+        reserved by the stateful PCE, :mod:`pce.lspdb`); links left with none are unusable."""
+        mask = list(self.mask)
+        for key, channels in held.items():
+            j = self.link_index.get(key)
+            if j is None or mask[j] == WILDCARD:
+                continue
+            for c in channels:
+                if c >= self.base:
+                    mask[j] &= ~(1 << (c - self.base))
+        return replace(self, mask=mask, usable=[m != 0 for m in mask])
+
     def channel_of(self, mask: int) -> int | None:
         if mask == 0:
             return None
@@ -432,11 +445,14 @@ class PathComputer:
             self._graph = Graph.from_ted(self.ted)
         return self._graph
 
-    def compute(self, req: PathRequest) -> PathResult:
+    def compute(
+        self, req: PathRequest, held: dict[tuple[IPv4Address, int], set[int]] | None = None
+    ) -> PathResult:
         """One request, steps 1-4 of the module docstring: the end points and the QE
         constraint, CSPF, wavelength assignment (first fit, Yen's next paths when the
-        shortest has no free wavelength in common) and the ERO."""
-        g = self.graph
+        shortest has no free wavelength in common) and the ERO. ``held`` lambdas (per
+        link: in use or reserved, :meth:`pce.lspdb.LspDb.held`) are not free."""
+        g = self.graph.without(held) if held else self.graph
         ends = self._end_points(g, req)
         if isinstance(ends, PathResult):
             return ends

@@ -19,6 +19,7 @@ sockets closed).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -29,10 +30,11 @@ from daemonkit.cli import CliServer, CommandTable
 from daemonkit.ospf import OspfSpeaker, control_interface, register_commands
 from gmpls.ospf.lsa import LSA, LSAKey
 from gmpls.ospf.router import OspfRouter
-from gmpls.pcep.constants import PORT
+from gmpls.pcep.constants import PORT, STATEFUL_FLAG_I, STATEFUL_FLAG_U
 from gmpls.pcep.session import SessionConfig
 from gmpls.topology import Topology
 from pce.compute import PathComputer
+from pce.lspdb import LspDb
 from pce.server import PcepServer
 from pce.service import PceService
 from pce.synth import topology_lsas
@@ -76,10 +78,15 @@ class PceDaemon:
         self.config = config
         self.ted = Ted(root=config.router_id if config.ted_source == "ospf" else None)
         self.computer = PathComputer(self.ted)
-        self.service = PceService(self.computer, clock=time.perf_counter)
+        self.lsps = LspDb()
+        self.service = PceService(self.computer, clock=time.perf_counter, lsps=self.lsps)
         self.server = PcepServer(
             self.service,
-            SessionConfig(keepalive=config.keepalive, deadtimer=config.deadtimer),
+            SessionConfig(
+                keepalive=config.keepalive,
+                deadtimer=config.deadtimer,
+                stateful=STATEFUL_FLAG_U | STATEFUL_FLAG_I,
+            ),
             host=config.bind or "0.0.0.0",
             port=config.pcep_port,
             one_session_per_peer=config.one_session_per_peer,
@@ -134,8 +141,9 @@ class PceDaemon:
     # -- CLI ----------------------------------------------------------------------------
 
     def _register_commands(self) -> None:
-        """``show ted``, ``show pcep sessions``, ``show pce statistics``, each with a
-        ``json`` form (the table renders data with the ``text`` function or as JSON)."""
+        """``show ted``, ``show pcep sessions``, ``show pce statistics``, ``show pce lsp``,
+        each with a ``json`` form (the table renders data with the ``text`` function or as
+        JSON)."""
         self.cli.register(
             "show ted",
             lambda args: self.ted.as_json(),
@@ -153,6 +161,12 @@ class PceDaemon:
             lambda args: self._stats(),
             "requests, replies, no-paths, compute time",
             text=_stats_text,
+        )
+        self.cli.register(
+            "show pce lsp",
+            lambda args: self.lsps.as_json(asyncio.get_running_loop().time()),
+            "the LSPs the PCCs reported (stateful PCE) and the lambdas they hold",
+            text=_lsp_text,
         )
 
     def _sessions(self) -> dict[str, Any]:
@@ -216,4 +230,30 @@ def _stats_text(d: dict[str, Any]) -> str:
     ]
     for reason, n in sorted(d["no_path_reasons"].items()):
         lines.append(f"  no-path {reason.lower():<32} {n}")
+    return "\n".join(lines)
+
+
+def _lsp_text(d: dict[str, Any]) -> str:
+    lines = [
+        f"{len(d['lsps'])} LSPs, {d['reservations']} lambda reservations; "
+        f"PCCs: {', '.join(f'{p} (syncing)' if v['syncing'] else p for p, v in d['pccs'].items())}"
+    ]
+    lines.append(
+        f"{'pcc':<15} {'id':>5} {'name':<16} {'head':<15} {'tail':<15} {'pst':<8} "
+        f"{'state':<10} {'D':<2} lambdas"
+    )
+    for x in d["lsps"]:
+        lams = ",".join(str(lam["lambda"]) for lam in x["lambdas"]) or "-"
+        lines.append(
+            f"{x['pcc']:<15} {x['plsp_id']:>5} {x['name'][:16]:<16} {x['head'] or '-':<15} "
+            f"{x['tail'] or '-':<15} {x['pst']:<8} {x['state']:<10} "
+            f"{'D' if x['delegated'] else '-':<2} {lams}"
+        )
+        qe = x["qe"]
+        qe_text = (
+            f" QE key-length {qe['key_length']} layer {qe['layer']} algorithm {qe['algorithm']}"
+            if qe
+            else ""
+        )
+        lines.append(f"    path {' '.join(x['path']) or '-'}{qe_text}")
     return "\n".join(lines)

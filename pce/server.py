@@ -8,6 +8,11 @@ task catches everything, logs it with the peer in front, and closes its own sock
 
 RFC 5440 §6.2 (second session): when ``one_session_per_peer`` is set, a connection from
 an address that already has a session is answered PCErr (9, 0) and closed.
+
+Stateful sessions (RFC 8231): the PCRpts of a PCC go to the service's
+:class:`~pce.lspdb.LspDb` under the PCC's address, which starts a state synchronisation
+when the session comes up and returns the delegations when it ends; a report the DB
+refuses is answered with a PCErr naming its SRP when it has one.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ from daemonkit.daemon import cancel
 from daemonkit.pcep import serve_session
 from gmpls.pcep import events as E
 from gmpls.pcep.constants import ERR_SECOND_SESSION, PORT
-from gmpls.pcep.messages import PCErr, PCReq
+from gmpls.pcep.messages import ErrorBlock, PCErr, PCReq, PCRpt
+from gmpls.pcep.objects import ErrorObject
 from gmpls.pcep.session import Role, Session, SessionConfig, State
 from pce.service import PceService
 
@@ -60,6 +66,7 @@ class Connection:
             "unknown_messages": c.unknown_messages,
             "unknown_requests": c.unknown_requests,
             "malformed": c.malformed,
+            "stateful": s.stateful is not None,
         }
 
 
@@ -172,6 +179,8 @@ class PcepServer:
         finally:
             self.connections.pop(conn.id, None)
             self.stats.closed += 1
+            if self.service.lsps is not None and session.stateful is not None:
+                self.service.lsps.session_down(peer[0])
             reason = conn.closed_reason or session.close_reason or "closed"
             key = reason.split(":")[0].split(" (")[0]
             self.stats.close_reasons[key] = self.stats.close_reasons.get(key, 0) + 1
@@ -187,6 +196,8 @@ class PcepServer:
             elif isinstance(a, E.Deliver):
                 if isinstance(a.msg, PCReq):
                     self._apply(conn, self._answer(conn, a.msg, loop.time()))
+                elif isinstance(a.msg, PCRpt):
+                    self._apply(conn, self._report(conn, a.msg, loop.time()))
                 else:
                     log.info(
                         "message from pcc",
@@ -197,6 +208,9 @@ class PcepServer:
                         },
                     )
             elif isinstance(a, E.SessionUp):
+                stateful = conn.session.stateful
+                if stateful is not None and self.service.lsps is not None:
+                    self.service.lsps.session_up(conn.peer[0], loop.time())
                 log.info(
                     "session up",
                     extra={
@@ -204,13 +218,49 @@ class PcepServer:
                         "peer": conn.session.peer,
                         "keepalive": a.peer.keepalive,
                         "deadtimer": a.peer.deadtimer,
+                        "stateful": stateful,
                     },
                 )
             elif isinstance(a, E.Disconnect):
                 conn.closed_reason = a.reason
 
+    def _report(self, conn: Connection, msg: PCRpt, now: float) -> list[E.Action]:
+        """A PCRpt into the LSP database; a PCErr for each report it refuses."""
+        lsps = self.service.lsps
+        if lsps is None:
+            return []
+        refused = lsps.report(conn.peer[0], msg, now)
+        for e in msg.entries:
+            lsp = e.lsp
+            log.info(
+                "end of sync" if lsp.end_of_sync else "lsp report",
+                extra={
+                    "event": "pcrpt",
+                    "peer": conn.session.peer,
+                    "plsp_id": lsp.plsp_id,
+                    "name": lsp.name or None,
+                    "sync": lsp.sync,
+                    "remove": lsp.remove,
+                    "delegated": lsp.delegated,
+                    "state": int(lsp.state),
+                    "pst": e.srp.pst if e.srp is not None else 0,
+                },
+            )
+        if conn.session.state is not State.UP:
+            return []
+        out: list[E.Action] = []
+        for code, entry in refused:
+            srps = (entry.srp,) if entry.srp is not None else ()
+            err = PCErr((ErrorBlock((ErrorObject(*code),), srps),))
+            log.warning(
+                "lsp report refused",
+                extra={"event": "pcrpt", "peer": conn.session.peer, "code": list(code)},
+            )
+            out.extend(conn.session.handle(E.SendMessage(err), now))
+        return out
+
     def _answer(self, conn: Connection, msg: PCReq, now: float) -> list[E.Action]:
-        rep, errors, outcomes = self.service.handle(msg)
+        rep, errors, outcomes = self.service.handle(msg, now)
         for o in outcomes:
             r = o.result
             log.info(

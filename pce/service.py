@@ -52,6 +52,7 @@ from gmpls.pcep.objects import RP, Bandwidth, EndPointsIpv4, Ero, ErrorObject, M
 from gmpls.pcep.qemetrics import is_qe_metric, qe_params_from_metrics
 from gmpls.pcep.tlv import NoPathReasonTlv, NoPathVectorTlv, ReqMissingTlv
 from pce.compute import NoPathReason, PathComputer, PathRequest, PathResult
+from pce.lspdb import LspDb, route_lambdas
 
 _CONSTRAINT_REASONS = {
     NoPathReason.SOURCE_NOT_QE_CAPABLE,
@@ -122,14 +123,25 @@ class Outcome:
 
 
 class PceService:
-    """Answers PCReqs from a :class:`PathComputer`; ``clock`` (optional) times them."""
+    """Answers PCReqs from a :class:`PathComputer`; ``clock`` (optional) times them.
 
-    def __init__(self, computer: PathComputer, clock: Callable[[], float] | None = None) -> None:
+    With an :class:`~pce.lspdb.LspDb` (the stateful PCE) the lambdas of reported LSPs and of
+    paths just computed are not free: each path computed reserves its lambdas there."""
+
+    def __init__(
+        self,
+        computer: PathComputer,
+        clock: Callable[[], float] | None = None,
+        lsps: LspDb | None = None,
+    ) -> None:
         self.computer = computer
         self.clock = clock
+        self.lsps = lsps
         self.stats = Statistics()
 
-    def handle(self, msg: PCReq) -> tuple[PCRep | None, list[PCErr], list[Outcome]]:
+    def handle(
+        self, msg: PCReq, now: float = 0.0
+    ) -> tuple[PCRep | None, list[PCErr], list[Outcome]]:
         """Answer a PCReq: one PCRep with a response per request, and PCErrs for SVECs
         whose requests are not all in this message (RFC 5440 §7.13.2: Error-Type 7 with a
         REQ-MISSING TLV per missing request; the present ones are named by their RPs and
@@ -175,6 +187,7 @@ class PceService:
                 req,
                 exclude_links=frozenset(avoid_links.get(key, ())) if group else frozenset(),
                 exclude_nodes=frozenset(avoid_nodes.get(key, ())) if group else frozenset(),
+                now=now,
             )
             responses.append(resp)
             outcomes.append(outcome)
@@ -195,10 +208,11 @@ class PceService:
         req: Request,
         exclude_links: frozenset[tuple[IPv4Address, int]] = frozenset(),
         exclude_nodes: frozenset[IPv4Address] = frozenset(),
+        now: float = 0.0,
     ) -> tuple[Response, Outcome]:
         self.stats.requests += 1
         t0 = self.clock() if self.clock else 0.0
-        result = self._compute(req, exclude_links, exclude_nodes)
+        result = self._compute(req, exclude_links, exclude_nodes, now)
         dt = (self.clock() - t0) if self.clock else 0.0
         self.stats.times.append(dt)
         rp = RP(req.rp.request_id, req.rp.flags, p=True)
@@ -206,6 +220,8 @@ class PceService:
         outcome = Outcome(req.rp.request_id, str(ep.source), str(ep.destination), result, dt)
         if result.ok:
             self.stats.paths += 1
+            if self.lsps is not None and isinstance(ep, EndPointsIpv4):
+                self.lsps.reserve(ep.source, ep.destination, route_lambdas(result.ero), now)
             return Response(rp, paths=(Path(Ero(result.ero), self._attributes(req, result)),)), (
                 outcome
             )
@@ -221,6 +237,7 @@ class PceService:
         req: Request,
         exclude_links: frozenset[tuple[IPv4Address, int]] = frozenset(),
         exclude_nodes: frozenset[IPv4Address] = frozenset(),
+        now: float = 0.0,
     ) -> PathResult:
         ep = req.endpoints
         if not isinstance(ep, EndPointsIpv4):
@@ -246,7 +263,8 @@ class PceService:
             exclude_links=exclude_links,
             **_constraints(req),
         )
-        return self.computer.compute(preq)
+        held = self.lsps.held(now) if self.lsps is not None else None
+        return self.computer.compute(preq, held)
 
     def _attributes(self, req: Request, result: PathResult) -> Attributes:
         metrics = []

@@ -30,6 +30,9 @@ the method named in the middle column::
     UP          dead_timer_expired   close_2             -> IDLE
     UP          close                disconnect          -> IDLE
     UP          malformed            close_3             -> IDLE
+    UP          PCRpt (PCE)          deliver | pcerr_19_5 -> UP     (stateful, RFC 8231)
+    UP          PCUpd (PCC)          deliver | pcerr_19_2 -> UP
+    UP          PCInitiate (PCC)     deliver             -> UP      (I negotiated, RFC 8281)
     UP          too_many_unknown     close_4 / close_5   -> IDLE
     any         tcp_closed           -                   -> IDLE
 
@@ -38,6 +41,13 @@ TCPPending (the PCC's connect in progress) lives in the shell, which feeds
 PCEP error code is answered with that PCErr (and, before UP, the session is closed);
 one without a code means the byte stream cannot be trusted: Close (reason 3) in UP,
 PCErr (1, 1) before it.
+
+Stateful PCEP (RFC 8231 §5.4, RFC 8281 §4.1, RFC 8408 §3): a speaker configured with
+``SessionConfig.stateful`` flags puts STATEFUL-PCE-CAPABILITY and PATH-SETUP-TYPE-CAPABILITY
+(its ``path_setup_types``) in its Open; the session is stateful when both Opens carry the
+capability (:attr:`Session.stateful`, the flags both set). A PCE answers a request whose RP
+names a path setup type it does not handle with PCErr (21, 1) naming the request (RFC 8408
+§4), and delivers the others.
 """
 
 from __future__ import annotations
@@ -56,9 +66,14 @@ from gmpls.pcep.constants import (
     ERR_NO_OPEN,
     ERR_NON_NEGOTIABLE,
     ERR_PCERR_UNACCEPTABLE,
+    ERR_REPORT_NOT_STATEFUL,
     ERR_SECOND_OPEN_UNACCEPTABLE,
     ERR_UNKNOWN_REQUEST,
+    ERR_UNSUPPORTED_PST,
+    ERR_UPDATE_NOT_STATEFUL,
+    STATEFUL_FLAG_I,
     CloseReason,
+    PathSetupType,
 )
 from gmpls.pcep.events import (
     Action,
@@ -80,13 +95,23 @@ from gmpls.pcep.messages import (
     Keepalive,
     Open,
     PCErr,
+    PCInitiate,
     PCRep,
     PCReq,
+    PCRpt,
+    PCUpd,
+    Request,
     RequestError,
     UnknownMessage,
     decode_message,
 )
 from gmpls.pcep.objects import CloseObject, OpenObject
+from gmpls.pcep.tlv import (
+    PathSetupTypeCapabilityTlv,
+    PathSetupTypeTlv,
+    StatefulCapabilityTlv,
+    find_tlv,
+)
 
 
 class State(enum.Enum):
@@ -121,9 +146,19 @@ class SessionConfig:
     #: RFC 5440 §6.9 MAX-UNKNOWN-MESSAGES / MAX-UNKNOWN-REQUESTS, per minute
     max_unknown_messages: int = 5
     max_unknown_requests: int = 5
+    #: STATEFUL-PCE-CAPABILITY flags to advertise (RFC 8231 U, RFC 8281 I); 0 = stateless
+    stateful: int = 0
+    #: the path setup types this speaker handles (RFC 8408), advertised when stateful
+    path_setup_types: tuple[int, ...] = (PathSetupType.RSVP_TE,)
 
     def open_object(self) -> OpenObject:
-        return OpenObject(self.keepalive, self.deadtimer, self.sid)
+        tlvs: tuple[StatefulCapabilityTlv | PathSetupTypeCapabilityTlv, ...] = ()
+        if self.stateful:
+            tlvs = (
+                StatefulCapabilityTlv(self.stateful),
+                PathSetupTypeCapabilityTlv(self.path_setup_types),
+            )
+        return OpenObject(self.keepalive, self.deadtimer, self.sid, tlvs=tlvs)
 
     def acceptable(self, peer: OpenObject) -> bool:
         if peer.keepalive == 0:
@@ -231,6 +266,20 @@ class Session:
     @property
     def is_up(self) -> bool:
         return self.state is State.UP
+
+    @property
+    def stateful(self) -> int | None:
+        """The STATEFUL-PCE-CAPABILITY flags both Opens set (RFC 8231 §5.4: the session is
+        stateful when both advertise the capability), None when it is not stateful."""
+        if self.peer_open is None:
+            return None
+        mine = find_tlv(self.local_open.tlvs, StatefulCapabilityTlv)
+        theirs = find_tlv(self.peer_open.tlvs, StatefulCapabilityTlv)
+        if not isinstance(mine, StatefulCapabilityTlv):
+            return None
+        if not isinstance(theirs, StatefulCapabilityTlv):
+            return None
+        return mine.flags & theirs.flags
 
     # -- internals ------------------------------------------------------------------------
 
@@ -481,6 +530,9 @@ class Session:
         good = []
         for req in msg.requests:
             code = req.unprocessable()
+            if code is None and self._pst_of(req) not in self.config.path_setup_types:
+                out.append(self._send(PCErr.of(ERR_UNSUPPORTED_PST, rps=(req.rp,)), now))
+                continue
             if code is None:
                 good.append(req)
                 continue
@@ -514,6 +566,29 @@ class Session:
         if known:
             out.append(Deliver(replace(msg, responses=tuple(known))))
         return out
+
+    @staticmethod
+    def _pst_of(req: Request) -> int:
+        t = find_tlv(req.rp.tlvs, PathSetupTypeTlv)
+        return t.pst if isinstance(t, PathSetupTypeTlv) else PathSetupType.RSVP_TE
+
+    def _on_stateful(self, msg: AnyMessage, now: float) -> list[Action]:
+        """PCRpt at a PCE, PCUpd and PCInitiate at a PCC (RFC 8231 §6, RFC 8281 §5): on a
+        session that is not stateful a PCRpt is PCErr (19, 5) and a PCUpd (19, 2)
+        (RFC 8231 §8.5); a PCInitiate needs the I flag on both sides; anything else (a
+        message this role does not take) is unrecognised (RFC 5440 §6.9)."""
+        self._rx_alive(now)
+        flags = self.stateful
+        takes = isinstance(msg, PCRpt) == (self.role is Role.PCE)
+        if not takes:
+            return self._unexpected_counted(now)
+        if flags is None and isinstance(msg, PCRpt):
+            return [self._send(PCErr.of(ERR_REPORT_NOT_STATEFUL), now)]
+        if flags is None and isinstance(msg, PCUpd):
+            return [self._send(PCErr.of(ERR_UPDATE_NOT_STATEFUL), now)]
+        if isinstance(msg, PCInitiate) and not (flags or 0) & STATEFUL_FLAG_I:
+            return self._unexpected_counted(now)
+        return [Deliver(msg)]
 
     def _on_app_message(self, msg: AnyMessage, now: float) -> list[Action]:
         self._rx_alive(now)
@@ -565,6 +640,9 @@ _TABLE: dict[tuple[State, str], Handler] = {
     (State.UP, "PCRep"): Session._on_pcrep,
     (State.UP, "PCNtf"): Session._on_app_message,
     (State.UP, "PCErr"): Session._on_app_message,
+    (State.UP, "PCRpt"): Session._on_stateful,
+    (State.UP, "PCUpd"): Session._on_stateful,
+    (State.UP, "PCInitiate"): Session._on_stateful,
 }
 
 __all__ = [

@@ -15,9 +15,11 @@ import pytest
 
 from daemonkit.pcep import PcepClient, PcepError
 from gmpls import qe
+from gmpls.pcep import constants as C
 from gmpls.pcep import examples as ex
 from gmpls.pcep import messages as M
 from gmpls.pcep import objects as O
+from gmpls.pcep import tlv as T
 from gmpls.pcep.session import SessionConfig
 from gmpls.topology import load
 from pce.daemon import PceDaemon, config_from_topology
@@ -111,6 +113,9 @@ async def test_no_path_reasons_over_pcep(pce: PceDaemon) -> None:
 
 
 async def test_several_requests_in_one_pcreq_and_many_sessions(pce: PceDaemon) -> None:
+    # no lambda reservations here: twenty identical requests would take the paper's eight
+    # lambdas one by one (tests/pce/test_lspdb.py is about that)
+    pce.lsps.hold = 0.0
     clients = [client(pce, 10 + i) for i in range(20)]
     for c in clients:
         await c.start()
@@ -312,3 +317,59 @@ async def test_cli(pce: PceDaemon) -> None:
     assert st["requests"] == 2 and st["paths"] == 1 and st["no_paths"] == 1
     assert st["no_path_reasons"] == {"SOURCE_NOT_QE_CAPABLE": 1} and st["compute_ms"]["count"] == 2
     assert bad.startswith("% unknown command")
+
+
+async def test_stateful_pcc_reports_sync_and_show_pce_lsp(pce: PceDaemon) -> None:
+    """A stateful PCC (RFC 8231): the PCE's Open advertises U and I; the PCC's synchronised
+    reports (one RSVP-TE QE LSP, one segment-routing LSP) land in ``show pce lsp``; a
+    request for an SR path is refused with PCErr (21, 1); after the PCC restarts, an empty
+    synchronisation leaves nothing."""
+    sr = M.LspEntry(
+        O.LspObject(9, O.lsp_flags(sync=True, state=1), (T.SymbolicPathNameTlv(b"sr-policy"),)),
+        O.Srp(0, tlvs=(T.PathSetupTypeTlv(1),)),
+        O.Ero(),
+    )
+    sr_request = M.Request(O.RP(4, tlvs=(T.PathSetupTypeTlv(1),)), O.EndPointsIpv4(TN1, TN5))
+    peer = await RawPeer.connect(pce, 7)
+    try:
+        await peer.send(ex.stateful_open(1, instantiation=False).encode())
+        theirs = await peer.recv()
+        assert isinstance(theirs, M.Open)
+        assert T.StatefulCapabilityTlv(C.STATEFUL_FLAG_U | C.STATEFUL_FLAG_I) in theirs.open.tlvs
+        assert isinstance(await peer.recv(), M.Keepalive)
+        await peer.send(M.Keepalive().encode())
+        for msg in (ex.paper_pcrpt(sync=True), M.PCRpt((sr,)), ex.end_of_sync()):
+            await peer.send(msg.encode())
+        await peer.send(M.PCReq((sr_request,)).encode())
+        err = await peer.recv()
+        assert isinstance(err, M.PCErr) and err.codes == [C.ERR_UNSUPPORTED_PST]
+        data, text, sessions = await cli(
+            pce, "show pce lsp json", "show pce lsp", "show pcep sessions json"
+        )
+        lsps = json.loads(data)["lsps"]
+        assert [(x["name"], x["pst"], x["state"]) for x in lsps] == [
+            ("qe-tn1-tn5", "RSVP_TE", "up"),
+            ("sr-policy", "SR", "up"),
+        ]
+        assert [x["lambda"] for x in lsps[0]["lambdas"]] == [1] * 4 and lsps[0]["delegated"]
+        assert "qe-tn1-tn5" in text and "sr-policy" in text and "QE key-length 32" in text
+        assert json.loads(sessions)["sessions"][0]["stateful"] is True
+    finally:
+        peer.close()
+    for _ in range(100):
+        if not pce.server.connections:
+            break
+        await asyncio.sleep(0.02)
+    assert [x.pcc_up for x in pce.lsps.all()] == [False, False]
+    peer = await RawPeer.connect(pce, 7)  # the PCC restarted with no LSP: an empty sync
+    try:
+        await peer.send(ex.stateful_open(1).encode())
+        assert isinstance(await peer.recv(), M.Open)
+        assert isinstance(await peer.recv(), M.Keepalive)
+        await peer.send(M.Keepalive().encode() + ex.end_of_sync().encode())
+        await peer.send(M.PCReq((sr_request,)).encode())
+        assert isinstance(await peer.recv(), M.PCErr)
+        (data,) = await cli(pce, "show pce lsp json")
+        assert json.loads(data)["lsps"] == []
+    finally:
+        peer.close()

@@ -1,0 +1,336 @@
+"""The stateful PCE's LSP database (RFC 8231 §5.4-§5.8) and its lambda ledger, pure.
+
+Per PCC (its address) the LSPs it reported, by PLSP-ID, as PCRpt messages say them: the
+symbolic name, head and tail (IPV4-LSP-IDENTIFIERS, else the PCC and the last ERO hop),
+the path setup type (the SRP's PATH-SETUP-TYPE, RFC 8408), the operational state (O),
+delegated (D) and administrative (A) flags, the ERO and RRO, the lambdas the ERO names
+(RFC 6205 labels after each unnumbered hop) and the QE parameters of its QE subobjects.
+
+State synchronisation (RFC 8231 §5.6): when a stateful session comes up, every LSP the DB
+holds for that PCC is marked stale; the reports with S set re-validate them; the
+end-of-sync marker (PLSP-ID 0, S clear) ends the synchronisation and removes the LSPs not
+reported again. An empty synchronisation (the marker alone) thus empties the PCC's part,
+and after a PCC restart only what it still has remains. When the session goes down the
+LSPs stay (with ``pcc_up`` false, delegation returned, §5.7.5) until the next sync. A
+report with R set removes the LSP (§5.8.3).
+
+The lambda ledger: :meth:`LspDb.held` gives, per TE link (router, interface), the lambdas
+in use by reported LSPs not down, and those of paths the PCE just computed, reserved by
+:meth:`LspDb.reserve` until the head reports the LSP or ``hold`` seconds pass. Path
+computation takes them out of the free lambdas, so two requests in a burst never get the
+same lambda on a link, before OSPF-TE has flooded the first one's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from typing import Any
+
+from gmpls import qe
+from gmpls.ero import Ipv4Prefix, Label, QeSubobject, Subobject, Unnumbered, lambda_channel
+from gmpls.pcep.constants import (
+    ERR_LSP_IDENTIFIERS_MISSING,
+    ERR_SYMBOLIC_NAME_MISSING,
+    LSP_FLAG_A,
+    LspState,
+    PathSetupType,
+)
+from gmpls.pcep.messages import LspEntry, PCRpt
+
+#: (router ID, local interface ID) of a TE link, as the TED keys it
+LinkKey = tuple[IPv4Address, int]
+
+
+def route_lambdas(route: Iterable[Subobject]) -> list[tuple[LinkKey, int]]:
+    """(link, lambda) of each label subobject that follows an unnumbered hop (Fig. 9)."""
+    out: list[tuple[LinkKey, int]] = []
+    hop: LinkKey | None = None
+    for s in route:
+        if isinstance(s, Unnumbered):
+            hop = (s.router_id, s.interface_id)
+        elif isinstance(s, Label) and hop is not None:
+            out.append((hop, lambda_channel(s.label)))
+            hop = None
+    return out
+
+
+def _hop_text(s: Subobject) -> str:
+    if isinstance(s, Unnumbered):
+        return str(s)
+    if isinstance(s, Ipv4Prefix):
+        return f"{s.address}/{s.prefix_len}"
+    if isinstance(s, Label):
+        return f"label {lambda_channel(s.label)}"
+    if isinstance(s, QeSubobject):
+        return "QE"
+    return f"subobject {getattr(s, 'type', type(s).__name__)}"
+
+
+@dataclass(slots=True)
+class Lsp:
+    """One reported LSP."""
+
+    pcc: str
+    plsp_id: int
+    name: str
+    head: IPv4Address | None
+    tail: IPv4Address | None
+    pst: int
+    state: int
+    delegated: bool
+    admin: bool
+    route: tuple[Subobject, ...]
+    recorded: tuple[Subobject, ...]
+    updated: float
+    stale: bool = False
+    pcc_up: bool = True
+
+    @property
+    def lambdas(self) -> list[tuple[LinkKey, int]]:
+        return route_lambdas(self.route)
+
+    @property
+    def qe(self) -> qe.QeParams | None:
+        sub = next((s for s in self.route if isinstance(s, QeSubobject)), None)
+        return sub.params() if sub is not None else None
+
+    @property
+    def holds_lambdas(self) -> bool:
+        """Whether its lambdas count as used: an RSVP-TE LSP not reported down."""
+        return self.pst == PathSetupType.RSVP_TE and self.state != LspState.DOWN
+
+    def as_json(self) -> dict[str, Any]:
+        params = self.qe
+        state = LspState(self.state).name if self.state in LspState._value2member_map_ else None
+        pst = PathSetupType(self.pst).name if self.pst in PathSetupType._value2member_map_ else None
+        return {
+            "pcc": self.pcc,
+            "plsp_id": self.plsp_id,
+            "name": self.name,
+            "head": str(self.head) if self.head else None,
+            "tail": str(self.tail) if self.tail else None,
+            "pst": pst or self.pst,
+            "state": (state or str(self.state)).lower().replace("_", "-"),
+            "delegated": self.delegated,
+            "administrative": self.admin,
+            "path": [_hop_text(s) for s in self.route],
+            "lambdas": [
+                {"link": f"{r}:{i}", "lambda": ch} for (r, i), ch in route_lambdas(self.route)
+            ],
+            "qe": None
+            if params is None
+            else {
+                "key_length": params.key_length,
+                "layer": params.enc_layer,
+                "algorithm": params.algorithm,
+                "refresh_type": params.refresh_type,
+                "refresh_value": params.refresh_value,
+            },
+            "stale": self.stale,
+            "pcc_up": self.pcc_up,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """Lambdas of a path just computed for ``head``, held until ``until``."""
+
+    head: IPv4Address
+    tail: IPv4Address | None
+    lambdas: tuple[tuple[LinkKey, int], ...]
+    until: float
+
+
+@dataclass(slots=True)
+class SyncState:
+    """Where the state synchronisation of a PCC stands."""
+
+    syncing: bool = False
+    synced_at: float | None = None
+    syncs: int = 0
+
+
+@dataclass(slots=True)
+class Counters:
+    reports: int = 0
+    removed: int = 0
+    purged: int = 0
+    reservations: int = 0
+    reservations_expired: int = 0
+    reservations_confirmed: int = 0
+    refused: int = 0
+
+
+class LspDb:
+    """The LSPs of every PCC, and the lambda ledger (see the module doc)."""
+
+    def __init__(self, hold: float = 30.0) -> None:
+        #: seconds a computed path's lambdas stay reserved without a report
+        self.hold = hold
+        self.lsps: dict[str, dict[int, Lsp]] = {}
+        self.sync: dict[str, SyncState] = {}
+        self.reservations: list[Reservation] = []
+        self.counters = Counters()
+
+    # -- sessions -----------------------------------------------------------------------
+
+    def session_up(self, pcc: str, now: float) -> None:
+        """A stateful session with ``pcc`` is up: its known LSPs await re-synchronisation."""
+        st = self.sync.setdefault(pcc, SyncState())
+        st.syncing = True
+        for lsp in self.lsps.get(pcc, {}).values():
+            lsp.stale = True
+            lsp.pcc_up = True
+
+    def session_down(self, pcc: str) -> None:
+        """The session is gone: the LSPs stay, their delegation returns to the PCC."""
+        if pcc in self.sync:
+            self.sync[pcc].syncing = False
+        for lsp in self.lsps.get(pcc, {}).values():
+            lsp.pcc_up = False
+            lsp.delegated = False
+
+    # -- reports ------------------------------------------------------------------------
+
+    def report(self, pcc: str, msg: PCRpt, now: float) -> list[tuple[tuple[int, int], LspEntry]]:
+        """Take in a PCRpt from ``pcc``; return the (PCErr code, entry) of each report the
+        PCE refuses (RFC 8231 §8.5: a new LSP without its SYMBOLIC-PATH-NAME (10, 8), a new
+        RSVP-TE one without IPV4-LSP-IDENTIFIERS (6, 11)); the others are applied."""
+        refused = []
+        for entry in msg.entries:
+            code = self._apply(pcc, entry, now)
+            if code is not None:
+                self.counters.refused += 1
+                refused.append((code, entry))
+        return refused
+
+    def _apply(self, pcc: str, entry: LspEntry, now: float) -> tuple[int, int] | None:
+        lsp = entry.lsp
+        if lsp.end_of_sync:
+            self._end_of_sync(pcc, now)
+            return None
+        self.counters.reports += 1
+        mine = self.lsps.setdefault(pcc, {})
+        if lsp.remove:
+            if mine.pop(lsp.plsp_id, None) is not None:
+                self.counters.removed += 1
+            return None
+        known = mine.get(lsp.plsp_id)
+        if known is None and not lsp.name:
+            return ERR_SYMBOLIC_NAME_MISSING
+        ids = lsp.identifiers
+        pst = entry.srp.pst if entry.srp is not None else PathSetupType.RSVP_TE
+        if known is None and ids is None and pst == PathSetupType.RSVP_TE:
+            return ERR_LSP_IDENTIFIERS_MISSING
+        route = entry.ero.subobjects if entry.ero is not None else ()
+        tail = ids.endpoint if ids is not None else _last_address(route)
+        new = Lsp(
+            pcc,
+            lsp.plsp_id,
+            lsp.name or (known.name if known else ""),
+            ids.sender if ids is not None else (known.head if known else None),
+            tail if tail is not None else (known.tail if known else None),
+            pst,
+            int(lsp.state),
+            lsp.delegated,
+            bool(lsp.flags & LSP_FLAG_A),
+            route,
+            entry.rro.subobjects if entry.rro is not None else (),
+            now,
+        )
+        mine[lsp.plsp_id] = new
+        self._confirm(new)
+        return None
+
+    def _end_of_sync(self, pcc: str, now: float) -> None:
+        st = self.sync.setdefault(pcc, SyncState())
+        st.syncing = False
+        st.synced_at = now
+        st.syncs += 1
+        mine = self.lsps.get(pcc, {})
+        for plsp_id in [k for k, v in mine.items() if v.stale]:
+            del mine[plsp_id]
+            self.counters.purged += 1
+
+    # -- the lambda ledger ---------------------------------------------------------------
+
+    def reserve(
+        self,
+        head: IPv4Address,
+        tail: IPv4Address | None,
+        lambdas: Iterable[tuple[LinkKey, int]],
+        now: float,
+    ) -> None:
+        """Hold the lambdas of a path just computed for ``head`` (see the module doc)."""
+        held = tuple(lambdas)
+        if held:
+            self.counters.reservations += 1
+            self.reservations.append(Reservation(head, tail, held, now + self.hold))
+
+    def _confirm(self, lsp: Lsp) -> None:
+        """The head reported the LSP of a reservation: the LSP holds its lambdas now."""
+        have = set(lsp.lambdas)
+        keep = []
+        for r in self.reservations:
+            if r.head == lsp.head and r.tail == lsp.tail and set(r.lambdas) <= have:
+                self.counters.reservations_confirmed += 1
+            else:
+                keep.append(r)
+        self.reservations = keep
+
+    def expire(self, now: float) -> None:
+        keep = [r for r in self.reservations if r.until > now]
+        self.counters.reservations_expired += len(self.reservations) - len(keep)
+        self.reservations = keep
+
+    def held(self, now: float) -> dict[LinkKey, set[int]]:
+        """The lambdas in use or reserved on each link at ``now``."""
+        self.expire(now)
+        out: dict[LinkKey, set[int]] = {}
+        for mine in self.lsps.values():
+            for lsp in mine.values():
+                if lsp.holds_lambdas:
+                    for link, ch in lsp.lambdas:
+                        out.setdefault(link, set()).add(ch)
+        for r in self.reservations:
+            for link, ch in r.lambdas:
+                out.setdefault(link, set()).add(ch)
+        return out
+
+    # -- views --------------------------------------------------------------------------
+
+    def all(self) -> list[Lsp]:
+        return [lsp for pcc in sorted(self.lsps) for _, lsp in sorted(self.lsps[pcc].items())]
+
+    def as_json(self, now: float) -> dict[str, Any]:
+        self.expire(now)
+        c = self.counters
+        return {
+            "lsps": [lsp.as_json() for lsp in self.all()],
+            "pccs": {
+                pcc: {"syncing": st.syncing, "syncs": st.syncs}
+                for pcc, st in sorted(self.sync.items())
+            },
+            "reservations": len(self.reservations),
+            "counters": {
+                "reports": c.reports,
+                "removed": c.removed,
+                "purged_after_sync": c.purged,
+                "refused": c.refused,
+                "reservations": c.reservations,
+                "reservations_confirmed": c.reservations_confirmed,
+                "reservations_expired": c.reservations_expired,
+            },
+        }
+
+
+def _last_address(route: tuple[Subobject, ...]) -> IPv4Address | None:
+    for s in reversed(route):
+        if isinstance(s, Ipv4Prefix):
+            return s.address
+    return None
+
+
+__all__ = ["LinkKey", "Lsp", "LspDb", "Reservation", "route_lambdas"]
