@@ -238,7 +238,7 @@ class PcepServer:
                     "event": "pcrpt",
                     "peer": conn.session.peer,
                     "plsp_id": lsp.plsp_id,
-                    "name": lsp.name or None,
+                    "lsp": lsp.name or None,
                     "sync": lsp.sync,
                     "remove": lsp.remove,
                     "delegated": lsp.delegated,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -319,11 +320,14 @@ async def test_cli(pce: PceDaemon) -> None:
     assert bad.startswith("% unknown command")
 
 
-async def test_stateful_pcc_reports_sync_and_show_pce_lsp(pce: PceDaemon) -> None:
+async def test_stateful_pcc_reports_sync_and_show_pce_lsp(
+    pce: PceDaemon, caplog: pytest.LogCaptureFixture
+) -> None:
     """A stateful PCC (RFC 8231): the PCE's Open advertises U and I; the PCC's synchronised
     reports (one RSVP-TE QE LSP, one segment-routing LSP) land in ``show pce lsp``; a
     request for an SR path is refused with PCErr (21, 1); after the PCC restarts, an empty
-    synchronisation leaves nothing."""
+    synchronisation leaves nothing. Logged at INFO, as the daemon runs."""
+    caplog.set_level(logging.INFO)
     sr = M.LspEntry(
         O.LspObject(9, O.lsp_flags(sync=True, state=1), (T.SymbolicPathNameTlv(b"sr-policy"),)),
         O.Srp(0, tlvs=(T.PathSetupTypeTlv(1),)),
@@ -373,3 +377,5 @@ async def test_stateful_pcc_reports_sync_and_show_pce_lsp(pce: PceDaemon) -> Non
         assert json.loads(data)["lsps"] == []
     finally:
         peer.close()
+    assert pce.server.stats.failures == 0
+    assert any(r.getMessage() == "lsp report" for r in caplog.records)
