@@ -61,6 +61,8 @@ class Connection:
             "peer_sid": s.peer_open.sid if s.peer_open else None,
             "rx": c.rx,
             "tx": c.tx,
+            "keepalives_rx": c.keepalives_rx,
+            "keepalives_tx": c.keepalives_tx,
             "requests": c.requests_rx,
             "errors_tx": c.errors_tx,
             "unknown_messages": c.unknown_messages,
