@@ -22,6 +22,9 @@ PCEP_MESSAGES = {
     5: "PCNtf",
     6: "PCErr",
     7: "Close",
+    10: "PCRpt",
+    11: "PCUpd",
+    12: "PCInitiate",
 }
 RSVP_MESSAGES = {
     1: "Path",

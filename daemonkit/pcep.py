@@ -16,6 +16,12 @@ sends one PCReq and waits for its PCRep::
 A request in flight when the session drops fails with :class:`PcepError`; the client
 does not resend it (path computation is cheap; the caller decides).
 
+With ``stateful=True`` the client is a stateful PCC (RFC 8231): its Open carries
+STATEFUL-PCE-CAPABILITY (U), :meth:`PcepClient.report` sends a PCRpt for one of its LSPs
+(:class:`LspStatus`) and remembers it, and each time a stateful session comes up it
+synchronises: every remembered LSP with S set, then the end-of-sync marker (§5.6). The LSPs
+are reported, not delegated; PCUpd and PCInitiate are not applied (yet).
+
 :func:`serve_session` runs a session over one TCP connection: the client's, and each of
 the PCE server's (``pce/server.py``).
 """
@@ -37,12 +43,26 @@ from gmpls import qe
 from gmpls.core import Tick
 from gmpls.ero import Subobject
 from gmpls.pcep import events as E
-from gmpls.pcep.constants import PORT
-from gmpls.pcep.messages import PCErr, PCRep, PCReq, Request, Response
-from gmpls.pcep.objects import RP, Bandwidth, EndPointsIpv4, NoPath
+from gmpls.pcep.constants import PORT, STATEFUL_FLAG_U, LspState
+from gmpls.pcep.messages import LspEntry, PCErr, PCRep, PCReq, PCRpt, Request, Response
+from gmpls.pcep.objects import (
+    RP,
+    Bandwidth,
+    EndPointsIpv4,
+    Ero,
+    LspObject,
+    NoPath,
+    Srp,
+    lsp_flags,
+)
 from gmpls.pcep.qemetrics import qe_metrics
 from gmpls.pcep.session import Role, Session, SessionConfig, State
-from gmpls.pcep.tlv import NoPathReasonTlv, find_tlv
+from gmpls.pcep.tlv import (
+    Ipv4LspIdentifiersTlv,
+    NoPathReasonTlv,
+    SymbolicPathNameTlv,
+    find_tlv,
+)
 
 log = logging.getLogger("daemonkit.pcep")
 
@@ -82,6 +102,27 @@ class Reply:
         return f"no path (vector 0x{np.vector:x})"
 
 
+@dataclass(frozen=True, slots=True)
+class LspStatus:
+    """One LSP as a stateful PCC reports it (RFC 8231 §6.1): its PLSP-ID (the tunnel ID
+    here), symbolic name, head and tail, operational state and the route signalled."""
+
+    plsp_id: int
+    name: str
+    head: IPv4Address
+    tail: IPv4Address
+    tunnel_id: int
+    state: LspState = LspState.UP
+    route: tuple[Subobject, ...] = ()
+
+    def entry(self, *, sync: bool = False, remove: bool = False) -> LspEntry:
+        """The state report: SRP-ID 0 (unsolicited), the LSP with its identifiers, the ERO."""
+        ids = Ipv4LspIdentifiersTlv(self.head, 1, self.tunnel_id & 0xFFFF, self.head, self.tail)
+        flags = lsp_flags(sync=sync, remove=remove, admin=not remove, state=self.state)
+        tlvs = (SymbolicPathNameTlv(self.name.encode()), ids)
+        return LspEntry(LspObject(self.plsp_id, flags, tlvs), Srp(0), Ero(self.route))
+
+
 class PcepClient:
     """One PCC session to a PCE, kept up with reconnection and backoff."""
 
@@ -95,10 +136,15 @@ class PcepClient:
         backoff: tuple[float, float] = (0.5, 30.0),
         connect_timeout: float = 5.0,
         reconnect: bool = True,
+        stateful: bool = False,
     ) -> None:
         self.host = host
         self.port = port
-        self.config = config or SessionConfig(keepalive=30, deadtimer=120)
+        self.config = config or SessionConfig(
+            keepalive=30, deadtimer=120, stateful=STATEFUL_FLAG_U if stateful else 0
+        )
+        #: the LSPs reported and not removed, by PLSP-ID (synchronised at each session up)
+        self.lsps: dict[int, LspStatus] = {}
         self.local_address = local_address
         self.backoff = backoff
         self.connect_timeout = connect_timeout
@@ -110,6 +156,7 @@ class PcepClient:
         self._ids = itertools.count(1)
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.connects = 0
         self.last_error = ""
 
@@ -194,6 +241,36 @@ class PcepClient:
     def next_request_id(self) -> int:
         return next(self._ids)
 
+    @property
+    def stateful(self) -> bool:
+        """Whether the session is up and stateful (both Opens advertised it)."""
+        return self.is_up and self.session is not None and self.session.stateful is not None
+
+    def report(self, lsp: LspStatus, *, remove: bool = False) -> bool:
+        """Remember ``lsp`` (forget it with ``remove``) and report it now when the session is
+        stateful; True when a PCRpt went out. A later session synchronises it anyway."""
+        if remove:
+            known = self.lsps.pop(lsp.plsp_id, None)
+            if known is None:
+                return False
+        else:
+            self.lsps[lsp.plsp_id] = lsp
+        return self._send_reports([lsp.entry(remove=remove)])
+
+    def _synchronise(self) -> None:
+        """RFC 8231 §5.6: every LSP with S set, then the end-of-sync marker."""
+        entries = [x.entry(sync=True) for _, x in sorted(self.lsps.items())]
+        entries.append(LspEntry(LspObject(0), ero=Ero()))
+        self._send_reports(entries)
+
+    def _send_reports(self, entries: list[LspEntry]) -> bool:
+        if not self.stateful or self._loop is None:
+            return False
+        assert self.session is not None
+        msg = PCRpt(tuple(entries))
+        self._apply(self.session.handle(E.SendMessage(msg), self._loop.time()))
+        return True
+
     async def send_requests(
         self, requests: tuple[Request, ...], *, timeout: float = 10.0
     ) -> list[Response]:
@@ -273,6 +350,9 @@ class PcepClient:
             elif isinstance(a, E.SessionUp):
                 self._was_up = True
                 self._up.set()
+                self._loop = asyncio.get_running_loop()
+                if self.stateful:
+                    self._synchronise()
                 log.info(
                     "pcep session up",
                     extra={"event": "up", "peer": self.host, "keepalive": a.peer.keepalive},

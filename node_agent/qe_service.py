@@ -14,7 +14,10 @@ what comes back:
   (:class:`node_agent.rsvp.RsvpAgent`), whose actions come back through
   :meth:`QeService.on_rsvp_action` (its ``on_action``) as events;
 * ``AdvertiseLink`` → OSPF (re-originate the TE LSA), ``ServiceChanged`` → whoever
-  waits (``qe-service wait``), ``Log`` → one log line with the node in front;
+  waits (``qe-service wait``) and, for a service this node heads, a state report to a
+  stateful PCE (RFC 8231 PCRpt through the PCC: PLSP-ID = tunnel ID, the route signalled,
+  going-up while signalling, up, removed when failed or down), ``Log`` → one log line
+  with the node in front;
 
 and keeps one timer armed at ``core.next_timer()``. Events the actions cause (RSVP's
 answers arrive synchronously) are queued and fed in order, never into the core while it
@@ -34,15 +37,18 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from ipaddress import IPv4Address
 from typing import Any, Protocol
 
 from daemonkit.daemon import cancel
+from daemonkit.pcep import LspStatus
 from daemonkit.timer import CoreTimer
 from gmpls import ero, qe
+from gmpls.pcep.constants import LspState
 from gmpls.qe_service import events as E
 from gmpls.qe_service.core import QeServiceCore
-from gmpls.qe_service.model import FINISHED, UP, Service
+from gmpls.qe_service.model import FINISHED, SIGNALLING, UP, QeServiceError, Service
 from gmpls.rsvp import events as RE
 from gmpls.rsvp.core import RsvpCore
 from gmpls.topology import Topology
@@ -114,6 +120,7 @@ class QeService:
         **core_options: Any,
     ) -> None:
         self.name = name
+        self.router_id = router_id
         self.rsvp = rsvp
         self.pcc = pcc
         self.etsi = etsi
@@ -134,6 +141,8 @@ class QeService:
         self._timer = CoreTimer(self._fire)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        #: the route signalled for each tunnel this node heads (what it reports to the PCE)
+        self._routes: dict[int, tuple[ero.Subobject, ...]] = {}
         self._do: dict[type, Callable[[Any], object]] = {
             E.RequestPath: self.request_path,
             E.EtsiOpen: self.call_etsi,
@@ -180,6 +189,7 @@ class QeService:
                 str(topo.control_address(pces[0].name)),
                 local_address=str(topo.control_address(host)),
                 backoff=pce_backoff,
+                stateful=True,
             )
         etsi: Etsi004Client | None = None
         if h.qe.capable and h.qe.proxy:
@@ -312,6 +322,7 @@ class QeService:
                 )
 
     def _create_lsp(self, a: E.CreateLsp) -> None:
+        self._routes[a.tunnel_id] = a.route
         try:
             self.rsvp.feed(RE.CreateLsp(a.tunnel_id, a.route, None, a.bandwidth_bps, a.name))
         except ValueError as e:
@@ -325,6 +336,33 @@ class QeService:
         for fut in self._waiters.pop(a.service_id, []):
             if not fut.done():
                 fut.set_result(None)
+        self._report(a.service_id)
+
+    def _report(self, sid: str) -> None:
+        """Report the LSP of a service this node heads to a stateful PCE (a PCC with a
+        ``report`` method; a stateless session drops it, a later one synchronises it)."""
+        report = getattr(self.pcc, "report", None)
+        try:
+            s = self.core.find(sid)
+        except QeServiceError:
+            return
+        route = self._routes.get(s.tunnel_id)
+        if report is None or s.role != "head" or route is None:
+            return
+        gone = s.deleted or s.state in FINISHED
+        state = _LSP_STATES.get(s.state)
+        if state is None and not gone:
+            return
+        # the key session IDs stay between the ends: the PCE gets the QE parameters only
+        route = tuple(
+            replace(x, session_id=qe.ZERO_SESSION_ID) if isinstance(x, ero.QeSubobject) else x
+            for x in route
+        )
+        lsp = LspStatus(s.tunnel_id, f"qe-{self.name}-{s.id}", self.router_id, s.peer,
+                        s.tunnel_id, state or LspState.DOWN, route)  # fmt: skip
+        report(lsp, remove=gone)
+        if gone:
+            self._routes.pop(s.tunnel_id, None)
 
     def _log(self, a: E.Log) -> None:
         level = logging.WARNING if a.warning else logging.INFO
@@ -410,3 +448,7 @@ def setup(daemon: Any) -> QeService:
     qe_cli.register(daemon.cli, svc)
     daemon.add_component(svc)
     return svc
+
+
+#: service state -> the LSP's operational state reported (RFC 8231 §7.3 O field)
+_LSP_STATES = {SIGNALLING: LspState.GOING_UP, UP: LspState.UP}

@@ -1,6 +1,7 @@
 """Fifty QE services created at once in namespaces (paper topology with 64 lambdas per TE
 link, prefix ``e2w``): every one comes up with its own key_handle and the same key at
-both ends; deleting them all leaves no LSP and no ETSI session."""
+both ends, on its own lambdas (no label retry); deleting them all leaves no LSP and no
+ETSI session."""
 
 from __future__ import annotations
 
@@ -33,6 +34,10 @@ def test_fifty_services_at_once(wide_lab: Lab) -> None:
     assert [s["state"] for s in made] == ["up"] * N, [
         (s["id"], s["state"], s["error"]) for s in made if s["state"] != "up"
     ]
+    # the stateful PCE holds the lambdas of each path it computes: no two services got the
+    # same label on a link, so the head never fell back to local labels nor retried
+    counters = lab.cli_json("tn1", "show qe-service")["counters"]
+    assert counters.get("labels_local", 0) == 0 and counters.get("label_retries", 0) == 0
     # distinct handles: the full 64-byte handle of each service, as tn1 wrote it into
     # tn5's QE subobject of its last Path for the tunnel (control LAN capture)
     last: dict[int, bytes] = {}

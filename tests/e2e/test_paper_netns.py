@@ -141,6 +141,25 @@ def test_fingerprints_equal_and_stay_equal_across_five_refreshes(
     paper_lab.state["fingerprints"] |= set(hk.values()) | set(tk.values())
 
 
+def test_the_stateful_pce_knows_the_qe_lsp(paper_lab: Lab, service: dict[str, Any]) -> None:
+    """tn1, a stateful PCC, reports its QE LSP (RFC 8231 PCRpt): the PCE lists it with
+    the Fig. 9 lambdas and the QE parameters, and the reservation it made for the path when
+    it computed it is confirmed by the report."""
+
+    def reported() -> dict[str, Any] | None:
+        lsps = paper_lab.cli_json("pce", "show pce lsp")
+        return lsps if [x["state"] for x in lsps["lsps"]] == ["up"] else None
+
+    data = _until("tn1's report in the PCE's show pce lsp", reported, 10)
+    (lsp,) = data["lsps"]
+    assert (lsp["pcc"], lsp["head"], lsp["tail"]) == ("10.1.1.1", "10.1.1.1", "10.1.1.5")
+    assert lsp["name"] == f"qe-tn1-{service['id']}" and lsp["pst"] == "RSVP_TE"
+    assert [x["lambda"] for x in lsp["lambdas"]] == [1] * 4 and not lsp["delegated"]
+    assert lsp["qe"]["key_length"] == 32 and lsp["qe"]["algorithm"] == 10
+    assert data["counters"]["reservations_confirmed"] >= 1
+    assert data["pccs"]["10.1.1.1"]["syncs"] >= 1
+
+
 def test_delete_closes_both_etsi_sessions_and_frees_the_wavelength(
     paper_lab: Lab, service: dict[str, Any]
 ) -> None:
@@ -162,6 +181,11 @@ def test_delete_closes_both_etsi_sessions_and_frees_the_wavelength(
         if m.msg_type == 5
     ]
     assert ("10.1.1.4", "10.1.1.5") in tears
+    _until(
+        "the PCE forgets the LSP tn1 removed (PCRpt with R)",
+        lambda: paper_lab.cli_json("pce", "show pce lsp")["lsps"] == [],
+        10,
+    )
 
     def all_free() -> bool:
         ted = paper_lab.cli_json("pce", "show ted")

@@ -14,13 +14,15 @@ from typing import Any
 
 import pytest
 
-from daemonkit.pcep import PcepClient, PcepError
+from daemonkit.pcep import LspStatus, PcepClient, PcepError
 from gmpls import qe
 from gmpls.pcep import constants as C
+from gmpls.pcep import events as E
 from gmpls.pcep import examples as ex
 from gmpls.pcep import messages as M
 from gmpls.pcep import objects as O
 from gmpls.pcep import tlv as T
+from gmpls.pcep.constants import LspState
 from gmpls.pcep.session import SessionConfig
 from gmpls.topology import load
 from pce.daemon import PceDaemon, config_from_topology
@@ -379,3 +381,47 @@ async def test_stateful_pcc_reports_sync_and_show_pce_lsp(
         peer.close()
     assert pce.server.stats.failures == 0
     assert any(r.getMessage() == "lsp report" for r in caplog.records)
+
+
+async def test_stateful_client_reports_and_resynchronises(pce: PceDaemon) -> None:
+    """The node agents' PCC as a stateful PCC: it reports its QE LSP (the PCE's reservation
+    for that path is confirmed by the report), resynchronises it after reconnecting, and
+    removes it."""
+    reply = await _request_fig9(pce)
+    route = reply.ero
+    lsp = LspStatus(5, "qe-tn1-5", TN1, TN5, 5, LspState.UP, route)
+    pcc = client(pce, 8, stateful=True)
+    await pcc.start()
+    try:
+        await pcc.wait_up()
+        assert pcc.stateful and pcc.report(lsp)
+        await _until(lambda: len(pce.lsps.all()) == 1)
+        (x,) = pce.lsps.as_json(0)["lsps"]
+        assert (x["name"], x["head"], x["tail"], x["state"]) == (
+            "qe-tn1-5",
+            "10.1.1.1",
+            "10.1.1.5",
+            "up",
+        )
+        assert [y["lambda"] for y in x["lambdas"]] == [1] * 4
+        assert pce.lsps.counters.reservations_confirmed == 1 and pce.lsps.reservations == []
+        assert pcc.session is not None
+        pcc._apply(pcc.session.handle(E.CloseSession(), 0.0))  # session ends, client reconnects
+        await _until(lambda: pce.lsps.sync.get("127.0.0.8") is not None
+                     and pce.lsps.sync["127.0.0.8"].syncs == 2)  # fmt: skip
+        assert [(y.name, y.stale, y.pcc_up) for y in pce.lsps.all()] == [("qe-tn1-5", False, True)]
+        assert pcc.report(lsp, remove=True)
+        await _until(lambda: pce.lsps.all() == [])
+    finally:
+        await pcc.close()
+
+
+async def _request_fig9(pce: PceDaemon) -> Any:
+    async with client(pce, 2) as pcc:
+        return await pcc.request(TN1, TN5, ex.PAPER_QE)
+
+
+async def _until(pred: Any, timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not pred():
+            await asyncio.sleep(0.01)
