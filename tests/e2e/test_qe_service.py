@@ -190,7 +190,7 @@ async def test_tail_proxy_unreachable_is_patherr_252_2(lab: MemLab) -> None:
 
 
 async def test_pce_label_busy_at_the_head_is_not_used(lab: MemLab) -> None:
-    # the in-memory PCE never learns the lambdas in use: its second ERO names lambda 1 again
+    # a stateless PCE never learns the lambdas in use: its second ERO names lambda 1 again
     a = await create(lab)
     b = await create(lab)
     assert a["state"] == b["state"] == "up"
@@ -201,6 +201,30 @@ async def test_pce_label_busy_at_the_head_is_not_used(lab: MemLab) -> None:
     counters = lab.nodes["tn1"].core.counters
     assert counters["labels_local"] == 1 and counters["label_retries"] == 0
     assert len(lab.qkd.open_sessions()) == 4
+
+
+async def test_stateful_pce_gives_quick_services_their_own_lambdas() -> None:
+    """With the stateful PCE the second service gets the next lambda from the PCE itself
+    (the first path's lambdas are reserved, then held by tn1's report): no local labels,
+    no retry. The PCE's LSP database follows tn1's reports: two LSPs up, one after a
+    delete."""
+    lab = MemLab(stateful_pce=True)
+    lab.start()
+    a = await create(lab)
+    b = await create(lab)
+    assert a["state"] == b["state"] == "up"
+    assert a["labels"] == b["labels"] == "pce"
+    counters = lab.nodes["tn1"].core.counters
+    assert counters["labels_local"] == 0 and counters["label_retries"] == 0
+    lsps = lab.pce.lsps.as_json(lab.sim.now)["lsps"]
+    assert [(x["head"], x["tail"], x["state"]) for x in lsps] == [
+        ("10.1.1.1", "10.1.1.5", "up")
+    ] * 2
+    assert [sorted({y["lambda"] for y in x["lambdas"]}) for x in lsps] == [[1], [2]]
+    assert lab.pce.lsps.reservations == []  # both confirmed by the reports
+    await lab.cli("tn1", f"qe-service delete {a['id']}")
+    lab.settle(lambda: len(lab.pce.lsps.all()) == 1)
+    assert lab.pce.lsps.all()[0].name == f"qe-tn1-{b['id']}"
 
 
 async def test_busy_label_downstream_is_retried_with_local_labels(lab: MemLab) -> None:

@@ -32,9 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from daemonkit.cli import CommandTable
-from daemonkit.pcep import PcepClient, Reply
+from daemonkit.pcep import LspStatus, PcepClient, Reply
 from gmpls import ero
 from gmpls.core import Tick
+from gmpls.pcep.messages import PCRpt, decode_message
 from gmpls.qe_service import events as E
 from gmpls.qe_service.model import FINISHED, UP, Service
 from gmpls.qkd import etsi004 as etsi
@@ -48,6 +49,7 @@ from node_agent import qe_cli
 from node_agent.qe_service import QeService
 from node_agent.rsvp import status_of
 from pce.compute import PathComputer
+from pce.lspdb import LspDb
 from pce.service import PceService
 from pce.synth import topology_lsas
 from pce.ted import Ted
@@ -119,12 +121,18 @@ class MemRsvp:
 
 
 class MemPce:
-    """A PCE computed in memory from the topology's LSAs (the real computation)."""
+    """A PCE computed in memory from the topology's LSAs (the real computation). The heads'
+    LSP reports (the stateful PCC's :meth:`report`) go to its LSP database; only a
+    ``stateful`` one holds the lambdas of the paths it computes and of reported LSPs."""
 
-    def __init__(self, topo: Topology) -> None:
+    def __init__(
+        self, topo: Topology, clock: Callable[[], float] = lambda: 0.0, stateful: bool = False
+    ) -> None:
         self.ted = Ted()
         self.ted.load(topology_lsas(topo))
-        self.service = PceService(PathComputer(self.ted))
+        self.lsps = LspDb()
+        self.service = PceService(PathComputer(self.ted), lsps=self.lsps if stateful else None)
+        self.clock = clock
         self.is_up = True
         self.requests = 0
         self._ids = itertools.count(1)
@@ -132,9 +140,16 @@ class MemPce:
     def answer(self, a: E.RequestPath) -> E.PathReply:
         self.requests += 1
         req = PcepClient.build_request(next(self._ids), a.src, a.dst, a.params, a.bandwidth)
-        resp, _ = self.service.answer(req)
+        resp, _ = self.service.answer(req, now=self.clock())
         reply = Reply(req.rp.request_id, resp)
         return E.PathReply(a.cid, reply.ok, tuple(reply.ero), reply.reason)
+
+    def report(self, lsp: LspStatus, *, remove: bool = False) -> bool:
+        """A head's PCRpt, through the codec, into the LSP database (RFC 8231)."""
+        msg = decode_message(PCRpt((lsp.entry(remove=remove),)).encode())
+        assert isinstance(msg, PCRpt)
+        assert self.lsps.report(lsp.head.exploded, msg, self.clock()) == []
+        return True
 
 
 # --- the QKD plane: ETSI 004 proxies and IDQ3P devices --------------------------------------
@@ -349,10 +364,12 @@ class MemNode(QeService):
 class MemLab:
     """The topology's nodes (tn1..tn5 in the paper's), PCE, proxies and devices in memory."""
 
-    def __init__(self, topo_path: Path = PAPER, *, hello_ms: int | None = None) -> None:
+    def __init__(
+        self, topo_path: Path = PAPER, *, hello_ms: int | None = None, stateful_pce: bool = False
+    ) -> None:
         self.topo = load(topo_path)
         self.sim = Sim()
-        self.pce = MemPce(self.topo)
+        self.pce = MemPce(self.topo, lambda: self.sim.now, stateful_pce)
         self.qkd = MemQkd(self, self.topo)
         self.rsvp: dict[str, MemRsvp] = {}
         self._by_addr: dict[IPv4Address, MemRsvp] = {}
