@@ -20,7 +20,10 @@ With ``stateful=True`` the client is a stateful PCC (RFC 8231): its Open carries
 STATEFUL-PCE-CAPABILITY (U), :meth:`PcepClient.report` sends a PCRpt for one of its LSPs
 (:class:`LspStatus`) and remembers it, and each time a stateful session comes up it
 synchronises: every remembered LSP with S set, then the end-of-sync marker (§5.6). The LSPs
-are reported, not delegated; PCUpd and PCInitiate are not applied (yet).
+are reported, not delegated. With ``instantiation=True`` too it advertises I (RFC 8281)
+and hands each PCInitiate entry to ``on_initiate``, which returns None (taken: its LSP will
+be reported with the SRP-ID and the C flag) or the PCErr code to refuse it with (the
+client sends it naming the SRP, §5.3). PCUpd is not applied (yet).
 
 :func:`serve_session` runs a session over one TCP connection: the client's, and each of
 the PCE server's (``pce/server.py``).
@@ -43,13 +46,30 @@ from gmpls import qe
 from gmpls.core import Tick
 from gmpls.ero import Subobject
 from gmpls.pcep import events as E
-from gmpls.pcep.constants import PORT, STATEFUL_FLAG_U, LspState
-from gmpls.pcep.messages import LspEntry, PCErr, PCRep, PCReq, PCRpt, Request, Response
+from gmpls.pcep.constants import (
+    ERR_INITIATE_UNACCEPTABLE,
+    PORT,
+    STATEFUL_FLAG_I,
+    STATEFUL_FLAG_U,
+    LspState,
+)
+from gmpls.pcep.messages import (
+    ErrorBlock,
+    LspEntry,
+    PCErr,
+    PCInitiate,
+    PCRep,
+    PCReq,
+    PCRpt,
+    Request,
+    Response,
+)
 from gmpls.pcep.objects import (
     RP,
     Bandwidth,
     EndPointsIpv4,
     Ero,
+    ErrorObject,
     LspObject,
     NoPath,
     Srp,
@@ -114,13 +134,25 @@ class LspStatus:
     tunnel_id: int
     state: LspState = LspState.UP
     route: tuple[Subobject, ...] = ()
+    #: the SRP-ID of the PCInitiate that created it (RFC 8281 §5.3), 0 for the PCC's own
+    srp_id: int = 0
+    #: created by a PCE (the C flag, RFC 8281 §5.3.1; such LSPs are delegated to it)
+    initiated: bool = False
 
     def entry(self, *, sync: bool = False, remove: bool = False) -> LspEntry:
-        """The state report: SRP-ID 0 (unsolicited), the LSP with its identifiers, the ERO."""
+        """The state report: the SRP (SRP-ID 0 when unsolicited), the LSP with its
+        identifiers, the ERO."""
         ids = Ipv4LspIdentifiersTlv(self.head, 1, self.tunnel_id & 0xFFFF, self.head, self.tail)
-        flags = lsp_flags(sync=sync, remove=remove, admin=not remove, state=self.state)
+        flags = lsp_flags(
+            sync=sync,
+            remove=remove,
+            admin=not remove,
+            state=self.state,
+            delegate=self.initiated and not remove,
+            create=self.initiated,
+        )
         tlvs = (SymbolicPathNameTlv(self.name.encode()), ids)
-        return LspEntry(LspObject(self.plsp_id, flags, tlvs), Srp(0), Ero(self.route))
+        return LspEntry(LspObject(self.plsp_id, flags, tlvs), Srp(self.srp_id), Ero(self.route))
 
 
 class PcepClient:
@@ -137,12 +169,14 @@ class PcepClient:
         connect_timeout: float = 5.0,
         reconnect: bool = True,
         stateful: bool = False,
+        instantiation: bool = False,
     ) -> None:
         self.host = host
         self.port = port
-        self.config = config or SessionConfig(
-            keepalive=30, deadtimer=120, stateful=STATEFUL_FLAG_U if stateful else 0
-        )
+        flags = (STATEFUL_FLAG_U | (STATEFUL_FLAG_I if instantiation else 0)) if stateful else 0
+        self.config = config or SessionConfig(keepalive=30, deadtimer=120, stateful=flags)
+        #: takes a PCInitiate entry: None when taken, else the PCErr code refusing it
+        self.on_initiate: Callable[[LspEntry], tuple[int, int] | None] | None = None
         #: the LSPs reported and not removed, by PLSP-ID (synchronised at each session up)
         self.lsps: dict[int, LspStatus] = {}
         self.local_address = local_address
@@ -381,8 +415,21 @@ class PcepClient:
                     fut = self._pending.get(rid)
                     if fut is not None and not fut.done():
                         fut.set_exception(PcepError(f"PCErr {codes} for request {rid}"))
+        elif isinstance(msg, PCInitiate):
+            for entry in msg.entries:
+                self._initiate(entry)
         else:
             log.info("pcep message", extra={"event": "rx", "msg": type(msg).__name__})
+
+    def _initiate(self, entry: LspEntry) -> None:
+        """RFC 8281 §5.3: hand the entry over, or refuse it with a PCErr naming its SRP."""
+        take = self.on_initiate
+        code = ERR_INITIATE_UNACCEPTABLE if take is None else take(entry)
+        log.info("pcinitiate", extra={"event": "initiate", "lsp": entry.lsp.name, "refused": code})
+        if code is not None and self.session is not None and self._loop is not None:
+            srps = (entry.srp,) if entry.srp is not None else ()
+            err = PCErr((ErrorBlock((ErrorObject(*code),), srps),))
+            self._apply(self.session.handle(E.SendMessage(err), self._loop.time()))
 
     def _fail_pending(self, why: str) -> None:
         for fut in self._pending.values():

@@ -45,7 +45,16 @@ from daemonkit.daemon import cancel
 from daemonkit.pcep import LspStatus
 from daemonkit.timer import CoreTimer
 from gmpls import ero, qe
-from gmpls.pcep.constants import LspState
+from gmpls.errors import DecodeError
+from gmpls.pcep.constants import (
+    ERR_INITIATE_INTERNAL,
+    ERR_INITIATE_UNACCEPTABLE,
+    ERR_UPDATE_UNKNOWN_PLSP,
+    LspState,
+)
+from gmpls.pcep.messages import LspEntry
+from gmpls.pcep.objects import EndPointsIpv4
+from gmpls.pcep.qemetrics import qe_params_from_metrics
 from gmpls.qe_service import events as E
 from gmpls.qe_service.core import QeServiceCore
 from gmpls.qe_service.model import FINISHED, SIGNALLING, UP, QeServiceError, Service
@@ -143,6 +152,8 @@ class QeService:
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
         #: the route signalled for each tunnel this node heads (what it reports to the PCE)
         self._routes: dict[int, tuple[ero.Subobject, ...]] = {}
+        #: services a PCE initiated (RFC 8281): service ID -> the PCInitiate's SRP-ID
+        self._initiated: dict[str, int] = {}
         self._do: dict[type, Callable[[Any], object]] = {
             E.RequestPath: self.request_path,
             E.EtsiOpen: self.call_etsi,
@@ -190,6 +201,7 @@ class QeService:
                 local_address=str(topo.control_address(host)),
                 backoff=pce_backoff,
                 stateful=True,
+                instantiation=True,
             )
         etsi: Etsi004Client | None = None
         if h.qe.capable and h.qe.proxy:
@@ -209,6 +221,8 @@ class QeService:
             link_resources=link_resources,
         )
         agent.on_action = svc.on_rsvp_action
+        if pcc is not None:
+            pcc.on_initiate = svc.on_initiate
         return svc
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -338,6 +352,34 @@ class QeService:
                 fut.set_result(None)
         self._report(a.service_id)
 
+    def on_initiate(self, entry: LspEntry) -> tuple[int, int] | None:
+        """A PCInitiate entry (RFC 8281 §5.3): a QE service created as ``qe-service create``
+        would (to the END-POINTS destination, with the QE METRICs' parameters; the path is
+        asked of the PCE as for any service), or released (SRP R flag: the LSP named by its
+        PLSP-ID, which must be one a PCE initiated). None when taken, else the PCErr code."""
+        srp = entry.srp
+        assert srp is not None  # the decoder requires it (6, 10)
+        if srp.remove:
+            s = self.core.heads.get(entry.lsp.plsp_id)
+            if s is None or s.id not in self._initiated:
+                return ERR_UPDATE_UNKNOWN_PLSP
+            self.feed(E.Delete(s.id))
+            return None
+        ep = entry.endpoints
+        try:
+            params = qe_params_from_metrics(entry.attributes.metrics)
+        except DecodeError:
+            params = None
+        if not isinstance(ep, EndPointsIpv4) or params is None:
+            return ERR_INITIATE_UNACCEPTABLE
+        bw = entry.attributes.bandwidth.bandwidth * 8 if entry.attributes.bandwidth else 0.0
+        try:
+            sid = qe_cli.created(self.feed(E.Create(ep.destination, params, bw)))
+        except QeServiceError:
+            return ERR_INITIATE_INTERNAL
+        self._initiated[sid] = srp.srp_id
+        return None
+
     def _report(self, sid: str) -> None:
         """Report the LSP of a service this node heads to a stateful PCE (a PCC with a
         ``report`` method; a stateless session drops it, a later one synchronises it)."""
@@ -358,11 +400,14 @@ class QeService:
             replace(x, session_id=qe.ZERO_SESSION_ID) if isinstance(x, ero.QeSubobject) else x
             for x in route
         )
+        srp_id = self._initiated.get(s.id)
         lsp = LspStatus(s.tunnel_id, f"qe-{self.name}-{s.id}", self.router_id, s.peer,
-                        s.tunnel_id, state or LspState.DOWN, route)  # fmt: skip
+                        s.tunnel_id, state or LspState.DOWN, route, srp_id or 0,
+                        srp_id is not None)  # fmt: skip
         report(lsp, remove=gone)
         if gone:
             self._routes.pop(s.tunnel_id, None)
+            self._initiated.pop(s.id, None)
 
     def _log(self, a: E.Log) -> None:
         level = logging.WARNING if a.warning else logging.INFO

@@ -28,6 +28,7 @@ from typing import Any
 
 from daemonkit.cli import CliServer, CommandTable
 from daemonkit.ospf import OspfSpeaker, control_interface, register_commands
+from gmpls import qe
 from gmpls.ospf.lsa import LSA, LSAKey
 from gmpls.ospf.router import OspfRouter
 from gmpls.pcep.constants import PORT, STATEFUL_FLAG_I, STATEFUL_FLAG_U
@@ -163,11 +164,34 @@ class PceDaemon:
             text=_stats_text,
         )
         self.cli.register(
+            "qe-service initiate",
+            self._initiate,
+            "head A.B.C.D dst A.B.C.D [key-length N] [layer L] [algorithm A] "
+            "[refresh time|volume V]: ask the head to set up a QE service (PCInitiate)",
+            text=_initiation_text,
+        )
+        self.cli.register(
+            "qe-service release",
+            self._release,
+            "ID: remove a QE service this PCE initiated (PCInitiate, R flag)",
+            text=_initiation_text,
+        )
+        self.cli.register(
             "show pce lsp",
             lambda args: self.lsps.as_json(asyncio.get_running_loop().time()),
             "the LSPs the PCCs reported (stateful PCE) and the lambdas they hold",
             text=_lsp_text,
         )
+
+    def _initiate(self, args: list[str]) -> dict[str, Any]:
+        head, dst, params = parse_initiate(args)
+        now = asyncio.get_running_loop().time()
+        return self.server.initiate(head, dst, params, now).as_json()
+
+    def _release(self, args: list[str]) -> dict[str, Any]:
+        if len(args) != 1 or not args[0].isdigit():
+            raise ValueError("usage: qe-service release ID")
+        return self.server.release(int(args[0]), asyncio.get_running_loop().time()).as_json()
 
     def _sessions(self) -> dict[str, Any]:
         return {
@@ -256,4 +280,37 @@ def _lsp_text(d: dict[str, Any]) -> str:
             else ""
         )
         lines.append(f"    path {' '.join(x['path']) or '-'}{qe_text}")
+    lines += [_initiation_text(i) for i in d["initiated"]]
     return "\n".join(lines)
+
+
+_INT_OPTIONS = {"key-length": "key_length", "layer": "enc_layer", "algorithm": "algorithm"}
+_REFRESH = {"time": qe.RefreshType.TIME_MS, "volume": qe.RefreshType.VOLUME_MIB}
+
+
+def parse_initiate(args: list[str]) -> tuple[IPv4Address, IPv4Address, qe.QeParams]:
+    """``head A.B.C.D dst A.B.C.D [key-length N] [layer L] [algorithm A] [refresh
+    time|volume V]`` (the node agents' ``qe-service create`` options, their defaults)."""
+    ends: dict[str, IPv4Address] = {}
+    kw: dict[str, int] = {}
+    i = 0
+    while i < len(args):
+        word, value = args[i], args[i + 1] if i + 1 < len(args) else ""
+        if word in ("head", "dst"):
+            ends[word] = IPv4Address(value)
+        elif word in _INT_OPTIONS:
+            kw[_INT_OPTIONS[word]] = int(value)
+        elif word == "refresh" and value in _REFRESH and i + 2 < len(args):
+            kw["refresh_type"], kw["refresh_value"] = _REFRESH[value], int(args[i + 2])
+            i += 1
+        else:
+            raise ValueError(f"unknown argument {word!r}")
+        i += 2
+    if set(ends) != {"head", "dst"}:
+        raise ValueError("usage: qe-service initiate head A.B.C.D dst A.B.C.D [...]")
+    return ends["head"], ends["dst"], qe.QeParams(**kw)
+
+
+def _initiation_text(d: dict[str, Any]) -> str:
+    why = f" ({d['reason']})" if d["reason"] else ""
+    return f"QE service {d['id']} {d['name']}: {d['head']} -> {d['tail']} {d['state']}{why}"

@@ -133,6 +133,30 @@ class Lsp:
         }
 
 
+@dataclass(slots=True)
+class Initiation:
+    """A QE service this PCE asked a head to set up (RFC 8281 PCInitiate), by SRP-ID."""
+
+    srp_id: int
+    head: IPv4Address
+    tail: IPv4Address
+    name: str
+    state: str = "initiating"  # setting-up, up, failed, releasing, released
+    plsp_id: int | None = None
+    reason: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.srp_id,
+            "head": str(self.head),
+            "tail": str(self.tail),
+            "name": self.name,
+            "state": self.state,
+            "plsp_id": self.plsp_id,
+            "reason": self.reason,
+        }
+
+
 @dataclass(frozen=True, slots=True)
 class Reservation:
     """Lambdas of a path just computed for ``head``, held until ``until``."""
@@ -172,6 +196,7 @@ class LspDb:
         self.lsps: dict[str, dict[int, Lsp]] = {}
         self.sync: dict[str, SyncState] = {}
         self.reservations: list[Reservation] = []
+        self.initiations: dict[int, Initiation] = {}
         self.counters = Counters()
 
     # -- sessions -----------------------------------------------------------------------
@@ -216,6 +241,7 @@ class LspDb:
         if lsp.remove:
             if mine.pop(lsp.plsp_id, None) is not None:
                 self.counters.removed += 1
+            self._initiation_reported(entry)
             return None
         known = mine.get(lsp.plsp_id)
         if known is None and not lsp.name:
@@ -242,7 +268,32 @@ class LspDb:
         )
         mine[lsp.plsp_id] = new
         self._confirm(new)
+        self._initiation_reported(entry)
         return None
+
+    def _initiation_reported(self, entry: LspEntry) -> None:
+        """A report answering a PCInitiate (its SRP-ID, RFC 8281 §5.3): the initiation's
+        state follows the LSP's."""
+        ini = self.initiations.get(entry.srp.srp_id) if entry.srp is not None else None
+        if ini is None:
+            return
+        lsp = entry.lsp
+        ini.plsp_id = lsp.plsp_id
+        if lsp.remove:
+            if ini.state in ("up", "releasing"):
+                ini.state = "released"
+            else:
+                ini.state, ini.reason = "failed", "the head removed the LSP before it was up"
+        elif lsp.state == LspState.UP:
+            ini.state = "up"
+        elif ini.state == "initiating":
+            ini.state = "setting-up"
+
+    def initiation_refused(self, srp_id: int, codes: list[tuple[int, int]]) -> None:
+        """The head answered the PCInitiate with a PCErr naming its SRP."""
+        ini = self.initiations.get(srp_id)
+        if ini is not None:
+            ini.state, ini.reason = "failed", f"PCErr {', '.join(f'{t}/{v}' for t, v in codes)}"
 
     def _end_of_sync(self, pcc: str, now: float) -> None:
         st = self.sync.setdefault(pcc, SyncState())
@@ -314,6 +365,7 @@ class LspDb:
                 for pcc, st in sorted(self.sync.items())
             },
             "reservations": len(self.reservations),
+            "initiated": [i.as_json() for _, i in sorted(self.initiations.items())],
             "counters": {
                 "reports": c.reports,
                 "removed": c.removed,
@@ -333,4 +385,4 @@ def _last_address(route: tuple[Subobject, ...]) -> IPv4Address | None:
     return None
 
 
-__all__ = ["LinkKey", "Lsp", "LspDb", "Reservation", "route_lambdas"]
+__all__ = ["Initiation", "LinkKey", "Lsp", "LspDb", "Reservation", "route_lambdas"]

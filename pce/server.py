@@ -24,15 +24,36 @@ import itertools
 import logging
 import time
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address
 from typing import Any
 
 from daemonkit.daemon import cancel
 from daemonkit.pcep import serve_session
+from gmpls import qe
 from gmpls.pcep import events as E
-from gmpls.pcep.constants import ERR_SECOND_SESSION, PORT
-from gmpls.pcep.messages import ErrorBlock, PCErr, PCReq, PCRpt
-from gmpls.pcep.objects import ErrorObject
+from gmpls.pcep.constants import ERR_SECOND_SESSION, PORT, SRP_FLAG_R, STATEFUL_FLAG_I
+from gmpls.pcep.messages import (
+    Attributes,
+    ErrorBlock,
+    LspEntry,
+    PCErr,
+    PCInitiate,
+    PCReq,
+    PCRpt,
+    Request,
+)
+from gmpls.pcep.objects import (
+    RP,
+    EndPointsIpv4,
+    ErrorObject,
+    LspObject,
+    Srp,
+    lsp_flags,
+)
+from gmpls.pcep.qemetrics import qe_metrics
 from gmpls.pcep.session import Role, Session, SessionConfig, State
+from gmpls.pcep.tlv import SymbolicPathNameTlv
+from pce.lspdb import Initiation
 from pce.service import PceService
 
 log = logging.getLogger("pce.server")
@@ -200,6 +221,10 @@ class PcepServer:
                     self._apply(conn, self._answer(conn, a.msg, loop.time()))
                 elif isinstance(a.msg, PCRpt):
                     self._apply(conn, self._report(conn, a.msg, loop.time()))
+                elif isinstance(a.msg, PCErr) and self.service.lsps is not None:
+                    for b in a.msg.blocks:
+                        for srp in (x for x in b.rps if isinstance(x, Srp)):
+                            self.service.lsps.initiation_refused(srp.srp_id, b_codes(b))
                 else:
                     log.info(
                         "message from pcc",
@@ -261,6 +286,63 @@ class PcepServer:
             out.extend(conn.session.handle(E.SendMessage(err), now))
         return out
 
+    # -- PCE-initiated QE services (RFC 8281) ----------------------------------------------
+
+    def _head_session(self, head: IPv4Address) -> Connection | None:
+        """The Up session, stateful with I on both sides, of the PCC at ``head`` (its
+        address, or the head of an LSP it reported)."""
+        lsps = self.service.lsps
+        for c in self.connections.values():
+            s = c.session
+            if not (s.is_up and (s.stateful or 0) & STATEFUL_FLAG_I):
+                continue
+            mine = lsps.lsps.get(c.peer[0], {}) if lsps is not None else {}
+            if c.peer[0] == str(head) or any(x.head == head for x in mine.values()):
+                return c
+        return None
+
+    def initiate(
+        self, head: IPv4Address, tail: IPv4Address, params: qe.QeParams, now: float
+    ) -> Initiation:
+        """Ask ``head`` to set up a QE service to ``tail`` (PCInitiate with the path this PCE
+        computes, not reserved: the head asks for its path as for any service). Raises
+        ValueError when there is no such session or no path."""
+        lsps = self.service.lsps
+        conn = self._head_session(head)
+        if lsps is None or conn is None:
+            raise ValueError(f"no stateful PCEP session with instantiation to {head}")
+        srp_id = max(lsps.initiations, default=0) + 1
+        metrics = qe_metrics(params)
+        req = Request(RP(srp_id), EndPointsIpv4(head, tail), metrics=metrics)
+        resp, outcome = self.service.answer(req, now=now, reserve=False)
+        if not resp.paths:
+            raise ValueError(f"no path {head} -> {tail}: {outcome.result.detail}")
+        name = f"qe-init-{srp_id}"
+        lsp = LspObject(0, lsp_flags(delegate=True, admin=True, create=True),
+                        (SymbolicPathNameTlv(name.encode()),))  # fmt: skip
+        entry = LspEntry(lsp, Srp(srp_id), resp.paths[0].ero, Attributes(metrics=metrics),
+                         endpoints=EndPointsIpv4(head, tail))  # fmt: skip
+        ini = lsps.initiations[srp_id] = Initiation(srp_id, head, tail, name)
+        self._apply(conn, conn.session.handle(E.SendMessage(PCInitiate((entry,))), now))
+        log.info("pcinitiate", extra={"event": "initiate", "peer": conn.session.peer,
+                                      "srp_id": srp_id, "dst": str(tail)})  # fmt: skip
+        return ini
+
+    def release(self, srp_id: int, now: float) -> Initiation:
+        """Remove the service initiation ``srp_id`` made (PCInitiate with the SRP R flag
+        and its PLSP-ID, RFC 8281 §5.4)."""
+        lsps = self.service.lsps
+        ini = lsps.initiations.get(srp_id) if lsps is not None else None
+        if lsps is None or ini is None or ini.plsp_id is None:
+            raise ValueError(f"no initiated QE service {srp_id} with a reported LSP")
+        conn = self._head_session(ini.head)
+        if conn is None:
+            raise ValueError(f"no stateful PCEP session with instantiation to {ini.head}")
+        release = LspEntry(LspObject(ini.plsp_id), Srp(srp_id, SRP_FLAG_R))
+        ini.state = "releasing"
+        self._apply(conn, conn.session.handle(E.SendMessage(PCInitiate((release,))), now))
+        return ini
+
     def _answer(self, conn: Connection, msg: PCReq, now: float) -> list[E.Action]:
         rep, errors, outcomes = self.service.handle(msg, now)
         for o in outcomes:
@@ -288,6 +370,10 @@ class PcepServer:
         if rep is not None:
             out.extend(conn.session.handle(E.SendMessage(rep), now))
         return out
+
+
+def b_codes(block: ErrorBlock) -> list[tuple[int, int]]:
+    return [e.code for e in block.errors]
 
 
 def perf_clock() -> float:

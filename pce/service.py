@@ -209,6 +209,7 @@ class PceService:
         exclude_links: frozenset[tuple[IPv4Address, int]] = frozenset(),
         exclude_nodes: frozenset[IPv4Address] = frozenset(),
         now: float = 0.0,
+        reserve: bool = True,
     ) -> tuple[Response, Outcome]:
         self.stats.requests += 1
         t0 = self.clock() if self.clock else 0.0
@@ -220,7 +221,7 @@ class PceService:
         outcome = Outcome(req.rp.request_id, str(ep.source), str(ep.destination), result, dt)
         if result.ok:
             self.stats.paths += 1
-            if self.lsps is not None and isinstance(ep, EndPointsIpv4):
+            if self.lsps is not None and reserve and isinstance(ep, EndPointsIpv4):
                 self.lsps.reserve(ep.source, ep.destination, route_lambdas(result.ero), now)
             return Response(rp, paths=(Path(Ero(result.ero), self._attributes(req, result)),)), (
                 outcome

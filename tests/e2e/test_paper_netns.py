@@ -196,6 +196,34 @@ def test_delete_closes_both_etsi_sessions_and_frees_the_wavelength(
     _until("the PCE's TED shows every wavelength free again", all_free, 20)
 
 
+def test_the_pce_initiates_a_qe_service_and_releases_it(paper_lab: Lab) -> None:
+    """RFC 8281: ``qe-service initiate`` on the PCE's CLI sends tn1 a PCInitiate; tn1 runs
+    the whole QE workflow and reports the LSP with the SRP-ID: the initiation is up, both
+    ends hold the same key. ``qe-service release`` tears it down."""
+    line = "qe-service initiate head 10.1.1.1 dst 10.1.1.5 key-length 32 layer 2 algorithm 10"
+    ini = paper_lab.cli_json("pce", line + " refresh time 1000")
+    assert ini["state"] == "initiating", ini
+
+    def initiation() -> dict[str, Any]:
+        d = paper_lab.cli_json("pce", "show pce lsp")
+        return dict(next(x for x in d["initiated"] if x["id"] == ini["id"]))
+
+    _until("the initiated service up", lambda: initiation()["state"] == "up", 20)
+    (head,) = [s for s in services(paper_lab, "tn1") if s["role"] == "head" and s["state"] == "up"]
+    tail = _until(
+        "tn5's tail up", lambda: (t := tail_of(paper_lab, head))["state"] == "up" and t, 10
+    )
+    assert same_keys(head, tail)
+    out = paper_lab.cli_json("pce", f"qe-service release {ini['id']}")
+    assert out["state"] == "releasing", out
+    _until("the initiation released", lambda: initiation()["state"] == "released", 20)
+    _until(
+        "tn1's initiated service down",
+        lambda: all(s["state"] != "up" for s in services(paper_lab, "tn1") if s["role"] == "head"),
+        10,
+    )
+
+
 def test_pcc_reconnects_after_the_pce_restarts(paper_lab: Lab) -> None:
     lab = paper_lab
 

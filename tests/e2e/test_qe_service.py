@@ -17,12 +17,16 @@ from pathlib import Path
 import pytest
 
 from gmpls import qe
+from gmpls.pcep import examples as ex
+from gmpls.pcep import messages as M
+from gmpls.pcep import objects as PO
 from gmpls.qe_service.events import Create
 from gmpls.qe_service.model import QeServiceError
 from gmpls.rsvp import decode
 from gmpls.rsvp import objects as O
 from node_agent.qe_cli import created, parse_create
-from tests.support.e2elab import wide_topology
+from pce.lspdb import Initiation
+from tests.support.e2elab import same_keys, wide_topology
 from tests.support.memlab import MemLab, qe_subobject_of
 
 TN1, TN5 = IPv4Address("10.1.1.1"), IPv4Address("10.1.1.5")
@@ -225,6 +229,30 @@ async def test_stateful_pce_gives_quick_services_their_own_lambdas() -> None:
     await lab.cli("tn1", f"qe-service delete {a['id']}")
     lab.settle(lambda: len(lab.pce.lsps.all()) == 1)
     assert lab.pce.lsps.all()[0].name == f"qe-tn1-{b['id']}"
+
+
+async def test_pce_initiated_service_comes_up_and_is_released(lab: MemLab) -> None:
+    """RFC 8281 at the head: a PCInitiate (the paper's service, SRP 1) makes tn1 run the
+    whole QE workflow; its reports carry SRP 1 and the C flag, so the PCE's initiation is
+    up; both ends hold the same key. The release (SRP R flag, the PLSP-ID) tears it down.
+    A PCInitiate without QE parameters is refused (24, 1); a release of an LSP no PCE
+    initiated (19, 3)."""
+    tn1 = lab.nodes["tn1"]
+    lab.pce.lsps.initiations[1] = Initiation(1, TN1, TN5, "qe-init-1")
+    assert tn1.on_initiate(ex.paper_pcinitiate(1).entries[0]) is None
+    (s,) = tn1.core.services()
+    lab.settle(lambda: s.state == "up", 10)
+    assert same_keys(s.as_json(0.0), tail_of(lab, s.as_json(0.0)))
+    lab.settle(lambda: lab.pce.lsps.initiations[1].state == "up")
+    (lsp,) = lab.pce.lsps.all()
+    assert lsp.plsp_id == s.tunnel_id and lsp.name == f"qe-tn1-{s.id}"
+    release = ex.paper_release(1, s.tunnel_id).entries[0]
+    assert tn1.on_initiate(release) is None
+    lab.settle(lambda: lab.pce.lsps.initiations[1].state == "released", 10)
+    assert s.state == "down" and lab.pce.lsps.all() == []
+    plain = M.LspEntry(PO.LspObject(0), PO.Srp(2), PO.Ero(), endpoints=PO.EndPointsIpv4(TN1, TN5))
+    assert tn1.on_initiate(plain) == (24, 1)
+    assert tn1.on_initiate(ex.paper_release(3, 99).entries[0]) == (19, 3)
 
 
 async def test_busy_label_downstream_is_retried_with_local_labels(lab: MemLab) -> None:

@@ -23,6 +23,7 @@ from gmpls.pcep import messages as M
 from gmpls.pcep import objects as O
 from gmpls.pcep import tlv as T
 from gmpls.pcep.constants import LspState
+from gmpls.pcep.qemetrics import qe_params_from_metrics
 from gmpls.pcep.session import SessionConfig
 from gmpls.topology import load
 from pce.daemon import PceDaemon, config_from_topology
@@ -425,3 +426,46 @@ async def _until(pred: Any, timeout: float = 5.0) -> None:
     async with asyncio.timeout(timeout):
         while not pred():
             await asyncio.sleep(0.01)
+
+
+async def test_pce_initiated_qe_service(pce: PceDaemon) -> None:
+    """RFC 8281 through the PCE's CLI: ``qe-service initiate`` sends the head's PCC a
+    PCInitiate (SRP, LSP with C and D, END-POINTS, the computed ERO, the QE METRICs); the
+    head's report with that SRP-ID makes it up; ``qe-service release`` sends the SRP R flag
+    with the PLSP-ID; a head that refuses answers PCErr and the initiation says why."""
+    got: list[M.LspEntry] = []
+    refuse: list[tuple[int, int]] = []
+    pcc = client(pce, 9, stateful=True, instantiation=True)
+    pcc.on_initiate = lambda e: (got.append(e), refuse[0] if refuse else None)[1]
+    await pcc.start()
+    try:
+        await pcc.wait_up()
+        pcc.report(LspStatus(3, "own", TN1, TN2, 3, LspState.UP))  # tn1's PCC, by its LSPs
+        await _until(lambda: len(pce.lsps.all()) == 1)
+        (no_head,) = await cli(pce, "qe-service initiate head 10.1.1.3 dst 10.1.1.5")
+        assert no_head.startswith("% error") and "10.1.1.3" in no_head
+        out = json.loads((await cli(pce, "qe-service initiate head 10.1.1.1 dst 10.1.1.5 json"))[0])
+        assert (out["id"], out["state"], out["tail"]) == (1, "initiating", "10.1.1.5")
+        await _until(lambda: len(got) == 1)
+        (e,) = got
+        assert e.srp is not None and e.srp.srp_id == 1 and e.lsp.create and e.lsp.delegated
+        assert e.endpoints == O.EndPointsIpv4(TN1, TN5) and e.ero is not None
+        assert e.ero.subobjects == ex.fig9_ero()
+        assert qe_params_from_metrics(e.attributes.metrics) == ex.PAPER_QE
+        made = LspStatus(7, "qe-tn1-7", TN1, TN5, 7, LspState.UP, e.ero.subobjects, 1, True)
+        pcc.report(made)
+        await _until(lambda: pce.lsps.initiations[1].state == "up")
+        (text,) = await cli(pce, "show pce lsp")
+        assert "QE service 1 qe-init-1: 10.1.1.1 -> 10.1.1.5 up" in text
+        (rel,) = await cli(pce, "qe-service release 1")
+        assert rel.strip().endswith("releasing")
+        await _until(lambda: len(got) == 2)
+        assert got[1].srp is not None and got[1].srp.remove and got[1].lsp.plsp_id == 7
+        pcc.report(made, remove=True)
+        await _until(lambda: pce.lsps.initiations[1].state == "released")
+        refuse.append(C.ERR_INITIATE_UNACCEPTABLE)
+        await cli(pce, "qe-service initiate head 10.1.1.1 dst 10.1.1.5 key-length 64")
+        await _until(lambda: pce.lsps.initiations[2].state == "failed")
+        assert pce.lsps.initiations[2].reason == "PCErr 24/1"
+    finally:
+        await pcc.close()
