@@ -389,9 +389,11 @@ class QeService:
         except QeServiceError:
             return
         route = self._routes.get(s.tunnel_id)
+        gone = s.deleted or s.state in FINISHED
+        if route is None and gone and s.id in self._initiated:
+            route = ()  # an initiated service that failed before signalling: say so
         if report is None or s.role != "head" or route is None:
             return
-        gone = s.deleted or s.state in FINISHED
         state = _LSP_STATES.get(s.state)
         if state is None and not gone:
             return

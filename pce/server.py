@@ -224,7 +224,7 @@ class PcepServer:
                 elif isinstance(a.msg, PCErr) and self.service.lsps is not None:
                     for b in a.msg.blocks:
                         for srp in (x for x in b.rps if isinstance(x, Srp)):
-                            self.service.lsps.initiation_refused(srp.srp_id, b_codes(b))
+                            self.service.lsps.initiation_refused(srp.srp_id, _codes(b))
                 else:
                     log.info(
                         "message from pcc",
@@ -372,7 +372,7 @@ class PcepServer:
         return out
 
 
-def b_codes(block: ErrorBlock) -> list[tuple[int, int]]:
+def _codes(block: ErrorBlock) -> list[tuple[int, int]]:
     return [e.code for e in block.errors]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from ipaddress import IPv4Address
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from tests.support.e2elab import same_keys, wide_topology
 from tests.support.memlab import MemLab, qe_subobject_of
 
 TN1, TN5 = IPv4Address("10.1.1.1"), IPv4Address("10.1.1.5")
+TN3 = IPv4Address("10.1.1.3")
 PAPER_CREATE = "qe-service create dst 10.1.1.5 key-length 32 layer 2 algorithm 10 refresh time 1000"
 
 
@@ -250,6 +252,11 @@ async def test_pce_initiated_service_comes_up_and_is_released(lab: MemLab) -> No
     assert tn1.on_initiate(release) is None
     lab.settle(lambda: lab.pce.lsps.initiations[1].state == "released", 10)
     assert s.state == "down" and lab.pce.lsps.all() == []
+    # one that fails at the head (tn3 is not QE-capable: NO-PATH) is reported removed
+    lab.pce.lsps.initiations[4] = Initiation(4, TN1, IPv4Address("10.1.1.3"), "qe-init-4")
+    to_tn3 = replace(ex.paper_pcinitiate(4).entries[0], endpoints=PO.EndPointsIpv4(TN1, TN3))
+    assert tn1.on_initiate(to_tn3) is None
+    lab.settle(lambda: lab.pce.lsps.initiations[4].state == "failed", 10)
     plain = M.LspEntry(PO.LspObject(0), PO.Srp(2), PO.Ero(), endpoints=PO.EndPointsIpv4(TN1, TN5))
     assert tn1.on_initiate(plain) == (24, 1)
     assert tn1.on_initiate(ex.paper_release(3, 99).entries[0]) == (19, 3)
