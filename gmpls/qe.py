@@ -25,6 +25,9 @@ class Codepoints:
     metric_refresh_type: int = 251
     #: ERO/RRO subobject type of the QE subobject (docs/design.md#the-qe-ero-subobject)
     ero_subobject: int = 103
+    #: OSPF-TE Link TLV sub-TLV type of our wavelength-availability sub-TLV (docs/ospf-te.md):
+    #: from RFC 3630's experimental range 32768-32777 (types below it are Standards Action)
+    te_available_labels: int = 32768
 
     @property
     def ri_qe_mask(self) -> int:
