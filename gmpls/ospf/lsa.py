@@ -9,7 +9,8 @@ ID). Bodies are table-driven: :data:`BODIES` maps the LS type to a body class (i
 decodes to :class:`UnknownBody`, which keeps the raw bytes.
 
 Flooding needs only the header and the checksum (RFC 2328 §13: checksum, LS type, age),
-so a body is never a reason to refuse an LSA: a body its decoder rejects (say a TE Link
+so a body is never a reason to refuse an LSA: an LSA from the wire is decoded lazily (its
+body when first read, :attr:`LSA.body`), and a body its decoder rejects (say a TE Link
 sub-TLV of the wrong length) decodes to :class:`MalformedBody`, which keeps the raw bytes
 and the reason. Such an LSA is installed, acknowledged and flooded like any other; the
 users of bodies (SPF, the PCE's TED) look for the body classes they know and so skip it.
@@ -232,18 +233,58 @@ def decode_body_or_keep(ls_type: int, ls_id: IPv4Address, raw: bytes, where: str
         return MalformedBody(raw, str(e))
 
 
-@dataclass(frozen=True, slots=True)
+#: the body of an LSA from the wire that nobody has asked for yet
+_UNDECODED: Any = object()
+
+
+@dataclass(frozen=True, slots=True, init=False, eq=False, repr=False)
 class LSA:
-    """An LSA: header and decoded body.
+    """An LSA: header and body, ``LSA(header, body, wire)``.
 
     ``wire`` holds the exact bytes when the LSA came from the wire (or was built by
     :meth:`build`); it is not part of equality. :meth:`encode` sends those bytes with the
     current age, so flooding never changes an LSA's content or checksum.
+
+    An LSA decoded from the wire (:meth:`decode_from`) is made from its header and bytes
+    alone: :attr:`body` is decoded the first time someone reads it (SPF, the PCE's TED, a
+    CLI view) and kept (``decoded``). Flooding never reads it.
     """
 
     header: LSAHeader
-    body: Any
-    wire: bytes = field(default=b"", compare=False, repr=False)
+    decoded: Any
+    wire: bytes
+
+    def __init__(
+        self, header: LSAHeader, body: Any = _UNDECODED, wire: bytes = b"", decoded: Any = None
+    ) -> None:
+        body = decoded if body is _UNDECODED and decoded is not None else body
+        if body is _UNDECODED and len(wire) != header.length:
+            raise ValueError("an LSA without a body needs its wire bytes")
+        object.__setattr__(self, "header", header)
+        object.__setattr__(self, "decoded", body)
+        object.__setattr__(self, "wire", wire)
+
+    @property
+    def body(self) -> Any:
+        """The decoded body (a :class:`MalformedBody` when its decoder rejects it)."""
+        body = self.decoded
+        if body is _UNDECODED:
+            h = self.header
+            where = f"ospf.lsa[{h.key}]"
+            body = decode_body_or_keep(h.ls_type, h.ls_id, self.wire[LSA_HEADER_LEN:], where)
+            object.__setattr__(self, "decoded", body)
+        return body
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LSA):
+            return NotImplemented
+        return self.header == other.header and self.body == other.body
+
+    def __hash__(self) -> int:
+        return hash((self.header, self.body))
+
+    def __repr__(self) -> str:
+        return f"LSA(header={self.header!r}, body={self.body!r})"
 
     @property
     def key(self) -> LSAKey:
@@ -303,18 +344,17 @@ class LSA:
     @classmethod
     def decode_from(cls, r: Reader, *, verify: bool = True) -> LSA:
         """Decode one LSA: the header and length must hold (they frame the next LSA); the
-        checksum is checked when ``verify``; a malformed body is kept as
-        :class:`MalformedBody`, never an error."""
+        checksum is checked when ``verify``. The body is decoded when first read; a
+        malformed one is kept as :class:`MalformedBody`, never an error."""
         start = r.pos
         h = LSAHeader.decode(r)
         if h.length < LSA_HEADER_LEN:
             raise r.fail("length", f"{h.length} is shorter than the header")
-        raw = r.bytes(h.length - LSA_HEADER_LEN, f"lsa[{h.key}]")
+        r.bytes(h.length - LSA_HEADER_LEN, f"lsa[{h.key}]")
         wire = bytes(r.data[start : r.pos])
         if verify and not fletcher_ok(wire[2:]):
             raise DecodeError(f"{r.where}.checksum", f"bad Fletcher checksum in LSA {h.key}")
-        body = decode_body_or_keep(h.ls_type, h.ls_id, raw, f"{r.where}.lsa[{h.key}]")
-        return cls(h, body, wire)
+        return cls(h, wire=wire)
 
 
 def compare_instances(a: LSAHeader, b: LSAHeader) -> int:

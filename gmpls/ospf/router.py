@@ -1063,10 +1063,11 @@ class OspfRouter:
     def _install_received(
         self, iface: Interface, n: Neighbor, lsa: LSA, flooded_back: bool, now: float
     ) -> None:
-        """§13 (5)(d): install a received instance. One whose body we cannot decode is
-        installed and flooded all the same (§13 looks at no body), counted, never used."""
+        """§13 (5)(d): install a received instance. Its body is not looked at (§13 does
+        not), except for the Router and Network LSAs SPF reads: one of those that does not
+        decode is counted here; opaque bodies are left to their users (the PCE's TED)."""
         self._install(lsa, now)
-        if not lsa.usable:
+        if lsa.header.ls_type in (LsType.ROUTER, LsType.NETWORK) and not lsa.usable:
             iface.count("unusable_lsa")
             log.debug(
                 "%s LSA %s from %s not decodable: %s",

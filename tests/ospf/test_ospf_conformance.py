@@ -66,11 +66,13 @@ def test_lsu_keeps_an_opaque_lsa_whose_body_is_malformed() -> None:
     raw = P.Packet(ex.TN2, ex.AREA0, P.LSUpdate((ex.ri_lsa(), bad))).encode()
     got = P.decode(raw).body.lsas
     assert [a.key for a in got] == [ex.ri_lsa().key, bad.key]
+    assert got[1].decoded is L._UNDECODED  # bodies are decoded when first read
     assert got[0].usable and got[0].body == ex.ri_lsa().body
     assert isinstance(got[1].body, L.MalformedBody) and not got[1].usable
     assert "link" in got[1].body.reason
     assert got[1].checksum_ok and got[1].encode() == bad.encode()  # flooded unchanged
-    assert not Ted().install(got[1])  # the PCE does not use it
+    ted = Ted()
+    assert not ted.install(got[1]) and ted.unusable == 1  # the PCE counts it, uses it not
 
 
 def test_a_neighbour_holding_an_undecodable_lsa_still_reaches_full() -> None:
@@ -92,8 +94,19 @@ def test_a_neighbour_holding_an_undecodable_lsa_still_reaches_full() -> None:
         assert e is not None and not e.lsa.usable
         assert all(n.state >= NbrState.TWO_WAY for _, n in r.neighbors())
         assert not any(n.rxmt for _, n in r.neighbors())
-    assert sum(iface(r).counters["unusable_lsa"] for r in others) == 2
     assert not any(n.rxmt for _, n in holder.neighbors())  # acknowledged
+
+
+def test_an_undecodable_router_lsa_is_flooded_counted_and_left_out_of_spf() -> None:
+    lab, rs = converged_lan(2)
+    routes = dict(rs[0].routes)
+    raw = struct.pack("!BBH", 0, 0, 1)  # one link announced, none there
+    bad = LSA.build(LsType.ROUTER, PHANTOM, PHANTOM, INITIAL_SEQUENCE, UnknownBody(raw))
+    lsu = P.Packet(rs[1].router_id, ex.AREA0, P.LSUpdate((bad,)))
+    lab.inject(rs[0], "ctrl", lsu.encode(), "10.1.1.2", "224.0.0.5")
+    assert bad.key in rs[0].lsdb and iface(rs[0]).counters["unusable_lsa"] == 1
+    lab.sim.run(3)
+    assert rs[0].routes == routes
 
 
 # ---------------------------------------------------------------- item 7

@@ -334,11 +334,15 @@ def test_frr_holds_an_lsa_we_cannot_decode_and_we_still_reach_full(
     wait_for(synced, 20, "tn1's LSDB to equal FRR's")
     assert any(k[:3] == ("10", *bad) for k in lsdb_ours(tb, "tn1"))
 
-    # acknowledged: FRR has nothing left to retransmit to tn1; counted, not used, by tn1
+    # acknowledged: FRR has nothing left to retransmit to tn1
     def frr_rxmt() -> Any:
         n = vtysh_json(tb, "show ip ospf neighbor 10.1.1.1 detail")["10.1.1.1"][0]
         return n["linkStateRetransmissionListCounter"] == 0 or n
 
     wait_for(frr_rxmt, 20, "FRR's retransmission list for tn1 to empty")
     i1 = ours_json(tb, "tn1", "show ip ospf interface")["interfaces"]["ctrl"]
-    assert i1["counters"]["unusable_lsa"] >= 1 and i1["counters"]["malformed"] == 0
+    assert i1["counters"]["malformed"] == 0 and i1["counters"]["bad_lsa_checksum"] == 0
+    # tn1 stores it as it came and says why it cannot use it
+    ours = ours_json(tb, "tn1", "show ip ospf database opaque-area")["areas"]["0.0.0.0"]
+    (e,) = [e for e in ours["opaqueAreaLinkStates"] if (e["lsId"], e["advertisedRouter"]) == bad]
+    assert e["data"] == BAD_TE_BODY and "link" in e["malformed"]
