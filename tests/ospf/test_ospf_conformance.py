@@ -5,7 +5,7 @@ Item 7: a bad LSA checksum discards that LSA, not the LS Update (§13 step 1).
 Item 8: MaxSequenceNumber is flushed before the sequence number wraps (§12.1.6).
 Item 15: keyed-MD5 sequence numbers: a replay is dropped, ours follow the wall clock (§D.4.3).
 Item 17: the O bit is in DD packets only (RFC 5250); the Backup DR acks only what came from
-the DR (§13.5).
+the DR (§13.5); the Available Labels sub-TLV has an experimental, configurable type.
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ import struct
 from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Interface
 
+from gmpls import qe
 from gmpls.core import Tick
 from gmpls.ospf import examples as ex
 from gmpls.ospf import lsa as L
 from gmpls.ospf import packet as P
 from gmpls.ospf import router as R
+from gmpls.ospf import te as T
 from gmpls.ospf.constants import (
     INITIAL_SEQUENCE,
     LSA_HEADER_LEN,
@@ -32,6 +34,8 @@ from gmpls.ospf.fsm import IfState, NbrState
 from gmpls.ospf.lsa import LSA, LSAKey, UnknownBody
 from gmpls.ospf.router import OspfRouter
 from gmpls.ospf.te import te_lsa_id
+from gmpls.tlv import UnknownTlv, decode_tlvs
+from gmpls.wire import Reader
 from pce.ted import Ted
 from tests.ospf.test_ospf_core import _ri, converged_lan, iface, lan_lab
 from tests.support.ospf_lab import Lab
@@ -238,3 +242,21 @@ def test_backup_dr_acks_only_what_came_from_the_dr() -> None:
     lsu = P.Packet(dr.router_id, ex.AREA0, P.LSUpdate((from_dr,)))
     lab.inject(bdr, "ctrl", lsu.encode(), "10.1.1.3", "224.0.0.5")
     assert [h.key for h in iface(bdr).acks] == [from_dr.key]
+
+
+def test_available_labels_sub_tlv_type_is_experimental_and_configurable() -> None:
+    """RFC 3630 (IANA): sub-TLV types below 32768 are Standards Action; ours, whose value is
+    not RFC 7580's, uses the experimental range and moves with ``qe.configure``."""
+    al = T.AvailableLabels.from_channels([1, 2, 3])
+    assert 32768 <= qe.CODEPOINTS.te_available_labels <= 32777
+    assert al.encode()[:2] == qe.CODEPOINTS.te_available_labels.to_bytes(2, "big")
+    old = qe.CODEPOINTS
+    try:
+        qe.configure(te_available_labels=32770)
+        wire = al.encode()
+        assert wire[:2] == b"\x80\x02"
+        assert decode_tlvs(Reader(wire, "t"), T.LINK_SUBTLVS, "s") == (al,)
+        legacy = UnknownTlv(35, wire[4:]).encode()  # the type we used to send
+        assert decode_tlvs(Reader(legacy, "t"), T.LINK_SUBTLVS, "s") == (UnknownTlv(35, wire[4:]),)
+    finally:
+        qe.CODEPOINTS = old
