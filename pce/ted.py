@@ -160,6 +160,8 @@ class Ted:
         self._alive_version = -1
         self.installs = 0
         self.flushes = 0
+        #: LSAs whose body did not decode (stored and flooded by OSPF, not used here)
+        self.unusable = 0
 
     # -- updates -----------------------------------------------------------------------
 
@@ -171,6 +173,8 @@ class Ted:
             return self.flush(lsa.key)
         body = lsa.body
         changed = False
+        if not lsa.usable:
+            self.unusable += 1
         if h.ls_type == LsType.ROUTER and isinstance(body, RouterLSA):
             changed = self._router.get(h.adv_router) != body
             self._router[h.adv_router] = body
