@@ -1,14 +1,17 @@
-"""The log-line budget of dropped input (gmpls.ratelimit) and its logging side
-(daemonkit.ratelog), on a virtual clock."""
+"""The log-line budget of dropped input (gmpls.ratelimit), its logging side
+(daemonkit.ratelog) and the RSVP core that uses it, on a virtual clock."""
 
 from __future__ import annotations
 
 import logging
+from ipaddress import IPv4Address
 
 import pytest
 
 from daemonkit.ratelog import SUPPRESSED, RateLimitedLog
 from gmpls.ratelimit import LogLimiter
+from gmpls.rsvp import events as E
+from gmpls.rsvp.core import RsvpCore
 
 
 def test_burst_then_rate_and_every_line_held_back_is_reported() -> None:
@@ -51,3 +54,14 @@ def test_rate_limited_log_lines(caplog: pytest.LogCaptureFixture) -> None:
     fields = [vars(r) for r in recs]
     assert fields[3]["suppressed"] == 2997 and fields[3]["host"] == "h"
     assert fields[4]["reason"] == "malformed request" and fields[4]["suppressed"] == 1
+
+
+def test_rsvp_core_logs_malformed_messages_rate_limited(caplog: pytest.LogCaptureFixture) -> None:
+    a = IPv4Address("10.0.0.1")
+    core = RsvpCore(a, a, [])
+    with caplog.at_level(logging.INFO, logger="gmpls.rsvp.core"):
+        for i in range(3000):  # one second of garbage: version 1, then nonsense
+            core.handle(E.Received(IPv4Address("10.9.9.9"), b"\x10\x01" + bytes(6)), i / 3000)
+    lines = [r for r in caplog.records if "bad RSVP message" in r.getMessage()]
+    assert core.stats["rx_errors"] == 3000
+    assert 20 <= len(lines) <= 20 + 2 * 1 + 1  # the burst, then 2 a second
