@@ -75,8 +75,11 @@ def test_restarted_receiver_rejects_captured_frames_and_keeps_working() -> None:
     net.restart("B", seed=99)
     net.sim.run(0.05)  # B greets A with its new epoch
     b = net.proxy["B"]
+    mark = len(net.wire)
     for f in captured:  # replayed from A's sync address: made for B's old life
         net.inject("B", Channel.SYNC, f, A_SYNC)
+    # each stale frame may be answered with a HELLO, but at most one per sync_rto
+    assert len(_sent(net, mark)) <= 1
     c = b.all_counters()
     assert c["sync_stale"] + c["sync_bad_mac"] == len(captured)  # B's own frames: bad_mac
     assert c["sync_stale"] > 0 and not b.sessions  # no captured CREATE took effect
