@@ -326,13 +326,13 @@ class SyncCodec:
 
     def _accept(self, sender: int, counter: int) -> None:
         w = self.windows.get(sender)
+        if not (w.check(counter) if w is not None else counter > 0):
+            self.counters["replayed"] += 1
+            raise ReplayError("sync.counter", f"{counter} replayed or too old")
         if w is None:
             w = self.windows[sender] = ReplayWindow()
             self.peer_epoch = sender  # the peer's newest life (a restart, or first contact)
             while len(self.windows) > MAX_PEER_EPOCHS:
                 self.windows.popitem(last=False)
-        if not w.check(counter):
-            self.counters["replayed"] += 1
-            raise ReplayError("sync.counter", f"{counter} replayed or too old")
         w.update(counter)
         self.counters["accepted"] += 1
