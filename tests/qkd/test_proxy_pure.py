@@ -398,3 +398,16 @@ def test_device_unreachable_gives_no_qkd_connection_then_recovers_without_gap() 
     net.device_down.clear()
     b = [_get(net, "B", B1, h) for _ in range(3)]
     assert [(i, k) for _, i, k in b] == [(i, k) for _, i, k in a]
+
+
+def test_sync_keeps_windows_for_the_last_peer_epochs_only() -> None:
+    _, b = _pair(epoch_a=1, epoch_b=9)
+    lives = [sync.SyncCodec(SECRET, "etsiA", "etsiB", e) for e in range(100, 100 + 10)]
+    frames = [a.seal(sync.Opened(1, H), 9) for a in lives]
+    for f in frames:  # ten restarts of the peer during one life of b
+        b.open(f)
+    assert list(b.windows) == [a.epoch for a in lives[-sync.MAX_PEER_EPOCHS :]]
+    assert b.peer_epoch == lives[-1].epoch
+    with pytest.raises(sync.ReplayError):  # a remembered life's window still holds
+        b.open(frames[-2])
+    assert b.peer_epoch == lives[-1].epoch
