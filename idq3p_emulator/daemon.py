@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from daemonkit.daemon import ConfigError, stopped
+from daemonkit.ratelog import RateLimitedLog
 from gmpls import topology
 from gmpls.qkd import idq3p as codec
 from idq3p_emulator import model
@@ -73,8 +74,9 @@ def config_from_topology(
 
 
 class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self, server: Idq3pServer) -> None:
+    def __init__(self, server: Idq3pServer, drops: RateLimitedLog) -> None:
         self.server = server
+        self.drops = drops  # lines about bad requests, rate-limited (docs/design.md#logs)
         self.transport: asyncio.DatagramTransport | None = None
         self.loop = asyncio.get_running_loop()
 
@@ -82,11 +84,15 @@ class _Protocol(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        peer = {"peer": f"{addr[0]}:{addr[1]}"}
+        malformed = self.server.counters["malformed"]
         try:
             actions = self.server.handle(Datagram(data, addr), self.loop.time())
         except Exception:  # never crash on a packet
-            log.exception("request failed", extra={"peer": f"{addr[0]}:{addr[1]}"})
+            self.drops.log(logging.ERROR, "request failed", peer, exc_info=True)
             return
+        if self.server.counters["malformed"] != malformed:
+            self.drops.log(logging.INFO, "malformed request", peer)
         for a in actions:
             if self.transport is not None:
                 self.transport.sendto(a.data, a.addr)
@@ -124,14 +130,16 @@ class EmulatorDaemon:
         self.state_dir = state_dir
         self.source = key_source(cfg)  # read now: a bad key file is a config error
         self.server: Idq3pServer | None = None
+        self.drops: RateLimitedLog | None = None
         self.transport: asyncio.BaseTransport | None = None
 
     async def start(self) -> None:
         cfg = self.cfg
         loop = asyncio.get_running_loop()
         self.server = server = build_server(cfg, loop.time(), self.source)
+        self.drops = drops = RateLimitedLog(log, {"host": cfg.name}, clock=loop.time)
         self.transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Protocol(server), local_addr=(cfg.address, cfg.port)
+            lambda: _Protocol(server, drops), local_addr=(cfg.address, cfg.port)
         )
         log.info(
             "listening",
@@ -152,6 +160,8 @@ class EmulatorDaemon:
             return
         if self.transport is not None:
             self.transport.close()
+        if self.drops is not None:
+            self.drops.close()
         stopped(log, self.cfg.name, self.server.counters, self.state_dir)
 
 
