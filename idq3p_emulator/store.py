@@ -146,6 +146,10 @@ def _rightmost(t: _Node) -> _Node:
     return t
 
 
+def _depth(t: _Node | None) -> int:
+    return 0 if t is None else 1 + max(_depth(t.left), _depth(t.right))
+
+
 def _size(t: _Node | None) -> int:
     return 0 if t is None else 1 + _size(t.left) + _size(t.right)
 
@@ -160,13 +164,17 @@ class IntervalSet:
 
     __slots__ = ("_count", "_rng", "_root")
 
-    def __init__(self) -> None:
+    def __init__(self, rng: random.Random | None = None) -> None:
         self._root: _Node | None = None
         self._count = 0
-        self._rng = random.Random()
+        self._rng = rng or random.Random()
 
     def __len__(self) -> int:
         return self._count
+
+    def depth(self) -> int:
+        """Nodes on the longest path from the root (a treap's is O(log n) expected)."""
+        return _depth(self._root)
 
     def _before(self, key: int) -> _Node | None:
         """The range with the largest start below ``key``."""
@@ -416,6 +424,9 @@ class KeyStore:
         if stream == self.own_stream or key_bytes <= 0 or offset < self._floor:
             return Refused.UNKNOWN  # own keys are only handed out as "next"
         end = offset + key_bytes
+        lim = self.source.limit(stream)
+        if lim is not None and end > lim:
+            return Refused.UNKNOWN  # past the end of a key file
         if end > self._pace.released(now):
             return Refused.NOT_RELEASED
         if self._taken.overlaps(offset, end):
