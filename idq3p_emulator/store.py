@@ -41,6 +41,10 @@ def split_key_id(kid: int) -> tuple[int, int]:
     return kid >> 63, kid & OFFSET_MASK
 
 
+#: reads of at most this many AES blocks are served block by block (one key by ID)
+SHORT_READ = 8
+
+
 def _material_id(material: bytes) -> str:
     """Names key material in the marks file (a one-way hash: reveals no key)."""
     return hashlib.sha256(b"idq3p-emulator marks|" + material).hexdigest()[:32]
@@ -57,12 +61,18 @@ class SeedSource:
             for s in (0, 1)
         ]
         self.material_id = _material_id(seed)
+        # the same keystream block by block, without a new cipher per call (short reads)
+        self._blocks = [Cipher(algorithms.AES(k), modes.ECB()).encryptor() for k in self._keys]
 
     def limit(self, stream: int) -> int | None:
         return None
 
     def material(self, stream: int, offset: int, n: int) -> bytes:
         block, skip = divmod(offset, 16)
+        count = (skip + n + 15) // 16
+        if count <= SHORT_READ:  # CTR keystream block i is AES(counter i)
+            counters = b"".join((block + i).to_bytes(16, "big") for i in range(count))
+            return self._blocks[stream].update(counters)[skip : skip + n]
         enc = Cipher(
             algorithms.AES(self._keys[stream]), modes.CTR(block.to_bytes(16, "big"))
         ).encryptor()
@@ -140,18 +150,8 @@ def _merge(a: _Node | None, b: _Node | None) -> _Node | None:
     return b
 
 
-def _rightmost(t: _Node) -> _Node:
-    while t.right is not None:
-        t = t.right
-    return t
-
-
 def _depth(t: _Node | None) -> int:
     return 0 if t is None else 1 + max(_depth(t.left), _depth(t.right))
-
-
-def _size(t: _Node | None) -> int:
-    return 0 if t is None else 1 + _size(t.left) + _size(t.right)
 
 
 class IntervalSet:
@@ -190,22 +190,54 @@ class IntervalSet:
         below = self._before(end)
         return below is not None and below.end > start
 
+    def _after(self, key: int) -> _Node | None:
+        """The range with the smallest start above ``key``."""
+        t, best = self._root, None
+        while t is not None:
+            if t.start > key:
+                best, t = t, t.left
+            else:
+                t = t.right
+        return best
+
     def add(self, start: int, end: int) -> None:
         if end <= start:
             return
-        low, rest = _split(self._root, start)
-        mid, high = _split(rest, end + 1)  # ranges starting inside [start, end]
-        if mid is not None:  # absorb them (each range is removed once: amortised)
-            end = max(end, _rightmost(mid).end)
-            self._count -= _size(mid)
-        prev = _rightmost(low) if low is not None else None
-        if prev is not None and prev.end >= start:  # touches the range before: extend it
-            prev.end = max(prev.end, end)
+        prev = self._before(start + 1)
+        keep = prev if prev is not None and prev.end >= start else None  # touches: extend it
+        lo = start if keep is None else keep.start
+        while (nxt := self._after(lo)) is not None and nxt.start <= end:
+            end = max(end, nxt.end)  # absorb it (each range is removed once: amortised)
+            self._remove(nxt)
+        if keep is not None:
+            keep.end = max(keep.end, end)
         else:
-            node = _Node(start, end, self._rng.random())
-            low = _merge(low, node)
-            self._count += 1
-        self._root = _merge(low, high)
+            self._insert(_Node(start, end, self._rng.random()))
+
+    def _insert(self, node: _Node) -> None:
+        """Descend while the priorities are higher, then split the rest below ``node``."""
+        parent, t = None, self._root
+        while t is not None and t.prio > node.prio:
+            parent, t = t, (t.left if node.start < t.start else t.right)
+        node.left, node.right = _split(t, node.start)
+        self._attach(parent, node.start, node)
+        self._count += 1
+
+    def _remove(self, node: _Node) -> None:
+        parent, t = None, self._root
+        while t is not node:
+            assert t is not None
+            parent, t = t, (t.left if node.start < t.start else t.right)
+        self._attach(parent, node.start, _merge(node.left, node.right))
+        self._count -= 1
+
+    def _attach(self, parent: _Node | None, key: int, child: _Node | None) -> None:
+        if parent is None:
+            self._root = child
+        elif key < parent.start:
+            parent.left = child
+        else:
+            parent.right = child
 
 
 @dataclass(frozen=True, slots=True)
