@@ -1191,7 +1191,9 @@ class OspfRouter:
             self._pending.pop(key, None)
             return
         last = self._originated_at.get(key)
-        if last is not None and now - last < MIN_LS_INTERVAL:
+        # compared as the deadline itself: ``now - last < 5`` can hold at ``now == last + 5``
+        # (rounding), and the timer set for then would fire again and again
+        if last is not None and now < last + MIN_LS_INTERVAL:
             self._pending[key] = last + MIN_LS_INTERVAL  # §12.4: at most once per MinLSInterval
             return
         self._pending.pop(key, None)
