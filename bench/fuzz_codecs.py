@@ -44,7 +44,8 @@ def ospf_section() -> Section:
         # with the header length made consistent, so insertions reach the TLV loops
         out.append((raw, lambda b: packet.decode(_fix_len(b), verify_checksum=False), 24))
     for a in ex.ls_update().body.lsas:
-        out.append((a.encode(), lambda b: lsa.LSA.decode(b, verify=False), 20))
+        # the body is decoded lazily: read it (it becomes a MalformedBody, never an error)
+        out.append((a.encode(), lambda b: lsa.LSA.decode(b, verify=False).body, 20))
     return out
 
 

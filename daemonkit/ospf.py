@@ -30,6 +30,7 @@ import fcntl
 import logging
 import socket
 import struct
+import time
 from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address, IPv4Interface
 from typing import Any
@@ -157,6 +158,9 @@ class OspfSpeaker:
         self._loop = asyncio.get_running_loop()
         self._timer.start(self._loop)
         self.started_at = self._loop.time()
+        # the core reads no clock: tell it the wall-clock time at its now = 0 (its
+        # cryptographic sequence numbers follow the wall clock, RFC 2328 §D.4.3)
+        self.router.wall_clock = time.time() - self.started_at
         for name, cfg in self.ifaces.items():
             if cfg.passive:
                 continue

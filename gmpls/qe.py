@@ -26,6 +26,9 @@ class Codepoints:
     metric_refresh_type: int = 251
     #: ERO/RRO subobject type of the QE subobject (docs/design.md#the-qe-ero-subobject)
     ero_subobject: int = 103
+    #: OSPF-TE Link TLV sub-TLV type of our wavelength-availability sub-TLV (docs/ospf-te.md):
+    #: from RFC 3630's experimental range 32768-32777 (types below it are Standards Action)
+    te_available_labels: int = 32768
     #: not a code point but set the same way: the P flag (RFC 5440 §7.2) of the QE METRIC
     #: objects a PCC sends. Set, a PCE must take them into account or refuse the request;
     #: cleared, a standard PCE may ignore them and return a plain, unencrypted path.

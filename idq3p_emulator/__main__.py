@@ -14,11 +14,13 @@ import os
 import secrets
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from daemonkit import daemon
 from gmpls.qkd import idq3p as codec
 from gmpls.topology import Topology
+from idq3p_emulator.core import CACHE_BYTES
 from idq3p_emulator.daemon import EmulatorDaemon, config_from_topology, link_rate
 from idq3p_emulator.store import make_keyfile
 
@@ -54,6 +56,12 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--key-file", type=Path, help="the pair's shared key file (used, not the seed)")
     p.add_argument("--rate-bps", type=float, help="override qkd.secret_key_rate_bps")
     p.add_argument("--buffer-bits", type=int, help="override qkd.buffer_bits")
+    p.add_argument(
+        "--cache-bytes",
+        type=int,
+        default=CACHE_BYTES,
+        help="bound of the response cache, in bytes of answers (default 4 MiB)",
+    )
     m = p.add_argument_group("link model (docs/qkd-rate-model.md), used when --fibre-km is set")
     m.add_argument("--fibre-km", type=float)
     m.add_argument("--db-per-km", type=float, default=0.2)
@@ -70,6 +78,9 @@ def _build(a: argparse.Namespace, topo: Topology) -> EmulatorDaemon:
     cfg = config_from_topology(
         topo, a.host, a.port, a.key_file, rate, a.buffer_bits, a.bind, seed=seed
     )
+    if a.cache_bytes <= 0:
+        raise ValueError("--cache-bytes must be positive")
+    cfg = replace(cfg, seed_file=a.seed_file, cache_bytes=a.cache_bytes)
     return EmulatorDaemon(cfg, a.state_dir)
 
 

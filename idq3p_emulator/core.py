@@ -5,7 +5,9 @@ addr), now)`` returns the answer as a :class:`~idq3p_emulator.events.Send` (or n
 and ``next_timer()`` is always None (the key store is a function of time, not a timer).
 A request repeated with the same (client address, request ID) is answered from a response
 cache with the bytes sent the first time, so a retransmission after a lost answer never
-deletes a second key (docs/idq3p.md §Reliability).
+deletes a second key (docs/idq3p.md §Reliability); the cache is bounded in bytes. When the
+store keeps marks across restarts and they moved, a :class:`~idq3p_emulator.events.Persist`
+comes before the answer.
 """
 
 from __future__ import annotations
@@ -14,16 +16,21 @@ from gmpls.cache import ResponseCache
 from gmpls.core import Tick
 from gmpls.errors import DecodeError, EncodeError
 from gmpls.qkd import idq3p as codec
-from idq3p_emulator.events import Action, Addr, Datagram, Event, Send
-from idq3p_emulator.store import KeyStore
+from idq3p_emulator.events import Action, Addr, Datagram, Event, Persist, Send
+from idq3p_emulator.store import KeyStore, Refused
+
+#: default bound of the response cache: the bytes of the answers it holds
+CACHE_BYTES = 4 << 20
 
 
 class Idq3pServer:
     """Serves one :class:`KeyStore`; ``counters`` counts what happened (no key bytes)."""
 
-    def __init__(self, store: KeyStore, cache_size: int = 4096) -> None:
+    def __init__(
+        self, store: KeyStore, cache_size: int = 4096, cache_bytes: int = CACHE_BYTES
+    ) -> None:
         self.store = store
-        self.cache = ResponseCache(cache_size)
+        self.cache = ResponseCache(cache_size, cache_bytes)
         self.counters: dict[str, int] = {
             "requests": 0,
             "duplicates": 0,
@@ -32,13 +39,20 @@ class Idq3pServer:
             "keys_by_id": 0,
             "insufficient": 0,
             "unknown_id": 0,
+            "future_id": 0,
         }
 
     def handle(self, event: Event, now: float) -> list[Action]:
         """Answer a :class:`Datagram`; a :class:`~gmpls.core.Tick` has nothing to do."""
         if isinstance(event, Datagram):
             reply = self._receive(event.data, event.addr, now)
-            return [] if reply is None else [Send(reply, event.addr)]
+            out: list[Action] = []
+            if self.store.dirty and self.store.marks is not None:
+                self.store.dirty = False
+                out.append(Persist(self.store.marks.encode()))
+            if reply is not None:
+                out.append(Send(reply, event.addr))
+            return out
         if isinstance(event, Tick):
             return []
         raise TypeError(f"not an IDQ3P server event: {event!r}")
@@ -90,16 +104,7 @@ class Idq3pServer:
                 tuple(codec.Key(k, m) for k, m in got),
             )
         if isinstance(msg, codec.GetKeyById):
-            keys = []
-            for kid in msg.key_ids[: max(1, (codec.MAX_DATAGRAM - 64) // (msg.key_bytes + 8))]:
-                m = self.store.key_by_id(kid, msg.key_bytes, now)
-                if m is not None:
-                    keys.append(codec.Key(kid, m))
-            self.counters["keys_by_id"] += len(keys)
-            missing = len(msg.key_ids) - len(keys)
-            self.counters["unknown_id"] += missing
-            status = codec.Status.OK if missing == 0 else codec.Status.UNKNOWN_KEY_ID
-            return codec.Keys(msg.request_id, status, msg.key_bytes, tuple(keys))
+            return self._by_id(msg, now)
         if isinstance(msg, codec.StatusRequest):
             st = self.store.status(now)
             return codec.StatusReply(
@@ -113,3 +118,26 @@ class Idq3pServer:
                 st.delivered_keys,
             )
         return None  # an answer type sent to the server: ignore
+
+    def _by_id(self, msg: codec.GetKeyById, now: float) -> codec.Keys:
+        """Every asked key that can be delivered; the status names the first kind of
+        refusal: INSUFFICIENT_KEY for a key the pair has not released yet, else
+        UNKNOWN_KEY_ID."""
+        keys = []
+        refused: set[Refused] = set()
+        asked = msg.key_ids[: max(1, (codec.MAX_DATAGRAM - 64) // (msg.key_bytes + 8))]
+        self.counters["unknown_id"] += len(msg.key_ids) - len(asked)  # beyond one datagram
+        for kid in asked:
+            m = self.store.take_by_id(kid, msg.key_bytes, now)
+            if isinstance(m, bytes):
+                keys.append(codec.Key(kid, m))
+            else:
+                refused.add(m)
+                self.counters["future_id" if m is Refused.NOT_RELEASED else "unknown_id"] += 1
+        self.counters["keys_by_id"] += len(keys)
+        status = codec.Status.OK
+        if Refused.NOT_RELEASED in refused:
+            status = codec.Status.INSUFFICIENT_KEY
+        elif len(keys) < len(msg.key_ids):
+            status = codec.Status.UNKNOWN_KEY_ID
+        return codec.Keys(msg.request_id, status, msg.key_bytes, tuple(keys))

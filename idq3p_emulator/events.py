@@ -2,7 +2,8 @@
 (the contract of :mod:`gmpls.core`: ``handle(event, now) -> list[Action]``).
 
 Events: :class:`Datagram` (a request from a client) and :class:`gmpls.core.Tick` (the
-server has no timer of its own: ``next_timer()`` is always None). Action: :class:`Send`
+server has no timer of its own: ``next_timer()`` is always None). Actions: :class:`Persist`
+(save the key store's marks, durably, before anything after it is sent) and :class:`Send`
 (the answer, to the client's address).
 """
 
@@ -35,6 +36,15 @@ class Send:
     addr: Addr
 
 
-Action = Send
+@dataclass(frozen=True, slots=True)
+class Persist:
+    """Save ``marks`` (an encoded :class:`~idq3p_emulator.store.Marks`: positions, never
+    key bytes) durably; the :class:`Send` after it carries keys they cover, so it must not
+    go out if saving fails (docs/idq3p.md#restarts)."""
 
-__all__ = ["Action", "Addr", "Datagram", "Event", "Send"]
+    marks: bytes
+
+
+Action = Persist | Send
+
+__all__ = ["Action", "Addr", "Datagram", "Event", "Persist", "Send"]

@@ -29,6 +29,7 @@ from typing import Any
 
 from daemonkit.daemon import cancel
 from daemonkit.pcep import serve_session
+from daemonkit.ratelog import RateLimitedLog
 from gmpls import qe
 from gmpls.pcep import events as E
 from gmpls.pcep.constants import ERR_SECOND_SESSION, PORT, SRP_FLAG_R, STATEFUL_FLAG_I
@@ -124,6 +125,10 @@ class PcepServer:
         self.max_sessions = max_sessions
         self.connections: dict[int, Connection] = {}
         self.stats = ServerStats()
+        #: refused connections, which anyone may cause at will: logged rate-limited
+        self.refusals = RateLimitedLog(log, {"event": "reject"})
+        #: LSP reports refused, which a PCC may send at will: logged rate-limited
+        self.bad_reports = RateLimitedLog(log, {"event": "pcrpt"})
         self._ids = itertools.count(1)
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -144,6 +149,8 @@ class PcepServer:
         await cancel(self._tasks)
         if self._server is not None:
             await self._server.wait_closed()
+        self.refusals.close()
+        self.bad_reports.close()
 
     def sessions_json(self) -> list[dict[str, Any]]:
         now = asyncio.get_running_loop().time()
@@ -160,13 +167,13 @@ class PcepServer:
         try:
             if len(self.connections) >= self.max_sessions:
                 self.stats.rejected_limit += 1
-                log.warning("session limit reached", extra={"event": "reject", "peer": peer[0]})
+                self.refusals.log(logging.WARNING, "session limit reached", {"peer": peer[0]})
                 return
             if self.one_session_per_peer and any(
                 c.peer[0] == peer[0] for c in self.connections.values()
             ):
                 self.stats.rejected_second_session += 1
-                log.warning("second session refused", extra={"event": "reject", "peer": peer[0]})
+                self.refusals.log(logging.WARNING, "second session refused", {"peer": peer[0]})
                 writer.write(PCErr.of(ERR_SECOND_SESSION).encode())
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(writer.drain(), 1.0)
@@ -279,10 +286,8 @@ class PcepServer:
         for code, entry in refused:
             srps = (entry.srp,) if entry.srp is not None else ()
             err = PCErr((ErrorBlock((ErrorObject(*code),), srps),))
-            log.warning(
-                "lsp report refused",
-                extra={"event": "pcrpt", "peer": conn.session.peer, "code": list(code)},
-            )
+            fields = {"peer": conn.session.peer, "code": list(code)}
+            self.bad_reports.log(logging.WARNING, "lsp report refused", fields)
             out.extend(conn.session.handle(E.SendMessage(err), now))
         return out
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 from gmpls.ospf.constants import MAX_AGE, LsType, OpaqueType, RouterLinkType
@@ -107,6 +107,12 @@ class _TeContribution:
     links: list[TeLink] = field(default_factory=list)
 
 
+def _segment_of(
+    segments: list[tuple[IPv4Network, set[IPv4Address]]], address: IPv4Address
+) -> tuple[IPv4Network, set[IPv4Address]] | None:
+    return next((seg for seg in segments if address in seg[0]), None)
+
+
 def te_links_of(lsa: LSA) -> _TeContribution:
     """The Router Address and TE links one TE LSA carries (RFC 3630 §2.4, RFC 4203 §1)."""
     body = lsa.body
@@ -160,6 +166,8 @@ class Ted:
         self._alive_version = -1
         self.installs = 0
         self.flushes = 0
+        #: LSAs whose body did not decode (stored and flooded by OSPF, not used here)
+        self.unusable = 0
 
     # -- updates -----------------------------------------------------------------------
 
@@ -171,12 +179,16 @@ class Ted:
             return self.flush(lsa.key)
         body = lsa.body
         changed = False
+        if not lsa.usable:
+            self.unusable += 1
         if h.ls_type == LsType.ROUTER and isinstance(body, RouterLSA):
             changed = self._router.get(h.adv_router) != body
             self._router[h.adv_router] = body
         elif h.ls_type == LsType.NETWORK and isinstance(body, NetworkLSA):
             changed = self._network.get(lsa.key) != body
-            self._network[lsa.key] = body
+            if changed:  # kept in install order (see _segments)
+                self._network.pop(lsa.key, None)
+                self._network[lsa.key] = body
         elif h.ls_type == LsType.OPAQUE_AREA and isinstance(body, RouterInfoLSA):
             caps = (body.te_capable, body.qe_capable)
             changed = self._ri.get(lsa.key) != caps
@@ -226,9 +238,7 @@ class Ted:
             return None
         if self._alive_version == self.version and self._alive is not None:
             return self._alive
-        nets: dict[IPv4Address, set[IPv4Address]] = {}
-        for key, net in self._network.items():
-            nets[key.ls_id] = set(net.routers) | {key.adv_router}
+        segments = self._segments()
 
         def neighbours(r: IPv4Address) -> Iterable[IPv4Address]:
             body = self._router.get(r)
@@ -243,16 +253,10 @@ class Ted:
                     ):
                         yield link.link_id
                 elif link.type == RouterLinkType.TRANSIT:
-                    members = nets.get(link.link_id)
-                    if members is None or r not in members:
+                    seg = _segment_of(segments, link.link_id)
+                    if seg is None or r not in seg[1]:
                         continue
-                    for m in members:
-                        other = self._router.get(m)
-                        if other is not None and any(
-                            lk.type == RouterLinkType.TRANSIT and lk.link_id == link.link_id
-                            for lk in other.links
-                        ):
-                            yield m
+                    yield from (m for m in seg[1] if self._attached(m, seg[0]))
 
         seen = {self.root}
         todo = [self.root]
@@ -265,6 +269,33 @@ class Ted:
         self._alive = seen
         self._alive_version = self.version
         return seen
+
+    def _segments(self) -> list[tuple[IPv4Network, set[IPv4Address]]]:
+        """Each transit LAN (the subnet of its Network LSAs) and the routers attached to
+        it: those listed by the Network LSA of the DR the root itself names on that LAN
+        (its own Router LSA), else by the Network LSA installed last. During a DR change
+        the dead DR's Network LSA stays in the database until it ages out, and the others
+        re-originate their Router LSAs one by one: the LAN is one vertex throughout."""
+        named = set()
+        root = self._router.get(self.root) if self.root is not None else None
+        for link in root.links if root is not None else ():
+            if link.type == RouterLinkType.TRANSIT:
+                named.add(link.link_id)
+        current: dict[IPv4Network, tuple[bool, set[IPv4Address]]] = {}
+        for key, net in self._network.items():  # in install order
+            subnet = IPv4Network(f"{key.ls_id}/{net.mask}", strict=False)
+            mine = key.ls_id in named
+            if mine or not current.get(subnet, (False, set()))[0]:
+                current[subnet] = (mine, set(net.routers) | {key.adv_router})
+        return [(subnet, members) for subnet, (_, members) in current.items()]
+
+    def _attached(self, router: IPv4Address, subnet: IPv4Network) -> bool:
+        """Whether ``router``'s Router LSA has a transit link into ``subnet`` (naming
+        whichever DR it last saw)."""
+        body = self._router.get(router)
+        return body is not None and any(
+            lk.type == RouterLinkType.TRANSIT and lk.link_id in subnet for lk in body.links
+        )
 
     def nodes(self) -> dict[IPv4Address, TedNode]:
         """The alive TE nodes: routers that advertise TE (RI TE bit, or TE LSAs)."""

@@ -57,12 +57,15 @@ class ProxyConfig:
     peer_node: IPv4Address
     #: any address of a topology node -> its router ID (to name the opener of a session)
     node_of_addr: Mapping[IPv4Address, IPv4Address]
+    #: the peer proxy's sync address and port (the only source of sync frames) and name
+    #: (with ``name``, it picks the HMAC key of each direction of the sync channel)
     peer_sync: Addr
+    peer_name: str
+    #: the IDQ3P device's address and port (the only source of device replies)
     idq: Addr
     sync_secret: bytes = field(repr=False)
     #: this proxy allocates when both open one handle at once (lower sync address)
     wins_tie: bool
-    epoch: int = 0
     default_key_length: int = 32
     #: keys bound to a session at once, at most; a session's first binding is
     #: ``bind_first`` keys, doubling with each binding up to ``bind_block``
@@ -159,6 +162,10 @@ class _Tx:
     end: int = 0
 
 
+#: the key of the start-up HELLO in ``sync_tx`` (a txid is never 0)
+GREETING = 0
+
+
 def handle_hex(h: bytes) -> str:
     """Short form of a key_handle for logs (a handle is an identifier, not key material)."""
     return h[:8].hex()
@@ -168,7 +175,10 @@ class ProxyCore:
     def __init__(self, cfg: ProxyConfig, random_bytes: Callable[[int], bytes], now: float) -> None:
         self.cfg = cfg
         self.random_bytes = random_bytes
-        self.sync = sync.SyncCodec(cfg.sync_secret, cfg.epoch)
+        # a random epoch per start: frames captured before a restart of either end are
+        # stale after it, and a restart in the same second is as new as any other
+        self.sync = sync.SyncCodec(cfg.sync_secret, cfg.name, cfg.peer_name, _epoch(random_bytes))
+        self._hello_at = float("-inf")  # when we last answered a stale frame with a HELLO
         self.sessions: dict[bytes, Session] = {}
         self._served: tuple[ProxyConfig, frozenset[str]] = (cfg, frozenset())
         self.cache = ReplyCache(cfg.cache_per_client)
@@ -178,8 +188,12 @@ class ProxyCore:
         self.pools: dict[int, _Pool] = {}
         self.sync_tx: dict[int, _Tx] = {}
         self.south_tx: dict[int, _Tx] = {}
+        # greet the peer at once: a HELLO, resent like a request until we hear its epoch,
+        # so a session opened right after a start does not wait for a stale frame's answer
+        rto = cfg.sync_rto / 2  # doubled before it is first sent
+        greeting = _Tx(Channel.SYNC, sync.Hello(), now, rto, now + cfg.sync_deadline, "hello")
+        self.sync_tx[GREETING] = greeting
         self._txid = 0
-        self._rid = 0
         self._out: list[Action] = []
         self.counters: dict[str, int] = {
             "north_requests": 0,
@@ -194,9 +208,11 @@ class ProxyCore:
             "sync_retransmits": 0,
             "south_retransmits": 0,
             "south_malformed": 0,
+            "south_foreign": 0,
+            "south_unmatched": 0,
         }
         self.started = now
-        self._due: float | None = None  # earliest timer, as computed after the last event
+        self._due: float | None = now  # earliest timer, as computed after the last event
         #: the north timers, a heap of (time, sequence, item): a waiter's deadline or a
         #: session's idle check; answered waiters stay until they come up (``done``)
         self._timeq: list[tuple[float, int, _Waiter | Session]] = []
@@ -246,6 +262,10 @@ class ProxyCore:
     def _log(self, event: str, **fields: Any) -> None:
         self._out.append(Log(event, fields))
 
+    def _log_dropped(self, event: str, **fields: Any) -> None:
+        """A line about input dropped or refused: the shell rate-limits these per event."""
+        self._out.append(Log(event, fields, limited=True))
+
     def _reply(self, addr: Addr, msg: etsi.Reply) -> None:
         data = etsi.encode(msg)
         request = self.pending_north.pop((addr, msg.request_id), None)
@@ -260,7 +280,7 @@ class ProxyCore:
     def _sync_send(self, msg: sync.SyncMessage) -> None:
         self._out.append(Send(Channel.SYNC, self.sync.seal(msg), self.cfg.peer_sync))
 
-    def _sync_request(self, msg: sync.SyncMessage, now: float, **kw: Any) -> None:
+    def _sync_request(self, msg: sync.SyncRequest, now: float, **kw: Any) -> None:
         rto, deadline = self.cfg.sync_rto, now + self.cfg.sync_deadline
         self._request(
             self.sync_tx, msg.txid, _Tx(Channel.SYNC, msg, now + rto, rto, deadline, **kw)
@@ -285,8 +305,12 @@ class ProxyCore:
             self._out.append(Send(Channel.SOUTH, tx.msg, self.cfg.idq))
 
     def _next_rid(self) -> int:
-        self._rid = (self._rid + 1) & 0xFFFFFFFF
-        return self._rid
+        """An unpredictable IDQ3P request ID, not one of a request still outstanding: a
+        forged reply has to guess it (the source is checked too, :meth:`_south_in`)."""
+        rid = int.from_bytes(self.random_bytes(4), "big")
+        while rid == 0 or rid in self.south_tx:
+            rid = rid % 0xFFFFFFFF + 1  # the next free one: still unpredictable
+        return rid
 
     def _pool(self, length: int) -> _Pool:
         p = self.pools.get(length)
@@ -336,7 +360,7 @@ class ProxyCore:
             msg = etsi.decode(data)
         except DecodeError as e:
             self.counters["north_malformed"] += 1
-            self._log("malformed request", peer=f"{addr[0]}:{addr[1]}", error=str(e))
+            self._log_dropped("malformed request", peer=f"{addr[0]}:{addr[1]}", error=str(e))
             return None
         if not isinstance(
             msg, etsi.Open | etsi.ConnectNonblock | etsi.ConnectBlocking | etsi.GetKey | etsi.Close
@@ -353,7 +377,7 @@ class ProxyCore:
         if msg is None:
             return
         self.counters["refused"] += 1
-        self._log("refused", peer=addr[0], why="not served")
+        self._log_dropped("refused", peer=addr[0], why="not served")
         reply = etsi.status_reply(msg, Status.NO_QKD_CONNECTION)
         self._out.append(Send(Channel.NORTH, etsi.encode(reply), addr))
 
@@ -367,7 +391,9 @@ class ProxyCore:
             return None
         if s.owner != addr[0]:
             self.counters["refused"] += 1
-            self._log("refused", peer=addr[0], handle=handle_hex(s.handle), owner=s.owner or "")
+            self._log_dropped(
+                "refused", peer=addr[0], handle=handle_hex(s.handle), owner=s.owner or ""
+            )
             self._reply(addr, etsi.status_reply(msg, Status.NO_QKD_CONNECTION))
             return None
         s.last_used = now
@@ -394,7 +420,7 @@ class ProxyCore:
             self._refuse_open(msg, addr, "in use")
         elif self.sessions_of.get(addr[0], 0) >= self.cfg.max_sessions_per_client:
             self.counters["session_limit"] += 1
-            self._log("refused", peer=addr[0], why="session limit")
+            self._log_dropped("refused", peer=addr[0], why="session limit")
             self._reply(addr, etsi.status_reply(msg, Status.NO_QKD_CONNECTION))
         elif s is not None:
             self._join(s, msg, addr, granted, now)
@@ -403,7 +429,7 @@ class ProxyCore:
 
     def _refuse_open(self, msg: etsi.Open, addr: Addr, why: str) -> None:
         self.counters["refused"] += 1
-        self._log("refused", peer=addr[0], handle=handle_hex(msg.key_handle), why=why)
+        self._log_dropped("refused", peer=addr[0], handle=handle_hex(msg.key_handle), why=why)
         self._reply(addr, etsi.status_reply(msg, Status.HANDLE_IN_USE))
 
     def _own(self, s: Session, addr: Addr, qos: etsi.QoS, now: float) -> None:
@@ -792,14 +818,23 @@ class ProxyCore:
 
     # --- southbound -------------------------------------------------------------------
     def _south_in(self, data: bytes, addr: Addr, now: float) -> None:
+        if addr != self.cfg.idq:
+            self.counters["south_foreign"] += 1
+            self._log_dropped("device reply dropped", peer=f"{addr[0]}:{addr[1]}", why="source")
+            return
         try:
             msg = idq.decode(data)
-        except DecodeError:
+        except DecodeError as e:
             self.counters["south_malformed"] += 1
+            self._log_dropped("device reply dropped", why="malformed", error=str(e))
             return
-        tx = self.south_tx.pop(msg.request_id, None)
-        if tx is None:
-            return  # late duplicate
+        tx = self.south_tx.get(msg.request_id)
+        if tx is None or not _answers(tx, msg):
+            # a late duplicate, or forged: nothing outstanding has this ID and shape
+            self.counters["south_unmatched"] += 1
+            self._log_dropped("device reply dropped", why="unmatched", request_id=msg.request_id)
+            return
+        del self.south_tx[msg.request_id]
         if tx.kind == "next":
             p = self._pool(tx.length)
             p.inflight = None
@@ -851,13 +886,25 @@ class ProxyCore:
 
     # --- sync channel -----------------------------------------------------------------
     def _sync_in(self, data: bytes, addr: Addr, now: float) -> None:
-        if addr[0] != self.cfg.peer_sync[0]:
+        if addr != self.cfg.peer_sync:
             self.counters["sync_foreign"] += 1
+            self._log_dropped("sync frame rejected", peer=f"{addr[0]}:{addr[1]}", why="source")
             return
+        heard = self.sync.peer_epoch
         try:
             msg = self.sync.open(data)
+        except sync.StaleError as e:
+            self._log_dropped("sync frame rejected", peer=addr[0], error=str(e))
+            self._hello(e.sender_epoch, now)
+            return
         except DecodeError as e:
-            self._log("sync frame rejected", peer=addr[0], error=str(e))
+            self._log_dropped("sync frame rejected", peer=addr[0], error=str(e))
+            return
+        if self.sync.peer_epoch != heard:
+            self._log("sync peer epoch", peer=addr[0], epoch=f"{self.sync.peer_epoch:016x}")
+            self.sync_tx.pop(GREETING, None)  # answered
+            self._resend_sync(now)  # sealed for the peer's epoch now, not the one before
+        if isinstance(msg, sync.Hello):
             return
         if isinstance(msg, sync.Create):
             self._on_create(msg, now)
@@ -908,6 +955,21 @@ class ProxyCore:
                     while s.acked_upto in s.acked:
                         s.acked_upto = s.acked.pop(s.acked_upto)
                     self._prune(s)
+
+    def _hello(self, to_epoch: int, now: float) -> None:
+        """Answer a stale frame: tell its sender our epoch (at most once per ``sync_rto``,
+        so replayed frames cannot make us flood the peer)."""
+        if now < self._hello_at + self.cfg.sync_rto:
+            return
+        self._hello_at = now
+        frame = self.sync.seal(sync.Hello(), to_epoch)
+        self._out.append(Send(Channel.SYNC, frame, self.cfg.peer_sync))
+
+    def _resend_sync(self, now: float) -> None:
+        """Retransmit every outstanding sync request now (a new epoch was heard)."""
+        for tx in self.sync_tx.values():
+            self._send_tx(tx)
+            tx.next_at = now + tx.rto
 
     def _on_close(self, msg: sync.Close, now: float) -> None:
         s = self.sessions.get(msg.key_handle)
@@ -1048,6 +1110,19 @@ class ProxyCore:
         elif tx.kind == "alloc":
             s.alloc_tx = None
             self._fail_waiting(s, Status.NO_QKD_CONNECTION)
+
+
+def _epoch(random_bytes: Callable[[int], bytes]) -> int:
+    """A random, non-zero 64-bit sync epoch."""
+    return int.from_bytes(random_bytes(8), "big") or 1
+
+
+def _answers(tx: _Tx, msg: idq.AnyMessage) -> bool:
+    """Whether ``msg`` has the shape of an answer to ``tx`` (KEYS of the asked length, or
+    an ERROR); its request ID already matched."""
+    if isinstance(msg, idq.Error):
+        return True
+    return isinstance(msg, idq.Keys) and msg.key_bytes == tx.length
 
 
 def encode_error_safe(msg: etsi.Reply) -> bytes | None:

@@ -6,8 +6,11 @@ pair's file that ``qkdnet up`` makes fresh, or ``qkd.deterministic.sync_key`` pi
 topology, insecure; with neither the daemon refuses to start, exit status 2) binds three UDP sockets: northbound
 5424 on the address it shares with the node it serves, east-west 5626 on the address it
 shares with its peer proxy (the sync domain), and an ephemeral port on the address it
-shares with its IDQ3P device (5323). Datagrams and timer ticks go into the core; the
-datagrams it returns go out on the matching socket. JSON-line logs, never a key byte.
+shares with its IDQ3P device, connected to the device's 5323 (the kernel drops datagrams
+from anywhere else; the core checks the source of every datagram too). Datagrams and timer
+ticks go into the core; the datagrams it returns go out on the matching socket.
+JSON-line logs, never a key byte; lines about dropped input are rate-limited
+(:mod:`daemonkit.ratelog`).
 """
 
 from __future__ import annotations
@@ -16,13 +19,12 @@ import asyncio
 import functools
 import logging
 import os
-import time
-from dataclasses import replace
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import cast
 
 from daemonkit.daemon import ConfigError, stopped
+from daemonkit.ratelog import RateLimitedLog
 from daemonkit.timer import CoreTimer
 from gmpls import topology
 from gmpls.core import Tick
@@ -92,6 +94,7 @@ def config_from_topology(
         peer_node=peer_node,
         node_of_addr=node_of_addr,
         peer_sync=(str(peer_sync), peer_sync_port or sync_port),
+        peer_name=peer.name,
         idq=(str(topo.host(h.idq).interfaces[dk]), idq_port),
         sync_secret=key,
         wins_tie=my_sync < peer_sync,
@@ -116,7 +119,9 @@ class _Endpoint(asyncio.DatagramProtocol):
         self.shell.feed(Datagram(self.channel, data, (addr[0], addr[1])))
 
     def error_received(self, exc: Exception) -> None:
-        log.warning("socket error", extra={"channel": self.channel.value, "error": str(exc)})
+        # an ICMP error per datagram sent to a device or peer that is down: rate-limited
+        fields = {"channel": self.channel.value, "error": str(exc)}
+        self.shell.drops.log(logging.WARNING, "socket error", fields)
 
 
 class Shell:
@@ -125,6 +130,7 @@ class Shell:
     def __init__(self, core: ProxyCore) -> None:
         self.core = core
         self.loop = asyncio.get_running_loop()
+        self.drops = RateLimitedLog(log, {"host": core.cfg.name}, clock=self.loop.time)
         self.transports: dict[Channel, asyncio.DatagramTransport] = {}
         self.timer = CoreTimer(lambda at: self.feed(Tick()))
         self.timer.start(self.loop)
@@ -133,19 +139,23 @@ class Shell:
         try:
             actions = self.core.handle(event, self.loop.time())
         except Exception:  # never crash on a packet
-            log.exception("event failed", extra={"host": self.core.cfg.name})
+            self.drops.log(logging.ERROR, "event failed", {}, exc_info=True)
             return
         logs: list[Log] = []
         for a in actions:
             if isinstance(a, Send):
                 t = self.transports.get(a.channel)
                 if t is not None:
-                    t.sendto(a.data, a.addr)
+                    # a connected socket (the device's) sends only to its peer
+                    t.sendto(a.data, None if t.get_extra_info("peername") else a.addr)
             elif isinstance(a, Log):
                 logs.append(a)  # written once the answers are out
         self.timer.arm(self.core.next_timer())
         for a in logs:
-            log.info(a.event, extra={"host": self.core.cfg.name, **a.fields})
+            if a.limited:
+                self.drops.log(logging.INFO, a.event, a.fields)
+            else:
+                log.info(a.event, extra={"host": self.core.cfg.name, **a.fields})
 
 
 class ProxyDaemon:
@@ -171,18 +181,20 @@ class ProxyDaemon:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        cfg = replace(self.cfg, epoch=int(time.time()))
+        cfg = self.cfg
+        # the core draws its random sync epoch and device request IDs from the OS CSPRNG
         self.shell = shell = Shell(ProxyCore(cfg, os.urandom, loop.time()))
         north, sync_bind = self.north, self.sync_bind
-        for ch, local in (
-            (Channel.NORTH, north),
-            (Channel.SYNC, sync_bind),
-            (Channel.SOUTH, (self.south_addr, 0)),
+        for ch, local, remote in (
+            (Channel.NORTH, north, None),
+            (Channel.SYNC, sync_bind, None),
+            (Channel.SOUTH, (self.south_addr, 0), cfg.idq),
         ):
             t, _ = await loop.create_datagram_endpoint(
-                functools.partial(_Endpoint, shell, ch), local_addr=local
+                functools.partial(_Endpoint, shell, ch), local_addr=local, remote_addr=remote
             )
             self.transports.append(t)
+        shell.timer.arm(shell.core.next_timer())  # the core greets its peer at once
         log.info(
             "listening",
             extra={
@@ -202,4 +214,5 @@ class ProxyDaemon:
         self.shell.timer.cancel()
         for t in self.transports:
             t.close()
+        self.shell.drops.close()
         stopped(log, self.cfg.name, self.shell.core.all_counters(), self.state_dir)

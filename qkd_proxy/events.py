@@ -45,10 +45,14 @@ class Send:
 
 @dataclass(frozen=True, slots=True)
 class Log:
-    """Something worth one log line; ``fields`` never hold key bytes."""
+    """Something worth one log line; ``fields`` never hold key bytes. ``limited``: a line
+    about input that was dropped or refused, which anyone can cause at will: the shell
+    writes these rate-limited per event (:mod:`daemonkit.ratelog`); the core's counters
+    count every one."""
 
     event: str
     fields: Mapping[str, Any]
+    limited: bool = False
 
 
 Action = Send | Log

@@ -48,6 +48,7 @@ def _proxy() -> ProxyCore:
         peer_node=B,
         node_of_addr={A: A, B: B},
         peer_sync=("10.0.1.2", 5626),
+        peer_name="qb",
         idq=("10.0.2.2", 5323),
         sync_secret=bytes(32),
         wins_tie=True,

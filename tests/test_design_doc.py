@@ -9,7 +9,6 @@ from pathlib import Path
 
 from gmpls import qe
 from gmpls.ero import QeSubobject, lambda_label
-from gmpls.ospf.te import AVAILABLE_LABELS_TYPE
 from gmpls.pcep.constants import TlvType
 from gmpls.rsvp.constants import ErrorCode, QeError
 from pce.compute import NoPathReason
@@ -98,7 +97,7 @@ def test_metric_types_and_subobject_match_the_code() -> None:
     ri = {int(r[0]): r[1] for r in _rows("### Router Information capability bits")}
     assert ri[c.ri_qe_bit] == f"0x{c.ri_qe_mask:08x}" and ri[c.ri_te_bit] == f"0x{c.ri_te_mask:08x}"
     assert f"Channel 1 is 0x{lambda_label(1):08x}" in TEXT
-    assert f"type {AVAILABLE_LABELS_TYPE} (`gmpls.ospf.te.AVAILABLE_LABELS_TYPE`)" in TEXT
+    assert f"type {c.te_available_labels} (`gmpls.qe.CODEPOINTS.te_available_labels`" in TEXT
 
 
 def test_registries_match_the_code() -> None:

@@ -73,7 +73,8 @@ def router_lsa(router: IPv4Address = TN1, dr: IPv4Address = TN1) -> LSA:
 
 
 def hello(router: IPv4Address = TN1) -> Packet:
-    body = Hello(MASK24, 1, OPTS, 1, 4, TN1, TN2, (TN2,))
+    """A Hello: options E only (the O bit belongs to Database Description packets)."""
+    body = Hello(MASK24, 1, Options.E, 1, 4, TN1, TN2, (TN2,))
     return Packet(router, AREA0, body)
 
 

@@ -8,9 +8,17 @@ ID). Bodies are table-driven: :data:`BODIES` maps the LS type to a body class (i
 :mod:`gmpls.ospf.te` and :mod:`gmpls.ospf.ri`) to one. An unknown LS type or opaque type
 decodes to :class:`UnknownBody`, which keeps the raw bytes.
 
+Flooding needs only the header and the checksum (RFC 2328 §13: checksum, LS type, age),
+so a body is never a reason to refuse an LSA: an LSA from the wire is decoded lazily (its
+body when first read, :attr:`LSA.body`), and a body its decoder rejects (say a TE Link
+sub-TLV of the wrong length) decodes to :class:`MalformedBody`, which keeps the raw bytes
+and the reason. Such an LSA is installed, acknowledged and flooded like any other; the
+users of bodies (SPF, the PCE's TED) look for the body classes they know and so skip it.
+
 An :class:`LSA` decoded from the wire remembers its exact bytes, so flooding forwards
 exactly what the originator sent (only the age changes), whatever canonical form our own
-encoders would produce.
+encoders would produce. The Fletcher checksum is checked by :meth:`LSA.decode` (by
+default) and by the router per LSA (:attr:`LSA.checksum_ok`, §13 step 1).
 """
 
 from __future__ import annotations
@@ -93,6 +101,17 @@ class UnknownBody(Wired):
     """A body of an LS type (or opaque type) we do not interpret: kept as raw bytes."""
 
     raw: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class MalformedBody:
+    """A body its decoder rejected: the raw bytes (flooded unchanged) and why (never used)."""
+
+    raw: bytes
+    reason: str = field(default="", compare=False)
+
+    def encode_body(self) -> bytes:
+        return self.raw
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,29 +215,91 @@ class ASExternalLSA(Wired):
 
 
 def decode_body(ls_type: int, ls_id: IPv4Address, r: Reader) -> Any:
-    """Decode an LSA body by LS type (and opaque type for RFC 5250 LSAs)."""
+    """Decode an LSA body by LS type (and opaque type for RFC 5250 LSAs); raise
+    :class:`DecodeError` if it is malformed."""
     cls = OPAQUE_BODIES.get(int(ls_id) >> 24) if ls_type in OPAQUE_TYPES else BODIES.get(ls_type)
     if cls is None:
         cls = UnknownBody
-    return cls.decode_body(r)
+    body = cls.decode_body(r)
+    r.expect_end("body")
+    return body
 
 
-@dataclass(frozen=True, slots=True)
+def decode_body_or_keep(ls_type: int, ls_id: IPv4Address, raw: bytes, where: str) -> Any:
+    """The decoded body, or a :class:`MalformedBody` keeping ``raw`` if it is malformed."""
+    try:
+        return decode_body(ls_type, ls_id, Reader(raw, where))
+    except DecodeError as e:
+        return MalformedBody(raw, str(e))
+
+
+#: the body of an LSA from the wire that nobody has asked for yet
+_UNDECODED: Any = object()
+
+
+@dataclass(frozen=True, slots=True, init=False, eq=False, repr=False)
 class LSA:
-    """An LSA: header and decoded body.
+    """An LSA: header and body, ``LSA(header, body, wire)``.
 
     ``wire`` holds the exact bytes when the LSA came from the wire (or was built by
     :meth:`build`); it is not part of equality. :meth:`encode` sends those bytes with the
     current age, so flooding never changes an LSA's content or checksum.
+
+    An LSA decoded from the wire (:meth:`decode_from`) is made from its header and bytes
+    alone: :attr:`body` is decoded the first time someone reads it (SPF, the PCE's TED, a
+    CLI view) and kept (``decoded``). Flooding never reads it.
     """
 
     header: LSAHeader
-    body: Any
-    wire: bytes = field(default=b"", compare=False, repr=False)
+    decoded: Any
+    wire: bytes
+
+    def __init__(
+        self, header: LSAHeader, body: Any = _UNDECODED, wire: bytes = b"", decoded: Any = None
+    ) -> None:
+        body = decoded if body is _UNDECODED and decoded is not None else body
+        if body is _UNDECODED and len(wire) != header.length:
+            raise ValueError("an LSA without a body needs its wire bytes")
+        object.__setattr__(self, "header", header)
+        object.__setattr__(self, "decoded", body)
+        object.__setattr__(self, "wire", wire)
+
+    @property
+    def body(self) -> Any:
+        """The decoded body (a :class:`MalformedBody` when its decoder rejects it)."""
+        body = self.decoded
+        if body is _UNDECODED:
+            h = self.header
+            where = f"ospf.lsa[{h.key}]"
+            body = decode_body_or_keep(h.ls_type, h.ls_id, self.wire[LSA_HEADER_LEN:], where)
+            object.__setattr__(self, "decoded", body)
+        return body
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LSA):
+            return NotImplemented
+        return self.header == other.header and self.body == other.body
+
+    def __hash__(self) -> int:
+        return hash((self.header, self.body))
+
+    def __repr__(self) -> str:
+        return f"LSA(header={self.header!r}, body={self.body!r})"
 
     @property
     def key(self) -> LSAKey:
         return self.header.key
+
+    @property
+    def checksum_ok(self) -> bool:
+        """The Fletcher checksum of the bytes received is right (RFC 2328 §13 step 1); an
+        LSA we built ourselves has no received bytes and is right by construction."""
+        return not self.wire or fletcher_ok(self.wire[2:])
+
+    @property
+    def usable(self) -> bool:
+        """The body decoded (a :class:`MalformedBody` is flooded but not used)."""
+        return not isinstance(self.body, MalformedBody)
 
     @classmethod
     def build(
@@ -262,17 +343,18 @@ class LSA:
 
     @classmethod
     def decode_from(cls, r: Reader, *, verify: bool = True) -> LSA:
+        """Decode one LSA: the header and length must hold (they frame the next LSA); the
+        checksum is checked when ``verify``. The body is decoded when first read; a
+        malformed one is kept as :class:`MalformedBody`, never an error."""
         start = r.pos
         h = LSAHeader.decode(r)
         if h.length < LSA_HEADER_LEN:
             raise r.fail("length", f"{h.length} is shorter than the header")
-        body_r = r.sub(h.length - LSA_HEADER_LEN, f"lsa[{h.key}]")
-        wire = r.data[start : r.pos]
+        r.bytes(h.length - LSA_HEADER_LEN, f"lsa[{h.key}]")
+        wire = bytes(r.data[start : r.pos])
         if verify and not fletcher_ok(wire[2:]):
             raise DecodeError(f"{r.where}.checksum", f"bad Fletcher checksum in LSA {h.key}")
-        body = decode_body(h.ls_type, h.ls_id, body_r)
-        body_r.expect_end("body")
-        return cls(h, body, bytes(wire))
+        return cls(h, wire=wire)
 
 
 def compare_instances(a: LSAHeader, b: LSAHeader) -> int:

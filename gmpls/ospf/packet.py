@@ -195,7 +195,12 @@ class LSRequest(Wired):
 @BODIES.register(PacketType.LS_UPDATE)
 @dataclass(frozen=True, slots=True)
 class LSUpdate:
-    """RFC 2328 §A.3.5: a count and that many LSAs."""
+    """RFC 2328 §A.3.5: a count and that many LSAs.
+
+    Decoding checks the framing only (each LSA header and length); the LSA checksums are
+    checked one by one by the receiver (RFC 2328 §13 step 1 drops one LSA, not the
+    packet), and a malformed body is kept as :class:`~gmpls.ospf.lsa.MalformedBody`.
+    """
 
     lsas: tuple[LSA, ...]
 
@@ -207,7 +212,7 @@ class LSUpdate:
         n = r.u32("count")
         if n > r.remaining // LSA_HEADER_LEN:
             raise r.fail("count", f"{n} LSAs cannot fit in {r.remaining} bytes")
-        return cls(tuple(LSA.decode_from(r) for _ in range(n)))
+        return cls(tuple(LSA.decode_from(r, verify=False) for _ in range(n)))
 
 
 @BODIES.register(PacketType.LS_ACK)

@@ -83,6 +83,10 @@ from gmpls.ospf.lsdb import LSDB, Entry
 log = logging.getLogger("gmpls.ospf")
 
 IP_HEADER_LEN = 20
+#: cryptographic sequence numbers count quarter seconds since 2025-01-01 00:00 UTC: 32 bits
+#: last 34 years, and a burst of packets faster than 4 per second is absorbed within seconds
+CRYPTO_EPOCH = 1_735_689_600
+CRYPTO_TICKS_PER_SECOND = 4
 KNOWN_LS_TYPES = frozenset({1, 2, 3, 4, 5, 9, 10, 11})
 
 #: interface states in which received packets are dropped
@@ -159,9 +163,11 @@ COUNTERS = (
     "tx_packets",
     "bad_checksum",
     "bad_lsa_checksum",
+    "unusable_lsa",
     "bad_version",
     "wrong_area",
     "auth_mismatch",
+    "auth_replay",
     "truncated",
     "malformed",
     "hello_mismatch",
@@ -220,10 +226,13 @@ class OspfRouter:
         name: str = "",
         spf_delay: float = 0.0,
         spf_hold: float = 0.05,
+        wall_clock: float = 0.0,
     ) -> None:
         self.router_id = IPv4Address(router_id)
         self.area = IPv4Address(area)
         self.name = name or str(self.router_id)
+        #: the options of our Database Description packets: E, and O (RFC 5250 §3: opaque
+        #: capable); Hellos carry E only (:attr:`hello_options`), the O bit belongs to DDs
         self.options = Options.E | Options.O
         self.stub_networks = stub_networks
         self.interfaces: dict[str, Interface] = {}
@@ -231,6 +240,8 @@ class OspfRouter:
         self.routes: dict[IPv4Network, spf.Route] = {}
         self._wanted: dict[LSAKey, tuple[Any, int]] = {}
         self._originated_at: dict[LSAKey, float] = {}
+        #: own LSAs whose MaxSequenceNumber instance is being flushed (§12.1.6)
+        self._wrapping: set[LSAKey] = set()
         self._pending: dict[LSAKey, float] = {}
         self._out: list[Action] = []
         self._changed: list[LSAKey] = []
@@ -247,6 +258,11 @@ class OspfRouter:
         self._spf_at: float | None = None
         self._flood_queue: dict[tuple[str, IPv4Address], list[LSA]] = {}
         self._last_spf = float("-inf")
+        #: the time of the event being handled
+        self._now = 0.0
+        #: wall-clock time (Unix seconds) at ``now`` = 0; the shell sets it (the core never
+        #: reads a clock); it drives the cryptographic sequence numbers (RFC 2328 §D.4.3)
+        self.wall_clock = wall_clock
 
     # ------------------------------------------------------------ public API
 
@@ -255,6 +271,7 @@ class OspfRouter:
         self._listeners.append(fn)
 
     def handle(self, event: Event, now: float) -> list[Action]:
+        self._now = now
         if isinstance(event, Received):
             iface = self.interfaces.get(event.ifname)
             if iface is not None and iface.state not in _SILENT and not iface.config.passive:
@@ -298,6 +315,12 @@ class OspfRouter:
         return min(times) if times else None
 
     # read-only views for CLIs and tests
+
+    @property
+    def hello_options(self) -> int:
+        """The options of our Hellos: those of our DDs without the O bit, which RFC 5250
+        gives to Database Description packets only (FRR logs "O-bit abuse?" otherwise)."""
+        return self.options & ~Options.O
 
     def neighbors(self) -> list[tuple[Interface, Neighbor]]:
         return [(i, n) for i in self.interfaces.values() for n in i.neighbors.values()]
@@ -361,13 +384,21 @@ class OspfRouter:
             t = now + 1.0 if t is None else min(t, now + 1.0)
         return t
 
+    def _next_crypto_seq(self, last: int, now: float) -> int:
+        """The cryptographic sequence number of our next packet (RFC 2328 §D.4.3: it never
+        decreases, also across a restart, or neighbours drop our packets as replays).
+        Like FRR it follows the wall clock: quarter seconds since :data:`CRYPTO_EPOCH`,
+        or one more than the last when we send faster than that."""
+        ticks = int((self.wall_clock + now - CRYPTO_EPOCH) * CRYPTO_TICKS_PER_SECOND)
+        return min(max(ticks, last + 1), 0xFFFFFFFF)
+
     def _send(self, iface: Interface, dst: IPv4Address, body: Any) -> None:
         pkt = P.Packet(self.router_id, self.area, body)
         auth = iface.config.auth
         if auth.autype == AuType.SIMPLE:
             data = P.Packet(self.router_id, self.area, body, P.Auth.simple(auth.key)).encode()
         elif auth.autype == AuType.CRYPTOGRAPHIC:
-            iface.crypto_seq += 1
+            iface.crypto_seq = self._next_crypto_seq(iface.crypto_seq, self._now)
             data = P.sign_md5(pkt, auth.key_id, iface.crypto_seq, auth.key)
         else:
             data = pkt.encode()
@@ -604,8 +635,6 @@ class OspfRouter:
                 iface.count("bad_checksum")
             elif e.field == "ospf.header.version":
                 iface.count("bad_version")
-            elif e.field.endswith("checksum"):
-                iface.count("bad_lsa_checksum")
             elif "truncated" in e.reason or "length" in e.field:
                 iface.count("truncated")
             else:
@@ -624,12 +653,16 @@ class OspfRouter:
         if not self._auth_ok(iface, pkt, data):
             iface.count("auth_mismatch")
             return
+        if not self._crypto_seq_ok(iface, pkt):
+            iface.count("auth_replay")
+            return
         if not iface.p2p and src not in iface.config.address.network:
             iface.count("bad_source")
             return
         body = pkt.body
         if isinstance(body, P.Hello):
             self._recv_hello(iface, pkt.router_id, src, body, now)
+            self._crypto_seq_ok(iface, pkt)  # note the sequence of a neighbour just met
             return
         n = iface.neighbors.get(pkt.router_id)
         if n is None:
@@ -646,7 +679,7 @@ class OspfRouter:
 
     def _auth_ok(self, iface: Interface, pkt: P.Packet, data: bytes) -> bool:
         """RFC 2328 Appendix D: the AuType must match; simple password compared; keyed
-        MD5 digest verified (the cryptographic sequence number is not checked)."""
+        MD5 digest verified (the sequence number: :meth:`_crypto_seq_ok`)."""
         cfg = iface.config.auth
         if pkt.auth.autype != cfg.autype:
             return False
@@ -654,6 +687,28 @@ class OspfRouter:
             return pkt.auth.data == cfg.key[:8].ljust(8, b"\x00")
         if cfg.autype == AuType.CRYPTOGRAPHIC:
             return pkt.auth.key_id == cfg.key_id and P.verify_md5(data, cfg.key)
+        return True
+
+    def _crypto_seq_ok(self, iface: Interface, pkt: P.Packet) -> bool:
+        """RFC 2328 §D.4.3: the cryptographic sequence number of a neighbour never
+        decreases; a lower one than the last accepted is a replay (equal is accepted, as
+        FRR does). Notes the number of an accepted packet."""
+        if pkt.auth.autype != AuType.CRYPTOGRAPHIC:
+            return True
+        n = iface.neighbors.get(pkt.router_id)
+        if n is None:
+            return True
+        if pkt.auth.crypto_seq < n.crypto_seq:
+            log.debug(
+                "%s dropped packet from %s on %s: crypto sequence %d < %d",
+                self.name,
+                pkt.router_id,
+                iface.name,
+                pkt.auth.crypto_seq,
+                n.crypto_seq,
+            )
+            return False
+        n.crypto_seq = pkt.auth.crypto_seq
         return True
 
     # ------------------------------------------------------------ Hello (§9.5, §10.5)
@@ -669,7 +724,7 @@ class OspfRouter:
         hello = P.Hello(
             mask,
             iface.config.hello_interval,
-            self.options,
+            self.hello_options,
             iface.config.priority,
             iface.config.dead_interval,
             iface.dr,
@@ -950,6 +1005,11 @@ class OspfRouter:
         for lsa in lsu.lsas:
             h = lsa.header
             key = h.key
+            if not lsa.checksum_ok:
+                # (1) a bad LSA checksum: this LSA is discarded, the others are processed
+                iface.count("bad_lsa_checksum")
+                log.debug("%s dropped LSA %s from %s: bad checksum", self.name, key, n.router_id)
+                continue
             if h.ls_type not in KNOWN_LS_TYPES:
                 continue  # (2) unknown LS type
             e = self.lsdb.get(key)
@@ -968,17 +1028,10 @@ class OspfRouter:
                 for _, m in self.neighbors():
                     m.rxmt.pop(key, None)
                 flooded_back = self._flood(lsa, iface, n, now)
-                self._install(lsa, now)
-                log.debug(
-                    "%s installed %s seq %x from %s (flooded back: %s)",
-                    self.name,
-                    key,
-                    h.seq & 0xFFFFFFFF,
-                    n.router_id,
-                    flooded_back,
-                )
-                # (5)(e) acknowledge (§13.5): delayed ack unless flooded back out
-                if not flooded_back:
+                self._install_received(iface, n, lsa, flooded_back, now)
+                # (5)(e) acknowledge (§13.5): a delayed ack unless it was flooded back out;
+                # the Backup DR acks only what came from the DR (the DR acks the rest)
+                if not flooded_back and (iface.state != IfState.BACKUP or n.address == iface.dr):
                     self._delayed_ack(iface, h, now)
                 # (5)(f) a self-originated LSA (§13.4)
                 if self._self_originated(key):
@@ -1006,6 +1059,31 @@ class OspfRouter:
         if direct_acks:
             self._send(iface, n.address, P.LSAck(tuple(direct_acks)))
         self._check_loading(iface, n, now)
+
+    def _install_received(
+        self, iface: Interface, n: Neighbor, lsa: LSA, flooded_back: bool, now: float
+    ) -> None:
+        """§13 (5)(d): install a received instance. Its body is not looked at (§13 does
+        not), except for the Router and Network LSAs SPF reads: one of those that does not
+        decode is counted here; opaque bodies are left to their users (the PCE's TED)."""
+        self._install(lsa, now)
+        if lsa.header.ls_type in (LsType.ROUTER, LsType.NETWORK) and not lsa.usable:
+            iface.count("unusable_lsa")
+            log.debug(
+                "%s LSA %s from %s not decodable: %s",
+                self.name,
+                lsa.key,
+                n.router_id,
+                lsa.body.reason,
+            )
+        log.debug(
+            "%s installed %s seq %x from %s (flooded back: %s)",
+            self.name,
+            lsa.key,
+            lsa.header.seq & 0xFFFFFFFF,
+            n.router_id,
+            flooded_back,
+        )
 
     def _check_loading(self, iface: Interface, n: Neighbor, now: float) -> None:
         if n.state not in (NbrState.EXCHANGE, NbrState.LOADING):
@@ -1113,21 +1191,36 @@ class OspfRouter:
             self._pending.pop(key, None)
             return
         last = self._originated_at.get(key)
-        if last is not None and now - last < MIN_LS_INTERVAL:
+        # compared as the deadline itself: ``now - last < 5`` can hold at ``now == last + 5``
+        # (rounding), and the timer set for then would fire again and again
+        if last is not None and now < last + MIN_LS_INTERVAL:
             self._pending[key] = last + MIN_LS_INTERVAL  # §12.4: at most once per MinLSInterval
             return
         self._pending.pop(key, None)
+        if key in self._wrapping:
+            return  # the MaxSequenceNumber instance is being flushed; see _age
         seq = INITIAL_SEQUENCE
         if e is not None:
+            if e.lsa.header.seq >= MAX_SEQUENCE:
+                self._wrap(key, now)
+                return
             seq = e.lsa.header.seq + 1
-            if seq > MAX_SEQUENCE:
-                seq = INITIAL_SEQUENCE  # wrap (§12.1.6 premature aging is not done first)
         lsa = LSA.build(key.ls_type, key.ls_id, key.adv_router, seq, body, options=options)
         self._originated_at[key] = now
         for _, m in self.neighbors():
             m.rxmt.pop(key, None)
         self._install(lsa, now)
         self._flood(lsa, None, None, now)
+
+    def _wrap(self, key: LSAKey, now: float) -> None:
+        """§12.1.6: the sequence number would pass MaxSequenceNumber. The instance with
+        MaxSequenceNumber is flushed first (premature aging, §14.1); once every adjacency
+        has acknowledged it and it has left the database (:meth:`_age`), the LSA is
+        originated again with InitialSequenceNumber."""
+        log.info("%s LSA %s reached MaxSequenceNumber: flushing it first", self.name, key)
+        self._wrapping.add(key)
+        self._originated_at.pop(key, None)  # no refresh of the instance being flushed
+        self._premature_age(key, now)
 
     def _premature_age(self, key: LSAKey, now: float) -> None:
         """§14.1: flush an LSA by flooding it with age MaxAge."""
@@ -1298,6 +1391,13 @@ class OspfRouter:
                 self._remove(key)
                 if key not in self._wanted:
                     self._originated_at.pop(key, None)
+                    self._wrapping.discard(key)
+                elif key in self._wrapping:
+                    # §12.1.6: the MaxSequenceNumber instance is gone everywhere
+                    self._wrapping.discard(key)
+                    self._originated_at.pop(key, None)
+                    body, options = self._wanted[key]
+                    self._originate(key, body, options, now, force=True)
         self._next_age_check = self._age_check_time(now)
 
     # ------------------------------------------------------------ SPF (§16)

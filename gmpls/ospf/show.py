@@ -14,7 +14,7 @@ from typing import Any
 
 from gmpls.ospf.constants import MAX_AGE, LsType, OpaqueType
 from gmpls.ospf.fsm import IF_STATE_NAMES, NBR_STATE_NAMES, IfState
-from gmpls.ospf.lsa import LSA, RouterLSA, UnknownBody
+from gmpls.ospf.lsa import LSA, MalformedBody, RouterLSA, UnknownBody
 from gmpls.ospf.ri import FunctionalCapabilities, InformationalCapabilities, RouterInfoLSA
 from gmpls.ospf.router import COUNTERS, Interface, Neighbor, OspfRouter
 from gmpls.ospf.te import (
@@ -300,6 +300,10 @@ def opaque(r: OspfRouter, now: float, ls_type: int = LsType.OPAQUE_AREA) -> dict
                 )
                 else f"type {e['opaqueType']}"
             )
+            e["data"] = body.raw.hex()
+        elif isinstance(body, MalformedBody):  # stored and flooded, not used
+            e["opaqueTypeName"] = "malformed"
+            e["malformed"] = body.reason
             e["data"] = body.raw.hex()
         e["maxAge"] = a.header.age >= MAX_AGE
         out.append(e)

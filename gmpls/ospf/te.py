@@ -10,33 +10,49 @@ Link sub-TLVs: 1 link type, 2 link ID, 3 local and 4 remote interface addresses,
 metric, 6 maximum bandwidth, 7 maximum reservable bandwidth, 8 unreserved bandwidth, 9
 administrative group (RFC 3630 §2.5); 11 link local/remote identifiers, 14 link
 protection type, 15 interface switching capability descriptor, 16 SRLG (RFC 4203 §1);
-35 available labels (RFC 7580 style, a list of RFC 7579 label set fields carrying RFC 6205
-DWDM labels). Bandwidths are IEEE float32 in bytes per second; switching capabilities and
+and our wavelength-availability sub-TLV ("Available Labels": RFC 7579 label set fields of
+RFC 6205 DWDM labels, under the experimental type ``gmpls.qe.CODEPOINTS.te_available_labels``,
+32768 by default; docs/ospf-te.md says why it is not RFC 7580's sub-TLV). Bandwidths are IEEE float32 in bytes per second; switching capabilities and
 encodings are the RFC 3471 code points RSVP-TE signals (:mod:`gmpls.rsvp.constants`).
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Hashable
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Any
 
-from gmpls import ero
+from gmpls import ero, qe
 from gmpls.errors import EncodeError
 from gmpls.layout import REST, Repeat, Tail, Wired, layout
 from gmpls.ospf.constants import OpaqueType
 from gmpls.ospf.lsa import OPAQUE_BODIES
 from gmpls.registry import Registry
 from gmpls.rsvp.constants import LspEncoding, SwitchingType
-from gmpls.tlv import Tlv, tlvs
+from gmpls.tlv import Tlv, UnknownTlv, tlvs
 from gmpls.wire import Reader
 
-TE_TLVS: Registry[Any] = Registry("ospf.te.tlv", attrs=("TYPE",))
-LINK_SUBTLVS: Registry[Any] = Registry("ospf.te.link.subtlv", attrs=("TYPE",))
 
-#: sub-TLV type of the available-labels (wavelength availability) sub-TLV; see docs/ospf-te.md
-AVAILABLE_LABELS_TYPE = 35
+class _LinkSubTlvs(Registry[Any]):
+    """The Link sub-TLV registry, where the Available Labels type is configuration
+    (``qe.CODEPOINTS.te_available_labels``, read at each lookup) rather than a fixed code."""
+
+    def get(self, code: Hashable) -> Any:
+        if code == qe.CODEPOINTS.te_available_labels:
+            return AvailableLabels
+        return super().get(code)
+
+    def __contains__(self, code: Hashable) -> bool:
+        return self.get(code) is not None
+
+    def codes(self) -> list[Hashable]:
+        return [*super().codes(), qe.CODEPOINTS.te_available_labels]
+
+
+TE_TLVS: Registry[Any] = Registry("ospf.te.tlv", attrs=("TYPE",))
+LINK_SUBTLVS: Registry[Any] = _LinkSubTlvs("ospf.te.link.subtlv", attrs=("TYPE",))
 
 
 class LinkTypeValue:
@@ -255,13 +271,16 @@ def _label_sets(r: Reader, name: str) -> tuple[LabelSet, ...]:
     return tuple(sets)
 
 
-@LINK_SUBTLVS.register(AVAILABLE_LABELS_TYPE)
 @layout(label_sets=Tail(lambda sets: b"".join(s.encode() for s in sets), _label_sets))
 class AvailableLabels(Tlv):
-    """Wavelength availability: RFC 7580-style Available Labels, label set fields (RFC 7579
-    §2.6) of RFC 6205 DWDM labels. See docs/ospf-te.md for the choice of encoding."""
+    """Wavelength availability: label set fields (RFC 7579 §2.6) of RFC 6205 DWDM labels;
+    we send one. Its type is configuration (``qe.CODEPOINTS.te_available_labels``, an
+    experimental code point); see docs/ospf-te.md."""
 
     label_sets: tuple[LabelSet, ...]
+
+    def encode(self) -> bytes:
+        return UnknownTlv(qe.CODEPOINTS.te_available_labels, self.encode_body()).encode()
 
     @classmethod
     def from_channels(cls, channels: list[int] | tuple[int, ...]) -> AvailableLabels:

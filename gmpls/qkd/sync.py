@@ -4,19 +4,25 @@ The two ETSI 004 proxies of a QKD link agree here on sessions (key_handle, endpo
 key length) and on which key ID goes with which (key_handle, index). Key IDs cross this
 channel; key bytes never do (docs/design.md#the-qkd-side).
 
-Every frame is authenticated with HMAC-SHA256 under the pair's shared sync key (a fresh
-random file per bring-up, or ``qkd.deterministic.sync_key`` in a test topology) and carries
-a 64-bit sequence number: ``epoch << 32 | counter``, where the epoch (wall-clock seconds
-at start, passed in) keeps a restarted proxy's numbers above its old ones. The receiver
-keeps a sliding replay window (RFC 4303 §3.4.3 style): a frame older than the window or
-already seen is rejected and counted::
+Every frame is authenticated with HMAC-SHA256 under a key of its direction: HKDF-SHA256
+(RFC 5869) of the pair's shared sync secret (a fresh random file per bring-up, or
+``qkd.deterministic.sync_key`` in a test topology) with the sender's and the receiver's
+names, so a frame sent back to its sender does not verify there. Each proxy draws a
+random 64-bit **epoch** when it starts; a frame names its sender's epoch, the epoch of the
+receiver as the sender last heard it, and a counter. The receiver accepts a frame only
+if it names the receiver's current epoch (it was made after the receiver started: no
+frame captured before a restart is accepted again) and if its counter passes the sliding
+replay window (RFC 4303 §3.4.3 style) kept for the sender's epoch. A genuine frame that
+names another epoch of the receiver (a peer that has not heard of the restart yet, or a
+replay) is **stale**: the proxy answers it with a HELLO naming both current epochs, which
+tells the peer where to address its next frames. Every rejection is counted::
 
-    0      2       3      4                              12
-    +------+-------+------+------------------------------+---- body ----+--- 32 ---+
-    | "QS" | ver=1 | type |       sequence number        |     ...      |  HMAC    |
-    +------+-------+------+------------------------------+--------------+----------+
+    0      2       3      4               12              20              28
+    +------+-------+------+---------------+---------------+---------------+-- body --+- 32 -+
+    | "QS" | ver=2 | type | sender epoch  | receiver epoch|    counter    |   ...    | HMAC |
+    +------+-------+------+---------------+---------------+---------------+----------+------+
 
-Pure: frames in, frames out; no I/O, no clock.
+Pure: frames in, frames out; no I/O, no clock, no randomness (the epoch is passed in).
 """
 
 from __future__ import annotations
@@ -24,9 +30,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import struct
+from collections import OrderedDict
 from enum import IntEnum
 from ipaddress import IPv4Address
 from typing import Any, ClassVar
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from gmpls.errors import DecodeError
 from gmpls.layout import Counted, layout
@@ -35,11 +45,16 @@ from gmpls.registry import Registry
 from gmpls.wire import Reader
 
 MAGIC = b"QS"
-VERSION = 1
+VERSION = 2
 PORT = 5626
-HEADER_LEN = 12
+HEADER_LEN = 28
 MAC_LEN = 32
 MAX_IDS = 4096
+#: replay windows kept, one per epoch of the peer seen since this proxy started (a peer
+#: restart adds one; only a genuine, fresh frame can): the oldest is forgotten first
+MAX_PEER_EPOCHS = 8
+#: HKDF salt of the direction keys (RFC 5869 §3.1: a fixed, non-secret value)
+KDF_SALT = b"qkdnet sync v2"
 
 
 class SyncType(IntEnum):
@@ -51,6 +66,7 @@ class SyncType(IntEnum):
     ALLOC_RESP = 6
     CLOSE = 7
     ACK = 8
+    HELLO = 9
 
 
 class Result(IntEnum):
@@ -66,7 +82,7 @@ class Result(IntEnum):
 
 
 REGISTRY: Registry[Any] = Registry("sync.message", attrs=("TYPE",))
-_HEADER = struct.Struct("!2sBBQ")  # magic, version, type, sequence number
+_HEADER = struct.Struct("!2sBBQQQ")  # magic, version, type, sender/receiver epoch, counter
 #: a list of key IDs: a 16-bit count, then the 64-bit IDs
 KEY_IDS = Counted("u64", range(MAX_IDS + 1), names=("count", "key_id"))
 
@@ -163,17 +179,37 @@ class Ack(_Message):
     result: Result = Result.OK
 
 
-SyncMessage = Create | CreateResp | Opened | Bind | Alloc | AllocResp | Close | Ack
+@REGISTRY.register(SyncType.HELLO)
+@layout()
+class Hello(QkdMessage):
+    """No body: the header says "my epoch is this, yours is that" (the answer to a stale
+    frame, docs/etsi004.md §Epochs)."""
+
+    TYPE: ClassVar[SyncType]
+
+
+SyncMessage = Create | CreateResp | Opened | Bind | Alloc | AllocResp | Close | Ack | Hello
 #: messages that start a transaction (retransmitted until answered)
+SyncRequest = Create | Opened | Bind | Alloc | Close
 REQUESTS = (Create, Opened, Bind, Alloc, Close)
 
 
 class AuthError(DecodeError):
-    """The frame's HMAC does not verify: forged or corrupted."""
+    """The frame's HMAC does not verify under the key of its direction: forged, corrupted,
+    or sent back to its sender."""
 
 
 class ReplayError(DecodeError):
-    """The frame's sequence number was seen before or is older than the window."""
+    """The frame's counter was seen before or is older than the window."""
+
+
+class StaleError(DecodeError):
+    """A genuine frame that names another epoch of the receiver than its current one: made
+    before the receiver started, or by a peer that has not heard of the restart yet."""
+
+    def __init__(self, sender_epoch: int, receiver_epoch: int) -> None:
+        super().__init__("sync.epoch", f"names epoch {receiver_epoch:#x}, not ours")
+        self.sender_epoch = sender_epoch
 
 
 class ReplayWindow:
@@ -198,8 +234,7 @@ class ReplayWindow:
     def update(self, seq: int) -> None:
         if seq > self.highest:
             shift = seq - self.highest
-            # a jump past the whole window (a restarted peer: new epoch in the high
-            # 32 bits) starts a fresh window instead of shifting by ~2**32 bits
+            # a jump past the whole window starts a fresh one instead of a huge shift
             self._bits = (
                 1 if shift >= self.size else ((self._bits << shift) | 1) & ((1 << self.size) - 1)
             )
@@ -208,33 +243,61 @@ class ReplayWindow:
             self._bits |= 1 << (self.highest - seq)
 
 
-class SyncCodec:
-    """Seals and opens frames for one direction pair; counts what it rejects."""
+def direction_key(secret: bytes, sender: str, receiver: str) -> bytes:
+    """The HMAC key of frames from ``sender`` to ``receiver``: HKDF-SHA256 (RFC 5869) of the
+    pair's secret, the two names (length-prefixed) in the info, so each direction has its
+    own key."""
+    info = b"".join(len(n).to_bytes(1, "big") + n for n in (sender.encode(), receiver.encode()))
+    kdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=KDF_SALT, info=b"sync" + info)
+    return kdf.derive(secret)
 
-    def __init__(self, secret: bytes, epoch: int) -> None:
+
+class SyncCodec:
+    """Seals the frames ``me`` sends to ``peer`` and opens the ones it gets from ``peer``;
+    counts what it rejects. ``epoch`` is this proxy's random epoch (non-zero);
+    ``peer_epoch`` is the peer's as last heard (0: not yet)."""
+
+    def __init__(self, secret: bytes, me: str, peer: str, epoch: int) -> None:
         if len(secret) < 16:
             raise ValueError("sync secret must be at least 16 bytes")
-        self._secret = secret
-        self._seq = (epoch & 0xFFFFFFFF) << 32
-        self.window = ReplayWindow()
-        self.counters = {"sent": 0, "accepted": 0, "bad_mac": 0, "replayed": 0, "malformed": 0}
+        if me == peer:
+            raise ValueError("the two ends of a sync channel need different names")
+        if not 0 < epoch < 1 << 64:
+            raise ValueError("the epoch is a non-zero 64-bit number")
+        self._send_key = direction_key(secret, me, peer)
+        self._recv_key = direction_key(secret, peer, me)
+        self.epoch = epoch
+        self.peer_epoch = 0
+        self._counter = 0
+        #: peer epoch -> its replay window, in the order first seen (at most MAX_PEER_EPOCHS)
+        self.windows: OrderedDict[int, ReplayWindow] = OrderedDict()
+        self.counters = {
+            "sent": 0,
+            "accepted": 0,
+            "bad_mac": 0,
+            "replayed": 0,
+            "stale": 0,
+            "malformed": 0,
+        }
 
-    def _mac(self, data: bytes) -> bytes:
-        return hmac.new(self._secret, data, hashlib.sha256).digest()
-
-    def seal(self, msg: SyncMessage) -> bytes:
-        self._seq += 1
-        data = _HEADER.pack(MAGIC, VERSION, msg.TYPE, self._seq) + msg.encode_body()
+    def seal(self, msg: SyncMessage, to_epoch: int | None = None) -> bytes:
+        """The frame of ``msg`` for the peer's epoch ``to_epoch`` (default: as last heard)."""
+        self._counter += 1
+        to = self.peer_epoch if to_epoch is None else to_epoch
+        head = _HEADER.pack(MAGIC, VERSION, msg.TYPE, self.epoch, to, self._counter)
+        data = head + msg.encode_body()
         self.counters["sent"] += 1
-        return data + self._mac(data)
+        return data + hmac.new(self._send_key, data, hashlib.sha256).digest()
 
     def open(self, frame: bytes) -> SyncMessage:
-        """Verify and decode; raises AuthError / ReplayError / DecodeError (all counted)."""
+        """Verify and decode; raises AuthError / StaleError / ReplayError / DecodeError
+        (all counted). A fresh HELLO, or a frame from an epoch of the peer not seen before,
+        makes that epoch the one :meth:`seal` addresses."""
         if len(frame) < HEADER_LEN + MAC_LEN:
             self.counters["malformed"] += 1
             raise DecodeError("sync", f"{len(frame)} bytes is too short for a frame")
         data, mac = frame[:-MAC_LEN], frame[-MAC_LEN:]
-        if not hmac.compare_digest(mac, self._mac(data)):
+        if not hmac.compare_digest(mac, hmac.new(self._recv_key, data, hashlib.sha256).digest()):
             self.counters["bad_mac"] += 1
             raise AuthError("sync.hmac", "does not verify")
         r = Reader(data, "sync")
@@ -244,14 +307,32 @@ class SyncCodec:
             if r.u8("version") != VERSION:
                 raise r.fail("version", "unsupported")
             mtype = r.u8("type")
-            seq = r.u64("sequence")
+            sender, receiver, counter = (
+                r.u64("sender_epoch"),
+                r.u64("receiver_epoch"),
+                r.u64("counter"),
+            )
             msg: SyncMessage = decode_body(REGISTRY, mtype, r)
         except DecodeError:
             self.counters["malformed"] += 1
             raise
-        if not self.window.check(seq):
-            self.counters["replayed"] += 1
-            raise ReplayError("sync.sequence", f"{seq} replayed or too old")
-        self.window.update(seq)
-        self.counters["accepted"] += 1
+        if receiver != self.epoch:
+            self.counters["stale"] += 1
+            raise StaleError(sender, receiver)
+        self._accept(sender, counter)
+        if isinstance(msg, Hello):
+            self.peer_epoch = sender
         return msg
+
+    def _accept(self, sender: int, counter: int) -> None:
+        w = self.windows.get(sender)
+        if not (w.check(counter) if w is not None else counter > 0):
+            self.counters["replayed"] += 1
+            raise ReplayError("sync.counter", f"{counter} replayed or too old")
+        if w is None:
+            w = self.windows[sender] = ReplayWindow()
+            self.peer_epoch = sender  # the peer's newest life (a restart, or first contact)
+            while len(self.windows) > MAX_PEER_EPOCHS:
+                self.windows.popitem(last=False)
+        w.update(counter)
+        self.counters["accepted"] += 1

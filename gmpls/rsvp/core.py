@@ -80,6 +80,7 @@ from typing import Protocol
 from gmpls import ero, qe
 from gmpls.core import Tick
 from gmpls.errors import DecodeError
+from gmpls.ratelimit import LogLimiter
 from gmpls.rsvp import objects as O
 from gmpls.rsvp.constants import (
     ES_PATH_STATE_REMOVED,
@@ -350,6 +351,8 @@ class RsvpCore:
         #: neighbour installed here with it; the Message IDs to summary-refresh, per neighbour
         self._rx_ids: dict[tuple[IPv4Address, int], tuple[int, LspKey]] = {}
         self._srefresh_due: dict[IPv4Address, list[int]] = {}
+        #: lines about malformed messages, which anyone on a link can send: rate-limited
+        self._bad_lines = LogLimiter()
         self._next_lsp_id = 1
         #: O(1) indexes over ``psbs``: (ext tunnel ID, tunnel ID) -> its LSPs; insertion
         #: order (the order ``psbs`` iterates in); per-LSP timers in a heap of (deadline,
@@ -1020,7 +1023,15 @@ class RsvpCore:
             msg = Message.decode(data)
         except DecodeError as e:
             self.stats["rx_errors"] += 1
-            log.info("%s: bad RSVP message from %s: %s", self.name, src, e)
+            held = self._bad_lines.admit("bad RSVP message", now)
+            if held is not None:  # the count of lines held back goes with the next one
+                log.info(
+                    "%s: bad RSVP message from %s: %s",
+                    self.name,
+                    src,
+                    e,
+                    extra={"suppressed": held} if held else None,
+                )
             if e.code is not None:
                 self._answer_malformed(src, data, e.code)
             return

@@ -126,14 +126,30 @@ def _until(what: str, fn: Callable[[], Any], seconds: float) -> Any:
     return got
 
 
+def _service_summary(s: dict[str, Any]) -> str:
+    """What a failed assertion on a service prints: its state, error and code first."""
+    return (
+        f"state {s.get('state')!r}, error {s.get('error')!r}, code {s.get('code')!r}, "
+        f"path {s.get('path')}; the service: {s}"
+    )
+
+
+def _ted_nodes(tb: DockerTestbed) -> list[str]:
+    return [n["router_id"] for n in _cli_json(tb, "pce", "show ted")["nodes"]]
+
+
 def test_kill_tn3_then_a_new_service_takes_the_bypass(
     demo: tuple[dict[str, Any], Path, DockerTestbed],
 ) -> None:
+    """docs/qe-service.md#a-node-dies: the user waits until tn1 reports the service failed
+    and the PCE's ``show ted`` no longer lists tn3; a new service then takes the bypass at
+    the first attempt, whichever router was the control LAN's DR (tests/e2e/
+    test_tn3_failover.py repeats this in memory with tn3 as DR, BDR and DROther)."""
     _, _, tb = demo
     t1, t2, t3, t4, t5 = _addr(tb, "tn1", "tn2", "tn3", "tn4", "tn5")
     create = f"qe-service create dst {t5} {PARAMS} wait"
     s = _cli_json(tb, "tn1", create, timeout=40)["services"][0]
-    assert s["state"] == "up" and s["path"] == [t1, t2, t3, t4, t5], s
+    assert s["state"] == "up" and s["path"] == [t1, t2, t3, t4, t5], _service_summary(s)
     tb.kill("tn3")  # docker kill: no PathTear, no OSPF goodbye
     gone = _until(
         "tn1 notices tn3's death",
@@ -147,15 +163,12 @@ def test_kill_tn3_then_a_new_service_takes_the_bypass(
         ),
         30,
     )
-    assert gone["state"] == "failed", gone
-
-    def pce_forgot_tn3() -> bool:
-        ted = _cli_json(tb, "pce", "show ted")
-        return t3 not in {n["router_id"] for n in ted["nodes"]}
-
-    _until("the PCE's TED drops tn3 (OSPF dead interval)", pce_forgot_tn3, 40)
+    assert gone["state"] == "failed", _service_summary(gone)
+    _until("the PCE's TED drops tn3 (OSPF dead interval)", lambda: t3 not in _ted_nodes(tb), 40)
     s2 = _cli_json(tb, "tn1", create, timeout=40)["services"][0]
-    assert s2["state"] == "up" and s2["path"] == [t1, t2, t4, t5], s2
+    assert s2["state"] == "up" and s2["path"] == [t1, t2, t4, t5], (
+        f"{_service_summary(s2)}; the PCE's TED now: {_ted_nodes(tb)}"
+    )
     tails = _cli_json(tb, "tn5", "show qe-service")["services"]
     (tail,) = [t for t in tails if t["key_handle_prefix"] == s2["key_handle_prefix"]]
     assert tail["fingerprint"] == s2["fingerprint"]

@@ -69,7 +69,7 @@ def test_paper_ri_lsa_golden_bytes() -> None:
     a = ex.ri_lsa()
     assert a.encode().hex() == (
         "0000"  # age
-        "42"  # options O, E
+        "42"  # options: O, E
         "0a"  # LS type 10
         "04000000"  # opaque type 4 (RI), opaque ID 0
         "0a010101"  # advertising router tn1
@@ -104,12 +104,12 @@ def test_hello_golden_bytes() -> None:
         "0030"  # length 48
         "0a010101"  # router ID
         "00000000"  # area 0
-        "90bd"  # checksum
+        "d0bd"  # checksum
         "0000"  # AuType null
         "0000000000000000"
         "ffffff00"  # network mask
         "0001"  # hello interval
-        "42"  # options
+        "02"  # options: E (the O bit belongs to DD packets, RFC 5250)
         "01"  # priority
         "00000004"  # dead interval
         "0a010101"  # DR

@@ -7,6 +7,7 @@ from ipaddress import IPv4Address, IPv4Network
 import networkx as nx
 import pytest
 
+from gmpls.core import Tick
 from gmpls.ospf import examples as ex
 from gmpls.ospf.constants import INITIAL_SEQUENCE, LS_REFRESH_TIME, MAX_AGE, LsType
 from gmpls.ospf.events import AuthConfig, FlushOpaque, LsdbChanged, OriginateOpaque
@@ -140,6 +141,22 @@ def test_dr_loss_bdr_takes_over() -> None:
     # the dead DR's router LSA is no longer reachable: SPF ignores it (no transit link back)
     for r in rs[:4]:
         assert r.routes[IPv4Network("10.1.1.0/24")].cost == 10
+
+
+def test_a_deferred_origination_happens_at_its_deadline_whatever_the_rounding() -> None:
+    """The origination deferred by MinLSInterval is due at ``last + 5``; at exactly that
+    time it happens (``now - last`` may round to 4.999...: the timer must not stay due)."""
+    r = OspfRouter("10.1.1.1")
+    key = LSAKey(10, ri_lsa_id(0), r.router_id)
+    last = 5.344167231320889  # 10.344167231320888 - last == 4.999999999999999
+    r.handle(_ri(qe_capable=False), last)
+    r.handle(_ri(qe_capable=True), last + 1)
+    due = r.next_timer()
+    assert due == last + 5
+    r.handle(Tick(), due)
+    e = r.lsdb.get(key)
+    assert e is not None and e.lsa.header.seq == INITIAL_SEQUENCE + 1
+    assert r.next_timer() != due
 
 
 def test_newer_sequence_replaces_old_everywhere() -> None:

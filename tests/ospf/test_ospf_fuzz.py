@@ -20,11 +20,15 @@ VALID = [p.encode() for p in (ex.hello(), ex.dd(), ex.ls_request(), ex.ls_update
 
 
 def _decode_both(data: bytes) -> None:
+    """Decode as a packet and as an LSA, and read every LSA body (decoded lazily: reading
+    it must never raise, a body that does not decode becomes a MalformedBody)."""
     for verify in (True, False):
         with contextlib.suppress(DecodeError):
-            P.decode(data, verify_checksum=verify)
+            p = P.decode(data, verify_checksum=verify)
+            if isinstance(p.body, P.LSUpdate):
+                _ = [a.body for a in p.body.lsas]
     with contextlib.suppress(DecodeError):
-        L.LSA.decode(data, verify=False)
+        _ = L.LSA.decode(data, verify=False).body
 
 
 @settings(max_examples=500)

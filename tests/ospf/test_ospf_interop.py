@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ from tests.support.netns_util import tshark_fields, wait_for
 pytestmark = [pytest.mark.interop, pytest.mark.netns, pytest.mark.slow]
 
 TOPOLOGY = Path(__file__).resolve().parent / "interop.yaml"
+ROOT = Path(__file__).resolve().parents[2]
 #: FRR's TE link on the control LAN, with parameters our decoder must read back
 FRR_LINK_PARAMS = [
     "metric 20",
@@ -282,3 +285,64 @@ def test_ours_frr_bird_on_one_lan(lab: NetnsTestbed, tmp_path: Path) -> None:
     n = tshark_fields(pcap, "ospf", "ip.src")
     assert {"10.1.1.1", "10.1.1.2", "10.1.1.3", "10.1.1.4"} <= set(n)
     json.dumps(n)  # keep the capture summary serialisable for debugging
+
+
+#: a TE LSA body our decoder rejects: a Link TLV whose Link Type sub-TLV has length 2
+#: (RFC 3630 §2.5.1 says 1). Before issue 11 it made us drop the whole LS Update.
+BAD_TE_BODY = "000200080001000201000000"
+
+
+def test_frr_holds_an_lsa_we_cannot_decode_and_we_still_reach_full(
+    lab: NetnsTestbed, tmp_path: Path
+) -> None:
+    """FRR holds a TE LSA whose body our decoder rejects (originated by a stand-in speaker
+    in tn2's namespace, router ID 10.1.1.2, which then stops; FRR keeps the LSA). tn1 then
+    starts: it must request the LSA from FRR, install it, acknowledge it, and go Full."""
+    tb = lab
+    assert tb.start("fr1")
+    with open(tmp_path / "speaker.err", "w") as err:
+        argv = [sys.executable, "-m", "tests.support.ospf_speaker", str(tb.topo_file), "tn2"]
+        speaker = tb.popen(
+            "tn2",
+            [*argv, "--opaque", f"1.0.0.7={BAD_TE_BODY}"],
+            env={**os.environ, "PYTHONUNBUFFERED": "1"}, cwd=ROOT,
+            stdout=subprocess.DEVNULL, stderr=err,
+        )  # fmt: skip
+
+    def frr_opaque() -> dict[tuple[str, str], Any]:
+        opq = vtysh_json(tb, "show ip ospf database opaque-area")
+        lsas = opq["areaLocalOpaqueLsa"]["areas"]["0.0.0.0"]
+        return {(e["linkStateId"], e["advertisingRouter"]): e for e in lsas}
+
+    bad = ("1.0.0.7", "10.1.1.2")
+    wait_for(lambda: bad in frr_opaque() or sorted(frr_opaque()), 40, "FRR to hold the LSA")
+    assert frr_opaque()[bad]["opaqueData"].lower() == BAD_TE_BODY
+    speaker.terminate()
+    speaker.wait(timeout=10)
+    assert tb.start("tn1", extra_args=["--ospf-only"])
+
+    def full() -> Any:
+        got = (ours_nbrs(tb, "tn1").get("10.1.1.3"), frr_nbrs(tb).get("10.1.1.1"))
+        return got == ("Full", "Full") or got
+
+    wait_for(full, 40, "tn1 and FRR to be Full")
+
+    def synced() -> Any:
+        ours, frr = lsdb_ours(tb, "tn1"), lsdb_frr(tb)
+        return ours == frr or (sorted(ours ^ frr), sorted(ours))
+
+    wait_for(synced, 20, "tn1's LSDB to equal FRR's")
+    assert any(k[:3] == ("10", *bad) for k in lsdb_ours(tb, "tn1"))
+
+    # acknowledged: FRR has nothing left to retransmit to tn1
+    def frr_rxmt() -> Any:
+        n = vtysh_json(tb, "show ip ospf neighbor 10.1.1.1 detail")["10.1.1.1"][0]
+        return n["linkStateRetransmissionListCounter"] == 0 or n
+
+    wait_for(frr_rxmt, 20, "FRR's retransmission list for tn1 to empty")
+    i1 = ours_json(tb, "tn1", "show ip ospf interface")["interfaces"]["ctrl"]
+    assert i1["counters"]["malformed"] == 0 and i1["counters"]["bad_lsa_checksum"] == 0
+    # tn1 stores it as it came and says why it cannot use it
+    ours = ours_json(tb, "tn1", "show ip ospf database opaque-area")["areas"]["0.0.0.0"]
+    (e,) = [e for e in ours["opaqueAreaLinkStates"] if (e["lsId"], e["advertisedRouter"]) == bad]
+    assert e["data"] == BAD_TE_BODY and "link" in e["malformed"]

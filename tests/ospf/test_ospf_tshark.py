@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from gmpls import qe
 from gmpls.ospf import examples as ex
 from tests.support import tshark
 from tests.support.pcap import ethernet_frame, ipv4_packet, write_pcap
@@ -62,6 +63,8 @@ def test_hello_fields(decoded: list[dict[str, Any]]) -> None:
     assert collect(h, "ospf.hello.designated_router") == ["10.1.1.1"]
     assert collect(h, "ospf.hello.backup_designated_router") == ["10.1.1.2"]
     assert collect(h, "ospf.hello.active_neighbor") == ["10.1.1.2"]
+    # RFC 5250: the O bit is for Database Description packets, never in a Hello
+    assert collect(h, "ospf.v2.options.o") == ["0"] and collect(h, "ospf.v2.options.e") == ["1"]
 
 
 def test_dd_fields(decoded: list[dict[str, Any]]) -> None:
@@ -69,6 +72,7 @@ def test_dd_fields(decoded: list[dict[str, Any]]) -> None:
     assert collect(d, "ospf.db.interface_mtu") == ["1500"]
     assert collect(d, "ospf.db.dd_sequence") == ["4660"]
     assert collect(d, "ospf.lsa") == ["1", "10", "10"]
+    assert collect(d, "ospf.v2.options.o")[0] == "1"  # the DD's own options: opaque capable
 
 
 def test_ri_lsa_with_qe_bit(decoded: list[dict[str, Any]]) -> None:
@@ -94,6 +98,10 @@ def test_te_lsas(decoded: list[dict[str, Any]]) -> None:
         1.25e10
     ] * 4  # max, max-reservable
     assert collect(u, "ospf.lsid_te_lsa.instance") == ["0", "1", "2"]
+    # the Available Labels sub-TLV under its experimental type (RFC 3630 32768-32777)
+    t = qe.CODEPOINTS.te_available_labels
+    assert str(t) in collect(u, "ospf.tlv_type") and 32768 <= t <= 32777
+    assert f"Unknown Link sub-TLV: {t} (For Experimental Use)" in json.dumps(u)
 
 
 def test_ls_ack_lists_the_update(decoded: list[dict[str, Any]]) -> None:

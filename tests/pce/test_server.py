@@ -469,3 +469,28 @@ async def test_pce_initiated_qe_service(pce: PceDaemon) -> None:
         assert pce.lsps.initiations[2].reason == "PCErr 24/1"
     finally:
         await pcc.close()
+
+
+async def test_refused_reports_answered_each_and_logged_rate_limited(
+    pce: PceDaemon, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A PCC reporting new LSPs without their SYMBOLIC-PATH-NAME gets PCErr (10, 8) for
+    each, naming the SRP; the session stays up; the warnings stop at the log budget."""
+    caplog.set_level(logging.INFO)
+    pce.server.bad_reports.clock = lambda: 0.0  # no refill: the budget is the burst
+    peer = await RawPeer.connect(pce, 11)
+    try:
+        await peer.send(ex.stateful_open(1).encode())
+        assert isinstance(await peer.recv(), M.Open)
+        assert isinstance(await peer.recv(), M.Keepalive)
+        await peer.send(M.Keepalive().encode())
+        bad = [M.LspEntry(O.LspObject(i), O.Srp(i), O.Ero()) for i in range(1, 101)]
+        await peer.send(b"".join(M.PCRpt((e,)).encode() for e in bad))
+        errs = [await peer.recv() for _ in bad]
+        assert all(isinstance(e, M.PCErr) and e.codes == [(10, 8)] for e in errs)
+        assert [e.blocks[0].rps[0].srp_id for e in errs] == list(range(1, 101))
+    finally:
+        peer.close()
+    refused = [r for r in caplog.records if r.getMessage() == "lsp report refused"]
+    assert len(refused) == pce.server.bad_reports.limiter.burst
+    assert pce.lsps.counters.refused == 100 and pce.lsps.all() == []

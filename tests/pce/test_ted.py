@@ -101,3 +101,42 @@ def test_liveness_from_router_and_network_lsas() -> None:
     ted.install(LSA.build(2, rid(1), rid(1), INITIAL_SEQUENCE + 1, net.body, options=OPTS))
     assert list(ted.nodes()) == [rid(1), rid(2)]
     assert len(ted.links()) == 2
+
+
+def test_a_dr_change_keeps_every_live_node() -> None:
+    """The DR (node 3) dies: the new DR (node 2) originates its Network LSA, the routers
+    re-originate their Router LSAs naming it one by one, and the dead DR's Network LSA
+    stays in the database. Throughout, node 3 goes and nobody else does (the failure of
+    docs/qe-service.md#a-node-dies: the whole TED gone for a second)."""
+    pce = rid(200)
+    ted = graph(
+        {1: True, 2: False, 3: False, 4: True},
+        [
+            (1, 1, 2, 1, 10, [1]),
+            (2, 2, 3, 1, 10, [1]),
+            (3, 2, 4, 1, 10, [1]),
+            (2, 3, 4, 2, 30, [1]),
+        ],
+    )
+    ted.root = pce
+    ted.load(lan([pce, rid(1), rid(2), rid(3), rid(4)], dr=rid(3)))
+    assert list(ted.nodes()) == [rid(1), rid(2), rid(3), rid(4)]
+    after = {x.key: x for x in lan([pce, rid(1), rid(2), rid(4)], dr=rid(2))}
+    new_net = next(x for x in after.values() if x.header.ls_type == LsType.NETWORK)
+    seen = []
+    for r in (pce, rid(2), rid(1)):  # node 4's Router LSA still names the dead DR
+        ted.install(_newer(after[LSAKey(LsType.ROUTER, r, r)]))
+        seen.append(list(ted.nodes()))
+    ted.install(new_net)
+    seen.append(list(ted.nodes()))
+    live = [rid(1), rid(2), rid(4)]
+    # until the PCE's own Router LSA names the new DR (and its Network LSA has come), the
+    # LAN is the old DR's: node 3 is still there; after that, only node 3 is gone
+    assert seen == [[rid(1), rid(2), rid(3), rid(4)]] * 3 + [live]
+    ted.install(_newer(after[LSAKey(LsType.ROUTER, rid(4), rid(4))]))
+    assert list(ted.nodes()) == live and len(ted.links()) == 4
+
+
+def _newer(lsa: LSA) -> LSA:
+    h = lsa.header
+    return LSA.build(h.ls_type, h.ls_id, h.adv_router, h.seq + 1, lsa.body, options=h.options)

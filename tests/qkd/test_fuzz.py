@@ -63,8 +63,8 @@ def test_etsi_round_trip(msg: etsi.Message) -> None:
 
 @given(sync_msgs)
 def test_sync_round_trip(msg: sync.SyncMessage) -> None:
-    a, b = sync.SyncCodec(b"s" * 32, 1), sync.SyncCodec(b"s" * 32, 2)
-    assert b.open(a.seal(msg)) == msg
+    a, b = sync.SyncCodec(b"s" * 32, "A", "B", 1), sync.SyncCodec(b"s" * 32, "B", "A", 2)
+    assert b.open(a.seal(msg, 2)) == msg
 
 
 @given(idq_msgs)
@@ -81,6 +81,6 @@ def test_decoders_raise_only_decode_error(data: bytes, pos: int, byte: int) -> N
         b = bytearray(s)
         if b:
             b[pos % len(b)] = byte
-        for decode in (etsi.decode, idq.decode, sync.SyncCodec(b"s" * 32, 1).open):
+        for decode in (etsi.decode, idq.decode, sync.SyncCodec(b"s" * 32, "A", "B", 1).open):
             with contextlib.suppress(DecodeError):
                 decode(bytes(b))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import random
 from ipaddress import IPv4Address
 
@@ -73,25 +75,57 @@ SYNC_MSGS = [
     sync.AllocResp(6, H, sync.Result.OK, 7, 32, (9,)),
     sync.Close(7, H),
     sync.Ack(8, H, sync.Result.UNKNOWN_HANDLE),
+    sync.Hello(),
 ]
+
+
+def _pair(epoch_a: int = 1, epoch_b: int = 2) -> tuple[sync.SyncCodec, sync.SyncCodec]:
+    """The two ends of a channel, each already knowing the other's epoch."""
+    a = sync.SyncCodec(SECRET, "etsiA", "etsiB", epoch_a)
+    b = sync.SyncCodec(SECRET, "etsiB", "etsiA", epoch_b)
+    a.peer_epoch, b.peer_epoch = epoch_b, epoch_a
+    return a, b
 
 
 @pytest.mark.parametrize("msg", SYNC_MSGS, ids=lambda m: type(m).__name__)
 def test_sync_round_trip(msg: sync.SyncMessage) -> None:
-    tx, rx = sync.SyncCodec(SECRET, 1), sync.SyncCodec(SECRET, 2)
+    tx, rx = _pair()
     assert rx.open(tx.seal(msg)) == msg
 
 
+def test_sync_golden_header_and_direction_keys() -> None:
+    tx, _ = _pair(0x0102030405060708, 0x1112131415161718)
+    frame = tx.seal(sync.Opened(0x0A0B0C0D, H))
+    assert frame[:28] == bytes.fromhex("51530203010203040506070811121314151617180000000000000001")
+    assert frame[28:-32] == bytes.fromhex("0a0b0c0d") + H
+    # RFC 5869 HKDF-SHA256 of the secret, salt "qkdnet sync v2", info "sync" and the names
+    ab = sync.direction_key(SECRET, "etsiA", "etsiB")
+    assert ab != sync.direction_key(SECRET, "etsiB", "etsiA")
+    assert ab != sync.direction_key(SECRET, "etsiA", "etsiC")
+    assert frame[-32:] == hmac.new(ab, frame[:-32], hashlib.sha256).digest()
+
+
+def test_sync_reflected_frame_fails_authentication() -> None:
+    a, b = _pair()
+    frame = a.seal(sync.Opened(1, H))
+    with pytest.raises(sync.AuthError):
+        a.open(frame)  # sent back to its sender: the key of the other direction
+    assert a.counters["bad_mac"] == 1 and a.counters["accepted"] == 0
+    assert b.open(frame) == sync.Opened(1, H)
+    assert a.open(b.seal(sync.Ack(1, H))) == sync.Ack(1, H)  # a still hears b
+
+
 def test_sync_forged_frames_are_rejected_and_counted() -> None:
-    tx, rx = sync.SyncCodec(SECRET, 1), sync.SyncCodec(SECRET, 2)
+    tx, rx = _pair()
     frame = tx.seal(sync.Opened(1, H))
     for i in range(len(frame)):
         forged = bytearray(frame)
         forged[i] ^= 0x01
         with pytest.raises(sync.AuthError):
             rx.open(bytes(forged))
+    other = sync.SyncCodec(b"x" * 32, "etsiA", "etsiB", 1)  # wrong secret
     with pytest.raises(sync.AuthError):
-        rx.open(sync.SyncCodec(b"x" * 32, 1).seal(sync.Opened(1, H)))  # wrong secret
+        rx.open(other.seal(sync.Opened(1, H), 2))
     with pytest.raises(DecodeError):
         rx.open(b"short")
     assert rx.counters["bad_mac"] == len(frame) + 1 and rx.counters["malformed"] == 1
@@ -99,7 +133,7 @@ def test_sync_forged_frames_are_rejected_and_counted() -> None:
 
 
 def test_sync_replays_are_rejected_and_counted() -> None:
-    tx, rx = sync.SyncCodec(SECRET, 1), sync.SyncCodec(SECRET, 2)
+    tx, rx = _pair()
     frames = [tx.seal(sync.Opened(i, H)) for i in range(10)]
     for f in reversed(frames):  # out of order is fine inside the window
         rx.open(f)
@@ -109,18 +143,41 @@ def test_sync_replays_are_rejected_and_counted() -> None:
     assert rx.counters["replayed"] == 10 and rx.counters["accepted"] == 10
 
 
-def test_sync_window_drops_too_old_and_restart_with_later_epoch_passes() -> None:
-    tx, rx = sync.SyncCodec(SECRET, 1), sync.SyncCodec(SECRET, 2)
+def test_sync_window_drops_too_old() -> None:
+    tx, rx = _pair()
     old = tx.seal(sync.Opened(0, H))
-    for i in range(rx.window.size + 1):
+    for i in range(sync.ReplayWindow().size + 1):
         rx.open(tx.seal(sync.Opened(i, H)))
     with pytest.raises(sync.ReplayError):
         rx.open(old)  # never seen, but older than the window
-    restarted = sync.SyncCodec(SECRET, 5)  # same peer, restarted later
-    assert rx.open(restarted.seal(sync.Ack(1, H))) == sync.Ack(1, H)
-    stale = sync.SyncCodec(SECRET, 0)  # an earlier epoch: replay of a dead run
-    with pytest.raises(sync.ReplayError):
-        rx.open(stale.seal(sync.Ack(1, H)))
+
+
+def test_sync_restarted_sender_any_epoch_is_accepted_after_a_hello() -> None:
+    a, b = _pair(epoch_a=50, epoch_b=7)
+    b.open(a.seal(sync.Opened(1, H)))
+    # a restarts with a lower epoch (random epochs have no order); it has not heard b yet
+    a2 = sync.SyncCodec(SECRET, "etsiA", "etsiB", 3)
+    with pytest.raises(sync.StaleError) as e:
+        b.open(a2.seal(sync.Opened(2, H)))
+    assert e.value.sender_epoch == 3 and b.counters["stale"] == 1
+    assert a2.open(b.seal(sync.Hello(), e.value.sender_epoch)) == sync.Hello()
+    assert a2.peer_epoch == 7
+    assert b.open(a2.seal(sync.Opened(3, H))) == sync.Opened(3, H)  # counter 2 of a new life
+    assert b.peer_epoch == 3
+    assert b.open(a.seal(sync.Opened(4, H))) == sync.Opened(4, H)  # a late frame of a's old life
+    assert b.peer_epoch == 3  # does not turn b back to the old life
+
+
+def test_sync_restarted_receiver_rejects_captured_frames() -> None:
+    a, b = _pair(epoch_a=5, epoch_b=9)
+    captured = [a.seal(sync.Opened(i, H)) for i in range(5)]
+    for f in captured:
+        b.open(f)
+    b2 = sync.SyncCodec(SECRET, "etsiB", "etsiA", 10)  # restarted: a new epoch
+    for f in captured:
+        with pytest.raises(sync.StaleError):
+            b2.open(f)
+    assert b2.counters["stale"] == 5 and b2.counters["accepted"] == 0
 
 
 def test_key_bytes_never_cross_the_sync_channel() -> None:
@@ -346,3 +403,16 @@ def test_device_unreachable_gives_no_qkd_connection_then_recovers_without_gap() 
     net.device_down.clear()
     b = [_get(net, "B", B1, h) for _ in range(3)]
     assert [(i, k) for _, i, k in b] == [(i, k) for _, i, k in a]
+
+
+def test_sync_keeps_windows_for_the_last_peer_epochs_only() -> None:
+    _, b = _pair(epoch_a=1, epoch_b=9)
+    lives = [sync.SyncCodec(SECRET, "etsiA", "etsiB", e) for e in range(100, 100 + 10)]
+    frames = [a.seal(sync.Opened(1, H), 9) for a in lives]
+    for f in frames:  # ten restarts of the peer during one life of b
+        b.open(f)
+    assert list(b.windows) == [a.epoch for a in lives[-sync.MAX_PEER_EPOCHS :]]
+    assert b.peer_epoch == lives[-1].epoch
+    with pytest.raises(sync.ReplayError):  # a remembered life's window still holds
+        b.open(frames[-2])
+    assert b.peer_epoch == lives[-1].epoch

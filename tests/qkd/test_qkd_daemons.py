@@ -104,7 +104,7 @@ def test_cli_sessions_outlive_the_command(daemons: Path) -> None:
 
 
 def test_forged_sync_and_garbage_are_counted_not_fatal(daemons: Path) -> None:
-    # a datagram from the peer's sync address without the right HMAC
+    # a datagram from the peer's sync host (not its sync port), without the right HMAC
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.55.6.15", 0))
         s.sendto(b"QS\x01\x03" + bytes(8) + bytes(68) + bytes(32), ("127.55.6.11", SYNC))

@@ -50,9 +50,9 @@ def proxy_configs(**kw: object) -> tuple[ProxyConfig, ProxyConfig]:
         local_node_addrs=frozenset({IPv4Address("10.1.1.1"), IPv4Address(TN1_QA)}),
         peer_node=TN5,
         peer_sync=B_SYNC,
+        peer_name="etsiB",
         idq=IDQ_A,
         wins_tie=True,
-        epoch=1000,
         **common,
     )
     b = ProxyConfig(
@@ -61,9 +61,9 @@ def proxy_configs(**kw: object) -> tuple[ProxyConfig, ProxyConfig]:
         local_node_addrs=frozenset({IPv4Address("10.1.1.5"), IPv4Address(TN5_QB)}),
         peer_node=TN1,
         peer_sync=A_SYNC,
+        peer_name="etsiA",
         idq=IDQ_B,
         wins_tie=False,
-        epoch=2000,
         **common,
     )
     return a, b
@@ -98,14 +98,31 @@ class Net:
         self.alarms = {
             side: Alarm(self.sim, lambda _at, s=side: self._feed(s, Tick())) for side in "AB"
         }
+        for side in "AB":  # as a shell does once its sockets are open
+            self.alarms[side].set(self.proxy[side].next_timer())
         self.inbox: dict[tuple[str, int], list[etsi.Reply]] = {}
         self.logs: list[Log] = []
         self.wire: list[tuple[Channel, bytes]] = []
         self.device_down: set[str] = set()  # sides whose IDQ3P device is unreachable
+        self.sim.run(0.01)  # the proxies greet each other (sync HELLO) before any SAE comes
 
     @property
     def now(self) -> float:
         return self.sim.now
+
+    def restart(self, side: str, seed: int) -> None:
+        """Replace a proxy by a fresh core with the same config (all state lost, its
+        random source seeded anew), as a restarted daemon."""
+        rb = random.Random(seed)
+        cfg = self.proxy[side].cfg
+        self.proxy[side] = ProxyCore(
+            cfg, lambda n: bytes(rb.getrandbits(8) for _ in range(n)), self.now
+        )
+        self.alarms[side].set(self.proxy[side].next_timer())
+
+    def inject(self, side: str, channel: Channel, data: bytes, src: tuple[str, int]) -> None:
+        """A datagram from ``src`` arrives at a proxy (a forgery, a replay, a reflection)."""
+        self._feed(side, Datagram(channel, data, src))
 
     # --- delivery -------------------------------------------------------------------
     def _later(self, fn: Callable[[], None]) -> None:
