@@ -345,3 +345,27 @@ def test_a_legacy_pair_whose_emulators_are_not_paired(tmp_path: Path) -> None:
     assert sorted(problems(d)) == [
         "t.yaml: hosts.etsiA.idq: idqA's pair is idqB, not idqC (etsiB's idq)",
     ]
+
+
+def test_each_emulator_runs_at_its_links_rate_and_buffer(doc: dict[str, Any]) -> None:
+    from idq3p_emulator.daemon import config_from_topology
+
+    t = parse(doc, "t.yaml")
+    got = {
+        q: (c.pair, c.own_stream, c.rate_bps, c.buffer_bits)
+        for q in ("q12a", "q12b", "q23a", "q23b")
+        for c in [config_from_topology(t, q, seed=b"s" * 16)]
+    }
+    r12 = ratemodel.rate_for(12.0)
+    assert got == {
+        "q12a": ("q12b", 0, r12, 4096),
+        "q12b": ("q12a", 1, r12, 4096),
+        "q23a": ("q23b", 0, 2000.0, 1048576),
+        "q23b": ("q23a", 1, 2000.0, 1048576),
+    }
+    assert config_from_topology(t, "q23a", rate_bps=7, buffer_bits=64).rate_bps == 7.0
+    with pytest.raises(ValueError, match="not an idq3p host of a QKD link"):
+        config_from_topology(t, "km1")
+    paper = load(ROOT / "topologies" / "paper.yaml")
+    a = config_from_topology(paper, "idqA", seed=b"s" * 16)
+    assert (a.pair, a.rate_bps, a.buffer_bits) == ("idqB", 13_700_000.0, 1 << 26)
