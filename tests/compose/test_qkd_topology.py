@@ -369,3 +369,47 @@ def test_each_emulator_runs_at_its_links_rate_and_buffer(doc: dict[str, Any]) ->
     paper = load(ROOT / "topologies" / "paper.yaml")
     a = config_from_topology(paper, "idqA", seed=b"s" * 16)
     assert (a.pair, a.rate_bps, a.buffer_bits) == ("idqB", 13_700_000.0, 1 << 26)
+
+
+def test_one_seed_per_emulator_pair_and_one_sync_key_per_link(
+    doc: dict[str, Any], tmp_path: Path
+) -> None:
+    from compose import keyfiles
+
+    t = parse(doc, "t.yaml")
+    assert keyfiles.daemon_args(t, "q23b", "S") == ["--seed-file", "S/q23a-q23b.seed"]
+    assert keyfiles.daemon_args(t, "km1", "S") == ["--sync-key-file", "S/km1-km2.sync"]
+    assert keyfiles.daemon_args(t, "km2", "S") == [
+        "--sync-key-file",
+        "S/km1-km2.sync",
+        "--sync-key-file",
+        "S/km2-km3.sync",
+    ]
+    assert keyfiles.daemon_args(t, "n2", "S") == []
+    made = keyfiles.write(t, tmp_path / "s")
+    assert [p.name for p in made] == [
+        "km1-km2.sync",
+        "km2-km3.sync",
+        "q12a-q12b.seed",
+        "q23a-q23b.seed",
+    ]
+    assert len({p.read_bytes() for p in made}) == 4
+
+
+def test_docker_mounts_every_secret_file_of_a_key_manager(doc: dict[str, Any]) -> None:
+    from compose import render
+
+    t = parse(doc, "t.yaml")
+    svc = render.compose_doc(t, "./three.yaml")["services"]
+    mounts = [v for v in svc["km2"]["volumes"] if "secrets" in v]
+    assert mounts == [
+        f"./secrets/{f}:{render.CONTAINER_SECRETS_DIR}/{f}:ro"
+        for f in ("km1-km2.sync", "km2-km3.sync")
+    ]
+    assert list(svc["km2"]["command"])[-4:] == [
+        "--sync-key-file",
+        f"{render.CONTAINER_SECRETS_DIR}/km1-km2.sync",
+        "--sync-key-file",
+        f"{render.CONTAINER_SECRETS_DIR}/km2-km3.sync",
+    ]
+    assert [v for v in svc["n2"]["volumes"] if "secrets" in v] == []
