@@ -413,3 +413,25 @@ def test_docker_mounts_every_secret_file_of_a_key_manager(doc: dict[str, Any]) -
         f"{render.CONTAINER_SECRETS_DIR}/km2-km3.sync",
     ]
     assert [v for v in svc["n2"]["volumes"] if "secrets" in v] == []
+
+
+def test_mesh6_is_six_sites_in_a_ring_with_a_chord() -> None:
+    t = load(ROOT / "topologies" / "mesh6.yaml")
+    assert t.name == "mesh6" and t.prefix == "m6"
+    nodes = [f"n{i}" for i in range(1, 7)]
+    assert [t.site_of(n) for n in nodes] == [f"km{i}" for i in range(1, 7)]
+    assert [str(t.site_id(f"km{i}")) for i in range(1, 7)] == [f"10.1.1.{i}" for i in range(1, 7)]
+    pairs = {frozenset((x.a, x.b)) for x in t.qkd_links}
+    ring = {frozenset((f"km{i}", f"km{i % 6 + 1}")) for i in range(1, 7)}
+    assert pairs == ring | {frozenset(("km2", "km5"))}
+    lengths = [x.fibre_km for x in t.qkd_links]
+    assert len(set(lengths)) == 7 and all(x is not None and 5 <= x <= 40 for x in lengths)
+    assert len({x.rate_bps for x in t.qkd_links}) == 7
+    assert {h.name for h in t.hosts.values() if h.qe.capable} == {"n1", "n4"}
+    assert t.qkd_link_between("km1", "km4") is None
+    assert all("kms" in t.host(f"km{i}").interfaces for i in range(1, 7))
+    assert str(t.control_address("pce")) == "10.1.1.200" and t.host("pce").ospf_priority == 0
+    assert str(t.control_address("client")) == "10.1.1.100"
+    te = {frozenset((x.a, x.b)) for x in t.te_links}
+    assert te == {frozenset((f"n{i}", f"n{i % 6 + 1}")) for i in range(1, 7)}
+    assert all(x.lambdas == tuple(range(1, 9)) for x in t.te_links)
