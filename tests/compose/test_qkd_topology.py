@@ -435,3 +435,22 @@ def test_mesh6_is_six_sites_in_a_ring_with_a_chord() -> None:
     te = {frozenset((x.a, x.b)) for x in t.te_links}
     assert te == {frozenset((f"n{i}", f"n{i % 6 + 1}")) for i in range(1, 7)}
     assert all(x.lambdas == tuple(range(1, 9)) for x in t.te_links)
+
+
+def test_mesh6_renders_for_docker() -> None:
+    from compose import render
+
+    t = load(ROOT / "topologies" / "mesh6.yaml")
+    doc = render.compose_doc(t, "./mesh6.yaml")
+    assert len(doc["services"]) == 28 and len(doc["networks"]) == 14
+    km2 = doc["services"]["km2"]
+    syncs = [v.split(":")[0] for v in km2["volumes"] if v.endswith(".sync:ro")]
+    assert syncs == [f"./secrets/{x}.sync" for x in ("km1-km2", "km2-km3", "km2-km5")]
+    assert list(km2["command"]).count("--sync-key-file") == 3
+    assert km2["networks"] == {
+        "a2": {"ipv4_address": "10.2.2.11"},
+        "k2": {"ipv4_address": "10.11.2.1"},
+        "kms": {"ipv4_address": "10.12.0.2"},
+    }
+    seeds = [v for v in doc["services"]["q25b"]["volumes"] if v.endswith(".seed:ro")]
+    assert seeds == [f"./secrets/q25a-q25b.seed:{render.CONTAINER_SECRETS_DIR}/q25a-q25b.seed:ro"]
