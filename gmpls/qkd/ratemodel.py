@@ -108,13 +108,14 @@ def rate_for(
 
 
 def max_fibre_km(db_per_km: float = 0.2, extra_loss_db: float = 0.0) -> float:
-    """The longest fibre (km, to 0.1 km) on which the calibrated link still yields key."""
+    """The longest fibre (km, rounded down to 0.1 km) on which the calibrated link still
+    yields key."""
     lo, hi = 0.0, 1000.0
     if rate_for(lo, db_per_km, extra_loss_db) <= 0:
         return 0.0
     if rate_for(hi, db_per_km, extra_loss_db) > 0:
         return hi
-    while hi - lo > 0.05:
+    while hi - lo > 1e-4:
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if rate_for(mid, db_per_km, extra_loss_db) > 0 else (lo, mid)
-    return round(lo, 1)
+    return math.floor(lo * 10) / 10

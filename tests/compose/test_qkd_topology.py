@@ -213,7 +213,7 @@ EDITS: list[tuple[str, Any, list[str]]] = [
         300,
         [
             f"{L0}.fibre_km: 300 km at 0.2 dB/km (+0 dB) yields no secret key in the decoy-BB84"
-            " model, which reaches 216.2 km (docs/qkd-rate-model.md)"
+            " model, which reaches 216.1 km (docs/qkd-rate-model.md)"
         ],
     ),
     (
@@ -454,3 +454,12 @@ def test_mesh6_renders_for_docker() -> None:
     }
     seeds = [v for v in doc["services"]["q25b"]["volumes"] if v.endswith(".seed:ro")]
     assert seeds == [f"./secrets/q25a-q25b.seed:{render.CONTAINER_SECRETS_DIR}/q25a-q25b.seed:ro"]
+
+
+def test_the_models_reach_is_where_the_rate_ends() -> None:
+    for db, extra in ((0.2, 0.0), (0.25, 3.0)):
+        reach = ratemodel.max_fibre_km(db, extra)
+        assert ratemodel.rate_for(reach, db, extra) > 0
+        assert ratemodel.rate_for(reach + 0.1, db, extra) == 0
+    assert ratemodel.max_fibre_km(0.2) == 216.1
+    assert ratemodel.max_fibre_km(0.2, extra_loss_db=100) == 0.0
