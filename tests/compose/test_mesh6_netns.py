@@ -51,6 +51,20 @@ def test_every_host_has_its_namespace_and_addresses(mesh6: Lab) -> None:
         assert addresses(mesh6, name) == want, name
 
 
+def test_every_daemon_was_started_and_the_routers_and_emulators_run(mesh6: Lab) -> None:
+    """Every host but the client got its daemon. The key managers are started too (with
+    one --sync-key-file per link, tests/compose/test_qkd_topology.py); whether one with
+    several QKD links keeps running is the key manager's business, so not asserted here."""
+    hosts = mesh6.tb.status()["hosts"]
+    for name, h in hosts.items():
+        if h["kind"] == "client":
+            assert h["daemons"] == [], name
+            continue
+        assert len(h["daemons"]) == 1, name
+        if h["kind"] in ("node", "pce", "idq3p"):
+            assert h["daemons"][0]["running"], name
+
+
 def test_each_domain_joins_what_it_should_and_nothing_else(mesh6: Lab) -> None:
     tb = mesh6.tb
     assert tb.ping("km1", "10.12.0.4")  # the KM LAN joins every key manager
