@@ -164,7 +164,7 @@ class Testbed(ABC):
 
     def make_secrets(self) -> Path:
         """Fresh key material for this bring-up in ``RUN/secrets/`` (:mod:`compose.keyfiles`:
-        a random seed per emulator pair, a sync key per proxy pair; folder 0700, files
+        a random seed per emulator pair, a KM channel key per QKD link; folder 0700, files
         0600), which the daemons are given by file; the folder."""
         folder = self.run_dir / keyfiles.FOLDER
         made = keyfiles.write(self.topology, folder)

@@ -390,7 +390,7 @@ def _add_file_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     k = csub.add_parser(
         "secrets",
         help="fresh key material for a plain `docker compose up` (a seed per emulator pair, "
-        "a sync key per proxy pair)",
+        "a KM channel key per QKD link)",
     )
     k.add_argument("topology_file", metavar="TOPOLOGY")
     k.add_argument(

@@ -16,8 +16,9 @@ bird        BIRD 2 ``bird -f``, with a generated ``bird.conf``
 
 Python daemons get ``--topology FILE --host NAME --log-file RUN/NAME.log`` (the common
 flags of :mod:`daemonkit.daemon`); their stdout and stderr go to ``RUN/NAME.out``. Emulators
-and proxies also get their pair's secret file in ``RUN/secrets/`` (``--seed-file``,
-``--sync-key-file``: see :mod:`compose.keyfiles`).
+also get their pair's seed file in ``RUN/secrets/`` (``--seed-file``), key managers the KM
+channel key of each of their QKD links (one ``--sync-key-file`` each): see
+:mod:`compose.keyfiles`.
 
 Config generation for FRR and BIRD is a hook: ``register_config("frr", fn)`` (or
 ``NetnsTestbed(..., config_generators={"frr": fn})``) replaces the built-in generator, where

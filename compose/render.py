@@ -8,9 +8,10 @@ Debian's ``docker-compose``) runs the same testbed as the namespace backend:
   :data:`compose.daemons.PYTHON_KINDS`); a client host runs ``sleep infinity`` (it is the
   place to ``telnet`` from). The topology file is mounted read-only at
   ``/etc/qkdnet/NAME.yaml`` (the image also carries a copy of ``topologies/``).
-- the key material is no part of the file: each emulator and proxy mounts read-only its
-  pair's secret file only (``./secrets/A-B.seed`` or ``.sync`` next to the compose file, at
-  ``/run/qkdnet/secrets/``) and is given it by ``--seed-file``/``--sync-key-file`` (see
+- the key material is no part of the file: each emulator mounts read-only its pair's seed
+  file only, each key manager the KM channel key of each of its QKD links only
+  (``./secrets/A-B.seed`` or ``.sync`` next to the compose file, at
+  ``/run/qkdnet/secrets/``), given by ``--seed-file`` / one ``--sync-key-file`` each (see
   :mod:`compose.keyfiles`). ``qkdnet up --backend docker`` writes fresh files there; before
   a plain ``docker compose up`` run ``qkdnet compose secrets TOPOLOGY`` (without them the
   emulators and proxies exit with status 2 and one line).
