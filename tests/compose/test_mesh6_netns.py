@@ -10,13 +10,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from functools import partial
 
 import pytest
 
 from compose.netns import leftovers
 from gmpls.qkd import ratemodel
 from tests.support.e2elab import Lab, private_index, restore_index, stop_lab
-from tests.support.mesh6lab import addresses, lan_is_converged, listening, start_mesh6
+from tests.support.mesh6lab import (
+    addresses,
+    lan_is_converged,
+    listening,
+    start_mesh6,
+    start_qkd_link,
+    stop_qkd_link,
+)
 from tests.support.netns_util import wait_for
 
 pytestmark = pytest.mark.netns
@@ -81,9 +89,8 @@ def test_every_emulator_runs_at_its_links_rate(mesh6: Lab) -> None:
         assert link.fibre_km is not None
         rate = ratemodel.rate_for(link.fibre_km)
         for idq in (link.a_idq, link.b_idq):
-            wait_for(lambda idq=idq: listening(mesh6, idq) is not None, 20, f"{idq} listening")
-            line = listening(mesh6, idq)
-            assert line is not None
+            wait_for(lambda idq=idq: listening(mesh6, idq) != [], 20, f"{idq} listening")
+            line = listening(mesh6, idq)[-1]
             assert (line["pair"], line["rate_bps"], line["buffer_bits"]) == (
                 link.pair_of(idq),
                 rate,
@@ -99,3 +106,23 @@ def test_ospf_converges_on_the_control_lan(mesh6: Lab) -> None:
     assert {r for r, n in nodes.items() if n.get("qe_capable")} == {"10.1.1.1", "10.1.1.4"}
     links = sorted(len(n["links"]) for n in nodes.values())
     assert links == [2] * 6  # the TE ring
+
+
+def test_a_qkd_link_goes_dark_and_comes_back(mesh6: Lab) -> None:
+    """What the relay tests do to a link on the relay path: both its emulators stop, the
+    others keep running; started again, they run at the link's rate."""
+    tb = mesh6.tb
+    starts = {idq: len(listening(mesh6, idq)) for idq in ("q25a", "q25b")}
+    stop_qkd_link(mesh6, "km2-km5")
+    try:
+        assert tb.running("q25a") == [] and tb.running("q25b") == []
+        assert tb.running("q12a") and tb.running("q45b")
+    finally:
+        start_qkd_link(mesh6, "km2-km5")
+    for idq, n in starts.items():
+        wait_for(partial(_started, mesh6, idq, n + 1), 20, f"{idq} listening again")
+        assert listening(mesh6, idq)[-1]["rate_bps"] == ratemodel.rate_for(5.0)
+
+
+def _started(lab: Lab, host: str, times: int) -> bool:
+    return len(listening(lab, host)) == times

@@ -65,12 +65,24 @@ def addresses(lab: Lab, host: str) -> dict[str, str]:
     return out
 
 
-def listening(lab: Lab, host: str) -> dict[str, Any] | None:
-    """The ``listening`` line of a Python daemon's JSON log, or None before it."""
+def listening(lab: Lab, host: str) -> list[dict[str, Any]]:
+    """The ``listening`` lines of a Python daemon's JSON log, one per start, oldest first."""
     log = lab.run_dir / f"{host}.log"
     if not log.exists():
-        return None
-    for line in log.read_text().splitlines():
-        if '"listening"' in line:
-            return dict(json.loads(line))
-    return None
+        return []
+    return [dict(json.loads(x)) for x in log.read_text().splitlines() if '"listening"' in x]
+
+
+def stop_qkd_link(lab: Lab, name: str) -> None:
+    """Stop both emulators of the QKD link ``name`` (``km2-km5``): the link goes dark, as a
+    cut fibre or a device failure would make it."""
+    link = next(x for x in lab.tb.topology.qkd_links if x.name == name)
+    for idq in (link.a_idq, link.b_idq):
+        lab.tb.stop(idq)
+
+
+def start_qkd_link(lab: Lab, name: str) -> None:
+    """Start both emulators of the QKD link ``name`` again (same seed file, same rate)."""
+    link = next(x for x in lab.tb.topology.qkd_links if x.name == name)
+    for idq in (link.a_idq, link.b_idq):
+        lab.tb.start(idq)
