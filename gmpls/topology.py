@@ -8,6 +8,12 @@ path of the field and the reason, all of them at once::
 
     paper.yaml: hosts.tn3.router_id: '10.1.1' is not an IPv4 address
 
+The QKD side is a set of *sites* and ``qkd_links`` between them: a site is one key manager
+(a ``qkd-proxy`` host) and the node(s) it ``serves``; a QKD link is a pair of IDQ3P
+emulators between two sites' key managers, with its own secret-key rate and buffer. The
+legacy form of one link (proxy ``idq`` + ``peer``, idq3p ``pair``) loads as one
+:class:`QkdLink` too.
+
 The schema is documented in ``docs/topology.md``.
 """
 
@@ -21,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from gmpls.qkd import ratemodel
 
 IPv4 = ipaddress.IPv4Address
 
@@ -106,6 +114,41 @@ class Host:
 
 
 @dataclass(frozen=True, slots=True)
+class QkdLink:
+    """One QKD link: two IDQ3P emulators (``a_idq`` next to key manager ``a``, ``b_idq`` next
+    to ``b``) sharing a key stream at ``rate_bps``, each holding at most ``buffer_bits``.
+
+    ``name`` is the two key managers' names sorted, joined by ``-`` (``km1-km2``);
+    ``fibre_km`` is set when the rate comes from the decoy-BB84 model."""
+
+    name: str
+    a: str
+    b: str
+    a_idq: str
+    b_idq: str
+    rate_bps: float
+    buffer_bits: int
+    fibre_km: float | None = None
+
+    def far(self, km: str) -> str:
+        """The key manager at the other end from ``km``."""
+        return self.b if km == self.a else self.a
+
+    def idq_of(self, km: str) -> str:
+        """The emulator next to key manager ``km``."""
+        return self.a_idq if km == self.a else self.b_idq
+
+    def pair_of(self, idq: str) -> str:
+        """The emulator at the other end from emulator ``idq``."""
+        return self.b_idq if idq == self.a_idq else self.a_idq
+
+
+def link_name(a: str, b: str) -> str:
+    """The name of the QKD link between key managers ``a`` and ``b``."""
+    return "-".join(sorted((a, b)))
+
+
+@dataclass(frozen=True, slots=True)
 class TeLink:
     a: str
     a_if: int
@@ -142,6 +185,9 @@ class Topology:
     rsvp: RsvpConfig = RsvpConfig()
     qkd: QkdConfig = QkdConfig()
     path: Path | None = field(default=None, compare=False)
+    qkd_links: tuple[QkdLink, ...] = ()
+    #: key manager -> the nodes it serves, its site node first
+    sites: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     # --- queries the daemons and launchers share ---------------------------------------
     def host(self, name: str) -> Host:
@@ -195,6 +241,52 @@ class Topology:
 
     def of_kind(self, *kinds: str) -> list[Host]:
         return [h for h in self.hosts.values() if h.kind in kinds]
+
+    # --- the QKD network: sites and QKD links --------------------------------------------
+    def qkd_links_of(self, km: str) -> tuple[QkdLink, ...]:
+        """The QKD links of key manager ``km``, in file order."""
+        return tuple(x for x in self.qkd_links if km in (x.a, x.b))
+
+    def served_by(self, km: str) -> tuple[str, ...]:
+        """The nodes of ``km``'s site, its site node first (empty for a non key manager)."""
+        return tuple(self.sites.get(km, ()))
+
+    def site_of(self, node: str) -> str | None:
+        """The key manager whose site ``node`` belongs to, or None."""
+        for km, nodes in self.sites.items():
+            if node in nodes:
+                return km
+        return None
+
+    def site_id(self, km: str) -> IPv4:
+        """The site's ID on the wire: the router ID of its site node."""
+        nodes = self.served_by(km)
+        if not nodes:
+            raise KeyError(f"{self.name}: {km!r} is not a key manager")
+        rid = self.host(nodes[0]).router_id
+        assert rid is not None  # a served host is a node, and a node has a router ID
+        return rid
+
+    def site_by_id(self, site_id: IPv4) -> str | None:
+        """The key manager of the site whose ID is ``site_id``, or None."""
+        for km in self.sites:
+            if self.site_id(km) == site_id:
+                return km
+        return None
+
+    def qkd_link_of_idq(self, idq: str) -> QkdLink | None:
+        """The QKD link emulator ``idq`` belongs to, or None."""
+        for x in self.qkd_links:
+            if idq in (x.a_idq, x.b_idq):
+                return x
+        return None
+
+    def qkd_link_between(self, a: str, b: str) -> QkdLink | None:
+        """The QKD link between key managers ``a`` and ``b``, or None."""
+        for x in self.qkd_links:
+            if {x.a, x.b} == {a, b}:
+                return x
+        return None
 
 
 # --- loading: the schema ---------------------------------------------------------------
@@ -272,6 +364,7 @@ class _Doc:
     hosts: Mapping[str, dict[str, Any]] = field(default_factory=dict)
     qkd: QkdConfig = QkdConfig()
     te_links: tuple[dict[str, Any], ...] = ()
+    qkd_links: tuple[dict[str, Any], ...] = ()
 
 
 # --- converters --------------------------------------------------------------------------
@@ -348,6 +441,35 @@ def _hex(v: Any) -> bytes:
     if len(b) < 16:
         raise _Bad("must be at least 16 bytes (32 hex digits)")
     return b
+
+
+def _not_negative(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
+        raise _Bad(f"{v!r} is not a number >= 0")
+    return float(v)
+
+
+#: the largest rate a QKD link may have: the u32 b/s of the OSPF-TE QKD link TLV
+MAX_RATE_BPS = 2**32 - 1
+
+
+def _rate(v: Any) -> float:
+    r = _num(v)
+    if r > MAX_RATE_BPS:
+        raise _Bad(f"{v} b/s is above {MAX_RATE_BPS} (the u32 of the OSPF-TE QKD link TLV)")
+    return r
+
+
+def _names(v: Any) -> tuple[str, ...]:
+    """A name, or a non-empty list of distinct names."""
+    if isinstance(v, list):
+        if not v:
+            raise _Bad("names no node")
+        out = tuple(_name(x) for x in v)
+        if len(set(out)) != len(out):
+            raise _Bad("names a node twice")
+        return out
+    return (_name(v),)
 
 
 def _seed(v: Any) -> bytes:
@@ -454,12 +576,26 @@ _HOST = _Record(
         _Key("qe", _QE, only=("node",), refused=_NOT_QE),
         _Key("cli_port", _PORT),
         _Key("ospf_priority", _int(0, 255)),
-        _Key("serves", _name, required=True, only=_PROXY),
-        _Key("idq", _name, required=True, only=_PROXY),
-        _Key("peer", _name, required=True, only=_PROXY),
-        _Key("pair", _name, required=True, only=_IDQ),
+        _Key("serves", _names, required=True, only=_PROXY),
+        # required in the legacy form of one QKD link only: checked with qkd_links
+        _Key("idq", _name, only=_PROXY),
+        _Key("peer", _name, only=_PROXY),
+        _Key("pair", _name, only=_IDQ),
     ),
     check=_kind_keys,
+)
+_QKD_LINK = _Record(
+    (
+        _Key("a", _name, required=True),
+        _Key("b", _name, required=True),
+        _Key("a_idq", _name, required=True),
+        _Key("b_idq", _name, required=True),
+        _Key("rate_bps", _rate),
+        _Key("fibre_km", _not_negative),
+        _Key("db_per_km", _not_negative),
+        _Key("extra_loss_db", _not_negative),
+        _Key("buffer_bits", _int(8, 2**40)),
+    )
 )
 _TE_LINK = _Record(
     (
@@ -483,6 +619,7 @@ _TOP = _Record(
         _Key("hosts", _MapOf(_HOST, _name)),
         _Key("qkd", _QKD),
         _Key("te_links", _ListOf(_TE_LINK)),
+        _Key("qkd_links", _ListOf(_QKD_LINK)),
     ),
     _Doc,
 )
@@ -651,6 +788,8 @@ def _hosts(c: _Checker, doc: _Doc, domains: Mapping[str, Domain]) -> dict[str, H
                     f"a {kind} needs an address on the control domain {doc.control_domain}",
                 )
         rest = {k: v for k, v in raw.items() if k not in ("kind", "interfaces")}
+        if rest.get("serves"):
+            rest["serves"] = rest["serves"][0]  # the site node; Topology.sites has them all
         # a host whose kind is wrong stays, as a node, so that references to it still check
         hosts[name] = Host(name, kind or "node", ifaces, **rest)
     return hosts
@@ -684,9 +823,6 @@ def _check_references(c: _Checker, hosts: Mapping[str, Host]) -> None:
         _shares_domain(c, f"{p}.qe.proxy", h, proxy)
         if h.qe.capable and h.qe.proxy is None:
             c.error(f"{p}.qe.proxy", "a QE capable node needs the ETSI 004 proxy that serves it")
-        served = _ref(c, hosts, f"{p}.serves", h.serves, ("node",))
-        if served is not None and served.qe.proxy != h.name:
-            c.error(f"{p}.serves", f"{served.name}'s qe.proxy is {served.qe.proxy}, not {h.name}")
         _shares_domain(c, f"{p}.idq", h, _ref(c, hosts, f"{p}.idq", h.idq, _IDQ))
         peer = _ref(c, hosts, f"{p}.peer", h.peer, _PROXY)
         if peer is not None and peer.peer != h.name:
@@ -725,6 +861,179 @@ def _te_links(
     return tuple(links)
 
 
+# --- the cross checks of the QKD network: sites and QKD links ------------------------------
+
+
+def _sites(c: _Checker, doc: _Doc, hosts: Mapping[str, Host]) -> dict[str, tuple[str, ...]]:
+    """Key manager -> the nodes it serves. A node belongs to one site; a QE capable node's
+    site is its ``qe.proxy``; a key manager shares a domain with every node it serves."""
+    sites: dict[str, tuple[str, ...]] = {
+        name: raw["serves"]
+        for name, raw in doc.hosts.items()
+        if hosts[name].kind == "qkd-proxy" and raw.get("serves")
+    }
+    owner: dict[str, str] = {}
+    for km, nodes in sites.items():
+        p = f"hosts.{km}.serves"
+        for n in nodes:
+            node = _ref(c, hosts, p, n, ("node",))
+            if node is None:
+                continue
+            if (node.qe.capable or node.qe.proxy is not None) and node.qe.proxy != km:
+                c.error(p, f"{n}'s qe.proxy is {node.qe.proxy}, not {km}")
+                continue
+            if n in owner:
+                c.error(p, f"{n} is already served by {owner[n]} (a node belongs to one site)")
+            owner.setdefault(n, km)
+            _shares_domain(c, p, hosts[km], node)
+    for h in hosts.values():
+        proxy = h.qe.proxy
+        if proxy is not None and proxy in sites and h.name not in sites[proxy]:
+            c.error(
+                f"hosts.{h.name}.qe.proxy",
+                f"{proxy} does not serve {h.name} (its serves: {', '.join(sites[proxy])})",
+            )
+    return sites
+
+
+def _legacy_links(c: _Checker, qkd: QkdConfig, hosts: Mapping[str, Host]) -> list[QkdLink]:
+    """The one QKD link of each proxy pair in the legacy form (proxy ``idq`` + ``peer``,
+    idq3p ``pair``), at the rate and buffer of ``qkd:``. Only a consistent pair makes a
+    link; what is inconsistent is reported by the reference checks or here."""
+    links = []
+    for h in hosts.values():
+        if h.kind != "qkd-proxy":
+            continue
+        if (h.idq is None) != (h.peer is None):
+            c.error(f"hosts.{h.name}.{'peer' if h.peer is None else 'idq'}", "is required")
+        peer = hosts.get(h.peer or "")
+        if peer is None or peer.peer != h.name or h.name > peer.name:
+            continue
+        mine, theirs = hosts.get(h.idq or ""), hosts.get(peer.idq or "")
+        if mine is None or theirs is None or mine.kind != "idq3p" or theirs.kind != "idq3p":
+            continue
+        if mine.pair == theirs.name and theirs.pair == mine.name:
+            links.append(
+                QkdLink(
+                    link_name(h.name, peer.name),
+                    h.name,
+                    peer.name,
+                    mine.name,
+                    theirs.name,
+                    float(qkd.secret_key_rate_bps),
+                    qkd.buffer_bits,
+                )
+            )
+        elif mine is not theirs and mine.pair not in (None, mine.name, theirs.name):
+            c.error(
+                f"hosts.{h.name}.idq",
+                f"{mine.name}'s pair is {mine.pair}, not {theirs.name} ({peer.name}'s idq)",
+            )
+    return links
+
+
+def _link_rate(c: _Checker, p: str, raw: dict[str, Any], qkd: QkdConfig) -> float | None:
+    """A link's secret-key rate: fixed, from the decoy-BB84 model, or ``qkd:``'s."""
+    fibre = raw.get("fibre_km")
+    if fibre is None:
+        for key in ("db_per_km", "extra_loss_db"):
+            if key in raw:
+                c.error(f"{p}.{key}", "applies to fibre_km, which is not given")
+        return raw.get("rate_bps", float(qkd.secret_key_rate_bps))
+    if "rate_bps" in raw:
+        c.error(p, "give rate_bps (fixed) or fibre_km (modelled), not both")
+        return None
+    db, extra = raw.get("db_per_km", 0.2), raw.get("extra_loss_db", 0.0)
+    rate = ratemodel.rate_for(fibre, db, extra)
+    if rate <= 0:
+        reach = ratemodel.max_fibre_km(db, extra)
+        c.error(
+            f"{p}.fibre_km",
+            f"{fibre:g} km at {db:g} dB/km (+{extra:g} dB) yields no secret key in the "
+            f"decoy-BB84 model, which reaches {reach:g} km (docs/qkd-rate-model.md)",
+        )
+        return None
+    if rate > MAX_RATE_BPS:
+        c.error(f"{p}.fibre_km", f"the model's {rate:.0f} b/s is above {MAX_RATE_BPS}")
+        return None
+    return rate
+
+
+def _link_ends(
+    c: _Checker, p: str, raw: dict[str, Any], hosts: Mapping[str, Host], used: dict[str, str]
+) -> bool:
+    """The ends of one ``qkd_links`` entry: two different key managers in no legacy link,
+    sharing a domain, each next to its own emulator, which is in no other link."""
+    ok = True
+    for side in ("a", "b"):
+        km = _ref(c, hosts, f"{p}.{side}", raw.get(side), _PROXY)
+        if km is not None and (km.idq or km.peer):
+            c.error(
+                f"{p}.{side}",
+                f"{km.name} gives idq/peer (the legacy form of one QKD link); a key manager "
+                "is in qkd_links or gives idq and peer, not both",
+            )
+        q = _ref(c, hosts, f"{p}.{side}_idq", raw.get(f"{side}_idq"), _IDQ)
+        if q is not None and q.pair is not None:
+            c.error(f"{p}.{side}_idq", f"{q.name} gives pair (the legacy form); leave it out")
+        elif q is not None and q.name in used:
+            c.error(f"{p}.{side}_idq", f"{q.name} is already {used[q.name]}")
+        elif q is not None:
+            used[q.name] = f"{p}.{side}_idq"
+        if km is not None and q is not None:
+            _shares_domain(c, f"{p}.{side}_idq", km, q)
+        ok = ok and km is not None and q is not None
+    if raw.get("a") is not None and raw.get("a") == raw.get("b"):
+        c.error(p, f"a QKD link joins two different key managers, not {raw['a']} to itself")
+        return False
+    if ok and not set(hosts[raw["a"]].interfaces) & set(hosts[raw["b"]].interfaces):
+        c.error(p, f"{raw['a']} and {raw['b']} share no domain (their KM channel)")
+        return False
+    return ok
+
+
+def _qkd_links(c: _Checker, doc: _Doc, hosts: Mapping[str, Host]) -> tuple[QkdLink, ...]:
+    """Every QKD link, the legacy one(s) first; then every key manager and emulator must
+    be in one."""
+    links = _legacy_links(c, doc.qkd, hosts)
+    used = {q: f"in the legacy QKD link {x.name}" for x in links for q in (x.a_idq, x.b_idq)}
+    named: dict[str, str] = {}
+    mentioned = {v for raw in doc.qkd_links for v in raw.values() if isinstance(v, str)}
+    for i, raw in enumerate(doc.qkd_links):
+        p = f"qkd_links[{i}]"
+        ends_ok = _link_ends(c, p, raw, hosts, used)
+        rate = _link_rate(c, p, raw, doc.qkd)
+        if not ends_ok or rate is None:
+            continue
+        name = link_name(raw["a"], raw["b"])
+        if name in named:
+            c.error(p, f"{name} is already {named[name]} (one QKD link per pair of key managers)")
+            continue
+        named[name] = p
+        buffer = raw.get("buffer_bits", doc.qkd.buffer_bits)
+        fibre = raw.get("fibre_km")
+        links.append(
+            QkdLink(name, raw["a"], raw["b"], raw["a_idq"], raw["b_idq"], rate, buffer, fibre)
+        )
+    legacy_only = not doc.qkd_links
+    for h in hosts.values():
+        if h.name in mentioned or h.kind not in ("qkd-proxy", "idq3p"):
+            continue
+        p = f"hosts.{h.name}"
+        if h.kind == "qkd-proxy" and h.idq is None and h.peer is None:
+            if legacy_only:
+                c.error(f"{p}.idq", "is required")
+                c.error(f"{p}.peer", "is required")
+            else:
+                c.error(p, "a key manager needs a QKD link: name it in qkd_links")
+        elif h.kind == "idq3p" and h.pair is None:
+            if legacy_only:
+                c.error(f"{p}.pair", "is required")
+            else:
+                c.error(p, "an emulator needs a QKD link: name it in qkd_links")
+    return tuple(links)
+
+
 # --- the entry points --------------------------------------------------------------------
 
 
@@ -758,10 +1067,22 @@ def parse(doc: Any, source: str = "<topology>") -> Topology:
     hosts = _hosts(c, d, domains)
     _check_references(c, hosts)
     links = _te_links(c, d.te_links, hosts)
+    sites = _sites(c, d, hosts)
+    qkd_links = _qkd_links(c, d, hosts)
     if c.problems:
         raise TopologyError(c.problems)
     return Topology(
-        d.name, d.prefix, domains, hosts, links, d.control_domain, d.ospf, d.rsvp, d.qkd
+        d.name,
+        d.prefix,
+        domains,
+        hosts,
+        links,
+        d.control_domain,
+        d.ospf,
+        d.rsvp,
+        d.qkd,
+        qkd_links=qkd_links,
+        sites=sites,
     )
 
 

@@ -410,7 +410,14 @@ EDITS: list[tuple[str, Any, list[str]]] = [
             "hosts.etsiA.serves: tn1's qe.proxy is None, not etsiA",
         ],
     ),
-    ("hosts.etsiB.serves", "tn1", ["hosts.etsiB.serves: tn1's qe.proxy is etsiA, not etsiB"]),
+    (
+        "hosts.etsiB.serves",
+        "tn1",
+        [
+            "hosts.etsiB.serves: tn1's qe.proxy is etsiA, not etsiB",
+            "hosts.tn5.qe.proxy: etsiB does not serve tn5 (its serves: tn1)",
+        ],
+    ),
     ("hosts.etsiA.idq", "idqB", ["hosts.etsiA.idq: idqB shares no domain with etsiA"]),
     ("hosts.idqA.pair", "idqA", ["hosts.idqB.pair: idqA's pair is idqA, not idqB"]),
     # a host whose kind is wrong gets that one problem, not others that depend on its kind
