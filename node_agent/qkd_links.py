@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, cast
+from ipaddress import IPv4Address
+from typing import Any, Protocol, cast
 
 from daemonkit.timer import CoreTimer
 from gmpls.core import Tick
 from gmpls.ospf.constants import LsType
 from gmpls.ospf.te import TeLSA
+from gmpls.qkd import kmstatus
 from gmpls.qkd_advert.core import AdvertConfig, QkdAdvertiser
 from gmpls.qkd_advert.events import Action, Event, Flush, KmDatagram, Note, Originate, SendKm
+from gmpls.topology import Topology
 from node_agent.ospf_te import OspfTeAgent
 
 log = logging.getLogger("node_agent.qkd_links")
@@ -36,13 +39,20 @@ class _Proto(asyncio.DatagramProtocol):
         self.agent.send_errors += 1  # ICMP unreachable while the KM starts: the poll copes
 
 
+class _Ospf(Protocol):
+    """What the agent needs of the OSPF-TE speaker."""
+
+    def originate_opaque(self, ls_type: int, ls_id: IPv4Address, body: Any) -> None: ...
+    def flush_opaque(self, ls_type: int, ls_id: IPv4Address) -> None: ...
+
+
 class QkdLinkAgent:
     """Polls the KM at ``km`` (address, port) from ``bind`` and advertises the site's QKD
     links through ``ospf``."""
 
     def __init__(
         self,
-        ospf: OspfTeAgent,
+        ospf: _Ospf,
         km: tuple[str, int],
         cfg: AdvertConfig,
         *,
@@ -52,12 +62,28 @@ class QkdLinkAgent:
         self.ospf = ospf
         self.km = km
         self.bind = bind
-        self.name = name or ospf.router.name
+        self.name = name
         self.core = QkdAdvertiser(cfg)
         self.timer = CoreTimer(lambda at: self.feed(Tick(), at))
         self.transport: asyncio.DatagramTransport | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.send_errors = 0
+
+    @classmethod
+    def from_topology(cls, topo: Topology, host: str, ospf: OspfTeAgent) -> QkdLinkAgent | None:
+        """The agent of ``host`` if it is its site's site node (the first node its key
+        manager serves), else None: it polls the KM's address on the domain they share,
+        from its own address there, and advertises under the site ID (its router ID)."""
+        km = topo.site_of(host)
+        if km is None or topo.served_by(km)[0] != host:
+            return None
+        dom = topo.shared_domain(host, km)
+        if dom is None:
+            raise ValueError(f"{host} shares no domain with its key manager {km}")
+        km_addr = str(topo.host(km).interfaces[dom])
+        bind = str(topo.host(host).interfaces[dom])
+        cfg = AdvertConfig(topo.site_id(km))
+        return cls(ospf, (km_addr, kmstatus.PORT), cfg, bind=bind, name=host)
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -125,6 +151,16 @@ class QkdLinkAgent:
         v["km"] = f"{self.km[0]}:{self.km[1]}"
         v["counters"]["sendErrors"] = self.send_errors
         return v
+
+
+def register_commands(table: Any, agent: QkdLinkAgent) -> None:
+    """``show ip ospf qkd-link [json]`` into a :class:`daemonkit.cli.CommandTable`."""
+    table.register(
+        "show ip ospf qkd-link",
+        lambda args: agent.view(),
+        "this site's QKD links: what the key manager says, what OSPF-TE advertises",
+        text=view_text,
+    )
 
 
 def view_text(v: dict[str, Any]) -> str:
