@@ -224,3 +224,34 @@ def test_actions_drive_a_real_ospf_router() -> None:
     apply(km.tick(6.0), 6.0)
     (lsa,) = [a for a in router.lsdb.lsas(6.0) if a.header.ls_id == qkd_lsa_id(0)]
     assert lsa.header.age >= MAX_AGE
+
+
+def test_keeps_the_core_contract() -> None:
+    """The signatures of gmpls.core.Core; no other public method takes ``now``; events
+    and actions in the events module (as tests/test_core_contract.py asks of the others)."""
+    import inspect
+    import typing
+
+    from gmpls.core import Core
+    from gmpls.qkd_advert import events as EV
+
+    for name in ("handle", "next_timer"):
+        got = [
+            (p.name, p.kind)
+            for p in inspect.signature(getattr(QkdAdvertiser, name)).parameters.values()
+        ]
+        want = [
+            (p.name, p.kind) for p in inspect.signature(getattr(Core, name)).parameters.values()
+        ]
+        assert got == want, name
+    hints = typing.get_type_hints(QkdAdvertiser.handle)
+    assert hints["event"] == EV.Event and hints["return"] == list[EV.Action]
+    assert Tick in typing.get_args(EV.Event)
+    takes_now = [
+        n
+        for n, fn in inspect.getmembers(QkdAdvertiser, inspect.isroutine)
+        if not n.startswith("_") and n != "handle" and "now" in inspect.signature(fn).parameters
+    ]
+    assert takes_now == []
+    for cls in {*typing.get_args(EV.Event), *typing.get_args(EV.Action)} - {Tick}:
+        assert cls.__module__ == EV.__name__, cls
