@@ -98,7 +98,7 @@ def sync_datagrams(tb: NetnsTestbed, proxy: str) -> Callable[[random.Random], by
     peer = tb.topology.host(proxy).peer
     assert peer is not None
     name = keyfiles.files(tb.topology).get(proxy)
-    secret = (tb.run_dir / keyfiles.FOLDER / name[1]).read_bytes() if name else b"x" * 32
+    secret = (tb.run_dir / keyfiles.FOLDER / name[0][1]).read_bytes() if name else b"x" * 32
     h = random.Random(1).randbytes(etsi.HANDLE_LEN)
     a, b = IPv4Address("10.1.1.1"), IPv4Address("10.1.1.5")
     bodies = [

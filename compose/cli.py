@@ -256,6 +256,8 @@ def cmd_topo_gen(args: argparse.Namespace) -> int:
         qe=args.qe,
         kind=args.kind,
         p2p=args.p2p,
+        qkd=args.qkd,
+        qkd_sites=args.qkd_sites,
     )
     text = topogen.dump(doc)
     out = Path(args.out)
@@ -264,8 +266,16 @@ def cmd_topo_gen(args: argparse.Namespace) -> int:
     print(
         f"{out}: {args.shape} of {args.nodes} nodes, {len(topo.te_links)} TE links, "
         f"control subnet {topo.domains[topo.control_domain].subnet}"
+        + (f", {len(topo.sites)} sites, {len(topo.qkd_links)} QKD links" if args.qkd else "")
     )
     return 0
+
+
+def _node_numbers(v: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in v.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{v!r} is not a list of node numbers (1,4,7)") from None
 
 
 # --- the parser ------------------------------------------------------------------------------
@@ -410,6 +420,18 @@ def _add_file_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     g.add_argument("--prefix", default="qk")
     g.add_argument("--name", help="topology name (default SHAPEN, e.g. ring20)")
     g.add_argument("--qe", action="store_true", help="add the QKD side at the first and last node")
+    g.add_argument(
+        "--qkd",
+        action="store_true",
+        help="add a QKD network: a key manager per site, QKD links along the TE links",
+    )
+    g.add_argument(
+        "--qkd-sites",
+        type=_node_numbers,
+        default=(),
+        metavar="1,4,7",
+        help="with --qkd: the nodes that get a site (default: every node)",
+    )
     g.add_argument("--kind", choices=topogen.KINDS, default="node", help="what the routers run")
     g.add_argument(
         "--p2p", action="store_true", help="also one /30 domain per link (point-to-point IP links)"

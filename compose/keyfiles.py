@@ -4,11 +4,13 @@ No key material is written in a topology (unless it pins some under the insecure
 ``qkd.deterministic`` setting, for reproducible tests). ``qkdnet up`` writes, into the run
 directory's ``secrets/`` (mode 0700, each file 0600), from :func:`secrets.token_bytes`:
 
-- one 32-byte seed per IDQ3P emulator pair, ``A-B.seed`` (the pair's names sorted); both
-  emulators read it (``python -m idq3p_emulator ... --seed-file FILE``), so they derive
-  the same key stream, which nobody without the file can compute;
-- one 32-byte sync key per proxy pair, ``A-B.sync``; both proxies read it
-  (``python -m qkd_proxy ... --sync-key-file FILE``).
+- one 32-byte seed per QKD link's IDQ3P emulator pair, ``A-B.seed`` (the emulators' names
+  sorted); both emulators read it (``python -m idq3p_emulator ... --seed-file FILE``), so
+  they derive the same key stream, which nobody without the file can compute;
+- one 32-byte KM channel key per QKD link, ``X-Y.sync`` (the two key managers' names
+  sorted, i.e. the link's name); each key manager gets one ``--sync-key-file FILE`` per
+  link it has, the flag repeated in the order of ``Topology.qkd_links_of`` (the key
+  manager maps a file to its link by the file's name).
 
 :func:`daemon_args` gives a host's flags, :func:`write` makes the files. A part the
 topology pins (``qkd.deterministic.seed`` or ``.sync_key``) gets no file, and the daemons
@@ -34,23 +36,26 @@ def _pair_file(a: str, b: str, suffix: str) -> str:
     return f"{x}-{y}.{suffix}"
 
 
-def files(topo: Topology) -> dict[str, tuple[str, str]]:
-    """``{host: (flag, file name)}`` for every emulator and proxy whose key material is not
-    pinned in the topology."""
+def files(topo: Topology) -> dict[str, tuple[tuple[str, str], ...]]:
+    """``{host: ((flag, file name), ...)}`` for every emulator and key manager whose key
+    material is not pinned in the topology: an emulator's seed, a key manager's KM channel
+    key of each of its QKD links."""
     det = topo.qkd.deterministic
-    out: dict[str, tuple[str, str]] = {}
-    for h in topo.hosts.values():
-        if h.kind == "idq3p" and h.pair is not None and not det.seed:
-            out[h.name] = ("--seed-file", _pair_file(h.name, h.pair, "seed"))
-        elif h.kind == "qkd-proxy" and h.peer is not None and not det.sync_key:
-            out[h.name] = ("--sync-key-file", _pair_file(h.name, h.peer, "sync"))
+    out: dict[str, tuple[tuple[str, str], ...]] = {}
+    for link in topo.qkd_links:
+        if not det.seed:
+            seed = _pair_file(link.a_idq, link.b_idq, "seed")
+            out[link.a_idq] = out[link.b_idq] = (("--seed-file", seed),)
+        if not det.sync_key:
+            sync = ("--sync-key-file", f"{link.name}.sync")
+            for km in (link.a, link.b):
+                out[km] = (*out.get(km, ()), sync)
     return out
 
 
 def daemon_args(topo: Topology, host: str, folder: str | os.PathLike[str]) -> list[str]:
-    """The flags that hand ``host`` its secret file in ``folder`` (none for other hosts)."""
-    f = files(topo).get(host)
-    return [] if f is None else [f[0], f"{folder}/{f[1]}"]
+    """The flags that hand ``host`` its secret files in ``folder`` (none for other hosts)."""
+    return [x for flag, name in files(topo).get(host, ()) for x in (flag, f"{folder}/{name}")]
 
 
 def write(topo: Topology, folder: Path) -> list[Path]:
@@ -59,7 +64,7 @@ def write(topo: Topology, folder: Path) -> list[Path]:
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     folder.chmod(0o700)
     out = []
-    for name in sorted({f for _, f in files(topo).values()}):
+    for name in sorted({f for fs in files(topo).values() for _, f in fs}):
         path = folder / name
         if path.is_dir():  # what Docker leaves when it bind-mounts a file that is missing
             path.rmdir()

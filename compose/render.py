@@ -144,8 +144,7 @@ def compose_doc(
             "net.ipv6.conf.default.disable_ipv6": "1",
         }
         svc["volumes"] = [f"{topology_mount}:{inside}:ro"]
-        if h.name in secret_files:
-            f = secret_files[h.name][1]
+        for _, f in secret_files.get(h.name, ()):
             svc["volumes"].append(f"{secrets_mount}/{f}:{CONTAINER_SECRETS_DIR}/{f}:ro")
         svc["networks"] = {d: {"ipv4_address": str(a)} for d, a in sorted(h.interfaces.items())}
         svc["labels"] = {

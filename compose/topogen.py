@@ -15,6 +15,16 @@ node numbers its TE interfaces 1, 2, ... in the order its links are listed; each
 proxies and two IDQ3P emulators on their own domains) at tn1 and tnN. Note that a Linux
 bridge takes at most 1024 ports, so the namespace backend brings up at most ~1020 nodes.
 
+``--qkd`` adds a QKD network instead (docs/topology.md#generated-topologies): a site (key
+manager ``kmI`` serving ``tnI``, on its own north domain ``aI`` 10.2.K.0/24 and key domain
+``kI`` 10.11.K.0/24, K the site's rank; all key managers on ``kms`` 10.12.0.0/24) at every
+node, or at the nodes ``--qkd-sites`` lists; a QKD link between two sites whenever a TE
+path joins them without crossing another site, its fibre the sum of the TE hops' lengths
+(each TE link draws one, uniform in 5..40 km to 0.1 km, from a generator seeded by
+``--seed`` apart from the TE graph's, so adding ``--qkd`` leaves the graph as it was; the
+shortest such path when there are several); a path too long for the decoy-BB84 model to
+yield key gets no link. With ``--qe``, tn1 and tnN are sites and the QE endpoints.
+
 ``--kind frr`` (or ``bird``) makes the routers FRR (BIRD) hosts instead of our node agents.
 ``--p2p`` also makes every link an IP link: a domain ``pK`` of its own (K = 1, 2, ... in
 link order) with a /30 from 10.128.0.0/10, both ends on it (``.1`` for ``a``, ``.2`` for
@@ -23,6 +33,7 @@ link order) with a /30 from 10.128.0.0/10, both ends on it (``.1`` for ``a``, ``
 
 from __future__ import annotations
 
+import heapq
 import ipaddress
 import math
 import random
@@ -30,11 +41,17 @@ from typing import Any
 
 import yaml
 
+from gmpls.qkd import ratemodel
+
 SHAPES = ("ring", "grid", "random")
 KINDS = ("node", "frr", "bird")
 MAX_NODES = 65000
 #: where the point-to-point /30s of ``--p2p`` come from
 P2P_SPACE = ipaddress.IPv4Network("10.128.0.0/10")
+#: ``--qkd``: at most this many sites (one /24 each on 10.2/16 and 10.11/16)
+MAX_SITES = 250
+#: ``--qkd``: each TE link's fibre, km (uniform, to 0.1 km)
+FIBRE_KM = (5.0, 40.0)
 
 
 def _edges(shape: str, n: int, rng: random.Random) -> list[tuple[int, int, int]]:
@@ -75,9 +92,11 @@ def generate(
     qe: bool = False,
     kind: str = "node",
     p2p: bool = False,
+    qkd: bool = False,
+    qkd_sites: tuple[int, ...] = (),
 ) -> dict[str, Any]:
     """The topology document (to be written with :func:`dump`, read by the loader)."""
-    _check(nodes, lambdas, kind, qe)
+    _check(nodes, lambdas, kind, qe or qkd)
     rng = random.Random(seed)
     domains, hosts = _control_plane(nodes, kind)
     edges = _edges(shape, nodes, rng)
@@ -96,7 +115,10 @@ def generate(
         "rsvp": {"refresh_ms": 30000, "keep_multiplier": 3, "hello_ms": 1000},
         "hosts": hosts,
     }
-    if qe:
+    if qkd:
+        sites = set(qkd_sites or range(1, nodes + 1)) | ({1, nodes} if qe else set())
+        _add_qkd_network(doc, edges, nodes, sorted(sites), qe, seed)
+    elif qe:
         _add_qkd(doc, f"tn{nodes}")
     doc["te_links"] = _te_links(edges, nodes, lambdas)
     return doc
@@ -110,7 +132,7 @@ def _check(nodes: int, lambdas: int, kind: str, qe: bool) -> None:
     if kind not in KINDS:
         raise ValueError(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
     if qe and kind != "node":
-        raise ValueError("--qe needs routers of kind node (QE capability is ours)")
+        raise ValueError("--qe and --qkd need routers of kind node (QE capability is ours)")
 
 
 def _control_plane(nodes: int, kind: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -197,6 +219,92 @@ def _add_qkd(doc: dict[str, Any], last: str) -> None:
         "secret_key_rate_bps": 13700000,
         "buffer_bits": 67108864,
     }
+
+
+def _qkd_paths(
+    edges: list[tuple[int, int, int]], sites: list[int], seed: int
+) -> dict[tuple[int, int], float]:
+    """``{(site a, site b): fibre km}`` for each two sites a TE path joins without crossing
+    a third site, the shortest such path in fibre."""
+    rng = random.Random(f"qkd-fibre:{seed}")
+    adj: dict[int, list[tuple[int, float]]] = {}
+    for a, b, _ in edges:
+        km = round(rng.uniform(*FIBRE_KM), 1)
+        adj.setdefault(a, []).append((b, km))
+        adj.setdefault(b, []).append((a, km))
+    is_site = set(sites)
+    out: dict[tuple[int, int], float] = {}
+    for s in sites:
+        dist = {s: 0.0}
+        todo = [(0.0, s)]
+        while todo:
+            d, u = heapq.heappop(todo)
+            if d > dist[u]:
+                continue
+            if u != s and u in is_site:
+                if s < u:
+                    out[(s, u)] = round(d, 1)
+                continue  # a path ends at the first site it meets
+            for v, km in adj.get(u, ()):
+                if d + km < dist.get(v, math.inf):
+                    dist[v] = d + km
+                    heapq.heappush(todo, (d + km, v))
+    return dict(sorted(out.items()))
+
+
+def _add_qkd_network(
+    doc: dict[str, Any],
+    edges: list[tuple[int, int, int]],
+    nodes: int,
+    sites: list[int],
+    qe: bool,
+    seed: int,
+) -> None:
+    """A key manager per site, QKD links between neighbouring sites (module docstring)."""
+    if len(sites) < 2 or len(sites) > MAX_SITES or not 1 <= sites[0] <= sites[-1] <= nodes:
+        raise ValueError(f"--qkd-sites: 2..{MAX_SITES} sites among nodes 1..{nodes}")
+    paths = {
+        ab: km for ab, km in _qkd_paths(edges, sites, seed).items() if ratemodel.rate_for(km) > 0
+    }
+    domains, hosts = doc["domains"], doc["hosts"]
+    domains["kms"] = {"subnet": "10.12.0.0/24", "description": "the key managers' LAN"}
+    idqs: dict[int, int] = {}
+    for rank, i in enumerate(sites, 1):
+        if not any(i in ab for ab in paths):
+            raise ValueError(f"--qkd: site tn{i} has no QKD link (no other site in reach)")
+        domains[f"a{i}"] = {"subnet": f"10.2.{rank}.0/24", "description": f"tn{i} to km{i}"}
+        domains[f"k{i}"] = {"subnet": f"10.11.{rank}.0/24", "description": f"km{i}'s emulators"}
+        hosts[f"tn{i}"]["interfaces"][f"a{i}"] = f"10.2.{rank}.1"
+        hosts[f"km{i}"] = {
+            "kind": "qkd-proxy",
+            "interfaces": {
+                f"a{i}": f"10.2.{rank}.11",
+                f"k{i}": f"10.11.{rank}.1",
+                "kms": f"10.12.0.{rank}",
+            },
+            "serves": f"tn{i}",
+        }
+        idqs[i] = 0
+    links = []
+    for k, ((a, b), km) in enumerate(paths.items(), 1):
+        for end, suffix in ((a, "a"), (b, "b")):
+            idqs[end] += 1
+            if idqs[end] > 240:
+                raise ValueError(f"--qkd: site tn{end} has more than 240 QKD links")
+            rank = sites.index(end) + 1
+            hosts[f"q{k}{suffix}"] = {
+                "kind": "idq3p",
+                "interfaces": {f"k{end}": f"10.11.{rank}.{10 + idqs[end]}"},
+            }
+        links.append(
+            {"a": f"km{a}", "b": f"km{b}", "a_idq": f"q{k}a", "b_idq": f"q{k}b", "fibre_km": km}
+        )
+    if qe:
+        for i in (1, nodes):
+            hosts[f"tn{i}"]["qe"] = {"capable": True, "proxy": f"km{i}"}
+    # no key material: `qkdnet up` makes it fresh for every bring-up (compose.keyfiles)
+    doc["qkd"] = {"secret_key_rate_bps": 13700000, "buffer_bits": 16777216}
+    doc["qkd_links"] = links
 
 
 def _p2p_domains(

@@ -54,8 +54,8 @@ def _arguments(p: argparse.ArgumentParser) -> None:
         help="the pair's seed (raw bytes, at least 16; `qkdnet up` makes it)",
     )
     p.add_argument("--key-file", type=Path, help="the pair's shared key file (used, not the seed)")
-    p.add_argument("--rate-bps", type=float, help="override qkd.secret_key_rate_bps")
-    p.add_argument("--buffer-bits", type=int, help="override qkd.buffer_bits")
+    p.add_argument("--rate-bps", type=float, help="override the QKD link's rate")
+    p.add_argument("--buffer-bits", type=int, help="override the QKD link's buffer")
     p.add_argument(
         "--cache-bytes",
         type=int,

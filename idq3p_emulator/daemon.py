@@ -2,7 +2,8 @@
 
 ``python -m idq3p_emulator --topology FILE --host NAME --seed-file FILE`` (the daemon
 skeleton of :mod:`daemonkit.daemon` around :class:`EmulatorDaemon`) reads the host (kind
-idq3p, with ``pair``) and the topology's ``qkd:`` section, binds UDP 5323 on the host's
+idq3p) and its QKD link (``Topology.qkd_link_of_idq``: the pair, the rate and the buffer;
+a legacy ``pair`` link takes them from ``qkd:``), binds UDP 5323 on the host's
 address and serves until SIGTERM/SIGINT. The key material is the pair's seed file (both
 emulators of a pair get the same one; ``qkdnet up`` makes it fresh), a shared key file
 (``--key-file``), or the seed pinned in the topology (``qkd.deterministic.seed``, insecure,
@@ -66,17 +67,19 @@ def config_from_topology(
     """The emulator of ``host``; ``seed`` (the pair's seed file) replaces the topology's
     ``qkd.deterministic.seed``."""
     h = topo.host(host)
-    if h.kind != "idq3p" or h.pair is None:
-        raise ValueError(f"{host} is a {h.kind}, not an idq3p host with a pair")
+    link = topo.qkd_link_of_idq(host)
+    if h.kind != "idq3p" or link is None:
+        raise ValueError(f"{host} is a {h.kind}, not an idq3p host of a QKD link")
+    pair = link.pair_of(host)
     address = bind or str(next(iter(h.interfaces.values())))
     return EmulatorConfig(
         name=host,
-        pair=h.pair,
+        pair=pair,
         address=address,
         port=port,
-        own_stream=0 if host < h.pair else 1,
-        rate_bps=float(topo.qkd.secret_key_rate_bps if rate_bps is None else rate_bps),
-        buffer_bits=topo.qkd.buffer_bits if buffer_bits is None else buffer_bits,
+        own_stream=0 if host < pair else 1,
+        rate_bps=link.rate_bps if rate_bps is None else float(rate_bps),
+        buffer_bits=link.buffer_bits if buffer_bits is None else buffer_bits,
         seed=topo.qkd.deterministic.seed if seed is None else seed,
         key_file=key_file,
     )

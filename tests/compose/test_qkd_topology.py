@@ -345,3 +345,112 @@ def test_a_legacy_pair_whose_emulators_are_not_paired(tmp_path: Path) -> None:
     assert sorted(problems(d)) == [
         "t.yaml: hosts.etsiA.idq: idqA's pair is idqB, not idqC (etsiB's idq)",
     ]
+
+
+def test_each_emulator_runs_at_its_links_rate_and_buffer(doc: dict[str, Any]) -> None:
+    from idq3p_emulator.daemon import config_from_topology
+
+    t = parse(doc, "t.yaml")
+    got = {
+        q: (c.pair, c.own_stream, c.rate_bps, c.buffer_bits)
+        for q in ("q12a", "q12b", "q23a", "q23b")
+        for c in [config_from_topology(t, q, seed=b"s" * 16)]
+    }
+    r12 = ratemodel.rate_for(12.0)
+    assert got == {
+        "q12a": ("q12b", 0, r12, 4096),
+        "q12b": ("q12a", 1, r12, 4096),
+        "q23a": ("q23b", 0, 2000.0, 1048576),
+        "q23b": ("q23a", 1, 2000.0, 1048576),
+    }
+    assert config_from_topology(t, "q23a", rate_bps=7, buffer_bits=64).rate_bps == 7.0
+    with pytest.raises(ValueError, match="not an idq3p host of a QKD link"):
+        config_from_topology(t, "km1")
+    paper = load(ROOT / "topologies" / "paper.yaml")
+    a = config_from_topology(paper, "idqA", seed=b"s" * 16)
+    assert (a.pair, a.rate_bps, a.buffer_bits) == ("idqB", 13_700_000.0, 1 << 26)
+
+
+def test_one_seed_per_emulator_pair_and_one_sync_key_per_link(
+    doc: dict[str, Any], tmp_path: Path
+) -> None:
+    from compose import keyfiles
+
+    t = parse(doc, "t.yaml")
+    assert keyfiles.daemon_args(t, "q23b", "S") == ["--seed-file", "S/q23a-q23b.seed"]
+    assert keyfiles.daemon_args(t, "km1", "S") == ["--sync-key-file", "S/km1-km2.sync"]
+    assert keyfiles.daemon_args(t, "km2", "S") == [
+        "--sync-key-file",
+        "S/km1-km2.sync",
+        "--sync-key-file",
+        "S/km2-km3.sync",
+    ]
+    assert keyfiles.daemon_args(t, "n2", "S") == []
+    made = keyfiles.write(t, tmp_path / "s")
+    assert [p.name for p in made] == [
+        "km1-km2.sync",
+        "km2-km3.sync",
+        "q12a-q12b.seed",
+        "q23a-q23b.seed",
+    ]
+    assert len({p.read_bytes() for p in made}) == 4
+
+
+def test_docker_mounts_every_secret_file_of_a_key_manager(doc: dict[str, Any]) -> None:
+    from compose import render
+
+    t = parse(doc, "t.yaml")
+    svc = render.compose_doc(t, "./three.yaml")["services"]
+    mounts = [v for v in svc["km2"]["volumes"] if "secrets" in v]
+    assert mounts == [
+        f"./secrets/{f}:{render.CONTAINER_SECRETS_DIR}/{f}:ro"
+        for f in ("km1-km2.sync", "km2-km3.sync")
+    ]
+    assert list(svc["km2"]["command"])[-4:] == [
+        "--sync-key-file",
+        f"{render.CONTAINER_SECRETS_DIR}/km1-km2.sync",
+        "--sync-key-file",
+        f"{render.CONTAINER_SECRETS_DIR}/km2-km3.sync",
+    ]
+    assert [v for v in svc["n2"]["volumes"] if "secrets" in v] == []
+
+
+def test_mesh6_is_six_sites_in_a_ring_with_a_chord() -> None:
+    t = load(ROOT / "topologies" / "mesh6.yaml")
+    assert t.name == "mesh6" and t.prefix == "m6"
+    nodes = [f"n{i}" for i in range(1, 7)]
+    assert [t.site_of(n) for n in nodes] == [f"km{i}" for i in range(1, 7)]
+    assert [str(t.site_id(f"km{i}")) for i in range(1, 7)] == [f"10.1.1.{i}" for i in range(1, 7)]
+    pairs = {frozenset((x.a, x.b)) for x in t.qkd_links}
+    ring = {frozenset((f"km{i}", f"km{i % 6 + 1}")) for i in range(1, 7)}
+    assert pairs == ring | {frozenset(("km2", "km5"))}
+    lengths = [x.fibre_km for x in t.qkd_links]
+    assert len(set(lengths)) == 7 and all(x is not None and 5 <= x <= 40 for x in lengths)
+    assert len({x.rate_bps for x in t.qkd_links}) == 7
+    assert {h.name for h in t.hosts.values() if h.qe.capable} == {"n1", "n4"}
+    assert t.qkd_link_between("km1", "km4") is None
+    assert all("kms" in t.host(f"km{i}").interfaces for i in range(1, 7))
+    assert str(t.control_address("pce")) == "10.1.1.200" and t.host("pce").ospf_priority == 0
+    assert str(t.control_address("client")) == "10.1.1.100"
+    te = {frozenset((x.a, x.b)) for x in t.te_links}
+    assert te == {frozenset((f"n{i}", f"n{i % 6 + 1}")) for i in range(1, 7)}
+    assert all(x.lambdas == tuple(range(1, 9)) for x in t.te_links)
+
+
+def test_mesh6_renders_for_docker() -> None:
+    from compose import render
+
+    t = load(ROOT / "topologies" / "mesh6.yaml")
+    doc = render.compose_doc(t, "./mesh6.yaml")
+    assert len(doc["services"]) == 28 and len(doc["networks"]) == 14
+    km2 = doc["services"]["km2"]
+    syncs = [v.split(":")[0] for v in km2["volumes"] if v.endswith(".sync:ro")]
+    assert syncs == [f"./secrets/{x}.sync" for x in ("km1-km2", "km2-km3", "km2-km5")]
+    assert list(km2["command"]).count("--sync-key-file") == 3
+    assert km2["networks"] == {
+        "a2": {"ipv4_address": "10.2.2.11"},
+        "k2": {"ipv4_address": "10.11.2.1"},
+        "kms": {"ipv4_address": "10.12.0.2"},
+    }
+    seeds = [v for v in doc["services"]["q25b"]["volumes"] if v.endswith(".seed:ro")]
+    assert seeds == [f"./secrets/q25a-q25b.seed:{render.CONTAINER_SECRETS_DIR}/q25a-q25b.seed:ro"]

@@ -104,7 +104,7 @@ def test_bad_arguments() -> None:
         topogen.generate("star", 5)
     with pytest.raises(ValueError, match="--kind"):
         topogen.generate("ring", 5, kind="quagga")
-    with pytest.raises(ValueError, match="--qe needs"):
+    with pytest.raises(ValueError, match="--qe and --qkd need"):
         topogen.generate("ring", 5, kind="frr", qe=True)
 
 
@@ -133,3 +133,56 @@ def test_cli_topo_gen(tmp_path: Path) -> None:
     assert "grid of 9 nodes, 12 TE links" in r.stdout
     t = load(out)
     assert t.prefix == "ct" and t.name == "grid9"
+
+
+def test_qkd_adds_a_site_per_node_and_a_link_per_te_link(tmp_path: Path) -> None:
+    plain = gen(tmp_path, "random", 30, seed=7)
+    t = gen(tmp_path, "random", 30, seed=7, qkd=True, qe=True)
+    assert t.te_links == plain.te_links  # the TE graph is the one without --qkd
+    assert [t.site_of(f"tn{i}") for i in range(1, 31)] == [f"km{i}" for i in range(1, 31)]
+    assert {frozenset((x.a[2:], x.b[2:])) for x in t.qkd_links} == {
+        frozenset((x.a[2:], x.b[2:])) for x in t.te_links
+    }
+    lengths = [x.fibre_km for x in t.qkd_links]
+    assert all(x is not None and 5 <= x <= 40 for x in lengths) and len(set(lengths)) > 20
+    assert {h.name for h in t.hosts.values() if h.qe.capable} == {"tn1", "tn30"}
+    assert t.host("tn30").qe.proxy == "km30"
+    again = gen(tmp_path, "random", 30, seed=7, qkd=True, qe=True)
+    other = gen(tmp_path, "random", 30, seed=8, qkd=True, qe=True)
+    assert again.qkd_links == t.qkd_links
+    assert [x.fibre_km for x in other.qkd_links] != lengths
+
+
+def test_qkd_sites_are_joined_along_te_paths_through_no_other_site(tmp_path: Path) -> None:
+    t = gen(tmp_path, "ring", 8, qkd=True, qkd_sites=(1, 3, 6))
+    assert t.served_by("km3") == ("tn3",) and t.site_of("tn2") is None
+    assert sorted(x.name for x in t.qkd_links) == ["km1-km3", "km1-km6", "km3-km6"]
+    g = graph(t)
+    for x in t.qkd_links:  # two or three TE hops of 5..40 km each
+        hops = nx.shortest_path_length(g, f"tn{x.a[2:]}", f"tn{x.b[2:]}")
+        assert x.fibre_km is not None and 5 * hops <= x.fibre_km <= 40 * hops
+
+
+def test_qkd_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="--qkd-sites"):
+        topogen.generate("ring", 5, qkd=True, qkd_sites=(3,))
+    with pytest.raises(ValueError, match="--qkd-sites"):
+        topogen.generate("ring", 5, qkd=True, qkd_sites=(1, 9))
+    with pytest.raises(ValueError, match="--qe and --qkd need"):
+        topogen.generate("ring", 5, kind="bird", qkd=True)
+
+
+def test_cli_topo_gen_qkd(tmp_path: Path) -> None:
+    out = tmp_path / "q.yaml"
+    args = ["topo", "gen", "ring", "--nodes", "6", "--out", str(out), "--qkd"]
+    r = subprocess.run(
+        [sys.executable, "-m", "compose.cli", *args, "--qkd-sites", "1,2,4"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
+    assert (
+        "ring of 6 nodes, 6 TE links, control subnet 10.1.1.0/24, 3 sites, 3 QKD links" in r.stdout
+    )
+    assert load(out).served_by("km4") == ("tn4",)

@@ -1,0 +1,87 @@
+"""``qkdnet up topologies/mesh6.yaml`` in namespaces (needs root): every host, domain and
+address of the six-site QKD network, the emulators at their links' rates, and the OSPF
+side converged (one DR, everyone Full with it, the PCE's TED with n1..n6).
+
+What the key managers do with several QKD links (KM channels, relay) is the key
+manager's to test; this module checks what the topology and the launcher deliver.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from compose.netns import leftovers
+from gmpls.qkd import ratemodel
+from tests.support.e2elab import Lab, private_index, restore_index, stop_lab
+from tests.support.mesh6lab import addresses, lan_is_converged, listening, start_mesh6
+from tests.support.netns_util import wait_for
+
+pytestmark = pytest.mark.netns
+
+PREFIX = "m6t"
+
+
+@pytest.fixture(scope="module")
+def mesh6(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    if os.geteuid() != 0:
+        pytest.skip("network namespace tests need root")
+    run = tmp_path_factory.mktemp("m6t-run")
+    old = private_index(run)
+    try:
+        lab = start_mesh6(PREFIX, run)
+        try:
+            yield lab
+        finally:
+            stop_lab(lab)
+        assert leftovers(PREFIX) == []
+    finally:
+        restore_index(old)
+
+
+def test_every_host_has_its_namespace_and_addresses(mesh6: Lab) -> None:
+    topo = mesh6.tb.topology
+    st = mesh6.tb.status()
+    assert len(st["hosts"]) == 28 and all(h["netns_exists"] for h in st["hosts"].values())
+    assert len(st["domains"]) == 14 and all(d["state"] != "absent" for d in st["domains"].values())
+    for name, h in topo.hosts.items():
+        want = {d: f"{a}/{topo.domains[d].subnet.prefixlen}" for d, a in h.interfaces.items()}
+        assert addresses(mesh6, name) == want, name
+
+
+def test_each_domain_joins_what_it_should_and_nothing_else(mesh6: Lab) -> None:
+    tb = mesh6.tb
+    assert tb.ping("km1", "10.12.0.4")  # the KM LAN joins every key manager
+    assert tb.ping("n1", "10.2.1.11")  # a node reaches its own key manager
+    assert tb.ping("km2", "10.11.2.25")  # and a key manager its emulators
+    assert not tb.ping("n1", "10.2.2.11", timeout=0.3)  # not another site's key manager
+    assert not tb.ping("km1", "10.11.2.12", timeout=0.3)  # nor another site's emulator
+    assert not tb.ping("q12a", "10.11.2.12", timeout=0.3)  # emulators meet only via KMs
+
+
+def test_every_emulator_runs_at_its_links_rate(mesh6: Lab) -> None:
+    topo = mesh6.tb.topology
+    for link in topo.qkd_links:
+        assert link.fibre_km is not None
+        rate = ratemodel.rate_for(link.fibre_km)
+        for idq in (link.a_idq, link.b_idq):
+            wait_for(lambda idq=idq: listening(mesh6, idq) is not None, 20, f"{idq} listening")
+            line = listening(mesh6, idq)
+            assert line is not None
+            assert (line["pair"], line["rate_bps"], line["buffer_bits"]) == (
+                link.pair_of(idq),
+                rate,
+                link.buffer_bits,
+            )
+
+
+def test_ospf_converges_on_the_control_lan(mesh6: Lab) -> None:
+    wait_for(lambda: lan_is_converged(mesh6), 60, "one DR, everyone Full with it")
+    ted = mesh6.cli_json("pce", "show ted")
+    nodes = {n["router_id"]: n for n in ted["nodes"]}
+    assert sorted(nodes) == [f"10.1.1.{i}" for i in range(1, 7)]
+    assert {r for r, n in nodes.items() if n.get("qe_capable")} == {"10.1.1.1", "10.1.1.4"}
+    links = sorted(len(n["links"]) for n in nodes.values())
+    assert links == [2] * 6  # the TE ring
