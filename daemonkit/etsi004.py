@@ -146,14 +146,17 @@ class Etsi004Client:
         max_bps: int = 0,
         priority: int = 0,
         timeout_ms: int = 0,
+        relay: tuple[IPv4Address, ...] = (),
     ) -> tuple[Status, bytes]:
-        """QKD_OPEN: (status, key_handle)."""
+        """QKD_OPEN: (status, key_handle). ``relay``: the key relay path (site IDs, head
+        site first, tail site last) for the key manager; empty: it decides."""
         r = await self.request(
             etsi.Open(
                 self.next_request_id(),
                 IPv4Address(destination),
                 etsi.QoS(key_length, max_bps, priority, timeout_ms),
                 key_handle or etsi.ZERO_HANDLE,
+                tuple(relay),
             )
         )
         assert isinstance(r, etsi.OpenReply)

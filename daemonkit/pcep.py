@@ -76,6 +76,7 @@ from gmpls.pcep.objects import (
     lsp_flags,
 )
 from gmpls.pcep.qemetrics import qe_metrics
+from gmpls.pcep.relay import with_relay
 from gmpls.pcep.session import Role, Session, SessionConfig, State
 from gmpls.pcep.tlv import (
     Ipv4LspIdentifiersTlv,
@@ -111,6 +112,11 @@ class Reply:
         return self.response.no_path
 
     @property
+    def relay(self) -> tuple[IPv4Address, ...]:
+        """The key relay path the PCE chose (site IDs, head site first), or ()."""
+        return self.response.relay
+
+    @property
     def reason(self) -> str:
         """The PCE's explanation (NO-PATH-REASON TLV) or the NO-PATH-VECTOR bits."""
         np = self.response.no_path
@@ -138,6 +144,9 @@ class LspStatus:
     srp_id: int = 0
     #: created by a PCE (the C flag, RFC 8281 §5.3.1; such LSPs are delegated to it)
     initiated: bool = False
+    #: the key relay path the LSP's key session uses (site IDs, head site first), in the
+    #: LSP object's RELAY-PATH TLV (docs/pcep.md#the-relay-path-tlv); () for none
+    relay: tuple[IPv4Address, ...] = ()
 
     def entry(self, *, sync: bool = False, remove: bool = False) -> LspEntry:
         """The state report: the SRP (SRP-ID 0 when unsolicited), the LSP with its
@@ -151,7 +160,7 @@ class LspStatus:
             delegate=self.initiated and not remove,
             create=self.initiated,
         )
-        tlvs = (SymbolicPathNameTlv(self.name.encode()), ids)
+        tlvs = with_relay((SymbolicPathNameTlv(self.name.encode()), ids), self.relay)
         return LspEntry(LspObject(self.plsp_id, flags, tlvs), Srp(self.srp_id), Ero(self.route))
 
 

@@ -1,6 +1,7 @@
 """The node agent daemon: builds the pieces of one GMPLS node and runs them.
 
-Pieces: the OSPF-TE speaker (:mod:`node_agent.ospf_te` on :mod:`daemonkit.ospf`), the
+Pieces: the OSPF-TE speaker (:mod:`node_agent.ospf_te` on :mod:`daemonkit.ospf`), on a
+site node the advertisement of its site's QKD links (:mod:`node_agent.qkd_links`), the
 telnet CLI (:mod:`daemonkit.cli`) on the host's ``cli_port``, and, unless ``ospf_only``,
 RSVP-TE and the QE service (``setup(daemon)`` of :mod:`node_agent.qe_service`), which plug
 in through the daemon::
@@ -33,6 +34,8 @@ from gmpls.ospf.events import Action
 from gmpls.topology import Topology
 from node_agent.ospf_te import OspfTeAgent, register_te_commands
 from node_agent.qe_service import setup as setup_qe_service
+from node_agent.qkd_links import QkdLinkAgent
+from node_agent.qkd_links import register_commands as register_qkd_commands
 
 log = logging.getLogger("node_agent")
 
@@ -72,6 +75,11 @@ class NodeDaemon:
         self.started_at = time.time()
         register_commands(self.cli, self.ospf)
         register_te_commands(self.cli, self.ospf)
+        #: the site node's advertisement of its site's QKD links (None on other nodes)
+        self.qkd_links = QkdLinkAgent.from_topology(topo, host, self.ospf)
+        if self.qkd_links is not None:
+            self.components.append(self.qkd_links)
+            register_qkd_commands(self.cli, self.qkd_links)
         self.cli.register("show version", lambda args: self._version(), "daemon and node")
         if not ospf_only:
             setup_qe_service(self)

@@ -19,7 +19,7 @@ from typing import Any
 
 from daemonkit.ospf import OspfSpeaker, control_interface
 from gmpls.ospf.constants import LsType
-from gmpls.ospf.events import Action, InterfaceConfig
+from gmpls.ospf.events import Action, FlushOpaque, InterfaceConfig
 from gmpls.ospf.lsa import LSAKey
 from gmpls.ospf.ri import RouterInfoLSA, capabilities, ri_lsa_id
 from gmpls.ospf.router import OspfRouter
@@ -158,6 +158,10 @@ class OspfTeAgent(OspfSpeaker):
             },
         )
         self._originate_te(local_if)
+
+    def flush_opaque(self, ls_type: int, ls_id: IPv4Address) -> None:
+        """Stop originating one of our opaque LSAs and flush it from the area (MaxAge)."""
+        self._apply(self.router.handle(FlushOpaque(ls_type, ls_id), self.now()))
 
     def set_qe_capable(self, capable: bool) -> None:
         self.qe_capable = capable

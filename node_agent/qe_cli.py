@@ -110,7 +110,7 @@ class _Commands:
         self.node = node
 
     def _one(self, s: Service) -> dict[str, Any]:
-        return {"services": [s.as_json(self.node.now())]}
+        return {"services": [s.as_json(self.node.now(), self.node.core.site_names)]}
 
     async def create(self, args: list[str]) -> dict[str, Any]:
         dst, params, bw, wait = parse_create(args)
@@ -152,7 +152,7 @@ class _Commands:
             "node": core.name,
             "router_id": str(core.router_id),
             "pcep": "up" if self.node.pcep_up else "down",
-            "services": [s.as_json(now) for s in core.services()],
+            "services": [s.as_json(now, core.site_names) for s in core.services()],
             "counters": dict(core.counters),
         }
 
@@ -273,6 +273,18 @@ def render_services(data: dict[str, Any]) -> str:
             f"{r['key_handle_prefix'] or '-':<9} {idx:>4} {r['fingerprint'] or '-':<16} "
             f"{r['refresh_count']:>4}  {' '.join(r['path'])}"
         )
+        if r.get("relay_path"):
+            sites = [
+                f"{x} ({n})" if n != "?" else x
+                for x, n in zip(r["relay_path"], r["relay_kms"], strict=True)
+            ]
+            lines.append(f"{'':<12} key relay: {' > '.join(sites)}")
+        if r.get("refresh_failures"):
+            last = f", last: {r['refresh_error']}" if r.get("refresh_error") else ""
+            lines.append(
+                f"{'':<12} refresh failures {r['refresh_failures']}"
+                f" (no key {r['refresh_no_key']}){last}"
+            )
         if r.get("error"):
             code = f" (code {r['code'][0]}/{r['code'][1]})" if r.get("code") else ""
             lines.append(f"{'':<12} error{code}: {r['error']}")

@@ -83,6 +83,8 @@ class ReplyLike(Protocol):
     def ero(self) -> tuple[ero.Subobject, ...]: ...
     @property
     def reason(self) -> str: ...
+    @property
+    def relay(self) -> tuple[IPv4Address, ...]: ...
 
 
 class PccLike(Protocol):
@@ -105,7 +107,12 @@ class EtsiLike(Protocol):
     """What the shell asks of the ETSI 004 client (:class:`daemonkit.etsi004.Etsi004Client`)."""
 
     async def open(
-        self, destination: IPv4Address, key_handle: bytes | None, key_length: int
+        self,
+        destination: IPv4Address,
+        key_handle: bytes | None,
+        key_length: int,
+        *,
+        relay: tuple[IPv4Address, ...] = (),
     ) -> tuple[Any, bytes]: ...
     async def connect(self, key_handle: bytes) -> Any: ...
     async def get_key(
@@ -219,6 +226,7 @@ class QeService:
             pcc=pcc,
             etsi=etsi,
             link_resources=link_resources,
+            site_names={topo.site_id(km): km for km in topo.sites},
         )
         agent.on_action = svc.on_rsvp_action
         if pcc is not None:
@@ -405,7 +413,7 @@ class QeService:
         srp_id = self._initiated.get(s.id)
         lsp = LspStatus(s.tunnel_id, f"qe-{self.name}-{s.id}", self.router_id, s.peer,
                         s.tunnel_id, state or LspState.DOWN, route, srp_id or 0,
-                        srp_id is not None)  # fmt: skip
+                        srp_id is not None, s.relay)  # fmt: skip
         report(lsp, remove=gone)
         if gone:
             self._routes.pop(s.tunnel_id, None)
@@ -425,7 +433,8 @@ class QeService:
             except Exception as e:
                 self.feed(E.PcepFailed(a.cid, str(e)))
                 return
-            self.feed(E.PathReply(a.cid, reply.ok, tuple(reply.ero), reply.reason))
+            relay = tuple(reply.relay)
+            self.feed(E.PathReply(a.cid, reply.ok, tuple(reply.ero), reply.reason, relay))
 
         self._spawn(ask(), f"pcreq {a.cid}")
 
@@ -468,7 +477,7 @@ async def _etsi(etsi: EtsiLike | None, a: E.EtsiCall) -> E.EtsiReply:
     """Carry out one ETSI 004 call; its answer as the core's event."""
     assert etsi is not None
     if isinstance(a, E.EtsiOpen):
-        st, handle = await etsi.open(a.destination, a.key_handle, a.key_length)
+        st, handle = await etsi.open(a.destination, a.key_handle, a.key_length, relay=a.relay)
         return E.EtsiReply(a.cid, int(st), key_handle=bytes(handle))
     if isinstance(a, E.EtsiConnect):
         return E.EtsiReply(a.cid, int(await etsi.connect(a.key_handle)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from ipaddress import IPv4Address
 
 from daemonkit import daemon
 from gmpls.topology import Topology
@@ -22,10 +23,29 @@ def _arguments(p: argparse.ArgumentParser) -> None:
         help="TED from OSPF on the control LAN (default) or from the topology file",
     )
     p.add_argument(
+        "--qkd-site",
+        action="append",
+        default=[],
+        type=_site,
+        metavar="NODE=SITE",
+        help="the key-management site (its site node's router ID) of a node that is not "
+        "its site's site node; repeatable (docs/pce.md#sites)",
+    )
+    p.add_argument(
         "--allow-several-sessions-per-peer",
         action="store_true",
         help="accept more than one PCEP session from one address (RFC 5440 §6.2 says no)",
     )
+
+
+def _site(text: str) -> tuple[IPv4Address, IPv4Address]:
+    node, sep, site = text.partition("=")
+    try:
+        if not sep:
+            raise ValueError(text)
+        return IPv4Address(node), IPv4Address(site)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NODE=SITE (two router IDs)") from None
 
 
 def _build(a: argparse.Namespace, topo: Topology) -> PceDaemon:
@@ -37,6 +57,7 @@ def _build(a: argparse.Namespace, topo: Topology) -> PceDaemon:
         bind=a.bind,
         ted_source=a.ted,
         one_session_per_peer=not a.allow_several_sessions_per_peer,
+        qkd_sites=tuple(a.qkd_site) or None,
     )
     return PceDaemon(topo, cfg)
 

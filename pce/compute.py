@@ -54,6 +54,9 @@ class NoPathReason(IntEnum):
     SAME_END_POINTS = 10
     QE_DESTINATION_NOT_ON_PATH = 11
     UNSUPPORTED_REQUEST = 12
+    #: no relay path over QKD links has the key rate the service consumes
+    #: (pce/keyroute.py, docs/pce.md#key-aware-computation)
+    INSUFFICIENT_KEY_RATE = 13
 
 
 @dataclass(frozen=True, slots=True)

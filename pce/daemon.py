@@ -35,6 +35,7 @@ from gmpls.pcep.constants import PORT, STATEFUL_FLAG_I, STATEFUL_FLAG_U
 from gmpls.pcep.session import SessionConfig
 from gmpls.topology import Topology
 from pce.compute import PathComputer
+from pce.keyroute import links_json
 from pce.lspdb import LspDb
 from pce.server import PcepServer
 from pce.service import PceService
@@ -56,6 +57,8 @@ class PceConfig:
     one_session_per_peer: bool = True
     keepalive: int = 30
     deadtimer: int = 120
+    #: (node router ID, site ID) of nodes that are not their site's site node
+    qkd_sites: tuple[tuple[IPv4Address, IPv4Address], ...] = ()
 
 
 def config_from_topology(topo: Topology, host: str, **overrides: Any) -> PceConfig:
@@ -80,7 +83,12 @@ class PceDaemon:
         self.ted = Ted(root=config.router_id if config.ted_source == "ospf" else None)
         self.computer = PathComputer(self.ted)
         self.lsps = LspDb()
-        self.service = PceService(self.computer, clock=time.perf_counter, lsps=self.lsps)
+        self.service = PceService(
+            self.computer,
+            clock=time.perf_counter,
+            lsps=self.lsps,
+            qkd_sites=dict(config.qkd_sites),
+        )
         self.server = PcepServer(
             self.service,
             SessionConfig(
@@ -177,6 +185,12 @@ class PceDaemon:
             text=_initiation_text,
         )
         self.cli.register(
+            "show qkd links",
+            lambda args: self._qkd_links(),
+            "QKD links of the TED: key rate, stock, committed consumption, services",
+            text=_qkd_links_text,
+        )
+        self.cli.register(
             "show pce lsp",
             lambda args: self.lsps.as_json(asyncio.get_running_loop().time()),
             "the LSPs the PCCs reported (stateful PCE) and the lambdas they hold",
@@ -202,6 +216,10 @@ class PceDaemon:
             "close_reasons": self.server.stats.close_reasons,
         }
 
+    def _qkd_links(self) -> dict[str, Any]:
+        self.service.keys.expire(asyncio.get_running_loop().time(), self.service.live_services())
+        return links_json(self.ted.qkd_graph(), self.service.keys)
+
     def _stats(self) -> dict[str, Any]:
         data = self.service.stats.as_json()
         data["ted_version"] = self.ted.version
@@ -225,6 +243,22 @@ def _ted_text(d: dict[str, Any]) -> str:
                 f"    {lk['from']:<18} -> {lk['to']:<18} te-metric {lk['te_metric']:<5} "
                 f"bw {lk['max_bandwidth_bps'] / 1e9:g}G lambdas {chs}"
             )
+    return "\n".join(lines)
+
+
+def _qkd_links_text(d: dict[str, Any]) -> str:
+    lines = [
+        f"QKD links: {len(d['links'])} between {len(d['sites'])} sites; commitments "
+        f"{d['committed']} made, {d['released']} released (hold {d['hold_s']:g} s)",
+        f"{'site A':<16} {'site B':<16} {'state':<6} {'rate b/s':>9} {'stock bits':>11} "
+        f"{'committed':>10} {'free b/s':>9} services",
+    ]
+    for lk in d["links"]:
+        state = ("up" if lk["up"] else "down") if lk["two_way"] else "1-way"
+        lines.append(
+            f"{lk['a']:<16} {lk['b']:<16} {state:<6} {lk['rate_bps']:>9} {lk['stock_bits']:>11} "
+            f"{lk['committed_bps']:>10g} {lk['free_bps']:>9g} {' '.join(lk['services']) or '-'}"
+        )
     return "\n".join(lines)
 
 

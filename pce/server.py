@@ -362,6 +362,8 @@ class PcepServer:
                     "dst": o.destination,
                     "path": [str(n) for n in r.nodes],
                     "channel": r.channel,
+                    "relay": [str(x) for x in o.relay] or None,
+                    "key_bps": o.key_bps,
                     "reason": r.reason.name if r.reason else None,
                     "detail": r.detail or None,
                     "compute_ms": round(o.seconds * 1e3, 3),

@@ -19,6 +19,12 @@ objects, RFC 5440 §7.2):
   another metric than TE, or another object with P out of place, gets NO-PATH, reason
   UNSUPPORTED_REQUEST.
 
+A QE request whose two ends belong to known key-management sites also gets a key relay
+path over the QKD site graph (:mod:`pce.keyroute`): its consumption must fit every link
+(else NO-PATH, reason INSUFFICIENT_KEY_RATE), it is committed on those links, and the
+path rides in the RP object's RELAY-PATH TLV (:mod:`gmpls.pcep.relay`) when it crosses at
+least one QKD link.
+
 A path comes back as <RP><ERO>[BANDWIDTH][METRIC...]; no path as <RP><NO-PATH> with the
 NO-PATH-VECTOR bits RFC 5440 defines (unknown source 0x4 / destination 0x2) and this
 project's NO-PATH-REASON TLV (code and text, docs/pcep.md), the C flag set and the
@@ -29,7 +35,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import Any
@@ -44,14 +50,17 @@ from gmpls.pcep.constants import (
     RP_FLAG_B,
     SVEC_FLAG_L,
     SVEC_FLAG_N,
+    LspState,
     MetricType,
     NoPathVector,
 )
 from gmpls.pcep.messages import Attributes, ErrorBlock, Path, PCErr, PCRep, PCReq, Request, Response
 from gmpls.pcep.objects import RP, Bandwidth, EndPointsIpv4, Ero, ErrorObject, Metric, NoPath, Svec
 from gmpls.pcep.qemetrics import is_qe_metric, qe_params_from_metrics
+from gmpls.pcep.relay import with_relay
 from gmpls.pcep.tlv import NoPathReasonTlv, NoPathVectorTlv, ReqMissingTlv
 from pce.compute import NoPathReason, PathComputer, PathRequest, PathResult
+from pce.keyroute import KeyLedger, RelayResult, consumption_bps, relay_path, site_of
 from pce.lspdb import LspDb, route_lambdas
 
 _CONSTRAINT_REASONS = {
@@ -64,8 +73,10 @@ _CONSTRAINT_REASONS = {
     NoPathReason.BAD_QE_PARAMETERS,
     NoPathReason.QE_DESTINATION_NOT_ON_PATH,
     NoPathReason.UNSUPPORTED_REQUEST,
+    NoPathReason.INSUFFICIENT_KEY_RATE,
 }
 _QE_REASONS = {
+    NoPathReason.INSUFFICIENT_KEY_RATE,
     NoPathReason.SOURCE_NOT_QE_CAPABLE,
     NoPathReason.QE_DESTINATION_NOT_QE_CAPABLE,
     NoPathReason.UNKNOWN_ALGORITHM,
@@ -120,23 +131,34 @@ class Outcome:
     destination: str
     result: PathResult
     seconds: float
+    #: the key relay path (site IDs) and the service's key consumption (b/s), when computed
+    relay: tuple[IPv4Address, ...] = ()
+    key_bps: float | None = None
 
 
 class PceService:
     """Answers PCReqs from a :class:`PathComputer`; ``clock`` (optional) times them.
 
     With an :class:`~pce.lspdb.LspDb` (the stateful PCE) the lambdas of reported LSPs and of
-    paths just computed are not free: each path computed reserves its lambdas there."""
+    paths just computed are not free: each path computed reserves its lambdas there.
+
+    ``keys`` is the ledger of key consumption committed on QKD links (a new one, with the
+    LSP database's hold time, by default); ``qkd_sites`` maps a node that is not its
+    site's site node to its site ID (:func:`pce.keyroute.site_of`)."""
 
     def __init__(
         self,
         computer: PathComputer,
         clock: Callable[[], float] | None = None,
         lsps: LspDb | None = None,
+        keys: KeyLedger | None = None,
+        qkd_sites: Mapping[IPv4Address, IPv4Address] | None = None,
     ) -> None:
         self.computer = computer
         self.clock = clock
         self.lsps = lsps
+        self.keys = keys if keys is not None else KeyLedger(lsps.hold if lsps else 30.0)
+        self.qkd_sites = dict(qkd_sites or {})
         self.stats = Statistics()
 
     def handle(
@@ -214,15 +236,29 @@ class PceService:
         self.stats.requests += 1
         t0 = self.clock() if self.clock else 0.0
         result = self._compute(req, exclude_links, exclude_nodes, now)
+        relay = self._relay(req, result, now) if result.ok else None
+        if relay is not None and not relay[0].ok:
+            result = PathResult(reason=NoPathReason.INSUFFICIENT_KEY_RATE, detail=relay[0].reason)
         dt = (self.clock() - t0) if self.clock else 0.0
         self.stats.times.append(dt)
-        rp = RP(req.rp.request_id, req.rp.flags, p=True)
+        sites = relay[0].sites if relay is not None and len(relay[0].sites) > 1 else ()
+        rp = RP(req.rp.request_id, req.rp.flags, tlvs=with_relay((), sites), p=True)
         ep = req.endpoints
-        outcome = Outcome(req.rp.request_id, str(ep.source), str(ep.destination), result, dt)
+        outcome = Outcome(
+            req.rp.request_id,
+            str(ep.source),
+            str(ep.destination),
+            result,
+            dt,
+            relay[0].sites if relay is not None else (),
+            relay[1] if relay is not None else None,
+        )
         if result.ok:
             self.stats.paths += 1
             if self.lsps is not None and reserve and isinstance(ep, EndPointsIpv4):
                 self.lsps.reserve(ep.source, ep.destination, route_lambdas(result.ero), now)
+            if relay is not None and reserve:
+                self.keys.commit(result.nodes[0], result.nodes[-1], sites, relay[1], now)
             return Response(rp, paths=(Path(Ero(result.ero), self._attributes(req, result)),)), (
                 outcome
             )
@@ -232,6 +268,35 @@ class PceService:
         return self._no_path(rp, req, result), outcome
 
     # -- internals ----------------------------------------------------------------------
+
+    def _relay(
+        self, req: Request, result: PathResult, now: float
+    ) -> tuple[RelayResult, float] | None:
+        """The key relay path of a QE request whose path was found, and its consumption
+        (b/s); None when it is no QE request or an end's site is not known."""
+        params = qe_params_from_metrics(req.metrics)  # _compute has checked them
+        if params is None or not result.nodes:
+            return None
+        graph = self.computer.ted.qkd_graph()
+        head, tail = result.nodes[0], result.destination or result.nodes[-1]
+        src = site_of(graph, head, self.qkd_sites)
+        dst = site_of(graph, tail, self.qkd_sites)
+        if src is None or dst is None:
+            return None
+        bw = req.bandwidth.bandwidth if req.bandwidth is not None else 0.0
+        need = consumption_bps(params, max(bw, 0.0))
+        self.keys.expire(now, self.live_services())
+        found = relay_path(graph, src, dst, need, self.keys.committed(), 8 * params.key_length)
+        return found, need
+
+    def live_services(self) -> Counter[tuple[IPv4Address, IPv4Address]]:
+        """QE LSPs the heads report and not down, per (head, tail): their committed key
+        rate stays past the hold time (:class:`pce.keyroute.KeyLedger`)."""
+        out: Counter[tuple[IPv4Address, IPv4Address]] = Counter()
+        for lsp in self.lsps.all() if self.lsps is not None else ():
+            if lsp.qe is not None and lsp.state != LspState.DOWN and lsp.head and lsp.tail:
+                out[(lsp.head, lsp.tail)] += 1
+        return out
 
     def _compute(
         self,

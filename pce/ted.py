@@ -14,6 +14,10 @@ Sources (all area-scope, decoded by :mod:`gmpls.ospf`):
   RFC 4203 link local/remote identifiers, TE metric, maximum/maximum reservable/unreserved
   bandwidth, switching capability and available wavelengths (RFC 7580-style label set of
   RFC 6205 DWDM channels, docs/ospf-te.md). Several TLVs per LSA are accepted (FRR).
+- QKD-link TLVs (:mod:`gmpls.ospf.qkdlink`, in TE LSAs of their own): each site node's
+  QKD links with their key rate, stock, buffer and state, merged into the QKD site graph
+  of :meth:`Ted.qkd_graph` (:mod:`pce.keyroute`). A malformed one is counted in
+  :attr:`Ted.unusable` and left out.
 
 Updates are incremental: :meth:`Ted.install` and :meth:`Ted.flush` replace or remove one
 LSA's contribution and bump :attr:`Ted.version`; consumers (the path computation's
@@ -27,8 +31,10 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
+from gmpls.errors import DecodeError
 from gmpls.ospf.constants import MAX_AGE, LsType, OpaqueType, RouterLinkType
 from gmpls.ospf.lsa import LSA, LSAKey, NetworkLSA, RouterLSA
+from gmpls.ospf.qkdlink import QkdLinkTlv, qkd_links
 from gmpls.ospf.ri import RouterInfoLSA
 from gmpls.ospf.te import (
     AdminGroup,
@@ -42,6 +48,7 @@ from gmpls.ospf.te import (
     TeMetric,
     UnreservedBandwidth,
 )
+from pce.keyroute import QkdGraph
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +169,8 @@ class Ted:
         self._network: dict[LSAKey, NetworkLSA] = {}
         self._ri: dict[LSAKey, tuple[bool, bool]] = {}
         self._te: dict[LSAKey, _TeContribution] = {}
+        self._qkd: dict[LSAKey, tuple[QkdLinkTlv, ...]] = {}
+        self._qkd_graph: tuple[int, QkdGraph] | None = None
         self._alive: set[IPv4Address] | None = None
         self._alive_version = -1
         self.installs = 0
@@ -194,16 +203,41 @@ class Ted:
             changed = self._ri.get(lsa.key) != caps
             self._ri[lsa.key] = caps
         elif h.ls_type == LsType.OPAQUE_AREA and isinstance(body, TeLSA):
+            changed = self._install_qkd(lsa.key, body)
+            if lsa.key in self._qkd:
+                self._te.pop(lsa.key, None)  # a QKD-link LSA describes no TE link
+                return self._changed(changed)
             contrib = te_links_of(lsa)
             old = self._te.get(lsa.key)
-            changed = old is None or (old.router_address, old.links) != (
-                contrib.router_address,
-                contrib.links,
+            changed = (
+                changed
+                or old is None
+                or (old.router_address, old.links)
+                != (
+                    contrib.router_address,
+                    contrib.links,
+                )
             )
             self._te[lsa.key] = contrib
+        return self._changed(changed)
+
+    def _changed(self, changed: bool) -> bool:
         if changed:
             self.installs += 1
             self.version += 1
+        return changed
+
+    def _install_qkd(self, key: LSAKey, body: TeLSA) -> bool:
+        """Take the QKD-link TLVs of a TE LSA (none: any earlier ones of this LSA go)."""
+        try:
+            found = qkd_links(body)
+        except DecodeError:
+            self.unusable += 1
+            found = ()
+        if not found:
+            return self._qkd.pop(key, None) is not None
+        changed = self._qkd.get(key) != found
+        self._qkd[key] = found
         return changed
 
     def flush(self, key: LSAKey) -> bool:
@@ -220,6 +254,7 @@ class Ted:
                 removed = self._ri.pop(key, None)
             elif otype == OpaqueType.TE:
                 removed = self._te.pop(key, None)
+                removed = self._qkd.pop(key, None) or removed
         if removed is None:
             return False
         self.flushes += 1
@@ -360,6 +395,23 @@ class Ted:
             if n.router_address == address:
                 return n.router_id
         return None
+
+    def qkd_graph(self) -> QkdGraph:
+        """The QKD site graph from the QKD-link TLVs of alive routers (rebuilt when the
+        TED changed)."""
+        if self._qkd_graph is not None and self._qkd_graph[0] == self.version:
+            return self._qkd_graph[1]
+        alive = self.alive()
+        ads = [
+            ad
+            for key, found in self._qkd.items()
+            if alive is None or key.adv_router in alive
+            for ad in found
+            if ad.local_site == key.adv_router
+        ]
+        graph = QkdGraph.from_ads(ads)
+        self._qkd_graph = (self.version, graph)
+        return graph
 
     def as_json(self) -> dict[str, Any]:
         nodes = self.nodes()

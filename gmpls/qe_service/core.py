@@ -90,6 +90,9 @@ TAIL_JOIN_FAILED = (ErrorCode.QE_ERROR, QeError.TAIL_JOIN_FAILED)
 #: a simulated traffic rate is counted every RATE_TICK seconds
 RATE_TICK = 0.1
 NO_PROXY = "this node has no ETSI 004 proxy"
+#: a refresh that failed for lack of key: GK_INSUFFICIENT_KEY_AVAILABLE, or no answer
+#: (the proxy's own wait for key ran past the client's deadline)
+NO_KEY = (2, None)
 
 
 def etsi_failure(call: str, reply: E.EtsiReply) -> str:
@@ -154,8 +157,11 @@ class QeServiceCore:
         retry_busy_label: bool = True,
         link_batch: float = 0.02,
         max_keying: int = 16,
+        site_names: Mapping[IPv4Address, str] | None = None,
     ) -> None:
         self.name = name
+        #: the key managers by site ID, to name a relay path's sites in ``show``
+        self.site_names: dict[IPv4Address, str] = dict(site_names or {})
         self.router_id = IPv4Address(router_id)
         self.has_pce = has_pce
         self.has_proxy = has_proxy
@@ -193,6 +199,7 @@ class QeServiceCore:
             "etsi_errors": 0,
             "keys": 0,
             "refreshes": 0,
+            "refresh_no_key": 0,
         }
         self._on: dict[type, Callable[[Any], None]] = {
             E.Create: self._create,
@@ -372,6 +379,7 @@ class QeServiceCore:
             return
         route = tuple(ev.ero)
         s.path = route_nodes(route)
+        s.relay = tuple(ev.relay)
         if self.retry_busy_label and not self._own_label_free(route):
             # the PCE chose a lambda we hold already on our own link (its TED lags our
             # OSPF re-origination): the same ERO without labels, each hop choosing
@@ -468,8 +476,9 @@ class QeServiceCore:
             self._keying_done()
             return
         handle = None if job.head else job.handle
+        relay = _relay_for_open(job.service.relay if job.head and job.service else ())
         self._call(
-            lambda cid: E.EtsiOpen(cid, job.destination, handle, job.params.key_length),
+            lambda cid: E.EtsiOpen(cid, job.destination, handle, job.params.key_length, relay),
             _Call("open", job=job),
         )
 
@@ -817,8 +826,19 @@ class QeServiceCore:
                 why = index_failure(r, want)
             else:
                 why = etsi_failure("QKD_GET_KEY", r)
+            no_key = r.status in NO_KEY
+            if no_key:  # the key managers ran out of key (or did not answer)
+                s.refresh_no_key += 1
+                self.counters["refresh_no_key"] += 1
+            s.refresh_error = why
             self._log(
-                "qe key refresh failed", warning=True, event="refresh_fail", service=s.id, why=why
+                "qe key refresh failed",
+                warning=True,
+                event="refresh_fail",
+                service=s.id,
+                why=why,
+                no_key=no_key,
+                key_index=want,
             )
             if s.fetch_again:  # made up now; otherwise at the next refresh
                 self._catch_up(s)
@@ -826,6 +846,7 @@ class QeServiceCore:
         if s.state != UP:
             return
         s.take_key(r.key_index, r.key)
+        s.refresh_error = ""
         s.refresh_count += 1
         self.counters["refreshes"] += 1
         self._log("qe key refreshed", event="refresh", service=s.id, key_index=r.key_index)
@@ -836,6 +857,12 @@ class QeServiceCore:
 def _ignore(event: object) -> None:
     """Events the QE service has nothing to do with (neighbours: RSVP tears the LSPs
     through them down and says so with LspDown)."""
+
+
+def _relay_for_open(relay: Sequence[IPv4Address]) -> tuple[IPv4Address, ...]:
+    """The relay path as QKD_OPEN carries it: two sites or more (head and tail); one site
+    (both ends at one site) or none: empty, the key manager decides."""
+    return tuple(relay) if len(relay) >= 2 else ()
 
 
 def _without_labels(route: Sequence[ero.Subobject]) -> tuple[ero.Subobject, ...]:

@@ -75,12 +75,15 @@ class Shutdown:
 
 @dataclass(frozen=True, slots=True)
 class PathReply:
-    """The PCE's answer to :class:`RequestPath` ``cid``: an ERO, or NO-PATH and why."""
+    """The PCE's answer to :class:`RequestPath` ``cid``: an ERO, or NO-PATH and why;
+    ``relay`` is the key relay path the PCE chose (site IDs, head site first; empty when
+    it gave none)."""
 
     cid: int
     ok: bool
     ero: tuple[ero.Subobject, ...] = ()
     reason: str = ""
+    relay: tuple[IPv4Address, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,12 +169,15 @@ class RequestPath:
 
 @dataclass(frozen=True, slots=True)
 class EtsiOpen:
-    """QKD_OPEN toward ``destination``: a new session (``key_handle`` None) or join one."""
+    """QKD_OPEN toward ``destination``: a new session (``key_handle`` None) or join one.
+    ``relay``: the key relay path for the key manager (``Open.relay``, site IDs, head site
+    first, tail site last; empty: the key manager decides)."""
 
     cid: int
     destination: IPv4Address
     key_handle: bytes | None
     key_length: int
+    relay: tuple[IPv4Address, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import Any
@@ -63,6 +63,13 @@ class Service:
     key_index: int | None = None
     refresh_count: int = 0
     refresh_failures: int = 0
+    #: refreshes that failed for lack of key (QKD_GET_KEY status 2, or no answer)
+    refresh_no_key: int = 0
+    #: why the last refresh failed, until one succeeds again
+    refresh_error: str = ""
+    #: head: the key relay path the PCE gave (site IDs, head site first), handed to the
+    #: key manager in QKD_OPEN; a tail does not know it (ETSI 004 does not say)
+    relay: tuple[IPv4Address, ...] = ()
     target_index: int = 0
     bytes_counted: int = 0
     rate_bps: float = 0.0
@@ -97,8 +104,14 @@ class Service:
         self.key_index = index
         self.history.append((index, fingerprint(key)))
 
-    def as_json(self, now: float) -> dict[str, Any]:
+    def as_json(
+        self, now: float, site_names: Mapping[IPv4Address, str] | None = None
+    ) -> dict[str, Any]:
+        """What ``show qe-service json`` says; ``site_names`` names the relay path's
+        sites by their key managers where known."""
         p = self.params
+        names = site_names or {}
+        relay = [str(x) for x in self.relay] if self.role == "head" else None
         return {
             "id": self.id,
             "role": self.role,
@@ -117,6 +130,10 @@ class Service:
             "fingerprint": self.fingerprint,
             "refresh_count": self.refresh_count,
             "refresh_failures": self.refresh_failures,
+            "refresh_no_key": self.refresh_no_key,
+            "refresh_error": self.refresh_error or None,
+            "relay_path": relay,
+            "relay_kms": None if relay is None else [names.get(x, "?") for x in self.relay],
             "keys": [{"index": i, "fingerprint": f} for i, f in self.history],
             "bytes": self.bytes_counted,
             "labels": self.labels,

@@ -8,7 +8,8 @@ database lists our RI LSAs (0x12: TE + QE) and TE LSAs and decodes their TLVs; o
 holds FRR's TE and RI LSAs (FRR's Router Address and Link TLVs in one LSA); all four
 LSDBs are identical; our routing table agrees with FRR's; stopping BIRD takes its
 adjacency down after the dead interval and its stub route disappears everywhere; tshark
-finds no malformed OSPF packet in the capture.
+finds no malformed OSPF packet in the capture. And FRR floods and holds our QKD link TE
+LSAs unchanged.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import time
+from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ import pytest
 
 from compose import daemons
 from compose.netns import NetnsTestbed
+from gmpls.ospf.qkdlink import QkdLinkTlv, qkd_lsa_id
 from tests.support.netns_util import tshark_fields, wait_for
 
 pytestmark = [pytest.mark.interop, pytest.mark.netns, pytest.mark.slow]
@@ -346,3 +349,94 @@ def test_frr_holds_an_lsa_we_cannot_decode_and_we_still_reach_full(
     ours = ours_json(tb, "tn1", "show ip ospf database opaque-area")["areas"]["0.0.0.0"]
     (e,) = [e for e in ours["opaqueAreaLinkStates"] if (e["lsId"], e["advertisedRouter"]) == bad]
     assert e["data"] == BAD_TE_BODY and "link" in e["malformed"]
+
+
+# --- QKD link TE LSAs (docs/ospf-te.md#the-qkd-link-tlv) -----------------------------
+
+MIB = 1 << 20
+FAR = IPv4Address("10.1.1.2")
+
+
+def link(stock: int, far: str = "10.1.1.2", name: str = "etsiA-etsiB") -> dict[str, Any]:
+    return {
+        "far_site": far,
+        "name": name,
+        "up": True,
+        "rate_bps": 2000,
+        "stock_bits": stock,
+        "buffer_bits": MIB,
+        "used_bits": 0,
+        "services": 0,
+    }
+
+
+def frr_opaque(tb: NetnsTestbed) -> dict[tuple[str, str], Any]:
+    opq = vtysh_json(tb, "show ip ospf database opaque-area")
+    lsas = opq["areaLocalOpaqueLsa"]["areas"]["0.0.0.0"]
+    return {(e["linkStateId"], e["advertisingRouter"]): e for e in lsas}
+
+
+def test_frr_floods_and_holds_the_qkd_link_lsas_unchanged(
+    lab: NetnsTestbed, tmp_path: Path
+) -> None:
+    """tn1 (site node of etsiA) and FRR; a stand-in KM status port in etsiA's namespace
+    (tests/support/km_standin.py) tells tn1 its site's QKD links. FRR stays Full with tn1
+    and holds each QKD link LSA exactly as tn1 originated it (sequence number, checksum,
+    body bytes), through a re-origination (stock fallen past the hysteresis threshold)
+    and a flush (link gone)."""
+    tb = lab
+    state = tmp_path / "links.json"
+    state.write_text(json.dumps([link(MIB // 2), link(1000, "10.1.1.9", "etsiA-etsiX")]))
+    with open(tmp_path / "km.err", "w") as err:
+        tb.popen(
+            "etsiA",
+            [sys.executable, "-m", "tests.support.km_standin", "10.2.1.11", str(state)],
+            env={**os.environ, "PYTHONUNBUFFERED": "1"}, cwd=ROOT,
+            stdout=subprocess.DEVNULL, stderr=err,
+        )  # fmt: skip
+    assert tb.start("fr1")
+    assert tb.start("tn1", extra_args=["--ospf-only"])
+
+    def full() -> Any:
+        got = (ours_nbrs(tb, "tn1").get("10.1.1.3"), frr_nbrs(tb).get("10.1.1.1"))
+        return got == ("Full", "Full") or got
+
+    wait_for(full, 40, "tn1 and FRR to be Full")
+    a, x = (str(qkd_lsa_id(0)), "10.1.1.1"), (str(qkd_lsa_id(1)), "10.1.1.1")
+
+    def held(stock: int) -> Any:
+        frr = frr_opaque(tb)
+        if a not in frr or x not in frr:
+            return sorted(frr)
+        want = QkdLinkTlv(IPv4Address("10.1.1.1"), FAR, 2000, stock, MIB, True).encode()
+        return frr[a]["opaqueData"].lower() == want.hex() or frr[a]["opaqueData"]
+
+    wait_for(lambda: held(MIB // 2), 30, "FRR to hold tn1's QKD link LSAs")
+
+    def same() -> Any:
+        ours = {k for k in lsdb_ours(tb, "tn1") if k[0] == "10"}
+        frr = {k for k in lsdb_frr(tb) if k[0] == "10"}
+        return ours == frr or sorted(ours ^ frr)
+
+    wait_for(same, 20, "the same opaque LSAs (sequence numbers, checksums) at tn1 and FRR")
+    shown = ours_json(tb, "tn1", "show ip ospf qkd-link")
+    assert shown["kmReachable"] and shown["links"]["10.1.1.2"]["name"] == "etsiA-etsiB"
+
+    # the stock falls by more than 10 %: re-originated, FRR holds the new instance
+    state.write_text(json.dumps([link(MIB // 4), link(1000, "10.1.1.9", "etsiA-etsiX")]))
+    wait_for(lambda: held(MIB // 4), 30, "FRR to hold the re-originated LSA")
+    wait_for(same, 20, "the same opaque LSAs after the re-origination")
+    seq = {k[1]: k[3] for k in lsdb_frr(tb) if k[2] == "10.1.1.1" and k[1] == a[0]}
+    assert seq[a[0]].startswith("80000002/"), seq
+
+    # a link the KM no longer reports is flushed: gone from FRR's database too
+    state.write_text(json.dumps([link(MIB // 4)]))
+
+    def flushed() -> Any:
+        e = frr_opaque(tb).get(x)  # MaxAge until FRR's MaxAge walker removes it
+        return e is None or int(e.get("lsaAge", e.get("age", 0))) >= 3600 or e
+
+    wait_for(flushed, 30, "FRR to flush the LSA")
+    assert full() is True
+    i1 = ours_json(tb, "tn1", "show ip ospf interface")["interfaces"]["ctrl"]
+    assert i1["counters"]["malformed"] == 0

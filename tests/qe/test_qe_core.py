@@ -464,3 +464,81 @@ def test_link_resources_are_coalesced_for_ospf() -> None:
     assert n.core.next_timer() == pytest.approx(10.02)
     assert n.tick() == [AdvertiseLink(1, (3,))]
     assert n.core.next_timer() is None and n.core.free[1] == frozenset({3})
+
+
+# --- the key relay path (docs/qe-service.md#the-key-relay-path) --------------------------
+
+SITE2, SITE3 = IPv4Address("10.1.1.2"), IPv4Address("10.1.1.3")
+
+
+def test_the_pces_relay_path_goes_into_the_open_and_show() -> None:
+    names = {TN1: "km1", SITE2: "km2", TN5: "km5"}
+    n = Node(site_names=names)
+    out = n(Create(TN5, PARAMS, 10e9))
+    s = n.core.find(one(out, ServiceChanged).service_id)
+    relay = (TN1, SITE2, TN5)
+    n(PathReply(one(out, RequestPath).cid, True, route(), relay=relay))
+    assert s.relay == relay
+    op = one(n(NeedQeSession(lsp(), TN5, PARAMS)), EtsiOpen)
+    assert (op.destination, op.key_handle, op.relay) == (TN5, None, relay)
+    j = s.as_json(n.now, n.core.site_names)
+    assert j["relay_path"] == ["10.1.1.1", "10.1.1.2", "10.1.1.5"]
+    assert j["relay_kms"] == ["km1", "km2", "km5"]
+    assert s.as_json(n.now)["relay_kms"] == ["?", "?", "?"]  # names unknown
+
+
+@pytest.mark.parametrize(
+    ("relay", "in_open"),
+    [((), ()), ((TN1,), ()), ((TN1, TN5), (TN1, TN5))],
+    ids=["none: the KM decides", "one site: no relay", "a direct link"],
+)
+def test_a_relay_path_of_fewer_than_two_sites_is_left_to_the_km(
+    relay: tuple[IPv4Address, ...], in_open: tuple[IPv4Address, ...]
+) -> None:
+    n = Node()
+    out = n(Create(TN5, PARAMS, 10e9))
+    n(PathReply(one(out, RequestPath).cid, True, route(), relay=relay))
+    assert one(n(NeedQeSession(lsp(), TN5, PARAMS)), EtsiOpen).relay == in_open
+
+
+def test_the_tail_opens_without_a_relay_path_and_does_not_know_it() -> None:
+    n = tail_node()
+    out = n(TailJoin(QeJoin(lsp(), HANDLE, PARAMS)))
+    assert one(out, EtsiOpen).relay == ()
+    j = n.core.find("10.1.1.1:1").as_json(n.now)
+    assert j["relay_path"] is None and j["relay_kms"] is None
+
+
+def test_a_retry_opens_again_on_the_same_relay_path() -> None:
+    n = Node()
+    out = n(Create(TN5, PARAMS, 10e9))
+    n(PathReply(one(out, RequestPath).cid, True, route(), relay=(TN1, SITE2, TN5)))
+    out = n(NeedQeSession(lsp(), TN5, PARAMS))
+    out = n(EtsiReply(one(out, EtsiOpen).cid, 0, key_handle=HANDLE))
+    n(EtsiReply(one(out, EtsiConnect).cid, 1))
+    n(EtsiReply(one(out, EtsiGetKey).cid, 0, key_index=0, key=key(0)))
+    n(LspDown(lsp(), "head", "label busy", (24, 11)))
+    out = n(NeedQeSession(lsp(1, 2), TN5, PARAMS))
+    assert one(out, EtsiOpen).relay == (TN1, SITE2, TN5)
+
+
+def test_a_refresh_without_key_is_counted_and_shown_until_one_succeeds() -> None:
+    n = Node()
+    sid, _, _ = head_up(n, qe.QeParams(refresh_value=100))
+    s = n.core.find(sid)
+    n(EtsiReply(one(n.tick(), EtsiGetKey).cid, 2))  # GK_INSUFFICIENT_KEY_AVAILABLE
+    n(EtsiReply(one(n.tick(), EtsiGetKey).cid, None, error="proxy unreachable (timeout)"))
+    n(EtsiReply(one(n.tick(), EtsiGetKey).cid, 3))  # another failure: not for lack of key
+    assert (s.refresh_failures, s.refresh_no_key, n.core.counters["refresh_no_key"]) == (3, 2, 2)
+    j = s.as_json(n.now)
+    assert (j["refresh_failures"], j["refresh_no_key"]) == (3, 2)
+    assert j["refresh_error"] == "QKD_GET_KEY status 3 GK_PEER_NOT_CONNECTED"
+    fails = [a for a in n.log if isinstance(a, Log) and a.fields.get("event") == "refresh_fail"]
+    assert [f.fields["no_key"] for f in fails] == [True, True, False] and all(
+        f.warning for f in fails
+    )
+    assert s.state == "up" and s.key_index == 0  # still up, on its last key
+    out = n(EtsiReply(one(n.tick(), EtsiGetKey).cid, 0, key_index=1, key=key(1)))
+    assert s.key_index == 1 and s.as_json(n.now)["refresh_error"] is None
+    assert s.refresh_no_key == 2  # the count stays
+    assert of(out, EtsiGetKey)  # and it catches up with the ones missed

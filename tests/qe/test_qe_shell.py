@@ -6,12 +6,17 @@ timer armed and wakes ``wait``. The PCC and the ETSI client are stand-ins here."
 from __future__ import annotations
 
 import asyncio
+import json
+from dataclasses import replace
 from ipaddress import IPv4Address
 from pathlib import Path
+from typing import Any
 
 from daemonkit.cli import CommandTable
-from daemonkit.pcep import PcepClient, Reply
+from daemonkit.pcep import LspStatus, PcepClient, Reply
 from gmpls import qe
+from gmpls.pcep.messages import PCRep, PCRpt, decode_message
+from gmpls.pcep.relay import with_relay
 from gmpls.qe_service.events import Create
 from gmpls.rsvp import events as RE
 from gmpls.topology import load
@@ -60,6 +65,7 @@ class Etsi:
         self.unreachable = unreachable
         self.index = 0
         self.closed: list[bytes] = []
+        self.relays: list[tuple[IPv4Address, ...]] = []
 
     async def _hop(self) -> None:
         await asyncio.sleep(0.001)
@@ -67,8 +73,14 @@ class Etsi:
             raise TimeoutError("no answer from 10.2.1.11:5424")
 
     async def open(
-        self, destination: IPv4Address, key_handle: bytes | None = None, key_length: int = 32
+        self,
+        destination: IPv4Address,
+        key_handle: bytes | None = None,
+        key_length: int = 32,
+        *,
+        relay: tuple[IPv4Address, ...] = (),
     ) -> tuple[int, bytes]:
+        self.relays.append(relay)
         await self._hop()
         return 0, HANDLE
 
@@ -138,3 +150,60 @@ async def test_proxy_unreachable_fails_252_1_and_the_cli_wait_returns() -> None:
     assert "QKD_OPEN: proxy unreachable (no answer from 10.2.1.11:5424)" in out
     assert svc.rsvp.core.psbs == {}
     await svc.stop()
+
+
+class RelayPcc(Pcc):
+    """The PCE's answer with a key relay path in its RP object (RELAY-PATH TLV), through
+    the PCEP codec, as the key-aware PCE gives it."""
+
+    RELAY = (IPv4Address("10.1.1.1"), IPv4Address("10.1.1.3"), TN5)
+
+    async def request(self, *args: Any, **kw: Any) -> Reply:
+        r = await super().request(*args, **kw)
+        rp = replace(r.response.rp, tlvs=with_relay(r.response.rp.tlvs, self.RELAY))
+        msg = decode_message(PCRep((replace(r.response, rp=rp),)).encode())
+        assert isinstance(msg, PCRep)
+        return Reply(1, msg.responses[0])
+
+
+async def test_the_relay_path_of_the_pcrep_goes_to_the_key_manager_and_show() -> None:
+    etsi = Etsi()
+    agent = Unwired.from_topology(TOPO, "tn1")
+    names = {TOPO.site_id(km): km for km in TOPO.sites}
+    svc = QeService(
+        name="tn1",
+        router_id=agent.core.router_id,
+        rsvp=agent,
+        pcc=RelayPcc(),
+        etsi=etsi,
+        site_names=names,
+    )
+    agent.on_action = svc.on_rsvp_action
+    table = CommandTable()
+    register(table, svc)
+    await svc.start()
+    sid = created(svc.feed(Create(TN5, qe.QeParams())))
+    s = svc.core.find(sid)
+    async with asyncio.timeout(5):
+        while s.state != "signalling":
+            await asyncio.sleep(0.005)
+    assert etsi.relays == [RelayPcc.RELAY]
+    out = await table.run("show qe-service json")
+    assert out is not None
+    (j,) = json.loads(out)["services"]
+    assert j["relay_path"] == ["10.1.1.1", "10.1.1.3", "10.1.1.5"]
+    assert j["relay_kms"] == ["etsiA", "?", "etsiB"]
+    text = await table.run("show qe-service")
+    assert text is not None and "key relay: 10.1.1.1 (etsiA) > 10.1.1.3 > 10.1.1.5 (etsiB)" in text
+    await svc.stop()
+
+
+def test_the_head_reports_its_relay_path_to_a_stateful_pce() -> None:
+    """The PCRpt's LSP object carries the relay path (RELAY-PATH TLV), so the PCE keeps
+    the service's key consumption committed on those QKD links."""
+    relay = RelayPcc.RELAY
+    lsp = LspStatus(7, "qe-tn1-7", IPv4Address("10.1.1.1"), TN5, 7, relay=relay)
+    msg = decode_message(PCRpt((lsp.entry(),)).encode())
+    assert isinstance(msg, PCRpt) and msg.entries[0].relay == relay
+    plain = decode_message(PCRpt((replace(lsp, relay=()).entry(),)).encode())
+    assert isinstance(plain, PCRpt) and plain.entries[0].relay == ()

@@ -142,7 +142,7 @@ class MemPce:
         req = PcepClient.build_request(next(self._ids), a.src, a.dst, a.params, a.bandwidth)
         resp, _ = self.service.answer(req, now=self.clock())
         reply = Reply(req.rp.request_id, resp)
-        return E.PathReply(a.cid, reply.ok, tuple(reply.ero), reply.reason)
+        return E.PathReply(a.cid, reply.ok, tuple(reply.ero), reply.reason, reply.relay)
 
     def report(self, lsp: LspStatus, *, remove: bool = False) -> bool:
         """A head's PCRpt, through the codec, into the LSP database (RFC 8231)."""
@@ -196,7 +196,7 @@ class MemEtsi:
 def _etsi_request(rid: int, a: E.EtsiCall) -> etsi.Request:
     if isinstance(a, E.EtsiOpen):
         qos = etsi.QoS(a.key_length, 0, 0, 0)
-        return etsi.Open(rid, a.destination, qos, a.key_handle or etsi.ZERO_HANDLE)
+        return etsi.Open(rid, a.destination, qos, a.key_handle or etsi.ZERO_HANDLE, a.relay)
     if isinstance(a, E.EtsiConnect):
         return etsi.ConnectNonblock(rid, a.key_handle)
     if isinstance(a, E.EtsiGetKey):

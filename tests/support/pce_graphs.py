@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from ipaddress import IPv4Address
+from typing import Any
 
 from gmpls.ospf.constants import INITIAL_SEQUENCE, LsType, Options, RouterLinkType
 from gmpls.ospf.lsa import LSA, NetworkLSA, RouterLink, RouterLSA
+from gmpls.ospf.qkdlink import QkdLinkTlv, qkd_lsa_id
 from gmpls.ospf.ri import RouterInfoLSA, capabilities, ri_lsa_id
 from gmpls.ospf.te import RouterAddress, TeLinkParams, TeLSA, link_tlv, te_lsa_id
 from pce.ted import Ted
@@ -89,4 +91,31 @@ def lan(routers: list[IPv4Address], dr: IPv4Address) -> list[LSA]:
             options=OPTS,
         )
     )
+    return out
+
+
+def qkd_lsa(
+    a: int,
+    b: int,
+    instance: int = 0,
+    rate: int = 1000,
+    stock: int = 100_000,
+    buffer: int = 100_000,
+    up: bool = True,
+    seq: int = INITIAL_SEQUENCE,
+) -> LSA:
+    """Site node ``rid(a)`` advertises its QKD link to site ``rid(b)`` (the QKD-link TLV in
+    a TE LSA of its own, gmpls/ospf/qkdlink.py)."""
+    body = TeLSA((QkdLinkTlv(rid(a), rid(b), rate, stock, buffer, up),))
+    return LSA.build(LsType.OPAQUE_AREA, qkd_lsa_id(instance), rid(a), seq, body, options=OPTS)
+
+
+def qkd_links(links: Sequence[tuple[int, int]], **kw: Any) -> list[LSA]:
+    """Both ends of each (a, b) advertise the link (instance numbers per site in order)."""
+    count: dict[int, int] = {}
+    out = []
+    for a, b in links:
+        for near, far in ((a, b), (b, a)):
+            out.append(qkd_lsa(near, far, count.get(near, 0), **kw))
+            count[near] = count.get(near, 0) + 1
     return out

@@ -1,0 +1,409 @@
+"""Key-aware relay paths over the QKD site graph, pure (docs/pce.md#key-aware-computation).
+
+The graph: one vertex per key-management *site* (its ID is the router ID of its site node),
+one edge per QKD link, merged from the QKD-link TLVs both ends' site nodes advertise in
+OSPF-TE (:mod:`gmpls.ospf.qkdlink`). A link is usable when both ends advertise it up
+(the two-way check the TED applies to TE links); its rate, stock and buffer are the
+smaller of the two ends' figures (each end's key manager measures its own store).
+
+A service's key consumption (:func:`consumption_bps`) is committed on every link of its
+relay path in the :class:`KeyLedger` when the PCE answers, and released when the head
+reports the service gone (stateful PCEP) or, without reports, when the hold time passes.
+
+:func:`relay_path` is the algorithm: Dijkstra over the links whose free rate (rate minus
+committed consumption) is at least the service's consumption and whose stock holds at
+least one key, with the weight of :func:`link_weight`; ``policy="fewest-hop"`` is the
+baseline the benchmark compares against (fewest hops over links that are up, then
+admitted only if the consumption fits every link).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+from typing import Any, Literal, Protocol
+
+from gmpls import qe
+
+Site = IPv4Address
+#: a QKD link as the ledger and the graph key it: its two site IDs, the smaller first
+LinkKey = tuple[IPv4Address, IPv4Address]
+Policy = Literal["key-aware", "fewest-hop"]
+
+#: consumption assumed for a volume-refreshed service that asks for no bandwidth:
+#: one refresh per second (the paper's default time refresh of 1000 ms)
+VOLUME_DEFAULT_REFRESH_HZ = 1.0
+
+
+def link_key(a: IPv4Address, b: IPv4Address) -> LinkKey:
+    return (a, b) if a <= b else (b, a)
+
+
+def consumption_bps(params: qe.QeParams, bandwidth: float = 0.0) -> float:
+    """Key bits per second a QE service draws, from its QE METRICs and BANDWIDTH (bytes/s):
+
+    - time refresh every ``v`` ms: ``8 x key_length x 1000 / v``;
+    - volume refresh every ``v`` MiB: ``8 x key_length x bandwidth / (v x 2^20)``; without
+      a bandwidth, one refresh per second (:data:`VOLUME_DEFAULT_REFRESH_HZ`);
+    - no refresh (type 0 or value 0): 0 (the first key only, drawn from the stock);
+    - one-time pad: the traffic itself, ``8 x bandwidth``, when that is more.
+    """
+    bits = 8.0 * params.key_length
+    if params.refresh_type == qe.RefreshType.TIME_MS and params.refresh_value > 0:
+        rate = bits * 1000.0 / params.refresh_value
+    elif params.refresh_type == qe.RefreshType.VOLUME_MIB and params.refresh_value > 0:
+        hz = bandwidth / (params.refresh_value * 2**20) if bandwidth > 0 else None
+        rate = bits * (hz if hz is not None else VOLUME_DEFAULT_REFRESH_HZ)
+    else:
+        rate = 0.0
+    if params.algorithm == qe.Algorithm.ONE_TIME_PAD:
+        rate = max(rate, 8.0 * bandwidth)
+    return rate
+
+
+class LinkAd(Protocol):
+    """What one site node says of one QKD link (``gmpls.ospf.qkdlink.QkdLinkTlv``)."""
+
+    @property
+    def local_site(self) -> IPv4Address: ...
+    @property
+    def far_site(self) -> IPv4Address: ...
+    @property
+    def rate_bps(self) -> int: ...
+    @property
+    def stock_bits(self) -> int: ...
+    @property
+    def buffer_bits(self) -> int: ...
+    @property
+    def up(self) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class QkdLink:
+    """One QKD link of the graph, merged from its ends' advertisements."""
+
+    a: Site
+    b: Site
+    rate_bps: int
+    stock_bits: int
+    buffer_bits: int
+    up: bool
+    #: both ends advertise it (a one-sided link is shown, never used)
+    two_way: bool
+
+    @property
+    def key(self) -> LinkKey:
+        return (self.a, self.b)
+
+    @property
+    def usable(self) -> bool:
+        return self.up and self.two_way
+
+    def other(self, site: Site) -> Site:
+        return self.b if site == self.a else self.a
+
+
+@dataclass(frozen=True, slots=True)
+class QkdGraph:
+    """The QKD site graph: the links by key and the sites that advertise links."""
+
+    links: Mapping[LinkKey, QkdLink] = field(default_factory=dict)
+    sites: frozenset[Site] = frozenset()
+
+    @classmethod
+    def from_ads(cls, ads: Iterable[LinkAd]) -> QkdGraph:
+        by_end: dict[tuple[Site, Site], LinkAd] = {}
+        for ad in ads:
+            if ad.local_site != ad.far_site:
+                by_end[(ad.local_site, ad.far_site)] = ad
+        links: dict[LinkKey, QkdLink] = {}
+        for (near, far), ad in by_end.items():
+            key = link_key(near, far)
+            if key in links:
+                continue
+            back = by_end.get((far, near))
+            ends = [ad] if back is None else [ad, back]
+            links[key] = QkdLink(
+                key[0],
+                key[1],
+                min(e.rate_bps for e in ends),
+                min(e.stock_bits for e in ends),
+                min(e.buffer_bits for e in ends),
+                all(e.up for e in ends),
+                back is not None,
+            )
+        return cls(links, frozenset(near for near, _ in by_end))
+
+    def neighbours(self, site: Site) -> Iterable[QkdLink]:
+        # small graphs (tens of sites): a scan is cheaper than keeping an index in step
+        for link in self.links.values():
+            if site in (link.a, link.b):
+                yield link
+
+
+def site_of(
+    graph: QkdGraph, node: IPv4Address, configured: Mapping[IPv4Address, Site] | None = None
+) -> Site | None:
+    """The site of a GMPLS node (a QE end): the node itself when it advertises QKD links
+    (it is its site's site node, whose router ID is the site ID); else the site
+    ``configured`` for it (a node that shares a site with another, ``--qkd-site``); else
+    None (the PCE computes no relay path and the key managers choose)."""
+    if node in graph.sites:
+        return node
+    return (configured or {}).get(node)
+
+
+@dataclass(frozen=True, slots=True)
+class RelayResult:
+    """A relay path (site IDs, head site first) or why there is none."""
+
+    sites: tuple[Site, ...] = ()
+    #: "" when ``sites`` is a path; else a sentence for the NO-PATH reason and logs
+    reason: str = ""
+    #: the least free rate (b/s) along the path found, or along the widest path when none
+    #: fits (None when the two sites are not connected by links that are up)
+    bottleneck_bps: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.reason
+
+    @property
+    def links(self) -> tuple[LinkKey, ...]:
+        return tuple(link_key(a, b) for a, b in zip(self.sites, self.sites[1:], strict=False))
+
+
+def link_weight(link: QkdLink, need_bps: float, committed_bps: float) -> float:
+    """Weight of a feasible link for a service drawing ``need_bps``::
+
+        1 + need / (rate - committed) + (1 - stock / buffer)
+
+    The 1 counts hops (fewer trusted sites is better, each one sees the key); the second
+    term, in (0, 1], grows as the service would use up the link's free rate (rate
+    headroom); the third, in [0, 1], prefers links whose store is full (stock)."""
+    free = link.rate_bps - committed_bps
+    share = need_bps / free if free > 0 else 1.0
+    fill = min(1.0, link.stock_bits / link.buffer_bits) if link.buffer_bits > 0 else 0.0
+    return 1.0 + share + (1.0 - fill)
+
+
+def _fits(link: QkdLink, need_bps: float, committed_bps: float, key_bits: int) -> bool:
+    return link.usable and link.rate_bps - committed_bps >= need_bps and link.stock_bits >= key_bits
+
+
+def _dijkstra(
+    graph: QkdGraph, src: Site, dst: Site, weight: Mapping[LinkKey, float]
+) -> tuple[Site, ...] | None:
+    """Least-weight path over the links of ``weight``; equal weights go to the path
+    whose site IDs sort first, so the answer is deterministic."""
+    best: dict[Site, tuple[float, tuple[Site, ...]]] = {src: (0.0, (src,))}
+    heap: list[tuple[float, tuple[Site, ...]]] = [(0.0, (src,))]
+    done: set[Site] = set()
+    while heap:
+        d, path = heapq.heappop(heap)
+        here = path[-1]
+        if here in done:
+            continue
+        if here == dst:
+            return path
+        done.add(here)
+        for link in graph.neighbours(here):
+            w = weight.get(link.key)
+            nxt = link.other(here)
+            if w is None or nxt in done:
+                continue
+            cand = (d + w, (*path, nxt))
+            if nxt not in best or cand < best[nxt]:
+                best[nxt] = cand
+                heapq.heappush(heap, cand)
+    return None
+
+
+def _widest(
+    graph: QkdGraph, src: Site, dst: Site, committed: Mapping[LinkKey, float]
+) -> float | None:
+    """The largest free rate any path of up links offers from ``src`` to ``dst``."""
+    width: dict[Site, float] = {src: float("inf")}
+    heap: list[tuple[float, Site]] = [(-float("inf"), src)]
+    done: set[Site] = set()
+    while heap:
+        neg, here = heapq.heappop(heap)
+        if here in done:
+            continue
+        if here == dst:
+            return -neg
+        done.add(here)
+        for link in graph.neighbours(here):
+            if not link.usable:
+                continue
+            w = min(-neg, link.rate_bps - committed.get(link.key, 0.0))
+            nxt = link.other(here)
+            if w > width.get(nxt, -float("inf")):
+                width[nxt] = w
+                heapq.heappush(heap, (-w, nxt))
+    return None
+
+
+def relay_path(
+    graph: QkdGraph,
+    src: Site,
+    dst: Site,
+    need_bps: float,
+    committed: Mapping[LinkKey, float],
+    key_bits: int = 0,
+    policy: Policy = "key-aware",
+) -> RelayResult:
+    """The relay path from site ``src`` to site ``dst`` for a service drawing
+    ``need_bps`` (its first key is ``key_bits``), given the rate ``committed`` per link.
+    Same site: ``(src,)``, no link used."""
+    if src == dst:
+        return RelayResult((src,))
+    if policy == "key-aware":
+        weight = {
+            k: link_weight(lk, need_bps, committed.get(k, 0.0))
+            for k, lk in graph.links.items()
+            if _fits(lk, need_bps, committed.get(k, 0.0), key_bits)
+        }
+    else:
+        weight = {k: 1.0 for k, lk in graph.links.items() if lk.usable}
+    path = _dijkstra(graph, src, dst, weight)
+    if path is not None:
+        found = RelayResult(path)
+        free = min(graph.links[k].rate_bps - committed.get(k, 0.0) for k in found.links)
+        fits = all(
+            _fits(graph.links[k], need_bps, committed.get(k, 0.0), key_bits) for k in found.links
+        )
+        if fits:
+            return RelayResult(path, bottleneck_bps=free)
+        return RelayResult(
+            path,
+            f"insufficient key rate: the fewest-hop relay path {_text(path)} has "
+            f"{free:.0f} b/s free, the service needs {need_bps:.0f} b/s",
+            free,
+        )
+    widest = _widest(graph, src, dst, committed)
+    if widest is None:
+        why = f"no QKD link path that is up between sites {src} and {dst}"
+    else:
+        why = f"the best relay path has {widest:.0f} b/s free"
+    return RelayResult(
+        (),
+        f"insufficient key rate: {need_bps:.0f} b/s needed from site {src} to {dst}, {why}",
+        widest,
+    )
+
+
+def _text(path: Iterable[Site]) -> str:
+    return " -> ".join(str(s) for s in path)
+
+
+# -- the ledger of committed consumption ------------------------------------------------
+
+
+@dataclass(slots=True)
+class Commitment:
+    """A service's consumption committed on the links of its relay path."""
+
+    head: IPv4Address
+    tail: IPv4Address
+    sites: tuple[Site, ...]
+    bps: float
+    since: float
+    until: float
+
+    @property
+    def links(self) -> tuple[LinkKey, ...]:
+        return tuple(link_key(a, b) for a, b in zip(self.sites, self.sites[1:], strict=False))
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "head": str(self.head),
+            "tail": str(self.tail),
+            "relay": [str(s) for s in self.sites],
+            "bps": round(self.bps, 3),
+        }
+
+
+class KeyLedger:
+    """Committed consumption per QKD link (docs/pce.md#commit-and-release).
+
+    :meth:`commit` on each answer; :meth:`expire` drops commitments whose hold time has
+    passed, except as many (the newest first) per head and tail as the head reports live
+    QE LSPs between them (``live``, from the stateful PCE's LSP database), so a service
+    the head reported keeps its rate until the head reports it removed."""
+
+    def __init__(self, hold: float = 30.0) -> None:
+        self.hold = hold
+        self.commitments: list[Commitment] = []
+        self.committed_total = 0
+        self.released_total = 0
+
+    def commit(
+        self, head: IPv4Address, tail: IPv4Address, sites: tuple[Site, ...], bps: float, now: float
+    ) -> None:
+        if len(sites) < 2:
+            return  # same site: no QKD link carries it
+        self.committed_total += 1
+        self.commitments.append(Commitment(head, tail, tuple(sites), bps, now, now + self.hold))
+
+    def expire(
+        self, now: float, live: Mapping[tuple[IPv4Address, IPv4Address], int] | None = None
+    ) -> None:
+        live = live or {}
+        keep: list[Commitment] = []
+        reported: dict[tuple[IPv4Address, IPv4Address], int] = {}
+        for c in sorted(self.commitments, key=lambda c: c.since, reverse=True):
+            pair = (c.head, c.tail)
+            if c.until > now or reported.get(pair, 0) < live.get(pair, 0):
+                keep.append(c)
+                reported[pair] = reported.get(pair, 0) + 1
+        self.released_total += len(self.commitments) - len(keep)
+        self.commitments = sorted(keep, key=lambda c: c.since)
+
+    def committed(self) -> dict[LinkKey, float]:
+        out: dict[LinkKey, float] = {}
+        for c in self.commitments:
+            for k in c.links:
+                out[k] = out.get(k, 0.0) + c.bps
+        return out
+
+    def services(self) -> dict[LinkKey, list[Commitment]]:
+        out: dict[LinkKey, list[Commitment]] = {}
+        for c in self.commitments:
+            for k in c.links:
+                out.setdefault(k, []).append(c)
+        return out
+
+
+def links_json(graph: QkdGraph, ledger: KeyLedger) -> dict[str, Any]:
+    """``show qkd links json`` on the PCE: every link with its rate, stock, buffer, state,
+    committed consumption and the services committed on it."""
+    committed = ledger.committed()
+    services = ledger.services()
+    rows = []
+    for key in sorted(graph.links):
+        lk = graph.links[key]
+        on = services.get(key, [])
+        rows.append(
+            {
+                "a": str(lk.a),
+                "b": str(lk.b),
+                "up": lk.up,
+                "two_way": lk.two_way,
+                "rate_bps": lk.rate_bps,
+                "stock_bits": lk.stock_bits,
+                "buffer_bits": lk.buffer_bits,
+                "committed_bps": round(committed.get(key, 0.0), 3),
+                "free_bps": round(lk.rate_bps - committed.get(key, 0.0), 3),
+                "services": [f"{c.head}->{c.tail}" for c in on],
+            }
+        )
+    return {
+        "sites": sorted(str(s) for s in graph.sites),
+        "links": rows,
+        "committed": ledger.committed_total,
+        "released": ledger.released_total,
+        "hold_s": ledger.hold,
+    }

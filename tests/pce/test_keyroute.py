@@ -1,0 +1,191 @@
+"""Key-aware relay paths (pce/keyroute.py) on hand-made QKD site graphs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+
+import pytest
+
+from gmpls import qe
+from pce.keyroute import (
+    KeyLedger,
+    QkdGraph,
+    consumption_bps,
+    link_key,
+    link_weight,
+    links_json,
+    relay_path,
+    site_of,
+)
+
+
+def S(n: int) -> IPv4Address:
+    return IPv4Address(f"10.1.1.{n}")
+
+
+@dataclass(frozen=True)
+class Ad:
+    local_site: IPv4Address
+    far_site: IPv4Address
+    rate_bps: int = 1000
+    stock_bits: int = 10_000
+    buffer_bits: int = 10_000
+    up: bool = True
+
+
+def graph(*links: tuple[int, int] | tuple[int, int, dict[str, object]]) -> QkdGraph:
+    """Both ends advertise each link (a, b[, fields])."""
+    ads = []
+    for link in links:
+        a, b = link[0], link[1]
+        kw: dict[str, object] = link[2] if len(link) == 3 else {}  # type: ignore[misc]
+        ads += [Ad(S(a), S(b), **kw), Ad(S(b), S(a), **kw)]  # type: ignore[arg-type]
+    return QkdGraph.from_ads(ads)
+
+
+#: mesh6's QKD graph: ring 1-2-3-4-5-6-1 and the chord 2-5
+MESH6 = [(1, 2), (2, 3), (3, 4), (4, 5), (5, 6), (6, 1), (2, 5)]
+
+
+def test_same_site() -> None:
+    r = relay_path(graph(*MESH6), S(1), S(1), 10_000, {})
+    assert r.ok and r.sites == (S(1),) and r.links == ()
+
+
+def test_adjacent_sites() -> None:
+    r = relay_path(graph(*MESH6), S(1), S(2), 256, {})
+    assert r.ok and r.sites == (S(1), S(2)) and r.bottleneck_bps == 1000
+
+
+def test_relay_through_two_trusted_sites() -> None:
+    r = relay_path(graph(*MESH6), S(1), S(4), 256, {})
+    assert r.ok and len(r.sites) == 4 and r.sites[0] == S(1) and r.sites[-1] == S(4)
+    # three 3-hop paths (via 2-3, 2-5, 6-5): equal weights, the lowest site IDs win
+    assert r.sites == (S(1), S(2), S(3), S(4))
+
+
+def test_insufficient_rate() -> None:
+    r = relay_path(graph(*MESH6), S(1), S(4), 1500, {})
+    assert not r.ok and r.sites == ()
+    assert r.reason.startswith("insufficient key rate")
+    assert "1000 b/s free" in r.reason and r.bottleneck_bps == 1000
+
+
+def test_committed_rate_counts() -> None:
+    g = graph(*MESH6)
+    used = {link_key(S(1), S(2)): 900.0}
+    r = relay_path(g, S(1), S(4), 256, used)
+    assert r.ok and r.sites == (S(1), S(6), S(5), S(4))
+
+
+def test_link_down_is_avoided() -> None:
+    g = graph((1, 2, {"up": False}), *MESH6[1:])
+    r = relay_path(g, S(1), S(4), 256, {})
+    assert r.ok and S(2) not in r.sites and r.sites == (S(1), S(6), S(5), S(4))
+    alone = graph((1, 2, {"up": False}))
+    r = relay_path(alone, S(1), S(2), 1, {})
+    assert not r.ok and "no QKD link path that is up" in r.reason and r.bottleneck_bps is None
+
+
+def test_one_sided_link_not_used() -> None:
+    g = QkdGraph.from_ads([Ad(S(1), S(2))])
+    assert not g.links[link_key(S(1), S(2))].two_way
+    assert not relay_path(g, S(1), S(2), 1, {}).ok
+
+
+def test_both_ends_merge_to_the_smaller_figures() -> None:
+    g = QkdGraph.from_ads([Ad(S(1), S(2), 900, 500), Ad(S(2), S(1), 1000, 400, up=True)])
+    lk = g.links[link_key(S(1), S(2))]
+    assert (lk.rate_bps, lk.stock_bits, lk.up, lk.two_way) == (900, 400, True, True)
+
+
+def test_empty_stock_is_infeasible() -> None:
+    g = graph((1, 2, {"stock_bits": 100}), (2, 3), (1, 3, {"rate_bps": 2000}))
+    assert relay_path(g, S(1), S(2), 10, {}, key_bits=256).sites == (S(1), S(3), S(2))
+
+
+def test_headroom_and_stock_break_ties() -> None:
+    """Among paths of equal hops the one with more free rate wins."""
+    used = {link_key(S(1), S(2)): 500.0}
+    assert relay_path(graph(*MESH6), S(1), S(4), 256, used).sites == (S(1), S(6), S(5), S(4))
+    low = graph((1, 2, {"stock_bits": 1_000}), *MESH6[1:])
+    assert relay_path(low, S(1), S(4), 256, {}).sites == (S(1), S(6), S(5), S(4))
+
+
+def test_a_loaded_direct_link_loses_to_a_detour() -> None:
+    """The direct link would be nearly full and its store nearly empty: 1 + 0.75 + 0.9
+    weighs more than two idle, full links (2 x 1.15)."""
+    g = graph((1, 2, {"stock_bits": 1_000}), (1, 3), (3, 2))
+    used = {link_key(S(1), S(2)): 800.0}
+    assert relay_path(g, S(1), S(2), 150, used).sites == (S(1), S(3), S(2))
+    assert relay_path(g, S(1), S(2), 150, {}).sites == (S(1), S(2))
+    assert relay_path(g, S(1), S(2), 150, used, policy="fewest-hop").sites == (S(1), S(2))
+
+
+def test_fewest_hop_refuses_what_key_aware_reroutes() -> None:
+    g = graph((1, 2, {"rate_bps": 100}), (1, 3), (3, 2))
+    assert relay_path(g, S(1), S(2), 500, {}).sites == (S(1), S(3), S(2))
+    r = relay_path(g, S(1), S(2), 500, {}, policy="fewest-hop")
+    assert not r.ok and "fewest-hop" in r.reason
+
+
+def test_weight_terms() -> None:
+    (lk,) = graph((1, 2, {"stock_bits": 5_000})).links.values()
+    assert link_weight(lk, 500, 0) == pytest.approx(1 + 0.5 + 0.5)
+    assert link_weight(lk, 500, 500) == pytest.approx(1 + 1.0 + 0.5)
+
+
+def test_site_of() -> None:
+    g = graph(*MESH6)
+    assert site_of(g, S(1)) == S(1)
+    assert site_of(g, S(9)) is None
+    assert site_of(g, S(9), {S(9): S(3)}) == S(3)
+
+
+@pytest.mark.parametrize(
+    ("params", "bandwidth", "bps"),
+    [
+        (qe.QeParams(key_length=32, refresh_value=1000), 0.0, 256.0),
+        (qe.QeParams(key_length=32, refresh_value=100), 0.0, 2560.0),
+        (qe.QeParams(key_length=32, refresh_value=0), 0.0, 0.0),
+        (qe.QeParams(key_length=16, refresh_type=qe.RefreshType.NONE), 0.0, 0.0),
+        (qe.QeParams(key_length=32, refresh_type=qe.RefreshType.VOLUME_MIB, refresh_value=10),
+         10 * 2**20 * 4, 1024.0),
+        (qe.QeParams(key_length=32, refresh_type=qe.RefreshType.VOLUME_MIB, refresh_value=10),
+         0.0, 256.0),
+        (qe.QeParams(key_length=32, algorithm=qe.Algorithm.ONE_TIME_PAD), 1000.0, 8000.0),
+    ],
+)  # fmt: skip
+def test_consumption(params: qe.QeParams, bandwidth: float, bps: float) -> None:
+    assert consumption_bps(params, bandwidth) == pytest.approx(bps)
+
+
+def test_ledger_hold_and_reports() -> None:
+    led = KeyLedger(hold=30)
+    path = (S(1), S(2), S(3))
+    led.commit(S(1), S(3), path, 256, now=0)
+    led.commit(S(1), S(3), path, 100, now=10)
+    led.commit(S(1), S(1), (S(1),), 100, now=10)  # same site: nothing to commit
+    assert led.committed() == {link_key(S(1), S(2)): 356, link_key(S(2), S(3)): 356}
+    # at 35 s the first is past its hold; the head reports one live LSP: the newest stays
+    # by its hold anyway, so the report keeps none of the older ones... unless two are live
+    led.expire(35, {(S(1), S(3)): 2})
+    assert len(led.commitments) == 2
+    led.expire(35, {(S(1), S(3)): 1})
+    assert [c.bps for c in led.commitments] == [100]
+    led.expire(41, {(S(1), S(3)): 1})  # past both holds: the reported one stays
+    assert [c.bps for c in led.commitments] == [100]
+    led.expire(41, {})  # reported removed: released
+    assert led.committed() == {} and led.released_total == 2
+
+
+def test_links_json() -> None:
+    g = graph(*MESH6)
+    led = KeyLedger()
+    led.commit(S(1), S(4), (S(1), S(2), S(3), S(4)), 256, 0)
+    d = links_json(g, led)
+    row = next(r for r in d["links"] if (r["a"], r["b"]) == ("10.1.1.1", "10.1.1.2"))
+    assert row["committed_bps"] == 256 and row["free_bps"] == 744
+    assert row["services"] == ["10.1.1.1->10.1.1.4"]
+    assert len(d["links"]) == 7 and d["sites"][0] == "10.1.1.1"
