@@ -362,6 +362,12 @@ class KeyLedger:
         self.released_total += len(self.commitments) - len(keep)
         self.commitments = sorted(keep, key=lambda c: c.since)
 
+    def release(self, commitment: Commitment) -> None:
+        """Drop one commitment now (the service is known to be gone)."""
+        kept = [c for c in self.commitments if c is not commitment]
+        self.released_total += len(self.commitments) - len(kept)
+        self.commitments = kept
+
     def committed(self) -> dict[LinkKey, float]:
         out: dict[LinkKey, float] = {}
         for c in self.commitments:

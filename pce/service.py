@@ -60,7 +60,14 @@ from gmpls.pcep.qemetrics import is_qe_metric, qe_params_from_metrics
 from gmpls.pcep.relay import with_relay
 from gmpls.pcep.tlv import NoPathReasonTlv, NoPathVectorTlv, ReqMissingTlv
 from pce.compute import NoPathReason, PathComputer, PathRequest, PathResult
-from pce.keyroute import KeyLedger, RelayResult, consumption_bps, relay_path, site_of
+from pce.keyroute import (
+    KeyLedger,
+    Policy,
+    RelayResult,
+    consumption_bps,
+    relay_path,
+    site_of,
+)
 from pce.lspdb import LspDb, route_lambdas
 
 _CONSTRAINT_REASONS = {
@@ -159,6 +166,8 @@ class PceService:
         self.lsps = lsps
         self.keys = keys if keys is not None else KeyLedger(lsps.hold if lsps else 30.0)
         self.qkd_sites = dict(qkd_sites or {})
+        #: how relay paths are chosen ("fewest-hop" is the benchmark's baseline)
+        self.relay_policy: Policy = "key-aware"
         self.stats = Statistics()
 
     def handle(
@@ -286,7 +295,9 @@ class PceService:
         bw = req.bandwidth.bandwidth if req.bandwidth is not None else 0.0
         need = consumption_bps(params, max(bw, 0.0))
         self.keys.expire(now, self.live_services())
-        found = relay_path(graph, src, dst, need, self.keys.committed(), 8 * params.key_length)
+        committed = self.keys.committed()
+        key_bits = 8 * params.key_length
+        found = relay_path(graph, src, dst, need, committed, key_bits, self.relay_policy)
         return found, need
 
     def live_services(self) -> Counter[tuple[IPv4Address, IPv4Address]]:

@@ -1,0 +1,356 @@
+"""Key-aware routing benchmark: blocking probability and key utilisation of QE services
+whose keys are relayed over a QKD network, key-aware relay paths against fewest-hop ones.
+
+Run: ``.venv/bin/python bench/qkd_routing.py [--quick] [--seed 1] [--requests 4000]``.
+
+Networks:
+
+- mesh6: six sites, a QKD ring with a chord (1-2 12 km, 2-3 25, 3-4 8, 4-5 30, 5-6 18,
+  6-1 40, chord 2-5 5 km), as topologies/mesh6.yaml describes it (read from there when the
+  file exists, else from the same description inline);
+- gen50: 50 sites, a ring plus 25 random chords, fibre lengths drawn from 5-60 km.
+
+Each link's secret-key rate comes from the decoy-BB84 model (idq3p_emulator/model.py:
+3.4 Mb/s at 40 km, 17 Mb/s at 5 km), its buffer is 8 MiB (the topologies' default).
+
+The PCE is the real one: a :class:`pce.service.PceService` over a TED fed the LSAs the
+site nodes would flood (RI with the QE bit, TE links along the QKD links, QKD-link TLVs),
+asked with real PCReqs (QE METRICs of 32-byte keys). A Poisson stream of requests
+(random QE ends, exponential holding times of mean 100 s, refresh rates drawn uniformly
+from 10-1000 refreshes/s, i.e. 2.56-256 kb/s) is played once per policy with the same
+random draws (the first 10 % of the requests warm the network up and are not counted):
+
+- key-aware: the PCE's algorithm (pce/keyroute.py): feasible links only, weight
+  1 + need/free + (1 - stock/buffer);
+- fewest-hop: the fewest-hop relay path over links that are up, admitted only when the
+  consumption fits every link of it (what a PCE that routes keys like IP would do);
+- no PCE: the key managers' own fewest-hop choice with no admission at all: every
+  service is set up, and the stock model says how much of the key it asked for it got.
+
+Stock model: every link's stock refills at its rate up to its buffer and drains by the
+consumption of the services across it (the first key of a service is drawn at set-up);
+the site nodes re-advertise a link (the TED gets a new QKD-link LSA) when its stock moved
+by 10 % of the buffer. Key utilisation = key bits consumed / key bits generated, over all
+links. The optical layer is no bottleneck here (no lambda is held between requests), so
+every refusal is a key refusal. Nothing is asserted: figures are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+from pathlib import Path
+from typing import Any
+
+from gmpls import qe
+from gmpls.ospf.constants import INITIAL_SEQUENCE, LsType, Options
+from gmpls.ospf.lsa import LSA
+from gmpls.ospf.qkdlink import QkdLinkTlv, qkd_lsa_id
+from gmpls.ospf.ri import RouterInfoLSA, capabilities, ri_lsa_id
+from gmpls.ospf.te import RouterAddress, TeLinkParams, TeLSA, link_tlv, te_lsa_id
+from gmpls.pcep import messages as M
+from gmpls.pcep import objects as O
+from gmpls.pcep.qemetrics import qe_metrics
+from idq3p_emulator.model import rate_for
+from pce.compute import PathComputer
+from pce.keyroute import Commitment, KeyLedger, LinkKey, Policy, link_key, relay_path
+from pce.service import PceService
+from pce.ted import Ted
+
+OPTS = Options.E | Options.O
+BW = 100e9 / 8
+BUFFER = 67_108_864
+KEY_BYTES = 32
+HOLD_MEAN = 100.0
+#: re-advertise a link when its stock moved by this share of its buffer
+HYSTERESIS = 0.10
+MESH6 = [(1, 2, 12), (2, 3, 25), (3, 4, 8), (4, 5, 30), (5, 6, 18), (1, 6, 40), (2, 5, 5)]
+MESH6_YAML = Path(__file__).resolve().parents[1] / "topologies" / "mesh6.yaml"
+
+
+def rid(i: int) -> IPv4Address:
+    return IPv4Address(0x0A000000 + i)  # site i's node: 10.0.0.i
+
+
+@dataclass(frozen=True, slots=True)
+class Net:
+    name: str
+    sites: int
+    #: (site a, site b, rate b/s), sites numbered from 1
+    links: tuple[tuple[int, int, int], ...]
+
+
+def mesh6() -> Net:
+    """mesh6's QKD graph: from topologies/mesh6.yaml when present, else inline."""
+    try:
+        from gmpls.topology import load
+
+        topo: Any = load(MESH6_YAML)
+        ids = {str(topo.site_id(km)): n for n, km in enumerate(sorted(_kms(topo)), 1)}
+        links = tuple(
+            (ids[str(topo.site_id(x.a))], ids[str(topo.site_id(x.b))], int(x.rate_bps))
+            for x in topo.qkd_links
+        )
+        if len(links) == len(MESH6):
+            return Net("mesh6 (topologies/mesh6.yaml)", 6, links)
+    except (OSError, ValueError, AttributeError, KeyError):
+        pass
+    return Net("mesh6 (inline)", 6, tuple((a, b, round(rate_for(km))) for a, b, km in MESH6))
+
+
+def _kms(topo: Any) -> set[str]:
+    return {x.a for x in topo.qkd_links} | {x.b for x in topo.qkd_links}
+
+
+def generated(n: int = 50, seed: int = 1) -> Net:
+    rng = random.Random(seed)
+    edges = {(i, i % n + 1) for i in range(1, n + 1)}
+    while len(edges) < n + n // 2:
+        a, b = sorted(rng.sample(range(1, n + 1), 2))
+        if (a, b) not in edges and (b, a) not in edges:
+            edges.add((a, b))
+    links = tuple((a, b, round(rate_for(rng.uniform(5, 60)))) for a, b in sorted(edges))
+    return Net(f"gen{n} (ring + {n // 2} chords, 5-60 km)", n, links)
+
+
+# -- the TED the site nodes would build ----------------------------------------------------
+
+
+def _lsa(ls_id: IPv4Address, router: int, body: Any, seq: int = INITIAL_SEQUENCE) -> LSA:
+    return LSA.build(LsType.OPAQUE_AREA, ls_id, rid(router), seq, body, options=OPTS)
+
+
+class Network:
+    """The TED and the QKD-link advertisements of one network, re-advertised with
+    hysteresis as the stock model moves."""
+
+    def __init__(self, net: Net) -> None:
+        self.net = net
+        self.ted = Ted()
+        nif = [0] * (net.sites + 1)
+        for i in range(1, net.sites + 1):
+            caps = RouterInfoLSA((capabilities(te=True, qe_capable=True),))
+            self.ted.install(_lsa(ri_lsa_id(0), i, caps))
+        #: (site, far site) -> [instance, seq, advertised stock]
+        self.ads: dict[tuple[int, int], list[int]] = {}
+        for a, b, _ in net.links:
+            nif[a] += 1
+            nif[b] += 1
+            for x, y, xi, yi in ((a, b, nif[a], nif[b]), (b, a, nif[b], nif[a])):
+                p = TeLinkParams(xi, yi, rid(y), 10, BW, BW, (BW,) * 8, tuple(range(1, 9)))
+                self.ted.install(
+                    _lsa(te_lsa_id(xi), x, TeLSA((RouterAddress(rid(x)), link_tlv(p))))
+                )
+                self.ads[(x, y)] = [xi - 1, INITIAL_SEQUENCE, -1]
+        self.rate = {link_key(rid(a), rid(b)): r for a, b, r in net.links}
+
+    def advertise(self, stock: dict[LinkKey, float], force: bool = False) -> None:
+        for a, b, r in self.net.links:
+            key = link_key(rid(a), rid(b))
+            for x, y in ((a, b), (b, a)):
+                ad = self.ads[(x, y)]
+                s = int(stock[key])
+                if force or abs(s - ad[2]) > HYSTERESIS * BUFFER:
+                    ad[1] += 1
+                    ad[2] = s
+                    tlv = QkdLinkTlv(rid(x), rid(y), r, s, BUFFER, True)
+                    self.ted.install(_lsa(qkd_lsa_id(ad[0]), x, TeLSA((tlv,)), ad[1]))
+
+
+# -- the simulation ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    at: float
+    hold: float
+    src: int
+    dst: int
+    refresh_ms: int
+
+
+def requests(
+    net: Net, n: int, erlangs: float, seed: int, rmin: float, rmax: float
+) -> Iterator[Request]:
+    rng = random.Random(seed)
+    t = 0.0
+    rate = erlangs / HOLD_MEAN
+    for _ in range(n):
+        t += rng.expovariate(rate)
+        src, dst = rng.sample(range(1, net.sites + 1), 2)
+        per_s = rng.uniform(rmin, rmax)
+        yield Request(t, rng.expovariate(1 / HOLD_MEAN), src, dst, max(1, round(1000 / per_s)))
+
+
+@dataclass(slots=True)
+class Result:
+    offered: int = 0
+    blocked: int = 0
+    generated_bits: float = 0.0
+    consumed_bits: float = 0.0
+    demanded_bits: float = 0.0
+    hops: list[int] = field(default_factory=list)
+    min_stock_share: float = 1.0
+    seconds: float = 0.0
+
+    @property
+    def blocking(self) -> float:
+        return self.blocked / self.offered if self.offered else 0.0
+
+    @property
+    def utilisation(self) -> float:
+        return self.consumed_bits / self.generated_bits if self.generated_bits else 0.0
+
+    @property
+    def served(self) -> float:
+        return self.consumed_bits / self.demanded_bits if self.demanded_bits else 1.0
+
+
+class Stocks:
+    """Per-link stock: refill at the rate up to the buffer, drain by the services."""
+
+    def __init__(self, rate: dict[LinkKey, int], warm: float) -> None:
+        self.rate = rate
+        self.stock = {k: float(BUFFER) for k in rate}
+        self.load: dict[LinkKey, float] = dict.fromkeys(rate, 0.0)
+        self.t = 0.0
+        #: figures count from this time on (the network starts empty)
+        self.warm = warm
+
+    def advance(self, t: float, res: Result) -> None:
+        dt = t - self.t
+        counted = max(0.0, t - max(self.t, self.warm)) / dt if dt > 0 else 0.0
+        self.t = t
+        for k, r in self.rate.items():
+            demand = self.load[k] * dt
+            have = self.stock[k] + r * dt
+            got = min(demand, have)
+            self.stock[k] = min(float(BUFFER), have - got)
+            res.generated_bits += r * dt * counted
+            res.consumed_bits += got * counted
+            res.demanded_bits += demand * counted
+            if counted:
+                res.min_stock_share = min(res.min_stock_share, self.stock[k] / BUFFER)
+
+    def draw(self, links: tuple[LinkKey, ...], bits: float) -> None:
+        for k in links:
+            self.stock[k] = max(0.0, self.stock[k] - bits)
+
+
+def run(net: Net, reqs: list[Request], policy: Policy | None) -> Result:
+    """Play ``reqs`` against the PCE with ``policy`` (None: no PCE, no admission)."""
+    network = Network(net)
+    service = PceService(PathComputer(network.ted), keys=KeyLedger(hold=float("inf")))
+    service.relay_policy = policy or "fewest-hop"
+    warm = reqs[len(reqs) // 10].at
+    stocks = Stocks(network.rate, warm)
+    network.advertise(stocks.stock, force=True)
+    res = Result()
+    active: list[tuple[float, int, tuple[LinkKey, ...], float, Commitment | None]] = []
+    t0 = time.perf_counter()
+    for n, rq in enumerate(reqs):
+        while active and active[0][0] <= rq.at:
+            until, _, links, bps, commitment = heapq.heappop(active)
+            stocks.advance(until, res)
+            for k in links:
+                stocks.load[k] -= bps
+            if commitment is not None:
+                service.keys.release(commitment)
+        stocks.advance(rq.at, res)
+        network.advertise(stocks.stock)
+        counted = rq.at >= warm
+        res.offered += counted
+        params = qe.QeParams(key_length=KEY_BYTES, refresh_value=rq.refresh_ms)
+        bps = 8.0 * KEY_BYTES * 1000 / rq.refresh_ms
+        if policy is None:
+            found = relay_path(
+                network.ted.qkd_graph(), rid(rq.src), rid(rq.dst), 0.0, {}, 0, "fewest-hop"
+            )
+            links, commitment = found.links, None
+        else:
+            before = len(service.keys.commitments)
+            msg = M.PCReq(
+                (
+                    M.Request(
+                        O.RP(n + 1),
+                        O.EndPointsIpv4(rid(rq.src), rid(rq.dst)),
+                        metrics=qe_metrics(params),
+                    ),
+                )
+            )
+            rep, _, _ = service.handle(msg, rq.at)
+            assert rep is not None
+            (resp,) = rep.responses
+            if resp.no_path is not None:
+                res.blocked += counted
+                continue
+            links = tuple(link_key(a, b) for a, b in zip(resp.relay, resp.relay[1:], strict=False))
+            commitment = (
+                service.keys.commitments[-1] if len(service.keys.commitments) > before else None
+            )
+        if counted:
+            res.hops.append(len(links))
+        stocks.draw(links, 8 * KEY_BYTES)
+        for k in links:
+            stocks.load[k] += bps
+        heapq.heappush(active, (rq.at + rq.hold, n, links, bps, commitment))
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def report(net: Net, erlangs: float, results: dict[str, Result]) -> None:
+    ka, fh, free = results["key-aware"], results["fewest-hop"], results["no PCE"]
+    cut = (1 - ka.blocking / fh.blocking) * 100 if fh.blocking else 0.0
+    print(f"\n{net.name}, offered load {erlangs:g} Erlang")
+    print(f"  {'':<28}{'key-aware':>12}{'fewest-hop':>12}{'no PCE':>12}")
+    print(
+        f"  {'blocking probability':<28}{ka.blocking:>12.4f}{fh.blocking:>12.4f}{'(admits all)':>12}"
+    )
+    print(
+        f"  {'key utilisation':<28}{ka.utilisation:>12.4f}{fh.utilisation:>12.4f}{free.utilisation:>12.4f}"
+    )
+    print(f"  {'key demand served':<28}{ka.served:>12.4f}{fh.served:>12.4f}{free.served:>12.4f}")
+    mean = [sum(r.hops) / len(r.hops) if r.hops else 0.0 for r in (ka, fh, free)]
+    print(f"  {'mean relay links':<28}{mean[0]:>12.2f}{mean[1]:>12.2f}{mean[2]:>12.2f}")
+    print(
+        f"  {'lowest stock / buffer':<28}{ka.min_stock_share:>12.3f}{fh.min_stock_share:>12.3f}{free.min_stock_share:>12.3f}"
+    )
+    print(f"  {'wall time, s':<28}{ka.seconds:>12.1f}{fh.seconds:>12.1f}{free.seconds:>12.1f}")
+    print(f"  key-aware refuses {cut:.1f} % fewer requests than fewest-hop")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer requests, one load per network")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--requests", type=int, default=4000)
+    ap.add_argument("--refresh", default="10,1000", help="refreshes per second, min,max")
+    ap.add_argument("--mesh6-loads", default="150,250,350", help="offered Erlangs")
+    ap.add_argument("--gen50-loads", default="150,250,350", help="offered Erlangs")
+    a = ap.parse_args()
+    rmin, rmax = (float(x) for x in a.refresh.split(","))
+    n = 600 if a.quick else a.requests
+    for net, loads in ((mesh6(), a.mesh6_loads), (generated(50, a.seed), a.gen50_loads)):
+        rates = sorted(r for _, _, r in net.links)
+        print(
+            f"\n== {net.name}: {net.sites} sites, {len(net.links)} QKD links, rates "
+            f"{rates[0] / 1e6:.2f}-{rates[-1] / 1e6:.2f} Mb/s; {n} requests per run, "
+            f"refresh {rmin:g}-{rmax:g}/s of {KEY_BYTES}-byte keys, hold mean {HOLD_MEAN:g} s"
+        )
+        for erl in [float(x) for x in loads.split(",")][: 1 if a.quick else None]:
+            reqs = list(requests(net, n, erl, a.seed, rmin, rmax))
+            results = {
+                "key-aware": run(net, reqs, "key-aware"),
+                "fewest-hop": run(net, reqs, "fewest-hop"),
+                "no PCE": run(net, reqs, None),
+            }
+            report(net, erl, results)
+
+
+if __name__ == "__main__":
+    main()
