@@ -258,11 +258,11 @@ class LspDb:
 
     def _state_timeout(self, now: float) -> None:
         """Purge the LSPs of PCCs down for ``state_timeout`` seconds (their lambdas go)."""
-        for pcc, st in self.sync.items():
+        for pcc, st in list(self.sync.items()):
             if st.down_at is not None and now - st.down_at >= self.state_timeout:
                 gone = self.lsps.pop(pcc, {})
                 self.counters.purged_timeout += len(gone)
-                st.down_at = None
+                del self.sync[pcc]  # forgotten: a new session is a new PCC
 
     # -- updates (RFC 8231 §5.8.2) ---------------------------------------------------------
 
