@@ -311,8 +311,8 @@ class PcepClient:
         stateful; True when a PCRpt went out. A later session synchronises it anyway."""
         if remove:
             known = self.lsps.pop(lsp.plsp_id, None)
-            if known is None:
-                return False
+            if known is None and not lsp.initiated:
+                return False  # never reported; but a PCInitiate is answered (RFC 8281 §5.3)
         else:
             self.lsps[lsp.plsp_id] = lsp
         return self._send_reports([lsp.entry(remove=remove)])

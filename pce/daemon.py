@@ -110,6 +110,8 @@ class PceDaemon:
             register_commands(self.cli, self.ospf)
         self.started = 0.0
         self._recompute_due: asyncio.TimerHandle | None = None
+        #: seconds ``qe-service initiate ... wait`` waits for the head's outcome
+        self.initiate_wait = 30.0
         self._recompute_task: asyncio.Task[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -201,7 +203,8 @@ class PceDaemon:
             "qe-service initiate",
             self._initiate,
             "head A.B.C.D dst A.B.C.D [key-length N] [layer L] [algorithm A] "
-            "[refresh time|volume V]: ask the head to set up a QE service (PCInitiate)",
+            "[refresh time|volume V] [wait]: ask the head to set up a QE service "
+            "(PCInitiate); wait: until it is up or failed, and why",
             text=_initiation_text,
         )
         self.cli.register(
@@ -224,10 +227,17 @@ class PceDaemon:
             text=_lsp_text,
         )
 
-    def _initiate(self, args: list[str]) -> dict[str, Any]:
-        head, dst, params = parse_initiate(args)
-        now = asyncio.get_running_loop().time()
-        return self.server.initiate(head, dst, params, now).as_json()
+    async def _initiate(self, args: list[str]) -> dict[str, Any]:
+        """``... [wait]``: with ``wait``, answer once the head reports the service up or
+        failed (with its reason), or after ``initiate_wait`` seconds."""
+        wait = "wait" in args
+        head, dst, params = parse_initiate([a for a in args if a != "wait"])
+        loop = asyncio.get_running_loop()
+        ini = self.server.initiate(head, dst, params, loop.time())
+        deadline = loop.time() + self.initiate_wait
+        while wait and ini.state not in ("up", "failed") and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        return ini.as_json()
 
     def _release(self, args: list[str]) -> dict[str, Any]:
         if len(args) != 1 or not args[0].isdigit():

@@ -257,6 +257,7 @@ async def test_pce_initiated_service_comes_up_and_is_released(lab: MemLab) -> No
     to_tn3 = replace(ex.paper_pcinitiate(4).entries[0], endpoints=PO.EndPointsIpv4(TN1, TN3))
     assert tn1.on_initiate(to_tn3) is None
     lab.settle(lambda: lab.pce.lsps.initiations[4].state == "failed", 10)
+    assert "NO-PATH" in lab.pce.lsps.initiations[4].reason  # the head's own words
     plain = M.LspEntry(PO.LspObject(0), PO.Srp(2), PO.Ero(), endpoints=PO.EndPointsIpv4(TN1, TN5))
     assert tn1.on_initiate(plain) == (24, 1)
     assert tn1.on_initiate(ex.paper_release(3, 99).entries[0]) == (19, 3)

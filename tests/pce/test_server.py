@@ -469,6 +469,21 @@ async def test_pce_initiated_qe_service(pce: PceDaemon) -> None:
         await cli(pce, "qe-service initiate head 10.1.1.1 dst 10.1.1.5 key-length 64")
         await _until(lambda: pce.lsps.initiations[2].state == "failed")
         assert pce.lsps.initiations[2].reason == "PCErr 24/1"
+        # taken, then failed at the head: its report (removed, LSP-ERROR-CODE and the
+        # reason) ends the initiation, and ``initiate ... wait`` answers with the reason
+        refuse.clear()
+        waiting = asyncio.create_task(
+            cli(pce, "qe-service initiate head 10.1.1.1 dst 10.1.1.5 wait json")
+        )
+        await _until(lambda: len(got) == 4)  # the refused one was handed over too
+        why = "ETSI 004 QKD_GET_KEY status 2 GK_INSUFFICIENT_KEY_AVAILABLE"
+        srp = got[3].srp.srp_id if got[3].srp else 0
+        failed = LspStatus(8, "qe-tn1-8", TN1, TN5, 8, LspState.DOWN, (), srp, True,
+                           error_code=8, error=why)  # fmt: skip
+        pcc.report(failed, remove=True)
+        (out,) = await waiting
+        assert json.loads(out)["state"] == "failed" and json.loads(out)["reason"] == why
+        assert why in (await cli(pce, "show pce lsp"))[0]
     finally:
         await pcc.close()
 
