@@ -19,11 +19,16 @@ does not resend it (path computation is cheap; the caller decides).
 With ``stateful=True`` the client is a stateful PCC (RFC 8231): its Open carries
 STATEFUL-PCE-CAPABILITY (U), :meth:`PcepClient.report` sends a PCRpt for one of its LSPs
 (:class:`LspStatus`) and remembers it, and each time a stateful session comes up it
-synchronises: every remembered LSP with S set, then the end-of-sync marker (§5.6). The LSPs
-are reported, not delegated. With ``instantiation=True`` too it advertises I (RFC 8281)
+synchronises: every remembered LSP with S set, then the end-of-sync marker (§5.6). An LSP
+is delegated (D) when its :class:`LspStatus` says so; every sync delegates it again (after
+a session loss delegation is back with the PCC, RFC 8231 §5.7.5). A PCUpd entry for a
+delegated LSP goes to ``on_update``, which returns None (taken: the LSP's next report
+carries the update's SRP-ID) or the PCErr code to refuse it with; one for an LSP this PCC
+does not know is refused with (19, 3), for one not delegated with (19, 1) (§5.8.2).
+With ``instantiation=True`` too it advertises I (RFC 8281)
 and hands each PCInitiate entry to ``on_initiate``, which returns None (taken: its LSP will
 be reported with the SRP-ID and the C flag) or the PCErr code to refuse it with (the
-client sends it naming the SRP, §5.3). PCUpd is not applied (yet).
+client sends it naming the SRP, §5.3).
 
 :func:`serve_session` runs a session over one TCP connection: the client's, and each of
 the PCE server's (``pce/server.py``).
@@ -40,6 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from types import TracebackType
+from typing import Any
 
 from daemonkit.daemon import cancel
 from gmpls import qe
@@ -48,6 +54,8 @@ from gmpls.ero import Subobject
 from gmpls.pcep import events as E
 from gmpls.pcep.constants import (
     ERR_INITIATE_UNACCEPTABLE,
+    ERR_UPDATE_NOT_DELEGATED,
+    ERR_UPDATE_UNKNOWN_PLSP,
     PORT,
     STATEFUL_FLAG_I,
     STATEFUL_FLAG_U,
@@ -61,6 +69,7 @@ from gmpls.pcep.messages import (
     PCRep,
     PCReq,
     PCRpt,
+    PCUpd,
     Request,
     Response,
 )
@@ -80,6 +89,7 @@ from gmpls.pcep.relay import with_relay
 from gmpls.pcep.session import Role, Session, SessionConfig, State
 from gmpls.pcep.tlv import (
     Ipv4LspIdentifiersTlv,
+    LspErrorCodeTlv,
     NoPathReasonTlv,
     SymbolicPathNameTlv,
     find_tlv,
@@ -147,20 +157,35 @@ class LspStatus:
     #: the key relay path the LSP's key session uses (site IDs, head site first), in the
     #: LSP object's RELAY-PATH TLV (docs/pcep.md#the-relay-path-tlv); () for none
     relay: tuple[IPv4Address, ...] = ()
+    #: delegated to the PCE (the D flag, RFC 8231 §5.7)
+    delegated: bool = False
+    #: why the LSP is down or failed: RFC 8231 §7.3.3 LSP-ERROR-CODE (0: none) and the
+    #: text, carried in this project's reason TLV (65504, the NO-PATH-REASON format)
+    error_code: int = 0
+    error: str = ""
+    #: the LSP ID of its IPV4-LSP-IDENTIFIERS (a move makes a new one)
+    lsp_id: int = 1
 
     def entry(self, *, sync: bool = False, remove: bool = False) -> LspEntry:
         """The state report: the SRP (SRP-ID 0 when unsolicited), the LSP with its
-        identifiers, the ERO."""
-        ids = Ipv4LspIdentifiersTlv(self.head, 1, self.tunnel_id & 0xFFFF, self.head, self.tail)
+        identifiers (and why it failed, when it did), the ERO."""
+        ids = Ipv4LspIdentifiersTlv(
+            self.head, self.lsp_id, self.tunnel_id & 0xFFFF, self.head, self.tail
+        )
         flags = lsp_flags(
             sync=sync,
             remove=remove,
             admin=not remove,
             state=self.state,
-            delegate=self.initiated and not remove,
+            delegate=(self.initiated or self.delegated) and not remove,
             create=self.initiated,
         )
-        tlvs = with_relay((SymbolicPathNameTlv(self.name.encode()), ids), self.relay)
+        tlvs: tuple[Any, ...] = (SymbolicPathNameTlv(self.name.encode()), ids)
+        if self.error_code:
+            tlvs += (LspErrorCodeTlv(self.error_code),)
+        if self.error:
+            tlvs += (NoPathReasonTlv(self.error_code, self.error[:200]),)
+        tlvs = with_relay(tlvs, self.relay)
         return LspEntry(LspObject(self.plsp_id, flags, tlvs), Srp(self.srp_id), Ero(self.route))
 
 
@@ -186,6 +211,8 @@ class PcepClient:
         self.config = config or SessionConfig(keepalive=30, deadtimer=120, stateful=flags)
         #: takes a PCInitiate entry: None when taken, else the PCErr code refusing it
         self.on_initiate: Callable[[LspEntry], tuple[int, int] | None] | None = None
+        #: takes a PCUpd entry of a delegated LSP: None when taken, else the PCErr code
+        self.on_update: Callable[[LspEntry], tuple[int, int] | None] | None = None
         #: the LSPs reported and not removed, by PLSP-ID (synchronised at each session up)
         self.lsps: dict[int, LspStatus] = {}
         self.local_address = local_address
@@ -294,8 +321,8 @@ class PcepClient:
         stateful; True when a PCRpt went out. A later session synchronises it anyway."""
         if remove:
             known = self.lsps.pop(lsp.plsp_id, None)
-            if known is None:
-                return False
+            if known is None and not lsp.initiated:
+                return False  # never reported; but a PCInitiate is answered (RFC 8281 §5.3)
         else:
             self.lsps[lsp.plsp_id] = lsp
         return self._send_reports([lsp.entry(remove=remove)])
@@ -427,6 +454,9 @@ class PcepClient:
         elif isinstance(msg, PCInitiate):
             for entry in msg.entries:
                 self._initiate(entry)
+        elif isinstance(msg, PCUpd):
+            for entry in msg.entries:
+                self._update(entry)
         else:
             log.info("pcep message", extra={"event": "rx", "msg": type(msg).__name__})
 
@@ -435,6 +465,24 @@ class PcepClient:
         take = self.on_initiate
         code = ERR_INITIATE_UNACCEPTABLE if take is None else take(entry)
         log.info("pcinitiate", extra={"event": "initiate", "lsp": entry.lsp.name, "refused": code})
+        self._refuse(entry, code)
+
+    def _update(self, entry: LspEntry) -> None:
+        """RFC 8231 §5.8.2: an update of an LSP delegated to the PCE goes to
+        ``on_update``; one of an unknown or not delegated LSP is refused (PCErr naming
+        the SRP)."""
+        known = self.lsps.get(entry.lsp.plsp_id)
+        take = self.on_update
+        if known is None:
+            code: tuple[int, int] | None = ERR_UPDATE_UNKNOWN_PLSP
+        elif not (known.delegated or known.initiated) or take is None:
+            code = ERR_UPDATE_NOT_DELEGATED
+        else:
+            code = take(entry)
+        log.info("pcupd", extra={"event": "update", "plsp_id": entry.lsp.plsp_id, "refused": code})
+        self._refuse(entry, code)
+
+    def _refuse(self, entry: LspEntry, code: tuple[int, int] | None) -> None:
         if code is not None and self.session is not None and self._loop is not None:
             srps = (entry.srp,) if entry.srp is not None else ()
             err = PCErr((ErrorBlock((ErrorObject(*code),), srps),))

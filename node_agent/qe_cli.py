@@ -1,7 +1,7 @@
 """The QE service's CLI commands (docs/qe-service.md §CLI), each with a ``json`` form::
 
     qe-service create dst A.B.C.D [key-length N] [layer 1|2|3] [algorithm N]
-                      [refresh time|volume|none V] [bandwidth B] [wait]
+                      [refresh time|volume|none V] [bandwidth B] [delegate] [wait]
     qe-service wait ID [timeout S]
     qe-service delete ID
     qe-service traffic ID BYTES | ID rate BPS
@@ -70,7 +70,7 @@ def register(table: CommandRegistry, node: QeNode) -> None:
         "qe-service create",
         c.create,
         "dst A.B.C.D [key-length N] [layer 1|2|3] [algorithm N] "
-        "[refresh time|volume|none V] [bandwidth B] [wait]: new QE service",
+        "[refresh time|volume|none V] [bandwidth B] [delegate] [wait]: new QE service",
         text=render_services,
     )
     table.register(
@@ -113,8 +113,9 @@ class _Commands:
         return {"services": [s.as_json(self.node.now(), self.node.core.site_names)]}
 
     async def create(self, args: list[str]) -> dict[str, Any]:
-        dst, params, bw, wait = parse_create(args)
-        s = self.node.core.find(created(self.node.feed(Create(dst, params, bw))))
+        delegate = "delegate" in args  # to the stateful PCE (RFC 8231), which may move it
+        dst, params, bw, wait = parse_create([a for a in args if a != "delegate"])
+        s = self.node.core.find(created(self.node.feed(Create(dst, params, bw, delegate))))
         if wait:
             await self.node.wait(s.id)
         return self._one(s)

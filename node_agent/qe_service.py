@@ -57,7 +57,14 @@ from gmpls.pcep.objects import EndPointsIpv4
 from gmpls.pcep.qemetrics import qe_params_from_metrics
 from gmpls.qe_service import events as E
 from gmpls.qe_service.core import QeServiceCore
-from gmpls.qe_service.model import FINISHED, SIGNALLING, UP, QeServiceError, Service
+from gmpls.qe_service.model import (
+    FINISHED,
+    REROUTING,
+    SIGNALLING,
+    UP,
+    QeServiceError,
+    Service,
+)
 from gmpls.rsvp import events as RE
 from gmpls.rsvp.core import RsvpCore
 from gmpls.topology import Topology
@@ -161,6 +168,8 @@ class QeService:
         self._routes: dict[int, tuple[ero.Subobject, ...]] = {}
         #: services a PCE initiated (RFC 8281): service ID -> the PCInitiate's SRP-ID
         self._initiated: dict[str, int] = {}
+        #: the SRP-ID of the PCUpd a service is moving for (its next report names it)
+        self._updating: dict[str, int] = {}
         self._do: dict[type, Callable[[Any], object]] = {
             E.RequestPath: self.request_path,
             E.EtsiOpen: self.call_etsi,
@@ -168,7 +177,7 @@ class QeService:
             E.EtsiGetKey: self.call_etsi,
             E.EtsiClose: self.call_etsi,
             E.CreateLsp: self._create_lsp,
-            E.DeleteLsp: lambda a: self.rsvp.feed(RE.DeleteLsp(a.tunnel_id)),
+            E.DeleteLsp: lambda a: self.rsvp.feed(RE.DeleteLsp(a.tunnel_id, a.graceful, a.lsp_id)),
             E.ToRsvp: lambda a: self.rsvp.feed(a.event),
             E.AdvertiseLink: self._advertise,
             E.ServiceChanged: self._wake,
@@ -231,6 +240,7 @@ class QeService:
         agent.on_action = svc.on_rsvp_action
         if pcc is not None:
             pcc.on_initiate = svc.on_initiate
+            pcc.on_update = svc.on_update
         return svc
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -344,9 +354,19 @@ class QeService:
                 )
 
     def _create_lsp(self, a: E.CreateLsp) -> None:
-        self._routes[a.tunnel_id] = a.route
+        if not a.make_before_break:
+            self._routes[a.tunnel_id] = a.route
         try:
-            self.rsvp.feed(RE.CreateLsp(a.tunnel_id, a.route, None, a.bandwidth_bps, a.name))
+            self.rsvp.feed(
+                RE.CreateLsp(
+                    a.tunnel_id,
+                    a.route,
+                    None,
+                    a.bandwidth_bps,
+                    a.name,
+                    make_before_break=a.make_before_break,
+                )
+            )
         except ValueError as e:
             self._queue.append(E.CreateLspFailed(a.tunnel_id, str(e)))
 
@@ -382,13 +402,31 @@ class QeService:
             return ERR_INITIATE_UNACCEPTABLE
         bw = entry.attributes.bandwidth.bandwidth * 8 if entry.attributes.bandwidth else 0.0
         try:
-            sid = qe_cli.created(self.feed(E.Create(ep.destination, params, bw)))
+            sid = qe_cli.created(self.feed(E.Create(ep.destination, params, bw, delegate=True)))
         except QeServiceError:
             return ERR_INITIATE_INTERNAL
         self._initiated[sid] = srp.srp_id
         return None
 
-    def _report(self, sid: str) -> None:
+    def on_update(self, entry: LspEntry) -> tuple[int, int] | None:
+        """A PCUpd entry of a delegated LSP (RFC 8231 §6.2; the PCC checked the PLSP-ID
+        and the delegation): the service moves to the ERO make-before-break
+        (:class:`gmpls.qe_service.events.Update`). One the core refuses is reported with
+        LSP-ERROR-CODE 4 (unacceptable parameters) and the reason, under the update's
+        SRP-ID, the LSP unchanged. Returns None (a PCErr only for what the PCC refuses)."""
+        assert entry.srp is not None  # the decoder requires it (6, 10)
+        s = self.core.heads.get(entry.lsp.plsp_id)
+        if s is None:
+            return ERR_UPDATE_UNKNOWN_PLSP
+        route = entry.ero.subobjects if entry.ero is not None else ()
+        self._updating[s.id] = entry.srp.srp_id
+        try:
+            self.feed(E.Update(s.tunnel_id, tuple(route)))
+        except QeServiceError as e:
+            self._report(s.id, error=(LSP_ERROR_UNACCEPTABLE, str(e)))
+        return None
+
+    def _report(self, sid: str, error: tuple[int, str] | None = None) -> None:
         """Report the LSP of a service this node heads to a stateful PCE (a PCC with a
         ``report`` method; a stateless session drops it, a later one synchronises it)."""
         report = getattr(self.pcc, "report", None)
@@ -396,7 +434,7 @@ class QeService:
             s = self.core.find(sid)
         except QeServiceError:
             return
-        route = self._routes.get(s.tunnel_id)
+        route = self.core.route_of(s.tunnel_id) or self._routes.get(s.tunnel_id)
         gone = s.deleted or s.state in FINISHED
         if route is None and gone and s.id in self._initiated:
             route = ()  # an initiated service that failed before signalling: say so
@@ -411,13 +449,23 @@ class QeService:
             for x in route
         )
         srp_id = self._initiated.get(s.id)
+        reply_to = srp_id or 0
+        if s.id in self._updating and (s.update_route is None or error is not None):
+            reply_to = self._updating.pop(s.id)  # the result of the move (RFC 8231 §6.1)
+            if error is None and s.move_error:
+                error = (LSP_ERROR_SIGNALLING, f"move failed: {s.move_error}")
+        if error is None and s.state in FINISHED and s.error:
+            error = (LSP_ERROR_SIGNALLING if s.code else LSP_ERROR_UNKNOWN, s.error)
+        code, text = error or (0, "")
         lsp = LspStatus(s.tunnel_id, f"qe-{self.name}-{s.id}", self.router_id, s.peer,
-                        s.tunnel_id, state or LspState.DOWN, route, srp_id or 0,
-                        srp_id is not None, s.relay)  # fmt: skip
+                        s.tunnel_id, state or LspState.DOWN, route, reply_to,
+                        srp_id is not None, s.relay, s.delegated, code, text,
+                        s.lsp.lsp_id if s.lsp else 1)  # fmt: skip
         report(lsp, remove=gone)
         if gone:
             self._routes.pop(s.tunnel_id, None)
             self._initiated.pop(s.id, None)
+            self._updating.pop(s.id, None)
 
     def _log(self, a: E.Log) -> None:
         level = logging.WARNING if a.warning else logging.INFO
@@ -507,4 +555,6 @@ def setup(daemon: Any) -> QeService:
 
 
 #: service state -> the LSP's operational state reported (RFC 8231 §7.3 O field)
-_LSP_STATES = {SIGNALLING: LspState.GOING_UP, UP: LspState.UP}
+_LSP_STATES = {SIGNALLING: LspState.GOING_UP, UP: LspState.UP, REROUTING: LspState.DOWN}
+#: RFC 8231 §7.3.3 LSP-ERROR-CODE values the node agents report
+LSP_ERROR_UNKNOWN, LSP_ERROR_UNACCEPTABLE, LSP_ERROR_SIGNALLING = 1, 4, 8

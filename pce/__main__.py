@@ -36,6 +36,12 @@ def _arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="accept more than one PCEP session from one address (RFC 5440 §6.2 says no)",
     )
+    p.add_argument(
+        "--state-timeout",
+        type=float,
+        help="seconds the LSPs of a stateful PCC whose session went down are kept "
+        "(RFC 8231 State Timeout Interval; default 60)",
+    )
 
 
 def _site(text: str) -> tuple[IPv4Address, IPv4Address]:
@@ -58,6 +64,7 @@ def _build(a: argparse.Namespace, topo: Topology) -> PceDaemon:
         ted_source=a.ted,
         one_session_per_peer=not a.allow_several_sessions_per_peer,
         qkd_sites=tuple(a.qkd_site) or None,
+        state_timeout=a.state_timeout,
     )
     return PceDaemon(topo, cfg)
 

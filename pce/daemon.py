@@ -27,6 +27,7 @@ from ipaddress import IPv4Address
 from typing import Any
 
 from daemonkit.cli import CliServer, CommandTable
+from daemonkit.daemon import cancel
 from daemonkit.ospf import OspfSpeaker, control_interface, register_commands
 from gmpls import qe
 from gmpls.ospf.lsa import LSA, LSAKey
@@ -59,6 +60,10 @@ class PceConfig:
     deadtimer: int = 120
     #: (node router ID, site ID) of nodes that are not their site's site node
     qkd_sites: tuple[tuple[IPv4Address, IPv4Address], ...] = ()
+    #: RFC 8231 State Timeout Interval: seconds a down PCC's LSPs are kept
+    state_timeout: float = 60.0
+    #: seconds between checks of the delegated LSPs (besides TED changes and reports)
+    recompute_interval: float = 5.0
 
 
 def config_from_topology(topo: Topology, host: str, **overrides: Any) -> PceConfig:
@@ -82,7 +87,7 @@ class PceDaemon:
         self.config = config
         self.ted = Ted(root=config.router_id if config.ted_source == "ospf" else None)
         self.computer = PathComputer(self.ted)
-        self.lsps = LspDb()
+        self.lsps = LspDb(state_timeout=config.state_timeout)
         self.service = PceService(
             self.computer,
             clock=time.perf_counter,
@@ -112,6 +117,10 @@ class PceDaemon:
             self.ospf = OspfSpeaker(router, control_interface(topo, config.name))
             register_commands(self.cli, self.ospf)
         self.started = 0.0
+        self._recompute_due: asyncio.TimerHandle | None = None
+        #: seconds ``qe-service initiate ... wait`` waits for the head's outcome
+        self.initiate_wait = 30.0
+        self._recompute_task: asyncio.Task[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -123,6 +132,7 @@ class PceDaemon:
         else:
             await self.ospf.start()
         await self.server.start()
+        self._recompute_task = asyncio.create_task(self._recompute_loop(), name="pcupd")
         if self.config.cli_port is not None:
             port = await self.cli_server.start(self.config.bind or "0.0.0.0", self.config.cli_port)
             log.info("cli listening", extra={"event": "cli", "port": port})
@@ -130,6 +140,7 @@ class PceDaemon:
     def _lsdb_changed(self, key: LSAKey, lsa: LSA | None) -> None:
         changed = self.ted.flush(key) if lsa is None else self.ted.install(lsa)
         if changed:
+            self._recompute_soon()
             log.info(
                 "ted updated",
                 extra={
@@ -140,7 +151,32 @@ class PceDaemon:
                 },
             )
 
+    def _recompute_soon(self, delay: float = 0.2) -> None:
+        """The TED changed: check the delegated LSPs once the burst of LSAs is in."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # the TED loaded outside the loop (tests)
+            return
+        if self._recompute_due is None:
+            self._recompute_due = loop.call_later(delay, self._recompute)
+
+    def _recompute(self) -> None:
+        self._recompute_due = None
+        try:
+            self.server.recompute(asyncio.get_running_loop().time())
+        except Exception:
+            log.exception("recompute failed", extra={"event": "failure"})
+
+    async def _recompute_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.recompute_interval)
+            self._recompute()
+
     async def stop(self) -> None:
+        if self._recompute_due is not None:
+            self._recompute_due.cancel()
+        if self._recompute_task is not None:
+            await cancel([self._recompute_task])
         await self.server.stop()
         await self.cli_server.stop()
         if self.ospf is not None:
@@ -175,7 +211,8 @@ class PceDaemon:
             "qe-service initiate",
             self._initiate,
             "head A.B.C.D dst A.B.C.D [key-length N] [layer L] [algorithm A] "
-            "[refresh time|volume V]: ask the head to set up a QE service (PCInitiate)",
+            "[refresh time|volume V] [wait]: ask the head to set up a QE service "
+            "(PCInitiate); wait: until it is up or failed, and why",
             text=_initiation_text,
         )
         self.cli.register(
@@ -191,21 +228,59 @@ class PceDaemon:
             text=_qkd_links_text,
         )
         self.cli.register(
+            "qe-service update",
+            self._update,
+            "ID|PCC PLSP-ID [avoid A.B.C.D ...]: move a delegated LSP to a new path "
+            "(PCUpd; ID: a service this PCE initiated)",
+            text=_update_text,
+        )
+        self.cli.register(
             "show pce lsp",
             lambda args: self.lsps.as_json(asyncio.get_running_loop().time()),
             "the LSPs the PCCs reported (stateful PCE) and the lambdas they hold",
             text=_lsp_text,
         )
 
-    def _initiate(self, args: list[str]) -> dict[str, Any]:
-        head, dst, params = parse_initiate(args)
-        now = asyncio.get_running_loop().time()
-        return self.server.initiate(head, dst, params, now).as_json()
+    async def _initiate(self, args: list[str]) -> dict[str, Any]:
+        """``... [wait]``: with ``wait``, answer once the head reports the service up or
+        failed (with its reason), or after ``initiate_wait`` seconds."""
+        wait = "wait" in args
+        head, dst, params = parse_initiate([a for a in args if a != "wait"])
+        loop = asyncio.get_running_loop()
+        ini = self.server.initiate(head, dst, params, loop.time())
+        deadline = loop.time() + self.initiate_wait
+        while wait and ini.state not in ("up", "failed") and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        return ini.as_json()
 
     def _release(self, args: list[str]) -> dict[str, Any]:
         if len(args) != 1 or not args[0].isdigit():
             raise ValueError("usage: qe-service release ID")
         return self.server.release(int(args[0]), asyncio.get_running_loop().time()).as_json()
+
+    def _update(self, args: list[str]) -> dict[str, Any]:
+        pcc, plsp_id, avoid = self._parse_update(args)
+        lsp = self.server.move(pcc, plsp_id, avoid, asyncio.get_running_loop().time())
+        return lsp.as_json()
+
+    def _parse_update(self, args: list[str]) -> tuple[str, int, list[IPv4Address]]:
+        """``ID`` (an initiation) or ``PCC PLSP-ID``, then ``avoid A.B.C.D`` pairs."""
+        usage = "usage: qe-service update ID|PCC PLSP-ID [avoid A.B.C.D ...]"
+        ids = [a for a in args[:2] if a != "avoid"]
+        if ids and ids[0].isdigit():
+            ini = self.lsps.initiations.get(int(ids[0]))
+            if ini is None or ini.plsp_id is None:
+                raise ValueError(f"no initiated QE service {ids[0]} with a reported LSP")
+            mine = (x for x in self.lsps.all() if (x.head, x.plsp_id) == (ini.head, ini.plsp_id))
+            pcc = next((x.pcc for x in mine), str(ini.head))
+            target, rest = (pcc, ini.plsp_id), args[1:]
+        elif len(ids) == 2 and ids[1].isdigit():
+            target, rest = (str(IPv4Address(ids[0])), int(ids[1])), args[2:]
+        else:
+            raise ValueError(usage)
+        if len(rest) % 2 or any(w != "avoid" for w in rest[::2]):
+            raise ValueError(usage)
+        return target[0], target[1], [IPv4Address(a) for a in rest[1::2]]
 
     def _sessions(self) -> dict[str, Any]:
         return {
@@ -292,9 +367,16 @@ def _stats_text(d: dict[str, Any]) -> str:
 
 
 def _lsp_text(d: dict[str, Any]) -> str:
+    pccs = [
+        f"{p} (syncing)"
+        if v["syncing"]
+        else p
+        if v["up"]
+        else f"{p} (down, purge in {v['purge_in_s']} s)"
+        for p, v in d["pccs"].items()
+    ]
     lines = [
-        f"{len(d['lsps'])} LSPs, {d['reservations']} lambda reservations; "
-        f"PCCs: {', '.join(f'{p} (syncing)' if v['syncing'] else p for p, v in d['pccs'].items())}"
+        f"{len(d['lsps'])} LSPs, {d['reservations']} lambda reservations; PCCs: {', '.join(pccs)}"
     ]
     lines.append(
         f"{'pcc':<15} {'id':>5} {'name':<16} {'head':<15} {'tail':<15} {'pst':<8} "
@@ -314,6 +396,11 @@ def _lsp_text(d: dict[str, Any]) -> str:
             else ""
         )
         lines.append(f"    path {' '.join(x['path']) or '-'}{qe_text}")
+        if x["error"]:
+            lines.append(f"    error {x['error_code'] or '-'}: {x['error']}")
+        if x["updates"]:
+            pending = f", SRP {x['update_pending']} outstanding" if x["update_pending"] else ""
+            lines.append(f"    updates {x['updates']}: {x['update_result']}{pending}")
     lines += [_initiation_text(i) for i in d["initiated"]]
     return "\n".join(lines)
 
@@ -343,6 +430,13 @@ def parse_initiate(args: list[str]) -> tuple[IPv4Address, IPv4Address, qe.QePara
     if set(ends) != {"head", "dst"}:
         raise ValueError("usage: qe-service initiate head A.B.C.D dst A.B.C.D [...]")
     return ends["head"], ends["dst"], qe.QeParams(**kw)
+
+
+def _update_text(d: dict[str, Any]) -> str:
+    return (
+        f"LSP {d['plsp_id']} {d['name']} of {d['pcc']}: PCUpd sent (SRP {d['update_pending']}); "
+        f"path until the head reports the move: {' '.join(d['path'])}"
+    )
 
 
 def _initiation_text(d: dict[str, Any]) -> str:

@@ -19,6 +19,14 @@ in use by reported LSPs not down, and those of paths the PCE just computed, rese
 :meth:`LspDb.reserve` until the head reports the LSP or ``hold`` seconds pass. Path
 computation takes them out of the free lambdas, so two requests in a burst never get the
 same lambda on a link, before OSPF-TE has flooded the first one's.
+
+Delegation (RFC 8231 §5.7): an LSP is delegated while its last report had D set and the
+PCC's session is up; this PCE then moves it with PCUpd (:mod:`pce.updates`), one update
+outstanding at a time (:meth:`LspDb.update_sent`, answered by a report naming the update's
+SRP-ID or by a PCErr naming it, else given up after ``update_wait`` seconds). When the
+session goes down delegation returns to the PCC and the LSPs stay for ``state_timeout``
+seconds (the State Timeout Interval, §5.7.4-5.7.6): a PCC back within it re-synchronises
+them (and delegates them again with D); otherwise they are purged with their lambdas.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from gmpls.pcep.constants import (
     PathSetupType,
 )
 from gmpls.pcep.messages import LspEntry, PCRpt
+from gmpls.pcep.tlv import LspErrorCodeTlv, NoPathReasonTlv, find_tlv
 
 #: (router ID, local interface ID) of a TE link, as the TED keys it
 LinkKey = tuple[IPv4Address, int]
@@ -86,6 +95,15 @@ class Lsp:
     updated: float
     stale: bool = False
     pcc_up: bool = True
+    #: why the PCC reports it down or failed (LSP-ERROR-CODE, and the reason text)
+    error_code: int = 0
+    error: str = ""
+    #: the SRP-ID of the PCUpd outstanding for it, and when it went out
+    update_srp: int | None = None
+    update_at: float = 0.0
+    #: updates sent, and what became of the last (``moved``, ``PCErr 19/1``, no path...)
+    updates: int = 0
+    update_result: str = ""
 
     @property
     def lambdas(self) -> list[tuple[LinkKey, int]]:
@@ -130,6 +148,11 @@ class Lsp:
             },
             "stale": self.stale,
             "pcc_up": self.pcc_up,
+            "error": self.error or None,
+            "error_code": self.error_code or None,
+            "update_pending": self.update_srp,
+            "updates": self.updates,
+            "update_result": self.update_result or None,
         }
 
 
@@ -174,6 +197,8 @@ class SyncState:
     syncing: bool = False
     synced_at: float | None = None
     syncs: int = 0
+    #: when its session went down (None: up); its LSPs go State Timeout seconds later
+    down_at: float | None = None
 
 
 @dataclass(slots=True)
@@ -181,6 +206,9 @@ class Counters:
     reports: int = 0
     removed: int = 0
     purged: int = 0
+    purged_timeout: int = 0
+    updates: int = 0
+    updates_refused: int = 0
     reservations: int = 0
     reservations_expired: int = 0
     reservations_confirmed: int = 0
@@ -190,9 +218,16 @@ class Counters:
 class LspDb:
     """The LSPs of every PCC, and the lambda ledger (see the module doc)."""
 
-    def __init__(self, hold: float = 30.0) -> None:
+    def __init__(
+        self, hold: float = 30.0, state_timeout: float = 60.0, update_wait: float = 10.0
+    ) -> None:
         #: seconds a computed path's lambdas stay reserved without a report
         self.hold = hold
+        #: seconds the LSPs of a PCC whose session went down are kept (RFC 8231 §5.7.4)
+        self.state_timeout = state_timeout
+        #: seconds an update waits for its answer before another may go
+        self.update_wait = update_wait
+        self._srp_id = 0
         self.lsps: dict[str, dict[int, Lsp]] = {}
         self.sync: dict[str, SyncState] = {}
         self.reservations: list[Reservation] = []
@@ -205,17 +240,48 @@ class LspDb:
         """A stateful session with ``pcc`` is up: its known LSPs await re-synchronisation."""
         st = self.sync.setdefault(pcc, SyncState())
         st.syncing = True
+        st.down_at = None
         for lsp in self.lsps.get(pcc, {}).values():
             lsp.stale = True
             lsp.pcc_up = True
 
-    def session_down(self, pcc: str) -> None:
-        """The session is gone: the LSPs stay, their delegation returns to the PCC."""
-        if pcc in self.sync:
-            self.sync[pcc].syncing = False
+    def session_down(self, pcc: str, now: float = 0.0) -> None:
+        """The session is gone: the LSPs stay for ``state_timeout`` seconds, their
+        delegation returns to the PCC (an outstanding update is void)."""
+        st = self.sync.setdefault(pcc, SyncState())
+        st.syncing = False
+        st.down_at = now
         for lsp in self.lsps.get(pcc, {}).values():
             lsp.pcc_up = False
             lsp.delegated = False
+            lsp.update_srp = None
+
+    def _state_timeout(self, now: float) -> None:
+        """Purge the LSPs of PCCs down for ``state_timeout`` seconds (their lambdas go)."""
+        for pcc, st in list(self.sync.items()):
+            if st.down_at is not None and now - st.down_at >= self.state_timeout:
+                gone = self.lsps.pop(pcc, {})
+                self.counters.purged_timeout += len(gone)
+                del self.sync[pcc]  # forgotten: a new session is a new PCC
+
+    # -- updates (RFC 8231 §5.8.2) ---------------------------------------------------------
+
+    def new_srp_id(self) -> int:
+        """A new SRP-ID (initiations and updates share the space; RFC 8231 §7.2)."""
+        self._srp_id = max(self._srp_id, *self.initiations, 0) + 1
+        return self._srp_id
+
+    def update_sent(self, lsp: Lsp, srp_id: int, now: float) -> None:
+        lsp.update_srp, lsp.update_at = srp_id, now
+        lsp.updates += 1
+        lsp.update_result = "sent"
+        self.counters.updates += 1
+
+    def update_outstanding(self, lsp: Lsp, now: float) -> bool:
+        return lsp.update_srp is not None and now - lsp.update_at < self.update_wait
+
+    def find(self, pcc: str, plsp_id: int) -> Lsp | None:
+        return self.lsps.get(pcc, {}).get(plsp_id)
 
     # -- reports ------------------------------------------------------------------------
 
@@ -266,6 +332,7 @@ class LspDb:
             entry.rro.subobjects if entry.rro is not None else (),
             now,
         )
+        _carry_over(known, new, entry)
         mine[lsp.plsp_id] = new
         self._confirm(new)
         self._initiation_reported(entry)
@@ -285,15 +352,23 @@ class LspDb:
             else:
                 ini.state, ini.reason = "failed", "the head removed the LSP before it was up"
         elif lsp.state == LspState.UP:
-            ini.state = "up"
+            ini.state, ini.reason = "up", ""
         elif ini.state == "initiating":
             ini.state = "setting-up"
+        if lsp.remove and ini.state == "failed":
+            why = _reported_error(entry)[1]
+            ini.reason = why or ini.reason
 
-    def initiation_refused(self, srp_id: int, codes: list[tuple[int, int]]) -> None:
-        """The head answered the PCInitiate with a PCErr naming its SRP."""
+    def srp_refused(self, srp_id: int, codes: list[tuple[int, int]]) -> None:
+        """The PCC answered a PCInitiate or a PCUpd with a PCErr naming its SRP."""
+        why = f"PCErr {', '.join(f'{t}/{v}' for t, v in codes)}"
         ini = self.initiations.get(srp_id)
         if ini is not None:
-            ini.state, ini.reason = "failed", f"PCErr {', '.join(f'{t}/{v}' for t, v in codes)}"
+            ini.state, ini.reason = "failed", why
+        for lsp in self.all():
+            if lsp.update_srp == srp_id:
+                lsp.update_srp, lsp.update_result = None, why
+                self.counters.updates_refused += 1
 
     def _end_of_sync(self, pcc: str, now: float) -> None:
         st = self.sync.setdefault(pcc, SyncState())
@@ -339,6 +414,7 @@ class LspDb:
     def held(self, now: float) -> dict[LinkKey, set[int]]:
         """The lambdas in use or reserved on each link at ``now``."""
         self.expire(now)
+        self._state_timeout(now)
         out: dict[LinkKey, set[int]] = {}
         for mine in self.lsps.values():
             for lsp in mine.values():
@@ -357,11 +433,19 @@ class LspDb:
 
     def as_json(self, now: float) -> dict[str, Any]:
         self.expire(now)
+        self._state_timeout(now)
         c = self.counters
         return {
             "lsps": [lsp.as_json() for lsp in self.all()],
             "pccs": {
-                pcc: {"syncing": st.syncing, "syncs": st.syncs}
+                pcc: {
+                    "syncing": st.syncing,
+                    "syncs": st.syncs,
+                    "up": st.down_at is None,
+                    "purge_in_s": None
+                    if st.down_at is None
+                    else round(max(0.0, st.down_at + self.state_timeout - now), 1),
+                }
                 for pcc, st in sorted(self.sync.items())
             },
             "reservations": len(self.reservations),
@@ -370,12 +454,40 @@ class LspDb:
                 "reports": c.reports,
                 "removed": c.removed,
                 "purged_after_sync": c.purged,
+                "purged_state_timeout": c.purged_timeout,
+                "updates": c.updates,
+                "updates_refused": c.updates_refused,
                 "refused": c.refused,
                 "reservations": c.reservations,
                 "reservations_confirmed": c.reservations_confirmed,
                 "reservations_expired": c.reservations_expired,
             },
         }
+
+
+def _reported_error(entry: LspEntry) -> tuple[int, str]:
+    """The LSP-ERROR-CODE and reason text (this project's 65504 TLV) of a report."""
+    tlvs = entry.lsp.tlvs
+    code = find_tlv(tlvs, LspErrorCodeTlv)
+    text = find_tlv(tlvs, NoPathReasonTlv)
+    return (
+        code.code if isinstance(code, LspErrorCodeTlv) else 0,
+        text.text if isinstance(text, NoPathReasonTlv) else "",
+    )
+
+
+def _carry_over(known: Lsp | None, new: Lsp, entry: LspEntry) -> None:
+    """What a new report keeps of the LSP: the update outstanding (unless this report
+    answers it, naming its SRP-ID), the count of updates; the error is the report's."""
+    new.error_code, new.error = _reported_error(entry)
+    if known is None:
+        return
+    new.updates, new.update_result = known.updates, known.update_result
+    new.update_srp, new.update_at = known.update_srp, known.update_at
+    srp = entry.srp.srp_id if entry.srp is not None else 0
+    if known.update_srp is not None and srp == known.update_srp:
+        new.update_srp = None
+        new.update_result = new.error or ("moved" if new.state == LspState.UP else "down")
 
 
 def _last_address(route: tuple[Subobject, ...]) -> IPv4Address | None:

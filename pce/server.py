@@ -31,8 +31,9 @@ from daemonkit.daemon import cancel
 from daemonkit.pcep import serve_session
 from daemonkit.ratelog import RateLimitedLog
 from gmpls import qe
+from gmpls.ero import Unnumbered
 from gmpls.pcep import events as E
-from gmpls.pcep.constants import ERR_SECOND_SESSION, PORT, SRP_FLAG_R, STATEFUL_FLAG_I
+from gmpls.pcep.constants import ERR_SECOND_SESSION, PORT, SRP_FLAG_R, STATEFUL_FLAG_I, LspState
 from gmpls.pcep.messages import (
     Attributes,
     ErrorBlock,
@@ -41,6 +42,7 @@ from gmpls.pcep.messages import (
     PCInitiate,
     PCReq,
     PCRpt,
+    PCUpd,
     Request,
 )
 from gmpls.pcep.objects import (
@@ -54,7 +56,8 @@ from gmpls.pcep.objects import (
 from gmpls.pcep.qemetrics import qe_metrics
 from gmpls.pcep.session import Role, Session, SessionConfig, State
 from gmpls.pcep.tlv import SymbolicPathNameTlv
-from pce.lspdb import Initiation
+from pce import updates
+from pce.lspdb import Initiation, Lsp
 from pce.service import PceService
 
 log = logging.getLogger("pce.server")
@@ -210,7 +213,7 @@ class PcepServer:
             self.connections.pop(conn.id, None)
             self.stats.closed += 1
             if self.service.lsps is not None and session.stateful is not None:
-                self.service.lsps.session_down(peer[0])
+                self.service.lsps.session_down(peer[0], loop.time())
             reason = conn.closed_reason or session.close_reason or "closed"
             key = reason.split(":")[0].split(" (")[0]
             self.stats.close_reasons[key] = self.stats.close_reasons.get(key, 0) + 1
@@ -231,7 +234,7 @@ class PcepServer:
                 elif isinstance(a.msg, PCErr) and self.service.lsps is not None:
                     for b in a.msg.blocks:
                         for srp in (x for x in b.rps if isinstance(x, Srp)):
-                            self.service.lsps.initiation_refused(srp.srp_id, _codes(b))
+                            self.service.lsps.srp_refused(srp.srp_id, _codes(b))
                 else:
                     log.info(
                         "message from pcc",
@@ -280,6 +283,8 @@ class PcepServer:
                     "pst": e.srp.pst if e.srp is not None else 0,
                 },
             )
+        if any(e.lsp.delegated and e.lsp.state == LspState.DOWN for e in msg.entries):
+            self.recompute(now)  # a delegated LSP down: the PCE finds it a new path
         if conn.session.state is not State.UP:
             return []
         out: list[E.Action] = []
@@ -316,7 +321,7 @@ class PcepServer:
         conn = self._head_session(head)
         if lsps is None or conn is None:
             raise ValueError(f"no stateful PCEP session with instantiation to {head}")
-        srp_id = max(lsps.initiations, default=0) + 1
+        srp_id = lsps.new_srp_id()
         metrics = qe_metrics(params)
         req = Request(RP(srp_id), EndPointsIpv4(head, tail), metrics=metrics)
         resp, outcome = self.service.answer(req, now=now, reserve=False)
@@ -347,6 +352,58 @@ class PcepServer:
         ini.state = "releasing"
         self._apply(conn, conn.session.handle(E.SendMessage(PCInitiate((release,))), now))
         return ini
+
+    # -- moving delegated LSPs (RFC 8231 PCUpd) ------------------------------------------
+
+    def _pcc_session(self, pcc: str) -> Connection | None:
+        """The Up stateful session of the PCC at address ``pcc``."""
+        for c in self.connections.values():
+            if c.peer[0] == pcc and c.session.is_up and c.session.stateful is not None:
+                return c
+        return None
+
+    def recompute(self, now: float) -> int:
+        """Send a PCUpd for each delegated LSP whose path is gone from the TED or that its
+        head reports down, when a new path is found (:mod:`pce.updates`); the count sent."""
+        lsps = self.service.lsps
+        if lsps is None:
+            return 0
+        sent = 0
+        for lsp in updates.candidates(lsps, self.service.computer.ted, now):
+            conn = self._pcc_session(lsp.pcc)
+            if conn is None:
+                continue
+            entry = updates.compute_update(lsp, self.service, lsps, now)
+            if entry is not None:
+                self._send_update(conn, lsp, entry, now)
+                sent += 1
+        return sent
+
+    def move(self, pcc: str, plsp_id: int, avoid: list[IPv4Address], now: float) -> Lsp:
+        """The operator's move (``qe-service update``): a new path for a delegated LSP,
+        avoiding ``avoid``, sent even when its path is still valid. Raises ValueError."""
+        lsps = self.service.lsps
+        lsp = lsps.find(pcc, plsp_id) if lsps is not None else None
+        if lsps is None or lsp is None:
+            raise ValueError(f"no LSP {plsp_id} of PCC {pcc}")
+        conn = self._pcc_session(pcc)
+        if not lsp.delegated or conn is None or lsp.head is None or lsp.tail is None:
+            raise ValueError(f"LSP {plsp_id} of {pcc} is not delegated to this PCE")
+        if lsps.update_outstanding(lsp, now):
+            raise ValueError(f"an update of LSP {plsp_id} is outstanding (SRP {lsp.update_srp})")
+        entry = updates.compute_update(lsp, self.service, lsps, now, avoid=avoid, force=True)
+        if entry is None:
+            raise ValueError(f"no new path for LSP {plsp_id}: {lsp.error}")
+        self._send_update(conn, lsp, entry, now)
+        return lsp
+
+    def _send_update(self, conn: Connection, lsp: Lsp, entry: LspEntry, now: float) -> None:
+        self._apply(conn, conn.session.handle(E.SendMessage(PCUpd((entry,))), now))
+        assert entry.ero is not None and entry.srp is not None
+        path = [str(s.router_id) for s in entry.ero.subobjects if isinstance(s, Unnumbered)]
+        log.info("pcupd", extra={"event": "update", "peer": conn.session.peer,
+                                 "plsp_id": lsp.plsp_id, "lsp": lsp.name,
+                                 "srp_id": entry.srp.srp_id, "path": path})  # fmt: skip
 
     def _answer(self, conn: Connection, msg: PCReq, now: float) -> list[E.Action]:
         rep, errors, outcomes = self.service.handle(msg, now)

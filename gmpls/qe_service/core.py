@@ -45,7 +45,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import IPv4Address
 from typing import Any
 
@@ -56,8 +56,10 @@ from gmpls.qe_service.model import (
     COMPUTING,
     DOWN,
     FAILED,
+    KEYED,
     KEYING,
     MIB,
+    REROUTING,
     SIGNALLING,
     UP,
     QeServiceError,
@@ -158,6 +160,7 @@ class QeServiceCore:
         link_batch: float = 0.02,
         max_keying: int = 16,
         site_names: Mapping[IPv4Address, str] | None = None,
+        reroute_hold: float = 10.0,
     ) -> None:
         self.name = name
         #: the key managers by site ID, to name a relay path's sites in ``show``
@@ -170,6 +173,8 @@ class QeServiceCore:
         self.retry_busy_label = retry_busy_label
         self.link_batch = link_batch
         self.max_keying = max_keying
+        #: seconds a service whose LSP failed keeps its key session for a new LSP
+        self.reroute_hold = reroute_hold
         self.free: dict[int, frozenset[int]] = {
             i: frozenset(f) for i, f in (free_lambdas or {}).items()
         }
@@ -200,10 +205,14 @@ class QeServiceCore:
             "keys": 0,
             "refreshes": 0,
             "refresh_no_key": 0,
+            "rerouting": 0,
+            "moved": 0,
+            "moves_failed": 0,
         }
         self._on: dict[type, Callable[[Any], None]] = {
             E.Create: self._create,
             E.Delete: self._delete,
+            E.Update: self._update,
             E.AddTraffic: self._add_traffic,
             E.SetRate: self._set_rate,
             E.Shutdown: self._shutdown,
@@ -237,7 +246,7 @@ class QeServiceCore:
     def next_timer(self) -> float | None:
         times = [due for due, _ in self._links_due.values()]
         for s in self._live():
-            times += [t for t in (s.refresh_at, s.rate_at) if t is not None]
+            times += [t for t in (s.refresh_at, s.rate_at, s.hold_until) if t is not None]
         return min(times) if times else None
 
     # --- queries (the CLI's) --------------------------------------------------------
@@ -247,6 +256,11 @@ class QeServiceCore:
             if s.id == sid:
                 return s
         raise QeServiceError(f"no QE service {sid}")
+
+    def route_of(self, tunnel_id: int) -> tuple[ero.Subobject, ...] | None:
+        """The route the LSP of head tunnel ``tunnel_id`` was signalled on (the new one
+        once a move is up)."""
+        return self._routes.get(tunnel_id)
 
     def services(self) -> list[Service]:
         live = self._live()
@@ -279,6 +293,8 @@ class QeServiceCore:
                 self._refresh_due(s)
             while s.rate_at is not None and s.rate_at <= now:
                 self._rate_tick(s)
+            if s.state == REROUTING and s.hold_until is not None and s.hold_until <= now:
+                self._hold_expired(s)
 
     # --- the CLI's requests ---------------------------------------------------------
 
@@ -296,6 +312,7 @@ class QeServiceCore:
             tunnel_id=tid,
             created=self._now,
             created_wall=self._now + self.wall_offset,
+            delegated=ev.delegate,
         )
         self.heads[tid] = s
         self.counters["created"] += 1
@@ -325,7 +342,10 @@ class QeServiceCore:
                 return tid
         raise QeServiceError("no free tunnel ID")
 
-    def _delete(self, ev: E.Delete) -> None:
+    def _delete(self, ev: E.Delete, graceful: bool = True) -> None:
+        """Delete a service this node heads; its LSP gracefully (RFC 3473 §7.2, so the
+        tail knows the deletion is meant and closes its key session at once) unless
+        ``graceful`` is false (the node agent stopping: PathTear now)."""
         s = self.find(ev.service_id)
         if s.role != "head":
             raise QeServiceError(f"service {s.id} is headed by {s.peer}: delete it there")
@@ -336,7 +356,9 @@ class QeServiceCore:
         if s.state == COMPUTING:
             self._finish(s, DOWN, "deleted before the PCE answered")
         else:
-            self._out.append(E.DeleteLsp(s.tunnel_id))
+            if s.state == REROUTING and s.update_route is None and s.key_handle is not None:
+                self._close(s.key_handle, None)  # no LSP holds it: RSVP will not
+            self._out.append(E.DeleteLsp(s.tunnel_id, graceful=graceful))
             self._finish(s, DOWN, "deleted")
         self.counters["deleted"] += 1
 
@@ -350,7 +372,7 @@ class QeServiceCore:
     def _set_rate(self, ev: E.SetRate) -> None:
         s = self.find(ev.service_id)
         s.rate_bps = max(0.0, ev.rate_bps)
-        if s.rate_bps and s.state == UP and s.rate_at is None:
+        if s.rate_bps and s.state in KEYED and s.rate_at is None:
             s.rate_at = self._now + RATE_TICK
 
     def _shutdown(self, ev: E.Shutdown) -> None:
@@ -358,7 +380,7 @@ class QeServiceCore:
         sessions of those it ends (its neighbours learn of its going by Hello)."""
         for s in list(self.heads.values()):
             if not s.finished:
-                self._delete(E.Delete(s.id))
+                self._delete(E.Delete(s.id), graceful=False)
         for s in list(self.tails.values()):
             if not s.finished and s.key_handle is not None:
                 self._close(s.key_handle, s.lsp)
@@ -425,7 +447,9 @@ class QeServiceCore:
 
     def _create_lsp_failed(self, ev: E.CreateLspFailed) -> None:
         s = self.heads.get(ev.tunnel_id)
-        if s is not None:
+        if s is not None and s.update_route is not None:
+            self._move_failed(s, f"RSVP: {ev.reason}")
+        elif s is not None:
             self._finish(s, FAILED, f"RSVP: {ev.reason}")
 
     # --- key sessions: opened at the head, joined at the tail -----------------------
@@ -440,6 +464,10 @@ class QeServiceCore:
 
     def _tail_join(self, ev: E.TailJoin) -> None:
         a = ev.join
+        moving = self._moving_tail(a)
+        if moving is not None:
+            self._reattach(moving, ev)
+            return
         job = _Keying(
             a.lsp,
             False,
@@ -649,20 +677,44 @@ class QeServiceCore:
         if s is not None:
             return s
         h = self.heads.get(lsp.tunnel_id) if lsp.ext_tunnel_id == self.router_id else None
-        if h is not None and h.lsp is None:
+        if h is None:
+            return None
+        if h.update_route is not None and lsp != h.lsp:
+            if h.next_lsp is None:
+                h.next_lsp = lsp  # the first action of the LSP a move signals
+            return h if h.next_lsp == lsp else None
+        if h.lsp is None:
             h.lsp = lsp  # the first action of a new LSP (e.g. a local failure in create)
-        return h if h is not None and h.lsp == lsp else None
+        return h if h.lsp == lsp else None
 
     def _on_close(self, a: RE.QeClose) -> None:
         s = self._service_of(a.lsp)
         if s is not None and s.key_handle == a.key_handle:
+            if s.lsp != a.lsp:
+                return  # a failed move's LSP: the service keeps the session
+            if self._may_keep(s):
+                s.close_pending = True  # the LspDown that follows decides
+                return
             self._stop_refresh(s)
             s.key = None
+        elif s is None and self._held(a.key_handle):
+            return  # the old LSP of a service that moved keeping its key session
         self._close(a.key_handle, a.lsp)
+
+    def _held(self, handle: bytes) -> bool:
+        return any(s.key_handle == handle and s.state in KEYED for s in self._live())
 
     def _on_up(self, a: RE.LspUp) -> None:
         s = self._service_of(a.lsp) if a.role in ("head", "tail") else None
         if s is None or s.finished:
+            return
+        if a.role == "head" and s.next_lsp == a.lsp:
+            self._moved(s, a)
+            return
+        if s.up_at is not None:  # a tail whose service moved to this LSP: keys go on
+            s.state = UP
+            s.hold_until = None
+            self._changed(s)
             return
         s.state = UP
         s.up_at = self._now
@@ -686,6 +738,9 @@ class QeServiceCore:
         s = self._service_of(a.lsp)
         if s is None or s.finished:
             return
+        if a.role == "head" and s.update_route is not None and s.lsp != a.lsp:
+            self._move_failed(s, a.reason)
+            return
         if a.role == "head" and a.code in (LABEL_BUSY, LABEL_TAKEN) and self._may_retry(s):
             # the PCE's explicit label is in use (its TED lags our OSPF re-origination),
             # or a label offered in a Label_Set was taken meanwhile by a concurrent LSP:
@@ -703,6 +758,12 @@ class QeServiceCore:
             )
             self._signal(s, _without_labels(self._routes[s.tunnel_id]))
             return
+        if s.close_pending and self._may_hold(s, a):
+            self._hold(s, a.reason)
+            return
+        if s.close_pending and s.key_handle is not None:
+            s.close_pending = False
+            self._close(s.key_handle, a.lsp)
         state = DOWN if a.code is None or s.deleted else FAILED
         self._finish(s, state, a.reason, a.code)
 
@@ -711,8 +772,152 @@ class QeServiceCore:
             self.retry_busy_label
             and s.attempts < LABEL_ATTEMPTS
             and not s.deleted
+            and s.up_at is None
             and s.tunnel_id in self._routes
         )
+
+    # --- moving a service: rerouting after a failure, make-before-break ------------
+
+    def _may_keep(self, s: Service) -> bool:
+        """Whether the service may keep its key session when its LSP goes: a tail (it
+        cannot tell a failure upstream from the head's own PathTear) or a delegated head,
+        once up."""
+        return (
+            self.reroute_hold > 0
+            and s.state in KEYED
+            and not s.deleted
+            and (s.role == "tail" or s.delegated)
+        )
+
+    def _may_hold(self, s: Service, a: RE.LspDown) -> bool:
+        """A kept session is held unless the LSP ended on purpose (the head's graceful
+        deletion) or for a QE reason."""
+        qe_error = a.code is not None and a.code[0] == ErrorCode.QE_ERROR
+        return self._may_keep(s) and not qe_error and a.reason != "deleted"
+
+    def _hold(self, s: Service, why: str) -> None:
+        """The LSP is gone, the key session stays for ``reroute_hold`` seconds: the head
+        waits for its PCE's new path (PCUpd), the tail for a Path of the same tunnel with
+        the same key handle."""
+        s.close_pending = False
+        s.state = REROUTING
+        s.hold_until = self._now + self.reroute_hold
+        if s.role == "head":
+            s.lsp = None
+        self.counters["rerouting"] += 1
+        self._log(
+            "qe service rerouting: key session held",
+            warning=True,
+            event="rerouting",
+            service=s.id,
+            role=s.role,
+            why=why,
+            hold_s=self.reroute_hold,
+        )
+        self._changed(s)
+
+    def _hold_expired(self, s: Service) -> None:
+        s.hold_until = None
+        why = f"no new LSP within {self.reroute_hold:g} s"
+        if s.update_route is not None:
+            self._out.append(E.DeleteLsp(s.tunnel_id))  # RSVP gives the session back
+        elif s.key_handle is not None:
+            self._close(s.key_handle, s.lsp)
+        self._finish(s, FAILED if s.role == "head" else DOWN, why)
+
+    def _update(self, ev: E.Update) -> None:
+        """A new path from the PCE (see :class:`~gmpls.qe_service.events.Update`): the
+        key handle goes into both QE subobjects, so neither end opens a new session."""
+        s = self.heads.get(ev.tunnel_id)
+        if s is None or s.finished:
+            raise QeServiceError(f"no QE service heads tunnel {ev.tunnel_id}")
+        if not s.delegated:
+            raise QeServiceError(f"service {s.id} is not delegated")
+        if s.state not in KEYED or s.key_handle is None or s.update_route is not None:
+            why = "moving already" if s.update_route is not None else s.state
+            raise QeServiceError(f"service {s.id} cannot move now ({why})")
+        ends = _qe_ends(ev.route)
+        if ends != [(self.router_id, s.params), (s.peer, s.params)]:
+            raise QeServiceError(f"the new path changes the ends or QE parameters of {s.id}")
+        handle = s.key_handle
+        route = tuple(
+            replace(x, session_id=handle) if isinstance(x, ero.QeSubobject) else x for x in ev.route
+        )
+        s.update_route = route
+        s.next_lsp = None
+        s.move_error = ""
+        self._log(
+            "qe service move",
+            event="move",
+            service=s.id,
+            path=" ".join(route_nodes(route)),
+            make_before_break=s.lsp is not None,
+        )
+        name = f"qe-{self.name}-{s.id}"
+        self._out.append(E.CreateLsp(s.tunnel_id, route, s.bandwidth_bps, name, True))
+
+    def _moved(self, s: Service, a: RE.LspUp) -> None:
+        """The new LSP of a move is up: the old one (if any) goes, the key stays."""
+        old = s.lsp
+        assert s.update_route is not None
+        self._routes[s.tunnel_id] = s.update_route
+        s.lsp, s.next_lsp, s.update_route = a.lsp, None, None
+        s.state = UP
+        s.hold_until = None
+        s.moves += 1
+        self.counters["moved"] += 1
+        if a.route:
+            s.path = [str(self.router_id), *route_nodes(a.route)]
+        if old is not None:
+            self._out.append(E.DeleteLsp(s.tunnel_id, lsp_id=old.lsp_id))
+        self._log("qe service moved", event="moved", service=s.id, lsp=str(a.lsp),
+                  path=" ".join(s.path))  # fmt: skip
+        self._changed(s)
+
+    def _move_failed(self, s: Service, why: str) -> None:
+        """The new LSP failed: the service stays on its old LSP (or keeps rerouting)."""
+        s.update_route = None
+        s.next_lsp = None
+        s.move_error = why
+        self.counters["moves_failed"] += 1
+        self._log("qe service move failed", warning=True, event="move_fail", service=s.id,
+                  why=why)  # fmt: skip
+        self._changed(s)
+
+    def _reattach(self, s: Service, ev: E.TailJoin) -> None:
+        """Tail: a Path of the same tunnel with the service's key handle (the head moved
+        it): the service follows the new LSP, its key session and key unchanged."""
+        lsp = ev.join.lsp
+        if s.lsp is not None and self.tails.get(s.lsp) is s:
+            del self.tails[s.lsp]
+        old = self.tails.get(lsp)
+        if old is not None and not old.finished:
+            self._finish(old, DOWN, "replaced by a new Path")
+        s.lsp = lsp
+        self.tails[lsp] = s
+        s.path = [*reversed(route_nodes(ev.recorded_route)), str(self.router_id)]
+        s.moves += 1
+        self.counters["moved"] += 1
+        self._log("qe service moved", event="moved", service=s.id, role="tail", lsp=str(lsp))
+        self._changed(s)
+        assert s.key_handle is not None
+        self._out.append(E.ToRsvp(RE.QeSessionReady(lsp, s.key_handle)))
+
+    def _moving_tail(self, join: RE.QeJoin) -> Service | None:
+        """The tail service a Path of the same tunnel and key handle continues."""
+        new = join.lsp
+        for s in self.tails.values():
+            old = s.lsp
+            if (
+                old is not None
+                and old != new
+                and s.state in KEYED
+                and s.key_handle == join.key_handle
+                and (old.tunnel_end, old.tunnel_id, old.ext_tunnel_id, old.sender)
+                == (new.tunnel_end, new.tunnel_id, new.ext_tunnel_id, new.sender)
+            ):
+                return s
+        return None
 
     def _finish(
         self, s: Service, state: str, reason: str, code: tuple[int, int] | None = None
@@ -770,7 +975,7 @@ class QeServiceCore:
 
     def _refresh_due(self, s: Service) -> None:
         s.refresh_at = None
-        if s.state != UP:
+        if s.state not in KEYED:
             return
         s.target_index += 1
         self._arm_refresh(s)
@@ -782,7 +987,7 @@ class QeServiceCore:
 
     def _rate_tick(self, s: Service) -> None:
         assert s.rate_at is not None
-        if s.state != UP or s.rate_bps <= 0:
+        if s.state not in KEYED or s.rate_bps <= 0:
             s.rate_at = None
             return
         s.rate_at += RATE_TICK
@@ -791,7 +996,7 @@ class QeServiceCore:
 
     def _volume_check(self, s: Service) -> None:
         p = s.params
-        if p.refresh_type != RefreshType.VOLUME_MIB or p.refresh_value <= 0 or s.state != UP:
+        if p.refresh_type != RefreshType.VOLUME_MIB or p.refresh_value <= 0 or s.state not in KEYED:
             return
         target = s.bytes_counted // (p.refresh_value * MIB)
         if target > s.target_index:
@@ -807,7 +1012,7 @@ class QeServiceCore:
         s.fetch_again = False
         handle = s.key_handle
         if (
-            s.state == UP
+            s.state in KEYED
             and handle is not None
             and self.has_proxy
             and (s.key_index is None or s.key_index < s.target_index)
@@ -843,7 +1048,7 @@ class QeServiceCore:
             if s.fetch_again:  # made up now; otherwise at the next refresh
                 self._catch_up(s)
             return
-        if s.state != UP:
+        if s.state not in KEYED:
             return
         s.take_key(r.key_index, r.key)
         s.refresh_error = ""
@@ -863,6 +1068,19 @@ def _relay_for_open(relay: Sequence[IPv4Address]) -> tuple[IPv4Address, ...]:
     """The relay path as QKD_OPEN carries it: two sites or more (head and tail); one site
     (both ends at one site) or none: empty, the key manager decides."""
     return tuple(relay) if len(relay) >= 2 else ()
+def _qe_ends(route: Sequence[ero.Subobject]) -> list[tuple[IPv4Address, QeParams]]:
+    """(node, parameters) of each QE subobject of ``route``: the node named right
+    before it (the QE source, then the QE destination in the Fig. 9 ERO)."""
+    out: list[tuple[IPv4Address, QeParams]] = []
+    node: IPv4Address | None = None
+    for x in route:
+        if isinstance(x, ero.Unnumbered):
+            node = x.router_id
+        elif isinstance(x, ero.Ipv4Prefix):
+            node = x.address
+        elif isinstance(x, ero.QeSubobject) and node is not None:
+            out.append((node, x.params()))
+    return out
 
 
 def _without_labels(route: Sequence[ero.Subobject]) -> tuple[ero.Subobject, ...]:

@@ -40,6 +40,8 @@ class Create:
     destination: IPv4Address
     params: qe.QeParams
     bandwidth_bps: float = 0.0
+    #: delegate the LSP to the stateful PCE (RFC 8231 D flag): it may move it
+    delegate: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +49,18 @@ class Delete:
     """``qe-service delete ID`` (head only)."""
 
     service_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """A stateful PCE's new path for the delegated service heading tunnel ``tunnel_id``
+    (RFC 8231 PCUpd): signalled make-before-break, keeping the key session. Refused
+    (:class:`~gmpls.qe_service.model.QeServiceError`, nothing changed) when the service
+    is unknown, not delegated, not up or rerouting, already moving, or when the route
+    changes its ends or QE parameters."""
+
+    tunnel_id: int
+    route: tuple[ero.Subobject, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +154,7 @@ RsvpEvent = (
 Event = (
     Create
     | Delete
+    | Update
     | AddTraffic
     | SetRate
     | Shutdown
@@ -218,13 +233,19 @@ class CreateLsp:
     route: tuple[ero.Subobject, ...]
     bandwidth_bps: float
     name: str
+    #: a second LSP of the tunnel beside the one in place (RFC 3209 §4.6.4)
+    make_before_break: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class DeleteLsp:
-    """RSVP: tear tunnel ``tunnel_id`` down."""
+    """RSVP: tear tunnel ``tunnel_id`` down (only its LSP ``lsp_id`` when given: the old
+    one after a make-before-break); ``graceful``: RFC 3473 §7.2 (ADMIN_STATUS D first, so
+    the tail knows the deletion is meant)."""
 
     tunnel_id: int
+    lsp_id: int | None = None
+    graceful: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,6 +322,7 @@ __all__ = [
     "TailJoin",
     "Tick",
     "ToRsvp",
+    "Update",
     "rsvp_event",
 ]
 

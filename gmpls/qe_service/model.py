@@ -20,15 +20,18 @@ MIB = 1 << 20
 HISTORY = 32
 
 #: service states
-COMPUTING, KEYING, SIGNALLING, UP, FAILED, DOWN = (
+COMPUTING, KEYING, SIGNALLING, UP, REROUTING, FAILED, DOWN = (
     "computing",
     "keying",
     "signalling",
     "up",
+    "rerouting",
     "failed",
     "down",
 )
 FINISHED = (FAILED, DOWN)
+#: the states in which a service holds its key session and refreshes its key
+KEYED = (UP, REROUTING)
 
 
 class QeServiceError(RuntimeError):
@@ -90,6 +93,21 @@ class Service:
     #: a catch-up GET_KEY is out; another catch-up was asked for meanwhile
     fetching: bool = False
     fetch_again: bool = False
+    #: head: delegated to a stateful PCE (RFC 8231), which may move it (PCUpd); a failure
+    #: of its LSP then holds the key session for the PCE's new path (state rerouting)
+    delegated: bool = False
+    #: rerouting: the key session is held until then for a new LSP of the same ends
+    hold_until: float | None = None
+    #: head: a move in progress (make-before-break), its route and its LSP once seen
+    update_route: tuple[ero.Subobject, ...] | None = None
+    next_lsp: LspKey | None = None
+    #: the RSVP core gave the key session back with its LSP; the LspDown that follows
+    #: says whether the service keeps it (rerouting) or closes it
+    close_pending: bool = False
+    #: times the service moved to a new LSP keeping its key session; why the last move
+    #: failed ("" when it did not)
+    moves: int = 0
+    move_error: str = ""
 
     @property
     def fingerprint(self) -> str | None:
@@ -137,6 +155,8 @@ class Service:
             "keys": [{"index": i, "fingerprint": f} for i, f in self.history],
             "bytes": self.bytes_counted,
             "labels": self.labels,
+            "delegated": self.delegated,
+            "moves": self.moves,
             "setup_ms": None
             if self.up_at is None
             else round((self.up_at - self.created) * 1000, 3),

@@ -372,14 +372,14 @@ class RsvpCore:
         # the head's CreateLsp and DeleteLsp answer with what they caused alone; every
         # other event also runs the timers due at ``now``
         if isinstance(event, CreateLsp):
-            if self.tunnel_in_use(event.tunnel_id):
+            if self.tunnel_in_use(event.tunnel_id) and not event.make_before_break:
                 raise ValueError(f"tunnel {event.tunnel_id} is in use")
             self._begin(now)
             self._create_lsp(event, now)
             return self._end()
         self._begin(now)
         if isinstance(event, DeleteLsp):
-            self._delete_lsp(event.tunnel_id, event.graceful)
+            self._delete_lsp(event.tunnel_id, event.graceful, event.lsp_id)
             return self._end()
         if isinstance(event, Received):
             self._receive(event.src, event.data, now)
@@ -486,13 +486,16 @@ class RsvpCore:
         else:
             self._send_path_first(psb, now)
 
-    def _delete_lsp(self, tunnel_id: int, graceful: bool = False) -> None:
+    def _delete_lsp(
+        self, tunnel_id: int, graceful: bool = False, lsp_id: int | None = None
+    ) -> None:
         """Head: tear down tunnel ``tunnel_id`` (PathTear, labels and key released), an
-        LSP that is up first gracefully if asked (:meth:`_delete_gracefully`)."""
+        LSP that is up first gracefully if asked (:meth:`_delete_gracefully`); with
+        ``lsp_id`` that LSP of the tunnel only."""
         keys = self._tunnels.get((self.router_id, tunnel_id), set())
         for key in sorted(keys, key=self._order.__getitem__):
             psb = self.psbs.get(key)
-            if psb is None or psb.role != HEAD:
+            if psb is None or psb.role != HEAD or lsp_id not in (None, key.lsp_id):
                 continue
             if graceful and psb.nhop is not None and psb.state in ("up", "deleting"):
                 self._delete_gracefully(psb)
@@ -1474,7 +1477,12 @@ class RsvpCore:
         if psb is None or psb.role == HEAD or psb.phop not in (src, _hop_addr(msg)):
             self.stats["rx_dropped"] += 1
             return
-        self._teardown(psb, "PathTear", None, send_tear=True)
+        # after ADMIN_STATUS D the head deletes the LSP on purpose (RFC 3473 §7.2): say so
+        # (a plain PathTear may also come from a node whose upstream neighbour failed)
+        deleted = any(
+            isinstance(o, O.AdminStatus) and o.bits & O.AdminStatus.DELETION for o in psb.forward
+        )
+        self._teardown(psb, "deleted" if deleted else "PathTear", None, send_tear=True)
 
     def _rx_resv_tear(self, src: IPv4Address, msg: Message, now: float) -> None:
         key = self._key(msg, msg.get(O.FilterSpec))

@@ -81,7 +81,11 @@ class CreateLsp:
     starts the QE procedure. ``bidirectional`` asks for a lambda in each direction
     (UPSTREAM_LABEL); an ERO Label subobject with the U bit names the upstream lambda. Errors found in the ERO end in :class:`LspDown` with the
     RSVP code, no message is sent. :meth:`~gmpls.rsvp.core.RsvpCore.handle` raises
-    ValueError for a tunnel ID in use.
+    ValueError for a tunnel ID in use, unless ``make_before_break``: then the new LSP
+    (a new LSP ID) joins the tunnel's session beside the one in place (RFC 3209 §4.6.4,
+    shared explicit style), which the head removes with ``DeleteLsp(tunnel, lsp_id)``
+    once the new one is up. Each LSP holds its own lambdas (a lambda is a whole channel:
+    a link the two paths share carries both, on different lambdas).
     """
 
     tunnel_id: int
@@ -91,6 +95,8 @@ class CreateLsp:
     name: str = ""
     #: a bidirectional LSP (RFC 3473 §3): an upstream lambda too, on every link
     bidirectional: bool = False
+    #: a new LSP of a tunnel in use (make-before-break, RFC 3209 §4.6.4)
+    make_before_break: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,10 +105,12 @@ class DeleteLsp:
 
     ``graceful``: RFC 3473 §7.2 deletion of an LSP that is up: first a Path with
     ADMIN_STATUS R and D (deletion in progress), then the PathTear once the Resv echoes
-    the D bit, or after one refresh period without it."""
+    the D bit, or after one refresh period without it. ``lsp_id``: that LSP of the
+    tunnel only (the old one after a make-before-break); None: all of them."""
 
     tunnel_id: int
     graceful: bool = False
+    lsp_id: int | None = None
 
 
 Event = Received | QeSessionReady | QeFailed | CreateLsp | DeleteLsp | Tick

@@ -257,6 +257,7 @@ async def test_pce_initiated_service_comes_up_and_is_released(lab: MemLab) -> No
     to_tn3 = replace(ex.paper_pcinitiate(4).entries[0], endpoints=PO.EndPointsIpv4(TN1, TN3))
     assert tn1.on_initiate(to_tn3) is None
     lab.settle(lambda: lab.pce.lsps.initiations[4].state == "failed", 10)
+    assert "NO-PATH" in lab.pce.lsps.initiations[4].reason  # the head's own words
     plain = M.LspEntry(PO.LspObject(0), PO.Srp(2), PO.Ero(), endpoints=PO.EndPointsIpv4(TN1, TN5))
     assert tn1.on_initiate(plain) == (24, 1)
     assert tn1.on_initiate(ex.paper_release(3, 99).entries[0]) == (19, 3)
@@ -322,7 +323,13 @@ async def test_dead_transit_node_tears_down_closes_keys_and_bypass_is_used() -> 
     lab.settle(lambda: core.find(s["id"]).state != "up")
     h = core.find(s["id"])
     assert h.state == "failed" and h.code == (24, 5), (h.state, h.code, h.error)
-    lab.settle(lambda: lab.qkd.open_sessions() == [])
+    # the tail cannot tell tn4's PathTear from a move: it holds its key session for a new
+    # Path of the tunnel (reroute_hold), then closes it; the head (not delegated) did not
+    tail = lab.nodes["tn5"].core.find(tail_of(lab, s)["id"])
+    lab.settle(lambda: tail.state == "rerouting")
+    assert tail.key is not None and ("etsiB", tail.key_handle) in lab.qkd.open_sessions()
+    lab.settle(lambda: lab.qkd.open_sessions() == [], 15.0)
+    assert tail.state == "down" and tail.key is None, (tail.state, tail.error)
     # OSPF would now tell the PCE that tn3 is gone; the in-memory TED forgets it
     for key in [k for k in list(lab.pce.ted._te) if str(k.adv_router) == "10.1.1.3"]:
         lab.pce.ted.flush(key)

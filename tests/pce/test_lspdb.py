@@ -5,6 +5,7 @@ requests in a burst never share a lambda on a link)."""
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from ipaddress import IPv4Address
 from pathlib import Path
 
@@ -218,3 +219,54 @@ def test_no_hold_means_no_reservation() -> None:
     db = LspDb(hold=0.0)
     paths = _burst(_service(db, PAPER), 3)
     assert _collisions(paths) > 0 and db.held(0.0) == {}
+
+
+# delegation and the State Timeout Interval (RFC 8231 §5.7) ----------------------------------
+
+
+def test_state_timeout_purges_a_lost_pccs_lsps_and_a_pcc_back_in_time_redelegates() -> None:
+    db = LspDb(state_timeout=60)
+    db.session_up(PCC, 0)
+    db.report(PCC, _report(1, b"a", sync=True), 0)
+    db.report(PCC, ex.end_of_sync(), 0)
+    (lsp,) = db.all()
+    db.update_sent(lsp, db.new_srp_id(), 50)
+    link_lambdas = route_lambdas(ex.fig9_ero(channel=1))
+    assert all(ch in db.held(1)[link] for link, ch in link_lambdas)
+    db.session_down(PCC, 100)  # delegation back with the PCC, the update void
+    assert (lsp.delegated, lsp.pcc_up, lsp.update_srp) == (False, False, None)
+    assert db.as_json(130)["pccs"][PCC] == {"syncing": False, "syncs": 1, "up": False,
+                                            "purge_in_s": 30.0}  # fmt: skip
+    assert all(ch in db.held(159)[link] for link, ch in link_lambdas)
+    # back within the State Timeout: it re-synchronises and delegates again (D)
+    db.session_up(PCC, 130)
+    db.report(PCC, _report(1, b"a", sync=True), 130)
+    db.report(PCC, ex.end_of_sync(), 130)
+    (lsp,) = db.all()
+    assert lsp.delegated and lsp.pcc_up and db.held(500) != {}
+    # gone for good: the LSPs and their lambdas go State Timeout seconds later
+    db.session_down(PCC, 1000)
+    assert db.held(1059.9) != {} and db.all() != []
+    assert db.held(1060) == {} and db.all() == [] and db.counters.purged_timeout == 1
+    assert PCC not in db.as_json(1061)["pccs"]
+
+
+def test_a_report_answering_an_update_ends_it_and_a_pcerr_names_why() -> None:
+    db = LspDb()
+    db.report(PCC, _report(1, b"a"), 0)
+    (lsp,) = db.all()
+    srp = db.new_srp_id()
+    db.update_sent(lsp, srp, 0)
+    assert db.update_outstanding(lsp, 9.9) and not db.update_outstanding(lsp, 10)
+    db.report(PCC, _report(1, b"a", channel=3), 1)  # unsolicited (SRP-ID 0): still waiting
+    (lsp,) = db.all()
+    assert lsp.update_srp == srp and lsp.updates == 1
+    answer = _report(1, b"a", channel=3)
+    answer = M.PCRpt((replace(answer.entries[0], srp=O.Srp(srp)),))
+    db.report(PCC, answer, 2)
+    (lsp,) = db.all()
+    assert (lsp.update_srp, lsp.update_result) == (None, "moved")
+    db.update_sent(lsp, db.new_srp_id(), 3)
+    db.srp_refused(srp + 1, [C.ERR_UPDATE_NOT_DELEGATED])
+    assert (lsp.update_srp, lsp.update_result) == (None, "PCErr 19/1")
+    assert db.counters.updates == 2 and db.counters.updates_refused == 1

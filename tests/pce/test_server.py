@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 from daemonkit.pcep import LspStatus, PcepClient, PcepError
-from gmpls import qe
+from gmpls import ero, qe
 from gmpls.pcep import constants as C
 from gmpls.pcep import events as E
 from gmpls.pcep import examples as ex
@@ -27,6 +28,7 @@ from gmpls.pcep.qemetrics import qe_params_from_metrics
 from gmpls.pcep.session import SessionConfig
 from gmpls.topology import load
 from pce.daemon import PceDaemon, config_from_topology
+from pce.lspdb import Lsp
 
 PAPER = Path(__file__).resolve().parents[2] / "topologies" / "paper.yaml"
 TN1, TN2, TN5 = IPv4Address("10.1.1.1"), IPv4Address("10.1.1.2"), IPv4Address("10.1.1.5")
@@ -467,6 +469,21 @@ async def test_pce_initiated_qe_service(pce: PceDaemon) -> None:
         await cli(pce, "qe-service initiate head 10.1.1.1 dst 10.1.1.5 key-length 64")
         await _until(lambda: pce.lsps.initiations[2].state == "failed")
         assert pce.lsps.initiations[2].reason == "PCErr 24/1"
+        # taken, then failed at the head: its report (removed, LSP-ERROR-CODE and the
+        # reason) ends the initiation, and ``initiate ... wait`` answers with the reason
+        refuse.clear()
+        waiting = asyncio.create_task(
+            cli(pce, "qe-service initiate head 10.1.1.1 dst 10.1.1.5 wait json")
+        )
+        await _until(lambda: len(got) == 4)  # the refused one was handed over too
+        why = "ETSI 004 QKD_GET_KEY status 2 GK_INSUFFICIENT_KEY_AVAILABLE"
+        srp = got[3].srp.srp_id if got[3].srp else 0
+        failed = LspStatus(8, "qe-tn1-8", TN1, TN5, 8, LspState.DOWN, (), srp, True,
+                           error_code=8, error=why)  # fmt: skip
+        pcc.report(failed, remove=True)
+        (out,) = await waiting
+        assert json.loads(out)["state"] == "failed" and json.loads(out)["reason"] == why
+        assert why in (await cli(pce, "show pce lsp"))[0]
     finally:
         await pcc.close()
 
@@ -494,3 +511,55 @@ async def test_refused_reports_answered_each_and_logged_rate_limited(
     refused = [r for r in caplog.records if r.getMessage() == "lsp report refused"]
     assert len(refused) == pce.server.bad_reports.limiter.burst
     assert pce.lsps.counters.refused == 100 and pce.lsps.all() == []
+
+
+async def test_delegated_lsp_moved_by_pcupd_and_the_refusals(pce: PceDaemon) -> None:
+    """RFC 8231 §5.8.2 through the PCE's CLI: ``qe-service update PCC PLSP-ID avoid X``
+    sends a PCUpd (SRP, LSP with D, the new ERO, the QE METRICs) for a delegated LSP; the
+    PCC's report naming the update's SRP-ID makes it ``moved``. The PCE sends none for an
+    LSP not delegated to it; a PCUpd the PCC refuses — not delegated (19, 1), unknown
+    PLSP-ID (19, 3) — comes back as a PCErr naming its SRP, which the LSP shows."""
+    got: list[M.LspEntry] = []
+    pcc = client(pce, 12, stateful=True)
+    pcc.on_update = lambda e: (got.append(e), None)[1]
+    await pcc.start()
+    try:
+        await pcc.wait_up()
+        mine = LspStatus(5, "qe-tn1-5", TN1, TN5, 5, LspState.UP, ex.fig9_ero(), delegated=True)
+        pcc.report(mine)
+        pcc.report(LspStatus(6, "own", TN1, TN5, 6, LspState.UP, ex.fig9_ero(channel=2)))
+        await _until(lambda: len(pce.lsps.all()) == 2)
+        addr = pce.lsps.all()[0].pcc
+        (out,) = await cli(pce, f"qe-service update {addr} 5 avoid 10.1.1.3 json")
+        srp = json.loads(out)["update_pending"]
+        await _until(lambda: len(got) == 1)
+        (e,) = got
+        assert e.srp is not None and e.srp.srp_id == srp and e.lsp.plsp_id == 5 and e.lsp.delegated
+        assert e.ero is not None
+        hops = {s.router_id for s in e.ero.subobjects if isinstance(s, ero.Unnumbered)}
+        assert IPv4Address("10.1.1.3") not in hops
+        assert qe_params_from_metrics(e.attributes.metrics) == ex.PAPER_QE
+        (busy,) = await cli(pce, f"qe-service update {addr} 5")
+        assert busy.startswith("% error") and "outstanding" in busy
+        pcc.report(replace(mine, route=e.ero.subobjects, srp_id=srp))
+        await _until(lambda: _lsp(pce, addr, 5).update_result == "moved")
+        assert (
+            _lsp(pce, addr, 5).update_srp is None and "moved" in (await cli(pce, "show pce lsp"))[0]
+        )
+        (no,) = await cli(pce, f"qe-service update {addr} 6")
+        assert no.startswith("% error") and "not delegated" in no
+        # the PCE believes LSP 6 delegated, and knows an LSP 9 the PCC does not
+        _lsp(pce, addr, 6).delegated = True
+        pce.lsps.lsps[addr][9] = replace(_lsp(pce, addr, 6), plsp_id=9)
+        await cli(pce, f"qe-service update {addr} 6", f"qe-service update {addr} 9")
+        await _until(lambda: _lsp(pce, addr, 9).update_result == "PCErr 19/3")
+        assert _lsp(pce, addr, 6).update_result == "PCErr 19/1"
+        assert pce.lsps.counters.updates_refused == 2
+    finally:
+        await pcc.close()
+
+
+def _lsp(d: PceDaemon, pcc: str, plsp_id: int) -> Lsp:
+    lsp = d.lsps.find(pcc, plsp_id)
+    assert lsp is not None
+    return lsp

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address
 
+import pytest
+
 from gmpls import ero
 from gmpls.rsvp import events as E
 from gmpls.rsvp import examples as ex
@@ -346,6 +348,9 @@ def test_graceful_deletion_path_d_bit_resv_echo_then_path_tear() -> None:
     d = O.AdminStatus(O.AdminStatus.DELETION)  # echoed without R
     assert [a for n, a in admin if n == "RESV" and a is not None] == [d] * 4
     assert net.of("tn1", E.LspDown)[-1].reason == "deleted"
+    # the tail saw ADMIN_STATUS D first: its PathTear is a meant deletion (a QE tail then
+    # closes its key session at once, docs/qe-service.md)
+    assert net.of("tn5", E.LspDown)[-1].reason == "deleted"
     for n, c in net.cores.items():
         assert not c.psbs, n
         for i in c.links:
@@ -365,3 +370,30 @@ def test_graceful_deletion_without_echo_tears_down_after_one_refresh() -> None:
     assert ("tn1", "tn2", "PATH_TEAR") in net.msgs()
     assert net.of("tn1", E.LspDown)[-1].reason == "deleted"
     assert not net.cores["tn1"].psbs and net.free("tn1", 1) == ALL
+
+
+# --- make-before-break (RFC 3209 §4.6.4) ------------------------------------------------
+
+
+def test_make_before_break_second_lsp_of_the_tunnel_then_the_old_one_deleted_by_id() -> None:
+    net = Net()
+    plain = [x for x in ex.fig9_ero() if not isinstance(x, ero.QeSubobject | ero.Label)]
+    net.create("tn1", 1, plain, None, 0.0)
+    (old,) = [a.lsp for a in net.of("tn1", E.LspUp)]
+    with pytest.raises(ValueError, match="in use"):
+        net.cores["tn1"].handle(E.CreateLsp(1, plain), net.now)
+    mbb = E.CreateLsp(1, plain, make_before_break=True)
+    net.apply("tn1", net.cores["tn1"].handle(mbb, net.now))
+    net.run()
+    ups = [a.lsp for a in net.of("tn1", E.LspUp)]
+    assert len(ups) == 2 and (ups[1].tunnel_id, ups[1].lsp_id) == (1, old.lsp_id + 1)
+    new = ups[1]
+    assert all(len(c.psbs) == 2 for c in net.cores.values())  # both LSPs, own lambdas
+    assert net.free("tn3", 3) == ALL[2:]
+    net.ladder.clear()
+    net.apply("tn1", net.cores["tn1"].handle(E.DeleteLsp(1, lsp_id=old.lsp_id), net.now))
+    net.run()
+    assert net.msgs() == [(f"tn{i}", f"tn{i + 1}", "PATH_TEAR") for i in range(1, 5)]
+    assert all(list(c.psbs) == [new] for c in net.cores.values())
+    down = net.of("tn5", E.LspDown)[-1]
+    assert (down.lsp, down.reason) == (old, "PathTear") and net.free("tn3", 3) == (1, *ALL[2:])
