@@ -1,0 +1,873 @@
+-- qkdnet.lua: Wireshark dissectors for the formats the qkdnet testbed invented
+-- (docs/wireshark.md).
+--
+--   qkdnet          post-dissector on the built-in RSVP, PCEP and OSPF trees: the QE
+--                   subobject (type 103) in RSVP EXPLICIT_ROUTE/RECORD_ROUTE and PCEP
+--                   ERO/RRO/IRO, the QE METRIC types 251-255 of PCEP, the QE capability
+--                   bit of the OSPF Router Information LSA
+--   qkdnet.etsi004  ETSI GS QKD 004 on UDP 5424 (node <-> key proxy)
+--   qkdnet.sync     the key proxies' sync channel on UDP 5626 (the HMAC shown, not checked)
+--   qkdnet.idq3p    the IDQ3P emulator protocol on UDP 5323 (proxy <-> QKD device)
+--
+-- Load it once: `tshark -X lua_script:wireshark/qkdnet.lua ...`, or copy it into the
+-- personal Lua plugin folder (`qkdnet wireshark install`). Written for Wireshark 4.x.
+--
+-- The block between BEGIN GENERATED and END GENERATED is written by
+-- `python -m compose.wireshark` from the project's codecs (gmpls/qe.py, gmpls/ero.py,
+-- gmpls/qkd/): code points, registries, and every message type's fields in wire order.
+-- Do not edit it by hand; the code below reads nothing else about the formats' values.
+
+if qkdnet_plugin_loaded then
+    return -- loaded twice (installed and given with -X lua_script): keep the first
+end
+qkdnet_plugin_loaded = true
+
+-- BEGIN GENERATED
+local CP = {
+  ri_qe_bit = 6,
+  ri_te_bit = 3,
+  metric_key_length = 255,
+  metric_enc_layer = 254,
+  metric_algorithm = 253,
+  metric_refresh_value = 252,
+  metric_refresh_type = 251,
+  ero_subobject = 103,
+  te_available_labels = 32768,
+  metric_p_flag = true,
+}
+local ENC_LAYER = { [1] = "OPTICAL", [2] = "ETHERNET", [3] = "IP" }
+local ALGORITHM = {
+  [1] = "ONE_TIME_PAD",
+  [3] = "TDES_CBC",
+  [10] = "AES_256_GCM",
+  [11] = "AES_128_GCM",
+  [12] = "CHACHA20_POLY1305",
+}
+local REFRESH_TYPE = { [0] = "NONE", [1] = "TIME_MS", [2] = "VOLUME_MIB" }
+local METRIC_TYPES = {
+  [255] = { name = "QE key length" },
+  [254] = { name = "QE encryption layer", enum = "ENC_LAYER" },
+  [253] = { name = "QE encryption algorithm", enum = "ALGORITHM" },
+  [252] = { name = "QE key refresh value" },
+  [251] = { name = "QE key refresh type", enum = "REFRESH_TYPE" },
+}
+local QE_SUBOBJECT = {
+  length = 76,
+  fields = {
+    { "reserved", "u16" },
+    { "key_handle", "b64" },
+    { "enc_layer", "u8" },
+    { "algorithm", "u8" },
+    { "key_length", "u16" },
+    { "refresh_type", "u8" },
+    { "reserved2", "x1" },
+    { "refresh_value", "u16" },
+  },
+}
+local ETSI004 = {
+  port = 5424,
+  version = 1,
+  header_len = 8,
+  types = {
+    [1] = "OPEN",
+    [2] = "CONNECT_NONBLOCK",
+    [3] = "CONNECT_BLOCKING",
+    [4] = "GET_KEY",
+    [5] = "CLOSE",
+    [129] = "OPEN_REPLY",
+    [130] = "CONNECT_NONBLOCK_REPLY",
+    [131] = "CONNECT_BLOCKING_REPLY",
+    [132] = "GET_KEY_REPLY",
+    [133] = "CLOSE_REPLY",
+  },
+  messages = {
+    [1] = {
+      name = "OPEN",
+      fields = {
+        { "destination", "ipv4" },
+        { "qos.requested_length", "u32" },
+        { "qos.max_bps", "u32" },
+        { "qos.priority", "u32" },
+        { "qos.timeout_ms", "u32" },
+        { "key_handle", "b64" },
+      },
+    },
+    [2] = { name = "CONNECT_NONBLOCK", fields = { { "key_handle", "b64" } } },
+    [3] = {
+      name = "CONNECT_BLOCKING",
+      fields = { { "key_handle", "b64" }, { "timeout_ms", "u32" } },
+    },
+    [4] = { name = "GET_KEY", fields = { { "key_handle", "b64" } } },
+    [5] = { name = "CLOSE", fields = { { "key_handle", "b64" } } },
+    [129] = {
+      name = "OPEN_REPLY",
+      fields = {
+        { "status", "u32" },
+        { "key_handle", "b64" },
+        { "qos.requested_length", "u32" },
+        { "qos.max_bps", "u32" },
+        { "qos.priority", "u32" },
+        { "qos.timeout_ms", "u32" },
+      },
+    },
+    [130] = {
+      name = "CONNECT_NONBLOCK_REPLY",
+      fields = { { "status", "u32" }, { "key_handle", "b64" } },
+    },
+    [131] = {
+      name = "CONNECT_BLOCKING_REPLY",
+      fields = { { "status", "u32" }, { "key_handle", "b64" } },
+    },
+    [132] = {
+      name = "GET_KEY_REPLY",
+      fields = { { "status", "u32" }, { "index", "u32" } },
+      tail = "key",
+    },
+    [133] = { name = "CLOSE_REPLY", fields = { { "status", "u32" }, { "key_handle", "b64" } } },
+  },
+  enums = {
+    status = {
+      [0] = "SUCCESSFUL",
+      [1] = "PEER_NOT_CONNECTED",
+      [2] = "INSUFFICIENT_KEY",
+      [3] = "GET_KEY_PEER_NOT_CONNECTED",
+      [4] = "NO_QKD_CONNECTION",
+      [5] = "HANDLE_IN_USE",
+      [6] = "TIMEOUT",
+    },
+  },
+}
+local SYNC = {
+  port = 5626,
+  version = 2,
+  header_len = 28,
+  magic = "QS",
+  mac_len = 32,
+  types = {
+    [1] = "CREATE",
+    [2] = "CREATE_RESP",
+    [3] = "OPENED",
+    [4] = "BIND",
+    [5] = "ALLOC",
+    [6] = "ALLOC_RESP",
+    [7] = "CLOSE",
+    [8] = "ACK",
+    [9] = "HELLO",
+  },
+  messages = {
+    [1] = {
+      name = "CREATE",
+      fields = {
+        { "txid", "u32" },
+        { "key_handle", "b64" },
+        { "opener", "ipv4" },
+        { "destination", "ipv4" },
+        { "key_length", "u16" },
+      },
+    },
+    [2] = {
+      name = "CREATE_RESP",
+      fields = { { "txid", "u32" }, { "key_handle", "b64" }, { "result", "u8" } },
+    },
+    [3] = { name = "OPENED", fields = { { "txid", "u32" }, { "key_handle", "b64" } } },
+    [4] = {
+      name = "BIND",
+      fields = {
+        { "txid", "u32" },
+        { "key_handle", "b64" },
+        { "start_index", "u32" },
+        { "key_length", "u16" },
+      },
+      tail = "key_ids",
+    },
+    [5] = {
+      name = "ALLOC",
+      fields = { { "txid", "u32" }, { "key_handle", "b64" }, { "index", "u32" } },
+    },
+    [6] = {
+      name = "ALLOC_RESP",
+      fields = {
+        { "txid", "u32" },
+        { "key_handle", "b64" },
+        { "result", "u8" },
+        { "start_index", "u32" },
+        { "key_length", "u16" },
+      },
+      tail = "key_ids",
+    },
+    [7] = { name = "CLOSE", fields = { { "txid", "u32" }, { "key_handle", "b64" } } },
+    [8] = {
+      name = "ACK",
+      fields = { { "txid", "u32" }, { "key_handle", "b64" }, { "result", "u8" } },
+    },
+    [9] = { name = "HELLO", fields = {} },
+  },
+  enums = {
+    result = {
+      [0] = "OK",
+      [1] = "JOINED",
+      [2] = "IN_USE",
+      [3] = "NO_ROUTE",
+      [4] = "UNKNOWN_HANDLE",
+      [5] = "INSUFFICIENT_KEY",
+      [6] = "NOT_AUTHORIZED",
+    },
+  },
+}
+local IDQ3P = {
+  port = 5323,
+  version = 1,
+  header_len = 8,
+  magic = "IQ",
+  types = {
+    [1] = "GET_NEXT_KEY",
+    [2] = "GET_KEY_BY_ID",
+    [3] = "STATUS",
+    [129] = "KEYS",
+    [131] = "STATUS_REPLY",
+    [255] = "ERROR",
+  },
+  messages = {
+    [1] = { name = "GET_NEXT_KEY", fields = { { "key_bytes", "u16" }, { "count", "u16" } } },
+    [2] = { name = "GET_KEY_BY_ID", fields = { { "key_bytes", "u16" } }, tail = "key_ids" },
+    [3] = { name = "STATUS", fields = { { "key_bytes", "u16" } } },
+    [129] = {
+      name = "KEYS",
+      fields = { { "status", "u8" }, { "reserved", "x1" }, { "key_bytes", "u16" } },
+      tail = "keys",
+    },
+    [131] = {
+      name = "STATUS_REPLY",
+      fields = {
+        { "status", "u8" },
+        { "reserved", "x1" },
+        { "key_bytes", "u16" },
+        { "keys_available", "u32" },
+        { "bits_available", "u64" },
+        { "rate_bps", "u64" },
+        { "buffer_bits", "u64" },
+        { "delivered_keys", "u64" },
+      },
+    },
+    [255] = { name = "ERROR", fields = { { "status", "u8" } } },
+  },
+  enums = {
+    status = { [0] = "OK", [1] = "INSUFFICIENT_KEY", [2] = "UNKNOWN_KEY_ID", [3] = "BAD_REQUEST" },
+  },
+}
+-- END GENERATED
+
+-- ---------------------------------------------------------------------------- fields
+
+local SIZES = { u8 = 1, u16 = 2, u24 = 3, u32 = 4, i32 = 4, u64 = 8, f32 = 4, ipv4 = 4, ipv6 = 16 }
+local INTS = {
+    u8 = ProtoField.uint8, u16 = ProtoField.uint16, u24 = ProtoField.uint24,
+    u32 = ProtoField.uint32, i32 = ProtoField.int32, u64 = ProtoField.uint64,
+}
+-- fields shown in hexadecimal
+local HEX = {
+    sender_epoch = true, receiver_epoch = true, key_id = true, txid = true, request_id = true,
+    capabilities = true, reserved = true, reserved2 = true,
+}
+local LABELS = {
+    key_handle = "Key handle (ETSI 004 key_handle)",
+    request_id = "Request ID",
+    txid = "Transaction ID",
+    ["qos.requested_length"] = "QoS: requested key length (bytes)",
+    ["qos.max_bps"] = "QoS: max bit rate",
+    ["qos.priority"] = "QoS: priority",
+    ["qos.timeout_ms"] = "QoS: timeout (ms)",
+    timeout_ms = "Timeout (ms)",
+    key_length = "Key length (bytes)",
+    key_bytes = "Key length (bytes)",
+    enc_layer = "Encryption layer",
+    refresh_type = "Key refresh type",
+    refresh_value = "Key refresh value",
+    key_id = "Key ID",
+}
+
+local function label(name)
+    if LABELS[name] then
+        return LABELS[name]
+    end
+    local s = name:gsub("[._]", " ")
+    return s:sub(1, 1):upper() .. s:sub(2)
+end
+
+local function kind_size(kind)
+    local n = tonumber(kind:match("^[bx](%d+)$"))
+    return n or SIZES[kind]
+end
+
+-- A protocol's fields, made on first use from a name and its wire kind (u8 ... u64,
+-- ipv4, bN raw bytes, xN reserved bytes); `enums` gives a field's value names.
+local Fields = {}
+Fields.__index = Fields
+
+function Fields.new(prefix, enums)
+    return setmetatable({ prefix = prefix, enums = enums or {}, by = {}, list = {} }, Fields)
+end
+
+function Fields:add(name, pf)
+    self.by[name] = pf
+    self.list[#self.list + 1] = pf
+    return pf
+end
+
+function Fields:get(name, kind)
+    local pf = self.by[name]
+    if pf then
+        return pf
+    end
+    local abbr, text = self.prefix .. "." .. name, label(name)
+    if kind:match("^[bx]%d+$") then
+        pf = ProtoField.bytes(abbr, text)
+    elseif INTS[kind] then
+        local vs = self.enums[name]
+        pf = INTS[kind](abbr, text, HEX[name] and base.HEX or base.DEC, vs)
+    elseif kind == "ipv4" then
+        pf = ProtoField.ipv4(abbr, text)
+    elseif kind == "ipv6" then
+        pf = ProtoField.ipv6(abbr, text)
+    elseif kind == "f32" then
+        pf = ProtoField.float(abbr, text)
+    else
+        error("qkdnet.lua: no field kind " .. kind .. " (" .. abbr .. ")")
+    end
+    return self:add(name, pf)
+end
+
+-- Every field of every message of a generated protocol table, made up front (Wireshark
+-- wants a protocol's fields before the first packet).
+function Fields:declare(messages)
+    for _, m in pairs(messages) do
+        for _, f in ipairs(m.fields) do
+            self:get(f[1], f[2])
+        end
+    end
+end
+
+-- The experts of one protocol: malformed input is an error, an unknown value a warning.
+local function experts(prefix)
+    return {
+        short = ProtoExpert.new(prefix .. ".short", "Too short",
+            expert.group.MALFORMED, expert.severity.ERROR),
+        length = ProtoExpert.new(prefix .. ".bad_length", "Bad length",
+            expert.group.MALFORMED, expert.severity.ERROR),
+        unknown = ProtoExpert.new(prefix .. ".unknown", "Unknown value",
+            expert.group.PROTOCOL, expert.severity.WARN),
+    }
+end
+
+local function expert_list(e)
+    return { e.short, e.length, e.unknown }
+end
+
+-- Add `fields` ({name, kind} in wire order) from `off` up to `limit`; returns the offset
+-- after them and their numeric values by name, or nil when the bytes run out.
+local function walk(tree, tvb, off, limit, fields, F, ex)
+    local values = {}
+    for _, f in ipairs(fields) do
+        local name, kind = f[1], f[2]
+        local size = kind_size(kind)
+        if limit - off < size then
+            tree:add_proto_expert_info(ex.short, string.format(
+                "%s: needs %d bytes at offset %d, %d left", name, size, off, limit - off))
+            return nil, values
+        end
+        local r = tvb(off, size)
+        local item = tree:add(F:get(name, kind), r)
+        if size <= 4 and INTS[kind] then
+            values[name] = r:uint()
+            local vs = F.enums[name]
+            if vs and vs[values[name]] == nil then
+                item:add_proto_expert_info(ex.unknown,
+                    string.format("unknown %s %d", name, values[name]))
+            end
+        end
+        off = off + size
+    end
+    return off, values
+end
+
+local function trailing(tree, tvb, off, limit, ex)
+    if off < limit then
+        tree:add_proto_expert_info(ex.length, string.format("%d bytes after the message", limit - off))
+    end
+end
+
+-- ------------------------------------------------------- the post-dissector (qkdnet)
+
+local qkdnet = Proto("qkdnet", "QKD network extensions (qkdnet)")
+local QE_ENUMS = { enc_layer = ENC_LAYER, algorithm = ALGORITHM, refresh_type = REFRESH_TYPE }
+local EF = Fields.new("qkdnet.ero", QE_ENUMS)
+EF:add("subobject", ProtoField.none("qkdnet.ero", "QE subobject"))
+EF:add("object", ProtoField.string("qkdnet.ero.object", "In object"))
+EF:add("hop", ProtoField.ipv4("qkdnet.ero.hop", "Node (the hop before it)"))
+EF:add("loose", ProtoField.bool("qkdnet.ero.loose", "Loose", 8, nil, 0x80))
+EF:add("type", ProtoField.uint8("qkdnet.ero.type", "Type", base.DEC, nil, 0x7f))
+EF:add("length", ProtoField.uint8("qkdnet.ero.length", "Length", base.DEC))
+EF:add("key_handle_set", ProtoField.bool("qkdnet.ero.key_handle_set", "Key handle filled in"))
+EF:declare({ QE_SUBOBJECT })
+
+local metric_names = {}
+for t, m in pairs(METRIC_TYPES) do
+    metric_names[t] = m.name
+end
+local MF = Fields.new("qkdnet.metric")
+MF:add("metric", ProtoField.none("qkdnet.metric", "QE METRIC"))
+MF:add("type", ProtoField.uint8("qkdnet.metric.type", "Metric type", base.DEC, metric_names))
+MF:add("value", ProtoField.float("qkdnet.metric.value", "Metric value"))
+MF:add("meaning", ProtoField.string("qkdnet.metric.meaning", "Meaning"))
+
+local RF = Fields.new("qkdnet.ri")
+local function bit_mask(bit)
+    return math.floor(2 ^ (31 - bit))
+end
+RF:add("ri", ProtoField.none("qkdnet.ri", "Router Information capabilities"))
+RF:add("router", ProtoField.ipv4("qkdnet.ri.router", "Advertising router"))
+RF:add("capabilities", ProtoField.uint32("qkdnet.ri.capabilities",
+    "Informational capabilities", base.HEX))
+RF:add("te", ProtoField.bool("qkdnet.ri.te", "Traffic engineering (bit " .. CP.ri_te_bit .. ")",
+    32, nil, bit_mask(CP.ri_te_bit)))
+RF:add("qe", ProtoField.bool("qkdnet.ri.qe", "Quantum encryption capable (QE, bit "
+    .. CP.ri_qe_bit .. ")", 32, nil, bit_mask(CP.ri_qe_bit)))
+
+local QX = experts("qkdnet.expert")
+local all = {}
+for _, F in ipairs({ EF, MF, RF }) do
+    for _, pf in ipairs(F.list) do
+        all[#all + 1] = pf
+    end
+end
+qkdnet.fields = all
+qkdnet.experts = expert_list(QX)
+qkdnet.prefs.ero_subobject = Pref.uint("QE subobject type", CP.ero_subobject,
+    "ERO/RRO subobject type of the QE subobject (gmpls.qe.CODEPOINTS.ero_subobject)")
+
+local f_rsvp = Field.new("rsvp")
+local f_pcep = Field.new("pcep")
+local f_ospf = Field.new("ospf")
+
+-- The output tree, made when the first thing of ours is found in the frame.
+local function lazy_root(tree)
+    local root
+    return function()
+        if not root then
+            root = tree:add(qkdnet)
+        end
+        return root
+    end
+end
+
+local function qe_subobject(root, t, off, len, object, hop)
+    local r = t(off, len)
+    local st = root():add(EF.by.subobject, r)
+    st:append_text(" in " .. object .. (hop and (", node " .. tostring(hop)) or ""))
+    st:add(EF.by.object, object):set_generated()
+    if hop then
+        st:add(EF.by.hop, hop):set_generated()
+    end
+    st:add(EF.by.loose, t(off, 1))
+    st:add(EF.by.type, t(off, 1))
+    st:add(EF.by.length, t(off + 1, 1))
+    if len ~= QE_SUBOBJECT.length then
+        st:add_proto_expert_info(QX.length, string.format(
+            "QE subobject of %d bytes, must be %d", len, QE_SUBOBJECT.length))
+        return
+    end
+    local _, v = walk(st, t, off + 2, off + len, QE_SUBOBJECT.fields, EF, QX)
+    local handle = t(off + 4, 64):bytes()
+    local set = handle ~= ByteArray.new(string.rep("00", 64))
+    st:add(EF.by.key_handle_set, set):set_generated()
+    if set then
+        st:append_text(", key handle " .. handle:subset(0, 8):tohex():lower() .. "...")
+    end
+    local unit = ({ [1] = " ms", [2] = " MiB" })[v.refresh_type] or ""
+    st:append_text(string.format(", layer %s, %s, %d-byte keys, refresh %s %d%s",
+        ENC_LAYER[v.enc_layer] or v.enc_layer, ALGORITHM[v.algorithm] or v.algorithm,
+        v.key_length, REFRESH_TYPE[v.refresh_type] or v.refresh_type, v.refresh_value, unit))
+end
+
+-- The subobjects of an ERO/RRO/IRO body (RFC 3209 §4.3.3): remembers the node each QE
+-- subobject follows. Malformed subobjects are the built-in dissector's to flag.
+local function subobjects(root, t, off, limit, object)
+    local hop
+    while limit - off >= 2 do
+        local first, len = t(off, 1):uint(), t(off + 1, 1):uint()
+        if len < 2 or off + len > limit then
+            return
+        end
+        local stype = bit32.band(first, 0x7f)
+        if stype == 1 and len >= 8 then
+            hop = t(off + 2, 4):ipv4()
+        elseif stype == 4 and len >= 12 then
+            hop = t(off + 4, 4):ipv4()
+        elseif stype == qkdnet.prefs.ero_subobject then
+            qe_subobject(root, t, off, len, object, hop)
+        end
+        off = off + len
+    end
+end
+
+local RSVP_ROUTES = { [20] = "RSVP EXPLICIT_ROUTE", [21] = "RSVP RECORD_ROUTE" }
+
+local function rsvp(root, t)
+    if t:len() < 8 or t(1, 1):uint() == 12 then
+        return -- a Bundle's messages come as RSVP items of their own
+    end
+    local limit, off = math.min(t(6, 2):uint(), t:len()), 8
+    while limit - off >= 4 do
+        local len, class = t(off, 2):uint(), t(off + 2, 1):uint()
+        if len < 4 or off + len > limit then
+            return
+        end
+        if RSVP_ROUTES[class] then
+            subobjects(root, t, off + 4, off + len, RSVP_ROUTES[class])
+        end
+        off = off + len
+    end
+end
+
+local PCEP_ROUTES = { [7] = "PCEP ERO", [8] = "PCEP RRO", [10] = "PCEP IRO" }
+local PCEP_METRIC = 6
+
+local function metric(root, t, off)
+    local mtype = t(off + 7, 1):uint()
+    local m = METRIC_TYPES[mtype]
+    if not m then
+        return
+    end
+    local st = root():add(MF.by.metric, t(off, 12))
+    st:add(MF.by.type, t(off + 7, 1))
+    local vi = st:add(MF.by.value, t(off + 8, 4))
+    local value = t(off + 8, 4):float()
+    st:append_text(string.format(": %s = %g", m.name, value))
+    if m.enum then
+        local name = (m.enum == "ENC_LAYER" and ENC_LAYER or m.enum == "ALGORITHM" and ALGORITHM
+            or REFRESH_TYPE)[value]
+        if name then
+            st:add(MF.by.meaning, name):set_generated()
+            st:append_text(" (" .. name .. ")")
+        else
+            vi:add_proto_expert_info(QX.unknown, string.format("no %s %g", m.name, value))
+        end
+    end
+end
+
+local function pcep(root, t)
+    if t:len() < 4 then
+        return
+    end
+    local limit, off = math.min(t(2, 2):uint(), t:len()), 4
+    while limit - off >= 4 do
+        local class, len = t(off, 1):uint(), t(off + 2, 2):uint()
+        if len < 4 or off + len > limit then
+            return
+        end
+        if PCEP_ROUTES[class] then
+            subobjects(root, t, off + 4, off + len, PCEP_ROUTES[class])
+        elseif class == PCEP_METRIC and len >= 12 then
+            metric(root, t, off)
+        end
+        off = off + len
+    end
+end
+
+local OSPF_LS_UPDATE, OPAQUE_RI, RI_INFO_CAPS = 4, 4, 1
+
+local function ri_lsa(root, t, off, limit, adv)
+    while limit - off >= 4 do
+        local ttype, tlen = t(off, 2):uint(), t(off + 2, 2):uint()
+        if off + 4 + tlen > limit then
+            return
+        end
+        if ttype == RI_INFO_CAPS and tlen >= 4 then
+            local st = root():add(RF.by.ri, t(off, 4 + tlen))
+            st:add(RF.by.router, adv):set_generated()
+            st:add(RF.by.capabilities, t(off + 4, 4))
+            st:add(RF.by.te, t(off + 4, 4))
+            st:add(RF.by.qe, t(off + 4, 4))
+            local qe = bit32.btest(t(off + 4, 4):uint(), bit_mask(CP.ri_qe_bit))
+            st:append_text(" of " .. tostring(adv) .. (qe and ": QE capable" or ": not QE capable"))
+        end
+        off = off + 4 + math.floor((tlen + 3) / 4) * 4
+    end
+end
+
+local function ospf(root, t)
+    if t:len() < 28 or t(1, 1):uint() ~= OSPF_LS_UPDATE then
+        return
+    end
+    local limit = math.min(t(2, 2):uint(), t:len())
+    local off = 28
+    for _ = 1, t(24, 4):uint() do
+        if limit - off < 20 then
+            return
+        end
+        local ltype, len = t(off + 3, 1):uint(), t(off + 18, 2):uint()
+        if len < 20 or off + len > limit then
+            return
+        end
+        if ltype >= 9 and ltype <= 11 and t(off + 4, 1):uint() == OPAQUE_RI then
+            ri_lsa(root, t, off + 20, off + len, t(off + 8, 4):ipv4())
+        end
+        off = off + len
+    end
+end
+
+function qkdnet.dissector(_, _, tree)
+    local root = lazy_root(tree)
+    for _, fi in ipairs({ f_rsvp() }) do
+        rsvp(root, fi.range:tvb())
+    end
+    for _, fi in ipairs({ f_pcep() }) do
+        pcep(root, fi.range:tvb())
+    end
+    for _, fi in ipairs({ f_ospf() }) do
+        ospf(root, fi.range:tvb())
+    end
+end
+
+register_postdissector(qkdnet)
+
+-- ------------------------------------------------------ the UDP protocols: shared part
+
+-- The tails: a message's variable last part (gmpls.layout tails), by field name.
+local TAILS = {}
+
+-- ETSI 004 QKD_GET_KEY reply: a 16-bit length, then the key.
+function TAILS.key(tree, tvb, off, limit, F, ex)
+    if limit - off < 2 then
+        tree:add_proto_expert_info(ex.short, "no key length")
+        return limit
+    end
+    local n = tvb(off, 2):uint()
+    tree:add(F.by.key_length, tvb(off, 2))
+    if limit - off - 2 < n then
+        tree:add_proto_expert_info(ex.length, string.format(
+            "key of %d bytes, %d left", n, limit - off - 2))
+        return limit
+    end
+    if n > 0 then
+        tree:add(F.by.key, tvb(off + 2, n))
+    end
+    return off + 2 + n
+end
+
+-- A list of 64-bit key IDs: a 16-bit count, then the IDs.
+function TAILS.key_ids(tree, tvb, off, limit, F, ex)
+    if limit - off < 2 then
+        tree:add_proto_expert_info(ex.short, "no key ID count")
+        return limit
+    end
+    local n = tvb(off, 2):uint()
+    tree:add(F.by.count, tvb(off, 2))
+    if limit - off - 2 < 8 * n then
+        tree:add_proto_expert_info(ex.length, string.format(
+            "%d key IDs need %d bytes, %d left", n, 8 * n, limit - off - 2))
+        return limit
+    end
+    for i = 0, n - 1 do
+        tree:add(F.by.key_id, tvb(off + 2 + 8 * i, 8))
+    end
+    return off + 2 + 8 * n
+end
+
+-- IDQ3P KEYS: a 16-bit count, then (key ID, key material) pairs of one size.
+function TAILS.keys(tree, tvb, off, limit, F, ex, values)
+    if limit - off < 2 then
+        tree:add_proto_expert_info(ex.short, "no key count")
+        return limit
+    end
+    local n = tvb(off, 2):uint()
+    tree:add(F.by.count, tvb(off, 2))
+    off = off + 2
+    if n == 0 then
+        return off
+    end
+    local size = (limit - off) / n
+    if size ~= math.floor(size) or size <= 8 then
+        tree:add_proto_expert_info(ex.length, string.format(
+            "%d bytes are not %d keys", limit - off, n))
+        return limit
+    end
+    if size - 8 ~= values.key_bytes then
+        tree:add_proto_expert_info(ex.length, string.format(
+            "keys of %d bytes, key_bytes says %d", size - 8, values.key_bytes or -1))
+    end
+    for i = 0, n - 1 do
+        local kt = tree:add(F.by.keyrec, tvb(off + size * i, size))
+        kt:append_text(" " .. i)
+        kt:add(F.by.key_id, tvb(off + size * i, 8))
+        kt:add(F.by.key, tvb(off + size * i + 8, size - 8))
+    end
+    return limit
+end
+
+-- The body of message `mtype` of a generated protocol table, from `off` to `limit`.
+local function body(tree, tvb, off, limit, P, mtype, F, ex)
+    local m = P.messages[mtype]
+    if not m then
+        tree:add_proto_expert_info(ex.unknown, string.format("unknown message type 0x%02x", mtype))
+        return {}
+    end
+    local after, values = walk(tree, tvb, off, limit, m.fields, F, ex)
+    if not after then
+        return values
+    end
+    if m.tail then
+        local tail = TAILS[m.tail]
+        if not tail then
+            tree:add_proto_expert_info(ex.unknown, "no decoder for " .. m.tail .. " in qkdnet.lua")
+            return values
+        end
+        after = tail(tree, tvb, after, limit, F, ex, values)
+    end
+    trailing(tree, tvb, after, limit, ex)
+    return values
+end
+
+-- "GET_KEY_REPLY status=SUCCESSFUL index=3": the message's name and a few of its values.
+local function summary(P, mtype, values, F)
+    local s = P.types[mtype] or string.format("type 0x%02x", mtype)
+    for _, name in ipairs({ "status", "result", "index", "start_index", "key_bytes", "count" }) do
+        if values[name] then
+            local vs = F.enums[name]
+            s = s .. " " .. name .. "=" .. ((vs and vs[values[name]]) or tostring(values[name]))
+        end
+    end
+    return s
+end
+
+local function udp_protocol(name, desc, P, header)
+    local proto = Proto(name, desc)
+    local F = Fields.new(name, P.enums)
+    F:add("type", ProtoField.uint8(name .. ".type", "Message type", base.HEX, P.types))
+    for _, f in ipairs(header) do
+        F:get(f[1], f[2])
+    end
+    F:declare(P.messages)
+    return proto, F, experts(name)
+end
+
+-- ----------------------------------------------------------------- qkdnet.etsi004
+
+local etsi, ETF, ETX = udp_protocol("qkdnet.etsi004", "ETSI GS QKD 004 (qkdnet wire format)",
+    ETSI004, { { "version", "u8" }, { "reserved", "u16" }, { "request_id", "u32" } })
+ETF:get("key_length", "u16")
+ETF:add("key", ProtoField.bytes("qkdnet.etsi004.key",
+    "Key (secret: ETSI 004 carries it in clear in this testbed)"))
+etsi.fields = ETF.list
+etsi.experts = expert_list(ETX)
+
+function etsi.dissector(tvb, pinfo, tree)
+    pinfo.cols.protocol = "ETSI004"
+    local st = tree:add(etsi, tvb())
+    if tvb:len() < ETSI004.header_len then
+        st:add_proto_expert_info(ETX.short, string.format("%d bytes, the header is %d",
+            tvb:len(), ETSI004.header_len))
+        return
+    end
+    local vi = st:add(ETF.by.version, tvb(0, 1))
+    local mtype = tvb(1, 1):uint()
+    st:add(ETF.by.type, tvb(1, 1))
+    st:add(ETF.by.reserved, tvb(2, 2))
+    st:add(ETF.by.request_id, tvb(4, 4))
+    if tvb(0, 1):uint() ~= ETSI004.version then
+        vi:add_proto_expert_info(ETX.unknown, "unsupported version " .. tvb(0, 1):uint())
+        return
+    end
+    local values = body(st, tvb, ETSI004.header_len, tvb:len(), ETSI004, mtype, ETF, ETX)
+    local s = summary(ETSI004, mtype, values, ETF) .. " request_id=" .. tvb(4, 4):uint()
+    st:append_text(", " .. s)
+    pinfo.cols.info = s
+end
+
+-- -------------------------------------------------------------------- qkdnet.sync
+
+local syncp, SF, SX = udp_protocol("qkdnet.sync", "qkdnet key proxy sync channel", SYNC, {
+    { "magic", "b2" }, { "version", "u8" }, { "sender_epoch", "u64" },
+    { "receiver_epoch", "u64" }, { "counter", "u64" },
+})
+SF:get("count", "u16")
+SF:get("key_id", "u64")
+SF:add("hmac", ProtoField.bytes("qkdnet.sync.hmac", "HMAC-SHA256 (not verified: its key is secret)"))
+syncp.fields = SF.list
+syncp.experts = expert_list(SX)
+
+function syncp.dissector(tvb, pinfo, tree)
+    pinfo.cols.protocol = "QKD sync"
+    local st = tree:add(syncp, tvb())
+    local n = tvb:len()
+    if n < SYNC.header_len + SYNC.mac_len then
+        st:add_proto_expert_info(SX.short, string.format(
+            "%d bytes, a frame has at least %d", n, SYNC.header_len + SYNC.mac_len))
+        return
+    end
+    local mi = st:add(SF.by.magic, tvb(0, 2))
+    local vi = st:add(SF.by.version, tvb(2, 1))
+    local mtype = tvb(3, 1):uint()
+    st:add(SF.by.type, tvb(3, 1))
+    st:add(SF.by.sender_epoch, tvb(4, 8))
+    st:add(SF.by.receiver_epoch, tvb(12, 8))
+    st:add(SF.by.counter, tvb(20, 8))
+    local limit = n - SYNC.mac_len
+    st:add(SF.by.hmac, tvb(limit, SYNC.mac_len))
+    if tvb(0, 2):string() ~= SYNC.magic then
+        mi:add_proto_expert_info(SX.unknown, "not " .. SYNC.magic)
+        return
+    end
+    if tvb(2, 1):uint() ~= SYNC.version then
+        vi:add_proto_expert_info(SX.unknown, "unsupported version " .. tvb(2, 1):uint())
+        return
+    end
+    local values = body(st, tvb, SYNC.header_len, limit, SYNC, mtype, SF, SX)
+    local s = summary(SYNC, mtype, values, SF) .. " counter=" .. tvb(20, 8):uint64():tonumber()
+    st:append_text(", " .. s)
+    pinfo.cols.info = s
+end
+
+-- ------------------------------------------------------------------- qkdnet.idq3p
+
+local idq, IF, IX = udp_protocol("qkdnet.idq3p", "IDQ3P emulator protocol (qkdnet)", IDQ3P,
+    { { "magic", "b2" }, { "version", "u8" }, { "request_id", "u32" } })
+IF:get("count", "u16")
+IF:get("key_id", "u64")
+IF:add("keyrec", ProtoField.none("qkdnet.idq3p.keyrec", "Key"))
+IF:add("key", ProtoField.bytes("qkdnet.idq3p.key",
+    "Key material (secret: the emulator's south link carries it in clear)"))
+idq.fields = IF.list
+idq.experts = expert_list(IX)
+
+function idq.dissector(tvb, pinfo, tree)
+    pinfo.cols.protocol = "IDQ3P"
+    local st = tree:add(idq, tvb())
+    if tvb:len() < IDQ3P.header_len then
+        st:add_proto_expert_info(IX.short, string.format("%d bytes, the header is %d",
+            tvb:len(), IDQ3P.header_len))
+        return
+    end
+    local mi = st:add(IF.by.magic, tvb(0, 2))
+    local vi = st:add(IF.by.version, tvb(2, 1))
+    local mtype = tvb(3, 1):uint()
+    st:add(IF.by.type, tvb(3, 1))
+    st:add(IF.by.request_id, tvb(4, 4))
+    if tvb(0, 2):string() ~= IDQ3P.magic then
+        mi:add_proto_expert_info(IX.unknown, "not " .. IDQ3P.magic)
+        return
+    end
+    if tvb(2, 1):uint() ~= IDQ3P.version then
+        vi:add_proto_expert_info(IX.unknown, "unsupported version " .. tvb(2, 1):uint())
+        return
+    end
+    local values = body(st, tvb, IDQ3P.header_len, tvb:len(), IDQ3P, mtype, IF, IX)
+    local s = summary(IDQ3P, mtype, values, IF) .. " request_id=" .. tvb(4, 4):uint()
+    st:append_text(", " .. s)
+    pinfo.cols.info = s
+end
+
+local udp_port = DissectorTable.get("udp.port")
+udp_port:add(ETSI004.port, etsi)
+udp_port:add(SYNC.port, syncp)
+udp_port:add(IDQ3P.port, idq)
