@@ -304,8 +304,9 @@ end
 local Fields = {}
 Fields.__index = Fields
 
-function Fields.new(prefix, enums)
-    return setmetatable({ prefix = prefix, enums = enums or {}, by = {}, list = {} }, Fields)
+function Fields.new(prefix, enums, labels)
+    local self = { prefix = prefix, enums = enums or {}, labels = labels or {}, by = {}, list = {} }
+    return setmetatable(self, Fields)
 end
 
 function Fields:add(name, pf)
@@ -319,7 +320,7 @@ function Fields:get(name, kind)
     if pf then
         return pf
     end
-    local abbr, text = self.prefix .. "." .. name, label(name)
+    local abbr, text = self.prefix .. "." .. name, self.labels[name] or label(name)
     if kind:match("^[bx]%d+$") then
         pf = ProtoField.bytes(abbr, text)
     elseif INTS[kind] then
@@ -400,7 +401,8 @@ end
 
 local qkdnet = Proto("qkdnet", "QKD network extensions (qkdnet)")
 local QE_ENUMS = { enc_layer = ENC_LAYER, algorithm = ALGORITHM, refresh_type = REFRESH_TYPE }
-local EF = Fields.new("qkdnet.ero", QE_ENUMS)
+local EF = Fields.new("qkdnet.ero", QE_ENUMS,
+    { key_handle = "Session ID (the ETSI 004 key_handle)" })
 EF:add("subobject", ProtoField.none("qkdnet.ero", "QE subobject"))
 EF:add("object", ProtoField.string("qkdnet.ero.object", "In object"))
 EF:add("hop", ProtoField.ipv4("qkdnet.ero.hop", "Node (the hop before it)"))
