@@ -147,9 +147,7 @@ def constants() -> str:
         ("ETSI004", _protocol(etsi004, etsi004.REGISTRY, etsi004.MsgType)),
         (
             "SYNC",
-            _protocol(
-                sync, sync.REGISTRY, sync.SyncType, magic=sync.MAGIC, mac_len=sync.MAC_LEN
-            ),
+            _protocol(sync, sync.REGISTRY, sync.SyncType, magic=sync.MAGIC, mac_len=sync.MAC_LEN),
         ),
         ("IDQ3P", _protocol(idq3p, idq3p.REGISTRY, idq3p.MsgType, magic=idq3p.MAGIC)),
     ]
@@ -190,8 +188,10 @@ def tshark_command(pcap: Path | str, *args: str) -> list[str]:
 
 def tshark_commands(captures: dict[str, str]) -> dict[str, list[str]]:
     """Per domain capture the tshark command that shows what the plugin decodes in it."""
-    return {d: tshark_command(p, "-O", "qkdnet,qkdnet.etsi004,qkdnet.sync,qkdnet.idq3p")
-            for d, p in captures.items()}
+    return {
+        d: tshark_command(p, "-O", "qkdnet,qkdnet.etsi004,qkdnet.sync,qkdnet.idq3p")
+        for d, p in captures.items()
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,10 +17,10 @@
 -- gmpls/qkd/): code points, registries, and every message type's fields in wire order.
 -- Do not edit it by hand; the code below reads nothing else about the formats' values.
 
-if qkdnet_plugin_loaded then
+local loaded_ok, loaded = pcall(Dissector.get, "qkdnet.etsi004")
+if loaded_ok and loaded then
     return -- loaded twice (installed and given with -X lua_script): keep the first
 end
-qkdnet_plugin_loaded = true
 
 -- BEGIN GENERATED
 local CP = {

@@ -20,11 +20,10 @@ import pytest
 from compose import wireshark
 from gmpls import ero, qe
 from gmpls.ospf import examples as ospf_ex
+from gmpls.ospf.packet import LSUpdate, Packet
 from gmpls.pcep import examples as pcep_ex
 from gmpls.qkd import etsi004 as etsi
-from gmpls.qkd import idq3p
-from gmpls.qkd import sync
-from gmpls.ospf.packet import LSUpdate, Packet
+from gmpls.qkd import idq3p, sync
 from gmpls.rsvp import examples as rsvp_ex
 from gmpls.rsvp import objects as O
 from tests.support.captures import qe_session_ids
@@ -348,8 +347,13 @@ def test_qe_subobjects_in_pcep_ero(control: Path) -> None:
     )
     p = pcep_ex.PAPER_QE
     assert rows == [
-        ["PCEP ERO,PCEP ERO", "10.1.1.1,10.1.1.5", "0,0", f"{p.key_length},{p.key_length}",
-         f"{p.refresh_value},{p.refresh_value}"]
+        [
+            "PCEP ERO,PCEP ERO",
+            "10.1.1.1,10.1.1.5",
+            "0,0",
+            f"{p.key_length},{p.key_length}",
+            f"{p.refresh_value},{p.refresh_value}",
+        ]
     ]
 
 
@@ -358,10 +362,17 @@ def test_qe_metric_names_and_values(control: Path) -> None:
     p = pcep_ex.PAPER_QE
     cp = qe.CODEPOINTS
     types = [int(t) for t in row[0].split(",")]
-    assert types == [cp.metric_key_length, cp.metric_enc_layer, cp.metric_algorithm,
-                     cp.metric_refresh_value]
+    assert types == [
+        cp.metric_key_length,
+        cp.metric_enc_layer,
+        cp.metric_algorithm,
+        cp.metric_refresh_value,
+    ]
     assert [float(v) for v in row[1].split(",")] == [
-        p.key_length, p.enc_layer, p.algorithm, p.refresh_value
+        p.key_length,
+        p.enc_layer,
+        p.algorithm,
+        p.refresh_value,
     ]
     assert shown(control, "pcep.msg == 3", "qkdnet.metric.type") == [
         "Metric type: QE key length (255)",
@@ -370,7 +381,8 @@ def test_qe_metric_names_and_values(control: Path) -> None:
         "Metric type: QE key refresh value (252)",
     ]
     assert shown(control, "pcep.msg == 3", "qkdnet.metric.meaning") == [
-        "Meaning: ETHERNET", "Meaning: AES_256_GCM"
+        "Meaning: ETHERNET",
+        "Meaning: AES_256_GCM",
     ]
 
 
@@ -435,8 +447,10 @@ BROKEN: list[tuple[bytes, str]] = [
     (_idq(KEYS[:6]), "qkdnet.idq3p.short"),
     (_idq(KEYS[:-1]), "qkdnet.idq3p.bad_length"),
     (_idq(KEYS[:3] + b"\x42" + KEYS[4:]), "qkdnet.idq3p.unknown"),  # type 0x42
-    (ethernet_frame(ipv4_packet(rsvp_ex.TN[1], rsvp_ex.TN[2], 46, _bad_path())),
-     "qkdnet.expert.bad_length"),
+    (
+        ethernet_frame(ipv4_packet(rsvp_ex.TN[1], rsvp_ex.TN[2], 46, _bad_path())),
+        "qkdnet.expert.bad_length",
+    ),
 ]
 
 
