@@ -23,6 +23,7 @@ from typing import Any
 
 from gmpls import ero, qe
 from gmpls.layout import Layout
+from gmpls.ospf.te import LabelAction
 from gmpls.qkd import etsi004, idq3p, sync
 from gmpls.registry import Registry
 
@@ -144,6 +145,7 @@ def constants() -> str:
         ("REFRESH_TYPE", _enum(qe.RefreshType)),
         ("METRIC_TYPES", metric_types),
         ("QE_SUBOBJECT", qe_sub),
+        ("LABEL_ACTION", {v: k for k, v in vars(LabelAction).items() if k.isupper()}),
         ("ETSI004", _protocol(etsi004, etsi004.REGISTRY, etsi004.MsgType)),
         (
             "SYNC",

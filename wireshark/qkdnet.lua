@@ -64,6 +64,13 @@ local QE_SUBOBJECT = {
     { "refresh_value", "u16" },
   },
 }
+local LABEL_ACTION = {
+  [0] = "INCLUSIVE_LIST",
+  [1] = "EXCLUSIVE_LIST",
+  [2] = "INCLUSIVE_RANGE",
+  [3] = "EXCLUSIVE_RANGE",
+  [4] = "BITMAP",
+}
 local ETSI004 = {
   port = 5424,
   version = 1,
@@ -435,9 +442,21 @@ RF:add("te", ProtoField.bool("qkdnet.ri.te", "Traffic engineering (bit " .. CP.r
 RF:add("qe", ProtoField.bool("qkdnet.ri.qe", "Quantum encryption capable (QE, bit "
     .. CP.ri_qe_bit .. ")", 32, nil, bit_mask(CP.ri_qe_bit)))
 
+local LF = Fields.new("qkdnet.labels")
+LF:add("labels", ProtoField.none("qkdnet.labels", "Available labels"))
+LF:add("router", ProtoField.ipv4("qkdnet.labels.router", "Advertising router"))
+LF:add("link_id", ProtoField.ipv4("qkdnet.labels.link_id", "Link ID"))
+LF:add("action", ProtoField.uint16("qkdnet.labels.action", "Action", base.DEC, LABEL_ACTION, 0xf000))
+LF:add("num_labels", ProtoField.uint16("qkdnet.labels.num_labels", "Number of labels",
+    base.DEC, nil, 0x0fff))
+LF:add("length", ProtoField.uint16("qkdnet.labels.length", "Length"))
+LF:add("base", ProtoField.uint32("qkdnet.labels.base", "Base label (RFC 6205)", base.HEX))
+LF:add("channel", ProtoField.int16("qkdnet.labels.channel",
+    "Available channel n (193.1 THz + n x 100 GHz)"))
+
 local QX = experts("qkdnet.expert")
 local all = {}
-for _, F in ipairs({ EF, MF, RF }) do
+for _, F in ipairs({ EF, MF, RF, LF }) do
     for _, pf in ipairs(F.list) do
         all[#all + 1] = pf
     end
@@ -576,7 +595,7 @@ local function pcep(root, t)
     end
 end
 
-local OSPF_LS_UPDATE, OPAQUE_RI, RI_INFO_CAPS = 4, 4, 1
+local OSPF_LS_UPDATE, OPAQUE_TE, OPAQUE_RI, RI_INFO_CAPS = 4, 1, 4, 1
 
 local function ri_lsa(root, t, off, limit, adv)
     while limit - off >= 4 do
@@ -597,6 +616,97 @@ local function ri_lsa(root, t, off, limit, adv)
     end
 end
 
+-- The channel index n of an RFC 6205 lambda label (its low 16 bits, signed).
+local function channel(label)
+    local n = bit32.band(label, 0xffff)
+    return n >= 0x8000 and n - 0x10000 or n
+end
+
+-- One RFC 7579 label set field; returns the offset after it, or nil if malformed.
+local function label_set(st, t, off, limit)
+    if limit - off < 8 then
+        st:add_proto_expert_info(QX.short, "label set field shorter than 8 bytes")
+        return nil
+    end
+    local action, num = bit32.rshift(t(off, 2):uint(), 12), bit32.band(t(off, 2):uint(), 0xfff)
+    local len = t(off + 2, 2):uint()
+    if len < 8 or len % 4 ~= 0 or off + len > limit then
+        st:add_proto_expert_info(QX.length, string.format("label set length %d", len))
+        return nil
+    end
+    st:add(LF.by.action, t(off, 2))
+    st:add(LF.by.num_labels, t(off, 2))
+    st:add(LF.by.length, t(off + 2, 2))
+    st:add(LF.by.base, t(off + 4, 4))
+    local base_n, channels = channel(t(off + 4, 4):uint()), {}
+    if action == 4 then -- bitmap: bit i (from the MSB) set when channel base + i is free
+        for i = 0, math.min(num, (len - 8) * 8) - 1 do
+            local byte = t(off + 8 + math.floor(i / 8), 1):uint()
+            if bit32.btest(byte, bit32.rshift(0x80, i % 8)) then
+                channels[#channels + 1] = { base_n + i, off + 8 + math.floor(i / 8), 1 }
+            end
+        end
+    elseif action == 0 then -- inclusive list
+        channels[1] = { base_n, off + 4, 4 }
+        for p = off + 8, off + len - 4, 4 do
+            channels[#channels + 1] = { channel(t(p, 4):uint()), p, 4 }
+        end
+    elseif action == 2 and len >= 12 then -- inclusive range
+        for n = base_n, channel(t(off + 8, 4):uint()) do
+            channels[#channels + 1] = { n, off + 4, 8 }
+        end
+    end
+    local names = {}
+    for _, c in ipairs(channels) do
+        st:add(LF.by.channel, t(c[2], c[3]), c[1]):set_generated()
+        names[#names + 1] = tostring(c[1])
+    end
+    st:append_text(": channels " .. (#names > 0 and table.concat(names, ",") or "none"))
+    return off + len
+end
+
+local TE_LINK, TE_LINK_ID = 2, 2
+
+-- A TE LSA's Link TLV: its Link ID and our Available Labels sub-TLV.
+local function te_link(root, t, off, limit, adv)
+    local link_id
+    while limit - off >= 4 do
+        local stype, slen = t(off, 2):uint(), t(off + 2, 2):uint()
+        if off + 4 + slen > limit then
+            return
+        end
+        if stype == TE_LINK_ID and slen == 4 then
+            link_id = t(off + 4, 4):ipv4()
+        elseif stype == CP.te_available_labels then
+            local st = root():add(LF.by.labels, t(off, 4 + slen))
+            st:append_text(" (sub-TLV " .. stype .. ") of " .. tostring(adv))
+            st:add(LF.by.router, adv):set_generated()
+            if link_id then
+                st:add(LF.by.link_id, link_id):set_generated()
+                st:append_text(" to " .. tostring(link_id))
+            end
+            local p = off + 4
+            while p and p < off + 4 + slen do
+                p = label_set(st, t, p, off + 4 + slen)
+            end
+        end
+        off = off + 4 + math.floor((slen + 3) / 4) * 4
+    end
+end
+
+local function te_lsa(root, t, off, limit, adv)
+    while limit - off >= 4 do
+        local ttype, tlen = t(off, 2):uint(), t(off + 2, 2):uint()
+        if off + 4 + tlen > limit then
+            return
+        end
+        if ttype == TE_LINK then
+            te_link(root, t, off + 4, off + 4 + tlen, adv)
+        end
+        off = off + 4 + math.floor((tlen + 3) / 4) * 4
+    end
+end
+
 local function ospf(root, t)
     if t:len() < 28 or t(1, 1):uint() ~= OSPF_LS_UPDATE then
         return
@@ -611,8 +721,11 @@ local function ospf(root, t)
         if len < 20 or off + len > limit then
             return
         end
-        if ltype >= 9 and ltype <= 11 and t(off + 4, 1):uint() == OPAQUE_RI then
+        local opaque = t(off + 4, 1):uint()
+        if ltype >= 9 and ltype <= 11 and opaque == OPAQUE_RI then
             ri_lsa(root, t, off + 20, off + len, t(off + 8, 4):ipv4())
+        elseif ltype >= 9 and ltype <= 11 and opaque == OPAQUE_TE then
+            te_lsa(root, t, off + 20, off + len, t(off + 8, 4):ipv4())
         end
         off = off + len
     end

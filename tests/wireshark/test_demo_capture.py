@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 from ipaddress import IPv4Address
-from pathlib import Path
 from typing import Any
 
 import pytest

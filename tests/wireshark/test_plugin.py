@@ -20,7 +20,10 @@ import pytest
 from compose import wireshark
 from gmpls import ero, qe
 from gmpls.ospf import examples as ospf_ex
+from gmpls.ospf.constants import INITIAL_SEQUENCE, LsType
+from gmpls.ospf.lsa import LSA
 from gmpls.ospf.packet import LSUpdate, Packet
+from gmpls.ospf.te import TeLSA, link_tlv, te_lsa_id
 from gmpls.pcep import examples as pcep_ex
 from gmpls.qkd import etsi004 as etsi
 from gmpls.qkd import idq3p, sync
@@ -109,13 +112,19 @@ def _idq_frames() -> list[bytes]:
 
 #: the second RI LSA is of a TE node that is not QE capable
 RI_ROUTERS = {"10.1.1.1": True, "10.1.1.2": False}
+#: the wavelengths free on tn1's link to tn2 (docs/ospf-te.md's second example)
+FREE_CHANNELS = (1, 2, 3, 5, 8)
 
 
 def _control_frames() -> list[bytes]:
     path = rsvp_ex.paper_path()
     frames = [ethernet_frame(ipv4_packet(rsvp_ex.TN[1], rsvp_ex.TN[2], 46, path.encode()))]
     lsas = tuple(ospf_ex.ri_lsa(IPv4Address(r), qe=q) for r, q in RI_ROUTERS.items())
-    lsu = Packet(ospf_ex.TN1, ospf_ex.AREA0, LSUpdate((*lsas, ospf_ex.te_link_lsa())))
+    params = dataclasses.replace(ospf_ex.te_link_params(), channels=FREE_CHANNELS)
+    te = LSA.build(
+        LsType.OPAQUE_AREA, te_lsa_id(1), ospf_ex.TN1, INITIAL_SEQUENCE, TeLSA((link_tlv(params),))
+    )
+    lsu = Packet(ospf_ex.TN1, ospf_ex.AREA0, LSUpdate((*lsas, te)))
     frames.append(ethernet_frame(ipv4_packet("10.1.1.1", "224.0.0.5", 89, lsu.encode())))
     pcep = [(True, pcep_ex.paper_pcreq().encode()), (False, pcep_ex.paper_pcrep().encode())]
     return frames + conversation(pcep)
@@ -392,6 +401,24 @@ def test_ri_qe_capability_bit(control: Path) -> None:
     assert routers == list(RI_ROUTERS)
     assert rows[0][1].split(",") == ["1" if q else "0" for q in RI_ROUTERS.values()]
     assert rows[0][2].split(",") == ["1", "1"]
+
+
+def test_available_labels_sub_tlv(control: Path) -> None:
+    rows = fields(
+        control,
+        "ospf",
+        "qkdnet.labels.router",
+        "qkdnet.labels.link_id",
+        "qkdnet.labels.action",
+        "qkdnet.labels.base",
+        "qkdnet.labels.channel",
+    )
+    assert rows == [
+        ["10.1.1.1", "10.1.1.2", "4", hex(ero.lambda_label(1)), ",".join(map(str, FREE_CHANNELS))]
+    ]
+    assert shown(control, "ospf", "qkdnet.labels.action") == [
+        "0100 .... .... .... = Action: BITMAP (4)"
+    ]
 
 
 # --- malformed input: the plugin's expert infos ---------------------------------------------
