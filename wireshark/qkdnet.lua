@@ -465,6 +465,9 @@ qkdnet.fields = all
 qkdnet.experts = expert_list(QX)
 qkdnet.prefs.ero_subobject = Pref.uint("QE subobject type", CP.ero_subobject,
     "ERO/RRO subobject type of the QE subobject (gmpls.qe.CODEPOINTS.ero_subobject)")
+qkdnet.prefs.te_available_labels = Pref.uint("Available Labels sub-TLV type",
+    CP.te_available_labels,
+    "OSPF-TE Link TLV sub-TLV type of the wavelength availability (CODEPOINTS.te_available_labels)")
 
 local f_rsvp = Field.new("rsvp")
 local f_pcep = Field.new("pcep")
@@ -677,7 +680,7 @@ local function te_link(root, t, off, limit, adv)
         end
         if stype == TE_LINK_ID and slen == 4 then
             link_id = t(off + 4, 4):ipv4()
-        elseif stype == CP.te_available_labels then
+        elseif stype == qkdnet.prefs.te_available_labels then
             local st = root():add(LF.by.labels, t(off, 4 + slen))
             st:append_text(" (sub-TLV " .. stype .. ") of " .. tostring(adv))
             st:add(LF.by.router, adv):set_generated()

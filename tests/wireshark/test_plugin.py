@@ -148,8 +148,8 @@ def tshark(pcap: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return r
 
 
-def fields(pcap: Path, flt: str, *names: str) -> list[list[str]]:
-    args = ["-Y", flt, "-T", "fields", "-E", "separator=|", "-E", "occurrence=a"]
+def fields(pcap: Path, flt: str, *names: str, opts: tuple[str, ...] = ()) -> list[list[str]]:
+    args = [*opts, "-Y", flt, "-T", "fields", "-E", "separator=|", "-E", "occurrence=a"]
     for n in names:
         args += ["-e", n]
     return [line.split("|") for line in tshark(pcap, *args).stdout.splitlines()]
@@ -492,3 +492,22 @@ def test_malformed_input_raises_the_plugins_expert_info(tmp_path: Path) -> None:
         raised = [a for a, v in zip(abbrevs, row[2:], strict=True) if v]
         assert want in raised, (i + 1, row)
         assert "Lua Error" not in row[0], (i + 1, row[0])
+
+
+def test_a_moved_subobject_type_follows_the_preference(tmp_path: Path) -> None:
+    """A network that moved the QE subobject (``qe.configure(ero_subobject=104)``) is read
+    with ``-o qkdnet.ero_subobject:104``."""
+    assert TSHARK, REQUIRED
+    old = qe.CODEPOINTS
+    try:
+        qe.configure(ero_subobject=104)
+        data = rsvp_ex.paper_path().encode()
+    finally:
+        qe.configure(**dataclasses.asdict(old))
+    path = tmp_path / "moved.pcap"
+    write_pcap(str(path), [ethernet_frame(ipv4_packet(rsvp_ex.TN[1], rsvp_ex.TN[2], 46, data))])
+    assert fields(path, "rsvp", "qkdnet.ero.hop") == [[""]]
+    pref = ("-o", "qkdnet.ero_subobject:104")
+    assert fields(path, "rsvp", "qkdnet.ero.hop", "qkdnet.ero.type", opts=pref) == [
+        ["10.1.1.5", "104"]
+    ]
