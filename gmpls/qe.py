@@ -29,6 +29,11 @@ class Codepoints:
     #: OSPF-TE Link TLV sub-TLV type of our wavelength-availability sub-TLV (docs/ospf-te.md):
     #: from RFC 3630's experimental range 32768-32777 (types below it are Standards Action)
     te_available_labels: int = 32768
+    #: PCEP TLV type of the key relay path (docs/pcep.md#the-relay-path-tlv), from RFC 8356's
+    #: experimental range 65504-65535 (65504 is our NO-PATH reason, 65505 the Cisco
+    #: binding-SID TLV FRR's pathd sends): in the RP object of a PCRep, in the LSP object
+    #: of a PCUpd, PCInitiate or PCRpt
+    pcep_relay_tlv: int = 65520
     #: not a code point but set the same way: the P flag (RFC 5440 §7.2) of the QE METRIC
     #: objects a PCC sends. Set, a PCE must take them into account or refuse the request;
     #: cleared, a standard PCE may ignore them and return a plain, unencrypted path.

@@ -18,6 +18,7 @@ benchmarks and the demo's documentation.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from ipaddress import IPv4Address
 from typing import Any
 
@@ -54,6 +55,7 @@ from gmpls.pcep.objects import (
     lsp_flags,
 )
 from gmpls.pcep.qemetrics import qe_metrics
+from gmpls.pcep.relay import RelayPathTlv
 from gmpls.pcep.tlv import (
     Ipv4LspIdentifiersTlv,
     PathSetupTypeCapabilityTlv,
@@ -164,3 +166,22 @@ def paper_pcinitiate(srp_id: int = 1) -> PCInitiate:
 def paper_release(srp_id: int = 2, plsp_id: int = 1) -> PCInitiate:
     """RFC 8281 §5.4: the PCE removes the LSP it initiated (SRP R flag, no ERO)."""
     return PCInitiate((LspEntry(LspObject(plsp_id), Srp(srp_id, SRP_FLAG_R)),))
+
+
+# key relay path (docs/pcep.md#the-relay-path-tlv) ----------------------------------------
+
+#: a relay path from site 10.1.1.1 to site 10.1.1.4 through two trusted sites
+RELAY_SITES = tuple(IPv4Address(f"10.1.1.{n}") for n in (1, 2, 3, 4))
+
+
+def relay_pcrep(request_id: int = 1) -> PCRep:
+    """The paper's PCRep with a key relay path in its RP object."""
+    rp = RP(request_id, tlvs=(RelayPathTlv(RELAY_SITES),))
+    return PCRep((Response(rp, paths=(Path(Ero(fig9_ero())),)),))
+
+
+def relay_pcinitiate(srp_id: int = 1) -> PCInitiate:
+    """The paper's PCInitiate with a key relay path in its LSP object."""
+    (entry,) = paper_pcinitiate(srp_id).entries
+    lsp = replace(entry.lsp, tlvs=(*entry.lsp.tlvs, RelayPathTlv(RELAY_SITES)))
+    return PCInitiate((replace(entry, lsp=lsp),))

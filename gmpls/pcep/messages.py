@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address
 from typing import Any, ClassVar, Protocol
 
 from gmpls.errors import DecodeError, EncodeError
@@ -60,6 +61,7 @@ from gmpls.pcep.objects import (
     decode_objects,
     unprocessable,
 )
+from gmpls.pcep.relay import relay_of
 from gmpls.wire import Reader, u8, u16
 
 EndPoints = EndPointsIpv4 | EndPointsIpv6
@@ -366,6 +368,12 @@ class Response:
     paths: tuple[Path, ...] = ()
     others: tuple[PcepObject, ...] = ()
 
+    @property
+    def relay(self) -> tuple[IPv4Address, ...]:
+        """The key relay path of this response (site IDs, head site first), from the
+        RELAY-PATH TLV of its RP object (:mod:`gmpls.pcep.relay`); ``()`` without one."""
+        return relay_of(self.rp.tlvs)
+
     def objects(self) -> list[PcepObject | None]:
         out: list[PcepObject | None] = [self.rp, self.no_path, *self.attributes.objects()]
         for p in self.paths:
@@ -560,6 +568,12 @@ class LspEntry:
     actual: Attributes = field(default_factory=Attributes)
     endpoints: EndPoints | None = None
     others: tuple[PcepObject, ...] = ()
+
+    @property
+    def relay(self) -> tuple[IPv4Address, ...]:
+        """The key relay path of this LSP, from the RELAY-PATH TLV of its LSP object
+        (:mod:`gmpls.pcep.relay`); ``()`` without one."""
+        return relay_of(self.lsp.tlvs)
 
     def objects(self) -> list[PcepObject | None]:
         out: list[PcepObject | None] = [self.srp, self.lsp, self.endpoints, self.ero]

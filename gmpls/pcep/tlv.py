@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+from collections.abc import Callable, Hashable
 from typing import Any, Self
 
 from gmpls.errors import EncodeError
@@ -23,7 +24,33 @@ from gmpls.registry import Registry
 from gmpls.tlv import AnyTlv, Tlv, decode_tlvs, encode_tlvs, tlvs
 from gmpls.wire import Reader, pad4
 
-TLVS: Registry[type] = Registry("PCEP TLV", attrs=("TYPE",))
+
+class _PcepTlvs(Registry[type]):
+    """The PCEP TLV registry, plus the TLVs whose type is configuration (a
+    ``gmpls.qe.CODEPOINTS`` field, read at each lookup, as OSPF-TE's Available Labels):
+    :meth:`configured` adds one (:mod:`gmpls.pcep.relay` does)."""
+
+    def __init__(self, name: str, attrs: tuple[str, ...] = ()) -> None:
+        super().__init__(name, attrs)
+        self._configured: list[tuple[Callable[[], int], type]] = []
+
+    def configured(self, code: Callable[[], int], cls: type) -> None:
+        self._configured.append((code, cls))
+
+    def get(self, code: Hashable) -> type | None:
+        for current, cls in self._configured:
+            if code == current():
+                return cls
+        return super().get(code)
+
+    def __contains__(self, code: Hashable) -> bool:
+        return self.get(code) is not None
+
+    def codes(self) -> list[Hashable]:
+        return [*super().codes(), *(current() for current, _ in self._configured)]
+
+
+TLVS: _PcepTlvs = _PcepTlvs("PCEP TLV", attrs=("TYPE",))
 
 
 @TLVS.register(TlvType.NO_PATH_VECTOR)
