@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import shutil
 import sys
 from collections.abc import Sequence
@@ -24,8 +25,10 @@ from typing import Any
 from gmpls import ero, qe
 from gmpls.layout import Layout
 from gmpls.ospf.te import LabelAction
-from gmpls.qkd import etsi004, idq3p, sync
+from gmpls.pcep.constants import TlvType
+from gmpls.qkd import etsi004, idq3p, kmstatus, sync
 from gmpls.registry import Registry
+from pce.compute import NoPathReason
 
 #: the plugin in the source tree (compose/ sits next to wireshark/)
 PLUGIN = Path(__file__).resolve().parent.parent / "wireshark" / "qkdnet.lua"
@@ -103,13 +106,41 @@ def _enums(wire: Layout) -> dict[str, type[IntEnum]]:
     return out
 
 
+#: struct codes -> field kinds (for records a codec packs with :mod:`struct`)
+_STRUCT_KINDS = {"I": "u32", "Q": "u64", "H": "u16", "B": "u8", "4s": "ipv4"}
+#: the fields of a KM status link record, in wire order (``kmstatus._LINK``)
+KM_LINK_NAMES = (
+    "far_site",
+    "rate_bps",
+    "stock_bits",
+    "buffer_bits",
+    "used_bits",
+    "services",
+    "up",
+    "name_length",
+    "name",
+)
+
+
+def _struct_fields(fmt: str, names: Sequence[str]) -> list[list[str]]:
+    """``{name, kind}`` pairs of a struct format (``!4sIQQQHBB32s``) and its field names."""
+    codes = re.findall(r"\d*[a-zA-Z]", fmt.lstrip("!<>="))
+    kinds = [_STRUCT_KINDS.get(c) or f"b{c[:-1]}" for c in codes]
+    return [[n, k] for n, k in zip(names, kinds, strict=True)]
+
+
 def _messages(registry: Registry[Any], types: type[IntEnum]) -> tuple[dict[int, Any], dict]:
-    """Per message type its name, fixed fields and tail; and the enums its fields use."""
+    """Per message type its name, fixed fields and tail; and the enums its fields use. A
+    class without a layout (its codec written by hand) is all tail, named by its field."""
     msgs: dict[int, Any] = {}
     enums: dict[str, dict[int, str]] = {}
     for t in types:
         cls = registry.get(int(t))
         if cls is None:
+            continue
+        if not hasattr(cls, "WIRE"):
+            own = [f.name for f in dataclasses.fields(cls) if f.name != "request_id"]
+            msgs[int(t)] = {"name": t.name, "fields": [], "tail": own[0]}
             continue
         msg: dict[str, Any] = {"name": t.name, "fields": _fields(cls.WIRE)}
         if cls.WIRE.tail_name:
@@ -146,12 +177,24 @@ def constants() -> str:
         ("METRIC_TYPES", metric_types),
         ("QE_SUBOBJECT", qe_sub),
         ("LABEL_ACTION", {v: k for k, v in vars(LabelAction).items() if k.isupper()}),
+        ("PCEP_TLV", {"no_path_reason": int(TlvType.NO_PATH_REASON)}),
+        ("NO_PATH_REASON", _enum(NoPathReason)),
         ("ETSI004", _protocol(etsi004, etsi004.REGISTRY, etsi004.MsgType)),
         (
             "SYNC",
             _protocol(sync, sync.REGISTRY, sync.SyncType, magic=sync.MAGIC, mac_len=sync.MAC_LEN),
         ),
         ("IDQ3P", _protocol(idq3p, idq3p.REGISTRY, idq3p.MsgType, magic=idq3p.MAGIC)),
+        (
+            "KMSTATUS",
+            _protocol(
+                kmstatus,
+                kmstatus.REGISTRY,
+                kmstatus.MsgType,
+                link=_struct_fields(kmstatus._LINK.format, KM_LINK_NAMES),
+                link_len=kmstatus.LINK_LEN,
+            ),
+        ),
     ]
     lines = [f"local {name} = {_lua(value)}" for name, value in tables]
     return "\n".join(lines) + "\n"

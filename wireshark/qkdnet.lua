@@ -33,6 +33,7 @@ local CP = {
   metric_refresh_type = 251,
   ero_subobject = 103,
   te_available_labels = 32768,
+  pcep_relay_tlv = 65520,
   metric_p_flag = true,
 }
 local ENC_LAYER = { [1] = "OPTICAL", [2] = "ETHERNET", [3] = "IP" }
@@ -71,6 +72,21 @@ local LABEL_ACTION = {
   [3] = "EXCLUSIVE_RANGE",
   [4] = "BITMAP",
 }
+local PCEP_TLV = { no_path_reason = 65504 }
+local NO_PATH_REASON = {
+  [1] = "UNKNOWN_SOURCE",
+  [2] = "UNKNOWN_DESTINATION",
+  [3] = "SOURCE_NOT_QE_CAPABLE",
+  [4] = "QE_DESTINATION_NOT_QE_CAPABLE",
+  [5] = "NO_ROUTE",
+  [6] = "NO_COMMON_WAVELENGTH",
+  [7] = "UNKNOWN_ALGORITHM",
+  [8] = "UNKNOWN_LAYER",
+  [9] = "BAD_QE_PARAMETERS",
+  [10] = "SAME_END_POINTS",
+  [11] = "QE_DESTINATION_NOT_ON_PATH",
+  [12] = "UNSUPPORTED_REQUEST",
+}
 local ETSI004 = {
   port = 5424,
   version = 1,
@@ -98,6 +114,7 @@ local ETSI004 = {
         { "qos.timeout_ms", "u32" },
         { "key_handle", "b64" },
       },
+      tail = "relay",
     },
     [2] = { name = "CONNECT_NONBLOCK", fields = { { "key_handle", "b64" } } },
     [3] = {
@@ -261,6 +278,29 @@ local IDQ3P = {
   enums = {
     status = { [0] = "OK", [1] = "INSUFFICIENT_KEY", [2] = "UNKNOWN_KEY_ID", [3] = "BAD_REQUEST" },
   },
+}
+local KMSTATUS = {
+  port = 5425,
+  version = 1,
+  header_len = 8,
+  link = {
+    { "far_site", "ipv4" },
+    { "rate_bps", "u32" },
+    { "stock_bits", "u64" },
+    { "buffer_bits", "u64" },
+    { "used_bits", "u64" },
+    { "services", "u16" },
+    { "up", "u8" },
+    { "name_length", "u8" },
+    { "name", "b32" },
+  },
+  link_len = 68,
+  types = { [1] = "LINKS_REQUEST", [129] = "LINKS_REPLY" },
+  messages = {
+    [1] = { name = "LINKS_REQUEST", fields = {} },
+    [129] = { name = "LINKS_REPLY", fields = {}, tail = "links" },
+  },
+  enums = {},
 }
 -- END GENERATED
 
@@ -454,9 +494,17 @@ LF:add("base", ProtoField.uint32("qkdnet.labels.base", "Base label (RFC 6205)", 
 LF:add("channel", ProtoField.int16("qkdnet.labels.channel",
     "Available channel n (193.1 THz + n x 100 GHz)"))
 
+local PF = Fields.new("qkdnet.pcep")
+PF:add("relay", ProtoField.none("qkdnet.relay", "Key relay path"))
+PF:add("relay_object", ProtoField.string("qkdnet.relay.object", "In object"))
+PF:add("relay_site", ProtoField.ipv4("qkdnet.relay.site", "Site ID"))
+PF:add("nopath", ProtoField.none("qkdnet.nopath", "NO-PATH-REASON"))
+PF:add("nopath_code", ProtoField.uint32("qkdnet.nopath.code", "Reason", base.DEC, NO_PATH_REASON))
+PF:add("nopath_text", ProtoField.string("qkdnet.nopath.text", "Explanation"))
+
 local QX = experts("qkdnet.expert")
 local all = {}
-for _, F in ipairs({ EF, MF, RF, LF }) do
+for _, F in ipairs({ EF, MF, RF, LF, PF }) do
     for _, pf in ipairs(F.list) do
         all[#all + 1] = pf
     end
@@ -468,6 +516,8 @@ qkdnet.prefs.ero_subobject = Pref.uint("QE subobject type", CP.ero_subobject,
 qkdnet.prefs.te_available_labels = Pref.uint("Available Labels sub-TLV type",
     CP.te_available_labels,
     "OSPF-TE Link TLV sub-TLV type of the wavelength availability (CODEPOINTS.te_available_labels)")
+qkdnet.prefs.pcep_relay_tlv = Pref.uint("Relay path TLV type", CP.pcep_relay_tlv,
+    "PCEP TLV type of the key relay path (gmpls.qe.CODEPOINTS.pcep_relay_tlv)")
 
 local f_rsvp = Field.new("rsvp")
 local f_pcep = Field.new("pcep")
@@ -579,6 +629,41 @@ local function metric(root, t, off)
     end
 end
 
+-- PCEP objects that carry TLVs of ours, and the length of what comes before the TLVs.
+local PCEP_TLV_OBJECTS = { [2] = { "RP", 8 }, [3] = { "NO-PATH", 4 }, [32] = { "LSP", 4 } }
+
+local function pcep_tlvs(root, t, off, limit, object)
+    while limit - off >= 4 do
+        local ttype, tlen = t(off, 2):uint(), t(off + 2, 2):uint()
+        if off + 4 + tlen > limit then
+            return
+        end
+        if ttype == qkdnet.prefs.pcep_relay_tlv then
+            local st = root():add(PF.by.relay, t(off, 4 + tlen))
+            st:add(PF.by.relay_object, object):set_generated()
+            local sites = {}
+            for p = off + 4, off + tlen, 4 do
+                st:add(PF.by.relay_site, t(p, 4))
+                sites[#sites + 1] = tostring(t(p, 4):ipv4())
+            end
+            st:append_text(" in " .. object .. ": " .. table.concat(sites, " -> "))
+            if tlen == 0 or tlen % 4 ~= 0 then
+                st:add_proto_expert_info(QX.length, string.format(
+                    "relay path of %d bytes: not one or more site IDs", tlen))
+            end
+        elseif ttype == PCEP_TLV.no_path_reason and tlen >= 4 then
+            local st = root():add(PF.by.nopath, t(off, 4 + tlen))
+            st:add(PF.by.nopath_code, t(off + 4, 4))
+            if tlen > 4 then
+                st:add(PF.by.nopath_text, t(off + 8, tlen - 4))
+            end
+            local code = t(off + 4, 4):uint()
+            st:append_text(": " .. (NO_PATH_REASON[code] or tostring(code)))
+        end
+        off = off + 4 + math.floor((tlen + 3) / 4) * 4
+    end
+end
+
 local function pcep(root, t)
     if t:len() < 4 then
         return
@@ -593,6 +678,9 @@ local function pcep(root, t)
             subobjects(root, t, off + 4, off + len, PCEP_ROUTES[class])
         elseif class == PCEP_METRIC and len >= 12 then
             metric(root, t, off)
+        elseif PCEP_TLV_OBJECTS[class] and len >= 4 + PCEP_TLV_OBJECTS[class][2] then
+            local o = PCEP_TLV_OBJECTS[class]
+            pcep_tlvs(root, t, off + 4 + o[2], off + len, "PCEP " .. o[1])
         end
         off = off + len
     end
@@ -774,13 +862,14 @@ function TAILS.key(tree, tvb, off, limit, F, ex)
 end
 
 -- A list of 64-bit key IDs: a 16-bit count, then the IDs.
-function TAILS.key_ids(tree, tvb, off, limit, F, ex)
+function TAILS.key_ids(tree, tvb, off, limit, F, ex, values)
     if limit - off < 2 then
         tree:add_proto_expert_info(ex.short, "no key ID count")
         return limit
     end
     local n = tvb(off, 2):uint()
     tree:add(F.by.count, tvb(off, 2))
+    values.count = n
     if limit - off - 2 < 8 * n then
         tree:add_proto_expert_info(ex.length, string.format(
             "%d key IDs need %d bytes, %d left", n, 8 * n, limit - off - 2))
@@ -800,6 +889,7 @@ function TAILS.keys(tree, tvb, off, limit, F, ex, values)
     end
     local n = tvb(off, 2):uint()
     tree:add(F.by.count, tvb(off, 2))
+    values.count = n
     off = off + 2
     if n == 0 then
         return off
@@ -821,6 +911,49 @@ function TAILS.keys(tree, tvb, off, limit, F, ex, values)
         kt:add(F.by.key, tvb(off + size * i + 8, size - 8))
     end
     return limit
+end
+
+-- ETSI 004 QKD_OPEN's relay path (our extension): nothing, or a count and the site IDs.
+function TAILS.relay(tree, tvb, off, limit, F, ex)
+    if off >= limit then
+        return off
+    end
+    local n = tvb(off, 1):uint()
+    tree:add(F.by.relay_count, tvb(off, 1))
+    if limit - off - 1 < 4 * n then
+        tree:add_proto_expert_info(ex.length, string.format(
+            "%d relay sites need %d bytes, %d left", n, 4 * n, limit - off - 1))
+        return limit
+    end
+    for i = 0, n - 1 do
+        tree:add(F.by.relay_site, tvb(off + 1 + 4 * i, 4))
+    end
+    return off + 1 + 4 * n
+end
+
+-- KM status LINKS_REPLY: a 16-bit count, then that many link records.
+function TAILS.links(tree, tvb, off, limit, F, ex, values)
+    if limit - off < 2 then
+        tree:add_proto_expert_info(ex.short, "no link count")
+        return limit
+    end
+    local n = tvb(off, 2):uint()
+    tree:add(F.by.count, tvb(off, 2))
+    values.count = n
+    off = off + 2
+    for i = 1, n do
+        if limit - off < KMSTATUS.link_len then
+            tree:add_proto_expert_info(ex.length, string.format(
+                "link %d of %d: %d bytes left, a link is %d", i, n, limit - off, KMSTATUS.link_len))
+            return limit
+        end
+        local lt = tree:add(F.by.link, tvb(off, KMSTATUS.link_len))
+        local _, v = walk(lt, tvb, off, off + KMSTATUS.link_len, KMSTATUS.link, F, ex)
+        lt:append_text(string.format(" %d: %s, %s", i, tvb(off + 36, 32):stringz(),
+            v.up == 1 and "up" or "down"))
+        off = off + KMSTATUS.link_len
+    end
+    return off
 end
 
 -- The body of message `mtype` of a generated protocol table, from `off` to `limit`.
@@ -869,38 +1002,56 @@ local function udp_protocol(name, desc, P, header)
     return proto, F, experts(name)
 end
 
--- ----------------------------------------------------------------- qkdnet.etsi004
+-- ----------------------------------------------- qkdnet.etsi004 and qkdnet.kmstatus
+
+-- A dissector for the ETSI 004 header (version, type, reserved, request ID) and a body.
+local function etsi_like(proto, P, F, X, column)
+    return function(tvb, pinfo, tree)
+        pinfo.cols.protocol = column
+        local st = tree:add(proto, tvb())
+        if tvb:len() < P.header_len then
+            st:add_proto_expert_info(X.short, string.format("%d bytes, the header is %d",
+                tvb:len(), P.header_len))
+            return
+        end
+        local vi = st:add(F.by.version, tvb(0, 1))
+        local mtype = tvb(1, 1):uint()
+        st:add(F.by.type, tvb(1, 1))
+        st:add(F.by.reserved, tvb(2, 2))
+        st:add(F.by.request_id, tvb(4, 4))
+        if tvb(0, 1):uint() ~= P.version then
+            vi:add_proto_expert_info(X.unknown, "unsupported version " .. tvb(0, 1):uint())
+            return
+        end
+        local values = body(st, tvb, P.header_len, tvb:len(), P, mtype, F, X)
+        local s = summary(P, mtype, values, F) .. " request_id=" .. tvb(4, 4):uint()
+        st:append_text(", " .. s)
+        pinfo.cols.info = s
+    end
+end
+
+local ETSI_HEADER = { { "version", "u8" }, { "reserved", "u16" }, { "request_id", "u32" } }
 
 local etsi, ETF, ETX = udp_protocol("qkdnet.etsi004", "ETSI GS QKD 004 (qkdnet wire format)",
-    ETSI004, { { "version", "u8" }, { "reserved", "u16" }, { "request_id", "u32" } })
+    ETSI004, ETSI_HEADER)
 ETF:get("key_length", "u16")
 ETF:add("key", ProtoField.bytes("qkdnet.etsi004.key",
     "Key (secret: ETSI 004 carries it in clear in this testbed)"))
+ETF:add("relay_count", ProtoField.uint8("qkdnet.etsi004.relay_count", "Relay path: sites"))
+ETF:add("relay_site", ProtoField.ipv4("qkdnet.etsi004.relay_site", "Relay path: site ID"))
 etsi.fields = ETF.list
 etsi.experts = expert_list(ETX)
+etsi.dissector = etsi_like(etsi, ETSI004, ETF, ETX, "ETSI004")
 
-function etsi.dissector(tvb, pinfo, tree)
-    pinfo.cols.protocol = "ETSI004"
-    local st = tree:add(etsi, tvb())
-    if tvb:len() < ETSI004.header_len then
-        st:add_proto_expert_info(ETX.short, string.format("%d bytes, the header is %d",
-            tvb:len(), ETSI004.header_len))
-        return
-    end
-    local vi = st:add(ETF.by.version, tvb(0, 1))
-    local mtype = tvb(1, 1):uint()
-    st:add(ETF.by.type, tvb(1, 1))
-    st:add(ETF.by.reserved, tvb(2, 2))
-    st:add(ETF.by.request_id, tvb(4, 4))
-    if tvb(0, 1):uint() ~= ETSI004.version then
-        vi:add_proto_expert_info(ETX.unknown, "unsupported version " .. tvb(0, 1):uint())
-        return
-    end
-    local values = body(st, tvb, ETSI004.header_len, tvb:len(), ETSI004, mtype, ETF, ETX)
-    local s = summary(ETSI004, mtype, values, ETF) .. " request_id=" .. tvb(4, 4):uint()
-    st:append_text(", " .. s)
-    pinfo.cols.info = s
-end
+local km, KF, KX = udp_protocol("qkdnet.kmstatus", "qkdnet key manager status", KMSTATUS,
+    ETSI_HEADER)
+KF:get("count", "u16")
+KF:add("link", ProtoField.none("qkdnet.kmstatus.link", "QKD link"))
+KF:add("name", ProtoField.string("qkdnet.kmstatus.name", "Name"))
+KF:declare({ { fields = KMSTATUS.link } })
+km.fields = KF.list
+km.experts = expert_list(KX)
+km.dissector = etsi_like(km, KMSTATUS, KF, KX, "KM status")
 
 -- -------------------------------------------------------------------- qkdnet.sync
 
@@ -989,3 +1140,4 @@ local udp_port = DissectorTable.get("udp.port")
 udp_port:add(ETSI004.port, etsi)
 udp_port:add(SYNC.port, syncp)
 udp_port:add(IDQ3P.port, idq)
+udp_port:add(KMSTATUS.port, km)

@@ -25,10 +25,14 @@ from gmpls.ospf.lsa import LSA
 from gmpls.ospf.packet import LSUpdate, Packet
 from gmpls.ospf.te import TeLSA, link_tlv, te_lsa_id
 from gmpls.pcep import examples as pcep_ex
+from gmpls.pcep import messages as M
+from gmpls.pcep import objects as PO
+from gmpls.pcep import tlv as PT
 from gmpls.qkd import etsi004 as etsi
-from gmpls.qkd import idq3p, sync
+from gmpls.qkd import idq3p, kmstatus, sync
 from gmpls.rsvp import examples as rsvp_ex
 from gmpls.rsvp import objects as O
+from pce.compute import NoPathReason
 from tests.support.captures import qe_session_ids
 from tests.support.pcap import ethernet_frame, ipv4_packet, udp_datagram, write_pcap
 from tests.support.pcep_framing import conversation
@@ -41,8 +45,10 @@ KEY = bytes(range(0xE0, 0x100))  # 32 bytes, only ever a test value
 NODE, PROXY, PEER, DEVICE = "10.2.1.1", "10.2.1.11", "10.11.1.12", "10.11.2.2"
 QOS = etsi.QoS(32, 1000, 2, 5000)
 
+RELAY = (IPv4Address("10.1.1.1"), IPv4Address("10.1.1.3"), IPv4Address("10.1.1.5"))
 ETSI_MESSAGES: list[etsi.Message] = [
     etsi.Open(1, IPv4Address("10.1.1.5"), QOS),
+    etsi.Open(8, IPv4Address("10.1.1.5"), QOS, HANDLE, relay=RELAY),
     etsi.OpenReply(1, etsi.Status.SUCCESSFUL, HANDLE, QOS),
     etsi.ConnectNonblock(2, HANDLE),
     etsi.ConnectNonblockReply(2, etsi.Status.PEER_NOT_CONNECTED, HANDLE),
@@ -77,6 +83,11 @@ IDQ_MESSAGES: list[idq3p.AnyMessage] = [
     idq3p.Error(4),
 ]
 EPOCH_A, EPOCH_B = 0x1122334455667788, 0x99AABBCCDDEEFF00
+KM_LINKS = (
+    kmstatus.LinkStatus(IPv4Address("10.1.1.2"), "km1-km2", True, 2000, 5, 1 << 20, 256, 3),
+    kmstatus.LinkStatus(IPv4Address("10.1.1.3"), "km1-km3", False, 0, 0, 1 << 20, 0, 0),
+)
+KM_MESSAGES: list[kmstatus.Message] = [kmstatus.LinksRequest(5), kmstatus.LinksReply(5, KM_LINKS)]
 
 
 def _udp(src: str, dst: str, sport: int, dport: int, payload: bytes) -> bytes:
@@ -112,8 +123,31 @@ def _idq_frames() -> list[bytes]:
 
 #: the second RI LSA is of a TE node that is not QE capable
 RI_ROUTERS = {"10.1.1.1": True, "10.1.1.2": False}
+NO_PATH = M.PCRep(
+    (
+        M.Response(
+            PO.RP(3),
+            no_path=PO.NoPath(
+                tlvs=(
+                    PT.NoPathVectorTlv(0),
+                    PT.NoPathReasonTlv(NoPathReason.NO_COMMON_WAVELENGTH, "no common lambda"),
+                )
+            ),
+        ),
+    )
+)
 #: the wavelengths free on tn1's link to tn2 (docs/ospf-te.md's second example)
 FREE_CHANNELS = (1, 2, 3, 5, 8)
+
+
+def _km_frames() -> list[bytes]:
+    out = []
+    for m in KM_MESSAGES:
+        request = m.TYPE < 0x80
+        src, dst = (NODE, PROXY) if request else (PROXY, NODE)
+        sport, dport = (40003, kmstatus.PORT) if request else (kmstatus.PORT, 40003)
+        out.append(_udp(src, dst, sport, dport, kmstatus.encode(m)))
+    return out
 
 
 def _control_frames() -> list[bytes]:
@@ -126,7 +160,13 @@ def _control_frames() -> list[bytes]:
     )
     lsu = Packet(ospf_ex.TN1, ospf_ex.AREA0, LSUpdate((*lsas, te)))
     frames.append(ethernet_frame(ipv4_packet("10.1.1.1", "224.0.0.5", 89, lsu.encode())))
-    pcep = [(True, pcep_ex.paper_pcreq().encode()), (False, pcep_ex.paper_pcrep().encode())]
+    pcep = [
+        (True, pcep_ex.paper_pcreq().encode()),
+        (False, pcep_ex.paper_pcrep().encode()),
+        (False, pcep_ex.relay_pcrep(2).encode()),
+        (False, pcep_ex.relay_pcinitiate().encode()),
+        (False, NO_PATH.encode()),
+    ]
     return frames + conversation(pcep)
 
 
@@ -134,7 +174,7 @@ def _control_frames() -> list[bytes]:
 def pcap(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert TSHARK, REQUIRED
     path = Path(tmp_path_factory.mktemp("wireshark")) / "qkdnet.pcap"
-    write_pcap(str(path), _etsi_frames() + _sync_frames() + _idq_frames())
+    write_pcap(str(path), _etsi_frames() + _sync_frames() + _idq_frames() + _km_frames())
     return path
 
 
@@ -167,10 +207,12 @@ def test_generated_block_is_up_to_date() -> None:
 
 def test_nothing_malformed_and_no_expert_info(pcap: Path) -> None:
     rows = fields(pcap, "", "frame.number", "frame.protocols", "_ws.malformed", "_ws.expert")
-    assert len(rows) == len(ETSI_MESSAGES) + len(SYNC_MESSAGES) + len(IDQ_MESSAGES)
+    n = len(ETSI_MESSAGES) + len(SYNC_MESSAGES) + len(IDQ_MESSAGES) + len(KM_MESSAGES)
+    assert len(rows) == n
+    ours = ("qkdnet.etsi004", "qkdnet.sync", "qkdnet.idq3p", "qkdnet.kmstatus")
     for number, protocols, malformed, experts in rows:
         assert malformed == "" and experts == "", f"frame {number}: {malformed} {experts}"
-        assert protocols.split(":")[-1] in ("qkdnet.etsi004", "qkdnet.sync", "qkdnet.idq3p")
+        assert protocols.split(":")[-1] in ours
 
 
 def test_etsi004_every_message_type(pcap: Path) -> None:
@@ -211,7 +253,7 @@ def test_etsi004_status_names(pcap: Path) -> None:
 def test_etsi004_open_qos_and_key(pcap: Path) -> None:
     (row,) = fields(
         pcap,
-        "qkdnet.etsi004.type == 1",
+        "qkdnet.etsi004.type == 1 && !qkdnet.etsi004.relay_count",
         "qkdnet.etsi004.destination",
         "qkdnet.etsi004.qos.requested_length",
         "qkdnet.etsi004.qos.max_bps",
@@ -231,6 +273,48 @@ def test_etsi004_open_qos_and_key(pcap: Path) -> None:
     assert shown(pcap, "qkdnet.etsi004.key", "qkdnet.etsi004.key")[0].startswith(
         "Key (secret: ETSI 004 carries it in clear"
     )
+
+
+def test_etsi004_open_relay_path(pcap: Path) -> None:
+    rows = fields(
+        pcap,
+        "qkdnet.etsi004.type == 1",
+        "qkdnet.etsi004.request_id",
+        "qkdnet.etsi004.relay_count",
+        "qkdnet.etsi004.relay_site",
+    )
+    assert rows == [["0x00000001", "", ""], ["0x00000008", "3", ",".join(map(str, RELAY))]]
+
+
+def test_kmstatus_links(pcap: Path) -> None:
+    rows = fields(
+        pcap,
+        "qkdnet.kmstatus",
+        "qkdnet.kmstatus.type",
+        "qkdnet.kmstatus.request_id",
+        "qkdnet.kmstatus.count",
+        "qkdnet.kmstatus.far_site",
+        "qkdnet.kmstatus.name",
+        "qkdnet.kmstatus.up",
+        "qkdnet.kmstatus.rate_bps",
+        "qkdnet.kmstatus.stock_bits",
+        "qkdnet.kmstatus.buffer_bits",
+        "qkdnet.kmstatus.used_bits",
+        "qkdnet.kmstatus.services",
+    )
+    assert rows[0] == ["0x01", "0x00000005"] + [""] * 9
+    values = [
+        [str(x.far_site) for x in KM_LINKS],
+        [x.name for x in KM_LINKS],
+        [str(int(x.up)) for x in KM_LINKS],
+        *(
+            [str(getattr(x, f)) for x in KM_LINKS]
+            for f in ("rate_bps", "stock_bits", "buffer_bits", "used_bits", "services")
+        ),
+    ]
+    assert rows[1] == ["0x81", "0x00000005", "2", *(",".join(v) for v in values)]
+    info = fields(pcap, "qkdnet.kmstatus", "_ws.col.Info")
+    assert info == [["LINKS_REQUEST request_id=5"], ["LINKS_REPLY count=2 request_id=5"]]
 
 
 def test_sync_every_message_type_mac_as_bytes(pcap: Path) -> None:
@@ -305,7 +389,7 @@ def control(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_control_plane_nothing_malformed_no_expert_of_ours(control: Path) -> None:
     rows = fields(control, "", "frame.number", "_ws.malformed", "_ws.expert.message")
-    assert len(rows) == 2 + 3 + 2
+    assert len(rows) == 2 + 3 + 5
     for number, malformed, experts in rows:
         assert malformed == "", number
         # tshark's own notes only (the TCP handshake, "Non defined subobject (103)")
@@ -347,7 +431,7 @@ def test_qe_subobject_in_rsvp_path(control: Path) -> None:
 def test_qe_subobjects_in_pcep_ero(control: Path) -> None:
     rows = fields(
         control,
-        "pcep.msg == 4",
+        "pcep.msg == 4 && !qkdnet.relay && !qkdnet.nopath",
         "qkdnet.ero.object",
         "qkdnet.ero.hop",
         "qkdnet.ero.key_handle_set",
@@ -363,6 +447,20 @@ def test_qe_subobjects_in_pcep_ero(control: Path) -> None:
             f"{p.key_length},{p.key_length}",
             f"{p.refresh_value},{p.refresh_value}",
         ]
+    ]
+
+
+def test_relay_path_tlv_in_rp_and_lsp(control: Path) -> None:
+    rows = fields(control, "qkdnet.relay", "pcep.msg", "qkdnet.relay.object", "qkdnet.relay.site")
+    sites = ",".join(map(str, pcep_ex.RELAY_SITES))
+    assert rows == [["4", "PCEP RP", sites], ["12", "PCEP LSP", sites]]
+
+
+def test_no_path_reason_tlv(control: Path) -> None:
+    rows = fields(control, "qkdnet.nopath", "qkdnet.nopath.code", "qkdnet.nopath.text")
+    assert rows == [[str(int(NoPathReason.NO_COMMON_WAVELENGTH)), "no common lambda"]]
+    assert shown(control, "qkdnet.nopath", "qkdnet.nopath.code") == [
+        "Reason: NO_COMMON_WAVELENGTH (6)"
     ]
 
 
