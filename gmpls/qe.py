@@ -29,6 +29,9 @@ class Codepoints:
     #: OSPF-TE Link TLV sub-TLV type of our wavelength-availability sub-TLV (docs/ospf-te.md):
     #: from RFC 3630's experimental range 32768-32777 (types below it are Standards Action)
     te_available_labels: int = 32768
+    #: OSPF-TE top-level TLV type of the QKD link TLV (docs/ospf-te.md#the-qkd-link-tlv):
+    #: the same experimental range, one TLV per TE LSA, originated by a site's node
+    te_qkd_link: int = 32769
     #: PCEP TLV type of the key relay path (docs/pcep.md#the-relay-path-tlv), from RFC 8356's
     #: experimental range 65504-65535 (65504 is our NO-PATH reason, 65505 the Cisco
     #: binding-SID TLV FRR's pathd sends): in the RP object of a PCRep, in the LSP object

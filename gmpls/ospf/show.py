@@ -15,6 +15,7 @@ from typing import Any
 from gmpls.ospf.constants import MAX_AGE, LsType, OpaqueType
 from gmpls.ospf.fsm import IF_STATE_NAMES, NBR_STATE_NAMES, IfState
 from gmpls.ospf.lsa import LSA, MalformedBody, RouterLSA, UnknownBody
+from gmpls.ospf.qkdlink import QkdLinkTlv
 from gmpls.ospf.ri import FunctionalCapabilities, InformationalCapabilities, RouterInfoLSA
 from gmpls.ospf.router import COUNTERS, Interface, Neighbor, OspfRouter
 from gmpls.ospf.te import (
@@ -229,6 +230,17 @@ def _tlv(t: Any) -> dict[str, Any]:
         for s in t.subtlvs:
             d.update(_tlv(s))
         return {"link": d}
+    if isinstance(t, QkdLinkTlv):
+        return {
+            "qkdLink": {
+                "localSite": str(t.local_site),
+                "farSite": str(t.far_site),
+                "keyRateBps": t.rate_bps,
+                "keyStockBits": t.stock_bits,
+                "keyBufferBits": t.buffer_bits,
+                "up": t.up,
+            }
+        }
     if isinstance(t, LinkType):
         return {"linkType": {1: "Point-to-point", 2: "Multiaccess"}.get(t.link_type, t.link_type)}
     if isinstance(t, LinkId):

@@ -1,7 +1,8 @@
 """Traffic Engineering opaque LSA (opaque type 1): RFC 3630 with the GMPLS sub-TLVs of
 RFC 4203 and a wavelength-availability sub-TLV (docs/ospf-te.md).
 
-Top-level TLVs: Router Address (1) and Link (2). One LSA may carry several top-level
+Top-level TLVs: Router Address (1), Link (2), and our QKD link TLV
+(:mod:`gmpls.ospf.qkdlink`, experimental type ``gmpls.qe.CODEPOINTS.te_qkd_link``). One LSA may carry several top-level
 TLVs (FRR puts the Router Address and a Link TLV in one LSA); all are decoded and kept in
 order, unknown ones as :class:`~gmpls.tlv.UnknownTlv`. Each TLV declares its value as a
 :func:`~gmpls.layout.layout`.
@@ -29,6 +30,7 @@ from gmpls.errors import EncodeError
 from gmpls.layout import REST, Repeat, Tail, Wired, layout
 from gmpls.ospf.constants import OpaqueType
 from gmpls.ospf.lsa import OPAQUE_BODIES
+from gmpls.ospf.qkdlink import QkdLinkTlv
 from gmpls.registry import Registry
 from gmpls.rsvp.constants import LspEncoding, SwitchingType
 from gmpls.tlv import Tlv, UnknownTlv, tlvs
@@ -51,7 +53,23 @@ class _LinkSubTlvs(Registry[Any]):
         return [*super().codes(), qe.CODEPOINTS.te_available_labels]
 
 
-TE_TLVS: Registry[Any] = Registry("ospf.te.tlv", attrs=("TYPE",))
+class _TeTlvs(Registry[Any]):
+    """The top-level TE TLV registry, where the QKD link TLV's type is configuration
+    (``qe.CODEPOINTS.te_qkd_link``, read at each lookup; :mod:`gmpls.ospf.qkdlink`)."""
+
+    def get(self, code: Hashable) -> Any:
+        if code == qe.CODEPOINTS.te_qkd_link:
+            return QkdLinkTlv
+        return super().get(code)
+
+    def __contains__(self, code: Hashable) -> bool:
+        return self.get(code) is not None
+
+    def codes(self) -> list[Hashable]:
+        return [*super().codes(), qe.CODEPOINTS.te_qkd_link]
+
+
+TE_TLVS: Registry[Any] = _TeTlvs("ospf.te.tlv", attrs=("TYPE",))
 LINK_SUBTLVS: Registry[Any] = _LinkSubTlvs("ospf.te.link.subtlv", attrs=("TYPE",))
 
 
