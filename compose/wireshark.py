@@ -24,6 +24,7 @@ from typing import Any
 
 from gmpls import ero, qe
 from gmpls.layout import Layout
+from gmpls.ospf import qkdlink
 from gmpls.ospf.te import LabelAction
 from gmpls.pcep.constants import TlvType
 from gmpls.qkd import etsi004, idq3p, kmstatus, sync
@@ -157,6 +158,18 @@ def _protocol(module: Any, registry: Registry[Any], types: type[IntEnum], **extr
     return {**head, **extra, "types": _enum(types), "messages": msgs, "enums": enums}
 
 
+def _qkd_link_subtlvs() -> dict[int, list[str]]:
+    """Sub-TLV type -> {the QkdLinkTlv field it fills, its kind} (gmpls.ospf.qkdlink)."""
+    out = {}
+    for cls, (name, attr) in qkdlink._FIELDS.items():
+        wired: Any = cls
+        ((field, kind),) = _fields(wired.WIRE)
+        if field != attr:
+            raise ValueError(f"{cls.__name__}: layout field {field}, not {attr}")
+        out[int(wired.TYPE)] = [name, kind]
+    return out
+
+
 def constants() -> str:
     """The plugin's generated block (without its BEGIN/END lines)."""
     cp = qe.Codepoints()  # the defaults, not what a process may have configured
@@ -177,6 +190,7 @@ def constants() -> str:
         ("METRIC_TYPES", metric_types),
         ("QE_SUBOBJECT", qe_sub),
         ("LABEL_ACTION", {v: k for k, v in vars(LabelAction).items() if k.isupper()}),
+        ("QKD_LINK_SUBTLVS", _qkd_link_subtlvs()),
         ("PCEP_TLV", {"no_path_reason": int(TlvType.NO_PATH_REASON)}),
         ("NO_PATH_REASON", _enum(NoPathReason)),
         ("ETSI004", _protocol(etsi004, etsi004.REGISTRY, etsi004.MsgType)),

@@ -33,6 +33,7 @@ local CP = {
   metric_refresh_type = 251,
   ero_subobject = 103,
   te_available_labels = 32768,
+  te_qkd_link = 32769,
   pcep_relay_tlv = 65520,
   metric_p_flag = true,
 }
@@ -71,6 +72,14 @@ local LABEL_ACTION = {
   [2] = "INCLUSIVE_RANGE",
   [3] = "EXCLUSIVE_RANGE",
   [4] = "BITMAP",
+}
+local QKD_LINK_SUBTLVS = {
+  [1] = { "local_site", "ipv4" },
+  [2] = { "far_site", "ipv4" },
+  [3] = { "rate_bps", "u32" },
+  [4] = { "stock_bits", "u64" },
+  [5] = { "buffer_bits", "u64" },
+  [6] = { "up", "u32" },
 }
 local PCEP_TLV = { no_path_reason = 65504 }
 local NO_PATH_REASON = {
@@ -502,9 +511,17 @@ PF:add("nopath", ProtoField.none("qkdnet.nopath", "NO-PATH-REASON"))
 PF:add("nopath_code", ProtoField.uint32("qkdnet.nopath.code", "Reason", base.DEC, NO_PATH_REASON))
 PF:add("nopath_text", ProtoField.string("qkdnet.nopath.text", "Explanation"))
 
+local QLF = Fields.new("qkdnet.qkdlink")
+QLF:add("qkdlink", ProtoField.none("qkdnet.qkdlink", "QKD link"))
+QLF:add("router", ProtoField.ipv4("qkdnet.qkdlink.router", "Advertising router"))
+QLF:add("subtlv", ProtoField.uint16("qkdnet.qkdlink.subtlv", "Unknown sub-TLV (skipped)"))
+for _, f in pairs(QKD_LINK_SUBTLVS) do
+    QLF:get(f[1], f[2])
+end
+
 local QX = experts("qkdnet.expert")
 local all = {}
-for _, F in ipairs({ EF, MF, RF, LF, PF }) do
+for _, F in ipairs({ EF, MF, RF, LF, PF, QLF }) do
     for _, pf in ipairs(F.list) do
         all[#all + 1] = pf
     end
@@ -516,6 +533,8 @@ qkdnet.prefs.ero_subobject = Pref.uint("QE subobject type", CP.ero_subobject,
 qkdnet.prefs.te_available_labels = Pref.uint("Available Labels sub-TLV type",
     CP.te_available_labels,
     "OSPF-TE Link TLV sub-TLV type of the wavelength availability (CODEPOINTS.te_available_labels)")
+qkdnet.prefs.te_qkd_link = Pref.uint("QKD link TLV type", CP.te_qkd_link,
+    "OSPF-TE top-level TLV type of the QKD link TLV (gmpls.qe.CODEPOINTS.te_qkd_link)")
 qkdnet.prefs.pcep_relay_tlv = Pref.uint("Relay path TLV type", CP.pcep_relay_tlv,
     "PCEP TLV type of the key relay path (gmpls.qe.CODEPOINTS.pcep_relay_tlv)")
 
@@ -785,6 +804,49 @@ local function te_link(root, t, off, limit, adv)
     end
 end
 
+-- The QKD link TLV (a top-level TE TLV): its sub-TLVs, each required once.
+local function qkd_link(root, t, off, len, adv)
+    local st = root():add(QLF.by.qkdlink, t(off, 4 + len))
+    st:add(QLF.by.router, adv):set_generated()
+    local seen, v, p, limit = {}, {}, off + 4, off + 4 + len
+    while limit - p >= 4 do
+        local stype, slen = t(p, 2):uint(), t(p + 2, 2):uint()
+        if p + 4 + slen > limit then
+            st:add_proto_expert_info(QX.length, "sub-TLV " .. stype .. " runs past the TLV")
+            return
+        end
+        local f = QKD_LINK_SUBTLVS[stype]
+        if not f then
+            st:add(QLF.by.subtlv, t(p, 2))
+        elseif slen ~= kind_size(f[2]) then
+            st:add_proto_expert_info(QX.length, string.format("%s: %d bytes, not %d", f[1], slen,
+                kind_size(f[2])))
+        else
+            local r = t(p + 4, slen)
+            local item = st:add(QLF:get(f[1], f[2]), r)
+            v[f[1]] = f[2] == "ipv4" and tostring(r:ipv4()) or tostring(r:uint64())
+            if seen[stype] then
+                item:add_proto_expert_info(QX.length, f[1] .. " repeated")
+            end
+            seen[stype] = true
+        end
+        p = p + 4 + math.floor((slen + 3) / 4) * 4
+    end
+    local missing = {}
+    for stype, f in pairs(QKD_LINK_SUBTLVS) do
+        if not seen[stype] then
+            missing[#missing + 1] = f[1]
+        end
+    end
+    if #missing > 0 then
+        table.sort(missing)
+        st:add_proto_expert_info(QX.length, "missing " .. table.concat(missing, ", "))
+    end
+    st:append_text(string.format(" of %s: %s -> %s, %s, %s b/s, stock %s bits", tostring(adv),
+        v.local_site or "?", v.far_site or "?", v.up == "1" and "up" or "down",
+        v.rate_bps or "?", v.stock_bits or "?"))
+end
+
 local function te_lsa(root, t, off, limit, adv)
     while limit - off >= 4 do
         local ttype, tlen = t(off, 2):uint(), t(off + 2, 2):uint()
@@ -793,6 +855,8 @@ local function te_lsa(root, t, off, limit, adv)
         end
         if ttype == TE_LINK then
             te_link(root, t, off + 4, off + 4 + tlen, adv)
+        elseif ttype == qkdnet.prefs.te_qkd_link then
+            qkd_link(root, t, off, tlen, adv)
         end
         off = off + 4 + math.floor((tlen + 3) / 4) * 4
     end

@@ -23,6 +23,7 @@ from gmpls.ospf import examples as ospf_ex
 from gmpls.ospf.constants import INITIAL_SEQUENCE, LsType
 from gmpls.ospf.lsa import LSA
 from gmpls.ospf.packet import LSUpdate, Packet
+from gmpls.ospf.qkdlink import QkdLinkTlv, qkd_lsa_id
 from gmpls.ospf.te import TeLSA, link_tlv, te_lsa_id
 from gmpls.pcep import examples as pcep_ex
 from gmpls.pcep import messages as M
@@ -32,6 +33,7 @@ from gmpls.qkd import etsi004 as etsi
 from gmpls.qkd import idq3p, kmstatus, sync
 from gmpls.rsvp import examples as rsvp_ex
 from gmpls.rsvp import objects as O
+from gmpls.tlv import UnknownTlv, encode_tlvs
 from pce.compute import NoPathReason
 from tests.support.captures import qe_session_ids
 from tests.support.pcap import ethernet_frame, ipv4_packet, udp_datagram, write_pcap
@@ -136,6 +138,9 @@ NO_PATH = M.PCRep(
         ),
     )
 )
+QKD_LINK = QkdLinkTlv(
+    IPv4Address("10.1.1.1"), IPv4Address("10.1.1.5"), 2000, 0x0102030405, 1 << 20, True
+)
 #: the wavelengths free on tn1's link to tn2 (docs/ospf-te.md's second example)
 FREE_CHANNELS = (1, 2, 3, 5, 8)
 
@@ -158,7 +163,10 @@ def _control_frames() -> list[bytes]:
     te = LSA.build(
         LsType.OPAQUE_AREA, te_lsa_id(1), ospf_ex.TN1, INITIAL_SEQUENCE, TeLSA((link_tlv(params),))
     )
-    lsu = Packet(ospf_ex.TN1, ospf_ex.AREA0, LSUpdate((*lsas, te)))
+    qkd = LSA.build(
+        LsType.OPAQUE_AREA, qkd_lsa_id(0), ospf_ex.TN1, INITIAL_SEQUENCE, TeLSA((QKD_LINK,))
+    )
+    lsu = Packet(ospf_ex.TN1, ospf_ex.AREA0, LSUpdate((*lsas, te, qkd)))
     frames.append(ethernet_frame(ipv4_packet("10.1.1.1", "224.0.0.5", 89, lsu.encode())))
     pcep = [
         (True, pcep_ex.paper_pcreq().encode()),
@@ -519,6 +527,14 @@ def test_available_labels_sub_tlv(control: Path) -> None:
     ]
 
 
+def test_qkd_link_tlv(control: Path) -> None:
+    names = ["local_site", "far_site", "rate_bps", "stock_bits", "buffer_bits", "up"]
+    rows = fields(control, "ospf", "qkdnet.qkdlink.router", *(f"qkdnet.qkdlink.{n}" for n in names))
+    q = QKD_LINK
+    want = [q.local_site, q.far_site, q.rate_bps, q.stock_bits, q.buffer_bits, int(q.up)]
+    assert rows == [["10.1.1.1", *map(str, want)]]
+
+
 # --- malformed input: the plugin's expert infos ---------------------------------------------
 
 
@@ -553,6 +569,22 @@ def _sealed(m: sync.SyncMessage) -> bytes:
     return sync.SyncCodec(b"s" * 32, "etsiA", "etsiB", EPOCH_A).seal(m)
 
 
+def _bad_qkd_link() -> bytes:
+    """An LS Update whose QKD link TLV lacks its link state sub-TLV."""
+    subs = encode_tlvs(QKD_LINK.subtlvs()[:-1])
+    body = TeLSA((UnknownTlv(qe.CODEPOINTS.te_qkd_link, subs),))
+    lsa = LSA.build(LsType.OPAQUE_AREA, qkd_lsa_id(0), ospf_ex.TN1, INITIAL_SEQUENCE, body)
+    lsu = Packet(ospf_ex.TN1, ospf_ex.AREA0, LSUpdate((lsa,)))
+    return ethernet_frame(ipv4_packet("10.1.1.1", "224.0.0.5", 89, lsu.encode()))
+
+
+def _bad_relay() -> bytes:
+    """A PCRep whose relay path TLV names no site."""
+    rp = PO.RP(7, tlvs=(UnknownTlv(qe.CODEPOINTS.pcep_relay_tlv, b""),))
+    rep = M.PCRep((M.Response(rp),)).encode()
+    return conversation([(False, rep)])[-1]
+
+
 GET_KEY = etsi.encode(etsi.GetKey(9, HANDLE))
 CLOSE_REPLY = etsi.encode(etsi.CloseReply(9, etsi.Status.SUCCESSFUL, HANDLE))
 BIND = _sealed(sync.Bind(3, HANDLE, 0, 32, (1, 2)))
@@ -576,6 +608,8 @@ BROKEN: list[tuple[bytes, str]] = [
         ethernet_frame(ipv4_packet(rsvp_ex.TN[1], rsvp_ex.TN[2], 46, _bad_path())),
         "qkdnet.expert.bad_length",
     ),
+    (_bad_qkd_link(), "qkdnet.expert.bad_length"),
+    (_bad_relay(), "qkdnet.expert.bad_length"),
 ]
 
 
