@@ -457,6 +457,7 @@ end
 
 local qkdnet = Proto("qkdnet", "QKD network extensions (qkdnet)")
 local QE_ENUMS = { enc_layer = ENC_LAYER, algorithm = ALGORITHM, refresh_type = REFRESH_TYPE }
+local QE_REGISTRIES = { ENC_LAYER = ENC_LAYER, ALGORITHM = ALGORITHM, REFRESH_TYPE = REFRESH_TYPE }
 local EF = Fields.new("qkdnet.ero", QE_ENUMS,
     { key_handle = "Session ID (the ETSI 004 key_handle)" })
 EF:add("subobject", ProtoField.none("qkdnet.ero", "QE subobject"))
@@ -637,8 +638,7 @@ local function metric(root, t, off)
     local value = t(off + 8, 4):float()
     st:append_text(string.format(": %s = %g", m.name, value))
     if m.enum then
-        local name = (m.enum == "ENC_LAYER" and ENC_LAYER or m.enum == "ALGORITHM" and ALGORITHM
-            or REFRESH_TYPE)[value]
+        local name = QE_REGISTRIES[m.enum][value]
         if name then
             st:add(MF.by.meaning, name):set_generated()
             st:append_text(" (" .. name .. ")")

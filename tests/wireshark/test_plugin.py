@@ -585,6 +585,14 @@ def _bad_relay() -> bytes:
     return conversation([(False, rep)])[-1]
 
 
+def _bad_metric() -> bytes:
+    """A PCReq asking for encryption layer 9, which the registry does not have."""
+    rp, ends = PO.RP(5), PO.EndPointsIpv4(IPv4Address("10.1.1.1"), IPv4Address("10.1.1.5"))
+    metric = PO.Metric(qe.CODEPOINTS.metric_enc_layer, 9.0, p=True)
+    req = M.PCReq((M.Request(rp, ends, metrics=(metric,)),)).encode()
+    return conversation([(True, req)])[-1]
+
+
 GET_KEY = etsi.encode(etsi.GetKey(9, HANDLE))
 CLOSE_REPLY = etsi.encode(etsi.CloseReply(9, etsi.Status.SUCCESSFUL, HANDLE))
 BIND = _sealed(sync.Bind(3, HANDLE, 0, 32, (1, 2)))
@@ -610,6 +618,7 @@ BROKEN: list[tuple[bytes, str]] = [
     ),
     (_bad_qkd_link(), "qkdnet.expert.bad_length"),
     (_bad_relay(), "qkdnet.expert.bad_length"),
+    (_bad_metric(), "qkdnet.expert.unknown"),
 ]
 
 
