@@ -1055,6 +1055,36 @@ local function summary(P, mtype, values, F)
     return s
 end
 
+-- Requests and their replies (a reply's type has 0x80 set), matched by the two endpoints and
+-- the request ID: each side shows the other's frame number (a request's reply once the
+-- capture has been read through: Wireshark, or tshark -2).
+local function pairing(proto, F)
+    local seen = { request = {}, reply = {} }
+    F:add("response_in", ProtoField.framenum(F.prefix .. ".response_in", "Response in",
+        base.NONE, frametype.RESPONSE))
+    F:add("request_in", ProtoField.framenum(F.prefix .. ".request_in", "Request in",
+        base.NONE, frametype.REQUEST))
+    function proto.init()
+        seen = { request = {}, reply = {} }
+    end
+    return function(tree, pinfo, mtype, request_id)
+        local reply = mtype >= 0x80
+        local a = tostring(pinfo.src) .. ":" .. pinfo.src_port
+        local b = tostring(pinfo.dst) .. ":" .. pinfo.dst_port
+        local key = (reply and (b .. ">" .. a) or (a .. ">" .. b)) .. "#" .. request_id
+        local mine, other = seen.request, seen.reply
+        if reply then
+            mine, other = other, mine
+        end
+        if not pinfo.visited and not mine[key] then
+            mine[key] = pinfo.number
+        end
+        if other[key] then
+            tree:add(reply and F.by.request_in or F.by.response_in, other[key]):set_generated()
+        end
+    end
+end
+
 local function udp_protocol(name, desc, P, header)
     local proto = Proto(name, desc)
     local F = Fields.new(name, P.enums)
@@ -1070,6 +1100,7 @@ end
 
 -- A dissector for the ETSI 004 header (version, type, reserved, request ID) and a body.
 local function etsi_like(proto, P, F, X, column)
+    local pair = pairing(proto, F)
     return function(tvb, pinfo, tree)
         pinfo.cols.protocol = column
         local st = tree:add(proto, tvb())
@@ -1087,6 +1118,7 @@ local function etsi_like(proto, P, F, X, column)
             vi:add_proto_expert_info(X.unknown, "unsupported version " .. tvb(0, 1):uint())
             return
         end
+        pair(st, pinfo, mtype, tvb(4, 4):uint())
         local values = body(st, tvb, P.header_len, tvb:len(), P, mtype, F, X)
         local s = summary(P, mtype, values, F) .. " request_id=" .. tvb(4, 4):uint()
         st:append_text(", " .. s)
@@ -1103,9 +1135,9 @@ ETF:add("key", ProtoField.bytes("qkdnet.etsi004.key",
     "Key (secret: ETSI 004 carries it in clear in this testbed)"))
 ETF:add("relay_count", ProtoField.uint8("qkdnet.etsi004.relay_count", "Relay path: sites"))
 ETF:add("relay_site", ProtoField.ipv4("qkdnet.etsi004.relay_site", "Relay path: site ID"))
+etsi.dissector = etsi_like(etsi, ETSI004, ETF, ETX, "ETSI004")
 etsi.fields = ETF.list
 etsi.experts = expert_list(ETX)
-etsi.dissector = etsi_like(etsi, ETSI004, ETF, ETX, "ETSI004")
 
 local km, KF, KX = udp_protocol("qkdnet.kmstatus", "qkdnet key manager status", KMSTATUS,
     ETSI_HEADER)
@@ -1113,9 +1145,9 @@ KF:get("count", "u16")
 KF:add("link", ProtoField.none("qkdnet.kmstatus.link", "QKD link"))
 KF:add("name", ProtoField.string("qkdnet.kmstatus.name", "Name"))
 KF:declare({ { fields = KMSTATUS.link } })
+km.dissector = etsi_like(km, KMSTATUS, KF, KX, "KM status")
 km.fields = KF.list
 km.experts = expert_list(KX)
-km.dissector = etsi_like(km, KMSTATUS, KF, KX, "KM status")
 
 -- -------------------------------------------------------------------- qkdnet.sync
 
@@ -1170,6 +1202,7 @@ IF:get("key_id", "u64")
 IF:add("keyrec", ProtoField.none("qkdnet.idq3p.keyrec", "Key"))
 IF:add("key", ProtoField.bytes("qkdnet.idq3p.key",
     "Key material (secret: the emulator's south link carries it in clear)"))
+local idq_pair = pairing(idq, IF)
 idq.fields = IF.list
 idq.experts = expert_list(IX)
 
@@ -1194,6 +1227,7 @@ function idq.dissector(tvb, pinfo, tree)
         vi:add_proto_expert_info(IX.unknown, "unsupported version " .. tvb(2, 1):uint())
         return
     end
+    idq_pair(st, pinfo, mtype, tvb(4, 4):uint())
     local values = body(st, tvb, IDQ3P.header_len, tvb:len(), IDQ3P, mtype, IF, IX)
     local s = summary(IDQ3P, mtype, values, IF) .. " request_id=" .. tvb(4, 4):uint()
     st:append_text(", " .. s)

@@ -283,6 +283,29 @@ def test_etsi004_open_qos_and_key(pcap: Path) -> None:
     )
 
 
+def test_requests_and_replies_are_paired(pcap: Path) -> None:
+    """Each reply names its request's frame; read through twice (-2), each request its
+    reply's. ETSI 004 frames are 1.., one request then its reply (the relay OPEN, frame 2,
+    has none)."""
+    rows = fields(
+        pcap,
+        "qkdnet.etsi004",
+        "frame.number",
+        "qkdnet.etsi004.response_in",
+        "qkdnet.etsi004.request_in",
+        opts=("-2",),
+    )
+    assert rows[:3] == [["1", "3", ""], ["2", "", ""], ["3", "", "1"]]
+    for number, response_in, request_in in rows[3:]:
+        n = int(number)
+        assert (response_in, request_in) == ((str(n + 1), "") if n % 2 == 0 else ("", str(n - 1)))
+    rows = fields(
+        pcap, "qkdnet.idq3p", "qkdnet.idq3p.request_id", "qkdnet.idq3p.request_in", opts=("-2",)
+    )
+    replies = [r for r in rows if r[1]]
+    assert len(replies) == 3  # KEYS, KEYS, STATUS_REPLY; ERROR answered no request here
+
+
 def test_etsi004_open_relay_path(pcap: Path) -> None:
     rows = fields(
         pcap,
