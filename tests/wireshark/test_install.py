@@ -75,3 +75,28 @@ def test_demo_tshark_command_loads_this_checkouts_plugin() -> None:
     argv = cmds["ctrl"]
     assert argv[:3] == ["tshark", "-X", f"lua_script:{wireshark.PLUGIN}"]
     assert argv[3:5] == ["-r", "/tmp/caps/ctrl.pcap"] and wireshark.PLUGIN.is_absolute()
+
+
+def test_demo_with_capture_prints_the_tshark_commands(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``qkdnet demo --capture DIR`` ends with one tshark command per capture (the demo
+    itself is replaced here: the namespace test runs the real one)."""
+    from compose import cli, demo
+
+    captures = {"ctrl": "/tmp/caps/ctrl.pcap", "qa": "/tmp/caps/qa.pcap"}
+    result = demo.Result(1.0, ["10.1.1.1", "10.1.1.5"], [], {"tn1": "ab", "tn5": "ab"}, captures)
+    roles = demo.Roles("tn1", "tn5", "client", "pce", ["tn1", "tn5"], ["tn1", "tn5"])
+
+    class Bed:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            pass
+
+    monkeypatch.setitem(cli.BACKENDS, "netns", Bed)  # type: ignore[arg-type]
+    monkeypatch.setattr(demo, "run", lambda *a, **k: (result, roles))
+    paper = Path(__file__).resolve().parents[2] / "topologies" / "paper.yaml"
+    assert main(["demo", str(paper), "--capture", "/tmp/caps"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    i = out.index("read the captures with the qkdnet Wireshark plugin (docs/wireshark.md):")
+    for line, (domain, pcap) in zip(out[i + 1 :], captures.items(), strict=True):
+        assert line.split() == ["tshark", *wireshark.tshark_commands({domain: pcap})[domain][1:]]
