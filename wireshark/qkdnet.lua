@@ -995,6 +995,39 @@ function TAILS.relay(tree, tvb, off, limit, F, ex)
     return off + 1 + 4 * n
 end
 
+-- Sync RELAY_OPEN's path: site IDs to the end of the body, head site first.
+function TAILS.path(tree, tvb, off, limit, F, ex)
+    if (limit - off) % 4 ~= 0 then
+        tree:add_proto_expert_info(ex.length, string.format(
+            "%d bytes are not a list of site IDs", limit - off))
+        return limit
+    end
+    for p = off, limit - 4, 4 do
+        tree:add(F.by.path, tvb(p, 4))
+    end
+    return limit
+end
+
+-- Sync RELAY_KEY's payload: a 16-bit length, then the key XOR this hop's key (a one-time
+-- pad: no key in clear), or nothing from the head.
+function TAILS.payload(tree, tvb, off, limit, F, ex)
+    if limit - off < 2 then
+        tree:add_proto_expert_info(ex.short, "no payload length")
+        return limit
+    end
+    local n = tvb(off, 2):uint()
+    tree:add(F.by.payload_length, tvb(off, 2))
+    if limit - off - 2 < n then
+        tree:add_proto_expert_info(ex.length, string.format(
+            "payload of %d bytes, %d left", n, limit - off - 2))
+        return limit
+    end
+    if n > 0 then
+        tree:add(F.by.payload, tvb(off + 2, n))
+    end
+    return off + 2 + n
+end
+
 -- KM status LINKS_REPLY: a 16-bit count, then that many link records.
 function TAILS.links(tree, tvb, off, limit, F, ex, values)
     if limit - off < 2 then
@@ -1158,6 +1191,10 @@ local syncp, SF, SX = udp_protocol("qkdnet.sync", "qkdnet key proxy sync channel
 SF:get("count", "u16")
 SF:get("key_id", "u64")
 SF:add("hmac", ProtoField.bytes("qkdnet.sync.hmac", "HMAC-SHA256 (not verified: its key is secret)"))
+SF:add("path", ProtoField.ipv4("qkdnet.sync.path", "Relay path: site ID"))
+SF:get("payload_length", "u16")
+SF:add("payload", ProtoField.bytes("qkdnet.sync.payload",
+    "Payload (the key XOR this hop's key: a one-time pad)"))
 syncp.fields = SF.list
 syncp.experts = expert_list(SX)
 

@@ -14,6 +14,7 @@ import subprocess
 import xml.etree.ElementTree as ET
 from ipaddress import IPv4Address
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -675,3 +676,38 @@ def test_a_moved_subobject_type_follows_the_preference(tmp_path: Path) -> None:
     assert fields(path, "rsvp", "qkdnet.ero.hop", "qkdnet.ero.type", opts=pref) == [
         ["10.1.1.5", "104"]
     ]
+
+
+def test_sync_relay_messages(tmp_path: Path) -> None:
+    """The key managers' relay messages (gmpls.qkd.sync RELAY_*), where the codec has them:
+    decoded once the generated block is rewritten from it."""
+    codec: Any = sync
+    if not hasattr(codec, "RelayOpen"):
+        pytest.skip("this sync codec has no relay messages")
+    assert TSHARK, REQUIRED
+    path_sites = (IPv4Address("10.1.1.1"), IPv4Address("10.1.1.3"), IPv4Address("10.1.1.5"))
+    relay = bytes(range(64))
+    msgs = [
+        codec.RelayOpen(1, relay, HANDLE, path_sites[0], path_sites[-1], 32, path_sites),
+        codec.RelayResp(1, relay),
+        codec.RelayKey(2, relay, 0, bytes(range(32))),
+        codec.RelayKey(3, relay, 1),
+        codec.RelayAck(2, relay),
+        codec.RelayClose(4, relay),
+        codec.RelayOpened(5, relay),
+    ]
+    pcap = tmp_path / "relay.pcap"
+    write_pcap(str(pcap), [_udp(PROXY, PEER, sync.PORT, sync.PORT, _sealed(m)) for m in msgs])
+    rows = fields(
+        pcap,
+        "qkdnet.sync",
+        "qkdnet.sync.type",
+        "qkdnet.sync.relay_handle",
+        "qkdnet.sync.path",
+        "qkdnet.sync.payload",
+        "_ws.expert",
+    )
+    assert [int(r[0], 16) for r in rows] == [int(m.TYPE) for m in msgs]
+    assert all(r[1] == relay.hex() and r[4] == "" for r in rows)
+    assert rows[0][2] == ",".join(map(str, path_sites))
+    assert rows[2][3] == bytes(range(32)).hex() and rows[3][3] == ""
