@@ -355,6 +355,17 @@ local function kind_size(kind)
     return n or SIZES[kind]
 end
 
+-- An integer as decimal text (Lua 5.3+ would write a float as "5.0").
+local function int(x)
+    return string.format("%d", x)
+end
+
+-- Bit `2^k` of a non-negative integer is set (plain arithmetic: Lua 5.2's bit32 is gone
+-- from the Lua 5.4 of later Wireshark releases).
+local function has_bit(value, k)
+    return math.floor(value / 2 ^ k) % 2 == 1
+end
+
 -- A protocol's fields, made on first use from a name and its wire kind (u8 ... u64,
 -- ipv4, bN raw bytes, xN reserved bytes); `enums` gives a field's value names.
 local Fields = {}
@@ -592,7 +603,7 @@ local function subobjects(root, t, off, limit, object)
         if len < 2 or off + len > limit then
             return
         end
-        local stype = bit32.band(first, 0x7f)
+        local stype = first % 0x80 -- below the L bit
         if stype == 1 and len >= 8 then
             hop = t(off + 2, 4):ipv4()
         elseif stype == 4 and len >= 12 then
@@ -719,7 +730,7 @@ local function ri_lsa(root, t, off, limit, adv)
             st:add(RF.by.capabilities, t(off + 4, 4))
             st:add(RF.by.te, t(off + 4, 4))
             st:add(RF.by.qe, t(off + 4, 4))
-            local qe = bit32.btest(t(off + 4, 4):uint(), bit_mask(CP.ri_qe_bit))
+            local qe = has_bit(t(off + 4, 4):uint(), 31 - CP.ri_qe_bit)
             st:append_text(" of " .. tostring(adv) .. (qe and ": QE capable" or ": not QE capable"))
         end
         off = off + 4 + math.floor((tlen + 3) / 4) * 4
@@ -728,7 +739,7 @@ end
 
 -- The channel index n of an RFC 6205 lambda label (its low 16 bits, signed).
 local function channel(label)
-    local n = bit32.band(label, 0xffff)
+    local n = label % 0x10000
     return n >= 0x8000 and n - 0x10000 or n
 end
 
@@ -738,7 +749,8 @@ local function label_set(st, t, off, limit)
         st:add_proto_expert_info(QX.short, "label set field shorter than 8 bytes")
         return nil
     end
-    local action, num = bit32.rshift(t(off, 2):uint(), 12), bit32.band(t(off, 2):uint(), 0xfff)
+    local word = t(off, 2):uint()
+    local action, num = math.floor(word / 0x1000), word % 0x1000
     local len = t(off + 2, 2):uint()
     if len < 8 or len % 4 ~= 0 or off + len > limit then
         st:add_proto_expert_info(QX.length, string.format("label set length %d", len))
@@ -752,7 +764,7 @@ local function label_set(st, t, off, limit)
     if action == 4 then -- bitmap: bit i (from the MSB) set when channel base + i is free
         for i = 0, math.min(num, (len - 8) * 8) - 1 do
             local byte = t(off + 8 + math.floor(i / 8), 1):uint()
-            if bit32.btest(byte, bit32.rshift(0x80, i % 8)) then
+            if has_bit(byte, 7 - i % 8) then
                 channels[#channels + 1] = { base_n + i, off + 8 + math.floor(i / 8), 1 }
             end
         end
@@ -789,7 +801,7 @@ local function te_link(root, t, off, limit, adv)
             link_id = t(off + 4, 4):ipv4()
         elseif stype == qkdnet.prefs.te_available_labels then
             local st = root():add(LF.by.labels, t(off, 4 + slen))
-            st:append_text(" (sub-TLV " .. stype .. ") of " .. tostring(adv))
+            st:append_text(" (sub-TLV " .. int(stype) .. ") of " .. tostring(adv))
             st:add(LF.by.router, adv):set_generated()
             if link_id then
                 st:add(LF.by.link_id, link_id):set_generated()
@@ -812,7 +824,7 @@ local function qkd_link(root, t, off, len, adv)
     while limit - p >= 4 do
         local stype, slen = t(p, 2):uint(), t(p + 2, 2):uint()
         if p + 4 + slen > limit then
-            st:add_proto_expert_info(QX.length, "sub-TLV " .. stype .. " runs past the TLV")
+            st:add_proto_expert_info(QX.length, "sub-TLV " .. int(stype) .. " runs past the TLV")
             return
         end
         local f = QKD_LINK_SUBTLVS[stype]
@@ -958,8 +970,8 @@ function TAILS.keys(tree, tvb, off, limit, F, ex, values)
     if n == 0 then
         return off
     end
-    local size = (limit - off) / n
-    if size ~= math.floor(size) or size <= 8 then
+    local size = math.floor((limit - off) / n)
+    if size * n ~= limit - off or size <= 8 then
         tree:add_proto_expert_info(ex.length, string.format(
             "%d bytes are not %d keys", limit - off, n))
         return limit
@@ -970,7 +982,7 @@ function TAILS.keys(tree, tvb, off, limit, F, ex, values)
     end
     for i = 0, n - 1 do
         local kt = tree:add(F.by.keyrec, tvb(off + size * i, size))
-        kt:append_text(" " .. i)
+        kt:append_text(" " .. int(i))
         kt:add(F.by.key_id, tvb(off + size * i, 8))
         kt:add(F.by.key, tvb(off + size * i + 8, size - 8))
     end
@@ -1028,6 +1040,16 @@ function TAILS.payload(tree, tvb, off, limit, F, ex)
     return off + 2 + n
 end
 
+-- Where a KM status link record keeps its name.
+local KM_NAME = { offset = 0 }
+for _, f in ipairs(KMSTATUS.link) do
+    if f[1] == "name" then
+        KM_NAME.size = kind_size(f[2])
+        break
+    end
+    KM_NAME.offset = KM_NAME.offset + kind_size(f[2])
+end
+
 -- KM status LINKS_REPLY: a 16-bit count, then that many link records.
 function TAILS.links(tree, tvb, off, limit, F, ex, values)
     if limit - off < 2 then
@@ -1046,8 +1068,8 @@ function TAILS.links(tree, tvb, off, limit, F, ex, values)
         end
         local lt = tree:add(F.by.link, tvb(off, KMSTATUS.link_len))
         local _, v = walk(lt, tvb, off, off + KMSTATUS.link_len, KMSTATUS.link, F, ex)
-        lt:append_text(string.format(" %d: %s, %s", i, tvb(off + 36, 32):stringz(),
-            v.up == 1 and "up" or "down"))
+        local name = tvb(off + KM_NAME.offset, KM_NAME.size):stringz()
+        lt:append_text(string.format(" %d: %s, %s", i, name, v.up == 1 and "up" or "down"))
         off = off + KMSTATUS.link_len
     end
     return off
@@ -1082,7 +1104,7 @@ local function summary(P, mtype, values, F)
     for _, name in ipairs({ "status", "result", "index", "start_index", "key_bytes", "count" }) do
         if values[name] then
             local vs = F.enums[name]
-            s = s .. " " .. name .. "=" .. ((vs and vs[values[name]]) or tostring(values[name]))
+            s = s .. " " .. name .. "=" .. ((vs and vs[values[name]]) or int(values[name]))
         end
     end
     return s
@@ -1148,12 +1170,12 @@ local function etsi_like(proto, P, F, X, column)
         st:add(F.by.reserved, tvb(2, 2))
         st:add(F.by.request_id, tvb(4, 4))
         if tvb(0, 1):uint() ~= P.version then
-            vi:add_proto_expert_info(X.unknown, "unsupported version " .. tvb(0, 1):uint())
+            vi:add_proto_expert_info(X.unknown, "unsupported version " .. int(tvb(0, 1):uint()))
             return
         end
         pair(st, pinfo, mtype, tvb(4, 4):uint())
         local values = body(st, tvb, P.header_len, tvb:len(), P, mtype, F, X)
-        local s = summary(P, mtype, values, F) .. " request_id=" .. tvb(4, 4):uint()
+        local s = summary(P, mtype, values, F) .. " request_id=" .. int(tvb(4, 4):uint())
         st:append_text(", " .. s)
         pinfo.cols.info = s
     end
@@ -1221,11 +1243,11 @@ function syncp.dissector(tvb, pinfo, tree)
         return
     end
     if tvb(2, 1):uint() ~= SYNC.version then
-        vi:add_proto_expert_info(SX.unknown, "unsupported version " .. tvb(2, 1):uint())
+        vi:add_proto_expert_info(SX.unknown, "unsupported version " .. int(tvb(2, 1):uint()))
         return
     end
     local values = body(st, tvb, SYNC.header_len, limit, SYNC, mtype, SF, SX)
-    local s = summary(SYNC, mtype, values, SF) .. " counter=" .. tvb(20, 8):uint64():tonumber()
+    local s = summary(SYNC, mtype, values, SF) .. " counter=" .. tostring(tvb(20, 8):uint64())
     st:append_text(", " .. s)
     pinfo.cols.info = s
 end
@@ -1261,12 +1283,12 @@ function idq.dissector(tvb, pinfo, tree)
         return
     end
     if tvb(2, 1):uint() ~= IDQ3P.version then
-        vi:add_proto_expert_info(IX.unknown, "unsupported version " .. tvb(2, 1):uint())
+        vi:add_proto_expert_info(IX.unknown, "unsupported version " .. int(tvb(2, 1):uint()))
         return
     end
     idq_pair(st, pinfo, mtype, tvb(4, 4):uint())
     local values = body(st, tvb, IDQ3P.header_len, tvb:len(), IDQ3P, mtype, IF, IX)
-    local s = summary(IDQ3P, mtype, values, IF) .. " request_id=" .. tvb(4, 4):uint()
+    local s = summary(IDQ3P, mtype, values, IF) .. " request_id=" .. int(tvb(4, 4):uint())
     st:append_text(", " .. s)
     pinfo.cols.info = s
 end
