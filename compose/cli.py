@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from compose import demo, keyfiles, render, topogen
+from compose import demo, keyfiles, render, topogen, wireshark
 from compose.backend import Testbed, TestbedError
 from compose.cliclient import CliError
 from compose.docker import DockerTestbed, firewall_add, firewall_remove
@@ -189,10 +190,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except demo.DemoError as e:
         print(f"qkdnet demo: {e}", file=sys.stderr)
         return 1
+    commands = wireshark.tshark_commands(result.captures)
     if args.json:
-        print(json.dumps(result.as_json(), indent=2))
+        print(json.dumps({**result.as_json(), "tshark": commands}, indent=2))
     else:
         print(demo.render(result, roles), flush=True)
+        if commands:
+            print("read the captures with the qkdnet Wireshark plugin (docs/wireshark.md):")
+            for argv in commands.values():
+                print("  " + shlex.join(argv))
     fps = list(result.fingerprints.values())
     return 0 if fps and None not in fps and len(set(fps)) == 1 else 1
 
@@ -276,6 +282,12 @@ def _node_numbers(v: str) -> tuple[int, ...]:
         return tuple(int(x) for x in v.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{v!r} is not a list of node numbers (1,4,7)") from None
+
+
+def cmd_wireshark_install(args: argparse.Namespace) -> int:
+    dest = wireshark.install(Path(args.folder) if args.folder else None)
+    print(f"{dest}: installed; Wireshark and tshark load it when they start")
+    return 0
 
 
 # --- the parser ------------------------------------------------------------------------------
@@ -408,6 +420,16 @@ def _add_file_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     f.add_argument("topology_file", metavar="TOPOLOGY")
     f.add_argument("--remove", action="store_true", help="remove the rules instead")
     f.set_defaults(fn=cmd_compose_firewall)
+
+    w = sub.add_parser("wireshark", help="the Wireshark plugin of the project")
+    wsub = w.add_subparsers(dest="wireshark_cmd", required=True, metavar="SUBCOMMAND")
+    i = wsub.add_parser(
+        "install",
+        help="copy wireshark/qkdnet.lua into the personal Lua plugin folder "
+        f"(~/{wireshark.PERSONAL_FOLDER})",
+    )
+    i.add_argument("--folder", help="copy it here instead")
+    i.set_defaults(fn=cmd_wireshark_install)
 
     s = sub.add_parser("topo", help="topology tools")
     tsub = s.add_subparsers(dest="topo_cmd", required=True, metavar="SUBCOMMAND")
