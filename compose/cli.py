@@ -273,10 +273,10 @@ def cmd_topo_draw(args: argparse.Namespace) -> int:
     topo = load(args.topology_file)
     lsps, note = None, "LSPs not asked for"
     if not args.no_live:
-        lsps, note = draw.live_lsps(topo, _backend(args), required=args.live)
+        lsps, note = draw.live_lsps(topo, _backend(args), required=args.live, prefix=args.prefix)
     title = f"{topo.name} ({args.topology_file})"
     if lsps is not None:
-        title += f", LSPs of the running testbed {topo.prefix!r}"
+        title += f", LSPs of the running testbed {args.prefix or topo.prefix!r}"
     draw.write(Path(args.out), topo, lsps, title)
     print(
         f"{args.out}: {len(topo.hosts)} hosts, {len(topo.domains)} domains, "
@@ -442,6 +442,7 @@ def _add_file_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     live.add_argument("--no-live", action="store_true", help="never ask a running testbed")
     d.add_argument("--backend", choices=BACKENDS, default="netns")
+    d.add_argument("-p", "--prefix", help="the running testbed's prefix (default: the file's)")
     d.set_defaults(fn=cmd_topo_draw)
 
 

@@ -170,7 +170,7 @@ def _host_node(topo: Topology, name: str) -> str:
 def _domain_node(topo: Topology, name: str) -> str:
     d = topo.domains[name]
     members = sum(1 for h in topo.hosts.values() if name in h.interfaces)
-    label = f"{name}  {d.subnet}" + (f"\n{d.description}" if d.description else "")
+    label = f"{name} {d.subnet}" + (f"\n{d.description}" if d.description else "")
     return (
         f'  {q("d:" + name)} [label={q(label)}, shape=box, style="rounded,filled", '
         f'fillcolor="#fff2cc", width={max(2.0, 1.1 * members):.1f}, fontsize=11];'
@@ -180,6 +180,7 @@ def _domain_node(topo: Topology, name: str) -> str:
 def _lsp_edges(topo: Topology, lsps: Lsps) -> list[str]:
     """One red arrow per LSP hop: the node's outgoing interface and wavelength."""
     out = []
+    qe = {r.get("lsp") for rows in lsps.values() for r in rows if r.get("qe")}
     for node, rows in sorted(lsps.items()):
         links = {x.local_if: x for x in topo.te_links_of(node)}
         for r in rows:
@@ -187,7 +188,7 @@ def _lsp_edges(topo: Topology, lsps: Lsps) -> list[str]:
             if link is None or r.get("out_lambda") is None:
                 continue
             label = f"LSP {r.get('tunnel_id')} \u03bb{r['out_lambda']}"
-            if r.get("qe"):
+            if r.get("qe") or r.get("lsp") in qe:  # transit nodes do not know: their ends do
                 label += " QE"
             if r.get("bidirectional"):
                 label += " (bidir)"
@@ -261,19 +262,20 @@ def lsps_of(bed: Testbed) -> dict[str, list[dict[str, Any]]]:
 
 
 def live_lsps(
-    topo: Topology, cls: type[Testbed], *, required: bool
+    topo: Topology, cls: type[Testbed], *, required: bool, prefix: str | None = None
 ) -> tuple[dict[str, list[dict[str, Any]]] | None, str]:
-    """The LSPs of the running testbed of ``topo`` (its prefix, same topology name), and a
-    note saying where they come from or why there are none. ``required`` (``--live``):
-    a testbed that is not up, or does not answer, is an error instead of a note."""
+    """The LSPs of the running testbed of ``topo`` (``prefix``, default the topology's;
+    same topology name), and a note saying where they come from or why there are none.
+    ``required`` (``--live``): a testbed that is not up, or does not answer, is an error
+    instead of a note."""
+    prefix = prefix or topo.prefix
     try:
-        if topo.prefix not in cls.prefixes_up():
-            raise TestbedError(f"no {cls.label} with prefix {topo.prefix!r} is up")
-        bed = cls.attach(topo.prefix)
+        if prefix not in cls.prefixes_up():
+            raise TestbedError(f"no {cls.label} with prefix {prefix!r} is up")
+        bed = cls.attach(prefix)
         if bed.topology.name != topo.name:
             raise TestbedError(
-                f"the {cls.label} {topo.prefix!r} runs topology {bed.topology.name!r}, "
-                f"not {topo.name!r}"
+                f"the {cls.label} {prefix!r} runs topology {bed.topology.name!r}, not {topo.name!r}"
             )
         lsps = lsps_of(bed)
     except (TestbedError, CliError, OSError, ValueError) as e:
@@ -281,7 +283,7 @@ def live_lsps(
             raise TestbedError(f"--live: {e}") from None
         return None, f"no LSPs drawn ({e})"
     n = sum(len(v) for v in lsps.values())
-    return lsps, f"LSPs of {cls.label} {topo.prefix!r}: {n} row(s) at {len(lsps)} node(s)"
+    return lsps, f"LSPs of {cls.label} {prefix!r}: {n} row(s) at {len(lsps)} node(s)"
 
 
 def write(path: Path, topo: Topology, lsps: Lsps | None = None, title: str | None = None) -> str:
