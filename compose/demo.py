@@ -15,6 +15,9 @@ the paper's Fig. 6), on any backend (:class:`compose.backend.Testbed`).
 5. deletes the service and takes the testbed down (``--keep``: neither; the service
    stays up, refreshing its key every second, for ``qkdnet cli`` and Wireshark).
 
+``--svg FILE`` captures every domain and draws the whole ladder there when the captures
+stop (:mod:`compose.ladder_svg`: PCEP, RSVP, ETSI 004, the sync channel and IDQ3P).
+
 ``--json`` prints one object instead: ``{"setup_ms", "path", "ladder": [{"t_ms", "src",
 "dst", "proto", "msg"}], "fingerprints": {"tn1", "tn5"}, "captures": {DOMAIN: FILE}}``
 (progress goes to stderr then).

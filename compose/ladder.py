@@ -4,6 +4,8 @@ The demo captures the control LAN and asks tshark, the independent decoder, what
 it: one row per PCEP and RSVP message (and the OSPF LS Updates carrying the RI LSA when
 asked), with the time relative to the first PCReq. Reading the ladder from the wire rather
 than from the daemons' own logs is the point: it shows what a Wireshark user would see.
+The QKD domains' datagrams (ETSI 004, sync, IDQ3P) are read the same way and named by the
+project's codecs (:func:`decode_qkd`), for the drawn ladder (:mod:`compose.ladder_svg`).
 """
 
 from __future__ import annotations
