@@ -149,12 +149,15 @@ def _levels(topo: Topology) -> dict[str, int]:
     return level
 
 
-def _host_node(topo: Topology, name: str) -> str:
+def _host_node(topo: Topology, name: str, bus: str | None = None) -> str:
+    """The host's box; its address on ``bus`` (a domain drawn without lines) in it."""
     h = topo.host(name)
     shape, style, fill = KIND_STYLE.get(h.kind, ("box", "filled", "white"))
     lines = [h.name] if h.kind == h.name else [h.name, h.kind]
     if h.router_id is not None:
         lines.append(f"router ID {h.router_id}")
+    if bus is not None and bus in h.interfaces and h.interfaces[bus] != h.router_id:
+        lines.append(f"{bus} {h.interfaces[bus]}")
     pen = "1"
     if h.qe.capable:
         lines.append(f"QE capable (proxy {h.qe.proxy})" if h.qe.proxy else "QE capable")
@@ -167,10 +170,14 @@ def _host_node(topo: Topology, name: str) -> str:
     )
 
 
-def _domain_node(topo: Topology, name: str) -> str:
+def _domain_node(topo: Topology, name: str, lines: bool = True) -> str:
+    """The domain's bus; without ``lines`` (too many hosts) it says who is on it."""
     d = topo.domains[name]
     members = sum(1 for h in topo.hosts.values() if name in h.interfaces)
     label = f"{name} {d.subnet}" + (f"\n{d.description}" if d.description else "")
+    if not lines:
+        label += f"\n{members} hosts (their address on it in their boxes)"
+        members = 2
     return (
         f'  {q("d:" + name)} [label={q(label)}, shape=box, style="rounded,filled", '
         f'fillcolor="#fff2cc", width={max(2.0, 1.1 * members):.1f}, fontsize=11];'
@@ -200,42 +207,70 @@ def _lsp_edges(topo: Topology, lsps: Lsps) -> list[str]:
     return out
 
 
-def dot_source(topo: Topology, lsps: Lsps | None = None, title: str | None = None) -> str:
-    """The topology as a DOT digraph (``lsps``: ``show mpls lsp json``'s rows per node)."""
-    level = _levels(topo)
-    lines = [
-        f"digraph {q(topo.name)} {{",
-        f"  graph [label={q(title or topo.name)}, labelloc=t, fontsize=16, "
-        'fontname="sans-serif", nodesep=0.35, ranksep=0.55, newrank=true];',
-        '  node [fontname="sans-serif", fontsize=10];',
-        '  edge [fontname="sans-serif", fontsize=8, arrowhead=none];',
-    ]
-    lines += [_domain_node(topo, d) for d in topo.domains]
-    lines += [_host_node(topo, h) for h in topo.hosts]
+#: up to this many routers, dot lays them out in one row under the control LAN; more are
+#: placed by neato (spring model) and the control LAN's lines to every host are left out
+ROW_MAX = 8
+
+
+def _membership(topo: Topology, level: Mapping[str, int], skip: str | None) -> list[str]:
+    """A grey line from each host to each domain it sits on (but ``skip``), labelled with
+    its address there, pointing away from the control domain."""
+    out = []
     for h in topo.hosts.values():
         for d, addr in h.interfaces.items():
+            if d == skip:
+                continue
             a, b = f"d:{d}", f"h:{h.name}"
             if level.get(a, 99) > level.get(b, 99):
                 a, b = b, a
-            lines.append(f'  {q(a)} -> {q(b)} [label={q(addr)}, color="#999999"];')
-    te = [h.name for h in topo.of_kind("node", "frr", "bird")]
-    if te and len({level.get(f"h:{n}") for n in te}) == 1:
-        lines.append("  { rank=same; " + " ".join(q("h:" + n) for n in te) + " }")
+            out.append(f'  {q(a)} -> {q(b)} [label={q(addr)}, color="#999999"];')
+    return out
+
+
+def _te_edges(topo: Topology) -> list[str]:
+    out = []
     for x in topo.te_links:
         label = f"metric {x.metric}" + (f"\n\u03bb {channels(x.lambdas)}" if x.lambdas else "")
-        lines.append(
+        out.append(
             f"  {q('h:' + x.a)} -> {q('h:' + x.b)} [label={q(label)}, taillabel={q(x.a_if)}, "
             f"headlabel={q(x.b_if)}, color={q(TE_COLOUR)}, fontcolor={q(TE_COLOUR)}, "
             "penwidth=3];"
         )
+    return out
+
+
+def _qkd_edges(topo: Topology) -> list[str]:
+    out = []
     for k in qkd_links(topo):
         a, b = k.a_idq or k.a, k.b_idq or k.b
         label = f"QKD link {k.name}\n{rate(k.rate_bps)}"
-        lines.append(
+        out.append(
             f"  {q('h:' + a)} -> {q('h:' + b)} [label={q(label)}, color={q(QKD_COLOUR)}, "
             f'fontcolor={q(QKD_COLOUR)}, penwidth=3, style="bold,dashed", constraint=false];'
         )
-    lines += _lsp_edges(topo, lsps or {})
+    return out
+
+
+def dot_source(topo: Topology, lsps: Lsps | None = None, title: str | None = None) -> str:
+    """The topology as a DOT digraph (``lsps``: ``show mpls lsp json``'s rows per node)."""
+    level = _levels(topo)
+    te = [h.name for h in topo.of_kind("node", "frr", "bird")]
+    row = len(te) <= ROW_MAX
+    layout = "newrank=true" if row else 'layout=neato, overlap=false, splines=true, sep="+8"'
+    lines = [
+        f"digraph {q(topo.name)} {{",
+        f"  graph [label={q(title or topo.name)}, labelloc=t, fontsize=16, "
+        f'fontname="sans-serif", nodesep=0.35, ranksep=0.55, {layout}];',
+        '  node [fontname="sans-serif", fontsize=10];',
+        '  edge [fontname="sans-serif", fontsize=8, arrowhead=none];',
+    ]
+    bus = None if row else topo.control_domain
+    lines += [_domain_node(topo, d, lines=d != bus) for d in topo.domains]
+    lines += [_host_node(topo, h, bus) for h in topo.hosts]
+    lines += _membership(topo, level, bus)
+    if row and te and len({level.get(f"h:{n}") for n in te}) == 1:
+        lines.append("  { rank=same; " + " ".join(q("h:" + n) for n in te) + " }")
+    lines += _te_edges(topo) + _qkd_edges(topo) + _lsp_edges(topo, lsps or {})
     lines.append("}")
     return "\n".join(lines) + "\n"
 

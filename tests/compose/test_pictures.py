@@ -13,7 +13,7 @@ from typing import Any, cast
 
 import pytest
 
-from compose import draw, ladder_svg
+from compose import draw, ladder_svg, topogen
 from compose import ladder as L
 from compose.cli import main
 from gmpls.qkd import etsi004, idq3p, sync
@@ -98,6 +98,23 @@ def test_topo_draw_lsps(paper: Topology) -> None:
     assert '"h:tn1" -> "h:tn2" [label="LSP 1' in dot and '"h:tn2" -> "h:tn3" [label="LSP 1' in dot
     words = texts(draw.to_svg(dot))
     assert words.count("LSP 1 \u03bb3 QE") == 2
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz not installed (make setup)")
+def test_topo_draw_a_grid(tmp_path: Path) -> None:
+    """More routers than fit a row: neato places them, the control LAN has no lines to
+    every host (each box says its address on it), every host and TE link is there."""
+    path = tmp_path / "grid.yaml"
+    path.write_text(topogen.dump(topogen.generate("grid", 16, qe=True)))
+    topo = load(path)
+    dot = draw.dot_source(topo)
+    assert "layout=neato" in dot and "rank=same" not in dot
+    assert f'"d:{topo.control_domain}" ->' not in dot
+    words = " ".join(texts(draw.to_svg(dot)))
+    for h in topo.hosts:
+        assert h in words
+    assert words.count("metric 10") == len(topo.te_links) == 24
+    assert "ctrl 10.1.1.254" in words  # the client: no router ID, its address in its box
 
 
 def test_live_without_a_testbed_is_an_error_only_when_asked(paper: Topology) -> None:
