@@ -240,3 +240,56 @@ def test_ladder_svg_parses_with_every_lane_and_message(paper: Topology) -> None:
     for h in paper.hosts:
         if h != "client":
             assert h in words
+
+
+# --- the pictures in docs/ ---------------------------------------------------------------------
+
+DOCS = PAPER.parents[1] / "docs"
+#: every kind of message of the demo's workflow, by protocol (the name without its status)
+KINDS = {
+    "OSPF": {"LS Update (RI)"},
+    "PCEP": {"PCReq", "PCRep"},
+    "RSVP": {"Path", "Resv"},
+    "ETSI": {"OPEN", "OPEN_REPLY", "CONNECT_NONBLOCK", "CONNECT_NONBLOCK_REPLY", "GET_KEY"}
+    | {"GET_KEY_REPLY"},
+    "sync": {"CREATE", "CREATE_RESP", "OPENED", "ACK"},
+    "IDQ3P": {"GET_NEXT_KEY", "KEYS"},
+}
+
+
+def ladder_messages(path: Path) -> list[tuple[str, str, str, str]]:
+    """(protocol, message, source, destination) of every arrow of a drawn ladder."""
+    root = ET.parse(path).getroot()
+    out = []
+    for g in root.iter(f"{SVG}g"):
+        if g.get("class") == "msg":
+            p, m, s, d = (
+                g.get(k) or "" for k in ("data-proto", "data-msg", "data-src", "data-dst")
+            )
+            out.append((p, m, s, d))
+    return out
+
+
+def missing_kinds(msgs: list[tuple[str, str, str, str]]) -> dict[str, set[str]]:
+    """The kinds of :data:`KINDS` no arrow shows, by protocol (empty: all there)."""
+    seen: dict[str, set[str]] = {}
+    for proto, msg, _s, _d in msgs:
+        seen.setdefault(proto, set()).add(msg if proto == "OSPF" else msg.split(" ")[0])
+    return {p: k - seen.get(p, set()) for p, k in KINDS.items() if k - seen.get(p, set())}
+
+
+def test_docs_ladder_has_every_host_and_message(paper: Topology) -> None:
+    path = DOCS / "paper-ladder.svg"
+    root = ET.parse(path).getroot()
+    lanes = {g.get("id") for g in root.iter(f"{SVG}g") if g.get("class") == "lane"}
+    assert lanes == {f"lane-{h}" for h in paper.hosts if h != "client"}
+    msgs = ladder_messages(path)
+    assert missing_kinds(msgs) == {}
+    assert not any("malformed" in m for _p, m, _s, _d in msgs)
+
+
+def test_docs_topology_has_every_host_and_the_lsp(paper: Topology) -> None:
+    words = " ".join(texts((DOCS / "paper-topology.svg").read_text()))
+    for h in paper.hosts:
+        assert h in words
+    assert words.count("LSP 1 \u03bb") == 4 and "QKD link etsiA-etsiB" in words

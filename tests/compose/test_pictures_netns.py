@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.compose.test_pictures import ladder_messages, missing_kinds
 from tests.support.e2elab import PAPER
 
 pytestmark = [pytest.mark.netns, pytest.mark.interop, pytest.mark.slow]
@@ -22,26 +23,11 @@ pytestmark = [pytest.mark.netns, pytest.mark.interop, pytest.mark.slow]
 PREFIX = "e2p"
 SVG = "{http://www.w3.org/2000/svg}"
 LANES = ["idqA", "etsiA", "tn1", "pce", "tn2", "tn3", "tn4", "tn5", "etsiB", "idqB"]
-#: every kind of message of the workflow, by protocol (the first words of the name)
-KINDS = {
-    "OSPF": {"LS Update (RI)"},
-    "PCEP": {"PCReq", "PCRep"},
-    "RSVP": {"Path", "Resv"},
-    "ETSI": {"OPEN", "OPEN_REPLY", "CONNECT_NONBLOCK", "CONNECT_NONBLOCK_REPLY", "GET_KEY"}
-    | {"GET_KEY_REPLY"},
-    "sync": {"CREATE", "CREATE_RESP", "OPENED", "ACK"},
-    "IDQ3P": {"GET_NEXT_KEY", "KEYS"},
-}
 
 
 def _qkdnet(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     argv = [sys.executable, "-m", "compose.cli", *args]
     return subprocess.run(argv, capture_output=True, text=True, timeout=240, cwd=tmp_path)
-
-
-def _kind(proto: str, msg: str) -> str:
-    """The message's kind: its name without the status (``OPEN_REPLY SUCCESSFUL``)."""
-    return msg if proto == "OSPF" else msg.split(" ")[0]
 
 
 def test_demo_svg_and_live_topology(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -75,16 +61,8 @@ def test_demo_svg_and_live_topology(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     root = ET.parse(ladder).getroot()
     lanes = [g.get("id") for g in root.iter(f"{SVG}g") if g.get("class") == "lane"]
     assert lanes == [f"lane-{h}" for h in LANES]
-    msgs = [
-        (g.get("data-proto") or "", g.get("data-msg") or "", g.get("data-src"), g.get("data-dst"))
-        for g in root.iter(f"{SVG}g")
-        if g.get("class") == "msg"
-    ]
-    seen: dict[str, set[str]] = {}
-    for proto, msg, _src, _dst in msgs:
-        seen.setdefault(proto, set()).add(_kind(proto, msg))
-    for proto, kinds in KINDS.items():
-        assert kinds <= seen.get(proto, set()), (proto, seen.get(proto))
+    msgs = ladder_messages(ladder)
+    assert missing_kinds(msgs) == {}
     assert not any("malformed" in m for _p, m, _s, _d in msgs)
     # each protocol between the hosts that speak it, Path hop by hop down the path
     assert ("PCEP", "PCReq", "tn1", "pce") in msgs
