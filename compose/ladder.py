@@ -11,8 +11,10 @@ project's codecs (:func:`decode_qkd`), for the drawn ladder (:mod:`compose.ladde
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -283,3 +285,41 @@ def decode_qkd(pcap: Path | str) -> list[tuple[float, Rung]]:
 def first_pcreq(decoded: Decoded) -> float | None:
     """The capture time (epoch seconds) of the first PCReq: time zero of the ladder."""
     return next((t for t, r in decoded.rows if r.msg == "PCReq"), None)
+
+
+# --- the client's request on a node's telnet CLI -------------------------------------------
+
+_CLI_FIELDS = ("frame.time_epoch", "ip.src", "ip.dst", "tcp.srcport", "tcp.dstport", "tcp.payload")
+_STATE = re.compile(r'"state":\s*"([a-z-]+)"')
+
+
+def decode_cli(pcap: Path | str, ports: Iterable[int] = (23,)) -> list[tuple[float, Rung]]:
+    """The QE service commands typed on a node's telnet CLI (``qe-service create|delete``,
+    the command's first words) and the first segment of each answer (with the service's
+    state when it shows): what starts and ends the workflow. Other commands are left out."""
+    ports = sorted(set(ports))
+    if not ports:
+        return []
+    any_port = " || ".join(f"tcp.port == {p}" for p in ports)
+    cmd = [tshark_path(), "-n", "-r", str(pcap), "-Y", f"tcp.len > 0 && ({any_port})"]
+    cmd += ["-T", "fields", "-E", "separator=\t", "-E", "occurrence=f"]
+    for f in _CLI_FIELDS:
+        cmd += ["-e", f]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120).stdout
+    rows: list[tuple[float, Rung]] = []
+    waiting: set[tuple[str, str]] = set()  # (client, node) with a command not answered yet
+    for line in out.splitlines():
+        cols = (line.split("\t") + [""] * len(_CLI_FIELDS))[: len(_CLI_FIELDS)]
+        epoch, src, dst, _sport, dport, payload = cols
+        text = bytes.fromhex(payload).decode("utf-8", "replace").strip()
+        if int(dport or 0) in ports and text.startswith("qe-service "):
+            words = text.split()
+            msg = " ".join(words[:4] if words[1] == "create" else words[:3])
+            rows.append((float(epoch), Rung(0.0, src, dst, "CLI", msg)))
+            waiting.add((src, dst))
+        elif (dst, src) in waiting:
+            waiting.discard((dst, src))
+            state = _STATE.search(text)
+            msg = f"reply: {state.group(1)}" if state else "reply"
+            rows.append((float(epoch), Rung(0.0, src, dst, "CLI", msg)))
+    return rows

@@ -21,6 +21,7 @@ from gmpls.topology import Topology
 
 #: arrow colour of each protocol (also the legend's order)
 COLOURS = {
+    "CLI": "#333333",
     "OSPF": "#7f7f7f",
     "PCEP": "#1f5fbf",
     "RSVP": "#2e8b2e",
@@ -30,6 +31,7 @@ COLOURS = {
 }
 #: what each protocol is, for the legend
 MEANING = {
+    "CLI": "telnet CLI (the request)",
     "OSPF": "OSPF-TE (RI LSA)",
     "PCEP": "PCEP",
     "RSVP": "RSVP-TE",
@@ -60,13 +62,17 @@ def collect(
 ) -> list[L.Rung]:
     """The rungs of the whole workflow, host names for addresses, timed from the first
     PCReq: the control LAN's ladder (:func:`compose.ladder.ladder`, with the RI LSA of
-    ``tail`` first when given) and every QKD message from the PCReq on."""
+    ``tail`` first when given), the QE service commands on the CLI from the last
+    ``qe-service create`` before the PCReq on, and every QKD message from the PCReq on."""
     decoded = L.decode(ctrl_pcap)
     t0 = L.first_pcreq(decoded)
     if t0 is None:
         return []
     ri_from = str(topo.control_address(tail)) if tail else None
     rows = [(t0 + r.t_ms / 1000, r) for r in L.ladder(ctrl_pcap, ri_from=ri_from, decoded=decoded)]
+    cli = L.decode_cli(ctrl_pcap, {h.cli_port for h in topo.hosts.values() if h.cli_port})
+    start = max((t for t, r in cli if t <= t0 and " create" in r.msg), default=t0)
+    rows += [(t, r) for t, r in cli if t >= start]
     for pcap in qkd_pcaps:
         rows += [(t, r) for t, r in L.decode_qkd(pcap) if t >= t0]
     rows.sort(key=lambda tr: tr[0])
@@ -84,8 +90,11 @@ def collect(
 
 
 def lanes(topo: Topology, rungs: Iterable[L.Rung]) -> list[str]:
-    """Left to right: the head's emulator and proxy, the nodes in file order with the PCE
-    after the head, the tail's proxy and emulator; then anyone else a message names."""
+    """Left to right: the client (when a message names it), the head's emulator and proxy,
+    the nodes in file order with the PCE after the head, the tail's proxy and emulator;
+    then anyone else a message names."""
+    rungs = list(rungs)
+    named = {x for r in rungs for x in (r.src, r.dst)}
     nodes = [h.name for h in topo.of_kind("node", "frr", "bird")]
     qe = [h.name for h in topo.of_kind("node") if h.qe.capable]
 
@@ -94,7 +103,7 @@ def lanes(topo: Topology, rungs: Iterable[L.Rung]) -> list[str]:
         idq = topo.host(proxy).idq if proxy and proxy in topo.hosts else None
         return [x for x in (proxy, idq) if x]
 
-    order: list[str] = []
+    order: list[str] = [h.name for h in topo.of_kind("client") if h.name in named]
     if qe:
         order += list(reversed(chain(qe[0])))
     head = qe[0] if qe else nodes[0] if nodes else None

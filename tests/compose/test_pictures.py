@@ -18,7 +18,13 @@ from compose import ladder as L
 from compose.cli import main
 from gmpls.qkd import etsi004, idq3p, sync
 from gmpls.topology import Topology, load
-from tests.support.pcap import ethernet_frame, ipv4_packet, udp_datagram, write_pcap
+from tests.support.pcap import (
+    ethernet_frame,
+    ipv4_packet,
+    tcp_segment,
+    udp_datagram,
+    write_pcap,
+)
 
 PAPER = Path(__file__).resolve().parents[2] / "topologies" / "paper.yaml"
 SVG = "{http://www.w3.org/2000/svg}"
@@ -186,6 +192,37 @@ def test_decode_qkd_names_every_protocol(tmp_path: Path) -> None:
     assert rows == sorted(rows, key=lambda tr: tr[0])
 
 
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
+def test_decode_cli_keeps_the_qe_service_commands_and_their_answers(tmp_path: Path) -> None:
+    talk = [  # (from the client?, text), one telnet session to tn1
+        (False, b"tn1# "),
+        (True, b"show qe-service json\n"),
+        (False, b'{"node": "tn1", "pcep": "up"}'),
+        (True, b"qe-service create dst 10.1.1.5 key-length 32 layer 2 wait json\n"),
+        (False, b'{\r\n  "services": [{"id": "1", "state": "up"}]}'),
+        (True, b"exit\n"),
+        (True, b"qe-service delete 1 json\n"),
+        (False, b"% no such service"),
+    ]
+    frames, seq = [], {True: 1, False: 1}
+    for mine, text in talk:
+        src, dst = ("10.1.1.100", "10.1.1.1") if mine else ("10.1.1.1", "10.1.1.100")
+        sport, dport = (40000, 23) if mine else (23, 40000)
+        seg = tcp_segment(src, dst, sport, dport, text, seq=seq[mine])
+        seq[mine] += len(text)
+        frames.append(ethernet_frame(ipv4_packet(src, dst, 6, seg, ttl=64)))
+    pcap = tmp_path / "cli.pcap"
+    write_pcap(str(pcap), frames)
+    got = [(r.src, r.dst, r.proto, r.msg) for _t, r in L.decode_cli(pcap, [23])]
+    assert got == [
+        ("10.1.1.100", "10.1.1.1", "CLI", "qe-service create dst 10.1.1.5"),
+        ("10.1.1.1", "10.1.1.100", "CLI", "reply: up"),
+        ("10.1.1.100", "10.1.1.1", "CLI", "qe-service delete 1"),
+        ("10.1.1.1", "10.1.1.100", "CLI", "reply"),
+    ]
+    assert L.decode_cli(pcap, [2323]) == [] and L.decode_cli(pcap, []) == []
+
+
 # --- the ladder SVG ---------------------------------------------------------------------------
 
 MESSAGES = [
@@ -201,6 +238,11 @@ MESSAGES = [
     ("tn5", "224.0.0.5", "OSPF", "LS Update (RI)"),
     ("tn5", "10.9.9.9", "RSVP", "Resv"),
 ]
+
+
+def test_the_client_lane_comes_first_when_it_speaks(paper: Topology) -> None:
+    rungs = [L.Rung(-1.0, "client", "tn1", "CLI", "qe-service create dst 10.1.1.5")]
+    assert ladder_svg.lanes(paper, rungs)[:3] == ["client", "idqA", "etsiA"]
 
 
 def test_lanes_of_the_paper(paper: Topology) -> None:
@@ -254,6 +296,7 @@ KINDS = {
     | {"GET_KEY_REPLY"},
     "sync": {"CREATE", "CREATE_RESP", "OPENED", "ACK"},
     "IDQ3P": {"GET_NEXT_KEY", "KEYS"},
+    "CLI": {"qe-service", "reply:"},
 }
 
 
@@ -282,7 +325,7 @@ def test_docs_ladder_has_every_host_and_message(paper: Topology) -> None:
     path = DOCS / "paper-ladder.svg"
     root = ET.parse(path).getroot()
     lanes = {g.get("id") for g in root.iter(f"{SVG}g") if g.get("class") == "lane"}
-    assert lanes == {f"lane-{h}" for h in paper.hosts if h != "client"}
+    assert lanes == {f"lane-{h}" for h in paper.hosts}
     msgs = ladder_messages(path)
     assert missing_kinds(msgs) == {}
     assert not any("malformed" in m for _p, m, _s, _d in msgs)

@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.netns, pytest.mark.interop, pytest.mark.slow]
 
 PREFIX = "e2p"
 SVG = "{http://www.w3.org/2000/svg}"
-LANES = ["idqA", "etsiA", "tn1", "pce", "tn2", "tn3", "tn4", "tn5", "etsiB", "idqB"]
+LANES = ["client", "idqA", "etsiA", "tn1", "pce", "tn2", "tn3", "tn4", "tn5", "etsiB", "idqB"]
 
 
 def _qkdnet(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
