@@ -289,8 +289,6 @@ def run(
         files = bed.capture_stop()
         if result is not None and capture_dir is not None:
             result.captures = {d: str(p) for d, p in files.items()}
-        if result is not None and svg is not None:
-            write_svg(svg, topo, roles, files, progress)
         if not keep:
             bed.down()
         else:
@@ -301,4 +299,6 @@ def run(
                 f"qkdnet cli {roles.head} 'show qe-service' {opt}; qkdnet down {opt}"
             )
     assert result is not None
+    if svg is not None:  # the captures stay in their folder after the testbed is down
+        write_svg(svg, topo, roles, files, progress)
     return result, roles
