@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-DEBS := iproute2 tshark frr bird2 nftables tcpdump telnet
+DEBS := iproute2 tshark frr bird2 nftables tcpdump telnet graphviz
 STAMP := $(VENV)/.installed
 
 .PHONY: setup debs venv test test-fast e2e lint demo bench clean down

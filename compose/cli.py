@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from compose import demo, keyfiles, render, topogen, wireshark
+from compose import demo, draw, keyfiles, render, topogen, wireshark
 from compose.backend import Testbed, TestbedError
 from compose.cliclient import CliError
 from compose.docker import DockerTestbed, firewall_add, firewall_remove
@@ -186,6 +186,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             capture_dir=Path(args.capture) if args.capture is not None else None,
             keep=args.keep,
             timeout=args.timeout,
+            svg=Path(args.svg) if args.svg is not None else None,
         )
     except demo.DemoError as e:
         print(f"qkdnet demo: {e}", file=sys.stderr)
@@ -290,6 +291,22 @@ def cmd_wireshark_install(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_topo_draw(args: argparse.Namespace) -> int:
+    topo = load(args.topology_file)
+    lsps, note = None, "LSPs not asked for"
+    if not args.no_live:
+        lsps, note = draw.live_lsps(topo, _backend(args), required=args.live, prefix=args.prefix)
+    title = f"{topo.name} ({args.topology_file})"
+    if lsps is not None:
+        title += f", LSPs of the running testbed {args.prefix or topo.prefix!r}"
+    draw.write(Path(args.out), topo, lsps, title)
+    print(
+        f"{args.out}: {len(topo.hosts)} hosts, {len(topo.domains)} domains, "
+        f"{len(topo.te_links)} TE links, {len(draw.qkd_links(topo))} QKD link(s); {note}"
+    )
+    return 0
+
+
 # --- the parser ------------------------------------------------------------------------------
 
 
@@ -379,6 +396,7 @@ def _add_demo_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     s.add_argument("--backend", choices=BACKENDS, default="netns")
     s.add_argument("--capture", metavar="DIR", help="keep one pcap per domain in DIR")
     s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.add_argument("--svg", metavar="FILE", help="draw the whole message ladder there (SVG)")
     s.add_argument("--keep", action="store_true", help="leave the testbed up afterwards")
     s.add_argument("-p", "--prefix", help="override the topology's name prefix")
     s.add_argument("--run-dir", help="logs and state (default ./run/NAME)")
@@ -459,6 +477,17 @@ def _add_file_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         "--p2p", action="store_true", help="also one /30 domain per link (point-to-point IP links)"
     )
     g.set_defaults(fn=cmd_topo_gen)
+    d = tsub.add_parser("draw", help="draw a topology (SVG by Graphviz; LSPs of a running one)")
+    d.add_argument("topology_file", metavar="TOPOLOGY")
+    d.add_argument("--out", required=True, metavar="FILE.svg", help="SVG (or DOT: FILE.dot)")
+    live = d.add_mutually_exclusive_group()
+    live.add_argument(
+        "--live", action="store_true", help="the LSPs of its running testbed, or fail"
+    )
+    live.add_argument("--no-live", action="store_true", help="never ask a running testbed")
+    d.add_argument("--backend", choices=BACKENDS, default="netns")
+    d.add_argument("-p", "--prefix", help="the running testbed's prefix (default: the file's)")
+    d.set_defaults(fn=cmd_topo_draw)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,6 +15,9 @@ the paper's Fig. 6), on any backend (:class:`compose.backend.Testbed`).
 5. deletes the service and takes the testbed down (``--keep``: neither; the service
    stays up, refreshing its key every second, for ``qkdnet cli`` and Wireshark).
 
+``--svg FILE`` captures every domain and draws the whole ladder there when the captures
+stop (:mod:`compose.ladder_svg`: PCEP, RSVP, ETSI 004, the sync channel and IDQ3P).
+
 ``--json`` prints one object instead: ``{"setup_ms", "path", "ladder": [{"t_ms", "src",
 "dst", "proto", "msg"}], "fingerprints": {"tn1", "tn5"}, "captures": {DOMAIN: FILE}}``
 (progress goes to stderr then).
@@ -30,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from compose import ladder as L
+from compose import ladder_svg
 from compose.backend import Capture, Testbed
 from compose.cliclient import CliError
 from gmpls.topology import Topology
@@ -237,6 +241,20 @@ def delete_service(bed: Testbed, roles: Roles, svc: dict, progress: Progress) ->
     )
 
 
+def write_svg(
+    path: Path, topo: Topology, roles: Roles, files: dict[str, Path], progress: Progress
+) -> None:
+    """The ladder of every captured domain as an SVG sequence diagram at ``path``."""
+    ctrl = files[topo.control_domain]
+    others = [p for d, p in files.items() if d != topo.control_domain]
+    title = (
+        f"{topo.name}: QE service {roles.head} -> {roles.tail} ({PAPER_PARAMS}); "
+        "t in ms from the first PCReq"
+    )
+    rungs = ladder_svg.write(path, topo, ctrl, others, tail=roles.tail, title=title)
+    progress(f"[demo] {path}: the message ladder, {len(rungs)} messages")
+
+
 # --- the whole demo ------------------------------------------------------------------------
 
 
@@ -247,13 +265,16 @@ def run(
     capture_dir: Path | None = None,
     keep: bool = False,
     timeout: float = 90.0,
+    svg: Path | None = None,
 ) -> tuple[Result, Roles]:
     """Steps 1-5 on a testbed that is not up yet. With ``capture_dir`` every domain is
     captured there (and the files named in the result); else the control LAN only, into
-    the run directory."""
+    the run directory. With ``svg``, every domain is captured and the whole ladder (QKD
+    domains included) is drawn there when the captures stop (:mod:`compose.ladder_svg`)."""
     roles = Roles.of(bed.topology)
     topo = bed.topology
-    domains = list(topo.domains) if capture_dir is not None else [topo.control_domain]
+    every = capture_dir is not None or svg is not None
+    domains = list(topo.domains) if every else [topo.control_domain]
     cap_dir = capture_dir.resolve() if capture_dir is not None else bed.run_dir / "capture"
     bed.up(capture=Capture(domains, cap_dir))
     result: Result | None = None
@@ -278,4 +299,6 @@ def run(
                 f"qkdnet cli {roles.head} 'show qe-service' {opt}; qkdnet down {opt}"
             )
     assert result is not None
+    if svg is not None:  # the captures stay in their folder after the testbed is down
+        write_svg(svg, topo, roles, files, progress)
     return result, roles
