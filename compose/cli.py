@@ -448,7 +448,10 @@ def _add_file_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     i.add_argument("--folder", help="copy it here instead")
     i.set_defaults(fn=cmd_wireshark_install)
+    _add_topo_commands(sub)
 
+
+def _add_topo_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s = sub.add_parser("topo", help="topology tools")
     tsub = s.add_subparsers(dest="topo_cmd", required=True, metavar="SUBCOMMAND")
     g = tsub.add_parser("gen", help="write a larger topology (control LAN + TE links)")

@@ -146,6 +146,7 @@ class QeServiceCore:
     node has a PCE to ask and an ETSI 004 proxy to call; ``wall_offset``: wall-clock time
     minus the ``now`` clock, for the ``created_at`` the CLI shows."""
 
+    # long: the core's settings and tables, one per line
     def __init__(
         self,
         *,
@@ -1068,6 +1069,8 @@ def _relay_for_open(relay: Sequence[IPv4Address]) -> tuple[IPv4Address, ...]:
     """The relay path as QKD_OPEN carries it: two sites or more (head and tail); one site
     (both ends at one site) or none: empty, the key manager decides."""
     return tuple(relay) if len(relay) >= 2 else ()
+
+
 def _qe_ends(route: Sequence[ero.Subobject]) -> list[tuple[IPv4Address, QeParams]]:
     """(node, parameters) of each QE subobject of ``route``: the node named right
     before it (the QE source, then the QE destination in the Fig. 9 ERO)."""
