@@ -715,6 +715,7 @@ class QeServiceCore:
         if s.up_at is not None:  # a tail whose service moved to this LSP: keys go on
             s.state = UP
             s.hold_until = None
+            s.prev_lsp = None
             self._changed(s)
             return
         s.state = UP
@@ -737,7 +738,14 @@ class QeServiceCore:
 
     def _on_down(self, a: RE.LspDown) -> None:
         s = self._service_of(a.lsp)
+        if s is None:
+            for t in self.tails.values():
+                if t.prev_lsp == a.lsp:
+                    t.prev_lsp = None  # the LSP a move left is gone: no falling back
         if s is None or s.finished:
+            return
+        if s.role == "tail" and s.prev_lsp is not None and s.lsp == a.lsp:
+            self._fall_back(s, a.reason)
             return
         if a.role == "head" and s.update_route is not None and s.lsp != a.lsp:
             self._move_failed(s, a.reason)
@@ -894,6 +902,7 @@ class QeServiceCore:
         old = self.tails.get(lsp)
         if old is not None and not old.finished:
             self._finish(old, DOWN, "replaced by a new Path")
+        s.prev_lsp = s.lsp if s.state == UP else None
         s.lsp = lsp
         self.tails[lsp] = s
         s.path = [*reversed(route_nodes(ev.recorded_route)), str(self.router_id)]
@@ -903,6 +912,18 @@ class QeServiceCore:
         self._changed(s)
         assert s.key_handle is not None
         self._out.append(E.ToRsvp(RE.QeSessionReady(lsp, s.key_handle)))
+
+    def _fall_back(self, s: Service, why: str) -> None:
+        """Tail: the new LSP of a move failed before it was up; the old one still is."""
+        assert s.prev_lsp is not None and s.lsp is not None
+        if self.tails.get(s.lsp) is s:
+            del self.tails[s.lsp]
+        s.lsp, s.prev_lsp = s.prev_lsp, None
+        self.tails[s.lsp] = s
+        s.close_pending = False
+        self._log("qe service move failed", warning=True, event="move_fail", service=s.id,
+                  role="tail", why=why)  # fmt: skip
+        self._changed(s)
 
     def _moving_tail(self, join: RE.QeJoin) -> Service | None:
         """The tail service a Path of the same tunnel and key handle continues."""

@@ -101,6 +101,9 @@ class Service:
     #: head: a move in progress (make-before-break), its route and its LSP once seen
     update_route: tuple[ero.Subobject, ...] | None = None
     next_lsp: LspKey | None = None
+    #: tail: the LSP a move left, still up until the new one is (the service falls back to
+    #: it if the new one fails first)
+    prev_lsp: LspKey | None = None
     #: the RSVP core gave the key session back with its LSP; the LspDown that follows
     #: says whether the service keeps it (rerouting) or closes it
     close_pending: bool = False

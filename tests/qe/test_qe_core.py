@@ -36,6 +36,7 @@ from gmpls.qe_service.events import (
     TailJoin,
     Tick,
     ToRsvp,
+    Update,
 )
 from gmpls.qe_service.model import MIB, QeServiceError
 from gmpls.rsvp.events import (
@@ -542,3 +543,59 @@ def test_a_refresh_without_key_is_counted_and_shown_until_one_succeeds() -> None
     assert s.key_index == 1 and s.as_json(n.now)["refresh_error"] is None
     assert s.refresh_no_key == 2  # the count stays
     assert of(out, EtsiGetKey)  # and it catches up with the ones missed
+# --- moves: the tail follows a new LSP of the tunnel with the same handle ---------------
+
+
+def _tail_up(n: Node) -> Any:
+    out = n(TailJoin(QeJoin(lsp(), HANDLE, PARAMS)))
+    out = n(EtsiReply(one(out, EtsiOpen).cid, 0, key_handle=HANDLE))
+    n(EtsiReply(one(out, EtsiConnect).cid, 0))
+    n(EtsiReply(one(out, EtsiGetKey).cid, 0, key_index=0, key=key(0)))
+    n(LspUp(lsp(), "tail"))
+    s = n.core.find("10.1.1.1:1")
+    assert s.state == "up"
+    return s
+
+
+def test_tail_follows_a_move_without_an_etsi_call_and_ignores_the_old_lsps_end() -> None:
+    n = tail_node()
+    s = _tail_up(n)
+    out = n(TailJoin(QeJoin(lsp(lsp_id=2), HANDLE, PARAMS)))
+    assert one(out, ToRsvp).event == QeSessionReady(lsp(lsp_id=2), HANDLE)
+    assert not of(out, EtsiOpen) and s.lsp == lsp(lsp_id=2) and s.moves == 1
+    n(LspUp(lsp(lsp_id=2), "tail"))
+    out = n(QeClose(lsp(), HANDLE)) + n(LspDown(lsp(), "tail", "PathTear"))
+    assert not of(out, EtsiClose) and s.state == "up" and s.key == key(0)
+
+
+def test_tail_falls_back_when_the_new_lsp_fails_before_it_is_up() -> None:
+    n = tail_node()
+    s = _tail_up(n)
+    n(TailJoin(QeJoin(lsp(lsp_id=2), HANDLE, PARAMS)))
+    out = n(QeClose(lsp(lsp_id=2), HANDLE)) + n(LspDown(lsp(lsp_id=2), "tail", "PathTear"))
+    assert not of(out, EtsiClose) and (s.state, s.lsp) == ("up", lsp())
+    # the old LSP ends later (deleted on purpose): closed at once
+    out = n(QeClose(lsp(), HANDLE)) + n(LspDown(lsp(), "tail", "deleted"))
+    assert one(out, EtsiClose).key_handle == HANDLE and s.state == "down"
+
+
+def test_tail_holds_after_a_plain_path_tear_then_closes_when_nothing_comes() -> None:
+    n = tail_node()
+    s = _tail_up(n)
+    out = n(QeClose(lsp(), HANDLE)) + n(LspDown(lsp(), "tail", "PathTear"))
+    assert not of(out, EtsiClose) and s.state == "rerouting" and s.key == key(0)
+    assert n.core.next_timer() is not None
+    n.now = s.hold_until or 0.0
+    out = n(Tick())
+    assert one(out, EtsiClose).key_handle == HANDLE
+    assert s.state == "down" and s.key is None and "no new LSP" in s.error
+
+
+def test_head_not_delegated_fails_at_once_and_an_update_is_refused() -> None:
+    n = Node()
+    sid, first, _ = head_up(n)
+    s = n.core.find(sid)
+    with pytest.raises(QeServiceError, match="not delegated"):
+        n(Update(s.tunnel_id, route()))
+    out = n(QeClose(first, HANDLE)) + n(LspDown(first, "head", "next hop down", (24, 5)))
+    assert one(out, EtsiClose).key_handle == HANDLE and s.state == "failed"
