@@ -543,6 +543,8 @@ def test_a_refresh_without_key_is_counted_and_shown_until_one_succeeds() -> None
     assert s.key_index == 1 and s.as_json(n.now)["refresh_error"] is None
     assert s.refresh_no_key == 2  # the count stays
     assert of(out, EtsiGetKey)  # and it catches up with the ones missed
+
+
 # --- moves: the tail follows a new LSP of the tunnel with the same handle ---------------
 
 
