@@ -6,6 +6,11 @@
     {"status": 0, "keys": [{"index": 0, "fingerprint": "..."}, {"index": 1, ...}]}
     python -m qkd_proxy.client --proxy 10.2.1.11 close --handle 9f...
     {"status": 0}
+    python -m qkd_proxy.client --proxy 10.2.1.11 links
+    {"status": 0, "links": [{"name": "km1-km2", "far_site": "10.1.1.2", "up": true, ...}]}
+
+``links`` asks the key manager's KM status port (5425, gmpls.qkd.kmstatus) for the
+site's QKD links (only a node the key manager serves is answered).
 
 It speaks through :class:`daemonkit.etsi004.Etsi004Client`, which retransmits a request
 with the same request ID until the proxy answers. A fingerprint is the first 16 hex
@@ -18,14 +23,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import hashlib
 import json
+import secrets
+import socket
 import sys
+import time
 from typing import Any
 
 from daemonkit.daemon import command_parser
 from daemonkit.etsi004 import Etsi004Client
 from gmpls.qkd import etsi004 as etsi
+from gmpls.qkd import kmstatus
 from gmpls.qkd.etsi004 import Status
 
 
@@ -45,7 +55,29 @@ def _handle(s: str) -> bytes:
     return h
 
 
+def _links(a: argparse.Namespace) -> dict[str, Any]:
+    """LINKS_REQUEST to the KM status port, resent every 0.5 s until answered."""
+    rid = secrets.randbits(32)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        if a.bind:
+            s.bind((a.bind, 0))
+        s.settimeout(0.5)
+        end = time.monotonic() + a.deadline
+        while time.monotonic() < end:
+            s.sendto(kmstatus.encode(kmstatus.LinksRequest(rid)), _addr(a.proxy, a.status_port))
+            try:
+                msg = kmstatus.decode(s.recv(65535))
+            except (TimeoutError, kmstatus.DecodeError):
+                continue
+            if isinstance(msg, kmstatus.LinksReply) and msg.request_id == rid:
+                links = [{**dataclasses.asdict(x), "far_site": str(x.far_site)} for x in msg.links]
+                return {"status": 0, "links": links}
+    raise TimeoutError("no KM status reply")
+
+
 async def _run(a: argparse.Namespace) -> tuple[dict[str, Any], int]:
+    if a.cmd == "links":
+        return _links(a), 0
     local = (a.bind, 0) if a.bind else None
     async with Etsi004Client(_addr(a.proxy, a.port), local, deadline=a.deadline) as c:
         if a.cmd == "open":
@@ -88,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--handle", type=_handle, required=True)
     g.add_argument("--count", type=int, default=1)
     g.add_argument("--show-key", action="store_true", help="print the key bytes too")
+    sub.add_parser("links", help="the site's QKD links (KM status)")
+    p.add_argument("--status-port", type=int, default=kmstatus.PORT, help="default 5425")
     x = sub.add_parser("close", help="QKD_CLOSE")
     x.add_argument("--handle", type=_handle, required=True)
     a = p.parse_args(sys.argv[1:] if argv is None else argv)

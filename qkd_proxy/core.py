@@ -29,6 +29,7 @@ have). Keys are bound when asked for, a few first. Nothing here reads a clock or
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 from collections import deque
@@ -43,7 +44,7 @@ from gmpls.qkd import etsi004 as etsi
 from gmpls.qkd import idq3p as idq
 from gmpls.qkd import sync
 from gmpls.qkd.etsi004 import Status
-from qkd_proxy.events import Action, Addr, Channel, Datagram, Event, Log, Send
+from qkd_proxy.events import Action, Addr, Channel, Datagram, Event, Greet, Log, RelayOut, Send
 from qkd_proxy.replies import ReplyCache
 
 
@@ -87,6 +88,10 @@ class ProxyConfig:
     max_sessions_per_client: int = 256
     #: a session not open at both ends is closed after this long without a request (s)
     session_idle: float = 120.0
+    #: a key manager's site serves more nodes: the other nodes served here and by the
+    #: peer (router IDs; ``local_node`` and ``peer_node`` are the sites' first nodes)
+    local_nodes: frozenset[IPv4Address] = frozenset()
+    peer_nodes: frozenset[IPv4Address] = frozenset()
 
 
 @dataclass(slots=True, eq=False)
@@ -195,11 +200,17 @@ class ProxyCore:
         self.sync_tx[GREETING] = greeting
         self._txid = 0
         self._out: list[Action] = []
+        #: relay messages for the key manager above (qkd_proxy.km): requests from the
+        #: peer, answers to ours, and (``failed``) ours that got no answer in time
+        self.relay_inbox: list[tuple[sync.RelayMessage, bool]] = []
+        #: when a genuine frame of the peer was last accepted (None: never)
+        self.last_heard: float | None = None
         self.counters: dict[str, int] = {
             "north_requests": 0,
             "north_duplicates": 0,
             "north_malformed": 0,
             "keys_delivered": 0,
+            "bits_delivered": 0,
             "refused": 0,
             "session_limit": 0,
             "sessions_expired": 0,
@@ -227,8 +238,13 @@ class ProxyCore:
                 self._north(event.data, event.addr, now)
             elif event.channel is Channel.SYNC:
                 self._sync_in(event.data, event.addr, now)
-            else:
+            elif event.channel is Channel.SOUTH:
                 self._south_in(event.data, event.addr, now)
+            # STATUS is the key manager's (qkd_proxy.km), never a link core's
+        elif isinstance(event, RelayOut):
+            self._relay_out(event, now)
+        elif isinstance(event, Greet):
+            self._sync_send(sync.Hello())
         elif not isinstance(event, Tick):
             raise TypeError(f"not a proxy event: {event!r}")
         if self._due is not None and now >= self._due:
@@ -407,7 +423,7 @@ class ProxyCore:
             # V1.1.1 has no "QoS not satisfiable" (V2.1.1's 7): no connection for this QoS
             self._reply(addr, etsi.status_reply(msg, Status.NO_QKD_CONNECTION))
             return
-        if msg.destination != self.cfg.peer_node:
+        if msg.destination != self.cfg.peer_node and msg.destination not in self.cfg.peer_nodes:
             self._log("no route", peer=addr[0], destination=str(msg.destination))
             self._reply(addr, etsi.status_reply(msg, Status.NO_QKD_CONNECTION))
             return
@@ -556,6 +572,7 @@ class ProxyCore:
             return False
         s.next_index = idx + 1
         self.counters["keys_delivered"] += 1
+        self.counters["bits_delivered"] += 8 * len(key)
         self._reply(addr, etsi.GetKeyReply(rid, Status.SUCCESSFUL, idx, key))
         if s.master:
             self._prune(s)
@@ -900,11 +917,15 @@ class ProxyCore:
         except DecodeError as e:
             self._log_dropped("sync frame rejected", peer=addr[0], error=str(e))
             return
+        self.last_heard = now
         if self.sync.peer_epoch != heard:
             self._log("sync peer epoch", peer=addr[0], epoch=f"{self.sync.peer_epoch:016x}")
             self.sync_tx.pop(GREETING, None)  # answered
             self._resend_sync(now)  # sealed for the peer's epoch now, not the one before
         if isinstance(msg, sync.Hello):
+            return
+        if isinstance(msg, sync.RELAY_REQUESTS):
+            self.relay_inbox.append((msg, False))
             return
         if isinstance(msg, sync.Create):
             self._on_create(msg, now)
@@ -940,7 +961,9 @@ class ProxyCore:
             tx = self.sync_tx.pop(msg.txid, None)
             if tx is None:
                 return  # answer to a retransmission already answered
-            if isinstance(msg, sync.CreateResp):
+            if isinstance(msg, sync.RelayResp | sync.RelayAck):
+                self.relay_inbox.append((msg, False))
+            elif isinstance(msg, sync.CreateResp):
                 self._on_create_resp(msg, now)
             elif isinstance(msg, sync.AllocResp):
                 self._on_alloc_resp(msg, now)
@@ -992,7 +1015,10 @@ class ProxyCore:
         s = self.sessions.get(h)
         R = sync.Result
         if s is None:
-            if msg.destination != self.cfg.local_node:
+            if (
+                msg.destination != self.cfg.local_node
+                and msg.destination not in self.cfg.local_nodes
+            ):
                 self._sync_send(sync.CreateResp(msg.txid, h, R.NO_ROUTE))
                 return
             s = Session(h, False, msg.opener, msg.destination, msg.key_length, last_used=now)
@@ -1097,6 +1123,9 @@ class ProxyCore:
 
     def _sync_failed(self, tx: _Tx, now: float) -> None:
         self._log("peer proxy unreachable", kind=tx.kind)
+        if isinstance(tx.msg, sync.RELAY_REQUESTS):
+            self.relay_inbox.append((tx.msg, True))
+            return
         s = self.sessions.get(tx.handle) if tx.handle else None
         if s is None:
             return
@@ -1110,6 +1139,18 @@ class ProxyCore:
         elif tx.kind == "alloc":
             s.alloc_tx = None
             self._fail_waiting(s, Status.NO_QKD_CONNECTION)
+
+    # --- the key manager's events (qkd_proxy.km) ------------------------------------
+    def _relay_out(self, event: RelayOut, now: float) -> None:
+        if event.request:
+            msg = dataclasses.replace(event.msg, txid=self._next_txid())
+            self._sync_request(msg, now, kind="relay")
+        else:
+            self._sync_send(event.msg)
+
+    def pool_bits(self) -> int:
+        """Key bits drawn from the device and not yet bound to a session."""
+        return sum(8 * length * len(p.keys) for length, p in self.pools.items())
 
 
 def _epoch(random_bytes: Callable[[int], bytes]) -> int:

@@ -1,16 +1,19 @@
-"""The ETSI 004 proxy daemon: a thin asyncio shell around :class:`ProxyCore`.
+"""The key manager daemon: a thin asyncio shell around :class:`~qkd_proxy.km.KeyManager`.
 
-``python -m qkd_proxy --topology FILE --host NAME --sync-key-file FILE`` (the daemon
-skeleton of :mod:`daemonkit.daemon` around :class:`ProxyDaemon`; the sync key is the proxy
-pair's file that ``qkdnet up`` makes fresh, or ``qkd.deterministic.sync_key`` pinned in the
-topology, insecure; with neither the daemon refuses to start, exit status 2) binds three UDP sockets: northbound
-5424 on the address it shares with the node it serves, east-west 5626 on the address it
-shares with its peer proxy (the sync domain), and an ephemeral port on the address it
-shares with its IDQ3P device, connected to the device's 5323 (the kernel drops datagrams
-from anywhere else; the core checks the source of every datagram too). Datagrams and timer
-ticks go into the core; the datagrams it returns go out on the matching socket.
-JSON-line logs, never a key byte; lines about dropped input are rate-limited
-(:mod:`daemonkit.ratelog`).
+``python -m qkd_proxy --topology FILE --host NAME --sync-key-file FILE...`` (the daemon
+skeleton of :mod:`daemonkit.daemon` around :class:`ProxyDaemon`). One ``--sync-key-file``
+per QKD link of the site: a file named ``<kmX>-<kmY>.sync`` (the link's name) is that
+link's KM channel key (``qkdnet up`` makes them fresh); ``qkd.deterministic.sync_key``
+pinned in the topology stands for any link without a file (insecure); a link with neither
+and the daemon refuses to start, exit status 2. It binds UDP sockets: ETSI 004 (5424) and
+KM status (5425) on every address it shares with a node it serves, the KM channel (5626)
+on each address it shares with a far key manager, and per link an ephemeral port on the
+address it shares with its IDQ3P device, connected to the device's 5323 (the kernel drops
+datagrams from anywhere else; the core checks the source of every datagram too). With a
+``cli_port`` (the host's, or ``--cli-port``) it serves ``show qkd links [json]`` and
+``show counters`` over telnet. Datagrams and timer ticks go into the core; the datagrams it
+returns go out on the matching socket. JSON-line logs, never a key byte; lines about
+dropped input are rate-limited (:mod:`daemonkit.ratelog`).
 """
 
 from __future__ import annotations
@@ -19,10 +22,14 @@ import asyncio
 import functools
 import logging
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
+from daemonkit import daemon
+from daemonkit.cli import CliServer, CommandTable
 from daemonkit.daemon import ConfigError, stopped
 from daemonkit.ratelog import RateLimitedLog
 from daemonkit.timer import CoreTimer
@@ -30,17 +37,19 @@ from gmpls import topology
 from gmpls.core import Tick
 from gmpls.qkd import etsi004 as etsi
 from gmpls.qkd import idq3p as idq
-from gmpls.qkd import sync
-from qkd_proxy.core import ProxyConfig, ProxyCore
+from gmpls.qkd import kmstatus, sync
+from qkd_proxy.core import ProxyConfig
 from qkd_proxy.events import Channel, Datagram, Event, Log, Send
+from qkd_proxy.km import KeyManager, KmConfig, KmLink
 
 log = logging.getLogger("qkd_proxy")
 
 
 #: why a proxy without a sync key does not start
 NO_SYNC_KEY = (
-    "no sync key: give --sync-key-file FILE (`qkdnet up` makes one per proxy pair) or pin "
-    "qkd.deterministic.sync_key in the topology (insecure, for tests only)"
+    "no sync key: give --sync-key-file FILE (`qkdnet up` makes one per QKD link, named "
+    "<kmX>-<kmY>.sync) or pin qkd.deterministic.sync_key in the topology (insecure, for "
+    "tests only)"
 )
 
 
@@ -107,13 +116,146 @@ def config_from_topology(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Ports:
+    north: int = etsi.PORT
+    status: int = kmstatus.PORT
+    sync: int = sync.PORT
+    peer_sync: int | None = None
+    idq: int = idq.PORT
+
+
+@dataclass(frozen=True, slots=True)
+class Binds:
+    """Where the daemon's sockets go: north (and status) addresses, KM channel addresses,
+    and per link the local address toward its device."""
+
+    north: tuple[str, ...]
+    sync: tuple[str, ...]
+    #: far KM's channel address -> our address on that domain
+    sync_of_peer: dict[tuple[str, int], str]
+    #: device address -> our address toward it
+    south_of_idq: dict[tuple[str, int], str]
+    #: a served node's address -> our address on its domain
+    north_of_node: dict[str, str]
+
+
+def _node_addrs(topo: topology.Topology) -> dict[IPv4Address, IPv4Address]:
+    out: dict[IPv4Address, IPv4Address] = {}
+    for other in topo.hosts.values():
+        if other.router_id is not None:
+            out[other.router_id] = other.router_id
+            for a in other.interfaces.values():
+                out[a] = other.router_id
+    return out
+
+
+def _router_ids(topo: topology.Topology, nodes: tuple[str, ...]) -> list[IPv4Address]:
+    out = []
+    for n in nodes:
+        rid = topo.host(n).router_id
+        if rid is None:
+            raise ValueError(f"{n} has no router ID")
+        out.append(rid)
+    return out
+
+
+def _link_key(keys: Mapping[str, bytes], name: str, default: bytes | None) -> bytes:
+    key = keys.get(name, default)
+    if not key:
+        raise ConfigError(f"{NO_SYNC_KEY} (link {name})")
+    return key
+
+
+def km_from_topology(
+    topo: topology.Topology,
+    host: str,
+    keys: Mapping[str, bytes],
+    ports: Ports = Ports(),
+) -> tuple[KmConfig, Binds]:
+    """The key manager's config and its socket addresses. ``keys``: link name -> KM channel
+    key (from the ``--sync-key-file`` files); :class:`ConfigError` for a link without one
+    (and no ``qkd.deterministic.sync_key``)."""
+    h = topo.host(host)
+    served = topo.served_by(host)
+    if h.kind != "qkd-proxy" or not served:
+        raise ValueError(f"{host} is not a key manager serving a node")
+    rids = _router_ids(topo, served)
+    node_of_addr = _node_addrs(topo)
+    served_addrs = frozenset(
+        a
+        for n in served
+        for a in (topo.host(n).router_id, *topo.host(n).interfaces.values())
+        if a is not None
+    )
+    north_of_node: dict[str, str] = {}
+    for n in served:
+        d = _shared(topo, host, n)
+        for a in (topo.host(n).router_id, *topo.host(n).interfaces.values()):
+            if a is not None:
+                north_of_node[str(a)] = str(h.interfaces[d])
+    links, sync_of_peer, south_of_idq = [], {}, {}
+    default = topo.qkd.deterministic.sync_key or None
+    for ql in topo.qkd_links_of(host):
+        far = ql.far(host)
+        far_rids = _router_ids(topo, topo.served_by(far))
+        ds, dk = _shared(topo, host, far), _shared(topo, host, ql.idq_of(host))
+        mine, theirs = h.interfaces[ds], topo.host(far).interfaces[ds]
+        peer_sync = (str(theirs), ports.peer_sync or ports.sync)
+        dev = (str(topo.host(ql.idq_of(host)).interfaces[dk]), ports.idq)
+        pc = ProxyConfig(
+            name=host,
+            local_node=rids[0],
+            local_node_addrs=served_addrs,
+            peer_node=far_rids[0],
+            node_of_addr=node_of_addr,
+            peer_sync=peer_sync,
+            peer_name=far,
+            idq=dev,
+            sync_secret=_link_key(keys, ql.name, default),
+            wins_tie=mine < theirs,
+            local_nodes=frozenset(rids[1:]),
+            peer_nodes=frozenset(far_rids[1:]),
+        )
+        links.append(KmLink(ql.name, pc, far_rids[0], int(ql.rate_bps), ql.buffer_bits))
+        sync_of_peer[peer_sync] = str(mine)
+        south_of_idq[dev] = str(h.interfaces[dk])
+    site_of_node: dict[IPv4Address, IPv4Address] = {}
+    for km in topo.sites:
+        for rid in _router_ids(topo, topo.served_by(km)):
+            site_of_node[rid] = topo.site_id(km)
+    cfg = KmConfig(
+        name=host,
+        site=rids[0],
+        served_addrs=served_addrs,
+        served_nodes=frozenset(rids),
+        links=tuple(links),
+        graph=tuple((topo.site_id(x.a), topo.site_id(x.b)) for x in topo.qkd_links),
+        site_of_node=site_of_node,
+        node_of_addr=node_of_addr,
+    )
+    binds = Binds(
+        north=tuple(sorted(set(north_of_node.values()))),
+        sync=tuple(sorted(set(sync_of_peer.values()))),
+        sync_of_peer=sync_of_peer,
+        south_of_idq=south_of_idq,
+        north_of_node=north_of_node,
+    )
+    return cfg, binds
+
+
+def keys_from_files(files: list[Path]) -> dict[str, bytes]:
+    """Link name -> key, from ``--sync-key-file`` files named ``<kmX>-<kmY>.sync``."""
+    out = {}
+    for f in files:
+        out[f.name.removesuffix(".sync")] = daemon.read_secret(f)
+    return out
+
+
 class _Endpoint(asyncio.DatagramProtocol):
     def __init__(self, shell: Shell, channel: Channel) -> None:
         self.shell = shell
         self.channel = channel
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.shell.transports[self.channel] = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.shell.feed(Datagram(self.channel, data, (addr[0], addr[1])))
@@ -125,15 +267,28 @@ class _Endpoint(asyncio.DatagramProtocol):
 
 
 class Shell:
-    """Feeds the core, sends what it returns, keeps its one timer armed."""
+    """Feeds the core, sends what it returns on the socket it belongs to, keeps its one
+    timer armed."""
 
-    def __init__(self, core: ProxyCore) -> None:
+    def __init__(self, core: KeyManager, binds: Binds) -> None:
         self.core = core
+        self.binds = binds
         self.loop = asyncio.get_running_loop()
         self.drops = RateLimitedLog(log, {"host": core.cfg.name}, clock=self.loop.time)
-        self.transports: dict[Channel, asyncio.DatagramTransport] = {}
+        #: (channel, local address) -> socket; a device's socket under its address
+        self.transports: dict[tuple[Channel, str], asyncio.DatagramTransport] = {}
         self.timer = CoreTimer(lambda at: self.feed(Tick()))
         self.timer.start(self.loop)
+
+    def _transport(self, a: Send) -> asyncio.DatagramTransport | None:
+        b = self.binds
+        if a.channel is Channel.SOUTH:
+            return self.transports.get((a.channel, f"{a.addr[0]}:{a.addr[1]}"))
+        if a.channel is Channel.SYNC:
+            local = b.sync_of_peer.get(a.addr, b.sync[0] if b.sync else "")
+        else:
+            local = b.north_of_node.get(a.addr[0], b.north[0])
+        return self.transports.get((a.channel, local))
 
     def feed(self, event: Event) -> None:
         try:
@@ -144,10 +299,10 @@ class Shell:
         logs: list[Log] = []
         for a in actions:
             if isinstance(a, Send):
-                t = self.transports.get(a.channel)
+                t = self._transport(a)
                 if t is not None:
-                    # a connected socket (the device's) sends only to its peer
-                    t.sendto(a.data, None if t.get_extra_info("peername") else a.addr)
+                    # a connected socket (a device's) sends only to its peer
+                    t.sendto(a.data, None if a.channel is Channel.SOUTH else a.addr)
             elif isinstance(a, Log):
                 logs.append(a)  # written once the answers are out
         self.timer.arm(self.core.next_timer())
@@ -158,59 +313,92 @@ class Shell:
                 log.info(a.event, extra={"host": self.core.cfg.name, **a.fields})
 
 
+def _links_text(rows: list[dict[str, Any]]) -> str:
+    head = f"{'link':<16} {'far site':<15} {'up':<4} {'rate b/s':>10} {'stock bits':>12} {'used bits':>12} {'services':>8}"
+    lines = [head]
+    for r in rows:
+        lines.append(
+            f"{r['name']:<16} {r['far_site']:<15} {'yes' if r['up'] else 'no':<4} "
+            f"{r['rate_bps']:>10} {r['stock_bits']:>12} {r['used_bits']:>12} {r['services']:>8}"
+        )
+    return "\n".join(lines)
+
+
 class ProxyDaemon:
-    """One proxy: its three sockets around a :class:`Shell` and its core, started and
+    """One key manager: its sockets around a :class:`Shell` and its core, started and
     stopped by the daemon skeleton (:mod:`daemonkit.daemon`). Stopping logs the counters
     and writes them to ``STATE_DIR/NAME.counters.json``."""
 
     def __init__(
         self,
-        cfg: ProxyConfig,
-        north: tuple[str, int],
-        sync_bind: tuple[str, int],
-        south_addr: str,
+        cfg: KmConfig,
+        binds: Binds,
+        ports: Ports = Ports(),
         state_dir: Path | None = None,
+        cli_port: int | None = None,
     ) -> None:
         self.cfg = cfg
-        self.north = north
-        self.sync_bind = sync_bind
-        self.south_addr = south_addr
+        self.binds = binds
+        self.ports = ports
         self.state_dir = state_dir
+        self.cli_port = cli_port
         self.shell: Shell | None = None
         self.transports: list[asyncio.BaseTransport] = []
+        self.cli = CommandTable()
+        self.cli_server = CliServer(self.cli, cfg.name)
+
+    async def _endpoint(
+        self, ch: Channel, key: str, local: tuple[str, int], remote: tuple[str, int] | None = None
+    ) -> None:
+        assert self.shell is not None
+        loop = asyncio.get_running_loop()
+        t, _ = await loop.create_datagram_endpoint(
+            functools.partial(_Endpoint, self.shell, ch), local_addr=local, remote_addr=remote
+        )
+        self.shell.transports[(ch, key)] = cast(asyncio.DatagramTransport, t)
+        self.transports.append(t)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        cfg = self.cfg
-        # the core draws its random sync epoch and device request IDs from the OS CSPRNG
-        self.shell = shell = Shell(ProxyCore(cfg, os.urandom, loop.time()))
-        north, sync_bind = self.north, self.sync_bind
-        for ch, local, remote in (
-            (Channel.NORTH, north, None),
-            (Channel.SYNC, sync_bind, None),
-            (Channel.SOUTH, (self.south_addr, 0), cfg.idq),
-        ):
-            t, _ = await loop.create_datagram_endpoint(
-                functools.partial(_Endpoint, shell, ch), local_addr=local, remote_addr=remote
-            )
-            self.transports.append(t)
-        shell.timer.arm(shell.core.next_timer())  # the core greets its peer at once
+        cfg, b, p = self.cfg, self.binds, self.ports
+        # the core draws its random sync epochs and device request IDs from the OS CSPRNG
+        self.shell = shell = Shell(KeyManager(cfg, os.urandom, loop.time()), b)
+        for a in b.north:
+            await self._endpoint(Channel.NORTH, a, (a, p.north))
+            await self._endpoint(Channel.STATUS, a, (a, p.status))
+        for a in b.sync:
+            await self._endpoint(Channel.SYNC, a, (a, p.sync))
+        for dev, local in b.south_of_idq.items():
+            await self._endpoint(Channel.SOUTH, f"{dev[0]}:{dev[1]}", (local, 0), dev)
+        shell.timer.arm(shell.core.next_timer())  # the core greets its peers at once
+        core = shell.core
+        self.cli.register(
+            "show qkd links", lambda _a: core.show_links(), "the site's QKD links", text=_links_text
+        )
+        self.cli.register(
+            "show counters", lambda _a: core.all_counters(), "the key manager's counters"
+        )
+        if self.cli_port is not None:
+            await self.cli_server.start(b.north[0] if b.north else "0.0.0.0", self.cli_port)
         log.info(
             "listening",
             extra={
                 "host": cfg.name,
-                "north": f"{north[0]}:{north[1]}",
-                "sync": f"{sync_bind[0]}:{sync_bind[1]}",
-                "peer_sync": f"{cfg.peer_sync[0]}:{cfg.peer_sync[1]}",
-                "idq": f"{cfg.idq[0]}:{cfg.idq[1]}",
-                "serves": str(cfg.local_node),
-                "peer_node": str(cfg.peer_node),
+                "north": ",".join(f"{a}:{p.north}" for a in b.north),
+                "status": ",".join(f"{a}:{p.status}" for a in b.north),
+                "sync": ",".join(f"{a}:{p.sync}" for a in b.sync),
+                "links": ",".join(x.name for x in cfg.links),
+                "idq": ",".join(f"{d[0]}:{d[1]}" for d in b.south_of_idq),
+                "serves": ",".join(sorted(map(str, cfg.served_nodes))),
+                "site": str(cfg.site),
+                "cli_port": self.cli_port or "",
             },
         )
 
     async def stop(self) -> None:
         if self.shell is None:
             return
+        await self.cli_server.stop()
         self.shell.timer.cancel()
         for t in self.transports:
             t.close()

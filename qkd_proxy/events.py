@@ -1,8 +1,9 @@
 """The events a :class:`~qkd_proxy.core.ProxyCore` takes and the actions it returns (the
 contract of :mod:`gmpls.core`: ``handle(event, now) -> list[Action]``).
 
-Events: :class:`Datagram` (a datagram on one of the three channels) and
-:class:`gmpls.core.Tick` (the time of ``next_timer()`` has come). Actions: :class:`Send`
+Events: :class:`Datagram` (a datagram on one of the channels),
+:class:`gmpls.core.Tick` (the time of ``next_timer()`` has come), and from the key
+manager above a link core (qkd_proxy.km) :class:`RelayOut` and :class:`Greet`. Actions: :class:`Send`
 (a datagram to send on a channel) and :class:`Log` (one log line, never key bytes).
 """
 
@@ -22,6 +23,8 @@ class Channel(Enum):
     NORTH = "north"
     SYNC = "sync"
     SOUTH = "south"
+    #: KM status requests of the site's nodes (gmpls.qkd.kmstatus, UDP 5425)
+    STATUS = "status"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +36,23 @@ class Datagram:
     addr: Addr
 
 
-Event = Datagram | Tick
+@dataclass(frozen=True, slots=True)
+class RelayOut:
+    """Event (from the key manager, qkd_proxy.km): send ``msg`` to the peer on the link's
+    KM channel. ``request``: it is given a transaction ID (its own ``txid`` is ignored)
+    and retransmitted until answered; the answer, or the failure, comes back through the
+    core's ``relay_inbox``. Otherwise it is an answer, sent once."""
+
+    msg: Any
+    request: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Greet:
+    """Event (from the key manager): a HELLO to the peer, so a silent link shows."""
+
+
+Event = Datagram | Tick | RelayOut | Greet
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,4 +76,4 @@ class Log:
 
 Action = Send | Log
 
-__all__ = ["Action", "Addr", "Channel", "Datagram", "Event", "Log", "Send"]
+__all__ = ["Action", "Addr", "Channel", "Datagram", "Event", "Greet", "Log", "RelayOut", "Send"]

@@ -35,6 +35,7 @@ from gmpls.rsvp.core import RsvpCore
 from idq3p_emulator.core import Idq3pServer
 from idq3p_emulator.store import KeyStore, SeedSource
 from qkd_proxy.core import ProxyConfig, ProxyCore
+from qkd_proxy.km import KeyManager, KmConfig, KmLink
 
 A = IPv4Address("10.0.0.1")
 B = IPv4Address("10.0.0.2")
@@ -56,6 +57,21 @@ def _proxy() -> ProxyCore:
     return ProxyCore(cfg, lambda n: bytes(n), 0.0)
 
 
+def _km() -> KeyManager:
+    pc = _proxy().cfg
+    cfg = KmConfig(
+        name="qa",
+        site=A,
+        served_addrs=frozenset({A}),
+        served_nodes=frozenset({A}),
+        links=(KmLink("qa-qb", pc, B),),
+        graph=((A, B),),
+        site_of_node={A: A, B: B},
+        node_of_addr={A: A, B: B},
+    )
+    return KeyManager(cfg, lambda n: bytes(n), 0.0)
+
+
 @dataclass(frozen=True)
 class Case:
     cls: type
@@ -68,6 +84,7 @@ CASES = {
     "pcep": Case(Session, pcep_events, lambda: Session(Role.PCC)),
     "rsvp": Case(RsvpCore, rsvp_events, lambda: RsvpCore(A, A, [])),
     "qkd_proxy": Case(ProxyCore, qkd_proxy.events, _proxy),
+    "km": Case(KeyManager, qkd_proxy.events, _km),
     "idq3p": Case(
         Idq3pServer,
         idq3p_emulator.events,

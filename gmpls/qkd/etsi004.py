@@ -24,7 +24,7 @@ from ipaddress import IPv4Address
 from typing import Any, ClassVar
 
 from gmpls.errors import DecodeError, EncodeError
-from gmpls.layout import Counted, layout
+from gmpls.layout import Counted, Tail, layout
 from gmpls.qkd.message import QkdMessage, decode_body
 from gmpls.registry import Registry
 from gmpls.wire import Reader
@@ -35,6 +35,8 @@ PORT = 5424
 HANDLE_LEN = 64
 ZERO_HANDLE = bytes(HANDLE_LEN)
 MAX_KEY_BYTES = 1024
+#: site IDs in an OPEN's relay path, head and tail included
+MAX_RELAY_SITES = 16
 
 
 class Status(IntEnum):
@@ -86,15 +88,40 @@ class _Message(QkdMessage):
     TYPE: ClassVar[MsgType]
 
 
+def _relay_out(path: tuple[IPv4Address, ...]) -> bytes:
+    if not path:
+        return b""  # no relay part: the OPEN of V1 as it always was
+    if not 2 <= len(path) <= MAX_RELAY_SITES:
+        raise OverflowError(f"{len(path)} sites, needs 2..{MAX_RELAY_SITES}")
+    return bytes([len(path)]) + b"".join(a.packed for a in path)
+
+
+def _relay_in(r: Reader, name: str) -> tuple[IPv4Address, ...]:
+    if r.at_end():
+        return ()
+    n = r.u8("relay_count")
+    if not 2 <= n <= MAX_RELAY_SITES:
+        raise r.fail("relay_count", f"{n} is not in 2..{MAX_RELAY_SITES}")
+    return tuple(r.ipv4(f"relay[{i}]") for i in range(n))
+
+
+#: the optional relay path after an OPEN's key_handle: nothing when empty, else a count
+#: (2..16) and the site IDs, head site first (docs/etsi004.md §Relay path)
+RELAY_PATH = Tail(_relay_out, _relay_in)
+
+
 @REGISTRY.register(MsgType.OPEN)
-@layout("destination:ipv4 qos:u32*4 key_handle:b64", qos=QoS)
+@layout("destination:ipv4 qos:u32*4 key_handle:b64", qos=QoS, relay=RELAY_PATH)
 class Open(_Message):
-    """QKD_OPEN(destination, QoS, key_handle): all-zero handle = allocate one."""
+    """QKD_OPEN(destination, QoS, key_handle): all-zero handle = allocate one. ``relay``
+    (our extension) is the key relay path as site IDs, head site first, tail site last;
+    empty = the key manager decides."""
 
     request_id: int
     destination: IPv4Address
     qos: QoS
     key_handle: bytes = ZERO_HANDLE
+    relay: tuple[IPv4Address, ...] = ()
 
 
 @layout("key_handle:b64")

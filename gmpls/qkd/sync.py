@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from gmpls.errors import DecodeError
-from gmpls.layout import Counted, layout
+from gmpls.layout import Counted, Repeat, layout
 from gmpls.qkd.message import QkdMessage, decode_body
 from gmpls.registry import Registry
 from gmpls.wire import Reader
@@ -67,6 +67,12 @@ class SyncType(IntEnum):
     CLOSE = 7
     ACK = 8
     HELLO = 9
+    RELAY_OPEN = 10
+    RELAY_RESP = 11
+    RELAY_KEY = 12
+    RELAY_ACK = 13
+    RELAY_CLOSE = 14
+    RELAY_OPENED = 15
 
 
 class Result(IntEnum):
@@ -79,6 +85,7 @@ class Result(IntEnum):
     UNKNOWN_HANDLE = 4
     INSUFFICIENT_KEY = 5
     NOT_AUTHORIZED = 6
+    NO_QKD_CONNECTION = 7  # relay: a link of the path is down or its peer silent
 
 
 REGISTRY: Registry[Any] = Registry("sync.message", attrs=("TYPE",))
@@ -188,10 +195,116 @@ class Hello(QkdMessage):
     TYPE: ClassVar[SyncType]
 
 
-SyncMessage = Create | CreateResp | Opened | Bind | Alloc | AllocResp | Close | Ack | Hello
+# --- trusted-node key relay (docs/qkd-network.md §Relay messages) --------------------------
+#: key bytes in one RELAY_KEY payload, at most (the ETSI 004 maximum)
+MAX_RELAY_KEY = 1024
+MAX_RELAY_SITES = 16
+
+
+@REGISTRY.register(SyncType.RELAY_OPEN)
+@layout(
+    "txid:u32 relay_handle:b64 hop_handle:b64 opener:ipv4 destination:ipv4 key_length:u16",
+    path=Repeat("ipv4"),
+)
+class RelayOpen(_Message):
+    """Open the relay ``relay_handle`` (the end-to-end key_handle) along ``path`` (site
+    IDs, head first): the hop over this link is the sender's session ``hop_handle``; the
+    receiver is the site after the sender in the path."""
+
+    txid: int
+    relay_handle: bytes
+    hop_handle: bytes
+    opener: IPv4Address
+    destination: IPv4Address
+    key_length: int
+    path: tuple[IPv4Address, ...]
+
+
+@layout("txid:u32 relay_handle:b64 result:u8", result=Result)
+class _RelayResult(_Message):
+    txid: int
+    relay_handle: bytes
+    result: Result = Result.OK
+
+
+@REGISTRY.register(SyncType.RELAY_RESP)
+class RelayResp(_RelayResult):
+    """The answer to RELAY_OPEN, from the whole rest of the path (OK: open to the tail)."""
+
+    __slots__ = ()
+
+
+@REGISTRY.register(SyncType.RELAY_ACK)
+class RelayAck(_RelayResult):
+    """The answer to RELAY_KEY, RELAY_CLOSE and RELAY_OPENED (this hop only)."""
+
+    __slots__ = ()
+
+
+@REGISTRY.register(SyncType.RELAY_KEY)
+@layout(
+    "txid:u32 relay_handle:b64 index:u32",
+    payload=Counted("bytes", range(MAX_RELAY_KEY + 1), names=("length", "payload")),
+)
+class RelayKey(_Message):
+    """Key ``index`` of the relay: empty from the head (the key is the first hop's key of
+    that index), else the end-to-end key XOR the key of that index on this hop (a
+    one-time pad: never key material in the clear)."""
+
+    txid: int
+    relay_handle: bytes
+    index: int
+    payload: bytes = b""
+
+    def __repr__(self) -> str:  # never print the payload
+        return (
+            f"RelayKey(txid={self.txid}, index={self.index}, payload=<{len(self.payload)} bytes>)"
+        )
+
+
+@REGISTRY.register(SyncType.RELAY_CLOSE)
+@layout("txid:u32 relay_handle:b64 result:u8", result=Result)
+class RelayClose(_Message):
+    """The relay is over (``result`` OK: closed by an SAE; else why it failed); passed on
+    away from where it came."""
+
+    txid: int
+    relay_handle: bytes
+    result: Result = Result.OK
+
+
+@REGISTRY.register(SyncType.RELAY_OPENED)
+@layout("txid:u32 relay_handle:b64")
+class RelayOpened(_Message):
+    """The tail's SAE opened the relay (passed on toward the head)."""
+
+    txid: int
+    relay_handle: bytes
+
+
+SyncMessage = (
+    Create
+    | CreateResp
+    | Opened
+    | Bind
+    | Alloc
+    | AllocResp
+    | Close
+    | Ack
+    | Hello
+    | RelayOpen
+    | RelayResp
+    | RelayKey
+    | RelayAck
+    | RelayClose
+    | RelayOpened
+)
+RelayRequest = RelayOpen | RelayKey | RelayClose | RelayOpened
+RelayMessage = RelayRequest | RelayResp | RelayAck
+RELAY_REQUESTS = (RelayOpen, RelayKey, RelayClose, RelayOpened)
 #: messages that start a transaction (retransmitted until answered)
-SyncRequest = Create | Opened | Bind | Alloc | Close
-REQUESTS = (Create, Opened, Bind, Alloc, Close)
+SyncRequest = Create | Opened | Bind | Alloc | Close | RelayRequest
+REQUESTS = (Create, Opened, Bind, Alloc, Close, *RELAY_REQUESTS)
 
 
 class AuthError(DecodeError):

@@ -18,8 +18,9 @@ u32 = st.integers(0, 0xFFFFFFFF)
 handles = st.binary(min_size=64, max_size=64)
 ipv4 = st.integers(0, 0xFFFFFFFF).map(IPv4Address)
 qos = st.builds(etsi.QoS, u32, u32, u32, u32)
+relays = st.one_of(st.just(()), st.lists(ipv4, min_size=2, max_size=16).map(tuple))
 etsi_msgs = st.one_of(
-    st.builds(etsi.Open, u32, ipv4, qos, handles),
+    st.builds(etsi.Open, u32, ipv4, qos, handles, relays),
     st.builds(etsi.ConnectNonblock, u32, handles),
     st.builds(etsi.ConnectBlocking, u32, handles, u32),
     st.builds(etsi.GetKey, u32, handles),

@@ -382,7 +382,7 @@ def test_garbage_on_every_channel_never_raises() -> None:
         for _ in range(rng.randint(0, 4)):
             if base:
                 base[rng.randrange(len(base))] = rng.randrange(256)
-        ch = rng.choice(list(Channel))
+        ch = rng.choice([Channel.NORTH, Channel.SYNC, Channel.SOUTH])  # a link core's
         src = {
             Channel.NORTH: A1,
             Channel.SYNC: ("10.11.1.15", 5626),

@@ -1,0 +1,171 @@
+"""The key manager (qkd_proxy.km) wired in memory: several sites, one emulator pair per QKD
+link, direct sessions and trusted-node relay through one and two trusted sites."""
+
+from __future__ import annotations
+
+import itertools
+from ipaddress import IPv4Address
+
+from gmpls.qkd import etsi004 as etsi
+from gmpls.qkd import kmstatus as ks
+from gmpls.qkd import sync
+from gmpls.qkd.etsi004 import Status
+from qkd_proxy.events import Channel
+from tests.support.km_net import KmNet, fingerprint, north, site
+
+RID = itertools.count(1)
+OK = Status.SUCCESSFUL
+
+
+def _session(
+    net: KmNet, head: int, tail: int, n: int, relay: tuple[int, ...] = ()
+) -> list[tuple[int, int, bytes, bytes]]:
+    path = tuple(site(i) for i in relay)
+    ra = net.call(head, etsi.Open(next(RID), site(tail), etsi.QoS(32), relay=path))
+    assert isinstance(ra, etsi.OpenReply) and ra.status == OK, ra
+    h = ra.key_handle
+    rb = net.call(tail, etsi.Open(next(RID), site(head), etsi.QoS(32), h))
+    assert isinstance(rb, etsi.OpenReply) and rb.status == OK, rb
+    out = []
+    for _ in range(n):
+        ka = net.call(head, etsi.GetKey(next(RID), h))
+        kb = net.call(tail, etsi.GetKey(next(RID), h))
+        assert isinstance(ka, etsi.GetKeyReply) and isinstance(kb, etsi.GetKeyReply)
+        assert ka.status == OK and kb.status == OK, (ka, kb)
+        out.append((ka.index, kb.index, ka.key, kb.key))
+    return out
+
+
+def _no_key_in_logs(net: KmNet, keys: list[bytes]) -> None:
+    text = repr([(x.event, dict(x.fields)) for x in net.logs])
+    for k in keys:
+        assert k.hex() not in text and fingerprint(k) not in text
+
+
+def test_direct_session_between_adjacent_sites() -> None:
+    net = KmNet(3, [(1, 2), (2, 3)])
+    got = _session(net, 1, 2, 4)
+    assert [(a, b) for a, b, _, _ in got] == [(i, i) for i in range(4)]
+    assert all(ka == kb and len(ka) == 32 for _, _, ka, kb in got)
+    assert net.used("km1-km2", (1, 2)) == [4 * 256, 4 * 256]
+    assert net.used("km2-km3", (2, 3)) == [0, 0]
+
+
+def test_relay_through_one_trusted_site() -> None:
+    net = KmNet(3, [(1, 2), (2, 3)])
+    got = _session(net, 1, 3, 5)
+    assert [(a, b) for a, b, _, _ in got] == [(i, i) for i in range(5)]
+    assert all(ka == kb for _, _, ka, kb in got)
+    assert len({ka for _, _, ka, _ in got}) == 5
+    net.sim.run(0.5)
+    # every hop consumed the key length per key, at both of its ends
+    assert net.used("km1-km2", (1, 2)) == [5 * 256] * 2
+    assert net.used("km2-km3", (2, 3)) == [5 * 256] * 2
+    assert net.km[1].all_counters()["relays_opened"] == 1
+    _no_key_in_logs(net, [k for _, _, k, _ in got])
+    # the KM channels carry key IDs and one-time-padded payloads, never a key
+    frames = [d for ch, d in net.wire if ch is Channel.SYNC]
+    assert not any(k in f for _, _, k, _ in got for f in frames)
+
+
+def test_relay_through_two_trusted_sites_on_the_given_path() -> None:
+    # a line 1-2-3-4 and a chord 1-3; the head asks for 1-2-3-4 (two trusted sites)
+    net = KmNet(4, [(1, 2), (2, 3), (3, 4), (1, 3)])
+    got = _session(net, 1, 4, 3, relay=(1, 2, 3, 4))
+    assert all(ka == kb and a == b for a, b, ka, kb in got)
+    net.sim.run(0.5)
+    for name, ends in (("km1-km2", (1, 2)), ("km2-km3", (2, 3)), ("km3-km4", (3, 4))):
+        assert net.used(name, ends) == [3 * 256] * 2, name
+    assert net.used("km1-km3", (1, 3)) == [0, 0]
+    # without a path the KM takes the fewest hops: 1-3-4
+    got = _session(net, 1, 4, 2)
+    assert all(ka == kb for _, _, ka, kb in got)
+    net.sim.run(0.5)
+    assert net.used("km1-km3", (1, 3)) == [2 * 256] * 2
+    _no_key_in_logs(net, [k for _, _, k, _ in got])
+
+
+def test_relay_close_tears_down_every_hop() -> None:
+    net = KmNet(3, [(1, 2), (2, 3)])
+    ra = net.call(1, etsi.Open(next(RID), site(3), etsi.QoS(32)))
+    h = ra.key_handle  # type: ignore[union-attr]
+    net.call(3, etsi.Open(next(RID), site(1), etsi.QoS(32), h))
+    assert all(len(net.km[i].relays) == 1 for i in (1, 2, 3))
+    assert net.call(1, etsi.Close(next(RID), h)).status == OK  # type: ignore[union-attr]
+    net.sim.run(1.0)
+    assert all(len(net.km[i].relays) == 0 for i in (1, 2, 3))
+    assert all(not net.km[i].links[n].core.sessions for i, n in ((1, "km1-km2"), (3, "km2-km3")))
+    r = net.call(3, etsi.GetKey(next(RID), h))
+    assert r.status == Status.NO_QKD_CONNECTION  # type: ignore[union-attr]
+
+
+def test_link_down_fails_the_relay_visibly() -> None:
+    net = KmNet(3, [(1, 2), (2, 3)], km_kw={"dead_after": 2.5})
+    h = _session(net, 1, 3, 1)
+    assert h
+    # the emulator of km2's end of km2-km3 stops answering
+    net.down_devices.add(net.km[2].links["km2-km3"].core.cfg.idq)
+    net.sim.run(4.0)
+    rows = {r["name"]: r for r in net.km[2].show_links()}
+    assert rows["km2-km3"]["up"] is False and rows["km1-km2"]["up"] is True
+    r = net.call(1, etsi.Open(next(RID), site(3), etsi.QoS(32)))
+    # km1 still sees its own link up: km2 refuses the next hop, km1 answers status 4
+    assert r.status == Status.NO_QKD_CONNECTION  # type: ignore[union-attr]
+    assert net.km[2].all_counters()["relays_failed"] >= 1
+
+
+def test_silent_peer_km_fails_the_open() -> None:
+    net = KmNet(3, [(1, 2), (2, 3)])
+    net.silent.add(2)  # km1 still thinks its link up: the hop session is not answered
+    r = net.call(1, etsi.Open(next(RID), site(3), etsi.QoS(32)), deadline=60.0)
+    assert r.status == Status.NO_QKD_CONNECTION  # type: ignore[union-attr]
+
+
+def test_replayed_and_forged_relay_frames_are_rejected_and_counted() -> None:
+    net = KmNet(3, [(1, 2), (2, 3)])
+    _session(net, 1, 3, 2)
+    frames = [d for ch, d in net.wire if ch is Channel.SYNC and d[3] == sync.SyncType.RELAY_KEY]
+    assert frames
+    km2 = net.km[2]
+    link = km2.links["km1-km2"].core
+    link3 = net.km[3].links["km2-km3"].core
+    before = dict(link.sync.counters)
+    before3 = dict(link3.sync.counters)
+    keys_before = km2.counters["relay_keys"]
+    for f in frames:  # every relay key frame, replayed to both km2 and km3
+        net.inject(2, Channel.SYNC, f, ("10.12.0.1", 5626))
+        net.inject(3, Channel.SYNC, f, ("10.12.0.2", 5626))
+    forged = bytearray(frames[0])
+    forged[40] ^= 1
+    net.inject(2, Channel.SYNC, bytes(forged), ("10.12.0.1", 5626))
+
+    # the frames of hop 1 are replays at km2 and do not verify at km3 (made for km2), and
+    # the other way round for hop 2: every one is rejected, and counted, at both
+    def rejected(after: dict[str, int], before: dict[str, int]) -> int:
+        return sum(after[k] - before[k] for k in ("replayed", "bad_mac", "stale"))
+
+    assert rejected(link.sync.counters, before) == len(frames) + 1
+    assert rejected(link3.sync.counters, before3) == len(frames)
+    assert link.sync.counters["replayed"] > before["replayed"]
+    assert link3.sync.counters["replayed"] > before3["replayed"]
+    assert km2.counters["relay_keys"] == keys_before  # nothing relayed again
+
+
+def test_kmstatus_serves_only_served_nodes() -> None:
+    net = KmNet(3, [(1, 2), (2, 3)])
+    _session(net, 1, 3, 2)
+    net.send(2, (north(2), 40001), Channel.STATUS, ks.encode(ks.LinksRequest(7)))
+    net.send(2, (north(1), 40001), Channel.STATUS, ks.encode(ks.LinksRequest(8)))
+    net.send(2, (north(2), 40001), Channel.STATUS, b"\x01\x01")
+    net.sim.run(0.1)
+    (raw,) = net.inbox[(north(2), 40001)]
+    reply = ks.decode(raw)
+    assert isinstance(reply, ks.LinksReply) and reply.request_id == 7
+    by = {x.name: x for x in reply.links}
+    assert set(by) == {"km1-km2", "km2-km3"}
+    assert by["km1-km2"].far_site == IPv4Address("10.1.1.1") and by["km1-km2"].up
+    assert by["km1-km2"].used_bits == 2 * 256 and by["km1-km2"].stock_bits > 0
+    assert by["km2-km3"].services >= 1
+    assert (north(1), 40001) not in net.inbox
+    c = net.km[2].counters
+    assert c["status_refused"] == 1 and c["status_malformed"] == 1 and c["status_requests"] == 1
