@@ -1,9 +1,10 @@
 """``qkdnet up topologies/mesh6.yaml`` in namespaces (needs root): every host, domain and
-address of the six-site QKD network, the emulators at their links' rates, and the OSPF
-side converged (one DR, everyone Full with it, the PCE's TED with n1..n6).
+address of the six-site QKD network, every daemon running, the emulators at their links'
+rates, each key manager with its links up, and the OSPF side converged (one DR, everyone
+Full with it, the PCE's TED with n1..n6).
 
-What the key managers do with several QKD links (KM channels, relay) is the key
-manager's to test; this module checks what the topology and the launcher deliver.
+This module checks what the topology and the launcher deliver; QE services relayed
+through trusted sites are the end-to-end tests' (tests/qe/).
 """
 
 from __future__ import annotations
