@@ -283,6 +283,7 @@ def _add_qkd_network(
                 "kms": f"10.12.0.{rank}",
             },
             "serves": f"tn{i}",
+            "cli_port": 23,
         }
         idqs[i] = 0
     links = []

@@ -672,6 +672,10 @@ class KeyManager:
             r.open_waiter = None
             self._reply(addr, etsi.OpenReply(rid, _status_of(result), r.handle, qos))
         self._answer_up(r, result, now)
+        if r.down is not None and r.down_hop:
+            # whatever the next sites made of it is undone (a silent one hears nothing)
+            h = r.handle
+            self._relay_send(r.down, lambda tx: sync.RelayClose(tx, h, result), now)
         self._forget(r, now)
 
     def _forget(self, r: Relay, now: float) -> None:

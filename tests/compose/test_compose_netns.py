@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from compose import daemons, names, nsutil
 from compose.backend import TestbedError
 from compose.netns import NetnsTestbed, leftovers, teardown
 from compose.state import index_dir, indexed
+from tests.support.netns_util import wait_for
 
 pytestmark = pytest.mark.netns
 
@@ -467,6 +469,44 @@ def test_generated_ring_comes_up(tmp_path: Path) -> None:
     finally:
         tb.down()
     assert leftovers("ctr") == []
+
+
+def test_a_generated_qkd_network_runs(tmp_path: Path) -> None:
+    """``topo gen --qkd --qe``: every daemon of the generated QKD network runs and each key
+    manager has its links up (docs/topology.md#generated-topologies)."""
+    topo = tmp_path / "ringq.yaml"
+    qkdnet(
+        "topo",
+        "gen",
+        "ring",
+        "--nodes",
+        "4",
+        "--qkd",
+        "--qe",
+        "--out",
+        str(topo),
+        "--prefix",
+        "ctq",
+    )
+    teardown("ctq", progress=quiet)
+    tb = NetnsTestbed(topo, tmp_path / "run", progress=quiet)
+    try:
+        tb.up()
+        hosts = tb.status()["hosts"]
+        assert len(hosts) == 2 + 4 + 4 + 8
+        for name, h in hosts.items():
+            if h["kind"] != "client":
+                assert [d["running"] for d in h["daemons"]] == [True], (name, h["note"])
+
+        def links_up(km: str) -> bool:
+            rows = json.loads(tb.cli(km, "show qkd links json", via=f"tn{km[2:]}"))
+            return len(rows) == 2 and all(r["up"] for r in rows)
+
+        for i in range(1, 5):
+            wait_for(partial(links_up, f"km{i}"), 30, f"km{i}'s two QKD links up")
+    finally:
+        tb.down()
+    assert leftovers("ctq") == []
 
 
 def test_commands_without_a_prefix_use_the_only_testbed_up(tmp_path: Path) -> None:
