@@ -51,6 +51,8 @@ from qkd_proxy.replies import ReplyCache
 #: no datagram from the network has it
 INTERNAL: Addr = ("0.0.0.0", 0)
 _INTERNAL_IP = IPv4Address(INTERNAL[0])
+#: RELAY_KEY indexes a relay remembers to tell a repeat (at least)
+MAX_SEEN = 4096
 R = sync.Result
 
 
@@ -86,6 +88,9 @@ class KmConfig:
     dead_after: float = 3.5
     get_deadline: float = 8.0
     cache_per_client: int = 4096
+    #: a relay not open at both ends is closed after this long without a call of its
+    #: node (s), as an idle session is (docs/etsi004.md#sessions)
+    relay_idle: float = 120.0
 
 
 @dataclass(slots=True, eq=False)
@@ -135,6 +140,7 @@ class Relay:
     down_keys: dict[int, bytes] = field(default_factory=dict)
     keys: dict[int, bytes] = field(default_factory=dict)  # tail: for the SAE
     next_index: int = 0
+    last_used: float = 0.0  # the last call of its node (or its creation)
     waiting: deque[list[Any]] = field(default_factory=deque)  # [addr, rid, deadline, done]
     connecting: list[list[Any]] = field(default_factory=list)
 
@@ -432,7 +438,18 @@ class KeyManager:
             self._poll_at = now + self.cfg.status_poll
             for ln in self.links.values():
                 self._poll(ln, now)
+            self._expire_idle(now)
         self._expire(now)
+
+    def _expire_idle(self, now: float) -> None:
+        """Close the relays of this end that are not open at both ends and idle (a tail
+        never joined, or a failed relay its node forgot)."""
+        for r in list(self.relays.values()):
+            end = r.pos == 0 or r.tail
+            both = r.owner is not None and r.peer_connected and r.state == "open"
+            if end and not both and now - r.last_used > self.cfg.relay_idle:
+                self._log("relay expired", handle=handle_hex(r.handle), state=r.state)
+                self._end(r, R.OK, None, now)
 
     def _poll(self, ln: _Link, now: float) -> None:
         rid = int.from_bytes(self.random_bytes(4), "big") or 1
@@ -510,7 +527,9 @@ class KeyManager:
         r = self.relays.get(msg.key_handle)
         if r is None or r.owner != addr[0]:
             self._reply(addr, etsi.status_reply(msg, Status.NO_QKD_CONNECTION))
-        elif isinstance(msg, etsi.GetKey):
+            return
+        r.last_used = now
+        if isinstance(msg, etsi.GetKey):
             self._sae_get(r, msg, addr, now)
         elif isinstance(msg, etsi.ConnectNonblock | etsi.ConnectBlocking):
             self._sae_connect(r, msg, addr, now)
@@ -588,6 +607,7 @@ class KeyManager:
             h = self.random_bytes(etsi.HANDLE_LEN)
         opener = self.cfg.node_of_addr.get(IPv4Address(addr[0]), self.cfg.site)
         r = Relay(h, path, 0, opener, msg.destination, length, down=ln, owner=addr[0])
+        r.last_used = now
         r.open_waiter = (addr, msg.request_id, granted)
         self.relays[h] = r
         self._open_down(r, ln, now)
@@ -611,6 +631,7 @@ class KeyManager:
             self._reply(addr, etsi.status_reply(msg, Status.HANDLE_IN_USE))
             return
         r.owner = addr[0]
+        r.last_used = self._now
         self._log("relay joined", peer=addr[0], handle=handle_hex(r.handle))
         self._reply(addr, etsi.OpenReply(msg.request_id, Status.SUCCESSFUL, r.handle, granted))
         h = r.handle
@@ -747,6 +768,7 @@ class KeyManager:
             self._relay_answer(ln, sync.RelayResp(m.txid, h, R.NO_ROUTE), now)
             return
         r = Relay(h, m.path, pos, m.opener, m.destination, m.key_length, up=ln, up_txid=m.txid)
+        r.last_used = now
         self.relays[h] = r
         ln.relays += 1
         peer, qos, hop = ln.core.cfg.peer_node, etsi.QoS(m.key_length), m.hop_handle
@@ -930,6 +952,8 @@ class KeyManager:
         if m.index in r.seen:
             return  # a repeat: its answer was lost
         r.seen.add(m.index)
+        if len(r.seen) > 2 * MAX_SEEN:  # forget the oldest: repeats come soon or never
+            r.seen = set(sorted(r.seen)[-MAX_SEEN:])
         r.payloads[m.index] = m.payload
         hop = r.up_hop
         self._call(ln, lambda rid: etsi.GetKey(rid, hop), _Call("get_up", r.handle), now)

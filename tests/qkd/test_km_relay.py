@@ -169,3 +169,27 @@ def test_kmstatus_serves_only_served_nodes() -> None:
     assert (north(1), 40001) not in net.inbox
     c = net.km[2].counters
     assert c["status_refused"] == 1 and c["status_malformed"] == 1 and c["status_requests"] == 1
+
+
+def test_relay_with_loss_keeps_indexes_and_keys_equal() -> None:
+    # 10 % of every datagram between KMs, devices and SAEs is lost: retransmissions on every
+    # hop, answers from caches, no key skipped or used twice
+    net = KmNet(4, [(1, 2), (2, 3), (3, 4)], loss=0.1, seed=5)
+    got = _session(net, 1, 4, 30)
+    assert [(a, b) for a, b, _, _ in got] == [(i, i) for i in range(30)]
+    assert all(ka == kb for _, _, ka, kb in got)
+    assert len({ka for _, _, ka, _ in got}) == 30
+    net.loss = 0.0
+    net.sim.run(2.0)
+    for name, ends in (("km1-km2", (1, 2)), ("km2-km3", (2, 3)), ("km3-km4", (3, 4))):
+        assert net.used(name, ends) == [30 * 256] * 2, name
+
+
+def test_a_relay_the_tail_never_joins_expires_at_every_site() -> None:
+    net = KmNet(3, [(1, 2), (2, 3)], km_kw={"relay_idle": 5.0})
+    ra = net.call(1, etsi.Open(next(RID), site(3), etsi.QoS(32)))
+    assert ra.status == OK  # type: ignore[union-attr]
+    assert all(len(net.km[i].relays) == 1 for i in (1, 2, 3))
+    net.sim.run(8.0)
+    assert all(len(net.km[i].relays) == 0 for i in (1, 2, 3))
+    assert all(not ln.core.sessions for i in (1, 2, 3) for ln in net.km[i].links.values())
