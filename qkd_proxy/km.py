@@ -53,6 +53,8 @@ INTERNAL: Addr = ("0.0.0.0", 0)
 _INTERNAL_IP = IPv4Address(INTERNAL[0])
 #: RELAY_KEY indexes a relay remembers to tell a repeat (at least)
 MAX_SEEN = 4096
+#: a hop key out of stock is asked again after this long (s)
+RETRY = 0.25
 R = sync.Result
 
 
@@ -159,6 +161,8 @@ class _Call:
     kind: str  # open_down, join_up, get_head, get_up, get_down, close
     handle: bytes
     sae: tuple[Addr, int] | None = None
+    #: a hop key out of stock is asked again until then (0: not yet out of stock)
+    until: float = 0.0
 
 
 def _get_key(rid: int, hop: bytes) -> etsi.Request:
@@ -930,6 +934,10 @@ class KeyManager:
                 continue
             w[3] = True
             r = self.relays.get(h)
+            if w[0] == "retry":
+                if r is not None and r.state == "open":
+                    self._hop_get(r, w[1], now, until=w[2])
+                continue
             if r is not None and w in r.connecting:
                 r.connecting.remove(w)
                 self._reply(w[0], etsi.ConnectBlockingReply(w[1], Status.TIMEOUT, h))
@@ -955,8 +963,14 @@ class KeyManager:
         if len(r.seen) > 2 * MAX_SEEN:  # forget the oldest: repeats come soon or never
             r.seen = set(sorted(r.seen)[-MAX_SEEN:])
         r.payloads[m.index] = m.payload
-        hop = r.up_hop
-        self._call(ln, lambda rid: etsi.GetKey(rid, hop), _Call("get_up", r.handle), now)
+        self._hop_get(r, "get_up", now)
+
+    def _hop_get(self, r: Relay, kind: str, now: float, until: float = 0.0) -> None:
+        """Ask the hop session before (``get_up``) or after (``get_down``) for its next key."""
+        ln, hop = (r.up, r.up_hop) if kind == "get_up" else (r.down, r.down_hop)
+        if ln is not None:
+            get = functools.partial(_get_key, hop=hop)
+            self._call(ln, get, _Call(kind, r.handle, until=until), now)
 
     def _key_reply(
         self, r: Relay, ln: _Link, call: _Call, msg: etsi.GetKeyReply, now: float
@@ -969,6 +983,14 @@ class KeyManager:
                 self.counters["relay_keys"] += 1
                 h, i = r.handle, msg.index
                 self._relay_send(r.down, lambda tx: sync.RelayKey(tx, h, i), now)
+            return
+        if msg.status == Status.INSUFFICIENT_KEY and now < (call.until or now + 1):
+            # the hop's link is out of key for now: ask again (the hop session's index
+            # does not move on a failure) for half the tail's wait, so the tail's node
+            # hears why before its own call times out
+            until = call.until or now + self.cfg.get_deadline / 2
+            w: list[Any] = ["retry", call.kind, until, False]
+            heapq.heappush(self._timeq, (now + RETRY, next(self._tseq), w, r.handle))
             return
         if msg.status != Status.SUCCESSFUL:
             self._break(r, _result_of(msg.status), None, now)
@@ -991,8 +1013,7 @@ class KeyManager:
             else:
                 r.e2e[i] = key
                 assert r.down is not None
-                get = functools.partial(_get_key, hop=r.down_hop)
-                self._call(r.down, get, _Call("get_down", r.handle), now)
+                self._hop_get(r, "get_down", now)
         for i in sorted(set(r.e2e) & set(r.down_keys)):
             if i not in r.e2e or i not in r.down_keys:
                 continue

@@ -193,3 +193,29 @@ def test_a_relay_the_tail_never_joins_expires_at_every_site() -> None:
     net.sim.run(8.0)
     assert all(len(net.km[i].relays) == 0 for i in (1, 2, 3))
     assert all(not ln.core.sessions for i in (1, 2, 3) for ln in net.km[i].links.values())
+
+
+def test_a_slow_hop_delays_the_relay_and_an_empty_one_fails_it_visibly() -> None:
+    # hop 2 makes 2 keys of 256 bits a second: the tail's keys come at that pace, equal
+    net = KmNet(3, [(1, 2), (2, 3)], rates={(2, 3): 512.0}, buffer_bits=1024)
+    start = net.now
+    got = _session(net, 1, 3, 8)
+    assert all(ka == kb and a == b for a, b, ka, kb in got)
+    assert net.now - start > 2.0  # waited for hop 2's key
+    # hop 2 makes no key at all: km2 asks again for get_deadline, then the relay fails
+    # with status 2 at both ends
+    net = KmNet(3, [(1, 2), (2, 3)], rates={(2, 3): 0.0})
+    ra = net.call(1, etsi.Open(next(RID), site(3), etsi.QoS(32)))
+    h = ra.key_handle  # type: ignore[union-attr]
+    net.call(3, etsi.Open(next(RID), site(1), etsi.QoS(32), h))
+    assert net.call(1, etsi.GetKey(next(RID), h)).status == OK  # type: ignore[union-attr]
+    r = net.call(3, etsi.GetKey(next(RID), h))
+    assert r.status == Status.INSUFFICIENT_KEY  # type: ignore[union-attr]
+    r = net.call(1, etsi.GetKey(next(RID), h))
+    assert r.status == Status.INSUFFICIENT_KEY  # type: ignore[union-attr]
+    assert not net.km[2].relays and net.km[2].counters["relays_failed"] == 1
+    # a direct session over an empty link: status 2 at once
+    net2 = KmNet(2, [(1, 2)], rate_bps=0.0)
+    ra = net2.call(1, etsi.Open(next(RID), site(2), etsi.QoS(32)))
+    r = net2.call(1, etsi.GetKey(next(RID), ra.key_handle))  # type: ignore[union-attr]
+    assert r.status == Status.INSUFFICIENT_KEY  # type: ignore[union-attr]
