@@ -61,8 +61,8 @@ R = sync.Result
 @dataclass(frozen=True, slots=True)
 class KmLink:
     """One QKD link of the site: its link core's config (far KM, KM channel, secret,
-    device), the far site's ID, and its modelled rate and buffer (shown until the
-    emulator tells its own)."""
+    device), the far site's ID, and its secret-key rate and buffer (0: as the emulator
+    tells them)."""
 
     name: str
     proxy: ProxyConfig
@@ -373,8 +373,9 @@ class KeyManager:
         now = self._now
         out = []
         for ln in self.links.values():
-            rate = ln.emu_rate if ln.emu_rate is not None else ln.link.rate_bps
-            buf = ln.emu_buffer if ln.emu_buffer is not None else ln.link.buffer_bits
+            # the link's own secret-key rate (the emulator tells the share of its stream)
+            rate = ln.link.rate_bps or ln.emu_rate or 0
+            buf = ln.link.buffer_bits or ln.emu_buffer or 0
             out.append(
                 ks.LinkStatus(
                     far_site=ln.link.far_site,
