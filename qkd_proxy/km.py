@@ -853,7 +853,7 @@ class KeyManager:
         self._answer_waiters(r, r.fail)
         saved = r.owner
         self._forget(r, now)
-        r.owner = saved
+        r.owner, r.up, r.down = saved, None, None  # nothing left on the links
         self.relays[h] = r  # its SAE hears the status until it closes
 
     def _break(self, r: Relay, result: sync.Result, came_from: _Link | None, now: float) -> None:

@@ -219,3 +219,28 @@ def test_a_slow_hop_delays_the_relay_and_an_empty_one_fails_it_visibly() -> None
     ra = net2.call(1, etsi.Open(next(RID), site(2), etsi.QoS(32)))
     r = net2.call(1, etsi.GetKey(next(RID), ra.key_handle))  # type: ignore[union-attr]
     assert r.status == Status.INSUFFICIENT_KEY  # type: ignore[union-attr]
+
+
+def test_a_hop_device_lost_mid_relay_fails_it_at_both_ends() -> None:
+    net = KmNet(3, [(1, 2), (2, 3)])
+    ra = net.call(1, etsi.Open(next(RID), site(3), etsi.QoS(32)))
+    h = ra.key_handle  # type: ignore[union-attr]
+    net.call(3, etsi.Open(next(RID), site(1), etsi.QoS(32), h))
+    assert net.call(1, etsi.GetKey(next(RID), h)).status == OK  # type: ignore[union-attr]
+    assert net.call(3, etsi.GetKey(next(RID), h)).status == OK  # type: ignore[union-attr]
+    for i in (2, 3):  # both emulators of km2-km3 stop answering
+        net.down_devices.add(net.km[i].links["km2-km3"].core.cfg.idq)
+    # the keys the KMs hold already still pass; then the tail's KM cannot get hop 2's key
+    statuses = []
+    for _ in range(300):
+        net.call(1, etsi.GetKey(next(RID), h))
+        statuses.append(net.call(3, etsi.GetKey(next(RID), h)).status)  # type: ignore[union-attr]
+        if statuses[-1] != OK:
+            break
+    assert statuses[-1] == Status.NO_QKD_CONNECTION, statuses[-3:]
+    r = net.call(1, etsi.GetKey(next(RID), h))
+    assert r.status == Status.NO_QKD_CONNECTION  # type: ignore[union-attr]
+    assert any(x.event == "relay failed" for x in net.logs)
+    assert net.call(1, etsi.Close(next(RID), h)).status == OK  # type: ignore[union-attr]
+    assert net.call(3, etsi.Close(next(RID), h)).status == OK  # type: ignore[union-attr]
+    assert not any(net.km[i].relays for i in (1, 2, 3))
