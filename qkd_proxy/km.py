@@ -416,6 +416,28 @@ class KeyManager:
             )
         return rows
 
+    def show_relays(self) -> list[dict[str, Any]]:
+        """``show qkd relays json``: the relays this key manager is on (no key material)."""
+        rows = []
+        for r in self.relays.values():
+            role = "head" if r.pos == 0 else "tail" if r.tail else "trusted"
+            rows.append(
+                {
+                    "handle": handle_hex(r.handle),
+                    "role": role,
+                    "state": r.state,
+                    "path": [str(x) for x in r.path],
+                    "opener": str(r.opener),
+                    "destination": str(r.destination),
+                    "key_length": r.key_length,
+                    "up_link": r.up.name if r.up is not None else None,
+                    "down_link": r.down.name if r.down is not None else None,
+                    "node_joined": r.owner is not None,
+                    "keys": r.next_index,
+                }
+            )
+        return rows
+
     def _status_in(self, data: bytes, addr: Addr) -> None:
         if IPv4Address(addr[0]) not in self.cfg.served_addrs:
             self.counters["status_refused"] += 1

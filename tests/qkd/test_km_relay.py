@@ -62,6 +62,11 @@ def test_relay_through_one_trusted_site() -> None:
     assert net.used("km1-km2", (1, 2)) == [5 * 256] * 2
     assert net.used("km2-km3", (2, 3)) == [5 * 256] * 2
     assert net.km[1].all_counters()["relays_opened"] == 1
+    roles = [net.km[i].show_relays()[0] for i in (1, 2, 3)]
+    assert [x["role"] for x in roles] == ["head", "trusted", "tail"]
+    assert roles[1]["path"] == ["10.1.1.1", "10.1.1.2", "10.1.1.3"]
+    assert roles[1]["up_link"] == "km1-km2" and roles[1]["down_link"] == "km2-km3"
+    assert roles[2]["keys"] == 5 and roles[2]["node_joined"]
     _no_key_in_logs(net, [k for _, _, k, _ in got])
     # the KM channels carry key IDs and one-time-padded payloads, never a key
     frames = [d for ch, d in net.wire if ch is Channel.SYNC]
