@@ -10,8 +10,8 @@ KM status (5425) on every address it shares with a node it serves, the KM channe
 on each address it shares with a far key manager, and per link an ephemeral port on the
 address it shares with its IDQ3P device, connected to the device's 5323 (the kernel drops
 datagrams from anywhere else; the core checks the source of every datagram too). With a
-``cli_port`` (the host's, or ``--cli-port``) it serves ``show qkd links [json]`` and
-``show counters`` over telnet. Datagrams and timer ticks go into the core; the datagrams it
+``cli_port`` (the host's, or ``--cli-port``) it serves ``show qkd links [json]``,
+``show qkd relays [json]`` and ``show counters`` over telnet. Datagrams and timer ticks go into the core; the datagrams it
 returns go out on the matching socket. JSON-line logs, never a key byte; lines about
 dropped input are rate-limited (:mod:`daemonkit.ratelog`).
 """
@@ -377,6 +377,9 @@ class ProxyDaemon:
         )
         self.cli.register(
             "show counters", lambda _a: core.all_counters(), "the key manager's counters"
+        )
+        self.cli.register(
+            "show qkd relays", lambda _a: core.show_relays(), "the key relays through this site"
         )
         if self.cli_port is not None:
             await self.cli_server.start(b.north[0] if b.north else "0.0.0.0", self.cli_port)

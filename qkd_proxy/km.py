@@ -51,14 +51,18 @@ from qkd_proxy.replies import ReplyCache
 #: no datagram from the network has it
 INTERNAL: Addr = ("0.0.0.0", 0)
 _INTERNAL_IP = IPv4Address(INTERNAL[0])
+#: RELAY_KEY indexes a relay remembers to tell a repeat (at least)
+MAX_SEEN = 4096
+#: a hop key out of stock is asked again after this long (s)
+RETRY = 0.25
 R = sync.Result
 
 
 @dataclass(frozen=True, slots=True)
 class KmLink:
     """One QKD link of the site: its link core's config (far KM, KM channel, secret,
-    device), the far site's ID, and its modelled rate and buffer (shown until the
-    emulator tells its own)."""
+    device), the far site's ID, and its secret-key rate and buffer (0: as the emulator
+    tells them)."""
 
     name: str
     proxy: ProxyConfig
@@ -86,6 +90,9 @@ class KmConfig:
     dead_after: float = 3.5
     get_deadline: float = 8.0
     cache_per_client: int = 4096
+    #: a relay not open at both ends is closed after this long without a call of its
+    #: node (s), as an idle session is (docs/etsi004.md#sessions)
+    relay_idle: float = 120.0
 
 
 @dataclass(slots=True, eq=False)
@@ -135,6 +142,7 @@ class Relay:
     down_keys: dict[int, bytes] = field(default_factory=dict)
     keys: dict[int, bytes] = field(default_factory=dict)  # tail: for the SAE
     next_index: int = 0
+    last_used: float = 0.0  # the last call of its node (or its creation)
     waiting: deque[list[Any]] = field(default_factory=deque)  # [addr, rid, deadline, done]
     connecting: list[list[Any]] = field(default_factory=list)
 
@@ -153,6 +161,8 @@ class _Call:
     kind: str  # open_down, join_up, get_head, get_up, get_down, close
     handle: bytes
     sae: tuple[Addr, int] | None = None
+    #: a hop key out of stock is asked again until then (0: not yet out of stock)
+    until: float = 0.0
 
 
 def _get_key(rid: int, hop: bytes) -> etsi.Request:
@@ -363,8 +373,9 @@ class KeyManager:
         now = self._now
         out = []
         for ln in self.links.values():
-            rate = ln.emu_rate if ln.emu_rate is not None else ln.link.rate_bps
-            buf = ln.emu_buffer if ln.emu_buffer is not None else ln.link.buffer_bits
+            # the link's own secret-key rate (the emulator tells the share of its stream)
+            rate = ln.link.rate_bps or ln.emu_rate or 0
+            buf = ln.link.buffer_bits or ln.emu_buffer or 0
             out.append(
                 ks.LinkStatus(
                     far_site=ln.link.far_site,
@@ -405,6 +416,28 @@ class KeyManager:
             )
         return rows
 
+    def show_relays(self) -> list[dict[str, Any]]:
+        """``show qkd relays json``: the relays this key manager is on (no key material)."""
+        rows = []
+        for r in self.relays.values():
+            role = "head" if r.pos == 0 else "tail" if r.tail else "trusted"
+            rows.append(
+                {
+                    "handle": handle_hex(r.handle),
+                    "role": role,
+                    "state": r.state,
+                    "path": [str(x) for x in r.path],
+                    "opener": str(r.opener),
+                    "destination": str(r.destination),
+                    "key_length": r.key_length,
+                    "up_link": r.up.name if r.up is not None else None,
+                    "down_link": r.down.name if r.down is not None else None,
+                    "node_joined": r.owner is not None,
+                    "keys": r.next_index,
+                }
+            )
+        return rows
+
     def _status_in(self, data: bytes, addr: Addr) -> None:
         if IPv4Address(addr[0]) not in self.cfg.served_addrs:
             self.counters["status_refused"] += 1
@@ -432,7 +465,18 @@ class KeyManager:
             self._poll_at = now + self.cfg.status_poll
             for ln in self.links.values():
                 self._poll(ln, now)
+            self._expire_idle(now)
         self._expire(now)
+
+    def _expire_idle(self, now: float) -> None:
+        """Close the relays of this end that are not open at both ends and idle (a tail
+        never joined, or a failed relay its node forgot)."""
+        for r in list(self.relays.values()):
+            end = r.pos == 0 or r.tail
+            both = r.owner is not None and r.peer_connected and r.state == "open"
+            if end and not both and now - r.last_used > self.cfg.relay_idle:
+                self._log("relay expired", handle=handle_hex(r.handle), state=r.state)
+                self._end(r, R.OK, None, now)
 
     def _poll(self, ln: _Link, now: float) -> None:
         rid = int.from_bytes(self.random_bytes(4), "big") or 1
@@ -510,7 +554,9 @@ class KeyManager:
         r = self.relays.get(msg.key_handle)
         if r is None or r.owner != addr[0]:
             self._reply(addr, etsi.status_reply(msg, Status.NO_QKD_CONNECTION))
-        elif isinstance(msg, etsi.GetKey):
+            return
+        r.last_used = now
+        if isinstance(msg, etsi.GetKey):
             self._sae_get(r, msg, addr, now)
         elif isinstance(msg, etsi.ConnectNonblock | etsi.ConnectBlocking):
             self._sae_connect(r, msg, addr, now)
@@ -588,6 +634,7 @@ class KeyManager:
             h = self.random_bytes(etsi.HANDLE_LEN)
         opener = self.cfg.node_of_addr.get(IPv4Address(addr[0]), self.cfg.site)
         r = Relay(h, path, 0, opener, msg.destination, length, down=ln, owner=addr[0])
+        r.last_used = now
         r.open_waiter = (addr, msg.request_id, granted)
         self.relays[h] = r
         self._open_down(r, ln, now)
@@ -611,6 +658,7 @@ class KeyManager:
             self._reply(addr, etsi.status_reply(msg, Status.HANDLE_IN_USE))
             return
         r.owner = addr[0]
+        r.last_used = self._now
         self._log("relay joined", peer=addr[0], handle=handle_hex(r.handle))
         self._reply(addr, etsi.OpenReply(msg.request_id, Status.SUCCESSFUL, r.handle, granted))
         h = r.handle
@@ -747,6 +795,7 @@ class KeyManager:
             self._relay_answer(ln, sync.RelayResp(m.txid, h, R.NO_ROUTE), now)
             return
         r = Relay(h, m.path, pos, m.opener, m.destination, m.key_length, up=ln, up_txid=m.txid)
+        r.last_used = now
         self.relays[h] = r
         ln.relays += 1
         peer, qos, hop = ln.core.cfg.peer_node, etsi.QoS(m.key_length), m.hop_handle
@@ -826,7 +875,7 @@ class KeyManager:
         self._answer_waiters(r, r.fail)
         saved = r.owner
         self._forget(r, now)
-        r.owner = saved
+        r.owner, r.up, r.down = saved, None, None  # nothing left on the links
         self.relays[h] = r  # its SAE hears the status until it closes
 
     def _break(self, r: Relay, result: sync.Result, came_from: _Link | None, now: float) -> None:
@@ -908,6 +957,10 @@ class KeyManager:
                 continue
             w[3] = True
             r = self.relays.get(h)
+            if w[0] == "retry":
+                if r is not None and r.state == "open":
+                    self._hop_get(r, w[1], now, until=w[2])
+                continue
             if r is not None and w in r.connecting:
                 r.connecting.remove(w)
                 self._reply(w[0], etsi.ConnectBlockingReply(w[1], Status.TIMEOUT, h))
@@ -930,9 +983,17 @@ class KeyManager:
         if m.index in r.seen:
             return  # a repeat: its answer was lost
         r.seen.add(m.index)
+        if len(r.seen) > 2 * MAX_SEEN:  # forget the oldest: repeats come soon or never
+            r.seen = set(sorted(r.seen)[-MAX_SEEN:])
         r.payloads[m.index] = m.payload
-        hop = r.up_hop
-        self._call(ln, lambda rid: etsi.GetKey(rid, hop), _Call("get_up", r.handle), now)
+        self._hop_get(r, "get_up", now)
+
+    def _hop_get(self, r: Relay, kind: str, now: float, until: float = 0.0) -> None:
+        """Ask the hop session before (``get_up``) or after (``get_down``) for its next key."""
+        ln, hop = (r.up, r.up_hop) if kind == "get_up" else (r.down, r.down_hop)
+        if ln is not None:
+            get = functools.partial(_get_key, hop=hop)
+            self._call(ln, get, _Call(kind, r.handle, until=until), now)
 
     def _key_reply(
         self, r: Relay, ln: _Link, call: _Call, msg: etsi.GetKeyReply, now: float
@@ -945,6 +1006,14 @@ class KeyManager:
                 self.counters["relay_keys"] += 1
                 h, i = r.handle, msg.index
                 self._relay_send(r.down, lambda tx: sync.RelayKey(tx, h, i), now)
+            return
+        if msg.status == Status.INSUFFICIENT_KEY and now < (call.until or now + 1):
+            # the hop's link is out of key for now: ask again (the hop session's index
+            # does not move on a failure) for half the tail's wait, so the tail's node
+            # hears why before its own call times out
+            until = call.until or now + self.cfg.get_deadline / 2
+            w: list[Any] = ["retry", call.kind, until, False]
+            heapq.heappush(self._timeq, (now + RETRY, next(self._tseq), w, r.handle))
             return
         if msg.status != Status.SUCCESSFUL:
             self._break(r, _result_of(msg.status), None, now)
@@ -967,8 +1036,7 @@ class KeyManager:
             else:
                 r.e2e[i] = key
                 assert r.down is not None
-                get = functools.partial(_get_key, hop=r.down_hop)
-                self._call(r.down, get, _Call("get_down", r.handle), now)
+                self._hop_get(r, "get_down", now)
         for i in sorted(set(r.e2e) & set(r.down_keys)):
             if i not in r.e2e or i not in r.down_keys:
                 continue

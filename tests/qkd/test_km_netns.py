@@ -116,3 +116,24 @@ def test_relay_from_site_1_to_site_3_through_km2(lab: NetnsTestbed) -> None:
         assert not [k for k in keys if k.hex().encode() in log]
     assert cli(lab, "n1", "close", "--handle", h) == {"status": 0}
     assert cli(lab, "n3", "close", "--handle", h)["status"] in (0, 4)
+
+
+def test_a_relay_link_down_shows_and_refuses_new_relays(lab: NetnsTestbed) -> None:
+    codes = {}
+    for h in ("q23a", "q23b"):
+        codes.update(lab.stop(h))
+    assert all(c == 0 for c in codes.values()), codes
+    try:
+        end = time.monotonic() + 15
+        while links_up(lab, "n2", {"km2-km3"}):
+            assert time.monotonic() < end, "km2-km3 still up"
+            time.sleep(0.5)
+        rows = {x["name"]: x for x in cli(lab, "n2", "links")["links"]}
+        assert rows["km1-km2"]["up"] and not rows["km2-km3"]["up"]
+        o = cli(lab, "n1", "open", "--destination", "10.1.1.3")
+        assert o["status"] == 4  # NO_QKD_CONNECTION: no live relay path
+    finally:
+        since = {h: (lab.run_dir / f"{h}.log").stat().st_size for h in ("q23a", "q23b")}
+        for h in ("q23a", "q23b"):
+            assert lab.start(h), h
+        wait_listening(lab, since)

@@ -62,6 +62,11 @@ def test_relay_through_one_trusted_site() -> None:
     assert net.used("km1-km2", (1, 2)) == [5 * 256] * 2
     assert net.used("km2-km3", (2, 3)) == [5 * 256] * 2
     assert net.km[1].all_counters()["relays_opened"] == 1
+    roles = [net.km[i].show_relays()[0] for i in (1, 2, 3)]
+    assert [x["role"] for x in roles] == ["head", "trusted", "tail"]
+    assert roles[1]["path"] == ["10.1.1.1", "10.1.1.2", "10.1.1.3"]
+    assert roles[1]["up_link"] == "km1-km2" and roles[1]["down_link"] == "km2-km3"
+    assert roles[2]["keys"] == 5 and roles[2]["node_joined"]
     _no_key_in_logs(net, [k for _, _, k, _ in got])
     # the KM channels carry key IDs and one-time-padded payloads, never a key
     frames = [d for ch, d in net.wire if ch is Channel.SYNC]
@@ -169,3 +174,78 @@ def test_kmstatus_serves_only_served_nodes() -> None:
     assert (north(1), 40001) not in net.inbox
     c = net.km[2].counters
     assert c["status_refused"] == 1 and c["status_malformed"] == 1 and c["status_requests"] == 1
+
+
+def test_relay_with_loss_keeps_indexes_and_keys_equal() -> None:
+    # 10 % of every datagram between KMs, devices and SAEs is lost: retransmissions on every
+    # hop, answers from caches, no key skipped or used twice
+    net = KmNet(4, [(1, 2), (2, 3), (3, 4)], loss=0.1, seed=5)
+    got = _session(net, 1, 4, 30)
+    assert [(a, b) for a, b, _, _ in got] == [(i, i) for i in range(30)]
+    assert all(ka == kb for _, _, ka, kb in got)
+    assert len({ka for _, _, ka, _ in got}) == 30
+    net.loss = 0.0
+    net.sim.run(2.0)
+    for name, ends in (("km1-km2", (1, 2)), ("km2-km3", (2, 3)), ("km3-km4", (3, 4))):
+        assert net.used(name, ends) == [30 * 256] * 2, name
+
+
+def test_a_relay_the_tail_never_joins_expires_at_every_site() -> None:
+    net = KmNet(3, [(1, 2), (2, 3)], km_kw={"relay_idle": 5.0})
+    ra = net.call(1, etsi.Open(next(RID), site(3), etsi.QoS(32)))
+    assert ra.status == OK  # type: ignore[union-attr]
+    assert all(len(net.km[i].relays) == 1 for i in (1, 2, 3))
+    net.sim.run(8.0)
+    assert all(len(net.km[i].relays) == 0 for i in (1, 2, 3))
+    assert all(not ln.core.sessions for i in (1, 2, 3) for ln in net.km[i].links.values())
+
+
+def test_a_slow_hop_delays_the_relay_and_an_empty_one_fails_it_visibly() -> None:
+    # hop 2 makes 2 keys of 256 bits a second: the tail's keys come at that pace, equal
+    net = KmNet(3, [(1, 2), (2, 3)], rates={(2, 3): 512.0}, buffer_bits=1024)
+    start = net.now
+    got = _session(net, 1, 3, 8)
+    assert all(ka == kb and a == b for a, b, ka, kb in got)
+    assert net.now - start > 2.0  # waited for hop 2's key
+    # hop 2 makes no key at all: km2 asks again for get_deadline, then the relay fails
+    # with status 2 at both ends
+    net = KmNet(3, [(1, 2), (2, 3)], rates={(2, 3): 0.0})
+    ra = net.call(1, etsi.Open(next(RID), site(3), etsi.QoS(32)))
+    h = ra.key_handle  # type: ignore[union-attr]
+    net.call(3, etsi.Open(next(RID), site(1), etsi.QoS(32), h))
+    assert net.call(1, etsi.GetKey(next(RID), h)).status == OK  # type: ignore[union-attr]
+    r = net.call(3, etsi.GetKey(next(RID), h))
+    assert r.status == Status.INSUFFICIENT_KEY  # type: ignore[union-attr]
+    r = net.call(1, etsi.GetKey(next(RID), h))
+    assert r.status == Status.INSUFFICIENT_KEY  # type: ignore[union-attr]
+    assert not net.km[2].relays and net.km[2].counters["relays_failed"] == 1
+    # a direct session over an empty link: status 2 at once
+    net2 = KmNet(2, [(1, 2)], rate_bps=0.0)
+    ra = net2.call(1, etsi.Open(next(RID), site(2), etsi.QoS(32)))
+    r = net2.call(1, etsi.GetKey(next(RID), ra.key_handle))  # type: ignore[union-attr]
+    assert r.status == Status.INSUFFICIENT_KEY  # type: ignore[union-attr]
+
+
+def test_a_hop_device_lost_mid_relay_fails_it_at_both_ends() -> None:
+    net = KmNet(3, [(1, 2), (2, 3)])
+    ra = net.call(1, etsi.Open(next(RID), site(3), etsi.QoS(32)))
+    h = ra.key_handle  # type: ignore[union-attr]
+    net.call(3, etsi.Open(next(RID), site(1), etsi.QoS(32), h))
+    assert net.call(1, etsi.GetKey(next(RID), h)).status == OK  # type: ignore[union-attr]
+    assert net.call(3, etsi.GetKey(next(RID), h)).status == OK  # type: ignore[union-attr]
+    for i in (2, 3):  # both emulators of km2-km3 stop answering
+        net.down_devices.add(net.km[i].links["km2-km3"].core.cfg.idq)
+    # the keys the KMs hold already still pass; then the tail's KM cannot get hop 2's key
+    statuses = []
+    for _ in range(300):
+        net.call(1, etsi.GetKey(next(RID), h))
+        statuses.append(net.call(3, etsi.GetKey(next(RID), h)).status)  # type: ignore[union-attr]
+        if statuses[-1] != OK:
+            break
+    assert statuses[-1] == Status.NO_QKD_CONNECTION, statuses[-3:]
+    r = net.call(1, etsi.GetKey(next(RID), h))
+    assert r.status == Status.NO_QKD_CONNECTION  # type: ignore[union-attr]
+    assert any(x.event == "relay failed" for x in net.logs)
+    assert net.call(1, etsi.Close(next(RID), h)).status == OK  # type: ignore[union-attr]
+    assert net.call(3, etsi.Close(next(RID), h)).status == OK  # type: ignore[union-attr]
+    assert not any(net.km[i].relays for i in (1, 2, 3))

@@ -25,7 +25,7 @@ from qkd_proxy.client import fingerprint
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
 TOPO = HERE / "loopback.yaml"
-NORTH, SYNC, IDQ = 35424, 35626, 35323
+NORTH, SYNC, IDQ, STATUS, CLI = 35424, 35626, 35323, 35425, 35023
 A, B = ("127.55.2.11", NORTH), ("127.55.3.11", NORTH)
 TN1, TN5 = "127.55.2.1", "127.55.3.5"
 
@@ -45,6 +45,7 @@ def daemons(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             spawn("idq3p_emulator", h, "--port", str(IDQ))
         for h in ("etsiA", "etsiB"):
             ports = ["--north-port", str(NORTH), "--sync-port", str(SYNC), "--idq-port", str(IDQ)]
+            ports += ["--status-port", str(STATUS), "--cli-port", str(CLI)]
             spawn("qkd_proxy", h, *ports)
         for h in procs:
             end = time.monotonic() + 20
@@ -124,3 +125,36 @@ def test_forged_sync_and_garbage_are_counted_not_fatal(daemons: Path) -> None:
             assert "sync frame rejected" in log and "malformed request" in log
 
     asyncio.run(still_works())
+
+
+def test_km_status_and_show_qkd_links(daemons: Path) -> None:
+    """The key manager of the paper's one link: KM status to its node, nothing to others,
+    and ``show qkd links json`` on its CLI."""
+    argv = [sys.executable, "-m", "qkd_proxy.client", "--proxy", A[0], "--status-port"]
+    argv += [str(STATUS), "--deadline", "10"]
+    end = time.monotonic() + 10
+    while True:
+        p = subprocess.run(
+            [*argv, "--bind", TN1, "links"], capture_output=True, text=True, cwd=ROOT
+        )
+        (link,) = json.loads(p.stdout)["links"]
+        if link["up"] or time.monotonic() > end:
+            break
+        time.sleep(0.5)
+    assert link["name"] == "etsiA-etsiB" and link["far_site"] == "127.55.1.5" and link["up"]
+    assert link["rate_bps"] == 13700000 and link["buffer_bits"] == 67108864
+    p = subprocess.run(
+        [*argv[:-2], "--deadline", "1.5", "--bind", "127.55.2.99", "links"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert p.returncode == 2  # a stranger gets no answer
+    with socket.create_connection(("127.55.2.11", CLI), timeout=10) as c:
+        c.sendall(b"show qkd links json\r\nquit\r\n")
+        out = b""
+        while chunk := c.recv(65536):
+            out += chunk
+    text = out.decode()
+    rows = json.loads(text[text.index("[") : text.rindex("]") + 1])
+    assert rows[0]["name"] == "etsiA-etsiB" and rows[0]["far_km"] == "etsiB"

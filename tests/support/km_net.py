@@ -59,6 +59,8 @@ class KmNet:
     rate_bps: float = 1e9
     buffer_bits: int = 1 << 30
     km_kw: dict[str, Any] = field(default_factory=dict)
+    #: (a, b) -> the rate of that link (default ``rate_bps``)
+    rates: dict[tuple[int, int], float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -75,7 +77,9 @@ class KmNet:
             for me, far, side in ((a, b, 1), (b, a, 2)):
                 dev = (f"10.11.{k}.{side}", 5323)
                 self.idq[dev] = Idq3pServer(
-                    KeyStore(src, side - 1, self.rate_bps, self.buffer_bits, 0.0)
+                    KeyStore(
+                        src, side - 1, self.rates.get((a, b), self.rate_bps), self.buffer_bits, 0.0
+                    )
                 )
                 self.south_of[dev] = (f"10.11.{k}.{side + 10}", 40000)
                 pc = ProxyConfig(
