@@ -11,7 +11,8 @@ Networks:
 - gen50: 50 sites, a ring plus 25 random chords, fibre lengths drawn from 5-60 km.
 
 Each link's secret-key rate comes from the decoy-BB84 model (idq3p_emulator/model.py:
-3.4 Mb/s at 40 km, 17 Mb/s at 5 km), its buffer is 8 MiB (the topologies' default).
+3.4 Mb/s at 40 km, 17 Mb/s at 5 km), its buffer is 8 MiB (the default of the topology
+file's ``qkd.buffer_bits``), or mesh6.yaml's when read from there.
 
 The PCE is the real one: a :class:`pce.service.PceService` over a TED fed the LSAs the
 site nodes would flood (RI with the QE bit, TE links along the QKD links, QKD-link TLVs),
@@ -83,6 +84,8 @@ class Net:
     sites: int
     #: (site a, site b, rate b/s), sites numbered from 1
     links: tuple[tuple[int, int, int], ...]
+    #: every link's buffer, bits
+    buffer: int = BUFFER
 
 
 def mesh6() -> Net:
@@ -97,7 +100,8 @@ def mesh6() -> Net:
             for x in topo.qkd_links
         )
         if len(links) == len(MESH6):
-            return Net("mesh6 (topologies/mesh6.yaml)", 6, links)
+            buffer = min(x.buffer_bits for x in topo.qkd_links)
+            return Net("mesh6 (topologies/mesh6.yaml)", 6, links, buffer)
     except (OSError, ValueError, AttributeError, KeyError):
         pass
     return Net("mesh6 (inline)", 6, tuple((a, b, round(rate_for(km))) for a, b, km in MESH6))
@@ -155,10 +159,10 @@ class Network:
             for x, y in ((a, b), (b, a)):
                 ad = self.ads[(x, y)]
                 s = int(stock[key])
-                if force or abs(s - ad[2]) > HYSTERESIS * BUFFER:
+                if force or abs(s - ad[2]) > HYSTERESIS * self.net.buffer:
                     ad[1] += 1
                     ad[2] = s
-                    tlv = QkdLinkTlv(rid(x), rid(y), r, s, BUFFER, True)
+                    tlv = QkdLinkTlv(rid(x), rid(y), r, s, self.net.buffer, True)
                     self.ted.install(_lsa(qkd_lsa_id(ad[0]), x, TeLSA((tlv,)), ad[1]))
 
 
@@ -214,9 +218,10 @@ class Result:
 class Stocks:
     """Per-link stock: refill at the rate up to the buffer, drain by the services."""
 
-    def __init__(self, rate: dict[LinkKey, int], warm: float) -> None:
+    def __init__(self, rate: dict[LinkKey, int], buffer: int, warm: float) -> None:
         self.rate = rate
-        self.stock = {k: float(BUFFER) for k in rate}
+        self.buffer = float(buffer)
+        self.stock = dict.fromkeys(rate, self.buffer)
         self.load: dict[LinkKey, float] = dict.fromkeys(rate, 0.0)
         self.t = 0.0
         #: figures count from this time on (the network starts empty)
@@ -230,12 +235,12 @@ class Stocks:
             demand = self.load[k] * dt
             have = self.stock[k] + r * dt
             got = min(demand, have)
-            self.stock[k] = min(float(BUFFER), have - got)
+            self.stock[k] = min(self.buffer, have - got)
             res.generated_bits += r * dt * counted
             res.consumed_bits += got * counted
             res.demanded_bits += demand * counted
             if counted:
-                res.min_stock_share = min(res.min_stock_share, self.stock[k] / BUFFER)
+                res.min_stock_share = min(res.min_stock_share, self.stock[k] / self.buffer)
 
     def draw(self, links: tuple[LinkKey, ...], bits: float) -> None:
         for k in links:
@@ -248,7 +253,7 @@ def run(net: Net, reqs: list[Request], policy: Policy | None) -> Result:
     service = PceService(PathComputer(network.ted), keys=KeyLedger(hold=float("inf")))
     service.relay_policy = policy or "fewest-hop"
     warm = reqs[len(reqs) // 10].at
-    stocks = Stocks(network.rate, warm)
+    stocks = Stocks(network.rate, net.buffer, warm)
     network.advertise(stocks.stock, force=True)
     res = Result()
     active: list[tuple[float, int, tuple[LinkKey, ...], float, Commitment | None]] = []
@@ -340,7 +345,8 @@ def main() -> None:
         print(
             f"\n== {net.name}: {net.sites} sites, {len(net.links)} QKD links, rates "
             f"{rates[0] / 1e6:.2f}-{rates[-1] / 1e6:.2f} Mb/s; {n} requests per run, "
-            f"refresh {rmin:g}-{rmax:g}/s of {KEY_BYTES}-byte keys, hold mean {HOLD_MEAN:g} s"
+            f"refresh {rmin:g}-{rmax:g}/s of {KEY_BYTES}-byte keys, hold mean {HOLD_MEAN:g} s, "
+            f"buffers {net.buffer / 2**20:g} Mib"
         )
         for erl in [float(x) for x in loads.split(",")][: 1 if a.quick else None]:
             reqs = list(requests(net, n, erl, a.seed, rmin, rmax))
