@@ -130,6 +130,15 @@ def test_fewest_hop_refuses_what_key_aware_reroutes() -> None:
     assert not r.ok and "fewest-hop" in r.reason
 
 
+def test_fewest_feasible_ignores_headroom() -> None:
+    used = {link_key(S(1), S(2)): 500.0}
+    g = graph(*MESH6)
+    assert relay_path(g, S(1), S(4), 256, used).sites == (S(1), S(6), S(5), S(4))
+    plain = relay_path(g, S(1), S(4), 256, used, policy="fewest-feasible")
+    assert plain.sites == (S(1), S(2), S(3), S(4))
+    assert relay_path(g, S(1), S(4), 600, used, policy="fewest-feasible").sites[1] == S(6)
+
+
 def test_weight_terms() -> None:
     (lk,) = graph((1, 2, {"stock_bits": 5_000})).links.values()
     assert link_weight(lk, 500, 0) == pytest.approx(1 + 0.5 + 0.5)
