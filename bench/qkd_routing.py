@@ -11,7 +11,8 @@ Networks:
 - gen50: 50 sites, a ring plus 25 random chords, fibre lengths drawn from 5-60 km.
 
 Each link's secret-key rate comes from the decoy-BB84 model (idq3p_emulator/model.py:
-3.4 Mb/s at 40 km, 17 Mb/s at 5 km), its buffer is 8 MiB (the topologies' default).
+3.4 Mb/s at 40 km, 17 Mb/s at 5 km), its buffer is 8 MiB (the default of the topology
+file's ``qkd.buffer_bits``), or mesh6.yaml's when read from there.
 
 The PCE is the real one: a :class:`pce.service.PceService` over a TED fed the LSAs the
 site nodes would flood (RI with the QE bit, TE links along the QKD links, QKD-link TLVs),
@@ -22,6 +23,8 @@ random draws (the first 10 % of the requests warm the network up and are not cou
 
 - key-aware: the PCE's algorithm (pce/keyroute.py): feasible links only, weight
   1 + need/free + (1 - stock/buffer);
+- fewest-feasible: fewest hops over the same feasible links, every weight 1 (how much
+  of the gain is the weight, how much the rerouting around full links);
 - fewest-hop: the fewest-hop relay path over links that are up, admitted only when the
   consumption fits every link of it (what a PCE that routes keys like IP would do);
 - no PCE: the key managers' own fewest-hop choice with no admission at all: every
@@ -83,6 +86,8 @@ class Net:
     sites: int
     #: (site a, site b, rate b/s), sites numbered from 1
     links: tuple[tuple[int, int, int], ...]
+    #: every link's buffer, bits
+    buffer: int = BUFFER
 
 
 def mesh6() -> Net:
@@ -97,7 +102,8 @@ def mesh6() -> Net:
             for x in topo.qkd_links
         )
         if len(links) == len(MESH6):
-            return Net("mesh6 (topologies/mesh6.yaml)", 6, links)
+            buffer = min(x.buffer_bits for x in topo.qkd_links)
+            return Net("mesh6 (topologies/mesh6.yaml)", 6, links, buffer)
     except (OSError, ValueError, AttributeError, KeyError):
         pass
     return Net("mesh6 (inline)", 6, tuple((a, b, round(rate_for(km))) for a, b, km in MESH6))
@@ -155,10 +161,10 @@ class Network:
             for x, y in ((a, b), (b, a)):
                 ad = self.ads[(x, y)]
                 s = int(stock[key])
-                if force or abs(s - ad[2]) > HYSTERESIS * BUFFER:
+                if force or abs(s - ad[2]) > HYSTERESIS * self.net.buffer:
                     ad[1] += 1
                     ad[2] = s
-                    tlv = QkdLinkTlv(rid(x), rid(y), r, s, BUFFER, True)
+                    tlv = QkdLinkTlv(rid(x), rid(y), r, s, self.net.buffer, True)
                     self.ted.install(_lsa(qkd_lsa_id(ad[0]), x, TeLSA((tlv,)), ad[1]))
 
 
@@ -214,9 +220,10 @@ class Result:
 class Stocks:
     """Per-link stock: refill at the rate up to the buffer, drain by the services."""
 
-    def __init__(self, rate: dict[LinkKey, int], warm: float) -> None:
+    def __init__(self, rate: dict[LinkKey, int], buffer: int, warm: float) -> None:
         self.rate = rate
-        self.stock = {k: float(BUFFER) for k in rate}
+        self.buffer = float(buffer)
+        self.stock = dict.fromkeys(rate, self.buffer)
         self.load: dict[LinkKey, float] = dict.fromkeys(rate, 0.0)
         self.t = 0.0
         #: figures count from this time on (the network starts empty)
@@ -230,12 +237,12 @@ class Stocks:
             demand = self.load[k] * dt
             have = self.stock[k] + r * dt
             got = min(demand, have)
-            self.stock[k] = min(float(BUFFER), have - got)
+            self.stock[k] = min(self.buffer, have - got)
             res.generated_bits += r * dt * counted
             res.consumed_bits += got * counted
             res.demanded_bits += demand * counted
             if counted:
-                res.min_stock_share = min(res.min_stock_share, self.stock[k] / BUFFER)
+                res.min_stock_share = min(res.min_stock_share, self.stock[k] / self.buffer)
 
     def draw(self, links: tuple[LinkKey, ...], bits: float) -> None:
         for k in links:
@@ -248,7 +255,7 @@ def run(net: Net, reqs: list[Request], policy: Policy | None) -> Result:
     service = PceService(PathComputer(network.ted), keys=KeyLedger(hold=float("inf")))
     service.relay_policy = policy or "fewest-hop"
     warm = reqs[len(reqs) // 10].at
-    stocks = Stocks(network.rate, warm)
+    stocks = Stocks(network.rate, net.buffer, warm)
     network.advertise(stocks.stock, force=True)
     res = Result()
     active: list[tuple[float, int, tuple[LinkKey, ...], float, Commitment | None]] = []
@@ -304,24 +311,25 @@ def run(net: Net, reqs: list[Request], policy: Policy | None) -> Result:
 
 
 def report(net: Net, erlangs: float, results: dict[str, Result]) -> None:
-    ka, fh, free = results["key-aware"], results["fewest-hop"], results["no PCE"]
-    cut = (1 - ka.blocking / fh.blocking) * 100 if fh.blocking else 0.0
-    print(f"\n{net.name}, offered load {erlangs:g} Erlang")
-    print(f"  {'':<28}{'key-aware':>12}{'fewest-hop':>12}{'no PCE':>12}")
-    print(
-        f"  {'blocking probability':<28}{ka.blocking:>12.4f}{fh.blocking:>12.4f}{'(admits all)':>12}"
-    )
-    print(
-        f"  {'key utilisation':<28}{ka.utilisation:>12.4f}{fh.utilisation:>12.4f}{free.utilisation:>12.4f}"
-    )
-    print(f"  {'key demand served':<28}{ka.served:>12.4f}{fh.served:>12.4f}{free.served:>12.4f}")
-    mean = [sum(r.hops) / len(r.hops) if r.hops else 0.0 for r in (ka, fh, free)]
-    print(f"  {'mean relay links':<28}{mean[0]:>12.2f}{mean[1]:>12.2f}{mean[2]:>12.2f}")
-    print(
-        f"  {'lowest stock / buffer':<28}{ka.min_stock_share:>12.3f}{fh.min_stock_share:>12.3f}{free.min_stock_share:>12.3f}"
-    )
-    print(f"  {'wall time, s':<28}{ka.seconds:>12.1f}{fh.seconds:>12.1f}{free.seconds:>12.1f}")
-    print(f"  key-aware refuses {cut:.1f} % fewer requests than fewest-hop")
+    cols = list(results.values())
+    head = "".join(f"{name:>16}" for name in results)
+    print(f"\n{net.name}, offered load {erlangs:g} Erlang\n  {'':<24}{head}")
+
+    def row(label: str, values: list[str]) -> None:
+        print(f"  {label:<24}" + "".join(f"{v:>16}" for v in values))
+
+    row("blocking probability", [f"{r.blocking:.4f}" if r.offered and n != "no PCE" else "(admits all)"
+                                 for n, r in results.items()])  # fmt: skip
+    row("key utilisation", [f"{r.utilisation:.4f}" for r in cols])
+    row("key demand served", [f"{r.served:.4f}" for r in cols])
+    row("mean relay links", [f"{sum(r.hops) / len(r.hops) if r.hops else 0:.2f}" for r in cols])
+    row("lowest stock / buffer", [f"{r.min_stock_share:.3f}" for r in cols])
+    row("wall time, s", [f"{r.seconds:.1f}" for r in cols])
+    ka = results["key-aware"]
+    for base in ("fewest-feasible", "fewest-hop"):
+        b = results[base].blocking
+        cut = f"{(1 - ka.blocking / b) * 100:.1f} %" if b else "n/a (none refused)"
+        print(f"  key-aware refuses {cut} fewer requests than {base}")
 
 
 def main() -> None:
@@ -340,12 +348,14 @@ def main() -> None:
         print(
             f"\n== {net.name}: {net.sites} sites, {len(net.links)} QKD links, rates "
             f"{rates[0] / 1e6:.2f}-{rates[-1] / 1e6:.2f} Mb/s; {n} requests per run, "
-            f"refresh {rmin:g}-{rmax:g}/s of {KEY_BYTES}-byte keys, hold mean {HOLD_MEAN:g} s"
+            f"refresh {rmin:g}-{rmax:g}/s of {KEY_BYTES}-byte keys, hold mean {HOLD_MEAN:g} s, "
+            f"buffers {net.buffer / 2**20:g} Mib"
         )
         for erl in [float(x) for x in loads.split(",")][: 1 if a.quick else None]:
             reqs = list(requests(net, n, erl, a.seed, rmin, rmax))
             results = {
                 "key-aware": run(net, reqs, "key-aware"),
+                "fewest-feasible": run(net, reqs, "fewest-feasible"),
                 "fewest-hop": run(net, reqs, "fewest-hop"),
                 "no PCE": run(net, reqs, None),
             }

@@ -148,6 +148,7 @@ class PceDaemon:
                     "lsa": str(key),
                     "op": "flush" if lsa is None else "install",
                     "version": self.ted.version,
+                    "qkd_version": self.ted.qkd_version,
                 },
             )
 

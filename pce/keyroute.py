@@ -12,9 +12,10 @@ reports the service gone (stateful PCEP) or, without reports, when the hold time
 
 :func:`relay_path` is the algorithm: Dijkstra over the links whose free rate (rate minus
 committed consumption) is at least the service's consumption and whose stock holds at
-least one key, with the weight of :func:`link_weight`; ``policy="fewest-hop"`` is the
-baseline the benchmark compares against (fewest hops over links that are up, then
-admitted only if the consumption fits every link).
+least one key, with the weight of :func:`link_weight`. Two baselines for the benchmark:
+``policy="fewest-feasible"`` (the same feasible links, every weight 1) and
+``policy="fewest-hop"`` (fewest hops over links that are up, then admitted only if the
+consumption fits every link).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from gmpls import qe
 Site = IPv4Address
 #: a QKD link as the ledger and the graph key it: its two site IDs, the smaller first
 LinkKey = tuple[IPv4Address, IPv4Address]
-Policy = Literal["key-aware", "fewest-hop"]
+Policy = Literal["key-aware", "fewest-feasible", "fewest-hop"]
 
 #: consumption assumed for a volume-refreshed service that asks for no bandwidth:
 #: one refresh per second (the paper's default time refresh of 1000 ms)
@@ -260,9 +261,9 @@ def relay_path(
     Same site: ``(src,)``, no link used."""
     if src == dst:
         return RelayResult((src,))
-    if policy == "key-aware":
+    if policy != "fewest-hop":
         weight = {
-            k: link_weight(lk, need_bps, committed.get(k, 0.0))
+            k: link_weight(lk, need_bps, committed.get(k, 0.0)) if policy == "key-aware" else 1.0
             for k, lk in graph.links.items()
             if _fits(lk, need_bps, committed.get(k, 0.0), key_bits)
         }

@@ -242,12 +242,20 @@ class PceService:
         now: float = 0.0,
         reserve: bool = True,
     ) -> tuple[Response, Outcome]:
+        """Answer one request. ``reserve`` False (a PCInitiate's path, which the head
+        will ask for again, or a PCUpd's for a service whose key rate is committed
+        already): nothing is reserved or committed and the key rate refuses nothing."""
         self.stats.requests += 1
         t0 = self.clock() if self.clock else 0.0
         result = self._compute(req, exclude_links, exclude_nodes, now)
         relay = self._relay(req, result, now) if result.ok else None
         if relay is not None and not relay[0].ok:
-            result = PathResult(reason=NoPathReason.INSUFFICIENT_KEY_RATE, detail=relay[0].reason)
+            if reserve:
+                result = PathResult(
+                    reason=NoPathReason.INSUFFICIENT_KEY_RATE, detail=relay[0].reason
+                )
+            else:  # a path for an existing service (PCUpd) or one the head will ask for
+                relay = None
         dt = (self.clock() - t0) if self.clock else 0.0
         self.stats.times.append(dt)
         sites = relay[0].sites if relay is not None and len(relay[0].sites) > 1 else ()

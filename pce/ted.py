@@ -17,7 +17,8 @@ Sources (all area-scope, decoded by :mod:`gmpls.ospf`):
 - QKD-link TLVs (:mod:`gmpls.ospf.qkdlink`, in TE LSAs of their own): each site node's
   QKD links with their key rate, stock, buffer and state, merged into the QKD site graph
   of :meth:`Ted.qkd_graph` (:mod:`pce.keyroute`). A malformed one is counted in
-  :attr:`Ted.unusable` and left out.
+  :attr:`Ted.unusable` and left out. Their changes bump :attr:`Ted.qkd_version`, not
+  :attr:`Ted.version`, so a stock re-advertisement does not rebuild the TE graph.
 
 Updates are incremental: :meth:`Ted.install` and :meth:`Ted.flush` replace or remove one
 LSA's contribution and bump :attr:`Ted.version`; consumers (the path computation's
@@ -170,7 +171,10 @@ class Ted:
         self._ri: dict[LSAKey, tuple[bool, bool]] = {}
         self._te: dict[LSAKey, _TeContribution] = {}
         self._qkd: dict[LSAKey, tuple[QkdLinkTlv, ...]] = {}
-        self._qkd_graph: tuple[int, QkdGraph] | None = None
+        self._qkd_graph: tuple[tuple[int, int], QkdGraph] | None = None
+        #: bumped by QKD-link changes only, so that a stock re-advertisement does not make
+        #: the path computation rebuild its TE graph (:attr:`version` stays)
+        self.qkd_version = 0
         self._alive: set[IPv4Address] | None = None
         self._alive_version = -1
         self.installs = 0
@@ -203,22 +207,18 @@ class Ted:
             changed = self._ri.get(lsa.key) != caps
             self._ri[lsa.key] = caps
         elif h.ls_type == LsType.OPAQUE_AREA and isinstance(body, TeLSA):
-            changed = self._install_qkd(lsa.key, body)
-            if lsa.key in self._qkd:
-                self._te.pop(lsa.key, None)  # a QKD-link LSA describes no TE link
-                return self._changed(changed)
+            qkd_changed = self._install_qkd(lsa.key, body)
+            if lsa.key in self._qkd:  # a QKD-link LSA describes no TE link
+                return self._changed(self._te.pop(lsa.key, None) is not None) or qkd_changed
             contrib = te_links_of(lsa)
             old = self._te.get(lsa.key)
-            changed = (
-                changed
-                or old is None
-                or (old.router_address, old.links)
-                != (
-                    contrib.router_address,
-                    contrib.links,
-                )
+            changed = old is None or (old.router_address, old.links) != (
+                contrib.router_address,
+                contrib.links,
             )
             self._te[lsa.key] = contrib
+            changed = self._changed(changed)
+            return changed or qkd_changed
         return self._changed(changed)
 
     def _changed(self, changed: bool) -> bool:
@@ -235,9 +235,13 @@ class Ted:
             self.unusable += 1
             found = ()
         if not found:
-            return self._qkd.pop(key, None) is not None
-        changed = self._qkd.get(key) != found
-        self._qkd[key] = found
+            changed = self._qkd.pop(key, None) is not None
+        else:
+            changed = self._qkd.get(key) != found
+            self._qkd[key] = found
+        if changed:
+            self.qkd_version += 1
+            self.installs += 1
         return changed
 
     def flush(self, key: LSAKey) -> bool:
@@ -254,7 +258,11 @@ class Ted:
                 removed = self._ri.pop(key, None)
             elif otype == OpaqueType.TE:
                 removed = self._te.pop(key, None)
-                removed = self._qkd.pop(key, None) or removed
+                if self._qkd.pop(key, None) is not None:
+                    self.qkd_version += 1
+                    if removed is None:
+                        self.flushes += 1
+                        return True
         if removed is None:
             return False
         self.flushes += 1
@@ -399,7 +407,8 @@ class Ted:
     def qkd_graph(self) -> QkdGraph:
         """The QKD site graph from the QKD-link TLVs of alive routers (rebuilt when the
         TED changed)."""
-        if self._qkd_graph is not None and self._qkd_graph[0] == self.version:
+        stamp = (self.version, self.qkd_version)
+        if self._qkd_graph is not None and self._qkd_graph[0] == stamp:
             return self._qkd_graph[1]
         alive = self.alive()
         ads = [
@@ -410,7 +419,7 @@ class Ted:
             if ad.local_site == key.adv_router
         ]
         graph = QkdGraph.from_ads(ads)
-        self._qkd_graph = (self.version, graph)
+        self._qkd_graph = (stamp, graph)
         return graph
 
     def as_json(self) -> dict[str, Any]:

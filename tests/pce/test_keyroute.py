@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
@@ -130,6 +131,15 @@ def test_fewest_hop_refuses_what_key_aware_reroutes() -> None:
     assert not r.ok and "fewest-hop" in r.reason
 
 
+def test_fewest_feasible_ignores_headroom() -> None:
+    used = {link_key(S(1), S(2)): 500.0}
+    g = graph(*MESH6)
+    assert relay_path(g, S(1), S(4), 256, used).sites == (S(1), S(6), S(5), S(4))
+    plain = relay_path(g, S(1), S(4), 256, used, policy="fewest-feasible")
+    assert plain.sites == (S(1), S(2), S(3), S(4))
+    assert relay_path(g, S(1), S(4), 600, used, policy="fewest-feasible").sites[1] == S(6)
+
+
 def test_weight_terms() -> None:
     (lk,) = graph((1, 2, {"stock_bits": 5_000})).links.values()
     assert link_weight(lk, 500, 0) == pytest.approx(1 + 0.5 + 0.5)
@@ -189,3 +199,50 @@ def test_links_json() -> None:
     assert row["committed_bps"] == 256 and row["free_bps"] == 744
     assert row["services"] == ["10.1.1.1->10.1.1.4"]
     assert len(d["links"]) == 7 and d["sites"][0] == "10.1.1.1"
+
+
+def _feasible_reachable(g: QkdGraph, src: IPv4Address, dst: IPv4Address, need: float,
+                        used: dict[tuple[IPv4Address, IPv4Address], float]) -> bool:  # fmt: skip
+    """Plain BFS over the links that fit: is ``dst`` reachable?"""
+    seen, todo = {src}, [src]
+    while todo:
+        here = todo.pop()
+        for lk in g.links.values():
+            if here in (lk.a, lk.b) and lk.usable and lk.rate_bps - used.get(lk.key, 0) >= need:
+                nxt = lk.other(here)
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+    return dst in seen
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_graphs_against_bfs(seed: int) -> None:
+    """On random graphs: key-aware finds a path exactly when one of feasible links exists
+    (checked by BFS); the path is simple, joins its ends, uses only feasible links, and has
+    at least the fewest-feasible hops and at most three times as many (a link weighs 1 to 3)."""
+    rng = random.Random(seed)
+    n = rng.randint(2, 12)
+    pairs = {tuple(sorted(rng.sample(range(1, n + 1), 2))) for _ in range(rng.randint(1, 3 * n))}
+    ads = []
+    for a, b in pairs:
+        kw = {"rate_bps": rng.randint(0, 2000), "stock_bits": rng.randint(0, 10_000),
+              "up": rng.random() > 0.15}  # fmt: skip
+        ads.append(Ad(S(a), S(b), **kw))  # type: ignore[arg-type]
+        if rng.random() > 0.1:
+            ads.append(Ad(S(b), S(a), **kw))  # type: ignore[arg-type]
+    g = QkdGraph.from_ads(ads)
+    used = {k: float(rng.randint(0, 1000)) for k in g.links if rng.random() < 0.5}
+    src, dst = S(rng.randint(1, n)), S(rng.randint(1, n))
+    need = float(rng.randint(0, 1500))
+    r = relay_path(g, src, dst, need, used)
+    assert r.ok == _feasible_reachable(g, src, dst, need, used)
+    if r.ok:
+        assert r.sites[0] == src and r.sites[-1] == dst and len(set(r.sites)) == len(r.sites)
+        for k in r.links:
+            lk = g.links[k]
+            assert lk.usable and lk.rate_bps - used.get(k, 0) >= need
+        plain = relay_path(g, src, dst, need, used, policy="fewest-feasible")
+        assert plain.ok and len(plain.sites) <= len(r.sites) <= 3 * len(plain.sites)
+    else:
+        assert r.reason.startswith("insufficient key rate") and r.sites == ()

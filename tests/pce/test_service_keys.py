@@ -137,3 +137,14 @@ def test_no_sites_no_relay() -> None:
     r = answer(s, pcreq())
     assert r.paths and r.relay == () and r.rp.tlvs == ()
     assert qe.CODEPOINTS.pcep_relay_tlv == 65520
+
+
+def test_unreserved_answers_commit_nothing_and_refuse_nothing() -> None:
+    """reserve=False (PCInitiate, PCUpd of a service whose rate is committed already)."""
+    s = service()
+    (req,) = pcreq(refresh_ms=500).requests
+    resp, _ = s.answer(req, reserve=False)
+    assert resp.relay == (TN[1], TN[2], TN[5]) and s.keys.commitments == []
+    (hungry,) = pcreq(refresh_ms=100).requests
+    resp, outcome = s.answer(hungry, reserve=False)
+    assert resp.paths and resp.relay == () and outcome.result.ok

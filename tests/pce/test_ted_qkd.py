@@ -78,7 +78,8 @@ def test_malformed_qkd_tlv_is_counted_and_skipped() -> None:
 def test_te_graph_unchanged_by_qkd_lsas() -> None:
     ted = Ted()
     ted.load([ri(1, True), ri(2, True), te_link(1, 1, 2, 1), te_link(2, 1, 1, 1)])
-    before = (ted.nodes(), ted.links())
+    before = (ted.nodes(), ted.links(), ted.version)
     ted.load(qkd_links([(1, 2)]))
-    assert (ted.nodes(), ted.links()) == before
+    assert (ted.nodes(), ted.links(), ted.version) == before
+    assert ted.qkd_version == 2
     assert ted.qkd_graph().sites == {IPv4Address("10.0.0.1"), IPv4Address("10.0.0.2")}
