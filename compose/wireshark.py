@@ -250,9 +250,7 @@ def tshark_command(pcap: Path | str, *args: str) -> list[str]:
 
 def tshark_commands(captures: dict[str, str]) -> dict[str, list[str]]:
     """Per domain capture the tshark command that shows what the plugin decodes in it."""
-    return {
-        d: tshark_command(p, "-O", ",".join(PROTOCOLS)) for d, p in captures.items()
-    }
+    return {d: tshark_command(p, "-O", ",".join(PROTOCOLS)) for d, p in captures.items()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
