@@ -715,3 +715,13 @@ def test_sync_relay_messages(tmp_path: Path) -> None:
     # the one-time-padded key is marked, never shown
     text = tshark(pcap, "-V").stdout
     assert "bytes not shown" in text and pad.hex() not in text.replace(" ", "")
+
+
+def test_a_pcep_message_split_over_two_segments(tmp_path: Path) -> None:
+    """The PCRep's QE subobjects are found in the message tshark reassembles."""
+    assert TSHARK, REQUIRED
+    rep = pcep_ex.paper_pcrep().encode()
+    pcap = tmp_path / "split.pcap"
+    write_pcap(str(pcap), conversation([(False, rep[:100]), (False, rep[100:])]))
+    rows = fields(pcap, "qkdnet", "frame.number", "pcep.msg", "qkdnet.ero.hop")
+    assert rows == [["5", "4", "10.1.1.1,10.1.1.5"]]
