@@ -3,9 +3,10 @@ code points and message layouts, its installation, and the tshark command that l
 
 The plugin's constants block (between ``-- BEGIN GENERATED`` and ``-- END GENERATED``) is
 written from the codecs themselves: the QE code points and registries of
-:mod:`gmpls.qe`, the QE ERO subobject's layout (:mod:`gmpls.ero`), and, for ETSI 004, the
-sync channel and IDQ3P, every message type with the layout its class declares
-(:mod:`gmpls.layout`). So the dissector cannot drift from the encoders: ``python -m
+:mod:`gmpls.qe`, the QE ERO subobject's layout (:mod:`gmpls.ero`), the QKD link TLV's
+sub-TLVs (:mod:`gmpls.ospf.qkdlink`), the NO-PATH reasons (:mod:`pce.compute`), and, for
+ETSI 004, the sync channel, IDQ3P and the KM status, every message type with the layout
+its class declares (:mod:`gmpls.layout`). So the dissector cannot drift from the encoders: ``python -m
 compose.wireshark`` rewrites the block, ``--check`` fails when it is out of date (a test
 runs it).
 """
@@ -39,6 +40,8 @@ END = "-- END GENERATED"
 #: "Personal Lua Plugins"); it loads every ``.lua`` file there at start.
 PERSONAL_FOLDER = Path(".local/lib/wireshark/plugins")
 
+#: the plugin's protocols (tshark's ``-O`` shows their details only)
+PROTOCOLS = ("qkdnet", "qkdnet.etsi004", "qkdnet.sync", "qkdnet.idq3p", "qkdnet.kmstatus")
 #: the readable names of the QE METRIC types (the code point field minus ``metric_``)
 METRIC_NAMES = {
     "key_length": "QE key length",
@@ -247,10 +250,7 @@ def tshark_command(pcap: Path | str, *args: str) -> list[str]:
 
 def tshark_commands(captures: dict[str, str]) -> dict[str, list[str]]:
     """Per domain capture the tshark command that shows what the plugin decodes in it."""
-    return {
-        d: tshark_command(p, "-O", "qkdnet,qkdnet.etsi004,qkdnet.sync,qkdnet.idq3p")
-        for d, p in captures.items()
-    }
+    return {d: tshark_command(p, "-O", ",".join(PROTOCOLS)) for d, p in captures.items()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1021,7 +1021,8 @@ function TAILS.path(tree, tvb, off, limit, F, ex)
 end
 
 -- Sync RELAY_KEY's payload: a 16-bit length, then the key XOR this hop's key (a one-time
--- pad: no key in clear), or nothing from the head.
+-- pad), or nothing from the head. Its length is shown, its bytes are not: with a capture of
+-- the hop's IDQ3P link they would give the key away.
 function TAILS.payload(tree, tvb, off, limit, F, ex)
     if limit - off < 2 then
         tree:add_proto_expert_info(ex.short, "no payload length")
@@ -1215,8 +1216,8 @@ SF:get("key_id", "u64")
 SF:add("hmac", ProtoField.bytes("qkdnet.sync.hmac", "HMAC-SHA256 (not verified: its key is secret)"))
 SF:add("path", ProtoField.ipv4("qkdnet.sync.path", "Relay path: site ID"))
 SF:get("payload_length", "u16")
-SF:add("payload", ProtoField.bytes("qkdnet.sync.payload",
-    "Payload (the key XOR this hop's key: a one-time pad)"))
+SF:add("payload", ProtoField.none("qkdnet.sync.payload",
+    "Payload: the key XOR this hop's key (a one-time pad; bytes not shown)"))
 syncp.fields = SF.list
 syncp.experts = expert_list(SX)
 

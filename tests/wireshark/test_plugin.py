@@ -687,10 +687,11 @@ def test_sync_relay_messages(tmp_path: Path) -> None:
     assert TSHARK, REQUIRED
     path_sites = (IPv4Address("10.1.1.1"), IPv4Address("10.1.1.3"), IPv4Address("10.1.1.5"))
     relay = bytes(range(64))
+    pad = bytes(range(0xA0, 0xC0))  # a test value for a one-time-padded key
     msgs = [
         codec.RelayOpen(1, relay, HANDLE, path_sites[0], path_sites[-1], 32, path_sites),
         codec.RelayResp(1, relay),
-        codec.RelayKey(2, relay, 0, bytes(range(32))),
+        codec.RelayKey(2, relay, 0, pad),
         codec.RelayKey(3, relay, 1),
         codec.RelayAck(2, relay),
         codec.RelayClose(4, relay),
@@ -704,10 +705,23 @@ def test_sync_relay_messages(tmp_path: Path) -> None:
         "qkdnet.sync.type",
         "qkdnet.sync.relay_handle",
         "qkdnet.sync.path",
-        "qkdnet.sync.payload",
+        "qkdnet.sync.payload_length",
         "_ws.expert",
     )
     assert [int(r[0], 16) for r in rows] == [int(m.TYPE) for m in msgs]
     assert all(r[1] == relay.hex() and r[4] == "" for r in rows)
     assert rows[0][2] == ",".join(map(str, path_sites))
-    assert rows[2][3] == bytes(range(32)).hex() and rows[3][3] == ""
+    assert rows[2][3] == "32" and rows[3][3] == "0"
+    # the one-time-padded key is marked, never shown
+    text = tshark(pcap, "-V").stdout
+    assert "bytes not shown" in text and pad.hex() not in text.replace(" ", "")
+
+
+def test_a_pcep_message_split_over_two_segments(tmp_path: Path) -> None:
+    """The PCRep's QE subobjects are found in the message tshark reassembles."""
+    assert TSHARK, REQUIRED
+    rep = pcep_ex.paper_pcrep().encode()
+    pcap = tmp_path / "split.pcap"
+    write_pcap(str(pcap), conversation([(False, rep[:100]), (False, rep[100:])]))
+    rows = fields(pcap, "qkdnet", "frame.number", "pcep.msg", "qkdnet.ero.hop")
+    assert rows == [["5", "4", "10.1.1.1,10.1.1.5"]]
