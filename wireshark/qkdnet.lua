@@ -95,6 +95,7 @@ local NO_PATH_REASON = {
   [10] = "SAME_END_POINTS",
   [11] = "QE_DESTINATION_NOT_ON_PATH",
   [12] = "UNSUPPORTED_REQUEST",
+  [13] = "INSUFFICIENT_KEY_RATE",
 }
 local ETSI004 = {
   port = 5424,
@@ -186,6 +187,12 @@ local SYNC = {
     [7] = "CLOSE",
     [8] = "ACK",
     [9] = "HELLO",
+    [10] = "RELAY_OPEN",
+    [11] = "RELAY_RESP",
+    [12] = "RELAY_KEY",
+    [13] = "RELAY_ACK",
+    [14] = "RELAY_CLOSE",
+    [15] = "RELAY_OPENED",
   },
   messages = {
     [1] = {
@@ -234,6 +241,36 @@ local SYNC = {
       fields = { { "txid", "u32" }, { "key_handle", "b64" }, { "result", "u8" } },
     },
     [9] = { name = "HELLO", fields = {} },
+    [10] = {
+      name = "RELAY_OPEN",
+      fields = {
+        { "txid", "u32" },
+        { "relay_handle", "b64" },
+        { "hop_handle", "b64" },
+        { "opener", "ipv4" },
+        { "destination", "ipv4" },
+        { "key_length", "u16" },
+      },
+      tail = "path",
+    },
+    [11] = {
+      name = "RELAY_RESP",
+      fields = { { "txid", "u32" }, { "relay_handle", "b64" }, { "result", "u8" } },
+    },
+    [12] = {
+      name = "RELAY_KEY",
+      fields = { { "txid", "u32" }, { "relay_handle", "b64" }, { "index", "u32" } },
+      tail = "payload",
+    },
+    [13] = {
+      name = "RELAY_ACK",
+      fields = { { "txid", "u32" }, { "relay_handle", "b64" }, { "result", "u8" } },
+    },
+    [14] = {
+      name = "RELAY_CLOSE",
+      fields = { { "txid", "u32" }, { "relay_handle", "b64" }, { "result", "u8" } },
+    },
+    [15] = { name = "RELAY_OPENED", fields = { { "txid", "u32" }, { "relay_handle", "b64" } } },
   },
   enums = {
     result = {
@@ -244,6 +281,7 @@ local SYNC = {
       [4] = "UNKNOWN_HANDLE",
       [5] = "INSUFFICIENT_KEY",
       [6] = "NOT_AUTHORIZED",
+      [7] = "NO_QKD_CONNECTION",
     },
   },
 }
