@@ -3,7 +3,8 @@
 ends: 14 QKD link LSAs), the PCE's TED sees the seven links up with their stock; a QE
 service n1 -> n4 (sites sharing no QKD link) comes up on the PCE's relay path through at
 least one trusted site, the head lists that path in ``show qe-service json``, and both
-ends hold equal keys over five refreshes."""
+ends hold equal keys over five refreshes. Stopping the emulators of a link on that relay
+path makes its site nodes advertise it down, and the next service takes another path."""
 
 from __future__ import annotations
 
@@ -86,3 +87,25 @@ def test_mesh6_links_advertised_and_a_relayed_service(lab: NetnsTestbed) -> None
 
     until("five refreshes with equal keys at both ends", five_refreshes, 60)
     cli(tb, "n1", f"qe-service delete {s['id']}")
+
+    # the emulators of a link on that relay path stop: its KMs say it is down, their site
+    # nodes advertise it down (a state change: at once, MinLSInterval allowing), and the
+    # next service's relay path avoids it
+    x, y = sorted(int(site.rsplit(".", 1)[1]) for site in relay[1:3])
+    for emulator in (f"q{x}{y}a", f"q{x}{y}b"):
+        tb.stop(emulator)
+    gone = {f"10.1.1.{x}", f"10.1.1.{y}"}
+
+    def link_down() -> Any:
+        d = cli(tb, "pce", "show qkd links")
+        (lk,) = [lk for lk in d["links"] if {lk["a"], lk["b"]} == gone]
+        return not lk["up"] or lk
+
+    until(f"the PCE to see km{x}-km{y} down", link_down, 60)
+    far = cli(tb, f"n{x}", "show ip ospf qkd-link")["links"][f"10.1.1.{y}"]
+    assert far["up"] is False and far["advertised"]["up"] is False
+    (s2,) = cli(tb, "n1", "qe-service create dst 10.1.1.4 wait")["services"]
+    assert s2["state"] == "up", s2
+    hops = set(zip(s2["relay_path"], s2["relay_path"][1:], strict=False))
+    assert not any({a, b} == gone for a, b in hops), s2["relay_path"]
+    cli(tb, "n1", f"qe-service delete {s2['id']}")
