@@ -110,7 +110,13 @@ class QkdLinkAgent:
         if self.loop is None:
             return
         now = self.loop.time() if at is None else max(self.loop.time(), at)
-        for a in self.core.handle(event, now):
+        try:
+            actions = self.core.handle(event, now)
+        except Exception:  # the core promises not to raise; a datagram must not stop us
+            log.exception("qkd advertiser failed", extra={"node": self.name})
+            self.timer.arm(now + 1.0)
+            return
+        for a in actions:
             self._carry_out(a)
         self.timer.arm(self.core.next_timer())
 
