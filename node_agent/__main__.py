@@ -20,6 +20,24 @@ def _arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="run OSPF-TE and the CLI only (no RSVP-TE, no QE service)",
     )
+    p.add_argument(
+        "--qkd-stock-threshold",
+        type=_fraction,
+        default=0.10,
+        metavar="FRACTION",
+        help="site node: re-advertise a QKD link when its key stock moves by more than this "
+        "fraction of the stock last advertised (default 0.10; docs/ospf-te.md)",
+    )
+
+
+def _fraction(v: str) -> float:
+    try:
+        x = float(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{v!r} is not a number") from None
+    if not 0.0 < x <= 1.0:
+        raise argparse.ArgumentTypeError(f"{v} is not in (0, 1]")
+    return x
 
 
 def _build(a: argparse.Namespace, topo: Topology) -> NodeDaemon:
@@ -30,6 +48,7 @@ def _build(a: argparse.Namespace, topo: Topology) -> NodeDaemon:
         cli_bind=a.cli_bind,
         state_dir=a.state_dir,
         ospf_only=a.ospf_only,
+        qkd_stock_threshold=a.qkd_stock_threshold,
     )
 
 

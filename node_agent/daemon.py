@@ -58,6 +58,7 @@ class NodeDaemon:
         state_dir: Path | None = None,
         ospf: OspfTeAgent | None = None,
         ospf_only: bool = False,
+        qkd_stock_threshold: float = 0.10,
     ) -> None:
         self.topo = topo
         self.host = host
@@ -76,7 +77,9 @@ class NodeDaemon:
         register_commands(self.cli, self.ospf)
         register_te_commands(self.cli, self.ospf)
         #: the site node's advertisement of its site's QKD links (None on other nodes)
-        self.qkd_links = QkdLinkAgent.from_topology(topo, host, self.ospf)
+        self.qkd_links = QkdLinkAgent.from_topology(
+            topo, host, self.ospf, stock_fraction=qkd_stock_threshold
+        )
         if self.qkd_links is not None:
             self.components.append(self.qkd_links)
             register_qkd_commands(self.cli, self.qkd_links)

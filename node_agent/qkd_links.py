@@ -70,10 +70,13 @@ class QkdLinkAgent:
         self.send_errors = 0
 
     @classmethod
-    def from_topology(cls, topo: Topology, host: str, ospf: OspfTeAgent) -> QkdLinkAgent | None:
+    def from_topology(
+        cls, topo: Topology, host: str, ospf: OspfTeAgent, *, stock_fraction: float = 0.10
+    ) -> QkdLinkAgent | None:
         """The agent of ``host`` if it is its site's site node (the first node its key
         manager serves), else None: it polls the KM's address on the domain they share,
-        from its own address there, and advertises under the site ID (its router ID)."""
+        from its own address there, and advertises under the site ID (its router ID);
+        ``stock_fraction`` is the stock hysteresis (docs/ospf-te.md)."""
         km = topo.site_of(host)
         if km is None or topo.served_by(km)[0] != host:
             return None
@@ -82,7 +85,7 @@ class QkdLinkAgent:
             raise ValueError(f"{host} shares no domain with its key manager {km}")
         km_addr = str(topo.host(km).interfaces[dom])
         bind = str(topo.host(host).interfaces[dom])
-        cfg = AdvertConfig(topo.site_id(km))
+        cfg = AdvertConfig(topo.site_id(km), stock_fraction=stock_fraction)
         return cls(ospf, (km_addr, kmstatus.PORT), cfg, bind=bind, name=host)
 
     async def start(self) -> None:
@@ -110,7 +113,13 @@ class QkdLinkAgent:
         if self.loop is None:
             return
         now = self.loop.time() if at is None else max(self.loop.time(), at)
-        for a in self.core.handle(event, now):
+        try:
+            actions = self.core.handle(event, now)
+        except Exception:  # the core promises not to raise; a datagram must not stop us
+            log.exception("qkd advertiser failed", extra={"node": self.name})
+            self.timer.arm(now + 1.0)
+            return
+        for a in actions:
             self._carry_out(a)
         self.timer.arm(self.core.next_timer())
 

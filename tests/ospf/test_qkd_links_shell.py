@@ -103,5 +103,7 @@ def test_only_the_site_node_advertises() -> None:
         assert a.km == (str(topo.host(km).interfaces[dom]), K.PORT)
         assert a.bind == str(topo.host(host).interfaces[dom])
         assert a.core.cfg.local_site == topo.host(host).router_id
+    a = QkdLinkAgent.from_topology(topo, "tn1", ospf, stock_fraction=0.25)  # type: ignore[arg-type]
+    assert a is not None and a.core.cfg.stock_fraction == 0.25
     for host in ("tn2", "tn3", "tn4"):  # TE-only nodes: no site
         assert QkdLinkAgent.from_topology(topo, host, ospf) is None  # type: ignore[arg-type]
