@@ -38,6 +38,7 @@ import contextlib
 import io
 import ipaddress
 import os
+import re
 import shlex
 import shutil
 import struct
@@ -123,7 +124,7 @@ def firewall_add(topo: Topology) -> list[str]:
     """Insert the intra-bridge ACCEPT rules of ``topo``'s domains at the top of DOCKER-USER
     (idempotent). Returns the bridges covered; none when the host has no iptables or Docker
     does not use it (no DOCKER-USER chain)."""
-    if shutil.which("iptables") is None or firewall.iptables(["-S", FW_CHAIN]).returncode != 0:
+    if not firewall.use_backend_of(FW_CHAIN):
         return []
     done = []
     for d in topo.domains:
@@ -139,11 +140,13 @@ def firewall_add(topo: Topology) -> list[str]:
 
 def firewall_remove(prefix: str) -> int:
     """Remove every DOCKER-USER rule carrying ``prefix``'s comment; returns how many."""
+    firewall.use_backend_of(FW_CHAIN)
     return len(firewall.remove(FW_CHAIN, fw_comment(prefix)))
 
 
 def firewall_rules(prefix: str) -> list[str]:
     """The DOCKER-USER rules of ``prefix`` as ``iptables -S`` prints them."""
+    firewall.use_backend_of(FW_CHAIN)
     return firewall.listing(FW_CHAIN, fw_comment(prefix))
 
 
@@ -427,12 +430,33 @@ class DockerTestbed(Testbed):
             raise DockerError(f"{shlex.join(argv)} failed:\n{(r.stderr or r.stdout).strip()}")
         return r
 
+    def _compose_up(self) -> None:
+        """``compose up -d --no-build``, its output passed on line by line as progress (the
+        containers are created one after the other: a large topology takes a while)."""
+        assert self.compose_file is not None
+        argv = [*compose_command(), "-p", self.project, "-f", str(self.compose_file)]
+        argv += ["up", "-d", "--no-build"]
+        tail: list[str] = []
+        with subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+        ) as proc:
+            assert proc.stdout is not None
+            for raw in proc.stdout:
+                # v1 redraws its lines with ANSI escapes and carriage returns
+                line = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", raw).replace("\r", "\n")
+                for part in filter(None, (x.strip() for x in line.split("\n"))):
+                    tail = [*tail[-19:], part]
+                    self.progress(f"[{self.prefix}] compose: {part}")
+        if proc.returncode != 0:
+            raise DockerError(f"{shlex.join(argv)} failed:\n" + "\n".join(tail))
+
     # --- up ---------------------------------------------------------------------------
     def up(
         self, start_daemons: bool = True, capture: Capture | None = None, timeout: float = 60.0
     ) -> DockerTestbed:
-        """Render (unless a compose file was given), add the firewall rules, ``compose up
-        -d``, and wait until every container runs; then start the captures (the containers
+        """Render (unless a compose file was given), ``compose up -d`` (its guard service adds
+        the firewall rules and writes fresh secrets first: :mod:`compose.guard`; each line
+        Compose prints is passed to ``progress``), and wait until every container runs; then start the captures (the containers
         run their daemons from the start, so the first packets may be missed). Without
         ``start_daemons`` every container sleeps (a rendered file only). On failure
         everything is removed again."""
@@ -455,17 +479,13 @@ class DockerTestbed(Testbed):
             )
         if self.compose_file is None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            self.make_secrets()
             self.compose_file = self.run_dir / "docker-compose.yml"
             text = render.render(self.topology, self.run_dir, self.image, daemons=start_daemons)
             self.compose_file.write_text(text)
         t0 = time.monotonic()
         with self._building():
-            bridges = firewall_add(self.topology)
-            if bridges:
-                self.progress(f"[{p}] DOCKER-USER: ACCEPT inside {', '.join(bridges)}")
             self.progress(f"[{p}] {shlex.join(compose_command())} -p {self.project} up -d")
-            self._compose("up", "-d", "--no-build")
+            self._compose_up()
             self.wait_running(timeout=timeout)
             if capture is not None:
                 self.capture_start(capture.domains, capture.out_dir)
