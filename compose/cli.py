@@ -175,9 +175,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     def progress(line: str) -> None:
         print(line, file=out, flush=True)
 
-    load(args.topology_file)  # a bad file is reported before anything is built
+    topo = load(args.topology_file)  # a bad file is reported before anything is built
     cls = _backend(args)
-    bed = cls(args.topology_file, args.run_dir, prefix=args.prefix, progress=progress)
+    prefix = args.prefix or topo.prefix
+    attached = prefix in cls.prefixes_up()
+    if attached:  # `docker compose up`, an earlier `qkdnet up`: run on it
+        bed = cls.attach(prefix, progress=progress)
+        if bed.topology.name != topo.name:
+            raise TestbedError(
+                f"{cls.label} {prefix} is up with topology {bed.topology.name}, not {topo.name}"
+            )
+        progress(f"[demo] {cls.label} {prefix} is up ({bed.topology.path}): the demo runs on it")
+    else:
+        bed = cls(args.topology_file, args.run_dir, prefix=args.prefix, progress=progress)
     try:
         result, roles = demo.run(
             bed,
@@ -185,6 +195,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             capture_dir=Path(args.capture) if args.capture is not None else None,
             keep=args.keep,
             timeout=args.timeout,
+            attached=attached,
         )
     except demo.DemoError as e:
         print(f"qkdnet demo: {e}", file=sys.stderr)

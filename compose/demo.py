@@ -15,6 +15,10 @@ the paper's Fig. 6), on any backend (:class:`compose.backend.Testbed`).
 5. deletes the service and takes the testbed down (``--keep``: neither; the service
    stays up, refreshing its key every second, for ``qkdnet cli`` and Wireshark).
 
+When a testbed of the topology's prefix is up already (started by ``docker compose up``
+or an earlier ``qkdnet up``), the demo runs on it instead: step 1 only starts the captures
+(so the PCEP session's opening is not in them), and step 5 leaves the testbed up.
+
 ``--json`` prints one object instead: ``{"setup_ms", "path", "ladder": [{"t_ms", "src",
 "dst", "proto", "msg"}], "fingerprints": {"tn1", "tn5"}, "captures": {DOMAIN: FILE}}``
 (progress goes to stderr then).
@@ -247,15 +251,20 @@ def run(
     capture_dir: Path | None = None,
     keep: bool = False,
     timeout: float = 90.0,
+    attached: bool = False,
 ) -> tuple[Result, Roles]:
     """Steps 1-5 on a testbed that is not up yet. With ``capture_dir`` every domain is
     captured there (and the files named in the result); else the control LAN only, into
-    the run directory."""
+    the run directory. ``attached``: the testbed is already up (``docker compose up``, an
+    earlier ``qkdnet up``): the captures start now, and it is left up at the end."""
     roles = Roles.of(bed.topology)
     topo = bed.topology
     domains = list(topo.domains) if capture_dir is not None else [topo.control_domain]
     cap_dir = capture_dir.resolve() if capture_dir is not None else bed.run_dir / "capture"
-    bed.up(capture=Capture(domains, cap_dir))
+    if attached:
+        bed.capture_start(domains, cap_dir)
+    else:
+        bed.up(capture=Capture(domains, cap_dir))
     result: Result | None = None
     try:
         result = run_demo(
@@ -268,7 +277,9 @@ def run(
         files = bed.capture_stop()
         if result is not None and capture_dir is not None:
             result.captures = {d: str(p) for d, p in files.items()}
-        if not keep:
+        if attached and not keep:
+            progress(f"[demo] testbed {bed.prefix} left up as it was found")
+        elif not keep:
             bed.down()
         else:
             svc = result.service.get("id") if result else "?"
