@@ -71,6 +71,7 @@ from gmpls.topology import Topology
 FW_CHAIN = "DOCKER-USER"
 _PROJECT_LABEL = "com.docker.compose.project"
 _FILES_LABEL = "com.docker.compose.project.config_files"
+_WORKDIR_LABEL = "com.docker.compose.project.working_dir"
 CAPTURE_DIR = "/tmp"  # inside the containers; world-writable (tcpdump may drop to its user)
 _CLI_SCRIPT = (
     "import socket, sys\n"
@@ -176,6 +177,15 @@ def leftovers(prefix: str) -> list[str]:
     return left
 
 
+def _compose_file_of(labels: dict[str, str]) -> Path | None:
+    """The compose file a container was created from, by Compose's labels: docker-compose
+    v1 records it as given (relative to its working directory, also a label)."""
+    first = labels.get(_FILES_LABEL, "").split(",")[0]
+    if not first:
+        return None
+    return Path(labels.get(_WORKDIR_LABEL, "/"), first)
+
+
 def teardown(
     prefix: str,
     project: str | None = None,
@@ -199,8 +209,7 @@ def teardown(
     flt = _by_prefix(prefix)
     containers = client.containers.list(all=True, filters=flt)
     if compose_file is None and containers:
-        files = containers[0].labels.get(_FILES_LABEL, "").split(",")
-        compose_file = Path(files[0]) if files[0] else None
+        compose_file = _compose_file_of(containers[0].labels)
         project = project or containers[0].labels.get(_PROJECT_LABEL)
     for n in client.networks.list(filters=flt):
         with contextlib.suppress(NotFound):
@@ -375,11 +384,10 @@ class DockerTestbed(Testbed):
                 topo_file = m.get("Source")
         if topo_file is None or not Path(topo_file).exists():
             raise DockerError(f"testbed {prefix!r}: its topology file {topo_file} is not readable")
-        files = labels.get(_FILES_LABEL, "").split(",")
         tb = cls(
             topo_file,
             project=labels.get(_PROJECT_LABEL),
-            compose_file=files[0] if files and files[0] else None,
+            compose_file=_compose_file_of(labels),
             progress=progress,
         )
         tb._docker = client
