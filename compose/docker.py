@@ -508,6 +508,7 @@ class DockerTestbed(Testbed):
         """Wait until the containers of ``hosts`` (default: all) are running; a container that
         exits meanwhile is an error carrying its last log lines."""
         pending = set(hosts or self.topology.hosts)
+        total = len(pending)
         deadline = time.monotonic() + timeout
         while pending:
             for h in sorted(pending):
@@ -515,7 +516,8 @@ class DockerTestbed(Testbed):
                 state = c.attrs["State"]
                 if state.get("Running"):
                     pending.discard(h)
-                    self.progress(f"[{self.prefix}] {h:<8} running ({self.role(h)})")
+                    n = total - len(pending)
+                    self.progress(f"[{self.prefix}] {n:>3}/{total} {h:<8} running ({self.role(h)})")
                 elif state.get("Status") in ("exited", "dead"):
                     tail = c.logs(tail=5).decode(errors="replace").strip()
                     raise DockerError(

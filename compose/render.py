@@ -11,9 +11,10 @@ Debian's ``docker-compose``) runs the same testbed as the namespace backend:
 - the key material is no part of the file: each emulator and proxy mounts read-only its
   pair's secret file only (``./secrets/A-B.seed`` or ``.sync`` next to the compose file, at
   ``/run/qkdnet/secrets/``) and is given it by ``--seed-file``/``--sync-key-file`` (see
-  :mod:`compose.keyfiles`). ``qkdnet up --backend docker`` writes fresh files there; before
-  a plain ``docker compose up`` run ``qkdnet compose secrets TOPOLOGY`` (without them the
-  emulators and proxies exit with status 2 and one line).
+  :mod:`compose.keyfiles`). The guard service writes fresh files there on every ``up``.
+- the first service, ``qkdnet-guard`` (:func:`guard_service`, :mod:`compose.guard`), adds
+  the firewall rules below and writes the secrets; every host service ``depends_on`` it
+  being healthy, and it removes both when ``down`` stops it, last.
 - container ``PREFIX-HOST`` (``qk-tn1``), hostname ``HOST``; GMPLS roles (node, pce) get
   ``NET_ADMIN`` and ``NET_RAW`` (raw OSPF and RSVP sockets, multicast membership);
   ``init: true`` so that SIGTERM reaches the daemon and ``docker stop`` is quick; IPv6 off
@@ -32,8 +33,7 @@ gateways, ``init`` and ``sysctls`` in it (its 3.x schemas reject the gateway), a
 On hosts whose kernel hands bridged frames to iptables (``br_netfilter``, which Docker
 turns on), Docker's isolation rule for internal networks drops multicast (OSPF's
 224.0.0.5/6 is not inside the subnet), so the testbed needs one ACCEPT rule per bridge in
-``DOCKER-USER``: ``qkdnet up --backend docker`` adds them; with plain ``docker compose
-up`` run ``qkdnet compose firewall TOPOLOGY`` (see :mod:`compose.docker`, docs/docker.md).
+``DOCKER-USER``: the guard adds them (see :mod:`compose.docker`, docs/docker.md).
 """
 
 from __future__ import annotations

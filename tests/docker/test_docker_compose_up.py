@@ -146,6 +146,8 @@ def test_readme_docker_section_works_as_written(free_prefix: None, tmp_path: Pat
         subprocess.run(["docker-compose", "down"], cwd=clone, capture_output=True, check=False)
     demo_out = next(v for k, v in outputs.items() if " demo " in k)
     assert "keys match at both ends" in demo_out
+    wait_out = next(v for k, v in outputs.items() if " wait " in k)
+    assert "[qk] converged after" in wait_out and "6/6 routers adjacent" in wait_out
     status_out = next(v for k, v in outputs.items() if " status " in k)
     assert f"prefix {PREFIX}: up" in status_out
     _nothing_left(clone.name, clone / "secrets")
