@@ -15,7 +15,7 @@ ARG DEBIAN_FRONTEND=noninteractive
 LABEL org.qkdnet.image="qkdnet"
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-        python3 python3-venv iproute2 iputils-ping tcpdump nftables procps telnet \
+        python3 python3-venv iproute2 iputils-ping tcpdump nftables iptables procps telnet \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
  && python3 --version
 

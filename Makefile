@@ -72,9 +72,13 @@ wheels: venv
 
 # The build stage is tagged too (qkdnet-build), so that the layer cache survives the prune of
 # the previous builds' dangling images (only images labelled org.qkdnet.image).
+# Progress: the builder's step lines only (apt and pip run only when their inputs change).
 image: base-image wheels
-	docker build -q --build-arg BASE=$(BASE_IMAGE) --target build -t qkdnet-build:latest .
-	docker build -q --build-arg BASE=$(BASE_IMAGE) -t $(IMAGE) .
+	@echo "building qkdnet-build:latest, then $(IMAGE)"
+	@set -o pipefail; docker build --build-arg BASE=$(BASE_IMAGE) --target build -t qkdnet-build:latest . \
+	  | sed -u -n -E 's/^(Step [0-9]+\/[0-9]+ : .{0,90}).*/  \1/p'
+	@set -o pipefail; docker build --build-arg BASE=$(BASE_IMAGE) -t $(IMAGE) . \
+	  | sed -u -n -E 's/^(Step [0-9]+\/[0-9]+ : .{0,90}).*/  \1/p; s/^Successfully tagged (.*)/  tagged \1/p'
 	@docker image prune -f --filter label=org.qkdnet.image >/dev/null
 
 docker-e2e: setup image

@@ -12,11 +12,11 @@ import json
 import os
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from compose import demo, draw, keyfiles, render, topogen, wireshark
-from compose.backend import Testbed, TestbedError
+from compose import converge, demo, draw, keyfiles, render, topogen, wireshark
+from compose.backend import Testbed, TestbedError, quiet
 from compose.cliclient import CliError
 from compose.docker import DockerTestbed, firewall_add, firewall_remove
 from compose.netns import NetnsTestbed
@@ -62,11 +62,39 @@ def _select(args: argparse.Namespace) -> Testbed:
 # --- the testbed commands ---------------------------------------------------------------
 
 
+def _quiet_if_json(args: argparse.Namespace) -> Callable[[str], None]:
+    """Progress lines on stdout, none with ``--json`` (stdout is one JSON object then)."""
+    return quiet if getattr(args, "json", False) else _progress
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     cls = _backend(args)
-    tb = cls(args.topology_file, args.run_dir, prefix=args.prefix, progress=_progress)
+    progress = _quiet_if_json(args)
+    tb = cls(args.topology_file, args.run_dir, prefix=args.prefix, progress=progress)
     tb.up(start_daemons=not args.no_daemons)
-    return 0
+    out: dict[str, object] = {"prefix": tb.prefix, "backend": tb.backend, "up": True}
+    rc = 0
+    if args.wait is not None and not args.no_daemons:
+        snap, took = converge.wait(tb, progress, timeout=args.wait)
+        out["converge"] = {**snap.as_json(), "seconds": round(took, 1)}
+        rc = 0 if snap.converged else _not_converged(snap, args.wait)
+    if args.json:
+        print(json.dumps(out, indent=1))
+    return rc
+
+
+def _not_converged(snap: converge.Snapshot, timeout: float) -> int:
+    print(f"qkdnet: not converged within {timeout:g} s: {snap.line()}", file=sys.stderr)
+    return 1
+
+
+def cmd_wait(args: argparse.Namespace) -> int:
+    progress = _quiet_if_json(args)
+    tb = _backend(args).attach(_prefix(args, _backend(args)), progress=progress)
+    snap, took = converge.wait(tb, progress, timeout=args.timeout)
+    if args.json:
+        print(json.dumps({**snap.as_json(), "seconds": round(took, 1)}, indent=1))
+    return 0 if snap.converged else _not_converged(snap, args.timeout)
 
 
 def cmd_down(args: argparse.Namespace) -> int:
@@ -176,9 +204,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     def progress(line: str) -> None:
         print(line, file=out, flush=True)
 
-    load(args.topology_file)  # a bad file is reported before anything is built
+    topo = load(args.topology_file)  # a bad file is reported before anything is built
     cls = _backend(args)
-    bed = cls(args.topology_file, args.run_dir, prefix=args.prefix, progress=progress)
+    prefix = args.prefix or topo.prefix
+    attached = prefix in cls.prefixes_up()
+    if attached:  # `docker compose up`, an earlier `qkdnet up`: run on it
+        bed = cls.attach(prefix, progress=progress)
+        if bed.topology.name != topo.name:
+            raise TestbedError(
+                f"{cls.label} {prefix} is up with topology {bed.topology.name}, not {topo.name}"
+            )
+        progress(f"[demo] {cls.label} {prefix} is up ({bed.topology.path}): the demo runs on it")
+    else:
+        bed = cls(args.topology_file, args.run_dir, prefix=args.prefix, progress=progress)
     try:
         result, roles = demo.run(
             bed,
@@ -187,6 +225,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             keep=args.keep,
             timeout=args.timeout,
             svg=Path(args.svg) if args.svg is not None else None,
+            attached=attached,
         )
     except demo.DemoError as e:
         print(f"qkdnet demo: {e}", file=sys.stderr)
@@ -328,7 +367,23 @@ def _add_testbed_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     s.add_argument("--no-daemons", action="store_true", help="network only")
     s.add_argument("-p", "--prefix", help="override the topology's name prefix")
     s.add_argument("--backend", choices=BACKENDS, default="netns")
+    s.add_argument(
+        "--wait",
+        type=float,
+        nargs="?",
+        const=120.0,
+        metavar="S",
+        help="then wait (default 120 s) until OSPF and the PCE's TED have converged",
+    )
+    s.add_argument("--json", action="store_true", help="no progress; one JSON object")
     s.set_defaults(fn=cmd_up)
+
+    s = sub.add_parser(
+        "wait", parents=[sel], help="wait until OSPF and the PCE's TED have converged"
+    )
+    s.add_argument("--timeout", type=float, default=120.0, metavar="S")
+    s.add_argument("--json", action="store_true", help="no progress; one JSON object")
+    s.set_defaults(fn=cmd_wait)
 
     s = sub.add_parser("down", help="remove a testbed (idempotent, works after a crash)")
     s.add_argument("topology_file", nargs="?", metavar="TOPOLOGY")

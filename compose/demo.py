@@ -18,6 +18,10 @@ the paper's Fig. 6), on any backend (:class:`compose.backend.Testbed`).
 ``--svg FILE`` captures every domain and draws the whole ladder there when the captures
 stop (:mod:`compose.ladder_svg`: PCEP, RSVP, ETSI 004, the sync channel and IDQ3P).
 
+When a testbed of the topology's prefix is up already (started by ``docker compose up``
+or an earlier ``qkdnet up``), the demo runs on it instead: step 1 only starts the captures
+(so the PCEP session's opening is not in them), and step 5 leaves the testbed up.
+
 ``--json`` prints one object instead: ``{"setup_ms", "path", "ladder": [{"t_ms", "src",
 "dst", "proto", "msg"}], "fingerprints": {"tn1", "tn5"}, "captures": {DOMAIN: FILE}}``
 (progress goes to stderr then).
@@ -266,17 +270,23 @@ def run(
     keep: bool = False,
     timeout: float = 90.0,
     svg: Path | None = None,
+    attached: bool = False,
 ) -> tuple[Result, Roles]:
     """Steps 1-5 on a testbed that is not up yet. With ``capture_dir`` every domain is
     captured there (and the files named in the result); else the control LAN only, into
     the run directory. With ``svg``, every domain is captured and the whole ladder (QKD
-    domains included) is drawn there when the captures stop (:mod:`compose.ladder_svg`)."""
+    domains included) is drawn there when the captures stop (:mod:`compose.ladder_svg`).
+    ``attached``: the testbed is already up (``docker compose up``, an earlier ``qkdnet
+    up``): the captures start now, and it is left up at the end."""
     roles = Roles.of(bed.topology)
     topo = bed.topology
     every = capture_dir is not None or svg is not None
     domains = list(topo.domains) if every else [topo.control_domain]
     cap_dir = capture_dir.resolve() if capture_dir is not None else bed.run_dir / "capture"
-    bed.up(capture=Capture(domains, cap_dir))
+    if attached:
+        bed.capture_start(domains, cap_dir)
+    else:
+        bed.up(capture=Capture(domains, cap_dir))
     result: Result | None = None
     try:
         result = run_demo(
@@ -289,7 +299,9 @@ def run(
         files = bed.capture_stop()
         if result is not None and capture_dir is not None:
             result.captures = {d: str(p) for d, p in files.items()}
-        if not keep:
+        if attached and not keep:
+            progress(f"[demo] testbed {bed.prefix} left up as it was found")
+        elif not keep:
             bed.down()
         else:
             svc = result.service.get("id") if result else "?"

@@ -38,6 +38,7 @@ import contextlib
 import io
 import ipaddress
 import os
+import re
 import shlex
 import shutil
 import struct
@@ -70,6 +71,7 @@ from gmpls.topology import Topology
 FW_CHAIN = "DOCKER-USER"
 _PROJECT_LABEL = "com.docker.compose.project"
 _FILES_LABEL = "com.docker.compose.project.config_files"
+_WORKDIR_LABEL = "com.docker.compose.project.working_dir"
 CAPTURE_DIR = "/tmp"  # inside the containers; world-writable (tcpdump may drop to its user)
 _CLI_SCRIPT = (
     "import socket, sys\n"
@@ -123,7 +125,7 @@ def firewall_add(topo: Topology) -> list[str]:
     """Insert the intra-bridge ACCEPT rules of ``topo``'s domains at the top of DOCKER-USER
     (idempotent). Returns the bridges covered; none when the host has no iptables or Docker
     does not use it (no DOCKER-USER chain)."""
-    if shutil.which("iptables") is None or firewall.iptables(["-S", FW_CHAIN]).returncode != 0:
+    if not firewall.use_backend_of(FW_CHAIN):
         return []
     done = []
     for d in topo.domains:
@@ -139,11 +141,13 @@ def firewall_add(topo: Topology) -> list[str]:
 
 def firewall_remove(prefix: str) -> int:
     """Remove every DOCKER-USER rule carrying ``prefix``'s comment; returns how many."""
+    firewall.use_backend_of(FW_CHAIN)
     return len(firewall.remove(FW_CHAIN, fw_comment(prefix)))
 
 
 def firewall_rules(prefix: str) -> list[str]:
     """The DOCKER-USER rules of ``prefix`` as ``iptables -S`` prints them."""
+    firewall.use_backend_of(FW_CHAIN)
     return firewall.listing(FW_CHAIN, fw_comment(prefix))
 
 
@@ -173,6 +177,15 @@ def leftovers(prefix: str) -> list[str]:
     return left
 
 
+def _compose_file_of(labels: dict[str, str]) -> Path | None:
+    """The compose file a container was created from, by Compose's labels: docker-compose
+    v1 records it as given (relative to its working directory, also a label)."""
+    first = labels.get(_FILES_LABEL, "").split(",")[0]
+    if not first:
+        return None
+    return Path(labels.get(_WORKDIR_LABEL, "/"), first)
+
+
 def teardown(
     prefix: str,
     project: str | None = None,
@@ -196,8 +209,7 @@ def teardown(
     flt = _by_prefix(prefix)
     containers = client.containers.list(all=True, filters=flt)
     if compose_file is None and containers:
-        files = containers[0].labels.get(_FILES_LABEL, "").split(",")
-        compose_file = Path(files[0]) if files[0] else None
+        compose_file = _compose_file_of(containers[0].labels)
         project = project or containers[0].labels.get(_PROJECT_LABEL)
     for n in client.networks.list(filters=flt):
         with contextlib.suppress(NotFound):
@@ -372,11 +384,10 @@ class DockerTestbed(Testbed):
                 topo_file = m.get("Source")
         if topo_file is None or not Path(topo_file).exists():
             raise DockerError(f"testbed {prefix!r}: its topology file {topo_file} is not readable")
-        files = labels.get(_FILES_LABEL, "").split(",")
         tb = cls(
             topo_file,
             project=labels.get(_PROJECT_LABEL),
-            compose_file=files[0] if files and files[0] else None,
+            compose_file=_compose_file_of(labels),
             progress=progress,
         )
         tb._docker = client
@@ -427,12 +438,33 @@ class DockerTestbed(Testbed):
             raise DockerError(f"{shlex.join(argv)} failed:\n{(r.stderr or r.stdout).strip()}")
         return r
 
+    def _compose_up(self) -> None:
+        """``compose up -d --no-build``, its output passed on line by line as progress (the
+        containers are created one after the other: a large topology takes a while)."""
+        assert self.compose_file is not None
+        argv = [*compose_command(), "-p", self.project, "-f", str(self.compose_file)]
+        argv += ["up", "-d", "--no-build"]
+        tail: list[str] = []
+        with subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+        ) as proc:
+            assert proc.stdout is not None
+            for raw in proc.stdout:
+                # v1 redraws its lines with ANSI escapes and carriage returns
+                line = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", raw).replace("\r", "\n")
+                for part in filter(None, (x.strip() for x in line.split("\n"))):
+                    tail = [*tail[-19:], part]
+                    self.progress(f"[{self.prefix}] compose: {part}")
+        if proc.returncode != 0:
+            raise DockerError(f"{shlex.join(argv)} failed:\n" + "\n".join(tail))
+
     # --- up ---------------------------------------------------------------------------
     def up(
         self, start_daemons: bool = True, capture: Capture | None = None, timeout: float = 60.0
     ) -> DockerTestbed:
-        """Render (unless a compose file was given), add the firewall rules, ``compose up
-        -d``, and wait until every container runs; then start the captures (the containers
+        """Render (unless a compose file was given), ``compose up -d`` (its guard service adds
+        the firewall rules and writes fresh secrets first: :mod:`compose.guard`; each line
+        Compose prints is passed to ``progress``), and wait until every container runs; then start the captures (the containers
         run their daemons from the start, so the first packets may be missed). Without
         ``start_daemons`` every container sleeps (a rendered file only). On failure
         everything is removed again."""
@@ -455,17 +487,13 @@ class DockerTestbed(Testbed):
             )
         if self.compose_file is None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            self.make_secrets()
             self.compose_file = self.run_dir / "docker-compose.yml"
             text = render.render(self.topology, self.run_dir, self.image, daemons=start_daemons)
             self.compose_file.write_text(text)
         t0 = time.monotonic()
         with self._building():
-            bridges = firewall_add(self.topology)
-            if bridges:
-                self.progress(f"[{p}] DOCKER-USER: ACCEPT inside {', '.join(bridges)}")
             self.progress(f"[{p}] {shlex.join(compose_command())} -p {self.project} up -d")
-            self._compose("up", "-d", "--no-build")
+            self._compose_up()
             self.wait_running(timeout=timeout)
             if capture is not None:
                 self.capture_start(capture.domains, capture.out_dir)
@@ -480,6 +508,7 @@ class DockerTestbed(Testbed):
         """Wait until the containers of ``hosts`` (default: all) are running; a container that
         exits meanwhile is an error carrying its last log lines."""
         pending = set(hosts or self.topology.hosts)
+        total = len(pending)
         deadline = time.monotonic() + timeout
         while pending:
             for h in sorted(pending):
@@ -487,7 +516,8 @@ class DockerTestbed(Testbed):
                 state = c.attrs["State"]
                 if state.get("Running"):
                     pending.discard(h)
-                    self.progress(f"[{self.prefix}] {h:<8} running ({self.role(h)})")
+                    n = total - len(pending)
+                    self.progress(f"[{self.prefix}] {n:>3}/{total} {h:<8} running ({self.role(h)})")
                 elif state.get("Status") in ("exited", "dead"):
                     tail = c.logs(tail=5).decode(errors="replace").strip()
                     raise DockerError(

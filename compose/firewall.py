@@ -14,10 +14,27 @@ import shlex
 import shutil
 import subprocess
 
+#: the iptables command: ``iptables`` unless :func:`use_backend_of` found the chain in the
+#: other backend (a container's iptables-nft on a host whose Docker uses iptables-legacy)
+IPTABLES = ["iptables"]
+
 
 def iptables(args: list[str]) -> subprocess.CompletedProcess[str]:
     """``iptables -w ARGS`` (waiting for the xtables lock), output captured, never raising."""
-    return subprocess.run(["iptables", "-w", *args], capture_output=True, text=True, check=False)
+    return subprocess.run([*IPTABLES, "-w", *args], capture_output=True, text=True, check=False)
+
+
+def use_backend_of(chain: str) -> bool:
+    """Make :func:`iptables` the command (``iptables``, else ``iptables-legacy``) in whose
+    tables ``chain`` exists; False when neither has it (or iptables is not installed)."""
+    for cmd in ("iptables", "iptables-legacy"):
+        if shutil.which(cmd) is None:
+            continue
+        r = subprocess.run([cmd, "-w", "-S", chain], capture_output=True, check=False)
+        if r.returncode == 0:
+            IPTABLES[:] = [cmd]
+            return True
+    return False
 
 
 def accept_within(bridge: str, comment: str) -> list[str]:

@@ -12,9 +12,10 @@ Debian's ``docker-compose``) runs the same testbed as the namespace backend:
   file only, each key manager the KM channel key of each of its QKD links only
   (``./secrets/A-B.seed`` or ``.sync`` next to the compose file, at
   ``/run/qkdnet/secrets/``), given by ``--seed-file`` / one ``--sync-key-file`` each (see
-  :mod:`compose.keyfiles`). ``qkdnet up --backend docker`` writes fresh files there; before
-  a plain ``docker compose up`` run ``qkdnet compose secrets TOPOLOGY`` (without them the
-  emulators and proxies exit with status 2 and one line).
+  :mod:`compose.keyfiles`). The guard service writes fresh files there on every ``up``.
+- the first service, ``qkdnet-guard`` (:func:`guard_service`, :mod:`compose.guard`), adds
+  the firewall rules below and writes the secrets; every host service ``depends_on`` it
+  being healthy, and it removes both when ``down`` stops it, last.
 - container ``PREFIX-HOST`` (``qk-tn1``), hostname ``HOST``; GMPLS roles (node, pce) get
   ``NET_ADMIN`` and ``NET_RAW`` (raw OSPF and RSVP sockets, multicast membership);
   ``init: true`` so that SIGTERM reaches the daemon and ``docker stop`` is quick; IPv6 off
@@ -33,8 +34,7 @@ gateways, ``init`` and ``sysctls`` in it (its 3.x schemas reject the gateway), a
 On hosts whose kernel hands bridged frames to iptables (``br_netfilter``, which Docker
 turns on), Docker's isolation rule for internal networks drops multicast (OSPF's
 224.0.0.5/6 is not inside the subnet), so the testbed needs one ACCEPT rule per bridge in
-``DOCKER-USER``: ``qkdnet up --backend docker`` adds them; with plain ``docker compose
-up`` run ``qkdnet compose firewall TOPOLOGY`` (see :mod:`compose.docker`, docs/docker.md).
+``DOCKER-USER``: the guard adds them (see :mod:`compose.docker`, docs/docker.md).
 """
 
 from __future__ import annotations
@@ -59,6 +59,11 @@ CONTAINER_SECRETS_DIR = "/run/qkdnet/secrets"
 #: kinds that open raw sockets (OSPF, IP protocol 89; RSVP, 46) and join multicast groups
 GMPLS_KINDS = ("node", "pce")
 LABEL = "org.qkdnet"
+#: the service that adds the firewall rules and writes the secrets (:mod:`compose.guard`);
+#: host names cannot contain ``-``, so it never clashes with a host
+GUARD = "qkdnet-guard"
+#: the file its healthcheck tests (:data:`compose.guard.READY`)
+GUARD_READY = "/run/qkdnet-guard.ready"
 
 
 class _Flow(list[str]):
@@ -115,6 +120,42 @@ def command(topo: Topology, host: str, topology_in_container: str) -> list[str]:
     )
 
 
+def guard_service(
+    topo: Topology, topology_mount: str, image: str, secrets_mount: str
+) -> dict[str, Any]:
+    """The ``qkdnet-guard`` service (:mod:`compose.guard`): on the host's network with
+    ``NET_ADMIN`` to add the DOCKER-USER rules, writing fresh secrets into the secrets
+    folder; healthy once both are done; removes both when stopped."""
+    inside = f"{CONTAINER_TOPOLOGY_DIR}/{topo.name}.yaml"
+    secrets_inside = CONTAINER_SECRETS_DIR
+    return {
+        "image": image,
+        "container_name": container_name(topo.prefix, GUARD),
+        "init": True,
+        "network_mode": "host",
+        "cap_add": _Flow(["NET_ADMIN", "NET_RAW"]),
+        "command": _Flow(
+            ["python", "-m", "compose.guard", "--topology", inside, "--secrets", secrets_inside]
+        ),
+        "volumes": [
+            f"{topology_mount}:{inside}:ro",
+            f"{secrets_mount}:{CONTAINER_SECRETS_DIR}",
+        ],
+        "healthcheck": {
+            "test": _Flow(["CMD", "test", "-e", GUARD_READY]),
+            "interval": "1s",
+            "timeout": "5s",
+            "retries": 120,
+        },
+        "stop_grace_period": "10s",
+        "labels": {
+            f"{LABEL}.topology": topo.name,
+            f"{LABEL}.prefix": topo.prefix,
+            f"{LABEL}.role": GUARD,
+        },
+    }
+
+
 def compose_doc(
     topo: Topology,
     topology_mount: str,
@@ -127,7 +168,7 @@ def compose_doc(
     Without ``daemons`` every container sleeps (the network only, like ``up --no-daemons``).
     ``secrets_mount`` is the host-side folder of the secret files, named the same way."""
     inside = f"{CONTAINER_TOPOLOGY_DIR}/{topo.name}.yaml"
-    services: dict[str, Any] = {}
+    services: dict[str, Any] = {GUARD: guard_service(topo, topology_mount, image, secrets_mount)}
     secret_files = keyfiles.files(topo) if daemons else {}
     for h in topo.hosts.values():
         svc: dict[str, Any] = {
@@ -148,6 +189,7 @@ def compose_doc(
         for _, f in secret_files.get(h.name, ()):
             svc["volumes"].append(f"{secrets_mount}/{f}:{CONTAINER_SECRETS_DIR}/{f}:ro")
         svc["networks"] = {d: {"ipv4_address": str(a)} for d, a in sorted(h.interfaces.items())}
+        svc["depends_on"] = {GUARD: {"condition": "service_healthy"}}
         svc["labels"] = {
             f"{LABEL}.topology": topo.name,
             f"{LABEL}.prefix": topo.prefix,
@@ -203,10 +245,11 @@ def render(
         f"# Generated from the topology {topo.name!r} by\n"
         f"#   qkdnet compose render {shown} -o docker-compose.yml\n"
         "# Do not edit: change the topology and render again (a test checks it is current).\n"
-        "# Run it with `qkdnet up --backend docker` (adds the DOCKER-USER rules multicast needs)\n"
-        "# or `docker compose up -d` / `docker-compose up -d` after `qkdnet compose firewall\n"
-        f"# {shown}` and `qkdnet compose secrets {shown}` (fresh key\n"
-        "# material in ./secrets/); the image comes from `make image`. See docs/docker.md.\n"
+        "# Run it with `docker compose up -d` or `docker-compose up -d` (as root or in the\n"
+        "# docker group), stop it with `docker compose down`: the qkdnet-guard service adds the\n"
+        "# DOCKER-USER rules multicast needs and writes fresh key material into ./secrets/\n"
+        "# before any daemon starts, and removes both when stopped. The image comes from\n"
+        "# `make image`. See docs/docker.md.\n"
     )
     body = yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=100)
     return header + body

@@ -60,7 +60,7 @@ def test_cli_check_flag(tmp_path: Path) -> None:
 def test_one_service_per_host_with_its_static_addresses(doc: dict) -> None:
     topo = load(PAPER)
     assert doc["version"] == "2.4"
-    assert set(doc["services"]) == set(topo.hosts) and len(doc["services"]) == 11
+    assert set(doc["services"]) == {*topo.hosts, "qkdnet-guard"} and len(topo.hosts) == 11
     for name, h in topo.hosts.items():
         svc = doc["services"][name]
         assert svc["image"] == "qkdnet:latest"
@@ -69,6 +69,35 @@ def test_one_service_per_host_with_its_static_addresses(doc: dict) -> None:
         assert svc["networks"] == {d: {"ipv4_address": str(a)} for d, a in h.interfaces.items()}
         assert svc["volumes"][0] == "./topologies/paper.yaml:/etc/qkdnet/paper.yaml:ro"
         assert svc["sysctls"]["net.ipv4.ip_forward"] == "0"
+        assert svc["depends_on"] == {"qkdnet-guard": {"condition": "service_healthy"}}
+
+
+def test_the_guard_adds_the_rules_and_writes_the_secrets_before_any_daemon(doc: dict) -> None:
+    """One service on the host's network with NET_ADMIN runs compose.guard (rules, fresh
+    secrets into ./secrets, healthy when both are done); every host waits for it."""
+    g = doc["services"]["qkdnet-guard"]
+    assert g["image"] == "qkdnet:latest" and g["container_name"] == "qk-qkdnet-guard"
+    assert g["network_mode"] == "host" and "networks" not in g
+    assert g["cap_add"] == ["NET_ADMIN", "NET_RAW"] and g["init"] is True
+    assert g["command"] == [
+        *["python", "-m", "compose.guard", "--topology", "/etc/qkdnet/paper.yaml"],
+        *["--secrets", "/run/qkdnet/secrets"],
+    ]
+    assert g["volumes"] == [
+        "./topologies/paper.yaml:/etc/qkdnet/paper.yaml:ro",
+        "./secrets:/run/qkdnet/secrets",
+    ]
+    assert g["healthcheck"]["test"] == ["CMD", "test", "-e", "/run/qkdnet-guard.ready"]
+    assert g["labels"]["org.qkdnet.prefix"] == "qk" and "org.qkdnet.host" not in g["labels"]
+    assert "depends_on" not in g
+
+
+def test_nothing_secret_in_the_file() -> None:
+    """No key material: the file names secret files only; it is the same whatever the
+    secrets are (rendering twice gives the same text)."""
+    topo = load(PAPER)
+    assert render.render(topo, ROOT) == render.render(topo, ROOT)
+    assert "deterministic" not in CHECKED_IN.read_text()
 
 
 def test_commands_and_capabilities_by_kind(doc: dict) -> None:
@@ -102,6 +131,8 @@ def test_each_container_mounts_only_its_own_secret_read_only(doc: dict) -> None:
         "idqB": "idqA-idqB.seed",
     }
     for name, svc in doc["services"].items():
+        if name == "qkdnet-guard":
+            continue
         secret = [v for v in svc["volumes"] if "secrets" in v]
         f = own.get(name)
         assert secret == ([f"./secrets/{f}:/run/qkdnet/secrets/{f}:ro"] if f else []), name

@@ -1,0 +1,94 @@
+"""``qkdnet wait``'s reading of convergence (compose/converge.py), on a scripted testbed:
+the routers' ``show ip ospf neighbor json`` and the PCE's ``show ted json`` as the daemons
+print them, no sockets, a virtual clock."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from compose import converge
+from compose.cliclient import CliError
+from gmpls.topology import load
+
+PAPER = Path(__file__).resolve().parents[2] / "topologies" / "paper.yaml"
+
+
+def _nbrs(*states: str) -> str:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for i, s in enumerate(states):
+        out[f"10.1.1.{i + 10}"] = [{"nbrState": s, "state": f"{s}/DROther"}]
+    return json.dumps({"neighbors": out})
+
+
+class ScriptedBed:
+    """Round r answers with script[r] (the last round repeats)."""
+
+    prefix = "qk"
+
+    def __init__(self, script: list[dict[str, Any]]) -> None:
+        self.topology = load(PAPER)
+        self.script = script
+        self.round = 0
+
+    def cli(self, host: str, command: str, via: str | None = None, timeout: float = 10) -> str:
+        step = self.script[min(self.round, len(self.script) - 1)]
+        if command == "show ted json":
+            if step["ted"] is None:
+                raise CliError("connection refused")
+            return json.dumps({"nodes": [{"router_id": f"10.1.1.{i}"} for i in step["ted"]]})
+        answer = step.get(host, step["routers"])
+        if answer is None:
+            raise CliError("connection refused")
+        return str(answer)
+
+
+def _run(bed: ScriptedBed, timeout: float = 100) -> tuple[converge.Snapshot, float, list[str]]:
+    t = [0.0]
+    lines: list[str] = []
+
+    def sleep(s: float) -> None:
+        t[0] += s
+        bed.round += 1
+
+    snap, took = converge.wait(bed, lines.append, timeout, clock=lambda: t[0], sleep=sleep)  # type: ignore[arg-type]
+    return snap, took, lines
+
+
+def test_converges_when_every_router_is_adjacent_and_the_ted_is_complete() -> None:
+    bed = ScriptedBed(
+        [
+            {"routers": None, "ted": None},
+            {"routers": _nbrs("Init"), "ted": []},
+            {"routers": _nbrs("Full", "ExStart"), "ted": [1, 2]},
+            {"routers": _nbrs("Full", "2-Way"), "ted": [1, 2, 3, 4]},
+            {"routers": _nbrs("Full", "2-Way"), "ted": [1, 2, 3, 4, 5]},
+        ]
+    )
+    snap, took, lines = _run(bed)
+    assert snap.converged and took == 4.0
+    assert snap.routers == 6 and sorted(snap.adjacent) == ["pce", "tn1", "tn2", "tn3", "tn4", "tn5"]
+    assert snap.ted_nodes == 5 == snap.ted_want
+    # one line per change, the last says converged; each names what is waited for
+    assert len(lines) == 5
+    assert "no CLI yet" in lines[0] and "PCE TED ?/5 nodes" in lines[0]
+    assert "neighbours Init" in lines[1] and "+2 more" in lines[1]
+    assert "neighbours ExStart" in lines[2] and "PCE TED 2/5" in lines[2]
+    assert "6/6 routers adjacent" in lines[3] and "PCE TED 4/5" in lines[3]
+    assert lines[4].startswith("[qk] converged after 4.0 s: OSPF: 6/6 routers adjacent")
+
+
+def test_times_out_with_a_heartbeat_and_says_who_is_waiting() -> None:
+    stuck = {"routers": _nbrs("Full"), "tn3": _nbrs("Full", "Loading"), "ted": [1, 2, 3, 4, 5]}
+    snap, took, lines = _run(ScriptedBed([stuck]), timeout=25)
+    assert not snap.converged and took > 25
+    assert snap.waiting == {"tn3": "neighbours Loading"}
+    assert snap.as_json()["waiting"] == {"tn3": "neighbours Loading"}
+    # nothing changes: the first line, then one every HEARTBEAT seconds
+    assert len(lines) == 3 and all("tn3 neighbours Loading" in ln for ln in lines)
+
+
+def test_a_router_without_neighbours_is_not_adjacent() -> None:
+    snap = converge.snapshot(ScriptedBed([{"routers": _nbrs(), "ted": [1, 2, 3, 4, 5]}]))  # type: ignore[arg-type]
+    assert not snap.converged and set(snap.waiting.values()) == {"no neighbour yet"}
