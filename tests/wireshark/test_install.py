@@ -92,6 +92,10 @@ def test_demo_with_capture_prints_the_tshark_commands(
         def __init__(self, *args: object, **kwargs: object) -> None:
             pass
 
+        @classmethod
+        def prefixes_up(cls) -> list[str]:
+            return []  # nothing up: the demo brings its own testbed
+
     monkeypatch.setitem(cli.BACKENDS, "netns", Bed)  # type: ignore[arg-type]
     monkeypatch.setattr(demo, "run", lambda *a, **k: (result, roles))
     paper = Path(__file__).resolve().parents[2] / "topologies" / "paper.yaml"
