@@ -327,13 +327,13 @@ def _qkd_links_text(d: dict[str, Any]) -> str:
         f"QKD links: {len(d['links'])} between {len(d['sites'])} sites; commitments "
         f"{d['committed']} made, {d['released']} released (hold {d['hold_s']:g} s)",
         f"{'site A':<16} {'site B':<16} {'state':<6} {'rate b/s':>9} {'stock bits':>11} "
-        f"{'committed':>10} {'free b/s':>9} services",
+        f"{'committed':>10} {'free b/s':>11} services",
     ]
     for lk in d["links"]:
         state = ("up" if lk["up"] else "down") if lk["two_way"] else "1-way"
         lines.append(
             f"{lk['a']:<16} {lk['b']:<16} {state:<6} {lk['rate_bps']:>9} {lk['stock_bits']:>11} "
-            f"{lk['committed_bps']:>10g} {lk['free_bps']:>9g} {' '.join(lk['services']) or '-'}"
+            f"{lk['committed_bps']:>10.0f} {lk['free_bps']:>11.0f} {' '.join(lk['services']) or '-'}"
         )
     return "\n".join(lines)
 
