@@ -22,6 +22,7 @@ from gmpls.rsvp import examples as ex
 from gmpls.rsvp.core import RsvpCore
 from gmpls.topology import LocalTeLink
 from node_agent.rsvp import RsvpAgent, _ipv4_payload
+from tests.support import captures
 
 pytestmark = pytest.mark.netns
 
@@ -116,6 +117,19 @@ def capture(tmp_path: Path) -> Iterator[Path]:
         proc.wait(timeout=10)
 
 
+async def _captured(pcap: Path, src: IPv4Address, dst: IPv4Address, msg: int) -> None:
+    """Wait (up to 10 s) until ``pcap`` holds an RSVP message of type ``msg`` from ``src``
+    to ``dst``."""
+    for _ in range(200):
+        if any(
+            p.proto == 46 and p.src == src and p.dst == dst and p.payload[1:2] == bytes([msg])
+            for p in captures.packets(pcap)
+        ):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no RSVP message {msg} from {src} to {dst} in {pcap}")
+
+
 async def test_paper_lsp_over_raw_sockets(nodes: dict[str, Node], capture: Path) -> None:
     head, tail = nodes["tn1"], nodes["tn5"]
     await nodes["tn2"].wait_for(E.NeighborUp)
@@ -138,7 +152,9 @@ async def test_paper_lsp_over_raw_sockets(nodes: dict[str, Node], capture: Path)
     assert isinstance(neighbors, list)
     assert {x["address"] for x in neighbors} == {"127.0.1.2", "127.0.1.4"}
     assert all(x["up"] for x in neighbors)
-    await asyncio.sleep(0.3)  # let tcpdump flush
+    # the tail saw the last PathTear; wait until tcpdump has written it too (a loaded
+    # machine may take longer than any fixed pause)
+    await _captured(capture, IPv4Address("127.0.1.4"), IPv4Address("127.0.1.5"), 5)
     tshark = shutil.which("tshark")
     assert tshark
     out = subprocess.run(
