@@ -46,7 +46,7 @@ from ipaddress import IPv4Address, IPv6Address
 from typing import Any, ClassVar, Self, TypeVar, dataclass_transform
 
 from gmpls.errors import EncodeError
-from gmpls.wire import Reader
+from gmpls.wire import Reader, ipv4_of
 
 Convert = Callable[[Any], Any]
 #: what a keyword may say of a fixed field (see the module doc)
@@ -74,7 +74,7 @@ _KINDS: dict[str, tuple[str, Convert | None, Convert | None]] = {
     "i32": ("i", None, None),
     "u64": ("Q", None, None),
     "f32": ("f", None, None),
-    "ipv4": ("4s", IPv4Address, _packed),
+    "ipv4": ("4s", ipv4_of, _packed),
     "ipv6": ("16s", IPv6Address, _packed),
 }
 

@@ -20,6 +20,23 @@ _U32 = struct.Struct("!I")
 _U64 = struct.Struct("!Q")
 _F32 = struct.Struct("!f")
 
+#: addresses decoded so far, by their four bytes: a network has few of them, and an
+#: ``IPv4Address`` made from bytes costs more than a look-up (the objects are immutable,
+#: so every decoder may share them); cleared when it grows past :data:`_IPV4_MAX`
+_IPV4: dict[builtins.bytes, ipaddress.IPv4Address] = {}
+_IPV4_MAX = 1 << 16
+
+
+def ipv4_of(packed: builtins.bytes) -> ipaddress.IPv4Address:
+    """The address whose four bytes are ``packed`` (``IPv4Address(packed)``, shared)."""
+    a = _IPV4.get(packed)
+    if a is None:
+        a = ipaddress.IPv4Address(packed)
+        if len(_IPV4) >= _IPV4_MAX:
+            _IPV4.clear()
+        _IPV4[bytes(packed)] = a
+    return a
+
 
 class Reader:
     """A cursor over an immutable byte string that never reads past ``end``."""
@@ -81,7 +98,7 @@ class Reader:
 
     def ipv4(self, field: str) -> ipaddress.IPv4Address:
         p = self._need(4, field)
-        return ipaddress.IPv4Address(self.data[p : p + 4])
+        return ipv4_of(bytes(self.data[p : p + 4]))
 
     def ipv6(self, field: str) -> ipaddress.IPv6Address:
         p = self._need(16, field)

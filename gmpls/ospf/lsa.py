@@ -52,6 +52,12 @@ class LSAKey:
     def __str__(self) -> str:
         return f"{self.ls_type}/{self.ls_id}/{self.adv_router}"
 
+    def __hash__(self) -> int:
+        # the addresses as integers: IPv4Address.__hash__ formats a hex string each time,
+        # and LSAKey is the key of the LSDB and of every per-neighbour list (equal keys
+        # still hash equal)
+        return hash((self.ls_type, int(self.ls_id), int(self.adv_router)))
+
 
 @layout("age:u16 options:u8 ls_type:u8 ls_id:ipv4 adv_router:ipv4 seq:i32 checksum:u16 length:u16")
 class LSAHeader(Wired):
@@ -350,8 +356,11 @@ class LSA:
         h = LSAHeader.decode(r)
         if h.length < LSA_HEADER_LEN:
             raise r.fail("length", f"{h.length} is shorter than the header")
-        r.bytes(h.length - LSA_HEADER_LEN, f"lsa[{h.key}]")
-        wire = bytes(r.data[start : r.pos])
+        end = start + h.length
+        if end > r.end:  # the error names the LSA: only then is its key formatted
+            r.bytes(h.length - LSA_HEADER_LEN, f"lsa[{h.key}]")
+        r.pos = end
+        wire = bytes(r.data[start:end])
         if verify and not fletcher_ok(wire[2:]):
             raise DecodeError(f"{r.where}.checksum", f"bad Fletcher checksum in LSA {h.key}")
         return cls(h, wire=wire)

@@ -24,7 +24,7 @@ from gmpls.layout import Records, Repeat, Wired, layout
 from gmpls.ospf.constants import HEADER_LEN, LSA_HEADER_LEN, VERSION, AuType, PacketType
 from gmpls.ospf.lsa import LSA, LSAHeader, LSAKey
 from gmpls.registry import Registry
-from gmpls.wire import Reader
+from gmpls.wire import Reader, ipv4_of
 
 BODIES: Registry[Any] = Registry("ospf.packet", attrs=("TYPE",))
 
@@ -127,30 +127,40 @@ def decode(data: bytes, *, verify_checksum: bool = True) -> Packet:
     The error field ``ospf.header.checksum`` is a bad checksum, ``ospf.header.version`` a
     wrong version, anything else a truncated or inconsistent packet.
     """
-    r = Reader(data, "ospf.header")
-    version = r.u8("version")
+    if len(data) < HEADER_LEN:
+        _short_header(data)
+    version, ptype, length, rid, area, checksum, autype, auth_data = _HDR.unpack_from(data)
     if version != VERSION:
-        raise r.fail("version", f"{version}, expected {VERSION}")
-    ptype = r.u8("type")
-    length = r.u16("length")
+        raise DecodeError("ospf.header.version", f"{version}, expected {VERSION}")
     if length < HEADER_LEN or length > len(data):
-        raise r.fail("length", f"{length} with {len(data)} bytes received")
-    router_id = r.ipv4("router_id")
-    area_id = r.ipv4("area_id")
-    checksum = r.u16("checksum")
-    autype = r.u16("autype")
-    auth_data = r.bytes(8, "auth")
+        raise DecodeError("ospf.header.length", f"{length} with {len(data)} bytes received")
+    router_id, area_id = ipv4_of(rid), ipv4_of(area)
     if verify_checksum and autype != AuType.CRYPTOGRAPHIC:
         calc = inet_checksum(data[:12] + b"\x00\x00" + data[14:16] + data[HEADER_LEN:length])
         if calc != checksum:
             raise DecodeError("ospf.header.checksum", f"{checksum:#06x}, computed {calc:#06x}")
     cls = BODIES.get(ptype)
     if cls is None:
-        raise r.fail("type", f"unknown OSPF packet type {ptype}")
+        raise DecodeError("ospf.header.type", f"unknown OSPF packet type {ptype}")
     body_r = Reader(data, f"ospf.{cls.__name__}", HEADER_LEN, length)
     body = cls.decode_body(body_r)
     body_r.expect_end("end")
     return Packet(router_id, area_id, body, Auth(autype, auth_data), bytes(data[length:]))
+
+
+def _short_header(data: bytes) -> None:
+    """Raise the error for a packet shorter than the header: a wrong version if the first
+    byte says so, else the first field that is not there (the checks of :func:`decode`,
+    in its order)."""
+    r = Reader(data, "ospf.header")
+    version = r.u8("version")
+    if version != VERSION:
+        raise r.fail("version", f"{version}, expected {VERSION}")
+    r.u8("type")
+    length = r.u16("length")
+    if length < HEADER_LEN or length > len(data):
+        raise r.fail("length", f"{length} with {len(data)} bytes received")
+    raise AssertionError("a length of at least the header's fits no shorter packet")
 
 
 @BODIES.register(PacketType.HELLO)
