@@ -193,8 +193,12 @@ def decode_subobjects(
     out: list[Subobject] = []
     i = 0
     while not r.at_end():
-        first = r.u8(f"[{i}].type")
-        length = r.u8(f"[{i}].length")
+        p = r.pos
+        if r.end - p < 2:  # the error names the field missing (formatted only then)
+            r.u8(f"[{i}].type")
+            r.u8(f"[{i}].length")
+        first, length = r.data[p], r.data[p + 1]
+        r.pos = p + 2
         if length < 4 or length % 4:
             raise r.fail(f"[{i}].length", f"{length} is not a multiple of 4 of at least 4")
         body = r.sub(length - 2, f"[{i}]")

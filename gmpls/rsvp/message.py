@@ -106,7 +106,7 @@ class Message:
         elif self.parts:
             raise EncodeError("rsvp.parts", f"a {self.name} message has no sub-messages")
         else:
-            body = b"".join(encode_object(o) for o in self.objects)
+            body = _encode_objects(self.objects)
         length = HEADER_LEN + len(body)
         if length > 0xFFFF:
             raise EncodeError("rsvp.length", f"{length} bytes is too long")
@@ -134,6 +134,27 @@ class Message:
             if c not in present:
                 raise DecodeError(f"rsvp.{name}", f"missing mandatory {ClassNum(c).name} object")
         return cls(msg_type, tuple(objs), ttl, flags)
+
+
+#: the encoded objects of the messages sent last, by the identity of their tuple: a
+#: refresh sends the same objects again (RFC 2205 §3.1: the same Path or Resv, only the
+#: header flags may differ), so they are encoded once. Objects are frozen, and an entry
+#: holds its tuple, so an id is not reused while cached. Bounded: cleared when full.
+_ENCODED: dict[int, tuple[tuple[RsvpObject, ...], bytes]] = {}
+_ENCODED_MAX = 512
+
+
+def _encode_objects(objects: tuple[RsvpObject, ...]) -> bytes:
+    if type(objects) is not tuple:  # a list could change after it was encoded
+        return b"".join(encode_object(o) for o in objects)
+    hit = _ENCODED.get(id(objects))
+    if hit is not None and hit[0] is objects:
+        return hit[1]
+    body = b"".join(encode_object(o) for o in objects)
+    if len(_ENCODED) >= _ENCODED_MAX:
+        _ENCODED.clear()
+    _ENCODED[id(objects)] = (objects, body)
+    return body
 
 
 def _header(data: bytes) -> tuple[int, int, int]:

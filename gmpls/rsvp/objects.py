@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import struct
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, Self
 
@@ -767,13 +768,19 @@ class UnknownObject(_RawObject):
 
 
 _CLASS_NAMES = {c.value: c.name for c in ClassNum}
+#: the object header (RFC 2205 §3.1.2): length, Class-Num, C-Type
+_OBJECT_HEADER = struct.Struct("!HBB")
 
 
 def decode_object(r: Reader, i: int) -> RsvpObject | None:
     """One object from ``r``; ``None`` for an unknown class ``10bbbbbb`` (dropped)."""
-    length = r.u16(f"object[{i}].length")
-    class_num = r.u8(f"object[{i}].class_num")
-    c_type = r.u8(f"object[{i}].c_type")
+    p = r.pos
+    if r.end - p < 4:  # the error names the first field missing (formatted only then)
+        r.u16(f"object[{i}].length")
+        r.u8(f"object[{i}].class_num")
+        r.u8(f"object[{i}].c_type")
+    length, class_num, c_type = _OBJECT_HEADER.unpack_from(r.data, p)
+    r.pos = p + 4
     if length < 4 or length % 4:
         raise r.fail(f"object[{i}].length", f"{length} is not a multiple of 4 of at least 4")
     name = _CLASS_NAMES.get(class_num) or str(class_num)
