@@ -141,6 +141,8 @@ class Interface:
     ack_at: float | None = None
     counters: dict[str, int] = field(default_factory=dict)
     crypto_seq: int = 0
+    #: the last Hello sent and its bytes, sent again while nothing in it changes
+    hello_sent: tuple[P.Hello, bytes] | None = None
 
     @property
     def name(self) -> str:
@@ -275,8 +277,7 @@ class OspfRouter:
         if isinstance(event, Received):
             iface = self.interfaces.get(event.ifname)
             if iface is not None and iface.state not in _SILENT and not iface.config.passive:
-                src, dst = IPv4Address(event.src), IPv4Address(event.dst)
-                self._receive(iface, bytes(event.data), src, dst, now)
+                self._receive(iface, bytes(event.data), _ip(event.src), _ip(event.dst), now)
         elif isinstance(event, Tick):
             self._timers(now)
         elif isinstance(event, InterfaceUp):
@@ -731,7 +732,16 @@ class OspfRouter:
             iface.bdr,
             nbrs,
         )
+        if iface.config.auth.autype == AuType.CRYPTOGRAPHIC:  # a new sequence number each
+            self._send(iface, ALL_SPF_ROUTERS, hello)
+            return
+        sent = iface.hello_sent
+        if sent is not None and sent[0] == hello:  # unchanged: the same bytes again
+            iface.count("tx_packets")
+            self._out.append(Send(iface.name, ALL_SPF_ROUTERS, sent[1]))
+            return
         self._send(iface, ALL_SPF_ROUTERS, hello)
+        iface.hello_sent = (hello, self._out[-1].data)  # type: ignore[union-attr]
 
     def _recv_hello(
         self, iface: Interface, rid: IPv4Address, src: IPv4Address, h: P.Hello, now: float
@@ -1358,7 +1368,10 @@ class OspfRouter:
                     self._originate(key, body, options, now, force=True)
                 else:
                     del self._originated_at[key]
-        self._age(now)
+        # the LSDB scan only when an LSA may have reached MaxAge or one waits for removal
+        # (_next_age_check is kept by _finish and _age; a Tick for a Hello skips it)
+        if self._next_age_check is not None and now >= self._next_age_check:
+            self._age(now)
 
     def _retransmit(self, iface: Interface, n: Neighbor, now: float) -> None:
         if not n.rxmt or n.state < NbrState.EXCHANGE:
@@ -1439,6 +1452,11 @@ def _transition(
     if entry is None:
         log.debug("%s %s %s: event %s ignored in %s", router, kind, who, ev.name, state.name)
     return entry
+
+
+def _ip(a: IPv4Address | str) -> IPv4Address:
+    """``a`` as an address (IPv4Address of an IPv4Address formats and parses it again)."""
+    return a if isinstance(a, IPv4Address) else IPv4Address(a)
 
 
 def _opaque_capable(n: Neighbor) -> bool:
