@@ -43,6 +43,7 @@ from gmpls.ospf.fsm import IfState
 from gmpls.ospf.lsa import LSA
 from gmpls.ospf.router import OspfRouter
 from gmpls.topology import Topology
+from gmpls.wire import ipv4_of
 
 log = logging.getLogger("daemonkit.ospf")
 
@@ -237,7 +238,7 @@ class OspfSpeaker:
             ihl = (pkt[0] & 0x0F) * 4
             total = int.from_bytes(pkt[2:4], "big")
             end = total if ihl <= total <= len(pkt) else len(pkt)
-            src, dst = IPv4Address(pkt[12:16]), IPv4Address(pkt[16:20])
+            src, dst = ipv4_of(pkt[12:16]), ipv4_of(pkt[16:20])
             if src == own:
                 continue
             self.counters["rx"] += 1
@@ -363,7 +364,7 @@ class OspfSpeaker:
                     "bdr": str(a.bdr),
                 },
             )
-        elif isinstance(a, E.LsdbChanged):
+        elif isinstance(a, E.LsdbChanged) and log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "ospf lsdb changed: %d LSAs",
                 len(a.keys),
