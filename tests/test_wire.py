@@ -16,3 +16,17 @@ def test_u64_round_trip_and_truncation() -> None:
     with pytest.raises(DecodeError) as e:
         Reader(bytes(7), "t").u64("key_id")
     assert e.value.field == "t.key_id"
+
+
+def test_ipv4_addresses_are_shared_and_the_cache_bounded() -> None:
+    from ipaddress import IPv4Address
+
+    from gmpls import wire
+
+    a = Reader(bytes([10, 0, 0, 1]) * 2, "t")
+    first, second = a.ipv4("a"), a.ipv4("b")
+    assert first == IPv4Address("10.0.0.1") and second is first
+    wire._IPV4.clear()
+    for i in range(wire._IPV4_MAX + 5):
+        assert wire.ipv4_of(i.to_bytes(4, "big")) == IPv4Address(i)
+        assert len(wire._IPV4) <= wire._IPV4_MAX
