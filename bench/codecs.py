@@ -61,7 +61,9 @@ def codec(label: str, obj: Any, decode: Callable[[bytes], object]) -> Case:
 
 # ---------------------------------------------------------------- OSPF
 
-OA, OB, OX = IPv4Address("10.0.0.1"), IPv4Address("10.0.0.2"), IPv4Address("10.0.9.9")
+OA, OB = IPv4Address("10.0.0.1"), IPv4Address("10.0.0.2")
+#: the advertising routers of the LSAs B floods to A: new instances, and the same again
+OX, OY = IPv4Address("10.0.9.9"), IPv4Address("10.0.9.10")
 
 
 def ospf_pair() -> tuple[Any, Any, float, bytes]:
@@ -147,7 +149,7 @@ def ospf_handle_cases(quick: bool) -> list[Case]:
             limit=n_new,
         )
     )
-    four = tuple(_rebuilt(x, OX, INITIAL_SEQUENCE) for x in ex.ls_update().body.lsas)
+    four = tuple(_rebuilt(x, OY, INITIAL_SEQUENCE) for x in ex.ls_update().body.lsas)
     dup = _lsu_from_b(four)
     t_dup = now + 1.1 * (n_new + 2)
     a.handle(rx("p2p", dup, OB, ALL_SPF_ROUTERS), t_dup)
