@@ -32,22 +32,27 @@ class LspKey:
     ext_tunnel_id: IPv4Address
     sender: IPv4Address
     lsp_id: int
+    #: the hash, computed once: LspKey is the key of every per-LSP dict and heap, looked
+    #: up many times per message and timer
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # the addresses as integers: IPv4Address.__hash__ formats a hex string each time
+        # (equal keys still hash equal)
+        key = (
+            int(self.tunnel_end),
+            self.tunnel_id,
+            int(self.ext_tunnel_id),
+            int(self.sender),
+            self.lsp_id,
+        )
+        object.__setattr__(self, "_hash", hash(key))
 
     def __str__(self) -> str:
         return f"{self.ext_tunnel_id}->{self.tunnel_end}#{self.tunnel_id}/{self.lsp_id}"
 
     def __hash__(self) -> int:
-        # the addresses as integers: IPv4Address.__hash__ formats a hex string each time,
-        # and LspKey is the key of every per-LSP dict (equal keys still hash equal)
-        return hash(
-            (
-                int(self.tunnel_end),
-                self.tunnel_id,
-                int(self.ext_tunnel_id),
-                int(self.sender),
-                self.lsp_id,
-            )
-        )
+        return self._hash
 
 
 @dataclass(frozen=True, slots=True)
