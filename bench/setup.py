@@ -14,7 +14,7 @@ host over one telnet session to tn1:
 Setup time is what tn1 measures for each service: from the CLI command (PCReq) to the
 Resv that makes it up (PCEP + ETSI 004 keying at both ends + RSVP Path/Resv over four
 hops). setups/s: services up divided by the time from the first create to the last one
-up. The sequential run also prints the median of each leg of the head's setup stages
+up. Both runs also print the median of each leg of the head's setup stages
 (``show qe-service json`` ``stages``, docs/qe-service.md#setup-stages) and the failures'
 reasons. The paper measured about 300 ms for one setup; the goal here is p50 <= 10 ms, p99 <=
 30 ms and >= 200 setups/s. Figures depend on the machine (and on what else runs on it).
@@ -108,7 +108,8 @@ def summary(name: str, setups: list[float], span: float, failed: int, retries: i
 #: median time: where a sequential setup spends it
 LEGS = (
     ("pcreq", "pcrep", "PCEP (PCReq -> PCRep)"),
-    ("pcrep", "etsi_open", "PCRep -> QKD_OPEN out (RSVP, queue)"),
+    ("pcrep", "session_asked", "PCRep -> RSVP asks for the key session"),
+    ("session_asked", "etsi_open", "queued behind max_keying"),
     ("etsi_open", "etsi_opened", "QKD_OPEN at the head (sync round trip)"),
     ("etsi_opened", "path_out", "CONNECT + GET_KEY at the head"),
     ("path_out", "up", "Path to tn5, tn5's ETSI 004, Resv back"),
@@ -205,6 +206,7 @@ def concurrent(tb: NetnsTestbed, n: int) -> dict:
         out = summary(
             "concurrent", setups, end - start, n - len(up), st["counters"]["label_retries"]
         )
+        out["legs_ms"] = legs(up)
         out["cpu_s"] = {
             h: round(cpu1[h] - cpu0.get(h, 0.0), 2)
             for h in sorted(cpu1, key=lambda h: cpu0.get(h, 0.0) - cpu1[h])
