@@ -14,7 +14,9 @@ host over one telnet session to tn1:
 Setup time is what tn1 measures for each service: from the CLI command (PCReq) to the
 Resv that makes it up (PCEP + ETSI 004 keying at both ends + RSVP Path/Resv over four
 hops). setups/s: services up divided by the time from the first create to the last one
-up. The paper measured about 300 ms for one setup; the goal here is p50 <= 10 ms, p99 <=
+up. Both runs also print the median of each leg of the head's setup stages
+(``show qe-service json`` ``stages``, docs/qe-service.md#setup-stages) and the failures'
+reasons. The paper measured about 300 ms for one setup; the goal here is p50 <= 10 ms, p99 <=
 30 ms and >= 200 setups/s. Figures depend on the machine (and on what else runs on it).
 """
 
@@ -102,6 +104,32 @@ def summary(name: str, setups: list[float], span: float, failed: int, retries: i
     }
 
 
+#: the head's stages (show qe-service json "stages") between which the bench reports the
+#: median time: where a sequential setup spends it
+LEGS = (
+    ("pcreq", "pcrep", "PCEP (PCReq -> PCRep)"),
+    ("pcrep", "session_asked", "PCRep -> RSVP asks for the key session"),
+    ("session_asked", "etsi_open", "queued behind max_keying"),
+    ("etsi_open", "etsi_opened", "QKD_OPEN at the head (sync round trip)"),
+    ("etsi_opened", "path_out", "CONNECT + GET_KEY at the head"),
+    ("path_out", "up", "Path to tn5, tn5's ETSI 004, Resv back"),
+)
+
+
+def legs(services: list[dict]) -> dict[str, float]:
+    """The median of each leg of :data:`LEGS` over ``services`` (ms)."""
+    out: dict[str, float] = {}
+    for a, b, name in LEGS:
+        xs = []
+        for svc in services:
+            st = {x["stage"]: x["t_ms"] for x in svc.get("stages", [])}
+            if a in st and b in st:
+                xs.append(st[b] - st[a])
+        if xs:
+            out[name] = round(statistics.median(xs), 2)
+    return out
+
+
 def lab(topo: Path, run_dir: Path, prefix: str = PREFIX) -> NetnsTestbed:
     teardown(prefix, progress=lambda _l: None)
     tb = NetnsTestbed(topo, run_dir, prefix=prefix, progress=lambda _l: None)
@@ -119,6 +147,8 @@ def sequential(tb: NetnsTestbed, n: int) -> dict:
     setups: list[float] = []
     failed = 0
     t_busy = 0.0
+    errors: set[str] = set()
+    ups: list[dict] = []
     try:
         for _ in range(n):
             t = time.monotonic()
@@ -126,13 +156,19 @@ def sequential(tb: NetnsTestbed, n: int) -> dict:
             t_busy += time.monotonic() - t
             if s["state"] == "up":
                 setups.append(float(s["setup_ms"]))
+                ups.append(s)
             else:
                 failed += 1
+                errors.add(f"{s['state']}: {s.get('error')}")
             cli.json(f"qe-service delete {s['id']}")
         retries = cli.json("show qe-service")["counters"]["label_retries"]
     finally:
         cli.close()
-    return summary("sequential", setups, t_busy, failed, retries)
+    out = summary("sequential", setups, t_busy, failed, retries)
+    out["legs_ms"] = legs(ups)
+    if errors:
+        out["errors"] = sorted(errors)[:5]
+    return out
 
 
 def cpu_seconds(tb: NetnsTestbed) -> dict[str, float]:
@@ -170,6 +206,7 @@ def concurrent(tb: NetnsTestbed, n: int) -> dict:
         out = summary(
             "concurrent", setups, end - start, n - len(up), st["counters"]["label_retries"]
         )
+        out["legs_ms"] = legs(up)
         out["cpu_s"] = {
             h: round(cpu1[h] - cpu0.get(h, 0.0), 2)
             for h in sorted(cpu1, key=lambda h: cpu0.get(h, 0.0) - cpu1[h])
@@ -236,6 +273,8 @@ def main() -> int:
                 f"{s.get('p99', '-'):>8} {s.get('max', '-'):>8} {r['setups_per_s'] or '-':>9} "
                 f"{r['label_retries']:>8}"
             )
+            for name, ms in r.get("legs_ms", {}).items():
+                print(f"    median {ms:8.2f} ms  {name}")
             for e in r.get("errors", []):
                 print(f"    error: {e}")
             if "cpu_s" in r:

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from compose import converge, demo, draw, keyfiles, render, topogen, wireshark
+from compose import clab, converge, demo, draw, keyfiles, render, topogen, wireshark
 from compose.backend import Testbed, TestbedError, quiet
 from compose.cliclient import CliError
 from compose.docker import DockerTestbed, firewall_add, firewall_remove
@@ -249,7 +249,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_compose_render(args: argparse.Namespace) -> int:
     topo = load(args.topology_file)
     out = None if args.output in (None, "-") else Path(args.output)
-    text = render.render(topo, out.parent if out else Path.cwd(), image=args.image)
+    where = out.parent if out else Path.cwd()
+    if args.format == "containerlab":
+        text = clab.render_lab(topo, where, image=args.image, domains=args.domains)
+    else:
+        text = render.render(topo, where, image=args.image)
     if out is None:
         sys.stdout.write(text)
         return 0
@@ -265,8 +269,9 @@ def cmd_compose_render(args: argparse.Namespace) -> int:
         print(f"{out} is up to date")
         return 0
     out.write_text(text)
+    what = "nodes" if args.format == "containerlab" else "services"
     print(
-        f"{out}: {len(topo.hosts)} services, {len(topo.domains)} networks "
+        f"{out}: {len(topo.hosts)} {what}, {len(topo.domains)} networks "
         f"(topology {topo.name}, image {args.image})"
     )
     return 0
@@ -464,8 +469,23 @@ def _add_demo_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def _add_file_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("compose", help="Docker Compose files for a topology")
     csub = p.add_subparsers(dest="compose_cmd", required=True, metavar="SUBCOMMAND")
-    r = csub.add_parser("render", help="write the docker-compose.yml of a topology")
+    r = csub.add_parser(
+        "render", help="write the docker-compose.yml (or a containerlab lab) of a topology"
+    )
     r.add_argument("topology_file", metavar="TOPOLOGY")
+    r.add_argument(
+        "--format",
+        choices=("compose", "containerlab"),
+        default="compose",
+        help="a Compose file (default) or a containerlab topology (docs/containerlab.md)",
+    )
+    r.add_argument(
+        "--domains",
+        choices=clab.DOMAIN_MODES,
+        default="bridge",
+        help="containerlab: a domain is a host bridge (default) or a switch container "
+        "(point-to-point links only: multi-host, clabernetes)",
+    )
     r.add_argument("-o", "--output", help="file to write (default: standard output)")
     r.add_argument(
         "--image", default=render.IMAGE, help=f"image of every service (default {render.IMAGE})"

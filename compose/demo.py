@@ -85,6 +85,8 @@ class Result:
     captures: dict[str, str]
     service: dict[str, Any] = field(default_factory=dict)
     malformed: list[int] = field(default_factory=list)
+    #: the setup's stages at every node of the path (:func:`collect_stages`)
+    stages: list[dict[str, Any]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -95,6 +97,7 @@ class Result:
             "captures": self.captures,
             "service": self.service,
             "malformed_frames": self.malformed,
+            "stages": self.stages,
         }
 
 
@@ -174,6 +177,40 @@ def fingerprint_at(svc: dict, index: int | None) -> str | None:
     return svc.get("fingerprint") if svc.get("key_index") == index else None
 
 
+def collect_stages(
+    bed: Testbed, roles: Roles, head_svc: dict, tail_svc: dict | None
+) -> list[dict[str, Any]]:
+    """The setup's stages at every node of its path on one time line: the QE service's
+    at the two ends (``show qe-service json``: PCReq, PCRep, ETSI 004 calls, Path out,
+    Resv in) and RSVP's at every node (``show mpls lsp json``: Path in and out, Resv in
+    and out), ``[{"node", "stage", "t_ms"}]`` ordered by time, ``t_ms`` from the PCReq.
+    The nodes' wall clocks are compared: they are one clock on one machine."""
+    topo = bed.topology
+    by_rid = {str(h.router_id): h.name for h in topo.of_kind("node")}
+    points: list[tuple[float, str, str]] = []
+    for svc, end in ((head_svc, roles.head), (tail_svc, roles.tail)):
+        for st in (svc or {}).get("stages", []):
+            points.append((st["at"], end, f"qe {st['stage']}"))
+    for rid in head_svc.get("path", []):
+        node = by_rid.get(rid)
+        if node is None:
+            continue
+        out = json.loads(bed.cli(node, "show mpls lsp json", via=roles.client))
+        for lsp in out.get("lsps", []):
+            if lsp.get("lsp") == head_svc.get("lsp"):
+                points += [(at, node, f"rsvp {k}") for k, at in lsp.get("stages", {}).items()]
+    if not points:
+        return []
+    starts = [at for at, _, name in points if name == "qe pcreq"]
+    origin = min(starts or [at for at, _, _ in points])
+    points.sort()
+    return [{"node": n, "stage": s, "t_ms": round((at - origin) * 1000, 3)} for at, n, s in points]
+
+
+def format_stages(stages: list[dict[str, Any]]) -> str:
+    return "\n".join(f"  {s['t_ms']:9.3f} ms  {s['node']:<6} {s['stage']}" for s in stages)
+
+
 def read_ladder(pcap: Path, roles: Roles, topo: Topology) -> tuple[list[L.Rung], list[int]]:
     decoded = L.decode(pcap)
     tail_addr = str(topo.control_address(roles.tail))
@@ -187,6 +224,9 @@ def render(result: Result, roles: Roles) -> str:
     if result.setup_ms is not None:
         lines.append(f"setup time (PCReq -> last Resv): {result.setup_ms:.3f} ms")
     lines.append(f"path: {' -> '.join(result.path)}")
+    if result.stages:
+        lines.append("setup stages (node clocks; qe: the QE service, rsvp: RSVP-TE):")
+        lines.append(format_stages(result.stages))
     s = result.service
     if s:
         lines.append(
@@ -220,6 +260,7 @@ def run_demo(
     wait_for_control_plane(bed, roles, progress, timeout)
     svc = create_service(bed, roles, progress)
     tail = tail_service(bed, roles, svc)
+    stages = collect_stages(bed, roles, svc, tail)
     time.sleep(0.3)  # the last frames reach the capture file
     rungs, malformed = read_ladder(ctrl_pcap(), roles, bed.topology)
     head_addr = str(bed.topology.control_address(roles.head))
@@ -234,6 +275,7 @@ def run_demo(
         captures={},
         service=svc,
         malformed=malformed,
+        stages=stages,
     )
 
 

@@ -41,6 +41,7 @@ import contextlib
 import itertools
 import logging
 import random
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Address
@@ -187,6 +188,19 @@ class LspStatus:
             tlvs += (NoPathReasonTlv(self.error_code, self.error[:200]),)
         tlvs = with_relay(tlvs, self.relay)
         return LspEntry(LspObject(self.plsp_id, flags, tlvs), Srp(self.srp_id), Ero(self.route))
+
+
+def nodelay(writer: asyncio.StreamWriter) -> bool:
+    """Turn Nagle's algorithm off on a PCEP connection: a PCReq or PCRep is one small
+    write that must leave at once, not wait for the ACK of the previous segment
+    (asyncio's TCP transports set it too; saying it here keeps it whatever the
+    transport). Whether the socket has it now."""
+    sock = writer.get_extra_info("socket")
+    if sock is None:
+        return False
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
 
 
 class PcepClient:
@@ -399,6 +413,7 @@ class PcepClient:
             asyncio.open_connection(self.host, self.port, local_addr=local), self.connect_timeout
         )
         self.connects += 1
+        nodelay(writer)
         self._writer = writer
         self.session = session = Session(Role.PCC, self.config, peer=f"{self.host}:{self.port}")
         try:

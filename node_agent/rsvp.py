@@ -31,6 +31,7 @@ import contextlib
 import errno
 import logging
 import socket
+import time
 from collections.abc import Callable, Mapping, Sequence
 from ipaddress import IPv4Address
 
@@ -63,12 +64,16 @@ def _ipv4_payload(packet: bytes) -> tuple[IPv4Address, IPv4Address, bytes] | Non
 
 
 def status_of(
-    core: RsvpCore, now: float, counters: Mapping[str, int] | None = None
+    core: RsvpCore,
+    now: float,
+    counters: Mapping[str, int] | None = None,
+    wall_offset: float = 0.0,
 ) -> dict[str, object]:
     """LSPs, neighbours and counters (``counters`` and the core's) for ``show mpls lsp`` /
-    ``show rsvp neighbor``, neighbours' silence measured at ``now``; no key material."""
+    ``show rsvp neighbor``, neighbours' silence measured at ``now``; no key material. The
+    LSPs' setup stages are wall-clock times (``now`` + ``wall_offset``)."""
     return {
-        "lsps": core.lsp_table(),
+        "lsps": core.lsp_table(wall_offset),
         "neighbors": [
             {
                 "address": str(n.address),
@@ -195,7 +200,8 @@ class RsvpAgent:
 
     def status(self) -> dict[str, object]:
         """:func:`status_of` the core, with the socket's counters."""
-        return status_of(self.core, self._now(), self.counters)
+        now = self._now()
+        return status_of(self.core, now, self.counters, time.time() - now)
 
     # --- plumbing -----------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ sockets closed).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -120,6 +121,9 @@ class PceDaemon:
         self._recompute_due: asyncio.TimerHandle | None = None
         #: seconds ``qe-service initiate ... wait`` waits for the head's outcome
         self.initiate_wait = 30.0
+        #: set on every PCRpt: ``initiate ... wait`` looks again then (no polling)
+        self._reported = asyncio.Event()
+        self.server.on_report = self._reported.set
         self._recompute_task: asyncio.Task[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -251,7 +255,9 @@ class PceDaemon:
         ini = self.server.initiate(head, dst, params, loop.time())
         deadline = loop.time() + self.initiate_wait
         while wait and ini.state not in ("up", "failed") and loop.time() < deadline:
-            await asyncio.sleep(0.05)
+            self._reported.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._reported.wait(), deadline - loop.time())
         return ini.as_json()
 
     def _release(self, args: list[str]) -> dict[str, Any]:

@@ -23,12 +23,13 @@ import functools
 import itertools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import Any
 
 from daemonkit.daemon import cancel
-from daemonkit.pcep import serve_session
+from daemonkit.pcep import nodelay, serve_session
 from daemonkit.ratelog import RateLimitedLog
 from gmpls import qe
 from gmpls.ero import Unnumbered
@@ -133,6 +134,8 @@ class PcepServer:
         #: LSP reports refused, which a PCC may send at will: logged rate-limited
         self.bad_reports = RateLimitedLog(log, {"event": "pcrpt"})
         self._ids = itertools.count(1)
+        #: called after every PCRpt is taken in (the daemon wakes who waits on an LSP state)
+        self.on_report: Callable[[], None] | None = None
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -165,6 +168,7 @@ class PcepServer:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        nodelay(writer)
         peer = writer.get_extra_info("peername") or ("?", 0)
         peer = (str(peer[0]), int(peer[1]))
         try:
@@ -267,6 +271,8 @@ class PcepServer:
         if lsps is None:
             return []
         refused = lsps.report(conn.peer[0], msg, now)
+        if self.on_report is not None:
+            self.on_report()
         for e in msg.entries:
             lsp = e.lsp
             log.info(

@@ -124,6 +124,8 @@ class _Keying:
     connect: E.EtsiReply | None = None
     got: E.EtsiReply | None = None
     failure: str = ""
+    #: when the key session was asked for (head: NeedQeSession; tail: the Path came in)
+    queued: float = 0.0
 
 
 @dataclass(slots=True)
@@ -316,6 +318,7 @@ class QeServiceCore:
             delegated=ev.delegate,
         )
         self.heads[tid] = s
+        s.stage("pcreq", self._now)
         self.counters["created"] += 1
         self._log(
             "qe service create",
@@ -397,6 +400,7 @@ class QeServiceCore:
         s = call.service if call is not None else None
         if s is None or s.finished:
             return  # deleted meanwhile
+        s.stage("pcrep", self._now)
         if not ev.ok:
             self._finish(s, FAILED, f"NO-PATH: {ev.reason}")
             return
@@ -460,7 +464,8 @@ class QeServiceCore:
         if s is not None:
             s.lsp = a.lsp
             s.key_handle = None
-        job = _Keying(a.lsp, True, a.dst_router_id, a.params, service=s)
+            s.stage("session_asked", self._now)
+        job = _Keying(a.lsp, True, a.dst_router_id, a.params, service=s, queued=self._now)
         self._queue_keying(job)
 
     def _tail_join(self, ev: E.TailJoin) -> None:
@@ -476,6 +481,7 @@ class QeServiceCore:
             a.params,
             handle=a.key_handle,
             recorded_route=ev.recorded_route,
+            queued=self._now,
         )
         self._queue_keying(job)
 
@@ -505,6 +511,8 @@ class QeServiceCore:
             self._keying_done()
             return
         handle = None if job.head else job.handle
+        if job.service is not None:
+            job.service.stage("etsi_open", self._now)
         relay = _relay_for_open(job.service.relay if job.head and job.service else ())
         self._call(
             lambda cid: E.EtsiOpen(cid, job.destination, handle, job.params.key_length, relay),
@@ -523,9 +531,10 @@ class QeServiceCore:
             state=KEYING,
             lsp=lsp,
             key_handle=job.handle,
-            created=self._now,
-            created_wall=self._now + self.wall_offset,
+            created=job.queued,
+            created_wall=job.queued + self.wall_offset,
         )
+        s.stage("path_in", job.queued)
         old = self.tails.get(lsp)
         if old is not None and not old.finished:
             self._finish(old, DOWN, "replaced by a new Path")
@@ -548,12 +557,16 @@ class QeServiceCore:
 
     def _keying_reply(self, kind: str, job: _Keying, r: E.EtsiReply) -> None:
         if kind == "open":
+            if job.service is not None:
+                job.service.stage("etsi_opened", self._now)
             self._opened(job, r)
             return
         if kind == "connect":
             job.connect = r
         else:
             job.got = r
+        if job.service is not None:
+            job.service.stage("etsi_connected" if kind == "connect" else "etsi_got_key", self._now)
         if job.connect is None or job.got is None:
             return
         c, g = job.connect, job.got
@@ -621,6 +634,7 @@ class QeServiceCore:
         if s is not None and live:
             s.key_handle = job.handle
             s.take_key(index, key)
+            s.stage("path_out" if job.head else "resv_out", self._now)
             s.state = SIGNALLING
             self._changed(s)
             self._log(
@@ -720,6 +734,7 @@ class QeServiceCore:
             return
         s.state = UP
         s.up_at = self._now
+        s.stage("up", self._now)
         if a.role == "head":
             self.counters["up"] += 1
             if a.route:

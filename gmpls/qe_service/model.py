@@ -32,6 +32,23 @@ COMPUTING, KEYING, SIGNALLING, UP, REROUTING, FAILED, DOWN = (
 FINISHED = (FAILED, DOWN)
 #: the states in which a service holds its key session and refreshes its key
 KEYED = (UP, REROUTING)
+#: the stages of a setup an end records, in the order they happen (docs/qe-service.md):
+#: head: PCReq sent, PCRep received, key session asked for by RSVP, QKD_OPEN sent, its
+#: answer, the CONNECT and GET_KEY answers, Path sent (QeSessionReady), Resv in (up);
+#: tail: Path in, QKD_OPEN sent ... GET_KEY answer, Resv sent (up)
+STAGES = (
+    "pcreq",
+    "pcrep",
+    "path_in",
+    "session_asked",
+    "etsi_open",
+    "etsi_opened",
+    "etsi_connected",
+    "etsi_got_key",
+    "path_out",
+    "resv_out",
+    "up",
+)
 
 
 class QeServiceError(RuntimeError):
@@ -111,6 +128,9 @@ class Service:
     #: failed ("" when it did not)
     moves: int = 0
     move_error: str = ""
+    #: when each stage of the setup happened (the core's ``now``), by name: see
+    #: :data:`STAGES`; a retried setup overwrites the stages it repeats
+    stages: dict[str, float] = field(default_factory=dict)
 
     @property
     def fingerprint(self) -> str | None:
@@ -119,6 +139,14 @@ class Service:
     @property
     def finished(self) -> bool:
         return self.state in FINISHED
+
+    def stage(self, name: str, now: float, first: bool = False) -> None:
+        """Record that stage ``name`` happened at ``now`` (``first``: keep an earlier one)."""
+        if not first or name not in self.stages:
+            self.stages[name] = now
+
+    def stages_json(self) -> list[dict[str, Any]]:
+        return stages_json(self.stages, self.created, self.created_wall - self.created)
 
     def take_key(self, index: int, key: bytes) -> None:
         self.key = key
@@ -163,11 +191,27 @@ class Service:
             "setup_ms": None
             if self.up_at is None
             else round((self.up_at - self.created) * 1000, 3),
+            "stages": self.stages_json(),
             "age_s": round(now - self.created, 3),
             "created_at": round(self.created_wall, 6),
             "error": self.error or None,
             "code": list(self.code) if self.code else None,
         }
+
+
+def stages_json(
+    stages: Mapping[str, float], origin: float, wall_offset: float
+) -> list[dict[str, Any]]:
+    """``[{"stage", "t_ms", "at"}]`` in time order: ``t_ms`` from ``origin``, ``at`` the
+    wall-clock time (``now + wall_offset``, seconds since the epoch) so that the stages of
+    several nodes can be put on one time line."""
+    out = sorted(
+        stages.items(), key=lambda kv: (kv[1], STAGES.index(kv[0]) if kv[0] in STAGES else 99)
+    )
+    return [
+        {"stage": k, "t_ms": round((t - origin) * 1000, 3), "at": round(t + wall_offset, 6)}
+        for k, t in out
+    ]
 
 
 def route_nodes(route: Sequence[ero.Subobject]) -> list[str]:

@@ -199,6 +199,9 @@ class Psb:
     rx_ids: dict[int, tuple[IPv4Address, int, int]] = field(default_factory=dict)
     #: head: when an LSP still without Resv is given up (setup timeout)
     setup_deadline: float | None = None
+    #: when the setup passed here (the ``now`` given): "path_in", "path_out", "resv_in",
+    #: "resv_out", each the first time (``show mpls lsp json``, the demo's ladder of stages)
+    stages: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -412,8 +415,9 @@ class RsvpCore:
     def free_lambdas(self, local_if: int) -> tuple[int, ...]:
         return tuple(sorted(self.free.get(local_if, ())))
 
-    def lsp_table(self) -> list[dict[str, object]]:
-        """A snapshot of every LSP at this node, for the CLI (no key material)."""
+    def lsp_table(self, wall_offset: float = 0.0) -> list[dict[str, object]]:
+        """A snapshot of every LSP at this node, for the CLI (no key material); the setup
+        stages as ``now + wall_offset``."""
         out: list[dict[str, object]] = []
         for key, p in sorted(self.psbs.items(), key=lambda kv: str(kv[0])):
             rsb = self.rsbs.get(key)
@@ -435,6 +439,7 @@ class RsvpCore:
                     "qe": p.qe_params is not None,
                     "key_handle_prefix": p.key_handle[:4].hex() if p.key_handle else None,
                     "route": [str(s) for s in rsb.route] if rsb else [],
+                    "stages": {k: round(t + wall_offset, 6) for k, t in p.stages.items()},
                 }
             )
         return out
@@ -892,6 +897,7 @@ class RsvpCore:
     def _send_path_first(self, psb: Psb, now: float) -> None:
         assert psb.nhop is not None
         psb.state = "path-sent"
+        psb.stages.setdefault("path_out", now)
         psb.path_msg = self._path_message(psb)
         psb.next_refresh = now + self.refresh
         self._schedule(psb.key)
@@ -932,6 +938,7 @@ class RsvpCore:
     def _send_resv_up(self, psb: Psb, rsb: Rsb, now: float) -> None:
         assert psb.phop is not None
         first = psb.state != "up"
+        psb.stages.setdefault("resv_out", now)
         rsb.resv_msg = self._resv_message(psb, rsb)
         rsb.next_refresh = now + self.refresh
         self._schedule(psb.key)
@@ -1285,6 +1292,7 @@ class RsvpCore:
             msg.get(O.SessionAttribute) or msg.get(O.SessionAttributeRa),
             phop=phop,
         )
+        psb.stages["path_in"] = now
         self._renew(psb, msg, now)
         try:
             self._admit_path(psb, src, hop, msg, rro)
@@ -1427,6 +1435,7 @@ class RsvpCore:
         )
         self._renew(rsb, msg, now)
         self.rsbs[key] = rsb
+        psb.stages.setdefault("resv_in", now)
         self._schedule(key)
         if psb.role == HEAD:
             psb.state = "up"

@@ -9,6 +9,7 @@ delete → faults → the key scan over everything the run produced).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -119,6 +120,72 @@ def test_path_from_tn1_carries_the_handle_in_tn5s_qe_subobject(
     assert all(h == handle for _, h in hops)
     # the ETSI 004 OPEN reply tn1 got from etsiA carried the same handle
     assert handle in [h for _, node, h in opened_handles(paper_lab.pcap("qa"))]
+
+
+HEAD_STAGES = [
+    "pcreq",
+    "pcrep",
+    "session_asked",
+    "etsi_open",
+    "etsi_opened",
+    "etsi_connected",
+    "etsi_got_key",
+    "path_out",
+    "up",
+]
+TAIL_STAGES = [
+    "path_in",
+    "etsi_open",
+    "etsi_opened",
+    "etsi_connected",
+    "etsi_got_key",
+    "resv_out",
+    "up",
+]
+
+
+def test_setup_stages_are_recorded_in_order_at_every_hop(
+    paper_lab: Lab, service: dict[str, Any]
+) -> None:
+    """``show qe-service json`` at the two ends and ``show mpls lsp json`` at every node of
+    the path give each stage's time: together, one ladder from the PCReq to the Resv."""
+
+    def at(stages: list[dict[str, Any]]) -> dict[str, float]:
+        return {x["stage"]: x["at"] for x in stages}
+
+    head = at(service["stages"])
+    assert sorted(head) == sorted(HEAD_STAGES)
+    t = [head[k] for k in HEAD_STAGES if k not in ("etsi_connected", "etsi_got_key")]
+    assert t == sorted(t), service["stages"]
+    assert head["etsi_opened"] <= min(head["etsi_connected"], head["etsi_got_key"])
+    assert max(head["etsi_connected"], head["etsi_got_key"]) <= head["path_out"]
+    assert next(x["t_ms"] for x in service["stages"]) == 0.0
+    tail = at(tail_of(paper_lab, service)["stages"])
+    assert sorted(tail) == sorted(TAIL_STAGES)
+    t = [tail[k] for k in TAIL_STAGES if k not in ("etsi_connected", "etsi_got_key")]
+    assert t == sorted(t)
+    # RSVP at each hop, tn1 -> tn5 and back; wall clocks of one machine
+    rsvp = {}
+    for rid in PAPER_PATH:
+        node = f"tn{rid[-1]}"
+        lsps = paper_lab.cli_json(node, "show mpls lsp")["lsps"]
+        rsvp[node] = next(x["stages"] for x in lsps if x["lsp"] == service["lsp"])
+    assert set(rsvp["tn1"]) == {"path_out", "resv_in"}
+    assert set(rsvp["tn5"]) == {"path_in", "resv_out"}
+    for n in ("tn2", "tn3", "tn4"):
+        assert set(rsvp[n]) == {"path_in", "path_out", "resv_in", "resv_out"}, n
+    ladder = [head["path_out"], rsvp["tn1"]["path_out"]]
+    for n in ("tn2", "tn3", "tn4"):
+        ladder += [rsvp[n]["path_in"], rsvp[n]["path_out"]]
+    ladder += [rsvp["tn5"]["path_in"], tail["path_in"], tail["resv_out"]]
+    ladder += [rsvp["tn5"]["resv_out"]]
+    for n in ("tn4", "tn3", "tn2"):
+        ladder += [rsvp[n]["resv_in"], rsvp[n]["resv_out"]]
+    ladder += [rsvp["tn1"]["resv_in"], head["up"]]
+    # each node turns its monotonic clock into wall-clock time with its own offset, read
+    # at another moment: two stages of one instant may differ by microseconds
+    slack = 1e-4
+    assert all(a <= b + slack for a, b in itertools.pairwise(ladder)), ladder
 
 
 def test_fingerprints_equal_and_stay_equal_across_five_refreshes(

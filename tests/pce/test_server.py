@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from ipaddress import IPv4Address
@@ -104,6 +105,18 @@ async def test_fig9_path_over_pcep(pce: PceDaemon) -> None:
         reply = await pcc.request(TN1, TN5, ex.PAPER_QE)
     assert reply.ok and reply.ero == ex.fig9_ero()
     assert pce.service.stats.paths == 1 and pce.service.stats.qe_requests == 1
+
+
+async def test_pcep_sessions_have_nagle_off_at_both_ends(pce: PceDaemon) -> None:
+    """A PCReq and its PCRep are single small writes: neither may wait for an ACK."""
+    async with client(pce, 2) as pcc:
+        await pcc.request(TN1, TN5, ex.PAPER_QE)
+        assert pcc._writer is not None
+        socks = [pcc._writer.get_extra_info("socket")]
+        socks += [c.writer.get_extra_info("socket") for c in pce.server.connections.values()]
+        assert len(socks) == 2
+        for sock in socks:
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
 
 
 async def test_no_path_reasons_over_pcep(pce: PceDaemon) -> None:

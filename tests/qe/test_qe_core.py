@@ -601,3 +601,62 @@ def test_head_not_delegated_fails_at_once_and_an_update_is_refused() -> None:
         n(Update(s.tunnel_id, route()))
     out = n(QeClose(first, HANDLE)) + n(LspDown(first, "head", "next hop down", (24, 5)))
     assert one(out, EtsiClose).key_handle == HANDLE and s.state == "failed"
+
+
+# --- setup stages (show qe-service json "stages") ----------------------------------------
+
+
+def test_head_records_each_setup_stage_at_the_time_it_is_given() -> None:
+    n = Node(wall_offset=1000.0)
+    out = n(Create(TN5, PARAMS, 10e9), at=10.0)
+    sid = one(out, ServiceChanged).service_id
+    n(PathReply(one(out, RequestPath).cid, True, route()), at=10.002)
+    out = n(NeedQeSession(lsp(), TN5, PARAMS), at=10.003)
+    out = n(EtsiReply(one(out, EtsiOpen).cid, 0, key_handle=HANDLE), at=10.005)
+    conn, get = one(out, EtsiConnect), one(out, EtsiGetKey)
+    n(EtsiReply(get.cid, 0, key_index=0, key=key(0)), at=10.006)
+    n(EtsiReply(conn.cid, 1), at=10.007)
+    n(LspUp(lsp(), "head", route()), at=10.011)
+    s = n.core.find(sid)
+    want = [
+        ("pcreq", 0.0),
+        ("pcrep", 2.0),
+        ("session_asked", 3.0),
+        ("etsi_open", 3.0),
+        ("etsi_opened", 5.0),
+        ("etsi_got_key", 6.0),
+        ("etsi_connected", 7.0),
+        ("path_out", 7.0),
+        ("up", 11.0),
+    ]
+    got = s.as_json(11.0)["stages"]
+    assert [(x["stage"], x["t_ms"]) for x in got] == want
+    assert got[0]["at"] == pytest.approx(1010.0) and got[-1]["at"] == pytest.approx(1010.011)
+    assert s.as_json(11.0)["setup_ms"] == 11.0
+
+
+def test_tail_stages_start_when_the_path_comes_in_even_if_keying_queues() -> None:
+    n = Node(TN5, max_keying=1)
+    out1 = n(TailJoin(QeJoin(lsp(1), HANDLE, PARAMS)), at=50.0)
+    out2 = n(TailJoin(QeJoin(lsp(2), bytes(64), PARAMS)), at=50.001)
+    assert of(out2, EtsiOpen) == []  # the second waits for the first
+    out = n(EtsiReply(one(out1, EtsiOpen).cid, 0, key_handle=HANDLE), at=50.002)
+    n(EtsiReply(one(out, EtsiConnect).cid, 0), at=50.003)
+    out = n(EtsiReply(one(out, EtsiGetKey).cid, 0, key_index=0, key=key(0)), at=50.004)
+    second = one(out, EtsiOpen)  # the first is keyed: the second opens now
+    n(LspUp(lsp(1), "tail"), at=50.005)
+    s2 = n.core.find("10.1.1.1:2")
+    stages = {x["stage"]: x["t_ms"] for x in s2.as_json(51.0)["stages"]}
+    assert stages == {"path_in": 0.0, "etsi_open": 3.0}  # 3 ms queued behind max_keying
+    assert second.key_handle == bytes(64)
+    s1 = n.core.find("10.1.1.1:1")
+    names = [x["stage"] for x in s1.as_json(51.0)["stages"]]
+    assert names == [
+        "path_in",
+        "etsi_open",
+        "etsi_opened",
+        "etsi_connected",
+        "etsi_got_key",
+        "resv_out",
+        "up",
+    ]
