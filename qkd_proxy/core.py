@@ -167,6 +167,9 @@ class _Tx:
     end: int = 0
 
 
+#: how many retransmitted device request IDs are remembered to tell late duplicates
+RESENT_KEPT = 1024
+
 #: the key of the start-up HELLO in ``sync_tx`` (a txid is never 0)
 GREETING = 0
 
@@ -193,6 +196,9 @@ class ProxyCore:
         self.pools: dict[int, _Pool] = {}
         self.sync_tx: dict[int, _Tx] = {}
         self.south_tx: dict[int, _Tx] = {}
+        #: IDs of device requests sent more than once (the newest :data:`RESENT_KEPT`): a
+        #: second answer to one of them is a late duplicate (``south_late``), not a forgery
+        self.south_resent: dict[int, None] = {}
         # greet the peer at once: a HELLO, resent like a request until we hear its epoch,
         # so a session opened right after a start does not wait for a stale frame's answer
         rto = cfg.sync_rto / 2  # doubled before it is first sent
@@ -221,6 +227,7 @@ class ProxyCore:
             "south_malformed": 0,
             "south_foreign": 0,
             "south_unmatched": 0,
+            "south_late": 0,
         }
         self.started = now
         self._due: float | None = now  # earliest timer, as computed after the last event
@@ -846,6 +853,10 @@ class ProxyCore:
             self._log_dropped("device reply dropped", why="malformed", error=str(e))
             return
         tx = self.south_tx.get(msg.request_id)
+        if tx is None and msg.request_id in self.south_resent:
+            # the device answered a request we had sent twice: its other answer came first
+            self.counters["south_late"] += 1
+            return
         if tx is None or not _answers(tx, msg):
             # a late duplicate, or forged: nothing outstanding has this ID and shape
             self.counters["south_unmatched"] += 1
@@ -1117,9 +1128,16 @@ class ProxyCore:
                 (self._sync_failed if sync_channel else self._south_failed)(tx, now)
                 continue
             self.counters[f"{tx.channel.value}_retransmits"] += 1
+            if not sync_channel:
+                self._resent(key)
             self._send_tx(tx)
             tx.rto = min(tx.rto * 2, rto_max)
             tx.next_at = now + tx.rto
+
+    def _resent(self, request_id: int) -> None:
+        self.south_resent[request_id] = None
+        if len(self.south_resent) > RESENT_KEPT:
+            del self.south_resent[next(iter(self.south_resent))]
 
     def _sync_failed(self, tx: _Tx, now: float) -> None:
         self._log("peer proxy unreachable", kind=tx.kind)

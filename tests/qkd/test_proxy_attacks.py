@@ -7,8 +7,20 @@ from __future__ import annotations
 from gmpls.qkd import etsi004 as etsi
 from gmpls.qkd import idq3p as idq
 from gmpls.qkd.etsi004 import Status
+from idq3p_emulator.events import Datagram
 from qkd_proxy.events import Channel, Log
-from tests.support.qkd_net import A_SYNC, B_SYNC, IDQ_A, TN1, TN1_QA, TN5, TN5_QB, Net, fingerprint
+from tests.support.qkd_net import (
+    A_SOUTH,
+    A_SYNC,
+    B_SYNC,
+    IDQ_A,
+    TN1,
+    TN1_QA,
+    TN5,
+    TN5_QB,
+    Net,
+    fingerprint,
+)
 
 A1, B1 = (TN1_QA, 1000), (TN5_QB, 2000)
 RID = iter(range(1, 1 << 30))
@@ -155,3 +167,33 @@ def test_sync_flood_is_counted_exactly_and_logged_as_dropped_input() -> None:
     lines = net.logs[mark:]
     assert len(lines) == 6000 and all(x.limited for x in lines)  # the shell rate-limits them
     _session(net)
+
+
+def test_second_answer_to_a_retransmitted_device_request_is_late_not_unmatched() -> None:
+    # on a loaded machine the device answers a request and its retransmission both: the
+    # second answer is a late duplicate, counted apart from forgeries
+    net = Net()
+    net.device_down.add("A")
+    ra = net.call("A", A1, etsi.Open(next(RID), TN5, etsi.QoS(32)))
+    h = ra.key_handle
+    rb = net.call("B", B1, etsi.Open(next(RID), TN1, etsi.QoS(32), h))
+    assert ra.status == rb.status == Status.SUCCESSFUL
+    net.sae_send("A", A1, etsi.GetKey(next(RID), h))
+    net.sim.run(0.2)
+    a = net.proxy["A"]
+    assert a.counters["south_retransmits"] > 0
+    mark = len(net.wire)
+    net.device_down.discard("A")
+    net.sim.run(0.5)
+    assert not a.south_tx
+    # the device's answer to the retransmitted request once more (it answers a repeat
+    # from its cache, as a device that had answered the first copy late)
+    replies = []
+    for data in _sent(net, mark, Channel.SOUTH):
+        if idq.decode(data).request_id in a.south_resent:
+            replies += [r.data for r in net.idq["A"].handle(Datagram(data, A_SOUTH), net.now)]
+    assert replies
+    unmatched = a.counters["south_unmatched"]
+    net.inject("A", Channel.SOUTH, replies[0], IDQ_A)
+    assert a.counters["south_late"] == 1
+    assert a.counters["south_unmatched"] == unmatched
