@@ -517,7 +517,9 @@ def _add_topo_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     g.add_argument("--lambdas", type=int, default=8)
     g.add_argument("--prefix", default="qk")
     g.add_argument("--name", help="topology name (default SHAPEN, e.g. ring20)")
-    g.add_argument("--qe", action="store_true", help="add the QKD side at the first and last node")
+    g.add_argument(
+        "--qe", action="store_true", help="add the QKD side at the two nodes farthest apart"
+    )
     g.add_argument(
         "--qkd",
         action="store_true",
