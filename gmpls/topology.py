@@ -19,6 +19,7 @@ The schema is documented in ``docs/topology.md``.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
@@ -429,7 +430,9 @@ def _prefix(v: Any) -> str:
 
 def _kind(v: Any) -> str:
     if v not in KINDS:
-        raise _Bad(f"{v!r} is not a host kind ({', '.join(KINDS)})")
+        close = difflib.get_close_matches(str(v), KINDS, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise _Bad(f"{v!r} is not a host kind ({', '.join(KINDS)}){hint}")
     return str(v)
 
 
