@@ -641,6 +641,8 @@ class _Checker:
     def __init__(self, source: str) -> None:
         self.source = source
         self.problems: list[str] = []
+        #: hosts whose kind was refused: references to them check only that they exist
+        self.unknown_kind: set[str] = set()
 
     def error(self, path: str, reason: str) -> None:
         where = f"{path}: " if path else ""  # the document itself has no path
@@ -794,6 +796,9 @@ def _hosts(c: _Checker, doc: _Doc, domains: Mapping[str, Domain]) -> dict[str, H
         if rest.get("serves"):
             rest["serves"] = rest["serves"][0]  # the site node; Topology.sites has them all
         # a host whose kind is wrong stays, as a node, so that references to it still check
+        # (that it exists; not its kind, which was reported already: no cascade)
+        if kind is None:
+            c.unknown_kind.add(name)
         hosts[name] = Host(name, kind or "node", ifaces, **rest)
     return hosts
 
@@ -807,6 +812,8 @@ def _ref(
     t = hosts.get(target)
     if t is None:
         c.error(path, f"no host {target!r} is declared")
+    elif target in c.unknown_kind:
+        return None
     elif t.kind not in kinds:
         c.error(path, f"{target} is a {t.kind}, not a {' or '.join(kinds)}")
         return None
