@@ -322,7 +322,9 @@ def test_daemon_that_dies_at_once_is_reported(
         assert any(
             "pce" in ln and "exited at once (2): bad flag --frobnicate" in ln for ln in lines
         )
-        assert tb.status()["hosts"]["pce"]["note"] == "pce exited with code 2"
+        assert (
+            tb.status()["hosts"]["pce"]["note"] == "pce exited with code 2: bad flag --frobnicate"
+        )
     finally:
         tb.down()
 
