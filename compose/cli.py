@@ -186,8 +186,12 @@ def cmd_impair(args: argparse.Namespace) -> int:
 
 
 def cmd_cli(args: argparse.Namespace) -> int:
-    print(_select(args).cli(args.host, args.command, via=args.via, timeout=args.timeout))
-    return 0
+    tb = _select(args)
+    if not args.command:  # an interactive session (compose/cliclient.py)
+        return tb.cli_session(args.host, via=args.via)
+    out = tb.cli(args.host, " ".join(args.command), via=args.via, timeout=args.timeout)
+    print(out)
+    return out.status
 
 
 def cmd_ping(args: argparse.Namespace) -> int:
@@ -424,9 +428,15 @@ def _add_testbed_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     s.add_argument("--clear", action="store_true", help="remove the domain's impairments")
     s.set_defaults(fn=cmd_impair)
 
-    s = sub.add_parser("cli", parents=[sel], help="one command on a host's telnet CLI")
+    s = sub.add_parser(
+        "cli", parents=[sel], help="a command on a host's CLI, or an interactive session"
+    )
     s.add_argument("host")
-    s.add_argument("command")
+    s.add_argument(
+        "command",
+        nargs=argparse.REMAINDER,
+        help="the command's words (no quotes needed); none: an interactive session",
+    )
     s.add_argument("--from", dest="via", metavar="HOST", help="connect from this host")
     s.add_argument("--timeout", type=float, default=10.0)
     s.set_defaults(fn=cmd_cli)

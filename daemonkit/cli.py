@@ -18,8 +18,8 @@ The grammar every daemon shares:
 - words after a command are its arguments (``show qe-service 3``), described by the
   ``args`` syntax given at registration;
 - ``?`` as the last word lists the next words with one-line help (``show ip ospf ?``);
-  ``WORD?`` lists the words starting with ``WORD``; ``?`` alone or ``help`` lists every
-  command;
+  ``WORD?`` lists the words starting with ``WORD``; ``help`` lists every command with
+  its syntax;
 - ``terminal complete LINE`` answers the words that complete ``LINE``, one per line (a
   ``LINE`` ending in a space: the next words), for a client's tab completion;
 - ``terminal status`` turns on the machine-readable result status for the session: every
@@ -293,7 +293,7 @@ class CommandTable:
             return Reply("")
         if words[0] in ("exit", "quit", "end") and len(words) == 1:
             return Reply("", close=True)
-        if words == ["help"] or words == ["?"]:
+        if words == ["help"]:
             return Reply(self.help_text())
         if stripped.endswith("?"):
             return self.context_help(line)

@@ -123,7 +123,11 @@ class NodeDaemon:
                 continue
             net = t.domains[d].subnet
             name = names.get(net, d)
-            out += [f"interface {name}", f" description {d}", f" ip address {a}/{net.prefixlen}"]
+            out += [
+                f"interface {name}",
+                f" description domain {d}",
+                f" ip address {a}/{net.prefixlen}",
+            ]
             out.append("!")
         out += config_lines(self.ospf)
         out += ["mpls-te on", f"mpls-te router-address {h.router_id}", "!"]
