@@ -434,7 +434,7 @@ def _add_testbed_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     s.add_argument("host")
     s.add_argument(
         "command",
-        nargs=argparse.REMAINDER,
+        nargs="*",
         help="the command's words (no quotes needed); none: an interactive session",
     )
     s.add_argument("--from", dest="via", metavar="HOST", help="connect from this host")
