@@ -26,6 +26,7 @@ from typing import Any, ClassVar, NamedTuple, Self, TypedDict, Unpack
 import yaml
 
 from compose import keyfiles
+from compose.cliclient import CliOutput
 from gmpls.topology import Topology, load
 
 Progress = Callable[[str], None]
@@ -308,9 +309,16 @@ class Testbed(ABC):
 
     # --- talking to it ----------------------------------------------------------------------
     @abstractmethod
-    def cli(self, host: str, command: str, via: str | None = None, timeout: float = 10.0) -> str:
+    def cli(
+        self, host: str, command: str, via: str | None = None, timeout: float = 10.0
+    ) -> CliOutput:
         """One command on the host's telnet CLI, connecting from ``via`` (default: the host
-        itself) to the host's control address and ``cli_port``; the output."""
+        itself) to the host's control address and ``cli_port``; the output, with the
+        command's ``status`` (0 ok, 1 failed: docs/qkdnet.md#the-node-cli)."""
+
+    @abstractmethod
+    def cli_session(self, host: str, via: str | None = None) -> int:
+        """An interactive session on the host's CLI (``qkdnet cli HOST``); its status."""
 
     @abstractmethod
     def ping(self, host: str, target: str, timeout: float = 1.0, count: int = 1) -> bool:

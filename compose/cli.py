@@ -304,12 +304,13 @@ def cli_failure(command: str, out: str) -> str | None:
 
 
 def cmd_cli(args: argparse.Namespace) -> int:
-    command = " ".join(args.command)
     tb = _select(args)
     tb.check_host(args.host)
     if args.via:
-        tb.check_host(args.via)
-    command = with_addresses(tb, command)
+        tb.check_reach(args.via, args.host)
+    if not args.command:  # an interactive session (compose/cliclient.py)
+        return tb.cli_session(args.host, via=args.via)
+    command = with_addresses(tb, " ".join(args.command))
     try:
         out = tb.cli(args.host, command, via=args.via, timeout=args.timeout)
     except CliError as e:
@@ -596,13 +597,6 @@ def _add_testbed_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     s.add_argument("--clear", action="store_true", help="remove the domain's impairments")
     s.set_defaults(fn=cmd_impair)
 
-    s = sub.add_parser("cli", parents=[sel], help="one command on a host's telnet CLI")
-    s.add_argument("host")
-    s.add_argument("command", nargs="+", help="the command, quoted or not")
-    s.add_argument("--from", dest="via", metavar="HOST", help="connect from this host")
-    s.add_argument("--timeout", type=float, default=10.0)
-    s.set_defaults(fn=cmd_cli)
-
     _add_probe_commands(sub, sel)
     _add_demo_command(sub)
 
@@ -610,6 +604,20 @@ def _add_testbed_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
 def _add_probe_commands(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], sel: argparse.ArgumentParser
 ) -> None:
+    """cli, ping, pingall, etsi, pcc: talking to a running testbed."""
+    s = sub.add_parser(
+        "cli", parents=[sel], help="a command on a host's CLI, or an interactive session"
+    )
+    s.add_argument("host")
+    s.add_argument(
+        "command",
+        nargs="*",
+        help="the command's words (no quotes needed); none: an interactive session",
+    )
+    s.add_argument("--from", dest="via", metavar="HOST", help="connect from this host")
+    s.add_argument("--timeout", type=float, default=10.0)
+    s.set_defaults(fn=cmd_cli)
+
     s = sub.add_parser("ping", parents=[sel], help="ICMP echo from a host: RTT and loss")
     s.add_argument("host")
     s.add_argument("target", help="host name or IPv4 address")

@@ -65,7 +65,7 @@ from compose.backend import (
     load_topology,
     quiet,
 )
-from compose.cliclient import CliError
+from compose.cliclient import CliError, CliOutput
 from gmpls.topology import Topology
 
 FW_CHAIN = "DOCKER-USER"
@@ -73,14 +73,19 @@ _PROJECT_LABEL = "com.docker.compose.project"
 _FILES_LABEL = "com.docker.compose.project.config_files"
 _WORKDIR_LABEL = "com.docker.compose.project.working_dir"
 CAPTURE_DIR = "/tmp"  # inside the containers; world-writable (tcpdump may drop to its user)
+#: one command on a CLI from inside a container: its output, exit status the command's
+#: (0 or 1), 2 when the CLI cannot be reached
 _CLI_SCRIPT = (
     "import socket, sys\n"
     "from compose.cliclient import CliError, run_command\n"
     "try:\n"
-    "    print(run_command(socket.socket(), (sys.argv[1], int(sys.argv[2])), sys.argv[3],"
-    " float(sys.argv[4])))\n"
+    "    out = run_command(socket.socket(), (sys.argv[1], int(sys.argv[2])), sys.argv[3],"
+    " float(sys.argv[4]))\n"
     "except CliError as e:\n"
-    "    sys.exit(f'cli: {e}')\n"
+    "    print(f'cli: {e}', file=sys.stderr)\n"
+    "    sys.exit(2)\n"
+    "print(out)\n"
+    "sys.exit(out.status)\n"
 )
 
 
@@ -649,7 +654,7 @@ class DockerTestbed(Testbed):
         via: str | None = None,
         timeout: float = 10.0,
         port: int | None = None,
-    ) -> str:
+    ) -> CliOutput:
         """One command on the host's telnet CLI, connecting from the container of ``via``
         (default: the host itself) to the host's control address and ``cli_port`` (or
         ``port``)."""
@@ -667,9 +672,18 @@ class DockerTestbed(Testbed):
             check=False,
             timeout=timeout + 15,
         )
-        if r.returncode != 0:
+        if r.returncode not in (0, 1):
             raise CliError(r.stderr.strip().removeprefix("cli: ") or f"exit {r.returncode}")
-        return str(r.stdout).rstrip("\n")
+        return CliOutput(str(r.stdout).rstrip("\n"), r.returncode)
+
+    def cli_session(self, host: str, via: str | None = None) -> int:
+        """An interactive session on the host's CLI, run in the container of ``via``
+        (default: the host itself); its exit status."""
+        port = self.topology.host(host).cli_port
+        if port is None:
+            raise DockerError(f"{host} has no cli_port")
+        argv = ["python", "-m", "compose.cliclient", self.address(host), str(port)]
+        return self.interact(via or host, argv)
 
     def interfaces(self, host: str) -> dict[str, str]:
         """The container's IPv4 addresses and the interface each is on (``ip -o -4 addr``)."""

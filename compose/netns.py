@@ -665,10 +665,12 @@ class NetnsTestbed(Testbed):
                 return (time.monotonic() - t0) * 1000.0
         return None
 
-    def cli(self, host: str, command: str, via: str | None = None, timeout: float = 10.0) -> str:
-        """Send one command to the host's telnet CLI and return its output. The connection
-        is made from ``via`` (a host name; default the host itself) to the host's control
-        address and ``cli_port``."""
+    def cli(
+        self, host: str, command: str, via: str | None = None, timeout: float = 10.0
+    ) -> cliclient.CliOutput:
+        """Send one command to the host's telnet CLI and return its output (with the
+        command's ``status``). The connection is made from ``via`` (a host name; default
+        the host itself) to the host's control address and ``cli_port``."""
         h = self.topology.host(self.check_host(host))
         if h.cli_port is None:
             raise TestbedError(f"{host} has no cli_port")
@@ -676,6 +678,15 @@ class NetnsTestbed(Testbed):
         self.check_reach(src, host)
         sock = self.socket(src, socket.AF_INET, socket.SOCK_STREAM)
         return cliclient.run_command(sock, (self.address(host), h.cli_port), command, timeout)
+
+    def cli_session(self, host: str, via: str | None = None) -> int:
+        """An interactive session on the host's CLI from ``via`` (default the host
+        itself), on this terminal; its exit status."""
+        h = self.topology.host(host)
+        if h.cli_port is None:
+            raise TestbedError(f"{host} has no cli_port")
+        sock = self.socket(via or host, socket.AF_INET, socket.SOCK_STREAM)
+        return cliclient.interactive(sock, (self.address(host), h.cli_port))
 
     # --- faults -------------------------------------------------------------------------
     def link(self, host: str, domain: str, up: bool) -> None:

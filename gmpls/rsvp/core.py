@@ -435,7 +435,7 @@ class RsvpCore:
                     "out_up_lambda": _channel(p.out_up_label),
                     "qe": p.qe_params is not None,
                     "key_handle_prefix": p.key_handle[:4].hex() if p.key_handle else None,
-                    "route": [str(s) for s in rsb.route] if rsb else [],
+                    "route": [ero.hop_text(s) for s in rsb.route] if rsb else [],
                 }
             )
         return out
