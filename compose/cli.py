@@ -801,8 +801,9 @@ class _PipeSafe(io.TextIOBase):
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if isinstance(sys.stdout, io.TextIOBase) and not isinstance(sys.stdout, _PipeSafe):
-        sys.stdout = _PipeSafe(sys.stdout)
+    stdout = sys.stdout
+    if isinstance(stdout, io.TextIOBase) and not isinstance(stdout, _PipeSafe):
+        sys.stdout = _PipeSafe(stdout)
     try:
         return int(args.fn(args))
     except (TestbedError, TopologyError, CliError, KeyError, ValueError, OSError) as e:
@@ -811,6 +812,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    finally:
+        sys.stdout = stdout
 
 
 if __name__ == "__main__":
