@@ -83,7 +83,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     tb.up(start_daemons=not args.no_daemons)
     out: dict[str, object] = {"prefix": tb.prefix, "backend": tb.backend, "up": True}
     rc = 0
-    if not args.no_daemons and _died_at_start(tb):
+    # with --wait the wait itself watches the daemons (and ends at the first death)
+    if not args.no_daemons and _died_at_start(tb, SETTLE if args.wait is None else 0.0):
         return 1
     if args.wait is not None and not args.no_daemons:
         snap, took = converge.wait(tb, progress, timeout=args.wait)
