@@ -89,9 +89,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     if args.wait is not None and not args.no_daemons:
         snap, took = converge.wait(tb, progress, timeout=args.wait)
         out["converge"] = {**snap.as_json(), "seconds": round(took, 1)}
-        rc = 0 if snap.converged else _not_converged(snap, args.wait)
-        if rc and _died_at_start(tb, settle=0.0):
+        if snap.dead and _died_at_start(tb, settle=0.0):
             return 1
+        rc = 0 if snap.converged else _not_converged(snap, args.wait)
     if args.json:
         print(json.dumps(out, indent=1))
     return rc
