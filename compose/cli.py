@@ -121,6 +121,10 @@ def _died_at_start(tb: Testbed, settle: float = SETTLE) -> bool:
 
 
 def _not_converged(snap: converge.Snapshot, timeout: float) -> int:
+    if snap.dead:
+        again = ", ".join(f"qkdnet start {h}" for h in sorted(snap.dead))
+        print(f"qkdnet: not ready, a daemon died: {snap.line()}; restart: {again}", file=sys.stderr)
+        return 1
     print(f"qkdnet: not converged within {timeout:g} s: {snap.line()}", file=sys.stderr)
     return 1
 
