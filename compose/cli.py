@@ -105,8 +105,9 @@ def _died_at_start(tb: Testbed, settle: float = SETTLE) -> bool:
     """After ``up``: watch the daemons for ``settle`` s; when one died, name each with the
     last line of its output on stderr, take the testbed down again, and say so (True)."""
     deadline = time.monotonic() + settle
-    while not (dead := converge.dead_daemons(tb)) and time.monotonic() < deadline:
+    while time.monotonic() < deadline:  # every death of the settle time, not the first
         time.sleep(0.2)
+    dead = converge.dead_daemons(tb)
     if not dead:
         return False
     for h, why in sorted(dead.items()):
