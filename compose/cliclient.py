@@ -279,6 +279,8 @@ def interactive(sock: socket.socket, address: tuple[str, int], timeout: float = 
                     return 1
                 if line.rstrip().endswith("?"):  # the line again, without its '?'
                     again = line.rstrip()[:-1]
+                    if rl is not None and rl.get_current_history_length() > 0:
+                        rl.remove_history_item(rl.get_current_history_length() - 1)
         finally:
             if rl is not None:
                 with contextlib.suppress(OSError):
