@@ -616,6 +616,37 @@ class DockerTestbed(Testbed):
         )
         return r.returncode == 0
 
+    def probe(
+        self,
+        host: str,
+        target: str,
+        count: int = 3,
+        timeout: float = 1.0,
+        interval: float = 0.2,
+        first: bool = False,
+    ) -> list[float | None]:
+        """iputils ``ping`` inside ``host``: each echo's RTT in ms, None when lost."""
+        dst = self.address(target)
+        w = max(1, round(timeout))
+        argv = ["ping", "-n", "-c", str(count), "-W", str(w), "-i", f"{max(interval, 0.2):g}"]
+        r = self.exec(
+            host,
+            [*argv, dst],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=count * (w + interval + 1) + 10,
+        )
+        got = {
+            int(m.group(1)): float(m.group(2))
+            for m in re.finditer(r"icmp_seq=(\d+) .*time=([\d.]+) ms", r.stdout)
+        }
+        out = [got.get(seq) for seq in range(1, count + 1)]
+        if first:
+            hit = next((i for i, x in enumerate(out) if x is not None), None)
+            out = out if hit is None else out[: hit + 1]
+        return out
+
     def cli(
         self,
         host: str,
@@ -627,9 +658,11 @@ class DockerTestbed(Testbed):
         """One command on the host's telnet CLI, connecting from the container of ``via``
         (default: the host itself) to the host's control address and ``cli_port`` (or
         ``port``)."""
-        port = port or self.topology.host(host).cli_port
+        port = port or self.topology.host(self.check_host(host)).cli_port
         if port is None:
             raise DockerError(f"{host} has no cli_port")
+        if via:
+            self.check_reach(via, host)
         argv = ["python", "-c", _CLI_SCRIPT, self.address(host), str(port), command]
         r = self.exec(
             via or host,

@@ -94,6 +94,9 @@ class PceDaemon:
             lsps=self.lsps,
             qkd_sites=dict(config.qkd_sites),
         )
+        self.service.expected_nodes = frozenset(
+            h.router_id for h in topo.of_kind("node") if h.router_id is not None
+        )
         self.server = PcepServer(
             self.service,
             SessionConfig(
