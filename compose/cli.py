@@ -83,14 +83,15 @@ def cmd_up(args: argparse.Namespace) -> int:
     tb.up(start_daemons=not args.no_daemons)
     out: dict[str, object] = {"prefix": tb.prefix, "backend": tb.backend, "up": True}
     rc = 0
-    if not args.no_daemons and _died_at_start(tb):
+    # with --wait the wait itself watches the daemons (and ends at the first death)
+    if not args.no_daemons and _died_at_start(tb, SETTLE if args.wait is None else 0.0):
         return 1
     if args.wait is not None and not args.no_daemons:
         snap, took = converge.wait(tb, progress, timeout=args.wait)
         out["converge"] = {**snap.as_json(), "seconds": round(took, 1)}
-        rc = 0 if snap.converged else _not_converged(snap, args.wait)
-        if rc and _died_at_start(tb, settle=0.0):
+        if snap.dead and _died_at_start(tb, settle=0.0):
             return 1
+        rc = 0 if snap.converged else _not_converged(snap, args.wait)
     if args.json:
         print(json.dumps(out, indent=1))
     return rc
@@ -120,6 +121,10 @@ def _died_at_start(tb: Testbed, settle: float = SETTLE) -> bool:
 
 
 def _not_converged(snap: converge.Snapshot, timeout: float) -> int:
+    if snap.dead:
+        again = ", ".join(f"qkdnet start {h}" for h in sorted(snap.dead))
+        print(f"qkdnet: not ready, a daemon died: {snap.line()}; restart: {again}", file=sys.stderr)
+        return 1
     print(f"qkdnet: not converged within {timeout:g} s: {snap.line()}", file=sys.stderr)
     return 1
 
@@ -307,7 +312,7 @@ def cmd_cli(args: argparse.Namespace) -> int:
     tb = _select(args)
     tb.check_host(args.host)
     if args.via:
-        tb.check_host(args.via)
+        tb.check_reach(args.via, args.host)
     if not args.command:  # an interactive session (compose/cliclient.py)
         return tb.cli_session(args.host, via=args.via)
     command = with_addresses(tb, " ".join(args.command))
@@ -597,6 +602,14 @@ def _add_testbed_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     s.add_argument("--clear", action="store_true", help="remove the domain's impairments")
     s.set_defaults(fn=cmd_impair)
 
+    _add_probe_commands(sub, sel)
+    _add_demo_command(sub)
+
+
+def _add_probe_commands(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], sel: argparse.ArgumentParser
+) -> None:
+    """cli, ping, pingall, etsi, pcc: talking to a running testbed."""
     s = sub.add_parser(
         "cli", parents=[sel], help="a command on a host's CLI, or an interactive session"
     )
@@ -610,13 +623,6 @@ def _add_testbed_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     s.add_argument("--timeout", type=float, default=10.0)
     s.set_defaults(fn=cmd_cli)
 
-    _add_probe_commands(sub, sel)
-    _add_demo_command(sub)
-
-
-def _add_probe_commands(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser], sel: argparse.ArgumentParser
-) -> None:
     s = sub.add_parser("ping", parents=[sel], help="ICMP echo from a host: RTT and loss")
     s.add_argument("host")
     s.add_argument("target", help="host name or IPv4 address")
@@ -800,8 +806,9 @@ class _PipeSafe(io.TextIOBase):
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if isinstance(sys.stdout, io.TextIOBase) and not isinstance(sys.stdout, _PipeSafe):
-        sys.stdout = _PipeSafe(sys.stdout)
+    stdout = sys.stdout
+    if isinstance(stdout, io.TextIOBase) and not isinstance(stdout, _PipeSafe):
+        sys.stdout = _PipeSafe(stdout)
     try:
         return int(args.fn(args))
     except (TestbedError, TopologyError, CliError, KeyError, ValueError, OSError) as e:
@@ -810,6 +817,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    finally:
+        sys.stdout = stdout
 
 
 if __name__ == "__main__":

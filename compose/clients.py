@@ -6,8 +6,11 @@ with the addresses filled in from the topology:
 - ``qkdnet etsi tn1 open --destination tn5``: ``--proxy`` is tn1's ETSI 004 proxy (its
   ``qe.proxy``) at its address on the domain they share; host names after
   ``--destination`` become router IDs;
-- ``qkdnet pcc tn1 --dst tn5 --qe``: ``--pce`` is the topology's PCE at its control
-  address, ``--src`` defaults to the host's router ID; host names become router IDs.
+- ``qkdnet pcc tn1 --dst tn5 --qe``: a request as tn1 would make it: ``--pce`` is the
+  topology's PCE at its control address, ``--src`` defaults to the host's router ID; host
+  names become router IDs. A node runs its own PCEP session and the PCE takes one session
+  per peer address (RFC 5440 §6.2), so for a node the client runs in the topology's
+  ``client`` host (its first host of kind client on the control domain) instead.
 
 The client's output and exit status are passed through unchanged.
 """
@@ -65,12 +68,15 @@ def proxy_address(tb: Testbed, host: str) -> str:
     return str(p.interfaces[shared[0]])
 
 
-def etsi_argv(tb: Testbed, host: str, rest: list[str]) -> list[str]:
+def etsi_argv(tb: Testbed, host: str, rest: list[str]) -> tuple[str, list[str]]:
+    """Where to run the ETSI 004 client for ``host`` (the host itself) and its argv."""
     proxy = proxy_address(tb, host)
-    return [_python(tb), "-m", "qkd_proxy.client", "--proxy", proxy, *resolve(tb, rest)]
+    return host, [_python(tb), "-m", "qkd_proxy.client", "--proxy", proxy, *resolve(tb, rest)]
 
 
-def pcc_argv(tb: Testbed, host: str, rest: list[str]) -> list[str]:
+def pcc_argv(tb: Testbed, host: str, rest: list[str]) -> tuple[str, list[str]]:
+    """Where to run the PCEP client for a request of ``host`` and its argv (module
+    docstring: a node's own session would make the PCE refuse a second one)."""
     topo = tb.topology
     tb.check_host(host)
     pces = topo.of_kind("pce")
@@ -79,11 +85,15 @@ def pcc_argv(tb: Testbed, host: str, rest: list[str]) -> list[str]:
     argv = [_python(tb), "-m", "pce.client", "--pce", tb.address(pces[0].name)]
     if not any(w == "--src" or w.startswith("--src=") for w in rest):
         argv += ["--src", _router_id(tb, host)]
-    return argv + resolve(tb, rest)
+    where = host
+    if topo.host(host).kind == "node":
+        ctrl = topo.control_domain
+        where = next((h.name for h in topo.of_kind("client") if ctrl in h.interfaces), host)
+    return where, argv + resolve(tb, rest)
 
 
 Select = Callable[[argparse.Namespace], Testbed]
-Build = Callable[[Testbed, str, list[str]], list[str]]
+Build = Callable[[Testbed, str, list[str]], tuple[str, list[str]]]
 
 
 def _command(select: Select, build: Build) -> Callable[[argparse.Namespace], int]:
@@ -92,7 +102,8 @@ def _command(select: Select, build: Build) -> Callable[[argparse.Namespace], int
         rest = list(args.argv)
         if rest[:1] == ["--"]:
             rest = rest[1:]
-        return tb.interact(args.host, build(tb, args.host, rest))
+        where, argv = build(tb, args.host, rest)
+        return tb.interact(where, argv)
 
     return run
 

@@ -483,15 +483,13 @@ class NetnsTestbed(Testbed):
                 code = -1
             if code is None:
                 continue
-            tail = ""
-            with contextlib.suppress(OSError):
-                lines = Path(self.run_dir, f"{host}.out").read_text().strip().splitlines()
-                tail = f": {lines[-1]}" if lines else ""
+            words = _last_words(self.out_file(host, d.name), Path(d.log), 1)
+            tail = f": {words[-1]}" if words else ""
             self.progress(
                 f"[{self.prefix}] daemon {host:<8} {d.name} exited at once ({code}){tail}"
             )
             self.state.daemons[host] = [x for x in self.state.daemons.get(host, []) if x is not d]
-            self.state.skipped[host] = f"{d.name} exited with code {code}"
+            self.state.skipped[host] = f"{d.name} exited with code {code}{tail}"
         self.state.save()
 
     def _start(self, host: str, extra_args: Sequence[str] = ()) -> list[tuple[str, Daemon]]:

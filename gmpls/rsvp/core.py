@@ -94,6 +94,7 @@ from gmpls.rsvp.constants import (
     RoutingProblem,
     Style,
     SwitchingType,
+    error_text,
 )
 from gmpls.rsvp.events import (
     Action,
@@ -1453,7 +1454,8 @@ class RsvpCore:
         code = (es.code, es.value) if isinstance(es, O.ErrorSpec | O.ErrorSpecIfId) else None
         node = es.node if isinstance(es, O.ErrorSpec | O.ErrorSpecIfId) else src
         if psb.role == HEAD:
-            self._teardown(psb, f"PathErr {code} from {node}", code, send_tear=True)
+            words = f" {error_text(*code)}" if code is not None else ""
+            self._teardown(psb, f"PathErr {code}{words} from {node}", code, send_tear=True)
         elif psb.phop is not None:
             self.stats["path_err_sent"] += 1
             self._trigger(psb.phop, _state_kept(msg))

@@ -81,7 +81,8 @@ def test_ping_summary_reads_like_iputils() -> None:
 
 
 def test_etsi_and_pcc_fill_in_the_addresses(bed: NetnsTestbed) -> None:
-    argv = clients.etsi_argv(bed, "tn1", ["open", "--destination", "tn5"])
+    where, argv = clients.etsi_argv(bed, "tn1", ["open", "--destination", "tn5"])
+    assert where == "tn1"
     assert argv[1:] == [
         "-m",
         "qkd_proxy.client",
@@ -91,7 +92,8 @@ def test_etsi_and_pcc_fill_in_the_addresses(bed: NetnsTestbed) -> None:
         "--destination",
         "10.1.1.5",
     ]
-    argv = clients.pcc_argv(bed, "tn1", ["--dst=tn5", "--qe"])
+    where, argv = clients.pcc_argv(bed, "tn1", ["--dst=tn5", "--qe"])
+    assert where == "client"  # tn1's own PCEP session holds its one session per peer
     assert argv[1:] == [
         "-m",
         "pce.client",

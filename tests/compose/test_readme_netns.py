@@ -27,7 +27,8 @@ pytestmark = pytest.mark.netns
 def readme_commands() -> list[str]:
     text = README.read_text()
     section = text[text.index("## Playing with a running testbed") :]
-    block = section[section.index("```console\n") + 11 : section.index("\n```", 20)]
+    start = section.index("```console\n") + len("```console\n")
+    block = section[start : section.index("\n```", start)]
     return [ln[2:] for ln in block.splitlines() if ln.startswith("$ ")]
 
 
