@@ -246,6 +246,16 @@ def interactive(sock: socket.socket, address: tuple[str, int], timeout: float = 
     """``qkdnet cli HOST``: a session with the daemon's prompt, completion (Tab), context
     help (``?``), history (``~/.qkdnet_history``); ``exit``, ``quit`` or Ctrl-D leave.
     Its status: 0, or 1 when the daemon went away."""
+    # input() edits a line with readline only when sys.stdout is the process's own (qkdnet
+    # wraps it against broken pipes)
+    saved, sys.stdout = sys.stdout, sys.__stdout__ or sys.stdout
+    try:
+        return _session(sock, address, timeout)
+    finally:
+        sys.stdout = saved
+
+
+def _session(sock: socket.socket, address: tuple[str, int], timeout: float) -> int:
     with sock:
         s = Session(sock, address, timeout)
         s.ask_status()
