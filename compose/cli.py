@@ -19,7 +19,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from compose import clab, clients, converge, demo, draw, keyfiles, probes, render, topogen, wireshark
+from compose import (
+    clab,
+    clients,
+    converge,
+    demo,
+    draw,
+    keyfiles,
+    probes,
+    render,
+    topogen,
+    wireshark,
+)
 from compose.backend import Testbed, TestbedError, did_you_mean, quiet
 from compose.cliclient import CliError
 from compose.docker import DockerTestbed, firewall_add, firewall_remove
