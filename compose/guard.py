@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from compose import docker as qdocker
-from compose import firewall, keyfiles, render
+from compose import firewall, keyfiles, pki, render
 from compose.backend import TestbedError
 from gmpls.topology import Topology, load
 
@@ -79,6 +79,7 @@ def _serve(
     else:
         _say("no DOCKER-USER chain on this host: no rule needed")
     made += keyfiles.write(topo, secrets)
+    made += pki.write(topo, secrets / pki.FOLDER)  # the ETSI 014 CA and certificates
     _say(f"{len(made)} fresh secret files for {topo.name} (prefix {topo.prefix})")
     ready.touch()
     _say("ready; waiting for SIGTERM (docker compose down)")

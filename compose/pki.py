@@ -165,6 +165,15 @@ def write(topo: Topology, folder: Path) -> list[Path]:
     return out
 
 
+def files(topo: Topology) -> dict[str, tuple[str, ...]]:
+    """``{host: (file name, ...)}``: what each container mounts of the PKI: a key manager
+    the CA, its certificate and key; an SAE the CA, its certificate and key."""
+    out: dict[str, tuple[str, ...]] = {}
+    for name in (*topo.sites, *topo.saes()):
+        out[name] = ("ca.pem", f"{name}.pem", f"{name}.key")
+    return out
+
+
 def daemon_args(topo: Topology, host: str, folder: str | os.PathLike[str]) -> list[str]:
     """A key manager's flags for its 014 server (none for other hosts)."""
     if host not in topo.sites:

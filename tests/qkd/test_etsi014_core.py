@@ -190,7 +190,8 @@ def test_status_reflects_the_stock(direct: Net014) -> None:
     assert r.status == 200
     b = r.body
     stock, buffer = direct.net.km[1].stock_toward(site(2))
-    assert b["stored_key_count"] == stock // 256 and b["max_key_count"] == buffer // 256
+    assert b["stored_key_count"] == min(stock, buffer) // 256
+    assert b["max_key_count"] == buffer // 256
     assert b["stored_key_count"] > 0
     assert (b["source_KME_ID"], b["target_KME_ID"]) == ("km1", "km2")
     assert (b["master_SAE_ID"], b["slave_SAE_ID"]) == ("n1", "n2")

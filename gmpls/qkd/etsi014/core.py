@@ -259,7 +259,8 @@ class Etsi014Core:
             "master_SAE_ID": me.name,
             "slave_SAE_ID": slave.name,
             "key_size": size,
-            "stored_key_count": stock // size,
+            # the link's stock (the emulator's and the pool drawn ahead), at most its buffer
+            "stored_key_count": min(stock, buffer or stock) // size,
             "max_key_count": buffer // size,
             "max_key_per_request": self.cfg.max_key_per_request,
             "max_key_size": MAX_KEY_SIZE,
