@@ -65,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for f in made:
             with contextlib.suppress(FileNotFoundError):
                 f.unlink()
+        with contextlib.suppress(OSError):  # the PKI's folder, once empty
+            (args.secrets / pki.FOLDER).rmdir()
         n = qdocker.firewall_remove(topo.prefix)
         _say(f"removed {n} DOCKER-USER rule(s) and {len(made)} secret file(s)")
 
