@@ -365,6 +365,13 @@ class Shell:
             else:
                 log.info(a.event, extra={"host": self.core.cfg.name, **a.fields})
 
+    def counters(self) -> dict[str, int]:
+        """The key manager's counters, and its 014 interface's (``etsi014_*``)."""
+        out = self.core.all_counters()
+        if self.api is not None:
+            out.update(self.api.all_counters())
+        return out
+
     def feed_api(self, event: api_events.Event) -> None:
         """An event for the 014 core; its ETSI 004 calls go into the key manager, its
         answers to the HTTPS server."""
@@ -464,7 +471,7 @@ class ProxyDaemon:
             "show qkd links", lambda _a: core.show_links(), "the site's QKD links", text=_links_text
         )
         self.cli.register(
-            "show counters", lambda _a: core.all_counters(), "the key manager's counters"
+            "show counters", lambda _a: shell.counters(), "the key manager's counters"
         )
         self.cli.register(
             "show qkd relays", lambda _a: core.show_relays(), "the key relays through this site"
@@ -500,7 +507,4 @@ class ProxyDaemon:
         for t in self.transports:
             t.close()
         self.shell.drops.close()
-        counters = self.shell.core.all_counters()
-        if self.shell.api is not None:
-            counters.update(self.shell.api.all_counters())
-        stopped(log, self.cfg.name, counters, self.state_dir)
+        stopped(log, self.cfg.name, self.shell.counters(), self.state_dir)
