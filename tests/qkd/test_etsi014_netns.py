@@ -102,10 +102,10 @@ if role == "master":
     code, st = c.get_status("tn5")
     code2, kc = c.get_key("tn5", number=3, size=512)
     out = {"status": [code, st.stored_key_count, st.key_size, st.target_kme_id], "code": code2,
-           "keys": {k.key_ID: k.key for k in kc.keys}}
+           "keys": {k.key_id: k.key for k in kc.keys}}
 else:
     code2, kc = c.get_key_with_key_IDs("tn1", json.loads(arg))
-    out = {"code": code2, "keys": {k.key_ID: k.key for k in kc.keys}}
+    out = {"code": code2, "keys": {k.key_id: k.key for k in kc.keys}}
 print(json.dumps(out))
 """
 
