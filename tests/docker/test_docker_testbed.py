@@ -312,27 +312,3 @@ def test_daemons_run_and_ospf_reaches_full_in_containers(paper_docker: DockerTes
     routers = {str(h.router_id) for h in paper_docker.topology.of_kind("node", "pce")}
     assert full <= routers - {paper_docker.address("tn1")}
 
-
-def test_etsi014_keys_in_containers(paper_docker: DockerTestbed) -> None:
-    """The guard wrote the PKI; tn1's container has its SAE certificate and gets two keys
-    from etsiA's ETSI 014 server over mutual TLS (docs/etsi014.md). The deadline only
-    bounds the wait for the key manager to listen."""
-    code = (
-        "import http.client, json, ssl\n"
-        "d = '/run/qkdnet/secrets/pki/'\n"
-        "c = ssl.create_default_context(cafile=d + 'ca.pem')\n"
-        "c.load_cert_chain(d + 'tn1.pem', d + 'tn1.key')\n"
-        "h = http.client.HTTPSConnection('10.2.1.11', context=c, timeout=20)\n"
-        "h.request('GET', '/api/v1/keys/tn5/enc_keys?number=2')\n"
-        "r = h.getresponse()\n"
-        "print(r.status, len(json.load(r)['keys']))\n"
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        r = paper_docker.exec("tn1", ["python", "-c", code], capture_output=True, text=True)
-        if r.returncode == 0 or time.monotonic() > deadline:
-            break
-        time.sleep(1)
-    assert r.stdout.split() == ["200", "2"], r.stderr[-2000:]
-    st = paper_docker.status()["etsi014"]
-    assert st["etsiA"]["url"] == "https://10.2.1.11"
