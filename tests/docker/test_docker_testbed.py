@@ -311,4 +311,3 @@ def test_daemons_run_and_ospf_reaches_full_in_containers(paper_docker: DockerTes
             time.sleep(1)
     routers = {str(h.router_id) for h in paper_docker.topology.of_kind("node", "pce")}
     assert full <= routers - {paper_docker.address("tn1")}
-
