@@ -81,3 +81,64 @@ async def test_the_certificate_names_the_sae(ca_dir: Path) -> None:
         assert len(seen) == 4  # the forged certificate's request never reached the core
     finally:
         await server.stop()
+
+
+async def test_the_pypi_client_reads_our_objects(ca_dir: Path) -> None:
+    """etsi-qkd-014-client (PyPI) against the shell and a real 014 core whose key manager
+    is stood in by a fake ETSI 004 endpoint: it parses our Status and Key container."""
+    import asyncio
+    import itertools
+    from ipaddress import IPv4Address
+
+    from etsi_qkd_014_client import QKD014Client
+
+    from gmpls.qkd import etsi004 as etsi
+    from gmpls.qkd.etsi014.core import Etsi014Config, Etsi014Core, Sae
+    from gmpls.qkd.etsi014.events import Call004, Reply004
+
+    saes = {
+        "tn1": Sae("tn1", "etsiA", IPv4Address("10.1.1.1")),
+        "tn5": Sae("tn5", "etsiB", IPv4Address("10.1.1.5")),
+    }
+    core = Etsi014Core(Etsi014Config("etsiA", saes), bytes, lambda kme: (1 << 20, 1 << 26))
+    index = itertools.count()
+
+    def km(data: bytes) -> bytes:  # the key manager: opens anything, keys 0, 1, 2...
+        m = etsi.decode(data)
+        if isinstance(m, etsi.Open):
+            return etsi.encode(
+                etsi.OpenReply(m.request_id, etsi.Status.SUCCESSFUL, m.key_handle, m.qos)
+            )
+        assert isinstance(m, etsi.GetKey)
+        i = next(index)
+        return etsi.encode(
+            etsi.GetKeyReply(m.request_id, etsi.Status.SUCCESSFUL, i, bytes([i]) * 64)
+        )
+
+    def feed(ev: object) -> None:
+        for a in core.handle(ev, 0.0):  # type: ignore[arg-type]
+            if isinstance(a, Call004):
+                feed(Reply004(km(a.data)))
+            elif isinstance(a, HttpResponse):
+                server.answer(a)
+
+    server = Etsi014Server(feed, Pki.in_dir(ca_dir, "etsiA"))
+    await server.start(["127.0.0.1"], 0)
+    try:
+        assert server.runner is not None
+        port = server.runner.addresses[0][1]
+        d = ca_dir
+        c = QKD014Client(
+            f"127.0.0.1:{port}", str(d / "tn1.pem"), str(d / "tn1.key"), str(d / "ca.pem")
+        )
+        code, st = await asyncio.to_thread(c.get_status, "tn5")
+        assert code == 200 and (st.target_kme_id, st.key_size) == ("etsiB", 256)  # type: ignore[attr-defined]
+        assert st.stored_key_count == (1 << 20) // 256  # type: ignore[attr-defined]
+        code, kc = await asyncio.to_thread(c.get_key, "tn5", 3, 512)
+        assert code == 200
+        got = [(k.key_id, k.key) for k in kc.keys]  # type: ignore[attr-defined]
+        assert len(got) == 3 and len({i for i, _ in got}) == 3
+        code, err = await asyncio.to_thread(c.get_key, "tn5", 3, 12)
+        assert code == 400 and err.message == "size is not a multiple of 8"  # type: ignore[attr-defined]
+    finally:
+        await server.stop()
