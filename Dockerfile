@@ -24,7 +24,7 @@ FROM runtime AS build
 COPY build/wheels/ /tmp/wheels/
 RUN python3 -m venv /opt/qkdnet \
  && /opt/qkdnet/bin/pip install --no-cache-dir --no-index --find-links /tmp/wheels qkdnet \
- && /opt/qkdnet/bin/python -c "import yaml, cryptography, pyroute2, docker, gmpls, daemonkit, compose"
+ && /opt/qkdnet/bin/python -c "import yaml, cryptography, pyroute2, docker, aiohttp, gmpls, daemonkit, compose"
 
 # --- final: runtime + the venv, without the wheels ---------------------------------------
 FROM runtime

@@ -25,7 +25,7 @@ from typing import Any, ClassVar, NamedTuple, Self, TypedDict, Unpack
 
 import yaml
 
-from compose import keyfiles
+from compose import keyfiles, pki
 from compose.cliclient import CliOutput
 from gmpls.topology import Topology, load
 
@@ -178,6 +178,12 @@ class Testbed(ABC):
         made = keyfiles.write(self.topology, folder)
         if made:
             self.progress(f"[{self.prefix}] secrets: {len(made)} fresh files in {folder}")
+        certs = pki.write(self.topology, self.run_dir / pki.FOLDER)
+        if certs:
+            self.progress(
+                f"[{self.prefix}] pki: a CA and {len(certs) // 2 - 1} certificates in "
+                f"{self.run_dir / pki.FOLDER}"
+            )
         return folder
 
     def __enter__(self) -> Self:

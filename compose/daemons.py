@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from compose import keyfiles
+from compose import keyfiles, pki
 from compose.state import index_dir
 from gmpls.topology import Host, Topology
 
@@ -84,6 +84,7 @@ def plan(
         argv = [sys.executable, "-m", pkg, "--topology", str(topo_file), "--host", name]
         argv += ["--log-file", str(log)]
         argv += keyfiles.daemon_args(topo, name, run_dir / keyfiles.FOLDER)
+        argv += pki.daemon_args(topo, name, run_dir / pki.FOLDER)
         return [Launch(pkg, argv, run_dir / f"{name}.out", log, env={"PYTHONUNBUFFERED": "1"})]
     if host.kind == "frr":
         return _frr_plan(topo, host, run_dir, gens)

@@ -53,7 +53,7 @@ from typing import Any, ClassVar, Unpack
 import docker
 from docker.errors import APIError, NotFound
 
-from compose import firewall, render
+from compose import firewall, keyfiles, pki, render
 from compose.backend import (
     Capture,
     Progress,
@@ -762,6 +762,13 @@ class DockerTestbed(Testbed):
             "domains": domains,
             "hosts": hosts,
             "firewall": firewall_rules(self.prefix),
+            # the guard writes the PKI beside the secrets of the compose file
+            "etsi014": pki.status(
+                self.topology,
+                (self.compose_file.parent if self.compose_file else self.run_dir)
+                / keyfiles.FOLDER
+                / pki.FOLDER,
+            ),
         }
 
     @staticmethod

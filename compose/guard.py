@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from compose import docker as qdocker
-from compose import firewall, keyfiles, render
+from compose import firewall, keyfiles, pki, render
 from compose.backend import TestbedError
 from gmpls.topology import Topology, load
 
@@ -65,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for f in made:
             with contextlib.suppress(FileNotFoundError):
                 f.unlink()
+        with contextlib.suppress(OSError):  # the PKI's folder, once empty
+            (args.secrets / pki.FOLDER).rmdir()
         n = qdocker.firewall_remove(topo.prefix)
         _say(f"removed {n} DOCKER-USER rule(s) and {len(made)} secret file(s)")
 
@@ -79,6 +81,7 @@ def _serve(
     else:
         _say("no DOCKER-USER chain on this host: no rule needed")
     made += keyfiles.write(topo, secrets)
+    made += pki.write(topo, secrets / pki.FOLDER)  # the ETSI 014 CA and certificates
     _say(f"{len(made)} fresh secret files for {topo.name} (prefix {topo.prefix})")
     ready.touch()
     _say("ready; waiting for SIGTERM (docker compose down)")

@@ -44,7 +44,7 @@ from typing import Any, ClassVar, Unpack
 from pyroute2 import IPRoute, netns
 from pyroute2.netlink.exceptions import NetlinkError
 
-from compose import cliclient, daemons, firewall, names, nsutil
+from compose import cliclient, daemons, firewall, names, nsutil, pki
 from compose.backend import (
     Capture,
     Progress,
@@ -882,6 +882,7 @@ class NetnsTestbed(Testbed):
             "domains": domains,
             "hosts": hosts,
             "links_down": self.state.links_down,
+            "etsi014": pki.status(self.topology, self.run_dir / pki.FOLDER),
         }
 
     def out_file(self, host: str, daemon: str) -> Path:

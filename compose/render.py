@@ -46,7 +46,7 @@ from typing import Any
 
 import yaml
 
-from compose import keyfiles
+from compose import keyfiles, pki
 from compose.daemons import PYTHON_KINDS
 from gmpls.topology import Topology
 
@@ -113,7 +113,8 @@ def command(topo: Topology, host: str, topology_in_container: str) -> list[str]:
     if h.kind in PYTHON_KINDS:
         pkg = PYTHON_KINDS[h.kind]
         argv = ["python", "-m", pkg, "--topology", topology_in_container, "--host", host]
-        return argv + keyfiles.daemon_args(topo, host, CONTAINER_SECRETS_DIR)
+        argv += keyfiles.daemon_args(topo, host, CONTAINER_SECRETS_DIR)
+        return argv + pki.daemon_args(topo, host, f"{CONTAINER_SECRETS_DIR}/{pki.FOLDER}")
     raise RenderError(
         f"hosts.{host}: kind {h.kind} has no container role (the image carries the project's "
         "daemons only; run FRR/BIRD hosts with the namespace backend)"
@@ -170,6 +171,7 @@ def compose_doc(
     inside = f"{CONTAINER_TOPOLOGY_DIR}/{topo.name}.yaml"
     services: dict[str, Any] = {GUARD: guard_service(topo, topology_mount, image, secrets_mount)}
     secret_files = keyfiles.files(topo) if daemons else {}
+    pki_files = pki.files(topo) if daemons else {}
     for h in topo.hosts.values():
         svc: dict[str, Any] = {
             "image": image,
@@ -188,6 +190,9 @@ def compose_doc(
         svc["volumes"] = [f"{topology_mount}:{inside}:ro"]
         for _, f in secret_files.get(h.name, ()):
             svc["volumes"].append(f"{secrets_mount}/{f}:{CONTAINER_SECRETS_DIR}/{f}:ro")
+        for f in pki_files.get(h.name, ()):
+            p = f"{pki.FOLDER}/{f}"
+            svc["volumes"].append(f"{secrets_mount}/{p}:{CONTAINER_SECRETS_DIR}/{p}:ro")
         svc["networks"] = {d: {"ipv4_address": str(a)} for d, a in sorted(h.interfaces.items())}
         svc["depends_on"] = {GUARD: {"condition": "service_healthy"}}
         svc["labels"] = {

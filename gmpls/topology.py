@@ -112,6 +112,10 @@ class Host:
     idq: str | None = None
     peer: str | None = None
     pair: str | None = None
+    #: a key manager's ETSI 014 (HTTPS) port on its addresses toward its SAEs
+    etsi014_port: int = 443
+    #: hosts a key manager serves over ETSI 014 only (SAEs besides the nodes it serves)
+    saes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +251,14 @@ class Topology:
     def qkd_links_of(self, km: str) -> tuple[QkdLink, ...]:
         """The QKD links of key manager ``km``, in file order."""
         return tuple(x for x in self.qkd_links if km in (x.a, x.b))
+
+    def saes(self) -> dict[str, str]:
+        """Every ETSI 014 SAE -> its key manager: the nodes each key manager serves, then
+        the hosts it lists under ``saes``."""
+        out = {n: km for km, nodes in self.sites.items() for n in nodes}
+        for km in self.sites:
+            out.update({s: km for s in self.hosts[km].saes})
+        return out
 
     def served_by(self, km: str) -> tuple[str, ...]:
         """The nodes of ``km``'s site, its site node first (empty for a non key manager)."""
@@ -584,6 +596,8 @@ _HOST = _Record(
         _Key("idq", _name, only=_PROXY),
         _Key("peer", _name, only=_PROXY),
         _Key("pair", _name, only=_IDQ),
+        _Key("etsi014_port", _PORT, only=_PROXY),
+        _Key("saes", _names, only=_PROXY),
     ),
     check=_kind_keys,
 )
@@ -841,6 +855,16 @@ def _check_references(c: _Checker, hosts: Mapping[str, Host]) -> None:
         pair = _ref(c, hosts, f"{p}.pair", h.pair, _IDQ)
         if pair is not None and pair.pair != h.name:
             c.error(f"{p}.pair", f"{pair.name}'s pair is {pair.pair}, not {h.name}")
+        for i, sae in enumerate(h.saes):
+            other = _ref(c, hosts, f"{p}.saes[{i}]", sae, tuple(KINDS))
+            _shares_domain(c, f"{p}.saes[{i}]", h, other)
+            if other is not None and other.kind != "client":
+                c.error(
+                    f"{p}.saes[{i}]", f"{sae} is a {other.kind}: an SAE listed here is a client"
+                )
+    listed = [s for h in hosts.values() for s in h.saes]
+    for s in sorted({s for s in listed if listed.count(s) > 1}):
+        c.error("hosts", f"{s} is listed as an SAE by more than one key manager")
 
 
 def _te_links(

@@ -11,7 +11,13 @@ from pathlib import Path
 from daemonkit import daemon
 from gmpls.qkd import etsi004, idq3p, kmstatus, sync
 from gmpls.topology import Topology
-from qkd_proxy.daemon import Ports, ProxyDaemon, keys_from_files, km_from_topology
+from qkd_proxy.daemon import (
+    Ports,
+    ProxyDaemon,
+    api_from_topology,
+    keys_from_files,
+    km_from_topology,
+)
 
 
 def _arguments(p: argparse.ArgumentParser) -> None:
@@ -21,6 +27,13 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sync-port", type=int, default=sync.PORT)
     p.add_argument("--peer-sync-port", type=int, help="default: --sync-port")
     p.add_argument("--idq-port", type=int, default=idq3p.PORT)
+    p.add_argument(
+        "--pki-dir",
+        type=Path,
+        help="serve ETSI 014 over HTTPS with the CA and this key manager's certificate and "
+        "key in DIR (ca.pem, HOST.pem, HOST.key; `qkdnet up` makes them in RUN/pki)",
+    )
+    p.add_argument("--etsi014-port", type=int, help="default: the host's etsi014_port (443)")
     p.add_argument(
         "--sync-key-file",
         type=Path,
@@ -40,7 +53,10 @@ def _build(a: argparse.Namespace, topo: Topology) -> ProxyDaemon:
     ports = Ports(a.north_port, a.status_port, a.sync_port, a.peer_sync_port, a.idq_port)
     cfg, binds = km_from_topology(topo, a.host, keys, ports)
     cli = a.cli_port if a.cli_port is not None else topo.host(a.host).cli_port
-    return ProxyDaemon(cfg, binds, ports, a.state_dir, cli)
+    api = None
+    if a.pki_dir is not None:
+        api = api_from_topology(topo, a.host, a.pki_dir, a.etsi014_port)
+    return ProxyDaemon(cfg, binds, ports, a.state_dir, cli, api)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

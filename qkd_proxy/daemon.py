@@ -39,7 +39,11 @@ from gmpls.qkd import etsi004 as etsi
 from gmpls.qkd import idq3p as idq
 from gmpls.qkd import kmstatus, sync
 from gmpls.units import bps_text
+from gmpls.qkd.etsi014 import events as api_events
+from gmpls.qkd.etsi014.core import ADDR as ETSI014
+from gmpls.qkd.etsi014.core import Etsi014Config, Etsi014Core, Sae
 from qkd_proxy.core import ProxyConfig
+from qkd_proxy.etsi014 import Etsi014Server, Pki
 from qkd_proxy.events import Channel, Datagram, Event, Log, Send
 from qkd_proxy.km import KeyManager, KmConfig, KmLink
 
@@ -245,6 +249,43 @@ def km_from_topology(
     return cfg, binds
 
 
+@dataclass(frozen=True, slots=True)
+class Api014:
+    """The key manager's ETSI 014 server: the core's config, where it listens, its TLS
+    files, and the site ID of every key manager (the status's stock is toward it)."""
+
+    cfg: Etsi014Config
+    addrs: tuple[str, ...]
+    port: int
+    pki: Pki
+    site_of_kme: Mapping[str, IPv4Address]
+
+
+def api_from_topology(
+    topo: topology.Topology, host: str, pki_dir: Path, port: int | None = None
+) -> Api014:
+    """The 014 server of key manager ``host``: every SAE of the network (a node's keys
+    name its own router ID, a listed SAE's its site node's), its addresses toward its
+    SAEs, the port (the topology's ``etsi014_port`` unless given)."""
+    saes = {}
+    for name, km in topo.saes().items():
+        rid = topo.host(name).router_id or topo.site_id(km)
+        saes[name] = Sae(name, km, rid)
+    addrs = []
+    h = topo.host(host)
+    for sae in (*topo.served_by(host), *h.saes):
+        a = str(h.interfaces[_shared(topo, host, sae)])
+        if a not in addrs:
+            addrs.append(a)
+    return Api014(
+        Etsi014Config(host, saes),
+        tuple(addrs),
+        h.etsi014_port if port is None else port,
+        Pki.in_dir(pki_dir, host),
+        {km: topo.site_id(km) for km in topo.sites},
+    )
+
+
 def keys_from_files(files: list[Path]) -> dict[str, bytes]:
     """Link name -> key, from ``--sync-key-file`` files named ``<kmX>-<kmY>.sync``."""
     out = {}
@@ -271,15 +312,19 @@ class Shell:
     """Feeds the core, sends what it returns on the socket it belongs to, keeps its one
     timer armed."""
 
-    def __init__(self, core: KeyManager, binds: Binds) -> None:
+    def __init__(self, core: KeyManager, binds: Binds, api: Etsi014Core | None = None) -> None:
         self.core = core
         self.binds = binds
+        self.api = api
+        self.server: Etsi014Server | None = None
         self.loop = asyncio.get_running_loop()
         self.drops = RateLimitedLog(log, {"host": core.cfg.name}, clock=self.loop.time)
         #: (channel, local address) -> socket; a device's socket under its address
         self.transports: dict[tuple[Channel, str], asyncio.DatagramTransport] = {}
         self.timer = CoreTimer(lambda at: self.feed(Tick()))
         self.timer.start(self.loop)
+        self.api_timer = CoreTimer(lambda at: self.feed_api(Tick()))
+        self.api_timer.start(self.loop)
 
     def _transport(self, a: Send) -> asyncio.DatagramTransport | None:
         b = self.binds
@@ -298,8 +343,11 @@ class Shell:
             self.drops.log(logging.ERROR, "event failed", {}, exc_info=True)
             return
         logs: list[Log] = []
+        to_api: list[bytes] = []
         for a in actions:
-            if isinstance(a, Send):
+            if isinstance(a, Send) and a.addr == ETSI014:
+                to_api.append(a.data)  # the key manager's answer to its own 014 interface
+            elif isinstance(a, Send):
                 t = self._transport(a)
                 if t is not None:
                     # a connected socket (a device's) sends only to its peer
@@ -307,11 +355,48 @@ class Shell:
             elif isinstance(a, Log):
                 logs.append(a)  # written once the answers are out
         self.timer.arm(self.core.next_timer())
+        self._write(logs)
+        for data in to_api:
+            self.feed_api(api_events.Reply004(data))
+
+    def _write(self, logs: list[Log] | list[api_events.Log]) -> None:
         for a in logs:
             if a.limited:
                 self.drops.log(logging.INFO, a.event, a.fields)
             else:
                 log.info(a.event, extra={"host": self.core.cfg.name, **a.fields})
+
+    def counters(self) -> dict[str, int]:
+        """The key manager's counters, and its 014 interface's (``etsi014_*``)."""
+        out = self.core.all_counters()
+        if self.api is not None:
+            out.update(self.api.all_counters())
+        return out
+
+    def feed_api(self, event: api_events.Event) -> None:
+        """An event for the 014 core; its ETSI 004 calls go into the key manager, its
+        answers to the HTTPS server."""
+        if self.api is None:
+            return
+        try:
+            actions = self.api.handle(event, self.loop.time())
+        except Exception:  # never crash on a request: answer it 500
+            self.drops.log(logging.ERROR, "014 event failed", {}, exc_info=True)
+            if isinstance(event, api_events.HttpRequest) and self.server is not None:
+                body = {"message": "internal error"}
+                self.server.answer(api_events.HttpResponse(event.stream, 500, body))
+            return
+        logs: list[api_events.Log] = []
+        for a in actions:
+            if isinstance(a, api_events.Call004):
+                self.feed(Datagram(Channel.NORTH, a.data, ETSI014))
+            elif isinstance(a, api_events.HttpResponse):
+                if self.server is not None:
+                    self.server.answer(a)
+            else:
+                logs.append(a)
+        self.api_timer.arm(self.api.next_timer())
+        self._write(logs)
 
 
 def _counters_text(c: dict[str, int]) -> str:
@@ -356,8 +441,10 @@ class ProxyDaemon:
         ports: Ports = Ports(),
         state_dir: Path | None = None,
         cli_port: int | None = None,
+        api: Api014 | None = None,
     ) -> None:
         self.cfg = cfg
+        self.api = api
         self.binds = binds
         self.ports = ports
         self.state_dir = state_dir
@@ -369,9 +456,12 @@ class ProxyDaemon:
         self._register_commands()
 
     def _core(self) -> KeyManager:
+        return self._shell().core
+
+    def _shell(self) -> Shell:
         if self.shell is None:
             raise RuntimeError("the key manager is not running")
-        return self.shell.core
+        return self.shell
 
     def _register_commands(self) -> None:
         t = self.cli
@@ -383,7 +473,7 @@ class ProxyDaemon:
         )
         t.register(
             "show counters",
-            lambda _a: self._core().all_counters(),
+            lambda _a: self._shell().counters(),
             "the key manager's counters",
             text=_counters_text,
         )
@@ -434,7 +524,15 @@ class ProxyDaemon:
         loop = asyncio.get_running_loop()
         cfg, b, p = self.cfg, self.binds, self.ports
         # the core draws its random sync epochs and device request IDs from the OS CSPRNG
-        self.shell = shell = Shell(KeyManager(cfg, os.urandom, loop.time()), b)
+        km = KeyManager(cfg, os.urandom, loop.time())
+        api = None
+        if self.api is not None:
+            sites = self.api.site_of_kme
+            api = Etsi014Core(self.api.cfg, os.urandom, lambda kme: km.stock_toward(sites[kme]))
+        self.shell = shell = Shell(km, b, api)
+        if self.api is not None:
+            shell.server = Etsi014Server(shell.feed_api, self.api.pki)
+            await shell.server.start(list(self.api.addrs), self.api.port)
         for a in b.north:
             await self._endpoint(Channel.NORTH, a, (a, p.north))
             await self._endpoint(Channel.STATUS, a, (a, p.status))
@@ -457,6 +555,9 @@ class ProxyDaemon:
                 "serves": ",".join(sorted(map(str, cfg.served_nodes))),
                 "site": str(cfg.site),
                 "cli_port": self.cli_port or "",
+                "etsi014": ",".join(f"https://{a}:{self.api.port}" for a in self.api.addrs)
+                if self.api is not None
+                else "",
             },
         )
 
@@ -464,8 +565,11 @@ class ProxyDaemon:
         if self.shell is None:
             return
         await self.cli_server.stop()
+        if self.shell.server is not None:
+            await self.shell.server.stop()
         self.shell.timer.cancel()
+        self.shell.api_timer.cancel()
         for t in self.transports:
             t.close()
         self.shell.drops.close()
-        stopped(log, self.cfg.name, self.shell.core.all_counters(), self.state_dir)
+        stopped(log, self.cfg.name, self.shell.counters(), self.state_dir)

@@ -43,6 +43,8 @@ from gmpls.qkd import idq3p as idq
 from gmpls.qkd import kmstatus as ks
 from gmpls.qkd import sync
 from gmpls.qkd.etsi004 import Status
+from gmpls.qkd.etsi014.core import ADDR as ETSI014
+from gmpls.qkd.etsi014.core import NODE as NODE014
 from qkd_proxy.core import ProxyConfig, ProxyCore, handle_hex
 from qkd_proxy.events import Action, Addr, Channel, Datagram, Event, Greet, Log, RelayOut, Send
 from qkd_proxy.replies import ReplyCache
@@ -51,6 +53,9 @@ from qkd_proxy.replies import ReplyCache
 #: no datagram from the network has it
 INTERNAL: Addr = ("0.0.0.0", 0)
 _INTERNAL_IP = IPv4Address(INTERNAL[0])
+#: the key manager's ETSI 014 interface calls in from ETSI014 (docs/etsi014.md): its
+#: sessions name NODE014 as their opener, and only it may join those
+_ETSI014_IP = IPv4Address(ETSI014[0])
 #: RELAY_KEY indexes a relay remembers to tell a repeat (at least)
 MAX_SEEN = 4096
 #: a hop key out of stock is asked again after this long (s)
@@ -196,7 +201,10 @@ class KeyManager:
         self.links: dict[str, _Link] = {}
         for kl in cfg.links:
             pc = dataclasses.replace(
-                kl.proxy, local_node_addrs=kl.proxy.local_node_addrs | {_INTERNAL_IP}
+                kl.proxy,
+                local_node_addrs=kl.proxy.local_node_addrs | {_INTERNAL_IP, _ETSI014_IP},
+                peer_nodes=kl.proxy.peer_nodes | {NODE014},
+                node_of_addr={**kl.proxy.node_of_addr, _ETSI014_IP: NODE014},
             )
             far = frozenset({pc.peer_node, *pc.peer_nodes})
             self.links[kl.name] = _Link(kl, ProxyCore(pc, random_bytes, now), far)
@@ -205,6 +213,7 @@ class KeyManager:
         self._by_site = {ln.link.far_site: ln for ln in self.links.values()}
         self._by_node = {n: ln for ln in self.links.values() for n in ln.far_nodes}
         self.relays: dict[bytes, Relay] = {}
+        self.node_of_addr = {**cfg.node_of_addr, _ETSI014_IP: NODE014}
         self._calls: dict[int, _Call] = {}
         self._rid = itertools.count(1)
         self.cache = ReplyCache(cfg.cache_per_client)
@@ -487,7 +496,8 @@ class KeyManager:
 
     # --- northbound ---------------------------------------------------------------------
     def _north(self, data: bytes, addr: Addr, now: float) -> None:
-        if IPv4Address(addr[0]) not in self.cfg.served_addrs or addr == INTERNAL:
+        served = IPv4Address(addr[0]) in self.cfg.served_addrs and addr != INTERNAL
+        if not served and addr != ETSI014:
             self._refuse(data, addr)
             return
         try:
@@ -498,6 +508,19 @@ class KeyManager:
             return
         if isinstance(msg, etsi.Reply):
             self.counters["north_malformed"] += 1
+            return
+        if (
+            isinstance(msg, etsi.Open)
+            and msg.destination == NODE014
+            and not self._may_join(msg, addr)
+        ):
+            self._out.append(
+                Send(
+                    Channel.NORTH,
+                    etsi.encode(etsi.status_reply(msg, Status.NO_QKD_CONNECTION)),
+                    addr,
+                )
+            )
             return
         ln = self._route(msg)
         if ln is not None:
@@ -510,12 +533,37 @@ class KeyManager:
         h = msg.key_handle
         if h in self.relays:
             return None
-        if isinstance(msg, etsi.Open):
+        ln = self._session_link(h)
+        if isinstance(msg, etsi.Open) and (ln is None or h == etsi.ZERO_HANDLE):
             return self._by_node.get(msg.destination)
+        return ln
+
+    def _session_link(self, h: bytes) -> _Link | None:
         for ln in self.links.values():
             if h in ln.core.sessions:
                 return ln
         return None
+
+    def _may_join(self, msg: etsi.Open, addr: Addr) -> bool:
+        """An OPEN naming the 014 interface as its peer: only the 014 interface joins,
+        and only a session (or relay) the far key manager made (it never creates one)."""
+        if addr != ETSI014:
+            self.counters["refused"] += 1
+            self._log("refused", True, peer=addr[0], why="014 session")
+            return False
+        h = msg.key_handle
+        return h != etsi.ZERO_HANDLE and (h in self.relays or self._session_link(h) is not None)
+
+    def stock_toward(self, site: IPv4Address) -> tuple[int, int]:
+        """(stock bits, buffer bits) of the link toward ``site``: the direct one, else
+        the first hop of the relay path (0, 0: none up)."""
+        ln = self._by_site.get(site)
+        if ln is None:
+            path = self._path_to(site, self._now)
+            ln = self._by_site.get(path[1]) if len(path) > 1 else None
+        if ln is None:
+            return 0, 0
+        return ln.emu_bits + ln.core.pool_bits(), ln.link.buffer_bits or ln.emu_buffer or 0
 
     def _refuse(self, data: bytes, addr: Addr) -> None:
         try:
@@ -612,7 +660,11 @@ class KeyManager:
             self._sae_join(r, msg, addr, granted)
             return
         dest_site = self.cfg.site_of_node.get(msg.destination)
-        if h != etsi.ZERO_HANDLE or dest_site is None or length > idq.MAX_KEY_BYTES:
+        if (
+            (h != etsi.ZERO_HANDLE and addr != ETSI014)
+            or dest_site is None
+            or length > idq.MAX_KEY_BYTES
+        ):
             self._log("no route", peer=addr[0], destination=str(msg.destination))
             self._reply(addr, etsi.status_reply(msg, Status.NO_QKD_CONNECTION))
             return
@@ -629,10 +681,9 @@ class KeyManager:
             )
             self._reply(addr, etsi.status_reply(msg, Status.NO_QKD_CONNECTION))
             return
-        h = self.random_bytes(etsi.HANDLE_LEN)
-        while h in self.relays or h == etsi.ZERO_HANDLE:
+        while h in self.relays or h == etsi.ZERO_HANDLE:  # the 014 interface names its own
             h = self.random_bytes(etsi.HANDLE_LEN)
-        opener = self.cfg.node_of_addr.get(IPv4Address(addr[0]), self.cfg.site)
+        opener = self.node_of_addr.get(IPv4Address(addr[0]), self.cfg.site)
         r = Relay(h, path, 0, opener, msg.destination, length, down=ln, owner=addr[0])
         r.last_used = now
         r.open_waiter = (addr, msg.request_id, granted)
@@ -644,7 +695,9 @@ class KeyManager:
         if r.owner == addr[0]:
             self._reply(addr, etsi.OpenReply(msg.request_id, Status.SUCCESSFUL, r.handle, granted))
             return
-        node = self.cfg.node_of_addr.get(IPv4Address(addr[0]))
+        node = self.node_of_addr.get(IPv4Address(addr[0]))
+        if addr == ETSI014 and r.opener == NODE014:
+            node = r.destination  # the 014 interface joins for the slave SAE's node
         ok = (
             r.tail
             and r.owner is None

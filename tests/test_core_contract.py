@@ -30,6 +30,8 @@ from gmpls.ospf import events as ospf_events
 from gmpls.ospf.router import OspfRouter
 from gmpls.pcep import events as pcep_events
 from gmpls.pcep.session import Role, Session
+from gmpls.qkd.etsi014 import events as etsi014_events
+from gmpls.qkd.etsi014.core import Etsi014Config, Etsi014Core
 from gmpls.rsvp import events as rsvp_events
 from gmpls.rsvp.core import RsvpCore
 from idq3p_emulator.core import Idq3pServer
@@ -85,6 +87,9 @@ CASES = {
     "rsvp": Case(RsvpCore, rsvp_events, lambda: RsvpCore(A, A, [])),
     "qkd_proxy": Case(ProxyCore, qkd_proxy.events, _proxy),
     "km": Case(KeyManager, qkd_proxy.events, _km),
+    "etsi014": Case(
+        Etsi014Core, etsi014_events, lambda: Etsi014Core(Etsi014Config("km", {}), bytes)
+    ),
     "idq3p": Case(
         Idq3pServer,
         idq3p_emulator.events,

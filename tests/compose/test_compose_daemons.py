@@ -40,7 +40,11 @@ def as_kind(t: Topology, name: str, kind: str) -> Host:
     [
         ("tn1", "node_agent", []),
         ("pce", "pce", []),
-        ("etsiA", "qkd_proxy", ["--sync-key-file", "secrets/etsiA-etsiB.sync"]),
+        (
+            "etsiA",
+            "qkd_proxy",
+            ["--sync-key-file", "secrets/etsiA-etsiB.sync", "--pki-dir", "pki"],
+        ),
         ("idqB", "idq3p_emulator", ["--seed-file", "secrets/idqA-idqB.seed"]),
     ],
 )
@@ -49,8 +53,7 @@ def test_python_kinds(
 ) -> None:
     """Emulators and proxies get their pair's secret file in the run directory."""
     (launch,) = launches(plan(paper, paper.hosts[host], PAPER, tmp_path))
-    if secret:
-        secret = [secret[0], str(tmp_path / secret[1])]
+    secret = [x if x.startswith("--") else str(tmp_path / x) for x in secret]
     assert launch.argv == [
         sys.executable,
         "-m",

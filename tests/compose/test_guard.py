@@ -72,8 +72,11 @@ def test_rules_and_secrets_before_ready_and_gone_after_sigterm(tmp_path: Path) -
         bridges = {ln.split()[3] for ln in rules}
         assert bridges == {"qk_ctrl", "qk_qa", "qk_qb", "qk_ka", "qk_kb", "qk_sync"}
         assert all(f"-i {b} -o {b} " in " ".join(rules) for b in bridges)
-        files = sorted(secrets.iterdir())
+        files = sorted(f for f in secrets.iterdir() if f.is_file())
         assert [f.name for f in files] == ["etsiA-etsiB.sync", "idqA-idqB.seed"]
+        # the ETSI 014 PKI (compose/pki.py): private keys 0600
+        certs = {f.name: stat.S_IMODE(f.stat().st_mode) for f in (secrets / "pki").iterdir()}
+        assert len(certs) == 10 and certs["ca.key"] == certs["etsiA.key"] == 0o600
         assert stat.S_IMODE(secrets.stat().st_mode) == 0o700
         for f in files:
             assert stat.S_IMODE(f.stat().st_mode) == 0o600 and f.stat().st_size == 32
@@ -84,7 +87,7 @@ def test_rules_and_secrets_before_ready_and_gone_after_sigterm(tmp_path: Path) -
     assert proc.returncode == 0, out
     assert db.read_text() == "-A DOCKER-USER -j RETURN\n"
     assert list(secrets.iterdir()) == [] and not ready.exists()
-    assert "removed 6 DOCKER-USER rule(s) and 2 secret file(s)" in out
+    assert "removed 6 DOCKER-USER rule(s) and 12 secret file(s)" in out
     # the guard says what it did, never a key byte
     for line in out.splitlines():
         assert line.startswith("qkdnet-guard: "), line
@@ -103,7 +106,7 @@ def test_secrets_are_new_on_every_start(tmp_path: Path) -> None:
 
 def test_without_a_docker_user_chain_it_adds_nothing_and_still_serves(tmp_path: Path) -> None:
     proc, db, secrets, _ = _guard(tmp_path, chain=False)
-    assert len(list(secrets.iterdir())) == 2
+    assert len([f for f in secrets.iterdir() if f.is_file()]) == 2
     proc.send_signal(signal.SIGTERM)
     out = proc.communicate(timeout=30)[0]
     assert proc.returncode == 0 and "no DOCKER-USER chain" in out and not db.exists()

@@ -404,15 +404,21 @@ def test_docker_mounts_every_secret_file_of_a_key_manager(doc: dict[str, Any]) -
     mounts = [v for v in svc["km2"]["volumes"] if "secrets" in v]
     assert mounts == [
         f"./secrets/{f}:{render.CONTAINER_SECRETS_DIR}/{f}:ro"
-        for f in ("km1-km2.sync", "km2-km3.sync")
+        for f in ("km1-km2.sync", "km2-km3.sync", "pki/ca.pem", "pki/km2.pem", "pki/km2.key")
     ]
-    assert list(svc["km2"]["command"])[-4:] == [
+    assert list(svc["km2"]["command"])[-6:] == [
         "--sync-key-file",
         f"{render.CONTAINER_SECRETS_DIR}/km1-km2.sync",
         "--sync-key-file",
         f"{render.CONTAINER_SECRETS_DIR}/km2-km3.sync",
+        "--pki-dir",
+        f"{render.CONTAINER_SECRETS_DIR}/pki",
     ]
-    assert [v for v in svc["n2"]["volumes"] if "secrets" in v] == []
+    # an SAE gets its ETSI 014 client certificate, nothing else
+    assert [v for v in svc["n2"]["volumes"] if "secrets" in v] == [
+        f"./secrets/pki/{f}:{render.CONTAINER_SECRETS_DIR}/pki/{f}:ro"
+        for f in ("ca.pem", "n2.pem", "n2.key")
+    ]
 
 
 def test_mesh6_is_six_sites_in_a_ring_with_a_chord() -> None:

@@ -479,7 +479,7 @@ def test_every_key_of_the_schema_is_documented() -> None:
             return keys(spec.item)
         return set()
 
-    documented = set(re.findall(r"`([a-z_.]+)`", text))
+    documented = set(re.findall(r"`([a-z0-9_.]+)`", text))
     documented |= {part for name in documented for part in name.split(".")}
     assert keys(tp._TOP) - documented == set()
 

@@ -103,10 +103,13 @@ def test_compose_up_alone_gives_a_working_testbed_and_down_leaves_nothing(
     secrets = work / "secrets"
     _run([*compose, "-p", project, "up", "-d"], work)
     try:
-        files = sorted(p.name for p in secrets.iterdir())
+        files = sorted(p.name for p in secrets.iterdir() if p.is_file())
         assert files == ["etsiA-etsiB.sync", "idqA-idqB.seed"]
         for f in secrets.iterdir():
-            assert stat.S_IMODE(f.stat().st_mode) == 0o600 and f.stat().st_size == 32
+            if f.is_file():
+                assert stat.S_IMODE(f.stat().st_mode) == 0o600 and f.stat().st_size == 32
+        # the ETSI 014 PKI beside them (compose/pki.py): its private keys 0600
+        assert stat.S_IMODE((secrets / "pki" / "etsiA.key").stat().st_mode) == 0o600
         bed = DockerTestbed.attach(PREFIX)
         assert bed.project == project and bed.compose_file == (work / "docker-compose.yml")
         assert bed.status()["status"] == "up" and len(bed.status()["firewall"]) == 6

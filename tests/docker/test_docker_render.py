@@ -107,8 +107,9 @@ def test_commands_and_capabilities_by_kind(doc: dict) -> None:
     assert s["pce"]["command"] == ["python", "-m", "pce", *topo_args, "--host", "pce"]
     sync = ["--sync-key-file", "/run/qkdnet/secrets/etsiA-etsiB.sync"]
     seed = ["--seed-file", "/run/qkdnet/secrets/idqA-idqB.seed"]
+    pki = ["--pki-dir", "/run/qkdnet/secrets/pki"]
     assert s["etsiB"]["command"] == [
-        *["python", "-m", "qkd_proxy", *topo_args, "--host", "etsiB", *sync]
+        *["python", "-m", "qkd_proxy", *topo_args, "--host", "etsiB", *sync, *pki]
     ]
     assert s["idqA"]["command"] == [
         *["python", "-m", "idq3p_emulator", *topo_args, "--host", "idqA", *seed]
@@ -123,7 +124,8 @@ def test_commands_and_capabilities_by_kind(doc: dict) -> None:
 def test_each_container_mounts_only_its_own_secret_read_only(doc: dict) -> None:
     """The key material is no part of the file: an emulator or a proxy mounts its pair's
     secret file from ./secrets (what `qkdnet compose secrets` or `qkdnet up` writes),
-    read-only; no other container mounts any."""
+    read-only, and a key manager or an SAE its own ETSI 014 certificate and key; no other
+    container mounts any."""
     own = {
         "etsiA": "etsiA-etsiB.sync",
         "etsiB": "etsiA-etsiB.sync",
@@ -135,7 +137,13 @@ def test_each_container_mounts_only_its_own_secret_read_only(doc: dict) -> None:
             continue
         secret = [v for v in svc["volumes"] if "secrets" in v]
         f = own.get(name)
-        assert secret == ([f"./secrets/{f}:/run/qkdnet/secrets/{f}:ro"] if f else []), name
+        want = [f"./secrets/{f}:/run/qkdnet/secrets/{f}:ro"] if f else []
+        if name in ("etsiA", "etsiB", "tn1", "tn5"):  # ETSI 014: the CA, its cert and key
+            want += [
+                f"./secrets/pki/{x}:/run/qkdnet/secrets/pki/{x}:ro"
+                for x in ("ca.pem", f"{name}.pem", f"{name}.key")
+            ]
+        assert secret == want, name
 
 
 def test_networks_are_internal_bridges_with_an_unused_gateway(doc: dict) -> None:

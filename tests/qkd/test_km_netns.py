@@ -118,6 +118,27 @@ def test_relay_from_site_1_to_site_3_through_km2(lab: NetnsTestbed) -> None:
     assert cli(lab, "n3", "close", "--handle", h)["status"] in (0, 4)
 
 
+def test_an_etsi014_key_between_sites_without_a_qkd_link(lab: NetnsTestbed) -> None:
+    """014 through trusted-node relay: n1's key manager serves enc_keys for n3, n3's
+    dec_keys gives the same bytes (docs/etsi014.md)."""
+    from tests.qkd.test_etsi014_netns import curl, keys
+
+    def used() -> dict[str, int]:
+        return {x["name"]: x["used_bits"] for x in cli(lab, "n2", "links")["links"]}
+
+    before = used()
+    a = keys(curl(lab, "n1", "https://10.2.1.11/api/v1/keys/n3/enc_keys?number=3"))
+    assert len(a) == 3
+    ids = [{"key_ID": k} for k in a]
+    b = keys(curl(lab, "n3", "https://10.2.3.11/api/v1/keys/n1/dec_keys", data={"key_IDs": ids}))
+    assert b == a
+    after = used()  # relayed by km2: each hop carried the three keys
+    assert {n: after[n] - before[n] for n in ("km1-km2", "km2-km3")} == {
+        "km1-km2": 3 * 256,
+        "km2-km3": 3 * 256,
+    }
+
+
 def test_a_relay_link_down_shows_and_refuses_new_relays(lab: NetnsTestbed) -> None:
     codes = {}
     for h in ("q23a", "q23b"):
