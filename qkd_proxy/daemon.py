@@ -38,10 +38,10 @@ from gmpls.core import Tick
 from gmpls.qkd import etsi004 as etsi
 from gmpls.qkd import idq3p as idq
 from gmpls.qkd import kmstatus, sync
-from gmpls.units import bps_text
 from gmpls.qkd.etsi014 import events as api_events
 from gmpls.qkd.etsi014.core import ADDR as ETSI014
 from gmpls.qkd.etsi014.core import Etsi014Config, Etsi014Core, Sae
+from gmpls.units import bps_text
 from qkd_proxy.core import ProxyConfig
 from qkd_proxy.etsi014 import Etsi014Server, Pki
 from qkd_proxy.events import Channel, Datagram, Event, Log, Send
