@@ -59,10 +59,16 @@ class NodeDaemon:
         ospf: OspfTeAgent | None = None,
         ospf_only: bool = False,
         qkd_stock_threshold: float = 0.10,
+        access_if: str | None = None,
     ) -> None:
         self.topo = topo
         self.host = host
         self.state_dir = state_dir
+        #: the port toward the client host (docs/dataplane.md); None: no data plane here
+        self.access_if = access_if
+        #: the encrypted data plane (node_agent.dataplane.Dataplane) once the QE service
+        #: set it up (only with ``access_if``)
+        self.dataplane: Any = None
         h = topo.host(host)
         self.cli_port = cli_port if cli_port is not None else h.cli_port
         self.cli_bind = cli_bind
