@@ -133,10 +133,12 @@ def start_end(
     algorithm: int = 10,
     plain: bool = False,
     stderr: IO[Any] | None = None,
+    extra: list[str] | None = None,
 ) -> End:
     node = "n1" if role == "head" else "n5"
     argv = [sys.executable, "-m", "tests.support.dataplane_pair", "end", role,
             "--algorithm", str(algorithm)] + (["--plain"] if plain else [])  # fmt: skip
+    argv += extra or []
     proc = subprocess.Popen(
         nsexec(prefix, node, *argv),
         stdin=subprocess.PIPE,
@@ -240,6 +242,7 @@ def _inject(ifname: str, mode: str, timeout: float) -> None:
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
     s.bind((ifname, 0x0003))
     s.settimeout(timeout)
+    print("ready", flush=True)
     while True:
         data, addr = s.recvfrom(65535)
         if addr[2] == socket.PACKET_OUTGOING and data[12:14] == b"\x88\xb5":
@@ -259,12 +262,18 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("role", choices=("head", "tail"))
     e.add_argument("--algorithm", type=int, default=10)
     e.add_argument("--plain", action="store_true")
+    e.add_argument("--profile", help="write a cProfile of the end to this file")
     i = sub.add_parser("inject")
     i.add_argument("ifname")
     i.add_argument("mode", choices=("flip", "replay"))
     i.add_argument("--timeout", type=float, default=10.0)
     a = p.parse_args(argv)
-    if a.cmd == "end":
+    if a.cmd == "end" and a.profile:
+        import cProfile
+
+        run = "asyncio.run(_run_end(a.role, a.algorithm, a.plain))"
+        cProfile.runctx(run, globals(), {"a": a}, a.profile)
+    elif a.cmd == "end":
         asyncio.run(_run_end(a.role, a.algorithm, a.plain))
     else:
         _inject(a.ifname, a.mode, a.timeout)
