@@ -157,8 +157,11 @@ class Dataplane:
         router_id: IPv4Address | None = None,
         on_traffic: Callable[[str, int], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        opener: Callable[..., socket.socket] | None = None,
     ) -> None:
         self.access_if = access_if
+        #: ``open_raw(ifname, proto, promisc=...)``; tests give sockets of their own
+        self.opener = opener or open_raw
         self.node = node
         self.router_id = router_id
         self.on_traffic = on_traffic
@@ -278,13 +281,13 @@ class Dataplane:
             return
         try:
             if self._access_rx is None:
-                self._access_rx = open_raw(self.access_if, ETH_P_ALL, promisc=True)
-                self._access_tx = open_raw(self.access_if, 0)
+                self._access_rx = self.opener(self.access_if, ETH_P_ALL, promisc=True)
+                self._access_tx = self.opener(self.access_if, 0)
             if s.tx_if is not None:
-                s.tx = open_raw(s.tx_if, 0)
+                s.tx = self.opener(s.tx_if, 0)
                 s.eth = eth_header(CHANNEL_DST, _mac(s.tx_if))
             if s.rx_if is not None:
-                s.rx = open_raw(s.rx_if, ETHERTYPE)
+                s.rx = self.opener(s.rx_if, ETHERTYPE)
         except OSError as e:
             s.why = f"cannot open the channels: {e}"
             self._close_channels(s)
