@@ -56,6 +56,10 @@ BATCH = 64
 #: the channels' MTU (docs/dataplane.md): the largest access frame a channel carries
 CHANNEL_MTU = 1600
 MAX_PLAIN = CHANNEL_MTU - HEADER_LEN - TAG_LEN
+#: receive buffers: an access frame one byte past what a channel carries is oversize
+#: (a GSO frame of 64 KiB arrives cut to this, still oversize); a channel frame whole
+RECV_ACCESS = ETH_LEN + MAX_PLAIN + 1
+RECV_CHANNEL = ETH_LEN + CHANNEL_MTU + 64
 #: the destination MAC of channel frames (a channel is a point-to-point wire)
 CHANNEL_DST = b"\xff" * 6
 #: counters of the shell itself (the core counts the cryptography)
@@ -356,7 +360,7 @@ class Dataplane:
         eth = s.eth
         for _ in range(BATCH):
             try:
-                frame = rx.recv(65535)
+                frame = rx.recv(RECV_ACCESS)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as e:
@@ -370,12 +374,12 @@ class Dataplane:
                 self._drop(s, "oversize", f"{len(frame)} bytes")
                 continue
             try:
-                pdu = end.seal(frame, now)
+                wire = end.seal(frame, now, eth)
             except Dropped as d:
                 self._drop(s, d.reason, d.detail)
                 continue
             try:
-                tx.send(eth + pdu)
+                tx.send(wire)
             except OSError as e:
                 s.counters["tx_errors"] += 1
                 self._drop(s, "tx_error", str(e))
@@ -389,7 +393,7 @@ class Dataplane:
         now = self.clock()
         for _ in range(BATCH):
             try:
-                wire = rx.recv(65535)
+                wire = rx.recv(RECV_CHANNEL)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as e:
@@ -399,7 +403,7 @@ class Dataplane:
                 s.counters["not_forwarded"] += 1
                 continue
             try:
-                frame = end.open(wire[ETH_LEN:], now)
+                frame = end.open(memoryview(wire)[ETH_LEN:], now)
             except Dropped as d:
                 self._drop(s, d.reason, d.detail)
                 continue

@@ -32,7 +32,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
@@ -46,6 +46,7 @@ from gmpls.dataplane.frame import (
     FLAG_DIRECTION,
     HEADER_LEN,
     MAX_PN,
+    TAG_LEN,
     VERSION,
     decode_header,
     nonce,
@@ -129,6 +130,13 @@ class DataplaneEnd:
         self._unreported = 0
         self._report_at: float | None = None
         self._first = (VERSION << 4) | (0 if head else FLAG_DIRECTION)
+        #: the first header byte of the peer's frames (the A bit masked off)
+        self._rx_first = (VERSION << 4) | (FLAG_DIRECTION if head else 0)
+        #: the nonces' direction words: ours when sealing, the peer's when opening
+        self._tx_nonce = nonce(self.direction, 1)[:4]
+        self._rx_nonce = nonce(1 - self.direction, 1)[:4]
+        #: the receive index our frames carry (the newest key held; 0 before any)
+        self._rx_newest = 0
         self._on: dict[type, Callable[[Any, float], list[E.Action]]] = {
             E.InstallKey: self._install,
             E.Stop: self._stop,
@@ -156,8 +164,9 @@ class DataplaneEnd:
 
     # --- the hot path -----------------------------------------------------------------
 
-    def seal(self, frame: bytes, now: float) -> bytes:
-        """The QE PDU (header, ciphertext, tag) carrying Ethernet frame ``frame``."""
+    def seal(self, frame: bytes, now: float, prefix: bytes = b"") -> bytes:
+        """The QE PDU (header, ciphertext, tag) carrying Ethernet frame ``frame``, after
+        ``prefix`` (the shell's Ethernet header: one copy of the ciphertext, not two)."""
         sa = self.tx
         if sa is None:
             self.counters["no_key"] += 1
@@ -167,41 +176,42 @@ class DataplaneEnd:
             self.counters["no_key"] += 1
             raise Dropped("no_key", f"packet numbers of key {sa.index} exhausted")
         sa.tx_pn = pn
-        hdr = _HEADER.pack(self._first, self.algorithm, sa.index, max(self.newest, 0), pn)
-        out = hdr + sa.cipher.encrypt(nonce(self.direction, pn), frame, hdr)
+        hdr = _HEADER.pack(self._first, self.algorithm, sa.index, self._rx_newest, pn)
+        out = b"".join((prefix, hdr, sa.cipher.encrypt(self._tx_nonce + hdr[10:], frame, hdr)))
         c = self.counters
         c["frames_encrypted"] += 1
         c["bytes_encrypted"] += len(frame)
         self._count(len(frame), now)
         return out
 
-    def open(self, pdu: bytes, now: float) -> bytes | None:
+    def open(self, pdu: bytes | memoryview, now: float) -> bytes | None:
         """The Ethernet frame a channel PDU carries (None: an announcement, nothing to
-        deliver). Raises :class:`Dropped`, counted, for any frame it refuses."""
-        try:
-            h = decode_header(pdu)
-        except DecodeError as e:
-            self.counters["malformed"] += 1
-            raise Dropped("malformed", str(e)) from None
-        if h.direction == self.direction or h.algorithm != self.algorithm:
-            self.counters["malformed"] += 1
-            why = "our own direction" if h.direction == self.direction else "another algorithm"
-            raise Dropped("malformed", f"{why} (D={h.direction}, algorithm {h.algorithm})")
-        sa = self.keys.get(h.key_index)
+        deliver). Raises :class:`Dropped`, counted, for any frame it refuses. ``pdu`` may
+        be a memoryview (the shell's, past the Ethernet header: no copy)."""
+        if len(pdu) < HEADER_LEN + TAG_LEN:
+            self._malformed(pdu)
+        first, alg, index, rx_index, pn = _HEADER.unpack_from(pdu)
+        # version 1, reserved bits 0, the peer's direction, our algorithm, PN not 0
+        if first & ~FLAG_ANNOUNCE & 0xFF != self._rx_first or alg != self.algorithm or not pn:
+            self._malformed(pdu)
+        sa = self.keys.get(index)
         if sa is None:
             self.counters["unknown_key"] += 1
-            raise Dropped("unknown_key", f"key index {h.key_index} not held")
-        if not sa.window.fresh(h.pn):
+            raise Dropped("unknown_key", f"key index {index} not held")
+        if not sa.window.fresh(pn):
             self.counters["replays"] += 1
-            raise Dropped("replays", f"key {h.key_index} packet number {h.pn}")
+            raise Dropped("replays", f"key {index} packet number {pn}")
         try:
-            frame = sa.cipher.decrypt(nonce(h.direction, h.pn), pdu[HEADER_LEN:], pdu[:HEADER_LEN])
+            frame = sa.cipher.decrypt(
+                self._rx_nonce + pdu[10:HEADER_LEN], pdu[HEADER_LEN:], pdu[:HEADER_LEN]
+            )
         except InvalidTag:
             self.counters["auth_failures"] += 1
-            raise Dropped("auth_failures", f"key {h.key_index} packet number {h.pn}") from None
-        sa.window.accept(h.pn)
-        self._heard(h.key_index, h.rx_index, now)
-        if pdu[0] & FLAG_ANNOUNCE:
+            raise Dropped("auth_failures", f"key {index} packet number {pn}") from None
+        sa.window.accept(pn)
+        if rx_index > self.peer_rx or index > self.peer_tx:
+            self._heard(index, rx_index, now)
+        if first & FLAG_ANNOUNCE:
             self.counters["announces_received"] += 1
             return None
         c = self.counters
@@ -209,6 +219,17 @@ class DataplaneEnd:
         c["bytes_decrypted"] += len(frame)
         self._count(len(frame), now)
         return frame
+
+    def _malformed(self, pdu: bytes | memoryview) -> NoReturn:
+        """Count and refuse a frame the fast checks of :meth:`open` do not pass, with the
+        decoder's reason (the slow path: malformed frames only)."""
+        self.counters["malformed"] += 1
+        try:
+            h = decode_header(bytes(pdu))
+        except DecodeError as e:
+            raise Dropped("malformed", str(e)) from None
+        why = "our own direction" if h.direction == self.direction else "another algorithm"
+        raise Dropped("malformed", f"{why} (D={h.direction}, algorithm {h.algorithm})")
 
     def announce(self, now: float) -> bytes | None:
         """An announcement PDU (empty, authenticated, under the sending key): tells the
@@ -220,7 +241,7 @@ class DataplaneEnd:
         pn = sa.tx_pn
         hdr = _HEADER.pack(self._first | FLAG_ANNOUNCE, self.algorithm, sa.index, self.newest, pn)
         self.counters["announces_sent"] += 1
-        return hdr + sa.cipher.encrypt(nonce(self.direction, pn), b"", hdr)
+        return hdr + sa.cipher.encrypt(self._tx_nonce + hdr[10:], b"", hdr)
 
     # --- keys -------------------------------------------------------------------------
 
@@ -237,7 +258,7 @@ class DataplaneEnd:
                           True)]  # fmt: skip
         self.error = ""
         self.keys[ev.index] = _Sa(ev.index, cipher, now)
-        self.newest = ev.index
+        self.newest = self._rx_newest = ev.index
         self.counters["keys_installed"] += 1
         if self.tx is None:
             self.tx = self.keys[ev.index]
@@ -250,6 +271,7 @@ class DataplaneEnd:
         self.keys.clear()
         self.tx = None
         self.newest = -1
+        self._rx_newest = 0
         return self._flush(now)
 
     def _heard(self, index: int, rx_index: int, now: float) -> None:

@@ -59,10 +59,11 @@ def aead(algorithm: int, qkd_key: bytes, index: int) -> AESGCM | ChaCha20Poly130
 class ReplayWindow:
     """The receive window of one key index in one direction (see the module docstring)."""
 
-    __slots__ = ("bits", "size", "top")
+    __slots__ = ("bits", "mask", "size", "top")
 
     def __init__(self, size: int = WINDOW) -> None:
         self.size = size
+        self.mask = (1 << size) - 1
         self.top = 0  # the highest packet number accepted (0: none yet)
         self.bits = 0  # bit i: top - i was accepted
 
@@ -77,9 +78,7 @@ class ReplayWindow:
         """Note ``pn`` as accepted (after its tag verified)."""
         if pn > self.top:
             shift = pn - self.top
-            self.bits = (
-                ((self.bits << shift) | 1) & ((1 << self.size) - 1) if shift < self.size else 1
-            )
+            self.bits = ((self.bits << shift) | 1) & self.mask if shift < self.size else 1
             self.top = pn
         else:
             self.bits |= 1 << (self.top - pn)
