@@ -356,7 +356,8 @@ class Dataplane:
         rx, tx, end = self._access_rx, s.tx, s.end
         if rx is None or tx is None:
             return
-        now = self.clock()
+        if end is not None:  # the time this batch works at (and what is due by then)
+            self._run(s, end.handle(DE.Tick(), self.clock()))
         eth = s.eth
         for _ in range(BATCH):
             try:
@@ -374,7 +375,7 @@ class Dataplane:
                 self._drop(s, "oversize", f"{len(frame)} bytes")
                 continue
             try:
-                wire = end.seal(frame, now, eth)
+                wire = end.seal(frame, eth)
             except Dropped as d:
                 self._drop(s, d.reason, d.detail)
                 continue
@@ -390,7 +391,8 @@ class Dataplane:
         rx, out, end = s.rx, self._access_tx, s.end
         if rx is None:
             return
-        now = self.clock()
+        if end is not None:
+            self._run(s, end.handle(DE.Tick(), self.clock()))
         for _ in range(BATCH):
             try:
                 wire = rx.recv(RECV_CHANNEL)
@@ -403,7 +405,7 @@ class Dataplane:
                 s.counters["not_forwarded"] += 1
                 continue
             try:
-                frame = end.open(memoryview(wire)[ETH_LEN:], now)
+                frame = end.open(memoryview(wire)[ETH_LEN:])
             except Dropped as d:
                 self._drop(s, d.reason, d.detail)
                 continue

@@ -3,7 +3,9 @@
 :class:`DataplaneEnd` keeps the contract of :mod:`gmpls.core` for its control events
 (``handle(InstallKey | Stop | Tick, now) -> actions``, ``next_timer()``) and has two
 per-frame calls, the hot path: :meth:`~DataplaneEnd.seal` (an access frame -> the QE PDU
-for the channel) and :meth:`~DataplaneEnd.open` (a channel PDU -> the access frame). Both
+for the channel) and :meth:`~DataplaneEnd.open` (a channel PDU -> the access frame). They
+take no time: they work at the time of the last control event (the shell feeds a Tick
+before each batch of frames), so time still enters through ``handle`` only. Both
 ends of a service share each key; the head sends with D=0, the tail with D=1.
 
 Rekey k -> k+1 without loss (docs/dataplane.md#rekey):
@@ -129,6 +131,8 @@ class DataplaneEnd:
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self._unreported = 0
         self._report_at: float | None = None
+        #: the time of the last control event (what the per-frame calls work at)
+        self._now = 0.0
         self._first = (VERSION << 4) | (0 if head else FLAG_DIRECTION)
         #: the first header byte of the peer's frames (the A bit masked off)
         self._rx_first = (VERSION << 4) | (FLAG_DIRECTION if head else 0)
@@ -146,7 +150,13 @@ class DataplaneEnd:
     # --- the contract of gmpls.core ---------------------------------------------------
 
     def handle(self, event: E.Event, now: float) -> list[E.Action]:
-        out = self._on[type(event)](event, now)
+        """Take a control event at ``now`` (also the time :meth:`seal` and :meth:`open`
+        work at until the next call: a shell feeds a Tick before each batch of frames)."""
+        on = self._on.get(type(event))
+        if on is None:
+            raise TypeError(f"not a data-plane event: {event!r}")
+        self._now = max(self._now, now)
+        out = on(event, now)
         return out + self._tick(Tick(), now) if not isinstance(event, Tick) else out
 
     def next_timer(self) -> float | None:
@@ -164,7 +174,7 @@ class DataplaneEnd:
 
     # --- the hot path -----------------------------------------------------------------
 
-    def seal(self, frame: bytes, now: float, prefix: bytes = b"") -> bytes:
+    def seal(self, frame: bytes, prefix: bytes = b"") -> bytes:
         """The QE PDU (header, ciphertext, tag) carrying Ethernet frame ``frame``, after
         ``prefix`` (the shell's Ethernet header: one copy of the ciphertext, not two)."""
         sa = self.tx
@@ -181,10 +191,10 @@ class DataplaneEnd:
         c = self.counters
         c["frames_encrypted"] += 1
         c["bytes_encrypted"] += len(frame)
-        self._count(len(frame), now)
+        self._count(len(frame))
         return out
 
-    def open(self, pdu: bytes | memoryview, now: float) -> bytes | None:
+    def open(self, pdu: bytes | memoryview) -> bytes | None:
         """The Ethernet frame a channel PDU carries (None: an announcement, nothing to
         deliver). Raises :class:`Dropped`, counted, for any frame it refuses. ``pdu`` may
         be a memoryview (the shell's, past the Ethernet header: no copy)."""
@@ -210,14 +220,14 @@ class DataplaneEnd:
             raise Dropped("auth_failures", f"key {index} packet number {pn}") from None
         sa.window.accept(pn)
         if rx_index > self.peer_rx or index > self.peer_tx:
-            self._heard(index, rx_index, now)
+            self._heard(index, rx_index, self._now)
         if first & FLAG_ANNOUNCE:
             self.counters["announces_received"] += 1
             return None
         c = self.counters
         c["frames_decrypted"] += 1
         c["bytes_decrypted"] += len(frame)
-        self._count(len(frame), now)
+        self._count(len(frame))
         return frame
 
     def _malformed(self, pdu: bytes | memoryview) -> NoReturn:
@@ -231,7 +241,7 @@ class DataplaneEnd:
         why = "our own direction" if h.direction == self.direction else "another algorithm"
         raise Dropped("malformed", f"{why} (D={h.direction}, algorithm {h.algorithm})")
 
-    def announce(self, now: float) -> bytes | None:
+    def announce(self) -> bytes | None:
         """An announcement PDU (empty, authenticated, under the sending key): tells the
         peer the newest key this end holds. None when no key is held."""
         sa = self.tx
@@ -264,7 +274,7 @@ class DataplaneEnd:
             self.tx = self.keys[ev.index]
         self._choose_tx(now)
         self._cap()
-        pdu = self.announce(now)
+        pdu = self.announce()
         return [E.Send(pdu)] if pdu is not None else []
 
     def _stop(self, ev: E.Stop, now: float) -> list[E.Action]:
@@ -334,9 +344,9 @@ class DataplaneEnd:
             return self._flush(now)
         return []
 
-    def _count(self, n: int, now: float) -> None:
+    def _count(self, n: int) -> None:
         if not self._unreported:
-            self._report_at = now + self.report_every
+            self._report_at = self._now + self.report_every
         self._unreported += n
 
     def _flush(self, now: float) -> list[E.Action]:

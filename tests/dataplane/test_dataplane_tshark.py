@@ -62,7 +62,7 @@ def _good() -> tuple[list[bytes], list[tuple[int, int, int, int, int, int]]]:
             assert isinstance(ann, E.Send)
             frames.append(ETH + ann.pdu)
             want.append((end.direction, 1, alg, 0, 0, 1))
-            frames.append(ETH + end.seal(CLIENT, 0.0))
+            frames.append(ETH + end.seal(CLIENT))
             want.append((end.direction, 0, alg, 0, 0, 2))
     return frames, want
 
