@@ -79,12 +79,8 @@ print(n, b, (last - first) if first and last else 0.0)
 
 
 def _ping(count: int) -> float:
-    r = P.sh(*P.nsexec(PREFIX, "ha", "ping", "-c", str(count), "-i", "0.01", "-W", "1",
-                       "10.3.0.2"), check=False)  # fmt: skip
-    for line in r.stdout.splitlines():
-        if "min/avg/max" in line:
-            return float(line.split("=")[1].split("/")[1])
-    return float("nan")
+    r = P.ping_in(PREFIX, "ha", "10.3.0.2", count, 0.01)
+    return float(r["rtt_avg_ms"]) if r.get("received") else float("nan")
 
 
 def _blast(size: int, seconds: float) -> tuple[int, int, float, int]:

@@ -21,6 +21,7 @@ import asyncio
 import json
 import os
 import secrets
+import select
 import shutil
 import socket
 import subprocess
@@ -255,6 +256,83 @@ def _inject(ifname: str, mode: str, timeout: float) -> None:
                       "pn": int.from_bytes(frame[24:32], "big")}), flush=True)  # fmt: skip
 
 
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def _echo(ident: int, seq: int, payload: bytes) -> bytes:
+    head = bytes([8, 0, 0, 0]) + ident.to_bytes(2, "big") + seq.to_bytes(2, "big")
+    csum = _checksum(head + payload).to_bytes(2, "big")
+    return head[:2] + csum + head[4:] + payload
+
+
+# long: one loop that sends on time and reads the answers between sends
+def icmp_ping(
+    dst: str, count: int, interval: float, size: int = 56, pattern: str = "00", wait: float = 2.0
+) -> dict[str, Any]:
+    """ICMP echo ``count`` times every ``interval`` s with ``size`` payload bytes of
+    ``pattern`` (hex); what came back (this machine has no ping binary)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    ident = os.getpid() & 0xFFFF
+    unit = bytes.fromhex(pattern) or b"\0"
+    payload = (unit * (size // len(unit) + 1))[:size]
+    sent: dict[int, float] = {}
+    rtts: list[float] = []
+    seq = 0
+    next_send = time.monotonic()
+    end: float | None = None
+    while True:
+        now = time.monotonic()
+        while seq < count and now >= next_send:
+            seq += 1
+            sent[seq] = now
+            s.sendto(_echo(ident, seq, payload), (dst, 0))
+            next_send += interval
+        if seq >= count and end is None:
+            end = now + wait
+        if end is not None and (now >= end or len(rtts) == count):
+            break
+        left = (next_send if seq < count else end or now) - now
+        r, _, _ = select.select([s], [], [], max(0.0, left))
+        if r:
+            data, (src, _) = s.recvfrom(65535)
+            ihl = (data[0] & 0x0F) * 4
+            typ, rid, rseq = data[ihl], data[ihl + 4 : ihl + 6], data[ihl + 6 : ihl + 8]
+            n = int.from_bytes(rseq, "big")
+            if typ == 0 and src == dst and int.from_bytes(rid, "big") == ident and n in sent:
+                rtts.append(time.monotonic() - sent.pop(n))
+    s.close()
+    return {
+        "sent": count,
+        "received": len(rtts),
+        "lost": count - len(rtts),
+        "rtt_avg_ms": round(sum(rtts) / len(rtts) * 1000, 3) if rtts else None,
+    }
+
+
+def ping_argv(dst: str, count: int, interval: float = 0.05, size: int = 56,
+              pattern: str = "00") -> list[str]:  # fmt: skip
+    """The command line of :func:`icmp_ping` in a namespace (prints one JSON line)."""
+    return [sys.executable, "-m", "tests.support.dataplane_pair", "ping", dst, "--count",
+            str(count), "--interval", str(interval), "--size", str(size), "--pattern",
+            pattern]  # fmt: skip
+
+
+def ping_in(prefix: str, node: str, dst: str, count: int, interval: float = 0.05,
+            size: int = 56, pattern: str = "00") -> dict[str, Any]:  # fmt: skip
+    r = sh(*nsexec(prefix, node, *ping_argv(dst, count, interval, size, pattern)), check=False)
+    if r.returncode != 0:
+        return {"sent": count, "received": 0, "lost": count, "error": r.stderr[-300:]}
+    out: dict[str, Any] = json.loads(r.stdout)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tests.support.dataplane_pair")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -267,6 +345,12 @@ def main(argv: list[str] | None = None) -> int:
     i.add_argument("ifname")
     i.add_argument("mode", choices=("flip", "replay"))
     i.add_argument("--timeout", type=float, default=10.0)
+    g = sub.add_parser("ping")
+    g.add_argument("dst")
+    g.add_argument("--count", type=int, default=1)
+    g.add_argument("--interval", type=float, default=0.05)
+    g.add_argument("--size", type=int, default=56)
+    g.add_argument("--pattern", default="00")
     a = p.parse_args(argv)
     if a.cmd == "end" and a.profile:
         import cProfile
@@ -275,6 +359,8 @@ def main(argv: list[str] | None = None) -> int:
         cProfile.runctx(run, globals(), {"a": a}, a.profile)
     elif a.cmd == "end":
         asyncio.run(_run_end(a.role, a.algorithm, a.plain))
+    elif a.cmd == "ping":
+        print(json.dumps(icmp_ping(a.dst, a.count, a.interval, a.size, a.pattern)))
     else:
         _inject(a.ifname, a.mode, a.timeout)
     return 0
