@@ -47,7 +47,7 @@ from typing import Any
 import yaml
 
 from compose import keyfiles
-from compose.daemons import PYTHON_KINDS
+from compose.daemons import NO_DAEMON, PYTHON_KINDS, dataplane_args
 from gmpls.topology import Topology
 
 IMAGE = "qkdnet:latest"
@@ -108,12 +108,13 @@ def gateway(topo: Topology, domain: str) -> ipaddress.IPv4Address:
 def command(topo: Topology, host: str, topology_in_container: str) -> list[str]:
     """The container command of ``host``: its daemon by kind."""
     h = topo.host(host)
-    if h.kind == "client":
+    if h.kind in NO_DAEMON:
         return ["sleep", "infinity"]
     if h.kind in PYTHON_KINDS:
         pkg = PYTHON_KINDS[h.kind]
         argv = ["python", "-m", pkg, "--topology", topology_in_container, "--host", host]
-        return argv + keyfiles.daemon_args(topo, host, CONTAINER_SECRETS_DIR)
+        argv += keyfiles.daemon_args(topo, host, CONTAINER_SECRETS_DIR)
+        return argv + dataplane_args(topo, host)
     raise RenderError(
         f"hosts.{host}: kind {h.kind} has no container role (the image carries the project's "
         "daemons only; run FRR/BIRD hosts with the namespace backend)"

@@ -42,6 +42,7 @@ from gmpls.rsvp.constants import IPPROTO_RSVP, MsgType
 from gmpls.rsvp.core import RsvpCore
 from gmpls.rsvp.objects import SessionLspTunnelV4
 from gmpls.topology import Topology
+from node_agent.xconnect import CrossConnects
 
 log = logging.getLogger("node_agent.rsvp")
 
@@ -63,12 +64,20 @@ def _ipv4_payload(packet: bytes) -> tuple[IPv4Address, IPv4Address, bytes] | Non
 
 
 def status_of(
-    core: RsvpCore, now: float, counters: Mapping[str, int] | None = None
+    core: RsvpCore,
+    now: float,
+    counters: Mapping[str, int] | None = None,
+    xconnect: CrossConnects | None = None,
 ) -> dict[str, object]:
-    """LSPs, neighbours and counters (``counters`` and the core's) for ``show mpls lsp`` /
+    """LSPs (each with the cross-connect installed for it here, or None), neighbours and
+    counters (``counters``, the cross-connects' and the core's) for ``show mpls lsp`` /
     ``show rsvp neighbor``, neighbours' silence measured at ``now``; no key material."""
+    xcs = xconnect.table() if xconnect is not None else {}
+    lsps = [{**row, "cross_connect": xcs.get(str(row["lsp"]))} for row in core.lsp_table()]
+    if xconnect is not None:
+        counters = {**(counters or {}), **xconnect.counters}
     return {
-        "lsps": core.lsp_table(),
+        "lsps": lsps,
         "neighbors": [
             {
                 "address": str(n.address),
@@ -101,6 +110,8 @@ class RsvpAgent:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer = CoreTimer(self._tick)
         self._ttl: int | None = None  # the socket's IP_TTL now (set only when it changes)
+        #: the node's cross-connects (None: the actions only go to ``on_action``)
+        self.xconnect: CrossConnects | None = None
         self.counters: dict[str, int] = {"rx": 0, "tx": 0, "rx_ignored": 0, "tx_errors": 0}
 
     @classmethod
@@ -147,6 +158,13 @@ class RsvpAgent:
             raise
         self.sock = s
         self._loop.add_reader(s.fileno(), self._readable)
+        if self.xconnect is not None:
+            stale = self.xconnect.sweep()
+            if stale:
+                log.info(
+                    "stale cross-connects removed",
+                    extra={"node": self.core.name, "count": stale},
+                )
         log.info(
             "rsvp listening",
             extra={"node": self.core.name, "address": str(self.bind)},
@@ -166,6 +184,8 @@ class RsvpAgent:
                 self._loop.remove_reader(self.sock.fileno())
             self.sock.close()
             self.sock = None
+        if self.xconnect is not None:
+            self.xconnect.close()
 
     # --- API for the daemon -------------------------------------------------------------
 
@@ -195,7 +215,7 @@ class RsvpAgent:
 
     def status(self) -> dict[str, object]:
         """:func:`status_of` the core, with the socket's counters."""
-        return status_of(self.core, self._now(), self.counters)
+        return status_of(self.core, self._now(), self.counters, self.xconnect)
 
     # --- plumbing -----------------------------------------------------------------------
 
@@ -255,9 +275,16 @@ class RsvpAgent:
                 (acks if a.message.msg_type == MsgType.ACK else sent).append(a)
         sent = [a for a in sent if self._send(a)]
         sent += [a for a in acks if self._send(a)]
+        failed: list[E.CrossConnectFailed] = []
         for a in actions:
             if not isinstance(a, E.Send):
                 self._log_action(a)
+                if self.xconnect is not None and isinstance(
+                    a, E.CrossConnect | E.CrossConnectRemoved
+                ):
+                    why = self.xconnect.apply(a)
+                    if why is not None:
+                        failed.append(E.CrossConnectFailed(a.lsp, why))
                 if self.on_action is not None:
                     try:
                         self.on_action(a)
@@ -268,6 +295,8 @@ class RsvpAgent:
                 self._log_rx(*rx)
             for a in sent:
                 self._log_tx(a)
+        for f in failed:  # the LSP fails here: PathErr 24/9 (after this batch went out)
+            self._apply(self.core.handle(f, self._now()))
         self._arm()
         return actions
 
@@ -310,7 +339,16 @@ class RsvpAgent:
         if not log.isEnabledFor(level):
             return
         extra: dict[str, object] = {"node": self.core.name, "action": type(a).__name__}
-        if isinstance(a, E.LspUp | E.LspDown | E.NeedQeSession | E.QeJoin | E.QeClose):
+        if isinstance(
+            a,
+            E.LspUp
+            | E.LspDown
+            | E.NeedQeSession
+            | E.QeJoin
+            | E.QeClose
+            | E.CrossConnect
+            | E.CrossConnectRemoved,
+        ):
             extra["lsp"] = str(a.lsp)
         if isinstance(a, E.LspDown):
             extra["reason"] = a.reason
