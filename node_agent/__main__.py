@@ -23,8 +23,8 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--access-if",
         metavar="IFNAME",
-        help="the port toward the client host (access domain, e.g. access): the data "
-        "plane of the QE services this node ends; default none",
+        help="the port toward this node's client host (e.g. access): the encrypted data "
+        "plane of the QE services this node heads or ends (docs/dataplane.md)",
     )
     p.add_argument(
         "--qkd-stock-threshold",

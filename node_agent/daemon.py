@@ -38,7 +38,7 @@ from node_agent.qe_service import setup as setup_qe_service
 from node_agent.qkd_links import QkdLinkAgent
 from node_agent.qkd_links import register_commands as register_qkd_commands
 from node_agent.rsvp import RsvpAgent
-from node_agent.xconnect import CrossConnects, NoDataplane
+from node_agent.xconnect import CrossConnects
 
 log = logging.getLogger("node_agent")
 
@@ -67,6 +67,11 @@ class NodeDaemon:
         self.topo = topo
         self.host = host
         self.state_dir = state_dir
+        #: the port toward the client host (docs/dataplane.md); None: no data plane here
+        self.access_if = access_if
+        #: the encrypted data plane (node_agent.dataplane.Dataplane) once the QE service
+        #: set it up (only with ``access_if``)
+        self.dataplane: Any = None
         h = topo.host(host)
         self.cli_port = cli_port if cli_port is not None else h.cli_port
         self.cli_bind = cli_bind
@@ -88,16 +93,15 @@ class NodeDaemon:
             self.components.append(self.qkd_links)
             register_qkd_commands(self.cli, self.qkd_links)
         self.cli.register("show version", lambda args: self._version(), "daemon and node")
-        #: the port toward the client host (None: no data plane at this end)
-        self.access_if = access_if
         if not ospf_only:
             svc = setup_qe_service(self)
             if isinstance(svc.rsvp, RsvpAgent):
+                # transit cross-connects in the kernel; the head's and tail's go to the
+                # data plane through the QE service (QeService.on_rsvp_action)
                 svc.rsvp.xconnect = CrossConnects(
                     host,
                     [channel_ifname(i, lam) for i, lam, _, _ in topo.channels_of(host)],
                     access_if=access_if,
-                    dataplane=NoDataplane(),  # w14a: node_agent.dataplane.Dataplane(access_if)
                 )
 
     def add_component(self, c: Component) -> None:

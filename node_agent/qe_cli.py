@@ -109,8 +109,20 @@ class _Commands:
     def __init__(self, node: QeNode) -> None:
         self.node = node
 
+    def _json(self, s: Service, now: float) -> dict[str, Any]:
+        """A service as ``show qe-service json`` lists it, with its data plane's counters
+        (docs/dataplane.md) where the node has one."""
+        out = s.as_json(now, self.node.core.site_names)
+        dataplane = getattr(self.node, "dataplane_json", None)
+        if dataplane is not None:
+            dp = dataplane(s)
+            if dp.get("key_index") is None:
+                dp.pop("key_index", None)  # not sending yet: the QE key index stands
+            out.update(dp)
+        return out
+
     def _one(self, s: Service) -> dict[str, Any]:
-        return {"services": [s.as_json(self.node.now(), self.node.core.site_names)]}
+        return {"services": [self._json(s, self.node.now())]}
 
     async def create(self, args: list[str]) -> dict[str, Any]:
         delegate = "delegate" in args  # to the stateful PCE (RFC 8231), which may move it
@@ -153,7 +165,7 @@ class _Commands:
             "node": core.name,
             "router_id": str(core.router_id),
             "pcep": "up" if self.node.pcep_up else "down",
-            "services": [s.as_json(now, core.site_names) for s in core.services()],
+            "services": [self._json(s, now) for s in core.services()],
             "counters": dict(core.counters),
         }
 
@@ -274,6 +286,12 @@ def render_services(data: dict[str, Any]) -> str:
             f"{r['key_handle_prefix'] or '-':<9} {idx:>4} {r['fingerprint'] or '-':<16} "
             f"{r['refresh_count']:>4}  {' '.join(r['path'])}"
         )
+        if r.get("frames_encrypted") or r.get("frames_decrypted") or r.get("auth_failures"):
+            lines.append(
+                f"{'':<12} data plane: {r['frames_encrypted']} frames encrypted"
+                f" ({r['bytes_encrypted']} bytes), {r['frames_decrypted']} decrypted,"
+                f" {r['auth_failures']} auth failures, {r['replays']} replays"
+            )
         if r.get("relay_path"):
             sites = [
                 f"{x} ({n})" if n != "?" else x

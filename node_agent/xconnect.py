@@ -6,9 +6,10 @@ the kernel (docs/dataplane.md, "Optical layer and cross-connects").
   ``mirred egress redirect dev OUT``, installed through netlink (pyroute2). A frame that
   arrives on the lambda in leaves on the lambda out inside the kernel: it never reaches a
   user-space process of the node. Removing the ``clsact`` qdisc removes the rule.
-- At the head and the tail the cross-connect goes to the data plane of the QE service
-  (``dataplane.attach(cc)`` / ``dataplane.detach(lsp)``), which encrypts between the
-  access port and the channels.
+- At the head and the tail the cross-connect is the data plane's business (the QE
+  service hands it to ``node_agent.dataplane.Dataplane``, which encrypts between the
+  access port and the channels); it is recorded here for ``show mpls lsp``, and passed to
+  the ``dataplane`` given, if any.
 
 A cross-connect that cannot be installed (a channel missing, netlink refusing) is logged
 (rate-limited), counted and answered with :class:`CrossConnectFailed`, which fails the LSP
