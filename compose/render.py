@@ -189,7 +189,11 @@ def compose_doc(
         svc["volumes"] = [f"{topology_mount}:{inside}:ro"]
         for _, f in secret_files.get(h.name, ()):
             svc["volumes"].append(f"{secrets_mount}/{f}:{CONTAINER_SECRETS_DIR}/{f}:ro")
-        svc["networks"] = {d: {"ipv4_address": str(a)} for d, a in sorted(h.interfaces.items())}
+        ip_domains = {d: a for d, a in h.interfaces.items() if topo.domains[d].access is None}
+        if ip_domains:
+            svc["networks"] = {d: {"ipv4_address": str(a)} for d, a in sorted(ip_domains.items())}
+        else:  # a client host of an access domain: its link comes from qkdnet (docs/docker.md)
+            svc["network_mode"] = "none"
         svc["depends_on"] = {GUARD: {"condition": "service_healthy"}}
         svc["labels"] = {
             f"{LABEL}.topology": topo.name,
@@ -200,6 +204,8 @@ def compose_doc(
         services[h.name] = svc
     networks: dict[str, Any] = {}
     for d in topo.domains.values():
+        if d.access is not None:
+            continue  # not a Docker network: two access domains may share a subnet
         networks[d.name] = {
             "driver": "bridge",
             "internal": True,

@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from gmpls.dataplane.names import IFNAMSIZ, channel_ifname
+from gmpls.dataplane.names import IFNAMSIZ, channel_ifname, channel_name_unchecked
 from gmpls.qkd import ratemodel
 
 IPv4 = ipaddress.IPv4Address
@@ -939,7 +939,7 @@ def _channel_names(c: _Checker, path: str, local_if: int, lambdas: tuple[int, ..
         except ValueError:
             c.error(
                 path,
-                f"the channel of lambda {lam} would be te{local_if}l{lam} (with m for -), "
+                f"the channel of lambda {lam} would be {channel_name_unchecked(local_if, lam)}, "
                 f"longer than the {IFNAMSIZ} characters of a Linux interface name; "
                 "choose a smaller interface ID",
             )

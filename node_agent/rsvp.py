@@ -159,12 +159,8 @@ class RsvpAgent:
         self.sock = s
         self._loop.add_reader(s.fileno(), self._readable)
         if self.xconnect is not None:
-            stale = self.xconnect.sweep()
-            if stale:
-                log.info(
-                    "stale cross-connects removed",
-                    extra={"node": self.core.name, "count": stale},
-                )
+            self.xconnect.on_failure = self._xc_failed
+            await self.xconnect.start()
         log.info(
             "rsvp listening",
             extra={"node": self.core.name, "address": str(self.bind)},
@@ -185,7 +181,7 @@ class RsvpAgent:
             self.sock.close()
             self.sock = None
         if self.xconnect is not None:
-            self.xconnect.close()
+            await self.xconnect.stop()
 
     # --- API for the daemon -------------------------------------------------------------
 
@@ -275,16 +271,13 @@ class RsvpAgent:
                 (acks if a.message.msg_type == MsgType.ACK else sent).append(a)
         sent = [a for a in sent if self._send(a)]
         sent += [a for a in acks if self._send(a)]
-        failed: list[E.CrossConnectFailed] = []
         for a in actions:
             if not isinstance(a, E.Send):
                 self._log_action(a)
                 if self.xconnect is not None and isinstance(
                     a, E.CrossConnect | E.CrossConnectRemoved
                 ):
-                    why = self.xconnect.apply(a)
-                    if why is not None:
-                        failed.append(E.CrossConnectFailed(a.lsp, why))
+                    self.xconnect.apply(a)
                 if self.on_action is not None:
                     try:
                         self.on_action(a)
@@ -295,10 +288,19 @@ class RsvpAgent:
                 self._log_rx(*rx)
             for a in sent:
                 self._log_tx(a)
-        for f in failed:  # the LSP fails here: PathErr 24/9 (after this batch went out)
-            self._apply(self.core.handle(f, self._now()))
         self._arm()
         return actions
+
+    def _xc_failed(self, lsp: E.LspKey, reason: str) -> None:
+        """A cross-connect could not be installed: the LSP fails here (PathErr 24/9)."""
+        if self.sock is None:
+            return
+        try:
+            self._apply(self.core.handle(E.CrossConnectFailed(lsp, reason), self._now()))
+        except Exception:
+            log.exception(
+                "rsvp core failed on a cross-connect failure", extra={"node": self.core.name}
+            )
 
     def _send(self, a: E.Send) -> bool:
         if self.sock is None:

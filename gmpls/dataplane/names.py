@@ -20,7 +20,12 @@ def channel_ifname(local_if: int, lam: int) -> str:
     """The channel of lambda ``lam`` on the TE link whose interface ID here is
     ``local_if``: ``te1l3``, ``te2lm4``. Raises ValueError when it would not fit a Linux
     interface name (an interface ID above 10**7)."""
-    name = f"te{local_if}l{'m' if lam < 0 else ''}{abs(lam)}"
+    name = channel_name_unchecked(local_if, lam)
     if local_if < 0 or len(name) > IFNAMSIZ:
-        raise ValueError(f"no channel name for interface {local_if} lambda {lam}")
+        raise ValueError(f"channel name {name} is longer than {IFNAMSIZ} characters")
     return name
+
+
+def channel_name_unchecked(local_if: int, lam: int) -> str:
+    """:func:`channel_ifname` without the length check (for error messages)."""
+    return f"te{local_if}l{'m' if lam < 0 else ''}{abs(lam)}"
