@@ -267,7 +267,7 @@ def cmd_compose_render(args: argparse.Namespace) -> int:
         return 0
     out.write_text(text)
     print(
-        f"{out}: {len(topo.hosts)} services, {len(topo.domains)} networks "
+        f"{out}: {len(topo.hosts)} services, {sum(d.access is None for d in topo.domains.values())} networks "
         f"(topology {topo.name}, image {args.image})"
     )
     return 0

@@ -551,8 +551,8 @@ class DockerTestbed(Testbed):
             if capture is not None:
                 self.capture_start(capture.domains, capture.out_dir)
         self.progress(
-            f"[{p}] up: {len(self.topology.hosts)} containers, {len(self.topology.domains)} "
-            f"networks in {time.monotonic() - t0:.1f} s (project {self.project}, "
+            f"[{p}] up: {len(self.topology.hosts)} containers, "
+            f"{sum(d.access is None for d in self.topology.domains.values())} networks in {time.monotonic() - t0:.1f} s (project {self.project}, "
             f"{self.compose_file})"
         )
         return self
@@ -807,6 +807,11 @@ class DockerTestbed(Testbed):
                 for d, n in networks.items():
                     if n.id == net.get("NetworkID"):
                         actual[d] = net.get("IPAddress")
+            if h.kind == "host" and state.get("Running"):  # its access link is qkdnet's
+                found = self.interfaces(h.name)
+                for d, a in h.interfaces.items():
+                    if found.get(str(a)) == d:
+                        actual[d] = str(a)
             hosts[h.name] = {
                 "kind": h.kind,
                 "container": render.container_name(self.prefix, h.name),
@@ -818,8 +823,19 @@ class DockerTestbed(Testbed):
                     for d, a in h.interfaces.items()
                 },
             }
-        domains = {}
+        domains: dict[str, dict[str, Any]] = {}
+        access_links = {name for name, _ in _access_links(self.prefix)}
         for d in self.topology.domains.values():
+            if d.access is not None:
+                br = render.bridge_name(self.prefix, d.name)
+                domains[d.name] = {
+                    "subnet": str(d.subnet),
+                    "network": None,
+                    "bridge": br,
+                    "access": d.access,
+                    "state": "present" if br in access_links else "absent",
+                }
+                continue
             n = networks.get(d.name)
             cfg = (n.attrs.get("IPAM", {}).get("Config") or [{}])[0] if n is not None else {}
             domains[d.name] = {
