@@ -626,7 +626,7 @@ class DockerTestbed(Testbed):
                 channels.offloads_off(ns(host), ifnames)
             channels.offloads_off("/proc/self/ns/net", roots)
         except RuntimeError as e:
-            raise DockerError(f"{e} (is ethtool installed? make setup)") from None
+            raise DockerError(f"{e}") from None
         if chans or roots:
             self.progress(
                 f"[{p}] optical layer: {len(chans)} channel(s) between the containers, "

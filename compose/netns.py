@@ -492,7 +492,7 @@ class NetnsTestbed(Testbed):
                 channels.offloads_off(ns_path(host), ifnames)
             channels.offloads_off("/proc/self/ns/net", root_ends)
         except RuntimeError as e:
-            raise TestbedError(f"{e} (is ethtool installed? make setup)") from None
+            raise TestbedError(f"{e}") from None
         if chans or root_ends:
             self.progress(
                 f"[{p}] optical layer: {len(chans)} channel(s) (veth pairs, MTU "
