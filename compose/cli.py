@@ -18,6 +18,7 @@ from pathlib import Path
 from compose import converge, demo, draw, keyfiles, render, topogen, wireshark
 from compose.backend import Testbed, TestbedError, quiet
 from compose.cliclient import CliError
+from compose.daemons import NO_DAEMON
 from compose.docker import DockerTestbed, firewall_add, firewall_remove
 from compose.netns import NetnsTestbed
 from gmpls.topology import TopologyError, load
@@ -166,7 +167,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 def cmd_start(args: argparse.Namespace) -> int:
     tb = _select(args)
-    return 0 if tb.start(args.host) or tb.topology.host(args.host).kind == "client" else 1
+    return 0 if tb.start(args.host) or tb.topology.host(args.host).kind in NO_DAEMON else 1
 
 
 def cmd_link(args: argparse.Namespace) -> int:
@@ -266,7 +267,7 @@ def cmd_compose_render(args: argparse.Namespace) -> int:
         return 0
     out.write_text(text)
     print(
-        f"{out}: {len(topo.hosts)} services, {len(topo.domains)} networks "
+        f"{out}: {len(topo.hosts)} services, {sum(d.access is None for d in topo.domains.values())} networks "
         f"(topology {topo.name}, image {args.image})"
     )
     return 0

@@ -12,7 +12,8 @@ The control LAN is 10.1.1.0/24 (nodes .1-.N, PCE .253, client .254) up to 250 no
 10.1.0.0/16 above (node i at 10.1.0.0 + i, PCE 10.1.255.253, client 10.1.255.254). Each
 node numbers its TE interfaces 1, 2, ... in the order its links are listed; each link gets
 ``--lambdas`` wavelengths n = 1..L. ``--qe`` adds the paper's QKD side (two ETSI 004
-proxies and two IDQ3P emulators on their own domains) at tn1 and tnN. Note that a Linux
+proxies and two IDQ3P emulators on their own domains) at tn1 and tnN, and a client host
+behind each (``htn1``, ``htnN`` on access domains ``etn1``, ``etnN``, 10.3.0.0/24). Note that a Linux
 bridge takes at most 1024 ports, so the namespace backend brings up at most ~1020 nodes.
 
 ``--qkd`` adds a QKD network instead (docs/topology.md#generated-topologies): a site (key
@@ -120,8 +121,22 @@ def generate(
         _add_qkd_network(doc, edges, nodes, sorted(sites), qe, seed)
     elif qe:
         _add_qkd(doc, f"tn{nodes}")
+    if qe:
+        _add_access(doc, (1, nodes))
     doc["te_links"] = _te_links(edges, nodes, lambdas)
     return doc
+
+
+def _add_access(doc: dict[str, Any], ends: tuple[int, ...]) -> None:
+    """A client host ``htnI`` behind each QE end ``tnI``, on its access domain ``etnI``,
+    all in 10.3.0.0/24 (the subnet a layer-2 QE service bridges)."""
+    for k, i in enumerate(ends, 1):
+        doc["domains"][f"etn{i}"] = {
+            "subnet": "10.3.0.0/24",
+            "access": f"tn{i}",
+            "description": f"client host htn{i} behind tn{i}",
+        }
+        doc["hosts"][f"htn{i}"] = {"kind": "host", "interfaces": {f"etn{i}": f"10.3.0.{k}"}}
 
 
 def _check(nodes: int, lambdas: int, kind: str, qe: bool) -> None:

@@ -30,12 +30,15 @@ from typing import Any, Protocol
 
 from daemonkit.cli import CliServer, CommandTable
 from daemonkit.ospf import register_commands
+from gmpls.dataplane.names import channel_ifname
 from gmpls.ospf.events import Action
 from gmpls.topology import Topology
 from node_agent.ospf_te import OspfTeAgent, register_te_commands
 from node_agent.qe_service import setup as setup_qe_service
 from node_agent.qkd_links import QkdLinkAgent
 from node_agent.qkd_links import register_commands as register_qkd_commands
+from node_agent.rsvp import RsvpAgent
+from node_agent.xconnect import CrossConnects
 
 log = logging.getLogger("node_agent")
 
@@ -91,7 +94,15 @@ class NodeDaemon:
             register_qkd_commands(self.cli, self.qkd_links)
         self.cli.register("show version", lambda args: self._version(), "daemon and node")
         if not ospf_only:
-            setup_qe_service(self)
+            svc = setup_qe_service(self)
+            if isinstance(svc.rsvp, RsvpAgent):
+                # transit cross-connects in the kernel; the head's and tail's go to the
+                # data plane through the QE service (QeService.on_rsvp_action)
+                svc.rsvp.xconnect = CrossConnects(
+                    host,
+                    [channel_ifname(i, lam) for i, lam, _, _ in topo.channels_of(host)],
+                    access_if=access_if,
+                )
 
     def add_component(self, c: Component) -> None:
         self.components.append(c)

@@ -314,15 +314,27 @@ def render_lsps(data: dict[str, Any]) -> str:
     rows = data["lsps"]
     if not rows:
         return "no LSPs"
-    lines = [f"{'LSP':<30} {'role':<8} {'state':<12} {'in':<8} {'out':<8} {'handle':<9}"]
+    lines = [
+        f"{'LSP':<30} {'role':<8} {'state':<12} {'in':<8} {'out':<8} {'handle':<9} cross-connect"
+    ]
     for r in rows:
         inn = f"{r['in_if']}/{r['in_lambda']}" if r["in_if"] is not None else "-"
         out = f"{r['out_if']}/{r['out_lambda']}" if r["out_if"] is not None else "-"
         lines.append(
             f"{r['lsp']:<30} {r['role']:<8} {r['state']:<12} {inn:<8} {out:<8} "
-            f"{r['key_handle_prefix'] or '-':<9}"
+            f"{r['key_handle_prefix'] or '-':<9} {_xc_text(r.get('cross_connect'))}"
         )
     return "\n".join(lines)
+
+
+def _xc_text(xc: dict[str, Any] | None) -> str:
+    """``te2l1>te1l1 te1l2>te2l2 (tc)``: each direction in > out, and how it is installed;
+    ``-`` when none is installed."""
+    if not xc:
+        return "-"
+    dirs = [xc["fwd"], *([xc["rev"]] if xc.get("rev") else [])]
+    arrows = " ".join(f"{d['in'] or '-'}>{d['out'] or '-'}" for d in dirs)
+    return f"{arrows} ({xc['installed']})"
 
 
 def render_neighbors(data: dict[str, Any]) -> str:

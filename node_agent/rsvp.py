@@ -42,6 +42,7 @@ from gmpls.rsvp.constants import IPPROTO_RSVP, MsgType
 from gmpls.rsvp.core import RsvpCore
 from gmpls.rsvp.objects import SessionLspTunnelV4
 from gmpls.topology import Topology
+from node_agent.xconnect import CrossConnects
 
 log = logging.getLogger("node_agent.rsvp")
 
@@ -63,12 +64,20 @@ def _ipv4_payload(packet: bytes) -> tuple[IPv4Address, IPv4Address, bytes] | Non
 
 
 def status_of(
-    core: RsvpCore, now: float, counters: Mapping[str, int] | None = None
+    core: RsvpCore,
+    now: float,
+    counters: Mapping[str, int] | None = None,
+    xconnect: CrossConnects | None = None,
 ) -> dict[str, object]:
-    """LSPs, neighbours and counters (``counters`` and the core's) for ``show mpls lsp`` /
+    """LSPs (each with the cross-connect installed for it here, or None), neighbours and
+    counters (``counters``, the cross-connects' and the core's) for ``show mpls lsp`` /
     ``show rsvp neighbor``, neighbours' silence measured at ``now``; no key material."""
+    xcs = xconnect.table() if xconnect is not None else {}
+    lsps = [{**row, "cross_connect": xcs.get(str(row["lsp"]))} for row in core.lsp_table()]
+    if xconnect is not None:
+        counters = {**(counters or {}), **xconnect.counters}
     return {
-        "lsps": core.lsp_table(),
+        "lsps": lsps,
         "neighbors": [
             {
                 "address": str(n.address),
@@ -101,6 +110,8 @@ class RsvpAgent:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer = CoreTimer(self._tick)
         self._ttl: int | None = None  # the socket's IP_TTL now (set only when it changes)
+        #: the node's cross-connects (None: the actions only go to ``on_action``)
+        self.xconnect: CrossConnects | None = None
         self.counters: dict[str, int] = {"rx": 0, "tx": 0, "rx_ignored": 0, "tx_errors": 0}
 
     @classmethod
@@ -147,6 +158,9 @@ class RsvpAgent:
             raise
         self.sock = s
         self._loop.add_reader(s.fileno(), self._readable)
+        if self.xconnect is not None:
+            self.xconnect.on_failure = self._xc_failed
+            await self.xconnect.start()
         log.info(
             "rsvp listening",
             extra={"node": self.core.name, "address": str(self.bind)},
@@ -166,6 +180,8 @@ class RsvpAgent:
                 self._loop.remove_reader(self.sock.fileno())
             self.sock.close()
             self.sock = None
+        if self.xconnect is not None:
+            await self.xconnect.stop()
 
     # --- API for the daemon -------------------------------------------------------------
 
@@ -195,7 +211,7 @@ class RsvpAgent:
 
     def status(self) -> dict[str, object]:
         """:func:`status_of` the core, with the socket's counters."""
-        return status_of(self.core, self._now(), self.counters)
+        return status_of(self.core, self._now(), self.counters, self.xconnect)
 
     # --- plumbing -----------------------------------------------------------------------
 
@@ -258,6 +274,10 @@ class RsvpAgent:
         for a in actions:
             if not isinstance(a, E.Send):
                 self._log_action(a)
+                if self.xconnect is not None and isinstance(
+                    a, E.CrossConnect | E.CrossConnectRemoved
+                ):
+                    self.xconnect.apply(a)
                 if self.on_action is not None:
                     try:
                         self.on_action(a)
@@ -270,6 +290,17 @@ class RsvpAgent:
                 self._log_tx(a)
         self._arm()
         return actions
+
+    def _xc_failed(self, lsp: E.LspKey, reason: str) -> None:
+        """A cross-connect could not be installed: the LSP fails here (PathErr 24/9)."""
+        if self.sock is None:
+            return
+        try:
+            self._apply(self.core.handle(E.CrossConnectFailed(lsp, reason), self._now()))
+        except Exception:
+            log.exception(
+                "rsvp core failed on a cross-connect failure", extra={"node": self.core.name}
+            )
 
     def _send(self, a: E.Send) -> bool:
         if self.sock is None:
@@ -310,7 +341,16 @@ class RsvpAgent:
         if not log.isEnabledFor(level):
             return
         extra: dict[str, object] = {"node": self.core.name, "action": type(a).__name__}
-        if isinstance(a, E.LspUp | E.LspDown | E.NeedQeSession | E.QeJoin | E.QeClose):
+        if isinstance(
+            a,
+            E.LspUp
+            | E.LspDown
+            | E.NeedQeSession
+            | E.QeJoin
+            | E.QeClose
+            | E.CrossConnect
+            | E.CrossConnectRemoved,
+        ):
             extra["lsp"] = str(a.lsp)
         if isinstance(a, E.LspDown):
             extra["reason"] = a.reason

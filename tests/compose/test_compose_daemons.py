@@ -38,7 +38,8 @@ def as_kind(t: Topology, name: str, kind: str) -> Host:
 @pytest.mark.parametrize(
     ("host", "package", "secret"),
     [
-        ("tn1", "node_agent", []),
+        ("tn1", "node_agent", ["--access-if", "access"]),  # tn1's access domain ea
+        ("tn3", "node_agent", []),
         ("pce", "pce", []),
         ("etsiA", "qkd_proxy", ["--sync-key-file", "secrets/etsiA-etsiB.sync"]),
         ("idqB", "idq3p_emulator", ["--seed-file", "secrets/idqA-idqB.seed"]),
@@ -49,7 +50,7 @@ def test_python_kinds(
 ) -> None:
     """Emulators and proxies get their pair's secret file in the run directory."""
     (launch,) = launches(plan(paper, paper.hosts[host], PAPER, tmp_path))
-    if secret:
+    if secret and secret[0] != "--access-if":
         secret = [secret[0], str(tmp_path / secret[1])]
     assert launch.argv == [
         sys.executable,
@@ -68,6 +69,9 @@ def test_python_kinds(
 
 def test_client_hosts_run_no_daemon(paper: Topology, tmp_path: Path) -> None:
     assert plan(paper, paper.hosts["client"], PAPER, tmp_path) == "client hosts run no daemon"
+    assert plan(paper, paper.hosts["ha"], PAPER, tmp_path) == (
+        "client hosts of an access domain run no daemon"
+    )
 
 
 def test_frr_plan_and_config_hook(paper: Topology, tmp_path: Path) -> None:
