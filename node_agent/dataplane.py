@@ -42,6 +42,7 @@ from gmpls.dataplane import events as DE
 from gmpls.dataplane.core import COUNTERS, DataplaneEnd, Dropped
 from gmpls.dataplane.crypto import CipherKeyError
 from gmpls.dataplane.frame import ETH_LEN, ETHERTYPE, HEADER_LEN, TAG_LEN, eth_header
+from gmpls.dataplane.names import channel_ifname
 from gmpls.qe_service import events as QE
 
 log = logging.getLogger("node_agent.dataplane")
@@ -64,12 +65,6 @@ RECV_CHANNEL = ETH_LEN + CHANNEL_MTU + 64
 CHANNEL_DST = b"\xff" * 6
 #: counters of the shell itself (the core counts the cryptography)
 SHELL_COUNTERS = ("oversize", "tx_errors", "not_forwarded")
-
-
-def channel_ifname(local_if: int, lam: int) -> str:
-    """``te{I}l{n}`` (negative n: ``m``). # w14b: private copy of
-    gmpls.dataplane.names.channel_ifname; the integrator keeps w14b's."""
-    return f"te{local_if}l{'m' if lam < 0 else ''}{abs(lam)}"
 
 
 class ChannelLike(Protocol):

@@ -350,11 +350,10 @@ class QeService:
         """The RSVP shell's ``on_action``: QE hooks, LSP state, TE link resources; a
         head's or tail's cross-connect goes to the data plane (docs/dataplane.md)."""
         dp = self.dataplane
-        kind = type(a).__name__  # CrossConnect / CrossConnectRemoved (gmpls.rsvp.events)
-        if dp is not None and kind == "CrossConnect":
+        if dp is not None and isinstance(a, RE.CrossConnect):
             dp.attach(a)
-        elif dp is not None and kind == "CrossConnectRemoved":
-            dp.detach(a.lsp)  # type: ignore[union-attr]
+        elif dp is not None and isinstance(a, RE.CrossConnectRemoved):
+            dp.detach(a.lsp)
         ev = E.rsvp_event(self.rsvp.core, a)
         if ev is not None:
             self.feed(ev)
