@@ -251,6 +251,7 @@ class Dataplane:
         if s.end is not None:
             out.update(s.end.counters)
             out["key_index"] = s.end.tx_index
+            out["rx_keys"] = sorted(s.end.keys)
         out.update(s.counters)
         running = s is self.owner and (s.tx is not None or s.rx is not None)
         out["dataplane"] = (

@@ -239,7 +239,7 @@ async def _run_end(role: str, algorithm: int, plain: bool) -> None:
 
 def _inject(ifname: str, mode: str, timeout: float) -> None:
     """Take the next QE frame sent out of ``ifname`` and send it again: as it was
-    (``replay``) or with one ciphertext bit flipped (``flip``). Prints what it did."""
+    (``replay``) or with one bit of its header flipped (``flip``). Prints what it did."""
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
     s.bind((ifname, 0x0003))
     s.settimeout(timeout)
@@ -250,7 +250,10 @@ def _inject(ifname: str, mode: str, timeout: float) -> None:
             break
     frame = bytearray(data)
     if mode == "flip":
-        frame[14 + 18 + 5] ^= 0x10
+        # one bit of the packet number (2^40 up): a fresh number, so the frame is not
+        # refused as a replay of the one just sent, and the tag (the header is its
+        # additional data) no longer verifies
+        frame[14 + 12] ^= 0x01
     s.send(bytes(frame))
     print(json.dumps({"mode": mode, "key_index": int.from_bytes(frame[16:20], "big"),
                       "pn": int.from_bytes(frame[24:32], "big")}), flush=True)  # fmt: skip
