@@ -174,3 +174,12 @@ async def test_no_access_port_and_a_short_key() -> None:
     st = dp.status("9")
     assert st["key_errors"] == 1 and "too short" in st["dataplane"]
     await dp.stop()
+
+
+def test_the_demo_finds_the_client_hosts_behind_the_ends() -> None:
+    from compose.demo import Roles, client_hosts
+    from gmpls.topology import load
+    from tests.support.e2elab import PAPER
+
+    topo = load(PAPER)
+    assert client_hosts(topo, Roles.of(topo)) == ("ha", "hb", "10.3.0.2")
