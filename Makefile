@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-DEBS := iproute2 tshark frr bird2 nftables tcpdump telnet graphviz
+DEBS := iproute2 tshark frr bird2 nftables tcpdump telnet graphviz ethtool iperf3
 STAMP := $(VENV)/.installed
 
 .PHONY: setup debs venv test test-fast e2e lint demo bench clean down

@@ -33,6 +33,7 @@ from compose import (
 )
 from compose.backend import Testbed, TestbedError, did_you_mean, quiet
 from compose.cliclient import CliError
+from compose.daemons import NO_DAEMON
 from compose.docker import DockerTestbed, firewall_add, firewall_remove
 from compose.netns import NetnsTestbed
 from gmpls.topology import TopologyError, load
@@ -256,7 +257,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
 def cmd_start(args: argparse.Namespace) -> int:
     tb = _select(args)
     tb.check_host(args.host)
-    return 0 if tb.start(args.host) or tb.topology.host(args.host).kind == "client" else 1
+    return 0 if tb.start(args.host) or tb.topology.host(args.host).kind in NO_DAEMON else 1
 
 
 def cmd_link(args: argparse.Namespace) -> int:
@@ -441,7 +442,7 @@ def cmd_compose_render(args: argparse.Namespace) -> int:
     out.write_text(text)
     what = "nodes" if args.format == "containerlab" else "services"
     print(
-        f"{out}: {len(topo.hosts)} {what}, {len(topo.domains)} networks "
+        f"{out}: {len(topo.hosts)} {what}, {sum(d.access is None for d in topo.domains.values())} networks "
         f"(topology {topo.name}, image {args.image})"
     )
     return 0

@@ -35,6 +35,7 @@ from pathlib import Path
 
 from compose import keyfiles, pki
 from compose.state import index_dir
+from gmpls.dataplane.names import ACCESS_IF
 from gmpls.topology import Host, Topology
 
 PYTHON_KINDS: dict[str, str] = {
@@ -66,6 +67,20 @@ class Launch:
     env: dict[str, str] = field(default_factory=dict)
 
 
+#: kinds that run no daemon, and why
+NO_DAEMON = {
+    "client": "client hosts run no daemon",
+    "host": "client hosts of an access domain run no daemon",
+}
+
+
+def dataplane_args(topo: Topology, host: str) -> list[str]:
+    """``--access-if access`` for a node with an access domain (its data-plane port)."""
+    if topo.host(host).kind == "node" and topo.access_domain(host) is not None:
+        return ["--access-if", ACCESS_IF]
+    return []
+
+
 def plan(
     topo: Topology,
     host: Host,
@@ -76,8 +91,8 @@ def plan(
     """The processes to start for ``host``, or a string saying why there are none."""
     gens = {**CONFIG_GENERATORS, **(generators or {})}
     name = host.name
-    if host.kind == "client":
-        return "client hosts run no daemon"
+    if host.kind in NO_DAEMON:
+        return NO_DAEMON[host.kind]
     if host.kind in PYTHON_KINDS:
         pkg = PYTHON_KINDS[host.kind]
         log = run_dir / f"{name}.log"
@@ -85,6 +100,7 @@ def plan(
         argv += ["--log-file", str(log)]
         argv += keyfiles.daemon_args(topo, name, run_dir / keyfiles.FOLDER)
         argv += pki.daemon_args(topo, name, run_dir / pki.FOLDER)
+        argv += dataplane_args(topo, name)
         return [Launch(pkg, argv, run_dir / f"{name}.out", log, env={"PYTHONUNBUFFERED": "1"})]
     if host.kind == "frr":
         return _frr_plan(topo, host, run_dir, gens)

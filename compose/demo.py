@@ -12,7 +12,10 @@ the paper's Fig. 6), on any backend (:class:`compose.backend.Testbed`).
 4. prints the message ladder of the control LAN as tshark reads it from the capture
    (Fig. 6), the setup time from the PCReq to the last Resv, the path, and the key
    fingerprints at both ends (SHA-256, 16 hex digits: the keys never leave the nodes);
-5. deletes the service and takes the testbed down (``--keep``: neither; the service
+5. when client hosts sit behind the head and the tail (kind ``host`` on their access
+   domains, e.g. ha and hb), pings from the head's host to the tail's over the encrypted
+   service and prints both ends' data-plane counters (docs/dataplane.md);
+6. deletes the service and takes the testbed down (``--keep``: neither; the service
    stays up, refreshing its key every second, for ``qkdnet cli`` and Wireshark).
 
 ``--svg FILE`` captures every domain and draws the whole ladder there when the captures
@@ -20,10 +23,12 @@ stop (:mod:`compose.ladder_svg`: PCEP, RSVP, ETSI 004, the sync channel and IDQ3
 
 When a testbed of the topology's prefix is up already (started by ``docker compose up``
 or an earlier ``qkdnet up``), the demo runs on it instead: step 1 only starts the captures
-(so the PCEP session's opening is not in them), and step 5 leaves the testbed up.
+(so the PCEP session's opening is not in them), and step 6 leaves the testbed up.
 
 ``--json`` prints one object instead: ``{"setup_ms", "path", "ladder": [{"t_ms", "src",
-"dst", "proto", "msg"}], "fingerprints": {"tn1", "tn5"}, "captures": {DOMAIN: FILE}}``
+"dst", "proto", "msg"}], "fingerprints": {"tn1", "tn5"}, "captures": {DOMAIN: FILE},
+"dataplane": {"ping": {...}, "counters": {NODE: {...}}}}`` (``dataplane`` empty without
+client hosts)
 (progress goes to stderr then).
 """
 
@@ -87,6 +92,8 @@ class Result:
     malformed: list[int] = field(default_factory=list)
     #: the setup's stages at every node of the path (:func:`collect_stages`)
     stages: list[dict[str, Any]] = field(default_factory=list)
+    #: the ping over the encrypted service and the ends' counters (empty: no client hosts)
+    dataplane: dict[str, Any] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -98,6 +105,7 @@ class Result:
             "service": self.service,
             "malformed_frames": self.malformed,
             "stages": self.stages,
+            "dataplane": self.dataplane,
         }
 
 
@@ -211,6 +219,66 @@ def format_stages(stages: list[dict[str, Any]]) -> str:
     return "\n".join(f"  {s['t_ms']:9.3f} ms  {s['node']:<6} {s['stage']}" for s in stages)
 
 
+#: the data-plane counters the demo prints per end (docs/dataplane.md)
+DATAPLANE_COUNTERS = (
+    "key_index",
+    "frames_encrypted",
+    "frames_decrypted",
+    "bytes_encrypted",
+    "auth_failures",
+    "replays",
+)
+
+
+def client_hosts(topo: Topology, roles: Roles) -> tuple[str, str, str] | None:
+    """The client hosts behind the head and the tail (kind ``host`` on an access domain
+    of that node) and the tail's host's address; None when the topology has none."""
+
+    def behind(node: str) -> tuple[str, str] | None:
+        for h in topo.of_kind("host"):
+            for dom, addr in h.interfaces.items():
+                if getattr(topo.domains.get(dom), "access", None) == node:
+                    return h.name, str(addr)
+        return None
+
+    a, b = behind(roles.head), behind(roles.tail)
+    return (a[0], b[0], b[1]) if a and b else None
+
+
+def ping_over_service(
+    bed: Testbed, roles: Roles, svc: dict, progress: Progress, timeout: float = 20.0
+) -> dict[str, Any]:
+    """Ping the tail's client host from the head's over the encrypted service (after a
+    first answer: the data plane attaches as the Resv goes by), then read both ends'
+    counters. Empty when there are no client hosts."""
+    hosts = client_hosts(bed.topology, roles)
+    if hosts is None:
+        progress("[demo] no client hosts behind the ends: no data-plane ping")
+        return {}
+    src, dst, addr = hosts
+    progress(f"[demo] {src} -> ping {dst} ({addr}) over the encrypted QE service {svc['id']}")
+    deadline = time.monotonic() + timeout
+    while not bed.ping(src, addr, timeout=1.0):
+        if time.monotonic() > deadline:
+            raise DemoError(f"{src} cannot reach {dst} ({addr}) over service {svc['id']}")
+    rtts = []
+    for _ in range(5):
+        t0 = time.monotonic()
+        if bed.ping(src, addr, timeout=2.0):
+            rtts.append((time.monotonic() - t0) * 1000)
+    avg = f", mean {sum(rtts) / len(rtts):.2f} ms (with the ping's own start)" if rtts else ""
+    lines = [f"5 echoes sent, {len(rtts)} answered{avg}"]
+    counters = {}
+    for node, key in ((roles.head, "head"), (roles.tail, "tail")):
+        out = json.loads(bed.cli(node, "show qe-service json", via=roles.client))
+        for s in out.get("services", []):
+            if s["key_handle_prefix"] == svc["key_handle_prefix"] and s["role"] == key:
+                counters[node] = {k: s.get(k) for k in DATAPLANE_COUNTERS}
+                counters[node]["dataplane"] = s.get("dataplane")
+    return {"from": src, "to": dst, "address": addr, "ok": len(rtts) == 5,
+            "ping": lines, "counters": counters}  # fmt: skip
+
+
 def read_ladder(pcap: Path, roles: Roles, topo: Topology) -> tuple[list[L.Rung], list[int]]:
     decoded = L.decode(pcap)
     tail_addr = str(topo.control_address(roles.tail))
@@ -240,6 +308,14 @@ def render(result: Result, roles: Roles) -> str:
     fps = list(result.fingerprints.values())
     same = len(set(fps)) == 1 and fps[0] is not None
     lines.append("keys match at both ends" if same else "KEYS DIFFER between the ends")
+    dp = result.dataplane
+    if dp:
+        state = "ok" if dp["ok"] else "FAILED"
+        lines.append(f"ping {dp['from']} -> {dp['to']} ({dp['address']}) over the encrypted "
+                     f"service: {state}")  # fmt: skip
+        lines += [f"  {x}" for x in dp["ping"]]
+        for node, c in dp["counters"].items():
+            lines.append(f"data plane at {node}: " + ", ".join(f"{k} {v}" for k, v in c.items()))
     if result.malformed:
         lines.append(f"tshark found malformed frames: {result.malformed}")
     if result.captures:
@@ -261,6 +337,7 @@ def run_demo(
     svc = create_service(bed, roles, progress)
     tail = tail_service(bed, roles, svc)
     stages = collect_stages(bed, roles, svc, tail)
+    dataplane = ping_over_service(bed, roles, svc, progress)
     time.sleep(0.3)  # the last frames reach the capture file
     rungs, malformed = read_ladder(ctrl_pcap(), roles, bed.topology)
     head_addr = str(bed.topology.control_address(roles.head))
@@ -276,6 +353,7 @@ def run_demo(
         service=svc,
         malformed=malformed,
         stages=stages,
+        dataplane=dataplane,
     )
 
 

@@ -53,7 +53,7 @@ from typing import Any, ClassVar, Unpack
 import docker
 from docker.errors import APIError, NotFound
 
-from compose import firewall, keyfiles, pki, render
+from compose import channels, firewall, keyfiles, nsutil, pki, render
 from compose.backend import (
     Capture,
     Progress,
@@ -66,6 +66,7 @@ from compose.backend import (
     quiet,
 )
 from compose.cliclient import CliError, CliOutput
+from gmpls.dataplane.names import ACCESS_IF
 from gmpls.topology import Topology
 
 FW_CHAIN = "DOCKER-USER"
@@ -173,13 +174,61 @@ def running_prefixes() -> dict[str, str]:
 
 
 def leftovers(prefix: str) -> list[str]:
-    """Containers, networks and firewall rules of ``prefix`` that exist now."""
+    """Containers, networks, access bridges and firewall rules of ``prefix`` that exist
+    now."""
     client = _client()
     flt = _by_prefix(prefix)
     left = [f"container {c.name}" for c in client.containers.list(all=True, filters=flt)]
     left += [f"network {n.name}" for n in client.networks.list(filters=flt)]
+    left += [f"link {name}" for name, _ in _access_links(prefix)]
     left += [f"rule {r}" for r in firewall_rules(prefix)]
     return left
+
+
+# --- the optical layer and the access links (added by qkdnet, not by Compose) ---------
+
+
+#: the alias (IFLA_IFALIAS) of the links qkdnet adds for the access domains of ``prefix``
+def _access_alias(prefix: str) -> str:
+    return f"qkdnet-access:{prefix}"
+
+
+def _access_links(prefix: str) -> list[tuple[str, int]]:
+    """(name, index) of the root-namespace links qkdnet made for ``prefix``'s access
+    domains (their alias says so)."""
+    from pyroute2 import IPRoute
+
+    out = []
+    with IPRoute() as ipr:
+        for link in ipr.get_links():
+            if link.get_attr("IFLA_IFALIAS") == _access_alias(prefix):
+                out.append((str(link.get_attr("IFLA_IFNAME")), int(link["index"])))
+    return out
+
+
+def _remove_access_bridges(prefix: str) -> int:
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    n = 0
+    with IPRoute() as ipr:
+        for _, index in _access_links(prefix):
+            with contextlib.suppress(NetlinkError):
+                ipr.link("del", index=index)
+                n += 1
+    return n
+
+
+def access_veth(prefix: str, host: str, domain: str) -> str:
+    """The root end of the veth joining ``host`` to access domain ``domain``'s bridge:
+    ``PREFIX_HOST_DOMAIN`` when that fits 15 bytes, else ``PREFIX_`` and a hash."""
+    name = f"{prefix}_{host}_{domain}"
+    if len(name) <= 15:
+        return name
+    import hashlib
+
+    digest = hashlib.sha1(f"{host}/{domain}".encode()).hexdigest()
+    return f"{prefix}_{digest[: 15 - len(prefix) - 1]}"
 
 
 def _compose_file_of(labels: dict[str, str]) -> Path | None:
@@ -249,6 +298,9 @@ def teardown(
                     progress(f"[{prefix}] network {n.name}: {e}")
                     break
                 time.sleep(0.5)
+    k = _remove_access_bridges(prefix)
+    if k:
+        progress(f"[{prefix}] removed {k} access bridge(s)")
     k = firewall_remove(prefix)
     if k:
         progress(f"[{prefix}] removed {k} DOCKER-USER rule(s)")
@@ -275,7 +327,7 @@ def subnet_conflicts(topo: Topology) -> list[str]:
             except ValueError:
                 continue
             for d in topo.domains.values():
-                if net.version == 4 and net.overlaps(d.subnet):
+                if d.access is None and net.version == 4 and net.overlaps(d.subnet):
                     out.append(f"{d.name} {d.subnet} overlaps Docker network {n.name} ({net})")
     return out
 
@@ -500,14 +552,91 @@ class DockerTestbed(Testbed):
             self.progress(f"[{p}] {shlex.join(compose_command())} -p {self.project} up -d")
             self._compose_up()
             self.wait_running(timeout=timeout)
+            self.add_dataplane()
             if capture is not None:
                 self.capture_start(capture.domains, capture.out_dir)
         self.progress(
-            f"[{p}] up: {len(self.topology.hosts)} containers, {len(self.topology.domains)} "
-            f"networks in {time.monotonic() - t0:.1f} s (project {self.project}, "
+            f"[{p}] up: {len(self.topology.hosts)} containers, "
+            f"{sum(d.access is None for d in self.topology.domains.values())} networks in {time.monotonic() - t0:.1f} s (project {self.project}, "
             f"{self.compose_file})"
         )
         return self
+
+    def ns_path(self, host: str) -> str:
+        """The network namespace of ``host``'s running container (``/proc/PID/ns/net``)."""
+        pid = int(self.container(host).attrs["State"].get("Pid") or 0)
+        if pid <= 0:
+            raise DockerError(f"{host}: the container is not running")
+        return f"/proc/{pid}/ns/net"
+
+    def add_dataplane(self) -> None:
+        """What Compose cannot make: the optical layer (a veth pair per TE link and lambda
+        between the nodes' containers, :mod:`compose.channels`) and the access domains (a
+        bridge ``PREFIX_DOMAIN`` made here, since Docker refuses two networks on one subnet,
+        with the node's port ``access`` and each client host's interface on it), offloads
+        off on all of them. Idempotent for the access links is not needed: ``up`` runs it
+        once on fresh containers."""
+        from pyroute2 import IPRoute
+
+        p, topo = self.prefix, self.topology
+        t0 = time.monotonic()
+        chans = channels.pairs(topo)
+        paths: dict[str, str] = {}
+
+        def ns(host: str) -> str:
+            if host not in paths:
+                paths[host] = self.ns_path(host)
+            return paths[host]
+
+        channels.build(chans, ns)
+        per_ns = channels.names_by_node(chans)
+        alias = _access_alias(p)
+        roots = []
+        with IPRoute() as ipr:
+            for d in topo.domains.values():
+                if d.access is None:
+                    continue
+                br = render.bridge_name(p, d.name)
+                ipr.link("add", ifname=br, kind="bridge", br_stp_state=0, br_forward_delay=0)
+                bidx = ipr.link_lookup(ifname=br)[0]
+                ipr.link("set", index=bidx, ifalias=alias, state="up")
+                ends = [(d.access, ACCESS_IF, None)] + [
+                    (h.name, d.name, h.interfaces[d.name]) for h in topo.access_hosts(d.access)
+                ]
+                for host, inner, addr in ends:
+                    root = access_veth(p, host, d.name)
+                    fd = os.open(ns(host), os.O_RDONLY)
+                    try:
+                        ipr.link(
+                            "add",
+                            ifname=root,
+                            kind="veth",
+                            peer={"ifname": inner, "net_ns_fd": fd},
+                        )
+                    finally:
+                        os.close(fd)
+                    ridx = ipr.link_lookup(ifname=root)[0]
+                    ipr.link("set", index=ridx, ifalias=alias, master=bidx, state="up")
+                    roots.append(root)
+                    with nsutil.iproute_in(ns(host)) as nsr:
+                        j = nsr.link_lookup(ifname=inner)[0]
+                        if addr is not None:
+                            nsr.addr(
+                                "add", index=j, address=str(addr), prefixlen=d.subnet.prefixlen
+                            )
+                        nsr.link("set", index=j, state="up")
+                    per_ns.setdefault(host, []).append(inner)
+        try:
+            for host, ifnames in per_ns.items():
+                channels.offloads_off(ns(host), ifnames)
+            channels.offloads_off("/proc/self/ns/net", roots)
+        except RuntimeError as e:
+            raise DockerError(f"{e}") from None
+        if chans or roots:
+            self.progress(
+                f"[{p}] optical layer: {len(chans)} channel(s) between the containers, "
+                f"{len(roots)} access link(s), in {time.monotonic() - t0:.2f} s"
+            )
 
     def wait_running(self, hosts: Iterable[str] | None = None, timeout: float = 60.0) -> None:
         """Wait until the containers of ``hosts`` (default: all) are running; a container that
@@ -538,8 +667,8 @@ class DockerTestbed(Testbed):
     def role(self, host: str) -> str:
         """What the container runs: ``client``; ``idle`` (``up --no-daemons``); else the
         daemon's command (``python -m node_agent``)."""
-        if self.topology.host(host).kind == "client":
-            return "client"
+        if self.topology.host(host).kind in ("client", "host"):
+            return self.topology.host(host).kind
         cmd = list(self.container(host).attrs["Config"].get("Cmd") or [])
         if cmd[:2] == ["sleep", "infinity"]:
             return "idle"
@@ -725,6 +854,11 @@ class DockerTestbed(Testbed):
                 for d, n in networks.items():
                     if n.id == net.get("NetworkID"):
                         actual[d] = net.get("IPAddress")
+            if h.kind == "host" and state.get("Running"):  # its access link is qkdnet's
+                found = self.interfaces(h.name)
+                for d, a in h.interfaces.items():
+                    if found.get(str(a)) == d:
+                        actual[d] = str(a)
             hosts[h.name] = {
                 "kind": h.kind,
                 "container": render.container_name(self.prefix, h.name),
@@ -736,8 +870,19 @@ class DockerTestbed(Testbed):
                     for d, a in h.interfaces.items()
                 },
             }
-        domains = {}
+        domains: dict[str, dict[str, Any]] = {}
+        access_links = {name for name, _ in _access_links(self.prefix)}
         for d in self.topology.domains.values():
+            if d.access is not None:
+                br = render.bridge_name(self.prefix, d.name)
+                domains[d.name] = {
+                    "subnet": str(d.subnet),
+                    "network": None,
+                    "bridge": br,
+                    "access": d.access,
+                    "state": "present" if br in access_links else "absent",
+                }
+                continue
             n = networks.get(d.name)
             cfg = (n.attrs.get("IPAM", {}).get("Config") or [{}])[0] if n is not None else {}
             domains[d.name] = {

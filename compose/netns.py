@@ -9,7 +9,11 @@ prefix ``qk`` it creates, through pyroute2 (netlink):
 - a namespace per host (``qk-tn1``) with ``lo`` up and IPv6 off;
 - a veth pair per (host, domain): the root end (``qk-tn1-ctrl``) is a bridge port, the
   other end is created directly inside the namespace and named after the domain (``ctrl``),
-  with the host's address and the domain's prefix length.
+  with the host's address and the domain's prefix length; a node's end on its access
+  domain is named ``access`` and has no address;
+- the optical layer (:mod:`compose.channels`): a veth pair per TE link and lambda, both
+  ends inside the two nodes' namespaces (``te1l3``), offloads off on them and on the
+  access links.
 
 Nothing routes between bridges, so domains are isolated as in the paper. When the kernel
 passes bridged frames to iptables (``br_netfilter``, as on any host running Docker, whose
@@ -44,7 +48,7 @@ from typing import Any, ClassVar, Unpack
 from pyroute2 import IPRoute, netns
 from pyroute2.netlink.exceptions import NetlinkError
 
-from compose import cliclient, daemons, firewall, names, nsutil, pki
+from compose import channels, cliclient, daemons, firewall, names, nsutil, pki
 from compose.backend import (
     Capture,
     Progress,
@@ -55,6 +59,7 @@ from compose.backend import (
     TopologySource,
 )
 from compose.state import Daemon, State, forget_index, index_dir, indexed, load_state
+from gmpls.dataplane.names import ACCESS_IF
 
 log = logging.getLogger("compose.netns")
 
@@ -336,12 +341,18 @@ class NetnsTestbed(Testbed):
         return names.bridge_name(self.prefix, domain)
 
     def interfaces(self) -> list[Interface]:
+        """Every (host, domain) veth; a node's port on its access domain is named
+        ``access`` and has no address (``address`` empty)."""
         out = []
         for h in self.topology.hosts.values():
             for d, addr in h.interfaces.items():
                 plen = self.topology.domains[d].subnet.prefixlen
                 veth = names.veth_name(self.prefix, h.name, d)
                 out.append(Interface(h.name, d, str(addr), plen, veth, d))
+            acc = self.topology.access_domain(h.name)
+            if acc is not None:
+                veth = names.veth_name(self.prefix, h.name, acc.name)
+                out.append(Interface(h.name, acc.name, "", 0, veth, ACCESS_IF))
         return out
 
     def ports(self, domain: str) -> list[str]:
@@ -448,12 +459,44 @@ class NetnsTestbed(Testbed):
                     nsr.link("set", index=nsr.link_lookup(ifname="lo")[0], state="up")
                     for i in by_host.get(h.name, []):
                         j = nsr.link_lookup(ifname=i.inner)[0]
-                        nsr.addr("add", index=j, address=i.address, prefixlen=i.prefixlen)
+                        if i.address:
+                            nsr.addr("add", index=j, address=i.address, prefixlen=i.prefixlen)
                         nsr.link("set", index=j, state="up")
                 addrs = ", ".join(
-                    f"{i.inner} {i.address}/{i.prefixlen}" for i in by_host.get(h.name, [])
+                    f"{i.inner} {i.address}/{i.prefixlen}" if i.address else i.inner
+                    for i in by_host.get(h.name, [])
                 )
                 self.progress(f"[{p}] host   {h.name:<8} {h.kind:<9} netns {ns}: {addrs}")
+        self._build_dataplane()
+
+    def _build_dataplane(self) -> None:
+        """The channels (a veth pair per TE link and lambda, between the nodes'
+        namespaces), then offloads off on them and on both ends of the access links."""
+        p, topo = self.prefix, self.topology
+        t0 = time.monotonic()
+        chans = channels.pairs(topo)
+
+        def ns_path(host: str) -> str:
+            return str(nsutil.netns_path(names.netns_name(p, host)))
+
+        channels.build(chans, ns_path)
+        per_ns = channels.names_by_node(chans)
+        root_ends = []
+        for i in self.interfaces():
+            if self.topology.domains[i.domain].access is not None:
+                per_ns.setdefault(i.host, []).append(i.inner)
+                root_ends.append(i.veth)
+        try:
+            for host, ifnames in per_ns.items():
+                channels.offloads_off(ns_path(host), ifnames)
+            channels.offloads_off("/proc/self/ns/net", root_ends)
+        except RuntimeError as e:
+            raise TestbedError(f"{e}") from None
+        if chans or root_ends:
+            self.progress(
+                f"[{p}] optical layer: {len(chans)} channel(s) (veth pairs, MTU "
+                f"{channels.CHANNEL_MTU}), offloads off, in {time.monotonic() - t0:.2f} s"
+            )
 
     # --- daemons ------------------------------------------------------------------------
     def start_all(self, hosts: Iterable[str] | None = None) -> None:
@@ -498,7 +541,7 @@ class NetnsTestbed(Testbed):
         if isinstance(plan, str):
             self.state.skipped[host] = plan
             self.state.save()
-            if h.kind != "client":
+            if h.kind not in daemons.NO_DAEMON:
                 self.progress(f"[{self.prefix}] daemon {host:<8} not started: {plan}")
             return []
         self.state.skipped.pop(host, None)
@@ -923,7 +966,11 @@ class NetnsTestbed(Testbed):
                     for d in info["daemons"]
                 )
             else:
-                daemon = "-" if info["kind"] == "client" else f"none ({info['note']})"
+                daemon = (
+                    "-"
+                    if info["kind"] in daemons.NO_DAEMON
+                    else f"none ({info['note'] or 'stopped'})"
+                )
             ifs = ", ".join(
                 f"{dn} {i['address']}{'' if i['state'] == 'up' else ' [' + i['state'] + ']'}"
                 for dn, i in info["interfaces"].items()

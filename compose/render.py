@@ -47,7 +47,7 @@ from typing import Any
 import yaml
 
 from compose import keyfiles, pki
-from compose.daemons import PYTHON_KINDS
+from compose.daemons import NO_DAEMON, PYTHON_KINDS, dataplane_args
 from gmpls.topology import Topology
 
 IMAGE = "qkdnet:latest"
@@ -108,13 +108,17 @@ def gateway(topo: Topology, domain: str) -> ipaddress.IPv4Address:
 def command(topo: Topology, host: str, topology_in_container: str) -> list[str]:
     """The container command of ``host``: its daemon by kind."""
     h = topo.host(host)
-    if h.kind == "client":
+    if h.kind in NO_DAEMON:
         return ["sleep", "infinity"]
     if h.kind in PYTHON_KINDS:
         pkg = PYTHON_KINDS[h.kind]
         argv = ["python", "-m", pkg, "--topology", topology_in_container, "--host", host]
         argv += keyfiles.daemon_args(topo, host, CONTAINER_SECRETS_DIR)
-        return argv + pki.daemon_args(topo, host, f"{CONTAINER_SECRETS_DIR}/{pki.FOLDER}")
+        return (
+            argv
+            + pki.daemon_args(topo, host, f"{CONTAINER_SECRETS_DIR}/{pki.FOLDER}")
+            + dataplane_args(topo, host)
+        )
     raise RenderError(
         f"hosts.{host}: kind {h.kind} has no container role (the image carries the project's "
         "daemons only; run FRR/BIRD hosts with the namespace backend)"
@@ -193,7 +197,11 @@ def compose_doc(
         for f in pki_files.get(h.name, ()):
             p = f"{pki.FOLDER}/{f}"
             svc["volumes"].append(f"{secrets_mount}/{p}:{CONTAINER_SECRETS_DIR}/{p}:ro")
-        svc["networks"] = {d: {"ipv4_address": str(a)} for d, a in sorted(h.interfaces.items())}
+        ip_domains = {d: a for d, a in h.interfaces.items() if topo.domains[d].access is None}
+        if ip_domains:
+            svc["networks"] = {d: {"ipv4_address": str(a)} for d, a in sorted(ip_domains.items())}
+        else:  # a client host of an access domain: its link comes from qkdnet (docs/docker.md)
+            svc["network_mode"] = "none"
         svc["depends_on"] = {GUARD: {"condition": "service_healthy"}}
         svc["labels"] = {
             f"{LABEL}.topology": topo.name,
@@ -204,6 +212,8 @@ def compose_doc(
         services[h.name] = svc
     networks: dict[str, Any] = {}
     for d in topo.domains.values():
+        if d.access is not None:
+            continue  # not a Docker network: two access domains may share a subnet
         networks[d.name] = {
             "driver": "bridge",
             "internal": True,

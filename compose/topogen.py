@@ -125,6 +125,8 @@ def generate(
         _add_qkd_network(doc, edges, nodes, sorted(sites), ends, seed)
     elif ends is not None:
         _add_qkd(doc, f"tn{ends[0]}", f"tn{ends[1]}")
+    if ends is not None:
+        _add_access(doc, ends)
     doc["te_links"] = _te_links(edges, nodes, lambdas)
     return doc
 
@@ -174,6 +176,18 @@ def qe_ends(edges: list[tuple[int, int, int]], nodes: int) -> tuple[int, int]:
                 best = (d, a, b)
     assert best is not None
     return best[1], best[2]
+
+
+def _add_access(doc: dict[str, Any], ends: tuple[int, ...]) -> None:
+    """A client host ``htnI`` behind each QE end ``tnI``, on its access domain ``etnI``,
+    all in 10.3.0.0/24 (the subnet a layer-2 QE service bridges)."""
+    for k, i in enumerate(ends, 1):
+        doc["domains"][f"etn{i}"] = {
+            "subnet": "10.3.0.0/24",
+            "access": f"tn{i}",
+            "description": f"client host htn{i} behind tn{i}",
+        }
+        doc["hosts"][f"htn{i}"] = {"kind": "host", "interfaces": {f"etn{i}": f"10.3.0.{k}"}}
 
 
 def _check(nodes: int, lambdas: int, kind: str, qe: bool) -> None:

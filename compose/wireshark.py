@@ -4,7 +4,8 @@ code points and message layouts, its installation, and the tshark command that l
 The plugin's constants block (between ``-- BEGIN GENERATED`` and ``-- END GENERATED``) is
 written from the codecs themselves: the QE code points and registries of
 :mod:`gmpls.qe`, the QE ERO subobject's layout (:mod:`gmpls.ero`), the QKD link TLV's
-sub-TLVs (:mod:`gmpls.ospf.qkdlink`), the NO-PATH reasons (:mod:`pce.compute`), and, for
+sub-TLVs (:mod:`gmpls.ospf.qkdlink`), the NO-PATH reasons (:mod:`pce.compute`), the QE
+data-plane header (:mod:`gmpls.dataplane.frame`), and, for
 ETSI 004, the sync channel, IDQ3P and the KM status, every message type with the layout
 its class declares (:mod:`gmpls.layout`). So the dissector cannot drift from the encoders: ``python -m
 compose.wireshark`` rewrites the block, ``--check`` fails when it is out of date (a test
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from gmpls import ero, qe
+from gmpls.dataplane import frame as dpframe
 from gmpls.layout import Layout
 from gmpls.ospf import qkdlink
 from gmpls.ospf.te import LabelAction
@@ -41,7 +43,14 @@ END = "-- END GENERATED"
 PERSONAL_FOLDER = Path(".local/lib/wireshark/plugins")
 
 #: the plugin's protocols (tshark's ``-O`` shows their details only)
-PROTOCOLS = ("qkdnet", "qkdnet.etsi004", "qkdnet.sync", "qkdnet.idq3p", "qkdnet.kmstatus")
+PROTOCOLS = (
+    "qkdnet",
+    "qkdnet.etsi004",
+    "qkdnet.sync",
+    "qkdnet.idq3p",
+    "qkdnet.kmstatus",
+    "qkdnet.dataplane",
+)
 #: the readable names of the QE METRIC types (the code point field minus ``metric_``)
 METRIC_NAMES = {
     "key_length": "QE key length",
@@ -173,6 +182,22 @@ def _qkd_link_subtlvs() -> dict[int, list[str]]:
     return out
 
 
+def _dataplane() -> dict[str, Any]:
+    """The QE data-plane header (:mod:`gmpls.dataplane.frame`)."""
+    f = dpframe
+    return {
+        "ethertype": f.ETHERTYPE,
+        "version": f.VERSION,
+        "header_len": f.HEADER_LEN,
+        "tag_len": f.TAG_LEN,
+        "flag_direction": f.FLAG_DIRECTION,
+        "flag_announce": f.FLAG_ANNOUNCE,
+        "flag_reserved": f.FLAG_RESERVED,
+        "directions": {f.HEAD_TO_TAIL: "head to tail", f.TAIL_TO_HEAD: "tail to head"},
+        "algorithms": dict(f.ALGORITHMS),
+    }
+
+
 def constants() -> str:
     """The plugin's generated block (without its BEGIN/END lines)."""
     cp = qe.Codepoints()  # the defaults, not what a process may have configured
@@ -196,6 +221,7 @@ def constants() -> str:
         ("QKD_LINK_SUBTLVS", _qkd_link_subtlvs()),
         ("PCEP_TLV", {"no_path_reason": int(TlvType.NO_PATH_REASON)}),
         ("NO_PATH_REASON", _enum(NoPathReason)),
+        ("DATAPLANE", _dataplane()),
         ("ETSI004", _protocol(etsi004, etsi004.REGISTRY, etsi004.MsgType)),
         (
             "SYNC",

@@ -29,11 +29,12 @@ from typing import Any
 
 import yaml
 
+from gmpls.dataplane.names import IFNAMSIZ, channel_ifname, channel_name_unchecked
 from gmpls.qkd import ratemodel
 
 IPv4 = ipaddress.IPv4Address
 
-KINDS = ("node", "pce", "client", "qkd-proxy", "idq3p", "frr", "bird")
+KINDS = ("node", "pce", "client", "qkd-proxy", "idq3p", "frr", "bird", "host")
 #: kinds that speak OSPF on the control LAN and so need a router ID
 ROUTERS = ("node", "pce", "frr", "bird")
 #: kinds that may terminate TE links
@@ -55,6 +56,9 @@ class Domain:
     name: str
     subnet: ipaddress.IPv4Network
     description: str = ""
+    #: an access domain: the node whose port ``access`` (no address) joins it to the
+    #: client hosts (kind ``host``) on it; None for an IP domain
+    access: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +250,30 @@ class Topology:
 
     def of_kind(self, *kinds: str) -> list[Host]:
         return [h for h in self.hosts.values() if h.kind in kinds]
+
+    # --- the data plane: access domains and channels -------------------------------------
+    def access_domain(self, node: str) -> Domain | None:
+        """The access domain of ``node`` (its port ``access`` is on it), or None."""
+        for d in self.domains.values():
+            if d.access == node:
+                return d
+        return None
+
+    def access_hosts(self, node: str) -> list[Host]:
+        """The client hosts behind ``node`` (on its access domain), in file order."""
+        d = self.access_domain(node)
+        if d is None:
+            return []
+        return [h for h in self.hosts.values() if d.name in h.interfaces]
+
+    def channels_of(self, name: str) -> list[tuple[int, int, str, int]]:
+        """The data-plane channels of node ``name``: (local_if, lambda, remote node,
+        remote_if) per lambda of each of its TE links, one veth pair each."""
+        return [
+            (x.local_if, lam, x.remote, x.remote_if)
+            for x in self.te_links_of(name)
+            for lam in x.lambdas
+        ]
 
     # --- the QKD network: sites and QKD links --------------------------------------------
     def qkd_links_of(self, km: str) -> tuple[QkdLink, ...]:
@@ -581,7 +609,13 @@ _QKD = _Record(
         "sync_secret": _INSECURE.format(what="a sync key", key="sync_key"),
     },
 )
-_DOMAIN = _Record((_Key("subnet", _subnet, required=True), _Key("description", str)))
+_DOMAIN = _Record(
+    (
+        _Key("subnet", _subnet, required=True),
+        _Key("description", str),
+        _Key("access", _name),
+    )
+)
 _QE = _Record((_Key("capable", _bool), _Key("proxy", _name)), QeConfig)
 _HOST = _Record(
     (
@@ -748,14 +782,48 @@ def _domains(c: _Checker, doc: _Doc) -> dict[str, Domain]:
         if subnet is None:
             continue
         for other in domains.values():
-            if subnet.overlaps(other.subnet):
+            # access domains may share one subnet: the layer-2 service bridges them
+            both_access = raw.get("access") is not None and other.access is not None
+            if subnet.overlaps(other.subnet) and not (both_access and subnet == other.subnet):
                 c.error(f"{p}.subnet", f"{subnet} overlaps domain {other.name}'s {other.subnet}")
         domains[name] = Domain(name, **raw)
     if not domains:
         c.error("domains", "at least one domain is required")
     elif doc.control_domain not in domains:
         c.error("control_domain", f"{doc.control_domain!r} is not a declared domain")
+    elif domains[doc.control_domain].access is not None:
+        c.error("control_domain", f"{doc.control_domain} is an access domain")
     return domains
+
+
+def _check_access(c: _Checker, domains: Mapping[str, Domain], hosts: Mapping[str, Host]) -> None:
+    """Access domains: each names a node (one access domain per node); only client hosts
+    (kind ``host``) sit on them, and a client host sits on one access domain alone."""
+    owner: dict[str, str] = {}
+    for d in domains.values():
+        if d.access is None:
+            continue
+        p = f"domains.{d.name}.access"
+        if _ref(c, hosts, p, d.access, ("node",)) is not None:
+            if d.access in owner:
+                c.error(p, f"{d.access} already has the access domain {owner[d.access]}")
+            owner.setdefault(d.access, d.name)
+    for h in hosts.values():
+        p = f"hosts.{h.name}.interfaces"
+        for dname in h.interfaces:
+            if domains[dname].access is not None and h.kind != "host":
+                c.error(
+                    f"{p}.{dname}",
+                    f"{dname} is an access domain: only hosts of kind host sit on it "
+                    f"(its node {domains[dname].access} joins it by its port access)",
+                )
+        if h.kind != "host":
+            continue
+        if len(h.interfaces) != 1:
+            c.error(p, "a host of kind host has one interface, on an access domain")
+        for dname in h.interfaces:
+            if domains[dname].access is None:
+                c.error(f"{p}.{dname}", f"{dname} is not an access domain (no access: NODE)")
 
 
 def _interfaces(
@@ -887,12 +955,29 @@ def _te_links(
             if (end, end_if) in used:
                 c.error(f"{p}.{key}_if", f"{end}:{end_if} is already used by {used[(end, end_if)]}")
             used[(end, end_if)] = p
+            _channel_names(c, f"{p}.{key}_if", end_if, raw.get("lambdas") or ())
         if raw.get("a") is not None and raw.get("a") == raw.get("b"):
             c.error(p, f"a TE link joins two different nodes, not {raw['a']} to itself")
             ok = False
         if ok:
             links.append(TeLink(**raw))
     return tuple(links)
+
+
+def _channel_names(c: _Checker, path: str, local_if: int, lambdas: tuple[int, ...]) -> None:
+    """Each lambda of a TE link is a kernel channel named ``te{I}l{n}`` at each end
+    (:func:`gmpls.dataplane.names.channel_ifname`): the name must fit a Linux interface."""
+    for lam in lambdas:
+        try:
+            channel_ifname(local_if, lam)
+        except ValueError:
+            c.error(
+                path,
+                f"the channel of lambda {lam} would be {channel_name_unchecked(local_if, lam)}, "
+                f"longer than the {IFNAMSIZ} characters of a Linux interface name; "
+                "choose a smaller interface ID",
+            )
+            return
 
 
 # --- the cross checks of the QKD network: sites and QKD links ------------------------------
@@ -1100,6 +1185,7 @@ def parse(doc: Any, source: str = "<topology>") -> Topology:
     domains = _domains(c, d)
     hosts = _hosts(c, d, domains)
     _check_references(c, hosts)
+    _check_access(c, domains, hosts)
     links = _te_links(c, d.te_links, hosts)
     sites = _sites(c, d, hosts)
     qkd_links = _qkd_links(c, d, hosts)

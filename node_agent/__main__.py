@@ -21,6 +21,12 @@ def _arguments(p: argparse.ArgumentParser) -> None:
         help="run OSPF-TE and the CLI only (no RSVP-TE, no QE service)",
     )
     p.add_argument(
+        "--access-if",
+        metavar="IFNAME",
+        help="the port toward this node's client host (e.g. access): the encrypted data "
+        "plane of the QE services this node heads or ends (docs/dataplane.md)",
+    )
+    p.add_argument(
         "--qkd-stock-threshold",
         type=_fraction,
         default=0.10,
@@ -49,6 +55,7 @@ def _build(a: argparse.Namespace, topo: Topology) -> NodeDaemon:
         state_dir=a.state_dir,
         ospf_only=a.ospf_only,
         qkd_stock_threshold=a.qkd_stock_threshold,
+        access_if=a.access_if,
     )
 
 

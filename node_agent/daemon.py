@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 from daemonkit.cli import CliServer, CommandTable, register_running_config
 from daemonkit.ospf import config_lines, register_commands
+from gmpls.dataplane.names import channel_ifname
 from gmpls.ospf.events import Action
 from gmpls.topology import Topology
 from gmpls.units import bps_text
@@ -37,6 +38,8 @@ from node_agent.ospf_te import OspfTeAgent, register_te_commands
 from node_agent.qe_service import setup as setup_qe_service
 from node_agent.qkd_links import QkdLinkAgent
 from node_agent.qkd_links import register_commands as register_qkd_commands
+from node_agent.rsvp import RsvpAgent
+from node_agent.xconnect import CrossConnects
 
 log = logging.getLogger("node_agent")
 
@@ -69,10 +72,16 @@ class NodeDaemon:
         ospf: OspfTeAgent | None = None,
         ospf_only: bool = False,
         qkd_stock_threshold: float = 0.10,
+        access_if: str | None = None,
     ) -> None:
         self.topo = topo
         self.host = host
         self.state_dir = state_dir
+        #: the port toward the client host (docs/dataplane.md); None: no data plane here
+        self.access_if = access_if
+        #: the encrypted data plane (node_agent.dataplane.Dataplane) once the QE service
+        #: set it up (only with ``access_if``)
+        self.dataplane: Any = None
         h = topo.host(host)
         self.cli_port = cli_port if cli_port is not None else h.cli_port
         self.cli_bind = cli_bind
@@ -98,7 +107,15 @@ class NodeDaemon:
         )
         register_running_config(self.cli, self._running_config)
         if not ospf_only:
-            setup_qe_service(self)
+            svc = setup_qe_service(self)
+            if isinstance(svc.rsvp, RsvpAgent):
+                # transit cross-connects in the kernel; the head's and tail's go to the
+                # data plane through the QE service (QeService.on_rsvp_action)
+                svc.rsvp.xconnect = CrossConnects(
+                    host,
+                    [channel_ifname(i, lam) for i, lam, _, _ in topo.channels_of(host)],
+                    access_if=access_if,
+                )
 
     def add_component(self, c: Component) -> None:
         self.components.append(c)

@@ -121,8 +121,20 @@ class _Commands:
     def __init__(self, node: QeNode) -> None:
         self.node = node
 
+    def _json(self, s: Service, now: float) -> dict[str, Any]:
+        """A service as ``show qe-service json`` lists it, with its data plane's counters
+        (docs/dataplane.md) where the node has one."""
+        out = s.as_json(now, self.node.core.site_names)
+        dataplane = getattr(self.node, "dataplane_json", None)
+        if dataplane is not None:
+            dp = dataplane(s)
+            if dp.get("key_index") is None:
+                dp.pop("key_index", None)  # not sending yet: the QE key index stands
+            out.update(dp)
+        return out
+
     def _one(self, s: Service) -> dict[str, Any]:
-        return {"services": [s.as_json(self.node.now(), self.node.core.site_names)]}
+        return {"services": [self._json(s, self.node.now())]}
 
     def _outcome(self, s: Service) -> dict[str, Any] | Failed:
         """The service; a :class:`Failed` one when it ended failed (the CLI's status 1)."""
@@ -171,7 +183,7 @@ class _Commands:
             "node": core.name,
             "router_id": str(core.router_id),
             "pcep": "up" if self.node.pcep_up else "down",
-            "services": [s.as_json(now, core.site_names) for s in core.services()],
+            "services": [self._json(s, now) for s in core.services()],
             "counters": dict(core.counters),
         }
 
@@ -292,6 +304,12 @@ def render_services(data: dict[str, Any]) -> str:
             f"{r['key_handle_prefix'] or '-':<9} {idx:>4} {r['fingerprint'] or '-':<16} "
             f"{r['refresh_count']:>4}  {' '.join(r['path'])}"
         )
+        if r.get("frames_encrypted") or r.get("frames_decrypted") or r.get("auth_failures"):
+            lines.append(
+                f"{'':<12} data plane: {r['frames_encrypted']} frames encrypted"
+                f" ({r['bytes_encrypted']} bytes), {r['frames_decrypted']} decrypted,"
+                f" {r['auth_failures']} auth failures, {r['replays']} replays"
+            )
         if r.get("relay_path"):
             sites = [
                 f"{x} ({n})" if n != "?" else x
@@ -314,15 +332,27 @@ def render_lsps(data: dict[str, Any]) -> str:
     rows = data["lsps"]
     if not rows:
         return "no LSPs"
-    lines = [f"{'LSP':<30} {'role':<8} {'state':<12} {'in':<8} {'out':<8} {'handle':<9}"]
+    lines = [
+        f"{'LSP':<30} {'role':<8} {'state':<12} {'in':<8} {'out':<8} {'handle':<9} cross-connect"
+    ]
     for r in rows:
         inn = f"{r['in_if']}/{r['in_lambda']}" if r["in_if"] is not None else "-"
         out = f"{r['out_if']}/{r['out_lambda']}" if r["out_if"] is not None else "-"
         lines.append(
             f"{r['lsp']:<30} {r['role']:<8} {r['state']:<12} {inn:<8} {out:<8} "
-            f"{r['key_handle_prefix'] or '-':<9}"
+            f"{r['key_handle_prefix'] or '-':<9} {_xc_text(r.get('cross_connect'))}"
         )
     return "\n".join(lines)
+
+
+def _xc_text(xc: dict[str, Any] | None) -> str:
+    """``te2l1>te1l1 te1l2>te2l2 (tc)``: each direction in > out, and how it is installed;
+    ``-`` when none is installed."""
+    if not xc:
+        return "-"
+    dirs = [xc["fwd"], *([xc["rev"]] if xc.get("rev") else [])]
+    arrows = " ".join(f"{d['in'] or '-'}>{d['out'] or '-'}" for d in dirs)
+    return f"{arrows} ({xc['installed']})"
 
 
 def render_neighbors(data: dict[str, Any]) -> str:

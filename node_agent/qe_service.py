@@ -45,6 +45,7 @@ from daemonkit.daemon import cancel
 from daemonkit.pcep import LspStatus
 from daemonkit.timer import CoreTimer
 from gmpls import ero, qe
+from gmpls.dataplane.core import COUNTERS as DATAPLANE_COUNTERS
 from gmpls.errors import DecodeError
 from gmpls.pcep.constants import (
     ERR_INITIATE_INTERNAL,
@@ -128,6 +129,16 @@ class EtsiLike(Protocol):
     async def close(self, key_handle: bytes) -> Any: ...
 
 
+class DataplaneLike(Protocol):
+    """What the shell hands the keys to (:class:`node_agent.dataplane.Dataplane`)."""
+
+    def on_key(self, a: E.DataplaneKey) -> None: ...
+    def on_stop(self, a: E.DataplaneStop) -> None: ...
+    def status(self, service_id: str) -> dict[str, Any]: ...
+    def attach(self, cc: Any) -> None: ...
+    def detach(self, lsp: Any) -> None: ...
+
+
 class QeService:
     """The QE services of one node: the core, and the I/O it asks for."""
 
@@ -148,6 +159,8 @@ class QeService:
         self.pcc = pcc
         self.etsi = etsi
         self.link_resources = link_resources
+        #: the node's data plane (node_agent.dataplane.Dataplane), None: no access port
+        self.dataplane: DataplaneLike | None = None
         self.core = QeServiceCore(
             name=name,
             router_id=router_id,
@@ -180,6 +193,8 @@ class QeService:
             E.DeleteLsp: lambda a: self.rsvp.feed(RE.DeleteLsp(a.tunnel_id, a.graceful, a.lsp_id)),
             E.ToRsvp: lambda a: self.rsvp.feed(a.event),
             E.AdvertiseLink: self._advertise,
+            E.DataplaneKey: self._dataplane_key,
+            E.DataplaneStop: self._dataplane_stop,
             E.ServiceChanged: self._wake,
             E.Log: self._log,
         }
@@ -292,6 +307,16 @@ class QeService:
     def rsvp_status(self) -> dict[str, Any]:
         return self.rsvp.status()
 
+    def dataplane_json(self, s: Service) -> dict[str, Any]:
+        """The data-plane fields of ``show qe-service json`` (docs/dataplane.md): the
+        counters, ``key_index`` (the index the data plane sends under, once it does) and
+        ``dataplane`` (the ports in use, or why none)."""
+        if self.dataplane is None:
+            out: dict[str, Any] = dict.fromkeys(DATAPLANE_COUNTERS, 0)
+            out["dataplane"] = "no access port"
+            return out
+        return self.dataplane.status(s.id)
+
     def feed(self, event: E.Event, now: float | None = None) -> list[E.Action]:
         """Hand the core ``event`` and carry out its actions, then the events those bring
         back, in order. Returns the actions of ``event``; a CLI request the core refuses
@@ -322,7 +347,13 @@ class QeService:
         return self._last
 
     def on_rsvp_action(self, a: RE.Action) -> None:
-        """The RSVP shell's ``on_action``: QE hooks, LSP state, TE link resources."""
+        """The RSVP shell's ``on_action``: QE hooks, LSP state, TE link resources; a
+        head's or tail's cross-connect goes to the data plane (docs/dataplane.md)."""
+        dp = self.dataplane
+        if dp is not None and isinstance(a, RE.CrossConnect):
+            dp.attach(a)
+        elif dp is not None and isinstance(a, RE.CrossConnectRemoved):
+            dp.detach(a.lsp)
         ev = E.rsvp_event(self.rsvp.core, a)
         if ev is not None:
             self.feed(ev)
@@ -365,10 +396,19 @@ class QeService:
                     a.bandwidth_bps,
                     a.name,
                     make_before_break=a.make_before_break,
+                    bidirectional=a.bidirectional,
                 )
             )
         except ValueError as e:
             self._queue.append(E.CreateLspFailed(a.tunnel_id, str(e)))
+
+    def _dataplane_key(self, a: E.DataplaneKey) -> None:
+        if self.dataplane is not None:
+            self.dataplane.on_key(a)
+
+    def _dataplane_stop(self, a: E.DataplaneStop) -> None:
+        if self.dataplane is not None:
+            self.dataplane.on_stop(a)
 
     def _advertise(self, a: E.AdvertiseLink) -> None:
         if self.link_resources is not None:
@@ -549,6 +589,18 @@ def setup(daemon: Any) -> QeService:
         daemon.ospf.set_link_resources(local_if, available_lambdas=free)
 
     svc = QeService.from_topology(daemon.topo, daemon.host, link_resources=link_resources)
+    access_if = getattr(daemon, "access_if", None)
+    if access_if:
+        from node_agent.dataplane import Dataplane
+
+        def traffic(sid: str, nbytes: int) -> None:
+            svc.feed(E.DataplaneTraffic(sid, nbytes))
+
+        dp = Dataplane(access_if, node=daemon.host, router_id=svc.router_id, on_traffic=traffic)
+        svc.dataplane = dp
+        svc.core.has_dataplane = True
+        daemon.dataplane = dp
+        daemon.add_component(dp)  # stopped after the QE service (its DataplaneStops)
     qe_cli.register(daemon.cli, svc)
     daemon.add_component(svc)
     return svc

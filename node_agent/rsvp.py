@@ -43,6 +43,7 @@ from gmpls.rsvp.constants import IPPROTO_RSVP, MsgType
 from gmpls.rsvp.core import RsvpCore
 from gmpls.rsvp.objects import SessionLspTunnelV4
 from gmpls.topology import Topology
+from node_agent.xconnect import CrossConnects
 
 log = logging.getLogger("node_agent.rsvp")
 
@@ -68,12 +69,20 @@ def status_of(
     now: float,
     counters: Mapping[str, int] | None = None,
     wall_offset: float = 0.0,
+    xconnect: CrossConnects | None = None,
 ) -> dict[str, object]:
-    """LSPs, neighbours and counters (``counters`` and the core's) for ``show mpls lsp`` /
+    """LSPs (each with the cross-connect installed for it here, or None), neighbours and
+    counters (``counters``, the cross-connects' and the core's) for ``show mpls lsp`` /
     ``show rsvp neighbor``, neighbours' silence measured at ``now``; no key material. The
     LSPs' setup stages are wall-clock times (``now`` + ``wall_offset``)."""
+    xcs = xconnect.table() if xconnect is not None else {}
+    lsps = [
+        {**row, "cross_connect": xcs.get(str(row["lsp"]))} for row in core.lsp_table(wall_offset)
+    ]
+    if xconnect is not None:
+        counters = {**(counters or {}), **xconnect.counters}
     return {
-        "lsps": core.lsp_table(wall_offset),
+        "lsps": lsps,
         "neighbors": [
             {
                 "address": str(n.address),
@@ -106,6 +115,8 @@ class RsvpAgent:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer = CoreTimer(self._tick)
         self._ttl: int | None = None  # the socket's IP_TTL now (set only when it changes)
+        #: the node's cross-connects (None: the actions only go to ``on_action``)
+        self.xconnect: CrossConnects | None = None
         self.counters: dict[str, int] = {"rx": 0, "tx": 0, "rx_ignored": 0, "tx_errors": 0}
 
     @classmethod
@@ -152,6 +163,9 @@ class RsvpAgent:
             raise
         self.sock = s
         self._loop.add_reader(s.fileno(), self._readable)
+        if self.xconnect is not None:
+            self.xconnect.on_failure = self._xc_failed
+            await self.xconnect.start()
         log.info(
             "rsvp listening",
             extra={"node": self.core.name, "address": str(self.bind)},
@@ -171,6 +185,8 @@ class RsvpAgent:
                 self._loop.remove_reader(self.sock.fileno())
             self.sock.close()
             self.sock = None
+        if self.xconnect is not None:
+            await self.xconnect.stop()
 
     # --- API for the daemon -------------------------------------------------------------
 
@@ -201,7 +217,7 @@ class RsvpAgent:
     def status(self) -> dict[str, object]:
         """:func:`status_of` the core, with the socket's counters."""
         now = self._now()
-        return status_of(self.core, now, self.counters, time.time() - now)
+        return status_of(self.core, now, self.counters, time.time() - now, self.xconnect)
 
     # --- plumbing -----------------------------------------------------------------------
 
@@ -264,6 +280,10 @@ class RsvpAgent:
         for a in actions:
             if not isinstance(a, E.Send):
                 self._log_action(a)
+                if self.xconnect is not None and isinstance(
+                    a, E.CrossConnect | E.CrossConnectRemoved
+                ):
+                    self.xconnect.apply(a)
                 if self.on_action is not None:
                     try:
                         self.on_action(a)
@@ -276,6 +296,17 @@ class RsvpAgent:
                 self._log_tx(a)
         self._arm()
         return actions
+
+    def _xc_failed(self, lsp: E.LspKey, reason: str) -> None:
+        """A cross-connect could not be installed: the LSP fails here (PathErr 24/9)."""
+        if self.sock is None:
+            return
+        try:
+            self._apply(self.core.handle(E.CrossConnectFailed(lsp, reason), self._now()))
+        except Exception:
+            log.exception(
+                "rsvp core failed on a cross-connect failure", extra={"node": self.core.name}
+            )
 
     def _send(self, a: E.Send) -> bool:
         if self.sock is None:
@@ -316,7 +347,16 @@ class RsvpAgent:
         if not log.isEnabledFor(level):
             return
         extra: dict[str, object] = {"node": self.core.name, "action": type(a).__name__}
-        if isinstance(a, E.LspUp | E.LspDown | E.NeedQeSession | E.QeJoin | E.QeClose):
+        if isinstance(
+            a,
+            E.LspUp
+            | E.LspDown
+            | E.NeedQeSession
+            | E.QeJoin
+            | E.QeClose
+            | E.CrossConnect
+            | E.CrossConnectRemoved,
+        ):
             extra["lsp"] = str(a.lsp)
         if isinstance(a, E.LspDown):
             extra["reason"] = a.reason

@@ -26,6 +26,8 @@ import pytest
 import idq3p_emulator.events
 import qkd_proxy.events
 from gmpls.core import Core, Tick
+from gmpls.dataplane import events as dataplane_events
+from gmpls.dataplane.core import DataplaneEnd
 from gmpls.ospf import events as ospf_events
 from gmpls.ospf.router import OspfRouter
 from gmpls.pcep import events as pcep_events
@@ -89,6 +91,11 @@ CASES = {
     "km": Case(KeyManager, qkd_proxy.events, _km),
     "etsi014": Case(
         Etsi014Core, etsi014_events, lambda: Etsi014Core(Etsi014Config("km", {}), bytes)
+    ),
+    "dataplane": Case(
+        DataplaneEnd,
+        dataplane_events,
+        lambda: DataplaneEnd(service_id="1", head=True, algorithm=10),
     ),
     "idq3p": Case(
         Idq3pServer,

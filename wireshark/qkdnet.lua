@@ -8,6 +8,7 @@
 --   qkdnet.etsi004  ETSI GS QKD 004 on UDP 5424 (node <-> key proxy)
 --   qkdnet.sync     the key proxies' sync channel on UDP 5626 (the HMAC shown, not checked)
 --   qkdnet.idq3p    the IDQ3P emulator protocol on UDP 5323 (proxy <-> QKD device)
+--   qkdnet.dataplane the encrypted data plane of a QE service (EtherType 0x88B5)
 --
 -- Load it once: `tshark -X lua_script:wireshark/qkdnet.lua ...`, or copy it into the
 -- personal Lua plugin folder (`qkdnet wireshark install`). Written for Wireshark 4.x.
@@ -96,6 +97,17 @@ local NO_PATH_REASON = {
   [11] = "QE_DESTINATION_NOT_ON_PATH",
   [12] = "UNSUPPORTED_REQUEST",
   [13] = "INSUFFICIENT_KEY_RATE",
+}
+local DATAPLANE = {
+  ethertype = 34997,
+  version = 1,
+  header_len = 18,
+  tag_len = 16,
+  flag_direction = 8,
+  flag_announce = 4,
+  flag_reserved = 3,
+  directions = { [0] = "head to tail", [1] = "tail to head" },
+  algorithms = { [10] = "AES-256-GCM", [11] = "AES-128-GCM", [12] = "ChaCha20-Poly1305" },
 }
 local ETSI004 = {
   port = 5424,
@@ -1337,3 +1349,84 @@ udp_port:add(ETSI004.port, etsi)
 udp_port:add(SYNC.port, syncp)
 udp_port:add(IDQ3P.port, idq)
 udp_port:add(KMSTATUS.port, km)
+
+-- --------------------------------------------------------------- qkdnet.dataplane
+-- The encrypted data plane of a QE service on a channel (docs/dataplane.md): Ethernet II
+-- with EtherType 0x88B5, the QE header (version, D and A flags, algorithm, key index,
+-- receive index, packet number), the AEAD ciphertext of the whole client frame, its tag.
+
+local dp = Proto("qkdnet.dataplane", "QE data plane (qkdnet)")
+local DF = {
+    version = ProtoField.uint8("qkdnet.dataplane.version", "Version", base.DEC, nil, 0xF0),
+    direction = ProtoField.uint8("qkdnet.dataplane.direction", "Direction (D)", base.DEC,
+        DATAPLANE.directions, DATAPLANE.flag_direction),
+    announce = ProtoField.bool("qkdnet.dataplane.announce", "Announcement (A)", 8, nil,
+        DATAPLANE.flag_announce),
+    reserved = ProtoField.uint8("qkdnet.dataplane.reserved", "Reserved flags", base.HEX, nil,
+        DATAPLANE.flag_reserved),
+    algorithm = ProtoField.uint8("qkdnet.dataplane.algorithm", "Algorithm", base.DEC,
+        DATAPLANE.algorithms),
+    key_index = ProtoField.uint32("qkdnet.dataplane.key_index", "Key index"),
+    rx_index = ProtoField.uint32("qkdnet.dataplane.rx_index",
+        "Receive index (the newest key the sender holds)"),
+    pn = ProtoField.uint64("qkdnet.dataplane.pn", "Packet number"),
+    ciphertext = ProtoField.bytes("qkdnet.dataplane.ciphertext",
+        "Ciphertext (the client's Ethernet frame, encrypted)"),
+    tag = ProtoField.bytes("qkdnet.dataplane.tag", "Authentication tag"),
+}
+local DX = experts("qkdnet.dataplane")
+dp.fields = { DF.version, DF.direction, DF.announce, DF.reserved, DF.algorithm, DF.key_index,
+    DF.rx_index, DF.pn, DF.ciphertext, DF.tag }
+dp.experts = expert_list(DX)
+
+function dp.dissector(tvb, pinfo, tree)
+    pinfo.cols.protocol = "QE data"
+    local n = tvb:len()
+    local st = tree:add(dp, tvb())
+    local need = DATAPLANE.header_len + DATAPLANE.tag_len
+    if n < need then
+        st:add_proto_expert_info(DX.short, string.format("%d bytes, header and tag need %d",
+            n, need))
+        return n
+    end
+    local first = tvb(0, 1):uint()
+    local vi = st:add(DF.version, tvb(0, 1))
+    st:add(DF.direction, tvb(0, 1))
+    st:add(DF.announce, tvb(0, 1))
+    local ri = st:add(DF.reserved, tvb(0, 1))
+    local ai = st:add(DF.algorithm, tvb(1, 1))
+    st:add(DF.key_index, tvb(2, 4))
+    st:add(DF.rx_index, tvb(6, 4))
+    local pi = st:add(DF.pn, tvb(10, 8))
+    local body = n - DATAPLANE.header_len - DATAPLANE.tag_len
+    if body > 0 then
+        st:add(DF.ciphertext, tvb(DATAPLANE.header_len, body))
+    end
+    st:add(DF.tag, tvb(n - DATAPLANE.tag_len, DATAPLANE.tag_len))
+    if bit.rshift(first, 4) ~= DATAPLANE.version then
+        vi:add_proto_expert_info(DX.unknown, "unsupported version " .. bit.rshift(first, 4))
+    end
+    if bit.band(first, DATAPLANE.flag_reserved) ~= 0 then
+        ri:add_proto_expert_info(DX.length, "reserved flag bits set")
+    end
+    local alg = tvb(1, 1):uint()
+    if DATAPLANE.algorithms[alg] == nil then
+        ai:add_proto_expert_info(DX.unknown, "algorithm " .. alg .. " has no data plane")
+    end
+    if tvb(10, 8):uint64() == UInt64(0) then
+        pi:add_proto_expert_info(DX.length, "packet number 0 is never sent")
+    end
+    local announce = bit.band(first, DATAPLANE.flag_announce) ~= 0
+    if announce and body ~= 0 then
+        st:add_proto_expert_info(DX.length, string.format(
+            "an announcement carries no frame, this one %d bytes", body))
+    end
+    local dir = bit.band(first, DATAPLANE.flag_direction) ~= 0 and "tail>head" or "head>tail"
+    local s = string.format("%s %s key=%d rx=%d pn=%s len=%d", announce and "Announce" or "Data",
+        dir, tvb(2, 4):uint(), tvb(6, 4):uint(), tostring(tvb(10, 8):uint64()), body)
+    st:append_text(", " .. s)
+    pinfo.cols.info = s
+    return n
+end
+
+DissectorTable.get("ethertype"):add(DATAPLANE.ethertype, dp)

@@ -50,7 +50,7 @@ from ipaddress import IPv4Address
 from typing import Any
 
 from gmpls import ero
-from gmpls.qe import QeParams, RefreshType
+from gmpls.qe import EncLayer, QeParams, RefreshType
 from gmpls.qe_service import events as E
 from gmpls.qe_service.model import (
     COMPUTING,
@@ -92,6 +92,11 @@ TAIL_JOIN_FAILED = (ErrorCode.QE_ERROR, QeError.TAIL_JOIN_FAILED)
 #: a simulated traffic rate is counted every RATE_TICK seconds
 RATE_TICK = 0.1
 NO_PROXY = "this node has no ETSI 004 proxy"
+#: layer 3 (IP) encryption is not built: refused at a head or tail with a data plane
+LAYER3_REFUSED = (
+    "QE layer 3 (IP) encryption is not built: the data plane encrypts Ethernet frames"
+    " (use layer 2, or layer 1)"
+)
 #: a refresh that failed for lack of key: GK_INSUFFICIENT_KEY_AVAILABLE, or no answer
 #: (the proxy's own wait for key ran past the client's deadline)
 NO_KEY = (2, None)
@@ -174,6 +179,7 @@ class QeServiceCore:
         max_keying: int = 16,
         site_names: Mapping[IPv4Address, str] | None = None,
         reroute_hold: float = 10.0,
+        has_dataplane: bool = False,
     ) -> None:
         self.name = name
         #: the key managers by site ID, to name a relay path's sites in ``show``
@@ -188,6 +194,8 @@ class QeServiceCore:
         self.max_keying = max_keying
         #: seconds a service whose LSP failed keeps its key session for a new LSP
         self.reroute_hold = reroute_hold
+        #: this node encrypts at its access port (docs/dataplane.md): layer 3 is refused
+        self.has_dataplane = has_dataplane
         self.free: dict[int, frozenset[int]] = {
             i: frozenset(f) for i, f in (free_lambdas or {}).items()
         }
@@ -228,6 +236,7 @@ class QeServiceCore:
             E.Update: self._update,
             E.AddTraffic: self._add_traffic,
             E.SetRate: self._set_rate,
+            E.DataplaneTraffic: self._dataplane_traffic,
             E.Shutdown: self._shutdown,
             E.PathReply: self._path_reply,
             E.PcepFailed: self._pcep_failed,
@@ -314,8 +323,10 @@ class QeServiceCore:
     def _create(self, ev: E.Create) -> None:
         if not self.has_pce:
             raise QeServiceError("no PCE in the topology: cannot compute a path")
-        tid = self._allocate_tunnel()
         p = ev.params
+        if self.has_dataplane and p.enc_layer == EncLayer.IP:
+            raise QeServiceError(LAYER3_REFUSED)
+        tid = self._allocate_tunnel()
         s = Service(
             str(tid),
             "head",
@@ -383,6 +394,15 @@ class QeServiceCore:
         s.bytes_counted += ev.nbytes
         self._volume_check(s)
 
+    def _dataplane_traffic(self, ev: E.DataplaneTraffic) -> None:
+        """Real traffic: bytes the data plane encrypted and decrypted at this end."""
+        s = next((x for x in self._live() if x.id == ev.service_id), None)
+        if s is None or ev.nbytes <= 0:
+            return  # the service ended meanwhile
+        s.bytes_counted += ev.nbytes
+        s.bytes_dataplane += ev.nbytes
+        self._volume_check(s)
+
     def _set_rate(self, ev: E.SetRate) -> None:
         s = self.find(ev.service_id)
         s.rate_bps = max(0.0, ev.rate_bps)
@@ -401,6 +421,7 @@ class QeServiceCore:
                 self._finish(s, DOWN, "node agent stopping")
         for s in self._live():
             self._stop_refresh(s)
+            self._dp_stop(s)
             s.key = None
 
     # --- head: PCReq → create_lsp ---------------------------------------------------
@@ -458,7 +479,11 @@ class QeServiceCore:
         )
         s.lsp = None
         self._routes[s.tunnel_id] = route
-        self._out.append(E.CreateLsp(s.tunnel_id, route, s.bandwidth_bps, f"qe-{self.name}-{s.id}"))
+        name = f"qe-{self.name}-{s.id}"
+        bidir = self.has_dataplane and _bidirectional(s.params)
+        self._out.append(
+            E.CreateLsp(s.tunnel_id, route, s.bandwidth_bps, name, bidirectional=bidir)
+        )
 
     def _create_lsp_failed(self, ev: E.CreateLspFailed) -> None:
         s = self.heads.get(ev.tunnel_id)
@@ -514,6 +539,11 @@ class QeServiceCore:
     def _start_keying(self, job: _Keying) -> None:
         if not job.head:
             job.service = self._new_tail(job)
+            if self.has_dataplane and job.params.enc_layer == EncLayer.IP:
+                self._finish(job.service, FAILED, LAYER3_REFUSED, TAIL_JOIN_FAILED)
+                self._out.append(E.ToRsvp(RE.QeFailed(job.lsp, LAYER3_REFUSED)))
+                self._keying_done()
+                return
         if not self.has_proxy:
             if job.service is not None and not job.head:
                 self._finish(job.service, FAILED, "no ETSI 004 proxy", TAIL_JOIN_FAILED)
@@ -643,7 +673,7 @@ class QeServiceCore:
         )
         if s is not None and live:
             s.key_handle = job.handle
-            s.take_key(index, key)
+            self._take_key(s, index, key)
             s.stage("path_out" if job.head else "resv_out", self._now)
             s.state = SIGNALLING
             self._changed(s)
@@ -721,6 +751,7 @@ class QeServiceCore:
                 s.close_pending = True  # the LspDown that follows decides
                 return
             self._stop_refresh(s)
+            self._dp_stop(s)
             s.key = None
         elif s is None and self._held(a.key_handle):
             return  # the old LSP of a service that moved keeping its key session
@@ -888,7 +919,8 @@ class QeServiceCore:
             make_before_break=s.lsp is not None,
         )
         name = f"qe-{self.name}-{s.id}"
-        self._out.append(E.CreateLsp(s.tunnel_id, route, s.bandwidth_bps, name, True))
+        bidir = self.has_dataplane and _bidirectional(s.params)
+        self._out.append(E.CreateLsp(s.tunnel_id, route, s.bandwidth_bps, name, True, bidir))
 
     def _moved(self, s: Service, a: RE.LspUp) -> None:
         """The new LSP of a move is up: the old one (if any) goes, the key stays."""
@@ -903,7 +935,9 @@ class QeServiceCore:
         if a.route:
             s.path = [str(self.router_id), *route_nodes(a.route)]
         if old is not None:
+            self._out.append(E.DataplaneStop(old, s.id))
             self._out.append(E.DeleteLsp(s.tunnel_id, lsp_id=old.lsp_id))
+        self._dp_key(s)
         self._log("qe service moved", event="moved", service=s.id, lsp=str(a.lsp),
                   path=" ".join(s.path))  # fmt: skip
         self._changed(s)
@@ -928,8 +962,11 @@ class QeServiceCore:
         if old is not None and not old.finished:
             self._finish(old, DOWN, "replaced by a new Path")
         s.prev_lsp = s.lsp if s.state == UP else None
+        if s.lsp is not None:
+            self._out.append(E.DataplaneStop(s.lsp, s.id))
         s.lsp = lsp
         self.tails[lsp] = s
+        self._dp_key(s)
         s.path = [*reversed(route_nodes(ev.recorded_route)), str(self.router_id)]
         s.moves += 1
         self.counters["moved"] += 1
@@ -985,6 +1022,7 @@ class QeServiceCore:
             s.code = code or s.code
         elif not s.error:
             s.error = "" if reason in ("deleted", "PathTear") else reason
+        self._dp_stop(s)
         s.key = None
         if s.role == "head":
             self._routes.pop(s.tunnel_id, None)
@@ -1075,6 +1113,20 @@ class QeServiceCore:
             call = _Call("refresh", service=s, index=want)
             self._call(lambda cid: E.EtsiGetKey(cid, handle, want), call)
 
+    def _take_key(self, s: Service, index: int, key: bytes) -> None:
+        s.take_key(index, key)
+        self._dp_key(s)
+
+    def _dp_key(self, s: Service) -> None:
+        """Hand the service's current key to this node's data plane."""
+        if s.lsp is not None and s.key is not None and s.key_index is not None:
+            alg = s.params.algorithm
+            self._out.append(E.DataplaneKey(s.lsp, s.id, s.key_index, alg, s.key))
+
+    def _dp_stop(self, s: Service) -> None:
+        if s.lsp is not None and s.key is not None:
+            self._out.append(E.DataplaneStop(s.lsp, s.id))
+
     def _refreshed(self, s: Service, r: E.EtsiReply, want: int) -> None:
         s.fetching = False
         if r.status != ETSI_OK or r.key_index != want:
@@ -1103,13 +1155,19 @@ class QeServiceCore:
             return
         if s.state not in KEYED:
             return
-        s.take_key(r.key_index, r.key)
+        self._take_key(s, r.key_index, r.key)
         s.refresh_error = ""
         s.refresh_count += 1
         self.counters["refreshes"] += 1
         self._log("qe key refreshed", event="refresh", service=s.id, key_index=r.key_index)
         self._changed(s)
         self._catch_up(s)
+
+
+def _bidirectional(p: QeParams) -> bool:
+    """Layer-1 and layer-2 services carry the access port's frames both ways (asked for by
+    a head with a data plane; without one no frame flows, one lambda per link is enough)."""
+    return p.enc_layer in (EncLayer.OPTICAL, EncLayer.ETHERNET)
 
 
 def _ignore(event: object) -> None:

@@ -1,7 +1,7 @@
 """What goes into the QE service core and what comes out of it (see :mod:`.core`).
 
 Events in: the CLI's requests (:class:`Create`, :class:`Delete`, :class:`AddTraffic`,
-:class:`SetRate`), the node agent stopping (:class:`Shutdown`), the answers to what the
+:class:`SetRate`), the data plane's traffic (:class:`DataplaneTraffic`), the node agent stopping (:class:`Shutdown`), the answers to what the
 core asked for (:class:`PathReply` / :class:`PcepFailed` for a PCReq, :class:`EtsiReply`
 for an ETSI GS QKD 004 call, :class:`CreateLspFailed` when RSVP refuses an LSP), the
 RSVP core's actions passed on by the shell (:data:`RsvpEvent`), and
@@ -10,12 +10,13 @@ RSVP core's actions passed on by the shell (:data:`RsvpEvent`), and
 Actions out: a PCReq (:class:`RequestPath`), ETSI 004 calls (:class:`EtsiOpen`,
 :class:`EtsiConnect`, :class:`EtsiGetKey`, :class:`EtsiClose`), RSVP commands
 (:class:`CreateLsp`, :class:`DeleteLsp`, :class:`ToRsvp`), a TE link's free lambdas for
-OSPF (:class:`AdvertiseLink`), and what the node reports (:class:`ServiceChanged`,
+OSPF (:class:`AdvertiseLink`), the keys for the data plane (:class:`DataplaneKey`,
+:class:`DataplaneStop`), and what the node reports (:class:`ServiceChanged`,
 :class:`Log`). Every call the shell carries out for the core has a correlation ID
 (``cid``) that its answer repeats.
 
-Key bytes travel in one place only: :attr:`EtsiReply.key` (kept out of ``repr``). No
-action carries a key.
+Key bytes travel in two places only, both kept out of ``repr``: :attr:`EtsiReply.key`
+(from the proxy) and :attr:`DataplaneKey.key` (to the node's data plane, in memory).
 """
 
 from __future__ import annotations
@@ -77,6 +78,15 @@ class SetRate:
 
     service_id: str
     rate_bps: float
+
+
+@dataclass(frozen=True, slots=True)
+class DataplaneTraffic:
+    """The data plane encrypted and decrypted ``nbytes`` bytes of service ``service_id``
+    at this end since its last report: what drives volume refresh (docs/dataplane.md)."""
+
+    service_id: str
+    nbytes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +167,7 @@ Event = (
     | Update
     | AddTraffic
     | SetRate
+    | DataplaneTraffic
     | Shutdown
     | PathReply
     | PcepFailed
@@ -235,6 +246,8 @@ class CreateLsp:
     name: str
     #: a second LSP of the tunnel beside the one in place (RFC 3209 §4.6.4)
     make_before_break: bool = False
+    #: both directions reserved (RFC 3473 §3): layer-1 and layer-2 services
+    bidirectional: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +278,27 @@ class AdvertiseLink:
 
 
 @dataclass(frozen=True, slots=True)
+class DataplaneKey:
+    """The data plane of ``lsp`` (service ``service_id``) takes key ``index`` for
+    ``algorithm``: index 0 once keyed, k+1 at each refresh. The key stays in memory (kept
+    out of ``repr``); the node hands it to its data-plane shell and nowhere else."""
+
+    lsp: RE.LspKey
+    service_id: str
+    index: int
+    algorithm: int
+    key: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class DataplaneStop:
+    """The service ends here (or leaves LSP ``lsp``): the data plane forgets its keys."""
+
+    lsp: RE.LspKey
+    service_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class ServiceChanged:
     """Service ``service_id`` changed (state, key, counters): wake whoever waits on it."""
 
@@ -291,6 +325,8 @@ Action = (
     | DeleteLsp
     | ToRsvp
     | AdvertiseLink
+    | DataplaneKey
+    | DataplaneStop
     | ServiceChanged
     | Log
 )
@@ -302,6 +338,9 @@ __all__ = [
     "Create",
     "CreateLsp",
     "CreateLspFailed",
+    "DataplaneKey",
+    "DataplaneStop",
+    "DataplaneTraffic",
     "Delete",
     "DeleteLsp",
     "EtsiCall",

@@ -92,6 +92,8 @@ class Service:
     relay: tuple[IPv4Address, ...] = ()
     target_index: int = 0
     bytes_counted: int = 0
+    #: of which the data plane reported (encrypted + decrypted at this end)
+    bytes_dataplane: int = 0
     rate_bps: float = 0.0
     error: str = ""
     code: tuple[int, int] | None = None
@@ -185,6 +187,7 @@ class Service:
             "relay_kms": None if relay is None else [names.get(x, "?") for x in self.relay],
             "keys": [{"index": i, "fingerprint": f} for i, f in self.history],
             "bytes": self.bytes_counted,
+            "bytes_dataplane": self.bytes_dataplane,
             "labels": self.labels,
             "delegated": self.delegated,
             "moves": self.moves,

@@ -14,7 +14,10 @@ Actions: :class:`Send` (bytes to a neighbour's control address), :class:`LinkRes
 (free lambdas of a TE link changed: re-originate the TE LSA), :class:`NeedQeSession`,
 :class:`QeJoin`, :class:`QeClose` (the QKD hooks: the node talks to its ETSI 004 proxy and
 answers with :class:`QeSessionReady` / :class:`QeFailed`), :class:`LspUp` /
-:class:`LspDown` (the service state), :class:`NeighborUp` / :class:`NeighborDown`.
+:class:`LspDown` (the service state), :class:`NeighborUp` / :class:`NeighborDown`,
+:class:`CrossConnect` / :class:`CrossConnectRemoved` (the LSP's data path here: the
+lambdas in and out, per direction; the node answers one it cannot install with
+:class:`CrossConnectFailed`, which fails the LSP with 24/9).
 
 State per LSP (key :class:`LspKey` = SESSION + SENDER_TEMPLATE): a Path state block
 (:class:`Psb`: what came from upstream, the ERO still to go, the links and lambdas
@@ -98,7 +101,11 @@ from gmpls.rsvp.constants import (
 )
 from gmpls.rsvp.events import (
     Action,
+    Channel,
     CreateLsp,
+    CrossConnect,
+    CrossConnectFailed,
+    CrossConnectRemoved,
     DeleteLsp,
     Event,
     LinkResources,
@@ -350,7 +357,7 @@ class RsvpCore:
         self._now = 0.0
         self.stats.update({"retransmits": 0, "retransmit_give_up": 0, "acks_rx": 0})
         self.stats.update({"bundles_rx": 0, "srefresh_rx": 0, "srefresh_tx": 0})
-        self.stats.update({"nacks_rx": 0, "nacks_tx": 0})
+        self.stats.update({"nacks_rx": 0, "nacks_tx": 0, "xc_failures": 0})
         #: RFC 2961 §5: (neighbour, Message ID) -> (PATH or RESV, LSP) of the state that
         #: neighbour installed here with it; the Message IDs to summary-refresh, per neighbour
         self._rx_ids: dict[tuple[IPv4Address, int], tuple[int, LspKey]] = {}
@@ -367,6 +374,10 @@ class RsvpCore:
         self._due: list[tuple[float, int, LspKey]] = []
         self._sched: dict[LspKey, float] = {}
         self._dirty: set[int] = set()
+        #: the cross-connect last emitted per LSP, and the LSPs whose state changed during
+        #: this event (their cross-connect is compared at its end, :meth:`_cross_connects`)
+        self._xc: dict[LspKey, CrossConnect] = {}
+        self._xc_touched: set[LspKey] = set()
         self._out: list[Action] = []
         self._started = False
 
@@ -391,6 +402,8 @@ class RsvpCore:
             self._qe_ready(event, now)
         elif isinstance(event, QeFailed):
             self._qe_failed(event, now)
+        elif isinstance(event, CrossConnectFailed):
+            self._xc_failed(event)
         elif not isinstance(event, Tick):
             raise TypeError(f"not an RSVP core event: {event!r}")
         self._timers(now)
@@ -538,6 +551,7 @@ class RsvpCore:
         for i in sorted(self._dirty):
             self._out.append(LinkResources(i, self.free_lambdas(i)))
         self._dirty.clear()
+        self._cross_connects()
         out, self._out = self._out, []
         return out
 
@@ -554,6 +568,7 @@ class RsvpCore:
         self._tunnels.setdefault((key.ext_tunnel_id, key.tunnel_id), set()).add(key)
 
     def _drop_psb(self, key: LspKey) -> None:
+        self._xc_touched.add(key)
         psb = self.psbs.pop(key, None)
         if psb is None:
             return
@@ -581,6 +596,7 @@ class RsvpCore:
     def _schedule(self, key: LspKey) -> None:
         """(Re)enter the LSP's earliest timer in the heap (after a timer moved earlier;
         a timer that moved later is corrected when its old entry comes to the top)."""
+        self._xc_touched.add(key)
         t = self._deadline(key)
         if t is None:
             self._sched.pop(key, None)
@@ -656,6 +672,60 @@ class RsvpCore:
         i = lih or 0
         tlvs = (O.IfIdTlv.if_index(self.router_id, i),) if lih is not None else ()
         return O.RsvpHopIfId(self.control_address, i, tlvs)
+
+    # --- cross-connects (the data path of each LSP here) ------------------------------
+
+    def cross_connect(self, key: LspKey) -> CrossConnect | None:
+        """The cross-connect LSP ``key`` needs here now, or None: once its lambdas are
+        reserved (head and transit: the Resv accepted; tail: the Resv sent)."""
+        p = self.psbs.get(key)
+        if p is None:
+            return None
+        if p.role == TAIL:
+            if p.state != "up":
+                return None
+        elif key not in self.rsbs or p.out_label is None:
+            return None
+        return CrossConnect(
+            key,
+            p.role,
+            _chan(p.in_if, p.in_label),
+            _chan(p.out_if, p.out_label),
+            _chan(p.out_if, p.out_up_label),
+            _chan(p.in_if, p.in_up_label),
+        )
+
+    def _cross_connects(self) -> None:
+        """Emit what changed for the LSPs touched by this event: a new or changed
+        :class:`CrossConnect`, or :class:`CrossConnectRemoved` for one that is no longer
+        wanted (LSP gone, Resv state gone)."""
+        if not self._xc_touched:
+            return
+        for key in sorted(self._xc_touched, key=str):
+            want, had = self.cross_connect(key), self._xc.get(key)
+            if want == had:
+                continue
+            if want is None:
+                del self._xc[key]
+                self._out.append(CrossConnectRemoved(key))
+            else:
+                self._xc[key] = want
+                self._out.append(want)
+        self._xc_touched.clear()
+
+    def _xc_failed(self, ev: CrossConnectFailed) -> None:
+        """The node could not install the LSP's cross-connect: the LSP fails here as
+        with a lambda it cannot allocate (24/9), upstream told by PathErr with
+        Path_State_Removed, downstream by PathTear."""
+        psb = self.psbs.get(ev.lsp)
+        if psb is None:
+            return
+        code = (ErrorCode.ROUTING_PROBLEM, RoutingProblem.LABEL_ALLOCATION_FAILURE)
+        reason = f"cross-connect failed: {ev.reason}"
+        self.stats["xc_failures"] += 1
+        if psb.role != HEAD:
+            self._path_err(psb, code, reason, state_removed=True)
+        self._teardown(psb, reason, code, send_tear=True)
 
     # --- labels -----------------------------------------------------------------------
 
@@ -1794,6 +1864,13 @@ def _reflected(forward: Sequence[O.RsvpObject]) -> tuple[O.RsvpObject, ...]:
 
 def _channel(label: int | None) -> int | None:
     return None if label is None else ero.lambda_channel(label)
+
+
+def _chan(local_if: int | None, label: int | None) -> Channel | None:
+    """The channel of a lambda label held on a TE link, or None (no link, no label)."""
+    if local_if is None or label is None:
+        return None
+    return Channel(local_if, ero.lambda_channel(label))
 
 
 def _in_prefix(addr: IPv4Address, s: ero.Ipv4Prefix) -> bool:

@@ -6,7 +6,10 @@ Events: :class:`Received` (an RSVP message from a neighbour), :class:`CreateLsp`
 answers to the QKD hooks) and :class:`gmpls.core.Tick` (the time of ``next_timer()`` has
 come). Actions: :class:`Send`, :class:`LinkResources`, :class:`NeedQeSession`,
 :class:`QeJoin`, :class:`QeClose`, :class:`LspUp` / :class:`LspDown`,
-:class:`NeighborUp` / :class:`NeighborDown` (see :mod:`gmpls.rsvp.core`).
+:class:`NeighborUp` / :class:`NeighborDown`, :class:`CrossConnect` /
+:class:`CrossConnectRemoved` (the data path of an LSP at this node; the node answers a
+cross-connect it could not install with :class:`CrossConnectFailed`) (see
+:mod:`gmpls.rsvp.core`).
 """
 
 from __future__ import annotations
@@ -118,7 +121,17 @@ class DeleteLsp:
     lsp_id: int | None = None
 
 
-Event = Received | QeSessionReady | QeFailed | CreateLsp | DeleteLsp | Tick
+@dataclass(frozen=True, slots=True)
+class CrossConnectFailed:
+    """The node could not install the :class:`CrossConnect` of ``lsp`` (``reason``, for
+    the log): the LSP fails here like a label it cannot allocate (PathErr 24/9 upstream
+    with Path_State_Removed, PathTear downstream; at the head :class:`LspDown`)."""
+
+    lsp: LspKey
+    reason: str
+
+
+Event = Received | QeSessionReady | QeFailed | CreateLsp | DeleteLsp | CrossConnectFailed | Tick
 
 
 # --- actions -----------------------------------------------------------------------------
@@ -201,6 +214,48 @@ class NeighborDown:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """One lambda of one TE link at this node: the kernel channel
+    ``gmpls.dataplane.names.channel_ifname(local_if, lam)``."""
+
+    local_if: int  # TE link local interface ID at this node
+    lam: int  # lambda (RFC 6205 channel index n)
+
+
+@dataclass(frozen=True, slots=True)
+class CrossConnect:
+    """Install the data path of LSP ``lsp`` at this node. ``role``: "head", "transit" or
+    "tail". Downstream direction: frames arrive on ``fwd_in`` and leave on ``fwd_out``;
+    upstream direction (bidirectional LSPs): arrive on ``rev_in``, leave on ``rev_out``.
+    At the head fwd_in and rev_out are None (the access side), at the tail fwd_out and rev_in
+    are None. Unidirectional LSPs: rev_in = rev_out = None.
+
+    Emitted once the LSP's lambdas here are reserved (head and transit: the Resv accepted;
+    tail: the Resv sent), again with the new values if they change, and followed by
+    :class:`CrossConnectRemoved` when the LSP's state (or its Resv state) goes."""
+
+    lsp: LspKey
+    role: str
+    fwd_in: Channel | None
+    fwd_out: Channel | None
+    rev_in: Channel | None
+    rev_out: Channel | None
+
+    def channels(self) -> tuple[Channel, ...]:
+        """The channels in use, in the order fwd_in, fwd_out, rev_in, rev_out."""
+        return tuple(
+            c for c in (self.fwd_in, self.fwd_out, self.rev_in, self.rev_out) if c is not None
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CrossConnectRemoved:
+    """Remove the data path of ``lsp`` at this node (see :class:`CrossConnect`)."""
+
+    lsp: LspKey
+
+
 Action = (
     Send
     | LinkResources
@@ -211,11 +266,17 @@ Action = (
     | LspDown
     | NeighborUp
     | NeighborDown
+    | CrossConnect
+    | CrossConnectRemoved
 )
 
 __all__ = [
     "Action",
+    "Channel",
     "CreateLsp",
+    "CrossConnect",
+    "CrossConnectFailed",
+    "CrossConnectRemoved",
     "DeleteLsp",
     "Event",
     "LinkResources",

@@ -38,7 +38,8 @@ def as_kind(t: Topology, name: str, kind: str) -> Host:
 @pytest.mark.parametrize(
     ("host", "package", "secret"),
     [
-        ("tn1", "node_agent", []),
+        ("tn1", "node_agent", ["--access-if", "access"]),  # tn1's access domain ea
+        ("tn3", "node_agent", []),
         ("pce", "pce", []),
         (
             "etsiA",
@@ -53,7 +54,7 @@ def test_python_kinds(
 ) -> None:
     """Emulators and proxies get their pair's secret file in the run directory."""
     (launch,) = launches(plan(paper, paper.hosts[host], PAPER, tmp_path))
-    secret = [x if x.startswith("--") else str(tmp_path / x) for x in secret]
+    secret = [x if x.startswith("--") or x == "access" else str(tmp_path / x) for x in secret]
     assert launch.argv == [
         sys.executable,
         "-m",
@@ -71,6 +72,9 @@ def test_python_kinds(
 
 def test_client_hosts_run_no_daemon(paper: Topology, tmp_path: Path) -> None:
     assert plan(paper, paper.hosts["client"], PAPER, tmp_path) == "client hosts run no daemon"
+    assert plan(paper, paper.hosts["ha"], PAPER, tmp_path) == (
+        "client hosts of an access domain run no daemon"
+    )
 
 
 def test_frr_plan_and_config_hook(paper: Topology, tmp_path: Path) -> None:

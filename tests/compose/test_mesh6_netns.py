@@ -55,7 +55,7 @@ def mesh6(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 def test_every_host_has_its_namespace_and_addresses(mesh6: Lab) -> None:
     topo = mesh6.tb.topology
     st = mesh6.tb.status()
-    assert len(st["hosts"]) == 28 and all(h["netns_exists"] for h in st["hosts"].values())
+    assert len(st["hosts"]) == 30 and all(h["netns_exists"] for h in st["hosts"].values())
     assert len(st["domains"]) == 14 and all(d["state"] != "absent" for d in st["domains"].values())
     for name, h in topo.hosts.items():
         want = {d: f"{a}/{topo.domains[d].subnet.prefixlen}" for d, a in h.interfaces.items()}

@@ -448,8 +448,8 @@ def test_mesh6_renders_for_docker() -> None:
 
     t = load(ROOT / "topologies" / "mesh6.yaml")
     doc = render.compose_doc(t, "./mesh6.yaml")
-    # the 28 hosts and the guard that writes the secrets and the firewall rules
-    assert set(doc["services"]) == set(t.hosts) | {render.GUARD} and len(t.hosts) == 28
+    # the 30 hosts and the guard that writes the secrets and the firewall rules
+    assert set(doc["services"]) == set(t.hosts) | {render.GUARD} and len(t.hosts) == 30
     assert len(doc["networks"]) == 14
     km2 = doc["services"]["km2"]
     syncs = [v.split(":")[0] for v in km2["volumes"] if v.endswith(".sync:ro")]

@@ -42,8 +42,18 @@ def test_paper_topology_is_the_papers_testbed() -> None:
         "ka": "10.11.2.0/24",
         "kb": "10.11.3.0/24",
         "sync": "10.11.1.0/24",
+        "ea": "10.3.0.0/24",
+        "eb": "10.3.0.0/24",
     }
-    assert len(t.hosts) == 11
+    assert len(t.hosts) == 13
+    # the client hosts behind the QE ends, on their access domains (one shared subnet)
+    assert t.access_domain("tn1") == t.domains["ea"] and t.domains["eb"].access == "tn5"
+    assert [(h.name, str(h.interfaces["ea"])) for h in t.access_hosts("tn1")] == [
+        ("ha", "10.3.0.1")
+    ]
+    assert [str(h.interfaces["eb"]) for h in t.access_hosts("tn5")] == ["10.3.0.2"]
+    assert t.access_domain("tn3") is None and t.access_hosts("tn3") == []
+    assert len(t.channels_of("tn1")) == 8 and len(t.channels_of("tn2")) == 24
     assert [str(t.control_address(f"tn{i}")) for i in range(1, 6)] == [
         f"10.1.1.{i}" for i in range(1, 6)
     ]
@@ -426,10 +436,61 @@ EDITS: list[tuple[str, Any, list[str]]] = [
         "switch",
         [
             "hosts.tn4.kind: 'switch' is not a host kind"
-            " (node, pce, client, qkd-proxy, idq3p, frr, bird)"
+            " (node, pce, client, qkd-proxy, idq3p, frr, bird, host)"
         ],
     ),
+    # access domains and client hosts
+    ("domains.ea.access", "tn9", ["domains.ea.access: no host 'tn9' is declared"]),
+    ("domains.ea.access", "pce", ["domains.ea.access: pce is a pce, not a node"]),
+    ("domains.eb.access", "tn1", ["domains.eb.access: tn1 already has the access domain ea"]),
+    (
+        "domains.eb.subnet",
+        "10.3.0.0/25",
+        ["domains.eb.subnet: 10.3.0.0/25 overlaps domain ea's 10.3.0.0/24"],
+    ),
+    (
+        "domains.ea.subnet",
+        "10.1.1.0/24",
+        [
+            "domains.ea.subnet: 10.1.1.0/24 overlaps domain ctrl's 10.1.1.0/24",
+            "hosts.ha.interfaces.ea: 10.3.0.1 is outside the domain's subnet 10.1.1.0/24",
+        ],
+    ),
+    (
+        "hosts.tn2.interfaces.ea",
+        "10.3.0.9",
+        [
+            "hosts.tn2.interfaces.ea: ea is an access domain: only hosts of kind host sit on "
+            "it (its node tn1 joins it by its port access)"
+        ],
+    ),
+    (
+        "hosts.ha.interfaces",
+        {"ea": "10.3.0.1", "eb": "10.3.0.3"},
+        ["hosts.ha.interfaces: a host of kind host has one interface, on an access domain"],
+    ),
+    (
+        "hosts.hb.interfaces",
+        {"qb": "10.2.2.77"},
+        ["hosts.hb.interfaces.qb: qb is not an access domain (no access: NODE)"],
+    ),
+    ("hosts.ha.router_id", "10.3.0.1", ["hosts.ha.router_id: a host host has no router ID"]),
 ]
+
+
+def test_access_domain_as_control_domain(doc: dict[str, Any]) -> None:
+    assert "t.yaml: control_domain: ea is an access domain" in problems(
+        edit(doc, "control_domain", "ea")
+    )
+
+
+def test_channel_names_must_fit_an_interface_name(doc: dict[str, Any]) -> None:
+    doc["te_links"][0]["a_if"] = 4294967295
+    doc["te_links"][0]["lambdas"] = [1, -32768]
+    assert problems(doc) == [
+        "t.yaml: te_links[0].a_if: the channel of lambda -32768 would be te4294967295lm32768, "
+        "longer than the 15 characters of a Linux interface name; choose a smaller interface ID"
+    ]
 
 
 @pytest.mark.parametrize(("path", "value", "expected"), EDITS, ids=[e[0] for e in EDITS])

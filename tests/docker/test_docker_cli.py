@@ -35,7 +35,7 @@ def test_up_status_down_through_the_cli(
             "up", str(topo), "--backend", "docker", "--run-dir", str(tmp_path), "--no-daemons",
         )  # fmt: skip
         assert up.returncode == 0, up.stderr
-        assert "up: 11 containers, 6 networks" in up.stdout
+        assert "up: 13 containers, 6 networks" in up.stdout
         assert (tmp_path / "docker-compose.yml").exists()
         st = qkdnet("status", "--backend", "docker", "--prefix", "qkv", "--json")
         assert st.returncode == 0, st.stderr

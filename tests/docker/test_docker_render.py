@@ -44,7 +44,7 @@ def test_cli_check_flag(tmp_path: Path) -> None:
     bad = subprocess.run([*run, "-o", str(stale), "--check"], capture_output=True, text=True)
     assert bad.returncode == 1 and "out of date" in bad.stderr
     written = subprocess.run([*run, "-o", str(stale)], capture_output=True, text=True, check=True)
-    assert "11 services, 6 networks" in written.stdout
+    assert "13 services, 6 networks" in written.stdout
     # rendered elsewhere, the topology is mounted by a path relative to the new folder
     mounts = {
         v
@@ -60,7 +60,7 @@ def test_cli_check_flag(tmp_path: Path) -> None:
 def test_one_service_per_host_with_its_static_addresses(doc: dict) -> None:
     topo = load(PAPER)
     assert doc["version"] == "2.4"
-    assert set(doc["services"]) == {*topo.hosts, "qkdnet-guard"} and len(topo.hosts) == 11
+    assert set(doc["services"]) == {*topo.hosts, "qkdnet-guard"} and len(topo.hosts) == 13
     for name, h in topo.hosts.items():
         svc = doc["services"][name]
         assert svc["image"] == "qkdnet:latest"

@@ -18,6 +18,7 @@ import pytest
 from compose.daemons import PYTHON_KINDS
 from compose.docker import DockerTestbed, firewall_rules
 from compose.render import bridge_name
+from gmpls.dataplane.names import channel_ifname
 
 pytestmark = pytest.mark.docker
 
@@ -91,10 +92,10 @@ def test_a_daemon_that_cannot_run_says_why_in_one_line(image: str) -> None:
 # --- the compose project ------------------------------------------------------------------
 
 
-def test_all_eleven_containers_run(paper_docker: DockerTestbed) -> None:
+def test_all_thirteen_containers_run(paper_docker: DockerTestbed) -> None:
     st = paper_docker.status()
     assert st["status"] == "up"
-    assert len(st["hosts"]) == 11
+    assert len(st["hosts"]) == 13
     for h, info in st["hosts"].items():
         assert info["container"] == f"qkt-{h}"
         assert info["state"] == "running", (h, info)
@@ -118,6 +119,9 @@ def test_networks_are_internal_with_an_unused_gateway_and_no_host_address(
     st = paper_docker.status()
     used = {a for h in paper_docker.topology.hosts.values() for a in h.interfaces.values()}
     for d, info in st["domains"].items():
+        if info.get("access"):  # no Docker network: qkdnet's bridge (test_optical_layer)
+            assert info["state"] == "present" and info["network"] is None, d
+            continue
         assert info["state"] == "present" and info["internal"] is True
         assert info["network"] == f"qkdtest_{d}"
         gw = ipaddress.IPv4Address(info["gateway"])
@@ -129,6 +133,48 @@ def test_networks_are_internal_with_an_unused_gateway_and_no_host_address(
             check=True,
         )
         assert addrs.stdout == "", f"the host has an address on {d}: {addrs.stdout}"
+
+
+def test_optical_layer_and_access_links_in_the_containers(paper_docker: DockerTestbed) -> None:
+    """qkdnet added the channels (a veth pair per TE link and lambda, te{I}l{n}, MTU 1600)
+    and the access links (tn1's port access, ha's ea) into the containers."""
+    topo = paper_docker.topology
+    for node in ("tn1", "tn3", "tn5"):
+        r = paper_docker.exec(node, ["ip", "-j", "link", "show"], capture_output=True, text=True)
+        links = {x["ifname"]: x for x in json.loads(r.stdout)}
+        want = {channel_ifname(i, lam) for i, lam, _, _ in topo.channels_of(node)}
+        assert {n for n in links if n.startswith("te")} == want, node
+        assert all(links[n]["mtu"] == 1600 and links[n]["operstate"] == "UP" for n in want)
+    r = paper_docker.exec(
+        "tn1", ["ip", "-j", "-4", "addr", "show", "dev", "access"], capture_output=True, text=True
+    )
+    assert json.loads(r.stdout)[0]["addr_info"] == []
+    assert paper_docker.interfaces("ha").get(str(topo.host("ha").interfaces["ea"])) == "ea"
+
+
+def test_a_transit_cross_connect_in_a_container(paper_docker: DockerTestbed) -> None:
+    """The node agent's tc rule works inside a container: tn3's lambda 8 toward tn2 is
+    redirected to lambda 8 toward tn4 the way a cross-connect installs it, and removed."""
+    from node_agent.xconnect import TcRules
+
+    lines = TcRules.redirect_lines("te2l8", "te3l8")
+    r = paper_docker.exec(
+        "tn3",
+        ["tc", "-batch", "-"],
+        input="\n".join(lines[1:]) + "\n",
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    r = paper_docker.exec(
+        "tn3",
+        ["tc", "-j", "filter", "show", "dev", "te2l8", "ingress"],
+        capture_output=True,
+        text=True,
+    )
+    acts = [a for f in json.loads(r.stdout) for a in f.get("options", {}).get("actions", [])]
+    assert [(a["kind"], a["to_dev"]) for a in acts] == [("mirred", "te3l8")]
+    paper_docker.exec("tn3", ["tc", "qdisc", "del", "dev", "te2l8", "clsact"], check=True)
 
 
 def test_tn1_reaches_tn5_over_the_control_lan(paper_docker: DockerTestbed) -> None:

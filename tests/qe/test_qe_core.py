@@ -18,6 +18,9 @@ from gmpls.qe_service.events import (
     Create,
     CreateLsp,
     CreateLspFailed,
+    DataplaneKey,
+    DataplaneStop,
+    DataplaneTraffic,
     Delete,
     DeleteLsp,
     EtsiClose,
@@ -300,11 +303,8 @@ def test_rsvp_refusing_the_lsp_fails_the_service() -> None:
     assert n.core.find("1").error == "RSVP: tunnel 1 is in use"
 
 
-# --- the tail ----------------------------------------------------------------------------
-
-
-def tail_node() -> Node:
-    return Node(TN5, free_lambdas={1: range(1, 9)})
+def tail_node(**kw: Any) -> Node:
+    return Node(TN5, free_lambdas={1: range(1, 9)}, **kw)
 
 
 def test_tail_joins_the_heads_session_and_refreshes_from_its_own_up() -> None:
@@ -660,3 +660,58 @@ def test_tail_stages_start_when_the_path_comes_in_even_if_keying_queues() -> Non
         "resv_out",
         "up",
     ]
+
+
+# --- the data plane (docs/dataplane.md) ----------------------------------------------------
+
+
+def test_keys_go_to_the_data_plane_at_keying_and_each_refresh_then_stop() -> None:
+    n = Node()
+    sid, key_lsp, _ = head_up(n, qe.QeParams(refresh_value=100))
+    keys = of(n.log, DataplaneKey)
+    assert [(k.lsp, k.service_id, k.index, k.algorithm) for k in keys] == [(key_lsp, sid, 0, 10)]
+    assert keys[0].key == key(0) and key(0).hex() not in repr(keys[0])
+    out = n.tick()
+    out = n(EtsiReply(one(out, EtsiGetKey).cid, 0, key_index=1, key=key(1)))
+    assert (one(out, DataplaneKey).index, one(out, DataplaneKey).key) == (1, key(1))
+    out = n(Delete(sid))
+    assert one(out, DataplaneStop) == DataplaneStop(key_lsp, sid)
+
+
+def test_dataplane_traffic_drives_volume_refresh() -> None:
+    n = Node()
+    sid, _, _ = head_up(n, qe.QeParams(refresh_type=2, refresh_value=1))
+    s = n.core.find(sid)
+    assert of(n(DataplaneTraffic(sid, MIB - 1)), EtsiGetKey) == []
+    out = n(DataplaneTraffic(sid, 1))
+    assert one(out, EtsiGetKey).index == 1
+    assert s.bytes_counted == s.bytes_dataplane == MIB
+    assert s.as_json(n.now)["bytes_dataplane"] == MIB
+    assert n(DataplaneTraffic("no-such-service", 5)) == []  # gone meanwhile: ignored
+
+
+def test_a_head_with_a_data_plane_asks_for_bidirectional_lsps_for_layers_1_and_2() -> None:
+    for layer, bidir in ((1, True), (2, True)):
+        n = Node(has_dataplane=True)
+        out = n(Create(TN5, qe.QeParams(enc_layer=layer), 0.0))
+        out = n(PathReply(one(out, RequestPath).cid, True, route()))
+        assert one(out, CreateLsp).bidirectional is bidir
+    n = Node()  # no data plane here: no frame flows, one direction is enough
+    out = n(Create(TN5, PARAMS, 0.0))
+    assert (
+        one(n(PathReply(one(out, RequestPath).cid, True, route())), CreateLsp).bidirectional
+        is False
+    )
+
+
+def test_layer_3_is_refused_at_a_head_and_a_tail_with_a_data_plane() -> None:
+    l3 = qe.QeParams(enc_layer=3)
+    with pytest.raises(QeServiceError, match="layer 3"):
+        Node(has_dataplane=True)(Create(TN5, l3, 0.0))
+    n = tail_node(has_dataplane=True)
+    out = n(TailJoin(QeJoin(lsp(), HANDLE, l3)))
+    assert of(out, EtsiOpen) == []
+    ev = one(out, ToRsvp).event
+    assert isinstance(ev, QeFailed) and "layer 3 (IP) encryption is not built" in ev.reason
+    s = n.core.find("10.1.1.1:1")
+    assert (s.state, s.code) == ("failed", (252, 2))

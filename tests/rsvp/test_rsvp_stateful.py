@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from gmpls import ero
+from gmpls.rsvp import events as E
 from gmpls.rsvp import examples as ex
 from tests.support.rsvp_net import NODES, TOPO, Net
 
@@ -98,6 +99,22 @@ class WiredCores(RuleBasedStateMachine):
                         used[i].add(ero.lambda_channel(label))
             for i, link in c.links.items():
                 assert set(link.lambdas) - set(c.free_lambdas(i)) == used[i], (n, i)
+
+    @invariant()
+    def cross_connects_follow_the_state(self) -> None:
+        """The cross-connects emitted and not removed at each node are the ones its LSPs
+        need now, and no channel serves two of them."""
+        for n, c in self.net.cores.items():
+            installed: dict[E.LspKey, E.CrossConnect] = {}
+            for a in self.net.actions[n]:
+                if isinstance(a, E.CrossConnect):
+                    installed[a.lsp] = a
+                elif isinstance(a, E.CrossConnectRemoved):
+                    installed.pop(a.lsp)
+            wanted = {k: x for k in c.psbs if (x := c.cross_connect(k)) is not None}
+            assert installed == wanted, n
+            chans = [ch for x in installed.values() for ch in x.channels()]
+            assert len(chans) == len(set(chans)), n
 
     def teardown(self) -> None:
         # quiesce: no loss, time for retransmissions, Hellos and state timeouts

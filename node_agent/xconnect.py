@@ -1,0 +1,310 @@
+"""The node's cross-connects: what the RSVP core's :class:`CrossConnect` actions become in
+the kernel (docs/dataplane.md, "Optical layer and cross-connects").
+
+- At a transit node each direction of the LSP is one tc rule on the incoming channel:
+  ``clsact`` qdisc, ingress filter ``u32 match u32 0 0`` (every frame) with the action
+  ``mirred egress redirect dev OUT``, installed with the ``tc`` command. A frame that
+  arrives on the lambda in leaves on the lambda out inside the kernel: it never reaches a
+  user-space process of the node. Removing the ``clsact`` qdisc removes the rule.
+- At the head and the tail the cross-connect is the data plane's business (the QE
+  service hands it to ``node_agent.dataplane.Dataplane``, which encrypts between the
+  access port and the channels); it is recorded here for ``show mpls lsp``, and passed to
+  the ``dataplane`` given, if any.
+
+A cross-connect that cannot be installed (a channel missing, netlink refusing) is logged
+(rate-limited), counted and answered with :class:`CrossConnectFailed`, which fails the LSP
+with a PathErr (24/9). At start every channel of the node loses any ``clsact`` qdisc left
+by an earlier run; at stop every cross-connect installed is removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import subprocess
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol
+
+from daemonkit.ratelog import RateLimitedLog
+from gmpls.dataplane.names import channel_ifname
+from gmpls.rsvp import events as E
+
+log = logging.getLogger("node_agent.xconnect")
+
+
+class Dataplane(Protocol):
+    """The data plane at the ends of a QE service (node_agent/dataplane.py)."""
+
+    def attach(self, cc: E.CrossConnect) -> None: ...
+    def detach(self, lsp: E.LspKey) -> None: ...
+
+
+class NoDataplane:
+    """The stand-in for the ends' data plane when there is none: head and tail
+    cross-connects are recorded (``show mpls lsp``) and carry no frame."""
+
+    def attach(self, cc: E.CrossConnect) -> None:
+        return None
+
+    def detach(self, lsp: E.LspKey) -> None:
+        return None
+
+
+def _name(c: E.Channel | None, access_if: str | None) -> str | None:
+    return access_if if c is None else channel_ifname(c.local_if, c.lam)
+
+
+def _rules(cc: E.CrossConnect) -> list[tuple[str, str]]:
+    """(in, out) channel names of each direction of a transit cross-connect."""
+    out = []
+    for a, b in ((cc.fwd_in, cc.fwd_out), (cc.rev_in, cc.rev_out)):
+        if a is not None and b is not None:
+            out.append((channel_ifname(a.local_if, a.lam), channel_ifname(b.local_if, b.lam)))
+    return out
+
+
+class TcRules:
+    """tc clsact + u32 + mirred redirects on this namespace's interfaces, through the
+    ``tc`` command (``tc -force -batch -``: one process per cross-connect, all its lines in
+    one batch; pyroute2's synchronous netlink API cannot run inside the daemon's event
+    loop). Line numbers in tc's ``Command failed -:N`` tell which line failed."""
+
+    def __init__(self, command: Sequence[str] = ("tc",)) -> None:
+        #: how to run tc (``ip netns exec NS tc`` from outside the namespace)
+        self.command = tuple(command)
+
+    @staticmethod
+    def redirect_lines(src: str, dst: str) -> list[str]:
+        """Every frame arriving on ``src`` leaves on ``dst``: the first line removes what
+        may be left (its failure is expected and ignored), the others must succeed."""
+        return [
+            f"qdisc del dev {src} clsact",
+            f"qdisc add dev {src} clsact",
+            f"filter add dev {src} ingress protocol all prio 1 u32 match u32 0 0 "
+            f"action mirred egress redirect dev {dst}",
+        ]
+
+    @staticmethod
+    def clear_lines(ifnames: Iterable[str]) -> list[str]:
+        return [f"qdisc del dev {i} clsact" for i in ifnames]
+
+    def _argv(self) -> list[str]:
+        return [*self.command, "-force", "-batch", "-"]
+
+    @staticmethod
+    def _failure(lines: list[str], rc: int, stderr: str) -> str | None:
+        """The reason of the first failed line that is not a ``del`` (None: all went)."""
+        if rc == 0:
+            return None
+        why: list[str] = []
+        for line in stderr.splitlines():
+            m = re.match(r"Command failed -:(\d+)", line)
+            if m is None:
+                why.append(line.strip())
+                continue
+            n = int(m.group(1))
+            if 0 < n <= len(lines) and not lines[n - 1].startswith(("qdisc del", "filter del")):
+                cause = "; ".join(w for w in why if w) or "failed"
+                return f"tc {lines[n - 1].split(' dev ')[0]} on {lines[n - 1].split()[3]}: {cause}"
+            why = []
+        return None
+
+    def run(self, lines: list[str]) -> str | None:
+        """Run ``lines`` now (blocking); the failure, or None."""
+        try:
+            r = subprocess.run(
+                self._argv(),
+                input="\n".join(lines) + "\n",
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return f"tc: {e}"
+        return self._failure(lines, r.returncode, r.stderr)
+
+    async def run_async(self, lines: list[str]) -> str | None:
+        """:meth:`run` without blocking the event loop."""
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *self._argv(),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            _, err = await asyncio.wait_for(
+                proc.communicate(("\n".join(lines) + "\n").encode()), timeout=30
+            )
+        except (OSError, TimeoutError) as e:
+            return f"tc: {e}"
+        assert proc.returncode is not None
+        return self._failure(lines, proc.returncode, err.decode(errors="replace"))
+
+
+class CrossConnects:
+    """The cross-connects of one node: transit ones in the kernel (:class:`TcRules`, run
+    in order by one asyncio task so that the event loop never waits for ``tc``; at once
+    when no loop runs), head and tail ones recorded (and passed to ``dataplane``, if any).
+
+    A transit cross-connect that fails calls ``on_failure(lsp, reason)`` (the RSVP shell
+    feeds :class:`CrossConnectFailed` to its core), after a rate-limited log line and a
+    count in ``counters["xc_failures"]``."""
+
+    def __init__(
+        self,
+        node: str,
+        channels: Iterable[str] = (),
+        *,
+        access_if: str | None = None,
+        dataplane: Dataplane | None = None,
+        tc: TcRules | None = None,
+        on_failure: Callable[[E.LspKey, str], None] | None = None,
+    ) -> None:
+        self.node = node
+        self.channels = tuple(channels)
+        self.access_if = access_if
+        self.dataplane: Dataplane = dataplane or NoDataplane()
+        self.tc = tc or TcRules()
+        self.on_failure = on_failure
+        self.installed: dict[E.LspKey, E.CrossConnect] = {}
+        self.counters = {"xc_installed": 0, "xc_removed": 0, "xc_failures": 0}
+        self._bad = RateLimitedLog(log, {"node": node})
+        self._jobs: deque[tuple[E.LspKey, E.CrossConnect | None, list[str]]] = deque()
+        self._wake: asyncio.Event | None = None
+        self._worker: asyncio.Task[None] | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Remove what an earlier run left on the channels, then take jobs."""
+        if self.channels:
+            await self.tc.run_async(TcRules.clear_lines(self.channels))
+        self._wake = asyncio.Event()
+        self._worker = asyncio.get_running_loop().create_task(self._work())
+
+    async def stop(self) -> None:
+        """Remove every cross-connect (the jobs queued first), then stop."""
+        for lsp in list(self.installed):
+            self.remove(lsp)
+        if self._worker is not None:
+            while self._jobs:
+                assert self._wake is not None
+                self._wake.set()
+                await asyncio.sleep(0.01)
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+            self._worker = None
+        self._bad.close()
+
+    # --- the RSVP core's actions ----------------------------------------------------------
+
+    def apply(self, a: E.CrossConnect | E.CrossConnectRemoved) -> None:
+        """Carry out one action (a transit one queued for ``tc``)."""
+        if isinstance(a, E.CrossConnectRemoved):
+            self.remove(a.lsp)
+            return
+        if a.lsp in self.installed:
+            self.remove(a.lsp)
+        self.installed[a.lsp] = a
+        if a.role != "transit":
+            try:
+                self.dataplane.attach(a)
+            except Exception as e:
+                self._failed(a, str(e) or type(e).__name__)
+                return
+            self._done(a)
+            return
+        lines = [x for src, dst in _rules(a) for x in TcRules.redirect_lines(src, dst)]
+        self._submit(a.lsp, a, lines)
+
+    def remove(self, lsp: E.LspKey) -> None:
+        cc = self.installed.pop(lsp, None)
+        if cc is None:
+            return
+        if cc.role == "transit":
+            self._submit(lsp, None, TcRules.clear_lines(src for src, _ in _rules(cc)))
+        else:
+            try:
+                self.dataplane.detach(lsp)
+            except Exception:
+                log.exception("data plane detach failed", extra={"node": self.node})
+        self.counters["xc_removed"] += 1
+        log.info("cross-connect removed", extra={"node": self.node, "lsp": str(lsp)})
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def _submit(self, lsp: E.LspKey, cc: E.CrossConnect | None, lines: list[str]) -> None:
+        if self._wake is None:  # no event loop: at once
+            self._finish(lsp, cc, lines, self.tc.run(lines))
+            return
+        self._jobs.append((lsp, cc, lines))
+        self._wake.set()
+
+    async def _work(self) -> None:
+        assert self._wake is not None
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._jobs:
+                lsp, cc, lines = self._jobs.popleft()
+                self._finish(lsp, cc, lines, await self.tc.run_async(lines))
+
+    def _finish(
+        self, lsp: E.LspKey, cc: E.CrossConnect | None, lines: list[str], err: str | None
+    ) -> None:
+        if cc is None:  # a removal: nothing to report (the channel may be gone already)
+            return
+        if err is None:
+            self._done(cc)
+        elif self.installed.get(lsp) is cc:  # not replaced or removed meanwhile
+            del self.installed[lsp]
+            self.tc.run(TcRules.clear_lines(src for src, _ in _rules(cc)))
+            self._failed(cc, err)
+
+    def _done(self, cc: E.CrossConnect) -> None:
+        self.counters["xc_installed"] += 1
+        log.info(
+            "cross-connect installed",
+            extra={"node": self.node, "lsp": str(cc.lsp), **_flat(self.describe(cc))},
+        )
+
+    def _failed(self, cc: E.CrossConnect, reason: str) -> None:
+        self.counters["xc_failures"] += 1
+        self._bad.log(
+            logging.WARNING,
+            "cross-connect failed",
+            {"lsp": str(cc.lsp), "role": cc.role, "reason": reason},
+        )
+        if self.on_failure is not None:
+            self.on_failure(cc.lsp, reason)
+
+    # --- what show mpls lsp shows ---------------------------------------------------------
+
+    def describe(self, cc: E.CrossConnect) -> dict[str, Any]:
+        """The cross-connect as JSON: role, how it is installed, each direction in -> out."""
+        acc = self.access_if
+        rev = None
+        if cc.rev_in is not None or cc.rev_out is not None:
+            rev = {"in": _name(cc.rev_in, acc), "out": _name(cc.rev_out, acc)}
+        return {
+            "role": cc.role,
+            "installed": "tc" if cc.role == "transit" else "dataplane",
+            "fwd": {"in": _name(cc.fwd_in, acc), "out": _name(cc.fwd_out, acc)},
+            "rev": rev,
+        }
+
+    def table(self) -> dict[str, dict[str, Any]]:
+        """LSP (as text) -> :meth:`describe` of its cross-connect."""
+        return {str(k): self.describe(cc) for k, cc in self.installed.items()}
+
+
+def _flat(d: dict[str, Any]) -> dict[str, str]:
+    out = {"role": str(d["role"]), "fwd": f"{d['fwd']['in']}>{d['fwd']['out']}"}
+    if d["rev"]:
+        out["rev"] = f"{d['rev']['in']}>{d['rev']['out']}"
+    return out

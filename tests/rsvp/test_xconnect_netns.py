@@ -1,0 +1,151 @@
+"""The node agent's cross-connects in the kernel (node_agent/xconnect.py) on a namespace of
+their own with three channels: a bidirectional transit cross-connect becomes two tc
+redirects, frames follow them, removal and stop leave no clsact qdisc, a missing channel
+is a failure counted and reported with its cause, and head/tail ones go to the data plane.
+Needs root (netns marker)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from ipaddress import IPv4Address
+
+import pytest
+
+from gmpls.rsvp import events as E
+from node_agent.xconnect import CrossConnects, TcRules
+
+pytestmark = pytest.mark.netns
+
+NS = "xcx-node"
+LSP = E.LspKey(IPv4Address("10.1.1.5"), 1, IPv4Address("10.1.1.1"), IPv4Address("10.1.1.1"), 1)
+C = E.Channel
+#: tn3 of the paper: link 2 toward tn2, link 3 toward tn4
+XC = E.CrossConnect(LSP, "transit", C(2, 1), C(3, 1), C(3, 2), C(2, 2))
+
+
+def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(argv), capture_output=True, text=True, check=check, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def ns() -> Iterator[str]:
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    sh("ip", "netns", "del", NS, check=False)
+    sh("ip", "netns", "add", NS)
+    try:
+        # te2l1 <-> te3l1 and te2l2 <-> te3l2 are the two ends of veth pairs inside one
+        # namespace, standing in for the channels toward tn2 and tn4
+        for lam in (1, 2):
+            sh("ip", "-n", NS, "link", "add", f"te2l{lam}", "type", "veth", "peer", f"x2l{lam}")
+            sh("ip", "-n", NS, "link", "add", f"te3l{lam}", "type", "veth", "peer", f"x3l{lam}")
+        for i in ("te2l1", "te2l2", "te3l1", "te3l2", "x2l1", "x2l2", "x3l1", "x3l2"):
+            sh("ip", "-n", NS, "link", "set", i, "up")
+        sh("ip", "-n", NS, "addr", "add", "10.9.9.1/24", "dev", "x2l1")
+        yield NS
+    finally:
+        sh("ip", "netns", "del", NS, check=False)
+
+
+def _tc() -> TcRules:
+    return TcRules(("ip", "netns", "exec", NS, "tc"))
+
+
+def _redirect_of(ifname: str) -> str | None:
+    r = sh("ip", "netns", "exec", NS, "tc", "-j", "filter", "show", "dev", ifname, "ingress")
+    for f in json.loads(r.stdout or "[]"):
+        for a in f.get("options", {}).get("actions", []):
+            return str(a["to_dev"])
+    return None
+
+
+def _clsact(ifname: str) -> bool:
+    return "clsact" in sh("ip", "netns", "exec", NS, "tc", "qdisc", "show", "dev", ifname).stdout
+
+
+def test_transit_cross_connect_installed_and_removed_without_a_loop(ns: str) -> None:
+    xc = CrossConnects("tn3", ["te2l1", "te2l2", "te3l1", "te3l2"], tc=_tc())
+    xc.apply(XC)
+    assert _redirect_of("te2l1") == "te3l1" and _redirect_of("te3l2") == "te2l2"
+    assert xc.table() == {
+        str(LSP): {
+            "role": "transit",
+            "installed": "tc",
+            "fwd": {"in": "te2l1", "out": "te3l1"},
+            "rev": {"in": "te3l2", "out": "te2l2"},
+        }
+    }
+    # frames follow the redirect: one sent into x2l1 arrives on te2l1 and leaves on te3l1,
+    # so its peer x3l1 counts it as received
+    before = _rx_packets("x3l1")
+    sh(
+        "ip",
+        "netns",
+        "exec",
+        NS,
+        "ping",
+        "-c",
+        "2",
+        "-i",
+        "0.2",
+        "-W",
+        "1",
+        "10.9.9.9",
+        check=False,
+    )
+    assert _rx_packets("x3l1") >= before + 1  # ARP requests for 10.9.9.9, redirected
+    xc.apply(E.CrossConnectRemoved(LSP))
+    assert not _clsact("te2l1") and not _clsact("te3l2")
+    assert xc.counters == {"xc_installed": 1, "xc_removed": 1, "xc_failures": 0}
+
+
+def _rx_packets(ifname: str) -> int:
+    r = sh("ip", "-n", NS, "-j", "-s", "link", "show", ifname)
+    return int(json.loads(r.stdout)[0]["stats64"]["rx"]["packets"])
+
+
+def test_a_missing_channel_is_a_failure_with_its_cause(ns: str) -> None:
+    failures: list[tuple[E.LspKey, str]] = []
+    xc = CrossConnects("tn3", tc=_tc(), on_failure=lambda k, why: failures.append((k, why)))
+    bad = E.CrossConnect(LSP, "transit", C(2, 1), C(3, 7), None, None)
+    xc.apply(bad)
+    ((lsp, why),) = failures
+    assert lsp == LSP and "te3l7" in why and why.startswith("tc filter")
+    assert xc.counters["xc_failures"] == 1 and xc.table() == {}
+    assert not _clsact("te2l1")  # what was half made is gone
+
+
+def test_in_the_event_loop_start_sweeps_and_stop_removes(ns: str) -> None:
+    attached: list[object] = []
+
+    class Plane:
+        def attach(self, cc: E.CrossConnect) -> None:
+            attached.append(cc)
+
+        def detach(self, lsp: E.LspKey) -> None:
+            attached.append(lsp)
+
+    async def run() -> None:
+        sh("ip", "netns", "exec", NS, "tc", "qdisc", "add", "dev", "te3l1", "clsact")
+        xc = CrossConnects("tn3", ["te2l1", "te3l1"], tc=_tc(), dataplane=Plane())
+        await xc.start()
+        assert not _clsact("te3l1")  # left by an earlier run: swept
+        xc.apply(XC)
+        other = E.LspKey(LSP.tunnel_end, 2, LSP.ext_tunnel_id, LSP.sender, 1)
+        head = E.CrossConnect(other, "head", None, C(3, 2), None, None)
+        xc.apply(head)
+        assert attached == [head]
+        for _ in range(200):  # the tc job runs in a task
+            if xc.counters["xc_installed"] == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert _redirect_of("te2l1") == "te3l1"
+        await xc.stop()
+        assert not _clsact("te2l1") and not _clsact("te3l2")
+        assert attached[-1] == head.lsp and xc.table() == {}
+
+    asyncio.run(run())
