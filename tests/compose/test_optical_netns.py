@@ -211,6 +211,10 @@ def test_transit_cross_connects_carry_frames_head_to_tail_in_the_kernel(
     text = tshark.run(pcap, "-V")
     assert "Malformed" not in text and "_ws.malformed" not in text
 
+    # the client hosts reach each other over the service (the ends' data plane)
+    wait_for(lambda: lab.tb.ping("ha", "hb", timeout=1.0), timeout=30, what="ping ha -> hb")
+    assert lab.tb.ping("hb", "ha", timeout=2.0, count=3)
+
     # teardown: the cross-connects go from the kernel and from show mpls lsp
     sid = lab.cli_json("tn1", "show qe-service")["services"][0]["id"]
     lab.cli("tn1", f"qe-service delete {sid}")
