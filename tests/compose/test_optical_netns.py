@@ -261,8 +261,16 @@ def test_a_cross_connect_that_cannot_be_installed_fails_the_lsp(lab: Lab) -> Non
     )
     log = (lab.run_dir / "tn3.log").read_text()
     assert "cross-connect failed" in log and 'Cannot find device \\"te3l1\\"' in log
-    head_log = (lab.run_dir / "tn1.log").read_text()
-    assert "(24, 9)" in head_log
+    # the head learns it from the PathErr: its LSP down with 24/9 (the service may then
+    # take another path)
+    wait_for(
+        lambda: any(
+            '"action": "LspDown"' in line and '"code": "(24, 9)"' in line
+            for line in (lab.run_dir / "tn1.log").read_text().splitlines()
+        ),
+        timeout=30,
+        what="LspDown (24, 9) at tn1",
+    )
     for s in lab.cli_json("tn1", "show qe-service")["services"]:
         lab.cli("tn1", f"qe-service delete {s['id']}")
     _wait_lsp_gone(lab)
