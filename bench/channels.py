@@ -101,7 +101,7 @@ def vxlan_scheme(topo: Topology) -> tuple[int, float, float]:
                             "add",
                             ifname=name,
                             kind="vxlan",
-                            vxlan_id=abs(lam) + 1,
+                            vxlan_id=k * 65536 + (lam & 0xFFFF),  # one VNI space per node
                             vxlan_link=under,
                             vxlan_local=mine,
                             vxlan_group=theirs,

@@ -176,6 +176,7 @@ class CrossConnects:
         self._jobs: deque[tuple[E.LspKey, E.CrossConnect | None, list[str]]] = deque()
         self._wake: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
+        self._busy = False  # a job is running
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -191,7 +192,7 @@ class CrossConnects:
         for lsp in list(self.installed):
             self.remove(lsp)
         if self._worker is not None:
-            while self._jobs:
+            while self._jobs or self._busy:
                 assert self._wake is not None
                 self._wake.set()
                 await asyncio.sleep(0.01)
@@ -252,7 +253,11 @@ class CrossConnects:
             self._wake.clear()
             while self._jobs:
                 lsp, cc, lines = self._jobs.popleft()
-                self._finish(lsp, cc, lines, await self.tc.run_async(lines))
+                self._busy = True
+                try:
+                    self._finish(lsp, cc, lines, await self.tc.run_async(lines))
+                finally:
+                    self._busy = False
 
     def _finish(
         self, lsp: E.LspKey, cc: E.CrossConnect | None, lines: list[str], err: str | None

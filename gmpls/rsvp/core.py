@@ -720,7 +720,7 @@ class RsvpCore:
         psb = self.psbs.get(ev.lsp)
         if psb is None:
             return
-        code = (ErrorCode.ROUTING_PROBLEM, RoutingProblem.LABEL_ALLOCATION_FAILURE)
+        code = (int(ErrorCode.ROUTING_PROBLEM), int(RoutingProblem.LABEL_ALLOCATION_FAILURE))
         reason = f"cross-connect failed: {ev.reason}"
         self.stats["xc_failures"] += 1
         if psb.role != HEAD:

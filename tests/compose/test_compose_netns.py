@@ -90,7 +90,7 @@ def test_state_file_and_index_record_everything(paper: NetnsTestbed) -> None:
     assert st["prefix"] == "ct" and st["status"] == "up"
     assert sorted(st["namespaces"]) == sorted(f"ct-{h}" for h in paper.topology.hosts)
     assert sorted(st["bridges"]) == sorted(f"ct-{d}" for d in paper.topology.domains)
-    assert len(st["veths"]) == 17
+    assert len(st["veths"]) == 21  # 17 IP interfaces, the client hosts ha, hb, two access ports
     assert indexed()["ct"] == paper.run_dir / "state.json"
 
 

@@ -73,7 +73,7 @@ def test_qkd_links_attribute_wins(paper: Topology) -> None:
 def test_topo_draw_paper(tmp_path: Path, paper: Topology, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "paper.svg"
     assert main(["topo", "draw", str(PAPER), "--out", str(out), "--no-live"]) == 0
-    assert "11 hosts, 6 domains, 5 TE links, 1 QKD link(s)" in capsys.readouterr().out
+    assert "13 hosts, 8 domains, 5 TE links, 1 QKD link(s)" in capsys.readouterr().out
     words = " ".join(texts(out.read_text()))
     for h in paper.hosts:
         assert h in words
@@ -279,9 +279,9 @@ def test_ladder_svg_parses_with_every_lane_and_message(paper: Topology) -> None:
     words = texts(svg)
     assert "a <title> & more" in words
     assert 'ETSI GET_KEY <&> "odd"' in words and "RSVP Path" in words
-    for h in paper.hosts:
-        if h != "client":
-            assert h in words
+    for h in paper.hosts.values():
+        if h.kind not in ("client", "host"):  # client hosts send no control message
+            assert h.name in words
 
 
 # --- the pictures in docs/ ---------------------------------------------------------------------
@@ -325,7 +325,9 @@ def test_docs_ladder_has_every_host_and_message(paper: Topology) -> None:
     path = DOCS / "paper-ladder.svg"
     root = ET.parse(path).getroot()
     lanes = {g.get("id") for g in root.iter(f"{SVG}g") if g.get("class") == "lane"}
-    assert lanes == {f"lane-{h}" for h in paper.hosts}
+    # every host that takes part in the workflow (the client hosts behind the QE ends
+    # send no control message)
+    assert lanes == {f"lane-{h.name}" for h in paper.hosts.values() if h.kind != "host"}
     msgs = ladder_messages(path)
     assert missing_kinds(msgs) == {}
     assert not any("malformed" in m for _p, m, _s, _d in msgs)
@@ -333,6 +335,6 @@ def test_docs_ladder_has_every_host_and_message(paper: Topology) -> None:
 
 def test_docs_topology_has_every_host_and_the_lsp(paper: Topology) -> None:
     words = " ".join(texts((DOCS / "paper-topology.svg").read_text()))
-    for h in paper.hosts:
-        assert h in words
+    for h in paper.hosts.values():
+        assert h.name in words
     assert words.count("LSP 1 \u03bb") == 4 and "QKD link etsiA-etsiB" in words

@@ -77,7 +77,14 @@ def test_qe_option_adds_the_qkd_side(tmp_path: Path) -> None:
     t = gen(tmp_path, "ring", 10, qe=True, lambdas=4)
     assert {h.name for h in t.hosts.values() if h.qe.capable} == {"tn1", "tn6"}
     assert t.hosts["etsiA"].serves == "tn1" and t.hosts["etsiB"].serves == "tn6"
-    assert set(t.domains) == {"ctrl", "qa", "qb", "ka", "kb", "sync"}
+    assert set(t.domains) == {"ctrl", "qa", "qb", "ka", "kb", "sync", "etn1", "etn6"}
+    # a client host behind each QE end, on its access domain
+    assert [
+        (h.name, str(h.interfaces[f"e{n}"])) for n in ("tn1", "tn6") for h in t.access_hosts(n)
+    ] == [
+        ("htn1", "10.3.0.1"),
+        ("htn6", "10.3.0.2"),
+    ]
     assert all(len(x.lambdas) == 4 for x in t.te_links)
 
 

@@ -112,7 +112,7 @@ def test_compose_up_alone_gives_a_working_testbed_and_down_leaves_nothing(
         assert stat.S_IMODE((secrets / "pki" / "etsiA.key").stat().st_mode) == 0o600
         bed = DockerTestbed.attach(PREFIX)
         assert bed.project == project and bed.compose_file == (work / "docker-compose.yml")
-        assert bed.status()["status"] == "up" and len(bed.status()["firewall"]) == 6
+        assert bed.status()["status"] == "up" and len(bed.status()["firewall"]) == 8
         roles = demo.Roles.of(bed.topology)
         ted = demo.wait_for_control_plane(bed, roles, lambda _: None, timeout=90)
         assert len(ted["nodes"]) == 5

@@ -66,7 +66,11 @@ def test_one_service_per_host_with_its_static_addresses(doc: dict) -> None:
         assert svc["image"] == "qkdnet:latest"
         assert svc["container_name"] == f"qk-{name}" and svc["hostname"] == name
         assert svc["init"] is True
-        assert svc["networks"] == {d: {"ipv4_address": str(a)} for d, a in h.interfaces.items()}
+        if h.kind == "host":  # on an access domain only: its link is qkdnet's (docs/docker.md)
+            assert svc["network_mode"] == "none" and "networks" not in svc, name
+        else:
+            want = {d: {"ipv4_address": str(a)} for d, a in h.interfaces.items()}
+            assert svc["networks"] == want, name
         assert svc["volumes"][0] == "./topologies/paper.yaml:/etc/qkdnet/paper.yaml:ro"
         assert svc["sysctls"]["net.ipv4.ip_forward"] == "0"
         assert svc["depends_on"] == {"qkdnet-guard": {"condition": "service_healthy"}}
@@ -103,7 +107,18 @@ def test_nothing_secret_in_the_file() -> None:
 def test_commands_and_capabilities_by_kind(doc: dict) -> None:
     s = doc["services"]
     topo_args = ["--topology", "/etc/qkdnet/paper.yaml"]
-    assert s["tn1"]["command"] == ["python", "-m", "node_agent", *topo_args, "--host", "tn1"]
+    access = ["--access-if", "access"]  # tn1 and tn5 have an access domain
+    assert s["tn1"]["command"] == [
+        "python",
+        "-m",
+        "node_agent",
+        *topo_args,
+        "--host",
+        "tn1",
+        *access,
+    ]
+    assert s["tn3"]["command"] == ["python", "-m", "node_agent", *topo_args, "--host", "tn3"]
+    assert s["ha"]["command"] == ["sleep", "infinity"]
     assert s["pce"]["command"] == ["python", "-m", "pce", *topo_args, "--host", "pce"]
     sync = ["--sync-key-file", "/run/qkdnet/secrets/etsiA-etsiB.sync"]
     seed = ["--seed-file", "/run/qkdnet/secrets/idqA-idqB.seed"]
@@ -117,7 +132,7 @@ def test_commands_and_capabilities_by_kind(doc: dict) -> None:
     assert s["client"]["command"] == ["sleep", "infinity"]
     for name in ("tn1", "tn2", "tn3", "tn4", "tn5", "pce"):
         assert s[name]["cap_add"] == ["NET_ADMIN", "NET_RAW"], name
-    for name in ("client", "etsiA", "etsiB", "idqA", "idqB"):
+    for name in ("client", "etsiA", "etsiB", "idqA", "idqB", "ha", "hb"):
         assert "cap_add" not in s[name], name
 
 
@@ -149,8 +164,11 @@ def test_each_container_mounts_only_its_own_secret_read_only(doc: dict) -> None:
 def test_networks_are_internal_bridges_with_an_unused_gateway(doc: dict) -> None:
     topo = load(PAPER)
     used = {a for h in topo.hosts.values() for a in h.interfaces.values()}
-    assert set(doc["networks"]) == set(topo.domains)
+    # no network for an access domain (Docker refuses two networks on one subnet)
+    assert set(doc["networks"]) == {n for n, d in topo.domains.items() if d.access is None}
     for name, d in topo.domains.items():
+        if d.access is not None:
+            continue
         net = doc["networks"][name]
         assert net["driver"] == "bridge" and net["internal"] is True
         assert net["driver_opts"]["com.docker.network.bridge.name"] == f"qk_{name}"
