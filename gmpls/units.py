@@ -12,6 +12,7 @@ _UNITS = (("Tb/s", 1e12), ("Gb/s", 1e9), ("Mb/s", 1e6), ("kb/s", 1e3))
 
 def bps_text(bps: float) -> str:
     """``bps`` bits per second with a unit and at most six significant digits."""
+    bps = float(f"{bps:.6g}")  # first: 999999995904 is 1 Tb/s, not 1000 Gb/s
     for unit, div in _UNITS:
         if abs(bps) >= div:
             return f"{bps / div:.6g} {unit}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import struct
 from collections.abc import Iterator
 from ipaddress import IPv4Interface
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from compose.cliclient import run_command
 from daemonkit.cli import CliServer, CommandTable, Failed, Reply
 from gmpls.topology import Topology, load
+from gmpls.units import bps_text
 from node_agent.daemon import NodeDaemon
 from node_agent.ospf_te import OspfTeAgent
 from pce.daemon import PceDaemon, config_from_topology
@@ -125,6 +127,21 @@ def test_completion_candidates() -> None:
         "terminal",
     ]
     assert ex(t, "terminal complete show bogus ").text == ""
+
+
+def test_rates_print_as_the_user_meant_them() -> None:
+    f32 = struct.unpack("!f", struct.pack("!f", 1e12 / 8))[0] * 8  # 1T through PCEP
+    assert f32 == 999999995904
+    assert [bps_text(x) for x in (f32, 1e12, 10e9, 2.5e9, 13.7e6, 1000, 999, 0)] == [
+        "1 Tb/s",
+        "1 Tb/s",
+        "10 Gb/s",
+        "2.5 Gb/s",
+        "13.7 Mb/s",
+        "1 kb/s",
+        "999 b/s",
+        "0 b/s",
+    ]
 
 
 def test_a_failed_outcome_is_shown_and_fails() -> None:
