@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -209,6 +210,7 @@ class Ran:
 
 def run_command(cmd: Command, root: Path = ROOT, timeout: float = TIMEOUT) -> Ran:
     """One command with bash from the repository root, stdout and stderr together."""
+    t0 = time.monotonic()
     try:
         p = subprocess.run(
             ["bash", "-c", cmd.text],
@@ -222,8 +224,19 @@ def run_command(cmd: Command, root: Path = ROOT, timeout: float = TIMEOUT) -> Ra
         )
     except subprocess.TimeoutExpired as e:
         out = e.output.decode(errors="replace") if isinstance(e.output, bytes) else ""
-        return Ran(-1, out + f"\n[docs-test: timed out after {timeout:.0f} s]")
-    return Ran(p.returncode, p.stdout.decode(errors="replace"))
+        ran = Ran(-1, out + f"\n[docs-test: timed out after {timeout:.0f} s]")
+    else:
+        ran = Ran(p.returncode, p.stdout.decode(errors="replace"))
+    _log(cmd, ran, time.monotonic() - t0)
+    return ran
+
+
+def _log(cmd: Command, ran: Ran, seconds: float) -> None:
+    """With DOCS_TEST_LOG=FILE, every command, its time, status and output go there."""
+    path = os.environ.get("DOCS_TEST_LOG")
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(f"$ {cmd.text}\n[exit {ran.status}, {seconds:.1f} s]\n{ran.output}\n")
 
 
 def check_block(block: Block, root: Path = ROOT) -> list[str]:
