@@ -4,8 +4,10 @@ One test per console block, in the order the docs give them: README.md, then doc
 alphabetical order. Blocks needing no testbed run in the fast tier; the others are marked
 ``netns`` (run them under the testbed lock) or ``docker``. The blocks of one testbed share
 one bring-up, across all the files: ``SharedBeds`` brings a topology up before a block that
-needs it, takes it down before a block that brings it up itself, and takes it down after a
-block that failed (its state is unknown), so one broken doc does not fail all the others.
+needs it, takes it down before a block that brings it up itself (``qkdnet up`` or ``qkdnet
+demo`` of it first), and takes it down after a block that failed (its state is unknown), so
+one broken doc does not fail all the others. Blocks that bring their testbed up and down
+themselves run first in their testbed's group.
 """
 
 from __future__ import annotations
@@ -32,12 +34,25 @@ def _topology(name: str) -> Path:
     return ROOT / "topologies" / f"{name}.yaml"
 
 
-def _order(block: Block) -> int:
-    """netns blocks (their own testbeds) first, then one group per shared testbed."""
+def _own_up(block: Block, name: str) -> bool:
+    """The block brings topologies/NAME.yaml up itself (`qkdnet up` or `qkdnet demo`)."""
+    first = block.commands[0].text if block.commands else ""
+    return bool(re.search(rf"qkdnet (up|demo)\s+topologies/{re.escape(name)}\.yaml\b", first))
+
+
+def _self_contained(block: Block) -> bool:
+    name = block.testbed or ""
+    return _own_up(block, name) and bool(re.search(r"qkdnet down\b", block.commands[-1].text))
+
+
+def _order(block: Block) -> tuple[int, int]:
+    """netns blocks (their own testbeds) first, then one group per shared testbed; in a
+    group, the blocks that bring it up and take it down themselves first, so that the
+    others share one bring-up."""
     if block.testbed in SPECIAL or block.testbed is None:
-        return 0
+        return (0, 0)
     seen = [b.testbed for b in PARSED.blocks if b.testbed not in SPECIAL and b.skip is None]
-    return 1 + seen.index(block.testbed)
+    return (1 + seen.index(block.testbed), 0 if _self_contained(block) else 1)
 
 
 def _params() -> list[object]:
@@ -90,9 +105,7 @@ class SharedBeds:
             self.down(name)  # one testbed at a time: `qkdnet cli` wants the only one up
         if wanted is None:
             return
-        own_up = bool(block.commands) and re.search(
-            rf"qkdnet up\s+topologies/{re.escape(wanted)}\.yaml\b", block.commands[0].text
-        )
+        own_up = _own_up(block, wanted)
         self.touched.add(wanted)
         if own_up and self.is_up(wanted):
             self.down(wanted)
