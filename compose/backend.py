@@ -14,17 +14,19 @@ the topology with the new prefix is written to the run directory: see :func:`wit
 from __future__ import annotations
 
 import contextlib
+import difflib
 import ipaddress
 import os
 import subprocess
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple, Self, TypedDict, Unpack
 
 import yaml
 
 from compose import keyfiles
+from compose.cliclient import CliOutput
 from gmpls.topology import Topology, load
 
 Progress = Callable[[str], None]
@@ -45,6 +47,12 @@ class Capture(NamedTuple):
 
     domains: Sequence[str]
     out_dir: Path
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """``"; did you mean tn1?"`` with the closest of ``known`` names, or ``""``."""
+    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
+    return f"; did you mean {' or '.join(close)}?" if close else ""
 
 
 def quiet(_line: str) -> None:
@@ -200,7 +208,10 @@ class Testbed(ABC):
             try:
                 return str(ipaddress.IPv4Address(host_or_ip))
             except ValueError:
-                raise TestbedError(f"{host_or_ip!r} is neither a host nor an address") from None
+                raise TestbedError(
+                    f"{host_or_ip!r} is neither a host of {topo.name} nor an IPv4 address"
+                    + did_you_mean(host_or_ip, topo.hosts)
+                ) from None
         h = topo.host(host_or_ip)
         if domain is None:
             domain = (
@@ -211,6 +222,40 @@ class Testbed(ABC):
         if domain not in h.interfaces:
             raise TestbedError(f"{h.name} has no address on {domain}")
         return str(h.interfaces[domain])
+
+    def check_host(self, name: str) -> str:
+        """``name`` when it is a host of the topology; else an error with the closest names."""
+        if name not in self.topology.hosts:
+            raise TestbedError(
+                f"no host {name!r} in {self.topology.name}"
+                + did_you_mean(name, self.topology.hosts)
+            )
+        return name
+
+    def check_domain(self, name: str) -> str:
+        """``name`` when it is a domain of the topology; else an error with the closest."""
+        if name not in self.topology.domains:
+            raise TestbedError(
+                f"no domain {name!r} in {self.topology.name}"
+                + did_you_mean(name, self.topology.domains)
+            )
+        return name
+
+    def check_reach(self, src: str, host: str) -> None:
+        """An error saying why ``src`` cannot reach ``host``'s CLI: they share no domain
+        (``--from etsiA`` to a node: etsiA has no interface on the control domain)."""
+        topo = self.topology
+        s, h = topo.host(self.check_host(src)), topo.host(self.check_host(host))
+        ctrl = topo.control_domain
+        domain = ctrl if ctrl in h.interfaces else next(iter(h.interfaces), None)
+        if domain is not None and domain not in s.interfaces:
+            on = ", ".join(s.interfaces) or "no domain"
+            others = [x.name for x in topo.hosts.values() if domain in x.interfaces][:3]
+            raise TestbedError(
+                f"{src} has no interface on {domain} (it is on {on}), so it cannot reach "
+                f"{host}'s CLI at {h.interfaces[domain]}; connect from a host on {domain} "
+                f"({', '.join(others)}) or from {host} itself (no --from)"
+            )
 
     # --- processes in a host ------------------------------------------------------------------
     @abstractmethod
@@ -264,13 +309,33 @@ class Testbed(ABC):
 
     # --- talking to it ----------------------------------------------------------------------
     @abstractmethod
-    def cli(self, host: str, command: str, via: str | None = None, timeout: float = 10.0) -> str:
+    def cli(
+        self, host: str, command: str, via: str | None = None, timeout: float = 10.0
+    ) -> CliOutput:
         """One command on the host's telnet CLI, connecting from ``via`` (default: the host
-        itself) to the host's control address and ``cli_port``; the output."""
+        itself) to the host's control address and ``cli_port``; the output, with the
+        command's ``status`` (0 ok, 1 failed: docs/qkdnet.md#the-node-cli)."""
+
+    @abstractmethod
+    def cli_session(self, host: str, via: str | None = None) -> int:
+        """An interactive session on the host's CLI (``qkdnet cli HOST``); its status."""
 
     @abstractmethod
     def ping(self, host: str, target: str, timeout: float = 1.0, count: int = 1) -> bool:
         """ICMP echo from ``host`` to ``target`` (host name or address); True on a reply."""
+
+    @abstractmethod
+    def probe(
+        self,
+        host: str,
+        target: str,
+        count: int = 3,
+        timeout: float = 1.0,
+        interval: float = 0.2,
+        first: bool = False,
+    ) -> list[float | None]:
+        """``count`` ICMP echo requests from ``host`` to ``target``: each one's round-trip
+        time in ms, None when lost (``first``: stop at the first reply)."""
 
     # --- captures ---------------------------------------------------------------------------
     @abstractmethod

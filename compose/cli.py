@@ -8,15 +8,19 @@ One argparse tree for every command; the testbed commands talk to a backend thro
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
+import re
 import shlex
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-from compose import converge, demo, draw, keyfiles, render, topogen, wireshark
-from compose.backend import Testbed, TestbedError, quiet
+from compose import clients, converge, demo, draw, keyfiles, probes, render, topogen, wireshark
+from compose.backend import Testbed, TestbedError, did_you_mean, quiet
 from compose.cliclient import CliError
 from compose.docker import DockerTestbed, firewall_add, firewall_remove
 from compose.netns import NetnsTestbed
@@ -44,9 +48,14 @@ def _prefix(args: argparse.Namespace, cls: type[Testbed]) -> str:
     if not prefix and args.topology:
         prefix = load(args.topology).prefix
     prefix = prefix or os.environ.get("QKDNET_PREFIX")
-    if prefix:
-        return str(prefix)
     up = cls.prefixes_up()
+    if prefix:
+        if up and prefix not in up:
+            raise TestbedError(
+                f"no {cls.label} with prefix {prefix!r} is up (up: {', '.join(up)})"
+                + did_you_mean(str(prefix), up)
+            )
+        return str(prefix)
     if not up:
         raise TestbedError(f"no {cls.label} is up (qkdnet up{cls.option} TOPOLOGY)")
     if len(up) > 1:
@@ -74,16 +83,49 @@ def cmd_up(args: argparse.Namespace) -> int:
     tb.up(start_daemons=not args.no_daemons)
     out: dict[str, object] = {"prefix": tb.prefix, "backend": tb.backend, "up": True}
     rc = 0
+    # with --wait the wait itself watches the daemons (and ends at the first death)
+    if not args.no_daemons and _died_at_start(tb, SETTLE if args.wait is None else 0.0):
+        return 1
     if args.wait is not None and not args.no_daemons:
         snap, took = converge.wait(tb, progress, timeout=args.wait)
         out["converge"] = {**snap.as_json(), "seconds": round(took, 1)}
+        if snap.dead and _died_at_start(tb, settle=0.0):
+            return 1
         rc = 0 if snap.converged else _not_converged(snap, args.wait)
     if args.json:
         print(json.dumps(out, indent=1))
     return rc
 
 
+#: seconds ``up`` watches the daemons it started before it calls the bring-up good
+SETTLE = 2.0
+
+
+def _died_at_start(tb: Testbed, settle: float = SETTLE) -> bool:
+    """After ``up``: watch the daemons for ``settle`` s; when one died, name each with the
+    last line of its output on stderr, take the testbed down again, and say so (True)."""
+    deadline = time.monotonic() + settle
+    while time.monotonic() < deadline:  # every death of the settle time, not the first
+        time.sleep(0.2)
+    dead = converge.dead_daemons(tb)
+    if not dead:
+        return False
+    for h, why in sorted(dead.items()):
+        print(f"qkdnet up: {h}: {why}", file=sys.stderr)
+    print(
+        f"qkdnet up: {len(dead)} daemon(s) died at start; taking {tb.prefix} down again "
+        f"(their output stays in {tb.run_dir})",
+        file=sys.stderr,
+    )
+    tb.down()
+    return True
+
+
 def _not_converged(snap: converge.Snapshot, timeout: float) -> int:
+    if snap.dead:
+        again = ", ".join(f"qkdnet start {h}" for h in sorted(snap.dead))
+        print(f"qkdnet: not ready, a daemon died: {snap.line()}; restart: {again}", file=sys.stderr)
+        return 1
     print(f"qkdnet: not converged within {timeout:g} s: {snap.line()}", file=sys.stderr)
     return 1
 
@@ -126,31 +168,66 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     cls = _backend(args)
-    if args.all or (not args.prefix and not args.topology and len(cls.prefixes_up()) > 1):
+    if args.all:
         out = {}
         for p in cls.prefixes_up():
             try:
                 out[p] = cls.attach(p).status()
             except TestbedError as e:
                 out[p] = {"prefix": p, "error": str(e)}
-        if args.json:
-            print(json.dumps(out, indent=1))
-        else:
-            for st in out.values():
-                print(f"[{st['prefix']}] {st['error']}" if "error" in st else cls.format_status(st))
+        print(json.dumps(out, indent=1) if args.json else all_table(out, cls.label))
         return 0
     st = _select(args).status()
     print(json.dumps(st, indent=1) if args.json else cls.format_status(st))
     return 0
 
 
+def all_table(beds: dict[str, dict[str, Any]], label: str) -> str:
+    """``qkdnet status --all``: one row per host of every testbed that is up."""
+    if not beds:
+        return f"no {label} is up"
+    rows = [("PREFIX", "TOPOLOGY", "HOST", "KIND", "ADDRESS", "DAEMON")]
+    for p, st in beds.items():
+        if "error" in st:
+            rows.append((p, "?", "-", "-", "-", str(st["error"])))
+            continue
+        for h, info in st.get("hosts", {}).items():
+            ifs: list[dict[str, Any]] = list(info.get("interfaces", {}).values())
+            addr = str(ifs[0].get("address", "-")) if ifs else "-"
+            rows.append((p, str(st.get("name")), h, info["kind"], addr, _daemon_word(info)))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r[:5], widths, strict=True)) + "  " + r[5]
+        for r in rows
+    )
+
+
+def _daemon_word(info: dict[str, Any]) -> str:
+    """One word or so for a host's daemon: running, DEAD, never started, -."""
+    ds = info.get("daemons")
+    if isinstance(ds, list) and ds:
+        return ", ".join(
+            f"{d['name']} running" if d["running"] else f"{d['name']} DEAD" for d in ds
+        )
+    if "state" in info:  # the Docker backend: the container is the daemon
+        return str(info["state"])
+    return "-" if info.get("kind") == "client" else f"none ({info.get('note') or 'stopped'})"
+
+
 def cmd_exec(args: argparse.Namespace) -> int:
     argv = list(args.argv)
     if argv[:1] == ["--"]:
         argv = argv[1:]
-    if not argv:
-        raise TestbedError("nothing to run: qkdnet exec HOST -- CMD [ARGS...]")
     tb = _select(args)
+    tb.check_host(args.host)
+    if not argv:  # a shell in the host, as Mininet's `xterm`/`mnexec` give one
+        shell = os.environ.get("SHELL") or "/bin/bash"
+        if tb.backend != "netns":
+            shell = "/bin/sh"
+        print(
+            f"qkdnet exec: a shell in {args.host} ({tb.backend}); `exit` leaves it", file=sys.stderr
+        )
+        argv = [shell]
     try:
         return tb.interact(args.host, argv)
     except FileNotFoundError:
@@ -159,24 +236,35 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    if not _select(args).stop(args.host):
+    tb = _select(args)
+    if not tb.stop(tb.check_host(args.host)):
         print(f"{args.host}: no daemon was running")
     return 0
 
 
 def cmd_start(args: argparse.Namespace) -> int:
     tb = _select(args)
+    tb.check_host(args.host)
     return 0 if tb.start(args.host) or tb.topology.host(args.host).kind == "client" else 1
 
 
 def cmd_link(args: argparse.Namespace) -> int:
-    _select(args).link(args.host, args.domain, args.state == "up")
+    tb = _select(args)
+    tb.link(tb.check_host(args.host), tb.check_domain(args.domain), args.state == "up")
     return 0
 
 
 def cmd_impair(args: argparse.Namespace) -> int:
     tb = _select(args)
+    tb.check_domain(args.domain)
     if args.clear:
+        given = [
+            o
+            for o, v in (("--loss", args.loss), ("--delay", args.delay), ("--jitter", args.jitter))
+            if v is not None
+        ]
+        if given:
+            raise TestbedError(f"--clear removes every impairment: it takes no {', '.join(given)}")
         tb.clear_impair(args.domain)
         return 0
     if args.loss is None and args.delay is None:
@@ -185,17 +273,88 @@ def cmd_impair(args: argparse.Namespace) -> int:
     return 0
 
 
+#: the CLI's words after which an address is expected: a host name there is replaced by
+#: its address (its router ID, else its control address)
+ADDRESS_WORDS = ("dst", "src", "head", "tail", "destination", "source", "neighbor", "peer")
+#: a CLI answer line that reports an error (every daemon's CLI starts those with "% ")
+ERROR_LINE = re.compile(r"^% ", re.M)
+
+
+def with_addresses(tb: Testbed, command: str) -> str:
+    """``command`` with each host name that follows one of :data:`ADDRESS_WORDS` replaced
+    by the host's address: ``qe-service create dst tn5`` -> ``... dst 10.1.1.5``."""
+    words = command.split(" ")
+    topo = tb.topology
+    for i in range(1, len(words)):
+        if words[i - 1].lower() in ADDRESS_WORDS and words[i] in topo.hosts:
+            h = topo.host(words[i])
+            words[i] = str(h.router_id) if h.router_id is not None else tb.address(words[i])
+    return " ".join(words)
+
+
+def cli_failure(command: str, out: str) -> str | None:
+    """Why a CLI answer is a failure (an error line, a service that ended failed), or
+    None. The daemons' result status replaces this where the client has it."""
+    status = getattr(out, "status", None)
+    if status is not None:
+        return None if status == 0 else "the command failed"
+    m = ERROR_LINE.search(out)
+    if m:
+        return out[m.start() :].splitlines()[0]
+    if re.search(r"\bwait\b", command) and "qe-service" in command:
+        for line in out.splitlines():
+            cols = line.split()
+            if (len(cols) > 2 and cols[2] == "failed") or '"state": "failed"' in line:
+                return "the QE service ended failed"
+    return None
+
+
 def cmd_cli(args: argparse.Namespace) -> int:
-    print(_select(args).cli(args.host, args.command, via=args.via, timeout=args.timeout))
-    return 0
+    tb = _select(args)
+    tb.check_host(args.host)
+    if args.via:
+        tb.check_reach(args.via, args.host)
+    if not args.command:  # an interactive session (compose/cliclient.py)
+        return tb.cli_session(args.host, via=args.via)
+    command = with_addresses(tb, " ".join(args.command))
+    try:
+        out = tb.cli(args.host, command, via=args.via, timeout=args.timeout)
+    except CliError as e:
+        raise CliError(f"{e}{_why_no_answer(tb, args.host)}") from None
+    print(out)
+    why = cli_failure(command, out)
+    if why is None:
+        return 0
+    status = getattr(out, "status", None)
+    if status is None:
+        print(f"qkdnet cli: {args.host}: {why}", file=sys.stderr)
+    return int(status) if isinstance(status, int) and status > 0 else 1
+
+
+def _why_no_answer(tb: Testbed, host: str) -> str:
+    """For a CLI that does not answer: the host's daemon is dead or was never started,
+    why, and the command that starts it."""
+    try:
+        info = tb.status()["hosts"][host]
+    except (TestbedError, KeyError, OSError):
+        return ""
+    again = f"qkdnet start {host} -p {tb.prefix}"
+    for d in info.get("daemons", []):
+        if not d.get("running", True):
+            said = "; ".join(d.get("why", [])) or "it wrote nothing"
+            return f"\n{host}'s {d['name']} is dead ({d.get('exit', '?')}): {said}\nrestart it: {again}"
+    if "daemons" in info and not info["daemons"]:
+        return f"\n{host} runs no daemon ({info.get('note') or 'not started'}); start it: {again}"
+    return ""
 
 
 def cmd_ping(args: argparse.Namespace) -> int:
     tb = _select(args)
-    dst = tb.address(args.target)
-    ok = tb.ping(args.host, args.target, timeout=args.timeout, count=args.count)
-    print(f"{args.host} -> {dst}: {'reachable' if ok else 'no reply'}")
-    return 0 if ok else 1
+    return probes.ping(tb, args.host, args.target, args.count, args.timeout, _progress)
+
+
+def cmd_pingall(args: argparse.Namespace) -> int:
+    return probes.pingall(_select(args), args.domain, args.timeout, _progress)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -307,12 +466,30 @@ def cmd_topo_gen(args: argparse.Namespace) -> int:
     )
     text = topogen.dump(doc)
     out = Path(args.out)
+    if out.exists() and not args.force:
+        raise TestbedError(f"{out} exists; --force overwrites it")
     out.write_text(text)
     topo = load(out)  # what we write must load
     print(
         f"{out}: {args.shape} of {args.nodes} nodes, {len(topo.te_links)} TE links, "
         f"control subnet {topo.domains[topo.control_domain].subnet}"
         + (f", {len(topo.sites)} sites, {len(topo.qkd_links)} QKD links" if args.qkd else "")
+    )
+    return 0
+
+
+def cmd_topo_validate(args: argparse.Namespace) -> int:
+    try:
+        topo = load(args.topology_file)
+    except TopologyError as e:
+        for problem in e.problems:
+            print(problem, file=sys.stderr)
+        n = len(e.problems)
+        print(f"{args.topology_file}: {n} problem{'s' if n > 1 else ''}", file=sys.stderr)
+        return 1
+    print(
+        f"{args.topology_file}: OK: topology {topo.name}, prefix {topo.prefix}, "
+        f"{len(topo.hosts)} hosts, {len(topo.domains)} domains, {len(topo.te_links)} TE links"
     )
     return 0
 
@@ -394,10 +571,12 @@ def _add_testbed_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
 
     s = sub.add_parser("status", parents=[sel], help="what exists and runs")
     s.add_argument("--json", action="store_true")
-    s.add_argument("--all", action="store_true", help="every testbed that is up")
+    s.add_argument("--all", action="store_true", help="one table of every testbed that is up")
     s.set_defaults(fn=cmd_status)
 
-    s = sub.add_parser("exec", parents=[sel], help="run a command inside a host")
+    s = sub.add_parser(
+        "exec", parents=[sel], help="run a command inside a host (none: a shell there)"
+    )
     s.add_argument("host")
     s.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ...")
     s.set_defaults(fn=cmd_exec)
@@ -424,20 +603,49 @@ def _add_testbed_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     s.add_argument("--clear", action="store_true", help="remove the domain's impairments")
     s.set_defaults(fn=cmd_impair)
 
-    s = sub.add_parser("cli", parents=[sel], help="one command on a host's telnet CLI")
+    _add_probe_commands(sub, sel)
+    _add_demo_command(sub)
+
+
+def _add_probe_commands(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], sel: argparse.ArgumentParser
+) -> None:
+    """cli, ping, pingall, etsi, pcc: talking to a running testbed."""
+    s = sub.add_parser(
+        "cli", parents=[sel], help="a command on a host's CLI, or an interactive session"
+    )
     s.add_argument("host")
-    s.add_argument("command")
+    s.add_argument(
+        "command",
+        nargs="*",
+        help="the command's words (no quotes needed); none: an interactive session",
+    )
     s.add_argument("--from", dest="via", metavar="HOST", help="connect from this host")
     s.add_argument("--timeout", type=float, default=10.0)
     s.set_defaults(fn=cmd_cli)
 
-    s = sub.add_parser("ping", parents=[sel], help="ICMP echo from a host (no ping needed)")
+    s = sub.add_parser("ping", parents=[sel], help="ICMP echo from a host: RTT and loss")
     s.add_argument("host")
     s.add_argument("target", help="host name or IPv4 address")
-    s.add_argument("-c", "--count", type=int, default=3)
-    s.add_argument("--timeout", type=float, default=1.0)
+    s.add_argument("-c", "--count", type=_positive, default=3)
+    s.add_argument("--timeout", type=float, default=1.0, help="seconds per reply")
     s.set_defaults(fn=cmd_ping)
-    _add_demo_command(sub)
+
+    s = sub.add_parser("pingall", parents=[sel], help="every pair of hosts sharing a domain")
+    s.add_argument("--domain", help="only this domain")
+    s.add_argument("--timeout", type=float, default=1.0, help="seconds per reply")
+    s.set_defaults(fn=cmd_pingall)
+    clients.add_commands(sub, sel, _select)
+
+
+def _positive(v: str) -> int:
+    try:
+        n = int(v)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{v!r} is not a positive count")
+    return n
 
 
 def _add_demo_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -513,11 +721,14 @@ def _add_topo_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     g.add_argument("shape", choices=topogen.SHAPES)
     g.add_argument("--nodes", type=int, required=True)
     g.add_argument("--out", required=True)
+    g.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     g.add_argument("--seed", type=int, default=1)
     g.add_argument("--lambdas", type=int, default=8)
     g.add_argument("--prefix", default="qk")
     g.add_argument("--name", help="topology name (default SHAPEN, e.g. ring20)")
-    g.add_argument("--qe", action="store_true", help="add the QKD side at the first and last node")
+    g.add_argument(
+        "--qe", action="store_true", help="add the QKD side at the two nodes farthest apart"
+    )
     g.add_argument(
         "--qkd",
         action="store_true",
@@ -535,6 +746,9 @@ def _add_topo_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         "--p2p", action="store_true", help="also one /30 domain per link (point-to-point IP links)"
     )
     g.set_defaults(fn=cmd_topo_gen)
+    v = tsub.add_parser("validate", help="load a topology file: OK, or every problem (exit 1)")
+    v.add_argument("topology_file", metavar="TOPOLOGY")
+    v.set_defaults(fn=cmd_topo_validate)
     d = tsub.add_parser("draw", help="draw a topology (SVG by Graphviz; LSPs of a running one)")
     d.add_argument("topology_file", metavar="TOPOLOGY")
     d.add_argument("--out", required=True, metavar="FILE.svg", help="SVG (or DOT: FILE.dot)")
@@ -558,8 +772,44 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _PipeSafe(io.TextIOBase):
+    """stdout that survives its reader going away (``qkdnet status | head``): on the first
+    broken pipe, file descriptor 1 becomes /dev/null and the command carries on (a
+    testbed half brought up must not be abandoned because ``head`` had read enough)."""
+
+    def __init__(self, inner: io.TextIOBase) -> None:
+        self.inner = inner
+
+    def write(self, text: str) -> int:
+        try:
+            return self.inner.write(text)
+        except BrokenPipeError:
+            self._devnull()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self.inner.flush()
+        except BrokenPipeError:
+            self._devnull()
+
+    def _devnull(self) -> None:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, self.inner.fileno())
+        os.close(null)
+
+    def fileno(self) -> int:
+        return self.inner.fileno()
+
+    def isatty(self) -> bool:
+        return self.inner.isatty()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    stdout = sys.stdout
+    if isinstance(stdout, io.TextIOBase) and not isinstance(stdout, _PipeSafe):
+        sys.stdout = _PipeSafe(stdout)
     try:
         return int(args.fn(args))
     except (TestbedError, TopologyError, CliError, KeyError, ValueError, OSError) as e:
@@ -568,6 +818,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    finally:
+        sys.stdout = stdout
 
 
 if __name__ == "__main__":

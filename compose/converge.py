@@ -1,14 +1,17 @@
 """``qkdnet wait`` (and ``qkdnet up --wait``): until the control plane has converged, with
 progress a person can follow on a large topology.
 
-Converged means: every GMPLS router with a CLI (kinds ``node`` and ``pce``) has at least
-one OSPF neighbour and every neighbour it has is ``Full`` (or ``2-Way``, which two
-DROthers stay in), and, when the topology has a PCE, the PCE's TED holds every node's
-router ID. Each round asks every router ``show ip ospf neighbor json`` and the PCE ``show
-ted json`` through the backend's :meth:`~compose.backend.Testbed.cli`; a line of progress
-is printed whenever the picture changes, and every :data:`HEARTBEAT` seconds anyway, so a
-long wait never looks hung. Nothing here decides anything about OSPF: it only reads what
-the daemons show.
+Ready means: every daemon runs and every daemon with a CLI answers on it; every GMPLS
+router with a CLI (kinds ``node`` and ``pce``) has at least one OSPF neighbour and every
+neighbour it has is ``Full`` (or ``2-Way``, which two DROthers stay in); and, when the
+topology has a PCE, the PCE's TED holds every node's router ID and every node has its
+PCEP session to the PCE up. Each round asks every router ``show ip ospf neighbor json``,
+every other daemon with a CLI (key managers) ``show version``, and the PCE ``show ted
+json`` and ``show pcep sessions json``, through the backend's
+:meth:`~compose.backend.Testbed.cli`; a line of progress is printed whenever the picture
+changes, and every :data:`HEARTBEAT` seconds anyway, so a long wait never looks hung. A
+daemon that has died ends the wait at once (waiting longer cannot help), naming it. Nothing
+here decides anything about OSPF: it only reads what the daemons show.
 """
 
 from __future__ import annotations
@@ -39,11 +42,16 @@ class Snapshot:
     waiting: dict[str, str] = field(default_factory=dict)  # router -> what it waits for
     ted_nodes: int | None = None  # None: no PCE in the topology (or it does not answer)
     ted_want: int = 0
+    pcc_up: int | None = None  # nodes whose PCEP session is up (None: no PCE)
+    silent: list[str] = field(default_factory=list)  # other daemons whose CLI does not answer
+    dead: dict[str, str] = field(default_factory=dict)  # host -> why its daemon is dead
 
     @property
     def converged(self) -> bool:
         ted_ok = self.ted_nodes is None or self.ted_nodes >= self.ted_want
-        return len(self.adjacent) == self.routers and not self.waiting and ted_ok
+        pcc_ok = self.pcc_up is None or self.pcc_up >= self.ted_want
+        ospf_ok = len(self.adjacent) == self.routers and not self.waiting
+        return ospf_ok and ted_ok and pcc_ok and not self.silent and not self.dead
 
     def line(self) -> str:
         out = f"OSPF: {len(self.adjacent)}/{self.routers} routers adjacent"
@@ -54,6 +62,13 @@ class Snapshot:
         if self.ted_want:
             have = "?" if self.ted_nodes is None else str(self.ted_nodes)
             out += f"; PCE TED {have}/{self.ted_want} nodes"
+            pcc = "?" if self.pcc_up is None else str(self.pcc_up)
+            out += f"; PCEP {pcc}/{self.ted_want} sessions up"
+        if self.silent:
+            out += f"; no CLI answer yet from {', '.join(sorted(self.silent)[:4])}"
+            out += f" (+{len(self.silent) - 4})" if len(self.silent) > 4 else ""
+        if self.dead:
+            out += "; DEAD: " + ", ".join(f"{h} ({w})" for h, w in sorted(self.dead.items()))
         return out
 
     def as_json(self) -> dict[str, Any]:
@@ -64,6 +79,9 @@ class Snapshot:
             "waiting": dict(sorted(self.waiting.items())),
             "ted_nodes": self.ted_nodes,
             "ted_want": self.ted_want,
+            "pcc_up": self.pcc_up,
+            "silent": sorted(self.silent),
+            "dead": dict(sorted(self.dead.items())),
         }
 
 
@@ -94,6 +112,12 @@ def snapshot(bed: Testbed) -> Snapshot:
             snap.adjacent.append(host)
         else:
             snap.waiting[host] = why
+    for h in topo.hosts.values():
+        if h.cli_port is not None and h.kind not in ROUTER_KINDS:
+            try:
+                bed.cli(h.name, "show version", timeout=5)
+            except (CliError, TestbedError, OSError):
+                snap.silent.append(h.name)
     for pce in topo.of_kind("pce")[:1]:
         if pce.cli_port is None:
             continue
@@ -102,7 +126,46 @@ def snapshot(bed: Testbed) -> Snapshot:
             snap.ted_nodes = len(nodes & {n["router_id"] for n in ted.get("nodes", [])})
         except (CliError, TestbedError, OSError, ValueError, KeyError, TypeError):
             snap.ted_nodes = None
+        snap.pcc_up = _pcc_up(bed, pce.name)
+    snap.dead = dead_daemons(bed)
     return snap
+
+
+def _pcc_up(bed: Testbed, pce: str) -> int | None:
+    """How many nodes have their PCEP session to the PCE up (None: no answer)."""
+    topo = bed.topology
+    addrs = {str(a) for h in topo.of_kind("node") for a in h.interfaces.values()}
+    try:
+        data = json.loads(bed.cli(pce, "show pcep sessions json", timeout=5))
+        peers = {
+            str(x["peer"]).rpartition(":")[0]
+            for x in data.get("sessions", [])
+            if x.get("state") == "Up"
+        }
+    except (CliError, TestbedError, OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return len(peers & addrs)
+
+
+def dead_daemons(bed: Testbed) -> dict[str, str]:
+    """{host: why} for each daemon that was started and is not running now (from the
+    backend's status: the namespace backend's daemons, the Docker backend's containers)."""
+    try:
+        hosts = bed.status().get("hosts", {})
+    except (TestbedError, OSError):
+        return {}
+    out = {}
+    for h, info in hosts.items():
+        for d in info.get("daemons", []):
+            if not d.get("running", True):
+                why = (d.get("why") or ["it wrote nothing"])[-1]
+                out[h] = f"{d['name']} {d.get('exit', 'died')}: {why}"
+        note = str(info.get("note", ""))
+        if "exited with code" in note and h not in out:
+            out[h] = note
+        if info.get("state") in ("exited", "dead"):
+            out[h] = f"container {info['state']} {info.get('exit_code', '')}".strip()
+    return out
 
 
 def wait(
@@ -122,6 +185,10 @@ def wait(
         line = snap.line()
         if snap.converged:
             progress(f"[{bed.prefix}] converged after {now - t0:.1f} s: {line}")
+            progress(f"[{bed.prefix}] ready in {now - t0:.1f} s")
+            return snap, now - t0
+        if snap.dead:  # waiting cannot bring a dead daemon back
+            progress(f"[{bed.prefix}] {now - t0:5.1f} s  {line}")
             return snap, now - t0
         if line != last or now - last_at >= HEARTBEAT:
             progress(f"[{bed.prefix}] {now - t0:5.1f} s  {line}")

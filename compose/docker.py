@@ -65,7 +65,7 @@ from compose.backend import (
     load_topology,
     quiet,
 )
-from compose.cliclient import CliError
+from compose.cliclient import CliError, CliOutput
 from gmpls.topology import Topology
 
 FW_CHAIN = "DOCKER-USER"
@@ -73,14 +73,19 @@ _PROJECT_LABEL = "com.docker.compose.project"
 _FILES_LABEL = "com.docker.compose.project.config_files"
 _WORKDIR_LABEL = "com.docker.compose.project.working_dir"
 CAPTURE_DIR = "/tmp"  # inside the containers; world-writable (tcpdump may drop to its user)
+#: one command on a CLI from inside a container: its output, exit status the command's
+#: (0 or 1), 2 when the CLI cannot be reached
 _CLI_SCRIPT = (
     "import socket, sys\n"
     "from compose.cliclient import CliError, run_command\n"
     "try:\n"
-    "    print(run_command(socket.socket(), (sys.argv[1], int(sys.argv[2])), sys.argv[3],"
-    " float(sys.argv[4])))\n"
+    "    out = run_command(socket.socket(), (sys.argv[1], int(sys.argv[2])), sys.argv[3],"
+    " float(sys.argv[4]))\n"
     "except CliError as e:\n"
-    "    sys.exit(f'cli: {e}')\n"
+    "    print(f'cli: {e}', file=sys.stderr)\n"
+    "    sys.exit(2)\n"
+    "print(out)\n"
+    "sys.exit(out.status)\n"
 )
 
 
@@ -611,6 +616,37 @@ class DockerTestbed(Testbed):
         )
         return r.returncode == 0
 
+    def probe(
+        self,
+        host: str,
+        target: str,
+        count: int = 3,
+        timeout: float = 1.0,
+        interval: float = 0.2,
+        first: bool = False,
+    ) -> list[float | None]:
+        """iputils ``ping`` inside ``host``: each echo's RTT in ms, None when lost."""
+        dst = self.address(target)
+        w = max(1, round(timeout))
+        argv = ["ping", "-n", "-c", str(count), "-W", str(w), "-i", f"{max(interval, 0.2):g}"]
+        r = self.exec(
+            host,
+            [*argv, dst],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=count * (w + interval + 1) + 10,
+        )
+        got = {
+            int(m.group(1)): float(m.group(2))
+            for m in re.finditer(r"icmp_seq=(\d+) .*time=([\d.]+) ms", r.stdout)
+        }
+        out = [got.get(seq) for seq in range(1, count + 1)]
+        if first:
+            hit = next((i for i, x in enumerate(out) if x is not None), None)
+            out = out if hit is None else out[: hit + 1]
+        return out
+
     def cli(
         self,
         host: str,
@@ -618,13 +654,15 @@ class DockerTestbed(Testbed):
         via: str | None = None,
         timeout: float = 10.0,
         port: int | None = None,
-    ) -> str:
+    ) -> CliOutput:
         """One command on the host's telnet CLI, connecting from the container of ``via``
         (default: the host itself) to the host's control address and ``cli_port`` (or
         ``port``)."""
-        port = port or self.topology.host(host).cli_port
+        port = port or self.topology.host(self.check_host(host)).cli_port
         if port is None:
             raise DockerError(f"{host} has no cli_port")
+        if via:
+            self.check_reach(via, host)
         argv = ["python", "-c", _CLI_SCRIPT, self.address(host), str(port), command]
         r = self.exec(
             via or host,
@@ -634,9 +672,18 @@ class DockerTestbed(Testbed):
             check=False,
             timeout=timeout + 15,
         )
-        if r.returncode != 0:
+        if r.returncode not in (0, 1):
             raise CliError(r.stderr.strip().removeprefix("cli: ") or f"exit {r.returncode}")
-        return str(r.stdout).rstrip("\n")
+        return CliOutput(str(r.stdout).rstrip("\n"), r.returncode)
+
+    def cli_session(self, host: str, via: str | None = None) -> int:
+        """An interactive session on the host's CLI, run in the container of ``via``
+        (default: the host itself); its exit status."""
+        port = self.topology.host(host).cli_port
+        if port is None:
+            raise DockerError(f"{host} has no cli_port")
+        argv = ["python", "-m", "compose.cliclient", self.address(host), str(port)]
+        return self.interact(via or host, argv)
 
     def interfaces(self, host: str) -> dict[str, str]:
         """The container's IPv4 addresses and the interface each is on (``ip -o -4 addr``)."""

@@ -58,6 +58,7 @@ from compose.state import Daemon, State, forget_index, index_dir, indexed, load_
 
 log = logging.getLogger("compose.netns")
 
+_Socket = socket.socket  # (inside the class, ``socket`` is the method)
 #: a Linux bridge has at most this many ports (BR_MAX_PORTS)
 MAX_BRIDGE_PORTS = 1024
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -327,12 +328,11 @@ class NetnsTestbed(Testbed):
 
     # --- names --------------------------------------------------------------------------
     def netns(self, host: str) -> str:
-        self.topology.host(host)
+        self.check_host(host)
         return names.netns_name(self.prefix, host)
 
     def bridge(self, domain: str) -> str:
-        if domain not in self.topology.domains:
-            raise TestbedError(f"{self.topology.name}: no domain {domain!r}")
+        self.check_domain(domain)
         return names.bridge_name(self.prefix, domain)
 
     def interfaces(self) -> list[Interface]:
@@ -483,15 +483,13 @@ class NetnsTestbed(Testbed):
                 code = -1
             if code is None:
                 continue
-            tail = ""
-            with contextlib.suppress(OSError):
-                lines = Path(self.run_dir, f"{host}.out").read_text().strip().splitlines()
-                tail = f": {lines[-1]}" if lines else ""
+            words = _last_words(self.out_file(host, d.name), Path(d.log), 1)
+            tail = f": {words[-1]}" if words else ""
             self.progress(
                 f"[{self.prefix}] daemon {host:<8} {d.name} exited at once ({code}){tail}"
             )
             self.state.daemons[host] = [x for x in self.state.daemons.get(host, []) if x is not d]
-            self.state.skipped[host] = f"{d.name} exited with code {code}"
+            self.state.skipped[host] = f"{d.name} exited with code {code}{tail}"
         self.state.save()
 
     def _start(self, host: str, extra_args: Sequence[str] = ()) -> list[tuple[str, Daemon]]:
@@ -554,6 +552,8 @@ class NetnsTestbed(Testbed):
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     out[pid] = proc.wait(timeout=1)
         self.state.daemons[host] = []
+        if pids:
+            self.state.skipped[host] = "stopped by qkdnet stop"
         self.state.save()
         if pids:
             self.progress(
@@ -608,36 +608,85 @@ class NetnsTestbed(Testbed):
     def ping(self, host: str, target: str, timeout: float = 1.0, count: int = 1) -> bool:
         """ICMP echo from ``host`` to ``target`` (host name or address); True when any of
         ``count`` requests is answered within ``timeout`` seconds each."""
-        dst = self.address(target)
-        with self.socket(host, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as s:
-            ident = os.getpid() & 0xFFFF
-            for seq in range(1, count + 1):
-                try:
-                    s.sendto(_echo(ident, seq), (dst, 0))
-                except OSError:  # no route: as unreachable as no answer
-                    return False
-                deadline = time.monotonic() + timeout
-                while (left := deadline - time.monotonic()) > 0:
-                    r, _, _ = select.select([s], [], [], left)
-                    if not r:
-                        break
-                    data, (src, _) = s.recvfrom(2048)
-                    ihl = (data[0] & 0x0F) * 4
-                    typ, _, _, rid, rseq = struct.unpack("!BBHHH", data[ihl : ihl + 8])
-                    if typ == 0 and src == dst and rid == ident and rseq == seq:
-                        return True
-        return False
+        return any(rtt is not None for rtt in self.probe(host, target, count, timeout, 0.0, True))
 
-    def cli(self, host: str, command: str, via: str | None = None, timeout: float = 10.0) -> str:
-        """Send one command to the host's telnet CLI and return its output. The connection
-        is made from ``via`` (a host name; default the host itself) to the host's control
-        address and ``cli_port``."""
-        h = self.topology.host(host)
+    def probe(
+        self,
+        host: str,
+        target: str,
+        count: int = 3,
+        timeout: float = 1.0,
+        interval: float = 0.2,
+        first: bool = False,
+    ) -> list[float | None]:
+        """``count`` ICMP echo requests from ``host`` to ``target`` (host name or address),
+        ``interval`` s apart: the round-trip time of each in ms, None when no reply came
+        within ``timeout`` s (``first``: stop at the first reply)."""
+        dst = self.address(target, self._shared_domain(host, target))
+        out: list[float | None] = []
+        with self.socket(host, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as s:
+            ident = (os.getpid() + id(s)) & 0xFFFF
+            for seq in range(1, count + 1):
+                if seq > 1 and interval > 0:
+                    time.sleep(interval)
+                out.append(self._echo_once(s, dst, ident, seq, timeout))
+                if first and out[-1] is not None:
+                    break
+        return out
+
+    def _shared_domain(self, host: str, target: str) -> str | None:
+        """The domain to reach ``target`` on from ``host``: the control domain when both
+        are on it, else the first domain they share (None: ``target`` is an address)."""
+        topo = self.topology
+        if target not in topo.hosts:
+            return None
+        mine, theirs = topo.host(host).interfaces, topo.host(target).interfaces
+        shared = [d for d in theirs if d in mine]
+        if topo.control_domain in shared:
+            return topo.control_domain
+        return shared[0] if shared else None
+
+    @staticmethod
+    def _echo_once(s: _Socket, dst: str, ident: int, seq: int, timeout: float) -> float | None:
+        t0 = time.monotonic()
+        try:
+            s.sendto(_echo(ident, seq), (dst, 0))
+        except OSError:  # no route: as unreachable as no answer
+            return None
+        deadline = t0 + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            r, _, _ = select.select([s], [], [], left)
+            if not r:
+                break
+            data, (src, _) = s.recvfrom(2048)
+            ihl = (data[0] & 0x0F) * 4
+            typ, _, _, rid, rseq = struct.unpack("!BBHHH", data[ihl : ihl + 8])
+            if typ == 0 and src == dst and rid == ident and rseq == seq:
+                return (time.monotonic() - t0) * 1000.0
+        return None
+
+    def cli(
+        self, host: str, command: str, via: str | None = None, timeout: float = 10.0
+    ) -> cliclient.CliOutput:
+        """Send one command to the host's telnet CLI and return its output (with the
+        command's ``status``). The connection is made from ``via`` (a host name; default
+        the host itself) to the host's control address and ``cli_port``."""
+        h = self.topology.host(self.check_host(host))
         if h.cli_port is None:
             raise TestbedError(f"{host} has no cli_port")
         src = via or host
+        self.check_reach(src, host)
         sock = self.socket(src, socket.AF_INET, socket.SOCK_STREAM)
         return cliclient.run_command(sock, (self.address(host), h.cli_port), command, timeout)
+
+    def cli_session(self, host: str, via: str | None = None) -> int:
+        """An interactive session on the host's CLI from ``via`` (default the host
+        itself), on this terminal; its exit status."""
+        h = self.topology.host(host)
+        if h.cli_port is None:
+            raise TestbedError(f"{host} has no cli_port")
+        sock = self.socket(via or host, socket.AF_INET, socket.SOCK_STREAM)
+        return cliclient.interactive(sock, (self.address(host), h.cli_port))
 
     # --- faults -------------------------------------------------------------------------
     def link(self, host: str, domain: str, up: bool) -> None:
@@ -806,15 +855,14 @@ class NetnsTestbed(Testbed):
                     for d, a in h.interfaces.items()
                 },
                 "daemons": [
-                    {
-                        "name": d.name,
-                        "pid": d.pid,
-                        "running": nsutil.alive(d.pid, d.started),
-                        "log": d.log,
-                    }
-                    for d in self.state.daemons.get(h.name, [])
+                    self._daemon_status(h.name, d) for d in self.state.daemons.get(h.name, [])
                 ],
-                "note": self.state.skipped.get(h.name, ""),
+                "note": self.state.skipped.get(h.name, "")
+                or (
+                    "never started"
+                    if h.kind != "client" and not self.state.daemons.get(h.name)
+                    else ""
+                ),
             }
         domains = {
             d.name: {
@@ -836,6 +884,23 @@ class NetnsTestbed(Testbed):
             "links_down": self.state.links_down,
         }
 
+    def out_file(self, host: str, daemon: str) -> Path:
+        """Where the daemon ``daemon`` of ``host`` writes its stdout and stderr."""
+        if daemon in daemons.PYTHON_KINDS.values():
+            return self.run_dir / f"{host}.out"
+        return self.run_dir / f"{host}.{daemon}.out"
+
+    def _daemon_status(self, host: str, d: Daemon) -> dict[str, Any]:
+        running = nsutil.alive(d.pid, d.started)
+        out: dict[str, Any] = {"name": d.name, "pid": d.pid, "running": running, "log": d.log}
+        if not running:
+            proc = self._procs.get(d.pid)
+            code = proc.poll() if proc is not None else None
+            out["exit"] = _exit_text(code)
+            out["why"] = _last_words(self.out_file(host, d.name), Path(d.log))
+            out["output"] = str(self.out_file(host, d.name))
+        return out
+
     @staticmethod
     def format_status(st: dict[str, Any]) -> str:
         lines = [
@@ -852,17 +917,19 @@ class NetnsTestbed(Testbed):
         for h, info in st["hosts"].items():
             if info["daemons"]:
                 daemon = ", ".join(
-                    f"{d['name']} pid {d['pid']}{'' if d['running'] else ' (dead)'}"
+                    f"{d['name']} pid {d['pid']}"
+                    + ("" if d["running"] else f" DEAD ({d.get('exit', 'exit status unknown')})")
                     for d in info["daemons"]
                 )
             else:
-                daemon = "-" if info["kind"] == "client" else f"none ({info['note'] or 'stopped'})"
+                daemon = "-" if info["kind"] == "client" else f"none ({info['note']})"
             ifs = ", ".join(
                 f"{dn} {i['address']}{'' if i['state'] == 'up' else ' [' + i['state'] + ']'}"
                 for dn, i in info["interfaces"].items()
             )
             ns = info["netns"] if info["netns_exists"] else f"{info['netns']}?"
             lines.append(f"  {h:<8} {info['kind']:<9} {ns:<13} {ifs:<40} {daemon}")
+        lines += dead_daemon_lines(st)
         return "\n".join(lines)
 
     # --- captures -----------------------------------------------------------------------
@@ -962,6 +1029,51 @@ class _BridgeCapture:
                 err.unlink()
         self.procs.clear()
         return dict(self.files)
+
+
+def _exit_text(code: int | None) -> str:
+    """What a dead daemon's exit status says, in words."""
+    if code is None:
+        return "exit status unknown: it was started by another qkdnet command"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"
+
+
+def _last_words(out: Path, log: Path, n: int = 3) -> list[str]:
+    """The last ``n`` lines a dead daemon wrote to stdout/stderr (a traceback, its one-line
+    error), else the message of its last log line; empty when it said nothing."""
+    with contextlib.suppress(OSError):
+        lines = [ln for ln in out.read_text(errors="replace").splitlines() if ln.strip()]
+        if lines:
+            return lines[-n:]
+    with contextlib.suppress(OSError):
+        lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+        if lines:
+            try:
+                rec = json.loads(lines[-1])
+                return [f"last log line: {rec.get('level', '')} {rec.get('msg', lines[-1])}"]
+            except ValueError:
+                return [f"last log line: {lines[-1]}"]
+    return []
+
+
+def dead_daemon_lines(st: dict[str, Any]) -> list[str]:
+    """For ``qkdnet status``: each dead daemon, why (its last words) and how to restart it."""
+    out = []
+    for h, info in st["hosts"].items():
+        for d in info["daemons"]:
+            if d["running"]:
+                continue
+            out.append(f"  {h}: {d['name']} (pid {d['pid']}) is dead, {d.get('exit', '?')}")
+            out += [f"    | {line}" for line in d.get("why", [])]
+            if not d.get("why"):
+                out.append(f"    | it wrote nothing ({d.get('output', 'no output file')})")
+            out.append(f"    restart: qkdnet start {h} -p {st['prefix']}")
+    return out
 
 
 def _describe(imp: dict[str, float]) -> str:

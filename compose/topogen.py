@@ -12,8 +12,11 @@ The control LAN is 10.1.1.0/24 (nodes .1-.N, PCE .253, client .254) up to 250 no
 10.1.0.0/16 above (node i at 10.1.0.0 + i, PCE 10.1.255.253, client 10.1.255.254). Each
 node numbers its TE interfaces 1, 2, ... in the order its links are listed; each link gets
 ``--lambdas`` wavelengths n = 1..L. ``--qe`` adds the paper's QKD side (two ETSI 004
-proxies and two IDQ3P emulators on their own domains) at tn1 and tnN. Note that a Linux
-bridge takes at most 1024 ports, so the namespace backend brings up at most ~1020 nodes.
+proxies and two IDQ3P emulators on their own domains) at the two ends of the network's
+diameter (:func:`qe_ends`: the pair of nodes farthest apart by TE metric, so a QE service
+crosses the whole network). The PCE has OSPF priority 0, as in paper.yaml: it listens to
+OSPF and is never the DR, so restarting it leaves the LAN alone. Note that a Linux bridge
+takes at most 1024 ports, so the namespace backend brings up at most ~1020 nodes.
 
 ``--qkd`` adds a QKD network instead (docs/topology.md#generated-topologies): a site (key
 manager ``kmI`` serving ``tnI``, on its own north domain ``aI`` 10.2.K.0/24 and key domain
@@ -23,7 +26,8 @@ path joins them without crossing another site, its fibre the sum of the TE hops'
 (each TE link draws one, uniform in 5..40 km to 0.1 km, from a generator seeded by
 ``--seed`` apart from the TE graph's, so adding ``--qkd`` leaves the graph as it was; the
 shortest such path when there are several); a path too long for the decoy-BB84 model to
-yield key gets no link. With ``--qe``, tn1 and tnN are sites and the QE endpoints.
+yield key gets no link. With ``--qe``, the diameter's two ends are sites and the QE
+endpoints.
 
 ``--kind frr`` (or ``bird``) makes the routers FRR (BIRD) hosts instead of our node agents.
 ``--p2p`` also makes every link an IP link: a domain ``pK`` of its own (K = 1, 2, ... in
@@ -115,13 +119,61 @@ def generate(
         "rsvp": {"refresh_ms": 30000, "keep_multiplier": 3, "hello_ms": 1000},
         "hosts": hosts,
     }
+    ends = qe_ends(edges, nodes) if qe else None
     if qkd:
-        sites = set(qkd_sites or range(1, nodes + 1)) | ({1, nodes} if qe else set())
-        _add_qkd_network(doc, edges, nodes, sorted(sites), qe, seed)
-    elif qe:
-        _add_qkd(doc, f"tn{nodes}")
+        sites = set(qkd_sites or range(1, nodes + 1)) | set(ends or ())
+        _add_qkd_network(doc, edges, nodes, sorted(sites), ends, seed)
+    elif ends is not None:
+        _add_qkd(doc, f"tn{ends[0]}", f"tn{ends[1]}")
     doc["te_links"] = _te_links(edges, nodes, lambdas)
     return doc
+
+
+#: up to this many nodes :func:`qe_ends` is exact (a shortest-path tree from every node);
+#: above, a double sweep (from tn1 to the farthest node u, then the farthest from u)
+EXACT_DIAMETER = 400
+
+
+def _distances(adj: dict[int, list[tuple[int, int]]], src: int) -> dict[int, tuple[int, int]]:
+    """(TE metric, hops) of the shortest path from ``src`` to every node it reaches."""
+    dist = {src: (0, 0)}
+    todo = [(0, 0, src)]
+    while todo:
+        d, hops, u = heapq.heappop(todo)
+        if (d, hops) > dist[u]:
+            continue
+        for v, metric in adj.get(u, ()):
+            cand = (d + metric, hops + 1)
+            if cand < dist.get(v, (math.inf, 0)):
+                dist[v] = cand
+                heapq.heappush(todo, (cand[0], cand[1], v))
+    return dist
+
+
+def qe_ends(edges: list[tuple[int, int, int]], nodes: int) -> tuple[int, int]:
+    """The QE ends of ``--qe``: the two nodes farthest apart by TE metric (then by hops;
+    then the lowest numbers), the network's diameter, exactly up to
+    :data:`EXACT_DIAMETER` nodes and by a double sweep above."""
+    adj: dict[int, list[tuple[int, int]]] = {}
+    for a, b, metric in edges:
+        adj.setdefault(a, []).append((b, metric))
+        adj.setdefault(b, []).append((a, metric))
+
+    def farthest(src: int) -> int:
+        dist = _distances(adj, src)
+        return max(dist, key=lambda v: (dist[v], -v))
+
+    if nodes > EXACT_DIAMETER:
+        u = farthest(1)
+        v = farthest(u)
+        return min(u, v), max(u, v)
+    best: tuple[tuple[int, int], int, int] | None = None
+    for a in range(1, nodes + 1):
+        for b, d in _distances(adj, a).items():
+            if b > a and (best is None or (d, -a, -b) > (best[0], -best[1], -best[2])):
+                best = (d, a, b)
+    assert best is not None
+    return best[1], best[2]
 
 
 def _check(nodes: int, lambdas: int, kind: str, qe: bool) -> None:
@@ -156,6 +208,7 @@ def _control_plane(nodes: int, kind: str) -> tuple[dict[str, Any], dict[str, Any
         "router_id": pce_ip,
         "interfaces": {"ctrl": pce_ip},
         "cli_port": 23,
+        "ospf_priority": 0,  # never the DR, as in paper.yaml
     }
     hosts["client"] = {"kind": "client", "interfaces": {"ctrl": client_ip}}
     return domains, hosts
@@ -182,26 +235,26 @@ def _te_links(edges: list[tuple[int, int, int]], nodes: int, lambdas: int) -> li
     return links
 
 
-def _add_qkd(doc: dict[str, Any], last: str) -> None:
-    """The paper's QKD side between tn1 and ``last``: two proxies, two emulators."""
+def _add_qkd(doc: dict[str, Any], first: str, last: str) -> None:
+    """The paper's QKD side between ``first`` and ``last``: two proxies, two emulators."""
     domains, hosts = doc["domains"], doc["hosts"]
     domains.update(
         {
-            "qa": {"subnet": "10.2.1.0/24", "description": "tn1 to ETSI 004 proxy A"},
+            "qa": {"subnet": "10.2.1.0/24", "description": f"{first} to ETSI 004 proxy A"},
             "qb": {"subnet": "10.2.2.0/24", "description": f"{last} to ETSI 004 proxy B"},
             "ka": {"subnet": "10.11.2.0/24", "description": "proxy A to IDQ3P emulator A"},
             "kb": {"subnet": "10.11.3.0/24", "description": "proxy B to IDQ3P emulator B"},
             "sync": {"subnet": "10.11.1.0/24", "description": "proxy synchronisation"},
         }
     )
-    hosts["tn1"]["interfaces"]["qa"] = "10.2.1.1"
-    hosts["tn1"]["qe"] = {"capable": True, "proxy": "etsiA"}
+    hosts[first]["interfaces"]["qa"] = "10.2.1.1"
+    hosts[first]["qe"] = {"capable": True, "proxy": "etsiA"}
     hosts[last]["interfaces"]["qb"] = "10.2.2.5"
     hosts[last]["qe"] = {"capable": True, "proxy": "etsiB"}
     hosts["etsiA"] = {
         "kind": "qkd-proxy",
         "interfaces": {"qa": "10.2.1.11", "ka": "10.11.2.1", "sync": "10.11.1.11"},
-        "serves": "tn1",
+        "serves": first,
         "idq": "idqA",
         "peer": "etsiB",
     }
@@ -257,7 +310,7 @@ def _add_qkd_network(
     edges: list[tuple[int, int, int]],
     nodes: int,
     sites: list[int],
-    qe: bool,
+    qe: tuple[int, int] | None,
     seed: int,
 ) -> None:
     """A key manager per site, QKD links between neighbouring sites (module docstring)."""
@@ -300,8 +353,8 @@ def _add_qkd_network(
         links.append(
             {"a": f"km{a}", "b": f"km{b}", "a_idq": f"q{k}a", "b_idq": f"q{k}b", "fibre_km": km}
         )
-    if qe:
-        for i in (1, nodes):
+    if qe is not None:
+        for i in qe:
             hosts[f"tn{i}"]["qe"] = {"capable": True, "proxy": f"km{i}"}
     # no key material: `qkdnet up` makes it fresh for every bring-up (compose.keyfiles)
     doc["qkd"] = {"secret_key_rate_bps": 13700000, "buffer_bits": 16777216}

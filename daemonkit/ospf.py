@@ -377,6 +377,33 @@ class OspfSpeaker:
             )
 
 
+def config_lines(agent: OspfSpeaker) -> list[str]:
+    """The speaker's OSPF configuration as FRR-style lines (``show running-config``):
+    each OSPF interface with its timers, then ``router ospf``."""
+    r = agent.router
+    out: list[str] = []
+    for i in agent.ifaces.values():
+        out += [
+            f"interface {i.name}",
+            f" ip address {i.address}",
+            f" ip ospf network {i.network_type}",
+            f" ip ospf cost {i.cost}",
+            f" ip ospf priority {i.priority}",
+            f" ip ospf hello-interval {i.hello_interval}",
+            f" ip ospf dead-interval {i.dead_interval}",
+            f" ip ospf retransmit-interval {i.rxmt_interval}",
+            f" ip ospf transmit-delay {i.transmit_delay}",
+            "!",
+        ]
+    out += ["router ospf", f" ospf router-id {r.router_id}"]
+    out += [f" network {i.address.network} area {r.area}" for i in agent.ifaces.values()]
+    for net, _ in r.stub_networks:  # advertised as stub networks: no Hellos there
+        out.append(f" network {net} area {r.area}")
+    out += [f" passive-interface {n}" for n in sorted(set(r.stub_names.values()))]
+    out.append("!")
+    return out
+
+
 def register_commands(table: Any, agent: OspfSpeaker) -> None:
     """Register the ``show ip ospf ...`` commands (each with a ``json`` form) into a
     :class:`daemonkit.cli.CommandTable`."""

@@ -238,6 +238,21 @@ def lambda_label(n: int, grid: int = GRID_DWDM, cs: int = CS_DWDM_100GHZ, ident:
     return (grid << 29) | (cs << 25) | ((ident & 0x1FF) << 16) | (n & 0xFFFF)
 
 
+def hop_text(s: Subobject) -> str:
+    """One ERO/RRO hop as the CLI shows it: ``10.1.1.2``, ``10.1.1.2/24``, ``10.1.1.2:7``
+    (unnumbered), ``lambda 3`` (a generalized label; ``upstream lambda 3`` with the U bit),
+    else the subobject's type name."""
+    if isinstance(s, _Prefix):
+        full = s.prefix_len == s.address.max_prefixlen
+        return str(s.address) if full else f"{s.address}/{s.prefix_len}"
+    if isinstance(s, Unnumbered):
+        return str(s)
+    if isinstance(s, Label):
+        word = "upstream lambda" if s.upstream else "lambda"
+        return f"{word} {lambda_channel(s.label)}" if s.ctype == 2 else f"label {s.label}"
+    return type(s).__name__
+
+
 def lambda_channel(label: int) -> int:
     """The channel index n of an RFC 6205 label."""
     n = label & 0xFFFF

@@ -19,6 +19,7 @@ The schema is documented in ``docs/topology.md``.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
@@ -429,7 +430,9 @@ def _prefix(v: Any) -> str:
 
 def _kind(v: Any) -> str:
     if v not in KINDS:
-        raise _Bad(f"{v!r} is not a host kind ({', '.join(KINDS)})")
+        close = difflib.get_close_matches(str(v), KINDS, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise _Bad(f"{v!r} is not a host kind ({', '.join(KINDS)}){hint}")
     return str(v)
 
 
@@ -638,6 +641,8 @@ class _Checker:
     def __init__(self, source: str) -> None:
         self.source = source
         self.problems: list[str] = []
+        #: hosts whose kind was refused: references to them check only that they exist
+        self.unknown_kind: set[str] = set()
 
     def error(self, path: str, reason: str) -> None:
         where = f"{path}: " if path else ""  # the document itself has no path
@@ -791,6 +796,9 @@ def _hosts(c: _Checker, doc: _Doc, domains: Mapping[str, Domain]) -> dict[str, H
         if rest.get("serves"):
             rest["serves"] = rest["serves"][0]  # the site node; Topology.sites has them all
         # a host whose kind is wrong stays, as a node, so that references to it still check
+        # (that it exists; not its kind, which was reported already: no cascade)
+        if kind is None:
+            c.unknown_kind.add(name)
         hosts[name] = Host(name, kind or "node", ifaces, **rest)
     return hosts
 
@@ -804,6 +812,8 @@ def _ref(
     t = hosts.get(target)
     if t is None:
         c.error(path, f"no host {target!r} is declared")
+    elif target in c.unknown_kind:
+        return None
     elif t.kind not in kinds:
         c.error(path, f"{target} is a {t.kind}, not a {' or '.join(kinds)}")
         return None

@@ -28,16 +28,26 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from daemonkit.cli import CliServer, CommandTable
-from daemonkit.ospf import register_commands
+from daemonkit.cli import CliServer, CommandTable, register_running_config
+from daemonkit.ospf import config_lines, register_commands
 from gmpls.ospf.events import Action
 from gmpls.topology import Topology
+from gmpls.units import bps_text
 from node_agent.ospf_te import OspfTeAgent, register_te_commands
 from node_agent.qe_service import setup as setup_qe_service
 from node_agent.qkd_links import QkdLinkAgent
 from node_agent.qkd_links import register_commands as register_qkd_commands
 
 log = logging.getLogger("node_agent")
+
+
+def _version_text(v: dict[str, Any]) -> str:
+    qe = "QE capable" if v["qeCapable"] else "not QE capable"
+    return (
+        f"node_agent on {v['node']}, router ID {v['routerId']}, {qe}\n"
+        f"uptime {v['uptimeSecs']} s\n"
+        f"components: {', '.join(v['components'])}"
+    )
 
 
 class Component(Protocol):
@@ -83,7 +93,10 @@ class NodeDaemon:
         if self.qkd_links is not None:
             self.components.append(self.qkd_links)
             register_qkd_commands(self.cli, self.qkd_links)
-        self.cli.register("show version", lambda args: self._version(), "daemon and node")
+        self.cli.register(
+            "show version", lambda args: self._version(), "daemon and node", text=_version_text
+        )
+        register_running_config(self.cli, self._running_config)
         if not ospf_only:
             setup_qe_service(self)
 
@@ -99,6 +112,50 @@ class NodeDaemon:
             "uptimeSecs": round(time.time() - self.started_at, 1),
             "components": [type(c).__name__ for c in self.components],
         }
+
+    def _running_config(self) -> list[str]:
+        """``show running-config``: what this node runs with (topology and flags)."""
+        h, t = self.topo.host(self.host), self.topo
+        out = [f"hostname {self.host}", "!"]
+        names = self.ospf.router.stub_names
+        for d, a in sorted(h.interfaces.items()):
+            if d == t.control_domain:
+                continue
+            net = t.domains[d].subnet
+            name = names.get(net, d)
+            out += [
+                f"interface {name}",
+                f" description domain {d}",
+                f" ip address {a}/{net.prefixlen}",
+            ]
+            out.append("!")
+        out += config_lines(self.ospf)
+        out += ["mpls-te on", f"mpls-te router-address {h.router_id}", "!"]
+        for k in t.te_links_of(self.host):
+            out += [
+                f"te-link {k.local_if}",
+                f" remote {k.remote} router-id {k.remote_router_id} interface {k.remote_if}",
+                f" metric {k.metric}",
+                f" max-bandwidth {bps_text(k.bandwidth_mbps * 1e6)}",
+                f" lambdas {' '.join(map(str, k.lambdas)) or 'none'}",
+                "!",
+            ]
+        r = t.rsvp
+        out += [
+            "rsvp",
+            f" refresh-interval {r.refresh_ms} ms",
+            f" keep-multiplier {r.keep_multiplier}",
+            f" hello-interval {r.hello_ms} ms",
+            "!",
+            "qe-service",
+            f" capable {'yes' if h.qe.capable else 'no'}",
+            f" proxy {h.qe.proxy or 'none'}",
+            "!",
+            "line vty",
+            f" port {self.cli_port if self.cli_port is not None else 'none'}",
+            "!",
+        ]
+        return out
 
     def _ospf_action(self, a: Action) -> None:
         for fn in self.ospf_listeners:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any
 
-from daemonkit.ospf import OspfSpeaker, control_interface
+from daemonkit.ospf import OspfSpeaker, control_interface, find_interface
 from gmpls.ospf.constants import LsType
 from gmpls.ospf.events import Action, FlushOpaque, InterfaceConfig
 from gmpls.ospf.lsa import LSAKey
@@ -25,6 +25,7 @@ from gmpls.ospf.ri import RouterInfoLSA, capabilities, ri_lsa_id
 from gmpls.ospf.router import OspfRouter
 from gmpls.ospf.te import RouterAddress, TeLinkParams, TeLSA, link_tlv, te_lsa_id
 from gmpls.topology import Topology
+from gmpls.units import bps_text
 
 log = logging.getLogger("node_agent.ospf_te")
 
@@ -86,12 +87,14 @@ class OspfTeAgent(OspfSpeaker):
         host's other interfaces are advertised as stub networks (RFC 2328 §12.4.1.4)."""
         h = topo.host(host)
         assert h.router_id is not None, f"{host} has no router ID"
-        stubs = tuple(
-            (IPv4Network(f"{a}/{topo.domains[d].subnet.prefixlen}", strict=False), 10)
+        names = {
+            IPv4Network(f"{a}/{topo.domains[d].subnet.prefixlen}", strict=False): _local_name(a, d)
             for d, a in sorted(h.interfaces.items())
             if d != topo.control_domain
-        )
+        }
+        stubs = tuple((net, 10) for net in names)
         router = OspfRouter(h.router_id, topo.ospf.area, stub_networks=stubs, name=host)
+        router.stub_names = names
         cfg = control_interface(topo, host, interface)
         links = []
         for t in topo.te_links_of(host):
@@ -181,6 +184,15 @@ class OspfTeAgent(OspfSpeaker):
         )
 
 
+def _local_name(address: IPv4Address, domain: str) -> str:
+    """The local interface holding ``address``; the domain's name where none does (a
+    test that runs the agent outside its namespace)."""
+    try:
+        return find_interface(address)[0]
+    except LookupError:
+        return domain
+
+
 def register_te_commands(table: Any, agent: OspfTeAgent) -> None:
     """Register ``show ip ospf te-link`` (with its ``json`` form) into a
     :class:`daemonkit.cli.CommandTable`."""
@@ -199,4 +211,24 @@ def register_te_commands(table: Any, agent: OspfTeAgent) -> None:
             for t in agent.te_links.values()
         },
         "this node's TE links as advertised",
+        text=te_links_text,
     )
+
+
+def te_links_text(data: dict[str, Any]) -> str:
+    """``show ip ospf te-link``: one line per link, bandwidths in bit/s."""
+    if not data:
+        return "no TE links"
+    lines = [
+        f"{'link':<5} {'remote router':<15} {'rif':>4} {'metric':>6} {'max bw':>10} "
+        f"{'reservable':>10} {'unreserved':>10}  lambdas"
+    ]
+    for lid, t in data.items():
+        un = t["unreservedBandwidth"][0] if t["unreservedBandwidth"] else 0.0
+        lam = ",".join(map(str, t["availableLambdas"])) or "none"
+        lines.append(
+            f"{lid:<5} {t['remoteRouter']:<15} {t['remoteInterfaceId']:>4} {t['teMetric']:>6} "
+            f"{bps_text(t['maxBandwidth'] * 8):>10} {bps_text(t['maxReservableBandwidth'] * 8):>10} "
+            f"{bps_text(un * 8):>10}  {lam}"
+        )
+    return "\n".join(lines)

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from ipaddress import IPv4Address
 from typing import Any, Protocol
 
+from daemonkit.cli import Failed
 from gmpls import qe
 from gmpls.qe_service.core import QeServiceCore
 from gmpls.qe_service.events import (
@@ -32,7 +33,7 @@ from gmpls.qe_service.events import (
     ServiceChanged,
     SetRate,
 )
-from gmpls.qe_service.model import QeServiceError, Service
+from gmpls.qe_service.model import FAILED, QeServiceError, Service
 
 Handler = Callable[[list[str]], Any | Awaitable[Any]]
 
@@ -60,7 +61,15 @@ class CommandRegistry(Protocol):
         help: str,
         *,
         text: Callable[[Any], str] | None = None,
+        args: str = "",
     ) -> None: ...
+
+
+#: the syntax of ``qe-service create`` (printed whole when it is incomplete or wrong)
+CREATE_SYNTAX = (
+    "dst A.B.C.D [key-length N] [layer 1|2|3] [algorithm N] "
+    "[refresh time|volume|none V] [bandwidth B] [delegate] [wait]"
+)
 
 
 def register(table: CommandRegistry, node: QeNode) -> None:
@@ -69,30 +78,33 @@ def register(table: CommandRegistry, node: QeNode) -> None:
     table.register(
         "qe-service create",
         c.create,
-        "dst A.B.C.D [key-length N] [layer 1|2|3] [algorithm N] "
-        "[refresh time|volume|none V] [bandwidth B] [delegate] [wait]: new QE service",
+        "new QE service (wait: until it is up or failed)",
         text=render_services,
+        args=CREATE_SYNTAX,
     )
     table.register(
-        "qe-service delete", c.delete, "ID: tear a QE service down", text=render_services
+        "qe-service delete", c.delete, "tear a QE service down", text=render_services, args="ID"
     )
     table.register(
         "qe-service wait",
         c.wait,
-        "ID [timeout S]: until the service is up or failed",
+        "until the service is up or failed",
         text=render_services,
+        args="ID [timeout S]",
     )
     table.register(
         "qe-service traffic",
         c.traffic,
-        "ID BYTES | ID rate BPS: count traffic for volume refresh",
+        "count traffic for volume refresh",
         text=render_services,
+        args="ID BYTES | ID rate BPS",
     )
     table.register(
         "show qe-service",
         c.show,
-        "[ID]: QE services, keys by fingerprint",
+        "QE services, keys by fingerprint",
         text=render_services,
+        args="[ID]",
     )
     table.register("show mpls lsp", c.lsps, "RSVP-TE LSPs", text=render_lsps)
     table.register(
@@ -112,12 +124,18 @@ class _Commands:
     def _one(self, s: Service) -> dict[str, Any]:
         return {"services": [s.as_json(self.node.now(), self.node.core.site_names)]}
 
-    async def create(self, args: list[str]) -> dict[str, Any]:
+    def _outcome(self, s: Service) -> dict[str, Any] | Failed:
+        """The service; a :class:`Failed` one when it ended failed (the CLI's status 1)."""
+        data = self._one(s)
+        return Failed(data, s.error or "failed") if s.state == FAILED else data
+
+    async def create(self, args: list[str]) -> dict[str, Any] | Failed:
         delegate = "delegate" in args  # to the stateful PCE (RFC 8231), which may move it
         dst, params, bw, wait = parse_create([a for a in args if a != "delegate"])
         s = self.node.core.find(created(self.node.feed(Create(dst, params, bw, delegate))))
         if wait:
             await self.node.wait(s.id)
+            return self._outcome(s)
         return self._one(s)
 
     def delete(self, args: list[str]) -> dict[str, Any]:
@@ -127,11 +145,11 @@ class _Commands:
         self.node.feed(Delete(s.id))
         return self._one(s)
 
-    async def wait(self, args: list[str]) -> dict[str, Any]:
+    async def wait(self, args: list[str]) -> dict[str, Any] | Failed:
         if len(args) not in (1, 3) or (len(args) == 3 and args[1] != "timeout"):
             raise QeServiceError("usage: qe-service wait ID [timeout S]")
         timeout = float(args[2]) if len(args) == 3 else 30.0
-        return self._one(await self.node.wait(args[0], timeout))
+        return self._outcome(await self.node.wait(args[0], timeout))
 
     def traffic(self, args: list[str]) -> dict[str, Any]:
         if len(args) == 2:
@@ -233,7 +251,7 @@ def parse_create(args: list[str]) -> tuple[IPv4Address, qe.QeParams, float, bool
             raise QeServiceError(f"unknown argument {w!r}")
         i += 2
     if dst is None:
-        raise QeServiceError("usage: qe-service create dst A.B.C.D [...]")
+        raise QeServiceError(f"usage: qe-service create {CREATE_SYNTAX}")
     return dst, qe.QeParams(**kw), bw, wait
 
 

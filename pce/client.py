@@ -13,6 +13,7 @@ import asyncio
 import json
 import sys
 
+from daemonkit import reach
 from daemonkit.daemon import command_parser
 from daemonkit.pcep import PcepClient, PcepError, Reply
 from gmpls import qe
@@ -56,7 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bandwidth", type=float, default=0.0, help="bytes per second")
     p.add_argument("--json", action="store_true")
     p.add_argument("--timeout", type=float, default=10.0)
+    p.add_argument("--any-route", action="store_true", help="send even by the default route")
     a = p.parse_args(argv)
+    far = None if a.any_route else reach.not_local(a.pce)
+    if far is not None:
+        print(f"pce.client: {far}{reach.TESTBED_HINT}", file=sys.stderr)
+        return 2
     params = None
     if a.qe or a.algorithm is not None:
         params = qe.QeParams() if a.algorithm is None else qe.QeParams(algorithm=a.algorithm)

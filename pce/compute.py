@@ -36,6 +36,7 @@ from ipaddress import IPv4Address
 
 from gmpls import qe
 from gmpls.ero import Ipv4Prefix, Label, QeSubobject, Subobject, Unnumbered, lambda_label
+from gmpls.units import bps_text
 from pce.ted import Ted, TeLink
 
 
@@ -476,7 +477,7 @@ class PathComputer:
         if first is None:
             return _fail(
                 NoPathReason.NO_ROUTE,
-                f"no route {src_id} -> {dst_id} with {req.bandwidth * 8:.0f} b/s free"
+                f"no route {src_id} -> {dst_id} with {bps_text(req.bandwidth * 8)} free"
                 + _constraints_text(req),
             )
         return _assign_wavelength(g, req, usable, first, s, d, qe_dst)

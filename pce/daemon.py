@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Any
 
-from daemonkit.cli import CliServer, CommandTable
+from daemonkit.cli import CliServer, CommandTable, Failed, register_running_config
 from daemonkit.daemon import cancel
-from daemonkit.ospf import OspfSpeaker, control_interface, register_commands
+from daemonkit.ospf import OspfSpeaker, config_lines, control_interface, register_commands
 from gmpls import qe
 from gmpls.ospf.lsa import LSA, LSAKey
 from gmpls.ospf.router import OspfRouter
@@ -94,6 +94,9 @@ class PceDaemon:
             lsps=self.lsps,
             qkd_sites=dict(config.qkd_sites),
         )
+        self.service.expected_nodes = frozenset(
+            h.router_id for h in topo.of_kind("node") if h.router_id is not None
+        )
         self.server = PcepServer(
             self.service,
             SessionConfig(
@@ -105,7 +108,7 @@ class PceDaemon:
             port=config.pcep_port,
             one_session_per_peer=config.one_session_per_peer,
         )
-        self.cli = CommandTable(unknown="% unknown command")
+        self.cli = CommandTable()
         self.cli_server = CliServer(self.cli, config.name)
         self._register_commands()
         #: the OSPF speaker on the control LAN (its interface is looked up now); None
@@ -211,16 +214,17 @@ class PceDaemon:
         self.cli.register(
             "qe-service initiate",
             self._initiate,
-            "head A.B.C.D dst A.B.C.D [key-length N] [layer L] [algorithm A] "
-            "[refresh time|volume V] [wait]: ask the head to set up a QE service "
-            "(PCInitiate); wait: until it is up or failed, and why",
+            "ask the head to set up a QE service (PCInitiate); wait: until it is up or "
+            "failed, and why",
             text=_initiation_text,
+            args=INITIATE_SYNTAX,
         )
         self.cli.register(
             "qe-service release",
             self._release,
-            "ID: remove a QE service this PCE initiated (PCInitiate, R flag)",
+            "remove a QE service this PCE initiated (PCInitiate, R flag)",
             text=_initiation_text,
+            args="ID",
         )
         self.cli.register(
             "show qkd links",
@@ -231,9 +235,9 @@ class PceDaemon:
         self.cli.register(
             "qe-service update",
             self._update,
-            "ID|PCC PLSP-ID [avoid A.B.C.D ...]: move a delegated LSP to a new path "
-            "(PCUpd; ID: a service this PCE initiated)",
+            "move a delegated LSP to a new path (PCUpd; ID: a service this PCE initiated)",
             text=_update_text,
+            args="ID|PCC PLSP-ID [avoid A.B.C.D ...]",
         )
         self.cli.register(
             "show pce lsp",
@@ -241,8 +245,31 @@ class PceDaemon:
             "the LSPs the PCCs reported (stateful PCE) and the lambdas they hold",
             text=_lsp_text,
         )
+        register_running_config(self.cli, self._running_config)
 
-    async def _initiate(self, args: list[str]) -> dict[str, Any]:
+    def _running_config(self) -> list[str]:
+        """``show running-config``: the PCE's effective configuration."""
+        c = self.config
+        out = [f"hostname {c.name}", "!"]
+        if self.ospf is not None:
+            out += config_lines(self.ospf)
+        out += [
+            "pce",
+            f" router-id {c.router_id}",
+            f" address {c.control_address}",
+            f" pcep port {c.pcep_port}" + (f" bind {c.bind}" if c.bind else ""),
+            f" pcep keepalive {c.keepalive}",
+            f" pcep deadtimer {c.deadtimer}",
+            f" pcep one-session-per-peer {'yes' if c.one_session_per_peer else 'no'}",
+            f" ted source {c.ted_source}",
+            f" state-timeout {c.state_timeout:g}",
+            f" recompute-interval {c.recompute_interval:g}",
+        ]
+        out += [f" qkd site {site} node {node}" for node, site in c.qkd_sites]
+        out += ["!", "line vty", f" port {c.cli_port if c.cli_port is not None else 'none'}"]
+        return [*out, "!"]
+
+    async def _initiate(self, args: list[str]) -> dict[str, Any] | Failed:
         """``... [wait]``: with ``wait``, answer once the head reports the service up or
         failed (with its reason), or after ``initiate_wait`` seconds."""
         wait = "wait" in args
@@ -252,6 +279,8 @@ class PceDaemon:
         deadline = loop.time() + self.initiate_wait
         while wait and ini.state not in ("up", "failed") and loop.time() < deadline:
             await asyncio.sleep(0.05)
+        if wait and ini.state == "failed":
+            return Failed(ini.as_json(), "failed")
         return ini.as_json()
 
     def _release(self, args: list[str]) -> dict[str, Any]:
@@ -410,6 +439,12 @@ _INT_OPTIONS = {"key-length": "key_length", "layer": "enc_layer", "algorithm": "
 _REFRESH = {"time": qe.RefreshType.TIME_MS, "volume": qe.RefreshType.VOLUME_MIB}
 
 
+#: the syntax of ``qe-service initiate``
+INITIATE_SYNTAX = (
+    "head A.B.C.D dst A.B.C.D [key-length N] [layer L] [algorithm A] [refresh time|volume V] [wait]"
+)
+
+
 def parse_initiate(args: list[str]) -> tuple[IPv4Address, IPv4Address, qe.QeParams]:
     """``head A.B.C.D dst A.B.C.D [key-length N] [layer L] [algorithm A] [refresh
     time|volume V]`` (the node agents' ``qe-service create`` options, their defaults)."""
@@ -429,7 +464,7 @@ def parse_initiate(args: list[str]) -> tuple[IPv4Address, IPv4Address, qe.QePara
             raise ValueError(f"unknown argument {word!r}")
         i += 2
     if set(ends) != {"head", "dst"}:
-        raise ValueError("usage: qe-service initiate head A.B.C.D dst A.B.C.D [...]")
+        raise ValueError(f"usage: qe-service initiate {INITIATE_SYNTAX}")
     return ends["head"], ends["dst"], qe.QeParams(**kw)
 
 

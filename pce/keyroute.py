@@ -27,6 +27,7 @@ from ipaddress import IPv4Address
 from typing import Any, Literal, Protocol
 
 from gmpls import qe
+from gmpls.units import bps_text
 
 Site = IPv4Address
 #: a QKD link as the ledger and the graph key it: its two site IDs, the smaller first
@@ -281,14 +282,14 @@ def relay_path(
         return RelayResult(
             path,
             f"insufficient key rate: the fewest-hop relay path {_text(path)} has "
-            f"{free:.0f} b/s free, the service needs {need_bps:.0f} b/s",
+            f"{bps_text(free)} free, the service needs {bps_text(need_bps)}",
             free,
         )
     widest = _widest(graph, src, dst, committed)
     if widest is None:
         why = f"no QKD link path that is up between sites {src} and {dst}"
     else:
-        why = f"the best relay path has {widest:.0f} b/s free"
+        why = f"the best relay path has {bps_text(widest)} free"
     return RelayResult(
         (),
         f"insufficient key rate: {need_bps:.0f} b/s needed from site {src} to {dst}, {why}",

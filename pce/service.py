@@ -36,7 +36,7 @@ from __future__ import annotations
 import statistics
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address
 from typing import Any
 
@@ -169,6 +169,10 @@ class PceService:
         #: how relay paths are chosen ("fewest-hop" is the benchmark's baseline)
         self.relay_policy: Policy = "key-aware"
         self.stats = Statistics()
+        #: the node router IDs the TED should hold once OSPF has converged (the daemon sets
+        #: them from the topology): an unknown source or destination while the TED lacks
+        #: some says so (:meth:`_convergence`)
+        self.expected_nodes: frozenset[IPv4Address] = frozenset()
 
     def handle(
         self, msg: PCReq, now: float = 0.0
@@ -349,7 +353,20 @@ class PceService:
             **_constraints(req),
         )
         held = self.lsps.held(now) if self.lsps is not None else None
-        return self.computer.compute(preq, held)
+        result = self.computer.compute(preq, held)
+        if result.reason in (NoPathReason.UNKNOWN_SOURCE, NoPathReason.UNKNOWN_DESTINATION):
+            return replace(result, detail=f"{result.detail}{self._convergence()}")
+        return result
+
+    def _convergence(self) -> str:
+        """For an unknown end point: how complete the TED is against the topology's nodes
+        ("; TED has 3/5 nodes; OSPF still converging"), empty when nothing is expected."""
+        want = self.expected_nodes
+        if not want:
+            return ""
+        have = len(want & set(self.computer.ted.nodes()))
+        tail = "; OSPF still converging, try again" if have < len(want) else ""
+        return f"; TED has {have}/{len(want)} nodes{tail}"
 
     def _attributes(self, req: Request, result: PathResult) -> Attributes:
         metrics = []

@@ -32,6 +32,7 @@ import sys
 import time
 from typing import Any
 
+from daemonkit import reach
 from daemonkit.daemon import command_parser
 from daemonkit.etsi004 import Etsi004Client
 from gmpls.qkd import etsi004 as etsi
@@ -124,14 +125,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--status-port", type=int, default=kmstatus.PORT, help="default 5425")
     x = sub.add_parser("close", help="QKD_CLOSE")
     x.add_argument("--handle", type=_handle, required=True)
+    p.add_argument("--any-route", action="store_true", help="send even by the default route")
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
+    far = None if a.any_route or a.bind else reach.not_local(_addr(a.proxy, a.port)[0])
+    if far is not None:
+        print(f"qkd_proxy.client: {far}{reach.TESTBED_HINT}", file=sys.stderr)
+        return 2
     try:
         out, st = asyncio.run(_run(a))
     except TimeoutError as e:
         print(json.dumps({"status": None, "error": str(e)}))
         return 2
+    if out.get("status") is not None:
+        out["status_name"] = _status_name(out["status"])
     print(json.dumps(out))
     return 0 if st == 0 else 1
+
+
+def _status_name(code: int) -> str:
+    """The ETSI GS QKD 004 name of a status value (``INSUFFICIENT_KEY``)."""
+    try:
+        return Status(code).name
+    except ValueError:
+        return f"unknown status {code}"
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ on each address it shares with a far key manager, and per link an ephemeral port
 address it shares with its IDQ3P device, connected to the device's 5323 (the kernel drops
 datagrams from anywhere else; the core checks the source of every datagram too). With a
 ``cli_port`` (the host's, or ``--cli-port``) it serves ``show qkd links [json]``,
-``show qkd relays [json]`` and ``show counters`` over telnet. Datagrams and timer ticks go into the core; the datagrams it
+``show qkd relays [json]``, ``show counters [json]`` and ``show running-config [json]`` over telnet. Datagrams and timer ticks go into the core; the datagrams it
 returns go out on the matching socket. JSON-line logs, never a key byte; lines about
 dropped input are rate-limited (:mod:`daemonkit.ratelog`).
 """
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from daemonkit import daemon
-from daemonkit.cli import CliServer, CommandTable
+from daemonkit.cli import CliServer, CommandTable, register_running_config
 from daemonkit.daemon import ConfigError, stopped
 from daemonkit.ratelog import RateLimitedLog
 from daemonkit.timer import CoreTimer
@@ -38,6 +38,7 @@ from gmpls.core import Tick
 from gmpls.qkd import etsi004 as etsi
 from gmpls.qkd import idq3p as idq
 from gmpls.qkd import kmstatus, sync
+from gmpls.units import bps_text
 from qkd_proxy.core import ProxyConfig
 from qkd_proxy.events import Channel, Datagram, Event, Log, Send
 from qkd_proxy.km import KeyManager, KmConfig, KmLink
@@ -313,6 +314,25 @@ class Shell:
                 log.info(a.event, extra={"host": self.core.cfg.name, **a.fields})
 
 
+def _counters_text(c: dict[str, int]) -> str:
+    """``show counters``: one ``name value`` line per counter."""
+    width = max((len(k) for k in c), default=0)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in sorted(c.items()))
+
+
+def _relays_text(rows: list[dict[str, Any]]) -> str:
+    """``show qkd relays``: one line per relay through this site."""
+    if not rows:
+        return "no key relays"
+    lines = [f"{'handle':<16} {'role':<8} {'state':<10} {'keys':>5}  path"]
+    for r in rows:
+        lines.append(
+            f"{r['handle']:<16} {r['role']:<8} {r['state']:<10} {r['keys']:>5}  "
+            f"{' > '.join(r['path'])}"
+        )
+    return "\n".join(lines)
+
+
 def _links_text(rows: list[dict[str, Any]]) -> str:
     head = f"{'link':<16} {'far site':<15} {'up':<4} {'rate b/s':>10} {'stock bits':>12} {'used bits':>12} {'services':>8}"
     lines = [head]
@@ -346,6 +366,58 @@ class ProxyDaemon:
         self.transports: list[asyncio.BaseTransport] = []
         self.cli = CommandTable()
         self.cli_server = CliServer(self.cli, cfg.name)
+        self._register_commands()
+
+    def _core(self) -> KeyManager:
+        if self.shell is None:
+            raise RuntimeError("the key manager is not running")
+        return self.shell.core
+
+    def _register_commands(self) -> None:
+        t = self.cli
+        t.register(
+            "show qkd links",
+            lambda _a: self._core().show_links(),
+            "the site's QKD links",
+            text=_links_text,
+        )
+        t.register(
+            "show counters",
+            lambda _a: self._core().all_counters(),
+            "the key manager's counters",
+            text=_counters_text,
+        )
+        t.register(
+            "show qkd relays",
+            lambda _a: self._core().show_relays(),
+            "the key relays through this site",
+            text=_relays_text,
+        )
+        register_running_config(t, self._running_config)
+
+    def _running_config(self) -> list[str]:
+        """``show running-config``: the key manager's effective configuration (never a
+        secret)."""
+        c, b, p = self.cfg, self.binds, self.ports
+        out = [f"hostname {c.name}", "!", "key-manager", f" site {c.site}"]
+        out += [f" serves {' '.join(sorted(map(str, c.served_nodes)))}"]
+        out += [f" north {a} port {p.north} status-port {p.status}" for a in b.north]
+        out += [f" sync {a} port {p.sync}" for a in b.sync]
+        out += [
+            f" status-poll {c.status_poll:g}",
+            f" dead-after {c.dead_after:g}",
+            f" get-deadline {c.get_deadline:g}",
+            f" cache-per-client {c.cache_per_client}",
+            f" relay-idle {c.relay_idle:g}",
+            "!",
+        ]
+        for k in c.links:
+            out += [f"qkd-link {k.name}", f" far-site {k.far_site}"]
+            out += [f" rate {bps_text(k.rate_bps)}" if k.rate_bps else " rate from-device"]
+            out += [f" buffer {k.buffer_bits} bits" if k.buffer_bits else " buffer from-device"]
+            out.append("!")
+        port = self.cli_port if self.cli_port is not None else "none"
+        return [*out, "line vty", f" port {port}", "!"]
 
     async def _endpoint(
         self, ch: Channel, key: str, local: tuple[str, int], remote: tuple[str, int] | None = None
@@ -371,16 +443,6 @@ class ProxyDaemon:
         for dev, local in b.south_of_idq.items():
             await self._endpoint(Channel.SOUTH, f"{dev[0]}:{dev[1]}", (local, 0), dev)
         shell.timer.arm(shell.core.next_timer())  # the core greets its peers at once
-        core = shell.core
-        self.cli.register(
-            "show qkd links", lambda _a: core.show_links(), "the site's QKD links", text=_links_text
-        )
-        self.cli.register(
-            "show counters", lambda _a: core.all_counters(), "the key manager's counters"
-        )
-        self.cli.register(
-            "show qkd relays", lambda _a: core.show_relays(), "the key relays through this site"
-        )
         if self.cli_port is not None:
             await self.cli_server.start(b.north[0] if b.north else "0.0.0.0", self.cli_port)
         log.info(

@@ -235,6 +235,8 @@ class OspfRouter:
         #: capable); Hellos carry E only (:attr:`hello_options`), the O bit belongs to DDs
         self.options = Options.E | Options.O
         self.stub_networks = stub_networks
+        #: the local interface on each stub network, for the routing table's next hops
+        self.stub_names: dict[IPv4Network, str] = {}
         self.interfaces: dict[str, Interface] = {}
         self.lsdb = LSDB()
         self.routes: dict[IPv4Network, spf.Route] = {}
@@ -1415,7 +1417,9 @@ class OspfRouter:
             if i.state not in (IfState.DOWN, IfState.LOOPBACK)
         ]
         entries = [e.lsa for _, e in self.lsdb.entries()]
-        routes = spf.compute(entries, self.router_id, ifs, self._neighbor_address, self.area)
+        routes = spf.compute(
+            entries, self.router_id, ifs, self._neighbor_address, self.area, self.stub_names
+        )
         if routes != self.routes:
             self.routes = routes
             self._out.append(RoutesChanged(routes))

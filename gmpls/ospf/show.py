@@ -385,5 +385,6 @@ def routes_text(data: dict[str, Any]) -> str:
             if nh["ip"].strip():
                 lines.append(f"{'':27}via {nh['ip']}, {nh['via']}")
             else:
-                lines.append(f"{'':27}directly attached to {nh['directlyAttachedTo']}")
+                to = f" to {nh['directlyAttachedTo']}" if nh["directlyAttachedTo"] else ""
+                lines.append(f"{'':27}directly attached{to}")
     return "\n".join(lines)

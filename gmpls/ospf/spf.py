@@ -11,7 +11,7 @@ AS-external routes (§16.2-§16.4) are not computed: a single-area speaker with 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
@@ -50,11 +50,13 @@ def compute(
     interfaces: Iterable[tuple[str, IPv4Interface]],
     neighbor_address: Callable[[str, IPv4Address], IPv4Address | None],
     area: IPv4Address = _AREA0,
+    stub_names: Mapping[IPv4Network, str] | None = None,
 ) -> dict[IPv4Network, Route]:
     """The routing table: prefix -> :class:`Route`.
 
     ``interfaces`` are the root's OSPF interfaces (name, address/prefix);
-    ``neighbor_address(ifname, router_id)`` gives a point-to-point neighbour's address.
+    ``neighbor_address(ifname, router_id)`` gives a point-to-point neighbour's address;
+    ``stub_names`` names the root's interfaces on its stub networks that run no OSPF.
     """
     routers, networks = _usable_lsas(lsas)
     ifaces = list(interfaces)
@@ -64,7 +66,7 @@ def compute(
     spf.shortest_path_tree()
     table = _Table(area)
     spf.add_transit_networks(table)
-    spf.add_stub_networks(table)
+    spf.add_stub_networks(table, stub_names or {})
     return table.routes
 
 
@@ -246,7 +248,7 @@ class _Spf:
                 prefix = IPv4Network((int(v[1]) & int(n.mask), str(n.mask)), strict=False)
                 table.add(prefix, d, self.hops[v])
 
-    def add_stub_networks(self, table: _Table) -> None:
+    def add_stub_networks(self, table: _Table, names: Mapping[IPv4Network, str]) -> None:
         """Stage 2 (§16.1, second stage): the stub networks of each router of the tree, at
         the router's distance plus the link's cost, through the router's next hops."""
         for v, d in self.dist.items():
@@ -262,7 +264,7 @@ class _Spf:
                 except ValueError:
                     continue  # a mask that is not a prefix length: ignore the link
                 if v == self.root:
-                    ifname = self.iface_for(prefix.network_address) or ""
+                    ifname = self.iface_for(prefix.network_address) or names.get(prefix, "")
                     table.add(prefix, d + lk.metric, {NextHop(ifname)})
                 else:
                     table.add(prefix, d + lk.metric, self.hops[v])

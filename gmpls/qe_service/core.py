@@ -97,11 +97,21 @@ NO_PROXY = "this node has no ETSI 004 proxy"
 NO_KEY = (2, None)
 
 
+#: what an ETSI 004 status means for the service, where the name alone does not say it
+ETSI_CAUSE = {
+    4: "the proxy has no QKD connection for it: an unknown or closed key_handle, or its peer"
+    " proxy or key source does not answer (the proxy's log says which)",
+}
+
+
 def etsi_failure(call: str, reply: E.EtsiReply) -> str:
-    """``QKD_GET_KEY status 2 GK_INSUFFICIENT_KEY_AVAILABLE``, or why there was no answer."""
+    """``QKD_GET_KEY status 2 GK_INSUFFICIENT_KEY_AVAILABLE (why)``, or why there was no
+    answer."""
     if reply.status is None:
         return f"{call}: {reply.error}"
-    return f"{call} status {reply.status} {ETSI_STATUS.get(reply.status, str(reply.status))}"
+    name = ETSI_STATUS.get(reply.status, str(reply.status))
+    cause = ETSI_CAUSE.get(reply.status)
+    return f"{call} status {reply.status} {name}" + (f" ({cause})" if cause else "")
 
 
 def index_failure(reply: E.EtsiReply, want: int) -> str:
@@ -950,7 +960,13 @@ class QeServiceCore:
         s.state = state
         if state == FAILED:
             self.counters["failed"] += 1
-            s.error = f"{s.error}; {reason}" if s.error and s.error not in reason else reason
+            # the first cause is kept; a later reason that only repeats it (the RSVP
+            # teardown carrying the same ETSI 004 failure) is not added a second time
+            known = s.error.removeprefix("ETSI 004 ") if s.error else ""
+            if not s.error or s.error in reason:
+                s.error = reason
+            elif known not in reason:
+                s.error = f"{s.error}; {reason}"
             s.code = code or s.code
         elif not s.error:
             s.error = "" if reason in ("deleted", "PathTear") else reason

@@ -183,3 +183,31 @@ ES_PATH_STATE_REMOVED = 0x04
 SA_LOCAL_PROTECTION = 0x01
 SA_LABEL_RECORDING = 0x02
 SA_SE_STYLE = 0x04
+
+
+#: the error values of the codes that have named ones
+ERROR_VALUES: dict[int, type[IntEnum]] = {
+    ErrorCode.ROUTING_PROBLEM: RoutingProblem,
+    ErrorCode.TRAFFIC_CONTROL_ERROR: TrafficControlError,
+    ErrorCode.QE_ERROR: QeError,
+}
+
+
+def _words(name: str) -> str:
+    return name.replace("_", " ").lower().replace("qe ", "QE ").replace("rsvp", "RSVP")
+
+
+def error_text(code: int, value: int) -> str:
+    """An ERROR_SPEC's code and value in words: ``error_text(24, 5)`` is ``"routing
+    problem: no route"``; an unknown code or value is given by its number."""
+    try:
+        what = _words(ErrorCode(code).name)
+    except ValueError:
+        return f"error code {code}, value {value}"
+    values = ERROR_VALUES.get(code)
+    if values is None:
+        return what if value == 0 else f"{what}, value {value}"
+    try:
+        return f"{what}: {_words(values(value).name)}"
+    except ValueError:
+        return f"{what}: value {value}"

@@ -94,6 +94,7 @@ from gmpls.rsvp.constants import (
     RoutingProblem,
     Style,
     SwitchingType,
+    error_text,
 )
 from gmpls.rsvp.events import (
     Action,
@@ -434,7 +435,7 @@ class RsvpCore:
                     "out_up_lambda": _channel(p.out_up_label),
                     "qe": p.qe_params is not None,
                     "key_handle_prefix": p.key_handle[:4].hex() if p.key_handle else None,
-                    "route": [str(s) for s in rsb.route] if rsb else [],
+                    "route": [ero.hop_text(s) for s in rsb.route] if rsb else [],
                 }
             )
         return out
@@ -1453,7 +1454,8 @@ class RsvpCore:
         code = (es.code, es.value) if isinstance(es, O.ErrorSpec | O.ErrorSpecIfId) else None
         node = es.node if isinstance(es, O.ErrorSpec | O.ErrorSpecIfId) else src
         if psb.role == HEAD:
-            self._teardown(psb, f"PathErr {code} from {node}", code, send_tear=True)
+            words = f" {error_text(*code)}" if code is not None else ""
+            self._teardown(psb, f"PathErr {code}{words} from {node}", code, send_tear=True)
         elif psb.phop is not None:
             self.stats["path_err_sent"] += 1
             self._trigger(psb.phop, _state_kept(msg))

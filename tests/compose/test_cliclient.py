@@ -56,8 +56,12 @@ def lines(conn: socket.socket) -> Iterator[str]:
             yield line.decode().rstrip("\r")
 
 
-def node_cli(prompt: bytes = b"tn1# ", echo: bool = False, chunk: int = 0) -> Handler:
-    """A node-like CLI: banner, prompt, answers `show version` and `show two`."""
+def node_cli(
+    prompt: bytes = b"tn1# ", echo: bool = False, chunk: int = 0, status: bool = True
+) -> Handler:
+    """A node-like CLI: banner, prompt, answers `show version` and `show two`; with
+    ``status`` it knows `terminal status` (daemonkit/cli.py), else it answers it with
+    `% unknown command` as an older daemon would."""
 
     def send(conn: socket.socket, data: bytes) -> None:
         if chunk:
@@ -68,18 +72,25 @@ def node_cli(prompt: bytes = b"tn1# ", echo: bool = False, chunk: int = 0) -> Ha
 
     def handler(conn: socket.socket) -> None:
         send(conn, b"QKD GMPLS node tn1\r\n\r\n" + prompt)
+        with_status = False
         for line in lines(conn):
             if line == "exit":
                 return
             out = b""
             if echo:
                 out += line.encode() + b"\r\n"
-            if line == "show version":
+            code = 0
+            if line == "terminal status" and status:
+                with_status = True
+            elif line == "show version":
                 out += b"qkdnet 0.1\r\n"
             elif line == "show two":
                 out += b"line one\r\nline two\r\n"
             else:
                 out += b"% unknown command\r\n"
+                code = 1
+            if with_status:
+                out += b"@status %d\r\n" % code
             send(conn, out + prompt)
 
     return handler
@@ -90,7 +101,29 @@ def client(addr: tuple[str, int], command: str, timeout: float = 5.0) -> str:
 
 
 def test_one_command(server: Callable[[Handler], tuple[str, int]]) -> None:
-    assert client(server(node_cli()), "show version") == "qkdnet 0.1"
+    out = run_command(socket.socket(), server(node_cli()), "show version", 5.0)
+    assert out == "qkdnet 0.1" and out.status == 0
+
+
+def test_the_status_line_is_the_commands_status(
+    server: Callable[[Handler], tuple[str, int]],
+) -> None:
+    out = run_command(socket.socket(), server(node_cli()), "show bogus", 5.0)
+    assert out == "% unknown command" and out.status == 1
+    assert "@status" not in out
+
+
+def test_a_daemon_without_status_lines_has_its_percent_messages_fail(
+    server: Callable[[Handler], tuple[str, int]],
+) -> None:
+    assert run_command(socket.socket(), server(node_cli(status=False)), "show two").status == 0
+    assert run_command(socket.socket(), server(node_cli(status=False)), "nope").status == 1
+
+
+def test_split_status() -> None:
+    assert cliclient.split_status("a\nb\n@status 1\n") == ("a\nb", 1)
+    assert cliclient.split_status("@status 0") == ("", 0)
+    assert cliclient.split_status("a\n@status x") == ("a\n@status x", None)
 
 
 def test_multi_line_output_and_echo(server: Callable[[Handler], tuple[str, int]]) -> None:
@@ -114,20 +147,25 @@ def test_telnet_negotiation_is_refused_and_stripped(
     def handler(conn: socket.socket) -> None:
         conn.sendall(bytes([IAC, WILL, 1, IAC, DO, 31]) + b"tn1# ")
         data = b""
-        while b"\n" not in data:
+        while data.count(b"\n") < 2:
             data += conn.recv(100)
+            if data.endswith(b"terminal status\n"):
+                conn.sendall(b"@status 0\r\ntn1# ")
         got.append(data)
-        conn.sendall(b"ok\r\ntn1# ")
+        conn.sendall(b"ok\r\n@status 0\r\ntn1# ")
 
     assert client(server(handler), "show x") == "ok"
     assert got[0].startswith(bytes([IAC, 254, 1, IAC, 252, 31]))  # DONT echo, WONT naws
-    assert got[0].endswith(b"show x\n")
+    assert got[0].endswith(b"terminal status\nshow x\n")
 
 
 def test_server_that_closes_after_answering(server: Callable[[Handler], tuple[str, int]]) -> None:
     def handler(conn: socket.socket) -> None:
         conn.sendall(b"tn1# ")
-        next(lines(conn))
+        it = lines(conn)
+        next(it)  # terminal status
+        conn.sendall(b"@status 0\r\ntn1# ")
+        next(it)
         conn.sendall(b"bye\r\n")
 
     assert client(server(handler), "quit") == "bye"
@@ -160,7 +198,10 @@ def test_banner_split_at_a_hash_is_not_a_prompt(
         conn.sendall(b"node #")  # looks like a prompt until the rest arrives
         time.sleep(0.01)
         conn.sendall(b"1 of the testbed\r\ntn1# ")
-        next(lines(conn))
+        it = lines(conn)
+        next(it)  # terminal status, which this server does not know
+        conn.sendall(b"% unknown command\r\ntn1# ")
+        next(it)
         conn.sendall(b"fine\r\ntn1# ")
 
     assert client(server(handler), "show version") == "fine"

@@ -322,7 +322,9 @@ def test_daemon_that_dies_at_once_is_reported(
         assert any(
             "pce" in ln and "exited at once (2): bad flag --frobnicate" in ln for ln in lines
         )
-        assert tb.status()["hosts"]["pce"]["note"] == "pce exited with code 2"
+        assert (
+            tb.status()["hosts"]["pce"]["note"] == "pce exited with code 2: bad flag --frobnicate"
+        )
     finally:
         tb.down()
 
@@ -536,6 +538,16 @@ def test_commands_without_a_prefix_use_the_only_testbed_up(tmp_path: Path) -> No
             ).returncode
             == 0
         )
+        r = run("status")  # issue 18: it used to pick one silently
+        assert r.returncode == 1 and "several testbeds are up (cta, ctb)" in r.stderr
+        table = run("status", "--all").stdout.splitlines()
+        assert table[0].split() == ["PREFIX", "TOPOLOGY", "HOST", "KIND", "ADDRESS", "DAEMON"]
+        assert any(ln.split()[:3] == ["ctb", "paper", "tn1"] for ln in table)
+        assert any(ln.split()[:3] == ["cta", "paper", "pce"] for ln in table)
+        assert "none (never started)" in run("status", "-p", "cta").stdout
+        r = run("status", "-p", "ctc")
+        assert r.returncode == 1 and "no testbed with prefix 'ctc' is up" in r.stderr
+        assert "did you mean ctb or cta?" in r.stderr
         r = run("down")
         assert r.returncode == 1 and "several testbeds are up (cta, ctb)" in r.stderr
         assert run("down", "--all").returncode == 0

@@ -34,6 +34,10 @@ class ScriptedBed:
 
     def cli(self, host: str, command: str, via: str | None = None, timeout: float = 10) -> str:
         step = self.script[min(self.round, len(self.script) - 1)]
+        if command == "show pcep sessions json":
+            up = step.get("pcc", [1, 2, 3, 4, 5])
+            sessions = [{"peer": f"10.1.1.{i}:4189", "state": "Up"} for i in up]
+            return json.dumps({"sessions": sessions})
         if command == "show ted json":
             if step["ted"] is None:
                 raise CliError("connection refused")
@@ -42,6 +46,10 @@ class ScriptedBed:
         if answer is None:
             raise CliError("connection refused")
         return str(answer)
+
+    def status(self) -> dict[str, Any]:
+        step = self.script[min(self.round, len(self.script) - 1)]
+        return {"hosts": step.get("status", {})}
 
 
 def _run(bed: ScriptedBed, timeout: float = 100) -> tuple[converge.Snapshot, float, list[str]]:
@@ -70,8 +78,8 @@ def test_converges_when_every_router_is_adjacent_and_the_ted_is_complete() -> No
     assert snap.converged and took == 4.0
     assert snap.routers == 6 and sorted(snap.adjacent) == ["pce", "tn1", "tn2", "tn3", "tn4", "tn5"]
     assert snap.ted_nodes == 5 == snap.ted_want
-    # one line per change, the last says converged; each names what is waited for
-    assert len(lines) == 5
+    # one line per change, the last says converged and ready; each names what is waited for
+    assert len(lines) == 6 and lines[5] == "[qk] ready in 4.0 s"
     assert "no CLI yet" in lines[0] and "PCE TED ?/5 nodes" in lines[0]
     assert "neighbours Init" in lines[1] and "+2 more" in lines[1]
     assert "neighbours ExStart" in lines[2] and "PCE TED 2/5" in lines[2]
@@ -92,3 +100,28 @@ def test_times_out_with_a_heartbeat_and_says_who_is_waiting() -> None:
 def test_a_router_without_neighbours_is_not_adjacent() -> None:
     snap = converge.snapshot(ScriptedBed([{"routers": _nbrs(), "ted": [1, 2, 3, 4, 5]}]))  # type: ignore[arg-type]
     assert not snap.converged and set(snap.waiting.values()) == {"no neighbour yet"}
+
+
+def test_waits_for_every_pcep_session() -> None:
+    """OSPF Full and the TED complete are not enough: every node's PCEP session is up."""
+    full = {"routers": _nbrs("Full"), "ted": [1, 2, 3, 4, 5]}
+    bed = ScriptedBed([{**full, "pcc": [1, 2]}, {**full, "pcc": [1, 2, 3, 5]}, full])
+    snap, took, lines = _run(bed)
+    assert snap.converged and took == 2.0 and snap.pcc_up == 5
+    assert "PCEP 2/5 sessions up" in lines[0] and "PCEP 4/5 sessions up" in lines[1]
+
+
+def test_a_dead_daemon_ends_the_wait_at_once_naming_it() -> None:
+    dead = {
+        "tn3": {
+            "kind": "node",
+            "daemons": [
+                {"name": "node_agent", "running": False, "exit": "killed by SIGKILL", "why": []}
+            ],
+        }
+    }
+    bed = ScriptedBed([{"routers": _nbrs("Init"), "ted": [], "status": dead}])
+    snap, took, lines = _run(bed, timeout=100)
+    assert not snap.converged and took == 0.0
+    assert snap.dead == {"tn3": "node_agent killed by SIGKILL: it wrote nothing"}
+    assert "DEAD: tn3 (node_agent killed by SIGKILL" in lines[-1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -74,8 +75,8 @@ def test_interface_ids_are_unique_per_node(tmp_path: Path) -> None:
 
 def test_qe_option_adds_the_qkd_side(tmp_path: Path) -> None:
     t = gen(tmp_path, "ring", 10, qe=True, lambdas=4)
-    assert {h.name for h in t.hosts.values() if h.qe.capable} == {"tn1", "tn10"}
-    assert t.hosts["etsiB"].serves == "tn10"
+    assert {h.name for h in t.hosts.values() if h.qe.capable} == {"tn1", "tn6"}
+    assert t.hosts["etsiA"].serves == "tn1" and t.hosts["etsiB"].serves == "tn6"
     assert set(t.domains) == {"ctrl", "qa", "qb", "ka", "kb", "sync"}
     assert all(len(x.lambdas) == 4 for x in t.te_links)
 
@@ -145,8 +146,9 @@ def test_qkd_adds_a_site_per_node_and_a_link_per_te_link(tmp_path: Path) -> None
     }
     lengths = [x.fibre_km for x in t.qkd_links]
     assert all(x is not None and 5 <= x <= 40 for x in lengths) and len(set(lengths)) > 20
-    assert {h.name for h in t.hosts.values() if h.qe.capable} == {"tn1", "tn30"}
-    assert t.host("tn30").qe.proxy == "km30"
+    a, b = topogen.qe_ends(topogen._edges("random", 30, random.Random(7)), 30)
+    assert {h.name for h in t.hosts.values() if h.qe.capable} == {f"tn{a}", f"tn{b}"}
+    assert t.host(f"tn{b}").qe.proxy == f"km{b}"
     again = gen(tmp_path, "random", 30, seed=7, qkd=True, qe=True)
     other = gen(tmp_path, "random", 30, seed=8, qkd=True, qe=True)
     assert again.qkd_links == t.qkd_links
@@ -186,3 +188,36 @@ def test_cli_topo_gen_qkd(tmp_path: Path) -> None:
         "ring of 6 nodes, 6 TE links, control subnet 10.1.1.0/24, 3 sites, 3 QKD links" in r.stdout
     )
     assert load(out).served_by("km4") == ("tn4",)
+
+
+@pytest.mark.parametrize(
+    ("shape", "nodes", "ends", "hops"),
+    [
+        ("ring", 30, ("tn1", "tn16"), 15),
+        ("ring", 7, ("tn1", "tn4"), 3),
+        ("grid", 16, ("tn1", "tn16"), 6),
+    ],
+)
+def test_qe_ends_are_the_diameter(
+    tmp_path: Path, shape: str, nodes: int, ends: tuple[str, str], hops: int
+) -> None:
+    """``--qe`` puts the QE ends as far apart as the network allows (issue 18: a ring of 30
+    had them next to each other), and the PCE is never the DR (OSPF priority 0)."""
+    t = gen(tmp_path, shape, nodes, qe=True)
+    assert tuple(sorted((h.name for h in t.hosts.values() if h.qe.capable), key=len)) == ends
+    g = graph(t)
+    assert len(nx.shortest_path(g, *ends)) - 1 == hops
+    assert t.host("pce").ospf_priority == 0
+
+
+def test_qe_ends_on_a_random_graph_are_a_farthest_pair(tmp_path: Path) -> None:
+    t = gen(tmp_path, "random", 40, seed=3, qe=True)
+    g = nx.Graph()
+    for x in t.te_links:
+        g.add_edge(x.a, x.b, weight=x.metric)
+    dist = dict(nx.all_pairs_dijkstra_path_length(g))
+    diameter = max(d for row in dist.values() for d in row.values())
+    a, b = (h.name for h in t.hosts.values() if h.qe.capable)
+    assert dist[a][b] == diameter
+    big = topogen.qe_ends(topogen._edges("ring", 1000, random.Random(1)), 1000)
+    assert big == (1, 501)  # above EXACT_DIAMETER: the double sweep, exact on a ring

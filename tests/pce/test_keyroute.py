@@ -70,7 +70,7 @@ def test_insufficient_rate() -> None:
     r = relay_path(graph(*MESH6), S(1), S(4), 1500, {})
     assert not r.ok and r.sites == ()
     assert r.reason.startswith("insufficient key rate")
-    assert "1000 b/s free" in r.reason and r.bottleneck_bps == 1000
+    assert "1 kb/s free" in r.reason and r.bottleneck_bps == 1000
 
 
 def test_committed_rate_counts() -> None:

@@ -322,7 +322,7 @@ async def test_cli(pce: PceDaemon) -> None:
     st = json.loads(stats)
     assert st["requests"] == 2 and st["paths"] == 1 and st["no_paths"] == 1
     assert st["no_path_reasons"] == {"SOURCE_NOT_QE_CAPABLE": 1} and st["compute_ms"]["count"] == 2
-    assert bad.startswith("% unknown command")
+    assert bad.startswith("% Unknown command: show bogus")
 
 
 async def test_stateful_pcc_reports_sync_and_show_pce_lsp(

@@ -98,3 +98,26 @@ def test_svec_missing_request() -> None:
     assert [rp.request_id for rp in err.blocks[0].rps] == [1]
     assert rep is not None and [r.rp.request_id for r in rep.responses] == [3]
     assert len(outcomes) == 1
+
+
+def test_an_unknown_end_point_says_how_complete_the_ted_is() -> None:
+    """Issue 18: right after `qkdnet up` a request met "unknown_source: ... is not a TE node"
+    with nothing saying to wait; the reason now counts the TED against the topology."""
+    ted = Ted()
+    for lsa in topology_lsas(load(PAPER)):
+        if lsa.header.adv_router in (TN[1], TN[2], TN[3]):
+            ted.install(LSA.decode(lsa.encode()))
+    svc = PceService(PathComputer(ted))
+    svc.expected_nodes = frozenset(TN.values())
+    (r,) = svc.handle(M.PCReq((req(1, 1, 5),)))[0].responses  # type: ignore[union-attr]
+    text = find_tlv(r.no_path.tlvs, T.NoPathReasonTlv).text  # type: ignore[union-attr]
+    assert text == (
+        "unknown_destination: 10.1.1.5 is not a TE node in the TED; TED has 3/5 nodes; "
+        "OSPF still converging, try again"
+    )
+    full = service()
+    full.expected_nodes = frozenset(TN.values())
+    bad = M.Request(O.RP(2), O.EndPointsIpv4(TN[1], IPv4Address("10.1.1.9")))
+    (r,) = full.handle(M.PCReq((bad,)))[0].responses  # type: ignore[union-attr]
+    text = find_tlv(r.no_path.tlvs, T.NoPathReasonTlv).text  # type: ignore[union-attr]
+    assert text.endswith("is not a TE node in the TED; TED has 5/5 nodes")

@@ -87,7 +87,7 @@ def test_insufficient_key_rate() -> None:
     reason = find_tlv(r.no_path.tlvs, T.NoPathReasonTlv)
     assert isinstance(reason, T.NoPathReasonTlv)
     assert reason.code == NoPathReason.INSUFFICIENT_KEY_RATE == 13
-    assert "insufficient key rate" in reason.text and "1000 b/s free" in reason.text
+    assert "insufficient key rate" in reason.text and "1 kb/s free" in reason.text
     # the QE METRICs are the unsatisfied constraint
     assert r.attributes.metrics == pcreq(refresh_ms=100).requests[0].metrics
     assert s.stats.reasons["INSUFFICIENT_KEY_RATE"] == 1 and s.keys.committed() == {}

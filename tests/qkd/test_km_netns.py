@@ -114,7 +114,7 @@ def test_relay_from_site_1_to_site_3_through_km2(lab: NetnsTestbed) -> None:
     for node in KMS:
         log = (lab.run_dir / f"{node}.log").read_bytes()
         assert not [k for k in keys if k.hex().encode() in log]
-    assert cli(lab, "n1", "close", "--handle", h) == {"status": 0}
+    assert cli(lab, "n1", "close", "--handle", h) == {"status": 0, "status_name": "SUCCESSFUL"}
     assert cli(lab, "n3", "close", "--handle", h)["status"] in (0, 4)
 
 

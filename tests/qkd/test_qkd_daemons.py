@@ -101,7 +101,10 @@ def test_cli_sessions_outlive_the_command(daemons: Path) -> None:
     k0 = g1["keys"][0]
     assert fingerprint(bytes.fromhex(k0["key"])) == k0["fingerprint"]
     assert "key" not in g2["keys"][0]
-    assert cli("--proxy", A[0], "--bind", TN1, "close", "--handle", h) == {"status": 0}
+    assert cli("--proxy", A[0], "--bind", TN1, "close", "--handle", h) == {
+        "status": 0,
+        "status_name": "SUCCESSFUL",
+    }
 
 
 def test_forged_sync_and_garbage_are_counted_not_fatal(daemons: Path) -> None:
