@@ -246,6 +246,16 @@ def interactive(sock: socket.socket, address: tuple[str, int], timeout: float = 
     """``qkdnet cli HOST``: a session with the daemon's prompt, completion (Tab), context
     help (``?``), history (``~/.qkdnet_history``); ``exit``, ``quit`` or Ctrl-D leave.
     Its status: 0, or 1 when the daemon went away."""
+    # input() edits a line with readline only when sys.stdout is the process's own (qkdnet
+    # wraps it against broken pipes)
+    saved, sys.stdout = sys.stdout, sys.__stdout__ or sys.stdout
+    try:
+        return _session(sock, address, timeout)
+    finally:
+        sys.stdout = saved
+
+
+def _session(sock: socket.socket, address: tuple[str, int], timeout: float) -> int:
     with sock:
         s = Session(sock, address, timeout)
         s.ask_status()
@@ -279,6 +289,8 @@ def interactive(sock: socket.socket, address: tuple[str, int], timeout: float = 
                     return 1
                 if line.rstrip().endswith("?"):  # the line again, without its '?'
                     again = line.rstrip()[:-1]
+                    if rl is not None and rl.get_current_history_length() > 0:
+                        rl.remove_history_item(rl.get_current_history_length() - 1)
         finally:
             if rl is not None:
                 with contextlib.suppress(OSError):

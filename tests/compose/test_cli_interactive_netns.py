@@ -67,9 +67,14 @@ def test_one_shot_commands_unquoted_with_their_status(bed: NetnsTestbed) -> None
 
 
 def test_outputs_the_issue_found_wrong(bed: NetnsTestbed) -> None:
-    out = bed.cli("tn1", "show ip ospf route")
-    attached = [x for x in out.splitlines() if "directly attached" in x]
-    assert attached and all(x.split("directly attached to ")[1].strip() for x in attached), out
+    def attached() -> bool | str:
+        out = bed.cli("tn1", "show ip ospf route")
+        lines = [x for x in out.splitlines() if "directly attached" in x]
+        # the control LAN and the stub network of tn1's QKD-side interface, each named
+        named = all(x.partition("attached to ")[2].strip() for x in lines)
+        return (len(lines) >= 2 and named) or out
+
+    wait_for(attached, 30, "tn1's routes, directly attached to named interfaces")
     assert not bed.cli("tn1", "show version").lstrip().startswith("{")
     assert not bed.cli("tn1", "show ip ospf te-link").lstrip().startswith("{")
     assert json.loads(bed.cli("tn1", "show ip ospf te-link json"))["1"]["teMetric"] == 10

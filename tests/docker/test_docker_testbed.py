@@ -237,8 +237,12 @@ def test_cli_connects_from_the_client_container(paper_docker: DockerTestbed) -> 
         "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
         f"s.bind(('{paper_docker.address('tn1')}', 2323)); s.listen(1); print('ready', flush=True)\n"
         "c, peer = s.accept(); c.sendall(b'tn1> ')\n"
-        "cmd = c.recv(100).decode().strip()\n"
-        "c.sendall(f'{cmd} from {peer[0]}\\r\\ntn1> '.encode()); c.recv(100); c.close()\n"
+        "for line in c.makefile('rb'):\n"  # 'terminal status' first: an older CLI's answer
+        "    cmd = line.decode().strip()\n"
+        "    if cmd == 'exit': break\n"
+        "    out = '% unknown command' if cmd == 'terminal status' else f'{cmd} from {peer[0]}'\n"
+        "    c.sendall(f'{out}\\r\\ntn1> '.encode())\n"
+        "c.close()\n"
     )
     srv = paper_docker.popen(
         "tn1", ["python", "-u", "-c", server], stdout=subprocess.PIPE, text=True
