@@ -40,7 +40,7 @@ from typing import Any
 
 import yaml
 
-from compose import keyfiles, render
+from compose import keyfiles, pki, render
 from gmpls.topology import Topology
 
 #: ``--domains`` choices
@@ -95,6 +95,9 @@ def _node(topo: Topology, host: str, image: str, mount: str, secrets: str, daemo
     if daemons:
         for _, f in keyfiles.files(topo).get(host, ()):
             binds.append(f"{secrets}/{f}:{render.CONTAINER_SECRETS_DIR}/{f}:ro")
+        for f in pki.files(topo).get(host, ()):
+            p = f"{pki.FOLDER}/{f}"
+            binds.append(f"{secrets}/{p}:{render.CONTAINER_SECRETS_DIR}/{p}:ro")
     return {
         "kind": "linux",
         "image": image,

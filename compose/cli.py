@@ -26,6 +26,7 @@ from compose import (
     demo,
     draw,
     keyfiles,
+    pki,
     probes,
     render,
     topogen,
@@ -452,6 +453,7 @@ def cmd_compose_secrets(args: argparse.Namespace) -> int:
     topo = load(args.topology_file)
     out = Path(args.output)
     made = keyfiles.write(topo, out)
+    made += pki.write(topo, out / pki.FOLDER)  # the ETSI 014 CA and certificates
     print(f"{out}: {len(made)} fresh secret files (mode 0600) for {topo.name}")
     return 0
 

@@ -130,7 +130,7 @@ def _qkdnet(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
 
 def test_topo_validate_and_gen_force(tmp_path: Path) -> None:
     ok = _qkdnet("topo", "validate", str(PAPER))
-    assert ok.returncode == 0 and "OK: topology paper, prefix qk, 11 hosts" in ok.stdout
+    assert ok.returncode == 0 and "OK: topology paper, prefix qk, 13 hosts" in ok.stdout
     bad = tmp_path / "bad.yaml"
     text = PAPER.read_text().replace("kind: pce", "kind: nod").replace("10.1.1.5/", "10.1.1/")
     bad.write_text(text.replace("    kind: idq3p", "    kind: idq3", 1))
