@@ -185,13 +185,17 @@ _SHIM_DIR: str | None = None
 
 
 def command_env(root: Path = ROOT) -> dict[str, str]:
-    """The environment a doc command runs in: .venv/bin first on PATH, and a `sudo` that
-    runs the rest of its line when the machine has none (we are root already)."""
+    """The environment a doc command runs in: .venv/bin first on PATH, a `sudo` that
+    runs the rest of its line when the machine has none (we are root already), and a
+    HOME of its own, so that what the docs install for a user (the Wireshark plugin, the
+    CLI history) never lands in the home of whoever runs the tests."""
     global _SHIM_DIR
     path = [str(root / ".venv" / "bin")]
+    if _SHIM_DIR is None:
+        _SHIM_DIR = tempfile.mkdtemp(prefix="docs-env-")
+        Path(_SHIM_DIR, "home").mkdir()
     if shutil.which("sudo") is None:
-        if _SHIM_DIR is None:
-            _SHIM_DIR = tempfile.mkdtemp(prefix="docs-sudo-")
+        if not Path(_SHIM_DIR, "sudo").exists():
             shim = Path(_SHIM_DIR, "sudo")
             shim.write_text('#!/bin/sh\nwhile [ "${1#-}" != "$1" ]; do shift; done\nexec "$@"\n')
             shim.chmod(0o755)
@@ -199,6 +203,7 @@ def command_env(root: Path = ROOT) -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([*path, env.get("PATH", "/usr/bin:/bin")])
     env.pop("VIRTUAL_ENV", None)
+    env["HOME"] = str(Path(_SHIM_DIR, "home"))
     return env
 
 
