@@ -279,6 +279,10 @@ class Dataplane:
         if self.owner is not None and self.owner is not s:
             s.why = "access port busy"
             return
+        if s.tx_if is None or s.rx_if is None:
+            # the head signals only the service that holds its port bidirectional
+            s.why = "one-way LSP: the access port goes to a bidirectional service"
+            return
         try:
             if self._access_rx is None:
                 self._access_rx = self.opener(self.access_if, ETH_P_ALL, promisc=True)

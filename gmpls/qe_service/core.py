@@ -196,6 +196,8 @@ class QeServiceCore:
         self.reroute_hold = reroute_hold
         #: this node encrypts at its access port (docs/dataplane.md): layer 3 is refused
         self.has_dataplane = has_dataplane
+        #: the head service that holds the access port (:meth:`_claims_port`)
+        self._port_holder: str | None = None
         self.free: dict[int, frozenset[int]] = {
             i: frozenset(f) for i, f in (free_lambdas or {}).items()
         }
@@ -480,10 +482,26 @@ class QeServiceCore:
         s.lsp = None
         self._routes[s.tunnel_id] = route
         name = f"qe-{self.name}-{s.id}"
-        bidir = self.has_dataplane and _bidirectional(s.params)
+        bidir = self._claims_port(s)
         self._out.append(
             E.CreateLsp(s.tunnel_id, route, s.bandwidth_bps, name, bidirectional=bidir)
         )
+
+    def _claims_port(self, s: Service) -> bool:
+        """Whether ``s`` is signalled bidirectional: a layer-1/2 service at a head with a
+        data plane that holds the access port, which carries one service at a time (port
+        mode, docs/dataplane.md). The first such service holds it while it lives; the
+        others need no reverse lambdas, so a burst of services does not take two lambdas
+        per link each for frames that could not flow."""
+        if not (self.has_dataplane and _bidirectional(s.params)):
+            return False
+        holder = self._port_holder
+        if holder is not None and holder != s.id:
+            other = next((x for x in self.heads.values() if x.id == holder), None)
+            if other is not None and other.state not in (FAILED, DOWN):
+                return False
+        self._port_holder = s.id
+        return True
 
     def _create_lsp_failed(self, ev: E.CreateLspFailed) -> None:
         s = self.heads.get(ev.tunnel_id)
@@ -919,7 +937,7 @@ class QeServiceCore:
             make_before_break=s.lsp is not None,
         )
         name = f"qe-{self.name}-{s.id}"
-        bidir = self.has_dataplane and _bidirectional(s.params)
+        bidir = self._claims_port(s)
         self._out.append(E.CreateLsp(s.tunnel_id, route, s.bandwidth_bps, name, True, bidir))
 
     def _moved(self, s: Service, a: RE.LspUp) -> None:

@@ -768,16 +768,17 @@ class RsvpCore:
 
     def _out_upstream_label(self, psb: Psb, explicit: int | None) -> None:
         """A bidirectional LSP's upstream label on the outgoing link (RFC 3473 §3.2):
-        the ERO's explicit upstream label (24/6 if in use), else the first free lambda
-        (24/9 if none), which leaves the Label_Set offered downstream; held, sent as
-        UPSTREAM_LABEL."""
+        the ERO's explicit upstream label (24/6 if in use), else the last free lambda
+        (24/9 if none: the PCE and the Label_Set hand out downstream lambdas from the
+        first, so concurrent setups meet only on a full link), which leaves the Label_Set
+        offered downstream; held, sent as UPSTREAM_LABEL."""
         if not psb.bidir or psb.out_if is None:
             return
         if explicit is None:
             spare = self.free_lambdas(psb.out_if)
             if not spare:
                 raise _rp(RoutingProblem.LABEL_ALLOCATION_FAILURE, "no upstream lambda")
-            explicit = ero.lambda_label(spare[0])
+            explicit = ero.lambda_label(spare[-1])
         if not self._hold(psb.out_if, explicit):
             raise _rp(
                 RoutingProblem.UNACCEPTABLE_LABEL,

@@ -56,7 +56,7 @@ def test_every_host_has_its_namespace_and_addresses(mesh6: Lab) -> None:
     topo = mesh6.tb.topology
     st = mesh6.tb.status()
     assert len(st["hosts"]) == 30 and all(h["netns_exists"] for h in st["hosts"].values())
-    assert len(st["domains"]) == 14 and all(d["state"] != "absent" for d in st["domains"].values())
+    assert len(st["domains"]) == 16 and all(d["state"] != "absent" for d in st["domains"].values())
     for name, h in topo.hosts.items():
         want = {d: f"{a}/{topo.domains[d].subnet.prefixlen}" for d, a in h.interfaces.items()}
         assert addresses(mesh6, name) == want, name
@@ -65,7 +65,7 @@ def test_every_host_has_its_namespace_and_addresses(mesh6: Lab) -> None:
 def test_every_host_but_the_client_runs_its_daemon(mesh6: Lab) -> None:
     hosts = mesh6.tb.status()["hosts"]
     for name, h in hosts.items():
-        if h["kind"] == "client":
+        if h["kind"] in ("client", "host"):  # no daemon
             assert h["daemons"] == [], name
             continue
         assert [d["running"] for d in h["daemons"]] == [True], (name, h["note"])

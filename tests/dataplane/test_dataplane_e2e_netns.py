@@ -118,6 +118,25 @@ def test_ping_and_tcp_both_ways_across_the_lsp(lab: Lab, svc: dict[str, Any]) ->
     assert isinstance(head["dataplane"], dict) and isinstance(tail["dataplane"], dict)
 
 
+def test_iperf3_runs_from_ha_to_hb_over_the_service(lab: Lab, svc: dict[str, Any]) -> None:
+    # the tool people measure a link with (Debian's iperf3, from the project's set-up)
+    srv = lab.tb.popen(
+        "hb", ["iperf3", "-s", "-1", "--forceflush"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        _until("iperf3 listening in hb", lambda: "listening" in srv.stdout.readline(), 20)
+        r = lab.tb.exec("ha", ["iperf3", "-c", HB, "-t", "2", "-J"],
+                        capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert r.returncode == 0, r.stderr or r.stdout
+        received = json.loads(r.stdout)["end"]["sum_received"]["bytes"]
+        assert received > 1_000_000, received
+    finally:
+        srv.kill()
+        srv.wait(10)
+    head = service(lab, "tn1", "head", svc["key_handle_prefix"])
+    assert head["bytes_encrypted"] > received
+
+
 def test_a_channel_carries_ciphertext_only(lab: Lab, svc: dict[str, Any], tmp_path: Path) -> None:
     tx = service(lab, "tn1", "head", svc["key_handle_prefix"])["dataplane"]["tx"]
     pcap = tmp_path / "channel.pcap"

@@ -344,7 +344,8 @@ def test_daemons_run_and_ospf_reaches_full_in_containers(paper_docker: DockerTes
     st = paper_docker.status()["hosts"]
     for h, info in st.items():
         assert info["state"] == "running", (h, info)
-        want = "client" if info["kind"] == "client" else f"python -m {PYTHON_KINDS[info['kind']]}"
+        kind = info["kind"]
+        want = kind if kind in ("client", "host") else f"python -m {PYTHON_KINDS[kind]}"
         assert info["role"] == want, (h, info["role"])
     deadline = time.monotonic() + 60
     full: set[str] = set()

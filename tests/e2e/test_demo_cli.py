@@ -53,7 +53,7 @@ def test_qkdnet_demo_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert out["setup_ms"] > 0 and out["path"] == [f"10.1.1.{i}" for i in range(1, 6)]
     fp = out["fingerprints"]
     assert len(fp["tn1"]) == 16 and fp["tn1"] == fp["tn5"]
-    assert set(out["captures"]) == {"ctrl", "qa", "qb", "ka", "kb", "sync"}
+    assert set(out["captures"]) == {"ctrl", "qa", "qb", "ka", "kb", "sync", "ea", "eb"}
     for path in out["captures"].values():
         assert Path(path).parent == caps and Path(path).stat().st_size > 24
     assert out["malformed_frames"] == []

@@ -715,3 +715,15 @@ def test_layer_3_is_refused_at_a_head_and_a_tail_with_a_data_plane() -> None:
     assert isinstance(ev, QeFailed) and "layer 3 (IP) encryption is not built" in ev.reason
     s = n.core.find("10.1.1.1:1")
     assert (s.state, s.code) == ("failed", (252, 2))
+
+
+def test_only_the_service_holding_the_access_port_is_bidirectional() -> None:
+    # port mode: one service at a time carries the access port's frames, so a burst of
+    # layer-2 services does not take a reverse lambda per link each (docs/dataplane.md)
+    n = Node(has_dataplane=True)
+    bidir = []
+    for _ in range(3):
+        out = n(Create(TN5, qe.QeParams(enc_layer=2), 0.0))
+        out = n(PathReply(one(out, RequestPath).cid, True, route()))
+        bidir.append(one(out, CreateLsp).bidirectional)
+    assert bidir == [True, False, False]

@@ -224,15 +224,16 @@ def test_bidirectional_lsp_holds_an_upstream_lambda_on_every_link() -> None:
     _create(net, 1, PLAIN, True)
     up = net.of("tn1", E.LspUp)
     assert up, net.of("tn1", E.LspDown)
-    # upstream lambda 1 on each link (chosen first), downstream lambda 2 from the set
-    assert [s.label for s in up[0].route if isinstance(s, ero.Label)] == [_lam(2)] * 4
+    # upstream lambda 8 on each link (the last free: downstream lambdas are handed out
+    # from the first), downstream lambda 1 from the set
+    assert [s.label for s in up[0].route if isinstance(s, ero.Label)] == [_lam(1)] * 4
     for node, local_if in [*LINKS, ("tn5", 1)]:
-        assert net.free(node, local_if) == tuple(range(3, 9)), (node, local_if)
+        assert net.free(node, local_if) == tuple(range(2, 8)), (node, local_if)
     paths = [m for s, d, m in net.sent if m.name == "PATH"]
-    assert [m.get(O.UpstreamLabel) for m in paths] == [O.UpstreamLabel(_lam(1))] * 4
-    assert all(_lam(1) not in m.get(O.LabelSet).labels for m in paths)  # type: ignore[union-attr]
+    assert [m.get(O.UpstreamLabel) for m in paths] == [O.UpstreamLabel(_lam(8))] * 4
+    assert all(_lam(8) not in m.get(O.LabelSet).labels for m in paths)  # type: ignore[union-attr]
     row = net.cores["tn3"].lsp_table()[0]
-    assert (row["in_up_lambda"], row["out_up_lambda"], row["bidirectional"]) == (1, 1, True)
+    assert (row["in_up_lambda"], row["out_up_lambda"], row["bidirectional"]) == (8, 8, True)
     net.delete("tn1", 1)
     for node, local_if in [*LINKS, ("tn5", 1)]:
         assert net.free(node, local_if) == ALL, (node, local_if)
@@ -254,7 +255,7 @@ def test_explicit_upstream_label_in_the_ero_is_used() -> None:
     assert net.free("tn1", 1) == (2, 3, 4, 5, 7, 8) == net.free("tn2", 2)
     assert net.free("tn4", 3) == (2, 3, 4, 5, 6, 8) == net.free("tn5", 1)
     # the bypass link tn2-tn4: upstream lambda picked by tn2, downstream from the set
-    assert net.free("tn2", 3) == tuple(range(3, 9)) == net.free("tn4", 1)
+    assert net.free("tn2", 3) == tuple(range(2, 8)) == net.free("tn4", 1)
 
 
 def test_unacceptable_upstream_label_is_path_err_24_6() -> None:
@@ -273,7 +274,8 @@ def test_unacceptable_upstream_label_is_path_err_24_6() -> None:
     # tn4 picked an upstream lambda toward tn5 too and sent it on
     acts = tn4.handle(E.Received(TN[3], _path_into_tn4(4, O.UpstreamLabel(_lam(5)))), 0.0)
     (out,) = _sends(acts, "PATH")
-    assert out.message.get(O.UpstreamLabel) == O.UpstreamLabel(_lam(2))
+    # the last free lambda toward tn5 (8 went to the LSP accepted above)
+    assert out.message.get(O.UpstreamLabel) == O.UpstreamLabel(_lam(7))
     assert net.free("tn4", 2) == (4, 6, 7, 8)
 
 

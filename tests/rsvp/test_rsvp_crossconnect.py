@@ -48,14 +48,14 @@ def test_bidirectional_lsp_cross_connects_both_directions() -> None:
     net = Net()
     net.create("tn1", 1, PLAIN, None, 1e9, bidirectional=True)
     (up,) = net.of("tn1", E.LspUp)
-    # upstream lambda 1 (picked first by each upstream node), downstream 2 from the set
+    # upstream lambda 8 (the last free, picked by each upstream node), downstream 1
     for node, i, o in HOPS:
         role = "head" if i is None else "tail" if o is None else "transit"
-        want = E.CrossConnect(up.lsp, role, _chan(i, 2), _chan(o, 2), _chan(o, 1), _chan(i, 1))
+        want = E.CrossConnect(up.lsp, role, _chan(i, 1), _chan(o, 1), _chan(o, 8), _chan(i, 8))
         assert _xcs(net, node) == [want], node
     head = _xcs(net, "tn1")[0]
     assert isinstance(head, E.CrossConnect)
-    assert head.channels() == (C(1, 2), C(1, 1))
+    assert head.channels() == (C(1, 1), C(1, 8))
     net.delete("tn1", 1)
     for node in NODES:
         assert _xcs(net, node)[-1] == E.CrossConnectRemoved(up.lsp), node
