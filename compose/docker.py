@@ -925,8 +925,9 @@ class DockerTestbed(Testbed):
         ]
         for d, info in st["domains"].items():
             lines.append(
-                f"  {d:<8} {info['subnet']:<16} {info['bridge']:<10} {info['gateway'] or '-':<14} "
-                f"{info['network'] or 'absent'}"
+                f"  {d:<8} {info['subnet']:<16} {info['bridge']:<10} "
+                f"{info.get('gateway') or '-':<14} "
+                f"{info['network'] or ('access of ' + info['access'] if info.get('access') else 'absent')}"
             )
         lines.append(
             f"  {'HOST':<8} {'KIND':<9} {'CONTAINER':<12} {'STATE':<8} {'INTERFACES':<40} ROLE"

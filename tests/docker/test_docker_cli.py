@@ -42,7 +42,7 @@ def test_up_status_down_through_the_cli(
         status = json.loads(st.stdout)
         assert status["status"] == "up" and status["project"] == "qkdnet-qkv"
         assert all(h["state"] == "running" for h in status["hosts"].values())
-        assert {h["role"] for h in status["hosts"].values()} == {"client", "idle"}
+        assert {h["role"] for h in status["hosts"].values()} == {"client", "host", "idle"}
         table = qkdnet("status", "--backend", "docker", "--prefix", "qkv")
         assert "qkv-tn1" in table.stdout and "10.201.1.254" in table.stdout
         down = qkdnet("down", "--backend", "docker", "--prefix", "qkv")

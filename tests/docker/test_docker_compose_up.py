@@ -130,8 +130,9 @@ def test_compose_up_alone_gives_a_working_testbed_and_down_leaves_nothing(
 def _readme_docker_commands() -> list[str]:
     text = (ROOT / "README.md").read_text()
     section = text.split("\n## Docker\n", 1)[1].split("\n## ", 1)[0]
-    (block,) = re.findall(r"```sh\n(.*?)```", section, re.S)
-    return [ln.split("  #")[0].strip() for ln in block.splitlines() if ln.strip()]
+    (block,) = re.findall(r"```console\n(.*?)```", section, re.S)
+    lines = [ln[2:] for ln in block.splitlines() if ln.startswith("$ ")]
+    return [ln.split("  #")[0].strip() for ln in lines]
 
 
 def test_readme_docker_section_works_as_written(free_prefix: None, tmp_path: Path) -> None:
