@@ -448,7 +448,32 @@ class DockerTestbed(Testbed):
             progress=progress,
         )
         tb._docker = client
+        tb.complete_dataplane()
         return tb
+
+    def complete_dataplane(self) -> None:
+        """A testbed that ``docker compose up`` started has no optical layer and no access
+        links (Compose cannot make them): add them (:meth:`add_dataplane`) the first time
+        qkdnet attaches to it with every container running. Nothing when they are there
+        (the first channel exists in its node) or when containers are still starting (a
+        later command adds them)."""
+        chans = channels.pairs(self.topology)
+        if not chans and not any(d.access for d in self.topology.domains.values()):
+            return
+        try:
+            flt = {"label": f"{render.LABEL}.prefix={self.prefix}"}
+            if any(
+                c.status != "running" for c in self.docker.containers.list(all=True, filters=flt)
+            ):
+                return
+            if chans:
+                with nsutil.iproute_in(self.ns_path(chans[0].a)) as nsr:
+                    if nsr.link_lookup(ifname=chans[0].a_name):
+                        return
+        except (DockerError, OSError):
+            return
+        self.progress(f"[{self.prefix}] adding what Compose cannot make: the data plane")
+        self.add_dataplane()
 
     @classmethod
     def prefixes_up(cls) -> list[str]:
