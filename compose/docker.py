@@ -206,7 +206,8 @@ def _access_links(prefix: str) -> list[tuple[str, int]]:
     return out
 
 
-def _remove_access_bridges(prefix: str) -> int:
+def remove_access_bridges(prefix: str) -> int:
+    """Delete the root-namespace links qkdnet made for ``prefix``'s access domains."""
     from pyroute2 import IPRoute
     from pyroute2.netlink.exceptions import NetlinkError
 
@@ -298,7 +299,7 @@ def teardown(
                     progress(f"[{prefix}] network {n.name}: {e}")
                     break
                 time.sleep(0.5)
-    k = _remove_access_bridges(prefix)
+    k = remove_access_bridges(prefix)
     if k:
         progress(f"[{prefix}] removed {k} access bridge(s)")
     k = firewall_remove(prefix)

@@ -14,7 +14,7 @@ service (the project's image, ``network_mode: host``, ``NET_ADMIN``), so that a 
    ``depends_on`` it with ``condition: service_healthy``, so no daemon starts before its
    secret and the rules exist;
 4. it waits for SIGTERM (``docker compose down`` stops it last, as everything depends on
-   it), then removes the rules and the secret files and exits 0: ``down`` leaves nothing
+   it), then removes the rules, the secret files and the access bridges qkdnet added, and exits 0: ``down`` leaves nothing
    behind.
 
 The rules carry the testbed's comment (``qkdnet-docker:PREFIX``), so ``qkdnet down
@@ -69,6 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             (args.secrets / pki.FOLDER).rmdir()
         n = qdocker.firewall_remove(topo.prefix)
         _say(f"removed {n} DOCKER-USER rule(s) and {len(made)} secret file(s)")
+        # the access domains' bridges qkdnet added (compose down stops the guard last)
+        with contextlib.suppress(OSError, ImportError):
+            if k := qdocker.remove_access_bridges(topo.prefix):
+                _say(f"removed {k} access link(s) qkdnet had added")
 
 
 def _serve(
