@@ -249,18 +249,29 @@ def _pcap_count(pcap: Path) -> int:
 
 
 def test_a_cross_connect_that_cannot_be_installed_fails_the_lsp(lab: Lab) -> None:
-    """tn3 loses the channel of lambda 1 toward tn4 (both ends go): the next LSP, which
-    the PCE puts on lambda 1, fails at tn3 with PathErr 24/9, counted and logged."""
+    """tn3 and tn4 lose the channel of lambda 1 between them (deleting one end of the
+    veth pair removes both: te3l1 at tn3, te2l1 at tn4): the next LSP, which the PCE puts
+    on lambda 1, fails with PathErr 24/9 at whichever of the two installs its
+    cross-connect first (the Resv reaches tn4 first; both directions of a bidirectional
+    LSP use the link), counted and logged."""
     _wait_lsp_gone(lab)
     _ns(lab, "tn3", "ip", "link", "del", "te3l1")
     lab.cli_json("tn1", CREATE)
-    wait_for(
-        lambda: lab.cli_json("tn3", "show rsvp neighbor")["counters"]["xc_failures"] >= 1,
-        timeout=30,
-        what="the cross-connect failure at tn3",
-    )
-    log = (lab.run_dir / "tn3.log").read_text()
-    assert "cross-connect failed" in log and 'Cannot find device \\"te3l1\\"' in log
+
+    failed: list[str] = []
+
+    def failed_at() -> bool:
+        for n in ("tn3", "tn4"):
+            if lab.cli_json(n, "show rsvp neighbor")["counters"]["xc_failures"] >= 1:
+                failed.append(n)
+                return True
+        return False
+
+    wait_for(failed_at, timeout=30, what="the cross-connect failure at tn3 or tn4")
+    node = failed[0]
+    log = (lab.run_dir / f"{node}.log").read_text()
+    gone = "te3l1" if node == "tn3" else "te2l1"
+    assert "cross-connect failed" in log and f'Cannot find device \\"{gone}\\"' in log
     # the head learns it from the PathErr: its LSP down with 24/9 (the service may then
     # take another path)
     wait_for(
