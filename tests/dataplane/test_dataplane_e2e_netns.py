@@ -6,8 +6,7 @@ One testbed (prefix ``dpe``) for the module; the tests run in file order on one 
 marker and clean in tshark, a 30 s ping at 20/s across ~150 refreshes losing nothing with
 the key indices in step, a flipped-bit frame and a replayed frame dropped and counted;
 then a volume-refresh service driven by real traffic; then nothing left after teardown.
-Needs the channels, access ports and hosts of the optical layer (docs/dataplane.md):
-skipped on a topology without client hosts."""
+Needs the channels, access ports and hosts of the optical layer (docs/dataplane.md)."""
 
 from __future__ import annotations
 
@@ -67,8 +66,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
     if os.geteuid() != 0:
         pytest.skip("network namespace tests need root")
-    if not load_topology(PAPER).of_kind("host"):
-        pytest.skip("the paper topology has no client hosts yet (the optical layer)")
+    assert load_topology(PAPER).of_kind("host"), "the paper topology lost its client hosts"
     lab = start_lab(PAPER, "dpe", tmp_path_factory.mktemp("dpe"))
     try:
         yield lab
