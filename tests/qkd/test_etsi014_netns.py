@@ -202,4 +202,4 @@ def test_1000_keys_through_014_never_repeat_a_key_through_004(lab: NetnsTestbed)
         )
     assert len(fp004) == len(fp014) == 1000
     assert len(set(fp004) | set(fp014)) == 2000
-    assert cli(lab, "tn1", "close", "--handle", h) == {"status": 0}
+    assert cli(lab, "tn1", "close", "--handle", h) == {"status": 0, "status_name": "SUCCESSFUL"}
