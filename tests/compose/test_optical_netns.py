@@ -249,13 +249,15 @@ def _pcap_count(pcap: Path) -> int:
 
 
 def test_a_cross_connect_that_cannot_be_installed_fails_the_lsp(lab: Lab) -> None:
-    """tn3 and tn4 lose the channel of lambda 1 between them (deleting one end of the
-    veth pair removes both: te3l1 at tn3, te2l1 at tn4): the next LSP, which the PCE puts
-    on lambda 1, fails with PathErr 24/9 at whichever of the two installs its
+    """tn3 and tn4 lose every channel between them (deleting one end of a veth pair
+    removes both: te3lN at tn3, te2lN at tn4) while OSPF and the PCE still offer the link:
+    the next LSP fails with PathErr 24/9 at whichever of the two installs its
     cross-connect first (the Resv reaches tn4 first; both directions of a bidirectional
-    LSP use the link), counted and logged."""
+    LSP use the link), counted and logged. (Every lambda goes: which one the PCE picks
+    depends on when its TED last heard of the freed ones.)"""
     _wait_lsp_gone(lab)
-    _ns(lab, "tn3", "ip", "link", "del", "te3l1")
+    for lam in range(1, 9):
+        _ns(lab, "tn3", "ip", "link", "del", f"te3l{lam}")
     lab.cli_json("tn1", CREATE)
 
     failed: list[str] = []
@@ -267,11 +269,16 @@ def test_a_cross_connect_that_cannot_be_installed_fails_the_lsp(lab: Lab) -> Non
                 return True
         return False
 
-    wait_for(failed_at, timeout=30, what="the cross-connect failure at tn3 or tn4")
+    wait_for(
+        failed_at,
+        timeout=30,
+        what="the cross-connect failure at tn3 or tn4",
+        extra=lambda: lab.cli_json("tn1", "show qe-service")["services"],
+    )
     node = failed[0]
     log = (lab.run_dir / f"{node}.log").read_text()
-    gone = "te3l1" if node == "tn3" else "te2l1"
-    assert "cross-connect failed" in log and f'Cannot find device \\"{gone}\\"' in log
+    gone = "te3l" if node == "tn3" else "te2l"
+    assert "cross-connect failed" in log and f'Cannot find device \\"{gone}' in log
     # the head learns it from the PathErr: its LSP down with 24/9 (the service may then
     # take another path)
     wait_for(

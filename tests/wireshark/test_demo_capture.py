@@ -69,7 +69,8 @@ def opened(demo: dict[str, Any], domain: str) -> list[str]:
 
 
 def test_the_demo_prints_a_command_per_capture(demo: dict[str, Any]) -> None:
-    assert set(demo["tshark"]) == set(demo["captures"]) == {"ctrl", "qa", "qb", "ka", "kb", "sync"}
+    domains = {"ctrl", "qa", "qb", "ka", "kb", "sync", "ea", "eb"}  # ea, eb: ha and hb
+    assert set(demo["tshark"]) == set(demo["captures"]) == domains
     for domain, argv in demo["tshark"].items():
         assert argv[0] == "tshark" and argv[1] == "-X" and argv[2].startswith("lua_script:")
         assert argv[2].endswith("wireshark/qkdnet.lua") and demo["captures"][domain] in argv
