@@ -20,17 +20,15 @@ from pathlib import Path
 
 from pyroute2 import IPRoute
 
-NETNS_DIR = Path("/run/netns")
-CLONE_NEWNET = 0x40000000
+from daemonkit import netns
+
+NETNS_DIR = netns.NETNS_DIR
+CLONE_NEWNET = netns.CLONE_NEWNET
 
 _libc: ctypes.CDLL | None = None
 
 
-def _setns(fd: int) -> None:
-    if hasattr(os, "setns"):  # Python >= 3.12
-        os.setns(fd, CLONE_NEWNET)
-        return
-    _check(_c().setns(fd, CLONE_NEWNET), "setns")
+_setns = netns.setns
 
 
 def netns_path(name: str) -> Path:
@@ -48,24 +46,9 @@ def list_netns() -> list[str]:
         return []
 
 
-@contextlib.contextmanager
-def in_netns(name: str) -> Iterator[None]:
+def in_netns(name: str) -> contextlib.AbstractContextManager[None]:
     """Run the body with the current thread in namespace ``name``, then switch back."""
-    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    try:
-        target = os.open(netns_path(name), os.O_RDONLY)
-    except FileNotFoundError:
-        os.close(own)
-        raise FileNotFoundError(f"no network namespace {name}") from None
-    try:
-        _setns(target)
-        try:
-            yield
-        finally:
-            _setns(own)
-    finally:
-        os.close(target)
-        os.close(own)
+    return netns.entered(name)
 
 
 MS_BIND, MS_REC, MS_SHARED = 0x1000, 0x4000, 0x100000

@@ -1,0 +1,121 @@
+"""Which network namespace a daemon's sockets live in, so that many daemons can share one
+process (``qkdnet up --pack N``, docs/scale.md) and still speak from their own hosts.
+
+A daemon started the usual way (``ip netns exec`` or ``docker exec``, one process each)
+runs inside its host's namespace and never switches: :func:`current` is None and
+:func:`inside` does nothing. A packed daemon is started in a :class:`contextvars.Context`
+that names its namespace (:func:`context`); asyncio copies the context into every task,
+timer and socket callback the daemon creates, so wherever the daemon opens a socket (the
+OSPF, RSVP and data-plane raw sockets, the CLI and PCEP servers and clients, the ETSI and
+IDQ3P datagram endpoints) it does so with :func:`socket` or inside :func:`inside`: the
+calling thread enters the namespace with ``setns(2)``, creates the socket and comes back
+before anything else runs. A socket belongs to the namespace it was created in for its
+whole life, so the packets on the wire are the same as with one process per daemon.
+Commands a daemon runs (``tc``) get the namespace on their command line (:func:`argv`).
+
+``setns`` with ``CLONE_NEWNET`` moves only the calling thread; nothing here may await
+between entering and leaving.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import ctypes
+import ctypes.util
+import os
+import socket as _socket
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+NETNS_DIR = Path("/run/netns")
+CLONE_NEWNET = 0x40000000
+
+#: the namespace of the daemon whose code is running (None: the process's own)
+NETNS: contextvars.ContextVar[str | None] = contextvars.ContextVar("netns", default=None)
+
+_libc: ctypes.CDLL | None = None
+
+
+def setns(fd: int) -> None:
+    """Move the calling thread into the network namespace open as ``fd``."""
+    if hasattr(os, "setns"):  # Python >= 3.12
+        os.setns(fd, CLONE_NEWNET)
+        return
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns: {os.strerror(err)}")
+
+
+def path(name: str) -> Path:
+    return NETNS_DIR / name
+
+
+def current() -> str | None:
+    """The namespace of the running daemon, None when it is the process's own."""
+    return NETNS.get()
+
+
+def context(name: str | None) -> contextvars.Context:
+    """A copy of the current context in which :func:`current` is ``name``: run a packed
+    daemon's ``start`` in it (``asyncio.create_task(coro, context=ctx)``)."""
+    ctx = contextvars.copy_context()
+    ctx.run(NETNS.set, name)
+    return ctx
+
+
+@contextlib.contextmanager
+def entered(name: str) -> Iterator[None]:
+    """The body runs with this thread in namespace ``name``; then it switches back."""
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    try:
+        try:
+            target = os.open(path(name), os.O_RDONLY)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no network namespace {name}") from None
+        try:
+            setns(target)
+            try:
+                yield
+            finally:
+                setns(own)
+        finally:
+            os.close(target)
+    finally:
+        os.close(own)
+
+
+@contextlib.contextmanager
+def inside(name: str | None = None) -> Iterator[None]:
+    """The body runs in namespace ``name`` (default: the running daemon's); nothing is
+    switched when that is the process's own. Create sockets here, never await here."""
+    name = current() if name is None else name
+    if name is None:
+        yield
+        return
+    with entered(name):
+        yield
+
+
+def socket(
+    family: int = _socket.AF_INET, type: int = _socket.SOCK_STREAM, proto: int = 0
+) -> _socket.socket:
+    """A socket in the running daemon's namespace."""
+    with inside():
+        return _socket.socket(family, type, proto)
+
+
+def if_nametoindex(ifname: str) -> int:
+    """The index of interface ``ifname`` in the running daemon's namespace."""
+    with inside():
+        return _socket.if_nametoindex(ifname)
+
+
+def argv(command: Sequence[str]) -> list[str]:
+    """``command`` run in the running daemon's namespace: ``ip netns exec NS ...`` when
+    the daemon is packed, as it is otherwise."""
+    name = current()
+    return list(command) if name is None else ["ip", "netns", "exec", name, *command]
