@@ -22,7 +22,7 @@ import fcntl
 import socket
 import struct
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -169,3 +169,13 @@ def offloads_off(ns_path: str, ifnames: Sequence[str]) -> None:
                 _features_off(sock, ifname, names)
         except OSError as e:
             raise RuntimeError(f"ethtool -K {ifname} ...: {e.strerror}") from None
+
+
+def offloads_off_all(
+    per_host: Mapping[str, Sequence[str]], ns_path: Callable[[str], str], roots: Sequence[str]
+) -> None:
+    """:func:`offloads_off` on each host's interfaces inside its namespace (``ns_path``
+    of the host) and on ``roots``, ends in this process's namespace."""
+    for host, ifnames in per_host.items():
+        offloads_off(ns_path(host), ifnames)
+    offloads_off("/proc/self/ns/net", roots)

@@ -653,9 +653,7 @@ class DockerTestbed(Testbed):
                         nsr.link("set", index=j, state="up")
                     per_ns.setdefault(host, []).append(inner)
         try:
-            for host, ifnames in per_ns.items():
-                channels.offloads_off(ns(host), ifnames)
-            channels.offloads_off("/proc/self/ns/net", roots)
+            channels.offloads_off_all(per_ns, ns, roots)
         except RuntimeError as e:
             raise DockerError(f"{e}") from None
         if chans or roots:

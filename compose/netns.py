@@ -495,9 +495,7 @@ class NetnsTestbed(Testbed):
                 per_ns.setdefault(i.host, []).append(i.inner)
                 root_ends.append(i.veth)
         try:
-            for host, ifnames in per_ns.items():
-                channels.offloads_off(ns_path(host), ifnames)
-            channels.offloads_off("/proc/self/ns/net", root_ends)
+            channels.offloads_off_all(per_ns, ns_path, root_ends)
         except RuntimeError as e:
             raise TestbedError(f"{e}") from None
         if chans or root_ends:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,9 @@ import yaml
 
 from compose import nsutil
 from tests.support import tshark
-from tests.support.e2elab import PAPER, Lab, private_index, restore_index, start_lab, stop_lab
+from tests.support.e2elab import PAPER, Lab, start_lab, stop_lab
 from tests.support.frr import frr_nbrs, lsdb_frr, lsdb_ours
+from tests.support.netns_util import until
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -53,26 +53,17 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         pytest.skip("network namespace tests need root")
     assert shutil.which("vtysh") and shutil.which("tshark"), "make setup installs FRR, tshark"
     run = tmp_path_factory.mktemp("pk-run")
-    old = private_index(run)
+    # the global index, not a private one under pytest's 0700 tmp: FRR drops to the frr
+    # user and keeps its runtime directory under the index (compose.daemons.frr_runtime_dir)
+    lab = start_lab(_topology(run), "pk", run, pack=PACK)
     try:
-        lab = start_lab(_topology(run), "pk", run, pack=PACK)
-        try:
-            yield lab
-        finally:
-            stop_lab(lab)
+        yield lab
     finally:
-        restore_index(old)
+        stop_lab(lab)
 
 
 def _until(what: str, cond: Any, timeout: float, step: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s (last: {v!r})")
-        time.sleep(step)
+    return until(what, cond, timeout, step)
 
 
 def test_the_python_daemons_run_in_packs_outside_the_hosts_namespaces(lab: Lab) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from gmpls.topology import load as load_topology
 from tests.dataplane.test_dataplane_tshark import fields
 from tests.support.dataplane_pair import ping_argv
 from tests.support.e2elab import PAPER, ROOT, Lab, start_lab, stop_lab
+from tests.support.netns_util import until
 
 pytestmark = [pytest.mark.netns, pytest.mark.interop, pytest.mark.slow]
 
@@ -50,14 +50,7 @@ print(c.recv(100).decode() == hashlib.sha256(data).hexdigest())
 
 
 def _until(what: str, cond: Any, timeout: float, step: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s (last: {v!r})")
-        time.sleep(step)
+    return until(what, cond, timeout, step)
 
 
 @pytest.fixture(scope="module")

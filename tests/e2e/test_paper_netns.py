@@ -28,6 +28,7 @@ from gmpls.qe_service.model import fingerprint
 from gmpls.rsvp import objects as O
 from tests.support.captures import delivered_keys, opened_handles, qe_session_ids, rsvp_messages
 from tests.support.e2elab import LADDER, Lab, same_keys
+from tests.support.netns_util import until
 
 pytestmark = [pytest.mark.netns, pytest.mark.interop, pytest.mark.slow]
 
@@ -40,14 +41,7 @@ NO_CONNECTION = 4
 
 
 def _until(what: str, cond: Any, timeout: float, step: float = 0.25) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(step)
+    return until(what, cond, timeout, step)
 
 
 def create(lab: Lab, line: str = CREATE) -> dict[str, Any]:

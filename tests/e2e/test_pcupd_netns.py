@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.support.e2elab import Lab, same_keys
+from tests.support.netns_util import until
 
 pytestmark = [pytest.mark.netns]
 
@@ -32,14 +33,7 @@ BYPASS = ["10.1.1.1", "10.1.1.2", "10.1.1.4", "10.1.1.5"]
 
 
 def _until(what: str, cond: Any, timeout: float, step: float = 0.25) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(step)
+    return until(what, cond, timeout, step)
 
 
 def _head(lab: Lab) -> dict[str, Any]:

@@ -12,6 +12,19 @@ from typing import Any
 from compose.cliclient import CliError
 
 
+def until(what: str, cond: Callable[[], Any], timeout: float, step: float = 0.25) -> Any:
+    """Poll ``cond`` every ``step`` s until it returns something true, and return that;
+    an AssertionError naming ``what`` and the last value after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s (last: {v!r})")
+        time.sleep(step)
+
+
 def wait_for(
     pred: Callable[[], Any], timeout: float, what: str, extra: Callable[[], Any] = lambda: ""
 ) -> None:
