@@ -11,7 +11,7 @@ IDQ3P datagram endpoints) it does so with :func:`socket` or inside :func:`inside
 calling thread enters the namespace with ``setns(2)``, creates the socket and comes back
 before anything else runs. A socket belongs to the namespace it was created in for its
 whole life, so the packets on the wire are the same as with one process per daemon.
-Commands a daemon runs (``tc``) get the namespace on their command line (:func:`argv`).
+Commands a daemon runs (``tc``) get the namespace on their command line (``tc -n``).
 
 ``setns`` with ``CLONE_NEWNET`` moves only the calling thread; nothing here may await
 between entering and leaving.
@@ -26,7 +26,7 @@ import ctypes
 import ctypes.util
 import os
 import socket as _socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 NETNS_DIR = Path("/run/netns")
@@ -113,13 +113,6 @@ def if_nametoindex(ifname: str) -> int:
     """The index of interface ``ifname`` in the running daemon's namespace."""
     with inside():
         return _socket.if_nametoindex(ifname)
-
-
-def argv(command: Sequence[str]) -> list[str]:
-    """``command`` run in the running daemon's namespace: ``ip netns exec NS ...`` when
-    the daemon is packed, as it is otherwise."""
-    name = current()
-    return list(command) if name is None else ["ip", "netns", "exec", name, *command]
 
 
 # --- asyncio endpoints whose sockets are made in the daemon's namespace ----------------

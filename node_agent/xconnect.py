@@ -93,7 +93,11 @@ class TcRules:
         return [f"qdisc del dev {i} clsact" for i in ifnames]
 
     def _argv(self) -> list[str]:
-        return netns.argv([*self.command, "-force", "-batch", "-"])
+        """tc's command line; in a pack (docs/scale.md) with ``-n HOST``: tc enters the
+        daemon's namespace itself (cheaper than ``ip netns exec``, which also remounts
+        /sys)."""
+        ns = netns.current()
+        return [*self.command, *(("-n", ns) if ns else ()), "-force", "-batch", "-"]
 
     @staticmethod
     def _failure(lines: list[str], rc: int, stderr: str) -> str | None:

@@ -15,6 +15,7 @@ import pytest
 from compose import pack
 from daemonkit import daemon as dk
 from daemonkit import netns
+from node_agent.xconnect import TcRules
 
 PAPER = Path(__file__).resolve().parents[2] / "topologies" / "paper.yaml"
 log = logging.getLogger("tests.fake_daemon")
@@ -171,10 +172,11 @@ def test_every_daemon_package_has_a_spec_of_its_kind() -> None:
 
 def test_netns_helpers_do_nothing_in_the_process_namespace() -> None:
     assert netns.current() is None
-    assert netns.argv(["tc", "qdisc"]) == ["tc", "qdisc"]
     ctx = netns.context("xx-tn1")
     assert ctx.run(netns.current) == "xx-tn1"
-    assert ctx.run(netns.argv, ["tc"]) == ["ip", "netns", "exec", "xx-tn1", "tc"]
+    tc = TcRules()
+    assert tc._argv() == ["tc", "-force", "-batch", "-"]
+    assert ctx.run(tc._argv) == ["tc", "-n", "xx-tn1", "-force", "-batch", "-"]
     assert netns.current() is None
     with netns.inside():
         pass
