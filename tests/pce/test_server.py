@@ -611,3 +611,31 @@ async def test_initiate_and_release_refusals_on_the_cli(pce: PceDaemon) -> None:
     finally:
         await pcc.close()
         await plain.close()
+
+
+async def test_a_restarted_stateful_client_empties_its_part_of_the_database(
+    pce: PceDaemon,
+) -> None:
+    """A node agent that restarts comes back with no LSP: its PCC's first synchronisation is
+    the end-of-sync marker alone (RFC 8231 §5.6), and the LSPs the PCE kept for it since its
+    session went down (marked PCC down) are removed with their lambdas."""
+    before = client(pce, 15, stateful=True)
+    await before.start()
+    try:
+        await before.wait_up()
+        before.report(LspStatus(5, "qe-tn1-5", TN1, TN5, 5, LspState.UP, ex.fig9_ero()))
+        await _until(lambda: len(pce.lsps.all()) == 1)
+    finally:
+        await before.close()
+    await _until(lambda: [x.pcc_up for x in pce.lsps.all()] == [False])
+    now = asyncio.get_running_loop().time
+    assert pce.lsps.held(now()) != {}  # kept, lambdas with them, until the State Timeout
+    after = client(pce, 15, stateful=True)  # the restarted node agent: nothing to report
+    await after.start()
+    try:
+        await after.wait_up()
+        await _until(lambda: pce.lsps.sync["127.0.0.15"].syncs == 2)
+        assert pce.lsps.all() == [] and pce.lsps.held(now()) == {}
+        assert not pce.lsps.sync["127.0.0.15"].syncing and pce.lsps.counters.purged == 1
+    finally:
+        await after.close()
