@@ -10,9 +10,9 @@ host over one telnet session to the PCE and one to tn1:
 * **operator moves**: N times ``qe-service update ID avoid 10.1.1.3`` (onto the bypass
   tn1-tn2-tn4-tn5), then ``qe-service update ID`` (back through tn3), 2 s apart (``--gap``:
   a moved LSP's old lambdas show free in the TED only when the nodes re-originate their TE
-  LSAs, at most every 5 s; faster moves would use up the 8 lambdas of tn1-tn2), each timed
-  from the
-  command to the PCE's LSP database holding tn1's report that answers the update
+  LSAs, at most every 5 s, so much faster moves could use up the 8 lambdas of tn1-tn2; not
+  tried), each timed from the command to the PCE's LSP database holding tn1's report that
+  answers the update
   (``update_result: moved``): PCUpd out, tn1 signals the new LSP make-before-break (Path and
   Resv over the new hops, its key session kept), PCRpt back. tn1's and tn5's key
   fingerprints are compared after the last move;
