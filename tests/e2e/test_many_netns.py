@@ -1,7 +1,7 @@
 """Fifty QE services created at once in namespaces (paper topology with 64 lambdas per TE
 link, prefix ``e2w``): every one comes up with its own key_handle and the same key at
-both ends, on its own lambdas (no label retry); deleting them all leaves no LSP and no
-ETSI session."""
+both ends, on its own lambdas (no label retry; the stateful PCE's LSP database lists no
+(link, lambda) twice); deleting them all leaves no LSP and no ETSI session."""
 
 from __future__ import annotations
 
@@ -22,6 +22,18 @@ CREATE = "qe-service create dst 10.1.1.5 key-length 32 layer 2 algorithm 10 refr
 N = 50
 
 
+def _until_reported(lab: Lab, n: int) -> list[dict[str, Any]]:
+    """The PCE's ``show pce lsp`` once it lists ``n`` LSPs up (tn1 reports each as it
+    comes up; the report of the last may trail its ``wait`` by a few ms)."""
+    deadline = time.monotonic() + 10
+    while True:
+        lsps = [x for x in lab.cli_json("pce", "show pce lsp")["lsps"] if x["state"] == "up"]
+        if len(lsps) == n or time.monotonic() > deadline:
+            assert len(lsps) == n, [(x["name"], x["state"]) for x in lsps]
+            return lsps
+        time.sleep(0.25)
+
+
 def test_fifty_services_at_once(wide_lab: Lab) -> None:
     lab = wide_lab
     t0 = time.time()
@@ -37,7 +49,11 @@ def test_fifty_services_at_once(wide_lab: Lab) -> None:
     # the stateful PCE holds the lambdas of each path it computes: no two services got the
     # same label on a link, so the head never fell back to local labels nor retried
     counters = lab.cli_json("tn1", "show qe-service")["counters"]
-    assert counters.get("labels_local", 0) == 0 and counters.get("label_retries", 0) == 0
+    assert counters["labels_local"] == 0 and counters["label_retries"] == 0, counters
+    # and the PCE's LSP database, from tn1's reports: fifty LSPs up, no (link, lambda) twice
+    lsps = _until_reported(lab, N)
+    used = [(x["link"], x["lambda"]) for lsp in lsps for x in lsp["lambdas"]]
+    assert len(used) == 4 * N and len(set(used)) == len(used), sorted(used)
     # distinct handles: the full 64-byte handle of each service, as tn1 wrote it into
     # tn5's QE subobject of its last Path for the tunnel (control LAN capture)
     last: dict[int, bytes] = {}

@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from compose import ladder as L
+from tests.support import tshark
 from tests.support.e2elab import Lab, same_keys
 from tests.support.netns_util import until
 
@@ -87,3 +89,20 @@ def test_pce_initiated_service_moved_by_pcupd_when_tn3_stops(paper_lab: Lab) -> 
     assert data["initiated"][0]["state"] == "up"
     counters = lab.cli_json("tn1", "show qe-service")["counters"]
     assert counters["moved"] == 1 and counters["rerouting"] <= 1
+    # on the wire, read by tshark: the PCInitiate (C flag) and the PCUpd (one outstanding at
+    # a time) name tn1's LSP, tn1's report answers the PCUpd's SRP-ID; nothing malformed
+    time.sleep(0.3)  # the last frames reach the capture file
+    pcap = lab.pcap("ctrl")
+    assert L.decode(pcap).malformed == []
+
+    def fields(flt: str, name: str) -> list[str]:
+        """``name`` of every PCEP message matching ``flt`` (a frame may carry several)."""
+        out = tshark.run(pcap, "-Y", flt, "-T", "fields", "-e", name)
+        return [v for row in out.split() for v in row.split(",")]
+
+    assert fields("pcep.msg == 12", "pcep.obj.lsp.flags.create") == ["1"]
+    tunnel = str(head["tunnel_id"])
+    srps = fields("pcep.msg == 11", "pcep.obj.srp.id-number")
+    assert srps and set(fields("pcep.msg == 11", "pcep.obj.lsp.plsp-id")) == {tunnel}, srps
+    answer = f"pcep.msg == 10 && pcep.obj.srp.id-number == {srps[-1]}"
+    assert set(fields(answer, "pcep.obj.lsp.plsp-id")) == {tunnel}

@@ -210,6 +210,33 @@ def test_fifty_concurrent_requests_never_collide(tmp_path: Path) -> None:
     assert _collisions(_burst(_service(None, wide), 50)) > 0
 
 
+def _fig9_lambdas(service: PceService, rid: int, now: float) -> set[int]:
+    """The lambdas of the path the PCE computes for the paper's request tn1 -> tn5."""
+    req = replace(ex.paper_pcreq().requests[0], rp=O.RP(rid))
+    rep, _, _ = service.handle(M.PCReq((req,)), now=now)
+    assert rep is not None
+    (resp,) = rep.responses
+    return {ch for _, ch in route_lambdas(resp.paths[0].ero.subobjects)}
+
+
+def test_the_lambdas_of_a_reported_lsp_are_not_offered() -> None:
+    """An LSP the PCE never computed (another PCC's, or one synchronised after the PCE
+    restarted), reported on the Fig. 9 path with lambda 1, holds its lambdas with no
+    reservation behind it: a request along that path gets lambda 2. Reported down, or
+    removed, it holds nothing: lambda 1 is offered again."""
+    db = LspDb(hold=0.0)  # no reservation of computed paths: only the report counts
+    service = _service(db, PAPER)
+    assert _fig9_lambdas(service, 1, 0) == {1}
+    db.report("10.1.1.9", _report(1, b"a", channel=1), 0)
+    assert db.reservations == [] and _fig9_lambdas(service, 2, 1) == {2}
+    db.report("10.1.1.9", _report(1, b"a", channel=1, state=C.LspState.DOWN), 2)
+    assert _fig9_lambdas(service, 3, 3) == {1}
+    db.report("10.1.1.9", _report(1, b"a", channel=1), 4)
+    assert _fig9_lambdas(service, 4, 5) == {2}
+    db.report("10.1.1.9", _report(1, b"a", remove=True), 6)
+    assert _fig9_lambdas(service, 5, 7) == {1}
+
+
 def test_a_burst_beyond_the_lambdas_gets_no_path_not_a_collision() -> None:
     paths = _burst(_service(LspDb(), PAPER), 50)
     assert 8 <= len(paths) < 50 and _collisions(paths) == 0

@@ -576,3 +576,66 @@ def _lsp(d: PceDaemon, pcc: str, plsp_id: int) -> Lsp:
     lsp = d.lsps.find(pcc, plsp_id)
     assert lsp is not None
     return lsp
+
+
+async def test_initiate_and_release_refusals_on_the_cli(pce: PceDaemon) -> None:
+    """``qe-service initiate``/``release`` answer a bad line, an unknown service, a head
+    without a stateful session with I, and a path the PCE cannot compute with ``% error``
+    and the reason; nothing is sent and no initiation is recorded for them."""
+    got: list[M.LspEntry] = []
+    pcc = client(pce, 13, stateful=True, instantiation=True)
+    pcc.on_initiate = lambda e: (got.append(e), None)[1]
+    plain = client(pce, 14, stateful=True)  # stateful, without I
+    await pcc.start()
+    await plain.start()
+    try:
+        await pcc.wait_up()
+        await plain.wait_up()
+        pcc.report(LspStatus(3, "own", TN1, TN2, 3, LspState.UP))  # tn1's PCC, by its LSPs
+        plain.report(LspStatus(4, "own", TN2, TN5, 4, LspState.UP))  # tn2's, without I
+        await _until(lambda: len(pce.lsps.all()) == 2)
+        lines = {
+            "qe-service initiate head 10.1.1.1": "usage: qe-service initiate head",
+            "qe-service initiate head 10.1.1.1 dst 10.1.1.5 key-length x": "invalid literal",
+            "qe-service initiate head 10.1.1.1 dst 10.1.1.5 refresh bogus 3": "unknown argument",
+            "qe-service initiate head 10.1.1.1 dst 10.1.1.5 colour red": "unknown argument",
+            "qe-service initiate head 10.1.1.2 dst 10.1.1.5": "instantiation to 10.1.1.2",
+            "qe-service initiate head 10.1.1.1 dst 10.1.1.3": "no path 10.1.1.1 -> 10.1.1.3",
+            "qe-service release 99": "no initiated QE service 99",
+            "qe-service release x": "usage: qe-service release ID",
+        }
+        answers = await cli(pce, *lines)
+        for (line, why), out in zip(lines.items(), answers, strict=True):
+            assert out.startswith("% error") and why in out, (line, out)
+        assert pce.lsps.initiations == {} and got == []
+    finally:
+        await pcc.close()
+        await plain.close()
+
+
+async def test_a_restarted_stateful_client_empties_its_part_of_the_database(
+    pce: PceDaemon,
+) -> None:
+    """A node agent that restarts comes back with no LSP: its PCC's first synchronisation is
+    the end-of-sync marker alone (RFC 8231 §5.6), and the LSPs the PCE kept for it since its
+    session went down (marked PCC down) are removed with their lambdas."""
+    before = client(pce, 15, stateful=True)
+    await before.start()
+    try:
+        await before.wait_up()
+        before.report(LspStatus(5, "qe-tn1-5", TN1, TN5, 5, LspState.UP, ex.fig9_ero()))
+        await _until(lambda: len(pce.lsps.all()) == 1)
+    finally:
+        await before.close()
+    await _until(lambda: [x.pcc_up for x in pce.lsps.all()] == [False])
+    now = asyncio.get_running_loop().time
+    assert pce.lsps.held(now()) != {}  # kept, lambdas with them, until the State Timeout
+    after = client(pce, 15, stateful=True)  # the restarted node agent: nothing to report
+    await after.start()
+    try:
+        await after.wait_up()
+        await _until(lambda: pce.lsps.sync["127.0.0.15"].syncs == 2)
+        assert pce.lsps.all() == [] and pce.lsps.held(now()) == {}
+        assert not pce.lsps.sync["127.0.0.15"].syncing and pce.lsps.counters.purged == 1
+    finally:
+        await after.close()
