@@ -140,6 +140,25 @@ def test_compose_up_alone_gives_a_working_testbed_and_down_leaves_nothing(
     _nothing_left(project, secrets)
 
 
+def test_qkdnet_down_takes_down_what_compose_started(free_prefix: None, tmp_path: Path) -> None:
+    """`docker-compose up -d` from a copy of the checked-in file, then `qkdnet down
+    --backend docker` (not Compose): it finds the project by the containers' labels and
+    leaves no container, network, volume, DOCKER-USER rule or secret file."""
+    work = tmp_path / "checkout"
+    (work / "topologies").mkdir(parents=True)
+    shutil.copy(ROOT / "docker-compose.yml", work)
+    shutil.copy(ROOT / "topologies" / "paper.yaml", work / "topologies")
+    project = "qkdnetqd"
+    _run(["docker-compose", "-p", project, "up", "-d"], work)
+    try:
+        assert PREFIX in running_prefixes()
+        down = _run([*QKDNET, "down", "--backend", "docker", "-p", PREFIX], ROOT)
+        assert PREFIX not in running_prefixes(), down.stdout + down.stderr
+        _nothing_left(project, work / "secrets")
+    finally:
+        _run(["docker-compose", "-p", project, "down"], work)  # idempotent
+
+
 def _readme_docker_commands() -> list[str]:
     text = (ROOT / "README.md").read_text()
     section = text.split("\n## Docker\n", 1)[1].split("\n## ", 1)[0]
