@@ -35,13 +35,19 @@ consumption of the services across it (the first key of a service is drawn at se
 the site nodes re-advertise a link (the TED gets a new QKD-link LSA) when its stock moved
 by 10 % of the buffer. Key utilisation = key bits consumed / key bits generated, over all
 links. The optical layer is no bottleneck here (no lambda is held between requests), so
-every refusal is a key refusal. Nothing is asserted: figures are printed.
+every refusal is a key refusal. "peak one-way / (rate/2)" is the highest load a link
+carries in one direction (the upstream key manager opens each hop's session and draws
+from its own emulator's stream, which fills at half the link's rate) over that half, and
+"admitted over rate/2" counts the admitted services that took a link past it: the PCE
+commits against the whole rate, both directions together (docs/pce.md). Nothing is
+asserted: figures are printed.
 """
 
 from __future__ import annotations
 
 import argparse
 import heapq
+import itertools
 import random
 import time
 from collections.abc import Iterator
@@ -74,6 +80,9 @@ HOLD_MEAN = 100.0
 HYSTERESIS = 0.10
 MESH6 = [(1, 2, 12), (2, 3, 25), (3, 4, 8), (4, 5, 30), (5, 6, 18), (1, 6, 40), (2, 5, 5)]
 MESH6_YAML = Path(__file__).resolve().parents[1] / "topologies" / "mesh6.yaml"
+#: a relay hop: (upstream site, downstream site); the upstream key manager opens the
+#: hop's session and draws its keys from its own emulator's stream
+Hop = tuple[IPv4Address, IPv4Address]
 
 
 def rid(i: int) -> IPv4Address:
@@ -202,6 +211,12 @@ class Result:
     demanded_bits: float = 0.0
     hops: list[int] = field(default_factory=list)
     min_stock_share: float = 1.0
+    #: the highest one-way load on a link (the consumption of the services whose relay
+    #: crosses it in one direction) over half its rate: what the upstream emulator's own
+    #: stream can feed (docs/idq3p.md#rate-and-buffer); above 1 that stream runs dry
+    max_oneway_share: float = 0.0
+    #: admitted services that took some link's one-way load above half its rate
+    oneway_over: int = 0
     seconds: float = 0.0
 
     @property
@@ -258,14 +273,16 @@ def run(net: Net, reqs: list[Request], policy: Policy | None) -> Result:
     stocks = Stocks(network.rate, net.buffer, warm)
     network.advertise(stocks.stock, force=True)
     res = Result()
-    active: list[tuple[float, int, tuple[LinkKey, ...], float, Commitment | None]] = []
+    active: list[tuple[float, int, tuple[Hop, ...], float, Commitment | None]] = []
+    oneway: dict[Hop, float] = {}
     t0 = time.perf_counter()
     for n, rq in enumerate(reqs):
         while active and active[0][0] <= rq.at:
-            until, _, links, bps, commitment = heapq.heappop(active)
+            until, _, gone, bps, commitment = heapq.heappop(active)
             stocks.advance(until, res)
-            for k in links:
-                stocks.load[k] -= bps
+            for hop in gone:
+                stocks.load[link_key(*hop)] -= bps
+                oneway[hop] -= bps
             if commitment is not None:
                 service.keys.release(commitment)
         stocks.advance(rq.at, res)
@@ -278,7 +295,7 @@ def run(net: Net, reqs: list[Request], policy: Policy | None) -> Result:
             found = relay_path(
                 network.ted.qkd_graph(), rid(rq.src), rid(rq.dst), 0.0, {}, 0, "fewest-hop"
             )
-            links, commitment = found.links, None
+            sites, commitment = found.sites, None
         else:
             before = len(service.keys.commitments)
             msg = M.PCReq(
@@ -296,16 +313,24 @@ def run(net: Net, reqs: list[Request], policy: Policy | None) -> Result:
             if resp.no_path is not None:
                 res.blocked += counted
                 continue
-            links = tuple(link_key(a, b) for a, b in zip(resp.relay, resp.relay[1:], strict=False))
+            sites = resp.relay
             commitment = (
                 service.keys.commitments[-1] if len(service.keys.commitments) > before else None
             )
+        hops = tuple(itertools.pairwise(sites))
+        links = tuple(link_key(a, b) for a, b in hops)
         if counted:
             res.hops.append(len(links))
         stocks.draw(links, 8 * KEY_BYTES)
-        for k in links:
-            stocks.load[k] += bps
-        heapq.heappush(active, (rq.at + rq.hold, n, links, bps, commitment))
+        over = False
+        for hop in hops:
+            stocks.load[link_key(*hop)] += bps
+            oneway[hop] = oneway.get(hop, 0.0) + bps
+            share = oneway[hop] / (network.rate[link_key(*hop)] / 2)
+            res.max_oneway_share = max(res.max_oneway_share, share)
+            over |= share > 1
+        res.oneway_over += counted and over
+        heapq.heappush(active, (rq.at + rq.hold, n, hops, bps, commitment))
     res.seconds = time.perf_counter() - t0
     return res
 
@@ -324,6 +349,8 @@ def report(net: Net, erlangs: float, results: dict[str, Result]) -> None:
     row("key demand served", [f"{r.served:.4f}" for r in cols])
     row("mean relay links", [f"{sum(r.hops) / len(r.hops) if r.hops else 0:.2f}" for r in cols])
     row("lowest stock / buffer", [f"{r.min_stock_share:.3f}" for r in cols])
+    row("peak one-way / (rate/2)", [f"{r.max_oneway_share:.2f}" for r in cols])
+    row("admitted over rate/2", [f"{r.oneway_over}" for r in cols])
     row("wall time, s", [f"{r.seconds:.1f}" for r in cols])
     ka = results["key-aware"]
     for base in ("fewest-feasible", "fewest-hop"):

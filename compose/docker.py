@@ -120,6 +120,13 @@ def compose_command() -> list[str]:
     raise DockerError("neither `docker compose` nor `docker-compose` is installed")
 
 
+def compose_env() -> dict[str, str]:
+    """The environment the Compose CLI runs in: ours without ``PYTHONPATH``. Debian's
+    ``docker-compose`` (v1) is a Python program whose own package is named ``compose``,
+    as ours is: with this checkout on ``PYTHONPATH`` it would import ours and die."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
 # --- firewall -------------------------------------------------------------------------
 
 
@@ -279,6 +286,7 @@ def teardown(
             capture_output=True,
             text=True,
             check=False,
+            env=compose_env(),
         )
         if r.returncode != 0:
             progress(f"[{prefix}] compose down: {(r.stderr or r.stdout).strip()[:300]}")
@@ -516,7 +524,7 @@ class DockerTestbed(Testbed):
     def _compose(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         assert self.compose_file is not None
         argv = [*compose_command(), "-p", self.project, "-f", str(self.compose_file), *args]
-        r = subprocess.run(argv, capture_output=True, text=True, check=False)
+        r = subprocess.run(argv, capture_output=True, text=True, check=False, env=compose_env())
         if check and r.returncode != 0:
             raise DockerError(f"{shlex.join(argv)} failed:\n{(r.stderr or r.stdout).strip()}")
         return r
@@ -529,7 +537,12 @@ class DockerTestbed(Testbed):
         argv += ["up", "-d", "--no-build"]
         tail: list[str] = []
         with subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            env=compose_env(),
         ) as proc:
             assert proc.stdout is not None
             for raw in proc.stdout:

@@ -12,6 +12,7 @@ import re
 import shutil
 import stat
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,12 +20,13 @@ from pathlib import Path
 import pytest
 
 from compose import demo
-from compose.docker import DockerTestbed, leftovers, running_prefixes
+from compose.docker import DockerTestbed, compose_env, leftovers, running_prefixes
 
 pytestmark = pytest.mark.docker
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "qk"
+QKDNET = [sys.executable, "-m", "compose.cli"]
 
 
 def _composes() -> list[list[str]]:
@@ -47,7 +49,12 @@ def free_prefix(image: str) -> Iterator[None]:
 
 
 def _run(argv: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    r = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False, timeout=timeout)
+    """``argv`` as a user runs it: without a PYTHONPATH (Debian's docker-compose could not
+    run with this checkout on it, compose.docker.compose_env)."""
+    r = subprocess.run(
+        argv, cwd=cwd, capture_output=True, text=True, check=False, timeout=timeout,
+        env=compose_env(),
+    )  # fmt: skip
     assert r.returncode == 0, f"{argv}: {r.returncode}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
     return r
 
@@ -93,7 +100,8 @@ def test_compose_up_alone_gives_a_working_testbed_and_down_leaves_nothing(
 ) -> None:
     """A copy of the checked-in docker-compose.yml and the topology, and nothing else: `up
     -d` -> fresh secrets (0600), OSPF FULL, the PCE's TED complete, a QE service up with
-    equal keys at both ends, found by `qkdnet` through the containers' labels; `down` ->
+    equal keys at both ends, found by `qkdnet` through the containers' labels (`qkdnet cli
+    --backend docker` reaches tn1's CLI and shows it Full); `down` ->
     no container, network, volume, DOCKER-USER rule or secret file is left."""
     work = tmp_path / "checkout"
     (work / "topologies").mkdir(parents=True)
@@ -122,9 +130,33 @@ def test_compose_up_alone_gives_a_working_testbed_and_down_leaves_nothing(
         tail = demo.tail_service(bed, roles, svc)
         assert tail is not None
         assert demo.fingerprint_at(svc, 0) == demo.fingerprint_at(tail, 0) is not None
+        # the qkdnet command attaches to it too: tn1's CLI, through the client container
+        cli = _run([*QKDNET, "cli", "--backend", "docker", "-p", PREFIX, "tn1",
+                    "show", "ip", "ospf", "neighbor", "json"], ROOT)  # fmt: skip
+        states = {r: e[0]["nbrState"] for r, e in json.loads(cli.stdout)["neighbors"].items()}
+        assert "Full" in {st.split("/")[0] for st in states.values()}, states
     finally:
         _run([*compose, "-p", project, "down"], work)
     _nothing_left(project, secrets)
+
+
+def test_qkdnet_down_takes_down_what_compose_started(free_prefix: None, tmp_path: Path) -> None:
+    """`docker-compose up -d` from a copy of the checked-in file, then `qkdnet down
+    --backend docker` (not Compose): it finds the project by the containers' labels and
+    leaves no container, network, volume, DOCKER-USER rule or secret file."""
+    work = tmp_path / "checkout"
+    (work / "topologies").mkdir(parents=True)
+    shutil.copy(ROOT / "docker-compose.yml", work)
+    shutil.copy(ROOT / "topologies" / "paper.yaml", work / "topologies")
+    project = "qkdnetqd"
+    _run(["docker-compose", "-p", project, "up", "-d"], work)
+    try:
+        assert PREFIX in running_prefixes()
+        down = _run([*QKDNET, "down", "--backend", "docker", "-p", PREFIX], ROOT)
+        assert PREFIX not in running_prefixes(), down.stdout + down.stderr
+        _nothing_left(project, work / "secrets")
+    finally:
+        _run(["docker-compose", "-p", project, "down"], work)  # idempotent
 
 
 def _readme_docker_commands() -> list[str]:
@@ -147,7 +179,10 @@ def test_readme_docker_section_works_as_written(free_prefix: None, tmp_path: Pat
         for cmd in cmds:
             outputs[cmd] = _run(["bash", "-c", cmd], clone, timeout=1500).stdout
     finally:
-        subprocess.run(["docker-compose", "down"], cwd=clone, capture_output=True, check=False)
+        subprocess.run(
+            ["docker-compose", "down"], cwd=clone, capture_output=True, check=False,
+            env=compose_env(),
+        )  # fmt: skip
     demo_out = next(v for k, v in outputs.items() if " demo " in k)
     assert "keys match at both ends" in demo_out
     wait_out = next(v for k, v in outputs.items() if " wait " in k)

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from compose import render
-from compose.docker import merge_pcaps
+from compose.docker import compose_env, merge_pcaps
 from gmpls.topology import load
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -204,7 +204,21 @@ def test_debian_docker_compose_accepts_it() -> None:
         capture_output=True,
         text=True,
         cwd=ROOT,
+        env=compose_env(),
     )
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose not installed")
+def test_docker_compose_runs_with_this_checkout_on_pythonpath(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Debian's docker-compose is a Python program with a package named ``compose``, as
+    ours is: the backend runs it without our PYTHONPATH (else it imports ours and dies)."""
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    assert "PYTHONPATH" not in compose_env()
+    argv = ["docker-compose", "-f", str(CHECKED_IN), "-p", "qkdcheck", "config", "-q"]
+    r = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, env=compose_env())
     assert r.returncode == 0, r.stderr
 
 

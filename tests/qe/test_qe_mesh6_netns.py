@@ -7,13 +7,16 @@ captures on the control LAN, the KM LAN and the two QE ends' ETSI 004 domains.
   through at least one trusted site, listed at the head (``relay_path``); both ends hold
   equal keys (fingerprints) over five refreshes.
 - On every link of the relay path the PCE commits the service's consumption (8 x key
-  length x refreshes per second) and nothing elsewhere; the key managers' ``used_bits``
-  of those links grow by what the service drew (key length x keys); the teardown
-  releases the commitment.
+  length x refreshes per second) and nothing elsewhere, and shows their free rate fallen
+  by as much; the key managers' ``used_bits`` of those links grow by what the service
+  drew (key length x keys); the teardown releases the commitment.
 - A request whose consumption exceeds every relay path's rate gets NO-PATH "insufficient
   key rate".
 - Stopping the emulators of a link on the relay path: its site nodes advertise it down,
   and the next service takes another relay path.
+- FRR (zebra + ospfd, ``fr1``) on the same control LAN stays Full with the DR and BDR and
+  holds every QKD link LSA exactly as its site node originated it (sequence number,
+  checksum), the re-originated "down" ones of the stopped link included.
 - No key byte in any daemon log, nor in the control LAN or KM LAN captures.
 """
 
@@ -21,17 +24,22 @@ from __future__ import annotations
 
 import itertools
 import json
+import subprocess
 import time
+from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from compose import daemons
 from compose.netns import NetnsTestbed
+from gmpls.ospf.qkdlink import QkdLinkTlv, is_qkd_lsa_id
 from gmpls.qe_service.model import fingerprint
 from tests.support.captures import delivered_keys
 
-pytestmark = [pytest.mark.netns, pytest.mark.slow]
+pytestmark = [pytest.mark.netns, pytest.mark.interop, pytest.mark.slow]
 MESH6 = Path(__file__).resolve().parents[2] / "topologies" / "mesh6.yaml"
 SITES = {f"n{i}": f"10.1.1.{i}" for i in range(1, 7)}
 N1, N4 = SITES["n1"], SITES["n4"]
@@ -39,6 +47,9 @@ KEY_BITS = 256  # key-length 32 bytes
 #: 32-byte keys once a second
 CONSUMPTION = 256.0
 CAPTURED = ("ctrl", "kms", "a1", "a4")
+#: FRR on the control LAN beside the six site nodes and the PCE (priority 0: never DR, so
+#: it is Full with the DR and BDR and 2-Way with the others)
+FRR, FRR_ID = "fr1", "10.1.1.50"
 
 
 def cli(tb: NetnsTestbed, host: str, cmd: str) -> Any:
@@ -77,9 +88,71 @@ def used_bits(tb: NetnsTestbed) -> dict[tuple[str, str], int]:
     return out
 
 
+def vtysh_json(tb: NetnsTestbed, cmd: str) -> Any:
+    vty = daemons.frr_runtime_dir(tb.prefix, FRR)
+    argv = ["vtysh", "--vty_socket", str(vty), "-c", cmd + " json"]
+    return json.loads(subprocess.run(argv, capture_output=True, text=True, check=True).stdout)
+
+
+def frr_full(tb: NetnsTestbed) -> Any:
+    """FRR (a DROther) Full with the DR and the BDR, 2-Way with the others: all seven."""
+    nbrs = {
+        r: e[0]["nbrState"] for r, e in vtysh_json(tb, "show ip ospf neighbor")["neighbors"].items()
+    }
+    full = {r for r, st in nbrs.items() if st.startswith("Full/")}
+    roles = {r for r, st in nbrs.items() if st.endswith(("/DR", "/Backup"))}
+    ok = set(nbrs) == {*SITES.values(), "10.1.1.200"} and full == roles and len(full) == 2
+    return (ok and all(st.startswith(("Full/", "2-Way/")) for st in nbrs.values())) or nbrs
+
+
+def qkd_lsas_frr(tb: NetnsTestbed) -> dict[tuple[str, str], tuple[str, QkdLinkTlv]]:
+    """FRR's QKD link LSAs: (LS ID, advertising router) -> (sequence/checksum, the TLV)."""
+    opq = vtysh_json(tb, "show ip ospf database opaque-area")
+    out = {}
+    for e in opq["areaLocalOpaqueLsa"]["areas"]["0.0.0.0"]:
+        if is_qkd_lsa_id(IPv4Address(e["linkStateId"])):
+            seq = e.get("sequenceNumber") or e["lsaSeqNumber"]
+            ver = f"{seq.lower()}/{int(e['checksum'], 16):04x}"
+            tlv = QkdLinkTlv.decode(bytes.fromhex(e["opaqueData"]))
+            out[(e["linkStateId"], e["advertisingRouter"])] = (ver, tlv)
+    return out
+
+
+def qkd_lsas_ours(tb: NetnsTestbed, node: str) -> dict[tuple[str, str], str]:
+    db = cli(tb, node, "show ip ospf database")["areas"]["0.0.0.0"]
+    return {
+        (
+            e["lsId"],
+            e["advertisedRouter"],
+        ): f"{e['sequenceNumber'].lower()}/{e['checksum'].lower()}"
+        for e in db.get("opaqueAreaLinkStates", [])
+        if is_qkd_lsa_id(IPv4Address(e["lsId"]))
+    }
+
+
+def frr_holds_ours(tb: NetnsTestbed) -> Any:
+    """FRR holds the same 14 QKD link LSAs as n1 (each link by both ends), each instance
+    the same (sequence number, checksum), and each TLV says who originated it."""
+    frr, ours = qkd_lsas_frr(tb), qkd_lsas_ours(tb, "n1")
+    same = {k: v for k, (v, _) in frr.items()} == ours and len(ours) == 14
+    local = all(tlv.local_site == IPv4Address(adv) for (_, adv), (_, tlv) in frr.items())
+    return (same and local) or (sorted(frr.items()), sorted(ours.items()))
+
+
 @pytest.fixture
 def lab(testbed_factory: Any, tmp_path: Path) -> NetnsTestbed:
-    tb: NetnsTestbed = testbed_factory(MESH6, prefix="nm", start_daemons=False)
+    """mesh6 as checked in, plus FRR on its control LAN."""
+    doc = yaml.safe_load(MESH6.read_text())
+    assert FRR not in doc["hosts"]
+    doc["hosts"][FRR] = {
+        "kind": "frr",
+        "router_id": FRR_ID,
+        "interfaces": {"ctrl": FRR_ID},
+        "ospf_priority": 0,
+    }
+    topology = tmp_path / MESH6.name
+    topology.write_text(yaml.safe_dump(doc, sort_keys=False))
+    tb: NetnsTestbed = testbed_factory(topology, prefix="nm", start_daemons=False)
     tb.capture_start(CAPTURED, tmp_path / "pcap")
     tb.start_all()
     return tb
@@ -99,6 +172,8 @@ def test_mesh6_the_issues_proof(lab: NetnsTestbed) -> None:  # long: the proof, 
         return len(up) == 7 or pce_links(tb)
 
     until("the PCE to see the seven QKD links up with key in stock", ted_links, 60)
+    until("FRR to be Full with the DR and the BDR", lambda: frr_full(tb), 60)
+    until("FRR to hold every QKD link LSA as originated", lambda: frr_holds_ours(tb), 60)
     shown = cli(tb, "n1", "show ip ospf qkd-link")
     assert shown["kmReachable"] and all(x["advertised"] for x in shown["links"].values())
     used0 = used_bits(tb)
@@ -132,6 +207,7 @@ def test_mesh6_the_issues_proof(lab: NetnsTestbed) -> None:  # long: the proof, 
     for key, x in links.items():
         want = CONSUMPTION if key in on_path else 0.0
         assert x["committed_bps"] == pytest.approx(want), (sorted(key), x)
+        assert x["free_bps"] == pytest.approx(x["rate_bps"] - want), (sorted(key), x)
         assert (f"{N1}->{N4}" in x["services"]) == (key in on_path)
 
     # teardown: the commitment is released; the KMs used what the service drew
@@ -185,6 +261,18 @@ def test_mesh6_the_issues_proof(lab: NetnsTestbed) -> None:  # long: the proof, 
 
     until(f"n{x} and n{y} to advertise km{x}-km{y} down", advertised_down, 60)
     until(f"the PCE to see km{x}-km{y} down", lambda: not pce_links(tb)[gone]["up"], 30)
+
+    def frr_holds_down() -> Any:
+        ends = {
+            tlv.local_site: tlv.up
+            for _, tlv in qkd_lsas_frr(tb).values()
+            if frozenset((tlv.local_site, tlv.far_site)) == {IPv4Address(a) for a in gone}
+        }
+        return ends == {IPv4Address(a): False for a in gone} or ends
+
+    until(f"FRR to hold n{x}'s and n{y}'s LSAs of km{x}-km{y} down", frr_holds_down, 30)
+    until("FRR's QKD link LSAs to be n1's again", lambda: frr_holds_ours(tb), 30)
+    assert frr_full(tb) is True
     (s2,) = cli(tb, "n1", "qe-service create dst 10.1.1.4 wait")["services"]
     assert s2["state"] == "up", s2
     assert gone not in hops(s2["relay_path"]), s2["relay_path"]

@@ -3,7 +3,7 @@
 topologies/mesh6.yaml is brought up with only three sites' QKD daemons: the emulators of
 km1-km2 and km2-km3 and the key managers km1, km2, km3. n1 opens toward n3, whose sites
 share no QKD link: km1 relays through km2 (the fewest hops over live links). The KM LAN
-is captured at km2 and decoded by tshark.
+is captured at km2 and decoded by tshark, plain and with the project's dissector.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from compose import wireshark
 from compose.backend import quiet
 from compose.netns import NetnsTestbed, teardown
+from gmpls.qkd import sync
 from tests.qkd.test_qkd_netns import wait_listening
 from tests.support import tshark
 
@@ -111,6 +113,16 @@ def test_relay_from_site_1_to_site_3_through_km2(lab: NetnsTestbed) -> None:
     assert layers and all("udp" in dict(f) for f in layers)
     assert not tshark.collect(layers, "_ws.malformed")
     assert not tshark.collect(layers, "_ws.expert")
+    # and through the project's dissector (docs/wireshark.md): every frame is a KM channel
+    # frame, the relay's messages among them, nothing malformed, no expert info
+    layers = tshark.layers(pcap, "-X", f"lua_script:{wireshark.PLUGIN}")
+    assert layers and all("qkdnet.sync" in dict(f) for f in layers)
+    assert not tshark.collect(layers, "_ws.malformed")
+    assert not tshark.collect(layers, "_ws.expert")
+    types = {int(t, 0) for t in tshark.collect(layers, "qkdnet.sync.type")}
+    relay = {sync.SyncType.RELAY_OPEN, sync.SyncType.RELAY_RESP, sync.SyncType.RELAY_KEY}
+    relay |= {sync.SyncType.RELAY_ACK, sync.SyncType.RELAY_OPENED}
+    assert {int(t) for t in relay} <= types, sorted(types)
     for node in KMS:
         log = (lab.run_dir / f"{node}.log").read_bytes()
         assert not [k for k in keys if k.hex().encode() in log]
