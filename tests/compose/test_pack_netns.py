@@ -126,8 +126,7 @@ def test_the_papers_service_has_equal_keys_at_both_ends_over_five_refreshes(lab:
 
 
 def test_nothing_malformed_on_the_control_lan(lab: Lab) -> None:
-    lab.tb.capture_stop()
-    pcap = lab.pcap("ctrl")
+    pcap = lab.tb.capture_stop()["ctrl"]
     assert tshark.run(pcap, "-Y", "ospf || pcep || rsvp").strip(), "nothing captured"
     assert tshark.run(pcap, "-Y", "_ws.malformed") == "", pcap
 
