@@ -33,6 +33,7 @@ import gc
 import importlib
 import json
 import logging
+import os
 import resource
 import shlex
 import signal
@@ -44,6 +45,7 @@ from pathlib import Path
 from daemonkit import daemon as dk
 from daemonkit import netns
 from gmpls.logfmt import JsonFormatter
+from gmpls.topology import Topology, load
 
 log = logging.getLogger("compose.pack")
 
@@ -113,6 +115,14 @@ class Pack:
         self.members = {m.host: m for m in members}
         self.logs = logs
         self.running: list[str] = []
+        self._topologies: dict[Path, Topology] = {}
+
+    def topology(self, path: Path) -> Topology:
+        """The topology in ``path``, loaded once for every member that names it."""
+        key = path.resolve()
+        if key not in self._topologies:
+            self._topologies[key] = load(key)
+        return self._topologies[key]
 
     def build(self, m: Member, extra: Sequence[str] = ()) -> None:
         spec = spec_of(m.package)
@@ -127,7 +137,9 @@ class Pack:
         m.context = netns.context(m.netns)
         m.context.run(HOST.set, m.host)
         try:
-            _, m.daemon = m.context.run(spec.configure, a, logging_to_file=False)
+            _, m.daemon = m.context.run(
+                spec.configure, a, logging_to_file=False, load_topology=self.topology
+            )
         except dk.CONFIG_ERRORS as e:
             raise BuildError(m.host, dk.one_line(e), dk.EXIT_CONFIG) from None
 
@@ -266,7 +278,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"compose.pack: {a.spec}: {dk.one_line(e)}", file=sys.stderr)
         return dk.EXIT_CONFIG
     try:
-        asyncio.run(run(pack, a.control))
+        if os.environ.get("QKDNET_PACK_PROFILE"):  # a developer's look inside (docs/scale.md)
+            import cProfile
+
+            cProfile.runctx(
+                "asyncio.run(run(pack, a.control))",
+                globals(),
+                {"pack": pack, "a": a},
+                f"{os.environ['QKDNET_PACK_PROFILE']}.{os.getpid()}",
+            )
+        else:
+            asyncio.run(run(pack, a.control))
     except BuildError as e:
         print(f"compose.pack: {e}", file=sys.stderr)
         return e.status

@@ -130,12 +130,17 @@ class Spec:
         return p.parse_args(list(argv))
 
     def configure(
-        self, a: argparse.Namespace, *, logging_to_file: bool = True
+        self,
+        a: argparse.Namespace,
+        *,
+        logging_to_file: bool = True,
+        load_topology: Callable[[Path], Topology] = load,
     ) -> tuple[Topology, Daemon]:
-        """Load the topology, check the host's kind, set up logging (unless the caller
-        does it) and build the daemon; :class:`ConfigError`, ``ValueError``,
+        """Load the topology (``load_topology``: a pack loads each file once for all its
+        daemons; a Topology is immutable), check the host's kind, set up logging (unless
+        the caller does it) and build the daemon; :class:`ConfigError`, ``ValueError``,
         ``LookupError`` or ``OSError`` when it cannot be built."""
-        topo = load(a.topology)
+        topo = load_topology(a.topology)
         host = topo.host(a.host)
         if host.kind != self.kind:
             raise ConfigError(f"host {a.host} is of kind {host.kind}, not {self.kind}")
