@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address, IPv4Interface
 from typing import Any
 
+from daemonkit import netns
 from daemonkit.timer import CoreTimer
 from gmpls.core import Tick
 from gmpls.ospf import events as E
@@ -135,7 +136,8 @@ class OspfSpeaker:
         return self.socks.get(self.iface.name)
 
     def _open(self, cfg: E.InterfaceConfig) -> socket.socket:
-        s = socket.socket(socket.AF_INET, socket.SOCK_RAW, IP_PROTO_OSPF)
+        with netns.inside():
+            s = socket.socket(socket.AF_INET, socket.SOCK_RAW, IP_PROTO_OSPF)
         try:
             s.setblocking(False)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, cfg.name.encode())
@@ -212,7 +214,8 @@ class OspfSpeaker:
     def _membership(
         self, s: socket.socket, cfg: E.InterfaceConfig, group: IPv4Address, join: bool
     ) -> None:
-        ifindex = socket.if_nametoindex(cfg.name)
+        with netns.inside():
+            ifindex = socket.if_nametoindex(cfg.name)
         mreqn = struct.pack("4s4si", group.packed, cfg.address.ip.packed, ifindex)
         opt = socket.IP_ADD_MEMBERSHIP if join else socket.IP_DROP_MEMBERSHIP
         s.setsockopt(socket.IPPROTO_IP, opt, mreqn)
