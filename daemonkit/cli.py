@@ -46,6 +46,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from daemonkit import netns
 from daemonkit.daemon import cancel
 
 log = logging.getLogger("daemonkit.cli")
@@ -373,7 +374,7 @@ class CliServer:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self, host: str, port: int) -> int:
-        self._server = await asyncio.start_server(self._client, host, port, reuse_address=True)
+        self._server = await asyncio.start_server(self._client, sock=netns.listening(host, port))
         return int(self._server.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:

@@ -30,6 +30,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
@@ -108,6 +109,66 @@ def parser(name: str, description: str | None = None) -> ArgumentParser:
     return p
 
 
+@dataclass(frozen=True)
+class Spec:
+    """What ``python -m NAME`` runs: the daemon ``name`` (its package) for hosts of
+    ``kind``, built by ``build`` from its parsed flags and the topology. Each daemon's
+    ``__main__`` has one (``SPEC``); ``qkdnet up --pack N`` builds many from them in one
+    process (:mod:`compose.pack`)."""
+
+    name: str
+    kind: str
+    build: Callable[[argparse.Namespace, Topology], Daemon]
+    description: str | None = None
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
+
+    def parse(self, argv: Sequence[str]) -> argparse.Namespace:
+        """The flags (a usage error exits with status 2, as argparse does)."""
+        p = parser(self.name, self.description)
+        if self.add_arguments is not None:
+            self.add_arguments(p)
+        return p.parse_args(list(argv))
+
+    def configure(
+        self, a: argparse.Namespace, *, logging_to_file: bool = True
+    ) -> tuple[Topology, Daemon]:
+        """Load the topology, check the host's kind, set up logging (unless the caller
+        does it) and build the daemon; :class:`ConfigError`, ``ValueError``,
+        ``LookupError`` or ``OSError`` when it cannot be built."""
+        topo = load(a.topology)
+        host = topo.host(a.host)
+        if host.kind != self.kind:
+            raise ConfigError(f"host {a.host} is of kind {host.kind}, not {self.kind}")
+        if logging_to_file:
+            setup_logging(a.log_file, logging.DEBUG if a.debug else logging.INFO)
+        return topo, self.build(a, topo)
+
+    def main(self, argv: Sequence[str] | None = None) -> int:
+        """Run the daemon until SIGTERM or SIGINT; the exit status."""
+        a = self.parse(sys.argv[1:] if argv is None else argv)
+        try:
+            _, daemon = self.configure(a)
+        except CONFIG_ERRORS as e:
+            print(f"{self.name}: {one_line(e)}", file=sys.stderr)
+            return EXIT_CONFIG
+        try:
+            asyncio.run(run(daemon, a.host))
+        except StartError as e:
+            cause = e.__cause__ or e
+            log.error(
+                "cannot start: %s",
+                cause,
+                extra={"host": a.host, "event": "start_failed", "error": f"{cause!r}"},
+            )
+            print(f"{self.name}: cannot start: {one_line(cause)}", file=sys.stderr)
+            return EXIT_START
+        return 0
+
+
+#: what :meth:`Spec.configure` raises for a daemon that cannot be built
+CONFIG_ERRORS = (ConfigError, ValueError, LookupError, OSError)
+
+
 def main(
     name: str,
     kind: str,
@@ -118,32 +179,7 @@ def main(
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
 ) -> int:
     """Run the daemon ``name`` (its package) for a host of ``kind``; the exit status."""
-    p = parser(name, description)
-    if add_arguments is not None:
-        add_arguments(p)
-    a = p.parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        topo = load(a.topology)
-        host = topo.host(a.host)
-        if host.kind != kind:
-            raise ConfigError(f"host {a.host} is of kind {host.kind}, not {kind}")
-        setup_logging(a.log_file, logging.DEBUG if a.debug else logging.INFO)
-        daemon = build(a, topo)
-    except (ConfigError, ValueError, LookupError, OSError) as e:
-        print(f"{name}: {one_line(e)}", file=sys.stderr)
-        return EXIT_CONFIG
-    try:
-        asyncio.run(run(daemon, a.host))
-    except StartError as e:
-        cause = e.__cause__ or e
-        log.error(
-            "cannot start: %s",
-            cause,
-            extra={"host": a.host, "event": "start_failed", "error": f"{cause!r}"},
-        )
-        print(f"{name}: cannot start: {one_line(cause)}", file=sys.stderr)
-        return EXIT_START
-    return 0
+    return Spec(name, kind, build, description, add_arguments).main(argv)
 
 
 async def run(daemon: Daemon, host: str) -> None:

@@ -17,6 +17,7 @@ import secrets
 from ipaddress import IPv4Address
 from typing import cast
 
+from daemonkit import netns
 from gmpls.qkd import etsi004 as etsi
 from gmpls.qkd.etsi004 import Status
 
@@ -78,7 +79,7 @@ class Etsi004Client:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         t, _ = await loop.create_datagram_endpoint(
-            lambda: _Proto(self), local_addr=self.local, remote_addr=self.proxy
+            lambda: _Proto(self), sock=netns.datagram(self.local, self.proxy)
         )
         self._transport = cast(asyncio.DatagramTransport, t)
 

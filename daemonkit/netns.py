@@ -19,6 +19,7 @@ between entering and leaving.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import ctypes
@@ -119,3 +120,65 @@ def argv(command: Sequence[str]) -> list[str]:
     the daemon is packed, as it is otherwise."""
     name = current()
     return list(command) if name is None else ["ip", "netns", "exec", name, *command]
+
+
+# --- asyncio endpoints whose sockets are made in the daemon's namespace ----------------
+
+
+def _address(host: str | None, port: int, socktype: int) -> tuple[str, int]:
+    """``(host, port)`` as an IPv4 socket address (``None`` or "": every address); names
+    are resolved in the daemon's namespace (its /etc/hosts; the testbed uses addresses)."""
+    if not host:
+        return ("0.0.0.0", port)
+    with inside():
+        info = _socket.getaddrinfo(host, port, _socket.AF_INET, socktype)
+    addr = info[0][4]
+    return (str(addr[0]), int(addr[1]))
+
+
+def listening(host: str | None, port: int, *, backlog: int = 100) -> _socket.socket:
+    """A TCP socket listening on ``host:port`` (SO_REUSEADDR set) in the daemon's
+    namespace, for ``asyncio.start_server(..., sock=)`` or aiohttp's ``SockSite``."""
+    s = socket(_socket.AF_INET, _socket.SOCK_STREAM)
+    try:
+        s.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+        s.bind(_address(host, port, _socket.SOCK_STREAM))
+        s.listen(backlog)
+        s.setblocking(False)
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
+def datagram(
+    local: tuple[str, int] | None = None, remote: tuple[str, int] | None = None
+) -> _socket.socket:
+    """A UDP socket in the daemon's namespace, bound to ``local`` and connected to
+    ``remote`` when given, for ``loop.create_datagram_endpoint(..., sock=)``."""
+    s = socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
+        s.setblocking(False)
+        if local is not None:
+            s.bind(_address(local[0], local[1], _socket.SOCK_DGRAM))
+        if remote is not None:
+            s.connect(_address(remote[0], remote[1], _socket.SOCK_DGRAM))
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
+async def connected(host: str, port: int, local: tuple[str, int] | None = None) -> _socket.socket:
+    """A TCP socket connected to ``host:port`` from the daemon's namespace (bound to
+    ``local`` first when given), for ``asyncio.open_connection(sock=)``."""
+    s = socket(_socket.AF_INET, _socket.SOCK_STREAM)
+    try:
+        s.setblocking(False)
+        if local is not None:
+            s.bind(_address(local[0], local[1], _socket.SOCK_STREAM))
+        await asyncio.get_running_loop().sock_connect(s, _address(host, port, _socket.SOCK_STREAM))
+    except BaseException:
+        s.close()
+        raise
+    return s

@@ -59,9 +59,11 @@ BACKLOG_SLICE = 16
 
 def find_interface(address: IPv4Address) -> tuple[str, IPv4Interface, int]:
     """(name, address/prefix, MTU) of the local interface holding ``address``."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with netns.inside():
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        names = socket.if_nameindex()
     try:
-        for _, name in socket.if_nameindex():
+        for _, name in names:
             req = struct.pack("256s", name.encode()[:15])
             try:
                 addr = IPv4Address(fcntl.ioctl(s.fileno(), SIOCGIFADDR, req)[20:24])
@@ -136,8 +138,7 @@ class OspfSpeaker:
         return self.socks.get(self.iface.name)
 
     def _open(self, cfg: E.InterfaceConfig) -> socket.socket:
-        with netns.inside():
-            s = socket.socket(socket.AF_INET, socket.SOCK_RAW, IP_PROTO_OSPF)
+        s = netns.socket(socket.AF_INET, socket.SOCK_RAW, IP_PROTO_OSPF)
         try:
             s.setblocking(False)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, cfg.name.encode())
@@ -214,8 +215,7 @@ class OspfSpeaker:
     def _membership(
         self, s: socket.socket, cfg: E.InterfaceConfig, group: IPv4Address, join: bool
     ) -> None:
-        with netns.inside():
-            ifindex = socket.if_nametoindex(cfg.name)
+        ifindex = netns.if_nametoindex(cfg.name)
         mreqn = struct.pack("4s4si", group.packed, cfg.address.ip.packed, ifindex)
         opt = socket.IP_ADD_MEMBERSHIP if join else socket.IP_DROP_MEMBERSHIP
         s.setsockopt(socket.IPPROTO_IP, opt, mreqn)

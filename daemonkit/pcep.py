@@ -48,6 +48,7 @@ from ipaddress import IPv4Address
 from types import TracebackType
 from typing import Any
 
+from daemonkit import netns
 from daemonkit.daemon import cancel
 from gmpls import qe
 from gmpls.core import Tick
@@ -409,9 +410,10 @@ class PcepClient:
     async def _connect_and_serve(self) -> None:
         self._was_up = False
         local = (self.local_address, 0) if self.local_address else None
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(self.host, self.port, local_addr=local), self.connect_timeout
+        sock = await asyncio.wait_for(
+            netns.connected(self.host, self.port, local), self.connect_timeout
         )
+        reader, writer = await asyncio.open_connection(sock=sock)
         self.connects += 1
         nodelay(writer)
         self._writer = writer

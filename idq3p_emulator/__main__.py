@@ -84,13 +84,15 @@ def _build(a: argparse.Namespace, topo: Topology) -> EmulatorDaemon:
     return EmulatorDaemon(cfg, a.state_dir)
 
 
+#: what ``python -m idq3p_emulator`` runs (and ``qkdnet up --pack N`` packs)
+SPEC = daemon.Spec("idq3p_emulator", "idq3p", _build, __doc__, _arguments)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["keygen"]:
         return keygen(argv[1:])
-    return daemon.main(
-        "idq3p_emulator", "idq3p", _build, argv, description=__doc__, add_arguments=_arguments
-    )
+    return SPEC.main(argv)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from daemonkit import netns
 from daemonkit.daemon import ConfigError, stopped
 from daemonkit.ratelog import RateLimitedLog
 from gmpls import topology
@@ -220,7 +221,8 @@ class EmulatorDaemon:
         self.server = server = build_server(cfg, time.time(), self.source, self.marks)
         self.drops = drops = RateLimitedLog(log, {"host": cfg.name}, clock=loop.time)
         self.transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Protocol(server, drops, self.marks_file), local_addr=(cfg.address, cfg.port)
+            lambda: _Protocol(server, drops, self.marks_file),
+            sock=netns.datagram((cfg.address, cfg.port)),
         )
         log.info(
             "listening",

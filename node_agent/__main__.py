@@ -59,10 +59,12 @@ def _build(a: argparse.Namespace, topo: Topology) -> NodeDaemon:
     )
 
 
+#: what ``python -m node_agent`` runs (and ``qkdnet up --pack N`` packs)
+SPEC = daemon.Spec("node_agent", "node", _build, __doc__, _arguments)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    return daemon.main(
-        "node_agent", "node", _build, argv, description=__doc__, add_arguments=_arguments
-    )
+    return SPEC.main(argv)
 
 
 if __name__ == "__main__":

@@ -28,14 +28,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import socket
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import Any, Protocol
 
+from daemonkit import netns
 from daemonkit.ratelog import RateLimitedLog
 from daemonkit.timer import CoreTimer
 from gmpls.dataplane import events as DE
@@ -52,6 +55,7 @@ SOL_PACKET = 263
 PACKET_ADD_MEMBERSHIP = 1
 PACKET_MR_PROMISC = 1
 PACKET_IGNORE_OUTGOING = 23
+SIOCGIFHWADDR = 0x8927
 #: frames read from one socket per turn of the event loop
 BATCH = 64
 #: the channels' MTU (docs/dataplane.md): the largest access frame a channel carries
@@ -98,14 +102,15 @@ def _ifname(c: ChannelLike | None) -> str | None:
 def open_raw(ifname: str, proto: int, *, promisc: bool = False) -> socket.socket:
     """A non-blocking AF_PACKET socket on ``ifname`` receiving EtherType ``proto``
     (0: nothing, a socket to send with; ETH_P_ALL: everything but what is sent out)."""
-    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(proto))
+    with netns.inside():
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(proto))
     try:
         s.bind((ifname, proto))
         s.setblocking(False)
         if proto == ETH_P_ALL:
             s.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
         if promisc:
-            mreq = socket.if_nametoindex(ifname).to_bytes(4, "little") + (
+            mreq = netns.if_nametoindex(ifname).to_bytes(4, "little") + (
                 PACKET_MR_PROMISC.to_bytes(2, "little") + bytes(10)
             )
             s.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
@@ -118,10 +123,13 @@ def open_raw(ifname: str, proto: int, *, promisc: bool = False) -> socket.socket
 
 
 def _mac(ifname: str) -> bytes:
+    """The Ethernet address of ``ifname`` (SIOCGIFHWADDR in the daemon's namespace: /sys
+    shows the namespace it was mounted in, not necessarily ours), zeros if unknown."""
     try:
-        text = open(f"/sys/class/net/{ifname}/address").read().strip()  # noqa: SIM115
-        return bytes.fromhex(text.replace(":", ""))
-    except (OSError, ValueError):
+        with netns.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            req = struct.pack("256s", ifname.encode()[:15])
+            return fcntl.ioctl(s.fileno(), SIOCGIFHWADDR, req)[18:24]
+    except OSError:
         return bytes(6)
 
 

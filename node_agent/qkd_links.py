@@ -15,6 +15,7 @@ import logging
 from ipaddress import IPv4Address
 from typing import Any, Protocol, cast
 
+from daemonkit import netns
 from daemonkit.timer import CoreTimer
 from gmpls.core import Tick
 from gmpls.ospf.constants import LsType
@@ -92,7 +93,7 @@ class QkdLinkAgent:
         self.loop = asyncio.get_running_loop()
         local = (self.bind, 0) if self.bind else None
         t, _ = await self.loop.create_datagram_endpoint(
-            lambda: _Proto(self), local_addr=local, remote_addr=self.km
+            lambda: _Proto(self), sock=netns.datagram(local, self.km)
         )
         self.transport = cast(asyncio.DatagramTransport, t)
         self.timer.start(self.loop)

@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from ipaddress import IPv4Address
 
+from daemonkit import netns
 from daemonkit.timer import CoreTimer
 from gmpls import ero, qe
 from gmpls.core import Tick
@@ -151,7 +152,7 @@ class RsvpAgent:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._timer.start(self._loop)
-        s = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_RSVP)
+        s = netns.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_RSVP)
         try:
             s.setblocking(False)
             if self.device:

@@ -28,6 +28,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
+from daemonkit import netns
 from daemonkit.ratelog import RateLimitedLog
 from gmpls.dataplane.names import channel_ifname
 from gmpls.rsvp import events as E
@@ -92,7 +93,7 @@ class TcRules:
         return [f"qdisc del dev {i} clsact" for i in ifnames]
 
     def _argv(self) -> list[str]:
-        return [*self.command, "-force", "-batch", "-"]
+        return netns.argv([*self.command, "-force", "-batch", "-"])
 
     @staticmethod
     def _failure(lines: list[str], rc: int, stderr: str) -> str | None:

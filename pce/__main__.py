@@ -69,8 +69,12 @@ def _build(a: argparse.Namespace, topo: Topology) -> PceDaemon:
     return PceDaemon(topo, cfg)
 
 
+#: what ``python -m pce`` runs (and ``qkdnet up --pack N`` packs)
+SPEC = daemon.Spec("pce", "pce", _build, __doc__, _arguments)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    return daemon.main("pce", "pce", _build, argv, description=__doc__, add_arguments=_arguments)
+    return SPEC.main(argv)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import Any
 
+from daemonkit import netns
 from daemonkit.daemon import cancel
 from daemonkit.pcep import nodelay, serve_session
 from daemonkit.ratelog import RateLimitedLog
@@ -140,7 +141,9 @@ class PcepServer:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, self.host, self.port)
+        self._server = await asyncio.start_server(
+            self._accept, sock=netns.listening(self.host, self.port)
+        )
         sock = self._server.sockets[0]
         self.port = sock.getsockname()[1]
         log.info("pcep listening", extra={"event": "listen", "addr": self.host, "port": self.port})

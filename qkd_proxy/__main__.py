@@ -59,10 +59,12 @@ def _build(a: argparse.Namespace, topo: Topology) -> ProxyDaemon:
     return ProxyDaemon(cfg, binds, ports, a.state_dir, cli, api)
 
 
+#: what ``python -m qkd_proxy`` runs (and ``qkdnet up --pack N`` packs)
+SPEC = daemon.Spec("qkd_proxy", "qkd-proxy", _build, __doc__, _arguments)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    return daemon.main(
-        "qkd_proxy", "qkd-proxy", _build, argv, description=__doc__, add_arguments=_arguments
-    )
+    return SPEC.main(argv)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any, cast
 
-from daemonkit import daemon
+from daemonkit import daemon, netns
 from daemonkit.cli import CliServer, CommandTable, register_running_config
 from daemonkit.daemon import ConfigError, stopped
 from daemonkit.ratelog import RateLimitedLog
@@ -515,7 +515,7 @@ class ProxyDaemon:
         assert self.shell is not None
         loop = asyncio.get_running_loop()
         t, _ = await loop.create_datagram_endpoint(
-            functools.partial(_Endpoint, self.shell, ch), local_addr=local, remote_addr=remote
+            functools.partial(_Endpoint, self.shell, ch), sock=netns.datagram(local, remote)
         )
         self.shell.transports[(ch, key)] = cast(asyncio.DatagramTransport, t)
         self.transports.append(t)

@@ -27,6 +27,7 @@ from typing import Any
 
 from aiohttp import web
 
+from daemonkit import netns
 from gmpls.qkd.etsi014.events import HttpRequest, HttpResponse
 
 log = logging.getLogger("qkd_proxy")
@@ -89,7 +90,8 @@ class Etsi014Server:
         await self.runner.setup()
         ctx = tls_context(self.pki)
         for a in addrs:
-            await web.TCPSite(self.runner, a, port, ssl_context=ctx, reuse_address=True).start()
+            sock = netns.listening(a, port)
+            await web.SockSite(self.runner, sock, ssl_context=ctx).start()
 
     async def stop(self) -> None:
         if self.runner is not None:
