@@ -92,7 +92,10 @@ def _quiet_if_json(args: argparse.Namespace) -> Callable[[str], None]:
 def cmd_up(args: argparse.Namespace) -> int:
     cls = _backend(args)
     progress = _quiet_if_json(args)
-    tb = cls(args.topology_file, args.run_dir, prefix=args.prefix, progress=progress)
+    if args.pack is not None and cls is not NetnsTestbed:
+        raise TestbedError("--pack is for the namespace backend (one container per host)")
+    kw: dict[str, Any] = {"pack": args.pack} if args.pack is not None else {}
+    tb = cls(args.topology_file, args.run_dir, prefix=args.prefix, progress=progress, **kw)
     tb.up(start_daemons=not args.no_daemons)
     out: dict[str, object] = {"prefix": tb.prefix, "backend": tb.backend, "up": True}
     rc = 0
@@ -480,6 +483,7 @@ def cmd_topo_gen(args: argparse.Namespace) -> int:
         qe=args.qe,
         kind=args.kind,
         p2p=args.p2p,
+        ospf=args.ospf,
         qkd=args.qkd,
         qkd_sites=args.qkd_sites,
     )
@@ -561,6 +565,13 @@ def _add_testbed_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     s.add_argument("topology_file", metavar="TOPOLOGY")
     s.add_argument("--run-dir", help="logs and state (default ./run/NAME)")
     s.add_argument("--no-daemons", action="store_true", help="network only")
+    s.add_argument(
+        "--pack",
+        type=int,
+        metavar="N",
+        help="run N Python daemons per process, each with its sockets in its own host's "
+        "namespace (large topologies; docs/scale.md)",
+    )
     s.add_argument("-p", "--prefix", help="override the topology's name prefix")
     s.add_argument("--backend", choices=BACKENDS, default="netns")
     s.add_argument(
@@ -778,6 +789,13 @@ def _add_topo_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     g.add_argument("--kind", choices=topogen.KINDS, default="node", help="what the routers run")
     g.add_argument(
         "--p2p", action="store_true", help="also one /30 domain per link (point-to-point IP links)"
+    )
+    g.add_argument(
+        "--ospf",
+        choices=topogen.OSPF_MODES,
+        default="lan",
+        help="where OSPF runs: the control LAN (default), or p2p: point-to-point on every "
+        "link's /30 (implies --p2p; for hundreds of nodes)",
     )
     g.set_defaults(fn=cmd_topo_gen)
     v = tsub.add_parser("validate", help="load a topology file: OK, or every problem (exit 1)")

@@ -180,9 +180,10 @@ def _chown_tree(path: Path, user: str, group: str) -> None:
 
 
 def _stubs(topo: Topology, host: Host) -> list[str]:
-    """The host's domains other than the control domain: OSPF stub networks (advertised,
-    no adjacency), as the node agent advertises its own."""
-    return [d for d in host.interfaces if d != topo.control_domain]
+    """The host's passive domains (the ones it speaks no OSPF on): OSPF stub networks
+    (advertised, no adjacency), as the node agent advertises its own."""
+    speaks = topo.ospf_domains(host.name)
+    return [d for d in host.interfaces if d not in speaks]
 
 
 def frr_config(
@@ -193,30 +194,36 @@ def frr_config(
     other domains are passive stub networks. ``link_params`` are more ``link-params``
     lines of the control interface (``metric 20``, ``max-bw 1.25e+09``...), for a
     generator that wraps this one (``functools.partial``)."""
-    cd = topo.control_domain
     o = topo.ospf
     rid = host.router_id
     params = "".join(f"  {line}\n" for line in link_params)
-    zebra = (
-        f"hostname {host.name}\n!\ninterface {cd}\n link-params\n  enable\n{params}"
-        " exit-link-params\n!\n"
+    speaks = topo.ospf_domains(host.name)
+    zebra = f"hostname {host.name}\n!\n" + "".join(
+        f"interface {d}\n link-params\n  enable\n{params} exit-link-params\n!\n" for d in speaks
     )
     stubs = _stubs(topo, host)
-    ospfd = "\n".join(
-        [
-            f"hostname {host.name}",
-            "!",
-            f"interface {cd}",
-            " ip ospf network broadcast",
+    interfaces = [
+        line
+        for d in speaks
+        for line in (
+            f"interface {d}",
+            f" ip ospf network {topo.ospf_network(d)}",
             f" ip ospf hello-interval {o.hello_interval}",
             f" ip ospf dead-interval {o.dead_interval}",
             f" ip ospf retransmit-interval {o.retransmit_interval}",
             f" ip ospf transmit-delay {o.transmit_delay}",
             f" ip ospf priority {host.ospf_priority}",
             "!",
+        )
+    ]
+    ospfd = "\n".join(
+        [
+            f"hostname {host.name}",
+            "!",
+            *interfaces,
             "router ospf",
             f" ospf router-id {rid}",
-            f" network {topo.domains[cd].subnet} area {o.area}",
+            *[f" network {topo.domains[d].subnet} area {o.area}" for d in speaks],
             *[f" network {topo.domains[d].subnet} area {o.area}" for d in stubs],
             *[f" passive-interface {d}" for d in stubs],
             " capability opaque",
@@ -231,10 +238,24 @@ def frr_config(
 
 
 def bird_config(topo: Topology, host: Host, workdir: Path) -> dict[str, str]:
-    """bird.conf for a BIRD 2 OSPFv2 peer on the control LAN with the topology's timers;
-    its other domains are stub interfaces."""
+    """bird.conf for a BIRD 2 OSPFv2 peer with the topology's timers on the domains it
+    speaks OSPF on (the control LAN by default); its other domains are stub interfaces."""
     o = topo.ospf
     stubs = "".join(f'    interface "{d}" {{ stub yes; }};\n' for d in _stubs(topo, host))
+    kinds = {"broadcast": "broadcast", "point-to-point": "ptp"}
+    active = "".join(
+        f"""\
+    interface "{d}" {{
+      type {kinds[topo.ospf_network(d)]};
+      hello {o.hello_interval};
+      dead {o.dead_interval};
+      retransmit {o.retransmit_interval};
+      transmit delay {o.transmit_delay};
+      priority {host.ospf_priority};
+    }};
+"""
+        for d in topo.ospf_domains(host.name)
+    )
     text = f"""\
 router id {host.router_id};
 log "{workdir.parent / f"{host.name}.bird.log"}" all;
@@ -242,15 +263,7 @@ protocol device {{ scan time 1; }}
 protocol ospf v2 ospf1 {{
   ipv4 {{ import all; export none; }};
   area {o.area} {{
-    interface "{topo.control_domain}" {{
-      type broadcast;
-      hello {o.hello_interval};
-      dead {o.dead_interval};
-      retransmit {o.retransmit_interval};
-      transmit delay {o.transmit_delay};
-      priority {host.ospf_priority};
-    }};
-{stubs}  }};
+{active}{stubs}  }};
 }}
 """
     return {"bird.conf": text}

@@ -34,11 +34,13 @@ import logging
 import os
 import re
 import select
+import shlex
 import shutil
 import signal
 import socket
 import struct
 import subprocess
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -111,6 +113,7 @@ def teardown(prefix: str, state: State | None = None, progress: Progress = _log_
     )
     # 1. daemons we recorded, then anything else still running inside our namespaces
     recorded = {d.pid: d.started for ds in (state.daemons.values() if state else ()) for d in ds}
+    recorded.update({d.pid: d.started for d in (state.packs if state else ())})
     if recorded:
         live = {p: s for p, s in recorded.items() if nsutil.alive(p, s)}
         if live:
@@ -292,11 +295,16 @@ class NetnsTestbed(Testbed):
         run_dir: RunDir = None,
         *,
         config_generators: dict[str, daemons.ConfigGenerator] | None = None,
+        pack: int | None = None,
         **options: Unpack[TestbedOptions],
     ) -> None:
         options["progress"] = options.get("progress") or _log_progress
         super().__init__(topology, run_dir, **options)
         self.generators = config_generators or {}
+        if pack is not None and pack < 0:
+            raise TestbedError(f"--pack {pack}: the number of daemons per process is at least 1")
+        #: ``up --pack N``: N Python daemons per process (None or 0: one process each)
+        self.pack = pack or None
         self.topo_file: Path = self.topology.path  # type: ignore[assignment]
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
         self._capture: _BridgeCapture | None = None
@@ -511,8 +519,13 @@ class NetnsTestbed(Testbed):
                     with contextlib.suppress(OSError):
                         old.unlink()
         started = []
+        groups = self._pack_groups(chosen)
+        packed = {h for g in groups for h in g}
         for h in chosen:
-            started += self._start(h)
+            if h not in packed:
+                started += self._start(h)
+        for hosts in groups:
+            started += self._start_pack(hosts)
         if started:
             # a daemon that dies at once (bad flag, import error) is reported now, not later
             time.sleep(0.3)
@@ -571,6 +584,92 @@ class NetnsTestbed(Testbed):
             out.append((host, d))
         return out
 
+    # --- pack mode: many Python daemons per process (docs/scale.md) ------------------------
+    def _pack_groups(self, hosts: Sequence[str]) -> list[list[str]]:
+        """The hosts of Python daemons, in order, cut into groups of ``pack``."""
+        if not self.pack:
+            return []
+        py = [h for h in hosts if self.topology.host(h).kind in daemons.PYTHON_KINDS]
+        return [py[i : i + self.pack] for i in range(0, len(py), self.pack)]
+
+    def _start_pack(self, hosts: Sequence[str]) -> list[tuple[str, Daemon]]:
+        """One ``python -m compose.pack`` process for the daemons of ``hosts``, started in
+        the root namespace: each daemon opens its sockets in its own host's namespace."""
+        name = f"pack-{len(self.state.packs)}"
+        members, launches = [], {}
+        for h in hosts:
+            plan = daemons.plan(self.topology, self.topology.host(h), self.topo_file, self.run_dir)
+            assert not isinstance(plan, str) and len(plan) == 1
+            launch = launches[h] = plan[0]
+            pkg = launch.argv[2]  # [python, -m, PACKAGE, ARG...]
+            members.append({"host": h, "netns": self.netns(h), "package": pkg,
+                            "argv": launch.argv[3:]})  # fmt: skip
+        spec = self.run_dir / f"{name}.json"
+        spec.write_text(json.dumps({"members": members}, indent=1))
+        ctl, log, out = (self.run_dir / f"{name}{ext}" for ext in (".ctl", ".log", ".out"))
+        argv = [sys.executable, "-m", "compose.pack", str(spec), "--control", str(ctl)]
+        argv += ["--log-file", str(log)]
+        proc = subprocess.Popen(
+            argv,
+            stdout=open(out, "ab"),  # noqa: SIM115 (the child keeps it)
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=self.run_dir,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **self._pythonpath()},
+        )
+        self._procs[proc.pid] = proc
+        started = nsutil.start_time(proc.pid)
+        self.state.packs.append(Daemon(name, argv, proc.pid, started, str(log)))
+        out_list = []
+        for h in hosts:
+            launch = launches[h]
+            d = Daemon(launch.name, launch.argv, proc.pid, started, str(launch.log))
+            self.state.daemons[h] = [d]
+            self.state.packed[h] = name
+            self.state.skipped.pop(h, None)
+            out_list.append((h, d))
+        self.state.save()
+        self.progress(
+            f"[{self.prefix}] {name} pid {proc.pid}: {len(hosts)} daemons "
+            f"({', '.join(hosts[:4])}{', ...' if len(hosts) > 4 else ''}) log {log}"
+        )
+        return out_list
+
+    def _start_packed(self, host: str, extra_args: Sequence[str]) -> list[int]:
+        pack = next(p for p in self.state.packs if p.name == self.state.packed[host])
+        if not nsutil.alive(pack.pid, pack.started):
+            raise TestbedError(f"{host}: its pack {pack.name} (pid {pack.pid}) is not running")
+        self._pack_control(host, shlex.join(["start", host, *extra_args]))
+        plan = daemons.plan(self.topology, self.topology.host(host), self.topo_file, self.run_dir)
+        assert not isinstance(plan, str)
+        argv = [*plan[0].argv, *extra_args]
+        self.state.daemons[host] = [
+            Daemon(plan[0].name, argv, pack.pid, pack.started, str(plan[0].log))
+        ]
+        self.state.skipped.pop(host, None)
+        self.state.save()
+        self.progress(f"[{self.prefix}] daemon {host:<8} started in {pack.name} (pid {pack.pid})")
+        return [pack.pid]
+
+    def _pack_control(self, host: str, request: str) -> str:
+        """Send one request to the pack of ``host`` (``compose.pack``'s control socket);
+        its answer without ``ok ``, or :class:`TestbedError` with its error."""
+        name = self.state.packed[host]
+        path = self.run_dir / f"{name}.ctl"
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(30)
+                s.connect(str(path))
+                s.sendall(request.encode() + b"\n")
+                answer = s.makefile("r").readline().strip()
+        except OSError as e:
+            raise TestbedError(f"{host}: its pack {name} does not answer ({e})") from None
+        word, _, rest = answer.partition(" ")
+        if word != "ok":
+            raise TestbedError(f"{host}: {rest or answer or 'no answer from ' + name}")
+        return rest
+
     @staticmethod
     def _pythonpath() -> dict[str, str]:
         old = os.environ.get("PYTHONPATH")
@@ -586,6 +685,15 @@ class NetnsTestbed(Testbed):
         self.topology.host(host)
         ds = self.state.daemons.get(host, [])
         pids = {d.pid: d.started for d in ds}
+        if host in self.state.packed:  # its pack stops it; the pack and the others run on
+            if self.running(host):
+                self._pack_control(host, f"stop {host}")
+            pids = {}
+            self.state.daemons[host] = []
+            self.state.skipped[host] = "stopped by qkdnet stop"
+            self.state.save()
+            self.progress(f"[{self.prefix}] daemon {host:<8} stopped ({self.state.packed[host]})")
+            return {d.pid: None for d in ds}
         nsutil.terminate(pids)
         out: dict[int, int | None] = {}
         for pid in pids:
@@ -610,6 +718,8 @@ class NetnsTestbed(Testbed):
         self.topology.host(host)
         if self.running(host):
             raise TestbedError(f"{host}: daemon already running (qkdnet stop {host} first)")
+        if host in self.state.packed:
+            return self._start_packed(host, extra_args)
         started = self._start(host, extra_args)
         if started:
             time.sleep(0.3)
@@ -930,6 +1040,8 @@ class NetnsTestbed(Testbed):
 
     def out_file(self, host: str, daemon: str) -> Path:
         """Where the daemon ``daemon`` of ``host`` writes its stdout and stderr."""
+        if host in self.state.packed:
+            return self.run_dir / f"{self.state.packed[host]}.out"
         if daemon in daemons.PYTHON_KINDS.values():
             return self.run_dir / f"{host}.out"
         return self.run_dir / f"{host}.{daemon}.out"

@@ -59,6 +59,10 @@ class State:
     skipped: dict[str, str] = field(default_factory=dict)
     links_down: list[list[str]] = field(default_factory=list)
     impairments: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: ``up --pack N``: the processes that each run many daemons (``python -m compose.pack``)
+    packs: list[Daemon] = field(default_factory=list)
+    #: a packed host: the name of its pack (``pack-K``, one of ``packs``)
+    packed: dict[str, str] = field(default_factory=dict)
 
     @property
     def path(self) -> Path:
@@ -71,9 +75,11 @@ class State:
     def from_json(cls, d: dict[str, Any]) -> State:
         d = dict(d)
         daemons = {h: [Daemon(**p) for p in ps] for h, ps in d.pop("daemons", {}).items()}
+        packs = [Daemon(**p) for p in d.pop("packs", [])]
         known = set(cls.__dataclass_fields__)
         st = cls(**{k: v for k, v in d.items() if k in known})
         st.daemons = daemons
+        st.packs = packs
         return st
 
     def save(self) -> None:

@@ -29,6 +29,12 @@ shortest such path when there are several); a path too long for the decoy-BB84 m
 yield key gets no link. With ``--qe``, the diameter's two ends are sites and the QE
 endpoints.
 
+``--ospf p2p`` runs OSPF point-to-point on every link's /30 (implies ``--p2p``) instead
+of on the control LAN, which stays for PCEP, RSVP and the CLIs (every node one hop from
+every other there) and is advertised as a stub; the PCE gets a /30 of its own to tn1
+(domain ``pce1``). A LAN of hundreds of routers floods every Hello to every router; links
+scale (docs/scale.md).
+
 ``--kind frr`` (or ``bird``) makes the routers FRR (BIRD) hosts instead of our node agents.
 ``--p2p`` also makes every link an IP link: a domain ``pK`` of its own (K = 1, 2, ... in
 link order) with a /30 from 10.128.0.0/10, both ends on it (``.1`` for ``a``, ``.2`` for
@@ -48,6 +54,8 @@ import yaml
 from gmpls.qkd import ratemodel
 
 SHAPES = ("ring", "grid", "random")
+#: ``--ospf``: on the control LAN (broadcast), or point-to-point on every link
+OSPF_MODES = ("lan", "p2p")
 KINDS = ("node", "frr", "bird")
 MAX_NODES = 65000
 #: where the point-to-point /30s of ``--p2p`` come from
@@ -98,14 +106,19 @@ def generate(
     p2p: bool = False,
     qkd: bool = False,
     qkd_sites: tuple[int, ...] = (),
+    ospf: str = "lan",
 ) -> dict[str, Any]:
     """The topology document (to be written with :func:`dump`, read by the loader)."""
     _check(nodes, lambdas, kind, qe or qkd)
+    if ospf not in OSPF_MODES:
+        raise ValueError(f"--ospf {ospf}: one of {', '.join(OSPF_MODES)}")
     rng = random.Random(seed)
     domains, hosts = _control_plane(nodes, kind)
     edges = _edges(shape, nodes, rng)
-    if p2p:
+    if p2p or ospf == "p2p":
         _p2p_domains(edges, domains, hosts)
+    if ospf == "p2p":
+        _ospf_over_links(domains, hosts, len(edges))
     doc: dict[str, Any] = {
         "name": name or f"{shape}{nodes}",
         "prefix": prefix,
@@ -388,6 +401,20 @@ def _p2p_domains(
         domains[name] = {"subnet": str(net), "description": f"tn{a} - tn{b}"}
         hosts[f"tn{a}"]["interfaces"][name] = str(net.network_address + 1)
         hosts[f"tn{b}"]["interfaces"][name] = str(net.network_address + 2)
+
+
+def _ospf_over_links(domains: dict[str, Any], hosts: dict[str, Any], links: int) -> None:
+    """``--ospf p2p``: OSPF point-to-point on every link's /30, the control LAN passive
+    (it still carries PCEP, RSVP and the CLIs, all one hop away), and the PCE on a /30 of
+    its own to tn1, where it learns the TED as a router on that link."""
+    for name, d in domains.items():
+        if name != "ctrl":
+            d["ospf"] = "point-to-point"
+    domains["ctrl"]["ospf"] = "passive"
+    net = ipaddress.IPv4Network((P2P_SPACE.network_address + 4 * links, 30))
+    domains["pce1"] = {"subnet": str(net), "description": "pce - tn1", "ospf": "point-to-point"}
+    hosts["pce"]["interfaces"]["pce1"] = str(net.network_address + 1)
+    hosts["tn1"]["interfaces"]["pce1"] = str(net.network_address + 2)
 
 
 def dump(doc: dict[str, Any]) -> str:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import fcntl
 import logging
 import socket
@@ -97,6 +98,25 @@ def control_interface(
         transmit_delay=o.transmit_delay,
         mtu=mtu,
     )
+
+
+def ospf_interfaces(
+    topo: Topology, host: str, control: tuple[str, IPv4Interface, int] | None = None
+) -> list[E.InterfaceConfig]:
+    """The OSPF interfaces of router ``host``: one per domain it speaks OSPF on
+    (:meth:`Topology.ospf_domains`: the control LAN unless it is passive, and the
+    point-to-point domains), each the local interface holding the host's address there
+    (``control`` gives the control domain's instead of looking it up), with the domain's
+    network type, the topology's timers and the host's priority."""
+    out = []
+    for d in topo.ospf_domains(host):
+        if d == topo.control_domain:
+            out.append(control_interface(topo, host, control))
+            continue
+        name, addr, mtu = find_interface(topo.host(host).interfaces[d])
+        base = control_interface(topo, host, (name, addr, mtu))
+        out.append(dataclasses.replace(base, network_type=topo.ospf_network(d)))
+    return out
 
 
 class OspfSpeaker:

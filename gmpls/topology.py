@@ -59,6 +59,14 @@ class Domain:
     #: an access domain: the node whose port ``access`` (no address) joins it to the
     #: client hosts (kind ``host``) on it; None for an IP domain
     access: str | None = None
+    #: how the routers on it run OSPF: ``broadcast``, ``point-to-point`` or ``passive``
+    #: (advertised as a stub network, no Hellos); None: broadcast on the control domain,
+    #: passive elsewhere (:meth:`Topology.ospf_network`)
+    ospf: str | None = None
+
+
+#: the values of a domain's ``ospf`` key
+OSPF_NETWORKS = ("broadcast", "point-to-point", "passive")
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +224,19 @@ class Topology:
             if h.router_id == router_id:
                 return h
         return None
+
+    def ospf_network(self, domain: str) -> str:
+        """How routers run OSPF on ``domain``: its ``ospf`` key, else ``broadcast`` on the
+        control domain and ``passive`` (a stub network) elsewhere."""
+        d = self.domains[domain]
+        if d.ospf is not None:
+            return d.ospf
+        return "broadcast" if domain == self.control_domain else "passive"
+
+    def ospf_domains(self, name: str) -> list[str]:
+        """The domains on which router ``name`` speaks OSPF (the control domain first)."""
+        active = [d for d in self.host(name).interfaces if self.ospf_network(d) != "passive"]
+        return sorted(active, key=lambda d: (d != self.control_domain, d))
 
     def shared_domain(self, a: str, b: str) -> str | None:
         """A domain both hosts sit on (the control domain last), or None."""
@@ -476,6 +497,12 @@ def _kind(v: Any) -> str:
     return str(v)
 
 
+def _ospf_network(v: Any) -> str:
+    if v not in OSPF_NETWORKS:
+        raise _Bad(f"{v!r} is not an OSPF network type ({', '.join(OSPF_NETWORKS)})")
+    return str(v)
+
+
 def _hex(v: Any) -> bytes:
     try:
         b = bytes.fromhex(str(v))
@@ -614,6 +641,7 @@ _DOMAIN = _Record(
         _Key("subnet", _subnet, required=True),
         _Key("description", str),
         _Key("access", _name),
+        _Key("ospf", _ospf_network),
     )
 )
 _QE = _Record((_Key("capable", _bool), _Key("proxy", _name)), QeConfig)
@@ -794,6 +822,38 @@ def _domains(c: _Checker, doc: _Doc) -> dict[str, Domain]:
     elif domains[doc.control_domain].access is not None:
         c.error("control_domain", f"{doc.control_domain} is an access domain")
     return domains
+
+
+def _check_ospf_networks(
+    c: _Checker, domains: Mapping[str, Domain], hosts: Mapping[str, Host], control: str
+) -> None:
+    """A point-to-point domain joins exactly two routers; no access domain runs OSPF; each
+    node and PCE speaks OSPF on one of its domains at least."""
+    for d in domains.values():
+        if d.ospf is None:
+            continue
+        p = f"domains.{d.name}.ospf"
+        if d.access is not None:
+            c.error(p, "an access domain carries client traffic, not OSPF")
+        elif d.ospf == "point-to-point":
+            routers = [
+                h.name for h in hosts.values() if h.kind in ROUTERS and d.name in h.interfaces
+            ]
+            if len(routers) != 2:
+                c.error(p, f"a point-to-point domain joins two routers, {d.name} has "
+                        f"{len(routers)} ({', '.join(routers) or 'none'})")  # fmt: skip
+
+    def network(name: str) -> str:
+        d = domains[name]
+        return d.ospf or ("broadcast" if name == control else "passive")
+
+    for h in hosts.values():
+        ifaces = [d for d in h.interfaces if d in domains]
+        if control not in ifaces:
+            continue  # a router without a control address is reported already
+        if h.kind in ("node", "pce") and all(network(d) == "passive" for d in ifaces):
+            c.error(f"hosts.{h.name}.interfaces", "speaks OSPF on none of its domains "
+                    "(each one is passive)")  # fmt: skip
 
 
 def _check_access(c: _Checker, domains: Mapping[str, Domain], hosts: Mapping[str, Host]) -> None:
@@ -1186,6 +1246,7 @@ def parse(doc: Any, source: str = "<topology>") -> Topology:
     hosts = _hosts(c, d, domains)
     _check_references(c, hosts)
     _check_access(c, domains, hosts)
+    _check_ospf_networks(c, domains, hosts, d.control_domain)
     links = _te_links(c, d.te_links, hosts)
     sites = _sites(c, d, hosts)
     qkd_links = _qkd_links(c, d, hosts)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any
 
-from daemonkit.ospf import OspfSpeaker, control_interface, find_interface
+from daemonkit.ospf import OspfSpeaker, find_interface, ospf_interfaces
 from gmpls.ospf.constants import LsType
 from gmpls.ospf.events import Action, FlushOpaque, InterfaceConfig
 from gmpls.ospf.lsa import LSAKey
@@ -87,15 +87,16 @@ class OspfTeAgent(OspfSpeaker):
         host's other interfaces are advertised as stub networks (RFC 2328 §12.4.1.4)."""
         h = topo.host(host)
         assert h.router_id is not None, f"{host} has no router ID"
+        speaks = topo.ospf_domains(host)
         names = {
             IPv4Network(f"{a}/{topo.domains[d].subnet.prefixlen}", strict=False): _local_name(a, d)
             for d, a in sorted(h.interfaces.items())
-            if d != topo.control_domain
+            if d not in speaks
         }
         stubs = tuple((net, 10) for net in names)
         router = OspfRouter(h.router_id, topo.ospf.area, stub_networks=stubs, name=host)
         router.stub_names = names
-        cfg = control_interface(topo, host, interface)
+        cfg = ospf_interfaces(topo, host, interface)
         links = []
         for t in topo.te_links_of(host):
             bw = t.bandwidth_mbps * 1e6 / 8

@@ -29,7 +29,7 @@ from typing import Any
 
 from daemonkit.cli import CliServer, CommandTable, Failed, register_running_config
 from daemonkit.daemon import cancel
-from daemonkit.ospf import OspfSpeaker, config_lines, control_interface, register_commands
+from daemonkit.ospf import OspfSpeaker, config_lines, ospf_interfaces, register_commands
 from gmpls import qe
 from gmpls.ospf.lsa import LSA, LSAKey
 from gmpls.ospf.router import OspfRouter
@@ -118,7 +118,7 @@ class PceDaemon:
         if config.ted_source == "ospf":
             router = OspfRouter(config.router_id, topo.ospf.area, name=config.name)
             router.add_lsdb_listener(self._lsdb_changed)
-            self.ospf = OspfSpeaker(router, control_interface(topo, config.name))
+            self.ospf = OspfSpeaker(router, ospf_interfaces(topo, config.name))
             register_commands(self.cli, self.ospf)
         self.started = 0.0
         self._recompute_due: asyncio.TimerHandle | None = None

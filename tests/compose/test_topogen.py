@@ -228,3 +228,19 @@ def test_qe_ends_on_a_random_graph_are_a_farthest_pair(tmp_path: Path) -> None:
     assert dist[a][b] == diameter
     big = topogen.qe_ends(topogen._edges("ring", 1000, random.Random(1)), 1000)
     assert big == (1, 501)  # above EXACT_DIAMETER: the double sweep, exact on a ring
+
+
+def test_ospf_p2p_runs_ospf_on_the_links_and_the_pce_on_a_link_to_tn1(tmp_path: Path) -> None:
+    t = gen(tmp_path, "grid", 9, ospf="p2p", qe=True)
+    assert t.ospf_network("ctrl") == "passive"
+    links = [d for d in t.domains if d.startswith("p") and d != "pce1"]
+    assert len(links) == len(t.te_links) == 12
+    assert all(t.ospf_network(d) == "point-to-point" for d in [*links, "pce1"])
+    assert t.ospf_domains("pce") == ["pce1"] and "pce1" in t.ospf_domains("tn1")
+    g = nx.Graph()
+    for d in [*links, "pce1"]:
+        ends = [h.name for h in t.hosts.values() if d in h.interfaces]
+        g.add_edge(*ends)
+    assert nx.is_connected(g) and set(g) == {f"tn{i}" for i in range(1, 10)} | {"pce"}
+    # every router keeps its control address: PCEP, RSVP and the CLIs stay on the LAN
+    assert all("ctrl" in t.host(h).interfaces for h in g)

@@ -561,3 +561,44 @@ def test_control_address_and_shared_domain() -> None:
     with pytest.raises(KeyError):
         t.control_address("etsiA")
     assert t.by_router_id(ipaddress.IPv4Address("10.1.1.3")).name == "tn3"  # type: ignore[union-attr]
+
+
+# --- where OSPF runs ---------------------------------------------------------------------
+
+
+def test_ospf_runs_on_the_control_lan_by_default(doc: dict[str, Any]) -> None:
+    topo = parse(doc, "t.yaml")
+    assert topo.ospf_network("ctrl") == "broadcast" and topo.ospf_network("qa") == "passive"
+    assert topo.ospf_domains("tn1") == ["ctrl"]
+
+
+def test_ospf_point_to_point_domains_and_a_passive_control_lan(doc: dict[str, Any]) -> None:
+    doc["domains"]["ctrl"]["ospf"] = "passive"
+    doc["domains"]["p1"] = {"subnet": "10.128.0.0/30", "ospf": "point-to-point"}
+    doc["domains"]["p2"] = {"subnet": "10.128.0.4/30", "ospf": "point-to-point"}
+    for h, d, a in (("tn1", "p1", 1), ("tn2", "p1", 2), ("tn2", "p2", 5), ("pce", "p2", 6)):
+        doc["hosts"][h]["interfaces"][d] = f"10.128.0.{a}"
+    # tn3, tn4 and tn5 are on the passive control LAN only: they speak OSPF nowhere
+    assert problems(doc) == [
+        f"t.yaml: hosts.{h}.interfaces: speaks OSPF on none of its domains (each one is passive)"
+        for h in ("tn3", "tn4", "tn5")
+    ]
+    for h in ("tn3", "tn4", "tn5"):
+        doc["domains"][f"x{h}"] = {"subnet": f"10.129.0.{4 * int(h[2])}/30", "ospf": "broadcast"}
+        doc["hosts"][h]["interfaces"][f"x{h}"] = f"10.129.0.{4 * int(h[2]) + 1}"
+    topo = parse(doc, "t.yaml")
+    assert topo.ospf_domains("tn2") == ["p1", "p2"]
+    assert topo.ospf_domains("pce") == ["p2"]
+    assert topo.ospf_network("ctrl") == "passive"
+
+
+def test_a_point_to_point_domain_joins_two_routers(doc: dict[str, Any]) -> None:
+    doc["domains"]["qa"]["ospf"] = "point-to-point"  # tn1 and the key manager etsiA
+    doc["domains"]["ea"]["ospf"] = "broadcast"
+    doc["domains"]["ctrl"]["ospf"] = "mesh"
+    assert problems(doc) == [
+        "t.yaml: domains.ctrl.ospf: 'mesh' is not an OSPF network type "
+        "(broadcast, point-to-point, passive)",
+        "t.yaml: domains.qa.ospf: a point-to-point domain joins two routers, qa has 1 (tn1)",
+        "t.yaml: domains.ea.ospf: an access domain carries client traffic, not OSPF",
+    ]

@@ -30,6 +30,7 @@ import pytest
 from compose import daemons
 from compose.netns import NetnsTestbed
 from gmpls.ospf.qkdlink import QkdLinkTlv, qkd_lsa_id
+from tests.support.frr import frr_nbrs, lsdb_frr, lsdb_ours, ours_json, ours_nbrs, vtysh, vtysh_json
 from tests.support.netns_util import tshark_fields, wait_for
 
 pytestmark = [pytest.mark.interop, pytest.mark.netns, pytest.mark.slow]
@@ -66,40 +67,11 @@ def start_all(tb: NetnsTestbed) -> None:
         assert tb.start(h), h
 
 
-def ours_json(tb: NetnsTestbed, host: str, cmd: str) -> Any:
-    return json.loads(tb.cli(host, cmd + " json"))
-
-
-def vtysh(tb: NetnsTestbed, cmd: str) -> str:
-    vty = daemons.frr_runtime_dir(tb.prefix, "fr1")
-    return subprocess.run(
-        ["vtysh", "--vty_socket", str(vty), "-c", cmd],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=20,
-    ).stdout
-
-
-def vtysh_json(tb: NetnsTestbed, cmd: str) -> Any:
-    return json.loads(vtysh(tb, cmd + " json"))
-
-
 def birdc(tb: NetnsTestbed, *cmd: str) -> str:
     ctl = tb.run_dir / "bird-bd1" / "bird.ctl"
     return subprocess.run(
         ["birdc", "-s", str(ctl), *cmd], capture_output=True, text=True, check=True, timeout=20
     ).stdout
-
-
-def ours_nbrs(tb: NetnsTestbed, host: str) -> dict[str, str]:
-    nb = ours_json(tb, host, "show ip ospf neighbor")["neighbors"]
-    return {rid: e[0]["nbrState"] for rid, e in nb.items()}
-
-
-def frr_nbrs(tb: NetnsTestbed) -> dict[str, str]:
-    nb = vtysh_json(tb, "show ip ospf neighbor")["neighbors"]
-    return {rid: e[0]["nbrState"].split("/")[0] for rid, e in nb.items()}
 
 
 def bird_nbrs(tb: NetnsTestbed) -> dict[str, str]:
@@ -108,38 +80,6 @@ def bird_nbrs(tb: NetnsTestbed) -> dict[str, str]:
         parts = line.split()
         if len(parts) >= 3 and parts[0].count(".") == 3:
             out[parts[0]] = parts[2].split("/")[0]
-    return out
-
-
-def lsdb_ours(tb: NetnsTestbed, host: str) -> set[tuple[str, str, str, str]]:
-    db = ours_json(tb, host, "show ip ospf database")["areas"]["0.0.0.0"]
-    types = {"routerLinkStates": "1", "networkLinkStates": "2", "opaqueAreaLinkStates": "10"}
-    return {
-        (types[sec], e["lsId"], e["advertisedRouter"], e["sequenceNumber"] + "/" + e["checksum"])
-        for sec, entries in db.items()
-        for e in entries
-    }
-
-
-def lsdb_frr(tb: NetnsTestbed) -> set[tuple[str, str, str, str]]:
-    """FRR's LSDB: router and network LSAs from ``show ip ospf database json``, opaque
-    ones from ``show ip ospf database opaque-area json``."""
-    area = vtysh_json(tb, "show ip ospf database")["areas"]["0.0.0.0"]
-    opq = vtysh_json(tb, "show ip ospf database opaque-area")
-    entries: list[tuple[str, dict[str, Any]]] = []
-    for sec, items in area.items():
-        low = sec.lower()
-        if isinstance(items, list) and ("router" in low or "network" in low or "net" in low):
-            t = "1" if "router" in low else "2"
-            entries += [(t, e) for e in items]
-    entries += [("10", e) for e in opq["areaLocalOpaqueLsa"]["areas"]["0.0.0.0"]]
-    out = set()
-    for t, e in entries:
-        lsid = e.get("lsId") or e.get("linkStateId")
-        adv = e.get("advertisedRouter") or e.get("advertisingRouter")
-        seq = (e.get("sequenceNumber") or e.get("lsaSeqNumber", "")).lower()
-        # FRR prints the checksum without leading zeros ("778"), we and BIRD with ("0778")
-        out.add((t, lsid, adv, f"{seq}/{int(e['checksum'], 16):04x}"))
     return out
 
 

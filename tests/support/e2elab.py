@@ -91,13 +91,13 @@ def restore_index(old: str | None) -> None:
         os.environ["QKDNET_INDEX"] = old
 
 
-def start_lab(topology: Path, prefix: str, run_dir: Path) -> Lab:
+def start_lab(topology: Path, prefix: str, run_dir: Path, *, pack: int | None = None) -> Lab:
     from compose.backend import Capture
     from compose.demo import Roles, wait_for_control_plane
     from compose.netns import NetnsTestbed, teardown
 
     teardown(prefix, progress=lambda _line: None)  # leftovers of a crashed earlier run
-    tb = NetnsTestbed(topology, run_dir, prefix=prefix, progress=lambda _line: None)
+    tb = NetnsTestbed(topology, run_dir, prefix=prefix, progress=lambda _line: None, pack=pack)
     roles = Roles.of(tb.topology)
     tb.up(capture=Capture(list(tb.topology.domains), run_dir / "capture"))
     lab = Lab(tb, roles, run_dir, {})
