@@ -88,6 +88,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument(
         "--pack", type=int, default=None, help="daemons per process (0: one each; default: auto)"
     )
+    ap.add_argument(
+        "--ospf",
+        choices=("p2p", "lan"),
+        default="p2p",
+        help="the testbed's OSPF: over the links' /30s (default) or on the control LAN",
+    )
     ap.add_argument("--setups", type=int, default=20, help="QE services per size (sequential)")
     ap.add_argument("--timeout", type=float, default=180.0, help="OSPF convergence timeout, s")
     ap.add_argument("--skip", default="", help="comma-separated parts to leave out: lab,ospf,frr")
@@ -328,7 +334,9 @@ def qe_setups(tb: Any, roles: Any, k: int) -> dict[str, Any]:
     return res
 
 
-def measure_lab(shape: str, n: int, pack: int, setups: int, log_dir: Path) -> dict[str, Any]:
+def measure_lab(
+    shape: str, n: int, pack: int, a: argparse.Namespace, log_dir: Path
+) -> dict[str, Any]:
     """The testbed of ``n`` nodes: bring-up, idle memory and CPU, QE setups."""
     from compose import topogen
     from compose.backend import quiet
@@ -336,7 +344,7 @@ def measure_lab(shape: str, n: int, pack: int, setups: int, log_dir: Path) -> di
     from compose.netns import NetnsTestbed, teardown
     from gmpls.topology import load
 
-    doc = topogen.generate(shape, n, prefix=PREFIX, qe=True)
+    doc = topogen.generate(shape, n, prefix=PREFIX, qe=True, ospf=a.ospf)
     path = log_dir / f"lab-{shape}{n}.yaml"
     path.write_text(topogen.dump(doc))
     topo = load(path)
@@ -361,7 +369,7 @@ def measure_lab(shape: str, n: int, pack: int, setups: int, log_dir: Path) -> di
         time.sleep(SETTLE)
         pids = {d.pid for h in topo.hosts for d in tb.running(h)}
         res.update(idle_figures(pids, n, IDLE_WINDOW))
-        res.update(qe_setups(tb, roles, setups))
+        res.update(qe_setups(tb, roles, a.setups))
     finally:
         tb.down()
     return res
@@ -411,6 +419,11 @@ def _part(run_fig: dict[str, Any], name: str, fn: Any, *args: Any) -> None:
 
 def run(a: argparse.Namespace) -> dict[str, Any]:
     figures: dict[str, Any] = {"machine": machine(), "runs": [], "notes": []}
+    figures["notes"].append(
+        "testbed OSPF over the links' /30s (control LAN passive)"
+        if a.ospf == "p2p"
+        else "testbed OSPF on the control LAN (one broadcast domain, a DR)"
+    )
     packs = testbed_packs()
     if not packs:
         figures["notes"].append(
@@ -424,11 +437,9 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
             run_fig: dict[str, Any] = {"shape": shape, "nodes": n, "pack": pack}
             figures["runs"].append(run_fig)
             if "lab" not in a.skip_set:
-                _part(
-                    run_fig, "lab", measure_lab, shape, n, pack if packs else 0, a.setups, log_dir
-                )
+                _part(run_fig, "lab", measure_lab, shape, n, pack if packs else 0, a, log_dir)
             _part(run_fig, "ospf", measure_ospf, shape, n, pack, a)
-            print(table({**figures, "runs": [run_fig], "notes": []}).splitlines()[-1], flush=True)
+            print(table({**figures, "runs": [run_fig], "notes": []}).splitlines()[2], flush=True)
             if a.json:
                 Path(a.json).write_text(json.dumps(figures, indent=1) + "\n")
     return figures
