@@ -48,7 +48,9 @@ def test_arguments() -> None:
     a = scale.parse_args(["--quick"])
     assert a.size_list == [10, 100] and a.shape_list == ["ring", "grid", "random"]
     assert a.pack is None and a.skip_set == set()
-    a = scale.parse_args(["--sizes", "300,1000", "--shapes", "grid", "--pack", "0", "--skip", "frr"])
+    a = scale.parse_args(
+        ["--sizes", "300,1000", "--shapes", "grid", "--pack", "0", "--skip", "frr"]
+    )
     assert (a.size_list, a.shape_list, a.pack, a.skip_set) == ([300, 1000], ["grid"], 0, {"frr"})
     assert scale.parse_args([]).size_list == [10, 100, 300, 1000]
 
