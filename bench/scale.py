@@ -8,9 +8,9 @@ a figures file written by ``--json`` (no root, no lab).
 
 For each shape and size, two labs, one after the other:
 
-* **the testbed** (prefix ``sc``): ``qkdnet topo gen SHAPE --nodes N --qe`` (node agents
-  tn1..tnN on one control LAN, the PCE, a client, the QE ends at the two ends of the
-  network's diameter) brought up in namespaces by compose/netns.py. *bring-up*: from the
+* **the testbed** (prefix ``sc``): ``qkdnet topo gen SHAPE --nodes N --qe --ospf p2p``
+  (node agents tn1..tnN with OSPF over every link's /30, ``--ospf lan``: on the control
+  LAN; the PCE, a client, the QE ends at the two ends of the network's diameter) brought up in namespaces by compose/netns.py. *bring-up*: from the
   start of ``up`` until the PCE's TED holds every node and the head's PCEP session is up
   (``qkdnet demo``'s wait). Then, after a few quiet seconds, *RSS* and *PSS* (proportional
   set size: shared pages split between the processes sharing them) of all the lab's daemon
