@@ -1,7 +1,7 @@
 """OSPF convergence: our speaker against FRR ospfd on rings and grids in namespaces.
 
 Run (root): ``.venv/bin/python bench/ospf_converge.py [--quick] [--sizes 20,50,100]
-[--shapes ring,grid] [--impls ours,frr]``. ``--quick``: ring and grid of 20 only.
+[--shapes ring,grid] [--impls ours,frr] [--pack N]``. ``--quick``: ring and grid of 20 only.
 
 For each shape and size, compose/topogen.py writes the topology (``qkdnet topo gen SHAPE
 --nodes N --p2p --kind frr|node``: routers tn1..tnN, one /30 domain per link) into the log
@@ -22,6 +22,12 @@ cores of this machine: the figures are for comparison, not absolutes.
 ``--serve`` is the per-router mode of our implementation (started by the benchmark in
 each namespace): the OSPF speaker of the node agent and the PCE (daemonkit/ospf.py) on
 the given point-to-point interfaces plus its CLI.
+
+``--pack N`` runs our routers N to a process instead (``--serve-pack``, started in the root
+namespace): each router's speaker is started in a context naming its namespace
+(daemonkit/netns.py), so its raw sockets are opened there and the packets on the wire are
+the same; the benchmark asks each pack process for its routers' digests over a Unix socket
+in the run directory instead of each router's CLI.
 """
 
 from __future__ import annotations
@@ -159,10 +165,85 @@ class OursPoller:
             s.close()
 
 
-async def serve(rid_s: str, spec: str, hello: int, dead: int) -> None:
-    from daemonkit.cli import CliServer, CommandTable
-    from daemonkit.ospf import OspfSpeaker, register_commands
-    from gmpls.ospf.constants import LsType
+def start_pack(
+    tb: NetnsTestbed, hosts: list[str], index: int, run_dir: Path
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """One process running the routers ``hosts`` (``--serve-pack``); its digest socket."""
+    topo = tb.topology
+    o = topo.ospf
+    spec = [
+        {
+            "host": h,
+            "netns": tb.netns(h),
+            "rid": str(topo.host(h).router_id),
+            "ifaces": ",".join(f"{d}={c}" for d, c in links(topo, h).items()),
+        }
+        for h in hosts
+    ]
+    spec_file = run_dir / f"pack{index}.json"
+    spec_file.write_text(json.dumps(spec))
+    sock = run_dir / f"pack{index}.sock"
+    sock.unlink(missing_ok=True)
+    argv = [sys.executable, str(Path(__file__).resolve()), "--serve-pack", str(spec_file)]
+    argv += ["--sock", str(sock), "--hello", str(o.hello_interval), "--dead", str(o.dead_interval)]
+    env = {**os.environ, "OA_BENCH_LOG": str(run_dir / f"pack{index}.log")}
+    with open(run_dir / f"pack{index}.out", "wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+    return proc, sock
+
+
+class PackPoller:
+    """Digests from the pack processes (one Unix socket each, a line per request)."""
+
+    def __init__(self, socks: dict[str, Path]) -> None:
+        self.paths = socks
+        self.conns: dict[str, socket.socket] = {}
+        self.bufs: dict[str, bytes] = {}
+
+    def _ask(self, host: str) -> str:
+        path = str(self.paths[host])
+        s = self.conns.get(path)
+        if s is None:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(30)
+            try:
+                s.connect(path)
+            except OSError:
+                s.close()
+                raise
+            self.conns[path] = s
+        s.sendall(host.encode() + b"\n")
+        buf = self.bufs.get(path, b"")
+        while b"\n" not in buf:
+            c = s.recv(1 << 20)
+            if not c:
+                raise ConnectionError("closed")
+            buf += c
+        line, _, self.bufs[path] = buf.partition(b"\n")
+        return line.decode()
+
+    def ready(self, host: str) -> bool:
+        try:
+            self._ask(host)
+            return True
+        except OSError:
+            self.close()
+            return False
+
+    def digest(self, host: str) -> dict[str, Any]:
+        return dict(json.loads(self._ask(host)))
+
+    def close(self) -> None:
+        for s in self.conns.values():
+            s.close()
+        self.conns.clear()
+        self.bufs.clear()
+
+
+def make_router(rid_s: str, spec: str, hello: int, dead: int) -> tuple[Any, Any]:
+    """Our OSPF router and its socket speaker on the point-to-point interfaces ``spec``
+    (``name=address/len,...``)."""
+    from daemonkit.ospf import OspfSpeaker
     from gmpls.ospf.events import InterfaceConfig
     from gmpls.ospf.router import OspfRouter
 
@@ -179,41 +260,90 @@ async def serve(rid_s: str, spec: str, hello: int, dead: int) -> None:
                 rxmt_interval=2,
             )
         )
+    router = OspfRouter(rid_s, name=rid_s)
+    return router, OspfSpeaker(router, ifaces)
+
+
+def router_digest(router: Any) -> dict[str, Any]:
+    """The router LSAs of the LSDB: count, digest of (router, seq, checksum), links each."""
+    from gmpls.ospf.constants import LsType
+
+    items = sorted(
+        (
+            str(e.lsa.header.adv_router),
+            e.lsa.header.seq,
+            e.lsa.header.checksum,
+            len(e.lsa.body.links),
+        )
+        for _, e in router.lsdb.entries()
+        if e.lsa.header.ls_type == LsType.ROUTER
+    )
+    h = hashlib.sha1(repr([x[:3] for x in items]).encode()).hexdigest()
+    return {"count": len(items), "digest": h, "links": {a: n for a, _, _, n in items}}
+
+
+def _bench_logging() -> None:
     log_file = os.environ.get("OA_BENCH_LOG")
     if log_file:
         from gmpls.logfmt import setup_logging
 
         setup_logging(log_file)
-    router = OspfRouter(rid_s, name=rid_s)
-    agent = OspfSpeaker(router, ifaces)
-    table = CommandTable()
-    register_commands(table, agent)
 
-    def digest(args: list[str]) -> dict[str, Any]:
-        items = sorted(
-            (
-                str(e.lsa.header.adv_router),
-                e.lsa.header.seq,
-                e.lsa.header.checksum,
-                len(e.lsa.body.links),
-            )
-            for _, e in router.lsdb.entries()
-            if e.lsa.header.ls_type == LsType.ROUTER
-        )
-        h = hashlib.sha1(repr([x[:3] for x in items]).encode()).hexdigest()
-        return {"count": len(items), "digest": h, "links": {a: n for a, _, _, n in items}}
 
-    table.register("bench digest", digest, "router LSA digest (benchmark)")
-    server = CliServer(table, rid_s)
-    await agent.start()
-    await server.start("127.0.0.1", CLI_PORT)
+async def _until_signalled() -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+
+
+async def serve(rid_s: str, spec: str, hello: int, dead: int) -> None:
+    from daemonkit.cli import CliServer, CommandTable
+    from daemonkit.ospf import register_commands
+
+    _bench_logging()
+    router, agent = make_router(rid_s, spec, hello, dead)
+    table = CommandTable()
+    register_commands(table, agent)
+    table.register("bench digest", lambda _a: router_digest(router), "router LSA digest")
+    server = CliServer(table, rid_s)
+    await agent.start()
+    await server.start("127.0.0.1", CLI_PORT)
+    await _until_signalled()
     await server.stop()
     await agent.stop()
+
+
+async def serve_pack(spec_file: str, sock_path: str, hello: int, dead: int) -> None:
+    """Several routers in this process, each speaking from its own namespace."""
+    from daemonkit import netns
+
+    _bench_logging()
+    routers: dict[str, Any] = {}
+    agents = []
+    for r in json.loads(Path(spec_file).read_text()):
+        router, agent = make_router(r["rid"], r["ifaces"], hello, dead)
+        # the speaker's sockets, timers and reader callbacks all run in this context
+        await asyncio.create_task(agent.start(), context=netns.context(r["netns"]))
+        routers[r["host"]] = router
+        agents.append(agent)
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while line := await reader.readline():
+                host = line.decode().strip()
+                out = router_digest(routers[host]) if host in routers else {"error": host}
+                writer.write(json.dumps(out).encode() + b"\n")
+                await writer.drain()
+        finally:
+            writer.close()
+
+    server = await asyncio.start_unix_server(answer, sock_path)
+    await _until_signalled()
+    server.close()
+    for agent in agents:
+        await agent.stop()
 
 
 # ---------------------------------------------------------------- FRR
@@ -282,11 +412,19 @@ class FrrPoller:
 # ---------------------------------------------------------------- one run
 
 
+# long: one run from lab to teardown, each step a few lines
 def run_one(
-    impl: str, shape: str, n: int, hello: int, dead: int, timeout: float, log_dir: Path
+    impl: str,
+    shape: str,
+    n: int,
+    hello: int,
+    dead: int,
+    timeout: float,
+    log_dir: Path,
+    pack: int = 0,
 ) -> tuple[float | None, int]:
     """Seconds from links up to convergence (None: not within ``timeout``), and the number
-    of links."""
+    of links. ``pack``: our routers that many to a process (0: one process each)."""
     run_dir = log_dir / f"{impl}-{shape}{n}"
     run_dir.mkdir(parents=True, exist_ok=True)
     topo = load(topology(shape, n, impl, hello, dead, log_dir))
@@ -294,11 +432,19 @@ def run_one(
     ends = [(h, d) for h in names for d in links(topo, h)]
     teardown(PREFIX, progress=quiet)
     tb = NetnsTestbed(topo, run_dir, progress=quiet, config_generators={"frr": frr_p2p_config})
-    poller: OursPoller | FrrPoller | None = None
+    poller: OursPoller | FrrPoller | PackPoller | None = None
+    packs: list[subprocess.Popen[bytes]] = []
     try:
         tb.up(start_daemons=False)
         tb.set_links(ends, up=False)
-        if impl == "ours":
+        if impl == "ours" and pack > 0:
+            socks: dict[str, Path] = {}
+            for k in range(0, len(names), pack):
+                proc, path = start_pack(tb, names[k : k + pack], k // pack, run_dir)
+                packs.append(proc)
+                socks.update(dict.fromkeys(names[k : k + pack], path))
+            poller = PackPoller(socks)
+        elif impl == "ours":
             poller = OursPoller(tb)
             for h in names:
                 start_ours(tb, h, run_dir)
@@ -333,6 +479,14 @@ def run_one(
     finally:
         if poller is not None:
             poller.close()
+        for proc in packs:
+            proc.terminate()
+        for proc in packs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         tb.down()
 
 
@@ -346,12 +500,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dead", type=int, default=4)
     ap.add_argument("--timeout", type=float, default=120.0)
     ap.add_argument("--log-dir", default="/tmp/oa-ospf-bench")
+    ap.add_argument(
+        "--pack", type=int, default=0, help="our routers N to a process (default 0: one each)"
+    )
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--serve-pack", help=argparse.SUPPRESS)
+    ap.add_argument("--sock", help=argparse.SUPPRESS)
     ap.add_argument("--rid", help=argparse.SUPPRESS)
     ap.add_argument("--ifaces", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.serve:
         asyncio.run(serve(a.rid, a.ifaces, a.hello, a.dead))
+        return 0
+    if a.serve_pack:
+        asyncio.run(serve_pack(a.serve_pack, a.sock, a.hello, a.dead))
         return 0
     if os.geteuid() != 0:
         print("needs root (network namespaces)", file=sys.stderr)
@@ -362,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
     log_dir.mkdir(parents=True, exist_ok=True)
     print(
         f"OSPF convergence, hello {a.hello} s dead {a.dead} s, point-to-point links, "
-        f"{os.cpu_count()} CPUs"
+        f"{os.cpu_count()} CPUs" + (f", ours {a.pack} routers per process" if a.pack else "")
     )
     print(
         f"{'topology':<12}{'routers':>8}{'links':>7}"
@@ -374,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
             res: dict[str, float | None] = {}
             nl = 0
             for impl in impls:
-                res[impl], nl = run_one(impl, shape, n, a.hello, a.dead, a.timeout, log_dir)
+                res[impl], nl = run_one(impl, shape, n, a.hello, a.dead, a.timeout, log_dir, a.pack)
             cells = "".join(
                 f"{res[i]:>10.2f}" if res[i] is not None else f"{'timeout':>10}" for i in impls
             )
