@@ -21,6 +21,14 @@ At the head (``Create``):
    GET_KEY → key index 0, the same bytes; ``QeSessionReady`` → Resv;
 5. ``LspUp`` at the head: the service is up.
 
+With ``pipeline_keying`` (the node agents') the head keys while the PCReq is out: at
+``Create`` it names a key_handle (``random_bytes``) and sends QKD_OPEN, CONNECT and
+GET_KEY together; ``NeedQeSession`` takes that session (Path at once when the key is in),
+unless the PCRep's relay path crosses other sites, the early session failed, or the
+service ended first: then it is closed (and step 3 runs). The tail sends its OPEN,
+CONNECT and GET_KEY together too; calls that overtook the OPEN (status 4) are asked
+again once.
+
 Key refresh (no signalling): refresh *k* makes an end hold key index *k* — every
 ``refresh`` ms (type 1, from when the service came up at that end) or every ``V`` MiB
 counted (type 2: :class:`AddTraffic`, :class:`SetRate`, given at both ends). A refresh
@@ -43,9 +51,9 @@ assumed to be the only one heading LSPs on its RSVP core (tunnel IDs are allocat
 
 from __future__ import annotations
 
+import secrets
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-import secrets
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address
 from typing import Any
@@ -53,7 +61,6 @@ from typing import Any
 from gmpls import ero
 from gmpls.qe import EncLayer, QeParams, RefreshType
 from gmpls.qe_service import events as E
-from gmpls.qkd.etsi004 import HANDLE_LEN, ZERO_HANDLE
 from gmpls.qe_service.model import (
     COMPUTING,
     DOWN,
@@ -68,6 +75,7 @@ from gmpls.qe_service.model import (
     Service,
     route_nodes,
 )
+from gmpls.qkd.etsi004 import HANDLE_LEN, ZERO_HANDLE
 from gmpls.rsvp import events as RE
 from gmpls.rsvp.constants import ErrorCode, QeError, RoutingProblem
 
@@ -562,7 +570,9 @@ class QeServiceCore:
                 not early.failure
                 and early.destination == a.dst_router_id
                 and early.params.key_length == a.params.key_length
-                and not (s is not None and _relay_for_open(s.relay))
+                # a direct QKD link (two sites, or one): what the early OPEN without a
+                # relay path got; a relay through other sites is opened with its path
+                and not (s is not None and len(s.relay) > 2)
             )
             if usable:
                 early.lsp = a.lsp
