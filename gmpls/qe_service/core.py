@@ -23,8 +23,9 @@ At the head (``Create``):
 
 With ``pipeline_keying`` (the node agents') the head keys while the PCReq is out: at
 ``Create`` it names a key_handle (``random_bytes``) and sends QKD_OPEN, CONNECT and
-GET_KEY together; ``NeedQeSession`` takes that session (Path at once when the key is in),
-unless the PCRep's relay path crosses other sites, the early session failed, or the
+GET_KEY together; ``NeedQeSession`` takes that session and Path goes at once with its
+handle (``LspUp`` waits for the key; a key that fails then is ``QeFailed``: RSVP tears the
+LSP down, 252/1), unless the PCRep's relay path crosses other sites, the early session failed, or the
 service ended first: then it is closed (and step 3 runs). The tail sends its OPEN,
 CONNECT and GET_KEY together too; calls that overtook the OPEN (status 4) are asked
 again once.
@@ -163,6 +164,10 @@ class _Keying:
     ended: bool = False
     key_index: int = 0
     key: bytes | None = field(default=None, repr=False)
+    #: head, early: Path went out with the handle before the key was in
+    signalled: bool = False
+    #: head, early and signalled: the Resv came before the key (``up`` waits for it)
+    up: RE.LspUp | None = None
 
 
 @dataclass(slots=True)
@@ -223,6 +228,8 @@ class QeServiceCore:
         self.random_bytes = random_bytes
         #: the early key sessions not handed to RSVP yet, by tunnel ID
         self._early: dict[int, _Keying] = {}
+        #: early sessions whose Path went out before their key came, by tunnel ID
+        self._keying_for: dict[int, _Keying] = {}
         #: seconds a service whose LSP failed keeps its key session for a new LSP
         self.reroute_hold = reroute_hold
         #: this node encrypts at its access port (docs/dataplane.md): layer 3 is refused
@@ -576,12 +583,26 @@ class QeServiceCore:
             )
             if usable:
                 early.lsp = a.lsp
-                if early.ended:
-                    self._hand_over(early)  # keyed already: Path goes now
-                return  # keyed when its calls are answered
+                if not early.ended and s is not None:
+                    self._signal_early(s, early)
+                    return  # keyed when its calls are answered, before the service is up
+                self._hand_over(early)  # keyed already: Path goes now
+                return
             self._abandon(early)
         job = _Keying(a.lsp, True, a.dst_router_id, a.params, service=s, queued=self._now)
         self._queue_keying(job)
+
+    def _signal_early(self, s: Service, job: _Keying) -> None:
+        """Path now: the handle is ours already, the key need only be in before the Resv
+        makes the service up. Should it fail, RSVP tears the LSP down (252/1)."""
+        assert job.lsp is not None and job.handle is not None
+        job.signalled = True
+        self._keying_for[s.tunnel_id] = job
+        s.key_handle = job.handle
+        s.stage("path_out", self._now)
+        s.state = SIGNALLING
+        self._changed(s)
+        self._out.append(E.ToRsvp(RE.QeSessionReady(job.lsp, job.handle)))
 
     def _abandon(self, job: _Keying) -> None:
         """An early session nobody will use: closed (now, or once its calls are answered)."""
@@ -784,6 +805,8 @@ class QeServiceCore:
         if job.head:
             if job.service is not None:
                 job.service.error = f"ETSI 004 {why}"
+                if self._keying_for.get(job.service.tunnel_id) is job:
+                    del self._keying_for[job.service.tunnel_id]
             self._log("qe key session failed", warning=True, **fields)
         else:
             self._log("qe join failed", warning=True, **fields)
@@ -816,6 +839,17 @@ class QeServiceCore:
         live = s is not None and (
             s.lsp == job.lsp if job.head else not s.finished and self.tails.get(job.lsp) is s
         )
+        if job.signalled and s is not None and self._keying_for.get(s.tunnel_id) is job:
+            del self._keying_for[s.tunnel_id]
+        if s is not None and live and job.signalled:
+            self._take_key(s, index, key)  # Path went out already
+            self._log("qe key session open", event="qe_open", service=s.id, lsp=str(job.lsp),
+                      key_handle_prefix=job.handle[:4].hex(), key_index=index)  # fmt: skip
+            if job.up is not None:
+                self._on_up(job.up)  # the Resv came first
+            return
+        if job.signalled:
+            return  # the service went meanwhile: RSVP gave the session back already
         if s is not None and live:
             s.key_handle = job.handle
             self._take_key(s, index, key)
@@ -910,6 +944,10 @@ class QeServiceCore:
             return
         if a.role == "head" and s.next_lsp == a.lsp:
             self._moved(s, a)
+            return
+        waiting = self._keying_for.get(s.tunnel_id) if a.role == "head" else None
+        if waiting is not None and waiting.lsp == a.lsp:
+            waiting.up = a  # Path went before the head's key: up once it is in
             return
         if s.up_at is not None:  # a tail whose service moved to this LSP: keys go on
             s.state = UP
@@ -1153,6 +1191,8 @@ class QeServiceCore:
         if s.finished:
             return
         early = self._early.pop(s.tunnel_id, None) if s.role == "head" else None
+        if s.role == "head":
+            self._keying_for.pop(s.tunnel_id, None)
         if early is not None and early.service is s:
             self._abandon(early)
         self._stop_refresh(s)

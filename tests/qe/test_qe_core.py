@@ -763,17 +763,40 @@ def test_pipelined_head_keys_while_the_pcreq_is_out_and_signals_at_once() -> Non
     assert s.stages["etsi_open"] == s.stages["pcreq"] < s.stages["pcrep"]
 
 
-def test_pipelined_head_still_keying_when_rsvp_asks_hands_over_when_keyed() -> None:
+def test_pipelined_head_still_keying_sends_path_at_once_and_is_up_once_keyed() -> None:
     n = fast()
     out = n(Create(TN5, PARAMS))
     op, conn, get = one(out, EtsiOpen), one(out, EtsiConnect), one(out, EtsiGetKey)
     n(PathReply(one(out, RequestPath).cid, True, route()))
-    out = n(NeedQeSession(lsp(), TN5, PARAMS))
-    assert of(out, EtsiOpen) == [] and of(out, ToRsvp) == []  # the early session is in flight
+    s = n.core.find("1")
+    out = n(NeedQeSession(lsp(), TN5, PARAMS))  # the handle is ours: Path goes now
+    assert one(out, ToRsvp).event == QeSessionReady(lsp(), op.key_handle)
+    assert of(out, EtsiOpen) == [] and (s.state, s.key) == ("signalling", None)
+    out = n(LspUp(lsp(), "head", route()))  # the Resv came before the key
+    assert s.state == "signalling" and of(out, ServiceChanged) == []
     n(EtsiReply(op.cid, 0, key_handle=op.key_handle))
     n(EtsiReply(get.cid, 0, key_index=0, key=key(0)))
     out = n(EtsiReply(conn.cid, 1))
-    assert one(out, ToRsvp).event == QeSessionReady(lsp(), op.key_handle)
+    assert of(out, ToRsvp) == []  # no second QeSessionReady
+    assert (s.state, s.key_index, s.key) == ("up", 0, key(0))
+    assert one(out, ServiceChanged).state == "up" and n.core.counters["up"] == 1
+
+
+def test_pipelined_head_key_failing_after_its_path_fails_the_lsp_252_1() -> None:
+    n = fast()
+    out = n(Create(TN5, PARAMS))
+    op, conn, get = one(out, EtsiOpen), one(out, EtsiConnect), one(out, EtsiGetKey)
+    n(PathReply(one(out, RequestPath).cid, True, route()))
+    n(NeedQeSession(lsp(), TN5, PARAMS))
+    n(EtsiReply(op.cid, 0, key_handle=op.key_handle))
+    n(EtsiReply(conn.cid, 1))
+    out = n(EtsiReply(get.cid, 2))  # no key: the session is closed, then RSVP told
+    out = n(EtsiReply(one(out, EtsiClose).cid, 0))
+    failed = one(out, ToRsvp).event
+    assert isinstance(failed, QeFailed) and failed.lsp == lsp()
+    n(LspDown(lsp(), "head", "QE: no key", (252, 1)))
+    s = n.core.find("1")
+    assert s.state == "failed" and "GK_INSUFFICIENT_KEY_AVAILABLE" in s.error
 
 
 def test_pipelined_head_relay_path_closes_the_early_session_and_opens_with_it() -> None:
