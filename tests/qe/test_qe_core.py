@@ -759,7 +759,7 @@ def test_pipelined_head_keys_while_the_pcreq_is_out_and_signals_at_once() -> Non
     assert of(out, EtsiOpen) == [] and (s.state, s.key_index, s.key) == ("signalling", 0, key(0))
     n(LspUp(lsp(), "head", route()))
     assert s.state == "up" and n.core.counters["keys"] == 1
-    assert [x for x in s.stages if x.startswith("etsi")][0] == "etsi_open"
+    assert next(x for x in s.stages if x.startswith("etsi")) == "etsi_open"
     assert s.stages["etsi_open"] == s.stages["pcreq"] < s.stages["pcrep"]
 
 
