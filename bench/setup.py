@@ -177,6 +177,14 @@ def sequential(tb: NetnsTestbed, n: int) -> dict:
     return out
 
 
+def _service(reply: dict, sid: str) -> dict:
+    """The service a ``qe-service wait`` answered, or what stands for it when the answer is
+    an error (e.g. a failed service no longer listed)."""
+    if "services" in reply:
+        return reply["services"][0]
+    return {"id": sid, "state": "lost", "error": str(reply.get("error", reply)), "created_at": 0}
+
+
 def cpu_seconds(tb: NetnsTestbed) -> dict[str, float]:
     """CPU time (user + system) used so far by each host's daemon."""
     tick = os.sysconf("SC_CLK_TCK")
@@ -203,12 +211,12 @@ def concurrent(tb: NetnsTestbed, n: int) -> dict:
         # each comes up (polling the whole table would cost tn1 CPU in the middle of it)
         for sid in ids:
             cli.send(f"qe-service wait {sid} timeout 60")
-        mine = [cli.read(90)["services"][0] for _ in ids]
+        mine = [_service(cli.read(90), sid) for sid in ids]
         st = cli.json("show qe-service")
         cpu1 = cpu_seconds(tb)
         up = [s for s in mine if s["state"] == "up"]
         setups = [float(s["setup_ms"]) for s in up]
-        start = min(s["created_at"] for s in mine)
+        start = min(s["created_at"] for s in mine if s["created_at"])
         end = max(s["created_at"] + s["setup_ms"] / 1000 for s in up) if up else start
         out = summary(
             "concurrent",
@@ -226,7 +234,8 @@ def concurrent(tb: NetnsTestbed, n: int) -> dict:
         if errors:
             out["errors"] = errors[:5]
         for s in mine:
-            cli.json(f"qe-service delete {s['id']}")
+            if s["state"] != "lost":
+                cli.json(f"qe-service delete {s['id']}")
     finally:
         cli.close()
     return out
@@ -278,12 +287,14 @@ def main() -> int:
             for i in range(max(1, a.repeat)):
                 if i:
                     time.sleep(6)  # the TED hears of the last round's deletions (MinLSInterval)
-                if a.only != "concurrent":
-                    runs.setdefault("sequential", []).append(sequential(tb, n))
                 if a.only != "sequential":
                     r = concurrent(tb, n)
                     r["lambdas_per_link"] = lambdas
                     runs.setdefault("concurrent", []).append(r)
+                if a.only is None:
+                    time.sleep(6)  # the TED hears of the burst's deletions (MinLSInterval)
+                if a.only != "concurrent":
+                    runs.setdefault("sequential", []).append(sequential(tb, n))
         finally:
             tb.down()
     results = [best(rows) for rows in runs.values()]
