@@ -158,8 +158,10 @@ class _Keying:
     reissued: bool = False
     #: head: opened at ``Create``, while the PCReq is out (``lsp`` None until RSVP asks)
     early: bool = False
-    #: early and no longer wanted: its session is closed once its calls are answered
+    #: early and no longer wanted: its session is closed (at once: the handle is ours)
     abandoned: bool = False
+    #: its QKD_CLOSE went out already
+    closed: bool = False
     #: keyed, or failed: the late answers of its calls are ignored
     ended: bool = False
     key_index: int = 0
@@ -607,7 +609,9 @@ class QeServiceCore:
     def _abandon(self, job: _Keying) -> None:
         """An early session nobody will use: closed (now, or once its calls are answered)."""
         job.abandoned = True
-        if job.ended and not job.failure and job.handle is not None:
+        sent = job.pipelined and not job.ended  # its OPEN is out: CLOSE follows it in order
+        if job.handle is not None and (sent or (job.ended and not job.failure)):
+            job.closed = True
             self._close(job.handle, None)
 
     def _tail_join(self, ev: E.TailJoin) -> None:
@@ -735,7 +739,8 @@ class QeServiceCore:
         if job.ended or not job.opened or job.connect is None or job.got is None:
             return
         c, g = job.connect, job.got
-        if job.pipelined and not job.reissued and ETSI_NO_CONNECTION in (c.status, g.status):
+        again = job.pipelined and not job.reissued and not job.abandoned
+        if again and ETSI_NO_CONNECTION in (c.status, g.status):
             # the CONNECT or GET_KEY reached the proxy before the OPEN (a lost and
             # retransmitted OPEN): asked again, once, now that the OPEN is answered
             job.reissued = True
@@ -790,7 +795,7 @@ class QeServiceCore:
         self.counters["etsi_errors"] += 1
         job.failure = why
         job.ended = True
-        if job.opened and job.handle is not None:
+        if job.opened and job.handle is not None and not job.closed:
             self._close(job.handle, job.lsp, job)  # then _keying_gave_up
         else:
             self._keying_gave_up(job)
@@ -821,7 +826,8 @@ class QeServiceCore:
         job.key_index, job.key = index, key
         if job.abandoned:
             assert job.handle is not None
-            self._close(job.handle, None)
+            if not job.closed:
+                self._close(job.handle, None)
             self._keying_done()
         elif job.lsp is None:
             self._keying_done()  # early: kept until RSVP asks for it (_need_session)
