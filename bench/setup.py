@@ -5,7 +5,7 @@ topology up (prefix ``e2b``) with enough lambdas per TE link for N LSPs at once 
 holds one lambda per link: the paper's 8 would cap a burst at 8, and a sequential run of
 create + delete at 8 too, the PCE's TED lagging the deletions by OSPF's MinLSInterval of
 5 s), waits for OSPF and the PCE like ``qkdnet demo``, and from the client host over one
-telnet session to tn1, R times (default 1):
+telnet session to tn1, R times (default 1; the burst first, on the fresh testbed):
 
 * **sequential**: N times ``qe-service create dst 10.1.1.5 <paper parameters> wait``
   then ``qe-service delete``;
