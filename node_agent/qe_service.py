@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -72,6 +73,10 @@ from gmpls.topology import Topology
 from node_agent import qe_cli
 
 log = logging.getLogger("node_agent.qe_service")
+
+#: key sessions a node agent opens or joins at once (the others queue in the core): each
+#: is three datagrams to the proxy, so a burst stays within a UDP receive buffer
+MAX_KEYING = 64
 
 
 # --- what the shell talks to (real classes fit; tests may give in-memory ones) ---------
@@ -251,6 +256,12 @@ class QeService:
             etsi=etsi,
             link_resources=link_resources,
             site_names={topo.site_id(km): km for km in topo.sites},
+            # the head opens its key session while the PCReq is out, with a handle of its
+            # own, and both ends send OPEN, CONNECT and GET_KEY together; bursts are not
+            # held behind a small window (docs/qe-service.md#setup-stages)
+            pipeline_keying=True,
+            random_bytes=secrets.token_bytes,
+            max_keying=MAX_KEYING,
         )
         agent.on_action = svc.on_rsvp_action
         if pcc is not None:

@@ -21,6 +21,15 @@ At the head (``Create``):
    GET_KEY → key index 0, the same bytes; ``QeSessionReady`` → Resv;
 5. ``LspUp`` at the head: the service is up.
 
+With ``pipeline_keying`` (the node agents') the head keys while the PCReq is out: at
+``Create`` it names a key_handle (``random_bytes``) and sends QKD_OPEN, CONNECT and
+GET_KEY together; ``NeedQeSession`` takes that session and Path goes at once with its
+handle (``LspUp`` waits for the key; a key that fails then is ``QeFailed``: RSVP tears the
+LSP down, 252/1), unless the PCRep's relay path crosses other sites, the early session failed, or the
+service ended first: then it is closed (and step 3 runs). The tail sends its OPEN,
+CONNECT and GET_KEY together too; calls that overtook the OPEN (status 4) are asked
+again once.
+
 Key refresh (no signalling): refresh *k* makes an end hold key index *k* — every
 ``refresh`` ms (type 1, from when the service came up at that end) or every ``V`` MiB
 counted (type 2: :class:`AddTraffic`, :class:`SetRate`, given at both ends). A refresh
@@ -43,9 +52,10 @@ assumed to be the only one heading LSPs on its RSVP core (tunnel IDs are allocat
 
 from __future__ import annotations
 
+import secrets
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address
 from typing import Any
 
@@ -66,13 +76,14 @@ from gmpls.qe_service.model import (
     Service,
     route_nodes,
 )
+from gmpls.qkd.etsi004 import HANDLE_LEN, ZERO_HANDLE
 from gmpls.rsvp import events as RE
 from gmpls.rsvp.constants import ErrorCode, QeError, RoutingProblem
 
 #: finished services kept for ``show qe-service`` (the newest)
 KEEP_FINISHED = 64
 #: ETSI 004 V1.1.1 status values (docs/etsi004.md)
-ETSI_OK, ETSI_PEER_NOT_CONNECTED = 0, 1
+ETSI_OK, ETSI_PEER_NOT_CONNECTED, ETSI_NO_CONNECTION = 0, 1, 4
 ETSI_STATUS = {
     0: "SUCCESSFUL",
     1: "PEER_NOT_CONNECTED",
@@ -128,7 +139,7 @@ def index_failure(reply: E.EtsiReply, want: int) -> str:
 class _Keying:
     """A key session being opened (head) or joined (tail)."""
 
-    lsp: RE.LspKey
+    lsp: RE.LspKey | None
     head: bool
     destination: IPv4Address
     params: QeParams
@@ -141,6 +152,24 @@ class _Keying:
     failure: str = ""
     #: when the key session was asked for (head: NeedQeSession; tail: the Path came in)
     queued: float = 0.0
+    #: OPEN, CONNECT and GET_KEY went out together (the handle was known beforehand)
+    pipelined: bool = False
+    #: CONNECT and GET_KEY were sent again once (they had overtaken the OPEN)
+    reissued: bool = False
+    #: head: opened at ``Create``, while the PCReq is out (``lsp`` None until RSVP asks)
+    early: bool = False
+    #: early and no longer wanted: its session is closed (at once: the handle is ours)
+    abandoned: bool = False
+    #: its QKD_CLOSE went out already
+    closed: bool = False
+    #: keyed, or failed: the late answers of its calls are ignored
+    ended: bool = False
+    key_index: int = 0
+    key: bytes | None = field(default=None, repr=False)
+    #: head, early: Path went out with the handle before the key was in
+    signalled: bool = False
+    #: head, early and signalled: the Resv came before the key (``up`` waits for it)
+    up: RE.LspUp | None = None
 
 
 @dataclass(slots=True)
@@ -180,6 +209,8 @@ class QeServiceCore:
         site_names: Mapping[IPv4Address, str] | None = None,
         reroute_hold: float = 10.0,
         has_dataplane: bool = False,
+        pipeline_keying: bool = False,
+        random_bytes: Callable[[int], bytes] = secrets.token_bytes,
     ) -> None:
         self.name = name
         #: the key managers by site ID, to name a relay path's sites in ``show``
@@ -192,6 +223,15 @@ class QeServiceCore:
         self.retry_busy_label = retry_busy_label
         self.link_batch = link_batch
         self.max_keying = max_keying
+        #: the head opens its key session at ``Create``, while the PCReq is out, with a
+        #: key_handle of its own (:meth:`_early_open`), and both ends send OPEN, CONNECT
+        #: and GET_KEY together; the CSPRNG that makes the handles
+        self.pipeline_keying = pipeline_keying
+        self.random_bytes = random_bytes
+        #: the early key sessions not handed to RSVP yet, by tunnel ID
+        self._early: dict[int, _Keying] = {}
+        #: early sessions whose Path went out before their key came, by tunnel ID
+        self._keying_for: dict[int, _Keying] = {}
         #: seconds a service whose LSP failed keeps its key session for a new LSP
         self.reroute_hold = reroute_hold
         #: this node encrypts at its access port (docs/dataplane.md): layer 3 is refused
@@ -360,6 +400,21 @@ class QeServiceCore:
             lambda cid: E.RequestPath(cid, self.router_id, s.peer, p, bw, self.pcep_timeout),
             _Call("path", service=s),
         )
+        if self.pipeline_keying and self.has_proxy:
+            self._early_open(s)
+
+    def _early_open(self, s: Service) -> None:
+        """Open the head's key session now, while the PCReq is out: a key_handle of our
+        own (ETSI 004 lets the caller name it), so OPEN, CONNECT and GET_KEY go out
+        together; RSVP's ``NeedQeSession`` takes the session once the PCRep is in
+        (:meth:`_need_session`). A relay path in the PCRep, a failure, or the service
+        ending first: the session is closed and, if still wanted, opened the usual way."""
+        handle = ZERO_HANDLE
+        while handle == ZERO_HANDLE:
+            handle = self.random_bytes(HANDLE_LEN)
+        job = _Keying(None, True, s.peer, s.params, s, handle, queued=self._now, early=True)
+        self._early[s.tunnel_id] = job
+        self._queue_keying(job)
 
     def _allocate_tunnel(self) -> int:
         for _ in range(0xFFFF):
@@ -514,12 +569,50 @@ class QeServiceCore:
 
     def _need_session(self, a: RE.NeedQeSession) -> None:
         s = self._head_of(a.lsp)
+        early = self._early.pop(s.tunnel_id, None) if s is not None else None
         if s is not None:
             s.lsp = a.lsp
             s.key_handle = None
             s.stage("session_asked", self._now)
+        if early is not None:
+            usable = (
+                not early.failure
+                and early.destination == a.dst_router_id
+                and early.params.key_length == a.params.key_length
+                # a direct QKD link (two sites, or one): what the early OPEN without a
+                # relay path got; a relay through other sites is opened with its path
+                and not (s is not None and len(s.relay) > 2)
+            )
+            if usable:
+                early.lsp = a.lsp
+                if not early.ended and s is not None:
+                    self._signal_early(s, early)
+                    return  # keyed when its calls are answered, before the service is up
+                self._hand_over(early)  # keyed already: Path goes now
+                return
+            self._abandon(early)
         job = _Keying(a.lsp, True, a.dst_router_id, a.params, service=s, queued=self._now)
         self._queue_keying(job)
+
+    def _signal_early(self, s: Service, job: _Keying) -> None:
+        """Path now: the handle is ours already, the key need only be in before the Resv
+        makes the service up. Should it fail, RSVP tears the LSP down (252/1)."""
+        assert job.lsp is not None and job.handle is not None
+        job.signalled = True
+        self._keying_for[s.tunnel_id] = job
+        s.key_handle = job.handle
+        s.stage("path_out", self._now)
+        s.state = SIGNALLING
+        self._changed(s)
+        self._out.append(E.ToRsvp(RE.QeSessionReady(job.lsp, job.handle)))
+
+    def _abandon(self, job: _Keying) -> None:
+        """An early session nobody will use: closed (now, or once its calls are answered)."""
+        job.abandoned = True
+        sent = job.pipelined and not job.ended  # its OPEN is out: CLOSE follows it in order
+        if job.handle is not None and (sent or (job.ended and not job.failure)):
+            job.closed = True
+            self._close(job.handle, None)
 
     def _tail_join(self, ev: E.TailJoin) -> None:
         a = ev.join
@@ -555,7 +648,12 @@ class QeServiceCore:
             self._start_keying(self._keying.popleft())
 
     def _start_keying(self, job: _Keying) -> None:
+        if job.abandoned:  # an early session given up before it went out
+            job.ended = True
+            self._keying_done()
+            return
         if not job.head:
+            assert job.lsp is not None
             job.service = self._new_tail(job)
             if self.has_dataplane and job.params.enc_layer == EncLayer.IP:
                 self._finish(job.service, FAILED, LAYER3_REFUSED, TAIL_JOIN_FAILED)
@@ -563,12 +661,13 @@ class QeServiceCore:
                 self._keying_done()
                 return
         if not self.has_proxy:
+            assert job.lsp is not None  # no early session without a proxy
             if job.service is not None and not job.head:
                 self._finish(job.service, FAILED, "no ETSI 004 proxy", TAIL_JOIN_FAILED)
             self._out.append(E.ToRsvp(RE.QeFailed(job.lsp, NO_PROXY)))
             self._keying_done()
             return
-        handle = None if job.head else job.handle
+        handle = job.handle if (job.early or not job.head) else None
         if job.service is not None:
             job.service.stage("etsi_open", self._now)
         relay = _relay_for_open(job.service.relay if job.head and job.service else ())
@@ -576,10 +675,21 @@ class QeServiceCore:
             lambda cid: E.EtsiOpen(cid, job.destination, handle, job.params.key_length, relay),
             _Call("open", job=job),
         )
+        if handle is not None and self.pipeline_keying:
+            # the handle is known: CONNECT and GET_KEY right behind the OPEN (one datagram
+            # stream, in order; the proxy holds a GET_KEY until the peer confirmed)
+            job.pipelined = True
+            self._connect_and_get(job, handle)
+
+    def _connect_and_get(self, job: _Keying, handle: bytes) -> None:
+        """QKD_CONNECT_NONBLOCK and QKD_GET_KEY together (one round trip; CONNECT status 1
+        "peer not connected" is expected at the head)."""
+        self._call(lambda cid: E.EtsiConnect(cid, handle), _Call("connect", job=job))
+        self._call(lambda cid: E.EtsiGetKey(cid, handle, 0), _Call("get_key", job=job))
 
     def _new_tail(self, job: _Keying) -> Service:
         lsp = job.lsp
-        assert job.handle is not None
+        assert job.handle is not None and lsp is not None
         s = Service(
             f"{lsp.ext_tunnel_id}:{lsp.tunnel_id}",
             "tail",
@@ -614,20 +724,36 @@ class QeServiceCore:
             self._keying_reply(call.kind, call.job, r)
 
     def _keying_reply(self, kind: str, job: _Keying, r: E.EtsiReply) -> None:
+        if job.ended:
+            return  # a pipelined call answered after the job failed
         if kind == "open":
             if job.service is not None:
                 job.service.stage("etsi_opened", self._now)
             self._opened(job, r)
-            return
-        if kind == "connect":
+        elif kind == "connect":
             job.connect = r
         else:
             job.got = r
-        if job.service is not None:
+        if kind != "open" and job.service is not None:
             job.service.stage("etsi_connected" if kind == "connect" else "etsi_got_key", self._now)
-        if job.connect is None or job.got is None:
+        if job.ended or not job.opened or job.connect is None or job.got is None:
             return
         c, g = job.connect, job.got
+        again = job.pipelined and not job.reissued and not job.abandoned
+        if again and ETSI_NO_CONNECTION in (c.status, g.status):
+            # the CONNECT or GET_KEY reached the proxy before the OPEN (a lost and
+            # retransmitted OPEN): asked again, once, now that the OPEN is answered
+            job.reissued = True
+            assert job.handle is not None
+            if g.status == ETSI_NO_CONNECTION:
+                job.connect = job.got = None
+                self._connect_and_get(job, job.handle)
+            else:
+                job.connect = None
+                self._call(
+                    lambda cid: E.EtsiConnect(cid, job.handle or b""), _Call("connect", job=job)
+                )
+            return
         # the failures in the order the calls went out: CONNECT, then GET_KEY
         if c.status is None:
             self._keying_failed(job, etsi_failure("QKD_CONNECT_NONBLOCK", c))
@@ -650,6 +776,12 @@ class QeServiceCore:
         if r.status != ETSI_OK:
             self._keying_failed(job, etsi_failure("QKD_OPEN", r))
             return
+        if job.pipelined:
+            if r.key_handle and r.key_handle != job.handle:
+                self._keying_failed(job, "QKD_OPEN answered with another key_handle")
+                return
+            job.opened = True
+            return
         if job.head:
             job.handle = r.key_handle
         job.opened = True
@@ -657,13 +789,13 @@ class QeServiceCore:
         assert handle is not None
         # CONNECT and GET_KEY pipelined: the proxy serves GET_KEY on an open handle
         # whether or not the peer has connected (docs/etsi004.md), so one round trip
-        self._call(lambda cid: E.EtsiConnect(cid, handle), _Call("connect", job=job))
-        self._call(lambda cid: E.EtsiGetKey(cid, handle, 0), _Call("get_key", job=job))
+        self._connect_and_get(job, handle)
 
     def _keying_failed(self, job: _Keying, why: str) -> None:
         self.counters["etsi_errors"] += 1
         job.failure = why
-        if job.opened and job.handle is not None:
+        job.ended = True
+        if job.opened and job.handle is not None and not job.closed:
             self._close(job.handle, job.lsp, job)  # then _keying_gave_up
         else:
             self._keying_gave_up(job)
@@ -671,9 +803,15 @@ class QeServiceCore:
     def _keying_gave_up(self, job: _Keying) -> None:
         why = job.failure
         fields = {"event": "qe_fail", "lsp": str(job.lsp), "why": why}
+        if job.lsp is None:  # early, RSVP has not asked yet: it will open anew
+            self._log("qe early key session failed", warning=True, **fields)
+            self._keying_done()
+            return
         if job.head:
             if job.service is not None:
                 job.service.error = f"ETSI 004 {why}"
+                if self._keying_for.get(job.service.tunnel_id) is job:
+                    del self._keying_for[job.service.tunnel_id]
             self._log("qe key session failed", warning=True, **fields)
         else:
             self._log("qe join failed", warning=True, **fields)
@@ -684,11 +822,40 @@ class QeServiceCore:
 
     def _keyed(self, job: _Keying, index: int, key: bytes) -> None:
         self.counters["keys"] += 1
-        assert job.handle is not None
+        job.ended = True
+        job.key_index, job.key = index, key
+        if job.abandoned:
+            assert job.handle is not None
+            if not job.closed:
+                self._close(job.handle, None)
+            self._keying_done()
+        elif job.lsp is None:
+            self._keying_done()  # early: kept until RSVP asks for it (_need_session)
+        else:
+            self._hand_over(job)
+            self._keying_done()
+
+    def _hand_over(self, job: _Keying) -> None:
+        """The key is in: the service takes it and RSVP goes on (Path at the head, Resv at
+        the tail)."""
+        assert job.handle is not None and job.lsp is not None and job.key is not None
+        index, key = job.key_index, job.key
+        job.key = None
         s = self._head_of(job.lsp) if job.head else job.service
         live = s is not None and (
             s.lsp == job.lsp if job.head else not s.finished and self.tails.get(job.lsp) is s
         )
+        if job.signalled and s is not None and self._keying_for.get(s.tunnel_id) is job:
+            del self._keying_for[s.tunnel_id]
+        if s is not None and live and job.signalled:
+            self._take_key(s, index, key)  # Path went out already
+            self._log("qe key session open", event="qe_open", service=s.id, lsp=str(job.lsp),
+                      key_handle_prefix=job.handle[:4].hex(), key_index=index)  # fmt: skip
+            if job.up is not None:
+                self._on_up(job.up)  # the Resv came first
+            return
+        if job.signalled:
+            return  # the service went meanwhile: RSVP gave the session back already
         if s is not None and live:
             s.key_handle = job.handle
             self._take_key(s, index, key)
@@ -705,7 +872,6 @@ class QeServiceCore:
             )
         # a service gone meanwhile: the RSVP core answers QeSessionReady with QeClose
         self._out.append(E.ToRsvp(RE.QeSessionReady(job.lsp, job.handle)))
-        self._keying_done()
 
     def _close(self, handle: bytes, lsp: RE.LspKey | None, job: _Keying | None = None) -> None:
         if not self.has_proxy:
@@ -784,6 +950,10 @@ class QeServiceCore:
             return
         if a.role == "head" and s.next_lsp == a.lsp:
             self._moved(s, a)
+            return
+        waiting = self._keying_for.get(s.tunnel_id) if a.role == "head" else None
+        if waiting is not None and waiting.lsp == a.lsp:
+            waiting.up = a  # Path went before the head's key: up once it is in
             return
         if s.up_at is not None:  # a tail whose service moved to this LSP: keys go on
             s.state = UP
@@ -1026,6 +1196,11 @@ class QeServiceCore:
     ) -> None:
         if s.finished:
             return
+        early = self._early.pop(s.tunnel_id, None) if s.role == "head" else None
+        if s.role == "head":
+            self._keying_for.pop(s.tunnel_id, None)
+        if early is not None and early.service is s:
+            self._abandon(early)
         self._stop_refresh(s)
         s.state = state
         if state == FAILED:

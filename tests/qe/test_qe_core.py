@@ -727,3 +727,153 @@ def test_only_the_service_holding_the_access_port_is_bidirectional() -> None:
         out = n(PathReply(one(out, RequestPath).cid, True, route()))
         bidir.append(one(out, CreateLsp).bidirectional)
     assert bidir == [True, False, False]
+
+
+# --- pipelined keying (pipeline_keying=True, as node agents run it) ----------------------
+
+RELAY3 = (TN1, TN2, TN5)
+
+
+def fast(**kw: Any) -> Node:
+    handles = iter(bytes([i]) * 64 for i in range(1, 100))
+    return Node(pipeline_keying=True, random_bytes=lambda n: next(handles)[:n], **kw)
+
+
+def test_pipelined_head_keys_while_the_pcreq_is_out_and_signals_at_once() -> None:
+    n = fast()
+    out = n(Create(TN5, PARAMS, 10e9))
+    req = one(out, RequestPath)
+    op, conn, get = one(out, EtsiOpen), one(out, EtsiConnect), one(out, EtsiGetKey)
+    own = bytes([1]) * 64  # the head names the key_handle: CONNECT and GET_KEY need no answer
+    assert (op.destination, op.key_handle, op.relay) == (TN5, own, ())
+    assert conn.key_handle == get.key_handle == own
+    s = n.core.find("1")
+    assert n(EtsiReply(op.cid, 0, key_handle=own)) == []
+    assert n(EtsiReply(conn.cid, 1)) == []
+    out = n(EtsiReply(get.cid, 0, key_index=0, key=key(0)))
+    assert of(out, ToRsvp) == [] and s.key is None  # kept until RSVP asks for it
+    out = n(PathReply(req.cid, True, route(), relay=(TN1, TN5)), at=100.004)  # a direct link
+    assert one(out, CreateLsp).tunnel_id == 1
+    out = n(NeedQeSession(lsp(), TN5, PARAMS))
+    assert one(out, ToRsvp).event == QeSessionReady(lsp(), own)
+    assert of(out, EtsiOpen) == [] and (s.state, s.key_index, s.key) == ("signalling", 0, key(0))
+    n(LspUp(lsp(), "head", route()))
+    assert s.state == "up" and n.core.counters["keys"] == 1
+    assert next(x for x in s.stages if x.startswith("etsi")) == "etsi_open"
+    assert s.stages["etsi_open"] == s.stages["pcreq"] < s.stages["pcrep"]
+
+
+def test_pipelined_head_still_keying_sends_path_at_once_and_is_up_once_keyed() -> None:
+    n = fast()
+    out = n(Create(TN5, PARAMS))
+    op, conn, get = one(out, EtsiOpen), one(out, EtsiConnect), one(out, EtsiGetKey)
+    n(PathReply(one(out, RequestPath).cid, True, route()))
+    s = n.core.find("1")
+    out = n(NeedQeSession(lsp(), TN5, PARAMS))  # the handle is ours: Path goes now
+    assert one(out, ToRsvp).event == QeSessionReady(lsp(), op.key_handle)
+    assert of(out, EtsiOpen) == [] and (s.state, s.key) == ("signalling", None)
+    out = n(LspUp(lsp(), "head", route()))  # the Resv came before the key
+    assert s.state == "signalling" and of(out, ServiceChanged) == []
+    n(EtsiReply(op.cid, 0, key_handle=op.key_handle))
+    n(EtsiReply(get.cid, 0, key_index=0, key=key(0)))
+    out = n(EtsiReply(conn.cid, 1))
+    assert of(out, ToRsvp) == []  # no second QeSessionReady
+    assert (s.state, s.key_index, s.key) == ("up", 0, key(0))
+    assert one(out, ServiceChanged).state == "up" and n.core.counters["up"] == 1
+
+
+def test_pipelined_head_key_failing_after_its_path_fails_the_lsp_252_1() -> None:
+    n = fast()
+    out = n(Create(TN5, PARAMS))
+    op, conn, get = one(out, EtsiOpen), one(out, EtsiConnect), one(out, EtsiGetKey)
+    n(PathReply(one(out, RequestPath).cid, True, route()))
+    n(NeedQeSession(lsp(), TN5, PARAMS))
+    n(EtsiReply(op.cid, 0, key_handle=op.key_handle))
+    n(EtsiReply(conn.cid, 1))
+    out = n(EtsiReply(get.cid, 2))  # no key: the session is closed, then RSVP told
+    out = n(EtsiReply(one(out, EtsiClose).cid, 0))
+    failed = one(out, ToRsvp).event
+    assert isinstance(failed, QeFailed) and failed.lsp == lsp()
+    n(LspDown(lsp(), "head", "QE: no key", (252, 1)))
+    s = n.core.find("1")
+    assert s.state == "failed" and "GK_INSUFFICIENT_KEY_AVAILABLE" in s.error
+
+
+def test_pipelined_head_relay_path_closes_the_early_session_and_opens_with_it() -> None:
+    n = fast()
+    out = n(Create(TN5, PARAMS))
+    early = one(out, EtsiOpen)
+    n(PathReply(one(out, RequestPath).cid, True, route(), relay=RELAY3))
+    out = n(NeedQeSession(lsp(), TN5, PARAMS))
+    op = one(out, EtsiOpen)  # the relay path: the key manager names the handle
+    assert (op.key_handle, op.relay) == (None, RELAY3) and of(out, EtsiConnect) == []
+    # the early session is closed at once (the CLOSE follows its OPEN); its key never used
+    assert one(out, EtsiClose).key_handle == early.key_handle
+    n(EtsiReply(early.cid, 0, key_handle=early.key_handle))
+    gets = [a for a in n.log if isinstance(a, EtsiGetKey) and a.key_handle == early.key_handle]
+    conns = [a for a in n.log if isinstance(a, EtsiConnect) and a.key_handle == early.key_handle]
+    n(EtsiReply(conns[0].cid, 1))
+    out = n(EtsiReply(gets[0].cid, 0, key_index=0, key=key(0)))
+    assert of(out, EtsiClose) == [] and of(out, ToRsvp) == []  # not closed twice
+    out = n(EtsiReply(op.cid, 0, key_handle=HANDLE))
+    n(EtsiReply(one(out, EtsiConnect).cid, 1))
+    out = n(EtsiReply(one(out, EtsiGetKey).cid, 0, key_index=0, key=key(5)))
+    assert one(out, ToRsvp).event == QeSessionReady(lsp(), HANDLE)
+    assert n.core.find("1").key == key(5)
+
+
+def test_pipelined_head_no_path_or_delete_closes_the_early_session() -> None:
+    n = fast()
+    out = n(Create(TN5, PARAMS))
+    op, conn, get = one(out, EtsiOpen), one(out, EtsiConnect), one(out, EtsiGetKey)
+    for a, r in ((op, EtsiReply(op.cid, 0, key_handle=op.key_handle)), (conn, None)):
+        n(r or EtsiReply(a.cid, 1))
+    n(EtsiReply(get.cid, 0, key_index=0, key=key(0)))
+    out = n(PathReply(one(n.log, RequestPath).cid, False, reason="no route"))
+    assert one(out, EtsiClose).key_handle == op.key_handle
+    assert n.core.find("1").state == "failed"
+    out = n(Create(TN5, PARAMS))  # deleted before anything is answered: closed at once
+    op2, conn2, get2 = one(out, EtsiOpen), one(out, EtsiConnect), one(out, EtsiGetKey)
+    assert one(n(Delete("2")), EtsiClose).key_handle == op2.key_handle
+    n(EtsiReply(op2.cid, 0, key_handle=op2.key_handle))
+    n(EtsiReply(conn2.cid, 4))
+    out = n(EtsiReply(get2.cid, 4))  # the proxy answered: closed, nothing asked again
+    assert of(out, EtsiClose) == of(out, EtsiGetKey) == of(out, EtsiConnect) == []
+
+
+def test_pipelined_head_early_failure_opens_again_when_rsvp_asks() -> None:
+    n = fast()
+    out = n(Create(TN5, PARAMS))
+    op = one(out, EtsiOpen)
+    n(EtsiReply(op.cid, None, error="proxy unreachable"))
+    n(PathReply(one(out, RequestPath).cid, True, route()))
+    out = n(NeedQeSession(lsp(), TN5, PARAMS))
+    # the usual way: the proxy names the handle (a key manager that relays refuses ours)
+    assert one(out, EtsiOpen).key_handle is None and of(out, EtsiGetKey) == []
+
+
+def test_pipelined_tail_joins_with_open_connect_get_key_at_once() -> None:
+    n = fast(router_id=TN5)
+    out = n(TailJoin(QeJoin(lsp(), HANDLE, PARAMS)))
+    op, conn, get = one(out, EtsiOpen), one(out, EtsiConnect), one(out, EtsiGetKey)
+    assert op.key_handle == conn.key_handle == get.key_handle == HANDLE
+    n(EtsiReply(get.cid, 0, key_index=0, key=key(0)))  # answers in any order
+    n(EtsiReply(conn.cid, 0))
+    out = n(EtsiReply(op.cid, 0, key_handle=HANDLE))
+    assert one(out, ToRsvp).event == QeSessionReady(lsp(), HANDLE)
+
+
+def test_pipelined_calls_that_overtook_the_open_are_asked_again_once() -> None:
+    n = fast(router_id=TN5)
+    out = n(TailJoin(QeJoin(lsp(), HANDLE, PARAMS)))
+    op, conn, get = one(out, EtsiOpen), one(out, EtsiConnect), one(out, EtsiGetKey)
+    n(EtsiReply(conn.cid, 4))  # the proxy did not know the handle yet
+    n(EtsiReply(get.cid, 4))
+    out = n(EtsiReply(op.cid, 0, key_handle=HANDLE))
+    conn, get = one(out, EtsiConnect), one(out, EtsiGetKey)
+    n(EtsiReply(conn.cid, 0))
+    out = n(EtsiReply(get.cid, 4))  # again: the join fails (no third try)
+    assert one(out, EtsiClose).key_handle == HANDLE
+    out = n(EtsiReply(one(out, EtsiClose).cid, 0))
+    assert isinstance(one(out, ToRsvp).event, QeFailed)
+    assert "QKD_GET_KEY status 4" in n.core.find("10.1.1.1:1").error

@@ -21,7 +21,7 @@ from gmpls.qe_service.events import Create
 from gmpls.rsvp import events as RE
 from gmpls.topology import load
 from node_agent.qe_cli import created, register
-from node_agent.qe_service import QeService
+from node_agent.qe_service import MAX_KEYING, QeService
 from node_agent.rsvp import RsvpAgent
 from pce.compute import PathComputer
 from pce.service import PceService
@@ -207,3 +207,43 @@ def test_the_head_reports_its_relay_path_to_a_stateful_pce() -> None:
     assert isinstance(msg, PCRpt) and msg.entries[0].relay == relay
     plain = decode_message(PCRpt((replace(lsp, relay=()).entry(),)).encode())
     assert isinstance(plain, PCRpt) and plain.entries[0].relay == ()
+
+
+class NamedEtsi(Etsi):
+    """A proxy that keeps a handle its caller names (ETSI 004 QKD_OPEN)."""
+
+    async def open(
+        self,
+        destination: IPv4Address,
+        key_handle: bytes | None = None,
+        key_length: int = 32,
+        *,
+        relay: tuple[IPv4Address, ...] = (),
+    ) -> tuple[int, bytes]:
+        await super().open(destination, key_handle, key_length, relay=relay)
+        return 0, key_handle or HANDLE
+
+
+async def test_node_agents_key_while_the_pcreq_is_out_on_the_loop() -> None:
+    built = QeService.from_topology(TOPO, "tn1")  # what the daemon runs (no socket yet)
+    assert built.core.pipeline_keying and built.core.max_keying == MAX_KEYING
+    etsi = NamedEtsi()
+    agent = Unwired.from_topology(TOPO, "tn1")
+    svc = QeService(
+        name="tn1", router_id=agent.core.router_id, rsvp=agent, pcc=Pcc(), etsi=etsi,
+        pipeline_keying=True,
+    )  # fmt: skip
+    agent.on_action = svc.on_rsvp_action
+    await svc.start()
+    sid = created(svc.feed(Create(TN5, qe.QeParams())))
+    s = svc.core.find(sid)
+    async with asyncio.timeout(5):
+        while s.state != "signalling":
+            await asyncio.sleep(0.005)
+    handle = s.key_handle
+    assert handle is not None and len(handle) == 64 and handle != HANDLE  # named by tn1
+    psb = next(iter(svc.rsvp.core.psbs.values()))
+    assert psb.key_handle == handle and psb.state == "path-sent"
+    assert s.stages["etsi_open"] == s.stages["pcreq"] <= s.stages["pcrep"]  # keyed meanwhile
+    await svc.stop()
+    assert etsi.closed == [handle]

@@ -113,6 +113,20 @@ def etsi_replies(path: Path | str, proxy_port: int = etsi.PORT) -> Iterator[tupl
                 continue
 
 
+def closed_handles(path: Path | str, proxy_port: int = etsi.PORT) -> list[tuple[float, bytes]]:
+    """(time, key_handle) of every QKD_CLOSE request (node → proxy) in the capture."""
+    out = []
+    for p in packets(path):
+        if p.proto == 17 and p.dport == proxy_port:
+            try:
+                m = etsi.decode(p.payload)
+            except etsi.DecodeError:
+                continue
+            if isinstance(m, etsi.Close):
+                out.append((p.t, m.key_handle))
+    return out
+
+
 def delivered_keys(path: Path | str) -> list[tuple[float, IPv4Address, int, bytes]]:
     """(time, node, index, key) of every successful QKD_GET_KEY reply in the capture: the
     keys the proxy delivered to its node (the ETSI 004 interface carries them in clear

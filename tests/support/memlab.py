@@ -330,6 +330,8 @@ class MemNode(QeService):
             pcc=lab.pce,  # type: ignore[arg-type]
             etsi=etsi,  # type: ignore[arg-type]
             link_resources=changed,
+            pipeline_keying=True,  # as node agents run it (QeService.from_topology)
+            random_bytes=lab.rng.randbytes,
         )
 
     def now(self) -> float:
@@ -369,6 +371,8 @@ class MemLab:
     ) -> None:
         self.topo = load(topo_path)
         self.sim = Sim()
+        #: the nodes' key handles (deterministic: one run is like the next)
+        self.rng = random.Random(11)
         self.pce = MemPce(self.topo, lambda: self.sim.now, stateful_pce)
         self.qkd = MemQkd(self, self.topo)
         self.rsvp: dict[str, MemRsvp] = {}
