@@ -333,12 +333,16 @@ class PcepClient:
 
     def report(self, lsp: LspStatus, *, remove: bool = False) -> bool:
         """Remember ``lsp`` (forget it with ``remove``) and report it now when the session is
-        stateful; True when a PCRpt went out. A later session synchronises it anyway."""
+        stateful; True when a PCRpt went out. A later session synchronises it anyway. A
+        report equal to the last one of that LSP is not sent again: a PCC reports changes
+        of the LSP's state (RFC 8231 §6.1), not every event of its key session (a refresh)."""
         if remove:
             known = self.lsps.pop(lsp.plsp_id, None)
             if known is None and not lsp.initiated:
                 return False  # never reported; but a PCInitiate is answered (RFC 8281 §5.3)
         else:
+            if self.lsps.get(lsp.plsp_id) == lsp:
+                return False
             self.lsps[lsp.plsp_id] = lsp
         return self._send_reports([lsp.entry(remove=remove)])
 

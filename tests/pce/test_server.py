@@ -411,6 +411,7 @@ async def test_stateful_client_reports_and_resynchronises(pce: PceDaemon) -> Non
     try:
         await pcc.wait_up()
         assert pcc.stateful and pcc.report(lsp)
+        assert not pcc.report(lsp)  # unchanged (a key refresh): no second PCRpt
         await _until(lambda: len(pce.lsps.all()) == 1)
         (x,) = pce.lsps.as_json(0)["lsps"]
         assert (x["name"], x["head"], x["tail"], x["state"]) == (
