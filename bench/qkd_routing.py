@@ -30,17 +30,19 @@ random draws (the first 10 % of the requests warm the network up and are not cou
 - no PCE: the key managers' own fewest-hop choice with no admission at all: every
   service is set up, and the stock model says how much of the key it asked for it got.
 
-Stock model: every link's stock refills at its rate up to its buffer and drains by the
-consumption of the services across it (the first key of a service is drawn at set-up);
-the site nodes re-advertise a link (the TED gets a new QKD-link LSA) when its stock moved
-by 10 % of the buffer. Key utilisation = key bits consumed / key bits generated, over all
-links. The optical layer is no bottleneck here (no lambda is held between requests), so
-every refusal is a key refusal. "peak one-way / (rate/2)" is the highest load a link
-carries in one direction (the upstream key manager opens each hop's session and draws
-from its own emulator's stream, which fills at half the link's rate) over that half, and
-"admitted over rate/2" counts the admitted services that took a link past it: the PCE
-commits against the whole rate, both directions together (docs/pce.md). Nothing is
-asserted: figures are printed.
+Stock model, as the emulators and key managers work (docs/idq3p.md#rate-and-buffer,
+docs/qkd-network.md): a link is two key streams, one per end, each filling at half the
+link's rate up to half its buffer; a relay hop draws from its upstream end's stream (that
+key manager opens the hop's session), so a stream drains by the consumption of the
+services whose relay crosses the link in its direction (the first key of a service is
+drawn at set-up). Each site node advertises its end's stream (rate, stock, buffer) and
+re-advertises it (the TED gets a new QKD-link LSA) when its stock moved by 10 % of the
+buffer. Key utilisation = key bits consumed / key bits generated, over all streams. The
+optical layer is no bottleneck here (no lambda is held between requests), so every
+refusal is a key refusal. "peak stream load / rate" is the highest consumption any
+stream had to feed over its rate, and "admitted over a stream" counts the admitted
+services that took a stream past its rate: the PCE commits per direction, so both stay at
+most 1 and 0 with it. Nothing is asserted: figures are printed.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ from gmpls.pcep import objects as O
 from gmpls.pcep.qemetrics import qe_metrics
 from idq3p_emulator.model import rate_for
 from pce.compute import PathComputer
-from pce.keyroute import Commitment, KeyLedger, LinkKey, Policy, link_key, relay_path
+from pce.keyroute import Commitment, Hop, KeyLedger, Policy, relay_path
 from pce.service import PceService
 from pce.ted import Ted
 
@@ -80,9 +82,6 @@ HOLD_MEAN = 100.0
 HYSTERESIS = 0.10
 MESH6 = [(1, 2, 12), (2, 3, 25), (3, 4, 8), (4, 5, 30), (5, 6, 18), (1, 6, 40), (2, 5, 5)]
 MESH6_YAML = Path(__file__).resolve().parents[1] / "topologies" / "mesh6.yaml"
-#: a relay hop: (upstream site, downstream site); the upstream key manager opens the
-#: hop's session and draws its keys from its own emulator's stream
-Hop = tuple[IPv4Address, IPv4Address]
 
 
 def rid(i: int) -> IPv4Address:
@@ -153,6 +152,7 @@ class Network:
             self.ted.install(_lsa(ri_lsa_id(0), i, caps))
         #: (site, far site) -> [instance, seq, advertised stock]
         self.ads: dict[tuple[int, int], list[int]] = {}
+        self.buffer = net.buffer // 2  # each end's stream holds half the link's buffer
         for a, b, _ in net.links:
             nif[a] += 1
             nif[b] += 1
@@ -162,18 +162,21 @@ class Network:
                     _lsa(te_lsa_id(xi), x, TeLSA((RouterAddress(rid(x)), link_tlv(p))))
                 )
                 self.ads[(x, y)] = [xi - 1, INITIAL_SEQUENCE, -1]
-        self.rate = {link_key(rid(a), rid(b)): r for a, b, r in net.links}
+        #: each direction's stream: half the link's rate
+        self.rate: dict[Hop, int] = {}
+        for a, b, r in net.links:
+            self.rate[(rid(a), rid(b))] = self.rate[(rid(b), rid(a))] = r // 2
 
-    def advertise(self, stock: dict[LinkKey, float], force: bool = False) -> None:
-        for a, b, r in self.net.links:
-            key = link_key(rid(a), rid(b))
+    def advertise(self, stock: dict[Hop, float], force: bool = False) -> None:
+        for a, b, _ in self.net.links:
             for x, y in ((a, b), (b, a)):
                 ad = self.ads[(x, y)]
-                s = int(stock[key])
-                if force or abs(s - ad[2]) > HYSTERESIS * self.net.buffer:
+                hop = (rid(x), rid(y))
+                s = int(stock[hop])
+                if force or abs(s - ad[2]) > HYSTERESIS * self.buffer:
                     ad[1] += 1
                     ad[2] = s
-                    tlv = QkdLinkTlv(rid(x), rid(y), r, s, self.net.buffer, True)
+                    tlv = QkdLinkTlv(rid(x), rid(y), self.rate[hop], s, self.buffer, True)
                     self.ted.install(_lsa(qkd_lsa_id(ad[0]), x, TeLSA((tlv,)), ad[1]))
 
 
@@ -211,11 +214,10 @@ class Result:
     demanded_bits: float = 0.0
     hops: list[int] = field(default_factory=list)
     min_stock_share: float = 1.0
-    #: the highest one-way load on a link (the consumption of the services whose relay
-    #: crosses it in one direction) over half its rate: what the upstream emulator's own
-    #: stream can feed (docs/idq3p.md#rate-and-buffer); above 1 that stream runs dry
+    #: the highest load on a stream (the consumption of the services whose relay crosses
+    #: its link in its direction) over the stream's rate; above 1 that stream runs dry
     max_oneway_share: float = 0.0
-    #: admitted services that took some link's one-way load above half its rate
+    #: admitted services that took some stream's load above its rate
     oneway_over: int = 0
     seconds: float = 0.0
 
@@ -233,13 +235,14 @@ class Result:
 
 
 class Stocks:
-    """Per-link stock: refill at the rate up to the buffer, drain by the services."""
+    """Per-stream stock (one stream per direction of a link): refill at the stream's
+    rate up to its buffer, drain by the services whose relay crosses it that way."""
 
-    def __init__(self, rate: dict[LinkKey, int], buffer: int, warm: float) -> None:
+    def __init__(self, rate: dict[Hop, int], buffer: int, warm: float) -> None:
         self.rate = rate
         self.buffer = float(buffer)
         self.stock = dict.fromkeys(rate, self.buffer)
-        self.load: dict[LinkKey, float] = dict.fromkeys(rate, 0.0)
+        self.load: dict[Hop, float] = dict.fromkeys(rate, 0.0)
         self.t = 0.0
         #: figures count from this time on (the network starts empty)
         self.warm = warm
@@ -259,9 +262,9 @@ class Stocks:
             if counted:
                 res.min_stock_share = min(res.min_stock_share, self.stock[k] / self.buffer)
 
-    def draw(self, links: tuple[LinkKey, ...], bits: float) -> None:
-        for k in links:
-            self.stock[k] = max(0.0, self.stock[k] - bits)
+    def draw(self, hops: tuple[Hop, ...], bits: float) -> None:
+        for h in hops:
+            self.stock[h] = max(0.0, self.stock[h] - bits)
 
 
 def run(net: Net, reqs: list[Request], policy: Policy | None) -> Result:
@@ -270,19 +273,17 @@ def run(net: Net, reqs: list[Request], policy: Policy | None) -> Result:
     service = PceService(PathComputer(network.ted), keys=KeyLedger(hold=float("inf")))
     service.relay_policy = policy or "fewest-hop"
     warm = reqs[len(reqs) // 10].at
-    stocks = Stocks(network.rate, net.buffer, warm)
+    stocks = Stocks(network.rate, network.buffer, warm)
     network.advertise(stocks.stock, force=True)
     res = Result()
     active: list[tuple[float, int, tuple[Hop, ...], float, Commitment | None]] = []
-    oneway: dict[Hop, float] = {}
     t0 = time.perf_counter()
     for n, rq in enumerate(reqs):
         while active and active[0][0] <= rq.at:
             until, _, gone, bps, commitment = heapq.heappop(active)
             stocks.advance(until, res)
             for hop in gone:
-                stocks.load[link_key(*hop)] -= bps
-                oneway[hop] -= bps
+                stocks.load[hop] -= bps
             if commitment is not None:
                 service.keys.release(commitment)
         stocks.advance(rq.at, res)
@@ -318,17 +319,15 @@ def run(net: Net, reqs: list[Request], policy: Policy | None) -> Result:
                 service.keys.commitments[-1] if len(service.keys.commitments) > before else None
             )
         hops = tuple(itertools.pairwise(sites))
-        links = tuple(link_key(a, b) for a, b in hops)
         if counted:
-            res.hops.append(len(links))
-        stocks.draw(links, 8 * KEY_BYTES)
+            res.hops.append(len(hops))
+        stocks.draw(hops, 8 * KEY_BYTES)
         over = False
         for hop in hops:
-            stocks.load[link_key(*hop)] += bps
-            oneway[hop] = oneway.get(hop, 0.0) + bps
-            share = oneway[hop] / (network.rate[link_key(*hop)] / 2)
+            stocks.load[hop] += bps
+            share = stocks.load[hop] / network.rate[hop]
             res.max_oneway_share = max(res.max_oneway_share, share)
-            over |= share > 1
+            over |= share > 1 + 1e-9
         res.oneway_over += counted and over
         heapq.heappush(active, (rq.at + rq.hold, n, hops, bps, commitment))
     res.seconds = time.perf_counter() - t0
@@ -349,8 +348,8 @@ def report(net: Net, erlangs: float, results: dict[str, Result]) -> None:
     row("key demand served", [f"{r.served:.4f}" for r in cols])
     row("mean relay links", [f"{sum(r.hops) / len(r.hops) if r.hops else 0:.2f}" for r in cols])
     row("lowest stock / buffer", [f"{r.min_stock_share:.3f}" for r in cols])
-    row("peak one-way / (rate/2)", [f"{r.max_oneway_share:.2f}" for r in cols])
-    row("admitted over rate/2", [f"{r.oneway_over}" for r in cols])
+    row("peak stream load / rate", [f"{r.max_oneway_share:.2f}" for r in cols])
+    row("admitted over a stream", [f"{r.oneway_over}" for r in cols])
     row("wall time, s", [f"{r.seconds:.1f}" for r in cols])
     ka = results["key-aware"]
     for base in ("fewest-feasible", "fewest-hop"):

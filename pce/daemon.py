@@ -359,15 +359,16 @@ def _ted_text(d: dict[str, Any]) -> str:
 
 def _qkd_links_text(d: dict[str, Any]) -> str:
     lines = [
-        f"QKD links: {len(d['links'])} between {len(d['sites'])} sites; commitments "
+        f"QKD links: {len(d['links']) // 2} between {len(d['sites'])} sites, each way its "
+        "upstream end's stream; commitments "
         f"{d['committed']} made, {d['released']} released (hold {d['hold_s']:g} s)",
-        f"{'site A':<16} {'site B':<16} {'state':<6} {'rate b/s':>9} {'stock bits':>11} "
+        f"{'from site':<16} {'to site':<16} {'state':<6} {'rate b/s':>9} {'stock bits':>11} "
         f"{'committed':>10} {'free b/s':>11} services",
     ]
     for lk in d["links"]:
         state = ("up" if lk["up"] else "down") if lk["two_way"] else "1-way"
         lines.append(
-            f"{lk['a']:<16} {lk['b']:<16} {state:<6} {lk['rate_bps']:>9} {lk['stock_bits']:>11} "
+            f"{lk['from']:<16} {lk['to']:<16} {state:<6} {lk['rate_bps']:>9} {lk['stock_bits']:>11} "
             f"{lk['committed_bps']:>10.0f} {lk['free_bps']:>11.0f} {' '.join(lk['services']) or '-'}"
         )
     return "\n".join(lines)

@@ -3,16 +3,20 @@
 The graph: one vertex per key-management *site* (its ID is the router ID of its site node),
 one edge per QKD link, merged from the QKD-link TLVs both ends' site nodes advertise in
 OSPF-TE (:mod:`gmpls.ospf.qkdlink`). A link is usable when both ends advertise it up
-(the two-way check the TED applies to TE links); its rate, stock and buffer are the
-smaller of the two ends' figures (each end's key manager measures its own store).
+(the two-way check the TED applies to TE links). Each end's advertisement gives what that
+end can draw: the rate, stock and buffer of the key stream its key manager draws from when
+it opens a session over the link, which it does as the upstream end of a relay hop (or the
+head of a direct session). So a link is two *directions*, one per end, and a relay path's
+hop from site x to site y draws on direction (x, y): x's figures.
 
-A service's key consumption (:func:`consumption_bps`) is committed on every link of its
-relay path in the :class:`KeyLedger` when the PCE answers, and released when the head
+A service's key consumption (:func:`consumption_bps`) is committed on every directed hop of
+its relay path in the :class:`KeyLedger` when the PCE answers, and released when the head
 reports the service gone (stateful PCEP) or, without reports, when the hold time passes.
 
-:func:`relay_path` is the algorithm: Dijkstra over the links whose free rate (rate minus
-committed consumption) is at least the service's consumption and whose stock holds at
-least one key, with the weight of :func:`link_weight`. Two baselines for the benchmark:
+:func:`relay_path` is the algorithm: Dijkstra over the directed hops whose free rate (the
+upstream end's rate minus the consumption committed on that direction) is at least the
+service's consumption and whose upstream stock holds at least one key, with the weight of
+:func:`link_weight`. Two baselines for the benchmark:
 ``policy="fewest-feasible"`` (the same feasible links, every weight 1) and
 ``policy="fewest-hop"`` (fewest hops over links that are up, then admitted only if the
 consumption fits every link).
@@ -30,8 +34,11 @@ from gmpls import qe
 from gmpls.units import bps_text
 
 Site = IPv4Address
-#: a QKD link as the ledger and the graph key it: its two site IDs, the smaller first
+#: a QKD link as the graph keys it: its two site IDs, the smaller first
 LinkKey = tuple[IPv4Address, IPv4Address]
+#: one direction of a QKD link, as a relay path crosses it and the ledger commits on it:
+#: (upstream site, downstream site); the upstream end draws the hop's keys
+Hop = tuple[IPv4Address, IPv4Address]
 Policy = Literal["key-aware", "fewest-feasible", "fewest-hop"]
 
 #: consumption assumed for a volume-refreshed service that asks for no bandwidth:
@@ -83,14 +90,26 @@ class LinkAd(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class Draw:
+    """What one end of a QKD link can draw for the sessions it opens, as it advertises:
+    its stream's rate (b/s), the key it holds now and its stream's buffer (bits)."""
+
+    rate_bps: int
+    stock_bits: int
+    buffer_bits: int
+
+
+_NONE = Draw(0, 0, 0)
+
+
+@dataclass(frozen=True, slots=True)
 class QkdLink:
     """One QKD link of the graph, merged from its ends' advertisements."""
 
     a: Site
     b: Site
-    rate_bps: int
-    stock_bits: int
-    buffer_bits: int
+    #: each end's figures by its site; an end that does not advertise the link has none
+    ends: Mapping[Site, Draw]
     up: bool
     #: both ends advertise it (a one-sided link is shown, never used)
     two_way: bool
@@ -105,6 +124,10 @@ class QkdLink:
 
     def other(self, site: Site) -> Site:
         return self.b if site == self.a else self.a
+
+    def draw(self, upstream: Site) -> Draw:
+        """The figures of the direction from ``upstream`` (zero when it advertises none)."""
+        return self.ends.get(upstream, _NONE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,17 +149,21 @@ class QkdGraph:
             if key in links:
                 continue
             back = by_end.get((far, near))
-            ends = [ad] if back is None else [ad, back]
+            ends = {near: ad} if back is None else {near: ad, far: back}
             links[key] = QkdLink(
                 key[0],
                 key[1],
-                min(e.rate_bps for e in ends),
-                min(e.stock_bits for e in ends),
-                min(e.buffer_bits for e in ends),
-                all(e.up for e in ends),
+                {s: Draw(e.rate_bps, e.stock_bits, e.buffer_bits) for s, e in ends.items()},
+                all(e.up for e in ends.values()),
                 back is not None,
             )
         return cls(links, frozenset(near for near, _ in by_end))
+
+    def hops(self) -> Iterable[tuple[Hop, QkdLink]]:
+        """Both directions of every link: ``((upstream, downstream), link)``."""
+        for lk in self.links.values():
+            yield (lk.a, lk.b), lk
+            yield (lk.b, lk.a), lk
 
     def neighbours(self, site: Site) -> Iterable[QkdLink]:
         # small graphs (tens of sites): a scan is cheaper than keeping an index in step
@@ -173,33 +200,35 @@ class RelayResult:
         return not self.reason
 
     @property
-    def links(self) -> tuple[LinkKey, ...]:
-        return tuple(link_key(a, b) for a, b in zip(self.sites, self.sites[1:], strict=False))
+    def hops(self) -> tuple[Hop, ...]:
+        return tuple(zip(self.sites, self.sites[1:], strict=False))
 
 
-def link_weight(link: QkdLink, need_bps: float, committed_bps: float) -> float:
-    """Weight of a feasible link for a service drawing ``need_bps``::
+def link_weight(draw: Draw, need_bps: float, committed_bps: float) -> float:
+    """Weight of a feasible hop (``draw``: its upstream end's figures) for a service
+    drawing ``need_bps``::
 
         1 + need / (rate - committed) + (1 - stock / buffer)
 
     The 1 counts hops (fewer trusted sites is better, each one sees the key); the second
-    term, in (0, 1], grows as the service would use up the link's free rate (rate
-    headroom); the third, in [0, 1], prefers links whose store is full (stock)."""
-    free = link.rate_bps - committed_bps
+    term, in (0, 1], grows as the service would use up the direction's free rate (rate
+    headroom); the third, in [0, 1], prefers a direction whose store is full (stock)."""
+    free = draw.rate_bps - committed_bps
     share = need_bps / free if free > 0 else 1.0
-    fill = min(1.0, link.stock_bits / link.buffer_bits) if link.buffer_bits > 0 else 0.0
+    fill = min(1.0, draw.stock_bits / draw.buffer_bits) if draw.buffer_bits > 0 else 0.0
     return 1.0 + share + (1.0 - fill)
 
 
-def _fits(link: QkdLink, need_bps: float, committed_bps: float, key_bits: int) -> bool:
-    return link.usable and link.rate_bps - committed_bps >= need_bps and link.stock_bits >= key_bits
+def _fits(link: QkdLink, hop: Hop, need_bps: float, committed_bps: float, key_bits: int) -> bool:
+    d = link.draw(hop[0])
+    return link.usable and d.rate_bps - committed_bps >= need_bps and d.stock_bits >= key_bits
 
 
 def _dijkstra(
-    graph: QkdGraph, src: Site, dst: Site, weight: Mapping[LinkKey, float]
+    graph: QkdGraph, src: Site, dst: Site, weight: Mapping[Hop, float]
 ) -> tuple[Site, ...] | None:
-    """Least-weight path over the links of ``weight``; equal weights go to the path
-    whose site IDs sort first, so the answer is deterministic."""
+    """Least-weight path over the directed hops of ``weight``; equal weights go to the
+    path whose site IDs sort first, so the answer is deterministic."""
     best: dict[Site, tuple[float, tuple[Site, ...]]] = {src: (0.0, (src,))}
     heap: list[tuple[float, tuple[Site, ...]]] = [(0.0, (src,))]
     done: set[Site] = set()
@@ -212,8 +241,8 @@ def _dijkstra(
             return path
         done.add(here)
         for link in graph.neighbours(here):
-            w = weight.get(link.key)
             nxt = link.other(here)
+            w = weight.get((here, nxt))
             if w is None or nxt in done:
                 continue
             cand = (d + w, (*path, nxt))
@@ -223,9 +252,7 @@ def _dijkstra(
     return None
 
 
-def _widest(
-    graph: QkdGraph, src: Site, dst: Site, committed: Mapping[LinkKey, float]
-) -> float | None:
+def _widest(graph: QkdGraph, src: Site, dst: Site, committed: Mapping[Hop, float]) -> float | None:
     """The largest free rate any path of up links offers from ``src`` to ``dst``."""
     width: dict[Site, float] = {src: float("inf")}
     heap: list[tuple[float, Site]] = [(-float("inf"), src)]
@@ -240,8 +267,8 @@ def _widest(
         for link in graph.neighbours(here):
             if not link.usable:
                 continue
-            w = min(-neg, link.rate_bps - committed.get(link.key, 0.0))
             nxt = link.other(here)
+            w = min(-neg, link.draw(here).rate_bps - committed.get((here, nxt), 0.0))
             if w > width.get(nxt, -float("inf")):
                 width[nxt] = w
                 heapq.heappush(heap, (-w, nxt))
@@ -253,30 +280,31 @@ def relay_path(
     src: Site,
     dst: Site,
     need_bps: float,
-    committed: Mapping[LinkKey, float],
+    committed: Mapping[Hop, float],
     key_bits: int = 0,
     policy: Policy = "key-aware",
 ) -> RelayResult:
     """The relay path from site ``src`` to site ``dst`` for a service drawing
-    ``need_bps`` (its first key is ``key_bits``), given the rate ``committed`` per link.
-    Same site: ``(src,)``, no link used."""
+    ``need_bps`` (its first key is ``key_bits``), given the rate ``committed`` per
+    direction. Same site: ``(src,)``, no link used."""
     if src == dst:
         return RelayResult((src,))
     if policy != "fewest-hop":
         weight = {
-            k: link_weight(lk, need_bps, committed.get(k, 0.0)) if policy == "key-aware" else 1.0
-            for k, lk in graph.links.items()
-            if _fits(lk, need_bps, committed.get(k, 0.0), key_bits)
+            h: link_weight(lk.draw(h[0]), need_bps, committed.get(h, 0.0))
+            if policy == "key-aware"
+            else 1.0
+            for h, lk in graph.hops()
+            if _fits(lk, h, need_bps, committed.get(h, 0.0), key_bits)
         }
     else:
-        weight = {k: 1.0 for k, lk in graph.links.items() if lk.usable}
+        weight = {h: 1.0 for h, lk in graph.hops() if lk.usable}
     path = _dijkstra(graph, src, dst, weight)
     if path is not None:
         found = RelayResult(path)
-        free = min(graph.links[k].rate_bps - committed.get(k, 0.0) for k in found.links)
-        fits = all(
-            _fits(graph.links[k], need_bps, committed.get(k, 0.0), key_bits) for k in found.links
-        )
+        on = [(h, graph.links[link_key(*h)]) for h in found.hops]
+        free = min(lk.draw(h[0]).rate_bps - committed.get(h, 0.0) for h, lk in on)
+        fits = all(_fits(lk, h, need_bps, committed.get(h, 0.0), key_bits) for h, lk in on)
         if fits:
             return RelayResult(path, bottleneck_bps=free)
         return RelayResult(
@@ -316,8 +344,8 @@ class Commitment:
     until: float
 
     @property
-    def links(self) -> tuple[LinkKey, ...]:
-        return tuple(link_key(a, b) for a, b in zip(self.sites, self.sites[1:], strict=False))
+    def hops(self) -> tuple[Hop, ...]:
+        return tuple(zip(self.sites, self.sites[1:], strict=False))
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -329,7 +357,7 @@ class Commitment:
 
 
 class KeyLedger:
-    """Committed consumption per QKD link (docs/pce.md#commit-and-release).
+    """Committed consumption per direction of a QKD link (docs/pce.md#commit-and-release).
 
     :meth:`commit` on each answer; :meth:`expire` drops commitments whose hold time has
     passed, except as many (the newest first) per head and tail as the head reports live
@@ -370,42 +398,44 @@ class KeyLedger:
         self.released_total += len(self.commitments) - len(kept)
         self.commitments = kept
 
-    def committed(self) -> dict[LinkKey, float]:
-        out: dict[LinkKey, float] = {}
+    def committed(self) -> dict[Hop, float]:
+        out: dict[Hop, float] = {}
         for c in self.commitments:
-            for k in c.links:
-                out[k] = out.get(k, 0.0) + c.bps
+            for h in c.hops:
+                out[h] = out.get(h, 0.0) + c.bps
         return out
 
-    def services(self) -> dict[LinkKey, list[Commitment]]:
-        out: dict[LinkKey, list[Commitment]] = {}
+    def services(self) -> dict[Hop, list[Commitment]]:
+        out: dict[Hop, list[Commitment]] = {}
         for c in self.commitments:
-            for k in c.links:
-                out.setdefault(k, []).append(c)
+            for h in c.hops:
+                out.setdefault(h, []).append(c)
         return out
 
 
 def links_json(graph: QkdGraph, ledger: KeyLedger) -> dict[str, Any]:
-    """``show qkd links json`` on the PCE: every link with its rate, stock, buffer, state,
-    committed consumption and the services committed on it."""
+    """``show qkd links json`` on the PCE: both directions of every link, each with its
+    upstream end's rate, stock and buffer, the link's state, the consumption committed on
+    that direction and the services committed on it."""
     committed = ledger.committed()
     services = ledger.services()
     rows = []
-    for key in sorted(graph.links):
-        lk = graph.links[key]
-        on = services.get(key, [])
+    for hop, lk in sorted(graph.hops(), key=lambda x: x[0]):
+        d = lk.draw(hop[0])
+        used = committed.get(hop, 0.0)
         rows.append(
             {
-                "a": str(lk.a),
-                "b": str(lk.b),
+                "from": str(hop[0]),
+                "to": str(hop[1]),
                 "up": lk.up,
                 "two_way": lk.two_way,
-                "rate_bps": lk.rate_bps,
-                "stock_bits": lk.stock_bits,
-                "buffer_bits": lk.buffer_bits,
-                "committed_bps": round(committed.get(key, 0.0), 3),
-                "free_bps": round(lk.rate_bps - committed.get(key, 0.0), 3),
-                "services": [f"{c.head}->{c.tail}" for c in on],
+                "advertised": hop[0] in lk.ends,
+                "rate_bps": d.rate_bps,
+                "stock_bits": d.stock_bits,
+                "buffer_bits": d.buffer_bits,
+                "committed_bps": round(used, 3),
+                "free_bps": round(d.rate_bps - used, 3),
+                "services": [f"{c.head}->{c.tail}" for c in services.get(hop, [])],
             }
         )
     return {

@@ -114,6 +114,15 @@ class _Link:
     poll_rid: int = 0
     relays: int = 0  # relays whose hop sessions use this link
 
+    def stream(self) -> tuple[int, int]:
+        """(rate b/s, buffer bits) of this end's key stream: what the sessions this KM
+        opens over the link draw from. The device says (IDQ3P STATUS); until it has, the
+        topology's figures halved, as a pair of emulators shares a link evenly between
+        its two ends' streams (docs/idq3p.md#rate-and-buffer)."""
+        if self.emu_rate is not None and self.emu_buffer is not None:
+            return self.emu_rate, self.emu_buffer
+        return self.link.rate_bps // 2, self.link.buffer_bits // 2
+
     @property
     def name(self) -> str:
         return self.link.name
@@ -382,9 +391,9 @@ class KeyManager:
         now = self._now
         out = []
         for ln in self.links.values():
-            # the link's own secret-key rate (the emulator tells the share of its stream)
-            rate = ln.link.rate_bps or ln.emu_rate or 0
-            buf = ln.link.buffer_bits or ln.emu_buffer or 0
+            # this end's stream, not the link's rate: the site node advertises what this
+            # end can draw (docs/ospf-te.md#the-qkd-link-tlv)
+            rate, buf = ln.stream()
             out.append(
                 ks.LinkStatus(
                     far_site=ln.link.far_site,
@@ -411,9 +420,11 @@ class KeyManager:
                     "far_site": str(st.far_site),
                     "far_km": ln.core.cfg.peer_name,
                     "up": st.up,
+                    # this end's stream (what it draws and advertises) and the link's
                     "rate_bps": st.rate_bps,
                     "stock_bits": st.stock_bits,
                     "buffer_bits": st.buffer_bits,
+                    "link_rate_bps": ln.link.rate_bps or 2 * st.rate_bps,
                     "used_bits": st.used_bits,
                     "services": st.services,
                     "relays": ln.relays,
@@ -563,7 +574,7 @@ class KeyManager:
             ln = self._by_site.get(path[1]) if len(path) > 1 else None
         if ln is None:
             return 0, 0
-        return ln.emu_bits + ln.core.pool_bits(), ln.link.buffer_bits or ln.emu_buffer or 0
+        return ln.emu_bits + ln.core.pool_bits(), ln.stream()[1]
 
     def _refuse(self, data: bytes, addr: Addr) -> None:
         try:

@@ -12,9 +12,9 @@ type  name             length  value
 ====  ===============  ======  ==================================================
 1     local site ID    4       router ID of the advertising site's site node
 2     far site ID      4       router ID of the site node at the link's other end
-3     key rate         4       secret-key rate, bits per second (u32)
-4     key stock        8       key bits available on the link now (u64)
-5     key buffer       8       most key bits the link can hold (u64)
+3     key rate         4       rate of the advertising end's key stream, b/s (u32)
+4     key stock        8       key bits that end can draw now (u64)
+5     key buffer       8       most key bits that end's stream can hold (u64)
 6     link state       4       1 up, 0 down (u32)
 ====  ===============  ======  ==================================================
 
@@ -96,8 +96,9 @@ _FIELDS: dict[type, tuple[str, str]] = {
 
 @dataclass(frozen=True, slots=True)
 class QkdLinkTlv:
-    """One QKD link as its site's node advertises it: the two site IDs, the secret-key
-    rate (b/s), the key stock and the buffer (bits), and whether the link is up."""
+    """One QKD link as its site's node advertises it: the two site IDs, the rate (b/s),
+    stock and buffer (bits) of the advertising end's key stream (what the sessions it
+    opens over the link draw from), and whether the link is up."""
 
     local_site: IPv4Address
     far_site: IPv4Address

@@ -91,9 +91,10 @@ def test_each_key_manager_has_its_links_at_the_models_rates(mesh6: Lab) -> None:
         assert set(rows) == set(want)
         for name, link in want.items():
             assert rows[name]["far_site"] == str(topo.site_id(link.far(km)))
-            # the link's rate and buffer (each end's own stream holds half of them)
-            assert rows[name]["rate_bps"] == int(link.rate_bps), (km, name)
-            assert rows[name]["buffer_bits"] == link.buffer_bits, (km, name)
+            # this end's stream: half the link's rate and buffer, as its emulator says
+            assert rows[name]["rate_bps"] == int(link.rate_bps) // 2, (km, name)
+            assert rows[name]["buffer_bits"] == link.buffer_bits // 2, (km, name)
+            assert rows[name]["link_rate_bps"] == int(link.rate_bps), (km, name)
 
 
 def test_each_domain_joins_what_it_should_and_nothing_else(mesh6: Lab) -> None:

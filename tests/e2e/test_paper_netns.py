@@ -407,7 +407,7 @@ def test_key_exhaustion_at_idqA_is_refused_by_the_key_aware_pce_and_leaves_nothi
 
     def no_stock() -> bool:
         links = lab.cli_json("pce", "show qkd links")["links"]
-        return any({x["a"], x["b"]} == {"10.1.1.1", "10.1.1.5"} and x["stock_bits"] == 0
+        return any((x["from"], x["to"]) == ("10.1.1.1", "10.1.1.5") and x["stock_bits"] == 0
                    for x in links)  # fmt: skip
 
     _until("the PCE sees the paper's QKD link without stock", no_stock, 30)

@@ -10,6 +10,7 @@ import pytest
 
 from gmpls import qe
 from pce.keyroute import (
+    Draw,
     KeyLedger,
     QkdGraph,
     consumption_bps,
@@ -51,7 +52,7 @@ MESH6 = [(1, 2), (2, 3), (3, 4), (4, 5), (5, 6), (6, 1), (2, 5)]
 
 def test_same_site() -> None:
     r = relay_path(graph(*MESH6), S(1), S(1), 10_000, {})
-    assert r.ok and r.sites == (S(1),) and r.links == ()
+    assert r.ok and r.sites == (S(1),) and r.hops == ()
 
 
 def test_adjacent_sites() -> None:
@@ -75,7 +76,7 @@ def test_insufficient_rate() -> None:
 
 def test_committed_rate_counts() -> None:
     g = graph(*MESH6)
-    used = {link_key(S(1), S(2)): 900.0}
+    used = {(S(1), S(2)): 900.0}
     r = relay_path(g, S(1), S(4), 256, used)
     assert r.ok and r.sites == (S(1), S(6), S(5), S(4))
 
@@ -95,10 +96,30 @@ def test_one_sided_link_not_used() -> None:
     assert not relay_path(g, S(1), S(2), 1, {}).ok
 
 
-def test_both_ends_merge_to_the_smaller_figures() -> None:
+def test_each_end_advertises_its_direction() -> None:
+    """A link is two directions: a hop from x to y draws on x's stream, so it is x's
+    rate, stock and buffer that count, and what is committed from x to y."""
     g = QkdGraph.from_ads([Ad(S(1), S(2), 900, 500), Ad(S(2), S(1), 1000, 400, up=True)])
     lk = g.links[link_key(S(1), S(2))]
-    assert (lk.rate_bps, lk.stock_bits, lk.up, lk.two_way) == (900, 400, True, True)
+    assert (lk.up, lk.two_way) == (True, True)
+    assert lk.draw(S(1)) == Draw(900, 500, 10_000) and lk.draw(S(2)) == Draw(1000, 400, 10_000)
+    assert relay_path(g, S(1), S(2), 950, {}).reason.startswith("insufficient key rate")
+    assert relay_path(g, S(2), S(1), 950, {}).sites == (S(2), S(1))
+    assert relay_path(g, S(1), S(2), 10, {}, key_bits=450).sites == (S(1), S(2))
+    assert not relay_path(g, S(2), S(1), 10, {}, key_bits=450).ok  # 400 bits in 2's stock
+
+
+def test_commitments_count_per_direction() -> None:
+    """Services from 1 to 2 fill direction (1, 2) only: one from 2 to 1 still fits."""
+    g = graph((1, 2))
+    full = {(S(1), S(2)): 1000.0}
+    assert not relay_path(g, S(1), S(2), 10, full).ok
+    assert relay_path(g, S(2), S(1), 1000, full).sites == (S(2), S(1))
+    led = KeyLedger()
+    led.commit(S(1), S(3), (S(1), S(2), S(3)), 300, 0)
+    led.commit(S(3), S(1), (S(3), S(2), S(1)), 200, 0)
+    assert led.committed() == {(S(1), S(2)): 300, (S(2), S(3)): 300,
+                               (S(3), S(2)): 200, (S(2), S(1)): 200}  # fmt: skip
 
 
 def test_empty_stock_is_infeasible() -> None:
@@ -108,7 +129,7 @@ def test_empty_stock_is_infeasible() -> None:
 
 def test_headroom_and_stock_break_ties() -> None:
     """Among paths of equal hops the one with more free rate wins."""
-    used = {link_key(S(1), S(2)): 500.0}
+    used = {(S(1), S(2)): 500.0}
     assert relay_path(graph(*MESH6), S(1), S(4), 256, used).sites == (S(1), S(6), S(5), S(4))
     low = graph((1, 2, {"stock_bits": 1_000}), *MESH6[1:])
     assert relay_path(low, S(1), S(4), 256, {}).sites == (S(1), S(6), S(5), S(4))
@@ -118,7 +139,7 @@ def test_a_loaded_direct_link_loses_to_a_detour() -> None:
     """The direct link would be nearly full and its store nearly empty: 1 + 0.75 + 0.9
     weighs more than two idle, full links (2 x 1.15)."""
     g = graph((1, 2, {"stock_bits": 1_000}), (1, 3), (3, 2))
-    used = {link_key(S(1), S(2)): 800.0}
+    used = {(S(1), S(2)): 800.0}
     assert relay_path(g, S(1), S(2), 150, used).sites == (S(1), S(3), S(2))
     assert relay_path(g, S(1), S(2), 150, {}).sites == (S(1), S(2))
     assert relay_path(g, S(1), S(2), 150, used, policy="fewest-hop").sites == (S(1), S(2))
@@ -132,7 +153,7 @@ def test_fewest_hop_refuses_what_key_aware_reroutes() -> None:
 
 
 def test_fewest_feasible_ignores_headroom() -> None:
-    used = {link_key(S(1), S(2)): 500.0}
+    used = {(S(1), S(2)): 500.0}
     g = graph(*MESH6)
     assert relay_path(g, S(1), S(4), 256, used).sites == (S(1), S(6), S(5), S(4))
     plain = relay_path(g, S(1), S(4), 256, used, policy="fewest-feasible")
@@ -142,8 +163,8 @@ def test_fewest_feasible_ignores_headroom() -> None:
 
 def test_weight_terms() -> None:
     (lk,) = graph((1, 2, {"stock_bits": 5_000})).links.values()
-    assert link_weight(lk, 500, 0) == pytest.approx(1 + 0.5 + 0.5)
-    assert link_weight(lk, 500, 500) == pytest.approx(1 + 1.0 + 0.5)
+    assert link_weight(lk.draw(S(1)), 500, 0) == pytest.approx(1 + 0.5 + 0.5)
+    assert link_weight(lk.draw(S(2)), 500, 500) == pytest.approx(1 + 1.0 + 0.5)
 
 
 def test_site_of() -> None:
@@ -177,7 +198,7 @@ def test_ledger_hold_and_reports() -> None:
     led.commit(S(1), S(3), path, 256, now=0)
     led.commit(S(1), S(3), path, 100, now=10)
     led.commit(S(1), S(1), (S(1),), 100, now=10)  # same site: nothing to commit
-    assert led.committed() == {link_key(S(1), S(2)): 356, link_key(S(2), S(3)): 356}
+    assert led.committed() == {(S(1), S(2)): 356, (S(2), S(3)): 356}
     # at 35 s the first is past its hold; the head reports one live LSP: the newest stays
     # by its hold anyway, so the report keeps none of the older ones... unless two are live
     led.expire(35, {(S(1), S(3)): 2})
@@ -195,24 +216,29 @@ def test_links_json() -> None:
     led = KeyLedger()
     led.commit(S(1), S(4), (S(1), S(2), S(3), S(4)), 256, 0)
     d = links_json(g, led)
-    row = next(r for r in d["links"] if (r["a"], r["b"]) == ("10.1.1.1", "10.1.1.2"))
+    rows = {(r["from"], r["to"]): r for r in d["links"]}
+    row = rows[("10.1.1.1", "10.1.1.2")]
     assert row["committed_bps"] == 256 and row["free_bps"] == 744
     assert row["services"] == ["10.1.1.1->10.1.1.4"]
-    assert len(d["links"]) == 7 and d["sites"][0] == "10.1.1.1"
+    back = rows[("10.1.1.2", "10.1.1.1")]
+    assert back["committed_bps"] == 0 and back["free_bps"] == 1000 and back["services"] == []
+    assert len(d["links"]) == 14 and d["sites"][0] == "10.1.1.1"
 
 
 def _feasible_reachable(g: QkdGraph, src: IPv4Address, dst: IPv4Address, need: float,
                         used: dict[tuple[IPv4Address, IPv4Address], float]) -> bool:  # fmt: skip
-    """Plain BFS over the links that fit: is ``dst`` reachable?"""
+    """Plain BFS over the directions that fit: is ``dst`` reachable?"""
     seen, todo = {src}, [src]
     while todo:
         here = todo.pop()
         for lk in g.links.values():
-            if here in (lk.a, lk.b) and lk.usable and lk.rate_bps - used.get(lk.key, 0) >= need:
-                nxt = lk.other(here)
-                if nxt not in seen:
-                    seen.add(nxt)
-                    todo.append(nxt)
+            if here not in (lk.a, lk.b):
+                continue
+            nxt = lk.other(here)
+            free = lk.draw(here).rate_bps - used.get((here, nxt), 0)
+            if lk.usable and free >= need and nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
     return dst in seen
 
 
@@ -226,22 +252,23 @@ def test_random_graphs_against_bfs(seed: int) -> None:
     pairs = {tuple(sorted(rng.sample(range(1, n + 1), 2))) for _ in range(rng.randint(1, 3 * n))}
     ads = []
     for a, b in pairs:
-        kw = {"rate_bps": rng.randint(0, 2000), "stock_bits": rng.randint(0, 10_000),
-              "up": rng.random() > 0.15}  # fmt: skip
-        ads.append(Ad(S(a), S(b), **kw))  # type: ignore[arg-type]
-        if rng.random() > 0.1:
-            ads.append(Ad(S(b), S(a), **kw))  # type: ignore[arg-type]
+        up = rng.random() > 0.15
+        for x, y in ((a, b), (b, a)):
+            if (x, y) == (b, a) and rng.random() < 0.1:
+                continue  # one-sided
+            kw = {"rate_bps": rng.randint(0, 2000), "up": up}
+            ads.append(Ad(S(x), S(y), **kw))  # type: ignore[arg-type]
     g = QkdGraph.from_ads(ads)
-    used = {k: float(rng.randint(0, 1000)) for k in g.links if rng.random() < 0.5}
+    used = {h: float(rng.randint(0, 1000)) for h, _ in g.hops() if rng.random() < 0.5}
     src, dst = S(rng.randint(1, n)), S(rng.randint(1, n))
     need = float(rng.randint(0, 1500))
     r = relay_path(g, src, dst, need, used)
     assert r.ok == _feasible_reachable(g, src, dst, need, used)
     if r.ok:
         assert r.sites[0] == src and r.sites[-1] == dst and len(set(r.sites)) == len(r.sites)
-        for k in r.links:
-            lk = g.links[k]
-            assert lk.usable and lk.rate_bps - used.get(k, 0) >= need
+        for h in r.hops:
+            lk = g.links[link_key(*h)]
+            assert lk.usable and lk.draw(h[0]).rate_bps - used.get(h, 0) >= need
         plain = relay_path(g, src, dst, need, used, policy="fewest-feasible")
         assert plain.ok and len(plain.sites) <= len(r.sites) <= 3 * len(plain.sites)
     else:

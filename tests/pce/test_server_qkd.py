@@ -53,11 +53,14 @@ async def test_relay_path_and_show_qkd_links(pce: PceDaemon) -> None:
     assert ok.ok and ok.response.relay == (TN[1], TN[2], TN[5])
     assert not refused.ok and "insufficient key rate" in refused.reason
     d = json.loads(js)
-    rows = {(r["a"], r["b"]): r for r in d["links"]}
+    rows = {(r["from"], r["to"]): r for r in d["links"]}
     row = rows[("10.1.1.1", "10.1.1.2")]
     assert row["committed_bps"] == 256 and row["free_bps"] == 744
     assert row["rate_bps"] == 1000 and row["stock_bits"] == 100_000
     assert row["services"] == ["10.1.1.1->10.1.1.5"]
+    assert rows[("10.1.1.2", "10.1.1.5")]["services"] == ["10.1.1.1->10.1.1.5"]
+    back = rows[("10.1.1.2", "10.1.1.1")]  # the other way: its own stream, nothing on it
+    assert back["committed_bps"] == 0 and back["services"] == []
     assert rows[("10.1.1.1", "10.1.1.3")]["services"] == []
     assert "QKD links: 4 between 4 sites" in text
     assert "10.1.1.1->10.1.1.5" in text and "744" in text

@@ -29,9 +29,10 @@ def test_graph_from_both_ends() -> None:
     g = ted.qkd_graph()
     assert g.sites == {rid(1), rid(2), rid(3)}
     lk = g.links[link_key(rid(1), rid(2))]
-    assert (lk.rate_bps, lk.stock_bits, lk.buffer_bits, lk.up, lk.two_way) == (
-        2000, 5000, 100_000, True, True
-    )  # fmt: skip
+    assert (lk.up, lk.two_way) == (True, True)
+    for end in (rid(1), rid(2)):
+        d = lk.draw(end)
+        assert (d.rate_bps, d.stock_bits, d.buffer_bits) == (2000, 5000, 100_000)
     assert ted.nodes() == {}  # QKD-link LSAs make no TE node
 
 
@@ -41,7 +42,8 @@ def test_update_down_and_flush() -> None:
     seq = INITIAL_SEQUENCE + 1
     ted.install(wire(qkd_lsa(1, 2, 0, rate=500, stock=10, seq=seq)))
     lk = ted.qkd_graph().links[link_key(rid(1), rid(2))]
-    assert (lk.rate_bps, lk.stock_bits) == (500, 10)  # the smaller end's figures
+    assert (lk.draw(rid(1)).rate_bps, lk.draw(rid(1)).stock_bits) == (500, 10)  # 1's direction
+    assert lk.draw(rid(2)).rate_bps != 500  # 2's is its own
     ted.install(wire(qkd_lsa(2, 1, 0, up=False, seq=seq)))
     assert not ted.qkd_graph().links[link_key(rid(1), rid(2))].usable
     assert ted.install(qkd_lsa(2, 1, 0, seq=seq + 1).with_age(MAX_AGE))

@@ -74,8 +74,9 @@ def hops(relay: list[str]) -> list[frozenset[str]]:
     return [frozenset(p) for p in itertools.pairwise(relay)]
 
 
-def pce_links(tb: NetnsTestbed) -> dict[frozenset[str], dict[str, Any]]:
-    return {frozenset((x["a"], x["b"])): x for x in cli(tb, "pce", "show qkd links")["links"]}
+def pce_links(tb: NetnsTestbed) -> dict[tuple[str, str], dict[str, Any]]:
+    """The PCE's QKD links, one row per direction: (upstream site, downstream site)."""
+    return {(x["from"], x["to"]): x for x in cli(tb, "pce", "show qkd links")["links"]}
 
 
 def used_bits(tb: NetnsTestbed) -> dict[tuple[str, str], int]:
@@ -169,9 +170,9 @@ def test_mesh6_the_issues_proof(lab: NetnsTestbed) -> None:  # long: the proof, 
 
     def ted_links() -> Any:
         up = [x for x in pce_links(tb).values() if x["up"] and x["stock_bits"] > 0]
-        return len(up) == 7 or pce_links(tb)
+        return len(up) == 14 or pce_links(tb)
 
-    until("the PCE to see the seven QKD links up with key in stock", ted_links, 60)
+    until("the PCE to see the seven QKD links up, key in stock both ways", ted_links, 60)
     until("FRR to be Full with the DR and the BDR", lambda: frr_full(tb), 60)
     until("FRR to hold every QKD link LSA as originated", lambda: frr_holds_ours(tb), 60)
     shown = cli(tb, "n1", "show ip ospf qkd-link")
@@ -201,21 +202,23 @@ def test_mesh6_the_issues_proof(lab: NetnsTestbed) -> None:  # long: the proof, 
 
     until("five refreshes with equal keys at both ends", five_refreshes, 60)
 
-    # the PCE commits the service's consumption on the relay path's links, nowhere else
+    # the PCE commits the service's consumption on the relay path's hops, each in the
+    # direction the key travels (its upstream end's stream feeds it), nowhere else
     links = pce_links(tb)
+    directed = set(itertools.pairwise(relay))
     on_path = set(hops(relay))
     for key, x in links.items():
-        want = CONSUMPTION if key in on_path else 0.0
-        assert x["committed_bps"] == pytest.approx(want), (sorted(key), x)
-        assert x["free_bps"] == pytest.approx(x["rate_bps"] - want), (sorted(key), x)
-        assert (f"{N1}->{N4}" in x["services"]) == (key in on_path)
+        want = CONSUMPTION if key in directed else 0.0
+        assert x["committed_bps"] == pytest.approx(want), (key, x)
+        assert x["free_bps"] == pytest.approx(x["rate_bps"] - want), (key, x)
+        assert (f"{N1}->{N4}" in x["services"]) == (key in directed)
 
     # teardown: the commitment is released; the KMs used what the service drew
     cli(tb, "n1", f"qe-service delete {s['id']}")
 
     def released() -> Any:
         links = pce_links(tb)
-        return all(links[k]["committed_bps"] == 0 for k in on_path) or links
+        return all(links[k]["committed_bps"] == 0 for k in directed) or links
 
     until("the PCE to release the committed rate", released, 30)
     time.sleep(0.5)  # the last GET_KEY replies reach the capture files
@@ -260,7 +263,12 @@ def test_mesh6_the_issues_proof(lab: NetnsTestbed) -> None:  # long: the proof, 
         return all(v["up"] is False and v["advertised"]["up"] is False for v in views) or views
 
     until(f"n{x} and n{y} to advertise km{x}-km{y} down", advertised_down, 60)
-    until(f"the PCE to see km{x}-km{y} down", lambda: not pce_links(tb)[gone]["up"], 30)
+
+    def pce_down() -> Any:
+        links = pce_links(tb)
+        return not any(v["up"] for k, v in links.items() if frozenset(k) == gone) or links
+
+    until(f"the PCE to see km{x}-km{y} down", pce_down, 30)
 
     def frr_holds_down() -> Any:
         ends = {

@@ -145,7 +145,8 @@ def test_km_status_and_show_qkd_links(daemons: Path) -> None:
             break
         time.sleep(0.5)
     assert link["name"] == "etsiA-etsiB" and link["far_site"] == "127.55.1.5" and link["up"]
-    assert link["rate_bps"] == 13700000 and link["buffer_bits"] == 67108864
+    # this end's stream: half the link's 13.7 Mb/s and 64 Mib, as the emulator says
+    assert link["rate_bps"] == 6850000 and link["buffer_bits"] == 33554432
     p = subprocess.run(
         [*argv[:-2], "--deadline", "1.5", "--bind", "127.55.2.99", "links"],
         capture_output=True,
@@ -161,3 +162,4 @@ def test_km_status_and_show_qkd_links(daemons: Path) -> None:
     text = out.decode()
     rows = json.loads(text[text.index("[") : text.rindex("]") + 1])
     assert rows[0]["name"] == "etsiA-etsiB" and rows[0]["far_km"] == "etsiB"
+    assert rows[0]["rate_bps"] == 6850000 and rows[0]["link_rate_bps"] == 13700000
