@@ -55,6 +55,8 @@ def content_changed(old: LSA, new: LSA) -> bool:
         return True
     if (a.age >= MAX_AGE) != (b.age >= MAX_AGE):
         return True
+    if old.exact and new.exact:  # the bodies as received or built, no encoding
+        return old.wire[20:] != new.wire[20:]
     return old.encode()[20:] != new.encode()[20:]
 
 
@@ -81,8 +83,9 @@ class LSDB:
 
     def install(self, lsa: LSA, now: float) -> bool:
         """Install ``lsa`` (replacing any older instance); True when SPF must rerun."""
-        old = self._db.get(lsa.key)
-        self._db[lsa.key] = Entry(lsa, now)
+        key = lsa.key
+        old = self._db.get(key)
+        self._db[key] = Entry(lsa, now)
         return old is None or content_changed(old.lsa, lsa)
 
     def remove(self, key: LSAKey) -> Entry | None:
