@@ -438,7 +438,7 @@ class LSA:
         if verify and not lsa.checksum_ok:
             raise DecodeError(f"{r.where}.checksum", f"bad Fletcher checksum in LSA {h.key}")
         if len(_SEEN) >= _SEEN_MAX:
-            del _SEEN[next(iter(_SEEN))]  # the oldest first: floods come in waves
+            _SEEN.clear()
         _SEEN[wire] = lsa
         return lsa
 
@@ -446,9 +446,15 @@ class LSA:
 #: the LSAs decoded so far, by their bytes (age included: re-aged copies are other
 #: entries). A pack of routers in one process receives each instance from every
 #: neighbour of every router: one decode serves them all (LSAs are immutable; a body
-#: decoded by one router's SPF is decoded for all). Bounded: the oldest entry goes first.
+#: decoded by one router's SPF is decoded for all). Cleared when it reaches
+#: :data:`_SEEN_MAX` (as :func:`gmpls.wire.ipv4_of`'s cache is).
 _SEEN: dict[bytes, LSA] = {}
 _SEEN_MAX = 1 << 14
+
+
+def forget_decoded() -> None:
+    """Empty the cache of decoded LSAs (a benchmark timing a first decode calls it)."""
+    _SEEN.clear()
 
 
 def compare_instances(a: LSAHeader, b: LSAHeader) -> int:

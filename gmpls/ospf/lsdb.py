@@ -81,12 +81,13 @@ class LSDB:
     def entries(self) -> list[tuple[LSAKey, Entry]]:
         return list(self._db.items())
 
-    def install(self, lsa: LSA, now: float) -> bool:
-        """Install ``lsa`` (replacing any older instance); True when SPF must rerun."""
+    def install(self, lsa: LSA, now: float, *, compare: bool = True) -> bool:
+        """Install ``lsa`` (replacing any older instance); True when SPF must rerun
+        (without ``compare``, True whatever the old instance was)."""
         key = lsa.key
         old = self._db.get(key)
         self._db[key] = Entry(lsa, now)
-        return old is None or content_changed(old.lsa, lsa)
+        return old is None or not compare or content_changed(old.lsa, lsa)
 
     def remove(self, key: LSAKey) -> Entry | None:
         return self._db.pop(key, None)

@@ -92,8 +92,9 @@ CRYPTO_EPOCH = 1_735_689_600
 CRYPTO_TICKS_PER_SECOND = 4
 KNOWN_LS_TYPES = frozenset({1, 2, 3, 4, 5, 9, 10, 11})
 
-#: interface states in which received packets are dropped
+#: interface states in which received packets are dropped (and nothing is flooded)
 _SILENT = (IfState.DOWN, IfState.LOOPBACK)
+_EXCHANGE, _FULL = NbrState.EXCHANGE, NbrState.FULL
 
 LsdbListener = Callable[[LSAKey, LSA | None], None]
 
@@ -425,24 +426,25 @@ class OspfRouter:
             return ALL_SPF_ROUTERS
         return ALL_D_ROUTERS
 
-    def _notify(self, key: LSAKey) -> None:
+    def _notify(self, key: LSAKey, lsa: LSA | None) -> None:
         self._changed.append(key)
-        e = self.lsdb.get(key)
         for fn in self._listeners:
-            fn(key, e.lsa if e else None)
+            fn(key, lsa)
 
     def _install(self, lsa: LSA, now: float) -> None:
-        """§13.2: install, note whether the routing table must be recalculated."""
-        if self.lsdb.install(lsa, now) and lsa.header.ls_type in (1, 2):
+        """§13.2: install, note whether the routing table must be recalculated (only
+        Router and Network LSAs are compared with the old instance: SPF reads no other)."""
+        spf = lsa.header.ls_type in (1, 2)
+        if self.lsdb.install(lsa, now, compare=spf) and spf:
             self._spf_dirty = True
-        self._notify(lsa.key)
+        self._notify(lsa.key, lsa)
 
     def _remove(self, key: LSAKey) -> None:
         e = self.lsdb.remove(key)
         if e is not None:
             if key.ls_type in (1, 2):
                 self._spf_dirty = True
-            self._notify(key)
+            self._notify(key, None)
 
     # ------------------------------------------------------------ interface FSM (§9.3)
 
@@ -1129,19 +1131,20 @@ class OspfRouter:
         """§13.3: put ``lsa`` on the retransmission list of every adjacency that should
         get it and send it; True if it went back out of the receiving interface."""
         key = lsa.key
+        opaque = key.ls_type in OPAQUE_TYPES
         flooded_back = False
         #: the LSA's bytes aged by each interface's InfTransDelay, encoded once per delay
         aged: dict[int, bytes] = {}
         for iface in self.interfaces.values():
-            if iface.state in (IfState.DOWN, IfState.LOOPBACK) or iface.config.passive:
+            if iface.state in _SILENT or iface.config.passive:
                 continue
             added = False
             for m in list(iface.neighbors.values()):
-                if m.state < NbrState.EXCHANGE:
+                if m.state < _EXCHANGE:
                     continue
-                if key.ls_type in OPAQUE_TYPES and not _opaque_capable(m):
+                if opaque and not _opaque_capable(m):
                     continue
-                if m.state in (NbrState.EXCHANGE, NbrState.LOADING) and key in m.requests:
+                if m.requests and m.state < _FULL and key in m.requests:
                     req = m.requests[key]
                     if _newer(req, lsa.header):
                         continue
