@@ -95,6 +95,7 @@ KNOWN_LS_TYPES = frozenset({1, 2, 3, 4, 5, 9, 10, 11})
 #: interface states in which received packets are dropped (and nothing is flooded)
 _SILENT = (IfState.DOWN, IfState.LOOPBACK)
 _EXCHANGE, _FULL = NbrState.EXCHANGE, NbrState.FULL
+_O = int(Options.O)
 
 LsdbListener = Callable[[LSAKey, LSA | None], None]
 
@@ -1142,8 +1143,8 @@ class OspfRouter:
             for m in list(iface.neighbors.values()):
                 if m.state < _EXCHANGE:
                     continue
-                if opaque and not _opaque_capable(m):
-                    continue
+                if opaque and not (m.options if m.dd_options is None else m.dd_options) & _O:
+                    continue  # not opaque capable (RFC 5250 §3, as _opaque_capable says)
                 if m.requests and m.state < _FULL and key in m.requests:
                     req = m.requests[key]
                     if _newer(req, lsa.header):
@@ -1168,11 +1169,12 @@ class OspfRouter:
                 flooded_back = True
             # queued: the LSAs flooded while handling one input leave in as few LS
             # Updates as the MTU allows (sent by _finish)
-            delay = iface.config.transmit_delay
+            cfg = iface.config
+            delay = cfg.transmit_delay
             data = aged.get(delay)
             if data is None:
                 data = aged[delay] = lsa.encode_aged(lsa.header.age + delay)
-            self._flood_queue.setdefault((iface.name, self._flood_dst(iface)), []).append(data)
+            self._flood_queue.setdefault((cfg.name, self._flood_dst(iface)), []).append(data)
         return flooded_back
 
     def _delayed_ack(self, iface: Interface, lsa: LSA, now: float) -> None:
