@@ -24,6 +24,7 @@ default) and by the router per LSA (:attr:`LSA.checksum_ok`, §13 step 1).
 from __future__ import annotations
 
 import struct
+import weakref
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address
 from typing import Any, ClassVar, Protocol, Self
@@ -249,7 +250,7 @@ def decode_body_or_keep(ls_type: int, ls_id: IPv4Address, raw: bytes, where: str
 _UNDECODED: Any = object()
 
 
-@dataclass(frozen=True, slots=True, init=False, eq=False, repr=False)
+@dataclass(frozen=True, slots=True, init=False, eq=False, repr=False, weakref_slot=True)
 class LSA:
     """An LSA: header and body, ``LSA(header, body, wire)``.
 
@@ -409,16 +410,17 @@ class LSA:
         checksum is checked when ``verify``. The body is decoded when first read; a
         malformed one is kept as :class:`MalformedBody`, never an error.
 
-        The same bytes decode to the same object (:data:`_SEEN`), so an LSA flooded to
-        many routers of one process is decoded, its checksum checked and its body decoded
-        once for all of them."""
+        The same bytes decode to the same object while it is held (:data:`_SEEN`), so
+        an LSA flooded to many routers of one process is decoded, its checksum checked
+        and its body decoded once for all of them."""
         start = r.pos
         data = r.data
         if r.end - start >= LSA_HEADER_LEN:
             end = start + ((data[start + 18] << 8) | data[start + 19])
             if start + LSA_HEADER_LEN <= end <= r.end:
                 wire = bytes(data[start:end])
-                lsa = _SEEN.get(wire)
+                ref = _SEEN.get(wire)
+                lsa = ref() if ref is not None else None
                 if lsa is not None:
                     if verify and not lsa.checksum_ok:
                         raise DecodeError(
@@ -437,24 +439,27 @@ class LSA:
         lsa = cls._make(h, _UNDECODED, wire, h.key)
         if verify and not lsa.checksum_ok:
             raise DecodeError(f"{r.where}.checksum", f"bad Fletcher checksum in LSA {h.key}")
-        if len(_SEEN) >= _SEEN_MAX:
-            _SEEN.clear()
-        _SEEN[wire] = lsa
+        _remember(wire, lsa)
         return lsa
 
 
-#: the LSAs decoded so far, by their bytes (age included: re-aged copies are other
-#: entries). A pack of routers in one process receives each instance from every
-#: neighbour of every router: one decode serves them all (LSAs are immutable; a body
-#: decoded by one router's SPF is decoded for all). Cleared when it reaches
-#: :data:`_SEEN_MAX` (as :func:`gmpls.wire.ipv4_of`'s cache is).
-_SEEN: dict[bytes, LSA] = {}
-_SEEN_MAX = 1 << 14
+#: the LSAs decoded and still held somewhere (an LSDB, a retransmission list), by their
+#: bytes (age included: re-aged copies are other entries). A pack of routers in one
+#: process receives each instance from every neighbour of every router: one decode
+#: serves them all (LSAs are immutable; a body decoded by one router's SPF is decoded for
+#: all). Weak references: an LSA nobody holds is not kept alive by the cache, and the
+#: entries of those gone are dropped when the dict has doubled since the last sweep.
+_SEEN: dict[bytes, weakref.ref[LSA]] = {}
+_seen_sweep_at = 4096
 
 
-def forget_decoded() -> None:
-    """Empty the cache of decoded LSAs (a benchmark timing a first decode calls it)."""
-    _SEEN.clear()
+def _remember(wire: bytes, lsa: LSA) -> None:
+    global _seen_sweep_at
+    if len(_SEEN) >= _seen_sweep_at:
+        for k in [k for k, ref in _SEEN.items() if ref() is None]:
+            del _SEEN[k]
+        _seen_sweep_at = max(4096, 2 * len(_SEEN))
+    _SEEN[wire] = weakref.ref(lsa)
 
 
 def compare_instances(a: LSAHeader, b: LSAHeader) -> int:

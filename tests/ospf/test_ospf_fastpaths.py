@@ -17,7 +17,7 @@ from gmpls.errors import DecodeError
 from gmpls.ospf import examples as ex
 from gmpls.ospf import packet as P
 from gmpls.ospf.events import AuthConfig, Send
-from gmpls.ospf.lsa import LSA, forget_decoded
+from gmpls.ospf.lsa import LSA
 from gmpls.ospf.router import OspfRouter
 from tests.ospf.test_ospf_core import converged_lan, iface
 from tests.support.ospf_lab import Lab
@@ -133,13 +133,13 @@ def test_packets_built_from_lsa_bytes_are_what_the_message_classes_encode() -> N
 
 def test_an_lsa_decoded_again_is_the_same_object_and_checked_the_same() -> None:
     raw = ex.te_link_lsa().encode()
-    forget_decoded()
     first = LSA.decode(raw)
     assert LSA.decode(raw) is first and first.encode() == raw and first.body.encode_body()
     bad = raw[:-1] + bytes([raw[-1] ^ 0x01])
     # an LS Update frames it without checking (the router drops it each time it comes);
-    # the copy kept is then refused by a checking decode, twice
-    assert not LSA.decode(bad, verify=False).checksum_ok
+    # while that copy is held, a checking decode finds it and still refuses it, twice
+    held = LSA.decode(bad, verify=False)
+    assert not held.checksum_ok and LSA.decode(bad, verify=False) is held
     for _ in range(2):
         with pytest.raises(DecodeError, match="checksum"):
             LSA.decode(bad)
