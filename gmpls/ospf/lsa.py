@@ -24,6 +24,7 @@ default) and by the router per LSA (:attr:`LSA.checksum_ok`, §13 step 1).
 from __future__ import annotations
 
 import struct
+import weakref
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address
 from typing import Any, ClassVar, Protocol, Self
@@ -48,15 +49,21 @@ class LSAKey:
     ls_type: int
     ls_id: IPv4Address
     adv_router: IPv4Address
+    #: the hash, computed once: LSAKey is the key of the LSDB and of every per-neighbour
+    #: list, looked up a dozen times for each LSA received
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # the addresses as integers: IPv4Address.__hash__ formats a hex string each time
+        # (equal keys still hash equal)
+        h = hash((self.ls_type, int(self.ls_id), int(self.adv_router)))
+        object.__setattr__(self, "_hash", h)
 
     def __str__(self) -> str:
         return f"{self.ls_type}/{self.ls_id}/{self.adv_router}"
 
     def __hash__(self) -> int:
-        # the addresses as integers: IPv4Address.__hash__ formats a hex string each time,
-        # and LSAKey is the key of the LSDB and of every per-neighbour list (equal keys
-        # still hash equal)
-        return hash((self.ls_type, int(self.ls_id), int(self.adv_router)))
+        return self._hash
 
 
 @layout("age:u16 options:u8 ls_type:u8 ls_id:ipv4 adv_router:ipv4 seq:i32 checksum:u16 length:u16")
@@ -243,7 +250,7 @@ def decode_body_or_keep(ls_type: int, ls_id: IPv4Address, raw: bytes, where: str
 _UNDECODED: Any = object()
 
 
-@dataclass(frozen=True, slots=True, init=False, eq=False, repr=False)
+@dataclass(frozen=True, slots=True, init=False, eq=False, repr=False, weakref_slot=True)
 class LSA:
     """An LSA: header and body, ``LSA(header, body, wire)``.
 
@@ -259,6 +266,13 @@ class LSA:
     header: LSAHeader
     decoded: Any
     wire: bytes
+    #: the header's key, made once (flooding looks an LSA up by it a dozen times)
+    key: LSAKey = field(init=False)
+    #: ``wire`` is this header (bar the age) and body: True for an LSA decoded, built or
+    #: re-aged here; None until checked for one made from parts (:meth:`encode_aged`)
+    exact: bool | None = field(init=False)
+    #: the Fletcher checksum of ``wire`` is right: None until checked (:attr:`checksum_ok`)
+    fletcher: bool | None = field(init=False)
 
     def __init__(
         self, header: LSAHeader, body: Any = _UNDECODED, wire: bytes = b"", decoded: Any = None
@@ -269,6 +283,22 @@ class LSA:
         object.__setattr__(self, "header", header)
         object.__setattr__(self, "decoded", body)
         object.__setattr__(self, "wire", wire)
+        object.__setattr__(self, "key", header.key)
+        object.__setattr__(self, "exact", None)
+        object.__setattr__(self, "fletcher", None)
+
+    @classmethod
+    def _make(cls, header: LSAHeader, decoded: Any, wire: bytes, key: LSAKey) -> LSA:
+        """An LSA whose ``wire`` is known to be ``header`` and body (age aside)."""
+        lsa = object.__new__(cls)
+        set_ = object.__setattr__
+        set_(lsa, "header", header)
+        set_(lsa, "decoded", decoded)
+        set_(lsa, "wire", wire)
+        set_(lsa, "key", key)
+        set_(lsa, "exact", True)
+        set_(lsa, "fletcher", None)
+        return lsa
 
     @property
     def body(self) -> Any:
@@ -293,14 +323,14 @@ class LSA:
         return f"LSA(header={self.header!r}, body={self.body!r})"
 
     @property
-    def key(self) -> LSAKey:
-        return self.header.key
-
-    @property
     def checksum_ok(self) -> bool:
         """The Fletcher checksum of the bytes received is right (RFC 2328 §13 step 1); an
         LSA we built ourselves has no received bytes and is right by construction."""
-        return not self.wire or fletcher_ok(self.wire[2:])
+        ok = self.fletcher
+        if ok is None:  # checked once: an LSA decoded again is the same object (_SEEN)
+            ok = not self.wire or fletcher_ok(self.wire[2:])
+            object.__setattr__(self, "fletcher", ok)
+        return ok
 
     @property
     def usable(self) -> bool:
@@ -328,17 +358,44 @@ class LSA:
         raw = h.encode() + payload
         cks = fletcher_checksum(raw[2:], 14)
         h = replace(h, checksum=cks)
-        return cls(h, body, h.encode() + payload)
+        return cls._make(h, body, h.encode() + payload, h.key)
 
     def with_age(self, age: int) -> LSA:
-        return replace(self, header=replace(self.header, age=min(age, MAX_AGE)))
+        age = min(age, MAX_AGE)
+        h = self.header
+        aged = LSAHeader(
+            age, h.options, h.ls_type, h.ls_id, h.adv_router, h.seq, h.checksum, h.length
+        )
+        if self.exact:
+            return LSA._make(aged, self.decoded, self.wire, self.key)
+        return replace(self, header=aged)
+
+    def _wire_exact(self) -> bool:
+        """``wire`` holds this header (the age aside) and a body of the right length."""
+        exact = self.exact
+        if exact is None:
+            w = self.wire
+            exact = bool(w) and len(w) == self.header.length
+            exact = exact and self.header.encode()[2:] == w[2:LSA_HEADER_LEN]
+            object.__setattr__(self, "exact", exact)
+        return exact
+
+    def encode_aged(self, age: int) -> bytes:
+        """The LSA's bytes with ``age`` (capped at MaxAge) in its age field: the bytes
+        received or built, the 2-byte age patched (the checksum does not cover it)."""
+        if self._wire_exact():
+            return min(age, MAX_AGE).to_bytes(2, "big") + self.wire[2:]
+        return self.with_age(age).encode()
+
+    def header_bytes(self) -> bytes:
+        """The 20-byte header as it is (an LS Ack or DD carries it)."""
+        if self._wire_exact():
+            return self.header.age.to_bytes(2, "big") + self.wire[2:LSA_HEADER_LEN]
+        return self.header.encode()
 
     def encode(self) -> bytes:
-        w = self.wire
-        if w and len(w) == self.header.length:
-            hdr = self.header.encode()
-            if hdr[2:] == w[2:LSA_HEADER_LEN]:
-                return hdr[:2] + w[2:]
+        if self._wire_exact():
+            return self.header.age.to_bytes(2, "big") + self.wire[2:]
         return self.header.encode() + self.body.encode_body()
 
     @classmethod
@@ -351,8 +408,26 @@ class LSA:
     def decode_from(cls, r: Reader, *, verify: bool = True) -> LSA:
         """Decode one LSA: the header and length must hold (they frame the next LSA); the
         checksum is checked when ``verify``. The body is decoded when first read; a
-        malformed one is kept as :class:`MalformedBody`, never an error."""
+        malformed one is kept as :class:`MalformedBody`, never an error.
+
+        The same bytes decode to the same object while it is held (:data:`_SEEN`), so
+        an LSA flooded to many routers of one process is decoded, its checksum checked
+        and its body decoded once for all of them."""
         start = r.pos
+        data = r.data
+        if r.end - start >= LSA_HEADER_LEN:
+            end = start + ((data[start + 18] << 8) | data[start + 19])
+            if start + LSA_HEADER_LEN <= end <= r.end:
+                wire = bytes(data[start:end])
+                ref = _SEEN.get(wire)
+                lsa = ref() if ref is not None else None
+                if lsa is not None:
+                    if verify and not lsa.checksum_ok:
+                        raise DecodeError(
+                            f"{r.where}.checksum", f"bad Fletcher checksum in LSA {lsa.key}"
+                        )
+                    r.pos = end
+                    return lsa
         h = LSAHeader.decode(r)
         if h.length < LSA_HEADER_LEN:
             raise r.fail("length", f"{h.length} is shorter than the header")
@@ -361,9 +436,30 @@ class LSA:
             r.bytes(h.length - LSA_HEADER_LEN, f"lsa[{h.key}]")
         r.pos = end
         wire = bytes(r.data[start:end])
-        if verify and not fletcher_ok(wire[2:]):
+        lsa = cls._make(h, _UNDECODED, wire, h.key)
+        if verify and not lsa.checksum_ok:
             raise DecodeError(f"{r.where}.checksum", f"bad Fletcher checksum in LSA {h.key}")
-        return cls(h, wire=wire)
+        _remember(wire, lsa)
+        return lsa
+
+
+#: the LSAs decoded and still held somewhere (an LSDB, a retransmission list), by their
+#: bytes (age included: re-aged copies are other entries). A pack of routers in one
+#: process receives each instance from every neighbour of every router: one decode
+#: serves them all (LSAs are immutable; a body decoded by one router's SPF is decoded for
+#: all). Weak references: an LSA nobody holds is not kept alive by the cache, and the
+#: entries of those gone are dropped when the dict has doubled since the last sweep.
+_SEEN: dict[bytes, weakref.ref[LSA]] = {}
+_seen_sweep_at = 4096
+
+
+def _remember(wire: bytes, lsa: LSA) -> None:
+    global _seen_sweep_at
+    if len(_SEEN) >= _seen_sweep_at:
+        for k in [k for k, ref in _SEEN.items() if ref() is None]:
+            del _SEEN[k]
+        _seen_sweep_at = max(4096, 2 * len(_SEEN))
+    _SEEN[wire] = weakref.ref(lsa)
 
 
 def compare_instances(a: LSAHeader, b: LSAHeader) -> int:
@@ -372,13 +468,19 @@ def compare_instances(a: LSAHeader, b: LSAHeader) -> int:
     Sequence number first, then checksum, then MaxAge, then an age difference of more than
     MaxAgeDiff (the younger one is newer).
     """
-    if a.seq != b.seq:
-        return 1 if a.seq > b.seq else -1
-    if a.checksum != b.checksum:
-        return 1 if a.checksum > b.checksum else -1
-    a_max, b_max = a.age >= MAX_AGE, b.age >= MAX_AGE
+    return compare_fields(a.seq, a.checksum, a.age, b.seq, b.checksum, b.age)
+
+
+def compare_fields(a_seq: int, a_cks: int, a_age: int, b_seq: int, b_cks: int, b_age: int) -> int:
+    """:func:`compare_instances` of two instances given by sequence, checksum and age (a
+    database copy's current age is computed, not a header: no header is made for it)."""
+    if a_seq != b_seq:
+        return 1 if a_seq > b_seq else -1
+    if a_cks != b_cks:
+        return 1 if a_cks > b_cks else -1
+    a_max, b_max = a_age >= MAX_AGE, b_age >= MAX_AGE
     if a_max != b_max:
         return 1 if a_max else -1
-    if abs(a.age - b.age) > MAX_AGE_DIFF:
-        return 1 if a.age < b.age else -1
+    if abs(a_age - b_age) > MAX_AGE_DIFF:
+        return 1 if a_age < b_age else -1
     return 0

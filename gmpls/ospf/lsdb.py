@@ -55,6 +55,8 @@ def content_changed(old: LSA, new: LSA) -> bool:
         return True
     if (a.age >= MAX_AGE) != (b.age >= MAX_AGE):
         return True
+    if old.exact and new.exact:  # the bodies as received or built, no encoding
+        return old.wire[20:] != new.wire[20:]
     return old.encode()[20:] != new.encode()[20:]
 
 
@@ -79,11 +81,13 @@ class LSDB:
     def entries(self) -> list[tuple[LSAKey, Entry]]:
         return list(self._db.items())
 
-    def install(self, lsa: LSA, now: float) -> bool:
-        """Install ``lsa`` (replacing any older instance); True when SPF must rerun."""
-        old = self._db.get(lsa.key)
-        self._db[lsa.key] = Entry(lsa, now)
-        return old is None or content_changed(old.lsa, lsa)
+    def install(self, lsa: LSA, now: float, *, compare: bool = True) -> bool:
+        """Install ``lsa`` (replacing any older instance); True when SPF must rerun
+        (without ``compare``, True whatever the old instance was)."""
+        key = lsa.key
+        old = self._db.get(key)
+        self._db[key] = Entry(lsa, now)
+        return old is None or not compare or content_changed(old.lsa, lsa)
 
     def remove(self, key: LSAKey) -> Entry | None:
         return self._db.pop(key, None)

@@ -231,3 +231,21 @@ class LSAck(Wired):
     """RFC 2328 §A.3.6: LSA headers."""
 
     headers: tuple[LSAHeader, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """A packet body already in bytes, of packet type ``TYPE``: the router builds the LS
+    Updates it floods from the LSAs' own bytes (the age patched, RFC 2328 §13.3), the
+    same bytes :class:`LSUpdate` would encode, without an LSA object per copy sent."""
+
+    TYPE: int
+    payload: bytes
+
+    def encode_body(self) -> bytes:
+        return self.payload
+
+
+def ls_update_payload(lsas: list[bytes]) -> Encoded:
+    """An LS Update body of LSAs already encoded."""
+    return Encoded(PacketType.LS_UPDATE, struct.pack("!I", len(lsas)) + b"".join(lsas))

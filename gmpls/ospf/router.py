@@ -15,7 +15,8 @@ Sections of RFC 2328 are cited where each rule is implemented.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+import struct
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from ipaddress import IPv4Address, IPv4Network
@@ -42,6 +43,7 @@ from gmpls.ospf.constants import (
     DDFlags,
     LsType,
     Options,
+    PacketType,
     RouterLinkType,
 )
 from gmpls.ospf.events import (
@@ -76,6 +78,7 @@ from gmpls.ospf.lsa import (
     NetworkLSA,
     RouterLink,
     RouterLSA,
+    compare_fields,
     compare_instances,
 )
 from gmpls.ospf.lsdb import LSDB, Entry
@@ -89,8 +92,10 @@ CRYPTO_EPOCH = 1_735_689_600
 CRYPTO_TICKS_PER_SECOND = 4
 KNOWN_LS_TYPES = frozenset({1, 2, 3, 4, 5, 9, 10, 11})
 
-#: interface states in which received packets are dropped
+#: interface states in which received packets are dropped (and nothing is flooded)
 _SILENT = (IfState.DOWN, IfState.LOOPBACK)
+_EXCHANGE, _FULL = NbrState.EXCHANGE, NbrState.FULL
+_O = int(Options.O)
 
 LsdbListener = Callable[[LSAKey, LSA | None], None]
 
@@ -112,9 +117,10 @@ class Neighbor:
     master: bool = True  # True: WE are master of the exchange
     dd_seq: int = 0
     last_rcvd: tuple[int, int, int] | None = None  # (flags, options, seq) of the last DD
-    last_sent: bytes | None = None  # the last DD packet we sent (for retransmission)
+    last_sent: P.Encoded | None = None  # the body of the last DD we sent (retransmission)
     last_sent_more: bool = True
-    summary: list[LSAHeader] = field(default_factory=list)
+    #: the database summary list (§10.3): LSA headers as bytes, aged when it was made
+    summary: list[bytes] = field(default_factory=list)
     requests: dict[LSAKey, LSAHeader] = field(default_factory=dict)
     requests_sent: set[LSAKey] = field(default_factory=set)
     rxmt: dict[LSAKey, LSA] = field(default_factory=dict)
@@ -137,7 +143,8 @@ class Interface:
     neighbors: dict[IPv4Address, Neighbor] = field(default_factory=dict)
     hello_at: float | None = None
     wait_at: float | None = None
-    acks: list[LSAHeader] = field(default_factory=list)
+    #: LSAs to acknowledge (delayed, §13.5): their headers as received go out
+    acks: list[LSA] = field(default_factory=list)
     ack_at: float | None = None
     counters: dict[str, int] = field(default_factory=dict)
     crypto_seq: int = 0
@@ -260,7 +267,8 @@ class OspfRouter:
         self.spf_delay = spf_delay
         self.spf_hold = spf_hold
         self._spf_at: float | None = None
-        self._flood_queue: dict[tuple[str, IPv4Address], list[LSA]] = {}
+        #: LSAs to flood, as bytes (aged for their interface), by interface and destination
+        self._flood_queue: dict[tuple[str, IPv4Address], list[bytes]] = {}
         self._last_spf = float("-inf")
         #: the time of the event being handled
         self._now = 0.0
@@ -300,22 +308,27 @@ class OspfRouter:
         return self._finish(now)
 
     def next_timer(self) -> float | None:
-        times: list[float] = []
+        # plain comparisons, no lists: the shell asks after every event it hands over
+        best: float | None = None
         for iface in self.interfaces.values():
-            times += [t for t in (iface.hello_at, iface.wait_at, iface.ack_at) if t is not None]
+            for t in (iface.hello_at, iface.wait_at, iface.ack_at):
+                if t is not None and (best is None or t < best):
+                    best = t
             for n in iface.neighbors.values():
-                times += [
-                    t
-                    for t in (n.inactivity_at, n.dd_rxmt_at, n.lsr_rxmt_at, n.lsu_rxmt_at)
-                    if t is not None
-                ]
-        times += self._pending.values()
-        times += [t + LS_REFRESH_TIME for t in self._originated_at.values()]
-        if self._next_age_check is not None:
-            times.append(self._next_age_check)
-        if self._spf_at is not None:
-            times.append(self._spf_at)
-        return min(times) if times else None
+                for t in (n.inactivity_at, n.dd_rxmt_at, n.lsr_rxmt_at, n.lsu_rxmt_at):
+                    if t is not None and (best is None or t < best):
+                        best = t
+        for t in self._pending.values():
+            if best is None or t < best:
+                best = t
+        for t in self._originated_at.values():
+            t += LS_REFRESH_TIME
+            if best is None or t < best:
+                best = t
+        for t in (self._next_age_check, self._spf_at):
+            if t is not None and (best is None or t < best):
+                best = t
+        return best
 
     # read-only views for CLIs and tests
 
@@ -414,24 +427,25 @@ class OspfRouter:
             return ALL_SPF_ROUTERS
         return ALL_D_ROUTERS
 
-    def _notify(self, key: LSAKey) -> None:
+    def _notify(self, key: LSAKey, lsa: LSA | None) -> None:
         self._changed.append(key)
-        e = self.lsdb.get(key)
         for fn in self._listeners:
-            fn(key, e.lsa if e else None)
+            fn(key, lsa)
 
     def _install(self, lsa: LSA, now: float) -> None:
-        """§13.2: install, note whether the routing table must be recalculated."""
-        if self.lsdb.install(lsa, now) and lsa.header.ls_type in (1, 2):
+        """§13.2: install, note whether the routing table must be recalculated (only
+        Router and Network LSAs are compared with the old instance: SPF reads no other)."""
+        spf = lsa.header.ls_type in (1, 2)
+        if self.lsdb.install(lsa, now, compare=spf) and spf:
             self._spf_dirty = True
-        self._notify(lsa.key)
+        self._notify(lsa.key, lsa)
 
     def _remove(self, key: LSAKey) -> None:
         e = self.lsdb.remove(key)
         if e is not None:
             if key.ls_type in (1, 2):
                 self._spf_dirty = True
-            self._notify(key)
+            self._notify(key, None)
 
     # ------------------------------------------------------------ interface FSM (§9.3)
 
@@ -795,39 +809,37 @@ class OspfRouter:
         n.last_rcvd = None
         n.last_sent_more = True
         n.dd_options = None
-        dd = P.DatabaseDescription(
-            iface.config.mtu, self.options, DDFlags.I | DDFlags.M | DDFlags.MS, n.dd_seq
-        )
+        dd = _dd_body(iface.config.mtu, self.options, DDFlags.I | DDFlags.M | DDFlags.MS, n.dd_seq)
         self._send_dd(iface, n, dd, now)
 
-    def _send_dd(
-        self, iface: Interface, n: Neighbor, dd: P.DatabaseDescription, now: float
-    ) -> None:
-        n.last_sent = P.Packet(self.router_id, self.area, dd).encode()
+    def _send_dd(self, iface: Interface, n: Neighbor, dd: P.Encoded, now: float) -> None:
+        n.last_sent = dd
         self._send(iface, n.address, dd)
         n.dd_rxmt_at = now + iface.config.rxmt_interval if n.master else None
 
     def _build_summary(self, iface: Interface, n: Neighbor, now: float) -> None:
         """§10.3 NegotiationDone: the database summary list; MaxAge LSAs go to the
         retransmission list instead. Opaque LSAs only to opaque-capable neighbors."""
-        n.summary = []
+        n.summary = summary = []
+        opaque = _opaque_capable(n)
         for key, e in self.lsdb.entries():
-            if key.ls_type in OPAQUE_TYPES and not _opaque_capable(n):
+            if not opaque and key.ls_type in OPAQUE_TYPES:
                 continue
-            if e.age(now) >= MAX_AGE:
+            age = e.age(now)
+            if age >= MAX_AGE:
                 n.rxmt[key] = e.lsa
                 if n.lsu_rxmt_at is None:
                     n.lsu_rxmt_at = now + iface.config.rxmt_interval
             else:
-                n.summary.append(e.header(now))
+                summary.append(e.lsa.encode_aged(age)[:LSA_HEADER_LEN])
 
-    def _next_dd(self, iface: Interface, n: Neighbor, flags: int) -> P.DatabaseDescription:
+    def _next_dd(self, iface: Interface, n: Neighbor, flags: int) -> P.Encoded:
         room = (iface.config.mtu - IP_HEADER_LEN - HEADER_LEN - 8) // LSA_HEADER_LEN
         chunk, n.summary = n.summary[:room], n.summary[room:]
         n.last_sent_more = bool(n.summary)
         if n.last_sent_more:
             flags |= DDFlags.M
-        return P.DatabaseDescription(iface.config.mtu, self.options, flags, n.dd_seq, tuple(chunk))
+        return _dd_body(iface.config.mtu, self.options, flags, n.dd_seq, chunk)
 
     def _recv_dd(
         self, iface: Interface, n: Neighbor, dd: P.DatabaseDescription, now: float
@@ -941,9 +953,10 @@ class OspfRouter:
             if h.ls_type not in KNOWN_LS_TYPES:
                 self._nbr_event(iface, n, NbrEvent.SEQ_NUMBER_MISMATCH, now)
                 return
-            e = self.lsdb.get(h.key)
-            if e is None or _newer(h, e.header(now)):
-                n.requests[h.key] = h
+            key = h.key
+            e = self.lsdb.get(key)
+            if e is None or _newer_than_copy(h, e, now):
+                n.requests[key] = h
         m_bit = bool(dd.flags & DDFlags.M)
         if n.master:
             n.dd_seq = (n.dd_seq + 1) & 0xFFFFFFFF
@@ -961,8 +974,7 @@ class OspfRouter:
 
     def _resend_dd(self, iface: Interface, n: Neighbor) -> None:
         assert n.last_sent is not None
-        pkt = P.decode(n.last_sent)
-        self._send(iface, n.address, pkt.body)
+        self._send(iface, n.address, n.last_sent)
 
     # ------------------------------------------------------------ LS Request (§10.7, §10.9)
 
@@ -988,22 +1000,23 @@ class OspfRouter:
             lsas.append(self._aged_for_send(iface, e, now))
         self._send_lsus(iface, n.address, lsas)
 
-    def _aged_for_send(self, iface: Interface, e: Entry, now: float) -> LSA:
-        """The LSA with its age incremented by InfTransDelay (§13.3 (5))."""
-        return e.lsa.with_age(min(MAX_AGE, e.age(now) + iface.config.transmit_delay))
+    def _aged_for_send(self, iface: Interface, e: Entry, now: float) -> bytes:
+        """The LSA's bytes with its age incremented by InfTransDelay (§13.3 (5))."""
+        return e.lsa.encode_aged(e.age(now) + iface.config.transmit_delay)
 
-    def _send_lsus(self, iface: Interface, dst: IPv4Address, lsas: list[LSA]) -> None:
+    def _send_lsus(self, iface: Interface, dst: IPv4Address, lsas: list[bytes]) -> None:
+        """LS Updates of LSAs already encoded, as few as the MTU allows."""
         room = iface.config.mtu - IP_HEADER_LEN - HEADER_LEN - 4
-        batch: list[LSA] = []
+        batch: list[bytes] = []
         size = 0
         for a in lsas:
-            if batch and size + a.header.length > room:
-                self._send(iface, dst, P.LSUpdate(tuple(batch)))
+            if batch and size + len(a) > room:
+                self._send(iface, dst, P.ls_update_payload(batch))
                 batch, size = [], 0
             batch.append(a)
-            size += a.header.length
+            size += len(a)
         if batch:
-            self._send(iface, dst, P.LSUpdate(tuple(batch)))
+            self._send(iface, dst, P.ls_update_payload(batch))
 
     # ------------------------------------------------------------ LS Update (§13)
 
@@ -1013,10 +1026,10 @@ class OspfRouter:
     def _recv_lsu(self, iface: Interface, n: Neighbor, lsu: P.LSUpdate, now: float) -> None:
         if n.state < NbrState.EXCHANGE:
             return
-        direct_acks: list[LSAHeader] = []
+        direct_acks: list[LSA] = []
         for lsa in lsu.lsas:
             h = lsa.header
-            key = h.key
+            key = lsa.key
             if not lsa.checksum_ok:
                 # (1) a bad LSA checksum: this LSA is discarded, the others are processed
                 iface.count("bad_lsa_checksum")
@@ -1027,24 +1040,30 @@ class OspfRouter:
             e = self.lsdb.get(key)
             # (4) MaxAge, not in the database, nobody exchanging: acknowledge and discard
             if h.age >= MAX_AGE and e is None and not self._any_exchanging():
-                direct_acks.append(h)
+                direct_acks.append(lsa)
                 continue
-            cur = e.header(now) if e is not None else None
-            if cur is None or _newer(h, cur):
+            if e is None:
+                cmp = 1
+            else:  # compared with the database copy at its current age (no header made)
+                cur_age = e.age(now)
+                cur = e.lsa.header
+                cmp = compare_fields(h.seq, h.checksum, h.age, cur.seq, cur.checksum, cur_age)
+            if cmp > 0:
                 # (5)(a) MinLSArrival
                 if e is not None and now - e.installed < MIN_LS_ARRIVAL:
                     continue
                 # (5)(c) remove the old copy from the retransmission lists (done first: the
                 # lists are keyed by LSA, so (b) puts the new instance in its place),
                 # (b) flood the new one, (d) install it
-                for _, m in self.neighbors():
-                    m.rxmt.pop(key, None)
+                for i in self.interfaces.values():
+                    for m in i.neighbors.values():
+                        m.rxmt.pop(key, None)
                 flooded_back = self._flood(lsa, iface, n, now)
                 self._install_received(iface, n, lsa, flooded_back, now)
                 # (5)(e) acknowledge (§13.5): a delayed ack unless it was flooded back out;
                 # the Backup DR acks only what came from the DR (the DR acks the rest)
                 if not flooded_back and (iface.state != IfState.BACKUP or n.address == iface.dr):
-                    self._delayed_ack(iface, h, now)
+                    self._delayed_ack(iface, lsa, now)
                 # (5)(f) a self-originated LSA (§13.4)
                 if self._self_originated(key):
                     self._self_originated_received(lsa, now)
@@ -1053,23 +1072,23 @@ class OspfRouter:
             if key in n.requests:
                 self._nbr_event(iface, n, NbrEvent.BAD_LS_REQ, now)
                 return
-            if not _newer(cur, h):
+            assert e is not None
+            if cmp == 0:
                 # (7) the same instance: implied acknowledgment or direct ack
                 if key in n.rxmt:
                     del n.rxmt[key]
                     if iface.state == IfState.BACKUP and n.address == iface.dr:
-                        self._delayed_ack(iface, h, now)
+                        self._delayed_ack(iface, lsa, now)
                 else:
-                    direct_acks.append(h)
+                    direct_acks.append(lsa)
                 continue
             # (8) the database copy is more recent: send it back (unless MaxAge/MaxSeq)
-            assert e is not None
-            if cur.age >= MAX_AGE and cur.seq == MAX_SEQUENCE:
+            if cur_age >= MAX_AGE and cur.seq == MAX_SEQUENCE:
                 continue
             if now - e.installed >= MIN_LS_ARRIVAL:
                 self._send_lsus(iface, n.address, [self._aged_for_send(iface, e, now)])
         if direct_acks:
-            self._send(iface, n.address, P.LSAck(tuple(direct_acks)))
+            self._send(iface, n.address, _ack_body(direct_acks))
         self._check_loading(iface, n, now)
 
     def _install_received(
@@ -1113,17 +1132,20 @@ class OspfRouter:
         """§13.3: put ``lsa`` on the retransmission list of every adjacency that should
         get it and send it; True if it went back out of the receiving interface."""
         key = lsa.key
+        opaque = key.ls_type in OPAQUE_TYPES
         flooded_back = False
+        #: the LSA's bytes aged by each interface's InfTransDelay, encoded once per delay
+        aged: dict[int, bytes] = {}
         for iface in self.interfaces.values():
-            if iface.state in (IfState.DOWN, IfState.LOOPBACK) or iface.config.passive:
+            if iface.state in _SILENT or iface.config.passive:
                 continue
             added = False
             for m in list(iface.neighbors.values()):
-                if m.state < NbrState.EXCHANGE:
+                if m.state < _EXCHANGE:
                     continue
-                if key.ls_type in OPAQUE_TYPES and not _opaque_capable(m):
-                    continue
-                if m.state in (NbrState.EXCHANGE, NbrState.LOADING) and key in m.requests:
+                if opaque and not (m.options if m.dd_options is None else m.dd_options) & _O:
+                    continue  # not opaque capable (RFC 5250 §3, as _opaque_capable says)
+                if m.requests and m.state < _FULL and key in m.requests:
                     req = m.requests[key]
                     if _newer(req, lsa.header):
                         continue
@@ -1147,13 +1169,16 @@ class OspfRouter:
                 flooded_back = True
             # queued: the LSAs flooded while handling one input leave in as few LS
             # Updates as the MTU allows (sent by _finish)
-            self._flood_queue.setdefault((iface.name, self._flood_dst(iface)), []).append(
-                lsa.with_age(min(MAX_AGE, lsa.header.age + iface.config.transmit_delay))
-            )
+            cfg = iface.config
+            delay = cfg.transmit_delay
+            data = aged.get(delay)
+            if data is None:
+                data = aged[delay] = lsa.encode_aged(lsa.header.age + delay)
+            self._flood_queue.setdefault((cfg.name, self._flood_dst(iface)), []).append(data)
         return flooded_back
 
-    def _delayed_ack(self, iface: Interface, h: LSAHeader, now: float) -> None:
-        iface.acks.append(h)
+    def _delayed_ack(self, iface: Interface, lsa: LSA, now: float) -> None:
+        iface.acks.append(lsa)
         if iface.ack_at is None:
             iface.ack_at = now + min(1.0, iface.config.rxmt_interval / 2)
 
@@ -1334,9 +1359,7 @@ class OspfRouter:
                 if acks:
                     room = (iface.config.mtu - IP_HEADER_LEN - HEADER_LEN) // LSA_HEADER_LEN
                     for i in range(0, len(acks), room):
-                        self._send(
-                            iface, self._flood_dst(iface), P.LSAck(tuple(acks[i : i + room]))
-                        )
+                        self._send(iface, self._flood_dst(iface), _ack_body(acks[i : i + room]))
             for n in list(iface.neighbors.values()):
                 if n.inactivity_at is not None and n.inactivity_at <= now:
                     self._nbr_event(iface, n, NbrEvent.INACTIVITY_TIMER, now)
@@ -1385,7 +1408,7 @@ class OspfRouter:
             if e is not None and e.lsa.header.seq == lsa.header.seq:
                 lsas.append(self._aged_for_send(iface, e, now))
             else:
-                lsas.append(lsa)
+                lsas.append(lsa.encode())
         self._send_lsus(iface, n.address, lsas)
         n.lsu_rxmt_at = now + iface.config.rxmt_interval
 
@@ -1477,6 +1500,30 @@ def _dd_bits(dd: P.DatabaseDescription) -> tuple[bool, bool, bool]:
 def _newer(a: LSAHeader, b: LSAHeader) -> bool:
     """True when ``a`` is a more recent instance than ``b`` (RFC 2328 §13.1)."""
     return compare_instances(a, b) > 0
+
+
+def _newer_than_copy(h: LSAHeader, e: Entry, now: float) -> bool:
+    """True when ``h`` is a more recent instance than the database copy ``e`` at its
+    current age (§13.1; no header is made for the copy)."""
+    c = e.lsa.header
+    return compare_fields(h.seq, h.checksum, h.age, c.seq, c.checksum, e.age(now)) > 0
+
+
+_DD_FIXED = struct.Struct("!HBBI")
+
+
+def _dd_body(
+    mtu: int, options: int, flags: int, seq: int, headers: Sequence[bytes] = ()
+) -> P.Encoded:
+    """A Database Description body (§A.3.3) of LSA headers already encoded: the bytes
+    :class:`~gmpls.ospf.packet.DatabaseDescription` encodes."""
+    payload = _DD_FIXED.pack(mtu, options, flags, seq) + b"".join(headers)
+    return P.Encoded(PacketType.DB_DESCRIPTION, payload)
+
+
+def _ack_body(lsas: list[LSA]) -> P.Encoded:
+    """An LS Ack body (§A.3.6): the headers of ``lsas`` as received."""
+    return P.Encoded(PacketType.LS_ACK, b"".join(a.header_bytes() for a in lsas))
 
 
 __all__ = [

@@ -1,7 +1,9 @@
 """The per-packet shortcuts of the OSPF codec and core (docs/performance.md) change
 nothing on the wire: decode errors name the same field with the same reason, a Hello
 sent again is the bytes a fresh encode gives (the LSDB age scan skipped on most Ticks:
-tests/ospf/test_ospf_core.py ages LSAs out and refreshes them)."""
+tests/ospf/test_ospf_core.py ages LSAs out and refreshes them), the LS Updates, LS Acks
+and DDs built from the LSAs' bytes are what the message classes encode, and an LSA
+decoded again (the process-wide cache) is checked like a first one."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from gmpls.errors import DecodeError
 from gmpls.ospf import examples as ex
 from gmpls.ospf import packet as P
 from gmpls.ospf.events import AuthConfig, Send
+from gmpls.ospf.lsa import LSA
 from gmpls.ospf.router import OspfRouter
 from tests.ospf.test_ospf_core import converged_lan, iface
 from tests.support.ospf_lab import Lab
@@ -90,3 +93,53 @@ def test_md5_hellos_are_signed_each_time() -> None:
     a, b = _hello_now(lab, rs[0]), _hello_now(lab, rs[0])
     assert a != b and P.verify_md5(a, b"quantum") and P.verify_md5(b, b"quantum")
     assert P.decode(b).auth.crypto_seq > P.decode(a).auth.crypto_seq
+
+
+def _sent(lab: Lab, rs: list[OspfRouter]) -> list[bytes]:
+    """Every packet the routers send from the start until they are synchronised, with
+    each router originating an opaque LSA once its LAN has elected."""
+    from tests.ospf.test_ospf_core import _ri
+
+    lab.record = True
+    lab.start()
+    lab.sim.run(6)
+    for r in rs:
+        lab.feed(r, _ri(te=True))
+    lab.run_until_converged(60)
+    return [s.data for _, _, s in lab.sent]
+
+
+def test_packets_built_from_lsa_bytes_are_what_the_message_classes_encode() -> None:
+    from tests.ospf.test_ospf_core import lan_lab
+
+    lab, rs = lan_lab(4)
+    by_type: dict[int, int] = {}
+    for data in _sent(lab, rs):
+        pkt = P.decode(data)
+        by_type[pkt.type] = by_type.get(pkt.type, 0) + 1
+        if isinstance(pkt.body, P.LSUpdate):
+            for a in pkt.body.lsas:
+                # each LSA as sent: a fresh build of its body at the age it was sent with
+                h = a.header
+                fresh = LSA.build(
+                    h.ls_type, h.ls_id, h.adv_router, h.seq, a.body, options=h.options, age=h.age
+                )
+                assert a.checksum_ok and a.encode() == fresh.encode(), h
+            continue
+        # DDs and Acks: the headers encoded again field by field give the same packet
+        assert P.Packet(pkt.router_id, pkt.area_id, pkt.body).encode() == data, pkt
+    assert by_type.keys() >= {2, 3, 4, 5}, by_type  # DDs, requests, updates and acks seen
+
+
+def test_an_lsa_decoded_again_is_the_same_object_and_checked_the_same() -> None:
+    raw = ex.te_link_lsa().encode()
+    first = LSA.decode(raw)
+    assert LSA.decode(raw) is first and first.encode() == raw and first.body.encode_body()
+    bad = raw[:-1] + bytes([raw[-1] ^ 0x01])
+    # an LS Update frames it without checking (the router drops it each time it comes);
+    # while that copy is held, a checking decode finds it and still refuses it, twice
+    held = LSA.decode(bad, verify=False)
+    assert not held.checksum_ok and LSA.decode(bad, verify=False) is held
+    for _ in range(2):
+        with pytest.raises(DecodeError, match="checksum"):
+            LSA.decode(bad)
