@@ -249,3 +249,18 @@ def test_a_hop_device_lost_mid_relay_fails_it_at_both_ends() -> None:
     assert net.call(1, etsi.Close(next(RID), h)).status == OK  # type: ignore[union-attr]
     assert net.call(3, etsi.Close(next(RID), h)).status == OK  # type: ignore[union-attr]
     assert not any(net.km[i].relays for i in (1, 2, 3))
+
+
+def test_each_end_tells_its_own_stream() -> None:
+    """A KM tells its site node (KM status) and its CLI the figures of its own end's key
+    stream, what the sessions it opens draw from: the device's STATUS answer (half the
+    link's rate and buffer with the emulators), the topology's halved until then."""
+    net = KmNet(2, [(1, 2)], rate_bps=4000.0, buffer_bits=1 << 16)
+    for i in (1, 2):
+        (st,) = net.km[i].link_status()
+        assert (st.rate_bps, st.buffer_bits) == (2000, 1 << 15), st  # the device said so
+        (row,) = net.km[i].show_links()
+        assert (row["rate_bps"], row["link_rate_bps"]) == (2000, 1000)  # topology: 1000
+    fresh = net.km[1].links["km1-km2"]
+    fresh.emu_rate = fresh.emu_buffer = None  # no STATUS answer yet
+    assert fresh.stream() == (500, 1 << 19)  # the topology's 1000 b/s and 1 Mib, halved
