@@ -50,7 +50,7 @@ from typing import Any, ClassVar, Unpack
 from pyroute2 import IPRoute, netns
 from pyroute2.netlink.exceptions import NetlinkError
 
-from compose import channels, cliclient, daemons, firewall, names, nsutil, pki
+from compose import channels, cliclient, daemons, firewall, names, neigh, nsutil, pki
 from compose.backend import (
     Capture,
     Progress,
@@ -411,6 +411,7 @@ class NetnsTestbed(Testbed):
     def _build(self) -> None:
         p, st, topo = self.prefix, self.state, self.topology
         fw = _bridge_calls_iptables() and shutil.which("iptables") is not None
+        self._neighbour_limits()
         with IPRoute() as ipr:
             bridge_index: dict[str, int] = {}
             for d in topo.domains.values():
@@ -476,6 +477,24 @@ class NetnsTestbed(Testbed):
                 )
                 self.progress(f"[{p}] host   {h.name:<8} {h.kind:<9} netns {ns}: {addrs}")
         self._build_dataplane()
+
+    def _neighbour_limits(self) -> None:
+        """Make room in the kernel's neighbour table, which all namespaces share
+        (:mod:`compose.neigh`): past its limit packets to new next hops are dropped."""
+        p, need = self.prefix, neigh.entries_needed(self.topology)
+        try:
+            changed = neigh.raise_limits(need)
+        except OSError as e:
+            self.progress(
+                f"[{p}] warning: cannot check the neighbour table's limits ({e}); a lab "
+                f"this size needs net.ipv4.neigh.default.gc_thresh3 >= {2 * need}"
+            )
+            return
+        if changed:
+            self.progress(
+                f"[{p}] neighbour table (shared by all namespaces, {need} entries needed): "
+                + ", ".join(f"net.ipv4.neigh.default.{n} {a} -> {b}" for n, a, b in changed)
+            )
 
     def _build_dataplane(self) -> None:
         """The channels (a veth pair per TE link and lambda, between the nodes'

@@ -9,9 +9,10 @@ run it.
   (SO_RCVBUFFORCE when root may exceed ``net.core.rmem_max``). Datagrams arrive with
   their IP header: an IPv4 header is checked (version, header and total length) and its
   source and destination go to the core with the OSPF payload.
-- Hellos first: a readable socket is drained at once; Hellos are handled as they come,
-  other packets wait in a backlog worked off in slices, so a busy router keeps its
-  adjacencies. A timer that fires reads what is waiting before it runs.
+- Hellos first: a readable socket is drained at once; Hellos, Database Descriptions and
+  LS Acks are handled as they come, LS Requests and Updates wait in a backlog worked off
+  in slices, so a busy router keeps its adjacencies, brings new ones up and stops its
+  neighbours' retransmissions. A timer that fires reads what is waiting before it runs.
 - Timers: one :class:`~daemonkit.timer.CoreTimer` re-armed at the core's ``next_timer()``
   after every call.
 - Originations: :meth:`OspfSpeaker.originate_opaque` hands an opaque LSA body to the core
@@ -40,7 +41,7 @@ from daemonkit import netns
 from daemonkit.timer import CoreTimer
 from gmpls.core import Tick
 from gmpls.ospf import events as E
-from gmpls.ospf.constants import ALL_D_ROUTERS, ALL_SPF_ROUTERS, IP_PROTO_OSPF
+from gmpls.ospf.constants import ALL_D_ROUTERS, ALL_SPF_ROUTERS, IP_PROTO_OSPF, PacketType
 from gmpls.ospf.fsm import IfState
 from gmpls.ospf.lsa import LSA
 from gmpls.ospf.router import OspfRouter
@@ -54,8 +55,10 @@ SIOCGIFNETMASK = 0x891B
 SIOCGIFMTU = 0x8921
 TOS_CS6 = 0xC0
 SO_RCVBUFFORCE = 33
-#: non-Hello packets processed per event-loop turn (see OspfSpeaker._readable)
+#: backlog packets processed per event-loop turn (see OspfSpeaker._readable)
 BACKLOG_SLICE = 16
+#: packet types handled as they arrive, ahead of the backlog (see OspfSpeaker._readable)
+AT_ONCE = frozenset({PacketType.HELLO, PacketType.DB_DESCRIPTION, PacketType.LS_ACK})
 
 
 def find_interface(address: IPv4Address) -> tuple[str, IPv4Interface, int]:
@@ -241,9 +244,13 @@ class OspfSpeaker:
         s.setsockopt(socket.IPPROTO_IP, opt, mreqn)
 
     def _readable(self, ifname: str) -> None:
-        """Drain the socket. Hellos are handled at once; other packets wait in a backlog
-        worked off in small slices, so that under load (many routers on few CPUs) Hellos
-        are neither received nor sent late: a busy router keeps its adjacencies."""
+        """Drain the socket. Hellos, Database Descriptions and LS Acks are handled at
+        once; LS Requests and Updates wait in a backlog worked off in small slices, so
+        that under load (many routers on few CPUs) Hellos are neither received nor sent
+        late (a busy router keeps its adjacencies), a database exchange moves at the pace
+        of the packets (its master retransmits every RxmtInterval what is not answered)
+        and acknowledgements stop the neighbours' retransmissions, which would otherwise
+        pile up behind the backlog they feed (a 300-node lab, docs/scale.md)."""
         sock = self.socks.get(ifname)
         if sock is None:
             return
@@ -266,7 +273,7 @@ class OspfSpeaker:
                 continue
             self.counters["rx"] += 1
             item = (ifname, pkt[ihl:end], src, dst)
-            if len(pkt) > ihl + 1 and pkt[ihl + 1] == 1:  # OSPF type 1: Hello
+            if len(pkt) > ihl + 1 and pkt[ihl + 1] in AT_ONCE:  # the OSPF packet type
                 self._process(item)
             else:
                 self._backlog.append(item)
