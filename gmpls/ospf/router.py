@@ -233,8 +233,10 @@ class OspfRouter:
         *,
         stub_networks: tuple[tuple[IPv4Network, int], ...] = (),
         name: str = "",
-        spf_delay: float = 0.0,
-        spf_hold: float = 0.05,
+        spf_delay: float = 0.05,
+        spf_hold: float = 0.2,
+        spf_max_hold: float = 5.0,
+        flood_pace: float = 0.01,
         wall_clock: float = 0.0,
     ) -> None:
         self.router_id = IPv4Address(router_id)
@@ -262,13 +264,25 @@ class OspfRouter:
         self._router_lsa_dirty = False
         self._next_age_check: float | None = None
         self.spf_runs = 0
-        #: SPF throttling (like FRR's "timers throttle spf"): the first run comes
-        #: ``spf_delay`` after a change, the next no sooner than ``spf_hold`` after it
+        #: SPF throttling as FRR's ``timers throttle spf DELAY INITIAL MAX`` (see
+        #: :meth:`_spf_schedule`): a run comes ``spf_delay`` after a change; a change within
+        #: the hold time of the last run waits for the hold time to end, and the hold time
+        #: doubles, triples... (``spf_hold`` times a multiplier) up to ``spf_max_hold``;
+        #: it falls back to ``spf_hold`` once a change comes after the hold time
         self.spf_delay = spf_delay
         self.spf_hold = spf_hold
+        self.spf_max_hold = max(spf_max_hold, spf_hold)
+        self._spf_mult = 1
         self._spf_at: float | None = None
-        #: LSAs to flood, as bytes (aged for their interface), by interface and destination
-        self._flood_queue: dict[tuple[str, IPv4Address], list[bytes]] = {}
+        #: flood pacing: LSAs flooded within ``flood_pace`` seconds of the first one queued
+        #: leave together, in as few LS Updates as the MTU allows (0: at the end of the
+        #: event that flooded them)
+        self.flood_pace = flood_pace
+        self._flood_at: float | None = None
+        #: LSAs to flood by interface name: the instance, and whether it must go even if
+        #: no neighbor there still waits for it (a flood back that is the sender's implied
+        #: acknowledgment, §13.5); the destination is the interface's when they leave
+        self._flood_queue: dict[str, dict[LSAKey, tuple[LSA, bool]]] = {}
         self._last_spf = float("-inf")
         #: the time of the event being handled
         self._now = 0.0
@@ -325,7 +339,7 @@ class OspfRouter:
             t += LS_REFRESH_TIME
             if best is None or t < best:
                 best = t
-        for t in (self._next_age_check, self._spf_at):
+        for t in (self._next_age_check, self._spf_at, self._flood_at):
             if t is not None and (best is None or t < best):
                 best = t
         return best
@@ -359,14 +373,14 @@ class OspfRouter:
             for iface in self.interfaces.values():
                 self._update_network_lsa(iface, now)
         if self._flood_queue:
-            queue, self._flood_queue = self._flood_queue, {}
-            for (ifname, dst), lsas in queue.items():
-                target = self.interfaces.get(ifname)
-                if target is not None and target.state not in (IfState.DOWN, IfState.LOOPBACK):
-                    self._send_lsus(target, dst, lsas)
+            if self._flood_at is None:
+                self._flood_at = now + self.flood_pace
+            if now >= self._flood_at:
+                self._flood_at = None
+                self._send_floods(now)
         if self._spf_dirty:
             if self._spf_at is None:
-                self._spf_at = max(now + self.spf_delay, self._last_spf + self.spf_hold)
+                self._spf_at = self._spf_schedule(now)
             if now >= self._spf_at:
                 self._spf_dirty = False
                 self._spf_at = None
@@ -391,6 +405,61 @@ class OspfRouter:
         out = self._out
         self._out = []
         return out
+
+    def _send_floods(self, now: float) -> None:
+        """Send the flood queue (§13.3 (5)): per interface and destination, LS Updates as
+        full as the MTU allows, each LSA with its current age plus InfTransDelay. An LSA
+        no neighbor on the interface still has on its retransmission list (all have
+        acknowledged it, or sent it to us meanwhile: an implied acknowledgment) is left
+        out, unless it is a flood back that acknowledges its sender."""
+        queue, self._flood_queue = self._flood_queue, {}
+        #: the LSA's bytes aged by each interface's InfTransDelay, encoded once per delay
+        #: (by id: an LSA's own hash decodes its body)
+        aged: dict[tuple[int, int], bytes] = {}
+        for ifname, lsas in queue.items():
+            iface = self.interfaces.get(ifname)
+            if iface is None or iface.state in _SILENT:
+                continue
+            delay = iface.config.transmit_delay
+            nbrs = list(iface.neighbors.values())
+            out = []
+            for key, (lsa, must) in lsas.items():
+                if not must:
+                    for m in nbrs:
+                        if m.rxmt.get(key) is lsa:
+                            break
+                    else:
+                        continue
+                data = aged.get((id(lsa), delay))
+                if data is None:
+                    e = self.lsdb.get(key)
+                    age = e.age(now) if e is not None and e.lsa is lsa else lsa.header.age
+                    data = aged[id(lsa), delay] = lsa.encode_aged(age + delay)
+                out.append(data)
+            if out:
+                self._send_lsus(iface, self._flood_dst(iface), out)
+
+    def _flood_will_go(self, iface: Interface, key: LSAKey, lsa: LSA) -> bool:
+        """False when ``lsa`` waits in the flood queue of ``iface`` and no neighbor there
+        waits for it any more (:meth:`_send_floods` will leave it out); True otherwise."""
+        q = self._flood_queue.get(iface.name)
+        queued = q.get(key) if q else None
+        if queued is None or queued[0] is not lsa or queued[1]:
+            return True
+        return any(m.rxmt.get(key) is lsa for m in iface.neighbors.values())
+
+    def _spf_schedule(self, now: float) -> float:
+        """When SPF runs after a change at ``now`` (FRR's ospf_spf_calculate_schedule):
+        ``spf_delay`` after it, or at the end of the current hold time if that is later;
+        a change within the hold time lengthens the next one."""
+        hold = min(self.spf_hold * self._spf_mult, self.spf_max_hold)
+        elapsed = now - self._last_spf
+        if elapsed < hold:
+            if hold < self.spf_max_hold:
+                self._spf_mult *= 2
+            return now + max(self.spf_delay, hold - elapsed)
+        self._spf_mult = 1
+        return now + self.spf_delay
 
     def _age_check_time(self, now: float) -> float | None:
         """When the LSDB next needs attention: an LSA reaching MaxAge, or (one second from
@@ -1075,9 +1144,13 @@ class OspfRouter:
             assert e is not None
             if cmp == 0:
                 # (7) the same instance: implied acknowledgment or direct ack
-                if key in n.rxmt:
-                    del n.rxmt[key]
-                    if iface.state == IfState.BACKUP and n.address == iface.dr:
+                mine = n.rxmt.pop(key, None)
+                if mine is not None:
+                    if (iface.state == IfState.BACKUP and n.address == iface.dr) or (
+                        self._flood_queue and not self._flood_will_go(iface, key, mine)
+                    ):
+                        # Table 19, and: our flooding of it has not left yet and now will
+                        # not (_send_floods), so it does not acknowledge theirs
                         self._delayed_ack(iface, lsa, now)
                 else:
                     direct_acks.append(lsa)
@@ -1134,8 +1207,6 @@ class OspfRouter:
         key = lsa.key
         opaque = key.ls_type in OPAQUE_TYPES
         flooded_back = False
-        #: the LSA's bytes aged by each interface's InfTransDelay, encoded once per delay
-        aged: dict[int, bytes] = {}
         for iface in self.interfaces.values():
             if iface.state in _SILENT or iface.config.passive:
                 continue
@@ -1167,14 +1238,15 @@ class OspfRouter:
                 if iface.state == IfState.BACKUP:
                     continue
                 flooded_back = True
-            # queued: the LSAs flooded while handling one input leave in as few LS
-            # Updates as the MTU allows (sent by _finish)
-            cfg = iface.config
-            delay = cfg.transmit_delay
-            data = aged.get(delay)
-            if data is None:
-                data = aged[delay] = lsa.encode_aged(lsa.header.age + delay)
-            self._flood_queue.setdefault((cfg.name, self._flood_dst(iface)), []).append(data)
+            # queued: the LSAs flooded within the pacing interval leave in as few LS
+            # Updates as the MTU allows (_finish, _send_floods); a newer instance queued
+            # before the older left replaces it
+            q = self._flood_queue.get(iface.name)
+            if q is None:
+                q = self._flood_queue[iface.name] = {}
+            prev = q.get(key)
+            must = flooded_back and iface is from_iface
+            q[key] = (lsa, must or (prev is not None and prev[0] is lsa and prev[1]))
         return flooded_back
 
     def _delayed_ack(self, iface: Interface, lsa: LSA, now: float) -> None:
@@ -1187,9 +1259,10 @@ class OspfRouter:
         if n.state < NbrState.EXCHANGE:
             return
         for h in ack.headers:
-            mine = n.rxmt.get(h.key)
-            if mine is not None and not _newer(h, mine.header) and not _newer(mine.header, h):
-                del n.rxmt[h.key]
+            key = h.key
+            mine = n.rxmt.get(key)
+            if mine is not None and compare_instances(h, mine.header) == 0:
+                del n.rxmt[key]
         if not n.rxmt:
             n.lsu_rxmt_at = None
 

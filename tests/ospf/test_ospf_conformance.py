@@ -166,6 +166,7 @@ def test_max_sequence_number_is_flushed_before_the_wrap() -> None:
     lab.record = True
     lsu = P.Packet(other.router_id, ex.AREA0, P.LSUpdate((at_max,)))
     lab.inject(me, "ctrl", lsu.encode(), str(iface(other).ip), "224.0.0.5")
+    lab.sim.run(0.1)  # the flood pacing interval
     assert _sent_instances(lab, me.router_id, key) == [(MAX_AGE, MAX_SEQUENCE)]
     lab.run_until_converged(lab.now + 30)
     sent = _sent_instances(lab, me.router_id, key)
