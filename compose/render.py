@@ -176,6 +176,7 @@ def compose_doc(
     services: dict[str, Any] = {GUARD: guard_service(topo, topology_mount, image, secrets_mount)}
     secret_files = keyfiles.files(topo) if daemons else {}
     pki_files = pki.files(topo) if daemons else {}
+    previous: str | None = None
     for h in topo.hosts.values():
         svc: dict[str, Any] = {
             "image": image,
@@ -203,6 +204,13 @@ def compose_doc(
         else:  # a client host of an access domain: its link comes from qkdnet (docs/docker.md)
             svc["network_mode"] = "none"
         svc["depends_on"] = {GUARD: {"condition": "service_healthy"}}
+        if previous is not None:
+            # a chain, so that Compose stops the hosts one at a time (in reverse): Docker
+            # 20.10 loses endpoint-count updates when many endpoints of one network go at
+            # once, and `down` then cannot remove the network ("has active endpoints" with
+            # nothing attached, until dockerd restarts; moby/moby#43286)
+            svc["depends_on"][previous] = {"condition": "service_started"}
+        previous = h.name
         svc["labels"] = {
             f"{LABEL}.topology": topo.name,
             f"{LABEL}.prefix": topo.prefix,
