@@ -161,6 +161,18 @@ def guard_service(
     }
 
 
+def _depends_on(previous: str | None) -> dict[str, Any]:
+    """A host waits for the guard, and for the host before it (``previous``): a chain, so
+    that Compose starts and stops the hosts one at a time. Docker 20.10 loses
+    endpoint-count updates when many endpoints of one network go at once, and ``down``
+    then cannot remove the network ("has active endpoints" with nothing attached, until
+    dockerd restarts; moby/moby#43286)."""
+    out: dict[str, Any] = {GUARD: {"condition": "service_healthy"}}
+    if previous is not None:
+        out[previous] = {"condition": "service_started"}
+    return out
+
+
 def compose_doc(
     topo: Topology,
     topology_mount: str,
@@ -203,13 +215,7 @@ def compose_doc(
             svc["networks"] = {d: {"ipv4_address": str(a)} for d, a in sorted(ip_domains.items())}
         else:  # a client host of an access domain: its link comes from qkdnet (docs/docker.md)
             svc["network_mode"] = "none"
-        svc["depends_on"] = {GUARD: {"condition": "service_healthy"}}
-        if previous is not None:
-            # a chain, so that Compose stops the hosts one at a time (in reverse): Docker
-            # 20.10 loses endpoint-count updates when many endpoints of one network go at
-            # once, and `down` then cannot remove the network ("has active endpoints" with
-            # nothing attached, until dockerd restarts; moby/moby#43286)
-            svc["depends_on"][previous] = {"condition": "service_started"}
+        svc["depends_on"] = _depends_on(previous)
         previous = h.name
         svc["labels"] = {
             f"{LABEL}.topology": topo.name,
