@@ -264,11 +264,11 @@ class OspfRouter:
         self._router_lsa_dirty = False
         self._next_age_check: float | None = None
         self.spf_runs = 0
-        #: SPF throttling as FRR's ``timers throttle spf DELAY INITIAL MAX`` (see
+        #: SPF throttling like FRR's ``timers throttle spf DELAY INITIAL MAX`` (see
         #: :meth:`_spf_schedule`): a run comes ``spf_delay`` after a change; a change within
         #: the hold time of the last run waits for the hold time to end, and the hold time
-        #: doubles, triples... (``spf_hold`` times a multiplier) up to ``spf_max_hold``;
-        #: it falls back to ``spf_hold`` once a change comes after the hold time
+        #: doubles with each such change (as Cisco's; FRR's grows linearly) up to
+        #: ``spf_max_hold``; it falls back to ``spf_hold`` once a change comes after it
         self.spf_delay = spf_delay
         self.spf_hold = spf_hold
         self.spf_max_hold = max(spf_max_hold, spf_hold)
@@ -421,15 +421,10 @@ class OspfRouter:
             if iface is None or iface.state in _SILENT:
                 continue
             delay = iface.config.transmit_delay
-            nbrs = list(iface.neighbors.values())
             out = []
             for key, (lsa, must) in lsas.items():
-                if not must:
-                    for m in nbrs:
-                        if m.rxmt.get(key) is lsa:
-                            break
-                    else:
-                        continue
+                if not must and not _awaited(iface, key, lsa):
+                    continue
                 data = aged.get((id(lsa), delay))
                 if data is None:
                     e = self.lsdb.get(key)
@@ -446,7 +441,7 @@ class OspfRouter:
         queued = q.get(key) if q else None
         if queued is None or queued[0] is not lsa or queued[1]:
             return True
-        return any(m.rxmt.get(key) is lsa for m in iface.neighbors.values())
+        return _awaited(iface, key, lsa)
 
     def _spf_schedule(self, now: float) -> float:
         """When SPF runs after a change at ``now`` (FRR's ospf_spf_calculate_schedule):
@@ -1557,6 +1552,11 @@ def _transition(
 def _ip(a: IPv4Address | str) -> IPv4Address:
     """``a`` as an address (IPv4Address of an IPv4Address formats and parses it again)."""
     return a if isinstance(a, IPv4Address) else IPv4Address(a)
+
+
+def _awaited(iface: Interface, key: LSAKey, lsa: LSA) -> bool:
+    """Some neighbor on ``iface`` still has this instance on its retransmission list."""
+    return any(m.rxmt.get(key) is lsa for m in iface.neighbors.values())
 
 
 def _opaque_capable(n: Neighbor) -> bool:
