@@ -27,6 +27,7 @@ loop, so the control plane (OSPF, RSVP, the CLI) keeps its turns under a flood.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import fcntl
 import logging
@@ -102,8 +103,11 @@ def _ifname(c: ChannelLike | None) -> str | None:
 def open_raw(ifname: str, proto: int, *, promisc: bool = False) -> socket.socket:
     """A non-blocking AF_PACKET socket on ``ifname`` receiving EtherType ``proto``
     (0: nothing, a socket to send with; ETH_P_ALL: everything but what is sent out)."""
+    # Made with protocol 0 (no packet hook yet) and given its EtherType by bind: a socket
+    # made with one registers a hook on every interface at once, and bind must take it off
+    # again, which waits for an RCU grace period (16-28 ms measured) with the loop stopped.
     with netns.inside():
-        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(proto))
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
     try:
         s.bind((ifname, proto))
         s.setblocking(False)
@@ -120,6 +124,19 @@ def open_raw(ifname: str, proto: int, *, promisc: bool = False) -> socket.socket
         s.close()
         raise
     return s
+
+
+#: closes packet sockets off the event loop: the kernel's packet_release waits for an RCU
+#: grace period (8-16 ms measured) each time, and a session has up to four of them
+_closer: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def close_later(sock: socket.socket) -> concurrent.futures.Future[None]:
+    """Close ``sock`` in a worker thread (its reader must be removed already)."""
+    global _closer
+    if _closer is None:
+        _closer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="packet-close")
+    return _closer.submit(sock.close)
 
 
 def _mac(ifname: str) -> bytes:
@@ -179,6 +196,8 @@ class Dataplane:
         self._access_rx: socket.socket | None = None
         self._access_tx: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: sockets being closed by :func:`close_later` (``stop`` waits for them)
+        self._closing: set[asyncio.Future[None]] = set()
         self._ratelog = RateLimitedLog(log, {"node": node})
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -194,6 +213,8 @@ class Dataplane:
         for s in list(self.sessions.values()):
             self._close_session(s)
         self.sessions.clear()
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
         self._ratelog.close()
 
     # --- what the RSVP shell tells (the contract of docs/dataplane.md) ------------------
@@ -321,23 +342,26 @@ class Dataplane:
         )  # fmt: skip
 
     def _close_channels(self, s: _Session) -> None:
-        loop = self._loop
         for sock in (s.tx, s.rx):
-            if sock is not None:
-                if loop is not None:
-                    loop.remove_reader(sock.fileno())
-                sock.close()
+            self._discard(sock)
         s.tx = s.rx = None
         if self.owner is s:
             self.owner = None
-            if self._access_rx is not None:
-                if loop is not None:
-                    loop.remove_reader(self._access_rx.fileno())
-                self._access_rx.close()
-            if self._access_tx is not None:
-                self._access_tx.close()
+            self._discard(self._access_rx)
+            self._discard(self._access_tx)
             self._access_rx = self._access_tx = None
             self._next_owner()
+
+    def _discard(self, sock: socket.socket | None) -> None:
+        """Stop reading ``sock`` and close it without stopping the loop (:func:`close_later`)."""
+        if sock is None:
+            return
+        if self._loop is None:
+            sock.close()
+            return
+        self._loop.remove_reader(sock.fileno())
+        self._closing.add(fut := asyncio.wrap_future(close_later(sock), loop=self._loop))
+        fut.add_done_callback(self._closing.discard)
 
     def _next_owner(self) -> None:
         """The port is free: the next attached session waiting for it takes it."""
