@@ -3,7 +3,8 @@ the kernel (docs/dataplane.md, "Optical layer and cross-connects").
 
 - At a transit node each direction of the LSP is one tc rule on the incoming channel:
   ``clsact`` qdisc, ingress filter ``u32 match u32 0 0`` (every frame) with the action
-  ``mirred egress redirect dev OUT``, installed with the ``tc`` command. A frame that
+  ``mirred egress redirect dev OUT``, installed over rtnetlink (:mod:`node_agent.tcnl`;
+  :class:`TcRules` runs the same operations through the ``tc`` command). A frame that
   arrives on the lambda in leaves on the lambda out inside the kernel: it never reaches a
   user-space process of the node. Removing the ``clsact`` qdisc removes the rule.
 - At the head and the tail the cross-connect is the data plane's business (the QE
@@ -32,6 +33,7 @@ from daemonkit import netns
 from daemonkit.ratelog import RateLimitedLog
 from gmpls.dataplane.names import channel_ifname
 from gmpls.rsvp import events as E
+from node_agent.tcnl import NetlinkTc, TcOp, clear_ops, redirect_ops
 
 log = logging.getLogger("node_agent.xconnect")
 
@@ -67,11 +69,20 @@ def _rules(cc: E.CrossConnect) -> list[tuple[str, str]]:
     return out
 
 
+class Runner(Protocol):
+    """What carries out a cross-connect's :class:`~node_agent.tcnl.TcOp` list: the
+    failure, or None."""
+
+    def run(self, ops: list[TcOp]) -> str | None: ...
+    async def run_async(self, ops: list[TcOp]) -> str | None: ...
+    def close(self) -> None: ...
+
+
 class TcRules:
-    """tc clsact + u32 + mirred redirects on this namespace's interfaces, through the
-    ``tc`` command (``tc -force -batch -``: one process per cross-connect, all its lines in
-    one batch; pyroute2's synchronous netlink API cannot run inside the daemon's event
-    loop). Line numbers in tc's ``Command failed -:N`` tell which line failed."""
+    """The same operations through the ``tc`` command (``tc -force -batch -``: one
+    process per cross-connect, all its lines in one batch), for a namespace the daemon is
+    not in (``ip netns exec NS tc``) and for comparison. Line numbers in tc's ``Command
+    failed -:N`` tell which line failed."""
 
     def __init__(self, command: Sequence[str] = ("tc",)) -> None:
         #: how to run tc (``ip netns exec NS tc`` from outside the namespace)
@@ -81,16 +92,7 @@ class TcRules:
     def redirect_lines(src: str, dst: str) -> list[str]:
         """Every frame arriving on ``src`` leaves on ``dst``: the first line removes what
         may be left (its failure is expected and ignored), the others must succeed."""
-        return [
-            f"qdisc del dev {src} clsact",
-            f"qdisc add dev {src} clsact",
-            f"filter add dev {src} ingress protocol all prio 1 u32 match u32 0 0 "
-            f"action mirred egress redirect dev {dst}",
-        ]
-
-    @staticmethod
-    def clear_lines(ifnames: Iterable[str]) -> list[str]:
-        return [f"qdisc del dev {i} clsact" for i in ifnames]
+        return [op.line() for op in redirect_ops(src, dst)]
 
     def _argv(self) -> list[str]:
         """tc's command line; in a pack (docs/scale.md) with ``-n HOST``: tc enters the
@@ -117,8 +119,12 @@ class TcRules:
             why = []
         return None
 
-    def run(self, lines: list[str]) -> str | None:
-        """Run ``lines`` now (blocking); the failure, or None."""
+    def close(self) -> None:
+        return None
+
+    def run(self, ops: list[TcOp]) -> str | None:
+        """Run ``ops`` now (blocking); the failure, or None."""
+        lines = [op.line() for op in ops]
         try:
             r = subprocess.run(
                 self._argv(),
@@ -132,8 +138,9 @@ class TcRules:
             return f"tc: {e}"
         return self._failure(lines, r.returncode, r.stderr)
 
-    async def run_async(self, lines: list[str]) -> str | None:
+    async def run_async(self, ops: list[TcOp]) -> str | None:
         """:meth:`run` without blocking the event loop."""
+        lines = [op.line() for op in ops]
         try:
             proc = await asyncio.create_subprocess_exec(
                 *self._argv(),
@@ -166,19 +173,19 @@ class CrossConnects:
         *,
         access_if: str | None = None,
         dataplane: Dataplane | None = None,
-        tc: TcRules | None = None,
+        tc: Runner | None = None,
         on_failure: Callable[[E.LspKey, str], None] | None = None,
     ) -> None:
         self.node = node
         self.channels = tuple(channels)
         self.access_if = access_if
         self.dataplane: Dataplane = dataplane or NoDataplane()
-        self.tc = tc or TcRules()
+        self.tc: Runner = tc or NetlinkTc()
         self.on_failure = on_failure
         self.installed: dict[E.LspKey, E.CrossConnect] = {}
         self.counters = {"xc_installed": 0, "xc_removed": 0, "xc_failures": 0}
         self._bad = RateLimitedLog(log, {"node": node})
-        self._jobs: deque[tuple[E.LspKey, E.CrossConnect | None, list[str]]] = deque()
+        self._jobs: deque[tuple[E.LspKey, E.CrossConnect | None, list[TcOp]]] = deque()
         self._wake: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
         self._busy = False  # a job is running
@@ -188,7 +195,7 @@ class CrossConnects:
     async def start(self) -> None:
         """Remove what an earlier run left on the channels, then take jobs."""
         if self.channels:
-            await self.tc.run_async(TcRules.clear_lines(self.channels))
+            await self.tc.run_async(clear_ops(self.channels))
         self._wake = asyncio.Event()
         self._worker = asyncio.get_running_loop().create_task(self._work())
 
@@ -205,6 +212,7 @@ class CrossConnects:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
             self._worker = None
+        self.tc.close()
         self._bad.close()
 
     # --- the RSVP core's actions ----------------------------------------------------------
@@ -225,15 +233,15 @@ class CrossConnects:
                 return
             self._done(a)
             return
-        lines = [x for src, dst in _rules(a) for x in TcRules.redirect_lines(src, dst)]
-        self._submit(a.lsp, a, lines)
+        ops = [x for src, dst in _rules(a) for x in redirect_ops(src, dst)]
+        self._submit(a.lsp, a, ops)
 
     def remove(self, lsp: E.LspKey) -> None:
         cc = self.installed.pop(lsp, None)
         if cc is None:
             return
         if cc.role == "transit":
-            self._submit(lsp, None, TcRules.clear_lines(src for src, _ in _rules(cc)))
+            self._submit(lsp, None, clear_ops(src for src, _ in _rules(cc)))
         else:
             try:
                 self.dataplane.detach(lsp)
@@ -244,11 +252,11 @@ class CrossConnects:
 
     # --- plumbing -------------------------------------------------------------------------
 
-    def _submit(self, lsp: E.LspKey, cc: E.CrossConnect | None, lines: list[str]) -> None:
+    def _submit(self, lsp: E.LspKey, cc: E.CrossConnect | None, ops: list[TcOp]) -> None:
         if self._wake is None:  # no event loop: at once
-            self._finish(lsp, cc, lines, self.tc.run(lines))
+            self._finish(lsp, cc, self.tc.run(ops))
             return
-        self._jobs.append((lsp, cc, lines))
+        self._jobs.append((lsp, cc, ops))
         self._wake.set()
 
     async def _work(self) -> None:
@@ -257,23 +265,21 @@ class CrossConnects:
             await self._wake.wait()
             self._wake.clear()
             while self._jobs:
-                lsp, cc, lines = self._jobs.popleft()
+                lsp, cc, ops = self._jobs.popleft()
                 self._busy = True
                 try:
-                    self._finish(lsp, cc, lines, await self.tc.run_async(lines))
+                    self._finish(lsp, cc, await self.tc.run_async(ops))
                 finally:
                     self._busy = False
 
-    def _finish(
-        self, lsp: E.LspKey, cc: E.CrossConnect | None, lines: list[str], err: str | None
-    ) -> None:
+    def _finish(self, lsp: E.LspKey, cc: E.CrossConnect | None, err: str | None) -> None:
         if cc is None:  # a removal: nothing to report (the channel may be gone already)
             return
         if err is None:
             self._done(cc)
         elif self.installed.get(lsp) is cc:  # not replaced or removed meanwhile
             del self.installed[lsp]
-            self.tc.run(TcRules.clear_lines(src for src, _ in _rules(cc)))
+            self.tc.run(clear_ops(src for src, _ in _rules(cc)))
             self._failed(cc, err)
 
     def _done(self, cc: E.CrossConnect) -> None:

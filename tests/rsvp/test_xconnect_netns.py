@@ -2,7 +2,9 @@
 their own with three channels: a bidirectional transit cross-connect becomes two tc
 redirects, frames follow them, removal and stop leave no clsact qdisc, a missing channel
 is a failure counted and reported with its cause, and head/tail ones go to the data plane.
-Needs root (netns marker)."""
+Each test runs with both ways of installing them: rtnetlink from the daemon's namespace
+(node_agent/tcnl.py, what the node agent uses) and the ``tc`` command. Needs root (netns
+marker)."""
 
 from __future__ import annotations
 
@@ -17,8 +19,10 @@ from ipaddress import IPv4Address
 import pytest
 
 from compose import nsutil
+from daemonkit import netns
 from gmpls.rsvp import events as E
-from node_agent.xconnect import CrossConnects, TcRules
+from node_agent.tcnl import NetlinkTc
+from node_agent.xconnect import CrossConnects, Runner, TcRules
 
 pytestmark = pytest.mark.netns
 
@@ -52,8 +56,18 @@ def ns() -> Iterator[str]:
         sh("ip", "netns", "del", NS, check=False)
 
 
-def _tc() -> TcRules:
-    return TcRules(("ip", "netns", "exec", NS, "tc"))
+@pytest.fixture(params=["netlink", "tc"])
+def runner(request: pytest.FixtureRequest, ns: str) -> Iterator[Runner]:
+    """The runner of the test; with rtnetlink the test runs as a daemon of namespace NS
+    (:mod:`daemonkit.netns`: the runner makes its socket there)."""
+    if request.param == "tc":
+        yield TcRules(("ip", "netns", "exec", ns, "tc"))
+        return
+    token = netns.NETNS.set(ns)
+    try:
+        yield NetlinkTc()
+    finally:
+        netns.NETNS.reset(token)
 
 
 def _redirect_of(ifname: str) -> str | None:
@@ -68,8 +82,8 @@ def _clsact(ifname: str) -> bool:
     return "clsact" in sh("ip", "netns", "exec", NS, "tc", "qdisc", "show", "dev", ifname).stdout
 
 
-def test_transit_cross_connect_installed_and_removed_without_a_loop(ns: str) -> None:
-    xc = CrossConnects("tn3", ["te2l1", "te2l2", "te3l1", "te3l2"], tc=_tc())
+def test_transit_cross_connect_installed_and_removed_without_a_loop(runner: Runner) -> None:
+    xc = CrossConnects("tn3", ["te2l1", "te2l2", "te3l1", "te3l2"], tc=runner)
     xc.apply(XC)
     assert _redirect_of("te2l1") == "te3l1" and _redirect_of("te3l2") == "te2l2"
     assert xc.table() == {
@@ -99,9 +113,9 @@ def _rx_packets(ifname: str) -> int:
     return int(json.loads(r.stdout)[0]["stats64"]["rx"]["packets"])
 
 
-def test_a_missing_channel_is_a_failure_with_its_cause(ns: str) -> None:
+def test_a_missing_channel_is_a_failure_with_its_cause(runner: Runner) -> None:
     failures: list[tuple[E.LspKey, str]] = []
-    xc = CrossConnects("tn3", tc=_tc(), on_failure=lambda k, why: failures.append((k, why)))
+    xc = CrossConnects("tn3", tc=runner, on_failure=lambda k, why: failures.append((k, why)))
     bad = E.CrossConnect(LSP, "transit", C(2, 1), C(3, 7), None, None)
     xc.apply(bad)
     ((lsp, why),) = failures
@@ -110,7 +124,7 @@ def test_a_missing_channel_is_a_failure_with_its_cause(ns: str) -> None:
     assert not _clsact("te2l1")  # what was half made is gone
 
 
-def test_in_the_event_loop_start_sweeps_and_stop_removes(ns: str) -> None:
+def test_in_the_event_loop_start_sweeps_and_stop_removes(runner: Runner) -> None:
     attached: list[object] = []
 
     class Plane:
@@ -122,7 +136,7 @@ def test_in_the_event_loop_start_sweeps_and_stop_removes(ns: str) -> None:
 
     async def run() -> None:
         sh("ip", "netns", "exec", NS, "tc", "qdisc", "add", "dev", "te3l1", "clsact")
-        xc = CrossConnects("tn3", ["te2l1", "te3l1"], tc=_tc(), dataplane=Plane())
+        xc = CrossConnects("tn3", ["te2l1", "te3l1"], tc=runner, dataplane=Plane())
         await xc.start()
         assert not _clsact("te3l1")  # left by an earlier run: swept
         xc.apply(XC)
