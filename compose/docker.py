@@ -53,7 +53,7 @@ from typing import Any, ClassVar, Unpack
 import docker
 from docker.errors import APIError, NotFound
 
-from compose import channels, firewall, keyfiles, nsutil, pki, render
+from compose import channels, firewall, keyfiles, neigh, nsutil, pki, render
 from compose.backend import (
     Capture,
     Progress,
@@ -587,6 +587,8 @@ class DockerTestbed(Testbed):
             text = render.render(self.topology, self.run_dir, self.image, daemons=start_daemons)
             self.compose_file.write_text(text)
         t0 = time.monotonic()
+        # containers share the kernel's neighbour table as namespaces do (compose.neigh)
+        neigh.make_room(self.topology, self.progress, p)
         with self._building():
             self.progress(f"[{p}] {shlex.join(compose_command())} -p {self.project} up -d")
             self._compose_up()

@@ -6,7 +6,9 @@ service (the project's image, ``network_mode: host``, ``NET_ADMIN``), so that a 
 
 1. it inserts the testbed's intra-bridge ACCEPT rules in the host's ``DOCKER-USER`` chain
    (:func:`compose.docker.firewall_add`: without them Docker drops the OSPF multicast
-   between containers);
+   between containers), and raises the kernel's neighbour table limits when the lab needs
+   more than they allow (:func:`compose.neigh.make_room`; it says so when /proc/sys is
+   read-only in its container);
 2. it writes fresh key material into ``DIR`` (:func:`compose.keyfiles.write`; the
    compose file mounts ``./secrets`` there, and each emulator and proxy mounts its own file
    from it read-only);
@@ -31,7 +33,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from compose import docker as qdocker
-from compose import firewall, keyfiles, pki, render
+from compose import firewall, keyfiles, neigh, pki, render
 from compose.backend import TestbedError
 from gmpls.topology import Topology, load
 
@@ -84,6 +86,7 @@ def _serve(
         _say(f"DOCKER-USER: ACCEPT inside {', '.join(bridges)} ({firewall.IPTABLES[0]})")
     else:
         _say("no DOCKER-USER chain on this host: no rule needed")
+    neigh.make_room(topo, _say)  # a large lab's neighbour entries (compose.neigh)
     made += keyfiles.write(topo, secrets)
     made += pki.write(topo, secrets / pki.FOLDER)  # the ETSI 014 CA and certificates
     _say(f"{len(made)} fresh secret files for {topo.name} (prefix {topo.prefix})")

@@ -13,11 +13,13 @@ connections to the PCE time out, whatever the CPU does (docs/scale.md).
 
 :func:`entries_needed` estimates what a topology needs, generously; :func:`raise_limits`
 raises the two limits to it when they are lower (never lowers them). The entries cost
-memory only when they exist.
+memory only when they exist. :func:`make_room` is what both backends' ``up`` and the
+Docker testbed's guard (a plain ``docker compose up``) call.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from gmpls.topology import Topology
@@ -65,3 +67,25 @@ def raise_limits(need: int, root: Path | None = None) -> list[tuple[str, int, in
             f.write_text(f"{want}\n")
             changed.append((name, old, want))
     return changed
+
+
+def make_room(
+    topo: Topology, say: Callable[[str], None], prefix: str = "", root: Path | None = None
+) -> None:
+    """Raise the limits for ``topo`` and say what changed; when they cannot be read or
+    written (a container whose /proc/sys is read-only), say what the lab needs instead."""
+    need = entries_needed(topo)
+    tag = f"[{prefix}] " if prefix else ""
+    try:
+        changed = raise_limits(need, root)
+    except OSError as e:
+        say(
+            f"{tag}warning: cannot check the neighbour table's limits ({e}); a lab "
+            f"this size needs net.ipv4.neigh.default.gc_thresh3 >= {2 * need}"
+        )
+        return
+    if changed:
+        say(
+            f"{tag}neighbour table (shared by all namespaces, {need} entries needed): "
+            + ", ".join(f"net.ipv4.neigh.default.{n} {a} -> {b}" for n, a, b in changed)
+        )

@@ -481,20 +481,7 @@ class NetnsTestbed(Testbed):
     def _neighbour_limits(self) -> None:
         """Make room in the kernel's neighbour table, which all namespaces share
         (:mod:`compose.neigh`): past its limit packets to new next hops are dropped."""
-        p, need = self.prefix, neigh.entries_needed(self.topology)
-        try:
-            changed = neigh.raise_limits(need)
-        except OSError as e:
-            self.progress(
-                f"[{p}] warning: cannot check the neighbour table's limits ({e}); a lab "
-                f"this size needs net.ipv4.neigh.default.gc_thresh3 >= {2 * need}"
-            )
-            return
-        if changed:
-            self.progress(
-                f"[{p}] neighbour table (shared by all namespaces, {need} entries needed): "
-                + ", ".join(f"net.ipv4.neigh.default.{n} {a} -> {b}" for n, a, b in changed)
-            )
+        neigh.make_room(self.topology, self.progress, self.prefix)
 
     def _build_dataplane(self) -> None:
         """The channels (a veth pair per TE link and lambda, between the nodes'

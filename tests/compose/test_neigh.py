@@ -82,3 +82,16 @@ def test_up_warns_when_it_cannot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     bed = NetnsTestbed(gen(tmp_path, "grid", 300), tmp_path / "run", progress=said.append)
     bed._neighbour_limits()
     assert said and said[0].startswith("[") and "warning: cannot check" in said[0]
+
+
+def test_make_room_without_a_prefix_as_the_docker_guard_says_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plain ``docker compose up`` of a large lab: the guard (compose/guard.py) calls
+    :func:`compose.neigh.make_room` with its own voice, no prefix."""
+    root = limits(tmp_path / "neigh", 512, 1024)
+    said: list[str] = []
+    t = load(gen(tmp_path, "grid", 300))
+    neigh.make_room(t, said.append, root=root)
+    assert read(root) == (neigh.entries_needed(t), 2 * neigh.entries_needed(t))
+    assert said[0].startswith("neighbour table (shared by all namespaces")
