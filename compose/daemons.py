@@ -226,6 +226,7 @@ def frr_config(
             *[f" network {topo.domains[d].subnet} area {o.area}" for d in speaks],
             *[f" network {topo.domains[d].subnet} area {o.area}" for d in stubs],
             *[f" passive-interface {d}" for d in stubs],
+            f" timers throttle spf {o.spf_delay_ms} {o.spf_hold_ms} {o.spf_max_hold_ms}",
             " capability opaque",
             " mpls-te on",
             f" mpls-te router-address {rid}",

@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import yaml
 
@@ -69,6 +69,15 @@ class Domain:
 OSPF_NETWORKS = ("broadcast", "point-to-point", "passive")
 
 
+class RouterTimers(TypedDict):
+    """:meth:`OspfConfig.router_timers`: keyword arguments of the OSPF router (seconds)."""
+
+    spf_delay: float
+    spf_hold: float
+    spf_max_hold: float
+    flood_pace: float
+
+
 @dataclass(frozen=True, slots=True)
 class OspfConfig:
     area: IPv4 = IPv4("0.0.0.0")  # noqa: RUF009 (immutable)
@@ -76,6 +85,24 @@ class OspfConfig:
     dead_interval: int = 40
     retransmit_interval: int = 5
     transmit_delay: int = 1
+    #: SPF throttling (milliseconds; as FRR's ``timers throttle spf``): a run comes
+    #: ``spf_delay_ms`` after a change, and runs keep at least a hold apart that starts at
+    #: ``spf_hold_ms`` and doubles while changes keep coming, up to ``spf_max_hold_ms``
+    spf_delay_ms: int = 50
+    spf_hold_ms: int = 200
+    spf_max_hold_ms: int = 5000
+    #: flood pacing: LSAs queued within this many milliseconds go out in one LS Update
+    flood_pace_ms: int = 10
+
+    def router_timers(self) -> RouterTimers:
+        """The SPF and flooding timers as :class:`gmpls.ospf.router.OspfRouter` takes
+        them (seconds)."""
+        return {
+            "spf_delay": self.spf_delay_ms / 1000,
+            "spf_hold": self.spf_hold_ms / 1000,
+            "spf_max_hold": self.spf_max_hold_ms / 1000,
+            "flood_pace": self.flood_pace_ms / 1000,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -604,6 +631,10 @@ _OSPF = _Record(
         _Key("dead_interval", _INT32),
         _Key("retransmit_interval", _int(1, 3600)),
         _Key("transmit_delay", _int(1, 3600)),
+        _Key("spf_delay_ms", _int(0, 600000)),
+        _Key("spf_hold_ms", _int(0, 600000)),
+        _Key("spf_max_hold_ms", _int(0, 600000)),
+        _Key("flood_pace_ms", _int(0, 60000)),
     ),
     OspfConfig,
     _dead_after_hello,

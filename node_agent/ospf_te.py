@@ -94,7 +94,9 @@ class OspfTeAgent(OspfSpeaker):
             if d not in speaks
         }
         stubs = tuple((net, 10) for net in names)
-        router = OspfRouter(h.router_id, topo.ospf.area, stub_networks=stubs, name=host)
+        router = OspfRouter(
+            h.router_id, topo.ospf.area, stub_networks=stubs, name=host, **topo.ospf.router_timers()
+        )
         router.stub_names = names
         cfg = ospf_interfaces(topo, host, interface)
         links = []

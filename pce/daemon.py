@@ -116,7 +116,9 @@ class PceDaemon:
         #: with a static TED
         self.ospf: OspfSpeaker | None = None
         if config.ted_source == "ospf":
-            router = OspfRouter(config.router_id, topo.ospf.area, name=config.name)
+            router = OspfRouter(
+                config.router_id, topo.ospf.area, name=config.name, **topo.ospf.router_timers()
+            )
             router.add_lsdb_listener(self._lsdb_changed)
             self.ospf = OspfSpeaker(router, ospf_interfaces(topo, config.name))
             register_commands(self.cli, self.ospf)

@@ -105,6 +105,7 @@ def test_builtin_frr_config(paper: Topology, tmp_path: Path) -> None:
     assert " network 10.1.1.0/24 area 0.0.0.0" in ospfd
     assert " ip ospf hello-interval 1" in ospfd and " ip ospf dead-interval 4" in ospfd
     assert " capability opaque" in ospfd and " router-info area" in ospfd
+    assert " timers throttle spf 50 200 5000" in ospfd  # the topology's SPF throttling
     assert "passive-interface" not in ospfd  # tn2 has the control LAN only
 
 

@@ -602,3 +602,13 @@ def test_a_point_to_point_domain_joins_two_routers(doc: dict[str, Any]) -> None:
         "t.yaml: domains.qa.ospf: a point-to-point domain joins two routers, qa has 1 (tn1)",
         "t.yaml: domains.ea.ospf: an access domain carries client traffic, not OSPF",
     ]
+
+
+def test_ospf_spf_throttling_and_flood_pacing_from_the_topology(doc: dict[str, Any]) -> None:
+    doc.setdefault("ospf", {}).update(
+        {"spf_delay_ms": 100, "spf_hold_ms": 1000, "spf_max_hold_ms": 10000, "flood_pace_ms": 0}
+    )
+    timers = parse(doc, "t.yaml").ospf.router_timers()
+    assert timers == {"spf_delay": 0.1, "spf_hold": 1.0, "spf_max_hold": 10.0, "flood_pace": 0.0}
+    doc["ospf"]["spf_hold_ms"] = -1
+    assert problems(doc) == ["t.yaml: ospf.spf_hold_ms: -1 is out of range 0..600000"]
