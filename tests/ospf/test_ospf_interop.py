@@ -124,6 +124,11 @@ def test_ours_frr_bird_on_one_lan(lab: NetnsTestbed, tmp_path: Path) -> None:
 
     wait_for(synced, 40, "identical LSDBs")
 
+    # FRR took the topology's SPF throttling (timers throttle spf 50 200 5000)
+    frr_ospf = vtysh_json(tb, "show ip ospf")
+    spf = (frr_ospf["spfScheduleDelayMsecs"], frr_ospf["holdtimeMinMsecs"])
+    assert (*spf, frr_ospf["holdtimeMaxMsecs"]) == (50, 200, 5000)
+
     # FRR lists our RI LSAs with TE+QE (first octet 0x12) and our TE LSAs
     opq = vtysh_json(tb, "show ip ospf database opaque-area")
     lsas = opq["areaLocalOpaqueLsa"]["areas"]["0.0.0.0"]
