@@ -486,6 +486,7 @@ def cmd_topo_gen(args: argparse.Namespace) -> int:
         ospf=args.ospf,
         qkd=args.qkd,
         qkd_sites=args.qkd_sites,
+        timers=args.timers,
     )
     text = topogen.dump(doc)
     out = Path(args.out)
@@ -796,6 +797,13 @@ def _add_topo_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         default="lan",
         help="where OSPF runs: the control LAN (default), or p2p: point-to-point on every "
         "link's /30 (implies --p2p; for hundreds of nodes)",
+    )
+    g.add_argument(
+        "--timers",
+        choices=("auto", *topogen.TIMERS),
+        default="auto",
+        help=f"OSPF and RSVP timers: fast (1 s Hellos), scale (OSPF 10/40 s, retransmit 30 s, "
+        f"RSVP Hellos 5 s); auto (default): scale from {topogen.SCALE_FROM} nodes on",
     )
     g.set_defaults(fn=cmd_topo_gen)
     v = tsub.add_parser("validate", help="load a topology file: OK, or every problem (exit 1)")

@@ -35,6 +35,10 @@ every other there) and is advertised as a stub; the PCE gets a /30 of its own to
 (domain ``pce1``). A LAN of hundreds of routers floods every Hello to every router; links
 scale (docs/scale.md).
 
+``--timers`` sets the OSPF and RSVP timers (:data:`TIMERS`): ``fast`` (Hellos every
+second) below :data:`SCALE_FROM` nodes, ``scale`` (OSPF's default 10/40 s, retransmit
+30 s, RSVP Hellos every 5 s) from there on, unless one is asked for.
+
 ``--kind frr`` (or ``bird``) makes the routers FRR (BIRD) hosts instead of our node agents.
 ``--p2p`` also makes every link an IP link: a domain ``pK`` of its own (K = 1, 2, ... in
 link order) with a /30 from 10.128.0.0/10, both ends on it (``.1`` for ``a``, ``.2`` for
@@ -56,6 +60,22 @@ from gmpls.qkd import ratemodel
 SHAPES = ("ring", "grid", "random")
 #: ``--ospf``: on the control LAN (broadcast), or point-to-point on every link
 OSPF_MODES = ("lan", "p2p")
+#: the protocol timers ``--timers`` picks: ``fast`` for small labs (OSPF Hellos every
+#: second, adjacencies in seconds), ``scale`` for hundreds of nodes (OSPF's defaults of 10
+#: and 40 s, a 30 s retransmit interval and 5 s RSVP Hellos: a packed event loop busy
+#: flooding for many routers is late by seconds, docs/scale.md); ``auto``: ``scale`` from
+#: :data:`SCALE_FROM` nodes on
+TIMERS: dict[str, dict[str, dict[str, int]]] = {
+    "fast": {
+        "ospf": {"hello_interval": 1, "dead_interval": 4, "retransmit_interval": 2},
+        "rsvp": {"refresh_ms": 30000, "keep_multiplier": 3, "hello_ms": 1000},
+    },
+    "scale": {
+        "ospf": {"hello_interval": 10, "dead_interval": 40, "retransmit_interval": 30},
+        "rsvp": {"refresh_ms": 30000, "keep_multiplier": 3, "hello_ms": 5000},
+    },
+}
+SCALE_FROM = 200
 KINDS = ("node", "frr", "bird")
 MAX_NODES = 65000
 #: where the point-to-point /30s of ``--p2p`` come from
@@ -107,11 +127,16 @@ def generate(
     qkd: bool = False,
     qkd_sites: tuple[int, ...] = (),
     ospf: str = "lan",
+    timers: str = "auto",
 ) -> dict[str, Any]:
     """The topology document (to be written with :func:`dump`, read by the loader)."""
     _check(nodes, lambdas, kind, qe or qkd)
     if ospf not in OSPF_MODES:
         raise ValueError(f"--ospf {ospf}: one of {', '.join(OSPF_MODES)}")
+    if timers == "auto":
+        timers = "scale" if nodes >= SCALE_FROM else "fast"
+    if timers not in TIMERS:
+        raise ValueError(f"--timers {timers}: one of auto, {', '.join(TIMERS)}")
     rng = random.Random(seed)
     domains, hosts = _control_plane(nodes, kind)
     edges = _edges(shape, nodes, rng)
@@ -123,13 +148,8 @@ def generate(
         "name": name or f"{shape}{nodes}",
         "prefix": prefix,
         "domains": domains,
-        "ospf": {
-            "area": "0.0.0.0",
-            "hello_interval": 1,
-            "dead_interval": 4,
-            "retransmit_interval": 2,
-        },
-        "rsvp": {"refresh_ms": 30000, "keep_multiplier": 3, "hello_ms": 1000},
+        "ospf": {"area": "0.0.0.0", **TIMERS[timers]["ospf"]},
+        "rsvp": dict(TIMERS[timers]["rsvp"]),
         "hosts": hosts,
     }
     ends = qe_ends(edges, nodes) if qe else None

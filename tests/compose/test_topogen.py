@@ -244,3 +244,21 @@ def test_ospf_p2p_runs_ospf_on_the_links_and_the_pce_on_a_link_to_tn1(tmp_path: 
     assert nx.is_connected(g) and set(g) == {f"tn{i}" for i in range(1, 10)} | {"pce"}
     # every router keeps its control address: PCEP, RSVP and the CLIs stay on the LAN
     assert all("ctrl" in t.host(h).interfaces for h in g)
+
+
+def test_timers_by_size_unless_asked() -> None:
+    """Small labs get 1 s Hellos; from SCALE_FROM nodes on OSPF's own defaults, a 30 s
+    retransmit interval and 5 s RSVP Hellos (a 300-node grid converged with those, not
+    with the fast ones: docs/scale.md)."""
+
+    def timers(n: int, which: str = "auto") -> tuple[int, int, int, int]:
+        doc = topogen.generate("ring", n, timers=which)
+        o, r = doc["ospf"], doc["rsvp"]
+        return o["hello_interval"], o["dead_interval"], o["retransmit_interval"], r["hello_ms"]
+
+    assert timers(topogen.SCALE_FROM - 1) == (1, 4, 2, 1000)
+    assert timers(topogen.SCALE_FROM) == (10, 40, 30, 5000)
+    assert timers(300, "fast") == (1, 4, 2, 1000)
+    assert timers(10, "scale") == (10, 40, 30, 5000)
+    with pytest.raises(ValueError, match="--timers slow"):
+        topogen.generate("ring", 10, timers="slow")
