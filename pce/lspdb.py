@@ -84,6 +84,11 @@ def route_lambdas(route: Iterable[Subobject]) -> list[tuple[LinkKey, int]]:
     return out
 
 
+def route_links(route: Iterable[Subobject]) -> list[LinkKey]:
+    """The links (router, outgoing interface) of the route's unnumbered hops, in order."""
+    return [(s.router_id, s.interface_id) for s in route if isinstance(s, Unnumbered)]
+
+
 class TeStamps(Protocol):
     """What the ledger asks the TED (:class:`pce.ted.Ted`) about a TE link direction."""
 
@@ -382,7 +387,7 @@ class LspDb:
         )
         _carry_over(known, new, entry)
         mine[lsp.plsp_id] = new
-        self._confirm(new)
+        self._confirm(new, first=known is None or known.route != new.route)
         self._initiation_reported(entry)
         return None
 
@@ -443,13 +448,22 @@ class LspDb:
             self.counters.reservations += 1
             self.reservations.append(Reservation(head, tail, held, now + self.hold))
 
-    def _confirm(self, lsp: Lsp) -> None:
-        """The head reported the LSP of a reservation: the LSP holds its lambdas now."""
+    def _confirm(self, lsp: Lsp, first: bool) -> None:
+        """The head reported the LSP of a reservation: the LSP holds its lambdas now. A
+        route on the same hops without labels (the head found the PCE's lambda busy on its
+        own link and let each hop choose, docs/qe-service.md) ends one reservation, the
+        oldest, the first time it is reported: the lambdas are the TED's to tell."""
         have = set(lsp.lambdas)
+        hops = route_links(lsp.route) if first and not have else None
         keep = []
         for r in self.reservations:
-            if r.head == lsp.head and r.tail == lsp.tail and set(r.lambdas) <= have:
+            if r.head != lsp.head or r.tail != lsp.tail:
+                keep.append(r)
+            elif have and set(r.lambdas) <= have:
                 self.counters.reservations_confirmed += 1
+            elif hops is not None and [link for link, _ in r.lambdas] == hops:
+                self.counters.reservations_confirmed += 1
+                hops = None
             else:
                 keep.append(r)
         self.reservations = keep
@@ -590,4 +604,5 @@ __all__ = [
     "Reservation",
     "TeStamps",
     "route_lambdas",
+    "route_links",
 ]

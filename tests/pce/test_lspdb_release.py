@@ -51,13 +51,14 @@ class Lab:
         return route_lambdas(resp.paths[0].ero.subobjects) if resp.paths else None
 
     def report(self, plsp: int, lambdas: Lambdas, now: float, *, src: int = 1, dst: int = 5,
-               state: int = C.LspState.UP, remove: bool = False, pcc: str = PCC) -> None:  # fmt: skip
+               state: int = C.LspState.UP, remove: bool = False, pcc: str = PCC,
+               labels: bool = True) -> None:  # fmt: skip
         """The head's PCRpt of LSP ``plsp`` on ``lambdas`` (an ERO of unnumbered hops and
-        labels, as the PCE computed it)."""
+        labels, as the PCE computed it; the hops alone without ``labels``)."""
         ids = T.Ipv4LspIdentifiersTlv(TN[src], plsp, plsp, TN[src], TN[dst])
         flags = O.lsp_flags(delegate=True, state=state, remove=remove)
         lsp = O.LspObject(plsp, flags, (T.SymbolicPathNameTlv(f"lsp-{plsp}".encode()), ids))
-        route = (*ero_of(lambdas), Ipv4Prefix(TN[dst], 32))
+        route = (*ero_of(lambdas, labels), Ipv4Prefix(TN[dst], 32))
         msg = M.PCRpt((M.LspEntry(lsp, ero=O.Ero(route)),))
         assert self.lsps.report(pcc, msg, now) == []
 
@@ -91,10 +92,14 @@ class Lab:
                 self.ted.install(lsa)
 
 
-def ero_of(lambdas: Lambdas) -> list[Subobject]:
+def ero_of(lambdas: Lambdas, labels: bool = True) -> list[Subobject]:
     out: list[Subobject] = []
     for (router, ifid), ch in lambdas:
-        out += [Unnumbered(router, ifid), Label(lambda_label(ch))]
+        out += (
+            [Unnumbered(router, ifid), Label(lambda_label(ch))]
+            if labels
+            else [Unnumbered(router, ifid)]
+        )
     return out
 
 
@@ -224,3 +229,18 @@ def test_only_an_lsp_that_was_up_frees_its_lambdas_and_for_hold_seconds() -> Non
     assert channels(lab.path(21)) == {2}
     assert lab.lsps.freed(25.2) == {} and lab.lsps.counters.releases_expired == 8
     assert channels(lab.path(40)) == {3}  # the TED lists 1 and 2 used
+
+
+def test_a_report_without_labels_ends_one_reservation() -> None:
+    """The head found the PCE's lambda still busy on its own link (its graceful deletion
+    of the LSP before still holds it) and signalled the same hops without labels: its
+    report ends the oldest reservation of those hops, once (not again when reported up),
+    instead of leaving it for the hold time."""
+    lab = Lab()
+    a, b = lab.path(0), lab.path(0)
+    assert channels(a) == {1} and channels(b) == {2} and a is not None
+    lab.report(1, a, 0.1, state=C.LspState.GOING_UP, labels=False)
+    lab.report(1, a, 0.2, labels=False)
+    assert [{ch for _, ch in r.lambdas} for r in lab.lsps.reservations] == [{2}]
+    assert lab.lsps.counters.reservations_confirmed == 1
+    assert channels(lab.path(1)) == {1}  # neither the label-less LSP nor 2's reservation
