@@ -48,7 +48,7 @@ them (and delegates them again with D); otherwise they are purged with their lam
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import Any, Protocol
 
@@ -222,13 +222,14 @@ class Reservation:
     until: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Release:
-    """A lambda of a removed LSP on one direction of a link: free while the TED's TE LSA for
-    that direction has ``stamp`` (the one it had at the removal), until ``until``."""
+    """The lambdas of removed LSPs on one direction of a link: free while the TED's TE LSA
+    for that direction has ``stamp`` (the one it had at the removals), each until the time
+    it maps to (oldest first)."""
 
     stamp: int
-    until: float
+    until: dict[int, float] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -278,8 +279,8 @@ class LspDb:
         self.sync: dict[str, SyncState] = {}
         self.reservations: list[Reservation] = []
         self.initiations: dict[int, Initiation] = {}
-        #: lambdas of removed LSPs the TED may still list used, per (direction, lambda)
-        self.releases: dict[tuple[LinkKey, int], Release] = {}
+        #: lambdas of removed LSPs the TED may still list used, per link direction
+        self.releases: dict[LinkKey, Release] = {}
         #: the TED path computation overlays (set by :class:`pce.service.PceService`);
         #: None: removals free nothing before the TED says so
         self.te: TeStamps | None = None
@@ -476,24 +477,37 @@ class LspDb:
             return  # an LSP never up may have failed on a lambda someone else holds
         for link, ch in lsp.lambdas:
             for d in (link, te.reverse_of(link)):
-                if d is not None:
-                    self.releases[(d, ch)] = Release(te.te_stamp(d), now + self.hold)
-                    self.counters.released += 1
+                if d is None:
+                    continue
+                r = self.releases.get(d)
+                stamp = te.te_stamp(d)
+                if r is None or r.stamp != stamp:  # a newer TE LSA made the others void
+                    self.counters.releases_superseded += len(r.until) if r else 0
+                    r = self.releases[d] = Release(stamp)
+                r.until.pop(ch, None)  # kept oldest first
+                r.until[ch] = now + self.hold
+                self.counters.released += 1
 
     def freed(self, now: float) -> dict[LinkKey, set[int]]:
         """The lambdas free on each link direction although the TED lists them used: those
         of removed LSPs, until a newer TE LSA for that direction or ``hold`` seconds.
         Lambdas :meth:`held` names stay out of the free ones all the same."""
         out: dict[LinkKey, set[int]] = {}
-        for (link, ch), r in list(self.releases.items()):
-            if self.te is None or self.te.te_stamp(link) != r.stamp:
-                self.counters.releases_superseded += 1
-            elif r.until <= now:
-                self.counters.releases_expired += 1
-            else:
-                out.setdefault(link, set()).add(ch)
+        for d, r in list(self.releases.items()):
+            if self.te is None or self.te.te_stamp(d) != r.stamp:
+                self.counters.releases_superseded += len(r.until)
+                del self.releases[d]
                 continue
-            del self.releases[(link, ch)]
+            while r.until:
+                ch, until = next(iter(r.until.items()))
+                if until > now:
+                    break
+                del r.until[ch]
+                self.counters.releases_expired += 1
+            if r.until:
+                out[d] = set(r.until)
+            else:
+                del self.releases[d]
         return out
 
     def expire(self, now: float) -> None:
