@@ -25,7 +25,9 @@ the ledger's (link, lambda) counts in both (:meth:`pce.compute.Graph.without`).
 The other way round, :meth:`LspDb.freed` gives the lambdas of LSPs their heads reported
 removed (R flag, RFC 8231 §5.8.3) while the TED still lists them used: an LSP last
 reported up held every lambda its ERO names, on both directions of each link, and the
-head's PathTear has let them go. Each (direction, lambda) is free for path computation
+head's teardown lets them go (the node agents report the removal at the delete, a round
+trip before their graceful deletion ends: a head given such a lambda meanwhile signals the
+hops without labels, and that report ends the path's reservation, :meth:`_confirm`). Each (direction, lambda) is free for path computation
 while the TE LSA the TED has for that direction is the one it had at the removal
 (:meth:`pce.ted.Ted.te_stamp`): a newer one is the truth again, whatever it says (a lambda
 it still lists used is someone else's, or was advertised before the removal). Lambdas held
