@@ -1,16 +1,21 @@
 """QE service setup time on the paper testbed in network namespaces (issues 6 and 17).
 
-``python bench/setup.py [--quick] [--n N] [--repeat R] [--json]`` (root) brings the paper
-topology up (prefix ``e2b``) with enough lambdas per TE link for N LSPs at once (one LSP
-holds one lambda per link: the paper's 8 would cap a burst at 8, and a sequential run of
-create + delete at 8 too, the PCE's TED lagging the deletions by OSPF's MinLSInterval of
-5 s), waits for OSPF and the PCE like ``qkdnet demo``, and from the client host over one
+``python bench/setup.py [--quick] [--n N] [--repeat R] [--lambdas L] [--pause S] [--json]``
+(root) brings the paper topology up (prefix ``e2b``) with N + 16 lambdas per TE link (at
+least 8; one LSP holds one lambda per link, so the paper's 8 would cap a burst at 8), or
+``--lambdas`` L (``--lambdas 8 --only sequential``: create + delete cycles on the paper's
+8), waits for OSPF and the PCE like ``qkdnet demo``, and from the client host over one
 telnet session to tn1, R times (default 1; the burst first, on the fresh testbed):
 
 * **sequential**: N times ``qe-service create dst 10.1.1.5 <paper parameters> wait``
   then ``qe-service delete``;
 * **concurrent**: N ``qe-service create`` lines sent back to back (each returns at once),
   then N ``qe-service wait ID`` lines, answered as each service comes up (N at once).
+
+Between runs and rounds the bench pauses ``--pause`` seconds (default 6, so that the
+PCE's TED has heard of the deletions from the TE LSAs, MinLSInterval 5 s); with 0 the next
+run relies on the PCE freeing the lambdas at the heads' removal reports (docs/pce.md,
+"Removals before the TED hears of them").
 
 With R > 1 every round is printed and the best round of each run (lowest p50; the
 highest rate) is marked: the machine is shared, and the best is the round least disturbed
@@ -265,6 +270,8 @@ def main() -> int:
     p.add_argument("--repeat", type=int, default=1, help="rounds of both runs (default 1)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--only", choices=("sequential", "concurrent"), help="one of the two runs")
+    p.add_argument("--lambdas", type=int, help="lambdas per TE link (default max(8, N + 16))")
+    p.add_argument("--pause", type=float, default=6.0, help="seconds between runs (default 6)")
     p.add_argument("--prefix", default=PREFIX, help=f"testbed name prefix (default {PREFIX})")
     a = p.parse_args()
     if os.geteuid() != 0:
@@ -277,7 +284,7 @@ def main() -> int:
         os.environ["QKDNET_INDEX"] = str(Path(tmp) / "index")
         Path(tmp, "index").mkdir()
         doc = yaml.safe_load(PAPER.read_text())
-        lambdas = max(8, n + 16)
+        lambdas = a.lambdas or max(8, n + 16)
         for link in doc["te_links"]:
             link["lambdas"] = list(range(1, lambdas + 1))
         wide = Path(tmp) / f"paper-{lambdas}.yaml"
@@ -286,13 +293,13 @@ def main() -> int:
         try:
             for i in range(max(1, a.repeat)):
                 if i:
-                    time.sleep(6)  # the TED hears of the last round's deletions (MinLSInterval)
+                    time.sleep(a.pause)  # the TED hears of the deletions (MinLSInterval)
                 if a.only != "sequential":
                     r = concurrent(tb, n)
                     r["lambdas_per_link"] = lambdas
                     runs.setdefault("concurrent", []).append(r)
                 if a.only is None:
-                    time.sleep(6)  # the TED hears of the burst's deletions (MinLSInterval)
+                    time.sleep(a.pause)
                 if a.only != "concurrent":
                     runs.setdefault("sequential", []).append(sequential(tb, n))
         finally:

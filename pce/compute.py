@@ -29,7 +29,7 @@ request costs one Dijkstra (plus Yen's spur searches only when wavelengths colli
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from ipaddress import IPv4Address
@@ -238,18 +238,43 @@ class Graph:
             total += cost
         return total
 
-    def without(self, held: dict[tuple[IPv4Address, int], set[int]]) -> Graph:
-        """A copy of the graph whose links no longer offer the ``held`` lambdas (in use or
-        reserved by the stateful PCE, :mod:`pce.lspdb`); links left with none are unusable."""
-        mask = list(self.mask)
+    def without(
+        self,
+        held: Mapping[tuple[IPv4Address, int], Iterable[int]],
+        freed: Mapping[tuple[IPv4Address, int], Iterable[int]] | None = None,
+    ) -> Graph:
+        """A copy of the graph with the stateful PCE's ledger (:mod:`pce.lspdb`) laid over
+        the TED: the ``freed`` lambdas (of LSPs reported removed, which the TED still lists
+        used on that direction) offered again, then the ``held`` ones (in use or reserved)
+        taken out of both directions of their link, freed or not. Links left with no
+        lambda are unusable."""
+        g = self._rebased(min((c for cs in (freed or {}).values() for c in cs), default=None))
+        mask = list(g.mask)
+        for key, channels in (freed or {}).items():
+            j = g.link_index.get(key)
+            if j is not None and mask[j] != WILDCARD:
+                for c in channels:
+                    mask[j] |= 1 << (c - g.base)
         for key, channels in held.items():
-            j = self.link_index.get(key)
-            if j is None or mask[j] == WILDCARD:
+            j = g.link_index.get(key)
+            if j is None:
                 continue
-            for c in channels:
-                if c >= self.base:
-                    mask[j] &= ~(1 << (c - self.base))
-        return replace(self, mask=mask, usable=[m != 0 for m in mask])
+            for k in (j, g.reverse[j]):
+                if k < 0 or mask[k] == WILDCARD:
+                    continue
+                for c in channels:
+                    if c >= g.base:
+                        mask[k] &= ~(1 << (c - g.base))
+        return replace(g, mask=mask, usable=[m != 0 for m in mask])
+
+    def _rebased(self, lowest: int | None) -> Graph:
+        """The graph with its channel base at ``lowest`` when that is below the base (a
+        freed lambda that no link of the TED lists free)."""
+        if lowest is None or lowest >= self.base:
+            return self
+        shift = self.base - lowest
+        mask = [m if m == WILDCARD else m << shift for m in self.mask]
+        return replace(self, mask=mask, base=lowest)
 
     def channel_of(self, mask: int) -> int | None:
         if mask == 0:
@@ -450,13 +475,17 @@ class PathComputer:
         return self._graph
 
     def compute(
-        self, req: PathRequest, held: dict[tuple[IPv4Address, int], set[int]] | None = None
+        self,
+        req: PathRequest,
+        held: dict[tuple[IPv4Address, int], set[int]] | None = None,
+        freed: dict[tuple[IPv4Address, int], set[int]] | None = None,
     ) -> PathResult:
         """One request, steps 1-4 of the module docstring: the end points and the QE
         constraint, CSPF, wavelength assignment (first fit, Yen's next paths when the
         shortest has no free wavelength in common) and the ERO. ``held`` lambdas (per
-        link: in use or reserved, :meth:`pce.lspdb.LspDb.held`) are not free."""
-        g = self.graph.without(held) if held else self.graph
+        link: in use or reserved, :meth:`pce.lspdb.LspDb.held`) are not free; ``freed``
+        ones (per link direction, :meth:`pce.lspdb.LspDb.freed`) are, unless held."""
+        g = self.graph.without(held or {}, freed) if held or freed else self.graph
         ends = self._end_points(g, req)
         if isinstance(ends, PathResult):
             return ends

@@ -415,7 +415,8 @@ def _lsp_text(d: dict[str, Any]) -> str:
         for p, v in d["pccs"].items()
     ]
     lines = [
-        f"{len(d['lsps'])} LSPs, {d['reservations']} lambda reservations; PCCs: {', '.join(pccs)}"
+        f"{len(d['lsps'])} LSPs, {d['reservations']} lambda reservations, {d['released']} "
+        f"lambdas freed by removals ahead of the TE LSAs; PCCs: {', '.join(pccs)}"
     ]
     lines.append(
         f"{'pcc':<15} {'id':>5} {'name':<16} {'head':<15} {'tail':<15} {'pst':<8} "

@@ -18,7 +18,25 @@ The lambda ledger: :meth:`LspDb.held` gives, per TE link (router, interface), th
 in use by reported LSPs not down, and those of paths the PCE just computed, reserved by
 :meth:`LspDb.reserve` until the head reports the LSP or ``hold`` seconds pass. Path
 computation takes them out of the free lambdas, so two requests in a burst never get the
-same lambda on a link, before OSPF-TE has flooded the first one's.
+same lambda on a link, before OSPF-TE has flooded the first one's. A lambda is held at both
+ends of its link (each node's interface), so the TED lists it used in both directions:
+the ledger's (link, lambda) counts in both (:meth:`pce.compute.Graph.without`).
+
+The other way round, :meth:`LspDb.freed` gives the lambdas of LSPs their heads reported
+removed (R flag, RFC 8231 §5.8.3) while the TED still lists them used: an LSP last
+reported up held every lambda its ERO names, on both directions of each link, and the
+head's teardown lets them go (the node agents report the removal at the delete, a round
+trip before their graceful deletion ends: a head given such a lambda meanwhile signals the
+hops without labels, and that report ends the path's reservation, :meth:`_confirm`). Each (direction, lambda) is free for path computation
+while the TE LSA the TED has for that direction is the one it had at the removal
+(:meth:`pce.ted.Ted.te_stamp`): a newer one is the truth again, whatever it says (a lambda
+it still lists used is someone else's, or was advertised before the removal). Lambdas held
+by reported LSPs or reservations stay out whatever was freed, and a release lasts at most
+``hold`` seconds, so it never outlives the reservation of a path computed after it (a
+stateless head that took the lambda reports nothing). LSPs purged without a removal (not
+re-synchronised, State Timeout) free nothing: their head may be gone with RSVP state left
+downstream until it times out. The TED (:class:`TeStamps`) is the one path computation
+uses; :class:`pce.service.PceService` sets it.
 
 Delegation (RFC 8231 §5.7): an LSP is delegated while its last report had D set and the
 PCC's session is up; this PCE then moves it with PCUpd (:mod:`pce.updates`), one update
@@ -32,9 +50,9 @@ them (and delegates them again with D); otherwise they are purged with their lam
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address
-from typing import Any
+from typing import Any, Protocol
 
 from gmpls import qe
 from gmpls.ero import Ipv4Prefix, Label, QeSubobject, Subobject, Unnumbered, lambda_channel
@@ -53,16 +71,32 @@ LinkKey = tuple[IPv4Address, int]
 
 
 def route_lambdas(route: Iterable[Subobject]) -> list[tuple[LinkKey, int]]:
-    """(link, lambda) of each label subobject that follows an unnumbered hop (Fig. 9)."""
+    """(link, lambda) of each label subobject that follows an unnumbered hop (Fig. 9): the
+    downstream label, and an upstream one (U bit) when the ERO names it."""
     out: list[tuple[LinkKey, int]] = []
     hop: LinkKey | None = None
     for s in route:
         if isinstance(s, Unnumbered):
             hop = (s.router_id, s.interface_id)
-        elif isinstance(s, Label) and hop is not None:
-            out.append((hop, lambda_channel(s.label)))
+        elif isinstance(s, Label):
+            if hop is not None:
+                out.append((hop, lambda_channel(s.label)))
+        elif not isinstance(s, QeSubobject):
             hop = None
     return out
+
+
+def route_links(route: Iterable[Subobject]) -> list[LinkKey]:
+    """The links (router, outgoing interface) of the route's unnumbered hops, in order."""
+    return [(s.router_id, s.interface_id) for s in route if isinstance(s, Unnumbered)]
+
+
+class TeStamps(Protocol):
+    """What the ledger asks the TED (:class:`pce.ted.Ted`) about a TE link direction."""
+
+    def te_stamp(self, link: LinkKey) -> int: ...
+
+    def reverse_of(self, link: LinkKey) -> LinkKey | None: ...
 
 
 def _hop_text(s: Subobject) -> str:
@@ -191,6 +225,16 @@ class Reservation:
 
 
 @dataclass(slots=True)
+class Release:
+    """The lambdas of removed LSPs on one direction of a link: free while the TED's TE LSA
+    for that direction has ``stamp`` (the one it had at the removals), each until the time
+    it maps to (oldest first)."""
+
+    stamp: int
+    until: dict[int, float] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
 class SyncState:
     """Where the state synchronisation of a PCC stands."""
 
@@ -213,6 +257,11 @@ class Counters:
     reservations_expired: int = 0
     reservations_confirmed: int = 0
     refused: int = 0
+    #: (direction, lambda) freed by removal reports; those a newer TE LSA superseded, and
+    #: those that lapsed after the hold time without one
+    released: int = 0
+    releases_superseded: int = 0
+    releases_expired: int = 0
 
 
 class LspDb:
@@ -232,6 +281,11 @@ class LspDb:
         self.sync: dict[str, SyncState] = {}
         self.reservations: list[Reservation] = []
         self.initiations: dict[int, Initiation] = {}
+        #: lambdas of removed LSPs the TED may still list used, per link direction
+        self.releases: dict[LinkKey, Release] = {}
+        #: the TED path computation overlays (set by :class:`pce.service.PceService`);
+        #: None: removals free nothing before the TED says so
+        self.te: TeStamps | None = None
         self.counters = Counters()
 
     # -- sessions -----------------------------------------------------------------------
@@ -305,8 +359,10 @@ class LspDb:
         self.counters.reports += 1
         mine = self.lsps.setdefault(pcc, {})
         if lsp.remove:
-            if mine.pop(lsp.plsp_id, None) is not None:
+            gone = mine.pop(lsp.plsp_id, None)
+            if gone is not None:
                 self.counters.removed += 1
+                self._release(gone, now)
             self._initiation_reported(entry)
             return None
         known = mine.get(lsp.plsp_id)
@@ -334,7 +390,7 @@ class LspDb:
         )
         _carry_over(known, new, entry)
         mine[lsp.plsp_id] = new
-        self._confirm(new)
+        self._confirm(new, first=known is None or known.route != new.route)
         self._initiation_reported(entry)
         return None
 
@@ -395,16 +451,66 @@ class LspDb:
             self.counters.reservations += 1
             self.reservations.append(Reservation(head, tail, held, now + self.hold))
 
-    def _confirm(self, lsp: Lsp) -> None:
-        """The head reported the LSP of a reservation: the LSP holds its lambdas now."""
+    def _confirm(self, lsp: Lsp, first: bool) -> None:
+        """The head reported the LSP of a reservation: the LSP holds its lambdas now. A
+        route on the same hops without labels (the head found the PCE's lambda busy on its
+        own link and let each hop choose, docs/qe-service.md) ends one reservation, the
+        oldest, the first time it is reported: the lambdas are the TED's to tell."""
         have = set(lsp.lambdas)
+        hops = route_links(lsp.route) if first and not have else None
         keep = []
         for r in self.reservations:
-            if r.head == lsp.head and r.tail == lsp.tail and set(r.lambdas) <= have:
+            if r.head != lsp.head or r.tail != lsp.tail:
+                keep.append(r)
+            elif have and set(r.lambdas) <= have:
                 self.counters.reservations_confirmed += 1
+            elif hops is not None and [link for link, _ in r.lambdas] == hops:
+                self.counters.reservations_confirmed += 1
+                hops = None
             else:
                 keep.append(r)
         self.reservations = keep
+
+    def _release(self, lsp: Lsp, now: float) -> None:
+        """The head removed ``lsp``: if it was up, the lambdas its ERO names are free on
+        both directions of their links until a newer TE LSA (see the module doc)."""
+        te = self.te
+        if te is None or not lsp.holds_lambdas or lsp.state not in _SIGNALLED:
+            return  # an LSP never up may have failed on a lambda someone else holds
+        for link, ch in lsp.lambdas:
+            for d in (link, te.reverse_of(link)):
+                if d is None:
+                    continue
+                r = self.releases.get(d)
+                stamp = te.te_stamp(d)
+                if r is None or r.stamp != stamp:  # a newer TE LSA made the others void
+                    self.counters.releases_superseded += len(r.until) if r else 0
+                    r = self.releases[d] = Release(stamp)
+                r.until.pop(ch, None)  # kept oldest first
+                r.until[ch] = now + self.hold
+                self.counters.released += 1
+
+    def freed(self, now: float) -> dict[LinkKey, set[int]]:
+        """The lambdas free on each link direction although the TED lists them used: those
+        of removed LSPs, until a newer TE LSA for that direction or ``hold`` seconds.
+        Lambdas :meth:`held` names stay out of the free ones all the same."""
+        out: dict[LinkKey, set[int]] = {}
+        for d, r in list(self.releases.items()):
+            if self.te is None or self.te.te_stamp(d) != r.stamp:
+                self.counters.releases_superseded += len(r.until)
+                del self.releases[d]
+                continue
+            while r.until:
+                ch, until = next(iter(r.until.items()))
+                if until > now:
+                    break
+                del r.until[ch]
+                self.counters.releases_expired += 1
+            if r.until:
+                out[d] = set(r.until)
+            else:
+                del self.releases[d]
+        return out
 
     def expire(self, now: float) -> None:
         keep = [r for r in self.reservations if r.until > now]
@@ -449,6 +555,7 @@ class LspDb:
                 for pcc, st in sorted(self.sync.items())
             },
             "reservations": len(self.reservations),
+            "released": sum(len(x) for x in self.freed(now).values()),
             "initiated": [i.as_json() for _, i in sorted(self.initiations.items())],
             "counters": {
                 "reports": c.reports,
@@ -461,8 +568,15 @@ class LspDb:
                 "reservations": c.reservations,
                 "reservations_confirmed": c.reservations_confirmed,
                 "reservations_expired": c.reservations_expired,
+                "released": c.released,
+                "releases_superseded": c.releases_superseded,
+                "releases_expired": c.releases_expired,
             },
         }
+
+
+#: states of an LSP signalled end to end: each lambda its ERO names was held
+_SIGNALLED = (LspState.UP, LspState.ACTIVE)
 
 
 def _reported_error(entry: LspEntry) -> tuple[int, str]:
@@ -497,4 +611,14 @@ def _last_address(route: tuple[Subobject, ...]) -> IPv4Address | None:
     return None
 
 
-__all__ = ["Initiation", "LinkKey", "Lsp", "LspDb", "Reservation", "route_lambdas"]
+__all__ = [
+    "Initiation",
+    "LinkKey",
+    "Lsp",
+    "LspDb",
+    "Release",
+    "Reservation",
+    "TeStamps",
+    "route_lambdas",
+    "route_links",
+]

@@ -147,7 +147,9 @@ class PceService:
     """Answers PCReqs from a :class:`PathComputer`; ``clock`` (optional) times them.
 
     With an :class:`~pce.lspdb.LspDb` (the stateful PCE) the lambdas of reported LSPs and of
-    paths just computed are not free: each path computed reserves its lambdas there.
+    paths just computed are not free: each path computed reserves its lambdas there. Those
+    of LSPs reported removed are, until the TED hears a newer TE LSA: the ledger overlays
+    the computer's TED (its :attr:`~pce.lspdb.LspDb.te`, set here when unset).
 
     ``keys`` is the ledger of key consumption committed on QKD links (a new one, with the
     LSP database's hold time, by default); ``qkd_sites`` maps a node that is not its
@@ -164,6 +166,8 @@ class PceService:
         self.computer = computer
         self.clock = clock
         self.lsps = lsps
+        if lsps is not None and lsps.te is None:
+            lsps.te = computer.ted
         self.keys = keys if keys is not None else KeyLedger(lsps.hold if lsps else 30.0)
         self.qkd_sites = dict(qkd_sites or {})
         #: how relay paths are chosen ("fewest-hop" is the benchmark's baseline)
@@ -353,7 +357,8 @@ class PceService:
             **_constraints(req),
         )
         held = self.lsps.held(now) if self.lsps is not None else None
-        result = self.computer.compute(preq, held)
+        freed = self.lsps.freed(now) if self.lsps is not None else None
+        result = self.computer.compute(preq, held, freed)
         if result.reason in (NoPathReason.UNKNOWN_SOURCE, NoPathReason.UNKNOWN_DESTINATION):
             return replace(result, detail=f"{result.detail}{self._convergence()}")
         return result

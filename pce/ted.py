@@ -23,6 +23,11 @@ Sources (all area-scope, decoded by :mod:`gmpls.ospf`):
 Updates are incremental: :meth:`Ted.install` and :meth:`Ted.flush` replace or remove one
 LSA's contribution and bump :attr:`Ted.version`; consumers (the path computation's
 compiled graph) rebuild lazily when the version changed.
+
+Every TE LSA instance installed (or flushed) also stamps the TE links it describes with a
+new number, whether or not their content changed (:meth:`Ted.te_stamp`): the stateful
+PCE's lambda ledger frees the lambdas of an LSP its head reported removed only until a TE
+LSA newer than the removal describes the link (:mod:`pce.lspdb`).
 """
 
 from __future__ import annotations
@@ -181,6 +186,11 @@ class Ted:
         self.flushes = 0
         #: LSAs whose body did not decode (stored and flooded by OSPF, not used here)
         self.unusable = 0
+        #: per TE link (router, local interface): the number of the last TE LSA instance
+        #: that described or withdrew it (:meth:`te_stamp`), and where it leads
+        self._te_instances = 0
+        self._stamps: dict[tuple[IPv4Address, int], int] = {}
+        self._remote: dict[tuple[IPv4Address, int], tuple[IPv4Address, int]] = {}
 
     # -- updates -----------------------------------------------------------------------
 
@@ -209,9 +219,12 @@ class Ted:
         elif h.ls_type == LsType.OPAQUE_AREA and isinstance(body, TeLSA):
             qkd_changed = self._install_qkd(lsa.key, body)
             if lsa.key in self._qkd:  # a QKD-link LSA describes no TE link
-                return self._changed(self._te.pop(lsa.key, None) is not None) or qkd_changed
+                gone = self._te.pop(lsa.key, None)
+                self._stamp(gone.links if gone is not None else ())
+                return self._changed(gone is not None) or qkd_changed
             contrib = te_links_of(lsa)
             old = self._te.get(lsa.key)
+            self._stamp([*(old.links if old is not None else ()), *contrib.links])
             changed = old is None or (old.router_address, old.links) != (
                 contrib.router_address,
                 contrib.links,
@@ -220,6 +233,13 @@ class Ted:
             changed = self._changed(changed)
             return changed or qkd_changed
         return self._changed(changed)
+
+    def _stamp(self, links: Iterable[TeLink]) -> None:
+        """A TE LSA instance describes (or withdraws) ``links``: they get a new stamp."""
+        self._te_instances += 1
+        for lk in links:
+            self._stamps[lk.key] = self._te_instances
+            self._remote[lk.key] = (lk.remote_router, lk.remote_id)
 
     def _changed(self, changed: bool) -> bool:
         if changed:
@@ -258,6 +278,7 @@ class Ted:
                 removed = self._ri.pop(key, None)
             elif otype == OpaqueType.TE:
                 removed = self._te.pop(key, None)
+                self._stamp(removed.links if removed is not None else ())
                 if self._qkd.pop(key, None) is not None:
                     self.qkd_version += 1
                     if removed is None:
@@ -274,6 +295,17 @@ class Ted:
             self.install(lsa)
 
     # -- queries -----------------------------------------------------------------------
+
+    def te_stamp(self, link: tuple[IPv4Address, int]) -> int:
+        """The stamp of the last TE LSA instance that described or withdrew ``link``
+        (router ID, local interface ID): it grows with every such instance installed,
+        even one that says the same; 0 when none has."""
+        return self._stamps.get(link, 0)
+
+    def reverse_of(self, link: tuple[IPv4Address, int]) -> tuple[IPv4Address, int] | None:
+        """The other direction of ``link`` (its remote router and interface), as the last
+        TE LSA describing it says; None when none has."""
+        return self._remote.get(link)
 
     def alive(self) -> set[IPv4Address] | None:
         """Routers reachable from :attr:`root` over two-way links; None = no filtering."""

@@ -87,6 +87,22 @@ def test_incremental_install_flush_and_maxage() -> None:
     assert ted.flushes == 2
 
 
+def test_every_te_lsa_instance_stamps_its_links() -> None:
+    """The stamp the lambda ledger compares (pce/lspdb.py): a new one for each TE LSA
+    instance describing or withdrawing the link, the same content or not; the reverse
+    direction as the LSA names it."""
+    ted = graph({1: True, 2: True}, [(1, 1, 2, 1, 10, range(1, 9))])
+    a, b = (rid(1), 1), (rid(2), 1)
+    assert ted.reverse_of(a) == b and ted.reverse_of(b) == a and ted.reverse_of((rid(3), 1)) is None
+    s = ted.te_stamp(a)
+    assert s > 0 and ted.te_stamp((rid(3), 1)) == 0
+    assert not ted.install(te_link(1, 1, 2, 1, seq=INITIAL_SEQUENCE + 1))  # no change...
+    assert ted.te_stamp(a) > s  # ...but a newer instance
+    s, other = ted.te_stamp(a), ted.te_stamp(b)
+    assert ted.flush(LSAKey(LsType.OPAQUE_AREA, te_lsa_id(1), rid(1)))
+    assert ted.te_stamp(a) > s and ted.te_stamp(b) == other
+
+
 def test_liveness_from_router_and_network_lsas() -> None:
     """With a root (the PCE's router ID), a node the DR's Network LSA no longer lists is
     not alive, even though its own LSAs are still in the database."""
