@@ -116,6 +116,21 @@ def test_an_older_copy_than_the_waiting_instance_is_dropped() -> None:
     assert a.lsdb.get(ri().key).lsa.header.seq == INITIAL_SEQUENCE + 1
 
 
+def test_a_flush_behind_a_waiting_instance_is_compared_with_it_first() -> None:
+    """The neighbour's order is kept: its flush (MaxAge, same sequence number) replaces the
+    instance waiting from it, and is then answered as for an LSA we do not hold (§13
+    (4): acknowledged, not installed), so the waiting instance is never installed."""
+    lab, a, b = pair()
+    seen = installs(a)
+    lsa = ri()
+    from_b(lab, a, b, lsa)
+    flush = lsa.with_age(3600)
+    assert acked(from_b(lab, a, b, flush)) == [lsa.key]
+    assert a.lsu_counters["superseded"] == 1
+    feed(lab, a, ProcessUpdates(16))
+    assert seen == [] and lsa.key not in a.lsdb and a.updates_waiting() == 0
+
+
 def test_nothing_is_acknowledged_for_an_instance_dropped_before_it_was_installed() -> None:
     """The adjacency goes down with the LSA waiting: it is never installed, so it is never
     acknowledged (the neighbour keeps it to retransmit, or resynchronises)."""
