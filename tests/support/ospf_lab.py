@@ -15,6 +15,7 @@ turns hand it :class:`ProcessUpdates`, as the shell does.
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
@@ -163,7 +164,7 @@ class Lab:
             return
         self._serving.add(rid)
         assert self.service is not None
-        self.sim.call_later(self.service, lambda: self._serve(router))
+        self.sim.call_later(self.service, functools.partial(self._serve, router))
 
     def _serve(self, router: OspfRouter) -> None:
         """One backlog turn: the oldest LS Request or Update, else one deferred update."""
