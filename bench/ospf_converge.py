@@ -1,14 +1,15 @@
 """OSPF convergence: our speaker against FRR ospfd on rings and grids in namespaces.
 
 Run (root): ``.venv/bin/python bench/ospf_converge.py [--quick] [--sizes 20,50,100]
-[--shapes ring,grid] [--impls ours,frr] [--pack N]``. ``--quick``: ring and grid of 20 only.
+[--shapes ring,grid] [--impls ours,frr] [--pack N] [--rxmt S] [--prefix P]``.
+``--quick``: ring and grid of 20 only.
 
 For each shape and size, compose/topogen.py writes the topology (``qkdnet topo gen SHAPE
 --nodes N --p2p --kind frr|node``: routers tn1..tnN, one /30 domain per link) into the log
-directory and compose's namespace builder brings it up (prefix ``ob``): one namespace per
-router, one bridge per link. OSPF runs point-to-point on the link domains only, with the
-same timers for both implementations (hello 1 s, dead 4 s, retransmit 2 s; both use
-MinLSInterval 5 s and MinLSArrival 1 s). FRR routers are launched by the builder (kind
+directory and compose's namespace builder brings it up (prefix ``ob``, or ``--prefix``):
+one namespace per router, one bridge per link. OSPF runs point-to-point on the link
+domains only, with the same timers for both implementations (hello 1 s, dead 4 s,
+retransmit 2 s or ``--rxmt``; both use MinLSInterval 5 s and MinLSArrival 1 s). FRR routers are launched by the builder (kind
 ``frr``, with this benchmark's ospfd.conf through the config hook); ours are started in
 their namespaces by the benchmark (``--serve``, below). Every router is started with its
 links down (no carrier: the bridge ports are down); once all are ready the links are
@@ -52,6 +53,8 @@ from compose.netns import NetnsTestbed, teardown
 from gmpls.topology import Host, Topology, load
 
 PREFIX = "ob"
+#: the retransmit interval of both implementations (``--rxmt``)
+RXMT = 2
 CLI_PORT = 2601
 
 
@@ -63,7 +66,7 @@ def topology(shape: str, n: int, impl: str, hello: int, dead: int, out_dir: Path
     doc = topogen.generate(
         shape, n, prefix=PREFIX, kind="frr" if impl == "frr" else "node", p2p=True
     )
-    doc["ospf"].update(hello_interval=hello, dead_interval=dead, retransmit_interval=2)
+    doc["ospf"].update(hello_interval=hello, dead_interval=dead, retransmit_interval=RXMT)
     path = out_dir / f"{shape}{n}-{impl}.yaml"
     path.write_text(topogen.dump(doc))
     return path
@@ -111,6 +114,7 @@ def start_ours(tb: NetnsTestbed, host: str, log_dir: Path) -> subprocess.Popen[b
     argv = [sys.executable, str(Path(__file__).resolve()), "--serve"]
     argv += ["--rid", str(topo.host(host).router_id), "--ifaces", spec]
     argv += ["--hello", str(o.hello_interval), "--dead", str(o.dead_interval)]
+    argv += ["--rxmt", str(o.retransmit_interval)]
     env = {**os.environ, "OA_BENCH_LOG": str(log_dir / f"{host}.log")}
     with open(log_dir / f"{host}.out", "wb") as out:
         return tb.popen(host, argv, stdout=out, stderr=subprocess.STDOUT, env=env)
@@ -186,6 +190,7 @@ def start_pack(
     sock.unlink(missing_ok=True)
     argv = [sys.executable, str(Path(__file__).resolve()), "--serve-pack", str(spec_file)]
     argv += ["--sock", str(sock), "--hello", str(o.hello_interval), "--dead", str(o.dead_interval)]
+    argv += ["--rxmt", str(o.retransmit_interval)]
     env = {**os.environ, "OA_BENCH_LOG": str(run_dir / f"pack{index}.log")}
     with open(run_dir / f"pack{index}.out", "wb") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
@@ -257,7 +262,7 @@ def make_router(rid_s: str, spec: str, hello: int, dead: int) -> tuple[Any, Any]
                 network_type="point-to-point",
                 hello_interval=hello,
                 dead_interval=dead,
-                rxmt_interval=2,
+                rxmt_interval=RXMT,
             )
         )
     router = OspfRouter(rid_s, name=rid_s)
@@ -498,6 +503,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--impls", default="ours,frr")
     ap.add_argument("--hello", type=int, default=1)
     ap.add_argument("--dead", type=int, default=4)
+    ap.add_argument("--rxmt", type=int, default=2, help="retransmit interval (default 2 s)")
+    ap.add_argument("--prefix", default="ob", help="testbed prefix (default ob)")
     ap.add_argument("--timeout", type=float, default=120.0)
     ap.add_argument("--log-dir", default="/tmp/oa-ospf-bench")
     ap.add_argument(
@@ -509,6 +516,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rid", help=argparse.SUPPRESS)
     ap.add_argument("--ifaces", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
+    global PREFIX, RXMT
+    PREFIX, RXMT = a.prefix, a.rxmt
     if a.serve:
         asyncio.run(serve(a.rid, a.ifaces, a.hello, a.dead))
         return 0
@@ -523,7 +532,8 @@ def main(argv: list[str] | None = None) -> int:
     log_dir = Path(a.log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
     print(
-        f"OSPF convergence, hello {a.hello} s dead {a.dead} s, point-to-point links, "
+        f"OSPF convergence, hello {a.hello} s dead {a.dead} s retransmit {a.rxmt} s, "
+        "point-to-point links, "
         f"{os.cpu_count()} CPUs" + (f", ours {a.pack} routers per process" if a.pack else "")
     )
     print(

@@ -1,7 +1,7 @@
 """Per-packet CPU of the OSPF core synchronising a grid of routers in one process.
 
 Run: ``PYTHONPATH=$PWD .venv/bin/python bench/ospf_flood.py [--quick] [--side N]
-[--profile] [--digest]``.
+[--profile] [--digest] [--busy SECONDS [--defer] [--rxmt SECONDS]]``.
 
 A side x side grid of :class:`~gmpls.ospf.router.OspfRouter` cores (default 10 x 10 = 100
 routers, ``--quick`` 5 x 5) is wired in memory on a virtual clock
@@ -20,6 +20,15 @@ received (Ticks included), and the virtual time of convergence. ``--profile`` ad
 time). ``--digest`` prints a SHA-256 of every packet sent (time, router, interface,
 destination, bytes): two trees that print the same digest sent the same bytes at the same
 virtual times, so a change meant to save CPU can be checked not to change the wire.
+
+``--busy S`` models routers too busy to keep up (:mod:`tests.support.ospf_lab`'s
+``service``: each works off one LS Request or Update every S virtual seconds from a
+backlog, Hellos, DDs and acks at once, as a pack's shell does), with ``--rxmt`` (default
+2 s) the retransmission interval. Without ``--defer`` the LS Updates wait whole in the
+backlog, as they did before the cores deferred them; with it the cores answer duplicates
+as they arrive and defer the rest (``defer_updates``). Printed besides: the LSAs
+retransmitted, the backlog turns that had work, the copies not processed because the same
+instance from the same neighbour was waiting.
 """
 
 from __future__ import annotations
@@ -48,8 +57,8 @@ from tests.support.ospf_lab import Lab
 class CountingLab(Lab):
     """The lab, counting the packets the cores receive and hashing what they send."""
 
-    def __init__(self, digest: bool) -> None:
-        super().__init__()
+    def __init__(self, digest: bool, **kw: Any) -> None:
+        super().__init__(**kw)
         self.received = 0
         self.core_cpu = 0.0
         self.hash = hashlib.sha256() if digest else None
@@ -73,9 +82,14 @@ class CountingLab(Lab):
         super()._apply(r, actions)
 
 
-def grid(side: int, digest: bool) -> CountingLab:
-    lab = CountingLab(digest)
-    rs = [[lab.router(f"10.255.{y}.{x + 1}") for x in range(side)] for y in range(side)]
+def grid(
+    side: int, digest: bool, busy: float | None = None, defer: bool = False, rxmt: int = 2
+) -> CountingLab:
+    lab = CountingLab(digest, service=busy, rxmt_interval=rxmt)
+    rs = [
+        [lab.router(f"10.255.{y}.{x + 1}", defer_updates=defer) for x in range(side)]
+        for y in range(side)
+    ]
     link = 0
 
     def connect(a: OspfRouter, b: OspfRouter) -> None:
@@ -115,8 +129,15 @@ def grid(side: int, digest: bool) -> CountingLab:
     return lab
 
 
-def run(side: int, profile: bool, digest: bool) -> dict[str, Any]:
-    lab = grid(side, digest)
+def run(
+    side: int,
+    profile: bool,
+    digest: bool,
+    busy: float | None = None,
+    defer: bool = False,
+    rxmt: int = 2,
+) -> dict[str, Any]:
+    lab = grid(side, digest, busy, defer, rxmt)
     prof = cProfile.Profile() if profile else None
     t0 = time.process_time()
     if prof:
@@ -141,6 +162,9 @@ def run(side: int, profile: bool, digest: bool) -> dict[str, Any]:
         "us_per_packet": lab.core_cpu / lab.received * 1e6,
         "converged_at": t_conv,
         "digest": lab.hash.hexdigest() if lab.hash else None,
+        "retransmitted": sum(r.lsu_counters["retransmitted"] for r in lab.routers.values()),
+        "dropped": sum(r.lsu_counters["dropped_waiting"] for r in lab.routers.values()),
+        "turns": lab.turns,
     }
     if prof:
         pstats.Stats(prof).sort_stats("tottime").print_stats(25)
@@ -155,15 +179,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", action="store_true", help="print cProfile's top functions")
     ap.add_argument("--digest", action="store_true", help="hash every packet sent")
     ap.add_argument("--repeat", type=int, default=None, help="runs, the best kept (default 3)")
+    ap.add_argument("--busy", type=float, default=None, help="virtual s per backlog packet")
+    ap.add_argument("--defer", action="store_true", help="cores defer updates (with --busy)")
+    ap.add_argument("--rxmt", type=int, default=2, help="retransmit interval (default 2 s)")
     args = ap.parse_args(argv)
     side = args.side or (5 if args.quick else 10)
     repeat = args.repeat or (1 if args.quick or args.profile else 3)
-    runs = [run(side, args.profile, args.digest) for _ in range(repeat)]
+    runs = [
+        run(side, args.profile, args.digest, args.busy, args.defer, args.rxmt)
+        for _ in range(repeat)
+    ]
     r = min(runs, key=lambda x: x["cpu_s"])
     print("routers  LSAs  CPU s  in cores s  packets  us/packet  converged at (virtual s)")
     print(
         f"{r['routers']:7d} {r['lsas']:5d} {r['cpu_s']:6.1f} {r['core_s']:11.1f} "
         f"{r['packets']:8d} {r['us_per_packet']:10.0f}  {r['converged_at']:.1f}"
+    )
+    print(
+        f"LSAs retransmitted {r['retransmitted']}, backlog turns {r['turns']}, "
+        f"copies dropped as waiting {r['dropped']}"
     )
     if r["digest"]:
         print(f"sent packets sha256 {r['digest']}")

@@ -10,9 +10,13 @@ run it.
   their IP header: an IPv4 header is checked (version, header and total length) and its
   source and destination go to the core with the OSPF payload.
 - Hellos first: a readable socket is drained at once; Hellos, Database Descriptions and
-  LS Acks are handled as they come, LS Requests and Updates wait in a backlog worked off
-  in slices, so a busy router keeps its adjacencies, brings new ones up and stops its
-  neighbours' retransmissions. A timer that fires reads what is waiting before it runs.
+  LS Acks are handled as they come, LS Requests wait in a backlog worked off in slices,
+  so a busy router keeps its adjacencies, brings new ones up and stops its neighbours'
+  retransmissions. LS Updates go to the core as they come too, which defers them
+  (``defer_updates``): it acknowledges at once what it already holds, drops a copy of an
+  instance already waiting, and keeps the LSAs to install for the backlog's slices
+  (:class:`~gmpls.ospf.events.ProcessUpdates`). A timer that fires reads what is waiting
+  before it runs.
 - Timers: one :class:`~daemonkit.timer.CoreTimer` re-armed at the core's ``next_timer()``
   after every call.
 - Originations: :meth:`OspfSpeaker.originate_opaque` hands an opaque LSA body to the core
@@ -57,8 +61,11 @@ TOS_CS6 = 0xC0
 SO_RCVBUFFORCE = 33
 #: backlog packets processed per event-loop turn (see OspfSpeaker._readable)
 BACKLOG_SLICE = 16
-#: packet types handled as they arrive, ahead of the backlog (see OspfSpeaker._readable)
-AT_ONCE = frozenset({PacketType.HELLO, PacketType.DB_DESCRIPTION, PacketType.LS_ACK})
+#: packet types handed to the core as they arrive, ahead of the backlog (LS Updates: the
+#: core defers what needs installing; see OspfSpeaker._readable)
+AT_ONCE = frozenset(
+    {PacketType.HELLO, PacketType.DB_DESCRIPTION, PacketType.LS_ACK, PacketType.LS_UPDATE}
+)
 
 
 def find_interface(address: IPv4Address) -> tuple[str, IPv4Interface, int]:
@@ -134,6 +141,9 @@ class OspfSpeaker:
         on_action: Callable[[E.Action], None] | None = None,
     ) -> None:
         self.router = router
+        # the core answers duplicates of received LSAs at once and keeps the rest for
+        # ProcessUpdates, which _work hands it with the backlog's slices
+        router.defer_updates = True
         #: the OSPF interfaces (the daemons have one, the control LAN; benchmarks use more)
         self.ifaces: dict[str, E.InterfaceConfig] = (
             {iface.name: iface}
@@ -244,13 +254,16 @@ class OspfSpeaker:
         s.setsockopt(socket.IPPROTO_IP, opt, mreqn)
 
     def _readable(self, ifname: str) -> None:
-        """Drain the socket. Hellos, Database Descriptions and LS Acks are handled at
-        once; LS Requests and Updates wait in a backlog worked off in small slices, so
-        that under load (many routers on few CPUs) Hellos are neither received nor sent
-        late (a busy router keeps its adjacencies), a database exchange moves at the pace
-        of the packets (its master retransmits every RxmtInterval what is not answered)
-        and acknowledgements stop the neighbours' retransmissions, which would otherwise
-        pile up behind the backlog they feed (a 300-node lab, docs/scale.md)."""
+        """Drain the socket. Hellos, Database Descriptions, LS Acks and LS Updates go to
+        the core at once; LS Requests wait in a backlog worked off in small slices, and so
+        do the LSAs the core defers from the LS Updates (the ones to install and flood),
+        so that under load (many routers on few CPUs) Hellos are neither received nor
+        sent late (a busy router keeps its adjacencies), a database exchange moves at the
+        pace of the packets (its master retransmits every RxmtInterval what is not
+        answered) and acknowledgements stop the neighbours' retransmissions, which would
+        otherwise pile up behind the backlog they feed (a 300-node lab, docs/scale.md):
+        a retransmitted LSA the core holds is acknowledged as it arrives, one that waits
+        is not processed twice."""
         sock = self.socks.get(ifname)
         if sock is None:
             return
@@ -277,25 +290,33 @@ class OspfSpeaker:
                 self._process(item)
             else:
                 self._backlog.append(item)
-        if self._backlog and not self._working and self._loop is not None:
+        self._schedule_work()
+
+    def _schedule_work(self) -> None:
+        busy = self._backlog or self.router.updates_waiting()
+        if busy and not self._working and self._loop is not None:
             self._working = True
             self._loop.call_soon(self._work)
 
     def _work(self) -> None:
-        """Process a slice of the backlog, then let timers and Hellos run."""
+        """Process a slice of the backlog (LS Requests first, then the LS Updates the core
+        deferred: BACKLOG_SLICE packets in all), then let timers and Hellos run."""
         self._working = False
-        for _ in range(BACKLOG_SLICE):
-            if not self._backlog:
-                return
+        budget = BACKLOG_SLICE
+        while budget and self._backlog:
             self._process(self._backlog.popleft())
-        if self._backlog and self._loop is not None:
-            self._working = True
-            self._loop.call_soon(self._work)
+            budget -= 1
+        if budget and self.router.updates_waiting():
+            self._handle(E.ProcessUpdates(budget))
+        self._schedule_work()
 
     def _process(self, item: tuple[str, bytes, IPv4Address, IPv4Address]) -> None:
         ifname, data, src, dst = item
+        self._handle(E.Received(ifname, data, src, dst))
+
+    def _handle(self, event: E.Event) -> None:
         try:
-            acts = self.router.handle(E.Received(ifname, data, src, dst), self._now())
+            acts = self.router.handle(event, self._now())
         except Exception:  # the core promises not to raise; a packet must never kill us
             self.counters["core_errors"] += 1
             log.exception("ospf core failed on a packet", extra={"node": self.router.name})

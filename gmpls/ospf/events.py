@@ -3,7 +3,8 @@
 
 Events: :class:`Received` (an OSPF packet as received), :class:`InterfaceUp` (with its
 :class:`InterfaceConfig`), :class:`InterfaceDown`, :class:`OriginateOpaque`,
-:class:`FlushOpaque` and :class:`gmpls.core.Tick` (the time of ``next_timer()`` has come).
+:class:`FlushOpaque`, :class:`ProcessUpdates` (work off LSAs a router that defers its
+updates holds) and :class:`gmpls.core.Tick` (the time of ``next_timer()`` has come).
 
 Actions: :class:`Send` asks the shell to transmit bytes on an interface to an address
 (unicast or 224.0.0.5/6, TTL 1); :class:`LsdbChanged`, :class:`NeighborChanged`,
@@ -93,7 +94,19 @@ class FlushOpaque:
     ls_id: IPv4Address
 
 
-Event = Received | InterfaceUp | InterfaceDown | OriginateOpaque | FlushOpaque | Tick
+@dataclass(frozen=True, slots=True)
+class ProcessUpdates:
+    """Process the LSAs of up to ``packets`` received LS Updates that a router with
+    ``defer_updates`` set holds (:meth:`~gmpls.ospf.router.OspfRouter.updates_waiting`):
+    install and flood those still newer than the database's, acknowledge them (RFC 2328
+    §13 (5)). The shell says when: a busy one between its other work."""
+
+    packets: int = 1
+
+
+Event = (
+    Received | InterfaceUp | InterfaceDown | OriginateOpaque | FlushOpaque | ProcessUpdates | Tick
+)
 
 # ---------------------------------------------------------------- actions
 
@@ -151,6 +164,7 @@ __all__ = [
     "LsdbChanged",
     "NeighborChanged",
     "OriginateOpaque",
+    "ProcessUpdates",
     "Received",
     "RoutesChanged",
     "Send",

@@ -14,8 +14,10 @@ Sections of RFC 2328 are cited where each rule is implemented.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import struct
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -57,6 +59,7 @@ from gmpls.ospf.events import (
     LsdbChanged,
     NeighborChanged,
     OriginateOpaque,
+    ProcessUpdates,
     Received,
     RoutesChanged,
     Send,
@@ -124,6 +127,9 @@ class Neighbor:
     requests: dict[LSAKey, LSAHeader] = field(default_factory=dict)
     requests_sent: set[LSAKey] = field(default_factory=set)
     rxmt: dict[LSAKey, LSA] = field(default_factory=dict)
+    #: LSAs received from this neighbor, newer than the database's, waiting to be
+    #: processed (the router's ``defer_updates``; :meth:`OspfRouter._recv_lsa`)
+    pending: dict[LSAKey, LSA] = field(default_factory=dict)
     inactivity_at: float | None = None
     dd_rxmt_at: float | None = None
     lsr_rxmt_at: float | None = None
@@ -238,6 +244,7 @@ class OspfRouter:
         spf_max_hold: float = 5.0,
         flood_pace: float = 0.01,
         wall_clock: float = 0.0,
+        defer_updates: bool = False,
     ) -> None:
         self.router_id = IPv4Address(router_id)
         self.area = IPv4Address(area)
@@ -284,6 +291,19 @@ class OspfRouter:
         #: acknowledgment, §13.5); the destination is the interface's when they leave
         self._flood_queue: dict[str, dict[LSAKey, tuple[LSA, bool]]] = {}
         self._last_spf = float("-inf")
+        #: defer the LSAs of received LS Updates that need installing to
+        #: :class:`~gmpls.ospf.events.ProcessUpdates` (a busy shell's backlog): duplicates
+        #: and older instances are answered as they arrive, a copy of an instance already
+        #: waiting is not processed twice (:meth:`_recv_lsa`)
+        self.defer_updates = defer_updates
+        #: the deferred LSAs: one group per LS Update, with its interface and neighbor
+        self._updates: deque[tuple[Interface, Neighbor, list[LSA]]] = deque()
+        #: received LSAs deferred, copies dropped because the same or a newer instance from
+        #: the same neighbor was waiting, waiting instances replaced by a newer one; LSAs
+        #: retransmitted (RxmtInterval passed unacknowledged)
+        self.lsu_counters = dict.fromkeys(
+            ("deferred", "dropped_waiting", "superseded", "retransmitted"), 0
+        )
         #: the time of the event being handled
         self._now = 0.0
         #: wall-clock time (Unix seconds) at ``now`` = 0; the shell sets it (the core never
@@ -317,6 +337,8 @@ class OspfRouter:
             self._originate(key, event.body, event.options, now)
         elif isinstance(event, FlushOpaque):
             self._flush_own(LSAKey(event.ls_type, IPv4Address(event.ls_id), self.router_id), now)
+        elif isinstance(event, ProcessUpdates):
+            self._process_updates(event.packets, now)
         else:
             raise TypeError(f"not an OSPF event: {event!r}")
         return self._finish(now)
@@ -351,6 +373,12 @@ class OspfRouter:
         """The options of our Hellos: those of our DDs without the O bit, which RFC 5250
         gives to Database Description packets only (FRR logs "O-bit abuse?" otherwise)."""
         return self.options & ~Options.O
+
+    def updates_waiting(self) -> int:
+        """How many received LS Updates have LSAs waiting for
+        :class:`~gmpls.ospf.events.ProcessUpdates` (``defer_updates``; some may turn out
+        to have nothing left to do)."""
+        return len(self._updates)
 
     def neighbors(self) -> list[tuple[Interface, Neighbor]]:
         return [(i, n) for i in self.interfaces.values() for n in i.neighbors.values()]
@@ -700,6 +728,7 @@ class OspfRouter:
         n.requests.clear()
         n.requests_sent.clear()
         n.rxmt.clear()
+        n.pending.clear()
         n.last_sent = None
         n.last_rcvd = None
 
@@ -1044,7 +1073,9 @@ class OspfRouter:
 
     def _send_lsr(self, iface: Interface, n: Neighbor, now: float) -> None:
         room = (iface.config.mtu - IP_HEADER_LEN - HEADER_LEN) // 12
-        keys = list(n.requests)[:room]
+        # not asked again: what the neighbor sent and waits to be processed (deferred)
+        wanted = (k for k in n.requests if k not in n.pending) if n.pending else iter(n.requests)
+        keys = list(itertools.islice(wanted, room))
         n.requests_sent = set(keys)
         if not keys:
             n.lsr_rxmt_at = None
@@ -1088,76 +1119,153 @@ class OspfRouter:
         return any(n.state in (NbrState.EXCHANGE, NbrState.LOADING) for _, n in self.neighbors())
 
     def _recv_lsu(self, iface: Interface, n: Neighbor, lsu: P.LSUpdate, now: float) -> None:
+        """§13: each LSA of an LS Update in turn (:meth:`_recv_lsa`), the direct
+        acknowledgments in one LS Ack. With :attr:`defer_updates` the LSAs newer than the
+        database's copies wait for :class:`~gmpls.ospf.events.ProcessUpdates`, as one
+        group per packet; what the database already answers (a duplicate: an implied or
+        direct acknowledgment; an older instance: ours sent back) is done at once."""
         if n.state < NbrState.EXCHANGE:
             return
         direct_acks: list[LSA] = []
+        later: list[LSA] | None = [] if self.defer_updates else None
         for lsa in lsu.lsas:
-            h = lsa.header
-            key = lsa.key
-            if not lsa.checksum_ok:
-                # (1) a bad LSA checksum: this LSA is discarded, the others are processed
-                iface.count("bad_lsa_checksum")
-                log.debug("%s dropped LSA %s from %s: bad checksum", self.name, key, n.router_id)
-                continue
-            if h.ls_type not in KNOWN_LS_TYPES:
-                continue  # (2) unknown LS type
-            e = self.lsdb.get(key)
-            # (4) MaxAge, not in the database, nobody exchanging: acknowledge and discard
-            if h.age >= MAX_AGE and e is None and not self._any_exchanging():
-                direct_acks.append(lsa)
-                continue
-            if e is None:
-                cmp = 1
-            else:  # compared with the database copy at its current age (no header made)
-                cur_age = e.age(now)
-                cur = e.lsa.header
-                cmp = compare_fields(h.seq, h.checksum, h.age, cur.seq, cur.checksum, cur_age)
-            if cmp > 0:
-                # (5)(a) MinLSArrival
-                if e is not None and now - e.installed < MIN_LS_ARRIVAL:
-                    continue
-                # (5)(c) remove the old copy from the retransmission lists (done first: the
-                # lists are keyed by LSA, so (b) puts the new instance in its place),
-                # (b) flood the new one, (d) install it
-                for i in self.interfaces.values():
-                    for m in i.neighbors.values():
-                        m.rxmt.pop(key, None)
-                flooded_back = self._flood(lsa, iface, n, now)
-                self._install_received(iface, n, lsa, flooded_back, now)
-                # (5)(e) acknowledge (§13.5): a delayed ack unless it was flooded back out;
-                # the Backup DR acks only what came from the DR (the DR acks the rest)
-                if not flooded_back and (iface.state != IfState.BACKUP or n.address == iface.dr):
-                    self._delayed_ack(iface, lsa, now)
-                # (5)(f) a self-originated LSA (§13.4)
-                if self._self_originated(key):
-                    self._self_originated_received(lsa, now)
-                continue
-            # (6) an instance we requested but older or equal: BadLSReq
-            if key in n.requests:
-                self._nbr_event(iface, n, NbrEvent.BAD_LS_REQ, now)
-                return
-            assert e is not None
-            if cmp == 0:
-                # (7) the same instance: implied acknowledgment or direct ack
-                mine = n.rxmt.pop(key, None)
-                if mine is not None:
-                    if (iface.state == IfState.BACKUP and n.address == iface.dr) or (
-                        self._flood_queue and not self._flood_will_go(iface, key, mine)
-                    ):
-                        # Table 19, and: our flooding of it has not left yet and now will
-                        # not (_send_floods), so it does not acknowledge theirs
-                        self._delayed_ack(iface, lsa, now)
-                else:
-                    direct_acks.append(lsa)
-                continue
-            # (8) the database copy is more recent: send it back (unless MaxAge/MaxSeq)
-            if cur_age >= MAX_AGE and cur.seq == MAX_SEQUENCE:
-                continue
-            if now - e.installed >= MIN_LS_ARRIVAL:
-                self._send_lsus(iface, n.address, [self._aged_for_send(iface, e, now)])
+            if not self._recv_lsa(iface, n, lsa, now, direct_acks, later):
+                return  # BadLSReq: the exchange starts again, nothing acknowledged
         if direct_acks:
             self._send(iface, n.address, _ack_body(direct_acks))
+        if later:
+            self._updates.append((iface, n, later))
         self._check_loading(iface, n, now)
+
+    def _recv_lsa(
+        self,
+        iface: Interface,
+        n: Neighbor,
+        lsa: LSA,
+        now: float,
+        direct_acks: list[LSA],
+        later: list[LSA] | None,
+    ) -> bool:
+        """§13 steps (1)-(8) for one received LSA; False when it is a bad LS request (the
+        caller drops the rest of the packet). Given ``later`` (deferring), an LSA newer than
+        the database's copy is not installed but put there and on the neighbor's
+        :attr:`Neighbor.pending`; a copy of an instance already waiting from the same
+        neighbor, or an older one, is dropped unacknowledged (the waiting one will be
+        acknowledged when it is installed), a newer one replaces it."""
+        h = lsa.header
+        key = lsa.key
+        if not lsa.checksum_ok:
+            # (1) a bad LSA checksum: this LSA is discarded, the others are processed
+            iface.count("bad_lsa_checksum")
+            log.debug("%s dropped LSA %s from %s: bad checksum", self.name, key, n.router_id)
+            return True
+        if h.ls_type not in KNOWN_LS_TYPES:
+            return True  # (2) unknown LS type
+        if later is not None and n.pending:
+            held = n.pending.get(key)
+            if held is not None:
+                if compare_instances(h, held.header) <= 0:
+                    self.lsu_counters["dropped_waiting"] += 1
+                    return True
+                del n.pending[key]  # superseded: dropped as if lost
+                self.lsu_counters["superseded"] += 1
+        e = self.lsdb.get(key)
+        # (4) MaxAge, not in the database, nobody exchanging: acknowledge and discard
+        if h.age >= MAX_AGE and e is None and not self._any_exchanging():
+            direct_acks.append(lsa)
+            return True
+        if e is None:
+            cmp = 1
+        else:  # compared with the database copy at its current age (no header made)
+            cur_age = e.age(now)
+            cur = e.lsa.header
+            cmp = compare_fields(h.seq, h.checksum, h.age, cur.seq, cur.checksum, cur_age)
+        if cmp > 0:
+            # (5)(a) MinLSArrival
+            if e is not None and now - e.installed < MIN_LS_ARRIVAL:
+                return True
+            if later is not None:
+                n.pending[key] = lsa
+                later.append(lsa)
+                self.lsu_counters["deferred"] += 1
+            else:
+                self._install_newer(iface, n, lsa, now)
+            return True
+        # (6) an instance we requested but older or equal: BadLSReq
+        if key in n.requests:
+            self._nbr_event(iface, n, NbrEvent.BAD_LS_REQ, now)
+            return False
+        assert e is not None
+        if cmp == 0:
+            # (7) the same instance: implied acknowledgment or direct ack
+            mine = n.rxmt.pop(key, None)
+            if mine is not None:
+                if (iface.state == IfState.BACKUP and n.address == iface.dr) or (
+                    self._flood_queue and not self._flood_will_go(iface, key, mine)
+                ):
+                    # Table 19, and: our flooding of it has not left yet and now will
+                    # not (_send_floods), so it does not acknowledge theirs
+                    self._delayed_ack(iface, lsa, now)
+            else:
+                direct_acks.append(lsa)
+            return True
+        # (8) the database copy is more recent: send it back (unless MaxAge/MaxSeq)
+        if cur_age >= MAX_AGE and cur.seq == MAX_SEQUENCE:
+            return True
+        if now - e.installed >= MIN_LS_ARRIVAL:
+            self._send_lsus(iface, n.address, [self._aged_for_send(iface, e, now)])
+        return True
+
+    def _install_newer(self, iface: Interface, n: Neighbor, lsa: LSA, now: float) -> None:
+        """§13 (5)(b)-(f): a received instance newer than the database's."""
+        key = lsa.key
+        # (5)(c) remove the old copy from the retransmission lists (done first: the
+        # lists are keyed by LSA, so (b) puts the new instance in its place),
+        # (b) flood the new one, (d) install it
+        for i in self.interfaces.values():
+            for m in i.neighbors.values():
+                m.rxmt.pop(key, None)
+        flooded_back = self._flood(lsa, iface, n, now)
+        self._install_received(iface, n, lsa, flooded_back, now)
+        # (5)(e) acknowledge (§13.5): a delayed ack unless it was flooded back out;
+        # the Backup DR acks only what came from the DR (the DR acks the rest)
+        if not flooded_back and (iface.state != IfState.BACKUP or n.address == iface.dr):
+            self._delayed_ack(iface, lsa, now)
+        # (5)(f) a self-originated LSA (§13.4)
+        if self._self_originated(key):
+            self._self_originated_received(lsa, now)
+
+    def _process_updates(self, packets: int, now: float) -> None:
+        """:class:`~gmpls.ospf.events.ProcessUpdates`: the deferred LSAs of up to
+        ``packets`` received LS Updates, each still waiting (not replaced by a newer copy
+        from the same neighbor, its adjacency not reset) compared with the database again
+        (it may have changed meanwhile) and processed as §13 says; the direct
+        acknowledgments of a group in one LS Ack, as for a packet. A group with nothing
+        left waiting does not count."""
+        done = 0
+        while self._updates and done < packets:
+            iface, n, lsas = self._updates.popleft()
+            if (
+                self.interfaces.get(iface.name) is not iface
+                or iface.state in _SILENT
+                or iface.neighbors.get(n.router_id) is not n
+                or n.state < NbrState.EXCHANGE
+            ):
+                continue
+            direct_acks: list[LSA] = []
+            live = False
+            for lsa in lsas:
+                if n.pending.get(lsa.key) is not lsa:
+                    continue
+                del n.pending[lsa.key]
+                live = True
+                if not self._recv_lsa(iface, n, lsa, now, direct_acks, None):
+                    break
+            else:
+                if direct_acks:
+                    self._send(iface, n.address, _ack_body(direct_acks))
+                self._check_loading(iface, n, now)
+            done += live
 
     def _install_received(
         self, iface: Interface, n: Neighbor, lsa: LSA, flooded_back: bool, now: float
@@ -1477,6 +1585,7 @@ class OspfRouter:
                 lsas.append(self._aged_for_send(iface, e, now))
             else:
                 lsas.append(lsa.encode())
+        self.lsu_counters["retransmitted"] += len(lsas)
         self._send_lsus(iface, n.address, lsas)
         n.lsu_rxmt_at = now + iface.config.rxmt_interval
 

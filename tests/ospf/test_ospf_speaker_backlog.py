@@ -1,8 +1,10 @@
 """The speaker's receive path (daemonkit.ospf.OspfSpeaker._readable): Hellos, Database
-Descriptions and LS Acks go to the core as they arrive, LS Requests and Updates wait in
-the backlog. In a 300-node lab (docs/scale.md) database exchanges stalled for minutes when
-DDs and acks waited behind hundreds of LS Updates: the masters retransmitted unanswered
-DDs, the neighbours unacknowledged LSUs, into the backlog they were waiting behind."""
+Descriptions, LS Acks and LS Updates go to the core as they arrive (it defers the LSAs to
+install), LS Requests wait in the backlog, whose slices also hand the core
+ProcessUpdates. In a 300-node lab (docs/scale.md) database exchanges stalled for minutes
+when DDs and acks waited behind hundreds of LS Updates: the masters retransmitted
+unanswered DDs, the neighbours unacknowledged LSUs, into the backlog they were waiting
+behind."""
 
 from __future__ import annotations
 
@@ -30,17 +32,27 @@ class Socket:
 
 
 class Router:
-    """Records the packet type of every packet it is handed; no actions."""
+    """Records the packet type of every packet it is handed (0 for ProcessUpdates), holds
+    every LS Update as deferred until ProcessUpdates; no actions."""
 
     name = "r1"
 
     def __init__(self) -> None:
         self.seen: list[int] = []
+        self.defer_updates = False
+        self.waiting = 0
 
     def handle(self, event: Any, now: float) -> list[Any]:
         if isinstance(event, E.Received):
             self.seen.append(event.data[1])
+            self.waiting += event.data[1] == PacketType.LS_UPDATE
+        elif isinstance(event, E.ProcessUpdates):
+            self.seen.append(0)
+            self.waiting = max(0, self.waiting - event.packets)
         return []
+
+    def updates_waiting(self) -> int:
+        return self.waiting
 
     def next_timer(self) -> None:
         return None
@@ -52,11 +64,12 @@ def datagram(kind: int) -> bytes:
     return ip + bytes([2, kind, 0, 4])
 
 
-def test_hellos_dds_and_acks_are_handled_before_the_backlog() -> None:
+def test_hellos_dds_acks_and_updates_are_handed_over_before_the_backlog() -> None:
     async def run() -> tuple[list[int], list[int]]:
         router = Router()
         iface = E.InterfaceConfig(name="p1", address=IPv4Interface("10.0.0.1/30"))
         speaker = OspfSpeaker(router, iface)  # type: ignore[arg-type]
+        assert router.defer_updates  # the speaker has the core defer its updates
         speaker._loop = asyncio.get_running_loop()
         T = PacketType
         kinds = [T.LS_UPDATE, T.LS_UPDATE, T.LS_REQUEST, T.DB_DESCRIPTION, T.LS_ACK, T.HELLO]
@@ -69,5 +82,6 @@ def test_hellos_dds_and_acks_are_handled_before_the_backlog() -> None:
 
     at_once, all_seen = asyncio.run(run())
     T = PacketType
-    assert at_once == [T.DB_DESCRIPTION, T.LS_ACK, T.HELLO]
-    assert all_seen == [*at_once, T.LS_UPDATE, T.LS_UPDATE, T.LS_REQUEST]
+    assert at_once == [T.LS_UPDATE, T.LS_UPDATE, T.DB_DESCRIPTION, T.LS_ACK, T.HELLO]
+    # one slice: the LS Request, then the deferred updates (ProcessUpdates, shown as 0)
+    assert all_seen == [*at_once, T.LS_REQUEST, 0]

@@ -5,16 +5,25 @@ Segments are broadcast LANs or point-to-point links. A :class:`Send` to a multic
 address reaches every other interface on the segment, a unicast one the interface with
 that address; delivery takes ``delay`` virtual seconds. Each router's ``next_timer()``
 is honoured exactly. ``kill`` silences a router (a crash: no goodbye).
+
+``service`` models a busy shell (daemonkit/ospf.py in a pack): a router works off its LS
+Requests and Updates one every ``service`` virtual seconds, in a backlog, while Hellos,
+DDs and LS Acks are handled as they arrive. A router made with ``defer_updates=True``
+gets its LS Updates at once (it answers duplicates and defers the rest) and the backlog's
+turns hand it :class:`ProcessUpdates`, as the shell does.
 """
 
 from __future__ import annotations
 
+import functools
+from collections import deque
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
 from typing import Any
 
 from gmpls.core import Tick
-from gmpls.ospf.events import InterfaceConfig, InterfaceUp, Received, Send
+from gmpls.ospf.constants import PacketType
+from gmpls.ospf.events import InterfaceConfig, InterfaceUp, ProcessUpdates, Received, Send
 from gmpls.ospf.router import OspfRouter
 from tests.support.sim import Alarm, Sim
 
@@ -35,7 +44,12 @@ class Segment:
 
 class Lab:
     def __init__(
-        self, delay: float = 0.001, loss: float = 0.0, seed: int = 1, **if_defaults: Any
+        self,
+        delay: float = 0.001,
+        loss: float = 0.0,
+        seed: int = 1,
+        service: float | None = None,
+        **if_defaults: Any,
     ) -> None:
         import random
 
@@ -54,6 +68,12 @@ class Lab:
         self.sent: list[tuple[float, IPv4Address, Send]] = []
         self.record = False
         self.packets = 0
+        #: virtual seconds per backlog packet (None: no backlog, everything at once)
+        self.service = service
+        self._backlog: dict[IPv4Address, deque[Received]] = {}
+        self._serving: set[IPv4Address] = set()
+        #: backlog turns that had work (a packet, or ProcessUpdates)
+        self.turns = 0
 
     @property
     def now(self) -> float:
@@ -125,8 +145,41 @@ class Lab:
             self.sim.call_later(self.delay, lambda to=p.router, ev=event: self._receive(to, ev))
 
     def _receive(self, router: OspfRouter, event: Received) -> None:
-        if router.router_id not in self.dead:
+        if router.router_id in self.dead:
+            return
+        kind = event.data[1] if len(event.data) > 1 else 0
+        if self.service is None or kind not in (PacketType.LS_REQUEST, PacketType.LS_UPDATE):
             self.feed(router, event)
+            return
+        if kind == PacketType.LS_UPDATE and router.defer_updates:
+            self.feed(router, event)
+        else:
+            self._backlog.setdefault(router.router_id, deque()).append(event)
+        self._kick(router)
+
+    def _kick(self, router: OspfRouter) -> None:
+        """Schedule the router's next backlog turn if it has work and none is due."""
+        rid = router.router_id
+        if rid in self._serving or not (self._backlog.get(rid) or router.updates_waiting()):
+            return
+        self._serving.add(rid)
+        assert self.service is not None
+        self.sim.call_later(self.service, functools.partial(self._serve, router))
+
+    def _serve(self, router: OspfRouter) -> None:
+        """One backlog turn: the oldest LS Request or Update, else one deferred update."""
+        rid = router.router_id
+        self._serving.discard(rid)
+        if rid in self.dead:
+            return
+        q = self._backlog.get(rid)
+        if q:
+            self.turns += 1
+            self.feed(router, q.popleft())
+        elif router.updates_waiting():
+            self.turns += 1
+            self.feed(router, ProcessUpdates(1))
+        self._kick(router)
 
     def inject(self, router: OspfRouter, ifname: str, data: bytes, src: str, dst: str) -> None:
         event = Received(ifname, data, IPv4Address(src), IPv4Address(dst))
@@ -172,7 +225,10 @@ class Lab:
         raise AssertionError(f"not converged by t={limit}: {self.describe()}")
 
     def _pending_work(self) -> bool:
-        return any(r._pending for r in self.alive())
+        return any(
+            r._pending or self._backlog.get(r.router_id) or r.updates_waiting()
+            for r in self.alive()
+        )
 
     def describe(self) -> str:
         out = []
