@@ -10,6 +10,7 @@ AS-external routes (§16.2-§16.4) are not computed: a single-area speaker with 
 
 from __future__ import annotations
 
+import functools
 import heapq
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -17,6 +18,17 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from gmpls.ospf.constants import MAX_AGE, LsType, RouterLinkType
 from gmpls.ospf.lsa import LSA, NetworkLSA, RouterLSA
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _prefix(address: int, mask: int) -> IPv4Network | None:
+    """The network of ``address`` under ``mask`` (None: a mask that is not a prefix
+    length). Every route computation of every router asks for the same few thousand: one
+    IPv4Network each, made once per process (a pack's routers share them)."""
+    try:
+        return IPv4Network((address & mask, str(IPv4Address(mask))), strict=False)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -245,8 +257,9 @@ class _Spf:
         for v, d in self.dist.items():
             if v[0] == "N":
                 n = self.networks[v[1]]
-                prefix = IPv4Network((int(v[1]) & int(n.mask), str(n.mask)), strict=False)
-                table.add(prefix, d, self.hops[v])
+                prefix = _prefix(int(v[1]), int(n.mask))
+                if prefix is not None:
+                    table.add(prefix, d, self.hops[v])
 
     def add_stub_networks(self, table: _Table, names: Mapping[IPv4Network, str]) -> None:
         """Stage 2 (§16.1, second stage): the stub networks of each router of the tree, at
@@ -257,11 +270,8 @@ class _Spf:
             for lk in self.routers[v[1]].links:
                 if lk.type != RouterLinkType.STUB:
                     continue
-                try:
-                    prefix = IPv4Network(
-                        (int(lk.link_id) & int(lk.link_data), str(lk.link_data)), strict=False
-                    )
-                except ValueError:
+                prefix = _prefix(int(lk.link_id), int(lk.link_data))
+                if prefix is None:
                     continue  # a mask that is not a prefix length: ignore the link
                 if v == self.root:
                     ifname = self.iface_for(prefix.network_address) or names.get(prefix, "")
