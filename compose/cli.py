@@ -803,7 +803,8 @@ def _add_topo_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         choices=("auto", *topogen.TIMERS),
         default="auto",
         help=f"OSPF and RSVP timers: fast (1 s Hellos), scale (OSPF 10/40 s, retransmit 30 s, "
-        f"RSVP Hellos 5 s); auto (default): scale from {topogen.SCALE_FROM} nodes on",
+        f"SPF hold up to 30 s, RSVP Hellos 5 s); auto (default): scale from "
+        f"{topogen.SCALE_FROM} nodes on",
     )
     g.set_defaults(fn=cmd_topo_gen)
     v = tsub.add_parser("validate", help="load a topology file: OK, or every problem (exit 1)")

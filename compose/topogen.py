@@ -37,7 +37,8 @@ scale (docs/scale.md).
 
 ``--timers`` sets the OSPF and RSVP timers (:data:`TIMERS`): ``fast`` (Hellos every
 second) below :data:`SCALE_FROM` nodes, ``scale`` (OSPF's default 10/40 s, retransmit
-30 s, RSVP Hellos every 5 s) from there on, unless one is asked for.
+30 s, SPF at most every 30 s, RSVP Hellos every 5 s) from there on, unless one is asked
+for.
 
 ``--kind frr`` (or ``bird``) makes the routers FRR (BIRD) hosts instead of our node agents.
 ``--p2p`` also makes every link an IP link: a domain ``pK`` of its own (K = 1, 2, ... in
@@ -62,16 +63,25 @@ SHAPES = ("ring", "grid", "random")
 OSPF_MODES = ("lan", "p2p")
 #: the protocol timers ``--timers`` picks: ``fast`` for small labs (OSPF Hellos every
 #: second, adjacencies in seconds), ``scale`` for hundreds of nodes (OSPF's defaults of 10
-#: and 40 s, a 30 s retransmit interval and 5 s RSVP Hellos: a packed event loop busy
-#: flooding for many routers is late by seconds, docs/scale.md); ``auto``: ``scale`` from
-#: :data:`SCALE_FROM` nodes on
+#: and 40 s, a 30 s retransmit interval, SPF throttled up to 30 s and 5 s RSVP Hellos: a
+#: packed event loop busy flooding for many routers is late by seconds, docs/scale.md);
+#: ``auto``: ``scale`` from :data:`SCALE_FROM` nodes on
 TIMERS: dict[str, dict[str, dict[str, int]]] = {
     "fast": {
         "ospf": {"hello_interval": 1, "dead_interval": 4, "retransmit_interval": 2},
         "rsvp": {"refresh_ms": 30000, "keep_multiplier": 3, "hello_ms": 1000},
     },
     "scale": {
-        "ospf": {"hello_interval": 10, "dead_interval": 40, "retransmit_interval": 30},
+        "ospf": {
+            "hello_interval": 10,
+            "dead_interval": 40,
+            "retransmit_interval": 30,
+            # route computations at most every 30 s while LSAs keep coming: at 1,000
+            # routers they were four fifths of a pack's CPU with FRR's 5 s (docs/scale.md)
+            "spf_delay_ms": 500,
+            "spf_hold_ms": 2000,
+            "spf_max_hold_ms": 30000,
+        },
         "rsvp": {"refresh_ms": 30000, "keep_multiplier": 3, "hello_ms": 5000},
     },
 }

@@ -1629,7 +1629,9 @@ class OspfRouter:
             for i in self.interfaces.values()
             if i.state not in (IfState.DOWN, IfState.LOOPBACK)
         ]
-        entries = [e.lsa for _, e in self.lsdb.entries()]
+        # router and network LSAs only: the opaque ones (TE, RI, QKD links: most of a
+        # large lab's LSDB) carry no topology for the route computation
+        entries = [e.lsa for k, e in self.lsdb.entries() if k.ls_type in _SPF_TYPES]
         routes = spf.compute(
             entries, self.router_id, ifs, self._neighbor_address, self.area, self.stub_names
         )
@@ -1637,6 +1639,9 @@ class OspfRouter:
             self.routes = routes
             self._out.append(RoutesChanged(routes))
 
+
+#: the LSA types the route computation reads
+_SPF_TYPES = frozenset({LsType.ROUTER, LsType.NETWORK})
 
 _S = TypeVar("_S", bound=Enum)
 _E = TypeVar("_E", bound=Enum)

@@ -11,7 +11,7 @@ import networkx as nx
 import pytest
 
 from compose import topogen
-from gmpls.topology import Topology, load
+from gmpls.topology import Topology, load, parse
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -260,5 +260,10 @@ def test_timers_by_size_unless_asked() -> None:
     assert timers(topogen.SCALE_FROM) == (10, 40, 30, 5000)
     assert timers(300, "fast") == (1, 4, 2, 1000)
     assert timers(10, "scale") == (10, 40, 30, 5000)
+    spf = topogen.generate("ring", topogen.SCALE_FROM)["ospf"]
+    assert (spf["spf_delay_ms"], spf["spf_hold_ms"], spf["spf_max_hold_ms"]) == (500, 2000, 30000)
+    assert (
+        parse(topogen.generate("ring", topogen.SCALE_FROM), "g.yaml").ospf.spf_max_hold_ms == 30000
+    )
     with pytest.raises(ValueError, match="--timers slow"):
         topogen.generate("ring", 10, timers="slow")
