@@ -52,6 +52,7 @@ assumed to be the only one heading LSPs on its RSVP core (tunnel IDs are allocat
 
 from __future__ import annotations
 
+import heapq
 import secrets
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -253,6 +254,11 @@ class QeServiceCore:
         self._keying_active = 0
         #: TE links whose free lambdas go to OSPF: local_if -> (when, free lambdas)
         self._links_due: dict[int, tuple[float, tuple[int, ...]]] = {}
+        #: the services' timers (refresh, rate, hold): a heap of (when, seq, service), one
+        #: live entry per service in ``_sched`` (by id); see :meth:`_schedule`
+        self._due: list[tuple[float, int, Service]] = []
+        self._sched: dict[int, float] = {}
+        self._seq = 0
         self._now = 0.0
         self._out: list[E.Action] = []
         self.counters: dict[str, int] = {
@@ -309,8 +315,9 @@ class QeServiceCore:
 
     def next_timer(self) -> float | None:
         times = [due for due, _ in self._links_due.values()]
-        for s in self._live():
-            times += [t for t in (s.refresh_at, s.rate_at, s.hold_until) if t is not None]
+        top = self._top()
+        if top is not None:
+            times.append(top)
         return min(times) if times else None
 
     # --- queries (the CLI's) --------------------------------------------------------
@@ -352,13 +359,56 @@ class QeServiceCore:
             if due <= now:
                 del self._links_due[local_if]
                 self._out.append(E.AdvertiseLink(local_if, free))
-        for s in self._live():
+        while (top := self._top()) is not None and top <= now:
+            _, _, s = heapq.heappop(self._due)
+            del self._sched[id(s)]
             while s.refresh_at is not None and s.refresh_at <= now:
                 self._refresh_due(s)
             while s.rate_at is not None and s.rate_at <= now:
                 self._rate_tick(s)
             if s.state == REROUTING and s.hold_until is not None and s.hold_until <= now:
                 self._hold_expired(s)
+            self._schedule(s)
+
+    def _deadline(self, s: Service) -> float | None:
+        """The service's earliest timer, None when it has none or is no longer live."""
+        live = (
+            self.heads.get(s.tunnel_id) is s
+            if s.role == "head"
+            else s.lsp is not None and self.tails.get(s.lsp) is s
+        )
+        times = [t for t in (s.refresh_at, s.rate_at, s.hold_until) if t is not None]
+        return min(times) if live and times else None
+
+    def _schedule(self, s: Service) -> None:
+        """(Re)enter the service's earliest timer in the heap; called wherever a timer
+        is set or moved earlier (one that moved later, or a service that ended, is
+        corrected when its old entry comes to the top), so that neither the next timer
+        nor a tick scans every service."""
+        t = self._deadline(s)
+        if t is None:
+            self._sched.pop(id(s), None)
+        elif self._sched.get(id(s)) != t:
+            self._sched[id(s)] = t
+            self._seq += 1
+            heapq.heappush(self._due, (t, self._seq, s))
+
+    def _top(self) -> float | None:
+        """The earliest service timer; stale heap entries are dropped or re-entered."""
+        due = self._due
+        while due:
+            t, _, s = due[0]
+            if self._sched.get(id(s)) != t:
+                heapq.heappop(due)
+                continue
+            real = self._deadline(s)
+            if real == t:
+                return t
+            heapq.heappop(due)
+            del self._sched[id(s)]
+            if real is not None:
+                self._schedule(s)
+        return None
 
     # --- the CLI's requests ---------------------------------------------------------
 
@@ -381,6 +431,7 @@ class QeServiceCore:
             delegated=ev.delegate,
         )
         self.heads[tid] = s
+        self._schedule(s)
         s.stage("pcreq", self._now)
         self.counters["created"] += 1
         self._log(
@@ -465,6 +516,7 @@ class QeServiceCore:
         s.rate_bps = max(0.0, ev.rate_bps)
         if s.rate_bps and s.state in KEYED and s.rate_at is None:
             s.rate_at = self._now + RATE_TICK
+            self._schedule(s)
 
     def _shutdown(self, ev: E.Shutdown) -> None:
         """Delete the services this node heads (PathTear, QKD_CLOSE), close the key
@@ -708,6 +760,7 @@ class QeServiceCore:
             self._finish(old, DOWN, "replaced by a new Path")
         s.path = [*reversed(route_nodes(job.recorded_route)), str(self.router_id)]
         self.tails[lsp] = s
+        self._schedule(s)
         return s
 
     def _etsi_reply(self, r: E.EtsiReply) -> None:
@@ -1055,6 +1108,7 @@ class QeServiceCore:
         s.close_pending = False
         s.state = REROUTING
         s.hold_until = self._now + self.reroute_hold
+        self._schedule(s)
         if s.role == "head":
             s.lsp = None
         self.counters["rerouting"] += 1
@@ -1154,6 +1208,7 @@ class QeServiceCore:
             self._out.append(E.DataplaneStop(s.lsp, s.id))
         s.lsp = lsp
         self.tails[lsp] = s
+        self._schedule(s)
         self._dp_key(s)
         s.path = [*reversed(route_nodes(ev.recorded_route)), str(self.router_id)]
         s.moves += 1
@@ -1170,6 +1225,7 @@ class QeServiceCore:
             del self.tails[s.lsp]
         s.lsp, s.prev_lsp = s.prev_lsp, None
         self.tails[s.lsp] = s
+        self._schedule(s)
         s.close_pending = False
         self._log("qe service move failed", warning=True, event="move_fail", service=s.id,
                   role="tail", why=why)  # fmt: skip
@@ -1252,10 +1308,12 @@ class QeServiceCore:
             self._arm_refresh(s)
         elif p.refresh_type == RefreshType.VOLUME_MIB and s.rate_bps and s.rate_at is None:
             s.rate_at = self._now + RATE_TICK
+            self._schedule(s)
 
     def _arm_refresh(self, s: Service) -> None:
         period = s.params.refresh_value / 1000.0
         s.refresh_at = s.refresh_anchor + (s.target_index + 1) * period
+        self._schedule(s)
 
     def _refresh_due(self, s: Service) -> None:
         s.refresh_at = None

@@ -336,6 +336,11 @@ class RsvpCore:
         self._lambdas: dict[int, frozenset[int]] = {
             i: frozenset(link.lambdas) for i, link in self.links.items()
         }
+        #: each link's RFC 6205 label by lambda, in channel order (made once, not per Path)
+        self._labels: dict[int, dict[int, int]] = {
+            i: {n: ero.lambda_label(n) for n in sorted(link.lambdas)}
+            for i, link in self.links.items()
+        }
         self.psbs: dict[LspKey, Psb] = {}
         self.rsbs: dict[LspKey, Rsb] = {}
         self.neighbors: dict[IPv4Address, Neighbor] = {}
@@ -881,7 +886,8 @@ class RsvpCore:
             free = self.free_lambdas(psb.out_if)
             if not free:
                 raise _rp(RoutingProblem.LABEL_SET, f"no free lambda on link {psb.out_if}")
-            psb.out_labels = tuple(ero.lambda_label(n) for n in free)
+            labels = self._labels[psb.out_if]
+            psb.out_labels = tuple(labels[n] for n in free)
 
     # --- QE ---------------------------------------------------------------------------
 
@@ -1421,7 +1427,7 @@ class RsvpCore:
         first free lambda."""
         if sets:
             free_here = self.free[in_if]
-            usable = _label_set(sets, sorted(self._lambdas[in_if]))
+            usable = _label_set(sets, tuple(self._labels[in_if].values()))
             for x in usable:
                 if ero.lambda_channel(x) in free_here:
                     return x
@@ -1805,8 +1811,8 @@ def _state_kept(msg: Message) -> Message:
     return replace(msg, objects=objs)
 
 
-def _label_set(sets: Sequence[O.LabelSet], channels: Sequence[int]) -> list[int]:
-    """The lambda labels of a link (its ``channels``) that a Label_Set allows, in order
+def _label_set(sets: Sequence[O.LabelSet], link: Sequence[int]) -> list[int]:
+    """The labels of a link (``link``, in channel order) that a Label_Set allows, in order
     of preference (RFC 3473 §2.6.1, RFC 3471 §3.5): the labels of the inclusive lists
     (action 0) in their order, then the link's lambdas in the inclusive ranges (action
     2); with no inclusive object every lambda of the link; minus the exclusive lists
@@ -1823,7 +1829,7 @@ def _label_set(sets: Sequence[O.LabelSet], channels: Sequence[int]) -> list[int]
             ranges[s.action].append((s.labels[0] >> 16, lo, hi))
         elif s.action not in (0, 1):
             raise _rp(RoutingProblem.LABEL_SET, f"unknown LABEL_SET action {s.action}")
-    link = [ero.lambda_label(n) for n in channels]
+    on_link = set(link)
 
     def in_ranges(x: int, action: int) -> bool:
         n = ero.lambda_channel(x)
@@ -1831,15 +1837,15 @@ def _label_set(sets: Sequence[O.LabelSet], channels: Sequence[int]) -> list[int]
 
     listed = [x for s in sets if s.action == 0 for x in s.labels]
     if listed or ranges[2]:
-        wanted = [x for x in listed if x in link] + [x for x in link if in_ranges(x, 2)]
+        wanted = [x for x in listed if x in on_link]
+        if ranges[2]:
+            wanted += [x for x in link if in_ranges(x, 2)]
     else:
         wanted = link
     excluded = {x for s in sets if s.action == 1 for x in s.labels}
-    out: list[int] = []
-    for x in wanted:
-        if x not in excluded and not in_ranges(x, 3) and x not in out:
-            out.append(x)
-    return out
+    # dict.fromkeys: in order, each label once (a set per label, not a scan of the list)
+    out = [x for x in dict.fromkeys(wanted) if x not in excluded]
+    return [x for x in out if not in_ranges(x, 3)] if ranges[3] else out
 
 
 def _forwarded(msg: Message) -> tuple[O.RsvpObject, ...]:
