@@ -12,8 +12,10 @@
   allows, smaller ones not at all;
 - at most one origination per link per MinLSInterval: a change that comes sooner waits,
   and what goes out then is the link's latest status;
-- a KM that has not answered for ``km_timeout`` seconds is *lost*: every link is
-  advertised down (its last stock kept) until the KM answers again.
+- a KM that leaves a request unanswered for ``km_timeout`` seconds is *lost*: every
+  link is advertised down (its last stock kept) until the KM answers again. The time runs
+  from the oldest request sent since the last answer, so a node whose own event loop was
+  held up (its polls not sent) does not count the KM lost for the time it did not ask.
 
 Pure: ``handle(event, now) -> actions``, ``next_timer()``; no socket, no clock.
 """
@@ -105,7 +107,8 @@ class QkdAdvertiser:
         #: the requests still answerable, oldest first (a late answer to an older one
         #: than the last answered is stale)
         self.outstanding: list[int] = []
-        self.first_poll: float | None = None
+        #: when the oldest request sent since the last answer went out (None: none waits)
+        self.waiting_since: float | None = None
         self.last_reply: float | None = None
         self.km_lost = False
         self.counters = {
@@ -163,18 +166,17 @@ class QkdAdvertiser:
     # --- internals ------------------------------------------------------------------
 
     def _lost_at(self) -> float | None:
-        """When the KM counts as lost if it stays silent (None: lost already, or not
-        polled yet)."""
-        start = self.last_reply if self.last_reply is not None else self.first_poll
-        if self.km_lost or start is None:
+        """When the KM counts as lost if it stays silent (None: lost already, or no
+        request waiting)."""
+        if self.km_lost or self.waiting_since is None:
             return None
-        return start + self.cfg.km_timeout
+        return self.waiting_since + self.cfg.km_timeout
 
     def _tick(self, now: float) -> list[Action]:
         out: list[Action] = []
         if now >= self.next_poll:
-            if self.first_poll is None:
-                self.first_poll = now
+            if self.waiting_since is None:
+                self.waiting_since = now
             self.request_id = self.request_id % 0xFFFFFFFF + 1
             self.outstanding = [*self.outstanding[-(OUTSTANDING - 1) :], self.request_id]
             self.counters["polls"] += 1
@@ -205,6 +207,7 @@ class QkdAdvertiser:
         del self.outstanding[: self.outstanding.index(msg.request_id) + 1]
         self.counters["replies"] += 1
         self.last_reply = now
+        self.waiting_since = None
         out: list[Action] = []
         if self.km_lost:
             self.km_lost = False

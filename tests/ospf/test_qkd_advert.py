@@ -169,10 +169,10 @@ def test_a_lost_km_makes_every_link_down_until_it_answers() -> None:
     km = Km(core, status(FAR2))
     km.tick(0.0)
     km.alive = False
-    for t in (1.0, 2.0, 3.0):
+    for t in (1.0, 2.0, 3.0, 4.0):
         assert km.tick(t) == [SendKm(K.encode(K.LinksRequest(int(t) + 1)))]
-    assert core.next_timer() == 3.5
-    out = km.tick(3.5)
+    assert core.next_timer() == 4.5  # the request of 1.0 unanswered for 3.5 s
+    out = km.tick(4.5)
     assert Note("km_lost", "no answer for 3.5 s") in out
     assert core.links[FAR2].due == 5.0  # down, once MinLSInterval allows
     (o,) = originated(km.tick(5.0))
@@ -182,6 +182,24 @@ def test_a_lost_km_makes_every_link_down_until_it_answers() -> None:
     out = km.tick(11.0)
     assert Note("km_back") in out and originated(out)[0].tlv.up
     assert core.counters["km_lost"] == 1 and core.view()["kmReachable"]
+
+
+def test_a_node_held_up_does_not_count_its_km_lost() -> None:
+    """The node's own loop stalls for 10 s (no polls go out): at the first tick after it
+    the poll goes, and the KM is lost only if that one stays unanswered for 3.5 s."""
+    core = QkdAdvertiser(AdvertConfig(SITE, km_timeout=3.5))
+    km = Km(core, status(FAR2))
+    km.tick(0.0)
+    km.alive = False
+    assert km.tick(10.0) == [SendKm(K.encode(K.LinksRequest(2)))]
+    assert core.next_timer() == 11.0 and core.counters["km_lost"] == 0
+    km.alive = True
+    assert not [a for a in km.tick(11.0) if isinstance(a, Note)]
+    assert core.counters["km_lost"] == 0 and core.view()["kmReachable"]
+    km.alive = False
+    for t in (12.0, 13.0, 14.0):
+        km.tick(t)
+    assert Note("km_lost", "no answer for 3.5 s") in km.tick(15.5)
 
 
 def test_bad_and_stale_datagrams_are_counted_and_ignored() -> None:
