@@ -51,6 +51,8 @@ log = logging.getLogger("node_agent.rsvp")
 #: IP TOS for RSVP: DSCP CS6 (internetwork control)
 TOS_CS6 = 0xC0
 RECV_SIZE = 65535
+#: at most this many messages read before the core sees them (and sends the Acks owed)
+READ_BATCH = 64
 
 
 def _ipv4_payload(packet: bytes) -> tuple[IPv4Address, IPv4Address, bytes] | None:
@@ -227,15 +229,19 @@ class RsvpAgent:
         return loop.time()
 
     def _readable(self) -> None:
+        """Read what the socket holds (up to :data:`READ_BATCH` messages), then hand them
+        to the core in order, each but the last with ``more``: the core sends the Acks
+        it owes for the whole read together, one Ack message per neighbour."""
         assert self.sock is not None
-        while True:
+        batch: list[tuple[IPv4Address, bytes]] = []
+        while len(batch) < READ_BATCH:
             try:
                 packet, _ = self.sock.recvfrom(RECV_SIZE)
             except (BlockingIOError, InterruptedError):
-                return
+                break
             except OSError as e:
                 log.warning("rsvp recv failed: %s", e, extra={"node": self.core.name})
-                return
+                break
             parsed = _ipv4_payload(packet)
             if parsed is None:
                 self.counters["rx_ignored"] += 1
@@ -245,9 +251,12 @@ class RsvpAgent:
                 # a raw socket sees every protocol-46 datagram delivered to this host
                 self.counters["rx_ignored"] += 1
                 continue
+            batch.append((src, payload))
+        for i, (src, payload) in enumerate(batch):
             self.counters["rx"] += 1
+            ev = E.Received(src, payload, more=i < len(batch) - 1)
             try:
-                actions = self.core.handle(E.Received(src, payload), self._now())
+                actions = self.core.handle(ev, self._now())
             except Exception:  # a bug in the core must not kill the daemon
                 log.exception(
                     "rsvp core failed on a message from %s",

@@ -361,6 +361,9 @@ class RsvpCore:
         self._next_msg_id = 1
         self._now = 0.0
         self.stats.update({"retransmits": 0, "retransmit_give_up": 0, "acks_rx": 0})
+        #: MESSAGE_ID_ACKs owed per neighbour, sent at the end of a read (Received.more)
+        self._acks_owed: dict[IPv4Address, list[O.RsvpObject]] = {}
+        self.stats["acks_tx"] = 0
         self.stats.update({"bundles_rx": 0, "srefresh_rx": 0, "srefresh_tx": 0})
         self.stats.update({"nacks_rx": 0, "nacks_tx": 0, "xc_failures": 0})
         #: RFC 2961 §5: (neighbour, Message ID) -> (PATH or RESV, LSP) of the state that
@@ -412,11 +415,25 @@ class RsvpCore:
         elif not isinstance(event, Tick):
             raise TypeError(f"not an RSVP core event: {event!r}")
         self._timers(now)
+        if not (isinstance(event, Received) and event.more):
+            self._send_acks()
         return self._end()
+
+    def _send_acks(self) -> None:
+        """The MESSAGE_ID_ACKs owed, one Ack message per neighbour (RFC 2961 §4.4: an Ack
+        message carries any number of them), after the messages the received ones
+        triggered."""
+        for dst, acks in self._acks_owed.items():
+            self.stats["acks_tx"] += len(acks)
+            for i in range(0, len(acks), MAX_IDS):
+                self._send(dst, Message(MsgType.ACK, tuple(acks[i : i + MAX_IDS])))
+        self._acks_owed.clear()
 
     def next_timer(self) -> float | None:
         """When :class:`~gmpls.core.Tick` is next due (None: nothing pending)."""
         times: list[float] = [p.next_at for p in self.pending.values()]
+        if self._acks_owed:  # a read whose last message never came (the shell's bug)
+            times.append(self._now)
         top = self._top()  # every RSB has its PSB: the heap holds the timers of both
         if top is not None:
             times.append(top)
@@ -1151,8 +1168,7 @@ class RsvpCore:
         t = msg.msg_type
         mid = msg.get(O.MessageId)
         if mid is not None and mid.flags & ACK_DESIRED:
-            ack = Message(MsgType.ACK, (O.MessageIdAck(mid.message_id, mid.epoch),))
-            self._send(src, ack)
+            self._acks_owed.setdefault(src, []).append(O.MessageIdAck(mid.message_id, mid.epoch))
         self._rx_ack(src, msg)
         if t == MsgType.SREFRESH:
             self._rx_srefresh(src, msg, now)
@@ -1841,7 +1857,7 @@ def _label_set(sets: Sequence[O.LabelSet], link: Sequence[int]) -> list[int]:
         if ranges[2]:
             wanted += [x for x in link if in_ranges(x, 2)]
     else:
-        wanted = link
+        wanted = list(link)
     excluded = {x for s in sets if s.action == 1 for x in s.labels}
     # dict.fromkeys: in order, each label once (a set per label, not a scan of the list)
     out = [x for x in dict.fromkeys(wanted) if x not in excluded]

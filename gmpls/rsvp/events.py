@@ -60,10 +60,16 @@ class LspKey:
 
 @dataclass(frozen=True, slots=True)
 class Received:
-    """An RSVP message (the IP payload) from ``src`` (the IP source address)."""
+    """An RSVP message (the IP payload) from ``src`` (the IP source address).
+
+    ``more``: the shell read more messages at once and hands them next; the core then
+    holds the MESSAGE_ID_ACKs it owes until a message without ``more`` (or any other
+    event), and sends each neighbour one Ack message carrying them all (RFC 2961 §4.4).
+    The messages a received one triggers still go at once."""
 
     src: IPv4Address
     data: bytes
+    more: bool = False
 
 
 @dataclass(frozen=True, slots=True)

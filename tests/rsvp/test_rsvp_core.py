@@ -218,7 +218,8 @@ def test_bad_strict_node_in_transit() -> None:
     route[3] = ero.Unnumbered(TN[2], 3)  # tn2's bypass leads to tn4, the ERO says tn3 next
     net.create("tn1", 1, route, None, 10e9)
     assert net.of("tn1", E.LspDown)[-1].code == (24, 2)
-    assert [a.message.name for a in net.of("tn2", E.Send)][:2] == ["ACK", "PATH_ERR"]
+    # the trigger first, the Ack after it
+    assert [a.message.name for a in net.of("tn2", E.Send)][:2] == ["PATH_ERR", "ACK"]
     for node, local_if in CHAIN[:2]:
         assert net.free(node, local_if) == ALL
 
@@ -607,3 +608,38 @@ def test_no_path_toward_a_neighbour_hello_declared_down() -> None:
     net.advance(5.0)
     acts = net.create("tn1", 2, ex.fig9_ero(), None, 10e9)
     assert [a.code for a in acts if isinstance(a, E.LspDown)] == [(24, 5)]
+
+
+def test_acks_of_one_read_go_together_after_what_they_triggered() -> None:
+    """Received.more: two Paths read at once from tn1 are acknowledged in one Ack message
+    carrying both MESSAGE_ID_ACKs, sent after the Paths tn2 forwards; the one-by-one case
+    (no ``more``) acknowledges each message at once."""
+    held: list[bytes] = []
+
+    def hold(s: str, d: str, m: Message) -> bool:
+        if (s, d, m.name) == ("tn1", "tn2", "PATH"):
+            held.append(m.encode())
+            return True
+        return False
+
+    net = Net(drop=hold)
+    plain = [s for s in ex.fig9_ero() if not isinstance(s, ero.Label)]
+    net.create("tn1", 1, plain, None, 1e9)
+    net.create("tn1", 2, plain, None, 1e9)
+    assert len(held) == 2
+    tn2 = net.cores["tn2"]
+    first = tn2.handle(E.Received(TN[1], held[0], more=True), net.now)
+    assert [a.message.name for a in first if isinstance(a, E.Send)] == ["PATH"]
+    last = tn2.handle(E.Received(TN[1], held[1]), net.now)
+    sent = [a for a in last if isinstance(a, E.Send)]
+    assert [a.message.name for a in sent] == ["PATH", "ACK"]
+    ack = sent[1]
+    assert ack.dst == TN[1]
+    acked = [o.message_id for o in ack.message.all(O.MessageIdAck)]
+    ids = [Message.decode(h).get(O.MessageId).message_id for h in held]  # type: ignore[union-attr]
+    assert acked == ids and tn2.stats["acks_tx"] == 2
+    net.cores["tn1"].handle(E.Received(TN[2], ack.data), net.now)
+    assert not any(p.dst == TN[2] for p in net.cores["tn1"].pending.values())
+    # one message, no more: its Ack goes at once, after the Path it triggered
+    again = tn2.handle(E.Received(TN[1], held[0]), net.now)
+    assert [a.message.name for a in again if isinstance(a, E.Send)][-1] == "ACK"
