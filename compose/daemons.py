@@ -145,8 +145,10 @@ def _frr_plan(
         (rt / fname).write_text(text)
     _chown_tree(rt, "frr", "frr")
     link = run_dir / f"frr-{name}"
-    if link.is_symlink() or link.exists():
+    if link.is_symlink() or link.is_file():
         link.unlink()
+    elif link.is_dir():
+        shutil.rmtree(link)  # the last run's, copied in by its teardown (netns._collect_runtime)
     link.symlink_to(rt)
     zsock = rt / "zserv.api"
     out = []

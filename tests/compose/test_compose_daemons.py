@@ -94,6 +94,13 @@ def test_frr_plan_and_config_hook(paper: Topology, tmp_path: Path) -> None:
         assert (tmp_path / "frr-tn2").resolve() == rt.resolve()
         assert zebra.argv[0].endswith("/zebra") and ospfd.wait_for == rt / "zserv.api"
         assert ["-z", str(rt / "zserv.api")] == ospfd.argv[5:7]
+        # the run directory of a testbed brought up again: the last teardown copied the
+        # runtime directory in where the link goes (its logs); the new plan replaces it
+        (tmp_path / "frr-tn2").unlink()
+        (tmp_path / "frr-tn2").mkdir()
+        (tmp_path / "frr-tn2" / "ospfd.log").write_text("the last run\n")
+        launches(plan(paper, h, PAPER, tmp_path, {"frr": custom}))
+        assert (tmp_path / "frr-tn2").resolve() == rt.resolve()
     finally:
         shutil.rmtree(rt.parent, ignore_errors=True)
 
