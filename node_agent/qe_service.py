@@ -188,6 +188,9 @@ class QeService:
         self._initiated: dict[str, int] = {}
         #: the SRP-ID of the PCUpd a service is moving for (its next report names it)
         self._updating: dict[str, int] = {}
+        #: services gone whose LSP RSVP still tears down (graceful deletion): tunnel ID ->
+        #: service ID; reported GOING-DOWN until RSVP holds nothing of the tunnel
+        self._tearing: dict[int, str] = {}
         self._do: dict[type, Callable[[Any], object]] = {
             E.RequestPath: self.request_path,
             E.EtsiOpen: self.call_etsi,
@@ -368,6 +371,9 @@ class QeService:
         ev = E.rsvp_event(self.rsvp.core, a)
         if ev is not None:
             self.feed(ev)
+        tid = a.lsp.tunnel_id if isinstance(a, RE.LspDown) else None
+        if tid in self._tearing and not self.rsvp.core.tunnel_in_use(tid):
+            self._report(self._tearing.pop(tid))
 
     async def wait(self, sid: str, timeout: float = 30.0) -> Service:
         """Until service ``sid`` is up or has failed (or ``timeout`` seconds pass)."""
@@ -508,12 +514,18 @@ class QeService:
         if error is None and s.state in FINISHED and s.error:
             error = (LSP_ERROR_SIGNALLING if s.code else LSP_ERROR_UNKNOWN, s.error)
         code, text = error or (0, "")
+        tearing = gone and self.rsvp.core.tunnel_in_use(s.tunnel_id)
+        if tearing:
+            # RSVP still holds the LSP's lambdas (a graceful deletion's round trip): the
+            # PCE keeps them in use until the report that removes it (RFC 8231 GOING-DOWN)
+            state = LspState.GOING_DOWN
+            self._tearing[s.tunnel_id] = s.id
         lsp = LspStatus(s.tunnel_id, f"qe-{self.name}-{s.id}", self.router_id, s.peer,
                         s.tunnel_id, state or LspState.DOWN, route, reply_to,
                         srp_id is not None, s.relay, s.delegated, code, text,
                         s.lsp.lsp_id if s.lsp else 1)  # fmt: skip
-        report(lsp, remove=gone)
-        if gone:
+        report(lsp, remove=gone and not tearing)
+        if gone and not tearing:
             self._routes.pop(s.tunnel_id, None)
             self._initiated.pop(s.id, None)
             self._updating.pop(s.id, None)

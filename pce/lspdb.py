@@ -138,6 +138,9 @@ class Lsp:
     #: updates sent, and what became of the last (``moved``, ``PCErr 19/1``, no path...)
     updates: int = 0
     update_result: str = ""
+    #: reported up (or active) and not down since: every lambda its ERO names was held
+    #: end to end; a report going down (a graceful deletion under way) keeps it
+    signalled: bool = False
 
     @property
     def lambdas(self) -> list[tuple[LinkKey, int]]:
@@ -475,7 +478,7 @@ class LspDb:
         """The head removed ``lsp``: if it was up, the lambdas its ERO names are free on
         both directions of their links until a newer TE LSA (see the module doc)."""
         te = self.te
-        if te is None or not lsp.holds_lambdas or lsp.state not in _SIGNALLED:
+        if te is None or not lsp.holds_lambdas or not lsp.signalled:
             return  # an LSP never up may have failed on a lambda someone else holds
         for link, ch in lsp.lambdas:
             for d in (link, te.reverse_of(link)):
@@ -594,6 +597,9 @@ def _carry_over(known: Lsp | None, new: Lsp, entry: LspEntry) -> None:
     """What a new report keeps of the LSP: the update outstanding (unless this report
     answers it, naming its SRP-ID), the count of updates; the error is the report's."""
     new.error_code, new.error = _reported_error(entry)
+    new.signalled = new.state in _SIGNALLED or (
+        known is not None and known.signalled and new.state == LspState.GOING_DOWN
+    )
     if known is None:
         return
     new.updates, new.update_result = known.updates, known.update_result

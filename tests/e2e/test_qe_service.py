@@ -21,6 +21,7 @@ from gmpls import qe
 from gmpls.pcep import examples as ex
 from gmpls.pcep import messages as M
 from gmpls.pcep import objects as PO
+from gmpls.pcep.constants import LspState
 from gmpls.qe_service.events import Create
 from gmpls.qe_service.model import QeServiceError
 from gmpls.rsvp import decode
@@ -231,6 +232,25 @@ async def test_stateful_pce_gives_quick_services_their_own_lambdas() -> None:
     await lab.cli("tn1", f"qe-service delete {a['id']}")
     lab.settle(lambda: len(lab.pce.lsps.all()) == 1)
     assert lab.pce.lsps.all()[0].name == f"qe-tn1-{b['id']}"
+
+
+async def test_a_deleted_lsp_stays_going_down_at_the_pce_until_rsvp_has_torn_it_down() -> None:
+    """A graceful deletion holds the LSP's lambdas one more round trip (Path with the D
+    bit, the tail's Resv echoing it, then PathTear): the head's report at the delete says
+    GOING-DOWN, so the PCE keeps those lambdas in use, and the report that removes the LSP
+    comes once RSVP holds nothing of the tunnel."""
+    lab = MemLab(stateful_pce=True)
+    lab.start()
+    a = await create(lab)
+    await lab.cli("tn1", f"qe-service delete {a['id']}")
+    tunnel = int(a["tunnel_id"])
+    assert lab.rsvp["tn1"].core.tunnel_in_use(tunnel)
+    (lsp,) = lab.pce.lsps.all()
+    assert lsp.state == LspState.GOING_DOWN and lsp.holds_lambdas
+    assert {ch for _, ch in lsp.lambdas} == {1}
+    lab.settle(lambda: lab.pce.lsps.all() == [])
+    assert not lab.rsvp["tn1"].core.tunnel_in_use(tunnel)
+    assert lab.pce.lsps.held(lab.sim.now) == {}
 
 
 async def test_pce_initiated_service_comes_up_and_is_released(lab: MemLab) -> None:

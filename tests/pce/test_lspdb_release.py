@@ -150,6 +150,28 @@ def test_create_and_delete_cycles_with_the_ted_behind() -> None:
         lab.report(i, p, i + 0.2, remove=True)
 
 
+def test_going_down_holds_the_lambdas_and_the_removal_after_it_frees_them() -> None:
+    """A graceful deletion: the head reports the LSP going down while RSVP tears it down
+    (its lambdas still held: a path computed then does not get them), then removed (they
+    are free before the TE LSAs say so, as after an LSP reported up). Going down after
+    down, or after going up, frees nothing."""
+    lab = Lab()
+    a = lab.path(0)
+    assert a is not None and channels(a) == {1}
+    lab.report(1, a, 0.1)
+    lab.advertise(in_use(a))
+    lab.report(1, a, 0.2, state=C.LspState.GOING_DOWN)
+    assert channels(lab.path(1)) == {2}
+    lab.report(1, a, 0.3, state=C.LspState.GOING_DOWN, remove=True)
+    assert lab.lsps.freed(0.4)[a[0][0]] == {1}
+    b = lab.path(40)  # the release is over (hold 30 s): lambda 1 is used as the TED says
+    assert b is not None and channels(b) == {2}
+    lab.report(2, b, 40.1, state=C.LspState.GOING_UP)
+    lab.report(2, b, 40.2, state=C.LspState.GOING_DOWN)
+    lab.report(2, b, 40.3, state=C.LspState.GOING_DOWN, remove=True)
+    assert lab.lsps.freed(40.4) == {}
+
+
 def test_a_freed_lambda_is_not_given_while_another_lsp_holds_it() -> None:
     lab = Lab()
     a = lab.path(0)
