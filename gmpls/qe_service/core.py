@@ -52,7 +52,6 @@ assumed to be the only one heading LSPs on its RSVP core (tunnel IDs are allocat
 
 from __future__ import annotations
 
-import heapq
 import secrets
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -61,6 +60,7 @@ from ipaddress import IPv4Address
 from typing import Any
 
 from gmpls import ero
+from gmpls.deadlines import Deadlines
 from gmpls.qe import EncLayer, QeParams, RefreshType
 from gmpls.qe_service import events as E
 from gmpls.qe_service.model import (
@@ -254,11 +254,9 @@ class QeServiceCore:
         self._keying_active = 0
         #: TE links whose free lambdas go to OSPF: local_if -> (when, free lambdas)
         self._links_due: dict[int, tuple[float, tuple[int, ...]]] = {}
-        #: the services' timers (refresh, rate, hold): a heap of (when, seq, service), one
-        #: live entry per service in ``_sched`` (by id); see :meth:`_schedule`
-        self._due: list[tuple[float, int, Service]] = []
-        self._sched: dict[int, float] = {}
-        self._seq = 0
+        #: the live services' timers (refresh, rate, hold; gmpls.deadlines): entered
+        #: wherever one is set or moves earlier (:meth:`_schedule`)
+        self._timers_due: Deadlines[Service] = Deadlines(self._deadline)
         self._now = 0.0
         self._out: list[E.Action] = []
         self.counters: dict[str, int] = {
@@ -315,7 +313,7 @@ class QeServiceCore:
 
     def next_timer(self) -> float | None:
         times = [due for due, _ in self._links_due.values()]
-        top = self._top()
+        top = self._timers_due.top()
         if top is not None:
             times.append(top)
         return min(times) if times else None
@@ -359,9 +357,9 @@ class QeServiceCore:
             if due <= now:
                 del self._links_due[local_if]
                 self._out.append(E.AdvertiseLink(local_if, free))
-        while (top := self._top()) is not None and top <= now:
-            _, _, s = heapq.heappop(self._due)
-            del self._sched[id(s)]
+        for s in self._timers_due.pop_due(now):
+            if self._deadline(s) is None:
+                continue  # ended, or its timers stopped, by another's timer just now
             while s.refresh_at is not None and s.refresh_at <= now:
                 self._refresh_due(s)
             while s.rate_at is not None and s.rate_at <= now:
@@ -381,34 +379,10 @@ class QeServiceCore:
         return min(times) if live and times else None
 
     def _schedule(self, s: Service) -> None:
-        """(Re)enter the service's earliest timer in the heap; called wherever a timer
-        is set or moved earlier (one that moved later, or a service that ended, is
-        corrected when its old entry comes to the top), so that neither the next timer
-        nor a tick scans every service."""
-        t = self._deadline(s)
-        if t is None:
-            self._sched.pop(id(s), None)
-        elif self._sched.get(id(s)) != t:
-            self._sched[id(s)] = t
-            self._seq += 1
-            heapq.heappush(self._due, (t, self._seq, s))
-
-    def _top(self) -> float | None:
-        """The earliest service timer; stale heap entries are dropped or re-entered."""
-        due = self._due
-        while due:
-            t, _, s = due[0]
-            if self._sched.get(id(s)) != t:
-                heapq.heappop(due)
-                continue
-            real = self._deadline(s)
-            if real == t:
-                return t
-            heapq.heappop(due)
-            del self._sched[id(s)]
-            if real is not None:
-                self._schedule(s)
-        return None
+        """(Re)enter the service's earliest timer: wherever one is set or moves earlier
+        (one that moved later, or a service that ended, is corrected when its old entry
+        comes to the top), so that neither the next timer nor a tick scans every service."""
+        self._timers_due.enter(s)
 
     # --- the CLI's requests ---------------------------------------------------------
 

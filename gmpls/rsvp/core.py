@@ -73,7 +73,6 @@ Procedures and their sources:
 
 from __future__ import annotations
 
-import heapq
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -82,6 +81,7 @@ from typing import Protocol
 
 from gmpls import ero, qe
 from gmpls.core import Tick
+from gmpls.deadlines import Deadlines
 from gmpls.errors import DecodeError
 from gmpls.ratelimit import LogLimiter
 from gmpls.rsvp import objects as O
@@ -374,13 +374,11 @@ class RsvpCore:
         self._bad_lines = LogLimiter()
         self._next_lsp_id = 1
         #: O(1) indexes over ``psbs``: (ext tunnel ID, tunnel ID) -> its LSPs; insertion
-        #: order (the order ``psbs`` iterates in); per-LSP timers in a heap of (deadline,
-        #: seq, key) whose entry for a key is live while ``_sched[key]`` holds its deadline
+        #: order (the order ``psbs`` iterates in); per-LSP timers (gmpls.deadlines)
         self._tunnels: dict[tuple[IPv4Address, int], set[LspKey]] = {}
         self._order: dict[LspKey, int] = {}
         self._seq = 0
-        self._due: list[tuple[float, int, LspKey]] = []
-        self._sched: dict[LspKey, float] = {}
+        self._lsp_timers_due: Deadlines[LspKey] = Deadlines(self._deadline)
         self._dirty: set[int] = set()
         #: the cross-connect last emitted per LSP, and the LSPs whose state changed during
         #: this event (their cross-connect is compared at its end, :meth:`_cross_connects`)
@@ -434,7 +432,7 @@ class RsvpCore:
         times: list[float] = [p.next_at for p in self.pending.values()]
         if self._acks_owed:  # a read whose last message never came (the shell's bug)
             times.append(self._now)
-        top = self._top()  # every RSB has its PSB: the heap holds the timers of both
+        top = self._lsp_timers_due.top()  # every RSB has its PSB: both their timers
         if top is not None:
             times.append(top)
         if self.hello > 0:
@@ -616,34 +614,10 @@ class RsvpCore:
         return min(times) if times else None
 
     def _schedule(self, key: LspKey) -> None:
-        """(Re)enter the LSP's earliest timer in the heap (after a timer moved earlier;
-        a timer that moved later is corrected when its old entry comes to the top)."""
+        """(Re)enter the LSP's earliest timer (after a timer moved earlier; one that moved
+        later is corrected when its old entry comes to the top)."""
         self._xc_touched.add(key)
-        t = self._deadline(key)
-        if t is None:
-            self._sched.pop(key, None)
-        elif self._sched.get(key) != t:
-            self._sched[key] = t
-            self._seq += 1
-            heapq.heappush(self._due, (t, self._seq, key))
-
-    def _top(self) -> float | None:
-        """The earliest LSP timer: stale heap entries (LSP gone, timer moved) are dropped
-        or re-entered at their LSP's real deadline until the top one is right."""
-        due = self._due
-        while due:
-            t, _, key = due[0]
-            if self._sched.get(key) != t:
-                heapq.heappop(due)
-                continue
-            real = self._deadline(key)
-            if real == t:
-                return t
-            heapq.heappop(due)
-            del self._sched[key]
-            if real is not None:
-                self._schedule(key)
-        return None
+        self._lsp_timers_due.enter(key)
 
     def _send(self, dst: IPv4Address, msg: Message, ttl: int = 255) -> None:
         if self.reliable and not msg.flags & RR_CAPABLE:
@@ -1103,7 +1077,7 @@ class RsvpCore:
         key = psb.key
         self._drop_psb(key)
         self.rsbs.pop(key, None)
-        self._sched.pop(key, None)
+        self._lsp_timers_due.forget(key)
         # the LSP's Path and Resv are void; errors already sent keep being retransmitted
         self._cancel(key, types=(MsgType.PATH, MsgType.RESV))
         self._release_labels(psb)
@@ -1737,14 +1711,7 @@ class RsvpCore:
 
     def _due_psbs(self, now: float) -> list[Psb]:
         """The LSPs with a timer due at ``now``, in ``psbs`` order (as a scan would)."""
-        keys: list[LspKey] = []
-        while True:
-            t = self._top()
-            if t is None or t > now:
-                break
-            _, _, key = heapq.heappop(self._due)
-            del self._sched[key]
-            keys.append(key)
+        keys = self._lsp_timers_due.pop_due(now)
         keys.sort(key=self._order.__getitem__)
         return [self.psbs[k] for k in keys]
 
