@@ -276,17 +276,28 @@ class RsvpAgent:
     def _apply(
         self, actions: list[E.Action], rx: tuple[IPv4Address, bytes] | None = None
     ) -> list[E.Action]:
-        """Carry out the core's actions: the messages first (those that carry signalling
-        on before the Acks, which only stop a retransmission 0.5 s away), then the other
-        actions in order, then the log lines of the received and sent messages, so
-        neither an Ack nor a log line delays the next hop."""
+        """Carry out the core's actions: the messages that carry signalling on first, then
+        the other actions in order (a tail's QE join asks its key manager at once), then
+        the Acks, which only stop a retransmission 0.5 s away, then the log lines of the
+        received and sent messages, so neither an Ack nor a log line delays the next
+        step."""
         sent: list[E.Send] = []
         acks: list[E.Send] = []
         for a in actions:
             if isinstance(a, E.Send):
                 (acks if a.message.msg_type == MsgType.ACK else sent).append(a)
         sent = [a for a in sent if self._send(a)]
+        self._carry_out(actions)
         sent += [a for a in acks if self._send(a)]
+        if log.isEnabledFor(logging.DEBUG):
+            if rx is not None:
+                self._log_rx(*rx)
+            for a in sent:
+                self._log_tx(a)
+        self._arm()
+        return actions
+
+    def _carry_out(self, actions: list[E.Action]) -> None:
         for a in actions:
             if not isinstance(a, E.Send):
                 self._log_action(a)
@@ -299,13 +310,6 @@ class RsvpAgent:
                         self.on_action(a)
                     except Exception:
                         log.exception("rsvp action handler failed", extra={"node": self.core.name})
-        if log.isEnabledFor(logging.DEBUG):
-            if rx is not None:
-                self._log_rx(*rx)
-            for a in sent:
-                self._log_tx(a)
-        self._arm()
-        return actions
 
     def _xc_failed(self, lsp: E.LspKey, reason: str) -> None:
         """A cross-connect could not be installed: the LSP fails here (PathErr 24/9)."""
