@@ -595,7 +595,8 @@ def _reported_error(entry: LspEntry) -> tuple[int, str]:
 
 def _carry_over(known: Lsp | None, new: Lsp, entry: LspEntry) -> None:
     """What a new report keeps of the LSP: the update outstanding (unless this report
-    answers it, naming its SRP-ID), the count of updates; the error is the report's."""
+    answers it, naming its SRP-ID), the count of updates, whether it was signalled end to
+    end (through a report going down); the error is the report's."""
     new.error_code, new.error = _reported_error(entry)
     new.signalled = new.state in _SIGNALLED or (
         known is not None and known.signalled and new.state == LspState.GOING_DOWN
