@@ -1,15 +1,19 @@
 """A transit cross-connect's tc rules spoken to the kernel over rtnetlink, without the
 ``tc`` command (docs/dataplane.md, "Optical layer and cross-connects").
 
-A cross-connect is three operations per direction (:class:`TcOp`): take any ``clsact``
-qdisc off the incoming channel (a failure is expected and ignored), add one, and add an
-ingress filter ``u32 match u32 0 0`` (every frame) whose action is ``mirred egress
-redirect`` to the outgoing channel. :meth:`TcOp.line` is the same operation as a line of
-``tc -batch``; :func:`encode` is the same operation as the rtnetlink request ``tc``
-sends for it (RTM_NEWQDISC / RTM_DELQDISC / RTM_NEWTFILTER with a ``tcmsg``, the u32
-selector of one match-all key and the mirred action's parameters: the kernel installs the
-same rules, tests/rsvp/test_xconnect_netns.py), and
-:func:`ack` reads the kernel's answer.
+A cross-connect is one ingress filter per direction on the incoming channel (:class:`TcOp`):
+``u32 match u32 0 0`` (every frame) whose action is ``mirred egress redirect`` to the
+outgoing channel, in a ``clsact`` qdisc. The first time a channel carries one, the
+qdisc is made: any ``clsact`` qdisc taken off (a failure is expected and ignored), one
+added. The qdisc then stays while the agent runs: a later cross-connect on the channel
+takes off any filter of its priority (expected to fail) and adds its own, and a removal
+takes the filter off (:func:`redirect_ops`, :func:`unredirect_ops`), two operations
+instead of four, and no qdisc made and destroyed per LSP. :meth:`TcOp.line` is the same
+operation as a line of ``tc -batch``; :func:`encode` is the same operation as the
+rtnetlink request ``tc`` sends for it (RTM_NEWQDISC / RTM_DELQDISC / RTM_NEWTFILTER /
+RTM_DELTFILTER with a ``tcmsg``, the u32 selector of one match-all key and the mirred
+action's parameters: the kernel installs the same rules,
+tests/rsvp/test_xconnect_netns.py), and :func:`ack` reads the kernel's answer.
 
 Why not ``tc``: a cross-connect through ``tc`` is a fork and exec of the node agent and a
 ``tc`` process that dumps every link of the namespace to find two names, 2.6 ms of CPU for
@@ -40,6 +44,7 @@ NLMSG_ERROR = 2
 RTM_NEWQDISC = 36
 RTM_DELQDISC = 37
 RTM_NEWTFILTER = 44
+RTM_DELTFILTER = 45
 NLM_F_REQUEST = 0x1
 NLM_F_ACK = 0x4
 NLM_F_EXCL = 0x200
@@ -70,8 +75,8 @@ _TCMSG = struct.Struct("=BxxxiIII")
 
 @dataclass(frozen=True)
 class TcOp:
-    """One tc operation on ``dev``: ``del`` / ``add`` its clsact qdisc, or ``redirect``
-    every frame arriving on it to ``to``."""
+    """One tc operation on ``dev``: ``del`` / ``add`` its clsact qdisc, ``redirect``
+    every frame arriving on it to ``to``, or ``unredirect`` (take that filter off)."""
 
     verb: str
     dev: str
@@ -83,6 +88,8 @@ class TcOp:
             return f"qdisc del dev {self.dev} clsact"
         if self.verb == "add":
             return f"qdisc add dev {self.dev} clsact"
+        if self.verb == "unredirect":
+            return f"filter del dev {self.dev} ingress protocol all prio {PRIO}"
         return (
             f"filter add dev {self.dev} ingress protocol all prio {PRIO} u32 match u32 0 0 "
             f"action mirred egress redirect dev {self.to}"
@@ -91,18 +98,26 @@ class TcOp:
     @property
     def expected_to_fail(self) -> bool:
         """A removal of what may not be there."""
-        return self.verb == "del"
+        return self.verb in ("del", "unredirect")
 
     def what(self) -> str:
         """How a failure names the operation (as ``tc`` did: ``tc filter add on te2l1``)."""
         kind = "qdisc" if self.verb in ("del", "add") else "filter"
-        return f"tc {kind} {'del' if self.verb == 'del' else 'add'} on {self.dev}"
+        return f"tc {kind} {'add' if self.verb in ('add', 'redirect') else 'del'} on {self.dev}"
 
 
-def redirect_ops(src: str, dst: str) -> list[TcOp]:
-    """Every frame arriving on ``src`` leaves on ``dst`` (what was left on ``src`` first
-    removed)."""
-    return [TcOp("del", src), TcOp("add", src), TcOp("redirect", src, dst)]
+def redirect_ops(src: str, dst: str, *, fresh: bool = True) -> list[TcOp]:
+    """Every frame arriving on ``src`` leaves on ``dst``. ``fresh``: ``src`` has no
+    qdisc of ours yet (whatever ``clsact`` is there is replaced); otherwise it has, and
+    only its filter is replaced."""
+    if fresh:
+        return [TcOp("del", src), TcOp("add", src), TcOp("redirect", src, dst)]
+    return [TcOp("unredirect", src), TcOp("redirect", src, dst)]
+
+
+def unredirect_ops(ifnames: Iterable[str]) -> list[TcOp]:
+    """The redirect filter off each of ``ifnames`` (their qdiscs stay)."""
+    return [TcOp("unredirect", i) for i in ifnames]
 
 
 def clear_ops(ifnames: Iterable[str]) -> list[TcOp]:
@@ -128,6 +143,11 @@ def encode(op: TcOp, seq: int, ifindex: int, to_ifindex: int = 0) -> bytes:
         kind, flags = RTM_NEWQDISC, NLM_F_CREATE | NLM_F_EXCL
         body = _TCMSG.pack(socket.AF_UNSPEC, ifindex, CLSACT_HANDLE, TC_H_CLSACT, 0)
         body += _attr(TCA_KIND, b"clsact\0")
+    elif op.verb == "unredirect":
+        # handle 0: the whole filter of this priority and protocol goes
+        kind, flags = RTM_DELTFILTER, 0
+        info = (PRIO << 16) | socket.htons(ETH_P_ALL)
+        body = _TCMSG.pack(socket.AF_UNSPEC, ifindex, 0, INGRESS_PARENT, info)
     else:
         kind, flags = RTM_NEWTFILTER, NLM_F_CREATE | NLM_F_EXCL
         info = (PRIO << 16) | socket.htons(ETH_P_ALL)

@@ -33,7 +33,7 @@ from daemonkit import netns
 from daemonkit.ratelog import RateLimitedLog
 from gmpls.dataplane.names import channel_ifname
 from gmpls.rsvp import events as E
-from node_agent.tcnl import NetlinkTc, TcOp, clear_ops, redirect_ops
+from node_agent.tcnl import NetlinkTc, TcOp, clear_ops, redirect_ops, unredirect_ops
 
 log = logging.getLogger("node_agent.xconnect")
 
@@ -189,6 +189,9 @@ class CrossConnects:
         self._wake: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
         self._busy = False  # a job is running
+        #: channels given a clsact qdisc of ours (kept until stop: a cross-connect is then
+        #: one filter added and, at its removal, taken off)
+        self._clsact: set[str] = set()
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -200,7 +203,7 @@ class CrossConnects:
         self._worker = asyncio.get_running_loop().create_task(self._work())
 
     async def stop(self) -> None:
-        """Remove every cross-connect (the jobs queued first), then stop."""
+        """Remove every cross-connect (the jobs queued first) and the qdiscs, then stop."""
         for lsp in list(self.installed):
             self.remove(lsp)
         if self._worker is not None:
@@ -212,6 +215,9 @@ class CrossConnects:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
             self._worker = None
+        if self._clsact:
+            await self.tc.run_async(clear_ops(sorted(self._clsact)))
+            self._clsact.clear()
         self.tc.close()
         self._bad.close()
 
@@ -233,7 +239,10 @@ class CrossConnects:
                 return
             self._done(a)
             return
-        ops = [x for src, dst in _rules(a) for x in redirect_ops(src, dst)]
+        ops: list[TcOp] = []
+        for src, dst in _rules(a):
+            ops += redirect_ops(src, dst, fresh=src not in self._clsact)
+            self._clsact.add(src)
         self._submit(a.lsp, a, ops)
 
     def remove(self, lsp: E.LspKey) -> None:
@@ -241,7 +250,7 @@ class CrossConnects:
         if cc is None:
             return
         if cc.role == "transit":
-            self._submit(lsp, None, clear_ops(src for src, _ in _rules(cc)))
+            self._submit(lsp, None, unredirect_ops(src for src, _ in _rules(cc)))
         else:
             try:
                 self.dataplane.detach(lsp)
@@ -279,7 +288,9 @@ class CrossConnects:
             self._done(cc)
         elif self.installed.get(lsp) is cc:  # not replaced or removed meanwhile
             del self.installed[lsp]
-            self.tc.run(clear_ops(src for src, _ in _rules(cc)))
+            srcs = [src for src, _ in _rules(cc)]
+            self.tc.run(clear_ops(srcs))  # the qdisc too: the next one starts afresh
+            self._clsact.difference_update(srcs)
             self._failed(cc, err)
 
     def _done(self, cc: E.CrossConnect) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import struct
 
 from node_agent import tcnl
-from node_agent.tcnl import TcOp, ack, clear_ops, encode, redirect_ops
+from node_agent.tcnl import TcOp, ack, clear_ops, encode, redirect_ops, unredirect_ops
 
 
 def _attrs(data: bytes) -> dict[int, bytes]:
@@ -38,6 +38,16 @@ def test_the_ops_and_their_tc_lines() -> None:
     assert [op.expected_to_fail for op in ops] == [True, False, False]
     assert ops[2].what() == "tc filter add on te2l1"
     assert clear_ops(["a", "b"]) == [TcOp("del", "a"), TcOp("del", "b")]
+    # a channel that has our qdisc already: only the filter is replaced
+    again = redirect_ops("te2l1", "te3l2", fresh=False)
+    assert [op.line() for op in again] == [
+        "filter del dev te2l1 ingress protocol all prio 1",
+        "filter add dev te2l1 ingress protocol all prio 1 u32 match u32 0 0 "
+        "action mirred egress redirect dev te3l2",
+    ]
+    assert [op.expected_to_fail for op in again] == [True, False]
+    assert again[0].what() == "tc filter del on te2l1"
+    assert unredirect_ops(["a"]) == [TcOp("unredirect", "a")]
 
 
 def test_clsact_add_and_del() -> None:
@@ -48,6 +58,14 @@ def test_clsact_add_and_del() -> None:
     head, tcm, attrs = _split(encode(TcOp("del", "te2l1"), 8, 12))
     assert head[1:4] == (tcnl.RTM_DELQDISC, 0x1 | 0x4, 8)
     assert tcm == (0, 12, 0xFFFF0000, 0xFFFFFFF1, 0)
+
+
+def test_the_filter_taken_off() -> None:
+    head, tcm, attrs = _split(encode(TcOp("unredirect", "te2l1"), 10, 12))
+    assert head[1:4] == (tcnl.RTM_DELTFILTER, 0x1 | 0x4, 10)
+    # handle 0 on the ingress hook, prio 1, protocol all: the whole filter of that priority
+    assert tcm == (0, 12, 0, 0xFFFFFFF2, (1 << 16) | 0x0300)
+    assert attrs == {}
 
 
 def test_the_redirect_filter() -> None:

@@ -1,7 +1,8 @@
 """The node agent's cross-connects in the kernel (node_agent/xconnect.py) on a namespace of
 their own with three channels: a bidirectional transit cross-connect becomes two tc
-redirects, frames follow them, removal and stop leave no clsact qdisc, a missing channel
-is a failure counted and reported with its cause, and head/tail ones go to the data plane.
+redirects, frames follow them, removal takes the redirects off (the channel's clsact qdisc
+stays for the next one), stop leaves no clsact qdisc, a missing channel is a failure
+counted and reported with its cause, and head/tail ones go to the data plane.
 Each test runs with both ways of installing them: rtnetlink from the daemon's namespace
 (node_agent/tcnl.py, what the node agent uses) and the ``tc`` command. Needs root (netns
 marker)."""
@@ -104,8 +105,24 @@ def test_transit_cross_connect_installed_and_removed_without_a_loop(runner: Runn
             tx.send(frame)
     assert _rx_packets("x3l1") >= before + 5
     xc.apply(E.CrossConnectRemoved(LSP))
+    assert _redirect_of("te2l1") is None and _redirect_of("te3l2") is None
+    assert _clsact("te2l1") and _clsact("te3l2")  # kept for the next cross-connect
+    # the next one on the same channel: its filter only, and one filter (not two)
+    other = E.LspKey(LSP.tunnel_end, 2, LSP.ext_tunnel_id, LSP.sender, 1)
+    xc.apply(E.CrossConnect(other, "transit", C(2, 1), C(3, 2), None, None))
+    assert _redirect_of("te2l1") == "te3l2" and _filters("te2l1") == 1
+    xc.apply(E.CrossConnect(other, "transit", C(2, 1), C(3, 1), None, None))  # replaced
+    assert _redirect_of("te2l1") == "te3l1" and _filters("te2l1") == 1
+    xc.apply(E.CrossConnectRemoved(other))
+    assert _redirect_of("te2l1") is None
+    assert xc.counters == {"xc_installed": 3, "xc_removed": 3, "xc_failures": 0}
+    asyncio.run(xc.stop())
     assert not _clsact("te2l1") and not _clsact("te3l2")
-    assert xc.counters == {"xc_installed": 1, "xc_removed": 1, "xc_failures": 0}
+
+
+def _filters(ifname: str) -> int:
+    r = sh("ip", "netns", "exec", NS, "tc", "-j", "filter", "show", "dev", ifname, "ingress")
+    return sum(1 for f in json.loads(r.stdout or "[]") if f.get("options", {}).get("actions"))
 
 
 def _rx_packets(ifname: str) -> int:
