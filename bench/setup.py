@@ -317,15 +317,12 @@ def main() -> int:
         f"{'setups/s':>9} {'retries':>8}"
     )
     for rows, r in zip(runs.values(), results, strict=True):
-        if len(rows) > 1:
-            for x in rows:
-                print_row(x, "*" if x is r else "")
-        else:
-            print_row(r)
+        for x in rows:  # every round's failures, the best round's legs
+            print_row(x, "*" if x is r and len(rows) > 1 else "")
+            for e in x.get("errors", []):
+                print(f"    error: {e}")
         for name, ms in r.get("legs_ms", {}).items():
             print(f"    median {ms:8.2f} ms  {name}")
-        for e in r.get("errors", []):
-            print(f"    error: {e}")
         if "cpu_s" in r:
             print(
                 "    CPU seconds per daemon during the run: "
