@@ -7,7 +7,8 @@ Three figures per message, where they apply:
 - ``decode``: bytes to the message object (OSPF: the packet, its LSAs framed and their
   bodies left undecoded, as the router takes them; ``... body`` rows decode an LSA body;
   the process-wide cache of decoded LSAs keeps only LSAs held elsewhere, so these are
-  first decodes);
+  first decodes; RSVP: the caches of decoded and encoded objects are cleared before each,
+  so these are first decodes and encodes too);
 - ``encode``: the message object to bytes (checksums and lengths computed);
 - ``handle``: the sans-I/O core taking the message as received on its socket, decode
   included, in a steady state set up in memory: an OSPF router with a Full neighbour
@@ -58,7 +59,7 @@ def codec(
     label: str, obj: Any, decode: Callable[[bytes], object], forget: Fn | None = None
 ) -> Case:
     """A row timing ``obj.encode()`` and ``decode`` of its bytes; ``forget`` is called
-    before each encode (to time a message never encoded before)."""
+    before each encode and decode (to time a message never encoded or decoded before)."""
     raw = obj.encode()
     decode(raw)  # it must decode before we time it
     if forget is None:
@@ -68,7 +69,11 @@ def codec(
         forget()
         return bytes(obj.encode())
 
-    return Case(label, raw, encode, lambda: decode(raw))
+    def decode_first() -> object:
+        forget()
+        return decode(raw)
+
+    return Case(label, raw, encode, decode_first)
 
 
 # ---------------------------------------------------------------- OSPF
@@ -340,7 +345,7 @@ def rsvp_cases(quick: bool) -> list[Case]:
     a Path, a Resv and a Hello handled by a node with an LSP up."""
     from gmpls.rsvp import events as E
     from gmpls.rsvp import examples as ex
-    from gmpls.rsvp import message
+    from gmpls.rsvp import message, objects
 
     titles = {
         "path": "RSVP Path (Fig. 9 ERO, QE session ID)",
@@ -356,11 +361,16 @@ def rsvp_cases(quick: bool) -> list[Case]:
         "srefresh": "RSVP Srefresh (ACK, MESSAGE_ID_LIST of 3)",
         "bundle": "RSVP Bundle (Resv + Ack with a NACK)",
     }
-    # the encode figures are of a message encoded for the first time: the objects of one
-    # sent again are not encoded again (the refresh rows)
-    cache = getattr(message, "_ENCODED", {})
+
+    # the figures are of a message encoded or decoded for the first time: the objects of
+    # one sent or received again are not encoded or decoded again (the refresh rows)
+    def forget() -> None:
+        message._ENCODED.clear()
+        objects._ENCODED_OBJ.clear()
+        objects._DECODED.clear()
+
     cases = [
-        codec(titles.get(k, f"RSVP {k}"), m, message.decode, cache.clear)
+        codec(titles.get(k, f"RSVP {k}"), m, message.decode, forget)
         for k, m in ex.all_examples().items()
     ]
     a, b, hello = rsvp_up()

@@ -142,6 +142,8 @@ MAX_IDS = 360
 ID_SPACE = 1 << 32
 #: the MESSAGE_ID_LIST C-Types a Srefresh may carry (RFC 2961 §5.1)
 ID_LISTS = (O.MessageIdList, O.MessageIdSrcList, O.MessageIdMcastList)
+#: the STYLE object of each reservation style, made once (encoded once)
+_STYLES = {s: O.StyleObj(s) for s in Style}
 
 
 class TeLinkLike(Protocol):
@@ -308,6 +310,7 @@ class RsvpCore:
     """RSVP-TE for one node. ``te_links``: this node's TE links (local_if, remote router
     ID, remote_if, remote control address, lambdas as RFC 6205 channel indices)."""
 
+    # long: the core's settings and tables, one per line
     def __init__(
         self,
         router_id: IPv4Address,
@@ -386,6 +389,10 @@ class RsvpCore:
         self._xc_touched: set[LspKey] = set()
         self._out: list[Action] = []
         self._started = False
+        #: objects this node's messages carry alike, made once: sent again, the same
+        #: object is encoded once (gmpls.rsvp.objects: the bytes by object)
+        self._time_values = O.TimeValues(int(self.refresh * 1000))
+        self._hops: dict[int | None, O.RsvpHopIfId] = {}
 
     # --- the one entry point ----------------------------------------------------------
 
@@ -665,9 +672,12 @@ class RsvpCore:
                 del self.pending[mid]
 
     def _hop(self, lih: int | None) -> O.RsvpHopIfId:
-        i = lih or 0
-        tlvs = (O.IfIdTlv.if_index(self.router_id, i),) if lih is not None else ()
-        return O.RsvpHopIfId(self.control_address, i, tlvs)
+        hop = self._hops.get(lih)
+        if hop is None:
+            i = lih or 0
+            tlvs = (O.IfIdTlv.if_index(self.router_id, i),) if lih is not None else ()
+            hop = self._hops[lih] = O.RsvpHopIfId(self.control_address, i, tlvs)
+        return hop
 
     # --- cross-connects (the data path of each LSP here) ------------------------------
 
@@ -945,7 +955,7 @@ class RsvpCore:
         objs: list[O.RsvpObject] = [
             psb.session,
             self._hop(psb.out_if),
-            O.TimeValues(int(self.refresh * 1000)),
+            self._time_values,
             O.ExplicitRoute(psb.ero_out),
             psb.label_request,
         ]
@@ -986,8 +996,8 @@ class RsvpCore:
         objs: list[O.RsvpObject] = [
             psb.session,
             self._hop(psb.in_if),
-            O.TimeValues(int(self.refresh * 1000)),
-            O.StyleObj(style),
+            self._time_values,
+            _STYLES[style],
             O.Flowspec(psb.tspec.tspec),
             O.FilterSpec(psb.template.sender, psb.template.lsp_id),
         ]
@@ -1058,7 +1068,7 @@ class RsvpCore:
             session,
             self._hop(local_if),
             self._error_spec(code, 0, local_if),
-            O.StyleObj(Style.SE),
+            _STYLES[Style.SE],
         ]
         if filt is not None:
             objs.append(filt)
@@ -1619,7 +1629,7 @@ class RsvpCore:
                 (
                     psb.session,
                     self._hop(psb.in_if),
-                    O.StyleObj(Style.SE),
+                    _STYLES[Style.SE],
                     O.FilterSpec(psb.template.sender, psb.template.lsp_id),
                 ),
             )

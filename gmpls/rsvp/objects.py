@@ -69,8 +69,19 @@ def _codes() -> list[tuple[int, int]]:
     return [c for c in _REGISTRY.codes() if isinstance(c, tuple)]
 
 
+#: the bytes of objects encoded before, by the object's identity: a transit node sends on
+#: most objects of the Path and the Resv it received (the same instances, from
+#: :data:`_DECODED`), and a message is sent again on refresh. Objects are frozen, and an
+#: entry holds its object, so an id is not reused while cached. Bounded: cleared when full.
+_ENCODED_OBJ: dict[int, tuple[RsvpObject, bytes]] = {}
+_ENCODED_OBJ_MAX = 4096
+
+
 def encode_object(obj: RsvpObject) -> bytes:
     """Header + body; the body must already be a multiple of four bytes."""
+    hit = _ENCODED_OBJ.get(id(obj))
+    if hit is not None and hit[0] is obj:
+        return hit[1]
     body = obj.encode_body()
     length = 4 + len(body)
     if length % 4 or length > 0xFFFF:
@@ -78,7 +89,11 @@ def encode_object(obj: RsvpObject) -> bytes:
             f"rsvp.object[{obj.class_num}/{obj.c_type}].length",
             f"{length} is not a multiple of 4 <= 65532",
         )
-    return u16(length) + u8(obj.class_num) + u8(obj.c_type) + body
+    wire = u16(length) + u8(obj.class_num) + u8(obj.c_type) + body
+    if len(_ENCODED_OBJ) >= _ENCODED_OBJ_MAX:
+        _ENCODED_OBJ.clear()
+    _ENCODED_OBJ[id(obj)] = (obj, wire)
+    return wire
 
 
 def _check_float(r: Reader, v: float, name: str, code: tuple[int, int]) -> float:
@@ -772,6 +787,17 @@ _CLASS_NAMES = {c.value: c.name for c in ClassNum}
 _OBJECT_HEADER = struct.Struct("!HBB")
 
 
+#: objects decoded before, by their bytes (header included): a node sees the same
+#: objects again and again (every message of an LSP carries its SESSION and
+#: SENDER_TEMPLATE, every Path from a neighbour the same TIME_VALUES, LABEL_REQUEST,
+#: SENDER_TSPEC and LABEL_SET, a refresh all of them), and objects are immutable, so the
+#: object decoded from the same bytes is the same one. Only what decoded without error is
+#: kept; bounded (cleared when full), so a peer sending ever new objects costs a
+#: clear now and then, not memory.
+_DECODED: dict[bytes, RsvpObject] = {}
+_DECODED_MAX = 4096
+
+
 def decode_object(r: Reader, i: int) -> RsvpObject | None:
     """One object from ``r``; ``None`` for an unknown class ``10bbbbbb`` (dropped)."""
     p = r.pos
@@ -780,6 +806,14 @@ def decode_object(r: Reader, i: int) -> RsvpObject | None:
         r.u8(f"object[{i}].class_num")
         r.u8(f"object[{i}].c_type")
     length, class_num, c_type = _OBJECT_HEADER.unpack_from(r.data, p)
+    if 4 <= length <= r.end - p:
+        wire = bytes(r.data[p : p + length])
+        hit = _DECODED.get(wire)
+        if hit is not None:
+            r.pos = p + length
+            return hit
+    else:
+        wire = b""
     r.pos = p + 4
     if length < 4 or length % 4:
         raise r.fail(f"object[{i}].length", f"{length} is not a multiple of 4 of at least 4")
@@ -789,6 +823,10 @@ def decode_object(r: Reader, i: int) -> RsvpObject | None:
     if cls is not None:
         obj: RsvpObject = cls.decode_body(body)  # type: ignore[attr-defined]
         body.expect_end("length")
+        if wire:
+            if len(_DECODED) >= _DECODED_MAX:
+                _DECODED.clear()
+            _DECODED[wire] = obj
         return obj
     if class_num in OPAQUE_CLASSES:
         return OpaqueObject(class_num, c_type, body.rest())
