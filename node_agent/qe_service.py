@@ -77,6 +77,19 @@ log = logging.getLogger("node_agent.qe_service")
 #: key sessions a node agent opens or joins at once (the others queue in the core): each
 #: is three datagrams to the proxy, so a burst stays within a UDP receive buffer
 MAX_KEYING = 64
+#: the actions that carry a setup or a teardown to a peer (the PCE, the key manager, the
+#: next RSVP hop), carried out at once; the others wait for the end of the feed
+#: (:meth:`QeService.feed`)
+NOW = (
+    E.RequestPath,
+    E.EtsiOpen,
+    E.EtsiConnect,
+    E.EtsiGetKey,
+    E.EtsiClose,
+    E.CreateLsp,
+    E.DeleteLsp,
+    E.ToRsvp,
+)
 
 
 # --- what the shell talks to (real classes fit; tests may give in-memory ones) ---------
@@ -177,6 +190,8 @@ class QeService:
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: deque[E.Event] = deque()
+        #: actions held until the events of the feed running are all handled (:data:`NOW`)
+        self._later: deque[E.Action] = deque()
         self._feeding = False
         self._last = 0.0
         self._timer = CoreTimer(self._fire)
@@ -333,8 +348,13 @@ class QeService:
 
     def feed(self, event: E.Event, now: float | None = None) -> list[E.Action]:
         """Hand the core ``event`` and carry out its actions, then the events those bring
-        back, in order. Returns the actions of ``event``; a CLI request the core refuses
-        raises :class:`gmpls.qe_service.model.QeServiceError` (nothing changed)."""
+        back, in order. The actions of :data:`NOW` (a PCReq, an ETSI 004 call, a Path or
+        a Resv) are carried out at once; the others (reports to the PCE and the CLI's
+        waiters, log lines, TE LSAs, the data plane's keys) once every event of this feed
+        is handled, in order, so that none of them delays a setup's next message (all
+        before the event loop runs again: nothing reads a socket in between). Returns the
+        actions of ``event``; a CLI request the core refuses raises
+        :class:`gmpls.qe_service.model.QeServiceError` (nothing changed)."""
         if self._feeding:
             self._queue.append(event)
             return []
@@ -342,7 +362,10 @@ class QeService:
         try:
             actions = self.core.handle(event, self._clock(now))
             self._carry_out(actions)
-            while self._queue:
+            while self._queue or self._later:
+                if not self._queue:
+                    self._do_one(self._later.popleft())
+                    continue
                 ev = self._queue.popleft()
                 try:
                     more = self.core.handle(ev, self._clock())
@@ -351,6 +374,7 @@ class QeService:
                     continue
                 self._carry_out(more)
         finally:
+            self._later.clear()  # only left by an exception out of the core's first event
             self._feeding = False
             self.arm_timer()
         return actions
@@ -394,12 +418,16 @@ class QeService:
 
     def _carry_out(self, actions: list[E.Action]) -> None:
         for a in actions:
-            try:
-                self._do[type(a)](a)
-            except Exception:
-                log.exception(
-                    "qe action failed", extra={"node": self.name, "action": type(a).__name__}
-                )
+            if isinstance(a, NOW):
+                self._do_one(a)
+            else:
+                self._later.append(a)
+
+    def _do_one(self, a: E.Action) -> None:
+        try:
+            self._do[type(a)](a)
+        except Exception:
+            log.exception("qe action failed", extra={"node": self.name, "action": type(a).__name__})
 
     def _create_lsp(self, a: E.CreateLsp) -> None:
         if not a.make_before_break:
