@@ -153,16 +153,17 @@ class OspfTeAgent(OspfSpeaker):
             metric=t.metric if metric is None else metric,
         )
         self.te_links[local_if] = t
-        log.info(
-            "te link resources",
-            extra={
-                "node": self.router.name,
-                "event": "te_link",
-                "local_if": local_if,
-                "lambdas": list(t.lambdas),
-                "max_reservable": t.max_reservable,
-            },
-        )
+        if log.isEnabledFor(logging.DEBUG):  # twice per LSP and hop: the TE LSA says it
+            log.debug(
+                "te link resources",
+                extra={
+                    "node": self.router.name,
+                    "event": "te_link",
+                    "local_if": local_if,
+                    "lambdas": list(t.lambdas),
+                    "max_reservable": t.max_reservable,
+                },
+            )
         self._originate_te(local_if)
 
     def flush_opaque(self, ls_type: int, ls_id: IPv4Address) -> None:

@@ -19,9 +19,10 @@ Time: the core's clock is ``loop.time()`` (monotonic seconds); the shell keeps o
 armed at ``core.next_timer()``. Logs: one line per message and event, with ``node``,
 ``peer``, ``msg`` and ``lsp`` as extra fields (JSON in the daemon); key handles appear
 only as an 8-hex-digit prefix, keys never reach this module. The per-message lines
-("rsvp rx", "rsvp tx") and the LinkResources lines are DEBUG (``--debug``): at INFO they
-were most of a node's log volume and a good part of its CPU per LSP; states, QE hooks and
-neighbour changes stay at INFO.
+("rsvp rx", "rsvp tx") and the lines of actions another line already tells of
+(LinkResources, cross-connects, QE hooks: :data:`_SAID_ELSEWHERE`) are DEBUG
+(``--debug``): at INFO they were most of a node's log volume and a good part of its CPU
+per LSP; LSP states and neighbour changes stay at INFO.
 """
 
 from __future__ import annotations
@@ -355,9 +356,7 @@ class RsvpAgent:
             )
 
     def _log_action(self, a: E.Action) -> None:
-        # a TE link's free lambdas change twice per LSP and hop: DEBUG (the QE service
-        # logs the coalesced update it hands to OSPF)
-        level = logging.DEBUG if isinstance(a, E.LinkResources) else logging.INFO
+        level = logging.DEBUG if isinstance(a, _SAID_ELSEWHERE) else logging.INFO
         if not log.isEnabledFor(level):
             return
         extra: dict[str, object] = {"node": self.core.name, "action": type(a).__name__}
@@ -396,6 +395,21 @@ class RsvpAgent:
             log.exception("rsvp core failed on a timer", extra={"node": self.core.name})
             actions = []
         self._apply(actions)
+
+
+#: actions whose lines are DEBUG: another line at INFO says what they did. A TE link's free
+#: lambdas change twice per LSP and hop (OSPF re-originates the TE LSA, the QE service
+#: coalesces); a cross-connect is logged as installed or removed, with its channels,
+#: where it is carried out (node_agent/xconnect.py); the key session's open, join and
+#: close by the QE service (with the handle's prefix)
+_SAID_ELSEWHERE = (
+    E.LinkResources,
+    E.CrossConnect,
+    E.CrossConnectRemoved,
+    E.NeedQeSession,
+    E.QeJoin,
+    E.QeClose,
+)
 
 
 def _msg_name(t: int) -> str:
