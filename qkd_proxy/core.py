@@ -806,8 +806,11 @@ class ProxyCore:
             self._starve(s, now)
 
     def _send_alloc_resp(self, s: Session, txid: int, index: int) -> None:
-        ids = tuple(s.bindings[i] for i in range(index, min(s.bound_upto, index + sync.MAX_IDS)))
-        self._sync_send(sync.AllocResp(txid, s.handle, sync.Result.OK, index, s.key_length, ids))
+        # an Alloc sent again (its answer late) may ask for indexes both ends are done
+        # with, whose bindings are pruned: the answer starts at the first one still held
+        start = max(index, s.pruned_upto)
+        ids = tuple(s.bindings[i] for i in range(start, min(s.bound_upto, start + sync.MAX_IDS)))
+        self._sync_send(sync.AllocResp(txid, s.handle, sync.Result.OK, start, s.key_length, ids))
 
     # --- responder: fetch bound keys by ID --------------------------------------------
     def _install(self, s: Session, start: int, ids: tuple[int, ...], now: float) -> None:

@@ -15,7 +15,16 @@ from gmpls.qkd import etsi004 as etsi
 from gmpls.qkd import sync
 from gmpls.qkd.etsi004 import Status
 from qkd_proxy.events import Channel, Datagram, Send
-from tests.support.qkd_net import TN1, TN1_QA, TN5, TN5_QB, Net, file_source, fingerprint
+from tests.support.qkd_net import (
+    B_SYNC,
+    TN1,
+    TN1_QA,
+    TN5,
+    TN5_QB,
+    Net,
+    file_source,
+    fingerprint,
+)
 
 H = bytes(range(64))
 ETSI_MSGS: list[etsi.Message] = [
@@ -256,6 +265,32 @@ def test_index_binding_same_keys_same_order_either_side_first() -> None:
         got[side].append((idx, fingerprint(key)))
     assert [i for i, _ in got["A"]] == list(range(150))
     assert got["A"] == got["B"][:150]
+
+
+def test_an_alloc_repeated_after_its_indexes_were_pruned_is_answered() -> None:
+    """The responder's Alloc of an index it lacked, sent again because the answer was late
+    (a loaded machine), can reach the opener after both ends are done with that index and
+    the opener has forgotten its binding: the answer starts at the first index the opener
+    still holds (the responder installs only what it lacks), and nothing raises (it raised
+    KeyError in the opener's core, found by 200 setups at once)."""
+    net = Net()
+    h = _open(net, A1)
+    assert _open(net, B1, h, side="B") == h
+    for _ in range(5):
+        assert _get(net, "A", A1, h)[0] == Status.SUCCESSFUL
+        assert _get(net, "B", B1, h)[0] == Status.SUCCESSFUL
+    a = net.proxy["A"]
+    s = a.sessions[h]
+    assert s.master and 0 < s.pruned_upto < s.bound_upto and 0 not in s.bindings
+    sent: list[sync.SyncMessage] = []
+    send = a._sync_send
+    a._sync_send = lambda m: (sent.append(m), send(m))[1]  # type: ignore[method-assign]
+    net.inject("A", Channel.SYNC, net.proxy["B"].sync.seal(sync.Alloc(4242, h, 0)), B_SYNC)
+    start = s.pruned_upto
+    ids = tuple(s.bindings[i] for i in range(start, s.bound_upto))
+    assert sent == [sync.AllocResp(4242, h, sync.Result.OK, start, 32, ids)]
+    net.sim.run(0.1)
+    assert _get(net, "B", B1, h)[1] == 5  # the responder goes on where it was
 
 
 def test_duplicate_request_is_answered_from_cache_without_a_second_key() -> None:
