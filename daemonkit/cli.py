@@ -48,6 +48,7 @@ from typing import Any
 
 from daemonkit import netns
 from daemonkit.daemon import cancel
+from gmpls.errors import RequestRefused
 
 log = logging.getLogger("daemonkit.cli")
 
@@ -320,7 +321,8 @@ class CommandTable:
             if inspect.isawaitable(result):
                 result = await result
         except Exception as e:  # a failing command never takes the CLI down
-            log.exception("cli command failed", extra={"event": "cli_error", "cmd": line})
+            if not isinstance(e, RequestRefused):  # a refusal is the caller's, not ours
+                log.exception("cli command failed", extra={"event": "cli_error", "cmd": line})
             if as_json:
                 return Reply(json.dumps({"error": str(e)}), FAILED)
             return Reply(f"% error: {e}", FAILED)

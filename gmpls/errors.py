@@ -1,4 +1,5 @@
-"""The one error type every codec raises for malformed input.
+"""The one error type every codec raises for malformed input, and the one for a request
+a caller asked wrongly.
 
 A :class:`DecodeError` names the field that was wrong (``"pcep.METRIC.length"``), says
 why, and carries the protocol's own error code where one exists (PCEP error-type/value,
@@ -27,3 +28,9 @@ class EncodeError(ValueError):
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
+
+
+class RequestRefused(Exception):
+    """A request refused as asked (a CLI command with bad arguments, an unknown ID): the
+    caller's fault, nothing changed. The CLI answers with the message and logs no
+    traceback: only other exceptions are faults of the daemon."""

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from compose.cliclient import run_command
-from daemonkit.cli import CliServer, CommandTable, Failed, Reply
+from daemonkit.cli import FAILED, CliServer, CommandTable, Failed, Reply
+from gmpls.qe_service.model import QeServiceError
 from gmpls.topology import Topology, load
 from gmpls.units import bps_text
 from node_agent.daemon import NodeDaemon
@@ -148,6 +149,32 @@ def test_a_failed_outcome_is_shown_and_fails() -> None:
     t = table()
     r = ex(t, "qe-service delete 3")
     assert r.status == 1 and json.loads(r.text) == {"gone": ["3"]}
+
+
+def test_a_refused_request_is_answered_and_only_a_fault_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A command refused as asked (bad arguments, an unknown ID: RequestRefused) is
+    answered with its reason and logs nothing; any other exception is the daemon's fault:
+    answered too, and logged with its traceback."""
+
+    def refuse(args: list[str]) -> object:
+        raise QeServiceError(f"no QE service {args[0]}")
+
+    def crash(args: list[str]) -> object:
+        raise KeyError(args[0])
+
+    t = CommandTable()
+    t.register("qe-service delete", refuse, "tear down", args="ID")
+    t.register("qe-service crash", crash, "a bug", args="ID")
+    with caplog.at_level("DEBUG", logger="daemonkit.cli"):
+        r = ex(t, "qe-service delete 800 json")
+        assert r.status == FAILED and json.loads(r.text) == {"error": "no QE service 800"}
+        assert ex(t, "qe-service delete 801").text == "% error: no QE service 801"
+        assert caplog.records == []
+        assert ex(t, "qe-service crash 5").status == FAILED
+    (rec,) = caplog.records
+    assert rec.getMessage() == "cli command failed" and rec.exc_info is not None
 
 
 def test_status_lines_over_the_wire_only_when_asked() -> None:

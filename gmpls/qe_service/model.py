@@ -13,6 +13,7 @@ from ipaddress import IPv4Address
 from typing import Any
 
 from gmpls import ero, qe
+from gmpls.errors import RequestRefused
 from gmpls.rsvp.events import LspKey
 
 MIB = 1 << 20
@@ -51,7 +52,7 @@ STAGES = (
 )
 
 
-class QeServiceError(RuntimeError):
+class QeServiceError(RequestRefused, RuntimeError):
     """A request that cannot be carried out (bad arguments, unknown service): the
     caller's fault, nothing changed."""
 
