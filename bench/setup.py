@@ -1,6 +1,6 @@
 """QE service setup time on the paper testbed in network namespaces (issues 6 and 17).
 
-``python bench/setup.py [--quick] [--n N] [--repeat R] [--lambdas L] [--pause S] [--json]``
+``python bench/setup.py [--quick] [--n N] [--repeat R] [--lambdas L] [--pause S] [--gap S] [--json]``
 (root) brings the paper topology up (prefix ``e2b``) with N + 16 lambdas per TE link (at
 least 8; one LSP holds one lambda per link, so the paper's 8 would cap a burst at 8), or
 ``--lambdas`` L (``--lambdas 8 --only sequential``: create + delete cycles on the paper's
@@ -8,7 +8,9 @@ least 8; one LSP holds one lambda per link, so the paper's 8 would cap a burst a
 telnet session to tn1, R times (default 1; the burst first, on the fresh testbed):
 
 * **sequential**: N times ``qe-service create dst 10.1.1.5 <paper parameters> wait``
-  then ``qe-service delete``;
+  then ``qe-service delete`` (which returns at once: the graceful deletion crosses the
+  network while the next setup starts; ``--gap S`` waits S seconds after each deletion,
+  so that each setup has the network to itself: 0.05 is enough on the paper topology);
 * **concurrent**: N ``qe-service create`` lines sent back to back (each returns at once),
   then N ``qe-service wait ID`` lines, answered as each service comes up (N at once).
 
@@ -152,7 +154,7 @@ def lab(topo: Path, run_dir: Path, prefix: str = PREFIX) -> NetnsTestbed:
     return tb
 
 
-def sequential(tb: NetnsTestbed, n: int) -> dict:
+def sequential(tb: NetnsTestbed, n: int, gap: float = 0.0) -> dict:
     cli = Telnet(tb, "client", "tn1")
     retries0 = cli.json("show qe-service")["counters"]["label_retries"]
     setups: list[float] = []
@@ -172,10 +174,13 @@ def sequential(tb: NetnsTestbed, n: int) -> dict:
                 failed += 1
                 errors.add(f"{s['state']}: {s.get('error')}")
             cli.json(f"qe-service delete {s['id']}")
+            if gap > 0:
+                time.sleep(gap)
         retries = cli.json("show qe-service")["counters"]["label_retries"] - retries0
     finally:
         cli.close()
     out = summary("sequential", setups, t_busy, failed, retries)
+    out["gap_s"] = gap
     out["legs_ms"] = legs(ups)
     if errors:
         out["errors"] = sorted(errors)[:5]
@@ -272,6 +277,9 @@ def main() -> int:
     p.add_argument("--only", choices=("sequential", "concurrent"), help="one of the two runs")
     p.add_argument("--lambdas", type=int, help="lambdas per TE link (default max(8, N + 16))")
     p.add_argument("--pause", type=float, default=6.0, help="seconds between runs (default 6)")
+    p.add_argument(
+        "--gap", type=float, default=0.0, help="sequential: seconds after each deletion (0)"
+    )
     p.add_argument("--prefix", default=PREFIX, help=f"testbed name prefix (default {PREFIX})")
     a = p.parse_args()
     if os.geteuid() != 0:
@@ -301,7 +309,7 @@ def main() -> int:
                 if a.only is None:
                     time.sleep(a.pause)
                 if a.only != "concurrent":
-                    runs.setdefault("sequential", []).append(sequential(tb, n))
+                    runs.setdefault("sequential", []).append(sequential(tb, n, a.gap))
         finally:
             tb.down()
     results = [best(rows) for rows in runs.values()]
@@ -311,6 +319,7 @@ def main() -> int:
     print(
         f"\nQE service setup on the paper testbed (namespaces, {lambdas} lambdas per TE link), "
         f"{n} services per run, {max(1, a.repeat)} round(s)"
+        + (f", {a.gap} s after each sequential deletion" if a.gap else "")
     )
     print(
         f"{'run':<12} {'up':>5} {'failed':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
