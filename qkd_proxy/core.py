@@ -39,6 +39,7 @@ from ipaddress import IPv4Address
 from typing import Any
 
 from gmpls.core import Tick
+from gmpls.deadlines import Deadlines
 from gmpls.errors import DecodeError, EncodeError
 from gmpls.qkd import etsi004 as etsi
 from gmpls.qkd import idq3p as idq
@@ -196,6 +197,10 @@ class ProxyCore:
         self.pools: dict[int, _Pool] = {}
         self.sync_tx: dict[int, _Tx] = {}
         self.south_tx: dict[int, _Tx] = {}
+        #: when each outstanding request of ``sync_tx`` / ``south_tx`` is next resent, one
+        #: heap: a burst of sessions has hundreds outstanding, and the next timer is asked
+        #: after every event
+        self._tx_due: Deadlines[tuple[Channel, int]] = Deadlines(self._tx_deadline)
         #: IDs of device requests sent more than once (the newest :data:`RESENT_KEPT`): a
         #: second answer to one of them is a late duplicate (``south_late``), not a forgery
         self.south_resent: dict[int, None] = {}
@@ -204,6 +209,7 @@ class ProxyCore:
         rto = cfg.sync_rto / 2  # doubled before it is first sent
         greeting = _Tx(Channel.SYNC, sync.Hello(), now, rto, now + cfg.sync_deadline, "hello")
         self.sync_tx[GREETING] = greeting
+        self._tx_due.enter((Channel.SYNC, GREETING))
         self._txid = 0
         self._out: list[Action] = []
         #: relay messages for the key manager above (qkd_proxy.km): requests from the
@@ -272,14 +278,20 @@ class ProxyCore:
         return self._due
 
     def _earliest(self) -> float | None:
-        times = [t.next_at for t in self.sync_tx.values()]
-        times += [t.next_at for t in self.south_tx.values()]
+        due = self._tx_due.top()
         q = self._timeq
         while q and isinstance(q[0][2], _Waiter) and q[0][2].done:
             heapq.heappop(q)
-        if q:
-            times.append(q[0][0])
-        return min(times) if times else None
+        if q and (due is None or q[0][0] < due):
+            return q[0][0]
+        return due
+
+    def _tx_table(self, channel: Channel) -> dict[int, _Tx]:
+        return self.sync_tx if channel is Channel.SYNC else self.south_tx
+
+    def _tx_deadline(self, key: tuple[Channel, int]) -> float | None:
+        tx = self._tx_table(key[0]).get(key[1])
+        return None if tx is None else tx.next_at
 
     # --- small helpers ----------------------------------------------------------------
     def _log(self, event: str, **fields: Any) -> None:
@@ -319,6 +331,7 @@ class ProxyCore:
     def _request(self, table: dict[int, _Tx], key: int, tx: _Tx) -> None:
         """Send ``tx`` and keep it under ``key`` (its answer's ID) to retransmit until answered."""
         table[key] = tx
+        self._tx_due.enter((tx.channel, key))
         self._send_tx(tx)
 
     def _send_tx(self, tx: _Tx) -> None:
@@ -1004,9 +1017,10 @@ class ProxyCore:
 
     def _resend_sync(self, now: float) -> None:
         """Retransmit every outstanding sync request now (a new epoch was heard)."""
-        for tx in self.sync_tx.values():
+        for txid, tx in self.sync_tx.items():
             self._send_tx(tx)
             tx.next_at = now + tx.rto
+            self._tx_due.enter((Channel.SYNC, txid))
 
     def _on_close(self, msg: sync.Close, now: float) -> None:
         s = self.sessions.get(msg.key_handle)
@@ -1115,27 +1129,30 @@ class ProxyCore:
 
     # --- timers -----------------------------------------------------------------------
     def _timers(self, now: float) -> None:
-        self._retransmit(self.sync_tx, now, self.cfg.sync_rto_max)
-        self._retransmit(self.south_tx, now, self.cfg.south_rto_max)
+        self._retransmit(now)
         self._expire(now)
 
-    def _retransmit(self, table: dict[int, _Tx], now: float, rto_max: float) -> None:
-        """Resend the requests of ``table`` (sync or south) that are due, each time after
-        twice the wait (at most ``rto_max``); one past its deadline has failed."""
-        for key, tx in list(table.items()):
-            if tx.next_at > now:
+    def _retransmit(self, now: float) -> None:
+        """Resend the requests (sync or south) that are due, each time after twice the
+        wait (at most the channel's ``rto_max``); one past its deadline has failed."""
+        for channel, key in self._tx_due.pop_due(now):
+            table = self._tx_table(channel)
+            tx = table.get(key)
+            if tx is None:  # answered or failed by an earlier one of this tick
                 continue
-            sync_channel = tx.channel is Channel.SYNC
+            sync_channel = channel is Channel.SYNC
             if now >= tx.deadline:
                 del table[key]
                 (self._sync_failed if sync_channel else self._south_failed)(tx, now)
                 continue
-            self.counters[f"{tx.channel.value}_retransmits"] += 1
+            self.counters[f"{channel.value}_retransmits"] += 1
             if not sync_channel:
                 self._resent(key)
             self._send_tx(tx)
+            rto_max = self.cfg.sync_rto_max if sync_channel else self.cfg.south_rto_max
             tx.rto = min(tx.rto * 2, rto_max)
             tx.next_at = now + tx.rto
+            self._tx_due.enter((channel, key))
 
     def _resent(self, request_id: int) -> None:
         self.south_resent[request_id] = None

@@ -17,7 +17,7 @@ from gmpls.qkd import etsi004 as etsi
 from gmpls.qkd.etsi004 import Status
 from qkd_proxy.core import ProxyCore
 from qkd_proxy.events import Channel, Datagram, Send
-from tests.support.qkd_net import TN1, TN1_QA, TN5, TN5_QB, Net
+from tests.support.qkd_net import TN1, TN1_QA, TN5, TN5_QB, Net, proxy_configs
 
 A1, B1 = (TN1_QA, 1000), (TN5_QB, 2000)
 TN1_OTHER = ("10.1.1.1", 3000)  # another address of tn1: served, owns nothing
@@ -276,6 +276,33 @@ def test_many_waiters_are_answered_at_their_deadlines_in_order() -> None:
 def _north_tick(core: ProxyCore, at: float) -> list[etsi.Reply]:
     out = core.handle(Tick(), at)
     return [etsi.decode(a.data) for a in out if isinstance(a, Send) and a.channel is Channel.NORTH]
+
+
+def test_outstanding_requests_are_resent_in_time_order_and_fail_at_their_deadline() -> None:
+    """A proxy whose peer never answers: every OPEN's sync request is resent on its own
+    doubling schedule until its deadline, and the next timer is always the earliest of
+    all outstanding requests and waiters (one heap, not a scan of them)."""
+    cfg, _ = proxy_configs()
+    rng = random.Random(7)
+    core = ProxyCore(cfg, rng.randbytes, 0.0)
+    t = 0.0
+    for i in range(200):
+        t += rng.uniform(0, 0.003)
+        assert _north(core, etsi.Open(50_000 + i, TN5, etsi.QoS(32)), A1, t) == []
+    opened = len(core.sync_tx)
+    assert opened >= 200  # the OPENs and the start-up HELLO
+    resent = 0
+    while (at := core.next_timer()) is not None and at < cfg.sync_deadline + 1:
+        txs = [*core.sync_tx.values(), *core.south_tx.values()]
+        waiters = [e[0] for e in core._timeq if not getattr(e[2], "done", False)]
+        assert at == min([tx.next_at for tx in txs] + waiters)
+        due = [tx for tx in txs if tx.next_at <= at and at < tx.deadline]
+        before = core.counters["sync_retransmits"]
+        core.handle(Tick(), at)
+        assert core.counters["sync_retransmits"] - before == len(due)
+        assert all(tx.next_at > at for tx in due)
+        resent += len(due)
+    assert not core.sync_tx and resent >= opened * 3
 
 
 # --- item 11: the status codes of V1.1.1 -----------------------------------------------------
