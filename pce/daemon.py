@@ -330,7 +330,7 @@ class PceDaemon:
         }
 
     def _qkd_links(self) -> dict[str, Any]:
-        self.service.keys.expire(asyncio.get_running_loop().time(), self.service.live_services())
+        self.service.keys.expire(asyncio.get_running_loop().time(), self.service.live_services)
         return links_json(self.ted.qkd_graph(), self.service.keys)
 
     def _stats(self) -> dict[str, Any]:

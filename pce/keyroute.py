@@ -24,8 +24,9 @@ consumption fits every link).
 
 from __future__ import annotations
 
+import bisect
 import heapq
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import Any, Literal, Protocol
@@ -356,19 +357,31 @@ class Commitment:
         }
 
 
+def _since(c: Commitment) -> float:
+    return c.since
+
+
 class KeyLedger:
     """Committed consumption per direction of a QKD link (docs/pce.md#commit-and-release).
 
     :meth:`commit` on each answer; :meth:`expire` drops commitments whose hold time has
     passed, except as many (the newest first) per head and tail as the head reports live
     QE LSPs between them (``live``, from the stateful PCE's LSP database), so a service
-    the head reported keeps its rate until the head reports it removed."""
+    the head reported keeps its rate until the head reports it removed.
+
+    A burst of requests asks for :meth:`committed` and :meth:`expire` at every one: the
+    totals are kept as commitments come (summed again, in the same order, only after one
+    went), and nothing is looked at, ``live`` included, before the first hold has passed."""
 
     def __init__(self, hold: float = 30.0) -> None:
         self.hold = hold
+        #: oldest first (``since``)
         self.commitments: list[Commitment] = []
         self.committed_total = 0
         self.released_total = 0
+        self._totals: dict[Hop, float] | None = {}
+        #: no commitment's hold ends before this
+        self._first_until = float("inf")
 
     def commit(
         self, head: IPv4Address, tail: IPv4Address, sites: tuple[Site, ...], bps: float, now: float
@@ -376,34 +389,56 @@ class KeyLedger:
         if len(sites) < 2:
             return  # same site: no QKD link carries it
         self.committed_total += 1
-        self.commitments.append(Commitment(head, tail, tuple(sites), bps, now, now + self.hold))
+        c = Commitment(head, tail, tuple(sites), bps, now, now + self.hold)
+        bisect.insort(self.commitments, c, key=_since)  # at the end, but for a clock step
+        self._first_until = min(self._first_until, c.until)
+        if self._totals is not None:
+            for h in c.hops:
+                self._totals[h] = self._totals.get(h, 0.0) + c.bps
 
     def expire(
-        self, now: float, live: Mapping[tuple[IPv4Address, IPv4Address], int] | None = None
+        self,
+        now: float,
+        live: Mapping[tuple[IPv4Address, IPv4Address], int]
+        | Callable[[], Mapping[tuple[IPv4Address, IPv4Address], int]]
+        | None = None,
     ) -> None:
-        live = live or {}
+        """Drop what is past its hold and not reported live; ``live`` (or the function
+        that makes it) is only looked at when some hold has passed."""
+        if self._first_until > now:
+            return
+        live = (live() if callable(live) else live) or {}
         keep: list[Commitment] = []
         reported: dict[tuple[IPv4Address, IPv4Address], int] = {}
-        for c in sorted(self.commitments, key=lambda c: c.since, reverse=True):
+        for c in reversed(self.commitments):  # the newest first
             pair = (c.head, c.tail)
             if c.until > now or reported.get(pair, 0) < live.get(pair, 0):
                 keep.append(c)
                 reported[pair] = reported.get(pair, 0) + 1
-        self.released_total += len(self.commitments) - len(keep)
-        self.commitments = sorted(keep, key=lambda c: c.since)
+        keep.reverse()
+        self._replace(keep)
 
     def release(self, commitment: Commitment) -> None:
         """Drop one commitment now (the service is known to be gone)."""
-        kept = [c for c in self.commitments if c is not commitment]
-        self.released_total += len(self.commitments) - len(kept)
-        self.commitments = kept
+        self._replace([c for c in self.commitments if c is not commitment])
+
+    def _replace(self, keep: list[Commitment]) -> None:
+        gone = len(self.commitments) - len(keep)
+        self.released_total += gone
+        self.commitments = keep
+        # the kept ones past their hold (reported live) are looked at again each time
+        self._first_until = min((c.until for c in keep), default=float("inf"))
+        if gone:
+            self._totals = None
 
     def committed(self) -> dict[Hop, float]:
-        out: dict[Hop, float] = {}
-        for c in self.commitments:
-            for h in c.hops:
-                out[h] = out.get(h, 0.0) + c.bps
-        return out
+        if self._totals is None:
+            totals: dict[Hop, float] = {}
+            for c in self.commitments:
+                for h in c.hops:
+                    totals[h] = totals.get(h, 0.0) + c.bps
+            self._totals = totals
+        return dict(self._totals)
 
     def services(self) -> dict[Hop, list[Commitment]]:
         out: dict[Hop, list[Commitment]] = {}

@@ -310,7 +310,7 @@ class PceService:
             return None
         bw = req.bandwidth.bandwidth if req.bandwidth is not None else 0.0
         need = consumption_bps(params, max(bw, 0.0))
-        self.keys.expire(now, self.live_services())
+        self.keys.expire(now, self.live_services)
         committed = self.keys.committed()
         key_bits = 8 * params.key_length
         found = relay_path(graph, src, dst, need, committed, key_bits, self.relay_policy)

@@ -10,6 +10,7 @@ import pytest
 
 from gmpls import qe
 from pce.keyroute import (
+    Commitment,
     Draw,
     KeyLedger,
     QkdGraph,
@@ -209,6 +210,48 @@ def test_ledger_hold_and_reports() -> None:
     assert [c.bps for c in led.commitments] == [100]
     led.expire(41, {})  # reported removed: released
     assert led.committed() == {} and led.released_total == 2
+
+
+def test_ledger_totals_and_expiry_match_a_fresh_count() -> None:
+    """The ledger keeps its totals as commitments come and go and looks at the live
+    services only once some hold has passed: what it answers is what summing every
+    commitment still held, and expiring by the rule, gives."""
+    rng = random.Random(11)
+    led = KeyLedger(hold=5)
+    asked = 0
+
+    def live() -> dict[tuple[IPv4Address, IPv4Address], int]:
+        nonlocal asked
+        asked += 1
+        return {(S(1), S(3)): 3, (S(2), S(4)): 1}
+
+    paths = [(S(1), S(2), S(3)), (S(2), S(3), S(4)), (S(1), S(4))]
+    now = 0.0
+    for _ in range(400):
+        now += rng.uniform(0, 0.1)
+        p = rng.choice(paths)
+        led.commit(p[0], p[-1], p, rng.choice((64.0, 100.5, 256.0)), now)
+        if rng.random() < 0.05 and led.commitments:
+            led.release(rng.choice(led.commitments))
+        before = list(led.commitments)
+        led.expire(now, live)
+        if now < 5:
+            assert asked == 0  # no hold has passed: nothing to look at
+        lv, asked = live(), asked - 1  # the test's own look
+        want: list[Commitment] = []
+        per_pair: dict[tuple[IPv4Address, IPv4Address], int] = {}
+        for c in sorted(before, key=lambda c: c.since, reverse=True):
+            pair = (c.head, c.tail)
+            if c.until > now or per_pair.get(pair, 0) < lv.get(pair, 0):
+                want.append(c)
+                per_pair[pair] = per_pair.get(pair, 0) + 1
+        assert led.commitments == sorted(want, key=lambda c: c.since)
+        fresh: dict[tuple[IPv4Address, IPv4Address], float] = {}
+        for c in led.commitments:
+            for h in c.hops:
+                fresh[h] = fresh.get(h, 0.0) + c.bps
+        assert led.committed() == pytest.approx(fresh)
+    assert asked > 0 and led.released_total > 0
 
 
 def test_links_json() -> None:
