@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import secrets
 from ipaddress import IPv4Address
-from typing import cast
 
 from daemonkit import netns
 from gmpls.qkd import etsi004 as etsi
@@ -77,11 +76,9 @@ class Etsi004Client:
         self.close_socket()
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        t, _ = await loop.create_datagram_endpoint(
-            lambda: _Proto(self), sock=netns.datagram(self.local, self.proxy)
+        self._transport, _ = await netns.datagram_endpoint(
+            lambda: _Proto(self), self.local, self.proxy
         )
-        self._transport = cast(asyncio.DatagramTransport, t)
 
     def close_socket(self) -> None:
         if self._transport is not None:

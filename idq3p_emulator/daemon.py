@@ -220,9 +220,8 @@ class EmulatorDaemon:
         loop = asyncio.get_running_loop()
         self.server = server = build_server(cfg, time.time(), self.source, self.marks)
         self.drops = drops = RateLimitedLog(log, {"host": cfg.name}, clock=loop.time)
-        self.transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Protocol(server, drops, self.marks_file),
-            sock=netns.datagram((cfg.address, cfg.port)),
+        self.transport, _ = await netns.datagram_endpoint(
+            lambda: _Protocol(server, drops, self.marks_file), (cfg.address, cfg.port)
         )
         log.info(
             "listening",

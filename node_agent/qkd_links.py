@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from ipaddress import IPv4Address
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from daemonkit import netns
 from daemonkit.timer import CoreTimer
@@ -92,10 +92,7 @@ class QkdLinkAgent:
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         local = (self.bind, 0) if self.bind else None
-        t, _ = await self.loop.create_datagram_endpoint(
-            lambda: _Proto(self), sock=netns.datagram(local, self.km)
-        )
-        self.transport = cast(asyncio.DatagramTransport, t)
+        self.transport, _ = await netns.datagram_endpoint(lambda: _Proto(self), local, self.km)
         self.timer.start(self.loop)
         log.info(
             "polling the km for qkd links",

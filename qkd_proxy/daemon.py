@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from daemonkit import daemon, netns
 from daemonkit.cli import CliServer, CommandTable, register_running_config
@@ -513,11 +513,10 @@ class ProxyDaemon:
         self, ch: Channel, key: str, local: tuple[str, int], remote: tuple[str, int] | None = None
     ) -> None:
         assert self.shell is not None
-        loop = asyncio.get_running_loop()
-        t, _ = await loop.create_datagram_endpoint(
-            functools.partial(_Endpoint, self.shell, ch), sock=netns.datagram(local, remote)
+        t, _ = await netns.datagram_endpoint(
+            functools.partial(_Endpoint, self.shell, ch), local, remote
         )
-        self.shell.transports[(ch, key)] = cast(asyncio.DatagramTransport, t)
+        self.shell.transports[(ch, key)] = t
         self.transports.append(t)
 
     async def start(self) -> None:

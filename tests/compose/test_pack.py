@@ -180,3 +180,34 @@ def test_netns_helpers_do_nothing_in_the_process_namespace() -> None:
     assert netns.current() is None
     with netns.inside():
         pass
+
+
+def test_a_datagram_endpoint_reads_the_largest_datagram_whole() -> None:
+    """:func:`daemonkit.netns.datagram_endpoint` reads at most a UDP payload's worth (not
+    asyncio's 256 KiB, an mmap per datagram), and that loses nothing: the largest
+    datagram loopback carries and a small one after it arrive whole, in order."""
+
+    class Inbox(asyncio.DatagramProtocol):
+        def __init__(self) -> None:
+            self.got: asyncio.Queue[bytes] = asyncio.Queue()
+
+        def datagram_received(self, data: bytes, addr: Any) -> None:
+            self.got.put_nowait(data)
+
+    async def main() -> list[bytes]:
+        rx, inbox = await netns.datagram_endpoint(Inbox, ("127.0.0.1", 0))
+        tx, _ = await netns.datagram_endpoint(
+            asyncio.DatagramProtocol, remote=rx.get_extra_info("sockname")
+        )
+        try:
+            assert getattr(rx, "max_size", netns.MAX_DATAGRAM) == netns.MAX_DATAGRAM
+            big = bytes(range(256)) * 255 + bytes(range(227))  # 65,507: IPv4's largest
+            tx.sendto(big)
+            tx.sendto(b"after")
+            return [await asyncio.wait_for(inbox.got.get(), 5) for _ in range(2)]
+        finally:
+            tx.close()
+            rx.close()
+
+    big, small = asyncio.run(main())
+    assert len(big) == 65507 and big[:256] == bytes(range(256)) and small == b"after"
