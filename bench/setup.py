@@ -14,10 +14,14 @@ telnet session to tn1, R times (default 1; the burst first, on the fresh testbed
 * **concurrent**: N ``qe-service create`` lines sent back to back (each returns at once),
   then N ``qe-service wait ID`` lines, answered as each service comes up (N at once).
 
-Between runs and rounds the bench pauses ``--pause`` seconds (default 6, so that the
-PCE's TED has heard of the deletions from the TE LSAs, MinLSInterval 5 s); with 0 the next
-run relies on the PCE freeing the lambdas at the heads' removal reports (docs/pce.md,
-"Removals before the TED hears of them").
+Between runs and rounds the bench waits until the PCE's TED lists every lambda of every
+TE link free again (the TE LSAs after the deletions, at most one per MinLSInterval, 5 s,
+per link; at most 60 s), then ``--pause`` seconds more (default 1; with 0 it neither waits
+nor pauses, and the next run relies on the PCE freeing the lambdas at the heads' removal
+reports, docs/pce.md, "Removals before the TED hears of them"). A fixed pause was not
+enough: after a burst's 200 deletions a TE LSA sent while the teardowns were still going
+could end the PCE's release of the lambdas (docs/pce.md, "Removals before the TED hears of
+them") and the next burst found some lambdas still used until the next TE LSA.
 
 With R > 1 every round is printed and the best round of each run (lowest p50; the
 highest rate) is marked: the machine is shared, and the best is the round least disturbed
@@ -251,6 +255,36 @@ def concurrent(tb: NetnsTestbed, n: int) -> dict:
     return out
 
 
+def settle(tb: NetnsTestbed, lambdas: int, timeout: float = 60.0) -> float:
+    """Wait until the PCE's TED lists all ``lambdas`` free on every TE link; the seconds
+    it took."""
+    t0 = time.monotonic()
+    pce = Telnet(tb, "client", "pce")
+    try:
+        while True:
+            ted = pce.json("show ted")
+            busy = [
+                link["from"]
+                for node in ted["nodes"]
+                for link in node["links"]
+                if "channels" in link and len(link["channels"]) < lambdas
+            ]
+            if not busy:
+                return time.monotonic() - t0
+            if time.monotonic() - t0 > timeout:
+                raise TimeoutError(f"lambdas still used after {timeout:.0f} s on {busy}")
+            time.sleep(0.25)
+    finally:
+        pce.close()
+
+
+def between(tb: NetnsTestbed, lambdas: int, pause: float) -> None:
+    """Between two runs: the TED settled, then ``pause`` s (0: neither)."""
+    if pause > 0:
+        settle(tb, lambdas)
+        time.sleep(pause)
+
+
 def best(rows: list[dict]) -> dict:
     """The round least disturbed by the machine's other users: the lowest p50 (sequential),
     the highest rate (concurrent)."""
@@ -276,7 +310,12 @@ def main() -> int:
     p.add_argument("--json", action="store_true")
     p.add_argument("--only", choices=("sequential", "concurrent"), help="one of the two runs")
     p.add_argument("--lambdas", type=int, help="lambdas per TE link (default max(8, N + 16))")
-    p.add_argument("--pause", type=float, default=6.0, help="seconds between runs (default 6)")
+    p.add_argument(
+        "--pause",
+        type=float,
+        default=1.0,
+        help="seconds between runs once the TED lists every lambda free (default 1; 0: no wait)",
+    )
     p.add_argument(
         "--gap", type=float, default=0.0, help="sequential: seconds after each deletion (0)"
     )
@@ -301,13 +340,13 @@ def main() -> int:
         try:
             for i in range(max(1, a.repeat)):
                 if i:
-                    time.sleep(a.pause)  # the TED hears of the deletions (MinLSInterval)
+                    between(tb, lambdas, a.pause)
                 if a.only != "sequential":
                     r = concurrent(tb, n)
                     r["lambdas_per_link"] = lambdas
                     runs.setdefault("concurrent", []).append(r)
                 if a.only is None:
-                    time.sleep(a.pause)
+                    between(tb, lambdas, a.pause)
                 if a.only != "concurrent":
                     runs.setdefault("sequential", []).append(sequential(tb, n, a.gap))
         finally:
