@@ -14,14 +14,14 @@ telnet session to tn1, R times (default 1; the burst first, on the fresh testbed
 * **concurrent**: N ``qe-service create`` lines sent back to back (each returns at once),
   then N ``qe-service wait ID`` lines, answered as each service comes up (N at once).
 
-Between runs and rounds the bench waits until the PCE's TED lists every lambda of every
-TE link free again (the TE LSAs after the deletions, at most one per MinLSInterval, 5 s,
-per link; at most 60 s), then ``--pause`` seconds more (default 1; with 0 it neither waits
-nor pauses, and the next run relies on the PCE freeing the lambdas at the heads' removal
-reports, docs/pce.md, "Removals before the TED hears of them"). A fixed pause was not
-enough: after a burst's 200 deletions a TE LSA sent while the teardowns were still going
-could end the PCE's release of the lambdas (docs/pce.md, "Removals before the TED hears of
-them") and the next burst found some lambdas still used until the next TE LSA.
+Between runs and rounds the bench waits until the PCE holds no LSP and its TED lists
+every lambda of every TE link free again (the TE LSAs after the deletions, at most one per
+MinLSInterval, 5 s, per link; at most 60 s), then ``--pause`` seconds more (default 1).
+With ``--pause 0`` it neither waits nor pauses, and the next run relies on the PCE freeing
+the lambdas at the heads' removal reports (docs/pce.md, "Removals before the TED hears of
+them"). A fixed pause was not enough: after a burst's 200 deletions, a TE LSA sent while
+the teardowns were still going could end that release, and the next burst found some
+lambdas still used until the next TE LSA.
 
 With R > 1 every round is printed and the best round of each run (lowest p50; the
 highest rate) is marked: the machine is shared, and the best is the round least disturbed
@@ -256,12 +256,14 @@ def concurrent(tb: NetnsTestbed, n: int) -> dict:
 
 
 def settle(tb: NetnsTestbed, lambdas: int, timeout: float = 60.0) -> float:
-    """Wait until the PCE's TED lists all ``lambdas`` free on every TE link; the seconds
-    it took."""
+    """Wait until the PCE holds no LSP, reservation or release and its TED lists all
+    ``lambdas`` free on every TE link (the TED alone may still be the one from before
+    the run: a node advertises at most once per MinLSInterval); the seconds it took."""
     t0 = time.monotonic()
     pce = Telnet(tb, "client", "pce")
     try:
         while True:
+            db = pce.json("show pce lsp")
             ted = pce.json("show ted")
             busy = [
                 link["from"]
@@ -269,10 +271,14 @@ def settle(tb: NetnsTestbed, lambdas: int, timeout: float = 60.0) -> float:
                 for link in node["links"]
                 if "channels" in link and len(link["channels"]) < lambdas
             ]
+            if db["released"]:
+                busy.append(f"{db['released']} lambdas released, not yet in the TED")
+            if db["lsps"] or db["reservations"]:
+                busy.append(f"{len(db['lsps'])} LSPs, {db['reservations']} reservations")
             if not busy:
                 return time.monotonic() - t0
             if time.monotonic() - t0 > timeout:
-                raise TimeoutError(f"lambdas still used after {timeout:.0f} s on {busy}")
+                raise TimeoutError(f"not settled after {timeout:.0f} s: {busy}")
             time.sleep(0.25)
     finally:
         pce.close()
