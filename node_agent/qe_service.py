@@ -204,8 +204,10 @@ class QeService:
         #: the SRP-ID of the PCUpd a service is moving for (its next report names it)
         self._updating: dict[str, int] = {}
         #: services gone whose LSP RSVP still tears down (graceful deletion): tunnel ID ->
-        #: service ID; reported GOING-DOWN until RSVP holds nothing of the tunnel
-        self._tearing: dict[int, str] = {}
+        #: (service ID, the GOING-DOWN report); reported removed when RSVP holds nothing of
+        #: the tunnel, from this report: by then the core may have forgotten the service
+        #: (it keeps the last KEEP_FINISHED, and a burst of deletions finishes more)
+        self._tearing: dict[int, tuple[str, LspStatus]] = {}
         self._do: dict[type, Callable[[Any], object]] = {
             E.RequestPath: self.request_path,
             E.EtsiOpen: self.call_etsi,
@@ -397,7 +399,7 @@ class QeService:
             self.feed(ev)
         tid = a.lsp.tunnel_id if isinstance(a, RE.LspDown) else None
         if tid in self._tearing and not self.rsvp.core.tunnel_in_use(tid):
-            self._report(self._tearing.pop(tid))
+            self._removed(*self._tearing.pop(tid))
 
     async def wait(self, sid: str, timeout: float = 30.0) -> Service:
         """Until service ``sid`` is up or has failed (or ``timeout`` seconds pass)."""
@@ -547,16 +549,26 @@ class QeService:
             # RSVP still holds the LSP's lambdas (a graceful deletion's round trip): the
             # PCE keeps them in use until the report that removes it (RFC 8231 GOING-DOWN)
             state = LspState.GOING_DOWN
-            self._tearing[s.tunnel_id] = s.id
         lsp = LspStatus(s.tunnel_id, f"qe-{self.name}-{s.id}", self.router_id, s.peer,
                         s.tunnel_id, state or LspState.DOWN, route, reply_to,
                         srp_id is not None, s.relay, s.delegated, code, text,
                         s.lsp.lsp_id if s.lsp else 1)  # fmt: skip
-        report(lsp, remove=gone and not tearing)
-        if gone and not tearing:
-            self._routes.pop(s.tunnel_id, None)
-            self._initiated.pop(s.id, None)
-            self._updating.pop(s.id, None)
+        if tearing:
+            self._tearing[s.tunnel_id] = (s.id, lsp)
+            report(lsp)
+        elif gone:
+            self._removed(s.id, lsp)
+        else:
+            report(lsp)
+
+    def _removed(self, sid: str, lsp: LspStatus) -> None:
+        """Report ``lsp`` (of service ``sid``) removed and forget what was kept for it."""
+        report = getattr(self.pcc, "report", None)
+        if report is not None:
+            report(replace(lsp, state=LspState.DOWN), remove=True)
+        self._routes.pop(lsp.tunnel_id, None)
+        self._initiated.pop(sid, None)
+        self._updating.pop(sid, None)
 
     def _log(self, a: E.Log) -> None:
         level = logging.WARNING if a.warning else logging.INFO

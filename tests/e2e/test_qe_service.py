@@ -22,6 +22,7 @@ from gmpls.pcep import examples as ex
 from gmpls.pcep import messages as M
 from gmpls.pcep import objects as PO
 from gmpls.pcep.constants import LspState
+from gmpls.qe_service import core as qe_core
 from gmpls.qe_service.events import Create
 from gmpls.qe_service.model import QeServiceError
 from gmpls.rsvp import decode
@@ -250,6 +251,26 @@ async def test_a_deleted_lsp_stays_going_down_at_the_pce_until_rsvp_has_torn_it_
     assert {ch for _, ch in lsp.lambdas} == {1}
     lab.settle(lambda: lab.pce.lsps.all() == [])
     assert not lab.rsvp["tn1"].core.tunnel_in_use(tunnel)
+    assert lab.pce.lsps.held(lab.sim.now) == {}
+
+
+async def test_a_deletion_is_reported_removed_after_the_core_has_forgotten_the_service(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The core keeps only the last KEEP_FINISHED finished services; a burst of deletions
+    can finish more before RSVP has torn the first ones down (200 deleted at once did,
+    and ten LSPs stayed GOING-DOWN at the PCE for good). The removal is reported from
+    the GOING-DOWN report kept for the tunnel, not from the service."""
+    monkeypatch.setattr(qe_core, "KEEP_FINISHED", 1)
+    lab = MemLab(stateful_pce=True)
+    lab.start()
+    a, b = await create(lab), await create(lab)
+    await lab.cli("tn1", f"qe-service delete {a['id']}")
+    await lab.cli("tn1", f"qe-service delete {b['id']}")
+    with pytest.raises(QeServiceError):
+        lab.nodes["tn1"].core.find(a["id"])  # forgotten while its LSP is torn down
+    assert {x.state for x in lab.pce.lsps.all()} == {LspState.GOING_DOWN}
+    lab.settle(lambda: lab.pce.lsps.all() == [])
     assert lab.pce.lsps.held(lab.sim.now) == {}
 
 
