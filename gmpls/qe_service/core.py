@@ -245,6 +245,8 @@ class QeServiceCore:
         self.heads: dict[int, Service] = {}  # by tunnel ID
         self.tails: dict[RE.LspKey, Service] = {}
         self.finished: deque[Service] = deque(maxlen=KEEP_FINISHED)
+        #: every service :meth:`find` can name: the live ones and those in ``finished``
+        self._by_id: dict[str, Service] = {}
         #: the ERO each head service was signalled on (for the busy-label retry)
         self._routes: dict[int, tuple[ero.Subobject, ...]] = {}
         self._next_tunnel = 1
@@ -321,10 +323,10 @@ class QeServiceCore:
     # --- queries (the CLI's) --------------------------------------------------------
 
     def find(self, sid: str) -> Service:
-        for s in (*self.heads.values(), *self.tails.values(), *reversed(self.finished)):
-            if s.id == sid:
-                return s
-        raise QeServiceError(f"no QE service {sid}")
+        s = self._by_id.get(sid)
+        if s is None:
+            raise QeServiceError(f"no QE service {sid}")
+        return s
 
     def route_of(self, tunnel_id: int) -> tuple[ero.Subobject, ...] | None:
         """The route the LSP of head tunnel ``tunnel_id`` was signalled on (the new one
@@ -405,6 +407,7 @@ class QeServiceCore:
             delegated=ev.delegate,
         )
         self.heads[tid] = s
+        self._by_id[s.id] = s
         self._schedule(s)
         s.stage("pcreq", self._now)
         self.counters["created"] += 1
@@ -734,6 +737,7 @@ class QeServiceCore:
             self._finish(old, DOWN, "replaced by a new Path")
         s.path = [*reversed(route_nodes(job.recorded_route)), str(self.router_id)]
         self.tails[lsp] = s
+        self._by_id[s.id] = s  # after the one it replaces was finished
         self._schedule(s)
         return s
 
@@ -1253,6 +1257,10 @@ class QeServiceCore:
                 del self.heads[s.tunnel_id]
         elif s.lsp is not None and self.tails.get(s.lsp) is s:
             del self.tails[s.lsp]
+        if len(self.finished) == self.finished.maxlen:  # the oldest is forgotten
+            old = self.finished[0]
+            if self._by_id.get(old.id) is old:
+                del self._by_id[old.id]
         self.finished.append(s)
         self._log(
             "qe service finished",
