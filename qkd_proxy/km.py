@@ -234,6 +234,7 @@ class KeyManager:
         self._out: list[Action] = []
         self.counters: dict[str, int] = {
             "north_malformed": 0,
+            "north_duplicates": 0,  # repeats answered here (the link cores count theirs)
             "refused": 0,
             "sync_foreign": 0,
             "south_foreign": 0,
@@ -533,11 +534,32 @@ class KeyManager:
                 )
             )
             return
+        # a repeat gets the answer the first one got, whoever answered it: a GET_KEY that
+        # overtook its session's OPEN (lost, then resent) is answered status 4 up here,
+        # and its repeat, once the OPEN is in, must not take the session's first key
+        answered = self._answered(addr, data)
+        if answered is not None:
+            self.counters["north_duplicates"] += 1
+            self._out.append(Send(Channel.NORTH, answered, addr))
+            return
+        if (addr, msg.request_id) in self.pending_north:
+            self.counters["north_duplicates"] += 1
+            return
         ln = self._route(msg)
         if ln is not None:
             self._feed(ln, Datagram(Channel.NORTH, data, addr), now)
         else:
             self._relay_north(msg, data, addr, now)
+
+    def _answered(self, addr: Addr, data: bytes) -> bytes | None:
+        """The answer already sent to this very request (its bytes), by this layer or a
+        link core, if it is still kept."""
+        cached = self.cache.get(addr, data)
+        for ln in self.links.values():
+            if cached is not None:
+                break
+            cached = ln.core.cache.get(addr, data)
+        return cached
 
     def _route(self, msg: etsi.Request) -> _Link | None:
         """The link core that serves ``msg``, or None: the relay layer does."""
@@ -600,12 +622,6 @@ class KeyManager:
         self._out.append(Send(Channel.NORTH, data, addr))
 
     def _relay_north(self, msg: etsi.Request, data: bytes, addr: Addr, now: float) -> None:
-        cached = self.cache.get(addr, data)
-        if cached is not None:
-            self._out.append(Send(Channel.NORTH, cached, addr))
-            return
-        if (addr, msg.request_id) in self.pending_north:
-            return
         self.pending_north[(addr, msg.request_id)] = data
         if isinstance(msg, etsi.Open):
             self._sae_open(msg, addr, now)

@@ -264,3 +264,28 @@ def test_each_end_tells_its_own_stream() -> None:
     fresh = net.km[1].links["km1-km2"]
     fresh.emu_rate = fresh.emu_buffer = None  # no STATUS answer yet
     assert fresh.stream() == (500, 1 << 19)  # the topology's 1000 b/s and 1 Mib, halved
+
+
+def test_a_get_key_repeated_after_its_open_gets_the_answer_it_got_before() -> None:
+    """A GET_KEY that overtook its session's OPEN (the OPEN lost on the way, as a burst
+    that fills the key manager's socket buffer can do, then resent) is answered status 4
+    by the key manager; its repeat, once the OPEN is in, must get that same answer and not
+    the session's first key: the client took the status 4 and asks again under a new
+    request ID, which would then get index 1 (seen under 200 setups at once: "key index
+    1, expected 0")."""
+    net = KmNet(2, [(1, 2)])
+    h = bytes(range(1, 65))
+    src = (north(1), 50000)
+    get = etsi.encode(etsi.GetKey(12, h))
+    net.send(1, src, Channel.NORTH, get)
+    net.sim.run(0.01)
+    net.send(1, src, Channel.NORTH, etsi.encode(etsi.Open(11, site(2), etsi.QoS(32), h)))
+    net.sim.run(0.3)
+    net.send(1, src, Channel.NORTH, get)  # the client's retransmission
+    net.sim.run(0.3)
+    first, opened, again = (etsi.decode(r) for r in net.inbox.pop(src))
+    assert isinstance(opened, etsi.OpenReply) and opened.status == OK
+    assert first == again and again.status == Status.NO_QKD_CONNECTION
+    assert net.km[1].all_counters()["north_duplicates"] == 1
+    r = net.call(1, etsi.GetKey(13, h))
+    assert isinstance(r, etsi.GetKeyReply) and (r.status, r.index) == (OK, 0)
