@@ -166,6 +166,23 @@ def datagram(
 #: the largest UDP payload there is: what a datagram endpoint reads at most
 MAX_DATAGRAM = 65535
 
+#: SO_RCVBUFFORCE (Linux; the socket module does not name it)
+SO_RCVBUFFORCE = 33
+
+#: a datagram endpoint's receive buffer: what a burst may queue while the loop is busy
+RECEIVE_BUFFER = 4 << 20
+
+
+def receive_buffer(s: _socket.socket, size: int = RECEIVE_BUFFER) -> None:
+    """Let ``s`` queue ``size`` bytes of datagrams (with CAP_NET_ADMIN past
+    ``net.core.rmem_max``, else up to it): the default (208 KiB, a few hundred small
+    datagrams) overflows in a burst, and what overflows is dropped without a word."""
+    try:
+        s.setsockopt(_socket.SOL_SOCKET, SO_RCVBUFFORCE, size)
+    except OSError:
+        s.setsockopt(_socket.SOL_SOCKET, _socket.SO_RCVBUF, size)
+
+
 P = TypeVar("P", bound=asyncio.DatagramProtocol)
 
 
@@ -180,10 +197,11 @@ async def datagram_endpoint(
     above glibc's mmap threshold, so each datagram costs an mmap, an mremap and a munmap
     (13 us more per datagram than a 64 KiB read, measured; more in a process with
     threads). The transport's read size is set to :data:`MAX_DATAGRAM`, which loses
-    nothing, on the transports that have one."""
-    t, p = await asyncio.get_running_loop().create_datagram_endpoint(
-        factory, sock=datagram(local, remote)
-    )
+    nothing, on the transports that have one. The socket gets a :func:`receive_buffer`
+    (200 setups at once overflowed a key manager's default one: OPENs were lost)."""
+    sock = datagram(local, remote)
+    receive_buffer(sock)
+    t, p = await asyncio.get_running_loop().create_datagram_endpoint(factory, sock=sock)
     if hasattr(t, "max_size"):
         t.max_size = MAX_DATAGRAM
     return cast(asyncio.DatagramTransport, t), p

@@ -58,7 +58,6 @@ SIOCGIFADDR = 0x8915
 SIOCGIFNETMASK = 0x891B
 SIOCGIFMTU = 0x8921
 TOS_CS6 = 0xC0
-SO_RCVBUFFORCE = 33
 #: backlog packets processed per event-loop turn (see OspfSpeaker._readable)
 BACKLOG_SLICE = 16
 #: packet types handed to the core as they arrive, ahead of the backlog (LS Updates: the
@@ -181,10 +180,7 @@ class OspfSpeaker:
             s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
             s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 1)
             s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, TOS_CS6)
-            try:  # root may exceed net.core.rmem_max: a burst of LSUs must not drop Hellos
-                s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 1 << 22)
-            except OSError:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+            netns.receive_buffer(s, 1 << 22)  # a burst of LSUs must not drop Hellos
             self._membership(s, cfg, ALL_SPF_ROUTERS, True)
         except OSError:
             s.close()
