@@ -13,7 +13,6 @@ import os
 import select
 import socket
 import struct
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -177,16 +176,8 @@ def test_transit_cross_connects_carry_frames_head_to_tail_in_the_kernel(
         for n in TRANSITS
     }
     pcap = tmp_path / "tail.pcap"
-    err = tmp_path / "tcpdump.err"
-    with open(err, "wb") as errf:
-        dump = lab.tb.popen(
-            "tn5",
-            ["tcpdump", "-i", fwd_in, "-n", "-U", "--immediate-mode", "-w", str(pcap), "udp"],
-            stdout=subprocess.DEVNULL,
-            stderr=errf,
-        )
+    dump = tshark.tcpdump(lab.tb, "tn5", ["-i", fwd_in, "-n", "udp"], pcap)
     try:
-        wait_for(lambda: b"listening on" in err.read_bytes(), timeout=20, what="tcpdump")
         rx = lab.tb.socket("tn5", socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
         tx = lab.tb.socket("tn1", socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
         with rx, tx:

@@ -21,6 +21,7 @@ import pytest
 
 from gmpls.topology import load as load_topology
 from tests.dataplane.test_dataplane_tshark import fields
+from tests.support import tshark
 from tests.support.dataplane_pair import ping_argv
 from tests.support.e2elab import PAPER, ROOT, Lab, start_lab, stop_lab
 from tests.support.netns_util import until
@@ -131,10 +132,8 @@ def test_iperf3_runs_from_ha_to_hb_over_the_service(lab: Lab, svc: dict[str, Any
 def test_a_channel_carries_ciphertext_only(lab: Lab, svc: dict[str, Any], tmp_path: Path) -> None:
     tx = service(lab, "tn1", "head", svc["key_handle_prefix"])["dataplane"]["tx"]
     pcap = tmp_path / "channel.pcap"
-    dump = lab.tb.popen("tn1", ["tcpdump", "-U", "-i", tx, "-w", str(pcap)],
-                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    dump = tshark.tcpdump(lab.tb, "tn1", ["-i", tx], pcap)
     try:
-        _until("tcpdump started", lambda: pcap.exists() and pcap.stat().st_size > 0, 10)
         assert ping(lab, "ha", HB, 20, 0.02)
         _until("the capture", lambda: pcap.stat().st_size > 20 * 100, 10)
     finally:

@@ -30,6 +30,7 @@ import pytest
 from compose import daemons
 from compose.netns import NetnsTestbed
 from gmpls.ospf.qkdlink import QkdLinkTlv, qkd_lsa_id
+from tests.support import tshark
 from tests.support.frr import frr_nbrs, lsdb_frr, lsdb_ours, ours_json, ours_nbrs, vtysh, vtysh_json
 from tests.support.netns_util import tshark_fields, wait_for
 
@@ -95,13 +96,7 @@ def lsdb_bird(tb: NetnsTestbed) -> set[tuple[str, str, str, str]]:
 def test_ours_frr_bird_on_one_lan(lab: NetnsTestbed, tmp_path: Path) -> None:
     tb = lab
     pcap = tmp_path / "ctrl.pcap"
-    tb.popen(
-        "tn2",
-        ["tcpdump", "-i", "ctrl", "-U", "-w", str(pcap), "ip proto 89"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    time.sleep(0.5)
+    tshark.tcpdump(tb, "tn2", ["-i", "ctrl", "ip proto 89"], pcap)
     start_all(tb)
 
     want_tn1 = {"10.1.1.2": "Full", "10.1.1.3": "Full", "10.1.1.4": "Full"}

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from compose.netns import NetnsTestbed
+from tests.support import tshark
 from tests.support.netns_util import tshark_fields, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,12 +35,7 @@ def lan(testbed_factory: Any) -> NetnsTestbed:
 
 def capture(tb: NetnsTestbed, host: str, pcap: Path) -> None:
     """OSPF on the host's control interface into ``pcap`` until the testbed goes down."""
-    tb.popen(
-        host,
-        ["tcpdump", "-i", "ctrl", "-U", "-w", str(pcap), "ip proto 89"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    tshark.tcpdump(tb, host, ["-i", "ctrl", "ip proto 89"], pcap)
 
 
 def cli_json(lan: NetnsTestbed, host: str, cmd: str) -> Any:

@@ -28,6 +28,7 @@ from gmpls.ospf.constants import LsType
 from gmpls.ospf.lsa import LSA
 from gmpls.ospf.te import TeLSA
 from pce.ted import Ted
+from tests.support import tshark
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
@@ -90,12 +91,7 @@ def test_pce_ted_from_live_frr(testbed_factory: Callable[..., Any], tmp_path: Pa
         pytest.fail("FRR is required for the interop tests (make setup installs it)")
     tb = testbed_factory(DATA / "frr_pce.yaml", prefix="pf", start_daemons=False)
     pcap = tmp_path / "ospf.pcap"
-    dump = tb.popen(
-        "pce",
-        ["tcpdump", "-U", "-q", "-i", "ctrl", "-w", str(pcap), "ip proto 89"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    dump = tshark.tcpdump(tb, "pce", ["-q", "-i", "ctrl", "ip proto 89"], pcap)
     argv = [sys.executable, "-m", "pce", "--topology", str(tb.topo_file), "--host", "pce"]
     with open(tmp_path / "pce.out", "wb") as out:
         pce = tb.popen("pce", [*argv, "--log-file", str(tmp_path / "pce.log")], env=ENV,

@@ -148,8 +148,7 @@ def test_pathd_stateful_session_stays_up(
         pytest.fail("FRR with pathd is required for the interop tests (make setup installs it)")
     tb = testbed_factory(DATA / "frr_pcep.yaml", prefix="pw", start_daemons=False)
     pcap = tmp_path / "pcep.pcap"
-    dump = tb.popen("pce", ["tcpdump", "-U", "-q", "-i", "ctrl", "-w", str(pcap), "tcp port 4189"],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    dump = tshark.tcpdump(tb, "pce", ["-q", "-i", "ctrl", "tcp port 4189"], pcap)
     argv = [sys.executable, "-m", "pce", "--topology", str(tb.topo_file), "--host", "pce"]
     argv += ["--ted", "static", "--log-file", str(tmp_path / "pce.log")]
     with open(tmp_path / "pce.out", "wb") as out:

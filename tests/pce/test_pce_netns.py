@@ -29,6 +29,7 @@ import pytest
 
 from gmpls.ero import encode_subobjects
 from gmpls.pcep import examples as ex
+from tests.support import tshark
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -68,11 +69,7 @@ def request(tb: Any) -> dict[str, Any]:
 
 def scenario(tb: Any, stop_tn3: Callable[[], None], tmp_path: Path) -> None:
     pcap = tmp_path / "pcep.pcap"
-    dump = tb.popen(
-        "pce",
-        ["tcpdump", "-U", "-q", "-i", "ctrl", "-w", str(pcap), "tcp port 4189"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    dump = tshark.tcpdump(tb, "pce", ["-q", "-i", "ctrl", "tcp port 4189"], pcap)
     try:
         t = wait_for(
             "5 TE nodes and 10 usable links in the TED",

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -73,14 +72,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetnsTestbed]:
 
 def test_relay_from_site_1_to_site_3_through_km2(lab: NetnsTestbed) -> None:
     pcap = lab.run_dir / "kms.pcap"
-    dump = lab.popen(
-        "km2",
-        ["tcpdump", "-i", "kms", "-U", "-n", "-w", str(pcap), "udp"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    dump = tshark.tcpdump(lab, "km2", ["-i", "kms", "-n", "udp"], pcap)
     try:
-        time.sleep(1.0)  # tcpdump opens the interface
         o = cli(lab, "n1", "open", "--destination", "10.1.1.3")
         assert o["status"] == 0, o
         h = o["key_handle"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -21,6 +20,7 @@ import pytest
 from compose.backend import quiet
 from compose.netns import NetnsTestbed, teardown
 from idq3p_emulator.store import make_keyfile
+from tests.support import tshark
 
 pytestmark = [
     pytest.mark.netns,
@@ -159,14 +159,8 @@ def test_1000_keys_match_with_20_percent_loss_capture_has_no_key_replays_rejecte
     lab: NetnsTestbed,
 ) -> None:
     pcap = lab.run_dir / "sync.pcap"
-    dump = lab.popen(
-        "etsiA",
-        ["tcpdump", "-i", "sync", "-U", "-n", "-w", str(pcap), "udp"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    dump = tshark.tcpdump(lab, "etsiA", ["-i", "sync", "-n", "udp"], pcap)
     try:
-        time.sleep(1.0)  # tcpdump opens the interface
         for d in QKD_DOMAINS:  # 20 % of the frames crossing any QKD domain are dropped
             lab.impair(d, loss=20)
         h = open_pair(lab)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -60,3 +61,29 @@ def layers(pcap: Path, *args: str) -> list[Any]:
         dict(dict(f)["_source"])["layers"]
         for f in frames(pcap, *args, "-o", "ip.check_checksum:TRUE")
     ]
+
+
+def tcpdump(
+    tb: Any, host: str, args: list[str], pcap: Path, timeout: float = 20.0
+) -> subprocess.Popen[bytes]:
+    """``tcpdump -U --immediate-mode -w PCAP ARGS`` in ``host``'s namespace (``tb.popen``),
+    returned once it listens (its ``listening on`` line), so that no frame sent after this
+    returns is missed.
+
+    ``--immediate-mode``: without it libpcap hands packets over a block at a time, when the
+    block fills or its timeout (1 s) passes, and a tcpdump stopped (SIGTERM) before that
+    never writes the last block: the KM relay test lost every frame of its relay that way
+    in a full run. ``-U`` writes each packet out as it comes."""
+    err = pcap.with_name(pcap.name + ".tcpdump.err")
+    argv = ["tcpdump", "-U", "--immediate-mode", "-w", str(pcap), *args]
+    with open(err, "wb") as errf:
+        dump: subprocess.Popen[bytes] = tb.popen(host, argv, stdout=subprocess.DEVNULL, stderr=errf)
+    deadline = time.monotonic() + timeout
+    while b"listening on" not in err.read_bytes():
+        if dump.poll() is not None:
+            raise RuntimeError(f"tcpdump on {host} exited: {err.read_text(errors='replace')}")
+        if time.monotonic() > deadline:
+            dump.kill()
+            raise TimeoutError(f"tcpdump on {host} not listening within {timeout} s")
+        time.sleep(0.05)
+    return dump
